@@ -1,0 +1,163 @@
+//! Unit tests: the numbers are the PRODUCT.md values, structs have the intended layout and
+//! byte conversion round-trips.
+
+use super::*;
+
+#[test]
+fn syscall_numbers_match_the_contract() {
+    assert_eq!(SYS_OPEN, 0x1010_0005);
+    assert_eq!(SYS_CLOSE, 0x2000_0006);
+    assert_eq!(SYS_READ, 0x2200_0003);
+    assert_eq!(SYS_WRITE, 0x2100_0004);
+    assert_eq!(SYS_LSEEK, 0x2000_0013);
+    assert_eq!(SYS_DUP, 0x2010_0029);
+    assert_eq!(SYS_DUP2, 0x2010_003f);
+    assert_eq!(SYS_FPATH, 0x2200_0000 | 928);
+    assert_eq!(SYS_FSTAT, 0x2200_0000 | 28);
+    assert_eq!(SYS_FEXEC, 0x2000_0000 | 11);
+    assert_eq!(SYS_FMAP, 0x2100_0000 | 90);
+    assert_eq!(SYS_FUNMAP, 0x2000_0000 | 91);
+    assert_eq!(SYS_RMDIR, 0x1000_0000 | 84);
+    assert_eq!(SYS_UNLINK, 0x1000_0000 | 10);
+    assert_eq!(
+        [
+            SYS_EXIT,
+            SYS_WAITPID,
+            SYS_KILL,
+            SYS_GETPID,
+            SYS_GETPPID,
+            SYS_CLONE,
+            SYS_BRK
+        ],
+        [1, 7, 37, 20, 64, 120, 45]
+    );
+    assert_eq!(
+        [
+            SYS_CHDIR,
+            SYS_GETCWD,
+            SYS_NANOSLEEP,
+            SYS_CLOCK_GETTIME,
+            SYS_YIELD,
+            SYS_PIPE2
+        ],
+        [12, 183, 162, 265, 158, 331]
+    );
+    assert_eq!(
+        [
+            SYS_SIGACTION,
+            SYS_SIGPROCMASK,
+            SYS_SIGRETURN,
+            SYS_MPROTECT,
+            SYS_FUTEX
+        ],
+        [67, 126, 119, 125, 240]
+    );
+    assert_eq!([SYS_GETUID, SYS_GETGID, SYS_UMASK], [199, 200, 60]);
+    assert_eq!(SYS_SUPERVISE, 1638);
+    assert_eq!(CLONE_SUPERVISE, 0x40_0000);
+}
+
+#[test]
+fn syscall_names_are_unique_and_complete() {
+    for (i, &(n, name)) in SYSCALLS.iter().enumerate() {
+        assert_eq!(syscall_name(n), Some(name));
+        assert!(SYSCALLS[i + 1..].iter().all(|&(m, _)| m != n), "{name}");
+    }
+    assert_eq!(syscall_name(SYS_OPEN), Some("open"));
+    assert_eq!(syscall_name(0xdead), None);
+}
+
+#[test]
+fn errno_encoding() {
+    assert_eq!(Errno::demux(5), Ok(5));
+    assert_eq!(Errno::demux(-2isize as usize), Err(Errno(ENOENT)));
+    assert_eq!(Errno::demux(-4096isize as usize), Ok(-4096isize as usize));
+    assert_eq!(Errno::mux(Err(Errno(EBADF))), -9isize as usize);
+    assert_eq!(errno_name(EWOULDBLOCK), "EWOULDBLOCK");
+    assert_eq!(errno_name(999), "EUNKNOWN");
+    assert_eq!(EWOULDBLOCK, 41);
+    assert_eq!(ETIMEDOUT, 110);
+}
+
+#[test]
+fn wait_status() {
+    let s = w_exitcode(3);
+    assert!(wifexited(s) && !wifsignaled(s) && !wifstopped(s));
+    assert_eq!(wexitstatus(s), 3);
+    let s = w_termsig(SIGKILL);
+    assert!(!wifexited(s) && wifsignaled(s));
+    assert_eq!(wtermsig(s), 9);
+    let s = w_stopcode(SIGSTOP);
+    assert!(wifstopped(s) && !wifsignaled(s) && !wifexited(s));
+    assert_eq!(wstopsig(s), SIGSTOP);
+}
+
+#[test]
+fn signals() {
+    assert_eq!(signal_name(SIGTERM), Some("TERM"));
+    assert_eq!(signal_from_name("SIGKILL"), Some(SIGKILL));
+    assert_eq!(signal_from_name("CHLD"), Some(17));
+    assert_eq!(signal_from_name(""), None);
+    assert_eq!(signal_name(0), None);
+}
+
+#[test]
+fn struct_layouts() {
+    assert_eq!(Stat::SIZE, 104);
+    assert_eq!(TimeSpec::SIZE, 16);
+    assert_eq!(Map::SIZE, 32);
+    assert_eq!(SigAction::SIZE, 32);
+}
+
+#[test]
+fn struct_bytes_round_trip() {
+    let st = Stat {
+        st_dev: 1,
+        st_ino: 2,
+        st_mode: MODE_FILE | 0o644,
+        st_nlink: 3,
+        st_uid: 4,
+        st_gid: 5,
+        st_size: 0x1122_3344_5566_7788,
+        st_blksize: 4096,
+        st_blocks: 7,
+        st_mtime: 8,
+        st_mtime_nsec: 9,
+        st_atime: 10,
+        st_atime_nsec: 11,
+        st_ctime: 12,
+        st_ctime_nsec: 13,
+    };
+    let bytes = st.to_bytes();
+    assert_eq!(&bytes[16..18], &(MODE_FILE | 0o644).to_le_bytes());
+    assert_eq!(&bytes[18..20], &[0, 0], "padding is zero");
+    assert_eq!(&bytes[32..40], &0x1122_3344_5566_7788u64.to_le_bytes());
+    assert_eq!(Stat::from_bytes(&bytes), Some(st));
+    assert_eq!(Stat::from_bytes(&bytes[..50]), None);
+
+    let act = SigAction {
+        sa_handler: 0x40_1000,
+        sa_mask: [0x8000_0000_0000_0001, 2],
+        sa_flags: SA_RESTART,
+    };
+    let bytes = act.to_bytes();
+    assert_eq!(&bytes[8..16], &0x8000_0000_0000_0001u64.to_le_bytes());
+    assert_eq!(SigAction::from_bytes(&bytes), Some(act));
+
+    let ts = TimeSpec {
+        tv_sec: -1,
+        tv_nsec: 999_999_999,
+    };
+    let mut buf = [0xffu8; 20];
+    assert_eq!(ts.write_to(&mut buf), Some(16));
+    assert_eq!(&buf[12..16], &[0, 0, 0, 0]);
+    assert_eq!(TimeSpec::from_bytes(&buf), Some(ts));
+
+    let map = Map {
+        offset: 0,
+        size: 8192,
+        flags: PROT_READ | PROT_WRITE | MAP_PRIVATE,
+        address: 0,
+    };
+    assert_eq!(Map::from_bytes(&map.to_bytes()), Some(map));
+}
