@@ -1,0 +1,209 @@
+//! Execution: the one hot loop, the typed exits it returns, and the handler
+//! interface every instruction family implements.
+//!
+//! Code runs as pre-decoded basic blocks (see `block`). Each `Op` carries the
+//! function pointer chosen for its instruction at decode time plus the decoded
+//! `Instruction`, so nothing is decoded or matched by mnemonic while running.
+//! A handler returns `Ok(())` or a `Trap`; traps are the cold way out of the
+//! loop and become an [`Exit`] with precise state: for a fault `rip` points at
+//! the faulting instruction and it is not counted as retired; for a trap
+//! (`syscall`, `int n`, `int3`) `rip` points after it and it is counted.
+//!
+//! The budget is exact: a block longer than the remaining budget runs only its
+//! first ops, so instruction counts (and so `rdtsc` and record/replay) do not
+//! depend on how code happened to be split into blocks.
+
+pub(crate) mod int;
+pub(crate) mod operand;
+pub(crate) mod sse;
+pub(crate) mod x87;
+
+use iced_x86::Instruction;
+
+use crate::block::CodeCache;
+use crate::cpu::Cpu;
+use crate::memory::{Access, Memory};
+
+/// Why a handler stopped: the cold path out of the hot loop.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Trap {
+    /// Details are in `Memory::fault`.
+    PageFault,
+    DivideError,
+    InvalidOpcode,
+    GeneralProtection,
+    /// Unmasked SSE floating-point exception (#XM).
+    SimdFloatingPoint,
+    /// Unmasked x87 floating-point exception (#MF).
+    FloatingPoint,
+    Breakpoint,
+    /// `int1` (icebp).
+    Debug,
+    Interrupt(u8),
+    Syscall,
+    Int80,
+    Halt,
+}
+
+impl Trap {
+    /// Traps complete the instruction; faults leave it unexecuted.
+    fn completes_instruction(self) -> bool {
+        matches!(self, Trap::Breakpoint | Trap::Debug | Trap::Interrupt(_) | Trap::Syscall | Trap::Int80)
+    }
+}
+
+/// Which gate a system call came through.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
+pub enum Gate {
+    /// The `syscall` instruction (which also set RCX and R11, as on hardware).
+    Syscall,
+    /// `int 0x80`.
+    Int80,
+}
+
+/// Why [`Cpu::run`] returned. Faults leave `rip` at the faulting instruction;
+/// traps (`Syscall`, `Interrupt`, `Breakpoint`, `Debug`) leave it after the
+/// instruction.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Exit {
+    Syscall(Gate),
+    /// `int n` for any `n` other than 0x80 (and other than 3, see `Breakpoint`).
+    Interrupt(u8),
+    /// `int3`.
+    Breakpoint,
+    /// `int1` / icebp.
+    Debug,
+    /// #UD: an invalid or unimplemented instruction; the bytes at `rip`.
+    InvalidOpcode { bytes: [u8; 15], len: u8 },
+    /// #DE: division by zero or quotient overflow.
+    DivideError,
+    /// #GP: e.g. a privileged instruction or a reserved MXCSR bit.
+    GeneralProtection,
+    /// #PF: an access outside a mapping or against its permissions.
+    PageFault { addr: u64, access: Access },
+    /// #XM: an SSE floating-point exception the guest unmasked in MXCSR.
+    SimdFloatingPoint,
+    /// #MF: an x87 exception the guest unmasked in the control word.
+    FloatingPoint,
+    /// `hlt` (privileged in user mode).
+    Halt,
+    /// The instruction budget ran out; `rip` is the next instruction.
+    BudgetExhausted,
+}
+
+/// An instruction handler.
+pub(crate) type Handler = fn(&mut Cpu, &mut Memory, &Op) -> Result<(), Trap>;
+
+/// One pre-decoded instruction.
+pub(crate) struct Op {
+    pub exec: Handler,
+    pub insn: Instruction,
+    /// Position in its block: `cpu.icount + idx` is this instruction's count.
+    pub idx: u32,
+    /// Handler-specific data precomputed at decode time.
+    pub a: u64,
+}
+
+/// A guest address space: memory plus the code decoded from it. Threads that
+/// share memory share one `AddressSpace`.
+pub struct AddressSpace {
+    pub mem: Memory,
+    pub(crate) code: CodeCache,
+}
+
+impl AddressSpace {
+    /// Reserves an address space of `limit` bytes.
+    pub fn new(limit: u64) -> Result<AddressSpace, crate::MemError> {
+        Ok(AddressSpace { mem: Memory::new(limit)?, code: CodeCache::new() })
+    }
+
+    /// A copy of this address space (fork); code is re-decoded on demand.
+    pub fn fork(&self) -> Result<AddressSpace, crate::MemError> {
+        Ok(AddressSpace { mem: self.mem.fork()?, code: CodeCache::new() })
+    }
+
+    /// Drops all decoded code (e.g. after exec replaced the image).
+    pub fn flush_code(&mut self) {
+        self.code = CodeCache::new();
+        self.mem.clear_code_marks();
+    }
+
+    /// Number of decoded blocks currently cached (for tests and statistics).
+    pub fn cached_blocks(&self) -> usize {
+        self.code.len()
+    }
+}
+
+impl Cpu {
+    /// Runs until an exit or until `budget` instructions have retired.
+    pub fn run(&mut self, space: &mut AddressSpace, budget: u64) -> Exit {
+        let AddressSpace { mem, code } = space;
+        let mut remaining = budget;
+        loop {
+            if !mem.dirty_code.is_empty() {
+                code.invalidate(&mut mem.dirty_code);
+            }
+            if remaining == 0 {
+                return Exit::BudgetExhausted;
+            }
+            let id = match code.lookup(self.rip) {
+                Some(id) => id,
+                None => match code.build(mem, self.rip) {
+                    Ok(id) => id,
+                    Err(exit) => return exit,
+                },
+            };
+            let block = code.block(id);
+            let n = block.ops.len().min(remaining.min(u32::MAX as u64) as usize);
+            self.rip = block.end;
+            for op in &block.ops[..n] {
+                if let Err(trap) = (op.exec)(self, mem, op) {
+                    return self.trap_exit(trap, op, mem);
+                }
+            }
+            if n < block.ops.len() {
+                self.rip = block.ops[n].insn.ip();
+            }
+            self.icount += n as u64;
+            remaining -= n as u64;
+        }
+    }
+
+    #[cold]
+    fn trap_exit(&mut self, trap: Trap, op: &Op, mem: &mut Memory) -> Exit {
+        let done = trap.completes_instruction();
+        self.icount += op.idx as u64 + done as u64;
+        self.rip = if done { op.insn.next_ip() } else { op.insn.ip() };
+        match trap {
+            Trap::PageFault => Exit::PageFault { addr: mem.fault.addr, access: mem.fault.access },
+            Trap::DivideError => Exit::DivideError,
+            Trap::InvalidOpcode => {
+                let mut bytes = [0u8; 15];
+                let len = op.insn.len().clamp(1, 15);
+                let avail = mem.fetch_code(op.insn.ip(), len);
+                let len = avail.len();
+                bytes[..len].copy_from_slice(avail);
+                Exit::InvalidOpcode { bytes, len: len as u8 }
+            }
+            Trap::GeneralProtection => Exit::GeneralProtection,
+            Trap::SimdFloatingPoint => Exit::SimdFloatingPoint,
+            Trap::FloatingPoint => Exit::FloatingPoint,
+            Trap::Breakpoint => Exit::Breakpoint,
+            Trap::Debug => Exit::Debug,
+            Trap::Interrupt(n) => Exit::Interrupt(n),
+            Trap::Syscall => Exit::Syscall(Gate::Syscall),
+            Trap::Int80 => Exit::Syscall(Gate::Int80),
+            Trap::Halt => Exit::Halt,
+        }
+    }
+}
+
+/// The handler for invalid and unimplemented instructions.
+pub(crate) fn undefined(_: &mut Cpu, _: &mut Memory, _: &Op) -> Result<(), Trap> {
+    Err(Trap::InvalidOpcode)
+}
+
+/// Picks the handler for a decoded instruction; `None` means #UD.
+pub(crate) fn select(insn: &Instruction) -> Option<Handler> {
+    int::select(insn).or_else(|| sse::select(insn)).or_else(|| x87::select(insn))
+}

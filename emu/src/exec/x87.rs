@@ -1,0 +1,9 @@
+//! x87 instructions (being written).
+
+use iced_x86::Instruction;
+
+use super::Handler;
+
+pub(crate) fn select(_insn: &Instruction) -> Option<Handler> {
+    None
+}
