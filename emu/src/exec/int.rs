@@ -1019,7 +1019,7 @@ fn string_op(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     };
     let step = if cpu.rflags & DF != 0 { (size as u64).wrapping_neg() } else { size as u64 };
     let rep = i.has_rep_prefix() || i.has_repne_prefix();
-    let addr32 = i.memory_base() == Register::ESI || i.memory_base() == Register::EDI;
+    let addr32 = (0..i.op_count()).any(|n| matches!(i.op_kind(n), OpKind::MemorySegESI | OpKind::MemoryESEDI));
     let am = if addr32 { 0xffff_ffff } else { u64::MAX };
     let seg = match i.memory_segment() {
         Register::FS => cpu.fs_base,
@@ -1080,6 +1080,11 @@ fn string_op(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
             }
         }
     }
+}
+
+/// True for the string forms of `movsd`/`cmpsd` (not the SSE ones).
+fn is_string(i: &Instruction) -> bool {
+    matches!(i.op0_kind(), OpKind::MemoryESRDI | OpKind::MemoryESEDI | OpKind::MemorySegRSI | OpKind::MemorySegESI)
 }
 
 // ---- selection --------------------------------------------------------------------
@@ -1218,12 +1223,12 @@ pub(crate) fn select(i: &Instruction) -> Option<Handler> {
         M::Cli | M::Sti | M::In | M::Out | M::Insb | M::Insw | M::Insd | M::Outsb | M::Outsw | M::Outsd => privileged,
         M::Lgdt | M::Lidt | M::Lldt | M::Ltr | M::Invlpg | M::Wrmsr | M::Rdmsr | M::Rdpmc | M::Sysret | M::Iretq => privileged,
         M::Clts | M::Wbinvd | M::Invd | M::Swapgs => privileged,
-        M::Movsb | M::Movsw | M::Movsd if i.op_count() == 2 && i.op0_kind() != OpKind::Register => string_op,
+        M::Movsd | M::Cmpsd if is_string(i) => string_op,
+        M::Movsb | M::Movsw => string_op,
         M::Movsq => string_op,
         M::Stosb | M::Stosw | M::Stosd | M::Stosq => string_op,
         M::Lodsb | M::Lodsw | M::Lodsd | M::Lodsq => string_op,
         M::Cmpsb | M::Cmpsw | M::Cmpsq => string_op,
-        M::Cmpsd if i.op_count() == 2 && i.op0_kind() != OpKind::Register => string_op,
         M::Scasb | M::Scasw | M::Scasd | M::Scasq => string_op,
         _ => return None,
     };
