@@ -1,0 +1,3 @@
+//! The Redox-style guest kernel (being written).
+
+pub mod scheme;

@@ -1,0 +1,91 @@
+//! Schemes and open files: the interface between the system-call layer and
+//! the resources behind file descriptors.
+//!
+//! A path `name:rest` names a scheme; a path without a scheme means `file:`.
+//! A scheme turns a path into an open file description (`FileRef`), shared by
+//! every descriptor that `dup`, `fork` or fd passing makes of it. Every
+//! operation has an ENOSYS/EBADF/ESPIPE default, so a scheme implements only
+//! what it supports. Operations that would block return
+//! `IoError::WouldBlock(key)`: the kernel parks the thread on `key` and retries
+//! the call when something calls `Kernel::wake(key)`.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use warden_abi::{Errno, Stat, EBADF, EINVAL, ENOSYS, ESPIPE};
+
+/// What a blocked thread waits for (opaque to the scheduler: equal keys wake
+/// together).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+pub struct WaitKey(pub u64);
+
+/// The error of an I/O operation.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum IoError {
+    Errno(Errno),
+    /// Nothing to do yet: park the caller on the key (unless the call is
+    /// non-blocking, in which case the kernel returns EAGAIN).
+    WouldBlock(WaitKey),
+}
+
+impl From<Errno> for IoError {
+    fn from(e: Errno) -> Self {
+        IoError::Errno(e)
+    }
+}
+
+pub type IoResult<T> = Result<T, IoError>;
+
+/// Per-call context a scheme may need.
+#[derive(Clone, Copy, Debug)]
+pub struct CallCtx {
+    pub pid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub umask: u32,
+}
+
+/// An open file description.
+pub trait FileOps {
+    fn read(&mut self, _buf: &mut [u8]) -> IoResult<usize> {
+        Err(Errno(EBADF).into())
+    }
+    fn write(&mut self, _buf: &[u8]) -> IoResult<usize> {
+        Err(Errno(EBADF).into())
+    }
+    /// `whence` is SEEK_SET/SEEK_CUR/SEEK_END; returns the new offset.
+    fn seek(&mut self, _offset: i64, _whence: usize) -> Result<u64, Errno> {
+        Err(Errno(ESPIPE))
+    }
+    fn stat(&self) -> Result<Stat, Errno>;
+    /// The canonical path, `scheme:path`, as `fpath` reports it.
+    fn path(&self) -> Vec<u8>;
+    fn truncate(&mut self, _len: u64) -> Result<(), Errno> {
+        Err(Errno(EINVAL))
+    }
+    fn sync(&mut self) -> Result<(), Errno> {
+        Ok(())
+    }
+    /// Reads at an absolute offset without moving the file position
+    /// (used by exec and file mappings). `None` if not a regular file.
+    fn read_at(&self, _offset: u64, _buf: &mut [u8]) -> Option<Result<usize, Errno>> {
+        None
+    }
+    /// Called when the last descriptor referring to it is closed.
+    fn close(&mut self) {}
+}
+
+pub type FileRef = Rc<RefCell<dyn FileOps>>;
+
+/// A named resource provider.
+pub trait Scheme {
+    /// Opens `path` (the part after `name:`). `flags` are Redox O_* flags; the
+    /// low 16 bits carry the mode for O_CREAT.
+    fn open(&mut self, path: &[u8], flags: usize, ctx: &CallCtx) -> Result<FileRef, Errno>;
+    fn unlink(&mut self, _path: &[u8], _ctx: &CallCtx) -> Result<(), Errno> {
+        Err(Errno(ENOSYS))
+    }
+    fn rmdir(&mut self, _path: &[u8], _ctx: &CallCtx) -> Result<(), Errno> {
+        Err(Errno(ENOSYS))
+    }
+}
