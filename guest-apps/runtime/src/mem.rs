@@ -1,12 +1,12 @@
 //! The C memory functions core relies on (`memcpy`, `memmove`, `memset`, `memcmp`, `bcmp`,
-//! and `strlen`, which LLVM substitutes for NUL-scanning loops)
-//! and the `rust_eh_personality` symbol the linker wants even with `panic = "abort"`.
+//! and `strlen`, which LLVM substitutes for NUL-scanning loops), and the
+//! `rust_eh_personality` / `_Unwind_Resume` symbols that the precompiled (unwinding) `core`
+//! and `alloc` reference even though `panic = "abort"` never unwinds.
 //!
 //! Design: string instructions in inline assembly (`rep movsb`, `rep stosb`, `repe cmpsb`,
-//! `repne scasb`),
-//! so LLVM cannot recognise a byte loop as a call to the very function being defined. The
-//! direction flag is clear on entry per the SysV ABI; `memmove` sets it only for an
-//! overlapping forward copy and clears it again.
+//! `repne scasb`), so LLVM cannot recognise a byte loop as a call to the very function being
+//! defined. The direction flag is clear on entry per the SysV ABI; `memmove` sets it only for
+//! an overlapping forward copy and clears it again.
 
 use core::arch::asm;
 
@@ -138,3 +138,13 @@ pub unsafe extern "C" fn strlen(s: *const u8) -> usize {
 /// Never called (`panic = "abort"`), but referenced by precompiled core.
 #[unsafe(no_mangle)]
 pub extern "C" fn rust_eh_personality() {}
+
+/// Never called: nothing unwinds with `panic = "abort"`. Referenced by the landing pads of
+/// the precompiled `alloc`; traps if it is ever reached.
+#[unsafe(no_mangle)]
+pub extern "C" fn _Unwind_Resume() -> ! {
+    loop {
+        // SAFETY: `ud2` only raises #UD.
+        unsafe { asm!("ud2", options(nomem, nostack, noreturn)) };
+    }
+}
