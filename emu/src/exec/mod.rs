@@ -213,12 +213,9 @@ impl Cpu {
     pub fn run(&mut self, space: &mut AddressSpace, budget: u64) -> Exit {
         let AddressSpace { mem, code } = space;
         let mut remaining = budget;
-        loop {
+        while remaining != 0 {
             if !mem.dirty_code.is_empty() {
                 code.invalidate(&mut mem.dirty_code);
-            }
-            if remaining == 0 {
-                return Exit::BudgetExhausted;
             }
             let id = match code.lookup(self.rip) {
                 Some(id) => id,
@@ -228,19 +225,23 @@ impl Cpu {
                 },
             };
             let block = code.block(id);
-            let n = block.ops.len().min(remaining.min(u32::MAX as u64) as usize);
+            let ops = &block.ops[..];
+            // A block longer than the remaining budget runs only its first
+            // ops (cold: it happens once per `run`).
+            let n = if (ops.len() as u64) <= remaining { ops.len() } else { remaining as usize };
             self.rip = block.end;
-            for op in &block.ops[..n] {
+            for op in &ops[..n] {
                 if let Err(trap) = (op.exec)(self, mem, op) {
                     return self.trap_exit(trap, op, mem);
                 }
             }
-            if n < block.ops.len() {
-                self.rip = block.ops[n].insn.ip();
+            if n < ops.len() {
+                self.rip = ops[n].insn.ip();
             }
             self.icount += n as u64;
             remaining -= n as u64;
         }
+        Exit::BudgetExhausted
     }
 
     #[cold]
