@@ -49,6 +49,56 @@ fn int_loop(c: &mut Criterion) {
     g.finish();
 }
 
+/// 10 instructions per iteration, SSE2 integer and double arithmetic.
+const SSE2_LOOP: [u8; 44] = [
+    0x66, 0x0f, 0x6f, 0x0c, 0x17, // movdqa xmm1, [rdi+rdx]
+    0x66, 0x0f, 0xfe, 0xc1, // paddd xmm0, xmm1
+    0x66, 0x0f, 0xef, 0xd0, // pxor xmm2, xmm0
+    0x66, 0x0f, 0x59, 0xdc, // mulpd xmm3, xmm4
+    0x66, 0x0f, 0x58, 0xdd, // addpd xmm3, xmm5
+    0x66, 0x0f, 0x7f, 0x04, 0x17, // movdqa [rdi+rdx], xmm0
+    0x48, 0x83, 0xc2, 0x10, // add rdx, 16
+    0x48, 0x81, 0xe2, 0xff, 0x0f, 0x00, 0x00, // and rdx, 4095
+    0x48, 0xff, 0xc9, // dec rcx
+    0x75, 0xd6, // jnz loop
+    0x0f, 0x05, // syscall
+];
+
+fn sse2_loop(c: &mut Criterion) {
+    let iterations = 1_000_000u64;
+    let mut space = AddressSpace::new(1 << 32).unwrap();
+    space.mem.map(GuestAddress(CODE), 0x1000, Perm::RX).unwrap();
+    space.mem.map(GuestAddress(DATA), 0x2000, Perm::RW).unwrap();
+    space.mem.write_raw(GuestAddress(CODE), &SSE2_LOOP).unwrap();
+    let start = |cpu: &mut Cpu| {
+        cpu.rip = CODE;
+        cpu.gpr[emu::reg::RCX] = iterations;
+        cpu.gpr[emu::reg::RDI] = DATA;
+        let one = 1.0f64.to_bits() as u128;
+        cpu.xmm[3] = one << 64 | one;
+        let k = 1.000_000_1f64.to_bits() as u128;
+        cpu.xmm[4] = k << 64 | k;
+        let e = 1e-9f64.to_bits() as u128;
+        cpu.xmm[5] = e << 64 | e;
+    };
+    let mut probe = Cpu::new();
+    start(&mut probe);
+    if probe.run(&mut space, u64::MAX) != Exit::Syscall(emu::Gate::Syscall) {
+        eprintln!("SKIPPED sse2_loop bench: emu cannot run it yet");
+        return;
+    }
+    let mut g = c.benchmark_group("interp");
+    g.throughput(Throughput::Elements(iterations * 10 + 1));
+    g.bench_function("sse2_loop", |b| {
+        b.iter(|| {
+            let mut cpu = Cpu::new();
+            start(&mut cpu);
+            cpu.run(&mut space, u64::MAX)
+        })
+    });
+    g.finish();
+}
+
 fn compiled(c: &mut Criterion) {
     let Some(bin) = mini_linux::build_fixture("compute") else {
         return;
@@ -79,5 +129,5 @@ fn compiled(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, int_loop, compiled);
+criterion_group!(benches, int_loop, sse2_loop, compiled);
 criterion_main!(benches);
