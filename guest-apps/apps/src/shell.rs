@@ -238,6 +238,9 @@ impl<'a> Lexer<'a> {
                     if ahead.peek() == Some(&'\n') {
                         self.chars.next();
                         self.chars.next();
+                        if self.chars.peek().is_none() {
+                            return Err(ParseError::Incomplete);
+                        }
                     } else {
                         break;
                     }
@@ -357,6 +360,9 @@ impl<'a> Lexer<'a> {
                 '\\' => {
                     self.chars.next();
                     match self.chars.next() {
+                        Some('\n') if self.chars.peek().is_none() => {
+                            return Err(ParseError::Incomplete);
+                        }
                         Some('\n') => {}
                         Some(ch) => {
                             let mut buf = [0u8; 4];
@@ -534,11 +540,11 @@ impl Parser {
 
     fn pipeline(&mut self) -> Result<Pipeline, ParseError> {
         let mut pipeline = Pipeline::default();
-        if let Some(Token::Word(word)) = self.peek() {
-            if word.as_plain() == Some("!") {
-                pipeline.negated = true;
-                self.pos += 1;
-            }
+        if let Some(Token::Word(word)) = self.peek()
+            && word.as_plain() == Some("!")
+        {
+            pipeline.negated = true;
+            self.pos += 1;
         }
         loop {
             pipeline.commands.push(self.command()?);
@@ -560,11 +566,11 @@ impl Parser {
             match self.peek().cloned() {
                 Some(Token::Word(word)) => {
                     self.pos += 1;
-                    if command.words.is_empty() {
-                        if let Some((name, value)) = split_assignment(&word) {
-                            command.assigns.push((name, value));
-                            continue;
-                        }
+                    if command.words.is_empty()
+                        && let Some((name, value)) = split_assignment(&word)
+                    {
+                        command.assigns.push((name, value));
+                        continue;
                     }
                     command.words.push(word);
                 }
@@ -840,6 +846,9 @@ mod tests {
         assert_eq!(parse("a |"), Err(ParseError::Incomplete));
         assert_eq!(parse("a &&\n"), Err(ParseError::Incomplete));
         assert_eq!(parse("a \\"), Err(ParseError::Incomplete));
+        assert_eq!(parse("a \\\n"), Err(ParseError::Incomplete));
+        assert_eq!(parse("a b\\\n"), Err(ParseError::Incomplete));
+        assert_eq!(words("echo a \\\n b"), vec![vec!["echo", "a", "b"]]);
         assert!(parse("a |\n b").is_ok());
         assert!(matches!(parse("| a"), Err(ParseError::Syntax(_))));
         assert!(matches!(parse("a ; ; b"), Err(ParseError::Syntax(_))));

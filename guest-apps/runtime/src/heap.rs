@@ -76,12 +76,12 @@ impl HeapState {
         if !self.started {
             self.started = true;
             // SAFETY: querying the break changes nothing.
-            if let Ok(current) = unsafe { sys::brk(0) } {
-                if let Some(start) = align_up(current, PAGE_SIZE) {
-                    self.cursor = start;
-                    self.end = start;
-                    self.brk_region = current != 0;
-                }
+            if let Ok(current) = unsafe { sys::brk(0) }
+                && let Some(start) = align_up(current, PAGE_SIZE)
+            {
+                self.cursor = start;
+                self.end = start;
+                self.brk_region = current != 0;
             }
         }
         if let Some(block) = self.take(size, align) {
@@ -93,15 +93,16 @@ impl HeapState {
         else {
             return 0;
         };
-        if self.brk_region && self.grow_brk(want) {
-            if let Some(block) = self.take(size, align) {
-                return block;
-            }
+        if self.brk_region
+            && self.grow_brk(want)
+            && let Some(block) = self.take(size, align)
+        {
+            return block;
         }
-        if self.map_region(want) {
-            if let Some(block) = self.take(size, align) {
-                return block;
-            }
+        if self.map_region(want)
+            && let Some(block) = self.take(size, align)
+        {
+            return block;
         }
         0
     }

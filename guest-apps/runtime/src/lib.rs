@@ -60,8 +60,11 @@ pub mod prelude {
 macro_rules! entry {
     ($main:path) => {
         /// Called by `_start` with the initial stack pointer.
+        ///
+        /// # Safety
+        /// Only `_start` may call it, once, with the kernel-provided stack pointer.
         #[unsafe(no_mangle)]
-        pub extern "C" fn __warden_entry(initial_sp: *const usize) -> ! {
+        unsafe extern "C" fn __warden_entry(initial_sp: *const usize) -> ! {
             fn call_main() -> i32 {
                 $crate::rt::MainResult::exit_code($main())
             }

@@ -35,7 +35,7 @@ pub unsafe extern "C" fn memcpy(dest: *mut u8, src: *const u8, n: usize) -> *mut
 /// `src` must be readable and `dest` writable for `n` bytes.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn memmove(dest: *mut u8, src: *const u8, n: usize) -> *mut u8 {
-    if n == 0 || dest as usize == src as usize {
+    if n == 0 || core::ptr::eq(dest, src) {
         return dest;
     }
     if (dest as usize) < (src as usize) || (dest as usize) >= (src as usize).wrapping_add(n) {
@@ -143,8 +143,6 @@ pub extern "C" fn rust_eh_personality() {}
 /// the precompiled `alloc`; traps if it is ever reached.
 #[unsafe(no_mangle)]
 pub extern "C" fn _Unwind_Resume() -> ! {
-    loop {
-        // SAFETY: `ud2` only raises #UD.
-        unsafe { asm!("ud2", options(nomem, nostack, noreturn)) };
-    }
+    // SAFETY: `ud2` only raises #UD.
+    unsafe { asm!("ud2", options(nomem, nostack, noreturn)) }
 }

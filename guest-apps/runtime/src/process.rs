@@ -234,10 +234,10 @@ impl Plumbing {
     /// In the child: moves the sources onto 0/1/2 and closes everything else we opened.
     fn install(&self) -> Result<()> {
         for (target, source) in self.sources.iter().enumerate() {
-            if let Some(source) = *source {
-                if source != target {
-                    sys::dup2(source, target, &[])?;
-                }
+            if let Some(source) = *source
+                && source != target
+            {
+                sys::dup2(source, target, &[])?;
             }
         }
         let mut extra: Vec<usize> = self

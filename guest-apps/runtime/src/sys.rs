@@ -184,10 +184,8 @@ pub fn exit(status: i32) -> ! {
     // SAFETY: no memory arguments; the call does not return.
     unsafe { syscall1(abi::SYS_EXIT, status as usize) };
     // The kernel never returns from exit; trap if it does.
-    loop {
-        // SAFETY: `ud2` only raises #UD.
-        unsafe { core::arch::asm!("ud2", options(nomem, nostack, noreturn)) };
-    }
+    // SAFETY: `ud2` only raises #UD.
+    unsafe { core::arch::asm!("ud2", options(nomem, nostack, noreturn)) }
 }
 
 /// `clone(flags)`: the child's pid in the parent, 0 in the child. Without `CLONE_VM` this is

@@ -18,6 +18,8 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
+use core::cmp::Ordering;
+use core::hint::black_box;
 
 use runtime::abi::{self, Errno};
 use runtime::fs::File;
@@ -312,6 +314,33 @@ fn allocator() -> Check {
     })
 }
 
+fn memory_functions() -> Check {
+    // `copy_within` lowers to `memmove` (both overlap directions), `fill` to `memset`,
+    // slice ordering to `memcmp`: all supplied by the runtime.
+    let original: Vec<u8> = (0..200u8).collect();
+    let mut up = original.clone();
+    up.copy_within(0..150, 50);
+    ensure(
+        up[50..] == original[..150] && up[..50] == original[..50],
+        || "overlapping memmove to a higher address".into(),
+    )?;
+    let mut down = original.clone();
+    down.copy_within(50..200, 0);
+    ensure(down[..150] == original[50..], || {
+        "overlapping memmove to a lower address".into()
+    })?;
+    let mut filled = vec![0u8; black_box(77)];
+    filled.fill(black_box(0xab));
+    ensure(filled.iter().all(|&b| b == 0xab), || "memset".into())?;
+    let a = black_box(b"abcdef".to_vec());
+    let b = black_box(b"abcdeg".to_vec());
+    let a2 = black_box(a.clone());
+    let ordered = a.cmp(&b) == Ordering::Less
+        && b.cmp(&a) == Ordering::Greater
+        && a.cmp(&a2) == Ordering::Equal;
+    ensure(ordered, || "memcmp ordering".into())
+}
+
 fn arguments() -> Check {
     let args = env::args();
     ensure(!args.is_empty() && args[0].ends_with("selftest"), || {
@@ -319,7 +348,10 @@ fn arguments() -> Check {
     })
 }
 
-const CHECKS: &[(&str, fn() -> Check)] = &[
+/// A named check.
+type NamedCheck = (&'static str, fn() -> Check);
+
+const CHECKS: &[NamedCheck] = &[
     ("gates-agree-on-getpid", gates_agree_on_getpid),
     ("gates-return-errno", both_gates_return_errno),
     ("int80-args-rbx-rcx-rdx", int80_passes_rbx_rcx_rdx),
@@ -337,6 +369,7 @@ const CHECKS: &[(&str, fn() -> Check)] = &[
     ("kill-child", kill_child),
     ("clocks", clocks),
     ("allocator", allocator),
+    ("memory-functions", memory_functions),
 ];
 
 fn main() -> i32 {
