@@ -273,7 +273,7 @@ mod tests {
         let second = a.open(b"", 0, &CTX).expect("open");
         let mut next = [0u8; 8];
         assert_eq!(second.borrow_mut().read(&mut next), Ok(8));
-        let mut expect = RandScheme::new(42);
+        let expect = RandScheme::new(42);
         let mut first108 = [0u8; 108];
         expect.fill(&mut first108);
         assert_eq!(&first108[100..], &next);
