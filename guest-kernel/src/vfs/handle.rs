@@ -98,12 +98,16 @@ impl FileOps for FileHandle {
     }
 
     fn write(&mut self, buf: &[u8]) -> IoResult<usize> {
+        let tree = Rc::clone(&self.tree);
+        let mut tree = tree.borrow_mut();
+        let ty = tree.kind_of(self.ino)?;
+        if ty == NodeType::Dir {
+            return Err(Errno(EISDIR).into());
+        }
         if !self.write {
             return Err(Errno(EBADF).into());
         }
-        let tree = Rc::clone(&self.tree);
-        let mut tree = tree.borrow_mut();
-        let n = match tree.kind_of(self.ino)? {
+        let n = match ty {
             NodeType::Dir => return Err(Errno(EISDIR).into()),
             NodeType::Special => return Err(Errno(EBADF).into()),
             NodeType::File | NodeType::HostFile => {

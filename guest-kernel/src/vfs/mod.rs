@@ -359,14 +359,23 @@ impl Vfs {
             Tail::DotDot => return Err(Errno(if dir { ENOTEMPTY } else { EISDIR })),
             Tail::Name | Tail::Slash => {}
         }
+        // A trailing '/' requires a directory but never follows a final symlink here
+        // (`rmdir("link/")` must not remove the link's target).
+        let bare = path::Parsed {
+            comps: parsed.comps.clone(),
+            tail: Tail::Name,
+        };
         let mut tree = self.tree.borrow_mut();
         let Resolved::Found {
             ino, parent, names, ..
-        } = tree.resolve_parsed(&parsed, false, ctx)?
+        } = tree.resolve_parsed(&bare, false, ctx)?
         else {
             return Err(Errno(ENOENT));
         };
         let is_dir = tree.kind_of(ino)? == NodeType::Dir;
+        if parsed.tail == Tail::Slash && !is_dir {
+            return Err(Errno(ENOTDIR));
+        }
         if ino == ROOT {
             return Err(Errno(if dir { EBUSY } else { EISDIR }));
         }
