@@ -134,8 +134,11 @@ fn parse_dec(s: &[u8]) -> Option<u64> {
     Some(v)
 }
 
+/// One pax record: key and value.
+type PaxRecord<'a> = (&'a [u8], &'a [u8]);
+
 /// Splits pax extended-header records (`"<len> <key>=<value>\n"`).
-pub(crate) fn parse_pax(mut data: &[u8]) -> Result<Vec<(&[u8], &[u8])>, &'static str> {
+pub(crate) fn parse_pax(mut data: &[u8]) -> Result<Vec<PaxRecord<'_>>, &'static str> {
     let mut out = Vec::new();
     while !data.is_empty() {
         let sp = data
@@ -284,8 +287,8 @@ impl Loader<'_> {
                 offset: at,
                 reason: reason.to_string(),
             };
-            check_checksum(block).map_err(|r| bad(r))?;
-            check_magic(block).map_err(|r| bad(r))?;
+            check_checksum(block).map_err(bad)?;
+            check_magic(block).map_err(bad)?;
             let old = header.as_old();
             let typeflag = old.linkflag[0];
             let is_ext = matches!(typeflag, b'L' | b'K' | b'x' | b'g');

@@ -475,7 +475,12 @@ impl Tree {
                 } else {
                     node.host_nlink.max(2u32.saturating_add(subdirs))
                 };
-                (MODE_DIR, self.listing(ino)?.len() as u64, nlink)
+                (
+                    MODE_DIR,
+                    // An unreadable host directory still has a status.
+                    self.listing(ino).map_or(0, |l| l.len() as u64),
+                    nlink,
+                )
             }
             Kind::File(_) => (MODE_FILE, self.size(ino)?, node.nlink),
             Kind::Symlink(t) => (MODE_SYMLINK, t.len() as u64, node.nlink),
