@@ -1,3 +1,4 @@
 //! The Redox-style guest kernel (being written).
 
 pub mod scheme;
+pub mod vfs;

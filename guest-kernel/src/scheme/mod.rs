@@ -89,3 +89,4 @@ pub trait Scheme {
         Err(Errno(ENOSYS))
     }
 }
+pub mod basic;
