@@ -65,7 +65,10 @@ fn run() -> Result<(), String> {
         .map_err(|e| format!("writing {}: {e}", image.display()))?;
 
     println!("cargo:rustc-env=WARDEN_GUEST_BIN_DIR={}", bin_dir.display());
-    println!("cargo:rustc-env=WARDEN_GUEST_PROGRAMS={}", programs.join(","));
+    println!(
+        "cargo:rustc-env=WARDEN_GUEST_PROGRAMS={}",
+        programs.join(",")
+    );
     Ok(())
 }
 
@@ -78,7 +81,13 @@ fn build_guests(guest_dir: &Path, target_dir: &Path) -> Result<(), String> {
     let cargo = env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
     let mut cmd = Command::new(&cargo);
     cmd.current_dir(guest_dir)
-        .args(["build", "--release", "--target", GUEST_TARGET, "--target-dir"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            GUEST_TARGET,
+            "--target-dir",
+        ])
         .arg(target_dir)
         .stdout(io::stderr());
     for (key, _) in env::vars_os() {
