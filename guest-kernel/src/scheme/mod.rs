@@ -89,3 +89,5 @@ pub trait Scheme {
         Err(Errno(ENOSYS))
     }
 }
+
+pub mod memfs;
