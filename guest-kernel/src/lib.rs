@@ -1,4 +1,337 @@
-//! The Redox-style guest kernel (being written).
+//! The Redox-style guest kernel: processes, threads, schemes and system calls
+//! on top of the `emu` interpreter.
+//!
+//! Design in brief (each module opens with its own note):
+//! - One [`Kernel`] owns every process, thread and scheme and runs them all on
+//!   the calling host thread ([`sched`]): round-robin, preempted every
+//!   `quantum` guest instructions, so a run is a pure function of the image,
+//!   the arguments, stdin and the seed.
+//! - Both system-call gates (`syscall`, `int 0x80`) enter one dispatcher
+//!   ([`syscall`]). A call is first *decoded* into a [`syscall::Call`] that holds
+//!   the number, the six arguments and the kernel's own copies of every pointer
+//!   argument it reads; the call then executes on that copy only. That is the
+//!   point where a supervisor will sit (seed 001: no time-of-check/time-of-use).
+//! - Handlers return `Result<usize, SysError>`; one place turns errors into
+//!   `-errno`, parks blocked threads or leaves registers alone (exit, exec,
+//!   sigreturn).
+//! - Resources are schemes ([`scheme`]): the root (`file:`) scheme is supplied
+//!   by the embedder; `pipe:`, `debug:` (console), `time:` and `proc:` live
+//!   here; more (`null:`, `zero:`, `rand:`) are added with
+//!   [`Kernel::register_scheme`].
+//! - Nothing a guest does may panic the host: guest values are checked, guest
+//!   pointers are validated once at the boundary ([`usercopy`]).
 
+pub mod console;
+pub mod elf;
+mod mm;
+pub mod pipe;
+mod proc;
+pub mod process;
+mod sched;
 pub mod scheme;
 pub mod vfs;
+pub mod signal;
+pub mod syscall;
+pub mod testkit;
+pub mod time;
+mod usercopy;
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, VecDeque};
+use std::rc::Rc;
+
+use warden_abi::Errno;
+
+pub use console::{CaptureConsole, CapturedOutput, Console, ConsoleStream, HostConsole};
+pub use scheme::{CallCtx, FileOps, FileRef, IoError, IoResult, Scheme, WaitKey};
+
+use process::{Process, Thread};
+use time::Clock;
+
+/// A process or thread id. Processes and threads share one id space; a
+/// process's id is the id of its first thread.
+pub type Pid = u32;
+
+/// Resource limits; exceeding one gives the guest a clear errno.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Live plus zombie processes (and threads) at once; `clone` fails with EAGAIN.
+    pub max_processes: usize,
+    /// Mapped guest memory per address space in bytes (image, heap, stack,
+    /// maps); exceeding it gives ENOMEM.
+    pub max_memory_per_process: u64,
+    /// Descriptors per descriptor table; exceeding it gives EMFILE.
+    pub max_fds: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_processes: 256,
+            max_memory_per_process: 1 << 30,
+            max_fds: 1024,
+        }
+    }
+}
+
+/// How a [`Kernel`] runs.
+#[derive(Clone, Debug)]
+pub struct KernelConfig {
+    /// Seeds every source of randomness the guest sees (AT_RANDOM, ...).
+    pub seed: u64,
+    /// Guest instructions a thread runs before it is preempted.
+    pub quantum: u64,
+    /// Total guest instructions before the run ends with
+    /// [`RunOutcome::BudgetExhausted`]; `None` is unlimited.
+    pub instruction_budget: Option<u64>,
+    /// Clocks and sleeps follow the host clock instead of the virtual clock
+    /// (one nanosecond per retired guest instruction). Makes runs
+    /// non-deterministic.
+    pub real_time: bool,
+    pub limits: Limits,
+    /// The environment of init when `spawn_init` is given no `envp`
+    /// (`KEY=VALUE` strings).
+    pub env: Vec<Vec<u8>>,
+    /// Size of each guest address space in bytes (a power-of-two multiple of
+    /// the page size; addresses are `[0, address_space_size)`).
+    pub address_space_size: u64,
+    /// Size of the main thread's stack mapped at exec.
+    pub stack_size: u64,
+    /// Initial working directory of init (a `file:` path).
+    pub cwd: Vec<u8>,
+    /// User and group ids of init.
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl Default for KernelConfig {
+    fn default() -> Self {
+        KernelConfig {
+            seed: 0,
+            quantum: 100_000,
+            instruction_budget: None,
+            real_time: false,
+            limits: Limits::default(),
+            env: vec![b"PATH=/bin".to_vec()],
+            address_space_size: 1 << 36,
+            stack_size: 8 << 20,
+            cwd: b"/".to_vec(),
+            uid: 0,
+            gid: 0,
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// Init exited with this status.
+    Exited(u8),
+    /// Init died of this signal.
+    Signaled(u8),
+    /// The instruction budget ran out.
+    BudgetExhausted,
+    /// Every thread is blocked and nothing can ever wake one.
+    Deadlock,
+}
+
+impl RunOutcome {
+    /// The process exit status the CLI reports: the guest's own status,
+    /// 128+N for signal N, 124 for an exhausted budget and for a deadlock (a
+    /// hang that would otherwise have timed out).
+    pub fn exit_status(&self) -> i32 {
+        match *self {
+            RunOutcome::Exited(code) => code as i32,
+            RunOutcome::Signaled(sig) => 128 + sig as i32,
+            RunOutcome::BudgetExhausted | RunOutcome::Deadlock => 124,
+        }
+    }
+}
+
+/// Why `spawn_init` failed.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum SpawnError {
+    #[error("{path}: program not found")]
+    NotFound { path: String },
+    #[error("{path}: cannot execute: {errno}")]
+    NotExecutable { path: String, errno: Errno },
+    #[error("{path}: {errno}")]
+    Io { path: String, errno: Errno },
+    #[error("init is already running")]
+    AlreadySpawned,
+    #[error("cannot create an address space: {0}")]
+    Memory(String),
+}
+
+impl SpawnError {
+    /// The exit status the CLI reports (127 not found, 126 not executable,
+    /// 125 otherwise).
+    pub fn exit_status(&self) -> i32 {
+        match self {
+            SpawnError::NotFound { .. } => 127,
+            SpawnError::NotExecutable { .. } => 126,
+            _ => 125,
+        }
+    }
+}
+
+/// Counters of a run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Guest instructions retired by all threads.
+    pub instructions: u64,
+    /// System calls entered (through either gate).
+    pub syscalls: u64,
+    /// Processes created (init included).
+    pub processes: u64,
+}
+
+/// Where schemes and pipes report that something a blocked thread may wait
+/// for has happened: they push the `WaitKey`, the scheduler wakes every
+/// thread parked on it (which then retries its call).
+#[derive(Clone, Default)]
+pub struct Waker(Rc<RefCell<Vec<WaitKey>>>);
+
+impl Waker {
+    /// Wakes every thread parked on `key` (at the scheduler's next step).
+    pub fn wake(&self, key: WaitKey) {
+        self.0.borrow_mut().push(key);
+    }
+
+    fn drain(&self) -> Vec<WaitKey> {
+        std::mem::take(&mut *self.0.borrow_mut())
+    }
+}
+
+/// The guest kernel: every process, thread and scheme of one run.
+pub struct Kernel {
+    config: KernelConfig,
+    /// Schemes by name (`file` is the root scheme).
+    schemes: BTreeMap<Vec<u8>, Box<dyn Scheme>>,
+    console: console::SharedConsole,
+    waker: Waker,
+    clock: Rc<Clock>,
+    rng: Rng,
+    procs: BTreeMap<Pid, Process>,
+    threads: BTreeMap<Pid, Thread>,
+    run_queue: VecDeque<Pid>,
+    next_id: Pid,
+    next_object_id: u64,
+    wait_seq: u64,
+    outcome: Option<RunOutcome>,
+    stats: Stats,
+    /// Set by `yield` (and a zero sleep): end the current slice.
+    yield_requested: bool,
+}
+
+impl Kernel {
+    /// A kernel with `root_scheme` as `file:` and `console` behind `debug:`
+    /// (descriptors 0, 1 and 2 of init).
+    pub fn new(
+        config: KernelConfig,
+        root_scheme: Box<dyn Scheme>,
+        console: Box<dyn Console>,
+    ) -> Kernel {
+        let mut schemes: BTreeMap<Vec<u8>, Box<dyn Scheme>> = BTreeMap::new();
+        schemes.insert(b"file".to_vec(), root_scheme);
+        let clock = Rc::new(Clock::new(config.real_time));
+        let rng = Rng::new(config.seed);
+        let console: console::SharedConsole = Rc::new(RefCell::new(console));
+        schemes.insert(
+            b"debug".to_vec(),
+            Box::new(console::DebugScheme {
+                console: console.clone(),
+            }),
+        );
+        schemes.insert(
+            b"time".to_vec(),
+            Box::new(time::TimeScheme {
+                clock: clock.clone(),
+            }),
+        );
+        Kernel {
+            config,
+            schemes,
+            console,
+            waker: Waker::default(),
+            clock,
+            rng,
+            procs: BTreeMap::new(),
+            threads: BTreeMap::new(),
+            run_queue: VecDeque::new(),
+            next_id: 1,
+            next_object_id: 1,
+            wait_seq: 0,
+            outcome: None,
+            stats: Stats::default(),
+            yield_requested: false,
+        }
+    }
+
+    /// Adds (or replaces) the scheme `name:` (e.g. `null`, `zero`, `rand`).
+    /// The kernel's own `pipe`, `debug`, `time` and `proc` cannot be replaced.
+    pub fn register_scheme(&mut self, name: &str, scheme: Box<dyn Scheme>) {
+        if !matches!(name, "pipe" | "debug" | "time" | "proc") {
+            self.schemes.insert(name.as_bytes().to_vec(), scheme);
+        }
+    }
+
+    /// The handle schemes use to wake threads parked on their `WaitKey`s.
+    pub fn waker(&self) -> Waker {
+        self.waker.clone()
+    }
+
+    /// Counters of the run so far.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Guest instructions retired so far by all threads.
+    pub fn instructions(&self) -> u64 {
+        self.stats.instructions
+    }
+
+    /// The configuration the kernel runs with.
+    pub fn config(&self) -> &KernelConfig {
+        &self.config
+    }
+
+    fn alloc_id(&mut self) -> Pid {
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        id
+    }
+
+    fn alloc_object_id(&mut self) -> u64 {
+        let id = self.next_object_id;
+        self.next_object_id += 1;
+        id
+    }
+}
+
+/// The kernel's deterministic random source (splitmix64), seeded by the config.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed ^ 0x5741_5244_454e_0001)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn fill(&mut self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            let v = self.next_u64().to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -228,7 +228,11 @@ impl Cpu {
             let ops = &block.ops[..];
             // A block longer than the remaining budget runs only its first
             // ops (cold: it happens once per `run`).
-            let n = if (ops.len() as u64) <= remaining { ops.len() } else { remaining as usize };
+            let n = if (ops.len() as u64) <= remaining {
+                ops.len()
+            } else {
+                remaining as usize
+            };
             self.rip = block.end;
             for op in &ops[..n] {
                 if let Err(trap) = (op.exec)(self, mem, op) {

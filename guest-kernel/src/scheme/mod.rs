@@ -90,3 +90,5 @@ pub trait Scheme {
     }
 }
 pub mod basic;
+
+pub mod memfs;

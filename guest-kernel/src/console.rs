@@ -1,0 +1,180 @@
+//! The console and the `debug:` scheme.
+//!
+//! The guest's descriptors 0, 1 and 2 are `debug:stdin`, `debug:stdout` and
+//! `debug:stderr`. They go through the [`Console`] trait so the embedder picks
+//! where bytes go: [`HostConsole`] is the host's own stdin/stdout/stderr,
+//! [`CaptureConsole`] feeds fixed input and records output (tests, replay).
+//! Reading the host's stdin blocks the whole (single-threaded) kernel, which
+//! keeps runs deterministic for a given stdin.
+
+use std::cell::RefCell;
+use std::io::{Read, Write};
+use std::rc::Rc;
+
+use warden_abi::{Errno, Stat, EBADF, EIO, ENOENT, MODE_CHR};
+
+use crate::scheme::{CallCtx, FileOps, FileRef, IoResult, Scheme};
+
+/// Which output stream a console write goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConsoleStream {
+    Stdout,
+    Stderr,
+}
+
+/// The host side of the guest's console.
+pub trait Console {
+    /// Reads guest stdin; `Ok(0)` is end of file.
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize>;
+    /// Writes all of `data` to one of the output streams.
+    fn write(&mut self, stream: ConsoleStream, data: &[u8]) -> std::io::Result<()>;
+}
+
+/// The host process's own stdin, stdout and stderr (unbuffered).
+#[derive(Default)]
+pub struct HostConsole;
+
+impl Console for HostConsole {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        std::io::stdin().lock().read(buf)
+    }
+
+    fn write(&mut self, stream: ConsoleStream, data: &[u8]) -> std::io::Result<()> {
+        match stream {
+            ConsoleStream::Stdout => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(data)?;
+                out.flush()
+            }
+            ConsoleStream::Stderr => std::io::stderr().lock().write_all(data),
+        }
+    }
+}
+
+/// What a [`CaptureConsole`] recorded.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CapturedOutput {
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// A console with fixed input whose output is recorded in memory.
+pub struct CaptureConsole {
+    input: Vec<u8>,
+    pos: usize,
+    output: Rc<RefCell<CapturedOutput>>,
+}
+
+impl CaptureConsole {
+    /// A console reading `input`; the returned handle sees everything written.
+    pub fn new(input: &[u8]) -> (CaptureConsole, Rc<RefCell<CapturedOutput>>) {
+        let output = Rc::new(RefCell::new(CapturedOutput::default()));
+        (
+            CaptureConsole {
+                input: input.to_vec(),
+                pos: 0,
+                output: output.clone(),
+            },
+            output,
+        )
+    }
+}
+
+impl Console for CaptureConsole {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let rest = self.input.get(self.pos..).unwrap_or(&[]);
+        let n = rest.len().min(buf.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        self.pos += n;
+        Ok(n)
+    }
+
+    fn write(&mut self, stream: ConsoleStream, data: &[u8]) -> std::io::Result<()> {
+        let mut out = self.output.borrow_mut();
+        match stream {
+            ConsoleStream::Stdout => out.stdout.extend_from_slice(data),
+            ConsoleStream::Stderr => out.stderr.extend_from_slice(data),
+        }
+        Ok(())
+    }
+}
+
+pub(crate) type SharedConsole = Rc<RefCell<Box<dyn Console>>>;
+
+/// Which end of the console a `debug:` descriptor is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DebugEnd {
+    Stdin,
+    Stdout,
+    Stderr,
+}
+
+/// An open `debug:` file.
+pub(crate) struct DebugFile {
+    console: SharedConsole,
+    end: DebugEnd,
+}
+
+impl DebugFile {
+    pub(crate) fn open(console: &SharedConsole, end: DebugEnd) -> FileRef {
+        Rc::new(RefCell::new(DebugFile {
+            console: console.clone(),
+            end,
+        }))
+    }
+}
+
+impl FileOps for DebugFile {
+    fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
+        if self.end != DebugEnd::Stdin {
+            return Err(Errno(EBADF).into());
+        }
+        let mut console = self.console.try_borrow_mut().map_err(|_| Errno(EIO))?;
+        Ok(console.read(buf).map_err(|_| Errno(EIO))?)
+    }
+
+    fn write(&mut self, buf: &[u8]) -> IoResult<usize> {
+        let stream = match self.end {
+            DebugEnd::Stderr => ConsoleStream::Stderr,
+            _ => ConsoleStream::Stdout,
+        };
+        let mut console = self.console.try_borrow_mut().map_err(|_| Errno(EIO))?;
+        console.write(stream, buf).map_err(|_| Errno(EIO))?;
+        Ok(buf.len())
+    }
+
+    fn stat(&self) -> Result<Stat, Errno> {
+        Ok(Stat {
+            st_mode: MODE_CHR | 0o620,
+            st_nlink: 1,
+            st_blksize: 4096,
+            ..Stat::default()
+        })
+    }
+
+    fn path(&self) -> Vec<u8> {
+        match self.end {
+            DebugEnd::Stdin => b"debug:stdin".to_vec(),
+            DebugEnd::Stdout => b"debug:stdout".to_vec(),
+            DebugEnd::Stderr => b"debug:stderr".to_vec(),
+        }
+    }
+}
+
+/// The `debug:` scheme: `debug:` and `debug:stdin` read stdin and write
+/// stdout, `debug:stdout` writes stdout, `debug:stderr` writes stderr.
+pub(crate) struct DebugScheme {
+    pub(crate) console: SharedConsole,
+}
+
+impl Scheme for DebugScheme {
+    fn open(&mut self, path: &[u8], _flags: usize, _ctx: &CallCtx) -> Result<FileRef, Errno> {
+        let end = match path.strip_prefix(b"/").unwrap_or(path) {
+            b"" | b"stdin" => DebugEnd::Stdin,
+            b"stdout" => DebugEnd::Stdout,
+            b"stderr" => DebugEnd::Stderr,
+            _ => return Err(Errno(ENOENT)),
+        };
+        Ok(DebugFile::open(&self.console, end))
+    }
+}

@@ -1,0 +1,156 @@
+//! Pipes (the `pipe:` scheme): a bounded byte queue with a read end and a
+//! write end.
+//!
+//! - Capacity [`PIPE_CAPACITY`] (64 KiB). A write takes as much as fits and
+//!   returns that count; it blocks only when nothing fits.
+//! - A read on an empty pipe blocks while a writer exists, and returns 0 (end
+//!   of file) once every write description is closed.
+//! - A write with no read description left fails with EPIPE; the kernel then
+//!   raises SIGPIPE in the writer.
+//! - Blocking is reported as `IoError::WouldBlock(key)`; the kernel parks the
+//!   thread (or returns EAGAIN for a non-blocking call). Every state change
+//!   wakes the other side's key through the kernel's [`Waker`].
+//!
+//! Pipes are made by `pipe2`; `open("pipe:")` is not supported.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+use warden_abi::{Errno, Stat, EBADF, EPIPE, MODE_FIFO};
+
+use crate::scheme::{FileOps, FileRef, IoError, IoResult, WaitKey};
+use crate::Waker;
+
+/// Bytes a pipe holds before writers block.
+pub const PIPE_CAPACITY: usize = 64 * 1024;
+
+/// Wait keys of pipes live in their own range (bit 62 set).
+const PIPE_KEY_BASE: u64 = 1 << 62;
+
+struct Pipe {
+    id: u64,
+    buf: VecDeque<u8>,
+    readers: usize,
+    writers: usize,
+}
+
+impl Pipe {
+    fn read_key(&self) -> WaitKey {
+        WaitKey(PIPE_KEY_BASE | self.id << 1)
+    }
+    fn write_key(&self) -> WaitKey {
+        WaitKey(PIPE_KEY_BASE | self.id << 1 | 1)
+    }
+}
+
+/// Makes a new pipe; returns (read end, write end).
+pub fn new_pipe(id: u64, waker: &Waker) -> (FileRef, FileRef) {
+    let pipe = Rc::new(RefCell::new(Pipe {
+        id,
+        buf: VecDeque::new(),
+        readers: 1,
+        writers: 1,
+    }));
+    let reader = PipeEnd {
+        pipe: pipe.clone(),
+        waker: waker.clone(),
+        write_end: false,
+        closed: false,
+    };
+    let writer = PipeEnd {
+        pipe,
+        waker: waker.clone(),
+        write_end: true,
+        closed: false,
+    };
+    (Rc::new(RefCell::new(reader)), Rc::new(RefCell::new(writer)))
+}
+
+struct PipeEnd {
+    pipe: Rc<RefCell<Pipe>>,
+    waker: Waker,
+    write_end: bool,
+    closed: bool,
+}
+
+impl FileOps for PipeEnd {
+    fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
+        if self.write_end {
+            return Err(Errno(EBADF).into());
+        }
+        let mut pipe = self.pipe.borrow_mut();
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if pipe.buf.is_empty() {
+            return if pipe.writers == 0 {
+                Ok(0)
+            } else {
+                Err(IoError::WouldBlock(pipe.read_key()))
+            };
+        }
+        let n = buf.len().min(pipe.buf.len());
+        for (dst, src) in buf.iter_mut().zip(pipe.buf.drain(..n)) {
+            *dst = src;
+        }
+        self.waker.wake(pipe.write_key());
+        Ok(n)
+    }
+
+    fn write(&mut self, buf: &[u8]) -> IoResult<usize> {
+        if !self.write_end {
+            return Err(Errno(EBADF).into());
+        }
+        let mut pipe = self.pipe.borrow_mut();
+        if pipe.readers == 0 {
+            return Err(Errno(EPIPE).into());
+        }
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let room = PIPE_CAPACITY.saturating_sub(pipe.buf.len());
+        if room == 0 {
+            return Err(IoError::WouldBlock(pipe.write_key()));
+        }
+        let n = room.min(buf.len());
+        pipe.buf.extend(&buf[..n]);
+        self.waker.wake(pipe.read_key());
+        Ok(n)
+    }
+
+    fn stat(&self) -> Result<Stat, Errno> {
+        let pipe = self.pipe.borrow();
+        Ok(Stat {
+            st_mode: MODE_FIFO | 0o600,
+            st_nlink: 1,
+            st_size: pipe.buf.len() as u64,
+            st_blksize: PIPE_CAPACITY as u32,
+            st_ino: pipe.id,
+            ..Stat::default()
+        })
+    }
+
+    fn path(&self) -> Vec<u8> {
+        format!("pipe:{}", self.pipe.borrow().id).into_bytes()
+    }
+
+    fn close(&mut self) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        let mut pipe = self.pipe.borrow_mut();
+        if self.write_end {
+            pipe.writers = pipe.writers.saturating_sub(1);
+            if pipe.writers == 0 {
+                self.waker.wake(pipe.read_key());
+            }
+        } else {
+            pipe.readers = pipe.readers.saturating_sub(1);
+            if pipe.readers == 0 {
+                self.waker.wake(pipe.write_key());
+            }
+        }
+    }
+}

@@ -1,0 +1,457 @@
+//! The deterministic scheduler, process creation and teardown.
+//!
+//! All threads run on the host thread that calls [`Kernel::run`]. The run
+//! queue is round-robin: the thread at the front runs until it has used
+//! `quantum` instructions (exactly, `Cpu::run`'s budget), blocks, exits or
+//! yields, then goes to the back. System calls are handled inside the slice.
+//! Blocked threads are parked on a [`WaitOn`]; whatever makes progress
+//! possible (a pipe write, a child's exit, `futex` wake, a deadline) wakes
+//! them in a fixed order (by tid, or for futexes by blocking order), so the
+//! same inputs always give the same interleaving. When no thread can run:
+//! sleepers get the clock advanced to the earliest deadline (virtual time) or
+//! the host waits (real time); with no sleeper the run ends as
+//! [`RunOutcome::Deadlock`].
+//!
+//! The run ends when init (pid 1) exits or dies, or the instruction budget is
+//! spent.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use emu::{reg, Cpu, Exit};
+use warden_abi::*;
+
+use crate::console::{DebugEnd, DebugFile};
+use crate::mm::Mm;
+use crate::process::{
+    FdEntry, FdTable, FsContext, OnWake, OpenFile, ProcState, Process, SigHandlers, Thread,
+    ThreadState, WaitOn,
+};
+use crate::syscall::Call;
+use crate::{Kernel, Pid, RunOutcome, SpawnError};
+
+impl Kernel {
+    // --- lookups -------------------------------------------------------------
+
+    pub(crate) fn pid_of(&self, tid: Pid) -> Result<Pid, Errno> {
+        self.threads.get(&tid).map(|t| t.pid).ok_or(Errno(ESRCH))
+    }
+
+    pub(crate) fn proc_of(&self, tid: Pid) -> Result<&Process, Errno> {
+        let pid = self.pid_of(tid)?;
+        self.procs.get(&pid).ok_or(Errno(ESRCH))
+    }
+
+    pub(crate) fn mm_of(&self, tid: Pid) -> Result<Rc<RefCell<Mm>>, Errno> {
+        Ok(self.proc_of(tid)?.mm.clone())
+    }
+
+    // --- init ----------------------------------------------------------------
+
+    /// Creates init (pid 1) running the program at `path` (resolved like a
+    /// guest path from the configured cwd) with `argv` and `envp` (`envp`
+    /// empty: the configured environment). Descriptors 0, 1, 2 are the console.
+    pub fn spawn_init(
+        &mut self,
+        path: &str,
+        argv: &[&str],
+        envp: &[&str],
+    ) -> Result<Pid, SpawnError> {
+        if !self.procs.is_empty() {
+            return Err(SpawnError::AlreadySpawned);
+        }
+        let size = self.config.address_space_size;
+        let id = self.alloc_object_id();
+        let mm = Mm::new(id, size, self.config.limits.max_memory_per_process)
+            .map_err(|e| SpawnError::Memory(e.to_string()))?;
+        let pid = self.alloc_id();
+        let fs = FsContext {
+            cwd_scheme: b"file".to_vec(),
+            cwd: crate::process::normalize(b"/", &self.config.cwd),
+            umask: 0o022,
+        };
+        let mut files = FdTable::default();
+        let max = self.config.limits.max_fds.max(3);
+        for (end, flags) in [
+            (DebugEnd::Stdin, O_RDONLY),
+            (DebugEnd::Stdout, O_WRONLY),
+            (DebugEnd::Stderr, O_WRONLY),
+        ] {
+            let desc = OpenFile::new(DebugFile::open(&self.console, end), flags);
+            let _ = files.insert(
+                FdEntry {
+                    desc,
+                    cloexec: false,
+                },
+                max,
+            );
+        }
+        let process = Process {
+            pid,
+            ppid: 0,
+            pgid: pid,
+            uid: self.config.uid,
+            gid: self.config.gid,
+            mm: Rc::new(RefCell::new(mm)),
+            files: Rc::new(RefCell::new(files)),
+            fs: Rc::new(RefCell::new(fs)),
+            sighand: Rc::new(RefCell::new(SigHandlers::default())),
+            threads: vec![pid],
+            pending: 0,
+            state: ProcState::Alive,
+            cmdline: Vec::new(),
+            vfork_parent: None,
+        };
+        self.procs.insert(pid, process);
+        self.threads.insert(pid, Thread::new(pid, pid, Cpu::new()));
+        let result = self.spawn_exec(pid, path, argv, envp);
+        if let Err(e) = result {
+            self.threads.remove(&pid);
+            self.procs.remove(&pid);
+            return Err(e);
+        }
+        self.run_queue.push_back(pid);
+        self.stats.processes += 1;
+        Ok(pid)
+    }
+
+    fn spawn_exec(
+        &mut self,
+        tid: Pid,
+        path: &str,
+        argv: &[&str],
+        envp: &[&str],
+    ) -> Result<(), SpawnError> {
+        let name = path.to_string();
+        let file = self
+            .open_path(tid, path.as_bytes(), O_RDONLY)
+            .map_err(|errno| match errno.0 {
+                ENOENT | ENOTDIR => SpawnError::NotFound { path: name.clone() },
+                _ => SpawnError::Io {
+                    path: name.clone(),
+                    errno,
+                },
+            })?;
+        let desc = OpenFile::new(file, O_RDONLY);
+        let not_exec = |errno: Errno| match errno.0 {
+            ENOEXEC | EACCES | EISDIR => SpawnError::NotExecutable {
+                path: name.clone(),
+                errno,
+            },
+            _ => SpawnError::Io {
+                path: name.clone(),
+                errno,
+            },
+        };
+        let bytes = crate::elf::read_program(&desc.file).map_err(not_exec)?;
+        drop(desc);
+        let args: Vec<Vec<u8>> = argv.iter().map(|a| a.as_bytes().to_vec()).collect();
+        let envs: Vec<Vec<u8>> = if envp.is_empty() {
+            self.config.env.clone()
+        } else {
+            envp.iter().map(|e| e.as_bytes().to_vec()).collect()
+        };
+        self.exec(tid, &bytes, args, envs).map_err(not_exec)
+    }
+
+    // --- the run loop ----------------------------------------------------------
+
+    /// Runs until init ends, the budget is spent or the guest deadlocks.
+    /// Calling it again after it returned gives the same outcome.
+    pub fn run(&mut self) -> RunOutcome {
+        loop {
+            if let Some(outcome) = self.outcome {
+                return outcome;
+            }
+            if self.procs.is_empty() {
+                // Nothing was spawned: treat as a clean exit.
+                return RunOutcome::Exited(0);
+            }
+            self.process_wakeups();
+            self.expire_deadlines();
+            if self.budget_left() == Some(0) {
+                self.outcome = Some(RunOutcome::BudgetExhausted);
+                continue;
+            }
+            let Some(tid) = self.next_runnable() else {
+                if !self.idle() {
+                    self.outcome = Some(RunOutcome::Deadlock);
+                }
+                continue;
+            };
+            self.run_slice(tid);
+            if self.threads.get(&tid).is_some_and(|t| !t.is_blocked()) {
+                self.run_queue.push_back(tid);
+            }
+        }
+    }
+
+    fn budget_left(&self) -> Option<u64> {
+        self.config
+            .instruction_budget
+            .map(|b| b.saturating_sub(self.stats.instructions))
+    }
+
+    fn next_runnable(&mut self) -> Option<Pid> {
+        while let Some(tid) = self.run_queue.pop_front() {
+            if self.threads.get(&tid).is_some_and(|t| !t.is_blocked()) {
+                // A thread may be queued twice (woken while queued); drop the duplicate.
+                self.run_queue.retain(|&t| t != tid);
+                return Some(tid);
+            }
+        }
+        None
+    }
+
+    /// Nothing runnable: advance to the earliest deadline. False if there is none.
+    fn idle(&mut self) -> bool {
+        let earliest = self
+            .threads
+            .values()
+            .filter_map(|t| match &t.state {
+                ThreadState::Blocked(b) => b.deadline,
+                _ => None,
+            })
+            .min();
+        let Some(deadline) = earliest else {
+            return false;
+        };
+        if self.clock.is_real_time() {
+            let now = self.clock.monotonic_ns();
+            if deadline > now {
+                std::thread::sleep(std::time::Duration::from_nanos(deadline - now));
+            }
+        } else {
+            self.clock.skip_to(deadline);
+        }
+        self.expire_deadlines();
+        true
+    }
+
+    /// Runs `tid` for up to one quantum.
+    fn run_slice(&mut self, tid: Pid) {
+        let mut slice = self.config.quantum.max(1);
+        if let Some(left) = self.budget_left() {
+            slice = slice.min(left);
+        }
+        self.yield_requested = false;
+        while slice > 0 && self.outcome.is_none() && !self.yield_requested {
+            // A woken call runs again on its saved copy first.
+            let retry = match self.threads.get_mut(&tid) {
+                Some(t) => match std::mem::replace(&mut t.state, ThreadState::Runnable) {
+                    ThreadState::Retry(call) => Some(*call),
+                    other => {
+                        t.state = other;
+                        None
+                    }
+                },
+                None => return,
+            };
+            if let Some(call) = retry {
+                self.execute(tid, call);
+                self.process_wakeups();
+            }
+            self.deliver_signals(tid);
+            let Some(thread) = self.threads.get_mut(&tid) else {
+                return;
+            };
+            if thread.is_blocked() || matches!(thread.state, ThreadState::Retry(_)) {
+                return;
+            }
+            let Some(mm) = self.procs.get(&thread.pid).map(|p| p.mm.clone()) else {
+                return;
+            };
+            let before = thread.cpu.icount;
+            let exit = {
+                let mut mm = mm.borrow_mut();
+                thread.cpu.run(&mut mm.space, slice)
+            };
+            let used = thread.cpu.icount.wrapping_sub(before);
+            slice = slice.saturating_sub(used);
+            self.stats.instructions = self.stats.instructions.saturating_add(used);
+            self.clock.set_instructions(self.stats.instructions);
+            match exit {
+                Exit::BudgetExhausted => break,
+                Exit::Syscall(gate) => self.handle_syscall(tid, gate),
+                other => {
+                    if let Some(sig) = crate::signal::fault_signal(&other) {
+                        self.raise_fault(tid, sig);
+                    }
+                }
+            }
+            self.process_wakeups();
+        }
+    }
+
+    // --- waking ----------------------------------------------------------------
+
+    /// Wakes threads parked on keys schemes reported.
+    fn process_wakeups(&mut self) {
+        loop {
+            let keys = self.waker.drain();
+            if keys.is_empty() {
+                return;
+            }
+            self.wake_where(|on| matches!(on, WaitOn::Key(k) if keys.contains(&k)), None);
+        }
+    }
+
+    /// Wakes every blocked thread whose wait matches `pred` (only `only` if given), in tid order.
+    pub(crate) fn wake_where(&mut self, pred: impl Fn(WaitOn) -> bool, only: Option<Pid>) {
+        let tids: Vec<Pid> = self
+            .threads
+            .values()
+            .filter(|t| only.is_none_or(|o| o == t.tid))
+            .filter(|t| matches!(&t.state, ThreadState::Blocked(b) if pred(b.on)))
+            .map(|t| t.tid)
+            .collect();
+        for tid in tids {
+            self.wake_thread(tid);
+        }
+    }
+
+    /// Makes a blocked thread runnable: it either gets its wake value or
+    /// retries its call.
+    pub(crate) fn wake_thread(&mut self, tid: Pid) {
+        let Some(t) = self.threads.get_mut(&tid) else {
+            return;
+        };
+        let state = std::mem::replace(&mut t.state, ThreadState::Runnable);
+        match state {
+            ThreadState::Blocked(b) => {
+                match b.on_wake {
+                    OnWake::Retry => t.state = ThreadState::Retry(Box::new(b.call)),
+                    OnWake::Return(v) => t.cpu.gpr[reg::RAX] = v as u64,
+                }
+                self.run_queue.push_back(tid);
+            }
+            other => t.state = other,
+        }
+    }
+
+    /// Completes blocked calls whose deadline has passed.
+    fn expire_deadlines(&mut self) {
+        let now = self.clock.monotonic_ns();
+        let expired: Vec<Pid> = self
+            .threads
+            .values()
+            .filter(|t| matches!(&t.state, ThreadState::Blocked(b) if b.deadline.is_some_and(|d| d <= now)))
+            .map(|t| t.tid)
+            .collect();
+        for tid in expired {
+            let Some(t) = self.threads.get_mut(&tid) else {
+                continue;
+            };
+            if let ThreadState::Blocked(b) = std::mem::replace(&mut t.state, ThreadState::Runnable)
+            {
+                t.cpu.gpr[reg::RAX] = Errno::mux(b.on_timeout) as u64;
+                self.run_queue.push_back(tid);
+            }
+        }
+    }
+
+    // --- teardown --------------------------------------------------------------
+
+    /// Removes one thread (not the process).
+    pub(crate) fn exit_thread(&mut self, tid: Pid) {
+        let Some(t) = self.threads.remove(&tid) else {
+            return;
+        };
+        if let Some(p) = self.procs.get_mut(&t.pid) {
+            p.threads.retain(|&x| x != tid);
+        }
+        drop(t);
+    }
+
+    /// Ends process `pid` with wait status `status`: its threads stop, its
+    /// descriptors close, children go to init, the parent gets SIGCHLD and can
+    /// reap it.
+    pub(crate) fn terminate_process(&mut self, pid: Pid, status: usize) {
+        let Some(p) = self.procs.get_mut(&pid) else {
+            return;
+        };
+        if p.state != ProcState::Alive {
+            return;
+        }
+        p.state = ProcState::Zombie(status);
+        let threads = std::mem::take(&mut p.threads);
+        let files = std::mem::replace(&mut p.files, Rc::new(RefCell::new(FdTable::default())));
+        let vfork_parent = p.vfork_parent.take();
+        let ppid = p.ppid;
+        let dropped_threads: Vec<Thread> = threads
+            .iter()
+            .filter_map(|t| self.threads.remove(t))
+            .collect();
+        drop(dropped_threads);
+        // Close descriptors (only this process's reference if shared).
+        let entries = match Rc::try_unwrap(files) {
+            Ok(table) => table.into_inner().clear(),
+            Err(_) => Vec::new(),
+        };
+        drop(entries);
+        if pid == 1 {
+            self.outcome = Some(if wifexited(status) {
+                RunOutcome::Exited(wexitstatus(status))
+            } else {
+                RunOutcome::Signaled(wtermsig(status) as u8)
+            });
+        }
+        if let Some(parent) = vfork_parent {
+            self.wake_where(|on| on == WaitOn::Vfork(pid), Some(parent));
+        }
+        // Orphans go to init.
+        let orphans: Vec<Pid> = self
+            .procs
+            .values()
+            .filter(|c| c.ppid == pid)
+            .map(|c| c.pid)
+            .collect();
+        for child in orphans {
+            if let Some(c) = self.procs.get_mut(&child) {
+                c.ppid = 1;
+            }
+        }
+        if self
+            .procs
+            .get(&1)
+            .is_some_and(|init| init.state == ProcState::Alive)
+        {
+            self.wake_where(|on| on == WaitOn::Child(1), None);
+        }
+        // Tell the parent; auto-reap if it ignores SIGCHLD.
+        let parent_ignores = self.procs.get(&ppid).map(|parent| {
+            let a = parent.sighand.borrow().actions[SIGCHLD];
+            a.sa.sa_handler == SIG_IGN || a.sa.sa_flags & SA_NOCLDWAIT != 0
+        });
+        match parent_ignores {
+            Some(false)
+                if self
+                    .procs
+                    .get(&ppid)
+                    .is_some_and(|p| p.state == ProcState::Alive) =>
+            {
+                self.post_signal(ppid, SIGCHLD);
+                self.wake_where(|on| on == WaitOn::Child(ppid), None);
+            }
+            Some(true) => {
+                self.procs.remove(&pid);
+            }
+            _ => {
+                // No living parent (init's own exit, or a parent already gone):
+                // nobody will reap it.
+                if pid != 1 {
+                    self.procs.remove(&pid);
+                }
+            }
+        }
+        self.process_wakeups();
+    }
+
+    /// A thread's view of the call it is blocked in (for `proc:`).
+    pub(crate) fn blocked_call(&self, tid: Pid) -> Option<&Call> {
+        match &self.threads.get(&tid)?.state {
+            ThreadState::Blocked(b) => Some(&b.call),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! Memory calls: brk, fmap, funmap, mprotect, futex.
+//!
+//! - `brk(0)` returns the break; `brk(addr)` moves it and returns it, or
+//!   fails with ENOMEM (Redox behaviour) when the pages cannot be mapped.
+//! - `fmap(fd, &Map, size)`: `fd == usize::MAX` maps zeroed anonymous memory;
+//!   otherwise the file's bytes from `offset` are copied in through `read_at`
+//!   (a private copy even with `MAP_SHARED`: writes are not written back).
+//!   Without `MAP_FIXED` a non-zero `address` is a hint, used when free.
+//! - `futex(addr, FUTEX_WAIT, val, timeout_ptr)` parks while the 32-bit word
+//!   equals `val` (EAGAIN otherwise, ETIMEDOUT after the timeout);
+//!   `futex(addr, FUTEX_WAKE, n)` wakes up to `n` waiters in the order they
+//!   blocked and returns how many.
+
+use emu::GuestAddress;
+use warden_abi::*;
+
+use super::{errno, Block, Call, Input, SysError, SysResult};
+use crate::mm::{prot_to_perm, round_up, PAGE};
+use crate::process::{OnWake, ThreadState, WaitOn};
+use crate::usercopy::read_u32;
+use crate::{Kernel, Pid};
+
+impl Kernel {
+    pub(super) fn sys_brk(&mut self, tid: Pid, addr: usize) -> SysResult {
+        let mm = self.mm_of(tid)?;
+        let brk = mm.borrow_mut().set_brk(addr as u64)?;
+        Ok(brk as usize)
+    }
+
+    pub(super) fn sys_fmap(&mut self, tid: Pid, fd: usize, call: &Call) -> SysResult {
+        let Input::Map(map) = &call.input else {
+            return errno(EFAULT);
+        };
+        if map.size == 0 {
+            return errno(EINVAL);
+        }
+        let len = round_up(map.size as u64).ok_or(Errno(ENOMEM))?;
+        let perm = prot_to_perm(map.flags);
+        let file = if fd == ANONYMOUS_FD {
+            None
+        } else {
+            Some(self.desc(tid, fd)?)
+        };
+        let mm = self.mm_of(tid)?;
+        let mut mm = mm.borrow_mut();
+        let hint = map.address as u64;
+        let addr = if map.flags & MAP_FIXED != 0 {
+            if hint % PAGE != 0 || hint == 0 {
+                return errno(EINVAL);
+            }
+            hint
+        } else if hint != 0
+            && hint % PAGE == 0
+            && hint
+                .checked_add(len)
+                .is_some_and(|end| end <= mm.stack_top())
+            && !mm
+                .space
+                .mem
+                .regions()
+                .any(|(s, e)| s.0 < hint + len && e.0 > hint)
+        {
+            hint
+        } else {
+            let base = mm.mmap_base();
+            mm.space
+                .mem
+                .find_free(GuestAddress(base), len)
+                .ok_or(Errno(ENOMEM))?
+                .0
+        };
+        if addr.checked_add(len).is_none_or(|end| end > mm.size()) {
+            return errno(ENOMEM);
+        }
+        // Read the file contents before mapping so a failing read changes nothing.
+        let contents = match &file {
+            None => Vec::new(),
+            Some(desc) => {
+                let f = desc.file.try_borrow().map_err(|_| Errno(EIO))?;
+                let mut buf = vec![0u8; (map.size).min(len as usize)];
+                let mut done = 0;
+                while done < buf.len() {
+                    let off = (map.offset as u64)
+                        .checked_add(done as u64)
+                        .ok_or(Errno(EINVAL))?;
+                    let n = match f.read_at(off, &mut buf[done..]) {
+                        None => return errno(EACCES),
+                        Some(r) => r?,
+                    };
+                    if n == 0 {
+                        break;
+                    }
+                    done += n;
+                }
+                buf.truncate(done);
+                buf
+            }
+        };
+        mm.map(addr, len, perm)?;
+        if !contents.is_empty() {
+            mm.space
+                .mem
+                .write_raw(GuestAddress(addr), &contents)
+                .map_err(|_| Errno(EFAULT))?;
+        }
+        Ok(addr as usize)
+    }
+
+    pub(super) fn sys_funmap(&mut self, tid: Pid, addr: usize, len: usize) -> SysResult {
+        if len == 0 {
+            return errno(EINVAL);
+        }
+        let mm = self.mm_of(tid)?;
+        mm.borrow_mut().unmap(addr as u64, len as u64)?;
+        Ok(0)
+    }
+
+    pub(super) fn sys_mprotect(
+        &mut self,
+        tid: Pid,
+        addr: usize,
+        len: usize,
+        flags: usize,
+    ) -> SysResult {
+        let addr = addr as u64;
+        if addr % PAGE != 0 {
+            return errno(EINVAL);
+        }
+        let len = round_up(len as u64).ok_or(Errno(ENOMEM))?;
+        let mm = self.mm_of(tid)?;
+        let mut mm = mm.borrow_mut();
+        mm.space
+            .mem
+            .protect(GuestAddress(addr), len, prot_to_perm(flags))
+            .map_err(|_| Errno(ENOMEM))?;
+        Ok(0)
+    }
+
+    pub(super) fn sys_futex(
+        &mut self,
+        tid: Pid,
+        addr: usize,
+        op: usize,
+        val: usize,
+        call: &Call,
+    ) -> SysResult {
+        if addr % 4 != 0 {
+            return errno(EINVAL);
+        }
+        let mm = self.mm_of(tid)?;
+        let key = WaitOn::Futex(mm.borrow().id, addr as u64);
+        match op {
+            FUTEX_WAIT => {
+                let current = read_u32(&mm.borrow().space.mem, addr)?;
+                if current != val as u32 {
+                    return errno(EAGAIN);
+                }
+                let deadline = match &call.input {
+                    Input::Time(ts) => {
+                        let ns = crate::time::timespec_to_ns(ts)?;
+                        Some(self.clock.monotonic_ns().saturating_add(ns))
+                    }
+                    _ => None,
+                };
+                Err(SysError::Block(Block {
+                    on: key,
+                    deadline,
+                    on_timeout: Err(Errno(ETIMEDOUT)),
+                    on_wake: OnWake::Return(0),
+                }))
+            }
+            FUTEX_WAKE => {
+                let mut waiters: Vec<(u64, Pid)> = self
+                    .threads
+                    .values()
+                    .filter_map(|t| match &t.state {
+                        ThreadState::Blocked(b) if b.on == key => Some((b.seq, t.tid)),
+                        _ => None,
+                    })
+                    .collect();
+                waiters.sort_unstable();
+                let n = waiters.len().min(val);
+                for &(_, waiter) in &waiters[..n] {
+                    self.wake_thread(waiter);
+                }
+                Ok(n)
+            }
+            _ => errno(ENOSYS),
+        }
+    }
+}

@@ -1,0 +1,333 @@
+//! Process calls: exit, waitpid, kill, clone, fexec, umask, getpgid/setpgid.
+//!
+//! - `exit(status)` from a process's main thread ends the whole process (all
+//!   its threads); from a `CLONE_THREAD` thread it ends only that thread.
+//! - `waitpid(pid, status_ptr, options)`: `pid > 0` one child, any other value
+//!   any child (there are no process groups to wait for); `WNOHANG`; ECHILD
+//!   when nothing matches. The status uses warden_abi's `w_exitcode` /
+//!   `w_termsig` encoding.
+//! - `clone(flags, stack)`: the child gets the caller's registers with rax 0;
+//!   if `stack` (the second argument, a warden extension) is non-zero the
+//!   child's rsp is set to it, otherwise the child runs on the same rsp (the
+//!   Redox runtime's way: it switches stacks itself around the call).
+//! - `fexec(fd, args, argc, envs, envc)`: the whole new image is built before
+//!   the old one is dropped, so a failing exec returns its error to the
+//!   caller. The exec'd descriptor itself is left open unless it is
+//!   close-on-exec (open it with `O_CLOEXEC`).
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use emu::{reg, Cpu};
+use warden_abi::*;
+
+use super::{errno, Call, Input, SysError, SysResult};
+use crate::mm::Mm;
+use crate::process::{FdTable, OnWake, ProcState, Process, Thread, WaitOn};
+use crate::usercopy::copy_out;
+use crate::{Kernel, Pid};
+
+impl Kernel {
+    pub(super) fn sys_exit(&mut self, tid: Pid, status: usize) -> SysResult {
+        let pid = self.pid_of(tid)?;
+        let is_main = self
+            .procs
+            .get(&pid)
+            .is_some_and(|p| p.threads.first() == Some(&tid));
+        if is_main {
+            self.terminate_process(pid, w_exitcode(status as u8));
+        } else {
+            self.exit_thread(tid);
+        }
+        Err(SysError::NoReturn)
+    }
+
+    pub(super) fn sys_waitpid(
+        &mut self,
+        tid: Pid,
+        pid: isize,
+        status_addr: usize,
+        options: usize,
+    ) -> SysResult {
+        let me = self.pid_of(tid)?;
+        let matches = |p: &Process| p.ppid == me && (pid <= 0 || p.pid as isize == pid);
+        let mut any = false;
+        let mut found = None;
+        for p in self.procs.values() {
+            if matches(p) {
+                any = true;
+                if let ProcState::Zombie(status) = p.state {
+                    found = Some((p.pid, status));
+                    break;
+                }
+            }
+        }
+        if let Some((child, status)) = found {
+            if status_addr != 0 {
+                let mm = self.mm_of(tid)?;
+                copy_out(
+                    &mut mm.borrow_mut().space.mem,
+                    status_addr,
+                    &(status as u64).to_le_bytes(),
+                )?;
+            }
+            self.procs.remove(&child);
+            return Ok(child as usize);
+        }
+        if !any {
+            return errno(ECHILD);
+        }
+        if options & WNOHANG != 0 {
+            return Ok(0);
+        }
+        Err(super::Block::retry(WaitOn::Child(me)))
+    }
+
+    pub(super) fn sys_kill(&mut self, tid: Pid, pid: isize, sig: usize) -> SysResult {
+        if sig >= NSIG {
+            return errno(EINVAL);
+        }
+        let me = self.pid_of(tid)?;
+        let targets: Vec<Pid> = if pid > 0 {
+            vec![pid as Pid]
+        } else if pid == 0 {
+            vec![me]
+        } else if pid == -1 {
+            self.procs
+                .values()
+                .filter(|p| p.pid != 1 && p.state == ProcState::Alive)
+                .map(|p| p.pid)
+                .collect()
+        } else {
+            vec![pid.unsigned_abs() as Pid]
+        };
+        let mut hit = false;
+        for target in targets {
+            if self
+                .procs
+                .get(&target)
+                .is_some_and(|p| p.state == ProcState::Alive)
+            {
+                hit = true;
+                if sig != 0 {
+                    self.post_signal(target, sig);
+                }
+            }
+        }
+        if hit {
+            Ok(0)
+        } else {
+            errno(ESRCH)
+        }
+    }
+
+    pub(super) fn sys_getpgid(&mut self, tid: Pid, pid: usize) -> SysResult {
+        let target = if pid == 0 {
+            self.pid_of(tid)?
+        } else {
+            pid as Pid
+        };
+        let p = self.procs.get(&target).ok_or(Errno(ESRCH))?;
+        Ok(p.pgid as usize)
+    }
+
+    pub(super) fn sys_setpgid(&mut self, tid: Pid, pid: usize, pgid: usize) -> SysResult {
+        let me = self.pid_of(tid)?;
+        let target = if pid == 0 { me } else { pid as Pid };
+        let pgid = if pgid == 0 { target } else { pgid as Pid };
+        let p = self.procs.get_mut(&target).ok_or(Errno(ESRCH))?;
+        if p.pid != me && p.ppid != me {
+            return errno(ESRCH);
+        }
+        p.pgid = pgid;
+        Ok(0)
+    }
+
+    pub(super) fn sys_umask(&mut self, tid: Pid, mask: usize) -> SysResult {
+        let fs = self.proc_of(tid)?.fs.clone();
+        let mut fs = fs.borrow_mut();
+        let old = fs.umask;
+        fs.umask = (mask & 0o777) as u32;
+        Ok(old as usize)
+    }
+
+    fn live_tasks(&self) -> usize {
+        let zombies = self
+            .procs
+            .values()
+            .filter(|p| matches!(p.state, ProcState::Zombie(_)))
+            .count();
+        self.threads.len() + zombies
+    }
+
+    pub(super) fn sys_clone(&mut self, tid: Pid, flags: usize, stack: usize) -> SysResult {
+        if self.live_tasks() >= self.config.limits.max_processes {
+            return errno(EAGAIN);
+        }
+        let parent = self.threads.get(&tid).ok_or(Errno(ESRCH))?;
+        let mut cpu: Cpu = parent.cpu.clone();
+        let sigmask = parent.sigmask;
+        cpu.gpr[reg::RAX] = 0;
+        if stack != 0 {
+            cpu.gpr[reg::RSP] = stack as u64;
+        }
+        let pid = parent.pid;
+        if flags & CLONE_THREAD != 0 {
+            if flags & CLONE_VM == 0 {
+                return errno(EINVAL);
+            }
+            let child = self.alloc_id();
+            let mut thread = Thread::new(child, pid, cpu);
+            thread.sigmask = sigmask;
+            self.threads.insert(child, thread);
+            if let Some(p) = self.procs.get_mut(&pid) {
+                p.threads.push(child);
+            }
+            self.run_queue.push_back(child);
+            return Ok(child as usize);
+        }
+        let p = self.procs.get(&pid).ok_or(Errno(ESRCH))?;
+        let mm = if flags & CLONE_VM != 0 {
+            p.mm.clone()
+        } else {
+            let id = self.next_object_id;
+            let forked = p.mm.borrow().fork(id)?;
+            Rc::new(RefCell::new(forked))
+        };
+        if flags & CLONE_VM == 0 {
+            self.next_object_id += 1;
+        }
+        let files = if flags & CLONE_FILES != 0 {
+            p.files.clone()
+        } else {
+            Rc::new(RefCell::new(p.files.borrow().clone()))
+        };
+        let fs = if flags & CLONE_FS != 0 {
+            p.fs.clone()
+        } else {
+            Rc::new(RefCell::new(p.fs.borrow().clone()))
+        };
+        let sighand = if flags & CLONE_SIGHAND != 0 {
+            p.sighand.clone()
+        } else {
+            Rc::new(RefCell::new(p.sighand.borrow().clone()))
+        };
+        let (uid, gid, pgid, cmdline) = (p.uid, p.gid, p.pgid, p.cmdline.clone());
+        let child = self.alloc_id();
+        let process = Process {
+            pid: child,
+            ppid: pid,
+            pgid,
+            uid,
+            gid,
+            mm,
+            files,
+            fs,
+            sighand,
+            threads: vec![child],
+            pending: 0,
+            state: ProcState::Alive,
+            cmdline,
+            vfork_parent: (flags & CLONE_VFORK != 0).then_some(tid),
+        };
+        self.procs.insert(child, process);
+        let mut thread = Thread::new(child, child, cpu);
+        thread.sigmask = sigmask;
+        self.threads.insert(child, thread);
+        self.run_queue.push_back(child);
+        self.stats.processes += 1;
+        if flags & CLONE_VFORK != 0 {
+            return Err(SysError::Block(super::Block {
+                on: WaitOn::Vfork(child),
+                deadline: None,
+                on_timeout: Ok(child as usize),
+                on_wake: OnWake::Return(child as usize),
+            }));
+        }
+        Ok(child as usize)
+    }
+
+    pub(super) fn sys_fexec(&mut self, tid: Pid, fd: usize, call: &Call) -> SysResult {
+        let Input::Exec { args, envs } = &call.input else {
+            return errno(EFAULT);
+        };
+        let desc = self.desc(tid, fd)?;
+        let bytes = crate::elf::read_program(&desc.file)?;
+        drop(desc);
+        self.exec(tid, &bytes, args.clone(), envs.clone())?;
+        Err(SysError::NoReturn)
+    }
+
+    /// Replaces the image of `tid`'s process with the program in `bytes`.
+    /// On error nothing has changed.
+    pub(crate) fn exec(
+        &mut self,
+        tid: Pid,
+        bytes: &[u8],
+        args: Vec<Vec<u8>>,
+        envs: Vec<Vec<u8>>,
+    ) -> Result<(), Errno> {
+        let pid = self.pid_of(tid)?;
+        let size = self.config.address_space_size;
+        let image = crate::elf::parse(bytes, size)?;
+        let id = self.alloc_object_id();
+        let mut mm = Mm::new(id, size, self.config.limits.max_memory_per_process)?;
+        crate::elf::load(&image, bytes, &mut mm)?;
+        mm.map_trampoline()?;
+        let mut random = [0u8; 16];
+        self.rng.fill(&mut random);
+        let rsp = crate::elf::build_stack(
+            &mut mm,
+            &image,
+            &args,
+            &envs,
+            random,
+            self.config.stack_size,
+        )?;
+
+        // Commit: nothing below fails.
+        let mut cpu = Cpu::new();
+        cpu.rip = image.entry;
+        cpu.gpr[reg::RSP] = rsp;
+        let others: Vec<Pid> = self
+            .procs
+            .get(&pid)
+            .map(|p| p.threads.clone())
+            .unwrap_or_default();
+        for other in others.into_iter().filter(|&t| t != tid) {
+            self.exit_thread(other);
+        }
+        let mut dropped = Vec::new();
+        let mut vfork_parent = None;
+        if let Some(p) = self.procs.get_mut(&pid) {
+            p.mm = Rc::new(RefCell::new(mm));
+            // Unshare the descriptor table, drop close-on-exec descriptors.
+            let table: FdTable = p.files.borrow().clone();
+            p.files = Rc::new(RefCell::new(table));
+            dropped = p.files.borrow_mut().take_cloexec();
+            // Handlers do not survive exec; ignored signals stay ignored.
+            let mut handlers = p.sighand.borrow().clone();
+            for action in handlers.actions.iter_mut() {
+                if action.sa.sa_handler != SIG_IGN {
+                    *action = Default::default();
+                }
+            }
+            p.sighand = Rc::new(RefCell::new(handlers));
+            p.cmdline = args;
+            vfork_parent = p.vfork_parent.take();
+            if let Some(main) = p.threads.first_mut() {
+                *main = tid;
+            }
+            p.threads.truncate(1);
+        }
+        drop(dropped);
+        if let Some(t) = self.threads.get_mut(&tid) {
+            cpu.icount = t.cpu.icount;
+            t.cpu = cpu;
+        }
+        if let Some(parent) = vfork_parent {
+            self.wake_where(|on| on == WaitOn::Vfork(pid), Some(parent));
+        }
+        Ok(())
+    }
+}
