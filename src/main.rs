@@ -1,1 +1,129 @@
-fn main() {}
+//! The `warden` command line. Parsing only: the work is in the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use guest_kernel::{HostConsole, Limits};
+use warden::{Root, RunOptions, EXIT_WARDEN_FAILED};
+
+/// Warden: an x86-64 emulator hosting a supervised Redox-style guest OS.
+///
+/// Exit status: the guest's own; 128+N if it died of signal N; 124 when the
+/// instruction budget ran out; 125 when warden itself failed; 126 when the
+/// program is not executable; 127 when it was not found.
+#[derive(Parser, Debug)]
+#[command(name = "warden", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Boot a guest and run a program in it (default: the root's /bin/init).
+    ///
+    /// Options come before PROGRAM; everything after it goes to the guest
+    /// unchanged. Guest stdin, stdout and stderr are warden's own.
+    Run(RunArgs),
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// Root file system from a tar archive (e.g. made with `tar -cf`) instead
+    /// of the embedded default image. Guest writes go to memory, never to FILE.
+    #[arg(long, value_name = "FILE", conflicts_with = "root")]
+    image: Option<PathBuf>,
+
+    /// Root file system from a host directory, read-only to the guest (writes
+    /// go to an in-memory layer). No path, `..` or symlink leads outside it.
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+
+    /// Set a guest environment variable (repeatable). Without any, the guest
+    /// gets PATH=/bin.
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    env: Vec<String>,
+
+    /// Stop after this many guest instructions (all processes together) with
+    /// exit status 124.
+    #[arg(long, value_name = "N")]
+    budget: Option<u64>,
+
+    /// Seed for everything random the guest sees (rand:, AT_RANDOM).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    seed: u64,
+
+    /// Guest instructions a thread runs before the scheduler preempts it.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    quantum: u64,
+
+    /// Clocks follow the host's real time instead of the deterministic
+    /// virtual clock (one nanosecond per guest instruction).
+    #[arg(long)]
+    real_time: bool,
+
+    /// Most processes and threads alive at once.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_processes)]
+    max_procs: usize,
+
+    /// Most guest memory per process, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = Limits::default().max_memory_per_process >> 20)]
+    max_mem: u64,
+
+    /// Most open file descriptors per process.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_fds)]
+    max_fds: usize,
+
+    /// The program to run (a guest path, or a name found in /bin), then its
+    /// arguments.
+    #[arg(value_name = "PROGRAM", trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
+impl RunArgs {
+    fn options(self) -> RunOptions {
+        let root = match (self.image, self.root) {
+            (Some(f), _) => Root::Image(f),
+            (None, Some(d)) => Root::Dir(d),
+            (None, None) => Root::Default,
+        };
+        let mut command = self.command.into_iter();
+        RunOptions {
+            root,
+            env: self.env,
+            program: command.next(),
+            args: command.collect(),
+            budget: self.budget,
+            seed: self.seed,
+            quantum: self.quantum,
+            real_time: self.real_time,
+            limits: Limits {
+                max_processes: self.max_procs,
+                max_memory_per_process: self.max_mem.saturating_mul(1 << 20),
+                max_fds: self.max_fds,
+            },
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            let code = if e.use_stderr() { EXIT_WARDEN_FAILED } else { 0 };
+            return ExitCode::from(code as u8);
+        }
+    };
+    let status = match cli.command {
+        Command::Run(args) => match warden::run(&args.options(), Box::new(HostConsole)) {
+            Ok(outcome) => outcome.exit_status(),
+            Err(e) => {
+                eprintln!("warden: {e}");
+                e.exit_status()
+            }
+        },
+    };
+    ExitCode::from(status.clamp(0, 255) as u8)
+}

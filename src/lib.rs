@@ -1,0 +1,169 @@
+//! `warden` as a library: everything the command line does, callable from
+//! tests and tools. The CLI (`main.rs`) only parses arguments, calls
+//! [`run`], and turns the result into an exit status.
+//!
+//! Exit statuses (PRODUCT.md): the guest's own status; 128+N when it died of
+//! signal N; 124 when the instruction budget ran out; 125 when warden itself
+//! failed (bad arguments, unreadable or malformed image); 126 when the program
+//! exists but cannot be executed; 127 when it does not exist.
+
+use std::path::{Path, PathBuf};
+
+use guest_kernel::scheme::basic::{NullScheme, RandScheme, ZeroScheme};
+use guest_kernel::vfs::Vfs;
+use guest_kernel::{Console, Kernel, KernelConfig, Limits, RunOutcome, SpawnError};
+
+/// The default guest image (guest programs and an /etc/rc demo), embedded.
+pub static DEFAULT_IMAGE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/default-image.tar"));
+
+/// Exit status for a failure of warden itself.
+pub const EXIT_WARDEN_FAILED: i32 = 125;
+/// Exit status when the instruction budget ran out.
+pub const EXIT_BUDGET: i32 = 124;
+
+/// Where the guest's root file system comes from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Root {
+    /// The image embedded in the binary.
+    #[default]
+    Default,
+    /// A tar archive on the host.
+    Image(PathBuf),
+    /// A host directory, read-only to the guest.
+    Dir(PathBuf),
+}
+
+/// Everything `warden run` takes.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub root: Root,
+    /// `KEY=VALUE` pairs; empty means the default environment (PATH=/bin).
+    pub env: Vec<String>,
+    /// The program (a guest path, or a name looked up in /bin); `None` runs /bin/init.
+    pub program: Option<String>,
+    /// Arguments after the program (argv[1..]).
+    pub args: Vec<String>,
+    pub budget: Option<u64>,
+    pub seed: u64,
+    pub quantum: u64,
+    pub real_time: bool,
+    pub limits: Limits,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            root: Root::Default,
+            env: Vec::new(),
+            program: None,
+            args: Vec::new(),
+            budget: None,
+            seed: 0,
+            quantum: KernelConfig::default().quantum,
+            real_time: false,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// A failure of warden itself, or of starting the program.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot load image {path}: {source}")]
+    Image { path: String, source: guest_kernel::vfs::ImageError },
+    #[error("bad --env value {0:?}: expected KEY=VALUE")]
+    BadEnv(String),
+    #[error(transparent)]
+    Spawn(#[from] SpawnError),
+}
+
+impl RunError {
+    /// The exit status this failure maps to.
+    pub fn exit_status(&self) -> i32 {
+        match self {
+            RunError::Spawn(e) => e.exit_status(),
+            _ => EXIT_WARDEN_FAILED,
+        }
+    }
+}
+
+/// Opens the root file system.
+pub fn open_root(root: &Root) -> Result<Vfs, RunError> {
+    let image_err = |path: &Path, source| RunError::Image { path: path.display().to_string(), source };
+    match root {
+        Root::Default => Vfs::from_tar_static(DEFAULT_IMAGE).map_err(|e| image_err(Path::new("(embedded)"), e)),
+        Root::Image(p) => Vfs::from_tar_file(p).map_err(|e| image_err(p, e)),
+        Root::Dir(p) => Vfs::from_host_dir(p).map_err(|e| image_err(p, e)),
+    }
+}
+
+/// The guest working directory: with a host root that contains the host's
+/// current directory, the same place inside the guest (so `--root / ./prog`
+/// works as in a shell); otherwise `/`.
+fn initial_cwd(root: &Root) -> Vec<u8> {
+    if let Root::Dir(dir) = root {
+        if let (Ok(dir), Ok(cwd)) = (dir.canonicalize(), std::env::current_dir()) {
+            if let Ok(rel) = cwd.strip_prefix(&dir) {
+                let mut p = b"/".to_vec();
+                p.extend_from_slice(rel.to_string_lossy().as_bytes());
+                return p;
+            }
+        }
+    }
+    b"/".to_vec()
+}
+
+/// Resolves the program: a path is used as given; a bare name is looked up
+/// in the guest's /bin (as a shell would with PATH=/bin).
+fn resolve_program(vfs: &Vfs, program: &str) -> String {
+    if program.contains('/') {
+        return program.to_string();
+    }
+    let candidate = format!("/bin/{program}");
+    if vfs.stat_path(candidate.as_bytes()).is_ok() {
+        candidate
+    } else {
+        program.to_string()
+    }
+}
+
+/// Builds a kernel for `opts` with `console`, and starts the program.
+pub fn boot(opts: &RunOptions, console: Box<dyn Console>) -> Result<Kernel, RunError> {
+    for kv in &opts.env {
+        if !kv.contains('=') || kv.starts_with('=') {
+            return Err(RunError::BadEnv(kv.clone()));
+        }
+    }
+    let vfs = open_root(&opts.root)?;
+    let mut config = KernelConfig {
+        seed: opts.seed,
+        quantum: opts.quantum.max(1),
+        instruction_budget: opts.budget,
+        real_time: opts.real_time,
+        limits: opts.limits.clone(),
+        cwd: initial_cwd(&opts.root),
+        ..KernelConfig::default()
+    };
+    if !opts.env.is_empty() {
+        config.env = opts.env.iter().map(|s| s.as_bytes().to_vec()).collect();
+    }
+    let program = match &opts.program {
+        Some(p) => resolve_program(&vfs, p),
+        None => "/bin/init".to_string(),
+    };
+    let mut kernel = Kernel::new(config, Box::new(vfs), console);
+    kernel.register_scheme("null", Box::new(NullScheme));
+    kernel.register_scheme("zero", Box::new(ZeroScheme));
+    kernel.register_scheme("rand", Box::new(RandScheme::new(opts.seed)));
+    let argv0 = opts.program.clone().unwrap_or_else(|| program.clone());
+    let mut argv: Vec<&str> = vec![&argv0];
+    argv.extend(opts.args.iter().map(String::as_str));
+    kernel.spawn_init(&program, &argv, &[])?;
+    Ok(kernel)
+}
+
+/// Runs a program to completion.
+pub fn run(opts: &RunOptions, console: Box<dyn Console>) -> Result<RunOutcome, RunError> {
+    let mut kernel = boot(opts, console)?;
+    Ok(kernel.run())
+}
