@@ -34,7 +34,7 @@ mod host;
 #[cfg(test)]
 mod tests;
 
-use iced_x86::{Code, EncodingKind, Instruction, Mnemonic, OpKind, Register};
+use iced_x86::{EncodingKind, Instruction, Mnemonic, OpKind, Register};
 
 use self::host::{
     imm_table, with_flag_ops, with_fp_ops, with_vec_ops, Cmppd, Cmpps, Cmpsd, Cmpss, Dppd, Dpps, Host, Pcmpestri,
@@ -75,6 +75,8 @@ fn needs_align(i: &Instruction) -> bool {
             | Mnemonic::Lddqu
             | Mnemonic::Pcmpestri
             | Mnemonic::Pcmpestrm
+            | Mnemonic::Pcmpestri64
+            | Mnemonic::Pcmpestrm64
             | Mnemonic::Pcmpistri
             | Mnemonic::Pcmpistrm
     )
@@ -724,12 +726,8 @@ pub(crate) fn select(i: &Instruction) -> Option<Handler> {
         M::Roundsd => imm_table!(16, fp_op, Roundsd)[imm & 15],
         M::Dpps => imm_table!(256, fp_op, Dpps)[imm >> 4][imm & 15],
         M::Dppd => imm_table!(256, fp_op, Dppd)[imm >> 4][imm & 15],
-        M::Pcmpestri if i.code() == Code::Pcmpestri64_xmm_xmmm128_imm8 => {
-            imm_table!(256, pcmpstr_w, Pcmpestri)[imm >> 4][imm & 15]
-        }
-        M::Pcmpestrm if i.code() == Code::Pcmpestrm64_xmm_xmmm128_imm8 => {
-            imm_table!(256, pcmpstr_w, Pcmpestrm)[imm >> 4][imm & 15]
-        }
+        M::Pcmpestri64 => imm_table!(256, pcmpstr_w, Pcmpestri)[imm >> 4][imm & 15],
+        M::Pcmpestrm64 => imm_table!(256, pcmpstr_w, Pcmpestrm)[imm >> 4][imm & 15],
         M::Pcmpestri => imm_table!(256, pcmpstr_n, Pcmpestri)[imm >> 4][imm & 15],
         M::Pcmpestrm => imm_table!(256, pcmpstr_n, Pcmpestrm)[imm >> 4][imm & 15],
         M::Pcmpistri => imm_table!(256, pcmpstr_n, Pcmpistri)[imm >> 4][imm & 15],

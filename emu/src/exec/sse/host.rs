@@ -313,3 +313,5 @@ macro_rules! imm_table {
 }
 
 pub(crate) use imm_table;
+#[cfg(test)]
+pub(crate) use {imm_op, run_asm, templ};
