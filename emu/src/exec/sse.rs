@@ -352,7 +352,8 @@ fn mov_hl_lh(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
     let d = xr(i.op0_register());
     let s = cpu.xmm[xr(i.op1_register())];
     let lo = u64::MAX as u128;
-    cpu.xmm[d] = if i.mnemonic() == Mnemonic::Movhlps { (cpu.xmm[d] & !lo) | s >> 64 } else { (cpu.xmm[d] & lo) | s << 64 };
+    cpu.xmm[d] =
+        if i.mnemonic() == Mnemonic::Movhlps { (cpu.xmm[d] & !lo) | s >> 64 } else { (cpu.xmm[d] & lo) | s << 64 };
     Ok(())
 }
 

@@ -26,7 +26,10 @@ const DAZ: u32 = 1 << 6;
 const FTZ: u32 = 1 << 15;
 
 const fn ps(v: [f32; 4]) -> u128 {
-    (v[0].to_bits() as u128) | (v[1].to_bits() as u128) << 32 | (v[2].to_bits() as u128) << 64 | (v[3].to_bits() as u128) << 96
+    (v[0].to_bits() as u128)
+        | (v[1].to_bits() as u128) << 32
+        | (v[2].to_bits() as u128) << 64
+        | (v[3].to_bits() as u128) << 96
 }
 const fn pd(v: [f64; 2]) -> u128 {
     (v[0].to_bits() as u128) | (v[1].to_bits() as u128) << 64
@@ -481,7 +484,11 @@ const CASES: &[T] = &[
     T {
         name: "blendvps uses xmm0",
         code: &[0x66, 0x0f, 0x38, 0x14, 0xca],
-        x: &[(0, ps_bits([0x8000_0000, 0, 0xffff_ffff, 0x7fff_ffff])), (1, ps_bits([1, 2, 3, 4])), (2, ps_bits([5, 6, 7, 8]))],
+        x: &[
+            (0, ps_bits([0x8000_0000, 0, 0xffff_ffff, 0x7fff_ffff])),
+            (1, ps_bits([1, 2, 3, 4])),
+            (2, ps_bits([5, 6, 7, 8])),
+        ],
         want_x: &[(1, ps_bits([5, 2, 7, 4]))],
         ..BASE
     },
@@ -644,13 +651,7 @@ const CASES: &[T] = &[
         want_g: &[(RAX, 0x8001)],
         ..BASE
     },
-    T {
-        name: "ldmxcsr",
-        code: &[0x0f, 0xae, 0x16],
-        mem: &[(0, &0x9fc0u32.to_le_bytes())],
-        want_mx: 0x9fc0,
-        ..BASE
-    },
+    T { name: "ldmxcsr", code: &[0x0f, 0xae, 0x16], mem: &[(0, &0x9fc0u32.to_le_bytes())], want_mx: 0x9fc0, ..BASE },
     T {
         name: "ldmxcsr reserved bit: #GP",
         code: &[0x0f, 0xae, 0x16],
@@ -672,7 +673,10 @@ const CASES: &[T] = &[
         x: &[(0, 0x0f0e_0d0c_0b0a_0908_0706_0504_0302_0100), (1, 0x80 | 0x80 << 120)],
         g: &[(RDI, DATA + 0x10)],
         mem: &[(0x10, &[0xee; 16])],
-        want_mem: &[(0x10, &[0, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0x0f])],
+        want_mem: &[(
+            0x10,
+            &[0, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0x0f],
+        )],
         ..BASE
     },
     T {
@@ -733,7 +737,10 @@ const CASES: &[T] = &[
     T {
         name: "pcmpistri equal-ordered substring search",
         code: &[0x66, 0x0f, 0x3a, 0x63, 0xc1, 0x0c],
-        x: &[(0, u128::from_le_bytes(*b"lo\0\0\0\0\0\0\0\0\0\0\0\0\0\0")), (1, u128::from_le_bytes(*b"hello world\0\0\0\0\0"))],
+        x: &[
+            (0, u128::from_le_bytes(*b"lo\0\0\0\0\0\0\0\0\0\0\0\0\0\0")),
+            (1, u128::from_le_bytes(*b"hello world\0\0\0\0\0")),
+        ],
         g: &[(RCX, u64::MAX)],
         want_g: &[(RCX, 3)],
         want_flags: Some(CF | ZF | SF),
@@ -944,7 +951,8 @@ fn rust_handlers_without_imm_match_host() {
     ];
     for (k, (bytes, host, flags)) in cases.iter().enumerate() {
         for n in 0..16 {
-            let mut s = St { x: [r.xmm(), r.xmm(), r.xmm()], g: [r.next(), r.next(), r.next()], mx_in: DEF, ..St::default() };
+            let mut s =
+                St { x: [r.xmm(), r.xmm(), r.xmm()], g: [r.next(), r.next(), r.next()], mx_in: DEF, ..St::default() };
             if n % 4 == 0 {
                 // ptest: make the zero outcomes likely.
                 s.x[2] &= s.x[1];
@@ -970,15 +978,15 @@ fn rust_handlers_without_imm_match_host() {
 fn host_families_select() {
     use iced_x86::{Decoder, DecoderOptions};
     let enc: &[&[u8]] = &[
-        &[0x66, 0x0f, 0xfc, 0xc1],       // paddb
-        &[0x66, 0x0f, 0x38, 0x40, 0xc1], // pmulld
-        &[0x66, 0x0f, 0x38, 0x37, 0xc1], // pcmpgtq
-        &[0x66, 0x0f, 0x38, 0x41, 0xc1], // phminposuw
-        &[0x66, 0x0f, 0x38, 0x0b, 0xc1], // pmulhrsw
-        &[0xf2, 0x0f, 0x12, 0xc1],       // movddup
-        &[0x66, 0x0f, 0xd0, 0xc1],       // addsubpd
-        &[0x0f, 0x52, 0xc1],             // rsqrtps
-        &[0x66, 0x0f, 0xe6, 0xc1],       // cvttpd2dq
+        &[0x66, 0x0f, 0xfc, 0xc1],             // paddb
+        &[0x66, 0x0f, 0x38, 0x40, 0xc1],       // pmulld
+        &[0x66, 0x0f, 0x38, 0x37, 0xc1],       // pcmpgtq
+        &[0x66, 0x0f, 0x38, 0x41, 0xc1],       // phminposuw
+        &[0x66, 0x0f, 0x38, 0x0b, 0xc1],       // pmulhrsw
+        &[0xf2, 0x0f, 0x12, 0xc1],             // movddup
+        &[0x66, 0x0f, 0xd0, 0xc1],             // addsubpd
+        &[0x0f, 0x52, 0xc1],                   // rsqrtps
+        &[0x66, 0x0f, 0xe6, 0xc1],             // cvttpd2dq
         &[0x66, 0x0f, 0x3a, 0x09, 0xc1, 0x03], // roundpd
         &[0x66, 0x0f, 0x3a, 0x41, 0xc1, 0x31], // dppd
     ];
@@ -988,5 +996,98 @@ fn host_families_select() {
         assert!(super::select(&i).is_some(), "{:?}", i.mnemonic());
         let s = St { x: [1, 2, 3], ..St::default() };
         assert_eq!(emu_run(bytes, &s).1, Exit::Breakpoint, "{:?}", i.mnemonic());
+    }
+}
+
+/// Every instruction with an SSE-family CPUID feature decodes to a handler,
+/// except the MMX-register forms and x87 `fisttp` (not this module's).
+#[test]
+fn every_sse_instruction_is_selected() {
+    use iced_x86::{Code, CpuidFeature as F, EncodingKind, Instruction};
+    let mut missing = Vec::new();
+    for c in Code::values() {
+        let f = c.cpuid_features();
+        if !f.iter().any(|x| matches!(x, F::SSE | F::SSE2 | F::SSE3 | F::SSSE3 | F::SSE4_1 | F::SSE4_2)) {
+            continue;
+        }
+        let mut i = Instruction::default();
+        i.set_code(c);
+        if i.encoding() != EncodingKind::Legacy {
+            continue;
+        }
+        let name = format!("{c:?}");
+        let mmx = name.contains("_mm") || name.contains("pi_") || name.contains("2pi") || name.starts_with("Fisttp");
+        if super::select(&i).is_none() && crate::exec::int::select(&i).is_none() && !mmx {
+            missing.push(name);
+        }
+    }
+    assert!(missing.is_empty(), "{missing:?}");
+}
+
+/// Memory operands are read (or written) with exactly the instruction's
+/// width: an operand ending at the end of the mapping works, one byte further
+/// faults (or is #GP when a 16-byte operand must be aligned), and a fault
+/// leaves every register as it was.
+#[test]
+fn memory_operand_widths() {
+    const END: u64 = DATA + 0x2000;
+    // (bytes, width, 16-byte alignment required, store)
+    let cases: &[(&[u8], u64, bool, bool)] = &[
+        (&[0xf2, 0x0f, 0x12, 0x06], 8, false, false),
+        (&[0x66, 0x0f, 0x3a, 0x0a, 0x06, 0x04], 4, false, false),
+        (&[0x66, 0x0f, 0x3a, 0x0b, 0x06, 0x04], 8, false, false),
+        (&[0x66, 0x0f, 0x3a, 0x20, 0x06, 0x03], 1, false, false),
+        (&[0x66, 0x0f, 0xc4, 0x06, 0x03], 2, false, false),
+        (&[0xf3, 0x0f, 0x5a, 0x06], 4, false, false),
+        (&[0xf2, 0x0f, 0x5a, 0x06], 8, false, false),
+        (&[0x0f, 0x2f, 0x06], 4, false, false),
+        (&[0x66, 0x0f, 0x2e, 0x06], 8, false, false),
+        (&[0x66, 0x0f, 0x38, 0x22, 0x06], 2, false, false),
+        (&[0x66, 0x0f, 0x38, 0x31, 0x06], 4, false, false),
+        (&[0x66, 0x0f, 0x38, 0x25, 0x06], 8, false, false),
+        (&[0xf3, 0x0f, 0xe6, 0x06], 8, false, false),
+        (&[0xf3, 0x48, 0x0f, 0x2c, 0x06], 4, false, false),
+        (&[0xf2, 0x0f, 0x2d, 0x06], 8, false, false),
+        (&[0xf3, 0x0f, 0xc2, 0x06, 0x02], 4, false, false),
+        (&[0xf2, 0x0f, 0xc2, 0x06, 0x02], 8, false, false),
+        (&[0xf2, 0x0f, 0x51, 0x06], 8, false, false),
+        (&[0xf2, 0x0f, 0x5d, 0x06], 8, false, false),
+        (&[0x66, 0x0f, 0x12, 0x06], 8, false, false),
+        (&[0x66, 0x0f, 0x17, 0x06], 8, false, true),
+        (&[0x66, 0x0f, 0x3a, 0x17, 0x06, 0x02], 4, false, true),
+        (&[0x66, 0x48, 0x0f, 0x3a, 0x16, 0x06, 0x01], 8, false, true),
+        (&[0x66, 0x0f, 0x3a, 0x15, 0x06, 0x01], 2, false, true),
+        (&[0x66, 0x0f, 0x7e, 0x06], 4, false, true),
+        (&[0xf2, 0x0f, 0x11, 0x06], 8, false, true),
+        (&[0x66, 0x0f, 0x3a, 0x63, 0x06, 0x00], 16, false, false),
+        (&[0xf2, 0x0f, 0xf0, 0x06], 16, false, false),
+        (&[0xf3, 0x0f, 0x7f, 0x06], 16, false, true),
+        (&[0x66, 0x0f, 0x70, 0x06, 0x1b], 16, true, false),
+        (&[0x66, 0x0f, 0xfc, 0x06], 16, true, false),
+        (&[0xf3, 0x0f, 0x53, 0x06], 4, false, false),
+        (&[0x66, 0xf2, 0x0f, 0x38, 0xf1, 0x06], 2, false, false),
+        (&[0x66, 0x0f, 0x3a, 0x21, 0x06, 0x00], 4, false, false),
+        (&[0x66, 0x0f, 0x38, 0x2a, 0x06], 16, true, false),
+        (&[0x0f, 0x2b, 0x06], 16, true, true),
+        (&[0x66, 0x0f, 0x38, 0x17, 0x06], 16, true, false),
+    ];
+    for (k, &(bytes, width, align, store)) in cases.iter().enumerate() {
+        let access = if store { crate::Access::Write } else { crate::Access::Read };
+        let far = if align { Exit::GeneralProtection } else { Exit::PageFault { addr: END, access } };
+        for (addr, want) in [(END - width, Exit::Breakpoint), (END - width + 1, far)] {
+            let mut space = space_with(bytes);
+            let mut cpu = Cpu::new();
+            cpu.rip = CODE;
+            cpu.gpr[RSI] = addr;
+            cpu.gpr[RAX] = 0x1234;
+            cpu.xmm[0] = ps([1.0, 2.0, 3.0, 4.0]);
+            let before = cpu.clone();
+            let exit = cpu.run(&mut space, 10);
+            assert_eq!(exit, want, "case {k} at {addr:#x}");
+            if want != Exit::Breakpoint {
+                let state = (cpu.xmm, cpu.gpr, cpu.mxcsr, cpu.rflags, cpu.rip);
+                assert_eq!(state, (before.xmm, before.gpr, before.mxcsr, before.rflags, CODE), "case {k}");
+            }
+        }
     }
 }
