@@ -667,7 +667,7 @@ with_flag_ops!(sel_flags);
 /// `None` for anything else, VEX forms and MMX-register forms included.
 pub(crate) fn select(i: &Instruction) -> Option<Handler> {
     use Mnemonic as M;
-    if i.encoding() != EncodingKind::Legacy {
+    if i.encoding() != EncodingKind::Legacy || i.has_lock_prefix() {
         return None;
     }
     if (0..i.op_count()).any(|n| i.op_kind(n) == OpKind::Register && i.op_register(n).is_mm()) {

@@ -492,6 +492,81 @@ const CASES: &[T] = &[
         want_x: &[(1, ps_bits([5, 2, 7, 4]))],
         ..BASE
     },
+    T {
+        name: "denormal operand unmasked: #XM with DE",
+        code: &[0xf3, 0x0f, 0x58, 0xc1],
+        x: &[(0, 1), (1, ss(0.0))],
+        mx: DEF & !(1 << 8),
+        want_mx: (DEF & !(1 << 8)) | DE,
+        exit: Exit::SimdFloatingPoint,
+        ..BASE
+    },
+    T {
+        name: "unmasked IE in one lane hides the PE of another",
+        code: &[0x0f, 0x58, 0xc1],
+        x: &[(0, ps_bits([SNAN1, 0x3f80_0000, 0, 0])), (1, ps([1.0, 1e-10, 0.0, 0.0]))],
+        mx: DEF & !(1 << 7),
+        want_mx: (DEF & !(1 << 7)) | IE,
+        exit: Exit::SimdFloatingPoint,
+        ..BASE
+    },
+    T {
+        name: "masked IE and unmasked PE: #XM with both flags",
+        code: &[0x0f, 0x58, 0xc1],
+        x: &[(0, ps_bits([SNAN1, 0x3f80_0000, 0, 0])), (1, ps([1.0, 1e-10, 0.0, 0.0]))],
+        mx: DEF & !(1 << 12),
+        want_mx: (DEF & !(1 << 12)) | IE | PE,
+        exit: Exit::SimdFloatingPoint,
+        ..BASE
+    },
+    T {
+        name: "the same, all masked: both lanes written",
+        code: &[0x0f, 0x58, 0xc1],
+        x: &[(0, ps_bits([SNAN1, 0x3f80_0000, 0, 0])), (1, ps([1.0, 1e-10, 0.0, 0.0]))],
+        want_x: &[(0, ps_bits([QNAN1, 0x3f80_0000, 0, 0]))],
+        want_mx: DEF | IE | PE,
+        ..BASE
+    },
+    T {
+        name: "FTZ and DAZ together",
+        code: &[0xf3, 0x0f, 0x59, 0xc1],
+        x: &[(0, 0x0000_0100), (1, ss(1e30))],
+        mx: DEF | FTZ | DAZ,
+        want_x: &[(0, 0)],
+        want_mx: DEF | FTZ | DAZ,
+        ..BASE
+    },
+    T {
+        name: "cvtsd2ss rounds per RC (toward zero)",
+        code: &[0xf2, 0x0f, 0x5a, 0xc1],
+        x: &[(0, HI), (1, sd(1.0 / 3.0))],
+        mx: DEF | RC_ZERO,
+        want_x: &[(0, HI | 0x3eaa_aaaa)],
+        want_mx: DEF | RC_ZERO | PE,
+        ..BASE
+    },
+    T {
+        name: "cvttps2dq truncates, indefinite on overflow",
+        code: &[0xf3, 0x0f, 0x5b, 0xc1],
+        x: &[(1, ps([-2.75, 2.75, 3e9, f32::NAN]))],
+        want_x: &[(0, ps_bits([(-2i32) as u32, 2, 0x8000_0000, 0x8000_0000]))],
+        want_mx: DEF | IE | PE,
+        ..BASE
+    },
+    T {
+        name: "addsubpd",
+        code: &[0x66, 0x0f, 0xd0, 0xc1],
+        x: &[(0, pd([1.0, 1.0])), (1, pd([0.25, 0.25]))],
+        want_x: &[(0, pd([0.75, 1.25]))],
+        ..BASE
+    },
+    T {
+        name: "maxsd(-0, +0) returns the second operand",
+        code: &[0xf2, 0x0f, 0x5f, 0xc1],
+        x: &[(0, sd(-0.0)), (1, sd(0.0))],
+        want_x: &[(0, sd(0.0))],
+        ..BASE
+    },
     // ---- moves ----
     T {
         name: "movaps misaligned load: #GP",
@@ -766,6 +841,12 @@ const CASES: &[T] = &[
         ..BASE
     },
     // ---- not ours ----
+    T {
+        name: "LOCK prefix: #UD",
+        code: &[0xf0, 0x0f, 0x58, 0x06],
+        exit: Exit::InvalidOpcode { bytes: [0xf0, 0x0f, 0x58, 0x06, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], len: 4 },
+        ..BASE
+    },
     T {
         name: "VEX stays #UD",
         code: &[0xc5, 0xf0, 0x58, 0xc2],
