@@ -1,9 +1,739 @@
-//! SSE through SSE4.2 (being written).
+//! SSE, SSE2, SSE3, SSSE3, SSE4.1 and SSE4.2 (legacy encodings only; VEX
+//! forms stay #UD because `cpuid` claims no AVX, and MMX register forms stay
+//! #UD because it claims no MMX).
+//!
+//! Design: every instruction that computes something is executed *on the
+//! host* (module `host`): the guest operands are copied into host xmm
+//! registers and the very same instruction runs inside one `asm!` block. For
+//! floating point this is the only practical way to be bit-exact with
+//! hardware: rounding modes, FTZ/DAZ, NaN propagation and quieting, the
+//! asymmetric min/max rules, the "integer indefinite" results of conversions,
+//! and above all `rcpps`/`rsqrtps`, whose approximations are model-specific,
+//! all come out exactly as the hardware computes them. The block loads the
+//! guest MXCSR with every exception masked (so the host never takes #XM),
+//! runs the one instruction, reads back the flags it raised and restores the
+//! host MXCSR before leaving the block: Rust code never runs under the guest's
+//! floating-point environment. Raised flags are then merged into the guest
+//! MXCSR; if one is unmasked there, the handler returns #XM without writing
+//! the destination, as the hardware does (see `fp_run` for the details of the
+//! masked-vs-unmasked differences). Integer operations use the same
+//! machinery without MXCSR, except data movement and the shuffles, inserts,
+//! extracts and shifts that take an immediate: those are plain Rust (an
+//! immediate is part of the instruction, so host execution would need one
+//! copy of the instruction per immediate). Where the immediate does matter
+//! for floating point (`cmpps`, `roundps`, `dpps`, ...) or the operation is
+//! intricate (`pcmpestri` and friends), one host copy per immediate is
+//! generated and the right one is picked at decode time.
+//!
+//! Memory operands are read with exactly the width the instruction reads;
+//! 16-byte operands must be 16-byte aligned (#GP) except for the explicitly
+//! unaligned instructions. All memory reads, and the check of a memory write,
+//! happen before any register changes, so a fault leaves no trace.
 
-use iced_x86::Instruction;
+mod host;
+#[cfg(test)]
+mod tests;
 
-use super::Handler;
+use iced_x86::{EncodingKind, Instruction, Mnemonic, OpKind, Register};
 
-pub(crate) fn select(_insn: &Instruction) -> Option<Handler> {
-    None
+use self::host::{
+    imm_table, with_flag_ops, with_fp_ops, with_vec_ops, Cmppd, Cmpps, Cmpsd, Cmpss, Dppd, Dpps, Host, Pcmpestri,
+    Pcmpestrm, Pcmpistri, Pcmpistrm, Roundpd, Roundps, Roundsd, Roundss, St,
+};
+use super::operand::{self, ea, get_gpr, gpr, mask, op_size, set_gpr};
+use super::{Handler, Op, Trap};
+use crate::cpu::flags::{CF, STATUS, ZF};
+use crate::cpu::{reg, Cpu, MXCSR_MASK};
+use crate::memory::Memory;
+
+type R = Result<(), Trap>;
+
+// MXCSR bits.
+const IE: u32 = 1 << 0;
+const DE: u32 = 1 << 1;
+const ZE: u32 = 1 << 2;
+const UE: u32 = 1 << 4;
+const EXC_FLAGS: u32 = 0x3f;
+const EXC_MASKS: u32 = 0x3f << 7;
+const FTZ: u32 = 1 << 15;
+
+// ---- operand access ---------------------------------------------------------
+
+/// Index of an xmm register.
+#[inline(always)]
+fn xr(r: Register) -> usize {
+    (r as usize).wrapping_sub(Register::XMM0 as usize) & 15
+}
+
+/// False for the instructions whose 16-byte memory operand may be misaligned.
+fn needs_align(i: &Instruction) -> bool {
+    !matches!(
+        i.mnemonic(),
+        Mnemonic::Movups
+            | Mnemonic::Movupd
+            | Mnemonic::Movdqu
+            | Mnemonic::Lddqu
+            | Mnemonic::Pcmpestri
+            | Mnemonic::Pcmpestrm
+            | Mnemonic::Pcmpestri64
+            | Mnemonic::Pcmpestrm64
+            | Mnemonic::Pcmpistri
+            | Mnemonic::Pcmpistrm
+    )
+}
+
+/// Reads the memory operand at `a` with the instruction's memory width,
+/// zero-extended.
+#[inline]
+fn read_m(mem: &mut Memory, i: &Instruction, a: u64) -> Result<u128, Trap> {
+    Ok(match i.memory_size().size() {
+        16 => {
+            if a & 15 != 0 && needs_align(i) {
+                return Err(Trap::GeneralProtection);
+            }
+            mem.read_u128(a)?
+        }
+        8 => mem.read_u64(a)? as u128,
+        4 => mem.read_u32(a)? as u128,
+        2 => mem.read_u16(a)? as u128,
+        1 => mem.read_u8(a)? as u128,
+        _ => return Err(Trap::InvalidOpcode),
+    })
+}
+
+/// Operand `n` as an xmm register or memory operand.
+#[inline]
+fn src(cpu: &Cpu, mem: &mut Memory, i: &Instruction, n: u32) -> Result<u128, Trap> {
+    if i.op_kind(n) == OpKind::Register {
+        Ok(cpu.xmm[xr(i.op_register(n))])
+    } else {
+        read_m(mem, i, ea(cpu, i))
+    }
+}
+
+/// Checks that a 16-byte store to `a` is allowed by alignment.
+#[inline]
+fn check_store_align(i: &Instruction, a: u64) -> R {
+    if a & 15 != 0 && needs_align(i) {
+        Err(Trap::GeneralProtection)
+    } else {
+        Ok(())
+    }
+}
+
+#[inline(always)]
+fn lanes<const N: usize>(v: u128) -> [u128; N] {
+    let bits = 128 / N;
+    let m = u128::MAX >> (128 - bits);
+    core::array::from_fn(|k| (v >> (bits * k)) & m)
+}
+
+#[inline(always)]
+fn join<const N: usize>(a: [u128; N]) -> u128 {
+    let bits = 128 / N;
+    let m = u128::MAX >> (128 - bits);
+    a.iter().enumerate().fold(0, |acc, (k, &x)| acc | (x & m) << (bits * k))
+}
+
+// ---- host-executed families ---------------------------------------------------
+
+/// Runs a floating-point host instruction under the guest MXCSR and merges the
+/// exception flags it raised; `Err(SimdFloatingPoint)` if one is unmasked.
+#[inline]
+fn fp_run<H: Host>(cpu: &mut Cpu, s: &mut St) -> R {
+    let guest = cpu.mxcsr;
+    s.mx_in = (guest | EXC_MASKS) & !EXC_FLAGS;
+    let before = *s;
+    H::run(s);
+    let raised = s.mx_out & EXC_FLAGS;
+    let unmasked = !(guest >> 7) & EXC_FLAGS;
+    if unmasked != 0 {
+        return fp_unmasked::<H>(cpu, before, raised, unmasked);
+    }
+    cpu.mxcsr |= raised;
+    Ok(())
+}
+
+/// The cold path of `fp_run` when the guest unmasked some exception.
+///
+/// The host ran with every exception masked, which differs from an unmasked
+/// run in two ways the guest can see: with underflow unmasked, a tiny result
+/// signals UE even when exact (masked, only tiny *and* inexact does), which
+/// a rerun with FTZ reveals (FTZ flushes, and flags, every tiny result); and
+/// an unmasked pre-computation exception (IE, DE, ZE) suppresses the
+/// post-computation ones (OE, UE, PE).
+#[cold]
+#[inline(never)]
+fn fp_unmasked<H: Host>(cpu: &mut Cpu, before: St, mut raised: u32, unmasked: u32) -> R {
+    if unmasked & UE != 0 && raised & UE == 0 && cpu.mxcsr & FTZ == 0 {
+        let mut t = before;
+        t.mx_in |= FTZ;
+        H::run(&mut t);
+        raised |= t.mx_out & UE;
+    }
+    if raised & unmasked == 0 {
+        cpu.mxcsr |= raised;
+        return Ok(());
+    }
+    let pre = IE | DE | ZE;
+    cpu.mxcsr |= if raised & unmasked & pre != 0 { raised & pre } else { raised };
+    Err(Trap::SimdFloatingPoint)
+}
+
+/// `op xmm1, xmm2/m` with no MXCSR involvement.
+fn vec_op<H: Host>(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
+    let i = &op.insn;
+    let v = src(cpu, mem, i, 1)?;
+    let d = xr(i.op0_register());
+    let mut s = St { x: [cpu.xmm[0], cpu.xmm[d], v], ..St::default() };
+    H::run(&mut s);
+    cpu.xmm[d] = s.x[1];
+    Ok(())
+}
+
+/// `op xmm1, xmm2/m` under the guest MXCSR.
+fn fp_op<H: Host>(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
+    let i = &op.insn;
+    let v = src(cpu, mem, i, 1)?;
+    let d = xr(i.op0_register());
+    let mut s = St { x: [cpu.xmm[0], cpu.xmm[d], v], ..St::default() };
+    fp_run::<H>(cpu, &mut s)?;
+    cpu.xmm[d] = s.x[1];
+    Ok(())
+}
+
+/// `comiss`-style compares: RFLAGS from the host.
+fn flags_op<H: Host>(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
+    let i = &op.insn;
+    let v = src(cpu, mem, i, 1)?;
+    let d = xr(i.op0_register());
+    let mut s = St { x: [0, cpu.xmm[d], v], ..St::default() };
+    fp_run::<H>(cpu, &mut s)?;
+    cpu.rflags = (cpu.rflags & !STATUS) | (s.flags & STATUS);
+    Ok(())
+}
+
+/// `cvtsi2ss xmm, r/m32|64` and `cvtsi2sd`.
+fn cvt_from_gpr<H: Host>(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
+    let i = &op.insn;
+    let v = operand::read(cpu, mem, i, 1, op_size(i, 1))?;
+    let d = xr(i.op0_register());
+    let mut s = St { x: [0, cpu.xmm[d], 0], g: [v, 0, 0], ..St::default() };
+    fp_run::<H>(cpu, &mut s)?;
+    cpu.xmm[d] = s.x[1];
+    Ok(())
+}
+
+/// `cvt(t)ss2si r32|64, xmm/m32` and the `sd` forms.
+fn cvt_to_gpr<H: Host>(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
+    let i = &op.insn;
+    let v = src(cpu, mem, i, 1)?;
+    let g = gpr(i.op0_register()).ok_or(Trap::InvalidOpcode)?;
+    let mut s = St { x: [0, 0, v], ..St::default() };
+    fp_run::<H>(cpu, &mut s)?;
+    set_gpr(cpu, g, s.g[0]);
+    Ok(())
+}
+
+/// `pcmp[ei]str[im]`: lengths in rax/rdx, index to rcx, mask to xmm0, flags.
+/// With `W` (REX.W) the explicit lengths are read as 64-bit values; they are
+/// saturated here and passed to the 32-bit host form, which saturates alike.
+fn pcmpstr<H: Host, const W: bool>(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
+    let i = &op.insn;
+    let v = src(cpu, mem, i, 1)?;
+    let d = xr(i.op0_register());
+    let len = |x: u64| if W { (x as i64).unsigned_abs().min(16) } else { x };
+    let g = [len(cpu.gpr[reg::RAX]), cpu.gpr[reg::RCX], len(cpu.gpr[reg::RDX])];
+    let mut s = St { x: [cpu.xmm[0], cpu.xmm[d], v], g, mx_in: crate::cpu::MXCSR_DEFAULT, ..St::default() };
+    H::run(&mut s);
+    cpu.gpr[reg::RCX] = s.g[1];
+    cpu.xmm[0] = s.x[0];
+    cpu.rflags = (cpu.rflags & !STATUS) | (s.flags & STATUS);
+    Ok(())
+}
+
+fn pcmpstr_w<H: Host>(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
+    pcmpstr::<H, true>(cpu, mem, op)
+}
+
+fn pcmpstr_n<H: Host>(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
+    pcmpstr::<H, false>(cpu, mem, op)
+}
+
+// ---- data movement -------------------------------------------------------------
+
+/// Full-width moves: `movaps`, `movdqu`, `lddqu`, `movntdq`, ...
+fn mov_full(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
+    let i = &op.insn;
+    if i.op0_kind() == OpKind::Register {
+        cpu.xmm[xr(i.op0_register())] = src(cpu, mem, i, 1)?;
+        Ok(())
+    } else {
+        let a = ea(cpu, i);
+        check_store_align(i, a)?;
+        mem.write_u128(a, cpu.xmm[xr(i.op1_register())])
+    }
+}
+
+/// `movss` (`N` = 4) and `movsd` (`N` = 8): register forms merge, loads zero
+/// the rest of the register.
+fn mov_scalar<const N: u32>(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
+    let i = &op.insn;
+    let m = u128::MAX >> (128 - 8 * N);
+    match (i.op0_kind(), i.op1_kind()) {
+        (OpKind::Register, OpKind::Register) => {
+            let d = xr(i.op0_register());
+            cpu.xmm[d] = (cpu.xmm[d] & !m) | (cpu.xmm[xr(i.op1_register())] & m);
+            Ok(())
+        }
+        (OpKind::Register, _) => {
+            cpu.xmm[xr(i.op0_register())] = read_m(mem, i, ea(cpu, i))?;
+            Ok(())
+        }
+        _ => {
+            let v = cpu.xmm[xr(i.op1_register())];
+            let a = ea(cpu, i);
+            if N == 4 {
+                mem.write_u32(a, v as u32)
+            } else {
+                mem.write_u64(a, v as u64)
+            }
+        }
+    }
+}
+
+/// `movd`/`movq` between xmm and general registers or memory, and `movq xmm, xmm/m64`.
+fn mov_dq(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
+    let i = &op.insn;
+    if i.op0_kind() == OpKind::Register && i.op0_register().is_xmm() {
+        let v = if i.op1_kind() == OpKind::Register {
+            let r = i.op1_register();
+            if r.is_xmm() {
+                cpu.xmm[xr(r)] as u64 as u128
+            } else {
+                get_gpr(cpu, gpr(r).ok_or(Trap::InvalidOpcode)?) as u128
+            }
+        } else {
+            read_m(mem, i, ea(cpu, i))?
+        };
+        cpu.xmm[xr(i.op0_register())] = v;
+        Ok(())
+    } else {
+        let size = op_size(i, 0);
+        let v = cpu.xmm[xr(i.op1_register())] as u64 & mask(size);
+        match i.op0_kind() {
+            OpKind::Register if i.op0_register().is_xmm() => {
+                cpu.xmm[xr(i.op0_register())] = v as u128;
+                Ok(())
+            }
+            _ => operand::write(cpu, mem, i, 0, size, v),
+        }
+    }
+}
+
+/// `movlps`/`movlpd` (`HIGH` = false) and `movhps`/`movhpd` (true).
+fn mov_half<const HIGH: bool>(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
+    let i = &op.insn;
+    let sh = if HIGH { 64 } else { 0 };
+    if i.op0_kind() == OpKind::Register {
+        let v = mem.read_u64(ea(cpu, i))? as u128;
+        let d = xr(i.op0_register());
+        cpu.xmm[d] = (cpu.xmm[d] & !((u64::MAX as u128) << sh)) | v << sh;
+        Ok(())
+    } else {
+        let v = (cpu.xmm[xr(i.op1_register())] >> sh) as u64;
+        mem.write_u64(ea(cpu, i), v)
+    }
+}
+
+/// `movhlps` and `movlhps`.
+fn mov_hl_lh(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
+    let i = &op.insn;
+    let d = xr(i.op0_register());
+    let s = cpu.xmm[xr(i.op1_register())];
+    let lo = u64::MAX as u128;
+    cpu.xmm[d] =
+        if i.mnemonic() == Mnemonic::Movhlps { (cpu.xmm[d] & !lo) | s >> 64 } else { (cpu.xmm[d] & lo) | s << 64 };
+    Ok(())
+}
+
+/// `movmskps`, `movmskpd`, `pmovmskb`.
+fn movmsk(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
+    let i = &op.insn;
+    let x = cpu.xmm[xr(i.op1_register())];
+    let (n, bits) = match i.mnemonic() {
+        Mnemonic::Movmskps => (4, 32),
+        Mnemonic::Movmskpd => (2, 64),
+        _ => (16, 8),
+    };
+    let m = (0..n).fold(0u64, |acc, k| acc | (((x >> (bits * k + bits - 1)) & 1) as u64) << k);
+    let g = gpr(i.op0_register()).ok_or(Trap::InvalidOpcode)?;
+    set_gpr(cpu, g, m);
+    Ok(())
+}
+
+/// `movnti m32|64, r32|64`.
+fn movnti(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
+    let i = &op.insn;
+    let size = op_size(i, 1);
+    let v = operand::read(cpu, mem, i, 1, size)?;
+    operand::write(cpu, mem, i, 0, size, v)
+}
+
+/// `maskmovdqu xmm1, xmm2`: the bytes of xmm1 selected by the sign bits of
+/// xmm2 go to `[rdi]` (`[edi]` with an address-size prefix).
+fn maskmovdqu(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
+    let i = &op.insn;
+    let mut a = cpu.gpr[reg::RDI];
+    if i.op0_kind() == OpKind::MemorySegEDI {
+        a &= 0xffff_ffff;
+    }
+    a = a.wrapping_add(match i.memory_segment() {
+        Register::FS => cpu.fs_base,
+        Register::GS => cpu.gs_base,
+        _ => 0,
+    });
+    let data = cpu.xmm[xr(i.op1_register())].to_le_bytes();
+    let sel = cpu.xmm[xr(i.op2_register())].to_le_bytes();
+    for k in 0..16 {
+        if sel[k] & 0x80 != 0 {
+            mem.probe_write(a.wrapping_add(k as u64), 1)?;
+        }
+    }
+    for k in 0..16 {
+        if sel[k] & 0x80 != 0 {
+            mem.write_u8(a.wrapping_add(k as u64), data[k])?;
+        }
+    }
+    Ok(())
+}
+
+fn ldmxcsr(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
+    let v = mem.read_u32(ea(cpu, &op.insn))?;
+    if v & !MXCSR_MASK != 0 {
+        return Err(Trap::GeneralProtection);
+    }
+    cpu.mxcsr = v;
+    Ok(())
+}
+
+fn stmxcsr(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
+    let a = ea(cpu, &op.insn);
+    mem.write_u32(a, cpu.mxcsr)
+}
+
+// ---- shuffles, blends, inserts and extracts with an immediate ----------------------
+
+/// `pshufd`, `pshufhw`, `pshuflw`.
+fn pshuf(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
+    let i = &op.insn;
+    let s = src(cpu, mem, i, 1)?;
+    let imm = i.immediate8() as usize;
+    let sel = |k: usize| (imm >> (2 * k)) & 3;
+    let r = match i.mnemonic() {
+        Mnemonic::Pshufd => {
+            let d = lanes::<4>(s);
+            join::<4>(core::array::from_fn(|k| d[sel(k)]))
+        }
+        m => {
+            let w = lanes::<8>(s);
+            let base = if m == Mnemonic::Pshufhw { 4 } else { 0 };
+            join::<8>(core::array::from_fn(|k| if k / 4 * 4 == base { w[base + sel(k % 4)] } else { w[k] }))
+        }
+    };
+    cpu.xmm[xr(i.op0_register())] = r;
+    Ok(())
+}
+
+/// `shufps`, `shufpd`.
+fn shuf(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
+    let i = &op.insn;
+    let s = src(cpu, mem, i, 1)?;
+    let d = xr(i.op0_register());
+    let imm = i.immediate8() as usize;
+    cpu.xmm[d] = if i.mnemonic() == Mnemonic::Shufps {
+        let (a, b) = (lanes::<4>(cpu.xmm[d]), lanes::<4>(s));
+        join::<4>([a[imm & 3], a[(imm >> 2) & 3], b[(imm >> 4) & 3], b[(imm >> 6) & 3]])
+    } else {
+        let (a, b) = (lanes::<2>(cpu.xmm[d]), lanes::<2>(s));
+        join::<2>([a[imm & 1], b[(imm >> 1) & 1]])
+    };
+    Ok(())
+}
+
+/// `pblendw`, `blendps`, `blendpd`.
+fn blend_imm(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
+    let i = &op.insn;
+    let s = src(cpu, mem, i, 1)?;
+    let d = xr(i.op0_register());
+    let imm = i.immediate8() as u32;
+    let (n, bits) = match i.mnemonic() {
+        Mnemonic::Pblendw => (8, 16),
+        Mnemonic::Blendps => (4, 32),
+        _ => (2, 64),
+    };
+    let lane = u128::MAX >> (128 - bits);
+    let m = (0..n).filter(|k| imm >> k & 1 != 0).fold(0u128, |acc, k| acc | lane << (bits * k));
+    cpu.xmm[d] = (cpu.xmm[d] & !m) | (s & m);
+    Ok(())
+}
+
+/// `palignr xmm1, xmm2/m128, imm8`: bytes `imm..imm+16` of `xmm1:xmm2`.
+fn palignr(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
+    let i = &op.insn;
+    let s = src(cpu, mem, i, 1)?;
+    let d = xr(i.op0_register());
+    let mut cat = [0u8; 32];
+    cat[..16].copy_from_slice(&s.to_le_bytes());
+    cat[16..].copy_from_slice(&cpu.xmm[d].to_le_bytes());
+    let imm = i.immediate8() as usize;
+    let r: [u8; 16] = core::array::from_fn(|k| cat.get(k + imm).copied().unwrap_or(0));
+    cpu.xmm[d] = u128::from_le_bytes(r);
+    Ok(())
+}
+
+/// `insertps xmm1, xmm2/m32, imm8`.
+fn insertps(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
+    let i = &op.insn;
+    let imm = i.immediate8() as usize;
+    let v = if i.op1_kind() == OpKind::Register {
+        lanes::<4>(cpu.xmm[xr(i.op1_register())])[imm >> 6]
+    } else {
+        mem.read_u32(ea(cpu, i))? as u128
+    };
+    let d = xr(i.op0_register());
+    let mut a = lanes::<4>(cpu.xmm[d]);
+    a[(imm >> 4) & 3] = v;
+    for (k, x) in a.iter_mut().enumerate() {
+        if imm >> k & 1 != 0 {
+            *x = 0;
+        }
+    }
+    cpu.xmm[d] = join::<4>(a);
+    Ok(())
+}
+
+/// Lane width in bytes of `pinsr*`/`pextr*`/`extractps`.
+fn lane_bytes(m: Mnemonic) -> u32 {
+    match m {
+        Mnemonic::Pinsrb | Mnemonic::Pextrb => 1,
+        Mnemonic::Pinsrw | Mnemonic::Pextrw => 2,
+        Mnemonic::Pinsrq | Mnemonic::Pextrq => 8,
+        _ => 4,
+    }
+}
+
+/// `pinsrb`, `pinsrw`, `pinsrd`, `pinsrq`.
+fn pinsr(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
+    let i = &op.insn;
+    let b = lane_bytes(i.mnemonic());
+    let v = if i.op1_kind() == OpKind::Register {
+        get_gpr(cpu, gpr(i.op1_register()).ok_or(Trap::InvalidOpcode)?)
+    } else {
+        mem.read_sized(ea(cpu, i), b as u8)?
+    };
+    let lane = u128::MAX >> (128 - 8 * b);
+    let sh = (i.immediate8() as u32 % (16 / b)) * 8 * b;
+    let d = xr(i.op0_register());
+    cpu.xmm[d] = (cpu.xmm[d] & !(lane << sh)) | ((v as u128 & lane) << sh);
+    Ok(())
+}
+
+/// `pextrb`, `pextrw`, `pextrd`, `pextrq`, `extractps`: the lane, zero-extended
+/// into a general register or stored with its own width.
+fn pextr(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
+    let i = &op.insn;
+    let b = lane_bytes(i.mnemonic());
+    let sh = (i.immediate8() as u32 % (16 / b)) * 8 * b;
+    let v = (cpu.xmm[xr(i.op1_register())] >> sh) as u64 & mask(b as u8);
+    if i.op0_kind() == OpKind::Register {
+        let g = gpr(i.op0_register()).ok_or(Trap::InvalidOpcode)?;
+        set_gpr(cpu, g, v);
+        Ok(())
+    } else {
+        mem.write_sized(ea(cpu, i), b as u8, v)
+    }
+}
+
+/// Shifts by an immediate: `psllw/d/q`, `psrlw/d/q`, `psraw/d`, `pslldq`, `psrldq`.
+fn shift_imm(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
+    use Mnemonic as M;
+    let i = &op.insn;
+    let d = xr(i.op0_register());
+    let n = i.immediate8() as u32;
+    let x = cpu.xmm[d];
+    fn each<const N: usize>(x: u128, f: impl Fn(u128) -> u128) -> u128 {
+        join::<N>(lanes::<N>(x).map(f))
+    }
+    fn sar<const N: usize>(x: u128, n: u32) -> u128 {
+        let bits = 128 / N as u32;
+        let n = n.min(bits - 1);
+        each::<N>(x, |v| {
+            let s = (v << (128 - bits)) as i128 >> (128 - bits);
+            (s >> n) as u128
+        })
+    }
+    let shl = |bits: u32, v: u128| if n < bits { v << n } else { 0 };
+    let shr = |bits: u32, v: u128| if n < bits { v >> n } else { 0 };
+    cpu.xmm[d] = match i.mnemonic() {
+        M::Psllw => each::<8>(x, |v| shl(16, v)),
+        M::Pslld => each::<4>(x, |v| shl(32, v)),
+        M::Psllq => each::<2>(x, |v| shl(64, v)),
+        M::Psrlw => each::<8>(x, |v| shr(16, v)),
+        M::Psrld => each::<4>(x, |v| shr(32, v)),
+        M::Psrlq => each::<2>(x, |v| shr(64, v)),
+        M::Psraw => sar::<8>(x, n),
+        M::Psrad => sar::<4>(x, n),
+        M::Pslldq if n < 16 => x << (8 * n),
+        M::Psrldq if n < 16 => x >> (8 * n),
+        _ => 0,
+    };
+    Ok(())
+}
+
+/// `mpsadbw xmm1, xmm2/m128, imm8`.
+fn mpsadbw(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
+    let i = &op.insn;
+    let s = src(cpu, mem, i, 1)?.to_le_bytes();
+    let d = xr(i.op0_register());
+    let a = cpu.xmm[d].to_le_bytes();
+    let imm = i.immediate8() as usize;
+    let (so, dof) = ((imm & 3) * 4, ((imm >> 2) & 1) * 4);
+    let r: [u128; 8] = core::array::from_fn(|j| (0..4).map(|k| a[dof + j + k].abs_diff(s[so + k]) as u128).sum());
+    cpu.xmm[d] = join::<8>(r);
+    Ok(())
+}
+
+/// `ptest xmm1, xmm2/m128`: ZF if `xmm1 & src` is zero, CF if `!xmm1 & src` is.
+fn ptest(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
+    let i = &op.insn;
+    let s = src(cpu, mem, i, 1)?;
+    let d = cpu.xmm[xr(i.op0_register())];
+    let mut f = 0;
+    if d & s == 0 {
+        f |= ZF;
+    }
+    if !d & s == 0 {
+        f |= CF;
+    }
+    cpu.rflags = (cpu.rflags & !STATUS) | f;
+    Ok(())
+}
+
+/// `crc32 r32|64, r/m8|16|32|64`: CRC-32C (Castagnoli), reflected, with no
+/// final inversion; the 64-bit form zero-extends the 32-bit result.
+fn crc32(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
+    let i = &op.insn;
+    let size = op_size(i, 1);
+    let v = operand::read(cpu, mem, i, 1, size)?;
+    let g = gpr(i.op0_register()).ok_or(Trap::InvalidOpcode)?;
+    let mut c = cpu.gpr[g.idx] as u32;
+    for byte in &v.to_le_bytes()[..size as usize] {
+        c ^= *byte as u32;
+        for _ in 0..8 {
+            c = (c >> 1) ^ (0x82f6_3b78 & (c & 1).wrapping_neg());
+        }
+    }
+    set_gpr(cpu, g, c as u64);
+    Ok(())
+}
+
+// ---- selection -------------------------------------------------------------------
+
+macro_rules! select_two_op {
+    ($fname:ident, $handler:ident; $($n:ident)*) => {
+        fn $fname(m: Mnemonic) -> Option<Handler> {
+            Some(match m {
+                $(Mnemonic::$n => $handler::<host::$n> as Handler,)*
+                _ => return None,
+            })
+        }
+    };
+}
+macro_rules! sel_vec {
+    ($($n:ident)*) => { select_two_op!(select_vec, vec_op; $($n)*); };
+}
+macro_rules! sel_fp {
+    ($($n:ident)*) => { select_two_op!(select_fp, fp_op; $($n)*); };
+}
+macro_rules! sel_flags {
+    ($($n:ident)*) => { select_two_op!(select_flags, flags_op; $($n)*); };
+}
+with_vec_ops!(sel_vec);
+with_fp_ops!(sel_fp);
+with_flag_ops!(sel_flags);
+
+/// Picks the handler for an SSE..SSE4.2 instruction (plus `crc32`, `movnti`);
+/// `None` for anything else, VEX forms and MMX-register forms included.
+pub(crate) fn select(i: &Instruction) -> Option<Handler> {
+    use Mnemonic as M;
+    if i.encoding() != EncodingKind::Legacy || i.has_lock_prefix() {
+        return None;
+    }
+    if (0..i.op_count()).any(|n| i.op_kind(n) == OpKind::Register && i.op_register(n).is_mm()) {
+        return None;
+    }
+    let m = i.mnemonic();
+    let imm = i.immediate8() as usize;
+    let imm_shift = i.op_count() == 2 && i.op1_kind() == OpKind::Immediate8;
+    let h: Handler = match m {
+        M::Psllw | M::Pslld | M::Psllq | M::Psrlw | M::Psrld | M::Psrlq | M::Psraw | M::Psrad if imm_shift => shift_imm,
+        M::Pslldq | M::Psrldq => shift_imm,
+        M::Movaps | M::Movups | M::Movapd | M::Movupd | M::Movdqa | M::Movdqu | M::Lddqu => mov_full,
+        M::Movntps | M::Movntpd | M::Movntdq | M::Movntdqa => mov_full,
+        M::Movss => mov_scalar::<4>,
+        M::Movsd => mov_scalar::<8>,
+        M::Movd | M::Movq => mov_dq,
+        M::Movlps | M::Movlpd => mov_half::<false>,
+        M::Movhps | M::Movhpd => mov_half::<true>,
+        M::Movhlps | M::Movlhps => mov_hl_lh,
+        M::Movmskps | M::Movmskpd | M::Pmovmskb => movmsk,
+        M::Movnti => movnti,
+        M::Maskmovdqu => maskmovdqu,
+        M::Ldmxcsr => ldmxcsr,
+        M::Stmxcsr => stmxcsr,
+        M::Pshufd | M::Pshufhw | M::Pshuflw => pshuf,
+        M::Shufps | M::Shufpd => shuf,
+        M::Pblendw | M::Blendps | M::Blendpd => blend_imm,
+        M::Palignr => palignr,
+        M::Insertps => insertps,
+        M::Pinsrb | M::Pinsrw | M::Pinsrd | M::Pinsrq => pinsr,
+        M::Pextrb | M::Pextrw | M::Pextrd | M::Pextrq | M::Extractps => pextr,
+        M::Mpsadbw => mpsadbw,
+        M::Ptest => ptest,
+        M::Crc32 => crc32,
+        M::Pblendvb => vec_op::<host::Pblendvb>,
+        M::Blendvps => vec_op::<host::Blendvps>,
+        M::Blendvpd => vec_op::<host::Blendvpd>,
+        M::Cvtsi2ss if op_size(i, 1) == 8 => cvt_from_gpr::<host::Cvtsi2ss64>,
+        M::Cvtsi2ss => cvt_from_gpr::<host::Cvtsi2ss32>,
+        M::Cvtsi2sd if op_size(i, 1) == 8 => cvt_from_gpr::<host::Cvtsi2sd64>,
+        M::Cvtsi2sd => cvt_from_gpr::<host::Cvtsi2sd32>,
+        M::Cvtss2si if op_size(i, 0) == 8 => cvt_to_gpr::<host::Cvtss2si64>,
+        M::Cvtss2si => cvt_to_gpr::<host::Cvtss2si32>,
+        M::Cvttss2si if op_size(i, 0) == 8 => cvt_to_gpr::<host::Cvttss2si64>,
+        M::Cvttss2si => cvt_to_gpr::<host::Cvttss2si32>,
+        M::Cvtsd2si if op_size(i, 0) == 8 => cvt_to_gpr::<host::Cvtsd2si64>,
+        M::Cvtsd2si => cvt_to_gpr::<host::Cvtsd2si32>,
+        M::Cvttsd2si if op_size(i, 0) == 8 => cvt_to_gpr::<host::Cvttsd2si64>,
+        M::Cvttsd2si => cvt_to_gpr::<host::Cvttsd2si32>,
+        M::Cmpps => imm_table!(8, fp_op, Cmpps)[imm & 7],
+        M::Cmppd => imm_table!(8, fp_op, Cmppd)[imm & 7],
+        M::Cmpss => imm_table!(8, fp_op, Cmpss)[imm & 7],
+        M::Cmpsd => imm_table!(8, fp_op, Cmpsd)[imm & 7],
+        M::Roundps => imm_table!(16, fp_op, Roundps)[imm & 15],
+        M::Roundpd => imm_table!(16, fp_op, Roundpd)[imm & 15],
+        M::Roundss => imm_table!(16, fp_op, Roundss)[imm & 15],
+        M::Roundsd => imm_table!(16, fp_op, Roundsd)[imm & 15],
+        M::Dpps => imm_table!(256, fp_op, Dpps)[imm >> 4][imm & 15],
+        M::Dppd => imm_table!(256, fp_op, Dppd)[imm >> 4][imm & 15],
+        M::Pcmpestri64 => imm_table!(256, pcmpstr_w, Pcmpestri)[imm >> 4][imm & 15],
+        M::Pcmpestrm64 => imm_table!(256, pcmpstr_w, Pcmpestrm)[imm >> 4][imm & 15],
+        M::Pcmpestri => imm_table!(256, pcmpstr_n, Pcmpestri)[imm >> 4][imm & 15],
+        M::Pcmpestrm => imm_table!(256, pcmpstr_n, Pcmpestrm)[imm >> 4][imm & 15],
+        M::Pcmpistri => imm_table!(256, pcmpstr_n, Pcmpistri)[imm >> 4][imm & 15],
+        M::Pcmpistrm => imm_table!(256, pcmpstr_n, Pcmpistrm)[imm >> 4][imm & 15],
+        _ => return select_vec(m).or_else(|| select_fp(m)).or_else(|| select_flags(m)),
+    };
+    Some(h)
 }
