@@ -86,17 +86,33 @@ impl Ctx {
             // 1 is reserved; hardware treats it as 64 bits.
             _ => 64,
         };
-        Ctx { rc: Rc::from_fcw(fcw), pc, mask: fcw & 0x3f, flags: 0, up: false }
+        Ctx {
+            rc: Rc::from_fcw(fcw),
+            pc,
+            mask: fcw & 0x3f,
+            flags: 0,
+            up: false,
+        }
     }
 
     /// A context that ignores precision control (for everything except
     /// add, subtract, multiply, divide and square root).
     pub(crate) fn full(fcw: u16) -> Ctx {
-        Ctx { pc: 64, ..Ctx::new(fcw) }
+        Ctx {
+            pc: 64,
+            ..Ctx::new(fcw)
+        }
     }
 
     fn unmasked(&self, f: u16) -> bool {
         self.mask & f == 0
+    }
+
+    /// Flags a denormal operand; true when DE is unmasked, which ends the
+    /// operation (no other exception is reported).
+    pub(crate) fn denormal(&mut self) -> bool {
+        self.flags |= DE;
+        self.unmasked(DE)
     }
 
     /// Flags whose unmasked occurrence suppresses the result.
@@ -175,9 +191,17 @@ pub(crate) fn unpack(v: u128) -> Unp {
     let (s, e, m) = (sign(v), biased_exp(v), v as u64);
     if e == 0 {
         let lz = m.leading_zeros().min(63);
-        Unp { sign: s, exp: -16382 - lz as i32, sig: m << lz }
+        Unp {
+            sign: s,
+            exp: -16382 - lz as i32,
+            sig: m << lz,
+        }
     } else {
-        Unp { sign: s, exp: e as i32 - BIAS, sig: m }
+        Unp {
+            sign: s,
+            exp: e as i32 - BIAS,
+            sig: m,
+        }
     }
 }
 
@@ -189,11 +213,23 @@ pub(crate) struct Fmt {
     pub emax: i32,
 }
 
-pub(crate) const F32: Fmt = Fmt { p: 24, emin: -126, emax: 127 };
-pub(crate) const F64: Fmt = Fmt { p: 53, emin: -1022, emax: 1023 };
+pub(crate) const F32: Fmt = Fmt {
+    p: 24,
+    emin: -126,
+    emax: 127,
+};
+pub(crate) const F64: Fmt = Fmt {
+    p: 53,
+    emin: -1022,
+    emax: 1023,
+};
 
 fn reg_fmt(p: u32) -> Fmt {
-    Fmt { p, emin: -16382, emax: 16383 }
+    Fmt {
+        p,
+        emin: -16382,
+        emax: 16383,
+    }
 }
 
 /// A rounded result: `m * 2^lsb`, or an infinity.
@@ -233,7 +269,15 @@ fn round_bits(sig: u128, sticky: bool, drop: u32, sign: bool, rc: Rc) -> (u128, 
 /// overflow/underflow response (exponent adjusted by 2^24576); for memory
 /// formats an unmasked overflow/underflow is only flagged (the caller
 /// then stores nothing).
-pub(crate) fn round(sign: bool, exp: i32, sig: u128, sticky: bool, fmt: Fmt, ctx: &mut Ctx, adjust: bool) -> Rounded {
+pub(crate) fn round(
+    sign: bool,
+    exp: i32,
+    sig: u128,
+    sticky: bool,
+    fmt: Fmt,
+    ctx: &mut Ctx,
+    adjust: bool,
+) -> Rounded {
     let p = fmt.p;
     let drop = 128 - p;
     let (mut m0, inex0, up0) = round_bits(sig, sticky, drop, sign, ctx.rc);
@@ -250,7 +294,11 @@ pub(crate) fn round(sign: bool, exp: i32, sig: u128, sticky: bool, fmt: Fmt, ctx
                 ctx.flags |= PE;
                 ctx.up = up0;
             }
-            return Rounded::Fin { sign, m: m0 as u64, lsb: e0 - ADJUST - (p as i32 - 1) };
+            return Rounded::Fin {
+                sign,
+                m: m0 as u64,
+                lsb: e0 - ADJUST - (p as i32 - 1),
+            };
         }
         ctx.flags |= OE | PE;
         let to_inf = match ctx.rc {
@@ -263,7 +311,11 @@ pub(crate) fn round(sign: bool, exp: i32, sig: u128, sticky: bool, fmt: Fmt, ctx
         return if to_inf {
             Rounded::Inf(sign)
         } else {
-            Rounded::Fin { sign, m: (1u64 << (p - 1) << 1).wrapping_sub(1), lsb: fmt.emax - (p as i32 - 1) }
+            Rounded::Fin {
+                sign,
+                m: (1u64 << (p - 1) << 1).wrapping_sub(1),
+                lsb: fmt.emax - (p as i32 - 1),
+            }
         };
     }
     if e0 >= fmt.emin {
@@ -271,7 +323,11 @@ pub(crate) fn round(sign: bool, exp: i32, sig: u128, sticky: bool, fmt: Fmt, ctx
             ctx.flags |= PE;
             ctx.up = up0;
         }
-        return Rounded::Fin { sign, m: m0 as u64, lsb: e0 - (p as i32 - 1) };
+        return Rounded::Fin {
+            sign,
+            m: m0 as u64,
+            lsb: e0 - (p as i32 - 1),
+        };
     }
     // Tiny.
     if ctx.unmasked(UE) {
@@ -281,7 +337,11 @@ pub(crate) fn round(sign: bool, exp: i32, sig: u128, sticky: bool, fmt: Fmt, ctx
             ctx.up = up0;
         }
         if adjust {
-            return Rounded::Fin { sign, m: m0 as u64, lsb: e0 + ADJUST - (p as i32 - 1) };
+            return Rounded::Fin {
+                sign,
+                m: m0 as u64,
+                lsb: e0 + ADJUST - (p as i32 - 1),
+            };
         }
     }
     let shift = (fmt.emin as i64 - exp as i64).clamp(0, 256) as u32;
@@ -290,7 +350,11 @@ pub(crate) fn round(sign: bool, exp: i32, sig: u128, sticky: bool, fmt: Fmt, ctx
         ctx.flags |= UE | PE;
         ctx.up = up;
     }
-    Rounded::Fin { sign, m: m as u64, lsb: fmt.emin - (p as i32 - 1) }
+    Rounded::Fin {
+        sign,
+        m: m as u64,
+        lsb: fmt.emin - (p as i32 - 1),
+    }
 }
 
 /// Packs a rounded result into the register format.
@@ -334,7 +398,15 @@ fn pack_ieee(r: Rounded, frac: u32, bias: i32) -> u64 {
 
 /// Rounds an unpacked value to the register format (with `ctx.pc`).
 fn round_unp(u: Unp, ctx: &mut Ctx) -> u128 {
-    pack80(round(u.sign, u.exp, (u.sig as u128) << 64, false, reg_fmt(ctx.pc), ctx, true))
+    pack80(round(
+        u.sign,
+        u.exp,
+        (u.sig as u128) << 64,
+        false,
+        reg_fmt(ctx.pc),
+        ctx,
+        true,
+    ))
 }
 
 fn quiet(v: u128) -> u128 {
@@ -380,8 +452,8 @@ fn prelude2(a: u128, b: u128, ctx: &mut Ctx) -> Option<u128> {
     if ca.is_nan() || cb.is_nan() {
         return Some(nan2(a, b, ctx));
     }
-    if ca == Class::Denormal || cb == Class::Denormal {
-        ctx.flags |= DE;
+    if (ca == Class::Denormal || cb == Class::Denormal) && ctx.denormal() {
+        return Some(INDEFINITE);
     }
     None
 }
@@ -398,10 +470,7 @@ fn prelude1(a: u128, ctx: &mut Ctx) -> Option<u128> {
             Some(quiet(a))
         }
         Class::QNaN => Some(a),
-        Class::Denormal => {
-            ctx.flags |= DE;
-            None
-        }
+        Class::Denormal if ctx.denormal() => Some(INDEFINITE),
         _ => None,
     }
 }
@@ -423,7 +492,13 @@ pub(crate) fn add(a: u128, b: u128, negate_b: bool, ctx: &mut Ctx) -> u128 {
         (Class::Inf, Class::Inf) if sa != sb => return invalid(ctx),
         (Class::Inf, _) => return a,
         (_, Class::Inf) => return b,
-        (Class::Zero, Class::Zero) => return if sa == sb { a } else { zero(ctx.rc == Rc::Down) },
+        (Class::Zero, Class::Zero) => {
+            return if sa == sb {
+                a
+            } else {
+                zero(ctx.rc == Rc::Down)
+            }
+        }
         (Class::Zero, _) => return round_unp(unpack(b), ctx),
         (_, Class::Zero) => return round_unp(unpack(a), ctx),
         _ => {}
@@ -451,7 +526,15 @@ pub(crate) fn add(a: u128, b: u128, negate_b: bool, ctx: &mut Ctx) -> u128 {
         return zero(ctx.rc == Rc::Down);
     }
     let lz = s.leading_zeros();
-    pack80(round(rsign, x.exp + 2 - lz as i32, s << lz, false, reg_fmt(ctx.pc), ctx, true))
+    pack80(round(
+        rsign,
+        x.exp + 2 - lz as i32,
+        s << lz,
+        false,
+        reg_fmt(ctx.pc),
+        ctx,
+        true,
+    ))
 }
 
 pub(crate) fn mul(a: u128, b: u128, ctx: &mut Ctx) -> u128 {
@@ -476,6 +559,11 @@ pub(crate) fn mul(a: u128, b: u128, ctx: &mut Ctx) -> u128 {
 }
 
 pub(crate) fn div(a: u128, b: u128, ctx: &mut Ctx) -> u128 {
+    // A zero divisor takes precedence over a denormal dividend.
+    if class(b) == Class::Zero && class(a) == Class::Denormal {
+        ctx.flags |= ZE;
+        return inf(sign(a) != sign(b));
+    }
     if let Some(r) = prelude2(a, b, ctx) {
         return r;
     }
@@ -492,10 +580,22 @@ pub(crate) fn div(a: u128, b: u128, ctx: &mut Ctx) -> u128 {
     }
     let (x, y) = (unpack(a), unpack(b));
     let d = y.sig as u128;
-    let (num, e) = if x.sig >= y.sig { ((x.sig as u128) << 63, x.exp - y.exp) } else { ((x.sig as u128) << 64, x.exp - y.exp - 1) };
+    let (num, e) = if x.sig >= y.sig {
+        ((x.sig as u128) << 63, x.exp - y.exp)
+    } else {
+        ((x.sig as u128) << 64, x.exp - y.exp - 1)
+    };
     let (q1, r1) = (num / d, num % d);
     let (q2, r2) = ((r1 << 64) / d, (r1 << 64) % d);
-    pack80(round(s, e, q1 << 64 | q2, r2 != 0, reg_fmt(ctx.pc), ctx, true))
+    pack80(round(
+        s,
+        e,
+        q1 << 64 | q2,
+        r2 != 0,
+        reg_fmt(ctx.pc),
+        ctx,
+        true,
+    ))
 }
 
 pub(crate) fn sqrt(a: u128, ctx: &mut Ctx) -> u128 {
@@ -510,7 +610,11 @@ pub(crate) fn sqrt(a: u128, ctx: &mut Ctx) -> u128 {
     }
     let x = unpack(a);
     // Radicand t = m * 2^126 with m in [1, 4) and an even exponent left over.
-    let (t, e) = if x.exp & 1 == 0 { ((x.sig as u128) << 63, x.exp) } else { ((x.sig as u128) << 64, x.exp - 1) };
+    let (t, e) = if x.exp & 1 == 0 {
+        ((x.sig as u128) << 63, x.exp)
+    } else {
+        ((x.sig as u128) << 64, x.exp - 1)
+    };
     let (mut rem, mut root) = (0u128, 0u128);
     for k in 0..67u32 {
         let pair = if k < 64 { (t >> (126 - 2 * k)) & 3 } else { 0 };
@@ -524,7 +628,15 @@ pub(crate) fn sqrt(a: u128, ctx: &mut Ctx) -> u128 {
         }
     }
     // root has 67 bits, the leading one at bit 66 (sqrt(m) in [1, 2)).
-    pack80(round(false, e / 2, root << 61, rem != 0, reg_fmt(ctx.pc), ctx, true))
+    pack80(round(
+        false,
+        e / 2,
+        root << 61,
+        rem != 0,
+        reg_fmt(ctx.pc),
+        ctx,
+        true,
+    ))
 }
 
 /// Converts a single-precision value exactly (`fld m32`): IE for an SNaN
@@ -596,11 +708,15 @@ fn to_ieee(v: u128, fmt: Fmt, frac: u32, bias: i32, ctx: &mut Ctx) -> u64 {
         Class::Inf => s | exp_all,
         Class::Zero => s,
         c => {
-            if c == Class::Denormal {
-                ctx.flags |= DE;
+            if c == Class::Denormal && ctx.denormal() {
+                return 0;
             }
             let u = unpack(v);
-            pack_ieee(round(u.sign, u.exp, (u.sig as u128) << 64, false, fmt, ctx, false), frac, bias)
+            pack_ieee(
+                round(u.sign, u.exp, (u.sig as u128) << 64, false, fmt, ctx, false),
+                frac,
+                bias,
+            )
         }
     }
 }
@@ -633,8 +749,8 @@ pub(crate) fn to_int(v: u128, bits: u32, rc: Rc, ctx: &mut Ctx) -> i64 {
             return indefinite;
         }
         Class::Zero => return 0,
-        Class::Denormal => ctx.flags |= DE,
-        Class::Normal => {}
+        Class::Denormal if ctx.denormal() => return indefinite,
+        _ => {}
     }
     let u = unpack(v);
     let drop = (127 - u.exp as i64).clamp(0, 200) as u32;
@@ -714,7 +830,15 @@ pub(crate) fn scale(a: u128, b: u128, ctx: &mut Ctx) -> u128 {
     };
     let x = unpack(a);
     let mut c = Ctx { pc: 64, ..*ctx };
-    let r = pack80(round(x.sign, x.exp + n, (x.sig as u128) << 64, false, reg_fmt(64), &mut c, true));
+    let r = pack80(round(
+        x.sign,
+        x.exp + n,
+        (x.sig as u128) << 64,
+        false,
+        reg_fmt(64),
+        &mut c,
+        true,
+    ));
     ctx.flags = c.flags;
     ctx.up = c.up;
     r
@@ -749,7 +873,11 @@ pub(crate) struct Rem {
 
 /// `fprem` (truncating, `ieee == false`) or `fprem1` (round to nearest).
 pub(crate) fn rem(a: u128, b: u128, ieee: bool, ctx: &mut Ctx) -> Rem {
-    let done = |value| Rem { value, q: 0, partial: false };
+    let done = |value| Rem {
+        value,
+        q: 0,
+        partial: false,
+    };
     if let Some(r) = prelude2(a, b, ctx) {
         return done(r);
     }
@@ -769,7 +897,11 @@ pub(crate) fn rem(a: u128, b: u128, ieee: bool, ctx: &mut Ctx) -> Rem {
         let num = (x.sig as u128) << n;
         let r = num % ys;
         let value = pack_rem(x.sign, y.exp + (d - n), r, ctx);
-        return Rem { value, q: 0, partial: true };
+        return Rem {
+            value,
+            q: 0,
+            partial: true,
+        };
     }
     let (mut q, mut r, mut s) = if d >= 0 {
         let num = (x.sig as u128) << d;
@@ -793,7 +925,11 @@ pub(crate) fn rem(a: u128, b: u128, ieee: bool, ctx: &mut Ctx) -> Rem {
             q = 1;
         }
     }
-    Rem { value: pack_rem(s, rexp, r, ctx), q, partial: false }
+    Rem {
+        value: pack_rem(s, rexp, r, ctx),
+        q,
+        partial: false,
+    }
 }
 
 /// Packs an exact remainder `r * 2^(exp - 63)` (`r < 2^65`).
@@ -803,7 +939,15 @@ fn pack_rem(sign: bool, exp: i32, r: u128, ctx: &mut Ctx) -> u128 {
     }
     let lz = r.leading_zeros();
     let mut c = Ctx { pc: 64, ..*ctx };
-    let v = pack80(round(sign, exp + 64 - lz as i32, r << lz, false, reg_fmt(64), &mut c, true));
+    let v = pack80(round(
+        sign,
+        exp + 64 - lz as i32,
+        r << lz,
+        false,
+        reg_fmt(64),
+        &mut c,
+        true,
+    ));
     ctx.flags = c.flags;
     v
 }

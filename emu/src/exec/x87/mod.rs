@@ -83,7 +83,10 @@ fn note(x: &mut X87State, op: &Op, addr: Option<u64>) {
 
 /// Sets C3, C2, C0 (C1 untouched).
 fn set_cc(x: &mut X87State, c3: bool, c2: bool, c0: bool) {
-    x.fsw = (x.fsw & !(fsw::C3 | fsw::C2 | fsw::C0)) | (c3 as u16) << 14 | (c2 as u16) << 10 | (c0 as u16) << 8;
+    x.fsw = (x.fsw & !(fsw::C3 | fsw::C2 | fsw::C0))
+        | (c3 as u16) << 14
+        | (c2 as u16) << 10
+        | (c0 as u16) << 8;
 }
 
 fn read80(mem: &mut Memory, a: u64) -> Result<u128, Trap> {
@@ -396,7 +399,11 @@ fn unary<const K: u8>(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
     wait(cpu)?;
     let x = &mut cpu.x87;
     note(x, op, None);
-    let mut ctx = if K == SQRT { Ctx::new(x.fcw) } else { Ctx::full(x.fcw) };
+    let mut ctx = if K == SQRT {
+        Ctx::new(x.fcw)
+    } else {
+        Ctx::full(x.fcw)
+    };
     if x.is_empty(0) {
         ctx.flags |= IE | SF;
         raise(x, ctx.flags, false);
@@ -482,7 +489,11 @@ fn unary_push<const K: u8>(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
                     ctx.flags |= c2.flags & !(UE | OE);
                     t
                 };
-                let one = if float::class(t).is_nan() { t } else { constant(C_ONE, Rc::Nearest) };
+                let one = if float::class(t).is_nan() {
+                    t
+                } else {
+                    constant(C_ONE, Rc::Nearest)
+                };
                 (t, one)
             }
         },
@@ -750,7 +761,10 @@ fn finit<const WAIT: bool>(cpu: &mut Cpu, _: &mut Memory, _: &Op) -> R {
         wait(cpu)?;
     }
     let regs = cpu.x87.regs;
-    cpu.x87 = X87State { regs, ..X87State::default() };
+    cpu.x87 = X87State {
+        regs,
+        ..X87State::default()
+    };
     Ok(())
 }
 
@@ -841,7 +855,10 @@ fn load_env(x: &mut X87State, b: &[u8], wide: bool) {
 }
 
 fn env_wide(i: &Instruction) -> bool {
-    !matches!(i.memory_size(), MemorySize::FpuEnv14 | MemorySize::FpuState94)
+    !matches!(
+        i.memory_size(),
+        MemorySize::FpuEnv14 | MemorySize::FpuState94
+    )
 }
 
 fn fstenv<const WAIT: bool>(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
@@ -885,7 +902,10 @@ fn fsave<const WAIT: bool>(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     mem.probe_write(a, (n + 80) as u64)?;
     mem.write_from(a, &b[..n + 80])?;
     let regs = cpu.x87.regs;
-    cpu.x87 = X87State { regs, ..X87State::default() };
+    cpu.x87 = X87State {
+        regs,
+        ..X87State::default()
+    };
     Ok(())
 }
 
@@ -1047,7 +1067,10 @@ mod trig {
             return Some((s, one));
         }
         let f = float::approx_f64(a);
-        Some((float::from_approx(f.sin(), ctx), float::from_approx(f.cos(), ctx)))
+        Some((
+            float::from_approx(f.sin(), ctx),
+            float::from_approx(f.cos(), ctx),
+        ))
     }
 
     pub(super) fn f2xm1(a: u128, ctx: &mut Ctx) -> u128 {
@@ -1178,9 +1201,14 @@ mod trig {
         let three_quarter_pi = || {
             let mut c = Ctx::full(0x037f);
             c.rc = ctx.rc;
-            float::mul(constant(C_PI, Rc::Nearest), float::make(false, 0x3ffe, 0xc000_0000_0000_0000), &mut c)
+            float::mul(
+                constant(C_PI, Rc::Nearest),
+                float::make(false, 0x3ffe, 0xc000_0000_0000_0000),
+                &mut c,
+            )
         };
-        let special = matches!(cy, Class::Zero | Class::Inf) || matches!(cx, Class::Zero | Class::Inf);
+        let special =
+            matches!(cy, Class::Zero | Class::Inf) || matches!(cx, Class::Zero | Class::Inf);
         if special {
             let r = match (cy, cx) {
                 (Class::Zero, _) if !sx => return float::zero(sy),
@@ -1194,7 +1222,10 @@ mod trig {
             ctx.flags |= float::PE;
             return with_sign(r, sy);
         }
-        let (ey, ex) = (float::exponent(y).unwrap_or(0), float::exponent(x).unwrap_or(0));
+        let (ey, ex) = (
+            float::exponent(y).unwrap_or(0),
+            float::exponent(x).unwrap_or(0),
+        );
         if ey - ex < -70 && !sx {
             // atan(y/x) = y/x to within an ulp.
             let mut c = Ctx { pc: 64, ..*ctx };
@@ -1278,7 +1309,14 @@ pub(crate) fn select(i: &Instruction) -> Option<Handler> {
         M::Ftst => fcom::<false, 0, false, ZERO>,
         M::Fxam => fxam,
         M::Fxch => fxch,
-        M::Fcmovb | M::Fcmove | M::Fcmovbe | M::Fcmovu | M::Fcmovnb | M::Fcmovne | M::Fcmovnbe | M::Fcmovnu => fcmov,
+        M::Fcmovb
+        | M::Fcmove
+        | M::Fcmovbe
+        | M::Fcmovu
+        | M::Fcmovnb
+        | M::Fcmovne
+        | M::Fcmovnbe
+        | M::Fcmovnu => fcmov,
         M::Ffree => ffree::<false>,
         M::Ffreep => ffree::<true>,
         M::Fincstp => fstp_adjust::<1>,
