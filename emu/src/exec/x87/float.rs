@@ -75,6 +75,9 @@ pub(crate) struct Ctx {
     pub flags: u16,
     /// The last rounding increased the magnitude (C1).
     pub up: bool,
+    /// A single/double memory operand was denormal (it is normal once
+    /// widened, so DE has to be remembered for the operation to raise).
+    pub src_denormal: bool,
 }
 
 impl Ctx {
@@ -92,6 +95,7 @@ impl Ctx {
             mask: fcw & 0x3f,
             flags: 0,
             up: false,
+            src_denormal: false,
         }
     }
 
@@ -288,7 +292,7 @@ pub(crate) fn round(
     }
     ctx.up = false;
     if e0 > fmt.emax {
-        if adjust && ctx.unmasked(OE) {
+        if adjust && ctx.unmasked(OE) && e0 - ADJUST <= fmt.emax {
             ctx.flags |= OE;
             if inex0 {
                 ctx.flags |= PE;
@@ -299,6 +303,11 @@ pub(crate) fn round(
                 m: m0 as u64,
                 lsb: e0 - ADJUST - (p as i32 - 1),
             };
+        }
+        if !adjust && ctx.unmasked(OE) {
+            // Memory destination: nothing is stored; only OE is reported.
+            ctx.flags |= OE;
+            return Rounded::Inf(sign);
         }
         ctx.flags |= OE | PE;
         let to_inf = match ctx.rc {
@@ -330,13 +339,17 @@ pub(crate) fn round(
         };
     }
     // Tiny.
+    if !adjust && ctx.unmasked(UE) {
+        ctx.flags |= UE;
+        return Rounded::Fin { sign, m: 0, lsb: 0 };
+    }
     if ctx.unmasked(UE) {
         ctx.flags |= UE;
         if inex0 {
             ctx.flags |= PE;
             ctx.up = up0;
         }
-        if adjust {
+        if adjust && e0 + ADJUST >= fmt.emin {
             return Rounded::Fin {
                 sign,
                 m: m0 as u64,
@@ -344,9 +357,10 @@ pub(crate) fn round(
             };
         }
     }
+    // Masked response (also when even the adjusted exponent is out of range).
     let shift = (fmt.emin as i64 - exp as i64).clamp(0, 256) as u32;
     let (m, inex, up) = round_bits(sig, sticky, drop + shift, sign, ctx.rc);
-    if inex && !ctx.unmasked(UE) {
+    if inex {
         ctx.flags |= UE | PE;
         ctx.up = up;
     }
@@ -452,7 +466,7 @@ fn prelude2(a: u128, b: u128, ctx: &mut Ctx) -> Option<u128> {
     if ca.is_nan() || cb.is_nan() {
         return Some(nan2(a, b, ctx));
     }
-    if (ca == Class::Denormal || cb == Class::Denormal) && ctx.denormal() {
+    if (ca == Class::Denormal || cb == Class::Denormal || ctx.src_denormal) && ctx.denormal() {
         return Some(INDEFINITE);
     }
     None
@@ -599,14 +613,20 @@ pub(crate) fn div(a: u128, b: u128, ctx: &mut Ctx) -> u128 {
 }
 
 pub(crate) fn sqrt(a: u128, ctx: &mut Ctx) -> u128 {
-    if let Some(r) = prelude1(a, ctx) {
-        return r;
+    // A negative operand is invalid before it is denormal.
+    if class(a) != Class::Denormal {
+        if let Some(r) = prelude1(a, ctx) {
+            return r;
+        }
     }
     match class(a) {
         Class::Zero => return a,
         _ if sign(a) => return invalid(ctx),
         Class::Inf => return a,
         _ => {}
+    }
+    if class(a) == Class::Denormal && ctx.denormal() {
+        return INDEFINITE;
     }
     let x = unpack(a);
     // Radicand t = m * 2^126 with m in [1, 4) and an even exponent left over.
@@ -639,8 +659,8 @@ pub(crate) fn sqrt(a: u128, ctx: &mut Ctx) -> u128 {
     ))
 }
 
-/// Converts a single-precision value exactly (`fld m32`): IE for an SNaN
-/// (quieted), DE for a denormal.
+/// Converts a single-precision value exactly. SNaNs stay signaling (the
+/// operation raises IE); a denormal sets `src_denormal`.
 pub(crate) fn from_f32(bits: u32, ctx: &mut Ctx) -> u128 {
     let s = bits >> 31 != 0;
     let e = (bits >> 23) & 0xff;
@@ -648,23 +668,18 @@ pub(crate) fn from_f32(bits: u32, ctx: &mut Ctx) -> u128 {
     match e {
         0 if f == 0 => zero(s),
         0 => {
-            ctx.flags |= DE;
+            ctx.src_denormal = true;
             let lz = f.leading_zeros() - 40;
             make(s, (-126 - lz as i32 + BIAS) as u32, f << (40 + lz))
         }
         0xff if f == 0 => inf(s),
-        0xff => {
-            let v = make(s, 0x7fff, J | f << 40);
-            if f & (1 << 22) == 0 {
-                ctx.flags |= IE;
-            }
-            quiet(v)
-        }
+        // NaNs keep their kind: the operation decides about IE.
+        0xff => make(s, 0x7fff, J | f << 40),
         _ => make(s, (e as i32 - 127 + BIAS) as u32, J | f << 40),
     }
 }
 
-/// Converts a double-precision value exactly (`fld m64`).
+/// Converts a double-precision value exactly (as `from_f32`).
 pub(crate) fn from_f64(bits: u64, ctx: &mut Ctx) -> u128 {
     let s = bits >> 63 != 0;
     let e = ((bits >> 52) & 0x7ff) as i32;
@@ -672,18 +687,12 @@ pub(crate) fn from_f64(bits: u64, ctx: &mut Ctx) -> u128 {
     match e {
         0 if f == 0 => zero(s),
         0 => {
-            ctx.flags |= DE;
+            ctx.src_denormal = true;
             let lz = f.leading_zeros() - 11;
             make(s, (-1022 - lz as i32 + BIAS) as u32, f << (11 + lz))
         }
         0x7ff if f == 0 => inf(s),
-        0x7ff => {
-            let v = make(s, 0x7fff, J | f << 11);
-            if f & (1 << 51) == 0 {
-                ctx.flags |= IE;
-            }
-            quiet(v)
-        }
+        0x7ff => make(s, 0x7fff, J | f << 11),
         _ => make(s, (e - 1023 + BIAS) as u32, J | f << 11),
     }
 }
@@ -707,10 +716,8 @@ fn to_ieee(v: u128, fmt: Fmt, frac: u32, bias: i32, ctx: &mut Ctx) -> u64 {
         }
         Class::Inf => s | exp_all,
         Class::Zero => s,
-        c => {
-            if c == Class::Denormal && ctx.denormal() {
-                return 0;
-            }
+        _ => {
+            // A denormal source is not a DE here: only UE/PE (host-checked).
             let u = unpack(v);
             pack_ieee(
                 round(u.sign, u.exp, (u.sig as u128) << 64, false, fmt, ctx, false),
@@ -749,7 +756,6 @@ pub(crate) fn to_int(v: u128, bits: u32, rc: Rc, ctx: &mut Ctx) -> i64 {
             return indefinite;
         }
         Class::Zero => return 0,
-        Class::Denormal if ctx.denormal() => return indefinite,
         _ => {}
     }
     let u = unpack(v);
@@ -878,12 +884,25 @@ pub(crate) fn rem(a: u128, b: u128, ieee: bool, ctx: &mut Ctx) -> Rem {
         q: 0,
         partial: false,
     };
+    let (ca, cb) = (class(a), class(b));
+    if !ca.is_nan() && !cb.is_nan() && ca != Class::Unsupported && cb != Class::Unsupported {
+        // Invalid operands are reported before denormal ones.
+        if ca == Class::Inf || cb == Class::Zero {
+            return done(invalid(ctx));
+        }
+    }
     if let Some(r) = prelude2(a, b, ctx) {
         return done(r);
     }
     match (class(a), class(b)) {
         (Class::Inf, _) | (_, Class::Zero) => return done(invalid(ctx)),
-        (Class::Zero, _) | (_, Class::Inf) => return done(a),
+        (Class::Zero, _) => return done(a),
+        // The dividend comes back as an exact result (pseudo-denormals
+        // normalized, a denormal subject to the underflow response).
+        (_, Class::Inf) => {
+            let x = unpack(a);
+            return done(pack_rem(x.sign, x.exp, x.sig as u128, ctx));
+        }
         _ => {}
     }
     let (x, y) = (unpack(a), unpack(b));
@@ -974,7 +993,7 @@ pub(crate) fn compare(a: u128, b: u128, quiet: bool, ctx: &mut Ctx) -> Order {
         }
         return Order::Unordered;
     }
-    if ca == Class::Denormal || cb == Class::Denormal {
+    if ca == Class::Denormal || cb == Class::Denormal || ctx.src_denormal {
         ctx.flags |= DE;
     }
     let key = |v: u128, c: Class| -> (i32, u64) {

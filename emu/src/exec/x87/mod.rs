@@ -134,14 +134,14 @@ fn quiet_load(v: u128, ctx: &mut Ctx) -> u128 {
 /// producing `v`. Returns nothing: the state is complete afterwards.
 fn push_checked(x: &mut X87State, v: u128, mut ctx: Ctx) {
     if !x.is_empty(7) {
-        ctx.flags |= IE | SF;
+        ctx.flags = IE | SF;
         raise(x, ctx.flags, true);
         if ctx.mask & IE != 0 {
             x.push(INDEFINITE);
         }
         return;
     }
-    let blocked = ctx.blocking();
+    let blocked = ctx.flags & !ctx.mask & IE != 0;
     raise(x, ctx.flags, ctx.up);
     if !blocked {
         x.push(v);
@@ -157,7 +157,15 @@ fn fld(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     let (v, addr) = if i.op_kind(0) == OpKind::Memory {
         let a = ea(cpu, i);
         let v = load_mem(mem, i, a, &mut ctx)?;
-        (quiet_load(v, &mut ctx), Some(a))
+        if ctx.src_denormal {
+            // Loads flag a denormal source but still complete.
+            ctx.flags |= DE;
+            ctx.src_denormal = false;
+        }
+        match i.memory_size() {
+            MemorySize::Float32 | MemorySize::Float64 => (quiet_load(v, &mut ctx), Some(a)),
+            _ => (v, Some(a)),
+        }
     } else {
         let s = sti(i.op0_register());
         if cpu.x87.is_empty(s) {
@@ -629,11 +637,10 @@ fn fcom<const QUIET: bool, const POPS: u8, const EFL: bool, const SRC: u8>(
             Order::Unordered
         }
     };
+    // Condition codes (or flags) are set even when the exception is
+    // unmasked, but then nothing is popped (checked against the host).
     let blocked = ctx.blocking();
     raise(x, ctx.flags, false);
-    if blocked {
-        return Ok(());
-    }
     let (c3, c2, c0) = match ord {
         Order::Greater => (false, false, false),
         Order::Less => (false, false, true),
@@ -646,8 +653,10 @@ fn fcom<const QUIET: bool, const POPS: u8, const EFL: bool, const SRC: u8>(
     } else {
         set_cc(x, c3, c2, c0);
     }
-    for _ in 0..POPS {
-        x.pop();
+    if !blocked {
+        for _ in 0..POPS {
+            x.pop();
+        }
     }
     Ok(())
 }
@@ -697,15 +706,17 @@ fn fxch(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
     Ok(())
 }
 
-fn fcmov(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
+/// `fcmovcc`: moves when any of the `FLAGS` is set (all clear if `NOT`).
+fn fcmov<const FLAGS: u64, const NOT: bool>(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
     wait(cpu)?;
-    let take = super::int::cond(cpu, op.insn.condition_code());
+    let take = (cpu.rflags & FLAGS != 0) != NOT;
     let x = &mut cpu.x87;
     note(x, op, None);
     let s = sti(op.insn.op1_register());
     if x.is_empty(0) || x.is_empty(s) {
         raise(x, IE | SF, false);
-        if x.fcw & IE != 0 && take {
+        // The masked response happens whether or not the condition holds.
+        if x.fcw & IE != 0 {
             x.set_st(0, INDEFINITE);
         }
         return Ok(());
@@ -776,11 +787,16 @@ fn fclex<const WAIT: bool>(cpu: &mut Cpu, _: &mut Memory, _: &Op) -> R {
     Ok(())
 }
 
+/// A control word as loaded: bits 7 and 13..15 read as zero, bit 6 as one.
+fn fcw_bits(v: u16) -> u16 {
+    (v & 0x1f3f) | 0x40
+}
+
 fn fldcw(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     wait(cpu)?;
     let v = mem.read_u16(ea(cpu, &op.insn))?;
     let x = &mut cpu.x87;
-    x.fcw = v | 0x40;
+    x.fcw = fcw_bits(v);
     x.update_summary();
     Ok(())
 }
@@ -838,14 +854,14 @@ fn load_env(x: &mut X87State, b: &[u8], wide: bool) {
     let w16 = |k: usize| u16::from_le_bytes([b[k], b[k + 1]]);
     let w32 = |k: usize| u32::from_le_bytes([b[k], b[k + 1], b[k + 2], b[k + 3]]);
     if wide {
-        x.fcw = w16(0) | 0x40;
+        x.fcw = fcw_bits(w16(0));
         x.fsw = w16(4);
         x.set_tag_word(w16(8));
         x.fip = w32(12) as u64;
         x.fop = (w32(16) >> 16) as u16 & 0x7ff;
         x.fdp = w32(20) as u64;
     } else {
-        x.fcw = w16(0) | 0x40;
+        x.fcw = fcw_bits(w16(0));
         x.fsw = w16(2);
         x.set_tag_word(w16(4));
         x.fip = w16(6) as u64;
@@ -983,7 +999,7 @@ fn fxrstor(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     let wide = i.mnemonic() == Mnemonic::Fxrstor64;
     cpu.mxcsr = mxcsr;
     let x = &mut cpu.x87;
-    x.fcw = w16(0) | 0x40;
+    x.fcw = fcw_bits(w16(0));
     x.fsw = w16(2);
     x.ftw = b[4];
     x.fop = w16(6) & 0x7ff;
@@ -1207,6 +1223,18 @@ mod trig {
                 &mut c,
             )
         };
+        // pi is stored rounded up: C1 tells whether that rounding was kept.
+        let pi_up = matches!(ctx.rc, Rc::Nearest | Rc::Up);
+        let same_magnitude = (y & !(1 << 79)) == (x & !(1 << 79)) && cy == Class::Normal;
+        if same_magnitude {
+            ctx.flags |= float::PE;
+            return if sx {
+                with_sign(three_quarter_pi(), sy)
+            } else {
+                ctx.up = pi_up;
+                with_sign(pi_scaled(-2), sy)
+            };
+        }
         let special =
             matches!(cy, Class::Zero | Class::Inf) || matches!(cx, Class::Zero | Class::Inf);
         if special {
@@ -1220,6 +1248,7 @@ mod trig {
                 _ => pi,
             };
             ctx.flags |= float::PE;
+            ctx.up = pi_up && !matches!((cy, cx), (Class::Inf, Class::Inf) if sx);
             return with_sign(r, sy);
         }
         let (ey, ex) = (
@@ -1309,14 +1338,14 @@ pub(crate) fn select(i: &Instruction) -> Option<Handler> {
         M::Ftst => fcom::<false, 0, false, ZERO>,
         M::Fxam => fxam,
         M::Fxch => fxch,
-        M::Fcmovb
-        | M::Fcmove
-        | M::Fcmovbe
-        | M::Fcmovu
-        | M::Fcmovnb
-        | M::Fcmovne
-        | M::Fcmovnbe
-        | M::Fcmovnu => fcmov,
+        M::Fcmovb => fcmov::<{ CF }, false>,
+        M::Fcmove => fcmov::<{ ZF }, false>,
+        M::Fcmovbe => fcmov::<{ CF | ZF }, false>,
+        M::Fcmovu => fcmov::<{ PF }, false>,
+        M::Fcmovnb => fcmov::<{ CF }, true>,
+        M::Fcmovne => fcmov::<{ ZF }, true>,
+        M::Fcmovnbe => fcmov::<{ CF | ZF }, true>,
+        M::Fcmovnu => fcmov::<{ PF }, true>,
         M::Ffree => ffree::<false>,
         M::Ffreep => ffree::<true>,
         M::Fincstp => fstp_adjust::<1>,
