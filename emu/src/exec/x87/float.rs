@@ -1092,7 +1092,7 @@ pub(crate) fn from_bcd(b: &[u8; 10]) -> u128 {
     }
 }
 
-/// `fbstp`: the BCD encoding, or `None` when out of range (IE).
+/// `fbstp`: the BCD encoding; the BCD indefinite (and IE) when out of range.
 pub(crate) fn to_bcd(v: u128, rc: Rc, ctx: &mut Ctx) -> [u8; 10] {
     let mut c = *ctx;
     let n = to_int(v, 64, rc, &mut c);

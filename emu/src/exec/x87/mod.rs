@@ -102,7 +102,8 @@ fn write80(mem: &mut Memory, a: u64, v: u128) -> R {
 }
 
 /// Reads a memory operand as an 80-bit value, exactly. SNaNs stay
-/// signaling (the operation decides); denormal singles/doubles flag DE.
+/// signaling (the operation decides); denormal singles/doubles set
+/// `ctx.src_denormal` (DE is raised only if the operation uses the value).
 fn load_mem(mem: &mut Memory, i: &Instruction, a: u64, ctx: &mut Ctx) -> Result<u128, Trap> {
     Ok(match i.memory_size() {
         MemorySize::Float32 => float::from_f32(mem.read_u32(a)?, ctx),

@@ -11,11 +11,12 @@
 
 use std::arch::asm;
 
-use super::float;
+use super::float::{self, Ctx};
 use super::fxsave_image;
 use crate::cpu::flags;
 use crate::exec::{AddressSpace, Exit};
 use crate::memory::{GuestAddress, Perm};
+use crate::x87::X87State;
 use crate::Cpu;
 
 const CODE: u64 = 0x1000;
@@ -330,6 +331,7 @@ fn control_words() -> Vec<u16> {
         }
     }
     v.push(0x0340); // all unmasked
+    v.push(0x017f); // reserved precision control value 01
     v.push(0x037f & !0x01); // IE unmasked
     v.push(0x037f & !0x18); // OE, UE unmasked
     v.push(0x037f & !0x02); // DE unmasked
@@ -751,4 +753,352 @@ fn oracle_control_instructions() {
         false,
     );
     h.finish();
+}
+
+/// Runs `code` (then `int3`) in the interpreter only.
+fn emu_only(code: &[u8], init: &Cpu, data: &mut [u8]) -> (Cpu, Exit) {
+    Emu::new().run(code, init, data)
+}
+
+#[test]
+fn unmasked_exception_is_deferred_to_next_waiting_instruction() {
+    let one = f80(false, 0x3fff, 1 << 63);
+    // fdiv st, st(1) (1/0, ZE unmasked); fnstsw ax; fld1
+    let code = [0xd8, 0xf1, 0xdf, 0xe0, 0xd9, 0xe8];
+    let init = start(0x037b, &[f80(false, 0, 0), one]);
+    let (cpu, exit) = emu_only(&code, &init, &mut [0; 16]);
+    assert_eq!(exit, Exit::FloatingPoint);
+    assert_eq!(
+        cpu.rip,
+        CODE + 4,
+        "#MF is reported at the next waiting instruction"
+    );
+    assert_eq!(cpu.icount, 2);
+    assert_eq!(
+        cpu.gpr[crate::reg::RAX] as u16 & 0x80ff,
+        0x8084,
+        "ZE, ES and B visible to fnstsw"
+    );
+    assert_eq!(
+        cpu.x87.st(0),
+        one,
+        "unmasked ZE leaves the destination alone"
+    );
+    assert_eq!(cpu.x87.fip, CODE, "FIP names the failing instruction");
+    // fnclex clears it; the waiting instruction then runs.
+    let code = [0xd8, 0xf1, 0xdb, 0xe2, 0xd9, 0xe8];
+    let (cpu, exit) = emu_only(&code, &init, &mut [0; 16]);
+    assert_eq!(exit, Exit::Breakpoint);
+    assert_eq!(cpu.x87.st(0), one);
+    assert_eq!(cpu.x87.fsw & 0xff, 0);
+    // fwait alone traps too.
+    let (_, exit) = emu_only(&[0xd8, 0xf1, 0x9b], &init, &mut [0; 16]);
+    assert_eq!(exit, Exit::FloatingPoint);
+}
+
+#[test]
+fn page_faults_leave_the_fpu_unchanged() {
+    let init = start(0x037f, &[f80(false, 0x3fff, 1 << 63)]);
+    let mut emu = Emu::new();
+    // fld dword [0x50000] (unmapped); fstp tbyte [0x50000]; fadd qword [0x50000]; fxsave64 [0x50000]
+    for code in [
+        &[0xd9, 0x04, 0x25, 0, 0, 5, 0][..],
+        &[0xdb, 0x3c, 0x25, 0, 0, 5, 0],
+        &[0xdc, 0x04, 0x25, 0, 0, 5, 0],
+        &[0x48, 0x0f, 0xae, 0x04, 0x25, 0, 0, 5, 0],
+        &[0xdd, 0x34, 0x25, 0, 0, 5, 0],
+        &[0xdf, 0x3c, 0x25, 0, 0, 5, 0],
+    ] {
+        let (cpu, exit) = emu.run(code, &init, &mut [0; 16]);
+        assert!(
+            matches!(exit, Exit::PageFault { addr: 0x50000, .. }),
+            "{code:02x?}: {exit:?}"
+        );
+        assert_eq!(cpu.x87, init.x87, "{code:02x?}");
+        assert_eq!(cpu.rip, CODE);
+    }
+    // fstp tbyte straddling into an unmapped page: nothing written, nothing popped.
+    let mut data = [0u8; 16];
+    let code = [0xdb, 0x3c, 0x25, 0xfa, 0x0f, 0x02, 0];
+    let (cpu, exit) = emu.run(&code, &init, &mut data);
+    assert!(matches!(exit, Exit::PageFault { .. }));
+    assert_eq!(cpu.x87, init.x87);
+    let mut tail = [0u8; 6];
+    emu.space
+        .mem
+        .read(GuestAddress(0x20ffa), &mut tail)
+        .unwrap();
+    assert_eq!(tail, [0; 6]);
+}
+
+#[test]
+fn fxsave_layout_alignment_and_reserved_mxcsr() {
+    let mut init = start(
+        0x0a7f,
+        &[
+            f80(false, 0x3fff, 1 << 63),
+            f80(true, 0x4000, 0xc000_0000_0000_0000),
+        ],
+    );
+    init.mxcsr = 0x1f80 | 0x6000;
+    for k in 0..16 {
+        init.xmm[k] = 0x0123_4567_89ab_cdef_0011_2233_4455_6677u128.rotate_left(8 * k as u32);
+    }
+    let mut data = [0xeeu8; 512];
+    let (cpu, exit) = emu_only(&[0x48, 0x0f, 0xae, 0x07], &init, &mut data);
+    assert_eq!(exit, Exit::Breakpoint);
+    assert_eq!(u16::from_le_bytes([data[0], data[1]]), 0x0a7f);
+    assert_eq!(u16::from_le_bytes([data[2], data[3]]), 0x3000, "TOP = 6");
+    assert_eq!(data[4], 0xc0, "abridged tags: physical 6 and 7 valid");
+    assert_eq!(u32::from_le_bytes(data[24..28].try_into().unwrap()), 0x7f80);
+    assert_eq!(
+        &data[32..42],
+        &init.x87.st(0).to_le_bytes()[..10],
+        "ST0 first"
+    );
+    assert_eq!(&data[42..48], &[0; 6]);
+    assert_eq!(
+        u128::from_le_bytes(data[160 + 16 * 15..176 + 16 * 15].try_into().unwrap()),
+        init.xmm[15]
+    );
+    assert_eq!(
+        &data[416..512],
+        &[0xee; 96][..],
+        "reserved/available bytes untouched"
+    );
+    // fxrstor64 of that image into a fresh CPU restores everything.
+    let (back, exit) = emu_only(&[0x48, 0x0f, 0xae, 0x0f], &Cpu::new(), &mut data);
+    assert_eq!(exit, Exit::Breakpoint);
+    assert_eq!(back.x87.fcw, init.x87.fcw);
+    assert_eq!(back.x87.fsw, init.x87.fsw);
+    assert_eq!(back.x87.ftw, init.x87.ftw);
+    assert_eq!(back.x87.regs, init.x87.regs);
+    assert_eq!(back.xmm, init.xmm);
+    assert_eq!(back.mxcsr, init.mxcsr);
+    assert_eq!(cpu.x87, init.x87);
+    // Reserved MXCSR bits: #GP, nothing loaded.
+    data[26] = 0x01; // bit 16
+    let (cpu, exit) = emu_only(&[0x48, 0x0f, 0xae, 0x0f], &Cpu::new(), &mut data);
+    assert_eq!(exit, Exit::GeneralProtection);
+    assert_eq!(cpu.x87, X87State::default());
+    // Misaligned: #GP.
+    let (_, exit) = emu_only(&[0x48, 0x0f, 0xae, 0x47, 0x08], &init, &mut [0; 16]);
+    assert_eq!(exit, Exit::GeneralProtection);
+    let (_, exit) = emu_only(&[0x0f, 0xae, 0x4f, 0x08], &init, &mut [0; 16]);
+    assert_eq!(exit, Exit::GeneralProtection);
+}
+
+/// Transcendental instructions: exact where hardware is exact (special
+/// operands, stack effects, C2), within 2^-50 relative of the host otherwise.
+#[test]
+fn transcendental_functions_are_close_to_the_host() {
+    let native = Native::new();
+    let mut emu = Emu::new();
+    let ops: &[(&str, &[u8])] = &[
+        ("fsin", &[0xd9, 0xfe]),
+        ("fcos", &[0xd9, 0xff]),
+        ("fptan", &[0xd9, 0xf2]),
+        ("fsincos", &[0xd9, 0xfb]),
+        ("f2xm1", &[0xd9, 0xf0]),
+        ("fyl2x", &[0xd9, 0xf1]),
+        ("fyl2xp1", &[0xd9, 0xf9]),
+        ("fpatan", &[0xd9, 0xf3]),
+    ];
+    let mut vals = vec![
+        f80(false, 0x3ffe, 0xc000_0000_0000_0000),
+        f80(true, 0x3ffd, 0x8000_0000_0000_0000),
+        f80(false, 0x3fff, 0x8000_0000_0000_0000),
+        f80(false, 0x4000, 0xc90f_daa2_2168_c235),
+        f80(false, 0x4005, 0xb000_0000_0000_0000),
+        f80(true, 0x3ff0, 0x9999_9999_9999_9999),
+        f80(false, 0x3fb0, 0x8000_0000_0000_0001),
+        f80(false, 0x4040, 0x8000_0000_0000_0000), // 2^65: out of range for fsin
+        f80(false, 0, 0),
+        f80(true, 0, 0),
+        f80(false, 0x7fff, 1 << 63),
+        f80(true, 0x7fff, 1 << 63),
+        f80(false, 0x7fff, 0xc000_0000_0000_0001),
+        f80(false, 0x4001, 0x8000_0000_0000_0000), // 4: exact log2
+    ];
+    vals.push(f80(false, 0x3ffd, 0x9e37_79b9_7f4a_7c15));
+    let mut bad = Vec::new();
+    for &(name, code) in ops {
+        for &a in &vals {
+            let big =
+                float::exponent(a).is_some_and(|e| e >= 0) || float::class(a) == float::Class::Inf;
+            if name == "f2xm1" && big {
+                // Outside [-1, 1] the result is undefined.
+                continue;
+            }
+            for &b in &[vals[0], vals[2], vals[5], vals[10]] {
+                let init = start(0x037f, &[b, a]);
+                let mut fx = Aligned([0; 512]);
+                fx.0[..416].copy_from_slice(&fxsave_image(&init, true));
+                let (nfx, _) = native.run(code, &fx, &mut Aligned([0; 512]));
+                let (cpu, _) = emu.run(code, &init, &mut [0; 16]);
+                let efx = fxsave_image(&cpu, true);
+                let nsw = u16::from_le_bytes([nfx.0[2], nfx.0[3]]);
+                let esw = u16::from_le_bytes([efx[2], efx[3]]);
+                // C1 (round-up) and exact IE/ZE/DE/SF/C2/TOP/C0/C3 must agree, PE aside.
+                let mask = 0xffff & !(0x0200 | 0x0020 | 0x0010);
+                let mut ok = nsw & mask == esw & mask && nfx.0[4] == efx[4];
+                for k in 0..2 {
+                    let n =
+                        u128::from_le_bytes(nfx.0[32 + 16 * k..48 + 16 * k].try_into().unwrap());
+                    let e = u128::from_le_bytes(efx[32 + 16 * k..48 + 16 * k].try_into().unwrap());
+                    if n != e {
+                        let (cn, ce) = (float::class(n), float::class(e));
+                        // Relative error below 2^-50; for the trig family the
+                        // error is absolute (scaled by max(1, |result|)), since
+                        // hardware reduces arguments with a 66-bit pi and near
+                        // multiples of pi neither result is the true value.
+                        let trig = matches!(name, "fsin" | "fcos" | "fptan" | "fsincos");
+                        let finite = |c| matches!(c, float::Class::Normal | float::Class::Zero);
+                        let close = finite(cn) && finite(ce) && {
+                            let mut c = Ctx::new(0x037f);
+                            let d = float::add(n, e, true, &mut c);
+                            let scale = float::exponent(n).unwrap_or(i32::MIN);
+                            let scale = if trig { scale.max(0) } else { scale };
+                            float::class(d) == float::Class::Zero
+                                || float::exponent(d).unwrap_or(i32::MIN) < scale - 50
+                        };
+                        ok &= close;
+                    }
+                }
+                if !ok {
+                    bad.push(format!(
+                        "{name} a={a:020x} b={b:020x}\n  native {}\n  emu    {}",
+                        fmt_state(&nfx.0),
+                        fmt_state(&efx)
+                    ));
+                }
+            }
+        }
+    }
+    for b in bad.iter().take(30) {
+        eprintln!("{b}");
+    }
+    assert!(bad.is_empty(), "{} transcendental cases off", bad.len());
+}
+
+/// The soft-float core against rustc_apfloat's `X87DoubleExtended` (full
+/// precision, all rounding modes): values and the inexact flag.
+#[test]
+fn core_agrees_with_rustc_apfloat() {
+    use rustc_apfloat::ieee::X87DoubleExtended as X;
+    use rustc_apfloat::{Float, Round, Status};
+    let vals: Vec<u128> = values()
+        .into_iter()
+        .filter(|&v| {
+            matches!(
+                float::class(v),
+                float::Class::Normal | float::Class::Zero | float::Class::Inf
+            )
+        })
+        .collect();
+    for (rc_bits, round) in [
+        (0u16, Round::NearestTiesToEven),
+        (1, Round::TowardNegative),
+        (2, Round::TowardPositive),
+        (3, Round::TowardZero),
+    ] {
+        let fcw = 0x037f | rc_bits << 10;
+        for &a in &vals {
+            for &b in &vals {
+                let (xa, xb) = (X::from_bits(a), X::from_bits(b));
+                let cases = [
+                    (
+                        "add",
+                        float::add(a, b, false, &mut Ctx::new(fcw)),
+                        xa.add_r(xb, round),
+                    ),
+                    (
+                        "sub",
+                        float::add(a, b, true, &mut Ctx::new(fcw)),
+                        xa.sub_r(xb, round),
+                    ),
+                    (
+                        "mul",
+                        float::mul(a, b, &mut Ctx::new(fcw)),
+                        xa.mul_r(xb, round),
+                    ),
+                    (
+                        "div",
+                        float::div(a, b, &mut Ctx::new(fcw)),
+                        xa.div_r(xb, round),
+                    ),
+                ];
+                for (name, ours, theirs) in cases {
+                    if theirs.value.is_nan() {
+                        assert!(float::class(ours).is_nan(), "{name} {a:x} {b:x}");
+                        continue;
+                    }
+                    assert_eq!(
+                        ours,
+                        theirs.value.to_bits(),
+                        "{name} {a:x} {b:x} rc={rc_bits}"
+                    );
+                }
+                let mut c = Ctx::new(fcw);
+                let _ = float::div(a, b, &mut c);
+                let st = xa.div_r(xb, round).status;
+                assert_eq!(
+                    c.flags & float::PE != 0,
+                    st.contains(Status::INEXACT),
+                    "div PE {a:x} {b:x}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn no_panic_on_arbitrary_operands() {
+    // Every instruction family on a spread of raw bit patterns, stack full
+    // or empty, all masks: must not panic.
+    let mut emu = Emu::new();
+    let mut s = 0x9e37_79b9_7f4a_7c15u64;
+    let codes: &[&[u8]] = &[
+        &[0xd9, 0xfa],
+        &[0xd9, 0xfc],
+        &[0xd9, 0xfd],
+        &[0xd9, 0xf8],
+        &[0xd9, 0xf5],
+        &[0xd9, 0xf4],
+        &[0xd9, 0xfe],
+        &[0xd9, 0xff],
+        &[0xd9, 0xf2],
+        &[0xd9, 0xfb],
+        &[0xd9, 0xf0],
+        &[0xd9, 0xf1],
+        &[0xd9, 0xf9],
+        &[0xd9, 0xf3],
+        &[0xdf, 0x37],
+        &[0xdf, 0x27],
+        &[0xdf, 0x3f],
+        &[0xdd, 0x0f],
+        &[0xd9, 0x17],
+        &[0xdd, 0x17],
+        &[0xde, 0xf9],
+        &[0xd8, 0xc9],
+        &[0xdd, 0x27],
+        &[0xd9, 0x27],
+    ];
+    for _ in 0..3000 {
+        let mut vals = [0u128; 3];
+        for v in &mut vals {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            *v = (s as u128) | ((s.rotate_left(17) as u128 & 0xffff) << 64);
+        }
+        let fcw = (s >> 20) as u16;
+        let mut data = [0u8; 128];
+        for (k, b) in data.iter_mut().enumerate() {
+            *b = (s >> (k % 64)) as u8;
+        }
+        for code in codes {
+            let _ = emu.run(code, &start(fcw, &vals), &mut data.clone());
+        }
+    }
 }
