@@ -988,7 +988,8 @@ fn fxrstor(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     if a % 16 != 0 {
         return Err(Trap::GeneralProtection);
     }
-    let mut b = [0u8; 416];
+    // The whole 512-byte area is read (and must be readable), as on hardware.
+    let mut b = [0u8; 512];
     mem.read_into(a, &mut b)?;
     let w16 = |k: usize| u16::from_le_bytes([b[k], b[k + 1]]);
     let w32 = |k: usize| u32::from_le_bytes([b[k], b[k + 1], b[k + 2], b[k + 3]]);
