@@ -1,9 +1,0 @@
-//! x87 instructions (being written).
-
-use iced_x86::Instruction;
-
-use super::Handler;
-
-pub(crate) fn select(_insn: &Instruction) -> Option<Handler> {
-    None
-}
