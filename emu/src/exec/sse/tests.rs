@@ -1172,3 +1172,17 @@ fn memory_operand_widths() {
         }
     }
 }
+
+/// A reserved MXCSR bit set behind the interpreter's back (e.g. by a tool)
+/// never reaches the host's `ldmxcsr`.
+#[test]
+fn reserved_mxcsr_bits_do_not_reach_the_host() {
+    let mut space = space_with(&[0xf3, 0x0f, 0x5e, 0xc1]);
+    let mut cpu = Cpu::new();
+    cpu.rip = CODE;
+    cpu.mxcsr = 0xffff_0000 | DEF;
+    cpu.xmm[0] = ss(1.0);
+    cpu.xmm[1] = ss(4.0);
+    assert_eq!(cpu.run(&mut space, 10), Exit::Breakpoint);
+    assert_eq!(cpu.xmm[0], ss(0.25));
+}
