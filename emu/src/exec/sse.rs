@@ -423,15 +423,12 @@ fn maskmovdqu(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     });
     let data = cpu.xmm[xr(i.op1_register())].to_le_bytes();
     let sel = cpu.xmm[xr(i.op2_register())].to_le_bytes();
-    for k in 0..16 {
-        if sel[k] & 0x80 != 0 {
-            mem.probe_write(a.wrapping_add(k as u64), 1)?;
-        }
+    let selected = || (0u64..).zip(data.iter().zip(sel)).filter(|(_, (_, m))| m & 0x80 != 0);
+    for (k, _) in selected() {
+        mem.probe_write(a.wrapping_add(k), 1)?;
     }
-    for k in 0..16 {
-        if sel[k] & 0x80 != 0 {
-            mem.write_u8(a.wrapping_add(k as u64), data[k])?;
-        }
+    for (k, (&b, _)) in selected() {
+        mem.write_u8(a.wrapping_add(k), b)?;
     }
     Ok(())
 }

@@ -1018,7 +1018,8 @@ fn rust_handlers_match_host() {
 #[test]
 fn rust_handlers_without_imm_match_host() {
     let mut r = Rng(0x1234_5678_9abc_def1);
-    let cases: &[(&[u8], fn(&mut St), bool)] = &[
+    type Case = (&'static [u8], fn(&mut St), bool);
+    let cases: &[Case] = &[
         (&[0x66, 0x0f, 0x38, 0x17, 0xca], HPtest::run, true),
         (&[0xf2, 0x0f, 0x38, 0xf0, 0xc2], HCrc32b::run, false),
         (&[0x66, 0xf2, 0x0f, 0x38, 0xf1, 0xc2], HCrc32w::run, false),
