@@ -137,18 +137,28 @@ fn join<const N: usize>(a: [u128; N]) -> u128 {
 
 // ---- host-executed families ---------------------------------------------------
 
+/// A host instruction (`Host::run`). The floating-point and string-compare
+/// handlers are generic only in a thin wrapper that passes this pointer to
+/// one shared body: there is one instantiation per immediate for `dpps` and
+/// the `pcmp?str?` family, and full copies of the bodies would multiply the
+/// crate's build time.
+type Run = fn(&mut St);
+
 /// Runs a floating-point host instruction under the guest MXCSR and merges the
 /// exception flags it raised; `Err(SimdFloatingPoint)` if one is unmasked.
 #[inline]
-fn fp_run<H: Host>(cpu: &mut Cpu, s: &mut St) -> R {
+fn fp_run(cpu: &mut Cpu, s: &mut St, run: Run) -> R {
     let guest = cpu.mxcsr;
-    s.mx_in = (guest | EXC_MASKS) & !EXC_FLAGS;
+    // Only architectural bits reach the host: `Cpu::mxcsr` is a public field
+    // (a signal frame or a tool may set it), and a reserved bit would make
+    // the host's own `ldmxcsr` fault.
+    s.mx_in = ((guest & MXCSR_MASK) | EXC_MASKS) & !EXC_FLAGS;
     let before = *s;
-    H::run(s);
+    run(s);
     let raised = s.mx_out & EXC_FLAGS;
     let unmasked = !(guest >> 7) & EXC_FLAGS;
     if unmasked != 0 {
-        return fp_unmasked::<H>(cpu, before, raised, unmasked);
+        return fp_unmasked(cpu, before, raised, unmasked, run);
     }
     cpu.mxcsr |= raised;
     Ok(())
@@ -164,11 +174,11 @@ fn fp_run<H: Host>(cpu: &mut Cpu, s: &mut St) -> R {
 /// post-computation ones (OE, UE, PE).
 #[cold]
 #[inline(never)]
-fn fp_unmasked<H: Host>(cpu: &mut Cpu, before: St, mut raised: u32, unmasked: u32) -> R {
+fn fp_unmasked(cpu: &mut Cpu, before: St, mut raised: u32, unmasked: u32, run: Run) -> R {
     if unmasked & UE != 0 && raised & UE == 0 && cpu.mxcsr & FTZ == 0 {
         let mut t = before;
         t.mx_in |= FTZ;
-        H::run(&mut t);
+        run(&mut t);
         raised |= t.mx_out & UE;
     }
     if raised & unmasked == 0 {
@@ -193,71 +203,89 @@ fn vec_op<H: Host>(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
 
 /// `op xmm1, xmm2/m` under the guest MXCSR.
 fn fp_op<H: Host>(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
+    fp_op_with(cpu, mem, op, H::run)
+}
+
+#[inline(never)]
+fn fp_op_with(cpu: &mut Cpu, mem: &mut Memory, op: &Op, run: Run) -> R {
     let i = &op.insn;
     let v = src(cpu, mem, i, 1)?;
     let d = xr(i.op0_register());
     let mut s = St { x: [cpu.xmm[0], cpu.xmm[d], v], ..St::default() };
-    fp_run::<H>(cpu, &mut s)?;
+    fp_run(cpu, &mut s, run)?;
     cpu.xmm[d] = s.x[1];
     Ok(())
 }
 
 /// `comiss`-style compares: RFLAGS from the host.
 fn flags_op<H: Host>(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
+    flags_op_with(cpu, mem, op, H::run)
+}
+
+#[inline(never)]
+fn flags_op_with(cpu: &mut Cpu, mem: &mut Memory, op: &Op, run: Run) -> R {
     let i = &op.insn;
     let v = src(cpu, mem, i, 1)?;
     let d = xr(i.op0_register());
     let mut s = St { x: [0, cpu.xmm[d], v], ..St::default() };
-    fp_run::<H>(cpu, &mut s)?;
+    fp_run(cpu, &mut s, run)?;
     cpu.rflags = (cpu.rflags & !STATUS) | (s.flags & STATUS);
     Ok(())
 }
 
 /// `cvtsi2ss xmm, r/m32|64` and `cvtsi2sd`.
 fn cvt_from_gpr<H: Host>(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
+    cvt_from_gpr_with(cpu, mem, op, H::run)
+}
+
+#[inline(never)]
+fn cvt_from_gpr_with(cpu: &mut Cpu, mem: &mut Memory, op: &Op, run: Run) -> R {
     let i = &op.insn;
     let v = operand::read(cpu, mem, i, 1, op_size(i, 1))?;
     let d = xr(i.op0_register());
     let mut s = St { x: [0, cpu.xmm[d], 0], g: [v, 0, 0], ..St::default() };
-    fp_run::<H>(cpu, &mut s)?;
+    fp_run(cpu, &mut s, run)?;
     cpu.xmm[d] = s.x[1];
     Ok(())
 }
 
 /// `cvt(t)ss2si r32|64, xmm/m32` and the `sd` forms.
 fn cvt_to_gpr<H: Host>(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
+    cvt_to_gpr_with(cpu, mem, op, H::run)
+}
+
+#[inline(never)]
+fn cvt_to_gpr_with(cpu: &mut Cpu, mem: &mut Memory, op: &Op, run: Run) -> R {
     let i = &op.insn;
     let v = src(cpu, mem, i, 1)?;
     let g = gpr(i.op0_register()).ok_or(Trap::InvalidOpcode)?;
     let mut s = St { x: [0, 0, v], ..St::default() };
-    fp_run::<H>(cpu, &mut s)?;
+    fp_run(cpu, &mut s, run)?;
     set_gpr(cpu, g, s.g[0]);
     Ok(())
 }
 
 /// `pcmp[ei]str[im]`: lengths in rax/rdx, index to rcx, mask to xmm0, flags.
-/// With `W` (REX.W) the explicit lengths are read as 64-bit values; they are
+/// With `wide` (REX.W) the explicit lengths are read as 64-bit values; they are
 /// saturated here and passed to the 32-bit host form, which saturates alike.
-fn pcmpstr<H: Host, const W: bool>(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
+#[inline(never)]
+fn pcmpstr(cpu: &mut Cpu, mem: &mut Memory, op: &Op, run: Run, wide: bool) -> R {
     let i = &op.insn;
     let v = src(cpu, mem, i, 1)?;
     let d = xr(i.op0_register());
-    let len = |x: u64| if W { (x as i64).unsigned_abs().min(16) } else { x };
+    let len = |x: u64| if wide { (x as i64).unsigned_abs().min(16) } else { x };
     let g = [len(cpu.gpr[reg::RAX]), cpu.gpr[reg::RCX], len(cpu.gpr[reg::RDX])];
     let mut s = St { x: [cpu.xmm[0], cpu.xmm[d], v], g, mx_in: crate::cpu::MXCSR_DEFAULT, ..St::default() };
-    H::run(&mut s);
+    run(&mut s);
     cpu.gpr[reg::RCX] = s.g[1];
     cpu.xmm[0] = s.x[0];
     cpu.rflags = (cpu.rflags & !STATUS) | (s.flags & STATUS);
     Ok(())
 }
 
-fn pcmpstr_w<H: Host>(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
-    pcmpstr::<H, true>(cpu, mem, op)
-}
-
-fn pcmpstr_n<H: Host>(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
-    pcmpstr::<H, false>(cpu, mem, op)
+fn pcmpstr_op<H: Host>(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
+    let wide = matches!(op.insn.mnemonic(), Mnemonic::Pcmpestri64 | Mnemonic::Pcmpestrm64);
+    pcmpstr(cpu, mem, op, H::run, wide)
 }
 
 // ---- data movement -------------------------------------------------------------
@@ -395,15 +423,12 @@ fn maskmovdqu(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     });
     let data = cpu.xmm[xr(i.op1_register())].to_le_bytes();
     let sel = cpu.xmm[xr(i.op2_register())].to_le_bytes();
-    for k in 0..16 {
-        if sel[k] & 0x80 != 0 {
-            mem.probe_write(a.wrapping_add(k as u64), 1)?;
-        }
+    let selected = || (0u64..).zip(data.iter().zip(sel)).filter(|(_, (_, m))| m & 0x80 != 0);
+    for (k, _) in selected() {
+        mem.probe_write(a.wrapping_add(k), 1)?;
     }
-    for k in 0..16 {
-        if sel[k] & 0x80 != 0 {
-            mem.write_u8(a.wrapping_add(k as u64), data[k])?;
-        }
+    for (k, (&b, _)) in selected() {
+        mem.write_u8(a.wrapping_add(k), b)?;
     }
     Ok(())
 }
@@ -727,12 +752,10 @@ pub(crate) fn select(i: &Instruction) -> Option<Handler> {
         M::Roundsd => imm_table!(16, fp_op, Roundsd)[imm & 15],
         M::Dpps => imm_table!(256, fp_op, Dpps)[imm >> 4][imm & 15],
         M::Dppd => imm_table!(256, fp_op, Dppd)[imm >> 4][imm & 15],
-        M::Pcmpestri64 => imm_table!(256, pcmpstr_w, Pcmpestri)[imm >> 4][imm & 15],
-        M::Pcmpestrm64 => imm_table!(256, pcmpstr_w, Pcmpestrm)[imm >> 4][imm & 15],
-        M::Pcmpestri => imm_table!(256, pcmpstr_n, Pcmpestri)[imm >> 4][imm & 15],
-        M::Pcmpestrm => imm_table!(256, pcmpstr_n, Pcmpestrm)[imm >> 4][imm & 15],
-        M::Pcmpistri => imm_table!(256, pcmpstr_n, Pcmpistri)[imm >> 4][imm & 15],
-        M::Pcmpistrm => imm_table!(256, pcmpstr_n, Pcmpistrm)[imm >> 4][imm & 15],
+        M::Pcmpestri | M::Pcmpestri64 => imm_table!(256, pcmpstr_op, Pcmpestri)[imm >> 4][imm & 15],
+        M::Pcmpestrm | M::Pcmpestrm64 => imm_table!(256, pcmpstr_op, Pcmpestrm)[imm >> 4][imm & 15],
+        M::Pcmpistri => imm_table!(256, pcmpstr_op, Pcmpistri)[imm >> 4][imm & 15],
+        M::Pcmpistrm => imm_table!(256, pcmpstr_op, Pcmpistrm)[imm >> 4][imm & 15],
         _ => return select_vec(m).or_else(|| select_fp(m)).or_else(|| select_flags(m)),
     };
     Some(h)
