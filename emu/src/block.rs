@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use iced_x86::{Decoder, DecoderError, DecoderOptions, FlowControl, Instruction};
 
-use crate::exec::{self, Exit, Op};
+use crate::exec::{Exit, Op};
 use crate::memory::{Access, Fault, Memory, PAGE_SIZE};
 
 const MAX_OPS: usize = 64;
@@ -78,7 +78,9 @@ impl CodeCache {
     pub fn invalidate(&mut self, pages: &mut Vec<u64>) {
         for page in pages.drain(..) {
             for id in self.by_page.remove(&page).unwrap_or_default() {
-                let Some(block) = self.blocks[id as usize].take() else { continue };
+                let Some(block) = self.blocks[id as usize].take() else {
+                    continue;
+                };
                 self.map.remove(&block.start);
                 let s = slot(block.start);
                 if self.fast[s].1 == id + 1 {
@@ -94,45 +96,81 @@ impl CodeCache {
         let page_end = (rip | (PAGE_SIZE - 1)).wrapping_add(1);
         let single = mem.page_writable(rip);
         let max = (page_end.wrapping_sub(rip)) as usize + 15;
-        let bytes = if rip < mem.limit() { mem.fetch_code(rip, max) } else { &[] };
+        let bytes = if rip < mem.limit() {
+            mem.fetch_code(rip, max)
+        } else {
+            &[]
+        };
         if bytes.is_empty() {
-            mem.fault = Fault { addr: rip, access: Access::Execute };
-            return Err(Exit::PageFault { addr: rip, access: Access::Execute });
+            mem.fault = Fault {
+                addr: rip,
+                access: Access::Execute,
+            };
+            return Err(Exit::PageFault {
+                addr: rip,
+                access: Access::Execute,
+            });
         }
         let fetched = bytes.len() as u64;
         let mut decoder = Decoder::with_ip(64, bytes, rip, DecoderOptions::NONE);
-        let mut insn = Instruction::default();
-        let mut ops: Vec<Op> = Vec::new();
+        let mut insns: Vec<Instruction> = Vec::new();
+        let mut invalid_at_end = false;
         loop {
+            let mut insn = Instruction::default();
             decoder.decode_out(&mut insn);
-            let idx = ops.len() as u32;
             if insn.is_invalid() {
                 if decoder.last_error() == DecoderError::NoMoreBytes {
-                    if ops.is_empty() {
+                    if insns.is_empty() {
                         // The instruction runs into a page we may not execute.
                         let addr = rip + fetched;
-                        mem.fault = Fault { addr, access: Access::Execute };
-                        return Err(Exit::PageFault { addr, access: Access::Execute });
+                        mem.fault = Fault {
+                            addr,
+                            access: Access::Execute,
+                        };
+                        return Err(Exit::PageFault {
+                            addr,
+                            access: Access::Execute,
+                        });
                     }
-                    break;
+                } else {
+                    insns.push(insn);
+                    invalid_at_end = true;
                 }
-                ops.push(Op { exec: exec::undefined, insn, idx, a: 0 });
                 break;
             }
-            let selected = exec::select(&insn);
-            let ends = insn.flow_control() != FlowControl::Next || selected.is_none();
-            let exec = selected.unwrap_or(exec::undefined);
+            let ends = insn.flow_control() != FlowControl::Next;
             let next = insn.next_ip();
-            ops.push(Op { exec, insn, idx, a: 0 });
-            if ends || single || ops.len() >= MAX_OPS || next >= page_end {
+            insns.push(insn);
+            if ends || single || insns.len() >= MAX_OPS || next >= page_end {
                 break;
+            }
+        }
+        let live = flag_liveness(&insns);
+        let mut ops: Vec<Op> = Vec::with_capacity(insns.len());
+        for (k, insn) in insns.iter().enumerate() {
+            let idx = k as u32;
+            if invalid_at_end && k == insns.len() - 1 {
+                ops.push(Op::undefined(insn, idx));
+                break;
+            }
+            match Op::new(insn, idx, live[k]) {
+                Some(op) => ops.push(op),
+                None => {
+                    // Unimplemented: #UD when reached; nothing after it runs.
+                    ops.push(Op::undefined(insn, idx));
+                    break;
+                }
             }
         }
         let start_page = rip / PAGE_SIZE;
         let last = ops.last().expect("at least one op");
         let end = last.insn.next_ip();
         let end_page = (end - 1) / PAGE_SIZE;
-        let block = Block { ops: ops.into_boxed_slice(), start: rip, end };
+        let block = Block {
+            ops: ops.into_boxed_slice(),
+            start: rip,
+            end,
+        };
         let id = match self.free.pop() {
             Some(id) => {
                 self.blocks[id as usize] = Some(block);
@@ -150,4 +188,39 @@ impl CodeCache {
         }
         Ok(id)
     }
+}
+
+/// Status flags in iced's `RflagsBits` encoding.
+const STATUS_BITS: u32 = 0x3f;
+
+/// For each instruction, whether a status flag it writes may be read later.
+/// Flags are live at the end of the block. An instruction kills the flags it
+/// always writes; shifts and rotates are treated as not killing (a zero
+/// count leaves the flags unchanged).
+fn flag_liveness(insns: &[Instruction]) -> Vec<bool> {
+    use iced_x86::Mnemonic as M;
+    let mut live = STATUS_BITS;
+    let mut out = vec![true; insns.len()];
+    for (k, i) in insns.iter().enumerate().rev() {
+        let written = i.rflags_modified() & STATUS_BITS;
+        out[k] = written & live != 0;
+        let conditional = matches!(
+            i.mnemonic(),
+            M::Shl
+                | M::Sal
+                | M::Shr
+                | M::Sar
+                | M::Rol
+                | M::Ror
+                | M::Rcl
+                | M::Rcr
+                | M::Shld
+                | M::Shrd
+        );
+        if !conditional {
+            live &= !written;
+        }
+        live |= i.rflags_read() & STATUS_BITS;
+    }
+    out
 }

@@ -29,6 +29,7 @@ mod proc;
 pub mod process;
 mod sched;
 pub mod scheme;
+pub mod vfs;
 pub mod signal;
 pub mod syscall;
 pub mod testkit;

@@ -13,6 +13,7 @@
 //! first ops, so instruction counts (and so `rdtsc` and record/replay) do not
 //! depend on how code happened to be split into blocks.
 
+pub(crate) mod fast;
 pub(crate) mod int;
 pub(crate) mod operand;
 pub(crate) mod sse;
@@ -48,7 +49,10 @@ pub(crate) enum Trap {
 impl Trap {
     /// Traps complete the instruction; faults leave it unexecuted.
     fn completes_instruction(self) -> bool {
-        matches!(self, Trap::Breakpoint | Trap::Debug | Trap::Interrupt(_) | Trap::Syscall | Trap::Int80)
+        matches!(
+            self,
+            Trap::Breakpoint | Trap::Debug | Trap::Interrupt(_) | Trap::Syscall | Trap::Int80
+        )
     }
 }
 
@@ -74,13 +78,19 @@ pub enum Exit {
     /// `int1` / icebp.
     Debug,
     /// #UD: an invalid or unimplemented instruction; the bytes at `rip`.
-    InvalidOpcode { bytes: [u8; 15], len: u8 },
+    InvalidOpcode {
+        bytes: [u8; 15],
+        len: u8,
+    },
     /// #DE: division by zero or quotient overflow.
     DivideError,
     /// #GP: e.g. a privileged instruction or a reserved MXCSR bit.
     GeneralProtection,
     /// #PF: an access outside a mapping or against its permissions.
-    PageFault { addr: u64, access: Access },
+    PageFault {
+        addr: u64,
+        access: Access,
+    },
     /// #XM: an SSE floating-point exception the guest unmasked in MXCSR.
     SimdFloatingPoint,
     /// #MF: an x87 exception the guest unmasked in the control word.
@@ -94,14 +104,72 @@ pub enum Exit {
 /// An instruction handler.
 pub(crate) type Handler = fn(&mut Cpu, &mut Memory, &Op) -> Result<(), Trap>;
 
+/// A memory operand's addressing mode, precomputed for the fast handlers.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct MemRef {
+    pub disp: u64,
+    /// GPR index or `NONE`.
+    pub base: u8,
+    pub index: u8,
+    /// log2 of the index scale.
+    pub scale: u8,
+    /// `ADDR32`, `FS`, `GS` (and `THREE` for 3-operand imul).
+    pub flags: u8,
+}
+
+impl MemRef {
+    pub const NONE: u8 = 0xff;
+    pub const ADDR32: u8 = 1;
+    pub const FS: u8 = 2;
+    pub const GS: u8 = 4;
+    pub const THREE: u8 = 8;
+}
+
 /// One pre-decoded instruction.
 pub(crate) struct Op {
     pub exec: Handler,
-    pub insn: Instruction,
     /// Position in its block: `cpu.icount + idx` is this instruction's count.
     pub idx: u32,
-    /// Handler-specific data precomputed at decode time.
+    /// Register operands, immediate or branch target, and addressing mode,
+    /// precomputed for the fast handlers (unused by the generic ones).
+    pub r0: u8,
+    pub r1: u8,
     pub a: u64,
+    pub mem: MemRef,
+    pub insn: Instruction,
+}
+
+impl Op {
+    /// An op for `insn`: the fast handler when one fits, else the generic
+    /// one; `None` if the instruction is not implemented (#UD).
+    pub(crate) fn new(insn: &Instruction, idx: u32, flags_live: bool) -> Option<Op> {
+        let mut op = Op {
+            exec: undefined,
+            idx,
+            r0: 0,
+            r1: 0,
+            a: 0,
+            mem: MemRef::default(),
+            insn: *insn,
+        };
+        op.exec = match fast::specialize(insn, flags_live, &mut op) {
+            Some(h) => h,
+            None => select(insn)?,
+        };
+        Some(op)
+    }
+
+    pub(crate) fn undefined(insn: &Instruction, idx: u32) -> Op {
+        Op {
+            exec: undefined,
+            idx,
+            r0: 0,
+            r1: 0,
+            a: 0,
+            mem: MemRef::default(),
+            insn: *insn,
+        }
+    }
 }
 
 /// A guest address space: memory plus the code decoded from it. Threads that
@@ -114,12 +182,18 @@ pub struct AddressSpace {
 impl AddressSpace {
     /// Reserves an address space of `limit` bytes.
     pub fn new(limit: u64) -> Result<AddressSpace, crate::MemError> {
-        Ok(AddressSpace { mem: Memory::new(limit)?, code: CodeCache::new() })
+        Ok(AddressSpace {
+            mem: Memory::new(limit)?,
+            code: CodeCache::new(),
+        })
     }
 
     /// A copy of this address space (fork); code is re-decoded on demand.
     pub fn fork(&self) -> Result<AddressSpace, crate::MemError> {
-        Ok(AddressSpace { mem: self.mem.fork()?, code: CodeCache::new() })
+        Ok(AddressSpace {
+            mem: self.mem.fork()?,
+            code: CodeCache::new(),
+        })
     }
 
     /// Drops all decoded code (e.g. after exec replaced the image).
@@ -139,12 +213,9 @@ impl Cpu {
     pub fn run(&mut self, space: &mut AddressSpace, budget: u64) -> Exit {
         let AddressSpace { mem, code } = space;
         let mut remaining = budget;
-        loop {
+        while remaining != 0 {
             if !mem.dirty_code.is_empty() {
                 code.invalidate(&mut mem.dirty_code);
-            }
-            if remaining == 0 {
-                return Exit::BudgetExhausted;
             }
             let id = match code.lookup(self.rip) {
                 Some(id) => id,
@@ -154,28 +225,43 @@ impl Cpu {
                 },
             };
             let block = code.block(id);
-            let n = block.ops.len().min(remaining.min(u32::MAX as u64) as usize);
+            let ops = &block.ops[..];
+            // A block longer than the remaining budget runs only its first
+            // ops (cold: it happens once per `run`).
+            let n = if (ops.len() as u64) <= remaining {
+                ops.len()
+            } else {
+                remaining as usize
+            };
             self.rip = block.end;
-            for op in &block.ops[..n] {
+            for op in &ops[..n] {
                 if let Err(trap) = (op.exec)(self, mem, op) {
                     return self.trap_exit(trap, op, mem);
                 }
             }
-            if n < block.ops.len() {
-                self.rip = block.ops[n].insn.ip();
+            if n < ops.len() {
+                self.rip = ops[n].insn.ip();
             }
             self.icount += n as u64;
             remaining -= n as u64;
         }
+        Exit::BudgetExhausted
     }
 
     #[cold]
     fn trap_exit(&mut self, trap: Trap, op: &Op, mem: &mut Memory) -> Exit {
         let done = trap.completes_instruction();
         self.icount += op.idx as u64 + done as u64;
-        self.rip = if done { op.insn.next_ip() } else { op.insn.ip() };
+        self.rip = if done {
+            op.insn.next_ip()
+        } else {
+            op.insn.ip()
+        };
         match trap {
-            Trap::PageFault => Exit::PageFault { addr: mem.fault.addr, access: mem.fault.access },
+            Trap::PageFault => Exit::PageFault {
+                addr: mem.fault.addr,
+                access: mem.fault.access,
+            },
             Trap::DivideError => Exit::DivideError,
             Trap::InvalidOpcode => {
                 let mut bytes = [0u8; 15];
@@ -183,7 +269,10 @@ impl Cpu {
                 let avail = mem.fetch_code(op.insn.ip(), len);
                 let len = avail.len();
                 bytes[..len].copy_from_slice(avail);
-                Exit::InvalidOpcode { bytes, len: len as u8 }
+                Exit::InvalidOpcode {
+                    bytes,
+                    len: len as u8,
+                }
             }
             Trap::GeneralProtection => Exit::GeneralProtection,
             Trap::SimdFloatingPoint => Exit::SimdFloatingPoint,
@@ -205,5 +294,7 @@ pub(crate) fn undefined(_: &mut Cpu, _: &mut Memory, _: &Op) -> Result<(), Trap>
 
 /// Picks the handler for a decoded instruction; `None` means #UD.
 pub(crate) fn select(insn: &Instruction) -> Option<Handler> {
-    int::select(insn).or_else(|| sse::select(insn)).or_else(|| x87::select(insn))
+    int::select(insn)
+        .or_else(|| sse::select(insn))
+        .or_else(|| x87::select(insn))
 }

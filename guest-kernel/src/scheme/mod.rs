@@ -89,5 +89,6 @@ pub trait Scheme {
         Err(Errno(ENOSYS))
     }
 }
+pub mod basic;
 
 pub mod memfs;

@@ -1,0 +1,409 @@
+//! The `file:` scheme: the guest's root file system.
+//!
+//! # Design
+//! A [`Vfs`] is one tree of nodes (see `tree.rs`) that is both the index of a read-only lower
+//! layer and the writable in-memory overlay on top of it:
+//! - a tar image (`--image FILE`, mapped with memmap2, or an embedded `&'static [u8]`),
+//!   parsed once and validated strictly (`image.rs`); regular files are byte ranges of the
+//!   image, copied only on first write;
+//! - or a host directory (`--root DIR`), looked up lazily one `lstat`ed component at a time
+//!   (`host.rs`), never written;
+//! - guest writes (create, write, truncate, unlink, mkdir, rmdir) change only the in-memory
+//!   tree; whiteouts hide host entries that were removed.
+//!
+//! # API for the kernel
+//! - [`Vfs::from_tar_file`]`(path) -> Result<Vfs, ImageError>`,
+//!   [`Vfs::from_tar_static`]`(&'static [u8])`, [`Vfs::from_tar_vec`]`(Vec<u8>)`,
+//!   [`Vfs::from_host_dir`]`(path)`. `ImageError`'s `Display` is one line, fit for the
+//!   "exit 125" message.
+//! - `impl Scheme for Vfs`: register a clone as `file:` (a `Vfs` is a cheap `Rc` handle; all
+//!   clones share one tree). `open` takes Redox `O_*` flags (mode in the low 16 bits with
+//!   `O_CREAT`, masked by `ctx.umask`), `unlink`, `rmdir`.
+//! - [`Vfs::stat_path`] / [`Vfs::lstat_path`], [`Vfs::resolve_dir_exists`] (chdir),
+//!   [`Vfs::canonicalize`], [`Vfs::list_dir`]: kernel-side helpers that act as uid 0.
+//! - [`Vfs::image_digest`] (FNV-1a 64 of the archive bytes; `None` for a host root) and
+//!   [`digest_bytes`] for record/replay.
+//! - [`Vfs::set_clock`] sets the mtime given to new and modified nodes (no host clock is
+//!   read, so runs are reproducible); [`Vfs::set_write_limit`] caps overlay memory.
+//!
+//! # Behaviour the kernel relies on
+//! - Paths arrive without the `file:` prefix and already absolute (the cwd is joined by the
+//!   caller); a missing leading `/` is tolerated. `.`/`..` are applied physically, never
+//!   above `/`; symlinks are followed inside the guest namespace (absolute targets restart at
+//!   the guest root), at most 40 per lookup, else `ELOOP`.
+//! - Access mode: `O_RDONLY`, `O_WRONLY`, `O_RDWR`; no access bits means read-only. `O_STAT`
+//!   opens for `fstat`/`fpath` only. Directories open for reading without `O_DIRECTORY`;
+//!   opening one for writing is `EISDIR` (except the mkdir form below).
+//! - mkdir is `O_CREAT | O_DIRECTORY` (add `O_EXCL` to get `EEXIST` for an existing
+//!   directory; without it the existing directory is opened). An existing non-directory
+//!   gives `EEXIST`.
+//! - `O_SYMLINK` or `O_NOFOLLOW` on a final symlink opens the link itself: reading yields
+//!   the target, `fstat` says `MODE_SYMLINK`. `O_CREAT | O_SYMLINK` creates a symlink whose
+//!   target is what is then written (Redox's `symlink()`).
+//! - Reading a directory yields its sorted entry names separated by `'\n'` (no `.`/`..`,
+//!   no trailing newline), snapshotted at the first read.
+//! - Open files survive `unlink`/`rmdir` of their path. `read_at` (exec, fmap) works on any
+//!   regular-file handle regardless of its access mode; permission to exec is the kernel's
+//!   check (`st_mode`).
+//! - Permissions: uid 0 passes; others need `r`/`w` on the file, `x` on each directory
+//!   walked, `w|x` on the parent to create or remove.
+//! - Host devices, FIFOs and sockets appear in listings and `stat` (as `MODE_CHR`/
+//!   `MODE_FIFO`) but opening them (other than `O_STAT`) is `EACCES`. Tar device and FIFO
+//!   entries are skipped.
+
+mod handle;
+mod host;
+mod image;
+mod path;
+mod tree;
+
+#[cfg(test)]
+mod tests;
+
+use std::cell::RefCell;
+use std::fs;
+use std::path::Path;
+use std::rc::Rc;
+
+use warden_abi::{
+    Errno, Stat, EACCES, EBUSY, EEXIST, EINVAL, EISDIR, ENOENT, ENOTDIR, ENOTEMPTY, O_ACCMODE,
+    O_APPEND, O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_RDONLY, O_STAT, O_SYMLINK, O_TRUNC,
+    O_WRONLY,
+};
+
+pub use handle::FileHandle;
+pub use image::{ImageError, MAX_DEPTH, MAX_ENTRIES, MAX_EXTENSION};
+pub use path::{NAME_MAX, PATH_MAX};
+pub use tree::{
+    DEFAULT_NODE_LIMIT, DEFAULT_WRITE_LIMIT, FILE_DEV, MAX_FILE_SIZE, MAX_SYMLINK_HOPS,
+};
+
+use crate::scheme::{CallCtx, FileRef, Scheme};
+use path::Tail;
+use tree::{Data, Dir, ImageBytes, Kind, Node, NodeType, Resolved, Tree, R, ROOT, W, X};
+
+/// The context kernel-side helpers act with (uid 0).
+const KERNEL_CTX: CallCtx = CallCtx {
+    pid: 0,
+    uid: 0,
+    gid: 0,
+    umask: 0,
+};
+
+/// 64-bit FNV-1a of `bytes`: the identity of an image for record/replay.
+pub fn digest_bytes(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// The `file:` scheme: a tar image or host directory with an in-memory writable overlay.
+/// Cloning is cheap and shares the tree.
+#[derive(Clone)]
+pub struct Vfs {
+    tree: Rc<RefCell<Tree>>,
+}
+
+impl std::fmt::Debug for Vfs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vfs").finish_non_exhaustive()
+    }
+}
+
+impl Vfs {
+    fn from_image(image: ImageBytes) -> Result<Vfs, ImageError> {
+        let root = Node::new(Kind::Dir(Dir::default()), 0o755, 0, 0, 0);
+        let mut tree = Tree::new(image, root);
+        image::load(&mut tree)?;
+        Ok(Vfs {
+            tree: Rc::new(RefCell::new(tree)),
+        })
+    }
+
+    /// Maps the tar archive at `path` (its contents are never copied or written).
+    ///
+    /// The file must not be truncated or modified while the `Vfs` lives.
+    pub fn from_tar_file(path: impl AsRef<Path>) -> Result<Vfs, ImageError> {
+        let path = path.as_ref();
+        let io_err = |source| ImageError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = fs::File::open(path).map_err(io_err)?;
+        let len = file.metadata().map_err(io_err)?.len();
+        if len == 0 {
+            // mmap cannot map an empty file; an empty file is no archive either.
+            return Vfs::from_image(ImageBytes::None);
+        }
+        // SAFETY: the map is read-only and only ever read as plain bytes; the image file is
+        // documented as not to be modified while mapped (changes would alter what the guest
+        // reads, truncation would fault), as with any memory-mapped input.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io_err)?;
+        Vfs::from_image(ImageBytes::Mapped(map))
+    }
+
+    /// Uses an archive embedded in the binary.
+    pub fn from_tar_static(bytes: &'static [u8]) -> Result<Vfs, ImageError> {
+        Vfs::from_image(ImageBytes::Static(bytes))
+    }
+
+    /// Uses an archive already in memory.
+    pub fn from_tar_vec(bytes: Vec<u8>) -> Result<Vfs, ImageError> {
+        Vfs::from_image(ImageBytes::Owned(bytes))
+    }
+
+    /// Uses the host directory `path` as a read-only root.
+    pub fn from_host_dir(path: impl AsRef<Path>) -> Result<Vfs, ImageError> {
+        let path = path.as_ref();
+        let io_err = |source| ImageError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let real = fs::canonicalize(path).map_err(io_err)?;
+        let meta = fs::metadata(&real).map_err(io_err)?;
+        if !meta.is_dir() {
+            return Err(ImageError::NotADirectory {
+                path: path.to_path_buf(),
+            });
+        }
+        let root = host::host_node(
+            Kind::Dir(Dir {
+                host: Some(real),
+                ..Dir::default()
+            }),
+            &meta,
+        );
+        Ok(Vfs {
+            tree: Rc::new(RefCell::new(Tree::new(ImageBytes::None, root))),
+        })
+    }
+
+    /// FNV-1a 64 of the archive bytes (computed once), or `None` for a host root.
+    pub fn image_digest(&self) -> Option<u64> {
+        let mut tree = self.tree.borrow_mut();
+        if let ImageBytes::None = tree.image {
+            if tree.is_host_root() {
+                return None;
+            }
+        }
+        if tree.digest.is_none() {
+            tree.digest = Some(digest_bytes(tree.image.bytes()));
+        }
+        tree.digest
+    }
+
+    /// Sets the time (seconds) stamped on created and modified nodes.
+    pub fn set_clock(&self, secs: u64) {
+        self.tree.borrow_mut().clock = secs;
+    }
+
+    /// Caps the bytes the writable layer may own (writes past it fail with `ENOSPC`).
+    pub fn set_write_limit(&self, bytes: u64) {
+        self.tree.borrow_mut().write_limit = bytes;
+    }
+
+    /// Caps the number of live nodes (creations past it fail with `ENOSPC`).
+    pub fn set_node_limit(&self, nodes: usize) {
+        self.tree.borrow_mut().node_limit = nodes;
+    }
+
+    /// `Ok` if `path` names a directory (following symlinks): the check behind `chdir`.
+    pub fn resolve_dir_exists(&self, path: &[u8]) -> Result<(), Errno> {
+        let ino = self.found(path, true)?;
+        if self.tree.borrow().kind_of(ino)? == NodeType::Dir {
+            Ok(())
+        } else {
+            Err(Errno(ENOTDIR))
+        }
+    }
+
+    /// The canonical absolute path of an existing `path` (symlinks resolved), without the
+    /// `file:` prefix.
+    pub fn canonicalize(&self, path: &[u8]) -> Result<Vec<u8>, Errno> {
+        match self.tree.borrow_mut().resolve(path, true, &KERNEL_CTX)? {
+            Resolved::Found { names, .. } => Ok(path::display(&names)[5..].to_vec()),
+            Resolved::Missing { .. } => Err(Errno(ENOENT)),
+        }
+    }
+
+    /// `stat` of `path`, following a final symlink.
+    pub fn stat_path(&self, path: &[u8]) -> Result<Stat, Errno> {
+        let ino = self.found(path, true)?;
+        self.tree.borrow().stat(ino)
+    }
+
+    /// `lstat` of `path` (a final symlink is not followed).
+    pub fn lstat_path(&self, path: &[u8]) -> Result<Stat, Errno> {
+        let ino = self.found(path, false)?;
+        self.tree.borrow().stat(ino)
+    }
+
+    /// The sorted entry names of directory `path`.
+    pub fn list_dir(&self, path: &[u8]) -> Result<Vec<Vec<u8>>, Errno> {
+        let ino = self.found(path, true)?;
+        self.tree.borrow().list(ino)
+    }
+
+    fn found(&self, path: &[u8], follow: bool) -> Result<tree::Ino, Errno> {
+        match self.tree.borrow_mut().resolve(path, follow, &KERNEL_CTX)? {
+            Resolved::Found { ino, .. } => Ok(ino),
+            Resolved::Missing { .. } => Err(Errno(ENOENT)),
+        }
+    }
+
+    /// Opens `path` and returns the handle itself (what [`Scheme::open`] wraps).
+    pub fn open_handle(
+        &self,
+        path: &[u8],
+        flags: usize,
+        ctx: &CallCtx,
+    ) -> Result<FileHandle, Errno> {
+        let creat = flags & O_CREAT != 0;
+        let excl = creat && flags & O_EXCL != 0;
+        let want_dir = flags & O_DIRECTORY != 0;
+        let link_itself = flags & (O_SYMLINK | O_NOFOLLOW) != 0;
+        let stat_only = flags & O_STAT != 0;
+        let acc = flags & O_ACCMODE;
+        let (mut read, mut write) = (acc & O_RDONLY != 0 || acc == 0, acc & O_WRONLY != 0);
+        if stat_only {
+            (read, write) = (false, false);
+        }
+        let mkdir_form = creat && want_dir;
+        let perm = (flags & 0o7777) as u16;
+
+        let parsed = path::parse(path)?;
+        let mut tree = self.tree.borrow_mut();
+        let follow = !(link_itself || excl);
+        let resolved = tree.resolve_parsed(&parsed, follow, ctx)?;
+        let (ino, names) = match resolved {
+            Resolved::Found { ino, names, .. } => {
+                if excl {
+                    return Err(Errno(EEXIST));
+                }
+                let node = tree.node(ino)?;
+                match tree.kind_of(ino)? {
+                    NodeType::Dir => {
+                        if mkdir_form {
+                            write = false;
+                        } else if write {
+                            return Err(Errno(EISDIR));
+                        }
+                    }
+                    _ if mkdir_form => return Err(Errno(EEXIST)),
+                    _ if want_dir => return Err(Errno(ENOTDIR)),
+                    NodeType::Special if !stat_only => return Err(Errno(EACCES)),
+                    _ => {}
+                }
+                let want = if read { R } else { 0 } | if write { W } else { 0 };
+                if !Tree::may(node, ctx, want) {
+                    return Err(Errno(EACCES));
+                }
+                if flags & O_TRUNC != 0 && write {
+                    match tree.kind_of(ino)? {
+                        NodeType::File | NodeType::HostFile => tree.truncate(ino, 0, None)?,
+                        NodeType::Symlink => tree.truncate_symlink(ino, 0)?,
+                        _ => {}
+                    }
+                }
+                (ino, names)
+            }
+            Resolved::Missing {
+                parent,
+                name,
+                names,
+            } => {
+                if !creat {
+                    return Err(Errno(ENOENT));
+                }
+                if parsed.must_be_dir() && !want_dir {
+                    return Err(Errno(EISDIR));
+                }
+                if matches!(parsed.tail, Tail::Dot | Tail::DotDot) {
+                    return Err(Errno(ENOENT));
+                }
+                let kind = if want_dir {
+                    write = false;
+                    Kind::Dir(Dir::default())
+                } else if flags & O_SYMLINK != 0 {
+                    Kind::Symlink(Vec::new())
+                } else {
+                    Kind::File(Data::Owned(Vec::new()))
+                };
+                let ino = tree.create(parent, name, kind, perm, ctx)?;
+                (ino, names)
+            }
+        };
+        // Host files get their own descriptor now, so permission problems show at open.
+        let host_file = match tree.host_file(ino)? {
+            Some(h) if read || write => Some(host::open(h)?),
+            _ => None,
+        };
+        tree.retain(ino)?;
+        drop(tree);
+        Ok(FileHandle::new(
+            Rc::clone(&self.tree),
+            ino,
+            path::display(&names),
+            (read, write, flags & O_APPEND != 0),
+            host_file,
+        ))
+    }
+
+    fn remove(&self, path: &[u8], ctx: &CallCtx, dir: bool) -> Result<(), Errno> {
+        let parsed = path::parse(path)?;
+        match parsed.tail {
+            Tail::Dot => return Err(Errno(EINVAL)),
+            Tail::DotDot => return Err(Errno(if dir { ENOTEMPTY } else { EISDIR })),
+            Tail::Name | Tail::Slash => {}
+        }
+        // A trailing '/' requires a directory but never follows a final symlink here
+        // (`rmdir("link/")` must not remove the link's target).
+        let bare = path::Parsed {
+            comps: parsed.comps.clone(),
+            tail: Tail::Name,
+        };
+        let mut tree = self.tree.borrow_mut();
+        let Resolved::Found {
+            ino, parent, names, ..
+        } = tree.resolve_parsed(&bare, false, ctx)?
+        else {
+            return Err(Errno(ENOENT));
+        };
+        let is_dir = tree.kind_of(ino)? == NodeType::Dir;
+        if parsed.tail == Tail::Slash && !is_dir {
+            return Err(Errno(ENOTDIR));
+        }
+        if ino == ROOT {
+            return Err(Errno(if dir { EBUSY } else { EISDIR }));
+        }
+        if dir && !is_dir {
+            return Err(Errno(ENOTDIR));
+        }
+        if !dir && is_dir {
+            return Err(Errno(EISDIR));
+        }
+        if dir && !tree.list(ino)?.is_empty() {
+            return Err(Errno(ENOTEMPTY));
+        }
+        tree.check(parent, ctx, W | X)?;
+        let name = names.last().ok_or(Errno(EBUSY))?;
+        tree.unlink_entry(parent, name, ino)
+    }
+}
+
+impl Scheme for Vfs {
+    fn open(&mut self, path: &[u8], flags: usize, ctx: &CallCtx) -> Result<FileRef, Errno> {
+        Ok(Rc::new(RefCell::new(self.open_handle(path, flags, ctx)?)))
+    }
+
+    fn unlink(&mut self, path: &[u8], ctx: &CallCtx) -> Result<(), Errno> {
+        self.remove(path, ctx, false)
+    }
+
+    fn rmdir(&mut self, path: &[u8], ctx: &CallCtx) -> Result<(), Errno> {
+        self.remove(path, ctx, true)
+    }
+}
