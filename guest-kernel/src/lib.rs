@@ -29,12 +29,12 @@ mod proc;
 pub mod process;
 mod sched;
 pub mod scheme;
-pub mod vfs;
 pub mod signal;
 pub mod syscall;
 pub mod testkit;
 pub mod time;
 mod usercopy;
+pub mod vfs;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};

@@ -396,6 +396,12 @@ impl Kernel {
                 RunOutcome::Signaled(wtermsig(status) as u8)
             });
         }
+        // A zombie keeps no guest memory.
+        if let Ok(empty) = Mm::new(0, crate::mm::PAGE, 0) {
+            if let Some(p) = self.procs.get_mut(&pid) {
+                p.mm = Rc::new(RefCell::new(empty));
+            }
+        }
         if let Some(parent) = vfork_parent {
             self.wake_where(|on| on == WaitOn::Vfork(pid), Some(parent));
         }

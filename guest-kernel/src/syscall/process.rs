@@ -12,8 +12,8 @@
 //!   Redox runtime's way: it switches stacks itself around the call).
 //! - `fexec(fd, args, argc, envs, envc)`: the whole new image is built before
 //!   the old one is dropped, so a failing exec returns its error to the
-//!   caller. The exec'd descriptor itself is left open unless it is
-//!   close-on-exec (open it with `O_CLOEXEC`).
+//!   caller. On success the exec'd descriptor `fd` is closed in the new image
+//!   (besides every close-on-exec descriptor).
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -255,6 +255,12 @@ impl Kernel {
         let bytes = crate::elf::read_program(&desc.file)?;
         drop(desc);
         self.exec(tid, &bytes, args.clone(), envs.clone())?;
+        // The program's own descriptor does not survive into it.
+        if let Ok(p) = self.proc_of(tid) {
+            let files = p.files.clone();
+            let entry = files.borrow_mut().remove(fd);
+            drop(entry);
+        }
         Err(SysError::NoReturn)
     }
 
