@@ -78,7 +78,9 @@ impl CodeCache {
     pub fn invalidate(&mut self, pages: &mut Vec<u64>) {
         for page in pages.drain(..) {
             for id in self.by_page.remove(&page).unwrap_or_default() {
-                let Some(block) = self.blocks[id as usize].take() else { continue };
+                let Some(block) = self.blocks[id as usize].take() else {
+                    continue;
+                };
                 self.map.remove(&block.start);
                 let s = slot(block.start);
                 if self.fast[s].1 == id + 1 {
@@ -94,10 +96,20 @@ impl CodeCache {
         let page_end = (rip | (PAGE_SIZE - 1)).wrapping_add(1);
         let single = mem.page_writable(rip);
         let max = (page_end.wrapping_sub(rip)) as usize + 15;
-        let bytes = if rip < mem.limit() { mem.fetch_code(rip, max) } else { &[] };
+        let bytes = if rip < mem.limit() {
+            mem.fetch_code(rip, max)
+        } else {
+            &[]
+        };
         if bytes.is_empty() {
-            mem.fault = Fault { addr: rip, access: Access::Execute };
-            return Err(Exit::PageFault { addr: rip, access: Access::Execute });
+            mem.fault = Fault {
+                addr: rip,
+                access: Access::Execute,
+            };
+            return Err(Exit::PageFault {
+                addr: rip,
+                access: Access::Execute,
+            });
         }
         let fetched = bytes.len() as u64;
         let mut decoder = Decoder::with_ip(64, bytes, rip, DecoderOptions::NONE);
@@ -111,19 +123,35 @@ impl CodeCache {
                     if ops.is_empty() {
                         // The instruction runs into a page we may not execute.
                         let addr = rip + fetched;
-                        mem.fault = Fault { addr, access: Access::Execute };
-                        return Err(Exit::PageFault { addr, access: Access::Execute });
+                        mem.fault = Fault {
+                            addr,
+                            access: Access::Execute,
+                        };
+                        return Err(Exit::PageFault {
+                            addr,
+                            access: Access::Execute,
+                        });
                     }
                     break;
                 }
-                ops.push(Op { exec: exec::undefined, insn, idx, a: 0 });
+                ops.push(Op {
+                    exec: exec::undefined,
+                    insn,
+                    idx,
+                    a: 0,
+                });
                 break;
             }
             let selected = exec::select(&insn);
             let ends = insn.flow_control() != FlowControl::Next || selected.is_none();
             let exec = selected.unwrap_or(exec::undefined);
             let next = insn.next_ip();
-            ops.push(Op { exec, insn, idx, a: 0 });
+            ops.push(Op {
+                exec,
+                insn,
+                idx,
+                a: 0,
+            });
             if ends || single || ops.len() >= MAX_OPS || next >= page_end {
                 break;
             }
@@ -132,7 +160,11 @@ impl CodeCache {
         let last = ops.last().expect("at least one op");
         let end = last.insn.next_ip();
         let end_page = (end - 1) / PAGE_SIZE;
-        let block = Block { ops: ops.into_boxed_slice(), start: rip, end };
+        let block = Block {
+            ops: ops.into_boxed_slice(),
+            start: rip,
+            end,
+        };
         let id = match self.free.pop() {
             Some(id) => {
                 self.blocks[id as usize] = Some(block);

@@ -19,6 +19,14 @@ pub struct X87State {
 
 impl Default for X87State {
     fn default() -> Self {
-        X87State { fcw: 0x037f, fsw: 0, ftw: 0, regs: [0; 8], fop: 0, fip: 0, fdp: 0 }
+        X87State {
+            fcw: 0x037f,
+            fsw: 0,
+            ftw: 0,
+            regs: [0; 8],
+            fop: 0,
+            fip: 0,
+            fdp: 0,
+        }
     }
 }

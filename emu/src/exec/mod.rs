@@ -48,7 +48,10 @@ pub(crate) enum Trap {
 impl Trap {
     /// Traps complete the instruction; faults leave it unexecuted.
     fn completes_instruction(self) -> bool {
-        matches!(self, Trap::Breakpoint | Trap::Debug | Trap::Interrupt(_) | Trap::Syscall | Trap::Int80)
+        matches!(
+            self,
+            Trap::Breakpoint | Trap::Debug | Trap::Interrupt(_) | Trap::Syscall | Trap::Int80
+        )
     }
 }
 
@@ -74,13 +77,19 @@ pub enum Exit {
     /// `int1` / icebp.
     Debug,
     /// #UD: an invalid or unimplemented instruction; the bytes at `rip`.
-    InvalidOpcode { bytes: [u8; 15], len: u8 },
+    InvalidOpcode {
+        bytes: [u8; 15],
+        len: u8,
+    },
     /// #DE: division by zero or quotient overflow.
     DivideError,
     /// #GP: e.g. a privileged instruction or a reserved MXCSR bit.
     GeneralProtection,
     /// #PF: an access outside a mapping or against its permissions.
-    PageFault { addr: u64, access: Access },
+    PageFault {
+        addr: u64,
+        access: Access,
+    },
     /// #XM: an SSE floating-point exception the guest unmasked in MXCSR.
     SimdFloatingPoint,
     /// #MF: an x87 exception the guest unmasked in the control word.
@@ -114,12 +123,18 @@ pub struct AddressSpace {
 impl AddressSpace {
     /// Reserves an address space of `limit` bytes.
     pub fn new(limit: u64) -> Result<AddressSpace, crate::MemError> {
-        Ok(AddressSpace { mem: Memory::new(limit)?, code: CodeCache::new() })
+        Ok(AddressSpace {
+            mem: Memory::new(limit)?,
+            code: CodeCache::new(),
+        })
     }
 
     /// A copy of this address space (fork); code is re-decoded on demand.
     pub fn fork(&self) -> Result<AddressSpace, crate::MemError> {
-        Ok(AddressSpace { mem: self.mem.fork()?, code: CodeCache::new() })
+        Ok(AddressSpace {
+            mem: self.mem.fork()?,
+            code: CodeCache::new(),
+        })
     }
 
     /// Drops all decoded code (e.g. after exec replaced the image).
@@ -173,9 +188,16 @@ impl Cpu {
     fn trap_exit(&mut self, trap: Trap, op: &Op, mem: &mut Memory) -> Exit {
         let done = trap.completes_instruction();
         self.icount += op.idx as u64 + done as u64;
-        self.rip = if done { op.insn.next_ip() } else { op.insn.ip() };
+        self.rip = if done {
+            op.insn.next_ip()
+        } else {
+            op.insn.ip()
+        };
         match trap {
-            Trap::PageFault => Exit::PageFault { addr: mem.fault.addr, access: mem.fault.access },
+            Trap::PageFault => Exit::PageFault {
+                addr: mem.fault.addr,
+                access: mem.fault.access,
+            },
             Trap::DivideError => Exit::DivideError,
             Trap::InvalidOpcode => {
                 let mut bytes = [0u8; 15];
@@ -183,7 +205,10 @@ impl Cpu {
                 let avail = mem.fetch_code(op.insn.ip(), len);
                 let len = avail.len();
                 bytes[..len].copy_from_slice(avail);
-                Exit::InvalidOpcode { bytes, len: len as u8 }
+                Exit::InvalidOpcode {
+                    bytes,
+                    len: len as u8,
+                }
             }
             Trap::GeneralProtection => Exit::GeneralProtection,
             Trap::SimdFloatingPoint => Exit::SimdFloatingPoint,
@@ -205,5 +230,7 @@ pub(crate) fn undefined(_: &mut Cpu, _: &mut Memory, _: &Op) -> Result<(), Trap>
 
 /// Picks the handler for a decoded instruction; `None` means #UD.
 pub(crate) fn select(insn: &Instruction) -> Option<Handler> {
-    int::select(insn).or_else(|| sse::select(insn)).or_else(|| x87::select(insn))
+    int::select(insn)
+        .or_else(|| sse::select(insn))
+        .or_else(|| x87::select(insn))
 }
