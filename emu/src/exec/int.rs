@@ -464,6 +464,10 @@ fn convert(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
 
 fn xlat(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     let mut a = cpu.gpr[reg::RBX].wrapping_add(cpu.gpr[reg::RAX] & 0xff);
+    if op.insn.memory_base() == Register::EBX {
+        // 32-bit address size (0x67): EBX + AL wraps at 4 GiB.
+        a &= 0xffff_ffff;
+    }
     match op.insn.memory_segment() {
         Register::FS => a = a.wrapping_add(cpu.fs_base),
         Register::GS => a = a.wrapping_add(cpu.gs_base),
