@@ -353,6 +353,28 @@ fn undef_flags(m: Mnemonic, bits: u32, count: u32) -> u64 {
     }
 }
 
+const C0: u16 = 1 << 8;
+const C1: u16 = 1 << 9;
+const C2: u16 = 1 << 10;
+const C3: u16 = 1 << 14;
+
+/// x87 condition-code bits the manuals leave undefined (or that differ
+/// between vendors, noted).
+fn fsw_undef(m: Mnemonic) -> u16 {
+    use Mnemonic::*;
+    match m {
+        // Compares and the like define C0..C3.
+        Fcom | Fcomp | Fcompp | Fucom | Fucomp | Fucompp | Ficom | Ficomp | Ftst | Fxam | Fprem
+        | Fprem1 => 0,
+        // Intel: C1 cleared; AMD: C1 unchanged.
+        Fcomi | Fcomip | Fucomi | Fucomip => C1,
+        // Trigonometry defines C2 (out of range) and C1.
+        Fsin | Fcos | Fsincos | Fptan => C0 | C3,
+        Ffree | Ffreep | Fnclex | Fnstcw | Fldcw | Fnop => C0 | C1 | C2 | C3,
+        _ => C0 | C2 | C3,
+    }
+}
+
 fn is_shift(m: Mnemonic) -> bool {
     use Mnemonic::*;
     matches!(
@@ -915,6 +937,9 @@ fn gen_code_case(code: Code, family: &str, r: &mut Rng, img: &[u8]) -> Option<Ca
         case.features = code.cpuid_features();
         case.undef_flags = undef_flags(m, bits0, count);
         case.undef_regs = undef_regs;
+        if family == "x87" {
+            case.fsw_undef = fsw_undef(m);
+        }
         if TRANSCENDENTAL.contains(&m) {
             case.fp = FpCompare::Transcendental;
         } else if matches!(
@@ -1041,6 +1066,13 @@ fn fixups(g: &mut Gen, m: Mnemonic, insn: &Instruction, undef_regs: &mut u16) ->
             g.patches.push((sp, v.to_le_bytes().to_vec()));
         }
         Sahf | Lahf | Cmc | Clc | Stc | Cld | Std | Pushf | Pushfq => {}
+        F2xm1 => {
+            // Defined only for -1 <= ST(0) <= +1.
+            let v = (g.r.below(2001) as f64 - 1000.0) / 1000.0;
+            g.st.set_st(0, f64_to_f80(v));
+            let top = (g.st.fsw() >> 11) & 7;
+            g.st.set_ftw(g.st.ftw() | 1 << top);
+        }
         Maskmovdqu => {
             let v = DATA + 0x400 + 16 * g.r.below(64);
             g.pin(7, v)
