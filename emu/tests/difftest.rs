@@ -368,6 +368,11 @@ fn fsw_undef(m: Mnemonic) -> u16 {
         | Fprem1 => 0,
         // Intel: C1 cleared; AMD: C1 unchanged.
         Fcomi | Fcomip | Fucomi | Fucomip => C1,
+        // "C1 set to 0 if stack underflow occurred" (otherwise unchanged on
+        // AMD), C0, C2, C3 undefined.
+        Fcmovb | Fcmove | Fcmovbe | Fcmovu | Fcmovnb | Fcmovne | Fcmovnbe | Fcmovnu => {
+            C0 | C1 | C2 | C3
+        }
         // Trigonometry defines C2 (out of range) and C1.
         Fsin | Fcos | Fsincos | Fptan => C0 | C3,
         Ffree | Ffreep | Fnclex | Fnstcw | Fldcw | Fnop => C0 | C1 | C2 | C3,
@@ -1066,9 +1071,11 @@ fn fixups(g: &mut Gen, m: Mnemonic, insn: &Instruction, undef_regs: &mut u16) ->
             g.patches.push((sp, v.to_le_bytes().to_vec()));
         }
         Sahf | Lahf | Cmc | Clc | Stc | Cld | Std | Pushf | Pushfq => {}
-        F2xm1 => {
-            // Defined only for -1 <= ST(0) <= +1.
-            let v = (g.r.below(2001) as f64 - 1000.0) / 1000.0;
+        F2xm1 | Fyl2xp1 => {
+            // Defined only for -1 <= ST(0) <= +1 (f2xm1) and
+            // |ST(0)| < 1 - sqrt(2)/2 (fyl2xp1).
+            let lim = if m == F2xm1 { 1.0 } else { 0.29 };
+            let v = lim * (g.r.below(2001) as f64 - 1000.0) / 1000.0;
             g.st.set_st(0, f64_to_f80(v));
             let top = (g.st.fsw() >> 11) & 7;
             g.st.set_ftw(g.st.ftw() | 1 << top);
