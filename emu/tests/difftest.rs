@@ -24,7 +24,15 @@
 //!   a few seconds.
 //! - Long run: `WARDEN_DIFF_CASES=200000 WARDEN_DIFF_SEED=12345 cargo test
 //!   --release -p emu --test difftest -- --nocapture` (the seed is printed, so
-//!   any failure can be replayed with the same two variables).
+//!   any failure can be replayed with the same two variables). The case
+//!   count is approximate: the hand-written generators scale in steps.
+//! - Debugging aids: `WARDEN_DIFF_ONLY=sse/SSE4_1` (or a form name such as
+//!   `Shld_rm16_r16_CL`) keeps only matching cases, `WARDEN_DIFF_SHOW=N`
+//!   prints up to N mismatches (default 40), `WARDEN_DIFF_LIST=1` lists the
+//!   iced forms no case could be built for.
+//!
+//! Needs an x86-64 Linux host that allows fixed mappings at 0x10_0000_0000,
+//! 0x20_0000_0000, 0x4000_0000 and 0x5000_0000 in a forked child.
 
 mod common;
 
@@ -1606,6 +1614,32 @@ fn edge_cases(r: &mut Rng) -> Vec<Case> {
         );
     }
     add(vec![0xc9], &|s| s.gpr[5] = DATA + 0x1100, "leave", 0);
+    // lock: fine on a memory destination, #UD on a register or a non-RMW form.
+    add(
+        vec![0xf0, 0x01, 0x03],
+        &|s| s.gpr[3] = DATA + 0x900,
+        "lock add [rbx],eax",
+        0,
+    );
+    add(
+        vec![0xf0, 0x48, 0x0f, 0xb1, 0x0b],
+        &|s| s.gpr[3] = DATA + 0x900,
+        "lock cmpxchg [rbx],rcx",
+        0,
+    );
+    add(vec![0xf0, 0x01, 0xc8], &|_| {}, "lock add eax,ecx", 0);
+    add(
+        vec![0xf0, 0x8b, 0x03],
+        &|s| s.gpr[3] = DATA + 0x900,
+        "lock mov eax,[rbx]",
+        0,
+    );
+    add(
+        vec![0xf0, 0x3b, 0x03],
+        &|s| s.gpr[3] = DATA + 0x900,
+        "lock cmp eax,[rbx]",
+        0,
+    );
     // xlat (implicit [rbx+al]), also with REX.W and 32-bit addressing.
     add(vec![0xd7], &|s| s.gpr[3] = DATA + 0x400, "xlat", 0);
     add(
