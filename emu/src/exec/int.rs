@@ -6,10 +6,10 @@
 //! memory do the memory access before changing any register or flag, so a
 //! fault leaves the instruction without effect.
 
-use iced_x86::{ConditionCode, Instruction, Mnemonic, OpKind, Register};
+use iced_x86::{Code, ConditionCode, Instruction, Mnemonic, OpKind, Register};
 
 use super::operand::{
-    self, get, get_gpr, gpr, loc, mask, op_size, set, set_gpr, sext, sign_bit, Gpr, Loc,
+    self, get, get_gpr, get_rmw, gpr, loc, mask, op_size, set, set_gpr, sext, sign_bit, Gpr, Loc,
 };
 use super::{Handler, Op, Trap};
 use crate::cpu::flags::*;
@@ -153,8 +153,8 @@ fn xchg(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     let i = &op.insn;
     let size = op_size(i, 0);
     let (a, b) = (loc(cpu, i, 0)?, loc(cpu, i, 1)?);
-    let va = get(cpu, mem, a, size)?;
-    let vb = get(cpu, mem, b, size)?;
+    let va = get_rmw(cpu, mem, a, size)?;
+    let vb = get_rmw(cpu, mem, b, size)?;
     // Memory operand first so a fault changes nothing.
     if let Loc::Mem(_) = b {
         set(cpu, mem, b, size, va)?;
@@ -169,7 +169,7 @@ fn cmpxchg(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     let i = &op.insn;
     let size = op_size(i, 0);
     let d = loc(cpu, i, 0)?;
-    let dv = get(cpu, mem, d, size)?;
+    let dv = get_rmw(cpu, mem, d, size)?;
     let src = operand::read(cpu, mem, i, 1, size)?;
     let acc = Gpr {
         idx: reg::RAX,
@@ -181,8 +181,11 @@ fn cmpxchg(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     if av == dv {
         set(cpu, mem, d, size, src)?;
     } else {
-        // Hardware writes the destination back even on failure.
-        set(cpu, mem, d, size, dv)?;
+        // Hardware writes a memory destination back even on failure; a
+        // register destination is left alone (not even zero-extended).
+        if let Loc::Mem(_) = d {
+            set(cpu, mem, d, size, dv)?;
+        }
         set_gpr(cpu, acc, dv);
     }
     set_status(cpu, STATUS, f);
@@ -201,9 +204,10 @@ fn cmpxchg_double(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     if wide && a % 16 != 0 {
         return Err(Trap::GeneralProtection);
     }
+    // A locked read-modify-write: a fault is a write fault.
+    mem.probe_write(a, 2 * half as u64)?;
     let lo = mem.read_sized(a, half)?;
     let hi = mem.read_sized(a + half as u64, half)?;
-    mem.probe_write(a, 2 * half as u64)?;
     let (eax, edx) = (cpu.gpr[reg::RAX] & m, cpu.gpr[reg::RDX] & m);
     if lo == eax && hi == edx {
         mem.write_sized(a, half, cpu.gpr[reg::RBX] & m)?;
@@ -239,7 +243,7 @@ fn xadd(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     let i = &op.insn;
     let size = op_size(i, 0);
     let (d, s) = (loc(cpu, i, 0)?, loc(cpu, i, 1)?);
-    let dv = get(cpu, mem, d, size)?;
+    let dv = get_rmw(cpu, mem, d, size)?;
     let sv = get(cpu, mem, s, size)?;
     let (r, f) = add_flags(dv, sv, 0, size);
     if let Loc::Mem(_) = d {
@@ -317,36 +321,59 @@ fn popf(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
 }
 
 fn leave(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
-    let size = if op.insn.op_kind(0) == OpKind::Register {
-        8
-    } else {
-        8
-    };
+    // `66 c9` pops BP only (RSP still takes all of RBP).
+    let size = if op.insn.code() == Code::Leavew { 2 } else { 8 };
     let bp = cpu.gpr[reg::RBP];
     let v = mem.read_sized(bp, size)?;
     cpu.gpr[reg::RSP] = bp.wrapping_add(size as u64);
-    cpu.gpr[reg::RBP] = v;
+    set_gpr(
+        cpu,
+        Gpr {
+            idx: reg::RBP,
+            size,
+            high: false,
+        },
+        v,
+    );
     Ok(())
 }
 
 fn enter(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     let i = &op.insn;
+    let size: u8 = if i.code() == Code::Enterw_imm16_imm8 {
+        2
+    } else {
+        8
+    };
+    let sz = size as u64;
     let alloc = i.immediate(0) & 0xffff;
     let level = i.immediate(1) & 31;
     let bp = cpu.gpr[reg::RBP];
-    let mut sp = cpu.gpr[reg::RSP].wrapping_sub(8);
-    mem.write_u64(sp, bp)?;
-    let frame = sp;
+    let frame = cpu.gpr[reg::RSP].wrapping_sub(sz);
+    let fin = frame.wrapping_sub(level * sz).wrapping_sub(alloc);
+    mem.write_sized(frame, size, bp)?;
+    let mut sp = frame;
     for l in 1..level {
-        let v = mem.read_u64(bp.wrapping_sub(8 * l))?;
-        sp = sp.wrapping_sub(8);
-        mem.write_u64(sp, v)?;
+        let v = mem.read_sized(bp.wrapping_sub(sz * l), size)?;
+        sp = sp.wrapping_sub(sz);
+        mem.write_sized(sp, size, v)?;
     }
     if level > 0 {
-        sp = sp.wrapping_sub(8);
-        mem.write_u64(sp, frame)?;
+        sp = sp.wrapping_sub(sz);
+        mem.write_sized(sp, size, frame)?;
     }
-    cpu.gpr[reg::RBP] = frame;
+    // #PF if a write at the final stack pointer would fault (after the
+    // frame is written, as hardware does; registers stay unchanged).
+    mem.probe_write(fin, sz)?;
+    set_gpr(
+        cpu,
+        Gpr {
+            idx: reg::RBP,
+            size,
+            high: false,
+        },
+        frame,
+    );
     cpu.gpr[reg::RSP] = sp.wrapping_sub(alloc);
     Ok(())
 }
@@ -437,6 +464,10 @@ fn convert(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
 
 fn xlat(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     let mut a = cpu.gpr[reg::RBX].wrapping_add(cpu.gpr[reg::RAX] & 0xff);
+    if op.insn.memory_base() == Register::EBX {
+        // 32-bit address size (0x67): EBX + AL wraps at 4 GiB.
+        a &= 0xffff_ffff;
+    }
     match op.insn.memory_segment() {
         Register::FS => a = a.wrapping_add(cpu.fs_base),
         Register::GS => a = a.wrapping_add(cpu.gs_base),
@@ -471,7 +502,11 @@ fn alu<const K: u8>(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     let i = &op.insn;
     let size = op_size(i, 0);
     let d = loc(cpu, i, 0)?;
-    let a = get(cpu, mem, d, size)?;
+    let a = if K == CMP || K == TEST {
+        get(cpu, mem, d, size)?
+    } else {
+        get_rmw(cpu, mem, d, size)?
+    };
     let b = operand::read(cpu, mem, i, 1, size)?;
     let c = cpu.rflags & CF;
     let (r, f) = match K {
@@ -499,7 +534,7 @@ fn incdec(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     let i = &op.insn;
     let size = op_size(i, 0);
     let d = loc(cpu, i, 0)?;
-    let a = get(cpu, mem, d, size)?;
+    let a = get_rmw(cpu, mem, d, size)?;
     let (r, f) = if i.mnemonic() == Mnemonic::Inc {
         add_flags(a, 1, 0, size)
     } else {
@@ -514,7 +549,7 @@ fn neg(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     let i = &op.insn;
     let size = op_size(i, 0);
     let d = loc(cpu, i, 0)?;
-    let a = get(cpu, mem, d, size)?;
+    let a = get_rmw(cpu, mem, d, size)?;
     let (r, f) = sub_flags(0, a, 0, size);
     set(cpu, mem, d, size, r)?;
     set_status(cpu, STATUS, f);
@@ -525,7 +560,7 @@ fn not(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     let i = &op.insn;
     let size = op_size(i, 0);
     let d = loc(cpu, i, 0)?;
-    let a = get(cpu, mem, d, size)?;
+    let a = get_rmw(cpu, mem, d, size)?;
     set(cpu, mem, d, size, !a)
 }
 
@@ -712,6 +747,20 @@ fn shift_count(cpu: &Cpu, i: &Instruction, size: u8) -> u32 {
     (raw as u32) & if size == 8 { 63 } else { 31 }
 }
 
+/// A shift or rotate whose masked count is zero changes no flags and no
+/// value, but it is still a write access to a memory destination and, like
+/// any 32-bit register write, it clears the upper half of a register.
+fn shift_by_zero(cpu: &mut Cpu, mem: &mut Memory, d: Loc, size: u8, v: u64) -> R {
+    match d {
+        Loc::Mem(a) => mem.probe_write(a, size as u64),
+        Loc::Reg(g) if size == 4 => {
+            set_gpr(cpu, g, v);
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
 fn shift(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     let i = &op.insn;
     let size = op_size(i, 0);
@@ -721,9 +770,9 @@ fn shift(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
         shift_count(cpu, i, size)
     };
     let d = loc(cpu, i, 0)?;
-    let a = get(cpu, mem, d, size)?;
+    let a = get_rmw(cpu, mem, d, size)?;
     if count == 0 {
-        return Ok(());
+        return shift_by_zero(cpu, mem, d, size, a);
     }
     let bits = 8 * size as u32;
     let m = mask(size);
@@ -820,32 +869,35 @@ fn shxd(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     };
     let count = (raw as u32) & if size == 8 { 63 } else { 31 };
     let d = loc(cpu, i, 0)?;
-    let a = get(cpu, mem, d, size)?;
+    let a = get_rmw(cpu, mem, d, size)?;
     let b = operand::read(cpu, mem, i, 1, size)?;
     if count == 0 {
-        return Ok(());
+        return shift_by_zero(cpu, mem, d, size, a);
     }
     let bits = 8 * size as u32;
     let m = mask(size);
-    // Shift through a 3-operand-wide value so counts above 16 for 16-bit
-    // operands behave as on hardware (the source repeats).
+    // 16-bit operands shift through dest:src:dest (48 bits) so counts above
+    // 16 behave as on Intel hardware (the result is undefined there).
+    let w = bits as u128;
+    let c = count as u128;
+    let (a2, b2) = (a as u128, b as u128);
     let (r, cf) = if i.mnemonic() == Mnemonic::Shld {
-        let wide: u128 = ((a as u128) << (2 * bits)) | ((b as u128) << bits) | a as u128;
-        let top = 3 * bits;
-        let sh = wide << count;
-        let r = (sh >> (2 * bits)) as u64 & m;
-        let cf = ((wide >> (top - count)) & 1) as u64;
-        (r, cf)
-    } else {
-        let wide: u128 = ((b as u128) << (2 * bits)) | ((a as u128) << bits) | b as u128;
-        let wide = if size == 2 {
-            wide
+        let (wide, top) = if size == 2 {
+            (a2 << 32 | b2 << 16 | a2, 48)
         } else {
-            ((b as u128) << bits) | a as u128
+            (a2 << w | b2, 2 * w)
         };
-        let r = (wide >> count) as u64 & m;
-        let cf = ((wide >> (count - 1)) & 1) as u64;
-        (r, cf)
+        (
+            ((wide << c) >> (top - w)) as u64 & m,
+            ((wide >> (top - c)) & 1) as u64,
+        )
+    } else {
+        let wide = if size == 2 {
+            a2 << 32 | b2 << 16 | a2
+        } else {
+            b2 << w | a2
+        };
+        ((wide >> c) as u64 & m, ((wide >> (c - 1)) & 1) as u64)
     };
     let of = ((r ^ a) >> (bits - 1)) & 1;
     set(cpu, mem, d, size, r)?;
@@ -876,7 +928,11 @@ fn bt(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
         }
         _ => (d, off % bits),
     };
-    let v = get(cpu, mem, d, size)?;
+    let v = if i.mnemonic() == Mnemonic::Bt {
+        get(cpu, mem, d, size)?
+    } else {
+        get_rmw(cpu, mem, d, size)?
+    };
     let cf = (v >> bit) & 1;
     let r = match i.mnemonic() {
         Mnemonic::Bts => Some(v | 1 << bit),
@@ -1133,14 +1189,14 @@ fn ret(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
 
 fn loop_op(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
     let i = &op.insn;
-    let addr32 = i.op0_kind() == OpKind::NearBranch64 && i.op_register(1) == Register::ECX;
+    let addr32 = matches!(
+        i.code(),
+        Code::Loop_rel8_64_ECX | Code::Loope_rel8_64_ECX | Code::Loopne_rel8_64_ECX
+    );
     let m = if addr32 { 0xffff_ffff } else { u64::MAX };
     let c = cpu.gpr[reg::RCX].wrapping_sub(1) & m;
-    if addr32 {
-        cpu.gpr[reg::RCX] = c;
-    } else {
-        cpu.gpr[reg::RCX] = c;
-    }
+    // With 32-bit addressing the counter is ECX, written zero-extended.
+    cpu.gpr[reg::RCX] = c;
     let z = cpu.rflags & ZF != 0;
     let take = c != 0
         && match i.mnemonic() {

@@ -190,6 +190,23 @@ pub(crate) fn get(cpu: &Cpu, mem: &mut Memory, l: Loc, size: u8) -> Result<u64, 
     }
 }
 
+/// Reads the destination of a read-modify-write instruction. Hardware
+/// accesses such an operand as a write from the start, so a fault on the read
+/// is reported as a write fault at the first byte that is not writable (cold
+/// path only: the hot path is a plain read).
+#[inline]
+pub(crate) fn get_rmw(cpu: &Cpu, mem: &mut Memory, l: Loc, size: u8) -> Result<u64, Trap> {
+    match get(cpu, mem, l, size) {
+        Err(Trap::PageFault) => {
+            if let Loc::Mem(a) = l {
+                mem.probe_write(a, size as u64)?;
+            }
+            Err(Trap::PageFault)
+        }
+        r => r,
+    }
+}
+
 #[inline]
 pub(crate) fn set(cpu: &mut Cpu, mem: &mut Memory, l: Loc, size: u8, v: u64) -> Result<(), Trap> {
     match l {
