@@ -65,10 +65,7 @@ fn run() -> Result<(), String> {
         .map_err(|e| format!("writing {}: {e}", image.display()))?;
 
     println!("cargo:rustc-env=WARDEN_GUEST_BIN_DIR={}", bin_dir.display());
-    println!(
-        "cargo:rustc-env=WARDEN_GUEST_PROGRAMS={}",
-        programs.join(",")
-    );
+    println!("cargo:rustc-env=WARDEN_GUEST_PROGRAMS={}", programs.join(","));
     Ok(())
 }
 
@@ -81,13 +78,7 @@ fn build_guests(guest_dir: &Path, target_dir: &Path) -> Result<(), String> {
     let cargo = env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
     let mut cmd = Command::new(&cargo);
     cmd.current_dir(guest_dir)
-        .args([
-            "build",
-            "--release",
-            "--target",
-            GUEST_TARGET,
-            "--target-dir",
-        ])
+        .args(["build", "--release", "--target", GUEST_TARGET, "--target-dir"])
         .arg(target_dir)
         .stdout(io::stderr());
     for (key, _) in env::vars_os() {
@@ -101,9 +92,7 @@ fn build_guests(guest_dir: &Path, target_dir: &Path) -> Result<(), String> {
             cmd.env_remove(&key);
         }
     }
-    let status = cmd
-        .status()
-        .map_err(|e| format!("cannot run {}: {e}", cargo.to_string_lossy()))?;
+    let status = cmd.status().map_err(|e| format!("cannot run {}: {e}", cargo.to_string_lossy()))?;
     if !status.success() {
         return Err(format!(
             "building the guest programs in {} failed ({status}); the errors are above",
@@ -115,13 +104,10 @@ fn build_guests(guest_dir: &Path, target_dir: &Path) -> Result<(), String> {
 
 /// The guest program names: the stems of `apps/src/bin/*.rs`, sorted.
 fn program_names(bin_src: &Path) -> Result<Vec<String>, String> {
-    let entries =
-        fs::read_dir(bin_src).map_err(|e| format!("reading {}: {e}", bin_src.display()))?;
+    let entries = fs::read_dir(bin_src).map_err(|e| format!("reading {}: {e}", bin_src.display()))?;
     let mut names = Vec::new();
     for entry in entries {
-        let path = entry
-            .map_err(|e| format!("reading {}: {e}", bin_src.display()))?
-            .path();
+        let path = entry.map_err(|e| format!("reading {}: {e}", bin_src.display()))?.path();
         if path.extension().is_some_and(|ext| ext == "rs") {
             if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
                 names.push(stem.to_string());
@@ -142,14 +128,12 @@ fn pack_image(image: &Path, bin_dir: &Path, programs: &[String], rc: &Path) -> i
     add_dir(&mut builder, "bin/", 0o755)?;
     for name in programs {
         let path = bin_dir.join(name);
-        let data = fs::read(&path).map_err(|e| {
-            io::Error::new(e.kind(), format!("guest binary {}: {e}", path.display()))
-        })?;
+        let data =
+            fs::read(&path).map_err(|e| io::Error::new(e.kind(), format!("guest binary {}: {e}", path.display())))?;
         add_file(&mut builder, &format!("bin/{name}"), 0o755, &data)?;
     }
     add_dir(&mut builder, "etc/", 0o755)?;
-    let rc_data =
-        fs::read(rc).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", rc.display())))?;
+    let rc_data = fs::read(rc).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", rc.display())))?;
     add_file(&mut builder, "etc/rc", 0o644, &rc_data)?;
     add_dir(&mut builder, "tmp/", 0o1777)?;
     let mut out = builder.into_inner()?;
@@ -178,12 +162,7 @@ fn add_dir<W: Write>(builder: &mut tar::Builder<W>, path: &str, mode: u32) -> io
     builder.append(&header, io::empty())
 }
 
-fn add_file<W: Write>(
-    builder: &mut tar::Builder<W>,
-    path: &str,
-    mode: u32,
-    data: &[u8],
-) -> io::Result<()> {
+fn add_file<W: Write>(builder: &mut tar::Builder<W>, path: &str, mode: u32, data: &[u8]) -> io::Result<()> {
     let header = header(path, mode, data.len() as u64, tar::EntryType::Regular)?;
     builder.append(&header, data)
 }

@@ -107,9 +107,7 @@ fn compiled(c: &mut Criterion) {
     let args = ["compute", "2"];
     // Count the instructions once, and check the program runs at all.
     let (mut space, mut cpu) = mini_linux::load(&elf, &args);
-    let probe = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        mini_linux::run(&mut space, &mut cpu)
-    }));
+    let probe = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| mini_linux::run(&mut space, &mut cpu)));
     if probe.is_err() {
         eprintln!("SKIPPED compiled bench: emu cannot run the fixture yet");
         return;
@@ -123,9 +121,7 @@ fn compiled(c: &mut Criterion) {
             mini_linux::run(&mut space, &mut cpu)
         })
     });
-    g.bench_function("compiled_c_native_reference", |b| {
-        b.iter(|| mini_linux::run_native(&bin, &args))
-    });
+    g.bench_function("compiled_c_native_reference", |b| b.iter(|| mini_linux::run_native(&bin, &args)));
     g.finish();
 }
 

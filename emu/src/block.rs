@@ -96,20 +96,10 @@ impl CodeCache {
         let page_end = (rip | (PAGE_SIZE - 1)).wrapping_add(1);
         let single = mem.page_writable(rip);
         let max = (page_end.wrapping_sub(rip)) as usize + 15;
-        let bytes = if rip < mem.limit() {
-            mem.fetch_code(rip, max)
-        } else {
-            &[]
-        };
+        let bytes = if rip < mem.limit() { mem.fetch_code(rip, max) } else { &[] };
         if bytes.is_empty() {
-            mem.fault = Fault {
-                addr: rip,
-                access: Access::Execute,
-            };
-            return Err(Exit::PageFault {
-                addr: rip,
-                access: Access::Execute,
-            });
+            mem.fault = Fault { addr: rip, access: Access::Execute };
+            return Err(Exit::PageFault { addr: rip, access: Access::Execute });
         }
         let fetched = bytes.len() as u64;
         let mut decoder = Decoder::with_ip(64, bytes, rip, DecoderOptions::NONE);
@@ -123,14 +113,8 @@ impl CodeCache {
                     if insns.is_empty() {
                         // The instruction runs into a page we may not execute.
                         let addr = rip + fetched;
-                        mem.fault = Fault {
-                            addr,
-                            access: Access::Execute,
-                        };
-                        return Err(Exit::PageFault {
-                            addr,
-                            access: Access::Execute,
-                        });
+                        mem.fault = Fault { addr, access: Access::Execute };
+                        return Err(Exit::PageFault { addr, access: Access::Execute });
                     }
                 } else {
                     insns.push(insn);
@@ -138,7 +122,7 @@ impl CodeCache {
                 }
                 break;
             }
-            let ends = insn.flow_control() != FlowControl::Next;
+            let ends = insn.flow_control() != FlowControl::Next || leaves_loop(&insn);
             let next = insn.next_ip();
             insns.push(insn);
             if ends || single || insns.len() >= MAX_OPS || next >= page_end {
@@ -166,11 +150,7 @@ impl CodeCache {
         let last = ops.last().expect("at least one op");
         let end = last.insn.next_ip();
         let end_page = (end - 1) / PAGE_SIZE;
-        let block = Block {
-            ops: ops.into_boxed_slice(),
-            start: rip,
-            end,
-        };
+        let block = Block { ops: ops.into_boxed_slice(), start: rip, end };
         let id = match self.free.pop() {
             Some(id) => {
                 self.blocks[id as usize] = Some(block);
@@ -190,6 +170,15 @@ impl CodeCache {
     }
 }
 
+/// Instructions that always leave the hot loop (iced classes some of them,
+/// e.g. `hlt`, as plain fall-through). Ending the block there keeps the
+/// state at the exit exact: flag liveness treats the block end as reading
+/// every flag.
+fn leaves_loop(i: &Instruction) -> bool {
+    use iced_x86::Mnemonic as M;
+    matches!(i.mnemonic(), M::Hlt | M::Syscall | M::Int | M::Int1 | M::Int3 | M::Ud0 | M::Ud1 | M::Ud2)
+}
+
 /// Status flags in iced's `RflagsBits` encoding.
 const STATUS_BITS: u32 = 0x3f;
 
@@ -206,16 +195,7 @@ fn flag_liveness(insns: &[Instruction]) -> Vec<bool> {
         out[k] = written & live != 0;
         let conditional = matches!(
             i.mnemonic(),
-            M::Shl
-                | M::Sal
-                | M::Shr
-                | M::Sar
-                | M::Rol
-                | M::Ror
-                | M::Rcl
-                | M::Rcr
-                | M::Shld
-                | M::Shrd
+            M::Shl | M::Sal | M::Shr | M::Sar | M::Rol | M::Ror | M::Rcl | M::Rcr | M::Shld | M::Shrd
         );
         if !conditional {
             live &= !written;

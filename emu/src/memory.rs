@@ -48,9 +48,7 @@ impl GuestAddress {
     }
     /// Rounds up to a page boundary; `None` on overflow.
     pub fn page_up(self) -> Option<GuestAddress> {
-        self.0
-            .checked_add(PAGE_SIZE - 1)
-            .map(|a| GuestAddress(a & !(PAGE_SIZE - 1)))
+        self.0.checked_add(PAGE_SIZE - 1).map(|a| GuestAddress(a & !(PAGE_SIZE - 1)))
     }
 }
 
@@ -126,9 +124,7 @@ pub struct Fault {
 /// Errors of the memory API.
 #[derive(Debug, thiserror::Error)]
 pub enum MemError {
-    #[error(
-        "address space size {0:#x} must be a non-zero multiple of the page size and at most 2^47"
-    )]
+    #[error("address space size {0:#x} must be a non-zero multiple of the page size and at most 2^47")]
     BadLimit(u64),
     #[error("range {addr:#x}+{len:#x} is not page aligned")]
     Unaligned { addr: u64, len: u64 },
@@ -161,10 +157,7 @@ unsafe impl Send for Memory {}
 
 impl fmt::Debug for Memory {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Memory")
-            .field("limit", &self.limit)
-            .field("regions", &self.regions)
-            .finish()
+        f.debug_struct("Memory").field("limit", &self.limit).field("regions", &self.regions).finish()
     }
 }
 
@@ -174,10 +167,7 @@ impl Memory {
         if limit == 0 || limit % PAGE_SIZE != 0 || limit > MAX_LIMIT {
             return Err(MemError::BadLimit(limit));
         }
-        let mut data = MmapOptions::new()
-            .len(limit as usize)
-            .no_reserve_swap()
-            .map_anon()?;
+        let mut data = MmapOptions::new().len(limit as usize).no_reserve_swap().map_anon()?;
         let pages = (limit / PAGE_SIZE) as usize;
         let mut perms = MmapOptions::new().len(pages).no_reserve_swap().map_anon()?;
         let base = data.as_mut_ptr();
@@ -189,10 +179,7 @@ impl Memory {
             perm_base,
             limit,
             regions: BTreeMap::new(),
-            fault: Fault {
-                addr: 0,
-                access: Access::Read,
-            },
+            fault: Fault { addr: 0, access: Access::Read },
             dirty_code: Vec::new(),
         })
     }
@@ -269,10 +256,7 @@ impl Memory {
     pub fn protect(&mut self, addr: GuestAddress, len: u64, perm: Perm) -> Result<(), MemError> {
         let (start, end) = self.check_range(addr, len)?;
         if !self.is_mapped(GuestAddress(start), end - start) {
-            return Err(MemError::Fault {
-                addr: start,
-                access: Access::Read,
-            });
+            return Err(MemError::Fault { addr: start, access: Access::Read });
         }
         for page in start >> PAGE_SHIFT..end >> PAGE_SHIFT {
             self.note_code_page(page);
@@ -306,9 +290,7 @@ impl Memory {
 
     /// Mapped ranges as `(start, end)` pairs, ascending.
     pub fn regions(&self) -> impl Iterator<Item = (GuestAddress, GuestAddress)> + '_ {
-        self.regions
-            .iter()
-            .map(|(&s, &e)| (GuestAddress(s), GuestAddress(e)))
+        self.regions.iter().map(|(&s, &e)| (GuestAddress(s), GuestAddress(e)))
     }
 
     /// Finds `len` bytes of unmapped space at or above `hint`, page aligned.
@@ -344,13 +326,8 @@ impl Memory {
     }
 
     fn remove_region(&mut self, start: u64, end: u64) {
-        let overlapping: Vec<(u64, u64)> = self
-            .regions
-            .range(..end)
-            .rev()
-            .take_while(|(_, &e)| e > start)
-            .map(|(&s, &e)| (s, e))
-            .collect();
+        let overlapping: Vec<(u64, u64)> =
+            self.regions.range(..end).rev().take_while(|(_, &e)| e > start).map(|(&s, &e)| (s, e)).collect();
         for (s, e) in overlapping {
             self.regions.remove(&s);
             if s < start {
@@ -390,13 +367,8 @@ impl Memory {
             let mut resident = vec![0u8; pages];
             // SAFETY: `[s, e)` lies inside our data mapping, and `resident`
             // has one byte per page of the range as mincore(2) requires.
-            let rc = unsafe {
-                libc::mincore(
-                    self.base.add(s as usize).cast(),
-                    (e - s) as usize,
-                    resident.as_mut_ptr(),
-                )
-            };
+            let rc =
+                unsafe { libc::mincore(self.base.add(s as usize).cast(), (e - s) as usize, resident.as_mut_ptr()) };
             let copy_all = rc != 0;
             let mut p = 0;
             while p < pages {
@@ -448,10 +420,7 @@ impl Memory {
                 .find(|&a| a >= self.limit || self.perm_byte(a >> PAGE_SHIFT) & P_MAPPED == 0)
                 .unwrap_or(addr)
                 .max(addr);
-            Err(MemError::Fault {
-                addr: first,
-                access: Access::Read,
-            })
+            Err(MemError::Fault { addr: first, access: Access::Read })
         }
     }
 
@@ -532,15 +501,9 @@ impl Memory {
                 return Ok(out);
             }
             out.push(b[0]);
-            a = a.checked_add(1).ok_or(MemError::Fault {
-                addr: a,
-                access: Access::Read,
-            })?;
+            a = a.checked_add(1).ok_or(MemError::Fault { addr: a, access: Access::Read })?;
         }
-        Err(MemError::OutOfRange {
-            addr: addr.0,
-            len: max as u64,
-        })
+        Err(MemError::OutOfRange { addr: addr.0, len: max as u64 })
     }
 
     // ---- interpreter access paths -------------------------------------
@@ -732,19 +695,10 @@ mod tests {
         m.protect(GuestAddress(0x2000), 0x1000, Perm::READ).unwrap();
         assert!(matches!(
             m.write(GuestAddress(0x1fff), &[0, 0]),
-            Err(MemError::Fault {
-                addr: 0x2000,
-                access: Access::Write
-            })
+            Err(MemError::Fault { addr: 0x2000, access: Access::Write })
         ));
         assert_eq!(m.write_u16(0x1fff, 0), Err(Trap::PageFault));
-        assert_eq!(
-            m.fault,
-            Fault {
-                addr: 0x2000,
-                access: Access::Write
-            }
-        );
+        assert_eq!(m.fault, Fault { addr: 0x2000, access: Access::Write });
         assert_eq!(m.read_u64(0x3000), Err(Trap::PageFault));
         assert_eq!(m.read_u64(u64::MAX - 3), Err(Trap::PageFault));
     }
@@ -754,26 +708,14 @@ mod tests {
         let mut m = mem();
         m.map(GuestAddress(0x1000), 0x1000, Perm::RW).unwrap();
         m.map(GuestAddress(0x2000), 0x2000, Perm::READ).unwrap();
-        assert_eq!(
-            m.regions().collect::<Vec<_>>(),
-            vec![(GuestAddress(0x1000), GuestAddress(0x4000))]
-        );
+        assert_eq!(m.regions().collect::<Vec<_>>(), vec![(GuestAddress(0x1000), GuestAddress(0x4000))]);
         m.unmap(GuestAddress(0x2000), 0x1000).unwrap();
         assert_eq!(
             m.regions().collect::<Vec<_>>(),
-            vec![
-                (GuestAddress(0x1000), GuestAddress(0x2000)),
-                (GuestAddress(0x3000), GuestAddress(0x4000))
-            ]
+            vec![(GuestAddress(0x1000), GuestAddress(0x2000)), (GuestAddress(0x3000), GuestAddress(0x4000))]
         );
-        assert_eq!(
-            m.find_free(GuestAddress(0x1000), 0x1000),
-            Some(GuestAddress(0x2000))
-        );
-        assert_eq!(
-            m.find_free(GuestAddress(0x1000), 0x2000),
-            Some(GuestAddress(0x4000))
-        );
+        assert_eq!(m.find_free(GuestAddress(0x1000), 0x1000), Some(GuestAddress(0x2000)));
+        assert_eq!(m.find_free(GuestAddress(0x1000), 0x2000), Some(GuestAddress(0x4000)));
     }
 
     #[test]
@@ -796,14 +738,8 @@ mod tests {
     #[test]
     fn bad_ranges_are_errors() {
         let mut m = mem();
-        assert!(matches!(
-            m.map(GuestAddress(0x1001), 0x1000, Perm::RW),
-            Err(MemError::Unaligned { .. })
-        ));
-        assert!(matches!(
-            m.map(GuestAddress(u64::MAX & !0xfff), 0x2000, Perm::RW),
-            Err(MemError::OutOfRange { .. })
-        ));
+        assert!(matches!(m.map(GuestAddress(0x1001), 0x1000, Perm::RW), Err(MemError::Unaligned { .. })));
+        assert!(matches!(m.map(GuestAddress(u64::MAX & !0xfff), 0x2000, Perm::RW), Err(MemError::OutOfRange { .. })));
         assert!(Memory::new(12345).is_err());
     }
 

@@ -62,15 +62,7 @@ pub struct X87State {
 impl Default for X87State {
     /// The FNINIT state.
     fn default() -> Self {
-        X87State {
-            fcw: 0x037f,
-            fsw: 0,
-            ftw: 0,
-            regs: [0; 8],
-            fop: 0,
-            fip: 0,
-            fdp: 0,
-        }
+        X87State { fcw: 0x037f, fsw: 0, ftw: 0, regs: [0; 8], fop: 0, fip: 0, fdp: 0 }
     }
 }
 
@@ -152,9 +144,7 @@ impl X87State {
 
     /// Sets the abridged tags from a full tag word (11 = empty, else valid).
     pub fn set_tag_word(&mut self, w: u16) {
-        self.ftw = (0..8)
-            .filter(|p| (w >> (2 * p)) & 3 != 3)
-            .fold(0, |a, p| a | 1 << p);
+        self.ftw = (0..8).filter(|p| (w >> (2 * p)) & 3 != 3).fold(0, |a, p| a | 1 << p);
     }
 
     /// Recomputes ES and B from the exception flags and masks.

@@ -16,10 +16,7 @@ fn compiled_c_program_matches_native_run() {
     let (mut space, mut cpu) = mini_linux::load(&elf, &args);
     let emulated = mini_linux::run(&mut space, &mut cpu);
     let _ = std::fs::remove_file(&bin);
-    assert_eq!(
-        String::from_utf8_lossy(&emulated.stdout),
-        String::from_utf8_lossy(&native.stdout)
-    );
+    assert_eq!(String::from_utf8_lossy(&emulated.stdout), String::from_utf8_lossy(&native.stdout));
     assert_eq!(emulated.status, native.status);
     assert!(cpu.icount > 1_000_000, "ran {} instructions", cpu.icount);
 }

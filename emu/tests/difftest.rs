@@ -40,9 +40,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use common::layout::*;
-use common::{
-    compare, describe, native, Case, Claims, EmuRunner, FpCompare, Outcome, Rng, State, DF, STATUS,
-};
+use common::{compare, describe, native, Case, Claims, EmuRunner, FpCompare, Outcome, Rng, State, DF, STATUS};
 use emu::flags::{AF, CF, OF, PF, SF, ZF};
 use iced_x86::{
     Code, CpuidFeature, Encoder, EncodingKind, Instruction, MemoryOperand, MemorySize, Mnemonic,
@@ -129,11 +127,7 @@ fn rand_f80(r: &mut Rng) -> u128 {
         }
         _ => {
             let sign = (r.below(2) as u128) << 79;
-            let exp = if r.chance(3, 4) {
-                0x3fff - 40 + r.below(80)
-            } else {
-                1 + r.below(0x7ffd)
-            } as u128;
+            let exp = if r.chance(3, 4) { 0x3fff - 40 + r.below(80) } else { 1 + r.below(0x7ffd) } as u128;
             sign | exp << 64 | (r.next() | 1 << 63) as u128
         }
     }
@@ -181,21 +175,13 @@ fn rand_xmm(r: &mut Rng) -> u128 {
     match r.below(4) {
         0 => {
             for k in 0..4 {
-                let lane = if r.chance(1, 2) {
-                    r.pick(&F32_SPECIAL)
-                } else {
-                    rand_f32(r)
-                };
+                let lane = if r.chance(1, 2) { r.pick(&F32_SPECIAL) } else { rand_f32(r) };
                 v |= (lane as u128) << (32 * k);
             }
         }
         1 => {
             for k in 0..2 {
-                let lane = if r.chance(1, 2) {
-                    r.pick(&F64_SPECIAL)
-                } else {
-                    rand_f64(r)
-                };
+                let lane = if r.chance(1, 2) { r.pick(&F64_SPECIAL) } else { rand_f64(r) };
                 v |= (lane as u128) << (64 * k);
             }
         }
@@ -245,11 +231,7 @@ fn make_image(r: &mut Rng) -> Vec<u8> {
         img[AREA_F64 as usize + 8 * k..][..8].copy_from_slice(&v.to_le_bytes());
     }
     for k in 0..25 {
-        let v = if k < F80_SPECIAL.len() {
-            F80_SPECIAL[k]
-        } else {
-            rand_f80(r)
-        };
+        let v = if k < F80_SPECIAL.len() { F80_SPECIAL[k] } else { rand_f80(r) };
         img[AREA_F80 as usize + 10 * k..][..10].copy_from_slice(&v.to_le_bytes()[..10]);
     }
     for k in 0..32 {
@@ -257,9 +239,7 @@ fn make_image(r: &mut Rng) -> Vec<u8> {
         img[AREA_FCW as usize + 2 * k..][..2].copy_from_slice(&cw.to_le_bytes());
     }
     for k in 0..16 {
-        let mut m: u32 = 0x1f80
-            | (r.below(4) as u32) << 13
-            | (r.below(64) as u32 & if k % 3 == 0 { 0x3f } else { 0 });
+        let mut m: u32 = 0x1f80 | (r.below(4) as u32) << 13 | (r.below(64) as u32 & if k % 3 == 0 { 0x3f } else { 0 });
         if k == 15 {
             m |= 1 << 16; // reserved: #GP
         }
@@ -304,17 +284,16 @@ fn int_family(m: Mnemonic) -> Option<&'static str> {
         Bt | Bts | Btr | Btc => "int/bt",
         Bsf | Bsr | Tzcnt | Lzcnt | Popcnt => "int/bitscan",
         Bswap | Movbe => "int/bytes",
-        Cmovo | Cmovno | Cmovb | Cmovae | Cmove | Cmovne | Cmovbe | Cmova | Cmovs | Cmovns
-        | Cmovp | Cmovnp | Cmovl | Cmovge | Cmovle | Cmovg => "int/cmov",
-        Seto | Setno | Setb | Setae | Sete | Setne | Setbe | Seta | Sets | Setns | Setp | Setnp
-        | Setl | Setge | Setle | Setg => "int/setcc",
+        Cmovo | Cmovno | Cmovb | Cmovae | Cmove | Cmovne | Cmovbe | Cmova | Cmovs | Cmovns | Cmovp | Cmovnp | Cmovl
+        | Cmovge | Cmovle | Cmovg => "int/cmov",
+        Seto | Setno | Setb | Setae | Sete | Setne | Setbe | Seta | Sets | Setns | Setp | Setnp | Setl | Setge
+        | Setle | Setg => "int/setcc",
         Xchg | Cmpxchg | Cmpxchg8b | Cmpxchg16b | Xadd => "int/xchg",
         Cbw | Cwde | Cdqe | Cwd | Cdq | Cqo => "int/convert",
         Lahf | Sahf | Pushf | Pushfq | Popf | Popfq | Clc | Stc | Cmc | Cld | Std => "int/flags",
         Push | Pop | Enter | Leave => "int/stack",
         Mov | Movzx | Movsx | Movsxd | Lea | Xlatb | Nop => "int/mov",
-        Andn | Bextr | Blsi | Blsmsk | Blsr | Bzhi | Pdep | Pext | Rorx | Sarx | Shlx | Shrx
-        | Mulx => "int/bmi",
+        Andn | Bextr | Blsi | Blsmsk | Blsr | Bzhi | Pdep | Pext | Rorx | Sarx | Shlx | Shrx | Mulx => "int/bmi",
         Adcx | Adox => "int/adx",
         _ => return None,
     })
@@ -332,8 +311,7 @@ fn undef_flags(m: Mnemonic, bits: u32, count: u32) -> u64 {
             if count == 0 {
                 0
             } else {
-                AF | if count != 1 { OF } else { 0 }
-                    | if count >= bits && m != Sar { CF } else { 0 }
+                AF | if count != 1 { OF } else { 0 } | if count >= bits && m != Sar { CF } else { 0 }
             }
         }
         Rol | Ror | Rcl | Rcr => {
@@ -372,15 +350,12 @@ fn fsw_undef(m: Mnemonic) -> u16 {
     use Mnemonic::*;
     match m {
         // Compares and the like define C0..C3.
-        Fcom | Fcomp | Fcompp | Fucom | Fucomp | Fucompp | Ficom | Ficomp | Ftst | Fxam | Fprem
-        | Fprem1 => 0,
+        Fcom | Fcomp | Fcompp | Fucom | Fucomp | Fucompp | Ficom | Ficomp | Ftst | Fxam | Fprem | Fprem1 => 0,
         // Intel: C1 cleared; AMD: C1 unchanged.
         Fcomi | Fcomip | Fucomi | Fucomip => C1,
         // "C1 set to 0 if stack underflow occurred" (otherwise unchanged on
         // AMD), C0, C2, C3 undefined.
-        Fcmovb | Fcmove | Fcmovbe | Fcmovu | Fcmovnb | Fcmovne | Fcmovnbe | Fcmovnu => {
-            C0 | C1 | C2 | C3
-        }
+        Fcmovb | Fcmove | Fcmovbe | Fcmovu | Fcmovnb | Fcmovne | Fcmovnbe | Fcmovnu => C0 | C1 | C2 | C3,
         // Trigonometry defines C2 (out of range) and C1.
         Fsin | Fcos | Fsincos | Fptan => C0 | C3,
         Ffree | Ffreep | Fnclex | Fnstcw | Fldcw | Fnop => C0 | C1 | C2 | C3,
@@ -390,10 +365,7 @@ fn fsw_undef(m: Mnemonic) -> u16 {
 
 fn is_shift(m: Mnemonic) -> bool {
     use Mnemonic::*;
-    matches!(
-        m,
-        Shl | Sal | Shr | Sar | Rol | Ror | Rcl | Rcr | Shld | Shrd
-    )
+    matches!(m, Shl | Sal | Shr | Sar | Rol | Ror | Rcl | Rcr | Shld | Shrd)
 }
 
 const TRANSCENDENTAL: [Mnemonic; 8] = [
@@ -414,12 +386,7 @@ fn family_of(code: Code) -> Option<String> {
     }
     let feats = code.cpuid_features();
     let m = code.mnemonic();
-    let x87 = feats.iter().any(|f| {
-        matches!(
-            f,
-            CpuidFeature::FPU | CpuidFeature::FPU287 | CpuidFeature::FPU387
-        )
-    });
+    let x87 = feats.iter().any(|f| matches!(f, CpuidFeature::FPU | CpuidFeature::FPU287 | CpuidFeature::FPU387));
     let sse = feats.iter().find(|f| {
         matches!(
             f,
@@ -433,43 +400,27 @@ fn family_of(code: Code) -> Option<String> {
     });
     match oc.encoding() {
         EncodingKind::Legacy => {}
-        EncodingKind::VEX
-            if feats
-                .iter()
-                .all(|f| matches!(f, CpuidFeature::BMI1 | CpuidFeature::BMI2)) => {}
+        EncodingKind::VEX if feats.iter().all(|f| matches!(f, CpuidFeature::BMI1 | CpuidFeature::BMI2)) => {}
         _ => return None,
     }
     if x87 {
         use Mnemonic::*;
         let skip = [
-            Fldenv, Fnstenv, Fstenv, Frstor, Fnsave, Fsave, Fbld, Fneni, Fndisi, Fnsetpm, Feni,
-            Fdisi, Fsetpm, Frstpm, Fnstdw, Fnstsg, Fstdw, Fstsg, Fxsave, Fxrstor, Fxsave64,
-            Fxrstor64,
+            Fldenv, Fnstenv, Fstenv, Frstor, Fnsave, Fsave, Fbld, Fneni, Fndisi, Fnsetpm, Feni, Fdisi, Fsetpm, Frstpm,
+            Fnstdw, Fnstsg, Fstdw, Fstsg, Fxsave, Fxrstor, Fxsave64, Fxrstor64,
         ];
         return (!skip.contains(&m)).then(|| "x87".to_string());
     }
     if let Some(f) = sse {
-        if oc
-            .op_kinds()
-            .iter()
-            .any(|k| matches!(k, K::mm_reg | K::mm_rm | K::mm_or_mem))
-        {
+        if oc.op_kinds().iter().any(|k| matches!(k, K::mm_reg | K::mm_rm | K::mm_or_mem)) {
             return None;
         }
-        if matches!(
-            m,
-            Mnemonic::Fxsave | Mnemonic::Fxrstor | Mnemonic::Fxsave64 | Mnemonic::Fxrstor64
-        ) {
+        if matches!(m, Mnemonic::Fxsave | Mnemonic::Fxrstor | Mnemonic::Fxsave64 | Mnemonic::Fxrstor64) {
             return None;
         }
         return Some(format!("sse/{f:?}"));
     }
-    if feats.iter().any(|f| {
-        matches!(
-            f,
-            CpuidFeature::MMX | CpuidFeature::AVX | CpuidFeature::AVX2
-        )
-    }) {
+    if feats.iter().any(|f| matches!(f, CpuidFeature::MMX | CpuidFeature::AVX | CpuidFeature::AVX2)) {
         return None;
     }
     int_family(m).map(str::to_string)
@@ -582,11 +533,7 @@ impl Gen<'_> {
     fn target(&mut self, size: u64, ms: MemorySize, m: Mnemonic) -> u64 {
         let size = size.max(1);
         let r = &mut *self.r;
-        let align = if r.chance(7, 10) {
-            size.min(16).next_power_of_two()
-        } else {
-            1
-        };
+        let align = if r.chance(7, 10) { size.min(16).next_power_of_two() } else { 1 };
         let el = ms.element_type();
         let area = match el {
             MemorySize::Float32 => Some((AREA_F32, 0x100)),
@@ -602,11 +549,7 @@ impl Gen<'_> {
         }
         if let Some((base, len)) = area {
             if r.chance(2, 3) {
-                let step = if el == MemorySize::Float80 {
-                    10
-                } else {
-                    align.max(el.size() as u64)
-                };
+                let step = if el == MemorySize::Float80 { 10 } else { align.max(el.size() as u64) };
                 let n = (len - size) / step;
                 return DATA + base + step * r.below(n + 1);
             }
@@ -643,20 +586,9 @@ impl Gen<'_> {
                 return n;
             }
         };
-        let base = if lea && r.chance(1, 8) {
-            None
-        } else {
-            Some(if lea {
-                r.below(16) as usize
-            } else {
-                no_rsp(r, None)
-            })
-        };
-        let index = if r.chance(1, 2) {
-            None
-        } else {
-            Some(no_rsp(r, base))
-        };
+        let base =
+            if lea && r.chance(1, 8) { None } else { Some(if lea { r.below(16) as usize } else { no_rsp(r, None) }) };
+        let index = if r.chance(1, 2) { None } else { Some(no_rsp(r, base)) };
         let reg = |n: usize| reg_n(if addr32 { Register::EAX } else { Register::RAX }, n as u64);
         if lea {
             // Any registers, any values: the address is not accessed.
@@ -665,13 +597,7 @@ impl Gen<'_> {
             if base.is_none() && index.is_none() && r.chance(1, 2) {
                 return MemoryOperand::with_base_displ(Register::RIP, (CODE as i64) + disp);
             }
-            return MemoryOperand::with_base_index_scale_displ_size(
-                b,
-                i,
-                scale,
-                disp,
-                if disp == 0 { 0 } else { 4 },
-            );
+            return MemoryOperand::with_base_index_scale_displ_size(b, i, scale, disp, if disp == 0 { 0 } else { 4 });
         }
         if !addr32 && r.chance(1, 20) && !matches!(m, Mnemonic::Cmpxchg16b) {
             // RIP-relative into the (read-only to the guest) code page.
@@ -680,11 +606,7 @@ impl Gen<'_> {
             return MemoryOperand::with_base_displ(Register::RIP, t as i64);
         }
         let t = if addr32 {
-            let align = if self.r.chance(7, 10) {
-                size.clamp(1, 16).next_power_of_two()
-            } else {
-                1
-            };
+            let align = if self.r.chance(7, 10) { size.clamp(1, 16).next_power_of_two() } else { 1 };
             (LOW + self.r.below(0x1000 - size.max(1))) & !(align - 1)
         } else {
             self.target(size, ms, m)
@@ -699,9 +621,7 @@ impl Gen<'_> {
             },
             None => 0,
         };
-        let mut base_val = t
-            .wrapping_sub(idx_val.wrapping_mul(scale as u64))
-            .wrapping_sub(disp as u64);
+        let mut base_val = t.wrapping_sub(idx_val.wrapping_mul(scale as u64)).wrapping_sub(disp as u64);
         if addr32 {
             base_val = (base_val & 0xffff_ffff) | (r.next() << 32);
         }
@@ -718,13 +638,7 @@ impl Gen<'_> {
         }
         let b = base.map(reg).unwrap_or(Register::None);
         let i = index.map(reg).unwrap_or(Register::None);
-        MemoryOperand::with_base_index_scale_displ_size(
-            b,
-            i,
-            scale,
-            disp,
-            if disp == 0 { 0 } else { 4 },
-        )
+        MemoryOperand::with_base_index_scale_displ_size(b, i, scale, disp, if disp == 0 { 0 } else { 4 })
     }
 
     fn imm(&mut self, k: K, m: Mnemonic, bits: u32) -> Opnd {
@@ -789,13 +703,8 @@ fn random_input(r: &mut Rng, family: &str) -> State {
         let fcw = 0x40 | 0x3f | (r.pick(&[0u16, 2, 3]) << 8) | ((r.below(4) as u16) << 10);
         st.set_fcw(fcw);
         let top = r.below(8) as u16;
-        let fsw = top << 11
-            | (r.below(16) as u16 & 0xf) << 8 & 0x4700
-            | if r.chance(1, 4) {
-                r.below(64) as u16
-            } else {
-                0
-            };
+        let fsw =
+            top << 11 | (r.below(16) as u16 & 0xf) << 8 & 0x4700 | if r.chance(1, 4) { r.below(64) as u16 } else { 0 };
         st.set_fsw(fsw);
         let mut ftw = 0u8;
         for p in 0..8 {
@@ -816,33 +725,14 @@ fn gen_code_case(code: Code, family: &str, r: &mut Rng, img: &[u8]) -> Option<Ca
     let oc = code.op_code();
     let m = code.mnemonic();
     for _attempt in 0..20 {
-        let mut g = Gen {
-            st: random_input(r, family),
-            r,
-            img,
-            pinned: 1 << 4,
-            patches: Vec::new(),
-            mem: None,
-        };
+        let mut g = Gen { st: random_input(r, family), r, img, pinned: 1 << 4, patches: Vec::new(), mem: None };
         let msize = oc.memory_size();
         let is_lea = m == Mnemonic::Lea;
         let op_bits = |k: K| -> u32 {
             match k {
                 K::r8_reg | K::r8_opcode | K::r8_or_mem | K::al | K::cl => 8,
-                K::r16_reg
-                | K::r16_rm
-                | K::r16_opcode
-                | K::r16_or_mem
-                | K::r16_reg_mem
-                | K::ax
-                | K::dx => 16,
-                K::r32_reg
-                | K::r32_rm
-                | K::r32_opcode
-                | K::r32_or_mem
-                | K::r32_vvvv
-                | K::r32_reg_mem
-                | K::eax => 32,
+                K::r16_reg | K::r16_rm | K::r16_opcode | K::r16_or_mem | K::r16_reg_mem | K::ax | K::dx => 16,
+                K::r32_reg | K::r32_rm | K::r32_opcode | K::r32_or_mem | K::r32_vvvv | K::r32_reg_mem | K::eax => 32,
                 _ => 64,
             }
         };
@@ -854,16 +744,10 @@ fn gen_code_case(code: Code, family: &str, r: &mut Rng, img: &[u8]) -> Option<Ca
             let o = match k {
                 K::r8_reg | K::r8_opcode => Opnd::R(g.r.pick(&GPR8)),
                 K::r16_reg | K::r16_rm | K::r16_opcode | K::r16_reg_mem => gr(&mut g, Register::AX),
-                K::r32_reg | K::r32_rm | K::r32_opcode | K::r32_vvvv | K::r32_reg_mem => {
-                    gr(&mut g, Register::EAX)
-                }
-                K::r64_reg | K::r64_rm | K::r64_opcode | K::r64_vvvv | K::r64_reg_mem => {
-                    gr(&mut g, Register::RAX)
-                }
+                K::r32_reg | K::r32_rm | K::r32_opcode | K::r32_vvvv | K::r32_reg_mem => gr(&mut g, Register::EAX),
+                K::r64_reg | K::r64_rm | K::r64_opcode | K::r64_vvvv | K::r64_reg_mem => gr(&mut g, Register::RAX),
                 K::xmm_reg | K::xmm_rm => gr(&mut g, Register::XMM0),
-                K::r8_or_mem | K::r16_or_mem | K::r32_or_mem | K::r64_or_mem | K::xmm_or_mem
-                    if g.r.chance(1, 2) =>
-                {
+                K::r8_or_mem | K::r16_or_mem | K::r32_or_mem | K::r64_or_mem | K::xmm_or_mem if g.r.chance(1, 2) => {
                     match k {
                         K::r8_or_mem => Opnd::R(g.r.pick(&GPR8)),
                         K::r16_or_mem => gr(&mut g, Register::AX),
@@ -872,12 +756,9 @@ fn gen_code_case(code: Code, family: &str, r: &mut Rng, img: &[u8]) -> Option<Ca
                         _ => gr(&mut g, Register::XMM0),
                     }
                 }
-                K::r8_or_mem
-                | K::r16_or_mem
-                | K::r32_or_mem
-                | K::r64_or_mem
-                | K::xmm_or_mem
-                | K::mem => Opnd::M(g.memop(msize.size() as u64, msize, m, is_lea)),
+                K::r8_or_mem | K::r16_or_mem | K::r32_or_mem | K::r64_or_mem | K::xmm_or_mem | K::mem => {
+                    Opnd::M(g.memop(msize.size() as u64, msize, m, is_lea))
+                }
                 K::mem_offs => {
                     let t = g.target(msize.size() as u64, msize, m);
                     g.mem = Some(t);
@@ -918,11 +799,7 @@ fn gen_code_case(code: Code, family: &str, r: &mut Rng, img: &[u8]) -> Option<Ca
             continue;
         }
         let count = if is_shift(m) {
-            let n = if matches!(m, Mnemonic::Shld | Mnemonic::Shrd) {
-                2
-            } else {
-                1
-            };
+            let n = if matches!(m, Mnemonic::Shld | Mnemonic::Shrd) { 2 } else { 1 };
             let raw = if insn.op_count() <= n {
                 1
             } else if insn.op_kind(n) == iced_x86::OpKind::Register {
@@ -936,9 +813,8 @@ fn gen_code_case(code: Code, family: &str, r: &mut Rng, img: &[u8]) -> Option<Ca
         };
         if matches!(m, Mnemonic::Shld | Mnemonic::Shrd) && count > bits0 {
             // Result undefined as well as the flags.
-            if let Some(idx) = (insn.op0_kind() == iced_x86::OpKind::Register)
-                .then(|| gpr_index(insn.op0_register()))
-                .flatten()
+            if let Some(idx) =
+                (insn.op0_kind() == iced_x86::OpKind::Register).then(|| gpr_index(insn.op0_register())).flatten()
             {
                 undef_regs |= 1 << idx;
             } else {
@@ -955,10 +831,7 @@ fn gen_code_case(code: Code, family: &str, r: &mut Rng, img: &[u8]) -> Option<Ca
         }
         if TRANSCENDENTAL.contains(&m) {
             case.fp = FpCompare::Transcendental;
-        } else if matches!(
-            m,
-            Mnemonic::Rcpps | Mnemonic::Rcpss | Mnemonic::Rsqrtps | Mnemonic::Rsqrtss
-        ) {
+        } else if matches!(m, Mnemonic::Rcpps | Mnemonic::Rcpss | Mnemonic::Rsqrtps | Mnemonic::Rsqrtss) {
             case.fp = FpCompare::Approx;
         }
         return Some(case);
@@ -973,19 +846,11 @@ fn fixups(g: &mut Gen, m: Mnemonic, insn: &Instruction, undef_regs: &mut u16) ->
     let reg0 = (insn.op0_kind() == iced_x86::OpKind::Register).then(|| insn.op0_register());
     match m {
         Div | Idiv if g.r.chance(7, 10) => {
-            let size = if let Some(r) = reg0 {
-                r.size()
-            } else {
-                insn.memory_size().size()
-            };
+            let size = if let Some(r) = reg0 { r.size() } else { insn.memory_size().size() };
             if size == 1 {
                 if g.free(0) {
                     let al = g.st.gpr[0] & 0xff;
-                    let ah = if m == Idiv {
-                        (((al as i8) >> 7) as u8) as u64
-                    } else {
-                        0
-                    };
+                    let ah = if m == Idiv { (((al as i8) >> 7) as u8) as u64 } else { 0 };
                     g.st.gpr[0] = (g.st.gpr[0] & !0xff00) | ah << 8;
                 }
             } else if g.free(2) {
@@ -993,25 +858,18 @@ fn fixups(g: &mut Gen, m: Mnemonic, insn: &Instruction, undef_regs: &mut u16) ->
                 let bits = 8 * size as u32;
                 let neg = a >> (bits - 1) & 1 != 0;
                 g.st.gpr[2] = if m == Idiv && neg { u64::MAX } else { 0 }
-                    ^ (g.r.next()
-                        & !((1u64 << (bits - 1)).wrapping_sub(1) | u64::MAX << (bits - 1)));
+                    ^ (g.r.next() & !((1u64 << (bits - 1)).wrapping_sub(1) | u64::MAX << (bits - 1)));
                 if g.r.chance(1, 4) {
                     g.st.gpr[2] = g.r.below(3);
                 }
             }
         }
         Cmpxchg if g.r.chance(1, 2) && g.free(0) => {
-            let size = if let Some(r) = reg0 {
-                r.size()
-            } else {
-                insn.memory_size().size()
-            };
+            let size = if let Some(r) = reg0 { r.size() } else { insn.memory_size().size() };
             let v = match (reg0, g.mem) {
                 (Some(r), _) => gpr_index(r).map(|i| {
                     let v = g.st.gpr[i];
-                    if r.is_gpr8()
-                        && matches!(r, Register::AH | Register::CH | Register::DH | Register::BH)
-                    {
+                    if r.is_gpr8() && matches!(r, Register::AH | Register::CH | Register::DH | Register::BH) {
                         v >> 8
                     } else {
                         v
@@ -1021,21 +879,14 @@ fn fixups(g: &mut Gen, m: Mnemonic, insn: &Instruction, undef_regs: &mut u16) ->
                 _ => None,
             };
             if let Some(v) = v {
-                let mask = if size == 8 {
-                    u64::MAX
-                } else {
-                    (1u64 << (8 * size)) - 1
-                };
+                let mask = if size == 8 { u64::MAX } else { (1u64 << (8 * size)) - 1 };
                 g.st.gpr[0] = (g.st.gpr[0] & !mask) | (v & mask);
             }
         }
         Cmpxchg8b | Cmpxchg16b if g.r.chance(1, 2) && g.free(0) && g.free(2) => {
             let half = if m == Cmpxchg8b { 4 } else { 8 };
             if let Some(a) = g.mem {
-                if let (Some(lo), Some(hi)) = (
-                    read_image(g.img, a, half),
-                    read_image(g.img, a + half as u64, half),
-                ) {
+                if let (Some(lo), Some(hi)) = (read_image(g.img, a, half), read_image(g.img, a + half as u64, half)) {
                     g.st.gpr[0] = lo as u64;
                     g.st.gpr[2] = hi as u64;
                 }
@@ -1101,13 +952,7 @@ fn fixups(g: &mut Gen, m: Mnemonic, insn: &Instruction, undef_regs: &mut u16) ->
 
 fn string_cases(r: &mut Rng, img: &[u8], n: usize) -> Vec<Case> {
     let mut out = Vec::new();
-    let ops: [(&str, u8); 5] = [
-        ("movs", 0xa4),
-        ("cmps", 0xa6),
-        ("stos", 0xaa),
-        ("lods", 0xac),
-        ("scas", 0xae),
-    ];
+    let ops: [(&str, u8); 5] = [("movs", 0xa4), ("cmps", 0xa6), ("stos", 0xaa), ("lods", 0xac), ("scas", 0xae)];
     for k in 0..n {
         let (name, opc) = ops[k % 5];
         let size = [1u64, 2, 4, 8][(k / 5) % 4];
@@ -1138,18 +983,10 @@ fn string_cases(r: &mut Rng, img: &[u8], n: usize) -> Vec<Case> {
         } else {
             rand_gpr(r)
         };
-        let span = if rep.is_some() {
-            count.max(1) * size
-        } else {
-            size
-        };
+        let span = if rep.is_some() { count.max(1) * size } else { size };
         let pick = |r: &mut Rng, fault: bool| -> u64 {
             if addr32 {
-                let base = if df {
-                    LOW + span + r.below(0x1000 - 2 * span)
-                } else {
-                    LOW + r.below(0x1000 - span - 8)
-                };
+                let base = if df { LOW + span + r.below(0x1000 - 2 * span) } else { LOW + r.below(0x1000 - span - 8) };
                 return base | r.next() << 32;
             }
             if fault {
@@ -1168,11 +1005,7 @@ fn string_cases(r: &mut Rng, img: &[u8], n: usize) -> Vec<Case> {
         let fault = r.chance(1, 8);
         st.gpr[6] = pick(r, false);
         st.gpr[7] = pick(r, fault);
-        st.gpr[1] = if rep.is_some() {
-            count | if r.chance(1, 4) && !addr32 { 0 } else { 0 }
-        } else {
-            count
-        };
+        st.gpr[1] = if rep.is_some() { count | if r.chance(1, 4) && !addr32 { 0 } else { 0 } } else { count };
         if addr32 && r.chance(1, 2) {
             st.gpr[1] |= r.next() << 32;
         }
@@ -1180,31 +1013,19 @@ fn string_cases(r: &mut Rng, img: &[u8], n: usize) -> Vec<Case> {
             code,
             st,
             "int/string",
-            &format!(
-                "{}{}{}",
-                rep.map(|p| if p == 0xf3 { "rep " } else { "repne " })
-                    .unwrap_or(""),
-                name,
-                size
-            ),
+            &format!("{}{}{}", rep.map(|p| if p == 0xf3 { "rep " } else { "repne " }).unwrap_or(""), name, size),
         );
         // Make compares run for a while: copy the source over the destination.
         if (name == "cmps" || name == "scas") && r.chance(2, 3) {
             let eq = r.below(span / size + 1) * size;
             let src = case.input.gpr[6] & if addr32 { 0xffff_ffff } else { u64::MAX };
             let dst = case.input.gpr[7] & if addr32 { 0xffff_ffff } else { u64::MAX };
-            let (s0, d0) = if df {
-                (src + size - eq, dst + size - eq)
-            } else {
-                (src, dst)
-            };
+            let (s0, d0) = if df { (src + size - eq, dst + size - eq) } else { (src, dst) };
             let bytes: Vec<u8> = if name == "scas" {
                 let a = case.input.gpr[0].to_le_bytes();
                 (0..eq).map(|j| a[(j % size) as usize]).collect()
             } else {
-                (0..eq)
-                    .filter_map(|j| read_image(img, s0 + j, 1).map(|v| v as u8))
-                    .collect()
+                (0..eq).filter_map(|j| read_image(img, s0 + j, 1).map(|v| v as u8)).collect()
             };
             if bytes.len() as u64 == eq && writable(d0, eq) {
                 case.patches.push((d0, bytes));
@@ -1271,8 +1092,7 @@ fn branch_cases(r: &mut Rng) -> Vec<Case> {
             let slot = DATA + 0x800 + 8 * r.below(32);
             st.gpr[3] = slot - 0x10;
             let mut case = Case::new(c, st, "int/branch", name);
-            case.patches
-                .push((slot, end(&case.code).to_le_bytes().to_vec()));
+            case.patches.push((slot, end(&case.code).to_le_bytes().to_vec()));
             out.push(case);
         }
         // ret, ret imm16
@@ -1280,17 +1100,11 @@ fn branch_cases(r: &mut Rng) -> Vec<Case> {
             let st = mk(r);
             let sp = st.gpr[4];
             let mut case = Case::new(c, st, "int/branch", "ret");
-            case.patches
-                .push((sp, end(&case.code).to_le_bytes().to_vec()));
+            case.patches.push((sp, end(&case.code).to_le_bytes().to_vec()));
             out.push(case);
         }
         // loop/loope/loopne/jrcxz/jecxz forward, and a backward loop.
-        for (op, name) in [
-            (0xe2u8, "loop"),
-            (0xe1, "loope"),
-            (0xe0, "loopne"),
-            (0xe3, "jrcxz"),
-        ] {
+        for (op, name) in [(0xe2u8, "loop"), (0xe1, "loope"), (0xe0, "loopne"), (0xe3, "jrcxz")] {
             for addr32 in [false, true] {
                 let mut c = Vec::new();
                 if addr32 {
@@ -1301,12 +1115,7 @@ fn branch_cases(r: &mut Rng) -> Vec<Case> {
                 let mut st = mk(r);
                 let x = rand_gpr(r);
                 st.gpr[1] = r.pick(&[0, 1, 2, 0x1_0000_0000, 0x1_0000_0001, x]);
-                out.push(Case::new(
-                    c,
-                    st,
-                    "int/branch",
-                    &format!("{name}{}", if addr32 { " a32" } else { "" }),
-                ));
+                out.push(Case::new(c, st, "int/branch", &format!("{name}{}", if addr32 { " a32" } else { "" })));
             }
         }
         let c = vec![0x48, 0x8d, 0x40, 0x01, 0xe2, 0xfa]; // l: lea rax,[rax+1]; loop l
@@ -1355,21 +1164,7 @@ fn shift_cases(r: &mut Rng) -> Vec<Case> {
     for (k, &(cl, imm)) in forms.iter().enumerate() {
         let reg = regs[k % 4];
         let bits = reg.size() as u32 * 8;
-        for count in [
-            0u32,
-            1,
-            2,
-            bits - 1,
-            bits,
-            bits + 1,
-            17,
-            31,
-            32,
-            33,
-            63,
-            64,
-            65,
-        ] {
+        for count in [0u32, 1, 2, bits - 1, bits, bits + 1, 17, 31, 32, 33, 63, 64, 65] {
             let by_cl = count % 2 == 0 || count > 63;
             let insn = if by_cl {
                 Instruction::with2(cl, reg, Register::CL)
@@ -1384,12 +1179,7 @@ fn shift_cases(r: &mut Rng) -> Vec<Case> {
                 st.gpr[9] = rand_gpr(r);
             }
             let masked = count & if bits == 64 { 63 } else { 31 };
-            let mut case = Case::new(
-                encode(&insn).unwrap(),
-                st,
-                "int/shift",
-                &format!("{:?}", insn.code()),
-            );
+            let mut case = Case::new(encode(&insn).unwrap(), st, "int/shift", &format!("{:?}", insn.code()));
             case.undef_flags = undef_flags(insn.mnemonic(), bits, masked);
             out.push(case);
         }
@@ -1403,11 +1193,7 @@ fn div_cases(r: &mut Rng) -> Vec<Case> {
     // (size, signed, dividend hi:lo as i128/u128 bits, divisor)
     for size in [1u32, 2, 4, 8] {
         let bits = 8 * size;
-        let m = if bits == 64 {
-            u64::MAX
-        } else {
-            (1u64 << bits) - 1
-        };
+        let m = if bits == 64 { u64::MAX } else { (1u64 << bits) - 1 };
         let min = 1u64 << (bits - 1);
         let pairs: Vec<(u64, u64, u64)> = vec![
             (0, 7, 0), // #DE: divide by zero
@@ -1447,8 +1233,7 @@ fn div_cases(r: &mut Rng) -> Vec<Case> {
                     st.gpr[2] = (st.gpr[2] & !m) | hi;
                 }
                 st.gpr[3] = (st.gpr[3] & !m) | d;
-                let mut case =
-                    Case::new(encode(&insn).unwrap(), st, "int/div", &format!("{code:?}"));
+                let mut case = Case::new(encode(&insn).unwrap(), st, "int/div", &format!("{code:?}"));
                 case.undef_flags = STATUS;
                 out.push(case);
             }
@@ -1468,18 +1253,8 @@ fn edge_cases(r: &mut Rng) -> Vec<Case> {
         out.push(c);
     };
     // cmpxchg16b on a misaligned operand: #GP. [rbx]
-    add(
-        vec![0x48, 0x0f, 0xc7, 0x0b],
-        &|s| s.gpr[3] = DATA + 0x808,
-        "cmpxchg16b misaligned",
-        0,
-    );
-    add(
-        vec![0x48, 0x0f, 0xc7, 0x0b],
-        &|s| s.gpr[3] = DATA + 0x810,
-        "cmpxchg16b aligned",
-        0,
-    );
+    add(vec![0x48, 0x0f, 0xc7, 0x0b], &|s| s.gpr[3] = DATA + 0x808, "cmpxchg16b misaligned", 0);
+    add(vec![0x48, 0x0f, 0xc7, 0x0b], &|s| s.gpr[3] = DATA + 0x810, "cmpxchg16b aligned", 0);
     // push rsp / pop rsp / push [rsp] / pop [rsp]
     add(vec![0x54], &|_| {}, "push rsp", 0);
     add(vec![0x5c], &|_| {}, "pop rsp", 0);
@@ -1497,60 +1272,20 @@ fn edge_cases(r: &mut Rng) -> Vec<Case> {
     add(vec![0x48, 0x0f, 0xc1, 0xc0], &|_| {}, "xadd rax,rax", 0);
     add(vec![0x0f, 0xc1, 0xdb], &|_| {}, "xadd ebx,ebx", 0);
     // cmpxchg with 32-bit register destination, equal and not equal.
-    add(
-        vec![0x0f, 0xb1, 0xd9],
-        &|s| s.gpr[0] = s.gpr[1] | 0xdead_0000_0000_0000,
-        "cmpxchg ecx,ebx eq",
-        0,
-    );
-    add(
-        vec![0x0f, 0xb1, 0xd9],
-        &|s| s.gpr[0] = !s.gpr[1],
-        "cmpxchg ecx,ebx ne",
-        0,
-    );
+    add(vec![0x0f, 0xb1, 0xd9], &|s| s.gpr[0] = s.gpr[1] | 0xdead_0000_0000_0000, "cmpxchg ecx,ebx eq", 0);
+    add(vec![0x0f, 0xb1, 0xd9], &|s| s.gpr[0] = !s.gpr[1], "cmpxchg ecx,ebx ne", 0);
     // bsf/bsr of zero with a 32-bit destination: destination keeps its value.
-    add(
-        vec![0x0f, 0xbc, 0xc1],
-        &|s| s.gpr[1] = 0xffff_ffff_0000_0000,
-        "bsf eax,ecx zero",
-        CF | OF | SF | AF | PF,
-    );
-    add(
-        vec![0x0f, 0xbd, 0xc1],
-        &|s| s.gpr[1] = 0,
-        "bsr eax,ecx zero",
-        CF | OF | SF | AF | PF,
-    );
+    add(vec![0x0f, 0xbc, 0xc1], &|s| s.gpr[1] = 0xffff_ffff_0000_0000, "bsf eax,ecx zero", CF | OF | SF | AF | PF);
+    add(vec![0x0f, 0xbd, 0xc1], &|s| s.gpr[1] = 0, "bsr eax,ecx zero", CF | OF | SF | AF | PF);
     // lahf/sahf with every flag.
     add(vec![0x9f], &|s| s.rflags = 0x202 | STATUS, "lahf", 0);
     add(vec![0x9e], &|s| s.gpr[0] = 0xffff, "sahf", 0);
     // movsxd / movsx / movzx corner values.
-    add(
-        vec![0x48, 0x63, 0xc1],
-        &|s| s.gpr[1] = 0x8000_0000,
-        "movsxd",
-        0,
-    );
-    add(
-        vec![0x66, 0x0f, 0xbe, 0xc4],
-        &|s| s.gpr[0] = 0x80ff,
-        "movsx ax,ah",
-        0,
-    );
+    add(vec![0x48, 0x63, 0xc1], &|s| s.gpr[1] = 0x8000_0000, "movsxd", 0);
+    add(vec![0x66, 0x0f, 0xbe, 0xc4], &|s| s.gpr[0] = 0x80ff, "movsx ax,ah", 0);
     // imul 3-operand 16-bit overflow, mul 8-bit.
-    add(
-        vec![0x66, 0x6b, 0xc1, 0x80],
-        &|s| s.gpr[1] = 0x0100,
-        "imul ax,cx,-128",
-        SF | ZF | AF | PF,
-    );
-    add(
-        vec![0xf6, 0xe4],
-        &|s| s.gpr[0] = 0xffff,
-        "mul ah",
-        SF | ZF | AF | PF,
-    );
+    add(vec![0x66, 0x6b, 0xc1, 0x80], &|s| s.gpr[1] = 0x0100, "imul ax,cx,-128", SF | ZF | AF | PF);
+    add(vec![0xf6, 0xe4], &|s| s.gpr[0] = 0xffff, "mul ah", SF | ZF | AF | PF);
     // cwd/cdq/cqo and cbw family.
     add(vec![0x66, 0x99], &|s| s.gpr[0] = 0x8000, "cwd", 0);
     add(vec![0x99], &|s| s.gpr[0] = 0x8000_0000, "cdq", 0);
@@ -1559,110 +1294,35 @@ fn edge_cases(r: &mut Rng) -> Vec<Case> {
     add(vec![0x98], &|s| s.gpr[0] = 0x8000, "cwde", 0);
     add(vec![0x48, 0x98], &|s| s.gpr[0] = 0x8000_0000, "cdqe", 0);
     // lea with 32-bit address size and a negative displacement only.
-    add(
-        vec![0x67, 0x8d, 0x04, 0x25, 0xf0, 0xff, 0xff, 0xff],
-        &|_| {},
-        "lea eax,[a32 disp]",
-        0,
-    );
-    add(
-        vec![0x67, 0x48, 0x8d, 0x04, 0x25, 0xf0, 0xff, 0xff, 0xff],
-        &|_| {},
-        "lea rax,[a32 disp]",
-        0,
-    );
-    add(
-        vec![0x48, 0x8d, 0x04, 0x25, 0xf0, 0xff, 0xff, 0xff],
-        &|_| {},
-        "lea rax,[disp]",
-        0,
-    );
-    add(
-        vec![0x67, 0x8d, 0x44, 0x08, 0x80],
-        &|s| s.gpr[0] = 0xffff_ffff,
-        "lea eax,[a32 eax+ecx-128]",
-        0,
-    );
+    add(vec![0x67, 0x8d, 0x04, 0x25, 0xf0, 0xff, 0xff, 0xff], &|_| {}, "lea eax,[a32 disp]", 0);
+    add(vec![0x67, 0x48, 0x8d, 0x04, 0x25, 0xf0, 0xff, 0xff, 0xff], &|_| {}, "lea rax,[a32 disp]", 0);
+    add(vec![0x48, 0x8d, 0x04, 0x25, 0xf0, 0xff, 0xff, 0xff], &|_| {}, "lea rax,[disp]", 0);
+    add(vec![0x67, 0x8d, 0x44, 0x08, 0x80], &|s| s.gpr[0] = 0xffff_ffff, "lea eax,[a32 eax+ecx-128]", 0);
     // int3: a trap, rip after it.
     add(vec![0xcc], &|_| {}, "int3", 0);
     // A page-crossing read-modify-write that faults on the second page.
-    add(
-        vec![0x48, 0x01, 0x03],
-        &|s| s.gpr[3] = RO - 4,
-        "add [rbx] cross RO",
-        0,
-    );
-    add(
-        vec![0x48, 0x01, 0x03],
-        &|s| s.gpr[3] = UNMAPPED - 4,
-        "add [rbx] cross unmapped",
-        0,
-    );
-    add(
-        vec![0x48, 0x8b, 0x03],
-        &|s| s.gpr[3] = UNMAPPED - 4,
-        "mov rax,[rbx] cross unmapped",
-        0,
-    );
+    add(vec![0x48, 0x01, 0x03], &|s| s.gpr[3] = RO - 4, "add [rbx] cross RO", 0);
+    add(vec![0x48, 0x01, 0x03], &|s| s.gpr[3] = UNMAPPED - 4, "add [rbx] cross unmapped", 0);
+    add(vec![0x48, 0x8b, 0x03], &|s| s.gpr[3] = UNMAPPED - 4, "mov rax,[rbx] cross unmapped", 0);
     // enter with nesting levels.
     for level in 0..4u8 {
-        add(
-            vec![0xc8, 0x20, 0x00, level],
-            &|s| s.gpr[5] = DATA + 0x1100,
-            "enter",
-            0,
-        );
+        add(vec![0xc8, 0x20, 0x00, level], &|s| s.gpr[5] = DATA + 0x1100, "enter", 0);
     }
     add(vec![0xc9], &|s| s.gpr[5] = DATA + 0x1100, "leave", 0);
     // lock: fine on a memory destination, #UD on a register or a non-RMW form.
-    add(
-        vec![0xf0, 0x01, 0x03],
-        &|s| s.gpr[3] = DATA + 0x900,
-        "lock add [rbx],eax",
-        0,
-    );
-    add(
-        vec![0xf0, 0x48, 0x0f, 0xb1, 0x0b],
-        &|s| s.gpr[3] = DATA + 0x900,
-        "lock cmpxchg [rbx],rcx",
-        0,
-    );
+    add(vec![0xf0, 0x01, 0x03], &|s| s.gpr[3] = DATA + 0x900, "lock add [rbx],eax", 0);
+    add(vec![0xf0, 0x48, 0x0f, 0xb1, 0x0b], &|s| s.gpr[3] = DATA + 0x900, "lock cmpxchg [rbx],rcx", 0);
     add(vec![0xf0, 0x01, 0xc8], &|_| {}, "lock add eax,ecx", 0);
-    add(
-        vec![0xf0, 0x8b, 0x03],
-        &|s| s.gpr[3] = DATA + 0x900,
-        "lock mov eax,[rbx]",
-        0,
-    );
-    add(
-        vec![0xf0, 0x3b, 0x03],
-        &|s| s.gpr[3] = DATA + 0x900,
-        "lock cmp eax,[rbx]",
-        0,
-    );
+    add(vec![0xf0, 0x8b, 0x03], &|s| s.gpr[3] = DATA + 0x900, "lock mov eax,[rbx]", 0);
+    add(vec![0xf0, 0x3b, 0x03], &|s| s.gpr[3] = DATA + 0x900, "lock cmp eax,[rbx]", 0);
     // xlat (implicit [rbx+al]), also with REX.W and 32-bit addressing.
     add(vec![0xd7], &|s| s.gpr[3] = DATA + 0x400, "xlat", 0);
-    add(
-        vec![0x48, 0xd7],
-        &|s| s.gpr[3] = DATA + 0x700,
-        "xlat rex.w",
-        0,
-    );
-    add(
-        vec![0x67, 0xd7],
-        &|s| s.gpr[3] = LOW + 0x100 | 0xdead_0000_0000,
-        "xlat a32",
-        0,
-    );
+    add(vec![0x48, 0xd7], &|s| s.gpr[3] = DATA + 0x700, "xlat rex.w", 0);
+    add(vec![0x67, 0xd7], &|s| s.gpr[3] = LOW + 0x100 | 0xdead_0000_0000, "xlat a32", 0);
     // maskmovdqu xmm0, xmm1 (implicit [rdi]).
     let mut st = random_input(r, "sse");
     st.gpr[7] = DATA + 0x801;
-    let mut c = Case::new(
-        vec![0x66, 0x0f, 0xf7, 0xc1],
-        st,
-        "sse/SSE2",
-        "Maskmovdqu_rDI_xmm_xmm",
-    );
+    let mut c = Case::new(vec![0x66, 0x0f, 0xf7, 0xc1], st, "sse/SSE2", "Maskmovdqu_rDI_xmm_xmm");
     c.features = Code::Maskmovdqu_rDI_xmm_xmm.cpuid_features();
     out.push(c);
     out
@@ -1689,20 +1349,13 @@ fn env_u64(name: &str) -> Option<u64> {
 
 fn generate(seed: u64, target: usize, img: &[u8]) -> Vec<Case> {
     let mut r = Rng::new(seed ^ 0xc0de);
-    let mut codes: Vec<(Code, String)> = Code::values()
-        .filter_map(|c| family_of(c).map(|f| (c, f)))
-        .collect();
+    let mut codes: Vec<(Code, String)> = Code::values().filter_map(|c| family_of(c).map(|f| (c, f))).collect();
     codes.sort_by_key(|(c, _)| *c as u32);
     let fixed_n = 1200; // hand-written generators below
     let per_code = ((target.saturating_sub(fixed_n)) / codes.len().max(1)).max(1);
     let mut cases = Vec::new();
     for (code, fam) in &codes {
-        let n = if fam.starts_with("int") {
-            per_code * 3 / 2
-        } else {
-            per_code.max(1)
-        }
-        .max(1);
+        let n = if fam.starts_with("int") { per_code * 3 / 2 } else { per_code.max(1) }.max(1);
         let before = cases.len();
         for _ in 0..n {
             if let Some(c) = gen_code_case(*code, fam, &mut r, img) {
@@ -1726,9 +1379,7 @@ fn generate(seed: u64, target: usize, img: &[u8]) -> Vec<Case> {
 
 fn run_suite() -> Summary {
     let seed = env_u64("WARDEN_DIFF_SEED").unwrap_or(DEFAULT_SEED);
-    let target = env_u64("WARDEN_DIFF_CASES")
-        .map(|v| v as usize)
-        .unwrap_or(DEFAULT_CASES);
+    let target = env_u64("WARDEN_DIFF_CASES").map(|v| v as usize).unwrap_or(DEFAULT_CASES);
     let t0 = Instant::now();
     let mut r = Rng::new(seed);
     let img = make_image(&mut r);
@@ -1739,22 +1390,14 @@ fn run_suite() -> Summary {
     }
     for c in &cases {
         for (a, b) in &c.patches {
-            assert!(
-                writable(*a, b.len() as u64),
-                "patch outside the data pages: {}",
-                describe(c)
-            );
+            assert!(writable(*a, b.len() as u64), "patch outside the data pages: {}", describe(c));
         }
     }
     let t_gen = t0.elapsed();
     let mut emu = EmuRunner::new(&img);
     let claims = Claims::probe(&mut emu);
-    let mut sum = Summary {
-        cases: 0,
-        per_family: BTreeMap::new(),
-        unimplemented: BTreeMap::new(),
-        failures: Vec::new(),
-    };
+    let mut sum =
+        Summary { cases: 0, per_family: BTreeMap::new(), unimplemented: BTreeMap::new(), failures: Vec::new() };
     // Batches keep the shared result array small.
     let (mut t_nat, mut t_emu) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
     for chunk in cases.chunks(4000) {
@@ -1772,17 +1415,14 @@ fn run_suite() -> Summary {
                 Outcome::Match => {}
                 Outcome::Unimplemented => {
                     fam.2 += 1;
-                    let claimed = claims.all(case.features) && !case.features.is_empty()
-                        || case.family.starts_with("int");
-                    sum.unimplemented
-                        .entry(case.form.clone())
-                        .or_insert((claimed, common::disasm(&case.code)));
+                    let claimed =
+                        claims.all(case.features) && !case.features.is_empty() || case.family.starts_with("int");
+                    sum.unimplemented.entry(case.form.clone()).or_insert((claimed, common::disasm(&case.code)));
                 }
                 Outcome::Mismatch(d) => {
                     fam.1 += 1;
                     if sum.failures.len() < env_u64("WARDEN_DIFF_SHOW").unwrap_or(40) as usize {
-                        sum.failures
-                            .push(format!("MISMATCH {}\n    {d}", describe(case)));
+                        sum.failures.push(format!("MISMATCH {}\n    {d}", describe(case)));
                     }
                 }
             }
@@ -1793,10 +1433,7 @@ fn run_suite() -> Summary {
         sum.cases,
         t0.elapsed(),
     );
-    println!(
-        "{:<16} {:>7} {:>9} {:>7}",
-        "family", "cases", "mismatch", "unimpl"
-    );
+    println!("{:<16} {:>7} {:>9} {:>7}", "family", "cases", "mismatch", "unimpl");
     for (f, (n, bad, un)) in &sum.per_family {
         println!("{f:<16} {n:>7} {bad:>9} {un:>7}");
     }
@@ -1817,29 +1454,21 @@ fn emu_matches_the_host_cpu() {
     for f in &sum.failures {
         println!("{f}");
     }
-    let int_unimpl: Vec<_> = sum
-        .unimplemented
-        .iter()
-        .filter(|(f, _)| !f.starts_with("x87") && !f.starts_with("sse"))
-        .collect();
+    let int_unimpl: Vec<_> =
+        sum.unimplemented.iter().filter(|(f, _)| !f.starts_with("x87") && !f.starts_with("sse")).collect();
     let int_unimpl: Vec<_> = int_unimpl
         .into_iter()
         .filter(|(form, _)| {
             // Integer forms (named by iced Code or by the generators).
             let code = Code::values().find(|c| format!("{c:?}") == **form);
-            code.map(|c| family_of(c).map(|f| f.starts_with("int")).unwrap_or(false))
-                .unwrap_or(true)
+            code.map(|c| family_of(c).map(|f| f.starts_with("int")).unwrap_or(false)).unwrap_or(true)
         })
         .collect();
     for (form, (_, ex)) in &int_unimpl {
         println!("unimplemented integer form: {form} ({ex})");
     }
     let bad: usize = sum.per_family.values().map(|v| v.1).sum();
-    assert!(
-        bad == 0 && int_unimpl.is_empty(),
-        "{bad} mismatches, {} unimplemented integer forms",
-        int_unimpl.len()
-    );
+    assert!(bad == 0 && int_unimpl.is_empty(), "{bad} mismatches, {} unimplemented integer forms", int_unimpl.len());
 }
 
 #[test]
@@ -1850,9 +1479,5 @@ fn claimed_features_are_implemented() {
     for (form, (_, ex)) in &claimed {
         println!("unimplemented but claimed by cpuid: {form:<40} {ex}");
     }
-    assert!(
-        claimed.is_empty(),
-        "{} instruction forms are unimplemented in features cpuid claims",
-        claimed.len()
-    );
+    assert!(claimed.is_empty(), "{} instruction forms are unimplemented in features cpuid claims", claimed.len());
 }

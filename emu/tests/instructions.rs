@@ -44,9 +44,7 @@ struct T {
 }
 
 fn bytes(hex: &str) -> Vec<u8> {
-    hex.split_whitespace()
-        .map(|b| u8::from_str_radix(b, 16).unwrap())
-        .collect()
+    hex.split_whitespace().map(|b| u8::from_str_radix(b, 16).unwrap()).collect()
 }
 
 /// A case named `name` running the hex bytes `hex`.
@@ -126,10 +124,7 @@ fn space() -> AddressSpace {
 fn ud(code: &[u8]) -> Exit {
     let mut b = [0u8; 15];
     b[..code.len()].copy_from_slice(code);
-    Exit::InvalidOpcode {
-        bytes: b,
-        len: code.len() as u8,
-    }
+    Exit::InvalidOpcode { bytes: b, len: code.len() as u8 }
 }
 
 fn run_case(c: &T) -> Result<(), String> {
@@ -172,10 +167,7 @@ fn run_case(c: &T) -> Result<(), String> {
     }
     if let Some((mask, v)) = c.flags {
         if cpu.rflags & mask != v {
-            errs.push(format!(
-                "rflags & {mask:#x} = {:#x}, want {v:#x}",
-                cpu.rflags & mask
-            ));
+            errs.push(format!("rflags & {mask:#x} = {:#x}, want {v:#x}", cpu.rflags & mask));
         }
     }
     for (a, want) in &c.out_mem {
@@ -196,11 +188,7 @@ fn run_case(c: &T) -> Result<(), String> {
         Err(format!(
             "{} [{}]: {}",
             c.name,
-            c.code
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<Vec<_>>()
-                .join(" "),
+            c.code.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" "),
             errs.join("; ")
         ))
     }
@@ -210,262 +198,79 @@ fn cases() -> Vec<T> {
     let pf = |a: u64, access| Exit::PageFault { addr: a, access };
     vec![
         // ---- arithmetic and flags
-        t("add rax,rcx", "48 01 c8")
-            .r(RAX, 1)
-            .r(RCX, 2)
-            .out(RAX, 3)
-            .flags(ALL, PF)
-            .icount(1),
-        t("add al,1 carry", "04 01")
-            .r(RAX, 0x1ff)
-            .out(RAX, 0x100)
-            .flags(ALL, CF | ZF | AF | PF),
+        t("add rax,rcx", "48 01 c8").r(RAX, 1).r(RCX, 2).out(RAX, 3).flags(ALL, PF).icount(1),
+        t("add al,1 carry", "04 01").r(RAX, 0x1ff).out(RAX, 0x100).flags(ALL, CF | ZF | AF | PF),
         t("add eax overflow", "05 01 00 00 00")
             .r(RAX, 0xffff_ffff_7fff_ffff)
             .out(RAX, 0x8000_0000)
             .flags(ALL, OF | SF | AF | PF),
-        t("adc with CF in", "48 11 c8")
-            .r(RAX, u64::MAX)
-            .r(RCX, 0)
-            .f(CF)
-            .out(RAX, 0)
-            .flags(CF | ZF, CF | ZF),
-        t("sbb with CF in", "48 19 c8")
-            .r(RAX, 5)
-            .r(RCX, 5)
-            .f(CF)
-            .out(RAX, u64::MAX)
-            .flags(CF | SF | ZF, CF | SF),
-        t("sub borrow", "29 c8")
-            .r(RAX, 0)
-            .r(RCX, 1)
-            .out(RAX, 0xffff_ffff)
-            .flags(CF | SF | ZF, CF | SF),
-        t("cmp equal", "48 39 c8")
-            .r(RAX, 7)
-            .r(RCX, 7)
-            .out(RAX, 7)
-            .flags(ALL, ZF | PF),
-        t("and clears CF OF", "48 21 c8")
-            .r(RAX, 0xf0)
-            .r(RCX, 0x0f)
-            .f(CF | OF)
-            .out(RAX, 0)
-            .flags(CF | OF | ZF, ZF),
-        t("or 16-bit merges", "66 09 c8")
-            .r(RAX, 0xffff_0000_0000_1200)
-            .r(RCX, 0x34)
-            .out(RAX, 0xffff_0000_0000_1234),
-        t("xor 32-bit zero-extends", "31 c0")
-            .r(RAX, u64::MAX)
-            .out(RAX, 0)
-            .flags(ZF | PF, ZF | PF),
-        t("test leaves operands", "48 85 c8")
-            .r(RAX, 0x80)
-            .r(RCX, 0x80)
-            .out(RAX, 0x80)
-            .flags(ZF | SF, 0),
-        t("inc keeps CF", "48 ff c0")
-            .r(RAX, u64::MAX)
-            .f(CF)
-            .out(RAX, 0)
-            .flags(CF | ZF, CF | ZF),
-        t("dec to zero", "ff c8")
-            .r(RAX, 1)
-            .out(RAX, 0)
-            .flags(ZF, ZF),
-        t("neg zero clears CF", "48 f7 d8")
-            .r(RAX, 0)
-            .f(CF)
-            .out(RAX, 0)
-            .flags(CF | ZF, ZF),
-        t("neg min overflows", "f6 d8")
-            .r(RAX, 0x80)
-            .out(RAX, 0x80)
-            .flags(CF | OF, CF | OF),
-        t("not keeps flags", "48 f7 d0")
-            .r(RAX, 0)
-            .f(ALL)
-            .out(RAX, u64::MAX)
-            .flags(ALL, ALL),
+        t("adc with CF in", "48 11 c8").r(RAX, u64::MAX).r(RCX, 0).f(CF).out(RAX, 0).flags(CF | ZF, CF | ZF),
+        t("sbb with CF in", "48 19 c8").r(RAX, 5).r(RCX, 5).f(CF).out(RAX, u64::MAX).flags(CF | SF | ZF, CF | SF),
+        t("sub borrow", "29 c8").r(RAX, 0).r(RCX, 1).out(RAX, 0xffff_ffff).flags(CF | SF | ZF, CF | SF),
+        t("cmp equal", "48 39 c8").r(RAX, 7).r(RCX, 7).out(RAX, 7).flags(ALL, ZF | PF),
+        t("and clears CF OF", "48 21 c8").r(RAX, 0xf0).r(RCX, 0x0f).f(CF | OF).out(RAX, 0).flags(CF | OF | ZF, ZF),
+        t("or 16-bit merges", "66 09 c8").r(RAX, 0xffff_0000_0000_1200).r(RCX, 0x34).out(RAX, 0xffff_0000_0000_1234),
+        t("xor 32-bit zero-extends", "31 c0").r(RAX, u64::MAX).out(RAX, 0).flags(ZF | PF, ZF | PF),
+        t("test leaves operands", "48 85 c8").r(RAX, 0x80).r(RCX, 0x80).out(RAX, 0x80).flags(ZF | SF, 0),
+        t("inc keeps CF", "48 ff c0").r(RAX, u64::MAX).f(CF).out(RAX, 0).flags(CF | ZF, CF | ZF),
+        t("dec to zero", "ff c8").r(RAX, 1).out(RAX, 0).flags(ZF, ZF),
+        t("neg zero clears CF", "48 f7 d8").r(RAX, 0).f(CF).out(RAX, 0).flags(CF | ZF, ZF),
+        t("neg min overflows", "f6 d8").r(RAX, 0x80).out(RAX, 0x80).flags(CF | OF, CF | OF),
+        t("not keeps flags", "48 f7 d0").r(RAX, 0).f(ALL).out(RAX, u64::MAX).flags(ALL, ALL),
         t("add [mem],imm", "48 83 03 05")
             .r(RBX, DATA)
             .m(DATA, "01 00 00 00 00 00 00 00")
             .mem_out(DATA, "06 00 00 00 00 00 00 00"),
-        t("lock xadd [mem]", "f0 48 0f c1 03")
-            .r(RBX, DATA)
-            .r(RAX, 2)
-            .m(DATA, "05")
-            .out(RAX, 5)
-            .mem_out(DATA, "07"),
+        t("lock xadd [mem]", "f0 48 0f c1 03").r(RBX, DATA).r(RAX, 2).m(DATA, "05").out(RAX, 5).mem_out(DATA, "07"),
         // ---- multiply and divide
-        t("mul rcx", "48 f7 e1")
-            .r(RAX, 1 << 63)
-            .r(RCX, 4)
-            .out(RAX, 0)
-            .out(RDX, 2)
-            .flags(CF | OF, CF | OF),
-        t("mul cl 8-bit", "f6 e1")
-            .r(RAX, 0x80)
-            .r(RCX, 2)
-            .out(RAX, 0x100)
-            .flags(CF | OF, CF | OF),
-        t("imul rax,rcx,imm8", "48 6b c1 fd")
-            .r(RCX, 5)
-            .out(RAX, (-15i64) as u64)
-            .flags(CF | OF, 0),
-        t("imul r32 overflow", "0f af c1")
-            .r(RAX, 0x10000)
-            .r(RCX, 0x10000)
-            .out(RAX, 0)
-            .flags(CF | OF, CF | OF),
-        t("div rcx", "48 f7 f1")
-            .r(RAX, 100)
-            .r(RDX, 0)
-            .r(RCX, 7)
-            .out(RAX, 14)
-            .out(RDX, 2),
+        t("mul rcx", "48 f7 e1").r(RAX, 1 << 63).r(RCX, 4).out(RAX, 0).out(RDX, 2).flags(CF | OF, CF | OF),
+        t("mul cl 8-bit", "f6 e1").r(RAX, 0x80).r(RCX, 2).out(RAX, 0x100).flags(CF | OF, CF | OF),
+        t("imul rax,rcx,imm8", "48 6b c1 fd").r(RCX, 5).out(RAX, (-15i64) as u64).flags(CF | OF, 0),
+        t("imul r32 overflow", "0f af c1").r(RAX, 0x10000).r(RCX, 0x10000).out(RAX, 0).flags(CF | OF, CF | OF),
+        t("div rcx", "48 f7 f1").r(RAX, 100).r(RDX, 0).r(RCX, 7).out(RAX, 14).out(RDX, 2),
         t("idiv negative", "48 f7 f9")
             .r(RAX, (-7i64) as u64)
             .r(RDX, u64::MAX)
             .r(RCX, 2)
             .out(RAX, (-3i64) as u64)
             .out(RDX, u64::MAX),
-        t("div 8-bit", "f6 f1")
-            .r(RAX, 0x0107)
-            .r(RCX, 2)
-            .out(RAX, 0x0183),
-        t("div by zero", "48 f7 f1")
-            .r(RAX, 1)
-            .r(RCX, 0)
-            .exit(Exit::DivideError, 0)
-            .out(RAX, 1)
-            .icount(0),
-        t("div overflow", "f7 f1")
-            .r(RDX, 1)
-            .r(RCX, 1)
-            .exit(Exit::DivideError, 0),
-        t("idiv min/-1", "48 f7 f9")
-            .r(RAX, 1 << 63)
-            .r(RDX, u64::MAX)
-            .r(RCX, u64::MAX)
-            .exit(Exit::DivideError, 0),
-        t("fault after one insn", "48 ff c0 f7 f1")
-            .r(RCX, 0)
-            .exit(Exit::DivideError, 3)
-            .out(RAX, 1)
-            .icount(1),
+        t("div 8-bit", "f6 f1").r(RAX, 0x0107).r(RCX, 2).out(RAX, 0x0183),
+        t("div by zero", "48 f7 f1").r(RAX, 1).r(RCX, 0).exit(Exit::DivideError, 0).out(RAX, 1).icount(0),
+        t("div overflow", "f7 f1").r(RDX, 1).r(RCX, 1).exit(Exit::DivideError, 0),
+        t("idiv min/-1", "48 f7 f9").r(RAX, 1 << 63).r(RDX, u64::MAX).r(RCX, u64::MAX).exit(Exit::DivideError, 0),
+        t("fault after one insn", "48 ff c0 f7 f1").r(RCX, 0).exit(Exit::DivideError, 3).out(RAX, 1).icount(1),
         // ---- shifts, rotates, bits
-        t("shl by 1 sets OF", "d0 e0")
-            .r(RAX, 0x40)
-            .out(RAX, 0x80)
-            .flags(CF | OF, OF),
-        t("shr cl", "48 d3 e8")
-            .r(RAX, 0x8000_0000_0000_0001)
-            .r(RCX, 63)
-            .out(RAX, 1)
-            .flags(CF, 0),
+        t("shl by 1 sets OF", "d0 e0").r(RAX, 0x40).out(RAX, 0x80).flags(CF | OF, OF),
+        t("shr cl", "48 d3 e8").r(RAX, 0x8000_0000_0000_0001).r(RCX, 63).out(RAX, 1).flags(CF, 0),
         t("sar 8-bit", "c0 f8 03").r(RAX, 0x80).out(RAX, 0xf0),
-        t("shl count masked to 0", "c1 e0 20")
-            .r(RAX, 0xffff_ffff_0000_0001)
-            .f(CF)
-            .out(RAX, 1)
-            .flags(CF, CF),
-        t("rol 64", "48 c1 c0 04")
-            .r(RAX, 0xf000_0000_0000_0001)
-            .out(RAX, 0x1f)
-            .flags(CF, CF),
-        t("rcr through CF", "d0 d8")
-            .r(RAX, 1)
-            .f(CF)
-            .out(RAX, 0x80)
-            .flags(CF, CF),
-        t("shld 64", "48 0f a4 d0 08")
-            .r(RAX, 0x11)
-            .r(RDX, 0xff00_0000_0000_0000)
-            .out(RAX, 0x11ff),
-        t("shrd 16", "66 0f ac d0 04")
-            .r(RAX, 0x1234)
-            .r(RDX, 0xabcd)
-            .out(RAX, 0xd123),
-        t("bt reg", "48 0f a3 c8")
-            .r(RAX, 0x10)
-            .r(RCX, 4)
-            .flags(CF, CF),
-        t("bts mem with big offset", "0f ab 0b")
-            .r(RBX, DATA)
-            .r(RCX, 35)
-            .mem_out(DATA + 4, "08"),
-        t("bsf", "48 0f bc c1")
-            .r(RCX, 0x100)
-            .out(RAX, 8)
-            .flags(ZF, 0),
-        t("bsr of zero keeps dest", "48 0f bd c1")
-            .r(RAX, 77)
-            .r(RCX, 0)
-            .out(RAX, 77)
-            .flags(ZF, ZF),
-        t("tzcnt of zero", "f3 48 0f bc c1")
-            .r(RCX, 0)
-            .out(RAX, 64)
-            .flags(CF | ZF, CF),
-        t("lzcnt 32", "f3 0f bd c1")
-            .r(RCX, 1)
-            .out(RAX, 31)
-            .flags(CF | ZF, 0),
-        t("popcnt", "f3 48 0f b8 c1")
-            .r(RCX, 0xff00_ff)
-            .out(RAX, 16)
-            .flags(ALL, 0),
-        t("bswap 64", "48 0f c8")
-            .r(RAX, 0x0102_0304_0506_0708)
-            .out(RAX, 0x0807_0605_0403_0201),
-        t("movbe load 32", "0f 38 f0 03")
-            .r(RBX, DATA)
-            .m(DATA, "01 02 03 04")
-            .out(RAX, 0x0102_0304),
-        t("andn", "c4 e2 f0 f2 c2")
-            .r(RCX, 0xf0)
-            .r(RDX, 0xff)
-            .out(RAX, 0x0f),
-        t("bextr", "c4 e2 f0 f7 c2")
-            .r(RDX, 0xabcd)
-            .r(RCX, 0x0804)
-            .out(RAX, 0xbc)
-            .flags(ZF, 0),
-        t("pdep", "c4 e2 f3 f5 c2")
-            .r(RCX, 0b101)
-            .r(RDX, 0xf0)
-            .out(RAX, 0x50),
-        t("mulx", "c4 e2 f3 f6 c2")
-            .r(RDX, 1 << 63)
-            .r(RCX, 1 << 63)
-            .r(RBX, 0)
-            .out(RAX, 1 << 62)
-            .out(RCX, 0),
-        t("adox uses OF", "f3 48 0f 38 f6 c1")
-            .r(RAX, u64::MAX)
-            .r(RCX, 0)
-            .f(OF)
-            .out(RAX, 0)
-            .flags(OF | CF, OF),
+        t("shl count masked to 0", "c1 e0 20").r(RAX, 0xffff_ffff_0000_0001).f(CF).out(RAX, 1).flags(CF, CF),
+        t("rol 64", "48 c1 c0 04").r(RAX, 0xf000_0000_0000_0001).out(RAX, 0x1f).flags(CF, CF),
+        t("rcr through CF", "d0 d8").r(RAX, 1).f(CF).out(RAX, 0x80).flags(CF, CF),
+        t("shld 64", "48 0f a4 d0 08").r(RAX, 0x11).r(RDX, 0xff00_0000_0000_0000).out(RAX, 0x11ff),
+        t("shrd 16", "66 0f ac d0 04").r(RAX, 0x1234).r(RDX, 0xabcd).out(RAX, 0xd123),
+        t("bt reg", "48 0f a3 c8").r(RAX, 0x10).r(RCX, 4).flags(CF, CF),
+        t("bts mem with big offset", "0f ab 0b").r(RBX, DATA).r(RCX, 35).mem_out(DATA + 4, "08"),
+        t("bsf", "48 0f bc c1").r(RCX, 0x100).out(RAX, 8).flags(ZF, 0),
+        t("bsr of zero keeps dest", "48 0f bd c1").r(RAX, 77).r(RCX, 0).out(RAX, 77).flags(ZF, ZF),
+        t("tzcnt of zero", "f3 48 0f bc c1").r(RCX, 0).out(RAX, 64).flags(CF | ZF, CF),
+        t("lzcnt 32", "f3 0f bd c1").r(RCX, 1).out(RAX, 31).flags(CF | ZF, 0),
+        t("popcnt", "f3 48 0f b8 c1").r(RCX, 0xff00_ff).out(RAX, 16).flags(ALL, 0),
+        t("bswap 64", "48 0f c8").r(RAX, 0x0102_0304_0506_0708).out(RAX, 0x0807_0605_0403_0201),
+        t("movbe load 32", "0f 38 f0 03").r(RBX, DATA).m(DATA, "01 02 03 04").out(RAX, 0x0102_0304),
+        t("andn", "c4 e2 f0 f2 c2").r(RCX, 0xf0).r(RDX, 0xff).out(RAX, 0x0f),
+        t("bextr", "c4 e2 f0 f7 c2").r(RDX, 0xabcd).r(RCX, 0x0804).out(RAX, 0xbc).flags(ZF, 0),
+        t("pdep", "c4 e2 f3 f5 c2").r(RCX, 0b101).r(RDX, 0xf0).out(RAX, 0x50),
+        t("mulx", "c4 e2 f3 f6 c2").r(RDX, 1 << 63).r(RCX, 1 << 63).r(RBX, 0).out(RAX, 1 << 62).out(RCX, 0),
+        t("adox uses OF", "f3 48 0f 38 f6 c1").r(RAX, u64::MAX).r(RCX, 0).f(OF).out(RAX, 0).flags(OF | CF, OF),
         // ---- data movement, conditionals
         t("mov r64 imm64", "48 b8 88 77 66 55 44 33 22 11").out(RAX, 0x1122_3344_5566_7788),
         t("mov ah", "b4 12").r(RAX, 0xffff).out(RAX, 0x12ff),
         t("movzx", "48 0f b6 c1").r(RCX, 0x1ff).out(RAX, 0xff),
-        t("movsxd", "48 63 c1")
-            .r(RCX, 0x8000_0000)
-            .out(RAX, 0xffff_ffff_8000_0000),
+        t("movsxd", "48 63 c1").r(RCX, 0x8000_0000).out(RAX, 0xffff_ffff_8000_0000),
         t("lea rip-relative", "48 8d 05 10 00 00 00").out(RAX, CODE + 7 + 0x10),
-        t("lea a32 wraps", "67 8d 04 08")
-            .r(RAX, 0xffff_fff0)
-            .r(RCX, 0x20)
-            .out(RAX, 0x10),
+        t("lea a32 wraps", "67 8d 04 08").r(RAX, 0xffff_fff0).r(RCX, 0x20).out(RAX, 0x10),
         t("cmove taken", "48 0f 44 c1").r(RCX, 5).f(ZF).out(RAX, 5),
-        t("cmovne 32 not taken zero-extends", "0f 45 c1")
-            .r(RAX, u64::MAX)
-            .f(ZF)
-            .out(RAX, 0xffff_ffff),
+        t("cmovne 32 not taken zero-extends", "0f 45 c1").r(RAX, u64::MAX).f(ZF).out(RAX, 0xffff_ffff),
         t("setl", "0f 9c c0").r(RAX, 0xff00).f(SF).out(RAX, 0xff01),
         t("xchg mem", "48 87 03")
             .r(RBX, DATA)
@@ -480,13 +285,7 @@ fn cases() -> Vec<T> {
             .m(DATA, "02")
             .mem_out(DATA, "07")
             .flags(ZF, ZF),
-        t("cmpxchg differ", "48 0f b1 0b")
-            .r(RBX, DATA)
-            .r(RAX, 3)
-            .r(RCX, 7)
-            .m(DATA, "02")
-            .out(RAX, 2)
-            .flags(ZF, 0),
+        t("cmpxchg differ", "48 0f b1 0b").r(RBX, DATA).r(RAX, 3).r(RCX, 7).m(DATA, "02").out(RAX, 2).flags(ZF, 0),
         t("cmpxchg r32 differ keeps dest", "0f b1 d1")
             .r(RAX, 1)
             .r(RCX, 0xffff_ffff_0000_0002)
@@ -501,18 +300,14 @@ fn cases() -> Vec<T> {
             .m(DATA, "01 00 00 00 00 00 00 00 02")
             .mem_out(DATA, "03 00 00 00 00 00 00 00 04")
             .flags(ZF, ZF),
-        t("cbw/cwde/cdqe", "66 98 98 48 98")
-            .r(RAX, 0x80)
-            .out(RAX, u64::MAX - 0x7f),
+        t("cbw/cwde/cdqe", "66 98 98 48 98").r(RAX, 0x80).out(RAX, u64::MAX - 0x7f),
         t("cqo", "48 99").r(RAX, 1 << 63).out(RDX, u64::MAX),
         t("lahf", "9f").f(SF | CF).out(RAX, 0x8300),
         t("sahf", "9e").r(RAX, 0x4100).flags(ALL, ZF | CF),
         t("pushfq/popfq", "9c 48 83 34 24 01 9d").f(0).flags(CF, CF),
         t("push/pop", "6a ff 59").out(RCX, u64::MAX).out(RSP, STACK),
         t("push rsp pushes old value", "54 58").out(RAX, STACK),
-        t("pop rsp", "5c")
-            .m(STACK, "00 10 02 00 00 00 00 00")
-            .out(RSP, 0x21000),
+        t("pop rsp", "5c").m(STACK, "00 10 02 00 00 00 00 00").out(RSP, 0x21000),
         t("std; movsb backwards", "fd a4")
             .r(RSI, DATA + 1)
             .r(RDI, DATA + 3)
@@ -544,19 +339,9 @@ fn cases() -> Vec<T> {
             .out(RDI, DATA + 3)
             .out(RCX, 13)
             .flags(ZF, ZF),
-        t("rep movsb zero count", "f3 a4")
-            .r(RCX, 0)
-            .r(RSI, UNMAPPED)
-            .r(RDI, UNMAPPED),
-        t("xlat", "d7")
-            .r(RBX, DATA)
-            .r(RAX, 2)
-            .m(DATA, "00 00 5a")
-            .out(RAX, 0x5a),
-        t("enter/leave", "c8 10 00 00 c9")
-            .r(RBP, 0x1234)
-            .out(RBP, 0x1234)
-            .out(RSP, STACK),
+        t("rep movsb zero count", "f3 a4").r(RCX, 0).r(RSI, UNMAPPED).r(RDI, UNMAPPED),
+        t("xlat", "d7").r(RBX, DATA).r(RAX, 2).m(DATA, "00 00 5a").out(RAX, 0x5a),
+        t("enter/leave", "c8 10 00 00 c9").r(RBP, 0x1234).out(RBP, 0x1234).out(RSP, STACK),
         // ---- control flow
         t("jmp rel8", "eb 02 ff c0").out(RAX, 0),
         t("jcc not taken", "74 02 ff c0").out(RAX, 1),
@@ -565,11 +350,7 @@ fn cases() -> Vec<T> {
             .out(RBX, 1)
             .out(RAX, 1)
             .out(RSP, STACK),
-        t("loop", "48 ff c0 e2 fb")
-            .r(RCX, 3)
-            .out(RAX, 3)
-            .out(RCX, 0)
-            .icount(6),
+        t("loop", "48 ff c0 e2 fb").r(RCX, 3).out(RAX, 3).out(RCX, 0).icount(6),
         t("jrcxz", "e3 02 ff c0").r(RCX, 0).out(RAX, 0),
         t("call through memory", "ff 13")
             .r(RBX, DATA)
@@ -584,16 +365,12 @@ fn cases() -> Vec<T> {
             .out(RCX, CODE + 2)
             .out(R11, 0x203)
             .icount(1),
-        t("int 0x80", "cd 80")
-            .exit(Exit::Syscall(Gate::Int80), 2)
-            .icount(1),
+        t("int 0x80", "cd 80").exit(Exit::Syscall(Gate::Int80), 2).icount(1),
         t("int3", "cc").exit(Exit::Breakpoint, 1).icount(1),
         t("int 0x21", "cd 21").exit(Exit::Interrupt(0x21), 2),
         t("int1", "f1").exit(Exit::Debug, 1),
         t("hlt", "f4").exit(Exit::Halt, 0).icount(0),
-        t("rdtsc counts instructions", "90 90 0f 31")
-            .out(RAX, 2)
-            .out(RDX, 0),
+        t("rdtsc counts instructions", "90 90 0f 31").out(RAX, 2).out(RDX, 0),
         t("cpuid vendor", "31 c0 0f a2")
             .out(RBX, u32::from_le_bytes(*b"Ward") as u64)
             .out(RDX, u32::from_le_bytes(*b"enVi") as u64)
@@ -601,30 +378,15 @@ fn cases() -> Vec<T> {
         // ---- faults
         t("ud2", "0f 0b").exit(ud(&[0x0f, 0x0b]), 0).icount(0),
         t("invalid opcode 0x06 in 64-bit mode", "06").exit(ud(&[0x06]), 0),
-        t("#UD after one insn", "90 0f 0b")
-            .exit(ud(&[0x0f, 0x0b]), 1)
-            .icount(1),
+        t("#UD after one insn", "90 0f 0b").exit(ud(&[0x0f, 0x0b]), 1).icount(1),
         t("mov to cr0: #GP", "0f 22 c0").exit(Exit::GeneralProtection, 0),
         t("in al,dx: #GP", "ec").exit(Exit::GeneralProtection, 0),
-        t("cmpxchg16b misaligned: #GP", "48 0f c7 0f")
-            .r(RDI, DATA + 8)
-            .exit(Exit::GeneralProtection, 0),
-        t("read unmapped", "48 8b 03")
-            .r(RBX, UNMAPPED + 8)
-            .exit(pf(UNMAPPED + 8, Access::Read), 0)
-            .out(RAX, 0),
-        t("write read-only", "48 89 03")
-            .r(RBX, RO)
-            .exit(pf(RO, Access::Write), 0),
-        t("rmw unmapped is a write", "48 01 03")
-            .r(RBX, UNMAPPED)
-            .exit(pf(UNMAPPED, Access::Write), 0),
-        t("rmw read-only", "ff 03")
-            .r(RBX, RO + 4)
-            .exit(pf(RO + 4, Access::Write), 0),
-        t("page-crossing read", "48 8b 03")
-            .r(RBX, RO + 0xffc)
-            .exit(pf(UNMAPPED, Access::Read), 0),
+        t("cmpxchg16b misaligned: #GP", "48 0f c7 0f").r(RDI, DATA + 8).exit(Exit::GeneralProtection, 0),
+        t("read unmapped", "48 8b 03").r(RBX, UNMAPPED + 8).exit(pf(UNMAPPED + 8, Access::Read), 0).out(RAX, 0),
+        t("write read-only", "48 89 03").r(RBX, RO).exit(pf(RO, Access::Write), 0),
+        t("rmw unmapped is a write", "48 01 03").r(RBX, UNMAPPED).exit(pf(UNMAPPED, Access::Write), 0),
+        t("rmw read-only", "ff 03").r(RBX, RO + 4).exit(pf(RO + 4, Access::Write), 0),
+        t("page-crossing read", "48 8b 03").r(RBX, RO + 0xffc).exit(pf(UNMAPPED, Access::Read), 0),
         t("page-crossing write", "89 03")
             .r(RBX, DATA + 0xffe)
             .exit(pf(RO, Access::Write), 0)
@@ -633,9 +395,7 @@ fn cases() -> Vec<T> {
             .r(RSP, UNMAPPED + 8)
             .exit(pf(UNMAPPED, Access::Write), 0)
             .out(RSP, UNMAPPED + 8),
-        t("shift by 0 still writes", "c1 23 00")
-            .r(RBX, RO)
-            .exit(pf(RO, Access::Write), 0),
+        t("shift by 0 still writes", "c1 23 00").r(RBX, RO).exit(pf(RO, Access::Write), 0),
         t("rep movsb faults part way", "f3 a4")
             .r(RSI, DATA)
             .r(RDI, RO - 2)
@@ -643,29 +403,13 @@ fn cases() -> Vec<T> {
             .exit(pf(RO, Access::Write), 0)
             .out(RCX, 3)
             .out(RDI, RO),
-        t("jump to unmapped", "ff e3")
-            .r(RBX, UNMAPPED)
-            .exit(pf(UNMAPPED, Access::Execute), UNMAPPED - CODE),
-        t("jump to data (no exec)", "ff e3")
-            .r(RBX, DATA)
-            .exit(pf(DATA, Access::Execute), DATA - CODE),
-        t("non-canonical address", "48 8b 03")
-            .r(RBX, 1 << 63)
-            .exit(pf(1 << 63, Access::Read), 0),
+        t("jump to unmapped", "ff e3").r(RBX, UNMAPPED).exit(pf(UNMAPPED, Access::Execute), UNMAPPED - CODE),
+        t("jump to data (no exec)", "ff e3").r(RBX, DATA).exit(pf(DATA, Access::Execute), DATA - CODE),
+        t("non-canonical address", "48 8b 03").r(RBX, 1 << 63).exit(pf(1 << 63, Access::Read), 0),
         // ---- the budget
-        t("budget stops exactly", "90 90 90 90 90")
-            .budget(3)
-            .exit(Exit::BudgetExhausted, 3)
-            .icount(3),
-        t("budget zero", "90")
-            .budget(0)
-            .exit(Exit::BudgetExhausted, 0)
-            .icount(0),
-        t("budget in a loop", "48 ff c0 eb fb")
-            .budget(7)
-            .exit(Exit::BudgetExhausted, 3)
-            .out(RAX, 4)
-            .icount(7),
+        t("budget stops exactly", "90 90 90 90 90").budget(3).exit(Exit::BudgetExhausted, 3).icount(3),
+        t("budget zero", "90").budget(0).exit(Exit::BudgetExhausted, 0).icount(0),
+        t("budget in a loop", "48 ff c0 eb fb").budget(7).exit(Exit::BudgetExhausted, 3).out(RAX, 4).icount(7),
         t("rep counts once", "f3 aa 90")
             .r(RDI, DATA)
             .r(RCX, 100)
@@ -688,12 +432,7 @@ fn instruction_table() {
     for f in &fails {
         println!("FAIL {f}");
     }
-    assert!(
-        fails.is_empty(),
-        "{} of {} cases failed",
-        fails.len(),
-        cases.len()
-    );
+    assert!(fails.is_empty(), "{} of {} cases failed", fails.len(), cases.len());
 }
 
 /// A guest writes new code into an RWX page and runs it; the block decoded
@@ -703,25 +442,18 @@ fn self_modifying_code() {
     let mut s = AddressSpace::new(1 << 32).unwrap();
     s.mem.map(GuestAddress(0x1000), 0x1000, Perm::RWX).unwrap();
     // 0x1100: mov eax, 1; hlt
-    s.mem
-        .write_raw(GuestAddress(0x1100), &[0xb8, 1, 0, 0, 0, 0xf4])
-        .unwrap();
+    s.mem.write_raw(GuestAddress(0x1100), &[0xb8, 1, 0, 0, 0, 0xf4]).unwrap();
     let mut cpu = Cpu::new();
     cpu.rip = 0x1100;
     assert_eq!(cpu.run(&mut s, 100), Exit::Halt);
     assert_eq!(cpu.gpr[RAX], 1);
     assert!(s.cached_blocks() > 0);
     // 0x1000: mov byte [0x1101], 2 ; jmp 0x1100
-    let code = [
-        0xc6, 0x04, 0x25, 0x01, 0x11, 0, 0, 2, 0xe9, 0xf3, 0x00, 0x00, 0x00,
-    ];
+    let code = [0xc6, 0x04, 0x25, 0x01, 0x11, 0, 0, 2, 0xe9, 0xf3, 0x00, 0x00, 0x00];
     s.mem.write_raw(GuestAddress(0x1000), &code).unwrap();
     cpu.rip = 0x1000;
     assert_eq!(cpu.run(&mut s, 100), Exit::Halt);
-    assert_eq!(
-        cpu.gpr[RAX], 2,
-        "stale block ran after the guest rewrote it"
-    );
+    assert_eq!(cpu.gpr[RAX], 2, "stale block ran after the guest rewrote it");
     assert_eq!(cpu.rip, 0x1105);
 
     // The very next instruction rewritten by the one before it:
@@ -730,10 +462,7 @@ fn self_modifying_code() {
     s.mem.write_raw(GuestAddress(0x1200), &code).unwrap();
     cpu.rip = 0x1200;
     assert_eq!(cpu.run(&mut s, 100), Exit::Halt);
-    assert_eq!(
-        cpu.gpr[RAX], 3,
-        "the store to the next instruction was not seen"
-    );
+    assert_eq!(cpu.gpr[RAX], 3, "the store to the next instruction was not seen");
 
     // A loop that patches its own body each iteration: add eax, imm8 where
     // the immediate is incremented by the loop (count 4: 1+2+3+4 = 10).
@@ -742,10 +471,7 @@ fn self_modifying_code() {
     //         inc byte [0x1309]   (fe 04 25 09 13 00 00)
     //         loop 0x1307         (e2 f4)
     //         hlt
-    let code = [
-        0x31, 0xc0, 0xb9, 4, 0, 0, 0, 0x83, 0xc0, 0x01, 0xfe, 0x04, 0x25, 0x09, 0x13, 0, 0, 0xe2,
-        0xf4, 0xf4,
-    ];
+    let code = [0x31, 0xc0, 0xb9, 4, 0, 0, 0, 0x83, 0xc0, 0x01, 0xfe, 0x04, 0x25, 0x09, 0x13, 0, 0, 0xe2, 0xf4, 0xf4];
     s.mem.write_raw(GuestAddress(0x1300), &code).unwrap();
     cpu.rip = 0x1300;
     assert_eq!(cpu.run(&mut s, 1000), Exit::Halt);
@@ -758,39 +484,25 @@ fn self_modifying_code() {
 fn code_reloaded_after_a_run() {
     let mut s = AddressSpace::new(1 << 32).unwrap();
     s.mem.map(GuestAddress(0x2000), 0x1000, Perm::RX).unwrap();
-    s.mem
-        .write_raw(GuestAddress(0x2000), &[0xb8, 1, 0, 0, 0, 0xf4])
-        .unwrap();
+    s.mem.write_raw(GuestAddress(0x2000), &[0xb8, 1, 0, 0, 0, 0xf4]).unwrap();
     let mut cpu = Cpu::new();
     cpu.rip = 0x2000;
     assert_eq!(cpu.run(&mut s, 100), Exit::Halt);
     assert_eq!(cpu.gpr[RAX], 1);
-    s.mem
-        .write_raw(GuestAddress(0x2000), &[0xb8, 3, 0, 0, 0, 0xf4])
-        .unwrap();
+    s.mem.write_raw(GuestAddress(0x2000), &[0xb8, 3, 0, 0, 0, 0xf4]).unwrap();
     cpu.rip = 0x2000;
     assert_eq!(cpu.run(&mut s, 100), Exit::Halt);
     assert_eq!(cpu.gpr[RAX], 3);
     // Remapping the page (as exec does) also drops the old code.
     s.mem.map(GuestAddress(0x2000), 0x1000, Perm::RX).unwrap();
-    s.mem
-        .write_raw(GuestAddress(0x2000), &[0xb8, 4, 0, 0, 0, 0xf4])
-        .unwrap();
+    s.mem.write_raw(GuestAddress(0x2000), &[0xb8, 4, 0, 0, 0, 0xf4]).unwrap();
     cpu.rip = 0x2000;
     assert_eq!(cpu.run(&mut s, 100), Exit::Halt);
     assert_eq!(cpu.gpr[RAX], 4);
     // Making the page non-executable: the next fetch faults.
-    s.mem
-        .protect(GuestAddress(0x2000), 0x1000, Perm::READ)
-        .unwrap();
+    s.mem.protect(GuestAddress(0x2000), 0x1000, Perm::READ).unwrap();
     cpu.rip = 0x2000;
-    assert_eq!(
-        cpu.run(&mut s, 100),
-        Exit::PageFault {
-            addr: 0x2000,
-            access: Access::Execute
-        }
-    );
+    assert_eq!(cpu.run(&mut s, 100), Exit::PageFault { addr: 0x2000, access: Access::Execute });
 }
 
 /// The budget is exact whatever the block boundaries: running in steps of
@@ -798,9 +510,7 @@ fn code_reloaded_after_a_run() {
 #[test]
 fn budget_is_exact_across_blocks() {
     // xor eax,eax; mov ecx,10; l: add eax,ecx; dec ecx; jnz l; hlt
-    let code = [
-        0x31, 0xc0, 0xb9, 10, 0, 0, 0, 0x01, 0xc8, 0xff, 0xc9, 0x75, 0xfa, 0xf4,
-    ];
+    let code = [0x31, 0xc0, 0xb9, 10, 0, 0, 0, 0x01, 0xc8, 0xff, 0xc9, 0x75, 0xfa, 0xf4];
     let mut s = AddressSpace::new(1 << 32).unwrap();
     s.mem.map(GuestAddress(0x1000), 0x1000, Perm::RX).unwrap();
     s.mem.write_raw(GuestAddress(0x1000), &code).unwrap();

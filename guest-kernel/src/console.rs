@@ -69,14 +69,7 @@ impl CaptureConsole {
     /// A console reading `input`; the returned handle sees everything written.
     pub fn new(input: &[u8]) -> (CaptureConsole, Rc<RefCell<CapturedOutput>>) {
         let output = Rc::new(RefCell::new(CapturedOutput::default()));
-        (
-            CaptureConsole {
-                input: input.to_vec(),
-                pos: 0,
-                output: output.clone(),
-            },
-            output,
-        )
+        (CaptureConsole { input: input.to_vec(), pos: 0, output: output.clone() }, output)
     }
 }
 
@@ -117,10 +110,7 @@ pub(crate) struct DebugFile {
 
 impl DebugFile {
     pub(crate) fn open(console: &SharedConsole, end: DebugEnd) -> FileRef {
-        Rc::new(RefCell::new(DebugFile {
-            console: console.clone(),
-            end,
-        }))
+        Rc::new(RefCell::new(DebugFile { console: console.clone(), end }))
     }
 }
 
@@ -144,12 +134,7 @@ impl FileOps for DebugFile {
     }
 
     fn stat(&self) -> Result<Stat, Errno> {
-        Ok(Stat {
-            st_mode: MODE_CHR | 0o620,
-            st_nlink: 1,
-            st_blksize: 4096,
-            ..Stat::default()
-        })
+        Ok(Stat { st_mode: MODE_CHR | 0o620, st_nlink: 1, st_blksize: 4096, ..Stat::default() })
     }
 
     fn path(&self) -> Vec<u8> {

@@ -20,8 +20,7 @@ use goblin::elf::header::{EM_X86_64, ET_DYN, ET_EXEC};
 use goblin::elf::program_header::{ProgramHeader, PF_R, PF_W, PF_X, PT_INTERP, PT_LOAD, PT_PHDR};
 use goblin::elf::Elf;
 use warden_abi::{
-    Errno, AT_ENTRY, AT_NULL, AT_PAGESZ, AT_PHDR, AT_PHENT, AT_PHNUM, AT_RANDOM, E2BIG, EACCES,
-    EIO, ENOEXEC, ENOMEM,
+    Errno, AT_ENTRY, AT_NULL, AT_PAGESZ, AT_PHDR, AT_PHENT, AT_PHNUM, AT_RANDOM, E2BIG, EACCES, EIO, ENOEXEC, ENOMEM,
 };
 
 use crate::mm::{round_up, Mm, PAGE, PIE_BASE};
@@ -80,10 +79,7 @@ pub fn parse(bytes: &[u8], space_size: u64) -> Result<ElfImage, Errno> {
         return Err(Errno(ENOEXEC));
     }
     let phoff = usize::try_from(header.e_phoff).map_err(noexec)?;
-    let ph_end = phnum
-        .checked_mul(PHENT_SIZE)
-        .and_then(|n| n.checked_add(phoff))
-        .ok_or(Errno(ENOEXEC))?;
+    let ph_end = phnum.checked_mul(PHENT_SIZE).and_then(|n| n.checked_add(phoff)).ok_or(Errno(ENOEXEC))?;
     if ph_end > bytes.len() {
         return Err(Errno(ENOEXEC));
     }
@@ -92,19 +88,12 @@ pub fn parse(bytes: &[u8], space_size: u64) -> Result<ElfImage, Errno> {
     if phdrs.iter().any(|p| p.p_type == PT_INTERP) {
         return Err(Errno(ENOEXEC));
     }
-    let loads: Vec<&ProgramHeader> = phdrs
-        .iter()
-        .filter(|p| p.p_type == PT_LOAD && p.p_memsz > 0)
-        .collect();
+    let loads: Vec<&ProgramHeader> = phdrs.iter().filter(|p| p.p_type == PT_LOAD && p.p_memsz > 0).collect();
     if loads.is_empty() {
         return Err(Errno(ENOEXEC));
     }
     let min_vaddr = loads.iter().map(|p| p.p_vaddr).min().unwrap_or(0) & !(PAGE - 1);
-    let bias = if header.e_type == ET_DYN {
-        PIE_BASE.checked_sub(min_vaddr).unwrap_or(0)
-    } else {
-        0
-    };
+    let bias = if header.e_type == ET_DYN { PIE_BASE.checked_sub(min_vaddr).unwrap_or(0) } else { 0 };
     let high = space_size / 2;
     let mut segments = Vec::with_capacity(loads.len());
     for p in &loads {
@@ -127,13 +116,7 @@ pub fn parse(bytes: &[u8], space_size: u64) -> Result<ElfImage, Errno> {
         if p.p_flags & PF_X != 0 {
             perm = perm.union(Perm::RX);
         }
-        segments.push(Segment {
-            vaddr,
-            memsz: p.p_memsz,
-            offset: p.p_offset,
-            filesz: p.p_filesz,
-            perm,
-        });
+        segments.push(Segment { vaddr, memsz: p.p_memsz, offset: p.p_offset, filesz: p.p_filesz, perm });
     }
     segments.sort_by_key(|s| s.vaddr);
     for pair in segments.windows(2) {
@@ -142,10 +125,7 @@ pub fn parse(bytes: &[u8], space_size: u64) -> Result<ElfImage, Errno> {
         }
     }
     let entry = header.e_entry.checked_add(bias).ok_or(Errno(ENOEXEC))?;
-    if !segments
-        .iter()
-        .any(|s| s.perm.contains(Perm::EXEC) && entry >= s.vaddr && entry < s.vaddr + s.memsz)
-    {
+    if !segments.iter().any(|s| s.perm.contains(Perm::EXEC) && entry >= s.vaddr && entry < s.vaddr + s.memsz) {
         return Err(Errno(ENOEXEC));
     }
     let phdr = match phdrs.iter().find(|p| p.p_type == PT_PHDR) {
@@ -156,18 +136,8 @@ pub fn parse(bytes: &[u8], space_size: u64) -> Result<ElfImage, Errno> {
             .map(|p| p.p_vaddr + bias + (header.e_phoff - p.p_offset))
             .unwrap_or(0),
     };
-    let end = segments
-        .iter()
-        .map(|s| s.vaddr + s.memsz)
-        .max()
-        .unwrap_or(0);
-    Ok(ElfImage {
-        entry,
-        segments,
-        phdr,
-        phnum: phnum as u64,
-        end,
-    })
+    let end = segments.iter().map(|s| s.vaddr + s.memsz).max().unwrap_or(0);
+    Ok(ElfImage { entry, segments, phdr, phnum: phnum as u64, end })
 }
 
 /// Maps the segments of `image` (read from `bytes`) into `mm` and sets the
@@ -181,27 +151,20 @@ pub fn load(image: &ElfImage, bytes: &[u8], mm: &mut Mm) -> Result<(), Errno> {
             mm.map(start, end - start, Perm::RW)?;
         }
         mapped_end = mapped_end.max(end);
-        let data = bytes
-            .get(s.offset as usize..(s.offset + s.filesz) as usize)
-            .ok_or(Errno(ENOEXEC))?;
-        mm.space
-            .mem
-            .write_raw(GuestAddress(s.vaddr), data)
-            .map_err(|_| Errno(ENOMEM))?;
+        let data = bytes.get(s.offset as usize..(s.offset + s.filesz) as usize).ok_or(Errno(ENOEXEC))?;
+        mm.space.mem.write_raw(GuestAddress(s.vaddr), data).map_err(|_| Errno(ENOMEM))?;
     }
     let mem = &mut mm.space.mem;
     for s in &image.segments {
         let start = s.vaddr & !(PAGE - 1);
         let end = round_up(s.vaddr + s.memsz).ok_or(Errno(ENOEXEC))?;
-        mem.protect(GuestAddress(start), end - start, s.perm)
-            .map_err(|_| Errno(ENOMEM))?;
+        mem.protect(GuestAddress(start), end - start, s.perm).map_err(|_| Errno(ENOMEM))?;
     }
     for pair in image.segments.windows(2) {
         let last_page = (pair[0].vaddr + pair[0].memsz - 1) & !(PAGE - 1);
         if last_page == pair[1].vaddr & !(PAGE - 1) {
             let perm = pair[0].perm.union(pair[1].perm);
-            mem.protect(GuestAddress(last_page), PAGE, perm)
-                .map_err(|_| Errno(ENOMEM))?;
+            mem.protect(GuestAddress(last_page), PAGE, perm).map_err(|_| Errno(ENOMEM))?;
         }
     }
     let brk = round_up(image.end).ok_or(Errno(ENOEXEC))?;
@@ -235,8 +198,7 @@ pub fn build_stack(
     let mut push_str = |sp: &mut u64, s: &[u8]| -> Result<u64, Errno> {
         *sp -= s.len() as u64 + 1;
         mem.write_raw(GuestAddress(*sp), s).map_err(fault)?;
-        mem.write_raw(GuestAddress(*sp + s.len() as u64), &[0])
-            .map_err(fault)?;
+        mem.write_raw(GuestAddress(*sp + s.len() as u64), &[0]).map_err(fault)?;
         Ok(*sp)
     };
     let mut argv = Vec::with_capacity(args.len());
@@ -272,10 +234,7 @@ pub fn build_stack(
     }
     sp -= 8 * words.len() as u64;
     let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
-    mm.space
-        .mem
-        .write_raw(GuestAddress(sp), &bytes)
-        .map_err(fault)?;
+    mm.space.mem.write_raw(GuestAddress(sp), &bytes).map_err(fault)?;
     Ok(sp)
 }
 

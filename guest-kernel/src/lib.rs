@@ -66,11 +66,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_processes: 256,
-            max_memory_per_process: 1 << 30,
-            max_fds: 1024,
-        }
+        Limits { max_processes: 256, max_memory_per_process: 1 << 30, max_fds: 1024 }
     }
 }
 
@@ -227,28 +223,14 @@ pub struct Kernel {
 impl Kernel {
     /// A kernel with `root_scheme` as `file:` and `console` behind `debug:`
     /// (descriptors 0, 1 and 2 of init).
-    pub fn new(
-        config: KernelConfig,
-        root_scheme: Box<dyn Scheme>,
-        console: Box<dyn Console>,
-    ) -> Kernel {
+    pub fn new(config: KernelConfig, root_scheme: Box<dyn Scheme>, console: Box<dyn Console>) -> Kernel {
         let mut schemes: BTreeMap<Vec<u8>, Box<dyn Scheme>> = BTreeMap::new();
         schemes.insert(b"file".to_vec(), root_scheme);
         let clock = Rc::new(Clock::new(config.real_time));
         let rng = Rng::new(config.seed);
         let console: console::SharedConsole = Rc::new(RefCell::new(console));
-        schemes.insert(
-            b"debug".to_vec(),
-            Box::new(console::DebugScheme {
-                console: console.clone(),
-            }),
-        );
-        schemes.insert(
-            b"time".to_vec(),
-            Box::new(time::TimeScheme {
-                clock: clock.clone(),
-            }),
-        );
+        schemes.insert(b"debug".to_vec(), Box::new(console::DebugScheme { console: console.clone() }));
+        schemes.insert(b"time".to_vec(), Box::new(time::TimeScheme { clock: clock.clone() }));
         Kernel {
             config,
             schemes,

@@ -37,27 +37,13 @@ pub struct Mm {
 impl Mm {
     pub fn new(id: u64, size: u64, limit: u64) -> Result<Mm, Errno> {
         let space = AddressSpace::new(size).map_err(|_| Errno(ENOMEM))?;
-        Ok(Mm {
-            id,
-            space,
-            brk_start: 0,
-            brk: 0,
-            trampoline: 0,
-            limit,
-        })
+        Ok(Mm { id, space, brk_start: 0, brk: 0, trampoline: 0, limit })
     }
 
     /// A copy for `fork`.
     pub fn fork(&self, id: u64) -> Result<Mm, Errno> {
         let space = self.space.fork().map_err(|_| Errno(ENOMEM))?;
-        Ok(Mm {
-            id,
-            space,
-            brk_start: self.brk_start,
-            brk: self.brk,
-            trampoline: self.trampoline,
-            limit: self.limit,
-        })
+        Ok(Mm { id, space, brk_start: self.brk_start, brk: self.brk, trampoline: self.trampoline, limit: self.limit })
     }
 
     pub fn size(&self) -> u64 {
@@ -98,10 +84,7 @@ impl Mm {
         if self.mapped_bytes().saturating_add(extra) > self.limit {
             return Err(Errno(ENOMEM));
         }
-        self.space
-            .mem
-            .map(GuestAddress(addr), len, perm)
-            .map_err(|_| Errno(ENOMEM))
+        self.space.mem.map(GuestAddress(addr), len, perm).map_err(|_| Errno(ENOMEM))
     }
 
     pub fn unmap(&mut self, addr: u64, len: u64) -> Result<(), Errno> {
@@ -113,10 +96,7 @@ impl Mm {
         if end > self.size() {
             return Err(Errno(EINVAL));
         }
-        self.space
-            .mem
-            .unmap(GuestAddress(addr), len)
-            .map_err(|_| Errno(EINVAL))
+        self.space.mem.unmap(GuestAddress(addr), len).map_err(|_| Errno(EINVAL))
     }
 
     /// Where the stack ends (exclusive).
@@ -133,10 +113,7 @@ impl Mm {
     pub fn map_trampoline(&mut self) -> Result<(), Errno> {
         let at = self.size() - PAGE;
         self.map(at, PAGE, Perm::RX)?;
-        self.space
-            .mem
-            .write_raw(GuestAddress(at), &TRAMPOLINE_CODE)
-            .map_err(|_| Errno(ENOMEM))?;
+        self.space.mem.write_raw(GuestAddress(at), &TRAMPOLINE_CODE).map_err(|_| Errno(ENOMEM))?;
         self.trampoline = at;
         Ok(())
     }
@@ -152,12 +129,7 @@ impl Mm {
         let old_top = round_up(self.brk).ok_or(Errno(ENOMEM))?;
         let new_top = round_up(addr).ok_or(Errno(ENOMEM))?;
         if new_top > old_top {
-            if !self
-                .space
-                .mem
-                .regions()
-                .all(|(s, e)| e.0 <= old_top || s.0 >= new_top)
-            {
+            if !self.space.mem.regions().all(|(s, e)| e.0 <= old_top || s.0 >= new_top) {
                 return Err(Errno(ENOMEM));
             }
             self.map(old_top, new_top - old_top, Perm::RW)?;
@@ -179,11 +151,7 @@ impl Mm {
             let mut a = s.0;
             while a < e.0 {
                 let next = a + PAGE;
-                let p = if next < e.0 {
-                    mem.perm_at(GuestAddress(next))
-                } else {
-                    None
-                };
+                let p = if next < e.0 { mem.perm_at(GuestAddress(next)) } else { None };
                 if next >= e.0 || p != run_perm {
                     let label = if self.trampoline != 0 && run_start == self.trampoline {
                         " [trampoline]"

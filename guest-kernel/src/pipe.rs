@@ -46,24 +46,9 @@ impl Pipe {
 
 /// Makes a new pipe; returns (read end, write end).
 pub fn new_pipe(id: u64, waker: &Waker) -> (FileRef, FileRef) {
-    let pipe = Rc::new(RefCell::new(Pipe {
-        id,
-        buf: VecDeque::new(),
-        readers: 1,
-        writers: 1,
-    }));
-    let reader = PipeEnd {
-        pipe: pipe.clone(),
-        waker: waker.clone(),
-        write_end: false,
-        closed: false,
-    };
-    let writer = PipeEnd {
-        pipe,
-        waker: waker.clone(),
-        write_end: true,
-        closed: false,
-    };
+    let pipe = Rc::new(RefCell::new(Pipe { id, buf: VecDeque::new(), readers: 1, writers: 1 }));
+    let reader = PipeEnd { pipe: pipe.clone(), waker: waker.clone(), write_end: false, closed: false };
+    let writer = PipeEnd { pipe, waker: waker.clone(), write_end: true, closed: false };
     (Rc::new(RefCell::new(reader)), Rc::new(RefCell::new(writer)))
 }
 
@@ -84,11 +69,7 @@ impl FileOps for PipeEnd {
             return Ok(0);
         }
         if pipe.buf.is_empty() {
-            return if pipe.writers == 0 {
-                Ok(0)
-            } else {
-                Err(IoError::WouldBlock(pipe.read_key()))
-            };
+            return if pipe.writers == 0 { Ok(0) } else { Err(IoError::WouldBlock(pipe.read_key())) };
         }
         let n = buf.len().min(pipe.buf.len());
         for (dst, src) in buf.iter_mut().zip(pipe.buf.drain(..n)) {

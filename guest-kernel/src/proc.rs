@@ -30,12 +30,7 @@ pub(crate) struct SnapshotFile {
 
 impl SnapshotFile {
     pub(crate) fn open(path: Vec<u8>, data: Vec<u8>, dir: bool) -> FileRef {
-        Rc::new(RefCell::new(SnapshotFile {
-            data,
-            pos: 0,
-            path,
-            dir,
-        }))
+        Rc::new(RefCell::new(SnapshotFile { data, pos: 0, path, dir }))
     }
 }
 
@@ -55,26 +50,14 @@ impl FileOps for SnapshotFile {
             SEEK_END => self.data.len() as i64,
             _ => return Err(Errno(EINVAL)),
         };
-        let pos = base
-            .checked_add(offset)
-            .filter(|&p| p >= 0)
-            .ok_or(Errno(EINVAL))?;
+        let pos = base.checked_add(offset).filter(|&p| p >= 0).ok_or(Errno(EINVAL))?;
         self.pos = pos as usize;
         Ok(pos as u64)
     }
 
     fn stat(&self) -> Result<Stat, Errno> {
-        let mode = if self.dir {
-            MODE_DIR | 0o555
-        } else {
-            MODE_FILE | 0o444
-        };
-        Ok(Stat {
-            st_mode: mode,
-            st_nlink: 1,
-            st_size: self.data.len() as u64,
-            ..Stat::default()
-        })
+        let mode = if self.dir { MODE_DIR | 0o555 } else { MODE_FILE | 0o444 };
+        Ok(Stat { st_mode: mode, st_nlink: 1, st_size: self.data.len() as u64, ..Stat::default() })
     }
 
     fn path(&self) -> Vec<u8> {
@@ -82,9 +65,7 @@ impl FileOps for SnapshotFile {
     }
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Option<Result<usize, Errno>> {
-        let start = usize::try_from(offset)
-            .unwrap_or(usize::MAX)
-            .min(self.data.len());
+        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(self.data.len());
         let n = (self.data.len() - start).min(buf.len());
         buf[..n].copy_from_slice(&self.data[start..start + n]);
         Some(Ok(n))
@@ -93,9 +74,7 @@ impl FileOps for SnapshotFile {
 
 impl Kernel {
     pub(crate) fn open_proc(&self, caller: Pid, path: &[u8]) -> Result<FileRef, Errno> {
-        let path = std::str::from_utf8(path)
-            .map_err(|_| Errno(ENOENT))?
-            .trim_matches('/');
+        let path = std::str::from_utf8(path).map_err(|_| Errno(ENOENT))?.trim_matches('/');
         let full = format!("proc:{path}").into_bytes();
         if path.is_empty() {
             let list: String = self.procs.keys().map(|pid| format!("{pid}\n")).collect();
@@ -105,29 +84,18 @@ impl Kernel {
             Some((p, f)) => (p, f),
             None => (path, ""),
         };
-        let pid: Pid = if pid_part == "self" {
-            caller
-        } else {
-            pid_part.parse().map_err(|_| Errno(ENOENT))?
-        };
+        let pid: Pid = if pid_part == "self" { caller } else { pid_part.parse().map_err(|_| Errno(ENOENT))? };
         let p = self.procs.get(&pid).ok_or(Errno(ENOENT))?;
         let data = match file {
-            "" => {
-                return Ok(SnapshotFile::open(
-                    full,
-                    b"status\nmaps\nfds\ncmdline\n".to_vec(),
-                    true,
-                ))
-            }
+            "" => return Ok(SnapshotFile::open(full, b"status\nmaps\nfds\ncmdline\n".to_vec(), true)),
             "status" => {
                 let state = match p.state {
                     ProcState::Zombie(_) => "Z (zombie)",
                     ProcState::Alive => {
-                        let all_blocked = p.threads.iter().all(|t| {
-                            self.threads
-                                .get(t)
-                                .is_some_and(|t| matches!(t.state, ThreadState::Blocked(_)))
-                        });
+                        let all_blocked = p
+                            .threads
+                            .iter()
+                            .all(|t| self.threads.get(t).is_some_and(|t| matches!(t.state, ThreadState::Blocked(_))));
                         if all_blocked {
                             "S (sleeping)"
                         } else {
@@ -135,11 +103,7 @@ impl Kernel {
                         }
                     }
                 };
-                let mask = p
-                    .threads
-                    .first()
-                    .and_then(|t| self.threads.get(t))
-                    .map_or(0, |t| t.sigmask);
+                let mask = p.threads.first().and_then(|t| self.threads.get(t)).map_or(0, |t| t.sigmask);
                 let vm = p.mm.borrow().mapped_bytes() / 1024;
                 let mut s = format!(
                     "Name:\t{}\nState:\t{}\nPid:\t{}\nPPid:\t{}\nPgid:\t{}\nUid:\t{}\nGid:\t{}\nThreads:\t{}\nVmSize:\t{} kB\nSigPnd:\t{:016x}\nSigBlk:\t{:016x}\n",
@@ -169,12 +133,7 @@ impl Kernel {
             "fds" => {
                 let mut s = String::new();
                 for (fd, entry) in p.files.borrow().iter() {
-                    let path = entry
-                        .desc
-                        .file
-                        .try_borrow()
-                        .map(|f| f.path())
-                        .unwrap_or_default();
+                    let path = entry.desc.file.try_borrow().map(|f| f.path()).unwrap_or_default();
                     s.push_str(&format!(
                         "{} {} {:#x}{}\n",
                         fd,

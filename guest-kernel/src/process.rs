@@ -33,10 +33,7 @@ pub struct OpenFile {
 
 impl OpenFile {
     pub fn new(file: FileRef, flags: usize) -> Rc<OpenFile> {
-        Rc::new(OpenFile {
-            file,
-            flags: Cell::new(flags),
-        })
+        Rc::new(OpenFile { file, flags: Cell::new(flags) })
     }
 }
 
@@ -63,17 +60,11 @@ pub struct FdTable {
 
 impl FdTable {
     pub fn get(&self, fd: usize) -> Result<&FdEntry, Errno> {
-        self.fds
-            .get(fd)
-            .and_then(|e| e.as_ref())
-            .ok_or(Errno(EBADF))
+        self.fds.get(fd).and_then(|e| e.as_ref()).ok_or(Errno(EBADF))
     }
 
     pub fn get_mut(&mut self, fd: usize) -> Result<&mut FdEntry, Errno> {
-        self.fds
-            .get_mut(fd)
-            .and_then(|e| e.as_mut())
-            .ok_or(Errno(EBADF))
+        self.fds.get_mut(fd).and_then(|e| e.as_mut()).ok_or(Errno(EBADF))
     }
 
     /// Puts `entry` in the lowest free slot `>= min`, below `max`.
@@ -94,12 +85,7 @@ impl FdTable {
 
     /// Puts `entry` at `fd`, returning what was there (the caller drops it
     /// outside any borrow).
-    pub fn replace(
-        &mut self,
-        fd: usize,
-        entry: FdEntry,
-        max: usize,
-    ) -> Result<Option<FdEntry>, Errno> {
+    pub fn replace(&mut self, fd: usize, entry: FdEntry, max: usize) -> Result<Option<FdEntry>, Errno> {
         if fd >= max {
             return Err(Errno(EBADF));
         }
@@ -110,10 +96,7 @@ impl FdTable {
     }
 
     pub fn remove(&mut self, fd: usize) -> Result<FdEntry, Errno> {
-        self.fds
-            .get_mut(fd)
-            .and_then(|e| e.take())
-            .ok_or(Errno(EBADF))
+        self.fds.get_mut(fd).and_then(|e| e.take()).ok_or(Errno(EBADF))
     }
 
     /// Removes every close-on-exec descriptor, returning them.
@@ -129,17 +112,11 @@ impl FdTable {
 
     /// Open descriptors in ascending order.
     pub fn iter(&self) -> impl Iterator<Item = (usize, &FdEntry)> {
-        self.fds
-            .iter()
-            .enumerate()
-            .filter_map(|(fd, e)| e.as_ref().map(|e| (fd, e)))
+        self.fds.iter().enumerate().filter_map(|(fd, e)| e.as_ref().map(|e| (fd, e)))
     }
 
     pub fn clear(&mut self) -> Vec<FdEntry> {
-        std::mem::take(&mut self.fds)
-            .into_iter()
-            .flatten()
-            .collect()
+        std::mem::take(&mut self.fds).into_iter().flatten().collect()
     }
 }
 
@@ -169,11 +146,7 @@ impl FsContext {
             if slash.is_none_or(|s| c < s) {
                 let scheme = path[..c].to_vec();
                 let rest = &path[c + 1..];
-                let rest = if scheme == b"file" {
-                    normalize(b"/", rest)
-                } else {
-                    rest.to_vec()
-                };
+                let rest = if scheme == b"file" { normalize(b"/", rest) } else { rest.to_vec() };
                 return Ok((scheme, rest));
             }
         }
@@ -212,9 +185,7 @@ pub fn normalize(base: &[u8], path: &[u8]) -> Vec<u8> {
     let joined: Vec<&[u8]> = if path.first() == Some(&b'/') {
         path.split(|&b| b == b'/').collect()
     } else {
-        base.split(|&b| b == b'/')
-            .chain(path.split(|&b| b == b'/'))
-            .collect()
+        base.split(|&b| b == b'/').chain(path.split(|&b| b == b'/')).collect()
     };
     for part in joined {
         match part {
@@ -252,9 +223,7 @@ pub struct SigHandlers {
 
 impl Default for SigHandlers {
     fn default() -> Self {
-        SigHandlers {
-            actions: [Action::default(); NSIG],
-        }
+        SigHandlers { actions: [Action::default(); NSIG] }
     }
 }
 
@@ -347,14 +316,7 @@ pub struct Thread {
 
 impl Thread {
     pub fn new(tid: Pid, pid: Pid, cpu: Cpu) -> Thread {
-        Thread {
-            tid,
-            pid,
-            cpu,
-            state: ThreadState::Runnable,
-            sigmask: 0,
-            pending: 0,
-        }
+        Thread { tid, pid, cpu, state: ThreadState::Runnable, sigmask: 0, pending: 0 }
     }
 
     pub fn is_blocked(&self) -> bool {

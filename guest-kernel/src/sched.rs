@@ -24,8 +24,7 @@ use warden_abi::*;
 use crate::console::{DebugEnd, DebugFile};
 use crate::mm::Mm;
 use crate::process::{
-    FdEntry, FdTable, FsContext, OnWake, OpenFile, ProcState, Process, SigHandlers, Thread,
-    ThreadState, WaitOn,
+    FdEntry, FdTable, FsContext, OnWake, OpenFile, ProcState, Process, SigHandlers, Thread, ThreadState, WaitOn,
 };
 use crate::syscall::Call;
 use crate::{Kernel, Pid, RunOutcome, SpawnError};
@@ -51,12 +50,7 @@ impl Kernel {
     /// Creates init (pid 1) running the program at `path` (resolved like a
     /// guest path from the configured cwd) with `argv` and `envp` (`envp`
     /// empty: the configured environment). Descriptors 0, 1, 2 are the console.
-    pub fn spawn_init(
-        &mut self,
-        path: &str,
-        argv: &[&str],
-        envp: &[&str],
-    ) -> Result<Pid, SpawnError> {
+    pub fn spawn_init(&mut self, path: &str, argv: &[&str], envp: &[&str]) -> Result<Pid, SpawnError> {
         if !self.procs.is_empty() {
             return Err(SpawnError::AlreadySpawned);
         }
@@ -72,19 +66,9 @@ impl Kernel {
         };
         let mut files = FdTable::default();
         let max = self.config.limits.max_fds.max(3);
-        for (end, flags) in [
-            (DebugEnd::Stdin, O_RDONLY),
-            (DebugEnd::Stdout, O_WRONLY),
-            (DebugEnd::Stderr, O_WRONLY),
-        ] {
+        for (end, flags) in [(DebugEnd::Stdin, O_RDONLY), (DebugEnd::Stdout, O_WRONLY), (DebugEnd::Stderr, O_WRONLY)] {
             let desc = OpenFile::new(DebugFile::open(&self.console, end), flags);
-            let _ = files.insert(
-                FdEntry {
-                    desc,
-                    cloexec: false,
-                },
-                max,
-            );
+            let _ = files.insert(FdEntry { desc, cloexec: false }, max);
         }
         let process = Process {
             pid,
@@ -115,33 +99,16 @@ impl Kernel {
         Ok(pid)
     }
 
-    fn spawn_exec(
-        &mut self,
-        tid: Pid,
-        path: &str,
-        argv: &[&str],
-        envp: &[&str],
-    ) -> Result<(), SpawnError> {
+    fn spawn_exec(&mut self, tid: Pid, path: &str, argv: &[&str], envp: &[&str]) -> Result<(), SpawnError> {
         let name = path.to_string();
-        let file = self
-            .open_path(tid, path.as_bytes(), O_RDONLY)
-            .map_err(|errno| match errno.0 {
-                ENOENT | ENOTDIR => SpawnError::NotFound { path: name.clone() },
-                _ => SpawnError::Io {
-                    path: name.clone(),
-                    errno,
-                },
-            })?;
+        let file = self.open_path(tid, path.as_bytes(), O_RDONLY).map_err(|errno| match errno.0 {
+            ENOENT | ENOTDIR => SpawnError::NotFound { path: name.clone() },
+            _ => SpawnError::Io { path: name.clone(), errno },
+        })?;
         let desc = OpenFile::new(file, O_RDONLY);
         let not_exec = |errno: Errno| match errno.0 {
-            ENOEXEC | EACCES | EISDIR => SpawnError::NotExecutable {
-                path: name.clone(),
-                errno,
-            },
-            _ => SpawnError::Io {
-                path: name.clone(),
-                errno,
-            },
+            ENOEXEC | EACCES | EISDIR => SpawnError::NotExecutable { path: name.clone(), errno },
+            _ => SpawnError::Io { path: name.clone(), errno },
         };
         let bytes = crate::elf::read_program(&desc.file).map_err(not_exec)?;
         drop(desc);
@@ -187,9 +154,7 @@ impl Kernel {
     }
 
     fn budget_left(&self) -> Option<u64> {
-        self.config
-            .instruction_budget
-            .map(|b| b.saturating_sub(self.stats.instructions))
+        self.config.instruction_budget.map(|b| b.saturating_sub(self.stats.instructions))
     }
 
     fn next_runnable(&mut self) -> Option<Pid> {
@@ -342,8 +307,7 @@ impl Kernel {
             let Some(t) = self.threads.get_mut(&tid) else {
                 continue;
             };
-            if let ThreadState::Blocked(b) = std::mem::replace(&mut t.state, ThreadState::Runnable)
-            {
+            if let ThreadState::Blocked(b) = std::mem::replace(&mut t.state, ThreadState::Runnable) {
                 t.cpu.gpr[reg::RAX] = Errno::mux(b.on_timeout) as u64;
                 self.run_queue.push_back(tid);
             }
@@ -378,10 +342,7 @@ impl Kernel {
         let files = std::mem::replace(&mut p.files, Rc::new(RefCell::new(FdTable::default())));
         let vfork_parent = p.vfork_parent.take();
         let ppid = p.ppid;
-        let dropped_threads: Vec<Thread> = threads
-            .iter()
-            .filter_map(|t| self.threads.remove(t))
-            .collect();
+        let dropped_threads: Vec<Thread> = threads.iter().filter_map(|t| self.threads.remove(t)).collect();
         drop(dropped_threads);
         // Close descriptors (only this process's reference if shared).
         let entries = match Rc::try_unwrap(files) {
@@ -406,22 +367,13 @@ impl Kernel {
             self.wake_where(|on| on == WaitOn::Vfork(pid), Some(parent));
         }
         // Orphans go to init.
-        let orphans: Vec<Pid> = self
-            .procs
-            .values()
-            .filter(|c| c.ppid == pid)
-            .map(|c| c.pid)
-            .collect();
+        let orphans: Vec<Pid> = self.procs.values().filter(|c| c.ppid == pid).map(|c| c.pid).collect();
         for child in orphans {
             if let Some(c) = self.procs.get_mut(&child) {
                 c.ppid = 1;
             }
         }
-        if self
-            .procs
-            .get(&1)
-            .is_some_and(|init| init.state == ProcState::Alive)
-        {
+        if self.procs.get(&1).is_some_and(|init| init.state == ProcState::Alive) {
             self.wake_where(|on| on == WaitOn::Child(1), None);
         }
         // Tell the parent; auto-reap if it ignores SIGCHLD.
@@ -430,12 +382,7 @@ impl Kernel {
             a.sa.sa_handler == SIG_IGN || a.sa.sa_flags & SA_NOCLDWAIT != 0
         });
         match parent_ignores {
-            Some(false)
-                if self
-                    .procs
-                    .get(&ppid)
-                    .is_some_and(|p| p.state == ProcState::Alive) =>
-            {
+            Some(false) if self.procs.get(&ppid).is_some_and(|p| p.state == ProcState::Alive) => {
                 self.post_signal(ppid, SIGCHLD);
                 self.wake_where(|on| on == WaitOn::Child(ppid), None);
             }

@@ -48,11 +48,10 @@ pub enum DefaultAction {
 
 pub fn default_action(sig: usize) -> DefaultAction {
     match sig {
-        SIGCHLD | SIGURG | SIGWINCH | SIGCONT | SIGSTOP | SIGTSTP | SIGTTIN | SIGTTOU => {
-            DefaultAction::Ignore
+        SIGCHLD | SIGURG | SIGWINCH | SIGCONT | SIGSTOP | SIGTSTP | SIGTTIN | SIGTTOU => DefaultAction::Ignore,
+        SIGQUIT | SIGILL | SIGTRAP | SIGABRT | SIGBUS | SIGFPE | SIGSEGV | SIGXCPU | SIGXFSZ | SIGSYS => {
+            DefaultAction::Core
         }
-        SIGQUIT | SIGILL | SIGTRAP | SIGABRT | SIGBUS | SIGFPE | SIGSEGV | SIGXCPU | SIGXFSZ
-        | SIGSYS => DefaultAction::Core,
         _ => DefaultAction::Terminate,
     }
 }
@@ -60,9 +59,7 @@ pub fn default_action(sig: usize) -> DefaultAction {
 /// The signal a CPU exit raises (`None` for syscalls and budget exits).
 pub fn fault_signal(exit: &Exit) -> Option<usize> {
     Some(match exit {
-        Exit::PageFault { .. } | Exit::GeneralProtection | Exit::Halt | Exit::Interrupt(_) => {
-            SIGSEGV
-        }
+        Exit::PageFault { .. } | Exit::GeneralProtection | Exit::Halt | Exit::Interrupt(_) => SIGSEGV,
         Exit::InvalidOpcode { .. } => SIGILL,
         Exit::DivideError | Exit::SimdFloatingPoint | Exit::FloatingPoint => SIGFPE,
         Exit::Breakpoint | Exit::Debug => SIGTRAP,
@@ -164,11 +161,7 @@ impl Kernel {
             return;
         }
         let action = p.sighand.borrow().actions[sig];
-        let taker = p
-            .threads
-            .iter()
-            .copied()
-            .find(|t| self.threads.get(t).is_some_and(|t| t.sigmask & bit == 0));
+        let taker = p.threads.iter().copied().find(|t| self.threads.get(t).is_some_and(|t| t.sigmask & bit == 0));
         match action.sa.sa_handler {
             SIG_IGN => {}
             SIG_DFL => match default_action(sig) {
@@ -294,30 +287,17 @@ impl Kernel {
         }
     }
 
-    fn setup_frame(
-        &mut self,
-        tid: Pid,
-        sig: usize,
-        handler: usize,
-        action: &crate::process::Action,
-    ) -> Option<()> {
+    fn setup_frame(&mut self, tid: Pid, sig: usize, handler: usize, action: &crate::process::Action) -> Option<()> {
         let mm = self.mm_of(tid).ok()?;
         let mut mm = mm.borrow_mut();
-        let restorer = if action.restorer != 0 {
-            action.restorer as u64
-        } else {
-            mm.trampoline
-        };
+        let restorer = if action.restorer != 0 { action.restorer as u64 } else { mm.trampoline };
         let t = self.threads.get_mut(&tid)?;
         let frame = encode_frame(&t.cpu, sig, t.sigmask);
         let rsp = t.cpu.gpr[reg::RSP];
         let frame_addr = rsp.checked_sub(128 + FRAME_SIZE as u64)? & !15;
         let ret_addr = frame_addr.checked_sub(8)?;
         mm.space.mem.write(GuestAddress(frame_addr), &frame).ok()?;
-        mm.space
-            .mem
-            .write(GuestAddress(ret_addr), &restorer.to_le_bytes())
-            .ok()?;
+        mm.space.mem.write(GuestAddress(ret_addr), &restorer.to_le_bytes()).ok()?;
         let cpu = &mut t.cpu;
         cpu.gpr[reg::RSP] = ret_addr;
         cpu.rip = handler as u64;
@@ -343,12 +323,7 @@ impl Kernel {
         };
         let rsp = t.cpu.gpr[reg::RSP];
         let mut bytes = vec![0u8; FRAME_SIZE];
-        let ok = mm
-            .borrow()
-            .space
-            .mem
-            .read(GuestAddress(rsp), &mut bytes)
-            .is_ok();
+        let ok = mm.borrow().space.mem.read(GuestAddress(rsp), &mut bytes).is_ok();
         let mut cpu = t.cpu.clone();
         match ok.then(|| decode_frame(&bytes, &mut cpu)).flatten() {
             Some(mask) => {

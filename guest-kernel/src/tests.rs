@@ -16,9 +16,7 @@ struct Prog {
 
 impl Prog {
     fn new() -> Prog {
-        Prog {
-            a: CodeAssembler::new(64).unwrap(),
-        }
+        Prog { a: CodeAssembler::new(64).unwrap() }
     }
 
     /// `syscall` with number `n` (arguments already in place).
@@ -79,12 +77,7 @@ fn run_with(root: &MemFs, init: &str, argv: &[&str], config: KernelConfig, stdin
     k.spawn_init(init, argv, &[]).expect("spawn init");
     let outcome = k.run();
     let out = out.borrow().clone();
-    Run {
-        outcome,
-        stdout: out.stdout,
-        stderr: out.stderr,
-        instructions: k.instructions(),
-    }
+    Run { outcome, stdout: out.stdout, stderr: out.stderr, instructions: k.instructions() }
 }
 
 fn run_prog(elf: Vec<u8>) -> Run {
@@ -145,10 +138,7 @@ fn unknown_syscall_is_enosys_and_bad_pointer_is_efault() {
     p.exit_rax();
     let r = run_prog(p.elf());
     // 14 * 100 + 38, truncated to 8 bits.
-    assert_eq!(
-        r.outcome,
-        RunOutcome::Exited(((14 * 100 + 38) & 0xff) as u8)
-    );
+    assert_eq!(r.outcome, RunOutcome::Exited(((14 * 100 + 38) & 0xff) as u8));
 }
 
 #[test]
@@ -290,11 +280,7 @@ fn budget_ends_an_endless_loop() {
     p.a.jmp(l).unwrap();
     let root = MemFs::new();
     root.insert("/bin/init", &p.elf());
-    let config = KernelConfig {
-        instruction_budget: Some(50_000),
-        quantum: 1000,
-        ..KernelConfig::default()
-    };
+    let config = KernelConfig { instruction_budget: Some(50_000), quantum: 1000, ..KernelConfig::default() };
     let r = run_with(&root, "/bin/init", &["init"], config, b"");
     assert_eq!(r.outcome, RunOutcome::BudgetExhausted);
     assert_eq!(r.outcome.exit_status(), 124);
@@ -341,10 +327,7 @@ fn sigpipe_on_write_to_closed_pipe() {
     p.a.mov(rdx, 1u64).unwrap();
     p.sys(SYS_WRITE);
     p.exit_imm(0);
-    assert_eq!(
-        run_prog(p.elf()).outcome,
-        RunOutcome::Signaled(SIGPIPE as u8)
-    );
+    assert_eq!(run_prog(p.elf()).outcome, RunOutcome::Signaled(SIGPIPE as u8));
 }
 
 #[test]
@@ -470,13 +453,7 @@ fn sleep_advances_virtual_time() {
     let mut p = Prog::new();
     let mut start = p.label();
     p.a.jmp(start).unwrap();
-    let req = p.data(
-        &TimeSpec {
-            tv_sec: 3,
-            tv_nsec: 0,
-        }
-        .to_bytes(),
-    );
+    let req = p.data(&TimeSpec { tv_sec: 3, tv_nsec: 0 }.to_bytes());
     let t0 = p.data(&[0; TimeSpec::SIZE]);
     let t1 = p.data(&[0; TimeSpec::SIZE]);
     p.here(&mut start);
@@ -557,13 +534,7 @@ fn files_open_write_read_back_and_proc() {
     p.exit_imm(0);
     let root = MemFs::new();
     root.insert("/bin/init", &p.elf());
-    let r = run_with(
-        &root,
-        "/bin/init",
-        &["init", "x"],
-        KernelConfig::default(),
-        b"",
-    );
+    let r = run_with(&root, "/bin/init", &["init", "x"], KernelConfig::default(), b"");
     assert_eq!(r.outcome, RunOutcome::Exited(0));
     assert_eq!(r.stdout, b"data!init\0x\0");
     assert_eq!(root.get("/out.txt").unwrap(), b"data!");
@@ -587,29 +558,16 @@ fn stdin_is_read_from_the_console() {
     p.exit_imm(0);
     let root = MemFs::new();
     root.insert("/bin/init", &p.elf());
-    let r = run_with(
-        &root,
-        "/bin/init",
-        &["init"],
-        KernelConfig::default(),
-        b"echo me",
-    );
+    let r = run_with(&root, "/bin/init", &["init"], KernelConfig::default(), b"echo me");
     assert_eq!(r.stdout, b"echo me");
 }
 
 #[test]
 fn spawn_errors_map_to_exit_statuses() {
     let root = MemFs::new();
-    root.insert(
-        "/bin/garbage",
-        b"\x7fELF not really an elf at all, just bytes.............................",
-    );
+    root.insert("/bin/garbage", b"\x7fELF not really an elf at all, just bytes.............................");
     let (console, _) = CaptureConsole::new(b"");
-    let mut k = Kernel::new(
-        KernelConfig::default(),
-        Box::new(root.clone()),
-        Box::new(console),
-    );
+    let mut k = Kernel::new(KernelConfig::default(), Box::new(root.clone()), Box::new(console));
     let e = k.spawn_init("/bin/missing", &["x"], &[]).unwrap_err();
     assert!(matches!(e, SpawnError::NotFound { .. }));
     assert_eq!(e.exit_status(), 127);
@@ -626,9 +584,7 @@ fn malformed_elves_never_panic() {
     let mut seed = 12345u64;
     for i in 0..2000 {
         let mut bytes = good.clone();
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         let pos = (seed >> 33) as usize % bytes.len().min(128);
         bytes[pos] = (seed >> 17) as u8;
         if i % 3 == 0 {
@@ -638,10 +594,7 @@ fn malformed_elves_never_panic() {
         let root = MemFs::new();
         root.insert("/bin/init", &bytes);
         let (console, _) = CaptureConsole::new(b"");
-        let config = KernelConfig {
-            instruction_budget: Some(10_000),
-            ..KernelConfig::default()
-        };
+        let config = KernelConfig { instruction_budget: Some(10_000), ..KernelConfig::default() };
         let mut k = Kernel::new(config, Box::new(root), Box::new(console));
         if k.spawn_init("/bin/init", &["init"], &[]).is_ok() {
             let _ = k.run();

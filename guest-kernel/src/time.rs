@@ -14,9 +14,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use warden_abi::{
-    Errno, Stat, TimeSpec, CLOCK_MONOTONIC, CLOCK_REALTIME, EINVAL, ENOENT, MODE_CHR,
-};
+use warden_abi::{Errno, Stat, TimeSpec, CLOCK_MONOTONIC, CLOCK_REALTIME, EINVAL, ENOENT, MODE_CHR};
 
 use crate::scheme::{CallCtx, FileOps, FileRef, IoResult, Scheme};
 
@@ -35,12 +33,7 @@ pub struct Clock {
 
 impl Clock {
     pub fn new(real_time: bool) -> Clock {
-        Clock {
-            real_time,
-            start: Instant::now(),
-            instructions: Cell::new(0),
-            skipped: Cell::new(0),
-        }
+        Clock { real_time, start: Instant::now(), instructions: Cell::new(0), skipped: Cell::new(0) }
     }
 
     pub fn is_real_time(&self) -> bool {
@@ -56,8 +49,7 @@ impl Clock {
     pub(crate) fn skip_to(&self, ns: u64) {
         let now = self.monotonic_ns();
         if !self.real_time && ns > now {
-            self.skipped
-                .set(self.skipped.get().saturating_add(ns - now));
+            self.skipped.set(self.skipped.get().saturating_add(ns - now));
         }
     }
 
@@ -73,10 +65,7 @@ impl Clock {
     /// Wall-clock nanoseconds since the Unix epoch.
     pub fn realtime_ns(&self) -> u64 {
         if self.real_time {
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_nanos().min(u64::MAX as u128) as u64)
-                .unwrap_or(0)
+            SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos().min(u64::MAX as u128) as u64).unwrap_or(0)
         } else {
             (VIRTUAL_EPOCH_SECS * 1_000_000_000).saturating_add(self.monotonic_ns())
         }
@@ -94,10 +83,7 @@ impl Clock {
 }
 
 pub fn ns_to_timespec(ns: u64) -> TimeSpec {
-    TimeSpec {
-        tv_sec: (ns / 1_000_000_000) as i64,
-        tv_nsec: (ns % 1_000_000_000) as i32,
-    }
+    TimeSpec { tv_sec: (ns / 1_000_000_000) as i64, tv_nsec: (ns % 1_000_000_000) as i32 }
 }
 
 /// A valid duration in nanoseconds, or EINVAL.
@@ -105,9 +91,7 @@ pub fn timespec_to_ns(ts: &TimeSpec) -> Result<u64, Errno> {
     if ts.tv_sec < 0 || !(0..1_000_000_000).contains(&ts.tv_nsec) {
         return Err(Errno(EINVAL));
     }
-    Ok((ts.tv_sec as u64)
-        .saturating_mul(1_000_000_000)
-        .saturating_add(ts.tv_nsec as u64))
+    Ok((ts.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec as u64))
 }
 
 /// The `time:` scheme.
@@ -121,16 +105,10 @@ impl Scheme for TimeScheme {
         let id = if path.is_empty() {
             CLOCK_MONOTONIC
         } else {
-            std::str::from_utf8(path)
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .ok_or(Errno(ENOENT))?
+            std::str::from_utf8(path).ok().and_then(|s| s.parse().ok()).ok_or(Errno(ENOENT))?
         };
         self.clock.now(id).map_err(|_| Errno(ENOENT))?;
-        Ok(Rc::new(RefCell::new(TimeFile {
-            clock: self.clock.clone(),
-            id,
-        })))
+        Ok(Rc::new(RefCell::new(TimeFile { clock: self.clock.clone(), id })))
     }
 }
 
@@ -149,11 +127,7 @@ impl FileOps for TimeFile {
     }
 
     fn stat(&self) -> Result<Stat, Errno> {
-        Ok(Stat {
-            st_mode: MODE_CHR | 0o444,
-            st_nlink: 1,
-            ..Stat::default()
-        })
+        Ok(Stat { st_mode: MODE_CHR | 0o444, st_nlink: 1, ..Stat::default() })
     }
 
     fn path(&self) -> Vec<u8> {

@@ -15,10 +15,7 @@ pub const MAX_PATH: usize = 4096;
 
 /// Copies `len` bytes at `addr` out of guest memory.
 pub fn copy_in(mem: &Memory, addr: usize, len: usize) -> Result<Vec<u8>, Errno> {
-    Ok(mem
-        .slice(GuestAddress(addr as u64), len as u64)
-        .map_err(|_| Errno(EFAULT))?
-        .to_vec())
+    Ok(mem.slice(GuestAddress(addr as u64), len as u64).map_err(|_| Errno(EFAULT))?.to_vec())
 }
 
 /// Copies a path argument (ENAMETOOLONG beyond [`MAX_PATH`]).
@@ -32,10 +29,7 @@ pub fn copy_path(mem: &Memory, addr: usize, len: usize) -> Result<Vec<u8>, Errno
 /// Copies a fixed-size structure in.
 pub fn copy_array<const N: usize>(mem: &Memory, addr: usize) -> Result<[u8; N], Errno> {
     let mut out = [0u8; N];
-    out.copy_from_slice(
-        mem.slice(GuestAddress(addr as u64), N as u64)
-            .map_err(|_| Errno(EFAULT))?,
-    );
+    out.copy_from_slice(mem.slice(GuestAddress(addr as u64), N as u64).map_err(|_| Errno(EFAULT))?);
     Ok(out)
 }
 
@@ -45,9 +39,7 @@ pub fn read_u32(mem: &Memory, addr: usize) -> Result<u32, Errno> {
 
 /// Writes `data` to guest memory at `addr`.
 pub fn copy_out(mem: &mut Memory, addr: usize, data: &[u8]) -> Result<(), Errno> {
-    mem.slice_mut(GuestAddress(addr as u64), data.len() as u64)
-        .map_err(|_| Errno(EFAULT))?
-        .copy_from_slice(data);
+    mem.slice_mut(GuestAddress(addr as u64), data.len() as u64).map_err(|_| Errno(EFAULT))?.copy_from_slice(data);
     Ok(())
 }
 
@@ -60,9 +52,7 @@ pub fn check_writable(mem: &Memory, addr: usize, len: usize) -> Result<(), Errno
             Some(p) if p.contains(emu::Perm::WRITE) => {}
             _ => return Err(Errno(EFAULT)),
         }
-        a = (a | (emu::PAGE_SIZE as usize - 1))
-            .checked_add(1)
-            .ok_or(Errno(EFAULT))?;
+        a = (a | (emu::PAGE_SIZE as usize - 1)).checked_add(1).ok_or(Errno(EFAULT))?;
     }
     Ok(())
 }

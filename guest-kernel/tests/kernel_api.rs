@@ -15,9 +15,7 @@ struct Prog {
 
 impl Prog {
     fn new() -> Prog {
-        Prog {
-            a: CodeAssembler::new(64).unwrap(),
-        }
+        Prog { a: CodeAssembler::new(64).unwrap() }
     }
     fn sys(&mut self, n: usize) {
         self.a.mov(rax, n as u64).unwrap();
@@ -67,15 +65,8 @@ fn thread_and_futex() {
     let mut wait = p.label();
     let mut done = p.label();
     p.a.jmp(start).unwrap();
-    let map = p.data(
-        &Map {
-            offset: 0,
-            size: 0x10000,
-            flags: PROT_READ | PROT_WRITE | MAP_PRIVATE,
-            address: 0,
-        }
-        .to_bytes(),
-    );
+    let map =
+        p.data(&Map { offset: 0, size: 0x10000, flags: PROT_READ | PROT_WRITE | MAP_PRIVATE, address: 0 }.to_bytes());
     let flag = p.data(&[0; 8]);
     p.here(&mut start);
     // stack = fmap(anonymous, 64 KiB)
@@ -84,11 +75,7 @@ fn thread_and_futex() {
     p.a.mov(rdx, Map::SIZE as u64).unwrap();
     p.sys(SYS_FMAP);
     p.a.lea(rsi, ptr(rax + 0x10000)).unwrap();
-    p.a.mov(
-        rdi,
-        (CLONE_VM | CLONE_THREAD | CLONE_FILES | CLONE_FS | CLONE_SIGHAND) as u64,
-    )
-    .unwrap();
+    p.a.mov(rdi, (CLONE_VM | CLONE_THREAD | CLONE_FILES | CLONE_FS | CLONE_SIGHAND) as u64).unwrap();
     p.sys(SYS_CLONE);
     p.a.test(rax, rax).unwrap();
     p.a.jz(child).unwrap();
@@ -116,13 +103,7 @@ fn thread_and_futex() {
     p.a.mov(rdx, 1u64).unwrap();
     p.sys(SYS_FUTEX);
     p.exit_imm(7);
-    let (outcome, _) = run(
-        p.elf(0),
-        KernelConfig {
-            quantum: 50,
-            ..KernelConfig::default()
-        },
-    );
+    let (outcome, _) = run(p.elf(0), KernelConfig { quantum: 50, ..KernelConfig::default() });
     assert_eq!(outcome, RunOutcome::Exited(42));
 }
 
@@ -144,10 +125,7 @@ fn vfork_shares_memory_and_blocks_the_parent() {
     p.here(&mut child);
     p.a.mov(qword_ptr(cell), 5).unwrap();
     p.exit_imm(0);
-    assert_eq!(
-        run(p.elf(0), KernelConfig::default()).0,
-        RunOutcome::Exited(5)
-    );
+    assert_eq!(run(p.elf(0), KernelConfig::default()).0, RunOutcome::Exited(5));
 }
 
 #[test]
@@ -192,10 +170,7 @@ fn per_call_nonblocking_write_leaves_o_nonblock_alone() {
     p.exit_imm(0);
     p.here(&mut bad);
     p.exit_imm(1);
-    assert_eq!(
-        run(p.elf(0x10000), KernelConfig::default()).0,
-        RunOutcome::Exited(0)
-    );
+    assert_eq!(run(p.elf(0x10000), KernelConfig::default()).0, RunOutcome::Exited(0));
 }
 
 #[test]
@@ -275,10 +250,7 @@ fn dup2_fcntl_chdir_getcwd() {
     let mut k = Kernel::new(KernelConfig::default(), Box::new(root), Box::new(console));
     k.spawn_init("/bin/init", &["init"], &[]).unwrap();
     assert_eq!(k.run(), RunOutcome::Exited(0));
-    assert_eq!(
-        String::from_utf8_lossy(&out.borrow().stdout),
-        "via fd 9\n/etc"
-    );
+    assert_eq!(String::from_utf8_lossy(&out.borrow().stdout), "via fd 9\n/etc");
 }
 
 #[test]
@@ -299,16 +271,10 @@ fn signal_frames_round_trip_every_register() {
     let frame = guest_kernel::signal::encode_frame(&cpu, SIGUSR1, 0b1010);
     assert_eq!(frame.len(), guest_kernel::signal::FRAME_SIZE);
     let mut back = emu::Cpu::new();
-    assert_eq!(
-        guest_kernel::signal::decode_frame(&frame, &mut back),
-        Some(0b1010)
-    );
+    assert_eq!(guest_kernel::signal::decode_frame(&frame, &mut back), Some(0b1010));
     assert_eq!(back.gpr, cpu.gpr);
     assert_eq!(back.xmm, cpu.xmm);
-    assert_eq!(
-        (back.rip, back.rflags, back.fs_base, back.mxcsr),
-        (cpu.rip, cpu.rflags, cpu.fs_base, cpu.mxcsr)
-    );
+    assert_eq!((back.rip, back.rflags, back.fs_base, back.mxcsr), (cpu.rip, cpu.rflags, cpu.fs_base, cpu.mxcsr));
     assert_eq!(back.x87, cpu.x87);
     let mut bad = frame.clone();
     bad[0] ^= 1;

@@ -36,9 +36,7 @@ static PARITY: [u8; 256] = {
 #[inline(always)]
 fn szp<const S: u8>(r: u64) -> u64 {
     let r = r & mask(S);
-    PARITY[r as u8 as usize] as u64
-        | if r == 0 { ZF } else { 0 }
-        | ((r >> (8 * S as u32 - 1)) & 1) << 7
+    PARITY[r as u8 as usize] as u64 | if r == 0 { ZF } else { 0 } | ((r >> (8 * S as u32 - 1)) & 1) << 7
 }
 
 #[inline(always)]
@@ -124,11 +122,7 @@ fn alu_op<const K: u8, const S: u8, const F: bool>(a: u64, b: u64) -> (u64, u64)
             if !F {
                 return (r, 0);
             }
-            let cf = if S == 8 {
-                r < a
-            } else {
-                (a + b) >> (8 * S as u32) != 0
-            };
+            let cf = if S == 8 { r < a } else { (a + b) >> (8 * S as u32) != 0 };
             let of = ((a ^ r) & (b ^ r)) >> (8 * S as u32 - 1) & 1;
             (r, szp::<S>(r) | ((a ^ b ^ r) & AF) | cf as u64 | of << 11)
         }
@@ -138,10 +132,7 @@ fn alu_op<const K: u8, const S: u8, const F: bool>(a: u64, b: u64) -> (u64, u64)
                 return (r, 0);
             }
             let of = ((a ^ b) & (a ^ r)) >> (8 * S as u32 - 1) & 1;
-            (
-                r,
-                szp::<S>(r) | ((a ^ b ^ r) & AF) | (a < b) as u64 | of << 11,
-            )
+            (r, szp::<S>(r) | ((a ^ b ^ r) & AF) | (a < b) as u64 | of << 11)
         }
         _ => {
             let r = match K {
@@ -191,12 +182,13 @@ fn alu_rm<const K: u8, const S: u8, const F: bool>(cpu: &mut Cpu, mem: &mut Memo
 /// Memory destination; `op.r1 == NO_REG` means the source is the immediate.
 fn alu_m<const K: u8, const S: u8, const F: bool>(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     let a = ea(cpu, &op.mem);
-    let d = load::<S>(mem, a)?;
-    let s = if op.r1 == NO_REG {
-        op.a
-    } else {
-        cpu.gpr[op.r1 as usize]
+    let d = match load::<S>(mem, a) {
+        Ok(d) => d,
+        // A read-modify-write destination faults as a write (cold path).
+        Err(t) if K != CMP && K != TEST => return Err(mem.probe_write(a, S as u64).err().unwrap_or(t)),
+        Err(t) => return Err(t),
     };
+    let s = if op.r1 == NO_REG { op.a } else { cpu.gpr[op.r1 as usize] };
     let (r, f) = alu_op::<K, S, F>(d, s);
     if K != CMP && K != TEST {
         store::<S>(mem, a, r)?;
@@ -207,17 +199,9 @@ fn alu_m<const K: u8, const S: u8, const F: bool>(cpu: &mut Cpu, mem: &mut Memor
     Ok(())
 }
 
-fn incdec_r<const INC: bool, const S: u8, const F: bool>(
-    cpu: &mut Cpu,
-    _: &mut Memory,
-    op: &Op,
-) -> R {
+fn incdec_r<const INC: bool, const S: u8, const F: bool>(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
     let a = cpu.gpr[op.r0 as usize] & mask(S);
-    let (r, f) = if INC {
-        alu_op::<ADD, S, F>(a, 1)
-    } else {
-        alu_op::<SUB, S, F>(a, 1)
-    };
+    let (r, f) = if INC { alu_op::<ADD, S, F>(a, 1) } else { alu_op::<SUB, S, F>(a, 1) };
     set_reg::<S>(cpu, op.r0, r);
     if F {
         cpu.rflags = (cpu.rflags & (!STATUS | CF)) | (f & !CF);
@@ -244,20 +228,12 @@ fn mov_rm<const S: u8>(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
 }
 
 fn mov_mr<const S: u8>(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
-    let v = if op.r1 == NO_REG {
-        op.a
-    } else {
-        cpu.gpr[op.r1 as usize]
-    };
+    let v = if op.r1 == NO_REG { op.a } else { cpu.gpr[op.r1 as usize] };
     store::<S>(mem, ea(cpu, &op.mem), v)
 }
 
 /// movzx/movsx/movsxd into a 4- or 8-byte register from memory (size `SS`).
-fn movx_rm<const SS: u8, const S: u8, const SIGNED: bool>(
-    cpu: &mut Cpu,
-    mem: &mut Memory,
-    op: &Op,
-) -> R {
+fn movx_rm<const SS: u8, const S: u8, const SIGNED: bool>(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     let v = load::<SS>(mem, ea(cpu, &op.mem))?;
     let v = if SIGNED { sext(v, SS) } else { v };
     set_reg::<S>(cpu, op.r0, v);
@@ -265,11 +241,7 @@ fn movx_rm<const SS: u8, const S: u8, const SIGNED: bool>(
 }
 
 /// movzx/movsx/movsxd from a low register (not AH..BH) of size `SS`.
-fn movx_rr<const SS: u8, const S: u8, const SIGNED: bool>(
-    cpu: &mut Cpu,
-    _: &mut Memory,
-    op: &Op,
-) -> R {
+fn movx_rr<const SS: u8, const S: u8, const SIGNED: bool>(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
     let v = cpu.gpr[op.r1 as usize] & mask(SS);
     let v = if SIGNED { sext(v, SS) } else { v };
     set_reg::<S>(cpu, op.r0, v);
@@ -294,10 +266,7 @@ fn shift_ri<const K: u8, const S: u8, const F: bool>(cpu: &mut Cpu, _: &mut Memo
     let c = op.a as u32;
     let a = cpu.gpr[op.r0 as usize] & mask(S);
     let (r, cf) = match K {
-        SHL => (
-            (a << c) & mask(S),
-            if c > bits { 0 } else { (a >> (bits - c)) & 1 },
-        ),
+        SHL => ((a << c) & mask(S), if c > bits { 0 } else { (a >> (bits - c)) & 1 }),
         SHR => (a >> c, if c > bits { 0 } else { (a >> (c - 1)) & 1 }),
         _ => {
             let s = sext(a, S) as i64;
@@ -322,26 +291,13 @@ fn imul_rr<const S: u8, const F: bool>(cpu: &mut Cpu, _: &mut Memory, op: &Op) -
         cpu,
         op.r0,
         cpu.gpr[op.r1 as usize],
-        if op.mem.flags & MemRef::THREE != 0 {
-            op.a
-        } else {
-            cpu.gpr[op.r0 as usize]
-        },
+        if op.mem.flags & MemRef::THREE != 0 { op.a } else { cpu.gpr[op.r0 as usize] },
     )
 }
 
 fn imul_rm<const S: u8, const F: bool>(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     let b = load::<S>(mem, ea(cpu, &op.mem))?;
-    imul_core::<S, F>(
-        cpu,
-        op.r0,
-        b,
-        if op.mem.flags & MemRef::THREE != 0 {
-            op.a
-        } else {
-            cpu.gpr[op.r0 as usize]
-        },
-    )
+    imul_core::<S, F>(cpu, op.r0, b, if op.mem.flags & MemRef::THREE != 0 { op.a } else { cpu.gpr[op.r0 as usize] })
 }
 
 #[inline(always)]
@@ -431,11 +387,7 @@ fn jcc<const CC: u8>(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
 }
 
 fn cmov_rr<const CC: u8, const S: u8>(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
-    let v = if cond::<CC>(cpu.rflags) {
-        cpu.gpr[op.r1 as usize]
-    } else {
-        cpu.gpr[op.r0 as usize]
-    };
+    let v = if cond::<CC>(cpu.rflags) { cpu.gpr[op.r1 as usize] } else { cpu.gpr[op.r0 as usize] };
     set_reg::<S>(cpu, op.r0, v);
     Ok(())
 }
@@ -448,11 +400,7 @@ pub(crate) const NO_REG: u8 = 0xff;
 /// A full register usable by the fast forms: 4- or 8-byte GPR.
 fn wide_reg(r: Register) -> Option<(u8, u8)> {
     match gpr(r) {
-        Some(Gpr {
-            idx,
-            size: size @ (4 | 8),
-            ..
-        }) => Some((idx as u8, size)),
+        Some(Gpr { idx, size: size @ (4 | 8), .. }) => Some((idx as u8, size)),
         _ => None,
     }
 }
@@ -460,24 +408,14 @@ fn wide_reg(r: Register) -> Option<(u8, u8)> {
 /// A low 1- or 2-byte register (no AH..BH) as a movzx/movsx source.
 fn narrow_reg(r: Register) -> Option<(u8, u8)> {
     match gpr(r) {
-        Some(Gpr {
-            idx,
-            size: size @ (1 | 2),
-            high: false,
-        }) => Some((idx as u8, size)),
+        Some(Gpr { idx, size: size @ (1 | 2), high: false }) => Some((idx as u8, size)),
         _ => None,
     }
 }
 
 /// The precomputed addressing mode of the instruction's memory operand.
 pub(crate) fn mem_ref(i: &Instruction, with_segment: bool) -> Option<MemRef> {
-    let mut m = MemRef {
-        disp: i.memory_displacement64(),
-        base: MemRef::NONE,
-        index: MemRef::NONE,
-        scale: 0,
-        flags: 0,
-    };
+    let mut m = MemRef { disp: i.memory_displacement64(), base: MemRef::NONE, index: MemRef::NONE, scale: 0, flags: 0 };
     let mut addr32 = false;
     match i.memory_base() {
         Register::None | Register::RIP => {}
@@ -589,11 +527,7 @@ fn alu_handler(kind: u8, form: u8, s: u8, live: bool) -> Handler {
 pub(crate) fn specialize(i: &Instruction, flags_live: bool, op: &mut Op) -> Option<Handler> {
     use Mnemonic as M;
     let k0 = i.op0_kind();
-    let k1 = if i.op_count() > 1 {
-        i.op1_kind()
-    } else {
-        OpKind::Register
-    };
+    let k1 = if i.op_count() > 1 { i.op1_kind() } else { OpKind::Register };
     let is_imm = |k: OpKind| {
         matches!(
             k,
@@ -819,9 +753,7 @@ pub(crate) fn specialize(i: &Instruction, flags_live: bool, op: &mut Op) -> Opti
             op.a = i.near_branch_target();
             by_cc!(i.condition_code(), jcc,)
         }
-        _ if (Mnemonic::Cmova as u32..=Mnemonic::Cmovs as u32).contains(&(m as u32))
-            && k1 == OpKind::Register =>
-        {
+        _ if (Mnemonic::Cmova as u32..=Mnemonic::Cmovs as u32).contains(&(m as u32)) && k1 == OpKind::Register => {
             let (r0, s) = wide_reg(i.op0_register())?;
             op.r0 = r0;
             op.r1 = wide_reg(i.op1_register())?.0;

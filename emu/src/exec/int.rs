@@ -8,9 +8,7 @@
 
 use iced_x86::{Code, ConditionCode, Instruction, Mnemonic, OpKind, Register};
 
-use super::operand::{
-    self, get, get_gpr, get_rmw, gpr, loc, mask, op_size, set, set_gpr, sext, sign_bit, Gpr, Loc,
-};
+use super::operand::{self, get, get_gpr, get_rmw, gpr, loc, mask, op_size, set, set_gpr, sext, sign_bit, Gpr, Loc};
 use super::{Handler, Op, Trap};
 use crate::cpu::flags::*;
 use crate::cpu::{reg, Cpu};
@@ -171,11 +169,7 @@ fn cmpxchg(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     let d = loc(cpu, i, 0)?;
     let dv = get_rmw(cpu, mem, d, size)?;
     let src = operand::read(cpu, mem, i, 1, size)?;
-    let acc = Gpr {
-        idx: reg::RAX,
-        size,
-        high: false,
-    };
+    let acc = Gpr { idx: reg::RAX, size, high: false };
     let av = get_gpr(cpu, acc);
     let (_, f) = sub_flags(av, dv, 0, size);
     if av == dv {
@@ -196,11 +190,7 @@ fn cmpxchg_double(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     let i = &op.insn;
     let a = operand::ea(cpu, i);
     let wide = i.mnemonic() == Mnemonic::Cmpxchg16b;
-    let (half, m) = if wide {
-        (8u8, u64::MAX)
-    } else {
-        (4u8, 0xffff_ffff)
-    };
+    let (half, m) = if wide { (8u8, u64::MAX) } else { (4u8, 0xffff_ffff) };
     if wide && a % 16 != 0 {
         return Err(Trap::GeneralProtection);
     }
@@ -216,24 +206,8 @@ fn cmpxchg_double(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     } else {
         mem.write_sized(a, half, lo)?;
         mem.write_sized(a + half as u64, half, hi)?;
-        set_gpr(
-            cpu,
-            Gpr {
-                idx: reg::RAX,
-                size: half,
-                high: false,
-            },
-            lo,
-        );
-        set_gpr(
-            cpu,
-            Gpr {
-                idx: reg::RDX,
-                size: half,
-                high: false,
-            },
-            hi,
-        );
+        set_gpr(cpu, Gpr { idx: reg::RAX, size: half, high: false }, lo);
+        set_gpr(cpu, Gpr { idx: reg::RDX, size: half, high: false }, hi);
         cpu.rflags &= !ZF;
     }
     Ok(())
@@ -259,11 +233,7 @@ fn xadd(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
 
 fn push_op(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     let i = &op.insn;
-    let size = if i.op_kind(0) == OpKind::Register {
-        i.op0_register().size() as u8
-    } else {
-        op_size(i, 0)
-    };
+    let size = if i.op_kind(0) == OpKind::Register { i.op0_register().size() as u8 } else { op_size(i, 0) };
     let size = match i.op_kind(0) {
         OpKind::Immediate8to64 | OpKind::Immediate32to64 => 8,
         OpKind::Immediate8to16 | OpKind::Immediate16 => 2,
@@ -295,27 +265,15 @@ fn pop_op(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
 }
 
 fn pushf(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
-    let size = if op.insn.mnemonic() == Mnemonic::Pushf {
-        2
-    } else {
-        8
-    };
+    let size = if op.insn.mnemonic() == Mnemonic::Pushf { 2 } else { 8 };
     // RF and VM read as zero.
     push(cpu, mem, cpu.rflags & 0x3c_7fd7 | 2, size)
 }
 
 fn popf(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
-    let size = if op.insn.mnemonic() == Mnemonic::Popf {
-        2
-    } else {
-        8
-    };
+    let size = if op.insn.mnemonic() == Mnemonic::Popf { 2 } else { 8 };
     let v = pop(cpu, mem, size)?;
-    let v = if size == 2 {
-        (cpu.rflags & !0xffff) | v
-    } else {
-        v
-    };
+    let v = if size == 2 { (cpu.rflags & !0xffff) | v } else { v };
     cpu.set_rflags(v);
     Ok(())
 }
@@ -326,25 +284,13 @@ fn leave(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     let bp = cpu.gpr[reg::RBP];
     let v = mem.read_sized(bp, size)?;
     cpu.gpr[reg::RSP] = bp.wrapping_add(size as u64);
-    set_gpr(
-        cpu,
-        Gpr {
-            idx: reg::RBP,
-            size,
-            high: false,
-        },
-        v,
-    );
+    set_gpr(cpu, Gpr { idx: reg::RBP, size, high: false }, v);
     Ok(())
 }
 
 fn enter(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     let i = &op.insn;
-    let size: u8 = if i.code() == Code::Enterw_imm16_imm8 {
-        2
-    } else {
-        8
-    };
+    let size: u8 = if i.code() == Code::Enterw_imm16_imm8 { 2 } else { 8 };
     let sz = size as u64;
     let alloc = i.immediate(0) & 0xffff;
     let level = i.immediate(1) & 31;
@@ -365,15 +311,7 @@ fn enter(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     // #PF if a write at the final stack pointer would fault (after the
     // frame is written, as hardware does; registers stay unchanged).
     mem.probe_write(fin, sz)?;
-    set_gpr(
-        cpu,
-        Gpr {
-            idx: reg::RBP,
-            size,
-            high: false,
-        },
-        frame,
-    );
+    set_gpr(cpu, Gpr { idx: reg::RBP, size, high: false }, frame);
     cpu.gpr[reg::RSP] = sp.wrapping_sub(alloc);
     Ok(())
 }
@@ -420,43 +358,11 @@ fn setcc(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
 fn convert(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
     let a = cpu.gpr[reg::RAX];
     match op.insn.mnemonic() {
-        Mnemonic::Cbw => set_gpr(
-            cpu,
-            Gpr {
-                idx: 0,
-                size: 2,
-                high: false,
-            },
-            sext(a, 1),
-        ),
-        Mnemonic::Cwde => set_gpr(
-            cpu,
-            Gpr {
-                idx: 0,
-                size: 4,
-                high: false,
-            },
-            sext(a, 2),
-        ),
+        Mnemonic::Cbw => set_gpr(cpu, Gpr { idx: 0, size: 2, high: false }, sext(a, 1)),
+        Mnemonic::Cwde => set_gpr(cpu, Gpr { idx: 0, size: 4, high: false }, sext(a, 2)),
         Mnemonic::Cdqe => cpu.gpr[reg::RAX] = sext(a, 4),
-        Mnemonic::Cwd => set_gpr(
-            cpu,
-            Gpr {
-                idx: 2,
-                size: 2,
-                high: false,
-            },
-            sext(a, 2) >> 16,
-        ),
-        Mnemonic::Cdq => set_gpr(
-            cpu,
-            Gpr {
-                idx: 2,
-                size: 4,
-                high: false,
-            },
-            sext(a, 4) >> 32,
-        ),
+        Mnemonic::Cwd => set_gpr(cpu, Gpr { idx: 2, size: 2, high: false }, sext(a, 2) >> 16),
+        Mnemonic::Cdq => set_gpr(cpu, Gpr { idx: 2, size: 4, high: false }, sext(a, 4) >> 32),
         _ => cpu.gpr[reg::RDX] = ((a as i64) >> 63) as u64,
     }
     Ok(())
@@ -474,15 +380,7 @@ fn xlat(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
         _ => {}
     }
     let v = mem.read_u8(a)?;
-    set_gpr(
-        cpu,
-        Gpr {
-            idx: 0,
-            size: 1,
-            high: false,
-        },
-        v as u64,
-    );
+    set_gpr(cpu, Gpr { idx: 0, size: 1, high: false }, v as u64);
     Ok(())
 }
 
@@ -502,11 +400,7 @@ fn alu<const K: u8>(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     let i = &op.insn;
     let size = op_size(i, 0);
     let d = loc(cpu, i, 0)?;
-    let a = if K == CMP || K == TEST {
-        get(cpu, mem, d, size)?
-    } else {
-        get_rmw(cpu, mem, d, size)?
-    };
+    let a = if K == CMP || K == TEST { get(cpu, mem, d, size)? } else { get_rmw(cpu, mem, d, size)? };
     let b = operand::read(cpu, mem, i, 1, size)?;
     let c = cpu.rflags & CF;
     let (r, f) = match K {
@@ -535,11 +429,7 @@ fn incdec(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     let size = op_size(i, 0);
     let d = loc(cpu, i, 0)?;
     let a = get_rmw(cpu, mem, d, size)?;
-    let (r, f) = if i.mnemonic() == Mnemonic::Inc {
-        add_flags(a, 1, 0, size)
-    } else {
-        sub_flags(a, 1, 0, size)
-    };
+    let (r, f) = if i.mnemonic() == Mnemonic::Inc { add_flags(a, 1, 0, size) } else { sub_flags(a, 1, 0, size) };
     set(cpu, mem, d, size, r)?;
     set_status(cpu, STATUS & !CF, f);
     Ok(())
@@ -577,14 +467,7 @@ fn mul1(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     let size = op_size(i, 0);
     let src = operand::read(cpu, mem, i, 0, size)?;
     let signed = i.mnemonic() == Mnemonic::Imul;
-    let a = get_gpr(
-        cpu,
-        Gpr {
-            idx: 0,
-            size,
-            high: false,
-        },
-    );
+    let a = get_gpr(cpu, Gpr { idx: 0, size, high: false });
     let bits = 8 * size as u32;
     let (lo, hi, overflow) = if signed {
         let p = (sext(a, size) as i64 as i128) * (sext(src, size) as i64 as i128);
@@ -597,34 +480,10 @@ fn mul1(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
         (p as u64 & mask(size), hi, hi != 0)
     };
     match size {
-        1 => set_gpr(
-            cpu,
-            Gpr {
-                idx: 0,
-                size: 2,
-                high: false,
-            },
-            hi << 8 | lo,
-        ),
+        1 => set_gpr(cpu, Gpr { idx: 0, size: 2, high: false }, hi << 8 | lo),
         _ => {
-            set_gpr(
-                cpu,
-                Gpr {
-                    idx: reg::RAX,
-                    size,
-                    high: false,
-                },
-                lo,
-            );
-            set_gpr(
-                cpu,
-                Gpr {
-                    idx: reg::RDX,
-                    size,
-                    high: false,
-                },
-                hi,
-            );
+            set_gpr(cpu, Gpr { idx: reg::RAX, size, high: false }, lo);
+            set_gpr(cpu, Gpr { idx: reg::RDX, size, high: false }, hi);
         }
     }
     mul_flags(cpu, lo, overflow, size);
@@ -635,15 +494,9 @@ fn imul_n(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     let i = &op.insn;
     let size = op_size(i, 0);
     let (a, b) = if i.op_count() == 3 {
-        (
-            operand::read(cpu, mem, i, 1, size)?,
-            operand::read(cpu, mem, i, 2, size)?,
-        )
+        (operand::read(cpu, mem, i, 1, size)?, operand::read(cpu, mem, i, 2, size)?)
     } else {
-        (
-            operand::read(cpu, mem, i, 0, size)?,
-            operand::read(cpu, mem, i, 1, size)?,
-        )
+        (operand::read(cpu, mem, i, 0, size)?, operand::read(cpu, mem, i, 1, size)?)
     };
     let p = (sext(a, size) as i64 as i128) * (sext(b, size) as i64 as i128);
     let lo = p as u64 & mask(size);
@@ -664,24 +517,7 @@ fn div(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     let (hi, lo) = if size == 1 {
         ((cpu.gpr[0] >> 8) & 0xff, cpu.gpr[0] & 0xff)
     } else {
-        (
-            get_gpr(
-                cpu,
-                Gpr {
-                    idx: reg::RDX,
-                    size,
-                    high: false,
-                },
-            ),
-            get_gpr(
-                cpu,
-                Gpr {
-                    idx: 0,
-                    size,
-                    high: false,
-                },
-            ),
-        )
+        (get_gpr(cpu, Gpr { idx: reg::RDX, size, high: false }), get_gpr(cpu, Gpr { idx: 0, size, high: false }))
     };
     let n = ((hi as u128) << bits) | lo as u128;
     let (q, r) = if i.mnemonic() == Mnemonic::Idiv {
@@ -705,34 +541,10 @@ fn div(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
         (q as u64, (n % d as u128) as u64)
     };
     if size == 1 {
-        set_gpr(
-            cpu,
-            Gpr {
-                idx: 0,
-                size: 2,
-                high: false,
-            },
-            r << 8 | q,
-        );
+        set_gpr(cpu, Gpr { idx: 0, size: 2, high: false }, r << 8 | q);
     } else {
-        set_gpr(
-            cpu,
-            Gpr {
-                idx: reg::RAX,
-                size,
-                high: false,
-            },
-            q,
-        );
-        set_gpr(
-            cpu,
-            Gpr {
-                idx: reg::RDX,
-                size,
-                high: false,
-            },
-            r,
-        );
+        set_gpr(cpu, Gpr { idx: reg::RAX, size, high: false }, q);
+        set_gpr(cpu, Gpr { idx: reg::RDX, size, high: false }, r);
     }
     Ok(())
 }
@@ -764,11 +576,7 @@ fn shift_by_zero(cpu: &mut Cpu, mem: &mut Memory, d: Loc, size: u8, v: u64) -> R
 fn shift(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     let i = &op.insn;
     let size = op_size(i, 0);
-    let count = if i.op_count() == 1 {
-        1
-    } else {
-        shift_count(cpu, i, size)
-    };
+    let count = if i.op_count() == 1 { 1 } else { shift_count(cpu, i, size) };
     let d = loc(cpu, i, 0)?;
     let a = get_rmw(cpu, mem, d, size)?;
     if count == 0 {
@@ -780,21 +588,13 @@ fn shift(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     let (r, f, which) = match i.mnemonic() {
         Mnemonic::Shl | Mnemonic::Sal => {
             let r = if count >= 64 { 0 } else { (a << count) & m };
-            let cf = if count > bits {
-                0
-            } else {
-                (((a as u128) << count) >> bits) as u64 & 1
-            };
+            let cf = if count > bits { 0 } else { (((a as u128) << count) >> bits) as u64 & 1 };
             let of = msb(r) ^ cf;
             (r, szp(r, size) | cf * CF | of * OF, STATUS)
         }
         Mnemonic::Shr => {
             let r = if count >= 64 { 0 } else { a >> count };
-            let cf = if count > bits {
-                0
-            } else {
-                (a >> (count - 1)) & 1
-            };
+            let cf = if count > bits { 0 } else { (a >> (count - 1)) & 1 };
             (r, szp(r, size) | cf * CF | msb(a) * OF, STATUS)
         }
         Mnemonic::Sar => {
@@ -805,21 +605,13 @@ fn shift(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
         }
         Mnemonic::Rol => {
             let c = count % bits;
-            let r = if c == 0 {
-                a
-            } else {
-                ((a << c) | (a >> (bits - c))) & m
-            };
+            let r = if c == 0 { a } else { ((a << c) | (a >> (bits - c))) & m };
             let cf = r & 1;
             (r, cf * CF | (msb(r) ^ cf) * OF, CF | OF)
         }
         Mnemonic::Ror => {
             let c = count % bits;
-            let r = if c == 0 {
-                a
-            } else {
-                ((a >> c) | (a << (bits - c))) & m
-            };
+            let r = if c == 0 { a } else { ((a >> c) | (a << (bits - c))) & m };
             let cf = msb(r);
             let of = cf ^ ((r >> (bits - 2)) & 1);
             (r, cf * CF | of * OF, CF | OF)
@@ -829,11 +621,7 @@ fn shift(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
             let cin = cpu.rflags & CF;
             let wide = ((cin as u128) << bits) | a as u128;
             let w = bits + 1;
-            let rot = if c == 0 {
-                wide
-            } else {
-                ((wide << c) | (wide >> (w - c))) & ((1u128 << w) - 1)
-            };
+            let rot = if c == 0 { wide } else { ((wide << c) | (wide >> (w - c))) & ((1u128 << w) - 1) };
             let r = rot as u64 & m;
             let cf = (rot >> bits) as u64 & 1;
             (r, cf * CF | (msb(r) ^ cf) * OF, CF | OF)
@@ -845,11 +633,7 @@ fn shift(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
             let of = msb(a) ^ cin;
             let wide = ((cin as u128) << bits) | a as u128;
             let w = bits + 1;
-            let rot = if c == 0 {
-                wide
-            } else {
-                ((wide >> c) | (wide << (w - c))) & ((1u128 << w) - 1)
-            };
+            let rot = if c == 0 { wide } else { ((wide >> c) | (wide << (w - c))) & ((1u128 << w) - 1) };
             let r = rot as u64 & m;
             let cf = (rot >> bits) as u64 & 1;
             (r, cf * CF | of * OF, CF | OF)
@@ -882,21 +666,10 @@ fn shxd(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     let c = count as u128;
     let (a2, b2) = (a as u128, b as u128);
     let (r, cf) = if i.mnemonic() == Mnemonic::Shld {
-        let (wide, top) = if size == 2 {
-            (a2 << 32 | b2 << 16 | a2, 48)
-        } else {
-            (a2 << w | b2, 2 * w)
-        };
-        (
-            ((wide << c) >> (top - w)) as u64 & m,
-            ((wide >> (top - c)) & 1) as u64,
-        )
+        let (wide, top) = if size == 2 { (a2 << 32 | b2 << 16 | a2, 48) } else { (a2 << w | b2, 2 * w) };
+        (((wide << c) >> (top - w)) as u64 & m, ((wide >> (top - c)) & 1) as u64)
     } else {
-        let wide = if size == 2 {
-            a2 << 32 | b2 << 16 | a2
-        } else {
-            b2 << w | a2
-        };
+        let wide = if size == 2 { a2 << 32 | b2 << 16 | a2 } else { b2 << w | a2 };
         ((wide >> c) as u64 & m, ((wide >> (c - 1)) & 1) as u64)
     };
     let of = ((r ^ a) >> (bits - 1)) & 1;
@@ -921,18 +694,11 @@ fn bt(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
         Loc::Mem(a) if is_reg_off => {
             let s = sext(off, size) as i64;
             let word = s.div_euclid(bits as i64);
-            (
-                Loc::Mem(a.wrapping_add((word * size as i64) as u64)),
-                s.rem_euclid(bits as i64) as u64,
-            )
+            (Loc::Mem(a.wrapping_add((word * size as i64) as u64)), s.rem_euclid(bits as i64) as u64)
         }
         _ => (d, off % bits),
     };
-    let v = if i.mnemonic() == Mnemonic::Bt {
-        get(cpu, mem, d, size)?
-    } else {
-        get_rmw(cpu, mem, d, size)?
-    };
+    let v = if i.mnemonic() == Mnemonic::Bt { get(cpu, mem, d, size)? } else { get_rmw(cpu, mem, d, size)? };
     let cf = (v >> bit) & 1;
     let r = match i.mnemonic() {
         Mnemonic::Bts => Some(v | 1 << bit),
@@ -960,35 +726,19 @@ fn bitscan(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
                 set_status(cpu, ZF, ZF);
                 return Ok(());
             }
-            let r = if i.mnemonic() == Mnemonic::Bsf {
-                v.trailing_zeros()
-            } else {
-                63 - v.leading_zeros()
-            };
+            let r = if i.mnemonic() == Mnemonic::Bsf { v.trailing_zeros() } else { 63 - v.leading_zeros() };
             set_gpr(cpu, g, r as u64);
             set_status(cpu, STATUS, 0);
         }
         Mnemonic::Tzcnt => {
             let r = if v == 0 { bits } else { v.trailing_zeros() };
             set_gpr(cpu, g, r as u64);
-            set_status(
-                cpu,
-                STATUS,
-                if v == 0 { CF } else { 0 } | if r == 0 { ZF } else { 0 },
-            );
+            set_status(cpu, STATUS, if v == 0 { CF } else { 0 } | if r == 0 { ZF } else { 0 });
         }
         Mnemonic::Lzcnt => {
-            let r = if v == 0 {
-                bits
-            } else {
-                v.leading_zeros() - (64 - bits)
-            };
+            let r = if v == 0 { bits } else { v.leading_zeros() - (64 - bits) };
             set_gpr(cpu, g, r as u64);
-            set_status(
-                cpu,
-                STATUS,
-                if v == 0 { CF } else { 0 } | if r == 0 { ZF } else { 0 },
-            );
+            set_status(cpu, STATUS, if v == 0 { CF } else { 0 } | if r == 0 { ZF } else { 0 });
         }
         _ => {
             set_gpr(cpu, g, v.count_ones() as u64);
@@ -1017,25 +767,14 @@ fn bmi(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
             let ctl = operand::read(cpu, mem, i, 2, size)?;
             let start = (ctl & 0xff) as u32;
             let len = ((ctl >> 8) & 0xff) as u32;
-            let r = if start >= bits {
-                0
-            } else {
-                (s1 >> start)
-                    & if len >= 64 {
-                        u64::MAX
-                    } else {
-                        (1u64 << len) - 1
-                    }
-            };
+            let r =
+                if start >= bits { 0 } else { (s1 >> start) & if len >= 64 { u64::MAX } else { (1u64 << len) - 1 } };
             let r = r & m;
             (r, Some(if r == 0 { ZF } else { 0 }))
         }
         Mnemonic::Blsi => {
             let r = s1.wrapping_neg() & s1 & m;
-            (
-                r,
-                Some((szp(r, size) & (ZF | SF)) | if s1 != 0 { CF } else { 0 }),
-            )
+            (r, Some((szp(r, size) & (ZF | SF)) | if s1 != 0 { CF } else { 0 }))
         }
         Mnemonic::Blsmsk => {
             let r = (s1 ^ s1.wrapping_sub(1)) & m;
@@ -1043,22 +782,12 @@ fn bmi(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
         }
         Mnemonic::Blsr => {
             let r = s1 & s1.wrapping_sub(1) & m;
-            (
-                r,
-                Some((szp(r, size) & (ZF | SF)) | if s1 == 0 { CF } else { 0 }),
-            )
+            (r, Some((szp(r, size) & (ZF | SF)) | if s1 == 0 { CF } else { 0 }))
         }
         Mnemonic::Bzhi => {
             let idx = (operand::read(cpu, mem, i, 2, size)? & 0xff) as u32;
-            let r = if idx >= bits {
-                s1
-            } else {
-                s1 & ((1u64 << idx) - 1)
-            } & m;
-            (
-                r,
-                Some((szp(r, size) & (ZF | SF)) | if idx > bits - 1 { CF } else { 0 }),
-            )
+            let r = if idx >= bits { s1 } else { s1 & ((1u64 << idx) - 1) } & m;
+            (r, Some((szp(r, size) & (ZF | SF)) | if idx > bits - 1 { CF } else { 0 }))
         }
         Mnemonic::Pdep => {
             let msk = operand::read(cpu, mem, i, 2, size)?;
@@ -1084,11 +813,7 @@ fn bmi(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
         }
         Mnemonic::Rorx => {
             let c = (i.immediate(2) as u32) % bits;
-            let r = if c == 0 {
-                s1
-            } else {
-                ((s1 >> c) | (s1 << (bits - c))) & m
-            };
+            let r = if c == 0 { s1 } else { ((s1 >> c) | (s1 << (bits - c))) & m };
             (r, None)
         }
         Mnemonic::Sarx | Mnemonic::Shlx | Mnemonic::Shrx => {
@@ -1103,14 +828,7 @@ fn bmi(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
         _ => {
             // Mulx: dest_hi (op0), dest_lo (op1), src (op2), implicit RDX.
             let s = operand::read(cpu, mem, i, 2, size)?;
-            let d = get_gpr(
-                cpu,
-                Gpr {
-                    idx: reg::RDX,
-                    size,
-                    high: false,
-                },
-            );
+            let d = get_gpr(cpu, Gpr { idx: reg::RDX, size, high: false });
             let p = d as u128 * s as u128;
             let lo_reg = gpr(i.op1_register()).ok_or(Trap::InvalidOpcode)?;
             set_gpr(cpu, lo_reg, p as u64 & m);
@@ -1127,11 +845,7 @@ fn bmi(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
 fn adx(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     let i = &op.insn;
     let size = op_size(i, 0);
-    let flag = if i.mnemonic() == Mnemonic::Adcx {
-        CF
-    } else {
-        OF
-    };
+    let flag = if i.mnemonic() == Mnemonic::Adcx { CF } else { OF };
     let a = operand::read(cpu, mem, i, 0, size)?;
     let b = operand::read(cpu, mem, i, 1, size)?;
     let c = (cpu.rflags & flag != 0) as u64;
@@ -1154,9 +868,7 @@ fn jcc(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
 fn jmp(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     let i = &op.insn;
     cpu.rip = match i.op_kind(0) {
-        OpKind::NearBranch64 | OpKind::NearBranch32 | OpKind::NearBranch16 => {
-            i.near_branch_target()
-        }
+        OpKind::NearBranch64 | OpKind::NearBranch32 | OpKind::NearBranch16 => i.near_branch_target(),
         OpKind::Register | OpKind::Memory => operand::read(cpu, mem, i, 0, 8)?,
         _ => return Err(Trap::InvalidOpcode),
     };
@@ -1166,9 +878,7 @@ fn jmp(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
 fn call(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     let i = &op.insn;
     let target = match i.op_kind(0) {
-        OpKind::NearBranch64 | OpKind::NearBranch32 | OpKind::NearBranch16 => {
-            i.near_branch_target()
-        }
+        OpKind::NearBranch64 | OpKind::NearBranch32 | OpKind::NearBranch16 => i.near_branch_target(),
         OpKind::Register | OpKind::Memory => operand::read(cpu, mem, i, 0, 8)?,
         _ => return Err(Trap::InvalidOpcode),
     };
@@ -1189,10 +899,7 @@ fn ret(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
 
 fn loop_op(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
     let i = &op.insn;
-    let addr32 = matches!(
-        i.code(),
-        Code::Loop_rel8_64_ECX | Code::Loope_rel8_64_ECX | Code::Loopne_rel8_64_ECX
-    );
+    let addr32 = matches!(i.code(), Code::Loop_rel8_64_ECX | Code::Loope_rel8_64_ECX | Code::Loopne_rel8_64_ECX);
     let m = if addr32 { 0xffff_ffff } else { u64::MAX };
     let c = cpu.gpr[reg::RCX].wrapping_sub(1) & m;
     // With 32-bit addressing the counter is ECX, written zero-extended.
@@ -1211,11 +918,7 @@ fn loop_op(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
 }
 
 fn jrcxz(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
-    let c = if op.insn.mnemonic() == Mnemonic::Jecxz {
-        cpu.gpr[reg::RCX] & 0xffff_ffff
-    } else {
-        cpu.gpr[reg::RCX]
-    };
+    let c = if op.insn.mnemonic() == Mnemonic::Jecxz { cpu.gpr[reg::RCX] & 0xffff_ffff } else { cpu.gpr[reg::RCX] };
     if c == 0 {
         cpu.rip = op.insn.near_branch_target();
     }
@@ -1233,15 +936,7 @@ fn flag_op(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
         Mnemonic::Std => cpu.rflags |= DF,
         Mnemonic::Lahf => {
             let v = (cpu.rflags & (SF | ZF | AF | PF | CF)) | 2;
-            set_gpr(
-                cpu,
-                Gpr {
-                    idx: 0,
-                    size: 1,
-                    high: true,
-                },
-                v,
-            );
+            set_gpr(cpu, Gpr { idx: 0, size: 1, high: true }, v);
         }
         _ => {
             // Sahf
@@ -1301,8 +996,7 @@ const BRAND: &[u8; 48] = b"Warden x86-64 interpreter\0\0\0\0\0\0\0\0\0\0\0\0\0\0
 /// CPUID leaf 1 ECX: SSE3, SSSE3, CX16, SSE4.1, SSE4.2, MOVBE, POPCNT.
 pub const CPUID1_ECX: u32 = 1 << 0 | 1 << 9 | 1 << 13 | 1 << 19 | 1 << 20 | 1 << 22 | 1 << 23;
 /// CPUID leaf 1 EDX: FPU, TSC, CX8, CMOV, CLFSH, FXSR, SSE, SSE2.
-pub const CPUID1_EDX: u32 =
-    1 << 0 | 1 << 4 | 1 << 8 | 1 << 15 | 1 << 19 | 1 << 24 | 1 << 25 | 1 << 26;
+pub const CPUID1_EDX: u32 = 1 << 0 | 1 << 4 | 1 << 8 | 1 << 15 | 1 << 19 | 1 << 24 | 1 << 25 | 1 << 26;
 /// CPUID leaf 7 EBX: BMI1, BMI2, ERMS, ADX.
 pub const CPUID7_EBX: u32 = 1 << 3 | 1 << 8 | 1 << 9 | 1 << 19;
 /// CPUID 0x8000_0001 ECX: LAHF/SAHF, LZCNT.
@@ -1311,9 +1005,7 @@ pub const CPUIDX1_ECX: u32 = 1 << 0 | 1 << 5;
 pub const CPUIDX1_EDX: u32 = 1 << 11 | 1 << 20 | 1 << 27 | 1 << 29;
 
 pub(crate) fn cpuid_values(leaf: u32, sub: u32) -> [u32; 4] {
-    let word = |b: &[u8], k: usize| {
-        u32::from_le_bytes([b[4 * k], b[4 * k + 1], b[4 * k + 2], b[4 * k + 3]])
-    };
+    let word = |b: &[u8], k: usize| u32::from_le_bytes([b[4 * k], b[4 * k + 1], b[4 * k + 2], b[4 * k + 3]]);
     match leaf {
         0 => [7, word(VENDOR, 0), word(VENDOR, 2), word(VENDOR, 1)],
         // Family 6, model 0x2a-like numbers are avoided: family 6 model 1.
@@ -1348,25 +1040,16 @@ fn string_op(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
         0 => 1,
         s => s as u8,
     };
-    let step = if cpu.rflags & DF != 0 {
-        (size as u64).wrapping_neg()
-    } else {
-        size as u64
-    };
+    let step = if cpu.rflags & DF != 0 { (size as u64).wrapping_neg() } else { size as u64 };
     let rep = i.has_rep_prefix() || i.has_repne_prefix();
-    let addr32 = (0..i.op_count())
-        .any(|n| matches!(i.op_kind(n), OpKind::MemorySegESI | OpKind::MemoryESEDI));
+    let addr32 = (0..i.op_count()).any(|n| matches!(i.op_kind(n), OpKind::MemorySegESI | OpKind::MemoryESEDI));
     let am = if addr32 { 0xffff_ffff } else { u64::MAX };
     let seg = match i.memory_segment() {
         Register::FS => cpu.fs_base,
         Register::GS => cpu.gs_base,
         _ => 0,
     };
-    let acc = Gpr {
-        idx: reg::RAX,
-        size,
-        high: false,
-    };
+    let acc = Gpr { idx: reg::RAX, size, high: false };
     loop {
         if rep && cpu.gpr[reg::RCX] & am == 0 {
             return Ok(());
@@ -1424,10 +1107,7 @@ fn string_op(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
 
 /// True for the string forms of `movsd`/`cmpsd` (not the SSE ones).
 fn is_string(i: &Instruction) -> bool {
-    matches!(
-        i.op0_kind(),
-        OpKind::MemoryESRDI | OpKind::MemoryESEDI | OpKind::MemorySegRSI | OpKind::MemorySegESI
-    )
+    matches!(i.op0_kind(), OpKind::MemoryESRDI | OpKind::MemoryESEDI | OpKind::MemorySegRSI | OpKind::MemorySegESI)
 }
 
 // ---- selection --------------------------------------------------------------------
@@ -1438,9 +1118,7 @@ pub(crate) fn select(i: &Instruction) -> Option<Handler> {
     let h: Handler = match i.mnemonic() {
         M::Mov => {
             // Moves to or from segment and control registers are not for user code.
-            let seg = (0..2).any(|n| {
-                i.op_kind(n) == OpKind::Register && i.op_register(n).is_segment_register()
-            });
+            let seg = (0..2).any(|n| i.op_kind(n) == OpKind::Register && i.op_register(n).is_segment_register());
             let other = (0..2).any(|n| {
                 i.op_kind(n) == OpKind::Register
                     && !i.op_register(n).is_gpr()
@@ -1566,38 +1244,17 @@ pub(crate) fn select(i: &Instruction) -> Option<Handler> {
         M::Jrcxz | M::Jecxz => jrcxz,
         M::Clc | M::Stc | M::Cmc | M::Cld | M::Std | M::Lahf | M::Sahf => flag_op,
         M::Nop | M::Endbr64 | M::Endbr32 | M::Pause | M::Lfence | M::Mfence | M::Sfence => nop,
-        M::Prefetchnta
-        | M::Prefetcht0
-        | M::Prefetcht1
-        | M::Prefetcht2
-        | M::Prefetchw
-        | M::Prefetch => nop,
+        M::Prefetchnta | M::Prefetcht0 | M::Prefetcht1 | M::Prefetcht2 | M::Prefetchw | M::Prefetch => nop,
         M::Clflush | M::Clflushopt => nop,
         M::Cpuid => cpuid,
         M::Rdtsc | M::Rdtscp => rdtsc,
         M::Syscall => syscall,
         M::Int | M::Int3 | M::Int1 => int_n,
         M::Hlt => hlt,
-        M::Cli
-        | M::Sti
-        | M::In
-        | M::Out
-        | M::Insb
-        | M::Insw
-        | M::Insd
-        | M::Outsb
-        | M::Outsw
-        | M::Outsd => privileged,
-        M::Lgdt
-        | M::Lidt
-        | M::Lldt
-        | M::Ltr
-        | M::Invlpg
-        | M::Wrmsr
-        | M::Rdmsr
-        | M::Rdpmc
-        | M::Sysret
-        | M::Iretq => privileged,
+        M::Cli | M::Sti | M::In | M::Out | M::Insb | M::Insw | M::Insd | M::Outsb | M::Outsw | M::Outsd => privileged,
+        M::Lgdt | M::Lidt | M::Lldt | M::Ltr | M::Invlpg | M::Wrmsr | M::Rdmsr | M::Rdpmc | M::Sysret | M::Iretq => {
+            privileged
+        }
         M::Clts | M::Wbinvd | M::Invd | M::Swapgs => privileged,
         M::Movsd | M::Cmpsd if is_string(i) => string_op,
         M::Movsb | M::Movsw => string_op,

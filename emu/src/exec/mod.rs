@@ -49,10 +49,7 @@ pub(crate) enum Trap {
 impl Trap {
     /// Traps complete the instruction; faults leave it unexecuted.
     fn completes_instruction(self) -> bool {
-        matches!(
-            self,
-            Trap::Breakpoint | Trap::Debug | Trap::Interrupt(_) | Trap::Syscall | Trap::Int80
-        )
+        matches!(self, Trap::Breakpoint | Trap::Debug | Trap::Interrupt(_) | Trap::Syscall | Trap::Int80)
     }
 }
 
@@ -143,15 +140,7 @@ impl Op {
     /// An op for `insn`: the fast handler when one fits, else the generic
     /// one; `None` if the instruction is not implemented (#UD).
     pub(crate) fn new(insn: &Instruction, idx: u32, flags_live: bool) -> Option<Op> {
-        let mut op = Op {
-            exec: undefined,
-            idx,
-            r0: 0,
-            r1: 0,
-            a: 0,
-            mem: MemRef::default(),
-            insn: *insn,
-        };
+        let mut op = Op { exec: undefined, idx, r0: 0, r1: 0, a: 0, mem: MemRef::default(), insn: *insn };
         op.exec = match fast::specialize(insn, flags_live, &mut op) {
             Some(h) => h,
             None => select(insn)?,
@@ -160,15 +149,7 @@ impl Op {
     }
 
     pub(crate) fn undefined(insn: &Instruction, idx: u32) -> Op {
-        Op {
-            exec: undefined,
-            idx,
-            r0: 0,
-            r1: 0,
-            a: 0,
-            mem: MemRef::default(),
-            insn: *insn,
-        }
+        Op { exec: undefined, idx, r0: 0, r1: 0, a: 0, mem: MemRef::default(), insn: *insn }
     }
 }
 
@@ -182,18 +163,12 @@ pub struct AddressSpace {
 impl AddressSpace {
     /// Reserves an address space of `limit` bytes.
     pub fn new(limit: u64) -> Result<AddressSpace, crate::MemError> {
-        Ok(AddressSpace {
-            mem: Memory::new(limit)?,
-            code: CodeCache::new(),
-        })
+        Ok(AddressSpace { mem: Memory::new(limit)?, code: CodeCache::new() })
     }
 
     /// A copy of this address space (fork); code is re-decoded on demand.
     pub fn fork(&self) -> Result<AddressSpace, crate::MemError> {
-        Ok(AddressSpace {
-            mem: self.mem.fork()?,
-            code: CodeCache::new(),
-        })
+        Ok(AddressSpace { mem: self.mem.fork()?, code: CodeCache::new() })
     }
 
     /// Drops all decoded code (e.g. after exec replaced the image).
@@ -228,11 +203,7 @@ impl Cpu {
             let ops = &block.ops[..];
             // A block longer than the remaining budget runs only its first
             // ops (cold: it happens once per `run`).
-            let n = if (ops.len() as u64) <= remaining {
-                ops.len()
-            } else {
-                remaining as usize
-            };
+            let n = if (ops.len() as u64) <= remaining { ops.len() } else { remaining as usize };
             self.rip = block.end;
             for op in &ops[..n] {
                 if let Err(trap) = (op.exec)(self, mem, op) {
@@ -252,16 +223,9 @@ impl Cpu {
     fn trap_exit(&mut self, trap: Trap, op: &Op, mem: &mut Memory) -> Exit {
         let done = trap.completes_instruction();
         self.icount += op.idx as u64 + done as u64;
-        self.rip = if done {
-            op.insn.next_ip()
-        } else {
-            op.insn.ip()
-        };
+        self.rip = if done { op.insn.next_ip() } else { op.insn.ip() };
         match trap {
-            Trap::PageFault => Exit::PageFault {
-                addr: mem.fault.addr,
-                access: mem.fault.access,
-            },
+            Trap::PageFault => Exit::PageFault { addr: mem.fault.addr, access: mem.fault.access },
             Trap::DivideError => Exit::DivideError,
             Trap::InvalidOpcode => {
                 let mut bytes = [0u8; 15];
@@ -269,10 +233,7 @@ impl Cpu {
                 let avail = mem.fetch_code(op.insn.ip(), len);
                 let len = avail.len();
                 bytes[..len].copy_from_slice(avail);
-                Exit::InvalidOpcode {
-                    bytes,
-                    len: len as u8,
-                }
+                Exit::InvalidOpcode { bytes, len: len as u8 }
             }
             Trap::GeneralProtection => Exit::GeneralProtection,
             Trap::SimdFloatingPoint => Exit::SimdFloatingPoint,
@@ -294,7 +255,5 @@ pub(crate) fn undefined(_: &mut Cpu, _: &mut Memory, _: &Op) -> Result<(), Trap>
 
 /// Picks the handler for a decoded instruction; `None` means #UD.
 pub(crate) fn select(insn: &Instruction) -> Option<Handler> {
-    int::select(insn)
-        .or_else(|| sse::select(insn))
-        .or_else(|| x87::select(insn))
+    int::select(insn).or_else(|| sse::select(insn)).or_else(|| x87::select(insn))
 }

@@ -47,38 +47,14 @@ pub(crate) fn gpr(r: Register) -> Option<Gpr> {
         _ if (al..al + 20).contains(&v) => {
             let n = v - al;
             match n {
-                0..=3 => Gpr {
-                    idx: n,
-                    size: 1,
-                    high: false,
-                },
-                4..=7 => Gpr {
-                    idx: n - 4,
-                    size: 1,
-                    high: true,
-                },
-                _ => Gpr {
-                    idx: n - 4,
-                    size: 1,
-                    high: false,
-                },
+                0..=3 => Gpr { idx: n, size: 1, high: false },
+                4..=7 => Gpr { idx: n - 4, size: 1, high: true },
+                _ => Gpr { idx: n - 4, size: 1, high: false },
             }
         }
-        _ if (ax..ax + 16).contains(&v) => Gpr {
-            idx: v - ax,
-            size: 2,
-            high: false,
-        },
-        _ if (eax..eax + 16).contains(&v) => Gpr {
-            idx: v - eax,
-            size: 4,
-            high: false,
-        },
-        _ if (rax..rax + 16).contains(&v) => Gpr {
-            idx: v - rax,
-            size: 8,
-            high: false,
-        },
+        _ if (ax..ax + 16).contains(&v) => Gpr { idx: v - ax, size: 2, high: false },
+        _ if (eax..eax + 16).contains(&v) => Gpr { idx: v - eax, size: 4, high: false },
+        _ if (rax..rax + 16).contains(&v) => Gpr { idx: v - rax, size: 8, high: false },
         _ => return None,
     })
 }
@@ -234,27 +210,14 @@ pub(crate) fn op_size(i: &Instruction, n: u32) -> u8 {
 
 /// Reads operand `n` zero-extended.
 #[inline]
-pub(crate) fn read(
-    cpu: &Cpu,
-    mem: &mut Memory,
-    i: &Instruction,
-    n: u32,
-    size: u8,
-) -> Result<u64, Trap> {
+pub(crate) fn read(cpu: &Cpu, mem: &mut Memory, i: &Instruction, n: u32, size: u8) -> Result<u64, Trap> {
     let l = loc(cpu, i, n)?;
     get(cpu, mem, l, size)
 }
 
 /// Writes operand `n`.
 #[inline]
-pub(crate) fn write(
-    cpu: &mut Cpu,
-    mem: &mut Memory,
-    i: &Instruction,
-    n: u32,
-    size: u8,
-    v: u64,
-) -> Result<(), Trap> {
+pub(crate) fn write(cpu: &mut Cpu, mem: &mut Memory, i: &Instruction, n: u32, size: u8, v: u64) -> Result<(), Trap> {
     let l = loc(cpu, i, n)?;
     set(cpu, mem, l, size, v)
 }
@@ -265,62 +228,13 @@ mod tests {
 
     #[test]
     fn register_decoding() {
-        assert_eq!(
-            gpr(Register::AH),
-            Some(Gpr {
-                idx: 0,
-                size: 1,
-                high: true
-            })
-        );
-        assert_eq!(
-            gpr(Register::BH),
-            Some(Gpr {
-                idx: 3,
-                size: 1,
-                high: true
-            })
-        );
-        assert_eq!(
-            gpr(Register::SPL),
-            Some(Gpr {
-                idx: 4,
-                size: 1,
-                high: false
-            })
-        );
-        assert_eq!(
-            gpr(Register::R15L),
-            Some(Gpr {
-                idx: 15,
-                size: 1,
-                high: false
-            })
-        );
-        assert_eq!(
-            gpr(Register::R9W),
-            Some(Gpr {
-                idx: 9,
-                size: 2,
-                high: false
-            })
-        );
-        assert_eq!(
-            gpr(Register::EDI),
-            Some(Gpr {
-                idx: 7,
-                size: 4,
-                high: false
-            })
-        );
-        assert_eq!(
-            gpr(Register::R15),
-            Some(Gpr {
-                idx: 15,
-                size: 8,
-                high: false
-            })
-        );
+        assert_eq!(gpr(Register::AH), Some(Gpr { idx: 0, size: 1, high: true }));
+        assert_eq!(gpr(Register::BH), Some(Gpr { idx: 3, size: 1, high: true }));
+        assert_eq!(gpr(Register::SPL), Some(Gpr { idx: 4, size: 1, high: false }));
+        assert_eq!(gpr(Register::R15L), Some(Gpr { idx: 15, size: 1, high: false }));
+        assert_eq!(gpr(Register::R9W), Some(Gpr { idx: 9, size: 2, high: false }));
+        assert_eq!(gpr(Register::EDI), Some(Gpr { idx: 7, size: 4, high: false }));
+        assert_eq!(gpr(Register::R15), Some(Gpr { idx: 15, size: 8, high: false }));
         assert_eq!(gpr(Register::XMM0), None);
     }
 

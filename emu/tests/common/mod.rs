@@ -59,11 +59,7 @@ pub struct State {
 
 impl State {
     pub fn new() -> State {
-        let mut s = State {
-            gpr: [0; 16],
-            rflags: 0x202,
-            fx: [0; 512],
-        };
+        let mut s = State { gpr: [0; 16], rflags: 0x202, fx: [0; 512] };
         s.set_fcw(0x037f);
         s.set_mxcsr(0x1f80);
         s.gpr[4] = STACK_LO;
@@ -124,25 +120,13 @@ impl State {
         for i in 0..8 {
             regs[(top + i) & 7] = self.st(i);
         }
-        cpu.x87 = X87State {
-            fcw: self.fcw(),
-            fsw: self.fsw(),
-            ftw: self.ftw(),
-            regs,
-            fop: 0,
-            fip: 0,
-            fdp: 0,
-        };
+        cpu.x87 = X87State { fcw: self.fcw(), fsw: self.fsw(), ftw: self.ftw(), regs, fop: 0, fip: 0, fdp: 0 };
         cpu
     }
 
     /// The state of an emu CPU, in the same form.
     pub fn from_cpu(cpu: &Cpu) -> State {
-        let mut s = State {
-            gpr: cpu.gpr,
-            rflags: cpu.rflags,
-            fx: [0; 512],
-        };
+        let mut s = State { gpr: cpu.gpr, rflags: cpu.rflags, fx: [0; 512] };
         s.set_fcw(cpu.x87.fcw);
         s.set_fsw(cpu.x87.fsw);
         s.set_ftw(cpu.x87.ftw);
@@ -229,10 +213,7 @@ pub fn disasm(code: &[u8]) -> String {
 }
 
 pub fn hex(b: &[u8]) -> String {
-    b.iter()
-        .map(|x| format!("{x:02x}"))
-        .collect::<Vec<_>>()
-        .join(" ")
+    b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(" ")
 }
 
 // ---- the emu runner ------------------------------------------------------------
@@ -255,8 +236,7 @@ impl EmuRunner {
         m.map(GuestAddress(DATA), DATA_LEN, Perm::RW).unwrap();
         m.map(GuestAddress(RO), 0x1000, Perm::READ).unwrap();
         m.map(GuestAddress(LOW), 0x1000, Perm::RW).unwrap();
-        m.write_raw(GuestAddress(RO), &image[0x2000..0x3000])
-            .unwrap();
+        m.write_raw(GuestAddress(RO), &image[0x2000..0x3000]).unwrap();
         EmuRunner { space }
     }
 
@@ -282,14 +262,8 @@ impl EmuRunner {
         cpu.rip = CODE;
         let exit = cpu.run(&mut self.space, 10_000);
         let mut data = vec![0u8; OUT_DATA_LEN];
-        self.space
-            .mem
-            .read_raw(GuestAddress(DATA), &mut data[..0x2000])
-            .unwrap();
-        self.space
-            .mem
-            .read_raw(GuestAddress(LOW), &mut data[0x2000..])
-            .unwrap();
+        self.space.mem.read_raw(GuestAddress(DATA), &mut data[..0x2000]).unwrap();
+        self.space.mem.read_raw(GuestAddress(LOW), &mut data[0x2000..]).unwrap();
         EmuOut { exit, cpu, data }
     }
 
@@ -319,25 +293,14 @@ impl Claims {
         let l1 = r.cpuid(1, 0);
         let l7 = r.cpuid(7, 0);
         let x1 = r.cpuid(0x8000_0001, 0);
-        Claims {
-            ecx1: l1[2],
-            edx1: l1[3],
-            ebx7: l7[1],
-            ecx_x1: x1[2],
-        }
+        Claims { ecx1: l1[2], edx1: l1[3], ebx7: l7[1], ecx_x1: x1[2] }
     }
 
     pub fn feature(&self, f: CpuidFeature) -> bool {
         use CpuidFeature as F;
         let bit = |w: u32, b: u32| w >> b & 1 != 0;
         match f {
-            F::INTEL8086
-            | F::INTEL186
-            | F::INTEL286
-            | F::INTEL386
-            | F::INTEL486
-            | F::X64
-            | F::MULTIBYTENOP => true,
+            F::INTEL8086 | F::INTEL186 | F::INTEL286 | F::INTEL386 | F::INTEL486 | F::X64 | F::MULTIBYTENOP => true,
             F::FPU | F::FPU287 | F::FPU387 => bit(self.edx1, 0),
             F::CX8 => bit(self.edx1, 8),
             F::CMOV => bit(self.edx1, 15),
@@ -385,12 +348,7 @@ pub fn native_end(o: &NativeOut) -> End {
     match o.end() {
         NativeEnd::Crashed => End::Other(-1, -1),
         NativeEnd::Done => End::Done,
-        NativeEnd::Signal {
-            signo,
-            trapno,
-            err,
-            addr,
-        } => match trapno {
+        NativeEnd::Signal { signo, trapno, err, addr } => match trapno {
             14 => {
                 let access = if err & 0x10 != 0 {
                     Access::Execute
@@ -439,11 +397,7 @@ fn f80_to_f64(v: u128) -> f64 {
     let sign = if se & 0x8000 != 0 { -1.0 } else { 1.0 };
     let exp = (se & 0x7fff) as i32;
     if exp == 0x7fff {
-        return if mant << 1 == 0 {
-            sign * f64::INFINITY
-        } else {
-            f64::NAN
-        };
+        return if mant << 1 == 0 { sign * f64::INFINITY } else { f64::NAN };
     }
     sign * (mant as f64) * 2f64.powi(exp - 16383 - 63)
 }
@@ -458,11 +412,7 @@ fn close(a: f64, b: f64, rel: f64) -> bool {
 /// Compares the FP/SSE parts of two states; pushes differences.
 fn compare_fp(case: &Case, n: &State, e: &State, diffs: &mut Vec<String>) {
     if n.mxcsr() != e.mxcsr() {
-        diffs.push(format!(
-            "mxcsr: native {:#x} emu {:#x}",
-            n.mxcsr(),
-            e.mxcsr()
-        ));
+        diffs.push(format!("mxcsr: native {:#x} emu {:#x}", n.mxcsr(), e.mxcsr()));
     }
     for i in 0..16 {
         let (a, b) = (n.xmm(i), e.xmm(i));
@@ -513,10 +463,8 @@ fn compare_fp(case: &Case, n: &State, e: &State, diffs: &mut Vec<String>) {
     }
 }
 
-const GPR_NAMES: [&str; 16] = [
-    "rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13",
-    "r14", "r15",
-];
+const GPR_NAMES: [&str; 16] =
+    ["rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15"];
 
 /// Compares one case's native and emu results.
 pub fn compare(case: &Case, nat: &NativeOut, emu: &EmuOut) -> Outcome {
@@ -527,10 +475,7 @@ pub fn compare(case: &Case, nat: &NativeOut, emu: &EmuOut) -> Outcome {
     }
     let mut diffs = Vec::new();
     if ne != ee {
-        diffs.push(format!(
-            "end: native {ne:?} emu {ee:?} (emu exit {:?})",
-            emu.exit
-        ));
+        diffs.push(format!("end: native {ne:?} emu {ee:?} (emu exit {:?})", emu.exit));
     } else if matches!(ne, End::Other(..)) {
         diffs.push(format!("native run did not finish: {ne:?}"));
     }
@@ -540,10 +485,7 @@ pub fn compare(case: &Case, nat: &NativeOut, emu: &EmuOut) -> Outcome {
         }
         for r in 0..16 {
             if case.undef_regs >> r & 1 == 0 && nat.gpr[r] != emu.cpu.gpr[r] {
-                diffs.push(format!(
-                    "{}: native {:#x} emu {:#x}",
-                    GPR_NAMES[r], nat.gpr[r], emu.cpu.gpr[r]
-                ));
+                diffs.push(format!("{}: native {:#x} emu {:#x}", GPR_NAMES[r], nat.gpr[r], emu.cpu.gpr[r]));
             }
         }
         let m = (STATUS | DF) & !case.undef_flags;
@@ -555,16 +497,10 @@ pub fn compare(case: &Case, nat: &NativeOut, emu: &EmuOut) -> Outcome {
                 (nat.rflags ^ emu.cpu.rflags) & m
             ));
         }
-        let ns = State {
-            gpr: nat.gpr,
-            rflags: nat.rflags,
-            fx: nat.fx,
-        };
+        let ns = State { gpr: nat.gpr, rflags: nat.rflags, fx: nat.fx };
         compare_fp(case, &ns, &State::from_cpu(&emu.cpu), &mut diffs);
         if nat.data[..] != emu.data[..] {
-            let offs: Vec<usize> = (0..OUT_DATA_LEN)
-                .filter(|&k| nat.data[k] != emu.data[k])
-                .collect();
+            let offs: Vec<usize> = (0..OUT_DATA_LEN).filter(|&k| nat.data[k] != emu.data[k]).collect();
             let addr = |k: usize| {
                 if k < 0x2000 {
                     DATA + k as u64
@@ -577,11 +513,7 @@ pub fn compare(case: &Case, nat: &NativeOut, emu: &EmuOut) -> Outcome {
                 .take(16)
                 .map(|&k| format!("{:#x}: {:02x}/{:02x}", addr(k), nat.data[k], emu.data[k]))
                 .collect();
-            diffs.push(format!(
-                "memory ({} bytes differ, native/emu): {}",
-                offs.len(),
-                show.join(" ")
-            ));
+            diffs.push(format!("memory ({} bytes differ, native/emu): {}", offs.len(), show.join(" ")));
         }
     }
     if diffs.is_empty() {
@@ -594,25 +526,13 @@ pub fn compare(case: &Case, nat: &NativeOut, emu: &EmuOut) -> Outcome {
 /// A readable description of a case's inputs.
 pub fn describe(case: &Case) -> String {
     let s = &case.input;
-    let mut out = format!(
-        "{}  [{}]  ({}, {})\n  in: ",
-        disasm(&case.code),
-        hex(&case.code),
-        case.form,
-        case.family
-    );
+    let mut out = format!("{}  [{}]  ({}, {})\n  in: ", disasm(&case.code), hex(&case.code), case.form, case.family);
     for r in 0..16 {
         out += &format!("{}={:#x} ", GPR_NAMES[r], s.gpr[r]);
     }
     out += &format!("rflags={:#x}", s.rflags);
     if !case.family.starts_with("int") {
-        out += &format!(
-            "\n  mxcsr={:#x} fcw={:#x} fsw={:#x} ftw={:#x}",
-            s.mxcsr(),
-            s.fcw(),
-            s.fsw(),
-            s.ftw()
-        );
+        out += &format!("\n  mxcsr={:#x} fcw={:#x} fsw={:#x} ftw={:#x}", s.mxcsr(), s.fcw(), s.fsw(), s.ftw());
         for i in 0..16 {
             out += &format!("\n  xmm{i}={:032x}", s.xmm(i));
         }

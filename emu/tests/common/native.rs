@@ -41,12 +41,7 @@ pub enum NativeEnd {
     /// Reached the end of the snippet.
     Done,
     /// A signal: number, trap number, page-fault error code, fault address.
-    Signal {
-        signo: i32,
-        trapno: u64,
-        err: u64,
-        addr: u64,
-    },
+    Signal { signo: i32, trapno: u64, err: u64, addr: u64 },
 }
 
 #[repr(C)]
@@ -68,12 +63,7 @@ impl NativeOut {
     pub fn end(&self) -> NativeEnd {
         match self.status {
             1 => NativeEnd::Done,
-            2 => NativeEnd::Signal {
-                signo: self.signo as i32,
-                trapno: self.trapno,
-                err: self.err,
-                addr: self.addr,
-            },
+            2 => NativeEnd::Signal { signo: self.signo as i32, trapno: self.trapno, err: self.err, addr: self.addr },
             _ => NativeEnd::Crashed,
         }
     }
@@ -96,9 +86,7 @@ fn modrm_abs(code: &mut Vec<u8>, opcode: &[u8], reg: u8, addr: u64) {
     code.extend_from_slice(&(addr as u32).to_le_bytes());
 }
 
-const POP_CALLEE_SAVED_RET: [u8; 11] = [
-    0x41, 0x5f, 0x41, 0x5e, 0x41, 0x5d, 0x41, 0x5c, 0x5d, 0x5b, 0xc3,
-];
+const POP_CALLEE_SAVED_RET: [u8; 11] = [0x41, 0x5f, 0x41, 0x5e, 0x41, 0x5d, 0x41, 0x5c, 0x5d, 0x5b, 0xc3];
 
 fn prologue() -> Vec<u8> {
     let mut c = vec![0x53, 0x55, 0x41, 0x54, 0x41, 0x55, 0x41, 0x56, 0x41, 0x57];
@@ -192,11 +180,7 @@ extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
         o.signo = sig as u64;
         o.trapno = g[libc::REG_TRAPNO as usize] as u64;
         o.err = g[libc::REG_ERR as usize] as u64;
-        o.addr = if sig == libc::SIGSEGV || sig == libc::SIGBUS {
-            (*info).si_addr() as u64
-        } else {
-            0
-        };
+        o.addr = if sig == libc::SIGSEGV || sig == libc::SIGBUS { (*info).si_addr() as u64 } else { 0 };
         o.rip = g[libc::REG_RIP as usize] as u64;
         for (n, &r) in GREG_OF.iter().enumerate() {
             o.gpr[n] = g[r as usize] as u64;
@@ -253,38 +237,17 @@ unsafe fn child(cases: &[Case], image: &[u8], outs: *mut NativeOut, start: usize
     libc::mprotect(RO as *mut libc::c_void, 0x1000, libc::PROT_READ);
     map_fixed(LOW, 0x1000, rw);
     map_fixed(CTRL, CTRL_LEN, rwx);
-    for (addr, code) in [
-        (PROLOGUE, prologue()),
-        (EPILOGUE, epilogue()),
-        (RECOVER, recover()),
-    ] {
+    for (addr, code) in [(PROLOGUE, prologue()), (EPILOGUE, epilogue()), (RECOVER, recover())] {
         ptr::copy_nonoverlapping(code.as_ptr(), addr as *mut u8, code.len());
     }
     // An alternate signal stack: the snippet's RSP points into the data pages.
-    let alt = libc::mmap(
-        ptr::null_mut(),
-        0x40000,
-        rw,
-        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-        -1,
-        0,
-    );
-    let ss = libc::stack_t {
-        ss_sp: alt,
-        ss_flags: 0,
-        ss_size: 0x40000,
-    };
+    let alt = libc::mmap(ptr::null_mut(), 0x40000, rw, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0);
+    let ss = libc::stack_t { ss_sp: alt, ss_flags: 0, ss_size: 0x40000 };
     libc::sigaltstack(&ss, ptr::null_mut());
     let mut sa: libc::sigaction = std::mem::zeroed();
     sa.sa_sigaction = on_signal as *const () as usize;
     sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_NODEFER;
-    for sig in [
-        libc::SIGSEGV,
-        libc::SIGBUS,
-        libc::SIGFPE,
-        libc::SIGILL,
-        libc::SIGTRAP,
-    ] {
+    for sig in [libc::SIGSEGV, libc::SIGBUS, libc::SIGFPE, libc::SIGILL, libc::SIGTRAP] {
         libc::sigaction(sig, &sa, ptr::null_mut());
     }
     let entry: extern "C" fn() = std::mem::transmute(PROLOGUE as usize);
@@ -376,9 +339,7 @@ pub fn run(cases: &[Case], image: &[u8]) -> Vec<NativeOut> {
             "native runner: fixed mappings are not available on this host"
         );
         // Find the case it died on and carry on after it.
-        let dead = (start..cases.len())
-            .find(|&i| unsafe { (*outs.add(i)).status } == 0)
-            .unwrap_or(cases.len());
+        let dead = (start..cases.len()).find(|&i| unsafe { (*outs.add(i)).status } == 0).unwrap_or(cases.len());
         start = dead + 1;
     }
     let res = (0..cases.len()).map(|i| unsafe { *outs.add(i) }).collect();

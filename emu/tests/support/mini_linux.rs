@@ -13,26 +13,15 @@ use emu::{AddressSpace, Cpu, Exit, GuestAddress, Perm};
 /// (after saying so on stderr) when gcc is missing, unless the environment
 /// sets `WARDEN_REQUIRE_TOOLS=1` (CI does), in which case it panics.
 pub fn build_fixture(name: &str) -> Option<PathBuf> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(format!("{name}.c"));
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(format!("{name}.c"));
     let src = if src.exists() {
         src
     } else {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("emu/tests/fixtures")
-            .join(format!("{name}.c"))
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("emu/tests/fixtures").join(format!("{name}.c"))
     };
     let out = std::env::temp_dir().join(format!("warden-fixture-{}-{name}", std::process::id()));
     let status = Command::new("gcc")
-        .args([
-            "-O2",
-            "-static",
-            "-nostdlib",
-            "-fno-pie",
-            "-no-pie",
-            "-fno-stack-protector",
-        ])
+        .args(["-O2", "-static", "-nostdlib", "-fno-pie", "-no-pie", "-fno-stack-protector"])
         .args(["-ffreestanding", "-fno-builtin", "-march=x86-64", "-o"])
         .arg(&out)
         .arg(&src)
@@ -71,23 +60,15 @@ fn u64_at(b: &[u8], o: usize) -> u64 {
 pub fn load(elf: &[u8], args: &[&str]) -> (AddressSpace, Cpu) {
     assert_eq!(&elf[..4], b"\x7fELF", "not an ELF file");
     let mut space = AddressSpace::new(1 << 36).unwrap();
-    let (phoff, phentsize, phnum) = (
-        u64_at(elf, 0x20) as usize,
-        u16_at(elf, 0x36) as usize,
-        u16_at(elf, 0x38) as usize,
-    );
+    let (phoff, phentsize, phnum) =
+        (u64_at(elf, 0x20) as usize, u16_at(elf, 0x36) as usize, u16_at(elf, 0x38) as usize);
     for k in 0..phnum {
         let ph = &elf[phoff + k * phentsize..];
         if u32_at(ph, 0) != 1 {
             continue;
         }
-        let (flags, off, vaddr, filesz, memsz) = (
-            u32_at(ph, 4),
-            u64_at(ph, 8),
-            u64_at(ph, 16),
-            u64_at(ph, 32),
-            u64_at(ph, 40),
-        );
+        let (flags, off, vaddr, filesz, memsz) =
+            (u32_at(ph, 4), u64_at(ph, 8), u64_at(ph, 16), u64_at(ph, 32), u64_at(ph, 40));
         let start = vaddr & !0xfff;
         let end = (vaddr + memsz + 0xfff) & !0xfff;
         let mut perm = Perm::NONE;
@@ -106,25 +87,13 @@ pub fn load(elf: &[u8], args: &[&str]) -> (AddressSpace, Cpu) {
             if old.is_none() {
                 space.mem.map(GuestAddress(page), 4096, perm).unwrap();
             } else {
-                space
-                    .mem
-                    .protect(GuestAddress(page), 4096, old.unwrap().union(perm))
-                    .unwrap();
+                space.mem.protect(GuestAddress(page), 4096, old.unwrap().union(perm)).unwrap();
             }
         }
-        space
-            .mem
-            .write_raw(
-                GuestAddress(vaddr),
-                &elf[off as usize..(off + filesz) as usize],
-            )
-            .unwrap();
+        space.mem.write_raw(GuestAddress(vaddr), &elf[off as usize..(off + filesz) as usize]).unwrap();
     }
     let stack_top = 0x8_0000_0000u64;
-    space
-        .mem
-        .map(GuestAddress(stack_top - 0x10_0000), 0x10_0000, Perm::RW)
-        .unwrap();
+    space.mem.map(GuestAddress(stack_top - 0x10_0000), 0x10_0000, Perm::RW).unwrap();
     let mut sp = stack_top - 0x1000;
     let mut ptrs = Vec::new();
     for a in args {
@@ -138,10 +107,7 @@ pub fn load(elf: &[u8], args: &[&str]) -> (AddressSpace, Cpu) {
     words.extend([0, 0, 0, 0]); // argv NULL, envp NULL, AT_NULL
     let mut rsp = stack_top - 0x2000;
     for (k, w) in words.iter().enumerate() {
-        space
-            .mem
-            .write(GuestAddress(rsp + 8 * k as u64), &w.to_le_bytes())
-            .unwrap();
+        space.mem.write(GuestAddress(rsp + 8 * k as u64), &w.to_le_bytes()).unwrap();
     }
     let mut cpu = Cpu::new();
     cpu.rip = u64_at(elf, 0x18);
@@ -159,20 +125,11 @@ pub fn run(space: &mut AddressSpace, cpu: &mut Cpu) -> Outcome {
             Exit::Syscall(_) => match cpu.gpr[emu::reg::RAX] {
                 1 => {
                     let (buf, len) = (cpu.gpr[emu::reg::RSI], cpu.gpr[emu::reg::RDX]);
-                    let data = space
-                        .mem
-                        .slice(GuestAddress(buf), len)
-                        .expect("write buffer")
-                        .to_vec();
+                    let data = space.mem.slice(GuestAddress(buf), len).expect("write buffer").to_vec();
                     stdout.extend_from_slice(&data);
                     cpu.gpr[emu::reg::RAX] = len;
                 }
-                60 | 231 => {
-                    return Outcome {
-                        stdout,
-                        status: cpu.gpr[emu::reg::RDI] as i32 & 0xff,
-                    }
-                }
+                60 | 231 => return Outcome { stdout, status: cpu.gpr[emu::reg::RDI] as i32 & 0xff },
                 n => panic!("unexpected system call {n} at {:#x}", cpu.rip),
             },
             exit => panic!("unexpected exit {exit:?} at rip {:#x}", cpu.rip),
@@ -183,8 +140,5 @@ pub fn run(space: &mut AddressSpace, cpu: &mut Cpu) -> Outcome {
 /// Runs the program natively.
 pub fn run_native(path: &Path, args: &[&str]) -> Outcome {
     let out = Command::new(path).args(&args[1..]).output().unwrap();
-    Outcome {
-        stdout: out.stdout,
-        status: out.status.code().unwrap_or(-1),
-    }
+    Outcome { stdout: out.stdout, status: out.status.code().unwrap_or(-1) }
 }

@@ -43,9 +43,7 @@ pub struct Word {
 impl Word {
     /// A word of one unquoted literal.
     pub fn lit(text: &str) -> Word {
-        Word {
-            parts: alloc::vec![Part::Lit(text.to_string())],
-        }
+        Word { parts: alloc::vec![Part::Lit(text.to_string())] }
     }
 
     /// The word's text if it is a single unquoted literal.
@@ -212,9 +210,7 @@ impl WordBuilder {
 
 impl<'a> Lexer<'a> {
     fn new(input: &'a str) -> Self {
-        Lexer {
-            chars: input.chars().peekable(),
-        }
+        Lexer { chars: input.chars().peekable() }
     }
 
     fn tokens(mut self) -> Result<Vec<Token>, ParseError> {
@@ -296,11 +292,7 @@ impl<'a> Lexer<'a> {
     /// Lexes a redirection operator at `<` or `>`, with an optional descriptor prefix.
     fn redirect(&mut self, fd: Option<usize>) -> Result<Token, ParseError> {
         let first = self.chars.next().unwrap_or('>');
-        let mut op = if first == '<' {
-            RedirOp::Read
-        } else {
-            RedirOp::Write
-        };
+        let mut op = if first == '<' { RedirOp::Read } else { RedirOp::Write };
         if first == '>' && self.chars.peek() == Some(&'>') {
             self.chars.next();
             op = RedirOp::Append;
@@ -311,9 +303,7 @@ impl<'a> Lexer<'a> {
                 digits.push(d);
                 self.chars.next();
             }
-            let target = digits
-                .parse()
-                .map_err(|_| syntax("expected a descriptor number after '>&'"))?;
+            let target = digits.parse().map_err(|_| syntax("expected a descriptor number after '>&'"))?;
             op = RedirOp::Dup(target);
         }
         Ok(Token::Redir { fd, op })
@@ -324,10 +314,7 @@ impl<'a> Lexer<'a> {
         if self.chars.peek() == Some(&'~') {
             let mut ahead = self.chars.clone();
             ahead.next();
-            if matches!(
-                ahead.peek(),
-                None | Some('/' | ' ' | '\t' | '\n' | ';' | '|' | '&' | '<' | '>')
-            ) {
+            if matches!(ahead.peek(), None | Some('/' | ' ' | '\t' | '\n' | ';' | '|' | '&' | '<' | '>')) {
                 self.chars.next();
                 word.push_var("HOME".to_string(), true);
             }
@@ -450,9 +437,7 @@ impl<'a> Lexer<'a> {
                 if is_name(&name) || special {
                     Ok(Some(name))
                 } else {
-                    Err(ParseError::Syntax(alloc::format!(
-                        "${{{name}}}: bad substitution"
-                    )))
+                    Err(ParseError::Syntax(alloc::format!("${{{name}}}: bad substitution")))
                 }
             }
             Some(&c) if is_name_start(c) => {
@@ -659,10 +644,7 @@ pub fn expand(word: &Word, vars: &dyn Vars) -> Vec<String> {
                 let value = vars.get(name).unwrap_or_default();
                 current.get_or_insert_with(String::new).push_str(&value);
             }
-            Part::Var {
-                name,
-                quoted: false,
-            } => {
+            Part::Var { name, quoted: false } => {
                 let value = vars.get(name).unwrap_or_default();
                 let starts_blank = value.starts_with(char::is_whitespace);
                 let ends_blank = value.ends_with(char::is_whitespace);
@@ -715,13 +697,7 @@ mod tests {
     }
 
     fn vars() -> Map {
-        Map(HashMap::from([
-            ("?", "1"),
-            ("X", "a b"),
-            ("E", ""),
-            ("HOME", "/home/me"),
-            ("SP", " lead trail "),
-        ]))
+        Map(HashMap::from([("?", "1"), ("X", "a b"), ("E", ""), ("HOME", "/home/me"), ("SP", " lead trail ")]))
     }
 
     fn words(line: &str) -> Vec<Vec<String>> {
@@ -735,14 +711,8 @@ mod tests {
 
     #[test]
     fn simple_words_and_quotes() {
-        assert_eq!(
-            words("echo hello  world"),
-            vec![vec!["echo", "hello", "world"]]
-        );
-        assert_eq!(
-            words("echo 'a  b' \"c  d\" e\\ f"),
-            vec![vec!["echo", "a  b", "c  d", "e f"]]
-        );
+        assert_eq!(words("echo hello  world"), vec![vec!["echo", "hello", "world"]]);
+        assert_eq!(words("echo 'a  b' \"c  d\" e\\ f"), vec![vec!["echo", "a  b", "c  d", "e f"]]);
         assert_eq!(words("echo '' \"\""), vec![vec!["echo", "", ""]]);
         assert_eq!(words("echo it\\'s"), vec![vec!["echo", "it's"]]);
     }
@@ -754,32 +724,16 @@ mod tests {
         assert_eq!(words("echo \"$X\""), vec![vec!["echo", "a b"]]);
         assert_eq!(words("echo $E"), vec![vec!["echo"]]);
         assert_eq!(words("echo \"$E\""), vec![vec!["echo", ""]]);
-        assert_eq!(
-            words("echo x${SP}y"),
-            vec![vec!["echo", "x", "lead", "trail", "y"]]
-        );
-        assert_eq!(
-            words("echo '$X' \\$X $"),
-            vec![vec!["echo", "$X", "$X", "$"]]
-        );
-        assert_eq!(
-            words("echo ~ ~/bin a~"),
-            vec![vec!["echo", "/home/me", "/home/me/bin", "a~"]]
-        );
-        assert_eq!(
-            words("echo \"cost: \\$5 $X!\""),
-            vec![vec!["echo", "cost: $5 a b!"]]
-        );
+        assert_eq!(words("echo x${SP}y"), vec![vec!["echo", "x", "lead", "trail", "y"]]);
+        assert_eq!(words("echo '$X' \\$X $"), vec![vec!["echo", "$X", "$X", "$"]]);
+        assert_eq!(words("echo ~ ~/bin a~"), vec![vec!["echo", "/home/me", "/home/me/bin", "a~"]]);
+        assert_eq!(words("echo \"cost: \\$5 $X!\""), vec![vec!["echo", "cost: $5 a b!"]]);
     }
 
     #[test]
     fn lists_and_pipelines() {
         let list = parse("a | b | c && d || e; f\ng").unwrap();
-        let shape: Vec<(Connector, usize)> = list
-            .items
-            .iter()
-            .map(|(c, p)| (*c, p.commands.len()))
-            .collect();
+        let shape: Vec<(Connector, usize)> = list.items.iter().map(|(c, p)| (*c, p.commands.len())).collect();
         assert_eq!(
             shape,
             vec![
@@ -793,12 +747,7 @@ mod tests {
         assert!(parse("! false").unwrap().items[0].1.negated);
         assert_eq!(parse("").unwrap(), List::default());
         assert_eq!(parse("  # just a comment\n\n").unwrap(), List::default());
-        assert_eq!(
-            parse("echo a # comment").unwrap().items[0].1.commands[0]
-                .words
-                .len(),
-            2
-        );
+        assert_eq!(parse("echo a # comment").unwrap().items[0].1.commands[0].words.len(), 2);
         assert_eq!(parse("echo a;").unwrap().items.len(), 1);
     }
 
@@ -807,11 +756,8 @@ mod tests {
         let list = parse("cat <in >out 2>>err 2>&1 >>app").unwrap();
         let cmd = &list.items[0].1.commands[0];
         assert_eq!(cmd.words, vec![Word::lit("cat")]);
-        let ops: Vec<(usize, RedirOp, Option<&str>)> = cmd
-            .redirects
-            .iter()
-            .map(|r| (r.fd, r.op.clone(), r.target.as_plain()))
-            .collect();
+        let ops: Vec<(usize, RedirOp, Option<&str>)> =
+            cmd.redirects.iter().map(|r| (r.fd, r.op.clone(), r.target.as_plain())).collect();
         assert_eq!(
             ops,
             vec![

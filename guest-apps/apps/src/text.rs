@@ -25,11 +25,7 @@ pub fn parse_duration_nanos(text: &str) -> Option<u64> {
     if whole.is_empty() && frac.is_empty() {
         return None;
     }
-    let whole: u64 = if whole.is_empty() {
-        0
-    } else {
-        whole.parse().ok()?
-    };
+    let whole: u64 = if whole.is_empty() { 0 } else { whole.parse().ok()? };
     let mut nanos = whole.checked_mul(scale)?;
     let mut unit_part = scale;
     for digit in frac.chars() {

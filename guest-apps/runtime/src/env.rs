@@ -73,10 +73,7 @@ pub fn args_bytes() -> Vec<&'static [u8]> {
 
 /// The arguments as text (invalid UTF-8 replaced), `argv[0]` first.
 pub fn args() -> Vec<String> {
-    args_bytes()
-        .into_iter()
-        .map(|a| String::from_utf8_lossy(a).into_owned())
-        .collect()
+    args_bytes().into_iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect()
 }
 
 /// The program's name: the last path component of `argv[0]` (or `"?"`).

@@ -36,18 +36,12 @@ impl File {
 
     /// Creates (or truncates) `path` for writing.
     pub fn create(path: &str) -> Result<File> {
-        Self::open_with(
-            path,
-            abi::O_WRONLY | abi::O_CREAT | abi::O_TRUNC | DEFAULT_FILE_MODE,
-        )
+        Self::open_with(path, abi::O_WRONLY | abi::O_CREAT | abi::O_TRUNC | DEFAULT_FILE_MODE)
     }
 
     /// Opens `path` for appending, creating it if missing.
     pub fn append(path: &str) -> Result<File> {
-        Self::open_with(
-            path,
-            abi::O_WRONLY | abi::O_CREAT | abi::O_APPEND | DEFAULT_FILE_MODE,
-        )
+        Self::open_with(path, abi::O_WRONLY | abi::O_CREAT | abi::O_APPEND | DEFAULT_FILE_MODE)
     }
 
     /// Takes ownership of descriptor `fd`.
@@ -159,20 +153,14 @@ pub fn read_dir(path: &str) -> Result<Vec<String>> {
 
 /// Creates directory `path` (fails with `EEXIST` if it exists).
 pub fn create_dir(path: &str) -> Result<()> {
-    File::open_with(
-        path,
-        abi::O_RDONLY | abi::O_CREAT | abi::O_DIRECTORY | abi::O_EXCL | DEFAULT_DIR_MODE,
-    )
-    .map(drop)
+    File::open_with(path, abi::O_RDONLY | abi::O_CREAT | abi::O_DIRECTORY | abi::O_EXCL | DEFAULT_DIR_MODE).map(drop)
 }
 
 /// Creates directory `path` and any missing parents; an existing directory is fine.
 pub fn create_dir_all(path: &str) -> Result<()> {
     let mut end = 0;
     while end < path.len() {
-        end = path[end + 1..]
-            .find('/')
-            .map_or(path.len(), |i| end + 1 + i);
+        end = path[end + 1..].find('/').map_or(path.len(), |i| end + 1 + i);
         let prefix = &path[..end];
         if prefix.is_empty() || prefix.ends_with(':') {
             continue;

@@ -44,13 +44,7 @@ pub struct Heap {
 
 #[global_allocator]
 static HEAP: Heap = Heap {
-    state: SpinLock::new(HeapState {
-        free: [0; CLASSES],
-        cursor: 0,
-        end: 0,
-        brk_region: false,
-        started: false,
-    }),
+    state: SpinLock::new(HeapState { free: [0; CLASSES], cursor: 0, end: 0, brk_region: false, started: false }),
 };
 
 /// The size class index for `layout`, or `None` if it is too large.
@@ -87,10 +81,7 @@ impl HeapState {
         if let Some(block) = self.take(size, align) {
             return block;
         }
-        let Some(want) = size
-            .checked_add(align)
-            .and_then(|n| align_up(n.max(CHUNK), PAGE_SIZE))
-        else {
+        let Some(want) = size.checked_add(align).and_then(|n| align_up(n.max(CHUNK), PAGE_SIZE)) else {
             return 0;
         };
         if self.brk_region
@@ -138,12 +129,7 @@ impl HeapState {
 
     /// Starts a new region of `want` bytes with an anonymous map.
     fn map_region(&mut self, want: usize) -> bool {
-        let map = Map {
-            offset: 0,
-            size: want,
-            flags: abi::PROT_READ | abi::PROT_WRITE | abi::MAP_PRIVATE,
-            address: 0,
-        };
+        let map = Map { offset: 0, size: want, flags: abi::PROT_READ | abi::PROT_WRITE | abi::MAP_PRIVATE, address: 0 };
         match sys::fmap(abi::ANONYMOUS_FD, &map) {
             Ok(addr) if addr != 0 => {
                 self.cursor = addr;

@@ -67,12 +67,7 @@ pub struct FdWriter {
 impl FdWriter {
     /// A writer to `fd`.
     pub const fn new(fd: usize) -> Self {
-        FdWriter {
-            fd,
-            buf: [0; 1024],
-            len: 0,
-            error: None,
-        }
+        FdWriter { fd, buf: [0; 1024], len: 0, error: None }
     }
 
     /// Writes out the buffered bytes; returns the first error seen so far.
@@ -163,11 +158,7 @@ pub struct LineReader {
 impl LineReader {
     /// A line reader over `fd`.
     pub fn new(fd: usize) -> Self {
-        LineReader {
-            fd,
-            pending: Vec::new(),
-            eof: false,
-        }
+        LineReader { fd, pending: Vec::new(), eof: false }
     }
 
     /// The next line without its `'\n'`; `Ok(None)` at end of input. A last line without a

@@ -34,11 +34,7 @@ pub fn id() -> usize {
 
 /// The path a program name resolves to: as given if it contains `/` or `:`, else `/bin/NAME`.
 pub fn resolve_program(program: &str) -> String {
-    if program.contains('/') || program.contains(':') {
-        String::from(program)
-    } else {
-        format!("/bin/{program}")
-    }
+    if program.contains('/') || program.contains(':') { String::from(program) } else { format!("/bin/{program}") }
 }
 
 /// What a child's standard descriptor is connected to.
@@ -199,11 +195,7 @@ struct Plumbing {
 
 impl Plumbing {
     fn new(stdio: &[Stdio; 3]) -> Result<Plumbing> {
-        let mut plumbing = Plumbing {
-            sources: [None; 3],
-            child_only: Vec::new(),
-            parent_ends: [None, None, None],
-        };
+        let mut plumbing = Plumbing { sources: [None; 3], child_only: Vec::new(), parent_ends: [None, None, None] };
         for (target, how) in stdio.iter().enumerate() {
             match *how {
                 Stdio::Inherit => {}
@@ -215,13 +207,9 @@ impl Plumbing {
                 }
                 Stdio::Piped => {
                     let [read_end, write_end] = sys::pipe2(abi::O_CLOEXEC)?;
-                    let (read_end, write_end) =
-                        (File::from_raw_fd(read_end), File::from_raw_fd(write_end));
-                    let (child_end, parent_end) = if target == 0 {
-                        (read_end, write_end)
-                    } else {
-                        (write_end, read_end)
-                    };
+                    let (read_end, write_end) = (File::from_raw_fd(read_end), File::from_raw_fd(write_end));
+                    let (child_end, parent_end) =
+                        if target == 0 { (read_end, write_end) } else { (write_end, read_end) };
                     plumbing.sources[target] = Some(child_end.fd());
                     plumbing.child_only.push(child_end);
                     plumbing.parent_ends[target] = Some(parent_end);
@@ -284,8 +272,7 @@ impl Command {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        self.args
-            .extend(args.into_iter().map(|a| String::from(a.as_ref())));
+        self.args.extend(args.into_iter().map(|a| String::from(a.as_ref())));
         self
     }
 
@@ -297,8 +284,7 @@ impl Command {
 
     /// Sets an environment variable for the child.
     pub fn env(&mut self, key: &str, value: &str) -> &mut Command {
-        self.env_changes
-            .push((String::from(key), Some(String::from(value))));
+        self.env_changes.push((String::from(key), Some(String::from(value))));
         self
     }
 
@@ -353,11 +339,7 @@ impl Command {
 
     /// The environment the child will get.
     pub fn get_envs(&self) -> Vec<(String, String)> {
-        let mut vars = if self.env_clear {
-            Vec::new()
-        } else {
-            env::vars()
-        };
+        let mut vars = if self.env_clear { Vec::new() } else { env::vars() };
         for (key, value) in &self.env_changes {
             vars.retain(|(k, _)| k != key);
             if let Some(value) = value {
@@ -390,15 +372,9 @@ impl Command {
     pub fn spawn_with_flags(&mut self, flags: usize) -> Result<Child> {
         let path = resolve_program(&self.program);
         let argv = self.argv();
-        let envs: Vec<String> = self
-            .get_envs()
-            .into_iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
+        let envs: Vec<String> = self.get_envs().into_iter().map(|(k, v)| format!("{k}={v}")).collect();
         let program = self.program.clone();
-        self.fork_inner(flags & !abi::CLONE_VM, move || {
-            exec_or_exit(&program, &path, &argv, &envs)
-        })
+        self.fork_inner(flags & !abi::CLONE_VM, move || exec_or_exit(&program, &path, &argv, &envs))
     }
 
     /// Forks and runs `f` in the child (with the standard descriptors set up as configured)
@@ -433,11 +409,7 @@ impl Command {
     pub fn exec(&mut self) -> Errno {
         let path = resolve_program(&self.program);
         let argv = self.argv();
-        let envs: Vec<String> = self
-            .get_envs()
-            .into_iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
+        let envs: Vec<String> = self.get_envs().into_iter().map(|(k, v)| format!("{k}={v}")).collect();
         let plumbing = match Plumbing::new(&self.stdio) {
             Ok(p) => p,
             Err(err) => return err,
@@ -466,24 +438,14 @@ impl Command {
         let pid = sys::clone(flags)?;
         if pid == 0 {
             if let Err(err) = plumbing.install() {
-                crate::eprintln!(
-                    "{}: cannot set up descriptors: {}",
-                    env::program_name(),
-                    err
-                );
+                crate::eprintln!("{}: cannot set up descriptors: {}", env::program_name(), err);
                 exit(127);
             }
             exit(child_main());
         }
         drop(core::mem::take(&mut plumbing.child_only));
         let [stdin, stdout, stderr] = plumbing.parent_ends;
-        Ok(Child {
-            pid,
-            status: None,
-            stdin,
-            stdout,
-            stderr,
-        })
+        Ok(Child { pid, status: None, stdin, stdout, stderr })
     }
 }
 
@@ -498,24 +460,14 @@ fn exec_or_exit(program: &str, path: &str, argv: &[String], envs: &[String]) -> 
                 crate::eprintln!("{}: {}: not found", env::program_name(), program);
                 return 127;
             }
-            crate::eprintln!(
-                "{}: {}: {}",
-                env::program_name(),
-                program,
-                err.description()
-            );
+            crate::eprintln!("{}: {}: {}", env::program_name(), program, err.description());
             return 126;
         }
     };
     let args: Vec<&[u8]> = argv.iter().map(|a| a.as_bytes()).collect();
     let env_bytes: Vec<&[u8]> = envs.iter().map(|e| e.as_bytes()).collect();
     let err = sys::fexec(file.fd(), &args, &env_bytes);
-    crate::eprintln!(
-        "{}: {}: cannot execute: {}",
-        env::program_name(),
-        program,
-        err.description()
-    );
+    crate::eprintln!("{}: {}: cannot execute: {}", env::program_name(), program, err.description());
     if err.0 == abi::ENOENT { 127 } else { 126 }
 }
 

@@ -94,25 +94,14 @@ pub fn ftruncate(fd: usize, len: usize) -> Result<usize> {
 /// `fexec(fd, args, envs)`: replaces the process image with the program open on `fd`.
 /// `args[0]` becomes the new program's `argv[0]`. Returns only on failure.
 pub fn fexec(fd: usize, args: &[&[u8]], envs: &[&[u8]]) -> Errno {
-    let pairs = |list: &[&[u8]]| -> Vec<[usize; 2]> {
-        list.iter()
-            .map(|item| [item.as_ptr() as usize, item.len()])
-            .collect()
-    };
+    let pairs =
+        |list: &[&[u8]]| -> Vec<[usize; 2]> { list.iter().map(|item| [item.as_ptr() as usize, item.len()]).collect() };
     let args = pairs(args);
     let envs = pairs(envs);
     // SAFETY: `args`/`envs` are arrays of (ptr, len) pairs describing live byte slices; the
     // kernel only reads them.
-    let ret = unsafe {
-        syscall5(
-            abi::SYS_FEXEC,
-            fd,
-            args.as_ptr() as usize,
-            args.len(),
-            envs.as_ptr() as usize,
-            envs.len(),
-        )
-    };
+    let ret =
+        unsafe { syscall5(abi::SYS_FEXEC, fd, args.as_ptr() as usize, args.len(), envs.as_ptr() as usize, envs.len()) };
     match demux(ret) {
         Err(err) => err,
         Ok(_) => Errno(abi::EINVAL),
@@ -291,13 +280,7 @@ pub fn nanosleep(req: &TimeSpec) -> Result<usize> {
     let req = req.to_bytes();
     let mut rem = [0u8; TimeSpec::SIZE];
     // SAFETY: the kernel reads `TimeSpec::SIZE` bytes from `req` and writes as many to `rem`.
-    demux(unsafe {
-        syscall2(
-            abi::SYS_NANOSLEEP,
-            req.as_ptr() as usize,
-            rem.as_mut_ptr() as usize,
-        )
-    })
+    demux(unsafe { syscall2(abi::SYS_NANOSLEEP, req.as_ptr() as usize, rem.as_mut_ptr() as usize) })
 }
 
 /// `clock_gettime(clock)`.
@@ -318,15 +301,7 @@ pub unsafe fn sigaction(sig: usize, act: Option<&SigAction>, restorer: usize) ->
     let mut old = [0u8; SigAction::SIZE];
     // SAFETY: the kernel reads `act_bytes` (if non-null) and writes `old`; handler soundness
     // is the caller's contract.
-    demux(unsafe {
-        syscall4(
-            abi::SYS_SIGACTION,
-            sig,
-            act_ptr,
-            old.as_mut_ptr() as usize,
-            restorer,
-        )
-    })?;
+    demux(unsafe { syscall4(abi::SYS_SIGACTION, sig, act_ptr, old.as_mut_ptr() as usize, restorer) })?;
     SigAction::from_bytes(&old).ok_or(Errno(abi::EINVAL))
 }
 
@@ -335,14 +310,7 @@ pub fn sigprocmask(how: usize, set: Option<&[u64; 2]>) -> Result<[u64; 2]> {
     let mut old = [0u64; 2];
     let set_ptr = set.map_or(0, |s| s.as_ptr() as usize);
     // SAFETY: the kernel reads `set` (if non-null) and writes two `u64`s into `old`.
-    demux(unsafe {
-        syscall3(
-            abi::SYS_SIGPROCMASK,
-            how,
-            set_ptr,
-            old.as_mut_ptr() as usize,
-        )
-    })?;
+    demux(unsafe { syscall3(abi::SYS_SIGPROCMASK, how, set_ptr, old.as_mut_ptr() as usize) })?;
     Ok(old)
 }
 
@@ -350,13 +318,7 @@ pub fn sigprocmask(how: usize, set: Option<&[u64; 2]>) -> Result<[u64; 2]> {
 ///
 /// # Safety
 /// `addr` (and `addr2` where the operation uses it) must point at live `i32`s.
-pub unsafe fn futex(
-    addr: *mut i32,
-    op: usize,
-    val: usize,
-    val2: usize,
-    addr2: usize,
-) -> Result<usize> {
+pub unsafe fn futex(addr: *mut i32, op: usize, val: usize, val2: usize, addr2: usize) -> Result<usize> {
     // SAFETY: forwarded from the caller's contract.
     demux(unsafe { syscall5(abi::SYS_FUTEX, addr as usize, op, val, val2, addr2) })
 }

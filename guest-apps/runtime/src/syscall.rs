@@ -104,15 +104,7 @@ pub unsafe fn syscall5(n: usize, a: usize, b: usize, c: usize, d: usize, e: usiz
 /// # Safety
 /// Pointer arguments must be valid for what the call does with them.
 #[inline(always)]
-pub unsafe fn syscall6(
-    n: usize,
-    a: usize,
-    b: usize,
-    c: usize,
-    d: usize,
-    e: usize,
-    f: usize,
-) -> usize {
+pub unsafe fn syscall6(n: usize, a: usize, b: usize, c: usize, d: usize, e: usize, f: usize) -> usize {
     let ret;
     // SAFETY: the `syscall` instruction only touches the declared registers; memory effects
     // are the caller's responsibility (no `nomem`/`readonly`, so the compiler assumes any).

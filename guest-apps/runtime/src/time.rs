@@ -29,10 +29,7 @@ pub fn as_nanos(ts: &TimeSpec) -> u64 {
 
 /// A duration of `nanos` nanoseconds as a `TimeSpec`.
 pub fn from_nanos(nanos: u64) -> TimeSpec {
-    TimeSpec {
-        tv_sec: (nanos / NANOS_PER_SEC) as i64,
-        tv_nsec: (nanos % NANOS_PER_SEC) as i32,
-    }
+    TimeSpec { tv_sec: (nanos / NANOS_PER_SEC) as i64, tv_nsec: (nanos % NANOS_PER_SEC) as i32 }
 }
 
 /// Sleeps for `nanos` nanoseconds.

@@ -195,12 +195,7 @@ pub struct Map {
     /// Requested address; 0 lets the kernel choose (unless `MAP_FIXED`).
     pub address: usize,
 }
-byte_struct!(Map {
-    offset,
-    size,
-    flags,
-    address
-});
+byte_struct!(Map { offset, size, flags, address });
 
 /// A signal disposition for `sigaction`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -213,8 +208,4 @@ pub struct SigAction {
     /// `SA_*` flags.
     pub sa_flags: usize,
 }
-byte_struct!(SigAction {
-    sa_handler,
-    sa_mask,
-    sa_flags
-});
+byte_struct!(SigAction { sa_handler, sa_mask, sa_flags });

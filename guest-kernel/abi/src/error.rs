@@ -122,18 +122,12 @@ pub const ERRNOS: &[(i32, &str, &str)] = &[
 
 /// The symbolic name of errno `e` (e.g. `"ENOENT"`), or `"EUNKNOWN"`.
 pub fn errno_name(e: i32) -> &'static str {
-    ERRNOS
-        .iter()
-        .find(|&&(n, _, _)| n == e)
-        .map_or("EUNKNOWN", |&(_, name, _)| name)
+    ERRNOS.iter().find(|&&(n, _, _)| n == e).map_or("EUNKNOWN", |&(_, name, _)| name)
 }
 
 /// A human-readable description of errno `e` (e.g. `"No such file or directory"`).
 pub fn errno_description(e: i32) -> &'static str {
-    ERRNOS
-        .iter()
-        .find(|&&(n, _, _)| n == e)
-        .map_or("Unknown error", |&(_, _, text)| text)
+    ERRNOS.iter().find(|&&(n, _, _)| n == e).map_or("Unknown error", |&(_, _, text)| text)
 }
 
 /// A positive error number, as carried (negated) in a syscall's return value.
@@ -144,11 +138,7 @@ impl Errno {
     /// Splits a raw syscall return value: `-4095..=-1` is an error, anything else a result.
     pub fn demux(ret: usize) -> Result<usize, Errno> {
         let signed = ret as isize;
-        if (-(MAX_ERRNO as isize)..0).contains(&signed) {
-            Err(Errno(-signed as i32))
-        } else {
-            Ok(ret)
-        }
+        if (-(MAX_ERRNO as isize)..0).contains(&signed) { Err(Errno(-signed as i32)) } else { Ok(ret) }
     }
 
     /// Encodes a result as a raw syscall return value (the inverse of [`Errno::demux`]).

@@ -227,25 +227,20 @@ pub const NSIG: usize = 32;
 /// Names of the standard signals (without the `SIG` prefix), indexed by number; index 0 is
 /// empty.
 pub const SIGNAL_NAMES: [&str; NSIG] = [
-    "", "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2",
-    "PIPE", "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG",
-    "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "PWR", "SYS",
+    "", "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2", "PIPE", "ALRM",
+    "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG", "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH",
+    "IO", "PWR", "SYS",
 ];
 
 /// The name of signal `sig` without the `SIG` prefix (e.g. `"TERM"`).
 pub fn signal_name(sig: usize) -> Option<&'static str> {
-    SIGNAL_NAMES
-        .get(sig)
-        .copied()
-        .filter(|name| !name.is_empty())
+    SIGNAL_NAMES.get(sig).copied().filter(|name| !name.is_empty())
 }
 
 /// The number of a signal named with or without the `SIG` prefix (`"TERM"`, `"SIGTERM"`).
 pub fn signal_from_name(name: &str) -> Option<usize> {
     let name = name.strip_prefix("SIG").unwrap_or(name);
-    SIGNAL_NAMES
-        .iter()
-        .position(|&n| !n.is_empty() && n == name)
+    SIGNAL_NAMES.iter().position(|&n| !n.is_empty() && n == name)
 }
 
 /// Signal disposition: default action.

@@ -184,8 +184,5 @@ pub const SYSCALLS: &[(usize, &str)] = &[
 
 /// The name of syscall number `n` (e.g. `"open"`), or `None` for an unknown number.
 pub fn syscall_name(n: usize) -> Option<&'static str> {
-    SYSCALLS
-        .iter()
-        .find(|&&(num, _)| num == n)
-        .map(|&(_, name)| name)
+    SYSCALLS.iter().find(|&&(num, _)| num == n).map(|&(_, name)| name)
 }

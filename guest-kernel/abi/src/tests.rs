@@ -20,38 +20,14 @@ fn syscall_numbers_match_the_contract() {
     assert_eq!(SYS_RMDIR, 0x1000_0000 | 84);
     assert_eq!(SYS_UNLINK, 0x1000_0000 | 10);
     assert_eq!(
-        [
-            SYS_EXIT,
-            SYS_WAITPID,
-            SYS_KILL,
-            SYS_GETPID,
-            SYS_GETPPID,
-            SYS_CLONE,
-            SYS_BRK
-        ],
+        [SYS_EXIT, SYS_WAITPID, SYS_KILL, SYS_GETPID, SYS_GETPPID, SYS_CLONE, SYS_BRK],
         [1, 7, 37, 20, 64, 120, 45]
     );
     assert_eq!(
-        [
-            SYS_CHDIR,
-            SYS_GETCWD,
-            SYS_NANOSLEEP,
-            SYS_CLOCK_GETTIME,
-            SYS_YIELD,
-            SYS_PIPE2
-        ],
+        [SYS_CHDIR, SYS_GETCWD, SYS_NANOSLEEP, SYS_CLOCK_GETTIME, SYS_YIELD, SYS_PIPE2],
         [12, 183, 162, 265, 158, 331]
     );
-    assert_eq!(
-        [
-            SYS_SIGACTION,
-            SYS_SIGPROCMASK,
-            SYS_SIGRETURN,
-            SYS_MPROTECT,
-            SYS_FUTEX
-        ],
-        [67, 126, 119, 125, 240]
-    );
+    assert_eq!([SYS_SIGACTION, SYS_SIGPROCMASK, SYS_SIGRETURN, SYS_MPROTECT, SYS_FUTEX], [67, 126, 119, 125, 240]);
     assert_eq!([SYS_GETUID, SYS_GETGID, SYS_UMASK], [199, 200, 60]);
     assert_eq!(SYS_SUPERVISE, 1638);
     assert_eq!(CLONE_SUPERVISE, 0x40_0000);
@@ -135,29 +111,17 @@ fn struct_bytes_round_trip() {
     assert_eq!(Stat::from_bytes(&bytes), Some(st));
     assert_eq!(Stat::from_bytes(&bytes[..50]), None);
 
-    let act = SigAction {
-        sa_handler: 0x40_1000,
-        sa_mask: [0x8000_0000_0000_0001, 2],
-        sa_flags: SA_RESTART,
-    };
+    let act = SigAction { sa_handler: 0x40_1000, sa_mask: [0x8000_0000_0000_0001, 2], sa_flags: SA_RESTART };
     let bytes = act.to_bytes();
     assert_eq!(&bytes[8..16], &0x8000_0000_0000_0001u64.to_le_bytes());
     assert_eq!(SigAction::from_bytes(&bytes), Some(act));
 
-    let ts = TimeSpec {
-        tv_sec: -1,
-        tv_nsec: 999_999_999,
-    };
+    let ts = TimeSpec { tv_sec: -1, tv_nsec: 999_999_999 };
     let mut buf = [0xffu8; 20];
     assert_eq!(ts.write_to(&mut buf), Some(16));
     assert_eq!(&buf[12..16], &[0, 0, 0, 0]);
     assert_eq!(TimeSpec::from_bytes(&buf), Some(ts));
 
-    let map = Map {
-        offset: 0,
-        size: 8192,
-        flags: PROT_READ | PROT_WRITE | MAP_PRIVATE,
-        address: 0,
-    };
+    let map = Map { offset: 0, size: 8192, flags: PROT_READ | PROT_WRITE | MAP_PRIVATE, address: 0 };
     assert_eq!(Map::from_bytes(&map.to_bytes()), Some(map));
 }

@@ -40,11 +40,7 @@ impl Rng {
             z ^ (z >> 31)
         };
         let s = [splitmix(), splitmix(), splitmix(), splitmix()];
-        Rng {
-            s,
-            spare: [0; 8],
-            spare_len: 0,
-        }
+        Rng { s, spare: [0; 8], spare_len: 0 }
     }
 
     /// The next 64-bit output.
@@ -115,12 +111,7 @@ impl FileOps for DeviceFile {
     }
 
     fn stat(&self) -> Result<Stat, Errno> {
-        Ok(Stat {
-            st_mode: MODE_CHR | 0o666,
-            st_nlink: 1,
-            st_blksize: 4096,
-            ..Stat::default()
-        })
+        Ok(Stat { st_mode: MODE_CHR | 0o666, st_nlink: 1, st_blksize: 4096, ..Stat::default() })
     }
 
     fn path(&self) -> Vec<u8> {
@@ -149,9 +140,7 @@ pub struct RandScheme {
 impl RandScheme {
     /// A scheme whose stream is determined by `seed`.
     pub fn new(seed: u64) -> RandScheme {
-        RandScheme {
-            rng: Rc::new(RefCell::new(Rng::new(seed))),
-        }
+        RandScheme { rng: Rc::new(RefCell::new(Rng::new(seed))) }
     }
 
     /// Draws bytes from the same stream the scheme's files read (e.g. for `AT_RANDOM`).
@@ -162,28 +151,19 @@ impl RandScheme {
 
 impl Scheme for NullScheme {
     fn open(&mut self, _path: &[u8], _flags: usize, _ctx: &CallCtx) -> Result<FileRef, Errno> {
-        Ok(Rc::new(RefCell::new(DeviceFile {
-            device: Device::Null,
-            rng: None,
-        })))
+        Ok(Rc::new(RefCell::new(DeviceFile { device: Device::Null, rng: None })))
     }
 }
 
 impl Scheme for ZeroScheme {
     fn open(&mut self, _path: &[u8], _flags: usize, _ctx: &CallCtx) -> Result<FileRef, Errno> {
-        Ok(Rc::new(RefCell::new(DeviceFile {
-            device: Device::Zero,
-            rng: None,
-        })))
+        Ok(Rc::new(RefCell::new(DeviceFile { device: Device::Zero, rng: None })))
     }
 }
 
 impl Scheme for RandScheme {
     fn open(&mut self, _path: &[u8], _flags: usize, _ctx: &CallCtx) -> Result<FileRef, Errno> {
-        Ok(Rc::new(RefCell::new(DeviceFile {
-            device: Device::Rand,
-            rng: Some(Rc::clone(&self.rng)),
-        })))
+        Ok(Rc::new(RefCell::new(DeviceFile { device: Device::Rand, rng: Some(Rc::clone(&self.rng)) })))
     }
 }
 
@@ -191,12 +171,7 @@ impl Scheme for RandScheme {
 mod tests {
     use super::*;
 
-    const CTX: CallCtx = CallCtx {
-        pid: 1,
-        uid: 0,
-        gid: 0,
-        umask: 0o022,
-    };
+    const CTX: CallCtx = CallCtx { pid: 1, uid: 0, gid: 0, umask: 0o022 };
 
     #[test]
     fn null_reads_eof_and_swallows_writes() {
@@ -225,11 +200,7 @@ mod tests {
     #[test]
     fn xoshiro_reference_vector() {
         // xoshiro256** with state [1, 2, 3, 4]: first outputs from the reference code.
-        let mut r = Rng {
-            s: [1, 2, 3, 4],
-            spare: [0; 8],
-            spare_len: 0,
-        };
+        let mut r = Rng { s: [1, 2, 3, 4], spare: [0; 8], spare_len: 0 };
         assert_eq!(r.next_u64(), 11520);
         assert_eq!(r.next_u64(), 0);
         assert_eq!(r.next_u64(), 1509978240);
@@ -262,13 +233,7 @@ mod tests {
         // Another seed, another stream; the stream is shared by the scheme's files.
         let mut d = RandScheme::new(43);
         let mut other = [0u8; 100];
-        assert_eq!(
-            d.open(b"", 0, &CTX)
-                .expect("open")
-                .borrow_mut()
-                .read(&mut other),
-            Ok(100)
-        );
+        assert_eq!(d.open(b"", 0, &CTX).expect("open").borrow_mut().read(&mut other), Ok(100));
         assert_ne!(whole, other);
         let second = a.open(b"", 0, &CTX).expect("open");
         let mut next = [0u8; 8];

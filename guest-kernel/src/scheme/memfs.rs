@@ -33,10 +33,7 @@ impl Tree {
         }
         let mut prefix = path.to_vec();
         prefix.push(b'/');
-        self.files
-            .keys()
-            .chain(self.dirs.iter())
-            .any(|k| k.starts_with(&prefix))
+        self.files.keys().chain(self.dirs.iter()).any(|k| k.starts_with(&prefix))
     }
 
     fn list(&self, path: &[u8]) -> Vec<u8> {
@@ -86,19 +83,12 @@ impl MemFs {
 
     /// Adds (or replaces) a file with mode 0o755.
     pub fn insert(&self, path: &str, data: &[u8]) {
-        self.tree.borrow_mut().files.insert(
-            key(path.as_bytes()),
-            (Rc::new(RefCell::new(data.to_vec())), 0o755),
-        );
+        self.tree.borrow_mut().files.insert(key(path.as_bytes()), (Rc::new(RefCell::new(data.to_vec())), 0o755));
     }
 
     /// The contents of a file, if it exists.
     pub fn get(&self, path: &str) -> Option<Vec<u8>> {
-        self.tree
-            .borrow()
-            .files
-            .get(&key(path.as_bytes()))
-            .map(|(d, _)| d.borrow().clone())
+        self.tree.borrow().files.get(&key(path.as_bytes())).map(|(d, _)| d.borrow().clone())
     }
 }
 
@@ -157,12 +147,7 @@ impl Scheme for MemFs {
         if flags & O_TRUNC != 0 {
             data.borrow_mut().clear();
         }
-        Ok(Rc::new(RefCell::new(MemFile {
-            data,
-            pos: 0,
-            path: full,
-            mode: MODE_FILE | perm,
-        })))
+        Ok(Rc::new(RefCell::new(MemFile { data, pos: 0, path: full, mode: MODE_FILE | perm })))
     }
 
     fn unlink(&mut self, path: &[u8], _ctx: &CallCtx) -> Result<(), Errno> {
@@ -216,11 +201,7 @@ impl FileOps for MemFile {
             return Err(Errno(EISDIR).into());
         }
         let mut data = self.data.borrow_mut();
-        let end = self
-            .pos
-            .checked_add(buf.len())
-            .filter(|&e| e <= MAX_FILE)
-            .ok_or(Errno(EFBIG))?;
+        let end = self.pos.checked_add(buf.len()).filter(|&e| e <= MAX_FILE).ok_or(Errno(EFBIG))?;
         if end > data.len() {
             data.resize(end, 0);
         }
@@ -236,10 +217,7 @@ impl FileOps for MemFile {
             SEEK_END => self.data.borrow().len() as i64,
             _ => return Err(Errno(EINVAL)),
         };
-        let pos = base
-            .checked_add(offset)
-            .filter(|&p| p >= 0 && p < (1 << 40))
-            .ok_or(Errno(EINVAL))?;
+        let pos = base.checked_add(offset).filter(|&p| p >= 0 && p < (1 << 40)).ok_or(Errno(EINVAL))?;
         self.pos = pos as usize;
         Ok(pos as u64)
     }
@@ -271,9 +249,7 @@ impl FileOps for MemFile {
             return None;
         }
         let data = self.data.borrow();
-        let start = usize::try_from(offset)
-            .unwrap_or(usize::MAX)
-            .min(data.len());
+        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(data.len());
         let n = (data.len() - start).min(buf.len());
         buf[..n].copy_from_slice(&data[start..start + n]);
         Some(Ok(n))

@@ -17,28 +17,17 @@ use crate::usercopy::{check_writable, copy_out};
 use crate::{Kernel, Pid};
 
 /// Status flags a description keeps (and `F_SETFL` may change: NONBLOCK, APPEND).
-const DESC_FLAGS: usize =
-    O_ACCMODE | O_NONBLOCK | O_APPEND | O_DIRECTORY | O_STAT | O_SYMLINK | O_NOFOLLOW;
+const DESC_FLAGS: usize = O_ACCMODE | O_NONBLOCK | O_APPEND | O_DIRECTORY | O_STAT | O_SYMLINK | O_NOFOLLOW;
 const SETFL_FLAGS: usize = O_NONBLOCK | O_APPEND;
 
 impl Kernel {
     pub(crate) fn call_ctx(&self, tid: Pid) -> Result<CallCtx, Errno> {
         let p = self.proc_of(tid)?;
-        Ok(CallCtx {
-            pid: p.pid,
-            uid: p.uid,
-            gid: p.gid,
-            umask: p.fs.borrow().umask,
-        })
+        Ok(CallCtx { pid: p.pid, uid: p.uid, gid: p.gid, umask: p.fs.borrow().umask })
     }
 
     /// Opens `path` for thread `tid`.
-    pub(crate) fn open_path(
-        &mut self,
-        tid: Pid,
-        path: &[u8],
-        flags: usize,
-    ) -> Result<FileRef, Errno> {
+    pub(crate) fn open_path(&mut self, tid: Pid, path: &[u8], flags: usize) -> Result<FileRef, Errno> {
         let (scheme, rest) = self.proc_of(tid)?.fs.borrow().resolve(path)?;
         let ctx = self.call_ctx(tid)?;
         self.open_in_scheme(&scheme, &rest, flags, &ctx)
@@ -54,22 +43,12 @@ impl Kernel {
         match scheme {
             b"proc" => self.open_proc(ctx.pid, rest),
             b"pipe" => Err(Errno(ENOENT)),
-            _ => self
-                .schemes
-                .get_mut(scheme)
-                .ok_or(Errno(ENOENT))?
-                .open(rest, flags, ctx),
+            _ => self.schemes.get_mut(scheme).ok_or(Errno(ENOENT))?.open(rest, flags, ctx),
         }
     }
 
     /// Installs a new description in the lowest free descriptor.
-    pub(crate) fn install_fd(
-        &mut self,
-        tid: Pid,
-        file: FileRef,
-        flags: usize,
-        cloexec: bool,
-    ) -> Result<usize, Errno> {
+    pub(crate) fn install_fd(&mut self, tid: Pid, file: FileRef, flags: usize, cloexec: bool) -> Result<usize, Errno> {
         let desc = OpenFile::new(file, flags & DESC_FLAGS);
         let files = self.proc_of(tid)?.files.clone();
         let max = self.config.limits.max_fds;
@@ -107,11 +86,7 @@ impl Kernel {
         let mm = self.mm_of(tid)?;
         check_writable(&mm.borrow().space.mem, addr, len)?;
         let mut buf = vec![0u8; len];
-        let result = desc
-            .file
-            .try_borrow_mut()
-            .map_err(|_| Errno(EIO))?
-            .read(&mut buf);
+        let result = desc.file.try_borrow_mut().map_err(|_| Errno(EIO))?.read(&mut buf);
         match result {
             Ok(n) => {
                 let n = n.min(len);
@@ -156,22 +131,12 @@ impl Kernel {
         }
     }
 
-    pub(super) fn sys_lseek(
-        &mut self,
-        tid: Pid,
-        fd: usize,
-        offset: i64,
-        whence: usize,
-    ) -> SysResult {
+    pub(super) fn sys_lseek(&mut self, tid: Pid, fd: usize, offset: i64, whence: usize) -> SysResult {
         if whence > SEEK_END {
             return errno(EINVAL);
         }
         let desc = self.desc(tid, fd)?;
-        let pos = desc
-            .file
-            .try_borrow_mut()
-            .map_err(|_| Errno(EIO))?
-            .seek(offset, whence)?;
+        let pos = desc.file.try_borrow_mut().map_err(|_| Errno(EIO))?.seek(offset, whence)?;
         usize::try_from(pos).map_err(|_| SysError::Errno(Errno(EINVAL)))
     }
 
@@ -187,13 +152,7 @@ impl Kernel {
         let desc = self.desc(tid, fd)?;
         let files = self.proc_of(tid)?.files.clone();
         let max = self.config.limits.max_fds;
-        let new = files.borrow_mut().insert(
-            FdEntry {
-                desc,
-                cloexec: false,
-            },
-            max,
-        )?;
+        let new = files.borrow_mut().insert(FdEntry { desc, cloexec: false }, max)?;
         Ok(new)
     }
 
@@ -205,14 +164,7 @@ impl Kernel {
         }
         let files = self.proc_of(tid)?.files.clone();
         let max = self.config.limits.max_fds;
-        let old = files.borrow_mut().replace(
-            new,
-            FdEntry {
-                desc,
-                cloexec: false,
-            },
-            max,
-        )?;
+        let old = files.borrow_mut().replace(new, FdEntry { desc, cloexec: false }, max)?;
         drop(old);
         Ok(new)
     }
@@ -221,11 +173,7 @@ impl Kernel {
         let desc = self.desc(tid, fd)?;
         let path = desc.file.try_borrow().map_err(|_| Errno(EIO))?.path();
         let n = path.len().min(len);
-        copy_out(
-            &mut self.mm_of(tid)?.borrow_mut().space.mem,
-            addr,
-            &path[..n],
-        )?;
+        copy_out(&mut self.mm_of(tid)?.borrow_mut().space.mem, addr, &path[..n])?;
         Ok(n)
     }
 
@@ -235,11 +183,7 @@ impl Kernel {
         }
         let desc = self.desc(tid, fd)?;
         let stat = desc.file.try_borrow().map_err(|_| Errno(EIO))?.stat()?;
-        copy_out(
-            &mut self.mm_of(tid)?.borrow_mut().space.mem,
-            addr,
-            &stat.to_bytes(),
-        )?;
+        copy_out(&mut self.mm_of(tid)?.borrow_mut().space.mem, addr, &stat.to_bytes())?;
         Ok(0)
     }
 
@@ -254,10 +198,7 @@ impl Kernel {
         if desc.flags.get() & O_ACCMODE == O_RDONLY {
             return errno(EBADF);
         }
-        desc.file
-            .try_borrow_mut()
-            .map_err(|_| Errno(EIO))?
-            .truncate(len as u64)?;
+        desc.file.try_borrow_mut().map_err(|_| Errno(EIO))?.truncate(len as u64)?;
         Ok(0)
     }
 
@@ -265,11 +206,7 @@ impl Kernel {
         let files = self.proc_of(tid)?.files.clone();
         let mut files = files.borrow_mut();
         match cmd {
-            F_GETFD => Ok(if files.get(fd)?.cloexec {
-                FD_CLOEXEC
-            } else {
-                0
-            }),
+            F_GETFD => Ok(if files.get(fd)?.cloexec { FD_CLOEXEC } else { 0 }),
             F_SETFD => {
                 files.get_mut(fd)?.cloexec = arg & FD_CLOEXEC != 0;
                 Ok(0)
@@ -277,8 +214,7 @@ impl Kernel {
             F_GETFL => Ok(files.get(fd)?.desc.flags.get()),
             F_SETFL => {
                 let desc = &files.get(fd)?.desc;
-                desc.flags
-                    .set((desc.flags.get() & !SETFL_FLAGS) | (arg & SETFL_FLAGS));
+                desc.flags.set((desc.flags.get() & !SETFL_FLAGS) | (arg & SETFL_FLAGS));
                 Ok(0)
             }
             F_DUPFD => {
@@ -287,14 +223,7 @@ impl Kernel {
                 if arg >= max {
                     return errno(EINVAL);
                 }
-                Ok(files.insert_from(
-                    arg,
-                    FdEntry {
-                        desc,
-                        cloexec: false,
-                    },
-                    max,
-                )?)
+                Ok(files.insert_from(arg, FdEntry { desc, cloexec: false }, max)?)
             }
             _ => errno(EINVAL),
         }

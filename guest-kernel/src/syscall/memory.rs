@@ -36,11 +36,7 @@ impl Kernel {
         }
         let len = round_up(map.size as u64).ok_or(Errno(ENOMEM))?;
         let perm = prot_to_perm(map.flags);
-        let file = if fd == ANONYMOUS_FD {
-            None
-        } else {
-            Some(self.desc(tid, fd)?)
-        };
+        let file = if fd == ANONYMOUS_FD { None } else { Some(self.desc(tid, fd)?) };
         let mm = self.mm_of(tid)?;
         let mut mm = mm.borrow_mut();
         let hint = map.address as u64;
@@ -51,23 +47,13 @@ impl Kernel {
             hint
         } else if hint != 0
             && hint % PAGE == 0
-            && hint
-                .checked_add(len)
-                .is_some_and(|end| end <= mm.stack_top())
-            && !mm
-                .space
-                .mem
-                .regions()
-                .any(|(s, e)| s.0 < hint + len && e.0 > hint)
+            && hint.checked_add(len).is_some_and(|end| end <= mm.stack_top())
+            && !mm.space.mem.regions().any(|(s, e)| s.0 < hint + len && e.0 > hint)
         {
             hint
         } else {
             let base = mm.mmap_base();
-            mm.space
-                .mem
-                .find_free(GuestAddress(base), len)
-                .ok_or(Errno(ENOMEM))?
-                .0
+            mm.space.mem.find_free(GuestAddress(base), len).ok_or(Errno(ENOMEM))?.0
         };
         if addr.checked_add(len).is_none_or(|end| end > mm.size()) {
             return errno(ENOMEM);
@@ -80,9 +66,7 @@ impl Kernel {
                 let mut buf = vec![0u8; (map.size).min(len as usize)];
                 let mut done = 0;
                 while done < buf.len() {
-                    let off = (map.offset as u64)
-                        .checked_add(done as u64)
-                        .ok_or(Errno(EINVAL))?;
+                    let off = (map.offset as u64).checked_add(done as u64).ok_or(Errno(EINVAL))?;
                     let n = match f.read_at(off, &mut buf[done..]) {
                         None => return errno(EACCES),
                         Some(r) => r?,
@@ -98,10 +82,7 @@ impl Kernel {
         };
         mm.map(addr, len, perm)?;
         if !contents.is_empty() {
-            mm.space
-                .mem
-                .write_raw(GuestAddress(addr), &contents)
-                .map_err(|_| Errno(EFAULT))?;
+            mm.space.mem.write_raw(GuestAddress(addr), &contents).map_err(|_| Errno(EFAULT))?;
         }
         Ok(addr as usize)
     }
@@ -115,13 +96,7 @@ impl Kernel {
         Ok(0)
     }
 
-    pub(super) fn sys_mprotect(
-        &mut self,
-        tid: Pid,
-        addr: usize,
-        len: usize,
-        flags: usize,
-    ) -> SysResult {
+    pub(super) fn sys_mprotect(&mut self, tid: Pid, addr: usize, len: usize, flags: usize) -> SysResult {
         let addr = addr as u64;
         if addr % PAGE != 0 {
             return errno(EINVAL);
@@ -129,21 +104,11 @@ impl Kernel {
         let len = round_up(len as u64).ok_or(Errno(ENOMEM))?;
         let mm = self.mm_of(tid)?;
         let mut mm = mm.borrow_mut();
-        mm.space
-            .mem
-            .protect(GuestAddress(addr), len, prot_to_perm(flags))
-            .map_err(|_| Errno(ENOMEM))?;
+        mm.space.mem.protect(GuestAddress(addr), len, prot_to_perm(flags)).map_err(|_| Errno(ENOMEM))?;
         Ok(0)
     }
 
-    pub(super) fn sys_futex(
-        &mut self,
-        tid: Pid,
-        addr: usize,
-        op: usize,
-        val: usize,
-        call: &Call,
-    ) -> SysResult {
+    pub(super) fn sys_futex(&mut self, tid: Pid, addr: usize, op: usize, val: usize, call: &Call) -> SysResult {
         if addr % 4 != 0 {
             return errno(EINVAL);
         }

@@ -118,12 +118,7 @@ pub struct Block {
 impl Block {
     /// Wait for `on`, then run the call again.
     pub fn retry(on: WaitOn) -> SysError {
-        SysError::Block(Block {
-            on,
-            deadline: None,
-            on_timeout: Err(Errno(ETIMEDOUT)),
-            on_wake: OnWake::Retry,
-        })
+        SysError::Block(Block { on, deadline: None, on_timeout: Err(Errno(ETIMEDOUT)), on_wake: OnWake::Retry })
     }
 }
 
@@ -137,34 +132,15 @@ pub(crate) fn errno<T>(e: i32) -> Result<T, SysError> {
 pub fn gate_args(gate: Gate, gpr: &[u64; 16]) -> [usize; 6] {
     let r = |i: usize| gpr[i] as usize;
     match gate {
-        Gate::Syscall => [
-            r(reg::RDI),
-            r(reg::RSI),
-            r(reg::RDX),
-            r(reg::R10),
-            r(reg::R8),
-            r(reg::R9),
-        ],
-        Gate::Int80 => [
-            r(reg::RBX),
-            r(reg::RCX),
-            r(reg::RDX),
-            r(reg::RSI),
-            r(reg::RDI),
-            0,
-        ],
+        Gate::Syscall => [r(reg::RDI), r(reg::RSI), r(reg::RDX), r(reg::R10), r(reg::R8), r(reg::R9)],
+        Gate::Int80 => [r(reg::RBX), r(reg::RCX), r(reg::RDX), r(reg::RSI), r(reg::RDI), 0],
     }
 }
 
 /// Step 1: builds the `Call`, copying every pointer argument the call reads.
 pub fn decode(mem: &Memory, gate: Gate, number: usize, args: [usize; 6]) -> Call {
     let input = decode_input(mem, number, &args).unwrap_or_else(Input::Fault);
-    Call {
-        number,
-        args,
-        gate,
-        input,
-    }
+    Call { number, args, gate, input }
 }
 
 fn decode_input(mem: &Memory, number: usize, a: &[usize; 6]) -> Result<Input, Errno> {
@@ -178,9 +154,7 @@ fn decode_input(mem: &Memory, number: usize, a: &[usize; 6]) -> Result<Input, Er
             if a[2] < Map::SIZE {
                 return Err(Errno(EINVAL));
             }
-            Input::Map(
-                Map::from_bytes(&copy_array::<{ Map::SIZE }>(mem, a[1])?).unwrap_or_default(),
-            )
+            Input::Map(Map::from_bytes(&copy_array::<{ Map::SIZE }>(mem, a[1])?).unwrap_or_default())
         }
         SYS_NANOSLEEP => Input::Time(read_timespec(mem, a[0])?),
         SYS_FUTEX if a[1] == FUTEX_WAIT && a[3] != 0 => Input::Time(read_timespec(mem, a[3])?),
@@ -205,12 +179,7 @@ fn read_timespec(mem: &Memory, addr: usize) -> Result<TimeSpec, Errno> {
 }
 
 /// Copies `count` `[ptr, len]` pairs at `addr` and the strings they name.
-fn copy_vector(
-    mem: &Memory,
-    addr: usize,
-    count: usize,
-    budget: &mut usize,
-) -> Result<Vec<Vec<u8>>, Errno> {
+fn copy_vector(mem: &Memory, addr: usize, count: usize, budget: &mut usize) -> Result<Vec<Vec<u8>>, Errno> {
     if count > MAX_EXEC_ARGS {
         return Err(Errno(E2BIG));
     }
@@ -221,13 +190,8 @@ fn copy_vector(
         p.copy_from_slice(&pair[..8]);
         let mut l = [0u8; 8];
         l.copy_from_slice(&pair[8..]);
-        let (ptr, len) = (
-            u64::from_le_bytes(p) as usize,
-            u64::from_le_bytes(l) as usize,
-        );
-        *budget = budget
-            .checked_sub(len.saturating_add(9))
-            .ok_or(Errno(E2BIG))?;
+        let (ptr, len) = (u64::from_le_bytes(p) as usize, u64::from_le_bytes(l) as usize);
+        *budget = budget.checked_sub(len.saturating_add(9)).ok_or(Errno(E2BIG))?;
         out.push(copy_in(mem, ptr, len)?);
     }
     Ok(out)

@@ -30,10 +30,7 @@ use crate::{Kernel, Pid};
 impl Kernel {
     pub(super) fn sys_exit(&mut self, tid: Pid, status: usize) -> SysResult {
         let pid = self.pid_of(tid)?;
-        let is_main = self
-            .procs
-            .get(&pid)
-            .is_some_and(|p| p.threads.first() == Some(&tid));
+        let is_main = self.procs.get(&pid).is_some_and(|p| p.threads.first() == Some(&tid));
         if is_main {
             self.terminate_process(pid, w_exitcode(status as u8));
         } else {
@@ -42,13 +39,7 @@ impl Kernel {
         Err(SysError::NoReturn)
     }
 
-    pub(super) fn sys_waitpid(
-        &mut self,
-        tid: Pid,
-        pid: isize,
-        status_addr: usize,
-        options: usize,
-    ) -> SysResult {
+    pub(super) fn sys_waitpid(&mut self, tid: Pid, pid: isize, status_addr: usize, options: usize) -> SysResult {
         let me = self.pid_of(tid)?;
         let matches = |p: &Process| p.ppid == me && (pid <= 0 || p.pid as isize == pid);
         let mut any = false;
@@ -65,11 +56,7 @@ impl Kernel {
         if let Some((child, status)) = found {
             if status_addr != 0 {
                 let mm = self.mm_of(tid)?;
-                copy_out(
-                    &mut mm.borrow_mut().space.mem,
-                    status_addr,
-                    &(status as u64).to_le_bytes(),
-                )?;
+                copy_out(&mut mm.borrow_mut().space.mem, status_addr, &(status as u64).to_le_bytes())?;
             }
             self.procs.remove(&child);
             return Ok(child as usize);
@@ -93,21 +80,13 @@ impl Kernel {
         } else if pid == 0 {
             vec![me]
         } else if pid == -1 {
-            self.procs
-                .values()
-                .filter(|p| p.pid != 1 && p.state == ProcState::Alive)
-                .map(|p| p.pid)
-                .collect()
+            self.procs.values().filter(|p| p.pid != 1 && p.state == ProcState::Alive).map(|p| p.pid).collect()
         } else {
             vec![pid.unsigned_abs() as Pid]
         };
         let mut hit = false;
         for target in targets {
-            if self
-                .procs
-                .get(&target)
-                .is_some_and(|p| p.state == ProcState::Alive)
-            {
+            if self.procs.get(&target).is_some_and(|p| p.state == ProcState::Alive) {
                 hit = true;
                 if sig != 0 {
                     self.post_signal(target, sig);
@@ -122,11 +101,7 @@ impl Kernel {
     }
 
     pub(super) fn sys_getpgid(&mut self, tid: Pid, pid: usize) -> SysResult {
-        let target = if pid == 0 {
-            self.pid_of(tid)?
-        } else {
-            pid as Pid
-        };
+        let target = if pid == 0 { self.pid_of(tid)? } else { pid as Pid };
         let p = self.procs.get(&target).ok_or(Errno(ESRCH))?;
         Ok(p.pgid as usize)
     }
@@ -152,11 +127,7 @@ impl Kernel {
     }
 
     fn live_tasks(&self) -> usize {
-        let zombies = self
-            .procs
-            .values()
-            .filter(|p| matches!(p.state, ProcState::Zombie(_)))
-            .count();
+        let zombies = self.procs.values().filter(|p| matches!(p.state, ProcState::Zombie(_))).count();
         self.threads.len() + zombies
     }
 
@@ -197,16 +168,9 @@ impl Kernel {
         if flags & CLONE_VM == 0 {
             self.next_object_id += 1;
         }
-        let files = if flags & CLONE_FILES != 0 {
-            p.files.clone()
-        } else {
-            Rc::new(RefCell::new(p.files.borrow().clone()))
-        };
-        let fs = if flags & CLONE_FS != 0 {
-            p.fs.clone()
-        } else {
-            Rc::new(RefCell::new(p.fs.borrow().clone()))
-        };
+        let files =
+            if flags & CLONE_FILES != 0 { p.files.clone() } else { Rc::new(RefCell::new(p.files.borrow().clone())) };
+        let fs = if flags & CLONE_FS != 0 { p.fs.clone() } else { Rc::new(RefCell::new(p.fs.borrow().clone())) };
         let sighand = if flags & CLONE_SIGHAND != 0 {
             p.sighand.clone()
         } else {
@@ -266,13 +230,7 @@ impl Kernel {
 
     /// Replaces the image of `tid`'s process with the program in `bytes`.
     /// On error nothing has changed.
-    pub(crate) fn exec(
-        &mut self,
-        tid: Pid,
-        bytes: &[u8],
-        args: Vec<Vec<u8>>,
-        envs: Vec<Vec<u8>>,
-    ) -> Result<(), Errno> {
+    pub(crate) fn exec(&mut self, tid: Pid, bytes: &[u8], args: Vec<Vec<u8>>, envs: Vec<Vec<u8>>) -> Result<(), Errno> {
         let pid = self.pid_of(tid)?;
         let size = self.config.address_space_size;
         let image = crate::elf::parse(bytes, size)?;
@@ -282,24 +240,13 @@ impl Kernel {
         mm.map_trampoline()?;
         let mut random = [0u8; 16];
         self.rng.fill(&mut random);
-        let rsp = crate::elf::build_stack(
-            &mut mm,
-            &image,
-            &args,
-            &envs,
-            random,
-            self.config.stack_size,
-        )?;
+        let rsp = crate::elf::build_stack(&mut mm, &image, &args, &envs, random, self.config.stack_size)?;
 
         // Commit: nothing below fails.
         let mut cpu = Cpu::new();
         cpu.rip = image.entry;
         cpu.gpr[reg::RSP] = rsp;
-        let others: Vec<Pid> = self
-            .procs
-            .get(&pid)
-            .map(|p| p.threads.clone())
-            .unwrap_or_default();
+        let others: Vec<Pid> = self.procs.get(&pid).map(|p| p.threads.clone()).unwrap_or_default();
         for other in others.into_iter().filter(|&t| t != tid) {
             self.exit_thread(other);
         }

@@ -51,13 +51,7 @@ impl Kernel {
         Ok(0)
     }
 
-    pub(super) fn sys_sigprocmask(
-        &mut self,
-        tid: Pid,
-        how: usize,
-        old_addr: usize,
-        call: &Call,
-    ) -> SysResult {
+    pub(super) fn sys_sigprocmask(&mut self, tid: Pid, how: usize, old_addr: usize, call: &Call) -> SysResult {
         let Input::SigSet(set) = &call.input else {
             return errno(EFAULT);
         };

@@ -40,17 +40,7 @@ impl FileHandle {
         (read, write, append): (bool, bool, bool),
         host: Option<fs::File>,
     ) -> FileHandle {
-        FileHandle {
-            tree,
-            ino,
-            path,
-            pos: 0,
-            read,
-            write,
-            append,
-            host,
-            listing: None,
-        }
+        FileHandle { tree, ino, path, pos: 0, read, write, append, host, listing: None }
     }
 
     /// Opens the host descriptor on demand (handles opened for `fstat` only have none).
@@ -88,9 +78,7 @@ impl FileOps for FileHandle {
                 self.ensure_host(&tree)?;
                 tree.read_file(self.ino, self.pos, buf, self.host.as_ref())?
             }
-            NodeType::Symlink => {
-                copy_out(self.tree.borrow().symlink_target(self.ino)?, self.pos, buf)
-            }
+            NodeType::Symlink => copy_out(self.tree.borrow().symlink_target(self.ino)?, self.pos, buf),
             NodeType::Special => return Err(Errno(EBADF).into()),
         };
         self.pos += n as u64;

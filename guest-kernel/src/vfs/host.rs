@@ -54,17 +54,9 @@ pub(crate) fn lstat_node(dir: &Path, name: &[u8]) -> Result<Option<Node>, Errno>
     };
     let ft = meta.file_type();
     let kind = if ft.is_dir() {
-        Kind::Dir(Dir {
-            host: Some(path),
-            ..Dir::default()
-        })
+        Kind::Dir(Dir { host: Some(path), ..Dir::default() })
     } else if ft.is_file() {
-        Kind::File(Data::Host(HostFile {
-            path,
-            len: meta.len(),
-            dev: meta.dev(),
-            ino: meta.ino(),
-        }))
+        Kind::File(Data::Host(HostFile { path, len: meta.len(), dev: meta.dev(), ino: meta.ino() }))
     } else if ft.is_symlink() {
         let target = fs::read_link(&path).map_err(|e| errno_of(&e))?;
         Kind::Symlink(target.as_os_str().as_bytes().to_vec())
@@ -104,11 +96,7 @@ pub(crate) fn list(dir: &Path) -> Result<Vec<Vec<u8>>, Errno> {
 
 /// Opens the host file for reading, checking it is still the regular file `lstat` saw.
 pub(crate) fn open(file: &HostFile) -> Result<fs::File, Errno> {
-    let f = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(OPEN_FLAGS)
-        .open(&file.path)
-        .map_err(|e| errno_of(&e))?;
+    let f = fs::OpenOptions::new().read(true).custom_flags(OPEN_FLAGS).open(&file.path).map_err(|e| errno_of(&e))?;
     let meta = f.metadata().map_err(|e| errno_of(&e))?;
     if !meta.file_type().is_file() || meta.dev() != file.dev || meta.ino() != file.ino {
         // Replaced behind our back.

@@ -46,21 +46,13 @@ pub enum ImageError {
     NotADirectory { path: PathBuf },
     /// A header or data block runs past the end of the image.
     #[error("truncated image: {what} at byte {offset} runs past the end of the {len}-byte image")]
-    Truncated {
-        what: &'static str,
-        offset: u64,
-        len: u64,
-    },
+    Truncated { what: &'static str, offset: u64, len: u64 },
     /// A header is malformed.
     #[error("malformed image: header at byte {offset}: {reason}")]
     BadHeader { offset: u64, reason: String },
     /// An entry's path or link target is unacceptable.
     #[error("malformed image: entry at byte {offset} (`{path}`): {reason}")]
-    BadPath {
-        offset: u64,
-        path: String,
-        reason: String,
-    },
+    BadPath { offset: u64, path: String, reason: String },
     /// Two entries name the same path.
     #[error("malformed image: entry at byte {offset}: duplicate entry `{path}`")]
     Duplicate { offset: u64, path: String },
@@ -141,11 +133,7 @@ type PaxRecord<'a> = (&'a [u8], &'a [u8]);
 pub(crate) fn parse_pax(mut data: &[u8]) -> Result<Vec<PaxRecord<'_>>, &'static str> {
     let mut out = Vec::new();
     while !data.is_empty() {
-        let sp = data
-            .iter()
-            .take(21)
-            .position(|&b| b == b' ')
-            .ok_or("pax record without a length")?;
+        let sp = data.iter().take(21).position(|&b| b == b' ').ok_or("pax record without a length")?;
         let len = parse_dec(&data[..sp]).ok_or("bad pax record length")?;
         let len = usize::try_from(len).map_err(|_| "bad pax record length")?;
         if len <= sp + 2 || len > data.len() {
@@ -156,10 +144,7 @@ pub(crate) fn parse_pax(mut data: &[u8]) -> Result<Vec<PaxRecord<'_>>, &'static 
             return Err("pax record not ended by a newline");
         }
         let kv = &record[sp + 1..len - 1];
-        let eq = kv
-            .iter()
-            .position(|&b| b == b'=')
-            .ok_or("pax record without '='")?;
+        let eq = kv.iter().position(|&b| b == b'=').ok_or("pax record without '='")?;
         out.push((&kv[..eq], &kv[eq + 1..]));
         data = &data[len..];
     }
@@ -185,9 +170,7 @@ fn split_path(raw: &[u8]) -> Result<Vec<&[u8]>, String> {
         match part {
             b"" | b"." => {}
             b".." => return Err("`..` component".into()),
-            name if name.len() > NAME_MAX => {
-                return Err(format!("name longer than {NAME_MAX} bytes"))
-            }
+            name if name.len() > NAME_MAX => return Err(format!("name longer than {NAME_MAX} bytes")),
             name if name.contains(&b'\n') => return Err("newline in name".into()),
             name => names.push(name),
         }
@@ -231,11 +214,7 @@ enum Member {
 pub(crate) fn load(tree: &mut Tree) -> Result<(), ImageError> {
     // The image is moved out while the tree is built, so its bytes can be borrowed freely.
     let image = std::mem::replace(&mut tree.image, super::tree::ImageBytes::None);
-    let result = Loader {
-        tree,
-        explicit: HashSet::new(),
-    }
-    .run(image.bytes());
+    let result = Loader { tree, explicit: HashSet::new() }.run(image.bytes());
     tree.image = image;
     result
 }
@@ -255,11 +234,7 @@ impl Loader<'_> {
         loop {
             let Some(block) = off.checked_add(BLOCK).and_then(|end| bytes.get(off..end)) else {
                 return Err(ImageError::Truncated {
-                    what: if off >= len && pending.is_empty() {
-                        "end-of-archive marker"
-                    } else {
-                        "header"
-                    },
+                    what: if off >= len && pending.is_empty() { "end-of-archive marker" } else { "header" },
                     offset: off as u64,
                     len: len as u64,
                 });
@@ -275,18 +250,12 @@ impl Loader<'_> {
             }
             headers += 1;
             if headers > MAX_ENTRIES {
-                return Err(ImageError::Limit {
-                    what: "number of entries",
-                    limit: MAX_ENTRIES as u64,
-                });
+                return Err(ImageError::Limit { what: "number of entries", limit: MAX_ENTRIES as u64 });
             }
             let mut header = tar::Header::new_old();
             header.as_mut_bytes().copy_from_slice(block);
             let at = off as u64;
-            let bad = |reason: &str| ImageError::BadHeader {
-                offset: at,
-                reason: reason.to_string(),
-            };
+            let bad = |reason: &str| ImageError::BadHeader { offset: at, reason: reason.to_string() };
             check_checksum(block).map_err(bad)?;
             check_magic(block).map_err(bad)?;
             let old = header.as_old();
@@ -303,26 +272,16 @@ impl Loader<'_> {
                 .ok()
                 .and_then(|s| data_start.checked_add(s))
                 .filter(|&end| end <= len)
-                .ok_or(ImageError::Truncated {
-                    what: "entry data",
-                    offset: at,
-                    len: len as u64,
-                })?;
+                .ok_or(ImageError::Truncated { what: "entry data", offset: at, len: len as u64 })?;
             let data = &bytes[data_start..data_end];
-            let next = data_end
-                .checked_add(BLOCK - 1)
-                .map(|n| n & !(BLOCK - 1))
-                .ok_or(ImageError::Truncated {
-                    what: "entry data",
-                    offset: at,
-                    len: len as u64,
-                })?;
+            let next = data_end.checked_add(BLOCK - 1).map(|n| n & !(BLOCK - 1)).ok_or(ImageError::Truncated {
+                what: "entry data",
+                offset: at,
+                len: len as u64,
+            })?;
             let ext_data = || -> Result<&[u8], ImageError> {
                 if size > MAX_EXTENSION {
-                    return Err(ImageError::Limit {
-                        what: "extension header size",
-                        limit: MAX_EXTENSION,
-                    });
+                    return Err(ImageError::Limit { what: "extension header size", limit: MAX_EXTENSION });
                 }
                 Ok(data)
             };
@@ -332,11 +291,7 @@ impl Loader<'_> {
                     while name.last() == Some(&0) {
                         name.pop();
                     }
-                    let slot = if typeflag == b'L' {
-                        &mut pending.long_name
-                    } else {
-                        &mut pending.long_link
-                    };
+                    let slot = if typeflag == b'L' { &mut pending.long_name } else { &mut pending.long_link };
                     if slot.is_some() {
                         return Err(bad("two GNU long-name headers for one member"));
                     }
@@ -359,12 +314,7 @@ impl Loader<'_> {
                         b'2' => Member::Symlink,
                         b'5' => Member::Dir,
                         b'3' | b'4' | b'6' => Member::Skip,
-                        b'S' => {
-                            return Err(ImageError::Unsupported {
-                                offset: at,
-                                what: "GNU sparse file".into(),
-                            })
-                        }
+                        b'S' => return Err(ImageError::Unsupported { offset: at, what: "GNU sparse file".into() }),
                         t => {
                             return Err(ImageError::Unsupported {
                                 offset: at,
@@ -395,19 +345,12 @@ impl Loader<'_> {
             (None, Some(name)) => name,
             (None, None) => header.path_bytes().into_owned(),
         };
-        let bad_path = |reason: String| ImageError::BadPath {
-            offset: at,
-            path: lossy(&raw_path),
-            reason,
-        };
+        let bad_path = |reason: String| ImageError::BadPath { offset: at, path: lossy(&raw_path), reason };
         let names = split_path(&raw_path).map_err(bad_path)?;
         if matches!(member, Member::File) && raw_path.last() == Some(&b'/') {
             member = Member::Dir; // old-style directory entry
         }
-        let bad = |reason: &str| ImageError::BadHeader {
-            offset: at,
-            reason: reason.to_string(),
-        };
+        let bad = |reason: &str| ImageError::BadHeader { offset: at, reason: reason.to_string() };
         let mode = parse_num(&old.mode).ok_or_else(|| bad("bad mode field"))?;
         let uid = match p.uid {
             Some(v) => v,
@@ -439,10 +382,7 @@ impl Loader<'_> {
                 return Err(bad_path("the root must be a directory".into()));
             }
             if !self.explicit.insert(ROOT) {
-                return Err(ImageError::Duplicate {
-                    offset: at,
-                    path: lossy(&raw_path),
-                });
+                return Err(ImageError::Duplicate { offset: at, path: lossy(&raw_path) });
             }
             let root = self.node_mut(ROOT)?;
             root.perm = perm;
@@ -456,10 +396,7 @@ impl Loader<'_> {
             Some(Entry::Node(ino)) => Some(*ino),
             _ => None,
         };
-        let duplicate = || ImageError::Duplicate {
-            offset: at,
-            path: lossy(&raw_path),
-        };
+        let duplicate = || ImageError::Duplicate { offset: at, path: lossy(&raw_path) };
         let kind = match member {
             Member::Dir => {
                 if let Some(ino) = existing {
@@ -475,10 +412,7 @@ impl Loader<'_> {
                 }
                 Kind::Dir(Dir::default())
             }
-            Member::File => Kind::File(Data::Image {
-                start: data_start,
-                len: size,
-            }),
+            Member::File => Kind::File(Data::Image { start: data_start, len: size }),
             Member::Symlink => {
                 let target = link.ok_or_else(|| bad_path("symlink without a target".into()))?;
                 if target.is_empty() || target.len() > PATH_MAX || target.contains(&0) {
@@ -491,11 +425,8 @@ impl Loader<'_> {
                     return Err(duplicate());
                 }
                 let target = link.ok_or_else(|| bad_path("hard link without a target".into()))?;
-                let target_names =
-                    split_path(&target).map_err(|r| bad_path(format!("hard link target: {r}")))?;
-                let ino = self
-                    .find(&target_names)
-                    .ok_or_else(|| bad_path("hard link target not found".into()))?;
+                let target_names = split_path(&target).map_err(|r| bad_path(format!("hard link target: {r}")))?;
+                let ino = self.find(&target_names).ok_or_else(|| bad_path("hard link target not found".into()))?;
                 if self.tree.node(ino).map_or(true, Node::is_dir) {
                     return Err(bad_path("hard link to a directory".into()));
                 }
@@ -512,23 +443,17 @@ impl Loader<'_> {
         }
         let ino = self.new_node(Node::new(kind, perm, uid, gid, mtime))?;
         self.explicit.insert(ino);
-        self.tree
-            .link(parent, last.to_vec(), ino)
-            .map_err(|_| bad_path("parent is not a directory".into()))?;
+        self.tree.link(parent, last.to_vec(), ino).map_err(|_| bad_path("parent is not a directory".into()))?;
         Ok(())
     }
 
     fn new_node(&mut self, node: Node) -> Result<Ino, ImageError> {
         if self.tree.live_nodes() >= MAX_ENTRIES {
-            return Err(ImageError::Limit {
-                what: "number of entries",
-                limit: MAX_ENTRIES as u64,
-            });
+            return Err(ImageError::Limit { what: "number of entries", limit: MAX_ENTRIES as u64 });
         }
-        self.tree.alloc(node).map_err(|_| ImageError::Limit {
-            what: "number of nodes",
-            limit: self.tree.node_limit as u64,
-        })
+        self.tree
+            .alloc(node)
+            .map_err(|_| ImageError::Limit { what: "number of nodes", limit: self.tree.node_limit as u64 })
     }
 
     fn node_mut(&mut self, ino: Ino) -> Result<&mut Node, ImageError> {
@@ -560,11 +485,8 @@ impl Loader<'_> {
                     })
                 }
                 None => {
-                    let ino =
-                        self.new_node(Node::new(Kind::Dir(Dir::default()), 0o755, 0, 0, 0))?;
-                    self.tree
-                        .link(cur, name.to_vec(), ino)
-                        .map_err(|_| internal())?;
+                    let ino = self.new_node(Node::new(Kind::Dir(Dir::default()), 0o755, 0, 0, 0))?;
+                    self.tree.link(cur, name.to_vec(), ino).map_err(|_| internal())?;
                     ino
                 }
             };
@@ -586,10 +508,7 @@ impl Loader<'_> {
 }
 
 fn internal() -> ImageError {
-    ImageError::BadHeader {
-        offset: 0,
-        reason: "internal inconsistency while indexing the image".into(),
-    }
+    ImageError::BadHeader { offset: 0, reason: "internal inconsistency while indexing the image".into() }
 }
 
 /// Verifies the header checksum (unsigned sum, or the signed sum some old tars wrote).
@@ -637,9 +556,7 @@ fn apply_pax(p: &mut Pending, data: &[u8]) -> Result<(), String> {
                 let secs = value.split(|&b| b == b'.').next().unwrap_or(value);
                 p.mtime = Some(parse_dec(secs).ok_or("bad pax mtime")?);
             }
-            k if k.starts_with(b"GNU.sparse.") => {
-                return Err("GNU sparse files are not supported".into())
-            }
+            k if k.starts_with(b"GNU.sparse.") => return Err("GNU sparse files are not supported".into()),
             _ => {}
         }
     }

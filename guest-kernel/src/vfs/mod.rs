@@ -66,29 +66,21 @@ use std::path::Path;
 use std::rc::Rc;
 
 use warden_abi::{
-    Errno, Stat, EACCES, EBUSY, EEXIST, EINVAL, EISDIR, ENOENT, ENOTDIR, ENOTEMPTY, O_ACCMODE,
-    O_APPEND, O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_RDONLY, O_STAT, O_SYMLINK, O_TRUNC,
-    O_WRONLY,
+    Errno, Stat, EACCES, EBUSY, EEXIST, EINVAL, EISDIR, ENOENT, ENOTDIR, ENOTEMPTY, O_ACCMODE, O_APPEND, O_CREAT,
+    O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_RDONLY, O_STAT, O_SYMLINK, O_TRUNC, O_WRONLY,
 };
 
 pub use handle::FileHandle;
 pub use image::{ImageError, MAX_DEPTH, MAX_ENTRIES, MAX_EXTENSION};
 pub use path::{NAME_MAX, PATH_MAX};
-pub use tree::{
-    DEFAULT_NODE_LIMIT, DEFAULT_WRITE_LIMIT, FILE_DEV, MAX_FILE_SIZE, MAX_SYMLINK_HOPS,
-};
+pub use tree::{DEFAULT_NODE_LIMIT, DEFAULT_WRITE_LIMIT, FILE_DEV, MAX_FILE_SIZE, MAX_SYMLINK_HOPS};
 
 use crate::scheme::{CallCtx, FileRef, Scheme};
 use path::Tail;
 use tree::{Data, Dir, ImageBytes, Kind, Node, NodeType, Resolved, Tree, R, ROOT, W, X};
 
 /// The context kernel-side helpers act with (uid 0).
-const KERNEL_CTX: CallCtx = CallCtx {
-    pid: 0,
-    uid: 0,
-    gid: 0,
-    umask: 0,
-};
+const KERNEL_CTX: CallCtx = CallCtx { pid: 0, uid: 0, gid: 0, umask: 0 };
 
 /// 64-bit FNV-1a of `bytes`: the identity of an image for record/replay.
 pub fn digest_bytes(bytes: &[u8]) -> u64 {
@@ -118,9 +110,7 @@ impl Vfs {
         let root = Node::new(Kind::Dir(Dir::default()), 0o755, 0, 0, 0);
         let mut tree = Tree::new(image, root);
         image::load(&mut tree)?;
-        Ok(Vfs {
-            tree: Rc::new(RefCell::new(tree)),
-        })
+        Ok(Vfs { tree: Rc::new(RefCell::new(tree)) })
     }
 
     /// Maps the tar archive at `path` (its contents are never copied or written).
@@ -128,10 +118,7 @@ impl Vfs {
     /// The file must not be truncated or modified while the `Vfs` lives.
     pub fn from_tar_file(path: impl AsRef<Path>) -> Result<Vfs, ImageError> {
         let path = path.as_ref();
-        let io_err = |source| ImageError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
+        let io_err = |source| ImageError::Io { path: path.to_path_buf(), source };
         let file = fs::File::open(path).map_err(io_err)?;
         let len = file.metadata().map_err(io_err)?.len();
         if len == 0 {
@@ -158,27 +145,14 @@ impl Vfs {
     /// Uses the host directory `path` as a read-only root.
     pub fn from_host_dir(path: impl AsRef<Path>) -> Result<Vfs, ImageError> {
         let path = path.as_ref();
-        let io_err = |source| ImageError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
+        let io_err = |source| ImageError::Io { path: path.to_path_buf(), source };
         let real = fs::canonicalize(path).map_err(io_err)?;
         let meta = fs::metadata(&real).map_err(io_err)?;
         if !meta.is_dir() {
-            return Err(ImageError::NotADirectory {
-                path: path.to_path_buf(),
-            });
+            return Err(ImageError::NotADirectory { path: path.to_path_buf() });
         }
-        let root = host::host_node(
-            Kind::Dir(Dir {
-                host: Some(real),
-                ..Dir::default()
-            }),
-            &meta,
-        );
-        Ok(Vfs {
-            tree: Rc::new(RefCell::new(Tree::new(ImageBytes::None, root))),
-        })
+        let root = host::host_node(Kind::Dir(Dir { host: Some(real), ..Dir::default() }), &meta);
+        Ok(Vfs { tree: Rc::new(RefCell::new(Tree::new(ImageBytes::None, root))) })
     }
 
     /// FNV-1a 64 of the archive bytes (computed once), or `None` for a host root.
@@ -255,12 +229,7 @@ impl Vfs {
     }
 
     /// Opens `path` and returns the handle itself (what [`Scheme::open`] wraps).
-    pub fn open_handle(
-        &self,
-        path: &[u8],
-        flags: usize,
-        ctx: &CallCtx,
-    ) -> Result<FileHandle, Errno> {
+    pub fn open_handle(&self, path: &[u8], flags: usize, ctx: &CallCtx) -> Result<FileHandle, Errno> {
         let creat = flags & O_CREAT != 0;
         let excl = creat && flags & O_EXCL != 0;
         let want_dir = flags & O_DIRECTORY != 0;
@@ -310,11 +279,7 @@ impl Vfs {
                 }
                 (ino, names)
             }
-            Resolved::Missing {
-                parent,
-                name,
-                names,
-            } => {
+            Resolved::Missing { parent, name, names } => {
                 if !creat {
                     return Err(Errno(ENOENT));
                 }
@@ -361,15 +326,9 @@ impl Vfs {
         }
         // A trailing '/' requires a directory but never follows a final symlink here
         // (`rmdir("link/")` must not remove the link's target).
-        let bare = path::Parsed {
-            comps: parsed.comps.clone(),
-            tail: Tail::Name,
-        };
+        let bare = path::Parsed { comps: parsed.comps.clone(), tail: Tail::Name };
         let mut tree = self.tree.borrow_mut();
-        let Resolved::Found {
-            ino, parent, names, ..
-        } = tree.resolve_parsed(&bare, false, ctx)?
-        else {
+        let Resolved::Found { ino, parent, names, .. } = tree.resolve_parsed(&bare, false, ctx)? else {
             return Err(Errno(ENOENT));
         };
         let is_dir = tree.kind_of(ino)? == NodeType::Dir;

@@ -13,18 +13,8 @@ use warden_abi::*;
 use super::*;
 use crate::scheme::{CallCtx, FileOps, FileRef, IoError, Scheme};
 
-const ROOT_CTX: CallCtx = CallCtx {
-    pid: 1,
-    uid: 0,
-    gid: 0,
-    umask: 0o022,
-};
-const USER: CallCtx = CallCtx {
-    pid: 2,
-    uid: 1000,
-    gid: 1000,
-    umask: 0o022,
-};
+const ROOT_CTX: CallCtx = CallCtx { pid: 1, uid: 0, gid: 0, umask: 0o022 };
+const USER: CallCtx = CallCtx { pid: 2, uid: 1000, gid: 1000, umask: 0o022 };
 
 // ---------------------------------------------------------------------------------------
 // Helpers
@@ -60,38 +50,28 @@ impl Ar {
     }
     fn dir(mut self, path: &str, mode: u32) -> Ar {
         let mut h = hdr(EntryType::Directory, mode, 0);
-        self.0
-            .append_data(&mut h, path, std::io::empty())
-            .expect("append dir");
+        self.0.append_data(&mut h, path, std::io::empty()).expect("append dir");
         self
     }
     fn owned_dir(mut self, path: &str, mode: u32, uid: u64) -> Ar {
         let mut h = hdr(EntryType::Directory, mode, 0);
         h.set_uid(uid);
         h.set_gid(uid);
-        self.0
-            .append_data(&mut h, path, std::io::empty())
-            .expect("append dir");
+        self.0.append_data(&mut h, path, std::io::empty()).expect("append dir");
         self
     }
     fn symlink(mut self, path: &str, target: &str) -> Ar {
         let mut h = hdr(EntryType::Symlink, 0o777, 0);
-        self.0
-            .append_link(&mut h, path, target)
-            .expect("append symlink");
+        self.0.append_link(&mut h, path, target).expect("append symlink");
         self
     }
     fn hardlink(mut self, path: &str, target: &str) -> Ar {
         let mut h = hdr(EntryType::Link, 0o644, 0);
-        self.0
-            .append_link(&mut h, path, target)
-            .expect("append link");
+        self.0.append_link(&mut h, path, target).expect("append link");
         self
     }
     fn pax(mut self, records: &[(&str, &[u8])]) -> Ar {
-        self.0
-            .append_pax_extensions(records.iter().copied())
-            .expect("append pax");
+        self.0.append_pax_extensions(records.iter().copied()).expect("append pax");
         self
     }
     fn raw(mut self, block: &[u8]) -> Ar {
@@ -205,11 +185,7 @@ fn write(f: &FileRef, data: &[u8]) -> Result<usize, IoError> {
 }
 
 fn names(v: &Vfs, path: &str) -> Vec<String> {
-    v.list_dir(path.as_bytes())
-        .expect("list")
-        .into_iter()
-        .map(|n| String::from_utf8_lossy(&n).into_owned())
-        .collect()
+    v.list_dir(path.as_bytes()).expect("list").into_iter().map(|n| String::from_utf8_lossy(&n).into_owned()).collect()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -218,10 +194,7 @@ fn names(v: &Vfs, path: &str) -> Vec<String> {
 #[test]
 fn reads_files_and_metadata() {
     let v = vfs();
-    assert_eq!(
-        cat(&v, "/bin/hello").as_deref(),
-        Ok(&b"#!hello world\n"[..])
-    );
+    assert_eq!(cat(&v, "/bin/hello").as_deref(), Ok(&b"#!hello world\n"[..]));
     assert_eq!(cat(&v, "etc/motd").as_deref(), Ok(&b"welcome\n"[..]));
     let f = open(&v, "/bin/hello", O_RDONLY).expect("open");
     let st = f.borrow().stat().expect("stat");
@@ -236,10 +209,7 @@ fn reads_files_and_metadata() {
     let again = v.stat_path(b"/bin/hello").expect("stat");
     assert_eq!(again.st_ino, st.st_ino);
     assert_eq!(v.stat_path(b"/bin/hello2").expect("stat").st_ino, st.st_ino);
-    assert_eq!(
-        cat(&v, "/bin/hello2").as_deref(),
-        Ok(&b"#!hello world\n"[..])
-    );
+    assert_eq!(cat(&v, "/bin/hello2").as_deref(), Ok(&b"#!hello world\n"[..]));
     let user = v.stat_path(b"/home/user/notes").expect("stat");
     assert_eq!((user.st_uid, user.st_gid), (1000, 1000));
     let d = v.stat_path(b"/home/user").expect("stat");
@@ -252,8 +222,7 @@ fn reads_files_and_metadata() {
 
 #[test]
 fn implicit_parents_are_created() {
-    let v =
-        Vfs::from_tar_vec(Ar::new().file("a/b/c/d.txt", b"deep", 0o644).finish()).expect("image");
+    let v = Vfs::from_tar_vec(Ar::new().file("a/b/c/d.txt", b"deep", 0o644).finish()).expect("image");
     for dir in ["/a", "/a/b", "/a/b/c"] {
         let st = v.stat_path(dir.as_bytes()).expect("implicit dir");
         assert_eq!(st.st_mode, MODE_DIR | 0o755);
@@ -265,18 +234,7 @@ fn implicit_parents_are_created() {
 #[test]
 fn directory_reads_list_names_with_offsets() {
     let v = vfs();
-    assert_eq!(
-        names(&v, "/etc"),
-        [
-            "abs",
-            "empty-dir-link",
-            "escape",
-            "motd",
-            "rel",
-            "secret",
-            "up"
-        ]
-    );
+    assert_eq!(names(&v, "/etc"), ["abs", "empty-dir-link", "escape", "motd", "rel", "secret", "up"]);
     let f = open(&v, "/etc", O_RDONLY).expect("open dir");
     let mut got = Vec::new();
     let mut buf = [0u8; 5];
@@ -299,10 +257,7 @@ fn directory_reads_list_names_with_offsets() {
     let e = open(&v, "/empty", O_RDONLY | O_DIRECTORY).expect("open empty");
     assert_eq!(read_all(&e), b"");
     assert_eq!(e.borrow().path(), b"file:/empty");
-    assert_eq!(
-        open(&v, "/", O_RDONLY).expect("root").borrow().path(),
-        b"file:/"
-    );
+    assert_eq!(open(&v, "/", O_RDONLY).expect("root").borrow().path(), b"file:/");
 }
 
 #[test]
@@ -323,11 +278,7 @@ fn seek_rules() {
     assert_eq!(err(f.seek(-9, SEEK_END)), EINVAL);
     assert_eq!(err(f.seek(0, 3)), EINVAL);
     assert_eq!(err(f.seek(i64::MAX, SEEK_END)), EINVAL);
-    assert_eq!(
-        f.seek(100, SEEK_SET),
-        Ok(100),
-        "position unchanged by failures"
-    );
+    assert_eq!(f.seek(100, SEEK_SET), Ok(100), "position unchanged by failures");
 }
 
 #[test]
@@ -359,39 +310,20 @@ fn symlinks_resolve_inside_the_tree() {
     assert_eq!(cat(&v, "/etc/rel").as_deref(), Ok(&b"welcome\n"[..]));
     assert_eq!(cat(&v, "/etc/abs").as_deref(), Ok(&b"welcome\n"[..]));
     assert_eq!(cat(&v, "/etc/up").as_deref(), Ok(&b"#!hello world\n"[..]));
-    assert_eq!(
-        cat(&v, "/etc/escape").as_deref(),
-        Ok(&b"welcome\n"[..]),
-        "`..` stops at the root"
-    );
+    assert_eq!(cat(&v, "/etc/escape").as_deref(), Ok(&b"welcome\n"[..]), "`..` stops at the root");
     assert_eq!(cat(&v, "/dirlink/motd").as_deref(), Ok(&b"welcome\n"[..]));
     // `..` after a symlinked directory is physical: /dirlink -> /etc, so /dirlink/.. is /.
     assert_eq!(cat(&v, "/dirlink/../bin/hello").map(|b| b.len()), Ok(14));
-    assert_eq!(
-        cat(&v, "/../../../etc/motd").as_deref(),
-        Ok(&b"welcome\n"[..])
-    );
-    assert_eq!(
-        cat(&v, "/etc/./../etc//motd").as_deref(),
-        Ok(&b"welcome\n"[..])
-    );
+    assert_eq!(cat(&v, "/../../../etc/motd").as_deref(), Ok(&b"welcome\n"[..]));
+    assert_eq!(cat(&v, "/etc/./../etc//motd").as_deref(), Ok(&b"welcome\n"[..]));
     assert_eq!(err(cat(&v, "/loop1")), ELOOP);
     assert_eq!(err(cat(&v, "/self")), ELOOP);
     assert_eq!(err(cat(&v, "/loop1/x")), ELOOP);
     assert_eq!(err(v.stat_path(b"/loop2")), ELOOP);
     assert!(v.lstat_path(b"/loop2").is_ok());
-    assert_eq!(
-        v.canonicalize(b"/dirlink/../etc/rel"),
-        Ok(b"/etc/motd".to_vec())
-    );
+    assert_eq!(v.canonicalize(b"/dirlink/../etc/rel"), Ok(b"/etc/motd".to_vec()));
     assert_eq!(v.canonicalize(b"/etc/empty-dir-link"), Ok(b"/".to_vec()));
-    assert_eq!(
-        open(&v, "/etc/rel", O_RDONLY)
-            .expect("open")
-            .borrow()
-            .path(),
-        b"file:/etc/motd"
-    );
+    assert_eq!(open(&v, "/etc/rel", O_RDONLY).expect("open").borrow().path(), b"file:/etc/motd");
     assert_eq!(v.resolve_dir_exists(b"/dirlink"), Ok(()));
     assert_eq!(err(v.resolve_dir_exists(b"/etc/motd")), ENOTDIR);
     assert_eq!(err(v.resolve_dir_exists(b"/nope")), ENOENT);
@@ -403,11 +335,7 @@ fn symlinks_resolve_inside_the_tree() {
 fn symlink_chain_of_forty_is_fine_forty_one_is_eloop() {
     let mut ar = Ar::new().file("target", b"t", 0o644);
     for i in 0..41 {
-        let next = if i == 0 {
-            "target".to_string()
-        } else {
-            format!("l{}", i - 1)
-        };
+        let next = if i == 0 { "target".to_string() } else { format!("l{}", i - 1) };
         ar = ar.symlink(&format!("l{i}"), &next);
     }
     let v = Vfs::from_tar_vec(ar.finish()).expect("image");
@@ -428,18 +356,9 @@ fn nofollow_and_symlink_flags_open_the_link() {
         }
         assert_eq!(f.borrow().path(), b"file:/etc/rel");
     }
-    assert_eq!(
-        v.lstat_path(b"/etc/rel").map(|s| s.st_mode & MODE_TYPE),
-        Ok(MODE_SYMLINK)
-    );
+    assert_eq!(v.lstat_path(b"/etc/rel").map(|s| s.st_mode & MODE_TYPE), Ok(MODE_SYMLINK));
     // Intermediate links are still followed.
-    assert_eq!(
-        open(&v, "/dirlink/rel", O_RDONLY | O_NOFOLLOW)
-            .expect("open")
-            .borrow()
-            .path(),
-        b"file:/etc/rel"
-    );
+    assert_eq!(open(&v, "/dirlink/rel", O_RDONLY | O_NOFOLLOW).expect("open").borrow().path(), b"file:/etc/rel");
     // Creating a symlink the Redox way.
     let l = open(&v, "/newlink", O_CREAT | O_WRONLY | O_SYMLINK | 0o777).expect("create link");
     assert_eq!(write(&l, b"/etc/motd"), Ok(9));
@@ -447,19 +366,12 @@ fn nofollow_and_symlink_flags_open_the_link() {
     assert_eq!(cat(&v, "/newlink").as_deref(), Ok(&b"welcome\n"[..]));
     // A dangling symlink: O_CREAT creates its target.
     assert_eq!(err(cat(&v, "/dangling")), ENOENT);
-    assert_eq!(
-        err(open(&v, "/dangling", O_CREAT | O_WRONLY)),
-        ENOENT,
-        "/nowhere is missing"
-    );
+    assert_eq!(err(open(&v, "/dangling", O_CREAT | O_WRONLY)), ENOENT, "/nowhere is missing");
     let n = open(&v, "/nowhere", O_CREAT | O_DIRECTORY | O_EXCL).expect("mkdir");
     drop(n);
     let f = open(&v, "/dangling", O_CREAT | O_WRONLY | 0o644).expect("create via link");
     assert_eq!(f.borrow().path(), b"file:/nowhere/new");
-    assert_eq!(
-        err(open(&v, "/dangling", O_CREAT | O_EXCL | O_WRONLY)),
-        EEXIST
-    );
+    assert_eq!(err(open(&v, "/dangling", O_CREAT | O_EXCL | O_WRONLY)), EEXIST);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -537,14 +449,8 @@ fn mkdir_via_open() {
     assert_eq!(st.st_mode, MODE_DIR | 0o755);
     assert_eq!(st.st_nlink, 2);
     drop(d);
-    assert_eq!(
-        err(open(&v, "/newdir", O_CREAT | O_DIRECTORY | O_EXCL)),
-        EEXIST
-    );
-    assert!(
-        open(&v, "/newdir", O_CREAT | O_DIRECTORY).is_ok(),
-        "no O_EXCL: opens it"
-    );
+    assert_eq!(err(open(&v, "/newdir", O_CREAT | O_DIRECTORY | O_EXCL)), EEXIST);
+    assert!(open(&v, "/newdir", O_CREAT | O_DIRECTORY).is_ok(), "no O_EXCL: opens it");
     // The mkdir form may carry a write access mode (the handle is read-only).
     let d2 = open(&v, "/newdir2", O_CREAT | O_DIRECTORY | O_WRONLY).expect("mkdir wo");
     assert_eq!(ioerr(write(&d2, b"x")), EISDIR);
@@ -618,36 +524,19 @@ fn name_and_path_length_limits() {
 fn permissions_for_non_root() {
     let v = vfs();
     assert_eq!(err(open_as(&v, "/etc/secret", O_RDONLY, &USER)), EACCES);
-    assert!(
-        open_as(&v, "/etc/secret", O_STAT, &USER).is_ok(),
-        "O_STAT needs no read bit"
-    );
+    assert!(open_as(&v, "/etc/secret", O_STAT, &USER).is_ok(), "O_STAT needs no read bit");
     assert!(open_as(&v, "/etc/secret", O_RDONLY, &ROOT_CTX).is_ok());
     assert_eq!(err(open_as(&v, "/etc/motd", O_WRONLY, &USER)), EACCES);
     assert!(open_as(&v, "/etc/motd", O_RDONLY, &USER).is_ok());
-    assert_eq!(
-        err(open_as(&v, "/private/x", O_RDONLY, &USER)),
-        EACCES,
-        "no search"
-    );
-    assert_eq!(
-        err(open_as(&v, "/private", O_RDONLY, &USER)),
-        EACCES,
-        "no read"
-    );
-    assert_eq!(
-        err(open_as(&v, "/etc/new", O_CREAT | O_WRONLY, &USER)),
-        EACCES
-    );
+    assert_eq!(err(open_as(&v, "/private/x", O_RDONLY, &USER)), EACCES, "no search");
+    assert_eq!(err(open_as(&v, "/private", O_RDONLY, &USER)), EACCES, "no read");
+    assert_eq!(err(open_as(&v, "/etc/new", O_CREAT | O_WRONLY, &USER)), EACCES);
     let mut vv = v.clone();
     assert_eq!(err(vv.unlink(b"/etc/motd", &USER)), EACCES);
     // The user's own directory.
     let f = open_as(&v, "/home/user/mine", O_CREAT | O_RDWR | 0o600, &USER).expect("create");
     let st = f.borrow().stat().expect("stat");
-    assert_eq!(
-        (st.st_uid, st.st_gid, st.st_mode),
-        (1000, 1000, MODE_FILE | 0o600)
-    );
+    assert_eq!((st.st_uid, st.st_gid, st.st_mode), (1000, 1000, MODE_FILE | 0o600));
     assert!(open_as(&v, "/home/user/notes", O_RDWR, &USER).is_ok());
     assert_eq!(vv.unlink(b"/home/user/mine", &USER), Ok(()));
 }
@@ -677,11 +566,7 @@ fn unlink_keeps_open_files_alive() {
     drop(g);
     assert_eq!(vv.unlink(b"/etc/motd", &ROOT_CTX), Ok(()));
     drop(f);
-    assert_eq!(
-        v.tree.borrow().live_nodes(),
-        live_before - 1,
-        "freed on last close"
-    );
+    assert_eq!(v.tree.borrow().live_nodes(), live_before - 1, "freed on last close");
     // Hard links: one name goes, the other stays.
     assert_eq!(vv.unlink(b"/bin/hello", &ROOT_CTX), Ok(()));
     assert_eq!(v.stat_path(b"/bin/hello2").map(|s| s.st_nlink), Ok(1));
@@ -703,11 +588,7 @@ fn rmdir_rules() {
     let mut vv = v.clone();
     assert_eq!(err(vv.rmdir(b"/bin", &ROOT_CTX)), ENOTEMPTY);
     assert_eq!(err(vv.rmdir(b"/etc/motd", &ROOT_CTX)), ENOTDIR);
-    assert_eq!(
-        err(vv.rmdir(b"/dirlink", &ROOT_CTX)),
-        ENOTDIR,
-        "symlink not followed"
-    );
+    assert_eq!(err(vv.rmdir(b"/dirlink", &ROOT_CTX)), ENOTDIR, "symlink not followed");
     assert_eq!(err(vv.rmdir(b"/etc/empty-dir-link/", &ROOT_CTX)), ENOTDIR);
     assert_eq!(err(vv.unlink(b"/etc/motd/", &ROOT_CTX)), ENOTDIR);
     assert_eq!(err(vv.unlink(b"/etc/rel/", &ROOT_CTX)), ENOTDIR);
@@ -733,10 +614,7 @@ fn write_limit_gives_enospc() {
     let f = open(&v, "/f", O_CREAT | O_RDWR).expect("create");
     assert_eq!(write(&f, &[1u8; 16]), Ok(16));
     assert_eq!(ioerr(write(&f, b"x")), ENOSPC);
-    assert_eq!(
-        f.borrow_mut().seek(i64::MAX - 1, SEEK_SET),
-        Ok(i64::MAX as u64 - 1)
-    );
+    assert_eq!(f.borrow_mut().seek(i64::MAX - 1, SEEK_SET), Ok(i64::MAX as u64 - 1));
     assert_eq!(ioerr(write(&f, b"x")), EFBIG);
     // Freed bytes are given back.
     drop(f);
@@ -775,16 +653,10 @@ fn tar_file_is_mapped_and_never_written() {
     let other = Vfs::from_tar_vec(Ar::new().file("x", b"y", 0o644).finish()).expect("img");
     assert_ne!(other.image_digest(), v.image_digest());
     // Errors opening the file.
-    assert!(matches!(
-        Vfs::from_tar_file(dir.path.join("missing.tar")),
-        Err(ImageError::Io { .. })
-    ));
+    assert!(matches!(Vfs::from_tar_file(dir.path.join("missing.tar")), Err(ImageError::Io { .. })));
     let empty = dir.path.join("empty.tar");
     fs::write(&empty, b"").expect("write");
-    assert!(matches!(
-        Vfs::from_tar_file(&empty),
-        Err(ImageError::Truncated { .. })
-    ));
+    assert!(matches!(Vfs::from_tar_file(&empty), Err(ImageError::Truncated { .. })));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -798,12 +670,7 @@ fn long_names_and_pax_records() {
     let bytes = Ar::new()
         .file(&long_name, b"gnu long", 0o644)
         .symlink("ln", &long_target)
-        .pax(&[
-            ("path", b"pax/named"),
-            ("mtime", b"1234.5678"),
-            ("uid", b"77"),
-            ("gid", b"88"),
-        ])
+        .pax(&[("path", b"pax/named"), ("mtime", b"1234.5678"), ("uid", b"77"), ("gid", b"88")])
         .file("ignored-name", b"pax data", 0o640)
         .finish();
     let v = Vfs::from_tar_vec(bytes).expect("image");
@@ -821,12 +688,7 @@ fn pax_size_overrides_header_size() {
     let mut h = hdr(EntryType::Regular, 0o644, 3);
     h.set_path("f").expect("path");
     h.set_cksum();
-    let bytes = Ar::new()
-        .pax(&[("size", b"5")])
-        .raw(h.as_bytes())
-        .raw(&pad(b"12345"))
-        .raw(&[0u8; 1024])
-        .finish();
+    let bytes = Ar::new().pax(&[("size", b"5")]).raw(h.as_bytes()).raw(&pad(b"12345")).raw(&[0u8; 1024]).finish();
     let v = Vfs::from_tar_vec(bytes).expect("image");
     assert_eq!(cat(&v, "/f").as_deref(), Ok(&b"12345"[..]));
 }
@@ -844,8 +706,7 @@ fn old_style_directory_and_ustar_prefix() {
     v7.set_entry_type(EntryType::Regular);
     v7.set_cksum();
     let mut us = Header::new_ustar();
-    us.set_path(format!("{}/file", "p".repeat(110)))
-        .expect("ustar prefix");
+    us.set_path(format!("{}/file", "p".repeat(110))).expect("ustar prefix");
     us.set_mode(0o644);
     us.set_uid(0);
     us.set_gid(0);
@@ -853,16 +714,9 @@ fn old_style_directory_and_ustar_prefix() {
     us.set_size(2);
     us.set_entry_type(EntryType::Regular);
     us.set_cksum();
-    let bytes = Ar::new()
-        .raw(v7.as_bytes())
-        .raw(us.as_bytes())
-        .raw(&pad(b"ok"))
-        .finish();
+    let bytes = Ar::new().raw(v7.as_bytes()).raw(us.as_bytes()).raw(&pad(b"ok")).finish();
     let v = Vfs::from_tar_vec(bytes).expect("image");
-    assert_eq!(
-        v.stat_path(b"/old").map(|s| s.st_mode),
-        Ok(MODE_DIR | 0o750)
-    );
+    assert_eq!(v.stat_path(b"/old").map(|s| s.st_mode), Ok(MODE_DIR | 0o750));
     let p = format!("/{}/file", "p".repeat(110));
     assert_eq!(cat(&v, &p).as_deref(), Ok(&b"ok"[..]));
 }
@@ -893,15 +747,9 @@ fn hostile_paths_are_rejected() {
         ("inner dotdot", raw_header(b"a/../../escape", b'0', 0, b"")),
         ("empty", raw_header(b"", b'0', 0, b"")),
         ("newline", raw_header(b"a\nb", b'0', 0, b"")),
-        (
-            "hardlink escape",
-            raw_header(b"h", b'1', 0, b"../../etc/passwd"),
-        ),
+        ("hardlink escape", raw_header(b"h", b'1', 0, b"../../etc/passwd")),
         ("hardlink missing", raw_header(b"h", b'1', 0, b"nothing")),
-        (
-            "hardlink absolute",
-            raw_header(b"h", b'1', 0, b"/etc/passwd"),
-        ),
+        ("hardlink absolute", raw_header(b"h", b'1', 0, b"/etc/passwd")),
         ("symlink empty", raw_header(b"s", b'2', 0, b"")),
         ("root not dir", raw_header(b".", b'0', 0, b"")),
     ];
@@ -909,21 +757,12 @@ fn hostile_paths_are_rejected() {
         let mut bytes = header;
         bytes.extend_from_slice(&end);
         let r = parse(bytes);
-        assert!(
-            matches!(r, Err(ImageError::BadPath { .. })),
-            "{what}: {r:?}"
-        );
+        assert!(matches!(r, Err(ImageError::BadPath { .. })), "{what}: {r:?}");
     }
     // pax paths: absolute, `..`, NUL.
     for bad in [&b"/abs"[..], b"a/../..", b"nul\0byte"] {
-        let bytes = Ar::new()
-            .pax(&[("path", bad)])
-            .file("x", b"", 0o644)
-            .finish();
-        assert!(
-            matches!(parse(bytes), Err(ImageError::BadPath { .. })),
-            "{bad:?}"
-        );
+        let bytes = Ar::new().pax(&[("path", bad)]).file("x", b"", 0o644).finish();
+        assert!(matches!(parse(bytes), Err(ImageError::BadPath { .. })), "{bad:?}");
     }
     // GNU long name with `..`.
     let mut long = raw_header(b"././@LongLink", b'L', 12, b"");
@@ -935,10 +774,7 @@ fn hostile_paths_are_rejected() {
     let bytes = Ar::new().dir("d", 0o755).hardlink("h", "d").finish();
     assert!(matches!(parse(bytes), Err(ImageError::BadPath { .. })));
     // A file used as a parent directory (also: no following a symlink while building).
-    let bytes = Ar::new()
-        .file("f", b"", 0o644)
-        .file("f/g", b"", 0o644)
-        .finish();
+    let bytes = Ar::new().file("f", b"", 0o644).file("f/g", b"", 0o644).finish();
     assert!(matches!(parse(bytes), Err(ImageError::BadPath { .. })));
     let bytes = Ar::new().symlink("l", "/").file("l/g", b"", 0o644).finish();
     assert!(matches!(parse(bytes), Err(ImageError::BadPath { .. })));
@@ -946,40 +782,18 @@ fn hostile_paths_are_rejected() {
 
 #[test]
 fn duplicates_are_rejected() {
-    let dup_file = Ar::new()
-        .file("a", b"1", 0o644)
-        .file("a", b"2", 0o644)
-        .finish();
+    let dup_file = Ar::new().file("a", b"1", 0o644).file("a", b"2", 0o644).finish();
     assert!(matches!(parse(dup_file), Err(ImageError::Duplicate { .. })));
     let dup_dir = Ar::new().dir("d", 0o755).dir("d", 0o700).finish();
     assert!(matches!(parse(dup_dir), Err(ImageError::Duplicate { .. })));
     let dir_over_file = Ar::new().file("a", b"", 0o644).dir("a", 0o755).finish();
-    assert!(matches!(
-        parse(dir_over_file),
-        Err(ImageError::Duplicate { .. })
-    ));
-    let same_via_dot = Ar::new()
-        .file("a/b", b"", 0o644)
-        .file("./a//b", b"", 0o644)
-        .finish();
-    assert!(matches!(
-        parse(same_via_dot),
-        Err(ImageError::Duplicate { .. })
-    ));
+    assert!(matches!(parse(dir_over_file), Err(ImageError::Duplicate { .. })));
+    let same_via_dot = Ar::new().file("a/b", b"", 0o644).file("./a//b", b"", 0o644).finish();
+    assert!(matches!(parse(same_via_dot), Err(ImageError::Duplicate { .. })));
     let two_roots = Ar::new().dir("./", 0o755).dir(".", 0o755).finish();
-    assert!(matches!(
-        parse(two_roots),
-        Err(ImageError::Duplicate { .. })
-    ));
-    let link_over = Ar::new()
-        .file("a", b"", 0o644)
-        .file("b", b"", 0o644)
-        .hardlink("b", "a")
-        .finish();
-    assert!(matches!(
-        parse(link_over),
-        Err(ImageError::Duplicate { .. })
-    ));
+    assert!(matches!(parse(two_roots), Err(ImageError::Duplicate { .. })));
+    let link_over = Ar::new().file("a", b"", 0o644).file("b", b"", 0o644).hardlink("b", "a").finish();
+    assert!(matches!(parse(link_over), Err(ImageError::Duplicate { .. })));
     // An explicit directory after its implicit creation is not a duplicate.
     assert!(parse(Ar::new().file("d/x", b"", 0o644).dir("d", 0o700).finish()).is_ok());
 }
@@ -1021,26 +835,18 @@ fn bad_headers_are_rejected() {
     h.extend_from_slice(&[0u8; 1024]);
     assert!(matches!(parse(h), Err(ImageError::Truncated { .. })));
     let mut h = raw_header(b"f", b'0', 0, b"");
-    h[124..136].copy_from_slice(&[
-        0x80, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-    ]);
+    h[124..136].copy_from_slice(&[0x80, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
     fix_checksum(&mut h);
     h.extend_from_slice(&[0u8; 1024]);
     assert!(matches!(parse(h), Err(ImageError::Truncated { .. })));
     let mut h = raw_header(b"f", b'0', 0, b"");
     h[124..136].copy_from_slice(&[0x80, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
     fix_checksum(&mut h);
-    assert!(
-        matches!(parse(h), Err(ImageError::BadHeader { .. })),
-        "overflowing base-256"
-    );
+    assert!(matches!(parse(h), Err(ImageError::BadHeader { .. })), "overflowing base-256");
     let mut h = raw_header(b"f", b'0', 0, b"");
     h[124..136].copy_from_slice(&[0xff; 12]);
     fix_checksum(&mut h);
-    assert!(
-        matches!(parse(h), Err(ImageError::BadHeader { .. })),
-        "negative base-256"
-    );
+    assert!(matches!(parse(h), Err(ImageError::BadHeader { .. })), "negative base-256");
     // uid too large for 32 bits.
     let mut h = raw_header(b"f", b'0', 0, b"");
     h[108..116].copy_from_slice(&[0x80, 0, 0, 1, 0, 0, 0, 0]);
@@ -1055,10 +861,7 @@ fn bad_headers_are_rejected() {
     for ty in [b'S', b'V', b'M', b'D', b'Z'] {
         let mut h = raw_header(b"f", ty, 0, b"");
         h.extend_from_slice(&[0u8; 1024]);
-        assert!(
-            matches!(parse(h), Err(ImageError::Unsupported { .. })),
-            "type {ty}"
-        );
+        assert!(matches!(parse(h), Err(ImageError::Unsupported { .. })), "type {ty}");
     }
     // Pax: malformed records, sparse keys, huge lengths, orphan extension.
     for data in [
@@ -1076,17 +879,11 @@ fn bad_headers_are_rejected() {
         b.extend_from_slice(&raw_header(b"f", b'0', 0, b""));
         b.extend_from_slice(&[0u8; 1024]);
         let r = parse(b);
-        assert!(
-            matches!(r, Err(ImageError::BadHeader { .. })),
-            "{data:?}: {r:?}"
-        );
+        assert!(matches!(r, Err(ImageError::BadHeader { .. })), "{data:?}: {r:?}");
     }
     let mut b = raw_header(b"PaxHeader", b'x', 0, b"");
     b.extend_from_slice(&[0u8; 1024]);
-    assert!(
-        matches!(parse(b), Err(ImageError::BadHeader { .. })),
-        "orphan pax"
-    );
+    assert!(matches!(parse(b), Err(ImageError::BadHeader { .. })), "orphan pax");
     let mut b = raw_header(b"././@LongLink", b'L', MAX_EXTENSION + 1, b"");
     b.resize(512 + MAX_EXTENSION as usize + 1 + 1024 + 511, 0);
     assert!(matches!(parse(b), Err(ImageError::Limit { .. })));
@@ -1110,13 +907,7 @@ fn truncation_at_every_block_never_panics() {
     let good = sample();
     assert!(parse(good.clone()).is_ok());
     // The data ends before the two zero blocks: every cut before them is an error.
-    let end_of_members = good.len()
-        - good
-            .chunks(512)
-            .rev()
-            .take_while(|c| c.iter().all(|&b| b == 0))
-            .count()
-            * 512;
+    let end_of_members = good.len() - good.chunks(512).rev().take_while(|c| c.iter().all(|&b| b == 0)).count() * 512;
     for cut in (0..good.len()).step_by(512) {
         let r = parse(good[..cut].to_vec());
         if cut <= end_of_members {
@@ -1187,8 +978,7 @@ struct TempDir {
 impl TempDir {
     fn new(tag: &str) -> TempDir {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let path =
-            std::env::temp_dir().join(format!("warden-vfs-test-{}-{tag}-{n}", std::process::id()));
+        let path = std::env::temp_dir().join(format!("warden-vfs-test-{}-{tag}-{n}", std::process::id()));
         let _ = fs::remove_dir_all(&path);
         fs::create_dir_all(&path).expect("temp dir");
         TempDir { path }
@@ -1232,19 +1022,10 @@ fn host_root_reads_and_confines() {
     assert_eq!(v.image_digest(), None);
     assert_eq!(cat(&v, "/etc/motd").as_deref(), Ok(&b"host motd\n"[..]));
     assert_eq!(cat(&v, "/etc/rel").as_deref(), Ok(&b"host motd\n"[..]));
-    assert_eq!(
-        cat(&v, "/etc/abs").as_deref(),
-        Ok(&b"host motd\n"[..]),
-        "absolute = root-relative"
-    );
-    for escape in [
-        "/up",
-        "/etc/updeep",
-        "/hostabs",
-        "/outdir/secret",
-        "/../outside/secret",
-        "/etc/../../outside/secret",
-    ] {
+    assert_eq!(cat(&v, "/etc/abs").as_deref(), Ok(&b"host motd\n"[..]), "absolute = root-relative");
+    for escape in
+        ["/up", "/etc/updeep", "/hostabs", "/outdir/secret", "/../outside/secret", "/etc/../../outside/secret"]
+    {
         assert_eq!(err(cat(&v, escape)), ENOENT, "{escape} escaped");
     }
     assert_eq!(err(cat(&v, "/la")), ELOOP);
@@ -1253,19 +1034,12 @@ fn host_root_reads_and_confines() {
     let st = f.borrow().stat().expect("stat");
     assert_eq!(st.st_mode & MODE_TYPE, MODE_FILE);
     assert_eq!(st.st_size, 10);
-    assert_eq!(
-        v.stat_path(b"/etc/motd").map(|s| s.st_ino),
-        Ok(st.st_ino),
-        "stable ino"
-    );
+    assert_eq!(v.stat_path(b"/etc/motd").map(|s| s.st_ino), Ok(st.st_ino), "stable ino");
     assert_eq!(f.borrow().path(), b"file:/etc/motd");
     let mut b = [0u8; 4];
     assert_eq!(f.borrow().read_at(5, &mut b), Some(Ok(4)));
     assert_eq!(&b, b"motd");
-    assert_eq!(
-        v.lstat_path(b"/etc/rel").map(|s| s.st_mode & MODE_TYPE),
-        Ok(MODE_SYMLINK)
-    );
+    assert_eq!(v.lstat_path(b"/etc/rel").map(|s| s.st_mode & MODE_TYPE), Ok(MODE_SYMLINK));
     assert_eq!(v.resolve_dir_exists(b"/bin"), Ok(()));
     assert_eq!(err(v.resolve_dir_exists(b"/bin/tool")), ENOTDIR);
     assert!(v.stat_path(b"/").expect("root").is_dir());
@@ -1282,10 +1056,7 @@ fn host_root_writes_stay_in_memory() {
     let r = open(&v, "/etc/motd", O_RDONLY).expect("open");
     assert_eq!(write(&f, b"HOST"), Ok(4));
     assert_eq!(read_all(&r), b"HOST motd\n");
-    assert_eq!(
-        fs::read(root.join("etc/motd")).expect("host"),
-        b"host motd\n"
-    );
+    assert_eq!(fs::read(root.join("etc/motd")).expect("host"), b"host motd\n");
     // O_TRUNC on a host file.
     drop(open(&v, "/bin/tool", O_WRONLY | O_TRUNC).expect("trunc"));
     assert_eq!(cat(&v, "/bin/tool").as_deref(), Ok(&b""[..]));
@@ -1297,21 +1068,14 @@ fn host_root_writes_stay_in_memory() {
     drop(d);
     assert!(!root.join("etc/new").exists());
     assert!(!root.join("etc/newdir").exists());
-    assert_eq!(
-        names(&v, "/etc"),
-        ["abs", "motd", "new", "newdir", "rel", "updeep"]
-    );
+    assert_eq!(names(&v, "/etc"), ["abs", "motd", "new", "newdir", "rel", "updeep"]);
     // unlink: a whiteout hides the host file; open handles keep reading.
     let keep = open(&v, "/bin/tool", O_RDONLY).expect("open");
     let keep_host = open(&v, "/etc/rel", O_RDONLY).expect("open");
     assert_eq!(vv.unlink(b"/etc/motd", &ROOT_CTX), Ok(()));
     assert_eq!(err(cat(&v, "/etc/motd")), ENOENT);
     assert_eq!(err(cat(&v, "/etc/rel")), ENOENT, "link now dangles");
-    assert_eq!(
-        read_all(&keep_host),
-        b"HOST motd\n",
-        "open handle survives the whiteout"
-    );
+    assert_eq!(read_all(&keep_host), b"HOST motd\n", "open handle survives the whiteout");
     assert!(root.join("etc/motd").exists());
     assert!(!names(&v, "/etc").contains(&"motd".to_string()));
     assert_eq!(vv.unlink(b"/bin/tool", &ROOT_CTX), Ok(()));
@@ -1324,11 +1088,7 @@ fn host_root_writes_stay_in_memory() {
     assert_eq!(vv.rmdir(b"/emptydir", &ROOT_CTX), Ok(()));
     assert_eq!(err(v.stat_path(b"/emptydir")), ENOENT);
     assert!(root.join("emptydir").is_dir());
-    assert_eq!(
-        vv.rmdir(b"/bin", &ROOT_CTX),
-        Ok(()),
-        "bin is empty once tool is gone"
-    );
+    assert_eq!(vv.rmdir(b"/bin", &ROOT_CTX), Ok(()), "bin is empty once tool is gone");
     assert!(root.join("bin/tool").exists());
     // A new directory where a host one was removed starts empty.
     drop(open(&v, "/bin", O_CREAT | O_DIRECTORY).expect("mkdir"));
@@ -1342,28 +1102,15 @@ fn host_unreadable_and_special_files() {
     let v = Vfs::from_host_dir(&root).expect("host root");
     // A FIFO is listed and stat-able but never opened (it would block the emulator).
     let fifo = root.join("fifo");
-    let made = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().map(|s| s.success()).unwrap_or(false);
     if made {
-        assert_eq!(
-            v.stat_path(b"/fifo").map(|s| s.st_mode & MODE_TYPE),
-            Ok(MODE_FIFO)
-        );
+        assert_eq!(v.stat_path(b"/fifo").map(|s| s.st_mode & MODE_TYPE), Ok(MODE_FIFO));
         assert_eq!(err(open(&v, "/fifo", O_RDONLY)), EACCES);
         assert!(open(&v, "/fifo", O_STAT).is_ok());
         assert!(names(&v, "/").contains(&"fifo".to_string()));
     }
-    assert!(matches!(
-        Vfs::from_host_dir(root.join("etc/motd")),
-        Err(ImageError::NotADirectory { .. })
-    ));
-    assert!(matches!(
-        Vfs::from_host_dir(root.join("missing")),
-        Err(ImageError::Io { .. })
-    ));
+    assert!(matches!(Vfs::from_host_dir(root.join("etc/motd")), Err(ImageError::NotADirectory { .. })));
+    assert!(matches!(Vfs::from_host_dir(root.join("missing")), Err(ImageError::Io { .. })));
     drop(t);
 }
 
@@ -1410,17 +1157,9 @@ fn gnu_tar_archives_parse() {
             continue;
         }
         let v = Vfs::from_tar_file(&out).unwrap_or_else(|e| panic!("{format}: {e}"));
-        assert_eq!(
-            cat(&v, "/dir/file").as_deref(),
-            Ok(&b"contents"[..]),
-            "{format}"
-        );
+        assert_eq!(cat(&v, "/dir/file").as_deref(), Ok(&b"contents"[..]), "{format}");
         assert_eq!(cat(&v, "/sym").as_deref(), Ok(&b"contents"[..]), "{format}");
-        assert_eq!(
-            cat(&v, &format!("/{long}")).as_deref(),
-            Ok(&b"long"[..]),
-            "{format}"
-        );
+        assert_eq!(cat(&v, &format!("/{long}")).as_deref(), Ok(&b"long"[..]), "{format}");
         let a = v.stat_path(b"/hard").expect("hard");
         let b = v.stat_path(b"/dir/file").expect("file");
         assert_eq!((a.st_ino, a.st_nlink), (b.st_ino, 2), "{format}");

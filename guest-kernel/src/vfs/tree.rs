@@ -27,8 +27,8 @@ use std::fs;
 use std::path::PathBuf;
 
 use warden_abi::{
-    Errno, Stat, EACCES, EFBIG, EINVAL, EIO, EISDIR, ELOOP, ENOENT, ENOSPC, ENOTDIR, MODE_CHR,
-    MODE_DIR, MODE_FIFO, MODE_FILE, MODE_SYMLINK,
+    Errno, Stat, EACCES, EFBIG, EINVAL, EIO, EISDIR, ELOOP, ENOENT, ENOSPC, ENOTDIR, MODE_CHR, MODE_DIR, MODE_FIFO,
+    MODE_FILE, MODE_SYMLINK,
 };
 
 use super::host;
@@ -121,16 +121,7 @@ pub(crate) struct Node {
 
 impl Node {
     pub fn new(kind: Kind, perm: u16, uid: u32, gid: u32, mtime: u64) -> Node {
-        Node {
-            kind,
-            perm: perm & 0o7777,
-            uid,
-            gid,
-            mtime,
-            nlink: 0,
-            open: 0,
-            host_nlink: 0,
-        }
+        Node { kind, perm: perm & 0o7777, uid, gid, mtime, nlink: 0, open: 0, host_nlink: 0 }
     }
 
     pub fn is_dir(&self) -> bool {
@@ -161,17 +152,9 @@ impl ImageBytes {
 #[derive(Debug)]
 pub(crate) enum Resolved {
     /// The object exists; `names` is its canonical path from the root.
-    Found {
-        ino: Ino,
-        parent: Ino,
-        names: Vec<Vec<u8>>,
-    },
+    Found { ino: Ino, parent: Ino, names: Vec<Vec<u8>> },
     /// Everything but the final component exists.
-    Missing {
-        parent: Ino,
-        name: Vec<u8>,
-        names: Vec<Vec<u8>>,
-    },
+    Missing { parent: Ino, name: Vec<u8>, names: Vec<Vec<u8>> },
 }
 
 /// The tree, its image and its limits.
@@ -217,17 +200,11 @@ impl Tree {
     }
 
     pub fn node(&self, ino: Ino) -> Result<&Node, Errno> {
-        self.nodes
-            .get(ino)
-            .and_then(Option::as_ref)
-            .ok_or(errno(EIO))
+        self.nodes.get(ino).and_then(Option::as_ref).ok_or(errno(EIO))
     }
 
     pub fn node_mut(&mut self, ino: Ino) -> Result<&mut Node, Errno> {
-        self.nodes
-            .get_mut(ino)
-            .and_then(Option::as_mut)
-            .ok_or(errno(EIO))
+        self.nodes.get_mut(ino).and_then(Option::as_mut).ok_or(errno(EIO))
     }
 
     fn dir(&self, ino: Ino) -> Result<&Dir, Errno> {
@@ -335,22 +312,12 @@ impl Tree {
 
     /// Resolves `path` for `ctx` (search permission needed on every directory walked).
     /// A final symbolic link is followed if `follow_final` (or if the path ends in `/`).
-    pub fn resolve(
-        &mut self,
-        path: &[u8],
-        follow_final: bool,
-        ctx: &CallCtx,
-    ) -> Result<Resolved, Errno> {
+    pub fn resolve(&mut self, path: &[u8], follow_final: bool, ctx: &CallCtx) -> Result<Resolved, Errno> {
         let parsed = path::parse(path)?;
         self.resolve_parsed(&parsed, follow_final, ctx)
     }
 
-    pub fn resolve_parsed(
-        &mut self,
-        parsed: &Parsed,
-        follow_final: bool,
-        ctx: &CallCtx,
-    ) -> Result<Resolved, Errno> {
+    pub fn resolve_parsed(&mut self, parsed: &Parsed, follow_final: bool, ctx: &CallCtx) -> Result<Resolved, Errno> {
         let must_dir = parsed.must_be_dir();
         let mut pending: VecDeque<Comp> = parsed.comps.iter().cloned().collect();
         // The directories entered below the root, with the names used to enter them.
@@ -373,11 +340,7 @@ impl Tree {
                 }
                 let mut names: Vec<Vec<u8>> = stack.into_iter().map(|(_, n)| n).collect();
                 names.push(name.clone());
-                return Ok(Resolved::Missing {
-                    parent: cur,
-                    name,
-                    names,
-                });
+                return Ok(Resolved::Missing { parent: cur, name, names });
             };
             match &self.node(ino)?.kind {
                 Kind::Dir(_) => stack.push((ino, name)),
@@ -403,11 +366,7 @@ impl Tree {
                     }
                     let mut names: Vec<Vec<u8>> = stack.into_iter().map(|(_, n)| n).collect();
                     names.push(name);
-                    return Ok(Resolved::Found {
-                        ino,
-                        parent: cur,
-                        names,
-                    });
+                    return Ok(Resolved::Found { ino, parent: cur, names });
                 }
             }
         }
@@ -416,11 +375,7 @@ impl Tree {
             0 | 1 => ROOT,
             n => stack[n - 2].0,
         };
-        Ok(Resolved::Found {
-            ino,
-            parent,
-            names: stack.into_iter().map(|(_, n)| n).collect(),
-        })
+        Ok(Resolved::Found { ino, parent, names: stack.into_iter().map(|(_, n)| n).collect() })
     }
 
     /// The names in directory `dir`, sorted (host names merged, whiteouts hidden).
@@ -470,11 +425,7 @@ impl Tree {
                         Entry::Whiteout => false,
                     })
                     .count() as u32;
-                let nlink = if node.nlink == 0 {
-                    0
-                } else {
-                    node.host_nlink.max(2u32.saturating_add(subdirs))
-                };
+                let nlink = if node.nlink == 0 { 0 } else { node.host_nlink.max(2u32.saturating_add(subdirs)) };
                 (
                     MODE_DIR,
                     // An unreadable host directory still has a status.
@@ -504,22 +455,14 @@ impl Tree {
     }
 
     /// Reads a regular file at `pos`; `host` is the open file's host descriptor (if any).
-    pub fn read_file(
-        &self,
-        ino: Ino,
-        pos: u64,
-        buf: &mut [u8],
-        host: Option<&fs::File>,
-    ) -> Result<usize, Errno> {
+    pub fn read_file(&self, ino: Ino, pos: u64, buf: &mut [u8], host: Option<&fs::File>) -> Result<usize, Errno> {
         let Kind::File(data) = &self.node(ino)?.kind else {
             return Err(errno(EISDIR));
         };
         let bytes: &[u8] = match data {
-            Data::Image { start, len } => self
-                .image
-                .bytes()
-                .get(*start..start.saturating_add(*len))
-                .ok_or(errno(EIO))?,
+            Data::Image { start, len } => {
+                self.image.bytes().get(*start..start.saturating_add(*len)).ok_or(errno(EIO))?
+            }
             Data::Owned(v) => v,
             Data::Host(h) => {
                 let file = host.ok_or(errno(EIO))?;
@@ -547,12 +490,7 @@ impl Tree {
         let copy = match source {
             Source::Owned => None,
             Source::Image(start, len) => {
-                let bytes = self
-                    .image
-                    .bytes()
-                    .get(start..start.saturating_add(len))
-                    .ok_or(errno(EIO))?
-                    .to_vec();
+                let bytes = self.image.bytes().get(start..start.saturating_add(len)).ok_or(errno(EIO))?.to_vec();
                 self.charge(len as u64)?;
                 Some(bytes)
             }
@@ -598,13 +536,7 @@ impl Tree {
     }
 
     /// Writes a regular file at `pos` (zero-filling any gap).
-    pub fn write_file(
-        &mut self,
-        ino: Ino,
-        pos: u64,
-        data: &[u8],
-        host: Option<&fs::File>,
-    ) -> Result<usize, Errno> {
+    pub fn write_file(&mut self, ino: Ino, pos: u64, data: &[u8], host: Option<&fs::File>) -> Result<usize, Errno> {
         let end = pos.checked_add(data.len() as u64).ok_or(errno(EFBIG))?;
         if end > MAX_FILE_SIZE {
             return Err(errno(EFBIG));
@@ -655,14 +587,7 @@ impl Tree {
     }
 
     /// Creates a node named `name` in `parent` for `ctx`.
-    pub fn create(
-        &mut self,
-        parent: Ino,
-        name: Vec<u8>,
-        kind: Kind,
-        perm: u16,
-        ctx: &CallCtx,
-    ) -> Result<Ino, Errno> {
+    pub fn create(&mut self, parent: Ino, name: Vec<u8>, kind: Kind, perm: u16, ctx: &CallCtx) -> Result<Ino, Errno> {
         if name.contains(&b'\n') {
             // Could not be told apart in a directory listing.
             return Err(errno(EINVAL));

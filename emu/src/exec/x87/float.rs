@@ -89,23 +89,13 @@ impl Ctx {
             // 1 is reserved; hardware treats it as 64 bits.
             _ => 64,
         };
-        Ctx {
-            rc: Rc::from_fcw(fcw),
-            pc,
-            mask: fcw & 0x3f,
-            flags: 0,
-            up: false,
-            src_denormal: false,
-        }
+        Ctx { rc: Rc::from_fcw(fcw), pc, mask: fcw & 0x3f, flags: 0, up: false, src_denormal: false }
     }
 
     /// A context that ignores precision control (for everything except
     /// add, subtract, multiply, divide and square root).
     pub(crate) fn full(fcw: u16) -> Ctx {
-        Ctx {
-            pc: 64,
-            ..Ctx::new(fcw)
-        }
+        Ctx { pc: 64, ..Ctx::new(fcw) }
     }
 
     fn unmasked(&self, f: u16) -> bool {
@@ -195,17 +185,9 @@ pub(crate) fn unpack(v: u128) -> Unp {
     let (s, e, m) = (sign(v), biased_exp(v), v as u64);
     if e == 0 {
         let lz = m.leading_zeros().min(63);
-        Unp {
-            sign: s,
-            exp: -16382 - lz as i32,
-            sig: m << lz,
-        }
+        Unp { sign: s, exp: -16382 - lz as i32, sig: m << lz }
     } else {
-        Unp {
-            sign: s,
-            exp: e as i32 - BIAS,
-            sig: m,
-        }
+        Unp { sign: s, exp: e as i32 - BIAS, sig: m }
     }
 }
 
@@ -217,23 +199,11 @@ pub(crate) struct Fmt {
     pub emax: i32,
 }
 
-pub(crate) const F32: Fmt = Fmt {
-    p: 24,
-    emin: -126,
-    emax: 127,
-};
-pub(crate) const F64: Fmt = Fmt {
-    p: 53,
-    emin: -1022,
-    emax: 1023,
-};
+pub(crate) const F32: Fmt = Fmt { p: 24, emin: -126, emax: 127 };
+pub(crate) const F64: Fmt = Fmt { p: 53, emin: -1022, emax: 1023 };
 
 fn reg_fmt(p: u32) -> Fmt {
-    Fmt {
-        p,
-        emin: -16382,
-        emax: 16383,
-    }
+    Fmt { p, emin: -16382, emax: 16383 }
 }
 
 /// A rounded result: `m * 2^lsb`, or an infinity.
@@ -273,15 +243,7 @@ fn round_bits(sig: u128, sticky: bool, drop: u32, sign: bool, rc: Rc) -> (u128, 
 /// overflow/underflow response (exponent adjusted by 2^24576); for memory
 /// formats an unmasked overflow/underflow is only flagged (the caller
 /// then stores nothing).
-pub(crate) fn round(
-    sign: bool,
-    exp: i32,
-    sig: u128,
-    sticky: bool,
-    fmt: Fmt,
-    ctx: &mut Ctx,
-    adjust: bool,
-) -> Rounded {
+pub(crate) fn round(sign: bool, exp: i32, sig: u128, sticky: bool, fmt: Fmt, ctx: &mut Ctx, adjust: bool) -> Rounded {
     let p = fmt.p;
     let drop = 128 - p;
     let (mut m0, inex0, up0) = round_bits(sig, sticky, drop, sign, ctx.rc);
@@ -298,11 +260,7 @@ pub(crate) fn round(
                 ctx.flags |= PE;
                 ctx.up = up0;
             }
-            return Rounded::Fin {
-                sign,
-                m: m0 as u64,
-                lsb: e0 - ADJUST - (p as i32 - 1),
-            };
+            return Rounded::Fin { sign, m: m0 as u64, lsb: e0 - ADJUST - (p as i32 - 1) };
         }
         if !adjust && ctx.unmasked(OE) {
             // Memory destination: nothing is stored; only OE is reported.
@@ -320,11 +278,7 @@ pub(crate) fn round(
         return if to_inf {
             Rounded::Inf(sign)
         } else {
-            Rounded::Fin {
-                sign,
-                m: (1u64 << (p - 1) << 1).wrapping_sub(1),
-                lsb: fmt.emax - (p as i32 - 1),
-            }
+            Rounded::Fin { sign, m: (1u64 << (p - 1) << 1).wrapping_sub(1), lsb: fmt.emax - (p as i32 - 1) }
         };
     }
     if e0 >= fmt.emin {
@@ -332,11 +286,7 @@ pub(crate) fn round(
             ctx.flags |= PE;
             ctx.up = up0;
         }
-        return Rounded::Fin {
-            sign,
-            m: m0 as u64,
-            lsb: e0 - (p as i32 - 1),
-        };
+        return Rounded::Fin { sign, m: m0 as u64, lsb: e0 - (p as i32 - 1) };
     }
     // Tiny.
     if !adjust && ctx.unmasked(UE) {
@@ -350,11 +300,7 @@ pub(crate) fn round(
             ctx.up = up0;
         }
         if adjust && e0 + ADJUST >= fmt.emin {
-            return Rounded::Fin {
-                sign,
-                m: m0 as u64,
-                lsb: e0 + ADJUST - (p as i32 - 1),
-            };
+            return Rounded::Fin { sign, m: m0 as u64, lsb: e0 + ADJUST - (p as i32 - 1) };
         }
     }
     // Masked response (also when even the adjusted exponent is out of range).
@@ -364,11 +310,7 @@ pub(crate) fn round(
         ctx.flags |= UE | PE;
         ctx.up = up;
     }
-    Rounded::Fin {
-        sign,
-        m: m as u64,
-        lsb: fmt.emin - (p as i32 - 1),
-    }
+    Rounded::Fin { sign, m: m as u64, lsb: fmt.emin - (p as i32 - 1) }
 }
 
 /// Packs a rounded result into the register format.
@@ -412,15 +354,7 @@ fn pack_ieee(r: Rounded, frac: u32, bias: i32) -> u64 {
 
 /// Rounds an unpacked value to the register format (with `ctx.pc`).
 fn round_unp(u: Unp, ctx: &mut Ctx) -> u128 {
-    pack80(round(
-        u.sign,
-        u.exp,
-        (u.sig as u128) << 64,
-        false,
-        reg_fmt(ctx.pc),
-        ctx,
-        true,
-    ))
+    pack80(round(u.sign, u.exp, (u.sig as u128) << 64, false, reg_fmt(ctx.pc), ctx, true))
 }
 
 fn quiet(v: u128) -> u128 {
@@ -506,13 +440,7 @@ pub(crate) fn add(a: u128, b: u128, negate_b: bool, ctx: &mut Ctx) -> u128 {
         (Class::Inf, Class::Inf) if sa != sb => return invalid(ctx),
         (Class::Inf, _) => return a,
         (_, Class::Inf) => return b,
-        (Class::Zero, Class::Zero) => {
-            return if sa == sb {
-                a
-            } else {
-                zero(ctx.rc == Rc::Down)
-            }
-        }
+        (Class::Zero, Class::Zero) => return if sa == sb { a } else { zero(ctx.rc == Rc::Down) },
         (Class::Zero, _) => return round_unp(unpack(b), ctx),
         (_, Class::Zero) => return round_unp(unpack(a), ctx),
         _ => {}
@@ -540,15 +468,7 @@ pub(crate) fn add(a: u128, b: u128, negate_b: bool, ctx: &mut Ctx) -> u128 {
         return zero(ctx.rc == Rc::Down);
     }
     let lz = s.leading_zeros();
-    pack80(round(
-        rsign,
-        x.exp + 2 - lz as i32,
-        s << lz,
-        false,
-        reg_fmt(ctx.pc),
-        ctx,
-        true,
-    ))
+    pack80(round(rsign, x.exp + 2 - lz as i32, s << lz, false, reg_fmt(ctx.pc), ctx, true))
 }
 
 pub(crate) fn mul(a: u128, b: u128, ctx: &mut Ctx) -> u128 {
@@ -601,15 +521,7 @@ pub(crate) fn div(a: u128, b: u128, ctx: &mut Ctx) -> u128 {
     };
     let (q1, r1) = (num / d, num % d);
     let (q2, r2) = ((r1 << 64) / d, (r1 << 64) % d);
-    pack80(round(
-        s,
-        e,
-        q1 << 64 | q2,
-        r2 != 0,
-        reg_fmt(ctx.pc),
-        ctx,
-        true,
-    ))
+    pack80(round(s, e, q1 << 64 | q2, r2 != 0, reg_fmt(ctx.pc), ctx, true))
 }
 
 pub(crate) fn sqrt(a: u128, ctx: &mut Ctx) -> u128 {
@@ -630,11 +542,7 @@ pub(crate) fn sqrt(a: u128, ctx: &mut Ctx) -> u128 {
     }
     let x = unpack(a);
     // Radicand t = m * 2^126 with m in [1, 4) and an even exponent left over.
-    let (t, e) = if x.exp & 1 == 0 {
-        ((x.sig as u128) << 63, x.exp)
-    } else {
-        ((x.sig as u128) << 64, x.exp - 1)
-    };
+    let (t, e) = if x.exp & 1 == 0 { ((x.sig as u128) << 63, x.exp) } else { ((x.sig as u128) << 64, x.exp - 1) };
     let (mut rem, mut root) = (0u128, 0u128);
     for k in 0..67u32 {
         let pair = if k < 64 { (t >> (126 - 2 * k)) & 3 } else { 0 };
@@ -648,15 +556,7 @@ pub(crate) fn sqrt(a: u128, ctx: &mut Ctx) -> u128 {
         }
     }
     // root has 67 bits, the leading one at bit 66 (sqrt(m) in [1, 2)).
-    pack80(round(
-        false,
-        e / 2,
-        root << 61,
-        rem != 0,
-        reg_fmt(ctx.pc),
-        ctx,
-        true,
-    ))
+    pack80(round(false, e / 2, root << 61, rem != 0, reg_fmt(ctx.pc), ctx, true))
 }
 
 /// Converts a single-precision value exactly. SNaNs stay signaling (the
@@ -719,11 +619,7 @@ fn to_ieee(v: u128, fmt: Fmt, frac: u32, bias: i32, ctx: &mut Ctx) -> u64 {
         _ => {
             // A denormal source is not a DE here: only UE/PE (host-checked).
             let u = unpack(v);
-            pack_ieee(
-                round(u.sign, u.exp, (u.sig as u128) << 64, false, fmt, ctx, false),
-                frac,
-                bias,
-            )
+            pack_ieee(round(u.sign, u.exp, (u.sig as u128) << 64, false, fmt, ctx, false), frac, bias)
         }
     }
 }
@@ -836,15 +732,7 @@ pub(crate) fn scale(a: u128, b: u128, ctx: &mut Ctx) -> u128 {
     };
     let x = unpack(a);
     let mut c = Ctx { pc: 64, ..*ctx };
-    let r = pack80(round(
-        x.sign,
-        x.exp + n,
-        (x.sig as u128) << 64,
-        false,
-        reg_fmt(64),
-        &mut c,
-        true,
-    ));
+    let r = pack80(round(x.sign, x.exp + n, (x.sig as u128) << 64, false, reg_fmt(64), &mut c, true));
     ctx.flags = c.flags;
     ctx.up = c.up;
     r
@@ -879,11 +767,7 @@ pub(crate) struct Rem {
 
 /// `fprem` (truncating, `ieee == false`) or `fprem1` (round to nearest).
 pub(crate) fn rem(a: u128, b: u128, ieee: bool, ctx: &mut Ctx) -> Rem {
-    let done = |value| Rem {
-        value,
-        q: 0,
-        partial: false,
-    };
+    let done = |value| Rem { value, q: 0, partial: false };
     let (ca, cb) = (class(a), class(b));
     if !ca.is_nan() && !cb.is_nan() && ca != Class::Unsupported && cb != Class::Unsupported {
         // Invalid operands are reported before denormal ones.
@@ -916,11 +800,7 @@ pub(crate) fn rem(a: u128, b: u128, ieee: bool, ctx: &mut Ctx) -> Rem {
         let num = (x.sig as u128) << n;
         let r = num % ys;
         let value = pack_rem(x.sign, y.exp + (d - n), r, ctx);
-        return Rem {
-            value,
-            q: 0,
-            partial: true,
-        };
+        return Rem { value, q: 0, partial: true };
     }
     let (mut q, mut r, mut s) = if d >= 0 {
         let num = (x.sig as u128) << d;
@@ -944,11 +824,7 @@ pub(crate) fn rem(a: u128, b: u128, ieee: bool, ctx: &mut Ctx) -> Rem {
             q = 1;
         }
     }
-    Rem {
-        value: pack_rem(s, rexp, r, ctx),
-        q,
-        partial: false,
-    }
+    Rem { value: pack_rem(s, rexp, r, ctx), q, partial: false }
 }
 
 /// Packs an exact remainder `r * 2^(exp - 63)` (`r < 2^65`).
@@ -958,15 +834,7 @@ fn pack_rem(sign: bool, exp: i32, r: u128, ctx: &mut Ctx) -> u128 {
     }
     let lz = r.leading_zeros();
     let mut c = Ctx { pc: 64, ..*ctx };
-    let v = pack80(round(
-        sign,
-        exp + 64 - lz as i32,
-        r << lz,
-        false,
-        reg_fmt(64),
-        &mut c,
-        true,
-    ));
+    let v = pack80(round(sign, exp + 64 - lz as i32, r << lz, false, reg_fmt(64), &mut c, true));
     ctx.flags = c.flags;
     v
 }

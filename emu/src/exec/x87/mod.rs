@@ -83,10 +83,7 @@ fn note(x: &mut X87State, op: &Op, addr: Option<u64>) {
 
 /// Sets C3, C2, C0 (C1 untouched).
 fn set_cc(x: &mut X87State, c3: bool, c2: bool, c0: bool) {
-    x.fsw = (x.fsw & !(fsw::C3 | fsw::C2 | fsw::C0))
-        | (c3 as u16) << 14
-        | (c2 as u16) << 10
-        | (c0 as u16) << 8;
+    x.fsw = (x.fsw & !(fsw::C3 | fsw::C2 | fsw::C0)) | (c3 as u16) << 14 | (c2 as u16) << 10 | (c0 as u16) << 8;
 }
 
 fn read80(mem: &mut Memory, a: u64) -> Result<u128, Trap> {
@@ -408,11 +405,7 @@ fn unary<const K: u8>(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
     wait(cpu)?;
     let x = &mut cpu.x87;
     note(x, op, None);
-    let mut ctx = if K == SQRT {
-        Ctx::new(x.fcw)
-    } else {
-        Ctx::full(x.fcw)
-    };
+    let mut ctx = if K == SQRT { Ctx::new(x.fcw) } else { Ctx::full(x.fcw) };
     if x.is_empty(0) {
         ctx.flags |= IE | SF;
         raise(x, ctx.flags, false);
@@ -498,11 +491,7 @@ fn unary_push<const K: u8>(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
                     ctx.flags |= c2.flags & !(UE | OE);
                     t
                 };
-                let one = if float::class(t).is_nan() {
-                    t
-                } else {
-                    constant(C_ONE, Rc::Nearest)
-                };
+                let one = if float::class(t).is_nan() { t } else { constant(C_ONE, Rc::Nearest) };
                 (t, one)
             }
         },
@@ -773,10 +762,7 @@ fn finit<const WAIT: bool>(cpu: &mut Cpu, _: &mut Memory, _: &Op) -> R {
         wait(cpu)?;
     }
     let regs = cpu.x87.regs;
-    cpu.x87 = X87State {
-        regs,
-        ..X87State::default()
-    };
+    cpu.x87 = X87State { regs, ..X87State::default() };
     Ok(())
 }
 
@@ -872,10 +858,7 @@ fn load_env(x: &mut X87State, b: &[u8], wide: bool) {
 }
 
 fn env_wide(i: &Instruction) -> bool {
-    !matches!(
-        i.memory_size(),
-        MemorySize::FpuEnv14 | MemorySize::FpuState94
-    )
+    !matches!(i.memory_size(), MemorySize::FpuEnv14 | MemorySize::FpuState94)
 }
 
 fn fstenv<const WAIT: bool>(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
@@ -919,10 +902,7 @@ fn fsave<const WAIT: bool>(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     mem.probe_write(a, (n + 80) as u64)?;
     mem.write_from(a, &b[..n + 80])?;
     let regs = cpu.x87.regs;
-    cpu.x87 = X87State {
-        regs,
-        ..X87State::default()
-    };
+    cpu.x87 = X87State { regs, ..X87State::default() };
     Ok(())
 }
 
@@ -1085,10 +1065,7 @@ mod trig {
             return Some((s, one));
         }
         let f = float::approx_f64(a);
-        Some((
-            float::from_approx(f.sin(), ctx),
-            float::from_approx(f.cos(), ctx),
-        ))
+        Some((float::from_approx(f.sin(), ctx), float::from_approx(f.cos(), ctx)))
     }
 
     pub(super) fn f2xm1(a: u128, ctx: &mut Ctx) -> u128 {
@@ -1219,11 +1196,7 @@ mod trig {
         let three_quarter_pi = || {
             let mut c = Ctx::full(0x037f);
             c.rc = ctx.rc;
-            float::mul(
-                constant(C_PI, Rc::Nearest),
-                float::make(false, 0x3ffe, 0xc000_0000_0000_0000),
-                &mut c,
-            )
+            float::mul(constant(C_PI, Rc::Nearest), float::make(false, 0x3ffe, 0xc000_0000_0000_0000), &mut c)
         };
         // pi is stored rounded up: C1 tells whether that rounding was kept.
         let pi_up = matches!(ctx.rc, Rc::Nearest | Rc::Up);
@@ -1237,8 +1210,7 @@ mod trig {
                 with_sign(pi_scaled(-2), sy)
             };
         }
-        let special =
-            matches!(cy, Class::Zero | Class::Inf) || matches!(cx, Class::Zero | Class::Inf);
+        let special = matches!(cy, Class::Zero | Class::Inf) || matches!(cx, Class::Zero | Class::Inf);
         if special {
             let r = match (cy, cx) {
                 (Class::Zero, _) if !sx => return float::zero(sy),
@@ -1253,10 +1225,7 @@ mod trig {
             ctx.up = pi_up && !matches!((cy, cx), (Class::Inf, Class::Inf) if sx);
             return with_sign(r, sy);
         }
-        let (ey, ex) = (
-            float::exponent(y).unwrap_or(0),
-            float::exponent(x).unwrap_or(0),
-        );
+        let (ey, ex) = (float::exponent(y).unwrap_or(0), float::exponent(x).unwrap_or(0));
         if ey - ex < -70 && !sx {
             // atan(y/x) = y/x to within an ulp.
             let mut c = Ctx { pc: 64, ..*ctx };

@@ -36,11 +36,7 @@ fn main() -> i32 {
     }
     let mut status = 0;
     for name in files {
-        let result = if name == "-" {
-            copy(io::STDIN)
-        } else {
-            File::open(name).and_then(|file| copy(file.fd()))
-        };
+        let result = if name == "-" { copy(io::STDIN) } else { File::open(name).and_then(|file| copy(file.fd())) };
         if let Err(err) = result {
             eprintln!("cat: {name}: {}", err.description());
             status = 1;

@@ -32,7 +32,9 @@ fn main() -> i32 {
             f();
         }
         "ud" => unsafe { asm!("ud2") },
-        "div0" => unsafe { asm!("xor edx, edx", "xor eax, eax", "xor ecx, ecx", "div ecx", out("eax") _, out("edx") _, out("ecx") _) },
+        "div0" => unsafe {
+            asm!("xor edx, edx", "xor eax, eax", "xor ecx, ecx", "div ecx", out("eax") _, out("edx") _, out("ecx") _)
+        },
         "int3" => unsafe { asm!("int3") },
         "hlt" => unsafe { asm!("hlt") },
         "spin" => loop {

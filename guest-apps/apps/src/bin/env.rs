@@ -22,11 +22,7 @@ fn main() -> i32 {
         clear = true;
         rest = &rest[1..];
     }
-    let mut vars = if clear {
-        alloc::vec::Vec::new()
-    } else {
-        env::vars()
-    };
+    let mut vars = if clear { alloc::vec::Vec::new() } else { env::vars() };
     while let Some((key, value)) = rest.first().and_then(|a| a.split_once('=')) {
         vars.retain(|(k, _)| k != key);
         vars.push((key.into(), value.into()));

@@ -21,16 +21,9 @@ fn main() -> i32 {
             continue;
         }
         dirs += 1;
-        let result = if parents {
-            fs::create_dir_all(arg)
-        } else {
-            fs::create_dir(arg)
-        };
+        let result = if parents { fs::create_dir_all(arg) } else { fs::create_dir(arg) };
         if let Err(err) = result {
-            eprintln!(
-                "mkdir: cannot create directory '{arg}': {}",
-                err.description()
-            );
+            eprintln!("mkdir: cannot create directory '{arg}': {}", err.description());
             status = 1;
         }
     }

@@ -46,10 +46,9 @@ fn temp_path(tag: &str) -> String {
 fn gates_agree_on_getpid() -> Check {
     let via_syscall = sys::getpid();
     let via_int80 = sys::getpid_int80();
-    ensure(
-        via_syscall == via_int80 && (via_syscall as isize) > 0,
-        || format!("syscall gate says {via_syscall}, int 0x80 says {via_int80}"),
-    )
+    ensure(via_syscall == via_int80 && (via_syscall as isize) > 0, || {
+        format!("syscall gate says {via_syscall}, int 0x80 says {via_int80}")
+    })
 }
 
 fn both_gates_return_errno() -> Check {
@@ -73,54 +72,33 @@ fn int80_passes_rbx_rcx_rdx() -> Check {
     let (read_end, write_end) = (File::from_raw_fd(read_end), File::from_raw_fd(write_end));
     let msg = b"through int 0x80";
     // SAFETY: write reads `msg.len()` bytes from `msg`.
-    let ret = unsafe {
-        syscall::int80_3(
-            abi::SYS_WRITE,
-            write_end.fd(),
-            msg.as_ptr() as usize,
-            msg.len(),
-        )
-    };
-    ensure(ret == msg.len(), || {
-        format!("int 0x80 write returned {:#x}", ret)
-    })?;
+    let ret = unsafe { syscall::int80_3(abi::SYS_WRITE, write_end.fd(), msg.as_ptr() as usize, msg.len()) };
+    ensure(ret == msg.len(), || format!("int 0x80 write returned {:#x}", ret))?;
     let mut buf = [0u8; 32];
     let n = read_end.read(&mut buf).map_err(err_str("read"))?;
-    ensure(&buf[..n] == msg, || {
-        format!("read back {:?}", String::from_utf8_lossy(&buf[..n]))
-    })
+    ensure(&buf[..n] == msg, || format!("read back {:?}", String::from_utf8_lossy(&buf[..n])))
 }
 
 fn file_write_seek_read() -> Check {
     let path = temp_path("file");
     let data: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
     {
-        let file = File::open_with(
-            &path,
-            abi::O_RDWR | abi::O_CREAT | abi::O_TRUNC | fs::DEFAULT_FILE_MODE,
-        )
-        .map_err(err_str("create"))?;
+        let file = File::open_with(&path, abi::O_RDWR | abi::O_CREAT | abi::O_TRUNC | fs::DEFAULT_FILE_MODE)
+            .map_err(err_str("create"))?;
         file.write_all(&data).map_err(err_str("write"))?;
         let end = file.seek(0, abi::SEEK_END).map_err(err_str("lseek END"))?;
-        ensure(end == data.len(), || {
-            format!("SEEK_END at {end}, want {}", data.len())
-        })?;
-        file.seek(100, abi::SEEK_SET)
-            .map_err(err_str("lseek SET"))?;
+        ensure(end == data.len(), || format!("SEEK_END at {end}, want {}", data.len()))?;
+        file.seek(100, abi::SEEK_SET).map_err(err_str("lseek SET"))?;
         let mut buf = [0u8; 10];
         let n = file.read(&mut buf).map_err(err_str("read"))?;
-        ensure(n == 10 && buf[..] == data[100..110], || {
-            "read after seek differs".into()
-        })?;
+        ensure(n == 10 && buf[..] == data[100..110], || "read after seek differs".into())?;
         let st = file.stat().map_err(err_str("fstat"))?;
         ensure(st.is_file() && st.st_size == data.len() as u64, || {
             format!("fstat: mode {:#o} size {}", st.st_mode, st.st_size)
         })?;
     }
     let back = fs::read(&path).map_err(err_str("reopen"))?;
-    ensure(back == data, || {
-        format!("read back {} bytes, differ", back.len())
-    })?;
+    ensure(back == data, || format!("read back {} bytes, differ", back.len()))?;
     fs::remove_file(&path).map_err(err_str("unlink"))?;
     match File::open(&path) {
         Err(Errno(abi::ENOENT)) => Ok(()),
@@ -132,9 +110,7 @@ fn file_write_seek_read() -> Check {
 fn append_mode() -> Check {
     let path = temp_path("append");
     fs::write(&path, b"one\n").map_err(err_str("write"))?;
-    File::append(&path)
-        .and_then(|f| f.write_all(b"two\n"))
-        .map_err(err_str("append"))?;
+    File::append(&path).and_then(|f| f.write_all(b"two\n")).map_err(err_str("append"))?;
     let text = fs::read_to_string(&path).map_err(err_str("read"))?;
     let _ = fs::remove_file(&path);
     ensure(text == "one\ntwo\n", || format!("got {text:?}"))
@@ -158,9 +134,7 @@ fn directories() -> Check {
     let inner = fs::join(&dir, "inner.txt");
     fs::write(&inner, b"x").map_err(err_str("create inner"))?;
     let names = fs::read_dir(&dir).map_err(err_str("read_dir"))?;
-    ensure(names.iter().any(|n| n == "inner.txt"), || {
-        format!("listing: {names:?}")
-    })?;
+    ensure(names.iter().any(|n| n == "inner.txt"), || format!("listing: {names:?}"))?;
     let st = fs::stat(&dir).map_err(err_str("stat dir"))?;
     ensure(st.is_dir(), || format!("dir mode {:#o}", st.st_mode))?;
     fs::remove_file(&inner).map_err(err_str("unlink inner"))?;
@@ -173,9 +147,7 @@ fn working_directory() -> Check {
     env::set_current_dir("/tmp").map_err(err_str("chdir /tmp"))?;
     let now = env::current_dir().map_err(err_str("getcwd"))?;
     let restored = env::set_current_dir(&before);
-    ensure(now.ends_with("/tmp"), || {
-        format!("cwd is {now:?} after chdir /tmp")
-    })?;
+    ensure(now.ends_with("/tmp"), || format!("cwd is {now:?} after chdir /tmp"))?;
     restored.map_err(err_str("chdir back"))
 }
 
@@ -192,54 +164,33 @@ fn fork_pipe_and_exit_status() -> Check {
     let mut got = Vec::new();
     reader.read_to_end(&mut got).map_err(err_str("read"))?;
     let (waited, raw) = sys::waitpid(pid, 0).map_err(err_str("waitpid"))?;
-    ensure(waited == pid, || {
-        format!("waitpid returned {waited}, want {pid}")
-    })?;
-    ensure(got == b"ping from child", || {
-        format!("read {:?}", String::from_utf8_lossy(&got))
-    })?;
+    ensure(waited == pid, || format!("waitpid returned {waited}, want {pid}"))?;
+    ensure(got == b"ping from child", || format!("read {:?}", String::from_utf8_lossy(&got)))?;
     let status = ExitStatus::from_raw(raw);
-    ensure(status.code() == Some(7), || {
-        format!("child {status}, want exit 7")
-    })
+    ensure(status.code() == Some(7), || format!("child {status}, want exit 7"))
 }
 
 fn exec_true_false() -> Check {
-    let t = Command::new("true")
-        .status()
-        .map_err(err_str("spawn true"))?;
+    let t = Command::new("true").status().map_err(err_str("spawn true"))?;
     ensure(t.code() == Some(0), || format!("/bin/true: {t}"))?;
-    let f = Command::new("/bin/false")
-        .status()
-        .map_err(err_str("spawn false"))?;
+    let f = Command::new("/bin/false").status().map_err(err_str("spawn false"))?;
     ensure(f.code() == Some(1), || format!("/bin/false: {f}"))
 }
 
 fn exec_passes_args_and_env() -> Check {
-    let (status, out) = Command::new("echo")
-        .args(["a", "b c", ""])
-        .output()
-        .map_err(err_str("echo"))?;
+    let (status, out) = Command::new("echo").args(["a", "b c", ""]).output().map_err(err_str("echo"))?;
     ensure(status.success() && out == b"a b c \n", || {
         format!("echo: {status}, output {:?}", String::from_utf8_lossy(&out))
     })?;
-    let (status, out) = Command::new("env")
-        .env_clear()
-        .env("SELFTEST", "yes")
-        .output()
-        .map_err(err_str("env"))?;
+    let (status, out) = Command::new("env").env_clear().env("SELFTEST", "yes").output().map_err(err_str("env"))?;
     ensure(status.success() && out == b"SELFTEST=yes\n", || {
         format!("env: {status}, output {:?}", String::from_utf8_lossy(&out))
     })
 }
 
 fn stdin_pipe_to_child() -> Check {
-    let mut child = Command::new("wc")
-        .arg("-c")
-        .stdin(Stdio::Piped)
-        .stdout(Stdio::Piped)
-        .spawn()
-        .map_err(err_str("spawn wc"))?;
+    let mut child =
+        Command::new("wc").arg("-c").stdin(Stdio::Piped).stdout(Stdio::Piped).spawn().map_err(err_str("spawn wc"))?;
     if let Some(input) = child.stdin.take() {
         input.write_all(b"twelve bytes").map_err(err_str("write"))?;
     }
@@ -249,21 +200,13 @@ fn stdin_pipe_to_child() -> Check {
     }
     let status = child.wait().map_err(err_str("wait"))?;
     ensure(status.success() && out == b"12\n", || {
-        format!(
-            "wc -c: {status}, output {:?}",
-            String::from_utf8_lossy(&out)
-        )
+        format!("wc -c: {status}, output {:?}", String::from_utf8_lossy(&out))
     })
 }
 
 fn missing_program_exits_127() -> Check {
-    let status = Command::new("/bin/no-such-program")
-        .stderr(Stdio::Null)
-        .status()
-        .map_err(err_str("spawn"))?;
-    ensure(status.code() == Some(127), || {
-        format!("{status}, want exit 127")
-    })
+    let status = Command::new("/bin/no-such-program").stderr(Stdio::Null).status().map_err(err_str("spawn"))?;
+    ensure(status.code() == Some(127), || format!("{status}, want exit 127"))
 }
 
 fn kill_child() -> Check {
@@ -276,10 +219,7 @@ fn kill_child() -> Check {
     sys::kill(pid, abi::SIGKILL).map_err(err_str("kill"))?;
     let (_, raw) = sys::waitpid(pid, 0).map_err(err_str("waitpid"))?;
     let status = ExitStatus::from_raw(raw);
-    ensure(
-        status.signal() == Some(abi::SIGKILL) && status.code().is_none(),
-        || format!("child {status}, want SIGKILL"),
-    )
+    ensure(status.signal() == Some(abi::SIGKILL) && status.code().is_none(), || format!("child {status}, want SIGKILL"))
 }
 
 fn clocks() -> Check {
@@ -287,12 +227,8 @@ fn clocks() -> Check {
     time::sleep_nanos(1_000_000).map_err(err_str("nanosleep"))?;
     let t2 = time::monotonic().map_err(err_str("clock_gettime"))?;
     let elapsed = time::as_nanos(&t2).saturating_sub(time::as_nanos(&t1));
-    ensure(t2 >= t1 && elapsed >= 1_000_000, || {
-        format!("monotonic {t1:?} -> {t2:?} across a 1 ms sleep")
-    })?;
-    time::realtime()
-        .map(drop)
-        .map_err(err_str("CLOCK_REALTIME"))
+    ensure(t2 >= t1 && elapsed >= 1_000_000, || format!("monotonic {t1:?} -> {t2:?} across a 1 ms sleep"))?;
+    time::realtime().map(drop).map_err(err_str("CLOCK_REALTIME"))
 }
 
 fn allocator() -> Check {
@@ -300,18 +236,13 @@ fn allocator() -> Check {
     let sum: u64 = big.iter().map(|&b| u64::from(b)).sum();
     ensure(sum == 7 << 20, || "1 MiB vector corrupted".into())?;
     let boxes: Vec<Box<[u64; 4]>> = (0..2000u64).map(|i| Box::new([i; 4])).collect();
-    ensure(
-        boxes.iter().enumerate().all(|(i, b)| b[3] == i as u64),
-        || "small boxes corrupted".into(),
-    )?;
+    ensure(boxes.iter().enumerate().all(|(i, b)| b[3] == i as u64), || "small boxes corrupted".into())?;
     drop(boxes);
     let mut text = String::new();
     for i in 0..500 {
         text.push_str(&format!("{i},"));
     }
-    ensure(text.len() == 1890 && text.starts_with("0,1,2,"), || {
-        format!("string of {} bytes", text.len())
-    })
+    ensure(text.len() == 1890 && text.starts_with("0,1,2,"), || format!("string of {} bytes", text.len()))
 }
 
 fn memory_functions() -> Check {
@@ -320,32 +251,25 @@ fn memory_functions() -> Check {
     let original: Vec<u8> = (0..200u8).collect();
     let mut up = original.clone();
     up.copy_within(0..150, 50);
-    ensure(
-        up[50..] == original[..150] && up[..50] == original[..50],
-        || "overlapping memmove to a higher address".into(),
-    )?;
+    ensure(up[50..] == original[..150] && up[..50] == original[..50], || {
+        "overlapping memmove to a higher address".into()
+    })?;
     let mut down = original.clone();
     down.copy_within(50..200, 0);
-    ensure(down[..150] == original[50..], || {
-        "overlapping memmove to a lower address".into()
-    })?;
+    ensure(down[..150] == original[50..], || "overlapping memmove to a lower address".into())?;
     let mut filled = vec![0u8; black_box(77)];
     filled.fill(black_box(0xab));
     ensure(filled.iter().all(|&b| b == 0xab), || "memset".into())?;
     let a = black_box(b"abcdef".to_vec());
     let b = black_box(b"abcdeg".to_vec());
     let a2 = black_box(a.clone());
-    let ordered = a.cmp(&b) == Ordering::Less
-        && b.cmp(&a) == Ordering::Greater
-        && a.cmp(&a2) == Ordering::Equal;
+    let ordered = a.cmp(&b) == Ordering::Less && b.cmp(&a) == Ordering::Greater && a.cmp(&a2) == Ordering::Equal;
     ensure(ordered, || "memcmp ordering".into())
 }
 
 fn arguments() -> Check {
     let args = env::args();
-    ensure(!args.is_empty() && args[0].ends_with("selftest"), || {
-        format!("argv = {args:?}")
-    })
+    ensure(!args.is_empty() && args[0].ends_with("selftest"), || format!("argv = {args:?}"))
 }
 
 /// A named check.

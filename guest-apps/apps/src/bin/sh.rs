@@ -55,10 +55,9 @@ impl shell::Vars for Shell {
             "$" => Some(sys::getpid().to_string()),
             "#" => Some(self.positional.len().saturating_sub(1).to_string()),
             "@" | "*" => Some(self.positional.get(1..).unwrap_or_default().join(" ")),
-            _ if name.bytes().all(|b| b.is_ascii_digit()) => name
-                .parse::<usize>()
-                .ok()
-                .and_then(|i| self.positional.get(i).cloned()),
+            _ if name.bytes().all(|b| b.is_ascii_digit()) => {
+                name.parse::<usize>().ok().and_then(|i| self.positional.get(i).cloned())
+            }
             _ => self.vars.get(name).map(|var| var.value.clone()),
         }
     }
@@ -70,18 +69,7 @@ type Plumbing = [Stdio; 3];
 fn main() -> i32 {
     let args = env::args();
     let mut shell = Shell {
-        vars: env::vars()
-            .into_iter()
-            .map(|(k, v)| {
-                (
-                    k,
-                    Var {
-                        value: v,
-                        exported: true,
-                    },
-                )
-            })
-            .collect(),
+        vars: env::vars().into_iter().map(|(k, v)| (k, Var { value: v, exported: true })).collect(),
         positional: alloc::vec![String::from("sh")],
         status: 0,
         exit: None,
@@ -191,27 +179,15 @@ impl Shell {
         } else {
             self.run_multi(&pipeline.commands)
         };
-        if pipeline.negated {
-            i32::from(status == 0)
-        } else {
-            status
-        }
+        if pipeline.negated { i32::from(status == 0) } else { status }
     }
 
     fn expand_words(&self, command: &ShellCommand) -> Vec<String> {
-        command
-            .words
-            .iter()
-            .flat_map(|word| shell::expand(word, self))
-            .collect()
+        command.words.iter().flat_map(|word| shell::expand(word, self)).collect()
     }
 
     fn expand_assigns(&self, command: &ShellCommand) -> Vec<(String, String)> {
-        command
-            .assigns
-            .iter()
-            .map(|(name, word)| (name.clone(), shell::expand_single(word, self)))
-            .collect()
+        command.assigns.iter().map(|(name, word)| (name.clone(), shell::expand_single(word, self))).collect()
     }
 
     /// One command without a pipe: assignments, a builtin in-process, or a program.
@@ -316,12 +292,7 @@ impl Shell {
     }
 
     /// The `Command` for an external program with the shell's exported variables.
-    fn command_for(
-        &self,
-        argv: &[String],
-        assigns: &[(String, String)],
-        plumbing: Plumbing,
-    ) -> Command {
+    fn command_for(&self, argv: &[String], assigns: &[(String, String)], plumbing: Plumbing) -> Command {
         let mut cmd = Command::new(&argv[0]);
         cmd.args(&argv[1..]).env_clear();
         for (key, var) in &self.vars {
@@ -345,18 +316,11 @@ impl Shell {
 
     /// Applies the command's redirections, left to right, onto `plumbing`; returns the files
     /// opened (to be closed once the child is started). On failure prints why and returns 1.
-    fn apply_redirects(
-        &self,
-        command: &ShellCommand,
-        plumbing: &mut Plumbing,
-    ) -> Result<Vec<File>, i32> {
+    fn apply_redirects(&self, command: &ShellCommand, plumbing: &mut Plumbing) -> Result<Vec<File>, i32> {
         let mut files = Vec::new();
         for redirect in &command.redirects {
             if redirect.fd > 2 {
-                eprintln!(
-                    "sh: redirecting descriptor {} is not supported",
-                    redirect.fd
-                );
+                eprintln!("sh: redirecting descriptor {} is not supported", redirect.fd);
                 return Err(1);
             }
             let source = match redirect.op {
@@ -398,25 +362,17 @@ impl Shell {
 
     /// Applies redirections to the shell's own descriptors (for a builtin); returns what to
     /// restore afterwards.
-    fn redirect_in_place(
-        &self,
-        command: &ShellCommand,
-    ) -> Result<Vec<(usize, Option<usize>)>, i32> {
+    fn redirect_in_place(&self, command: &ShellCommand) -> Result<Vec<(usize, Option<usize>)>, i32> {
         let mut saved = Vec::new();
         for redirect in &command.redirects {
             if redirect.fd > 2 {
-                eprintln!(
-                    "sh: redirecting descriptor {} is not supported",
-                    redirect.fd
-                );
+                eprintln!("sh: redirecting descriptor {} is not supported", redirect.fd);
                 restore(saved);
                 return Err(1);
             }
             let source = match redirect.op {
                 RedirOp::Dup(from) => Ok((from, None)),
-                _ => self
-                    .open_target(redirect)
-                    .map(|file| (file.fd(), Some(file))),
+                _ => self.open_target(redirect).map(|file| (file.fd(), Some(file))),
             };
             let Ok((from, file)) = source else {
                 restore(saved);
@@ -435,10 +391,7 @@ impl Shell {
     }
 
     fn set_var(&mut self, key: &str, value: &str, export: bool) {
-        let var = self.vars.entry(key.to_string()).or_insert(Var {
-            value: String::new(),
-            exported: false,
-        });
+        let var = self.vars.entry(key.to_string()).or_insert(Var { value: String::new(), exported: false });
         var.value = value.to_string();
         var.exported |= export;
     }
@@ -466,11 +419,7 @@ impl Shell {
                 let target = match args.first().map(String::as_str) {
                     Some("-") => self.vars.get("OLDPWD").map(|v| v.value.clone()),
                     Some(dir) => Some(dir.to_string()),
-                    None => Some(
-                        self.vars
-                            .get("HOME")
-                            .map_or_else(|| String::from("/"), |v| v.value.clone()),
-                    ),
+                    None => Some(self.vars.get("HOME").map_or_else(|| String::from("/"), |v| v.value.clone())),
                 };
                 let Some(target) = target else {
                     eprintln!("sh: cd: OLDPWD not set");
@@ -584,11 +533,7 @@ fn wait_status(child: &mut Child) -> i32 {
 
 /// Single-quotes a value for `export` listings when needed.
 fn quote(value: &str) -> String {
-    if !value.is_empty()
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"/._-:,+=@%".contains(&b))
-    {
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-:,+=@%".contains(&b)) {
         return value.to_string();
     }
     let mut out = String::from("'");

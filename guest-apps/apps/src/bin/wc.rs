@@ -78,11 +78,8 @@ fn main() -> i32 {
         }
     }
     for name in &files {
-        let counted = if name == "-" {
-            count_fd(io::STDIN)
-        } else {
-            File::open(name).and_then(|file| count_fd(file.fd()))
-        };
+        let counted =
+            if name == "-" { count_fd(io::STDIN) } else { File::open(name).and_then(|file| count_fd(file.fd())) };
         match counted {
             Ok(c) => results.push((Some(name.clone()), c)),
             Err(err) => {
@@ -92,21 +89,15 @@ fn main() -> i32 {
         }
     }
     if results.len() > 1 {
-        let total = results
-            .iter()
-            .fold(Counts::default(), |acc, (_, c)| Counts {
-                lines: acc.lines + c.lines,
-                words: acc.words + c.words,
-                bytes: acc.bytes + c.bytes,
-            });
+        let total = results.iter().fold(Counts::default(), |acc, (_, c)| Counts {
+            lines: acc.lines + c.lines,
+            words: acc.words + c.words,
+            bytes: acc.bytes + c.bytes,
+        });
         results.push((Some(String::from("total")), total));
     }
     let columns = [lines, words, bytes].iter().filter(|&&on| on).count();
-    let largest = results
-        .iter()
-        .map(|(_, c)| c.lines.max(c.words).max(c.bytes))
-        .max()
-        .unwrap_or(0);
+    let largest = results.iter().map(|(_, c)| c.lines.max(c.words).max(c.bytes)).max().unwrap_or(0);
     let width = if columns == 1 && results.len() == 1 {
         1
     } else if uses_stdin {
