@@ -77,7 +77,7 @@ struct RunArgs {
 
     /// The program to run (a guest path, or a name found in /bin), then its
     /// arguments.
-    #[arg(value_name = "PROGRAM", trailing_var_arg = true, allow_hyphen_values = true)]
+    #[arg(value_name = "PROGRAM", trailing_var_arg = true)]
     command: Vec<String>,
 }
 

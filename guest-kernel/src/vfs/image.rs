@@ -99,13 +99,13 @@ pub(crate) fn parse_num(field: &[u8]) -> Option<u64> {
         i += 1;
     }
     let mut v: u64 = 0;
-    let mut digits = 0;
     while i < field.len() && (b'0'..=b'7').contains(&field[i]) {
         v = v.checked_mul(8)?.checked_add(u64::from(field[i] - b'0'))?;
-        digits += 1;
         i += 1;
     }
-    if digits == 0 || !field[i..].iter().all(|&b| b == b' ' || b == 0) {
+    // An empty field (all NUL or spaces) reads as 0, as GNU tar and Python's
+    // tarfile read it; some writers leave unused numeric fields empty.
+    if !field[i..].iter().all(|&b| b == b' ' || b == 0) {
         return None;
     }
     Some(v)
