@@ -48,6 +48,9 @@ pub struct RunOptions {
     pub quantum: u64,
     pub real_time: bool,
     pub limits: Limits,
+    /// Keep the guest's writable layer in this host directory (`--overlay DIR`): what the
+    /// guest writes survives the run, and a later run with the same directory sees it.
+    pub overlay: Option<PathBuf>,
 }
 
 impl Default for RunOptions {
@@ -62,6 +65,7 @@ impl Default for RunOptions {
             quantum: KernelConfig::default().quantum,
             real_time: false,
             limits: Limits::default(),
+            overlay: None,
         }
     }
 }
@@ -71,6 +75,8 @@ impl Default for RunOptions {
 pub enum RunError {
     #[error("cannot load image {path}: {source}")]
     Image { path: String, source: guest_kernel::vfs::ImageError },
+    #[error("cannot use overlay {path}: {source}")]
+    Overlay { path: String, source: guest_kernel::vfs::ImageError },
     #[error("bad --env value {0:?}: expected KEY=VALUE")]
     BadEnv(String),
     #[error(transparent)]
@@ -129,12 +135,20 @@ fn resolve_program(vfs: &Vfs, program: &str) -> String {
 
 /// Builds a kernel for `opts` with `console`, and starts the program.
 pub fn boot(opts: &RunOptions, console: Box<dyn Console>) -> Result<Kernel, RunError> {
+    boot_parts(opts, console).map(|(kernel, _)| kernel)
+}
+
+/// Like [`boot`], also handing back (a handle to) the root file system.
+pub fn boot_parts(opts: &RunOptions, console: Box<dyn Console>) -> Result<(Kernel, Vfs), RunError> {
     for kv in &opts.env {
         if !kv.contains('=') || kv.starts_with('=') {
             return Err(RunError::BadEnv(kv.clone()));
         }
     }
     let vfs = open_root(&opts.root)?;
+    if let Some(dir) = &opts.overlay {
+        vfs.attach_overlay(dir).map_err(|source| RunError::Overlay { path: dir.display().to_string(), source })?;
+    }
     let mut config = KernelConfig {
         seed: opts.seed,
         quantum: opts.quantum.max(1),
@@ -151,7 +165,7 @@ pub fn boot(opts: &RunOptions, console: Box<dyn Console>) -> Result<Kernel, RunE
         Some(p) => resolve_program(&vfs, p),
         None => "/bin/init".to_string(),
     };
-    let mut kernel = Kernel::new(config, Box::new(vfs), console);
+    let mut kernel = Kernel::new(config, Box::new(vfs.clone()), console);
     kernel.register_scheme("null", Box::new(NullScheme));
     kernel.register_scheme("zero", Box::new(ZeroScheme));
     kernel.register_scheme("rand", Box::new(RandScheme::new(opts.seed)));
@@ -159,11 +173,34 @@ pub fn boot(opts: &RunOptions, console: Box<dyn Console>) -> Result<Kernel, RunE
     let mut argv: Vec<&str> = vec![&argv0];
     argv.extend(opts.args.iter().map(String::as_str));
     kernel.spawn_init(&program, &argv, &[])?;
-    Ok(kernel)
+    Ok((kernel, vfs))
 }
 
 /// Runs a program to completion.
 pub fn run(opts: &RunOptions, console: Box<dyn Console>) -> Result<RunOutcome, RunError> {
     let mut kernel = boot(opts, console)?;
     Ok(kernel.run())
+}
+
+/// Runs a program to completion and says, one line each, why a run stopped early or what
+/// went wrong on the host side (an overlay write that could not be kept): what the CLI
+/// prints on stderr after the guest's own output.
+pub fn run_with_notes(opts: &RunOptions, console: Box<dyn Console>) -> Result<(RunOutcome, Vec<String>), RunError> {
+    let (mut kernel, vfs) = boot_parts(opts, console)?;
+    let outcome = kernel.run();
+    let mut notes = Vec::new();
+    match outcome {
+        RunOutcome::BudgetExhausted => notes.push(format!(
+            "stopped: the instruction budget ran out ({} guest instructions)",
+            kernel.stats().instructions
+        )),
+        RunOutcome::Deadlock => {
+            notes.push("stopped: deadlock: every guest thread is blocked and nothing can wake one".to_string())
+        }
+        RunOutcome::Exited(_) | RunOutcome::Signaled(_) => {}
+    }
+    if let Some(e) = vfs.overlay_error() {
+        notes.push(format!("warning: {e}"));
+    }
+    Ok((outcome, notes))
 }

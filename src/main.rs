@@ -1,5 +1,6 @@
 //! The `warden` command line. Parsing only: the work is in the library.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -54,6 +55,13 @@ struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = 0)]
     seed: u64,
 
+    /// Keep the guest's writable layer in the host directory DIR (created if missing):
+    /// files the guest creates, changes or removes are written through to DIR as it goes
+    /// (removals as `.wh.NAME` whiteouts), so they survive a crash of the guest or of
+    /// warden, and a later run with the same DIR sees them. Nothing is written outside DIR.
+    #[arg(long, value_name = "DIR")]
+    overlay: Option<PathBuf>,
+
     /// Guest instructions a thread runs before the scheduler preempts it.
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     quantum: u64,
@@ -70,6 +78,10 @@ struct RunArgs {
     /// Most guest memory per process, in MiB.
     #[arg(long, value_name = "MIB", default_value_t = Limits::default().max_memory_per_process >> 20)]
     max_mem: u64,
+
+    /// Most guest memory of all processes together, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = Limits::default().max_memory_total >> 20)]
+    max_mem_total: u64,
 
     /// Most open file descriptors per process.
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_fds)]
@@ -98,10 +110,12 @@ impl RunArgs {
             seed: self.seed,
             quantum: self.quantum,
             real_time: self.real_time,
+            overlay: self.overlay,
             limits: Limits {
                 max_processes: self.max_procs,
                 max_memory_per_process: self.max_mem.saturating_mul(1 << 20),
                 max_fds: self.max_fds,
+                max_memory_total: self.max_mem_total.saturating_mul(1 << 20),
             },
         }
     }
@@ -117,9 +131,18 @@ fn main() -> ExitCode {
         }
     };
     let status = match cli.command {
-        Command::Run(args) => match warden::run(&args.options(), Box::new(HostConsole)) {
-            Ok(outcome) => outcome.exit_status(),
+        Command::Run(args) => match warden::run_with_notes(&args.options(), Box::new(HostConsole)) {
+            Ok((outcome, notes)) => {
+                // Guest output is written through as it is produced; flush anyway before the
+                // notes, so they come after it.
+                let _ = std::io::stdout().flush();
+                for note in notes {
+                    eprintln!("warden: {note}");
+                }
+                outcome.exit_status()
+            }
             Err(e) => {
+                let _ = std::io::stdout().flush();
                 eprintln!("warden: {e}");
                 e.exit_status()
             }
