@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use guest_kernel::{HostConsole, Limits};
-use warden::{Root, RunOptions, EXIT_WARDEN_FAILED};
+use guest_kernel::{HostConsole, Limits, RunOutcome};
+use warden::{Root, RunError, RunOptions, EXIT_WARDEN_FAILED};
 
 /// Warden: an x86-64 emulator hosting a supervised Redox-style guest OS.
 ///
@@ -121,6 +121,27 @@ impl RunArgs {
     }
 }
 
+/// Runs the guest; a panic (a bug in warden: nothing a guest does should cause one) becomes
+/// one line on stderr and exit status 125 instead of a crash, after the guest's output so far.
+fn run_guarded(opts: &RunOptions) -> Result<(RunOutcome, Vec<String>), RunError> {
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        let _ = std::io::stdout().flush();
+        eprintln!("warden: internal error (a bug in warden){at}: {}", msg.replace('\n', " "));
+    }));
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| warden::run_with_notes(opts, Box::new(HostConsole))))
+    {
+        Ok(result) => result,
+        Err(_) => std::process::exit(EXIT_WARDEN_FAILED),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -131,7 +152,7 @@ fn main() -> ExitCode {
         }
     };
     let status = match cli.command {
-        Command::Run(args) => match warden::run_with_notes(&args.options(), Box::new(HostConsole)) {
+        Command::Run(args) => match run_guarded(&args.options()) {
             Ok((outcome, notes)) => {
                 // Guest output is written through as it is produced; flush anyway before the
                 // notes, so they come after it.
@@ -143,7 +164,8 @@ fn main() -> ExitCode {
             }
             Err(e) => {
                 let _ = std::io::stdout().flush();
-                eprintln!("warden: {e}");
+                // One line, whatever the message quotes (a path from an image, say).
+                eprintln!("warden: {}", e.to_string().replace('\n', "\\n"));
                 e.exit_status()
             }
         },

@@ -202,6 +202,11 @@ fn fuzz_smoke_syscalls() {
 }
 
 #[test]
+fn fuzz_smoke_overlay() {
+    smoke("overlay");
+}
+
+#[test]
 fn every_target_has_a_smoke_test() {
-    assert_eq!(harness::TARGETS, ["interp", "elf", "tar", "syscalls"]);
+    assert_eq!(harness::TARGETS, ["interp", "elf", "tar", "syscalls", "overlay"]);
 }

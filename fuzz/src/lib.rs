@@ -13,6 +13,9 @@
 //! - [`tar`]: the tar image reader (`Vfs::from_tar_vec`), then a walk of the tree it built.
 //! - [`syscalls`]: a generated guest program issuing random system calls (numbers and
 //!   arguments from the input) under the full kernel; the run must also be deterministic.
+//! - [`overlay`]: the same programs with a persistent overlay (`--overlay`) in a fresh host
+//!   directory: nothing may appear outside it, and reloading it must give back exactly the
+//!   tree the guest left.
 //!
 //! This file is a module of two crates: it uses only `emu`, `guest_kernel` and `warden_abi`.
 
@@ -29,7 +32,7 @@ use guest_kernel::{CallCtx, CaptureConsole, CapturedOutput, Kernel, KernelConfig
 use warden_abi::*;
 
 /// The names of the targets, in the order of the functions below.
-pub const TARGETS: &[&str] = &["interp", "elf", "tar", "syscalls"];
+pub const TARGETS: &[&str] = &["interp", "elf", "tar", "syscalls", "overlay"];
 
 /// Runs the harness `name` on `data` (unknown names do nothing).
 pub fn run_target(name: &str, data: &[u8]) {
@@ -38,6 +41,7 @@ pub fn run_target(name: &str, data: &[u8]) {
         "elf" => elf(data),
         "tar" => tar(data),
         "syscalls" => syscalls(data),
+        "overlay" => overlay(data),
         _ => {}
     }
 }
@@ -180,7 +184,7 @@ const INTERP_DATA_LEN: u64 = 0x10000;
 /// Input: one flag byte, 16 register seeds (8 bytes each), MXCSR and the x87 control word
 /// (2 bytes each), then code. Flag bit 0 maps the code page writable too (self-modifying
 /// code); a register seed with bit 63 set becomes a pointer into the data area, so memory
-/// operands hit mapped memory often. Runs until a fault or 20,000 instructions; traps
+/// operands hit mapped memory often. Runs until a fault or 5,000 instructions; traps
 /// (`syscall`, `int n`, ...) continue as if the kernel returned 0.
 pub fn interp(data: &[u8]) {
     let mut b = Bytes::new(data);
@@ -212,7 +216,7 @@ pub fn interp(data: &[u8]) {
     cpu.mxcsr = u32::from(mxcsr) & emu::cpu::MXCSR_MASK;
     cpu.set_rflags(seeds[0].rotate_left(7));
     let _ = fcw; // the x87 control word is reached through `fldcw` in the code instead
-    let mut left: u64 = 20_000;
+    let mut left: u64 = 5_000;
     for _ in 0..64 {
         if left == 0 {
             break;
@@ -371,6 +375,28 @@ pub const PATHS: &[&[u8]] = &[
     b"/bin",
 ];
 
+/// Flag words a generated program can pass (open flags with modes, clone flags, ...).
+pub const FLAGS: &[u64] = &[
+    (O_CREAT | O_WRONLY | 0o644) as u64,
+    (O_CREAT | O_WRONLY | O_TRUNC | 0o600) as u64,
+    (O_CREAT | O_DIRECTORY | 0o755) as u64,
+    (O_CREAT | O_SYMLINK | O_WRONLY | 0o777) as u64,
+    (O_CREAT | O_EXCL | O_RDWR | 0o4755) as u64,
+    (O_RDWR | O_TRUNC) as u64,
+    (O_WRONLY | O_APPEND) as u64,
+    O_RDONLY as u64,
+    (O_RDONLY | O_DIRECTORY) as u64,
+    (O_SYMLINK | O_RDONLY) as u64,
+    (O_NOFOLLOW | O_WRONLY) as u64,
+    O_STAT as u64,
+    (O_NONBLOCK | O_CLOEXEC) as u64,
+    CLONE_VM as u64,
+    (CLONE_VM | CLONE_THREAD | CLONE_FILES | CLONE_SIGHAND | CLONE_FS) as u64,
+    CLONE_VFORK as u64,
+    1 << 62,
+    (1 << 62) | 1,
+];
+
 /// Where the generated program keeps its data (see [`syscall_program`]).
 pub const SYS_DATA: u64 = testkit::CODE_ADDR + 5;
 /// Size of the data area in the file (paths, then scratch bytes from the input).
@@ -449,7 +475,7 @@ pub fn syscall_program(data: &[u8]) -> Vec<u8> {
                 6 => Some(u64::MAX - u64::from(kind / 10)),
                 7 => Some(b.u64()),
                 8 => None, // a previous result
-                _ => Some(u64::from(kind / 10) | if kind & 1 != 0 { 1 << 62 } else { 0 }),
+                _ => Some(FLAGS[usize::from(kind / 10) % FLAGS.len()]),
             };
             match v {
                 Some(v) => movabs(&mut code, r, v),
@@ -515,4 +541,98 @@ pub fn syscalls(data: &[u8]) {
     let first = run_syscall_program(&elf);
     let second = run_syscall_program(&elf);
     assert_eq!(first, second, "two runs of the same program differ");
+}
+
+// --- overlay -----------------------------------------------------------------------------------
+
+/// A fresh, empty host directory for one overlay run.
+fn fresh_dir() -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("warden-fuzz-overlay-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+fn host_entries(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// What a guest sees at `path` (recursively): types, file contents, link targets, listings.
+fn snapshot(vfs: &Vfs, path: &[u8], depth: usize, out: &mut Vec<(Vec<u8>, u16, Vec<u8>)>) {
+    let ctx = CallCtx { pid: 0, uid: 0, gid: 0, umask: 0 };
+    let Ok(st) = vfs.lstat_path(path) else {
+        out.push((path.to_vec(), 0, Vec::new()));
+        return;
+    };
+    let ty = (st.st_mode & 0o170000) as u16;
+    let mut root = vfs.clone();
+    let mut body = Vec::new();
+    if st.is_dir() {
+        let names = vfs.list_dir(path).unwrap_or_default();
+        body = names.join(&b'/');
+        out.push((path.to_vec(), ty, body));
+        if depth < 16 {
+            for name in names {
+                let mut p = path.to_vec();
+                if p.last() != Some(&b'/') {
+                    p.push(b'/');
+                }
+                p.extend_from_slice(&name);
+                snapshot(vfs, &p, depth + 1, out);
+            }
+        }
+        return;
+    }
+    if let Ok(f) = root.open(path, O_RDONLY | O_SYMLINK, &ctx) {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = f.borrow_mut().read(&mut buf) {
+            if n == 0 || body.len() > 1 << 20 {
+                break;
+            }
+            body.extend_from_slice(&buf[..n]);
+        }
+    }
+    out.push((path.to_vec(), ty, body));
+}
+
+/// Random system calls with a persistent overlay: confinement and faithful persistence.
+pub fn overlay(data: &[u8]) {
+    let elf = syscall_program(data);
+    let base = fresh_dir();
+    let layer = base.join("layer");
+    let victim = base.join("victim");
+    std::fs::create_dir_all(&victim).expect("victim dir");
+    let vfs = Vfs::from_tar_vec(base_image()).expect("base image");
+    vfs.attach_overlay(&layer).expect("attach a fresh overlay");
+    let ctx = CallCtx { pid: 0, uid: 0, gid: 0, umask: 0 };
+    let mut root = vfs.clone();
+    let file = root.open(b"/bin/fuzz", O_CREAT | O_WRONLY | 0o755, &ctx).expect("create");
+    assert_eq!(file.borrow_mut().write(&elf).ok(), Some(elf.len()));
+    drop(file);
+    {
+        let (mut kernel, _out) = kernel_with(vfs.clone(), fuzz_config(100_000));
+        kernel.spawn_init("/bin/fuzz", &["fuzz"], &[]).expect("the generated program must load");
+        let _ = kernel.run();
+    }
+    assert_eq!(host_entries(&base), ["layer", "victim"], "something was written beside the overlay");
+    assert!(host_entries(&victim).is_empty(), "something was written outside the overlay");
+    if vfs.overlay_error().is_none() {
+        let again = Vfs::from_tar_vec(base_image()).expect("base image");
+        again.attach_overlay(&layer).expect("an overlay warden wrote must load");
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        snapshot(&vfs, b"/", 0, &mut a);
+        snapshot(&again, b"/", 0, &mut b);
+        assert_eq!(a.len(), b.len(), "reloaded tree differs in size");
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(x, y, "reloaded tree differs");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&base);
 }
