@@ -286,6 +286,50 @@ fn shift_ri<const K: u8, const S: u8, const F: bool>(cpu: &mut Cpu, _: &mut Memo
     Ok(())
 }
 
+const ROL: u8 = 3;
+const ROR: u8 = 4;
+
+/// Rotate by a non-zero immediate count (already masked, and reduced modulo
+/// the width) in `op.a`; only CF and OF change.
+fn rotate_ri<const K: u8, const S: u8, const F: bool>(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
+    let a = cpu.gpr[op.r0 as usize] & mask(S);
+    let (r, cf, of) = if S == 8 {
+        let r = if K == ROL { a.rotate_left(op.a as u32) } else { a.rotate_right(op.a as u32) };
+        if K == ROL {
+            (r, r & 1, (r >> 63) ^ (r & 1))
+        } else {
+            (r, r >> 63, (r >> 63) ^ ((r >> 62) & 1))
+        }
+    } else {
+        let v = a as u32;
+        let r = if K == ROL { v.rotate_left(op.a as u32) } else { v.rotate_right(op.a as u32) } as u64;
+        if K == ROL {
+            (r, r & 1, (r >> 31) ^ (r & 1))
+        } else {
+            (r, r >> 31, (r >> 31) ^ ((r >> 30) & 1))
+        }
+    };
+    set_reg::<S>(cpu, op.r0, r);
+    if F {
+        cpu.rflags = (cpu.rflags & !(CF | OF)) | cf | of << 11;
+    }
+    Ok(())
+}
+
+fn not_r<const S: u8>(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
+    set_reg::<S>(cpu, op.r0, !cpu.gpr[op.r0 as usize]);
+    Ok(())
+}
+
+fn neg_r<const S: u8, const F: bool>(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
+    let (r, f) = alu_op::<SUB, S, F>(0, cpu.gpr[op.r0 as usize]);
+    set_reg::<S>(cpu, op.r0, r);
+    if F {
+        set_flags(cpu, f);
+    }
+    Ok(())
+}
+
 fn imul_rr<const S: u8, const F: bool>(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
     imul_core::<S, F>(
         cpu,
@@ -700,6 +744,30 @@ pub(crate) fn specialize(i: &Instruction, flags_live: bool, op: &mut Op) -> Opti
                 M::Shr => by_size_flags!(s, flags_live, shift_ri[SHR]),
                 _ => by_size_flags!(s, flags_live, shift_ri[SAR]),
             }
+        }
+        M::Rol | M::Ror if k0 == OpKind::Register && is_imm(k1) => {
+            let (r0, s) = wide_reg(i.op0_register())?;
+            let c = i.immediate(1) & if s == 8 { 63 } else { 31 };
+            if c == 0 {
+                return None;
+            }
+            op.r0 = r0;
+            op.a = c;
+            if m == M::Rol {
+                by_size_flags!(s, flags_live, rotate_ri[ROL])
+            } else {
+                by_size_flags!(s, flags_live, rotate_ri[ROR])
+            }
+        }
+        M::Not if k0 == OpKind::Register => {
+            let (r0, s) = wide_reg(i.op0_register())?;
+            op.r0 = r0;
+            by_size!(s, not_r[])
+        }
+        M::Neg if k0 == OpKind::Register => {
+            let (r0, s) = wide_reg(i.op0_register())?;
+            op.r0 = r0;
+            by_size_flags!(s, flags_live, neg_r[])
         }
         M::Imul if i.op_count() >= 2 => {
             let (r0, s) = wide_reg(i.op0_register())?;
