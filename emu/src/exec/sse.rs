@@ -201,6 +201,46 @@ fn vec_op<H: Host>(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     Ok(())
 }
 
+const AND: u8 = 0;
+const ANDN: u8 = 1;
+const OR: u8 = 2;
+const XOR: u8 = 3;
+const ADDD: u8 = 4;
+const SUBD: u8 = 5;
+const ADDQ: u8 = 6;
+const SUBQ: u8 = 7;
+const CMPEQB: u8 = 8;
+
+/// The commonest integer ops in plain Rust: they are frequent (string
+/// functions, zeroing idioms) and too cheap to be worth a host round trip.
+fn int_op<const K: u8>(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
+    let i = &op.insn;
+    let b = src(cpu, mem, i, 1)?;
+    let d = xr(i.op0_register());
+    let a = cpu.xmm[d];
+    let lanes32 = |f: fn(u32, u32) -> u32| {
+        (0..4).fold(0u128, |acc, k| acc | (f((a >> (32 * k)) as u32, (b >> (32 * k)) as u32) as u128) << (32 * k))
+    };
+    let lanes64 = |f: fn(u64, u64) -> u64| {
+        (f(a as u64, b as u64) as u128) | (f((a >> 64) as u64, (b >> 64) as u64) as u128) << 64
+    };
+    cpu.xmm[d] = match K {
+        AND => a & b,
+        ANDN => !a & b,
+        OR => a | b,
+        XOR => a ^ b,
+        ADDD => lanes32(u32::wrapping_add),
+        SUBD => lanes32(u32::wrapping_sub),
+        ADDQ => lanes64(u64::wrapping_add),
+        SUBQ => lanes64(u64::wrapping_sub),
+        _ => {
+            let (x, y) = (a.to_le_bytes(), b.to_le_bytes());
+            u128::from_le_bytes(std::array::from_fn(|k| if x[k] == y[k] { 0xff } else { 0 }))
+        }
+    };
+    Ok(())
+}
+
 /// `op xmm1, xmm2/m` under the guest MXCSR.
 fn fp_op<H: Host>(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     fp_op_with(cpu, mem, op, H::run)
@@ -727,6 +767,15 @@ pub(crate) fn select(i: &Instruction) -> Option<Handler> {
         M::Mpsadbw => mpsadbw,
         M::Ptest => ptest,
         M::Crc32 => crc32,
+        M::Pand | M::Andps | M::Andpd => int_op::<AND>,
+        M::Pandn | M::Andnps | M::Andnpd => int_op::<ANDN>,
+        M::Por | M::Orps | M::Orpd => int_op::<OR>,
+        M::Pxor | M::Xorps | M::Xorpd => int_op::<XOR>,
+        M::Paddd => int_op::<ADDD>,
+        M::Psubd => int_op::<SUBD>,
+        M::Paddq => int_op::<ADDQ>,
+        M::Psubq => int_op::<SUBQ>,
+        M::Pcmpeqb => int_op::<CMPEQB>,
         M::Pblendvb => vec_op::<host::Pblendvb>,
         M::Blendvps => vec_op::<host::Blendvps>,
         M::Blendvpd => vec_op::<host::Blendvpd>,
