@@ -909,38 +909,21 @@ pub(crate) fn compare(a: u128, b: u128, quiet: bool, ctx: &mut Ctx) -> Order {
     }
 }
 
-// ---- transcendental functions (host f64 quality) --------------------------
+// ---- transcendental functions -----------------------------------------------
 
-/// The value as an f64 rounded to nearest (no flags).
-pub(crate) fn approx_f64(v: u128) -> f64 {
-    let mut c = Ctx::new(0x037f);
-    f64::from_bits(to_f64(v, &mut c))
-}
-
-/// An f64 result back in register format, flagged inexact.
-pub(crate) fn from_approx(x: f64, ctx: &mut Ctx) -> u128 {
-    let mut c = Ctx::new(0x037f);
-    let r = from_f64(x.to_bits(), &mut c);
-    if class(r).is_nan() {
-        return invalid(ctx);
-    }
-    ctx.flags |= PE;
-    r
+/// Rounds `sig * 2^(exp - 127)` (`sig` normalized), known to be inexact, to
+/// the register format at full precision.
+pub(crate) fn round_wide(sign: bool, exp: i32, sig: u128, ctx: &mut Ctx) -> u128 {
+    pack80(round(sign, exp, sig, true, reg_fmt(64), ctx, true))
 }
 
 /// Exponent of a finite non-zero value (`None` for other classes).
+#[cfg(test)]
 pub(crate) fn exponent(v: u128) -> Option<i32> {
     match class(v) {
         Class::Normal | Class::Denormal => Some(unpack(v).exp),
         _ => None,
     }
-}
-
-/// A tiny argument returned unchanged (sin, tan, atan of tiny `x` is `x`
-/// to within half an ulp), flagged inexact.
-pub(crate) fn tiny_identity(x: u128, ctx: &mut Ctx) -> u128 {
-    ctx.flags |= PE;
-    x
 }
 
 // ---- BCD -------------------------------------------------------------------
