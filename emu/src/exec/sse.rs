@@ -153,6 +153,11 @@ fn fp_run(cpu: &mut Cpu, s: &mut St, run: Run) -> R {
     // (a signal frame or a tool may set it), and a reserved bit would make
     // the host's own `ldmxcsr` fault.
     s.mx_in = ((guest & MXCSR_MASK) | EXC_MASKS) & !EXC_FLAGS;
+    if guest & UE << 7 == 0 {
+        // FTZ applies only while underflow is masked: with it unmasked a
+        // tiny result is not flushed (so the flush's PE must not show).
+        s.mx_in &= !FTZ;
+    }
     let before = *s;
     run(s);
     let raised = s.mx_out & EXC_FLAGS;
@@ -175,7 +180,7 @@ fn fp_run(cpu: &mut Cpu, s: &mut St, run: Run) -> R {
 #[cold]
 #[inline(never)]
 fn fp_unmasked(cpu: &mut Cpu, before: St, mut raised: u32, unmasked: u32, run: Run) -> R {
-    if unmasked & UE != 0 && raised & UE == 0 && cpu.mxcsr & FTZ == 0 {
+    if unmasked & UE != 0 && raised & UE == 0 {
         let mut t = before;
         t.mx_in |= FTZ;
         run(&mut t);

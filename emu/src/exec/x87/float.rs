@@ -763,23 +763,27 @@ pub(crate) struct Rem {
     pub q: u64,
     /// C2: the reduction is incomplete.
     pub partial: bool,
+    /// A NaN result (NaN or unsupported operand, invalid operation): C0 and
+    /// C3 keep their values (AMD, checked on the host), C1 and C2 are cleared.
+    pub nan: bool,
 }
 
 /// `fprem` (truncating, `ieee == false`) or `fprem1` (round to nearest).
 pub(crate) fn rem(a: u128, b: u128, ieee: bool, ctx: &mut Ctx) -> Rem {
-    let done = |value| Rem { value, q: 0, partial: false };
+    let done = |value| Rem { value, q: 0, partial: false, nan: false };
+    let nan = |value| Rem { value, q: 0, partial: false, nan: true };
     let (ca, cb) = (class(a), class(b));
     if !ca.is_nan() && !cb.is_nan() && ca != Class::Unsupported && cb != Class::Unsupported {
         // Invalid operands are reported before denormal ones.
         if ca == Class::Inf || cb == Class::Zero {
-            return done(invalid(ctx));
+            return nan(invalid(ctx));
         }
     }
     if let Some(r) = prelude2(a, b, ctx) {
-        return done(r);
+        return nan(r);
     }
     match (class(a), class(b)) {
-        (Class::Inf, _) | (_, Class::Zero) => return done(invalid(ctx)),
+        (Class::Inf, _) | (_, Class::Zero) => return nan(invalid(ctx)),
         (Class::Zero, _) => return done(a),
         // The dividend comes back as an exact result (pseudo-denormals
         // normalized, a denormal subject to the underflow response).
@@ -800,7 +804,7 @@ pub(crate) fn rem(a: u128, b: u128, ieee: bool, ctx: &mut Ctx) -> Rem {
         let num = (x.sig as u128) << n;
         let r = num % ys;
         let value = pack_rem(x.sign, y.exp + (d - n), r, ctx);
-        return Rem { value, q: 0, partial: true };
+        return Rem { value, q: 0, partial: true, nan: false };
     }
     let (mut q, mut r, mut s) = if d >= 0 {
         let num = (x.sig as u128) << d;
@@ -824,7 +828,7 @@ pub(crate) fn rem(a: u128, b: u128, ieee: bool, ctx: &mut Ctx) -> Rem {
             q = 1;
         }
     }
-    Rem { value: pack_rem(s, rexp, r, ctx), q, partial: false }
+    Rem { value: pack_rem(s, rexp, r, ctx), q, partial: false, nan: false }
 }
 
 /// Packs an exact remainder `r * 2^(exp - 63)` (`r < 2^65`).

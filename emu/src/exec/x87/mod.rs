@@ -563,18 +563,23 @@ fn binary_st0<const K: u8>(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
     let rem = float::rem(a, b, K == PREM1, &mut ctx);
     let blocked = ctx.blocking();
     raise(x, ctx.flags, false);
+    // Condition codes (checked on the host): quotient bits when complete;
+    // C2 alone when partial; C1 and C2 cleared, C0 and C3 kept for NaN
+    // results and blocked ones.
+    x.fsw &= !fsw::C2;
+    if rem.nan || blocked {
+        // C1 was cleared by `raise`.
+    } else if rem.partial {
+        x.fsw = (x.fsw & !(fsw::C0 | fsw::C1 | fsw::C3)) | fsw::C2;
+    } else {
+        let q = rem.q;
+        x.fsw = (x.fsw & !(fsw::C0 | fsw::C1 | fsw::C3))
+            | ((q >> 2 & 1) as u16) << 8
+            | ((q >> 1 & 1) as u16) << 14
+            | ((q & 1) as u16) << 9;
+    }
     if !blocked {
         x.set_st(0, rem.value);
-        if rem.partial {
-            x.fsw |= fsw::C2;
-        } else {
-            let q = rem.q;
-            x.fsw &= !fsw::C2;
-            x.fsw = (x.fsw & !(fsw::C0 | fsw::C1 | fsw::C3))
-                | ((q >> 2 & 1) as u16) << 8
-                | ((q >> 1 & 1) as u16) << 14
-                | ((q & 1) as u16) << 9;
-        }
     }
     Ok(())
 }

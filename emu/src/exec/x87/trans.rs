@@ -231,16 +231,22 @@ fn nan1(a: u128, ctx: &mut Ctx) -> Option<u128> {
     }
 }
 
-/// Like `nan1` for two operands (x87 NaN rules via an exact add).
+/// NaN/unsupported operands of a two-operand function (x87 NaN rules via an
+/// exact add).
 fn nan2(a: u128, b: u128, ctx: &mut Ctx) -> Option<u128> {
     let (ca, cb) = (float::class(a), float::class(b));
     if ca == Class::Unsupported || cb == Class::Unsupported || ca.is_nan() || cb.is_nan() {
         return Some(float::add(a, b, false, ctx));
     }
-    if ca == Class::Denormal || cb == Class::Denormal {
+    None
+}
+
+/// Flags denormal operands; called after the invalid-operation checks
+/// (an invalid operation is reported without DE, checked on the host).
+fn denormal2(a: u128, b: u128, ctx: &mut Ctx) {
+    if float::class(a) == Class::Denormal || float::class(b) == Class::Denormal {
         ctx.flags |= DE;
     }
-    None
 }
 
 // ---- series ------------------------------------------------------------------------
@@ -456,11 +462,17 @@ pub(super) fn yl2x(y: u128, x: u128, ctx: &mut Ctx) -> u128 {
         ctx.flags |= IE;
         return INDEFINITE;
     }
+    if matches!((cy, cx), (Class::Zero, Class::Zero) | (Class::Zero, Class::Inf)) {
+        ctx.flags |= IE;
+        return INDEFINITE;
+    }
+    if cy == Class::Inf && x & !(1 << 79) == float::make(false, 0x3fff, 1 << 63) {
+        // inf * log2(1).
+        ctx.flags |= IE;
+        return INDEFINITE;
+    }
+    denormal2(y, x, ctx);
     match (cy, cx) {
-        (Class::Zero, Class::Zero) | (Class::Zero, Class::Inf) => {
-            ctx.flags |= IE;
-            return INDEFINITE;
-        }
         (Class::Inf, Class::Zero) => return float::inf(!sy),
         (_, Class::Zero) => {
             ctx.flags |= ZE;
@@ -473,10 +485,6 @@ pub(super) fn yl2x(y: u128, x: u128, ctx: &mut Ctx) -> u128 {
     let u = float::unpack(x);
     let exact = u.sig == 1 << 63;
     if cy == Class::Inf {
-        if exact && u.exp == 0 {
-            ctx.flags |= IE;
-            return INDEFINITE;
-        }
         return float::inf(sy != (u.exp < 0));
     }
     if exact {
@@ -503,21 +511,21 @@ pub(super) fn yl2xp1(y: u128, x: u128, ctx: &mut Ctx) -> u128 {
         return r;
     }
     let (cy, cx) = (float::class(y), float::class(x));
+    let invalid = match (cy, cx) {
+        (Class::Zero, Class::Inf) | (Class::Inf, Class::Zero) => true,
+        (_, Class::Inf) => float::sign(x),
+        _ => false,
+    };
+    if invalid {
+        ctx.flags |= IE;
+        return INDEFINITE;
+    }
+    denormal2(y, x, ctx);
     match (cy, cx) {
-        (Class::Zero, Class::Inf) | (Class::Inf, Class::Zero) => {
-            ctx.flags |= IE;
-            return INDEFINITE;
-        }
         (_, Class::Zero) | (Class::Zero, _) => {
             return float::zero(float::sign(x) != float::sign(y));
         }
-        (_, Class::Inf) => {
-            if float::sign(x) {
-                ctx.flags |= IE;
-                return INDEFINITE;
-            }
-            return float::inf(float::sign(y));
-        }
+        (_, Class::Inf) => return float::inf(float::sign(y)),
         (Class::Inf, _) => return float::inf(float::sign(y) != float::sign(x)),
         _ => {}
     }
@@ -542,6 +550,7 @@ pub(super) fn atan2(y: u128, x: u128, ctx: &mut Ctx) -> u128 {
     if let Some(r) = nan2(y, x, ctx) {
         return r;
     }
+    denormal2(y, x, ctx);
     let (cy, cx) = (float::class(y), float::class(x));
     let (sy, sx) = (float::sign(y), float::sign(x));
     let signed = |w: W| W { neg: sy, ..w };
