@@ -14,6 +14,11 @@
 //! written generators for strings, branches, shifts by every interesting
 //! count and divide edge cases.
 //!
+//! x87 transcendentals (`fsin` .. `fyl2xp1`) are compared within 1 ulp of
+//! the 64-bit significand with C1 ignored (`FpCompare::Transcendental`):
+//! emu rounds the (nearly) exact value, hardware is within ~0.6 ulp of it.
+//! Everything else is compared bit for bit.
+//!
 //! An instruction emu reports as #UD where the host does not is counted as
 //! "unimplemented" and listed, not failed; `claimed_features_are_implemented`
 //! fails when such an instruction belongs to a feature emu's cpuid claims.
