@@ -516,7 +516,7 @@ fn unary_push<const K: u8>(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
                 (trig::sin(sin, tiny, &mut ctx), c)
             }
             Trig::Finite { sin, cos, x: xw, exp, .. } => {
-                (trig::tan(sin, cos, xw, exp, &mut ctx), constant(C_ONE, Rc::Nearest))
+                (trig::tan(a, sin, cos, xw, exp, &mut ctx), constant(C_ONE, Rc::Nearest))
             }
         },
     };

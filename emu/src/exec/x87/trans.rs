@@ -414,10 +414,17 @@ pub(super) fn cos(c: W, tiny: bool, ctx: &mut Ctx) -> u128 {
     finish(c, tiny, ctx)
 }
 
-/// tan from the reduced sin and cos; below 2^-33 hardware returns the
-/// operand `x` as if tan x were just below it.
-pub(super) fn tan(s: W, c: W, x: W, exp: i32, ctx: &mut Ctx) -> u128 {
+/// tan from the reduced sin and cos. Below 2^-33 hardware returns the
+/// operand `x`, rounded as if tan x were just below it (just above for
+/// some significands, which is not modelled: 1 ulp off under directed
+/// rounding), and exactly for a power of two (PE still set).
+pub(super) fn tan(a: u128, s: W, c: W, x: W, exp: i32, ctx: &mut Ctx) -> u128 {
     if exp < -33 {
+        if float::class(a) == Class::Normal && a as u64 == 1 << 63 {
+            ctx.flags |= PE;
+            ctx.up = false;
+            return a;
+        }
         return finish(x, true, ctx);
     }
     finish(s.div(c), false, ctx)
