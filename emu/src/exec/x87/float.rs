@@ -493,8 +493,10 @@ pub(crate) fn mul(a: u128, b: u128, ctx: &mut Ctx) -> u128 {
 }
 
 pub(crate) fn div(a: u128, b: u128, ctx: &mut Ctx) -> u128 {
-    // A zero divisor takes precedence over a denormal dividend.
-    if class(b) == Class::Zero && class(a) == Class::Denormal {
+    // A zero divisor takes precedence over a denormal dividend (also one
+    // that was a single/double memory operand, checked on the host).
+    let denormal_a = class(a) == Class::Denormal || (ctx.src_denormal && class(a) == Class::Normal);
+    if class(b) == Class::Zero && denormal_a {
         ctx.flags |= ZE;
         return inf(sign(a) != sign(b));
     }

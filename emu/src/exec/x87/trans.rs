@@ -478,15 +478,16 @@ pub(super) fn yl2x(y: u128, x: u128, ctx: &mut Ctx) -> u128 {
         ctx.flags |= IE;
         return INDEFINITE;
     }
-    denormal2(y, x, ctx);
-    match (cy, cx) {
-        (Class::Inf, Class::Zero) => return float::inf(!sy),
-        (_, Class::Zero) => {
+    if cx == Class::Zero {
+        // log2(0) = -inf: a zero divide (without DE) unless y is infinite.
+        if cy != Class::Inf {
             ctx.flags |= ZE;
-            return float::inf(!sy);
         }
-        (_, Class::Inf) => return float::inf(sy),
-        _ => {}
+        return float::inf(!sy);
+    }
+    denormal2(y, x, ctx);
+    if cx == Class::Inf {
+        return float::inf(sy);
     }
     // x finite > 0.
     let u = float::unpack(x);
@@ -500,7 +501,8 @@ pub(super) fn yl2x(y: u128, x: u128, ctx: &mut Ctx) -> u128 {
         let r = float::mul(y, float::from_i64(u.exp as i64), &mut c);
         ctx.flags |= c.flags;
         ctx.up = c.up;
-        if u.exp != 0 {
+        // Hardware flags PE even then, unless the result is zero.
+        if u.exp != 0 && cy != Class::Zero {
             ctx.flags |= PE;
         }
         return r;
