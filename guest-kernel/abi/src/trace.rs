@@ -161,11 +161,7 @@ fn write_fd(w: &mut dyn Write, fd: u64) -> fmt::Result {
     if fd as usize == ANONYMOUS_FD {
         return w.write_str("-1");
     }
-    if fd & (1 << 62) != 0 {
-        write!(w, "{}|FD_NONBLOCK_CALL", fd & !(1 << 62))
-    } else {
-        write!(w, "{fd}")
-    }
+    if fd & (1 << 62) != 0 { write!(w, "{}|FD_NONBLOCK_CALL", fd & !(1 << 62)) } else { write!(w, "{fd}") }
 }
 
 fn write_path(w: &mut dyn Write, items: &[u8], ptr: u64) -> fmt::Result {
@@ -363,8 +359,7 @@ pub fn write_call(w: &mut dyn Write, number: usize, a: &[u64; 6], items: &[u8], 
             write!(w, "{:#x}, {op}, {}", a[0], a[2])?;
         }
         SYS_SUPERVISE => write!(w, "{}", a[0])?,
-        SYS_GETPID | SYS_GETPPID | SYS_YIELD | SYS_SIGRETURN | SYS_GETUID | SYS_GETGID | SYS_GETEUID
-        | SYS_GETEGID => {}
+        SYS_GETPID | SYS_GETPPID | SYS_YIELD | SYS_SIGRETURN | SYS_GETUID | SYS_GETGID | SYS_GETEUID | SYS_GETEGID => {}
         _ => write!(w, "{:#x}, {:#x}, {:#x}", a[0], a[1], a[2])?,
     }
     w.write_char(')')
