@@ -83,7 +83,11 @@ pub fn write_flags(w: &mut dyn Write, value: usize, names: &[(usize, &str)]) -> 
         if !first {
             w.write_char('|')?;
         }
-        write!(w, "{rest:#x}")?;
+        if rest == 0 {
+            w.write_char('0')?;
+        } else {
+            write!(w, "{rest:#x}")?;
+        }
     }
     Ok(())
 }

@@ -837,6 +837,38 @@ impl Kernel {
     }
 }
 
+/// The encoded items (`warden_abi::PacketItem` layout) a guest supervisor would get for this
+/// call: for host tools that want the same view (e.g. to format it with `warden_abi::trace`).
+pub fn entry_items_of(ev: &SyscallEntry<'_>) -> Vec<u8> {
+    let mut items: Vec<(u32, u32, &[u8])> = Vec::new();
+    if let Some(p) = ev.path {
+        items.push((ITEM_PATH, 0, p));
+    }
+    if let Some(r) = ev.resolved {
+        items.push((ITEM_RESOLVED, 0, r));
+    }
+    match &ev.call.input {
+        Input::Bytes(b) => items.push((ITEM_BYTES, if ev.call.number == SYS_DUP2 { 2 } else { 1 }, b)),
+        Input::Exec { args, envs } => {
+            items.extend(args.iter().map(|a| (ITEM_ARG, 1, a.as_slice())));
+            items.extend(envs.iter().map(|e| (ITEM_ENV, 3, e.as_slice())));
+        }
+        _ => {}
+    }
+    let strukt = struct_item(ev.call);
+    if let Some((arg, bytes)) = &strukt {
+        items.push((ITEM_STRUCT, *arg, bytes));
+    }
+    channel::encode(SupervisePacket::default(), &items).split_off(SupervisePacket::SIZE)
+}
+
+/// The encoded `ITEM_OUTPUT` items of a call's outputs.
+pub fn output_items_of(outputs: &[Output]) -> Vec<u8> {
+    let items: Vec<(u32, u32, &[u8])> =
+        outputs.iter().map(|o| (ITEM_OUTPUT, o.arg as u32, o.data.as_slice())).collect();
+    channel::encode(SupervisePacket::default(), &items).split_off(SupervisePacket::SIZE)
+}
+
 /// Rewrites the sequence number in an encoded packet.
 fn with_seq(mut bytes: Vec<u8>, seq: u64) -> Vec<u8> {
     if let Some(b) = bytes.get_mut(8..16) {
