@@ -30,6 +30,7 @@ pub mod process;
 mod sched;
 pub mod scheme;
 pub mod signal;
+pub mod supervise;
 pub mod syscall;
 pub mod testkit;
 pub mod time;
@@ -218,6 +219,8 @@ pub struct Kernel {
     stats: Stats,
     /// Set by `yield` (and a zero sleep): end the current slice.
     yield_requested: bool,
+    /// Supervisors and held calls ([`supervise`]).
+    sup: supervise::Supervision,
 }
 
 impl Kernel {
@@ -247,6 +250,7 @@ impl Kernel {
             outcome: None,
             stats: Stats::default(),
             yield_requested: false,
+            sup: Default::default(),
         }
     }
 
