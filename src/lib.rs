@@ -9,6 +9,8 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod trace;
+
 use guest_kernel::scheme::basic::{NullScheme, RandScheme, ZeroScheme};
 use guest_kernel::vfs::Vfs;
 use guest_kernel::{Console, Kernel, KernelConfig, Limits, RunOutcome, SpawnError};
@@ -51,6 +53,8 @@ pub struct RunOptions {
     /// Keep the guest's writable layer in this host directory (`--overlay DIR`): what the
     /// guest writes survives the run, and a later run with the same directory sees it.
     pub overlay: Option<PathBuf>,
+    /// Trace system calls through the host supervisor ([`trace`]).
+    pub trace: Option<trace::TraceConfig>,
 }
 
 impl Default for RunOptions {
@@ -66,6 +70,7 @@ impl Default for RunOptions {
             real_time: false,
             limits: Limits::default(),
             overlay: None,
+            trace: None,
         }
     }
 }
@@ -81,6 +86,8 @@ pub enum RunError {
     BadEnv(String),
     #[error(transparent)]
     Spawn(#[from] SpawnError),
+    #[error("cannot write the trace: {0}")]
+    Trace(std::io::Error),
 }
 
 impl RunError {
@@ -172,14 +179,23 @@ pub fn boot_parts(opts: &RunOptions, console: Box<dyn Console>) -> Result<(Kerne
     let argv0 = opts.program.clone().unwrap_or_else(|| program.clone());
     let mut argv: Vec<&str> = vec![&argv0];
     argv.extend(opts.args.iter().map(String::as_str));
-    kernel.spawn_init(&program, &argv, &[])?;
+    let init = kernel.spawn_init(&program, &argv, &[])?;
+    if let Some(cfg) = &opts.trace {
+        use guest_kernel::supervise::HostAttach;
+        let attach = if cfg.follow { HostAttach::All } else { HostAttach::Chosen { follow: false } };
+        let tracer = trace::Tracer::new(cfg.clone()).map_err(RunError::Trace)?;
+        kernel.set_host_supervisor(Box::new(tracer), attach);
+        kernel.host_attach(init);
+    }
     Ok((kernel, vfs))
 }
 
 /// Runs a program to completion.
 pub fn run(opts: &RunOptions, console: Box<dyn Console>) -> Result<RunOutcome, RunError> {
     let mut kernel = boot(opts, console)?;
-    Ok(kernel.run())
+    let outcome = kernel.run();
+    kernel.finish_host_supervisor();
+    Ok(outcome)
 }
 
 /// Runs a program to completion and says, one line each, why a run stopped early or what
@@ -188,6 +204,7 @@ pub fn run(opts: &RunOptions, console: Box<dyn Console>) -> Result<RunOutcome, R
 pub fn run_with_notes(opts: &RunOptions, console: Box<dyn Console>) -> Result<(RunOutcome, Vec<String>), RunError> {
     let (mut kernel, vfs) = boot_parts(opts, console)?;
     let outcome = kernel.run();
+    kernel.finish_host_supervisor();
     let mut notes = Vec::new();
     match outcome {
         RunOutcome::BudgetExhausted => notes.push(format!(

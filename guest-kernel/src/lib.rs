@@ -30,6 +30,7 @@ pub mod process;
 mod sched;
 pub mod scheme;
 pub mod signal;
+pub mod supervise;
 pub mod syscall;
 pub mod testkit;
 pub mod time;
@@ -223,6 +224,8 @@ pub struct Kernel {
     yield_requested: bool,
     /// Guest memory mapped by all address spaces (`Limits::max_memory_total`).
     mem_total: Rc<mm::MemTotal>,
+    /// Supervisors and held calls ([`supervise`]).
+    sup: supervise::Supervision,
 }
 
 impl Kernel {
@@ -254,6 +257,7 @@ impl Kernel {
             stats: Stats::default(),
             yield_requested: false,
             mem_total: Rc::new(mm::MemTotal::new(config_total)),
+            sup: Default::default(),
         }
     }
 
