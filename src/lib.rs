@@ -9,6 +9,8 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod testrun;
+
 use guest_kernel::scheme::basic::{NullScheme, RandScheme, ZeroScheme};
 use guest_kernel::vfs::Vfs;
 use guest_kernel::{Console, Kernel, KernelConfig, Limits, RunOutcome, SpawnError};
@@ -129,12 +131,16 @@ fn resolve_program(vfs: &Vfs, program: &str) -> String {
 
 /// Builds a kernel for `opts` with `console`, and starts the program.
 pub fn boot(opts: &RunOptions, console: Box<dyn Console>) -> Result<Kernel, RunError> {
+    boot_with_vfs(opts, open_root(&opts.root)?, console)
+}
+
+/// [`boot`] on a root file system the caller opened (and perhaps added files to).
+pub fn boot_with_vfs(opts: &RunOptions, vfs: Vfs, console: Box<dyn Console>) -> Result<Kernel, RunError> {
     for kv in &opts.env {
         if !kv.contains('=') || kv.starts_with('=') {
             return Err(RunError::BadEnv(kv.clone()));
         }
     }
-    let vfs = open_root(&opts.root)?;
     let mut config = KernelConfig {
         seed: opts.seed,
         quantum: opts.quantum.max(1),

@@ -1,5 +1,7 @@
 //! The `warden` command line. Parsing only: the work is in the library.
 
+mod wtest_cli;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -26,6 +28,9 @@ enum Command {
     /// Options come before PROGRAM; everything after it goes to the guest
     /// unchanged. Guest stdin, stdout and stderr are warden's own.
     Run(RunArgs),
+    /// Run guest test programs, each in a fresh guest, in parallel: one line per test,
+    /// then `N passed, N failed`; exit status 1 if any failed.
+    Test(wtest_cli::TestArgs),
 }
 
 #[derive(Args, Debug)]
@@ -124,6 +129,7 @@ fn main() -> ExitCode {
                 e.exit_status()
             }
         },
+        Command::Test(args) => args.run(),
     };
     ExitCode::from(status.clamp(0, 255) as u8)
 }
