@@ -31,6 +31,11 @@ enum Command {
     /// Run guest test programs, each in a fresh guest, in parallel: one line per test,
     /// then `N passed, N failed`; exit status 1 if any failed.
     Test(wtest_cli::TestArgs),
+    /// Run a program like `run` while writing a trace that `warden replay` reproduces exactly.
+    Record(wtest_cli::RecordArgs),
+    /// Replay a trace: same output bytes and exit status, without reading host input; stops
+    /// with status 125 at the first divergence.
+    Replay(wtest_cli::ReplayArgs),
 }
 
 #[derive(Args, Debug)]
@@ -130,6 +135,8 @@ fn main() -> ExitCode {
             }
         },
         Command::Test(args) => args.run(),
+        Command::Record(args) => args.run(),
+        Command::Replay(args) => args.run(),
     };
     ExitCode::from(status.clamp(0, 255) as u8)
 }

@@ -440,15 +440,28 @@ pub fn run_one(spec: &TestSpec, config: &TestConfig, seed: u64, display_name: St
     let start = Instant::now();
     let (console, out) = CaptureConsole::new(&spec.stdin);
     let mut instructions = 0;
-    let trace: Option<(PathBuf, PathBuf)> = None;
-    let outcome: Result<RunOutcome, String> = (|| {
-        let vfs = open_root(&opts.root).map_err(|e| e.to_string())?;
-        add_files(&vfs, &spec.extra_files)?;
-        let mut k = crate::boot_with_vfs(&opts, vfs, Box::new(console)).map_err(|e| e.to_string())?;
-        let o = k.run();
-        instructions = k.stats().instructions;
-        Ok(o)
-    })();
+    let mut trace: Option<(PathBuf, PathBuf)> = None;
+    let outcome: Result<RunOutcome, String> = match &config.record_failures {
+        Some(dir) => {
+            let final_path = dir.join(trace_file_name(&display_name));
+            let partial = final_path.with_extension("trace.partial");
+            let r = crate::record::record(&opts, &spec.extra_files, Box::new(console), &partial);
+            trace = Some((partial, final_path));
+            r.map(|(o, stats)| {
+                instructions = stats.instructions;
+                o
+            })
+            .map_err(|e| e.to_string())
+        }
+        None => (|| {
+            let vfs = open_root(&opts.root).map_err(|e| e.to_string())?;
+            add_files(&vfs, &spec.extra_files)?;
+            let mut k = crate::boot_with_vfs(&opts, vfs, Box::new(console)).map_err(|e| e.to_string())?;
+            let o = k.run();
+            instructions = k.stats().instructions;
+            Ok(o)
+        })(),
+    };
     let captured = out.borrow().clone();
     let failure = judge(spec, budget, &outcome, &captured.stdout, &captured.stderr);
     let kept = match trace {

@@ -99,3 +99,65 @@ impl TestArgs {
         }
     }
 }
+
+/// `warden record -o TRACE [run options] PROGRAM [ARGS...]`.
+#[derive(Args, Debug)]
+pub struct RecordArgs {
+    /// Where to write the trace.
+    #[arg(short = 'o', long = "output", value_name = "TRACE", required = true)]
+    output: PathBuf,
+
+    #[command(flatten)]
+    run: super::RunArgs,
+}
+
+impl RecordArgs {
+    pub fn run(self) -> i32 {
+        let opts = self.run.options();
+        match warden::record::record(&opts, &[], Box::new(guest_kernel::HostConsole), &self.output) {
+            Ok((outcome, _)) => outcome.exit_status(),
+            Err(e) => {
+                eprintln!("warden: {e}");
+                e.exit_status()
+            }
+        }
+    }
+}
+
+/// `warden replay [--image FILE | --root DIR] TRACE`.
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    /// Replay on this tar image instead of the recorded root.
+    #[arg(long, value_name = "FILE", conflicts_with = "root")]
+    image: Option<PathBuf>,
+
+    /// Replay on this host directory instead of the recorded root.
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+
+    /// The trace written by `warden record` (or `warden test --record-failures`).
+    #[arg(value_name = "TRACE")]
+    trace: PathBuf,
+}
+
+impl ReplayArgs {
+    pub fn run(self) -> i32 {
+        let root = match (self.image, self.root) {
+            (Some(f), _) => Some(Root::Image(f)),
+            (None, Some(d)) => Some(Root::Dir(d)),
+            (None, None) => None,
+        };
+        let options = warden::record::ReplayOptions { root };
+        let mut warn = |m: String| eprintln!("warden: replay: {m}");
+        match warden::record::replay(&self.trace, &options, Box::new(guest_kernel::HostConsole), &mut warn) {
+            Ok(outcome) => outcome.exit_status(),
+            Err(e) => {
+                eprintln!("warden: {e}");
+                match e {
+                    warden::record::ReplayError::Run(e) => e.exit_status(),
+                    _ => EXIT_WARDEN_FAILED,
+                }
+            }
+        }
+    }
+}

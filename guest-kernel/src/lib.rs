@@ -27,6 +27,7 @@ mod mm;
 pub mod pipe;
 mod proc;
 pub mod process;
+pub mod record;
 mod sched;
 pub mod scheme;
 pub mod signal;
@@ -129,6 +130,8 @@ pub enum RunOutcome {
     BudgetExhausted,
     /// Every thread is blocked and nothing can ever wake one.
     Deadlock,
+    /// The embedder stopped the run (a replay diverged from its recording).
+    Stopped,
 }
 
 impl RunOutcome {
@@ -140,6 +143,7 @@ impl RunOutcome {
             RunOutcome::Exited(code) => code as i32,
             RunOutcome::Signaled(sig) => 128 + sig as i32,
             RunOutcome::BudgetExhausted | RunOutcome::Deadlock => 124,
+            RunOutcome::Stopped => 125,
         }
     }
 }
@@ -218,6 +222,8 @@ pub struct Kernel {
     stats: Stats,
     /// Set by `yield` (and a zero sleep): end the current slice.
     yield_requested: bool,
+    /// Sees every system call when recording or replaying ([`record`]).
+    tap: Option<Box<dyn record::SyscallTap>>,
 }
 
 impl Kernel {
@@ -247,6 +253,7 @@ impl Kernel {
             outcome: None,
             stats: Stats::default(),
             yield_requested: false,
+            tap: None,
         }
     }
 

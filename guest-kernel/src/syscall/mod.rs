@@ -216,6 +216,9 @@ impl Kernel {
         let Ok(mm) = self.mm_of(tid) else { return };
         let call = decode(&mm.borrow().space.mem, gate, number, args);
         // Supervision hook point: a supervisor sees `call` here, before it runs.
+        if self.tap.is_some() && !self.tap_syscall(tid, &call) {
+            return;
+        }
         self.execute(tid, call);
     }
 
