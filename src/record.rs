@@ -663,6 +663,11 @@ impl TraceReader {
         TraceError::Corrupt { path: self.path.clone(), offset: self.offset, what: what.into() }
     }
 
+    /// The byte offset of the next event.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
     fn byte_opt(&mut self) -> Result<Option<u8>, TraceError> {
         let mut b = [0u8; 1];
         loop {
@@ -1013,9 +1018,14 @@ pub fn replay(
         Some(Event::End { outcome: k, code: c, instructions, syscalls })
             if (k, c, instructions, syscalls) == (kind, code, stats.instructions, stats.syscalls) =>
         {
-            match s.reader.next_event() {
+            let at = s.reader.offset;
+            match s.reader.byte_opt() {
                 Ok(None) => Ok(outcome),
-                Ok(Some(_)) => Err(ReplayError::Trace(s.reader.corrupt("events after the end event"))),
+                Ok(Some(_)) => Err(ReplayError::Trace(TraceError::Corrupt {
+                    path: s.reader.path.clone(),
+                    offset: at,
+                    what: "data after the end event".into(),
+                })),
                 Err(e) => Err(ReplayError::Trace(e)),
             }
         }

@@ -30,7 +30,7 @@
 //!
 //! [[test]]
 //! name = "echo"            # default: the command line
-//! run = "testprog echo a b"  # or an array: ["testprog", "echo", "a b"]
+//! run = "testprog echo 'a b'"  # words as in a shell (quotes, \\); or an array of words
 //! status = 0               # expected exit status (128+N: killed by signal N)
 //! stdout = "a b\n"         # expected stdout, exactly
 //! stdin = ""               # guest stdin
@@ -241,6 +241,58 @@ fn base_spec(config: &TestConfig, name: String, program: String, args: Vec<Strin
     }
 }
 
+/// Splits a command line into words as a POSIX shell would for plain words: whitespace
+/// separates, '...' and "..." quote, a backslash escapes the next character (not inside '...').
+pub fn split_words(line: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(c) => cur.push(c),
+                        None => return Err("unterminated '".into()),
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => cur.push(chars.next().ok_or("unterminated \"")?),
+                        Some(c) => cur.push(c),
+                        None => return Err("unterminated \"".into()),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                cur.push(chars.next().ok_or("trailing backslash")?);
+            }
+            c if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            c => {
+                in_word = true;
+                cur.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(cur);
+    }
+    Ok(words)
+}
+
 /// Reads a manifest file into tests.
 pub fn load_manifest(path: &Path, config: &TestConfig) -> Result<Vec<TestSpec>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read manifest {}: {e}", path.display()))?;
@@ -260,7 +312,9 @@ pub fn load_manifest(path: &Path, config: &TestConfig) -> Result<Vec<TestSpec>, 
     let mut tests = Vec::new();
     for (i, t) in m.tests.into_iter().enumerate() {
         let words = match t.run {
-            CommandLine::Line(l) => l.split_whitespace().map(str::to_string).collect(),
+            CommandLine::Line(l) => {
+                split_words(&l).map_err(|e| format!("bad manifest {}: test {}: {e}", path.display(), i + 1))?
+            }
             CommandLine::Words(w) => w,
         };
         let Some((program, args)) = words.split_first() else {

@@ -203,3 +203,10 @@ fn seeds_sweep_names_each_run() {
     assert_eq!(testrun::parse_seeds("7").unwrap(), vec![7]);
     assert!(testrun::parse_seeds("x").is_err());
 }
+
+#[test]
+fn manifest_command_lines_split_like_a_shell() {
+    let w = testrun::split_words(r#"sh -c 'echo "a  b"; exit 4' x\ y "q\"" ''"#).unwrap();
+    assert_eq!(w, ["sh", "-c", "echo \"a  b\"; exit 4", "x y", "q\"", ""]);
+    assert!(testrun::split_words("'open").is_err());
+}
