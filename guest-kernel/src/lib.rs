@@ -27,6 +27,7 @@ mod mm;
 pub mod pipe;
 mod proc;
 pub mod process;
+pub mod record;
 mod sched;
 pub mod scheme;
 pub mod signal;
@@ -130,6 +131,8 @@ pub enum RunOutcome {
     BudgetExhausted,
     /// Every thread is blocked and nothing can ever wake one.
     Deadlock,
+    /// The embedder stopped the run (a replay diverged from its recording).
+    Stopped,
 }
 
 impl RunOutcome {
@@ -141,6 +144,7 @@ impl RunOutcome {
             RunOutcome::Exited(code) => code as i32,
             RunOutcome::Signaled(sig) => 128 + sig as i32,
             RunOutcome::BudgetExhausted | RunOutcome::Deadlock => 124,
+            RunOutcome::Stopped => 125,
         }
     }
 }
@@ -221,6 +225,8 @@ pub struct Kernel {
     yield_requested: bool,
     /// Supervisors and held calls ([`supervise`]).
     sup: supervise::Supervision,
+    /// Sees every system call when recording or replaying ([`record`]).
+    tap: Option<Box<dyn record::SyscallTap>>,
 }
 
 impl Kernel {
@@ -251,6 +257,7 @@ impl Kernel {
             stats: Stats::default(),
             yield_requested: false,
             sup: Default::default(),
+            tap: None,
         }
     }
 

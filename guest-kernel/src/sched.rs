@@ -184,7 +184,7 @@ impl Kernel {
         if self.clock.is_real_time() {
             let now = self.clock.monotonic_ns();
             if deadline > now {
-                std::thread::sleep(std::time::Duration::from_nanos(deadline - now));
+                self.clock.sleep_ns(deadline - now);
             }
         } else {
             self.clock.skip_to(deadline);
