@@ -65,7 +65,8 @@ struct RunArgs {
     #[arg(long, value_name = "N")]
     budget: Option<u64>,
 
-    /// Seed for everything random the guest sees (rand:, AT_RANDOM).
+    /// Seed for everything random the guest sees (rand:, AT_RANDOM); a nonzero seed also
+    /// perturbs the preemption points (a different, still deterministic, interleaving).
     #[arg(long, value_name = "N", default_value_t = 0)]
     seed: u64,
 

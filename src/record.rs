@@ -549,6 +549,16 @@ impl HostClock for RecordClock {
     }
 }
 
+/// The image's identity: FNV-1a 64 of the tar (computed once per process for the embedded
+/// image, once per run for a tar file); `None` for a host directory.
+fn image_digest(root: &Root, vfs: &guest_kernel::vfs::Vfs) -> Option<u64> {
+    static DEFAULT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    match root {
+        Root::Default => Some(*DEFAULT.get_or_init(|| guest_kernel::vfs::digest_bytes(crate::DEFAULT_IMAGE))),
+        _ => vfs.image_digest(),
+    }
+}
+
 /// Runs `opts` (with `extra_files` added to the root) while writing its trace to `trace`.
 /// `console` is where the guest's console really goes (the host's, or a capture).
 pub fn record(
@@ -558,11 +568,12 @@ pub fn record(
     trace: &Path,
 ) -> Result<(RunOutcome, Stats), RecordError> {
     let vfs = open_root(&opts.root)?;
+    let image_digest = image_digest(&opts.root, &vfs);
     add_files(&vfs, extra_files).map_err(RecordError::Setup)?;
     let cwd = initial_cwd(&opts.root);
     let header = Header {
         root: opts.root.clone(),
-        image_digest: vfs.image_digest(),
+        image_digest,
         cwd: cwd.clone(),
         program: opts.program.clone(),
         args: opts.args.clone(),
@@ -971,7 +982,7 @@ pub fn replay(
         opts.root = root.clone();
     }
     let vfs = open_root(&opts.root)?;
-    let digest = vfs.image_digest();
+    let digest = image_digest(&opts.root, &vfs);
     if digest != header.image_digest {
         let show = |d: Option<u64>| d.map(|d| format!("{d:016x}")).unwrap_or_else(|| "a host directory".into());
         warn(format!(

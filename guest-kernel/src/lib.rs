@@ -21,6 +21,7 @@
 //! - Nothing a guest does may panic the host: guest values are checked, guest
 //!   pointers are validated once at the boundary ([`usercopy`]).
 
+mod chaos;
 pub mod console;
 pub mod elf;
 mod mm;
@@ -75,7 +76,8 @@ impl Default for Limits {
 /// How a [`Kernel`] runs.
 #[derive(Clone, Debug)]
 pub struct KernelConfig {
-    /// Seeds every source of randomness the guest sees (AT_RANDOM, ...).
+    /// Seeds every source of randomness the guest sees (AT_RANDOM, ...). A nonzero seed
+    /// also perturbs the schedule (varied slices, see `chaos.rs`).
     pub seed: u64,
     /// Guest instructions a thread runs before it is preempted.
     pub quantum: u64,
@@ -227,6 +229,8 @@ pub struct Kernel {
     sup: supervise::Supervision,
     /// Sees every system call when recording or replaying ([`record`]).
     tap: Option<Box<dyn record::SyscallTap>>,
+    /// Schedule perturbation (nonzero seed).
+    chaos: Option<chaos::Chaos>,
 }
 
 impl Kernel {
@@ -237,6 +241,7 @@ impl Kernel {
         schemes.insert(b"file".to_vec(), root_scheme);
         let clock = Rc::new(Clock::new(config.real_time));
         let rng = Rng::new(config.seed);
+        let chaos = chaos::Chaos::new(config.seed);
         let console: console::SharedConsole = Rc::new(RefCell::new(console));
         schemes.insert(b"debug".to_vec(), Box::new(console::DebugScheme { console: console.clone() }));
         schemes.insert(b"time".to_vec(), Box::new(time::TimeScheme { clock: clock.clone() }));
@@ -258,6 +263,7 @@ impl Kernel {
             yield_requested: false,
             sup: Default::default(),
             tap: None,
+            chaos,
         }
     }
 

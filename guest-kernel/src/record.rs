@@ -83,46 +83,74 @@ impl HostClock for SystemClock {
 
 const K: u64 = 0x9e37_79b9_7f4a_7c15;
 
+/// Odd multipliers, one per register slot: each register goes through its own bijection and
+/// the products are summed, so the multiplications are independent (pipelined) instead of
+/// one long dependency chain; a final avalanche mixes every bit into the digest.
+const ODD: [u64; 18] = [
+    0x9e37_79b9_7f4a_7c15,
+    0xbf58_476d_1ce4_e5b9,
+    0x94d0_49bb_1331_11eb,
+    0xd6e8_feb8_6659_fd93,
+    0xa076_1d64_78bd_642f,
+    0xe703_7ed1_a0b4_28db,
+    0x8ebc_6af0_9c88_c6e3,
+    0x5899_65cc_7537_4cc3,
+    0x1d8e_4e27_c47d_124f,
+    0xff51_afd7_ed55_8ccd,
+    0xc4ce_b9fe_1a85_ec53,
+    0x8768_4b6c_d0b4_f6e5,
+    0xc2b2_ae3d_27d4_eb4f,
+    0x1656_67b1_9e37_79f9,
+    0x27d4_eb2f_1656_67c5,
+    0x85eb_ca77_c2b2_ae63,
+    0x9fb2_1c65_1e98_df25,
+    0xcc9e_2d51_1b87_3593,
+];
+
 #[inline]
-fn mix(h: u64, w: u64) -> u64 {
-    (h ^ w).wrapping_mul(K).rotate_left(29)
+fn avalanche(mut z: u64) -> u64 {
+    z = (z ^ (z >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
+    z = (z ^ (z >> 33)).wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    z ^ (z >> 33)
 }
 
-fn mix_bytes(mut h: u64, bytes: &[u8]) -> u64 {
-    h = mix(h, bytes.len() as u64);
+fn sum_bytes(bytes: &[u8]) -> u64 {
+    let mut acc = (bytes.len() as u64).wrapping_mul(K);
     let mut chunks = bytes.chunks_exact(8);
+    let mut j = 1u64;
     for c in &mut chunks {
         let mut w = [0u8; 8];
         w.copy_from_slice(c);
-        h = mix(h, u64::from_le_bytes(w));
+        acc = acc.wrapping_add((u64::from_le_bytes(w) ^ j.wrapping_mul(K)).wrapping_mul(ODD[(j % 18) as usize]));
+        j += 1;
     }
     let rest = chunks.remainder();
     if !rest.is_empty() {
         let mut w = [0u8; 8];
         w[..rest.len()].copy_from_slice(rest);
-        h = mix(h, u64::from_le_bytes(w));
+        acc = acc.wrapping_add((u64::from_le_bytes(w) ^ j.wrapping_mul(K)).wrapping_mul(ODD[(j % 18) as usize]));
     }
-    h
+    avalanche(acc)
 }
 
 /// The digest of a checkpoint: registers, rip, gate and the bytes the call reads.
 pub fn checkpoint_digest(point: &SyscallPoint<'_>) -> u64 {
-    let mut h = 0x5741_5244_454e_5452u64;
-    for &r in point.gpr {
-        h = mix(h, r);
+    let mut acc = 0u64;
+    for i in 0..16 {
+        acc = acc.wrapping_add(point.gpr[i].wrapping_mul(ODD[i]));
     }
-    h = mix(h, point.rip);
-    h = mix(h, matches!(point.call.gate, Gate::Int80) as u64);
+    acc = acc.wrapping_add(point.rip.wrapping_mul(ODD[16]));
+    acc = acc.wrapping_add((matches!(point.call.gate, Gate::Int80) as u64).wrapping_mul(ODD[17]));
     match &point.call.input {
-        Input::Path(b) | Input::Bytes(b) => h = mix_bytes(h, b),
+        Input::Path(b) | Input::Bytes(b) => acc ^= sum_bytes(b),
         Input::Exec { args, envs } => {
             for a in args.iter().chain(envs) {
-                h = mix_bytes(h, a);
+                acc = acc.rotate_left(7) ^ sum_bytes(a);
             }
         }
         _ => {}
     }
-    h ^ (h >> 32)
+    avalanche(acc)
 }
 
 impl Kernel {
