@@ -9,6 +9,8 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod record;
+pub mod testrun;
 pub mod trace;
 
 use guest_kernel::scheme::basic::{NullScheme, RandScheme, ZeroScheme};
@@ -113,7 +115,7 @@ pub fn open_root(root: &Root) -> Result<Vfs, RunError> {
 /// The guest working directory: with a host root that contains the host's
 /// current directory, the same place inside the guest (so `--root / ./prog`
 /// works as in a shell); otherwise `/`.
-fn initial_cwd(root: &Root) -> Vec<u8> {
+pub fn initial_cwd(root: &Root) -> Vec<u8> {
     if let Root::Dir(dir) = root {
         if let (Ok(dir), Ok(cwd)) = (dir.canonicalize(), std::env::current_dir()) {
             if let Ok(rel) = cwd.strip_prefix(&dir) {
@@ -145,16 +147,29 @@ pub fn boot(opts: &RunOptions, console: Box<dyn Console>) -> Result<Kernel, RunE
     boot_parts(opts, console).map(|(kernel, _)| kernel)
 }
 
-/// Like [`boot`], also handing back (a handle to) the root file system.
+/// Like [`boot`], also handing back (a handle to) the root file system, with the
+/// `--overlay` directory attached if one was asked for.
 pub fn boot_parts(opts: &RunOptions, console: Box<dyn Console>) -> Result<(Kernel, Vfs), RunError> {
+    let vfs = open_root(&opts.root)?;
+    if let Some(dir) = &opts.overlay {
+        vfs.attach_overlay(dir).map_err(|source| RunError::Overlay { path: dir.display().to_string(), source })?;
+    }
+    let kernel = boot_with_vfs(opts, vfs.clone(), console)?;
+    Ok((kernel, vfs))
+}
+
+/// [`boot`] on a root file system the caller opened (and perhaps added files to).
+pub fn boot_with_vfs(opts: &RunOptions, vfs: Vfs, console: Box<dyn Console>) -> Result<Kernel, RunError> {
+    let cwd = initial_cwd(&opts.root);
+    boot_in(opts, vfs, console, cwd)
+}
+
+/// [`boot_with_vfs`] with the guest working directory given (a replay uses the recorded one).
+pub fn boot_in(opts: &RunOptions, vfs: Vfs, console: Box<dyn Console>, cwd: Vec<u8>) -> Result<Kernel, RunError> {
     for kv in &opts.env {
         if !kv.contains('=') || kv.starts_with('=') {
             return Err(RunError::BadEnv(kv.clone()));
         }
-    }
-    let vfs = open_root(&opts.root)?;
-    if let Some(dir) = &opts.overlay {
-        vfs.attach_overlay(dir).map_err(|source| RunError::Overlay { path: dir.display().to_string(), source })?;
     }
     let mut config = KernelConfig {
         seed: opts.seed,
@@ -162,7 +177,7 @@ pub fn boot_parts(opts: &RunOptions, console: Box<dyn Console>) -> Result<(Kerne
         instruction_budget: opts.budget,
         real_time: opts.real_time,
         limits: opts.limits.clone(),
-        cwd: initial_cwd(&opts.root),
+        cwd,
         ..KernelConfig::default()
     };
     if !opts.env.is_empty() {
@@ -172,7 +187,7 @@ pub fn boot_parts(opts: &RunOptions, console: Box<dyn Console>) -> Result<(Kerne
         Some(p) => resolve_program(&vfs, p),
         None => "/bin/init".to_string(),
     };
-    let mut kernel = Kernel::new(config, Box::new(vfs.clone()), console);
+    let mut kernel = Kernel::new(config, Box::new(vfs), console);
     kernel.register_scheme("null", Box::new(NullScheme));
     kernel.register_scheme("zero", Box::new(ZeroScheme));
     kernel.register_scheme("rand", Box::new(RandScheme::new(opts.seed)));
@@ -187,7 +202,7 @@ pub fn boot_parts(opts: &RunOptions, console: Box<dyn Console>) -> Result<(Kerne
         kernel.set_host_supervisor(Box::new(tracer), attach);
         kernel.host_attach(init);
     }
-    Ok((kernel, vfs))
+    Ok(kernel)
 }
 
 /// Runs a program to completion.
@@ -214,7 +229,7 @@ pub fn run_with_notes(opts: &RunOptions, console: Box<dyn Console>) -> Result<(R
         RunOutcome::Deadlock => {
             notes.push("stopped: deadlock: every guest thread is blocked and nothing can wake one".to_string())
         }
-        RunOutcome::Exited(_) | RunOutcome::Signaled(_) => {}
+        RunOutcome::Exited(_) | RunOutcome::Signaled(_) | RunOutcome::Stopped => {}
     }
     if let Some(e) = vfs.overlay_error() {
         notes.push(format!("warning: {e}"));

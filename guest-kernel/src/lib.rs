@@ -21,12 +21,14 @@
 //! - Nothing a guest does may panic the host: guest values are checked, guest
 //!   pointers are validated once at the boundary ([`usercopy`]).
 
+mod chaos;
 pub mod console;
 pub mod elf;
 mod mm;
 pub mod pipe;
 mod proc;
 pub mod process;
+pub mod record;
 mod sched;
 pub mod scheme;
 pub mod signal;
@@ -77,7 +79,8 @@ impl Default for Limits {
 /// How a [`Kernel`] runs.
 #[derive(Clone, Debug)]
 pub struct KernelConfig {
-    /// Seeds every source of randomness the guest sees (AT_RANDOM, ...).
+    /// Seeds every source of randomness the guest sees (AT_RANDOM, ...). A nonzero seed
+    /// also perturbs the schedule (varied slices, see `chaos.rs`).
     pub seed: u64,
     /// Guest instructions a thread runs before it is preempted.
     pub quantum: u64,
@@ -133,6 +136,8 @@ pub enum RunOutcome {
     BudgetExhausted,
     /// Every thread is blocked and nothing can ever wake one.
     Deadlock,
+    /// The embedder stopped the run (a replay diverged from its recording).
+    Stopped,
 }
 
 impl RunOutcome {
@@ -144,6 +149,7 @@ impl RunOutcome {
             RunOutcome::Exited(code) => code as i32,
             RunOutcome::Signaled(sig) => 128 + sig as i32,
             RunOutcome::BudgetExhausted | RunOutcome::Deadlock => 124,
+            RunOutcome::Stopped => 125,
         }
     }
 }
@@ -226,6 +232,10 @@ pub struct Kernel {
     mem_total: Rc<mm::MemTotal>,
     /// Supervisors and held calls ([`supervise`]).
     sup: supervise::Supervision,
+    /// Sees every system call when recording or replaying ([`record`]).
+    tap: Option<Box<dyn record::SyscallTap>>,
+    /// Schedule perturbation (nonzero seed).
+    chaos: Option<chaos::Chaos>,
 }
 
 impl Kernel {
@@ -237,6 +247,7 @@ impl Kernel {
         let clock = Rc::new(Clock::new(config.real_time));
         let config_total = config.limits.max_memory_total;
         let rng = Rng::new(config.seed);
+        let chaos = chaos::Chaos::new(config.seed);
         let console: console::SharedConsole = Rc::new(RefCell::new(console));
         schemes.insert(b"debug".to_vec(), Box::new(console::DebugScheme { console: console.clone() }));
         schemes.insert(b"time".to_vec(), Box::new(time::TimeScheme { clock: clock.clone() }));
@@ -258,6 +269,8 @@ impl Kernel {
             yield_requested: false,
             mem_total: Rc::new(mm::MemTotal::new(config_total)),
             sup: Default::default(),
+            tap: None,
+            chaos,
         }
     }
 
