@@ -25,6 +25,7 @@ pub mod console;
 pub mod elf;
 mod mm;
 pub mod pipe;
+pub mod policy;
 mod proc;
 pub mod process;
 mod sched;
@@ -218,6 +219,8 @@ pub struct Kernel {
     stats: Stats,
     /// Set by `yield` (and a zero sleep): end the current slice.
     yield_requested: bool,
+    /// Some process has a mask or jail ([`policy`]); until then the trap path skips it.
+    policy_active: bool,
 }
 
 impl Kernel {
@@ -247,6 +250,7 @@ impl Kernel {
             outcome: None,
             stats: Stats::default(),
             yield_requested: false,
+            policy_active: false,
         }
     }
 

@@ -19,11 +19,13 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod class;
 pub mod data;
 pub mod error;
 pub mod flag;
 pub mod number;
 
+pub use class::{ALWAYS_ALLOWED, CALLS, CallInfo, JailClass, MASK_KILL, MASK_MAX, Selector, call_info};
 pub use data::*;
 pub use error::*;
 pub use flag::*;
