@@ -7,6 +7,8 @@
 //! failed (bad arguments, unreadable or malformed image); 126 when the program
 //! exists but cannot be executed; 127 when it does not exist.
 
+pub mod policy;
+
 use std::path::{Path, PathBuf};
 
 use guest_kernel::scheme::basic::{NullScheme, RandScheme, ZeroScheme};
@@ -48,6 +50,8 @@ pub struct RunOptions {
     pub quantum: u64,
     pub real_time: bool,
     pub limits: Limits,
+    /// `--policy FILE`: a mask and jail for the whole guest ([`policy`]).
+    pub policy: Option<PathBuf>,
 }
 
 impl Default for RunOptions {
@@ -62,6 +66,7 @@ impl Default for RunOptions {
             quantum: KernelConfig::default().quantum,
             real_time: false,
             limits: Limits::default(),
+            policy: None,
         }
     }
 }
@@ -75,6 +80,8 @@ pub enum RunError {
     BadEnv(String),
     #[error(transparent)]
     Spawn(#[from] SpawnError),
+    #[error("{0}")]
+    Policy(String),
 }
 
 impl RunError {
@@ -134,6 +141,7 @@ pub fn boot(opts: &RunOptions, console: Box<dyn Console>) -> Result<Kernel, RunE
             return Err(RunError::BadEnv(kv.clone()));
         }
     }
+    let policy = opts.policy.as_deref().map(policy::load).transpose().map_err(RunError::Policy)?;
     let vfs = open_root(&opts.root)?;
     let mut config = KernelConfig {
         seed: opts.seed,
@@ -148,6 +156,8 @@ pub fn boot(opts: &RunOptions, console: Box<dyn Console>) -> Result<Kernel, RunE
         config.env = opts.env.iter().map(|s| s.as_bytes().to_vec()).collect();
     }
     let program = match &opts.program {
+        // In a jail the program is looked up inside it (by the kernel).
+        Some(p) if policy.as_ref().is_some_and(|s| s.jail.is_some()) && !p.contains('/') => format!("/bin/{p}"),
         Some(p) => resolve_program(&vfs, p),
         None => "/bin/init".to_string(),
     };
@@ -158,7 +168,10 @@ pub fn boot(opts: &RunOptions, console: Box<dyn Console>) -> Result<Kernel, RunE
     let argv0 = opts.program.clone().unwrap_or_else(|| program.clone());
     let mut argv: Vec<&str> = vec![&argv0];
     argv.extend(opts.args.iter().map(String::as_str));
-    kernel.spawn_init(&program, &argv, &[])?;
+    match &policy {
+        Some(spec) => kernel.spawn_init_restricted(&program, &argv, &[], spec)?,
+        None => kernel.spawn_init(&program, &argv, &[])?,
+    };
     Ok(kernel)
 }
 

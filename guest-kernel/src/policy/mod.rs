@@ -352,19 +352,20 @@ impl Kernel {
         Ok(strip_root(&jail.root, &fs.cwd).unwrap_or(b"/").to_vec())
     }
 
-    /// `kill(-1, sig)` in a jail: every other living process in it (init excepted).
+    /// `kill(-1, sig)` in a jail: every other living process in it (init and the caller
+    /// excepted, as on Linux).
     fn jailed_kill_all(&mut self, tid: Pid, jail: &Rc<Jail>, sig: usize) -> SysResult {
         if sig >= NSIG {
             return Err(SysError::Errno(Errno(EINVAL)));
         }
+        let me = self.pid_of(tid)?;
         let targets: Vec<Pid> = self
             .procs
             .values()
-            .filter(|p| p.pid != 1 && p.state == ProcState::Alive)
+            .filter(|p| p.pid != 1 && p.pid != me && p.state == ProcState::Alive)
             .filter(|p| p.restrict.as_ref().and_then(|r| r.jail.as_ref()).is_some_and(|j| j.within(jail)))
             .map(|p| p.pid)
             .collect();
-        let _ = tid;
         if targets.is_empty() {
             return Err(SysError::Errno(Errno(ESRCH)));
         }
@@ -524,16 +525,33 @@ impl Kernel {
                 let root =
                     resolve::confine(self.file_scheme().map_err(io)?, &ctx, b"/", 0, &cwd, jail, true).map_err(io)?;
                 let root = crate::process::normalize(b"/", &root);
+                let is_dir = self
+                    .file_scheme()
+                    .and_then(|s| s.open(&root, O_STAT | O_DIRECTORY, &ctx))
+                    .and_then(|f| f.try_borrow().map_err(|_| Errno(EIO))?.stat())
+                    .map_err(io)?
+                    .is_dir();
+                if !is_dir {
+                    return Err(io(Errno(ENOTDIR)));
+                }
                 let prog =
-                    resolve::confine(self.file_scheme().map_err(io)?, &ctx, &root, 0, &root, path.as_bytes(), true)
-                        .map_err(|errno| match errno.0 {
-                            ENOENT | ENOTDIR => SpawnError::NotFound { path: path.to_string() },
-                            _ => SpawnError::Io { path: path.to_string(), errno },
-                        })?;
-                String::from_utf8(prog).map_err(|_| SpawnError::NotFound { path: path.to_string() })?
+                    resolve::confine(self.file_scheme().map_err(io)?, &ctx, &root, 0, &root, path.as_bytes(), true);
+                match prog.map(String::from_utf8) {
+                    Ok(Ok(p)) => p,
+                    Ok(Err(_)) | Err(Errno(ENOENT | ENOTDIR)) => {
+                        return Err(SpawnError::NotFound { path: path.to_string() })
+                    }
+                    Err(errno) => return Err(SpawnError::Io { path: path.to_string(), errno }),
+                }
             }
         };
-        let pid = self.spawn_init(&program, argv, envp)?;
+        // Errors name the program as the caller gave it, not its place outside the jail.
+        let pid = self.spawn_init(&program, argv, envp).map_err(|e| match e {
+            SpawnError::NotFound { .. } => SpawnError::NotFound { path: path.to_string() },
+            SpawnError::NotExecutable { errno, .. } => SpawnError::NotExecutable { path: path.to_string(), errno },
+            SpawnError::Io { errno, .. } => SpawnError::Io { path: path.to_string(), errno },
+            other => other,
+        })?;
         if let Err(errno) = self.restrict_process(pid, spec) {
             let name = spec.jail.as_ref().map(|j| String::from_utf8_lossy(j).into_owned()).unwrap_or_default();
             self.terminate_process(pid, w_termsig(SIGKILL));
