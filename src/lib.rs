@@ -11,6 +11,8 @@ pub mod policy;
 
 use std::path::{Path, PathBuf};
 
+pub mod trace;
+
 use guest_kernel::scheme::basic::{NullScheme, RandScheme, ZeroScheme};
 use guest_kernel::vfs::Vfs;
 use guest_kernel::{Console, Kernel, KernelConfig, Limits, RunOutcome, SpawnError};
@@ -52,6 +54,8 @@ pub struct RunOptions {
     pub limits: Limits,
     /// `--policy FILE`: a mask and jail for the whole guest ([`policy`]).
     pub policy: Option<PathBuf>,
+    /// Trace system calls through the host supervisor ([`trace`]).
+    pub trace: Option<trace::TraceConfig>,
 }
 
 impl Default for RunOptions {
@@ -67,6 +71,7 @@ impl Default for RunOptions {
             real_time: false,
             limits: Limits::default(),
             policy: None,
+            trace: None,
         }
     }
 }
@@ -82,6 +87,8 @@ pub enum RunError {
     Spawn(#[from] SpawnError),
     #[error("{0}")]
     Policy(String),
+    #[error("cannot write the trace: {0}")]
+    Trace(std::io::Error),
 }
 
 impl RunError {
@@ -168,15 +175,24 @@ pub fn boot(opts: &RunOptions, console: Box<dyn Console>) -> Result<Kernel, RunE
     let argv0 = opts.program.clone().unwrap_or_else(|| program.clone());
     let mut argv: Vec<&str> = vec![&argv0];
     argv.extend(opts.args.iter().map(String::as_str));
-    match &policy {
+    let init = match &policy {
         Some(spec) => kernel.spawn_init_restricted(&program, &argv, &[], spec)?,
         None => kernel.spawn_init(&program, &argv, &[])?,
     };
+    if let Some(cfg) = &opts.trace {
+        use guest_kernel::supervise::HostAttach;
+        let attach = if cfg.follow { HostAttach::All } else { HostAttach::Chosen { follow: false } };
+        let tracer = trace::Tracer::new(cfg.clone()).map_err(RunError::Trace)?;
+        kernel.set_host_supervisor(Box::new(tracer), attach);
+        kernel.host_attach(init);
+    }
     Ok(kernel)
 }
 
 /// Runs a program to completion.
 pub fn run(opts: &RunOptions, console: Box<dyn Console>) -> Result<RunOutcome, RunError> {
     let mut kernel = boot(opts, console)?;
-    Ok(kernel.run())
+    let outcome = kernel.run();
+    kernel.finish_host_supervisor();
+    Ok(outcome)
 }

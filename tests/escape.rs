@@ -95,6 +95,16 @@ fn the_same_attempts_escape_without_a_jail() {
 }
 
 #[test]
+fn nothing_escapes_under_a_guest_supervisor() {
+    // The mask and jail act before supervision: a supervised jailed process is no freer.
+    let r = run("strace", &["escape"]);
+    let out = r.stdout();
+    assert!(!out.contains("ESCAPED"), "{out}");
+    assert!(out.ends_with(&format!("escape: {ESCAPE_ATTEMPTS} attempts, 0 escaped\n")), "{out}");
+    assert!(r.stderr().contains("jail("), "the supervisor saw the jail call");
+}
+
+#[test]
 fn escape_is_deterministic() {
     assert_eq!(run("escape", &[]).stdout(), run("escape", &[]).stdout());
 }

@@ -248,14 +248,14 @@ impl Kernel {
     fn jail_call(&mut self, tid: Pid, jail: &Rc<Jail>, mut call: Call) -> Result<Verdict, Errno> {
         let a = call.args;
         match call.number {
-            SYS_OPEN | SYS_UNLINK | SYS_RMDIR | SYS_CHDIR => {
+            SYS_OPEN | SYS_UNLINK | SYS_RMDIR | SYS_CHDIR | SYS_JAIL => {
                 let Input::Path(path) = &call.input else {
                     return Ok(Verdict::Run(call));
                 };
                 let (scheme, rest) = split_scheme(path);
                 match scheme {
                     None | Some(b"file") => {}
-                    Some(_) if call.number == SYS_CHDIR => return Err(Errno(EACCES)),
+                    Some(_) if matches!(call.number, SYS_CHDIR | SYS_JAIL) => return Err(Errno(EACCES)),
                     Some(b"proc") => return self.jail_proc(tid, jail, &call, rest),
                     Some(b"null" | b"zero" | b"rand" | b"time" | b"debug") => return Ok(Verdict::Run(call)),
                     Some(_) => return Err(Errno(EACCES)),
@@ -267,7 +267,7 @@ impl Kernel {
                         let flags = a[2];
                         flags & (O_SYMLINK | O_NOFOLLOW) == 0 && flags & (O_CREAT | O_EXCL) != O_CREAT | O_EXCL
                     }
-                    SYS_CHDIR => true,
+                    SYS_CHDIR | SYS_JAIL => true,
                     _ => {
                         let parsed = resolve::split(&rest)?;
                         if parsed.dot_tail {
@@ -447,17 +447,25 @@ impl Kernel {
             (Some(b"file"), rest) => absolute(rest),
             (Some(_), _) => return Err(SysError::Errno(Errno(EACCES))),
         };
-        self.enter_jail(pid, &ctx, &cwd, &path)?;
+        // In a jail the path was already confined to it ([`Kernel::police`]): it is global now.
+        self.enter_jail(pid, &ctx, &cwd, &path, false)?;
         Ok(0)
     }
 
-    /// Confines process `pid` to directory `path` (resolved inside its current jail, relative
-    /// to `cwd`), moving its working directory to the new root.
-    fn enter_jail(&mut self, pid: Pid, ctx: &CallCtx, cwd: &[u8], path: &[u8]) -> Result<(), Errno> {
+    /// Confines process `pid` to directory `path` (relative to `cwd`; resolved inside its
+    /// current jail if `in_jail`, else a global path), moving its working directory to the
+    /// new root. The new root must lie inside the current one (`EPERM`).
+    fn enter_jail(&mut self, pid: Pid, ctx: &CallCtx, cwd: &[u8], path: &[u8], in_jail: bool) -> Result<(), Errno> {
         let mut r = self.restriction(pid).map(|r| (*r).clone()).unwrap_or_default();
-        let (outer_root, outer_ino) = r.jail.as_ref().map_or((b"/".to_vec(), 0), |j| (j.root.clone(), j.ino));
+        let (outer_root, outer_ino) = match &r.jail {
+            Some(j) if in_jail => (j.root.clone(), j.ino),
+            _ => (b"/".to_vec(), 0),
+        };
         let global = resolve::confine(self.file_scheme()?, ctx, &outer_root, outer_ino, cwd, path, true)?;
         let root = crate::process::normalize(b"/", &global);
+        if r.jail.as_ref().is_some_and(|j| strip_root(&j.root, &root).is_none()) {
+            return Err(Errno(EPERM));
+        }
         let stat = {
             let file = self.file_scheme()?.open(&root, O_STAT | O_DIRECTORY, ctx)?;
             let stat = file.try_borrow().map_err(|_| Errno(EIO))?.stat()?;
@@ -485,7 +493,7 @@ impl Kernel {
         let ctx = CallCtx { pid, uid: p.uid, gid: p.gid, umask: p.fs.borrow().umask };
         let cwd = p.fs.borrow().cwd.clone();
         if let Some(path) = &spec.jail {
-            self.enter_jail(pid, &ctx, &cwd, path)?;
+            self.enter_jail(pid, &ctx, &cwd, path, true)?;
         }
         if spec.allow.is_some() || spec.kill {
             let mut r = self.restriction(pid).map(|r| (*r).clone()).unwrap_or_default();
