@@ -91,6 +91,12 @@ struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_fds)]
     max_fds: usize,
 
+    /// Run the guest under a system-call mask and/or in a jail described by a TOML
+    /// file (see examples/policy.toml): `allow`/`deny` lists of call names, classes
+    /// (P, F, C, J) or groups, `jail = "/dir"`, `mode = "errno" | "kill"`.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+
     /// The program to run (a guest path, or a name found in /bin), then its
     /// arguments.
     #[arg(value_name = "PROGRAM", trailing_var_arg = true)]
@@ -135,6 +141,7 @@ impl RunArgs {
                 max_memory_per_process: self.max_mem.saturating_mul(1 << 20),
                 max_fds: self.max_fds,
             },
+            policy: self.policy,
             trace: None,
         }
     }

@@ -249,7 +249,7 @@ impl Header {
             quantum: self.quantum,
             real_time: self.real_time,
             limits: self.limits.clone(),
-            trace: None,
+            ..RunOptions::default()
         }
     }
 }

@@ -26,6 +26,7 @@ pub mod console;
 pub mod elf;
 mod mm;
 pub mod pipe;
+pub mod policy;
 mod proc;
 pub mod process;
 pub mod record;
@@ -225,6 +226,8 @@ pub struct Kernel {
     stats: Stats,
     /// Set by `yield` (and a zero sleep): end the current slice.
     yield_requested: bool,
+    /// Some process has a mask or jail ([`policy`]); until then the trap path skips it.
+    policy_active: bool,
     /// Supervisors and held calls ([`supervise`]).
     sup: supervise::Supervision,
     /// Sees every system call when recording or replaying ([`record`]).
@@ -261,6 +264,7 @@ impl Kernel {
             outcome: None,
             stats: Stats::default(),
             yield_requested: false,
+            policy_active: false,
             sup: Default::default(),
             tap: None,
             chaos,

@@ -85,6 +85,7 @@ impl Kernel {
             state: ProcState::Alive,
             cmdline: Vec::new(),
             vfork_parent: None,
+            restrict: None,
         };
         self.procs.insert(pid, process);
         self.threads.insert(pid, Thread::new(pid, pid, Cpu::new()));
