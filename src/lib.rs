@@ -56,6 +56,9 @@ pub struct RunOptions {
     pub limits: Limits,
     /// `--policy FILE`: a mask and jail for the whole guest ([`policy`]).
     pub policy: Option<PathBuf>,
+    /// Keep the guest's writable layer in this host directory (`--overlay DIR`): what the
+    /// guest writes survives the run, and a later run with the same directory sees it.
+    pub overlay: Option<PathBuf>,
     /// Trace system calls through the host supervisor ([`trace`]).
     pub trace: Option<trace::TraceConfig>,
 }
@@ -73,6 +76,7 @@ impl Default for RunOptions {
             real_time: false,
             limits: Limits::default(),
             policy: None,
+            overlay: None,
             trace: None,
         }
     }
@@ -83,6 +87,8 @@ impl Default for RunOptions {
 pub enum RunError {
     #[error("cannot load image {path}: {source}")]
     Image { path: String, source: guest_kernel::vfs::ImageError },
+    #[error("cannot use overlay {path}: {source}")]
+    Overlay { path: String, source: guest_kernel::vfs::ImageError },
     #[error("bad --env value {0:?}: expected KEY=VALUE")]
     BadEnv(String),
     #[error(transparent)]
@@ -145,7 +151,17 @@ fn resolve_program(vfs: &Vfs, program: &str) -> String {
 
 /// Builds a kernel for `opts` with `console`, and starts the program.
 pub fn boot(opts: &RunOptions, console: Box<dyn Console>) -> Result<Kernel, RunError> {
-    boot_with_vfs(opts, open_root(&opts.root)?, console)
+    boot_parts(opts, console).map(|(kernel, _)| kernel)
+}
+
+/// Like [`boot`], also handing back (a handle to) the root file system.
+pub fn boot_parts(opts: &RunOptions, console: Box<dyn Console>) -> Result<(Kernel, Vfs), RunError> {
+    let vfs = open_root(&opts.root)?;
+    if let Some(dir) = &opts.overlay {
+        vfs.attach_overlay(dir).map_err(|source| RunError::Overlay { path: dir.display().to_string(), source })?;
+    }
+    let kernel = boot_with_vfs(opts, vfs.clone(), console)?;
+    Ok((kernel, vfs))
 }
 
 /// [`boot`] on a root file system the caller opened (and perhaps added files to).
@@ -180,7 +196,7 @@ pub fn boot_in(opts: &RunOptions, vfs: Vfs, console: Box<dyn Console>, cwd: Vec<
         Some(p) => resolve_program(&vfs, p),
         None => "/bin/init".to_string(),
     };
-    let mut kernel = Kernel::new(config, Box::new(vfs), console);
+    let mut kernel = Kernel::new(config, Box::new(vfs.clone()), console);
     kernel.register_scheme("null", Box::new(NullScheme));
     kernel.register_scheme("zero", Box::new(ZeroScheme));
     kernel.register_scheme("rand", Box::new(RandScheme::new(opts.seed)));
@@ -207,4 +223,28 @@ pub fn run(opts: &RunOptions, console: Box<dyn Console>) -> Result<RunOutcome, R
     let outcome = kernel.run();
     kernel.finish_host_supervisor();
     Ok(outcome)
+}
+
+/// Runs a program to completion and says, one line each, why a run stopped early or what
+/// went wrong on the host side (an overlay write that could not be kept): what the CLI
+/// prints on stderr after the guest's own output.
+pub fn run_with_notes(opts: &RunOptions, console: Box<dyn Console>) -> Result<(RunOutcome, Vec<String>), RunError> {
+    let (mut kernel, vfs) = boot_parts(opts, console)?;
+    let outcome = kernel.run();
+    kernel.finish_host_supervisor();
+    let mut notes = Vec::new();
+    match outcome {
+        RunOutcome::BudgetExhausted => notes.push(format!(
+            "stopped: the instruction budget ran out ({} guest instructions)",
+            kernel.stats().instructions
+        )),
+        RunOutcome::Deadlock => {
+            notes.push("stopped: deadlock: every guest thread is blocked and nothing can wake one".to_string())
+        }
+        RunOutcome::Exited(_) | RunOutcome::Signaled(_) | RunOutcome::Stopped => {}
+    }
+    if let Some(e) = vfs.overlay_error() {
+        notes.push(format!("warning: {e}"));
+    }
+    Ok((outcome, notes))
 }

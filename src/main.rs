@@ -2,12 +2,13 @@
 
 mod wtest_cli;
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use guest_kernel::{HostConsole, Limits};
-use warden::{Root, RunOptions, EXIT_WARDEN_FAILED};
+use guest_kernel::{HostConsole, Limits, RunOutcome};
+use warden::{Root, RunError, RunOptions, EXIT_WARDEN_FAILED};
 
 /// Warden: an x86-64 emulator hosting a supervised Redox-style guest OS.
 ///
@@ -70,6 +71,13 @@ struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = 0)]
     seed: u64,
 
+    /// Keep the guest's writable layer in the host directory DIR (created if missing):
+    /// files the guest creates, changes or removes are written through to DIR as it goes
+    /// (removals as `.wh.NAME` whiteouts), so they survive a crash of the guest or of
+    /// warden, and a later run with the same DIR sees them. Nothing is written outside DIR.
+    #[arg(long, value_name = "DIR")]
+    overlay: Option<PathBuf>,
+
     /// Guest instructions a thread runs before the scheduler preempts it.
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     quantum: u64,
@@ -86,6 +94,10 @@ struct RunArgs {
     /// Most guest memory per process, in MiB.
     #[arg(long, value_name = "MIB", default_value_t = Limits::default().max_memory_per_process >> 20)]
     max_mem: u64,
+
+    /// Most guest memory of all processes together, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = Limits::default().max_memory_total >> 20)]
+    max_mem_total: u64,
 
     /// Most open file descriptors per process.
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_fds)]
@@ -136,10 +148,12 @@ impl RunArgs {
             seed: self.seed,
             quantum: self.quantum,
             real_time: self.real_time,
+            overlay: self.overlay,
             limits: Limits {
                 max_processes: self.max_procs,
                 max_memory_per_process: self.max_mem.saturating_mul(1 << 20),
                 max_fds: self.max_fds,
+                max_memory_total: self.max_mem_total.saturating_mul(1 << 20),
             },
             policy: self.policy,
             trace: None,
@@ -154,13 +168,44 @@ fn run_command(args: TracedRunArgs, force_trace: bool) -> i32 {
             eprintln!("warden: {e}");
             EXIT_WARDEN_FAILED
         }
-        Ok(opts) => match warden::run(&opts, Box::new(HostConsole)) {
-            Ok(outcome) => outcome.exit_status(),
+        Ok(opts) => match run_guarded(&opts) {
+            Ok((outcome, notes)) => {
+                // Guest output is written through as it is produced; flush anyway before the
+                // notes, so they come after it.
+                let _ = std::io::stdout().flush();
+                for note in notes {
+                    eprintln!("warden: {note}");
+                }
+                outcome.exit_status()
+            }
             Err(e) => {
-                eprintln!("warden: {e}");
+                let _ = std::io::stdout().flush();
+                // One line, whatever the message quotes (a path from an image, say).
+                eprintln!("warden: {}", e.to_string().replace('\n', "\\n"));
                 e.exit_status()
             }
         },
+    }
+}
+
+/// Runs the guest; a panic (a bug in warden: nothing a guest does should cause one) becomes
+/// one line on stderr and exit status 125 instead of a crash, after the guest's output so far.
+fn run_guarded(opts: &RunOptions) -> Result<(RunOutcome, Vec<String>), RunError> {
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        let _ = std::io::stdout().flush();
+        eprintln!("warden: internal error (a bug in warden){at}: {}", msg.replace('\n', " "));
+    }));
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| warden::run_with_notes(opts, Box::new(HostConsole))))
+    {
+        Ok(result) => result,
+        Err(_) => std::process::exit(EXIT_WARDEN_FAILED),
     }
 }
 

@@ -352,8 +352,12 @@ impl HeaderReader<'_> {
         let quantum = self.varint()?;
         let budget = if self.flag()? { Some(self.varint()?) } else { None };
         let real_time = self.flag()?;
-        let limits =
-            Limits { max_processes: self.usize()?, max_memory_per_process: self.varint()?, max_fds: self.usize()? };
+        let limits = Limits {
+            max_processes: self.usize()?,
+            max_memory_per_process: self.varint()?,
+            max_fds: self.usize()?,
+            ..Limits::default()
+        };
         let n = self.varint()?;
         let mut extra_files = Vec::new();
         for _ in 0..n {

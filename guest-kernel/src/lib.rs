@@ -66,11 +66,14 @@ pub struct Limits {
     pub max_memory_per_process: u64,
     /// Descriptors per descriptor table; exceeding it gives EMFILE.
     pub max_fds: usize,
+    /// Mapped guest memory of all address spaces together in bytes; a mapping
+    /// (or a fork) that would pass it gives ENOMEM.
+    pub max_memory_total: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_processes: 256, max_memory_per_process: 1 << 30, max_fds: 1024 }
+        Limits { max_processes: 256, max_memory_per_process: 1 << 30, max_fds: 1024, max_memory_total: 4 << 30 }
     }
 }
 
@@ -228,6 +231,8 @@ pub struct Kernel {
     yield_requested: bool,
     /// Some process has a mask or jail ([`policy`]); until then the trap path skips it.
     policy_active: bool,
+    /// Guest memory mapped by all address spaces (`Limits::max_memory_total`).
+    mem_total: Rc<mm::MemTotal>,
     /// Supervisors and held calls ([`supervise`]).
     sup: supervise::Supervision,
     /// Sees every system call when recording or replaying ([`record`]).
@@ -243,6 +248,7 @@ impl Kernel {
         let mut schemes: BTreeMap<Vec<u8>, Box<dyn Scheme>> = BTreeMap::new();
         schemes.insert(b"file".to_vec(), root_scheme);
         let clock = Rc::new(Clock::new(config.real_time));
+        let config_total = config.limits.max_memory_total;
         let rng = Rng::new(config.seed);
         let chaos = chaos::Chaos::new(config.seed);
         let console: console::SharedConsole = Rc::new(RefCell::new(console));
@@ -265,6 +271,7 @@ impl Kernel {
             stats: Stats::default(),
             yield_requested: false,
             policy_active: false,
+            mem_total: Rc::new(mm::MemTotal::new(config_total)),
             sup: Default::default(),
             tap: None,
             chaos,
@@ -287,6 +294,12 @@ impl Kernel {
     /// Counters of the run so far.
     pub fn stats(&self) -> Stats {
         self.stats
+    }
+
+    /// Guest memory mapped by all address spaces now, in bytes (what
+    /// `Limits::max_memory_total` caps).
+    pub fn mapped_memory(&self) -> u64 {
+        self.mem_total.used()
     }
 
     /// Guest instructions retired so far by all threads.

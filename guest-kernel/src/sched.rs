@@ -57,7 +57,8 @@ impl Kernel {
         let size = self.config.address_space_size;
         let id = self.alloc_object_id();
         let mm = Mm::new(id, size, self.config.limits.max_memory_per_process)
-            .map_err(|e| SpawnError::Memory(e.to_string()))?;
+            .map_err(|e| SpawnError::Memory(e.to_string()))?
+            .charged_to(&self.mem_total);
         let pid = self.alloc_id();
         let fs = FsContext {
             cwd_scheme: b"file".to_vec(),

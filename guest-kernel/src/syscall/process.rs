@@ -237,7 +237,7 @@ impl Kernel {
         let size = self.config.address_space_size;
         let image = crate::elf::parse(bytes, size)?;
         let id = self.alloc_object_id();
-        let mut mm = Mm::new(id, size, self.config.limits.max_memory_per_process)?;
+        let mut mm = Mm::new(id, size, self.config.limits.max_memory_per_process)?.charged_to(&self.mem_total);
         crate::elf::load(&image, bytes, &mut mm)?;
         mm.map_trampoline()?;
         let mut random = [0u8; 16];
