@@ -11,6 +11,8 @@ pub mod policy;
 
 use std::path::{Path, PathBuf};
 
+pub mod record;
+pub mod testrun;
 pub mod trace;
 
 use guest_kernel::scheme::basic::{NullScheme, RandScheme, ZeroScheme};
@@ -114,7 +116,7 @@ pub fn open_root(root: &Root) -> Result<Vfs, RunError> {
 /// The guest working directory: with a host root that contains the host's
 /// current directory, the same place inside the guest (so `--root / ./prog`
 /// works as in a shell); otherwise `/`.
-fn initial_cwd(root: &Root) -> Vec<u8> {
+pub fn initial_cwd(root: &Root) -> Vec<u8> {
     if let Root::Dir(dir) = root {
         if let (Ok(dir), Ok(cwd)) = (dir.canonicalize(), std::env::current_dir()) {
             if let Ok(rel) = cwd.strip_prefix(&dir) {
@@ -143,20 +145,30 @@ fn resolve_program(vfs: &Vfs, program: &str) -> String {
 
 /// Builds a kernel for `opts` with `console`, and starts the program.
 pub fn boot(opts: &RunOptions, console: Box<dyn Console>) -> Result<Kernel, RunError> {
+    boot_with_vfs(opts, open_root(&opts.root)?, console)
+}
+
+/// [`boot`] on a root file system the caller opened (and perhaps added files to).
+pub fn boot_with_vfs(opts: &RunOptions, vfs: Vfs, console: Box<dyn Console>) -> Result<Kernel, RunError> {
+    let cwd = initial_cwd(&opts.root);
+    boot_in(opts, vfs, console, cwd)
+}
+
+/// [`boot_with_vfs`] with the guest working directory given (a replay uses the recorded one).
+pub fn boot_in(opts: &RunOptions, vfs: Vfs, console: Box<dyn Console>, cwd: Vec<u8>) -> Result<Kernel, RunError> {
     for kv in &opts.env {
         if !kv.contains('=') || kv.starts_with('=') {
             return Err(RunError::BadEnv(kv.clone()));
         }
     }
     let policy = opts.policy.as_deref().map(policy::load).transpose().map_err(RunError::Policy)?;
-    let vfs = open_root(&opts.root)?;
     let mut config = KernelConfig {
         seed: opts.seed,
         quantum: opts.quantum.max(1),
         instruction_budget: opts.budget,
         real_time: opts.real_time,
         limits: opts.limits.clone(),
-        cwd: initial_cwd(&opts.root),
+        cwd,
         ..KernelConfig::default()
     };
     if !opts.env.is_empty() {
