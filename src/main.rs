@@ -141,8 +141,8 @@ impl RunArgs {
                 max_memory_per_process: self.max_mem.saturating_mul(1 << 20),
                 max_fds: self.max_fds,
             },
-            trace: None,
             policy: self.policy,
+            trace: None,
         }
     }
 }

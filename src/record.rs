@@ -249,8 +249,7 @@ impl Header {
             quantum: self.quantum,
             real_time: self.real_time,
             limits: self.limits.clone(),
-            trace: None,
-            policy: None,
+            ..RunOptions::default()
         }
     }
 }

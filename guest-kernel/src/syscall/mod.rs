@@ -220,13 +220,14 @@ impl Kernel {
         let supervised = thread.supervised;
         let Ok(mm) = self.mm_of(tid) else { return };
         let call = decode(&mm.borrow().space.mem, gate, number, args);
-        // A recording or replaying tap sees every call first (it may stop the run).
-        if self.tap.is_some() && !self.tap_syscall(tid, &call) {
-            return;
-        }
         // The mask and jail (crate::policy) come first: a refused call never reaches a
         // supervisor, and a confined path reaches it already resolved inside the jail.
         let Some(call) = self.police(tid, call) else { return };
+        // A recording or replaying tap sees every call the policy let through (it may stop
+        // the run).
+        if self.tap.is_some() && !self.tap_syscall(tid, &call) {
+            return;
+        }
         // Supervision: a supervisor sees `call` (the kernel's copy) before it runs.
         if supervised {
             return self.supervise_syscall(tid, call);
