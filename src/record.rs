@@ -571,6 +571,10 @@ pub fn record(
     console: Box<dyn Console>,
     trace: &Path,
 ) -> Result<(RunOutcome, Stats), RecordError> {
+    if opts.policy.is_some() {
+        // The trace header does not carry a policy yet, so a replay would run unrestricted.
+        return Err(RecordError::Setup("--policy cannot be recorded yet".into()));
+    }
     let vfs = open_root(&opts.root)?;
     let image_digest = image_digest(&opts.root, &vfs);
     add_files(&vfs, extra_files).map_err(RecordError::Setup)?;

@@ -29,6 +29,8 @@ pub fn syscall_classes(n: usize) -> &'static [&'static str] {
         SYS_EXIT | SYS_WAITPID | SYS_CLONE | SYS_GETPID | SYS_GETPPID | SYS_GETPGID | SYS_SETPGID | SYS_YIELD
         | SYS_SUPERVISE => &["process"],
         SYS_KILL => &["process", "signal"],
+        SYS_JAIL => &["file", "process"],
+        SYS_MASK => &["process"],
         SYS_SIGACTION | SYS_SIGPROCMASK | SYS_SIGRETURN => &["signal"],
         SYS_NANOSLEEP | SYS_CLOCK_GETTIME => &["time"],
         SYS_FUTEX => &["ipc"],
@@ -363,6 +365,11 @@ pub fn write_call(w: &mut dyn Write, number: usize, a: &[u64; 6], items: &[u8], 
             write!(w, "{:#x}, {op}, {}", a[0], a[2])?;
         }
         SYS_SUPERVISE => write!(w, "{}", a[0])?,
+        SYS_JAIL => {
+            write_path(w, items, a[0])?;
+            write!(w, ", {:#x}", a[2])?;
+        }
+        SYS_MASK => write!(w, "[{} calls], {:#x}", a[1], a[2])?,
         SYS_GETPID | SYS_GETPPID | SYS_YIELD | SYS_SIGRETURN | SYS_GETUID | SYS_GETGID | SYS_GETEUID | SYS_GETEGID => {}
         _ => write!(w, "{:#x}, {:#x}, {:#x}", a[0], a[1], a[2])?,
     }

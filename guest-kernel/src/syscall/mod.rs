@@ -223,7 +223,8 @@ impl Kernel {
         // The mask and jail (crate::policy) come first: a refused call never reaches a
         // supervisor, and a confined path reaches it already resolved inside the jail.
         let Some(call) = self.police(tid, call) else { return };
-        // A recording or replaying tap sees every call first (it may stop the run).
+        // A recording or replaying tap sees every call the policy let through (it may stop
+        // the run).
         if self.tap.is_some() && !self.tap_syscall(tid, &call) {
             return;
         }
