@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 pub mod record;
 pub mod testrun;
+pub mod trace;
 
 use guest_kernel::scheme::basic::{NullScheme, RandScheme, ZeroScheme};
 use guest_kernel::vfs::Vfs;
@@ -51,6 +52,8 @@ pub struct RunOptions {
     pub quantum: u64,
     pub real_time: bool,
     pub limits: Limits,
+    /// Trace system calls through the host supervisor ([`trace`]).
+    pub trace: Option<trace::TraceConfig>,
 }
 
 impl Default for RunOptions {
@@ -65,6 +68,7 @@ impl Default for RunOptions {
             quantum: KernelConfig::default().quantum,
             real_time: false,
             limits: Limits::default(),
+            trace: None,
         }
     }
 }
@@ -78,6 +82,8 @@ pub enum RunError {
     BadEnv(String),
     #[error(transparent)]
     Spawn(#[from] SpawnError),
+    #[error("cannot write the trace: {0}")]
+    Trace(std::io::Error),
 }
 
 impl RunError {
@@ -171,12 +177,21 @@ pub fn boot_in(opts: &RunOptions, vfs: Vfs, console: Box<dyn Console>, cwd: Vec<
     let argv0 = opts.program.clone().unwrap_or_else(|| program.clone());
     let mut argv: Vec<&str> = vec![&argv0];
     argv.extend(opts.args.iter().map(String::as_str));
-    kernel.spawn_init(&program, &argv, &[])?;
+    let init = kernel.spawn_init(&program, &argv, &[])?;
+    if let Some(cfg) = &opts.trace {
+        use guest_kernel::supervise::HostAttach;
+        let attach = if cfg.follow { HostAttach::All } else { HostAttach::Chosen { follow: false } };
+        let tracer = trace::Tracer::new(cfg.clone()).map_err(RunError::Trace)?;
+        kernel.set_host_supervisor(Box::new(tracer), attach);
+        kernel.host_attach(init);
+    }
     Ok(kernel)
 }
 
 /// Runs a program to completion.
 pub fn run(opts: &RunOptions, console: Box<dyn Console>) -> Result<RunOutcome, RunError> {
     let mut kernel = boot(opts, console)?;
-    Ok(kernel.run())
+    let outcome = kernel.run();
+    kernel.finish_host_supervisor();
+    Ok(outcome)
 }

@@ -28,6 +28,11 @@ enum Command {
     /// Options come before PROGRAM; everything after it goes to the guest
     /// unchanged. Guest stdin, stdout and stderr are warden's own.
     Run(RunArgs),
+    /// Run a program with every system call traced, strace style (like `run --trace`).
+    ///
+    /// Lines are `pid name(args) = result` on stderr (or `-o FILE`); children are
+    /// followed. Run options and trace options come before PROGRAM.
+    Trace(RunArgs),
     /// Run guest test programs, each in a fresh guest, in parallel: one line per test,
     /// then `N passed, N failed`; exit status 1 if any failed.
     Test(wtest_cli::TestArgs),
@@ -86,6 +91,9 @@ struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_fds)]
     max_fds: usize,
 
+    #[command(flatten)]
+    trace: warden::trace::TraceArgs,
+
     /// The program to run (a guest path, or a name found in /bin), then its
     /// arguments.
     #[arg(value_name = "PROGRAM", trailing_var_arg = true)]
@@ -93,14 +101,15 @@ struct RunArgs {
 }
 
 impl RunArgs {
-    fn options(self) -> RunOptions {
+    fn options(self, force_trace: bool) -> Result<RunOptions, String> {
+        let trace = self.trace.config(force_trace)?;
         let root = match (self.image, self.root) {
             (Some(f), _) => Root::Image(f),
             (None, Some(d)) => Root::Dir(d),
             (None, None) => Root::Default,
         };
         let mut command = self.command.into_iter();
-        RunOptions {
+        Ok(RunOptions {
             root,
             env: self.env,
             program: command.next(),
@@ -114,7 +123,8 @@ impl RunArgs {
                 max_memory_per_process: self.max_mem.saturating_mul(1 << 20),
                 max_fds: self.max_fds,
             },
-        }
+            trace,
+        })
     }
 }
 
@@ -127,17 +137,29 @@ fn main() -> ExitCode {
             return ExitCode::from(code as u8);
         }
     };
-    let status = match cli.command {
-        Command::Run(args) => match warden::run(&args.options(), Box::new(HostConsole)) {
+    let (args, force_trace) = match cli.command {
+        Command::Run(args) => (args, false),
+        Command::Trace(args) => (args, true),
+        Command::Test(args) => return exit_status(args.run()),
+        Command::Record(args) => return exit_status(args.run()),
+        Command::Replay(args) => return exit_status(args.run()),
+    };
+    let status = match args.options(force_trace) {
+        Err(e) => {
+            eprintln!("warden: {e}");
+            EXIT_WARDEN_FAILED
+        }
+        Ok(opts) => match warden::run(&opts, Box::new(HostConsole)) {
             Ok(outcome) => outcome.exit_status(),
             Err(e) => {
                 eprintln!("warden: {e}");
                 e.exit_status()
             }
         },
-        Command::Test(args) => args.run(),
-        Command::Record(args) => args.run(),
-        Command::Replay(args) => args.run(),
     };
+    exit_status(status)
+}
+
+fn exit_status(status: i32) -> ExitCode {
     ExitCode::from(status.clamp(0, 255) as u8)
 }

@@ -249,6 +249,7 @@ impl Header {
             quantum: self.quantum,
             real_time: self.real_time,
             limits: self.limits.clone(),
+            trace: None,
         }
     }
 }
@@ -601,6 +602,7 @@ pub fn record(
         kernel.set_host_clock(Box::new(RecordClock { inner: SystemClock::default(), sink: sink.clone() }));
     }
     let outcome = kernel.run();
+    kernel.finish_host_supervisor();
     let stats = kernel.stats();
     drop(kernel);
     let (kind, code) = outcome_code(outcome);

@@ -32,6 +32,7 @@ pub mod record;
 mod sched;
 pub mod scheme;
 pub mod signal;
+pub mod supervise;
 pub mod syscall;
 pub mod testkit;
 pub mod time;
@@ -228,6 +229,8 @@ pub struct Kernel {
     tap: Option<Box<dyn record::SyscallTap>>,
     /// Schedule perturbation (nonzero seed).
     chaos: Option<chaos::Chaos>,
+    /// Supervisors and held calls ([`supervise`]).
+    sup: supervise::Supervision,
 }
 
 impl Kernel {
@@ -260,6 +263,7 @@ impl Kernel {
             yield_requested: false,
             tap: None,
             chaos,
+            sup: Default::default(),
         }
     }
 
