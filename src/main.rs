@@ -225,5 +225,9 @@ fn main() -> ExitCode {
         Command::Record(args) => args.run(),
         Command::Replay(args) => args.run(),
     };
+    exit_status(status)
+}
+
+fn exit_status(status: i32) -> ExitCode {
     ExitCode::from(status.clamp(0, 255) as u8)
 }

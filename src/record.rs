@@ -610,6 +610,7 @@ pub fn record(
         kernel.set_host_clock(Box::new(RecordClock { inner: SystemClock::default(), sink: sink.clone() }));
     }
     let outcome = kernel.run();
+    kernel.finish_host_supervisor();
     let stats = kernel.stats();
     drop(kernel);
     let (kind, code) = outcome_code(outcome);
