@@ -23,6 +23,7 @@
 
 pub mod console;
 pub mod elf;
+pub mod linux;
 mod mm;
 pub mod pipe;
 mod proc;
@@ -218,6 +219,8 @@ pub struct Kernel {
     stats: Stats,
     /// Set by `yield` (and a zero sleep): end the current slice.
     yield_requested: bool,
+    /// The Linux personality's state ([`linux`]).
+    linux: linux::LinuxState,
 }
 
 impl Kernel {
@@ -247,6 +250,7 @@ impl Kernel {
             outcome: None,
             stats: Stats::default(),
             yield_requested: false,
+            linux: linux::LinuxState::default(),
         }
     }
 

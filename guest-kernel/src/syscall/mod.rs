@@ -69,6 +69,8 @@ pub enum Input {
     SigAction(Option<SigAction>),
     /// `sigprocmask`'s set, if one was given.
     SigSet(Option<u64>),
+    /// A Linux call's inputs (`crate::linux`).
+    Linux(crate::linux::LinuxInput),
     /// Copying an argument failed; the call fails with this error.
     Fault(Errno),
 }
@@ -85,6 +87,9 @@ pub struct Call {
 impl Call {
     /// The call's name (`"open"`), if the number is known.
     pub fn name(&self) -> Option<&'static str> {
+        if self.number & crate::linux::LINUX_CALL != 0 {
+            return crate::linux::abi::name(self.number & !crate::linux::LINUX_CALL);
+        }
         syscall_name(self.number)
     }
 }
@@ -214,7 +219,11 @@ impl Kernel {
         let number = thread.cpu.gpr[reg::RAX] as usize;
         let args = gate_args(gate, &thread.cpu.gpr);
         let Ok(mm) = self.mm_of(tid) else { return };
-        let call = decode(&mm.borrow().space.mem, gate, number, args);
+        let call = if gate == Gate::Syscall && self.is_linux(tid) {
+            crate::linux::decode(&mm.borrow().space.mem, gate, number as u64, args)
+        } else {
+            decode(&mm.borrow().space.mem, gate, number, args)
+        };
         // Supervision hook point: a supervisor sees `call` here, before it runs.
         self.execute(tid, call);
     }
@@ -259,6 +268,9 @@ impl Kernel {
 
     fn dispatch(&mut self, tid: Pid, call: &Call) -> SysResult {
         let a = call.args;
+        if let Input::Linux(_) = call.input {
+            return self.linux_dispatch(tid, call);
+        }
         match call.number {
             SYS_OPEN => self.sys_open(tid, call),
             SYS_CLOSE => self.sys_close(tid, a[0]),
