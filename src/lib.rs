@@ -48,6 +48,9 @@ pub struct RunOptions {
     pub quantum: u64,
     pub real_time: bool,
     pub limits: Limits,
+    /// Forces the personality of the program started (`None`: decided from
+    /// the ELF file, see `guest_kernel::linux`).
+    pub personality: Option<guest_kernel::linux::Personality>,
 }
 
 impl Default for RunOptions {
@@ -62,6 +65,7 @@ impl Default for RunOptions {
             quantum: KernelConfig::default().quantum,
             real_time: false,
             limits: Limits::default(),
+            personality: None,
         }
     }
 }
@@ -158,6 +162,7 @@ pub fn boot(opts: &RunOptions, console: Box<dyn Console>) -> Result<Kernel, RunE
     let argv0 = opts.program.clone().unwrap_or_else(|| program.clone());
     let mut argv: Vec<&str> = vec![&argv0];
     argv.extend(opts.args.iter().map(String::as_str));
+    kernel.set_personality_override(opts.personality);
     kernel.spawn_init(&program, &argv, &[])?;
     Ok(kernel)
 }

@@ -75,6 +75,13 @@ struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_fds)]
     max_fds: usize,
 
+    /// The system-call ABI of the program started: `linux` or `redox`.
+    /// Without it each exec decides from the ELF file: a "Redox" note means
+    /// Redox; ELFOSABI_GNU, a "GNU" note or a PT_GNU_STACK header means Linux;
+    /// anything else is Redox.
+    #[arg(long, value_name = "ABI")]
+    personality: Option<guest_kernel::linux::Personality>,
+
     /// The program to run (a guest path, or a name found in /bin), then its
     /// arguments.
     #[arg(value_name = "PROGRAM", trailing_var_arg = true)]
@@ -98,6 +105,7 @@ impl RunArgs {
             seed: self.seed,
             quantum: self.quantum,
             real_time: self.real_time,
+            personality: self.personality,
             limits: Limits {
                 max_processes: self.max_procs,
                 max_memory_per_process: self.max_mem.saturating_mul(1 << 20),

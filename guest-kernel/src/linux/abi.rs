@@ -497,8 +497,25 @@ pub fn le32(bytes: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(w)
 }
 
+/// The kernel's `Stat` as Linux programs expect to see it: directories
+/// made by the in-memory layer get the usual 4096-byte size of disk file
+/// systems, symbolic links are always `rwxrwxrwx`.
+pub fn linux_view(s: &Stat) -> Stat {
+    let mut s = *s;
+    match s.st_mode & 0xf000 {
+        0x4000 if s.st_size < 4096 => {
+            s.st_size = 4096;
+            s.st_blocks = 8;
+        }
+        0xa000 => s.st_mode |= 0o777,
+        _ => {}
+    }
+    s
+}
+
 /// `struct stat` (144 bytes).
 pub fn stat_bytes(s: &Stat) -> Vec<u8> {
+    let s = &linux_view(s);
     let mut o = Out::new(144);
     o.u64(0, s.st_dev);
     o.u64(8, s.st_ino);
@@ -520,6 +537,7 @@ pub fn stat_bytes(s: &Stat) -> Vec<u8> {
 
 /// `struct statx` (256 bytes), every basic field valid.
 pub fn statx_bytes(s: &Stat) -> Vec<u8> {
+    let s = &linux_view(s);
     let mut o = Out::new(256);
     o.u32(0, 0x7ff); // STATX_BASIC_STATS
     o.u32(4, if s.st_blksize == 0 { 4096 } else { s.st_blksize });

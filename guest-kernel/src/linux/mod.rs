@@ -407,7 +407,7 @@ fn decode_input(mem: &Memory, number: usize, a: &[usize; 6]) -> Result<LinuxInpu
             let fds = raw.chunks_exact(8).map(|c| (abi::le32(c, 0) as i32, u16::from_le_bytes([c[4], c[5]]))).collect();
             let timeout = if number == nr::POLL {
                 let ms = a[2] as i32;
-                (ms >= 0).then_some(ms as u64 * 1_000_000)
+                (ms >= 0).then(|| ms as u64 * 1_000_000)
             } else {
                 timespec(mem, a[2])?
             };
@@ -529,5 +529,71 @@ impl Kernel {
             return r;
         }
         Err(SysError::Errno(Errno(ENOSYS)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn elf_with(osabi: u8, phdrs: &[(u32, &[u8])]) -> Vec<u8> {
+        // Header, then program headers at 64, then note bodies.
+        let mut out = vec![0u8; 64];
+        out[..4].copy_from_slice(b"\x7fELF");
+        out[4] = 2;
+        out[5] = 1;
+        out[6] = 1;
+        out[7] = osabi;
+        out[32..40].copy_from_slice(&64u64.to_le_bytes());
+        out[54..56].copy_from_slice(&56u16.to_le_bytes());
+        out[56..58].copy_from_slice(&(phdrs.len() as u16).to_le_bytes());
+        let mut body = Vec::new();
+        let body_at = 64 + 56 * phdrs.len();
+        for (ty, data) in phdrs {
+            let mut ph = [0u8; 56];
+            ph[..4].copy_from_slice(&ty.to_le_bytes());
+            ph[8..16].copy_from_slice(&((body_at + body.len()) as u64).to_le_bytes());
+            ph[32..40].copy_from_slice(&(data.len() as u64).to_le_bytes());
+            out.extend_from_slice(&ph);
+            body.extend_from_slice(data);
+        }
+        out.extend_from_slice(&body);
+        out
+    }
+
+    fn note(owner: &[u8]) -> Vec<u8> {
+        let mut n = Vec::new();
+        n.extend_from_slice(&(owner.len() as u32).to_le_bytes());
+        n.extend_from_slice(&4u32.to_le_bytes());
+        n.extend_from_slice(&1u32.to_le_bytes());
+        n.extend_from_slice(owner);
+        while n.len() % 4 != 0 {
+            n.push(0);
+        }
+        n.extend_from_slice(&[0; 4]);
+        n
+    }
+
+    #[test]
+    fn the_personality_rule() {
+        const GNU_STACK: u32 = 0x6474_e551;
+        let plain = elf_with(0, &[(1, &[])]);
+        assert_eq!(personality_of(&plain), Personality::Redox);
+        assert_eq!(personality_of(&elf_with(3, &[(1, &[])])), Personality::Linux);
+        assert_eq!(personality_of(&elf_with(0, &[(GNU_STACK, &[])])), Personality::Linux);
+        assert_eq!(personality_of(&elf_with(0, &[(4, &note(b"GNU\0"))])), Personality::Linux);
+        let mut both = note(b"GNU\0");
+        both.extend(note(b"Redox\0"));
+        assert_eq!(personality_of(&elf_with(3, &[(GNU_STACK, &[]), (4, &both)])), Personality::Redox);
+        assert_eq!(personality_of(&crate::testkit::static_elf(&[0xf4], 0)), Personality::Redox);
+        // Truncated and garbage input never panics.
+        for len in 0..plain.len() {
+            let _ = personality_of(&plain[..len]);
+        }
+        let mut bad = elf_with(0, &[(4, &note(b"GNU\0"))]);
+        bad[64 + 8..64 + 16].copy_from_slice(&u64::MAX.to_le_bytes());
+        let _ = personality_of(&bad);
+        bad[64 + 32..64 + 40].copy_from_slice(&u64::MAX.to_le_bytes());
+        let _ = personality_of(&bad);
     }
 }
