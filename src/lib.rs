@@ -9,6 +9,8 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod trace;
+
 use guest_kernel::scheme::basic::{NullScheme, RandScheme, ZeroScheme};
 use guest_kernel::vfs::Vfs;
 use guest_kernel::{Console, Kernel, KernelConfig, Limits, RunOutcome, SpawnError};
@@ -51,6 +53,8 @@ pub struct RunOptions {
     /// Forces the personality of the program started (`None`: decided from
     /// the ELF file, see `guest_kernel::linux`).
     pub personality: Option<guest_kernel::linux::Personality>,
+    /// Trace system calls through the host supervisor ([`trace`]).
+    pub trace: Option<trace::TraceConfig>,
 }
 
 impl Default for RunOptions {
@@ -66,6 +70,7 @@ impl Default for RunOptions {
             real_time: false,
             limits: Limits::default(),
             personality: None,
+            trace: None,
         }
     }
 }
@@ -79,6 +84,8 @@ pub enum RunError {
     BadEnv(String),
     #[error(transparent)]
     Spawn(#[from] SpawnError),
+    #[error("cannot write the trace: {0}")]
+    Trace(std::io::Error),
 }
 
 impl RunError {
@@ -163,12 +170,21 @@ pub fn boot(opts: &RunOptions, console: Box<dyn Console>) -> Result<Kernel, RunE
     let mut argv: Vec<&str> = vec![&argv0];
     argv.extend(opts.args.iter().map(String::as_str));
     kernel.set_personality_override(opts.personality);
-    kernel.spawn_init(&program, &argv, &[])?;
+    let init = kernel.spawn_init(&program, &argv, &[])?;
+    if let Some(cfg) = &opts.trace {
+        use guest_kernel::supervise::HostAttach;
+        let attach = if cfg.follow { HostAttach::All } else { HostAttach::Chosen { follow: false } };
+        let tracer = trace::Tracer::new(cfg.clone()).map_err(RunError::Trace)?;
+        kernel.set_host_supervisor(Box::new(tracer), attach);
+        kernel.host_attach(init);
+    }
     Ok(kernel)
 }
 
 /// Runs a program to completion.
 pub fn run(opts: &RunOptions, console: Box<dyn Console>) -> Result<RunOutcome, RunError> {
     let mut kernel = boot(opts, console)?;
-    Ok(kernel.run())
+    let outcome = kernel.run();
+    kernel.finish_host_supervisor();
+    Ok(outcome)
 }

@@ -26,6 +26,11 @@ enum Command {
     /// Options come before PROGRAM; everything after it goes to the guest
     /// unchanged. Guest stdin, stdout and stderr are warden's own.
     Run(RunArgs),
+    /// Run a program with every system call traced, strace style (like `run --trace`).
+    ///
+    /// Lines are `pid name(args) = result` on stderr (or `-o FILE`); children are
+    /// followed. Run options and trace options come before PROGRAM.
+    Trace(RunArgs),
 }
 
 #[derive(Args, Debug)]
@@ -81,6 +86,8 @@ struct RunArgs {
     /// anything else is Redox.
     #[arg(long, value_name = "ABI")]
     personality: Option<guest_kernel::linux::Personality>,
+    #[command(flatten)]
+    trace: warden::trace::TraceArgs,
 
     /// The program to run (a guest path, or a name found in /bin), then its
     /// arguments.
@@ -89,14 +96,15 @@ struct RunArgs {
 }
 
 impl RunArgs {
-    fn options(self) -> RunOptions {
+    fn options(self, force_trace: bool) -> Result<RunOptions, String> {
+        let trace = self.trace.config(force_trace)?;
         let root = match (self.image, self.root) {
             (Some(f), _) => Root::Image(f),
             (None, Some(d)) => Root::Dir(d),
             (None, None) => Root::Default,
         };
         let mut command = self.command.into_iter();
-        RunOptions {
+        Ok(RunOptions {
             root,
             env: self.env,
             program: command.next(),
@@ -111,7 +119,8 @@ impl RunArgs {
                 max_memory_per_process: self.max_mem.saturating_mul(1 << 20),
                 max_fds: self.max_fds,
             },
-        }
+            trace,
+        })
     }
 }
 
@@ -124,8 +133,16 @@ fn main() -> ExitCode {
             return ExitCode::from(code as u8);
         }
     };
-    let status = match cli.command {
-        Command::Run(args) => match warden::run(&args.options(), Box::new(HostConsole)) {
+    let (args, force_trace) = match cli.command {
+        Command::Run(args) => (args, false),
+        Command::Trace(args) => (args, true),
+    };
+    let status = match args.options(force_trace) {
+        Err(e) => {
+            eprintln!("warden: {e}");
+            EXIT_WARDEN_FAILED
+        }
+        Ok(opts) => match warden::run(&opts, Box::new(HostConsole)) {
             Ok(outcome) => outcome.exit_status(),
             Err(e) => {
                 eprintln!("warden: {e}");

@@ -31,6 +31,7 @@ pub mod process;
 mod sched;
 pub mod scheme;
 pub mod signal;
+pub mod supervise;
 pub mod syscall;
 pub mod testkit;
 pub mod time;
@@ -221,6 +222,8 @@ pub struct Kernel {
     yield_requested: bool,
     /// The Linux personality's state ([`linux`]).
     linux: linux::LinuxState,
+    /// Supervisors and held calls ([`supervise`]).
+    sup: supervise::Supervision,
 }
 
 impl Kernel {
@@ -251,6 +254,7 @@ impl Kernel {
             stats: Stats::default(),
             yield_requested: false,
             linux: linux::LinuxState::default(),
+            sup: Default::default(),
         }
     }
 

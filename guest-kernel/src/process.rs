@@ -312,11 +312,13 @@ pub struct Thread {
     pub sigmask: u64,
     /// Thread-directed pending signals (faults).
     pub pending: u64,
+    /// Its process is supervised: system calls and faults go through `supervise`.
+    pub supervised: bool,
 }
 
 impl Thread {
     pub fn new(tid: Pid, pid: Pid, cpu: Cpu) -> Thread {
-        Thread { tid, pid, cpu, state: ThreadState::Runnable, sigmask: 0, pending: 0 }
+        Thread { tid, pid, cpu, state: ThreadState::Runnable, sigmask: 0, pending: 0, supervised: false }
     }
 
     pub fn is_blocked(&self) -> bool {

@@ -241,7 +241,9 @@ impl Kernel {
                 Exit::Syscall(gate) => self.handle_syscall(tid, gate),
                 other => {
                     if let Some(sig) = crate::signal::fault_signal(&other) {
-                        self.raise_fault(tid, sig);
+                        if !self.supervise_fault(tid, &other, sig) {
+                            self.raise_fault(tid, sig);
+                        }
                     }
                 }
             }
@@ -343,6 +345,7 @@ impl Kernel {
         let files = std::mem::replace(&mut p.files, Rc::new(RefCell::new(FdTable::default())));
         let vfork_parent = p.vfork_parent.take();
         let ppid = p.ppid;
+        self.supervise_exited(pid, status);
         let dropped_threads: Vec<Thread> = threads.iter().filter_map(|t| self.threads.remove(t)).collect();
         drop(dropped_threads);
         // Close descriptors (only this process's reference if shared).

@@ -47,13 +47,9 @@ fn set_flags(cpu: &mut Cpu, f: u64) {
 /// Effective address from the precomputed addressing mode.
 #[inline(always)]
 fn ea(cpu: &Cpu, m: &MemRef) -> u64 {
-    let mut a = m.disp;
-    if m.base != MemRef::NONE {
-        a = a.wrapping_add(cpu.gpr[m.base as usize]);
-    }
-    if m.index != MemRef::NONE {
-        a = a.wrapping_add(cpu.gpr[m.index as usize] << m.scale);
-    }
+    let base = cpu.gpr[(m.base & 15) as usize] & m.base_mask;
+    let index = (cpu.gpr[(m.index & 15) as usize] & m.index_mask) << (m.scale & 3);
+    let mut a = m.disp.wrapping_add(base).wrapping_add(index);
     if m.flags != 0 {
         a = ea_slow(cpu, m, a);
     }
@@ -98,7 +94,7 @@ fn store<const S: u8>(mem: &mut Memory, a: u64, v: u64) -> R {
 /// Writes a full-width register slot of size 4 or 8 (4 zero-extends).
 #[inline(always)]
 fn set_reg<const S: u8>(cpu: &mut Cpu, r: u8, v: u64) {
-    cpu.gpr[r as usize] = v & mask(S);
+    cpu.gpr[(r & 15) as usize] = v & mask(S);
 }
 
 // ---- ALU ----------------------------------------------------------------------
@@ -146,7 +142,7 @@ fn alu_op<const K: u8, const S: u8, const F: bool>(a: u64, b: u64) -> (u64, u64)
 }
 
 fn alu_rr<const K: u8, const S: u8, const F: bool>(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
-    let (r, f) = alu_op::<K, S, F>(cpu.gpr[op.r0 as usize], cpu.gpr[op.r1 as usize]);
+    let (r, f) = alu_op::<K, S, F>(cpu.gpr[(op.r0 & 15) as usize], cpu.gpr[(op.r1 & 15) as usize]);
     if K != CMP && K != TEST {
         set_reg::<S>(cpu, op.r0, r);
     }
@@ -157,7 +153,7 @@ fn alu_rr<const K: u8, const S: u8, const F: bool>(cpu: &mut Cpu, _: &mut Memory
 }
 
 fn alu_ri<const K: u8, const S: u8, const F: bool>(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
-    let (r, f) = alu_op::<K, S, F>(cpu.gpr[op.r0 as usize], op.a);
+    let (r, f) = alu_op::<K, S, F>(cpu.gpr[(op.r0 & 15) as usize], op.a);
     if K != CMP && K != TEST {
         set_reg::<S>(cpu, op.r0, r);
     }
@@ -169,7 +165,7 @@ fn alu_ri<const K: u8, const S: u8, const F: bool>(cpu: &mut Cpu, _: &mut Memory
 
 fn alu_rm<const K: u8, const S: u8, const F: bool>(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     let b = load::<S>(mem, ea(cpu, &op.mem))?;
-    let (r, f) = alu_op::<K, S, F>(cpu.gpr[op.r0 as usize], b);
+    let (r, f) = alu_op::<K, S, F>(cpu.gpr[(op.r0 & 15) as usize], b);
     if K != CMP && K != TEST {
         set_reg::<S>(cpu, op.r0, r);
     }
@@ -188,7 +184,7 @@ fn alu_m<const K: u8, const S: u8, const F: bool>(cpu: &mut Cpu, mem: &mut Memor
         Err(t) if K != CMP && K != TEST => return Err(mem.probe_write(a, S as u64).err().unwrap_or(t)),
         Err(t) => return Err(t),
     };
-    let s = if op.r1 == NO_REG { op.a } else { cpu.gpr[op.r1 as usize] };
+    let s = if op.r1 == NO_REG { op.a } else { cpu.gpr[(op.r1 & 15) as usize] };
     let (r, f) = alu_op::<K, S, F>(d, s);
     if K != CMP && K != TEST {
         store::<S>(mem, a, r)?;
@@ -200,7 +196,7 @@ fn alu_m<const K: u8, const S: u8, const F: bool>(cpu: &mut Cpu, mem: &mut Memor
 }
 
 fn incdec_r<const INC: bool, const S: u8, const F: bool>(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
-    let a = cpu.gpr[op.r0 as usize] & mask(S);
+    let a = cpu.gpr[(op.r0 & 15) as usize] & mask(S);
     let (r, f) = if INC { alu_op::<ADD, S, F>(a, 1) } else { alu_op::<SUB, S, F>(a, 1) };
     set_reg::<S>(cpu, op.r0, r);
     if F {
@@ -212,7 +208,7 @@ fn incdec_r<const INC: bool, const S: u8, const F: bool>(cpu: &mut Cpu, _: &mut 
 // ---- moves ----------------------------------------------------------------------
 
 fn mov_rr<const S: u8>(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
-    set_reg::<S>(cpu, op.r0, cpu.gpr[op.r1 as usize]);
+    set_reg::<S>(cpu, op.r0, cpu.gpr[(op.r1 & 15) as usize]);
     Ok(())
 }
 
@@ -228,7 +224,7 @@ fn mov_rm<const S: u8>(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
 }
 
 fn mov_mr<const S: u8>(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
-    let v = if op.r1 == NO_REG { op.a } else { cpu.gpr[op.r1 as usize] };
+    let v = if op.r1 == NO_REG { op.a } else { cpu.gpr[(op.r1 & 15) as usize] };
     store::<S>(mem, ea(cpu, &op.mem), v)
 }
 
@@ -242,7 +238,7 @@ fn movx_rm<const SS: u8, const S: u8, const SIGNED: bool>(cpu: &mut Cpu, mem: &m
 
 /// movzx/movsx/movsxd from a low register (not AH..BH) of size `SS`.
 fn movx_rr<const SS: u8, const S: u8, const SIGNED: bool>(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
-    let v = cpu.gpr[op.r1 as usize] & mask(SS);
+    let v = cpu.gpr[(op.r1 & 15) as usize] & mask(SS);
     let v = if SIGNED { sext(v, SS) } else { v };
     set_reg::<S>(cpu, op.r0, v);
     Ok(())
@@ -264,7 +260,7 @@ const SAR: u8 = 2;
 fn shift_ri<const K: u8, const S: u8, const F: bool>(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
     let bits = 8 * S as u32;
     let c = op.a as u32;
-    let a = cpu.gpr[op.r0 as usize] & mask(S);
+    let a = cpu.gpr[(op.r0 & 15) as usize] & mask(S);
     let (r, cf) = match K {
         SHL => ((a << c) & mask(S), if c > bits { 0 } else { (a >> (bits - c)) & 1 }),
         SHR => (a >> c, if c > bits { 0 } else { (a >> (c - 1)) & 1 }),
@@ -286,18 +282,67 @@ fn shift_ri<const K: u8, const S: u8, const F: bool>(cpu: &mut Cpu, _: &mut Memo
     Ok(())
 }
 
+const ROL: u8 = 3;
+const ROR: u8 = 4;
+
+/// Rotate by a non-zero immediate count (already masked, and reduced modulo
+/// the width) in `op.a`; only CF and OF change.
+fn rotate_ri<const K: u8, const S: u8, const F: bool>(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
+    let a = cpu.gpr[(op.r0 & 15) as usize] & mask(S);
+    let (r, cf, of) = if S == 8 {
+        let r = if K == ROL { a.rotate_left(op.a as u32) } else { a.rotate_right(op.a as u32) };
+        if K == ROL {
+            (r, r & 1, (r >> 63) ^ (r & 1))
+        } else {
+            (r, r >> 63, (r >> 63) ^ ((r >> 62) & 1))
+        }
+    } else {
+        let v = a as u32;
+        let r = if K == ROL { v.rotate_left(op.a as u32) } else { v.rotate_right(op.a as u32) } as u64;
+        if K == ROL {
+            (r, r & 1, (r >> 31) ^ (r & 1))
+        } else {
+            (r, r >> 31, (r >> 31) ^ ((r >> 30) & 1))
+        }
+    };
+    set_reg::<S>(cpu, op.r0, r);
+    if F {
+        cpu.rflags = (cpu.rflags & !(CF | OF)) | cf | of << 11;
+    }
+    Ok(())
+}
+
+fn not_r<const S: u8>(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
+    set_reg::<S>(cpu, op.r0, !cpu.gpr[(op.r0 & 15) as usize]);
+    Ok(())
+}
+
+fn neg_r<const S: u8, const F: bool>(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
+    let (r, f) = alu_op::<SUB, S, F>(0, cpu.gpr[(op.r0 & 15) as usize]);
+    set_reg::<S>(cpu, op.r0, r);
+    if F {
+        set_flags(cpu, f);
+    }
+    Ok(())
+}
+
 fn imul_rr<const S: u8, const F: bool>(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
     imul_core::<S, F>(
         cpu,
         op.r0,
-        cpu.gpr[op.r1 as usize],
-        if op.mem.flags & MemRef::THREE != 0 { op.a } else { cpu.gpr[op.r0 as usize] },
+        cpu.gpr[(op.r1 & 15) as usize],
+        if op.mem.flags & MemRef::THREE != 0 { op.a } else { cpu.gpr[(op.r0 & 15) as usize] },
     )
 }
 
 fn imul_rm<const S: u8, const F: bool>(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     let b = load::<S>(mem, ea(cpu, &op.mem))?;
-    imul_core::<S, F>(cpu, op.r0, b, if op.mem.flags & MemRef::THREE != 0 { op.a } else { cpu.gpr[op.r0 as usize] })
+    imul_core::<S, F>(
+        cpu,
+        op.r0,
+        b,
+        if op.mem.flags & MemRef::THREE != 0 { op.a } else { cpu.gpr[(op.r0 & 15) as usize] },
+    )
 }
 
 #[inline(always)]
@@ -321,7 +366,7 @@ fn imul_core<const S: u8, const F: bool>(cpu: &mut Cpu, dst: u8, a: u64, b: u64)
 
 fn push_r(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     let sp = cpu.gpr[reg::RSP].wrapping_sub(8);
-    mem.write_u64(sp, cpu.gpr[op.r0 as usize])?;
+    mem.write_u64(sp, cpu.gpr[(op.r0 & 15) as usize])?;
     cpu.gpr[reg::RSP] = sp;
     Ok(())
 }
@@ -330,7 +375,7 @@ fn pop_r(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     let sp = cpu.gpr[reg::RSP];
     let v = mem.read_u64(sp)?;
     cpu.gpr[reg::RSP] = sp.wrapping_add(8);
-    cpu.gpr[op.r0 as usize] = v;
+    cpu.gpr[(op.r0 & 15) as usize] = v;
     Ok(())
 }
 
@@ -387,7 +432,7 @@ fn jcc<const CC: u8>(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
 }
 
 fn cmov_rr<const CC: u8, const S: u8>(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
-    let v = if cond::<CC>(cpu.rflags) { cpu.gpr[op.r1 as usize] } else { cpu.gpr[op.r0 as usize] };
+    let v = if cond::<CC>(cpu.rflags) { cpu.gpr[(op.r1 & 15) as usize] } else { cpu.gpr[(op.r0 & 15) as usize] };
     set_reg::<S>(cpu, op.r0, v);
     Ok(())
 }
@@ -415,7 +460,7 @@ fn narrow_reg(r: Register) -> Option<(u8, u8)> {
 
 /// The precomputed addressing mode of the instruction's memory operand.
 pub(crate) fn mem_ref(i: &Instruction, with_segment: bool) -> Option<MemRef> {
-    let mut m = MemRef { disp: i.memory_displacement64(), base: MemRef::NONE, index: MemRef::NONE, scale: 0, flags: 0 };
+    let mut m = MemRef { disp: i.memory_displacement64(), ..MemRef::default() };
     let mut addr32 = false;
     match i.memory_base() {
         Register::None | Register::RIP => {}
@@ -424,12 +469,14 @@ pub(crate) fn mem_ref(i: &Instruction, with_segment: bool) -> Option<MemRef> {
             let g = gpr(b)?;
             addr32 |= g.size == 4;
             m.base = g.idx as u8;
+            m.base_mask = u64::MAX;
         }
     }
     if i.memory_index() != Register::None {
         let g = gpr(i.memory_index())?;
         addr32 |= g.size == 4;
         m.index = g.idx as u8;
+        m.index_mask = u64::MAX;
         m.scale = i.memory_index_scale().trailing_zeros() as u8;
     }
     if addr32 {
@@ -700,6 +747,30 @@ pub(crate) fn specialize(i: &Instruction, flags_live: bool, op: &mut Op) -> Opti
                 M::Shr => by_size_flags!(s, flags_live, shift_ri[SHR]),
                 _ => by_size_flags!(s, flags_live, shift_ri[SAR]),
             }
+        }
+        M::Rol | M::Ror if k0 == OpKind::Register && is_imm(k1) => {
+            let (r0, s) = wide_reg(i.op0_register())?;
+            let c = i.immediate(1) & if s == 8 { 63 } else { 31 };
+            if c == 0 {
+                return None;
+            }
+            op.r0 = r0;
+            op.a = c;
+            if m == M::Rol {
+                by_size_flags!(s, flags_live, rotate_ri[ROL])
+            } else {
+                by_size_flags!(s, flags_live, rotate_ri[ROR])
+            }
+        }
+        M::Not if k0 == OpKind::Register => {
+            let (r0, s) = wide_reg(i.op0_register())?;
+            op.r0 = r0;
+            by_size!(s, not_r[])
+        }
+        M::Neg if k0 == OpKind::Register => {
+            let (r0, s) = wide_reg(i.op0_register())?;
+            op.r0 = r0;
+            by_size_flags!(s, flags_live, neg_r[])
         }
         M::Imul if i.op_count() >= 2 => {
             let (r0, s) = wide_reg(i.op0_register())?;

@@ -105,7 +105,12 @@ pub(crate) type Handler = fn(&mut Cpu, &mut Memory, &Op) -> Result<(), Trap>;
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct MemRef {
     pub disp: u64,
-    /// GPR index or `NONE`.
+    /// All ones when there is a base (index) register, else zero: the
+    /// address is computed without branches as
+    /// `disp + (base & base_mask) + ((index & index_mask) << scale)`.
+    pub base_mask: u64,
+    pub index_mask: u64,
+    /// GPR indices (0 when absent: the mask hides them).
     pub base: u8,
     pub index: u8,
     /// log2 of the index scale.
@@ -115,7 +120,6 @@ pub(crate) struct MemRef {
 }
 
 impl MemRef {
-    pub const NONE: u8 = 0xff;
     pub const ADDR32: u8 = 1;
     pub const FS: u8 = 2;
     pub const GS: u8 = 4;

@@ -357,8 +357,14 @@ impl Command {
     /// Starts the program supervised from its first instruction (`CLONE_SUPERVISE`) and
     /// returns the child with the supervision descriptor from `SUPERVISE(pid)`.
     pub fn spawn_supervised(&mut self) -> Result<(Child, File)> {
+        self.spawn_supervised_with(0)
+    }
+
+    /// Like [`Command::spawn_supervised`], passing `flags` (e.g. `SUPERVISE_BLOCK`) to
+    /// `supervise`.
+    pub fn spawn_supervised_with(&mut self, flags: usize) -> Result<(Child, File)> {
         let child = self.spawn_with_flags(abi::CLONE_SUPERVISE)?;
-        match sys::supervise(child.pid) {
+        match sys::supervise_with(child.pid, flags) {
             Ok(fd) => Ok((child, File::from_raw_fd(fd))),
             Err(err) => {
                 let _ = sys::kill(child.pid, abi::SIGKILL);

@@ -325,6 +325,11 @@ pub unsafe fn futex(addr: *mut i32, op: usize, val: usize, val2: usize, addr2: u
 
 /// `supervise(pid)`: a descriptor through which the caller supervises child `pid`.
 pub fn supervise(pid: usize) -> Result<usize> {
+    supervise_with(pid, 0)
+}
+
+/// `supervise(pid, flags)`: `flags` is 0 or `SUPERVISE_BLOCK` (reads wait for a packet).
+pub fn supervise_with(pid: usize, flags: usize) -> Result<usize> {
     // SAFETY: no memory arguments.
-    demux(unsafe { syscall1(abi::SYS_SUPERVISE, pid) })
+    demux(unsafe { syscall2(abi::SYS_SUPERVISE, pid, flags) })
 }

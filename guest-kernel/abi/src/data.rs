@@ -54,7 +54,7 @@ macro_rules! byte_struct {
 }
 
 /// Little helper trait: an integer field or an array of them, as native-endian bytes.
-trait ByteField {
+pub(crate) trait ByteField {
     /// The bytes of each integer in order.
     fn parts(&self) -> impl Iterator<Item = Part>;
     /// Loads the field from the start of `bytes` (which is long enough).
@@ -62,16 +62,16 @@ trait ByteField {
 }
 
 /// The native-endian bytes of one integer (at most 8).
-struct Part {
+pub(crate) struct Part {
     bytes: [u8; 8],
     len: usize,
 }
 
 impl Part {
-    fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
     }
-    fn as_slice(&self) -> &[u8] {
+    pub(crate) fn as_slice(&self) -> &[u8] {
         &self.bytes[..self.len]
     }
 }

@@ -19,15 +19,20 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[macro_use]
 pub mod data;
 pub mod error;
 pub mod flag;
+pub mod linux;
 pub mod number;
+pub mod supervise;
+pub mod trace;
 
 pub use data::*;
 pub use error::*;
 pub use flag::*;
 pub use number::*;
+pub use supervise::*;
 
 #[cfg(test)]
 mod tests;

@@ -125,3 +125,40 @@ fn struct_bytes_round_trip() {
     let map = Map { offset: 0, size: 8192, flags: PROT_READ | PROT_WRITE | MAP_PRIVATE, address: 0 };
     assert_eq!(Map::from_bytes(&map.to_bytes()), Some(map));
 }
+
+#[test]
+fn trace_formats_calls_like_strace() {
+    use crate::trace::*;
+    struct S(heapless_string::Buf);
+    mod heapless_string {
+        pub struct Buf {
+            pub data: [u8; 512],
+            pub len: usize,
+        }
+        impl core::fmt::Write for Buf {
+            fn write_str(&mut self, s: &str) -> core::fmt::Result {
+                let end = self.len + s.len();
+                self.data.get_mut(self.len..end).ok_or(core::fmt::Error)?.copy_from_slice(s.as_bytes());
+                self.len = end;
+                Ok(())
+            }
+        }
+    }
+    let mut items = [0u8; 64];
+    let head = crate::PacketItem { kind: crate::ITEM_PATH, arg: 0, len: 6 };
+    items[..16].copy_from_slice(&head.to_bytes());
+    items[16..22].copy_from_slice(b"/tmp/x");
+    let mut s = S(heapless_string::Buf { data: [0; 512], len: 0 });
+    let flags = crate::O_WRONLY | crate::O_CREAT | crate::O_TRUNC | 0o644;
+    write_call(&mut s.0, crate::SYS_OPEN, &[0, 6, flags as u64, 0, 0, 0], &items[..24], None).unwrap();
+    s.0.write_str(" ").unwrap();
+    write_result(&mut s.0, crate::SYS_OPEN, (-2i64) as u64).unwrap();
+    use core::fmt::Write;
+    assert_eq!(
+        core::str::from_utf8(&s.0.data[..s.0.len]).unwrap(),
+        "open(\"/tmp/x\", O_WRONLY|O_CREAT|O_TRUNC|0644) = -2 ENOENT"
+    );
+    let mut q = heapless_string::Buf { data: [0; 512], len: 0 };
+    write_quoted(&mut q, b"a\n\"\x01bcdefghijklmnopqrstuvwxyz0123456789", Some(8)).unwrap();
+    assert_eq!(core::str::from_utf8(&q.data[..q.len]).unwrap(), "\"a\\n\\\"\\x01bcde\"...");
+}

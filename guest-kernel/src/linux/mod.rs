@@ -85,7 +85,7 @@ use abi::nr;
 pub use exec::build_stack;
 
 /// Bit set in `Call::number` of every Linux call (the Linux number is below it).
-pub const LINUX_CALL: usize = 1 << 40;
+pub use warden_abi::linux::LINUX_CALL;
 
 /// Largest buffer one read or write moves.
 const MAX_IO: usize = crate::syscall::MAX_IO;
@@ -246,6 +246,50 @@ pub enum LinuxInput {
         sets: [Option<Vec<u8>>; 3],
         timeout: Option<u64>,
     },
+}
+
+/// The supervision items (`warden_abi::ITEM_*`: kind, argument index, bytes) of a Linux
+/// call's inputs, so packets and traces show its paths, buffers and exec vectors.
+pub fn trace_items(number: usize, input: &LinuxInput) -> Vec<(u32, u32, &[u8])> {
+    use warden_abi::{ITEM_ARG, ITEM_BYTES, ITEM_ENV, ITEM_PATH};
+    let nr = number & !LINUX_CALL;
+    let mut out = Vec::new();
+    match input {
+        LinuxInput::Path(p) => {
+            let at = matches!(
+                nr,
+                nr::OPENAT
+                    | nr::NEWFSTATAT
+                    | nr::STATX
+                    | nr::MKDIRAT
+                    | nr::UNLINKAT
+                    | nr::READLINKAT
+                    | nr::FCHMODAT
+                    | nr::FCHOWNAT
+                    | nr::FACCESSAT
+                    | nr::FACCESSAT2
+                    | nr::UTIMENSAT
+            );
+            out.push((ITEM_PATH, at as u32, p.as_slice()));
+        }
+        LinuxInput::Paths(p, q) => {
+            let (i, j) = match nr {
+                nr::RENAMEAT | abi::RENAMEAT2 | nr::LINKAT => (1, 3),
+                nr::SYMLINKAT => (0, 2),
+                _ => (0, 1),
+            };
+            out.push((ITEM_PATH, i, p.as_slice()));
+            out.push((ITEM_PATH, j, q.as_slice()));
+        }
+        LinuxInput::Bytes(b) => out.push((ITEM_BYTES, 1, b.as_slice())),
+        LinuxInput::Exec { path, args, envs } => {
+            out.push((ITEM_PATH, 0, path.as_slice()));
+            out.extend(args.iter().map(|a| (ITEM_ARG, 1, a.as_slice())));
+            out.extend(envs.iter().map(|e| (ITEM_ENV, 2, e.as_slice())));
+        }
+        _ => {}
+    }
+    out
 }
 
 fn cstr(mem: &Memory, addr: usize) -> Result<Vec<u8>, Errno> {

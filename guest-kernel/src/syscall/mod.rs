@@ -73,6 +73,9 @@ pub enum Input {
     Linux(crate::linux::LinuxInput),
     /// Copying an argument failed; the call fails with this error.
     Fault(Errno),
+    /// Made by the kernel, never decoded from a guest: a supervised thread's held call
+    /// continues (`crate::supervise`).
+    Resume,
 }
 
 /// One system call as the kernel will execute it.
@@ -218,13 +221,17 @@ impl Kernel {
         };
         let number = thread.cpu.gpr[reg::RAX] as usize;
         let args = gate_args(gate, &thread.cpu.gpr);
+        let supervised = thread.supervised;
         let Ok(mm) = self.mm_of(tid) else { return };
         let call = if gate == Gate::Syscall && self.is_linux(tid) {
             crate::linux::decode(&mm.borrow().space.mem, gate, number as u64, args)
         } else {
             decode(&mm.borrow().space.mem, gate, number, args)
         };
-        // Supervision hook point: a supervisor sees `call` here, before it runs.
+        // Supervision: a supervisor sees `call` (the kernel's copy) before it runs.
+        if supervised {
+            return self.supervise_syscall(tid, call);
+        }
         self.execute(tid, call);
     }
 
@@ -232,6 +239,7 @@ impl Kernel {
     pub(crate) fn execute(&mut self, tid: Pid, call: Call) {
         let result = match call.input {
             Input::Fault(e) => Err(SysError::Errno(e)),
+            Input::Resume => self.supervise_resume(tid),
             _ => self.dispatch(tid, &call),
         };
         match result {
@@ -266,7 +274,7 @@ impl Kernel {
         }
     }
 
-    fn dispatch(&mut self, tid: Pid, call: &Call) -> SysResult {
+    pub(crate) fn dispatch(&mut self, tid: Pid, call: &Call) -> SysResult {
         let a = call.args;
         if let Input::Linux(_) = call.input {
             return self.linux_dispatch(tid, call);
@@ -298,7 +306,12 @@ impl Kernel {
             SYS_GETGID | SYS_GETEGID => Ok(self.proc_of(tid)?.gid as usize),
             SYS_GETPGID => self.sys_getpgid(tid, a[0]),
             SYS_SETPGID => self.sys_setpgid(tid, a[0], a[1]),
-            SYS_CLONE => self.sys_clone(tid, a[0], a[1]),
+            SYS_CLONE => {
+                let result = self.sys_clone(tid, a[0], a[1]);
+                self.supervise_cloned(tid, a[0], &result);
+                result
+            }
+            SYS_SUPERVISE => self.sys_supervise(tid, a[0], a[1]),
             SYS_UMASK => self.sys_umask(tid, a[0]),
             SYS_BRK => self.sys_brk(tid, a[0]),
             SYS_FMAP => self.sys_fmap(tid, a[0], call),

@@ -493,8 +493,10 @@ pub(crate) fn mul(a: u128, b: u128, ctx: &mut Ctx) -> u128 {
 }
 
 pub(crate) fn div(a: u128, b: u128, ctx: &mut Ctx) -> u128 {
-    // A zero divisor takes precedence over a denormal dividend.
-    if class(b) == Class::Zero && class(a) == Class::Denormal {
+    // A zero divisor takes precedence over a denormal dividend (also one
+    // that was a single/double memory operand, checked on the host).
+    let denormal_a = class(a) == Class::Denormal || (ctx.src_denormal && class(a) == Class::Normal);
+    if class(b) == Class::Zero && denormal_a {
         ctx.flags |= ZE;
         return inf(sign(a) != sign(b));
     }
@@ -763,23 +765,27 @@ pub(crate) struct Rem {
     pub q: u64,
     /// C2: the reduction is incomplete.
     pub partial: bool,
+    /// A NaN result (NaN or unsupported operand, invalid operation): C0 and
+    /// C3 keep their values (AMD, checked on the host), C1 and C2 are cleared.
+    pub nan: bool,
 }
 
 /// `fprem` (truncating, `ieee == false`) or `fprem1` (round to nearest).
 pub(crate) fn rem(a: u128, b: u128, ieee: bool, ctx: &mut Ctx) -> Rem {
-    let done = |value| Rem { value, q: 0, partial: false };
+    let done = |value| Rem { value, q: 0, partial: false, nan: false };
+    let nan = |value| Rem { value, q: 0, partial: false, nan: true };
     let (ca, cb) = (class(a), class(b));
     if !ca.is_nan() && !cb.is_nan() && ca != Class::Unsupported && cb != Class::Unsupported {
         // Invalid operands are reported before denormal ones.
         if ca == Class::Inf || cb == Class::Zero {
-            return done(invalid(ctx));
+            return nan(invalid(ctx));
         }
     }
     if let Some(r) = prelude2(a, b, ctx) {
-        return done(r);
+        return nan(r);
     }
     match (class(a), class(b)) {
-        (Class::Inf, _) | (_, Class::Zero) => return done(invalid(ctx)),
+        (Class::Inf, _) | (_, Class::Zero) => return nan(invalid(ctx)),
         (Class::Zero, _) => return done(a),
         // The dividend comes back as an exact result (pseudo-denormals
         // normalized, a denormal subject to the underflow response).
@@ -800,7 +806,7 @@ pub(crate) fn rem(a: u128, b: u128, ieee: bool, ctx: &mut Ctx) -> Rem {
         let num = (x.sig as u128) << n;
         let r = num % ys;
         let value = pack_rem(x.sign, y.exp + (d - n), r, ctx);
-        return Rem { value, q: 0, partial: true };
+        return Rem { value, q: 0, partial: true, nan: false };
     }
     let (mut q, mut r, mut s) = if d >= 0 {
         let num = (x.sig as u128) << d;
@@ -824,7 +830,7 @@ pub(crate) fn rem(a: u128, b: u128, ieee: bool, ctx: &mut Ctx) -> Rem {
             q = 1;
         }
     }
-    Rem { value: pack_rem(s, rexp, r, ctx), q, partial: false }
+    Rem { value: pack_rem(s, rexp, r, ctx), q, partial: false, nan: false }
 }
 
 /// Packs an exact remainder `r * 2^(exp - 63)` (`r < 2^65`).
@@ -909,38 +915,21 @@ pub(crate) fn compare(a: u128, b: u128, quiet: bool, ctx: &mut Ctx) -> Order {
     }
 }
 
-// ---- transcendental functions (host f64 quality) --------------------------
+// ---- transcendental functions -----------------------------------------------
 
-/// The value as an f64 rounded to nearest (no flags).
-pub(crate) fn approx_f64(v: u128) -> f64 {
-    let mut c = Ctx::new(0x037f);
-    f64::from_bits(to_f64(v, &mut c))
-}
-
-/// An f64 result back in register format, flagged inexact.
-pub(crate) fn from_approx(x: f64, ctx: &mut Ctx) -> u128 {
-    let mut c = Ctx::new(0x037f);
-    let r = from_f64(x.to_bits(), &mut c);
-    if class(r).is_nan() {
-        return invalid(ctx);
-    }
-    ctx.flags |= PE;
-    r
+/// Rounds `sig * 2^(exp - 127)` (`sig` normalized), known to be inexact, to
+/// the register format at full precision.
+pub(crate) fn round_wide(sign: bool, exp: i32, sig: u128, ctx: &mut Ctx) -> u128 {
+    pack80(round(sign, exp, sig, true, reg_fmt(64), ctx, true))
 }
 
 /// Exponent of a finite non-zero value (`None` for other classes).
+#[cfg(test)]
 pub(crate) fn exponent(v: u128) -> Option<i32> {
     match class(v) {
         Class::Normal | Class::Denormal => Some(unpack(v).exp),
         _ => None,
     }
-}
-
-/// A tiny argument returned unchanged (sin, tan, atan of tiny `x` is `x`
-/// to within half an ulp), flagged inexact.
-pub(crate) fn tiny_identity(x: u128, ctx: &mut Ctx) -> u128 {
-    ctx.flags |= PE;
-    x
 }
 
 // ---- BCD -------------------------------------------------------------------

@@ -747,8 +747,8 @@ fn fxsave_layout_alignment_and_reserved_mxcsr() {
     assert_eq!(exit, Exit::GeneralProtection);
 }
 
-/// Transcendental instructions: exact where hardware is exact (special
-/// operands, stack effects, C2), within 2^-50 relative of the host otherwise.
+/// Transcendental instructions on special operands: exact where hardware
+/// is exact (special operands, stack effects, C2), within 1 ulp otherwise.
 #[test]
 fn transcendental_functions_are_close_to_the_host() {
     let native = Native::new();
@@ -797,29 +797,13 @@ fn transcendental_functions_are_close_to_the_host() {
                 let efx = fxsave_image(&cpu, true);
                 let nsw = u16::from_le_bytes([nfx.0[2], nfx.0[3]]);
                 let esw = u16::from_le_bytes([efx[2], efx[3]]);
-                // C1 (round-up) and exact IE/ZE/DE/SF/C2/TOP/C0/C3 must agree, PE aside.
-                let mask = 0xffff & !(0x0200 | 0x0020 | 0x0010);
-                let mut ok = nsw & mask == esw & mask && nfx.0[4] == efx[4];
+                // Everything but C1 (see `transcendentals_within_one_ulp_of_the_host`)
+                // must agree; values within 1 ulp.
+                let mut ok = nsw & !0x0200 == esw & !0x0200 && nfx.0[4] == efx[4];
                 for k in 0..2 {
                     let n = u128::from_le_bytes(nfx.0[32 + 16 * k..48 + 16 * k].try_into().unwrap());
                     let e = u128::from_le_bytes(efx[32 + 16 * k..48 + 16 * k].try_into().unwrap());
-                    if n != e {
-                        let (cn, ce) = (float::class(n), float::class(e));
-                        // Relative error below 2^-50; for the trig family the
-                        // error is absolute (scaled by max(1, |result|)), since
-                        // hardware reduces arguments with a 66-bit pi and near
-                        // multiples of pi neither result is the true value.
-                        let trig = matches!(name, "fsin" | "fcos" | "fptan" | "fsincos");
-                        let finite = |c| matches!(c, float::Class::Normal | float::Class::Zero);
-                        let close = finite(cn) && finite(ce) && {
-                            let mut c = Ctx::new(0x037f);
-                            let d = float::add(n, e, true, &mut c);
-                            let scale = float::exponent(n).unwrap_or(i32::MIN);
-                            let scale = if trig { scale.max(0) } else { scale };
-                            float::class(d) == float::Class::Zero || float::exponent(d).unwrap_or(i32::MIN) < scale - 50
-                        };
-                        ok &= close;
-                    }
+                    ok &= n == e || ulps(n, e).is_some_and(|d| d <= 1);
                 }
                 if !ok {
                     bad.push(format!(
@@ -928,4 +912,107 @@ fn no_panic_on_arbitrary_operands() {
             let _ = emu.run(code, &start(fcw, &vals), &mut data.clone());
         }
     }
+}
+
+/// The distance in ulps between two finite register values of the same
+/// sign (adjacent values of one sign differ by one in the encoding).
+fn ulps(a: u128, b: u128) -> Option<u128> {
+    let fin = |v: u128| matches!(float::class(v), float::Class::Normal | float::Class::Denormal | float::Class::Zero);
+    if !fin(a) || !fin(b) || float::sign(a) != float::sign(b) {
+        return None;
+    }
+    let key = |v: u128| {
+        let e = (v >> 64) as u64 & 0x7fff;
+        let m = v as u64;
+        // Denormals: exponent field 0 holds the same scale as 1.
+        if e == 0 {
+            m as u128
+        } else {
+            (((e - 1) as u128) << 63) + m as u128
+        }
+    };
+    Some(key(a).abs_diff(key(b)))
+}
+
+/// Transcendentals on random operands against the host: results at most
+/// 1 ulp apart (hardware is not correctly rounded, emu nearly is), the
+/// status word identical except C1: C1 says on which side of the result
+/// the unrounded value lay, and hardware's value (within ~0.07 ulp of the
+/// exact one) is on the other side of a representable number than the
+/// exact value whenever the two are that close.
+/// `WARDEN_X87_CASES` (default 400 per instruction and range) for longer
+/// runs; prints how many results are bit-identical.
+#[test]
+fn transcendentals_within_one_ulp_of_the_host() {
+    let n: usize = std::env::var("WARDEN_X87_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(400);
+    let native = Native::new();
+    let mut emu = Emu::new();
+    let mut s = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    };
+    // (name, code, operand exponent range, whether ST(1) is an operand).
+    let ops: &[(&str, &[u8], i64, i64, bool)] = &[
+        ("fsin", &[0xd9, 0xfe], -70, 62, false),
+        ("fcos", &[0xd9, 0xff], -70, 62, false),
+        ("fsincos", &[0xd9, 0xfb], -70, 62, false),
+        ("fptan", &[0xd9, 0xf2], -70, 62, false),
+        ("f2xm1", &[0xd9, 0xf0], -70, -1, false),
+        ("fyl2x", &[0xd9, 0xf1], -200, 200, true),
+        ("fyl2xp1", &[0xd9, 0xf9], -70, -3, true),
+        ("fpatan", &[0xd9, 0xf3], -80, 80, true),
+    ];
+    let mut bad = Vec::new();
+    let mut report = String::new();
+    for &(name, code, lo, hi, two) in ops {
+        let (mut same, mut one, mut c1_differs) = (0, 0, 0);
+        for k in 0..n {
+            let r = next();
+            let e = (lo + (r % (hi - lo + 1) as u64) as i64 + 16383) as u16;
+            let sign = name != "fyl2x" && r >> 40 & 1 != 0;
+            let a = f80(sign, e, next() | 1 << 63);
+            let b = f80(next() & 1 != 0, (16383 + (next() % 40) as i64 - 20) as u16, next() | 1 << 63);
+            let fcw = [0x037f, 0x077f, 0x0b7f, 0x0f7f][k % 4];
+            let init = if two { start(fcw, &[b, a]) } else { start(fcw, &[a]) };
+            let mut fx = Aligned([0; 512]);
+            fx.0[..416].copy_from_slice(&fxsave_image(&init, true));
+            let (nfx, _) = native.run(code, &fx, &mut Aligned([0; 512]));
+            let (cpu, _) = emu.run(code, &init, &mut [0; 16]);
+            let efx = fxsave_image(&cpu, true);
+            let nsw = u16::from_le_bytes([nfx.0[2], nfx.0[3]]);
+            let esw = u16::from_le_bytes([efx[2], efx[3]]);
+            let st = |b: &[u8], k: usize| u128::from_le_bytes(b[32 + 16 * k..48 + 16 * k].try_into().unwrap());
+            let mut worst = 0;
+            let mut ok = nfx.0[4] == efx[4];
+            c1_differs += ((nsw ^ esw) & 0x0200 != 0) as usize;
+            for k in 0..2 {
+                match ulps(st(&nfx.0, k), st(&efx, k)) {
+                    Some(d) => worst = worst.max(d),
+                    None => ok &= st(&nfx.0, k) == st(&efx, k),
+                }
+            }
+            ok &= worst <= 1 && (nsw ^ esw) & !0x0200 == 0;
+            if worst == 0 && ok {
+                same += 1;
+            } else if ok {
+                one += 1;
+            }
+            if !ok {
+                bad.push(format!(
+                    "{name} fcw={fcw:#x} a={a:020x} b={b:020x}\n  native {}\n  emu    {}",
+                    fmt_state(&nfx.0),
+                    fmt_state(&efx)
+                ));
+            }
+        }
+        report += &format!("{name}: {same} identical, {one} 1 ulp apart, C1 differs in {c1_differs}, of {n}\n");
+    }
+    eprint!("{report}");
+    for b in bad.iter().take(20) {
+        eprintln!("{b}");
+    }
+    assert!(bad.is_empty(), "{} transcendental cases off", bad.len());
 }

@@ -1,0 +1,89 @@
+//! The system-call trap path: a guest loop of trivial `getpid` calls through
+//! each gate, in ns per call, against a native `getpid` system call made by
+//! this bench process in the same run. The last lines printed are a summary
+//! with the ratios (warden / native).
+//! (Host-supervised and guest-supervisor round trips join this bench when
+//! supervision lands.)
+
+use std::time::Instant;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use guest_kernel::scheme::memfs::MemFs;
+use guest_kernel::testkit::static_elf;
+use guest_kernel::{CaptureConsole, Kernel, KernelConfig, RunOutcome};
+
+const CALLS: u32 = 200_000;
+
+/// `getpid` CALLS times through the gate, then `exit(0)`.
+fn program(int80: bool) -> Vec<u8> {
+    let mut code = vec![0x41, 0xbc]; // mov r12d, CALLS
+    code.extend_from_slice(&CALLS.to_le_bytes());
+    code.extend_from_slice(&[0xb8, 20, 0, 0, 0]); // loop: mov eax, 20 (getpid)
+    code.extend_from_slice(if int80 { &[0xcd, 0x80] } else { &[0x0f, 0x05] });
+    code.extend_from_slice(&[0x49, 0xff, 0xcc, 0x75, 0xf4]); // dec r12; jnz loop
+    code.extend_from_slice(&[0xb8, 1, 0, 0, 0, 0x31, 0xff]); // mov eax, 1; xor edi, edi
+    code.extend_from_slice(if int80 { &[0xcd, 0x80] } else { &[0x0f, 0x05] });
+    static_elf(&code, 0)
+}
+
+fn run_guest(elf: &[u8]) {
+    let fs = MemFs::new();
+    fs.insert("/loop", elf);
+    let (console, _out) = CaptureConsole::new(b"");
+    let mut k = Kernel::new(KernelConfig::default(), Box::new(fs), Box::new(console));
+    k.spawn_init("/loop", &["loop"], &[]).unwrap();
+    assert_eq!(k.run(), RunOutcome::Exited(0));
+}
+
+fn native_getpid() -> u64 {
+    let r: u64;
+    // SAFETY: getpid (39) takes no arguments and touches no memory; rcx and
+    // r11 are clobbered by the instruction and declared.
+    unsafe { std::arch::asm!("syscall", inlateout("rax") 39u64 => r, out("rcx") _, out("r11") _, options(nostack)) };
+    r
+}
+
+fn per_call_ns(f: &dyn Fn(), calls: u32) -> f64 {
+    let mut best = f64::MAX;
+    for _ in 0..5 {
+        let t = Instant::now();
+        f();
+        best = best.min(t.elapsed().as_nanos() as f64 / calls as f64);
+    }
+    best
+}
+
+fn bench(c: &mut Criterion) {
+    let syscall_elf = program(false);
+    let int80_elf = program(true);
+    let mut g = c.benchmark_group("syscall");
+    g.throughput(Throughput::Elements(CALLS as u64));
+    g.sample_size(10);
+    g.bench_function("native_getpid", |b| {
+        b.iter(|| {
+            for _ in 0..CALLS {
+                std::hint::black_box(native_getpid());
+            }
+        })
+    });
+    g.bench_function("warden_syscall_gate", |b| b.iter(|| run_guest(&syscall_elf)));
+    g.bench_function("warden_int80_gate", |b| b.iter(|| run_guest(&int80_elf)));
+    g.finish();
+
+    let native = per_call_ns(
+        &|| {
+            for _ in 0..CALLS {
+                std::hint::black_box(native_getpid());
+            }
+        },
+        CALLS,
+    );
+    let sys = per_call_ns(&|| run_guest(&syscall_elf), CALLS);
+    let int80 = per_call_ns(&|| run_guest(&int80_elf), CALLS);
+    println!("summary: native getpid {native:.1} ns/call");
+    println!("summary: warden syscall gate {sys:.1} ns/call ({:.2}x native)", sys / native);
+    println!("summary: warden int 0x80 gate {int80:.1} ns/call ({:.2}x native)", int80 / native);
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,880 @@
+//! Supervision (seed 000, race-free after seed 001): `SUPERVISE`, `CLONE_SUPERVISE`, the
+//! guest supervisor's packets and the host supervisor trait.
+//!
+//! Design:
+//! - Each supervised process has a chain of supervisors ([`ProcSup`]): guest channels
+//!   (outermost first; a `None` slot is a `CLONE_SUPERVISE` child whose parent has not called
+//!   `supervise` yet) and a flag for the host. Children inherit the chain, so no fork
+//!   escapes. Every thread of such a process has `Thread::supervised` set: the trap path of
+//!   an unsupervised thread pays exactly one branch on that flag.
+//! - A supervised call, exception or interrupt becomes a [`Held`] entry and the thread runs
+//!   the kernel-made call `Input::Resume`, which lands in [`Kernel::supervise_resume`]: one
+//!   state machine that sends packets, parks on the thread's hold key until a reply is filed,
+//!   runs the call, reports results, and finishes. A woken hold re-enters it; so does a call
+//!   that blocked while running (it parks with the `Resume` call, never with the original),
+//!   so post-call reports survive blocking.
+//! - The call is canonicalised *before* anyone sees it: a path becomes the `scheme:path`
+//!   it resolves to now (a sibling's later `chdir` changes nothing), `fexec`'s descriptor is
+//!   pinned to its open description (a later `dup2` over it changes nothing). Supervisors
+//!   see exactly these copies; the kernel runs exactly them.
+//! - Results: the buffers a call writes are captured — saved before, read back and
+//!   restored right after the call, with no guest instruction in between — so no guest
+//!   thread sees them until every supervisor has let them through (seed 001's
+//!   "kernel->user direction").
+//! - Order: the host first, then guest supervisors innermost first; results go back
+//!   outermost guest first, the host last.
+
+mod channel;
+pub mod host;
+
+use std::rc::Rc;
+
+use emu::{reg, Access, Exit, Gate};
+use warden_abi::*;
+
+pub use host::{Decision, ExceptionDecision, ExceptionEvent, HostSupervisor, Output, ProcessEvent, SyscallEntry};
+
+use crate::process::{OpenFile, ProcState, WaitOn};
+use crate::syscall::{Block, Call, Input, SysError, SysResult, MAX_IO};
+use crate::usercopy::{copy_in, copy_out};
+use crate::{Kernel, Pid};
+use channel::{hold_key, Channel, ChannelRef, SuperviseFile};
+
+/// Which processes the host supervisor covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostAttach {
+    /// Every process, now and later.
+    All,
+    /// Only those passed to `host_attach` (and, if `follow`, their children).
+    Chosen { follow: bool },
+}
+
+/// The supervisors of one process.
+#[derive(Clone, Default)]
+pub(crate) struct ProcSup {
+    chain: Vec<Option<ChannelRef>>,
+    host: bool,
+}
+
+impl ProcSup {
+    fn active(&self) -> bool {
+        self.host || !self.chain.is_empty()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    /// Waiting for guest supervisor `level` (0 = innermost) to answer the entry packet.
+    Entry(usize),
+    /// Approved: run (again, if it blocked).
+    Run,
+    /// Waiting for reporter `level` (outermost first) to answer the result packet.
+    Result(usize),
+    /// An exception, at guest supervisor `level`.
+    Exception(usize),
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Fault {
+    vector: u64,
+    rip: u64,
+    addr: u64,
+    access: u64,
+    signal: usize,
+}
+
+/// A supervised thread's call (or exception) in flight.
+struct Held {
+    pid: Pid,
+    call: Call,
+    /// The guest's spelling of a path argument.
+    given: Option<Vec<u8>>,
+    /// The canonical `scheme:path` the kernel acts on.
+    resolved: Option<Vec<u8>>,
+    /// `fexec`'s description, pinned at entry.
+    pinned: Option<Rc<OpenFile>>,
+    stage: Stage,
+    /// Sequence number of the call (host) / of the packet awaiting a reply (0: none sent).
+    seq: u64,
+    pending: u64,
+    host_report: bool,
+    /// Guest supervisors that asked for the result, innermost first.
+    report: Vec<ChannelRef>,
+    result: usize,
+    outputs: Vec<Output>,
+    fault: Option<Fault>,
+}
+
+/// All supervision state of a kernel.
+#[derive(Default)]
+pub(crate) struct Supervision {
+    seq: u64,
+    procs: std::collections::BTreeMap<Pid, ProcSup>,
+    held: std::collections::BTreeMap<Pid, Held>,
+    host: Option<Box<dyn HostSupervisor>>,
+    host_attach: Option<HostAttach>,
+}
+
+impl Supervision {
+    fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+}
+
+/// The kernel-made call a held thread runs.
+fn resume_call(gate: Gate) -> Call {
+    Call { number: SYS_SUPERVISE, args: [0; 6], gate, input: Input::Resume }
+}
+
+fn exception_of(exit: &Exit, rip: u64) -> Fault {
+    let (vector, addr, access) = match *exit {
+        Exit::DivideError => (EXC_DIVIDE, 0, 0),
+        Exit::Debug => (EXC_DEBUG, 0, 0),
+        Exit::Breakpoint => (EXC_BREAKPOINT, 0, 0),
+        Exit::InvalidOpcode { .. } => (EXC_INVALID_OPCODE, 0, 0),
+        Exit::GeneralProtection => (EXC_GENERAL_PROTECTION, 0, 0),
+        Exit::PageFault { addr, access } => {
+            let a = match access {
+                Access::Read => 0,
+                Access::Write => 1,
+                _ => 2,
+            };
+            (EXC_PAGE_FAULT, addr, a)
+        }
+        Exit::FloatingPoint => (EXC_X87, 0, 0),
+        Exit::SimdFloatingPoint => (EXC_SIMD, 0, 0),
+        Exit::Interrupt(n) => (EXC_INT | n as u64, 0, 0),
+        Exit::Halt => (EXC_HALT, 0, 0),
+        Exit::Syscall(_) | Exit::BudgetExhausted => (0, 0, 0),
+    };
+    Fault { vector, rip, addr, access, signal: 0 }
+}
+
+/// The buffers `call` writes for the guest: (argument index, address, length).
+fn output_ranges(call: &Call) -> Vec<(usize, usize, usize)> {
+    let a = call.args;
+    let mut out = Vec::new();
+    let mut add = |arg: usize, addr: usize, len: usize| {
+        if addr != 0 && len != 0 {
+            out.push((arg, addr, len));
+        }
+    };
+    match call.number {
+        SYS_READ => add(1, a[1], a[2].min(MAX_IO)),
+        SYS_FPATH => add(1, a[1], a[2].min(crate::usercopy::MAX_PATH)),
+        SYS_FSTAT if a[2] >= Stat::SIZE => add(1, a[1], Stat::SIZE),
+        SYS_GETCWD => add(0, a[0], a[1].min(crate::usercopy::MAX_PATH)),
+        SYS_CLOCK_GETTIME => add(1, a[1], TimeSpec::SIZE),
+        SYS_WAITPID => add(1, a[1], 8),
+        SYS_PIPE2 => add(0, a[0], 16),
+        SYS_SIGACTION => add(2, a[2], SigAction::SIZE),
+        SYS_SIGPROCMASK => add(2, a[2], 16),
+        SYS_NANOSLEEP => add(1, a[1], TimeSpec::SIZE),
+        _ => {}
+    }
+    out
+}
+
+/// The items of an entry packet: the kernel's copies of what the call reads.
+fn entry_items<'a>(h: &'a Held) -> Vec<(u32, u32, &'a [u8])> {
+    let mut items: Vec<(u32, u32, &[u8])> = Vec::new();
+    if let Some(p) = &h.given {
+        items.push((ITEM_PATH, 0, p));
+    }
+    if let Some(r) = &h.resolved {
+        items.push((ITEM_RESOLVED, 0, r));
+    }
+    match &h.call.input {
+        Input::Bytes(b) => items.push((ITEM_BYTES, if h.call.number == SYS_DUP2 { 2 } else { 1 }, b)),
+        Input::Exec { args, envs } => {
+            items.extend(args.iter().map(|a| (ITEM_ARG, 1, a.as_slice())));
+            items.extend(envs.iter().map(|e| (ITEM_ENV, 3, e.as_slice())));
+        }
+        Input::Linux(l) => items.extend(crate::linux::trace_items(h.call.number, l)),
+        _ => {}
+    }
+    items
+}
+
+/// The struct argument of a call, as bytes (for entry packets).
+fn struct_item(call: &Call) -> Option<(u32, Vec<u8>)> {
+    Some(match &call.input {
+        Input::Map(m) => (1, m.to_bytes().to_vec()),
+        Input::Time(t) => (if call.number == SYS_FUTEX { 3 } else { 0 }, t.to_bytes().to_vec()),
+        Input::SigAction(Some(a)) => (1, a.to_bytes().to_vec()),
+        Input::SigSet(Some(s)) => (1, s.to_le_bytes().to_vec()),
+        _ => return None,
+    })
+}
+
+fn packet_head(kind: u32, seq: u64, pid: Pid, tid: Pid, number: u64, args: [u64; 6]) -> SupervisePacket {
+    let flags = if matches!(kind, PACKET_SYSCALL | PACKET_RESULT | PACKET_EXCEPTION) { PACKET_FLAG_REPLY } else { 0 };
+    SupervisePacket { kind, flags, seq, pid, tid, number, args, ..SupervisePacket::default() }
+}
+
+impl Kernel {
+    // --- public API --------------------------------------------------------------------
+
+    /// Installs the host supervisor. With [`HostAttach::All`] it covers every existing and
+    /// future process (call it right after `spawn_init` to see init's first instruction).
+    pub fn set_host_supervisor(&mut self, host: Box<dyn HostSupervisor>, attach: HostAttach) {
+        self.sup.host = Some(host);
+        self.sup.host_attach = Some(attach);
+        if attach == HostAttach::All {
+            let pids: Vec<Pid> = self.procs.keys().copied().collect();
+            for pid in pids {
+                self.host_attach(pid);
+            }
+        }
+    }
+
+    /// Removes the host supervisor (detaching it from every process) and returns it.
+    pub fn take_host_supervisor(&mut self) -> Option<Box<dyn HostSupervisor>> {
+        let pids: Vec<Pid> = self.sup.procs.keys().copied().collect();
+        for pid in pids {
+            self.host_detach(pid);
+        }
+        self.sup.host_attach = None;
+        self.sup.host.take()
+    }
+
+    /// Attaches the host supervisor to `pid` (from its next event on). False if there is
+    /// no such live process.
+    pub fn host_attach(&mut self, pid: Pid) -> bool {
+        if !self.procs.get(&pid).is_some_and(|p| p.state == ProcState::Alive) {
+            return false;
+        }
+        self.sup.procs.entry(pid).or_default().host = true;
+        self.refresh_supervised(pid);
+        true
+    }
+
+    /// Detaches the host supervisor from `pid`.
+    pub fn host_detach(&mut self, pid: Pid) {
+        if let Some(ps) = self.sup.procs.get_mut(&pid) {
+            ps.host = false;
+            if !ps.active() {
+                self.sup.procs.remove(&pid);
+            }
+        }
+        self.refresh_supervised(pid);
+    }
+
+    /// Whether `pid` is supervised by anything.
+    pub fn is_supervised(&self, pid: Pid) -> bool {
+        self.sup.procs.get(&pid).is_some_and(ProcSup::active)
+    }
+
+    /// Calls the host supervisor's `finish` (the CLI does this when the run ends).
+    pub fn finish_host_supervisor(&mut self) {
+        if let Some(h) = self.sup.host.as_mut() {
+            h.finish();
+        }
+    }
+
+    // --- hooks from the rest of the kernel ---------------------------------------------
+
+    fn refresh_supervised(&mut self, pid: Pid) {
+        let on = self.is_supervised(pid);
+        let tids = self.procs.get(&pid).map(|p| p.threads.clone()).unwrap_or_default();
+        for tid in tids {
+            if let Some(t) = self.threads.get_mut(&tid) {
+                t.supervised = on;
+            }
+        }
+    }
+
+    /// `supervise(pid, flags)`.
+    pub(crate) fn sys_supervise(&mut self, tid: Pid, pid: usize, flags: usize) -> SysResult {
+        if flags & !SUPERVISE_BLOCK != 0 {
+            return Err(Errno(EINVAL).into());
+        }
+        let me = self.pid_of(tid)?;
+        let pid = Pid::try_from(pid).map_err(|_| Errno(ESRCH))?;
+        let target = self.procs.get(&pid).filter(|p| p.state == ProcState::Alive).ok_or(Errno(ESRCH))?;
+        if target.ppid != me || pid == me {
+            return Err(Errno(EACCES).into());
+        }
+        let id = self.alloc_object_id();
+        let ch = Channel::new(id, flags & SUPERVISE_BLOCK != 0, self.waker.clone());
+        let file: crate::FileRef = Rc::new(std::cell::RefCell::new(SuperviseFile { channel: ch.clone(), pid }));
+        let fd = self.install_fd(tid, file, O_RDWR, false)?;
+        let ps = self.sup.procs.entry(pid).or_default();
+        match ps.chain.last_mut() {
+            Some(slot @ None) => *slot = Some(ch.clone()),
+            _ => ps.chain.push(Some(ch.clone())),
+        }
+        ch.borrow_mut().members += 1;
+        self.refresh_supervised(pid);
+        // Threads held waiting for this attach re-evaluate.
+        let tids = self.procs.get(&pid).map(|p| p.threads.clone()).unwrap_or_default();
+        for t in tids {
+            self.waker.wake(hold_key(t));
+        }
+        Ok(fd)
+    }
+
+    /// After `clone`: children of supervised processes (and `CLONE_SUPERVISE` children)
+    /// are supervised from their first instruction.
+    pub(crate) fn supervise_cloned(&mut self, tid: Pid, flags: usize, result: &SysResult) {
+        let child = match result {
+            Ok(c) => *c as Pid,
+            Err(SysError::Block(Block { on: WaitOn::Vfork(c), .. })) => *c,
+            _ => return,
+        };
+        let Ok(pid) = self.pid_of(tid) else { return };
+        let thread = flags & CLONE_THREAD != 0;
+        if thread {
+            if self.is_supervised(pid) {
+                if let Some(t) = self.threads.get_mut(&child) {
+                    t.supervised = true;
+                }
+                self.supervise_event(pid, ProcessEvent::Clone { pid, child, flags, thread });
+            }
+            return;
+        }
+        let mut ps = self.sup.procs.get(&pid).cloned().unwrap_or_default();
+        let attach = self.sup.host_attach;
+        ps.host = match attach {
+            Some(HostAttach::All) => true,
+            Some(HostAttach::Chosen { follow }) => ps.host && follow,
+            None => false,
+        };
+        if flags & CLONE_SUPERVISE != 0 {
+            ps.chain.push(None);
+        }
+        if !ps.active() {
+            return;
+        }
+        for ch in ps.chain.iter().flatten() {
+            ch.borrow_mut().members += 1;
+        }
+        self.sup.procs.insert(child, ps);
+        self.refresh_supervised(child);
+        self.supervise_event(pid, ProcessEvent::Clone { pid, child, flags, thread });
+    }
+
+    /// A process ended: tell its supervisors, forget its holds.
+    pub(crate) fn supervise_exited(&mut self, pid: Pid, status: usize) {
+        if self.sup.procs.get(&pid).is_none_or(|ps| !ps.active()) {
+            return;
+        }
+        self.supervise_event(pid, ProcessEvent::Exit { pid, status });
+        let Some(ps) = self.sup.procs.remove(&pid) else { return };
+        let gone: Vec<Pid> = self.sup.held.iter().filter(|(_, h)| h.pid == pid).map(|(&t, _)| t).collect();
+        for ch in ps.chain.iter().flatten() {
+            let mut ch = ch.borrow_mut();
+            for &t in &gone {
+                ch.forget(t);
+            }
+            ch.members = ch.members.saturating_sub(1);
+            ch.notify();
+        }
+        for t in gone {
+            self.sup.held.remove(&t);
+        }
+    }
+
+    /// Delivers a life-cycle event to the host and every guest supervisor of `pid`.
+    fn supervise_event(&mut self, pid: Pid, ev: ProcessEvent) {
+        let Some(ps) = self.sup.procs.get(&pid).cloned() else { return };
+        if ps.host {
+            if let Some(h) = self.sup.host.as_mut() {
+                h.event(&ev);
+            }
+        }
+        if ps.chain.iter().all(Option::is_none) {
+            return;
+        }
+        let seq = self.sup.next_seq();
+        let bytes = match &ev {
+            ProcessEvent::Clone { child, flags, thread, .. } => {
+                let args = [*flags as u64, *thread as u64, 0, 0, 0, 0];
+                channel::encode(packet_head(PACKET_CLONE, seq, pid, pid, *child as u64, args), &[])
+            }
+            ProcessEvent::Exec { path, argv, .. } => {
+                let mut items: Vec<(u32, u32, &[u8])> = vec![(ITEM_RESOLVED, 0, path)];
+                items.extend(argv.iter().map(|a| (ITEM_ARG, 1, a.as_slice())));
+                channel::encode(packet_head(PACKET_EXEC, seq, pid, pid, 0, [0; 6]), &items)
+            }
+            ProcessEvent::Exit { status, .. } => {
+                channel::encode(packet_head(PACKET_EXIT, seq, pid, pid, *status as u64, [0; 6]), &[])
+            }
+        };
+        for ch in ps.chain.iter().flatten() {
+            ch.borrow_mut().push(seq, pid, false, bytes.clone());
+        }
+    }
+
+    /// Entry of a supervised thread's system call (the trap path's one branch led here).
+    pub(crate) fn supervise_syscall(&mut self, tid: Pid, mut call: Call) {
+        let Ok(pid) = self.pid_of(tid) else { return };
+        // Canonicalise before anyone looks (seed 001).
+        let mut given = None;
+        let mut resolved = None;
+        let mut pinned = None;
+        if let Input::Path(path) = &call.input {
+            if let Ok((scheme, rest)) = self.proc_of(tid).and_then(|p| p.fs.borrow().resolve(path)) {
+                let mut canon = scheme;
+                canon.push(b':');
+                canon.extend_from_slice(&rest);
+                given = Some(path.clone());
+                resolved = Some(canon.clone());
+                call.input = Input::Path(canon);
+            }
+        } else if call.number == SYS_FEXEC && !matches!(call.input, Input::Fault(_)) {
+            match self.desc(tid, call.args[0]) {
+                Ok(desc) => {
+                    resolved = desc.file.try_borrow().ok().map(|f| f.path());
+                    pinned = Some(desc);
+                }
+                Err(e) => call.input = Input::Fault(e),
+            }
+        }
+        let gate = call.gate;
+        let seq = self.sup.next_seq();
+        let held = Held {
+            pid,
+            call,
+            given,
+            resolved,
+            pinned,
+            stage: Stage::Entry(0),
+            seq,
+            pending: 0,
+            host_report: false,
+            report: Vec::new(),
+            result: 0,
+            outputs: Vec::new(),
+            fault: None,
+        };
+        self.forget_hold(tid);
+        self.sup.held.insert(tid, held);
+        self.execute(tid, resume_call(gate));
+    }
+
+    /// A CPU exception or non-gate interrupt of thread `tid`; false if nothing supervises
+    /// it (the caller raises the signal).
+    pub(crate) fn supervise_fault(&mut self, tid: Pid, exit: &Exit, signal: usize) -> bool {
+        let Some(t) = self.threads.get(&tid) else { return false };
+        if !t.supervised {
+            return false;
+        }
+        let mut fault = exception_of(exit, t.cpu.rip);
+        fault.signal = signal;
+        let pid = t.pid;
+        let seq = self.sup.next_seq();
+        let held = Held {
+            pid,
+            call: resume_call(Gate::Syscall),
+            given: None,
+            resolved: None,
+            pinned: None,
+            stage: Stage::Exception(0),
+            seq,
+            pending: 0,
+            host_report: false,
+            report: Vec::new(),
+            result: 0,
+            outputs: Vec::new(),
+            fault: Some(fault),
+        };
+        self.forget_hold(tid);
+        if self.sup.procs.get(&pid).is_some_and(|p| p.host) {
+            if let Some(h) = self.sup.host.as_mut() {
+                let ev =
+                    ExceptionEvent { pid, tid, seq, vector: fault.vector, rip: fault.rip, addr: fault.addr, signal };
+                match h.exception(&ev) {
+                    ExceptionDecision::Default => {}
+                    ExceptionDecision::Resume => return true,
+                    ExceptionDecision::SetRax(v) => {
+                        self.set_return(tid, v as usize);
+                        return true;
+                    }
+                    ExceptionDecision::Kill => {
+                        self.post_signal(pid, SIGKILL);
+                        return true;
+                    }
+                }
+            }
+        }
+        self.sup.held.insert(tid, held);
+        self.execute(tid, resume_call(Gate::Syscall));
+        true
+    }
+
+    /// Drops a stale hold of `tid` (a call interrupted by a signal moved on).
+    fn forget_hold(&mut self, tid: Pid) {
+        if self.sup.held.remove(&tid).is_some() {
+            if let Some(ps) = self.threads.get(&tid).and_then(|t| self.sup.procs.get(&t.pid)) {
+                for ch in ps.chain.iter().flatten() {
+                    ch.borrow_mut().forget(tid);
+                }
+            }
+        }
+    }
+
+    // --- the state machine -------------------------------------------------------------
+
+    /// Runs the `Input::Resume` call of a held thread.
+    pub(crate) fn supervise_resume(&mut self, tid: Pid) -> SysResult {
+        let Some(mut h) = self.sup.held.remove(&tid) else {
+            return Err(Errno(ENOSYS).into());
+        };
+        let result = self.advance(tid, &mut h);
+        if matches!(result, Err(SysError::Block(_))) {
+            self.sup.held.insert(tid, h);
+        }
+        result
+    }
+
+    fn park(tid: Pid) -> SysResult {
+        Err(Block::retry(WaitOn::Key(hold_key(tid))))
+    }
+
+    fn kill_held(&mut self, h: &Held) -> SysResult {
+        self.post_signal(h.pid, SIGKILL);
+        Err(SysError::NoReturn)
+    }
+
+    /// The guest supervisor at `level` of the chain (0 = innermost), if the chain is that
+    /// long: `Some(None)` for a slot not attached yet.
+    fn chain_at(&self, pid: Pid, level: usize) -> Option<Option<ChannelRef>> {
+        let chain = &self.sup.procs.get(&pid)?.chain;
+        let i = chain.len().checked_sub(level + 1)?;
+        chain.get(i).cloned()
+    }
+
+    /// Sends packet `bytes` to `ch` once, then takes its reply if there is one.
+    fn exchange(
+        &mut self,
+        tid: Pid,
+        h: &mut Held,
+        ch: &ChannelRef,
+        bytes: impl FnOnce(u64) -> Vec<u8>,
+    ) -> Option<channel::Reply> {
+        let mut c = ch.borrow_mut();
+        if h.pending == 0 {
+            self.sup.seq += 1;
+            h.pending = self.sup.seq;
+            c.push(h.pending, tid, true, bytes(h.pending));
+            c.held.insert(tid);
+        }
+        let reply = c.take_reply(tid, h.pending)?;
+        c.held.remove(&tid);
+        h.pending = 0;
+        Some(reply)
+    }
+
+    fn advance(&mut self, tid: Pid, h: &mut Held) -> SysResult {
+        // The host decides first, synchronously (only once, at the first entry).
+        if h.stage == Stage::Entry(0) && h.pending == 0 && h.fault.is_none() {
+            if let Some(r) = self.host_entry(tid, h) {
+                return r;
+            }
+        }
+        loop {
+            match h.stage {
+                Stage::Entry(level) => {
+                    let Some(slot) = self.chain_at(h.pid, level) else {
+                        h.stage = Stage::Run;
+                        continue;
+                    };
+                    let Some(ch) = slot else { return Self::park(tid) };
+                    if ch.borrow().closed {
+                        return self.kill_held(h);
+                    }
+                    let pid = h.pid;
+                    let call = h.call.clone();
+                    let mut flags = PACKET_FLAG_REPLY;
+                    if call.gate == Gate::Int80 {
+                        flags |= PACKET_FLAG_INT80;
+                    }
+                    let strukt = struct_item(&call);
+                    let mut items = entry_items(h);
+                    if let Some((arg, bytes)) = &strukt {
+                        items.push((ITEM_STRUCT, *arg, bytes));
+                    }
+                    let args = call.args.map(|a| a as u64);
+                    let mut head = packet_head(PACKET_SYSCALL, 0, pid, tid, call.number as u64, args);
+                    head.flags = flags;
+                    let bytes = channel::encode(head, &items);
+                    let Some(reply) = self.exchange(tid, h, &ch, |seq| with_seq(bytes, seq)) else {
+                        return Self::park(tid);
+                    };
+                    match reply.action {
+                        REPLY_RETURN => {
+                            h.result = reply.value as usize;
+                            h.outputs.clear();
+                            return self.finish_result(tid, h);
+                        }
+                        REPLY_KILL => return self.kill_held(h),
+                        REPLY_RUN_REPORT => h.report.push(ch.clone()),
+                        _ => {}
+                    }
+                    h.stage = Stage::Entry(level + 1);
+                }
+                Stage::Run => {
+                    let capture = h.host_report || !h.report.is_empty();
+                    let saved: Vec<(usize, usize, Vec<u8>)> =
+                        if capture { self.save_outputs(tid, &h.call) } else { Vec::new() };
+                    let result = self.run_held(tid, h);
+                    let raw = match result {
+                        Err(SysError::Block(b)) => return Err(SysError::Block(b)),
+                        Err(SysError::NoReturn) => {
+                            self.after_noreturn(tid, h);
+                            return Err(SysError::NoReturn);
+                        }
+                        Ok(v) => v,
+                        Err(SysError::Errno(e)) => {
+                            if e.0 == EPIPE && h.call.number == SYS_WRITE {
+                                self.post_thread_signal(tid, SIGPIPE);
+                            }
+                            Errno::mux(Err(e))
+                        }
+                    };
+                    h.result = raw;
+                    h.outputs = self.collect_outputs(tid, &h.call, raw, saved);
+                    if h.report.is_empty() {
+                        return self.finish_result(tid, h);
+                    }
+                    h.stage = Stage::Result(0);
+                }
+                Stage::Result(i) => {
+                    let n = h.report.len();
+                    if i >= n {
+                        return self.finish_result(tid, h);
+                    }
+                    // Outermost reporter first.
+                    let ch = h.report[n - 1 - i].clone();
+                    if ch.borrow().closed {
+                        return self.kill_held(h);
+                    }
+                    let mut head =
+                        packet_head(PACKET_RESULT, 0, h.pid, tid, h.call.number as u64, h.call.args.map(|a| a as u64));
+                    head.ret = h.result as u64;
+                    let items: Vec<(u32, u32, &[u8])> =
+                        h.outputs.iter().map(|o| (ITEM_OUTPUT, o.arg as u32, o.data.as_slice())).collect();
+                    let bytes = channel::encode(head, &items);
+                    let Some(reply) = self.exchange(tid, h, &ch, |seq| with_seq(bytes, seq)) else {
+                        return Self::park(tid);
+                    };
+                    match reply.action {
+                        REPLY_RETURN => {
+                            h.result = reply.value as usize;
+                            if let (Some(data), Some(out)) = (reply.data, h.outputs.first_mut()) {
+                                let n = data.len().min(out.data.len());
+                                out.data[..n].copy_from_slice(&data[..n]);
+                            }
+                        }
+                        REPLY_KILL => return self.kill_held(h),
+                        _ => {}
+                    }
+                    h.stage = Stage::Result(i + 1);
+                }
+                Stage::Exception(level) => {
+                    let Some(fault) = h.fault else { return Err(SysError::NoReturn) };
+                    let Some(slot) = self.chain_at(h.pid, level) else {
+                        self.raise_fault(tid, fault.signal);
+                        return Err(SysError::NoReturn);
+                    };
+                    let Some(ch) = slot else { return Self::park(tid) };
+                    if ch.borrow().closed {
+                        return self.kill_held(h);
+                    }
+                    let rax = self.threads.get(&tid).map_or(0, |t| t.cpu.gpr[reg::RAX]);
+                    let args = [fault.rip, fault.addr, fault.access, fault.signal as u64, rax, 0];
+                    let bytes = channel::encode(packet_head(PACKET_EXCEPTION, 0, h.pid, tid, fault.vector, args), &[]);
+                    let Some(reply) = self.exchange(tid, h, &ch, |seq| with_seq(bytes, seq)) else {
+                        return Self::park(tid);
+                    };
+                    match reply.action {
+                        REPLY_RUN | REPLY_RUN_REPORT => return Err(SysError::NoReturn),
+                        REPLY_RETURN => return Ok(reply.value as usize),
+                        REPLY_KILL => return self.kill_held(h),
+                        _ => h.stage = Stage::Exception(level + 1),
+                    }
+                }
+            }
+        }
+    }
+
+    /// The host's say at entry: `Some` ends the call (denied or killed).
+    fn host_entry(&mut self, tid: Pid, h: &mut Held) -> Option<SysResult> {
+        if !self.sup.procs.get(&h.pid).is_some_and(|p| p.host) {
+            return None;
+        }
+        let mut host = self.sup.host.take()?;
+        let ev = SyscallEntry {
+            pid: h.pid,
+            tid,
+            seq: h.seq,
+            icount: self.stats.instructions,
+            call: &h.call,
+            path: h.given.as_deref(),
+            resolved: h.resolved.as_deref(),
+        };
+        let decision = host.syscall_entry(&ev);
+        self.sup.host = Some(host);
+        match decision {
+            Decision::Run => None,
+            Decision::RunReport => {
+                h.host_report = true;
+                None
+            }
+            Decision::Return(v) => Some(Ok(v)),
+            Decision::Kill => Some(self.kill_held(h)),
+        }
+    }
+
+    /// Runs the held call itself (on the kernel's copy).
+    fn run_held(&mut self, tid: Pid, h: &Held) -> SysResult {
+        if let Input::Fault(e) = h.call.input {
+            return Err(e.into());
+        }
+        if h.call.number == SYS_FEXEC {
+            if let Some(desc) = &h.pinned {
+                return self.fexec_pinned(tid, desc.clone(), &h.call);
+            }
+        }
+        self.dispatch(tid, &h.call)
+    }
+
+    /// `fexec` on the description pinned at entry (not whatever the descriptor names now).
+    fn fexec_pinned(&mut self, tid: Pid, desc: Rc<OpenFile>, call: &Call) -> SysResult {
+        let Input::Exec { args, envs } = &call.input else {
+            return Err(Errno(EFAULT).into());
+        };
+        let bytes = crate::elf::read_program(&desc.file)?;
+        self.exec(tid, &bytes, args.clone(), envs.clone())?;
+        if let Ok(p) = self.proc_of(tid) {
+            let files = p.files.clone();
+            let same = files.borrow().get(call.args[0]).is_ok_and(|e| Rc::ptr_eq(&e.desc, &desc));
+            if same {
+                let entry = files.borrow_mut().remove(call.args[0]);
+                drop(entry);
+            }
+        }
+        Err(SysError::NoReturn)
+    }
+
+    /// After a call that does not return (exit, exec, sigreturn): the exec event.
+    fn after_noreturn(&mut self, tid: Pid, h: &Held) {
+        if h.call.number != SYS_FEXEC || !self.threads.contains_key(&tid) {
+            return;
+        }
+        let argv = self.procs.get(&h.pid).map(|p| p.cmdline.clone()).unwrap_or_default();
+        let path = h.resolved.clone().unwrap_or_default();
+        self.supervise_event(h.pid, ProcessEvent::Exec { pid: h.pid, path, argv });
+    }
+
+    /// Saves the guest bytes the call may overwrite.
+    fn save_outputs(&self, tid: Pid, call: &Call) -> Vec<(usize, usize, Vec<u8>)> {
+        let Ok(mm) = self.mm_of(tid) else { return Vec::new() };
+        let mm = mm.borrow();
+        output_ranges(call)
+            .into_iter()
+            .filter_map(|(arg, addr, len)| Some((arg, addr, copy_in(&mm.space.mem, addr, len).ok()?)))
+            .collect()
+    }
+
+    /// Reads back what the call wrote and restores the old bytes: no guest thread sees the
+    /// new ones before every supervisor has.
+    fn collect_outputs(
+        &mut self,
+        tid: Pid,
+        call: &Call,
+        raw: usize,
+        saved: Vec<(usize, usize, Vec<u8>)>,
+    ) -> Vec<Output> {
+        let Ok(mm) = self.mm_of(tid) else { return Vec::new() };
+        let mut mm = mm.borrow_mut();
+        let ok = Errno::demux(raw);
+        let mut out = Vec::new();
+        for (arg, addr, old) in saved {
+            let Ok(mut new) = copy_in(&mm.space.mem, addr, old.len()) else { continue };
+            let _ = copy_out(&mut mm.space.mem, addr, &old);
+            match ok {
+                Ok(n) => {
+                    if matches!(call.number, SYS_READ | SYS_FPATH | SYS_GETCWD) {
+                        new.truncate(n);
+                    }
+                    out.push(Output { arg, addr, data: new });
+                }
+                Err(_) => {}
+            }
+        }
+        out
+    }
+
+    /// Lets the host see the result last, then writes the outputs and returns the value.
+    fn finish_result(&mut self, tid: Pid, h: &mut Held) -> SysResult {
+        if h.host_report {
+            if let Some(mut host) = self.sup.host.take() {
+                let ev = SyscallEntry {
+                    pid: h.pid,
+                    tid,
+                    seq: h.seq,
+                    icount: self.stats.instructions,
+                    call: &h.call,
+                    path: h.given.as_deref(),
+                    resolved: h.resolved.as_deref(),
+                };
+                host.syscall_exit(&ev, &mut h.result, &mut h.outputs);
+                self.sup.host = Some(host);
+            }
+        }
+        if let Ok(mm) = self.mm_of(tid) {
+            let mut mm = mm.borrow_mut();
+            let ranges = output_ranges(&h.call);
+            for o in &h.outputs {
+                let cap = ranges.iter().find(|r| r.0 == o.arg).map_or(0, |r| r.2);
+                let n = o.data.len().min(cap);
+                let _ = copy_out(&mut mm.space.mem, o.addr, &o.data[..n]);
+            }
+        }
+        Ok(h.result)
+    }
+}
+
+/// The encoded items (`warden_abi::PacketItem` layout) a guest supervisor would get for this
+/// call: for host tools that want the same view (e.g. to format it with `warden_abi::trace`).
+pub fn entry_items_of(ev: &SyscallEntry<'_>) -> Vec<u8> {
+    let mut items: Vec<(u32, u32, &[u8])> = Vec::new();
+    if let Some(p) = ev.path {
+        items.push((ITEM_PATH, 0, p));
+    }
+    if let Some(r) = ev.resolved {
+        items.push((ITEM_RESOLVED, 0, r));
+    }
+    match &ev.call.input {
+        Input::Bytes(b) => items.push((ITEM_BYTES, if ev.call.number == SYS_DUP2 { 2 } else { 1 }, b)),
+        Input::Exec { args, envs } => {
+            items.extend(args.iter().map(|a| (ITEM_ARG, 1, a.as_slice())));
+            items.extend(envs.iter().map(|e| (ITEM_ENV, 3, e.as_slice())));
+        }
+        Input::Linux(l) => items.extend(crate::linux::trace_items(ev.call.number, l)),
+        _ => {}
+    }
+    let strukt = struct_item(ev.call);
+    if let Some((arg, bytes)) = &strukt {
+        items.push((ITEM_STRUCT, *arg, bytes));
+    }
+    channel::encode(SupervisePacket::default(), &items).split_off(SupervisePacket::SIZE)
+}
+
+/// The encoded `ITEM_OUTPUT` items of a call's outputs.
+pub fn output_items_of(outputs: &[Output]) -> Vec<u8> {
+    let items: Vec<(u32, u32, &[u8])> =
+        outputs.iter().map(|o| (ITEM_OUTPUT, o.arg as u32, o.data.as_slice())).collect();
+    channel::encode(SupervisePacket::default(), &items).split_off(SupervisePacket::SIZE)
+}
+
+/// Rewrites the sequence number in an encoded packet.
+fn with_seq(mut bytes: Vec<u8>, seq: u64) -> Vec<u8> {
+    if let Some(b) = bytes.get_mut(8..16) {
+        b.copy_from_slice(&seq.to_le_bytes());
+    }
+    bytes
+}
