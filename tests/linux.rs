@@ -302,3 +302,26 @@ fn personality_flag_overrides_the_rule() {
     assert_eq!(status_of(out.status), 3);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `warden trace` shows Linux calls with Linux names and decoded arguments;
+/// calls the layer does not implement show as ENOSYS.
+#[test]
+fn linux_calls_are_traced() {
+    let Some(prog) = build("hello", "gcc") else { return };
+    let dir = fresh_dir("trace");
+    let out = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(["trace", "--root", "/"])
+        .arg(&prog)
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let trace = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(status_of(out.status), 3, "{trace}");
+    for needle in
+        ["arch_prctl(0x1002, ", "write(1, \"hello, world! argc=1\\n", "rseq(", "= -38 ENOSYS", "+++ exited with 3 +++"]
+    {
+        assert!(trace.contains(needle), "{needle:?} missing from the trace:\n{trace}");
+    }
+}

@@ -148,7 +148,7 @@ impl Out {
         Out(vec![0; size])
     }
     pub fn put(&mut self, at: usize, bytes: &[u8]) {
-        if let Some(dst) = self.0.get_mut(at..at + bytes.len()) {
+        if let Some(dst) = at.checked_add(bytes.len()).and_then(|end| self.0.get_mut(at..end)) {
             dst.copy_from_slice(bytes);
         }
     }
@@ -166,7 +166,7 @@ impl Out {
 /// Reads a little-endian u64 at `at` (0 past the end).
 pub fn le64(bytes: &[u8], at: usize) -> u64 {
     let mut w = [0u8; 8];
-    if let Some(src) = bytes.get(at..at + 8) {
+    if let Some(src) = at.checked_add(8).and_then(|end| bytes.get(at..end)) {
         w.copy_from_slice(src);
     }
     u64::from_le_bytes(w)
@@ -175,7 +175,7 @@ pub fn le64(bytes: &[u8], at: usize) -> u64 {
 /// Reads a little-endian u32 at `at` (0 past the end).
 pub fn le32(bytes: &[u8], at: usize) -> u32 {
     let mut w = [0u8; 4];
-    if let Some(src) = bytes.get(at..at + 4) {
+    if let Some(src) = at.checked_add(4).and_then(|end| bytes.get(at..end)) {
         w.copy_from_slice(src);
     }
     u32::from_le_bytes(w)

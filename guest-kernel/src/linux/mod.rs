@@ -23,7 +23,9 @@
 //! copy of every pointer argument the call reads (paths as C strings, write
 //! buffers and gathered `writev` data, exec vectors, `sigaction`, signal sets,
 //! timeouts, poll/select sets, iovec arrays). Handlers run on that copy only;
-//! results are written out once through `usercopy`. `int 0x80` in a Linux
+//! results are written out once through `usercopy`. Supervision packets and
+//! `warden trace` carry the same copies ([`trace_items`]: paths, buffers and
+//! exec vectors, by argument index) and show Linux names. `int 0x80` in a Linux
 //! process still enters the Redox ABI. Errors are `-errno` (the kernel's
 //! errno values are Linux's). `WARDEN_LINUX_TRACE=1` in the host environment
 //! prints every Linux call and its result on stderr (a debugging aid until the
@@ -56,7 +58,8 @@
 //! is reported ready; a call with none sleeps for its timeout).
 //! Everything else, rseq and clone3 included, is ENOSYS.
 //!
-//! Not done yet: sockets, real readiness in poll/select, chmod/chown/times
+//! Not done yet: dynamically linked programs (`PT_INTERP`: ENOEXEC, so a
+//! shell reports "Exec format error"), sockets, real readiness in poll/select, chmod/chown/times
 //! that stick, hard links, rename of directories (EXDEV), job control,
 //! interval timers, real-time signals (32..64 are accepted but never
 //! delivered), shared file mappings that write back, `/proc` beyond
@@ -116,8 +119,9 @@ impl std::str::FromStr for Personality {
 
 /// Decides the personality of the program in `bytes` (see the module note).
 pub fn personality_of(bytes: &[u8]) -> Personality {
-    let u16_at = |at: usize| bytes.get(at..at + 2).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize);
-    let u32_at = |at: usize| bytes.get(at..at + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
+    let get = |at: usize, n: usize| at.checked_add(n).and_then(|end| bytes.get(at..end));
+    let u16_at = |at: usize| get(at, 2).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize);
+    let u32_at = |at: usize| get(at, 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
     let u64_at = |at: usize| abi::le64(bytes, at) as usize;
     if bytes.len() < 64 {
         return Personality::Redox;
@@ -130,21 +134,21 @@ pub fn personality_of(bytes: &[u8]) -> Personality {
         return if linux { Personality::Linux } else { Personality::Redox };
     }
     for i in 0..phnum {
-        let Some(ph) = phoff.checked_add(i * phentsize) else { break };
+        let Some(ph) = phoff.checked_add(i * phentsize).filter(|&ph| ph < bytes.len()) else { break };
         let Some(p_type) = u32_at(ph) else { break };
         match p_type {
             0x6474_e551 => linux = true, // PT_GNU_STACK
             4 => {
                 // PT_NOTE
-                let off = u64_at(ph + 8);
-                let size = u64_at(ph + 32);
+                let off = u64_at(ph.saturating_add(8));
+                let size = u64_at(ph.saturating_add(32));
                 let Some(end) = off.checked_add(size).filter(|&e| e <= bytes.len()) else { continue };
                 let mut at = off;
-                while at + 12 <= end {
+                while at.checked_add(12).is_some_and(|e| e <= end) {
                     let namesz = u32_at(at).unwrap_or(0);
                     let descsz = u32_at(at + 4).unwrap_or(0);
                     let name_at = at + 12;
-                    let Some(name) = bytes.get(name_at..name_at.saturating_add(namesz)).filter(|_| namesz < 256) else {
+                    let Some(name) = get(name_at, namesz).filter(|_| namesz < 256) else {
                         break;
                     };
                     match name {
@@ -639,5 +643,16 @@ mod tests {
         let _ = personality_of(&bad);
         bad[64 + 32..64 + 40].copy_from_slice(&u64::MAX.to_le_bytes());
         let _ = personality_of(&bad);
+        // Random headers and program headers.
+        let mut seed = 0x1234_5678_9abc_def0u64;
+        for _ in 0..2000 {
+            let mut bytes = elf_with(0, &[(4, &note(b"GNU\0")), (GNU_STACK, &[])]);
+            for _ in 0..8 {
+                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                let at = (seed >> 33) as usize % bytes.len();
+                bytes[at] = (seed >> 17) as u8;
+            }
+            let _ = personality_of(&bytes);
+        }
     }
 }

@@ -234,8 +234,9 @@ impl Kernel {
         let pid = self.pid_of(tid)?;
         let size = self.config.address_space_size;
         let exe = self.linux.exec_path.take().unwrap_or_else(|| args.first().cloned().unwrap_or_default());
-        let personality = self.linux.force.take().unwrap_or_else(|| crate::linux::personality_of(bytes));
+        let force = self.linux.force.take();
         let image = crate::elf::parse(bytes, size)?;
+        let personality = force.unwrap_or_else(|| crate::linux::personality_of(bytes));
         let id = self.alloc_object_id();
         let mut mm = Mm::new(id, size, self.config.limits.max_memory_per_process)?;
         crate::elf::load(&image, bytes, &mut mm)?;
