@@ -11,8 +11,9 @@
 //!
 //! Outputs:
 //! - `OUT_DIR/default-image.tar`: a plain (ustar) tar with `bin/<program>` (0755) for every
-//!   `guest-apps/apps/src/bin/*.rs`, `etc/rc` and an empty `tmp/` (1777); owner 0, mtime 0 and
-//!   a sorted entry order, so the image is byte-for-byte reproducible.
+//!   `guest-apps/apps/src/bin/*.rs` (except that `t_NAME` goes to `bin/tests/NAME`: the test
+//!   programs `warden test /bin/tests` runs), `etc/rc` and an empty `tmp/` (1777); owner 0,
+//!   mtime 0 and a sorted entry order, so the image is byte-for-byte reproducible.
 //! - `WARDEN_GUEST_BIN_DIR`: the directory of the built guest binaries (for tests).
 //! - `WARDEN_GUEST_PROGRAMS`: the program names, comma-separated.
 
@@ -126,11 +127,16 @@ fn pack_image(image: &Path, bin_dir: &Path, programs: &[String], rc: &Path) -> i
     let partial = image.with_extension("tar.partial");
     let mut builder = tar::Builder::new(BufWriter::new(File::create(&partial)?));
     add_dir(&mut builder, "bin/", 0o755)?;
+    add_dir(&mut builder, "bin/tests/", 0o755)?;
     for name in programs {
         let path = bin_dir.join(name);
         let data =
             fs::read(&path).map_err(|e| io::Error::new(e.kind(), format!("guest binary {}: {e}", path.display())))?;
-        add_file(&mut builder, &format!("bin/{name}"), 0o755, &data)?;
+        let guest_path = match name.strip_prefix("t_") {
+            Some(test) => format!("bin/tests/{test}"),
+            None => format!("bin/{name}"),
+        };
+        add_file(&mut builder, &guest_path, 0o755, &data)?;
     }
     add_dir(&mut builder, "etc/", 0o755)?;
     let rc_data = fs::read(rc).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", rc.display())))?;

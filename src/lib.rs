@@ -7,8 +7,12 @@
 //! failed (bad arguments, unreadable or malformed image); 126 when the program
 //! exists but cannot be executed; 127 when it does not exist.
 
+pub mod policy;
+
 use std::path::{Path, PathBuf};
 
+pub mod record;
+pub mod testrun;
 pub mod trace;
 
 use guest_kernel::scheme::basic::{NullScheme, RandScheme, ZeroScheme};
@@ -53,6 +57,8 @@ pub struct RunOptions {
     /// Forces the personality of the program started (`None`: decided from
     /// the ELF file, see `guest_kernel::linux`).
     pub personality: Option<guest_kernel::linux::Personality>,
+    /// `--policy FILE`: a mask and jail for the whole guest ([`policy`]).
+    pub policy: Option<PathBuf>,
     /// Trace system calls through the host supervisor ([`trace`]).
     pub trace: Option<trace::TraceConfig>,
 }
@@ -70,6 +76,7 @@ impl Default for RunOptions {
             real_time: false,
             limits: Limits::default(),
             personality: None,
+            policy: None,
             trace: None,
         }
     }
@@ -84,6 +91,8 @@ pub enum RunError {
     BadEnv(String),
     #[error(transparent)]
     Spawn(#[from] SpawnError),
+    #[error("{0}")]
+    Policy(String),
     #[error("cannot write the trace: {0}")]
     Trace(std::io::Error),
 }
@@ -111,7 +120,7 @@ pub fn open_root(root: &Root) -> Result<Vfs, RunError> {
 /// The guest working directory: with a host root that contains the host's
 /// current directory, the same place inside the guest (so `--root / ./prog`
 /// works as in a shell); otherwise `/`.
-fn initial_cwd(root: &Root) -> Vec<u8> {
+pub fn initial_cwd(root: &Root) -> Vec<u8> {
     if let Root::Dir(dir) = root {
         if let (Ok(dir), Ok(cwd)) = (dir.canonicalize(), std::env::current_dir()) {
             if let Ok(rel) = cwd.strip_prefix(&dir) {
@@ -140,25 +149,38 @@ fn resolve_program(vfs: &Vfs, program: &str) -> String {
 
 /// Builds a kernel for `opts` with `console`, and starts the program.
 pub fn boot(opts: &RunOptions, console: Box<dyn Console>) -> Result<Kernel, RunError> {
+    boot_with_vfs(opts, open_root(&opts.root)?, console)
+}
+
+/// [`boot`] on a root file system the caller opened (and perhaps added files to).
+pub fn boot_with_vfs(opts: &RunOptions, vfs: Vfs, console: Box<dyn Console>) -> Result<Kernel, RunError> {
+    let cwd = initial_cwd(&opts.root);
+    boot_in(opts, vfs, console, cwd)
+}
+
+/// [`boot_with_vfs`] with the guest working directory given (a replay uses the recorded one).
+pub fn boot_in(opts: &RunOptions, vfs: Vfs, console: Box<dyn Console>, cwd: Vec<u8>) -> Result<Kernel, RunError> {
     for kv in &opts.env {
         if !kv.contains('=') || kv.starts_with('=') {
             return Err(RunError::BadEnv(kv.clone()));
         }
     }
-    let vfs = open_root(&opts.root)?;
+    let policy = opts.policy.as_deref().map(policy::load).transpose().map_err(RunError::Policy)?;
     let mut config = KernelConfig {
         seed: opts.seed,
         quantum: opts.quantum.max(1),
         instruction_budget: opts.budget,
         real_time: opts.real_time,
         limits: opts.limits.clone(),
-        cwd: initial_cwd(&opts.root),
+        cwd,
         ..KernelConfig::default()
     };
     if !opts.env.is_empty() {
         config.env = opts.env.iter().map(|s| s.as_bytes().to_vec()).collect();
     }
     let program = match &opts.program {
+        // In a jail the program is looked up inside it (by the kernel).
+        Some(p) if policy.as_ref().is_some_and(|s| s.jail.is_some()) && !p.contains('/') => format!("/bin/{p}"),
         Some(p) => resolve_program(&vfs, p),
         None => "/bin/init".to_string(),
     };
@@ -170,7 +192,10 @@ pub fn boot(opts: &RunOptions, console: Box<dyn Console>) -> Result<Kernel, RunE
     let mut argv: Vec<&str> = vec![&argv0];
     argv.extend(opts.args.iter().map(String::as_str));
     kernel.set_personality_override(opts.personality);
-    let init = kernel.spawn_init(&program, &argv, &[])?;
+    let init = match &policy {
+        Some(spec) => kernel.spawn_init_restricted(&program, &argv, &[], spec)?,
+        None => kernel.spawn_init(&program, &argv, &[])?,
+    };
     if let Some(cfg) = &opts.trace {
         use guest_kernel::supervise::HostAttach;
         let attach = if cfg.follow { HostAttach::All } else { HostAttach::Chosen { follow: false } };

@@ -1,5 +1,7 @@
 //! The `warden` command line. Parsing only: the work is in the library.
 
+mod wtest_cli;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -25,12 +27,20 @@ enum Command {
     ///
     /// Options come before PROGRAM; everything after it goes to the guest
     /// unchanged. Guest stdin, stdout and stderr are warden's own.
-    Run(RunArgs),
+    Run(TracedRunArgs),
     /// Run a program with every system call traced, strace style (like `run --trace`).
     ///
     /// Lines are `pid name(args) = result` on stderr (or `-o FILE`); children are
     /// followed. Run options and trace options come before PROGRAM.
-    Trace(RunArgs),
+    Trace(TracedRunArgs),
+    /// Run guest test programs, each in a fresh guest, in parallel: one line per test,
+    /// then `N passed, N failed`; exit status 1 if any failed.
+    Test(wtest_cli::TestArgs),
+    /// Run a program like `run` while writing a trace that `warden replay` reproduces exactly.
+    Record(wtest_cli::RecordArgs),
+    /// Replay a trace: same output bytes and exit status, without reading host input; stops
+    /// with status 125 at the first divergence.
+    Replay(wtest_cli::ReplayArgs),
 }
 
 #[derive(Args, Debug)]
@@ -55,7 +65,8 @@ struct RunArgs {
     #[arg(long, value_name = "N")]
     budget: Option<u64>,
 
-    /// Seed for everything random the guest sees (rand:, AT_RANDOM).
+    /// Seed for everything random the guest sees (rand:, AT_RANDOM); a nonzero seed also
+    /// perturbs the preemption points (a different, still deterministic, interleaving).
     #[arg(long, value_name = "N", default_value_t = 0)]
     seed: u64,
 
@@ -86,8 +97,11 @@ struct RunArgs {
     /// anything else is Redox.
     #[arg(long, value_name = "ABI")]
     personality: Option<guest_kernel::linux::Personality>,
-    #[command(flatten)]
-    trace: warden::trace::TraceArgs,
+    /// Run the guest under a system-call mask and/or in a jail described by a TOML
+    /// file (see examples/policy.toml): `allow`/`deny` lists of call names, classes
+    /// (P, F, C, J) or groups, `jail = "/dir"`, `mode = "errno" | "kill"`.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
 
     /// The program to run (a guest path, or a name found in /bin), then its
     /// arguments.
@@ -95,16 +109,31 @@ struct RunArgs {
     command: Vec<String>,
 }
 
-impl RunArgs {
+/// `run` and `trace`: the run options plus the trace options.
+#[derive(Args, Debug)]
+struct TracedRunArgs {
+    #[command(flatten)]
+    trace: warden::trace::TraceArgs,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+impl TracedRunArgs {
     fn options(self, force_trace: bool) -> Result<RunOptions, String> {
         let trace = self.trace.config(force_trace)?;
+        Ok(RunOptions { trace, ..self.run.options() })
+    }
+}
+
+impl RunArgs {
+    fn options(self) -> RunOptions {
         let root = match (self.image, self.root) {
             (Some(f), _) => Root::Image(f),
             (None, Some(d)) => Root::Dir(d),
             (None, None) => Root::Default,
         };
         let mut command = self.command.into_iter();
-        Ok(RunOptions {
+        RunOptions {
             root,
             env: self.env,
             program: command.next(),
@@ -119,8 +148,26 @@ impl RunArgs {
                 max_memory_per_process: self.max_mem.saturating_mul(1 << 20),
                 max_fds: self.max_fds,
             },
-            trace,
-        })
+            policy: self.policy,
+            trace: None,
+        }
+    }
+}
+
+/// `warden run` and `warden trace`: boot, run, map the outcome to a status.
+fn run_command(args: TracedRunArgs, force_trace: bool) -> i32 {
+    match args.options(force_trace) {
+        Err(e) => {
+            eprintln!("warden: {e}");
+            EXIT_WARDEN_FAILED
+        }
+        Ok(opts) => match warden::run(&opts, Box::new(HostConsole)) {
+            Ok(outcome) => outcome.exit_status(),
+            Err(e) => {
+                eprintln!("warden: {e}");
+                e.exit_status()
+            }
+        },
     }
 }
 
@@ -133,22 +180,12 @@ fn main() -> ExitCode {
             return ExitCode::from(code as u8);
         }
     };
-    let (args, force_trace) = match cli.command {
-        Command::Run(args) => (args, false),
-        Command::Trace(args) => (args, true),
-    };
-    let status = match args.options(force_trace) {
-        Err(e) => {
-            eprintln!("warden: {e}");
-            EXIT_WARDEN_FAILED
-        }
-        Ok(opts) => match warden::run(&opts, Box::new(HostConsole)) {
-            Ok(outcome) => outcome.exit_status(),
-            Err(e) => {
-                eprintln!("warden: {e}");
-                e.exit_status()
-            }
-        },
+    let status = match cli.command {
+        Command::Run(args) => run_command(args, false),
+        Command::Trace(args) => run_command(args, true),
+        Command::Test(args) => args.run(),
+        Command::Record(args) => args.run(),
+        Command::Replay(args) => args.run(),
     };
     ExitCode::from(status.clamp(0, 255) as u8)
 }

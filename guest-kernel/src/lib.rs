@@ -21,13 +21,16 @@
 //! - Nothing a guest does may panic the host: guest values are checked, guest
 //!   pointers are validated once at the boundary ([`usercopy`]).
 
+mod chaos;
 pub mod console;
 pub mod elf;
 pub mod linux;
 mod mm;
 pub mod pipe;
+pub mod policy;
 mod proc;
 pub mod process;
+pub mod record;
 mod sched;
 pub mod scheme;
 pub mod signal;
@@ -75,7 +78,8 @@ impl Default for Limits {
 /// How a [`Kernel`] runs.
 #[derive(Clone, Debug)]
 pub struct KernelConfig {
-    /// Seeds every source of randomness the guest sees (AT_RANDOM, ...).
+    /// Seeds every source of randomness the guest sees (AT_RANDOM, ...). A nonzero seed
+    /// also perturbs the schedule (varied slices, see `chaos.rs`).
     pub seed: u64,
     /// Guest instructions a thread runs before it is preempted.
     pub quantum: u64,
@@ -131,6 +135,8 @@ pub enum RunOutcome {
     BudgetExhausted,
     /// Every thread is blocked and nothing can ever wake one.
     Deadlock,
+    /// The embedder stopped the run (a replay diverged from its recording).
+    Stopped,
 }
 
 impl RunOutcome {
@@ -142,6 +148,7 @@ impl RunOutcome {
             RunOutcome::Exited(code) => code as i32,
             RunOutcome::Signaled(sig) => 128 + sig as i32,
             RunOutcome::BudgetExhausted | RunOutcome::Deadlock => 124,
+            RunOutcome::Stopped => 125,
         }
     }
 }
@@ -222,8 +229,14 @@ pub struct Kernel {
     yield_requested: bool,
     /// The Linux personality's state ([`linux`]).
     linux: linux::LinuxState,
+    /// Some process has a mask or jail ([`policy`]); until then the trap path skips it.
+    policy_active: bool,
     /// Supervisors and held calls ([`supervise`]).
     sup: supervise::Supervision,
+    /// Sees every system call when recording or replaying ([`record`]).
+    tap: Option<Box<dyn record::SyscallTap>>,
+    /// Schedule perturbation (nonzero seed).
+    chaos: Option<chaos::Chaos>,
 }
 
 impl Kernel {
@@ -234,6 +247,7 @@ impl Kernel {
         schemes.insert(b"file".to_vec(), root_scheme);
         let clock = Rc::new(Clock::new(config.real_time));
         let rng = Rng::new(config.seed);
+        let chaos = chaos::Chaos::new(config.seed);
         let console: console::SharedConsole = Rc::new(RefCell::new(console));
         schemes.insert(b"debug".to_vec(), Box::new(console::DebugScheme { console: console.clone() }));
         schemes.insert(b"time".to_vec(), Box::new(time::TimeScheme { clock: clock.clone() }));
@@ -254,7 +268,10 @@ impl Kernel {
             stats: Stats::default(),
             yield_requested: false,
             linux: linux::LinuxState::default(),
+            policy_active: false,
             sup: Default::default(),
+            tap: None,
+            chaos,
         }
     }
 

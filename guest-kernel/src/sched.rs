@@ -85,6 +85,7 @@ impl Kernel {
             state: ProcState::Alive,
             cmdline: Vec::new(),
             vfork_parent: None,
+            restrict: None,
         };
         self.procs.insert(pid, process);
         self.threads.insert(pid, Thread::new(pid, pid, Cpu::new()));
@@ -159,6 +160,7 @@ impl Kernel {
     }
 
     fn next_runnable(&mut self) -> Option<Pid> {
+        self.perturb_run_queue();
         while let Some(tid) = self.run_queue.pop_front() {
             if self.threads.get(&tid).is_some_and(|t| !t.is_blocked()) {
                 // A thread may be queued twice (woken while queued); drop the duplicate.
@@ -185,7 +187,7 @@ impl Kernel {
         if self.clock.is_real_time() {
             let now = self.clock.monotonic_ns();
             if deadline > now {
-                std::thread::sleep(std::time::Duration::from_nanos(deadline - now));
+                self.clock.sleep_ns(deadline - now);
             }
         } else {
             self.clock.skip_to(deadline);
@@ -196,7 +198,7 @@ impl Kernel {
 
     /// Runs `tid` for up to one quantum.
     fn run_slice(&mut self, tid: Pid) {
-        let mut slice = self.config.quantum.max(1);
+        let mut slice = self.slice_length();
         if let Some(left) = self.budget_left() {
             slice = slice.min(left);
         }

@@ -12,7 +12,8 @@
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use crate::record::{HostClock, SystemClock};
 
 use warden_abi::{Errno, Stat, TimeSpec, CLOCK_MONOTONIC, CLOCK_REALTIME, EINVAL, ENOENT, MODE_CHR};
 
@@ -24,7 +25,8 @@ pub const VIRTUAL_EPOCH_SECS: u64 = 1_577_836_800;
 /// The kernel's clock, shared with the `time:` scheme.
 pub struct Clock {
     real_time: bool,
-    start: Instant,
+    /// The host clock read in `real_time` mode (replaceable for record/replay).
+    host: RefCell<Box<dyn HostClock>>,
     /// Instructions retired by all threads (updated by the scheduler).
     instructions: Cell<u64>,
     /// Nanoseconds skipped while every thread slept.
@@ -33,7 +35,23 @@ pub struct Clock {
 
 impl Clock {
     pub fn new(real_time: bool) -> Clock {
-        Clock { real_time, start: Instant::now(), instructions: Cell::new(0), skipped: Cell::new(0) }
+        Clock {
+            real_time,
+            host: RefCell::new(Box::new(SystemClock::default())),
+            instructions: Cell::new(0),
+            skipped: Cell::new(0),
+        }
+    }
+
+    pub(crate) fn set_host(&self, host: Box<dyn HostClock>) {
+        *self.host.borrow_mut() = host;
+    }
+
+    /// Waits on the host (real time only) while every thread sleeps.
+    pub(crate) fn sleep_ns(&self, ns: u64) {
+        if self.real_time {
+            self.host.borrow_mut().sleep_ns(ns);
+        }
     }
 
     pub fn is_real_time(&self) -> bool {
@@ -56,7 +74,7 @@ impl Clock {
     /// Monotonic nanoseconds since the start of the run.
     pub fn monotonic_ns(&self) -> u64 {
         if self.real_time {
-            self.start.elapsed().as_nanos().min(u64::MAX as u128) as u64
+            self.host.borrow_mut().monotonic_ns()
         } else {
             self.instructions.get().saturating_add(self.skipped.get())
         }
@@ -65,7 +83,7 @@ impl Clock {
     /// Wall-clock nanoseconds since the Unix epoch.
     pub fn realtime_ns(&self) -> u64 {
         if self.real_time {
-            SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos().min(u64::MAX as u128) as u64).unwrap_or(0)
+            self.host.borrow_mut().realtime_ns()
         } else {
             (VIRTUAL_EPOCH_SECS * 1_000_000_000).saturating_add(self.monotonic_ns())
         }

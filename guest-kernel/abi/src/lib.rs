@@ -19,6 +19,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod class;
 #[macro_use]
 pub mod data;
 pub mod error;
@@ -28,6 +29,7 @@ pub mod number;
 pub mod supervise;
 pub mod trace;
 
+pub use class::{ALWAYS_ALLOWED, CALLS, CallInfo, JailClass, MASK_KILL, MASK_MAX, Selector, call_info};
 pub use data::*;
 pub use error::*;
 pub use flag::*;

@@ -26,6 +26,8 @@
 
 mod channel;
 pub mod host;
+#[cfg(test)]
+mod tests;
 
 use std::rc::Rc;
 

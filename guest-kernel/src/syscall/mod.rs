@@ -153,7 +153,8 @@ pub fn decode(mem: &Memory, gate: Gate, number: usize, args: [usize; 6]) -> Call
 
 fn decode_input(mem: &Memory, number: usize, a: &[usize; 6]) -> Result<Input, Errno> {
     Ok(match number {
-        SYS_OPEN | SYS_RMDIR | SYS_UNLINK | SYS_CHDIR => Input::Path(copy_path(mem, a[0], a[1])?),
+        SYS_OPEN | SYS_RMDIR | SYS_UNLINK | SYS_CHDIR | SYS_JAIL => Input::Path(copy_path(mem, a[0], a[1])?),
+        SYS_MASK => Input::Bytes(crate::policy::copy_mask(mem, a[0], a[1])?),
         SYS_WRITE => Input::Bytes(copy_in(mem, a[1], a[2].min(MAX_IO))?),
         SYS_DUP if a[2] != 0 => Input::Bytes(copy_path(mem, a[1], a[2])?),
         SYS_DUP2 if a[3] != 0 => Input::Bytes(copy_path(mem, a[2], a[3])?),
@@ -228,6 +229,13 @@ impl Kernel {
         } else {
             decode(&mm.borrow().space.mem, gate, number, args)
         };
+        // The mask and jail (crate::policy) come first: a refused call never reaches a
+        // supervisor, and a confined path reaches it already resolved inside the jail.
+        let Some(call) = self.police(tid, call) else { return };
+        // A recording or replaying tap sees every call first (it may stop the run).
+        if self.tap.is_some() && !self.tap_syscall(tid, &call) {
+            return;
+        }
         // Supervision: a supervisor sees `call` (the kernel's copy) before it runs.
         if supervised {
             return self.supervise_syscall(tid, call);
@@ -327,6 +335,8 @@ impl Kernel {
             SYS_SIGACTION => self.sys_sigaction(tid, a[0], a[2], a[3], call),
             SYS_SIGPROCMASK => self.sys_sigprocmask(tid, a[0], a[2], call),
             SYS_SIGRETURN => self.sys_sigreturn(tid),
+            SYS_MASK => self.sys_mask(tid, call),
+            SYS_JAIL => self.sys_jail(tid, call),
             _ => errno(ENOSYS),
         }
     }

@@ -177,6 +177,7 @@ impl Kernel {
             Rc::new(RefCell::new(p.sighand.borrow().clone()))
         };
         let (uid, gid, pgid, cmdline) = (p.uid, p.gid, p.pgid, p.cmdline.clone());
+        let restrict = p.restrict.clone();
         let child = self.alloc_id();
         let process = Process {
             pid: child,
@@ -193,6 +194,7 @@ impl Kernel {
             state: ProcState::Alive,
             cmdline,
             vfork_parent: (flags & CLONE_VFORK != 0).then_some(tid),
+            restrict,
         };
         self.procs.insert(child, process);
         let mut thread = Thread::new(child, child, cpu);

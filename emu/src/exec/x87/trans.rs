@@ -30,7 +30,7 @@
 //!   as just below 1 and `f2xm1(-1)` as exactly -0.5 (both flag PE); out of
 //!   its domain (|x| > 1) `f2xm1` returns the operand with PE (AMD).
 
-use super::float::{self, Class, Ctx, DE, IE, INDEFINITE, PE, ZE};
+use super::float::{self, Class, Ctx, DE, IE, INDEFINITE, PE, UE, ZE};
 
 /// A working value `m * 2^(e - 127)`: `m` normalized (bit 127 set), or
 /// zero (`m == 0`).
@@ -501,9 +501,13 @@ pub(super) fn yl2x(y: u128, x: u128, ctx: &mut Ctx) -> u128 {
         let r = float::mul(y, float::from_i64(u.exp as i64), &mut c);
         ctx.flags |= c.flags;
         ctx.up = c.up;
-        // Hardware flags PE even then, unless the result is zero.
+        // Hardware flags PE even then, unless the result is zero, and so
+        // UE for a (masked, exact) denormal result.
         if u.exp != 0 && cy != Class::Zero {
             ctx.flags |= PE;
+            if float::class(r) == Class::Denormal {
+                ctx.flags |= UE;
+            }
         }
         return r;
     }

@@ -1,0 +1,1051 @@
+//! Deterministic record and replay: `warden record -o TRACE ...` and `warden replay TRACE`.
+//!
+//! A run is a pure function of the root file system, the options (program, arguments,
+//! environment, seed, quantum, budget, limits) and what comes from outside the guest: console
+//! input, the results of console writes, and the host clock with `--real-time`. A trace holds
+//! exactly those, plus a checkpoint at every system call so a replay notices the first point
+//! where it stops matching. Replay never reads the host's stdin or clock; it writes the guest's
+//! output to the host's stdout/stderr as the recording did, and ends with the same exit status.
+//!
+//! # Trace format, version 1
+//! Little-endian; `varint` is unsigned LEB128 (at most 10 bytes), `zigzag` a signed varint
+//! (`(n << 1) ^ (n >> 63)`), `bytes` a varint length then that many bytes.
+//! ```text
+//! magic    "WARDNTRC" (8 bytes)
+//! version  varint (1)
+//! header   varint length, then:
+//!            root kind u8 (0 embedded image, 1 tar image, 2 host directory), root path bytes,
+//!            image digest: u8 present + u64 (FNV-1a 64 of the tar; none for a host directory),
+//!            cwd bytes, program: u8 present + bytes, args: varint count + bytes each,
+//!            env: varint count + bytes each, seed varint, quantum varint,
+//!            budget: u8 present + varint, real_time u8, max_procs varint, max_mem varint,
+//!            max_fds varint, extra files: varint count + (path bytes, mode varint, data bytes)
+//! events   one tag byte each, in the order the kernel met them:
+//!   0x01 syscall      tid varint, number & 0x3fff varint, instructions since the previous
+//!                     syscall event varint, digest u32 (registers, rip, gate and the bytes
+//!                     the call reads: guest_kernel::record::checkpoint_digest)
+//!   0x02 stdin read   bytes (what the console read returned; empty is end of file)
+//!   0x03 stdin error  (the read failed)
+//!   0x04 write error  (a console write failed; successful writes leave no event)
+//!   0x05 monotonic    zigzag delta from the previous monotonic reading (--real-time only)
+//!   0x06 realtime     zigzag delta from the previous realtime reading (--real-time only)
+//!   0x0f end          outcome u8 (0 exited, 1 signaled, 2 budget, 3 deadlock, 4 stopped),
+//!                     code u8, total instructions varint, total syscalls varint
+//! ```
+//! Nothing follows the end event. A trace is written as the run goes (a buffered stream; a
+//! long run never holds it in memory) and read the same way. A syscall event costs about 10
+//! bytes.
+//!
+//! # Replay
+//! The header's options rebuild the run (the root may be overridden with `--image`/`--root`;
+//! a different image digest is reported, then the replay goes on and says where it
+//! diverges). Each system call is compared with the next event: a different thread, call,
+//! instruction count or digest stops the run at once, and so does an input event out of
+//! place; the message names the syscall index, pid, instruction count and expected vs actual.
+//! At the end the outcome and totals must match the end event. A truncated or corrupted trace
+//! gives one error line. Both exit with 125.
+//!
+//! The recording hook is the kernel's narrow [`guest_kernel::record::SyscallTap`]; it should
+//! move onto the host supervisor interface when that lands.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::Arc;
+
+use guest_kernel::record::{checkpoint_digest, HostClock, SyscallPoint, SyscallTap, SystemClock};
+use guest_kernel::{Console, ConsoleStream, Limits, RunOutcome, Stats};
+
+use crate::testrun::{add_files, ExtraFile};
+use crate::{initial_cwd, open_root, Root, RunError, RunOptions};
+
+pub const MAGIC: &[u8; 8] = b"WARDNTRC";
+pub const VERSION: u64 = 1;
+
+const TAG_SYSCALL: u8 = 0x01;
+const TAG_READ: u8 = 0x02;
+const TAG_READ_ERR: u8 = 0x03;
+const TAG_WRITE_ERR: u8 = 0x04;
+const TAG_MONO: u8 = 0x05;
+const TAG_REAL: u8 = 0x06;
+const TAG_END: u8 = 0x0f;
+
+/// Largest header (extra files included) a reader accepts.
+const MAX_HEADER: u64 = 1 << 30;
+/// Largest single stdin read event.
+const MAX_READ: u64 = 1 << 24;
+
+// --- errors ----------------------------------------------------------------------------
+
+/// A trace that cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum TraceError {
+    #[error("cannot read trace {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("{path} is not a warden trace")]
+    NotATrace { path: String },
+    #[error("trace {path} has version {version}; this warden reads version {VERSION}")]
+    Version { path: String, version: u64 },
+    #[error("trace {path} is truncated at byte {offset} (in {what})")]
+    Truncated { path: String, offset: u64, what: &'static str },
+    #[error("trace {path} is corrupted at byte {offset}: {what}")]
+    Corrupt { path: String, offset: u64, what: String },
+}
+
+/// Why `record` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error("{0}")]
+    Setup(String),
+    #[error("cannot write trace {path}: {source}")]
+    Write { path: String, source: std::io::Error },
+}
+
+impl RecordError {
+    pub fn exit_status(&self) -> i32 {
+        match self {
+            RecordError::Run(e) => e.exit_status(),
+            _ => crate::EXIT_WARDEN_FAILED,
+        }
+    }
+}
+
+/// Why `replay` did not reproduce the run.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error(transparent)]
+    Trace(#[from] TraceError),
+    #[error("replay diverged {0}")]
+    Diverged(String),
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error("{0}")]
+    Setup(String),
+}
+
+// --- encoding --------------------------------------------------------------------------
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Writes a varint into `buf` at `*at` (`buf` must have 10 bytes free there).
+#[inline]
+fn put_varint_arr(buf: &mut [u8], at: &mut usize, mut v: u64) {
+    while v >= 0x80 {
+        buf[*at] = (v as u8) | 0x80;
+        *at += 1;
+        v >>= 7;
+    }
+    buf[*at] = v as u8;
+    *at += 1;
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    put_varint(out, b.len() as u64);
+    out.extend_from_slice(b);
+}
+
+fn put_opt_varint(out: &mut Vec<u8>, v: Option<u64>) {
+    match v {
+        Some(v) => {
+            out.push(1);
+            put_varint(out, v);
+        }
+        None => out.push(0),
+    }
+}
+
+/// Everything a replay needs to rebuild the run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Header {
+    pub root: Root,
+    pub image_digest: Option<u64>,
+    pub cwd: Vec<u8>,
+    pub program: Option<String>,
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub seed: u64,
+    pub quantum: u64,
+    pub budget: Option<u64>,
+    pub real_time: bool,
+    pub limits: Limits,
+    pub extra_files: Vec<ExtraFile>,
+}
+
+impl Header {
+    fn encode(&self) -> Vec<u8> {
+        let mut h = Vec::new();
+        let (kind, path) = match &self.root {
+            Root::Default => (0u8, Vec::new()),
+            Root::Image(p) => (1, p.to_string_lossy().into_owned().into_bytes()),
+            Root::Dir(p) => (2, p.to_string_lossy().into_owned().into_bytes()),
+        };
+        h.push(kind);
+        put_bytes(&mut h, &path);
+        match self.image_digest {
+            Some(d) => {
+                h.push(1);
+                h.extend_from_slice(&d.to_le_bytes());
+            }
+            None => h.push(0),
+        }
+        put_bytes(&mut h, &self.cwd);
+        match &self.program {
+            Some(p) => {
+                h.push(1);
+                put_bytes(&mut h, p.as_bytes());
+            }
+            None => h.push(0),
+        }
+        for list in [&self.args, &self.env] {
+            put_varint(&mut h, list.len() as u64);
+            for a in list {
+                put_bytes(&mut h, a.as_bytes());
+            }
+        }
+        put_varint(&mut h, self.seed);
+        put_varint(&mut h, self.quantum);
+        put_opt_varint(&mut h, self.budget);
+        h.push(u8::from(self.real_time));
+        put_varint(&mut h, self.limits.max_processes as u64);
+        put_varint(&mut h, self.limits.max_memory_per_process);
+        put_varint(&mut h, self.limits.max_fds as u64);
+        put_varint(&mut h, self.extra_files.len() as u64);
+        for f in &self.extra_files {
+            put_bytes(&mut h, f.path.as_bytes());
+            put_varint(&mut h, u64::from(f.mode));
+            put_bytes(&mut h, &f.data);
+        }
+        h
+    }
+
+    /// The options the run had.
+    pub fn run_options(&self) -> RunOptions {
+        RunOptions {
+            root: self.root.clone(),
+            env: self.env.clone(),
+            program: self.program.clone(),
+            args: self.args.clone(),
+            budget: self.budget,
+            seed: self.seed,
+            quantum: self.quantum,
+            real_time: self.real_time,
+            limits: self.limits.clone(),
+            ..RunOptions::default()
+        }
+    }
+}
+
+/// A cursor over the header bytes.
+struct HeaderReader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    /// File offset of `bytes[0]`.
+    base: u64,
+    path: &'a str,
+}
+
+impl HeaderReader<'_> {
+    fn corrupt(&self, what: &str) -> TraceError {
+        TraceError::Corrupt { path: self.path.into(), offset: self.base + self.pos as u64, what: what.into() }
+    }
+
+    fn u8(&mut self) -> Result<u8, TraceError> {
+        let b = *self.bytes.get(self.pos).ok_or_else(|| self.corrupt("header ends early"))?;
+        self.pos += 1;
+        Ok(b)
+    }
+
+    fn flag(&mut self) -> Result<bool, TraceError> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(self.corrupt("bad flag byte in the header")),
+        }
+    }
+
+    fn varint(&mut self) -> Result<u64, TraceError> {
+        let mut v = 0u64;
+        for i in 0..10 {
+            let b = self.u8()?;
+            if i == 9 && b > 1 {
+                return Err(self.corrupt("varint overflows 64 bits"));
+            }
+            v |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(self.corrupt("varint too long"))
+    }
+
+    fn usize(&mut self) -> Result<usize, TraceError> {
+        let v = self.varint()?;
+        usize::try_from(v).map_err(|_| self.corrupt("number too large"))
+    }
+
+    fn bytes(&mut self) -> Result<Vec<u8>, TraceError> {
+        let n = self.varint()?;
+        let left = (self.bytes.len() - self.pos) as u64;
+        if n > left {
+            return Err(self.corrupt("length runs past the header"));
+        }
+        let b = self.bytes[self.pos..self.pos + n as usize].to_vec();
+        self.pos += n as usize;
+        Ok(b)
+    }
+
+    fn string(&mut self) -> Result<String, TraceError> {
+        String::from_utf8(self.bytes()?).map_err(|_| self.corrupt("text is not UTF-8"))
+    }
+
+    fn strings(&mut self) -> Result<Vec<String>, TraceError> {
+        let n = self.varint()?;
+        let mut v = Vec::new();
+        for _ in 0..n {
+            v.push(self.string()?);
+        }
+        Ok(v)
+    }
+
+    fn header(&mut self) -> Result<Header, TraceError> {
+        let kind = self.u8()?;
+        let path = PathBuf::from(self.string()?);
+        let root = match kind {
+            0 => Root::Default,
+            1 => Root::Image(path),
+            2 => Root::Dir(path),
+            _ => return Err(self.corrupt("unknown root kind")),
+        };
+        let image_digest = if self.flag()? {
+            let mut d = [0u8; 8];
+            for b in &mut d {
+                *b = self.u8()?;
+            }
+            Some(u64::from_le_bytes(d))
+        } else {
+            None
+        };
+        let cwd = self.bytes()?;
+        let program = if self.flag()? { Some(self.string()?) } else { None };
+        let args = self.strings()?;
+        let env = self.strings()?;
+        let seed = self.varint()?;
+        let quantum = self.varint()?;
+        let budget = if self.flag()? { Some(self.varint()?) } else { None };
+        let real_time = self.flag()?;
+        let limits =
+            Limits { max_processes: self.usize()?, max_memory_per_process: self.varint()?, max_fds: self.usize()? };
+        let n = self.varint()?;
+        let mut extra_files = Vec::new();
+        for _ in 0..n {
+            let path = self.string()?;
+            let mode = u16::try_from(self.varint()?).map_err(|_| self.corrupt("bad file mode"))?;
+            let data = Arc::new(self.bytes()?);
+            extra_files.push(ExtraFile { path, mode, data });
+        }
+        if self.pos != self.bytes.len() {
+            return Err(self.corrupt("extra bytes at the end of the header"));
+        }
+        Ok(Header {
+            root,
+            image_digest,
+            cwd,
+            program,
+            args,
+            env,
+            seed,
+            quantum,
+            budget,
+            real_time,
+            limits,
+            extra_files,
+        })
+    }
+}
+
+// --- events ----------------------------------------------------------------------------
+
+/// One event of a trace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    Syscall { tid: u32, number: u64, instructions: u64, digest: u32 },
+    StdinRead(Vec<u8>),
+    StdinError,
+    WriteError,
+    Monotonic(u64),
+    Realtime(u64),
+    End { outcome: u8, code: u8, instructions: u64, syscalls: u64 },
+}
+
+/// The name of a syscall from the low bits a trace keeps.
+pub fn syscall_label(low: u64) -> String {
+    warden_abi::SYSCALLS
+        .iter()
+        .find(|&&(n, _)| (n as u64) & 0x3fff == low)
+        .map(|&(_, name)| name.to_string())
+        .unwrap_or_else(|| format!("syscall {low:#x}"))
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::Syscall { tid, number, instructions, digest } => {
+                write!(f, "{} by pid {tid} at instruction {instructions} (digest {digest:08x})", syscall_label(*number))
+            }
+            Event::StdinRead(d) => write!(f, "a stdin read of {} bytes", d.len()),
+            Event::StdinError => write!(f, "a failed stdin read"),
+            Event::WriteError => write!(f, "a failed console write"),
+            Event::Monotonic(_) => write!(f, "a monotonic clock reading"),
+            Event::Realtime(_) => write!(f, "a realtime clock reading"),
+            Event::End { outcome, code, instructions, .. } => {
+                write!(f, "the end of the run ({}) after {instructions} instructions", outcome_text(*outcome, *code))
+            }
+        }
+    }
+}
+
+fn outcome_code(o: RunOutcome) -> (u8, u8) {
+    match o {
+        RunOutcome::Exited(c) => (0, c),
+        RunOutcome::Signaled(s) => (1, s),
+        RunOutcome::BudgetExhausted => (2, 0),
+        RunOutcome::Deadlock => (3, 0),
+        RunOutcome::Stopped => (4, 0),
+    }
+}
+
+fn outcome_text(kind: u8, code: u8) -> String {
+    match kind {
+        0 => format!("exit status {code}"),
+        1 => format!("signal {code}"),
+        2 => "budget exhausted".into(),
+        3 => "deadlock".into(),
+        _ => "stopped".into(),
+    }
+}
+
+// --- recording -------------------------------------------------------------------------
+
+/// The trace being written, shared by the tap, the console and the clock.
+struct Sink {
+    w: BufWriter<File>,
+    error: Option<std::io::Error>,
+    last_instructions: u64,
+    last_mono: u64,
+    last_real: u64,
+}
+
+impl Sink {
+    #[inline]
+    fn put(&mut self, bytes: &[u8]) {
+        if self.error.is_none() {
+            if let Err(e) = self.w.write_all(bytes) {
+                self.error = Some(e);
+            }
+        }
+    }
+}
+
+type SharedSink = Rc<RefCell<Sink>>;
+
+struct RecordTap(SharedSink);
+
+impl SyscallTap for RecordTap {
+    #[inline]
+    fn syscall(&mut self, p: &SyscallPoint<'_>) -> bool {
+        let digest = checkpoint_digest(p) as u32;
+        let mut sink = self.0.borrow_mut();
+        let delta = p.instructions.wrapping_sub(sink.last_instructions);
+        sink.last_instructions = p.instructions;
+        let mut buf = [0u8; 40];
+        buf[0] = TAG_SYSCALL;
+        let mut at = 1;
+        put_varint_arr(&mut buf, &mut at, u64::from(p.tid));
+        put_varint_arr(&mut buf, &mut at, (p.call.number as u64) & 0x3fff);
+        put_varint_arr(&mut buf, &mut at, delta);
+        buf[at..at + 4].copy_from_slice(&digest.to_le_bytes());
+        at += 4;
+        sink.put(&buf[..at]);
+        true
+    }
+}
+
+struct RecordConsole {
+    inner: Box<dyn Console>,
+    sink: SharedSink,
+}
+
+impl Console for RecordConsole {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let r = self.inner.read(buf);
+        let mut ev = Vec::new();
+        match &r {
+            Ok(n) => {
+                ev.push(TAG_READ);
+                put_bytes(&mut ev, &buf[..(*n).min(buf.len())]);
+            }
+            Err(_) => ev.push(TAG_READ_ERR),
+        }
+        self.sink.borrow_mut().put(&ev);
+        r
+    }
+
+    fn write(&mut self, stream: ConsoleStream, data: &[u8]) -> std::io::Result<()> {
+        let r = self.inner.write(stream, data);
+        if r.is_err() {
+            self.sink.borrow_mut().put(&[TAG_WRITE_ERR]);
+        }
+        r
+    }
+}
+
+struct RecordClock {
+    inner: SystemClock,
+    sink: SharedSink,
+}
+
+impl HostClock for RecordClock {
+    fn monotonic_ns(&mut self) -> u64 {
+        let v = self.inner.monotonic_ns();
+        let mut s = self.sink.borrow_mut();
+        let mut ev = vec![TAG_MONO];
+        put_varint(&mut ev, zigzag(v.wrapping_sub(s.last_mono) as i64));
+        s.last_mono = v;
+        s.put(&ev);
+        v
+    }
+
+    fn realtime_ns(&mut self) -> u64 {
+        let v = self.inner.realtime_ns();
+        let mut s = self.sink.borrow_mut();
+        let mut ev = vec![TAG_REAL];
+        put_varint(&mut ev, zigzag(v.wrapping_sub(s.last_real) as i64));
+        s.last_real = v;
+        s.put(&ev);
+        v
+    }
+
+    fn sleep_ns(&mut self, ns: u64) {
+        self.inner.sleep_ns(ns);
+    }
+}
+
+/// The image's identity: FNV-1a 64 of the tar (computed once per process for the embedded
+/// image, once per run for a tar file); `None` for a host directory.
+fn image_digest(root: &Root, vfs: &guest_kernel::vfs::Vfs) -> Option<u64> {
+    static DEFAULT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    match root {
+        Root::Default => Some(*DEFAULT.get_or_init(|| guest_kernel::vfs::digest_bytes(crate::DEFAULT_IMAGE))),
+        _ => vfs.image_digest(),
+    }
+}
+
+/// Runs `opts` (with `extra_files` added to the root) while writing its trace to `trace`.
+/// `console` is where the guest's console really goes (the host's, or a capture).
+pub fn record(
+    opts: &RunOptions,
+    extra_files: &[ExtraFile],
+    console: Box<dyn Console>,
+    trace: &Path,
+) -> Result<(RunOutcome, Stats), RecordError> {
+    let vfs = open_root(&opts.root)?;
+    let image_digest = image_digest(&opts.root, &vfs);
+    add_files(&vfs, extra_files).map_err(RecordError::Setup)?;
+    let cwd = initial_cwd(&opts.root);
+    let header = Header {
+        root: opts.root.clone(),
+        image_digest,
+        cwd: cwd.clone(),
+        program: opts.program.clone(),
+        args: opts.args.clone(),
+        env: opts.env.clone(),
+        seed: opts.seed,
+        quantum: opts.quantum,
+        budget: opts.budget,
+        real_time: opts.real_time,
+        limits: opts.limits.clone(),
+        extra_files: extra_files.to_vec(),
+    };
+    let write_err = |source| RecordError::Write { path: trace.display().to_string(), source };
+    let file = File::create(trace).map_err(write_err)?;
+    let mut w = BufWriter::with_capacity(256 << 10, file);
+    let mut head = MAGIC.to_vec();
+    put_varint(&mut head, VERSION);
+    let h = header.encode();
+    put_varint(&mut head, h.len() as u64);
+    w.write_all(&head).map_err(write_err)?;
+    w.write_all(&h).map_err(write_err)?;
+    let sink = Rc::new(RefCell::new(Sink { w, error: None, last_instructions: 0, last_mono: 0, last_real: 0 }));
+    let console = Box::new(RecordConsole { inner: console, sink: sink.clone() });
+    let mut kernel = crate::boot_in(opts, vfs, console, cwd)?;
+    kernel.set_syscall_tap(Box::new(RecordTap(sink.clone())));
+    if opts.real_time {
+        kernel.set_host_clock(Box::new(RecordClock { inner: SystemClock::default(), sink: sink.clone() }));
+    }
+    let outcome = kernel.run();
+    let stats = kernel.stats();
+    drop(kernel);
+    let (kind, code) = outcome_code(outcome);
+    let mut end = vec![TAG_END, kind, code];
+    put_varint(&mut end, stats.instructions);
+    put_varint(&mut end, stats.syscalls);
+    let mut s = sink.borrow_mut();
+    s.put(&end);
+    if let Some(e) = s.error.take() {
+        return Err(write_err(e));
+    }
+    s.w.flush().map_err(write_err)?;
+    Ok((outcome, stats))
+}
+
+// --- reading ---------------------------------------------------------------------------
+
+/// Reads a trace as a stream.
+pub struct TraceReader {
+    r: BufReader<File>,
+    path: String,
+    offset: u64,
+    last_instructions: u64,
+    last_mono: u64,
+    last_real: u64,
+}
+
+impl TraceReader {
+    /// Opens a trace and reads its header.
+    pub fn open(path: &Path) -> Result<(TraceReader, Header), TraceError> {
+        let p = path.display().to_string();
+        let file = File::open(path).map_err(|source| TraceError::Io { path: p.clone(), source })?;
+        let mut t = TraceReader {
+            r: BufReader::with_capacity(256 << 10, file),
+            path: p.clone(),
+            offset: 0,
+            last_instructions: 0,
+            last_mono: 0,
+            last_real: 0,
+        };
+        let mut magic = [0u8; 8];
+        for b in &mut magic {
+            *b = match t.byte_opt()? {
+                Some(b) => b,
+                None => return Err(TraceError::NotATrace { path: p }),
+            };
+        }
+        if &magic != MAGIC {
+            return Err(TraceError::NotATrace { path: p });
+        }
+        let version = t.varint("the version")?;
+        if version != VERSION {
+            return Err(TraceError::Version { path: p, version });
+        }
+        let len = t.varint("the header length")?;
+        if len > MAX_HEADER {
+            return Err(t.corrupt("header length is implausible"));
+        }
+        let base = t.offset;
+        let mut bytes = Vec::new();
+        (&mut t.r).take(len).read_to_end(&mut bytes).map_err(|source| TraceError::Io { path: p.clone(), source })?;
+        if (bytes.len() as u64) < len {
+            return Err(TraceError::Truncated { path: p, offset: base + bytes.len() as u64, what: "the header" });
+        }
+        t.offset += len;
+        let header = HeaderReader { bytes: &bytes, pos: 0, base, path: &p }.header()?;
+        Ok((t, header))
+    }
+
+    fn corrupt(&self, what: &str) -> TraceError {
+        TraceError::Corrupt { path: self.path.clone(), offset: self.offset, what: what.into() }
+    }
+
+    /// The byte offset of the next event.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    fn byte_opt(&mut self) -> Result<Option<u8>, TraceError> {
+        let mut b = [0u8; 1];
+        loop {
+            match self.r.read(&mut b) {
+                Ok(0) => return Ok(None),
+                Ok(_) => {
+                    self.offset += 1;
+                    return Ok(Some(b[0]));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(source) => return Err(TraceError::Io { path: self.path.clone(), source }),
+            }
+        }
+    }
+
+    fn byte(&mut self, what: &'static str) -> Result<u8, TraceError> {
+        self.byte_opt()?.ok_or(TraceError::Truncated { path: self.path.clone(), offset: self.offset, what })
+    }
+
+    fn varint(&mut self, what: &'static str) -> Result<u64, TraceError> {
+        let mut v = 0u64;
+        for i in 0..10 {
+            let b = self.byte(what)?;
+            if i == 9 && b > 1 {
+                return Err(self.corrupt("varint overflows 64 bits"));
+            }
+            v |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(self.corrupt("varint too long"))
+    }
+
+    /// The next event; `Ok(None)` at a clean end of file (only valid after the end event).
+    pub fn next_event(&mut self) -> Result<Option<Event>, TraceError> {
+        let start = self.offset;
+        let Some(tag) = self.byte_opt()? else { return Ok(None) };
+        let ev = match tag {
+            TAG_SYSCALL => {
+                let what = "a syscall event";
+                let tid = u32::try_from(self.varint(what)?).map_err(|_| self.corrupt("thread id too large"))?;
+                let number = self.varint(what)?;
+                let delta = self.varint(what)?;
+                let mut d = [0u8; 4];
+                for b in &mut d {
+                    *b = self.byte(what)?;
+                }
+                self.last_instructions = self.last_instructions.wrapping_add(delta);
+                Event::Syscall { tid, number, instructions: self.last_instructions, digest: u32::from_le_bytes(d) }
+            }
+            TAG_READ => {
+                let n = self.varint("a stdin event")?;
+                if n > MAX_READ {
+                    return Err(self.corrupt("stdin read length is implausible"));
+                }
+                let mut data = Vec::new();
+                (&mut self.r)
+                    .take(n)
+                    .read_to_end(&mut data)
+                    .map_err(|source| TraceError::Io { path: self.path.clone(), source })?;
+                self.offset += data.len() as u64;
+                if (data.len() as u64) < n {
+                    return Err(TraceError::Truncated {
+                        path: self.path.clone(),
+                        offset: self.offset,
+                        what: "a stdin event",
+                    });
+                }
+                Event::StdinRead(data)
+            }
+            TAG_READ_ERR => Event::StdinError,
+            TAG_WRITE_ERR => Event::WriteError,
+            TAG_MONO => {
+                let d = unzigzag(self.varint("a clock event")?);
+                self.last_mono = self.last_mono.wrapping_add(d as u64);
+                Event::Monotonic(self.last_mono)
+            }
+            TAG_REAL => {
+                let d = unzigzag(self.varint("a clock event")?);
+                self.last_real = self.last_real.wrapping_add(d as u64);
+                Event::Realtime(self.last_real)
+            }
+            TAG_END => {
+                let what = "the end event";
+                let outcome = self.byte(what)?;
+                let code = self.byte(what)?;
+                if outcome > 4 {
+                    return Err(TraceError::Corrupt {
+                        path: self.path.clone(),
+                        offset: start + 1,
+                        what: "unknown outcome".into(),
+                    });
+                }
+                let instructions = self.varint(what)?;
+                let syscalls = self.varint(what)?;
+                Event::End { outcome, code, instructions, syscalls }
+            }
+            other => {
+                return Err(TraceError::Corrupt {
+                    path: self.path.clone(),
+                    offset: start,
+                    what: format!("unknown event tag {other:#04x}"),
+                })
+            }
+        };
+        Ok(Some(ev))
+    }
+}
+
+// --- replaying -------------------------------------------------------------------------
+
+enum Stop {
+    Diverged(String),
+    Trace(TraceError),
+}
+
+/// The trace being replayed, shared by the tap, the console and the clock.
+struct Source {
+    reader: TraceReader,
+    peeked: Option<Event>,
+    stop: Option<Stop>,
+    /// Syscalls the replay has made.
+    syscalls: u64,
+    /// Where the replay is (for messages about input events out of place).
+    last_point: String,
+}
+
+impl Source {
+    fn peek(&mut self) -> Option<&Event> {
+        if self.stop.is_some() {
+            return None;
+        }
+        if self.peeked.is_none() {
+            match self.reader.next_event() {
+                Ok(Some(e)) => self.peeked = Some(e),
+                Ok(None) => {
+                    let (path, offset) = (self.reader.path.clone(), self.reader.offset);
+                    self.stop = Some(Stop::Trace(TraceError::Truncated { path, offset, what: "an event" }));
+                }
+                Err(e) => self.stop = Some(Stop::Trace(e)),
+            }
+        }
+        self.peeked.as_ref()
+    }
+
+    fn next(&mut self) -> Option<Event> {
+        self.peek();
+        self.peeked.take()
+    }
+
+    fn diverge(&mut self, msg: String) {
+        if self.stop.is_none() {
+            self.stop = Some(Stop::Diverged(msg));
+        }
+    }
+
+    /// An input event expected here; divergence if the trace has something else.
+    fn input(&mut self, what: &str) -> Option<Event> {
+        match self.next() {
+            Some(e @ (Event::Syscall { .. } | Event::End { .. })) => {
+                let msg = format!("{}: the replay made {what}, the recording has {e} next", self.last_point);
+                self.diverge(msg);
+                None
+            }
+            other => other,
+        }
+    }
+}
+
+type SharedSource = Rc<RefCell<Source>>;
+
+fn describe_point(p: &SyscallPoint<'_>) -> String {
+    let who = if p.tid == p.pid { format!("pid {}", p.pid) } else { format!("pid {} thread {}", p.pid, p.tid) };
+    format!("at syscall #{} ({who}, instruction {})", p.index, p.instructions)
+}
+
+struct ReplayTap(SharedSource);
+
+impl SyscallTap for ReplayTap {
+    fn syscall(&mut self, p: &SyscallPoint<'_>) -> bool {
+        let mut s = self.0.borrow_mut();
+        if s.stop.is_some() {
+            return false;
+        }
+        s.syscalls = p.index;
+        let here = describe_point(p);
+        let actual = Event::Syscall {
+            tid: p.tid,
+            number: (p.call.number as u64) & 0x3fff,
+            instructions: p.instructions,
+            digest: checkpoint_digest(p) as u32,
+        };
+        match s.next() {
+            Some(expected) if expected == actual => {
+                s.last_point = here;
+                true
+            }
+            Some(expected) => {
+                s.diverge(format!("{here}: expected {expected}, got {actual}"));
+                false
+            }
+            // The trace ended or is unreadable: reported after the run.
+            None => false,
+        }
+    }
+}
+
+struct ReplayConsole {
+    source: SharedSource,
+    out: Box<dyn Console>,
+}
+
+impl Console for ReplayConsole {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut s = self.source.borrow_mut();
+        match s.input("a stdin read") {
+            Some(Event::StdinRead(data)) if data.len() <= buf.len() => {
+                buf[..data.len()].copy_from_slice(&data);
+                Ok(data.len())
+            }
+            Some(Event::StdinError) => Err(std::io::Error::other("recorded stdin error")),
+            Some(other) => {
+                let msg = format!(
+                    "{}: the replay made a stdin read of at most {} bytes, the recording has {other} next",
+                    s.last_point,
+                    buf.len()
+                );
+                s.diverge(msg);
+                Err(std::io::Error::other("replay diverged"))
+            }
+            None => Err(std::io::Error::other("replay stopped")),
+        }
+    }
+
+    fn write(&mut self, stream: ConsoleStream, data: &[u8]) -> std::io::Result<()> {
+        let mut s = self.source.borrow_mut();
+        if s.peek() == Some(&Event::WriteError) {
+            s.next();
+            return Err(std::io::Error::other("recorded console write error"));
+        }
+        drop(s);
+        let _ = self.out.write(stream, data);
+        Ok(())
+    }
+}
+
+struct ReplayClock(SharedSource);
+
+impl HostClock for ReplayClock {
+    fn monotonic_ns(&mut self) -> u64 {
+        let mut s = self.0.borrow_mut();
+        match s.input("a monotonic clock reading") {
+            Some(Event::Monotonic(v)) => v,
+            Some(other) => {
+                let msg =
+                    format!("{}: the replay read the monotonic clock, the recording has {other} next", s.last_point);
+                s.diverge(msg);
+                s.reader.last_mono
+            }
+            None => s.reader.last_mono,
+        }
+    }
+
+    fn realtime_ns(&mut self) -> u64 {
+        let mut s = self.0.borrow_mut();
+        match s.input("a realtime clock reading") {
+            Some(Event::Realtime(v)) => v,
+            Some(other) => {
+                let msg =
+                    format!("{}: the replay read the realtime clock, the recording has {other} next", s.last_point);
+                s.diverge(msg);
+                s.reader.last_real
+            }
+            None => s.reader.last_real,
+        }
+    }
+
+    fn sleep_ns(&mut self, _ns: u64) {}
+}
+
+/// How to replay.
+#[derive(Default)]
+pub struct ReplayOptions {
+    /// Use this root instead of the recorded one.
+    pub root: Option<Root>,
+}
+
+/// Replays `trace`, writing the guest's output to `console`. `warn` receives a line when
+/// the image differs from the recorded one (the replay goes on).
+pub fn replay(
+    trace: &Path,
+    options: &ReplayOptions,
+    console: Box<dyn Console>,
+    warn: &mut dyn FnMut(String),
+) -> Result<RunOutcome, ReplayError> {
+    let (reader, header) = TraceReader::open(trace)?;
+    let mut opts = header.run_options();
+    if let Some(root) = &options.root {
+        opts.root = root.clone();
+    }
+    let vfs = open_root(&opts.root)?;
+    let digest = image_digest(&opts.root, &vfs);
+    if digest != header.image_digest {
+        let show = |d: Option<u64>| d.map(|d| format!("{d:016x}")).unwrap_or_else(|| "a host directory".into());
+        warn(format!(
+            "the image differs from the recording's (digest {}, recorded {}); replaying anyway",
+            show(digest),
+            show(header.image_digest)
+        ));
+    }
+    add_files(&vfs, &header.extra_files).map_err(ReplayError::Setup)?;
+    let source = Rc::new(RefCell::new(Source {
+        reader,
+        peeked: None,
+        stop: None,
+        syscalls: 0,
+        last_point: "before the first syscall".into(),
+    }));
+    let console = Box::new(ReplayConsole { source: source.clone(), out: console });
+    let mut kernel = crate::boot_in(&opts, vfs, console, header.cwd.clone())?;
+    kernel.set_syscall_tap(Box::new(ReplayTap(source.clone())));
+    if opts.real_time {
+        kernel.set_host_clock(Box::new(ReplayClock(source.clone())));
+    }
+    let outcome = kernel.run();
+    let stats = kernel.stats();
+    drop(kernel);
+    let mut s = source.borrow_mut();
+    if let Some(stop) = s.stop.take() {
+        return Err(match stop {
+            Stop::Diverged(m) => ReplayError::Diverged(m),
+            Stop::Trace(e) => ReplayError::Trace(e),
+        });
+    }
+    let (kind, code) = outcome_code(outcome);
+    let ended = format!(
+        "at the end of the run ({} after {} instructions and {} syscalls)",
+        outcome_text(kind, code),
+        stats.instructions,
+        stats.syscalls
+    );
+    let next = s.next();
+    if let Some(Stop::Trace(e)) = s.stop.take() {
+        return Err(ReplayError::Trace(e));
+    }
+    match next {
+        Some(Event::End { outcome: k, code: c, instructions, syscalls })
+            if (k, c, instructions, syscalls) == (kind, code, stats.instructions, stats.syscalls) =>
+        {
+            let at = s.reader.offset;
+            match s.reader.byte_opt() {
+                Ok(None) => Ok(outcome),
+                Ok(Some(_)) => Err(ReplayError::Trace(TraceError::Corrupt {
+                    path: s.reader.path.clone(),
+                    offset: at,
+                    what: "data after the end event".into(),
+                })),
+                Err(e) => Err(ReplayError::Trace(e)),
+            }
+        }
+        Some(Event::End { outcome: k, code: c, instructions, syscalls }) => Err(ReplayError::Diverged(format!(
+            "{ended}: the recording ended with {} after {instructions} instructions and {syscalls} syscalls",
+            outcome_text(k, c)
+        ))),
+        Some(other) => Err(ReplayError::Diverged(format!("{ended}: the recording continues with {other}"))),
+        None => Err(ReplayError::Setup("trace reader lost its place (a bug)".into())),
+    }
+}

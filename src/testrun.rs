@@ -1,0 +1,709 @@
+//! `warden test`: guest test programs run in fresh guests, in parallel, with instruction
+//! budgets instead of timeouts, and machine-readable results.
+//!
+//! Design:
+//! - [`discover`] turns each PATH into tests: a manifest (a `.toml` host file, format below),
+//!   a guest directory (every executable regular file in it, e.g. `/bin/tests` of the default
+//!   image), a guest program, a host ELF file or a host directory of ELF files (those are
+//!   added to the guest's in-memory layer under `/host-tests/` and run from there; their
+//!   bytes travel with each test, so a recorded failure replays without the host file).
+//!   Guest paths are looked up first, then host paths. No PATH means `/bin/tests`.
+//! - [`run_tests`] runs every (test, seed) pair: each in its own kernel, built inside a
+//!   worker thread (a kernel is single-threaded and not `Send`), on `jobs` host threads
+//!   taking work from a shared counter. Results are printed in test order as soon as every
+//!   earlier one is known, so the output does not depend on timing: `ok NAME (N
+//!   instructions)` or `FAIL NAME: reason`, then `N passed, N failed` alone on its line.
+//! - A test passes when its exit status is the expected one (default 0; a signal N is
+//!   128+N) and, if given, its stdout is exactly the expected bytes. An exhausted budget
+//!   (default 10^9 instructions) and a deadlock fail with their own reason.
+//! - `--junit FILE` writes JUnit XML by hand (one `<testsuite>`, a `<testcase>` per run with
+//!   `<failure>`, `<system-out>`, `<system-err>`), escaping markup characters and dropping
+//!   characters XML 1.0 cannot carry.
+//! - `--record-failures DIR` records every run (the cost is small) to a temporary trace and
+//!   keeps it as `DIR/NAME.trace` only if the test failed: `warden replay` reproduces it.
+//!
+//! Manifest (TOML); every key but `run` is optional:
+//! ```toml
+//! image = "rootfs.tar"     # or root = "dir"; relative to the manifest; default: as on the command line
+//! budget = 1_000_000_000   # default per-test instruction budget
+//! env = ["PATH=/bin"]      # default guest environment
+//!
+//! [[test]]
+//! name = "echo"            # default: the command line
+//! run = "testprog echo 'a b'"  # words as in a shell (quotes, \\); or an array of words
+//! status = 0               # expected exit status (128+N: killed by signal N)
+//! stdout = "a b\n"         # expected stdout, exactly
+//! stdin = ""               # guest stdin
+//! budget = 1_000_000       # this test's instruction budget
+//! env = ["K=V"]
+//! ```
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use guest_kernel::vfs::Vfs;
+use guest_kernel::{CaptureConsole, RunOutcome};
+use serde::Deserialize;
+use warden_abi::{MODE_FILE, MODE_TYPE};
+
+use crate::{open_root, Root, RunOptions};
+
+/// The instruction budget of a test that sets none.
+pub const DEFAULT_TEST_BUDGET: u64 = 1_000_000_000;
+
+/// Where host test programs are placed in the guest.
+pub const HOST_TESTS_DIR: &str = "/host-tests";
+
+/// A file added to the guest's root before the program starts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExtraFile {
+    /// Absolute guest path.
+    pub path: String,
+    pub mode: u16,
+    pub data: Arc<Vec<u8>>,
+}
+
+/// Adds `files` to `vfs`'s in-memory layer (creating their parent directories).
+pub fn add_files(vfs: &Vfs, files: &[ExtraFile]) -> Result<(), String> {
+    use guest_kernel::scheme::FileOps;
+    use warden_abi::{O_CREAT, O_DIRECTORY, O_TRUNC, O_WRONLY};
+    let ctx = guest_kernel::CallCtx { pid: 0, uid: 0, gid: 0, umask: 0 };
+    for f in files {
+        let mut dir = String::new();
+        let parts: Vec<&str> = f.path.split('/').filter(|p| !p.is_empty()).collect();
+        for part in parts.iter().take(parts.len().saturating_sub(1)) {
+            dir.push('/');
+            dir.push_str(part);
+            vfs.open_handle(dir.as_bytes(), O_CREAT | O_DIRECTORY | 0o755, &ctx)
+                .map_err(|e| format!("cannot create guest directory {dir}: {e}"))?;
+        }
+        let mut h = vfs
+            .open_handle(f.path.as_bytes(), O_CREAT | O_WRONLY | O_TRUNC | usize::from(f.mode & 0o7777), &ctx)
+            .map_err(|e| format!("cannot create guest file {}: {e}", f.path))?;
+        let mut rest: &[u8] = &f.data;
+        while !rest.is_empty() {
+            match h.write(rest) {
+                Ok(0) | Err(_) => return Err(format!("cannot write guest file {}", f.path)),
+                Ok(n) => rest = &rest[n.min(rest.len())..],
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One test: a program to run and what it must do.
+#[derive(Clone, Debug)]
+pub struct TestSpec {
+    pub name: String,
+    pub root: Root,
+    pub extra_files: Arc<Vec<ExtraFile>>,
+    pub program: String,
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub stdin: Vec<u8>,
+    /// Expected exit status (128+N for signal N).
+    pub status: i32,
+    pub stdout: Option<Vec<u8>>,
+    pub budget: Option<u64>,
+}
+
+/// How `warden test` runs.
+#[derive(Clone, Debug)]
+pub struct TestConfig {
+    /// Root, environment, quantum and limits every test starts from.
+    pub base: RunOptions,
+    /// Budget of tests that set none.
+    pub default_budget: u64,
+    /// Every test runs once per seed.
+    pub seeds: Vec<u64>,
+    /// Host threads (0: one per host core).
+    pub jobs: usize,
+    pub junit: Option<PathBuf>,
+    pub record_failures: Option<PathBuf>,
+}
+
+impl Default for TestConfig {
+    fn default() -> Self {
+        TestConfig {
+            base: RunOptions::default(),
+            default_budget: DEFAULT_TEST_BUDGET,
+            seeds: vec![0],
+            jobs: 0,
+            junit: None,
+            record_failures: None,
+        }
+    }
+}
+
+/// The result of one run of one test.
+#[derive(Clone, Debug)]
+pub struct TestResult {
+    /// The test's name, with ` [seed N]` when several seeds run.
+    pub name: String,
+    pub seed: u64,
+    /// `None`: passed.
+    pub failure: Option<String>,
+    pub instructions: u64,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub time: Duration,
+    /// The kept trace of a failure (`--record-failures`).
+    pub trace: Option<PathBuf>,
+}
+
+impl TestResult {
+    pub fn passed(&self) -> bool {
+        self.failure.is_none()
+    }
+
+    /// The line `warden test` prints.
+    pub fn line(&self) -> String {
+        match &self.failure {
+            None => format!("ok {} ({} instructions)", self.name, self.instructions),
+            Some(reason) => {
+                let mut l = format!("FAIL {}: {reason}", self.name);
+                if let Some(t) = &self.trace {
+                    l.push_str(&format!(" (trace: {})", t.display()));
+                }
+                l
+            }
+        }
+    }
+}
+
+/// Totals of a test run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub passed: usize,
+    pub failed: usize,
+}
+
+impl Summary {
+    pub fn line(&self) -> String {
+        format!("{} passed, {} failed", self.passed, self.failed)
+    }
+}
+
+// --- discovery -----------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Manifest {
+    image: Option<PathBuf>,
+    root: Option<PathBuf>,
+    budget: Option<u64>,
+    env: Option<Vec<String>>,
+    #[serde(default, rename = "test")]
+    tests: Vec<ManifestTest>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum CommandLine {
+    Line(String),
+    Words(Vec<String>),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ManifestTest {
+    name: Option<String>,
+    run: CommandLine,
+    status: Option<i32>,
+    stdout: Option<String>,
+    stdin: Option<String>,
+    budget: Option<u64>,
+    env: Option<Vec<String>>,
+}
+
+fn is_elf(path: &Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut magic)).is_ok() && magic == *b"\x7fELF"
+}
+
+fn base_spec(config: &TestConfig, name: String, program: String, args: Vec<String>) -> TestSpec {
+    TestSpec {
+        name,
+        root: config.base.root.clone(),
+        extra_files: Arc::new(Vec::new()),
+        program,
+        args,
+        env: config.base.env.clone(),
+        stdin: Vec::new(),
+        status: 0,
+        stdout: None,
+        budget: None,
+    }
+}
+
+/// Splits a command line into words as a POSIX shell would for plain words: whitespace
+/// separates, '...' and "..." quote, a backslash escapes the next character (not inside '...').
+pub fn split_words(line: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(c) => cur.push(c),
+                        None => return Err("unterminated '".into()),
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => cur.push(chars.next().ok_or("unterminated \"")?),
+                        Some(c) => cur.push(c),
+                        None => return Err("unterminated \"".into()),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                cur.push(chars.next().ok_or("trailing backslash")?);
+            }
+            c if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            c => {
+                in_word = true;
+                cur.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(cur);
+    }
+    Ok(words)
+}
+
+/// Reads a manifest file into tests.
+pub fn load_manifest(path: &Path, config: &TestConfig) -> Result<Vec<TestSpec>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read manifest {}: {e}", path.display()))?;
+    let m: Manifest = toml::from_str(&text).map_err(|e| {
+        let msg = e.to_string();
+        let first = msg.lines().next().unwrap_or("").trim().to_string();
+        let detail = msg.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
+        format!("bad manifest {}: {first} {detail}", path.display())
+    })?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let root = match (m.image, m.root) {
+        (Some(_), Some(_)) => return Err(format!("bad manifest {}: both image and root", path.display())),
+        (Some(i), None) => Root::Image(dir.join(i)),
+        (None, Some(r)) => Root::Dir(dir.join(r)),
+        (None, None) => config.base.root.clone(),
+    };
+    let mut tests = Vec::new();
+    for (i, t) in m.tests.into_iter().enumerate() {
+        let words = match t.run {
+            CommandLine::Line(l) => {
+                split_words(&l).map_err(|e| format!("bad manifest {}: test {}: {e}", path.display(), i + 1))?
+            }
+            CommandLine::Words(w) => w,
+        };
+        let Some((program, args)) = words.split_first() else {
+            return Err(format!("bad manifest {}: test {} has an empty `run`", path.display(), i + 1));
+        };
+        let name = t.name.unwrap_or_else(|| words.join(" "));
+        let mut spec = base_spec(config, name, program.clone(), args.to_vec());
+        spec.root = root.clone();
+        spec.env = t.env.or_else(|| m.env.clone()).unwrap_or_else(|| config.base.env.clone());
+        spec.stdin = t.stdin.unwrap_or_default().into_bytes();
+        spec.status = t.status.unwrap_or(0);
+        spec.stdout = t.stdout.map(String::into_bytes);
+        spec.budget = t.budget.or(m.budget);
+        tests.push(spec);
+    }
+    Ok(tests)
+}
+
+fn host_program(config: &TestConfig, path: &Path) -> Result<TestSpec, String> {
+    let data = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "test".into());
+    let guest = format!("{HOST_TESTS_DIR}/{file_name}");
+    let mut spec = base_spec(config, path.display().to_string(), guest.clone(), Vec::new());
+    spec.extra_files = Arc::new(vec![ExtraFile { path: guest, mode: 0o755, data: Arc::new(data) }]);
+    Ok(spec)
+}
+
+/// Turns command-line PATHS into tests (see the module note); no PATHS means `/bin/tests`.
+pub fn discover(paths: &[String], config: &TestConfig) -> Result<Vec<TestSpec>, String> {
+    let default = ["/bin/tests".to_string()];
+    let paths = if paths.is_empty() { &default[..] } else { paths };
+    let vfs = open_root(&config.base.root).map_err(|e| e.to_string())?;
+    let mut tests = Vec::new();
+    for p in paths {
+        let host = Path::new(p);
+        if p.ends_with(".toml") && host.is_file() {
+            tests.extend(load_manifest(host, config)?);
+            continue;
+        }
+        let guest_path = if p.starts_with('/') { p.clone() } else { format!("/{}", p.trim_start_matches("./")) };
+        if let Ok(st) = vfs.stat_path(guest_path.as_bytes()) {
+            if st.st_mode & MODE_TYPE == MODE_FILE {
+                tests.push(base_spec(config, guest_path.clone(), guest_path, Vec::new()));
+            } else {
+                let mut names = vfs.list_dir(guest_path.as_bytes()).map_err(|e| format!("{p}: {e}"))?;
+                names.sort();
+                for n in names {
+                    let full = format!("{}/{}", guest_path.trim_end_matches('/'), String::from_utf8_lossy(&n));
+                    let Ok(st) = vfs.stat_path(full.as_bytes()) else { continue };
+                    if st.st_mode & MODE_TYPE == MODE_FILE && st.st_mode & 0o111 != 0 {
+                        tests.push(base_spec(config, full.clone(), full, Vec::new()));
+                    }
+                }
+            }
+            continue;
+        }
+        if host.is_file() {
+            if !is_elf(host) {
+                return Err(format!("{p}: neither a manifest (.toml) nor an ELF program"));
+            }
+            tests.push(host_program(config, host)?);
+        } else if host.is_dir() {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(host)
+                .map_err(|e| format!("cannot read {p}: {e}"))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|e| e.is_file() && is_elf(e))
+                .collect();
+            entries.sort();
+            for e in entries {
+                tests.push(host_program(config, &e)?);
+            }
+        } else {
+            return Err(format!("{p}: no such guest or host path"));
+        }
+    }
+    // Names must be unique (they name traces and JUnit cases).
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for t in &mut tests {
+        let n = seen.entry(t.name.clone()).or_insert(0);
+        *n += 1;
+        if *n > 1 {
+            t.name = format!("{} #{}", t.name, n);
+        }
+    }
+    Ok(tests)
+}
+
+// --- running -------------------------------------------------------------------------
+
+/// The options a test runs with.
+pub fn run_options(spec: &TestSpec, config: &TestConfig, seed: u64) -> RunOptions {
+    RunOptions {
+        root: spec.root.clone(),
+        env: spec.env.clone(),
+        program: Some(spec.program.clone()),
+        args: spec.args.clone(),
+        budget: Some(spec.budget.unwrap_or(config.default_budget)),
+        seed,
+        ..config.base.clone()
+    }
+}
+
+fn describe_status(status: i32) -> String {
+    if status > 128 {
+        let sig = status - 128;
+        match warden_abi::signal_name(sig as usize) {
+            Some(name) => format!("killed by signal {sig} (SIG{name})"),
+            None => format!("killed by signal {sig}"),
+        }
+    } else {
+        format!("exit status {status}")
+    }
+}
+
+fn snippet(bytes: &[u8]) -> String {
+    const MAX: usize = 80;
+    let s = String::from_utf8_lossy(bytes);
+    let mut out: String = s.chars().take(MAX).collect::<String>().escape_debug().to_string();
+    if s.chars().count() > MAX {
+        out.push_str("...");
+    }
+    format!("\"{out}\"")
+}
+
+/// Why a run failed its expectations, if it did.
+fn judge(
+    spec: &TestSpec,
+    budget: u64,
+    outcome: &Result<RunOutcome, String>,
+    stdout: &[u8],
+    stderr: &[u8],
+) -> Option<String> {
+    let last_err = String::from_utf8_lossy(stderr).lines().rev().find(|l| !l.trim().is_empty()).map(str::to_string);
+    let with_stderr = |mut s: String| {
+        if let Some(l) = &last_err {
+            s.push_str(&format!(" (stderr: {})", snippet(l.as_bytes())));
+        }
+        s
+    };
+    match outcome {
+        Err(e) => Some(e.clone()),
+        Ok(RunOutcome::BudgetExhausted) => Some(format!("instruction budget of {budget} exhausted")),
+        Ok(RunOutcome::Deadlock) => Some("deadlock: every thread blocked for good".to_string()),
+        Ok(o) if o.exit_status() != spec.status => Some(with_stderr(format!(
+            "{}, expected {}",
+            describe_status(o.exit_status()),
+            describe_status(spec.status)
+        ))),
+        Ok(_) => match &spec.stdout {
+            Some(want) if want.as_slice() != stdout => {
+                Some(format!("stdout differs: expected {}, got {}", snippet(want), snippet(stdout)))
+            }
+            _ => None,
+        },
+    }
+}
+
+/// A file-system-safe version of a test name.
+pub fn trace_file_name(name: &str) -> String {
+    let mut s: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+        .collect::<String>()
+        .trim_matches('_')
+        .to_string();
+    if s.is_empty() {
+        s = "test".into();
+    }
+    s.truncate(150);
+    s + ".trace"
+}
+
+/// Runs one test with one seed (inside the calling thread).
+pub fn run_one(spec: &TestSpec, config: &TestConfig, seed: u64, display_name: String) -> TestResult {
+    let opts = run_options(spec, config, seed);
+    let budget = opts.budget.unwrap_or(DEFAULT_TEST_BUDGET);
+    let start = Instant::now();
+    let (console, out) = CaptureConsole::new(&spec.stdin);
+    let mut instructions = 0;
+    let mut trace: Option<(PathBuf, PathBuf)> = None;
+    let outcome: Result<RunOutcome, String> = match &config.record_failures {
+        Some(dir) => {
+            let final_path = dir.join(trace_file_name(&display_name));
+            let partial = final_path.with_extension("trace.partial");
+            let r = crate::record::record(&opts, &spec.extra_files, Box::new(console), &partial);
+            trace = Some((partial, final_path));
+            r.map(|(o, stats)| {
+                instructions = stats.instructions;
+                o
+            })
+            .map_err(|e| e.to_string())
+        }
+        None => (|| {
+            let vfs = open_root(&opts.root).map_err(|e| e.to_string())?;
+            add_files(&vfs, &spec.extra_files)?;
+            let mut k = crate::boot_with_vfs(&opts, vfs, Box::new(console)).map_err(|e| e.to_string())?;
+            let o = k.run();
+            instructions = k.stats().instructions;
+            Ok(o)
+        })(),
+    };
+    let captured = out.borrow().clone();
+    let failure = judge(spec, budget, &outcome, &captured.stdout, &captured.stderr);
+    let kept = match trace {
+        Some((partial, final_path)) => {
+            if failure.is_some() && std::fs::rename(&partial, &final_path).is_ok() {
+                Some(final_path)
+            } else {
+                let _ = std::fs::remove_file(&partial);
+                None
+            }
+        }
+        None => None,
+    };
+    TestResult {
+        name: display_name,
+        seed,
+        failure,
+        instructions,
+        stdout: captured.stdout,
+        stderr: captured.stderr,
+        time: start.elapsed(),
+        trace: kept,
+    }
+}
+
+/// Runs every test with every seed on `config.jobs` threads; prints one line per run (in
+/// test order) and the summary line to `out`; writes JUnit XML if asked.
+pub fn run_tests(
+    tests: &[TestSpec],
+    config: &TestConfig,
+    out: &mut dyn Write,
+) -> Result<(Summary, Vec<TestResult>), String> {
+    if let Some(dir) = &config.record_failures {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let seeds = if config.seeds.is_empty() { vec![config.base.seed] } else { config.seeds.clone() };
+    let many_seeds = seeds.len() > 1;
+    let work: Vec<(usize, u64, String)> = tests
+        .iter()
+        .enumerate()
+        .flat_map(|(i, t)| {
+            seeds
+                .iter()
+                .map(move |&s| (i, s, if many_seeds { format!("{} [seed {s}]", t.name) } else { t.name.clone() }))
+        })
+        .collect();
+    let jobs =
+        if config.jobs == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { config.jobs }
+            .clamp(1, work.len().max(1));
+    let work = Arc::new(work);
+    let tests = Arc::new(tests.to_vec());
+    let next = Arc::new(AtomicUsize::new(0));
+    let (tx, rx) = mpsc::channel::<(usize, TestResult)>();
+    let mut handles = Vec::new();
+    for _ in 0..jobs {
+        let (work, tests, next, tx, config) = (work.clone(), tests.clone(), next.clone(), tx.clone(), config.clone());
+        let h = std::thread::Builder::new()
+            .stack_size(16 << 20)
+            .spawn(move || loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some((t, seed, name)) = work.get(i) else { return };
+                let spec = &tests[*t];
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    run_one(spec, &config, *seed, name.clone())
+                }))
+                .unwrap_or_else(|_| TestResult {
+                    name: name.clone(),
+                    seed: *seed,
+                    failure: Some("warden itself panicked running this test (a bug)".into()),
+                    instructions: 0,
+                    stdout: Vec::new(),
+                    stderr: Vec::new(),
+                    time: Duration::ZERO,
+                    trace: None,
+                });
+                if tx.send((i, result)).is_err() {
+                    return;
+                }
+            })
+            .map_err(|e| format!("cannot start a worker thread: {e}"))?;
+        handles.push(h);
+    }
+    drop(tx);
+    let mut slots: Vec<Option<TestResult>> = vec![None; work.len()];
+    let mut printed = 0;
+    let mut summary = Summary::default();
+    for (i, r) in rx {
+        slots[i] = Some(r);
+        while let Some(Some(r)) = slots.get(printed) {
+            let _ = writeln!(out, "{}", r.line());
+            let _ = out.flush();
+            if r.passed() {
+                summary.passed += 1;
+            } else {
+                summary.failed += 1;
+            }
+            printed += 1;
+        }
+    }
+    for h in handles {
+        let _ = h.join();
+    }
+    let results: Vec<TestResult> = slots.into_iter().flatten().collect();
+    let _ = writeln!(out, "{}", summary.line());
+    let _ = out.flush();
+    if let Some(path) = &config.junit {
+        std::fs::write(path, junit_xml(&results)).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok((summary, results))
+}
+
+// --- JUnit XML -----------------------------------------------------------------------
+
+/// Escapes text for XML content and attribute values; characters XML 1.0 cannot carry
+/// (most control characters) become U+FFFD.
+pub fn xml_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            c if (c as u32) < 0x20 || c == '\u{fffe}' || c == '\u{ffff}' => out.push('\u{fffd}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The JUnit XML report of `results`.
+pub fn junit_xml(results: &[TestResult]) -> String {
+    let failures = results.iter().filter(|r| !r.passed()).count();
+    let total: f64 = results.iter().map(|r| r.time.as_secs_f64()).sum();
+    let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    x.push_str(&format!(
+        "<testsuites name=\"warden test\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" time=\"{total:.3}\">\n",
+        results.len()
+    ));
+    x.push_str(&format!(
+        "  <testsuite name=\"warden\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" skipped=\"0\" time=\"{total:.3}\">\n",
+        results.len()
+    ));
+    for r in results {
+        x.push_str(&format!(
+            "    <testcase name=\"{}\" classname=\"warden\" time=\"{:.3}\">\n",
+            xml_escape(&r.name),
+            r.time.as_secs_f64()
+        ));
+        x.push_str(&format!(
+            "      <properties><property name=\"instructions\" value=\"{}\"/><property name=\"seed\" value=\"{}\"/></properties>\n",
+            r.instructions, r.seed
+        ));
+        if let Some(reason) = &r.failure {
+            let mut body = reason.clone();
+            if let Some(t) = &r.trace {
+                body.push_str(&format!("\nreplay with: warden replay {}", t.display()));
+            }
+            x.push_str(&format!(
+                "      <failure message=\"{}\" type=\"failure\">{}</failure>\n",
+                xml_escape(reason),
+                xml_escape(&body)
+            ));
+        }
+        x.push_str(&format!("      <system-out>{}</system-out>\n", xml_escape(&String::from_utf8_lossy(&r.stdout))));
+        x.push_str(&format!("      <system-err>{}</system-err>\n", xml_escape(&String::from_utf8_lossy(&r.stderr))));
+        x.push_str("    </testcase>\n");
+    }
+    x.push_str("  </testsuite>\n</testsuites>\n");
+    x
+}
+
+/// Parses `A..B` (B excluded), `A..=B` or `N` into seeds.
+pub fn parse_seeds(s: &str) -> Result<Vec<u64>, String> {
+    let bad = || format!("bad --seeds value {s:?}: expected N, A..B or A..=B");
+    let num = |t: &str| t.trim().parse::<u64>().map_err(|_| bad());
+    let (a, b) = if let Some((a, b)) = s.split_once("..=") {
+        (num(a)?, num(b)?.checked_add(1).ok_or_else(bad)?)
+    } else if let Some((a, b)) = s.split_once("..") {
+        (num(a)?, num(b)?)
+    } else {
+        let n = num(s)?;
+        (n, n + 1)
+    };
+    if b <= a || b - a > 1_000_000 {
+        return Err(bad());
+    }
+    Ok((a..b).collect())
+}

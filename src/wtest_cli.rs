@@ -1,0 +1,163 @@
+//! The command lines of `warden test`, `warden record` and `warden replay` (kept out of
+//! `main.rs` so that file stays a list of subcommands).
+
+use std::path::PathBuf;
+
+use clap::Args;
+use guest_kernel::Limits;
+use warden::testrun::{self, TestConfig};
+use warden::{Root, RunOptions, EXIT_WARDEN_FAILED};
+
+/// `warden test [OPTIONS] [PATHS...]`.
+#[derive(Args, Debug)]
+pub struct TestArgs {
+    /// Root file system for the tests (a tar archive) instead of the embedded image.
+    #[arg(long, value_name = "FILE", conflicts_with = "root")]
+    image: Option<PathBuf>,
+
+    /// Root file system from a host directory, read-only to the guest.
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+
+    /// Guest environment variable for every test (repeatable; default PATH=/bin).
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    env: Vec<String>,
+
+    /// Instruction budget of each test that sets none.
+    #[arg(long, value_name = "N", default_value_t = testrun::DEFAULT_TEST_BUDGET)]
+    budget: u64,
+
+    /// Guest instructions a thread runs before the scheduler preempts it.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    quantum: u64,
+
+    /// Run every test once per seed: N, A..B (B excluded) or A..=B. A seed other than 0
+    /// perturbs the preemption points (and seeds rand: and AT_RANDOM).
+    #[arg(long, value_name = "A..B", default_value = "0")]
+    seeds: String,
+
+    /// Host threads running tests (default: one per host core).
+    #[arg(long, short = 'j', value_name = "N", default_value_t = 0)]
+    jobs: usize,
+
+    /// Write a JUnit XML report to FILE.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+
+    /// Record every test and keep DIR/NAME.trace for each failure (`warden replay` it).
+    #[arg(long, value_name = "DIR")]
+    record_failures: Option<PathBuf>,
+
+    /// Manifests (.toml), guest directories or programs (default /bin/tests), host ELF
+    /// programs or host directories of them.
+    #[arg(value_name = "PATHS")]
+    paths: Vec<String>,
+}
+
+impl TestArgs {
+    pub fn run(self) -> i32 {
+        let seeds = match testrun::parse_seeds(&self.seeds) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("warden: {e}");
+                return EXIT_WARDEN_FAILED;
+            }
+        };
+        let root = match (self.image, self.root) {
+            (Some(f), _) => Root::Image(f),
+            (None, Some(d)) => Root::Dir(d),
+            (None, None) => Root::Default,
+        };
+        let config = TestConfig {
+            base: RunOptions {
+                root,
+                env: self.env,
+                quantum: self.quantum,
+                limits: Limits::default(),
+                ..RunOptions::default()
+            },
+            default_budget: self.budget,
+            seeds,
+            jobs: self.jobs,
+            junit: self.junit,
+            record_failures: self.record_failures,
+        };
+        let tests = match testrun::discover(&self.paths, &config) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("warden: {e}");
+                return EXIT_WARDEN_FAILED;
+            }
+        };
+        let mut out = std::io::stdout();
+        match testrun::run_tests(&tests, &config, &mut out) {
+            Ok((summary, _)) => i32::from(summary.failed > 0),
+            Err(e) => {
+                eprintln!("warden: {e}");
+                EXIT_WARDEN_FAILED
+            }
+        }
+    }
+}
+
+/// `warden record -o TRACE [run options] PROGRAM [ARGS...]`.
+#[derive(Args, Debug)]
+pub struct RecordArgs {
+    /// Where to write the trace.
+    #[arg(short = 'o', long = "output", value_name = "TRACE", required = true)]
+    output: PathBuf,
+
+    #[command(flatten)]
+    run: super::RunArgs,
+}
+
+impl RecordArgs {
+    pub fn run(self) -> i32 {
+        let opts = self.run.options();
+        match warden::record::record(&opts, &[], Box::new(guest_kernel::HostConsole), &self.output) {
+            Ok((outcome, _)) => outcome.exit_status(),
+            Err(e) => {
+                eprintln!("warden: {e}");
+                e.exit_status()
+            }
+        }
+    }
+}
+
+/// `warden replay [--image FILE | --root DIR] TRACE`.
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    /// Replay on this tar image instead of the recorded root.
+    #[arg(long, value_name = "FILE", conflicts_with = "root")]
+    image: Option<PathBuf>,
+
+    /// Replay on this host directory instead of the recorded root.
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+
+    /// The trace written by `warden record` (or `warden test --record-failures`).
+    #[arg(value_name = "TRACE")]
+    trace: PathBuf,
+}
+
+impl ReplayArgs {
+    pub fn run(self) -> i32 {
+        let root = match (self.image, self.root) {
+            (Some(f), _) => Some(Root::Image(f)),
+            (None, Some(d)) => Some(Root::Dir(d)),
+            (None, None) => None,
+        };
+        let options = warden::record::ReplayOptions { root };
+        let mut warn = |m: String| eprintln!("warden: replay: {m}");
+        match warden::record::replay(&self.trace, &options, Box::new(guest_kernel::HostConsole), &mut warn) {
+            Ok(outcome) => outcome.exit_status(),
+            Err(e) => {
+                eprintln!("warden: {e}");
+                match e {
+                    warden::record::ReplayError::Run(e) => e.exit_status(),
+                    _ => EXIT_WARDEN_FAILED,
+                }
+            }
+        }
+    }
+}
