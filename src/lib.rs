@@ -54,6 +54,9 @@ pub struct RunOptions {
     pub quantum: u64,
     pub real_time: bool,
     pub limits: Limits,
+    /// Forces the personality of the program started (`None`: decided from
+    /// the ELF file, see `guest_kernel::linux`).
+    pub personality: Option<guest_kernel::linux::Personality>,
     /// `--policy FILE`: a mask and jail for the whole guest ([`policy`]).
     pub policy: Option<PathBuf>,
     /// Keep the guest's writable layer in this host directory (`--overlay DIR`): what the
@@ -75,6 +78,7 @@ impl Default for RunOptions {
             quantum: KernelConfig::default().quantum,
             real_time: false,
             limits: Limits::default(),
+            personality: None,
             policy: None,
             overlay: None,
             trace: None,
@@ -203,6 +207,7 @@ pub fn boot_in(opts: &RunOptions, vfs: Vfs, console: Box<dyn Console>, cwd: Vec<
     let argv0 = opts.program.clone().unwrap_or_else(|| program.clone());
     let mut argv: Vec<&str> = vec![&argv0];
     argv.extend(opts.args.iter().map(String::as_str));
+    kernel.set_personality_override(opts.personality);
     let init = match &policy {
         Some(spec) => kernel.spawn_init_restricted(&program, &argv, &[], spec)?,
         None => kernel.spawn_init(&program, &argv, &[])?,

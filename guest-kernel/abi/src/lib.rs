@@ -24,6 +24,7 @@ pub mod class;
 pub mod data;
 pub mod error;
 pub mod flag;
+pub mod linux;
 pub mod number;
 pub mod supervise;
 pub mod trace;

@@ -247,6 +247,15 @@ impl Kernel {
     /// The jail's verdict on a call of a jailed thread.
     fn jail_call(&mut self, tid: Pid, jail: &Rc<Jail>, mut call: Call) -> Result<Verdict, Errno> {
         let a = call.args;
+        // Linux-personality calls are not classified for jails yet: a jailed Linux process
+        // may only exit; everything else is EPERM (never an escape).
+        if call.number & crate::linux::LINUX_CALL != 0 {
+            let nr = call.number & !crate::linux::LINUX_CALL;
+            if nr == crate::linux::abi::nr::EXIT || nr == crate::linux::abi::nr::EXIT_GROUP {
+                return Ok(Verdict::Run(call));
+            }
+            return Err(Errno(EPERM));
+        }
         match call.number {
             SYS_OPEN | SYS_UNLINK | SYS_RMDIR | SYS_CHDIR | SYS_JAIL => {
                 let Input::Path(path) = &call.input else {

@@ -69,6 +69,8 @@ pub enum Input {
     SigAction(Option<SigAction>),
     /// `sigprocmask`'s set, if one was given.
     SigSet(Option<u64>),
+    /// A Linux call's inputs (`crate::linux`).
+    Linux(crate::linux::LinuxInput),
     /// Copying an argument failed; the call fails with this error.
     Fault(Errno),
     /// Made by the kernel, never decoded from a guest: a supervised thread's held call
@@ -88,6 +90,9 @@ pub struct Call {
 impl Call {
     /// The call's name (`"open"`), if the number is known.
     pub fn name(&self) -> Option<&'static str> {
+        if self.number & crate::linux::LINUX_CALL != 0 {
+            return crate::linux::abi::name(self.number & !crate::linux::LINUX_CALL);
+        }
         syscall_name(self.number)
     }
 }
@@ -219,7 +224,11 @@ impl Kernel {
         let args = gate_args(gate, &thread.cpu.gpr);
         let supervised = thread.supervised;
         let Ok(mm) = self.mm_of(tid) else { return };
-        let call = decode(&mm.borrow().space.mem, gate, number, args);
+        let call = if gate == Gate::Syscall && self.is_linux(tid) {
+            crate::linux::decode(&mm.borrow().space.mem, gate, number as u64, args)
+        } else {
+            decode(&mm.borrow().space.mem, gate, number, args)
+        };
         // The mask and jail (crate::policy) come first: a refused call never reaches a
         // supervisor, and a confined path reaches it already resolved inside the jail.
         let Some(call) = self.police(tid, call) else { return };
@@ -276,6 +285,9 @@ impl Kernel {
 
     pub(crate) fn dispatch(&mut self, tid: Pid, call: &Call) -> SysResult {
         let a = call.args;
+        if let Input::Linux(_) = call.input {
+            return self.linux_dispatch(tid, call);
+        }
         match call.number {
             SYS_OPEN => self.sys_open(tid, call),
             SYS_CLOSE => self.sys_close(tid, a[0]),
