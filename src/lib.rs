@@ -158,7 +158,8 @@ pub fn boot(opts: &RunOptions, console: Box<dyn Console>) -> Result<Kernel, RunE
     boot_parts(opts, console).map(|(kernel, _)| kernel)
 }
 
-/// Like [`boot`], also handing back (a handle to) the root file system.
+/// Like [`boot`], also handing back (a handle to) the root file system, with the
+/// `--overlay` directory attached if one was asked for.
 pub fn boot_parts(opts: &RunOptions, console: Box<dyn Console>) -> Result<(Kernel, Vfs), RunError> {
     let vfs = open_root(&opts.root)?;
     if let Some(dir) = &opts.overlay {
@@ -200,7 +201,7 @@ pub fn boot_in(opts: &RunOptions, vfs: Vfs, console: Box<dyn Console>, cwd: Vec<
         Some(p) => resolve_program(&vfs, p),
         None => "/bin/init".to_string(),
     };
-    let mut kernel = Kernel::new(config, Box::new(vfs.clone()), console);
+    let mut kernel = Kernel::new(config, Box::new(vfs), console);
     kernel.register_scheme("null", Box::new(NullScheme));
     kernel.register_scheme("zero", Box::new(ZeroScheme));
     kernel.register_scheme("rand", Box::new(RandScheme::new(opts.seed)));

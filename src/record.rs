@@ -19,7 +19,8 @@
 //!            cwd bytes, program: u8 present + bytes, args: varint count + bytes each,
 //!            env: varint count + bytes each, seed varint, quantum varint,
 //!            budget: u8 present + varint, real_time u8, max_procs varint, max_mem varint,
-//!            max_fds varint, extra files: varint count + (path bytes, mode varint, data bytes)
+//!            max_fds varint, max_memory_total varint,
+//!            extra files: varint count + (path bytes, mode varint, data bytes)
 //! events   one tag byte each, in the order the kernel met them:
 //!   0x01 syscall      tid varint, number & 0x3fff varint, instructions since the previous
 //!                     syscall event varint, digest u32 (registers, rip, gate and the bytes
@@ -228,6 +229,7 @@ impl Header {
         put_varint(&mut h, self.limits.max_processes as u64);
         put_varint(&mut h, self.limits.max_memory_per_process);
         put_varint(&mut h, self.limits.max_fds as u64);
+        put_varint(&mut h, self.limits.max_memory_total);
         put_varint(&mut h, self.extra_files.len() as u64);
         for f in &self.extra_files {
             put_bytes(&mut h, f.path.as_bytes());
@@ -356,7 +358,7 @@ impl HeaderReader<'_> {
             max_processes: self.usize()?,
             max_memory_per_process: self.varint()?,
             max_fds: self.usize()?,
-            ..Limits::default()
+            max_memory_total: self.varint()?,
         };
         let n = self.varint()?;
         let mut extra_files = Vec::new();

@@ -207,6 +207,11 @@ fn fuzz_smoke_overlay() {
 }
 
 #[test]
+fn fuzz_smoke_trace() {
+    smoke("trace");
+}
+
+#[test]
 fn every_target_has_a_smoke_test() {
-    assert_eq!(harness::TARGETS, ["interp", "elf", "tar", "syscalls", "overlay"]);
+    assert_eq!(harness::TARGETS, ["interp", "elf", "tar", "syscalls", "overlay", "trace"]);
 }

@@ -16,8 +16,11 @@
 //! - [`overlay`]: the same programs with a persistent overlay (`--overlay`) in a fresh host
 //!   directory: nothing may appear outside it, and reloading it must give back exactly the
 //!   tree the guest left.
+//! - [`trace`]: the record/replay trace reader (`warden::record::TraceReader`) on arbitrary
+//!   files: header, then every event.
 //!
-//! This file is a module of two crates: it uses only `emu`, `guest_kernel` and `warden_abi`.
+//! This file is a module of two crates: it uses only `emu`, `guest_kernel`, `warden_abi` and
+//! `warden`.
 
 #![allow(dead_code)]
 
@@ -32,7 +35,7 @@ use guest_kernel::{CallCtx, CaptureConsole, CapturedOutput, Kernel, KernelConfig
 use warden_abi::*;
 
 /// The names of the targets, in the order of the functions below.
-pub const TARGETS: &[&str] = &["interp", "elf", "tar", "syscalls", "overlay"];
+pub const TARGETS: &[&str] = &["interp", "elf", "tar", "syscalls", "overlay", "trace"];
 
 /// Runs the harness `name` on `data` (unknown names do nothing).
 pub fn run_target(name: &str, data: &[u8]) {
@@ -42,6 +45,7 @@ pub fn run_target(name: &str, data: &[u8]) {
         "tar" => tar(data),
         "syscalls" => syscalls(data),
         "overlay" => overlay(data),
+        "trace" => trace(data),
         _ => {}
     }
 }
@@ -635,4 +639,39 @@ pub fn overlay(data: &[u8]) {
         }
     }
     let _ = std::fs::remove_dir_all(&base);
+}
+
+// --- trace -------------------------------------------------------------------------------------
+
+/// The trace reader: open arbitrary bytes as a trace, then read every event. Errors must be
+/// one line; the header's options must be usable.
+pub fn trace(data: &[u8]) {
+    use warden::record::TraceReader;
+    let dir = fresh_dir();
+    let path = dir.join("t.trace");
+    std::fs::write(&path, data).expect("write the trace");
+    match TraceReader::open(&path) {
+        Err(e) => {
+            let msg = e.to_string();
+            assert!(!msg.contains('\n'), "error must be one line: {msg:?}");
+        }
+        Ok((mut reader, header)) => {
+            let _ = header.run_options();
+            let _ = format!("{header:?}");
+            for _ in 0..1_000_000 {
+                match reader.next_event() {
+                    Ok(Some(ev)) => {
+                        let _ = ev.to_string();
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        let msg = e.to_string();
+                        assert!(!msg.contains('\n'), "error must be one line: {msg:?}");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
