@@ -2,15 +2,21 @@
 //! each gate, in ns per call, against a native `getpid` system call made by
 //! this bench process in the same run. The last lines printed are a summary
 //! with the ratios (warden / native).
-//! (Host-supervised and guest-supervisor round trips join this bench when
-//! supervision lands.)
+//! `warden_host_supervised` runs the same loop with a pass-through host
+//! supervisor (`HostSupervisor` with the default methods) attached to every
+//! process. (A guest-supervisor round trip is still to come.)
 
 use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use guest_kernel::scheme::memfs::MemFs;
+use guest_kernel::supervise::{HostAttach, HostSupervisor};
 use guest_kernel::testkit::static_elf;
 use guest_kernel::{CaptureConsole, Kernel, KernelConfig, RunOutcome};
+
+/// Lets every call run.
+struct PassThrough;
+impl HostSupervisor for PassThrough {}
 
 const CALLS: u32 = 200_000;
 
@@ -27,11 +33,18 @@ fn program(int80: bool) -> Vec<u8> {
 }
 
 fn run_guest(elf: &[u8]) {
+    run_guest_with(elf, false)
+}
+
+fn run_guest_with(elf: &[u8], host: bool) {
     let fs = MemFs::new();
     fs.insert("/loop", elf);
     let (console, _out) = CaptureConsole::new(b"");
     let mut k = Kernel::new(KernelConfig::default(), Box::new(fs), Box::new(console));
     k.spawn_init("/loop", &["loop"], &[]).unwrap();
+    if host {
+        k.set_host_supervisor(Box::new(PassThrough), HostAttach::All);
+    }
     assert_eq!(k.run(), RunOutcome::Exited(0));
 }
 
@@ -68,6 +81,7 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("warden_syscall_gate", |b| b.iter(|| run_guest(&syscall_elf)));
     g.bench_function("warden_int80_gate", |b| b.iter(|| run_guest(&int80_elf)));
+    g.bench_function("warden_host_supervised", |b| b.iter(|| run_guest_with(&syscall_elf, true)));
     g.finish();
 
     let native = per_call_ns(
@@ -80,9 +94,11 @@ fn bench(c: &mut Criterion) {
     );
     let sys = per_call_ns(&|| run_guest(&syscall_elf), CALLS);
     let int80 = per_call_ns(&|| run_guest(&int80_elf), CALLS);
+    let host = per_call_ns(&|| run_guest_with(&syscall_elf, true), CALLS);
     println!("summary: native getpid {native:.1} ns/call");
     println!("summary: warden syscall gate {sys:.1} ns/call ({:.2}x native)", sys / native);
     println!("summary: warden int 0x80 gate {int80:.1} ns/call ({:.2}x native)", int80 / native);
+    println!("summary: warden host-supervised pass-through {host:.1} ns/call ({:.2}x native)", host / native);
 }
 
 criterion_group!(benches, bench);

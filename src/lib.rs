@@ -7,6 +7,8 @@
 //! failed (bad arguments, unreadable or malformed image); 126 when the program
 //! exists but cannot be executed; 127 when it does not exist.
 
+pub mod policy;
+
 use std::path::{Path, PathBuf};
 
 pub mod record;
@@ -52,6 +54,14 @@ pub struct RunOptions {
     pub quantum: u64,
     pub real_time: bool,
     pub limits: Limits,
+    /// Forces the personality of the program started (`None`: decided from
+    /// the ELF file, see `guest_kernel::linux`).
+    pub personality: Option<guest_kernel::linux::Personality>,
+    /// `--policy FILE`: a mask and jail for the whole guest ([`policy`]).
+    pub policy: Option<PathBuf>,
+    /// Keep the guest's writable layer in this host directory (`--overlay DIR`): what the
+    /// guest writes survives the run, and a later run with the same directory sees it.
+    pub overlay: Option<PathBuf>,
     /// Trace system calls through the host supervisor ([`trace`]).
     pub trace: Option<trace::TraceConfig>,
 }
@@ -68,6 +78,9 @@ impl Default for RunOptions {
             quantum: KernelConfig::default().quantum,
             real_time: false,
             limits: Limits::default(),
+            personality: None,
+            policy: None,
+            overlay: None,
             trace: None,
         }
     }
@@ -78,10 +91,14 @@ impl Default for RunOptions {
 pub enum RunError {
     #[error("cannot load image {path}: {source}")]
     Image { path: String, source: guest_kernel::vfs::ImageError },
+    #[error("cannot use overlay {path}: {source}")]
+    Overlay { path: String, source: guest_kernel::vfs::ImageError },
     #[error("bad --env value {0:?}: expected KEY=VALUE")]
     BadEnv(String),
     #[error(transparent)]
     Spawn(#[from] SpawnError),
+    #[error("{0}")]
+    Policy(String),
     #[error("cannot write the trace: {0}")]
     Trace(std::io::Error),
 }
@@ -138,7 +155,17 @@ fn resolve_program(vfs: &Vfs, program: &str) -> String {
 
 /// Builds a kernel for `opts` with `console`, and starts the program.
 pub fn boot(opts: &RunOptions, console: Box<dyn Console>) -> Result<Kernel, RunError> {
-    boot_with_vfs(opts, open_root(&opts.root)?, console)
+    boot_parts(opts, console).map(|(kernel, _)| kernel)
+}
+
+/// Like [`boot`], also handing back (a handle to) the root file system.
+pub fn boot_parts(opts: &RunOptions, console: Box<dyn Console>) -> Result<(Kernel, Vfs), RunError> {
+    let vfs = open_root(&opts.root)?;
+    if let Some(dir) = &opts.overlay {
+        vfs.attach_overlay(dir).map_err(|source| RunError::Overlay { path: dir.display().to_string(), source })?;
+    }
+    let kernel = boot_with_vfs(opts, vfs.clone(), console)?;
+    Ok((kernel, vfs))
 }
 
 /// [`boot`] on a root file system the caller opened (and perhaps added files to).
@@ -154,6 +181,7 @@ pub fn boot_in(opts: &RunOptions, vfs: Vfs, console: Box<dyn Console>, cwd: Vec<
             return Err(RunError::BadEnv(kv.clone()));
         }
     }
+    let policy = opts.policy.as_deref().map(policy::load).transpose().map_err(RunError::Policy)?;
     let mut config = KernelConfig {
         seed: opts.seed,
         quantum: opts.quantum.max(1),
@@ -167,17 +195,23 @@ pub fn boot_in(opts: &RunOptions, vfs: Vfs, console: Box<dyn Console>, cwd: Vec<
         config.env = opts.env.iter().map(|s| s.as_bytes().to_vec()).collect();
     }
     let program = match &opts.program {
+        // In a jail the program is looked up inside it (by the kernel).
+        Some(p) if policy.as_ref().is_some_and(|s| s.jail.is_some()) && !p.contains('/') => format!("/bin/{p}"),
         Some(p) => resolve_program(&vfs, p),
         None => "/bin/init".to_string(),
     };
-    let mut kernel = Kernel::new(config, Box::new(vfs), console);
+    let mut kernel = Kernel::new(config, Box::new(vfs.clone()), console);
     kernel.register_scheme("null", Box::new(NullScheme));
     kernel.register_scheme("zero", Box::new(ZeroScheme));
     kernel.register_scheme("rand", Box::new(RandScheme::new(opts.seed)));
     let argv0 = opts.program.clone().unwrap_or_else(|| program.clone());
     let mut argv: Vec<&str> = vec![&argv0];
     argv.extend(opts.args.iter().map(String::as_str));
-    let init = kernel.spawn_init(&program, &argv, &[])?;
+    kernel.set_personality_override(opts.personality);
+    let init = match &policy {
+        Some(spec) => kernel.spawn_init_restricted(&program, &argv, &[], spec)?,
+        None => kernel.spawn_init(&program, &argv, &[])?,
+    };
     if let Some(cfg) = &opts.trace {
         use guest_kernel::supervise::HostAttach;
         let attach = if cfg.follow { HostAttach::All } else { HostAttach::Chosen { follow: false } };
@@ -194,4 +228,28 @@ pub fn run(opts: &RunOptions, console: Box<dyn Console>) -> Result<RunOutcome, R
     let outcome = kernel.run();
     kernel.finish_host_supervisor();
     Ok(outcome)
+}
+
+/// Runs a program to completion and says, one line each, why a run stopped early or what
+/// went wrong on the host side (an overlay write that could not be kept): what the CLI
+/// prints on stderr after the guest's own output.
+pub fn run_with_notes(opts: &RunOptions, console: Box<dyn Console>) -> Result<(RunOutcome, Vec<String>), RunError> {
+    let (mut kernel, vfs) = boot_parts(opts, console)?;
+    let outcome = kernel.run();
+    kernel.finish_host_supervisor();
+    let mut notes = Vec::new();
+    match outcome {
+        RunOutcome::BudgetExhausted => notes.push(format!(
+            "stopped: the instruction budget ran out ({} guest instructions)",
+            kernel.stats().instructions
+        )),
+        RunOutcome::Deadlock => {
+            notes.push("stopped: deadlock: every guest thread is blocked and nothing can wake one".to_string())
+        }
+        RunOutcome::Exited(_) | RunOutcome::Signaled(_) | RunOutcome::Stopped => {}
+    }
+    if let Some(e) = vfs.overlay_error() {
+        notes.push(format!("warning: {e}"));
+    }
+    Ok((outcome, notes))
 }

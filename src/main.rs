@@ -2,12 +2,13 @@
 
 mod wtest_cli;
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use guest_kernel::{HostConsole, Limits};
-use warden::{Root, RunOptions, EXIT_WARDEN_FAILED};
+use guest_kernel::{HostConsole, Limits, RunOutcome};
+use warden::{Root, RunError, RunOptions, EXIT_WARDEN_FAILED};
 
 /// Warden: an x86-64 emulator hosting a supervised Redox-style guest OS.
 ///
@@ -27,12 +28,12 @@ enum Command {
     ///
     /// Options come before PROGRAM; everything after it goes to the guest
     /// unchanged. Guest stdin, stdout and stderr are warden's own.
-    Run(RunArgs),
+    Run(TracedRunArgs),
     /// Run a program with every system call traced, strace style (like `run --trace`).
     ///
     /// Lines are `pid name(args) = result` on stderr (or `-o FILE`); children are
     /// followed. Run options and trace options come before PROGRAM.
-    Trace(RunArgs),
+    Trace(TracedRunArgs),
     /// Run guest test programs, each in a fresh guest, in parallel: one line per test,
     /// then `N passed, N failed`; exit status 1 if any failed.
     Test(wtest_cli::TestArgs),
@@ -70,6 +71,13 @@ struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = 0)]
     seed: u64,
 
+    /// Keep the guest's writable layer in the host directory DIR (created if missing):
+    /// files the guest creates, changes or removes are written through to DIR as it goes
+    /// (removals as `.wh.NAME` whiteouts), so they survive a crash of the guest or of
+    /// warden, and a later run with the same DIR sees them. Nothing is written outside DIR.
+    #[arg(long, value_name = "DIR")]
+    overlay: Option<PathBuf>,
+
     /// Guest instructions a thread runs before the scheduler preempts it.
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     quantum: u64,
@@ -87,12 +95,25 @@ struct RunArgs {
     #[arg(long, value_name = "MIB", default_value_t = Limits::default().max_memory_per_process >> 20)]
     max_mem: u64,
 
+    /// Most guest memory of all processes together, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = Limits::default().max_memory_total >> 20)]
+    max_mem_total: u64,
+
     /// Most open file descriptors per process.
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_fds)]
     max_fds: usize,
 
-    #[command(flatten)]
-    trace: warden::trace::TraceArgs,
+    /// The system-call ABI of the program started: `linux` or `redox`.
+    /// Without it each exec decides from the ELF file: a "Redox" note means
+    /// Redox; ELFOSABI_GNU, a "GNU" note or a PT_GNU_STACK header means Linux;
+    /// anything else is Redox.
+    #[arg(long, value_name = "ABI")]
+    personality: Option<guest_kernel::linux::Personality>,
+    /// Run the guest under a system-call mask and/or in a jail described by a TOML
+    /// file (see examples/policy.toml): `allow`/`deny` lists of call names, classes
+    /// (P, F, C, J) or groups, `jail = "/dir"`, `mode = "errno" | "kill"`.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
 
     /// The program to run (a guest path, or a name found in /bin), then its
     /// arguments.
@@ -100,16 +121,31 @@ struct RunArgs {
     command: Vec<String>,
 }
 
-impl RunArgs {
+/// `run` and `trace`: the run options plus the trace options.
+#[derive(Args, Debug)]
+struct TracedRunArgs {
+    #[command(flatten)]
+    trace: warden::trace::TraceArgs,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+impl TracedRunArgs {
     fn options(self, force_trace: bool) -> Result<RunOptions, String> {
         let trace = self.trace.config(force_trace)?;
+        Ok(RunOptions { trace, ..self.run.options() })
+    }
+}
+
+impl RunArgs {
+    fn options(self) -> RunOptions {
         let root = match (self.image, self.root) {
             (Some(f), _) => Root::Image(f),
             (None, Some(d)) => Root::Dir(d),
             (None, None) => Root::Default,
         };
         let mut command = self.command.into_iter();
-        Ok(RunOptions {
+        RunOptions {
             root,
             env: self.env,
             program: command.next(),
@@ -118,13 +154,65 @@ impl RunArgs {
             seed: self.seed,
             quantum: self.quantum,
             real_time: self.real_time,
+            overlay: self.overlay,
+            personality: self.personality,
             limits: Limits {
                 max_processes: self.max_procs,
                 max_memory_per_process: self.max_mem.saturating_mul(1 << 20),
                 max_fds: self.max_fds,
+                max_memory_total: self.max_mem_total.saturating_mul(1 << 20),
             },
-            trace,
-        })
+            policy: self.policy,
+            trace: None,
+        }
+    }
+}
+
+/// `warden run` and `warden trace`: boot, run, map the outcome to a status.
+fn run_command(args: TracedRunArgs, force_trace: bool) -> i32 {
+    match args.options(force_trace) {
+        Err(e) => {
+            eprintln!("warden: {e}");
+            EXIT_WARDEN_FAILED
+        }
+        Ok(opts) => match run_guarded(&opts) {
+            Ok((outcome, notes)) => {
+                // Guest output is written through as it is produced; flush anyway before the
+                // notes, so they come after it.
+                let _ = std::io::stdout().flush();
+                for note in notes {
+                    eprintln!("warden: {note}");
+                }
+                outcome.exit_status()
+            }
+            Err(e) => {
+                let _ = std::io::stdout().flush();
+                // One line, whatever the message quotes (a path from an image, say).
+                eprintln!("warden: {}", e.to_string().replace('\n', "\\n"));
+                e.exit_status()
+            }
+        },
+    }
+}
+
+/// Runs the guest; a panic (a bug in warden: nothing a guest does should cause one) becomes
+/// one line on stderr and exit status 125 instead of a crash, after the guest's output so far.
+fn run_guarded(opts: &RunOptions) -> Result<(RunOutcome, Vec<String>), RunError> {
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        let _ = std::io::stdout().flush();
+        eprintln!("warden: internal error (a bug in warden){at}: {}", msg.replace('\n', " "));
+    }));
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| warden::run_with_notes(opts, Box::new(HostConsole))))
+    {
+        Ok(result) => result,
+        Err(_) => std::process::exit(EXIT_WARDEN_FAILED),
     }
 }
 
@@ -137,25 +225,12 @@ fn main() -> ExitCode {
             return ExitCode::from(code as u8);
         }
     };
-    let (args, force_trace) = match cli.command {
-        Command::Run(args) => (args, false),
-        Command::Trace(args) => (args, true),
-        Command::Test(args) => return exit_status(args.run()),
-        Command::Record(args) => return exit_status(args.run()),
-        Command::Replay(args) => return exit_status(args.run()),
-    };
-    let status = match args.options(force_trace) {
-        Err(e) => {
-            eprintln!("warden: {e}");
-            EXIT_WARDEN_FAILED
-        }
-        Ok(opts) => match warden::run(&opts, Box::new(HostConsole)) {
-            Ok(outcome) => outcome.exit_status(),
-            Err(e) => {
-                eprintln!("warden: {e}");
-                e.exit_status()
-            }
-        },
+    let status = match cli.command {
+        Command::Run(args) => run_command(args, false),
+        Command::Trace(args) => run_command(args, true),
+        Command::Test(args) => args.run(),
+        Command::Record(args) => args.run(),
+        Command::Replay(args) => args.run(),
     };
     exit_status(status)
 }

@@ -249,7 +249,7 @@ impl Header {
             quantum: self.quantum,
             real_time: self.real_time,
             limits: self.limits.clone(),
-            trace: None,
+            ..RunOptions::default()
         }
     }
 }
@@ -352,8 +352,12 @@ impl HeaderReader<'_> {
         let quantum = self.varint()?;
         let budget = if self.flag()? { Some(self.varint()?) } else { None };
         let real_time = self.flag()?;
-        let limits =
-            Limits { max_processes: self.usize()?, max_memory_per_process: self.varint()?, max_fds: self.usize()? };
+        let limits = Limits {
+            max_processes: self.usize()?,
+            max_memory_per_process: self.varint()?,
+            max_fds: self.usize()?,
+            ..Limits::default()
+        };
         let n = self.varint()?;
         let mut extra_files = Vec::new();
         for _ in 0..n {
@@ -567,6 +571,10 @@ pub fn record(
     console: Box<dyn Console>,
     trace: &Path,
 ) -> Result<(RunOutcome, Stats), RecordError> {
+    if opts.policy.is_some() {
+        // The trace header does not carry a policy yet, so a replay would run unrestricted.
+        return Err(RecordError::Setup("--policy cannot be recorded yet".into()));
+    }
     let vfs = open_root(&opts.root)?;
     let image_digest = image_digest(&opts.root, &vfs);
     add_files(&vfs, extra_files).map_err(RecordError::Setup)?;

@@ -12,12 +12,11 @@
 //! clock's "time in the call"); `--json` prints one JSON object per line instead.
 //! Children are followed unless `--no-follow`.
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write;
 use std::path::PathBuf;
-use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 
 use guest_kernel::supervise::{
     entry_items_of, output_items_of, Decision, ExceptionDecision, ExceptionEvent, HostSupervisor, Output, ProcessEvent,
@@ -35,7 +34,7 @@ pub enum TraceOutput {
     /// A file (created or truncated).
     File(PathBuf),
     /// A shared buffer (for tests and embedders).
-    Buffer(Rc<RefCell<Vec<u8>>>),
+    Buffer(Arc<Mutex<Vec<u8>>>),
 }
 
 /// Which calls are traced: `-e open,read`, `-e file`, `-e trace=desc,exit`, `-e all`.
@@ -165,7 +164,7 @@ impl Sink {
                 let _ = writeln!(f, "{s}");
             }
             (TraceOutput::Buffer(b), _) => {
-                let mut b = b.borrow_mut();
+                let mut b = b.lock().unwrap_or_else(|e| e.into_inner());
                 b.extend_from_slice(s.as_bytes());
                 b.push(b'\n');
             }
@@ -223,7 +222,7 @@ impl Tracer {
             None => result.push_str("= ?"),
         }
         if self.cfg.json {
-            let name = warden_abi::syscall_name(e.number).unwrap_or("unknown");
+            let name = warden_abi::linux::any_syscall_name(e.number).unwrap_or("unknown");
             let mut line = format!("{{\"pid\":{},\"syscall\":\"{}\",\"args\":[", e.pid, name);
             for (i, a) in e.args.iter().enumerate() {
                 let _ = write!(line, "{}{}", if i > 0 { "," } else { "" }, a);
@@ -271,7 +270,7 @@ impl Tracer {
         for (n, c) in rows {
             calls += c.calls;
             errors += c.errors;
-            let name = warden_abi::syscall_name(n).unwrap_or("unknown");
+            let name = warden_abi::linux::any_syscall_name(n).unwrap_or("unknown");
             lines.push(format!("{:>7.2} {:>9} {:>9} {}", share(c.instructions), c.calls, c.errors, name));
         }
         lines.push(format!("{:->7} {:->9} {:->9} {:->16}", "", "", "", ""));

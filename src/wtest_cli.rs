@@ -168,6 +168,7 @@ impl RecordArgs {
                 max_processes: self.max_procs,
                 max_memory_per_process: self.max_mem.saturating_mul(1 << 20),
                 max_fds: self.max_fds,
+                ..Limits::default()
             },
             ..RunOptions::default()
         };

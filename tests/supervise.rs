@@ -43,7 +43,7 @@ fn opts(program: &str, args: &[&str]) -> RunOptions {
 /// Runs with an optional host supervisor installed on every process.
 fn run_host(opts: RunOptions, host: Option<Box<dyn HostSupervisor>>) -> Run {
     let (console, out): (CaptureConsole, Rc<RefCell<CapturedOutput>>) = CaptureConsole::new(b"");
-    let buffer = Rc::new(RefCell::new(Vec::new()));
+    let buffer = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut opts = opts;
     if let Some(t) = opts.trace.as_mut() {
         t.output = TraceOutput::Buffer(buffer.clone());
@@ -55,7 +55,7 @@ fn run_host(opts: RunOptions, host: Option<Box<dyn HostSupervisor>>) -> Run {
     let outcome = k.run();
     k.finish_host_supervisor();
     let out = out.borrow().clone();
-    let trace = String::from_utf8_lossy(&buffer.borrow()).into_owned();
+    let trace = String::from_utf8_lossy(&buffer.lock().unwrap()).into_owned();
     Run { outcome, out, trace }
 }
 

@@ -24,8 +24,10 @@
 mod chaos;
 pub mod console;
 pub mod elf;
+pub mod linux;
 mod mm;
 pub mod pipe;
+pub mod policy;
 mod proc;
 pub mod process;
 pub mod record;
@@ -65,11 +67,14 @@ pub struct Limits {
     pub max_memory_per_process: u64,
     /// Descriptors per descriptor table; exceeding it gives EMFILE.
     pub max_fds: usize,
+    /// Mapped guest memory of all address spaces together in bytes; a mapping
+    /// (or a fork) that would pass it gives ENOMEM.
+    pub max_memory_total: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_processes: 256, max_memory_per_process: 1 << 30, max_fds: 1024 }
+        Limits { max_processes: 256, max_memory_per_process: 1 << 30, max_fds: 1024, max_memory_total: 4 << 30 }
     }
 }
 
@@ -225,12 +230,18 @@ pub struct Kernel {
     stats: Stats,
     /// Set by `yield` (and a zero sleep): end the current slice.
     yield_requested: bool,
+    /// The Linux personality's state ([`linux`]).
+    linux: linux::LinuxState,
+    /// Some process has a mask or jail ([`policy`]); until then the trap path skips it.
+    policy_active: bool,
+    /// Guest memory mapped by all address spaces (`Limits::max_memory_total`).
+    mem_total: Rc<mm::MemTotal>,
+    /// Supervisors and held calls ([`supervise`]).
+    sup: supervise::Supervision,
     /// Sees every system call when recording or replaying ([`record`]).
     tap: Option<Box<dyn record::SyscallTap>>,
     /// Schedule perturbation (nonzero seed).
     chaos: Option<chaos::Chaos>,
-    /// Supervisors and held calls ([`supervise`]).
-    sup: supervise::Supervision,
 }
 
 impl Kernel {
@@ -240,6 +251,7 @@ impl Kernel {
         let mut schemes: BTreeMap<Vec<u8>, Box<dyn Scheme>> = BTreeMap::new();
         schemes.insert(b"file".to_vec(), root_scheme);
         let clock = Rc::new(Clock::new(config.real_time));
+        let config_total = config.limits.max_memory_total;
         let rng = Rng::new(config.seed);
         let chaos = chaos::Chaos::new(config.seed);
         let console: console::SharedConsole = Rc::new(RefCell::new(console));
@@ -261,9 +273,12 @@ impl Kernel {
             outcome: None,
             stats: Stats::default(),
             yield_requested: false,
+            linux: linux::LinuxState::default(),
+            policy_active: false,
+            mem_total: Rc::new(mm::MemTotal::new(config_total)),
+            sup: Default::default(),
             tap: None,
             chaos,
-            sup: Default::default(),
         }
     }
 
@@ -283,6 +298,12 @@ impl Kernel {
     /// Counters of the run so far.
     pub fn stats(&self) -> Stats {
         self.stats
+    }
+
+    /// Guest memory mapped by all address spaces now, in bytes (what
+    /// `Limits::max_memory_total` caps).
+    pub fn mapped_memory(&self) -> u64 {
+        self.mem_total.used()
     }
 
     /// Guest instructions retired so far by all threads.

@@ -10,7 +10,13 @@
 //!   the signal-return trampoline page at `L - 1 page`.
 //!
 //! Every mapping call checks the total mapped size against the limit first,
-//! so ENOMEM comes back before anything changes.
+//! so ENOMEM comes back before anything changes. Besides its own limit an
+//! address space may be charged to a [`MemTotal`] shared by all address
+//! spaces of a kernel (`Limits::max_memory_total`): mapping, fork and drop
+//! keep that count exact, so no set of processes together maps more.
+
+use std::cell::Cell;
+use std::rc::Rc;
 
 use emu::{AddressSpace, GuestAddress, Perm};
 use warden_abi::{Errno, EINVAL, ENOMEM, PROT_EXEC, PROT_READ, PROT_WRITE};
@@ -22,6 +28,39 @@ pub const PAGE: u64 = emu::PAGE_SIZE;
 /// Code of the signal-return trampoline: `mov eax, SYS_SIGRETURN; syscall; ud2`.
 pub const TRAMPOLINE_CODE: [u8; 9] = [0xb8, 119, 0, 0, 0, 0x0f, 0x05, 0x0f, 0x0b];
 
+/// Guest memory mapped by all the address spaces charged to it, and their cap.
+#[derive(Debug)]
+pub struct MemTotal {
+    used: Cell<u64>,
+    limit: u64,
+}
+
+impl MemTotal {
+    pub fn new(limit: u64) -> MemTotal {
+        MemTotal { used: Cell::new(0), limit }
+    }
+
+    /// Bytes mapped now.
+    pub fn used(&self) -> u64 {
+        self.used.get()
+    }
+
+    /// Takes `n` more bytes, or ENOMEM (nothing taken) past the cap.
+    fn charge(&self, n: u64) -> Result<(), Errno> {
+        match self.used.get().checked_add(n) {
+            Some(total) if total <= self.limit => {
+                self.used.set(total);
+                Ok(())
+            }
+            _ => Err(Errno(ENOMEM)),
+        }
+    }
+
+    fn release(&self, n: u64) {
+        self.used.set(self.used.get().saturating_sub(n));
+    }
+}
+
 /// One address space and what the kernel tracks about it.
 pub struct Mm {
     /// Unique id (futex keys, `proc:` output).
@@ -32,18 +71,55 @@ pub struct Mm {
     /// Address of the signal-return trampoline (0 if none is mapped).
     pub trampoline: u64,
     pub limit: u64,
+    /// The kernel-wide count this space's mapped bytes are charged to.
+    total: Option<Rc<MemTotal>>,
+}
+
+impl Drop for Mm {
+    fn drop(&mut self) {
+        if let Some(total) = &self.total {
+            total.release(self.mapped_bytes());
+        }
+    }
 }
 
 impl Mm {
     pub fn new(id: u64, size: u64, limit: u64) -> Result<Mm, Errno> {
         let space = AddressSpace::new(size).map_err(|_| Errno(ENOMEM))?;
-        Ok(Mm { id, space, brk_start: 0, brk: 0, trampoline: 0, limit })
+        Ok(Mm { id, space, brk_start: 0, brk: 0, trampoline: 0, limit, total: None })
     }
 
-    /// A copy for `fork`.
+    /// Charges this (still empty) address space's mappings to `total` from now on.
+    pub fn charged_to(mut self, total: &Rc<MemTotal>) -> Mm {
+        debug_assert_eq!(self.mapped_bytes(), 0);
+        self.total = Some(total.clone());
+        self
+    }
+
+    /// A copy for `fork` (charged to the same total; ENOMEM if it would pass the cap).
     pub fn fork(&self, id: u64) -> Result<Mm, Errno> {
-        let space = self.space.fork().map_err(|_| Errno(ENOMEM))?;
-        Ok(Mm { id, space, brk_start: self.brk_start, brk: self.brk, trampoline: self.trampoline, limit: self.limit })
+        let bytes = self.mapped_bytes();
+        if let Some(total) = &self.total {
+            total.charge(bytes)?;
+        }
+        let space = match self.space.fork() {
+            Ok(space) => space,
+            Err(_) => {
+                if let Some(total) = &self.total {
+                    total.release(bytes);
+                }
+                return Err(Errno(ENOMEM));
+            }
+        };
+        Ok(Mm {
+            id,
+            space,
+            brk_start: self.brk_start,
+            brk: self.brk,
+            trampoline: self.trampoline,
+            limit: self.limit,
+            total: self.total.clone(),
+        })
     }
 
     pub fn size(&self) -> u64 {
@@ -84,7 +160,15 @@ impl Mm {
         if self.mapped_bytes().saturating_add(extra) > self.limit {
             return Err(Errno(ENOMEM));
         }
-        self.space.mem.map(GuestAddress(addr), len, perm).map_err(|_| Errno(ENOMEM))
+        if let Some(total) = &self.total {
+            total.charge(extra)?;
+        }
+        self.space.mem.map(GuestAddress(addr), len, perm).map_err(|_| {
+            if let Some(total) = &self.total {
+                total.release(extra);
+            }
+            Errno(ENOMEM)
+        })
     }
 
     pub fn unmap(&mut self, addr: u64, len: u64) -> Result<(), Errno> {
@@ -96,7 +180,12 @@ impl Mm {
         if end > self.size() {
             return Err(Errno(EINVAL));
         }
-        self.space.mem.unmap(GuestAddress(addr), len).map_err(|_| Errno(EINVAL))
+        let before = self.mapped_bytes();
+        self.space.mem.unmap(GuestAddress(addr), len).map_err(|_| Errno(EINVAL))?;
+        if let Some(total) = &self.total {
+            total.release(before.saturating_sub(self.mapped_bytes()));
+        }
+        Ok(())
     }
 
     /// Where the stack ends (exclusive).

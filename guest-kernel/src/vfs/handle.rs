@@ -23,6 +23,8 @@ pub struct FileHandle {
     ino: Ino,
     /// `file:/abs/path`.
     path: Vec<u8>,
+    /// The same path as names from the root (where the overlay keeps the file).
+    names: Vec<Vec<u8>>,
     pos: u64,
     read: bool,
     write: bool,
@@ -36,11 +38,12 @@ impl FileHandle {
     pub(crate) fn new(
         tree: Rc<RefCell<Tree>>,
         ino: Ino,
-        path: Vec<u8>,
+        names: Vec<Vec<u8>>,
         (read, write, append): (bool, bool, bool),
         host: Option<fs::File>,
     ) -> FileHandle {
-        FileHandle { tree, ino, path, pos: 0, read, write, append, host, listing: None }
+        let path = super::path::display(&names);
+        FileHandle { tree, ino, path, names, pos: 0, read, write, append, host, listing: None }
     }
 
     /// Opens the host descriptor on demand (handles opened for `fstat` only have none).
@@ -103,13 +106,17 @@ impl FileOps for FileHandle {
                 if self.append {
                     self.pos = tree.size(self.ino)?;
                 }
-                tree.write_file(self.ino, self.pos, buf, self.host.as_ref())?
+                let n = tree.write_file(self.ino, self.pos, buf, self.host.as_ref())?;
+                tree.overlay_write(self.ino, &self.names, self.pos, Some(&buf[..n]))?;
+                n
             }
             NodeType::Symlink => {
                 if self.append {
                     self.pos = tree.size(self.ino)?;
                 }
-                tree.write_symlink(self.ino, self.pos, buf)?
+                let n = tree.write_symlink(self.ino, self.pos, buf)?;
+                tree.overlay_symlink(self.ino, &self.names)?;
+                n
             }
         };
         self.pos += n as u64;
@@ -153,12 +160,20 @@ impl FileOps for FileHandle {
         match tree.kind_of(self.ino)? {
             NodeType::Dir => Err(Errno(EISDIR)),
             NodeType::Special => Err(Errno(EINVAL)),
-            NodeType::Symlink => tree.truncate_symlink(self.ino, len),
+            NodeType::Symlink => {
+                tree.truncate_symlink(self.ino, len)?;
+                tree.overlay_symlink(self.ino, &self.names)
+            }
             NodeType::File | NodeType::HostFile => {
                 self.ensure_host(&tree)?;
-                tree.truncate(self.ino, len, self.host.as_ref())
+                tree.truncate(self.ino, len, self.host.as_ref())?;
+                tree.overlay_write(self.ino, &self.names, 0, None)
             }
         }
+    }
+
+    fn sync(&mut self) -> Result<(), Errno> {
+        self.tree.borrow_mut().overlay_sync(self.ino, &self.names)
     }
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Option<Result<usize, Errno>> {

@@ -65,7 +65,14 @@ pub enum ImageError {
 }
 
 fn lossy(b: &[u8]) -> String {
-    let s = String::from_utf8_lossy(b);
+    // Control characters (a newline in a name) are escaped: the message stays one line.
+    let s: String = String::from_utf8_lossy(b)
+        .chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() { c.escape_default().collect() } else { vec![c] };
+            escaped
+        })
+        .collect();
     if s.len() > 200 {
         let mut end = 200;
         while !s.is_char_boundary(end) {
@@ -73,7 +80,7 @@ fn lossy(b: &[u8]) -> String {
         }
         format!("{}...", &s[..end])
     } else {
-        s.into_owned()
+        s
     }
 }
 

@@ -54,6 +54,7 @@
 mod handle;
 mod host;
 mod image;
+mod overlay;
 mod path;
 mod tree;
 
@@ -174,6 +175,18 @@ impl Vfs {
         self.tree.borrow_mut().clock = secs;
     }
 
+    /// Keeps the writable layer in the host directory `dir` (created if missing) from now
+    /// on, first loading what earlier runs left there: see `overlay.rs` for the layout and
+    /// the guarantees (write-through; nothing is ever written outside `dir`).
+    pub fn attach_overlay(&self, dir: impl AsRef<Path>) -> Result<(), ImageError> {
+        self.tree.borrow_mut().attach_overlay(dir.as_ref())
+    }
+
+    /// The first host error of the overlay (a guest write that could not be kept), if any.
+    pub fn overlay_error(&self) -> Option<String> {
+        self.tree.borrow().overlay_error()
+    }
+
     /// Caps the bytes the writable layer may own (writes past it fail with `ENOSPC`).
     pub fn set_write_limit(&self, bytes: u64) {
         self.tree.borrow_mut().write_limit = bytes;
@@ -272,8 +285,14 @@ impl Vfs {
                 }
                 if flags & O_TRUNC != 0 && write {
                     match tree.kind_of(ino)? {
-                        NodeType::File | NodeType::HostFile => tree.truncate(ino, 0, None)?,
-                        NodeType::Symlink => tree.truncate_symlink(ino, 0)?,
+                        NodeType::File | NodeType::HostFile => {
+                            tree.truncate(ino, 0, None)?;
+                            tree.overlay_write(ino, &names, 0, None)?;
+                        }
+                        NodeType::Symlink => {
+                            tree.truncate_symlink(ino, 0)?;
+                            tree.overlay_symlink(ino, &names)?;
+                        }
                         _ => {}
                     }
                 }
@@ -289,6 +308,9 @@ impl Vfs {
                 if matches!(parsed.tail, Tail::Dot | Tail::DotDot) {
                     return Err(Errno(ENOENT));
                 }
+                if tree.reserved_name(&name) {
+                    return Err(Errno(EINVAL));
+                }
                 let kind = if want_dir {
                     write = false;
                     Kind::Dir(Dir::default())
@@ -298,6 +320,7 @@ impl Vfs {
                     Kind::File(Data::Owned(Vec::new()))
                 };
                 let ino = tree.create(parent, name, kind, perm, ctx)?;
+                tree.overlay_created(ino, &names)?;
                 (ino, names)
             }
         };
@@ -308,13 +331,7 @@ impl Vfs {
         };
         tree.retain(ino)?;
         drop(tree);
-        Ok(FileHandle::new(
-            Rc::clone(&self.tree),
-            ino,
-            path::display(&names),
-            (read, write, flags & O_APPEND != 0),
-            host_file,
-        ))
+        Ok(FileHandle::new(Rc::clone(&self.tree), ino, names, (read, write, flags & O_APPEND != 0), host_file))
     }
 
     fn remove(&self, path: &[u8], ctx: &CallCtx, dir: bool) -> Result<(), Errno> {
@@ -349,7 +366,8 @@ impl Vfs {
         }
         tree.check(parent, ctx, W | X)?;
         let name = names.last().ok_or(Errno(EBUSY))?;
-        tree.unlink_entry(parent, name, ino)
+        tree.unlink_entry(parent, name, ino)?;
+        tree.overlay_removed(ino, &names, is_dir)
     }
 }
 

@@ -168,6 +168,8 @@ pub(crate) struct Tree {
     pub write_limit: u64,
     pub node_limit: usize,
     pub digest: Option<u64>,
+    /// The persistent writable layer (`--overlay DIR`), if any: see `overlay.rs`.
+    pub overlay: Option<super::overlay::Overlay>,
 }
 
 fn errno(e: i32) -> Errno {
@@ -187,6 +189,7 @@ impl Tree {
             write_limit: DEFAULT_WRITE_LIMIT,
             node_limit: DEFAULT_NODE_LIMIT,
             digest: None,
+            overlay: None,
         }
     }
 

@@ -1,0 +1,638 @@
+//! Fuzz harness bodies, shared by the cargo-fuzz targets (`fuzz/fuzz_targets/*.rs`, nightly,
+//! libFuzzer) and by the stable smoke test (`tests/fuzz_smoke.rs`, which includes this file
+//! as a module), so CI exercises exactly the code the fuzzers run.
+//!
+//! Each harness takes arbitrary bytes and must return normally: a panic (or, under the
+//! fuzzer's sanitizer, any memory error) is a finding. Harnesses keep every run bounded
+//! (instruction budgets, small limits), never touch the host file system and never read
+//! host input: a guest's console is a capture with empty stdin.
+//!
+//! Targets:
+//! - [`interp`]: the interpreter on random code and register states in a small address space.
+//! - [`elf`]: the ELF loader: `elf::parse` directly, then exec of the bytes through the kernel.
+//! - [`tar`]: the tar image reader (`Vfs::from_tar_vec`), then a walk of the tree it built.
+//! - [`syscalls`]: a generated guest program issuing random system calls (numbers and
+//!   arguments from the input) under the full kernel; the run must also be deterministic.
+//! - [`overlay`]: the same programs with a persistent overlay (`--overlay`) in a fresh host
+//!   directory: nothing may appear outside it, and reloading it must give back exactly the
+//!   tree the guest left.
+//!
+//! This file is a module of two crates: it uses only `emu`, `guest_kernel` and `warden_abi`.
+
+#![allow(dead_code)]
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use emu::{reg, AddressSpace, Cpu, Exit, GuestAddress, Perm};
+use guest_kernel::scheme::basic::{NullScheme, RandScheme, ZeroScheme};
+use guest_kernel::testkit;
+use guest_kernel::vfs::Vfs;
+use guest_kernel::{CallCtx, CaptureConsole, CapturedOutput, Kernel, KernelConfig, Limits, RunOutcome, Scheme};
+use warden_abi::*;
+
+/// The names of the targets, in the order of the functions below.
+pub const TARGETS: &[&str] = &["interp", "elf", "tar", "syscalls", "overlay"];
+
+/// Runs the harness `name` on `data` (unknown names do nothing).
+pub fn run_target(name: &str, data: &[u8]) {
+    match name {
+        "interp" => interp(data),
+        "elf" => elf(data),
+        "tar" => tar(data),
+        "syscalls" => syscalls(data),
+        "overlay" => overlay(data),
+        _ => {}
+    }
+}
+
+// --- small helpers ---------------------------------------------------------------------------
+
+/// Reads the input front to back; past the end everything reads as zero.
+pub struct Bytes<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Bytes<'a> {
+    pub fn new(data: &'a [u8]) -> Self {
+        Bytes { data, pos: 0 }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.pos >= self.data.len()
+    }
+    pub fn u8(&mut self) -> u8 {
+        let b = self.data.get(self.pos).copied().unwrap_or(0);
+        self.pos += 1;
+        b
+    }
+    pub fn u16(&mut self) -> u16 {
+        u16::from_le_bytes([self.u8(), self.u8()])
+    }
+    pub fn u64(&mut self) -> u64 {
+        let mut b = [0u8; 8];
+        for x in &mut b {
+            *x = self.u8();
+        }
+        u64::from_le_bytes(b)
+    }
+    pub fn take(&mut self, n: usize) -> &'a [u8] {
+        let start = self.pos.min(self.data.len());
+        let end = start.saturating_add(n).min(self.data.len());
+        self.pos = self.pos.saturating_add(n);
+        &self.data[start..end]
+    }
+    pub fn rest(&mut self) -> &'a [u8] {
+        let start = self.pos.min(self.data.len());
+        self.pos = self.data.len();
+        &self.data[start..]
+    }
+}
+
+/// A plain ustar archive: `(path, type, mode, contents-or-link-target)`; type `b'0'` file,
+/// `b'5'` directory, `b'2'` symlink.
+pub fn ustar(entries: &[(&str, u8, u32, &[u8])]) -> Vec<u8> {
+    fn octal(field: &mut [u8], v: u64) {
+        let s = format!("{:0width$o}", v, width = field.len() - 1);
+        let last = field.len() - 1;
+        field[..last].copy_from_slice(s.as_bytes());
+        field[last] = 0;
+    }
+    let mut out = Vec::new();
+    for &(path, ty, mode, data) in entries {
+        let mut h = [0u8; 512];
+        h[..path.len()].copy_from_slice(path.as_bytes());
+        octal(&mut h[100..108], u64::from(mode));
+        octal(&mut h[108..116], 0);
+        octal(&mut h[116..124], 0);
+        let size = if ty == b'0' { data.len() as u64 } else { 0 };
+        octal(&mut h[124..136], size);
+        octal(&mut h[136..148], 0);
+        h[156] = ty;
+        if ty == b'2' {
+            h[157..157 + data.len()].copy_from_slice(data);
+        }
+        h[257..263].copy_from_slice(b"ustar\0");
+        h[263..265].copy_from_slice(b"00");
+        h[148..156].copy_from_slice(b"        ");
+        let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+        let s = format!("{sum:06o}\0 ");
+        h[148..156].copy_from_slice(s.as_bytes());
+        out.extend_from_slice(&h);
+        if ty == b'0' {
+            out.extend_from_slice(data);
+            out.resize(out.len().div_ceil(512) * 512, 0);
+        }
+    }
+    out.resize(out.len() + 1024, 0);
+    out
+}
+
+/// A tiny static program that exits with status 7 (`mov edi, 7; mov eax, 1; syscall`).
+pub fn exit7_elf() -> Vec<u8> {
+    testkit::static_elf(&[0xbf, 7, 0, 0, 0, 0xb8, 1, 0, 0, 0, 0x0f, 0x05], 0)
+}
+
+/// The small root image the kernel harnesses boot: a program, a few files and directories,
+/// a symlink and a symlink loop.
+pub fn base_image() -> Vec<u8> {
+    let prog = exit7_elf();
+    ustar(&[
+        ("bin/", b'5', 0o755, b""),
+        ("bin/prog", b'0', 0o755, &prog),
+        ("etc/", b'5', 0o755, b""),
+        ("etc/passwd", b'0', 0o644, b"root:x:0:0::/:/bin/sh\n"),
+        ("etc/secret", b'0', 0o600, b"s3cret"),
+        ("tmp/", b'5', 0o1777, b""),
+        ("tmp/link", b'2', 0o777, b"/etc/passwd"),
+        ("tmp/loop", b'2', 0o777, b"/tmp/loop2"),
+        ("tmp/loop2", b'2', 0o777, b"/tmp/loop"),
+        ("tmp/up", b'2', 0o777, b"../../../.."),
+    ])
+}
+
+fn kernel_with(vfs: Vfs, config: KernelConfig) -> (Kernel, Rc<RefCell<CapturedOutput>>) {
+    let (console, out) = CaptureConsole::new(b"");
+    let mut kernel = Kernel::new(config, Box::new(vfs), Box::new(console));
+    kernel.register_scheme("null", Box::new(NullScheme));
+    kernel.register_scheme("zero", Box::new(ZeroScheme));
+    kernel.register_scheme("rand", Box::new(RandScheme::new(1)));
+    (kernel, out)
+}
+
+/// Kernel settings for fuzzing: default behaviour with small, fast limits.
+pub fn fuzz_config(budget: u64) -> KernelConfig {
+    KernelConfig {
+        quantum: 997,
+        instruction_budget: Some(budget),
+        limits: Limits { max_processes: 12, max_memory_per_process: 64 << 20, max_fds: 64, ..Limits::default() },
+        stack_size: 256 << 10,
+        ..KernelConfig::default()
+    }
+}
+
+// --- interp ----------------------------------------------------------------------------------
+
+/// Address-space size of the interpreter target: 1 MiB.
+const INTERP_SPACE: u64 = 1 << 20;
+const INTERP_CODE: u64 = 0x1000;
+const INTERP_DATA: u64 = 0x10000;
+const INTERP_DATA_LEN: u64 = 0x10000;
+
+/// The interpreter on random code and registers.
+///
+/// Input: one flag byte, 16 register seeds (8 bytes each), MXCSR and the x87 control word
+/// (2 bytes each), then code. Flag bit 0 maps the code page writable too (self-modifying
+/// code); a register seed with bit 63 set becomes a pointer into the data area, so memory
+/// operands hit mapped memory often. Runs until a fault or 5,000 instructions; traps
+/// (`syscall`, `int n`, ...) continue as if the kernel returned 0.
+pub fn interp(data: &[u8]) {
+    let mut b = Bytes::new(data);
+    let flags = b.u8();
+    let mut seeds = [0u64; 16];
+    for s in &mut seeds {
+        *s = b.u64();
+    }
+    let mxcsr = b.u16();
+    let fcw = b.u16();
+    let code = b.rest();
+    let Ok(mut space) = AddressSpace::new(INTERP_SPACE) else { return };
+    let code_perm = if flags & 1 != 0 { Perm::RWX } else { Perm::RX };
+    let code_len = (code.len() as u64 + 16).div_ceil(emu::PAGE_SIZE).max(1) * emu::PAGE_SIZE;
+    let code_len = code_len.min(INTERP_DATA - INTERP_CODE);
+    space.mem.map(GuestAddress(INTERP_CODE), code_len, code_perm).expect("map code");
+    let n = code.len().min(code_len as usize);
+    space.mem.write_raw(GuestAddress(INTERP_CODE), &code[..n]).expect("write code");
+    space.mem.map(GuestAddress(INTERP_DATA), INTERP_DATA_LEN, Perm::RW).expect("map data");
+    // A read-only page and a guard hole after the data area.
+    space.mem.map(GuestAddress(INTERP_DATA + INTERP_DATA_LEN), 0x1000, Perm::READ).expect("map ro");
+    let mut cpu = Cpu::new();
+    for (i, &s) in seeds.iter().enumerate() {
+        cpu.gpr[i] = if s >> 63 != 0 { INTERP_DATA + (s & (INTERP_DATA_LEN - 1)) } else { s };
+        cpu.xmm[i] = u128::from(s) << 64 | u128::from(s.rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15);
+    }
+    cpu.gpr[reg::RSP] = INTERP_DATA + INTERP_DATA_LEN / 2 + (seeds[reg::RSP] & 0xff8);
+    cpu.rip = INTERP_CODE;
+    cpu.mxcsr = u32::from(mxcsr) & emu::cpu::MXCSR_MASK;
+    cpu.set_rflags(seeds[0].rotate_left(7));
+    let _ = fcw; // the x87 control word is reached through `fldcw` in the code instead
+    let mut left: u64 = 5_000;
+    for _ in 0..64 {
+        if left == 0 {
+            break;
+        }
+        let before = cpu.icount;
+        let exit = cpu.run(&mut space, left);
+        let used = cpu.icount - before;
+        assert!(used <= left, "interpreter overran its budget: {used} > {left}");
+        left -= used;
+        match exit {
+            Exit::Syscall(_) | Exit::Interrupt(_) | Exit::Breakpoint | Exit::Debug => cpu.gpr[reg::RAX] = 0,
+            Exit::BudgetExhausted => break,
+            _ => break,
+        }
+    }
+}
+
+// --- elf -------------------------------------------------------------------------------------
+
+/// The ELF loader: `parse` for two address-space sizes, then exec through the kernel (the
+/// bytes as `/prog` in the base image) and a short run.
+pub fn elf(data: &[u8]) {
+    for size in [1u64 << 36, 1 << 24] {
+        if let Ok(image) = guest_kernel::elf::parse(data, size) {
+            assert!(image.entry < size, "entry outside the address space");
+            for s in &image.segments {
+                assert!(s.vaddr.checked_add(s.memsz).is_some_and(|e| e <= size));
+            }
+        }
+    }
+    let Ok(vfs) = Vfs::from_tar_vec(base_image()) else { panic!("base image") };
+    let ctx = CallCtx { pid: 0, uid: 0, gid: 0, umask: 0 };
+    let mut root = vfs.clone();
+    let file = root.open(b"/prog", O_CREAT | O_WRONLY | 0o755, &ctx).expect("create /prog");
+    let mut written = 0;
+    while written < data.len() {
+        match file.borrow_mut().write(&data[written..]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => written += n,
+        }
+    }
+    drop(file);
+    let (mut kernel, _out) = kernel_with(vfs, fuzz_config(20_000));
+    match kernel.spawn_init("/prog", &["prog", "a"], &["X=1"]) {
+        Ok(_) => {
+            let _ = kernel.run();
+        }
+        Err(e) => {
+            // Every failure maps onto a documented exit status.
+            assert!(matches!(e.exit_status(), 125..=127), "{e}");
+            assert!(!e.to_string().is_empty());
+        }
+    }
+}
+
+// --- tar -------------------------------------------------------------------------------------
+
+/// The tar reader: parse, then walk what was built (stat, list, read every file, then
+/// write, truncate, create and remove through the overlay).
+pub fn tar(data: &[u8]) {
+    let vfs = match Vfs::from_tar_vec(data.to_vec()) {
+        Ok(v) => v,
+        Err(e) => {
+            let msg = e.to_string();
+            assert!(!msg.is_empty() && !msg.contains('\n'), "error must be one line: {msg:?}");
+            return;
+        }
+    };
+    let ctx = CallCtx { pid: 0, uid: 0, gid: 0, umask: 0o022 };
+    let user = CallCtx { pid: 2, uid: 1000, gid: 1000, umask: 0o022 };
+    let mut root = vfs.clone();
+    let mut stack: Vec<(Vec<u8>, usize)> = vec![(b"/".to_vec(), 0)];
+    let mut visited = 0usize;
+    while let Some((dir, depth)) = stack.pop() {
+        let Ok(names) = vfs.list_dir(&dir) else { continue };
+        for name in names {
+            visited += 1;
+            if visited > 2000 {
+                return;
+            }
+            let mut path = dir.clone();
+            if path.last() != Some(&b'/') {
+                path.push(b'/');
+            }
+            path.extend_from_slice(&name);
+            let _ = vfs.lstat_path(&path);
+            let _ = vfs.canonicalize(&path);
+            match vfs.stat_path(&path) {
+                Ok(st) if st.is_dir() => {
+                    if depth < 64 {
+                        stack.push((path.clone(), depth + 1));
+                    }
+                }
+                Ok(_) => {
+                    for c in [&ctx, &user] {
+                        if let Ok(f) = root.open(&path, O_RDONLY, c) {
+                            let mut buf = [0u8; 4096];
+                            let mut total = 0;
+                            while let Ok(n) = f.borrow_mut().read(&mut buf) {
+                                if n == 0 || total > 1 << 20 {
+                                    break;
+                                }
+                                total += n;
+                            }
+                            let _ = f.borrow().stat();
+                        }
+                    }
+                    if let Ok(f) = root.open(&path, O_RDWR | O_APPEND, &ctx) {
+                        let _ = f.borrow_mut().write(b"more");
+                        let _ = f.borrow_mut().truncate(3);
+                    }
+                    let _ = root.unlink(&path, &ctx);
+                }
+                Err(_) => {
+                    let _ = root.open(&path, O_RDONLY | O_SYMLINK, &ctx);
+                }
+            }
+            let _ = root.open(&[&path[..], b"/new"].concat(), O_CREAT | O_WRONLY | 0o644, &ctx);
+            let _ = root.open(&[&path[..], b"/../.."].concat(), O_RDONLY, &user);
+        }
+    }
+    let _ = root.rmdir(b"/", &ctx);
+}
+
+// --- syscalls ----------------------------------------------------------------------------------
+
+/// Strings a generated program can point a path argument at.
+pub const PATHS: &[&[u8]] = &[
+    b"/",
+    b"/tmp",
+    b"/tmp/f",
+    b"/bin/prog",
+    b"/etc/passwd",
+    b"/etc/secret",
+    b"/tmp/link",
+    b"/tmp/loop",
+    b"/tmp/up/etc/passwd",
+    b"../../../../etc/passwd",
+    b"file:/tmp/new",
+    b"pipe:",
+    b"null:",
+    b"zero:",
+    b"rand:",
+    b"time:",
+    b"time:4",
+    b"debug:",
+    b"debug:stderr",
+    b"proc:",
+    b"proc:1/maps",
+    b"proc:self",
+    b"nosuch:x",
+    b"/tmp/d/",
+    b"",
+    b".",
+    b"..",
+    b"/bin",
+];
+
+/// Flag words a generated program can pass (open flags with modes, clone flags, ...).
+pub const FLAGS: &[u64] = &[
+    (O_CREAT | O_WRONLY | 0o644) as u64,
+    (O_CREAT | O_WRONLY | O_TRUNC | 0o600) as u64,
+    (O_CREAT | O_DIRECTORY | 0o755) as u64,
+    (O_CREAT | O_SYMLINK | O_WRONLY | 0o777) as u64,
+    (O_CREAT | O_EXCL | O_RDWR | 0o4755) as u64,
+    (O_RDWR | O_TRUNC) as u64,
+    (O_WRONLY | O_APPEND) as u64,
+    O_RDONLY as u64,
+    (O_RDONLY | O_DIRECTORY) as u64,
+    (O_SYMLINK | O_RDONLY) as u64,
+    (O_NOFOLLOW | O_WRONLY) as u64,
+    O_STAT as u64,
+    (O_NONBLOCK | O_CLOEXEC) as u64,
+    CLONE_VM as u64,
+    (CLONE_VM | CLONE_THREAD | CLONE_FILES | CLONE_SIGHAND | CLONE_FS) as u64,
+    CLONE_VFORK as u64,
+    1 << 62,
+    (1 << 62) | 1,
+];
+
+/// Where the generated program keeps its data (see [`syscall_program`]).
+pub const SYS_DATA: u64 = testkit::CODE_ADDR + 5;
+/// Size of the data area in the file (paths, then scratch bytes from the input).
+pub const SYS_DATA_LEN: u64 = 1024;
+/// Offset of the scratch bytes inside the data area.
+const SCRATCH_OFF: u64 = 512;
+/// Room for the generated code (64 calls of at most 84 bytes, and the exit).
+const SYS_CODE_MAX: u64 = 8 << 10;
+/// Extra zeroed, writable bytes after the program (the code area's slack, then 64 KiB).
+const SYS_BSS: u64 = SYS_CODE_MAX + (64 << 10);
+
+fn movabs(code: &mut Vec<u8>, r: usize, imm: u64) {
+    code.push(if r >= 8 { 0x49 } else { 0x48 });
+    code.push(0xb8 + (r as u8 & 7));
+    code.extend_from_slice(&imm.to_le_bytes());
+}
+
+fn mov_rr(code: &mut Vec<u8>, dst: usize, src: usize) {
+    code.push(0x48 | if src >= 8 { 4 } else { 0 } | if dst >= 8 { 1 } else { 0 });
+    code.push(0x89);
+    code.push(0xc0 | ((src as u8 & 7) << 3) | (dst as u8 & 7));
+}
+
+/// Builds the guest program from the input: 128 scratch bytes, then records of one number
+/// selector byte, a gate bit, and six arguments, each a kind byte plus its value.
+///
+/// Returns the ELF file. The program keeps the last four results in r12..r15 (so later calls
+/// can use a returned descriptor, pid or address) and exits with status 0 at the end.
+pub fn syscall_program(data: &[u8]) -> Vec<u8> {
+    let mut b = Bytes::new(data);
+    // Data area: the paths (each NUL-terminated), then the scratch bytes.
+    let mut area = Vec::with_capacity(SYS_DATA_LEN as usize);
+    let mut path_at = Vec::with_capacity(PATHS.len());
+    for p in PATHS {
+        path_at.push((SYS_DATA + area.len() as u64, p.len() as u64));
+        area.extend_from_slice(p);
+        area.push(0);
+    }
+    assert!(area.len() as u64 <= SCRATCH_OFF);
+    area.resize(SCRATCH_OFF as usize, 0);
+    area.extend_from_slice(b.take(128));
+    area.resize(SYS_DATA_LEN as usize, 0);
+    let scratch = SYS_DATA + SCRATCH_OFF;
+    // Past the largest possible code: zeroed memory the segment's bss covers.
+    let bss = SYS_DATA + SYS_DATA_LEN + SYS_CODE_MAX;
+
+    let mut code = Vec::new();
+    let arg_regs_syscall = [reg::RDI, reg::RSI, reg::RDX, reg::R10, reg::R8, reg::R9];
+    let arg_regs_int80 = [reg::RBX, reg::RCX, reg::RDX, reg::RSI, reg::RDI, reg::R9];
+    let mut calls = 0;
+    while !b.is_empty() && calls < 64 {
+        calls += 1;
+        let sel = b.u8();
+        let int80 = sel & 0x80 != 0;
+        let nr = match sel & 0x7f {
+            0x7f => b.u64(),
+            0x7e => u64::from(b.u16()) | (SYS_CLASS_FILE as u64),
+            s => SYSCALLS[s as usize % SYSCALLS.len()].0 as u64,
+        };
+        let regs = if int80 { &arg_regs_int80 } else { &arg_regs_syscall };
+        for &r in regs.iter() {
+            let kind = b.u8();
+            let v = match kind % 10 {
+                0 => Some(u64::from(kind / 10)),
+                1 => Some(scratch + u64::from(b.u16()) % 512),
+                2 => Some(bss + u64::from(b.u16())),
+                3 => Some(u64::from(b.u16())),
+                4 => {
+                    let (addr, _) = path_at[usize::from(kind / 10) % PATHS.len()];
+                    Some(addr)
+                }
+                5 => {
+                    let (_, len) = path_at[usize::from(kind / 10) % PATHS.len()];
+                    Some(len)
+                }
+                6 => Some(u64::MAX - u64::from(kind / 10)),
+                7 => Some(b.u64()),
+                8 => None, // a previous result
+                _ => Some(FLAGS[usize::from(kind / 10) % FLAGS.len()]),
+            };
+            match v {
+                Some(v) => movabs(&mut code, r, v),
+                None => mov_rr(&mut code, r, reg::R12 + usize::from(kind / 10) % 4),
+            }
+        }
+        movabs(&mut code, reg::RAX, nr);
+        if int80 {
+            code.extend_from_slice(&[0xcd, 0x80]);
+        } else {
+            code.extend_from_slice(&[0x0f, 0x05]);
+        }
+        mov_rr(&mut code, reg::R15, reg::R14);
+        mov_rr(&mut code, reg::R14, reg::R13);
+        mov_rr(&mut code, reg::R13, reg::R12);
+        mov_rr(&mut code, reg::R12, reg::RAX);
+    }
+    // exit(0)
+    code.extend_from_slice(&[0x31, 0xff, 0xb8, 1, 0, 0, 0, 0x0f, 0x05, 0x0f, 0x0b]);
+    let mut file = Vec::with_capacity(5 + area.len() + code.len());
+    file.push(0xe9); // jmp rel32 over the data area
+    file.extend_from_slice(&(SYS_DATA_LEN as u32).to_le_bytes());
+    file.extend_from_slice(&area);
+    file.extend_from_slice(&code);
+    testkit::static_elf(&file, SYS_BSS)
+}
+
+/// What a run produced, for the determinism check.
+#[derive(Debug, PartialEq, Eq)]
+struct RunRecord {
+    outcome: RunOutcome,
+    instructions: u64,
+    syscalls: u64,
+    processes: u64,
+    out: CapturedOutput,
+}
+
+fn run_syscall_program(elf: &[u8]) -> Option<RunRecord> {
+    let Ok(vfs) = Vfs::from_tar_vec(base_image()) else { panic!("base image") };
+    let ctx = CallCtx { pid: 0, uid: 0, gid: 0, umask: 0 };
+    let mut root = vfs.clone();
+    let file = root.open(b"/bin/fuzz", O_CREAT | O_WRONLY | 0o755, &ctx).expect("create");
+    assert_eq!(file.borrow_mut().write(elf).ok(), Some(elf.len()));
+    drop(file);
+    let (mut kernel, out) = kernel_with(vfs, fuzz_config(200_000));
+    kernel.spawn_init("/bin/fuzz", &["fuzz"], &[]).expect("the generated program must load");
+    let outcome = kernel.run();
+    let stats = kernel.stats();
+    assert!(stats.instructions <= 200_000, "budget overrun: {}", stats.instructions);
+    let out = out.borrow().clone();
+    Some(RunRecord {
+        outcome,
+        instructions: stats.instructions,
+        syscalls: stats.syscalls,
+        processes: stats.processes,
+        out,
+    })
+}
+
+/// Random system calls from a guest; the run is repeated and must be identical.
+pub fn syscalls(data: &[u8]) {
+    let elf = syscall_program(data);
+    let first = run_syscall_program(&elf);
+    let second = run_syscall_program(&elf);
+    assert_eq!(first, second, "two runs of the same program differ");
+}
+
+// --- overlay -----------------------------------------------------------------------------------
+
+/// A fresh, empty host directory for one overlay run.
+fn fresh_dir() -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("warden-fuzz-overlay-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+fn host_entries(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// What a guest sees at `path` (recursively): types, file contents, link targets, listings.
+fn snapshot(vfs: &Vfs, path: &[u8], depth: usize, out: &mut Vec<(Vec<u8>, u16, Vec<u8>)>) {
+    let ctx = CallCtx { pid: 0, uid: 0, gid: 0, umask: 0 };
+    let Ok(st) = vfs.lstat_path(path) else {
+        out.push((path.to_vec(), 0, Vec::new()));
+        return;
+    };
+    let ty = (st.st_mode & 0o170000) as u16;
+    let mut root = vfs.clone();
+    let mut body = Vec::new();
+    if st.is_dir() {
+        let names = vfs.list_dir(path).unwrap_or_default();
+        body = names.join(&b'/');
+        out.push((path.to_vec(), ty, body));
+        if depth < 16 {
+            for name in names {
+                let mut p = path.to_vec();
+                if p.last() != Some(&b'/') {
+                    p.push(b'/');
+                }
+                p.extend_from_slice(&name);
+                snapshot(vfs, &p, depth + 1, out);
+            }
+        }
+        return;
+    }
+    if let Ok(f) = root.open(path, O_RDONLY | O_SYMLINK, &ctx) {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = f.borrow_mut().read(&mut buf) {
+            if n == 0 || body.len() > 1 << 20 {
+                break;
+            }
+            body.extend_from_slice(&buf[..n]);
+        }
+    }
+    out.push((path.to_vec(), ty, body));
+}
+
+/// Random system calls with a persistent overlay: confinement and faithful persistence.
+pub fn overlay(data: &[u8]) {
+    let elf = syscall_program(data);
+    let base = fresh_dir();
+    let layer = base.join("layer");
+    let victim = base.join("victim");
+    std::fs::create_dir_all(&victim).expect("victim dir");
+    let vfs = Vfs::from_tar_vec(base_image()).expect("base image");
+    vfs.attach_overlay(&layer).expect("attach a fresh overlay");
+    let ctx = CallCtx { pid: 0, uid: 0, gid: 0, umask: 0 };
+    let mut root = vfs.clone();
+    let file = root.open(b"/bin/fuzz", O_CREAT | O_WRONLY | 0o755, &ctx).expect("create");
+    assert_eq!(file.borrow_mut().write(&elf).ok(), Some(elf.len()));
+    drop(file);
+    {
+        let (mut kernel, _out) = kernel_with(vfs.clone(), fuzz_config(100_000));
+        kernel.spawn_init("/bin/fuzz", &["fuzz"], &[]).expect("the generated program must load");
+        let _ = kernel.run();
+    }
+    assert_eq!(host_entries(&base), ["layer", "victim"], "something was written beside the overlay");
+    assert!(host_entries(&victim).is_empty(), "something was written outside the overlay");
+    if vfs.overlay_error().is_none() {
+        let again = Vfs::from_tar_vec(base_image()).expect("base image");
+        again.attach_overlay(&layer).expect("an overlay warden wrote must load");
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        snapshot(&vfs, b"/", 0, &mut a);
+        snapshot(&again, b"/", 0, &mut b);
+        assert_eq!(a.len(), b.len(), "reloaded tree differs in size");
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(x, y, "reloaded tree differs");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&base);
+}

@@ -1,0 +1,550 @@
+//! A persistent writable layer: `--overlay DIR` keeps the guest's writes in a host directory.
+//!
+//! # Design
+//! The in-memory tree stays the one source of truth while a run lasts; the overlay is a
+//! *write-through* mirror of everything the guest changes, so nothing is buffered in warden:
+//! a file the guest wrote is on the host (in the host's page cache, or on disk after the
+//! guest's `fsync`) the moment the write returns, and survives the guest crashing or warden
+//! being killed. A later run with the same DIR loads it back on top of the lower layer.
+//!
+//! Layout of DIR (the OCI image-layer conventions):
+//! - created or modified files, directories and symlinks at their guest paths;
+//! - `.wh.NAME`: a whiteout, NAME was removed from the lower layer;
+//! - `.wh..wh..opq` in a directory: the directory was removed and made anew, so none of the
+//!   lower layer's entries show through;
+//! - `.wh..wh..tmp.NAME`: a copy-up in progress (renamed over NAME when complete; a leftover
+//!   from a killed run is deleted at the next load). Guest names starting with `.wh.` are
+//!   reserved (`EINVAL`).
+//!
+//! What is written where: a modified lower file is copied up whole (to a temporary name, then
+//! renamed into place, so a crash never leaves a half-copied file); later writes go straight
+//! to the host file at the same offsets. Removing a name removes its host copy and records a
+//! whiteout. Permission bits are kept except set-uid/set-gid/sticky (never set on the host),
+//! and the owner always gets read and write (search for directories) so later runs can
+//! update them; owners are the host's.
+//!
+//! # Never outside DIR
+//! Guest paths never reach the host: the tree resolves them (`..`, symlinks) inside the guest
+//! namespace, and the overlay gets the canonical list of validated names (no `/`, `.`, `..`,
+//! NUL). Every host operation starts from a descriptor of DIR opened once, walks one
+//! component at a time with `openat(O_NOFOLLOW | O_DIRECTORY)` and ends with an `*at` call
+//! that does not follow a final symlink, so even a symlink planted in DIR by someone else is
+//! never followed: the operation fails with an error instead.
+//!
+//! A host error (disk full, DIR removed) fails the guest's call with the host errno
+//! (`EIO` if unknown) and is remembered; [`super::Vfs::overlay_error`] reports the first one.
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::fs;
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use warden_abi::{Errno, EINVAL, EIO, ENOTDIR};
+
+use super::host;
+use super::tree::{Data, Dir, Entry, HostFile, Ino, Kind, Node, NodeType, Tree, ROOT};
+use super::ImageError;
+
+/// Prefix of whiteouts and every other name the overlay reserves.
+pub(crate) const WH_PREFIX: &[u8] = b".wh.";
+const OPAQUE: &[u8] = b".wh..wh..opq";
+const TMP_PREFIX: &[u8] = b".wh..wh..tmp.";
+/// Deepest directory loaded from DIR.
+const MAX_LOAD_DEPTH: usize = 256;
+
+/// The overlay attached to a tree.
+pub(crate) struct Overlay {
+    root: OwnedFd,
+    path: PathBuf,
+    /// Files written through in this run: their host file, open for writing.
+    files: HashMap<Ino, fs::File>,
+    first_error: Option<String>,
+}
+
+fn last_errno() -> Errno {
+    let e = std::io::Error::last_os_error();
+    host::errno_of(&e)
+}
+
+fn cname(name: &[u8]) -> Result<CString, Errno> {
+    CString::new(name).map_err(|_| Errno(EINVAL))
+}
+
+fn show(names: &[Vec<u8>]) -> String {
+    let mut s = String::new();
+    for n in names {
+        s.push('/');
+        s.push_str(&String::from_utf8_lossy(n));
+    }
+    if s.is_empty() {
+        s.push('/');
+    }
+    s
+}
+
+fn file_mode(perm: u16) -> libc::mode_t {
+    (libc::mode_t::from(perm) & 0o777) | 0o600
+}
+
+fn dir_mode(perm: u16) -> libc::mode_t {
+    (libc::mode_t::from(perm) & 0o777) | 0o700
+}
+
+/// `openat(dir, name, flags | O_NOFOLLOW | O_CLOEXEC, mode)`.
+fn openat(dir: &OwnedFd, name: &[u8], flags: i32, mode: libc::mode_t) -> Result<OwnedFd, Errno> {
+    let c = cname(name)?;
+    // SAFETY: `c` is a valid NUL-terminated string, `dir` an open descriptor; the returned
+    // descriptor is owned by the `OwnedFd` alone.
+    let fd = unsafe {
+        libc::openat(dir.as_raw_fd(), c.as_ptr(), flags | libc::O_NOFOLLOW | libc::O_CLOEXEC, mode as libc::c_uint)
+    };
+    if fd < 0 {
+        return Err(last_errno());
+    }
+    // SAFETY: `fd` was just opened and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn unlinkat(dir: &OwnedFd, name: &[u8], flags: i32) -> Result<(), Errno> {
+    let c = cname(name)?;
+    // SAFETY: valid descriptor and NUL-terminated name.
+    if unsafe { libc::unlinkat(dir.as_raw_fd(), c.as_ptr(), flags) } != 0 {
+        return Err(last_errno());
+    }
+    Ok(())
+}
+
+/// Removes `name` in `dir` if present (`ENOENT` is success); true if something was removed.
+fn remove_if_present(dir: &OwnedFd, name: &[u8], flags: i32) -> Result<bool, Errno> {
+    match unlinkat(dir, name, flags) {
+        Ok(()) => Ok(true),
+        Err(Errno(libc::ENOENT)) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+fn mkdirat(dir: &OwnedFd, name: &[u8], mode: libc::mode_t) -> Result<(), Errno> {
+    let c = cname(name)?;
+    // SAFETY: valid descriptor and NUL-terminated name.
+    if unsafe { libc::mkdirat(dir.as_raw_fd(), c.as_ptr(), mode) } != 0 {
+        return Err(last_errno());
+    }
+    Ok(())
+}
+
+fn open_dir(dir: &OwnedFd, name: &[u8]) -> Result<OwnedFd, Errno> {
+    openat(dir, name, libc::O_RDONLY | libc::O_DIRECTORY, 0)
+}
+
+/// The names in the directory open as `dir` (`.` and `..` left out).
+fn list_fd(dir: &OwnedFd) -> Result<Vec<Vec<u8>>, Errno> {
+    let own = open_dir(dir, b".")?;
+    let fd = own.as_raw_fd();
+    // SAFETY: `fd` is a valid directory descriptor; on success `fdopendir` takes it over
+    // (so it is released from `own` first) and `closedir` closes it.
+    let dirp = unsafe { libc::fdopendir(fd) };
+    if dirp.is_null() {
+        return Err(last_errno());
+    }
+    std::mem::forget(own);
+    let mut names = Vec::new();
+    loop {
+        // SAFETY: `dirp` is a valid open directory stream.
+        let ent = unsafe { libc::readdir(dirp) };
+        if ent.is_null() {
+            break;
+        }
+        // SAFETY: `readdir` returned a valid entry whose `d_name` is NUL-terminated.
+        let name = unsafe { std::ffi::CStr::from_ptr((*ent).d_name.as_ptr()) }.to_bytes().to_vec();
+        if name != b"." && name != b".." {
+            names.push(name);
+        }
+    }
+    // SAFETY: `dirp` is open and not used afterwards.
+    unsafe { libc::closedir(dirp) };
+    Ok(names)
+}
+
+impl Overlay {
+    /// Opens (creating it if needed) the overlay directory.
+    fn open(path: &Path) -> Result<Overlay, ImageError> {
+        let io_err = |source| ImageError::Io { path: path.to_path_buf(), source };
+        fs::create_dir_all(path).map_err(io_err)?;
+        let dir = fs::File::open(path).map_err(io_err)?;
+        if !dir.metadata().map_err(io_err)?.is_dir() {
+            return Err(ImageError::NotADirectory { path: path.to_path_buf() });
+        }
+        Ok(Overlay { root: OwnedFd::from(dir), path: path.to_path_buf(), files: HashMap::new(), first_error: None })
+    }
+
+    /// Notes a host failure (the first one is reported) and hands back the guest's errno.
+    fn fail(&mut self, what: &str, names: &[Vec<u8>], e: Errno) -> Errno {
+        if self.first_error.is_none() {
+            self.first_error = Some(format!(
+                "overlay {}: {what} {}: {}",
+                self.path.display(),
+                show(names),
+                std::io::Error::from_raw_os_error(e.0)
+            ));
+        }
+        if e.0 > 0 {
+            e
+        } else {
+            Errno(EIO)
+        }
+    }
+
+    pub(crate) fn error(&self) -> Option<&str> {
+        self.first_error.as_deref()
+    }
+
+    /// The host directory for the guest directory `dirs`, made (mode 0755) where missing.
+    fn walk(&self, dirs: &[Vec<u8>]) -> Result<OwnedFd, Errno> {
+        let mut cur = open_dir(&self.root, b".")?;
+        for name in dirs {
+            if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') {
+                return Err(Errno(EINVAL));
+            }
+            cur = match open_dir(&cur, name) {
+                Ok(fd) => fd,
+                Err(Errno(libc::ENOENT)) => {
+                    match mkdirat(&cur, name, 0o755) {
+                        Ok(()) | Err(Errno(libc::EEXIST)) => {}
+                        Err(e) => return Err(e),
+                    }
+                    open_dir(&cur, name)?
+                }
+                // A symlink or file where a directory should be: never followed.
+                Err(Errno(libc::ELOOP)) => return Err(Errno(ENOTDIR)),
+                Err(e) => return Err(e),
+            };
+        }
+        Ok(cur)
+    }
+
+    fn split(names: &[Vec<u8>]) -> Result<(&[Vec<u8>], &[u8]), Errno> {
+        match names.split_last() {
+            Some((name, dirs)) => Ok((dirs, name)),
+            None => Err(Errno(EINVAL)),
+        }
+    }
+
+    /// Writes `contents` as the file `names` (temporary name, then rename); returns it open.
+    fn replace_file(&self, names: &[Vec<u8>], contents: &[u8], perm: u16) -> Result<fs::File, Errno> {
+        let (dirs, name) = Self::split(names)?;
+        let parent = self.walk(dirs)?;
+        let tmp = [TMP_PREFIX, name].concat();
+        let fd = openat(&parent, &tmp, libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC, file_mode(perm))?;
+        let mut file = fs::File::from(fd);
+        let written = file.write_all(contents).and_then(|()| {
+            use std::os::unix::fs::PermissionsExt;
+            file.set_permissions(fs::Permissions::from_mode(file_mode(perm)))
+        });
+        if let Err(e) = written {
+            let _ = remove_if_present(&parent, &tmp, 0);
+            return Err(host::errno_of(&e));
+        }
+        let (from, to) = (cname(&tmp)?, cname(name)?);
+        // SAFETY: valid descriptor and NUL-terminated names.
+        if unsafe { libc::renameat(parent.as_raw_fd(), from.as_ptr(), parent.as_raw_fd(), to.as_ptr()) } != 0 {
+            let e = last_errno();
+            let _ = remove_if_present(&parent, &tmp, 0);
+            return Err(e);
+        }
+        let _ = remove_if_present(&parent, &[WH_PREFIX, name].concat(), 0);
+        Ok(file)
+    }
+
+    /// A node was created at `names`.
+    fn created(&mut self, ino: Ino, names: &[Vec<u8>], kind: NodeType, perm: u16) -> Result<(), Errno> {
+        let (dirs, name) = Self::split(names)?;
+        let parent = self.walk(dirs)?;
+        let whiteout = [WH_PREFIX, name].concat();
+        match kind {
+            NodeType::Dir => {
+                match mkdirat(&parent, name, dir_mode(perm)) {
+                    Ok(()) => {}
+                    Err(Errno(libc::EEXIST)) if open_dir(&parent, name).is_ok() => {}
+                    Err(e) => return Err(e),
+                }
+                if remove_if_present(&parent, &whiteout, 0)? {
+                    // It replaces a removed directory: hide the lower layer's entries.
+                    let dir = open_dir(&parent, name)?;
+                    drop(openat(&dir, OPAQUE, libc::O_WRONLY | libc::O_CREAT, 0o600)?);
+                }
+            }
+            NodeType::File => {
+                let fd = openat(&parent, name, libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC, file_mode(perm))?;
+                remove_if_present(&parent, &whiteout, 0)?;
+                self.files.insert(ino, fs::File::from(fd));
+            }
+            // The target arrives with the first write (see `symlink`).
+            NodeType::Symlink => {
+                remove_if_present(&parent, &whiteout, 0)?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// A symlink's target is now `target`.
+    fn symlink(&mut self, names: &[Vec<u8>], target: &[u8]) -> Result<(), Errno> {
+        let (dirs, name) = Self::split(names)?;
+        let parent = self.walk(dirs)?;
+        remove_if_present(&parent, name, 0)?;
+        if target.is_empty() || target.contains(&0) {
+            return Ok(());
+        }
+        let (t, n) = (cname(target)?, cname(name)?);
+        // SAFETY: valid descriptor and NUL-terminated strings.
+        if unsafe { libc::symlinkat(t.as_ptr(), parent.as_raw_fd(), n.as_ptr()) } != 0 {
+            return Err(last_errno());
+        }
+        Ok(())
+    }
+
+    /// `names` (a directory if `dir`) was removed.
+    fn removed(&mut self, ino: Ino, names: &[Vec<u8>], dir: bool) -> Result<(), Errno> {
+        self.files.remove(&ino);
+        let (dirs, name) = Self::split(names)?;
+        let parent = self.walk(dirs)?;
+        if dir {
+            match open_dir(&parent, name) {
+                Ok(d) => {
+                    // The guest directory was empty: only overlay markers can be left.
+                    for entry in list_fd(&d)? {
+                        if entry.starts_with(WH_PREFIX) {
+                            remove_if_present(&d, &entry, 0)?;
+                        }
+                    }
+                    remove_if_present(&parent, name, libc::AT_REMOVEDIR)?;
+                }
+                Err(Errno(libc::ENOENT)) => {}
+                Err(Errno(libc::ENOTDIR)) | Err(Errno(libc::ELOOP)) => {
+                    remove_if_present(&parent, name, 0)?;
+                }
+                Err(e) => return Err(e),
+            }
+        } else {
+            match remove_if_present(&parent, name, 0) {
+                Ok(_) => {}
+                Err(Errno(libc::EISDIR)) => {
+                    remove_if_present(&parent, name, libc::AT_REMOVEDIR)?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        drop(openat(&parent, &[WH_PREFIX, name].concat(), libc::O_WRONLY | libc::O_CREAT, 0o600)?);
+        Ok(())
+    }
+}
+
+/// Writes all of `data` at `pos`.
+fn pwrite_all(file: &fs::File, pos: u64, data: &[u8]) -> Result<(), Errno> {
+    file.write_all_at(data, pos).map_err(|e| host::errno_of(&e))
+}
+
+// --- the hooks the tree's users call -----------------------------------------------------------
+
+impl Tree {
+    /// Runs `f` with the overlay taken out of the tree (so `f` may read the tree).
+    fn with_overlay(
+        &mut self,
+        what: &str,
+        names: &[Vec<u8>],
+        f: impl FnOnce(&mut Overlay, &mut Tree) -> Result<(), Errno>,
+    ) -> Result<(), Errno> {
+        let Some(mut ov) = self.overlay.take() else {
+            return Ok(());
+        };
+        let result = f(&mut ov, self).map_err(|e| ov.fail(what, names, e));
+        self.overlay = Some(ov);
+        result
+    }
+
+    /// True if `ino` still has a name (an unlinked open file is not persisted).
+    fn linked(&self, ino: Ino) -> bool {
+        self.node(ino).is_ok_and(|n| n.nlink > 0)
+    }
+
+    /// A name the guest may not create while an overlay is attached.
+    pub(crate) fn reserved_name(&self, name: &[u8]) -> bool {
+        self.overlay.is_some() && name.starts_with(WH_PREFIX)
+    }
+
+    /// `ino` was just created at `names`.
+    pub(crate) fn overlay_created(&mut self, ino: Ino, names: &[Vec<u8>]) -> Result<(), Errno> {
+        if self.overlay.is_none() {
+            return Ok(());
+        }
+        let kind = self.kind_of(ino)?;
+        let perm = self.node(ino)?.perm;
+        self.with_overlay("create", names, |ov, _| ov.created(ino, names, kind, perm))
+    }
+
+    /// The regular file `ino` (at `names`) changed: `data` written at `pos`, or (if `data` is
+    /// `None`) truncated or otherwise changed as a whole.
+    pub(crate) fn overlay_write(
+        &mut self,
+        ino: Ino,
+        names: &[Vec<u8>],
+        pos: u64,
+        data: Option<&[u8]>,
+    ) -> Result<(), Errno> {
+        if self.overlay.is_none() || !self.linked(ino) {
+            return Ok(());
+        }
+        self.with_overlay("write", names, |ov, tree| {
+            let contents = match &tree.node(ino)?.kind {
+                Kind::File(Data::Owned(v)) => v,
+                _ => return Err(Errno(EIO)),
+            };
+            match (ov.files.get(&ino), data) {
+                (Some(file), Some(data)) => pwrite_all(file, pos, data),
+                (Some(file), None) => {
+                    file.set_len(contents.len() as u64).map_err(|e| host::errno_of(&e))?;
+                    pwrite_all(file, 0, contents)
+                }
+                (None, _) => {
+                    // First change of a lower (or earlier run's) file in this run: copy it up.
+                    let file = ov.replace_file(names, contents, tree.node(ino)?.perm)?;
+                    ov.files.insert(ino, file);
+                    Ok(())
+                }
+            }
+        })
+    }
+
+    /// The symlink `ino` (at `names`) has a new target.
+    pub(crate) fn overlay_symlink(&mut self, ino: Ino, names: &[Vec<u8>]) -> Result<(), Errno> {
+        if self.overlay.is_none() || !self.linked(ino) {
+            return Ok(());
+        }
+        let target = self.symlink_target(ino)?.to_vec();
+        self.with_overlay("symlink", names, |ov, _| ov.symlink(names, &target))
+    }
+
+    /// `ino` (a directory if `dir`) at `names` was removed.
+    pub(crate) fn overlay_removed(&mut self, ino: Ino, names: &[Vec<u8>], dir: bool) -> Result<(), Errno> {
+        self.with_overlay("remove", names, |ov, _| ov.removed(ino, names, dir))
+    }
+
+    /// Flushes the host copy of `ino` to stable storage (the guest's `fsync`).
+    pub(crate) fn overlay_sync(&mut self, ino: Ino, names: &[Vec<u8>]) -> Result<(), Errno> {
+        self.with_overlay("sync", names, |ov, _| match ov.files.get(&ino) {
+            Some(f) => f.sync_data().map_err(|e| host::errno_of(&e)),
+            None => Ok(()),
+        })
+    }
+
+    pub(crate) fn overlay_error(&self) -> Option<String> {
+        self.overlay.as_ref().and_then(|o| o.error().map(str::to_string))
+    }
+
+    // --- loading ---------------------------------------------------------------------------
+
+    /// Attaches the overlay at `path`, loading what earlier runs left there.
+    pub(crate) fn attach_overlay(&mut self, path: &Path) -> Result<(), ImageError> {
+        let ov = Overlay::open(path)?;
+        let root_dir = open_dir(&ov.root, b".").map_err(|e| load_err(path, e))?;
+        self.load_dir(ROOT, &root_dir, path, 0)?;
+        self.overlay = Some(ov);
+        Ok(())
+    }
+
+    /// Removes `name` from directory `dir` (whole subtree; a whiteout for host directories).
+    fn drop_entry(&mut self, dir: Ino, name: &[u8]) -> Result<(), Errno> {
+        match self.dir_mut(dir)?.entries.get(name).copied() {
+            Some(Entry::Node(ino)) => self.unlink_entry(dir, name, ino),
+            Some(Entry::Whiteout) => Ok(()),
+            None => {
+                let d = self.dir_mut(dir)?;
+                if d.host.is_some() {
+                    d.entries.insert(name.to_vec(), Entry::Whiteout);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn load_dir(&mut self, dir: Ino, fd: &OwnedFd, host_path: &Path, depth: usize) -> Result<(), ImageError> {
+        let err = |e| load_err(host_path, e);
+        let mut names = list_fd(fd).map_err(err)?;
+        names.sort();
+        if names.iter().any(|n| n == OPAQUE) {
+            let d = self.dir_mut(dir).map_err(err)?;
+            d.host = None;
+            let lower: Vec<Vec<u8>> = d.entries.keys().cloned().collect();
+            for name in lower {
+                self.drop_entry(dir, &name).map_err(err)?;
+                self.dir_mut(dir).map_err(err)?.entries.remove(&name);
+            }
+        }
+        for name in &names {
+            if name.starts_with(TMP_PREFIX) {
+                // An interrupted copy-up: the complete file (if any) is under its own name.
+                remove_if_present(fd, name, 0).map_err(err)?;
+            } else if let Some(hidden) = name.strip_prefix(WH_PREFIX) {
+                if name != OPAQUE && !hidden.is_empty() {
+                    self.drop_entry(dir, hidden).map_err(err)?;
+                }
+            }
+        }
+        for name in names.iter().filter(|n| !n.starts_with(WH_PREFIX)) {
+            if name.len() > super::path::NAME_MAX || name.contains(&b'\n') {
+                continue;
+            }
+            let path = host_path.join(std::ffi::OsStr::from_bytes(name));
+            let meta = fs::symlink_metadata(&path).map_err(|e| ImageError::Io { path: path.clone(), source: e })?;
+            let ft = meta.file_type();
+            let existing = match self.dir_mut(dir).map_err(err)?.entries.get(name.as_slice()) {
+                Some(Entry::Node(ino)) => Some(*ino),
+                _ => None,
+            };
+            if ft.is_dir() {
+                if depth >= MAX_LOAD_DEPTH {
+                    continue;
+                }
+                let sub = match existing {
+                    Some(ino) if self.kind_of(ino).map_err(err)? == NodeType::Dir => ino,
+                    _ => {
+                        self.drop_entry(dir, name).map_err(err)?;
+                        let node = host::host_node(Kind::Dir(Dir::default()), &meta);
+                        self.add_loaded(dir, name, node).map_err(err)?
+                    }
+                };
+                let sub_fd = open_dir(fd, name).map_err(|e| load_err(&path, e))?;
+                self.load_dir(sub, &sub_fd, &path, depth + 1)?;
+            } else if ft.is_file() || ft.is_symlink() {
+                self.drop_entry(dir, name).map_err(err)?;
+                let kind = if ft.is_file() {
+                    Kind::File(Data::Host(HostFile {
+                        path: path.clone(),
+                        len: meta.len(),
+                        dev: meta.dev(),
+                        ino: meta.ino(),
+                    }))
+                } else {
+                    let target = fs::read_link(&path).map_err(|e| ImageError::Io { path: path.clone(), source: e })?;
+                    Kind::Symlink(target.as_os_str().as_bytes().to_vec())
+                };
+                self.add_loaded(dir, name, host::host_node(kind, &meta)).map_err(err)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn add_loaded(&mut self, dir: Ino, name: &[u8], node: Node) -> Result<Ino, Errno> {
+        let ino = self.alloc(node)?;
+        self.link(dir, name.to_vec(), ino)?;
+        Ok(ino)
+    }
+}
+
+fn load_err(path: &Path, e: Errno) -> ImageError {
+    ImageError::Io { path: path.to_path_buf(), source: std::io::Error::from_raw_os_error(e.0) }
+}

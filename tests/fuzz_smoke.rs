@@ -1,0 +1,212 @@
+//! Stable-Rust smoke run of the fuzz harnesses (fuzz/src/lib.rs), so CI needs no nightly.
+//!
+//! For each target: every saved crasher (`fuzz/regressions/TARGET/*`, each a fixed bug that
+//! must stay fixed), every committed seed (`fuzz/corpus/TARGET/seed-*`), then seeded-random
+//! inputs: fresh random bytes and mutations of the seeds, a few thousand per target and at
+//! most a few seconds. Environment knobs: `WARDEN_FUZZ_CASES` (random inputs per target,
+//! default 2000), `WARDEN_FUZZ_SECONDS` (time cap per target, default 4), `WARDEN_FUZZ_SEED`
+//! (default 1), `WARDEN_FUZZ_CORPUS=1` (also run every file of the local corpus, not only
+//! the committed seeds). A failing input is written to `target/fuzz-smoke-failure-TARGET`
+//! and its reproduction command printed.
+
+#[path = "../fuzz/src/lib.rs"]
+mod harness;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+fn env_u64(key: &str, default: u64) -> u64 {
+    std::env::var(key).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// splitmix64: the smoke run's deterministic random source.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        if n == 0 {
+            0
+        } else {
+            (self.next() % n as u64) as usize
+        }
+    }
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+}
+
+/// A random change or a few to `input` (the usual byte-level mutations).
+fn mutate(rng: &mut Rng, input: &[u8]) -> Vec<u8> {
+    let mut v = input.to_vec();
+    for _ in 0..1 + rng.below(8) {
+        let len = v.len();
+        match rng.below(8) {
+            0 if len > 0 => {
+                let i = rng.below(len);
+                v[i] ^= 1 << rng.below(8);
+            }
+            1 if len > 0 => {
+                let i = rng.below(len);
+                v[i] = [0, 0xff, 0x7f, 0x80, b'0', b'7', b'/', b'.'][rng.below(8)];
+            }
+            2 => {
+                let i = rng.below(len + 1);
+                let n = 1 + rng.below(16);
+                let extra = rng.bytes(n);
+                v.splice(i..i, extra);
+            }
+            3 if len > 0 => {
+                let i = rng.below(len);
+                let n = 1 + rng.below((len - i).min(64));
+                v.drain(i..i + n);
+            }
+            4 if len > 0 => {
+                let i = rng.below(len);
+                let n = 1 + rng.below((len - i).min(8));
+                let word = rng.next().to_le_bytes();
+                for (k, b) in v[i..i + n].iter_mut().enumerate() {
+                    *b = word[k];
+                }
+            }
+            5 if len > 8 => {
+                let i = rng.below(len);
+                let n = 1 + rng.below((len - i).min(512));
+                let chunk = v[i..i + n].to_vec();
+                let at = rng.below(len);
+                v.splice(at..at, chunk);
+            }
+            6 if len > 0 => v.truncate(rng.below(len)),
+            _ => {
+                let i = rng.below(len + 1);
+                let n = rng.below(4);
+                v.splice(i..i, std::iter::repeat_n(0u8, n));
+            }
+        }
+    }
+    v
+}
+
+fn fuzz_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
+}
+
+fn files_in(dir: &Path, prefix: &str) -> Vec<(String, Vec<u8>)> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut out: Vec<(String, Vec<u8>)> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+        .filter_map(|e| Some((e.path().display().to_string(), std::fs::read(e.path()).ok()?)))
+        .collect();
+    out.sort();
+    out
+}
+
+/// Built-in seeds (valid inputs to mutate), besides the committed ones.
+fn builtin_seeds(target: &str) -> Vec<Vec<u8>> {
+    match target {
+        "elf" => vec![
+            harness::exit7_elf(),
+            guest_kernel::testkit::elf_at(&[0xeb, 0xfe], 0x40_0000, 4096, 3),
+            std::fs::read(Path::new(env!("WARDEN_GUEST_BIN_DIR")).join("true")).unwrap_or_default(),
+        ],
+        "tar" => {
+            vec![harness::base_image(), warden::DEFAULT_IMAGE[..warden::DEFAULT_IMAGE.len().min(1 << 16)].to_vec()]
+        }
+        "interp" => {
+            let mut v = vec![1u8];
+            v.extend(std::iter::repeat_n(0x80u8, 16 * 8 + 4));
+            // add [rax], al; push rax; pop rbx; syscall; jmp back
+            v.extend_from_slice(&[0x00, 0x00, 0x50, 0x5b, 0x0f, 0x05, 0xeb, 0xf8]);
+            vec![v]
+        }
+        _ => vec![vec![0u8; 200]],
+    }
+}
+
+fn fail_report(target: &str, what: &str, input: &[u8]) -> String {
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target").join(format!("fuzz-smoke-failure-{target}"));
+    let _ = std::fs::write(&out, input);
+    format!(
+        "fuzz target {target} panicked on {what} ({} bytes), saved to {}; reproduce with \
+         `cd fuzz && cargo +nightly fuzz run {target} {}`",
+        input.len(),
+        out.display(),
+        out.display()
+    )
+}
+
+fn smoke(target: &str) {
+    let cases = env_u64("WARDEN_FUZZ_CASES", 2000);
+    let cap = Duration::from_secs(env_u64("WARDEN_FUZZ_SECONDS", 4));
+    let mut rng = Rng(env_u64("WARDEN_FUZZ_SEED", 1) ^ target.len() as u64 * 0x1234_5678);
+    let dir = fuzz_dir();
+    let mut fixed: Vec<(String, Vec<u8>)> = files_in(&dir.join("regressions").join(target), "");
+    let corpus_prefix = if std::env::var_os("WARDEN_FUZZ_CORPUS").is_some() { "" } else { "seed-" };
+    fixed.extend(files_in(&dir.join("corpus").join(target), corpus_prefix));
+    let mut seeds: Vec<Vec<u8>> = builtin_seeds(target);
+    seeds.extend(fixed.iter().map(|(_, d)| d.clone()));
+    seeds.retain(|s| !s.is_empty());
+
+    // The panic message itself is printed by the default hook, just above the report.
+    let run_one = |what: &str, input: &[u8]| {
+        if catch_unwind(AssertUnwindSafe(|| harness::run_target(target, input))).is_err() {
+            panic!("{}", fail_report(target, what, input));
+        }
+    };
+    for (name, data) in &fixed {
+        run_one(name, data);
+    }
+    let start = Instant::now();
+    let mut done = 0u64;
+    while done < cases && start.elapsed() < cap {
+        let input = if seeds.is_empty() || rng.below(4) == 0 {
+            let n = rng.below(600);
+            rng.bytes(n)
+        } else {
+            let seed = &seeds[rng.below(seeds.len())];
+            mutate(&mut rng, seed)
+        };
+        run_one(&format!("random input #{done}"), &input);
+        done += 1;
+    }
+    eprintln!("fuzz smoke {target}: {} saved inputs, {done} random inputs in {:.2?}", fixed.len(), start.elapsed());
+    assert!(done > 0, "no random input ran");
+}
+
+#[test]
+fn fuzz_smoke_interp() {
+    smoke("interp");
+}
+
+#[test]
+fn fuzz_smoke_elf() {
+    smoke("elf");
+}
+
+#[test]
+fn fuzz_smoke_tar() {
+    smoke("tar");
+}
+
+#[test]
+fn fuzz_smoke_syscalls() {
+    smoke("syscalls");
+}
+
+#[test]
+fn fuzz_smoke_overlay() {
+    smoke("overlay");
+}
+
+#[test]
+fn every_target_has_a_smoke_test() {
+    assert_eq!(harness::TARGETS, ["interp", "elf", "tar", "syscalls", "overlay"]);
+}
