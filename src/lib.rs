@@ -7,6 +7,8 @@
 //! failed (bad arguments, unreadable or malformed image); 126 when the program
 //! exists but cannot be executed; 127 when it does not exist.
 
+pub mod policy;
+
 use std::path::{Path, PathBuf};
 
 pub mod record;
@@ -52,6 +54,11 @@ pub struct RunOptions {
     pub quantum: u64,
     pub real_time: bool,
     pub limits: Limits,
+    /// Forces the personality of the program started (`None`: decided from
+    /// the ELF file, see `guest_kernel::linux`).
+    pub personality: Option<guest_kernel::linux::Personality>,
+    /// `--policy FILE`: a mask and jail for the whole guest ([`policy`]).
+    pub policy: Option<PathBuf>,
     /// Keep the guest's writable layer in this host directory (`--overlay DIR`): what the
     /// guest writes survives the run, and a later run with the same directory sees it.
     pub overlay: Option<PathBuf>,
@@ -71,6 +78,8 @@ impl Default for RunOptions {
             quantum: KernelConfig::default().quantum,
             real_time: false,
             limits: Limits::default(),
+            personality: None,
+            policy: None,
             overlay: None,
             trace: None,
         }
@@ -88,6 +97,8 @@ pub enum RunError {
     BadEnv(String),
     #[error(transparent)]
     Spawn(#[from] SpawnError),
+    #[error("{0}")]
+    Policy(String),
     #[error("cannot write the trace: {0}")]
     Trace(std::io::Error),
 }
@@ -171,6 +182,7 @@ pub fn boot_in(opts: &RunOptions, vfs: Vfs, console: Box<dyn Console>, cwd: Vec<
             return Err(RunError::BadEnv(kv.clone()));
         }
     }
+    let policy = opts.policy.as_deref().map(policy::load).transpose().map_err(RunError::Policy)?;
     let mut config = KernelConfig {
         seed: opts.seed,
         quantum: opts.quantum.max(1),
@@ -184,6 +196,8 @@ pub fn boot_in(opts: &RunOptions, vfs: Vfs, console: Box<dyn Console>, cwd: Vec<
         config.env = opts.env.iter().map(|s| s.as_bytes().to_vec()).collect();
     }
     let program = match &opts.program {
+        // In a jail the program is looked up inside it (by the kernel).
+        Some(p) if policy.as_ref().is_some_and(|s| s.jail.is_some()) && !p.contains('/') => format!("/bin/{p}"),
         Some(p) => resolve_program(&vfs, p),
         None => "/bin/init".to_string(),
     };
@@ -194,7 +208,11 @@ pub fn boot_in(opts: &RunOptions, vfs: Vfs, console: Box<dyn Console>, cwd: Vec<
     let argv0 = opts.program.clone().unwrap_or_else(|| program.clone());
     let mut argv: Vec<&str> = vec![&argv0];
     argv.extend(opts.args.iter().map(String::as_str));
-    let init = kernel.spawn_init(&program, &argv, &[])?;
+    kernel.set_personality_override(opts.personality);
+    let init = match &policy {
+        Some(spec) => kernel.spawn_init_restricted(&program, &argv, &[], spec)?,
+        None => kernel.spawn_init(&program, &argv, &[])?,
+    };
     if let Some(cfg) = &opts.trace {
         use guest_kernel::supervise::HostAttach;
         let attach = if cfg.follow { HostAttach::All } else { HostAttach::Chosen { follow: false } };

@@ -103,6 +103,18 @@ struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_fds)]
     max_fds: usize,
 
+    /// The system-call ABI of the program started: `linux` or `redox`.
+    /// Without it each exec decides from the ELF file: a "Redox" note means
+    /// Redox; ELFOSABI_GNU, a "GNU" note or a PT_GNU_STACK header means Linux;
+    /// anything else is Redox.
+    #[arg(long, value_name = "ABI")]
+    personality: Option<guest_kernel::linux::Personality>,
+    /// Run the guest under a system-call mask and/or in a jail described by a TOML
+    /// file (see examples/policy.toml): `allow`/`deny` lists of call names, classes
+    /// (P, F, C, J) or groups, `jail = "/dir"`, `mode = "errno" | "kill"`.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+
     /// The program to run (a guest path, or a name found in /bin), then its
     /// arguments.
     #[arg(value_name = "PROGRAM", trailing_var_arg = true)]
@@ -143,12 +155,14 @@ impl RunArgs {
             quantum: self.quantum,
             real_time: self.real_time,
             overlay: self.overlay,
+            personality: self.personality,
             limits: Limits {
                 max_processes: self.max_procs,
                 max_memory_per_process: self.max_mem.saturating_mul(1 << 20),
                 max_fds: self.max_fds,
                 max_memory_total: self.max_mem_total.saturating_mul(1 << 20),
             },
+            policy: self.policy,
             trace: None,
         }
     }
@@ -218,5 +232,9 @@ fn main() -> ExitCode {
         Command::Record(args) => args.run(),
         Command::Replay(args) => args.run(),
     };
+    exit_status(status)
+}
+
+fn exit_status(status: i32) -> ExitCode {
     ExitCode::from(status.clamp(0, 255) as u8)
 }

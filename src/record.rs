@@ -251,8 +251,7 @@ impl Header {
             quantum: self.quantum,
             real_time: self.real_time,
             limits: self.limits.clone(),
-            trace: None,
-            overlay: None,
+            ..RunOptions::default()
         }
     }
 }
@@ -574,6 +573,10 @@ pub fn record(
     console: Box<dyn Console>,
     trace: &Path,
 ) -> Result<(RunOutcome, Stats), RecordError> {
+    if opts.policy.is_some() {
+        // The trace header does not carry a policy yet, so a replay would run unrestricted.
+        return Err(RecordError::Setup("--policy cannot be recorded yet".into()));
+    }
     let vfs = open_root(&opts.root)?;
     let image_digest = image_digest(&opts.root, &vfs);
     add_files(&vfs, extra_files).map_err(RecordError::Setup)?;
@@ -609,6 +612,7 @@ pub fn record(
         kernel.set_host_clock(Box::new(RecordClock { inner: SystemClock::default(), sink: sink.clone() }));
     }
     let outcome = kernel.run();
+    kernel.finish_host_supervisor();
     let stats = kernel.stats();
     drop(kernel);
     let (kind, code) = outcome_code(outcome);

@@ -46,7 +46,7 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use guest_kernel::vfs::Vfs;
-use guest_kernel::{CaptureConsole, RunOutcome};
+use guest_kernel::{CaptureConsole, Limits, RunOutcome};
 use serde::Deserialize;
 use warden_abi::{MODE_FILE, MODE_TYPE};
 
@@ -111,11 +111,28 @@ pub struct TestSpec {
     pub budget: Option<u64>,
 }
 
+/// What every test starts from (a plain, `Send` subset of [`RunOptions`]).
+#[derive(Clone, Debug)]
+pub struct BaseOptions {
+    pub root: Root,
+    /// Default guest environment (empty: PATH=/bin).
+    pub env: Vec<String>,
+    pub quantum: u64,
+    pub limits: Limits,
+}
+
+impl Default for BaseOptions {
+    fn default() -> Self {
+        let d = RunOptions::default();
+        BaseOptions { root: d.root, env: d.env, quantum: d.quantum, limits: d.limits }
+    }
+}
+
 /// How `warden test` runs.
 #[derive(Clone, Debug)]
 pub struct TestConfig {
     /// Root, environment, quantum and limits every test starts from.
-    pub base: RunOptions,
+    pub base: BaseOptions,
     /// Budget of tests that set none.
     pub default_budget: u64,
     /// Every test runs once per seed.
@@ -129,7 +146,7 @@ pub struct TestConfig {
 impl Default for TestConfig {
     fn default() -> Self {
         TestConfig {
-            base: RunOptions::default(),
+            base: BaseOptions::default(),
             default_budget: DEFAULT_TEST_BUDGET,
             seeds: vec![0],
             jobs: 0,
@@ -413,7 +430,9 @@ pub fn run_options(spec: &TestSpec, config: &TestConfig, seed: u64) -> RunOption
         args: spec.args.clone(),
         budget: Some(spec.budget.unwrap_or(config.default_budget)),
         seed,
-        ..config.base.clone()
+        quantum: config.base.quantum,
+        limits: config.base.limits.clone(),
+        ..RunOptions::default()
     }
 }
 
@@ -551,7 +570,7 @@ pub fn run_tests(
     if let Some(dir) = &config.record_failures {
         std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
-    let seeds = if config.seeds.is_empty() { vec![config.base.seed] } else { config.seeds.clone() };
+    let seeds = if config.seeds.is_empty() { vec![0] } else { config.seeds.clone() };
     let many_seeds = seeds.len() > 1;
     let work: Vec<(usize, u64, String)> = tests
         .iter()

@@ -222,7 +222,7 @@ impl Tracer {
             None => result.push_str("= ?"),
         }
         if self.cfg.json {
-            let name = warden_abi::syscall_name(e.number).unwrap_or("unknown");
+            let name = warden_abi::linux::any_syscall_name(e.number).unwrap_or("unknown");
             let mut line = format!("{{\"pid\":{},\"syscall\":\"{}\",\"args\":[", e.pid, name);
             for (i, a) in e.args.iter().enumerate() {
                 let _ = write!(line, "{}{}", if i > 0 { "," } else { "" }, a);
@@ -270,7 +270,7 @@ impl Tracer {
         for (n, c) in rows {
             calls += c.calls;
             errors += c.errors;
-            let name = warden_abi::syscall_name(n).unwrap_or("unknown");
+            let name = warden_abi::linux::any_syscall_name(n).unwrap_or("unknown");
             lines.push(format!("{:>7.2} {:>9} {:>9} {}", share(c.instructions), c.calls, c.errors, name));
         }
         lines.push(format!("{:->7} {:->9} {:->9} {:->16}", "", "", "", ""));

@@ -69,13 +69,7 @@ impl TestArgs {
             (None, None) => Root::Default,
         };
         let config = TestConfig {
-            base: RunOptions {
-                root,
-                env: self.env,
-                quantum: self.quantum,
-                limits: Limits::default(),
-                ..RunOptions::default()
-            },
+            base: testrun::BaseOptions { root, env: self.env, quantum: self.quantum, limits: Limits::default() },
             default_budget: self.budget,
             seeds,
             jobs: self.jobs,
@@ -100,25 +94,84 @@ impl TestArgs {
     }
 }
 
-/// `warden record -o TRACE [run options] PROGRAM [ARGS...]`.
+/// `warden record -o TRACE [run options] PROGRAM [ARGS...]`: the options of `warden run`
+/// (without its tracing flags, whose `-o` would clash).
 #[derive(Args, Debug)]
 pub struct RecordArgs {
     /// Where to write the trace.
     #[arg(short = 'o', long = "output", value_name = "TRACE", required = true)]
     output: PathBuf,
 
-    #[command(flatten)]
-    run: super::RunArgs,
+    /// Root file system from a tar archive instead of the embedded default image.
+    #[arg(long, value_name = "FILE", conflicts_with = "root")]
+    image: Option<PathBuf>,
+
+    /// Root file system from a host directory, read-only to the guest.
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+
+    /// Set a guest environment variable (repeatable; default PATH=/bin).
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    env: Vec<String>,
+
+    /// Stop after this many guest instructions with exit status 124.
+    #[arg(long, value_name = "N")]
+    budget: Option<u64>,
+
+    /// Seed for everything random the guest sees; nonzero also perturbs preemption points.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    seed: u64,
+
+    /// Guest instructions a thread runs before the scheduler preempts it.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    quantum: u64,
+
+    /// Clocks follow the host's real time (every reading is recorded).
+    #[arg(long)]
+    real_time: bool,
+
+    /// Most processes and threads alive at once.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_processes)]
+    max_procs: usize,
+
+    /// Most guest memory per process, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = Limits::default().max_memory_per_process >> 20)]
+    max_mem: u64,
+
+    /// Most open file descriptors per process.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_fds)]
+    max_fds: usize,
+
+    /// The program to run (a guest path, or a name found in /bin), then its arguments.
+    #[arg(value_name = "PROGRAM", trailing_var_arg = true)]
+    command: Vec<String>,
 }
 
 impl RecordArgs {
     pub fn run(self) -> i32 {
-        let opts = self.run.options();
-        if opts.overlay.is_some() {
-            // A replay could not reproduce what the layer held when the recording started.
-            eprintln!("warden: --overlay cannot be recorded: the trace would not hold the layer's contents");
-            return warden::EXIT_WARDEN_FAILED;
-        }
+        let root = match (self.image, self.root) {
+            (Some(f), _) => Root::Image(f),
+            (None, Some(d)) => Root::Dir(d),
+            (None, None) => Root::Default,
+        };
+        let mut command = self.command.into_iter();
+        let opts = RunOptions {
+            root,
+            env: self.env,
+            program: command.next(),
+            args: command.collect(),
+            budget: self.budget,
+            seed: self.seed,
+            quantum: self.quantum,
+            real_time: self.real_time,
+            limits: Limits {
+                max_processes: self.max_procs,
+                max_memory_per_process: self.max_mem.saturating_mul(1 << 20),
+                max_fds: self.max_fds,
+                ..Limits::default()
+            },
+            ..RunOptions::default()
+        };
         match warden::record::record(&opts, &[], Box::new(guest_kernel::HostConsole), &self.output) {
             Ok((outcome, _)) => outcome.exit_status(),
             Err(e) => {

@@ -115,9 +115,15 @@ fn multi_process_runs_and_crashes_replay_exactly() {
         ("segv", opts("testprog", &["segv"]), b""),
         ("budget", RunOptions { budget: Some(300_000), ..opts("testprog", &["spin"]) }, b""),
         ("selftest", opts("selftest", &[]), b""),
+        // A guest supervisor tracing a pipeline, and the supervision suite (threads, races).
+        ("guest-strace", opts("strace", &["/bin/sh", "-c", "echo hi | wc -c"]), b""),
     ];
     for (name, o, stdin) in cases {
         assert_round_trip(&dir, name, &o, stdin);
+    }
+    for mode in ["race-open", "race-write", "race-exec", "seed", "exc", "result", "fork"] {
+        let rec = assert_round_trip(&dir, &format!("suptest-{mode}"), &opts("suptest", &[mode]), b"");
+        assert!(!rec.out.stdout.is_empty(), "suptest {mode} printed nothing");
     }
 }
 

@@ -24,8 +24,10 @@
 mod chaos;
 pub mod console;
 pub mod elf;
+pub mod linux;
 mod mm;
 pub mod pipe;
+pub mod policy;
 mod proc;
 pub mod process;
 pub mod record;
@@ -228,6 +230,10 @@ pub struct Kernel {
     stats: Stats,
     /// Set by `yield` (and a zero sleep): end the current slice.
     yield_requested: bool,
+    /// The Linux personality's state ([`linux`]).
+    linux: linux::LinuxState,
+    /// Some process has a mask or jail ([`policy`]); until then the trap path skips it.
+    policy_active: bool,
     /// Guest memory mapped by all address spaces (`Limits::max_memory_total`).
     mem_total: Rc<mm::MemTotal>,
     /// Supervisors and held calls ([`supervise`]).
@@ -267,6 +273,8 @@ impl Kernel {
             outcome: None,
             stats: Stats::default(),
             yield_requested: false,
+            linux: linux::LinuxState::default(),
+            policy_active: false,
             mem_total: Rc::new(mm::MemTotal::new(config_total)),
             sup: Default::default(),
             tap: None,

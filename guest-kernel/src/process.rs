@@ -255,6 +255,9 @@ pub struct Process {
     pub cmdline: Vec<Vec<u8>>,
     /// The thread blocked in `clone(CLONE_VFORK)` until this process execs or exits.
     pub vfork_parent: Option<Pid>,
+    /// The system-call mask and jail ([`crate::policy`]); `None`: unrestricted. Inherited by
+    /// children, kept across exec.
+    pub restrict: Option<Rc<crate::policy::Restriction>>,
 }
 
 /// What a blocked thread waits for.

@@ -16,8 +16,12 @@
 //! gate, and the bytes of every pointer argument the call reads (paths, write buffers, exec
 //! vectors).
 //!
-//! This is a narrow hook in the syscall path; it should move onto the host supervisor
-//! interface once that exists.
+//! This is a narrow hook in the syscall path (it runs before any supervisor, so a recording
+//! sees every call, supervised or not). It should move onto the host supervisor
+//! ([`crate::supervise::HostSupervisor`]) once that can carry it: its `SyscallEntry` has no
+//! register snapshot for the checkpoint digest, no decision stops the whole run (a replay
+//! that diverged), and attaching it marks every thread supervised, a slower path than this
+//! one branch.
 
 use emu::Gate;
 
@@ -83,29 +87,8 @@ impl HostClock for SystemClock {
 
 const K: u64 = 0x9e37_79b9_7f4a_7c15;
 
-/// Odd multipliers, one per register slot: each register goes through its own bijection and
-/// the products are summed, so the multiplications are independent (pipelined) instead of
-/// one long dependency chain; a final avalanche mixes every bit into the digest.
-const ODD: [u64; 18] = [
-    0x9e37_79b9_7f4a_7c15,
-    0xbf58_476d_1ce4_e5b9,
-    0x94d0_49bb_1331_11eb,
-    0xd6e8_feb8_6659_fd93,
-    0xa076_1d64_78bd_642f,
-    0xe703_7ed1_a0b4_28db,
-    0x8ebc_6af0_9c88_c6e3,
-    0x5899_65cc_7537_4cc3,
-    0x1d8e_4e27_c47d_124f,
-    0xff51_afd7_ed55_8ccd,
-    0xc4ce_b9fe_1a85_ec53,
-    0x8768_4b6c_d0b4_f6e5,
-    0xc2b2_ae3d_27d4_eb4f,
-    0x1656_67b1_9e37_79f9,
-    0x27d4_eb2f_1656_67c5,
-    0x85eb_ca77_c2b2_ae63,
-    0x9fb2_1c65_1e98_df25,
-    0xcc9e_2d51_1b87_3593,
-];
+/// Odd multipliers.
+const ODD: [u64; 2] = [0xbf58_476d_1ce4_e5b9, 0x94d0_49bb_1331_11eb];
 
 #[inline]
 fn avalanche(mut z: u64) -> u64 {
@@ -117,35 +100,42 @@ fn avalanche(mut z: u64) -> u64 {
 fn sum_bytes(bytes: &[u8]) -> u64 {
     let mut acc = (bytes.len() as u64).wrapping_mul(K);
     let mut chunks = bytes.chunks_exact(8);
-    let mut j = 1u64;
+    // Word j is multiplied by its own odd key (j * 2K + ODD[1]), so moving words changes it.
+    let mut key = ODD[1];
     for c in &mut chunks {
         let mut w = [0u8; 8];
         w.copy_from_slice(c);
-        acc = acc.wrapping_add((u64::from_le_bytes(w) ^ j.wrapping_mul(K)).wrapping_mul(ODD[(j % 18) as usize]));
-        j += 1;
+        acc = acc.wrapping_add(u64::from_le_bytes(w).wrapping_mul(key));
+        key = key.wrapping_add(K << 1);
     }
     let rest = chunks.remainder();
     if !rest.is_empty() {
         let mut w = [0u8; 8];
         w[..rest.len()].copy_from_slice(rest);
-        acc = acc.wrapping_add((u64::from_le_bytes(w) ^ j.wrapping_mul(K)).wrapping_mul(ODD[(j % 18) as usize]));
+        acc = acc.wrapping_add(u64::from_le_bytes(w).wrapping_mul(key));
     }
     avalanche(acc)
 }
 
 /// The digest of a checkpoint: registers, rip, gate and the bytes the call reads.
+///
+/// Registers are folded with a distinct rotation each (so a change in any one register
+/// always changes the fold), then one avalanche mixes every bit: a handful of cycles, since
+/// recording runs this on every system call.
 pub fn checkpoint_digest(point: &SyscallPoint<'_>) -> u64 {
-    let mut acc = 0u64;
-    for i in 0..16 {
-        acc = acc.wrapping_add(point.gpr[i].wrapping_mul(ODD[i]));
+    let g = point.gpr;
+    let mut a = point.rip ^ (matches!(point.call.gate, Gate::Int80) as u64);
+    let mut b = 0u64;
+    for i in 0..8 {
+        a ^= g[i].rotate_left(8 * i as u32 + 1);
+        b ^= g[i + 8].rotate_left(8 * i as u32 + 5);
     }
-    acc = acc.wrapping_add(point.rip.wrapping_mul(ODD[16]));
-    acc = acc.wrapping_add((matches!(point.call.gate, Gate::Int80) as u64).wrapping_mul(ODD[17]));
+    let mut acc = a.wrapping_add(b.wrapping_mul(ODD[0]));
     match &point.call.input {
-        Input::Path(b) | Input::Bytes(b) => acc ^= sum_bytes(b),
+        Input::Path(bytes) | Input::Bytes(bytes) => acc ^= sum_bytes(bytes),
         Input::Exec { args, envs } => {
-            for a in args.iter().chain(envs) {
-                acc = acc.rotate_left(7) ^ sum_bytes(a);
+            for x in args.iter().chain(envs) {
+                acc = acc.rotate_left(7) ^ sum_bytes(x);
             }
         }
         _ => {}
@@ -165,11 +155,9 @@ impl Kernel {
     }
 
     /// Calls the tap; `false` if it stopped the run.
-    #[cold]
     pub(crate) fn tap_syscall(&mut self, tid: Pid, call: &Call) -> bool {
-        let Some(mut tap) = self.tap.take() else { return true };
-        let go = match self.threads.get(&tid) {
-            Some(t) => tap.syscall(&SyscallPoint {
+        let go = match (self.tap.as_mut(), self.threads.get(&tid)) {
+            (Some(tap), Some(t)) => tap.syscall(&SyscallPoint {
                 index: self.stats.syscalls,
                 tid,
                 pid: t.pid,
@@ -178,9 +166,8 @@ impl Kernel {
                 rip: t.cpu.rip,
                 call,
             }),
-            None => true,
+            _ => true,
         };
-        self.tap = Some(tap);
         if !go {
             self.outcome = Some(crate::RunOutcome::Stopped);
         }

@@ -86,6 +86,7 @@ impl Kernel {
             state: ProcState::Alive,
             cmdline: Vec::new(),
             vfork_parent: None,
+            restrict: None,
         };
         self.procs.insert(pid, process);
         self.threads.insert(pid, Thread::new(pid, pid, Cpu::new()));
@@ -113,6 +114,7 @@ impl Kernel {
         };
         let bytes = crate::elf::read_program(&desc.file).map_err(not_exec)?;
         drop(desc);
+        self.linux.exec_path = Some(crate::process::normalize(&self.config.cwd, path.as_bytes()));
         let args: Vec<Vec<u8>> = argv.iter().map(|a| a.as_bytes().to_vec()).collect();
         let envs: Vec<Vec<u8>> = if envp.is_empty() {
             self.config.env.clone()

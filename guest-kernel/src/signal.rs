@@ -280,7 +280,12 @@ impl Kernel {
                 if action.sa.sa_flags & SA_RESETHAND != 0 {
                     p.sighand.borrow_mut().actions[sig] = Default::default();
                 }
-                if self.setup_frame(tid, sig, handler, &action).is_none() {
+                let framed = if self.is_linux_pid(pid) {
+                    self.linux_setup_frame(tid, sig, &action)
+                } else {
+                    self.setup_frame(tid, sig, handler, &action)
+                };
+                if framed.is_none() {
                     self.terminate_process(pid, w_termsig(SIGSEGV));
                 }
             }

@@ -84,6 +84,17 @@ macro_rules! entry {
             "call __warden_entry",
             "ud2",
             ".size _start, . - _start",
+            // The Redox-ABI marker the kernel's personality rule looks for: an ELF note
+            // owned by "Redox" (type 1, empty-ish descriptor) in its own PT_NOTE.
+            ".pushsection .note.redox, \"a\", @note",
+            ".balign 4",
+            ".long 6",
+            ".long 4",
+            ".long 1",
+            ".asciz \"Redox\"",
+            ".balign 4",
+            ".long 0",
+            ".popsection",
         );
     };
 }

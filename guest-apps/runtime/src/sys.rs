@@ -333,3 +333,17 @@ pub fn supervise_with(pid: usize, flags: usize) -> Result<usize> {
     // SAFETY: no memory arguments.
     demux(unsafe { syscall2(abi::SYS_SUPERVISE, pid, flags) })
 }
+
+/// `mask(calls, flags)`: shrinks this process's system-call mask to `calls` (syscall
+/// numbers); `EPERM` (and no change) if that would allow a call the mask does not.
+/// `flags`: `abi::MASK_KILL`.
+pub fn mask(calls: &[usize], flags: usize) -> Result<usize> {
+    // SAFETY: the kernel reads `calls.len()` `usize`s from `calls`.
+    demux(unsafe { syscall3(abi::SYS_MASK, calls.as_ptr() as usize, calls.len(), flags) })
+}
+
+/// `jail(path, flags)`: confines this process and its future children to directory `path`.
+pub fn jail(path: &str, flags: usize) -> Result<usize> {
+    // SAFETY: the kernel reads `path.len()` bytes from `path`.
+    demux(unsafe { syscall3(abi::SYS_JAIL, path.as_ptr() as usize, path.len(), flags) })
+}

@@ -19,14 +19,17 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod class;
 #[macro_use]
 pub mod data;
 pub mod error;
 pub mod flag;
+pub mod linux;
 pub mod number;
 pub mod supervise;
 pub mod trace;
 
+pub use class::{ALWAYS_ALLOWED, CALLS, CallInfo, JailClass, MASK_KILL, MASK_MAX, Selector, call_info};
 pub use data::*;
 pub use error::*;
 pub use flag::*;

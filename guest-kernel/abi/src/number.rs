@@ -118,6 +118,21 @@ pub const SYS_SETPGID: usize = 57;
 pub const SYS_UMASK: usize = 60;
 /// `supervise(pid) -> fd` (historic Redox value).
 pub const SYS_SUPERVISE: usize = 1638;
+/// `mask(calls_ptr, count, flags)`: shrinks the caller's system-call mask to the `count`
+/// syscall numbers (`usize` each) at `calls_ptr` (Warden extension, seed 003; see
+/// [`crate::class`]). The mask is inherited by children (clone) and kept across exec; it can
+/// only shrink: a set that is not a subset of the current one is `EPERM` and changes nothing.
+/// `flags`: [`MASK_KILL`](crate::MASK_KILL) (a masked call kills the process with `SIGSYS`
+/// instead of failing with `EPERM`; once set it stays set). `exit` and `sigreturn` are always
+/// allowed. At most [`MASK_MAX`](crate::MASK_MAX) numbers (`E2BIG`).
+pub const SYS_MASK: usize = 1639;
+/// `jail(path_ptr, path_len, flags)`: confines the caller and its future children to the
+/// directory `path` (Warden extension, seed 004; see [`crate::class`]). The working directory
+/// becomes the jail's root; paths resolve inside it (`..`, symlinks and absolute symlink
+/// targets stay inside); processes outside it cannot be signalled, supervised or seen in
+/// `proc:`. Irrevocable; a second call narrows the jail (its path is resolved inside the
+/// current one). `flags` must be 0 (`EINVAL`).
+pub const SYS_JAIL: usize = 1640;
 
 /// Clone flag: share the address space (a thread); without it `clone` forks.
 pub const CLONE_VM: usize = 0x100;
@@ -180,6 +195,8 @@ pub const SYSCALLS: &[(usize, &str)] = &[
     (SYS_SETPGID, "setpgid"),
     (SYS_UMASK, "umask"),
     (SYS_SUPERVISE, "supervise"),
+    (SYS_MASK, "mask"),
+    (SYS_JAIL, "jail"),
 ];
 
 /// The name of syscall number `n` (e.g. `"open"`), or `None` for an unknown number.

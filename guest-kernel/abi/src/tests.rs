@@ -127,6 +127,34 @@ fn struct_bytes_round_trip() {
 }
 
 #[test]
+fn every_syscall_is_classified_exactly_once() {
+    for &(n, name) in SYSCALLS {
+        assert_eq!(CALLS.iter().filter(|c| c.number == n).count(), 1, "{name} must appear once in class::CALLS");
+        let info = call_info(n).unwrap();
+        assert_eq!(info.name, name);
+        assert!(!info.why.is_empty(), "{name}");
+    }
+    for c in CALLS {
+        assert_eq!(syscall_name(c.number), Some(c.name), "{} is not in SYSCALLS", c.name);
+        assert!(c.groups != 0, "{} has no group", c.name);
+    }
+    assert_eq!((SYS_MASK, SYS_JAIL), (1639, 1640));
+}
+
+#[test]
+fn selectors_name_calls_classes_and_groups() {
+    assert_eq!(Selector::parse("open"), Some(Selector::Call(SYS_OPEN)));
+    assert_eq!(Selector::parse("J"), Some(Selector::Class(JailClass::J)));
+    assert_eq!(Selector::parse("nope"), None);
+    assert_eq!(Selector::parse("all").unwrap().numbers().count(), CALLS.len());
+    let has = |sel: &str, n: usize| Selector::parse(sel).unwrap().numbers().any(|m| m == n);
+    assert!(has("C", SYS_OPEN) && has("C", SYS_CHDIR) && !has("C", SYS_READ));
+    assert!(has("J", SYS_KILL) && has("J", SYS_SUPERVISE) && has("J", SYS_FEXEC));
+    assert!(has("signal", SYS_KILL) && has("signal", SYS_SIGACTION) && !has("signal", SYS_OPEN));
+    assert!(ALWAYS_ALLOWED.contains(&SYS_EXIT));
+}
+
+#[test]
 fn trace_formats_calls_like_strace() {
     use crate::trace::*;
     struct S(heapless_string::Buf);

@@ -29,6 +29,8 @@ pub fn syscall_classes(n: usize) -> &'static [&'static str] {
         SYS_EXIT | SYS_WAITPID | SYS_CLONE | SYS_GETPID | SYS_GETPPID | SYS_GETPGID | SYS_SETPGID | SYS_YIELD
         | SYS_SUPERVISE => &["process"],
         SYS_KILL => &["process", "signal"],
+        SYS_JAIL => &["file", "process"],
+        SYS_MASK => &["process"],
         SYS_SIGACTION | SYS_SIGPROCMASK | SYS_SIGRETURN => &["signal"],
         SYS_NANOSLEEP | SYS_CLOCK_GETTIME => &["time"],
         SYS_FUTEX => &["ipc"],
@@ -178,6 +180,9 @@ fn write_path(w: &mut dyn Write, items: &[u8], ptr: u64) -> fmt::Result {
 /// Writes `name(args)` for call `number`. `items` are the entry packet's items, `outputs`
 /// (at exit) the result packet's.
 pub fn write_call(w: &mut dyn Write, number: usize, a: &[u64; 6], items: &[u8], outputs: Option<&[u8]>) -> fmt::Result {
+    if number & crate::linux::LINUX_CALL != 0 {
+        return write_linux_call(w, number & !crate::linux::LINUX_CALL, a, items, outputs);
+    }
     match syscall_name(number) {
         Some(name) => w.write_str(name)?,
         None => write!(w, "syscall_{number:#x}")?,
@@ -363,6 +368,11 @@ pub fn write_call(w: &mut dyn Write, number: usize, a: &[u64; 6], items: &[u8], 
             write!(w, "{:#x}, {op}, {}", a[0], a[2])?;
         }
         SYS_SUPERVISE => write!(w, "{}", a[0])?,
+        SYS_JAIL => {
+            write_path(w, items, a[0])?;
+            write!(w, ", {:#x}", a[2])?;
+        }
+        SYS_MASK => write!(w, "[{} calls], {:#x}", a[1], a[2])?,
         SYS_GETPID | SYS_GETPPID | SYS_YIELD | SYS_SIGRETURN | SYS_GETUID | SYS_GETGID | SYS_GETEUID | SYS_GETEGID => {}
         _ => write!(w, "{:#x}, {:#x}, {:#x}", a[0], a[1], a[2])?,
     }
@@ -371,8 +381,12 @@ pub fn write_call(w: &mut dyn Write, number: usize, a: &[u64; 6], items: &[u8], 
 
 /// Writes `= RESULT`: `-N ENAME` for errors, hex for addresses, decimal otherwise.
 pub fn write_result(w: &mut dyn Write, number: usize, ret: u64) -> fmt::Result {
+    let linux_hex = [crate::linux::nr::BRK, crate::linux::nr::MMAP, crate::linux::nr::MREMAP]
+        .iter()
+        .any(|&n| number == crate::linux::LINUX_CALL | n);
     match Errno::demux(ret as usize) {
         Err(e) => write!(w, "= -{} {}", e.0, e.name()),
+        Ok(v) if linux_hex => write!(w, "= {v:#x}"),
         Ok(v) if matches!(number, SYS_BRK | SYS_FMAP) => write!(w, "= {v:#x}"),
         Ok(v) => write!(w, "= {v}"),
     }
@@ -394,4 +408,34 @@ pub fn write_exception(w: &mut dyn Write, vector: u64, rip: u64, addr: u64, sign
     w.write_str("--- ")?;
     write_signal(w, signal)?;
     write!(w, " {{vector={vector:#x}, rip={rip:#x}, addr={addr:#x}}} ---")
+}
+
+/// Writes a Linux-personality call: its Linux name and arguments, the kernel's copies of
+/// paths, buffers and argument vectors shown as strings (each item's `arg` is the argument
+/// it belongs to), other arguments as numbers (small ones signed, the rest in hex).
+fn write_linux_call(w: &mut dyn Write, nr: usize, a: &[u64; 6], items: &[u8], outputs: Option<&[u8]>) -> fmt::Result {
+    match crate::linux::linux_syscall_name(nr) {
+        Some(name) => w.write_str(name)?,
+        None => write!(w, "syscall_{nr}")?,
+    }
+    w.write_char('(')?;
+    for (i, &v) in a.iter().enumerate().take(crate::linux::linux_arg_count(nr)) {
+        if i > 0 {
+            w.write_str(", ")?;
+        }
+        let item = |kind: u32| packet_items(items).find(|(it, _)| it.kind == kind && it.arg == i as u32);
+        let out = outputs.and_then(|o| packet_items(o).find(|(it, _)| it.kind == ITEM_OUTPUT && it.arg == i as u32));
+        if let Some((_, b)) = item(ITEM_PATH).or(item(ITEM_BYTES)).or(out) {
+            write_quoted(w, b, Some(STRING_LIMIT))?;
+        } else if packet_items(items).any(|(it, _)| it.kind == ITEM_ARG && it.arg == i as u32) {
+            write_vector(w, items, ITEM_ARG)?;
+        } else if packet_items(items).any(|(it, _)| it.kind == ITEM_ENV && it.arg == i as u32) {
+            write!(w, "[/* {} vars */]", packet_items(items).filter(|(it, _)| it.kind == ITEM_ENV).count())?;
+        } else if (v as i64).unsigned_abs() < 4096 {
+            write!(w, "{}", v as i64)?;
+        } else {
+            write!(w, "{v:#x}")?;
+        }
+    }
+    w.write_char(')')
 }

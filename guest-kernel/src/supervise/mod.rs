@@ -193,6 +193,7 @@ fn entry_items<'a>(h: &'a Held) -> Vec<(u32, u32, &'a [u8])> {
             items.extend(args.iter().map(|a| (ITEM_ARG, 1, a.as_slice())));
             items.extend(envs.iter().map(|e| (ITEM_ENV, 3, e.as_slice())));
         }
+        Input::Linux(l) => items.extend(crate::linux::trace_items(h.call.number, l)),
         _ => {}
     }
     items
@@ -855,6 +856,7 @@ pub fn entry_items_of(ev: &SyscallEntry<'_>) -> Vec<u8> {
             items.extend(args.iter().map(|a| (ITEM_ARG, 1, a.as_slice())));
             items.extend(envs.iter().map(|e| (ITEM_ENV, 3, e.as_slice())));
         }
+        Input::Linux(l) => items.extend(crate::linux::trace_items(ev.call.number, l)),
         _ => {}
     }
     let strukt = struct_item(ev.call);

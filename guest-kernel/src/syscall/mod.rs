@@ -69,6 +69,8 @@ pub enum Input {
     SigAction(Option<SigAction>),
     /// `sigprocmask`'s set, if one was given.
     SigSet(Option<u64>),
+    /// A Linux call's inputs (`crate::linux`).
+    Linux(crate::linux::LinuxInput),
     /// Copying an argument failed; the call fails with this error.
     Fault(Errno),
     /// Made by the kernel, never decoded from a guest: a supervised thread's held call
@@ -88,6 +90,9 @@ pub struct Call {
 impl Call {
     /// The call's name (`"open"`), if the number is known.
     pub fn name(&self) -> Option<&'static str> {
+        if self.number & crate::linux::LINUX_CALL != 0 {
+            return crate::linux::abi::name(self.number & !crate::linux::LINUX_CALL);
+        }
         syscall_name(self.number)
     }
 }
@@ -148,7 +153,8 @@ pub fn decode(mem: &Memory, gate: Gate, number: usize, args: [usize; 6]) -> Call
 
 fn decode_input(mem: &Memory, number: usize, a: &[usize; 6]) -> Result<Input, Errno> {
     Ok(match number {
-        SYS_OPEN | SYS_RMDIR | SYS_UNLINK | SYS_CHDIR => Input::Path(copy_path(mem, a[0], a[1])?),
+        SYS_OPEN | SYS_RMDIR | SYS_UNLINK | SYS_CHDIR | SYS_JAIL => Input::Path(copy_path(mem, a[0], a[1])?),
+        SYS_MASK => Input::Bytes(crate::policy::copy_mask(mem, a[0], a[1])?),
         SYS_WRITE => Input::Bytes(copy_in(mem, a[1], a[2].min(MAX_IO))?),
         SYS_DUP if a[2] != 0 => Input::Bytes(copy_path(mem, a[1], a[2])?),
         SYS_DUP2 if a[3] != 0 => Input::Bytes(copy_path(mem, a[2], a[3])?),
@@ -218,8 +224,16 @@ impl Kernel {
         let args = gate_args(gate, &thread.cpu.gpr);
         let supervised = thread.supervised;
         let Ok(mm) = self.mm_of(tid) else { return };
-        let call = decode(&mm.borrow().space.mem, gate, number, args);
-        // A recording or replaying tap sees every call first (it may stop the run).
+        let call = if gate == Gate::Syscall && self.is_linux(tid) {
+            crate::linux::decode(&mm.borrow().space.mem, gate, number as u64, args)
+        } else {
+            decode(&mm.borrow().space.mem, gate, number, args)
+        };
+        // The mask and jail (crate::policy) come first: a refused call never reaches a
+        // supervisor, and a confined path reaches it already resolved inside the jail.
+        let Some(call) = self.police(tid, call) else { return };
+        // A recording or replaying tap sees every call the policy let through (it may stop
+        // the run).
         if self.tap.is_some() && !self.tap_syscall(tid, &call) {
             return;
         }
@@ -271,6 +285,9 @@ impl Kernel {
 
     pub(crate) fn dispatch(&mut self, tid: Pid, call: &Call) -> SysResult {
         let a = call.args;
+        if let Input::Linux(_) = call.input {
+            return self.linux_dispatch(tid, call);
+        }
         match call.number {
             SYS_OPEN => self.sys_open(tid, call),
             SYS_CLOSE => self.sys_close(tid, a[0]),
@@ -319,6 +336,8 @@ impl Kernel {
             SYS_SIGACTION => self.sys_sigaction(tid, a[0], a[2], a[3], call),
             SYS_SIGPROCMASK => self.sys_sigprocmask(tid, a[0], a[2], call),
             SYS_SIGRETURN => self.sys_sigreturn(tid),
+            SYS_MASK => self.sys_mask(tid, call),
+            SYS_JAIL => self.sys_jail(tid, call),
             _ => errno(ENOSYS),
         }
     }

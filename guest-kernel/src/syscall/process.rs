@@ -70,7 +70,7 @@ impl Kernel {
         Err(super::Block::retry(WaitOn::Child(me)))
     }
 
-    pub(super) fn sys_kill(&mut self, tid: Pid, pid: isize, sig: usize) -> SysResult {
+    pub(crate) fn sys_kill(&mut self, tid: Pid, pid: isize, sig: usize) -> SysResult {
         if sig >= NSIG {
             return errno(EINVAL);
         }
@@ -131,7 +131,7 @@ impl Kernel {
         self.threads.len() + zombies
     }
 
-    pub(super) fn sys_clone(&mut self, tid: Pid, flags: usize, stack: usize) -> SysResult {
+    pub(crate) fn sys_clone(&mut self, tid: Pid, flags: usize, stack: usize) -> SysResult {
         if self.live_tasks() >= self.config.limits.max_processes {
             return errno(EAGAIN);
         }
@@ -177,6 +177,7 @@ impl Kernel {
             Rc::new(RefCell::new(p.sighand.borrow().clone()))
         };
         let (uid, gid, pgid, cmdline) = (p.uid, p.gid, p.pgid, p.cmdline.clone());
+        let restrict = p.restrict.clone();
         let child = self.alloc_id();
         let process = Process {
             pid: child,
@@ -193,6 +194,7 @@ impl Kernel {
             state: ProcState::Alive,
             cmdline,
             vfork_parent: (flags & CLONE_VFORK != 0).then_some(tid),
+            restrict,
         };
         self.procs.insert(child, process);
         let mut thread = Thread::new(child, child, cpu);
@@ -233,14 +235,26 @@ impl Kernel {
     pub(crate) fn exec(&mut self, tid: Pid, bytes: &[u8], args: Vec<Vec<u8>>, envs: Vec<Vec<u8>>) -> Result<(), Errno> {
         let pid = self.pid_of(tid)?;
         let size = self.config.address_space_size;
+        let exe = self.linux.exec_path.take().unwrap_or_else(|| args.first().cloned().unwrap_or_default());
+        let force = self.linux.force.take();
         let image = crate::elf::parse(bytes, size)?;
+        let personality = force.unwrap_or_else(|| crate::linux::personality_of(bytes));
         let id = self.alloc_object_id();
         let mut mm = Mm::new(id, size, self.config.limits.max_memory_per_process)?.charged_to(&self.mem_total);
         crate::elf::load(&image, bytes, &mut mm)?;
         mm.map_trampoline()?;
         let mut random = [0u8; 16];
         self.rng.fill(&mut random);
-        let rsp = crate::elf::build_stack(&mut mm, &image, &args, &envs, random, self.config.stack_size)?;
+        let rsp = match personality {
+            crate::linux::Personality::Redox => {
+                crate::elf::build_stack(&mut mm, &image, &args, &envs, random, self.config.stack_size)?
+            }
+            crate::linux::Personality::Linux => {
+                let p = self.procs.get(&pid).ok_or(Errno(ESRCH))?;
+                let ids = crate::linux::exec::Ids { uid: p.uid, gid: p.gid };
+                crate::linux::build_stack(&mut mm, &image, &args, &envs, random, self.config.stack_size, &exe, ids)?
+            }
+        };
 
         // Commit: nothing below fails.
         let mut cpu = Cpu::new();
@@ -278,6 +292,7 @@ impl Kernel {
             cpu.icount = t.cpu.icount;
             t.cpu = cpu;
         }
+        self.linux_exec_done(pid, tid, personality, exe);
         if let Some(parent) = vfork_parent {
             self.wake_where(|on| on == WaitOn::Vfork(pid), Some(parent));
         }

@@ -1,0 +1,123 @@
+//! The initial stack of a Linux process: the SysV layout with the auxiliary
+//! vector glibc and musl read (no vDSO: `AT_SYSINFO_EHDR` is absent, so the C
+//! libraries make real system calls for the time).
+
+use emu::{GuestAddress, Perm};
+use warden_abi::{Errno, E2BIG, ENOMEM};
+
+use crate::elf::{ElfImage, MAX_ARG_BYTES};
+use crate::mm::{round_up, Mm, PAGE};
+
+const AT_NULL: u64 = 0;
+const AT_PHDR: u64 = 3;
+const AT_PHENT: u64 = 4;
+const AT_PHNUM: u64 = 5;
+const AT_PAGESZ: u64 = 6;
+const AT_BASE: u64 = 7;
+const AT_FLAGS: u64 = 8;
+const AT_ENTRY: u64 = 9;
+const AT_UID: u64 = 11;
+const AT_EUID: u64 = 12;
+const AT_GID: u64 = 13;
+const AT_EGID: u64 = 14;
+const AT_PLATFORM: u64 = 15;
+const AT_HWCAP: u64 = 16;
+const AT_CLKTCK: u64 = 17;
+const AT_SECURE: u64 = 23;
+const AT_RANDOM: u64 = 25;
+const AT_HWCAP2: u64 = 26;
+const AT_EXECFN: u64 = 31;
+
+/// CPUID.1:EDX as the interpreter reports it (fpu, tsc, cx8, cmov, mmx, fxsr, sse, sse2...).
+const HWCAP: u64 = 0x0789_8b71;
+
+/// Identity given to the auxiliary vector.
+pub struct Ids {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// Maps the stack and writes argc, argv, envp and auxv; returns the initial `rsp`.
+#[allow(clippy::too_many_arguments)]
+pub fn build_stack(
+    mm: &mut Mm,
+    image: &ElfImage,
+    args: &[Vec<u8>],
+    envs: &[Vec<u8>],
+    random: [u8; 16],
+    stack_size: u64,
+    execfn: &[u8],
+    ids: Ids,
+) -> Result<u64, Errno> {
+    let top = mm.stack_top();
+    let stack_size = round_up(stack_size.max(16 * PAGE)).ok_or(Errno(ENOMEM))?;
+    let bottom = top.checked_sub(stack_size).ok_or(Errno(ENOMEM))?;
+    let strings: usize = args.iter().chain(envs).map(|s| s.len() + 1 + 8).sum::<usize>() + execfn.len() + 64;
+    if strings > MAX_ARG_BYTES || strings as u64 > stack_size / 2 {
+        return Err(Errno(E2BIG));
+    }
+    mm.map(bottom, stack_size, Perm::RW)?;
+    let mem = &mut mm.space.mem;
+    let fault = |_| Errno(ENOMEM);
+    let mut sp = top - 8;
+    let mut push_str = |sp: &mut u64, s: &[u8]| -> Result<u64, Errno> {
+        *sp -= s.len() as u64 + 1;
+        mem.write_raw(GuestAddress(*sp), s).map_err(fault)?;
+        mem.write_raw(GuestAddress(*sp + s.len() as u64), &[0]).map_err(fault)?;
+        Ok(*sp)
+    };
+    let at_execfn = push_str(&mut sp, execfn)?;
+    let mut envp = Vec::with_capacity(envs.len());
+    for e in envs.iter().rev() {
+        envp.push(push_str(&mut sp, e)?);
+    }
+    envp.reverse();
+    let mut argv = Vec::with_capacity(args.len());
+    for a in args.iter().rev() {
+        argv.push(push_str(&mut sp, a)?);
+    }
+    argv.reverse();
+    let at_platform = push_str(&mut sp, b"x86_64")?;
+    sp &= !15;
+    sp -= 16;
+    mm.space.mem.write_raw(GuestAddress(sp), &random).map_err(fault)?;
+    let at_random = sp;
+    let auxv: [(u64, u64); 19] = [
+        (AT_PHDR, image.phdr),
+        (AT_PHENT, 56),
+        (AT_PHNUM, image.phnum),
+        (AT_PAGESZ, PAGE),
+        (AT_BASE, 0),
+        (AT_FLAGS, 0),
+        (AT_ENTRY, image.entry),
+        (AT_UID, ids.uid as u64),
+        (AT_EUID, ids.uid as u64),
+        (AT_GID, ids.gid as u64),
+        (AT_EGID, ids.gid as u64),
+        (AT_SECURE, 0),
+        (AT_RANDOM, at_random),
+        (AT_HWCAP, HWCAP),
+        (AT_HWCAP2, 0),
+        (AT_CLKTCK, 100),
+        (AT_PLATFORM, at_platform),
+        (AT_EXECFN, at_execfn),
+        (AT_NULL, 0),
+    ];
+    let mut words: Vec<u64> = Vec::with_capacity(3 + argv.len() + envp.len() + 2 * auxv.len());
+    words.push(argv.len() as u64);
+    words.extend(&argv);
+    words.push(0);
+    words.extend(&envp);
+    words.push(0);
+    for (k, v) in auxv {
+        words.push(k);
+        words.push(v);
+    }
+    if words.len() % 2 == 1 {
+        sp -= 8;
+    }
+    sp -= 8 * words.len() as u64;
+    let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+    mm.space.mem.write_raw(GuestAddress(sp), &bytes).map_err(fault)?;
+    Ok(sp)
+}

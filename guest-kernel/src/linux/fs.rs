@@ -1,0 +1,944 @@
+//! Linux file, directory, descriptor and polling calls.
+//!
+//! Paths: a Linux path has no scheme. It is made absolute here (against the
+//! working directory, or the directory of `dirfd` for the `*at` calls) and
+//! given to the kernel as `file:/abs/path`, so names with a `:` stay names.
+//! A few device paths are virtualised: `/dev/null` → `null:`, `/dev/zero` →
+//! `zero:`, `/dev/random` and `/dev/urandom` → `rand:`, `/dev/stdin`,
+//! `/dev/stdout`, `/dev/stderr`, `/dev/fd/N` and `/proc/self/fd/N` → a `dup`
+//! of that descriptor.
+
+use std::rc::Rc;
+
+use warden_abi as r;
+use warden_abi::{Errno, Stat};
+
+use super::abi::{self, nr, Out};
+use super::{DirStream, LinuxInput, MAX_IO};
+use crate::process::{normalize, FdEntry, OnWake, OpenFile, WaitOn};
+use crate::scheme::{FileRef, IoError};
+use crate::syscall::{Block, SysError, SysResult};
+use crate::usercopy::{check_writable, copy_out};
+use crate::{Kernel, Pid};
+
+fn err<T>(e: i32) -> Result<T, SysError> {
+    Err(SysError::Errno(Errno(e)))
+}
+
+/// Linux open flags → Redox open flags (mode in the low bits).
+fn open_flags(flags: usize, mode: usize) -> usize {
+    let mut out = match flags & abi::O_ACCMODE {
+        abi::O_WRONLY => r::O_WRONLY,
+        abi::O_RDWR => r::O_RDWR,
+        _ => r::O_RDONLY,
+    };
+    let map = [
+        (abi::O_CREAT, r::O_CREAT),
+        (abi::O_EXCL, r::O_EXCL),
+        (abi::O_TRUNC, r::O_TRUNC),
+        (abi::O_APPEND, r::O_APPEND),
+        (abi::O_NONBLOCK, r::O_NONBLOCK),
+        (abi::O_CLOEXEC, r::O_CLOEXEC),
+    ];
+    for (l, x) in map {
+        if flags & l != 0 {
+            out |= x;
+        }
+    }
+    if flags & abi::O_DIRECTORY != 0 && flags & abi::O_CREAT == 0 {
+        out |= r::O_DIRECTORY;
+    }
+    if flags & abi::O_PATH != 0 {
+        out = r::O_STAT | (out & r::O_DIRECTORY);
+    }
+    out | (mode & 0o7777)
+}
+
+/// Redox description flags → Linux `F_GETFL` flags.
+fn linux_status_flags(flags: usize) -> usize {
+    let mut out = match flags & r::O_ACCMODE {
+        r::O_WRONLY => abi::O_WRONLY,
+        r::O_RDWR => abi::O_RDWR,
+        _ => 0,
+    };
+    if flags & r::O_APPEND != 0 {
+        out |= abi::O_APPEND;
+    }
+    if flags & r::O_NONBLOCK != 0 {
+        out |= abi::O_NONBLOCK;
+    }
+    if flags & r::O_DIRECTORY != 0 {
+        out |= abi::O_DIRECTORY;
+    }
+    out | abi::O_LARGEFILE
+}
+
+/// Where an absolute Linux path leads: a scheme path, or a descriptor to duplicate.
+enum Target {
+    Path(Vec<u8>),
+    Fd(usize),
+}
+
+fn target_of(abs: &[u8]) -> Target {
+    let scheme = |s: &[u8]| Target::Path(s.to_vec());
+    match abs {
+        b"/dev/null" => scheme(b"null:"),
+        b"/dev/zero" => scheme(b"zero:"),
+        b"/dev/random" | b"/dev/urandom" => scheme(b"rand:"),
+        b"/dev/stdin" => Target::Fd(0),
+        b"/dev/stdout" => Target::Fd(1),
+        b"/dev/stderr" => Target::Fd(2),
+        _ => {
+            for prefix in [&b"/dev/fd/"[..], b"/proc/self/fd/"] {
+                if let Some(n) = abs.strip_prefix(prefix) {
+                    if let Some(fd) = std::str::from_utf8(n).ok().and_then(|s| s.parse::<usize>().ok()) {
+                        return Target::Fd(fd);
+                    }
+                }
+            }
+            let mut p = b"file:".to_vec();
+            p.extend_from_slice(abs);
+            Target::Path(p)
+        }
+    }
+}
+
+fn file_path(abs: &[u8]) -> Vec<u8> {
+    let mut p = b"file:".to_vec();
+    p.extend_from_slice(abs);
+    p
+}
+
+impl Kernel {
+    /// The absolute, normalised path `path` names relative to `dirfd`.
+    fn lx_abs(&self, tid: Pid, dirfd: usize, path: &[u8]) -> Result<Vec<u8>, Errno> {
+        if path.is_empty() {
+            return Err(Errno(r::ENOENT));
+        }
+        if path[0] == b'/' {
+            return Ok(normalize(b"/", path));
+        }
+        if dirfd as i32 as isize == abi::AT_FDCWD {
+            let fs = self.proc_of(tid)?.fs.clone();
+            let fs = fs.borrow();
+            if fs.cwd_scheme != b"file" {
+                return Err(Errno(r::ENOENT));
+            }
+            return Ok(normalize(&fs.cwd, path));
+        }
+        let base = self.lx_fd_dir(tid, dirfd)?;
+        Ok(normalize(&base, path))
+    }
+
+    /// The `file:` path of the directory open at `fd`.
+    fn lx_fd_dir(&self, tid: Pid, fd: usize) -> Result<Vec<u8>, Errno> {
+        let desc = self.desc(tid, fd)?;
+        let file = desc.file.try_borrow().map_err(|_| Errno(r::EIO))?;
+        if !file.stat()?.is_dir() {
+            return Err(Errno(r::ENOTDIR));
+        }
+        let path = file.path();
+        path.strip_prefix(b"file:").map(|p| p.to_vec()).ok_or(Errno(r::ENOTDIR))
+    }
+
+    /// Stat of `abs` (a final symlink followed unless `nofollow`).
+    fn lx_stat_abs(&mut self, tid: Pid, abs: &[u8], nofollow: bool) -> Result<Stat, Errno> {
+        let path = match target_of(abs) {
+            Target::Fd(fd) => return self.desc(tid, fd)?.file.try_borrow().map_err(|_| Errno(r::EIO))?.stat(),
+            Target::Path(p) => p,
+        };
+        let flags = r::O_STAT | if nofollow { r::O_NOFOLLOW } else { 0 };
+        let file = self.open_path(tid, &path, flags)?;
+        let desc = OpenFile::new(file, r::O_STAT);
+        let stat = desc.file.try_borrow().map_err(|_| Errno(r::EIO))?.stat();
+        stat
+    }
+
+    fn lx_fstat(&self, tid: Pid, fd: usize) -> Result<Stat, Errno> {
+        self.desc(tid, fd)?.file.try_borrow().map_err(|_| Errno(r::EIO))?.stat()
+    }
+
+    /// Stat for the `*at` calls (`AT_EMPTY_PATH` means the descriptor itself).
+    fn lx_statat(&mut self, tid: Pid, dirfd: usize, path: &[u8], flags: usize) -> Result<Stat, Errno> {
+        if path.is_empty() && flags & abi::AT_EMPTY_PATH != 0 {
+            if dirfd as i32 as isize == abi::AT_FDCWD {
+                let abs = self.lx_abs(tid, dirfd, b".")?;
+                return self.lx_stat_abs(tid, &abs, false);
+            }
+            return self.lx_fstat(tid, dirfd);
+        }
+        let abs = self.lx_abs(tid, dirfd, path)?;
+        self.lx_stat_abs(tid, &abs, flags & abi::AT_SYMLINK_NOFOLLOW != 0)
+    }
+
+    fn lx_install(&mut self, tid: Pid, desc: Rc<OpenFile>, cloexec: bool, min: usize) -> Result<usize, Errno> {
+        let files = self.proc_of(tid)?.files.clone();
+        let max = self.config.limits.max_fds;
+        let fd = files.borrow_mut().insert_from(min, FdEntry { desc, cloexec }, max);
+        fd
+    }
+
+    fn lx_openat(&mut self, tid: Pid, dirfd: usize, path: &[u8], flags: usize, mode: usize) -> SysResult {
+        let abs = self.lx_abs(tid, dirfd, path)?;
+        let cloexec = flags & abi::O_CLOEXEC != 0;
+        let path = match target_of(&abs) {
+            Target::Fd(fd) => {
+                let desc = self.desc(tid, fd)?;
+                return Ok(self.lx_install(tid, desc, cloexec, 0)?);
+            }
+            Target::Path(p) => p,
+        };
+        if abs == b"/dev/tty" {
+            return err(6); // ENXIO: no controlling terminal
+        }
+        let umask = self.proc_of(tid)?.fs.borrow().umask as usize;
+        let mut rflags = open_flags(flags, mode & !umask);
+        if flags & abi::O_NOFOLLOW != 0 && flags & abi::O_PATH == 0 {
+            if let Ok(st) = self.lx_stat_abs(tid, &abs, true) {
+                if st.st_mode & r::MODE_TYPE == r::MODE_SYMLINK {
+                    return err(r::ELOOP);
+                }
+            }
+            rflags &= !r::O_NOFOLLOW;
+        }
+        // A read-write open of a directory is EISDIR on Linux as well.
+        let file = self.open_path(tid, &path, rflags)?;
+        Ok(self.install_fd(tid, file, rflags, cloexec)?)
+    }
+
+    /// Reads up to `len` bytes from `fd` (at `offset` if given), blocking as the description says.
+    fn lx_read(&mut self, tid: Pid, fd: usize, len: usize, offset: Option<u64>) -> Result<Vec<u8>, SysError> {
+        let desc = self.desc(tid, fd)?;
+        if desc.flags.get() & r::O_ACCMODE == r::O_WRONLY {
+            return err(r::EBADF);
+        }
+        let len = len.min(MAX_IO);
+        let mut buf = vec![0u8; len];
+        if let Some(off) = offset {
+            let file = desc.file.try_borrow().map_err(|_| Errno(r::EIO))?;
+            if file.stat()?.is_dir() {
+                return err(r::EISDIR);
+            }
+            return match file.read_at(off, &mut buf) {
+                None => err(r::ESPIPE),
+                Some(Ok(n)) => {
+                    buf.truncate(n.min(len));
+                    Ok(buf)
+                }
+                Some(Err(e)) => Err(e.into()),
+            };
+        }
+        let result = desc.file.try_borrow_mut().map_err(|_| Errno(r::EIO))?.read(&mut buf);
+        match result {
+            Ok(n) => {
+                buf.truncate(n.min(len));
+                Ok(buf)
+            }
+            Err(IoError::Errno(e)) => {
+                if e.0 == r::EBADF && desc.file.try_borrow().is_ok_and(|f| f.stat().is_ok_and(|s| s.is_dir())) {
+                    return err(r::EISDIR);
+                }
+                Err(e.into())
+            }
+            Err(IoError::WouldBlock(key)) => {
+                if desc.flags.get() & r::O_NONBLOCK != 0 {
+                    err(r::EAGAIN)
+                } else {
+                    Err(Block::retry(WaitOn::Key(key)))
+                }
+            }
+        }
+    }
+
+    fn lx_write(&mut self, tid: Pid, fd: usize, data: &[u8], offset: Option<u64>) -> SysResult {
+        let desc = self.desc(tid, fd)?;
+        let flags = desc.flags.get();
+        if flags & r::O_ACCMODE == r::O_RDONLY {
+            return err(r::EBADF);
+        }
+        let result = {
+            let mut file = desc.file.try_borrow_mut().map_err(|_| Errno(r::EIO))?;
+            if let Some(off) = offset {
+                let old = file.seek(0, r::SEEK_CUR)?;
+                file.seek(off as i64, r::SEEK_SET)?;
+                let res = file.write(data);
+                let _ = file.seek(old as i64, r::SEEK_SET);
+                res
+            } else {
+                if flags & r::O_APPEND != 0 {
+                    let _ = file.seek(0, r::SEEK_END);
+                }
+                file.write(data)
+            }
+        };
+        match result {
+            Ok(n) => Ok(n.min(data.len())),
+            Err(IoError::Errno(e)) => {
+                if e.0 == r::EPIPE {
+                    self.post_thread_signal(tid, r::SIGPIPE);
+                }
+                Err(e.into())
+            }
+            Err(IoError::WouldBlock(key)) => {
+                if flags & r::O_NONBLOCK != 0 {
+                    err(r::EAGAIN)
+                } else {
+                    Err(Block::retry(WaitOn::Key(key)))
+                }
+            }
+        }
+    }
+
+    fn lx_out(&mut self, tid: Pid, addr: usize, data: &[u8]) -> Result<(), Errno> {
+        let mm = self.mm_of(tid)?;
+        let r = copy_out(&mut mm.borrow_mut().space.mem, addr, data);
+        r
+    }
+
+    fn lx_getdents(&mut self, tid: Pid, fd: usize, addr: usize, count: usize) -> SysResult {
+        let desc = self.desc(tid, fd)?;
+        let idx = self.linux.dirs.iter().position(|(w, _)| w.as_ptr() == Rc::as_ptr(&desc));
+        let idx = match idx {
+            Some(i) => i,
+            None => {
+                let stream = self.lx_dir_stream(tid, &desc)?;
+                self.linux.dirs.retain(|(w, _)| w.strong_count() > 0);
+                self.linux.dirs.push((Rc::downgrade(&desc), stream));
+                self.linux.dirs.len() - 1
+            }
+        };
+        let mm = self.mm_of(tid)?;
+        check_writable(&mm.borrow().space.mem, addr, count.min(MAX_IO))?;
+        let stream = &mut self.linux.dirs[idx].1;
+        let mut out = Vec::new();
+        while let Some((name, ino, ty)) = stream.entries.get(stream.pos) {
+            let reclen = (19 + name.len() + 1 + 7) & !7;
+            if out.len() + reclen > count.min(MAX_IO) {
+                break;
+            }
+            let mut rec = Out::new(reclen);
+            rec.u64(0, *ino);
+            rec.u64(8, stream.pos as u64 + 1);
+            rec.u16(16, reclen as u16);
+            rec.put(18, &[*ty]);
+            rec.put(19, name);
+            out.extend_from_slice(&rec.0);
+            stream.pos += 1;
+        }
+        if out.is_empty() && stream.pos < stream.entries.len() {
+            return err(r::EINVAL);
+        }
+        copy_out(&mut mm.borrow_mut().space.mem, addr, &out)?;
+        Ok(out.len())
+    }
+
+    fn lx_dir_stream(&mut self, tid: Pid, desc: &Rc<OpenFile>) -> Result<DirStream, Errno> {
+        let (dir_stat, path) = {
+            let file = desc.file.try_borrow().map_err(|_| Errno(r::EIO))?;
+            (file.stat()?, file.path())
+        };
+        if !dir_stat.is_dir() {
+            return Err(Errno(r::ENOTDIR));
+        }
+        let mut listing = Vec::new();
+        {
+            let mut file = desc.file.try_borrow_mut().map_err(|_| Errno(r::EIO))?;
+            let _ = file.seek(0, r::SEEK_SET);
+            let mut chunk = vec![0u8; 64 * 1024];
+            loop {
+                let n = file.read(&mut chunk).map_err(|e| match e {
+                    IoError::Errno(e) => e,
+                    IoError::WouldBlock(_) => Errno(r::EAGAIN),
+                })?;
+                if n == 0 {
+                    break;
+                }
+                listing.extend_from_slice(&chunk[..n.min(chunk.len())]);
+                if listing.len() > 64 << 20 {
+                    return Err(Errno(r::ENOMEM));
+                }
+            }
+        }
+        let base = path.strip_prefix(b"file:").map(|p| p.to_vec());
+        let mut entries = vec![(b".".to_vec(), dir_stat.st_ino, 4u8), (b"..".to_vec(), dir_stat.st_ino, 4u8)];
+        if let Some(base) = &base {
+            let parent = normalize(base, b"..");
+            if let Ok(st) = self.lx_stat_abs(tid, &parent, false) {
+                entries[1].1 = st.st_ino;
+            }
+        }
+        for name in listing.split(|&b| b == b'\n').filter(|n| !n.is_empty()) {
+            let (ino, ty) = match &base {
+                Some(base) => {
+                    let mut p = base.clone();
+                    if !p.ends_with(b"/") {
+                        p.push(b'/');
+                    }
+                    p.extend_from_slice(name);
+                    match self.lx_stat_abs(tid, &p, true) {
+                        Ok(st) => (st.st_ino, abi::dirent_type(st.st_mode)),
+                        Err(_) => (1, 0),
+                    }
+                }
+                None => (1, 0),
+            };
+            entries.push((name.to_vec(), ino.max(1), ty));
+        }
+        Ok(DirStream { entries, pos: 0 })
+    }
+
+    fn lx_remove(&mut self, tid: Pid, abs: &[u8], dir: bool) -> SysResult {
+        let ctx = self.call_ctx(tid)?;
+        let s = self.schemes.get_mut(&b"file"[..]).ok_or(Errno(r::ENOENT))?;
+        if dir {
+            s.rmdir(abs, &ctx)?;
+        } else {
+            s.unlink(abs, &ctx)?;
+        }
+        Ok(0)
+    }
+
+    fn lx_read_all(&mut self, tid: Pid, path: &[u8], flags: usize) -> Result<Vec<u8>, Errno> {
+        let file = self.open_path(tid, path, flags)?;
+        let desc = OpenFile::new(file, r::O_RDONLY);
+        let mut out = Vec::new();
+        let mut f = desc.file.try_borrow_mut().map_err(|_| Errno(r::EIO))?;
+        let mut chunk = vec![0u8; 64 * 1024];
+        loop {
+            let n = f.read(&mut chunk).map_err(|e| match e {
+                IoError::Errno(e) => e,
+                IoError::WouldBlock(_) => Errno(r::EAGAIN),
+            })?;
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&chunk[..n.min(chunk.len())]);
+            if out.len() as u64 > crate::vfs::MAX_FILE_SIZE {
+                return Err(Errno(r::EFBIG));
+            }
+        }
+        Ok(out)
+    }
+
+    fn lx_write_new(&mut self, tid: Pid, path: &[u8], flags: usize, data: &[u8]) -> Result<(), Errno> {
+        let file = self.open_path(tid, path, flags)?;
+        let desc = OpenFile::new(file, r::O_WRONLY);
+        let mut f = desc.file.try_borrow_mut().map_err(|_| Errno(r::EIO))?;
+        let mut done = 0;
+        while done < data.len() {
+            let n = f.write(&data[done..]).map_err(|e| match e {
+                IoError::Errno(e) => e,
+                IoError::WouldBlock(_) => Errno(r::EAGAIN),
+            })?;
+            if n == 0 {
+                return Err(Errno(r::EIO));
+            }
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// rename for regular files and symlinks (by copy and unlink); directories give EXDEV.
+    fn lx_rename(&mut self, tid: Pid, old: &[u8], new: &[u8]) -> SysResult {
+        let st = self.lx_stat_abs(tid, old, true)?;
+        if old == new {
+            return Ok(0);
+        }
+        if st.is_dir() {
+            return err(r::EXDEV);
+        }
+        if let Ok(dst) = self.lx_stat_abs(tid, new, true) {
+            if dst.is_dir() {
+                return err(r::EISDIR);
+            }
+        }
+        let (oldp, newp) = (file_path(old), file_path(new));
+        if st.st_mode & r::MODE_TYPE == r::MODE_SYMLINK {
+            let target = self.lx_read_all(tid, &oldp, r::O_RDONLY | r::O_NOFOLLOW)?;
+            let _ = self.lx_remove(tid, new, false);
+            self.lx_write_new(tid, &newp, r::O_CREAT | r::O_EXCL | r::O_SYMLINK | r::O_WRONLY | 0o777, &target)?;
+        } else {
+            let data = self.lx_read_all(tid, &oldp, r::O_RDONLY)?;
+            let mode = (st.st_mode & r::MODE_PERM) as usize;
+            self.lx_write_new(tid, &newp, r::O_CREAT | r::O_TRUNC | r::O_WRONLY | mode, &data)?;
+        }
+        self.lx_remove(tid, old, false)
+    }
+
+    fn lx_readlink(&mut self, tid: Pid, abs: &[u8], addr: usize, size: usize) -> SysResult {
+        if size as isize <= 0 {
+            return err(r::EINVAL);
+        }
+        let target = if abs == b"/proc/self/exe" {
+            let pid = self.pid_of(tid)?;
+            self.linux.procs.get(&pid).map(|p| p.exe.clone()).unwrap_or_default()
+        } else {
+            let st = self.lx_stat_abs(tid, abs, true)?;
+            if st.st_mode & r::MODE_TYPE != r::MODE_SYMLINK {
+                return err(r::EINVAL);
+            }
+            self.lx_read_all(tid, &file_path(abs), r::O_RDONLY | r::O_NOFOLLOW)?
+        };
+        let n = target.len().min(size);
+        self.lx_out(tid, addr, &target[..n])?;
+        Ok(n)
+    }
+
+    fn lx_access(&mut self, tid: Pid, dirfd: usize, path: &[u8], mode: usize, flags: usize) -> SysResult {
+        let st = self.lx_statat(tid, dirfd, path, flags & abi::AT_SYMLINK_NOFOLLOW)?;
+        if mode & 1 != 0 && !st.is_dir() && st.st_mode & 0o111 == 0 {
+            return err(r::EACCES);
+        }
+        let uid = self.proc_of(tid)?.uid;
+        if uid != 0 {
+            let m = st.st_mode as usize;
+            let bits = if st.st_uid == uid { (m >> 6) & 7 } else { m & 7 };
+            if mode & 4 != 0 && bits & 4 == 0 || mode & 2 != 0 && bits & 2 == 0 {
+                return err(r::EACCES);
+            }
+        }
+        Ok(0)
+    }
+
+    fn lx_chdir_abs(&mut self, tid: Pid, abs: Vec<u8>) -> SysResult {
+        let st = self.lx_stat_abs(tid, &abs, false)?;
+        if !st.is_dir() {
+            return err(r::ENOTDIR);
+        }
+        let fs = self.proc_of(tid)?.fs.clone();
+        let mut fs = fs.borrow_mut();
+        fs.cwd_scheme = b"file".to_vec();
+        fs.cwd = abs;
+        Ok(0)
+    }
+
+    fn lx_dup_to(&mut self, tid: Pid, old: usize, new: usize, cloexec: bool) -> SysResult {
+        let desc = self.desc(tid, old)?;
+        let files = self.proc_of(tid)?.files.clone();
+        let max = self.config.limits.max_fds;
+        let prev = files.borrow_mut().replace(new, FdEntry { desc, cloexec }, max)?;
+        drop(prev);
+        Ok(new)
+    }
+
+    fn lx_fcntl(&mut self, tid: Pid, fd: usize, cmd: usize, arg: usize) -> SysResult {
+        let files = self.proc_of(tid)?.files.clone();
+        let max = self.config.limits.max_fds;
+        let mut files = files.borrow_mut();
+        match cmd {
+            abi::F_DUPFD | abi::F_DUPFD_CLOEXEC => {
+                let desc = files.get(fd)?.desc.clone();
+                if arg >= max {
+                    return err(r::EINVAL);
+                }
+                Ok(files.insert_from(arg, FdEntry { desc, cloexec: cmd == abi::F_DUPFD_CLOEXEC }, max)?)
+            }
+            abi::F_GETFD => Ok(files.get(fd)?.cloexec as usize),
+            abi::F_SETFD => {
+                files.get_mut(fd)?.cloexec = arg & 1 != 0;
+                Ok(0)
+            }
+            abi::F_GETFL => Ok(linux_status_flags(files.get(fd)?.desc.flags.get())),
+            abi::F_SETFL => {
+                let desc = &files.get(fd)?.desc;
+                let mut f = desc.flags.get() & !(r::O_NONBLOCK | r::O_APPEND);
+                if arg & abi::O_NONBLOCK != 0 {
+                    f |= r::O_NONBLOCK;
+                }
+                if arg & abi::O_APPEND != 0 {
+                    f |= r::O_APPEND;
+                }
+                desc.flags.set(f);
+                Ok(0)
+            }
+            abi::F_GETLK | abi::F_SETLK | abi::F_SETLKW => {
+                files.get(fd)?;
+                Ok(0)
+            }
+            _ => err(r::EINVAL),
+        }
+    }
+
+    fn lx_pipe(&mut self, tid: Pid, addr: usize, flags: usize) -> SysResult {
+        if flags & !(abi::O_NONBLOCK | abi::O_CLOEXEC | 0o40000) != 0 {
+            return err(r::EINVAL);
+        }
+        let mm = self.mm_of(tid)?;
+        check_writable(&mm.borrow().space.mem, addr, 8)?;
+        let id = self.alloc_object_id();
+        let (reader, writer) = crate::pipe::new_pipe(id, &self.waker);
+        let cloexec = flags & abi::O_CLOEXEC != 0;
+        let status = if flags & abi::O_NONBLOCK != 0 { r::O_NONBLOCK } else { 0 };
+        let rfd = self.install_fd(tid, reader, r::O_RDONLY | status, cloexec)?;
+        let wfd = match self.install_fd(tid, writer, r::O_WRONLY | status, cloexec) {
+            Ok(fd) => fd,
+            Err(e) => {
+                let files = self.proc_of(tid)?.files.clone();
+                let entry = files.borrow_mut().remove(rfd);
+                drop(entry);
+                return Err(e.into());
+            }
+        };
+        let mut out = [0u8; 8];
+        out[..4].copy_from_slice(&(rfd as u32).to_le_bytes());
+        out[4..].copy_from_slice(&(wfd as u32).to_le_bytes());
+        copy_out(&mut mm.borrow_mut().space.mem, addr, &out)?;
+        Ok(0)
+    }
+
+    fn lx_ioctl(&mut self, tid: Pid, fd: usize, cmd: usize, arg: usize) -> SysResult {
+        let desc = self.desc(tid, fd)?;
+        match cmd {
+            abi::FIONBIO => {
+                let mm = self.mm_of(tid)?;
+                let on = crate::usercopy::read_u32(&mm.borrow().space.mem, arg)? != 0;
+                let f = desc.flags.get() & !r::O_NONBLOCK;
+                desc.flags.set(if on { f | r::O_NONBLOCK } else { f });
+                Ok(0)
+            }
+            abi::FIOCLEX | abi::FIONCLEX => {
+                let files = self.proc_of(tid)?.files.clone();
+                files.borrow_mut().get_mut(fd)?.cloexec = cmd == abi::FIOCLEX;
+                Ok(0)
+            }
+            _ => err(r::ENOTTY),
+        }
+    }
+
+    fn lx_poll(&mut self, tid: Pid, addr: usize, fds: &[(i32, u16)], timeout: Option<u64>) -> SysResult {
+        let mut out = Vec::with_capacity(fds.len() * 8);
+        let mut ready = 0;
+        for &(fd, events) in fds {
+            let revents = if fd < 0 {
+                0
+            } else if self.desc(tid, fd as usize).is_err() {
+                abi::POLLNVAL
+            } else {
+                events & (abi::POLLIN | abi::POLLOUT | abi::POLLRDNORM | abi::POLLWRNORM)
+            };
+            if revents != 0 {
+                ready += 1;
+            }
+            out.extend_from_slice(&fd.to_le_bytes());
+            out.extend_from_slice(&events.to_le_bytes());
+            out.extend_from_slice(&revents.to_le_bytes());
+        }
+        if ready == 0 {
+            return self.lx_wait_timeout(timeout);
+        }
+        self.lx_out(tid, addr, &out)?;
+        Ok(ready)
+    }
+
+    /// Nothing is ready: sleep for `timeout` and return 0 (forever without one).
+    pub(super) fn lx_wait_timeout(&mut self, timeout: Option<u64>) -> SysResult {
+        match timeout {
+            Some(0) => Ok(0),
+            t => Err(SysError::Block(Block {
+                on: WaitOn::Sleep,
+                deadline: t.map(|ns| self.clock.monotonic_ns().saturating_add(ns)),
+                on_timeout: Ok(0),
+                on_wake: OnWake::Return(0),
+            })),
+        }
+    }
+
+    fn lx_select(
+        &mut self,
+        tid: Pid,
+        a: &[usize; 6],
+        nfds: usize,
+        sets: &[Option<Vec<u8>>; 3],
+        timeout: Option<u64>,
+    ) -> SysResult {
+        let mut ready = 0;
+        let mut outs: [Option<Vec<u8>>; 3] = [None, None, None];
+        for (i, set) in sets.iter().enumerate() {
+            let Some(set) = set else { continue };
+            let mut out = vec![0u8; set.len()];
+            for fd in 0..nfds {
+                if set[fd / 8] & (1 << (fd % 8)) != 0 {
+                    if self.desc(tid, fd).is_err() {
+                        return err(r::EBADF);
+                    }
+                    if i < 2 {
+                        out[fd / 8] |= 1 << (fd % 8);
+                        ready += 1;
+                    }
+                }
+            }
+            outs[i] = Some(out);
+        }
+        if ready == 0 {
+            return self.lx_wait_timeout(timeout);
+        }
+        for (i, out) in outs.iter().enumerate() {
+            if let Some(out) = out {
+                self.lx_out(tid, a[1 + i], out)?;
+            }
+        }
+        Ok(ready)
+    }
+
+    pub(super) fn linux_fs_call(
+        &mut self,
+        tid: Pid,
+        number: usize,
+        a: &[usize; 6],
+        input: &LinuxInput,
+    ) -> Option<SysResult> {
+        let path = || match input {
+            LinuxInput::Path(p) => Ok(p.as_slice()),
+            _ => Err(SysError::Errno(Errno(r::EFAULT))),
+        };
+        let cwd = abi::AT_FDCWD as usize;
+        Some(match number {
+            nr::READ => self.lx_read(tid, a[0], a[2], None).and_then(|d| {
+                self.lx_out(tid, a[1], &d)?;
+                Ok(d.len())
+            }),
+            nr::PREAD64 => self.lx_read(tid, a[0], a[2], Some(a[3] as u64)).and_then(|d| {
+                self.lx_out(tid, a[1], &d)?;
+                Ok(d.len())
+            }),
+            nr::READV | nr::PREADV => {
+                let LinuxInput::Iov(iov) = input else { return Some(err(r::EFAULT)) };
+                let total = iov.iter().fold(0usize, |t, &(_, l)| t.saturating_add(l as usize));
+                let check = self.mm_of(tid).map_err(SysError::from).and_then(|mm| {
+                    let mm = mm.borrow();
+                    for &(base, len) in iov {
+                        check_writable(&mm.space.mem, base as usize, len as usize)?;
+                    }
+                    Ok(())
+                });
+                let offset = (number == nr::PREADV).then_some(a[3] as u64);
+                check.and_then(|_| self.lx_read(tid, a[0], total, offset)).and_then(|data| {
+                    let mut done = 0;
+                    for &(base, len) in iov {
+                        if done >= data.len() {
+                            break;
+                        }
+                        let n = (len as usize).min(data.len() - done);
+                        self.lx_out(tid, base as usize, &data[done..done + n])?;
+                        done += n;
+                    }
+                    Ok(data.len())
+                })
+            }
+            nr::WRITE | nr::WRITEV | nr::PWRITE64 | nr::PWRITEV => {
+                let LinuxInput::Bytes(data) = input else { return Some(err(r::EFAULT)) };
+                let offset = matches!(number, nr::PWRITE64 | nr::PWRITEV).then_some(a[3] as u64);
+                self.lx_write(tid, a[0], data, offset)
+            }
+            nr::OPEN => path().and_then(|p| self.lx_openat(tid, cwd, p, a[1], a[2])),
+            nr::CREAT => {
+                path().and_then(|p| self.lx_openat(tid, cwd, p, abi::O_CREAT | abi::O_WRONLY | abi::O_TRUNC, a[1]))
+            }
+            nr::OPENAT => path().and_then(|p| self.lx_openat(tid, a[0], p, a[2], a[3])),
+            nr::CLOSE => (|| {
+                let files = self.proc_of(tid)?.files.clone();
+                let entry = files.borrow_mut().remove(a[0]);
+                drop(entry?);
+                Ok(0)
+            })(),
+            nr::CLOSE_RANGE => (|| {
+                let files = self.proc_of(tid)?.files.clone();
+                let last = a[1].min(self.config.limits.max_fds);
+                let mut dropped = Vec::new();
+                for fd in a[0]..=last {
+                    if a[2] & 4 != 0 {
+                        if let Ok(e) = files.borrow_mut().get_mut(fd) {
+                            e.cloexec = true;
+                        }
+                    } else if let Ok(e) = files.borrow_mut().remove(fd) {
+                        dropped.push(e);
+                    }
+                }
+                drop(dropped);
+                Ok(0)
+            })(),
+            nr::LSEEK => (|| {
+                let desc = self.desc(tid, a[0])?;
+                if a[2] > 2 {
+                    return err(r::EINVAL);
+                }
+                let pos = desc.file.try_borrow_mut().map_err(|_| Errno(r::EIO))?.seek(a[1] as i64, a[2])?;
+                if let Some((_, s)) = self.linux.dirs.iter_mut().find(|(w, _)| w.as_ptr() == Rc::as_ptr(&desc)) {
+                    s.pos = if a[2] == 0 { a[1] } else { s.pos };
+                }
+                Ok(pos as usize)
+            })(),
+            nr::STAT | nr::LSTAT => path().and_then(|p| {
+                let abs = self.lx_abs(tid, cwd, p)?;
+                let st = self.lx_stat_abs(tid, &abs, number == nr::LSTAT)?;
+                self.lx_out(tid, a[1], &abi::stat_bytes(&st))?;
+                Ok(0)
+            }),
+            nr::FSTAT => (|| {
+                let st = self.lx_fstat(tid, a[0])?;
+                self.lx_out(tid, a[1], &abi::stat_bytes(&st))?;
+                Ok(0)
+            })(),
+            nr::NEWFSTATAT => path().and_then(|p| {
+                let st = self.lx_statat(tid, a[0], p, a[3])?;
+                self.lx_out(tid, a[2], &abi::stat_bytes(&st))?;
+                Ok(0)
+            }),
+            nr::STATX => path().and_then(|p| {
+                let st = self.lx_statat(tid, a[0], p, a[2])?;
+                self.lx_out(tid, a[4], &abi::statx_bytes(&st))?;
+                Ok(0)
+            }),
+            nr::GETDENTS64 => self.lx_getdents(tid, a[0], a[1], a[2]),
+            nr::DUP => (|| {
+                let desc = self.desc(tid, a[0])?;
+                Ok(self.lx_install(tid, desc, false, 0)?)
+            })(),
+            nr::DUP2 => {
+                if a[0] == a[1] {
+                    self.desc(tid, a[0]).map(|_| a[1]).map_err(SysError::from)
+                } else {
+                    self.lx_dup_to(tid, a[0], a[1], false)
+                }
+            }
+            nr::DUP3 => {
+                if a[0] == a[1] || a[2] & !abi::O_CLOEXEC != 0 {
+                    err(r::EINVAL)
+                } else {
+                    self.lx_dup_to(tid, a[0], a[1], a[2] & abi::O_CLOEXEC != 0)
+                }
+            }
+            nr::FCNTL => self.lx_fcntl(tid, a[0], a[1], a[2]),
+            nr::PIPE => self.lx_pipe(tid, a[0], 0),
+            nr::PIPE2 => self.lx_pipe(tid, a[0], a[1]),
+            nr::IOCTL => self.lx_ioctl(tid, a[0], a[1], a[2]),
+            nr::ACCESS => path().and_then(|p| self.lx_access(tid, cwd, p, a[1], 0)),
+            nr::FACCESSAT | nr::FACCESSAT2 => path().and_then(|p| {
+                let flags = if number == nr::FACCESSAT2 { a[3] } else { 0 };
+                self.lx_access(tid, a[0], p, a[2], flags)
+            }),
+            nr::GETCWD => (|| {
+                let mut cwd = self.proc_of(tid)?.fs.borrow().cwd_display();
+                cwd.push(0);
+                if a[1] < cwd.len() {
+                    return err(r::ERANGE);
+                }
+                self.lx_out(tid, a[0], &cwd)?;
+                Ok(cwd.len())
+            })(),
+            nr::CHDIR => path().and_then(|p| {
+                let abs = self.lx_abs(tid, cwd, p)?;
+                self.lx_chdir_abs(tid, abs)
+            }),
+            nr::FCHDIR => (|| {
+                let abs = self.lx_fd_dir(tid, a[0])?;
+                self.lx_chdir_abs(tid, abs)
+            })(),
+            nr::MKDIR | nr::MKDIRAT => path().and_then(|p| {
+                let (dirfd, mode) = if number == nr::MKDIR { (cwd, a[1]) } else { (a[0], a[2]) };
+                let abs = self.lx_abs(tid, dirfd, p)?;
+                let umask = self.proc_of(tid)?.fs.borrow().umask as usize;
+                let flags = r::O_CREAT | r::O_DIRECTORY | r::O_EXCL | (mode & 0o7777 & !umask);
+                let file = self.open_path(tid, &file_path(&abs), flags)?;
+                drop(OpenFile::new(file, r::O_RDONLY));
+                Ok(0)
+            }),
+            nr::UNLINK | nr::RMDIR => path().and_then(|p| {
+                let abs = self.lx_abs(tid, cwd, p)?;
+                self.lx_remove(tid, &abs, number == nr::RMDIR)
+            }),
+            nr::UNLINKAT => path().and_then(|p| {
+                let abs = self.lx_abs(tid, a[0], p)?;
+                self.lx_remove(tid, &abs, a[2] & abi::AT_REMOVEDIR != 0)
+            }),
+            nr::RENAME | nr::RENAMEAT | abi::RENAMEAT2 => (|| {
+                let LinuxInput::Paths(old, new) = input else { return err(r::EFAULT) };
+                let (od, nd) = if number == nr::RENAME { (cwd, cwd) } else { (a[0], a[2]) };
+                let old = self.lx_abs(tid, od, old)?;
+                let new = self.lx_abs(tid, nd, new)?;
+                if number == abi::RENAMEAT2 && a[4] & 1 != 0 && self.lx_stat_abs(tid, &new, true).is_ok() {
+                    return err(r::EEXIST);
+                }
+                self.lx_rename(tid, &old, &new)
+            })(),
+            nr::SYMLINK | nr::SYMLINKAT => (|| {
+                let LinuxInput::Paths(target, link) = input else { return err(r::EFAULT) };
+                let dirfd = if number == nr::SYMLINK { cwd } else { a[1] };
+                let abs = self.lx_abs(tid, dirfd, link)?;
+                if self.lx_stat_abs(tid, &abs, true).is_ok() {
+                    return err(r::EEXIST);
+                }
+                let flags = r::O_CREAT | r::O_EXCL | r::O_SYMLINK | r::O_WRONLY | 0o777;
+                self.lx_write_new(tid, &file_path(&abs), flags, target)?;
+                Ok(0)
+            })(),
+            nr::LINK | nr::LINKAT => err(r::EPERM),
+            nr::READLINK => path().and_then(|p| {
+                let abs = self.lx_abs(tid, cwd, p)?;
+                self.lx_readlink(tid, &abs, a[1], a[2])
+            }),
+            nr::READLINKAT => path().and_then(|p| {
+                let abs = self.lx_abs(tid, a[0], p)?;
+                self.lx_readlink(tid, &abs, a[2], a[3])
+            }),
+            nr::TRUNCATE => path().and_then(|p| {
+                let abs = self.lx_abs(tid, cwd, p)?;
+                let file = self.open_path(tid, &file_path(&abs), r::O_WRONLY)?;
+                let desc = OpenFile::new(file, r::O_WRONLY);
+                desc.file.try_borrow_mut().map_err(|_| Errno(r::EIO))?.truncate(a[1] as u64)?;
+                Ok(0)
+            }),
+            nr::FTRUNCATE => (|| {
+                let desc = self.desc(tid, a[0])?;
+                if desc.flags.get() & r::O_ACCMODE == r::O_RDONLY {
+                    return err(r::EINVAL);
+                }
+                desc.file.try_borrow_mut().map_err(|_| Errno(r::EIO))?.truncate(a[1] as u64)?;
+                Ok(0)
+            })(),
+            nr::FSYNC | nr::FDATASYNC => (|| {
+                let desc = self.desc(tid, a[0])?;
+                desc.file.try_borrow_mut().map_err(|_| Errno(r::EIO))?.sync()?;
+                Ok(0)
+            })(),
+            nr::SYNC => Ok(0),
+            nr::UMASK => (|| {
+                let fs = self.proc_of(tid)?.fs.clone();
+                let mut fs = fs.borrow_mut();
+                let old = fs.umask;
+                fs.umask = (a[0] & 0o777) as u32;
+                Ok(old as usize)
+            })(),
+            nr::CHMOD | nr::CHOWN | nr::LCHOWN | nr::UTIME | nr::UTIMES => path().and_then(|p| {
+                let abs = self.lx_abs(tid, cwd, p)?;
+                self.lx_stat_abs(tid, &abs, number == nr::LCHOWN)?;
+                Ok(0)
+            }),
+            nr::FCHMODAT | nr::FCHOWNAT => path().and_then(|p| {
+                self.lx_statat(tid, a[0], p, if number == nr::FCHOWNAT { a[4] } else { 0 })?;
+                Ok(0)
+            }),
+            nr::UTIMENSAT => match input {
+                LinuxInput::Path(p) => self.lx_statat(tid, a[0], p, a[3]).map(|_| 0).map_err(SysError::from),
+                _ => self.desc(tid, a[0]).map(|_| 0).map_err(SysError::from),
+            },
+            nr::FCHMOD | nr::FCHOWN | nr::FLOCK | nr::FADVISE64 => {
+                self.desc(tid, a[0]).map(|_| 0).map_err(SysError::from)
+            }
+            nr::FALLOCATE => err(95), // EOPNOTSUPP
+            nr::SENDFILE => err(r::EINVAL),
+            nr::POLL | nr::PPOLL => {
+                let LinuxInput::Poll { fds, timeout } = input else { return Some(err(r::EFAULT)) };
+                self.lx_poll(tid, a[0], fds, *timeout)
+            }
+            nr::SELECT | nr::PSELECT6 => {
+                let LinuxInput::Select { nfds, sets, timeout } = input else { return Some(err(r::EFAULT)) };
+                self.lx_select(tid, a, *nfds, sets, *timeout)
+            }
+            _ => return None,
+        })
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_fileref(_: FileRef) {}

@@ -1,0 +1,263 @@
+//! Linux memory and futex calls.
+//!
+//! - `brk` never fails: it returns the new break, or the old one when the
+//!   request cannot be met (Linux semantics; the C library checks).
+//! - `mmap`: anonymous or private file mappings (file contents are copied in;
+//!   `MAP_SHARED` file maps are private copies). Without `MAP_FIXED` the hint
+//!   is used when free, else the first free range above the mmap base.
+//! - `mremap` grows in place when the pages after the mapping are free, else
+//!   moves (with `MREMAP_MAYMOVE`) by copying.
+//! - `futex`: WAIT/WAIT_BITSET (relative resp. absolute timeouts), WAKE,
+//!   WAKE_BITSET, REQUEUE/CMP_REQUEUE (waiters beyond `val` are woken too, a
+//!   correct if less efficient requeue). Bitsets are not matched: wakes are
+//!   by address.
+
+use emu::{GuestAddress, Perm};
+use warden_abi as r;
+use warden_abi::Errno;
+
+use super::abi::{self, nr};
+use super::LinuxInput;
+use crate::mm::{round_up, PAGE};
+use crate::process::{OnWake, ThreadState, WaitOn};
+use crate::syscall::{Block, SysError, SysResult};
+use crate::usercopy::read_u32;
+use crate::{Kernel, Pid};
+
+fn err<T>(e: i32) -> Result<T, SysError> {
+    Err(SysError::Errno(Errno(e)))
+}
+
+fn perm(prot: usize) -> Perm {
+    let mut p = Perm::NONE;
+    if prot & abi::PROT_READ != 0 {
+        p = p.union(Perm::READ);
+    }
+    if prot & abi::PROT_WRITE != 0 {
+        p = p.union(Perm::RW);
+    }
+    if prot & abi::PROT_EXEC != 0 {
+        p = p.union(Perm::RX);
+    }
+    p
+}
+
+impl Kernel {
+    fn lx_mmap(&mut self, tid: Pid, a: &[usize; 6]) -> SysResult {
+        let (hint, size, prot, flags, fd, offset) = (a[0] as u64, a[1] as u64, a[2], a[3], a[4] as i32, a[5] as u64);
+        if size == 0 || offset % PAGE != 0 {
+            return err(r::EINVAL);
+        }
+        let len = round_up(size).ok_or(Errno(r::ENOMEM))?;
+        let anon = flags & abi::MAP_ANONYMOUS != 0;
+        let file = if anon { None } else { Some(self.desc(tid, fd as usize)?) };
+        let mm = self.mm_of(tid)?;
+        let mut mm = mm.borrow_mut();
+        let fixed = flags & (abi::MAP_FIXED | abi::MAP_FIXED_NOREPLACE) != 0;
+        let free = |mm: &crate::mm::Mm, at: u64| {
+            at % PAGE == 0
+                && at >= PAGE
+                && at.checked_add(len).is_some_and(|end| end <= mm.stack_top())
+                && !mm.space.mem.regions().any(|(s, e)| s.0 < at + len && e.0 > at)
+        };
+        let addr = if fixed {
+            if hint % PAGE != 0 || hint == 0 {
+                return err(r::EINVAL);
+            }
+            if flags & abi::MAP_FIXED_NOREPLACE != 0 && !free(&mm, hint) {
+                return err(r::EEXIST);
+            }
+            hint
+        } else if hint != 0 && free(&mm, hint & !(PAGE - 1)) {
+            hint & !(PAGE - 1)
+        } else {
+            let base = mm.mmap_base();
+            mm.space.mem.find_free(GuestAddress(base), len).ok_or(Errno(r::ENOMEM))?.0
+        };
+        if addr.checked_add(len).is_none_or(|end| end > mm.size()) {
+            return err(r::ENOMEM);
+        }
+        let contents = match &file {
+            None => Vec::new(),
+            Some(desc) => {
+                let f = desc.file.try_borrow().map_err(|_| Errno(r::EIO))?;
+                let mut buf = vec![0u8; len as usize];
+                let mut done = 0;
+                while done < buf.len() {
+                    let n = match f.read_at(offset + done as u64, &mut buf[done..]) {
+                        None => return err(19),
+                        Some(r) => r?,
+                    };
+                    if n == 0 {
+                        break;
+                    }
+                    done += n;
+                }
+                buf.truncate(done);
+                buf
+            }
+        };
+        mm.map(addr, len, Perm::RW)?;
+        if !contents.is_empty() {
+            mm.space.mem.write_raw(GuestAddress(addr), &contents).map_err(|_| Errno(r::EFAULT))?;
+        }
+        mm.space.mem.protect(GuestAddress(addr), len, perm(prot)).map_err(|_| Errno(r::ENOMEM))?;
+        Ok(addr as usize)
+    }
+
+    fn lx_mremap(&mut self, tid: Pid, old: u64, old_size: u64, new_size: u64, flags: usize) -> SysResult {
+        if old % PAGE != 0 || new_size == 0 || flags & abi::MREMAP_FIXED != 0 {
+            return err(r::EINVAL);
+        }
+        let old_len = round_up(old_size).ok_or(Errno(r::EINVAL))?;
+        let new_len = round_up(new_size).ok_or(Errno(r::ENOMEM))?;
+        let mm = self.mm_of(tid)?;
+        let mut mm = mm.borrow_mut();
+        if !mm.space.mem.is_mapped(GuestAddress(old), old_len) {
+            return err(r::EFAULT);
+        }
+        if new_len <= old_len {
+            if new_len < old_len {
+                mm.unmap(old + new_len, old_len - new_len)?;
+            }
+            return Ok(old as usize);
+        }
+        let p = mm.space.mem.perm_at(GuestAddress(old)).unwrap_or(Perm::RW);
+        let tail = old + old_len;
+        let extra = new_len - old_len;
+        let tail_free = tail.checked_add(extra).is_some_and(|e| e <= mm.stack_top())
+            && !mm.space.mem.regions().any(|(s, e)| s.0 < tail + extra && e.0 > tail);
+        if tail_free {
+            mm.map(tail, extra, p)?;
+            return Ok(old as usize);
+        }
+        if flags & abi::MREMAP_MAYMOVE == 0 {
+            return err(r::ENOMEM);
+        }
+        let base = mm.mmap_base();
+        let to = mm.space.mem.find_free(GuestAddress(base), new_len).ok_or(Errno(r::ENOMEM))?.0;
+        let mut data = vec![0u8; old_len as usize];
+        mm.space.mem.read_raw(GuestAddress(old), &mut data).map_err(|_| Errno(r::EFAULT))?;
+        mm.map(to, new_len, Perm::RW)?;
+        mm.space.mem.write_raw(GuestAddress(to), &data).map_err(|_| Errno(r::EFAULT))?;
+        mm.space.mem.protect(GuestAddress(to), new_len, p).map_err(|_| Errno(r::ENOMEM))?;
+        mm.unmap(old, old_len)?;
+        Ok(to as usize)
+    }
+
+    /// Wakes up to `n` threads waiting on `key`, in the order they blocked.
+    pub(super) fn lx_futex_wake(&mut self, key: WaitOn, n: usize) -> usize {
+        let mut waiters: Vec<(u64, Pid)> = self
+            .threads
+            .values()
+            .filter_map(|t| match &t.state {
+                ThreadState::Blocked(b) if b.on == key => Some((b.seq, t.tid)),
+                _ => None,
+            })
+            .collect();
+        waiters.sort_unstable();
+        let n = waiters.len().min(n);
+        for &(_, waiter) in &waiters[..n] {
+            self.wake_thread(waiter);
+        }
+        n
+    }
+
+    fn lx_futex(&mut self, tid: Pid, a: &[usize; 6], timeout: Option<u64>) -> SysResult {
+        let (addr, op, val) = (a[0], a[1], a[2]);
+        if addr % 4 != 0 {
+            return err(r::EINVAL);
+        }
+        let mm = self.mm_of(tid)?;
+        let id = mm.borrow().id;
+        let key = WaitOn::Futex(id, addr as u64);
+        match op & abi::FUTEX_CMD_MASK {
+            abi::FUTEX_WAIT | abi::FUTEX_WAIT_BITSET => {
+                let current = read_u32(&mm.borrow().space.mem, addr)?;
+                if current != val as u32 {
+                    return err(r::EAGAIN);
+                }
+                let deadline = match timeout {
+                    None => None,
+                    Some(ns) if op & abi::FUTEX_CMD_MASK == abi::FUTEX_WAIT => {
+                        Some(self.clock.monotonic_ns().saturating_add(ns))
+                    }
+                    Some(abs) => {
+                        // Absolute, on CLOCK_MONOTONIC (or CLOCK_REALTIME with the flag).
+                        let now_clock = if op & abi::FUTEX_CLOCK_REALTIME != 0 {
+                            self.clock.realtime_ns()
+                        } else {
+                            self.clock.monotonic_ns()
+                        };
+                        Some(self.clock.monotonic_ns().saturating_add(abs.saturating_sub(now_clock)))
+                    }
+                };
+                Err(SysError::Block(Block {
+                    on: key,
+                    deadline,
+                    on_timeout: Err(Errno(r::ETIMEDOUT)),
+                    on_wake: OnWake::Return(0),
+                }))
+            }
+            abi::FUTEX_WAKE | abi::FUTEX_WAKE_BITSET => Ok(self.lx_futex_wake(key, val)),
+            abi::FUTEX_REQUEUE | abi::FUTEX_CMP_REQUEUE => {
+                if op & abi::FUTEX_CMD_MASK == abi::FUTEX_CMP_REQUEUE {
+                    let current = read_u32(&mm.borrow().space.mem, addr)?;
+                    if current != a[5] as u32 {
+                        return err(r::EAGAIN);
+                    }
+                }
+                // Wake everyone: spurious wake-ups are allowed.
+                Ok(self.lx_futex_wake(key, usize::MAX))
+            }
+            _ => err(r::ENOSYS),
+        }
+    }
+
+    pub(super) fn linux_mem_call(
+        &mut self,
+        tid: Pid,
+        number: usize,
+        a: &[usize; 6],
+        input: &LinuxInput,
+    ) -> Option<SysResult> {
+        Some(match number {
+            nr::BRK => (|| {
+                let mm = self.mm_of(tid)?;
+                let mut mm = mm.borrow_mut();
+                let cur = mm.brk;
+                Ok(mm.set_brk(a[0] as u64).unwrap_or(cur) as usize)
+            })(),
+            nr::MMAP => self.lx_mmap(tid, a),
+            nr::MUNMAP => (|| {
+                if a[1] == 0 {
+                    return err(r::EINVAL);
+                }
+                let mm = self.mm_of(tid)?;
+                mm.borrow_mut().unmap(a[0] as u64, a[1] as u64)?;
+                Ok(0)
+            })(),
+            nr::MPROTECT => (|| {
+                let addr = a[0] as u64;
+                if addr % PAGE != 0 {
+                    return err(r::EINVAL);
+                }
+                let len = round_up(a[1] as u64).ok_or(Errno(r::ENOMEM))?;
+                let mm = self.mm_of(tid)?;
+                mm.borrow_mut().space.mem.protect(GuestAddress(addr), len, perm(a[2])).map_err(|_| Errno(r::ENOMEM))?;
+                Ok(0)
+            })(),
+            nr::MREMAP => self.lx_mremap(tid, a[0] as u64, a[1] as u64, a[2] as u64, a[3]),
+            nr::MADVISE | nr::MSYNC => Ok(0),
+            nr::MINCORE => err(r::ENOSYS),
+            nr::FUTEX => {
+                let timeout = match input {
+                    LinuxInput::Time(t) => *t,
+                    _ => None,
+                };
+                self.lx_futex(tid, a, timeout)
+            }
+            _ => return None,
+        })
+    }
+}

@@ -1,0 +1,470 @@
+//! Linux process, thread and identity calls.
+//!
+//! - `clone` maps onto the kernel's clone (which already implements
+//!   `CLONE_VM/FS/FILES/SIGHAND/VFORK/THREAD` with Linux's bit values), then
+//!   applies `CLONE_SETTLS` (the child's fs base), `CLONE_PARENT_SETTID`,
+//!   `CLONE_CHILD_SETTID` and `CLONE_CHILD_CLEARTID`. The exit signal is
+//!   always SIGCHLD. `fork` and `vfork` are `clone(SIGCHLD)` and
+//!   `clone(CLONE_VM | CLONE_VFORK | SIGCHLD)`.
+//! - `exit` ends the calling thread (the process when it is the last one);
+//!   the thread's `clear_child_tid` word is zeroed and futex-woken first, as
+//!   `pthread_join` expects. `exit_group` ends the process.
+//! - `execve` opens the file (EACCES without an execute bit), follows up to
+//!   four `#!` interpreters, and execs; the new image's personality follows
+//!   the rule in the module note.
+//! - `wait4` / `waitid` report 32-bit Linux wait statuses (the kernel's
+//!   encoding is Linux's).
+
+use emu::reg;
+use warden_abi as r;
+use warden_abi::Errno;
+
+use super::abi::{self, nr, Out};
+use super::{LinuxInput, LinuxThread};
+use crate::process::{ProcState, Process, WaitOn};
+use crate::syscall::{Block, SysError, SysResult};
+use crate::usercopy::copy_out;
+use crate::{Kernel, Pid};
+
+fn err<T>(e: i32) -> Result<T, SysError> {
+    Err(SysError::Errno(Errno(e)))
+}
+
+/// Resource limits reported by getrlimit/prlimit64: (cur, max).
+fn rlimit(resource: usize, max_fds: usize, stack: u64, mem: u64) -> (u64, u64) {
+    const INF: u64 = u64::MAX;
+    match resource {
+        3 => (stack, INF),                     // RLIMIT_STACK
+        7 => (max_fds as u64, max_fds as u64), // RLIMIT_NOFILE
+        9 | 2 => (mem, mem),                   // RLIMIT_AS, RLIMIT_DATA
+        4 => (0, INF),                         // RLIMIT_CORE
+        6 => (256, 256),                       // RLIMIT_NPROC
+        8 => (64 << 10, 64 << 10),             // RLIMIT_MEMLOCK
+        _ => (INF, INF),
+    }
+}
+
+impl Kernel {
+    fn lx_clone(&mut self, tid: Pid, flags: usize, stack: usize, ptid: usize, ctid: usize, tls: usize) -> SysResult {
+        if flags & abi::CLONE_THREAD != 0 && flags & abi::CLONE_SIGHAND == 0
+            || flags & abi::CLONE_SIGHAND != 0 && flags & abi::CLONE_VM == 0
+        {
+            return err(r::EINVAL);
+        }
+        let kernel_flags = flags
+            & (abi::CLONE_VM
+                | abi::CLONE_FS
+                | abi::CLONE_FILES
+                | abi::CLONE_SIGHAND
+                | abi::CLONE_VFORK
+                | abi::CLONE_THREAD);
+        let parent_pid = self.pid_of(tid)?;
+        let result = self.sys_clone(tid, kernel_flags, stack);
+        let child = match &result {
+            Ok(c) => *c as Pid,
+            Err(SysError::Block(Block { on: WaitOn::Vfork(c), .. })) => *c,
+            Err(_) => return result,
+        };
+        if flags & abi::CLONE_THREAD == 0 {
+            if let Some(p) = self.linux.procs.get(&parent_pid).cloned() {
+                self.linux.procs.insert(child, p);
+            }
+        }
+        let mut lt = LinuxThread::default();
+        if flags & abi::CLONE_THREAD == 0 {
+            lt.altstack = self.linux.threads.get(&tid).map(|t| t.altstack).unwrap_or_default();
+        }
+        if flags & abi::CLONE_SETTLS != 0 {
+            if let Some(t) = self.threads.get_mut(&child) {
+                t.cpu.fs_base = tls as u64;
+            }
+        }
+        if flags & abi::CLONE_CHILD_CLEARTID != 0 {
+            lt.clear_tid = ctid as u64;
+        }
+        self.linux.threads.insert(child, lt);
+        if flags & abi::CLONE_PARENT_SETTID != 0 {
+            if let Ok(mm) = self.mm_of(tid) {
+                let _ = copy_out(&mut mm.borrow_mut().space.mem, ptid, &child.to_le_bytes());
+            }
+        }
+        if flags & abi::CLONE_CHILD_SETTID != 0 {
+            if let Ok(mm) = self.mm_of(child) {
+                let _ = copy_out(&mut mm.borrow_mut().space.mem, ctid, &child.to_le_bytes());
+            }
+        }
+        result
+    }
+
+    /// A Linux thread ends: clear and wake its `clear_child_tid` word.
+    fn lx_thread_exit_cleanup(&mut self, tid: Pid) {
+        let Some(lt) = self.linux.threads.remove(&tid) else { return };
+        if lt.clear_tid == 0 {
+            return;
+        }
+        let Ok(mm) = self.mm_of(tid) else { return };
+        let id = mm.borrow().id;
+        let _ = copy_out(&mut mm.borrow_mut().space.mem, lt.clear_tid as usize, &0u32.to_le_bytes());
+        self.lx_futex_wake(WaitOn::Futex(id, lt.clear_tid), usize::MAX);
+    }
+
+    fn lx_exit(&mut self, tid: Pid, status: usize) -> SysResult {
+        let pid = self.pid_of(tid)?;
+        let last = self.procs.get(&pid).is_none_or(|p| p.threads.len() <= 1);
+        if last {
+            self.linux.threads.remove(&tid);
+            self.terminate_process(pid, r::w_exitcode(status as u8));
+        } else {
+            self.lx_thread_exit_cleanup(tid);
+            self.exit_thread(tid);
+        }
+        Err(SysError::NoReturn)
+    }
+
+    fn lx_execve(&mut self, tid: Pid, path: &[u8], args: &[Vec<u8>], envs: &[Vec<u8>]) -> SysResult {
+        let mut path = path.to_vec();
+        let mut args = args.to_vec();
+        for _ in 0..5 {
+            let abs = {
+                let fs = self.proc_of(tid)?.fs.clone();
+                let fs = fs.borrow();
+                if path.is_empty() {
+                    return err(r::ENOENT);
+                }
+                if path[0] == b'/' || fs.cwd_scheme != b"file" {
+                    crate::process::normalize(b"/", &path)
+                } else {
+                    crate::process::normalize(&fs.cwd, &path)
+                }
+            };
+            let mut full = b"file:".to_vec();
+            full.extend_from_slice(&abs);
+            let file = self.open_path(tid, &full, r::O_RDONLY)?;
+            let desc = crate::process::OpenFile::new(file, r::O_RDONLY);
+            let st = desc.file.try_borrow().map_err(|_| Errno(r::EIO))?.stat()?;
+            if st.is_dir() || st.st_mode & 0o111 == 0 {
+                return err(r::EACCES);
+            }
+            let bytes = crate::elf::read_program(&desc.file)?;
+            drop(desc);
+            if let Some(rest) = bytes.strip_prefix(b"#!") {
+                let line_end = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len()).min(255);
+                let line = &rest[..line_end];
+                let line: Vec<u8> = line.iter().copied().skip_while(|b| *b == b' ' || *b == b'\t').collect();
+                let split = line.iter().position(|&b| b == b' ' || b == b'\t').unwrap_or(line.len());
+                let interp = line[..split].to_vec();
+                let arg: Vec<u8> =
+                    line[split..].iter().copied().skip_while(|b| *b == b' ' || *b == b'\t').collect::<Vec<u8>>();
+                let arg = arg.trim_ascii_end().to_vec();
+                if interp.is_empty() {
+                    return err(r::ENOEXEC);
+                }
+                let mut new_args = vec![interp.clone()];
+                if !arg.is_empty() {
+                    new_args.push(arg);
+                }
+                new_args.push(path.clone());
+                new_args.extend(args.iter().skip(1).cloned());
+                args = new_args;
+                path = interp;
+                continue;
+            }
+            self.linux.exec_path = Some(abs);
+            self.exec(tid, &bytes, args, envs.to_vec())?;
+            return Err(SysError::NoReturn);
+        }
+        err(r::ELOOP)
+    }
+
+    fn lx_wait(
+        &mut self,
+        tid: Pid,
+        pid: isize,
+        options: usize,
+        nowait: bool,
+    ) -> Result<Option<(Pid, usize)>, SysError> {
+        let me = self.pid_of(tid)?;
+        let my_pgid = self.procs.get(&me).map(|p| p.pgid).unwrap_or(0);
+        let matches = |p: &Process| {
+            p.ppid == me
+                && match pid {
+                    -1 => true,
+                    0 => p.pgid == my_pgid,
+                    n if n < -1 => p.pgid as isize == -n,
+                    n => p.pid as isize == n,
+                }
+        };
+        let mut any = false;
+        let mut found = None;
+        for p in self.procs.values() {
+            if matches(p) {
+                any = true;
+                if let ProcState::Zombie(status) = p.state {
+                    found = Some((p.pid, status));
+                    break;
+                }
+            }
+        }
+        if let Some((child, status)) = found {
+            if !nowait {
+                self.procs.remove(&child);
+                self.linux.procs.remove(&child);
+                self.linux.threads.remove(&child);
+            }
+            return Ok(Some((child, status)));
+        }
+        if !any {
+            return err(r::ECHILD);
+        }
+        if options & abi::WNOHANG != 0 {
+            return Ok(None);
+        }
+        Err(Block::retry(WaitOn::Child(me)))
+    }
+
+    fn lx_wait4(&mut self, tid: Pid, pid: isize, status_addr: usize, options: usize, rusage: usize) -> SysResult {
+        match self.lx_wait(tid, pid, options, false)? {
+            None => Ok(0),
+            Some((child, status)) => {
+                let mm = self.mm_of(tid)?;
+                if status_addr != 0 {
+                    copy_out(&mut mm.borrow_mut().space.mem, status_addr, &(status as u32).to_le_bytes())?;
+                }
+                if rusage != 0 {
+                    copy_out(&mut mm.borrow_mut().space.mem, rusage, &[0u8; 144])?;
+                }
+                Ok(child as usize)
+            }
+        }
+    }
+
+    fn lx_waitid(&mut self, tid: Pid, idtype: usize, id: usize, infop: usize, options: usize) -> SysResult {
+        let pid = match idtype {
+            abi::P_ALL => -1,
+            abi::P_PID => id as isize,
+            abi::P_PGID => -(id as isize),
+            _ => return err(r::EINVAL),
+        };
+        let found = self.lx_wait(tid, pid, options, options & abi::WNOWAIT != 0)?;
+        let mut info = Out::new(128);
+        if let Some((child, status)) = found {
+            info.u32(0, r::SIGCHLD as u32);
+            let (code, value) = if r::wifexited(status) {
+                (1, r::wexitstatus(status) as u32) // CLD_EXITED
+            } else {
+                (2, r::wtermsig(status) as u32) // CLD_KILLED
+            };
+            info.u32(8, code);
+            info.u32(16, child);
+            info.u32(24, value);
+        }
+        if infop != 0 {
+            let mm = self.mm_of(tid)?;
+            copy_out(&mut mm.borrow_mut().space.mem, infop, &info.0)?;
+        }
+        Ok(0)
+    }
+
+    fn lx_tkill(&mut self, tid: Pid, target: Pid, sig: usize) -> SysResult {
+        if sig >= 65 {
+            return err(r::EINVAL);
+        }
+        let Some(t) = self.threads.get(&target) else { return err(r::ESRCH) };
+        let pid = t.pid;
+        let _ = tid;
+        if sig == 0 || sig >= r::NSIG {
+            return Ok(0);
+        }
+        if self.procs.get(&pid).is_some_and(|p| p.threads.first() == Some(&target)) && sig == r::SIGKILL {
+            self.post_signal(pid, sig);
+        } else {
+            self.post_thread_signal(target, sig);
+        }
+        Ok(0)
+    }
+
+    fn lx_out_bytes(&mut self, tid: Pid, addr: usize, data: &[u8]) -> Result<(), Errno> {
+        let mm = self.mm_of(tid)?;
+        let r = copy_out(&mut mm.borrow_mut().space.mem, addr, data);
+        r
+    }
+
+    pub(super) fn linux_proc_call(
+        &mut self,
+        tid: Pid,
+        number: usize,
+        a: &[usize; 6],
+        input: &LinuxInput,
+    ) -> Option<SysResult> {
+        Some(match number {
+            nr::CLONE => self.lx_clone(tid, a[0], a[1], a[2], a[3], a[4]),
+            nr::FORK => self.lx_clone(tid, r::SIGCHLD, 0, 0, 0, 0),
+            nr::VFORK => self.lx_clone(tid, abi::CLONE_VM | abi::CLONE_VFORK | r::SIGCHLD, 0, 0, 0, 0),
+            nr::CLONE3 => err(r::ENOSYS),
+            nr::EXECVE => match input {
+                LinuxInput::Exec { path, args, envs } => self.lx_execve(tid, path, args, envs),
+                _ => err(r::EFAULT),
+            },
+            nr::EXIT => self.lx_exit(tid, a[0]),
+            nr::EXIT_GROUP => (|| {
+                let pid = self.pid_of(tid)?;
+                self.terminate_process(pid, r::w_exitcode(a[0] as u8));
+                Err(SysError::NoReturn)
+            })(),
+            nr::WAIT4 => self.lx_wait4(tid, a[0] as i32 as isize, a[1], a[2], a[3]),
+            nr::WAITID => self.lx_waitid(tid, a[0], a[1], a[2], a[3]),
+            nr::KILL => {
+                let sig = a[1];
+                if sig >= r::NSIG && sig < 65 {
+                    Ok(0)
+                } else {
+                    self.sys_kill(tid, a[0] as i32 as isize, sig)
+                }
+            }
+            nr::TKILL => self.lx_tkill(tid, a[0] as Pid, a[1]),
+            nr::TGKILL => self.lx_tkill(tid, a[1] as Pid, a[2]),
+            nr::GETPID => self.pid_of(tid).map(|p| p as usize).map_err(SysError::from),
+            nr::GETTID => Ok(tid as usize),
+            nr::GETPPID => self.proc_of(tid).map(|p| p.ppid as usize).map_err(SysError::from),
+            nr::GETUID | nr::GETEUID => self.proc_of(tid).map(|p| p.uid as usize).map_err(SysError::from),
+            nr::GETGID | nr::GETEGID => self.proc_of(tid).map(|p| p.gid as usize).map_err(SysError::from),
+            nr::GETRESUID | nr::GETRESGID => (|| {
+                let p = self.proc_of(tid)?;
+                let id = if number == nr::GETRESUID { p.uid } else { p.gid };
+                for addr in [a[0], a[1], a[2]] {
+                    self.lx_out_bytes(tid, addr, &id.to_le_bytes())?;
+                }
+                Ok(0)
+            })(),
+            nr::GETGROUPS => Ok(0),
+            nr::SETUID | nr::SETGID | nr::SETREUID | nr::SETREGID | nr::SETRESUID | nr::SETRESGID | nr::SETGROUPS => {
+                Ok(0)
+            }
+            nr::GETPGID => (|| {
+                let target = if a[0] == 0 { self.pid_of(tid)? } else { a[0] as Pid };
+                Ok(self.procs.get(&target).ok_or(Errno(r::ESRCH))?.pgid as usize)
+            })(),
+            nr::GETPGRP => self.proc_of(tid).map(|p| p.pgid as usize).map_err(SysError::from),
+            nr::SETPGID => (|| {
+                let me = self.pid_of(tid)?;
+                let target = if a[0] == 0 { me } else { a[0] as Pid };
+                let pgid = if a[1] == 0 { target } else { a[1] as Pid };
+                let p = self.procs.get_mut(&target).ok_or(Errno(r::ESRCH))?;
+                if p.pid != me && p.ppid != me {
+                    return err(r::ESRCH);
+                }
+                p.pgid = pgid;
+                Ok(0)
+            })(),
+            nr::SETSID => (|| {
+                let me = self.pid_of(tid)?;
+                if let Some(p) = self.procs.get_mut(&me) {
+                    p.pgid = me;
+                }
+                Ok(me as usize)
+            })(),
+            nr::GETSID => self.proc_of(tid).map(|p| p.pgid as usize).map_err(SysError::from),
+            nr::SET_TID_ADDRESS => {
+                self.linux.threads.entry(tid).or_default().clear_tid = a[0] as u64;
+                Ok(tid as usize)
+            }
+            nr::SET_ROBUST_LIST => Ok(0),
+            nr::GET_ROBUST_LIST => err(r::ENOSYS),
+            nr::RSEQ => err(r::ENOSYS),
+            nr::ARCH_PRCTL => (|| {
+                let t = self.threads.get_mut(&tid).ok_or(Errno(r::ESRCH))?;
+                match a[0] {
+                    abi::ARCH_SET_FS => t.cpu.fs_base = a[1] as u64,
+                    abi::ARCH_SET_GS => t.cpu.gs_base = a[1] as u64,
+                    abi::ARCH_GET_FS | abi::ARCH_GET_GS => {
+                        let v = if a[0] == abi::ARCH_GET_FS { t.cpu.fs_base } else { t.cpu.gs_base };
+                        self.lx_out_bytes(tid, a[1], &v.to_le_bytes())?;
+                    }
+                    _ => return err(r::EINVAL),
+                }
+                Ok(0)
+            })(),
+            nr::PRCTL => match a[0] {
+                15 | 16 => Ok(0), // PR_SET_NAME, PR_GET_NAME (name not kept)
+                _ => err(r::EINVAL),
+            },
+            nr::UNAME => self.lx_out_bytes(tid, a[0], &abi::utsname_bytes()).map(|_| 0).map_err(SysError::from),
+            nr::GETRLIMIT | nr::PRLIMIT64 | nr::SETRLIMIT => (|| {
+                let (resource, old) = match number {
+                    nr::GETRLIMIT => (a[0], a[1]),
+                    nr::SETRLIMIT => (a[0], 0),
+                    _ => (a[1], a[3]),
+                };
+                if resource > 15 {
+                    return err(r::EINVAL);
+                }
+                let (cur, max) = rlimit(
+                    resource,
+                    self.config.limits.max_fds,
+                    self.config.stack_size,
+                    self.config.limits.max_memory_per_process,
+                );
+                if old != 0 {
+                    let mut out = [0u8; 16];
+                    out[..8].copy_from_slice(&cur.to_le_bytes());
+                    out[8..].copy_from_slice(&max.to_le_bytes());
+                    self.lx_out_bytes(tid, old, &out)?;
+                }
+                Ok(0)
+            })(),
+            nr::GETRUSAGE => (|| {
+                let mut o = Out::new(144);
+                let ns = self.threads.get(&tid).map(|t| t.cpu.icount).unwrap_or(0);
+                o.put(0, &abi::timeval_bytes(ns));
+                self.lx_out_bytes(tid, a[1], &o.0)?;
+                Ok(0)
+            })(),
+            nr::TIMES => (|| {
+                let ticks = self.clock.monotonic_ns() / 10_000_000;
+                if a[0] != 0 {
+                    let mut o = Out::new(32);
+                    o.u64(0, self.threads.get(&tid).map(|t| t.cpu.icount).unwrap_or(0) / 10_000_000);
+                    self.lx_out_bytes(tid, a[0], &o.0)?;
+                }
+                Ok(ticks as usize)
+            })(),
+            nr::SYSINFO => (|| {
+                let mut o = Out::new(112);
+                o.u64(0, self.clock.monotonic_ns() / 1_000_000_000);
+                o.u64(32, self.config.limits.max_memory_per_process);
+                o.u64(40, self.config.limits.max_memory_per_process / 2);
+                o.u16(80, self.procs.len().min(u16::MAX as usize) as u16);
+                o.u32(104, 1); // mem_unit
+                self.lx_out_bytes(tid, a[0], &o.0)?;
+                Ok(0)
+            })(),
+            nr::SCHED_YIELD => {
+                self.yield_requested = true;
+                Ok(0)
+            }
+            nr::SCHED_GETAFFINITY => (|| {
+                if a[1] < 8 {
+                    return err(r::EINVAL);
+                }
+                self.lx_out_bytes(tid, a[2], &1u64.to_le_bytes())?;
+                Ok(8)
+            })(),
+            nr::SCHED_SETAFFINITY | nr::SETPRIORITY => Ok(0),
+            nr::GETPRIORITY => Ok(20),
+            nr::GETRANDOM => (|| {
+                let len = a[1].min(super::MAX_IO);
+                let mut buf = vec![0u8; len];
+                self.rng.fill(&mut buf);
+                self.lx_out_bytes(tid, a[0], &buf)?;
+                Ok(len)
+            })(),
+            _ => return None,
+        })
+    }
+
+    /// The registers of a Linux thread at a `syscall`: what `rt_sigreturn` leaves.
+    #[allow(dead_code)]
+    pub(super) fn lx_rax(&self, tid: Pid) -> u64 {
+        self.threads.get(&tid).map(|t| t.cpu.gpr[reg::RAX]).unwrap_or(0)
+    }
+}

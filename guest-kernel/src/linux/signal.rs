@@ -1,0 +1,380 @@
+//! Linux signal calls and the x86-64 `rt_sigframe`.
+//!
+//! A handler is entered exactly as on Linux: `rsp` points at the frame, whose
+//! first word is the return address (`sa_restorer`, or a kernel trampoline
+//! that calls `rt_sigreturn` when the program gave none), followed by a
+//! `ucontext` (flags, link, `uc_stack`, `sigcontext` with every general
+//! register, rip, eflags and a pointer to the 512-byte `fxsave` area, and the
+//! saved mask) and a `siginfo`; `rdi = sig`, `rsi = &siginfo`,
+//! `rdx = &ucontext`. The frame goes below the red zone, or on the
+//! `sigaltstack` for `SA_ONSTACK` handlers. `rt_sigreturn` restores all of
+//! it from the `ucontext` at `rsp` (changes a handler made are honoured);
+//! eflags only in its user-writable bits, the fs base is kept.
+//!
+//! Signals 32–64 (real-time) can be given actions but are never raised.
+
+use emu::{flags, reg, GuestAddress};
+use warden_abi as r;
+use warden_abi::{Errno, SigAction};
+
+use super::abi::{self, le64, nr, Out};
+use super::LinuxInput;
+use crate::process::{Action, OnWake, WaitOn};
+use crate::signal::{sig_bit, UNBLOCKABLE};
+use crate::syscall::{Block, SysError, SysResult};
+use crate::usercopy::copy_out;
+use crate::{Kernel, Pid};
+
+fn err<T>(e: i32) -> Result<T, SysError> {
+    Err(SysError::Errno(Errno(e)))
+}
+
+/// Offset of `uc_mcontext` in `ucontext`, of `uc_sigmask`, and sizes.
+const MCONTEXT: usize = 40;
+const SIGMASK: usize = 296;
+const UCONTEXT_SIZE: usize = 304;
+const SIGINFO_SIZE: usize = 128;
+const FRAME_SIZE: usize = 8 + UCONTEXT_SIZE + SIGINFO_SIZE;
+const FPSTATE_SIZE: usize = 512;
+
+/// The general registers in `sigcontext` order.
+const GREGS: [usize; 16] = [
+    reg::R8,
+    reg::R9,
+    reg::R10,
+    reg::R11,
+    reg::R12,
+    reg::R13,
+    reg::R14,
+    reg::R15,
+    reg::RDI,
+    reg::RSI,
+    reg::RBP,
+    reg::RBX,
+    reg::RDX,
+    reg::RAX,
+    reg::RCX,
+    reg::RSP,
+];
+
+/// Offset of the Linux `rt_sigreturn` trampoline in the trampoline page.
+pub(crate) const TRAMPOLINE_OFFSET: u64 = 16;
+/// `mov eax, 15; syscall; ud2`.
+pub(crate) const TRAMPOLINE_CODE: [u8; 9] = [0xb8, 15, 0, 0, 0, 0x0f, 0x05, 0x0f, 0x0b];
+
+fn fxsave(cpu: &emu::Cpu) -> Vec<u8> {
+    let mut o = Out::new(FPSTATE_SIZE);
+    let x = &cpu.x87;
+    o.u16(0, x.fcw);
+    o.u16(2, x.fsw);
+    o.put(4, &[x.ftw]);
+    o.u16(6, x.fop);
+    o.u64(8, x.fip);
+    o.u64(16, x.fdp);
+    o.u32(24, cpu.mxcsr);
+    o.u32(28, 0xffff);
+    for i in 0..8 {
+        o.put(32 + 16 * i, &x.regs[i].to_le_bytes());
+    }
+    for i in 0..16 {
+        o.put(160 + 16 * i, &cpu.xmm[i].to_le_bytes());
+    }
+    o.0
+}
+
+fn fxrstor(bytes: &[u8], cpu: &mut emu::Cpu) {
+    let u16_at = |at: usize| u16::from_le_bytes([bytes[at], bytes[at + 1]]);
+    let u128_at = |at: usize| {
+        let mut w = [0u8; 16];
+        w.copy_from_slice(&bytes[at..at + 16]);
+        u128::from_le_bytes(w)
+    };
+    let x = &mut cpu.x87;
+    x.fcw = u16_at(0);
+    x.fsw = u16_at(2);
+    x.ftw = bytes[4];
+    x.fop = u16_at(6);
+    x.fip = le64(bytes, 8);
+    x.fdp = le64(bytes, 16);
+    for i in 0..8 {
+        x.regs[i] = u128_at(32 + 16 * i);
+    }
+    cpu.mxcsr = abi::le32(bytes, 24) & 0xffff;
+    for i in 0..16 {
+        cpu.xmm[i] = u128_at(160 + 16 * i);
+    }
+}
+
+impl Kernel {
+    /// Builds the frame for a caught signal and enters the handler (None: the
+    /// frame could not be written; the caller kills the process).
+    pub(crate) fn linux_setup_frame(&mut self, tid: Pid, sig: usize, action: &Action) -> Option<()> {
+        let mm = self.mm_of(tid).ok()?;
+        let mut mm = mm.borrow_mut();
+        let restorer = if action.sa.sa_flags & r::SA_RESTORER != 0 && action.restorer != 0 {
+            action.restorer as u64
+        } else {
+            mm.trampoline + TRAMPOLINE_OFFSET
+        };
+        let lt = self.linux.threads.entry(tid).or_default();
+        let (alt_sp, alt_size) = lt.altstack;
+        let saved_mask = lt.suspend_mask.take();
+        let t = self.threads.get_mut(&tid)?;
+        let rsp = t.cpu.gpr[reg::RSP];
+        let on_alt = alt_size != 0 && rsp > alt_sp && rsp <= alt_sp + alt_size;
+        let mut sp = if action.sa.sa_flags & r::SA_ONSTACK != 0 && alt_size != 0 && !on_alt {
+            alt_sp.checked_add(alt_size)?
+        } else {
+            rsp.checked_sub(128)?
+        };
+        sp = sp.checked_sub(FPSTATE_SIZE as u64)? & !63;
+        let fpstate = sp;
+        let frame = (sp.checked_sub(FRAME_SIZE as u64)? & !15).checked_sub(8)?;
+        let cpu = &t.cpu;
+        let mut o = Out::new(FRAME_SIZE);
+        o.u64(0, restorer);
+        let uc = 8;
+        o.u64(uc + 16, alt_sp);
+        o.u32(
+            uc + 24,
+            if alt_size == 0 {
+                abi::SS_DISABLE
+            } else if on_alt {
+                abi::SS_ONSTACK
+            } else {
+                0
+            },
+        );
+        o.u64(uc + 32, alt_size);
+        let mc = uc + MCONTEXT;
+        for (i, &g) in GREGS.iter().enumerate() {
+            o.u64(mc + 8 * i, cpu.gpr[g]);
+        }
+        o.u64(mc + 128, cpu.rip);
+        o.u64(mc + 136, cpu.rflags);
+        o.u16(mc + 144, 0x33);
+        o.u16(mc + 150, 0x2b);
+        o.u64(
+            mc + 160,
+            match sig {
+                r::SIGSEGV | r::SIGBUS => 14,
+                r::SIGILL => 6,
+                r::SIGFPE => 0,
+                r::SIGTRAP => 3,
+                _ => 0,
+            },
+        );
+        o.u64(mc + 168, t.sigmask);
+        o.u64(mc + 184, fpstate);
+        o.u64(uc + SIGMASK, saved_mask.unwrap_or(t.sigmask));
+        let si = uc + UCONTEXT_SIZE;
+        o.u32(si, sig as u32);
+        let fault = matches!(sig, r::SIGSEGV | r::SIGBUS | r::SIGILL | r::SIGFPE | r::SIGTRAP);
+        o.u32(si + 8, if fault { 0x80 } else { 0 }); // SI_KERNEL or SI_USER
+        mm.space.mem.write(GuestAddress(fpstate), &fxsave(cpu)).ok()?;
+        mm.space.mem.write(GuestAddress(frame), &o.0).ok()?;
+        let cpu = &mut t.cpu;
+        cpu.gpr[reg::RSP] = frame;
+        cpu.rip = action.sa.sa_handler as u64;
+        cpu.gpr[reg::RDI] = sig as u64;
+        cpu.gpr[reg::RSI] = frame + si as u64;
+        cpu.gpr[reg::RDX] = frame + uc as u64;
+        cpu.gpr[reg::RAX] = 0;
+        cpu.rflags &= !(flags::DF | flags::TF);
+        let mut block = action.sa.sa_mask[0];
+        if action.sa.sa_flags & r::SA_NODEFER == 0 {
+            block |= sig_bit(sig);
+        }
+        t.sigmask = (t.sigmask | block) & !UNBLOCKABLE;
+        Some(())
+    }
+
+    fn lx_sigreturn(&mut self, tid: Pid) -> SysResult {
+        let mm = self.mm_of(tid)?;
+        let pid = self.pid_of(tid)?;
+        let ok = (|| {
+            let t = self.threads.get_mut(&tid)?;
+            let uc = t.cpu.gpr[reg::RSP];
+            let mut bytes = vec![0u8; UCONTEXT_SIZE];
+            mm.borrow().space.mem.read(GuestAddress(uc), &mut bytes).ok()?;
+            let mut cpu = t.cpu.clone();
+            for (i, &g) in GREGS.iter().enumerate() {
+                cpu.gpr[g] = le64(&bytes, MCONTEXT + 8 * i);
+            }
+            cpu.rip = le64(&bytes, MCONTEXT + 128);
+            let fl = le64(&bytes, MCONTEXT + 136);
+            cpu.set_rflags((cpu.rflags & !flags::USER_WRITABLE) | (fl & flags::USER_WRITABLE));
+            let fpstate = le64(&bytes, MCONTEXT + 184);
+            if fpstate != 0 {
+                let mut fp = vec![0u8; FPSTATE_SIZE];
+                mm.borrow().space.mem.read(GuestAddress(fpstate), &mut fp).ok()?;
+                fxrstor(&fp, &mut cpu);
+            }
+            let mask = le64(&bytes, SIGMASK);
+            t.cpu = cpu;
+            t.sigmask = mask & !UNBLOCKABLE;
+            Some(())
+        })();
+        if ok.is_none() {
+            self.terminate_process(pid, r::w_termsig(r::SIGSEGV));
+        }
+        Err(SysError::NoReturn)
+    }
+
+    fn lx_sigaction(&mut self, tid: Pid, sig: usize, old_addr: usize, new: Option<(u64, u64, u64, u64)>) -> SysResult {
+        if sig == 0 || sig > 64 {
+            return err(r::EINVAL);
+        }
+        if new.is_some() && (sig == r::SIGKILL || sig == r::SIGSTOP) {
+            return err(r::EINVAL);
+        }
+        if sig >= r::NSIG {
+            if old_addr != 0 {
+                let mm = self.mm_of(tid)?;
+                copy_out(&mut mm.borrow_mut().space.mem, old_addr, &[0u8; 32])?;
+            }
+            return Ok(0);
+        }
+        let sighand = self.proc_of(tid)?.sighand.clone();
+        let old = sighand.borrow().actions[sig];
+        if old_addr != 0 {
+            let mut o = Out::new(32);
+            o.u64(0, old.sa.sa_handler as u64);
+            o.u64(8, old.sa.sa_flags as u64);
+            o.u64(16, old.restorer as u64);
+            o.u64(24, old.sa.sa_mask[0]);
+            let mm = self.mm_of(tid)?;
+            copy_out(&mut mm.borrow_mut().space.mem, old_addr, &o.0)?;
+        }
+        if let Some((handler, fl, restorer, mask)) = new {
+            let sa =
+                SigAction { sa_handler: handler as usize, sa_mask: [mask & !UNBLOCKABLE, 0], sa_flags: fl as usize };
+            let restorer = if fl as usize & r::SA_RESTORER != 0 { restorer as usize } else { 0 };
+            sighand.borrow_mut().actions[sig] = Action { sa, restorer };
+            if sa.sa_handler == r::SIG_IGN
+                || sa.sa_handler == r::SIG_DFL
+                    && crate::signal::default_action(sig) == crate::signal::DefaultAction::Ignore
+            {
+                let pid = self.pid_of(tid)?;
+                if let Some(p) = self.procs.get_mut(&pid) {
+                    p.pending &= !sig_bit(sig);
+                }
+            }
+        }
+        Ok(0)
+    }
+
+    fn lx_sigprocmask(&mut self, tid: Pid, how: usize, set: Option<u64>, old_addr: usize, size: usize) -> SysResult {
+        if size != 8 {
+            return err(r::EINVAL);
+        }
+        let old = self.threads.get(&tid).map(|t| t.sigmask).unwrap_or(0);
+        if let Some(set) = set {
+            let new = match how {
+                r::SIG_BLOCK => old | set,
+                r::SIG_UNBLOCK => old & !set,
+                r::SIG_SETMASK => set,
+                _ => return err(r::EINVAL),
+            };
+            if let Some(t) = self.threads.get_mut(&tid) {
+                t.sigmask = new & !UNBLOCKABLE;
+            }
+        }
+        if old_addr != 0 {
+            let mm = self.mm_of(tid)?;
+            copy_out(&mut mm.borrow_mut().space.mem, old_addr, &old.to_le_bytes())?;
+        }
+        Ok(0)
+    }
+
+    /// sigsuspend/pause: wait with `mask` until a handler runs (EINTR).
+    fn lx_suspend(&mut self, tid: Pid, mask: u64) -> SysResult {
+        let old = self.threads.get(&tid).map(|t| t.sigmask).unwrap_or(0);
+        let pending = {
+            let t = self.threads.get(&tid);
+            let p = self.proc_of(tid).ok();
+            t.map(|t| t.pending).unwrap_or(0) | p.map(|p| p.pending).unwrap_or(0)
+        };
+        self.linux.threads.entry(tid).or_default().suspend_mask = Some(old);
+        if let Some(t) = self.threads.get_mut(&tid) {
+            t.sigmask = mask & !UNBLOCKABLE;
+        }
+        if pending & !mask != 0 {
+            return err(r::EINTR);
+        }
+        Err(SysError::Block(Block {
+            on: WaitOn::Sleep,
+            deadline: None,
+            on_timeout: Err(Errno(r::EINTR)),
+            on_wake: OnWake::Return(Errno::mux(Err(Errno(r::EINTR)))),
+        }))
+    }
+
+    fn lx_sigaltstack(&mut self, tid: Pid, new: Option<(u64, u32, u64)>, old_addr: usize) -> SysResult {
+        let rsp = self.threads.get(&tid).map(|t| t.cpu.gpr[reg::RSP]).unwrap_or(0);
+        let lt = self.linux.threads.entry(tid).or_default();
+        let (sp, size) = lt.altstack;
+        let on = size != 0 && rsp > sp && rsp <= sp + size;
+        if let Some((nsp, nflags, nsize)) = new {
+            if on {
+                return err(r::EPERM);
+            }
+            if nflags & abi::SS_DISABLE != 0 {
+                lt.altstack = (0, 0);
+            } else if nflags & !abi::SS_ONSTACK & !(1 << 31) != 0 {
+                return err(r::EINVAL);
+            } else if nsize < abi::MINSIGSTKSZ {
+                return err(r::ENOMEM);
+            } else {
+                lt.altstack = (nsp, nsize);
+            }
+        }
+        if old_addr != 0 {
+            let mut o = Out::new(24);
+            o.u64(0, sp);
+            o.u32(
+                8,
+                if size == 0 {
+                    abi::SS_DISABLE
+                } else if on {
+                    abi::SS_ONSTACK
+                } else {
+                    0
+                },
+            );
+            o.u64(16, size);
+            let mm = self.mm_of(tid)?;
+            copy_out(&mut mm.borrow_mut().space.mem, old_addr, &o.0)?;
+        }
+        Ok(0)
+    }
+
+    pub(super) fn linux_signal_call(
+        &mut self,
+        tid: Pid,
+        number: usize,
+        a: &[usize; 6],
+        input: &LinuxInput,
+    ) -> Option<SysResult> {
+        Some(match (number, input) {
+            (nr::RT_SIGACTION, LinuxInput::SigAction(new)) => self.lx_sigaction(tid, a[0], a[2], *new),
+            (nr::RT_SIGPROCMASK, LinuxInput::SigSet(set)) => self.lx_sigprocmask(tid, a[0], *set, a[2], a[3]),
+            (nr::RT_SIGRETURN, _) => self.lx_sigreturn(tid),
+            (nr::RT_SIGPENDING, _) => (|| {
+                let t = self.threads.get(&tid).map(|t| t.pending).unwrap_or(0);
+                let p = self.proc_of(tid)?.pending;
+                let mm = self.mm_of(tid)?;
+                copy_out(&mut mm.borrow_mut().space.mem, a[0], &(t | p).to_le_bytes())?;
+                Ok(0)
+            })(),
+            (nr::RT_SIGSUSPEND, LinuxInput::SigSet(Some(mask))) => self.lx_suspend(tid, *mask),
+            (nr::PAUSE, _) => {
+                let mask = self.threads.get(&tid).map(|t| t.sigmask).unwrap_or(0);
+                self.lx_suspend(tid, mask)
+            }
+            (nr::SIGALTSTACK, LinuxInput::AltStack(new)) => self.lx_sigaltstack(tid, *new, a[1]),
+            (nr::RT_SIGACTION | nr::RT_SIGPROCMASK | nr::RT_SIGSUSPEND | nr::SIGALTSTACK, _) => err(r::EFAULT),
+            _ => return None,
+        })
+    }
+}

@@ -1,0 +1,247 @@
+//! The escape suite: guest programs try every way out of a jail and a system-call mask, and
+//! nothing gets out. Also the guest `restrict` program and the host's `--policy FILE`.
+//!
+//! The attempts live in the guest program `escape` (guest-apps/apps/src/bin/escape.rs): one
+//! line per attempt, `contained NAME: ...` or `ESCAPED NAME: ...`. This test counts them:
+//! the count is fixed, so an attempt that silently stops running is noticed too. `escape
+//! --control` makes the same attempts with no jail and no mask, and most of them must then
+//! escape: the suite does test something.
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::rc::Rc;
+
+use guest_kernel::{CaptureConsole, CapturedOutput};
+use warden::{Root, RunOptions};
+
+/// Attempts the `escape` program makes (67 by the jailed child, 7 checked from outside).
+const ESCAPE_ATTEMPTS: usize = 74;
+
+struct Run {
+    status: i32,
+    out: CapturedOutput,
+}
+
+impl Run {
+    fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.out.stdout).into_owned()
+    }
+    fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.out.stderr).into_owned()
+    }
+}
+
+fn run_opts(opts: RunOptions) -> Run {
+    let (console, out): (CaptureConsole, Rc<RefCell<CapturedOutput>>) = CaptureConsole::new(b"");
+    let status = match warden::boot(&opts, Box::new(console)) {
+        Ok(mut k) => k.run().exit_status(),
+        Err(e) => e.exit_status(),
+    };
+    let out = out.borrow().clone();
+    Run { status, out }
+}
+
+fn run(program: &str, args: &[&str]) -> Run {
+    run_opts(RunOptions {
+        program: Some(program.to_string()),
+        args: args.iter().map(|s| s.to_string()).collect(),
+        budget: Some(4_000_000_000),
+        ..RunOptions::default()
+    })
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("warden-escape-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn guest_bin(name: &str) -> PathBuf {
+    Path::new(env!("WARDEN_GUEST_BIN_DIR")).join(name)
+}
+
+#[test]
+fn nothing_escapes_the_jail_or_the_mask() {
+    let r = run("escape", &[]);
+    let out = r.stdout();
+    let escaped: Vec<&str> = out.lines().filter(|l| l.starts_with("ESCAPED")).collect();
+    assert!(escaped.is_empty(), "escapes:\n{}\n\nfull output:\n{out}{}", escaped.join("\n"), r.stderr());
+    let contained = out.lines().filter(|l| l.starts_with("contained ")).count();
+    assert_eq!(contained, ESCAPE_ATTEMPTS, "{out}{}", r.stderr());
+    assert!(out.ends_with(&format!("escape: {ESCAPE_ATTEMPTS} attempts, 0 escaped\n")), "{out}");
+    assert_eq!(r.status, 0, "{out}{}", r.stderr());
+    // Every attempt has a distinct name.
+    let mut names: Vec<&str> =
+        out.lines().filter_map(|l| l.strip_prefix("contained ")).map(|l| l.split(':').next().unwrap()).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), ESCAPE_ATTEMPTS);
+}
+
+#[test]
+fn the_same_attempts_escape_without_a_jail() {
+    let r = run("escape", &["--control"]);
+    let out = r.stdout();
+    let escaped = out.lines().filter(|l| l.starts_with("ESCAPED")).count();
+    let total = out.lines().filter(|l| l.starts_with("ESCAPED") || l.starts_with("contained ")).count();
+    assert_eq!(total, ESCAPE_ATTEMPTS, "{out}");
+    assert!(escaped >= 50, "only {escaped} attempts got out without a jail:\n{out}");
+    for name in ["open-dotdot", "symlink-absolute", "fexec-outside-fd", "kill-parent", "proc-list", "widen-mask"] {
+        assert!(out.contains(&format!("ESCAPED {name}:")), "{name}:\n{out}");
+    }
+    assert_eq!(r.status, 1);
+}
+
+#[test]
+fn nothing_escapes_under_a_guest_supervisor() {
+    // The mask and jail act before supervision: a supervised jailed process is no freer.
+    let r = run("strace", &["escape"]);
+    let out = r.stdout();
+    assert!(!out.contains("ESCAPED"), "{out}");
+    assert!(out.ends_with(&format!("escape: {ESCAPE_ATTEMPTS} attempts, 0 escaped\n")), "{out}");
+    assert!(r.stderr().contains("jail("), "the supervisor saw the jail call");
+}
+
+#[test]
+fn escape_is_deterministic() {
+    assert_eq!(run("escape", &[]).stdout(), run("escape", &[]).stdout());
+}
+
+#[test]
+fn restrict_masks_and_jails_a_program() {
+    let r = run(
+        "/bin/sh",
+        &[
+            "-c",
+            "mkdir -p /tmp/j/bin; cat /bin/ls > /tmp/j/bin/ls; echo s > /tmp/j/../outside; \
+             restrict --jail /tmp/j /bin/ls /; restrict --jail /tmp/j /bin/ls ../../tmp; echo st=$?; \
+             restrict --deny kill kill -0 1; echo st=$?; \
+             restrict --kill --deny kill kill -0 1; echo st=$?; \
+             restrict --allow P,F,fexec,open true; echo st=$?; \
+             restrict --allow bogus true; echo st=$?; \
+             restrict --deny J true; echo st=$?",
+        ],
+    );
+    let out = r.stdout();
+    let err = r.stderr();
+    // ls / in the jail shows only the jail; ../../tmp resolves to the jail's (missing) /tmp.
+    assert!(out.starts_with("bin\nst=2\n"), "{out}{err}");
+    assert!(out.contains("st=1\nst=159\nst=0\nst=2\nst=126\n"), "{out}{err}");
+    assert!(err.contains("kill: (1): Operation not permitted"), "{err}");
+    assert!(err.contains("restrict: unknown call or class \"bogus\""), "{err}");
+    assert!(err.contains("restrict: true: cannot execute: Operation not permitted"), "{err}");
+}
+
+#[test]
+fn restrict_lists_every_call_with_its_class() {
+    let r = run("restrict", &["--list"]);
+    let out = r.stdout();
+    assert_eq!(out.lines().count(), warden_abi::CALLS.len());
+    assert!(out.lines().any(|l| l.starts_with("kill ") && l.contains(" J ")), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("open ") && l.contains(" C ")), "{out}");
+}
+
+/// A host root: /secret outside, /jail with ls, sh, cat and kill, and links pointing out.
+fn jail_root(name: &str) -> PathBuf {
+    let root = temp_dir(name);
+    std::fs::create_dir_all(root.join("jail/bin")).unwrap();
+    for prog in ["ls", "sh", "cat", "kill", "escape"] {
+        std::fs::copy(guest_bin(prog), root.join("jail/bin").join(prog)).unwrap();
+    }
+    std::fs::write(root.join("secret"), "SECRET\n").unwrap();
+    std::os::unix::fs::symlink("../secret", root.join("jail/up")).unwrap();
+    std::os::unix::fs::symlink("/secret", root.join("jail/abs")).unwrap();
+    root
+}
+
+fn policy(dir: &Path, text: &str) -> PathBuf {
+    let p = dir.join("policy.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn host_policy_jails_the_whole_guest() {
+    let root = jail_root("policy");
+    let pol = policy(&temp_dir("policy-file"), "jail = \"/jail\"\n");
+    let r = run_opts(RunOptions {
+        root: Root::Dir(root.clone()),
+        program: Some("sh".into()),
+        args: vec!["-c".into(), "cat up; cat abs; cat ../secret; cat /secret; cd ..; ls; pwd".into()],
+        policy: Some(pol),
+        budget: Some(2_000_000_000),
+        ..RunOptions::default()
+    });
+    assert!(!r.stdout().contains("SECRET"), "{}", r.stdout());
+    assert_eq!(r.stdout(), "abs\nbin\nup\n/\n", "{}", r.stderr());
+    assert_eq!(r.stderr().matches("No such file or directory").count(), 4, "{}", r.stderr());
+    let _ = std::fs::remove_dir_all(root);
+}
+
+#[test]
+fn host_policy_mask_denies_or_kills() {
+    let dir = temp_dir("mask");
+    let run_policy = |text: &str, prog: &str, args: &[&str]| {
+        run_opts(RunOptions {
+            program: Some(prog.into()),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            policy: Some(policy(&dir, text)),
+            budget: Some(2_000_000_000),
+            ..RunOptions::default()
+        })
+    };
+    let r = run_policy("deny = [\"kill\"]\n", "kill", &["-0", "1"]);
+    assert_eq!(r.status, 1);
+    assert!(r.stderr().contains("Operation not permitted"), "{}", r.stderr());
+    assert_eq!(run_policy("deny = [\"kill\"]\nmode = \"kill\"\n", "kill", &["-0", "1"]).status, 128 + 31);
+    // The guest cannot widen what the host set, nor take the jail off.
+    let r = run_policy("deny = [\"kill\"]\n", "restrict", &["--allow", "all", "kill", "-0", "1"]);
+    assert_eq!(r.status, 125, "{}", r.stderr());
+    assert!(r.stderr().contains("restrict: mask: Operation not permitted"), "{}", r.stderr());
+    let r = run_policy("allow = [\"all\"]\n", "restrict", &["--allow", "all", "true"]);
+    assert_eq!(r.status, 0, "{}", r.stderr());
+    // init itself starts (the kernel loads it), but it cannot exec anything.
+    let r = run_policy("deny = [\"fexec\"]\n", "sh", &["-c", "echo hi"]);
+    assert_eq!((r.stdout().as_str(), r.status), ("", 126), "{}", r.stderr());
+    // The example policy that README.md mentions.
+    let r = run_opts(RunOptions {
+        program: Some("/bin/sh".into()),
+        args: vec!["-c".into(), "echo hi; kill -0 1".into()],
+        policy: Some(PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/policy.toml"))),
+        budget: Some(2_000_000_000),
+        ..RunOptions::default()
+    });
+    assert_eq!((r.stdout().as_str(), r.status), ("hi\n", 1), "{}", r.stderr());
+}
+
+#[test]
+fn bad_policies_are_one_line_errors_with_status_125() {
+    let dir = temp_dir("bad");
+    for (text, want) in [
+        ("allow = [\"open\"]\njial = \"/x\"\n", "policy.toml:2: unknown field `jial`"),
+        ("deny = [\"opne\"]\n", "policy.toml:1: unknown call or class \"opne\""),
+        ("mode = \"loud\"\n", "policy.toml:1: unknown variant `loud`"),
+        ("jail = \"/no/such/dir\"\n", "jail /no/such/dir: No such file or directory"),
+        ("allow = [", "policy.toml:1:"),
+    ] {
+        let p = policy(&dir, text);
+        let out = Command::new(env!("CARGO_BIN_EXE_warden"))
+            .args(["run", "--policy"])
+            .arg(&p)
+            .arg("/bin/true")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(125), "{text:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{text:?}: {err}");
+        assert!(err.contains(want), "{text:?}: {err}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(["run", "--policy", "/nonexistent/policy.toml", "/bin/true"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read policy /nonexistent/policy.toml"));
+}

@@ -1,0 +1,327 @@
+//! The Linux personality end to end: unmodified static Linux programs run
+//! natively and under `warden run --root / PROG` must print the same bytes on
+//! stdout and exit with the same status.
+//!
+//! Fixtures are C sources in `tests/fixtures/linux/`, built here with the
+//! machine's `gcc -static -O2` (glibc: TLS set-up, IRELATIVE relocations,
+//! CPUID-driven string functions) and `musl-gcc -static -O2` (Debian's
+//! musl-tools); busybox is Debian's busybox-static at `/bin/busybox`. A
+//! missing tool skips its tests with a "SKIPPED: ..." line, unless
+//! `WARDEN_REQUIRE_TOOLS=1` (set by `.ci/run`, which installs them), where
+//! it fails them.
+//!
+//! Each run gets a fresh empty working directory (warden's writes go to its
+//! in-memory layer; the native run's to disk), the environment
+//! `PATH=<dir of busybox applet links>:/usr/bin:/bin` only, and no stdin.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/linux");
+const BUSYBOX: &str = "/bin/busybox";
+
+fn require_tools() -> bool {
+    std::env::var("WARDEN_REQUIRE_TOOLS").is_ok_and(|v| v == "1")
+}
+
+/// `true` if `tool` can be used; otherwise prints SKIPPED (or panics when tools are required).
+fn have(tool: &str, found: bool) -> bool {
+    if !found {
+        if require_tools() {
+            panic!("{tool} not found but WARDEN_REQUIRE_TOOLS=1");
+        }
+        eprintln!("SKIPPED: {tool} not found");
+    }
+    found
+}
+
+fn on_path(cmd: &str) -> bool {
+    Command::new(cmd).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
+}
+
+fn work_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("linux")
+}
+
+fn fresh_dir(tag: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let n = N.fetch_add(1, Ordering::SeqCst);
+    let d = work_dir().join("runs").join(format!("{}-{n}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Builds fixture `name` with `compiler` ("gcc" or "musl-gcc"); `None` if the compiler is missing.
+fn build(name: &str, compiler: &str) -> Option<PathBuf> {
+    if !have(compiler, on_path(compiler)) {
+        return None;
+    }
+    let out_dir = work_dir().join("bin");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let out = out_dir.join(format!("{name}.{compiler}"));
+    let src = Path::new(FIXTURES).join(format!("{name}.c"));
+    let status = Command::new(compiler)
+        .args(["-static", "-O2", "-pthread", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .arg("-lm")
+        .status()
+        .expect("run compiler");
+    assert!(status.success(), "{compiler} failed on {}", src.display());
+    Some(out)
+}
+
+/// A directory of symlinks `applet -> /bin/busybox`, so both runs find the
+/// same (static) programs on PATH.
+fn applet_dir() -> Option<&'static Path> {
+    static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
+    DIR.get_or_init(|| {
+        if !Path::new(BUSYBOX).exists() {
+            return None;
+        }
+        let dir = work_dir().join(format!("applets-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let list = Command::new(BUSYBOX).arg("--list").output().expect("busybox --list");
+        for name in String::from_utf8_lossy(&list.stdout).lines() {
+            if !name.is_empty() && !name.contains('/') {
+                let _ = std::os::unix::fs::symlink(BUSYBOX, dir.join(name));
+            }
+        }
+        Some(dir)
+    })
+    .as_deref()
+}
+
+struct Outcome {
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    status: i32,
+}
+
+fn status_of(s: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0))
+}
+
+fn path_env() -> String {
+    match applet_dir() {
+        Some(d) => format!("{}:/usr/bin:/bin", d.display()),
+        None => "/usr/bin:/bin".to_string(),
+    }
+}
+
+fn run_native(prog: &Path, args: &[&str]) -> Outcome {
+    let dir = fresh_dir("native");
+    let out = Command::new(prog)
+        .args(args)
+        .current_dir(&dir)
+        .env_clear()
+        .env("PATH", path_env())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run natively");
+    let _ = std::fs::remove_dir_all(&dir);
+    Outcome { stdout: out.stdout, stderr: out.stderr, status: status_of(out.status) }
+}
+
+fn run_warden(prog: &Path, args: &[&str]) -> Outcome {
+    let dir = fresh_dir("warden");
+    let out = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(["run", "--root", "/", "--budget", "20000000000", "--env"])
+        .arg(format!("PATH={}", path_env()))
+        .arg(prog)
+        .args(args)
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run warden");
+    let _ = std::fs::remove_dir_all(&dir);
+    Outcome { stdout: out.stdout, stderr: out.stderr, status: status_of(out.status) }
+}
+
+/// Runs `prog args` both ways; `Err` describes the first difference.
+fn compare(prog: &Path, args: &[&str]) -> Result<(), String> {
+    let native = run_native(prog, args);
+    let warden = run_warden(prog, args);
+    if native.stdout != warden.stdout || native.status != warden.status {
+        return Err(format!(
+            "{} {:?}:\n--- native (status {}) ---\n{}\n--- warden (status {}) ---\n{}\n--- warden stderr ---\n{}",
+            prog.display(),
+            args,
+            native.status,
+            String::from_utf8_lossy(&native.stdout),
+            warden.status,
+            String::from_utf8_lossy(&warden.stdout),
+            String::from_utf8_lossy(&warden.stderr),
+        ));
+    }
+    Ok(())
+}
+
+fn check_fixture(name: &str, compiler: &str, args: &[&str]) {
+    let Some(prog) = build(name, compiler) else { return };
+    if let Err(e) = compare(&prog, args) {
+        panic!("{e}");
+    }
+}
+
+macro_rules! fixture_tests {
+    ($($test:ident: $name:literal, $compiler:literal, [$($arg:literal),*];)*) => {$(
+        #[test]
+        fn $test() {
+            check_fixture($name, $compiler, &[$($arg),*]);
+        }
+    )*};
+}
+
+fixture_tests! {
+    glibc_hello: "hello", "gcc", ["one", "two words"];
+    glibc_files: "files", "gcc", [];
+    glibc_procs: "procs", "gcc", [];
+    glibc_signals: "signals", "gcc", [];
+    glibc_threads: "threads", "gcc", [];
+    glibc_time: "timing", "gcc", [];
+    musl_hello: "hello", "musl-gcc", ["one", "two words"];
+    musl_files: "files", "musl-gcc", [];
+    musl_procs: "procs", "musl-gcc", [];
+    musl_signals: "signals", "musl-gcc", [];
+    musl_threads: "threads", "musl-gcc", [];
+    musl_time: "timing", "musl-gcc", [];
+}
+
+fn busybox() -> bool {
+    have("busybox (/bin/busybox)", Path::new(BUSYBOX).exists())
+}
+
+#[test]
+fn busybox_sh_script() {
+    if !busybox() {
+        return;
+    }
+    let script = Path::new(FIXTURES).join("busybox/shell.sh");
+    if let Err(e) = compare(Path::new(BUSYBOX), &["sh", script.to_str().unwrap()]) {
+        panic!("{e}");
+    }
+}
+
+#[test]
+fn busybox_applets() {
+    if !busybox() {
+        return;
+    }
+    let setup = std::fs::read_to_string(Path::new(FIXTURES).join("busybox/applets.sh")).unwrap();
+    let cases = std::fs::read_to_string(Path::new(FIXTURES).join("busybox/applets.txt")).unwrap();
+    let mut failures = Vec::new();
+    let mut count = 0;
+    for line in cases.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')) {
+        let (name, cmd) = line.split_once('\t').expect("NAME<TAB>COMMAND");
+        let script = format!("{setup}\n{cmd}\n");
+        count += 1;
+        match compare(Path::new(BUSYBOX), &["sh", "-c", &script]) {
+            Ok(()) => eprintln!("applet {name}: same"),
+            Err(e) => failures.push(format!("applet {name}: {e}")),
+        }
+    }
+    assert!(count >= 30, "only {count} applet cases");
+    assert!(failures.is_empty(), "{} of {count} applet cases differ:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// Redox and Linux programs exec each other inside one guest: an image made
+/// of the default image plus busybox.
+#[test]
+fn redox_and_linux_programs_exec_each_other() {
+    if !busybox() {
+        return;
+    }
+    let image = work_dir().join(format!("mixed-{}.tar", std::process::id()));
+    {
+        let mut builder = tar::Builder::new(std::fs::File::create(&image).unwrap());
+        let mut archive = tar::Archive::new(warden::DEFAULT_IMAGE);
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let header = entry.header().clone();
+            let path = entry.path().unwrap().into_owned();
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
+            builder.append_data(&mut header.clone(), path, &data[..]).unwrap();
+        }
+        let bytes = std::fs::read(BUSYBOX).unwrap();
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o755);
+        header.set_cksum();
+        builder.append_data(&mut header, "linux/busybox", &bytes[..]).unwrap();
+        builder.finish().unwrap();
+    }
+    let warden = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_warden"))
+            .args(["run", "--image"])
+            .arg(&image)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (String::from_utf8_lossy(&out.stdout).into_owned(), status_of(out.status))
+    };
+    // Redox sh runs a Linux program, in a pipeline into a Redox program.
+    let (out, status) = warden(&["/bin/sh", "-c", "/linux/busybox echo from linux | /bin/wc -c; /linux/busybox false"]);
+    assert_eq!((out.as_str(), status), ("11\n", 1));
+    // Linux sh runs Redox programs.
+    let (out, status) =
+        warden(&["/linux/busybox", "sh", "-c", "/bin/echo from redox | /linux/busybox tr a-z A-Z; exit 4"]);
+    assert_eq!((out.as_str(), status), ("FROM REDOX\n", 4));
+    let _ = std::fs::remove_file(&image);
+}
+
+/// `--personality redox` on a Linux program makes its calls Redox calls,
+/// which mean something else there: it never gets to print.
+#[test]
+fn personality_flag_overrides_the_rule() {
+    let Some(prog) = build("hello", "gcc") else { return };
+    let dir = fresh_dir("flag");
+    let out = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(["run", "--root", "/", "--budget", "2000000000", "--personality", "redox"])
+        .arg(&prog)
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("hello"), "ran as Linux despite the flag");
+    let out = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(["run", "--root", "/", "--personality", "linux"])
+        .arg(&prog)
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("hello, world!"));
+    assert_eq!(status_of(out.status), 3);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `warden trace` shows Linux calls with Linux names and decoded arguments;
+/// calls the layer does not implement show as ENOSYS.
+#[test]
+fn linux_calls_are_traced() {
+    let Some(prog) = build("hello", "gcc") else { return };
+    let dir = fresh_dir("trace");
+    let out = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(["trace", "--root", "/"])
+        .arg(&prog)
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let trace = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(status_of(out.status), 3, "{trace}");
+    for needle in
+        ["arch_prctl(0x1002, ", "write(1, \"hello, world! argc=1\\n", "rseq(", "= -38 ENOSYS", "+++ exited with 3 +++"]
+    {
+        assert!(trace.contains(needle), "{needle:?} missing from the trace:\n{trace}");
+    }
+}
