@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 use guest_kernel::Limits;
 use warden::testrun::{self, TestConfig};
-use warden::{Root, RunOptions, EXIT_WARDEN_FAILED};
+use warden::{Root, EXIT_WARDEN_FAILED};
 
 /// `warden test [OPTIONS] [PATHS...]`.
 #[derive(Args, Debug)]
@@ -102,76 +102,18 @@ pub struct RecordArgs {
     #[arg(short = 'o', long = "output", value_name = "TRACE", required = true)]
     output: PathBuf,
 
-    /// Root file system from a tar archive instead of the embedded default image.
-    #[arg(long, value_name = "FILE", conflicts_with = "root")]
-    image: Option<PathBuf>,
-
-    /// Root file system from a host directory, read-only to the guest.
-    #[arg(long, value_name = "DIR")]
-    root: Option<PathBuf>,
-
-    /// Set a guest environment variable (repeatable; default PATH=/bin).
-    #[arg(long = "env", value_name = "KEY=VALUE")]
-    env: Vec<String>,
-
-    /// Stop after this many guest instructions with exit status 124.
-    #[arg(long, value_name = "N")]
-    budget: Option<u64>,
-
-    /// Seed for everything random the guest sees; nonzero also perturbs preemption points.
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    seed: u64,
-
-    /// Guest instructions a thread runs before the scheduler preempts it.
-    #[arg(long, value_name = "N", default_value_t = 100_000)]
-    quantum: u64,
-
-    /// Clocks follow the host's real time (every reading is recorded).
-    #[arg(long)]
-    real_time: bool,
-
-    /// Most processes and threads alive at once.
-    #[arg(long, value_name = "N", default_value_t = Limits::default().max_processes)]
-    max_procs: usize,
-
-    /// Most guest memory per process, in MiB.
-    #[arg(long, value_name = "MIB", default_value_t = Limits::default().max_memory_per_process >> 20)]
-    max_mem: u64,
-
-    /// Most open file descriptors per process.
-    #[arg(long, value_name = "N", default_value_t = Limits::default().max_fds)]
-    max_fds: usize,
-
-    /// The program to run (a guest path, or a name found in /bin), then its arguments.
-    #[arg(value_name = "PROGRAM", trailing_var_arg = true)]
-    command: Vec<String>,
+    #[command(flatten)]
+    run: super::RunArgs,
 }
 
 impl RecordArgs {
     pub fn run(self) -> i32 {
-        let root = match (self.image, self.root) {
-            (Some(f), _) => Root::Image(f),
-            (None, Some(d)) => Root::Dir(d),
-            (None, None) => Root::Default,
-        };
-        let mut command = self.command.into_iter();
-        let opts = RunOptions {
-            root,
-            env: self.env,
-            program: command.next(),
-            args: command.collect(),
-            budget: self.budget,
-            seed: self.seed,
-            quantum: self.quantum,
-            real_time: self.real_time,
-            limits: Limits {
-                max_processes: self.max_procs,
-                max_memory_per_process: self.max_mem.saturating_mul(1 << 20),
-                max_fds: self.max_fds,
-                ..Limits::default()
-            },
-            ..RunOptions::default()
-        };
+        let opts = self.run.options();
+        // The trace header does not carry these yet, so a replay could not reproduce them.
+        if opts.overlay.is_some() || opts.policy.is_some() || opts.personality.is_some() {
+            eprintln!("warden: record: --overlay, --policy and --personality cannot be recorded yet");
+            return warden::EXIT_WARDEN_FAILED;
+        }
         match warden::record::record(&opts, &[], Box::new(guest_kernel::HostConsole), &self.output) {
             Ok((outcome, _)) => outcome.exit_status(),
             Err(e) => {
