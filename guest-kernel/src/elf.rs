@@ -195,19 +195,13 @@ pub fn build_stack(
     let mut sp = top - 16;
     mem.write_raw(GuestAddress(sp), &random).map_err(fault)?;
     let at_random = sp;
-    let mut push_str = |sp: &mut u64, s: &[u8]| -> Result<u64, Errno> {
-        *sp -= s.len() as u64 + 1;
-        mem.write_raw(GuestAddress(*sp), s).map_err(fault)?;
-        mem.write_raw(GuestAddress(*sp + s.len() as u64), &[0]).map_err(fault)?;
-        Ok(*sp)
-    };
     let mut argv = Vec::with_capacity(args.len());
     for a in args {
-        argv.push(push_str(&mut sp, a)?);
+        argv.push(push_cstr(mem, &mut sp, a)?);
     }
     let mut envp = Vec::with_capacity(envs.len());
     for e in envs {
-        envp.push(push_str(&mut sp, e)?);
+        envp.push(push_cstr(mem, &mut sp, e)?);
     }
     let auxv: [(usize, u64); 7] = [
         (AT_PHDR, image.phdr),
@@ -218,23 +212,45 @@ pub fn build_stack(
         (AT_RANDOM, at_random),
         (AT_NULL, 0),
     ];
+    let auxv = auxv.map(|(k, v)| (k as u64, v));
+    push_start_vectors(mem, sp, &argv, &envp, &auxv)
+}
+
+/// Copies `s` and a terminating NUL below `*sp`; returns its address.
+pub(crate) fn push_cstr(mem: &mut emu::Memory, sp: &mut u64, s: &[u8]) -> Result<u64, Errno> {
+    let fault = |_| Errno(ENOMEM);
+    *sp -= s.len() as u64 + 1;
+    mem.write_raw(GuestAddress(*sp), s).map_err(fault)?;
+    mem.write_raw(GuestAddress(*sp + s.len() as u64), &[0]).map_err(fault)?;
+    Ok(*sp)
+}
+
+/// Writes the SysV process-entry block below `sp` (argc, argv, NULL, envp,
+/// NULL, auxv pairs), 16-byte aligned at argc; returns the new stack pointer.
+pub(crate) fn push_start_vectors(
+    mem: &mut emu::Memory,
+    sp: u64,
+    argv: &[u64],
+    envp: &[u64],
+    auxv: &[(u64, u64)],
+) -> Result<u64, Errno> {
     let mut words: Vec<u64> = Vec::with_capacity(3 + argv.len() + envp.len() + 2 * auxv.len());
     words.push(argv.len() as u64);
-    words.extend(&argv);
+    words.extend(argv);
     words.push(0);
-    words.extend(&envp);
+    words.extend(envp);
     words.push(0);
-    for (k, v) in auxv {
-        words.push(k as u64);
+    for &(k, v) in auxv {
+        words.push(k);
         words.push(v);
     }
-    sp &= !15;
+    let mut sp = sp & !15;
     if words.len() % 2 == 1 {
         sp -= 8;
     }
     sp -= 8 * words.len() as u64;
     let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
-    mm.space.mem.write_raw(GuestAddress(sp), &bytes).map_err(fault)?;
+    mem.write_raw(GuestAddress(sp), &bytes).map_err(|_| Errno(ENOMEM))?;
     Ok(sp)
 }
 

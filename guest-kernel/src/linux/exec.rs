@@ -5,7 +5,7 @@
 use emu::{GuestAddress, Perm};
 use warden_abi::{Errno, E2BIG, ENOMEM};
 
-use crate::elf::{ElfImage, MAX_ARG_BYTES};
+use crate::elf::{push_cstr, push_start_vectors, ElfImage, MAX_ARG_BYTES};
 use crate::mm::{round_up, Mm, PAGE};
 
 const AT_NULL: u64 = 0;
@@ -60,24 +60,18 @@ pub fn build_stack(
     let mem = &mut mm.space.mem;
     let fault = |_| Errno(ENOMEM);
     let mut sp = top - 8;
-    let mut push_str = |sp: &mut u64, s: &[u8]| -> Result<u64, Errno> {
-        *sp -= s.len() as u64 + 1;
-        mem.write_raw(GuestAddress(*sp), s).map_err(fault)?;
-        mem.write_raw(GuestAddress(*sp + s.len() as u64), &[0]).map_err(fault)?;
-        Ok(*sp)
-    };
-    let at_execfn = push_str(&mut sp, execfn)?;
+    let at_execfn = push_cstr(mem, &mut sp, execfn)?;
     let mut envp = Vec::with_capacity(envs.len());
     for e in envs.iter().rev() {
-        envp.push(push_str(&mut sp, e)?);
+        envp.push(push_cstr(mem, &mut sp, e)?);
     }
     envp.reverse();
     let mut argv = Vec::with_capacity(args.len());
     for a in args.iter().rev() {
-        argv.push(push_str(&mut sp, a)?);
+        argv.push(push_cstr(mem, &mut sp, a)?);
     }
     argv.reverse();
-    let at_platform = push_str(&mut sp, b"x86_64")?;
+    let at_platform = push_cstr(mem, &mut sp, b"x86_64")?;
     sp &= !15;
     sp -= 16;
     mm.space.mem.write_raw(GuestAddress(sp), &random).map_err(fault)?;
@@ -103,21 +97,5 @@ pub fn build_stack(
         (AT_EXECFN, at_execfn),
         (AT_NULL, 0),
     ];
-    let mut words: Vec<u64> = Vec::with_capacity(3 + argv.len() + envp.len() + 2 * auxv.len());
-    words.push(argv.len() as u64);
-    words.extend(&argv);
-    words.push(0);
-    words.extend(&envp);
-    words.push(0);
-    for (k, v) in auxv {
-        words.push(k);
-        words.push(v);
-    }
-    if words.len() % 2 == 1 {
-        sp -= 8;
-    }
-    sp -= 8 * words.len() as u64;
-    let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
-    mm.space.mem.write_raw(GuestAddress(sp), &bytes).map_err(fault)?;
-    Ok(sp)
+    push_start_vectors(&mut mm.space.mem, sp, &argv, &envp, &auxv)
 }
