@@ -75,6 +75,8 @@ impl CodeCache {
     }
 
     /// Drops every block holding code from the given pages.
+    #[cold]
+    #[inline(never)]
     pub fn invalidate(&mut self, pages: &mut Vec<u64>) {
         for page in pages.drain(..) {
             for id in self.by_page.remove(&page).unwrap_or_default() {
@@ -92,6 +94,8 @@ impl CodeCache {
     }
 
     /// Decodes the block starting at `rip`.
+    #[cold]
+    #[inline(never)]
     pub fn build(&mut self, mem: &mut Memory, rip: u64) -> Result<u32, Exit> {
         let page_end = (rip | (PAGE_SIZE - 1)).wrapping_add(1);
         let single = mem.page_writable(rip);

@@ -593,6 +593,60 @@ impl Memory {
     }
 }
 
+impl Memory {
+    /// True when `[addr, addr + len)` is non-empty, lies inside one page, and
+    /// that page's permission byte has every bit of `need` and none of `forbid`.
+    #[inline]
+    fn within_page(&self, addr: u64, len: u64, need: u8, forbid: u8) -> bool {
+        len != 0
+            && addr < self.limit
+            && (addr & (PAGE_SIZE - 1)) + len <= PAGE_SIZE
+            && self.perm_byte(addr >> PAGE_SHIFT) & (need | forbid) == need
+    }
+
+    /// The bulk path of `rep movs` (DF clear): copies `len` bytes from `src`
+    /// to `dst` when each range lies in one page with the right permissions,
+    /// the destination page holds no decoded code, and a forward
+    /// element-by-element copy cannot read what it already wrote (`dst <= src`
+    /// or no overlap), so one `memmove` gives the same bytes. Returns false,
+    /// doing nothing, otherwise: the caller then takes the per-element path,
+    /// which faults precisely.
+    #[inline]
+    pub(crate) fn bulk_copy(&mut self, dst: u64, src: u64, len: u64) -> bool {
+        if !(self.within_page(src, len, P_READ, 0) && self.within_page(dst, len, P_WRITE, P_CODE)) {
+            return false;
+        }
+        if dst > src && dst < src + len {
+            return false;
+        }
+        let (d, s, n) = (dst as usize, src as usize, len as usize);
+        self.data.copy_within(s..s + n, d);
+        true
+    }
+
+    /// The bulk path of `rep stos` (DF clear): fills `len` bytes at `dst` with
+    /// the low `size` bytes of `pattern` repeated, under the same conditions
+    /// as [`Memory::bulk_copy`] (`len` is a multiple of `size`).
+    #[inline]
+    pub(crate) fn bulk_fill(&mut self, dst: u64, pattern: u64, size: u8, len: u64) -> bool {
+        if !self.within_page(dst, len, P_WRITE, P_CODE) {
+            return false;
+        }
+        let d = dst as usize;
+        let out = &mut self.data[d..d + len as usize];
+        match size {
+            1 => out.fill(pattern as u8),
+            _ => {
+                let bytes = pattern.to_le_bytes();
+                for chunk in out.chunks_exact_mut(size as usize) {
+                    chunk.copy_from_slice(&bytes[..size as usize]);
+                }
+            }
+        }
+        true
+    }
+}
+
 macro_rules! access_fns {
     ($($read:ident $write:ident $t:ty;)*) => {
         impl Memory {

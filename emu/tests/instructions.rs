@@ -339,6 +339,58 @@ fn cases() -> Vec<T> {
             .out(RDI, DATA + 3)
             .out(RCX, 13)
             .flags(ZF, ZF),
+        t("rep movsb bulk copy", "f3 a4")
+            .r(RSI, DATA)
+            .r(RDI, DATA + 0x800)
+            .r(RCX, 5)
+            .m(DATA, "01 02 03 04 05 06")
+            .out(RCX, 0)
+            .out(RSI, DATA + 5)
+            .out(RDI, DATA + 0x805)
+            .mem_out(DATA + 0x800, "01 02 03 04 05 00"),
+        // A forward copy onto itself shifted by one repeats the first byte,
+        // as element-by-element copying does (memmove would not).
+        t("rep movsb overlapping forward", "f3 a4")
+            .r(RSI, DATA)
+            .r(RDI, DATA + 1)
+            .r(RCX, 4)
+            .m(DATA, "aa bb cc dd ee ff")
+            .mem_out(DATA, "aa aa aa aa aa ff"),
+        t("rep movsq overlapping backward", "f3 48 a5")
+            .r(RSI, DATA + 8)
+            .r(RDI, DATA)
+            .r(RCX, 2)
+            .m(DATA, "00 00 00 00 00 00 00 00 01 01 01 01 01 01 01 01 02 02 02 02 02 02 02 02")
+            .mem_out(DATA, "01 01 01 01 01 01 01 01 02 02 02 02 02 02 02 02 02"),
+        t("rep stosd up to a read-only page", "f3 ab")
+            .r(RDI, DATA + 0xff8)
+            .r(RCX, 4)
+            .r(RAX, 0x11223344)
+            .exit(pf(RO, Access::Write), 0)
+            .out(RCX, 2)
+            .out(RDI, RO)
+            .mem_out(DATA + 0xff8, "44 33 22 11 44 33 22 11"),
+        t("rep stosq element across a page", "f3 48 ab")
+            .r(RDI, DATA + 0xffc)
+            .r(RCX, 2)
+            .exit(pf(RO, Access::Write), 0)
+            .out(RCX, 2)
+            .out(RDI, DATA + 0xffc),
+        t("rep movsb from unmapped", "f3 a4")
+            .r(RSI, UNMAPPED - 1)
+            .r(RDI, DATA)
+            .r(RCX, 3)
+            .exit(pf(UNMAPPED, Access::Read), 0)
+            .out(RCX, 2)
+            .out(RSI, UNMAPPED),
+        t("rep movsb with DF set", "f3 a4")
+            .f(DF)
+            .r(RSI, DATA + 2)
+            .r(RDI, DATA + 0x802)
+            .r(RCX, 3)
+            .m(DATA, "01 02 03")
+            .out(RSI, DATA - 1)
+            .mem_out(DATA + 0x800, "01 02 03"),
         t("rep movsb zero count", "f3 a4").r(RCX, 0).r(RSI, UNMAPPED).r(RDI, UNMAPPED),
         t("xlat", "d7").r(RBX, DATA).r(RAX, 2).m(DATA, "00 00 5a").out(RAX, 0x5a),
         t("enter/leave", "c8 10 00 00 c9").r(RBP, 0x1234).out(RBP, 0x1234).out(RSP, STACK),

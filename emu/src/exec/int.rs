@@ -12,7 +12,7 @@ use super::operand::{self, get, get_gpr, get_rmw, gpr, loc, mask, op_size, set, 
 use super::{Handler, Op, Trap};
 use crate::cpu::flags::*;
 use crate::cpu::{reg, Cpu};
-use crate::memory::Memory;
+use crate::memory::{Memory, PAGE_SIZE};
 
 type R = Result<(), Trap>;
 
@@ -1050,6 +1050,11 @@ fn string_op(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
         _ => 0,
     };
     let acc = Gpr { idx: reg::RAX, size, high: false };
+    let bulk = matches!(m, Mnemonic::Movsb | Mnemonic::Movsw | Mnemonic::Movsd | Mnemonic::Movsq)
+        || matches!(m, Mnemonic::Stosb | Mnemonic::Stosw | Mnemonic::Stosd | Mnemonic::Stosq);
+    if rep && bulk && step == size as u64 && !addr32 {
+        return rep_bulk(cpu, mem, m, size, seg);
+    }
     loop {
         if rep && cpu.gpr[reg::RCX] & am == 0 {
             return Ok(());
@@ -1103,6 +1108,47 @@ fn string_op(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
             }
         }
     }
+}
+
+/// `rep movs` and `rep stos` going forward with 64-bit addresses (what
+/// `memcpy` and `memset` use): whole runs that stay inside a page on each
+/// side are copied or filled at once; where a run cannot be (a page boundary
+/// inside an element, missing permissions, decoded code in the destination,
+/// an overlap a forward copy would see) one element goes the per-element way,
+/// so faults stay precise, with RCX, RSI and RDI counting the elements done.
+fn rep_bulk(cpu: &mut Cpu, mem: &mut Memory, m: Mnemonic, size: u8, seg: u64) -> R {
+    let movs = matches!(m, Mnemonic::Movsb | Mnemonic::Movsw | Mnemonic::Movsd | Mnemonic::Movsq);
+    let room = |a: u64| (PAGE_SIZE - (a & (PAGE_SIZE - 1))) / size as u64;
+    let size64 = size as u64;
+    while cpu.gpr[reg::RCX] != 0 {
+        let (si, di) = (cpu.gpr[reg::RSI], cpu.gpr[reg::RDI]);
+        let src = si.wrapping_add(seg);
+        let mut n = cpu.gpr[reg::RCX].min(room(di));
+        if movs {
+            n = n.min(room(src));
+        }
+        let done = n != 0
+            && if movs {
+                mem.bulk_copy(di, src, n * size64)
+            } else {
+                mem.bulk_fill(di, cpu.gpr[reg::RAX], size, n * size64)
+            };
+        if !done {
+            n = 1;
+            if movs {
+                let v = mem.read_sized(src, size)?;
+                mem.write_sized(di, size, v)?;
+            } else {
+                mem.write_sized(di, size, cpu.gpr[reg::RAX])?;
+            }
+        }
+        if movs {
+            cpu.gpr[reg::RSI] = si.wrapping_add(n * size64);
+        }
+        cpu.gpr[reg::RDI] = di.wrapping_add(n * size64);
+        cpu.gpr[reg::RCX] -= n;
+    }
+    Ok(())
 }
 
 /// True for the string forms of `movsd`/`cmpsd` (not the SSE ones).

@@ -59,7 +59,8 @@ fn u64_at(b: &[u8], o: usize) -> u64 {
 /// Loads a static non-PIE ELF64 and sets up a SysV stack with `args`.
 pub fn load(elf: &[u8], args: &[&str]) -> (AddressSpace, Cpu) {
     assert_eq!(&elf[..4], b"\x7fELF", "not an ELF file");
-    let mut space = AddressSpace::new(1 << 36).unwrap();
+    // 8 GiB: small enough for valgrind to reserve (profiling runs use it).
+    let mut space = AddressSpace::new(1 << 33).unwrap();
     let (phoff, phentsize, phnum) =
         (u64_at(elf, 0x20) as usize, u16_at(elf, 0x36) as usize, u16_at(elf, 0x38) as usize);
     for k in 0..phnum {
@@ -92,7 +93,7 @@ pub fn load(elf: &[u8], args: &[&str]) -> (AddressSpace, Cpu) {
         }
         space.mem.write_raw(GuestAddress(vaddr), &elf[off as usize..(off + filesz) as usize]).unwrap();
     }
-    let stack_top = 0x8_0000_0000u64;
+    let stack_top = 0x1_0000_0000u64;
     space.mem.map(GuestAddress(stack_top - 0x10_0000), 0x10_0000, Perm::RW).unwrap();
     let mut sp = stack_top - 0x1000;
     let mut ptrs = Vec::new();
@@ -105,15 +106,13 @@ pub fn load(elf: &[u8], args: &[&str]) -> (AddressSpace, Cpu) {
     let mut words = vec![args.len() as u64];
     words.extend(&ptrs);
     words.extend([0, 0, 0, 0]); // argv NULL, envp NULL, AT_NULL
-    let mut rsp = stack_top - 0x2000;
+    let rsp = stack_top - 0x2000;
     for (k, w) in words.iter().enumerate() {
         space.mem.write(GuestAddress(rsp + 8 * k as u64), &w.to_le_bytes()).unwrap();
     }
     let mut cpu = Cpu::new();
     cpu.rip = u64_at(elf, 0x18);
     cpu.gpr[emu::reg::RSP] = rsp;
-    rsp = 0;
-    let _ = rsp;
     (space, cpu)
 }
 
