@@ -46,7 +46,7 @@ fn set_flags(cpu: &mut Cpu, f: u64) {
 
 /// Effective address from the precomputed addressing mode.
 #[inline(always)]
-fn ea(cpu: &Cpu, m: &MemRef) -> u64 {
+pub(crate) fn ea(cpu: &Cpu, m: &MemRef) -> u64 {
     let base = cpu.gpr[(m.base & 15) as usize] & m.base_mask;
     let index = (cpu.gpr[(m.index & 15) as usize] & m.index_mask) << (m.scale & 3);
     let mut a = m.disp.wrapping_add(base).wrapping_add(index);
@@ -443,7 +443,7 @@ fn cmov_rr<const CC: u8, const S: u8>(cpu: &mut Cpu, _: &mut Memory, op: &Op) ->
 pub(crate) const NO_REG: u8 = 0xff;
 
 /// A full register usable by the fast forms: 4- or 8-byte GPR.
-fn wide_reg(r: Register) -> Option<(u8, u8)> {
+pub(crate) fn wide_reg(r: Register) -> Option<(u8, u8)> {
     match gpr(r) {
         Some(Gpr { idx, size: size @ (4 | 8), .. }) => Some((idx as u8, size)),
         _ => None,

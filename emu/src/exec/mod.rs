@@ -145,7 +145,8 @@ impl Op {
     /// one; `None` if the instruction is not implemented (#UD).
     pub(crate) fn new(insn: &Instruction, idx: u32, flags_live: bool) -> Option<Op> {
         let mut op = Op { exec: undefined, idx, r0: 0, r1: 0, a: 0, mem: MemRef::default(), insn: *insn };
-        op.exec = match fast::specialize(insn, flags_live, &mut op) {
+        let fast = fast::specialize(insn, flags_live, &mut op).or_else(|| sse::fast::specialize(insn, &mut op));
+        op.exec = match fast {
             Some(h) => h,
             None => select(insn)?,
         };

@@ -30,6 +30,7 @@
 //! unaligned instructions. All memory reads, and the check of a memory write,
 //! happen before any register changes, so a fault leaves no trace.
 
+pub(crate) mod fast;
 mod host;
 #[cfg(test)]
 mod tests;

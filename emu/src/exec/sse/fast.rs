@@ -1,0 +1,344 @@
+//! Specialised handlers for the SSE forms compiled code runs most: full
+//! 16-byte moves, `movd`/`movq`, the bitwise and add/subtract integer ops and
+//! the shifts by an immediate.
+//!
+//! The generic handlers in `sse` read registers, operand kinds and the
+//! mnemonic from the decoded `Instruction` every time they run; here they are
+//! fixed at decode time (xmm numbers in `Op::r0`/`r1`, the addressing mode in
+//! `Op::mem`, the operation as a const generic). The lane arithmetic uses the
+//! host's SSE2 intrinsics, which every x86-64 host has, on the same values the
+//! generic path computes with plain Rust. Anything not matched falls back to
+//! the generic handlers, and the differential tests run both tiers.
+
+use core::arch::x86_64::*;
+
+use iced_x86::{EncodingKind, Instruction, Mnemonic, OpKind, Register};
+
+use super::super::fast::{ea, mem_ref, wide_reg};
+use super::super::operand::mask;
+use super::super::{Handler, Op, Trap};
+use crate::cpu::Cpu;
+use crate::memory::Memory;
+
+type R = Result<(), Trap>;
+
+#[inline(always)]
+fn v(x: u128) -> __m128i {
+    // SAFETY: u128 and __m128i are both 16 bytes of plain data; every bit
+    // pattern is valid for either.
+    unsafe { std::mem::transmute::<u128, __m128i>(x) }
+}
+
+#[inline(always)]
+fn u(x: __m128i) -> u128 {
+    // SAFETY: as in `v`.
+    unsafe { std::mem::transmute::<__m128i, u128>(x) }
+}
+
+#[inline(always)]
+fn xmm(r: u8) -> usize {
+    (r & 15) as usize
+}
+
+/// A 16-byte memory operand: #GP unless aligned, for the instructions that require it.
+#[inline(always)]
+fn load16<const ALIGN: bool>(cpu: &Cpu, mem: &mut Memory, op: &Op) -> Result<u128, Trap> {
+    let a = ea(cpu, &op.mem);
+    if ALIGN && a & 15 != 0 {
+        return Err(Trap::GeneralProtection);
+    }
+    mem.read_u128(a)
+}
+
+fn mov_rr(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
+    cpu.xmm[xmm(op.r0)] = cpu.xmm[xmm(op.r1)];
+    Ok(())
+}
+
+fn mov_load<const ALIGN: bool>(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
+    cpu.xmm[xmm(op.r0)] = load16::<ALIGN>(cpu, mem, op)?;
+    Ok(())
+}
+
+fn mov_store<const ALIGN: bool>(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
+    let a = ea(cpu, &op.mem);
+    if ALIGN && a & 15 != 0 {
+        return Err(Trap::GeneralProtection);
+    }
+    mem.write_u128(a, cpu.xmm[xmm(op.r1)])
+}
+
+/// `movd`/`movq xmm, r32/r64`: zero-extends into the whole register.
+fn movq_from_gpr<const S: u8>(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
+    cpu.xmm[xmm(op.r0)] = (cpu.gpr[(op.r1 & 15) as usize] & mask(S)) as u128;
+    Ok(())
+}
+
+/// `movd`/`movq r32/r64, xmm` (a 32-bit destination zero-extends, as for any GPR write).
+fn movq_to_gpr<const S: u8>(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
+    cpu.gpr[(op.r0 & 15) as usize] = cpu.xmm[xmm(op.r1)] as u64 & mask(S);
+    Ok(())
+}
+
+/// `movq xmm, xmm`: the low quadword, upper one zeroed.
+fn movq_rr(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
+    cpu.xmm[xmm(op.r0)] = cpu.xmm[xmm(op.r1)] as u64 as u128;
+    Ok(())
+}
+
+fn movq_load<const S: u8>(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
+    let a = ea(cpu, &op.mem);
+    let x = if S == 4 { mem.read_u32(a)? as u64 } else { mem.read_u64(a)? };
+    cpu.xmm[xmm(op.r0)] = x as u128;
+    Ok(())
+}
+
+fn movq_store<const S: u8>(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
+    let a = ea(cpu, &op.mem);
+    let x = cpu.xmm[xmm(op.r1)] as u64;
+    if S == 4 {
+        mem.write_u32(a, x as u32)
+    } else {
+        mem.write_u64(a, x)
+    }
+}
+
+const AND: u8 = 0;
+const ANDN: u8 = 1;
+const OR: u8 = 2;
+const XOR: u8 = 3;
+const ADDB: u8 = 4;
+const ADDW: u8 = 5;
+const ADDD: u8 = 6;
+const ADDQ: u8 = 7;
+const SUBB: u8 = 8;
+const SUBW: u8 = 9;
+const SUBD: u8 = 10;
+const SUBQ: u8 = 11;
+const CMPEQB: u8 = 12;
+const CMPEQW: u8 = 13;
+const CMPEQD: u8 = 14;
+
+/// `op xmm, xmm/m128` for the lane-wise integer and bitwise operations.
+fn int_op<const K: u8, const MEM: bool>(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
+    let b = if MEM { load16::<true>(cpu, mem, op)? } else { cpu.xmm[xmm(op.r1)] };
+    let d = xmm(op.r0);
+    let a = cpu.xmm[d];
+    let (x, y) = (v(a), v(b));
+    // SAFETY: the intrinsics need SSE2, part of the x86-64 baseline every host has.
+    cpu.xmm[d] = unsafe {
+        match K {
+            AND => a & b,
+            ANDN => !a & b,
+            OR => a | b,
+            XOR => a ^ b,
+            ADDB => u(_mm_add_epi8(x, y)),
+            ADDW => u(_mm_add_epi16(x, y)),
+            ADDD => u(_mm_add_epi32(x, y)),
+            ADDQ => u(_mm_add_epi64(x, y)),
+            SUBB => u(_mm_sub_epi8(x, y)),
+            SUBW => u(_mm_sub_epi16(x, y)),
+            SUBD => u(_mm_sub_epi32(x, y)),
+            SUBQ => u(_mm_sub_epi64(x, y)),
+            CMPEQB => u(_mm_cmpeq_epi8(x, y)),
+            CMPEQW => u(_mm_cmpeq_epi16(x, y)),
+            _ => u(_mm_cmpeq_epi32(x, y)),
+        }
+    };
+    Ok(())
+}
+
+const SLLW: u8 = 0;
+const SLLD: u8 = 1;
+const SLLQ: u8 = 2;
+const SRLW: u8 = 3;
+const SRLD: u8 = 4;
+const SRLQ: u8 = 5;
+const SRAW: u8 = 6;
+const SRAD: u8 = 7;
+const SLLDQ: u8 = 8;
+const SRLDQ: u8 = 9;
+
+/// Shifts by the immediate in `Op::a`. The host's count-in-register forms
+/// treat an out-of-range count as the immediate forms do (zero, or sign fill).
+fn shift_imm<const K: u8>(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
+    let d = xmm(op.r0);
+    let (x, n) = (v(cpu.xmm[d]), v(op.a as u128));
+    // SAFETY: as in `int_op`.
+    cpu.xmm[d] = unsafe {
+        match K {
+            SLLW => u(_mm_sll_epi16(x, n)),
+            SLLD => u(_mm_sll_epi32(x, n)),
+            SLLQ => u(_mm_sll_epi64(x, n)),
+            SRLW => u(_mm_srl_epi16(x, n)),
+            SRLD => u(_mm_srl_epi32(x, n)),
+            SRLQ => u(_mm_srl_epi64(x, n)),
+            SRAW => u(_mm_sra_epi16(x, n)),
+            SRAD => u(_mm_sra_epi32(x, n)),
+            SLLDQ if op.a < 16 => cpu.xmm[d] << (8 * op.a),
+            SRLDQ if op.a < 16 => cpu.xmm[d] >> (8 * op.a),
+            _ => 0,
+        }
+    };
+    Ok(())
+}
+
+fn xmm_reg(r: Register) -> Option<u8> {
+    r.is_xmm().then(|| (r as u8).wrapping_sub(Register::XMM0 as u8) & 15)
+}
+
+/// The specialised handler for `i`, filling in `op`; `None` leaves it to the
+/// generic SSE handlers.
+pub(crate) fn specialize(i: &Instruction, op: &mut Op) -> Option<Handler> {
+    use Mnemonic as M;
+    if i.encoding() != EncodingKind::Legacy || i.has_lock_prefix() || i.op_count() != 2 {
+        return None;
+    }
+    let (k0, k1) = (i.op0_kind(), i.op1_kind());
+    let m = i.mnemonic();
+    macro_rules! reg_or_mem {
+        ($f:ident, $($p:tt)*) => {
+            match k1 {
+                OpKind::Register => {
+                    op.r1 = xmm_reg(i.op1_register())?;
+                    $f::<$($p)*, false> as Handler
+                }
+                OpKind::Memory => {
+                    op.mem = mem_ref(i, true)?;
+                    $f::<$($p)*, true> as Handler
+                }
+                _ => return None,
+            }
+        };
+    }
+    let kind = match m {
+        M::Pand | M::Andps | M::Andpd => Some(AND),
+        M::Pandn | M::Andnps | M::Andnpd => Some(ANDN),
+        M::Por | M::Orps | M::Orpd => Some(OR),
+        M::Pxor | M::Xorps | M::Xorpd => Some(XOR),
+        M::Paddb => Some(ADDB),
+        M::Paddw => Some(ADDW),
+        M::Paddd => Some(ADDD),
+        M::Paddq => Some(ADDQ),
+        M::Psubb => Some(SUBB),
+        M::Psubw => Some(SUBW),
+        M::Psubd => Some(SUBD),
+        M::Psubq => Some(SUBQ),
+        M::Pcmpeqb => Some(CMPEQB),
+        M::Pcmpeqw => Some(CMPEQW),
+        M::Pcmpeqd => Some(CMPEQD),
+        _ => None,
+    };
+    if let Some(kind) = kind {
+        if k0 != OpKind::Register {
+            return None;
+        }
+        op.r0 = xmm_reg(i.op0_register())?;
+        return Some(match kind {
+            AND => reg_or_mem!(int_op, AND),
+            ANDN => reg_or_mem!(int_op, ANDN),
+            OR => reg_or_mem!(int_op, OR),
+            XOR => reg_or_mem!(int_op, XOR),
+            ADDB => reg_or_mem!(int_op, ADDB),
+            ADDW => reg_or_mem!(int_op, ADDW),
+            ADDD => reg_or_mem!(int_op, ADDD),
+            ADDQ => reg_or_mem!(int_op, ADDQ),
+            SUBB => reg_or_mem!(int_op, SUBB),
+            SUBW => reg_or_mem!(int_op, SUBW),
+            SUBD => reg_or_mem!(int_op, SUBD),
+            SUBQ => reg_or_mem!(int_op, SUBQ),
+            CMPEQB => reg_or_mem!(int_op, CMPEQB),
+            CMPEQW => reg_or_mem!(int_op, CMPEQW),
+            _ => reg_or_mem!(int_op, CMPEQD),
+        });
+    }
+    let shift = match m {
+        M::Psllw => Some(shift_imm::<SLLW> as Handler),
+        M::Pslld => Some(shift_imm::<SLLD> as Handler),
+        M::Psllq => Some(shift_imm::<SLLQ> as Handler),
+        M::Psrlw => Some(shift_imm::<SRLW> as Handler),
+        M::Psrld => Some(shift_imm::<SRLD> as Handler),
+        M::Psrlq => Some(shift_imm::<SRLQ> as Handler),
+        M::Psraw => Some(shift_imm::<SRAW> as Handler),
+        M::Psrad => Some(shift_imm::<SRAD> as Handler),
+        M::Pslldq => Some(shift_imm::<SLLDQ> as Handler),
+        M::Psrldq => Some(shift_imm::<SRLDQ> as Handler),
+        _ => None,
+    };
+    if let Some(h) = shift {
+        if k0 != OpKind::Register || k1 != OpKind::Immediate8 {
+            return None;
+        }
+        op.r0 = xmm_reg(i.op0_register())?;
+        op.a = i.immediate8() as u64;
+        return Some(h);
+    }
+    match m {
+        M::Movaps | M::Movapd | M::Movdqa | M::Movups | M::Movupd | M::Movdqu => {
+            let aligned = matches!(m, M::Movaps | M::Movapd | M::Movdqa);
+            match (k0, k1) {
+                (OpKind::Register, OpKind::Register) => {
+                    op.r0 = xmm_reg(i.op0_register())?;
+                    op.r1 = xmm_reg(i.op1_register())?;
+                    Some(mov_rr)
+                }
+                (OpKind::Register, OpKind::Memory) => {
+                    op.r0 = xmm_reg(i.op0_register())?;
+                    op.mem = mem_ref(i, true)?;
+                    Some(if aligned { mov_load::<true> } else { mov_load::<false> })
+                }
+                (OpKind::Memory, OpKind::Register) => {
+                    op.r1 = xmm_reg(i.op1_register())?;
+                    op.mem = mem_ref(i, true)?;
+                    Some(if aligned { mov_store::<true> } else { mov_store::<false> })
+                }
+                _ => None,
+            }
+        }
+        M::Movd | M::Movq => match (k0, k1) {
+            (OpKind::Register, OpKind::Register) => {
+                let (r0, r1) = (i.op0_register(), i.op1_register());
+                match (xmm_reg(r0), xmm_reg(r1)) {
+                    (Some(x0), Some(x1)) => {
+                        op.r0 = x0;
+                        op.r1 = x1;
+                        Some(movq_rr as Handler)
+                    }
+                    (Some(x0), None) => {
+                        let (g, s) = wide_reg(r1)?;
+                        op.r0 = x0;
+                        op.r1 = g;
+                        Some(if s == 4 { movq_from_gpr::<4> } else { movq_from_gpr::<8> })
+                    }
+                    (None, Some(x1)) => {
+                        let (g, s) = wide_reg(r0)?;
+                        op.r0 = g;
+                        op.r1 = x1;
+                        Some(if s == 4 { movq_to_gpr::<4> } else { movq_to_gpr::<8> })
+                    }
+                    (None, None) => None,
+                }
+            }
+            (OpKind::Register, OpKind::Memory) => {
+                op.r0 = xmm_reg(i.op0_register())?;
+                op.mem = mem_ref(i, true)?;
+                match i.memory_size().size() {
+                    4 => Some(movq_load::<4> as Handler),
+                    8 => Some(movq_load::<8> as Handler),
+                    _ => None,
+                }
+            }
+            (OpKind::Memory, OpKind::Register) => {
+                op.r1 = xmm_reg(i.op1_register())?;
+                op.mem = mem_ref(i, true)?;
+                match i.memory_size().size() {
+                    4 => Some(movq_store::<4> as Handler),
+                    8 => Some(movq_store::<8> as Handler),
+                    _ => None,
+                }
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
