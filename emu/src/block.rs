@@ -7,11 +7,24 @@
 //! guest-writable hold one instruction each: a write to code can then never
 //! leave stale ops running, because invalidation (driven by the `CODE` page
 //! marks in `Memory`) is applied between blocks.
+//!
+//! Status flags are computed eagerly, except where provably dead: a backward
+//! pass over the block, seeded with the flags its direct successors may read
+//! (found by decoding a few instructions at each successor on a read-only
+//! page, a page the block then depends on for invalidation), marks each
+//! instruction whose flags nobody reads, and the fast handlers skip them. A
+//! `cmp`/`test` + `jcc` ending a block after which no flag is read becomes one
+//! fused op. Every flag counts as read at an indirect transfer, a return and
+//! any instruction that leaves the loop (syscall, int, hlt, #UD), so the state
+//! the kernel sees there is exact. The one place a dead flag can show is a
+//! fault between the skipped write and the instruction that overwrites it:
+//! the faulting context then holds the older flag values.
 
 use std::collections::HashMap;
 
-use iced_x86::{Decoder, DecoderError, DecoderOptions, FlowControl, Instruction};
+use iced_x86::{Decoder, DecoderError, DecoderOptions, FlowControl, Instruction, OpKind};
 
+use crate::exec::fast::fuse_cmp_jcc;
 use crate::exec::{Exit, Op};
 use crate::memory::{Access, Fault, Memory, PAGE_SIZE};
 
@@ -20,6 +33,9 @@ const FAST_SLOTS: usize = 1 << 12;
 
 pub(crate) struct Block {
     pub ops: Box<[Op]>,
+    /// The last two ops are a fused compare-and-branch: the run loop
+    /// dispatches all but the last op (the `jcc`, which the fused op ran).
+    pub fused: bool,
     /// Address of the first instruction.
     pub start: u64,
     /// Address after the last instruction (the fall-through successor).
@@ -27,14 +43,19 @@ pub(crate) struct Block {
 }
 
 pub(crate) struct CodeCache {
-    blocks: Vec<Option<Block>>,
+    blocks: Vec<Option<Box<Block>>>,
     free: Vec<u32>,
     map: HashMap<u64, u32>,
-    /// Direct-mapped `(rip, id + 1)`; 0 marks an empty slot.
-    fast: Box<[(u64, u32)]>,
+    /// Direct-mapped `(rip, block)` in front of `map`: the common lookup is
+    /// one load and one compare. Empty slots hold `EMPTY`, where no block can
+    /// start (it is past any memory limit). An entry is cleared before its
+    /// block is dropped, so every other entry points to a live boxed block.
+    fast: Box<[(u64, *const Block)]>,
     /// Blocks holding code from each page.
     by_page: HashMap<u64, Vec<u32>>,
 }
+
+const EMPTY: u64 = u64::MAX;
 
 #[inline(always)]
 fn slot(rip: u64) -> usize {
@@ -47,7 +68,7 @@ impl CodeCache {
             blocks: Vec::new(),
             free: Vec::new(),
             map: HashMap::new(),
-            fast: vec![(0, 0); FAST_SLOTS].into_boxed_slice(),
+            fast: vec![(EMPTY, std::ptr::null()); FAST_SLOTS].into_boxed_slice(),
             by_page: HashMap::new(),
         }
     }
@@ -56,22 +77,25 @@ impl CodeCache {
         self.map.len()
     }
 
+    /// The block starting at `rip`, if one is cached.
     #[inline(always)]
-    pub fn lookup(&mut self, rip: u64) -> Option<u32> {
-        let s = slot(rip);
-        let (r, id) = self.fast[s];
-        if r == rip && id != 0 {
-            return Some(id - 1);
+    pub fn lookup(&mut self, rip: u64) -> Option<&Block> {
+        let (r, block) = self.fast[slot(rip)];
+        if r == rip {
+            // SAFETY: a slot holding a rip other than EMPTY points to a live
+            // block (see `fast`), and `rip` is never EMPTY (`build` refuses it).
+            return Some(unsafe { &*block });
         }
-        let id = *self.map.get(&rip)?;
-        self.fast[s] = (rip, id + 1);
-        Some(id)
+        self.lookup_slow(rip)
     }
 
-    #[inline(always)]
-    pub fn block(&self, id: u32) -> &Block {
-        // Ids come from `lookup`/`build`, which only hand out live blocks.
-        self.blocks[id as usize].as_ref().expect("live block")
+    #[cold]
+    #[inline(never)]
+    fn lookup_slow(&mut self, rip: u64) -> Option<&Block> {
+        let id = *self.map.get(&rip)?;
+        let block: &Block = self.blocks[id as usize].as_deref()?;
+        self.fast[slot(rip)] = (rip, block as *const Block);
+        Some(block)
     }
 
     /// Drops every block holding code from the given pages.
@@ -85,8 +109,8 @@ impl CodeCache {
                 };
                 self.map.remove(&block.start);
                 let s = slot(block.start);
-                if self.fast[s].1 == id + 1 {
-                    self.fast[s] = (0, 0);
+                if std::ptr::eq(self.fast[s].1, &*block) {
+                    self.fast[s] = (EMPTY, std::ptr::null());
                 }
                 self.free.push(id);
             }
@@ -96,11 +120,11 @@ impl CodeCache {
     /// Decodes the block starting at `rip`.
     #[cold]
     #[inline(never)]
-    pub fn build(&mut self, mem: &mut Memory, rip: u64) -> Result<u32, Exit> {
+    pub fn build(&mut self, mem: &mut Memory, rip: u64) -> Result<&Block, Exit> {
         let page_end = (rip | (PAGE_SIZE - 1)).wrapping_add(1);
         let single = mem.page_writable(rip);
         let max = (page_end.wrapping_sub(rip)) as usize + 15;
-        let bytes = if rip < mem.limit() { mem.fetch_code(rip, max) } else { &[] };
+        let bytes = if rip < mem.limit() && rip != EMPTY { mem.fetch_code(rip, max) } else { &[] };
         if bytes.is_empty() {
             mem.fault = Fault { addr: rip, access: Access::Execute };
             return Err(Exit::PageFault { addr: rip, access: Access::Execute });
@@ -133,7 +157,10 @@ impl CodeCache {
                 break;
             }
         }
-        let live = flag_liveness(&insns);
+        let mut peeked = Vec::new();
+        let live_out =
+            if invalid_at_end { STATUS_BITS } else { flags_live_out(mem, &insns[insns.len() - 1], &mut peeked) };
+        let live = flag_liveness(&insns, live_out);
         let mut ops: Vec<Op> = Vec::with_capacity(insns.len());
         for (k, insn) in insns.iter().enumerate() {
             let idx = k as u32;
@@ -150,27 +177,36 @@ impl CodeCache {
                 }
             }
         }
+        let n = ops.len();
+        let mut fused = false;
+        if n >= 2 && n == insns.len() && !invalid_at_end && live_out == 0 {
+            if let Some(h) = fuse_cmp_jcc(&insns[n - 2], &insns[n - 1], &mut ops[n - 2]) {
+                ops[n - 2].exec = h;
+                fused = true;
+            }
+        }
         let start_page = rip / PAGE_SIZE;
         let last = ops.last().expect("at least one op");
         let end = last.insn.next_ip();
         let end_page = (end - 1) / PAGE_SIZE;
-        let block = Block { ops: ops.into_boxed_slice(), start: rip, end };
+        let block = Box::new(Block { ops: ops.into_boxed_slice(), fused, start: rip, end });
         let id = match self.free.pop() {
-            Some(id) => {
-                self.blocks[id as usize] = Some(block);
-                id
-            }
+            Some(id) => id,
             None => {
-                self.blocks.push(Some(block));
+                self.blocks.push(None);
                 (self.blocks.len() - 1) as u32
             }
         };
         self.map.insert(rip, id);
-        self.fast[slot(rip)] = (rip, id + 1);
-        for page in start_page..=end_page {
+        // The block also depends on the code it peeked at for liveness.
+        peeked.retain(|p| !(start_page..=end_page).contains(p));
+        peeked.dedup();
+        for page in (start_page..=end_page).chain(peeked) {
             self.by_page.entry(page).or_default().push(id);
         }
-        Ok(id)
+        let block: &Block = self.blocks[id as usize].insert(block);
+        self.fast[slot(rip)] = (rip, block as *const Block);
+        Ok(block)
     }
 }
 
@@ -186,25 +222,123 @@ fn leaves_loop(i: &Instruction) -> bool {
 /// Status flags in iced's `RflagsBits` encoding.
 const STATUS_BITS: u32 = 0x3f;
 
-/// For each instruction, whether a status flag it writes may be read later.
-/// Flags are live at the end of the block. An instruction kills the flags it
-/// always writes; shifts and rotates are treated as not killing (a zero
-/// count leaves the flags unchanged).
-fn flag_liveness(insns: &[Instruction]) -> Vec<bool> {
+/// The status flags an instruction always writes (shifts and rotates write
+/// none for sure: a zero count leaves the flags unchanged).
+fn flags_killed(i: &Instruction) -> u32 {
     use iced_x86::Mnemonic as M;
-    let mut live = STATUS_BITS;
+    let conditional = matches!(
+        i.mnemonic(),
+        M::Shl | M::Sal | M::Shr | M::Sar | M::Rol | M::Ror | M::Rcl | M::Rcr | M::Shld | M::Shrd
+    );
+    if conditional {
+        0
+    } else {
+        i.rflags_modified() & STATUS_BITS
+    }
+}
+
+/// For each instruction, whether a status flag it writes may be read later,
+/// given the flags `live_out` that may be read after the block.
+fn flag_liveness(insns: &[Instruction], live_out: u32) -> Vec<bool> {
+    let mut live = live_out;
     let mut out = vec![true; insns.len()];
     for (k, i) in insns.iter().enumerate().rev() {
-        let written = i.rflags_modified() & STATUS_BITS;
-        out[k] = written & live != 0;
-        let conditional = matches!(
-            i.mnemonic(),
-            M::Shl | M::Sal | M::Shr | M::Sar | M::Rol | M::Ror | M::Rcl | M::Rcr | M::Shld | M::Shrd
-        );
-        if !conditional {
-            live &= !written;
-        }
+        out[k] = i.rflags_modified() & STATUS_BITS & live != 0;
+        live &= !flags_killed(i);
         live |= i.rflags_read() & STATUS_BITS;
     }
     out
+}
+
+/// How many instructions `flags_read_at` decodes ahead.
+const PEEK: usize = 8;
+
+/// The status flags that may be read after `last`, the block's last
+/// instruction: the union, over its direct successors, of the flags read
+/// there before being written (`flags_read_at`). Every flag counts as read
+/// after an indirect jump or call, a return, and an instruction that leaves
+/// the loop (the kernel, a signal frame or a debugger may look at them).
+/// Pages decoded ahead are added to `peeked`.
+fn flags_live_out(mem: &mut Memory, last: &Instruction, peeked: &mut Vec<u64>) -> u32 {
+    if leaves_loop(last) {
+        return STATUS_BITS;
+    }
+    let direct = last.op_count() > 0 && last.op0_kind() == OpKind::NearBranch64;
+    let (a, b) = match last.flow_control() {
+        FlowControl::Next => (last.next_ip(), None),
+        FlowControl::ConditionalBranch if direct => (last.next_ip(), Some(last.near_branch_target())),
+        FlowControl::UnconditionalBranch | FlowControl::Call if direct => (last.near_branch_target(), None),
+        _ => return STATUS_BITS,
+    };
+    let mut live = flags_read_at(mem, a, peeked);
+    if let Some(b) = b {
+        live |= flags_read_at(mem, b, peeked);
+    }
+    live
+}
+
+/// The status flags the code at `addr` may read before writing them,
+/// decoding at most `PEEK` instructions up to the first control transfer.
+/// Code on a writable page is not looked at (it may change without the
+/// block noticing): every flag counts as read.
+fn flags_read_at(mem: &mut Memory, addr: u64, peeked: &mut Vec<u64>) -> u32 {
+    if addr >= mem.limit() || mem.page_writable(addr) {
+        return STATUS_BITS;
+    }
+    let bytes = mem.fetch_code(addr, PEEK * 15);
+    if bytes.is_empty() {
+        return STATUS_BITS;
+    }
+    let last_page = (addr + bytes.len() as u64 - 1) / PAGE_SIZE;
+    peeked.extend(addr / PAGE_SIZE..=last_page);
+    let mut decoder = Decoder::with_ip(64, bytes, addr, DecoderOptions::NONE);
+    let (mut read, mut written) = (0, 0);
+    let mut insn = Instruction::default();
+    for _ in 0..PEEK {
+        decoder.decode_out(&mut insn);
+        if insn.is_invalid() || leaves_loop(&insn) {
+            break;
+        }
+        read |= insn.rflags_read() & STATUS_BITS & !written;
+        written |= flags_killed(&insn);
+        if written == STATUS_BITS {
+            return read;
+        }
+        if insn.flow_control() != FlowControl::Next {
+            break;
+        }
+    }
+    read | (STATUS_BITS & !written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::Perm;
+    use crate::GuestAddress;
+
+    fn block_at(code: &[u8]) -> (bool, usize) {
+        let mut mem = Memory::new(1 << 24).unwrap();
+        mem.map(GuestAddress(0x1000), 0x1000, Perm::RX).unwrap();
+        mem.write_raw(GuestAddress(0x1000), code).unwrap();
+        let mut cache = CodeCache::new();
+        let block = cache.build(&mut mem, 0x1000).map_err(|_| ()).unwrap();
+        (block.fused, block.ops.len())
+    }
+
+    /// cmp rax, rbx; jz +5; mov ecx, 1; then a flag writer or a flag reader.
+    const HEAD: [u8; 10] = [0x48, 0x39, 0xd8, 0x74, 5, 0xb9, 1, 0, 0, 0];
+
+    #[test]
+    fn fuses_only_when_no_successor_reads_the_flags() {
+        let head = &HEAD[..];
+        // Both successors start with `xor edx, edx`-like writers: fused.
+        assert_eq!(block_at(&[head, &[0x31, 0xd2, 0xf4]].concat()), (true, 2));
+        // The jump target reads the flags (pushfq).
+        assert_eq!(block_at(&[head, &[0x9c, 0x5a, 0xf4]].concat()), (false, 2));
+        // The successor leaves the loop (hlt): the kernel may see the flags.
+        assert_eq!(block_at(&[head, &[0xf4]].concat()), (false, 2));
+        // adc reads CF before anything writes it.
+        assert_eq!(block_at(&[head, &[0x48, 0x11, 0xc0, 0xf4]].concat()), (false, 2));
+    }
 }

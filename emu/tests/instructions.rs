@@ -584,3 +584,68 @@ fn budget_is_exact_across_blocks() {
     assert_eq!(steps, a.icount);
     assert_eq!((b.gpr, b.rip, b.rflags), (a.gpr, a.rip, a.rflags));
 }
+
+/// `cmp`/`test` + `jcc` whose flags are dead after the jump run fused (one
+/// op computing the condition from the operands, no flags); with a flag
+/// reader after the jump they run apart. Both must take the same branches
+/// for every condition, size, form and operand pair, and stepping the fused
+/// block one instruction at a time must give the same state.
+#[test]
+fn fused_compare_and_branch() {
+    const VALUES: [u64; 8] = [0, 1, 3, 0x7fff_ffff, 0x8000_0000, 0xffff_ffff, 1 << 63, u64::MAX];
+    // (cmp/test rax, rbx | imm32) for each kind and size; the immediate is patched in.
+    let forms: [(&str, &[u8]); 8] = [
+        ("cmp rax,rbx", &[0x48, 0x39, 0xd8]),
+        ("cmp eax,ebx", &[0x39, 0xd8]),
+        ("test rax,rbx", &[0x48, 0x85, 0xd8]),
+        ("test eax,ebx", &[0x85, 0xd8]),
+        ("cmp rax,imm", &[0x48, 0x3d, 0, 0, 0, 0]),
+        ("cmp eax,imm", &[0x3d, 0, 0, 0, 0]),
+        ("test rax,imm", &[0x48, 0xa9, 0, 0, 0, 0]),
+        ("test eax,imm", &[0xa9, 0, 0, 0, 0]),
+    ];
+    let mut s = AddressSpace::new(1 << 32).unwrap();
+    s.mem.map(GuestAddress(0x1000), 0x1000, Perm::RX).unwrap();
+    s.mem.map(GuestAddress(0x3000), 0x1000, Perm::RW).unwrap();
+    let run = |s: &mut AddressSpace, code: &[u8], a: u64, b: u64, step: bool| -> Cpu {
+        s.mem.write_raw(GuestAddress(0x1000), code).unwrap();
+        let mut cpu = Cpu::new();
+        cpu.rip = 0x1000;
+        cpu.gpr[RAX] = a;
+        cpu.gpr[RBX] = b;
+        cpu.gpr[RSP] = 0x3800;
+        if step {
+            while cpu.run(s, 1) == Exit::BudgetExhausted {}
+        } else {
+            assert_eq!(cpu.run(s, 100), Exit::Halt);
+        }
+        cpu
+    };
+    let mut checked = 0;
+    for (name, form) in forms {
+        for cc in 0..16u8 {
+            for &a in &VALUES {
+                for &b in &VALUES {
+                    let mut head = form.to_vec();
+                    if form.len() > 3 {
+                        let n = head.len();
+                        head[n - 4..].copy_from_slice(&(b as u32).to_le_bytes());
+                    }
+                    // jcc +5 over `mov ecx, 1`, then a flag writer (fused) or a
+                    // flag reader (`pushfq; pop rdx`: apart), then hlt.
+                    head.extend([0x70 + cc, 5, 0xb9, 1, 0, 0, 0]);
+                    let fused = [&head[..], &[0x31, 0xd2, 0xf4]].concat();
+                    let apart = [&head[..], &[0x9c, 0x5a, 0xf4]].concat();
+                    let f = run(&mut s, &fused, a, b, false);
+                    let p = run(&mut s, &apart, a, b, false);
+                    let stepped = run(&mut s, &fused, a, b, true);
+                    let what = format!("{name} a={a:#x} b={b:#x} cc={cc}");
+                    assert_eq!(f.gpr[RCX], p.gpr[RCX], "{what}: fused and plain branches differ");
+                    assert_eq!((stepped.gpr, stepped.rip), (f.gpr, f.rip), "{what}: stepping differs");
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(checked, 8 * 16 * 64);
+}

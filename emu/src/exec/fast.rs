@@ -12,7 +12,7 @@
 
 use iced_x86::{ConditionCode, Instruction, Mnemonic, OpKind, Register};
 
-use super::operand::{gpr, mask, sext, Gpr};
+use super::operand::{gpr, mask, sext, sign_bit, Gpr};
 use super::{Handler, MemRef, Op, Trap};
 use crate::cpu::flags::*;
 use crate::cpu::{reg, Cpu};
@@ -531,6 +531,106 @@ macro_rules! by_cc {
             ConditionCode::None => return None,
         }
     };
+}
+
+// ---- fused compare-and-branch -----------------------------------------------------------
+
+/// Whether `jcc` with condition `CC` jumps after `cmp a, b` (`K` = CMP) or
+/// `test a, b` (`K` = TEST) at size `S`, computed from the operands without
+/// materialising any flag.
+#[inline(always)]
+fn cmp_cond<const CC: u8, const K: u8, const S: u8>(a: u64, b: u64) -> bool {
+    let m = mask(S);
+    let (a, b) = (a & m, b & m);
+    let sign = |x: u64| x & sign_bit(S) != 0;
+    let parity = |x: u64| (x as u8).count_ones() % 2 == 0;
+    if K == TEST {
+        let r = a & b;
+        return match CC {
+            0 | 2 => false,
+            1 | 3 => true,
+            4 | 6 => r == 0,
+            5 | 7 => r != 0,
+            8 | 12 => sign(r),
+            9 | 13 => !sign(r),
+            10 => parity(r),
+            11 => !parity(r),
+            14 => r == 0 || sign(r),
+            _ => r != 0 && !sign(r),
+        };
+    }
+    let r = a.wrapping_sub(b) & m;
+    let (sa, sb) = (sext(a, S) as i64, sext(b, S) as i64);
+    match CC {
+        0 => sign((a ^ b) & (a ^ r)),
+        1 => !sign((a ^ b) & (a ^ r)),
+        2 => a < b,
+        3 => a >= b,
+        4 => a == b,
+        5 => a != b,
+        6 => a <= b,
+        7 => a > b,
+        8 => sign(r),
+        9 => !sign(r),
+        10 => parity(r),
+        11 => !parity(r),
+        12 => sa < sb,
+        13 => sa >= sb,
+        14 => sa <= sb,
+        _ => sa > sb,
+    }
+}
+
+/// `cmp`/`test` of a register with a register (`IMM` false, `op.r1`) or an
+/// immediate (`op.a`) together with the `jcc` after it (target in
+/// `op.mem.disp`), used when the flags are dead after the jump: one dispatch
+/// and no flags computed. The `jcc` stays in the block for counting.
+fn cmp_jcc<const CC: u8, const K: u8, const S: u8, const IMM: bool>(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
+    let a = cpu.gpr[(op.r0 & 15) as usize];
+    let b = if IMM { op.a } else { cpu.gpr[(op.r1 & 15) as usize] };
+    if cmp_cond::<CC, K, S>(a, b) {
+        cpu.rip = op.mem.disp;
+    }
+    Ok(())
+}
+
+/// The fused handler for `cmp`/`test` followed by `jcc` (see `cmp_jcc`),
+/// with its operands stored into `op`; `None` when the pair has another form.
+/// The caller guarantees that no flag is read after the jump.
+pub(crate) fn fuse_cmp_jcc(cmp: &Instruction, jcc: &Instruction, op: &mut Op) -> Option<Handler> {
+    let kind = match cmp.mnemonic() {
+        Mnemonic::Cmp => CMP,
+        Mnemonic::Test => TEST,
+        _ => return None,
+    };
+    if !jcc.is_jcc_short_or_near() || cmp.op_count() != 2 || cmp.op0_kind() != OpKind::Register {
+        return None;
+    }
+    let (r0, s) = wide_reg(cmp.op0_register())?;
+    let imm = match cmp.op1_kind() {
+        OpKind::Register => {
+            op.r1 = wide_reg(cmp.op1_register())?.0;
+            false
+        }
+        OpKind::Immediate8to32 | OpKind::Immediate8to64 | OpKind::Immediate32 | OpKind::Immediate32to64 => {
+            op.a = cmp.immediate(1);
+            true
+        }
+        _ => return None,
+    };
+    op.r0 = r0;
+    op.mem.disp = jcc.near_branch_target();
+    let cc = jcc.condition_code();
+    Some(match (kind, s, imm) {
+        (CMP, 4, false) => by_cc!(cc, cmp_jcc, CMP, 4, false),
+        (CMP, 4, true) => by_cc!(cc, cmp_jcc, CMP, 4, true),
+        (CMP, _, false) => by_cc!(cc, cmp_jcc, CMP, 8, false),
+        (CMP, _, true) => by_cc!(cc, cmp_jcc, CMP, 8, true),
+        (_, 4, false) => by_cc!(cc, cmp_jcc, TEST, 4, false),
+        (_, 4, true) => by_cc!(cc, cmp_jcc, TEST, 4, true),
+        (_, _, false) => by_cc!(cc, cmp_jcc, TEST, 8, false),
+        (_, _, true) => by_cc!(cc, cmp_jcc, TEST, 8, true),
+    })
 }
 
 fn alu_kind(m: Mnemonic) -> Option<u8> {

@@ -197,30 +197,45 @@ impl Cpu {
             if !mem.dirty_code.is_empty() {
                 code.invalidate(&mut mem.dirty_code);
             }
-            let id = match code.lookup(self.rip) {
-                Some(id) => id,
+            let block = match code.lookup(self.rip) {
+                Some(block) => block,
                 None => match code.build(mem, self.rip) {
-                    Ok(id) => id,
+                    Ok(block) => block,
                     Err(exit) => return exit,
                 },
             };
-            let block = code.block(id);
             let ops = &block.ops[..];
-            // A block longer than the remaining budget runs only its first
-            // ops (cold: it happens once per `run`).
-            let n = if (ops.len() as u64) <= remaining { ops.len() } else { remaining as usize };
+            let n = ops.len();
+            if n as u64 > remaining {
+                return self.run_prefix(ops, remaining as usize, block.fused, mem);
+            }
             self.rip = block.end;
-            for op in &ops[..n] {
+            for op in &ops[..n - block.fused as usize] {
                 if let Err(trap) = (op.exec)(self, mem, op) {
                     return self.trap_exit(trap, op, mem);
                 }
             }
-            if n < ops.len() {
-                self.rip = ops[n].insn.ip();
-            }
             self.icount += n as u64;
             remaining -= n as u64;
         }
+        Exit::BudgetExhausted
+    }
+
+    /// Runs the first `n` ops of a block longer than the remaining budget
+    /// (cold: once per `run` at most), so the budget is exact. The jump of a
+    /// fused compare-and-branch lies past the budget, so its compare runs
+    /// as the plain instruction.
+    #[cold]
+    #[inline(never)]
+    fn run_prefix(&mut self, ops: &[Op], n: usize, fused: bool, mem: &mut Memory) -> Exit {
+        for (k, op) in ops[..n].iter().enumerate() {
+            let exec = if fused && k == ops.len() - 2 { select(&op.insn).unwrap_or(undefined) } else { op.exec };
+            if let Err(trap) = exec(self, mem, op) {
+                return self.trap_exit(trap, op, mem);
+            }
+        }
+        self.rip = ops[n].insn.ip();
+        self.icount += n as u64;
         Exit::BudgetExhausted
     }
 
