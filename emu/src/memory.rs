@@ -594,6 +594,61 @@ impl Memory {
 }
 
 impl Memory {
+    /// The fast path of an `N`-byte read (`N` = 1, 2, 4 or 8), zero-extended:
+    /// `None` when the access crosses a page or the page is not readable. The
+    /// fast handlers then rerun the instruction through the generic tier,
+    /// whose accessors handle both (a tail call with no frame to set up).
+    #[inline(always)]
+    pub(crate) fn try_read<const N: u8>(&self, addr: u64) -> Option<u64> {
+        if addr < self.limit
+            && (addr & (PAGE_SIZE - 1)) <= PAGE_SIZE - N as u64
+            && self.perm_byte(addr >> PAGE_SHIFT) & P_READ != 0
+        {
+            // SAFETY: `addr + N <= limit` (the access stays inside one page
+            // below `limit`), so it lies inside the data mapping.
+            let p = unsafe { self.base.add(addr as usize) };
+            // SAFETY: as above; unaligned reads of plain integers.
+            Some(unsafe {
+                match N {
+                    1 => *p as u64,
+                    2 => (p as *const u16).read_unaligned() as u64,
+                    4 => (p as *const u32).read_unaligned() as u64,
+                    _ => (p as *const u64).read_unaligned(),
+                }
+            })
+        } else {
+            None
+        }
+    }
+
+    /// The fast path of an `N`-byte write of the low bytes of `v`: false,
+    /// writing nothing, when the access crosses a page, the page is not
+    /// writable or holds decoded code (see [`Memory::try_read`]).
+    #[inline(always)]
+    pub(crate) fn try_write<const N: u8>(&mut self, addr: u64, v: u64) -> bool {
+        if addr < self.limit
+            && (addr & (PAGE_SIZE - 1)) <= PAGE_SIZE - N as u64
+            && self.perm_byte(addr >> PAGE_SHIFT) & (P_WRITE | P_CODE) == P_WRITE
+        {
+            // SAFETY: as in `try_read`.
+            let p = unsafe { self.base.add(addr as usize) };
+            // SAFETY: as in `try_read`; unaligned writes of plain integers.
+            unsafe {
+                match N {
+                    1 => *p = v as u8,
+                    2 => (p as *mut u16).write_unaligned(v as u16),
+                    4 => (p as *mut u32).write_unaligned(v as u32),
+                    _ => (p as *mut u64).write_unaligned(v),
+                }
+            }
+            true
+        } else {
+            false
+        }
+    }
+}
+
+impl Memory {
     /// True when `[addr, addr + len)` is non-empty, lies inside one page, and
     /// that page's permission byte has every bit of `need` and none of `forbid`.
     #[inline]
