@@ -268,6 +268,11 @@ impl FileOps for SuperviseFile {
         format!("supervise:{}", self.pid).into_bytes()
     }
 
+    fn read_hint(&self) -> Option<usize> {
+        let ch = self.channel.try_borrow().ok()?;
+        Some(SupervisePacket::SIZE + ch.queue.front().map_or(0, |q| q.items.len()))
+    }
+
     fn close(&mut self) {
         if let Ok(mut ch) = self.channel.try_borrow_mut() {
             ch.close();
