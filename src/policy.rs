@@ -15,15 +15,18 @@
 //! ```
 //! Every key is optional. Without `allow` and `deny` there is no mask (and `mode` has no
 //! effect); without `allow`, every call is allowed before `deny` is applied. Names are those
-//! of `warden_abi::SYSCALLS` (`open`, `fexec`, ...); groups are `file`, `process`, `memory`,
-//! `signal`, `time`.
+//! of `warden_abi::SYSCALLS` (`open`, `fexec`, ...); Linux-personality calls are named
+//! `linux:NAME` (`linux:openat`, from `class::LINUX_CALLS`). Classes, groups (`file`,
+//! `process`, `memory`, `signal`, `time`) and `all` take the calls of both ABIs; `redox` and
+//! `linux` take every call of one. A Linux call missing from the table is ENOSYS under any
+//! policy.
 
 use std::path::Path;
 
 use guest_kernel::policy::PolicySpec;
 use serde::Deserialize;
 use toml::Spanned;
-use warden_abi::{Selector, CALLS};
+use warden_abi::{all_calls, Selector};
 
 /// The file as written.
 #[derive(Debug, Deserialize)]
@@ -64,7 +67,7 @@ pub fn parse(name: &str, text: &str) -> Result<PolicySpec, String> {
                     let line = line_of(text, item.span().start);
                     format!(
                         "{name}:{line}: unknown call or class {:?} (names as in `restrict --list`, classes P F C J, \
-                         groups file process memory signal time, or all)",
+                         groups file process memory signal time, redox, linux, or all)",
                         item.get_ref()
                     )
                 })
@@ -75,8 +78,7 @@ pub fn parse(name: &str, text: &str) -> Result<PolicySpec, String> {
     let deny = file.deny.as_deref().map(select).transpose()?.unwrap_or_default();
     let masked = allow.is_some() || !deny.is_empty();
     let allow = masked.then(|| {
-        CALLS
-            .iter()
+        all_calls()
             .filter(|c| allow.as_ref().is_none_or(|a| a.iter().any(|s| s.matches(c))))
             .filter(|c| !deny.iter().any(|s| s.matches(c)))
             .map(|c| c.number)

@@ -138,7 +138,8 @@ fn restrict_masks_and_jails_a_program() {
 fn restrict_lists_every_call_with_its_class() {
     let r = run("restrict", &["--list"]);
     let out = r.stdout();
-    assert_eq!(out.lines().count(), warden_abi::CALLS.len());
+    assert_eq!(out.lines().count(), warden_abi::CALLS.len() + warden_abi::LINUX_CALLS.len());
+    assert!(out.lines().any(|l| l.starts_with("linux:openat ") && l.contains(" C ")), "{out}");
     assert!(out.lines().any(|l| l.starts_with("kill ") && l.contains(" J ")), "{out}");
     assert!(out.lines().any(|l| l.starts_with("open ") && l.contains(" C ")), "{out}");
 }
@@ -244,4 +245,155 @@ fn bad_policies_are_one_line_errors_with_status_125() {
         .unwrap();
     assert_eq!(out.status.code(), Some(125));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read policy /nonexistent/policy.toml"));
+}
+
+// --- the Linux personality ----------------------------------------------------------------
+
+/// Attempts `tests/fixtures/linux/escape.c` makes.
+const LINUX_ESCAPE_ATTEMPTS: usize = 61;
+
+/// `true` if `tool` can be used; otherwise prints SKIPPED (or panics with
+/// `WARDEN_REQUIRE_TOOLS=1`, as `.ci/run` sets).
+fn have(tool: &str, found: bool) -> bool {
+    if !found {
+        if std::env::var("WARDEN_REQUIRE_TOOLS").is_ok_and(|v| v == "1") {
+            panic!("{tool} not found but WARDEN_REQUIRE_TOOLS=1");
+        }
+        eprintln!("SKIPPED: {tool} not found");
+    }
+    found
+}
+
+/// The escape fixture built with `gcc -static`; `None` (skipped) without gcc.
+fn linux_escape_fixture() -> Option<PathBuf> {
+    let found = Command::new("gcc").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !have("gcc", found) {
+        return None;
+    }
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("escape-linux-{}", std::process::id()));
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/linux/escape.c");
+    let status = Command::new("gcc").args(["-static", "-O2", "-o"]).arg(&out).arg(src).status().expect("run gcc");
+    assert!(status.success(), "gcc failed on {src}");
+    Some(out)
+}
+
+/// The layout escape.c describes: a shell and `restrict` outside, the fixture inside /jail,
+/// outside files it must not reach.
+fn linux_jail_root(name: &str, fixture: &Path) -> PathBuf {
+    use std::os::unix::fs::{symlink, PermissionsExt};
+    let root = temp_dir(name);
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    for prog in ["sh", "restrict", "echo"] {
+        std::fs::copy(guest_bin(prog), root.join("bin").join(prog)).unwrap();
+    }
+    std::fs::write(root.join("secret"), "SECRET\n").unwrap();
+    symlink("secret", root.join("outlink")).unwrap();
+    std::fs::create_dir_all(root.join("outdir")).unwrap();
+    std::fs::copy(fixture, root.join("outprog")).unwrap();
+    std::fs::create_dir_all(root.join("jail/d")).unwrap();
+    std::fs::write(root.join("jail/d/inside"), "inside\n").unwrap();
+    std::fs::copy(fixture, root.join("jail/escape")).unwrap();
+    symlink("/secret", root.join("jail/abs")).unwrap();
+    symlink("../secret", root.join("jail/up")).unwrap();
+    symlink("/outprog", root.join("jail/exelink")).unwrap();
+    std::fs::write(root.join("jail/script"), "#!/outprog --payload\n").unwrap();
+    std::fs::set_permissions(root.join("jail/script"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    root
+}
+
+fn run_in(root: &Path, command: &str) -> Run {
+    run_opts(RunOptions {
+        root: Root::Dir(root.to_path_buf()),
+        program: Some("/bin/sh".into()),
+        args: vec!["-c".into(), command.into()],
+        budget: Some(20_000_000_000),
+        ..RunOptions::default()
+    })
+}
+
+#[test]
+fn nothing_escapes_through_the_linux_layer() {
+    let Some(fixture) = linux_escape_fixture() else { return };
+    let root = linux_jail_root("linux", &fixture);
+    // Jailed by the Redox `restrict` (its parent shell, pid 1, stays outside the jail).
+    let r = run_in(&root, "restrict --jail /jail /escape; echo st=$?");
+    let out = r.stdout();
+    let escaped: Vec<&str> = out.lines().filter(|l| l.starts_with("ESCAPED")).collect();
+    assert!(escaped.is_empty(), "escapes:\n{}\n\nfull output:\n{out}{}", escaped.join("\n"), r.stderr());
+    let contained = out.lines().filter(|l| l.starts_with("contained ")).count();
+    assert_eq!(contained, LINUX_ESCAPE_ATTEMPTS, "{out}{}", r.stderr());
+    assert!(out.ends_with(&format!("escape-linux: {LINUX_ESCAPE_ATTEMPTS} attempts, 0 escaped\nst=0\n")), "{out}");
+
+    // The control: the same attempts without a jail (from /jail) mostly get out.
+    let r = run_in(&root, "/jail/escape /jail; echo st=$?");
+    let out = r.stdout();
+    let got_out = out.lines().filter(|l| l.starts_with("ESCAPED")).count();
+    let total = out.lines().filter(|l| l.starts_with("ESCAPED") || l.starts_with("contained ")).count();
+    assert_eq!(total, LINUX_ESCAPE_ATTEMPTS, "{out}{}", r.stderr());
+    assert!(got_out >= LINUX_ESCAPE_ATTEMPTS * 2 / 3, "only {got_out} got out without a jail:\n{out}");
+    for name in [
+        "open-dotdot",
+        "openat-dirfd-dotdot",
+        "open-planted-abs-link",
+        "newfstatat-dotdot",
+        "statx-dotdot",
+        "readlinkat-dirfd",
+        "chdir-up-then-open",
+        "getcwd-leak",
+        "execve-dotdot",
+        "execve-shebang-outside",
+        "rename-from-outside",
+        "chmod-dotdot",
+        "unlinkat-dirfd",
+        "mkdirat-dirfd",
+        "kill-outside",
+        "tgkill-outside",
+    ] {
+        assert!(out.contains(&format!("ESCAPED {name}:")), "{name}:\n{out}");
+    }
+    let _ = std::fs::remove_dir_all(root);
+}
+
+#[test]
+fn a_jailed_or_masked_linux_program_works() {
+    let busybox = Path::new("/bin/busybox");
+    if !have("busybox", busybox.exists()) {
+        return;
+    }
+    let root = temp_dir("busybox");
+    std::fs::create_dir_all(root.join("jail/bin")).unwrap();
+    std::fs::copy(busybox, root.join("jail/bin/busybox")).unwrap();
+    std::fs::write(root.join("jail/data"), "inside\n").unwrap();
+    std::fs::write(root.join("secret"), "SECRET\n").unwrap();
+    let dir = temp_dir("busybox-policy");
+    let run_policy = |text: &str, args: &[&str]| {
+        let program = if text.contains("jail") { "/bin/busybox" } else { "/jail/bin/busybox" };
+        run_opts(RunOptions {
+            root: Root::Dir(root.clone()),
+            program: Some(program.into()),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            policy: Some(policy(&dir, text)),
+            budget: Some(20_000_000_000),
+            ..RunOptions::default()
+        })
+    };
+    // Jailed: reads, lists and writes inside; nothing outside.
+    let r = run_policy(
+        "jail = \"/jail\"\n",
+        &[
+            "sh",
+            "-c",
+            "busybox cat data; busybox ls /; busybox cat ../secret /secret; echo new > n; busybox cat n; cd ..; pwd",
+        ],
+    );
+    assert!(!r.stdout().contains("SECRET"), "{}{}", r.stdout(), r.stderr());
+    assert_eq!(r.stdout(), "inside\nbin\ndata\nnew\n/\n", "{}", r.stderr());
+    assert_eq!(r.stderr().matches("No such file or directory").count(), 2, "{}", r.stderr());
+    // Masked: a Linux call denied by name fails with EPERM; the rest runs.
+    let r = run_policy("deny = [\"linux:kill\"]\n", &["kill", "-0", "1"]);
+    assert_eq!(r.status, 1, "{}", r.stderr());
+    assert!(r.stderr().contains("Operation not permitted"), "{}", r.stderr());
+    let r = run_policy("allow = [\"P\", \"F\", \"C\"]\n", &["sh", "-c", "echo ok"]);
+    assert_eq!((r.stdout().as_str(), r.status), ("ok\n", 0), "{}", r.stderr());
+    let _ = std::fs::remove_dir_all(root);
 }

@@ -29,7 +29,9 @@ pub mod number;
 pub mod supervise;
 pub mod trace;
 
-pub use class::{ALWAYS_ALLOWED, CALLS, CallInfo, JailClass, MASK_KILL, MASK_MAX, Selector, call_info};
+pub use class::{
+    ALWAYS_ALLOWED, CALLS, CallInfo, JailClass, LINUX_CALLS, MASK_KILL, MASK_MAX, Selector, all_calls, call_info,
+};
 pub use data::*;
 pub use error::*;
 pub use flag::*;

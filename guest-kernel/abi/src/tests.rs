@@ -142,16 +142,39 @@ fn every_syscall_is_classified_exactly_once() {
 }
 
 #[test]
+fn linux_calls_are_classified_once_with_their_names() {
+    use crate::class::LINUX_CALLS;
+    use crate::linux::{LINUX_CALL, linux_syscall_name};
+    for (i, c) in LINUX_CALLS.iter().enumerate() {
+        assert_ne!(c.number & LINUX_CALL, 0, "{}", c.name);
+        assert_eq!(linux_syscall_name(c.number & !LINUX_CALL), Some(c.name), "{}", c.name);
+        assert!(LINUX_CALLS[i + 1..].iter().all(|d| d.number != c.number), "{} twice", c.name);
+        assert!(c.groups != 0 && !c.why.is_empty(), "{}", c.name);
+        assert_eq!(call_info(c.number).map(|i| i.name), Some(c.name));
+    }
+}
+
+#[test]
 fn selectors_name_calls_classes_and_groups() {
     assert_eq!(Selector::parse("open"), Some(Selector::Call(SYS_OPEN)));
     assert_eq!(Selector::parse("J"), Some(Selector::Class(JailClass::J)));
     assert_eq!(Selector::parse("nope"), None);
-    assert_eq!(Selector::parse("all").unwrap().numbers().count(), CALLS.len());
+    let linux = crate::class::LINUX_CALLS.len();
+    assert_eq!(Selector::parse("all").unwrap().numbers().count(), CALLS.len() + linux);
+    assert_eq!(Selector::parse("redox").unwrap().numbers().count(), CALLS.len());
+    assert_eq!(Selector::parse("linux").unwrap().numbers().count(), linux);
+    let openat = crate::linux::LINUX_CALL | crate::linux::nr::OPENAT;
+    assert_eq!(Selector::parse("linux:openat"), Some(Selector::Call(openat)));
+    assert_eq!(Selector::parse("linux:fexec"), None, "fexec is not a Linux call");
+    assert_eq!(Selector::parse("openat"), None, "a plain name is a Redox call");
     let has = |sel: &str, n: usize| Selector::parse(sel).unwrap().numbers().any(|m| m == n);
     assert!(has("C", SYS_OPEN) && has("C", SYS_CHDIR) && !has("C", SYS_READ));
     assert!(has("J", SYS_KILL) && has("J", SYS_SUPERVISE) && has("J", SYS_FEXEC));
     assert!(has("signal", SYS_KILL) && has("signal", SYS_SIGACTION) && !has("signal", SYS_OPEN));
     assert!(ALWAYS_ALLOWED.contains(&SYS_EXIT));
+    assert!(has("C", openat) && has("file", openat) && !has("redox", openat));
+    let lkill = crate::linux::LINUX_CALL | crate::linux::nr::KILL;
+    assert!(has("J", lkill) && has("signal", lkill));
 }
 
 #[test]

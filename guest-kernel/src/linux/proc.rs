@@ -137,6 +137,8 @@ impl Kernel {
                     crate::process::normalize(&fs.cwd, &path)
                 }
             };
+            // In a jail, the program and each interpreter are resolved inside it.
+            let abs = self.linux_exec_abs(tid, &path, abs)?;
             let mut full = b"file:".to_vec();
             full.extend_from_slice(&abs);
             let file = self.open_path(tid, &full, r::O_RDONLY)?;

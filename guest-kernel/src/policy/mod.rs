@@ -13,7 +13,9 @@
 //! - [`Kernel::police`] runs on every trapped call between decoding (the kernel's own copy of
 //!   the arguments, seed 001) and execution, once per call (a blocked call re-runs its
 //!   already policed copy). Unrestricted processes cost one predictable branch
-//!   (`policy_active` stays false until the first restriction). For a restricted process:
+//!   (`policy_active` stays false until the first restriction). For a restricted process
+//!   (Linux-personality calls likewise, by `class::LINUX_CALLS`, see [`linux`]; a Linux call
+//!   missing from that table is `ENOSYS`):
 //!   1. the mask: a call not in it fails with `EPERM`, or kills with `SIGSYS`, and never runs;
 //!   2. the jail, by class (warden_abi's `class::CALLS` is the table): C calls get their path
 //!      rewritten to a canonical global path inside the root ([`resolve::confine`]); J calls
@@ -31,6 +33,7 @@
 //! CLI's `--policy FILE`) or starts init already restricted with
 //! [`Kernel::spawn_init_restricted`].
 
+mod linux;
 mod resolve;
 #[cfg(test)]
 mod tests;
@@ -197,6 +200,11 @@ impl Kernel {
         let Some(r) = self.restriction(pid) else {
             return Some(call);
         };
+        // A Linux call the table does not classify is unknown to restrictions: ENOSYS.
+        if call.number & crate::linux::LINUX_CALL != 0 && call_info(call.number).is_none() {
+            self.set_return(tid, Errno::mux(Err(Errno(ENOSYS))));
+            return None;
+        }
         if let Some(mask) = &r.mask {
             if !mask.allows(call.number) {
                 if mask.kill {
@@ -247,14 +255,8 @@ impl Kernel {
     /// The jail's verdict on a call of a jailed thread.
     fn jail_call(&mut self, tid: Pid, jail: &Rc<Jail>, mut call: Call) -> Result<Verdict, Errno> {
         let a = call.args;
-        // Linux-personality calls are not classified for jails yet: a jailed Linux process
-        // may only exit; everything else is EPERM (never an escape).
         if call.number & crate::linux::LINUX_CALL != 0 {
-            let nr = call.number & !crate::linux::LINUX_CALL;
-            if nr == crate::linux::abi::nr::EXIT || nr == crate::linux::abi::nr::EXIT_GROUP {
-                return Ok(Verdict::Run(call));
-            }
-            return Err(Errno(EPERM));
+            return self.jail_linux(tid, jail, call);
         }
         match call.number {
             SYS_OPEN | SYS_UNLINK | SYS_RMDIR | SYS_CHDIR | SYS_JAIL => {
@@ -508,7 +510,7 @@ impl Kernel {
             let mut r = self.restriction(pid).map(|r| (*r).clone()).unwrap_or_default();
             let allow: Vec<usize> = match &spec.allow {
                 Some(list) => list.clone(),
-                None => r.mask.as_ref().map_or_else(|| CALLS.iter().map(|c| c.number).collect(), |m| m.allowed.clone()),
+                None => r.mask.as_ref().map_or_else(|| all_calls().map(|c| c.number).collect(), |m| m.allowed.clone()),
             };
             let mut mask = Mask::new(allow, spec.kill);
             if let Some(old) = &r.mask {

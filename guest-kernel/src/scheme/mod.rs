@@ -73,6 +73,11 @@ pub trait FileOps {
     }
     /// Called when the last descriptor referring to it is closed.
     fn close(&mut self) {}
+    /// The most bytes the next `read` can return, if the file knows (the kernel then
+    /// allocates no bigger a buffer than that for it, whatever the guest's buffer).
+    fn read_hint(&self) -> Option<usize> {
+        None
+    }
 }
 
 pub type FileRef = Rc<RefCell<dyn FileOps>>;

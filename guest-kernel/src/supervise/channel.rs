@@ -5,9 +5,14 @@
 //! an in-flight packet and files it for the held thread, then wakes that thread's hold key.
 //! The kernel (`supervise::Kernel::supervise_resume`) does the rest when the thread runs:
 //! descriptors have no access to the kernel, so nothing here touches a thread.
+//!
+//! Cost: a queued packet is its header (inline) plus its encoded items (a `Vec` that stays
+//! unallocated when there are none, as for `getpid`); the held and reply lists are short
+//! vectors that keep their capacity. So a syscall packet without pointer arguments goes
+//! round the channel without a heap allocation.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::rc::Rc;
 
 use warden_abi::*;
@@ -33,10 +38,12 @@ pub(crate) struct Reply {
 }
 
 struct Queued {
-    seq: u64,
     tid: Pid,
     reply: bool,
-    bytes: Vec<u8>,
+    /// The header (`seq`, `data_len` and `items` filled in).
+    head: SupervisePacket,
+    /// The encoded items.
+    items: Vec<u8>,
 }
 
 pub(crate) struct Channel {
@@ -45,9 +52,10 @@ pub(crate) struct Channel {
     queue: VecDeque<Queued>,
     /// Packets read and awaiting a reply: (seq, tid).
     inflight: VecDeque<(u64, Pid)>,
-    replies: BTreeMap<Pid, Reply>,
+    /// Replies filed for held threads (at most one per thread).
+    replies: Vec<(Pid, Reply)>,
     /// Threads held waiting on this channel.
-    pub held: BTreeSet<Pid>,
+    held: Vec<Pid>,
     /// Live processes this channel supervises.
     pub members: usize,
     pub closed: bool,
@@ -63,8 +71,8 @@ impl Channel {
             blocking,
             queue: VecDeque::new(),
             inflight: VecDeque::new(),
-            replies: BTreeMap::new(),
-            held: BTreeSet::new(),
+            replies: Vec::new(),
+            held: Vec::new(),
             members: 0,
             closed: false,
             waker,
@@ -80,24 +88,52 @@ impl Channel {
         self.waker.wake(self.key());
     }
 
-    pub fn push(&mut self, seq: u64, tid: Pid, reply: bool, bytes: Vec<u8>) {
+    /// Queues a packet: `head` with `seq`, followed by `items` (encoded by [`encode_items`]
+    /// with `count` items).
+    pub fn push(&mut self, seq: u64, tid: Pid, reply: bool, mut head: SupervisePacket, (count, items): (u32, Vec<u8>)) {
         if self.closed {
             return;
         }
-        self.queue.push_back(Queued { seq, tid, reply, bytes });
+        head.seq = seq;
+        head.data_len = items.len() as u64;
+        head.items = count;
+        self.queue.push_back(Queued { tid, reply, head, items });
         self.notify();
     }
 
-    /// The reply filed for `tid`'s packet `seq`, if any (stale replies are dropped).
+    /// Marks `tid` as held waiting on this channel.
+    pub fn hold(&mut self, tid: Pid) {
+        if !self.held.contains(&tid) {
+            self.held.push(tid);
+        }
+    }
+
+    /// Whether `tid` is held waiting on this channel.
+    #[cfg(test)]
+    pub fn is_held(&self, tid: Pid) -> bool {
+        self.held.contains(&tid)
+    }
+
+    fn unhold(&mut self, tid: Pid) {
+        self.held.retain(|&t| t != tid);
+    }
+
+    /// The reply filed for `tid`'s packet `seq`, if any (stale replies are dropped); the
+    /// thread is no longer held here once it has its reply.
     pub fn take_reply(&mut self, tid: Pid, seq: u64) -> Option<Reply> {
-        let r = self.replies.remove(&tid)?;
-        (r.seq == seq).then_some(r)
+        let at = self.replies.iter().position(|(t, _)| *t == tid)?;
+        let (_, r) = self.replies.swap_remove(at);
+        if r.seq != seq {
+            return None;
+        }
+        self.unhold(tid);
+        Some(r)
     }
 
     /// Forgets a thread (it was killed or moved on).
     pub fn forget(&mut self, tid: Pid) {
-        self.held.remove(&tid);
-        self.replies.remove(&tid);
+        self.unhold(tid);
+        self.replies.retain(|(t, _)| *t != tid);
         self.inflight.retain(|&(_, t)| t != tid);
         self.queue.retain(|q| !(q.reply && q.tid == tid));
     }
@@ -113,9 +149,9 @@ impl Channel {
             self.queue.push_front(q);
             return Err(Errno(EINVAL).into());
         }
-        let n = fit_packet(&q.bytes, buf);
+        let n = fit_packet(q.head, &q.items, buf);
         if q.reply {
-            self.inflight.push_back((q.seq, q.tid));
+            self.inflight.push_back((q.head.seq, q.tid));
         }
         Ok(n)
     }
@@ -136,7 +172,8 @@ impl Channel {
         if !self.held.contains(&tid) {
             return Err(Errno(ESRCH));
         }
-        self.replies.insert(tid, Reply { seq, ..reply });
+        self.replies.retain(|(t, _)| *t != tid);
+        self.replies.push((tid, Reply { seq, ..reply }));
         self.waker.wake(hold_key(tid));
         Ok(buf.len())
     }
@@ -172,42 +209,40 @@ fn parse_reply(buf: &[u8]) -> Result<Reply, Errno> {
     Ok(Reply { seq: head.seq, action: head.action, value: head.value, data })
 }
 
-/// Copies the header and the items that fit; marks truncation in the copied header.
-fn fit_packet(packet: &[u8], buf: &mut [u8]) -> usize {
-    if packet.len() <= buf.len() {
-        buf[..packet.len()].copy_from_slice(packet);
-        return packet.len();
-    }
-    let mut n = SupervisePacket::SIZE;
-    for (item, bytes) in packet_items(&packet[SupervisePacket::SIZE..]) {
-        let size = PacketItem::SIZE + pad8(bytes.len());
-        if n + size > buf.len() {
-            break;
+/// Copies the header and the items that fit into `buf` (at least a header long); marks
+/// truncation in the copied header.
+fn fit_packet(mut head: SupervisePacket, items: &[u8], buf: &mut [u8]) -> usize {
+    let mut n = items.len();
+    if SupervisePacket::SIZE + n > buf.len() {
+        n = 0;
+        for (_, bytes) in packet_items(items) {
+            let size = PacketItem::SIZE + pad8(bytes.len());
+            if SupervisePacket::SIZE + n + size > buf.len() {
+                break;
+            }
+            n += size;
         }
-        let _ = item;
-        n += size;
-    }
-    buf[..n].copy_from_slice(&packet[..n]);
-    if let Some(mut head) = SupervisePacket::from_bytes(buf) {
         head.flags |= PACKET_FLAG_TRUNCATED;
-        let _ = head.write_to(buf);
     }
-    n
+    buf[..SupervisePacket::SIZE].copy_from_slice(&head.to_bytes());
+    buf[SupervisePacket::SIZE..SupervisePacket::SIZE + n].copy_from_slice(&items[..n]);
+    SupervisePacket::SIZE + n
 }
 
-/// Builds one packet: the header (with `data_len`/`items` filled in) and its items.
-pub(crate) fn encode(mut head: SupervisePacket, items: &[(u32, u32, &[u8])]) -> Vec<u8> {
+/// Encodes items (`warden_abi::PacketItem` layout): (count, bytes). No allocation when
+/// `items` is empty.
+pub(crate) fn encode_items(items: &[(u32, u32, &[u8])]) -> (u32, Vec<u8>) {
+    if items.is_empty() {
+        return (0, Vec::new());
+    }
     let data_len: usize = items.iter().map(|(_, _, b)| PacketItem::SIZE + pad8(b.len())).sum();
-    head.data_len = data_len as u64;
-    head.items = items.len() as u32;
-    let mut out = Vec::with_capacity(SupervisePacket::SIZE + data_len);
-    out.extend_from_slice(&head.to_bytes());
+    let mut out = Vec::with_capacity(data_len);
     for &(kind, arg, bytes) in items {
         out.extend_from_slice(&PacketItem { kind, arg, len: bytes.len() as u64 }.to_bytes());
         out.extend_from_slice(bytes);
         out.resize(out.len() + pad8(bytes.len()) - bytes.len(), 0);
     }
-    out
+    (items.len() as u32, out)
 }
 
 /// The open `SUPERVISE` descriptor.
@@ -231,6 +266,11 @@ impl FileOps for SuperviseFile {
 
     fn path(&self) -> Vec<u8> {
         format!("supervise:{}", self.pid).into_bytes()
+    }
+
+    fn read_hint(&self) -> Option<usize> {
+        let ch = self.channel.try_borrow().ok()?;
+        Some(SupervisePacket::SIZE + ch.queue.front().map_or(0, |q| q.items.len()))
     }
 
     fn close(&mut self) {

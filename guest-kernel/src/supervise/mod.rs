@@ -23,6 +23,10 @@
 //!   "kernel->user direction").
 //! - Order: the host first, then guest supervisors innermost first; results go back
 //!   outermost guest first, the host last.
+//! - Cost: the host decides at entry, before any [`Held`] exists; a call the host lets run
+//!   (without a report) in a process no guest supervises runs like an unsupervised one —
+//!   no allocation, no copy beyond the canonicalised path. Held calls live in boxes that are
+//!   reused, and a packet without items goes round its channel without an allocation.
 
 mod channel;
 pub mod host;
@@ -40,7 +44,7 @@ use crate::process::{OpenFile, ProcState, WaitOn};
 use crate::syscall::{Block, Call, Input, SysError, SysResult, MAX_IO};
 use crate::usercopy::{copy_in, copy_out};
 use crate::{Kernel, Pid};
-use channel::{hold_key, Channel, ChannelRef, SuperviseFile};
+use channel::{encode_items, hold_key, Channel, ChannelRef, SuperviseFile};
 
 /// Which processes the host supervisor covers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,12 +111,55 @@ struct Held {
     fault: Option<Fault>,
 }
 
+/// The held calls by thread: a short list (few threads are held at once), boxed so that
+/// taking one out and putting it back moves a pointer; finished boxes are reused.
+#[derive(Default)]
+struct HeldMap {
+    list: Vec<(Pid, Box<Held>)>,
+    spare: Vec<Box<Held>>,
+}
+
+impl HeldMap {
+    fn take(&mut self, tid: Pid) -> Option<Box<Held>> {
+        let at = self.list.iter().position(|(t, _)| *t == tid)?;
+        Some(self.list.swap_remove(at).1)
+    }
+
+    fn put(&mut self, tid: Pid, h: Box<Held>) {
+        match self.list.iter_mut().find(|(t, _)| *t == tid) {
+            Some(slot) => slot.1 = h,
+            None => self.list.push((tid, h)),
+        }
+    }
+
+    /// A box holding `held` (a spare one if there is).
+    fn boxed(&mut self, held: Held) -> Box<Held> {
+        match self.spare.pop() {
+            Some(mut b) => {
+                *b = held;
+                b
+            }
+            None => Box::new(held),
+        }
+    }
+
+    fn recycle(&mut self, h: Box<Held>) {
+        if self.spare.len() < 4 {
+            self.spare.push(h);
+        }
+    }
+
+    fn tids_of(&self, pid: Pid) -> Vec<Pid> {
+        self.list.iter().filter(|(_, h)| h.pid == pid).map(|(t, _)| *t).collect()
+    }
+}
+
 /// All supervision state of a kernel.
 #[derive(Default)]
 pub(crate) struct Supervision {
     seq: u64,
     procs: std::collections::BTreeMap<Pid, ProcSup>,
-    held: std::collections::BTreeMap<Pid, Held>,
+    held: HeldMap,
     host: Option<Box<dyn HostSupervisor>>,
     host_attach: Option<HostAttach>,
 }
@@ -210,9 +257,10 @@ fn struct_item(call: &Call) -> Option<(u32, Vec<u8>)> {
     })
 }
 
-fn packet_head(kind: u32, seq: u64, pid: Pid, tid: Pid, number: u64, args: [u64; 6]) -> SupervisePacket {
+/// A packet header (`seq`, `data_len` and `items` are filled in when it is queued).
+fn packet_head(kind: u32, pid: Pid, tid: Pid, number: u64, args: [u64; 6]) -> SupervisePacket {
     let flags = if matches!(kind, PACKET_SYSCALL | PACKET_RESULT | PACKET_EXCEPTION) { PACKET_FLAG_REPLY } else { 0 };
-    SupervisePacket { kind, flags, seq, pid, tid, number, args, ..SupervisePacket::default() }
+    SupervisePacket { kind, flags, pid, tid, number, args, ..SupervisePacket::default() }
 }
 
 impl Kernel {
@@ -364,7 +412,7 @@ impl Kernel {
         }
         self.supervise_event(pid, ProcessEvent::Exit { pid, status });
         let Some(ps) = self.sup.procs.remove(&pid) else { return };
-        let gone: Vec<Pid> = self.sup.held.iter().filter(|(_, h)| h.pid == pid).map(|(&t, _)| t).collect();
+        let gone: Vec<Pid> = self.sup.held.tids_of(pid);
         for ch in ps.chain.iter().flatten() {
             let mut ch = ch.borrow_mut();
             for &t in &gone {
@@ -374,7 +422,9 @@ impl Kernel {
             ch.notify();
         }
         for t in gone {
-            self.sup.held.remove(&t);
+            if let Some(h) = self.sup.held.take(t) {
+                self.sup.held.recycle(h);
+            }
         }
     }
 
@@ -390,22 +440,22 @@ impl Kernel {
             return;
         }
         let seq = self.sup.next_seq();
-        let bytes = match &ev {
+        let (head, items) = match &ev {
             ProcessEvent::Clone { child, flags, thread, .. } => {
                 let args = [*flags as u64, *thread as u64, 0, 0, 0, 0];
-                channel::encode(packet_head(PACKET_CLONE, seq, pid, pid, *child as u64, args), &[])
+                (packet_head(PACKET_CLONE, pid, pid, *child as u64, args), encode_items(&[]))
             }
             ProcessEvent::Exec { path, argv, .. } => {
                 let mut items: Vec<(u32, u32, &[u8])> = vec![(ITEM_RESOLVED, 0, path)];
                 items.extend(argv.iter().map(|a| (ITEM_ARG, 1, a.as_slice())));
-                channel::encode(packet_head(PACKET_EXEC, seq, pid, pid, 0, [0; 6]), &items)
+                (packet_head(PACKET_EXEC, pid, pid, 0, [0; 6]), encode_items(&items))
             }
             ProcessEvent::Exit { status, .. } => {
-                channel::encode(packet_head(PACKET_EXIT, seq, pid, pid, *status as u64, [0; 6]), &[])
+                (packet_head(PACKET_EXIT, pid, pid, *status as u64, [0; 6]), encode_items(&[]))
             }
         };
         for ch in ps.chain.iter().flatten() {
-            ch.borrow_mut().push(seq, pid, false, bytes.clone());
+            ch.borrow_mut().push(seq, pid, false, head, items.clone());
         }
     }
 
@@ -436,6 +486,22 @@ impl Kernel {
         }
         let gate = call.gate;
         let seq = self.sup.next_seq();
+        self.forget_hold(tid);
+        // The host decides first, synchronously, before anything is held.
+        let mut host_report = false;
+        if let Some(decision) = self.host_entry(pid, tid, seq, &call, given.as_deref(), resolved.as_deref()) {
+            match decision {
+                Decision::Run => {}
+                Decision::RunReport => host_report = true,
+                Decision::Return(v) => return self.set_return(tid, v),
+                Decision::Kill => return self.post_signal(pid, SIGKILL),
+            }
+        }
+        let guests = self.sup.procs.get(&pid).is_some_and(|p| !p.chain.is_empty());
+        if !guests && !host_report && pinned.is_none() {
+            // Nothing more to ask and nothing to report: run it like an unsupervised call.
+            return self.execute(tid, call);
+        }
         let held = Held {
             pid,
             call,
@@ -445,14 +511,14 @@ impl Kernel {
             stage: Stage::Entry(0),
             seq,
             pending: 0,
-            host_report: false,
+            host_report,
             report: Vec::new(),
             result: 0,
             outputs: Vec::new(),
             fault: None,
         };
-        self.forget_hold(tid);
-        self.sup.held.insert(tid, held);
+        let held = self.sup.held.boxed(held);
+        self.sup.held.put(tid, held);
         self.execute(tid, resume_call(gate));
     }
 
@@ -501,14 +567,16 @@ impl Kernel {
                 }
             }
         }
-        self.sup.held.insert(tid, held);
+        let held = self.sup.held.boxed(held);
+        self.sup.held.put(tid, held);
         self.execute(tid, resume_call(Gate::Syscall));
         true
     }
 
     /// Drops a stale hold of `tid` (a call interrupted by a signal moved on).
     fn forget_hold(&mut self, tid: Pid) {
-        if self.sup.held.remove(&tid).is_some() {
+        if let Some(h) = self.sup.held.take(tid) {
+            self.sup.held.recycle(h);
             if let Some(ps) = self.threads.get(&tid).and_then(|t| self.sup.procs.get(&t.pid)) {
                 for ch in ps.chain.iter().flatten() {
                     ch.borrow_mut().forget(tid);
@@ -521,12 +589,14 @@ impl Kernel {
 
     /// Runs the `Input::Resume` call of a held thread.
     pub(crate) fn supervise_resume(&mut self, tid: Pid) -> SysResult {
-        let Some(mut h) = self.sup.held.remove(&tid) else {
+        let Some(mut h) = self.sup.held.take(tid) else {
             return Err(Errno(ENOSYS).into());
         };
         let result = self.advance(tid, &mut h);
         if matches!(result, Err(SysError::Block(_))) {
-            self.sup.held.insert(tid, h);
+            self.sup.held.put(tid, h);
+        } else {
+            self.sup.held.recycle(h);
         }
         result
     }
@@ -548,34 +618,28 @@ impl Kernel {
         chain.get(i).cloned()
     }
 
-    /// Sends packet `bytes` to `ch` once, then takes its reply if there is one.
+    /// Sends the packet `build` makes to `ch` once, then takes its reply if there is one.
     fn exchange(
         &mut self,
         tid: Pid,
         h: &mut Held,
         ch: &ChannelRef,
-        bytes: impl FnOnce(u64) -> Vec<u8>,
+        build: impl FnOnce(&Held) -> (SupervisePacket, (u32, Vec<u8>)),
     ) -> Option<channel::Reply> {
         let mut c = ch.borrow_mut();
         if h.pending == 0 {
             self.sup.seq += 1;
             h.pending = self.sup.seq;
-            c.push(h.pending, tid, true, bytes(h.pending));
-            c.held.insert(tid);
+            let (head, items) = build(h);
+            c.push(h.pending, tid, true, head, items);
+            c.hold(tid);
         }
         let reply = c.take_reply(tid, h.pending)?;
-        c.held.remove(&tid);
         h.pending = 0;
         Some(reply)
     }
 
     fn advance(&mut self, tid: Pid, h: &mut Held) -> SysResult {
-        // The host decides first, synchronously (only once, at the first entry).
-        if h.stage == Stage::Entry(0) && h.pending == 0 && h.fault.is_none() {
-            if let Some(r) = self.host_entry(tid, h) {
-                return r;
-            }
-        }
         loop {
             match h.stage {
                 Stage::Entry(level) => {
@@ -587,22 +651,7 @@ impl Kernel {
                     if ch.borrow().closed {
                         return self.kill_held(h);
                     }
-                    let pid = h.pid;
-                    let call = h.call.clone();
-                    let mut flags = PACKET_FLAG_REPLY;
-                    if call.gate == Gate::Int80 {
-                        flags |= PACKET_FLAG_INT80;
-                    }
-                    let strukt = struct_item(&call);
-                    let mut items = entry_items(h);
-                    if let Some((arg, bytes)) = &strukt {
-                        items.push((ITEM_STRUCT, *arg, bytes));
-                    }
-                    let args = call.args.map(|a| a as u64);
-                    let mut head = packet_head(PACKET_SYSCALL, 0, pid, tid, call.number as u64, args);
-                    head.flags = flags;
-                    let bytes = channel::encode(head, &items);
-                    let Some(reply) = self.exchange(tid, h, &ch, |seq| with_seq(bytes, seq)) else {
+                    let Some(reply) = self.exchange(tid, h, &ch, |h| entry_packet(h, tid)) else {
                         return Self::park(tid);
                     };
                     match reply.action {
@@ -653,13 +702,15 @@ impl Kernel {
                     if ch.borrow().closed {
                         return self.kill_held(h);
                     }
-                    let mut head =
-                        packet_head(PACKET_RESULT, 0, h.pid, tid, h.call.number as u64, h.call.args.map(|a| a as u64));
-                    head.ret = h.result as u64;
-                    let items: Vec<(u32, u32, &[u8])> =
-                        h.outputs.iter().map(|o| (ITEM_OUTPUT, o.arg as u32, o.data.as_slice())).collect();
-                    let bytes = channel::encode(head, &items);
-                    let Some(reply) = self.exchange(tid, h, &ch, |seq| with_seq(bytes, seq)) else {
+                    let build = |h: &Held| {
+                        let args = h.call.args.map(|a| a as u64);
+                        let mut head = packet_head(PACKET_RESULT, h.pid, tid, h.call.number as u64, args);
+                        head.ret = h.result as u64;
+                        let items: Vec<(u32, u32, &[u8])> =
+                            h.outputs.iter().map(|o| (ITEM_OUTPUT, o.arg as u32, o.data.as_slice())).collect();
+                        (head, encode_items(&items))
+                    };
+                    let Some(reply) = self.exchange(tid, h, &ch, build) else {
                         return Self::park(tid);
                     };
                     match reply.action {
@@ -687,8 +738,8 @@ impl Kernel {
                     }
                     let rax = self.threads.get(&tid).map_or(0, |t| t.cpu.gpr[reg::RAX]);
                     let args = [fault.rip, fault.addr, fault.access, fault.signal as u64, rax, 0];
-                    let bytes = channel::encode(packet_head(PACKET_EXCEPTION, 0, h.pid, tid, fault.vector, args), &[]);
-                    let Some(reply) = self.exchange(tid, h, &ch, |seq| with_seq(bytes, seq)) else {
+                    let head = packet_head(PACKET_EXCEPTION, h.pid, tid, fault.vector, args);
+                    let Some(reply) = self.exchange(tid, h, &ch, |_| (head, encode_items(&[]))) else {
                         return Self::park(tid);
                     };
                     match reply.action {
@@ -702,32 +753,22 @@ impl Kernel {
         }
     }
 
-    /// The host's say at entry: `Some` ends the call (denied or killed).
-    fn host_entry(&mut self, tid: Pid, h: &mut Held) -> Option<SysResult> {
-        if !self.sup.procs.get(&h.pid).is_some_and(|p| p.host) {
+    /// The host's say at entry (`None` if the host does not supervise `pid`).
+    fn host_entry(
+        &mut self,
+        pid: Pid,
+        tid: Pid,
+        seq: u64,
+        call: &Call,
+        path: Option<&[u8]>,
+        resolved: Option<&[u8]>,
+    ) -> Option<Decision> {
+        if !self.sup.procs.get(&pid).is_some_and(|p| p.host) {
             return None;
         }
-        let mut host = self.sup.host.take()?;
-        let ev = SyscallEntry {
-            pid: h.pid,
-            tid,
-            seq: h.seq,
-            icount: self.stats.instructions,
-            call: &h.call,
-            path: h.given.as_deref(),
-            resolved: h.resolved.as_deref(),
-        };
-        let decision = host.syscall_entry(&ev);
-        self.sup.host = Some(host);
-        match decision {
-            Decision::Run => None,
-            Decision::RunReport => {
-                h.host_report = true;
-                None
-            }
-            Decision::Return(v) => Some(Ok(v)),
-            Decision::Kill => Some(self.kill_held(h)),
-        }
+        let host = self.sup.host.as_mut()?;
+        let ev = SyscallEntry { pid, tid, seq, icount: self.stats.instructions, call, path, resolved };
+        Some(host.syscall_entry(&ev))
     }
 
     /// Runs the held call itself (on the kernel's copy).
@@ -863,20 +904,27 @@ pub fn entry_items_of(ev: &SyscallEntry<'_>) -> Vec<u8> {
     if let Some((arg, bytes)) = &strukt {
         items.push((ITEM_STRUCT, *arg, bytes));
     }
-    channel::encode(SupervisePacket::default(), &items).split_off(SupervisePacket::SIZE)
+    encode_items(&items).1
 }
 
 /// The encoded `ITEM_OUTPUT` items of a call's outputs.
 pub fn output_items_of(outputs: &[Output]) -> Vec<u8> {
     let items: Vec<(u32, u32, &[u8])> =
         outputs.iter().map(|o| (ITEM_OUTPUT, o.arg as u32, o.data.as_slice())).collect();
-    channel::encode(SupervisePacket::default(), &items).split_off(SupervisePacket::SIZE)
+    encode_items(&items).1
 }
 
-/// Rewrites the sequence number in an encoded packet.
-fn with_seq(mut bytes: Vec<u8>, seq: u64) -> Vec<u8> {
-    if let Some(b) = bytes.get_mut(8..16) {
-        b.copy_from_slice(&seq.to_le_bytes());
+/// The entry packet of a held call: its number, arguments and the kernel's copies.
+fn entry_packet(h: &Held, tid: Pid) -> (SupervisePacket, (u32, Vec<u8>)) {
+    let args = h.call.args.map(|a| a as u64);
+    let mut head = packet_head(PACKET_SYSCALL, h.pid, tid, h.call.number as u64, args);
+    if h.call.gate == Gate::Int80 {
+        head.flags |= PACKET_FLAG_INT80;
     }
-    bytes
+    let strukt = struct_item(&h.call);
+    let mut items = entry_items(h);
+    if let Some((arg, bytes)) = &strukt {
+        items.push((ITEM_STRUCT, *arg, bytes));
+    }
+    (head, encode_items(&items))
 }

@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use warden_abi::*;
 
-use super::channel::{encode, Channel};
+use super::channel::{encode_items, Channel};
 use super::*;
 use crate::scheme::memfs::MemFs;
 use crate::scheme::FileOps;
@@ -21,15 +21,16 @@ fn replies_parse_and_match_inflight_packets() {
     assert_eq!(file.write(&7u64.to_le_bytes()), Err(Errno(EINVAL).into()));
     let mut buf = vec![0u8; 4096];
     assert_eq!(file.read(&mut buf), Ok(0), "nothing pending reads 0 bytes");
-    let packet = encode(SupervisePacket { kind: PACKET_SYSCALL, seq: 5, tid: 9, ..Default::default() }, &[]);
-    ch.borrow_mut().push(5, 9, true, packet);
-    ch.borrow_mut().held.insert(9);
+    let head = SupervisePacket { kind: PACKET_SYSCALL, tid: 9, ..Default::default() };
+    ch.borrow_mut().push(5, 9, true, head, encode_items(&[]));
+    ch.borrow_mut().hold(9);
     assert_eq!(file.read(&mut buf[..8]), Err(Errno(EINVAL).into()), "short buffer");
     assert_eq!(file.read(&mut buf), Ok(SupervisePacket::SIZE));
     assert_eq!(file.write(&[0u8; 5]), Err(Errno(EINVAL).into()));
     assert_eq!(file.write(&42u64.to_le_bytes()), Ok(8));
     let reply = ch.borrow_mut().take_reply(9, 5).unwrap();
     assert_eq!((reply.action, reply.value), (REPLY_RETURN, 42));
+    assert!(!ch.borrow().is_held(9), "a thread with its reply is no longer held");
     // A reply to an unknown sequence number.
     let r = SuperviseReply { seq: 77, action: REPLY_RUN, ..Default::default() };
     assert_eq!(file.write(&r.to_bytes()), Err(Errno(ESRCH).into()));
@@ -40,11 +41,8 @@ fn packets_that_do_not_fit_are_truncated_at_an_item() {
     let ch = Channel::new(1, false, Waker::default());
     let mut file = SuperviseFile { channel: ch.clone(), pid: 2 };
     let big = vec![b'x'; 100];
-    let packet = encode(
-        SupervisePacket { kind: PACKET_SYSCALL, seq: 1, ..Default::default() },
-        &[(ITEM_PATH, 0, b"/a"), (ITEM_BYTES, 1, &big)],
-    );
-    ch.borrow_mut().push(1, 1, false, packet);
+    let head = SupervisePacket { kind: PACKET_SYSCALL, ..Default::default() };
+    ch.borrow_mut().push(1, 1, false, head, encode_items(&[(ITEM_PATH, 0, b"/a"), (ITEM_BYTES, 1, &big)]));
     let mut buf = vec![0u8; SupervisePacket::SIZE + 40];
     let n = file.read(&mut buf).unwrap();
     assert_eq!(n, SupervisePacket::SIZE + 24);

@@ -85,11 +85,12 @@ impl Kernel {
         let len = len.min(MAX_IO);
         let mm = self.mm_of(tid)?;
         check_writable(&mm.borrow().space.mem, addr, len)?;
-        let mut buf = vec![0u8; len];
+        let hint = desc.file.try_borrow().ok().and_then(|f| f.read_hint());
+        let mut buf = vec![0u8; hint.map_or(len, |h| h.min(len))];
         let result = desc.file.try_borrow_mut().map_err(|_| Errno(EIO))?.read(&mut buf);
         match result {
             Ok(n) => {
-                let n = n.min(len);
+                let n = n.min(buf.len());
                 copy_out(&mut mm.borrow_mut().space.mem, addr, &buf[..n])?;
                 Ok(n)
             }

@@ -1,9 +1,11 @@
 //! `restrict [--allow CALLS] [--deny CALLS] [--kill] [--jail DIR] PROGRAM [ARGS...]` runs
 //! PROGRAM under a system-call mask and/or in a jail; `restrict --list` prints the table.
 //!
-//! Design: CALLS is a comma-separated list of call names (`open`), jail classes (`P`, `F`,
-//! `C`, `J`), groups (`file`, `process`, `memory`, `signal`, `time`) or `all`, as
-//! warden_abi's `class::Selector` parses them. The mask allows the `--allow` sets (every call
+//! Design: CALLS is a comma-separated list of call names (`open`; Linux-personality calls as
+//! `linux:openat`), jail classes (`P`, `F`, `C`, `J`), groups (`file`, `process`, `memory`,
+//! `signal`, `time`), ABIs (`redox`, `linux`) or `all`, as warden_abi's `class::Selector`
+//! parses them; classes, groups and `all` take the calls of both ABIs. `--list` prints both
+//! tables (Linux names with their `linux:` prefix). The mask allows the `--allow` sets (every call
 //! if none is given) minus the `--deny` sets; without either there is no mask. Order of
 //! operations: enter the jail (so PROGRAM is found inside it), open PROGRAM, shrink the mask
 //! (so it may deny `open` or `jail`), then `fexec` the open descriptor, which the mask must
@@ -19,7 +21,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use runtime::abi::{self, CALLS, MASK_KILL, Selector};
+use runtime::abi::{self, CALLS, LINUX_CALLS, MASK_KILL, Selector};
 use runtime::fs::File;
 use runtime::{env, eprintln, println, process, sys};
 
@@ -46,6 +48,9 @@ fn main() -> i32 {
             ("--list", _) => {
                 for c in CALLS {
                     println!("{:14} {} {}", c.name, c.class.name(), c.why);
+                }
+                for c in LINUX_CALLS {
+                    println!("{:14} {} {}", format!("linux:{}", c.name), c.class.name(), c.why);
                 }
                 return 0;
             }
@@ -88,8 +93,7 @@ fn main() -> i32 {
         }
     };
     if allow.is_some() || !deny.is_empty() || kill {
-        let allowed: Vec<usize> = CALLS
-            .iter()
+        let allowed: Vec<usize> = abi::all_calls()
             .filter(|c| allow.as_ref().is_none_or(|a| a.iter().any(|s| s.matches(c))))
             .filter(|c| !deny.iter().any(|s| s.matches(c)))
             .map(|c| c.number)
