@@ -185,12 +185,18 @@ fixture_tests! {
     glibc_signals: "signals", "gcc", [];
     glibc_threads: "threads", "gcc", [];
     glibc_time: "timing", "gcc", [];
+    glibc_poll: "poll", "gcc", [];
+    glibc_timers: "timers", "gcc", [];
+    glibc_links: "links", "gcc", [];
     musl_hello: "hello", "musl-gcc", ["one", "two words"];
     musl_files: "files", "musl-gcc", [];
     musl_procs: "procs", "musl-gcc", [];
     musl_signals: "signals", "musl-gcc", [];
     musl_threads: "threads", "musl-gcc", [];
     musl_time: "timing", "musl-gcc", [];
+    musl_poll: "poll", "musl-gcc", [];
+    musl_timers: "timers", "musl-gcc", [];
+    musl_links: "links", "musl-gcc", [];
 }
 
 fn busybox() -> bool {

@@ -37,8 +37,8 @@
 //! dup dup2 dup3 pipe pipe2 fcntl (DUPFD, DUPFD_CLOEXEC, GETFD, SETFD, GETFL,
 //! SETFL; locks succeed) ioctl (TCGETS/TIOCGWINSZ → ENOTTY, FIONBIO, FIOCLEX)
 //! access faccessat faccessat2 getcwd chdir fchdir mkdir mkdirat unlink unlinkat
-//! rmdir rename renameat renameat2 (regular files, by copying) symlink
-//! symlinkat readlink readlinkat (with `/proc/self/exe`) truncate ftruncate
+//! rmdir rename renameat renameat2 (files, symlinks and directories;
+//! RENAME_NOREPLACE) link linkat (hard links) symlink symlinkat readlink readlinkat (with `/proc/self/exe`) truncate ftruncate
 //! fsync fdatasync sync umask; chmod/fchmod/fchmodat/chown/utimensat/utimes
 //! succeed without effect. `/dev/null`, `/dev/zero`, `/dev/[u]random`,
 //! `/dev/stdin|stdout|stderr` and `/dev/fd/N` are virtualised.
@@ -53,17 +53,23 @@
 //! rt_sigreturn rt_sigpending rt_sigsuspend sigaltstack pause, with real
 //! `rt_sigframe`s (siginfo, ucontext with sigcontext and fxsave state).
 //! Time: clock_gettime clock_getres gettimeofday time nanosleep clock_nanosleep
-//! alarm (no timer: returns 0). Sync: futex (WAIT, WAKE, *_BITSET, REQUEUE,
-//! CMP_REQUEUE). Waiting: poll ppoll select pselect6 (every valid descriptor
-//! is reported ready; a call with none sleeps for its timeout).
+//! alarm setitimer getitimer (ITIMER_REAL on the guest clock, delivering
+//! SIGALRM; see `time.rs`). Sync: futex (WAIT, WAKE, *_BITSET, REQUEUE,
+//! CMP_REQUEUE). Waiting: poll ppoll select pselect6 with real readiness for
+//! pipes (`FileOps::readiness`: POLLIN, POLLOUT, POLLHUP, POLLERR; files that
+//! never block are always ready); with nothing ready the thread blocks until
+//! any wake-up key fires (then re-checks) or its timeout passes, keeping the
+//! deadline it first computed. The signal masks of ppoll/pselect6 are ignored.
 //! Everything else, rseq and clone3 included, is ENOSYS.
 //!
 //! Not done yet: dynamically linked programs (`PT_INTERP`: ENOEXEC, so a
-//! shell reports "Exec format error"), sockets, real readiness in poll/select, chmod/chown/times
-//! that stick, hard links, rename of directories (EXDEV), job control,
-//! interval timers, real-time signals (32..64 are accepted but never
-//! delivered), shared file mappings that write back, `/proc` beyond
-//! `/proc/self/exe`.
+//! shell reports "Exec format error"), sockets, chmod/chown/times that
+//! stick, job control, ITIMER_VIRTUAL/ITIMER_PROF, RENAME_EXCHANGE,
+//! real-time signals (32..64 are accepted but never delivered), shared file
+//! mappings that write back, `/proc` beyond `/proc/self/exe`. Descriptors
+//! and working directories name paths, not inodes: after a directory is
+//! renamed, `*at` calls relative to a descriptor opened on it (and a cwd
+//! inside it) still resolve under the old path.
 
 pub mod abi;
 pub mod exec;
@@ -189,6 +195,9 @@ pub(crate) struct LinuxThread {
     pub altstack: (u64, u64),
     /// The mask `rt_sigsuspend` replaced, restored by the handler's sigreturn.
     pub suspend_mask: Option<u64>,
+    /// A poll/select waiting for readiness: (the thread's instruction count when it
+    /// blocked, its absolute deadline), so a re-run keeps the first deadline.
+    pub poll_wait: Option<(u64, Option<u64>)>,
 }
 
 /// A directory being read with `getdents64`.
@@ -204,6 +213,8 @@ pub struct LinuxState {
     pub(crate) procs: BTreeMap<Pid, LinuxProc>,
     pub(crate) threads: BTreeMap<Pid, LinuxThread>,
     pub(crate) dirs: Vec<(Weak<OpenFile>, DirStream)>,
+    /// Armed `ITIMER_REAL` timers by process: (deadline in monotonic ns, interval ns).
+    pub(crate) timers: BTreeMap<Pid, (u64, u64)>,
     /// The path the next exec runs (set by exec's callers; AT_EXECFN, /proc/self/exe).
     pub(crate) exec_path: Option<Vec<u8>>,
     /// Override of the personality rule for the next exec (init only).
@@ -241,6 +252,8 @@ pub enum LinuxInput {
     AltStack(Option<(u64, u32, u64)>),
     /// A timeout or sleep, in nanoseconds (`None`: no timeout pointer).
     Time(Option<u64>),
+    /// setitimer's new value: (interval, value) in nanoseconds (`None`: no pointer).
+    ITimer(Option<(u64, u64)>),
     Poll {
         fds: Vec<(i32, u16)>,
         timeout: Option<u64>,
@@ -442,6 +455,13 @@ fn decode_input(mem: &Memory, number: usize, a: &[usize; 6]) -> Result<LinuxInpu
         }
         nr::SIGALTSTACK => L::AltStack(None),
         nr::NANOSLEEP => L::Time(Some(timespec(mem, a[0])?.ok_or(Errno(EFAULT))?)),
+        nr::SETITIMER if a[1] == 0 => L::ITimer(None),
+        nr::SETITIMER => {
+            let b = copy_array::<32>(mem, a[1])?;
+            let interval = abi::timeval_ns(&b[..16]).ok_or(Errno(EINVAL))?;
+            let value = abi::timeval_ns(&b[16..]).ok_or(Errno(EINVAL))?;
+            L::ITimer(Some((interval, value)))
+        }
         nr::CLOCK_NANOSLEEP => L::Time(Some(timespec(mem, a[2])?.ok_or(Errno(EFAULT))?)),
         nr::FUTEX => match a[1] & abi::FUTEX_CMD_MASK {
             abi::FUTEX_WAIT | abi::FUTEX_WAIT_BITSET => L::Time(timespec(mem, a[3])?),
