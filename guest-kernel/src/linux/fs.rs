@@ -103,6 +103,10 @@ fn target_of(abs: &[u8]) -> Target {
     }
 }
 
+/// utimensat's special nanosecond values.
+const UTIME_NOW: u64 = (1 << 30) - 1;
+const UTIME_OMIT: u64 = (1 << 30) - 2;
+
 fn file_path(abs: &[u8]) -> Vec<u8> {
     let mut p = b"file:".to_vec();
     p.extend_from_slice(abs);
@@ -444,6 +448,34 @@ impl Kernel {
         let s = self.schemes.get_mut(&b"file"[..]).ok_or(Errno(r::ENOENT))?;
         s.rename(old, new, &ctx)?;
         Ok(0)
+    }
+
+    /// chmod/utimensat through the `file:` scheme (other schemes: no effect).
+    fn lx_set_attr(&mut self, tid: Pid, abs: &[u8], follow: bool, perm: Option<u16>, mtime: Option<u64>) -> SysResult {
+        if let Target::Fd(fd) = target_of(abs) {
+            self.desc(tid, fd)?;
+            return Ok(0);
+        }
+        if let Target::Path(p) = target_of(abs) {
+            if !p.starts_with(b"file:") {
+                return Ok(0);
+            }
+        }
+        let ctx = self.call_ctx(tid)?;
+        let s = self.schemes.get_mut(&b"file"[..]).ok_or(Errno(r::ENOENT))?;
+        s.set_attr(abs, follow, perm, mtime, &ctx)?;
+        Ok(0)
+    }
+
+    /// The absolute `file:` path descriptor `fd` was opened by (no effect on others: `None`).
+    fn lx_fd_path(&self, tid: Pid, fd: usize) -> Result<Vec<u8>, Errno> {
+        let desc = self.desc(tid, fd)?;
+        let path = desc.file.try_borrow().map_err(|_| Errno(r::EIO))?.path();
+        Ok(match path.strip_prefix(b"file:") {
+            Some(p) => p.to_vec(),
+            // Not a file: the call has nothing to change (a pipe, the console).
+            None => b"/dev/null".to_vec(),
+        })
     }
 
     /// `link`: a hard link through the `file:` scheme.
@@ -963,22 +995,54 @@ impl Kernel {
                 fs.umask = (a[0] & 0o777) as u32;
                 Ok(old as usize)
             })(),
-            nr::CHMOD | nr::CHOWN | nr::LCHOWN | nr::UTIME | nr::UTIMES => path().and_then(|p| {
+            nr::CHMOD => path().and_then(|p| {
+                let abs = self.lx_abs(tid, cwd, p)?;
+                self.lx_set_attr(tid, &abs, true, Some(a[1] as u16), None)
+            }),
+            nr::FCHMODAT => path().and_then(|p| {
+                let abs = self.lx_abs(tid, a[0], p)?;
+                self.lx_set_attr(tid, &abs, true, Some(a[2] as u16), None)
+            }),
+            nr::FCHMOD => (|| {
+                let abs = self.lx_fd_path(tid, a[0])?;
+                self.lx_set_attr(tid, &abs, false, Some(a[1] as u16), None)
+            })(),
+            nr::CHOWN | nr::LCHOWN | nr::UTIME | nr::UTIMES => path().and_then(|p| {
                 let abs = self.lx_abs(tid, cwd, p)?;
                 self.lx_stat_abs(tid, &abs, number == nr::LCHOWN)?;
                 Ok(0)
             }),
-            nr::FCHMODAT | nr::FCHOWNAT => path().and_then(|p| {
-                self.lx_statat(tid, a[0], p, if number == nr::FCHOWNAT { a[4] } else { 0 })?;
+            nr::FCHOWNAT => path().and_then(|p| {
+                self.lx_statat(tid, a[0], p, a[4])?;
                 Ok(0)
             }),
-            nr::UTIMENSAT => match input {
-                LinuxInput::Path(p) => self.lx_statat(tid, a[0], p, a[3]).map(|_| 0).map_err(SysError::from),
-                _ => self.desc(tid, a[0]).map(|_| 0).map_err(SysError::from),
-            },
-            nr::FCHMOD | nr::FCHOWN | nr::FLOCK | nr::FADVISE64 => {
-                self.desc(tid, a[0]).map(|_| 0).map_err(SysError::from)
-            }
+            nr::UTIMENSAT => (|| {
+                let LinuxInput::Utimens { path, times } = input else { return err(r::EFAULT) };
+                let mtime = match times {
+                    None => Some(self.clock.realtime_ns() / 1_000_000_000),
+                    Some([_, _, _, UTIME_OMIT]) => None,
+                    Some([_, _, _, UTIME_NOW]) => Some(self.clock.realtime_ns() / 1_000_000_000),
+                    Some([_, ans, s, ns]) => {
+                        let ok = |n: u64| n < 1_000_000_000 || n == UTIME_NOW || n == UTIME_OMIT;
+                        if !ok(*ans) || !ok(*ns) || (*s as i64) < 0 {
+                            return err(r::EINVAL);
+                        }
+                        Some(*s)
+                    }
+                };
+                let (abs, follow) = match path {
+                    Some(p) if !(p.is_empty() && a[3] & abi::AT_EMPTY_PATH != 0) => {
+                        (self.lx_abs(tid, a[0], p)?, a[3] & abi::AT_SYMLINK_NOFOLLOW == 0)
+                    }
+                    _ => (self.lx_fd_path(tid, a[0])?, false),
+                };
+                if mtime.is_none() {
+                    self.lx_stat_abs(tid, &abs, !follow)?;
+                    return Ok(0);
+                }
+                self.lx_set_attr(tid, &abs, follow, None, mtime)
+            })(),
+            nr::FCHOWN | nr::FLOCK | nr::FADVISE64 => self.desc(tid, a[0]).map(|_| 0).map_err(SysError::from),
             nr::FALLOCATE => err(95), // EOPNOTSUPP
             nr::SENDFILE => err(r::EINVAL),
             nr::POLL | nr::PPOLL => {

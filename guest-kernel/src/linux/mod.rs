@@ -63,8 +63,8 @@
 //! Everything else, rseq and clone3 included, is ENOSYS.
 //!
 //! Not done yet: dynamically linked programs (`PT_INTERP`: ENOEXEC, so a
-//! shell reports "Exec format error"), sockets, chmod/chown/times that
-//! stick, job control, ITIMER_VIRTUAL/ITIMER_PROF, RENAME_EXCHANGE,
+//! shell reports "Exec format error"), sockets, chown, access times, mknod
+//! and FIFOs, chmod/utimensat kept by an `--overlay`, job control, ITIMER_VIRTUAL/ITIMER_PROF, RENAME_EXCHANGE,
 //! real-time signals (32..64 are accepted but never delivered), shared file
 //! mappings that write back, `/proc` beyond `/proc/self/exe`. Descriptors
 //! and working directories name paths, not inodes: after a directory is
@@ -252,6 +252,12 @@ pub enum LinuxInput {
     AltStack(Option<(u64, u32, u64)>),
     /// A timeout or sleep, in nanoseconds (`None`: no timeout pointer).
     Time(Option<u64>),
+    /// utimensat: the path (`None`: the descriptor itself) and the two timespecs
+    /// (atime sec, nsec, mtime sec, nsec; `None`: both now).
+    Utimens {
+        path: Option<Vec<u8>>,
+        times: Option<[u64; 4]>,
+    },
     /// setitimer's new value: (interval, value) in nanoseconds (`None`: no pointer).
     ITimer(Option<(u64, u64)>),
     Poll {
@@ -299,6 +305,7 @@ pub fn trace_items(number: usize, input: &LinuxInput) -> Vec<(u32, u32, &[u8])> 
             out.push((ITEM_PATH, j, q.as_slice()));
         }
         LinuxInput::Bytes(b) => out.push((ITEM_BYTES, 1, b.as_slice())),
+        LinuxInput::Utimens { path: Some(p), .. } => out.push((ITEM_PATH, 1, p.as_slice())),
         LinuxInput::Exec { path, args, envs } => {
             out.push((ITEM_PATH, 0, path.as_slice()));
             out.extend(args.iter().map(|a| (ITEM_ARG, 1, a.as_slice())));
@@ -427,8 +434,16 @@ fn decode_input(mem: &Memory, number: usize, a: &[usize; 6]) -> Result<LinuxInpu
         | nr::FCHOWNAT
         | nr::FACCESSAT
         | nr::FACCESSAT2 => L::Path(cstr(mem, a[1])?),
-        nr::UTIMENSAT if a[1] == 0 => L::None,
-        nr::UTIMENSAT => L::Path(cstr(mem, a[1])?),
+        nr::UTIMENSAT => {
+            let path = if a[1] == 0 { None } else { Some(cstr(mem, a[1])?) };
+            let times = if a[2] == 0 {
+                None
+            } else {
+                let b = copy_array::<32>(mem, a[2])?;
+                Some([abi::le64(&b, 0), abi::le64(&b, 8), abi::le64(&b, 16), abi::le64(&b, 24)])
+            };
+            L::Utimens { path, times }
+        }
         nr::RENAME | nr::SYMLINK | nr::LINK => L::Paths(cstr(mem, a[0])?, cstr(mem, a[1])?),
         nr::RENAMEAT | abi::RENAMEAT2 | nr::LINKAT => L::Paths(cstr(mem, a[1])?, cstr(mem, a[3])?),
         nr::SYMLINKAT => L::Paths(cstr(mem, a[0])?, cstr(mem, a[2])?),

@@ -112,6 +112,18 @@ pub trait Scheme {
     fn link(&mut self, _old: &[u8], _new: &[u8], _follow: bool, _ctx: &CallCtx) -> Result<(), Errno> {
         Err(Errno(ENOSYS))
     }
+    /// Sets the permission bits and/or the modification time (seconds) of `path` (a final
+    /// symlink followed if `follow`): `chmod` and `utimensat`.
+    fn set_attr(
+        &mut self,
+        _path: &[u8],
+        _follow: bool,
+        _perm: Option<u16>,
+        _mtime: Option<u64>,
+        _ctx: &CallCtx,
+    ) -> Result<(), Errno> {
+        Err(Errno(ENOSYS))
+    }
     /// Moves the object at `old` to `new` (POSIX `rename`: an existing `new` is replaced).
     fn rename(&mut self, _old: &[u8], _new: &[u8], _ctx: &CallCtx) -> Result<(), Errno> {
         Err(Errno(ENOSYS))

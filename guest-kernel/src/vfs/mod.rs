@@ -404,6 +404,39 @@ impl Vfs {
         }
     }
 
+    /// `chmod` / `utimensat` (see [`Scheme::set_attr`]): the owner or uid 0 may change
+    /// either; anyone with write permission may set the time. Kept in memory only (an
+    /// `--overlay` does not record them).
+    pub fn set_attr(
+        &self,
+        path: &[u8],
+        follow: bool,
+        perm: Option<u16>,
+        mtime: Option<u64>,
+        ctx: &CallCtx,
+    ) -> Result<(), Errno> {
+        let mut tree = self.tree.borrow_mut();
+        let Resolved::Found { ino, .. } = tree.resolve(path, follow, ctx)? else {
+            return Err(Errno(ENOENT));
+        };
+        let node = tree.node(ino)?;
+        let owner = ctx.uid == 0 || ctx.uid == node.uid;
+        if perm.is_some() && !owner {
+            return Err(Errno(EPERM));
+        }
+        if mtime.is_some() && !owner && !Tree::may(node, ctx, W) {
+            return Err(Errno(EACCES));
+        }
+        let node = tree.node_mut(ino)?;
+        if let Some(p) = perm {
+            node.perm = p & 0o7777;
+        }
+        if let Some(t) = mtime {
+            node.mtime = t;
+        }
+        Ok(())
+    }
+
     /// `rename(old, new)` (see [`Scheme::rename`]). Directories move with everything in
     /// them; with an overlay attached a directory cannot move (`EXDEV`, as overlayfs
     /// without redirects answers: `mv` then copies).
@@ -489,5 +522,16 @@ impl Scheme for Vfs {
 
     fn rename(&mut self, old: &[u8], new: &[u8], ctx: &CallCtx) -> Result<(), Errno> {
         self.rename_path(old, new, ctx)
+    }
+
+    fn set_attr(
+        &mut self,
+        path: &[u8],
+        follow: bool,
+        perm: Option<u16>,
+        mtime: Option<u64>,
+        ctx: &CallCtx,
+    ) -> Result<(), Errno> {
+        Vfs::set_attr(self, path, follow, perm, mtime, ctx)
     }
 }
