@@ -62,10 +62,19 @@
 //! deadline it first computed. The signal masks of ppoll/pselect6 are ignored.
 //! Everything else, rseq and clone3 included, is ENOSYS.
 //!
-//! Not done yet: dynamically linked programs (`PT_INTERP`: ENOEXEC, so a
-//! shell reports "Exec format error"), sockets, chown, access times, mknod
-//! and FIFOs, chmod/utimensat kept by an `--overlay`, job control, ITIMER_VIRTUAL/ITIMER_PROF, RENAME_EXCHANGE,
-//! real-time signals (32..64 are accepted but never delivered), shared file
+//! Dynamically linked programs: exec loads the `PT_INTERP` interpreter
+//! beside the program (see `exec.rs`). musl's dynamic programs run. glibc's
+//! `ld-linux-x86-64.so.2` loads but then refuses `libc.so.6` ("CPU ISA level
+//! is lower than required"): glibc (2.36) reads CPUID leaf 1 only for the
+//! Intel, AMD and Zhaoxin vendor strings, so with emu's own vendor string it
+//! sees no baseline features at all, and the x86-64 baseline ISA level also
+//! needs MMX, which emu does not claim. With the vendor `GenuineIntel` and the
+//! MMX bit in emu's CPUID, dynamic glibc programs (coreutils, python3) were
+//! seen to run; that choice belongs to emu.
+//!
+//! Not done yet: sockets, chown, access times, mknod and FIFOs,
+//! chmod/utimensat kept by an `--overlay`, job control,
+//! ITIMER_VIRTUAL/ITIMER_PROF, RENAME_EXCHANGE, real-time signals (32..64 are accepted but never delivered), shared file
 //! mappings that write back, `/proc` beyond `/proc/self/exe`. Descriptors
 //! and working directories name paths, not inodes: after a directory is
 //! renamed, `*at` calls relative to a descriptor opened on it (and a cwd
