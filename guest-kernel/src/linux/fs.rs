@@ -183,7 +183,13 @@ impl Kernel {
     }
 
     fn lx_openat(&mut self, tid: Pid, dirfd: usize, path: &[u8], flags: usize, mode: usize) -> SysResult {
-        let abs = self.lx_abs(tid, dirfd, path)?;
+        let mut abs = self.lx_abs(tid, dirfd, path)?;
+        if abs == b"/proc/self/exe" {
+            // The guest's own program, not the host's (warden).
+            let pid = self.pid_of(tid)?;
+            abs =
+                self.linux.procs.get(&pid).map(|p| p.exe.clone()).filter(|e| !e.is_empty()).ok_or(Errno(r::ENOENT))?;
+        }
         let cloexec = flags & abi::O_CLOEXEC != 0;
         let path = match target_of(&abs) {
             Target::Fd(fd) => {

@@ -137,6 +137,14 @@ impl Kernel {
                     crate::process::normalize(&fs.cwd, &path)
                 }
             };
+            // `/proc/self/exe` is the guest's own program (busybox re-executes itself
+            // through it), never the host's (which would be warden).
+            let abs = if abs == b"/proc/self/exe" {
+                let pid = self.pid_of(tid)?;
+                self.linux.procs.get(&pid).map(|p| p.exe.clone()).filter(|e| !e.is_empty()).ok_or(Errno(r::ENOENT))?
+            } else {
+                abs
+            };
             let mut full = b"file:".to_vec();
             full.extend_from_slice(&abs);
             let file = self.open_path(tid, &full, r::O_RDONLY)?;
