@@ -56,15 +56,22 @@ fn fresh_dir(tag: &str) -> PathBuf {
 
 /// Builds fixture `name` with `compiler` ("gcc" or "musl-gcc"); `None` if the compiler is missing.
 fn build(name: &str, compiler: &str) -> Option<PathBuf> {
+    build_linked(name, compiler, true)
+}
+
+/// [`build`], statically linked or not.
+fn build_linked(name: &str, compiler: &str, static_link: bool) -> Option<PathBuf> {
     if !have(compiler, on_path(compiler)) {
         return None;
     }
     let out_dir = work_dir().join("bin");
     std::fs::create_dir_all(&out_dir).unwrap();
-    let out = out_dir.join(format!("{name}.{compiler}"));
+    let kind = if static_link { "" } else { ".dyn" };
+    let out = out_dir.join(format!("{name}.{compiler}{kind}"));
     let src = Path::new(FIXTURES).join(format!("{name}.c"));
     let status = Command::new(compiler)
-        .args(["-static", "-O2", "-pthread", "-o"])
+        .args(if static_link { &["-static"][..] } else { &[][..] })
+        .args(["-O2", "-pthread", "-o"])
         .arg(&out)
         .arg(&src)
         .arg("-lm")
@@ -185,12 +192,32 @@ fixture_tests! {
     glibc_signals: "signals", "gcc", [];
     glibc_threads: "threads", "gcc", [];
     glibc_time: "timing", "gcc", [];
+    glibc_poll: "poll", "gcc", [];
+    glibc_timers: "timers", "gcc", [];
+    glibc_links: "links", "gcc", [];
     musl_hello: "hello", "musl-gcc", ["one", "two words"];
     musl_files: "files", "musl-gcc", [];
     musl_procs: "procs", "musl-gcc", [];
     musl_signals: "signals", "musl-gcc", [];
     musl_threads: "threads", "musl-gcc", [];
     musl_time: "timing", "musl-gcc", [];
+    musl_poll: "poll", "musl-gcc", [];
+    musl_timers: "timers", "musl-gcc", [];
+    musl_links: "links", "musl-gcc", [];
+}
+
+/// A dynamically linked program: exec loads its interpreter (here musl's
+/// `/lib/ld-musl-x86_64.so.1`), which maps the C library itself.
+#[test]
+fn musl_dynamic_programs_run() {
+    for name in ["hello", "files", "procs"] {
+        let Some(prog) = build_linked(name, "musl-gcc", false) else { return };
+        let bytes = std::fs::read(&prog).unwrap();
+        assert!(bytes.windows(14).any(|w| w == b"ld-musl-x86_64"), "{name} is not dynamically linked");
+        if let Err(e) = compare(&prog, &["dyn"]) {
+            panic!("{e}");
+        }
+    }
 }
 
 fn busybox() -> bool {

@@ -4,8 +4,10 @@
 //! Only what a static program needs is parsed: the ELF header and the program
 //! headers (never section headers or symbols), after our own bounds checks, so
 //! a malformed file gives ENOEXEC and never a panic. Accepted: 64-bit
-//! little-endian x86-64, `ET_EXEC`, or `ET_DYN` without `PT_INTERP` (static
-//! PIE, loaded at [`crate::mm::PIE_BASE`]); `PT_LOAD` segments inside the file
+//! little-endian x86-64, `ET_EXEC`, or `ET_DYN` (PIE, loaded at
+//! [`crate::mm::PIE_BASE`]); a `PT_INTERP` path is reported in
+//! [`ElfImage::interp`] (only the Linux personality loads interpreters, see
+//! `linux/exec.rs`; exec refuses it for Redox programs); `PT_LOAD` segments inside the file
 //! and inside the lower half of the address space, not overlapping, with the
 //! entry point inside an executable one. Pages two segments share get the
 //! union of their permissions.
@@ -55,6 +57,10 @@ pub struct ElfImage {
     pub phnum: u64,
     /// End of the highest segment (where the heap starts).
     pub end: u64,
+    /// Where the lowest segment's page starts (with the load bias applied).
+    pub base: u64,
+    /// The `PT_INTERP` path (without its NUL), if the program names one.
+    pub interp: Option<Vec<u8>>,
 }
 
 fn noexec<T>(_: T) -> Errno {
@@ -63,6 +69,11 @@ fn noexec<T>(_: T) -> Errno {
 
 /// Validates `bytes` as a program for an address space of `space_size` bytes.
 pub fn parse(bytes: &[u8], space_size: u64) -> Result<ElfImage, Errno> {
+    parse_at(bytes, PIE_BASE, space_size / 2)
+}
+
+/// Like [`parse`], loading an `ET_DYN` file at `base`, all of it below `high`.
+pub fn parse_at(bytes: &[u8], base: u64, high: u64) -> Result<ElfImage, Errno> {
     if bytes.len() < 64 || &bytes[..4] != b"\x7fELF" {
         return Err(Errno(ENOEXEC));
     }
@@ -85,16 +96,25 @@ pub fn parse(bytes: &[u8], space_size: u64) -> Result<ElfImage, Errno> {
     }
     let ctx = Ctx::new(Container::Big, Endian::Little);
     let phdrs = ProgramHeader::parse(bytes, phoff, phnum, ctx).map_err(noexec)?;
-    if phdrs.iter().any(|p| p.p_type == PT_INTERP) {
-        return Err(Errno(ENOEXEC));
-    }
+    let interp = match phdrs.iter().find(|p| p.p_type == PT_INTERP) {
+        None => None,
+        Some(p) => {
+            let start = usize::try_from(p.p_offset).map_err(noexec)?;
+            let len = usize::try_from(p.p_filesz).map_err(noexec)?;
+            let raw = start.checked_add(len).and_then(|end| bytes.get(start..end)).ok_or(Errno(ENOEXEC))?;
+            let path = raw.split(|&b| b == 0).next().unwrap_or(&[]);
+            if path.is_empty() || path.len() > 4096 {
+                return Err(Errno(ENOEXEC));
+            }
+            Some(path.to_vec())
+        }
+    };
     let loads: Vec<&ProgramHeader> = phdrs.iter().filter(|p| p.p_type == PT_LOAD && p.p_memsz > 0).collect();
     if loads.is_empty() {
         return Err(Errno(ENOEXEC));
     }
     let min_vaddr = loads.iter().map(|p| p.p_vaddr).min().unwrap_or(0) & !(PAGE - 1);
-    let bias = if header.e_type == ET_DYN { PIE_BASE.checked_sub(min_vaddr).unwrap_or(0) } else { 0 };
-    let high = space_size / 2;
+    let bias = if header.e_type == ET_DYN { base.checked_sub(min_vaddr).unwrap_or(0) } else { 0 };
     let mut segments = Vec::with_capacity(loads.len());
     for p in &loads {
         let file_end = p.p_offset.checked_add(p.p_filesz).ok_or(Errno(ENOEXEC))?;
@@ -137,7 +157,8 @@ pub fn parse(bytes: &[u8], space_size: u64) -> Result<ElfImage, Errno> {
             .unwrap_or(0),
     };
     let end = segments.iter().map(|s| s.vaddr + s.memsz).max().unwrap_or(0);
-    Ok(ElfImage { entry, segments, phdr, phnum: phnum as u64, end })
+    let base = min_vaddr.saturating_add(bias);
+    Ok(ElfImage { entry, segments, phdr, phnum: phnum as u64, end, base, interp })
 }
 
 /// Maps the segments of `image` (read from `bytes`) into `mm` and sets the

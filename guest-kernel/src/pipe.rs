@@ -19,7 +19,7 @@ use std::rc::Rc;
 
 use warden_abi::{Errno, Stat, EBADF, EPIPE, MODE_FIFO};
 
-use crate::scheme::{FileOps, FileRef, IoError, IoResult, WaitKey};
+use crate::scheme::{FileOps, FileRef, IoError, IoResult, Readiness, WaitKey};
 use crate::Waker;
 
 /// Bytes a pipe holds before writers block.
@@ -114,6 +114,15 @@ impl FileOps for PipeEnd {
 
     fn path(&self) -> Vec<u8> {
         format!("pipe:{}", self.pipe.borrow().id).into_bytes()
+    }
+
+    fn readiness(&self) -> Option<Readiness> {
+        let pipe = self.pipe.borrow();
+        Some(if self.write_end {
+            Readiness { write: pipe.buf.len() < PIPE_CAPACITY, error: pipe.readers == 0, ..Readiness::default() }
+        } else {
+            Readiness { read: !pipe.buf.is_empty(), hangup: pipe.writers == 0, ..Readiness::default() }
+        })
     }
 
     fn close(&mut self) {

@@ -265,6 +265,8 @@ pub struct Process {
 pub enum WaitOn {
     /// A scheme's or pipe's key.
     Key(crate::WaitKey),
+    /// Any key at all (poll/select over several files re-check on every wake).
+    AnyKey,
     /// A child of this process changing state (waitpid).
     Child(Pid),
     /// A futex word: (address space id, address).

@@ -139,6 +139,7 @@ impl Kernel {
             }
             self.process_wakeups();
             self.expire_deadlines();
+            self.linux_fire_timers();
             if self.budget_left() == Some(0) {
                 self.outcome = Some(RunOutcome::BudgetExhausted);
                 continue;
@@ -181,6 +182,7 @@ impl Kernel {
                 ThreadState::Blocked(b) => b.deadline,
                 _ => None,
             })
+            .chain(self.linux_next_timer())
             .min();
         let Some(deadline) = earliest else {
             return false;
@@ -263,7 +265,7 @@ impl Kernel {
             if keys.is_empty() {
                 return;
             }
-            self.wake_where(|on| matches!(on, WaitOn::Key(k) if keys.contains(&k)), None);
+            self.wake_where(|on| matches!(on, WaitOn::Key(k) if keys.contains(&k)) || on == WaitOn::AnyKey, None);
         }
     }
 

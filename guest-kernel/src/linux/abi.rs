@@ -32,6 +32,7 @@ pub const AT_FDCWD: isize = -100;
 pub const AT_SYMLINK_NOFOLLOW: usize = 0x100;
 pub const AT_REMOVEDIR: usize = 0x200;
 pub const AT_EMPTY_PATH: usize = 0x1000;
+pub const AT_SYMLINK_FOLLOW: usize = 0x400;
 
 // fcntl.
 pub const F_DUPFD: usize = 0;
@@ -117,6 +118,8 @@ pub const FIONCLEX: usize = 0x5450;
 pub const POLLIN: u16 = 1;
 pub const POLLPRI: u16 = 2;
 pub const POLLOUT: u16 = 4;
+pub const POLLERR: u16 = 8;
+pub const POLLHUP: u16 = 0x10;
 pub const POLLNVAL: u16 = 0x20;
 pub const POLLRDNORM: u16 = 0x40;
 pub const POLLWRNORM: u16 = 0x100;
@@ -252,6 +255,15 @@ pub fn timespec_bytes(ns: u64) -> [u8; 16] {
     out[..8].copy_from_slice(&(ns / 1_000_000_000).to_le_bytes());
     out[8..].copy_from_slice(&(ns % 1_000_000_000).to_le_bytes());
     out
+}
+
+/// Nanoseconds from a `struct timeval` (`None` if negative or not normalised).
+pub fn timeval_ns(bytes: &[u8]) -> Option<u64> {
+    let (s, us) = (le64(bytes, 0) as i64, le64(bytes, 8) as i64);
+    if s < 0 || !(0..1_000_000).contains(&us) {
+        return None;
+    }
+    Some((s as u64).saturating_mul(1_000_000_000).saturating_add(us as u64 * 1000))
 }
 
 /// `struct timeval` from nanoseconds.

@@ -1,12 +1,22 @@
 //! The initial stack of a Linux process: the SysV layout with the auxiliary
 //! vector glibc and musl read (no vDSO: `AT_SYSINFO_EHDR` is absent, so the C
 //! libraries make real system calls for the time).
+//!
+//! Dynamically linked programs: as the Linux kernel does, exec loads the
+//! program's `PT_INTERP` (e.g. `/lib64/ld-linux-x86-64.so.2`, looked up in the
+//! guest's file system) at [`INTERP_BASE`] next to the program, starts at the
+//! interpreter's entry point, and tells it where the program is through the
+//! auxiliary vector (`AT_PHDR`, `AT_PHNUM`, `AT_ENTRY` of the program,
+//! `AT_BASE` of the interpreter). The interpreter then maps the libraries
+//! itself with `openat` and private file `mmap`s. An interpreter that itself
+//! names an interpreter is ENOEXEC.
 
 use emu::{GuestAddress, Perm};
 use warden_abi::{Errno, E2BIG, ENOMEM};
 
 use crate::elf::{push_cstr, push_start_vectors, ElfImage, MAX_ARG_BYTES};
 use crate::mm::{round_up, Mm, PAGE};
+use crate::{Kernel, Pid};
 
 const AT_NULL: u64 = 0;
 const AT_PHDR: u64 = 3;
@@ -31,6 +41,12 @@ const AT_EXECFN: u64 = 31;
 /// CPUID.1:EDX as the interpreter reports it (fpu, tsc, cx8, cmov, mmx, fxsr, sse, sse2...).
 const HWCAP: u64 = 0x0789_8b71;
 
+/// Where a program's interpreter is loaded: the start of the mmap area, so the
+/// heap below it and the libraries it maps above it have room.
+pub fn interp_base(space_size: u64) -> u64 {
+    space_size / 2
+}
+
 /// Identity given to the auxiliary vector.
 pub struct Ids {
     pub uid: u32,
@@ -42,6 +58,7 @@ pub struct Ids {
 pub fn build_stack(
     mm: &mut Mm,
     image: &ElfImage,
+    interp_base: u64,
     args: &[Vec<u8>],
     envs: &[Vec<u8>],
     random: [u8; 16],
@@ -81,7 +98,7 @@ pub fn build_stack(
         (AT_PHENT, 56),
         (AT_PHNUM, image.phnum),
         (AT_PAGESZ, PAGE),
-        (AT_BASE, 0),
+        (AT_BASE, interp_base),
         (AT_FLAGS, 0),
         (AT_ENTRY, image.entry),
         (AT_UID, ids.uid as u64),
@@ -98,4 +115,23 @@ pub fn build_stack(
         (AT_NULL, 0),
     ];
     push_start_vectors(&mut mm.space.mem, sp, &argv, &envp, &auxv)
+}
+
+impl Kernel {
+    /// Reads and validates the interpreter at `path` for a program `tid` execs.
+    pub(crate) fn linux_interpreter(&mut self, tid: Pid, path: &[u8]) -> Result<(ElfImage, Vec<u8>), Errno> {
+        let mut full = b"file:".to_vec();
+        full.extend_from_slice(&crate::process::normalize(b"/", path));
+        let file = self.open_path(tid, &full, warden_abi::O_RDONLY)?;
+        let desc = crate::process::OpenFile::new(file, warden_abi::O_RDONLY);
+        let bytes = crate::elf::read_program(&desc.file)?;
+        drop(desc);
+        let size = self.config.address_space_size;
+        let base = interp_base(size);
+        let image = crate::elf::parse_at(&bytes, base, base.saturating_add(size / 4))?;
+        if image.interp.is_some() {
+            return Err(Errno(warden_abi::ENOEXEC));
+        }
+        Ok((image, bytes))
+    }
 }

@@ -103,6 +103,10 @@ fn target_of(abs: &[u8]) -> Target {
     }
 }
 
+/// utimensat's special nanosecond values.
+const UTIME_NOW: u64 = (1 << 30) - 1;
+const UTIME_OMIT: u64 = (1 << 30) - 2;
+
 fn file_path(abs: &[u8]) -> Vec<u8> {
     let mut p = b"file:".to_vec();
     p.extend_from_slice(abs);
@@ -179,7 +183,13 @@ impl Kernel {
     }
 
     fn lx_openat(&mut self, tid: Pid, dirfd: usize, path: &[u8], flags: usize, mode: usize) -> SysResult {
-        let abs = self.lx_abs(tid, dirfd, path)?;
+        let mut abs = self.lx_abs(tid, dirfd, path)?;
+        if abs == b"/proc/self/exe" {
+            // The guest's own program, not the host's (warden).
+            let pid = self.pid_of(tid)?;
+            abs =
+                self.linux.procs.get(&pid).map(|p| p.exe.clone()).filter(|e| !e.is_empty()).ok_or(Errno(r::ENOENT))?;
+        }
         let cloexec = flags & abi::O_CLOEXEC != 0;
         let path = match target_of(&abs) {
             Target::Fd(fd) => {
@@ -438,31 +448,48 @@ impl Kernel {
         Ok(())
     }
 
-    /// rename for regular files and symlinks (by copy and unlink); directories give EXDEV.
+    /// `rename` (files, symlinks and whole directories) through the `file:` scheme.
     fn lx_rename(&mut self, tid: Pid, old: &[u8], new: &[u8]) -> SysResult {
-        let st = self.lx_stat_abs(tid, old, true)?;
-        if old == new {
+        let ctx = self.call_ctx(tid)?;
+        let s = self.schemes.get_mut(&b"file"[..]).ok_or(Errno(r::ENOENT))?;
+        s.rename(old, new, &ctx)?;
+        Ok(0)
+    }
+
+    /// chmod/utimensat through the `file:` scheme (other schemes: no effect).
+    fn lx_set_attr(&mut self, tid: Pid, abs: &[u8], follow: bool, perm: Option<u16>, mtime: Option<u64>) -> SysResult {
+        if let Target::Fd(fd) = target_of(abs) {
+            self.desc(tid, fd)?;
             return Ok(0);
         }
-        if st.is_dir() {
-            return err(r::EXDEV);
-        }
-        if let Ok(dst) = self.lx_stat_abs(tid, new, true) {
-            if dst.is_dir() {
-                return err(r::EISDIR);
+        if let Target::Path(p) = target_of(abs) {
+            if !p.starts_with(b"file:") {
+                return Ok(0);
             }
         }
-        let (oldp, newp) = (file_path(old), file_path(new));
-        if st.st_mode & r::MODE_TYPE == r::MODE_SYMLINK {
-            let target = self.lx_read_all(tid, &oldp, r::O_RDONLY | r::O_NOFOLLOW)?;
-            let _ = self.lx_remove(tid, new, false);
-            self.lx_write_new(tid, &newp, r::O_CREAT | r::O_EXCL | r::O_SYMLINK | r::O_WRONLY | 0o777, &target)?;
-        } else {
-            let data = self.lx_read_all(tid, &oldp, r::O_RDONLY)?;
-            let mode = (st.st_mode & r::MODE_PERM) as usize;
-            self.lx_write_new(tid, &newp, r::O_CREAT | r::O_TRUNC | r::O_WRONLY | mode, &data)?;
-        }
-        self.lx_remove(tid, old, false)
+        let ctx = self.call_ctx(tid)?;
+        let s = self.schemes.get_mut(&b"file"[..]).ok_or(Errno(r::ENOENT))?;
+        s.set_attr(abs, follow, perm, mtime, &ctx)?;
+        Ok(0)
+    }
+
+    /// The absolute `file:` path descriptor `fd` was opened by (no effect on others: `None`).
+    fn lx_fd_path(&self, tid: Pid, fd: usize) -> Result<Vec<u8>, Errno> {
+        let desc = self.desc(tid, fd)?;
+        let path = desc.file.try_borrow().map_err(|_| Errno(r::EIO))?.path();
+        Ok(match path.strip_prefix(b"file:") {
+            Some(p) => p.to_vec(),
+            // Not a file: the call has nothing to change (a pipe, the console).
+            None => b"/dev/null".to_vec(),
+        })
+    }
+
+    /// `link`: a hard link through the `file:` scheme.
+    fn lx_link(&mut self, tid: Pid, old: &[u8], new: &[u8], follow: bool) -> SysResult {
+        let ctx = self.call_ctx(tid)?;
+        let s = self.schemes.get_mut(&b"file"[..]).ok_or(Errno(r::ENOENT))?;
+        s.link(old, new, follow, &ctx)?;
+        Ok(0)
     }
 
     fn lx_readlink(&mut self, tid: Pid, abs: &[u8], addr: usize, size: usize) -> SysResult {
@@ -605,16 +632,42 @@ impl Kernel {
         }
     }
 
+    /// What descriptor `fd` is ready for, as `poll` revents bits (`None`: not open).
+    /// Files that never block (regular files, the console) are ready for anything.
+    fn lx_ready(&self, tid: Pid, fd: usize) -> Option<u16> {
+        let desc = self.desc(tid, fd).ok()?;
+        let readiness = desc.file.try_borrow().ok().and_then(|f| f.readiness());
+        let Some(r) = readiness else {
+            return Some(abi::POLLIN | abi::POLLOUT | abi::POLLRDNORM | abi::POLLWRNORM);
+        };
+        let mut bits = 0;
+        if r.read {
+            bits |= abi::POLLIN | abi::POLLRDNORM;
+        }
+        if r.write {
+            bits |= abi::POLLOUT | abi::POLLWRNORM;
+        }
+        if r.hangup {
+            bits |= abi::POLLHUP;
+        }
+        if r.error {
+            bits |= abi::POLLERR;
+        }
+        Some(bits)
+    }
+
     fn lx_poll(&mut self, tid: Pid, addr: usize, fds: &[(i32, u16)], timeout: Option<u64>) -> SysResult {
         let mut out = Vec::with_capacity(fds.len() * 8);
         let mut ready = 0;
         for &(fd, events) in fds {
             let revents = if fd < 0 {
                 0
-            } else if self.desc(tid, fd as usize).is_err() {
-                abi::POLLNVAL
             } else {
-                events & (abi::POLLIN | abi::POLLOUT | abi::POLLRDNORM | abi::POLLWRNORM)
+                match self.lx_ready(tid, fd as usize) {
+                    None => abi::POLLNVAL,
+                    // POLLHUP and POLLERR are reported whether asked for or not.
+                    Some(bits) => bits & (events | abi::POLLHUP | abi::POLLERR),
+                }
             };
             if revents != 0 {
                 ready += 1;
@@ -623,24 +676,34 @@ impl Kernel {
             out.extend_from_slice(&events.to_le_bytes());
             out.extend_from_slice(&revents.to_le_bytes());
         }
-        if ready == 0 {
-            return self.lx_wait_timeout(timeout);
-        }
+        // Written now even when nothing is ready: a timeout then finds them cleared.
         self.lx_out(tid, addr, &out)?;
+        if ready == 0 {
+            return self.lx_wait_ready(tid, timeout);
+        }
         Ok(ready)
     }
 
-    /// Nothing is ready: sleep for `timeout` and return 0 (forever without one).
-    pub(super) fn lx_wait_timeout(&mut self, timeout: Option<u64>) -> SysResult {
-        match timeout {
-            Some(0) => Ok(0),
-            t => Err(SysError::Block(Block {
-                on: WaitOn::Sleep,
-                deadline: t.map(|ns| self.clock.monotonic_ns().saturating_add(ns)),
-                on_timeout: Ok(0),
-                on_wake: OnWake::Return(0),
-            })),
+    /// Nothing is ready: wait until something may be (any wake-up key, then the
+    /// call runs again on its saved copy) or until the deadline (return 0).
+    ///
+    /// The deadline is fixed when the call first blocks: a re-run of the same
+    /// call is recognised by the thread's instruction count, which cannot have
+    /// moved since (any new call executes at least its `syscall` instruction).
+    pub(super) fn lx_wait_ready(&mut self, tid: Pid, timeout: Option<u64>) -> SysResult {
+        let now = self.clock.monotonic_ns();
+        let icount = self.threads.get(&tid).map_or(0, |t| t.cpu.icount);
+        let lt = self.linux.threads.entry(tid).or_default();
+        let deadline = match lt.poll_wait {
+            Some((at, deadline)) if at == icount => deadline,
+            _ => timeout.map(|ns| now.saturating_add(ns)),
+        };
+        if deadline.is_some_and(|d| d <= now) {
+            lt.poll_wait = None;
+            return Ok(0);
         }
+        lt.poll_wait = Some((icount, deadline));
+        Err(SysError::Block(Block { on: WaitOn::AnyKey, deadline, on_timeout: Ok(0), on_wake: OnWake::Retry }))
     }
 
     fn lx_select(
@@ -657,25 +720,32 @@ impl Kernel {
             let Some(set) = set else { continue };
             let mut out = vec![0u8; set.len()];
             for fd in 0..nfds {
-                if set[fd / 8] & (1 << (fd % 8)) != 0 {
-                    if self.desc(tid, fd).is_err() {
-                        return err(r::EBADF);
-                    }
-                    if i < 2 {
-                        out[fd / 8] |= 1 << (fd % 8);
-                        ready += 1;
-                    }
+                if set[fd / 8] & (1 << (fd % 8)) == 0 {
+                    continue;
+                }
+                let Some(bits) = self.lx_ready(tid, fd) else {
+                    return err(r::EBADF);
+                };
+                let hit = match i {
+                    0 => bits & (abi::POLLIN | abi::POLLHUP | abi::POLLERR) != 0,
+                    1 => bits & (abi::POLLOUT | abi::POLLERR) != 0,
+                    _ => false,
+                };
+                if hit {
+                    out[fd / 8] |= 1 << (fd % 8);
+                    ready += 1;
                 }
             }
             outs[i] = Some(out);
         }
-        if ready == 0 {
-            return self.lx_wait_timeout(timeout);
-        }
+        // The sets are written even when nothing is ready: a timeout then finds them empty.
         for (i, out) in outs.iter().enumerate() {
             if let Some(out) = out {
                 self.lx_out(tid, a[1 + i], out)?;
             }
+        }
+        if ready == 0 {
+            return self.lx_wait_ready(tid, timeout);
         }
         Ok(ready)
     }
@@ -854,10 +924,23 @@ impl Kernel {
             nr::RENAME | nr::RENAMEAT | abi::RENAMEAT2 => (|| {
                 let LinuxInput::Paths(old, new) = input else { return err(r::EFAULT) };
                 let (od, nd) = if number == nr::RENAME { (cwd, cwd) } else { (a[0], a[2]) };
+                // "." and ".." as the last component are busy (checked before normalising).
+                for p in [old, new] {
+                    let last = p.rsplit(|&b| b == b'/').find(|c| !c.is_empty()).unwrap_or(b".");
+                    if last == b"." || last == b".." {
+                        return err(r::EBUSY);
+                    }
+                }
                 let old = self.lx_abs(tid, od, old)?;
                 let new = self.lx_abs(tid, nd, new)?;
-                if number == abi::RENAMEAT2 && a[4] & 1 != 0 && self.lx_stat_abs(tid, &new, true).is_ok() {
-                    return err(r::EEXIST);
+                if number == abi::RENAMEAT2 {
+                    // RENAME_NOREPLACE (1) is honoured; RENAME_EXCHANGE and RENAME_WHITEOUT are not.
+                    if a[4] & !1 != 0 {
+                        return err(r::EINVAL);
+                    }
+                    if a[4] & 1 != 0 && self.lx_stat_abs(tid, &new, true).is_ok() {
+                        return err(r::EEXIST);
+                    }
                 }
                 self.lx_rename(tid, &old, &new)
             })(),
@@ -872,7 +955,16 @@ impl Kernel {
                 self.lx_write_new(tid, &file_path(&abs), flags, target)?;
                 Ok(0)
             })(),
-            nr::LINK | nr::LINKAT => err(r::EPERM),
+            nr::LINK | nr::LINKAT => (|| {
+                let LinuxInput::Paths(old, new) = input else { return err(r::EFAULT) };
+                let (od, nd, flags) = if number == nr::LINK { (cwd, cwd, 0) } else { (a[0], a[2], a[4]) };
+                if flags & !(abi::AT_SYMLINK_FOLLOW | abi::AT_EMPTY_PATH) != 0 {
+                    return err(r::EINVAL);
+                }
+                let old = self.lx_abs(tid, od, old)?;
+                let new = self.lx_abs(tid, nd, new)?;
+                self.lx_link(tid, &old, &new, flags & abi::AT_SYMLINK_FOLLOW != 0)
+            })(),
             nr::READLINK => path().and_then(|p| {
                 let abs = self.lx_abs(tid, cwd, p)?;
                 self.lx_readlink(tid, &abs, a[1], a[2])
@@ -909,22 +1001,54 @@ impl Kernel {
                 fs.umask = (a[0] & 0o777) as u32;
                 Ok(old as usize)
             })(),
-            nr::CHMOD | nr::CHOWN | nr::LCHOWN | nr::UTIME | nr::UTIMES => path().and_then(|p| {
+            nr::CHMOD => path().and_then(|p| {
+                let abs = self.lx_abs(tid, cwd, p)?;
+                self.lx_set_attr(tid, &abs, true, Some(a[1] as u16), None)
+            }),
+            nr::FCHMODAT => path().and_then(|p| {
+                let abs = self.lx_abs(tid, a[0], p)?;
+                self.lx_set_attr(tid, &abs, true, Some(a[2] as u16), None)
+            }),
+            nr::FCHMOD => (|| {
+                let abs = self.lx_fd_path(tid, a[0])?;
+                self.lx_set_attr(tid, &abs, false, Some(a[1] as u16), None)
+            })(),
+            nr::CHOWN | nr::LCHOWN | nr::UTIME | nr::UTIMES => path().and_then(|p| {
                 let abs = self.lx_abs(tid, cwd, p)?;
                 self.lx_stat_abs(tid, &abs, number == nr::LCHOWN)?;
                 Ok(0)
             }),
-            nr::FCHMODAT | nr::FCHOWNAT => path().and_then(|p| {
-                self.lx_statat(tid, a[0], p, if number == nr::FCHOWNAT { a[4] } else { 0 })?;
+            nr::FCHOWNAT => path().and_then(|p| {
+                self.lx_statat(tid, a[0], p, a[4])?;
                 Ok(0)
             }),
-            nr::UTIMENSAT => match input {
-                LinuxInput::Path(p) => self.lx_statat(tid, a[0], p, a[3]).map(|_| 0).map_err(SysError::from),
-                _ => self.desc(tid, a[0]).map(|_| 0).map_err(SysError::from),
-            },
-            nr::FCHMOD | nr::FCHOWN | nr::FLOCK | nr::FADVISE64 => {
-                self.desc(tid, a[0]).map(|_| 0).map_err(SysError::from)
-            }
+            nr::UTIMENSAT => (|| {
+                let LinuxInput::Utimens { path, times } = input else { return err(r::EFAULT) };
+                let mtime = match times {
+                    None => Some(self.clock.realtime_ns() / 1_000_000_000),
+                    Some([_, _, _, UTIME_OMIT]) => None,
+                    Some([_, _, _, UTIME_NOW]) => Some(self.clock.realtime_ns() / 1_000_000_000),
+                    Some([_, ans, s, ns]) => {
+                        let ok = |n: u64| n < 1_000_000_000 || n == UTIME_NOW || n == UTIME_OMIT;
+                        if !ok(*ans) || !ok(*ns) || (*s as i64) < 0 {
+                            return err(r::EINVAL);
+                        }
+                        Some(*s)
+                    }
+                };
+                let (abs, follow) = match path {
+                    Some(p) if !(p.is_empty() && a[3] & abi::AT_EMPTY_PATH != 0) => {
+                        (self.lx_abs(tid, a[0], p)?, a[3] & abi::AT_SYMLINK_NOFOLLOW == 0)
+                    }
+                    _ => (self.lx_fd_path(tid, a[0])?, false),
+                };
+                if mtime.is_none() {
+                    self.lx_stat_abs(tid, &abs, !follow)?;
+                    return Ok(0);
+                }
+                self.lx_set_attr(tid, &abs, follow, None, mtime)
+            })(),
+            nr::FCHOWN | nr::FLOCK | nr::FADVISE64 => self.desc(tid, a[0]).map(|_| 0).map_err(SysError::from),
             nr::FALLOCATE => err(95), // EOPNOTSUPP
             nr::SENDFILE => err(r::EINVAL),
             nr::POLL | nr::PPOLL => {

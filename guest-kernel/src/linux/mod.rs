@@ -37,8 +37,8 @@
 //! dup dup2 dup3 pipe pipe2 fcntl (DUPFD, DUPFD_CLOEXEC, GETFD, SETFD, GETFL,
 //! SETFL; locks succeed) ioctl (TCGETS/TIOCGWINSZ → ENOTTY, FIONBIO, FIOCLEX)
 //! access faccessat faccessat2 getcwd chdir fchdir mkdir mkdirat unlink unlinkat
-//! rmdir rename renameat renameat2 (regular files, by copying) symlink
-//! symlinkat readlink readlinkat (with `/proc/self/exe`) truncate ftruncate
+//! rmdir rename renameat renameat2 (files, symlinks and directories;
+//! RENAME_NOREPLACE) link linkat (hard links) symlink symlinkat readlink readlinkat (with `/proc/self/exe`) truncate ftruncate
 //! fsync fdatasync sync umask; chmod/fchmod/fchmodat/chown/utimensat/utimes
 //! succeed without effect. `/dev/null`, `/dev/zero`, `/dev/[u]random`,
 //! `/dev/stdin|stdout|stderr` and `/dev/fd/N` are virtualised.
@@ -53,17 +53,32 @@
 //! rt_sigreturn rt_sigpending rt_sigsuspend sigaltstack pause, with real
 //! `rt_sigframe`s (siginfo, ucontext with sigcontext and fxsave state).
 //! Time: clock_gettime clock_getres gettimeofday time nanosleep clock_nanosleep
-//! alarm (no timer: returns 0). Sync: futex (WAIT, WAKE, *_BITSET, REQUEUE,
-//! CMP_REQUEUE). Waiting: poll ppoll select pselect6 (every valid descriptor
-//! is reported ready; a call with none sleeps for its timeout).
+//! alarm setitimer getitimer (ITIMER_REAL on the guest clock, delivering
+//! SIGALRM; see `time.rs`). Sync: futex (WAIT, WAKE, *_BITSET, REQUEUE,
+//! CMP_REQUEUE). Waiting: poll ppoll select pselect6 with real readiness for
+//! pipes (`FileOps::readiness`: POLLIN, POLLOUT, POLLHUP, POLLERR; files that
+//! never block are always ready); with nothing ready the thread blocks until
+//! any wake-up key fires (then re-checks) or its timeout passes, keeping the
+//! deadline it first computed. The signal masks of ppoll/pselect6 are ignored.
 //! Everything else, rseq and clone3 included, is ENOSYS.
 //!
-//! Not done yet: dynamically linked programs (`PT_INTERP`: ENOEXEC, so a
-//! shell reports "Exec format error"), sockets, real readiness in poll/select, chmod/chown/times
-//! that stick, hard links, rename of directories (EXDEV), job control,
-//! interval timers, real-time signals (32..64 are accepted but never
-//! delivered), shared file mappings that write back, `/proc` beyond
-//! `/proc/self/exe`.
+//! Dynamically linked programs: exec loads the `PT_INTERP` interpreter
+//! beside the program (see `exec.rs`). musl's dynamic programs run. glibc's
+//! `ld-linux-x86-64.so.2` loads but then refuses `libc.so.6` ("CPU ISA level
+//! is lower than required"): glibc (2.36) reads CPUID leaf 1 only for the
+//! Intel, AMD and Zhaoxin vendor strings, so with emu's own vendor string it
+//! sees no baseline features at all, and the x86-64 baseline ISA level also
+//! needs MMX, which emu does not claim. With the vendor `GenuineIntel` and the
+//! MMX bit in emu's CPUID, dynamic glibc programs (coreutils, python3) were
+//! seen to run; that choice belongs to emu.
+//!
+//! Not done yet: sockets, chown, access times, mknod and FIFOs,
+//! chmod/utimensat kept by an `--overlay`, job control,
+//! ITIMER_VIRTUAL/ITIMER_PROF, RENAME_EXCHANGE, real-time signals (32..64 are accepted but never delivered), shared file
+//! mappings that write back, `/proc` beyond `/proc/self/exe`. Descriptors
+//! and working directories name paths, not inodes: after a directory is
+//! renamed, `*at` calls relative to a descriptor opened on it (and a cwd
+//! inside it) still resolve under the old path.
 
 pub mod abi;
 pub mod exec;
@@ -189,6 +204,9 @@ pub(crate) struct LinuxThread {
     pub altstack: (u64, u64),
     /// The mask `rt_sigsuspend` replaced, restored by the handler's sigreturn.
     pub suspend_mask: Option<u64>,
+    /// A poll/select waiting for readiness: (the thread's instruction count when it
+    /// blocked, its absolute deadline), so a re-run keeps the first deadline.
+    pub poll_wait: Option<(u64, Option<u64>)>,
 }
 
 /// A directory being read with `getdents64`.
@@ -204,6 +222,8 @@ pub struct LinuxState {
     pub(crate) procs: BTreeMap<Pid, LinuxProc>,
     pub(crate) threads: BTreeMap<Pid, LinuxThread>,
     pub(crate) dirs: Vec<(Weak<OpenFile>, DirStream)>,
+    /// Armed `ITIMER_REAL` timers by process: (deadline in monotonic ns, interval ns).
+    pub(crate) timers: BTreeMap<Pid, (u64, u64)>,
     /// The path the next exec runs (set by exec's callers; AT_EXECFN, /proc/self/exe).
     pub(crate) exec_path: Option<Vec<u8>>,
     /// Override of the personality rule for the next exec (init only).
@@ -241,6 +261,14 @@ pub enum LinuxInput {
     AltStack(Option<(u64, u32, u64)>),
     /// A timeout or sleep, in nanoseconds (`None`: no timeout pointer).
     Time(Option<u64>),
+    /// utimensat: the path (`None`: the descriptor itself) and the two timespecs
+    /// (atime sec, nsec, mtime sec, nsec; `None`: both now).
+    Utimens {
+        path: Option<Vec<u8>>,
+        times: Option<[u64; 4]>,
+    },
+    /// setitimer's new value: (interval, value) in nanoseconds (`None`: no pointer).
+    ITimer(Option<(u64, u64)>),
     Poll {
         fds: Vec<(i32, u16)>,
         timeout: Option<u64>,
@@ -286,6 +314,7 @@ pub fn trace_items(number: usize, input: &LinuxInput) -> Vec<(u32, u32, &[u8])> 
             out.push((ITEM_PATH, j, q.as_slice()));
         }
         LinuxInput::Bytes(b) => out.push((ITEM_BYTES, 1, b.as_slice())),
+        LinuxInput::Utimens { path: Some(p), .. } => out.push((ITEM_PATH, 1, p.as_slice())),
         LinuxInput::Exec { path, args, envs } => {
             out.push((ITEM_PATH, 0, path.as_slice()));
             out.extend(args.iter().map(|a| (ITEM_ARG, 1, a.as_slice())));
@@ -414,8 +443,16 @@ fn decode_input(mem: &Memory, number: usize, a: &[usize; 6]) -> Result<LinuxInpu
         | nr::FCHOWNAT
         | nr::FACCESSAT
         | nr::FACCESSAT2 => L::Path(cstr(mem, a[1])?),
-        nr::UTIMENSAT if a[1] == 0 => L::None,
-        nr::UTIMENSAT => L::Path(cstr(mem, a[1])?),
+        nr::UTIMENSAT => {
+            let path = if a[1] == 0 { None } else { Some(cstr(mem, a[1])?) };
+            let times = if a[2] == 0 {
+                None
+            } else {
+                let b = copy_array::<32>(mem, a[2])?;
+                Some([abi::le64(&b, 0), abi::le64(&b, 8), abi::le64(&b, 16), abi::le64(&b, 24)])
+            };
+            L::Utimens { path, times }
+        }
         nr::RENAME | nr::SYMLINK | nr::LINK => L::Paths(cstr(mem, a[0])?, cstr(mem, a[1])?),
         nr::RENAMEAT | abi::RENAMEAT2 | nr::LINKAT => L::Paths(cstr(mem, a[1])?, cstr(mem, a[3])?),
         nr::SYMLINKAT => L::Paths(cstr(mem, a[0])?, cstr(mem, a[2])?),
@@ -442,6 +479,13 @@ fn decode_input(mem: &Memory, number: usize, a: &[usize; 6]) -> Result<LinuxInpu
         }
         nr::SIGALTSTACK => L::AltStack(None),
         nr::NANOSLEEP => L::Time(Some(timespec(mem, a[0])?.ok_or(Errno(EFAULT))?)),
+        nr::SETITIMER if a[1] == 0 => L::ITimer(None),
+        nr::SETITIMER => {
+            let b = copy_array::<32>(mem, a[1])?;
+            let interval = abi::timeval_ns(&b[..16]).ok_or(Errno(EINVAL))?;
+            let value = abi::timeval_ns(&b[16..]).ok_or(Errno(EINVAL))?;
+            L::ITimer(Some((interval, value)))
+        }
         nr::CLOCK_NANOSLEEP => L::Time(Some(timespec(mem, a[2])?.ok_or(Errno(EFAULT))?)),
         nr::FUTEX => match a[1] & abi::FUTEX_CMD_MASK {
             abi::FUTEX_WAIT | abi::FUTEX_WAIT_BITSET => L::Time(timespec(mem, a[3])?),

@@ -137,8 +137,16 @@ impl Kernel {
                     crate::process::normalize(&fs.cwd, &path)
                 }
             };
-            // In a jail, the program and each interpreter are resolved inside it.
-            let abs = self.linux_exec_abs(tid, &path, abs)?;
+            // `/proc/self/exe` is the guest's own program (busybox re-executes itself
+            // through it), never the host's (which would be warden); it was resolved
+            // (inside any jail) when it was executed. Otherwise, in a jail, the program
+            // and each interpreter are resolved inside it.
+            let abs = if abs == b"/proc/self/exe" {
+                let pid = self.pid_of(tid)?;
+                self.linux.procs.get(&pid).map(|p| p.exe.clone()).filter(|e| !e.is_empty()).ok_or(Errno(r::ENOENT))?
+            } else {
+                self.linux_exec_abs(tid, &path, abs)?
+            };
             let mut full = b"file:".to_vec();
             full.extend_from_slice(&abs);
             let file = self.open_path(tid, &full, r::O_RDONLY)?;

@@ -1,4 +1,15 @@
 //! Linux time calls on the kernel's clock (virtual unless `--real-time`).
+//!
+//! Interval timers: `alarm` and `setitimer`/`getitimer` with `ITIMER_REAL`
+//! keep one timer per process (`LinuxState::timers`: deadline and interval on
+//! the monotonic clock). The scheduler calls [`Kernel::linux_fire_timers`]
+//! between slices, so a timer fires at the first slice boundary at or after
+//! its deadline (within one quantum of guest instructions in virtual time),
+//! posting `SIGALRM` to the process and re-arming by its interval; when every
+//! thread is blocked, [`Kernel::linux_next_timer`] is a deadline the clock
+//! advances to, as for sleeps. Timers survive exec, are not inherited by
+//! fork, and end with the process. `ITIMER_VIRTUAL` and `ITIMER_PROF` are
+//! EINVAL.
 
 use warden_abi as r;
 use warden_abi::Errno;
@@ -9,6 +20,9 @@ use crate::process::{OnWake, WaitOn};
 use crate::syscall::{Block, SysError, SysResult};
 use crate::usercopy::copy_out;
 use crate::{Kernel, Pid};
+
+/// `setitimer`'s `which` for the real-time timer.
+const ITIMER_REAL: usize = 0;
 
 fn err<T>(e: i32) -> Result<T, SysError> {
     Err(SysError::Errno(Errno(e)))
@@ -46,6 +60,53 @@ impl Kernel {
             on_timeout: Ok(0),
             on_wake: OnWake::Return(0),
         }))
+    }
+
+    /// Replaces (if `new` is given: (interval, value), value 0 disarms) the
+    /// `ITIMER_REAL` timer of `pid`; returns the old (interval, time left).
+    fn lx_set_timer(&mut self, pid: Pid, new: Option<(u64, u64)>) -> (u64, Option<u64>) {
+        let now = self.clock.monotonic_ns();
+        let old = match self.linux.timers.get(&pid) {
+            Some(&(deadline, interval)) => (interval, Some(deadline.saturating_sub(now).max(1))),
+            None => (0, None),
+        };
+        if let Some((interval, value)) = new {
+            if value == 0 {
+                self.linux.timers.remove(&pid);
+            } else {
+                self.linux.timers.insert(pid, (now.saturating_add(value), interval));
+            }
+        }
+        old
+    }
+
+    /// The earliest armed timer's deadline (the scheduler's idle clock advances to it).
+    pub(crate) fn linux_next_timer(&self) -> Option<u64> {
+        self.linux.timers.values().map(|&(deadline, _)| deadline).min()
+    }
+
+    /// Fires every timer whose deadline has passed: SIGALRM to its process,
+    /// re-armed by its interval (missed periods are skipped) or disarmed.
+    pub(crate) fn linux_fire_timers(&mut self) {
+        if self.linux.timers.is_empty() {
+            return;
+        }
+        let procs = &self.procs;
+        self.linux.timers.retain(|pid, _| procs.get(pid).is_some_and(|p| p.state == crate::process::ProcState::Alive));
+        let now = self.clock.monotonic_ns();
+        let due: Vec<Pid> = self.linux.timers.iter().filter(|(_, &(d, _))| d <= now).map(|(&pid, _)| pid).collect();
+        for pid in due {
+            if let Some(&(deadline, interval)) = self.linux.timers.get(&pid) {
+                if interval == 0 {
+                    self.linux.timers.remove(&pid);
+                } else {
+                    let missed = (now - deadline) / interval + 1;
+                    let next = deadline.saturating_add(interval.saturating_mul(missed));
+                    self.linux.timers.insert(pid, (next, interval));
+                }
+            }
+            self.post_signal(pid, r::SIGALRM);
+        }
     }
 
     pub(super) fn linux_time_call(
@@ -99,18 +160,38 @@ impl Kernel {
                 let deadline = self.clock.monotonic_ns().saturating_add(rel);
                 self.lx_sleep_until(deadline)
             }),
-            nr::ALARM => Ok(0),
+            nr::ALARM => (|| {
+                let pid = self.pid_of(tid)?;
+                let new = (a[0] as u32 as u64).saturating_mul(1_000_000_000);
+                let (_, old) = self.lx_set_timer(pid, Some((0, new)));
+                // Remaining seconds, rounded to the nearest; at least 1 while armed.
+                Ok(old.map_or(0, |ns| ((ns + 500_000_000) / 1_000_000_000).max(1)) as usize)
+            })(),
             nr::SETITIMER | nr::GETITIMER => (|| {
+                if a[0] != ITIMER_REAL {
+                    return err(r::EINVAL);
+                }
+                let pid = self.pid_of(tid)?;
+                let (interval, value) = if number == nr::GETITIMER {
+                    self.lx_set_timer(pid, None)
+                } else {
+                    let LinuxInput::ITimer(new) = input else { return err(r::EFAULT) };
+                    let new = match new {
+                        Some(v) => *v,
+                        None => (0, 0), // a null new value disarms, as Linux does
+                    };
+                    self.lx_set_timer(pid, Some(new))
+                };
                 let out = if number == nr::GETITIMER { a[1] } else { a[2] };
                 if out != 0 {
-                    self.lx_put(tid, out, &[0u8; 32])?;
+                    let mut b = [0u8; 32];
+                    b[..16].copy_from_slice(&abi::timeval_bytes(interval));
+                    b[16..].copy_from_slice(&abi::timeval_bytes(value.unwrap_or(0)));
+                    self.lx_put(tid, out, &b)?;
                 }
                 Ok(0)
             })(),
-            _ => {
-                let _ = err::<()>(0);
-                return None;
-            }
+            _ => return None,
         })
     }
 }

@@ -71,6 +71,11 @@ pub trait FileOps {
     fn read_at(&self, _offset: u64, _buf: &mut [u8]) -> Option<Result<usize, Errno>> {
         None
     }
+    /// Readiness for `poll`/`select`; `None` (the default) means the file never
+    /// blocks, so it always counts as ready for whatever is asked.
+    fn readiness(&self) -> Option<Readiness> {
+        None
+    }
     /// Called when the last descriptor referring to it is closed.
     fn close(&mut self) {}
     /// The most bytes the next `read` can return, if the file knows (the kernel then
@@ -78,6 +83,20 @@ pub trait FileOps {
     fn read_hint(&self) -> Option<usize> {
         None
     }
+}
+
+/// What a file that can block is ready for now ([`FileOps::readiness`]). Any change
+/// to it wakes some [`WaitKey`] through the kernel's waker.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Readiness {
+    /// A read would not block.
+    pub read: bool,
+    /// A write would not block.
+    pub write: bool,
+    /// The other end is gone (a pipe's read end with no writer left).
+    pub hangup: bool,
+    /// An error is pending (a pipe's write end with no reader left).
+    pub error: bool,
 }
 
 pub type FileRef = Rc<RefCell<dyn FileOps>>;
@@ -91,6 +110,27 @@ pub trait Scheme {
         Err(Errno(ENOSYS))
     }
     fn rmdir(&mut self, _path: &[u8], _ctx: &CallCtx) -> Result<(), Errno> {
+        Err(Errno(ENOSYS))
+    }
+    /// Makes `new` a second name of the object at `old` (a hard link); a final
+    /// symlink at `old` is followed only if `follow`.
+    fn link(&mut self, _old: &[u8], _new: &[u8], _follow: bool, _ctx: &CallCtx) -> Result<(), Errno> {
+        Err(Errno(ENOSYS))
+    }
+    /// Sets the permission bits and/or the modification time (seconds) of `path` (a final
+    /// symlink followed if `follow`): `chmod` and `utimensat`.
+    fn set_attr(
+        &mut self,
+        _path: &[u8],
+        _follow: bool,
+        _perm: Option<u16>,
+        _mtime: Option<u64>,
+        _ctx: &CallCtx,
+    ) -> Result<(), Errno> {
+        Err(Errno(ENOSYS))
+    }
+    /// Moves the object at `old` to `new` (POSIX `rename`: an existing `new` is replaced).
+    fn rename(&mut self, _old: &[u8], _new: &[u8], _ctx: &CallCtx) -> Result<(), Errno> {
         Err(Errno(ENOSYS))
     }
 }

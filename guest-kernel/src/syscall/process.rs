@@ -239,8 +239,17 @@ impl Kernel {
         let force = self.linux.force.take();
         let image = crate::elf::parse(bytes, size)?;
         let personality = force.unwrap_or_else(|| crate::linux::personality_of(bytes));
+        // A dynamically linked program: its interpreter (Linux only) is loaded beside it.
+        let interp = match (&image.interp, personality) {
+            (None, _) => None,
+            (Some(_), crate::linux::Personality::Redox) => return Err(Errno(ENOEXEC)),
+            (Some(path), crate::linux::Personality::Linux) => Some(self.linux_interpreter(tid, path)?),
+        };
         let id = self.alloc_object_id();
         let mut mm = Mm::new(id, size, self.config.limits.max_memory_per_process)?.charged_to(&self.mem_total);
+        if let Some((interp_image, interp_bytes)) = &interp {
+            crate::elf::load(interp_image, interp_bytes, &mut mm)?;
+        }
         crate::elf::load(&image, bytes, &mut mm)?;
         mm.map_trampoline()?;
         let mut random = [0u8; 16];
@@ -252,13 +261,24 @@ impl Kernel {
             crate::linux::Personality::Linux => {
                 let p = self.procs.get(&pid).ok_or(Errno(ESRCH))?;
                 let ids = crate::linux::exec::Ids { uid: p.uid, gid: p.gid };
-                crate::linux::build_stack(&mut mm, &image, &args, &envs, random, self.config.stack_size, &exe, ids)?
+                let interp_base = interp.as_ref().map_or(0, |(i, _)| i.base);
+                crate::linux::build_stack(
+                    &mut mm,
+                    &image,
+                    interp_base,
+                    &args,
+                    &envs,
+                    random,
+                    self.config.stack_size,
+                    &exe,
+                    ids,
+                )?
             }
         };
 
         // Commit: nothing below fails.
         let mut cpu = Cpu::new();
-        cpu.rip = image.entry;
+        cpu.rip = interp.as_ref().map_or(image.entry, |(i, _)| i.entry);
         cpu.gpr[reg::RSP] = rsp;
         let others: Vec<Pid> = self.procs.get(&pid).map(|p| p.threads.clone()).unwrap_or_default();
         for other in others.into_iter().filter(|&t| t != tid) {

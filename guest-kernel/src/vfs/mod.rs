@@ -8,8 +8,8 @@
 //!   image, copied only on first write;
 //! - or a host directory (`--root DIR`), looked up lazily one `lstat`ed component at a time
 //!   (`host.rs`), never written;
-//! - guest writes (create, write, truncate, unlink, mkdir, rmdir) change only the in-memory
-//!   tree; whiteouts hide host entries that were removed.
+//! - guest writes (create, write, truncate, unlink, mkdir, rmdir, link, rename) change only
+//!   the in-memory tree; whiteouts hide host entries that were removed or moved away.
 //!
 //! # API for the kernel
 //! - [`Vfs::from_tar_file`]`(path) -> Result<Vfs, ImageError>`,
@@ -18,7 +18,12 @@
 //!   "exit 125" message.
 //! - `impl Scheme for Vfs`: register a clone as `file:` (a `Vfs` is a cheap `Rc` handle; all
 //!   clones share one tree). `open` takes Redox `O_*` flags (mode in the low 16 bits with
-//!   `O_CREAT`, masked by `ctx.umask`), `unlink`, `rmdir`.
+//!   `O_CREAT`, masked by `ctx.umask`), `unlink`, `rmdir`, `link` (hard links: one node,
+//!   several entries, `st_nlink` counts them; directories are `EPERM`) and `rename` (an
+//!   entry moves, its node and inode number stay; directories move whole, `EINVAL` into
+//!   themselves, `ENOTEMPTY` over a non-empty one). Open files keep the path they were
+//!   opened by (`fpath`, and `*at` calls relative to a directory descriptor, still name the
+//!   old place after a rename), and so does a process's working directory.
 //! - [`Vfs::stat_path`] / [`Vfs::lstat_path`], [`Vfs::resolve_dir_exists`] (chdir),
 //!   [`Vfs::canonicalize`], [`Vfs::list_dir`]: kernel-side helpers that act as uid 0.
 //! - [`Vfs::image_digest`] (FNV-1a 64 of the archive bytes; `None` for a host root) and
@@ -67,8 +72,8 @@ use std::path::Path;
 use std::rc::Rc;
 
 use warden_abi::{
-    Errno, Stat, EACCES, EBUSY, EEXIST, EINVAL, EISDIR, ENOENT, ENOTDIR, ENOTEMPTY, O_ACCMODE, O_APPEND, O_CREAT,
-    O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_RDONLY, O_STAT, O_SYMLINK, O_TRUNC, O_WRONLY,
+    Errno, Stat, EACCES, EBUSY, EEXIST, EINVAL, EISDIR, ENOENT, ENOTDIR, ENOTEMPTY, EPERM, EXDEV, O_ACCMODE, O_APPEND,
+    O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_RDONLY, O_STAT, O_SYMLINK, O_TRUNC, O_WRONLY,
 };
 
 pub use handle::FileHandle;
@@ -369,6 +374,133 @@ impl Vfs {
         tree.unlink_entry(parent, name, ino)?;
         tree.overlay_removed(ino, &names, is_dir)
     }
+
+    /// `link(old, new)`: one more name for a non-directory (see [`Scheme::link`]).
+    pub fn link_path(&self, old: &[u8], new: &[u8], follow: bool, ctx: &CallCtx) -> Result<(), Errno> {
+        let old_parsed = path::parse(old)?;
+        let new_parsed = path::parse(new)?;
+        let mut tree = self.tree.borrow_mut();
+        let Resolved::Found { ino, names: old_names, .. } = tree.resolve_parsed(&old_parsed, follow, ctx)? else {
+            return Err(Errno(ENOENT));
+        };
+        if tree.kind_of(ino)? == NodeType::Dir {
+            return Err(Errno(EPERM));
+        }
+        if new_parsed.tail != Tail::Name {
+            return Err(Errno(if new_parsed.tail == Tail::Slash { ENOENT } else { EEXIST }));
+        }
+        match tree.resolve_parsed(&new_parsed, false, ctx)? {
+            Resolved::Found { .. } => Err(Errno(EEXIST)),
+            Resolved::Missing { parent, name, names } => {
+                tree.check(parent, ctx, W | X)?;
+                if tree.reserved_name(&name) || name.contains(&b'\n') {
+                    return Err(Errno(EINVAL));
+                }
+                tree.link(parent, name, ino)?;
+                let clock = tree.clock;
+                tree.node_mut(parent)?.mtime = clock;
+                tree.overlay_linked(ino, &old_names, &names)
+            }
+        }
+    }
+
+    /// `chmod` / `utimensat` (see [`Scheme::set_attr`]): the owner or uid 0 may change
+    /// either; anyone with write permission may set the time. Kept in memory only (an
+    /// `--overlay` does not record them).
+    pub fn set_attr(
+        &self,
+        path: &[u8],
+        follow: bool,
+        perm: Option<u16>,
+        mtime: Option<u64>,
+        ctx: &CallCtx,
+    ) -> Result<(), Errno> {
+        let mut tree = self.tree.borrow_mut();
+        let Resolved::Found { ino, .. } = tree.resolve(path, follow, ctx)? else {
+            return Err(Errno(ENOENT));
+        };
+        let node = tree.node(ino)?;
+        let owner = ctx.uid == 0 || ctx.uid == node.uid;
+        if perm.is_some() && !owner {
+            return Err(Errno(EPERM));
+        }
+        if mtime.is_some() && !owner && !Tree::may(node, ctx, W) {
+            return Err(Errno(EACCES));
+        }
+        let node = tree.node_mut(ino)?;
+        if let Some(p) = perm {
+            node.perm = p & 0o7777;
+        }
+        if let Some(t) = mtime {
+            node.mtime = t;
+        }
+        Ok(())
+    }
+
+    /// `rename(old, new)` (see [`Scheme::rename`]). Directories move with everything in
+    /// them; with an overlay attached a directory cannot move (`EXDEV`, as overlayfs
+    /// without redirects answers: `mv` then copies).
+    pub fn rename_path(&self, old: &[u8], new: &[u8], ctx: &CallCtx) -> Result<(), Errno> {
+        let old_parsed = path::parse(old)?;
+        let new_parsed = path::parse(new)?;
+        for p in [&old_parsed, &new_parsed] {
+            if matches!(p.tail, Tail::Dot | Tail::DotDot) {
+                return Err(Errno(EBUSY));
+            }
+        }
+        let bare = |p: &path::Parsed| path::Parsed { comps: p.comps.clone(), tail: Tail::Name };
+        let mut tree = self.tree.borrow_mut();
+        let Resolved::Found { ino, parent, names: old_names } = tree.resolve_parsed(&bare(&old_parsed), false, ctx)?
+        else {
+            return Err(Errno(ENOENT));
+        };
+        if ino == ROOT {
+            return Err(Errno(EBUSY));
+        }
+        let is_dir = tree.kind_of(ino)? == NodeType::Dir;
+        if !is_dir && (old_parsed.tail == Tail::Slash || new_parsed.tail == Tail::Slash) {
+            return Err(Errno(ENOTDIR));
+        }
+        let (new_parent, new_name, new_names, replaced) = match tree.resolve_parsed(&bare(&new_parsed), false, ctx)? {
+            Resolved::Found { ino: target, parent: np, names } => {
+                if target == ino {
+                    return Ok(()); // the same file: nothing to do
+                }
+                if target == ROOT {
+                    return Err(Errno(EBUSY));
+                }
+                let target_dir = tree.kind_of(target)? == NodeType::Dir;
+                match (is_dir, target_dir) {
+                    (true, false) => return Err(Errno(ENOTDIR)),
+                    (false, true) => return Err(Errno(EISDIR)),
+                    (true, true) if !tree.list(target)?.is_empty() => return Err(Errno(ENOTEMPTY)),
+                    _ => {}
+                }
+                let name = names.last().cloned().ok_or(Errno(EBUSY))?;
+                (np, name, names, Some((target, target_dir)))
+            }
+            Resolved::Missing { parent: np, name, names } => (np, name, names, None),
+        };
+        // A directory cannot move below itself.
+        if is_dir && new_names.len() > old_names.len() && new_names[..old_names.len()] == old_names[..] {
+            return Err(Errno(EINVAL));
+        }
+        tree.check(parent, ctx, W | X)?;
+        tree.check(new_parent, ctx, W | X)?;
+        if tree.reserved_name(&new_name) || new_name.contains(&b'\n') {
+            return Err(Errno(EINVAL));
+        }
+        if is_dir && tree.has_overlay() {
+            return Err(Errno(EXDEV));
+        }
+        let old_name = old_names.last().cloned().ok_or(Errno(EBUSY))?;
+        if let Some((target, target_dir)) = replaced {
+            tree.unlink_entry(new_parent, &new_name, target)?;
+            tree.overlay_removed(target, &new_names, target_dir)?;
+        }
+        tree.move_entry(parent, &old_name, new_parent, new_name, ino)?;
+        tree.overlay_renamed(ino, &old_names, &new_names)
+    }
 }
 
 impl Scheme for Vfs {
@@ -382,5 +514,24 @@ impl Scheme for Vfs {
 
     fn rmdir(&mut self, path: &[u8], ctx: &CallCtx) -> Result<(), Errno> {
         self.remove(path, ctx, true)
+    }
+
+    fn link(&mut self, old: &[u8], new: &[u8], follow: bool, ctx: &CallCtx) -> Result<(), Errno> {
+        self.link_path(old, new, follow, ctx)
+    }
+
+    fn rename(&mut self, old: &[u8], new: &[u8], ctx: &CallCtx) -> Result<(), Errno> {
+        self.rename_path(old, new, ctx)
+    }
+
+    fn set_attr(
+        &mut self,
+        path: &[u8],
+        follow: bool,
+        perm: Option<u16>,
+        mtime: Option<u64>,
+        ctx: &CallCtx,
+    ) -> Result<(), Errno> {
+        Vfs::set_attr(self, path, follow, perm, mtime, ctx)
     }
 }

@@ -343,6 +343,30 @@ impl Overlay {
     }
 }
 
+impl Overlay {
+    /// Removes the whiteout of `names` (the name exists again).
+    fn clear_whiteout(&self, names: &[Vec<u8>]) -> Result<(), Errno> {
+        let (dirs, name) = Self::split(names)?;
+        let parent = self.walk(dirs)?;
+        remove_if_present(&parent, &[WH_PREFIX, name].concat(), 0).map(|_| ())
+    }
+
+    /// Makes the host file at `new` a hard link of the one at `old`.
+    fn hard_link(&self, old: &[Vec<u8>], new: &[Vec<u8>]) -> Result<(), Errno> {
+        let (old_dirs, old_name) = Self::split(old)?;
+        let (new_dirs, new_name) = Self::split(new)?;
+        let from_dir = self.walk(old_dirs)?;
+        let to_dir = self.walk(new_dirs)?;
+        remove_if_present(&to_dir, new_name, 0)?;
+        let (from, to) = (cname(old_name)?, cname(new_name)?);
+        // SAFETY: valid descriptors and NUL-terminated names; flags 0 never follows a symlink.
+        if unsafe { libc::linkat(from_dir.as_raw_fd(), from.as_ptr(), to_dir.as_raw_fd(), to.as_ptr(), 0) } != 0 {
+            return Err(last_errno());
+        }
+        remove_if_present(&to_dir, &[WH_PREFIX, new_name].concat(), 0).map(|_| ())
+    }
+}
+
 /// Writes all of `data` at `pos`.
 fn pwrite_all(file: &fs::File, pos: u64, data: &[u8]) -> Result<(), Errno> {
     file.write_all_at(data, pos).map_err(|e| host::errno_of(&e))
@@ -431,6 +455,70 @@ impl Tree {
     /// `ino` (a directory if `dir`) at `names` was removed.
     pub(crate) fn overlay_removed(&mut self, ino: Ino, names: &[Vec<u8>], dir: bool) -> Result<(), Errno> {
         self.with_overlay("remove", names, |ov, _| ov.removed(ino, names, dir))
+    }
+
+    pub(crate) fn has_overlay(&self) -> bool {
+        self.overlay.is_some()
+    }
+
+    /// Writes the whole regular file `ino` at `names` and makes that its host copy.
+    fn overlay_file_at(&mut self, ino: Ino, names: &[Vec<u8>], what: &str) -> Result<(), Errno> {
+        self.copy_up(ino)?;
+        self.with_overlay(what, names, |ov, tree| {
+            let perm = tree.node(ino)?.perm;
+            let Kind::File(Data::Owned(contents)) = &tree.node(ino)?.kind else {
+                return Err(Errno(EIO));
+            };
+            let file = ov.replace_file(names, contents, perm)?;
+            ov.files.insert(ino, file);
+            Ok(())
+        })
+    }
+
+    /// `ino` (at `old`) got the second name `new`: a host hard link of its host copy (made
+    /// first if the file was still the lower layer's), or a second symlink.
+    pub(crate) fn overlay_linked(&mut self, ino: Ino, old: &[Vec<u8>], new: &[Vec<u8>]) -> Result<(), Errno> {
+        if self.overlay.is_none() {
+            return Ok(());
+        }
+        match self.kind_of(ino)? {
+            NodeType::File | NodeType::HostFile => {
+                let has_copy = self.overlay.as_ref().is_some_and(|ov| ov.files.contains_key(&ino));
+                if !has_copy {
+                    self.overlay_file_at(ino, old, "link")?;
+                }
+                self.with_overlay("link", new, |ov, _| ov.hard_link(old, new))
+            }
+            NodeType::Symlink => {
+                let target = self.symlink_target(ino)?.to_vec();
+                self.with_overlay("link", new, |ov, _| {
+                    ov.clear_whiteout(new)?;
+                    ov.symlink(new, &target)
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The non-directory `ino` moved from `old` to `new`: the old name is removed (with a
+    /// whiteout) and the object written at the new one.
+    pub(crate) fn overlay_renamed(&mut self, ino: Ino, old: &[Vec<u8>], new: &[Vec<u8>]) -> Result<(), Errno> {
+        if self.overlay.is_none() {
+            return Ok(());
+        }
+        let kind = self.kind_of(ino)?;
+        self.with_overlay("rename", old, |ov, _| ov.removed(ino, old, false))?;
+        match kind {
+            NodeType::File | NodeType::HostFile => self.overlay_file_at(ino, new, "rename"),
+            NodeType::Symlink => {
+                let target = self.symlink_target(ino)?.to_vec();
+                self.with_overlay("rename", new, |ov, _| {
+                    ov.clear_whiteout(new)?;
+                    ov.symlink(new, &target)
+                })
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Flushes the host copy of `ino` to stable storage (the guest's `fsync`).

@@ -1166,3 +1166,113 @@ fn gnu_tar_archives_parse() {
         assert!(v.stat_path(b"/dir/sub").expect("sub").is_dir());
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Hard links and rename
+
+fn link(v: &Vfs, old: &str, new: &str) -> i32 {
+    err(v.link_path(old.as_bytes(), new.as_bytes(), false, &ROOT_CTX))
+}
+
+fn rename(v: &Vfs, old: &str, new: &str) -> i32 {
+    err(v.rename_path(old.as_bytes(), new.as_bytes(), &ROOT_CTX))
+}
+
+#[test]
+fn hard_links_share_one_node() {
+    let v = vfs();
+    assert_eq!(link(&v, "/etc/motd", "/etc/motd2"), 0);
+    let a = v.stat_path(b"/etc/motd").expect("stat");
+    let b = v.stat_path(b"/etc/motd2").expect("stat");
+    assert_eq!((a.st_ino, a.st_nlink, b.st_nlink), (b.st_ino, 2, 2));
+    let f = open(&v, "/etc/motd2", O_WRONLY | O_TRUNC).expect("open");
+    write(&f, b"changed").expect("write");
+    assert_eq!(cat(&v, "/etc/motd").as_deref(), Ok(&b"changed"[..]));
+    v.clone().unlink(b"/etc/motd", &ROOT_CTX).expect("unlink");
+    assert_eq!(v.stat_path(b"/etc/motd2").expect("stat").st_nlink, 1);
+    assert_eq!(cat(&v, "/etc/motd2").as_deref(), Ok(&b"changed"[..]));
+    assert_eq!(link(&v, "/etc/motd2", "/bin/hello"), EEXIST);
+    assert_eq!(link(&v, "/nothing", "/x"), ENOENT);
+    assert_eq!(link(&v, "/etc", "/etc2"), EPERM);
+    assert_eq!(link(&v, "/etc/motd2", "/nodir/x"), ENOENT);
+    // A symlink is linked itself unless asked to follow it.
+    assert_eq!(link(&v, "/etc/rel", "/rel2"), 0);
+    assert_eq!(v.lstat_path(b"/rel2").expect("lstat").st_mode & MODE_TYPE, MODE_SYMLINK);
+    assert_eq!(err(v.link_path(b"/etc/abs", b"/abs2", true, &ROOT_CTX)), ENOENT, "/etc/motd is gone");
+    // Permission: w|x on the new parent.
+    assert_eq!(err(v.link_path(b"/home/user/notes", b"/etc/n", false, &USER)), EACCES);
+}
+
+#[test]
+fn rename_moves_files_and_directories() {
+    let v = vfs();
+    let ino = v.stat_path(b"/bin/hello").expect("stat").st_ino;
+    assert_eq!(rename(&v, "/bin/hello", "/etc/hi"), 0);
+    assert_eq!(v.stat_path(b"/etc/hi").expect("stat").st_ino, ino);
+    assert_eq!(err(v.stat_path(b"/bin/hello")), ENOENT);
+    assert_eq!(v.stat_path(b"/bin/hello2").expect("stat").st_nlink, 2, "still two names");
+    // A file replaces a file.
+    assert_eq!(rename(&v, "/etc/hi", "/etc/motd"), 0);
+    assert_eq!(cat(&v, "/etc/motd").as_deref(), Ok(&b"#!hello world\n"[..]));
+    // Directories move whole.
+    assert_eq!(rename(&v, "/private", "/home/moved"), 0);
+    assert_eq!(cat(&v, "/home/moved/x").as_deref(), Ok(&b"x"[..]));
+    assert_eq!(err(v.stat_path(b"/private")), ENOENT);
+    assert!(!names(&v, "/").contains(&"private".to_string()));
+    assert_eq!(rename(&v, "/home/moved", "/home/moved/inner"), EINVAL);
+    assert_eq!(rename(&v, "/home/moved", "/home"), ENOTEMPTY);
+    assert_eq!(rename(&v, "/home/moved", "/empty"), 0, "over an empty directory");
+    assert_eq!(cat(&v, "/empty/x").as_deref(), Ok(&b"x"[..]));
+    assert_eq!(rename(&v, "/empty", "/etc/motd"), ENOTDIR);
+    assert_eq!(rename(&v, "/etc/motd", "/empty"), EISDIR);
+    assert_eq!(rename(&v, "/", "/x"), EBUSY);
+    assert_eq!(rename(&v, "/missing", "/x"), ENOENT);
+    assert_eq!(rename(&v, "/bin/hello2", "/bin/hello2"), 0);
+    // An open file survives the move of its directory.
+    let f = open(&v, "/empty/x", O_RDONLY).expect("open");
+    assert_eq!(rename(&v, "/empty", "/again"), 0);
+    assert_eq!(read_all(&f), b"x");
+    // Permission: w|x on both parents.
+    assert_eq!(err(v.rename_path(b"/home/user/notes", b"/notes", &USER)), EACCES);
+}
+
+#[test]
+fn host_root_rename_and_link_stay_in_memory() {
+    let t = TempDir::new("hostrename");
+    fs::create_dir_all(t.path.join("d/sub")).expect("mkdir");
+    fs::write(t.path.join("d/sub/f"), b"host").expect("write");
+    let v = Vfs::from_host_dir(&t.path).expect("root");
+    assert_eq!(rename(&v, "/d", "/e"), 0);
+    assert_eq!(cat(&v, "/e/sub/f").as_deref(), Ok(&b"host"[..]));
+    assert_eq!(err(v.stat_path(b"/d")), ENOENT, "whiteout hides the host name");
+    assert_eq!(link(&v, "/e/sub/f", "/g"), 0);
+    assert_eq!(cat(&v, "/g").as_deref(), Ok(&b"host"[..]));
+    assert!(t.path.join("d/sub/f").exists() && !t.path.join("e").exists() && !t.path.join("g").exists());
+}
+
+#[test]
+fn overlay_keeps_links_and_renamed_files() {
+    let t = TempDir::new("ovlink");
+    let ov = t.path.join("ov");
+    let v = vfs();
+    v.attach_overlay(&ov).expect("overlay");
+    assert_eq!(link(&v, "/etc/motd", "/motd-link"), 0);
+    let f = open(&v, "/motd-link", O_WRONLY | O_APPEND).expect("open");
+    write(&f, b"more\n").expect("write");
+    drop(f);
+    assert_eq!(rename(&v, "/bin/hello", "/hello-moved"), 0);
+    assert_eq!(rename(&v, "/etc/rel", "/rel-moved"), 0);
+    assert_eq!(rename(&v, "/private", "/private2"), EXDEV, "directories do not move with an overlay");
+    assert_eq!(fs::read(ov.join("motd-link")).expect("host copy"), b"welcome\nmore\n");
+    assert_eq!(fs::read(ov.join("etc/motd")).expect("host copy"), b"welcome\nmore\n");
+    // A later run sees the same.
+    let again = vfs();
+    again.attach_overlay(&ov).expect("overlay");
+    assert_eq!(cat(&again, "/motd-link").as_deref(), Ok(&b"welcome\nmore\n"[..]));
+    assert_eq!(cat(&again, "/etc/motd").as_deref(), Ok(&b"welcome\nmore\n"[..]));
+    assert_eq!(cat(&again, "/hello-moved").as_deref(), Ok(&b"#!hello world\n"[..]));
+    assert_eq!(err(again.stat_path(b"/bin/hello")), ENOENT);
+    assert_eq!(cat(&again, "/bin/hello2").as_deref(), Ok(&b"#!hello world\n"[..]));
+    assert_eq!(again.lstat_path(b"/rel-moved").expect("lstat").st_mode & MODE_TYPE, MODE_SYMLINK);
+    assert_eq!(err(again.lstat_path(b"/etc/rel")), ENOENT);
+}

@@ -528,6 +528,15 @@ impl Tree {
         }
     }
 
+    /// Makes a regular file's contents owned (copied from the image or the host).
+    pub fn copy_up(&mut self, ino: Ino) -> Result<(), Errno> {
+        let file = match self.host_file(ino)? {
+            Some(h) => Some(host::open(h)?),
+            None => None,
+        };
+        self.owned(ino, file.as_ref()).map(|_| ())
+    }
+
     /// Accounts `n` more owned bytes (`ENOSPC` past the write limit).
     fn charge(&mut self, n: u64) -> Result<(), Errno> {
         let total = self.owned.checked_add(n).ok_or(errno(ENOSPC))?;
@@ -622,6 +631,34 @@ impl Tree {
             node.nlink = 0;
         }
         self.maybe_free(ino);
+        Ok(())
+    }
+
+    /// Moves the entry `name` (naming `ino`) of `parent` to `new_name` in `new_parent`
+    /// (a whiteout is left if `parent` mirrors a host directory); link counts do not change.
+    /// An entry already at the destination must have been unlinked first.
+    pub fn move_entry(
+        &mut self,
+        parent: Ino,
+        name: &[u8],
+        new_parent: Ino,
+        new_name: Vec<u8>,
+        ino: Ino,
+    ) -> Result<(), Errno> {
+        if new_name.contains(&b'\n') {
+            return Err(errno(EINVAL));
+        }
+        self.dir_mut(new_parent)?;
+        let clock = self.clock;
+        let d = self.dir_mut(parent)?;
+        if d.host.is_some() {
+            d.entries.insert(name.to_vec(), Entry::Whiteout);
+        } else {
+            d.entries.remove(name);
+        }
+        self.node_mut(parent)?.mtime = clock;
+        self.dir_mut(new_parent)?.entries.insert(new_name, Entry::Node(ino));
+        self.node_mut(new_parent)?.mtime = clock;
         Ok(())
     }
 
