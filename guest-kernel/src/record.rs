@@ -134,7 +134,7 @@ pub fn register_fold(cpu: &emu::Cpu) -> u64 {
             x[i] ^= quad[i];
         }
     }
-    (x[0] ^ x[2]) ^ (x[1] ^ x[3]) ^ cpu.rip.wrapping_mul(K)
+    (x[0] ^ x[2]) ^ (x[1] ^ x[3]) ^ cpu.rip.rotate_left(29)
 }
 
 /// The digest of a checkpoint, in 32 bits: [`checkpoint_digest_of`] the point's registers
@@ -158,7 +158,7 @@ pub fn checkpoint_digest_of(registers: u64, call: &Call) -> u32 {
         Input::Exec { args, envs } => acc ^= sum_exec(args, envs),
         _ => {}
     }
-    let x = (acc ^ (acc >> 31)).wrapping_mul(K);
+    let x = acc.wrapping_mul(K);
     ((x >> 32) ^ x) as u32
 }
 
