@@ -73,17 +73,20 @@
 //! At the end the outcome and totals must match the end event. A truncated or corrupted trace
 //! gives one error line. Both exit with 125.
 //!
-//! # Why a kernel tap and not a host supervisor
-//! The recording hook is the kernel's narrow [`guest_kernel::record::SyscallTap`], one branch
-//! per call when absent, rather than a [`guest_kernel::supervise::HostSupervisor`]. Measured
-//! with `cargo bench --bench record` (load-independent callgrind counts of
-//! `WARDEN_RECORD_PROFILE=MODE,syscalls,N`, host instructions per guest syscall on the
-//! syscall-heavy workload): a plain run costs about 1350; a pass-through host supervisor that
-//! does nothing at all adds about 1880 (+139 %, the supervised path parks the call, builds
-//! its entry event and resumes it), while the whole recording through the tap, checkpoint
-//! digest and trace writing included, adds about 50 (+3.7 %). The 5 % bar leaves room for
-//! about 68 host instructions per call, less than the supervised path's bookkeeping alone,
-//! so recording stays on the tap; the tap sees every call after the policy and before any
+//! # Why a kernel hook and not a host supervisor
+//! The recording hook is the kernel's narrow [`guest_kernel::record::TraceWriter`], written
+//! inline on the trap path (one branch per call when absent), rather than a
+//! [`guest_kernel::supervise::HostSupervisor`]. Callgrind instruction counts of
+//! `WARDEN_RECORD_PROFILE=MODE,syscalls,N` (see `benches/record.rs`; the difference between
+//! N = 40000 and N = 20000 rounds, i.e. per 60,000 guest syscalls, so boot cancels out):
+//! a plain run costs 1,357 host instructions per guest syscall; a pass-through host
+//! supervisor that does nothing at all adds 1,880 (+139 %: the supervised path parks the
+//! call, builds its entry event and applies the decision); the whole recording through the
+//! writer, checkpoint digest and trace writing included, adds 87 (+6.4 %; over a whole
+//! 50,000-round run, boot and trace set-up included, +6.7 %). Before this writer (a
+//! `SyscallTap` trait object, a `BufWriter`, a digest of 16 rotated registers) it added 224
+//! (+16.5 %). The supervised path's bookkeeping alone is twenty times the bar (about 68
+//! instructions per call), so recording stays on the kernel hook; it runs before every
 //! supervisor, so a recording of a supervised run (guest or host) is still complete.
 mod tree;
 
