@@ -43,7 +43,7 @@
 //!                     code u8, total instructions varint, total syscalls varint
 //! ```
 //! Nothing follows the end event. A trace is written as the run goes and read the same way:
-//! the writer fills one 64 KiB buffer and writes it out whenever it is full (a long run never
+//! the writer fills one 16 KiB buffer and writes it out whenever it is full (a long run never
 //! holds its trace in memory). A syscall event costs 7 bytes in a tight loop, about 10
 //! otherwise. Version 1 (no compact syscall event, no personality, policy, overlay or
 //! address-space fields, no digest of a host-directory root) is not read any more.
@@ -1156,6 +1156,14 @@ pub fn replay(
         warn(format!("{msg}; replaying anyway (--force)"));
     }
     add_files(&vfs, &header.extra_files).map_err(ReplayError::Setup)?;
+    if header.overlay.is_none() {
+        if let Some(dir) = &options.overlay {
+            return Err(ReplayError::Setup(format!(
+                "replay --overlay {}: the run was recorded without an overlay",
+                dir.display()
+            )));
+        }
+    }
     if let Some((recorded_dir, recorded)) = &header.overlay {
         let dir = options.overlay.as_ref().unwrap_or(recorded_dir);
         let now = overlay_digest(dir).map_err(ReplayError::Setup)?;

@@ -590,6 +590,11 @@ fn an_overlay_must_hold_its_recorded_start() {
     let (status, _, err) = warden(&["replay", trace.to_str().unwrap()], b"");
     assert_eq!(status, 125);
     assert_eq!(err.lines().count(), 1, "{err}");
+    // An overlay for a run recorded without one is refused.
+    let plain = dir.join("plain.trace");
+    record_run(&opts("/bin/echo", &["x"]), b"", &plain);
+    let r = replay_with(&plain, ReplayOptions { overlay: Some(again), ..ReplayOptions::default() }).0;
+    assert!(r.unwrap_err().to_string().contains("recorded without an overlay"));
 }
 
 #[test]

@@ -188,8 +188,9 @@ pub const TAG_SYSCALL: u8 = 0x01;
 /// High bit set: a compact syscall event.
 pub const TAG_COMPACT: u8 = 0x80;
 
-/// Bytes the writer buffers before writing them out.
-const WRITER_BUF: usize = 64 << 10;
+/// Bytes the writer buffers before writing them out: small enough to stay in the host's
+/// L1/L2 caches beside the interpreter's data (a 64 KiB buffer measured slower).
+const WRITER_BUF: usize = 16 << 10;
 /// Room past `WRITER_BUF` for one event written without a bounds check per byte.
 const WRITER_SLACK: usize = 64;
 
@@ -205,7 +206,7 @@ pub fn put_varint_at(buf: &mut [u8], at: &mut usize, mut v: u64) {
     *at += 1;
 }
 
-/// The stream a recording writes: one fixed buffer, written out whenever it passes 64 KiB
+/// The stream a recording writes: one fixed buffer, written out whenever it passes 16 KiB
 /// (no allocation per event, a long run never holds its trace). The kernel writes a syscall
 /// event into it at every call ([`Kernel::set_recorder`]), inline on the trap path; the
 /// embedder writes everything else (the header, input events, the end) with
