@@ -8,30 +8,62 @@
 //! alike) give the ratio, printed as
 //! `record overhead (WORKLOAD): X.X% by median, Y.Y% by best (...)`, from thread CPU time
 //! (`/proc/thread-self/schedstat`, less disturbed by other load than wall time; wall time
-//! where that is missing). The goal (PRODUCT.md) is at most 5 %.
+//! where that is missing). The goal (PRODUCT.md) is at most 5 %. A third variant, `host`,
+//! runs the workload with a pass-through host supervisor attached to every process: the
+//! least a recorder built on `HostSupervisor` would cost (see `src/record.rs`).
+//!
+//! Load-independent figures: `WARDEN_RECORD_PROFILE=MODE[,WORKLOAD[,N]]` (MODE `plain`,
+//! `record` or `host`; WORKLOAD `syscalls` or `shell`; N rounds of `syscalls`) runs that one
+//! variant once and exits, with a 16 GiB guest address space so that valgrind can run it:
+//! ```text
+//! WARDEN_RECORD_PROFILE=plain valgrind --tool=callgrind target/release/deps/record-HASH
+//! WARDEN_RECORD_PROFILE=record valgrind --tool=callgrind target/release/deps/record-HASH
+//! ```
+//! and the ratio of the two instruction counts is the overhead.
 
 use std::hint::black_box;
 use std::time::Instant;
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, Criterion};
+use guest_kernel::supervise::{HostAttach, HostSupervisor};
 use guest_kernel::CaptureConsole;
 use warden::RunOptions;
 
 fn options(workload: &str) -> RunOptions {
-    let (program, args): (&str, &[&str]) = match workload {
-        "syscalls" => ("/bin/testprog", &["syscalls", "50000"]),
-        _ => ("/bin/selftest", &[]),
+    let rounds = ROUNDS.get().map(|n| n.to_string()).unwrap_or_else(|| "50000".into());
+    let (program, args): (&str, Vec<String>) = match workload {
+        "syscalls" => ("/bin/testprog", vec!["syscalls".into(), rounds]),
+        _ => ("/bin/selftest", vec![]),
     };
     RunOptions {
         program: Some(program.into()),
-        args: args.iter().map(|s| s.to_string()).collect(),
+        args,
+        address_space_size: SPACE.get().copied(),
         ..RunOptions::default()
     }
 }
 
+/// Rounds of the `syscalls` workload when profiling.
+static ROUNDS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+/// Address-space size when profiling.
+static SPACE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+
 fn plain(workload: &str) -> u64 {
     let (console, _) = CaptureConsole::new(b"");
     let mut k = warden::boot(&options(workload), Box::new(console)).unwrap();
+    let o = k.run();
+    assert_eq!(o.exit_status(), 0);
+    k.stats().syscalls
+}
+
+/// Lets every call run.
+struct PassThrough;
+impl HostSupervisor for PassThrough {}
+
+fn host_supervised(workload: &str) -> u64 {
+    let (console, _) = CaptureConsole::new(b"");
+    let mut k = warden::boot(&options(workload), Box::new(console)).unwrap();
+    k.set_host_supervisor(Box::new(PassThrough), HostAttach::All);
     let o = k.run();
     assert_eq!(o.exit_status(), 0);
     k.stats().syscalls
@@ -67,17 +99,19 @@ fn timed(f: impl FnOnce() -> u64) -> (f64, u64) {
 }
 
 fn ratio(workload: &str, rounds: usize) {
-    let (mut p, mut r) = (Vec::new(), Vec::new());
+    let (mut p, mut r, mut h) = (Vec::new(), Vec::new(), Vec::new());
     let mut syscalls = 0;
     for _ in 0..rounds {
         let (t, n) = timed(|| black_box(plain(workload)));
         p.push(t);
         syscalls = n;
         r.push(timed(|| black_box(recording(workload))).0);
+        h.push(timed(|| black_box(host_supervised(workload))).0);
     }
-    p.sort_by(|a, b| a.total_cmp(b));
-    r.sort_by(|a, b| a.total_cmp(b));
-    let (mp, mr) = (p[p.len() / 2], r[r.len() / 2]);
+    for v in [&mut p, &mut r, &mut h] {
+        v.sort_by(|a, b| a.total_cmp(b));
+    }
+    let (mp, mr, mh) = (p[p.len() / 2], r[r.len() / 2], h[h.len() / 2]);
     let size = std::fs::metadata(trace_path()).map(|m| m.len()).unwrap_or(0);
     println!(
         "record overhead ({workload}): {:.1}% by median, {:.1}% by best (plain {:.2} ms, recording {:.2} ms; \
@@ -87,6 +121,31 @@ fn ratio(workload: &str, rounds: usize) {
         mp * 1e3,
         mr * 1e3
     );
+    println!(
+        "host-supervised pass-through overhead ({workload}): {:.1}% by median, {:.1}% by best ({:.2} ms)",
+        (mh / mp - 1.0) * 100.0,
+        (h[0] / p[0] - 1.0) * 100.0,
+        mh * 1e3
+    );
+}
+
+/// `WARDEN_RECORD_PROFILE=MODE[,WORKLOAD[,N]]`: one run of one variant, for a profiler.
+fn profile(spec: &str) {
+    let mut parts = spec.split(',');
+    let mode = parts.next().unwrap_or("plain");
+    let workload = parts.next().unwrap_or("syscalls");
+    if let Some(n) = parts.next().and_then(|n| n.parse().ok()) {
+        ROUNDS.set(n).unwrap();
+    }
+    SPACE.set(1 << 34).unwrap();
+    let syscalls = match mode {
+        "plain" => plain(workload),
+        "record" => recording(workload),
+        "host" => host_supervised(workload),
+        other => panic!("WARDEN_RECORD_PROFILE: unknown mode {other:?} (plain, record or host)"),
+    };
+    println!("{mode} {workload}: {syscalls} syscalls");
+    let _ = std::fs::remove_file(trace_path());
 }
 
 fn bench(c: &mut Criterion) {
@@ -103,4 +162,11 @@ fn bench(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+fn main() {
+    if let Ok(spec) = std::env::var("WARDEN_RECORD_PROFILE") {
+        return profile(&spec);
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

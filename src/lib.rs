@@ -64,6 +64,9 @@ pub struct RunOptions {
     pub overlay: Option<PathBuf>,
     /// Trace system calls through the host supervisor ([`trace`]).
     pub trace: Option<trace::TraceConfig>,
+    /// Bytes of guest address space per process (`None`: the kernel's default, 64 GiB).
+    /// Smaller spaces let tools that cap mappings, such as valgrind, run a guest.
+    pub address_space_size: Option<u64>,
 }
 
 impl Default for RunOptions {
@@ -82,6 +85,7 @@ impl Default for RunOptions {
             policy: None,
             overlay: None,
             trace: None,
+            address_space_size: None,
         }
     }
 }
@@ -177,12 +181,24 @@ pub fn boot_with_vfs(opts: &RunOptions, vfs: Vfs, console: Box<dyn Console>) -> 
 
 /// [`boot_with_vfs`] with the guest working directory given (a replay uses the recorded one).
 pub fn boot_in(opts: &RunOptions, vfs: Vfs, console: Box<dyn Console>, cwd: Vec<u8>) -> Result<Kernel, RunError> {
+    let policy = opts.policy.as_deref().map(policy::load).transpose().map_err(RunError::Policy)?;
+    boot_with_policy(opts, vfs, console, cwd, policy)
+}
+
+/// [`boot_in`] with the policy already parsed (`opts.policy` is not read): a replay uses
+/// the policy text the trace carries.
+pub fn boot_with_policy(
+    opts: &RunOptions,
+    vfs: Vfs,
+    console: Box<dyn Console>,
+    cwd: Vec<u8>,
+    policy: Option<guest_kernel::policy::PolicySpec>,
+) -> Result<Kernel, RunError> {
     for kv in &opts.env {
         if !kv.contains('=') || kv.starts_with('=') {
             return Err(RunError::BadEnv(kv.clone()));
         }
     }
-    let policy = opts.policy.as_deref().map(policy::load).transpose().map_err(RunError::Policy)?;
     let mut config = KernelConfig {
         seed: opts.seed,
         quantum: opts.quantum.max(1),
@@ -192,6 +208,9 @@ pub fn boot_in(opts: &RunOptions, vfs: Vfs, console: Box<dyn Console>, cwd: Vec<
         cwd,
         ..KernelConfig::default()
     };
+    if let Some(size) = opts.address_space_size {
+        config.address_space_size = size;
+    }
     if !opts.env.is_empty() {
         config.env = opts.env.iter().map(|s| s.as_bytes().to_vec()).collect();
     }

@@ -164,6 +164,7 @@ impl RunArgs {
             },
             policy: self.policy,
             trace: None,
+            address_space_size: None,
         }
     }
 }

@@ -109,11 +109,6 @@ pub struct RecordArgs {
 impl RecordArgs {
     pub fn run(self) -> i32 {
         let opts = self.run.options();
-        // The trace header does not carry these yet, so a replay could not reproduce them.
-        if opts.overlay.is_some() || opts.policy.is_some() || opts.personality.is_some() {
-            eprintln!("warden: record: --overlay, --policy and --personality cannot be recorded yet");
-            return warden::EXIT_WARDEN_FAILED;
-        }
         match warden::record::record(&opts, &[], Box::new(guest_kernel::HostConsole), &self.output) {
             Ok((outcome, _)) => outcome.exit_status(),
             Err(e) => {
@@ -124,9 +119,19 @@ impl RecordArgs {
     }
 }
 
-/// `warden replay [--image FILE | --root DIR] TRACE`.
+/// `warden replay [--image FILE | --root DIR] [--overlay DIR] [--force] TRACE`.
 #[derive(Args, Debug)]
 pub struct ReplayArgs {
+    /// Replay even if the root differs from the recorded one (its digest), to find where
+    /// the run diverges; without it such a replay stops before it starts, status 125.
+    #[arg(long)]
+    force: bool,
+
+    /// The overlay directory of a run recorded with `--overlay`, if not the recorded path:
+    /// it must hold what the recorded one held when the recording started.
+    #[arg(long, value_name = "DIR")]
+    overlay: Option<PathBuf>,
+
     /// Replay on this tar image instead of the recorded root.
     #[arg(long, value_name = "FILE", conflicts_with = "root")]
     image: Option<PathBuf>,
@@ -147,7 +152,7 @@ impl ReplayArgs {
             (None, Some(d)) => Some(Root::Dir(d)),
             (None, None) => None,
         };
-        let options = warden::record::ReplayOptions { root };
+        let options = warden::record::ReplayOptions { root, overlay: self.overlay, force: self.force };
         let mut warn = |m: String| eprintln!("warden: replay: {m}");
         match warden::record::replay(&self.trace, &options, Box::new(guest_kernel::HostConsole), &mut warn) {
             Ok(outcome) => outcome.exit_status(),

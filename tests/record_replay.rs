@@ -40,10 +40,19 @@ fn record_run(o: &RunOptions, stdin: &[u8], trace: &Path) -> Recorded {
 }
 
 fn replay_run(trace: &Path, root: Option<Root>) -> (Result<RunOutcome, ReplayError>, CapturedOutput, Vec<String>) {
+    replay_with(trace, ReplayOptions { root, ..ReplayOptions::default() })
+}
+
+/// Replays even on a root that differs from the recorded one.
+fn replay_forced(trace: &Path, root: Option<Root>) -> (Result<RunOutcome, ReplayError>, CapturedOutput, Vec<String>) {
+    replay_with(trace, ReplayOptions { root, force: true, ..ReplayOptions::default() })
+}
+
+fn replay_with(trace: &Path, o: ReplayOptions) -> (Result<RunOutcome, ReplayError>, CapturedOutput, Vec<String>) {
     // Replay must not read stdin: give it none.
     let (console, out): (CaptureConsole, Rc<RefCell<CapturedOutput>>) = CaptureConsole::new(b"");
     let mut warnings = Vec::new();
-    let r = record::replay(trace, &ReplayOptions { root }, Box::new(console), &mut |w| warnings.push(w));
+    let r = record::replay(trace, &o, Box::new(console), &mut |w| warnings.push(w));
     let out = out.borrow().clone();
     (r, out, warnings)
 }
@@ -183,9 +192,15 @@ fn modified_binary_reports_the_first_divergent_syscall() {
     let other = std::fs::read(Path::new(env!("WARDEN_GUEST_BIN_DIR")).join("echo")).unwrap();
     let bad = dir.join("bad.tar");
     make_image(&bad, &[("bin/testprog", &other)]);
-    let (r, out, warnings) = replay_run(&trace, Some(Root::Image(bad)));
+    // Without --force the changed image is refused before anything runs.
+    let (r, out, warnings) = replay_run(&trace, Some(Root::Image(bad.clone())));
+    let msg = r.unwrap_err().to_string();
+    assert!(msg.starts_with("replay refused: the image ") && msg.contains("differs from the recording's"), "{msg}");
+    assert!(out.stdout.is_empty() && warnings.is_empty());
+    // With it, the replay says where the run diverges.
+    let (r, out, warnings) = replay_forced(&trace, Some(Root::Image(bad)));
     assert_eq!(warnings.len(), 1, "{warnings:?}");
-    assert!(warnings[0].contains("image differs"), "{warnings:?}");
+    assert!(warnings[0].contains("differs from the recording's"), "{warnings:?}");
     let msg = r.unwrap_err().to_string();
     assert!(msg.starts_with("replay diverged at syscall #"), "{msg}");
     assert!(!msg.contains('\n'), "{msg}");
@@ -200,7 +215,7 @@ fn modified_binary_reports_the_first_divergent_syscall() {
     let unused = dir.join("unused.tar");
     make_image(&unused, &[("bin/testprog", &patched)]);
     // The usage text is never printed in this run: the image differs, the run does not.
-    let (r, out, warnings) = replay_run(&trace, Some(Root::Image(unused)));
+    let (r, out, warnings) = replay_forced(&trace, Some(Root::Image(unused)));
     assert_eq!(warnings.len(), 1);
     assert_eq!(r.unwrap(), rec.outcome);
     assert_eq!(out.stdout, rec.out.stdout);
@@ -226,7 +241,7 @@ fn modified_data_in_a_written_buffer_diverges_at_that_write() {
     patched[at..at + 7].copy_from_slice(b"FAILING");
     // Overwrite the recorded image file itself (the trace names its path).
     make_image(&good, &[("bin/testprog", &patched)]);
-    let (r, _, warnings) = replay_run(&trace, None);
+    let (r, _, warnings) = replay_forced(&trace, None);
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     let msg = r.unwrap_err().to_string();
     let want =
@@ -260,12 +275,18 @@ fn edited_traces_report_the_edited_point() {
     );
     let _ = at;
 
-    // Change the recorded instruction count of the 15th call (its delta varint).
+    // Change the recorded instruction count of the 15th call: the delta in a compact event's
+    // tag byte, or a full event's delta varint.
     let (at15, tid15, _, _) = calls[14];
+    let at15 = at15 as usize;
     let mut edited = bytes.clone();
-    let tid_len = 1; // tids here are < 128
-    let number_len = 1 + usize::from(edited[at15 as usize + 1 + tid_len] & 0x80 != 0);
-    edited[at15 as usize + 1 + tid_len + number_len] ^= 0x01;
+    if edited[at15] & 0x80 != 0 {
+        edited[at15] ^= 0x01;
+    } else {
+        let tid_len = 1; // tids here are < 128
+        let number_len = 1 + usize::from(edited[at15 + 1 + tid_len] & 0x80 != 0);
+        edited[at15 + 1 + tid_len + number_len] ^= 0x01;
+    }
     let p = dir.join("icount.trace");
     std::fs::write(&p, &edited).unwrap();
     let msg = replay_run(&p, None).0.unwrap_err().to_string();
@@ -386,4 +407,226 @@ fn warden_test_keeps_traces_of_failures_only() {
     assert!(out.contains("(trace: "), "{out}");
     let (status, replayed, _) = warden(&["replay", traces.join("bad_one.trace").to_str().unwrap()], b"");
     assert_eq!((status, replayed.as_slice()), (4, &b"fed"[..]));
+}
+
+// --- host-directory roots, policies, overlays, Linux programs -------------------------
+
+fn require_tools() -> bool {
+    std::env::var("WARDEN_REQUIRE_TOOLS").is_ok_and(|v| v == "1")
+}
+
+/// Builds Linux fixture `name` (tests/fixtures/linux) with `compiler`; `None` (after a
+/// SKIPPED line, or a panic under WARDEN_REQUIRE_TOOLS=1) if the compiler is missing.
+fn build_fixture(name: &str, compiler: &str) -> Option<PathBuf> {
+    let found = Command::new(compiler)
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok();
+    if !found {
+        assert!(!require_tools(), "{compiler} not found but WARDEN_REQUIRE_TOOLS=1");
+        eprintln!("SKIPPED: {compiler} not found");
+        return None;
+    }
+    let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("rr-linux");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let out = out_dir.join(format!("{name}.{compiler}.{}", std::process::id()));
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/linux").join(format!("{name}.c"));
+    let status = Command::new(compiler)
+        .args(["-static", "-O2", "-pthread", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .arg("-lm")
+        .status()
+        .expect("run compiler");
+    assert!(status.success(), "{compiler} failed on {}", src.display());
+    Some(out)
+}
+
+#[test]
+fn linux_fixtures_record_and_replay_exactly() {
+    // Processes (fork, exec, pipes), threads, signals, files and the clock, under glibc and
+    // musl; each in a host-directory root holding just the program.
+    let dir = temp_dir("linux");
+    for compiler in ["gcc", "musl-gcc"] {
+        for name in ["hello", "files", "procs", "signals", "threads", "timing"] {
+            let Some(prog) = build_fixture(name, compiler) else { continue };
+            let root = dir.join(format!("root-{name}-{compiler}"));
+            std::fs::create_dir_all(&root).unwrap();
+            std::fs::copy(&prog, root.join("prog")).unwrap();
+            let personality = (name == "hello").then_some(guest_kernel::linux::Personality::Linux);
+            let o = RunOptions {
+                root: Root::Dir(root),
+                personality,
+                budget: Some(20_000_000_000),
+                ..opts("/prog", &["one", "two words"])
+            };
+            let rec = assert_round_trip(&dir, &format!("{name}-{compiler}"), &o, b"");
+            assert!(!rec.out.stdout.is_empty(), "{name} ({compiler}) printed nothing");
+        }
+    }
+}
+
+/// A host-directory root with testprog and a data file.
+fn testprog_root(dir: &Path) -> PathBuf {
+    let root = dir.join("root");
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::copy(Path::new(env!("WARDEN_GUEST_BIN_DIR")).join("testprog"), root.join("bin/testprog")).unwrap();
+    std::fs::write(root.join("data.txt"), b"some data\n").unwrap();
+    root
+}
+
+#[test]
+fn a_changed_root_directory_is_refused_up_front() {
+    let dir = temp_dir("rootdir");
+    let root = testprog_root(&dir);
+    let o = RunOptions { root: Root::Dir(root.clone()), ..opts("/bin/testprog", &["echo", "hi"]) };
+    let trace = dir.join("t.trace");
+    let rec = assert_round_trip(&dir, "dir", &o, b"");
+    assert_eq!(rec.out.stdout, b"hi\n");
+    record_run(&o, b"", &trace);
+    let refused = |what: &str| {
+        let (r, out, _) = replay_run(&trace, None);
+        let msg = r.expect_err(what).to_string();
+        assert!(msg.starts_with("replay refused: the root directory ") && msg.contains("differs"), "{what}: {msg}");
+        assert!(out.stdout.is_empty(), "{what}: nothing runs");
+    };
+    // A file the program never reads, its contents, its mode, a new file, a symlink.
+    std::fs::write(root.join("data.txt"), b"some data!\n").unwrap();
+    refused("changed contents");
+    // The same contents again: accepted.
+    std::fs::write(root.join("data.txt"), b"some data\n").unwrap();
+    assert_eq!(replay_run(&trace, None).0.unwrap(), rec.outcome);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(root.join("data.txt"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    refused("changed mode");
+    std::fs::set_permissions(root.join("data.txt"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::os::unix::fs::symlink("data.txt", root.join("link")).unwrap();
+    refused("new symlink");
+    // --force replays anyway, with a warning; this run does not read the changed files.
+    let (r, out, warnings) = replay_forced(&trace, None);
+    assert_eq!(r.unwrap(), rec.outcome);
+    assert_eq!(out.stdout, rec.out.stdout);
+    assert!(warnings.len() == 1 && warnings[0].contains("--force"), "{warnings:?}");
+    // The command line: one line, status 125.
+    let (status, out, err) = warden(&["replay", trace.to_str().unwrap()], b"");
+    assert_eq!(status, 125, "{err}");
+    assert!(out.is_empty());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("differs from the recording's"), "{err}");
+}
+
+#[test]
+fn the_policy_text_is_recorded_and_replayed() {
+    let dir = temp_dir("policy");
+    let policy = dir.join("p.toml");
+    std::fs::write(&policy, "deny = [\"kill\"]\n").unwrap();
+    let o = RunOptions { policy: Some(policy.clone()), ..opts("/bin/kill", &["-0", "1"]) };
+    let rec = assert_round_trip(&dir, "policy", &o, b"");
+    // The policy made a difference (so the replay really applied it).
+    let (console, plain) = CaptureConsole::new(b"");
+    let unrestricted = warden::run(&RunOptions { policy: None, ..o.clone() }, Box::new(console)).unwrap();
+    assert!(unrestricted != rec.outcome || *plain.borrow() != rec.out, "the policy changed nothing");
+    // The replay uses the recorded text, not the file (changed or gone).
+    let trace = dir.join("policy.trace");
+    std::fs::write(&policy, "").unwrap();
+    let (r, out, _) = replay_run(&trace, None);
+    assert_eq!((r.unwrap(), out), (rec.outcome, rec.out.clone()));
+    std::fs::remove_file(&policy).unwrap();
+    let (status, out, err) = warden(&["replay", trace.to_str().unwrap()], b"");
+    assert_eq!((status, out), (rec.outcome.exit_status(), rec.out.stdout.clone()), "{err}");
+    // A broken policy is refused when recording, as when running.
+    std::fs::write(&policy, "deny = [\"no-such-call\"]\n").unwrap();
+    let (console, _) = CaptureConsole::new(b"");
+    let e = record::record(&o, &[], Box::new(console), &dir.join("bad.trace")).unwrap_err();
+    assert_eq!(e.exit_status(), 125);
+    assert!(e.to_string().contains("no-such-call"), "{e}");
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let t = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &t);
+        } else {
+            std::fs::copy(e.path(), &t).unwrap();
+        }
+    }
+}
+
+#[test]
+fn an_overlay_must_hold_its_recorded_start() {
+    let dir = temp_dir("overlay");
+    let overlay = dir.join("ov");
+    std::fs::create_dir_all(overlay.join("tmp")).unwrap();
+    std::fs::write(overlay.join("tmp/seen"), b"from an earlier run\n").unwrap();
+    let before = dir.join("ov-before");
+    copy_tree(&overlay, &before);
+    let again = dir.join("ov-again");
+    copy_tree(&overlay, &again);
+    let o = RunOptions {
+        overlay: Some(overlay.clone()),
+        ..opts("/bin/sh", &["-c", "cat /tmp/seen; echo new > /tmp/written; cat /tmp/written"])
+    };
+    let trace = dir.join("ov.trace");
+    let rec = record_run(&o, b"", &trace);
+    assert_eq!(rec.out.stdout, b"from an earlier run\nnew\n");
+    assert_eq!(std::fs::read(overlay.join("tmp/written")).unwrap(), b"new\n", "written through");
+    // The run changed its overlay: replaying on it is refused, and says why.
+    let (r, out, _) = replay_run(&trace, None);
+    let msg = r.unwrap_err().to_string();
+    assert!(msg.contains("the overlay") && msg.contains("a run writes through to its overlay"), "{msg}");
+    assert!(!msg.contains('\n') && out.stdout.is_empty(), "{msg}");
+    // On a copy of the overlay as it was, the replay is exact.
+    let (r, out, _) = replay_with(&trace, ReplayOptions { overlay: Some(before.clone()), ..ReplayOptions::default() });
+    assert_eq!((r.unwrap(), out), (rec.outcome, rec.out.clone()));
+    assert!(before.join("tmp/written").exists(), "the replay wrote through to its overlay");
+    // The command line too, on another copy.
+    let (status, out, err) = warden(&["replay", "--overlay", again.to_str().unwrap(), trace.to_str().unwrap()], b"");
+    assert_eq!((status, out), (0, rec.out.stdout.clone()), "{err}");
+    let (status, _, err) = warden(&["replay", trace.to_str().unwrap()], b"");
+    assert_eq!(status, 125);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    // An overlay for a run recorded without one is refused.
+    let plain = dir.join("plain.trace");
+    record_run(&opts("/bin/echo", &["x"]), b"", &plain);
+    let r = replay_with(&plain, ReplayOptions { overlay: Some(again), ..ReplayOptions::default() }).0;
+    assert!(r.unwrap_err().to_string().contains("recorded without an overlay"));
+}
+
+#[test]
+fn command_line_records_policy_overlay_and_personality() {
+    let dir = temp_dir("cli-options");
+    let policy = dir.join("p.toml");
+    std::fs::write(&policy, "deny = [\"kill\"]\n").unwrap();
+    let trace = dir.join("t.trace");
+    let t = trace.to_str().unwrap();
+    let ov = dir.join("ov");
+    let (status, out, err) = warden(
+        &[
+            "record",
+            "-o",
+            t,
+            "--policy",
+            policy.to_str().unwrap(),
+            "--overlay",
+            ov.to_str().unwrap(),
+            "--personality",
+            "redox",
+            "/bin/kill",
+            "-0",
+            "1",
+        ],
+        b"",
+    );
+    assert_ne!(status, 125, "{err}");
+    let (_, header) = TraceReader::open(&trace).unwrap();
+    assert_eq!(header.personality, Some(guest_kernel::linux::Personality::Redox));
+    assert!(header.policy.as_ref().is_some_and(|(_, text)| text.contains("kill")));
+    assert_eq!(header.overlay.as_ref().map(|(d, _)| d.clone()), Some(ov.clone()));
+    let (status2, out2, err2) = warden(&["replay", t], b"");
+    assert_eq!((status2, out2), (status, out), "{err2}");
 }

@@ -240,6 +240,7 @@ pub struct Kernel {
     sup: supervise::Supervision,
     /// Sees every system call when recording or replaying ([`record`]).
     tap: Option<Box<dyn record::SyscallTap>>,
+    recorder: Option<std::rc::Rc<std::cell::RefCell<record::TraceWriter>>>,
     /// Schedule perturbation (nonzero seed).
     chaos: Option<chaos::Chaos>,
 }
@@ -278,6 +279,7 @@ impl Kernel {
             mem_total: Rc::new(mm::MemTotal::new(config_total)),
             sup: Default::default(),
             tap: None,
+            recorder: None,
             chaos,
         }
     }

@@ -223,6 +223,9 @@ impl Kernel {
         let number = thread.cpu.gpr[reg::RAX] as usize;
         let args = gate_args(gate, &thread.cpu.gpr);
         let supervised = thread.supervised;
+        // A recording or replaying tap's view of the registers, taken while they are at hand.
+        let tapped = (self.tap.is_some() || self.recorder.is_some())
+            .then(|| (thread.pid, crate::record::register_fold(&thread.cpu)));
         let Ok(mm) = self.mm_of(tid) else { return };
         let call = if gate == Gate::Syscall && self.is_linux(tid) {
             crate::linux::decode(&mm.borrow().space.mem, gate, number as u64, args)
@@ -234,8 +237,10 @@ impl Kernel {
         let Some(call) = self.police(tid, call) else { return };
         // A recording or replaying tap sees every call the policy let through (it may stop
         // the run).
-        if self.tap.is_some() && !self.tap_syscall(tid, &call) {
-            return;
+        if let Some((pid, registers)) = tapped {
+            if !self.tap_syscall(tid, pid, registers, &call) {
+                return;
+            }
         }
         // Supervision: a supervisor sees `call` (the kernel's copy) before it runs.
         if supervised {
