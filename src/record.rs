@@ -625,9 +625,9 @@ fn root_digest(root: &Root) -> Result<Option<u64>, String> {
             }
             Ok(Some(h.digest()))
         }
-        Root::Dir(dir) => {
-            tree::digest(dir, |_| false).map(Some).map_err(|e| format!("cannot read root {}: {e}", dir.display()))
-        }
+        Root::Dir(dir) => tree::digest(dir, |_| false, tree::Files::Metadata)
+            .map(Some)
+            .map_err(|e| format!("cannot read root {}: {e}", dir.display())),
     }
 }
 
@@ -648,7 +648,8 @@ fn overlay_digest(dir: &Path) -> Result<u64, String> {
     if empty {
         return Ok(0);
     }
-    tree::digest(dir, overlay_skip).map_err(|e| format!("cannot read overlay {}: {e}", dir.display()))
+    tree::digest(dir, overlay_skip, tree::Files::Contents)
+        .map_err(|e| format!("cannot read overlay {}: {e}", dir.display()))
 }
 
 /// Reads and checks the policy file (its text goes into the trace).

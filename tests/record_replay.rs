@@ -493,10 +493,15 @@ fn a_changed_root_directory_is_refused_up_front() {
         assert!(out.stdout.is_empty(), "{what}: nothing runs");
     };
     // A file the program never reads, its contents, its mode, a new file, a symlink.
-    std::fs::write(root.join("data.txt"), b"some data!\n").unwrap();
+    let data = root.join("data.txt");
+    let mtime = std::fs::metadata(&data).unwrap().modified().unwrap();
+    std::fs::write(&data, b"some data!\n").unwrap();
     refused("changed contents");
-    // The same contents again: accepted.
-    std::fs::write(root.join("data.txt"), b"some data\n").unwrap();
+    // The same contents and modification time again: accepted (a root's files count by
+    // length and modification time, see src/record/tree.rs).
+    std::fs::write(&data, b"some data\n").unwrap();
+    refused("same contents, new modification time");
+    std::fs::File::options().append(true).open(&data).unwrap().set_modified(mtime).unwrap();
     assert_eq!(replay_run(&trace, None).0.unwrap(), rec.outcome);
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(root.join("data.txt"), std::fs::Permissions::from_mode(0o600)).unwrap();
