@@ -18,6 +18,8 @@
 //!   tree the guest left.
 //! - [`trace`]: the record/replay trace reader (`warden::record::TraceReader`) on arbitrary
 //!   files: header, then every event.
+//! - [`policy`]: the `--policy` TOML parser (`warden::policy::parse`) on arbitrary text, then
+//!   the policy it gave applied to a guest (`spawn_init_restricted`) and run briefly.
 //!
 //! This file is a module of two crates: it uses only `emu`, `guest_kernel`, `warden_abi` and
 //! `warden`.
@@ -35,7 +37,7 @@ use guest_kernel::{CallCtx, CaptureConsole, CapturedOutput, Kernel, KernelConfig
 use warden_abi::*;
 
 /// The names of the targets, in the order of the functions below.
-pub const TARGETS: &[&str] = &["interp", "elf", "tar", "syscalls", "overlay", "trace"];
+pub const TARGETS: &[&str] = &["interp", "elf", "tar", "syscalls", "overlay", "trace", "policy"];
 
 /// Runs the harness `name` on `data` (unknown names do nothing).
 pub fn run_target(name: &str, data: &[u8]) {
@@ -46,6 +48,7 @@ pub fn run_target(name: &str, data: &[u8]) {
         "syscalls" => syscalls(data),
         "overlay" => overlay(data),
         "trace" => trace(data),
+        "policy" => policy(data),
         _ => {}
     }
 }
@@ -674,4 +677,48 @@ pub fn trace(data: &[u8]) {
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+// --- policy ------------------------------------------------------------------------------------
+
+/// The policy parser: arbitrary bytes (as text, invalid UTF-8 replaced) through
+/// `warden::policy::parse`. An error must be one line naming the file; a policy must be
+/// well formed (every allowed number a known call, a jail absolute and NUL-free, `kill` only
+/// with a mask) and parsing must be deterministic. The policy is then applied to a guest
+/// (`/bin/prog`, which exits 7) and run for a few thousand instructions: starting may fail
+/// only with a documented exit status, and a run ends with an outcome.
+pub fn policy(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let spec = match warden::policy::parse("fuzz.toml", &text) {
+        Err(msg) => {
+            assert!(msg.starts_with("fuzz.toml"), "error must name the file: {msg:?}");
+            assert!(!msg.contains('\n') && !msg.contains('\r'), "error must be one line: {msg:?}");
+            assert_eq!(warden::policy::parse("fuzz.toml", &text), Err(msg), "parse is not deterministic");
+            return;
+        }
+        Ok(spec) => spec,
+    };
+    assert_eq!(warden::policy::parse("fuzz.toml", &text).as_ref(), Ok(&spec), "parse is not deterministic");
+    if let Some(allow) = &spec.allow {
+        for n in allow {
+            assert!(warden_abi::CALLS.iter().any(|c| c.number == *n), "unknown call number {n:#x} allowed");
+        }
+    } else {
+        assert!(!spec.kill, "kill mode without a mask");
+    }
+    if let Some(jail) = &spec.jail {
+        assert!(jail.starts_with(b"/") && !jail.contains(&0), "bad jail {jail:?}");
+    }
+    let Ok(vfs) = Vfs::from_tar_vec(base_image()) else { panic!("base image") };
+    let (mut kernel, _out) = kernel_with(vfs, fuzz_config(5_000));
+    match kernel.spawn_init_restricted("/bin/prog", &["prog"], &[], &spec) {
+        Ok(_) => {
+            let _ = kernel.run();
+        }
+        Err(e) => {
+            assert!(matches!(e.exit_status(), 125..=127), "{e}");
+            let msg = e.to_string();
+            assert!(!msg.is_empty() && !msg.contains('\n'), "{msg:?}");
+        }
+    }
 }
