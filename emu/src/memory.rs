@@ -12,8 +12,8 @@
 //! clear, so the first write to a page holding decoded code goes to the cold
 //! path, which clears the bit and queues the page for the code cache to drop.
 //!
-//! Guard zones: both host mappings sit between `GUARD` bytes of `PROT_NONE` host memory.
-//! Every host access the interpreter makes goes either through a Rust slice (bounds
+//! Guard zone: the data is followed by `GUARD` bytes of `PROT_NONE` host memory (and
+//! preceded by the permission table, see `HostMap`). Every host access the interpreter makes goes either through a Rust slice (bounds
 //! checked) or through the fast paths' raw pointer `base + addr` after `addr < limit` and
 //! an in-page check, so all touched bytes lie in `[base, base + limit + 16)`; a fast-path
 //! check that went wrong would fault on a guard instead of touching other host memory. The
@@ -139,26 +139,37 @@ const P_WAS_WRITE: u8 = 64;
 /// set; the real permissions are in the lazy table).
 const P_LAZY: u8 = 128;
 
-/// Host `PROT_NONE` bytes on each side of each mapping.
+/// Host `PROT_NONE` bytes after the guest's data.
 const GUARD: usize = 64 << 10;
 const PAGE: usize = PAGE_SIZE as usize;
 
-/// An anonymous, lazily populated host mapping of `len` bytes between two guard zones.
+/// The host reservation of one space, lazily populated and never swap-reserved:
+/// `[permission table | data | guard]`. The table comes first so that the guard after the
+/// data is the only bound a wrong fast-path check could run into (addresses only grow
+/// from `base`; a table index is below `limit / PAGE_SIZE` whenever the address is below
+/// `limit`).
 struct HostMap {
-    ptr: *mut u8,
-    len: usize,
+    start: *mut u8,
+    total: usize,
+    /// Size of the table part (page aligned): the data starts there.
+    table: usize,
+    data_len: usize,
 }
 
 impl HostMap {
-    fn new(len: usize) -> Result<HostMap, MemError> {
-        let total = len.checked_add(2 * GUARD).ok_or(MemError::BadLimit(len as u64))?;
+    fn new(data_len: usize) -> Result<HostMap, MemError> {
+        let table = (data_len / PAGE).div_ceil(PAGE) * PAGE;
+        let total = table
+            .checked_add(data_len)
+            .and_then(|t| t.checked_add(GUARD))
+            .ok_or(MemError::BadLimit(data_len as u64))?;
         // SAFETY: a fresh anonymous mapping at an address of the kernel's choice; nothing
         // else refers to it.
         let p = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
                 total,
-                libc::PROT_NONE,
+                libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
                 -1,
                 0,
@@ -167,25 +178,31 @@ impl HostMap {
         if p == libc::MAP_FAILED {
             return Err(MemError::Host(std::io::Error::last_os_error()));
         }
-        // SAFETY: `[p + GUARD, p + GUARD + len)` lies inside the mapping just made.
-        let rc = unsafe { libc::mprotect(p.cast::<u8>().add(GUARD).cast(), len, libc::PROT_READ | libc::PROT_WRITE) };
+        let map = HostMap { start: p.cast(), total, table, data_len };
+        // SAFETY: the guard lies inside the mapping just made, after the data.
+        let rc = unsafe { libc::mprotect(map.start.add(table + data_len).cast(), GUARD, libc::PROT_NONE) };
         if rc != 0 {
-            let err = std::io::Error::last_os_error();
-            // SAFETY: unmapping exactly the mapping made above.
-            unsafe { libc::munmap(p, total) };
-            return Err(MemError::Host(err));
+            return Err(MemError::Host(std::io::Error::last_os_error()));
         }
-        // SAFETY: as above, inside the mapping.
-        Ok(HostMap { ptr: unsafe { p.cast::<u8>().add(GUARD) }, len })
+        Ok(map)
     }
 
-    /// Makes `[off, off + len)` read back as zero (the host frees the pages).
+    fn perms(&self) -> *mut u8 {
+        self.start
+    }
+
+    fn data(&self) -> *mut u8 {
+        // SAFETY: `table` is inside the mapping.
+        unsafe { self.start.add(self.table) }
+    }
+
+    /// Makes data bytes `[off, off + len)` read back as zero (the host frees the pages).
     fn zero(&self, off: usize, len: usize) -> Result<(), MemError> {
-        debug_assert!(off + len <= self.len);
-        // SAFETY: the range lies inside the mapping; MADV_DONTNEED on a private anonymous
-        // mapping only makes the pages read back as zero. Callers hold no reference into
-        // the range (every access to guest bytes goes through `Memory`'s methods).
-        let rc = unsafe { libc::madvise(self.ptr.add(off).cast(), len, libc::MADV_DONTNEED) };
+        debug_assert!(off + len <= self.data_len);
+        // SAFETY: the range lies inside the data part; MADV_DONTNEED on a private
+        // anonymous mapping only makes the pages read back as zero. Callers hold no
+        // reference into the range (every access to guest bytes goes through `Memory`).
+        let rc = unsafe { libc::madvise(self.data().add(off).cast(), len, libc::MADV_DONTNEED) };
         if rc != 0 {
             return Err(MemError::Host(std::io::Error::last_os_error()));
         }
@@ -195,9 +212,9 @@ impl HostMap {
 
 impl Drop for HostMap {
     fn drop(&mut self) {
-        // SAFETY: unmapping the whole mapping made by `new`, guards included; `Memory`
-        // hands out no reference that outlives it.
-        unsafe { libc::munmap(self.ptr.sub(GUARD).cast(), self.len + 2 * GUARD) };
+        // SAFETY: unmapping the whole mapping made by `new`; `Memory` hands out no
+        // reference that outlives it.
+        unsafe { libc::munmap(self.start.cast(), self.total) };
     }
 }
 
@@ -309,9 +326,8 @@ pub enum MemError {
 
 /// A guest address space's memory.
 pub struct Memory {
+    /// Owns the data and the permission table (accessed through `base` and `perm_base`).
     data: HostMap,
-    /// Owns the permission table (accessed only through `perm_base`).
-    _perms: HostMap,
     base: *mut u8,
     perm_base: *mut u8,
     limit: u64,
@@ -343,13 +359,10 @@ impl Memory {
             return Err(MemError::BadLimit(limit));
         }
         let data = HostMap::new(limit as usize)?;
-        let pages = (limit / PAGE_SIZE) as usize;
-        let perms = HostMap::new(pages)?;
-        let base = data.ptr;
-        let perm_base = perms.ptr;
+        let base = data.data();
+        let perm_base = data.perms();
         Ok(Memory {
             data,
-            _perms: perms,
             base,
             perm_base,
             limit,
@@ -1173,6 +1186,20 @@ mod tests {
         let _other = m.fork().unwrap();
         assert!(m.page_writable(0x31000));
         assert_eq!(m.perm_at(GuestAddress(0x31000)), Some(Perm::RWX));
+    }
+
+    #[test]
+    fn data_is_followed_by_a_guard_zone() {
+        let m = Memory::new(1 << 20).unwrap();
+        let end = m.base as usize + (1 << 20);
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        let guard = maps.lines().find_map(|l| {
+            let (range, rest) = l.split_once(' ')?;
+            let (a, b) = range.split_once('-')?;
+            let (a, b) = (usize::from_str_radix(a, 16).ok()?, usize::from_str_radix(b, 16).ok()?);
+            (a <= end && end < b).then(|| (b - end, rest.starts_with("---p")))
+        });
+        assert_eq!(guard, Some((GUARD, true)), "{maps}");
     }
 
     #[test]

@@ -193,6 +193,16 @@ const INTERP_DATA_LEN: u64 = 0x10000;
 /// code); a register seed with bit 63 set becomes a pointer into the data area, so memory
 /// operands hit mapped memory often. Runs until a fault or 5,000 instructions; traps
 /// (`syscall`, `int n`, ...) continue as if the kernel returned 0.
+///
+/// "No host memory touched outside guest memory" is checked two ways. On the host side,
+/// `emu::Memory` keeps a `PROT_NONE` guard zone after the guest's data (and its permission
+/// table before it): all host accesses go through bounds-checked slices or through the
+/// fast paths' `base + addr` after an `addr < limit` check, so a wrong check faults on the
+/// guard, which the fuzzer reports as a crash (and ASan checks every other host access).
+/// On the guest side the run must not change what the guest could not write: the mapped
+/// ranges, the read-only page, the code page unless it was mapped writable, and a
+/// copy-on-write fork of the space taken before the run (flag bit 1 runs the fork instead,
+/// so the lazily copied side executes, and the original must stay as it was).
 pub fn interp(data: &[u8]) {
     let mut b = Bytes::new(data);
     let flags = b.u8();
@@ -223,6 +233,20 @@ pub fn interp(data: &[u8]) {
     cpu.mxcsr = u32::from(mxcsr) & emu::cpu::MXCSR_MASK;
     cpu.set_rflags(seeds[0].rotate_left(7));
     let _ = fcw; // the x87 control word is reached through `fldcw` in the code instead
+    let snapshot = |space: &AddressSpace| {
+        let mut all = vec![0u8; (INTERP_DATA + INTERP_DATA_LEN + 0x1000 - INTERP_CODE) as usize];
+        let (code, rest) = all.split_at_mut(code_len as usize);
+        space.mem.read_raw(GuestAddress(INTERP_CODE), code).expect("read code");
+        let gap = (INTERP_DATA - INTERP_CODE - code_len) as usize;
+        space.mem.read_raw(GuestAddress(INTERP_DATA), &mut rest[gap..]).expect("read data");
+        all
+    };
+    let before = snapshot(&space);
+    let regions: Vec<_> = space.mem.regions().collect();
+    let mut other = space.fork().expect("fork");
+    if flags & 2 != 0 {
+        std::mem::swap(&mut space, &mut other);
+    }
     let mut left: u64 = 5_000;
     for _ in 0..64 {
         if left == 0 {
@@ -238,6 +262,14 @@ pub fn interp(data: &[u8]) {
             Exit::BudgetExhausted => break,
             _ => break,
         }
+    }
+    assert_eq!(space.mem.regions().collect::<Vec<_>>(), regions, "the mappings changed");
+    assert!(snapshot(&other) == before, "the other side of a fork changed");
+    let after = snapshot(&space);
+    let ro = after.len() - 0x1000;
+    assert!(after[ro..].iter().all(|&b| b == 0), "a read-only page changed");
+    if flags & 1 == 0 {
+        assert!(after[..code_len as usize] == before[..code_len as usize], "read-only code changed");
     }
 }
 
