@@ -127,6 +127,11 @@ fn builtin_seeds(target: &str) -> Vec<Vec<u8>> {
             v.extend_from_slice(&[0x00, 0x00, 0x50, 0x5b, 0x0f, 0x05, 0xeb, 0xf8]);
             vec![v]
         }
+        "policy" => vec![
+            include_bytes!("../examples/policy.toml").to_vec(),
+            b"allow = [\"all\"]\ndeny = [\"J\", \"kill\"]\nmode = \"kill\"\njail = \"/tmp\"\n".to_vec(),
+            b"deny = [\"file\", \"open\"]\njail = \"/etc/../tmp/./\"\n".to_vec(),
+        ],
         _ => vec![vec![0u8; 200]],
     }
 }
@@ -212,6 +217,11 @@ fn fuzz_smoke_trace() {
 }
 
 #[test]
+fn fuzz_smoke_policy() {
+    smoke("policy");
+}
+
+#[test]
 fn every_target_has_a_smoke_test() {
-    assert_eq!(harness::TARGETS, ["interp", "elf", "tar", "syscalls", "overlay", "trace"]);
+    assert_eq!(harness::TARGETS, ["interp", "elf", "tar", "syscalls", "overlay", "trace", "policy"]);
 }

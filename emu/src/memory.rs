@@ -11,11 +11,37 @@
 //! the internal `CODE` bit. The write fast path demands `WRITE` set and `CODE`
 //! clear, so the first write to a page holding decoded code goes to the cold
 //! path, which clears the bit and queues the page for the code cache to drop.
+//!
+//! Guard zone: the data is followed by `GUARD` bytes of `PROT_NONE` host memory (and
+//! preceded by the permission table, see `HostMap`). Every host access the interpreter makes goes either through a Rust slice (bounds
+//! checked) or through the fast paths' raw pointer `base + addr` after `addr < limit` and
+//! an in-page check, so all touched bytes lie in `[base, base + limit + 16)`; a fast-path
+//! check that went wrong would fault on a guard instead of touching other host memory. The
+//! interpreter fuzz target relies on this (a guard hit is a crash, i.e. a finding).
+//!
+//! Fork is copy-on-write at page granularity, in software, so that the fast paths keep
+//! their cost (they test the same bits as before):
+//! - At fork the parent's resident pages are *lent* to the child through a [`Frozen`]
+//!   image: each such page gets `SHARED` in the parent (its `WRITE` bit moved to
+//!   `WAS_WRITE`, so reads and execution stay on the fast paths and writes take the cold
+//!   path) and `LAZY` in the child (no access bits: every access takes the cold path), with
+//!   the page's source and real permissions in the child's lazy table.
+//! - The child *materialises* a lazy page on its first access: one page copy from the
+//!   parent's memory (unchanged since the fork) or from the copy the parent saved.
+//! - Before anything changes a `SHARED` page (a guest write, a raw write, map, unmap,
+//!   protect), the parent saves a copy into each frozen image whose readers still need the
+//!   page, then the page gets its own bits back.
+//! - A space forked while it still has lazy pages hands the same sources on; a space that
+//!   dies first saves what its readers still need and detaches from them.
+//!
+//! So fork costs a page-table walk (`mincore`) and a byte per page instead of a copy of
+//! every resident page, and idle children share their parent's pages. All bookkeeping lives
+//! on the cold paths; a page with `LAZY` or `SHARED` is resolved before any slow-path check.
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-
-use memmap2::{MmapMut, MmapOptions};
+use std::sync::{Arc, Mutex};
 
 use crate::exec::Trap;
 
@@ -105,6 +131,168 @@ pub(crate) const P_WRITE: u8 = 2;
 pub(crate) const P_EXEC: u8 = 4;
 pub(crate) const P_CODE: u8 = 8;
 pub(crate) const P_MAPPED: u8 = 16;
+/// Copy-on-write: this page is lent to a forked space (see the module note); its `WRITE`
+/// bit is kept in `P_WAS_WRITE` so that writes take the cold path.
+const P_SHARED: u8 = 32;
+const P_WAS_WRITE: u8 = 64;
+/// Copy-on-write: this page's contents are still in a [`Frozen`] source (no access bits
+/// set; the real permissions are in the lazy table).
+const P_LAZY: u8 = 128;
+
+/// Host `PROT_NONE` bytes after the guest's data.
+const GUARD: usize = 64 << 10;
+const PAGE: usize = PAGE_SIZE as usize;
+
+/// The host reservation of one space, lazily populated and never swap-reserved:
+/// `[permission table | data | guard]`. The table comes first so that the guard after the
+/// data is the only bound a wrong fast-path check could run into (addresses only grow
+/// from `base`; a table index is below `limit / PAGE_SIZE` whenever the address is below
+/// `limit`).
+struct HostMap {
+    start: *mut u8,
+    total: usize,
+    /// Size of the table part (page aligned): the data starts there.
+    table: usize,
+    data_len: usize,
+}
+
+impl HostMap {
+    fn new(data_len: usize) -> Result<HostMap, MemError> {
+        let table = (data_len / PAGE).div_ceil(PAGE) * PAGE;
+        let total = table
+            .checked_add(data_len)
+            .and_then(|t| t.checked_add(GUARD))
+            .ok_or(MemError::BadLimit(data_len as u64))?;
+        // SAFETY: a fresh anonymous mapping at an address of the kernel's choice; nothing
+        // else refers to it.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                total,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(MemError::Host(std::io::Error::last_os_error()));
+        }
+        let map = HostMap { start: p.cast(), total, table, data_len };
+        // SAFETY: the guard lies inside the mapping just made, after the data.
+        let rc = unsafe { libc::mprotect(map.start.add(table + data_len).cast(), GUARD, libc::PROT_NONE) };
+        if rc != 0 {
+            return Err(MemError::Host(std::io::Error::last_os_error()));
+        }
+        Ok(map)
+    }
+
+    fn perms(&self) -> *mut u8 {
+        self.start
+    }
+
+    fn data(&self) -> *mut u8 {
+        // SAFETY: `table` is inside the mapping.
+        unsafe { self.start.add(self.table) }
+    }
+
+    /// Makes data bytes `[off, off + len)` read back as zero (the host frees the pages).
+    fn zero(&self, off: usize, len: usize) -> Result<(), MemError> {
+        debug_assert!(off + len <= self.data_len);
+        // SAFETY: the range lies inside the data part; MADV_DONTNEED on a private
+        // anonymous mapping only makes the pages read back as zero. Callers hold no
+        // reference into the range (every access to guest bytes goes through `Memory`).
+        let rc = unsafe { libc::madvise(self.data().add(off).cast(), len, libc::MADV_DONTNEED) };
+        if rc != 0 {
+            return Err(MemError::Host(std::io::Error::last_os_error()));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for HostMap {
+    fn drop(&mut self) {
+        // SAFETY: unmapping the whole mapping made by `new`; `Memory` hands out no
+        // reference that outlives it.
+        unsafe { libc::munmap(self.start.cast(), self.total) };
+    }
+}
+
+/// The frozen image of one fork's parent: where the pages its children still read live.
+struct Frozen {
+    inner: Mutex<FrozenInner>,
+}
+
+struct FrozenInner {
+    /// The source space's data (`None` once it died: then `saved` holds every page needed).
+    source: Option<*const u8>,
+    /// Copies of pages the source changed (or dropped) while readers still needed them.
+    saved: HashMap<u64, Box<[u8]>>,
+    /// How many spaces still have to materialise each page.
+    readers: HashMap<u64, u32>,
+}
+
+// SAFETY: `source` points into the source space's data mapping, which lives until that
+// space detaches (under this mutex) in its `Drop`; the pages read through it are the
+// source's `SHARED` pages, which the source does not change before saving them here, also
+// under this mutex. Nothing else is reachable through the pointer.
+unsafe impl Send for FrozenInner {}
+
+impl Frozen {
+    fn lock(&self) -> std::sync::MutexGuard<'_, FrozenInner> {
+        // A panic while holding the lock leaves consistent maps (each update is one insert
+        // or remove), so a poisoned lock is still usable.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A lazy page: its source and its real permission bits.
+#[derive(Clone)]
+struct LazyPage {
+    src: Arc<Frozen>,
+    perm: u8,
+}
+
+/// What an access needs resolved first (see `Memory::prepare`).
+#[derive(Clone, Copy)]
+enum Prepare {
+    Read,
+    Write,
+    Raw,
+}
+
+/// The table byte of page byte `p` once it is lent: `WRITE` moves to `WAS_WRITE`.
+fn shared_bits(p: u8) -> u8 {
+    let w = if p & P_WRITE != 0 { P_WAS_WRITE } else { 0 };
+    (p & !(P_WRITE | P_WAS_WRITE)) | P_SHARED | w
+}
+
+/// One reader of `page` is done with it (copied it in or gave it up).
+fn release_reader(f: &mut FrozenInner, page: u64) {
+    if let Some(n) = f.readers.get_mut(&page) {
+        *n -= 1;
+        if *n == 0 {
+            f.readers.remove(&page);
+            f.saved.remove(&page);
+        }
+    }
+}
+
+/// Whether the host may have swapped guest pages out, so that `mincore` no longer tells
+/// untouched pages from swapped ones (read once: any active swap area, or no answer).
+fn host_may_swap() -> bool {
+    static SWAP: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SWAP.get_or_init(|| std::fs::read_to_string("/proc/swaps").map_or(true, |s| s.lines().count() > 1))
+}
+
+/// Copy-on-write bookkeeping of one space (empty unless it forked or was forked).
+#[derive(Default)]
+struct Cow {
+    /// Pages whose contents are still in a source.
+    lazy: HashMap<u64, LazyPage>,
+    /// Frozen images of this space that readers may still need pages from.
+    lent: Vec<Arc<Frozen>>,
+}
 
 /// The kind of access that faulted.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
@@ -138,8 +326,8 @@ pub enum MemError {
 
 /// A guest address space's memory.
 pub struct Memory {
-    data: MmapMut,
-    perms: MmapMut,
+    /// Owns the data and the permission table (accessed through `base` and `perm_base`).
+    data: HostMap,
     base: *mut u8,
     perm_base: *mut u8,
     limit: u64,
@@ -149,10 +337,13 @@ pub struct Memory {
     pub(crate) fault: Fault,
     /// Pages whose `CODE` bit a write cleared; the code cache drops them.
     pub(crate) dirty_code: Vec<u64>,
+    /// Copy-on-write state (cold paths only).
+    cow: RefCell<Cow>,
 }
 
-// SAFETY: `Memory` exclusively owns both mappings its raw pointers point into;
-// nothing else aliases them, so moving it to another thread is sound.
+// SAFETY: `Memory` exclusively owns both mappings its raw pointers point into; the only
+// memory it shares is through `Frozen` images, whose accesses are synchronised by their
+// mutex (see `FrozenInner`), so moving it to another thread is sound.
 unsafe impl Send for Memory {}
 
 impl fmt::Debug for Memory {
@@ -167,20 +358,18 @@ impl Memory {
         if limit == 0 || limit % PAGE_SIZE != 0 || limit > MAX_LIMIT {
             return Err(MemError::BadLimit(limit));
         }
-        let mut data = MmapOptions::new().len(limit as usize).no_reserve_swap().map_anon()?;
-        let pages = (limit / PAGE_SIZE) as usize;
-        let mut perms = MmapOptions::new().len(pages).no_reserve_swap().map_anon()?;
-        let base = data.as_mut_ptr();
-        let perm_base = perms.as_mut_ptr();
+        let data = HostMap::new(limit as usize)?;
+        let base = data.data();
+        let perm_base = data.perms();
         Ok(Memory {
             data,
-            perms,
             base,
             perm_base,
             limit,
             regions: BTreeMap::new(),
             fault: Fault { addr: 0, access: Access::Read },
             dirty_code: Vec::new(),
+            cow: RefCell::new(Cow::default()),
         })
     }
 
@@ -208,8 +397,28 @@ impl Memory {
         unsafe { *self.perm_base.add(page as usize) }
     }
 
-    fn set_perm_byte(&mut self, page: u64, v: u8) {
-        self.perms[page as usize] = v;
+    /// Sets a page's permission byte. Takes `&self` because copy-on-write changes bytes
+    /// on read paths too; the table is only ever accessed through `perm_base`, never
+    /// through a reference, and `Memory` is not `Sync`.
+    fn set_perm_byte(&self, page: u64, v: u8) {
+        assert!(page < self.limit >> PAGE_SHIFT);
+        // SAFETY: the page number is below the table's length (checked above).
+        unsafe { *self.perm_base.add(page as usize) = v };
+    }
+
+    /// Guest bytes `[addr, addr + len)`; callers checked the range lies below `limit`.
+    fn bytes(&self, addr: u64, len: usize) -> &[u8] {
+        assert!(addr.checked_add(len as u64).is_some_and(|e| e <= self.limit));
+        // SAFETY: inside the data mapping (checked above); pages handed out are never lazy
+        // (callers resolve copy-on-write first), so no write through `&self` touches them.
+        unsafe { std::slice::from_raw_parts(self.base.add(addr as usize), len) }
+    }
+
+    /// Guest bytes `[addr, addr + len)`, writable; see `bytes`.
+    fn bytes_mut(&mut self, addr: u64, len: usize) -> &mut [u8] {
+        assert!(addr.checked_add(len as u64).is_some_and(|e| e <= self.limit));
+        // SAFETY: inside the data mapping, and `&mut self` excludes every other reference.
+        unsafe { std::slice::from_raw_parts_mut(self.base.add(addr as usize), len) }
     }
 
     /// Marks a page whose code bit is being dropped.
@@ -228,6 +437,7 @@ impl Memory {
         if start == end {
             return Ok(());
         }
+        self.drop_cow(start, end);
         self.zero_pages(start, end)?;
         for page in start >> PAGE_SHIFT..end >> PAGE_SHIFT {
             self.note_code_page(page);
@@ -243,6 +453,7 @@ impl Memory {
         if start == end {
             return Ok(());
         }
+        self.drop_cow(start, end);
         self.zero_pages(start, end)?;
         for page in start >> PAGE_SHIFT..end >> PAGE_SHIFT {
             self.note_code_page(page);
@@ -260,7 +471,17 @@ impl Memory {
         }
         for page in start >> PAGE_SHIFT..end >> PAGE_SHIFT {
             self.note_code_page(page);
-            self.set_perm_byte(page, P_MAPPED | perm.bits());
+            let p = self.perm_byte(page);
+            if p & P_LAZY != 0 {
+                // Still in its source: only the permissions it gets once copied change.
+                if let Some(lazy) = self.cow.get_mut().lazy.get_mut(&page) {
+                    lazy.perm = perm.bits();
+                }
+            } else if p & P_SHARED != 0 {
+                self.set_perm_byte(page, shared_bits(P_MAPPED | perm.bits()));
+            } else {
+                self.set_perm_byte(page, P_MAPPED | perm.bits());
+            }
         }
         Ok(())
     }
@@ -284,8 +505,9 @@ impl Memory {
         if addr.0 >= self.limit {
             return None;
         }
-        let p = self.perm_byte(addr.0 >> PAGE_SHIFT);
-        (p & P_MAPPED != 0).then_some(Perm::from_bits(p))
+        let page = addr.0 >> PAGE_SHIFT;
+        let p = self.perm_byte(page);
+        (p & P_MAPPED != 0).then(|| Perm::from_bits(self.real_perm(page, p)))
     }
 
     /// Mapped ranges as `(start, end)` pairs, ascending.
@@ -340,53 +562,167 @@ impl Memory {
     }
 
     fn zero_pages(&mut self, start: u64, end: u64) -> Result<(), MemError> {
-        // SAFETY: the range lies inside `data` (checked by `check_range`), and
-        // MADV_DONTNEED on a private anonymous mapping only makes the pages
-        // read back as zero; no Rust reference into guest memory is alive
-        // because all access goes through `&mut self` methods.
-        unsafe {
-            self.data.unchecked_advise_range(
-                memmap2::UncheckedAdvice::DontNeed,
-                start as usize,
-                (end - start) as usize,
-            )?;
-        }
-        Ok(())
+        // `&mut self`: no reference into guest memory is alive.
+        self.data.zero(start as usize, (end - start) as usize)
     }
 
-    /// Copies this address space: every mapped page with its permissions.
-    /// Only pages the host has resident are copied (the rest read as zero in
-    /// both), so forking a process with a large, mostly untouched heap is cheap.
+    /// Copies this address space: every mapped page with its permissions, copy-on-write
+    /// (see the module note). Only pages the host has resident are shared (the rest read
+    /// as zero in both), so forking a process with a large, mostly untouched heap is cheap;
+    /// when the host may have swapped pages out, every mapped page is shared instead.
     pub fn fork(&self) -> Result<Memory, MemError> {
-        let mut child = Memory::new(self.limit)?;
+        let child = Memory::new(self.limit)?;
+        let frozen = Arc::new(Frozen {
+            inner: Mutex::new(FrozenInner {
+                source: Some(self.base.cast_const()),
+                saved: HashMap::new(),
+                readers: HashMap::new(),
+            }),
+        });
+        let mut lent = frozen.lock();
+        let cow = self.cow.borrow();
+        let mut child_cow = child.cow.borrow_mut();
+        let swap = host_may_swap();
+        let mut resident = Vec::new();
         for (&s, &e) in &self.regions {
-            for page in s >> PAGE_SHIFT..e >> PAGE_SHIFT {
-                child.set_perm_byte(page, self.perm_byte(page) & !P_CODE);
-            }
             let pages = ((e - s) / PAGE_SIZE) as usize;
-            let mut resident = vec![0u8; pages];
+            resident.clear();
+            resident.resize(pages, 0u8);
             // SAFETY: `[s, e)` lies inside our data mapping, and `resident`
             // has one byte per page of the range as mincore(2) requires.
             let rc =
                 unsafe { libc::mincore(self.base.add(s as usize).cast(), (e - s) as usize, resident.as_mut_ptr()) };
-            let copy_all = rc != 0;
-            let mut p = 0;
-            while p < pages {
-                if !copy_all && resident[p] & 1 == 0 {
-                    p += 1;
-                    continue;
+            let all = rc != 0 || swap;
+            for (i, page) in (s >> PAGE_SHIFT..e >> PAGE_SHIFT).enumerate() {
+                let p = self.perm_byte(page);
+                if p & P_LAZY != 0 {
+                    // Not copied here yet either: the child reads the same source.
+                    if let Some(lazy) = cow.lazy.get(&page) {
+                        *lazy.src.lock().readers.entry(page).or_insert(0) += 1;
+                        child_cow.lazy.insert(page, lazy.clone());
+                        child.set_perm_byte(page, P_MAPPED | P_LAZY);
+                    }
+                } else if all || resident[i] & 1 != 0 {
+                    lent.readers.insert(page, 1);
+                    child_cow.lazy.insert(page, LazyPage { src: frozen.clone(), perm: self.real_perm(page, p) });
+                    child.set_perm_byte(page, P_MAPPED | P_LAZY);
+                    if p & P_SHARED == 0 {
+                        self.set_perm_byte(page, shared_bits(p));
+                    }
+                } else {
+                    child.set_perm_byte(page, P_MAPPED | self.real_perm(page, p));
                 }
-                let run_start = p;
-                while p < pages && (copy_all || resident[p] & 1 != 0) {
-                    p += 1;
-                }
-                let off = (s as usize) + run_start * PAGE_SIZE as usize;
-                let len = (p - run_start) * PAGE_SIZE as usize;
-                child.data[off..off + len].copy_from_slice(&self.data[off..off + len]);
             }
         }
+        let lends = !lent.readers.is_empty();
+        drop(lent);
+        drop(cow);
+        drop(child_cow);
+        if lends {
+            let mut cow = self.cow.borrow_mut();
+            cow.lent.retain(|f| !f.lock().readers.is_empty());
+            cow.lent.push(frozen);
+        }
+        let mut child = child;
         child.regions = self.regions.clone();
         Ok(child)
+    }
+
+    /// The real `rwx` bits of a mapped page whose table byte is `p`.
+    fn real_perm(&self, page: u64, p: u8) -> u8 {
+        if p & P_LAZY != 0 {
+            self.cow.borrow().lazy.get(&page).map_or(0, |l| l.perm)
+        } else if p & P_SHARED != 0 {
+            (p & (P_READ | P_EXEC)) | if p & P_WAS_WRITE != 0 { P_WRITE } else { 0 }
+        } else {
+            p & (P_READ | P_WRITE | P_EXEC)
+        }
+    }
+
+    /// Resolves copy-on-write for the pages of `[addr, addr + len)` (clipped to the space)
+    /// before an access: lazy pages are copied in; for `Cow::Write`, shared pages the guest
+    /// may write get their own bits back; for `Cow::Raw`, every shared page does.
+    fn prepare(&self, addr: u64, len: u64, mode: Prepare) {
+        if len == 0 || addr >= self.limit {
+            return;
+        }
+        let end = addr.saturating_add(len).min(self.limit);
+        let unshare = match mode {
+            Prepare::Read => 0,
+            Prepare::Write => P_WAS_WRITE,
+            Prepare::Raw => P_SHARED,
+        };
+        for page in addr >> PAGE_SHIFT..=(end - 1) >> PAGE_SHIFT {
+            let p = self.perm_byte(page);
+            if p & P_LAZY != 0 {
+                self.materialize(page);
+            }
+            if self.perm_byte(page) & unshare != 0 {
+                self.unshare(page);
+            }
+        }
+    }
+
+    /// Copies a lazy page in from its source.
+    #[cold]
+    #[inline(never)]
+    fn materialize(&self, page: u64) {
+        let Some(lazy) = self.cow.borrow_mut().lazy.remove(&page) else {
+            // Every LAZY page has an entry; should one be missing, the page reads as zero.
+            self.set_perm_byte(page, P_MAPPED);
+            return;
+        };
+        // SAFETY: `page` is below `limit` (it has a table byte), so the page lies inside
+        // our data mapping; a lazy page was never handed out, so nothing refers to it.
+        let dst = unsafe { self.base.add(page as usize * PAGE) };
+        let mut f = lazy.src.lock();
+        if let Some(copy) = f.saved.get(&page) {
+            // SAFETY: `copy` holds one page; `dst` is one page of ours (see above).
+            unsafe { std::ptr::copy_nonoverlapping(copy.as_ptr(), dst, PAGE) };
+        } else if let Some(src) = f.source {
+            // SAFETY: the source is alive (it detaches under this lock) and has not changed
+            // this page since the fork (it saves a copy under this lock first); the page
+            // lies inside its mapping, which has the same size as ours.
+            unsafe { std::ptr::copy_nonoverlapping(src.add(page as usize * PAGE), dst, PAGE) };
+        }
+        release_reader(&mut f, page);
+        drop(f);
+        self.set_perm_byte(page, P_MAPPED | lazy.perm);
+    }
+
+    /// Gives a shared page back its own bits, first saving a copy for every frozen image
+    /// whose readers still need it.
+    #[cold]
+    #[inline(never)]
+    fn unshare(&self, page: u64) {
+        // SAFETY: `page` is below `limit`; reading our own page through `&self`.
+        let ours = unsafe { std::slice::from_raw_parts(self.base.add(page as usize * PAGE), PAGE) };
+        self.cow.borrow_mut().lent.retain(|frozen| {
+            let mut f = frozen.lock();
+            if f.readers.contains_key(&page) && !f.saved.contains_key(&page) {
+                f.saved.insert(page, ours.into());
+            }
+            !f.readers.is_empty()
+        });
+        let p = self.perm_byte(page);
+        let w = if p & P_WAS_WRITE != 0 { P_WRITE } else { 0 };
+        self.set_perm_byte(page, (p & !(P_SHARED | P_WAS_WRITE)) | w);
+    }
+
+    /// Ends copy-on-write for `[start, end)` before it is remapped or unmapped: lazy pages
+    /// are given up, shared pages saved for their readers.
+    fn drop_cow(&mut self, start: u64, end: u64) {
+        for page in start >> PAGE_SHIFT..end >> PAGE_SHIFT {
+            let p = self.perm_byte(page);
+            if p & P_LAZY != 0 {
+                if let Some(lazy) = self.cow.get_mut().lazy.remove(&page) {
+                    release_reader(&mut lazy.src.lock(), page);
+                }
+                self.set_perm_byte(page, P_MAPPED);
+            } else if p & P_SHARED != 0 {
+                self.unshare(page);
+            }
+        }
     }
 
     /// Checks that `[addr, addr+len)` is mapped with `access` allowed.
@@ -435,21 +771,23 @@ impl Memory {
 
     /// A validated view of guest memory readable by the guest.
     pub fn slice(&self, addr: GuestAddress, len: u64) -> Result<&[u8], MemError> {
+        self.prepare(addr.0, len, Prepare::Read);
         self.check_access(addr.0, len, Access::Read)?;
         if len == 0 {
             return Ok(&[]);
         }
-        Ok(&self.data[addr.0 as usize..(addr.0 + len) as usize])
+        Ok(self.bytes(addr.0, len as usize))
     }
 
     /// A validated mutable view of guest memory writable by the guest.
     pub fn slice_mut(&mut self, addr: GuestAddress, len: u64) -> Result<&mut [u8], MemError> {
+        self.prepare(addr.0, len, Prepare::Write);
         self.check_access(addr.0, len, Access::Write)?;
         if len == 0 {
             return Ok(&mut []);
         }
         self.drop_code_in(addr.0, len);
-        Ok(&mut self.data[addr.0 as usize..(addr.0 + len) as usize])
+        Ok(self.bytes_mut(addr.0, len as usize))
     }
 
     /// Reads guest memory as the guest could (read permission required).
@@ -467,26 +805,26 @@ impl Memory {
     /// Reads mapped memory regardless of permissions (for loaders, debuggers).
     pub fn read_raw(&self, addr: GuestAddress, buf: &mut [u8]) -> Result<(), MemError> {
         self.check_mapped(addr.0, buf.len() as u64)?;
-        let a = addr.0 as usize;
-        buf.copy_from_slice(&self.data[a..a + buf.len()]);
+        self.prepare(addr.0, buf.len() as u64, Prepare::Read);
+        buf.copy_from_slice(self.bytes(addr.0, buf.len()));
         Ok(())
     }
 
     /// Writes mapped memory regardless of permissions (for loaders, debuggers).
     pub fn write_raw(&mut self, addr: GuestAddress, buf: &[u8]) -> Result<(), MemError> {
         self.check_mapped(addr.0, buf.len() as u64)?;
+        self.prepare(addr.0, buf.len() as u64, Prepare::Raw);
         self.drop_code_in(addr.0, buf.len() as u64);
-        let a = addr.0 as usize;
-        self.data[a..a + buf.len()].copy_from_slice(buf);
+        self.bytes_mut(addr.0, buf.len()).copy_from_slice(buf);
         Ok(())
     }
 
     /// Fills mapped memory with `byte`, regardless of permissions.
     pub fn fill_raw(&mut self, addr: GuestAddress, len: u64, byte: u8) -> Result<(), MemError> {
         self.check_mapped(addr.0, len)?;
+        self.prepare(addr.0, len, Prepare::Raw);
         self.drop_code_in(addr.0, len);
-        let a = addr.0 as usize;
-        self.data[a..a + len as usize].fill(byte);
+        self.bytes_mut(addr.0, len as usize).fill(byte);
         Ok(())
     }
 
@@ -515,6 +853,9 @@ impl Memory {
         let want = addr.saturating_add(max as u64).min(self.limit);
         while end < want {
             let page = end >> PAGE_SHIFT;
+            if self.perm_byte(page) & P_LAZY != 0 {
+                self.materialize(page);
+            }
             let p = self.perm_byte(page);
             if p & P_EXEC == 0 {
                 break;
@@ -522,7 +863,10 @@ impl Memory {
             self.set_perm_byte(page, p | P_CODE);
             end = ((end | (PAGE_SIZE - 1)) + 1).min(want);
         }
-        &self.data[addr as usize..end as usize]
+        if end <= addr {
+            return &[];
+        }
+        self.bytes(addr, (end - addr) as usize)
     }
 
     /// Clears every page's code mark (the code cache was dropped wholesale).
@@ -539,7 +883,12 @@ impl Memory {
 
     /// True when the page holding `addr` is writable by the guest.
     pub(crate) fn page_writable(&self, addr: u64) -> bool {
-        addr < self.limit && self.perm_byte(addr >> PAGE_SHIFT) & P_WRITE != 0
+        if addr >= self.limit {
+            return false;
+        }
+        let page = addr >> PAGE_SHIFT;
+        let p = self.perm_byte(page);
+        p & P_MAPPED != 0 && self.real_perm(page, p) & P_WRITE != 0
     }
 
     #[cold]
@@ -554,10 +903,10 @@ impl Memory {
     #[inline(never)]
     fn read_slow(&mut self, addr: u64, out: &mut [u8]) -> Result<(), Trap> {
         let len = out.len() as u64;
+        self.prepare(addr, len, Prepare::Read);
         match self.check_access(addr, len, Access::Read) {
             Ok(()) => {
-                let a = addr as usize;
-                out.copy_from_slice(&self.data[a..a + out.len()]);
+                out.copy_from_slice(self.bytes(addr, out.len()));
                 Ok(())
             }
             Err(MemError::Fault { addr, .. }) => Err(self.fault(addr, Access::Read)),
@@ -570,11 +919,11 @@ impl Memory {
     #[cold]
     #[inline(never)]
     fn write_slow(&mut self, addr: u64, bytes: &[u8]) -> Result<(), Trap> {
+        self.prepare(addr, bytes.len() as u64, Prepare::Write);
         match self.check_access(addr, bytes.len() as u64, Access::Write) {
             Ok(()) => {
                 self.drop_code_in(addr, bytes.len() as u64);
-                let a = addr as usize;
-                self.data[a..a + bytes.len()].copy_from_slice(bytes);
+                self.bytes_mut(addr, bytes.len()).copy_from_slice(bytes);
                 Ok(())
             }
             Err(MemError::Fault { addr, .. }) => Err(self.fault(addr, Access::Write)),
@@ -585,6 +934,7 @@ impl Memory {
     /// Checks a write of `len` bytes without doing it (for instructions that
     /// must fault before changing any state, e.g. `push` or `cmpxchg16b`).
     pub(crate) fn probe_write(&mut self, addr: u64, len: u64) -> Result<(), Trap> {
+        self.prepare(addr, len, Prepare::Write);
         match self.check_access(addr, len, Access::Write) {
             Ok(()) => Ok(()),
             Err(MemError::Fault { addr, .. }) => Err(self.fault(addr, Access::Write)),
@@ -648,6 +998,26 @@ impl Memory {
     }
 }
 
+impl Drop for Memory {
+    fn drop(&mut self) {
+        let cow = self.cow.get_mut();
+        for (page, lazy) in cow.lazy.drain() {
+            release_reader(&mut lazy.src.lock(), page);
+        }
+        for frozen in cow.lent.drain(..) {
+            let mut f = frozen.lock();
+            let needed: Vec<u64> = f.readers.keys().filter(|p| !f.saved.contains_key(p)).copied().collect();
+            for page in needed {
+                // SAFETY: `page` is below `limit` (readers only hold our pages); our data
+                // mapping is still alive (fields drop after this).
+                let ours = unsafe { std::slice::from_raw_parts(self.base.add(page as usize * PAGE), PAGE) };
+                f.saved.insert(page, ours.into());
+            }
+            f.source = None;
+        }
+    }
+}
+
 impl Memory {
     /// True when `[addr, addr + len)` is non-empty, lies inside one page, and
     /// that page's permission byte has every bit of `need` and none of `forbid`.
@@ -675,7 +1045,9 @@ impl Memory {
             return false;
         }
         let (d, s, n) = (dst as usize, src as usize, len as usize);
-        self.data.copy_within(s..s + n, d);
+        let lo = d.min(s);
+        let region = self.bytes_mut(lo as u64, d.max(s) + n - lo);
+        region.copy_within(s - lo..s - lo + n, d - lo);
         true
     }
 
@@ -687,8 +1059,7 @@ impl Memory {
         if !self.within_page(dst, len, P_WRITE, P_CODE) {
             return false;
         }
-        let d = dst as usize;
-        let out = &mut self.data[d..d + len as usize];
+        let out = self.bytes_mut(dst, len as usize);
         match size {
             1 => out.fill(pattern as u8),
             _ => {
@@ -842,6 +1213,103 @@ mod tests {
         m.map(GuestAddress(0x10000), 0x1000, Perm::RW).unwrap();
         m.read(GuestAddress(0x10008), &mut b).unwrap();
         assert_eq!(b, [0; 6]);
+    }
+
+    fn read_vec(m: &Memory, addr: u64, len: usize) -> Vec<u8> {
+        let mut b = vec![0u8; len];
+        m.read(GuestAddress(addr), &mut b).unwrap();
+        b
+    }
+
+    #[test]
+    fn fork_is_copy_on_write_both_ways() {
+        let mut m = mem();
+        m.map(GuestAddress(0x10000), 0x4000, Perm::RW).unwrap();
+        m.write(GuestAddress(0x10000), b"page0").unwrap();
+        m.write(GuestAddress(0x11000), b"page1").unwrap();
+        m.write(GuestAddress(0x12000), b"page2").unwrap();
+        let mut child = m.fork().unwrap();
+        // Shared in the parent (reads stay on the fast path), lazy in the child.
+        assert_eq!(m.perm_byte(0x10) & (P_SHARED | P_READ | P_WRITE), P_SHARED | P_READ);
+        assert_eq!(child.perm_byte(0x10) & (P_LAZY | P_READ), P_LAZY);
+        assert_eq!(m.perm_at(GuestAddress(0x10000)), Some(Perm::RW));
+        assert_eq!(child.perm_at(GuestAddress(0x10000)), Some(Perm::RW));
+        // The parent writes through the fast-path entry (cold path: saves for the child).
+        m.write_u64(0x10000, 0x4141_4141_4141_4141).unwrap();
+        assert_eq!(m.read_u64(0x10000).unwrap(), 0x4141_4141_4141_4141);
+        assert_eq!(child.read_u64(0x10000).unwrap() & 0xff_ffff_ffff, u64::from_le_bytes(*b"page0\0\0\0"));
+        // The child writes a page the parent did not touch.
+        child.write(GuestAddress(0x11000), b"CHILD").unwrap();
+        assert_eq!(read_vec(&m, 0x11000, 5), b"page1");
+        assert_eq!(read_vec(&child, 0x11000, 5), b"CHILD");
+        // Untouched pages read as before on both sides; a never-resident page is zero.
+        assert_eq!(read_vec(&child, 0x12000, 5), b"page2");
+        assert_eq!(read_vec(&m, 0x12000, 5), b"page2");
+        assert_eq!(read_vec(&child, 0x13000, 4), [0; 4]);
+        // Every frozen page was copied or given up: the parent's image has no readers left
+        // once the child is gone.
+        drop(child);
+        m.write(GuestAddress(0x12000), b"x").unwrap();
+        assert!(m.cow.borrow().lent.is_empty());
+    }
+
+    #[test]
+    fn fork_survives_the_parent_and_chains() {
+        let mut m = mem();
+        m.map(GuestAddress(0x20000), 0x2000, Perm::RW).unwrap();
+        m.write(GuestAddress(0x20000), b"origin").unwrap();
+        m.write(GuestAddress(0x21000), b"second").unwrap();
+        let child = m.fork().unwrap();
+        // The grandchild forks from the child before the child touched anything.
+        let grandchild = child.fork().unwrap();
+        let sibling = m.fork().unwrap();
+        m.write(GuestAddress(0x20000), b"parent").unwrap();
+        m.map(GuestAddress(0x21000), 0x1000, Perm::RW).unwrap(); // remapped: zero in the parent
+        drop(m); // the parent dies: its readers keep what they need
+        for space in [&child, &grandchild, &sibling] {
+            assert_eq!(read_vec(space, 0x20000, 6), b"origin");
+            assert_eq!(read_vec(space, 0x21000, 6), b"second");
+        }
+    }
+
+    #[test]
+    fn cow_keeps_permissions_code_marks_and_raw_access() {
+        let mut m = mem();
+        m.map(GuestAddress(0x30000), 0x2000, Perm::RX).unwrap();
+        m.write_raw(GuestAddress(0x30000), &[0x90; 16]).unwrap();
+        let _ = m.fetch_code(0x30000, 16);
+        assert!(m.perm_byte(0x30) & P_CODE != 0);
+        let mut child = m.fork().unwrap();
+        // Read-only stays read-only on both sides; raw writes still work and stay private.
+        assert!(child.write(GuestAddress(0x30000), b"x").is_err());
+        assert!(m.write(GuestAddress(0x30000), b"x").is_err());
+        m.write_raw(GuestAddress(0x30000), &[0xcc]).unwrap();
+        assert_eq!(m.dirty_code, vec![0x30]);
+        assert_eq!(child.fetch_code(0x30000, 2), &[0x90, 0x90]);
+        // protect on a lazy page applies once it is copied in.
+        child.protect(GuestAddress(0x31000), 0x1000, Perm::RW).unwrap();
+        assert_eq!(child.perm_at(GuestAddress(0x31000)), Some(Perm::RW));
+        assert!(child.page_writable(0x31000));
+        child.write(GuestAddress(0x31000), b"w").unwrap();
+        // A shared writable page counts as writable for the code cache.
+        m.protect(GuestAddress(0x31000), 0x1000, Perm::RWX).unwrap();
+        let _other = m.fork().unwrap();
+        assert!(m.page_writable(0x31000));
+        assert_eq!(m.perm_at(GuestAddress(0x31000)), Some(Perm::RWX));
+    }
+
+    #[test]
+    fn data_is_followed_by_a_guard_zone() {
+        let m = Memory::new(1 << 20).unwrap();
+        let end = m.base as usize + (1 << 20);
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        let guard = maps.lines().find_map(|l| {
+            let (range, rest) = l.split_once(' ')?;
+            let (a, b) = range.split_once('-')?;
+            let (a, b) = (usize::from_str_radix(a, 16).ok()?, usize::from_str_radix(b, 16).ok()?);
+            (a <= end && end < b).then(|| (b - end, rest.starts_with("---p")))
+        });
+        assert_eq!(guard, Some((GUARD, true)), "{maps}");
     }
 
     #[test]

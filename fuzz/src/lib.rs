@@ -18,6 +18,8 @@
 //!   tree the guest left.
 //! - [`trace`]: the record/replay trace reader (`warden::record::TraceReader`) on arbitrary
 //!   files: header, then every event.
+//! - [`policy`]: the `--policy` TOML parser (`warden::policy::parse`) on arbitrary text, then
+//!   the policy it gave applied to a guest (`spawn_init_restricted`) and run briefly.
 //!
 //! This file is a module of two crates: it uses only `emu`, `guest_kernel`, `warden_abi` and
 //! `warden`.
@@ -35,7 +37,7 @@ use guest_kernel::{CallCtx, CaptureConsole, CapturedOutput, Kernel, KernelConfig
 use warden_abi::*;
 
 /// The names of the targets, in the order of the functions below.
-pub const TARGETS: &[&str] = &["interp", "elf", "tar", "syscalls", "overlay", "trace"];
+pub const TARGETS: &[&str] = &["interp", "elf", "tar", "syscalls", "overlay", "trace", "policy"];
 
 /// Runs the harness `name` on `data` (unknown names do nothing).
 pub fn run_target(name: &str, data: &[u8]) {
@@ -46,6 +48,7 @@ pub fn run_target(name: &str, data: &[u8]) {
         "syscalls" => syscalls(data),
         "overlay" => overlay(data),
         "trace" => trace(data),
+        "policy" => policy(data),
         _ => {}
     }
 }
@@ -190,6 +193,16 @@ const INTERP_DATA_LEN: u64 = 0x10000;
 /// code); a register seed with bit 63 set becomes a pointer into the data area, so memory
 /// operands hit mapped memory often. Runs until a fault or 5,000 instructions; traps
 /// (`syscall`, `int n`, ...) continue as if the kernel returned 0.
+///
+/// "No host memory touched outside guest memory" is checked two ways. On the host side,
+/// `emu::Memory` keeps a `PROT_NONE` guard zone after the guest's data (and its permission
+/// table before it): all host accesses go through bounds-checked slices or through the
+/// fast paths' `base + addr` after an `addr < limit` check, so a wrong check faults on the
+/// guard, which the fuzzer reports as a crash (and ASan checks every other host access).
+/// On the guest side the run must not change what the guest could not write: the mapped
+/// ranges, the read-only page, the code page unless it was mapped writable, and a
+/// copy-on-write fork of the space taken before the run (flag bit 1 runs the fork instead,
+/// so the lazily copied side executes, and the original must stay as it was).
 pub fn interp(data: &[u8]) {
     let mut b = Bytes::new(data);
     let flags = b.u8();
@@ -220,6 +233,20 @@ pub fn interp(data: &[u8]) {
     cpu.mxcsr = u32::from(mxcsr) & emu::cpu::MXCSR_MASK;
     cpu.set_rflags(seeds[0].rotate_left(7));
     let _ = fcw; // the x87 control word is reached through `fldcw` in the code instead
+    let snapshot = |space: &AddressSpace| {
+        let mut all = vec![0u8; (INTERP_DATA + INTERP_DATA_LEN + 0x1000 - INTERP_CODE) as usize];
+        let (code, rest) = all.split_at_mut(code_len as usize);
+        space.mem.read_raw(GuestAddress(INTERP_CODE), code).expect("read code");
+        let gap = (INTERP_DATA - INTERP_CODE - code_len) as usize;
+        space.mem.read_raw(GuestAddress(INTERP_DATA), &mut rest[gap..]).expect("read data");
+        all
+    };
+    let before = snapshot(&space);
+    let regions: Vec<_> = space.mem.regions().collect();
+    let mut other = space.fork().expect("fork");
+    if flags & 2 != 0 {
+        std::mem::swap(&mut space, &mut other);
+    }
     let mut left: u64 = 5_000;
     for _ in 0..64 {
         if left == 0 {
@@ -235,6 +262,14 @@ pub fn interp(data: &[u8]) {
             Exit::BudgetExhausted => break,
             _ => break,
         }
+    }
+    assert_eq!(space.mem.regions().collect::<Vec<_>>(), regions, "the mappings changed");
+    assert!(snapshot(&other) == before, "the other side of a fork changed");
+    let after = snapshot(&space);
+    let ro = after.len() - 0x1000;
+    assert!(after[ro..].iter().all(|&b| b == 0), "a read-only page changed");
+    if flags & 1 == 0 {
+        assert!(after[..code_len as usize] == before[..code_len as usize], "read-only code changed");
     }
 }
 
@@ -674,4 +709,48 @@ pub fn trace(data: &[u8]) {
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+// --- policy ------------------------------------------------------------------------------------
+
+/// The policy parser: arbitrary bytes (as text, invalid UTF-8 replaced) through
+/// `warden::policy::parse`. An error must be one line naming the file; a policy must be
+/// well formed (every allowed number a known call, a jail absolute and NUL-free, `kill` only
+/// with a mask) and parsing must be deterministic. The policy is then applied to a guest
+/// (`/bin/prog`, which exits 7) and run for a few thousand instructions: starting may fail
+/// only with a documented exit status, and a run ends with an outcome.
+pub fn policy(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let spec = match warden::policy::parse("fuzz.toml", &text) {
+        Err(msg) => {
+            assert!(msg.starts_with("fuzz.toml"), "error must name the file: {msg:?}");
+            assert!(!msg.contains('\n') && !msg.contains('\r'), "error must be one line: {msg:?}");
+            assert_eq!(warden::policy::parse("fuzz.toml", &text), Err(msg), "parse is not deterministic");
+            return;
+        }
+        Ok(spec) => spec,
+    };
+    assert_eq!(warden::policy::parse("fuzz.toml", &text).as_ref(), Ok(&spec), "parse is not deterministic");
+    if let Some(allow) = &spec.allow {
+        for n in allow {
+            assert!(warden_abi::CALLS.iter().any(|c| c.number == *n), "unknown call number {n:#x} allowed");
+        }
+    } else {
+        assert!(!spec.kill, "kill mode without a mask");
+    }
+    if let Some(jail) = &spec.jail {
+        assert!(jail.starts_with(b"/") && !jail.contains(&0), "bad jail {jail:?}");
+    }
+    let Ok(vfs) = Vfs::from_tar_vec(base_image()) else { panic!("base image") };
+    let (mut kernel, _out) = kernel_with(vfs, fuzz_config(5_000));
+    match kernel.spawn_init_restricted("/bin/prog", &["prog"], &[], &spec) {
+        Ok(_) => {
+            let _ = kernel.run();
+        }
+        Err(e) => {
+            assert!(matches!(e.exit_status(), 125..=127), "{e}");
+            let msg = e.to_string();
+            assert!(!msg.is_empty() && !msg.contains('\n'), "{msg:?}");
+        }
+    }
 }
