@@ -183,6 +183,80 @@ fn shift_imm<const K: u8>(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
     Ok(())
 }
 
+// ---- scalar floating point ------------------------------------------------------
+
+/// MXCSR's precision (inexact) flag, and its control bits at their defaults
+/// (every exception masked, round to nearest, no FTZ/DAZ).
+const PE: u32 = 1 << 5;
+const DEFAULT_CONTROL: u32 = 0x1f80;
+
+const FADD: u8 = 0;
+const FSUB: u8 = 1;
+const FMUL: u8 = 2;
+const FDIV: u8 = 3;
+
+/// Rust's `f64`/`f32` arithmetic is the host's SSE arithmetic under its
+/// default MXCSR, so when the guest's MXCSR has the same control bits, the
+/// result is bit-identical. The only flag left to account for is then PE,
+/// and only when it is not already set (it is sticky, so after a program's
+/// first inexact operation it stays set): otherwise, and for any operand or
+/// result that could raise another flag (NaN, infinity, denormal, overflow,
+/// underflow, division by zero), `None` sends the instruction to the host
+/// path, which computes the flags exactly.
+macro_rules! scalar_fn {
+    ($name:ident, $t:ty) => {
+        #[inline(always)]
+        fn $name<const K: u8>(mxcsr: u32, a: $t, b: $t) -> Option<$t> {
+            if mxcsr & !0x3f != DEFAULT_CONTROL || mxcsr & PE == 0 {
+                return None;
+            }
+            let r = match K {
+                FADD => a + b,
+                FSUB => a - b,
+                FMUL => a * b,
+                _ => a / b,
+            };
+            // Zero or normal: finite, and raising no flag by itself.
+            let plain = |x: $t| x.is_normal() || x == 0.0;
+            let underflow_to_zero = K >= FMUL && r == 0.0 && a != 0.0 && (K == FDIV || b != 0.0);
+            let divide_by_zero = K == FDIV && b == 0.0;
+            (plain(a) && plain(b) && plain(r) && !underflow_to_zero && !divide_by_zero).then_some(r)
+        }
+    };
+}
+scalar_fn!(scalar64, f64);
+scalar_fn!(scalar32, f32);
+
+/// `addsd`/`subsd`/`mulsd`/`divsd` (`D`) and the `ss` forms on the fast path
+/// of `scalar64`/`scalar32`; anything else reruns through the generic (host)
+/// handler.
+fn fp_scalar<const K: u8, const D: bool, const MEM: bool>(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
+    let d = xmm(op.r0);
+    let b = if MEM {
+        let a = ea(cpu, &op.mem);
+        if D {
+            mem.read_u64(a)?
+        } else {
+            mem.read_u32(a)? as u64
+        }
+    } else {
+        cpu.xmm[xmm(op.r1)] as u64
+    };
+    let x = cpu.xmm[d];
+    let r = if D {
+        scalar64::<K>(cpu.mxcsr, f64::from_bits(x as u64), f64::from_bits(b)).map(f64::to_bits)
+    } else {
+        scalar32::<K>(cpu.mxcsr, f32::from_bits(x as u32), f32::from_bits(b as u32)).map(|r| r.to_bits() as u64)
+    };
+    let Some(r) = r else {
+        let exec = super::super::select(&op.insn).unwrap_or(super::super::undefined);
+        return exec(cpu, mem, op);
+    };
+    let low = if D { u64::MAX as u128 } else { u32::MAX as u128 };
+    cpu.xmm[d] = (x & !low) | r as u128;
+    Ok(())
+}
+
 fn xmm_reg(r: Register) -> Option<u8> {
     r.is_xmm().then(|| (r as u8).wrapping_sub(Register::XMM0 as u8) & 15)
 }
@@ -273,6 +347,34 @@ pub(crate) fn specialize(i: &Instruction, op: &mut Op) -> Option<Handler> {
         op.a = i.immediate8() as u64;
         return Some(h);
     }
+    let fp = match m {
+        M::Addsd | M::Addss => Some(FADD),
+        M::Subsd | M::Subss => Some(FSUB),
+        M::Mulsd | M::Mulss => Some(FMUL),
+        M::Divsd | M::Divss => Some(FDIV),
+        _ => None,
+    };
+    if let Some(kind) = fp {
+        if k0 != OpKind::Register {
+            return None;
+        }
+        op.r0 = xmm_reg(i.op0_register())?;
+        let double = matches!(m, M::Addsd | M::Subsd | M::Mulsd | M::Divsd);
+        macro_rules! fp_forms {
+            ($k:expr) => {
+                match double {
+                    true => reg_or_mem!(fp_scalar, $k, true),
+                    false => reg_or_mem!(fp_scalar, $k, false),
+                }
+            };
+        }
+        return Some(match kind {
+            FADD => fp_forms!(FADD),
+            FSUB => fp_forms!(FSUB),
+            FMUL => fp_forms!(FMUL),
+            _ => fp_forms!(FDIV),
+        });
+    }
     match m {
         M::Movaps | M::Movapd | M::Movdqa | M::Movups | M::Movupd | M::Movdqu => {
             let aligned = matches!(m, M::Movaps | M::Movapd | M::Movdqa);
@@ -340,5 +442,28 @@ pub(crate) fn specialize(i: &Instruction, op: &mut Op) -> Option<Handler> {
             _ => None,
         },
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scalar_fast_path_conditions() {
+        let m = DEFAULT_CONTROL | PE;
+        assert_eq!(scalar64::<FDIV>(m, 1.0, 3.0), Some(1.0 / 3.0));
+        assert_eq!(scalar64::<FADD>(m, 0.0, 3.0), Some(3.0));
+        // PE not yet set: the host path must set it.
+        assert_eq!(scalar64::<FDIV>(DEFAULT_CONTROL, 1.0, 3.0), None);
+        // Other flags possible, or other control bits.
+        assert_eq!(scalar64::<FDIV>(m, 1.0, 0.0), None);
+        assert_eq!(scalar64::<FMUL>(m, 1e-200, 1e-200), None);
+        assert_eq!(scalar64::<FMUL>(m, 1e200, 1e200), None);
+        assert_eq!(scalar64::<FADD>(m, f64::NAN, 1.0), None);
+        assert_eq!(scalar64::<FADD>(m, f64::from_bits(1), 1.0), None);
+        assert_eq!(scalar64::<FADD>(m | 1 << 13, 1.0, 3.0), None);
+        assert_eq!(scalar32::<FADD>(m, f32::from_bits(1), 1.0), None);
+        assert_eq!(scalar32::<FMUL>(m, 1.5, 2.0), Some(3.0));
     }
 }
