@@ -715,7 +715,7 @@ pub fn trace(data: &[u8]) {
 
 /// The policy parser: arbitrary bytes (as text, invalid UTF-8 replaced) through
 /// `warden::policy::parse`. An error must be one line naming the file; a policy must be
-/// well formed (every allowed number a known call, a jail absolute and NUL-free, `kill` only
+/// well formed (every allowed number a known Redox or Linux call, a jail absolute and NUL-free, `kill` only
 /// with a mask) and parsing must be deterministic. The policy is then applied to a guest
 /// (`/bin/prog`, which exits 7) and run for a few thousand instructions: starting may fail
 /// only with a documented exit status, and a run ends with an outcome.
@@ -733,7 +733,8 @@ pub fn policy(data: &[u8]) {
     assert_eq!(warden::policy::parse("fuzz.toml", &text).as_ref(), Ok(&spec), "parse is not deterministic");
     if let Some(allow) = &spec.allow {
         for n in allow {
-            assert!(warden_abi::CALLS.iter().any(|c| c.number == *n), "unknown call number {n:#x} allowed");
+            let known = warden_abi::CALLS.iter().chain(warden_abi::class::LINUX_CALLS).any(|c| c.number == *n);
+            assert!(known, "unknown call number {n:#x} allowed");
         }
     } else {
         assert!(!spec.kill, "kill mode without a mask");
