@@ -206,8 +206,11 @@ impl Waker {
         self.0.borrow_mut().push(key);
     }
 
-    fn drain(&self) -> Vec<WaitKey> {
-        std::mem::take(&mut *self.0.borrow_mut())
+    /// Moves the keys woken so far into `out` (emptied first); the waker keeps `out`'s
+    /// old buffer, so draining allocates nothing once both have grown.
+    fn drain_into(&self, out: &mut Vec<WaitKey>) {
+        out.clear();
+        std::mem::swap(&mut *self.0.borrow_mut(), out);
     }
 }
 
@@ -226,6 +229,8 @@ pub struct Kernel {
     next_id: Pid,
     next_object_id: u64,
     wait_seq: u64,
+    /// Buffers and boxes the trap path reuses ([`sched::Scratch`]).
+    scratch: sched::Scratch,
     outcome: Option<RunOutcome>,
     stats: Stats,
     /// Set by `yield` (and a zero sleep): end the current slice.
@@ -271,6 +276,7 @@ impl Kernel {
             next_id: 1,
             next_object_id: 1,
             wait_seq: 0,
+            scratch: sched::Scratch::default(),
             outcome: None,
             stats: Stats::default(),
             yield_requested: false,

@@ -303,8 +303,9 @@ pub struct Blocked {
 pub enum ThreadState {
     Runnable,
     Blocked(Box<Blocked>),
-    /// Woken: the kernel re-executes this call before the thread runs again.
-    Retry(Box<Call>),
+    /// Woken: the kernel re-executes this (the blocked record's) call before the thread
+    /// runs again. The box is the one the thread blocked with: waking moves no call.
+    Retry(Box<Blocked>),
 }
 
 /// A thread.

@@ -14,6 +14,13 @@
 //!
 //! The run ends when init (pid 1) exits or dies, or the instruction budget is
 //! spent.
+//!
+//! Cost (a supervised call blocks and wakes on every round trip): a blocked call
+//! lives in a box that waking re-tags as `Retry` (the call is not moved) and that
+//! is reused for the next blocked call; wake-ups drain the waker into a kept
+//! buffer and collect threads into a kept list; deadlines are scanned only once
+//! the earliest one parked may have passed; `read`'s bounce buffer and `write`'s
+//! copy of its data are kept between calls ([`Scratch`]).
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -24,10 +31,92 @@ use warden_abi::*;
 use crate::console::{DebugEnd, DebugFile};
 use crate::mm::Mm;
 use crate::process::{
-    FdEntry, FdTable, FsContext, OnWake, OpenFile, ProcState, Process, SigHandlers, Thread, ThreadState, WaitOn,
+    Blocked, FdEntry, FdTable, FsContext, OnWake, OpenFile, ProcState, Process, SigHandlers, Thread, ThreadState,
+    WaitOn,
 };
 use crate::syscall::Call;
-use crate::{Kernel, Pid, RunOutcome, SpawnError};
+use crate::{Kernel, Pid, RunOutcome, SpawnError, WaitKey};
+
+/// What the trap path reuses instead of allocating per call: the wait keys and thread
+/// lists of a wake-up, the boxes of blocked calls and `read`'s bounce buffer.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    keys: Vec<WaitKey>,
+    tids: Vec<Pid>,
+    /// Boxes of finished blocked calls (their old call is dropped when reused).
+    blocked: Vec<Box<Blocked>>,
+    /// `read`'s bounce buffer ([`Scratch::take_io`]).
+    io: Vec<u8>,
+    /// A spare buffer for `write`'s copy of its data ([`Scratch::take_bytes`]).
+    bytes: Vec<u8>,
+    /// At most the earliest deadline of a parked call (`None`: no parked call has one), so
+    /// that the scheduler scans for expired calls only when one may have expired.
+    pub(crate) next_deadline: Option<u64>,
+}
+
+impl Scratch {
+    /// Spare blocked-call boxes kept.
+    const SPARE_BLOCKED: usize = 8;
+    /// Largest bounce buffer kept between calls.
+    const KEEP_IO: usize = 64 * 1024;
+
+    /// Notes the deadline of a call being parked.
+    pub(crate) fn parking(&mut self, deadline: Option<u64>) {
+        if let Some(d) = deadline {
+            self.next_deadline = Some(self.next_deadline.map_or(d, |n| n.min(d)));
+        }
+    }
+
+    /// A box for a blocked call: a spare one if there is, else a new one.
+    pub(crate) fn blocked(&mut self, b: Blocked) -> Box<Blocked> {
+        match self.blocked.pop() {
+            Some(mut boxed) => {
+                *boxed = b;
+                boxed
+            }
+            None => Box::new(b),
+        }
+    }
+
+    /// Keeps a finished blocked call's box for reuse.
+    pub(crate) fn recycle(&mut self, mut b: Box<Blocked>) {
+        if self.blocked.len() < Self::SPARE_BLOCKED {
+            // Keep no guest data alive in a spare box.
+            if let crate::syscall::Input::Bytes(buf) = std::mem::replace(&mut b.call.input, crate::syscall::Input::None)
+            {
+                self.keep_bytes(buf);
+            }
+            self.blocked.push(b);
+        }
+    }
+
+    /// A zeroed buffer of `len` bytes (hand it back with [`Scratch::put_io`]).
+    pub(crate) fn take_io(&mut self, len: usize) -> Vec<u8> {
+        let mut buf = std::mem::take(&mut self.io);
+        buf.clear();
+        buf.resize(len, 0);
+        buf
+    }
+
+    /// An empty buffer for a call's input (hand it back with [`Scratch::keep_bytes`]).
+    pub(crate) fn take_bytes(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.bytes)
+    }
+
+    /// Keeps a finished call's input buffer (emptied) for the next one.
+    pub(crate) fn keep_bytes(&mut self, mut buf: Vec<u8>) {
+        if buf.capacity() <= Self::KEEP_IO {
+            buf.clear();
+            self.bytes = buf;
+        }
+    }
+
+    pub(crate) fn put_io(&mut self, buf: Vec<u8>) {
+        if buf.capacity() <= Self::KEEP_IO {
+            self.io = buf;
+        }
+    }
+}
 
 impl Kernel {
     // --- lookups -------------------------------------------------------------
@@ -210,7 +299,7 @@ impl Kernel {
             // A woken call runs again on its saved copy first.
             let retry = match self.threads.get_mut(&tid) {
                 Some(t) => match std::mem::replace(&mut t.state, ThreadState::Runnable) {
-                    ThreadState::Retry(call) => Some(*call),
+                    ThreadState::Retry(b) => Some(b),
                     other => {
                         t.state = other;
                         None
@@ -218,8 +307,8 @@ impl Kernel {
                 },
                 None => return,
             };
-            if let Some(call) = retry {
-                self.execute(tid, call);
+            if let Some(b) = retry {
+                self.execute_boxed(tid, b);
                 self.process_wakeups();
             }
             self.deliver_signals(tid);
@@ -260,27 +349,33 @@ impl Kernel {
 
     /// Wakes threads parked on keys schemes reported.
     fn process_wakeups(&mut self) {
+        let mut keys = std::mem::take(&mut self.scratch.keys);
         loop {
-            let keys = self.waker.drain();
+            self.waker.drain_into(&mut keys);
             if keys.is_empty() {
-                return;
+                break;
             }
             self.wake_where(|on| matches!(on, WaitOn::Key(k) if keys.contains(&k)) || on == WaitOn::AnyKey, None);
         }
+        self.scratch.keys = keys;
     }
 
     /// Wakes every blocked thread whose wait matches `pred` (only `only` if given), in tid order.
     pub(crate) fn wake_where(&mut self, pred: impl Fn(WaitOn) -> bool, only: Option<Pid>) {
-        let tids: Vec<Pid> = self
-            .threads
-            .values()
-            .filter(|t| only.is_none_or(|o| o == t.tid))
-            .filter(|t| matches!(&t.state, ThreadState::Blocked(b) if pred(b.on)))
-            .map(|t| t.tid)
-            .collect();
-        for tid in tids {
+        let mut tids = std::mem::take(&mut self.scratch.tids);
+        tids.clear();
+        for t in self.threads.values() {
+            if let ThreadState::Blocked(b) = &t.state {
+                if only.is_none_or(|o| o == t.tid) && pred(b.on) {
+                    tids.push(t.tid);
+                }
+            }
+        }
+        for &tid in &tids {
             self.wake_thread(tid);
         }
+        tids.clear();
+        self.scratch.tids = tids;
     }
 
     /// Makes a blocked thread runnable: it either gets its wake value or
@@ -293,8 +388,11 @@ impl Kernel {
         match state {
             ThreadState::Blocked(b) => {
                 match b.on_wake {
-                    OnWake::Retry => t.state = ThreadState::Retry(Box::new(b.call)),
-                    OnWake::Return(v) => t.cpu.gpr[reg::RAX] = v as u64,
+                    OnWake::Retry => t.state = ThreadState::Retry(b),
+                    OnWake::Return(v) => {
+                        t.cpu.gpr[reg::RAX] = v as u64;
+                        self.scratch.recycle(b);
+                    }
                 }
                 self.run_queue.push_back(tid);
             }
@@ -305,21 +403,35 @@ impl Kernel {
     /// Completes blocked calls whose deadline has passed.
     fn expire_deadlines(&mut self) {
         let now = self.clock.monotonic_ns();
-        let expired: Vec<Pid> = self
-            .threads
-            .values()
-            .filter(|t| matches!(&t.state, ThreadState::Blocked(b) if b.deadline.is_some_and(|d| d <= now)))
-            .map(|t| t.tid)
-            .collect();
-        for tid in expired {
+        // No parked call can have expired before the earliest deadline parked so far.
+        if self.scratch.next_deadline.is_none_or(|d| d > now) {
+            return;
+        }
+        let mut next = None;
+        let mut expired = std::mem::take(&mut self.scratch.tids);
+        expired.clear();
+        for t in self.threads.values() {
+            if let ThreadState::Blocked(b) = &t.state {
+                match b.deadline {
+                    Some(d) if d <= now => expired.push(t.tid),
+                    Some(d) => next = Some(next.map_or(d, |n: u64| n.min(d))),
+                    None => {}
+                }
+            }
+        }
+        self.scratch.next_deadline = next;
+        for &tid in &expired {
             let Some(t) = self.threads.get_mut(&tid) else {
                 continue;
             };
             if let ThreadState::Blocked(b) = std::mem::replace(&mut t.state, ThreadState::Runnable) {
                 t.cpu.gpr[reg::RAX] = Errno::mux(b.on_timeout) as u64;
                 self.run_queue.push_back(tid);
+                self.scratch.recycle(b);
             }
         }
+        expired.clear();
+        self.scratch.tids = expired;
     }
 
     // --- teardown --------------------------------------------------------------

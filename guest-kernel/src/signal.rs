@@ -233,7 +233,7 @@ impl Kernel {
         match state {
             ThreadState::Blocked(b) => {
                 if restart && b.on_wake == OnWake::Retry {
-                    t.state = ThreadState::Retry(Box::new(b.call));
+                    t.state = ThreadState::Retry(b);
                 } else {
                     t.cpu.gpr[reg::RAX] = Errno::mux(Err(Errno(EINTR))) as u64;
                 }

@@ -831,6 +831,9 @@ impl Kernel {
         raw: usize,
         saved: Vec<(usize, usize, Vec<u8>)>,
     ) -> Vec<Output> {
+        if saved.is_empty() {
+            return Vec::new();
+        }
         let Ok(mm) = self.mm_of(tid) else { return Vec::new() };
         let mut mm = mm.borrow_mut();
         let ok = Errno::demux(raw);
@@ -867,6 +870,9 @@ impl Kernel {
                 host.syscall_exit(&ev, &mut h.result, &mut h.outputs);
                 self.sup.host = Some(host);
             }
+        }
+        if h.outputs.is_empty() {
+            return Ok(h.result);
         }
         if let Ok(mm) = self.mm_of(tid) {
             let mut mm = mm.borrow_mut();

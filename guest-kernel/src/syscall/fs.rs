@@ -86,14 +86,20 @@ impl Kernel {
         let mm = self.mm_of(tid)?;
         check_writable(&mm.borrow().space.mem, addr, len)?;
         let hint = desc.file.try_borrow().ok().and_then(|f| f.read_hint());
-        let mut buf = vec![0u8; hint.map_or(len, |h| h.min(len))];
-        let result = desc.file.try_borrow_mut().map_err(|_| Errno(EIO))?.read(&mut buf);
+        let mut buf = self.scratch.take_io(hint.map_or(len, |h| h.min(len)));
+        let result = match desc.file.try_borrow_mut() {
+            Ok(mut f) => f.read(&mut buf),
+            Err(_) => Err(IoError::Errno(Errno(EIO))),
+        }
+        .map(|n| n.min(buf.len()));
+        let copied = match &result {
+            Ok(n) => copy_out(&mut mm.borrow_mut().space.mem, addr, &buf[..*n]),
+            Err(_) => Ok(()),
+        };
+        self.scratch.put_io(buf);
+        copied?;
         match result {
-            Ok(n) => {
-                let n = n.min(buf.len());
-                copy_out(&mut mm.borrow_mut().space.mem, addr, &buf[..n])?;
-                Ok(n)
-            }
+            Ok(n) => Ok(n),
             Err(IoError::Errno(e)) => Err(e.into()),
             Err(IoError::WouldBlock(key)) => {
                 if nonblock_call || desc.flags.get() & O_NONBLOCK != 0 {

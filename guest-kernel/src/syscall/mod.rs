@@ -34,8 +34,8 @@ mod time;
 use emu::{reg, Gate, Memory};
 use warden_abi::*;
 
-use crate::process::{OnWake, ThreadState, WaitOn};
-use crate::usercopy::{copy_array, copy_in, copy_path};
+use crate::process::{Blocked, OnWake, ThreadState, WaitOn};
+use crate::usercopy::{copy_array, copy_in, copy_in_to, copy_path};
 use crate::{Kernel, Pid};
 
 /// Bit in the descriptor argument of `read`/`write` that makes this one call
@@ -151,6 +151,15 @@ pub fn decode(mem: &Memory, gate: Gate, number: usize, args: [usize; 6]) -> Call
     Call { number, args, gate, input }
 }
 
+/// [`decode`] for `write`, copying the buffer into `spare` (a reused allocation).
+pub fn decode_write(mem: &Memory, gate: Gate, args: [usize; 6], mut spare: Vec<u8>) -> Call {
+    let input = match copy_in_to(mem, args[1], args[2].min(MAX_IO), &mut spare) {
+        Ok(()) => Input::Bytes(spare),
+        Err(e) => Input::Fault(e),
+    };
+    Call { number: SYS_WRITE, args, gate, input }
+}
+
 fn decode_input(mem: &Memory, number: usize, a: &[usize; 6]) -> Result<Input, Errno> {
     Ok(match number {
         SYS_OPEN | SYS_RMDIR | SYS_UNLINK | SYS_CHDIR | SYS_JAIL => Input::Path(copy_path(mem, a[0], a[1])?),
@@ -229,12 +238,20 @@ impl Kernel {
         let Ok(mm) = self.mm_of(tid) else { return };
         let call = if gate == Gate::Syscall && self.is_linux(tid) {
             crate::linux::decode(&mm.borrow().space.mem, gate, number as u64, args)
+        } else if number == SYS_WRITE {
+            let spare = self.scratch.take_bytes();
+            decode_write(&mm.borrow().space.mem, gate, args, spare)
         } else {
             decode(&mm.borrow().space.mem, gate, number, args)
         };
         // The mask and jail (crate::policy) come first: a refused call never reaches a
         // supervisor, and a confined path reaches it already resolved inside the jail.
-        let Some(call) = self.police(tid, call) else { return };
+        let call = if self.policy_active {
+            let Some(call) = self.police(tid, call) else { return };
+            call
+        } else {
+            call
+        };
         // A recording or replaying tap sees every call the policy let through (it may stop
         // the run).
         if let Some((pid, registers)) = tapped {
@@ -251,34 +268,74 @@ impl Kernel {
 
     /// Step 3: runs `call` for thread `tid` and completes it.
     pub(crate) fn execute(&mut self, tid: Pid, call: Call) {
-        let result = match call.input {
-            Input::Fault(e) => Err(SysError::Errno(e)),
+        let result = self.run_call(tid, &call);
+        if let Some(b) = self.complete(tid, call.number, result) {
+            let seq = self.next_wait_seq();
+            let boxed = self.scratch.blocked(Blocked {
+                on: b.on,
+                deadline: b.deadline,
+                on_timeout: b.on_timeout,
+                on_wake: b.on_wake,
+                call,
+                seq,
+            });
+            self.park_thread(tid, boxed);
+        } else if let Input::Bytes(buf) = call.input {
+            self.scratch.keep_bytes(buf);
+        }
+    }
+
+    /// [`Kernel::execute`] on a woken call, in the box it blocked with: blocking again
+    /// reuses the box, finishing keeps it for the next blocked call.
+    pub(crate) fn execute_boxed(&mut self, tid: Pid, mut boxed: Box<Blocked>) {
+        let result = self.run_call(tid, &boxed.call);
+        match self.complete(tid, boxed.call.number, result) {
+            Some(b) => {
+                boxed.on = b.on;
+                boxed.deadline = b.deadline;
+                boxed.on_timeout = b.on_timeout;
+                boxed.on_wake = b.on_wake;
+                boxed.seq = self.next_wait_seq();
+                self.park_thread(tid, boxed);
+            }
+            None => self.scratch.recycle(boxed),
+        }
+    }
+
+    fn run_call(&mut self, tid: Pid, call: &Call) -> SysResult {
+        match &call.input {
+            Input::Fault(e) => Err(SysError::Errno(*e)),
             Input::Resume => self.supervise_resume(tid),
-            _ => self.dispatch(tid, &call),
-        };
+            _ => self.dispatch(tid, call),
+        }
+    }
+
+    /// Sets the return value of a finished call; hands back how it blocks, if it did.
+    fn complete(&mut self, tid: Pid, number: usize, result: SysResult) -> Option<Block> {
         match result {
             Ok(value) => self.set_return(tid, value),
             Err(SysError::Errno(e)) => {
                 self.set_return(tid, Errno::mux(Err(e)));
-                if e.0 == EPIPE && call.number == SYS_WRITE {
+                if e.0 == EPIPE && number == SYS_WRITE {
                     self.post_thread_signal(tid, SIGPIPE);
                 }
             }
-            Err(SysError::Block(b)) => {
-                self.wait_seq += 1;
-                let seq = self.wait_seq;
-                if let Some(t) = self.threads.get_mut(&tid) {
-                    t.state = ThreadState::Blocked(Box::new(crate::process::Blocked {
-                        on: b.on,
-                        deadline: b.deadline,
-                        on_timeout: b.on_timeout,
-                        on_wake: b.on_wake,
-                        call,
-                        seq,
-                    }));
-                }
-            }
+            Err(SysError::Block(b)) => return Some(b),
             Err(SysError::NoReturn) => {}
+        }
+        None
+    }
+
+    fn next_wait_seq(&mut self) -> u64 {
+        self.wait_seq += 1;
+        self.wait_seq
+    }
+
+    fn park_thread(&mut self, tid: Pid, boxed: Box<Blocked>) {
+        self.scratch.parking(boxed.deadline);
+        match self.threads.get_mut(&tid) {
+            Some(t) => t.state = ThreadState::Blocked(boxed),
+            None => self.scratch.recycle(boxed),
         }
     }
 
