@@ -13,7 +13,7 @@
 use iced_x86::{ConditionCode, Instruction, Mnemonic, OpKind, Register};
 
 use super::operand::{gpr, mask, sext, sign_bit, Gpr};
-use super::{Handler, MemRef, Op, Trap};
+use super::{run_generic, Handler, MemRef, Op, Trap};
 use crate::cpu::flags::*;
 use crate::cpu::{reg, Cpu};
 use crate::memory::Memory;
@@ -71,27 +71,16 @@ fn ea_slow(cpu: &Cpu, m: &MemRef, a: u64) -> u64 {
     a
 }
 
-/// The fast path of a load; `None` sends the handler to `generic`.
+/// The fast path of a load; `None` sends the handler to `run_generic`.
 #[inline(always)]
 fn load<const S: u8>(mem: &Memory, a: u64) -> Option<u64> {
     mem.try_read::<S>(a)
 }
 
-/// The fast path of a store; false (nothing written) sends the handler to `generic`.
+/// The fast path of a store; false (nothing written) sends the handler to `run_generic`.
 #[inline(always)]
 fn store<const S: u8>(mem: &mut Memory, a: u64, v: u64) -> bool {
     mem.try_write::<S>(a, v)
-}
-
-/// The slow path of every fast handler that touches memory: the same
-/// instruction through the generic tier, which handles page-crossing
-/// accesses, pages holding code and faults. Fast handlers call it before
-/// changing any state, so the instruction runs exactly once.
-#[cold]
-#[inline(never)]
-fn generic(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
-    let exec = super::select(&op.insn).unwrap_or(super::undefined);
-    exec(cpu, mem, op)
 }
 
 /// Writes a full-width register slot of size 4 or 8 (4 zero-extends).
@@ -167,7 +156,7 @@ fn alu_ri<const K: u8, const S: u8, const F: bool>(cpu: &mut Cpu, _: &mut Memory
 }
 
 fn alu_rm<const K: u8, const S: u8, const F: bool>(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
-    let Some(b) = load::<S>(mem, ea(cpu, &op.mem)) else { return generic(cpu, mem, op) };
+    let Some(b) = load::<S>(mem, ea(cpu, &op.mem)) else { return run_generic(cpu, mem, op) };
     let (r, f) = alu_op::<K, S, F>(cpu.gpr[(op.r0 & 15) as usize], b);
     if K != CMP && K != TEST {
         set_reg::<S>(cpu, op.r0, r);
@@ -181,11 +170,11 @@ fn alu_rm<const K: u8, const S: u8, const F: bool>(cpu: &mut Cpu, mem: &mut Memo
 /// Memory destination; `op.r1 == NO_REG` means the source is the immediate.
 fn alu_m<const K: u8, const S: u8, const F: bool>(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     let a = ea(cpu, &op.mem);
-    let Some(d) = load::<S>(mem, a) else { return generic(cpu, mem, op) };
+    let Some(d) = load::<S>(mem, a) else { return run_generic(cpu, mem, op) };
     let s = if op.r1 == NO_REG { op.a } else { cpu.gpr[(op.r1 & 15) as usize] };
     let (r, f) = alu_op::<K, S, F>(d, s);
     if K != CMP && K != TEST && !store::<S>(mem, a, r) {
-        return generic(cpu, mem, op);
+        return run_generic(cpu, mem, op);
     }
     if F {
         set_flags(cpu, f);
@@ -216,7 +205,7 @@ fn mov_ri<const S: u8>(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
 }
 
 fn mov_rm<const S: u8>(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
-    let Some(v) = load::<S>(mem, ea(cpu, &op.mem)) else { return generic(cpu, mem, op) };
+    let Some(v) = load::<S>(mem, ea(cpu, &op.mem)) else { return run_generic(cpu, mem, op) };
     set_reg::<S>(cpu, op.r0, v);
     Ok(())
 }
@@ -224,14 +213,14 @@ fn mov_rm<const S: u8>(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
 fn mov_mr<const S: u8>(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     let v = if op.r1 == NO_REG { op.a } else { cpu.gpr[(op.r1 & 15) as usize] };
     if !store::<S>(mem, ea(cpu, &op.mem), v) {
-        return generic(cpu, mem, op);
+        return run_generic(cpu, mem, op);
     }
     Ok(())
 }
 
 /// movzx/movsx/movsxd into a 4- or 8-byte register from memory (size `SS`).
 fn movx_rm<const SS: u8, const S: u8, const SIGNED: bool>(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
-    let Some(v) = load::<SS>(mem, ea(cpu, &op.mem)) else { return generic(cpu, mem, op) };
+    let Some(v) = load::<SS>(mem, ea(cpu, &op.mem)) else { return run_generic(cpu, mem, op) };
     let v = if SIGNED { sext(v, SS) } else { v };
     set_reg::<S>(cpu, op.r0, v);
     Ok(())
@@ -337,7 +326,7 @@ fn imul_rr<const S: u8, const F: bool>(cpu: &mut Cpu, _: &mut Memory, op: &Op) -
 }
 
 fn imul_rm<const S: u8, const F: bool>(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
-    let Some(b) = load::<S>(mem, ea(cpu, &op.mem)) else { return generic(cpu, mem, op) };
+    let Some(b) = load::<S>(mem, ea(cpu, &op.mem)) else { return run_generic(cpu, mem, op) };
     imul_core::<S, F>(
         cpu,
         op.r0,
@@ -368,7 +357,7 @@ fn imul_core<const S: u8, const F: bool>(cpu: &mut Cpu, dst: u8, a: u64, b: u64)
 fn push_r(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     let sp = cpu.gpr[reg::RSP].wrapping_sub(8);
     if !store::<8>(mem, sp, cpu.gpr[(op.r0 & 15) as usize]) {
-        return generic(cpu, mem, op);
+        return run_generic(cpu, mem, op);
     }
     cpu.gpr[reg::RSP] = sp;
     Ok(())
@@ -376,7 +365,7 @@ fn push_r(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
 
 fn pop_r(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     let sp = cpu.gpr[reg::RSP];
-    let Some(v) = load::<8>(mem, sp) else { return generic(cpu, mem, op) };
+    let Some(v) = load::<8>(mem, sp) else { return run_generic(cpu, mem, op) };
     cpu.gpr[reg::RSP] = sp.wrapping_add(8);
     cpu.gpr[(op.r0 & 15) as usize] = v;
     Ok(())
@@ -390,7 +379,7 @@ fn jmp_rel(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
 fn call_rel(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     let sp = cpu.gpr[reg::RSP].wrapping_sub(8);
     if !store::<8>(mem, sp, op.insn.next_ip()) {
-        return generic(cpu, mem, op);
+        return run_generic(cpu, mem, op);
     }
     cpu.gpr[reg::RSP] = sp;
     cpu.rip = op.a;
@@ -399,7 +388,7 @@ fn call_rel(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
 
 fn ret_near(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     let sp = cpu.gpr[reg::RSP];
-    let Some(t) = load::<8>(mem, sp) else { return generic(cpu, mem, op) };
+    let Some(t) = load::<8>(mem, sp) else { return run_generic(cpu, mem, op) };
     cpu.gpr[reg::RSP] = sp.wrapping_add(8);
     cpu.rip = t;
     Ok(())

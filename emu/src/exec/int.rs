@@ -1050,10 +1050,10 @@ fn string_op(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
         _ => 0,
     };
     let acc = Gpr { idx: reg::RAX, size, high: false };
-    let bulk = matches!(m, Mnemonic::Movsb | Mnemonic::Movsw | Mnemonic::Movsd | Mnemonic::Movsq)
-        || matches!(m, Mnemonic::Stosb | Mnemonic::Stosw | Mnemonic::Stosd | Mnemonic::Stosq);
-    if rep && bulk && step == size as u64 && !addr32 {
-        return rep_bulk(cpu, mem, m, size, seg);
+    let movs = matches!(m, Mnemonic::Movsb | Mnemonic::Movsw | Mnemonic::Movsd | Mnemonic::Movsq);
+    let stos = matches!(m, Mnemonic::Stosb | Mnemonic::Stosw | Mnemonic::Stosd | Mnemonic::Stosq);
+    if rep && (movs || stos) && step == size as u64 && !addr32 {
+        return rep_bulk(cpu, mem, movs, size, seg);
     }
     loop {
         if rep && cpu.gpr[reg::RCX] & am == 0 {
@@ -1110,14 +1110,13 @@ fn string_op(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     }
 }
 
-/// `rep movs` and `rep stos` going forward with 64-bit addresses (what
+/// `rep movs` (`movs`) and `rep stos` going forward with 64-bit addresses (what
 /// `memcpy` and `memset` use): whole runs that stay inside a page on each
 /// side are copied or filled at once; where a run cannot be (a page boundary
 /// inside an element, missing permissions, decoded code in the destination,
 /// an overlap a forward copy would see) one element goes the per-element way,
 /// so faults stay precise, with RCX, RSI and RDI counting the elements done.
-fn rep_bulk(cpu: &mut Cpu, mem: &mut Memory, m: Mnemonic, size: u8, seg: u64) -> R {
-    let movs = matches!(m, Mnemonic::Movsb | Mnemonic::Movsw | Mnemonic::Movsd | Mnemonic::Movsq);
+fn rep_bulk(cpu: &mut Cpu, mem: &mut Memory, movs: bool, size: u8, seg: u64) -> R {
     let room = |a: u64| (PAGE_SIZE - (a & (PAGE_SIZE - 1))) / size as u64;
     let size64 = size as u64;
     while cpu.gpr[reg::RCX] != 0 {

@@ -229,7 +229,7 @@ impl Cpu {
     #[inline(never)]
     fn run_prefix(&mut self, ops: &[Op], n: usize, fused: bool, mem: &mut Memory) -> Exit {
         for (k, op) in ops[..n].iter().enumerate() {
-            let exec = if fused && k == ops.len() - 2 { select(&op.insn).unwrap_or(undefined) } else { op.exec };
+            let exec = if fused && k == ops.len() - 2 { run_generic } else { op.exec };
             if let Err(trap) = exec(self, mem, op) {
                 return self.trap_exit(trap, op, mem);
             }
@@ -271,6 +271,17 @@ impl Cpu {
 /// The handler for invalid and unimplemented instructions.
 pub(crate) fn undefined(_: &mut Cpu, _: &mut Memory, _: &Op) -> Result<(), Trap> {
     Err(Trap::InvalidOpcode)
+}
+
+/// Runs `op`'s instruction through the generic tier: the cold path of the
+/// fast handlers (a page-crossing access, a page holding code, a fault, or an
+/// operand the fast path does not cover) and of a fused op cut short by the
+/// budget. Callers have changed no state, so the instruction runs once.
+#[cold]
+#[inline(never)]
+pub(crate) fn run_generic(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> Result<(), Trap> {
+    let exec = select(&op.insn).unwrap_or(undefined);
+    exec(cpu, mem, op)
 }
 
 /// Picks the handler for a decoded instruction; `None` means #UD.

@@ -19,7 +19,7 @@ use warden_abi::Errno;
 use super::abi::{self, nr};
 use super::LinuxInput;
 use crate::mm::{round_up, PAGE};
-use crate::process::{OnWake, ThreadState, WaitOn};
+use crate::process::{OnWake, WaitOn};
 use crate::syscall::{Block, SysError, SysResult};
 use crate::usercopy::read_u32;
 use crate::{Kernel, Pid};
@@ -145,24 +145,6 @@ impl Kernel {
         Ok(to as usize)
     }
 
-    /// Wakes up to `n` threads waiting on `key`, in the order they blocked.
-    pub(super) fn lx_futex_wake(&mut self, key: WaitOn, n: usize) -> usize {
-        let mut waiters: Vec<(u64, Pid)> = self
-            .threads
-            .values()
-            .filter_map(|t| match &t.state {
-                ThreadState::Blocked(b) if b.on == key => Some((b.seq, t.tid)),
-                _ => None,
-            })
-            .collect();
-        waiters.sort_unstable();
-        let n = waiters.len().min(n);
-        for &(_, waiter) in &waiters[..n] {
-            self.wake_thread(waiter);
-        }
-        n
-    }
-
     fn lx_futex(&mut self, tid: Pid, a: &[usize; 6], timeout: Option<u64>) -> SysResult {
         let (addr, op, val) = (a[0], a[1], a[2]);
         if addr % 4 != 0 {
@@ -199,7 +181,7 @@ impl Kernel {
                     on_wake: OnWake::Return(0),
                 }))
             }
-            abi::FUTEX_WAKE | abi::FUTEX_WAKE_BITSET => Ok(self.lx_futex_wake(key, val)),
+            abi::FUTEX_WAKE | abi::FUTEX_WAKE_BITSET => Ok(self.futex_wake(key, val)),
             abi::FUTEX_REQUEUE | abi::FUTEX_CMP_REQUEUE => {
                 if op & abi::FUTEX_CMD_MASK == abi::FUTEX_CMP_REQUEUE {
                     let current = read_u32(&mm.borrow().space.mem, addr)?;
@@ -208,7 +190,7 @@ impl Kernel {
                     }
                 }
                 // Wake everyone: spurious wake-ups are allowed.
-                Ok(self.lx_futex_wake(key, usize::MAX))
+                Ok(self.futex_wake(key, usize::MAX))
             }
             _ => err(r::ENOSYS),
         }

@@ -21,7 +21,7 @@ use warden_abi::Errno;
 
 use super::abi::{self, nr, Out};
 use super::{LinuxInput, LinuxThread};
-use crate::process::{ProcState, Process, WaitOn};
+use crate::process::{Process, WaitOn};
 use crate::syscall::{Block, SysError, SysResult};
 use crate::usercopy::copy_out;
 use crate::{Kernel, Pid};
@@ -105,7 +105,7 @@ impl Kernel {
         let Ok(mm) = self.mm_of(tid) else { return };
         let id = mm.borrow().id;
         let _ = copy_out(&mut mm.borrow_mut().space.mem, lt.clear_tid as usize, &0u32.to_le_bytes());
-        self.lx_futex_wake(WaitOn::Futex(id, lt.clear_tid), usize::MAX);
+        self.futex_wake(WaitOn::Futex(id, lt.clear_tid), usize::MAX);
     }
 
     fn lx_exit(&mut self, tid: Pid, status: usize) -> SysResult {
@@ -204,17 +204,7 @@ impl Kernel {
                     n => p.pid as isize == n,
                 }
         };
-        let mut any = false;
-        let mut found = None;
-        for p in self.procs.values() {
-            if matches(p) {
-                any = true;
-                if let ProcState::Zombie(status) = p.state {
-                    found = Some((p.pid, status));
-                    break;
-                }
-            }
-        }
+        let Some(found) = self.zombie_child(matches) else { return err(r::ECHILD) };
         if let Some((child, status)) = found {
             if !nowait {
                 self.procs.remove(&child);
@@ -222,9 +212,6 @@ impl Kernel {
                 self.linux.threads.remove(&child);
             }
             return Ok(Some((child, status)));
-        }
-        if !any {
-            return err(r::ECHILD);
         }
         if options & abi::WNOHANG != 0 {
             return Ok(None);

@@ -21,6 +21,25 @@ use crate::usercopy::read_u32;
 use crate::{Kernel, Pid};
 
 impl Kernel {
+    /// Wakes up to `n` threads waiting on `key`, in the order they blocked (both
+    /// personalities' futex wake).
+    pub(crate) fn futex_wake(&mut self, key: WaitOn, n: usize) -> usize {
+        let mut waiters: Vec<(u64, Pid)> = self
+            .threads
+            .values()
+            .filter_map(|t| match &t.state {
+                ThreadState::Blocked(b) if b.on == key => Some((b.seq, t.tid)),
+                _ => None,
+            })
+            .collect();
+        waiters.sort_unstable();
+        let n = waiters.len().min(n);
+        for &(_, waiter) in &waiters[..n] {
+            self.wake_thread(waiter);
+        }
+        n
+    }
+
     pub(super) fn sys_brk(&mut self, tid: Pid, addr: usize) -> SysResult {
         let mm = self.mm_of(tid)?;
         let brk = mm.borrow_mut().set_brk(addr as u64)?;
@@ -134,22 +153,7 @@ impl Kernel {
                     on_wake: OnWake::Return(0),
                 }))
             }
-            FUTEX_WAKE => {
-                let mut waiters: Vec<(u64, Pid)> = self
-                    .threads
-                    .values()
-                    .filter_map(|t| match &t.state {
-                        ThreadState::Blocked(b) if b.on == key => Some((b.seq, t.tid)),
-                        _ => None,
-                    })
-                    .collect();
-                waiters.sort_unstable();
-                let n = waiters.len().min(val);
-                for &(_, waiter) in &waiters[..n] {
-                    self.wake_thread(waiter);
-                }
-                Ok(n)
-            }
+            FUTEX_WAKE => Ok(self.futex_wake(key, val)),
             _ => errno(ENOSYS),
         }
     }

@@ -39,20 +39,25 @@ impl Kernel {
         Err(SysError::NoReturn)
     }
 
+    /// What a waiter sees among the children `matches` selects: `None` when
+    /// there are none, else the first zombie among them (pid, status), if any.
+    /// Shared by both personalities' wait calls.
+    pub(crate) fn zombie_child(&self, matches: impl Fn(&Process) -> bool) -> Option<Option<(Pid, usize)>> {
+        let mut any = false;
+        for p in self.procs.values().filter(|p| matches(p)) {
+            if let ProcState::Zombie(status) = p.state {
+                return Some(Some((p.pid, status)));
+            }
+            any = true;
+        }
+        any.then_some(None)
+    }
+
     pub(super) fn sys_waitpid(&mut self, tid: Pid, pid: isize, status_addr: usize, options: usize) -> SysResult {
         let me = self.pid_of(tid)?;
-        let matches = |p: &Process| p.ppid == me && (pid <= 0 || p.pid as isize == pid);
-        let mut any = false;
-        let mut found = None;
-        for p in self.procs.values() {
-            if matches(p) {
-                any = true;
-                if let ProcState::Zombie(status) = p.state {
-                    found = Some((p.pid, status));
-                    break;
-                }
-            }
-        }
+        let Some(found) = self.zombie_child(|p| p.ppid == me && (pid <= 0 || p.pid as isize == pid)) else {
+            return errno(ECHILD);
+        };
         if let Some((child, status)) = found {
             if status_addr != 0 {
                 let mm = self.mm_of(tid)?;
@@ -60,9 +65,6 @@ impl Kernel {
             }
             self.procs.remove(&child);
             return Ok(child as usize);
-        }
-        if !any {
-            return errno(ECHILD);
         }
         if options & WNOHANG != 0 {
             return Ok(0);

@@ -16,7 +16,7 @@ use iced_x86::{EncodingKind, Instruction, Mnemonic, OpKind, Register};
 
 use super::super::fast::{ea, mem_ref, wide_reg};
 use super::super::operand::mask;
-use super::super::{Handler, Op, Trap};
+use super::super::{run_generic, Handler, Op, Trap};
 use crate::cpu::Cpu;
 use crate::memory::Memory;
 
@@ -248,10 +248,7 @@ fn fp_scalar<const K: u8, const D: bool, const MEM: bool>(cpu: &mut Cpu, mem: &m
     } else {
         scalar32::<K>(cpu.mxcsr, f32::from_bits(x as u32), f32::from_bits(b as u32)).map(|r| r.to_bits() as u64)
     };
-    let Some(r) = r else {
-        let exec = super::super::select(&op.insn).unwrap_or(super::super::undefined);
-        return exec(cpu, mem, op);
-    };
+    let Some(r) = r else { return run_generic(cpu, mem, op) };
     let low = if D { u64::MAX as u128 } else { u32::MAX as u128 };
     cpu.xmm[d] = (x & !low) | r as u128;
     Ok(())
