@@ -21,6 +21,9 @@ use guest_kernel::supervise::{HostAttach, HostSupervisor};
 use guest_kernel::testkit::static_elf;
 use guest_kernel::{CaptureConsole, Kernel, KernelConfig, RunOutcome};
 
+#[path = "common/thread_time.rs"]
+mod thread_time;
+
 /// Lets every call run.
 struct PassThrough;
 impl HostSupervisor for PassThrough {}
@@ -85,21 +88,14 @@ fn native_getpid() -> u64 {
     r
 }
 
-/// CPU time of this thread in ns, if the kernel reports it (less disturbed by other load on
-/// the machine than wall time).
-fn cpu_time_ns() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    s.split_whitespace().next()?.parse().ok()
-}
-
 /// Best of 5 runs, in ns per call: thread CPU time where the kernel reports it, else wall
 /// time. (The guest runs on this one thread.)
 fn per_call_ns(f: &dyn Fn(), calls: u32) -> f64 {
     let mut best = f64::MAX;
     for _ in 0..5 {
-        let (c, t) = (cpu_time_ns(), Instant::now());
+        let (c, t) = (thread_time::thread_cpu_ns(), Instant::now());
         f();
-        let ns = match (c, cpu_time_ns()) {
+        let ns = match (c, thread_time::thread_cpu_ns()) {
             (Some(a), Some(b)) => b.saturating_sub(a) as f64,
             _ => t.elapsed().as_nanos() as f64,
         };

@@ -8,13 +8,13 @@
 //! stdin or clock; it writes the guest's output to the host's stdout/stderr as the recording
 //! did, and ends with the same exit status.
 //!
-//! # Trace format, version 2
+//! # Trace format, version 3
 //! Little-endian; `varint` is unsigned LEB128 (at most 10 bytes), `zigzag` a signed varint
 //! (`(n << 1) ^ (n >> 63)`), `bytes` a varint length then that many bytes, `opt X` a byte 0
 //! (absent) or 1 followed by X.
 //! ```text
 //! magic    "WARDNTRC" (8 bytes)
-//! version  varint (2)
+//! version  varint (3)
 //! header   varint length, then:
 //!            root kind u8 (0 embedded image, 1 tar image, 2 host directory), root path bytes,
 //!            root digest: opt u64 (a tar: XXH3-64 of the archive; a host directory: the
@@ -28,11 +28,11 @@
 //!            tree digest u64 of its contents before the run),
 //!            extra files: varint count + (path bytes, mode varint, data bytes)
 //! events   one tag byte each, in the order the kernel met them:
-//!   0x01 syscall      tid varint, number & 0x3fff varint, instructions since the previous
-//!                     syscall event varint, digest u32 (registers, rip, gate and the bytes
+//!   0x01 syscall      tid varint, number & 0xffff varint, instructions since the previous
+//!                     syscall event varint, digest u32 (registers, rip and the bytes
 //!                     the call reads: guest_kernel::record::checkpoint_digest)
 //!   0x80 | d          a syscall by the same thread as the previous syscall event, d (< 128)
-//!                     instructions after it: number & 0x3fff u16, digest u32 (7 bytes; the
+//!                     instructions after it: number & 0xffff u16, digest u32 (7 bytes; the
 //!                     usual event of a syscall-heavy loop)
 //!   0x02 stdin read   bytes (what the console read returned; empty is end of file)
 //!   0x03 stdin error  (the read failed)
@@ -45,8 +45,9 @@
 //! Nothing follows the end event. A trace is written as the run goes and read the same way:
 //! the writer fills one 16 KiB buffer and writes it out whenever it is full (a long run never
 //! holds its trace in memory). A syscall event costs 7 bytes in a tight loop, about 10
-//! otherwise. Version 1 (no compact syscall event, no personality, policy, overlay or
-//! address-space fields, no digest of a host-directory root) is not read any more.
+//! otherwise. Earlier versions are not read: version 2 had another checkpoint digest,
+//! version 1 no compact event, no personality, policy, overlay or
+//! address-space fields and no digest of a host-directory root.
 //!
 //! # What is recorded, and what is not
 //! Only what the image and options do not determine: console input and errors, clock
@@ -79,15 +80,18 @@
 //! [`guest_kernel::supervise::HostSupervisor`]. Callgrind instruction counts of
 //! `WARDEN_RECORD_PROFILE=MODE,syscalls,N` (see `benches/record.rs`; the difference between
 //! N = 40000 and N = 20000 rounds, i.e. per 60,000 guest syscalls, so boot cancels out):
-//! a plain run costs 1,357 host instructions per guest syscall; a pass-through host
-//! supervisor that does nothing at all adds 1,880 (+139 %: the supervised path parks the
+//! a plain run costs 1,268 host instructions per guest syscall; a pass-through host
+//! supervisor that does nothing at all adds 199 (+15.7 %: the supervised path parks the
 //! call, builds its entry event and applies the decision); the whole recording through the
-//! writer, checkpoint digest and trace writing included, adds 87 (+6.4 %; over a whole
-//! 50,000-round run, boot and trace set-up included, +6.7 %). Before this writer (a
-//! `SyscallTap` trait object, a `BufWriter`, a digest of 16 rotated registers) it added 224
-//! (+16.5 %). The supervised path's bookkeeping alone is twenty times the bar (about 68
-//! instructions per call), so recording stays on the kernel hook; it runs before every
-//! supervisor, so a recording of a supervised run (guest or host) is still complete.
+//! writer, checkpoint digest and trace writing included, adds 58 (+4.6 %). How it got there,
+//! from +224 (+16.5 %) with a `SyscallTap` trait object, a `BufWriter` and a digest of 16
+//! rotated registers: the kernel owns the writer and writes each event with one 8-byte
+//! store; the registers are folded with eight aligned SSE2 XORs; the writer's state is in
+//! `Cell`s (no `RefCell` borrow per call); the digest tests the common inputs (none, a write
+//! buffer) one compare each rather than matching every case. The supervised path's
+//! bookkeeping alone is three times what the bar leaves, so recording stays on the kernel
+//! hook; it runs before every supervisor, so a recording of a supervised run (guest or host)
+//! is still complete.
 mod tree;
 
 use std::cell::RefCell;
@@ -100,8 +104,8 @@ use std::sync::Arc;
 
 use guest_kernel::linux::Personality;
 use guest_kernel::record::{
-    checkpoint_digest, put_varint_at, HostClock, SyscallPoint, SyscallTap, SystemClock, TraceWriter, TAG_COMPACT,
-    TAG_SYSCALL,
+    checkpoint_digest, put_varint_at, HostClock, SyscallPoint, SyscallTap, SystemClock, TraceWriter, NUMBER_BITS,
+    TAG_COMPACT, TAG_SYSCALL,
 };
 use guest_kernel::{Console, ConsoleStream, Limits, RunOutcome, Stats};
 
@@ -109,7 +113,7 @@ use crate::testrun::{add_files, ExtraFile};
 use crate::{initial_cwd, open_root, Root, RunError, RunOptions};
 
 pub const MAGIC: &[u8; 8] = b"WARDNTRC";
-pub const VERSION: u64 = 2;
+pub const VERSION: u64 = 3;
 
 const TAG_READ: u8 = 0x02;
 const TAG_READ_ERR: u8 = 0x03;
@@ -486,7 +490,7 @@ pub enum Event {
 pub fn syscall_label(low: u64) -> String {
     warden_abi::SYSCALLS
         .iter()
-        .find(|&&(n, _)| (n as u64) & 0x3fff == low)
+        .find(|&&(n, _)| (n as u64) & NUMBER_BITS == low)
         .map(|&(_, name)| name.to_string())
         .unwrap_or_else(|| format!("syscall {low:#x}"))
 }
@@ -532,7 +536,7 @@ fn outcome_text(kind: u8, code: u8) -> String {
 // --- recording -------------------------------------------------------------------------
 
 /// The trace being written, shared by the kernel (syscall events), the console and the clock.
-type SharedSink = Rc<RefCell<TraceWriter>>;
+type SharedSink = Rc<TraceWriter>;
 
 struct RecordConsole {
     inner: Box<dyn Console>,
@@ -542,7 +546,7 @@ struct RecordConsole {
 impl Console for RecordConsole {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let r = self.inner.read(buf);
-        let mut sink = self.sink.borrow_mut();
+        let sink = &self.sink;
         match &r {
             Ok(n) => {
                 let data = &buf[..(*n).min(buf.len())];
@@ -561,7 +565,7 @@ impl Console for RecordConsole {
     fn write(&mut self, stream: ConsoleStream, data: &[u8]) -> std::io::Result<()> {
         let r = self.inner.write(stream, data);
         if r.is_err() {
-            self.sink.borrow_mut().put(&[TAG_WRITE_ERR]);
+            self.sink.put(&[TAG_WRITE_ERR]);
         }
         r
     }
@@ -579,7 +583,7 @@ impl HostClock for RecordClock {
         let v = self.inner.monotonic_ns();
         let delta = zigzag(v.wrapping_sub(self.last_mono) as i64);
         self.last_mono = v;
-        put_clock(&mut self.sink.borrow_mut(), TAG_MONO, delta);
+        put_clock(&self.sink, TAG_MONO, delta);
         v
     }
 
@@ -587,7 +591,7 @@ impl HostClock for RecordClock {
         let v = self.inner.realtime_ns();
         let delta = zigzag(v.wrapping_sub(self.last_real) as i64);
         self.last_real = v;
-        put_clock(&mut self.sink.borrow_mut(), TAG_REAL, delta);
+        put_clock(&self.sink, TAG_REAL, delta);
         v
     }
 
@@ -596,7 +600,7 @@ impl HostClock for RecordClock {
     }
 }
 
-fn put_clock(sink: &mut TraceWriter, tag: u8, delta: u64) {
+fn put_clock(sink: &TraceWriter, tag: u8, delta: u64) {
     let mut ev = [0u8; 11];
     ev[0] = tag;
     let mut at = 1;
@@ -706,14 +710,14 @@ pub fn record(
     };
     let write_err = |source| RecordError::Write { path: trace.display().to_string(), source };
     let file = File::create(trace).map_err(write_err)?;
-    let mut sink = TraceWriter::new(Box::new(file));
+    let sink = TraceWriter::new(Box::new(file));
     let mut head = MAGIC.to_vec();
     put_varint(&mut head, VERSION);
     let h = header.encode();
     put_varint(&mut head, h.len() as u64);
     sink.put(&head);
     sink.put(&h);
-    let sink = Rc::new(RefCell::new(sink));
+    let sink = Rc::new(sink);
     let console = Box::new(RecordConsole { inner: console, sink: sink.clone() });
     let mut kernel = crate::boot_with_policy(opts, vfs, console, cwd, policy_spec)?;
     kernel.set_recorder(sink.clone());
@@ -729,9 +733,8 @@ pub fn record(
     let mut end = vec![TAG_END, kind, code];
     put_varint(&mut end, stats.instructions);
     put_varint(&mut end, stats.syscalls);
-    let mut s = sink.borrow_mut();
-    s.put(&end);
-    s.finish().map_err(write_err)?;
+    sink.put(&end);
+    sink.finish().map_err(write_err)?;
     Ok((outcome, stats))
 }
 
@@ -864,14 +867,10 @@ impl TraceReader {
                 for x in &mut b {
                     *x = self.byte("a syscall event")?;
                 }
-                let number = u64::from(u16::from_le_bytes([b[0], b[1]]));
-                if number > 0x3fff {
-                    return Err(self.corrupt("syscall number out of range"));
-                }
                 self.last_instructions = self.last_instructions.wrapping_add(u64::from(t & !TAG_COMPACT));
                 Event::Syscall {
                     tid: self.last_tid,
-                    number,
+                    number: u64::from(u16::from_le_bytes([b[0], b[1]])),
                     instructions: self.last_instructions,
                     digest: u32::from_le_bytes([b[2], b[3], b[4], b[5]]),
                 }
@@ -1014,7 +1013,7 @@ impl SyscallTap for ReplayTap {
         let here = describe_point(p);
         let actual = Event::Syscall {
             tid: p.tid,
-            number: (p.call.number as u64) & 0x3fff,
+            number: (p.call.number as u64) & NUMBER_BITS,
             instructions: p.instructions,
             digest: checkpoint_digest(p),
         };

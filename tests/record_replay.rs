@@ -231,7 +231,7 @@ fn modified_data_in_a_written_buffer_diverges_at_that_write() {
     let trace = dir.join("fail.trace");
     let rec = record_run(&o, b"", &trace);
     assert!(String::from_utf8_lossy(&rec.out.stderr).contains("failing on purpose"));
-    let write_low = (warden_abi::SYS_WRITE as u64) & 0x3fff;
+    let write_low = (warden_abi::SYS_WRITE as u64) & guest_kernel::record::NUMBER_BITS;
     let calls = syscalls(&trace);
     let (index, &(_, tid, _, instructions)) =
         calls.iter().enumerate().find(|(_, c)| c.2 == write_low).expect("a write was recorded");

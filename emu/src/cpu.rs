@@ -53,8 +53,11 @@ pub const MXCSR_DEFAULT: u32 = 0x1f80;
 /// MXCSR bits that exist (writing others is #GP); DAZ included.
 pub const MXCSR_MASK: u32 = 0xffff;
 
-/// One guest hardware thread.
+/// One guest hardware thread. `repr(C)` puts `gpr` first, 16-byte aligned (the `u128`
+/// fields make the struct so), which [`Cpu::gpr_xor`] relies on; it also keeps the
+/// registers within a one-byte displacement of the struct's address.
 #[derive(Clone, Debug)]
+#[repr(C)]
 pub struct Cpu {
     /// RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8..R15 (see [`reg`]).
     pub gpr: [u64; 16],
@@ -92,8 +95,56 @@ impl Cpu {
         }
     }
 
+    /// The XOR of the 16 general registers: a change in any one register changes it. Record
+    /// and replay take it at every system call (`guest_kernel::record`), so it is written
+    /// for the fewest host instructions: eight aligned 16-byte loads folded into `pxor`s
+    /// (11 instructions, against about 20 for the same fold in plain Rust, which the
+    /// compiler vectorises with unaligned loads; a scalar fold of 8-byte loads measured no
+    /// faster).
+    #[inline(always)]
+    pub fn gpr_xor(&self) -> u64 {
+        use std::arch::x86_64::{_mm_cvtsi128_si64, _mm_load_si128, _mm_unpackhi_epi64, _mm_xor_si128};
+        const _: () = assert!(std::mem::offset_of!(Cpu, gpr) == 0 && std::mem::align_of::<Cpu>() >= 16);
+        let p = self.gpr.as_ptr().cast::<std::arch::x86_64::__m128i>();
+        // SAFETY: `gpr` is 128 bytes at offset 0 of a 16-byte aligned struct (asserted
+        // above), so the eight 16-byte loads are in bounds and aligned; SSE2 is part of the
+        // x86-64 baseline.
+        unsafe {
+            let a = _mm_xor_si128(_mm_load_si128(p), _mm_load_si128(p.add(1)));
+            let b = _mm_xor_si128(_mm_load_si128(p.add(2)), _mm_load_si128(p.add(3)));
+            let c = _mm_xor_si128(_mm_load_si128(p.add(4)), _mm_load_si128(p.add(5)));
+            let d = _mm_xor_si128(_mm_load_si128(p.add(6)), _mm_load_si128(p.add(7)));
+            let x = _mm_xor_si128(_mm_xor_si128(a, b), _mm_xor_si128(c, d));
+            _mm_cvtsi128_si64(_mm_xor_si128(x, _mm_unpackhi_epi64(x, x))) as u64
+        }
+    }
+
     /// Sets RFLAGS as `popf` would: only user-writable bits change.
     pub fn set_rflags(&mut self, v: u64) {
         self.rflags = (v & flags::USER_WRITABLE) | flags::FIXED;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gpr_xor_is_the_xor_of_every_register() {
+        let mut cpu = Cpu::new();
+        assert_eq!(cpu.gpr_xor(), 0);
+        for i in 0..16 {
+            cpu.gpr[i] = 0x0123_4567_89ab_cdefu64.rotate_left(5 * i as u32) ^ (i as u64);
+        }
+        let want = cpu.gpr.iter().fold(0, |a, r| a ^ r);
+        assert_eq!(cpu.gpr_xor(), want);
+        // Each register, and each of its bits, moves the fold.
+        for i in 0..16 {
+            for bit in [0, 31, 63] {
+                let mut c = cpu.clone();
+                c.gpr[i] ^= 1 << bit;
+                assert_eq!(c.gpr_xor(), want ^ (1 << bit), "register {i} bit {bit}");
+            }
+        }
     }
 }

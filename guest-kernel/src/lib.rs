@@ -244,8 +244,7 @@ pub struct Kernel {
     /// Supervisors and held calls ([`supervise`]).
     sup: supervise::Supervision,
     /// Sees every system call when recording or replaying ([`record`]).
-    tap: Option<Box<dyn record::SyscallTap>>,
-    recorder: Option<std::rc::Rc<std::cell::RefCell<record::TraceWriter>>>,
+    hook: record::Hook,
     /// Schedule perturbation (nonzero seed).
     chaos: Option<chaos::Chaos>,
 }
@@ -284,8 +283,7 @@ impl Kernel {
             policy_active: false,
             mem_total: Rc::new(mm::MemTotal::new(config_total)),
             sup: Default::default(),
-            tap: None,
-            recorder: None,
+            hook: record::Hook::None,
             chaos,
         }
     }

@@ -7,8 +7,8 @@
 //!   entry (after the call is decoded into the kernel's own copy and the policy let it
 //!   through, before any supervisor sees it or it runs) the kernel appends a syscall event,
 //!   inline: no allocation, no call through a trait object, 7 bytes in the usual case. The
-//!   embedder shares the writer (`Rc<RefCell<_>>`) to append everything else (header, input
-//!   events, end) in run order.
+//!   embedder shares the writer (`Rc<TraceWriter>`) to append everything else (header,
+//!   input events, end) in run order.
 //! - [`SyscallTap`]: the replaying side, called once per system call entry at the same point
 //!   with a [`SyscallPoint`]; returning `false` stops the run at once with
 //!   [`crate::RunOutcome::Stopped`] (a replay that diverged).
@@ -17,23 +17,25 @@
 //! - The console ([`crate::Console`]) is already the embedder's: stdin data and the results of
 //!   console writes can be logged and replayed there.
 //!
-//! With neither a writer nor a tap the cost is one branch per call. [`checkpoint_digest_of`]
-//! is the digest both sides compare: the 16 general registers and rip ([`register_fold`],
-//! taken on the trap path while the registers are at hand), the gate, and the bytes of every
-//! pointer argument the call reads (paths, write buffers, exec vectors).
+//! A recorder and a tap exclude each other (one hook field); with neither the cost is one
+//! branch per call. [`checkpoint_digest_of`] is the digest both sides compare: the 16
+//! general registers and rip ([`register_fold`], taken on the trap path while the registers
+//! are at hand) and the bytes of every pointer argument the call reads (paths, write
+//! buffers, exec vectors).
 //!
 //! # Why not a host supervisor
 //! The issue asked for recording on the host supervisor
 //! ([`crate::supervise::HostSupervisor`]) if that held the 5 % bar. It does not: on the
 //! syscall-heavy bench workload (`cargo bench --bench record`, callgrind instruction counts,
-//! see the `warden` crate's `src/record.rs`) a plain call costs about 1,360 host
-//! instructions, a pass-through host supervisor that does nothing adds about 1,900 (+140 %:
+//! see the `warden` crate's `src/record.rs`) a plain call costs about 1,270 host
+//! instructions and a pass-through host supervisor that does nothing adds about 200 (+16 %:
 //! the call is parked as supervised, an entry event built, the decision applied), while this
-//! writer, digest included, adds under 90. The bar leaves about 68. A host supervisor also
-//! sees no register snapshot for the digest and cannot stop the whole run. So recording stays
-//! this narrow hook; running before every supervisor, it sees every call, supervised or not.
+//! writer, digest included, adds about 58 (+4.6 %). A host supervisor also sees no register
+//! snapshot for the digest and cannot stop the whole run. So recording stays this narrow
+//! hook; running before every supervisor, it sees every call, supervised or not.
 
-use emu::Gate;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 
 use crate::syscall::{Call, Input};
 use crate::{Kernel, Pid};
@@ -99,6 +101,8 @@ const K: u64 = 0x9e37_79b9_7f4a_7c15;
 
 /// Word `j` of a buffer is multiplied by `BYTE_KEY + 2 * j * K` (odd, distinct per word).
 const BYTE_KEY: u64 = 0x94d0_49bb_1331_11eb;
+/// The key of word 1.
+const BYTE_KEY_1: u64 = BYTE_KEY.wrapping_add(K << 1);
 
 /// A sum of the buffer's 8-byte words, each times its own odd key (so a changed word always
 /// changes the sum, and moving words changes it too), plus the length. A last partial word is
@@ -106,45 +110,51 @@ const BYTE_KEY: u64 = 0x94d0_49bb_1331_11eb;
 #[inline]
 fn sum_bytes(bytes: &[u8]) -> u64 {
     let n = bytes.len();
-    let mut acc = (n as u64).wrapping_mul(K);
+    let acc = (n as u64).wrapping_mul(K);
     let word = |i: usize| {
         let mut w = [0u8; 8];
         w.copy_from_slice(&bytes[i..i + 8]);
         u64::from_le_bytes(w)
     };
-    if n >= 8 {
-        let mut key = BYTE_KEY;
-        let mut i = 0;
-        while i + 8 <= n {
-            acc = acc.wrapping_add(word(i).wrapping_mul(key));
-            key = key.wrapping_add(K << 1);
-            i += 8;
+    match n {
+        // The common write of a line or a short record: no loop.
+        9..=16 => acc.wrapping_add(word(0).wrapping_mul(BYTE_KEY)).wrapping_add(word(n - 8).wrapping_mul(BYTE_KEY_1)),
+        8 => acc.wrapping_add(word(0).wrapping_mul(BYTE_KEY)),
+        0..8 => {
+            let mut w = 0u64;
+            for (j, &b) in bytes.iter().enumerate() {
+                w |= u64::from(b) << (8 * j);
+            }
+            acc.wrapping_add(w.wrapping_mul(BYTE_KEY))
         }
-        if i < n {
-            acc = acc.wrapping_add(word(n - 8).wrapping_mul(key));
-        }
-    } else {
-        let mut w = 0u64;
-        for (j, &b) in bytes.iter().enumerate() {
-            w |= u64::from(b) << (8 * j);
-        }
-        acc = acc.wrapping_add(w.wrapping_mul(BYTE_KEY));
+        _ => sum_long(bytes, acc, word),
+    }
+}
+
+/// [`sum_bytes`] of a buffer over 16 bytes.
+#[inline(never)]
+fn sum_long(bytes: &[u8], mut acc: u64, word: impl Fn(usize) -> u64) -> u64 {
+    let n = bytes.len();
+    let mut key = BYTE_KEY;
+    let mut i = 0;
+    while i + 8 <= n {
+        acc = acc.wrapping_add(word(i).wrapping_mul(key));
+        key = key.wrapping_add(K << 1);
+        i += 8;
+    }
+    if i < n {
+        acc = acc.wrapping_add(word(n - 8).wrapping_mul(key));
     }
     acc
 }
 
-/// The registers' part of a checkpoint: the XOR of the 16 general registers (a change in
-/// any one register changes it), with rip. The kernel computes it on the trap path while the
-/// registers are at hand, only when a tap or a recorder is installed.
-#[inline]
+/// The registers' part of a checkpoint: the XOR of the 16 general registers and rip
+/// ([`emu::Cpu::gpr_xor`]: a change in any one of them changes it). The kernel computes it
+/// on the trap path while the registers are at hand, only when a tap or a recorder is
+/// installed.
+#[inline(always)]
 pub fn register_fold(cpu: &emu::Cpu) -> u64 {
-    let mut x = [0u64; 4];
-    for quad in cpu.gpr.chunks_exact(4) {
-        for i in 0..4 {
-            x[i] ^= quad[i];
-        }
-    }
-    (x[0] ^ x[2]) ^ (x[1] ^ x[3]) ^ cpu.rip.rotate_left(29)
+    cpu.gpr_xor() ^ cpu.rip
 }
 
 /// The digest of a checkpoint, in 32 bits: [`checkpoint_digest_of`] the point's registers
@@ -155,21 +165,45 @@ pub fn checkpoint_digest(point: &SyscallPoint<'_>) -> u32 {
 }
 
 /// The digest of a checkpoint: the registers ([`register_fold`]: every general register and
-/// rip), the gate, and the bytes the call reads (each 8-byte word times its own odd key, plus
-/// the length: a changed or moved word changes the sum); one multiply spreads the result
-/// over the 32 bits kept. The arguments are registers, so they are in the fold. About 25
-/// host instructions for a call without a buffer: recording runs this at every system call.
+/// rip) and the bytes the call reads (paths, write buffers, exec vectors: each 8-byte word
+/// times its own odd key, plus the length, so a changed or moved word changes the sum), the
+/// two halves XORed into the 32 bits kept. The arguments are registers, so they are in the
+/// fold. Recording runs this at every system call: a handful of host instructions for a call
+/// without a buffer.
 #[inline]
 pub fn checkpoint_digest_of(registers: u64, call: &Call) -> u32 {
-    let mut acc = registers ^ ((matches!(call.gate, Gate::Int80) as u64) << 63);
-    match &call.input {
-        Input::None => {}
-        Input::Path(bytes) | Input::Bytes(bytes) => acc ^= sum_bytes(bytes),
-        Input::Exec { args, envs } => acc ^= sum_exec(args, envs),
-        _ => {}
+    checkpoint_fold(registers, call) as u32
+}
+
+/// [`checkpoint_digest_of`] in the low 32 bits of a `u64` (the writer shifts it into place
+/// without masking the high bits).
+#[inline(always)]
+fn checkpoint_fold(registers: u64, call: &Call) -> u64 {
+    // The common cases one compare each; a `match` over every case first decodes the enum's
+    // niche (7 more host instructions on every call, measured).
+    let read = if let Input::None = call.input {
+        0
+    } else if let Input::Bytes(bytes) = &call.input {
+        sum_bytes(bytes)
+    } else {
+        sum_read(&call.input)
+    };
+    let acc = registers ^ read;
+    (acc >> 32) ^ acc
+}
+
+/// The bytes part of [`checkpoint_fold`] for the rarer inputs.
+#[inline(never)]
+fn sum_read(input: &Input) -> u64 {
+    use crate::linux::LinuxInput;
+    match input {
+        Input::Path(bytes) | Input::Bytes(bytes) => sum_bytes(bytes),
+        Input::Exec { args, envs } => sum_exec(args, envs),
+        Input::Linux(LinuxInput::Path(bytes) | LinuxInput::Bytes(bytes)) => sum_bytes(bytes),
+        Input::Linux(LinuxInput::Paths(a, b)) => sum_bytes(a) ^ sum_bytes(b).rotate_left(7),
+        Input::Linux(LinuxInput::Exec { path, args, envs }) => sum_bytes(path) ^ sum_exec(args, envs),
+        _ => 0,
     }
-    let x = acc.wrapping_mul(K);
-    ((x >> 32) ^ x) as u32
 }
 
 #[inline(never)]
@@ -187,6 +221,9 @@ fn sum_exec(args: &[Vec<u8>], envs: &[Vec<u8>]) -> u64 {
 pub const TAG_SYSCALL: u8 = 0x01;
 /// High bit set: a compact syscall event.
 pub const TAG_COMPACT: u8 = 0x80;
+/// The bits of a call's number a syscall event keeps (the Redox numbers differ in them, and
+/// so do the Linux ones, whose tag bit the kernel sets above them).
+pub const NUMBER_BITS: u64 = 0xffff;
 
 /// Bytes the writer buffers before writing them out: small enough to stay in the host's
 /// L1/L2 caches beside the interpreter's data (a 64 KiB buffer measured slower).
@@ -211,105 +248,159 @@ pub fn put_varint_at(buf: &mut [u8], at: &mut usize, mut v: u64) {
 /// event into it at every call ([`Kernel::set_recorder`]), inline on the trap path; the
 /// embedder writes everything else (the header, input events, the end) with
 /// [`TraceWriter::put`], through the same shared writer so the order is the run's.
+///
+/// Shared as `Rc<TraceWriter>`, with the state in `Cell`s rather than the whole writer in a
+/// `RefCell`: the syscall event then takes no borrow (a `RefCell` borrow and release are 4
+/// of the roughly 60 host instructions recording adds to a call, measured).
 pub struct TraceWriter {
-    out: Box<dyn std::io::Write>,
-    buf: Box<[u8; WRITER_BUF + WRITER_SLACK]>,
-    len: usize,
-    error: Option<std::io::Error>,
-    last_instructions: u64,
+    len: Cell<usize>,
+    last_instructions: Cell<u64>,
     /// Thread of the previous full syscall event (compact events omit it).
-    last_tid: u32,
+    last_tid: Cell<u32>,
+    /// Where the buffer goes (only borrowed while draining).
+    out: RefCell<Output>,
+    /// In line, so a store needs no load of a pointer.
+    buf: [Cell<u8>; WRITER_BUF + WRITER_SLACK],
+}
+
+struct Output {
+    out: Box<dyn std::io::Write>,
+    /// The buffer's bytes, copied out of their cells for `write_all`.
+    staging: Vec<u8>,
+    error: Option<std::io::Error>,
+}
+
+impl Output {
+    fn write(&mut self, bytes: &[u8]) {
+        if self.error.is_none() {
+            if let Err(e) = self.out.write_all(bytes) {
+                self.error = Some(e);
+            }
+        }
+    }
 }
 
 impl TraceWriter {
     pub fn new(out: Box<dyn std::io::Write>) -> TraceWriter {
-        let buf = vec![0u8; WRITER_BUF + WRITER_SLACK].into_boxed_slice();
         TraceWriter {
-            out,
-            buf: buf.try_into().unwrap_or_else(|_| unreachable!("sized buffer")),
-            len: 0,
-            error: None,
-            last_instructions: 0,
-            last_tid: 0,
+            len: Cell::new(0),
+            last_instructions: Cell::new(0),
+            last_tid: Cell::new(0),
+            out: RefCell::new(Output { out, staging: Vec::new(), error: None }),
+            buf: [const { Cell::new(0) }; WRITER_BUF + WRITER_SLACK],
         }
     }
 
-    /// Writes the buffer out.
+    /// Writes the buffer out, through a copy: `out` is the embedder's and may in principle
+    /// reach this writer again, so no plain slice of the cells may be alive while it runs.
     #[cold]
-    fn drain(&mut self) {
-        if self.error.is_none() {
-            if let Err(e) = self.out.write_all(&self.buf[..self.len]) {
-                self.error = Some(e);
-            }
-        }
-        self.len = 0;
+    fn drain(&self) {
+        let mut o = self.out.borrow_mut();
+        let mut staging = std::mem::take(&mut o.staging);
+        staging.clear();
+        staging.extend(self.buf[..self.len.get()].iter().map(Cell::get));
+        self.len.set(0);
+        o.write(&staging);
+        o.staging = staging;
     }
 
     /// Appends `bytes` (any length).
-    pub fn put(&mut self, bytes: &[u8]) {
-        if self.len + bytes.len() > WRITER_BUF {
+    pub fn put(&self, bytes: &[u8]) {
+        let len = self.len.get();
+        if len + bytes.len() > WRITER_BUF {
             self.drain();
             if bytes.len() > WRITER_BUF {
-                if self.error.is_none() {
-                    if let Err(e) = self.out.write_all(bytes) {
-                        self.error = Some(e);
-                    }
-                }
+                self.out.borrow_mut().write(bytes);
                 return;
             }
         }
-        self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
-        self.len += bytes.len();
+        let len = self.len.get();
+        for (cell, &b) in self.buf[len..len + bytes.len()].iter().zip(bytes) {
+            cell.set(b);
+        }
+        self.len.set(len + bytes.len());
+    }
+
+    /// Stores `word` at `at` (`at + 8` within the buffer and its slack): one 8-byte store.
+    /// (Through eight `Cell::set`s the compiler splits it into four stores and the shifts
+    /// between them, measured.)
+    #[inline(always)]
+    fn store8(&self, at: usize, word: u64) {
+        let cells = &self.buf[at..at + 8];
+        // SAFETY: the pointer comes from a shared slice of the eight cells, whose bytes are
+        // inside `UnsafeCell`s, so writing through it is allowed; it covers exactly the 8
+        // bytes written (checked by the slice above). The writer is `!Sync`, and nothing
+        // holds a plain reference to the cells' bytes (they are only read by `Cell::get`).
+        unsafe { cells.as_ptr().cast::<u8>().cast_mut().cast::<[u8; 8]>().write_unaligned(word.to_le_bytes()) }
     }
 
     /// A syscall event: `0x80 | delta`, number u16, digest u32 when the thread is the
-    /// previous event's and fewer than 128 instructions passed; else a full event.
+    /// previous event's and fewer than 128 instructions passed; else a full event. Either
+    /// keeps the number's low 16 bits ([`NUMBER_BITS`]). The digest is `folded`'s low 32
+    /// bits ([`checkpoint_digest_of`]).
     #[inline(always)]
-    pub fn syscall(&mut self, tid: u32, number: u64, instructions: u64, digest: u32) {
-        if self.len >= WRITER_BUF {
-            self.drain();
-        }
-        let delta = instructions.wrapping_sub(self.last_instructions);
-        self.last_instructions = instructions;
-        let number = number & 0x3fff;
-        let at = self.len;
-        if tid == self.last_tid && delta < 0x80 {
-            // One 8-byte store; the event is the first 7 bytes.
-            let word = u64::from(TAG_COMPACT | delta as u8) | (number << 8) | (u64::from(digest) << 24);
-            self.buf[at..at + 8].copy_from_slice(&word.to_le_bytes());
-            self.len = at + 7;
+    pub fn syscall(&self, tid: u32, number: u64, instructions: u64, folded: u64) {
+        // Written so the compiler sees `at < WRITER_BUF`: no bounds check on the store.
+        let at = match self.len.get() {
+            len @ 0..WRITER_BUF => len,
+            _ => {
+                self.drain();
+                0
+            }
+        };
+        let delta = instructions.wrapping_sub(self.last_instructions.get());
+        self.last_instructions.set(instructions);
+        if tid == self.last_tid.get() && delta < 0x80 {
+            // One 8-byte store; the event is the first 7 bytes (the shift drops the fold's
+            // high half into the eighth byte and beyond, so it needs no mask).
+            let word = u64::from(TAG_COMPACT | delta as u8) | ((number & NUMBER_BITS) << 8) | (folded << 24);
+            self.store8(at, word);
+            self.len.set(at + 7);
         } else {
-            self.syscall_full(tid, number, delta, digest);
+            self.syscall_full(at, tid, number, delta, folded as u32);
         }
     }
 
     #[inline(never)]
-    fn syscall_full(&mut self, tid: u32, number: u64, delta: u64, digest: u32) {
-        self.last_tid = tid;
-        let out = &mut self.buf[self.len..self.len + WRITER_SLACK];
-        out[0] = TAG_SYSCALL;
-        let mut at = 1;
-        put_varint_at(out, &mut at, u64::from(tid));
-        put_varint_at(out, &mut at, number);
-        put_varint_at(out, &mut at, delta);
-        out[at..at + 4].copy_from_slice(&digest.to_le_bytes());
-        self.len += at + 4;
+    fn syscall_full(&self, at: usize, tid: u32, number: u64, delta: u64, digest: u32) {
+        self.last_tid.set(tid);
+        let mut event = [0u8; 1 + 3 * 10 + 4];
+        event[0] = TAG_SYSCALL;
+        let mut n = 1;
+        put_varint_at(&mut event, &mut n, u64::from(tid));
+        put_varint_at(&mut event, &mut n, number & NUMBER_BITS);
+        put_varint_at(&mut event, &mut n, delta);
+        event[n..n + 4].copy_from_slice(&digest.to_le_bytes());
+        n += 4;
+        for (cell, &b) in self.buf[at..at + n].iter().zip(&event[..n]) {
+            cell.set(b);
+        }
+        self.len.set(at + n);
     }
 
     /// Writes out what is buffered and flushes; the first write error of the run, if any.
-    pub fn finish(&mut self) -> std::io::Result<()> {
+    pub fn finish(&self) -> std::io::Result<()> {
         self.drain();
-        match self.error.take() {
+        let mut o = self.out.borrow_mut();
+        match o.error.take() {
             Some(e) => Err(e),
-            None => self.out.flush(),
+            None => o.out.flush(),
         }
     }
 }
 
+/// What watches the system calls: nothing, a recording, or a tap (a replay). One field, so
+/// a plain run pays one test per call.
+pub(crate) enum Hook {
+    None,
+    Record(Rc<TraceWriter>),
+    Tap(Box<dyn SyscallTap>),
+}
+
 impl Kernel {
-    /// Installs a tap that sees every system call from now on.
+    /// Installs a tap that sees every system call from now on (in place of a recorder).
     pub fn set_syscall_tap(&mut self, tap: Box<dyn SyscallTap>) {
-        self.tap = Some(tap);
+        self.hook = Hook::Tap(tap);
     }
 
     /// Reads the host clock through `clock` (only used with `real_time`).
@@ -318,33 +409,191 @@ impl Kernel {
     }
 
     /// Records every system call from now on into `writer` (a syscall event each, written
-    /// inline on the trap path: no call through a trait object).
-    pub fn set_recorder(&mut self, writer: std::rc::Rc<std::cell::RefCell<TraceWriter>>) {
-        self.recorder = Some(writer);
+    /// inline on the trap path: no call through a trait object), in place of a tap.
+    pub fn set_recorder(&mut self, writer: Rc<TraceWriter>) {
+        self.hook = Hook::Record(writer);
     }
 
-    /// Records the call and calls the tap; `false` if the tap stopped the run. Inline: out
-    /// of line it costs the recording about 20 more host instructions per call (measured).
+    /// Records the call or calls the tap; `false` if the tap stopped the run. Inline: out of
+    /// line it costs the recording about 20 more host instructions per call (measured).
     #[inline]
-    pub(crate) fn tap_syscall(&mut self, tid: Pid, pid: Pid, registers: u64, call: &Call) -> bool {
-        if let Some(w) = &self.recorder {
-            let digest = checkpoint_digest_of(registers, call);
-            w.borrow_mut().syscall(tid, call.number as u64, self.stats.instructions, digest);
+    pub(crate) fn tap_syscall(&mut self, tid: Pid, registers: u64, call: &Call) -> bool {
+        if let Hook::Record(w) = &self.hook {
+            w.syscall(tid, call.number as u64, self.stats.instructions, checkpoint_fold(registers, call));
+            return true;
         }
-        let go = match self.tap.as_mut() {
-            Some(tap) => tap.syscall(&SyscallPoint {
-                index: self.stats.syscalls,
-                tid,
-                pid,
-                instructions: self.stats.instructions,
-                registers,
-                call,
-            }),
-            None => true,
+        self.tap_replay(tid, registers, call)
+    }
+
+    /// The tap's part of [`Kernel::tap_syscall`] (replaying: not on the recording path).
+    #[inline(never)]
+    fn tap_replay(&mut self, tid: Pid, registers: u64, call: &Call) -> bool {
+        let pid = self.threads.get(&tid).map_or(tid, |t| t.pid);
+        let point = SyscallPoint {
+            index: self.stats.syscalls,
+            tid,
+            pid,
+            instructions: self.stats.instructions,
+            registers,
+            call,
+        };
+        let go = match &mut self.hook {
+            Hook::Tap(tap) => tap.syscall(&point),
+            _ => true,
         };
         if !go {
             self.outcome = Some(crate::RunOutcome::Stopped);
         }
         go
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::linux::LinuxInput;
+    use emu::Gate;
+
+    /// A `Write` the test can read back.
+    #[derive(Clone, Default)]
+    struct Shared(Rc<RefCell<Vec<u8>>>);
+
+    impl std::io::Write for Shared {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.borrow_mut().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn varint(out: &mut Vec<u8>, mut v: u64) {
+        while v >= 0x80 {
+            out.push(v as u8 | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+
+    /// The format's syscall event, written the slow, obvious way.
+    fn expected_event(out: &mut Vec<u8>, last: &mut (u32, u64), tid: u32, number: u64, instructions: u64, digest: u32) {
+        let delta = instructions.wrapping_sub(last.1);
+        last.1 = instructions;
+        if tid == last.0 && delta < 0x80 {
+            out.push(TAG_COMPACT | delta as u8);
+            out.extend_from_slice(&((number & NUMBER_BITS) as u16).to_le_bytes());
+        } else {
+            last.0 = tid;
+            out.push(TAG_SYSCALL);
+            varint(out, u64::from(tid));
+            varint(out, number & NUMBER_BITS);
+            varint(out, delta);
+        }
+        out.extend_from_slice(&digest.to_le_bytes());
+    }
+
+    fn call(input: Input) -> Call {
+        Call { number: 4, args: [0; 6], gate: Gate::Syscall, input }
+    }
+
+    #[test]
+    fn the_writer_streams_exactly_the_documented_bytes() {
+        let sink = Shared::default();
+        let w = TraceWriter::new(Box::new(sink.clone()));
+        let mut want = Vec::new();
+        let mut last = (0u32, 0u64);
+        let mut instructions = 0u64;
+        let mut seed = 0x1234_5678_9abc_def0u64;
+        // Enough events for several drains; compact and full ones, numbers with bits above
+        // the kept 16, a put larger than the whole buffer.
+        for i in 0..20_000u64 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let tid = 1 + (seed % 97 == 0) as u32;
+            instructions += match seed % 5 {
+                0 => 300 + seed % 100_000,
+                _ => seed % 128,
+            };
+            let number = seed >> 20;
+            let folded = seed.rotate_left(17);
+            w.syscall(tid, number, instructions, folded);
+            expected_event(&mut want, &mut last, tid, number, instructions, folded as u32);
+            if i % 1000 == 999 {
+                let data: Vec<u8> = (0..(i as usize * 7) % 20_000).map(|b| b as u8).collect();
+                w.put(&data);
+                want.extend_from_slice(&data);
+            }
+        }
+        w.finish().unwrap();
+        let got = sink.0.borrow();
+        assert_eq!(got.len(), want.len());
+        let first_difference = got.iter().zip(&want).position(|(a, b)| a != b);
+        assert_eq!(first_difference, None);
+    }
+
+    #[test]
+    fn a_write_error_is_reported_once_at_finish() {
+        struct Failing;
+        impl std::io::Write for Failing {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::other("disk full"))
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let w = TraceWriter::new(Box::new(Failing));
+        for i in 0..10_000 {
+            w.syscall(1, 4, i, 0);
+        }
+        assert_eq!(w.finish().unwrap_err().to_string(), "disk full");
+    }
+
+    #[test]
+    fn the_digest_moves_with_every_register_and_every_byte_read() {
+        let mut cpu = emu::Cpu::new();
+        for (i, r) in cpu.gpr.iter_mut().enumerate() {
+            *r = 0x9e37_79b9_7f4a_7c15u64.wrapping_mul(i as u64 + 1);
+        }
+        cpu.rip = 0x40_1000;
+        let base = register_fold(&cpu);
+        let none = call(Input::None);
+        let d = checkpoint_digest_of(base, &none);
+        for i in 0..16 {
+            for bit in [0, 40] {
+                let mut c = cpu.clone();
+                c.gpr[i] ^= 1 << bit;
+                assert_ne!(checkpoint_digest_of(register_fold(&c), &none), d, "register {i}, bit {bit}");
+            }
+        }
+        let mut c = cpu.clone();
+        c.rip += 2;
+        assert_ne!(checkpoint_digest_of(register_fold(&c), &none), d, "rip");
+
+        // Every byte of every kind of buffer a call reads, at lengths around the word size.
+        let kinds: [fn(Vec<u8>) -> Input; 5] = [
+            Input::Bytes,
+            Input::Path,
+            |b| Input::Linux(LinuxInput::Bytes(b)),
+            |b| Input::Linux(LinuxInput::Path(b)),
+            |b| Input::Exec { args: vec![b"prog".to_vec(), b], envs: vec![] },
+        ];
+        for kind in kinds {
+            for len in [1, 7, 8, 9, 15, 16, 17, 40] {
+                let bytes: Vec<u8> = (0..len).map(|i| i as u8 * 3 + 1).collect();
+                let d = checkpoint_digest_of(base, &call(kind(bytes.clone())));
+                for at in 0..len {
+                    let mut other = bytes.clone();
+                    other[at] ^= 0x10;
+                    assert_ne!(checkpoint_digest_of(base, &call(kind(other))), d, "length {len}, byte {at}");
+                }
+                // Same words, one byte longer (a zero byte): the length is in the sum.
+                let mut longer = bytes.clone();
+                longer.push(0);
+                assert_ne!(checkpoint_digest_of(base, &call(kind(longer))), d, "length {len} + 1");
+            }
+        }
     }
 }

@@ -233,8 +233,8 @@ impl Kernel {
         let args = gate_args(gate, &thread.cpu.gpr);
         let supervised = thread.supervised;
         // A recording or replaying tap's view of the registers, taken while they are at hand.
-        let tapped = (self.tap.is_some() || self.recorder.is_some())
-            .then(|| (thread.pid, crate::record::register_fold(&thread.cpu)));
+        let tapped =
+            (!matches!(self.hook, crate::record::Hook::None)).then(|| crate::record::register_fold(&thread.cpu));
         let Ok(mm) = self.mm_of(tid) else { return };
         let call = if gate == Gate::Syscall && self.is_linux(tid) {
             crate::linux::decode(&mm.borrow().space.mem, gate, number as u64, args)
@@ -254,8 +254,8 @@ impl Kernel {
         };
         // A recording or replaying tap sees every call the policy let through (it may stop
         // the run).
-        if let Some((pid, registers)) = tapped {
-            if !self.tap_syscall(tid, pid, registers, &call) {
+        if let Some(registers) = tapped {
+            if !self.tap_syscall(tid, registers, &call) {
                 return;
             }
         }
