@@ -81,9 +81,6 @@ fn build_guests(guest_dir: &Path, target_dir: &Path) -> Result<(), String> {
     cmd.current_dir(guest_dir)
         .args(["build", "--release", "--target", GUEST_TARGET, "--target-dir"])
         .arg(target_dir)
-        // Never the build's own stdin: cargo's probes run `rustc -`, which reads a program
-        // from it (a CI job's stdin can be a pipe with text in it).
-        .stdin(std::process::Stdio::null())
         .stdout(io::stderr());
     for (key, _) in env::vars_os() {
         let name = key.to_string_lossy();
