@@ -315,7 +315,8 @@ impl Output {
                 self.made += 1;
                 Vec::with_capacity(HANDOFF + WRITER_BUF)
             }
-            // Err: the thread is gone (it panicked), and `finish` says so.
+            // Every buffer is out: wait for the disk. An error here means the thread is gone
+            // (it panicked); `finish` says so.
             Err(_) => self.empty.recv().unwrap_or_default(),
         };
         next.clear();
