@@ -277,15 +277,7 @@ impl Kernel {
                 }
                 global
             }
-            _ => {
-                let fs = self.proc_of(tid)?.fs.clone();
-                let fs = fs.borrow();
-                if fs.cwd_scheme == b"file" {
-                    fs.cwd.clone()
-                } else {
-                    jail.root.clone()
-                }
-            }
+            _ => self.jail_cwd(tid, jail)?,
         };
         if spec.devices {
             let inside = strip_root(&jail.root, &base).unwrap_or(b"/");

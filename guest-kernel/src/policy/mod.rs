@@ -236,18 +236,18 @@ impl Kernel {
         Ok(&mut **self.schemes.get_mut(&b"file"[..]).ok_or(Errno(ENOENT))?)
     }
 
+    /// Where relative paths of thread `tid` start: its working directory (global), or the
+    /// jail's root while that is not a `file:` directory.
+    pub(crate) fn jail_cwd(&self, tid: Pid, jail: &Jail) -> Result<Vec<u8>, Errno> {
+        let fs = self.proc_of(tid)?.fs.clone();
+        let fs = fs.borrow();
+        Ok(if fs.cwd_scheme == b"file" { fs.cwd.clone() } else { jail.root.clone() })
+    }
+
     /// Resolves `path` for thread `tid` inside `jail` (see [`resolve::confine`]).
     fn confine_path(&mut self, tid: Pid, jail: &Jail, path: &[u8], follow: bool) -> Result<Vec<u8>, Errno> {
         let ctx = self.call_ctx(tid)?;
-        let cwd = {
-            let fs = self.proc_of(tid)?.fs.clone();
-            let fs = fs.borrow();
-            if fs.cwd_scheme == b"file" {
-                fs.cwd.clone()
-            } else {
-                jail.root.clone()
-            }
-        };
+        let cwd = self.jail_cwd(tid, jail)?;
         let (root, ino) = (jail.root.clone(), jail.ino);
         resolve::confine(self.file_scheme()?, &ctx, &root, ino, &cwd, path, follow)
     }

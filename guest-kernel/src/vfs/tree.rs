@@ -617,14 +617,7 @@ impl Tree {
     /// Removes entry `name` (naming `ino`) from `parent`: a whiteout if the parent mirrors a
     /// host directory.
     pub fn unlink_entry(&mut self, parent: Ino, name: &[u8], ino: Ino) -> Result<(), Errno> {
-        let clock = self.clock;
-        let d = self.dir_mut(parent)?;
-        if d.host.is_some() {
-            d.entries.insert(name.to_vec(), Entry::Whiteout);
-        } else {
-            d.entries.remove(name);
-        }
-        self.node_mut(parent)?.mtime = clock;
+        self.take_entry(parent, name)?;
         let node = self.node_mut(ino)?;
         node.nlink = node.nlink.saturating_sub(1);
         if node.is_dir() {
@@ -649,6 +642,15 @@ impl Tree {
             return Err(errno(EINVAL));
         }
         self.dir_mut(new_parent)?;
+        self.take_entry(parent, name)?;
+        self.dir_mut(new_parent)?.entries.insert(new_name, Entry::Node(ino));
+        self.node_mut(new_parent)?.mtime = self.clock;
+        Ok(())
+    }
+
+    /// Takes entry `name` out of `parent` (a whiteout if the parent mirrors a host
+    /// directory) and touches the parent.
+    fn take_entry(&mut self, parent: Ino, name: &[u8]) -> Result<(), Errno> {
         let clock = self.clock;
         let d = self.dir_mut(parent)?;
         if d.host.is_some() {
@@ -657,8 +659,6 @@ impl Tree {
             d.entries.remove(name);
         }
         self.node_mut(parent)?.mtime = clock;
-        self.dir_mut(new_parent)?.entries.insert(new_name, Entry::Node(ino));
-        self.node_mut(new_parent)?.mtime = clock;
         Ok(())
     }
 
