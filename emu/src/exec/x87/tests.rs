@@ -388,6 +388,26 @@ fn oracle_one_operand() {
     h.finish();
 }
 
+/// `fscale` by ±0 and `fprem`/`fprem1` by ±∞ return a denormal ST(0)
+/// unchanged. With underflow unmasked, some Intel cores apply the underflow
+/// response to it (UE, biased exponent) and others (Sapphire Rapids) only
+/// flag DE: microarchitectural, so these inputs are not compared.
+fn passes_denormal_through(name: &str, fcw: u16, st0: u128, st1: u128) -> bool {
+    let exp = |v: u128| (v >> 64) as u16 & 0x7fff;
+    let sig = |v: u128| v as u64;
+    let denormal = exp(st0) == 0 && sig(st0) != 0;
+    let zero = exp(st1) == 0 && sig(st1) == 0;
+    let inf = exp(st1) == 0x7fff && sig(st1) == 1 << 63;
+    let underflow_unmasked = fcw & 0x10 == 0;
+    underflow_unmasked
+        && denormal
+        && match name {
+            "fscale" => zero,
+            "fprem" | "fprem1" => inf,
+            _ => false,
+        }
+}
+
 #[test]
 fn oracle_st0_st1_and_compares() {
     let mut h = Harness::new();
@@ -418,6 +438,9 @@ fn oracle_st0_st1_and_compares() {
         for fcw in few_control_words() {
             for &a in &vals {
                 for &b in &vals {
+                    if passes_denormal_through(name, fcw, a, b) {
+                        continue;
+                    }
                     h.case(name, code, &start(fcw, &[b, a]), &[], fl);
                 }
                 h.case(name, code, &start(fcw, &[a]), &[], fl);
