@@ -252,11 +252,12 @@ pub struct Kernel {
 impl Kernel {
     /// A kernel with `root_scheme` as `file:` and `console` behind `debug:`
     /// (descriptors 0, 1 and 2 of init).
-    pub fn new(config: KernelConfig, root_scheme: Box<dyn Scheme>, console: Box<dyn Console>) -> Kernel {
+    pub fn new(config: KernelConfig, mut root_scheme: Box<dyn Scheme>, console: Box<dyn Console>) -> Kernel {
         let mut schemes: BTreeMap<Vec<u8>, Box<dyn Scheme>> = BTreeMap::new();
+        let mem_total = Rc::new(mm::MemTotal::new(config.limits.max_memory_total));
+        root_scheme.charge_memory_to(&mem_total);
         schemes.insert(b"file".to_vec(), root_scheme);
         let clock = Rc::new(Clock::new(config.real_time));
-        let config_total = config.limits.max_memory_total;
         let rng = Rng::new(config.seed);
         let chaos = chaos::Chaos::new(config.seed);
         let console: console::SharedConsole = Rc::new(RefCell::new(console));
@@ -281,7 +282,7 @@ impl Kernel {
             yield_requested: false,
             linux: linux::LinuxState::default(),
             policy_active: false,
-            mem_total: Rc::new(mm::MemTotal::new(config_total)),
+            mem_total,
             sup: Default::default(),
             hook: record::Hook::None,
             chaos,

@@ -79,7 +79,7 @@ use warden_abi::{
 pub use handle::FileHandle;
 pub use image::{ImageError, MAX_DEPTH, MAX_ENTRIES, MAX_EXTENSION};
 pub use path::{NAME_MAX, PATH_MAX};
-pub use tree::{DEFAULT_NODE_LIMIT, DEFAULT_WRITE_LIMIT, FILE_DEV, MAX_FILE_SIZE, MAX_SYMLINK_HOPS};
+pub use tree::{DEFAULT_NODE_LIMIT, DEFAULT_WRITE_LIMIT, FILE_DEV, MAX_FILE_SIZE, MAX_SYMLINK_HOPS, NAME_COST};
 
 use crate::scheme::{CallCtx, FileRef, Scheme};
 use path::Tail;
@@ -152,12 +152,12 @@ impl Vfs {
     pub fn from_host_dir(path: impl AsRef<Path>) -> Result<Vfs, ImageError> {
         let path = path.as_ref();
         let io_err = |source| ImageError::Io { path: path.to_path_buf(), source };
-        let real = fs::canonicalize(path).map_err(io_err)?;
-        let meta = fs::metadata(&real).map_err(io_err)?;
+        let meta = fs::metadata(path).map_err(io_err)?;
         if !meta.is_dir() {
             return Err(ImageError::NotADirectory { path: path.to_path_buf() });
         }
-        let root = host::host_node(Kind::Dir(Dir { host: Some(real), ..Dir::default() }), &meta);
+        let (host_fs, st) = host::HostFs::open(path).map_err(io_err)?;
+        let root = host::host_node(Kind::Dir(Dir { host: Some(host_fs.root_dir()), ..Dir::default() }), &st);
         Ok(Vfs { tree: Rc::new(RefCell::new(Tree::new(ImageBytes::None, root))) })
     }
 
@@ -331,7 +331,7 @@ impl Vfs {
         };
         // Host files get their own descriptor now, so permission problems show at open.
         let host_file = match tree.host_file(ino)? {
-            Some(h) if read || write => Some(host::open(h)?),
+            Some(h) if read || write => Some(h.open()?),
             _ => None,
         };
         tree.retain(ino)?;
@@ -396,7 +396,7 @@ impl Vfs {
                 if tree.reserved_name(&name) || name.contains(&b'\n') {
                     return Err(Errno(EINVAL));
                 }
-                tree.link(parent, name, ino)?;
+                tree.link_charged(parent, name, ino)?;
                 let clock = tree.clock;
                 tree.node_mut(parent)?.mtime = clock;
                 tree.overlay_linked(ino, &old_names, &names)
@@ -533,5 +533,9 @@ impl Scheme for Vfs {
         ctx: &CallCtx,
     ) -> Result<(), Errno> {
         Vfs::set_attr(self, path, follow, perm, mtime, ctx)
+    }
+
+    fn charge_memory_to(&mut self, account: &Rc<crate::mm::MemTotal>) {
+        self.tree.borrow_mut().charge_to(account);
     }
 }
