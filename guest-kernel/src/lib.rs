@@ -161,6 +161,8 @@ impl RunOutcome {
 pub enum SpawnError {
     #[error("{path}: program not found")]
     NotFound { path: String },
+    #[error("{path}: its interpreter {interp} was not found")]
+    InterpreterNotFound { path: String, interp: String },
     #[error("{path}: cannot execute: {errno}")]
     NotExecutable { path: String, errno: Errno },
     #[error("{path}: {errno}")]
@@ -176,7 +178,7 @@ impl SpawnError {
     /// 125 otherwise).
     pub fn exit_status(&self) -> i32 {
         match self {
-            SpawnError::NotFound { .. } => 127,
+            SpawnError::NotFound { .. } | SpawnError::InterpreterNotFound { .. } => 127,
             SpawnError::NotExecutable { .. } => 126,
             _ => 125,
         }

@@ -210,7 +210,17 @@ impl Kernel {
         } else {
             envp.iter().map(|e| e.as_bytes().to_vec()).collect()
         };
-        self.exec(tid, &bytes, args, envs).map_err(not_exec)
+        self.exec(tid, &bytes, args, envs).map_err(|errno| {
+            // The program exists but its interpreter does not: "not found" too (127).
+            let interp = crate::elf::parse(&bytes, self.config.address_space_size).ok().and_then(|i| i.interp);
+            match (errno.0, interp) {
+                (ENOENT | ENOTDIR, Some(interp)) => SpawnError::InterpreterNotFound {
+                    path: name.clone(),
+                    interp: String::from_utf8_lossy(&interp).into_owned(),
+                },
+                _ => not_exec(errno),
+            }
+        })
     }
 
     // --- the run loop ----------------------------------------------------------

@@ -329,11 +329,20 @@ fn cstr(mem: &Memory, addr: usize) -> Result<Vec<u8>, Errno> {
     if addr == 0 {
         return Err(Errno(EFAULT));
     }
-    let s = mem.read_cstr(GuestAddress(addr as u64), PATH_MAX + 1).map_err(|_| Errno(EFAULT))?;
+    let s = read_cstr(mem, addr as u64, PATH_MAX + 1, ENAMETOOLONG)?;
     if s.len() > PATH_MAX {
         return Err(Errno(ENAMETOOLONG));
     }
     Ok(s)
+}
+
+/// A C string of at most `max - 1` bytes at `addr`: `too_long` if no NUL comes by then (as
+/// Linux: ENAMETOOLONG for a path, E2BIG for an exec argument), EFAULT for a bad pointer.
+fn read_cstr(mem: &Memory, addr: u64, max: usize, too_long: i32) -> Result<Vec<u8>, Errno> {
+    mem.read_cstr(GuestAddress(addr), max).map_err(|e| match e {
+        emu::MemError::OutOfRange { addr: a, len } if a == addr && len == max as u64 => Errno(too_long),
+        _ => Errno(EFAULT),
+    })
 }
 
 fn timespec(mem: &Memory, addr: usize) -> Result<Option<u64>, Errno> {
@@ -362,7 +371,7 @@ fn cvector(mem: &Memory, addr: usize, budget: &mut usize) -> Result<Vec<Vec<u8>>
         if p == 0 {
             break;
         }
-        let s = mem.read_cstr(GuestAddress(p as u64), (*budget).min(128 * 1024) + 1).map_err(|_| Errno(EFAULT))?;
+        let s = read_cstr(mem, p as u64, (*budget).min(128 * 1024) + 1, E2BIG)?;
         *budget = budget.checked_sub(s.len() + 9).ok_or(Errno(E2BIG))?;
         out.push(s);
     }
