@@ -480,8 +480,7 @@ impl HostDir {
         self.fs.handle(self)
     }
 
-    /// Closes every cached directory handle (tests: the re-open path).
-    #[cfg(test)]
+    /// Closes every cached directory handle of this file system.
     pub(crate) fn forget_handles(&self) {
         *self.fs.cache.borrow_mut() = Default::default();
     }

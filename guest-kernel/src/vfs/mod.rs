@@ -202,6 +202,14 @@ impl Vfs {
         self.tree.borrow_mut().node_limit = nodes;
     }
 
+    /// Closes the cached host directory handles of a host root: each is re-opened (and
+    /// checked to be the same directory) when next needed. For tests and fuzzing of that path.
+    pub fn forget_host_handles(&self) {
+        if let Ok(Dir { host: Some(h), .. }) = self.tree.borrow_mut().dir_mut(ROOT) {
+            h.forget_handles();
+        }
+    }
+
     /// `Ok` if `path` names a directory (following symlinks): the check behind `chdir`.
     pub fn resolve_dir_exists(&self, path: &[u8]) -> Result<(), Errno> {
         let ino = self.found(path, true)?;

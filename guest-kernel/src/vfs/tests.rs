@@ -1281,15 +1281,6 @@ fn overlay_keeps_links_and_renamed_files() {
 // ---------------------------------------------------------------------------------------
 // Confinement held by directory handles (issue 20)
 
-impl Vfs {
-    /// Drops every cached host directory handle, so the next lookups re-open them.
-    fn forget_host_handles(&self) {
-        if let Ok(tree::Dir { host: Some(h), .. }) = self.tree.borrow_mut().dir_mut(tree::ROOT) {
-            h.forget_handles();
-        }
-    }
-}
-
 /// A directory the guest has looked into is turned into a symlink to the outside on the host
 /// (as the overlay does when the guest replaces a directory by a link, or as another host
 /// process could): lookups in the cached directory reach nothing, with the handle cached or
