@@ -37,8 +37,8 @@
 //! same wrappers on its own [`HostFs`].
 
 use std::cell::{OnceCell, RefCell};
-use std::collections::{HashMap, VecDeque};
-use std::ffi::{CStr, CString};
+use std::collections::HashMap;
+use std::ffi::CString;
 use std::fs;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -150,15 +150,15 @@ pub(crate) fn fstat(fd: &impl AsRawFd) -> Result<libc::stat, Errno> {
 /// The target of the symbolic link `name` in `dir`.
 pub(crate) fn readlinkat(dir: &OwnedFd, name: &[u8]) -> Result<Vec<u8>, Errno> {
     let c = component(name)?;
-    let mut buf = vec![0u8; super::path::PATH_MAX + 1];
+    let mut buf = [0u8; super::path::PATH_MAX + 1];
     // SAFETY: valid descriptor, NUL-terminated name, and a buffer of the length passed.
     let n = unsafe { libc::readlinkat(dir.as_raw_fd(), c.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
     let n = usize::try_from(n).map_err(|_| last_errno())?;
     if n > super::path::PATH_MAX {
         return Err(Errno(warden_abi::ENAMETOOLONG));
     }
-    buf.truncate(n);
-    Ok(buf)
+    // Only the target is kept (a cached node holds it for the run).
+    Ok(buf[..n].to_vec())
 }
 
 pub(crate) fn unlinkat(dir: &OwnedFd, name: &[u8], flags: i32) -> Result<(), Errno> {
@@ -213,30 +213,29 @@ pub(crate) fn symlinkat(target: &[u8], dir: &OwnedFd, name: &[u8]) -> Result<(),
 /// The names in the directory whose handle is `dir` (`.` and `..` left out).
 pub(crate) fn list_fd(dir: &OwnedFd) -> Result<Vec<Vec<u8>>, Errno> {
     let own = openat(dir, b".", libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
-    let fd = own.as_raw_fd();
-    // SAFETY: `fd` is a valid directory descriptor; on success `fdopendir` takes it over
-    // (so it is released from `own` first) and `closedir` closes it.
-    let dirp = unsafe { libc::fdopendir(fd) };
-    if dirp.is_null() {
-        return Err(last_errno());
-    }
-    std::mem::forget(own);
     let mut names = Vec::new();
+    let mut buf = vec![0u8; 32 * 1024];
     loop {
-        // SAFETY: `dirp` is a valid open directory stream.
-        let ent = unsafe { libc::readdir(dirp) };
-        if ent.is_null() {
-            break;
+        // Raw `getdents64`: `fdopendir` would add an `fstat` and two `fcntl`s per listing.
+        // SAFETY: valid descriptor and a writable buffer of the length passed.
+        let n = unsafe { libc::syscall(libc::SYS_getdents64, own.as_raw_fd(), buf.as_mut_ptr(), buf.len()) };
+        let n = usize::try_from(n).map_err(|_| last_errno())?;
+        if n == 0 {
+            return Ok(names);
         }
-        // SAFETY: `readdir` returned a valid entry whose `d_name` is NUL-terminated.
-        let name = unsafe { CStr::from_ptr((*ent).d_name.as_ptr()) }.to_bytes().to_vec();
-        if name != b"." && name != b".." {
-            names.push(name);
+        // Records: d_ino (8), d_off (8), d_reclen (2), d_type (1), d_name (NUL-terminated).
+        let mut recs = buf.get(..n).ok_or(Errno(EINVAL))?;
+        while recs.len() >= 19 {
+            let reclen = usize::from(u16::from_ne_bytes([recs[16], recs[17]]));
+            let rec = recs.get(..reclen).filter(|_| reclen >= 19).ok_or(Errno(EINVAL))?;
+            let name = &rec[19..];
+            let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
+            if name != b"." && name != b".." {
+                names.push(name.to_vec());
+            }
+            recs = &recs[reclen..];
         }
     }
-    // SAFETY: `dirp` is open and not used afterwards.
-    unsafe { libc::closedir(dirp) };
-    Ok(names)
 }
 
 /// A handle of the directory above `dir` (the one place `..` is opened: the overlay's own
@@ -303,6 +302,12 @@ fn reopen_beneath(root: &OwnedFd, rel: &[u8]) -> Result<OwnedFd, Errno> {
 /// Directory handles kept open at once per host file system (the rest are re-opened).
 const HANDLE_CACHE: usize = 256;
 
+#[derive(Debug, Default)]
+struct HandleCache {
+    handles: HashMap<Id, (Rc<OwnedFd>, u64)>,
+    tick: u64,
+}
+
 /// The lower layer's hidden directory (the overlay) and where it shows.
 #[derive(Debug)]
 struct Hidden {
@@ -316,8 +321,9 @@ struct Hidden {
 pub(crate) struct HostFs {
     root: OwnedFd,
     root_id: Id,
-    /// Handles of directories below the root, by identity, with their insertion order.
-    cache: RefCell<(HashMap<Id, Rc<OwnedFd>>, VecDeque<Id>)>,
+    /// Handles of directories below the root, by identity, each with the tick of its last use
+    /// (the least recently used one is closed when the cache is full).
+    cache: RefCell<HandleCache>,
     hidden: OnceCell<Hidden>,
 }
 
@@ -378,8 +384,13 @@ impl HostFs {
 
     /// The handle of `dir`: cached, or re-opened below the root and checked to be it.
     fn handle(&self, dir: &HostDir) -> Result<Rc<OwnedFd>, Errno> {
-        if let Some(fd) = self.cache.borrow().0.get(&dir.id) {
-            return Ok(Rc::clone(fd));
+        {
+            let cache = &mut *self.cache.borrow_mut();
+            cache.tick += 1;
+            if let Some((fd, used)) = cache.handles.get_mut(&dir.id) {
+                *used = cache.tick;
+                return Ok(Rc::clone(fd));
+            }
         }
         let fd = match reopen_beneath(&self.root, &dir.rel) {
             Ok(fd) => fd,
@@ -391,14 +402,14 @@ impl HostFs {
             return Err(Errno(ENOENT)); // replaced by another directory
         }
         let fd = Rc::new(fd);
-        let (map, order) = &mut *self.cache.borrow_mut();
-        if order.len() >= HANDLE_CACHE {
-            if let Some(old) = order.pop_front() {
-                map.remove(&old);
+        let cache = &mut *self.cache.borrow_mut();
+        if cache.handles.len() >= HANDLE_CACHE {
+            // Misses are rare next to hits, so a scan for the oldest is cheap enough.
+            if let Some(old) = cache.handles.iter().min_by_key(|(_, (_, used))| *used).map(|(id, _)| *id) {
+                cache.handles.remove(&old);
             }
         }
-        map.insert(dir.id, Rc::clone(&fd));
-        order.push_back(dir.id);
+        cache.handles.insert(dir.id, (Rc::clone(&fd), cache.tick));
         Ok(fd)
     }
 }
