@@ -6,10 +6,38 @@
 //! - a tar image (`--image FILE`, mapped with memmap2, or an embedded `&'static [u8]`),
 //!   parsed once and validated strictly (`image.rs`); regular files are byte ranges of the
 //!   image, copied only on first write;
-//! - or a host directory (`--root DIR`), looked up lazily one `lstat`ed component at a time
+//! - or a host directory (`--root DIR`), looked up lazily one component at a time
 //!   (`host.rs`), never written;
 //! - guest writes (create, write, truncate, unlink, mkdir, rmdir, link, rename) change only
-//!   the in-memory tree; whiteouts hide host entries that were removed or moved away.
+//!   the in-memory tree; whiteouts hide host entries that were removed or moved away;
+//!   `--overlay DIR` mirrors them into a host directory (`overlay.rs`).
+//!
+//! # Confinement: held by the host kernel, through directory handles
+//! The invariant: **no host path built from guest input reaches the host kernel.** Guest
+//! paths are resolved only inside the tree (`tree.rs`: `..` never above the root, symlinks
+//! spliced in as guest paths). The host is touched only in `host.rs`, and only by `*at`
+//! calls on a directory handle naming one validated component that is never followed if it
+//! is a symlink (`fstatat(AT_SYMLINK_NOFOLLOW)`, `openat(O_NOFOLLOW)`, `readlinkat`, and
+//! for the overlay `mkdirat`/`unlinkat`/`renameat`/`linkat`/`symlinkat`). Cached directory
+//! nodes hold an identity (`st_dev`, `st_ino`), not a path: their handle is cached, or
+//! re-opened from the root handle with `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)`
+//! (one `openat(O_NOFOLLOW)` per component where the kernel lacks it) and must be the same
+//! directory, else `ENOENT`. Files are opened the same way and identity-checked. So nothing
+//! that changes the host tree later (the overlay writing a guest's symlink where a directory
+//! was, or another host process) can redirect a lookup: the guest reaches the directory it
+//! saw, or nothing. An overlay inside a host root is hidden from it (and one holding the
+//! root refused), so the guest never sees its own layer as lower-layer files. Enforced by
+//! construction (every host-touching function takes a handle: `HostDir`, `HostFile`,
+//! `HostFs`) and checked by `tests.rs` (directories and files swapped for symlinks after they
+//! were cached, with the handle cached or re-opened), `tests/escape.rs` (issue 20's
+//! reproductions, racing guest threads) and the `vfs_host` fuzz target.
+//!
+//! # Memory
+//! The writable layer (file contents, symlink targets, [`NAME_COST`] per name the guest
+//! makes) is charged to the kernel's memory account (`--max-mem-total`, shared with guest
+//! memory, see `Scheme::charge_memory_to`) and to its own cap ([`Vfs::set_write_limit`],
+//! default [`DEFAULT_WRITE_LIMIT`]): past either, the call fails with `ENOSPC` and nothing
+//! grows.
 //!
 //! # API for the kernel
 //! - [`Vfs::from_tar_file`]`(path) -> Result<Vfs, ImageError>`,
