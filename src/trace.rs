@@ -406,7 +406,13 @@ impl HostSupervisor for Tracer {
                 }
             }
             ProcessEvent::Exit { pid, status } => {
-                self.entries.retain(|_, e| e.pid != *pid);
+                // Calls the process died in (a write killed by SIGPIPE): `= ?`, as strace.
+                let tids: Vec<u32> = self.entries.iter().filter(|(_, e)| e.pid == *pid).map(|(&t, _)| t).collect();
+                for tid in tids {
+                    if let Some(e) = self.entries.remove(&tid) {
+                        self.print_call(&e, None, None);
+                    }
+                }
                 let mut text = String::new();
                 let _ = fmt::write_exit(&mut text, *status);
                 let json = format!("{{\"pid\":{pid},\"event\":\"exit\",\"status\":{status}}}");
