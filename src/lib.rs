@@ -58,6 +58,8 @@ pub struct RunOptions {
     /// Forces the personality of the program started (`None`: decided from
     /// the ELF file, see `guest_kernel::linux`).
     pub personality: Option<guest_kernel::linux::Personality>,
+    /// The CPU the guest sees (`--cpu`).
+    pub cpu: emu::CpuModel,
     /// `--policy FILE`: a mask and jail for the whole guest ([`policy`]).
     pub policy: Option<PathBuf>,
     /// Keep the guest's writable layer in this host directory (`--overlay DIR`): what the
@@ -88,6 +90,7 @@ impl Default for RunOptions {
             real_time: false,
             limits: Limits::default(),
             personality: None,
+            cpu: emu::CpuModel::default(),
             policy: None,
             overlay: None,
             trace: None,
@@ -115,6 +118,8 @@ pub enum RunError {
     Output(host::OutputFailure),
     #[error("{0} (the guest's changes kept there are incomplete)")]
     OverlayWrite(String),
+    #[error("--cpu {0}: this host CPU lacks instructions that model needs (emu runs SIMD floating point on the host); choose a lower --cpu")]
+    Cpu(emu::CpuModel),
 }
 
 impl RunError {
@@ -315,7 +320,11 @@ pub fn boot_root(
             return Err(RunError::BadEnv(kv.clone()));
         }
     }
+    if !opts.cpu.host_supports() {
+        return Err(RunError::Cpu(opts.cpu));
+    }
     let mut config = KernelConfig {
+        cpu: opts.cpu,
         seed: opts.seed,
         quantum: opts.quantum.max(1),
         instruction_budget: opts.budget,

@@ -111,6 +111,13 @@ struct RunArgs {
     /// anything else is Redox.
     #[arg(long, value_name = "ABI")]
     personality: Option<guest_kernel::linux::Personality>,
+
+    /// The CPU the guest sees: `v2` (x86-64-v2, as an Intel Core i7 920: SSE4.2,
+    /// POPCNT, MMX) or `v1` (the x86-64 baseline: SSE2, MMX, as a Pentium 4 with SSE3
+    /// masked). `cpuid` reports that CPU, and instructions it lacks are invalid (SIGILL),
+    /// as on it.
+    #[arg(long, value_name = "MODEL", default_value_t = emu::CpuModel::default())]
+    cpu: emu::CpuModel,
     /// Run the guest under a system-call mask and/or in a jail described by a TOML
     /// file (see examples/policy.toml): `allow`/`deny` lists of call names, classes
     /// (P, F, C, J) or groups, `jail = "/dir"`, `mode = "errno" | "kill"`.
@@ -165,6 +172,7 @@ impl RunArgs {
             real_time: self.real_time,
             overlay: self.overlay,
             personality: self.personality,
+            cpu: self.cpu,
             limits: Limits {
                 max_processes: self.max_procs,
                 max_memory_per_process: self.max_mem.saturating_mul(1 << 20),

@@ -8,13 +8,13 @@
 //! stdin or clock; it writes the guest's output to the host's stdout/stderr as the recording
 //! did, and ends with the same exit status.
 //!
-//! # Trace format, version 4
+//! # Trace format, version 5
 //! Little-endian; `varint` is unsigned LEB128 (at most 10 bytes), `zigzag` a signed varint
 //! (`(n << 1) ^ (n >> 63)`), `bytes` a varint length then that many bytes, `opt X` a byte 0
 //! (absent) or 1 followed by X.
 //! ```text
 //! magic      "WARDNTRC" (8 bytes)
-//! version    varint (4)
+//! version    varint (5)
 //! interrupt  u8 host signal (0: the run was not interrupted), u64 instructions: written as
 //!            zeros and filled in place when the recording is interrupted (Ctrl-C, SIGTERM,
 //!            SIGHUP): the replay then stops at that instruction count
@@ -26,8 +26,9 @@
 //!            budget: opt varint, real_time u8, max_procs varint, max_mem varint,
 //!            max_fds varint, max_memory_total varint,
 //!            address space size: opt varint, personality u8 (0 from the ELF, 1 redox,
-//!            2 linux), policy: opt (name bytes, text bytes), overlay: opt (path bytes,
-//!            tree digest u64 of its contents before the run),
+//!            2 linux), cpu model u8 (`emu::CpuModel::code`), policy: opt (name bytes,
+//!            text bytes), overlay: opt (path bytes, tree digest u64 of its contents before
+//!            the run),
 //!            extra files: varint count + (path bytes, mode varint, data bytes)
 //! events     one tag byte each, in the order the kernel met them:
 //!   0x01 syscall      tid varint, number & 0xffff varint, instructions since the previous
@@ -53,9 +54,10 @@
 //! the writer fills a 16 KiB buffer, collects those into 256 KiB hand-offs and writes them on
 //! a thread of its own (a long run never holds more than about 800 KiB of its trace in
 //! memory). A syscall event costs 7 bytes in a tight loop, about 10
-//! otherwise. Earlier versions are not read: version 3 identified the root by one digest of
-//! the whole image or tree, version 2 had another checkpoint digest, version 1 no compact
-//! event, no personality, policy, overlay or address-space fields.
+//! otherwise. Earlier versions are not read: version 4 identified the root by one digest of
+//! the whole image or tree and had no interrupt field, version 3 no CPU model, version 2
+//! another checkpoint digest, version 1 no compact event, no personality, policy, overlay or
+//! address-space fields.
 //!
 //! # What is recorded, and what is not
 //! Only what the root and the options do not determine: console input and errors, clock
@@ -75,7 +77,8 @@
 //!   DIR with those contents (the recorded path, or `--overlay` on `replay`), and writes
 //!   through to it again. A run that wrote to DIR changed it, so replaying it needs a copy
 //!   of DIR saved before the recording; anything else is refused up front with exit 125.
-//! - `--personality`: in the header.
+//! - `--personality` and `--cpu` (what `cpuid` says, and which instructions exist): in the
+//!   header.
 //!
 //! # Interrupted recordings
 //! Ctrl-C, SIGTERM or SIGHUP during a recording stop the guest at the scheduler's next step
@@ -145,7 +148,7 @@ use crate::{initial_cwd, open_root, Root, RunError, RunOptions};
 use files::{Identity, Watch, WatchedRoot};
 
 pub const MAGIC: &[u8; 8] = b"WARDNTRC";
-pub const VERSION: u64 = 4;
+pub const VERSION: u64 = 5;
 /// Where the interrupt field starts (after the magic and the one-byte version).
 const INTERRUPT_AT: u64 = 9;
 
@@ -274,6 +277,7 @@ pub struct Header {
     pub limits: Limits,
     pub address_space_size: Option<u64>,
     pub personality: Option<Personality>,
+    pub cpu: emu::CpuModel,
     /// `--policy`: the file's name (for messages) and its text.
     pub policy: Option<(String, String)>,
     /// `--overlay`: the directory and the digest of its contents before the run.
@@ -320,6 +324,7 @@ impl Header {
             Some(Personality::Redox) => 1,
             Some(Personality::Linux) => 2,
         });
+        h.push(self.cpu.code());
         match &self.policy {
             Some((name, text)) => {
                 h.push(1);
@@ -359,6 +364,7 @@ impl Header {
             limits: self.limits.clone(),
             address_space_size: self.address_space_size,
             personality: self.personality,
+            cpu: self.cpu,
             overlay: self.overlay.as_ref().map(|(dir, _)| dir.clone()),
             // The policy is the recorded text, not a file (see `replay`).
             policy: None,
@@ -478,6 +484,7 @@ impl HeaderReader<'_> {
             2 => Some(Personality::Linux),
             _ => return Err(self.corrupt("unknown personality")),
         };
+        let cpu = emu::CpuModel::from_code(self.u8()?).ok_or_else(|| self.corrupt("unknown CPU model"))?;
         let policy = if self.flag()? { Some((self.string()?, self.string()?)) } else { None };
         let overlay = if self.flag()? { Some((PathBuf::from(self.string()?), self.u64()?)) } else { None };
         let n = self.varint()?;
@@ -505,6 +512,7 @@ impl HeaderReader<'_> {
             limits,
             address_space_size,
             personality,
+            cpu,
             policy,
             overlay,
             extra_files,
@@ -774,6 +782,7 @@ pub fn record(
         limits: opts.limits.clone(),
         address_space_size: opts.address_space_size,
         personality: opts.personality,
+        cpu: opts.cpu,
         policy: policy_text,
         overlay,
         extra_files: extra_files.to_vec(),

@@ -107,6 +107,8 @@ pub struct KernelConfig {
     /// User and group ids of init.
     pub uid: u32,
     pub gid: u32,
+    /// The CPU every guest thread sees (`cpuid`, and which instructions exist).
+    pub cpu: emu::CpuModel,
 }
 
 impl Default for KernelConfig {
@@ -123,6 +125,7 @@ impl Default for KernelConfig {
             cwd: b"/".to_vec(),
             uid: 0,
             gid: 0,
+            cpu: emu::CpuModel::default(),
         }
     }
 }

@@ -178,7 +178,10 @@ impl Kernel {
             restrict: None,
         };
         self.procs.insert(pid, process);
-        self.threads.insert(pid, Thread::new(pid, pid, Cpu::new()));
+        let mut cpu = Cpu::new();
+        cpu.model = self.config.cpu;
+        cpu.rand_state = self.config.seed;
+        self.threads.insert(pid, Thread::new(pid, pid, cpu));
         let result = self.spawn_exec(pid, path, argv, envp);
         if let Err(e) = result {
             self.threads.remove(&pid);
