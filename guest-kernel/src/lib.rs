@@ -252,6 +252,29 @@ pub struct Kernel {
     hook: record::Hook,
     /// Schedule perturbation (nonzero seed).
     chaos: Option<chaos::Chaos>,
+    /// Set by the embedder (from a signal handler, another thread or a failed host write)
+    /// to end the run at the scheduler's next step ([`Kernel::set_stop_flag`]).
+    stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// Told about every process a core-dumping signal kills ([`Kernel::on_fatal_signal`]).
+    fatal_report: Option<Box<dyn FnMut(&FatalSignal)>>,
+    /// The thread and fault address of the last CPU fault raised as a signal (for the report).
+    last_fault: Option<(Pid, Option<u64>)>,
+}
+
+/// A guest process killed by a signal whose default action dumps core (SIGSEGV, SIGILL,
+/// SIGFPE, SIGABRT, SIGBUS, SIGSYS, SIGTRAP, ...): what an embedder reports, as qemu-user's
+/// "uncaught target signal" line does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FatalSignal {
+    pub pid: Pid,
+    /// The program's path as it was executed (`argv[0]` for a Redox program, the resolved
+    /// path for a Linux one).
+    pub program: String,
+    pub signal: u8,
+    /// Where the thread was: the faulting instruction for a CPU fault.
+    pub rip: u64,
+    /// The address a page fault touched.
+    pub fault_addr: Option<u64>,
 }
 
 impl Kernel {
@@ -291,7 +314,24 @@ impl Kernel {
             sup: Default::default(),
             hook: record::Hook::None,
             chaos,
+            stop: None,
+            fatal_report: None,
+            last_fault: None,
         }
+    }
+
+    /// Ends the run with [`RunOutcome::Stopped`] at the scheduler's next step once `flag` is
+    /// set (checked between time slices, so within one quantum of guest instructions; a
+    /// thread blocked on the host console sees it when the console returns
+    /// `ErrorKind::Interrupted`). A stop lands where an instruction budget equal to the
+    /// instructions retired so far would have ended the run.
+    pub fn set_stop_flag(&mut self, flag: std::sync::Arc<std::sync::atomic::AtomicBool>) {
+        self.stop = Some(flag);
+    }
+
+    /// Calls `report` whenever a core-dumping signal kills a guest process.
+    pub fn on_fatal_signal(&mut self, report: Box<dyn FnMut(&FatalSignal)>) {
+        self.fatal_report = Some(report);
     }
 
     /// Adds (or replaces) the scheme `name:` (e.g. `null`, `zero`, `rand`).
