@@ -226,5 +226,11 @@ fn the_write_layer_counts_against_max_mem_total() {
     assert!(stderr.contains("truncate-8M=0\n") && stderr.ends_with("dd=1\n"), "{stderr}");
     assert_eq!(stderr.matches("No space left on device").count(), 2, "{stderr}");
     assert!(rss < 256 * 1024, "peak RSS {rss} KiB: the write layer grew host memory");
+    // The same account holds while recording (the root is watched for the trace).
+    let trace = root.join("t.trace");
+    let record = ["record", "-o", trace.to_str().unwrap(), "--max-mem-total", "32", "--root", root.to_str().unwrap()];
+    let (status, stderr, _) = warden_rss(&[&record[..], &["/bin/busybox", "truncate", "-s", "1G", "/f"]].concat());
+    assert_eq!(status, 1, "{stderr}");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
     let _ = std::fs::remove_dir_all(root);
 }

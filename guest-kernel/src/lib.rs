@@ -48,6 +48,7 @@ use std::rc::Rc;
 use warden_abi::Errno;
 
 pub use console::{CaptureConsole, CapturedOutput, Console, ConsoleStream, HostConsole};
+pub use mm::MemTotal;
 pub use scheme::{CallCtx, FileOps, FileRef, IoError, IoResult, Scheme, WaitKey};
 
 use process::{Process, Thread};

@@ -255,4 +255,8 @@ impl Scheme for WatchedRoot {
         self.note(new, false);
         Scheme::rename(&mut self.vfs, old, new, ctx)
     }
+
+    fn charge_memory_to(&mut self, account: &std::rc::Rc<guest_kernel::MemTotal>) {
+        self.vfs.charge_memory_to(account);
+    }
 }
