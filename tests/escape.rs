@@ -250,7 +250,7 @@ fn bad_policies_are_one_line_errors_with_status_125() {
 // --- the Linux personality ----------------------------------------------------------------
 
 /// Attempts `tests/fixtures/linux/escape.c` makes.
-const LINUX_ESCAPE_ATTEMPTS: usize = 61;
+const LINUX_ESCAPE_ATTEMPTS: usize = 64;
 
 /// `true` if `tool` can be used; otherwise prints SKIPPED (or panics with
 /// `WARDEN_REQUIRE_TOOLS=1`, as `.ci/run` sets).
@@ -290,8 +290,12 @@ fn linux_jail_root(name: &str, fixture: &Path) -> PathBuf {
     use std::os::unix::fs::{symlink, PermissionsExt};
     let root = temp_dir(name);
     std::fs::create_dir_all(root.join("bin")).unwrap();
-    for prog in ["sh", "restrict", "echo"] {
+    for prog in ["sh", "restrict", "echo", "strace"] {
         std::fs::copy(guest_bin(prog), root.join("bin").join(prog)).unwrap();
+    }
+    // A shell that can open descriptors beyond 2 for a command (`3</`).
+    if Path::new("/bin/busybox").exists() {
+        std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
     }
     std::fs::write(root.join("secret"), "SECRET\n").unwrap();
     symlink("secret", root.join("outlink")).unwrap();
@@ -308,6 +312,17 @@ fn linux_jail_root(name: &str, fixture: &Path) -> PathBuf {
     root
 }
 
+/// `command` run by busybox's shell (it opens descriptors beyond 2 for a command).
+fn run_in_busybox(root: &Path, command: &str) -> Run {
+    run_opts(RunOptions {
+        root: Root::Dir(root.to_path_buf()),
+        program: Some("/bin/busybox".into()),
+        args: vec!["sh".into(), "-c".into(), command.into()],
+        budget: Some(20_000_000_000),
+        ..RunOptions::default()
+    })
+}
+
 fn run_in(root: &Path, command: &str) -> Run {
     run_opts(RunOptions {
         root: Root::Dir(root.to_path_buf()),
@@ -321,9 +336,13 @@ fn run_in(root: &Path, command: &str) -> Run {
 #[test]
 fn nothing_escapes_through_the_linux_layer() {
     let Some(fixture) = linux_escape_fixture() else { return };
+    if !have("busybox", Path::new("/bin/busybox").exists()) {
+        return;
+    }
     let root = linux_jail_root("linux", &fixture);
     // Jailed by the Redox `restrict` (its parent shell, pid 1, stays outside the jail).
-    let r = run_in(&root, "restrict --jail /jail /escape; echo st=$?");
+    // Descriptors 3 (/) and 5 (/outdir) are opened by the shell, outside the jail.
+    let r = run_in_busybox(&root, "restrict --jail /jail /escape 3</ 5</outdir; echo st=$?");
     let out = r.stdout();
     let escaped: Vec<&str> = out.lines().filter(|l| l.starts_with("ESCAPED")).collect();
     assert!(escaped.is_empty(), "escapes:\n{}\n\nfull output:\n{out}{}", escaped.join("\n"), r.stderr());
@@ -332,7 +351,7 @@ fn nothing_escapes_through_the_linux_layer() {
     assert!(out.ends_with(&format!("escape-linux: {LINUX_ESCAPE_ATTEMPTS} attempts, 0 escaped\nst=0\n")), "{out}");
 
     // The control: the same attempts without a jail (from /jail) mostly get out.
-    let r = run_in(&root, "/jail/escape /jail; echo st=$?");
+    let r = run_in_busybox(&root, "/jail/escape /jail 3</ 5</outdir; echo st=$?");
     let out = r.stdout();
     let got_out = out.lines().filter(|l| l.starts_with("ESCAPED")).count();
     let total = out.lines().filter(|l| l.starts_with("ESCAPED") || l.starts_with("contained ")).count();
@@ -355,6 +374,8 @@ fn nothing_escapes_through_the_linux_layer() {
         "mkdirat-dirfd",
         "kill-outside",
         "tgkill-outside",
+        "inherited-dirfd-openat",
+        "inherited-dirfd-fchdir",
     ] {
         assert!(out.contains(&format!("ESCAPED {name}:")), "{name}:\n{out}");
     }
@@ -571,4 +592,52 @@ fn a_missing_interpreter_is_127_with_one_line() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("/bin/dyn: its interpreter /lib64/ld-linux-x86-64.so.2 was not found"), "{err}");
     let _ = std::fs::remove_dir_all(base);
+}
+
+/// The Linux-layer attempts while the host traces every call (`--trace`) and while a guest
+/// supervisor (`strace`) holds every call of the jailed process: supervision changes
+/// nothing, and the trace itself names no path outside the jail that the guest did not
+/// give.
+#[test]
+fn nothing_escapes_through_the_linux_layer_while_traced_or_supervised() {
+    let Some(fixture) = linux_escape_fixture() else { return };
+    if !have("busybox", Path::new("/bin/busybox").exists()) {
+        return;
+    }
+    let root = linux_jail_root("linux-traced", &fixture);
+    let trace = root.join("trace.txt");
+    let (status, out, err) = warden_in(
+        &root,
+        &[
+            "run",
+            "--trace",
+            "-o",
+            trace.to_str().unwrap(),
+            "--root",
+            root.to_str().unwrap(),
+            "/bin/busybox",
+            "sh",
+            "-c",
+            "restrict --jail /jail /escape 3</ 5</outdir; echo st=$?",
+        ],
+    );
+    assert_eq!(status, 0, "{err}");
+    assert!(out.ends_with(&format!("escape-linux: {LINUX_ESCAPE_ATTEMPTS} attempts, 0 escaped\nst=0\n")), "{out}{err}");
+    let traced = std::fs::read_to_string(&trace).unwrap();
+    assert!(traced.contains("openat("), "{traced}");
+    let (_, out, err) = warden_in(
+        &root,
+        &[
+            "run",
+            "--root",
+            root.to_str().unwrap(),
+            "/bin/busybox",
+            "sh",
+            "-c",
+            "strace restrict --jail /jail /escape 3</ 5</outdir",
+        ],
+    );
+    assert!(!out.contains("ESCAPED"), "{out}");
+    assert!(out.contains(&format!("escape-linux: {LINUX_ESCAPE_ATTEMPTS} attempts, 0 escaped\n")), "{out}{err}");
+    let _ = std::fs::remove_dir_all(root);
 }
