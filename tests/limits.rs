@@ -234,3 +234,46 @@ fn the_write_layer_counts_against_max_mem_total() {
     assert!(stderr.contains("No space left on device"), "{stderr}");
     let _ = std::fs::remove_dir_all(root);
 }
+
+/// Pipe buffers count against `--max-mem-total` too: a guest making pipes until one fails
+/// gets ENFILE (Linux's answer past its pipe-memory limit) under a small total, and EMFILE
+/// (the descriptor cap) without one.
+#[test]
+fn pipe_buffers_count_against_max_mem_total() {
+    let found = Command::new("gcc").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !found {
+        assert_ne!(std::env::var("WARDEN_REQUIRE_TOOLS").as_deref(), Ok("1"), "gcc not found");
+        eprintln!("SKIPPED: gcc not found");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("warden-limits-{}-pipes", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("bin")).unwrap();
+    std::fs::write(
+        dir.join("pipes.c"),
+        "#include <errno.h>\n#include <stdio.h>\n#include <string.h>\n#include <unistd.h>\n\
+         int main(void) { int p[2], n = 0; while (pipe(p) == 0) { write(p[1], \"x\", 1); n++; }\n\
+         printf(\"%s after %d pipes\\n\", strerror(errno), n); return 0; }\n",
+    )
+    .unwrap();
+    let status =
+        Command::new("gcc").args(["-static", "-O2", "-o"]).arg(dir.join("bin/pipes")).arg(dir.join("pipes.c")).status();
+    assert!(status.unwrap().success());
+    let run = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_warden"))
+            .args(["run", "--root", dir.to_str().unwrap()])
+            .args(extra)
+            .arg("/bin/pipes")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let capped = run(&["--max-mem-total", "32"]);
+    assert!(capped.starts_with("Too many open files in system after "), "{capped}");
+    let pipes = number_before(&capped, "pipes");
+    assert!((100..400).contains(&pipes), "{capped}");
+    let free = run(&[]);
+    assert!(free.starts_with("Too many open files after "), "{free}");
+    assert!(number_before(&free, "pipes") > pipes, "{free}");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -11,13 +11,19 @@
 //!   thread (or returns EAGAIN for a non-blocking call). Every state change
 //!   wakes the other side's key through the kernel's [`Waker`].
 //!
-//! Pipes are made by `pipe2`; `open("pipe:")` is not supported.
+//! Pipes are made by `pipe2`; `open("pipe:")` is not supported. Each pipe charges its
+//! buffer ([`PIPE_CAPACITY`]) to the kernel's memory account (`Limits::max_memory_total`)
+//! when it is made, and gives it back when both ends are gone: past the account `pipe2`
+//! fails with ENFILE (as Linux does past its pipe-memory limit). The buffer itself is
+//! allocated at the first write, at exactly that size.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
 
-use warden_abi::{Errno, Stat, EBADF, EPIPE, MODE_FIFO};
+use warden_abi::{Errno, Stat, EBADF, ENFILE, EPIPE, MODE_FIFO};
+
+use crate::mm::MemTotal;
 
 use crate::scheme::{FileOps, FileRef, IoError, IoResult, Readiness, WaitKey};
 use crate::Waker;
@@ -33,6 +39,13 @@ struct Pipe {
     buf: VecDeque<u8>,
     readers: usize,
     writers: usize,
+    account: Rc<MemTotal>,
+}
+
+impl Drop for Pipe {
+    fn drop(&mut self) {
+        self.account.release(PIPE_CAPACITY as u64);
+    }
 }
 
 impl Pipe {
@@ -44,12 +57,14 @@ impl Pipe {
     }
 }
 
-/// Makes a new pipe; returns (read end, write end).
-pub fn new_pipe(id: u64, waker: &Waker) -> (FileRef, FileRef) {
-    let pipe = Rc::new(RefCell::new(Pipe { id, buf: VecDeque::new(), readers: 1, writers: 1 }));
+/// Makes a new pipe charged to `account`; returns (read end, write end).
+pub fn new_pipe(id: u64, waker: &Waker, account: &Rc<MemTotal>) -> Result<(FileRef, FileRef), Errno> {
+    account.charge(PIPE_CAPACITY as u64).map_err(|_| Errno(ENFILE))?;
+    let account = Rc::clone(account);
+    let pipe = Rc::new(RefCell::new(Pipe { id, buf: VecDeque::new(), readers: 1, writers: 1, account }));
     let reader = PipeEnd { pipe: pipe.clone(), waker: waker.clone(), write_end: false, closed: false };
     let writer = PipeEnd { pipe, waker: waker.clone(), write_end: true, closed: false };
-    (Rc::new(RefCell::new(reader)), Rc::new(RefCell::new(writer)))
+    Ok((Rc::new(RefCell::new(reader)), Rc::new(RefCell::new(writer))))
 }
 
 struct PipeEnd {
@@ -95,6 +110,9 @@ impl FileOps for PipeEnd {
             return Err(IoError::WouldBlock(pipe.write_key()));
         }
         let n = room.min(buf.len());
+        if pipe.buf.capacity() == 0 {
+            pipe.buf.reserve_exact(PIPE_CAPACITY); // what was charged, allocated once
+        }
         pipe.buf.extend(&buf[..n]);
         self.waker.wake(pipe.read_key());
         Ok(n)

@@ -593,7 +593,7 @@ impl Kernel {
         let mm = self.mm_of(tid)?;
         check_writable(&mm.borrow().space.mem, addr, 8)?;
         let id = self.alloc_object_id();
-        let (reader, writer) = crate::pipe::new_pipe(id, &self.waker);
+        let (reader, writer) = crate::pipe::new_pipe(id, &self.waker, &self.mem_total)?;
         let cloexec = flags & abi::O_CLOEXEC != 0;
         let status = if flags & abi::O_NONBLOCK != 0 { r::O_NONBLOCK } else { 0 };
         let rfd = self.install_fd(tid, reader, r::O_RDONLY | status, cloexec)?;

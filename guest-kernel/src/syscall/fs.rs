@@ -289,7 +289,7 @@ impl Kernel {
         let mm = self.mm_of(tid)?;
         check_writable(&mm.borrow().space.mem, addr, 16)?;
         let id = self.alloc_object_id();
-        let (reader, writer) = crate::pipe::new_pipe(id, &self.waker);
+        let (reader, writer) = crate::pipe::new_pipe(id, &self.waker, &self.mem_total)?;
         let cloexec = flags & O_CLOEXEC != 0;
         let status = flags & O_NONBLOCK;
         let rfd = self.install_fd(tid, reader, O_RDONLY | status, cloexec)?;
