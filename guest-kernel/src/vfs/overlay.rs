@@ -87,10 +87,6 @@ fn dir_mode(perm: u16) -> libc::mode_t {
     (libc::mode_t::from(perm) & 0o777) | 0o700
 }
 
-fn open_dir(dir: &OwnedFd, name: &[u8]) -> Result<OwnedFd, Errno> {
-    open_dir_handle(dir, name)
-}
-
 /// Removes `name` in `dir` if present (`ENOENT` is success); true if something was removed.
 fn remove_if_present(dir: &OwnedFd, name: &[u8], flags: i32) -> Result<bool, Errno> {
     match unlinkat(dir, name, flags) {
@@ -135,19 +131,19 @@ impl Overlay {
 
     /// The host directory for the guest directory `dirs`, made (mode 0755) where missing.
     fn walk(&self, dirs: &[Vec<u8>]) -> Result<OwnedFd, Errno> {
-        let mut cur = open_dir(self.fs.root_handle(), b".")?;
+        let mut cur = open_dir_handle(self.fs.root_handle(), b".")?;
         for name in dirs {
             if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') {
                 return Err(Errno(EINVAL));
             }
-            cur = match open_dir(&cur, name) {
+            cur = match open_dir_handle(&cur, name) {
                 Ok(fd) => fd,
                 Err(Errno(libc::ENOENT)) => {
                     match mkdirat(&cur, name, 0o755) {
                         Ok(()) | Err(Errno(libc::EEXIST)) => {}
                         Err(e) => return Err(e),
                     }
-                    open_dir(&cur, name)?
+                    open_dir_handle(&cur, name)?
                 }
                 // A symlink or file where a directory should be: never followed.
                 Err(Errno(libc::ELOOP)) => return Err(Errno(ENOTDIR)),
@@ -196,12 +192,12 @@ impl Overlay {
             NodeType::Dir => {
                 match mkdirat(&parent, name, dir_mode(perm)) {
                     Ok(()) => {}
-                    Err(Errno(libc::EEXIST)) if open_dir(&parent, name).is_ok() => {}
+                    Err(Errno(libc::EEXIST)) if open_dir_handle(&parent, name).is_ok() => {}
                     Err(e) => return Err(e),
                 }
                 if remove_if_present(&parent, &whiteout, 0)? {
                     // It replaces a removed directory: hide the lower layer's entries.
-                    let dir = open_dir(&parent, name)?;
+                    let dir = open_dir_handle(&parent, name)?;
                     drop(openat(&dir, OPAQUE, libc::O_WRONLY | libc::O_CREAT, 0o600)?);
                 }
             }
@@ -236,7 +232,7 @@ impl Overlay {
         let (dirs, name) = Self::split(names)?;
         let parent = self.walk(dirs)?;
         if dir {
-            match open_dir(&parent, name) {
+            match open_dir_handle(&parent, name) {
                 Ok(d) => {
                     // The guest directory was empty: only overlay markers can be left.
                     for entry in list_fd(&d)? {

@@ -1405,3 +1405,19 @@ fn removing_guest_names_in_a_host_directory_leaves_no_whiteouts() {
     let entries = tree.dir_mut(etc).expect("dir").entries.len();
     assert!(entries < 5, "{entries} entries");
 }
+
+/// An overlay directory over a host root's directory adds to it (the loader once replaced
+/// the host directory by the overlay's, hiding every lower entry).
+#[test]
+fn an_overlay_directory_merges_with_the_host_directory_below() {
+    let (t, root) = host_fixture();
+    let ov = t.path.join("layer");
+    fs::create_dir_all(ov.join("etc")).expect("mkdir");
+    fs::write(ov.join("etc/added"), b"upper").expect("write");
+    fs::write(ov.join("etc/.wh.rel"), b"").expect("whiteout");
+    let v = Vfs::from_host_dir(&root).expect("host root");
+    v.attach_overlay(&ov).expect("overlay");
+    assert_eq!(names(&v, "/etc"), ["abs", "added", "motd", "updeep"]);
+    assert_eq!(cat(&v, "/etc/added").as_deref(), Ok(&b"upper"[..]));
+    assert_eq!(cat(&v, "/etc/motd").as_deref(), Ok(&b"host motd\n"[..]));
+}
