@@ -353,9 +353,8 @@ impl HostFs {
     }
 
     /// Hides the directory `dir` (a handle of it, reached as `name` in its parent) from this
-    /// file system's lookups and listings. Fails if it contains this file system's root (the
-    /// guest would see its own writes as the lower layer) and does nothing if it is not
-    /// inside it.
+    /// file system's lookups and listings (harmless if it is not inside). Fails if it holds
+    /// this file system's root: the guest would see its own writes as the lower layer.
     pub(crate) fn hide(&self, dir: &OwnedFd, name: &[u8]) -> Result<(), HideError> {
         let id = Id::of(&fstat(dir).map_err(HideError::Host)?);
         // Walk up from our root: meeting `dir` means the root is inside it.

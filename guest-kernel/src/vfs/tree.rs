@@ -38,8 +38,7 @@ use warden_abi::{
     MODE_FILE, MODE_SYMLINK,
 };
 
-pub(crate) use super::host::HostFile;
-use super::host::{self, HostDir, HostEntry};
+use super::host::{self, HostDir, HostEntry, HostFile};
 use super::path::{self, Comp, Parsed};
 use crate::mm::MemTotal;
 use crate::scheme::CallCtx;
