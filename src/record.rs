@@ -8,13 +8,13 @@
 //! stdin or clock; it writes the guest's output to the host's stdout/stderr as the recording
 //! did, and ends with the same exit status.
 //!
-//! # Trace format, version 3
+//! # Trace format, version 4
 //! Little-endian; `varint` is unsigned LEB128 (at most 10 bytes), `zigzag` a signed varint
 //! (`(n << 1) ^ (n >> 63)`), `bytes` a varint length then that many bytes, `opt X` a byte 0
 //! (absent) or 1 followed by X.
 //! ```text
 //! magic    "WARDNTRC" (8 bytes)
-//! version  varint (3)
+//! version  varint (4)
 //! header   varint length, then:
 //!            root kind u8 (0 embedded image, 1 tar image, 2 host directory), root path bytes,
 //!            root digest: opt u64 (a tar: XXH3-64 of the archive; a host directory: the
@@ -29,8 +29,8 @@
 //!            extra files: varint count + (path bytes, mode varint, data bytes)
 //! events   one tag byte each, in the order the kernel met them:
 //!   0x01 syscall      tid varint, number & 0xffff varint, instructions since the previous
-//!                     syscall event varint, digest u32 (registers, rip and the bytes
-//!                     the call reads: guest_kernel::record::checkpoint_digest)
+//!                     syscall event varint, digest u32 (registers, rip and the kernel's
+//!                     copy of what the call reads: guest_kernel::record::checkpoint_digest)
 //!   0x80 | d          a syscall by the same thread as the previous syscall event, d (< 128)
 //!                     instructions after it: number & 0xffff u16, digest u32 (7 bytes; the
 //!                     usual event of a syscall-heavy loop)
@@ -46,7 +46,8 @@
 //! the writer fills a 16 KiB buffer, collects those into 256 KiB hand-offs and writes them on
 //! a thread of its own (a long run never holds more than about 800 KiB of its trace in
 //! memory). A syscall event costs 7 bytes in a tight loop, about 10
-//! otherwise. Earlier versions are not read: version 2 had another checkpoint digest,
+//! otherwise. Earlier versions are not read: version 3 had another checkpoint digest and no
+//! events for the calls a policy refused or a jail answered, version 2 another digest again,
 //! version 1 no compact event, no personality, policy, overlay or
 //! address-space fields and no digest of a host-directory root.
 //!
@@ -119,7 +120,7 @@ use crate::testrun::{add_files, ExtraFile};
 use crate::{initial_cwd, open_root, Root, RunError, RunOptions};
 
 pub const MAGIC: &[u8; 8] = b"WARDNTRC";
-pub const VERSION: u64 = 3;
+pub const VERSION: u64 = 4;
 
 const TAG_READ: u8 = 0x02;
 const TAG_READ_ERR: u8 = 0x03;
