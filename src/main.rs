@@ -2,13 +2,15 @@
 
 mod wtest_cli;
 
+use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use guest_kernel::{HostConsole, Limits, RunOutcome};
-use warden::{Root, RunError, RunOptions, EXIT_WARDEN_FAILED};
+use guest_kernel::Limits;
+use warden::host::{self, warn, Border, HostConsole};
+use warden::{Root, RunOptions, EXIT_WARDEN_FAILED};
 
 /// Warden: an x86-64 emulator hosting a supervised Redox-style guest OS.
 ///
@@ -109,14 +111,27 @@ struct RunArgs {
     /// anything else is Redox.
     #[arg(long, value_name = "ABI")]
     personality: Option<guest_kernel::linux::Personality>,
+
+    /// The CPU the guest sees: `v2` (x86-64-v2, as an Intel Core i7 920: SSE4.2,
+    /// POPCNT, MMX) or `v1` (the x86-64 baseline: SSE2, MMX, as a Pentium 4 with SSE3
+    /// masked). `cpuid` reports that CPU, and instructions it lacks are invalid (SIGILL),
+    /// as on it.
+    #[arg(long, value_name = "MODEL", default_value_t = emu::CpuModel::default())]
+    cpu: emu::CpuModel,
     /// Run the guest under a system-call mask and/or in a jail described by a TOML
     /// file (see examples/policy.toml): `allow`/`deny` lists of call names, classes
     /// (P, F, C, J) or groups, `jail = "/dir"`, `mode = "errno" | "kill"`.
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
 
-    /// The program to run (a guest path, or a name found in /bin), then its
-    /// arguments.
+    /// Do not print a line when a core-dumping signal (SIGSEGV, SIGILL, ...) kills a guest
+    /// process (printed by default, like qemu-user's "uncaught target signal").
+    #[arg(long, short = 'q')]
+    quiet: bool,
+
+    /// The program to run (a guest path, or a name found in /bin), then its arguments.
+    /// With the default image, a path the image lacks but the host has (`./hello`) runs with
+    /// `--root /`, as `qemu-x86_64 ./hello` would run it.
     #[arg(value_name = "PROGRAM", trailing_var_arg = true)]
     command: Vec<String>,
 }
@@ -139,6 +154,7 @@ impl TracedRunArgs {
 
 impl RunArgs {
     fn options(self) -> RunOptions {
+        let report_fatal_signals = !self.quiet;
         let root = match (self.image, self.root) {
             (Some(f), _) => Root::Image(f),
             (None, Some(d)) => Root::Dir(d),
@@ -156,6 +172,7 @@ impl RunArgs {
             real_time: self.real_time,
             overlay: self.overlay,
             personality: self.personality,
+            cpu: self.cpu,
             limits: Limits {
                 max_processes: self.max_procs,
                 max_memory_per_process: self.max_mem.saturating_mul(1 << 20),
@@ -163,42 +180,46 @@ impl RunArgs {
                 max_memory_total: self.max_mem_total.saturating_mul(1 << 20),
             },
             policy: self.policy,
-            trace: None,
-            address_space_size: None,
+            report_fatal_signals,
+            ..RunOptions::default()
         }
     }
 }
 
 /// `warden run` and `warden trace`: boot, run, map the outcome to a status.
 fn run_command(args: TracedRunArgs, force_trace: bool) -> i32 {
-    match args.options(force_trace) {
+    let mut opts = match args.options(force_trace) {
+        Ok(opts) => opts,
         Err(e) => {
-            eprintln!("warden: {e}");
-            EXIT_WARDEN_FAILED
+            warn(e);
+            return EXIT_WARDEN_FAILED;
         }
-        Ok(opts) => match run_guarded(&opts) {
-            Ok((outcome, notes)) => {
-                // Guest output is written through as it is produced; flush anyway before the
-                // notes, so they come after it.
-                let _ = std::io::stdout().flush();
-                for note in notes {
-                    eprintln!("warden: {note}");
-                }
-                outcome.exit_status()
+    };
+    warden::run_host_program_on_host_root(&mut opts);
+    opts.border = Border::interruptible();
+    let console = Box::new(HostConsole::new(&opts.border));
+    let result = run_guarded(|| warden::run_with_notes(&opts, console));
+    if let Some(sig) = host::interrupted_by() {
+        // Ctrl-C (or SIGTERM): the trace is complete up to here; die as the signal would.
+        host::die_of(sig);
+    }
+    match result {
+        Ok((outcome, notes)) => {
+            for note in notes {
+                warn(note);
             }
-            Err(e) => {
-                let _ = std::io::stdout().flush();
-                // One line, whatever the message quotes (a path from an image, say).
-                eprintln!("warden: {}", e.to_string().replace('\n', "\\n"));
-                e.exit_status()
-            }
-        },
+            outcome.exit_status()
+        }
+        Err(e) => {
+            warn(warden::explain(&e, &opts));
+            e.exit_status()
+        }
     }
 }
 
-/// Runs the guest; a panic (a bug in warden: nothing a guest does should cause one) becomes
-/// one line on stderr and exit status 125 instead of a crash, after the guest's output so far.
-fn run_guarded(opts: &RunOptions) -> Result<(RunOutcome, Vec<String>), RunError> {
+/// Runs `f`; a panic (a bug in warden: nothing a guest does should cause one) becomes one
+/// line on stderr and exit status 125 instead of a crash, after the guest's output so far.
+fn run_guarded<T>(f: impl FnOnce() -> T) -> T {
     std::panic::set_hook(Box::new(|info| {
         let msg = info
             .payload()
@@ -207,18 +228,50 @@ fn run_guarded(opts: &RunOptions) -> Result<(RunOutcome, Vec<String>), RunError>
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_default();
         let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
-        let _ = std::io::stdout().flush();
-        eprintln!("warden: internal error (a bug in warden){at}: {}", msg.replace('\n', " "));
+        warn(format!("internal error (a bug in warden){at}: {msg}"));
     }));
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| warden::run_with_notes(opts, Box::new(HostConsole))))
-    {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(result) => result,
         Err(_) => std::process::exit(EXIT_WARDEN_FAILED),
     }
 }
 
+/// The subcommands, for telling `warden ./hello` (qemu's habit) from `warden run ...`.
+const SUBCOMMANDS: &[&str] = &["run", "trace", "test", "record", "replay", "help"];
+
+/// `warden PROGRAM ...` means `warden run PROGRAM ...` when PROGRAM is a path (it contains
+/// a `/`) or names a host file: `qemu-x86_64 ./hello` becomes `warden ./hello`.
+fn qemu_style(mut args: Vec<OsString>) -> Vec<OsString> {
+    if let Some(first) = args.get(1).and_then(|a| a.to_str()) {
+        let program_like = !first.starts_with('-')
+            && !SUBCOMMANDS.contains(&first)
+            && (first.contains('/') || std::path::Path::new(first).is_file());
+        if program_like {
+            args.insert(1, "run".into());
+        }
+    }
+    args
+}
+
+/// Runs before Rust's runtime (which replaces a closed descriptor 0, 1 or 2 by /dev/null):
+/// notes which were closed, so the guest sees them closed too.
+extern "C" fn note_closed_std_fds() {
+    let mut mask = 0;
+    for fd in 0..3 {
+        // SAFETY: F_GETFD only queries the descriptor's flags.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+            mask |= 1 << fd;
+        }
+    }
+    host::set_closed_at_start(mask);
+}
+
+#[used]
+#[link_section = ".init_array"]
+static NOTE_CLOSED_STD_FDS: extern "C" fn() = note_closed_std_fds;
+
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::try_parse_from(qemu_style(std::env::args_os().collect())) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -233,6 +286,7 @@ fn main() -> ExitCode {
         Command::Record(args) => args.run(),
         Command::Replay(args) => args.run(),
     };
+    let _ = std::io::stdout().flush();
     exit_status(status)
 }
 

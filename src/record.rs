@@ -8,26 +8,29 @@
 //! stdin or clock; it writes the guest's output to the host's stdout/stderr as the recording
 //! did, and ends with the same exit status.
 //!
-//! # Trace format, version 4
+//! # Trace format, version 6
 //! Little-endian; `varint` is unsigned LEB128 (at most 10 bytes), `zigzag` a signed varint
 //! (`(n << 1) ^ (n >> 63)`), `bytes` a varint length then that many bytes, `opt X` a byte 0
 //! (absent) or 1 followed by X.
 //! ```text
-//! magic    "WARDNTRC" (8 bytes)
-//! version  varint (4)
-//! header   varint length, then:
-//!            root kind u8 (0 embedded image, 1 tar image, 2 host directory), root path bytes,
-//!            root digest: opt u64 (a tar: XXH3-64 of the archive; a host directory: the
-//!              tree digest of `record/tree.rs`, paths, modes, contents and link targets),
+//! magic      "WARDNTRC" (8 bytes)
+//! version    varint (6)
+//! interrupt  u8 host signal (0: the run was not interrupted), u64 instructions: written as
+//!            zeros and filled in place when the recording is interrupted (Ctrl-C, SIGTERM,
+//!            SIGHUP): the replay then stops at that instruction count
+//! header     varint length, then:
+//!            root kind u8 (0 embedded image, 1 tar image, 2 host directory), root path
+//!              bytes (absolute), the root as given on the command line bytes,
 //!            cwd bytes, program: opt bytes, args: varint count + bytes each,
 //!            env: varint count + bytes each, seed varint, quantum varint,
 //!            budget: opt varint, real_time u8, max_procs varint, max_mem varint,
 //!            max_fds varint, max_memory_total varint,
 //!            address space size: opt varint, personality u8 (0 from the ELF, 1 redox,
-//!            2 linux), policy: opt (name bytes, text bytes), overlay: opt (path bytes,
-//!            tree digest u64 of its contents before the run),
+//!            2 linux), cpu model u8 (`emu::CpuModel::code`), policy: opt (name bytes,
+//!            text bytes), overlay: opt (path bytes, tree digest u64 of its contents before
+//!            the run),
 //!            extra files: varint count + (path bytes, mode varint, data bytes)
-//! events   one tag byte each, in the order the kernel met them:
+//! events     one tag byte each, in the order the kernel met them:
 //!   0x01 syscall      tid varint, number & 0xffff varint, instructions since the previous
 //!                     syscall event varint, digest u32 (registers, rip and the kernel's
 //!                     copy of what the call reads: guest_kernel::record::checkpoint_digest)
@@ -35,27 +38,39 @@
 //!                     instructions after it: number & 0xffff u16, digest u32 (7 bytes; the
 //!                     usual event of a syscall-heavy loop)
 //!   0x02 stdin read   bytes (what the console read returned; empty is end of file)
-//!   0x03 stdin error  (the read failed)
-//!   0x04 write error  (a console write failed; successful writes leave no event)
+//!   0x03 stdin error  errno varint (the host's; 0 if it gave none)
+//!   0x04 write error  errno varint (a console write failed; successful writes leave no event)
 //!   0x05 monotonic    zigzag delta from the previous monotonic reading (--real-time only)
 //!   0x06 realtime     zigzag delta from the previous realtime reading (--real-time only)
-//!   0x0f end          outcome u8 (0 exited, 1 signaled, 2 budget, 3 deadlock, 4 stopped),
-//!                     code u8, total instructions varint, total syscalls varint
+//!   0x07 file used    path bytes, followed u8, kind u8, mode varint, size varint, digest u64
+//!                     (the first use of a root path: `record/files.rs`)
+//!   0x08 interrupted  a console read or write was cut short by the interrupt that ended
+//!                     the recording (the guest thread waits there)
+//!   0x0f end          outcome u8 (0 exited, 1 signaled, 2 budget, 3 deadlock, 4 stopped,
+//!                     5 interrupted: code is the host signal), code u8, total instructions
+//!                     varint, total syscalls varint
 //! ```
 //! Nothing follows the end event. A trace is written as the run goes and read the same way:
 //! the writer fills a 16 KiB buffer, collects those into 256 KiB hand-offs and writes them on
 //! a thread of its own (a long run never holds more than about 800 KiB of its trace in
 //! memory). A syscall event costs 7 bytes in a tight loop, about 10
-//! otherwise. Earlier versions are not read: version 3 had another checkpoint digest and no
-//! events for the calls a policy refused or a jail answered, version 2 another digest again,
-//! version 1 no compact event, no personality, policy, overlay or
-//! address-space fields and no digest of a host-directory root.
+//! otherwise. Earlier versions are not read: version 5 had another checkpoint digest and no
+//! events for the calls a policy refused or a jail answered, version 4 identified the root
+//! by one digest of the whole image or tree and had no interrupt field, version 3 no CPU
+//! model, version 2 another checkpoint digest, version 1 no compact event, no personality,
+//! policy, overlay or address-space fields.
 //!
 //! # What is recorded, and what is not
-//! Only what the image and options do not determine: console input and errors, clock
-//! readings with `--real-time`. Everything the guest computes (file contents, `rand:`, pids,
-//! the virtual clock, the schedule, which `--seed` perturbs) is replayed by running it again,
+//! Only what the root and the options do not determine: console input and errors, clock
+//! readings with `--real-time`, and which files of the root the guest used (their identity,
+//! not their contents). Everything the guest computes (file contents, `rand:`, pids, the
+//! virtual clock, the schedule, which `--seed` perturbs) is replayed by running it again,
 //! so a syscall event holds no data, only the checkpoint.
+//! - The root: its absolute path (a relative `--root` or `--image` is resolved when
+//!   recording, so a replay from another directory finds it), and each path the guest
+//!   looked up, with the identity of what it found (`record/files.rs`). A replay on a root
+//!   where an unused file changed replays; one where a used file changed stops at that use
+//!   and names the file.
 //! - `--policy FILE`: its text is in the header; a replay applies that text (the file may be
 //!   gone or changed since).
 //! - `--overlay DIR`: the run starts from DIR's contents and writes through to it, so the
@@ -63,18 +78,29 @@
 //!   DIR with those contents (the recorded path, or `--overlay` on `replay`), and writes
 //!   through to it again. A run that wrote to DIR changed it, so replaying it needs a copy
 //!   of DIR saved before the recording; anything else is refused up front with exit 125.
-//! - `--personality`: in the header.
+//! - `--personality` and `--cpu` (what `cpuid` says, and which instructions exist): in the
+//!   header.
+//!
+//! # Interrupted recordings
+//! Ctrl-C, SIGTERM or SIGHUP during a recording stop the guest at the scheduler's next step
+//! (a thread blocked reading the host's stdin stops there without seeing an error); the
+//! trace is then completed with an end event saying so, and the interrupt field of the
+//! header is filled in with the instruction count reached. A replay runs with that count as
+//! its budget and ends where the recording did (the kernel stops at the same place a budget
+//! would have), printing the output up to there and exiting as the recording did (128 + the
+//! signal). A recording killed outright (SIGKILL, a crash) leaves a trace without an end:
+//! its replay reproduces the run up to where the trace stops, then says it is truncated.
+//! A failed trace write (a full disk) stops the run at once: one line, exit status 125.
 //!
 //! # Replay
-//! The header's options rebuild the run (the root may be moved with `--image`/`--root`).
-//! The root's digest is checked first: a root that differs from the recorded one (a changed
-//! file under `--root`, another image) is refused before anything runs, exit 125; `--force`
-//! replays anyway (a warning line first) to find where the changed root makes the run
-//! diverge. Each system call is compared with the next event: a different thread, call,
-//! instruction count or digest stops the run at once, and so does an input event out of
-//! place; the message names the syscall index, pid, instruction count and expected vs actual.
-//! At the end the outcome and totals must match the end event. A truncated or corrupted trace
-//! gives one error line. Both exit with 125.
+//! The header's options rebuild the run (the root may be moved with `--image`/`--root`; a
+//! recorded root that is gone is named, with the option to pass). Each system call is
+//! compared with the next event: a different thread, call, instruction count or digest
+//! stops the run at once, and so does an input event out of place, or a file the guest uses
+//! that differs from the one recorded (`--force` replays past changed files to find where
+//! they make the run diverge); the message names the syscall index, pid, instruction count
+//! and expected vs actual. At the end the outcome and totals must match the end event. A
+//! truncated or corrupted trace gives one error line. All exit with 125.
 //!
 //! # Why a kernel hook and not a host supervisor
 //! The recording hook is the kernel's narrow [`guest_kernel::record::TraceWriter`], written
@@ -99,6 +125,7 @@
 //! supervised path's bookkeeping alone is three times what the bar leaves, so recording
 //! stays on the kernel hook; it runs before every supervisor, so a recording of a supervised
 //! run (guest or host) is still complete.
+mod files;
 mod tree;
 
 use std::cell::RefCell;
@@ -116,23 +143,34 @@ use guest_kernel::record::{
 };
 use guest_kernel::{Console, ConsoleStream, Limits, RunOutcome, Stats};
 
+use crate::host::describe_io_error;
 use crate::testrun::{add_files, ExtraFile};
 use crate::{initial_cwd, open_root, Root, RunError, RunOptions};
+use files::{Identity, Watch, WatchedRoot};
 
 pub const MAGIC: &[u8; 8] = b"WARDNTRC";
-pub const VERSION: u64 = 4;
+pub const VERSION: u64 = 6;
+/// Where the interrupt field starts (after the magic and the one-byte version).
+const INTERRUPT_AT: u64 = 9;
 
 const TAG_READ: u8 = 0x02;
 const TAG_READ_ERR: u8 = 0x03;
 const TAG_WRITE_ERR: u8 = 0x04;
 const TAG_MONO: u8 = 0x05;
 const TAG_REAL: u8 = 0x06;
+const TAG_FILE: u8 = 0x07;
+const TAG_INTERRUPTED: u8 = 0x08;
 const TAG_END: u8 = 0x0f;
+
+/// The end event's outcome for a recording a host signal interrupted.
+const OUTCOME_INTERRUPTED: u8 = 5;
 
 /// Largest header (extra files included) a reader accepts.
 const MAX_HEADER: u64 = 1 << 30;
 /// Largest single stdin read event.
 const MAX_READ: u64 = 1 << 24;
+/// Longest path in a file event.
+const MAX_PATH: u64 = 1 << 16;
 
 // --- errors ----------------------------------------------------------------------------
 
@@ -158,14 +196,17 @@ pub enum RecordError {
     Run(#[from] RunError),
     #[error("{0}")]
     Setup(String),
-    #[error("cannot write trace {path}: {source}")]
+    #[error("cannot write the recording to {path}: {}", describe_io_error(source))]
     Write { path: String, source: std::io::Error },
+    #[error("{0}")]
+    Output(crate::host::OutputFailure),
 }
 
 impl RecordError {
     pub fn exit_status(&self) -> i32 {
         match self {
             RecordError::Run(e) => e.exit_status(),
+            RecordError::Output(f) if f.broken_pipe() => crate::host::EXIT_BROKEN_PIPE,
             _ => crate::EXIT_WARDEN_FAILED,
         }
     }
@@ -222,8 +263,10 @@ fn put_opt_varint(out: &mut Vec<u8>, v: Option<u64>) {
 /// Everything a replay needs to rebuild the run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Header {
+    /// The root, its path made absolute when recording.
     pub root: Root,
-    pub image_digest: Option<u64>,
+    /// The root's path as given on the command line (for messages).
+    pub root_given: String,
     pub cwd: Vec<u8>,
     pub program: Option<String>,
     pub args: Vec<String>,
@@ -235,6 +278,7 @@ pub struct Header {
     pub limits: Limits,
     pub address_space_size: Option<u64>,
     pub personality: Option<Personality>,
+    pub cpu: emu::CpuModel,
     /// `--policy`: the file's name (for messages) and its text.
     pub policy: Option<(String, String)>,
     /// `--overlay`: the directory and the digest of its contents before the run.
@@ -252,13 +296,7 @@ impl Header {
         };
         h.push(kind);
         put_bytes(&mut h, &path);
-        match self.image_digest {
-            Some(d) => {
-                h.push(1);
-                h.extend_from_slice(&d.to_le_bytes());
-            }
-            None => h.push(0),
-        }
+        put_bytes(&mut h, self.root_given.as_bytes());
         put_bytes(&mut h, &self.cwd);
         match &self.program {
             Some(p) => {
@@ -287,6 +325,7 @@ impl Header {
             Some(Personality::Redox) => 1,
             Some(Personality::Linux) => 2,
         });
+        h.push(self.cpu.code());
         match &self.policy {
             Some((name, text)) => {
                 h.push(1);
@@ -326,6 +365,7 @@ impl Header {
             limits: self.limits.clone(),
             address_space_size: self.address_space_size,
             personality: self.personality,
+            cpu: self.cpu,
             overlay: self.overlay.as_ref().map(|(dir, _)| dir.clone()),
             // The policy is the recorded text, not a file (see `replay`).
             policy: None,
@@ -423,7 +463,7 @@ impl HeaderReader<'_> {
             2 => Root::Dir(path),
             _ => return Err(self.corrupt("unknown root kind")),
         };
-        let image_digest = if self.flag()? { Some(self.u64()?) } else { None };
+        let root_given = self.string()?;
         let cwd = self.bytes()?;
         let program = if self.flag()? { Some(self.string()?) } else { None };
         let args = self.strings()?;
@@ -445,6 +485,7 @@ impl HeaderReader<'_> {
             2 => Some(Personality::Linux),
             _ => return Err(self.corrupt("unknown personality")),
         };
+        let cpu = emu::CpuModel::from_code(self.u8()?).ok_or_else(|| self.corrupt("unknown CPU model"))?;
         let policy = if self.flag()? { Some((self.string()?, self.string()?)) } else { None };
         let overlay = if self.flag()? { Some((PathBuf::from(self.string()?), self.u64()?)) } else { None };
         let n = self.varint()?;
@@ -460,7 +501,7 @@ impl HeaderReader<'_> {
         }
         Ok(Header {
             root,
-            image_digest,
+            root_given,
             cwd,
             program,
             args,
@@ -472,6 +513,7 @@ impl HeaderReader<'_> {
             limits,
             address_space_size,
             personality,
+            cpu,
             policy,
             overlay,
             extra_files,
@@ -484,13 +526,33 @@ impl HeaderReader<'_> {
 /// One event of a trace.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
-    Syscall { tid: u32, number: u64, instructions: u64, digest: u32 },
+    Syscall {
+        tid: u32,
+        number: u64,
+        instructions: u64,
+        digest: u32,
+    },
     StdinRead(Vec<u8>),
-    StdinError,
-    WriteError,
+    /// A failed stdin read, with the host's errno (0: none).
+    StdinError(i32),
+    /// A failed console write, with the host's errno (0: none).
+    WriteError(i32),
     Monotonic(u64),
     Realtime(u64),
-    End { outcome: u8, code: u8, instructions: u64, syscalls: u64 },
+    /// The first use of a root path and what was there.
+    File {
+        path: Vec<u8>,
+        follow: bool,
+        identity: Identity,
+    },
+    /// A console call cut short by the interrupt that ended the recording.
+    ConsoleInterrupted,
+    End {
+        outcome: u8,
+        code: u8,
+        instructions: u64,
+        syscalls: u64,
+    },
 }
 
 /// The name of a syscall from the low bits a trace keeps.
@@ -509,8 +571,10 @@ impl fmt::Display for Event {
                 write!(f, "{} by pid {tid} at instruction {instructions} (digest {digest:08x})", syscall_label(*number))
             }
             Event::StdinRead(d) => write!(f, "a stdin read of {} bytes", d.len()),
-            Event::StdinError => write!(f, "a failed stdin read"),
-            Event::WriteError => write!(f, "a failed console write"),
+            Event::StdinError(_) => write!(f, "a failed stdin read"),
+            Event::WriteError(_) => write!(f, "a failed console write"),
+            Event::File { path, .. } => write!(f, "the use of {}", String::from_utf8_lossy(path)),
+            Event::ConsoleInterrupted => write!(f, "a console call cut short by the interrupt"),
             Event::Monotonic(_) => write!(f, "a monotonic clock reading"),
             Event::Realtime(_) => write!(f, "a realtime clock reading"),
             Event::End { outcome, code, instructions, .. } => {
@@ -536,6 +600,7 @@ fn outcome_text(kind: u8, code: u8) -> String {
         1 => format!("signal {code}"),
         2 => "budget exhausted".into(),
         3 => "deadlock".into(),
+        OUTCOME_INTERRUPTED => format!("interrupted by {}", crate::host::host_signal_name(i32::from(code))),
         _ => "stopped".into(),
     }
 }
@@ -564,17 +629,39 @@ impl Console for RecordConsole {
                 sink.put(&head[..at]);
                 sink.put(data);
             }
-            Err(_) => sink.put(&[TAG_READ_ERR]),
+            // The run is stopping here (Ctrl-C); the replay stops here too.
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => sink.put(&[TAG_INTERRUPTED]),
+            Err(e) => put_error(sink, TAG_READ_ERR, e),
         }
         r
     }
 
     fn write(&mut self, stream: ConsoleStream, data: &[u8]) -> std::io::Result<()> {
         let r = self.inner.write(stream, data);
-        if r.is_err() {
-            self.sink.put(&[TAG_WRITE_ERR]);
+        match &r {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => self.sink.put(&[TAG_INTERRUPTED]),
+            Err(e) => put_error(&self.sink, TAG_WRITE_ERR, e),
+            Ok(()) => {}
         }
         r
+    }
+}
+
+/// An error event: the tag and the host's errno.
+fn put_error(sink: &TraceWriter, tag: u8, e: &std::io::Error) {
+    let mut ev = [0u8; 11];
+    ev[0] = tag;
+    let mut at = 1;
+    put_varint_at(&mut ev, &mut at, e.raw_os_error().unwrap_or(0).max(0) as u64);
+    sink.put(&ev[..at]);
+}
+
+/// The error a replayed console gives for a recorded errno (what the guest saw).
+fn recorded_error(errno: i32) -> std::io::Error {
+    if errno > 0 {
+        std::io::Error::from_raw_os_error(errno)
+    } else {
+        std::io::Error::other("recorded console error")
     }
 }
 
@@ -615,30 +702,14 @@ fn put_clock(sink: &TraceWriter, tag: u8, delta: u64) {
     sink.put(&ev[..at]);
 }
 
-/// The root's identity: XXH3-64 of the tar (computed once per process for the embedded
-/// image, once per run for a tar file, streamed), or the tree digest of a host directory.
-fn root_digest(root: &Root) -> Result<Option<u64>, String> {
-    static DEFAULT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+/// The root with its path made absolute (so a replay from another directory finds it), and
+/// the path as given.
+fn absolute_root(root: &Root) -> (Root, String) {
+    let absolute = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     match root {
-        Root::Default => Ok(Some(*DEFAULT.get_or_init(|| xxhash_rust::xxh3::xxh3_64(crate::DEFAULT_IMAGE)))),
-        Root::Image(path) => {
-            let err = |e: std::io::Error| format!("cannot read image {}: {e}", path.display());
-            let mut f = File::open(path).map_err(err)?;
-            let mut h = xxhash_rust::xxh3::Xxh3::new();
-            let mut buf = vec![0u8; 64 << 10];
-            loop {
-                match f.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => h.update(&buf[..n]),
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(err(e)),
-                }
-            }
-            Ok(Some(h.digest()))
-        }
-        Root::Dir(dir) => tree::digest(dir, |_| false, tree::Files::Metadata)
-            .map(Some)
-            .map_err(|e| format!("cannot read root {}: {e}", dir.display())),
+        Root::Default => (Root::Default, String::new()),
+        Root::Image(p) => (Root::Image(absolute(p)), p.display().to_string()),
+        Root::Dir(p) => (Root::Dir(absolute(p)), p.display().to_string()),
     }
 }
 
@@ -659,8 +730,7 @@ fn overlay_digest(dir: &Path) -> Result<u64, String> {
     if empty {
         return Ok(0);
     }
-    tree::digest(dir, overlay_skip, tree::Files::Contents)
-        .map_err(|e| format!("cannot read overlay {}: {e}", dir.display()))
+    tree::digest(dir, overlay_skip).map_err(|e| format!("cannot read overlay {}: {e}", dir.display()))
 }
 
 /// Reads and checks the policy file (its text goes into the trace).
@@ -673,7 +743,9 @@ fn read_policy(path: &Path) -> Result<(String, String, guest_kernel::policy::Pol
 }
 
 /// Runs `opts` (with `extra_files` added to the root) while writing its trace to `trace`.
-/// `console` is where the guest's console really goes (the host's, or a capture).
+/// `console` is where the guest's console really goes (the host's, or a capture). When
+/// `opts.border`'s stop flag is set by an interrupt (Ctrl-C: see [`crate::host`]), the run
+/// ends there and the trace is completed as an interrupted recording.
 pub fn record(
     opts: &RunOptions,
     extra_files: &[ExtraFile],
@@ -682,12 +754,11 @@ pub fn record(
 ) -> Result<(RunOutcome, Stats), RecordError> {
     let policy = opts.policy.as_deref().map(read_policy).transpose()?;
     let vfs = open_root(&opts.root)?;
-    let digest = root_digest(&opts.root).map_err(RecordError::Setup)?;
     add_files(&vfs, extra_files).map_err(RecordError::Setup)?;
     let overlay = match &opts.overlay {
         Some(dir) => {
             let d = overlay_digest(dir).map_err(RecordError::Setup)?;
-            vfs.attach_overlay(dir).map_err(|source| RunError::Overlay { path: dir.display().to_string(), source })?;
+            crate::attach_overlay(&vfs, dir)?;
             Some((dir.clone(), d))
         }
         None => None,
@@ -697,9 +768,10 @@ pub fn record(
         Some((name, text, spec)) => (Some((name, text)), Some(spec)),
         None => (None, None),
     };
+    let (root, root_given) = absolute_root(&opts.root);
     let header = Header {
-        root: opts.root.clone(),
-        image_digest: digest,
+        root,
+        root_given,
         cwd: cwd.clone(),
         program: opts.program.clone(),
         args: opts.args.clone(),
@@ -711,22 +783,27 @@ pub fn record(
         limits: opts.limits.clone(),
         address_space_size: opts.address_space_size,
         personality: opts.personality,
+        cpu: opts.cpu,
         policy: policy_text,
         overlay,
         extra_files: extra_files.to_vec(),
     };
+    let what = format!("the recording to {}", trace.display());
     let write_err = |source| RecordError::Write { path: trace.display().to_string(), source };
     let file = File::create(trace).map_err(write_err)?;
-    let sink = TraceWriter::new(Box::new(file)).map_err(write_err)?;
+    let out = StopOnError { file, border: opts.border.clone(), what: what.clone() };
+    let sink = TraceWriter::new(Box::new(out)).map_err(write_err)?;
     let mut head = MAGIC.to_vec();
     put_varint(&mut head, VERSION);
+    head.extend_from_slice(&[0; 9]);
     let h = header.encode();
     put_varint(&mut head, h.len() as u64);
     sink.put(&head);
     sink.put(&h);
     let sink = Rc::new(sink);
     let console = Box::new(RecordConsole { inner: console, sink: sink.clone() });
-    let mut kernel = crate::boot_with_policy(opts, vfs, console, cwd, policy_spec)?;
+    let root = Box::new(WatchedRoot::new(vfs.clone(), Watch::Record(sink.clone())));
+    let mut kernel = crate::boot_root(opts, &vfs, root, console, cwd, policy_spec)?;
     kernel.set_recorder(sink.clone());
     if opts.real_time {
         let clock = RecordClock { inner: SystemClock::default(), sink: sink.clone(), last_mono: 0, last_real: 0 };
@@ -736,13 +813,62 @@ pub fn record(
     kernel.finish_host_supervisor();
     let stats = kernel.stats();
     drop(kernel);
-    let (kind, code) = outcome_code(outcome);
+    let interrupted = match outcome {
+        RunOutcome::Stopped => crate::host::interrupted_by(),
+        _ => None,
+    };
+    let (kind, code) = match interrupted {
+        Some(sig) => (OUTCOME_INTERRUPTED, sig as u8),
+        None => outcome_code(outcome),
+    };
     let mut end = vec![TAG_END, kind, code];
     put_varint(&mut end, stats.instructions);
     put_varint(&mut end, stats.syscalls);
     sink.put(&end);
-    sink.finish().map_err(write_err)?;
+    let finished = sink.finish();
+    if let Some(failure) = opts.border.take_failure() {
+        return Err(RecordError::Output(failure));
+    }
+    finished.map_err(write_err)?;
+    if let Some(sig) = interrupted {
+        mark_interrupted(trace, sig as u8, stats.instructions).map_err(write_err)?;
+    }
     Ok((outcome, stats))
+}
+
+/// Fills in the interrupt field of a finished trace.
+fn mark_interrupted(trace: &Path, sig: u8, instructions: u64) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new().write(true).open(trace)?;
+    let mut field = [0u8; 9];
+    field[0] = sig;
+    field[1..].copy_from_slice(&instructions.to_le_bytes());
+    f.write_all_at(&field, INTERRUPT_AT)
+}
+
+/// The trace file: the first failed write is handed to the run's border, which stops the
+/// guest at once (a full disk does not let a long run go on for nothing).
+struct StopOnError {
+    file: File,
+    border: crate::host::Border,
+    what: String,
+}
+
+impl std::io::Write for StopOnError {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.file.write(buf).inspect_err(|e| self.border.fail(self.what.clone(), clone_error(e)))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush().inspect_err(|e| self.border.fail(self.what.clone(), clone_error(e)))
+    }
+}
+
+fn clone_error(e: &std::io::Error) -> std::io::Error {
+    match e.raw_os_error() {
+        Some(n) => std::io::Error::from_raw_os_error(n),
+        None => std::io::Error::new(e.kind(), e.to_string()),
+    }
 }
 
 // --- reading ---------------------------------------------------------------------------
@@ -751,6 +877,8 @@ pub fn record(
 pub struct TraceReader {
     r: BufReader<File>,
     path: String,
+    /// The host signal that interrupted the recording and the instruction count it reached.
+    pub interrupted: Option<(u8, u64)>,
     offset: u64,
     last_instructions: u64,
     last_tid: u32,
@@ -766,6 +894,7 @@ impl TraceReader {
         let mut t = TraceReader {
             r: BufReader::with_capacity(256 << 10, file),
             path: p.clone(),
+            interrupted: None,
             offset: 0,
             last_instructions: 0,
             last_tid: 0,
@@ -785,6 +914,15 @@ impl TraceReader {
         let version = t.varint("the version")?;
         if version != VERSION {
             return Err(TraceError::Version { path: p, version });
+        }
+        let mut field = [0u8; 9];
+        for b in &mut field {
+            *b = t.byte("the interrupt field")?;
+        }
+        let mut count = [0u8; 8];
+        count.copy_from_slice(&field[1..]);
+        if field[0] != 0 {
+            t.interrupted = Some((field[0], u64::from_le_bytes(count)));
         }
         let len = t.varint("the header length")?;
         if len > MAX_HEADER {
@@ -844,6 +982,28 @@ impl TraceReader {
         Err(self.corrupt("varint too long"))
     }
 
+    fn errno(&mut self, what: &'static str) -> Result<i32, TraceError> {
+        i32::try_from(self.varint(what)?).map_err(|_| self.corrupt("errno too large"))
+    }
+
+    /// `bytes` of at most `max` bytes.
+    fn bytes(&mut self, what: &'static str, max: u64) -> Result<Vec<u8>, TraceError> {
+        let n = self.varint(what)?;
+        if n > max {
+            return Err(self.corrupt("length is implausible"));
+        }
+        let mut data = Vec::new();
+        (&mut self.r)
+            .take(n)
+            .read_to_end(&mut data)
+            .map_err(|source| TraceError::Io { path: self.path.clone(), source })?;
+        self.offset += data.len() as u64;
+        if (data.len() as u64) < n {
+            return Err(TraceError::Truncated { path: self.path.clone(), offset: self.offset, what });
+        }
+        Ok(data)
+    }
+
     /// The next event; `Ok(None)` at a clean end of file (only valid after the end event).
     pub fn next_event(&mut self) -> Result<Option<Event>, TraceError> {
         let start = self.offset;
@@ -882,28 +1042,28 @@ impl TraceReader {
                     digest: u32::from_le_bytes([b[2], b[3], b[4], b[5]]),
                 }
             }
-            TAG_READ => {
-                let n = self.varint("a stdin event")?;
-                if n > MAX_READ {
-                    return Err(self.corrupt("stdin read length is implausible"));
+            TAG_READ => Event::StdinRead(self.bytes("a stdin event", MAX_READ)?),
+            TAG_READ_ERR => Event::StdinError(self.errno("a stdin error event")?),
+            TAG_INTERRUPTED => Event::ConsoleInterrupted,
+            TAG_WRITE_ERR => Event::WriteError(self.errno("a write error event")?),
+            TAG_FILE => {
+                let what = "a file event";
+                let path = self.bytes(what, MAX_PATH)?;
+                let follow = match self.byte(what)? {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(self.corrupt("bad flag byte in a file event")),
+                };
+                let kind = self.byte(what)?;
+                let mode = u32::try_from(self.varint(what)?).map_err(|_| self.corrupt("file mode too large"))?;
+                let size = self.varint(what)?;
+                let mut d = [0u8; 8];
+                for b in &mut d {
+                    *b = self.byte(what)?;
                 }
-                let mut data = Vec::new();
-                (&mut self.r)
-                    .take(n)
-                    .read_to_end(&mut data)
-                    .map_err(|source| TraceError::Io { path: self.path.clone(), source })?;
-                self.offset += data.len() as u64;
-                if (data.len() as u64) < n {
-                    return Err(TraceError::Truncated {
-                        path: self.path.clone(),
-                        offset: self.offset,
-                        what: "a stdin event",
-                    });
-                }
-                Event::StdinRead(data)
+                let identity = Identity { kind, mode, size, digest: u64::from_le_bytes(d) };
+                Event::File { path, follow, identity }
             }
-            TAG_READ_ERR => Event::StdinError,
-            TAG_WRITE_ERR => Event::WriteError,
             TAG_MONO => {
                 let d = unzigzag(self.varint("a clock event")?);
                 self.last_mono = self.last_mono.wrapping_add(d as u64);
@@ -918,7 +1078,7 @@ impl TraceReader {
                 let what = "the end event";
                 let outcome = self.byte(what)?;
                 let code = self.byte(what)?;
-                if outcome > 4 {
+                if outcome > OUTCOME_INTERRUPTED {
                     return Err(TraceError::Corrupt {
                         path: self.path.clone(),
                         offset: start + 1,
@@ -948,11 +1108,14 @@ enum Stop {
     Trace(TraceError),
 }
 
-/// The trace being replayed, shared by the tap, the console and the clock.
+/// The trace being replayed, shared by the tap, the console, the clock and the root.
 struct Source {
     reader: TraceReader,
     peeked: Option<Event>,
     stop: Option<Stop>,
+    /// Replay past files that changed (`--force`), with a warning each.
+    force: bool,
+    warnings: Vec<String>,
     /// Syscalls the replay has made.
     syscalls: u64,
     /// Where the replay is (for messages about input events out of place).
@@ -980,6 +1143,16 @@ impl Source {
     fn next(&mut self) -> Option<Event> {
         self.peek();
         self.peeked.take()
+    }
+
+    /// The recording's console call was cut short here by the interrupt: the guest thread
+    /// waits, as it did when the recording stopped.
+    fn interrupted_here(&mut self) -> bool {
+        let here = self.peek() == Some(&Event::ConsoleInterrupted);
+        if here {
+            self.next();
+        }
+        here
     }
 
     fn diverge(&mut self, msg: String) {
@@ -1047,12 +1220,15 @@ struct ReplayConsole {
 impl Console for ReplayConsole {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let mut s = self.source.borrow_mut();
+        if s.interrupted_here() {
+            return Err(std::io::ErrorKind::Interrupted.into());
+        }
         match s.input("a stdin read") {
             Some(Event::StdinRead(data)) if data.len() <= buf.len() => {
                 buf[..data.len()].copy_from_slice(&data);
                 Ok(data.len())
             }
-            Some(Event::StdinError) => Err(std::io::Error::other("recorded stdin error")),
+            Some(Event::StdinError(errno)) => Err(recorded_error(errno)),
             Some(other) => {
                 let msg = format!(
                     "{}: the replay made a stdin read of at most {} bytes, the recording has {other} next",
@@ -1068,9 +1244,12 @@ impl Console for ReplayConsole {
 
     fn write(&mut self, stream: ConsoleStream, data: &[u8]) -> std::io::Result<()> {
         let mut s = self.source.borrow_mut();
-        if s.peek() == Some(&Event::WriteError) {
+        if let Some(&Event::WriteError(errno)) = s.peek() {
             s.next();
-            return Err(std::io::Error::other("recorded console write error"));
+            return Err(recorded_error(errno));
+        }
+        if s.interrupted_here() {
+            return Err(std::io::ErrorKind::Interrupted.into());
         }
         drop(s);
         let _ = self.out.write(stream, data);
@@ -1119,49 +1298,79 @@ pub struct ReplayOptions {
     pub root: Option<Root>,
     /// Use this overlay directory instead of the recorded one.
     pub overlay: Option<PathBuf>,
-    /// Replay even if the root differs from the recorded one (to find where that makes the
-    /// run diverge).
+    /// Replay past files of the root that changed since the recording (a warning each), to
+    /// find where they make the run diverge.
     pub force: bool,
+    /// The replay's stop flag (an interrupt ends it).
+    pub border: crate::host::Border,
+    /// Print a line for each guest process a core-dumping signal kills, as the run did.
+    pub report_fatal_signals: bool,
 }
 
-fn show_digest(d: Option<u64>) -> String {
-    d.map(|d| format!("{d:016x}")).unwrap_or_else(|| "none".into())
+/// How a replay that matched its recording ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Replayed {
+    /// The guest's outcome (a budget outcome where the recording was interrupted).
+    pub outcome: RunOutcome,
+    /// The host signal that interrupted the recording: the replay stopped where it did.
+    pub interrupted_by: Option<u8>,
+    /// Guest instructions replayed.
+    pub instructions: u64,
 }
 
-/// Replays `trace`, writing the guest's output to `console`. A root that differs from the
-/// recorded one is an error before anything runs, unless `options.force`; then `warn`
-/// receives a line and the replay goes on.
+impl Replayed {
+    /// The exit status the recording had: the guest's, or 128 + the interrupting signal.
+    pub fn exit_status(&self) -> i32 {
+        match self.interrupted_by {
+            Some(sig) => 128 + i32::from(sig),
+            None => self.outcome.exit_status(),
+        }
+    }
+}
+
+/// The root to replay on: the one asked for, else the recorded one if it is still there.
+fn replay_root(header: &Header, asked: Option<&Root>) -> Result<Root, ReplayError> {
+    if let Some(root) = asked {
+        return Ok(root.clone());
+    }
+    let (path, option) = match &header.root {
+        Root::Default => return Ok(Root::Default),
+        Root::Image(p) => (p, "--image FILE"),
+        Root::Dir(p) => (p, "--root DIR"),
+    };
+    if path.exists() {
+        return Ok(header.root.clone());
+    }
+    let given = if header.root_given != path.display().to_string() {
+        format!(" (given as {} when recording)", header.root_given)
+    } else {
+        String::new()
+    };
+    Err(ReplayError::Setup(format!(
+        "the recorded root {}{given} is not there; pass `warden replay {option}` with it or a copy of it",
+        path.display()
+    )))
+}
+
+/// Replays `trace`, writing the guest's output to `console`. A file of the root the guest
+/// uses that differs from the recorded one stops the replay with a divergence naming it,
+/// unless `options.force`; then `warn` receives a line for it and the replay goes on.
 pub fn replay(
     trace: &Path,
     options: &ReplayOptions,
     console: Box<dyn Console>,
     warn: &mut dyn FnMut(String),
-) -> Result<RunOutcome, ReplayError> {
+) -> Result<Replayed, ReplayError> {
     let (reader, header) = TraceReader::open(trace)?;
     let mut opts = header.run_options();
-    if let Some(root) = &options.root {
-        opts.root = root.clone();
+    opts.root = replay_root(&header, options.root.as_ref())?;
+    opts.border = options.border.clone();
+    opts.report_fatal_signals = options.report_fatal_signals;
+    let interrupted = reader.interrupted;
+    if let Some((_, at)) = interrupted {
+        opts.budget = Some(opts.budget.map_or(at, |b| b.min(at)));
     }
     let vfs = open_root(&opts.root)?;
-    let digest = root_digest(&opts.root).map_err(ReplayError::Setup)?;
-    if digest != header.image_digest {
-        let what = match &opts.root {
-            Root::Dir(d) => format!("the root directory {}", d.display()),
-            Root::Image(f) => format!("the image {}", f.display()),
-            Root::Default => "the embedded image".to_string(),
-        };
-        let msg = format!(
-            "{what} differs from the recording's (digest {}, recorded {})",
-            show_digest(digest),
-            show_digest(header.image_digest)
-        );
-        if !options.force {
-            return Err(ReplayError::RootChanged(format!(
-                "{msg}; --force replays anyway to find where the run diverges"
-            )));
-        }
-        warn(format!("{msg}; replaying anyway (--force)"));
-    }
     add_files(&vfs, &header.extra_files).map_err(ReplayError::Setup)?;
     if header.overlay.is_none() {
         if let Some(dir) = &options.overlay {
@@ -1182,7 +1391,7 @@ pub fn replay(
                 dir.display()
             )));
         }
-        vfs.attach_overlay(dir).map_err(|source| RunError::Overlay { path: dir.display().to_string(), source })?;
+        crate::attach_overlay(&vfs, dir)?;
         opts.overlay = Some(dir.clone());
     }
     let policy = match &header.policy {
@@ -1193,11 +1402,14 @@ pub fn replay(
         reader,
         peeked: None,
         stop: None,
+        force: options.force,
+        warnings: Vec::new(),
         syscalls: 0,
         last_point: "before the first syscall".into(),
     }));
     let console = Box::new(ReplayConsole { source: source.clone(), out: console });
-    let mut kernel = crate::boot_with_policy(&opts, vfs, console, header.cwd.clone(), policy)?;
+    let root = Box::new(WatchedRoot::new(vfs.clone(), Watch::Replay(source.clone())));
+    let mut kernel = crate::boot_root(&opts, &vfs, root, console, header.cwd.clone(), policy)?;
     kernel.set_syscall_tap(Box::new(ReplayTap(source.clone())));
     if opts.real_time {
         kernel.set_host_clock(Box::new(ReplayClock(source.clone())));
@@ -1206,13 +1418,20 @@ pub fn replay(
     let stats = kernel.stats();
     drop(kernel);
     let mut s = source.borrow_mut();
+    for w in std::mem::take(&mut s.warnings) {
+        warn(w);
+    }
     if let Some(stop) = s.stop.take() {
         return Err(match stop {
             Stop::Diverged(m) => ReplayError::Diverged(m),
             Stop::Trace(e) => ReplayError::Trace(e),
         });
     }
-    let (kind, code) = outcome_code(outcome);
+    let (mut kind, mut code) = outcome_code(outcome);
+    if let (Some((sig, _)), RunOutcome::BudgetExhausted) = (interrupted, outcome) {
+        // Stopped where the recording was interrupted.
+        (kind, code) = (OUTCOME_INTERRUPTED, sig);
+    }
     let ended = format!(
         "at the end of the run ({} after {} instructions and {} syscalls)",
         outcome_text(kind, code),
@@ -1223,13 +1442,18 @@ pub fn replay(
     if let Some(Stop::Trace(e)) = s.stop.take() {
         return Err(ReplayError::Trace(e));
     }
+    let replayed = Replayed {
+        outcome,
+        interrupted_by: interrupted.map(|(sig, _)| sig).filter(|_| kind == OUTCOME_INTERRUPTED),
+        instructions: stats.instructions,
+    };
     match next {
         Some(Event::End { outcome: k, code: c, instructions, syscalls })
             if (k, c, instructions, syscalls) == (kind, code, stats.instructions, stats.syscalls) =>
         {
             let at = s.reader.offset;
             match s.reader.byte_opt() {
-                Ok(None) => Ok(outcome),
+                Ok(None) => Ok(replayed),
                 Ok(Some(_)) => Err(ReplayError::Trace(TraceError::Corrupt {
                     path: s.reader.path.clone(),
                     offset: at,

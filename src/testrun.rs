@@ -215,7 +215,7 @@ struct Manifest {
     budget: Option<u64>,
     env: Option<Vec<String>>,
     #[serde(default, rename = "test")]
-    tests: Vec<ManifestTest>,
+    tests: Vec<toml::Spanned<ManifestTest>>,
 }
 
 #[derive(Deserialize)]
@@ -229,7 +229,8 @@ enum CommandLine {
 #[serde(deny_unknown_fields)]
 struct ManifestTest {
     name: Option<String>,
-    run: CommandLine,
+    /// Optional here so that a test without it is reported at its own line.
+    run: Option<CommandLine>,
     status: Option<i32>,
     stdout: Option<String>,
     stdin: Option<String>,
@@ -313,11 +314,11 @@ pub fn split_words(line: &str) -> Result<Vec<String>, String> {
 /// Reads a manifest file into tests.
 pub fn load_manifest(path: &Path, config: &TestConfig) -> Result<Vec<TestSpec>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read manifest {}: {e}", path.display()))?;
+    let line_of = |at: usize| text.as_bytes()[..at.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1;
     let m: Manifest = toml::from_str(&text).map_err(|e| {
-        let msg = e.to_string();
-        let first = msg.lines().next().unwrap_or("").trim().to_string();
-        let detail = msg.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
-        format!("bad manifest {}: {first} {detail}", path.display())
+        let line = e.span().map(|s| format!(":{}", line_of(s.start))).unwrap_or_default();
+        let message = e.message().lines().next().unwrap_or("malformed manifest");
+        format!("bad manifest {}{line}: {message}", path.display())
     })?;
     let dir = path.parent().unwrap_or(Path::new("."));
     let root = match (m.image, m.root) {
@@ -327,15 +328,22 @@ pub fn load_manifest(path: &Path, config: &TestConfig) -> Result<Vec<TestSpec>, 
         (None, None) => config.base.root.clone(),
     };
     let mut tests = Vec::new();
-    for (i, t) in m.tests.into_iter().enumerate() {
+    if m.tests.is_empty() {
+        return Err(format!(
+            "{}: no tests in the manifest (add a [[test]] table with run = \"PROGRAM ARGS\")",
+            path.display()
+        ));
+    }
+    for t in m.tests {
+        let at = format!("bad manifest {}:{}", path.display(), line_of(t.span().start));
+        let t = t.into_inner();
         let words = match t.run {
-            CommandLine::Line(l) => {
-                split_words(&l).map_err(|e| format!("bad manifest {}: test {}: {e}", path.display(), i + 1))?
-            }
-            CommandLine::Words(w) => w,
+            Some(CommandLine::Line(l)) => split_words(&l).map_err(|e| format!("{at}: {e}"))?,
+            Some(CommandLine::Words(w)) => w,
+            None => return Err(format!("{at}: this test has no `run` (the command, e.g. run = \"/bin/ls /\")")),
         };
         let Some((program, args)) = words.split_first() else {
-            return Err(format!("bad manifest {}: test {} has an empty `run`", path.display(), i + 1));
+            return Err(format!("{at}: this test has an empty `run`"));
         };
         let name = t.name.unwrap_or_else(|| words.join(" "));
         let mut spec = base_spec(config, name, program.clone(), args.to_vec());
@@ -378,12 +386,16 @@ pub fn discover(paths: &[String], config: &TestConfig) -> Result<Vec<TestSpec>, 
             } else {
                 let mut names = vfs.list_dir(guest_path.as_bytes()).map_err(|e| format!("{p}: {e}"))?;
                 names.sort();
+                let before = tests.len();
                 for n in names {
                     let full = format!("{}/{}", guest_path.trim_end_matches('/'), String::from_utf8_lossy(&n));
                     let Ok(st) = vfs.stat_path(full.as_bytes()) else { continue };
                     if st.st_mode & MODE_TYPE == MODE_FILE && st.st_mode & 0o111 != 0 {
                         tests.push(base_spec(config, full.clone(), full, Vec::new()));
                     }
+                }
+                if tests.len() == before {
+                    return Err(format!("{p}: no tests found (no executable files in this guest directory)"));
                 }
             }
             continue;
@@ -399,6 +411,9 @@ pub fn discover(paths: &[String], config: &TestConfig) -> Result<Vec<TestSpec>, 
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|e| e.is_file() && is_elf(e))
                 .collect();
+            if entries.is_empty() {
+                return Err(format!("{p}: no tests found (a directory of tests holds ELF programs)"));
+            }
             entries.sort();
             for e in entries {
                 tests.push(host_program(config, &e)?);
@@ -721,8 +736,11 @@ pub fn parse_seeds(s: &str) -> Result<Vec<u64>, String> {
         let n = num(s)?;
         (n, n + 1)
     };
-    if b <= a || b - a > 1_000_000 {
-        return Err(bad());
+    if b <= a {
+        return Err(format!("--seeds {s}: the range is empty (A..B runs seeds A to B-1, so B must be greater than A)"));
+    }
+    if b - a > 1_000_000 {
+        return Err(format!("--seeds {s}: more than a million seeds"));
     }
     Ok((a..b).collect())
 }

@@ -23,6 +23,8 @@ use guest_kernel::supervise::{
     SyscallEntry,
 };
 use warden_abi::trace as fmt;
+
+use crate::host::{Border, OutputFailure};
 use warden_abi::{all_calls, SYS_EXIT, SYS_FEXEC};
 
 /// Where trace lines go.
@@ -154,20 +156,71 @@ impl TraceArgs {
     }
 }
 
-struct Sink(TraceOutput, Option<std::io::BufWriter<std::fs::File>>);
+/// Where the lines go; the first failed write is handed to the run's [`Border`] (which stops
+/// the run) and nothing more is written.
+struct Sink {
+    out: SinkOut,
+    /// What the lines are, for the failure message (`the trace to t.txt`).
+    what: String,
+    border: Border,
+    failed: bool,
+}
+
+enum SinkOut {
+    Stderr,
+    File(std::io::BufWriter<std::fs::File>),
+    Buffer(Arc<Mutex<Vec<u8>>>),
+}
 
 impl Sink {
-    fn line(&mut self, s: &str) {
-        match (&self.0, &mut self.1) {
-            (_, Some(f)) => {
-                let _ = writeln!(f, "{s}");
+    fn open(output: &TraceOutput, border: Border) -> Result<Sink, OutputFailure> {
+        let (out, what) = match output {
+            TraceOutput::Stderr => (SinkOut::Stderr, "the trace to stderr".to_string()),
+            TraceOutput::Buffer(b) => (SinkOut::Buffer(b.clone()), "the trace".to_string()),
+            TraceOutput::File(p) => {
+                let what = format!("the trace to {}", p.display());
+                match std::fs::File::create(p) {
+                    Ok(f) => (SinkOut::File(std::io::BufWriter::new(f)), what),
+                    Err(error) => return Err(OutputFailure { what, error }),
+                }
             }
-            (TraceOutput::Buffer(b), _) => {
+        };
+        Ok(Sink { out, what, border, failed: false })
+    }
+
+    fn line(&mut self, s: &str) {
+        if self.failed {
+            return;
+        }
+        let result = match &mut self.out {
+            SinkOut::File(f) => writeln!(f, "{s}"),
+            SinkOut::Buffer(b) => {
                 let mut b = b.lock().unwrap_or_else(|e| e.into_inner());
                 b.extend_from_slice(s.as_bytes());
                 b.push(b'\n');
+                Ok(())
             }
-            _ => eprintln!("{s}"),
+            SinkOut::Stderr => {
+                let mut line = String::with_capacity(s.len() + 1);
+                line.push_str(s);
+                line.push('\n');
+                std::io::stderr().lock().write_all(line.as_bytes())
+            }
+        };
+        self.check(result);
+    }
+
+    fn flush(&mut self) {
+        if let (false, SinkOut::File(f)) = (self.failed, &mut self.out) {
+            let result = f.flush();
+            self.check(result);
+        }
+    }
+
+    fn check(&mut self, result: std::io::Result<()>) {
+        if let Err(error) = result {
+            self.failed = true;
+            self.border.fail(self.what.clone(), error);
         }
     }
 }
@@ -197,13 +250,10 @@ pub struct Tracer {
 }
 
 impl Tracer {
-    /// A tracer writing where `cfg` says (a file is created now).
-    pub fn new(cfg: TraceConfig) -> std::io::Result<Tracer> {
-        let file = match &cfg.output {
-            TraceOutput::File(p) => Some(std::io::BufWriter::new(std::fs::File::create(p)?)),
-            _ => None,
-        };
-        let sink = Sink(cfg.output.clone(), file);
+    /// A tracer writing where `cfg` says (a file is created now). A write that fails later
+    /// is handed to `border`, which stops the run.
+    pub fn new(cfg: TraceConfig, border: Border) -> Result<Tracer, OutputFailure> {
+        let sink = Sink::open(&cfg.output, border)?;
         Ok(Tracer { cfg, sink, entries: BTreeMap::new(), counts: BTreeMap::new() })
     }
 
@@ -355,7 +405,13 @@ impl HostSupervisor for Tracer {
                 }
             }
             ProcessEvent::Exit { pid, status } => {
-                self.entries.retain(|_, e| e.pid != *pid);
+                // Calls the process died in (a write killed by SIGPIPE): `= ?`, as strace.
+                let tids: Vec<u32> = self.entries.iter().filter(|(_, e)| e.pid == *pid).map(|(&t, _)| t).collect();
+                for tid in tids {
+                    if let Some(e) = self.entries.remove(&tid) {
+                        self.print_call(&e, None, None);
+                    }
+                }
                 let mut text = String::new();
                 let _ = fmt::write_exit(&mut text, *status);
                 let json = format!("{{\"pid\":{pid},\"event\":\"exit\",\"status\":{status}}}");
@@ -373,8 +429,6 @@ impl HostSupervisor for Tracer {
         if self.cfg.summary {
             self.summary();
         }
-        if let Some(f) = self.sink.1.as_mut() {
-            let _ = f.flush();
-        }
+        self.sink.flush();
     }
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use guest_kernel::Limits;
+use warden::host::{self, warn, Border, HostConsole};
 use warden::testrun::{self, TestConfig};
 use warden::{Root, EXIT_WARDEN_FAILED};
 
@@ -108,11 +109,29 @@ pub struct RecordArgs {
 
 impl RecordArgs {
     pub fn run(self) -> i32 {
-        let opts = self.run.options();
-        match warden::record::record(&opts, &[], Box::new(guest_kernel::HostConsole), &self.output) {
-            Ok((outcome, _)) => outcome.exit_status(),
+        let mut opts = self.run.options();
+        warden::run_host_program_on_host_root(&mut opts);
+        opts.border = Border::interruptible();
+        let console = Box::new(HostConsole::new(&opts.border));
+        match warden::record::record(&opts, &[], console, &self.output) {
+            Ok((outcome, stats)) => match host::interrupted_by() {
+                Some(sig) => {
+                    warn(format!(
+                        "recording interrupted by {} after {} guest instructions; {} replays the run up to there",
+                        host::host_signal_name(sig),
+                        stats.instructions,
+                        self.output.display()
+                    ));
+                    host::die_of(sig)
+                }
+                None => outcome.exit_status(),
+            },
+            Err(warden::record::RecordError::Run(e)) => {
+                warn(warden::explain(&e, &opts));
+                e.exit_status()
+            }
             Err(e) => {
-                eprintln!("warden: {e}");
+                warn(&e);
                 e.exit_status()
             }
         }
@@ -122,8 +141,9 @@ impl RecordArgs {
 /// `warden replay [--image FILE | --root DIR] [--overlay DIR] [--force] TRACE`.
 #[derive(Args, Debug)]
 pub struct ReplayArgs {
-    /// Replay even if the root differs from the recorded one (its digest), to find where
-    /// the run diverges; without it such a replay stops before it starts, status 125.
+    /// Replay past files of the root the guest uses that changed since the recording (a
+    /// warning each), to find where the run diverges; without it the replay stops at the
+    /// first such file, naming it, with status 125.
     #[arg(long)]
     force: bool,
 
@@ -140,6 +160,10 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "DIR")]
     root: Option<PathBuf>,
 
+    /// Do not print a line when a core-dumping signal kills a guest process.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+
     /// The trace written by `warden record` (or `warden test --record-failures`).
     #[arg(value_name = "TRACE")]
     trace: PathBuf,
@@ -152,12 +176,33 @@ impl ReplayArgs {
             (None, Some(d)) => Some(Root::Dir(d)),
             (None, None) => None,
         };
-        let options = warden::record::ReplayOptions { root, overlay: self.overlay, force: self.force };
-        let mut warn = |m: String| eprintln!("warden: replay: {m}");
-        match warden::record::replay(&self.trace, &options, Box::new(guest_kernel::HostConsole), &mut warn) {
-            Ok(outcome) => outcome.exit_status(),
+        let border = Border::interruptible();
+        let console = Box::new(HostConsole::new(&border));
+        let options = warden::record::ReplayOptions {
+            root,
+            overlay: self.overlay,
+            force: self.force,
+            border,
+            report_fatal_signals: !self.quiet,
+        };
+        let mut warn_replay = |m: String| warn(format!("replay: {m}"));
+        let result = warden::record::replay(&self.trace, &options, console, &mut warn_replay);
+        if let Some(sig) = host::interrupted_by() {
+            host::die_of(sig);
+        }
+        match result {
+            Ok(replayed) => {
+                if let Some(sig) = replayed.interrupted_by {
+                    warn(format!(
+                        "replay: the recording was interrupted by {} here, after {} guest instructions",
+                        host::host_signal_name(i32::from(sig)),
+                        replayed.instructions
+                    ));
+                }
+                replayed.exit_status()
+            }
             Err(e) => {
-                eprintln!("warden: {e}");
+                warn(&e);
                 match e {
                     warden::record::ReplayError::Run(e) => e.exit_status(),
                     _ => EXIT_WARDEN_FAILED,

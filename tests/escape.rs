@@ -266,13 +266,20 @@ fn have(tool: &str, found: bool) -> bool {
 
 /// The escape fixture built with `gcc -static`; `None` (skipped) without gcc.
 fn linux_escape_fixture() -> Option<PathBuf> {
+    linux_fixture("escape")
+}
+
+/// `tests/fixtures/linux/NAME.c` built with `gcc -static -pthread`; `None` (skipped) without
+/// gcc.
+fn linux_fixture(name: &str) -> Option<PathBuf> {
     let found = Command::new("gcc").arg("--version").output().is_ok_and(|o| o.status.success());
     if !have("gcc", found) {
         return None;
     }
-    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("escape-linux-{}", std::process::id()));
-    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/linux/escape.c");
-    let status = Command::new("gcc").args(["-static", "-O2", "-o"]).arg(&out).arg(src).status().expect("run gcc");
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-linux-{}", std::process::id()));
+    let src = format!("{}/tests/fixtures/linux/{name}.c", env!("CARGO_MANIFEST_DIR"));
+    let status =
+        Command::new("gcc").args(["-static", "-O2", "-pthread", "-o"]).arg(&out).arg(&src).status().expect("run gcc");
     assert!(status.success(), "gcc failed on {src}");
     Some(out)
 }
@@ -396,4 +403,172 @@ fn a_jailed_or_masked_linux_program_works() {
     let r = run_policy("allow = [\"P\", \"F\", \"C\"]\n", &["sh", "-c", "echo ok"]);
     assert_eq!((r.stdout().as_str(), r.status), ("ok\n", 0), "{}", r.stderr());
     let _ = std::fs::remove_dir_all(root);
+}
+
+// --- issue 20: the overlay as a door, racing threads, errnos --------------------------------
+
+/// `warden ARGS` run from `cwd`: (exit status, stdout, stderr).
+fn warden_in(cwd: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_warden")).current_dir(cwd).args(args).output().expect("run warden");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+}
+
+/// A host root for the overlay reproductions: busybox and the race fixture in /bin and in
+/// /jail, `/secret` outside the jail, and (outside the root) `hostdir/secret.txt`.
+/// Returns (base, root, hostdir).
+fn door_root(name: &str, race: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let base = temp_dir(name);
+    let root = base.join("R");
+    let hostdir = base.join("hostdir");
+    for dir in [root.join("bin"), root.join("jail/bin"), hostdir.clone()] {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    for bin in [root.join("bin"), root.join("jail/bin")] {
+        std::fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
+        std::fs::copy(race, bin.join("escape_race")).unwrap();
+    }
+    std::fs::write(root.join("secret"), "SECRET\n").unwrap();
+    std::fs::write(hostdir.join("secret.txt"), "SECRET\n").unwrap();
+    (base, root, hostdir)
+}
+
+fn busybox_and(fixture: &str) -> Option<PathBuf> {
+    if !have("busybox", Path::new("/bin/busybox").exists()) {
+        return None;
+    }
+    linux_fixture(fixture)
+}
+
+/// Issue 20, reproduction 1: `--overlay` inside the root. The guest makes `/d`, looks at it
+/// through `/ov/d`, replaces it by a link to a host directory and reads through `/ov/d`. On
+/// the old code this printed the host's secret; now the overlay is not visible from the root,
+/// and the same with two threads racing the name (symlinks, renames, hard links) gets nowhere.
+#[test]
+fn an_overlay_inside_the_root_is_no_door() {
+    let Some(race) = busybox_and("escape_race") else { return };
+    let (base, root, hostdir) = door_root("door-root", &race);
+    let (r, ov, host) = (root.to_str().unwrap(), root.join("ov"), hostdir.to_str().unwrap());
+    let script = format!("mkdir /d && ls /ov/d; rmdir /d && ln -s {host} /d && cat /ov/d/secret.txt");
+    let (status, out, err) =
+        warden_in(&root, &["run", "--root", r, "--overlay", ov.to_str().unwrap(), "/bin/busybox", "sh", "-c", &script]);
+    assert!(!out.contains("SECRET"), "{out}{err}");
+    assert_eq!(status, 1, "{out}{err}");
+    assert!(err.contains("can't open '/ov/d/secret.txt': No such file or directory"), "{err}");
+    assert!(ov.join("d").is_symlink(), "the overlay kept the guest's link");
+    std::fs::remove_dir_all(&ov).unwrap();
+    let (status, out, err) = warden_in(
+        &root,
+        &["run", "--root", r, "--overlay", ov.to_str().unwrap(), "/bin/escape_race", host, "ov/d/secret.txt"],
+    );
+    assert_eq!((status, out.lines().filter(|l| l.starts_with("contained ")).count()), (0, 5), "{out}{err}");
+    let _ = std::fs::remove_dir_all(base);
+}
+
+/// Issue 20, reproduction 2: the same trick through an overlay inside a jail
+/// (`ln -s / /d; cat /ov/jail/d/etc/hostname` printed the host's hostname), by hand and
+/// with racing threads.
+#[test]
+fn an_overlay_inside_a_jail_is_no_door() {
+    let Some(race) = busybox_and("escape_race") else { return };
+    let (base, root, hostdir) = door_root("door-jail", &race);
+    let pol = policy(&base, "jail = \"/jail\"\n");
+    let (r, p, ov, host) =
+        (root.to_str().unwrap(), pol.to_str().unwrap(), root.join("jail/ov"), hostdir.to_str().unwrap());
+    let hostname = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    let script = format!(
+        "mkdir /d && ls /ov/jail/d; rmdir /d && ln -s / /d && cat /ov/jail/d/etc/hostname; \
+         rm /d; mkdir /d; ls /ov/jail/d; rmdir /d; ln -s {host} /d; cat /ov/jail/d/secret.txt"
+    );
+    let args =
+        ["run", "--root", r, "--policy", p, "--overlay", ov.to_str().unwrap(), "/bin/busybox", "sh", "-c", &script];
+    let (_, out, err) = warden_in(&root, &args);
+    assert!(!out.contains("SECRET"), "{out}{err}");
+    assert!(hostname.trim().is_empty() || !out.contains(hostname.trim()), "{out}{err}");
+    assert_eq!(err.matches("No such file or directory").count(), 4, "{err}");
+    std::fs::remove_dir_all(&ov).unwrap();
+    let args = [
+        "run",
+        "--root",
+        r,
+        "--policy",
+        p,
+        "--overlay",
+        ov.to_str().unwrap(),
+        "/bin/escape_race",
+        host,
+        "ov/jail/d/secret.txt",
+    ];
+    let (status, out, err) = warden_in(&root, &args);
+    assert_eq!((status, out.lines().filter(|l| l.starts_with("contained ")).count()), (0, 5), "{out}{err}");
+    let _ = std::fs::remove_dir_all(base);
+}
+
+/// Two guest threads race `d` between a directory, a symlink to `/..` and a hard link
+/// while the main thread reaches through it (open, stat, chdir, a held directory
+/// descriptor, a listing): nothing leaves the jail. Without the jail the same run reads
+/// the secret: the attempts are real.
+#[test]
+fn racing_threads_do_not_leave_a_jail() {
+    let Some(race) = busybox_and("escape_race") else { return };
+    let (base, root, _) = door_root("race-jail", &race);
+    std::fs::copy(&race, root.join("jail/escape_race")).unwrap();
+    let pol = policy(&base, "jail = \"/jail\"\n");
+    let (r, p) = (root.to_str().unwrap(), pol.to_str().unwrap());
+    // (`d/jail/d/...`: through the jail's own `d` again when `d` leads to the real root.)
+    let paths = ["d/secret", "d/jail/d/secret"];
+    let mut args = vec!["run", "--root", r, "--policy", p, "/escape_race", "/.."];
+    args.extend(paths);
+    let (status, out, err) = warden_in(&root, &args);
+    assert!(!out.contains("ESCAPED"), "{out}{err}");
+    assert_eq!((status, out.lines().filter(|l| l.starts_with("contained ")).count()), (0, 10), "{out}{err}");
+    // The control: from /jail without a jail.
+    let mut args = vec!["run", "--root", r, "/jail/escape_race", "/.."];
+    args.extend(paths);
+    let (status, out, err) = warden_in(&root.join("jail"), &args);
+    let got_out = out.lines().filter(|l| l.starts_with("ESCAPED")).count();
+    assert_eq!(status, 1, "{out}{err}");
+    assert!(got_out >= 6, "only {got_out} of 10 got out without the jail:\n{out}");
+    let _ = std::fs::remove_dir_all(base);
+}
+
+/// Issue 20, minor findings: errnos as Linux gives them (ENAMETOOLONG for an 8,191-byte
+/// path, E2BIG for 200 x 1 MiB of exec arguments, ELOOP for symlink loops): the fixture's
+/// output under warden is the host's own.
+#[test]
+fn path_and_exec_errnos_match_the_host() {
+    let Some(probe) = busybox_and("escape_errnos") else { return };
+    let base = temp_dir("errnos");
+    std::fs::create_dir_all(base.join("bin")).unwrap();
+    std::fs::create_dir_all(base.join("tmp")).unwrap();
+    std::fs::copy(&probe, base.join("bin/probe")).unwrap();
+    std::fs::copy("/bin/busybox", base.join("bin/true")).unwrap();
+    let native = Command::new(&probe).arg(base.join("tmp")).arg("/bin/true").output().unwrap();
+    let native = String::from_utf8_lossy(&native.stdout).into_owned();
+    assert!(native.contains("Argument list too long"), "{native}");
+    let (status, out, err) =
+        warden_in(&base, &["run", "--root", base.to_str().unwrap(), "/bin/probe", "/tmp", "/bin/true"]);
+    assert_eq!(status, 0, "{err}");
+    assert_eq!(out, native);
+    let _ = std::fs::remove_dir_all(base);
+}
+
+/// A dynamic program whose PT_INTERP interpreter is missing: 127 ("not found") and one line
+/// naming the interpreter (it was 125).
+#[test]
+fn a_missing_interpreter_is_127_with_one_line() {
+    let found = Command::new("gcc").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !have("gcc", found) {
+        return;
+    }
+    let base = temp_dir("interp");
+    std::fs::create_dir_all(base.join("bin")).unwrap();
+    std::fs::write(base.join("main.c"), "int main(void) { return 0; }\n").unwrap();
+    let status = Command::new("gcc").arg("-o").arg(base.join("bin/dyn")).arg(base.join("main.c")).status().unwrap();
+    assert!(status.success());
+    let (status, out, err) = warden_in(&base, &["run", "--root", base.to_str().unwrap(), "/bin/dyn"]);
+    assert_eq!(status, 127, "{out}{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("/bin/dyn: its interpreter /lib64/ld-linux-x86-64.so.2 was not found"), "{err}");
+    let _ = std::fs::remove_dir_all(base);
 }

@@ -222,6 +222,11 @@ fn fuzz_smoke_policy() {
 }
 
 #[test]
+fn fuzz_smoke_vfs_host() {
+    smoke("vfs_host");
+}
+
+#[test]
 fn every_target_has_a_smoke_test() {
-    assert_eq!(harness::TARGETS, ["interp", "elf", "tar", "syscalls", "overlay", "trace", "policy"]);
+    assert_eq!(harness::TARGETS, ["interp", "elf", "tar", "syscalls", "overlay", "trace", "policy", "vfs_host"]);
 }

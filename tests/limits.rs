@@ -198,3 +198,39 @@ fn cli_says_why_a_run_stopped() {
     let (status, stderr, _) = warden_rss(&["run", "--max-mem", "32", "--max-mem-total", "48", "bomb", "memtotal", "2"]);
     assert_eq!(status, 0, "{stderr}");
 }
+
+/// Issue 20, reproduction 3: the in-memory write layer is charged to `--max-mem-total`.
+/// Under `--max-mem 16 --max-mem-total 32` a 1 GiB `ftruncate` took 1 GiB of warden's memory;
+/// now it, and a 64 MiB write, fail with ENOSPC while a file that fits is fine, and warden's
+/// peak RSS stays far below the 1 GiB.
+#[test]
+fn the_write_layer_counts_against_max_mem_total() {
+    let busybox = std::path::Path::new("/bin/busybox");
+    if !busybox.exists() {
+        assert_ne!(std::env::var("WARDEN_REQUIRE_TOOLS").as_deref(), Ok("1"), "busybox not found");
+        eprintln!("SKIPPED: busybox not found");
+        return;
+    }
+    let root = std::env::temp_dir().join(format!("warden-limits-{}-layer", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::copy(busybox, root.join("bin/busybox")).unwrap();
+    // One account: the file layer and the processes share the 32 MiB (so the 8 MiB file goes
+    // before dd needs a process of its own).
+    let script = "truncate -s 1G /f; echo truncate-1G=$? >&2; truncate -s 8M /f; echo truncate-8M=$? >&2; rm /f; \
+                  dd if=/dev/zero of=/g bs=1M count=64; echo dd=$? >&2";
+    let args = ["run", "--max-mem", "16", "--max-mem-total", "32", "--root", root.to_str().unwrap()];
+    let (status, stderr, rss) = warden_rss(&[&args[..], &["/bin/busybox", "sh", "-c", script]].concat());
+    assert_eq!(status, 0, "{stderr}");
+    assert!(stderr.contains("truncate: /f: truncate: No space left on device\ntruncate-1G=1\n"), "{stderr}");
+    assert!(stderr.contains("truncate-8M=0\n") && stderr.ends_with("dd=1\n"), "{stderr}");
+    assert_eq!(stderr.matches("No space left on device").count(), 2, "{stderr}");
+    assert!(rss < 256 * 1024, "peak RSS {rss} KiB: the write layer grew host memory");
+    // The same account holds while recording (the root is watched for the trace).
+    let trace = root.join("t.trace");
+    let record = ["record", "-o", trace.to_str().unwrap(), "--max-mem-total", "32", "--root", root.to_str().unwrap()];
+    let (status, stderr, _) = warden_rss(&[&record[..], &["/bin/busybox", "truncate", "-s", "1G", "/f"]].concat());
+    assert_eq!(status, 1, "{stderr}");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    let _ = std::fs::remove_dir_all(root);
+}

@@ -52,7 +52,7 @@ fn replay_with(trace: &Path, o: ReplayOptions) -> (Result<RunOutcome, ReplayErro
     // Replay must not read stdin: give it none.
     let (console, out): (CaptureConsole, Rc<RefCell<CapturedOutput>>) = CaptureConsole::new(b"");
     let mut warnings = Vec::new();
-    let r = record::replay(trace, &o, Box::new(console), &mut |w| warnings.push(w));
+    let r = record::replay(trace, &o, Box::new(console), &mut |w| warnings.push(w)).map(|r| r.outcome);
     let out = out.borrow().clone();
     (r, out, warnings)
 }
@@ -192,15 +192,21 @@ fn modified_binary_reports_the_first_divergent_syscall() {
     let other = std::fs::read(Path::new(env!("WARDEN_GUEST_BIN_DIR")).join("echo")).unwrap();
     let bad = dir.join("bad.tar");
     make_image(&bad, &[("bin/testprog", &other)]);
-    // Without --force the changed image is refused before anything runs.
+    // Without --force the replay stops where the guest first uses the changed file (the
+    // exec of init, before any syscall), naming it.
     let (r, out, warnings) = replay_run(&trace, Some(Root::Image(bad.clone())));
     let msg = r.unwrap_err().to_string();
-    assert!(msg.starts_with("replay refused: the image ") && msg.contains("differs from the recording's"), "{msg}");
+    assert!(
+        msg.starts_with(
+            "replay diverged before the first syscall: /bin/testprog changed since the recording: its size was"
+        ),
+        "{msg}"
+    );
     assert!(out.stdout.is_empty() && warnings.is_empty());
     // With it, the replay says where the run diverges.
     let (r, out, warnings) = replay_forced(&trace, Some(Root::Image(bad)));
     assert_eq!(warnings.len(), 1, "{warnings:?}");
-    assert!(warnings[0].contains("differs from the recording's"), "{warnings:?}");
+    assert!(warnings[0].contains("/bin/testprog changed since the recording"), "{warnings:?}");
     let msg = r.unwrap_err().to_string();
     assert!(msg.starts_with("replay diverged at syscall #"), "{msg}");
     assert!(!msg.contains('\n'), "{msg}");
@@ -214,11 +220,19 @@ fn modified_binary_reports_the_first_divergent_syscall() {
     patched[nl] = b'U';
     let unused = dir.join("unused.tar");
     make_image(&unused, &[("bin/testprog", &patched)]);
-    // The usage text is never printed in this run: the image differs, the run does not.
+    // The file the guest runs changed, so the replay stops there...
+    let (r, _, _) = replay_run(&trace, Some(Root::Image(unused.clone())));
+    assert!(r.unwrap_err().to_string().contains("/bin/testprog changed since the recording: its contents differ"));
+    // ...but the usage text is never printed in this run: forced, the run does not differ.
     let (r, out, warnings) = replay_forced(&trace, Some(Root::Image(unused)));
     assert_eq!(warnings.len(), 1);
     assert_eq!(r.unwrap(), rec.outcome);
     assert_eq!(out.stdout, rec.out.stdout);
+    // Other files of the image do not matter.
+    let extra = dir.join("extra.tar");
+    make_image(&extra, &[("bin/testprog", &bin), ("etc/unrelated", b"new")]);
+    let (r, out, warnings) = replay_run(&trace, Some(Root::Image(extra)));
+    assert_eq!((r.unwrap(), out, warnings.len()), (rec.outcome, rec.out.clone(), 0));
 }
 
 #[test]
@@ -478,48 +492,63 @@ fn testprog_root(dir: &Path) -> PathBuf {
 }
 
 #[test]
-fn a_changed_root_directory_is_refused_up_front() {
+fn a_changed_root_directory_diverges_only_at_a_file_the_guest_used() {
     let dir = temp_dir("rootdir");
     let root = testprog_root(&dir);
-    let o = RunOptions { root: Root::Dir(root.clone()), ..opts("/bin/testprog", &["echo", "hi"]) };
+    std::fs::write(root.join("unused.txt"), b"never read\n").unwrap();
+    std::fs::copy(Path::new(env!("WARDEN_GUEST_BIN_DIR")).join("cat"), root.join("bin/cat")).unwrap();
+    let o = RunOptions { root: Root::Dir(root.clone()), ..opts("/bin/cat", &["/data.txt"]) };
     let trace = dir.join("t.trace");
     let rec = assert_round_trip(&dir, "dir", &o, b"");
-    assert_eq!(rec.out.stdout, b"hi\n");
+    assert_eq!(rec.out.stdout, b"some data\n");
     record_run(&o, b"", &trace);
-    let refused = |what: &str| {
+    let replays = |what: &str| {
+        let (r, out, warnings) = replay_run(&trace, None);
+        assert_eq!(r.unwrap_or_else(|e| panic!("{what}: {e}")), rec.outcome, "{what}");
+        assert_eq!((out, warnings.len()), (rec.out.clone(), 0), "{what}");
+    };
+    let diverges = |what: &str, want: &str| {
         let (r, out, _) = replay_run(&trace, None);
         let msg = r.expect_err(what).to_string();
-        assert!(msg.starts_with("replay refused: the root directory ") && msg.contains("differs"), "{what}: {msg}");
-        assert!(out.stdout.is_empty(), "{what}: nothing runs");
+        assert!(msg.starts_with("replay diverged ") && msg.contains(want), "{what}: {msg}");
+        assert!(!msg.contains('\n'), "{msg}");
+        assert!(out.stdout.is_empty(), "{what}: stops before the guest prints the file");
     };
-    // A file the program never reads, its contents, its mode, a new file, a symlink.
-    let data = root.join("data.txt");
-    let mtime = std::fs::metadata(&data).unwrap().modified().unwrap();
-    std::fs::write(&data, b"some data!\n").unwrap();
-    refused("changed contents");
-    // The same contents and modification time again: accepted (a root's files count by
-    // length and modification time, see src/record/tree.rs).
-    std::fs::write(&data, b"some data\n").unwrap();
-    refused("same contents, new modification time");
-    std::fs::File::options().append(true).open(&data).unwrap().set_modified(mtime).unwrap();
-    assert_eq!(replay_run(&trace, None).0.unwrap(), rec.outcome);
+    // Files the guest never looked at: anything goes.
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(root.join("data.txt"), std::fs::Permissions::from_mode(0o600)).unwrap();
-    refused("changed mode");
-    std::fs::set_permissions(root.join("data.txt"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(root.join("unused.txt"), b"changed\n").unwrap();
+    std::fs::set_permissions(root.join("unused.txt"), std::fs::Permissions::from_mode(0o600)).unwrap();
     std::os::unix::fs::symlink("data.txt", root.join("link")).unwrap();
-    refused("new symlink");
-    // --force replays anyway, with a warning; this run does not read the changed files.
-    let (r, out, warnings) = replay_forced(&trace, None);
-    assert_eq!(r.unwrap(), rec.outcome);
-    assert_eq!(out.stdout, rec.out.stdout);
-    assert!(warnings.len() == 1 && warnings[0].contains("--force"), "{warnings:?}");
+    std::fs::create_dir(root.join("newdir")).unwrap();
+    replays("unused files changed");
+    // A new modification time of a used file, same contents: replays (times do not count).
+    let data = root.join("data.txt");
+    std::fs::File::options().append(true).open(&data).unwrap().set_modified(std::time::UNIX_EPOCH).unwrap();
+    replays("a used file touched");
+    // The file the guest reads: its contents, its size, its mode, its absence.
+    std::fs::write(&data, b"some date\n").unwrap();
+    diverges("same size, new contents", "/data.txt changed since the recording: its contents differ");
+    std::fs::write(&data, b"some data!\n").unwrap();
+    diverges("new size", "/data.txt changed since the recording: its size was 10, it is now 11");
+    std::fs::write(&data, b"some data\n").unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o600)).unwrap();
+    diverges("new mode", "/data.txt changed since the recording: its mode was 0644, it is now 0600");
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o644)).unwrap();
+    replays("restored");
+    std::fs::remove_file(&data).unwrap();
+    diverges("removed", "/data.txt changed since the recording: it was a file of 10 bytes, it is now ENOENT");
+    // --force replays past the changed file, with a warning naming it, to where the run
+    // differs (cat reports the missing file instead of reading it).
+    let (r, _, warnings) = replay_forced(&trace, None);
+    let msg = r.unwrap_err().to_string();
+    assert!(msg.starts_with("replay diverged at syscall #") && msg.contains("expected read"), "{msg}");
+    assert!(warnings.len() == 1 && warnings[0].contains("/data.txt changed") && warnings[0].contains("--force"));
     // The command line: one line, status 125.
     let (status, out, err) = warden(&["replay", trace.to_str().unwrap()], b"");
     assert_eq!(status, 125, "{err}");
     assert!(out.is_empty());
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("differs from the recording's"), "{err}");
+    assert!(err.contains("/data.txt changed since the recording"), "{err}");
 }
 
 #[test]

@@ -24,6 +24,7 @@ use std::collections::HashMap;
 
 use iced_x86::{Decoder, DecoderError, DecoderOptions, FlowControl, Instruction, OpKind};
 
+use crate::cpuid::CpuModel;
 use crate::exec::fast::fuse_cmp_jcc;
 use crate::exec::{Exit, Op};
 use crate::memory::{Access, Fault, Memory, PAGE_SIZE};
@@ -120,7 +121,7 @@ impl CodeCache {
     /// Decodes the block starting at `rip`.
     #[cold]
     #[inline(never)]
-    pub fn build(&mut self, mem: &mut Memory, rip: u64) -> Result<&Block, Exit> {
+    pub fn build(&mut self, mem: &mut Memory, rip: u64, model: CpuModel) -> Result<&Block, Exit> {
         let page_end = (rip | (PAGE_SIZE - 1)).wrapping_add(1);
         let single = mem.page_writable(rip);
         let max = (page_end.wrapping_sub(rip)) as usize + 15;
@@ -168,7 +169,7 @@ impl CodeCache {
                 ops.push(Op::undefined(insn, idx));
                 break;
             }
-            match Op::new(insn, idx, live[k]) {
+            match Op::new(insn, idx, live[k], model) {
                 Some(op) => ops.push(op),
                 None => {
                     // Unimplemented: #UD when reached; nothing after it runs.
@@ -322,7 +323,7 @@ mod tests {
         mem.map(GuestAddress(0x1000), 0x1000, Perm::RX).unwrap();
         mem.write_raw(GuestAddress(0x1000), code).unwrap();
         let mut cache = CodeCache::new();
-        let block = cache.build(&mut mem, 0x1000).map_err(|_| ()).unwrap();
+        let block = cache.build(&mut mem, 0x1000, CpuModel::default()).map_err(|_| ()).unwrap();
         (block.fused, block.ops.len())
     }
 

@@ -5,6 +5,7 @@
 //! (the interpreter skips computing flags that are provably dead instead of
 //! computing them lazily), so reading `rflags` is always exact.
 
+use crate::cpuid::CpuModel;
 use crate::x87::X87State;
 
 /// General-purpose register indices into [`Cpu::gpr`].
@@ -65,11 +66,21 @@ pub struct Cpu {
     pub rflags: u64,
     pub fs_base: u64,
     pub gs_base: u64,
+    /// XMM0..15, the low halves of YMM0..15.
     pub xmm: [u128; 16],
+    /// Bits 255:128 of YMM0..15. Legacy SSE instructions leave them alone, VEX.128 ones
+    /// zero them (of their destination).
+    pub ymm_hi: [u128; 16],
     pub mxcsr: u32,
+    /// x87 state; the MMX registers are the significands of its physical registers.
     pub x87: X87State,
     /// Guest instructions retired so far (a `rep` string instruction counts once).
     pub icount: u64,
+    /// The CPU this thread is (`cpuid`, and which instructions decode).
+    pub model: CpuModel,
+    /// The state of the generator `rdrand` and `rdseed` draw from: seeded by the caller
+    /// (the kernel, from the run's seed), so runs stay deterministic and replayable.
+    pub rand_state: u64,
 }
 
 impl Default for Cpu {
@@ -89,10 +100,19 @@ impl Cpu {
             fs_base: 0,
             gs_base: 0,
             xmm: [0; 16],
+            ymm_hi: [0; 16],
             mxcsr: MXCSR_DEFAULT,
             x87: X87State::default(),
             icount: 0,
+            model: CpuModel::default(),
+            rand_state: 0,
         }
+    }
+
+    /// Mixes `n` (say, a thread id) into the `rdrand` generator, so threads and forked
+    /// processes that start from a copy of one state draw different numbers.
+    pub fn reseed_rand(&mut self, n: u64) {
+        self.rand_state = crate::exec::int::splitmix64(self.rand_state ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15));
     }
 
     /// The XOR of the 16 general registers: a change in any one register changes it. Record

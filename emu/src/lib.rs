@@ -6,6 +6,8 @@
 //!   permission-checked, faults become [`Exit::PageFault`].
 //! - `block`: guest code is decoded once (iced-x86) into basic blocks of
 //!   pre-selected handlers, kept coherent with self-modifying code.
+//! - [`cpuid`]: the CPU a guest sees ([`CpuModel`]): `cpuid` leaves and which
+//!   instructions decode.
 //! - `exec`: the one hot loop, [`Cpu::run`], with an exact instruction budget;
 //!   traps leave it on a cold path as a typed [`Exit`].
 //!
@@ -31,11 +33,13 @@
 
 mod block;
 pub mod cpu;
+pub mod cpuid;
 mod exec;
 pub mod memory;
 pub mod x87;
 
 pub use cpu::{flags, reg, Cpu, MXCSR_DEFAULT};
+pub use cpuid::CpuModel;
 pub use exec::{AddressSpace, Exit, Gate};
 pub use memory::{Access, GuestAddress, MemError, Memory, Perm, PAGE_SIZE};
 pub use x87::X87State;

@@ -4,7 +4,8 @@
 //! (R0..R7; `ST(i)` is `R[(TOP + i) mod 8]`), TOP inside the status word and
 //! an abridged tag word (one "valid" bit per physical register). The full
 //! two-bit tag word that FNSTENV/FNSAVE store is derived from the register
-//! contents, as hardware does.
+//! contents, as hardware does. The MMX registers MM0..MM7 are the significands
+//! of the physical registers R0..R7.
 
 /// Status word bits.
 pub mod fsw {
@@ -140,6 +141,27 @@ impl X87State {
             w |= t << (2 * p);
         }
         w
+    }
+
+    /// MMX register `i`: the significand of physical register `i`.
+    #[inline]
+    pub fn mm(&self, i: usize) -> u64 {
+        self.regs[i & 7] as u64
+    }
+
+    /// Writes MMX register `i`, setting the sign and exponent of its x87 register to all
+    /// ones, as hardware does.
+    #[inline]
+    pub fn set_mm(&mut self, i: usize, v: u64) {
+        self.regs[i & 7] = 0xffff << 64 | v as u128;
+    }
+
+    /// The x87-to-MMX transition of every MMX instruction but `emms`: TOP = 0 and every
+    /// register tagged valid.
+    #[inline]
+    pub fn enter_mmx(&mut self) {
+        self.set_top(0);
+        self.ftw = 0xff;
     }
 
     /// Sets the abridged tags from a full tag word (11 = empty, else valid).

@@ -407,6 +407,46 @@ fn family_of(code: Code) -> Option<String> {
         EncodingKind::VEX if feats.iter().all(|f| matches!(f, CpuidFeature::BMI1 | CpuidFeature::BMI2)) => {}
         _ => return None,
     }
+    {
+        use Mnemonic::*;
+        // The hint-NOP space, cache-line operations and CET (disabled: `endbr` and `rdssp`
+        // are NOPs, the other shadow-stack instructions #UD), and `rdrand`/`rdseed`
+        // (values differ; flags and which register is written are compared).
+        if matches!(
+            m,
+            Reservednop
+                | Prefetchnta
+                | Prefetcht0
+                | Prefetcht1
+                | Prefetcht2
+                | Prefetchw
+                | Prefetch
+                | Prefetchit0
+                | Prefetchit1
+                | Cldemote
+                | Clflush
+                | Clflushopt
+                | Clwb
+                | Endbr32
+                | Endbr64
+                | Rdsspd
+                | Rdsspq
+                | Incsspd
+                | Incsspq
+                | Saveprevssp
+                | Rstorssp
+                | Setssbsy
+                | Clrssbsy
+                | Wrssd
+                | Wrssq
+                | Wrussd
+                | Wrussq
+                | Rdrand
+                | Rdseed
+        ) {
+            return Some("misc/hint".to_string());
+        }
+    }
     if x87 {
         use Mnemonic::*;
         let skip = [
@@ -415,10 +455,11 @@ fn family_of(code: Code) -> Option<String> {
         ];
         return (!skip.contains(&m)).then(|| "x87".to_string());
     }
+    let mmx_form = oc.op_kinds().iter().any(|k| matches!(k, K::mm_reg | K::mm_rm | K::mm_or_mem));
+    if mmx_form || m == Mnemonic::Emms {
+        return feats.first().map(|f| format!("mmx/{f:?}"));
+    }
     if let Some(f) = sse {
-        if oc.op_kinds().iter().any(|k| matches!(k, K::mm_reg | K::mm_rm | K::mm_or_mem)) {
-            return None;
-        }
         if matches!(m, Mnemonic::Fxsave | Mnemonic::Fxrstor | Mnemonic::Fxsave64 | Mnemonic::Fxrstor64) {
             return None;
         }
@@ -720,6 +761,12 @@ fn random_input(r: &mut Rng, family: &str) -> State {
         for i in 0..8 {
             st.set_st(i, rand_f80(r));
         }
+        if family.starts_with("mmx") && r.chance(1, 8) {
+            // An unmasked x87 exception pending: MMX instructions take it (#MF) first.
+            let e = 1 << r.below(6);
+            st.set_fcw(st.fcw() & !e);
+            st.set_fsw(st.fsw() | e | 0x8080);
+        }
     }
     st
 }
@@ -751,18 +798,26 @@ fn gen_code_case(code: Code, family: &str, r: &mut Rng, img: &[u8]) -> Option<Ca
                 K::r32_reg | K::r32_rm | K::r32_opcode | K::r32_vvvv | K::r32_reg_mem => gr(&mut g, Register::EAX),
                 K::r64_reg | K::r64_rm | K::r64_opcode | K::r64_vvvv | K::r64_reg_mem => gr(&mut g, Register::RAX),
                 K::xmm_reg | K::xmm_rm => gr(&mut g, Register::XMM0),
-                K::r8_or_mem | K::r16_or_mem | K::r32_or_mem | K::r64_or_mem | K::xmm_or_mem if g.r.chance(1, 2) => {
+                K::mm_reg | K::mm_rm => Opnd::R(reg_n(Register::MM0, g.r.below(8))),
+                K::r8_or_mem | K::r16_or_mem | K::r32_or_mem | K::r64_or_mem | K::xmm_or_mem | K::mm_or_mem
+                    if g.r.chance(1, 2) =>
+                {
                     match k {
                         K::r8_or_mem => Opnd::R(g.r.pick(&GPR8)),
                         K::r16_or_mem => gr(&mut g, Register::AX),
                         K::r32_or_mem => gr(&mut g, Register::EAX),
                         K::r64_or_mem => gr(&mut g, Register::RAX),
+                        K::mm_or_mem => Opnd::R(reg_n(Register::MM0, g.r.below(8))),
                         _ => gr(&mut g, Register::XMM0),
                     }
                 }
-                K::r8_or_mem | K::r16_or_mem | K::r32_or_mem | K::r64_or_mem | K::xmm_or_mem | K::mem => {
-                    Opnd::M(g.memop(msize.size() as u64, msize, m, is_lea))
-                }
+                K::r8_or_mem
+                | K::r16_or_mem
+                | K::r32_or_mem
+                | K::r64_or_mem
+                | K::xmm_or_mem
+                | K::mm_or_mem
+                | K::mem => Opnd::M(g.memop(msize.size() as u64, msize, m, is_lea)),
                 K::mem_offs => {
                     let t = g.target(msize.size() as u64, msize, m);
                     g.mem = Some(t);
@@ -824,6 +879,9 @@ fn gen_code_case(code: Code, family: &str, r: &mut Rng, img: &[u8]) -> Option<Ca
             } else {
                 continue;
             }
+        }
+        if matches!(m, Mnemonic::Rdrand | Mnemonic::Rdseed) {
+            undef_regs |= 1 << gpr_index(insn.op0_register()).unwrap();
         }
         let mut case = Case::new(bytes, g.st, family, &format!("{code:?}"));
         case.patches = g.patches;
@@ -943,7 +1001,7 @@ fn fixups(g: &mut Gen, m: Mnemonic, insn: &Instruction, undef_regs: &mut u16) ->
             let top = (g.st.fsw() >> 11) & 7;
             g.st.set_ftw(g.st.ftw() | 1 << top);
         }
-        Maskmovdqu => {
+        Maskmovdqu | Maskmovq => {
             let v = DATA + 0x400 + 16 * g.r.below(64);
             g.pin(7, v)
         }

@@ -7,7 +7,7 @@
 //! read-write page with RSP at `STACK`. To add a case, copy a line.
 
 use emu::reg::*;
-use emu::{Access, AddressSpace, Cpu, Exit, Gate, GuestAddress, Perm};
+use emu::{Access, AddressSpace, Cpu, CpuModel, Exit, Gate, GuestAddress, Perm};
 
 const CODE: u64 = 0x1000;
 const DATA: u64 = 0x10000;
@@ -41,6 +41,7 @@ struct T {
     out_mem: Vec<(u64, Vec<u8>)>,
     budget: u64,
     icount: Option<u64>,
+    model: CpuModel,
 }
 
 fn bytes(hex: &str) -> Vec<u8> {
@@ -62,6 +63,7 @@ fn t(name: &'static str, hex: &str) -> T {
         out_mem: Vec::new(),
         budget: 1000,
         icount: None,
+        model: CpuModel::V3,
     }
 }
 
@@ -110,6 +112,11 @@ impl T {
         self.icount = Some(n);
         self
     }
+    /// The CPU model (default: v3).
+    fn cpu(mut self, m: CpuModel) -> T {
+        self.model = m;
+        self
+    }
 }
 
 fn space() -> AddressSpace {
@@ -136,6 +143,7 @@ fn run_case(c: &T) -> Result<(), String> {
         s.mem.write_raw(GuestAddress(*a), b).unwrap();
     }
     let mut cpu = Cpu::new();
+    cpu.model = c.model;
     cpu.rip = CODE;
     cpu.gpr[RSP] = STACK;
     for &(r, v) in &c.regs {
@@ -423,10 +431,6 @@ fn cases() -> Vec<T> {
         t("int1", "f1").exit(Exit::Debug, 1),
         t("hlt", "f4").exit(Exit::Halt, 0).icount(0),
         t("rdtsc counts instructions", "90 90 0f 31").out(RAX, 2).out(RDX, 0),
-        t("cpuid vendor", "31 c0 0f a2")
-            .out(RBX, u32::from_le_bytes(*b"Ward") as u64)
-            .out(RDX, u32::from_le_bytes(*b"enVi") as u64)
-            .out(RCX, u32::from_le_bytes(*b"rtIA") as u64),
         // ---- faults
         t("ud2", "0f 0b").exit(ud(&[0x0f, 0x0b]), 0).icount(0),
         t("invalid opcode 0x06 in 64-bit mode", "06").exit(ud(&[0x06]), 0),
@@ -469,6 +473,41 @@ fn cases() -> Vec<T> {
             .exit(Exit::BudgetExhausted, 2)
             .out(RCX, 0)
             .icount(1),
+        // ---- CPU models: what each decodes
+        t("cpuid vendor", "31 c0 0f a2")
+            .out(RBX, u32::from_le_bytes(*b"Genu") as u64)
+            .out(RDX, u32::from_le_bytes(*b"ineI") as u64)
+            .out(RCX, u32::from_le_bytes(*b"ntel") as u64),
+        t("v1: no SSE3", "f2 0f 7c c1").cpu(CpuModel::V1).exit(ud(&[0xf2, 0x0f, 0x7c, 0xc1]), 0),
+        t("v1: no popcnt", "f3 0f b8 c3").cpu(CpuModel::V1).exit(ud(&[0xf3, 0x0f, 0xb8, 0xc3]), 0),
+        t("v2: popcnt", "f3 0f b8 c3").cpu(CpuModel::V2).r(RBX, 0xf0f).out(RAX, 8),
+        t("v2: no movbe", "0f 38 f0 03").cpu(CpuModel::V2).r(RBX, DATA).exit(ud(&[0x0f, 0x38, 0xf0, 0x03]), 0),
+        t("v2: tzcnt is bsf", "f3 0f bc c3").cpu(CpuModel::V2).r(RBX, 0x10).out(RAX, 4).flags(ZF, 0),
+        t("v2: tzcnt of 0 is bsf of 0", "f3 0f bc c3").cpu(CpuModel::V2).r(RAX, 77).out(RAX, 77).flags(ZF, ZF),
+        t("v2: lzcnt is bsr", "f3 0f bd c3").cpu(CpuModel::V2).r(RBX, 0x10).out(RAX, 4),
+        t("v3: tzcnt", "f3 0f bc c3").r(RAX, 77).out(RAX, 32).flags(CF | ZF, CF),
+        t("v3: lzcnt", "f3 0f bd c3").r(RBX, 0x10).out(RAX, 27),
+        // ---- hint NOPs, CET disabled, cache lines
+        t("endbr64", "f3 0f 1e fa").r(RAX, 5).out(RAX, 5),
+        t("rdsspq leaves 0 (no shadow stack)", "31 c0 f3 48 0f 1e c8").out(RAX, 0),
+        t("rdssp on v1 too", "f3 48 0f 1e c8").cpu(CpuModel::V1).r(RAX, 3).out(RAX, 3),
+        t("incsspq #UD", "f3 48 0f ae e8").exit(ud(&[0xf3, 0x48, 0x0f, 0xae, 0xe8]), 0),
+        t("setssbsy #UD", "f3 0f 01 e8").exit(ud(&[0xf3, 0x0f, 0x01, 0xe8]), 0),
+        t("reserved nop with memory", "0f 19 04 25 00 20 01 00"),
+        t("prefetchw", "0f 0d 0b").r(RBX, UNMAPPED),
+        t("clflush faults like a load", "0f ae 3b").r(RBX, UNMAPPED).exit(pf(UNMAPPED, Access::Read), 0),
+        t("clwb", "66 0f ae 33").r(RBX, RO),
+        // ---- rdrand, rdpid, fs/gs base
+        t("rdrand sets CF", "0f c7 f0").f(ALL).flags(ALL, CF),
+        t("rdpid", "f3 0f c7 f8").r(RAX, 9).out(RAX, 0),
+        t("wrfsbase/rdfsbase", "f3 48 0f ae d0 f3 48 0f ae c3").r(RAX, 0x7fff_1234_5000).out(RBX, 0x7fff_1234_5000),
+        t("wrgsbase 32-bit", "f3 0f ae d8 f3 48 0f ae cb").r(RAX, u64::MAX).out(RBX, 0xffff_ffff),
+        t("wrfsbase non-canonical", "f3 48 0f ae d0").r(RAX, 1 << 60).exit(Exit::GeneralProtection, 0),
+        t("fs base used by fs:", "f3 48 0f ae d0 64 48 8b 04 25 08 00 00 00")
+            .r(RAX, DATA)
+            .m(DATA + 8, "11 22 33 44 55 66 77 88")
+            .out(RAX, 0x8877_6655_4433_2211),
+        t("v2: no rdfsbase", "f3 48 0f ae c3").cpu(CpuModel::V2).exit(ud(&[0xf3, 0x48, 0x0f, 0xae, 0xc3]), 0),
     ]
 }
 
@@ -485,6 +524,31 @@ fn instruction_table() {
         println!("FAIL {f}");
     }
     assert!(fails.is_empty(), "{} of {} cases failed", fails.len(), cases.len());
+}
+
+/// `rdrand` draws from the thread's seeded generator: the same seed gives the same
+/// numbers (replay), another seed or a reseed other ones.
+#[test]
+fn rdrand_is_deterministic_from_the_seed() {
+    let draw = |seed: u64, reseed: Option<u64>| {
+        let mut s = space();
+        // rdrand rax; rdseed rbx; hlt
+        s.mem.write_raw(GuestAddress(CODE), &[0x48, 0x0f, 0xc7, 0xf0, 0x48, 0x0f, 0xc7, 0xfb, 0xf4]).unwrap();
+        let mut cpu = Cpu::new();
+        cpu.model = CpuModel::V3;
+        cpu.rand_state = seed;
+        if let Some(n) = reseed {
+            cpu.reseed_rand(n);
+        }
+        cpu.rip = CODE;
+        assert_eq!(cpu.run(&mut s, 100), Exit::Halt);
+        (cpu.gpr[RAX], cpu.gpr[RBX])
+    };
+    let a = draw(1, None);
+    assert_eq!(a, draw(1, None));
+    assert_ne!(a.0, a.1);
+    assert_ne!(a, draw(2, None));
+    assert_ne!(draw(1, Some(2)), draw(1, Some(3)));
 }
 
 /// A guest writes new code into an RWX page and runs it; the block decoded

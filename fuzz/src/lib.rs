@@ -4,8 +4,8 @@
 //!
 //! Each harness takes arbitrary bytes and must return normally: a panic (or, under the
 //! fuzzer's sanitizer, any memory error) is a finding. Harnesses keep every run bounded
-//! (instruction budgets, small limits), never touch the host file system and never read
-//! host input: a guest's console is a capture with empty stdin.
+//! (instruction budgets, small limits), touch the host file system only in fresh scratch
+//! directories and never read host input: a guest's console is a capture with empty stdin.
 //!
 //! Targets:
 //! - [`interp`]: the interpreter on random code and register states in a small address space.
@@ -18,6 +18,9 @@
 //!   tree the guest left.
 //! - [`trace`]: the record/replay trace reader (`warden::record::TraceReader`) on arbitrary
 //!   files: header, then every event.
+//! - [`vfs_host`]: the `file:` scheme on a host root with an overlay (beside the root or
+//!   inside it), driven by random file-system calls mixed with host-side swaps of a directory
+//!   for a symlink out: nothing outside the scratch root may be changed or shown.
 //! - [`policy`]: the `--policy` TOML parser (`warden::policy::parse`) on arbitrary text, then
 //!   the policy it gave applied to a guest (`spawn_init_restricted`) and run briefly.
 //!
@@ -37,7 +40,7 @@ use guest_kernel::{CallCtx, CaptureConsole, CapturedOutput, Kernel, KernelConfig
 use warden_abi::*;
 
 /// The names of the targets, in the order of the functions below.
-pub const TARGETS: &[&str] = &["interp", "elf", "tar", "syscalls", "overlay", "trace", "policy"];
+pub const TARGETS: &[&str] = &["interp", "elf", "tar", "syscalls", "overlay", "trace", "policy", "vfs_host"];
 
 /// Runs the harness `name` on `data` (unknown names do nothing).
 pub fn run_target(name: &str, data: &[u8]) {
@@ -49,6 +52,7 @@ pub fn run_target(name: &str, data: &[u8]) {
         "overlay" => overlay(data),
         "trace" => trace(data),
         "policy" => policy(data),
+        "vfs_host" => vfs_host(data),
         _ => {}
     }
 }
@@ -754,4 +758,158 @@ pub fn policy(data: &[u8]) {
             assert!(!msg.is_empty() && !msg.contains('\n'), "{msg:?}");
         }
     }
+}
+
+// --- vfs_host ----------------------------------------------------------------------------------
+
+/// A host root with an overlay, driven directly through the `file:` scheme: random creates,
+/// writes, hard links, symlinks (targets that point out of the root by every spelling),
+/// renames, removals, lookups and listings, mixed with host-side changes another process
+/// could make (a directory of the root swapped for a symlink to the outside, and back) and
+/// the dropping of cached directory handles. After the run nothing outside the scratch root
+/// and the overlay was changed, no read or listing showed anything of the outside, and the
+/// root itself is unchanged. Input byte 0 bit 0: the overlay lies inside the root (where the
+/// guest could once reach it) instead of beside it.
+pub fn vfs_host(data: &[u8]) {
+    use std::os::unix::fs::symlink;
+    let mut input = Bytes::new(data);
+    let base = fresh_dir();
+    let (root, outside) = (base.join("root"), base.join("outside"));
+    for dir in ["root/a/b", "root/c", "outside/inner"] {
+        std::fs::create_dir_all(base.join(dir)).expect("scratch tree");
+    }
+    std::fs::write(root.join("a/f"), b"lower file").expect("scratch file");
+    std::fs::write(outside.join("secret"), OUTSIDE_MARK).expect("secret");
+    std::fs::write(outside.join("inner/secret"), OUTSIDE_MARK).expect("secret");
+    symlink(&outside, root.join("hostlink")).expect("symlink");
+    let inside = input.u8() & 1 == 1;
+    let layer = if inside { root.join("ov") } else { base.join("layer") };
+    let before_outside = host_tree(&outside);
+    let before_root = host_tree(&root);
+
+    let vfs = Vfs::from_host_dir(&root).expect("host root");
+    vfs.attach_overlay(&layer).expect("attach a fresh overlay");
+    vfs.set_write_limit(1 << 20);
+    let ctx = CallCtx { pid: 1, uid: 0, gid: 0, umask: 0o022 };
+    let out_abs = outside.to_string_lossy().into_owned();
+    let targets: [&[u8]; 8] =
+        [b"/..", b"../../..", b"/hostlink", b"ov/a", out_abs.as_bytes(), b"a/b", b".", b"/ov/outside"];
+    let mut swapped = false;
+    let mut scheme = vfs.clone();
+    for _ in 0..64 {
+        if input.is_empty() {
+            break;
+        }
+        let op = input.u8();
+        let path = vfs_fuzz_path(&mut input);
+        match op % 12 {
+            0 => {
+                if let Ok(f) = scheme.open(&path, O_CREAT | O_WRONLY | 0o644, &ctx) {
+                    let n = usize::from(input.u8());
+                    let _ = f.borrow_mut().write(input.take(n));
+                }
+            }
+            1 => drop(scheme.open(&path, O_CREAT | O_DIRECTORY | 0o755, &ctx)),
+            2 => {
+                let target = targets[usize::from(input.u8()) % targets.len()];
+                if let Ok(f) = scheme.open(&path, O_CREAT | O_SYMLINK | O_WRONLY | 0o777, &ctx) {
+                    let _ = f.borrow_mut().write(target);
+                }
+            }
+            3 => drop(scheme.link(&path, &vfs_fuzz_path(&mut input), input.u8() & 1 == 1, &ctx)),
+            4 => drop(scheme.rename(&path, &vfs_fuzz_path(&mut input), &ctx)),
+            5 => drop(scheme.unlink(&path, &ctx)),
+            6 => drop(scheme.rmdir(&path, &ctx)),
+            7 | 8 => {
+                if let Ok(f) = scheme.open(&path, O_RDONLY, &ctx) {
+                    let mut buf = vec![0u8; 4096];
+                    let mut f = f.borrow_mut();
+                    for _ in 0..4 {
+                        match f.read(&mut buf) {
+                            Ok(n) if n > 0 => assert_no_outside(&buf[..n], &path),
+                            _ => break,
+                        }
+                    }
+                }
+            }
+            9 => {
+                if let Ok(names) = vfs.list_dir(&path) {
+                    assert_no_outside(&names.join(&b'\n'), &path);
+                }
+                let _ = vfs.stat_path(&path);
+                let _ = vfs.canonicalize(&path);
+            }
+            // Another host process swaps a directory of the root for a symlink out, or back.
+            10 => {
+                let (dir, stash) = (root.join("a"), base.join("stash"));
+                if swapped {
+                    let _ = std::fs::remove_file(&dir);
+                    let _ = std::fs::rename(&stash, &dir);
+                } else if std::fs::rename(&dir, &stash).is_ok() {
+                    let _ = symlink(&outside, &dir);
+                }
+                swapped = !swapped;
+            }
+            _ => vfs.forget_host_handles(),
+        }
+    }
+    if swapped {
+        let _ = std::fs::remove_file(root.join("a"));
+        let _ = std::fs::rename(base.join("stash"), root.join("a"));
+    }
+    drop(scheme);
+    drop(vfs);
+    assert_eq!(host_tree(&outside), before_outside, "the outside was changed");
+    let mut after_root = host_tree(&root);
+    after_root.retain(|(p, _)| !(inside && (p == "ov" || p.starts_with("ov/"))));
+    assert_eq!(after_root, before_root, "the read-only root was changed");
+    let mut beside = host_entries(&base);
+    beside.retain(|n| n != "layer");
+    assert_eq!(beside, ["outside", "root"], "something was written beside the scratch root");
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+/// What the outside's files hold: a read that returns it reached outside.
+const OUTSIDE_MARK: &[u8] = b"OUTSIDE-SECRET";
+
+fn assert_no_outside(bytes: &[u8], path: &[u8]) {
+    let leaked = bytes.windows(OUTSIDE_MARK.len()).any(|w| w == OUTSIDE_MARK)
+        || bytes.split(|&b| b == b'\n').any(|n| n == b"inner");
+    assert!(!leaked, "{} showed the outside: {:?}", String::from_utf8_lossy(path), String::from_utf8_lossy(bytes));
+}
+
+/// A guest path of one to four components from a small vocabulary (so operations meet).
+fn vfs_fuzz_path(input: &mut Bytes) -> Vec<u8> {
+    const NAMES: [&[u8]; 12] = [b"a", b"b", b"c", b"d", b"f", b"ov", b"..", b".", b"hostlink", b"secret", b"e", b"x"];
+    let mut path = Vec::new();
+    for _ in 0..1 + input.u8() % 4 {
+        path.push(b'/');
+        path.extend_from_slice(NAMES[usize::from(input.u8()) % NAMES.len()]);
+    }
+    path
+}
+
+/// Every path under `dir` (symlinks not followed) with its type, size and content digest.
+fn host_tree(dir: &std::path::Path) -> Vec<(String, String)> {
+    fn walk(base: &std::path::Path, dir: &std::path::Path, out: &mut Vec<(String, String)>) {
+        let Ok(rd) = std::fs::read_dir(dir) else { return };
+        for e in rd.filter_map(Result::ok) {
+            let p = e.path();
+            let rel = p.strip_prefix(base).map(|r| r.to_string_lossy().into_owned()).unwrap_or_default();
+            let Ok(meta) = std::fs::symlink_metadata(&p) else { continue };
+            let what = if meta.is_dir() {
+                walk(base, &p, out);
+                "dir".to_string()
+            } else if meta.is_symlink() {
+                format!("link {:?}", std::fs::read_link(&p).ok())
+            } else {
+                format!("file {}", guest_kernel::vfs::digest_bytes(&std::fs::read(&p).unwrap_or_default()))
+            };
+            out.push((rel, what));
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
 }

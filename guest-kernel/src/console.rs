@@ -23,11 +23,40 @@ pub enum ConsoleStream {
 }
 
 /// The host side of the guest's console.
+///
+/// Errors reach the guest as the errno the host gave (`EPIPE` when the reader of a host pipe
+/// left — the guest then also gets SIGPIPE, as a native program would —, `EBADF` when the
+/// host descriptor is closed, `ENOSPC`, ...; anything without an OS error is `EIO`).
+/// `ErrorKind::Interrupted` means the embedder is stopping the run (Ctrl-C): the guest
+/// thread waits instead of seeing an error, and the kernel's stop flag ends the run
+/// ([`crate::Kernel::set_stop_flag`]).
 pub trait Console {
     /// Reads guest stdin; `Ok(0)` is end of file.
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize>;
     /// Writes all of `data` to one of the output streams.
     fn write(&mut self, stream: ConsoleStream, data: &[u8]) -> std::io::Result<()>;
+}
+
+/// The key a console call waits on when the host was interrupted: nothing wakes it.
+const INTERRUPTED: crate::WaitKey = crate::WaitKey(u64::MAX);
+
+/// What the guest sees of a host console error (see [`Console`]).
+fn guest_error(e: &std::io::Error) -> crate::IoError {
+    use warden_abi::{EAGAIN, EBADF, EFBIG, EINVAL, ENOSPC, EPIPE};
+    if e.kind() == std::io::ErrorKind::Interrupted {
+        return crate::IoError::WouldBlock(INTERRUPTED);
+    }
+    let errno = match e.raw_os_error() {
+        Some(libc::EPIPE) => EPIPE,
+        Some(libc::EBADF) => EBADF,
+        Some(libc::ENOSPC) => ENOSPC,
+        Some(libc::EFBIG) => EFBIG,
+        Some(libc::EINVAL) => EINVAL,
+        Some(libc::EAGAIN) => EAGAIN,
+        _ if e.kind() == std::io::ErrorKind::BrokenPipe => EPIPE,
+        _ => EIO,
+    };
+    Errno(errno).into()
 }
 
 /// The host process's own stdin, stdout and stderr (unbuffered).
@@ -120,7 +149,7 @@ impl FileOps for DebugFile {
             return Err(Errno(EBADF).into());
         }
         let mut console = self.console.try_borrow_mut().map_err(|_| Errno(EIO))?;
-        Ok(console.read(buf).map_err(|_| Errno(EIO))?)
+        console.read(buf).map_err(|e| guest_error(&e))
     }
 
     fn write(&mut self, buf: &[u8]) -> IoResult<usize> {
@@ -129,7 +158,7 @@ impl FileOps for DebugFile {
             _ => ConsoleStream::Stdout,
         };
         let mut console = self.console.try_borrow_mut().map_err(|_| Errno(EIO))?;
-        console.write(stream, buf).map_err(|_| Errno(EIO))?;
+        console.write(stream, buf).map_err(|e| guest_error(&e))?;
         Ok(buf.len())
     }
 

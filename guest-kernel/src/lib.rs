@@ -50,6 +50,7 @@ use std::rc::Rc;
 use warden_abi::Errno;
 
 pub use console::{CaptureConsole, CapturedOutput, Console, ConsoleStream, HostConsole};
+pub use mm::MemTotal;
 pub use scheme::{CallCtx, FileOps, FileRef, IoError, IoResult, Scheme, WaitKey};
 
 use process::{Process, Thread};
@@ -109,6 +110,8 @@ pub struct KernelConfig {
     /// User and group ids of init.
     pub uid: u32,
     pub gid: u32,
+    /// The CPU every guest thread sees (`cpuid`, and which instructions exist).
+    pub cpu: emu::CpuModel,
 }
 
 impl Default for KernelConfig {
@@ -125,6 +128,7 @@ impl Default for KernelConfig {
             cwd: b"/".to_vec(),
             uid: 0,
             gid: 0,
+            cpu: emu::CpuModel::default(),
         }
     }
 }
@@ -163,6 +167,8 @@ impl RunOutcome {
 pub enum SpawnError {
     #[error("{path}: program not found")]
     NotFound { path: String },
+    #[error("{path}: its interpreter {interp} was not found")]
+    InterpreterNotFound { path: String, interp: String },
     #[error("{path}: cannot execute: {errno}")]
     NotExecutable { path: String, errno: Errno },
     #[error("{path}: {errno}")]
@@ -178,7 +184,7 @@ impl SpawnError {
     /// 125 otherwise).
     pub fn exit_status(&self) -> i32 {
         match self {
-            SpawnError::NotFound { .. } => 127,
+            SpawnError::NotFound { .. } | SpawnError::InterpreterNotFound { .. } => 127,
             SpawnError::NotExecutable { .. } => 126,
             _ => 125,
         }
@@ -249,16 +255,40 @@ pub struct Kernel {
     hook: record::Hook,
     /// Schedule perturbation (nonzero seed).
     chaos: Option<chaos::Chaos>,
+    /// Set by the embedder (from a signal handler, another thread or a failed host write)
+    /// to end the run at the scheduler's next step ([`Kernel::set_stop_flag`]).
+    stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// Told about every process a core-dumping signal kills ([`Kernel::on_fatal_signal`]).
+    fatal_report: Option<Box<dyn FnMut(&FatalSignal)>>,
+    /// The thread and fault address of the last CPU fault raised as a signal (for the report).
+    last_fault: Option<(Pid, Option<u64>)>,
+}
+
+/// A guest process killed by a signal whose default action dumps core (SIGSEGV, SIGILL,
+/// SIGFPE, SIGABRT, SIGBUS, SIGSYS, SIGTRAP, ...): what an embedder reports, as qemu-user's
+/// "uncaught target signal" line does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FatalSignal {
+    pub pid: Pid,
+    /// The program's path as it was executed (`argv[0]` for a Redox program, the resolved
+    /// path for a Linux one).
+    pub program: String,
+    pub signal: u8,
+    /// Where the thread was: the faulting instruction for a CPU fault.
+    pub rip: u64,
+    /// The address a page fault touched.
+    pub fault_addr: Option<u64>,
 }
 
 impl Kernel {
     /// A kernel with `root_scheme` as `file:` and `console` behind `debug:`
     /// (descriptors 0, 1 and 2 of init).
-    pub fn new(config: KernelConfig, root_scheme: Box<dyn Scheme>, console: Box<dyn Console>) -> Kernel {
+    pub fn new(config: KernelConfig, mut root_scheme: Box<dyn Scheme>, console: Box<dyn Console>) -> Kernel {
         let mut schemes: BTreeMap<Vec<u8>, Box<dyn Scheme>> = BTreeMap::new();
+        let mem_total = Rc::new(mm::MemTotal::new(config.limits.max_memory_total));
+        root_scheme.charge_memory_to(&mem_total);
         schemes.insert(b"file".to_vec(), root_scheme);
         let clock = Rc::new(Clock::new(config.real_time));
-        let config_total = config.limits.max_memory_total;
         let rng = Rng::new(config.seed);
         let chaos = chaos::Chaos::new(config.seed);
         let console: console::SharedConsole = Rc::new(RefCell::new(console));
@@ -283,11 +313,28 @@ impl Kernel {
             yield_requested: false,
             linux: linux::LinuxState::default(),
             policy_active: false,
-            mem_total: Rc::new(mm::MemTotal::new(config_total)),
+            mem_total,
             sup: Default::default(),
             hook: record::Hook::None,
             chaos,
+            stop: None,
+            fatal_report: None,
+            last_fault: None,
         }
+    }
+
+    /// Ends the run with [`RunOutcome::Stopped`] at the scheduler's next step once `flag` is
+    /// set (checked between time slices, so within one quantum of guest instructions; a
+    /// thread blocked on the host console sees it when the console returns
+    /// `ErrorKind::Interrupted`). A stop lands where an instruction budget equal to the
+    /// instructions retired so far would have ended the run.
+    pub fn set_stop_flag(&mut self, flag: std::sync::Arc<std::sync::atomic::AtomicBool>) {
+        self.stop = Some(flag);
+    }
+
+    /// Calls `report` whenever a core-dumping signal kills a guest process.
+    pub fn on_fatal_signal(&mut self, report: Box<dyn FnMut(&FatalSignal)>) {
+        self.fatal_report = Some(report);
     }
 
     /// Adds (or replaces) the scheme `name:` (e.g. `null`, `zero`, `rand`).

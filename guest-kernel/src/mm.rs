@@ -46,7 +46,7 @@ impl MemTotal {
     }
 
     /// Takes `n` more bytes, or ENOMEM (nothing taken) past the cap.
-    fn charge(&self, n: u64) -> Result<(), Errno> {
+    pub(crate) fn charge(&self, n: u64) -> Result<(), Errno> {
         match self.used.get().checked_add(n) {
             Some(total) if total <= self.limit => {
                 self.used.set(total);
@@ -56,7 +56,7 @@ impl MemTotal {
         }
     }
 
-    fn release(&self, n: u64) {
+    pub(crate) fn release(&self, n: u64) {
         self.used.set(self.used.get().saturating_sub(n));
     }
 }

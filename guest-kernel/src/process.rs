@@ -323,7 +323,10 @@ pub struct Thread {
 }
 
 impl Thread {
-    pub fn new(tid: Pid, pid: Pid, cpu: Cpu) -> Thread {
+    /// A thread running `cpu`; its `rdrand` generator gets the thread id mixed in, so a
+    /// forked child or a new thread draws other numbers than its parent.
+    pub fn new(tid: Pid, pid: Pid, mut cpu: Cpu) -> Thread {
+        cpu.reseed_rand(tid as u64);
         Thread { tid, pid, cpu, state: ThreadState::Runnable, sigmask: 0, pending: 0, supervised: false }
     }
 

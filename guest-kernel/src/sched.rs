@@ -179,7 +179,10 @@ impl Kernel {
             restrict: None,
         };
         self.procs.insert(pid, process);
-        self.threads.insert(pid, Thread::new(pid, pid, Cpu::new()));
+        let mut cpu = Cpu::new();
+        cpu.model = self.config.cpu;
+        cpu.rand_state = self.config.seed;
+        self.threads.insert(pid, Thread::new(pid, pid, cpu));
         let result = self.spawn_exec(pid, path, argv, envp);
         if let Err(e) = result {
             self.threads.remove(&pid);
@@ -211,7 +214,17 @@ impl Kernel {
         } else {
             envp.iter().map(|e| e.as_bytes().to_vec()).collect()
         };
-        self.exec(tid, &bytes, args, envs).map_err(not_exec)
+        self.exec(tid, &bytes, args, envs).map_err(|errno| {
+            // The program exists but its interpreter does not: "not found" too (127).
+            let interp = crate::elf::parse(&bytes, self.config.address_space_size).ok().and_then(|i| i.interp);
+            match (errno.0, interp) {
+                (ENOENT | ENOTDIR, Some(interp)) => SpawnError::InterpreterNotFound {
+                    path: name.clone(),
+                    interp: String::from_utf8_lossy(&interp).into_owned(),
+                },
+                _ => not_exec(errno),
+            }
+        })
     }
 
     // --- the run loop ----------------------------------------------------------
@@ -226,6 +239,10 @@ impl Kernel {
             if self.procs.is_empty() {
                 // Nothing was spawned: treat as a clean exit.
                 return RunOutcome::Exited(0);
+            }
+            if self.stop.as_ref().is_some_and(|f| f.load(std::sync::atomic::Ordering::Relaxed)) {
+                self.outcome = Some(RunOutcome::Stopped);
+                continue;
             }
             self.process_wakeups();
             self.expire_deadlines();
@@ -336,6 +353,11 @@ impl Kernel {
                 Exit::Syscall(gate) => self.handle_syscall(tid, gate),
                 other => {
                     if let Some(sig) = crate::signal::fault_signal(&other) {
+                        let addr = match other {
+                            Exit::PageFault { addr, .. } => Some(addr),
+                            _ => None,
+                        };
+                        self.last_fault = Some((tid, addr));
                         if !self.supervise_fault(tid, &other, sig) {
                             self.raise_fault(tid, sig);
                         }
@@ -459,6 +481,12 @@ impl Kernel {
             return;
         }
         p.state = ProcState::Zombie(status);
+        if self.fatal_report.is_some() && !wifexited(status) {
+            self.report_fatal(pid, wtermsig(status));
+        }
+        let Some(p) = self.procs.get_mut(&pid) else {
+            return;
+        };
         let threads = std::mem::take(&mut p.threads);
         let files = std::mem::replace(&mut p.files, Rc::new(RefCell::new(FdTable::default())));
         let vfork_parent = p.vfork_parent.take();
@@ -520,6 +548,34 @@ impl Kernel {
             }
         }
         self.process_wakeups();
+    }
+
+    /// Tells the embedder's [`crate::FatalSignal`] report about `pid`, killed by `sig`, if
+    /// that signal dumps core by default (before the process's threads are gone).
+    #[cold]
+    fn report_fatal(&mut self, pid: Pid, sig: usize) {
+        if crate::signal::default_action(sig) != crate::signal::DefaultAction::Core {
+            return;
+        }
+        let Some(p) = self.procs.get(&pid) else { return };
+        // The faulting thread if the last fault was this process's, else its first thread.
+        let (tid, fault_addr) = match self.last_fault {
+            Some((tid, addr)) if p.threads.contains(&tid) => (tid, addr),
+            _ => (p.threads.first().copied().unwrap_or(pid), None),
+        };
+        let rip = self.threads.get(&tid).map_or(0, |t| t.cpu.rip);
+        let exe = self.linux.procs.get(&pid).map(|l| l.exe.clone()).filter(|e| !e.is_empty());
+        let program = exe.or_else(|| p.cmdline.first().cloned()).unwrap_or_default();
+        let report = crate::FatalSignal {
+            pid,
+            program: String::from_utf8_lossy(&program).into_owned(),
+            signal: sig as u8,
+            rip,
+            fault_addr,
+        };
+        if let Some(f) = self.fatal_report.as_mut() {
+            f(&report);
+        }
     }
 
     /// A thread's view of the call it is blocked in (for `proc:`).

@@ -1,30 +1,24 @@
-//! The identity of a host directory tree (`--root DIR`, `--overlay DIR`) for a trace header.
+//! The identity of a host directory tree (`--overlay DIR`) for a trace header.
 //!
-//! A replay on a host directory must see the same files the recording saw, so the trace
-//! carries a digest of the tree and a replay compares it before it runs anything. The digest
-//! is XXH3-64 over a canonical walk: entries in byte order of their names, each contributing
-//! its path relative to the top, its type, its permission bits (`mode & 0o7777`) and then
-//! - a regular file: its length and then either (`Files::Contents`) its contents, read in
-//!   64 KiB pieces through one reused buffer (a large file is never held in memory), or
-//!   (`Files::Metadata`) its modification time to the nanosecond;
+//! A replay with an overlay must start from the contents the recording started from, so the
+//! trace carries a digest of the tree and a replay compares it before it runs anything. The
+//! digest is XXH3-64 over a canonical walk: entries in byte order of their names, each
+//! contributing its path relative to the top, its type, its permission bits
+//! (`mode & 0o7777`) and then
+//! - a regular file: its length and its contents, read in 64 KiB pieces through one reused
+//!   buffer (a large file is never held in memory);
 //! - a symbolic link: its target (never followed);
 //! - a directory: its entries, recursively;
 //! - anything else (device, FIFO, socket): nothing more; it is never opened (a FIFO would
 //!   block), as the guest never opens one either.
 //!
-//! Owners and inode numbers never count, timestamps only in metadata mode: with contents, a
-//! copy of the tree made with `cp -r` (modes kept) or unpacked anew has the same digest. The walk stays on the file system of
-//! the top directory, like `find -xdev`: a directory where another file system is mounted
-//! (`/proc`, `/sys`, `/dev` under `--root /`) counts by its name and mode only, because
-//! such contents change by themselves (or, like `/proc/kcore`, are not files at all). An
-//! entry the host does not let warden read counts as unreadable (with the error kind), so
-//! the same unreadable file gives the same digest.
-//!
-//! Cost: with contents, one pass over every byte under the top directory, at XXH3 speed or
-//! the speed of the disk — right for an overlay (small, and its contents are the point) but
-//! not for `--root /`, tens of GB on a typical host. Roots therefore use metadata mode: one
-//! `lstat` per entry; a file rewritten in place keeping its length and modification time
-//! (which only a deliberate `touch -d` does) goes unnoticed.
+//! Owners, inode numbers and timestamps never count: a copy of the tree made with `cp -r`
+//! (modes kept) or unpacked anew has the same digest. The walk stays on the file system of
+//! the top directory, like `find -xdev`. An entry the host does not let warden read counts
+//! as unreadable (with the error kind), so the same unreadable file gives the same digest.
+//! Cost: one pass over every byte under the directory, right for an overlay (small, and its
+//! contents are the point). A `--root` is not walked: a recording notes the files the guest
+//! uses instead (`files.rs`).
 
 use std::ffi::OsString;
 use std::fs;
@@ -39,24 +33,14 @@ use xxhash_rust::xxh3::Xxh3;
 /// overlay deletes when it loads).
 pub type Skip = fn(&[u8]) -> bool;
 
-/// What identifies a regular file in the digest.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Files {
-    /// Its bytes.
-    Contents,
-    /// Its modification time (and length).
-    Metadata,
-}
-
 /// The digest of the tree at `top` (which must be a directory). `skip` drops names.
-pub fn digest(top: &Path, skip: Skip, files: Files) -> io::Result<u64> {
+pub fn digest(top: &Path, skip: Skip) -> io::Result<u64> {
     let meta = fs::metadata(top)?;
     if !meta.is_dir() {
         return Err(io::Error::other("not a directory"));
     }
-    let buf = if files == Files::Contents { vec![0u8; 64 << 10] } else { Vec::new() };
-    let mut w = Walk { h: Xxh3::new(), buf, dev: meta.dev(), skip, files };
-    w.h.update(if files == Files::Contents { b"warden tree 1\0" } else { b"warden tree 1 meta\0" });
+    let mut w = Walk { h: Xxh3::new(), buf: vec![0u8; 64 << 10], dev: meta.dev(), skip };
+    w.h.update(b"warden tree 1\0");
     w.dir(top, b"", &meta);
     Ok(w.h.digest())
 }
@@ -66,7 +50,6 @@ struct Walk {
     buf: Vec<u8>,
     dev: u64,
     skip: Skip,
-    files: Files,
 }
 
 impl Walk {
@@ -124,11 +107,7 @@ impl Walk {
             self.h.update(tag);
             self.field(&crel);
             self.h.update(&(meta.mode() & 0o7777).to_le_bytes());
-            if ft.is_file() && self.files == Files::Metadata {
-                self.h.update(&meta.len().to_le_bytes());
-                self.h.update(&meta.mtime().to_le_bytes());
-                self.h.update(&meta.mtime_nsec().to_le_bytes());
-            } else if ft.is_file() {
+            if ft.is_file() {
                 self.file(&child, meta.len());
             } else if ft.is_symlink() {
                 match fs::read_link(&child) {
@@ -192,65 +171,39 @@ mod tests {
         fs::write(top.join("a/b/f"), vec![7u8; 200_000]).unwrap();
         fs::write(top.join("g"), b"hello").unwrap();
         std::os::unix::fs::symlink("a/b/f", top.join("l")).unwrap();
-        let d0 = digest(&top, none, Files::Contents).unwrap();
-        assert_eq!(d0, digest(&top, none, Files::Contents).unwrap());
+        let d0 = digest(&top, none).unwrap();
+        assert_eq!(d0, digest(&top, none).unwrap());
         // Touching a file (mtime only) keeps the digest.
         let f = fs::File::options().append(true).open(top.join("g")).unwrap();
         f.set_modified(std::time::SystemTime::UNIX_EPOCH).unwrap();
-        assert_eq!(d0, digest(&top, none, Files::Contents).unwrap());
+        assert_eq!(d0, digest(&top, none).unwrap());
         // One byte deep inside a large file.
         let mut data = vec![7u8; 200_000];
         data[150_000] = 8;
         fs::write(top.join("a/b/f"), &data).unwrap();
-        let d1 = digest(&top, none, Files::Contents).unwrap();
+        let d1 = digest(&top, none).unwrap();
         assert_ne!(d0, d1);
         // A mode.
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(top.join("g"), fs::Permissions::from_mode(0o600)).unwrap();
-        let d2 = digest(&top, none, Files::Contents).unwrap();
+        let d2 = digest(&top, none).unwrap();
         assert_ne!(d1, d2);
         // A symlink target.
         fs::remove_file(top.join("l")).unwrap();
         std::os::unix::fs::symlink("a/b/g", top.join("l")).unwrap();
-        let d3 = digest(&top, none, Files::Contents).unwrap();
+        let d3 = digest(&top, none).unwrap();
         assert_ne!(d2, d3);
         // A rename.
         fs::rename(top.join("g"), top.join("h")).unwrap();
-        let d4 = digest(&top, none, Files::Contents).unwrap();
+        let d4 = digest(&top, none).unwrap();
         assert_ne!(d3, d4);
         // A new empty directory, and a skipped name.
         fs::create_dir(top.join("e")).unwrap();
-        let d5 = digest(&top, none, Files::Contents).unwrap();
+        let d5 = digest(&top, none).unwrap();
         assert_ne!(d4, d5);
         fs::write(top.join(".wh..wh..tmp.x"), b"partial").unwrap();
-        assert_eq!(d5, digest(&top, |n| n.starts_with(b".wh..wh..tmp."), Files::Contents).unwrap());
-        assert_ne!(d5, digest(&top, none, Files::Contents).unwrap());
-        let _ = fs::remove_dir_all(&top);
-    }
-
-    #[test]
-    fn metadata_mode_sees_lengths_and_times_not_bytes() {
-        let top = std::env::temp_dir().join(format!("warden-tree-meta-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&top);
-        fs::create_dir_all(&top).unwrap();
-        let set_time = |secs: u64| {
-            let f = fs::File::options().append(true).open(top.join("f")).unwrap();
-            f.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs)).unwrap();
-        };
-        fs::write(top.join("f"), b"hello").unwrap();
-        set_time(1000);
-        let d0 = digest(&top, none, Files::Metadata).unwrap();
-        assert_ne!(d0, digest(&top, none, Files::Contents).unwrap());
-        // Same length and time: not seen (the documented limit).
-        fs::write(top.join("f"), b"jello").unwrap();
-        set_time(1000);
-        assert_eq!(d0, digest(&top, none, Files::Metadata).unwrap());
-        // A new time, or a new length, is.
-        set_time(1001);
-        assert_ne!(d0, digest(&top, none, Files::Metadata).unwrap());
-        fs::write(top.join("f"), b"hello!").unwrap();
-        set_time(1000);
-        assert_ne!(d0, digest(&top, none, Files::Metadata).unwrap());
+        assert_eq!(d5, digest(&top, |n| n.starts_with(b".wh..wh..tmp.")).unwrap());
+        assert_ne!(d5, digest(&top, none).unwrap());
         let _ = fs::remove_dir_all(&top);
     }
 }

@@ -714,19 +714,43 @@ fn bt(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
 }
 
 fn bitscan(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
+    bitscan_as(cpu, mem, op, op.insn.mnemonic())
+}
+
+/// `tzcnt` (`rep bsf`) on a CPU without BMI1 is `bsf`, and `lzcnt` without LZCNT is `bsr`:
+/// the prefix is ignored. Compilers emit `tzcnt` for generic targets relying on that.
+fn tzcnt_as_bsf(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
+    bitscan_as(cpu, mem, op, Mnemonic::Bsf)
+}
+
+fn lzcnt_as_bsr(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
+    bitscan_as(cpu, mem, op, Mnemonic::Bsr)
+}
+
+/// The handler of an instruction that `model` does not have but still executes as an
+/// older one; `None` (#UD) for the others.
+pub(crate) fn select_without_feature(i: &Instruction) -> Option<Handler> {
+    match i.mnemonic() {
+        Mnemonic::Tzcnt => Some(tzcnt_as_bsf),
+        Mnemonic::Lzcnt => Some(lzcnt_as_bsr),
+        _ => None,
+    }
+}
+
+fn bitscan_as(cpu: &mut Cpu, mem: &mut Memory, op: &Op, m: Mnemonic) -> R {
     let i = &op.insn;
     let size = op_size(i, 0);
     let bits = 8 * size as u32;
     let v = operand::read(cpu, mem, i, 1, size)?;
     let g = gpr(i.op0_register()).ok_or(Trap::InvalidOpcode)?;
-    match i.mnemonic() {
+    match m {
         Mnemonic::Bsf | Mnemonic::Bsr => {
             if v == 0 {
                 // Destination unchanged (as AMD documents and Intel does).
                 set_status(cpu, ZF, ZF);
                 return Ok(());
             }
-            let r = if i.mnemonic() == Mnemonic::Bsf { v.trailing_zeros() } else { 63 - v.leading_zeros() };
+            let r = if m == Mnemonic::Bsf { v.trailing_zeros() } else { 63 - v.leading_zeros() };
             set_gpr(cpu, g, r as u64);
             set_status(cpu, STATUS, 0);
         }
@@ -989,46 +1013,69 @@ fn rdtsc(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
     Ok(())
 }
 
-/// The CPU identity: a stable vendor string and exactly the features emu implements.
-pub(crate) const VENDOR: &[u8; 12] = b"WardenVirtIA";
-const BRAND: &[u8; 48] = b"Warden x86-64 interpreter\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
-
-/// CPUID leaf 1 ECX: SSE3, SSSE3, CX16, SSE4.1, SSE4.2, MOVBE, POPCNT.
-pub const CPUID1_ECX: u32 = 1 << 0 | 1 << 9 | 1 << 13 | 1 << 19 | 1 << 20 | 1 << 22 | 1 << 23;
-/// CPUID leaf 1 EDX: FPU, TSC, CX8, CMOV, CLFSH, FXSR, SSE, SSE2.
-pub const CPUID1_EDX: u32 = 1 << 0 | 1 << 4 | 1 << 8 | 1 << 15 | 1 << 19 | 1 << 24 | 1 << 25 | 1 << 26;
-/// CPUID leaf 7 EBX: BMI1, BMI2, ERMS, ADX.
-pub const CPUID7_EBX: u32 = 1 << 3 | 1 << 8 | 1 << 9 | 1 << 19;
-/// CPUID 0x8000_0001 ECX: LAHF/SAHF, LZCNT.
-pub const CPUIDX1_ECX: u32 = 1 << 0 | 1 << 5;
-/// CPUID 0x8000_0001 EDX: SYSCALL, NX, RDTSCP, LM.
-pub const CPUIDX1_EDX: u32 = 1 << 11 | 1 << 20 | 1 << 27 | 1 << 29;
-
-pub(crate) fn cpuid_values(leaf: u32, sub: u32) -> [u32; 4] {
-    let word = |b: &[u8], k: usize| u32::from_le_bytes([b[4 * k], b[4 * k + 1], b[4 * k + 2], b[4 * k + 3]]);
-    match leaf {
-        0 => [7, word(VENDOR, 0), word(VENDOR, 2), word(VENDOR, 1)],
-        // Family 6, model 0x2a-like numbers are avoided: family 6 model 1.
-        1 => [0x0000_0610, 8 << 8 | 1 << 16, CPUID1_ECX, CPUID1_EDX],
-        7 if sub == 0 => [0, CPUID7_EBX, 0, 0],
-        0x8000_0000 => [0x8000_0004, 0, 0, 0],
-        0x8000_0001 => [0, 0, CPUIDX1_ECX, CPUIDX1_EDX],
-        0x8000_0002..=0x8000_0004 => {
-            let k = (leaf - 0x8000_0002) as usize * 16;
-            let b = &BRAND[k..k + 16];
-            [word(b, 0), word(b, 1), word(b, 2), word(b, 3)]
-        }
-        _ => [0; 4],
-    }
-}
-
 fn cpuid(cpu: &mut Cpu, _: &mut Memory, _: &Op) -> R {
-    let v = cpuid_values(cpu.gpr[reg::RAX] as u32, cpu.gpr[reg::RCX] as u32);
+    let v = cpu.model.cpuid(cpu.gpr[reg::RAX] as u32, cpu.gpr[reg::RCX] as u32);
     cpu.gpr[reg::RAX] = v[0] as u64;
     cpu.gpr[reg::RBX] = v[1] as u64;
     cpu.gpr[reg::RCX] = v[2] as u64;
     cpu.gpr[reg::RDX] = v[3] as u64;
     Ok(())
+}
+
+/// splitmix64: one step of the generator `rdrand` draws from (and a good mixer).
+pub(crate) fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// `rdrand`/`rdseed r16|32|64`: a number from the thread's seeded generator (so a run
+/// stays a function of its seed, and replays exactly); CF = 1 (always available), the
+/// other status flags cleared, as hardware does on success.
+fn rdrand(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
+    let g = gpr(op.insn.op0_register()).ok_or(Trap::InvalidOpcode)?;
+    let v = splitmix64(cpu.rand_state);
+    cpu.rand_state = cpu.rand_state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    set_gpr(cpu, g, v);
+    set_status(cpu, STATUS, CF);
+    Ok(())
+}
+
+/// `rdpid r64`: IA32_TSC_AUX, which emu keeps at 0 (as `rdtscp` reports in ECX).
+fn rdpid(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
+    let g = gpr(op.insn.op0_register()).ok_or(Trap::InvalidOpcode)?;
+    set_gpr(cpu, Gpr { size: 8, ..g }, 0);
+    Ok(())
+}
+
+/// `rdfsbase`/`rdgsbase`/`wrfsbase`/`wrgsbase` with a 32- or 64-bit register. A
+/// non-canonical base is #GP, as on hardware.
+fn fsgsbase(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
+    let i = &op.insn;
+    let g = gpr(i.op0_register()).ok_or(Trap::InvalidOpcode)?;
+    match i.mnemonic() {
+        Mnemonic::Rdfsbase => set_gpr(cpu, g, cpu.fs_base),
+        Mnemonic::Rdgsbase => set_gpr(cpu, g, cpu.gs_base),
+        m => {
+            let v = get_gpr(cpu, g);
+            if ((v as i64) << 16 >> 16) as u64 != v {
+                return Err(Trap::GeneralProtection);
+            }
+            if m == Mnemonic::Wrfsbase {
+                cpu.fs_base = v;
+            } else {
+                cpu.gs_base = v;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `clflush`, `clflushopt`, `clwb`: no cache to write back, but the byte must be
+/// readable (they fault like a one-byte load).
+fn cache_line_op(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
+    mem.read_u8(operand::ea(cpu, &op.insn)).map(|_| ())
 }
 
 // ---- string instructions --------------------------------------------------------
@@ -1288,9 +1335,17 @@ pub(crate) fn select(i: &Instruction) -> Option<Handler> {
         M::Loop | M::Loope | M::Loopne => loop_op,
         M::Jrcxz | M::Jecxz => jrcxz,
         M::Clc | M::Stc | M::Cmc | M::Cld | M::Std | M::Lahf | M::Sahf => flag_op,
-        M::Nop | M::Endbr64 | M::Endbr32 | M::Pause | M::Lfence | M::Mfence | M::Sfence => nop,
+        M::Nop | M::Pause | M::Lfence | M::Mfence | M::Sfence => nop,
+        // The hint-NOP space (0f 0d, 0f 18..0f 1f): prefetches, `cldemote`, and CET's
+        // `endbr` and `rdssp`, which are NOPs while CET is disabled (libgcc's unwinder
+        // runs `rdssp` and finds the shadow-stack pointer 0: no shadow stack).
+        M::Reservednop | M::Endbr64 | M::Endbr32 | M::Rdsspd | M::Rdsspq | M::Cldemote => nop,
         M::Prefetchnta | M::Prefetcht0 | M::Prefetcht1 | M::Prefetcht2 | M::Prefetchw | M::Prefetch => nop,
-        M::Clflush | M::Clflushopt => nop,
+        M::Prefetchit0 | M::Prefetchit1 | M::Prefetchwt1 => nop,
+        M::Clflush | M::Clflushopt | M::Clwb => cache_line_op,
+        M::Rdrand | M::Rdseed => rdrand,
+        M::Rdpid => rdpid,
+        M::Rdfsbase | M::Rdgsbase | M::Wrfsbase | M::Wrgsbase => fsgsbase,
         M::Cpuid => cpuid,
         M::Rdtsc | M::Rdtscp => rdtsc,
         M::Syscall => syscall,
@@ -1325,18 +1380,5 @@ mod tests {
         assert_eq!(sub_flags(0x80, 1, 0, 1).1 & OF, OF);
         assert_eq!(add_flags(u64::MAX, 0, 1, 8).1 & CF, CF);
         assert_eq!(sub_flags(5, 5, 1, 8).1 & CF, CF);
-    }
-
-    #[test]
-    fn cpuid_vendor_and_features() {
-        let v = cpuid_values(0, 0);
-        let mut s = Vec::new();
-        for w in [v[1], v[3], v[2]] {
-            s.extend_from_slice(&w.to_le_bytes());
-        }
-        assert_eq!(&s, VENDOR);
-        // No AVX, no XSAVE/OSXSAVE, no RDRAND: emu does not implement them.
-        let ecx = cpuid_values(1, 0)[2];
-        assert_eq!(ecx & (1 << 28 | 1 << 26 | 1 << 27 | 1 << 30), 0);
     }
 }

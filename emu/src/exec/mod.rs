@@ -23,6 +23,7 @@ use iced_x86::Instruction;
 
 use crate::block::CodeCache;
 use crate::cpu::Cpu;
+use crate::cpuid::CpuModel;
 use crate::memory::{Access, Memory};
 
 /// Why a handler stopped: the cold path out of the hot loop.
@@ -142,8 +143,12 @@ pub(crate) struct Op {
 
 impl Op {
     /// An op for `insn`: the fast handler when one fits, else the generic
-    /// one; `None` if the instruction is not implemented (#UD).
-    pub(crate) fn new(insn: &Instruction, idx: u32, flags_live: bool) -> Option<Op> {
+    /// one; `None` if the instruction is not implemented or `model` lacks it (#UD).
+    pub(crate) fn new(insn: &Instruction, idx: u32, flags_live: bool, model: CpuModel) -> Option<Op> {
+        if !model.executes(insn.cpuid_features()) {
+            let exec = int::select_without_feature(insn)?;
+            return Some(Op { exec, ..Op::undefined(insn, idx) });
+        }
         let mut op = Op { exec: undefined, idx, r0: 0, r1: 0, a: 0, mem: MemRef::default(), insn: *insn };
         let fast = fast::specialize(insn, flags_live, &mut op).or_else(|| sse::fast::specialize(insn, &mut op));
         op.exec = match fast {
@@ -163,17 +168,19 @@ impl Op {
 pub struct AddressSpace {
     pub mem: Memory,
     pub(crate) code: CodeCache,
+    /// The CPU model `code` was decoded for (what decodes depends on it).
+    code_model: CpuModel,
 }
 
 impl AddressSpace {
     /// Reserves an address space of `limit` bytes.
     pub fn new(limit: u64) -> Result<AddressSpace, crate::MemError> {
-        Ok(AddressSpace { mem: Memory::new(limit)?, code: CodeCache::new() })
+        Ok(AddressSpace { mem: Memory::new(limit)?, code: CodeCache::new(), code_model: CpuModel::default() })
     }
 
     /// A copy of this address space (fork); code is re-decoded on demand.
     pub fn fork(&self) -> Result<AddressSpace, crate::MemError> {
-        Ok(AddressSpace { mem: self.mem.fork()?, code: CodeCache::new() })
+        Ok(AddressSpace { mem: self.mem.fork()?, code: CodeCache::new(), code_model: self.code_model })
     }
 
     /// Drops all decoded code (e.g. after exec replaced the image).
@@ -191,7 +198,11 @@ impl AddressSpace {
 impl Cpu {
     /// Runs until an exit or until `budget` instructions have retired.
     pub fn run(&mut self, space: &mut AddressSpace, budget: u64) -> Exit {
-        let AddressSpace { mem, code } = space;
+        if space.code_model != self.model {
+            space.flush_code();
+            space.code_model = self.model;
+        }
+        let AddressSpace { mem, code, .. } = space;
         let mut remaining = budget;
         while remaining != 0 {
             if !mem.dirty_code.is_empty() {
@@ -199,7 +210,7 @@ impl Cpu {
             }
             let block = match code.lookup(self.rip) {
                 Some(block) => block,
-                None => match code.build(mem, self.rip) {
+                None => match code.build(mem, self.rip, self.model) {
                     Ok(block) => block,
                     Err(exit) => return exit,
                 },

@@ -32,6 +32,7 @@
 
 pub(crate) mod fast;
 mod host;
+mod mmx;
 #[cfg(test)]
 mod tests;
 
@@ -636,11 +637,16 @@ fn pextr(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
 
 /// Shifts by an immediate: `psllw/d/q`, `psrlw/d/q`, `psraw/d`, `pslldq`, `psrldq`.
 fn shift_imm(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
-    use Mnemonic as M;
     let i = &op.insn;
     let d = xr(i.op0_register());
-    let n = i.immediate8() as u32;
-    let x = cpu.xmm[d];
+    cpu.xmm[d] = shift_by_imm(i.mnemonic(), cpu.xmm[d], i.immediate8() as u32);
+    Ok(())
+}
+
+/// The lanes of `x` shifted by `n` as the shift-by-immediate `m` does (also the MMX
+/// forms, on a 64-bit value in the low half).
+fn shift_by_imm(m: Mnemonic, x: u128, n: u32) -> u128 {
+    use Mnemonic as M;
     fn each<const N: usize>(x: u128, f: impl Fn(u128) -> u128) -> u128 {
         join::<N>(lanes::<N>(x).map(f))
     }
@@ -654,7 +660,7 @@ fn shift_imm(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
     }
     let shl = |bits: u32, v: u128| if n < bits { v << n } else { 0 };
     let shr = |bits: u32, v: u128| if n < bits { v >> n } else { 0 };
-    cpu.xmm[d] = match i.mnemonic() {
+    match m {
         M::Psllw => each::<8>(x, |v| shl(16, v)),
         M::Pslld => each::<4>(x, |v| shl(32, v)),
         M::Psllq => each::<2>(x, |v| shl(64, v)),
@@ -666,8 +672,7 @@ fn shift_imm(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
         M::Pslldq if n < 16 => x << (8 * n),
         M::Psrldq if n < 16 => x >> (8 * n),
         _ => 0,
-    };
-    Ok(())
+    }
 }
 
 /// `mpsadbw xmm1, xmm2/m128, imm8`.
@@ -742,12 +747,15 @@ with_vec_ops!(sel_vec);
 with_fp_ops!(sel_fp);
 with_flag_ops!(sel_flags);
 
-/// Picks the handler for an SSE..SSE4.2 instruction (plus `crc32`, `movnti`);
-/// `None` for anything else, VEX forms and MMX-register forms included.
+/// Picks the handler for an MMX or SSE..SSE4.2 instruction (plus `crc32`, `movnti`);
+/// `None` for anything else, VEX forms included.
 pub(crate) fn select(i: &Instruction) -> Option<Handler> {
     use Mnemonic as M;
     if i.encoding() != EncodingKind::Legacy || i.has_lock_prefix() {
         return None;
+    }
+    if let Some(h) = mmx::select(i) {
+        return Some(h);
     }
     if (0..i.op_count()).any(|n| i.op_kind(n) == OpKind::Register && i.op_register(n).is_mm()) {
         return None;

@@ -13,6 +13,8 @@ use layout::*;
 use native::{NativeEnd, NativeOut};
 
 pub const STATUS: u64 = emu::flags::STATUS;
+/// The CPU model the emu side runs as: the one with the most instructions.
+pub const MODEL: emu::CpuModel = emu::CpuModel::V3;
 pub const DF: u64 = emu::flags::DF;
 
 /// xorshift64*: small, fast, good enough, and reproducible from a seed.
@@ -261,6 +263,7 @@ impl EmuRunner {
             }
         }
         let mut cpu = case.input.to_cpu();
+        cpu.model = MODEL;
         cpu.rip = CODE;
         let exit = cpu.run(&mut self.space, 10_000);
         let mut data = vec![0u8; OUT_DATA_LEN];
@@ -287,7 +290,10 @@ pub struct Claims {
     ecx1: u32,
     edx1: u32,
     ebx7: u32,
+    ecx7: u32,
     ecx_x1: u32,
+    edx_x1: u32,
+    eax_d1: u32,
 }
 
 impl Claims {
@@ -295,7 +301,8 @@ impl Claims {
         let l1 = r.cpuid(1, 0);
         let l7 = r.cpuid(7, 0);
         let x1 = r.cpuid(0x8000_0001, 0);
-        Claims { ecx1: l1[2], edx1: l1[3], ebx7: l7[1], ecx_x1: x1[2] }
+        let d1 = r.cpuid(0xd, 1);
+        Claims { ecx1: l1[2], edx1: l1[3], ebx7: l7[1], ecx7: l7[2], ecx_x1: x1[2], edx_x1: x1[3], eax_d1: d1[0] }
     }
 
     pub fn feature(&self, f: CpuidFeature) -> bool {
@@ -310,17 +317,38 @@ impl Claims {
             F::SSE => bit(self.edx1, 25),
             F::SSE2 => bit(self.edx1, 26),
             F::MMX => bit(self.edx1, 23),
+            F::TSC => bit(self.edx1, 4),
+            F::CLFSH => bit(self.edx1, 19),
             F::SSE3 => bit(self.ecx1, 0),
+            F::PCLMULQDQ => bit(self.ecx1, 1),
             F::SSSE3 => bit(self.ecx1, 9),
+            F::FMA => bit(self.ecx1, 12),
             F::CMPXCHG16B => bit(self.ecx1, 13),
             F::SSE4_1 => bit(self.ecx1, 19),
             F::SSE4_2 => bit(self.ecx1, 20),
             F::MOVBE => bit(self.ecx1, 22),
             F::POPCNT => bit(self.ecx1, 23),
+            F::AES => bit(self.ecx1, 25),
+            F::XSAVE => bit(self.ecx1, 26),
+            F::AVX => bit(self.ecx1, 28),
+            F::F16C => bit(self.ecx1, 29),
+            F::RDRAND => bit(self.ecx1, 30),
+            F::FSGSBASE => bit(self.ebx7, 0),
             F::BMI1 => bit(self.ebx7, 3),
+            F::AVX2 => bit(self.ebx7, 5),
             F::BMI2 => bit(self.ebx7, 8),
+            F::RDSEED => bit(self.ebx7, 18),
             F::ADX => bit(self.ebx7, 19),
+            F::CLFLUSHOPT => bit(self.ebx7, 23),
+            F::CLWB => bit(self.ebx7, 24),
+            F::SHA => bit(self.ebx7, 29),
+            F::RDPID => bit(self.ecx7, 22),
             F::LZCNT => bit(self.ecx_x1, 5),
+            F::PREFETCHW => bit(self.ecx_x1, 8),
+            F::SYSCALL => bit(self.edx_x1, 11),
+            F::RDTSCP => bit(self.edx_x1, 27),
+            F::XSAVEOPT => bit(self.eax_d1, 0),
+            F::XSAVEC => bit(self.eax_d1, 1),
             _ => false,
         }
     }

@@ -38,8 +38,8 @@ const AT_RANDOM: u64 = 25;
 const AT_HWCAP2: u64 = 26;
 const AT_EXECFN: u64 = 31;
 
-/// CPUID.1:EDX as the interpreter reports it (fpu, tsc, cx8, cmov, mmx, fxsr, sse, sse2...).
-const HWCAP: u64 = 0x0789_8b71;
+/// AT_HWCAP2 bit: user code may use `rdfsbase` and friends (Linux's HWCAP2_FSGSBASE).
+const HWCAP2_FSGSBASE: u64 = 1 << 1;
 
 /// Where a program's interpreter is loaded: the start of the mmap area, so the
 /// heap below it and the libraries it maps above it have room.
@@ -51,6 +51,9 @@ pub fn interp_base(space_size: u64) -> u64 {
 pub struct Ids {
     pub uid: u32,
     pub gid: u32,
+    /// The CPU: AT_HWCAP is its CPUID.1:EDX, as Linux reports it; AT_HWCAP2 says whether
+    /// the FS/GS base instructions may be used.
+    pub cpu: emu::CpuModel,
 }
 
 /// Maps the stack and writes argc, argv, envp and auxv; returns the initial `rsp`.
@@ -93,6 +96,8 @@ pub fn build_stack(
     sp -= 16;
     mm.space.mem.write_raw(GuestAddress(sp), &random).map_err(fault)?;
     let at_random = sp;
+    let hwcap = ids.cpu.cpuid(1, 0)[3] as u64;
+    let hwcap2 = if ids.cpu.cpuid(7, 0)[1] & 1 != 0 { HWCAP2_FSGSBASE } else { 0 };
     let auxv: [(u64, u64); 19] = [
         (AT_PHDR, image.phdr),
         (AT_PHENT, 56),
@@ -107,8 +112,8 @@ pub fn build_stack(
         (AT_EGID, ids.gid as u64),
         (AT_SECURE, 0),
         (AT_RANDOM, at_random),
-        (AT_HWCAP, HWCAP),
-        (AT_HWCAP2, 0),
+        (AT_HWCAP, hwcap),
+        (AT_HWCAP2, hwcap2),
         (AT_CLKTCK, 100),
         (AT_PLATFORM, at_platform),
         (AT_EXECFN, at_execfn),

@@ -66,14 +66,10 @@
 //! Everything else, rseq and clone3 included, is ENOSYS.
 //!
 //! Dynamically linked programs: exec loads the `PT_INTERP` interpreter
-//! beside the program (see `exec.rs`). musl's dynamic programs run. glibc's
-//! `ld-linux-x86-64.so.2` loads but then refuses `libc.so.6` ("CPU ISA level
-//! is lower than required"): glibc (2.36) reads CPUID leaf 1 only for the
-//! Intel, AMD and Zhaoxin vendor strings, so with emu's own vendor string it
-//! sees no baseline features at all, and the x86-64 baseline ISA level also
-//! needs MMX, which emu does not claim. With the vendor `GenuineIntel` and the
-//! MMX bit in emu's CPUID, dynamic glibc programs (coreutils, python3) were
-//! seen to run; that choice belongs to emu.
+//! beside the program (see `exec.rs`). musl's and glibc's dynamic programs
+//! run (glibc's loader checks the CPU's ISA level through CPUID, which emu
+//! answers as a real Intel CPU: `emu::cpuid`). AT_HWCAP and AT_HWCAP2 come
+//! from the `--cpu` model, as Linux derives them from the CPU.
 //!
 //! Not done yet: sockets, chown, access times, mknod and FIFOs,
 //! chmod/utimensat kept by an `--overlay`, job control,

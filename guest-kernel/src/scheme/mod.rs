@@ -133,6 +133,9 @@ pub trait Scheme {
     fn rename(&mut self, _old: &[u8], _new: &[u8], _ctx: &CallCtx) -> Result<(), Errno> {
         Err(Errno(ENOSYS))
     }
+    /// From now on, charge the memory this scheme holds for the guest (file contents, names)
+    /// to the kernel's account, `Limits::max_memory_total` (the kernel calls this for `file:`).
+    fn charge_memory_to(&mut self, _account: &Rc<crate::mm::MemTotal>) {}
 }
 pub mod basic;
 

@@ -268,11 +268,20 @@ fn cstr(mem: &Memory, addr: usize) -> Result<Vec<u8>, Errno> {
     if addr == 0 {
         return Err(Errno(EFAULT));
     }
-    let s = mem.read_cstr(GuestAddress(addr as u64), MAX_PATH + 1).map_err(|_| Errno(EFAULT))?;
+    let s = read_cstr(mem, addr as u64, MAX_PATH + 1, ENAMETOOLONG)?;
     if s.len() > MAX_PATH {
         return Err(Errno(ENAMETOOLONG));
     }
     Ok(s)
+}
+
+/// A C string of at most `max - 1` bytes at `addr`: `too_long` if no NUL comes by then (as
+/// Linux: ENAMETOOLONG for a path, E2BIG for an exec argument), EFAULT for a bad pointer.
+fn read_cstr(mem: &Memory, addr: u64, max: usize, too_long: i32) -> Result<Vec<u8>, Errno> {
+    mem.read_cstr(GuestAddress(addr), max).map_err(|e| match e {
+        emu::MemError::OutOfRange { addr: a, len } if a == addr && len == max as u64 => Errno(too_long),
+        _ => Errno(EFAULT),
+    })
 }
 
 /// A Redox exec vector: `count` `(pointer, length)` pairs at `addr`.
@@ -309,7 +318,7 @@ fn linux_vector(mem: &Memory, addr: usize, budget: &mut usize, mut push: impl Fn
         if p == 0 {
             break;
         }
-        let s = mem.read_cstr(GuestAddress(p), (*budget).min(128 * 1024) + 1).map_err(|_| Errno(EFAULT))?;
+        let s = read_cstr(mem, p, (*budget).min(128 * 1024) + 1, E2BIG)?;
         *budget = budget.checked_sub(s.len() + 9).ok_or(Errno(E2BIG))?;
         push(&s);
     }

@@ -194,7 +194,7 @@ impl Kernel {
             }
             crate::linux::Personality::Linux => {
                 let p = self.procs.get(&pid).ok_or(Errno(ESRCH))?;
-                let ids = crate::linux::exec::Ids { uid: p.uid, gid: p.gid };
+                let ids = crate::linux::exec::Ids { uid: p.uid, gid: p.gid, cpu: self.config.cpu };
                 let interp_base = interp.as_ref().map_or(0, |(i, _)| i.base);
                 crate::linux::build_stack(
                     &mut mm,
@@ -244,6 +244,8 @@ impl Kernel {
         drop(dropped);
         if let Some(t) = self.threads.get_mut(&tid) {
             cpu.icount = t.cpu.icount;
+            cpu.model = t.cpu.model;
+            cpu.rand_state = t.cpu.rand_state;
             t.cpu = cpu;
         }
         self.linux_exec_done(pid, tid, personality, exe);

@@ -13,7 +13,6 @@ use std::rc::Rc;
 
 use warden_abi::{Errno, Stat, EBADF, EINVAL, EISDIR, SEEK_CUR, SEEK_END, SEEK_SET};
 
-use super::host;
 use super::tree::{copy_out, Ino, NodeType, Tree};
 use crate::scheme::{FileOps, IoResult};
 
@@ -50,7 +49,7 @@ impl FileHandle {
     fn ensure_host(&mut self, tree: &Tree) -> Result<(), Errno> {
         if self.host.is_none() {
             if let Some(h) = tree.host_file(self.ino)? {
-                self.host = Some(host::open(h)?);
+                self.host = Some(h.open()?);
             }
         }
         Ok(())
@@ -185,7 +184,7 @@ impl FileOps for FileHandle {
                 None => tree
                     .host_file(self.ino)
                     .and_then(|h| h.ok_or(Errno(EBADF)))
-                    .and_then(host::open)
+                    .and_then(super::host::HostFile::open)
                     .and_then(|f| tree.read_file(self.ino, offset, buf, Some(&f))),
             }),
             _ => None,

@@ -41,6 +41,9 @@ pub enum ImageError {
         #[source]
         source: std::io::Error,
     },
+    /// `--overlay` names the root directory or a directory above it.
+    #[error("{} holds the root directory: the guest would see its own writes as the read-only root", path.display())]
+    OverlayHoldsRoot { path: PathBuf },
     /// `--root` names something other than a directory.
     #[error("{} is not a directory", path.display())]
     NotADirectory { path: PathBuf },

@@ -6,10 +6,38 @@
 //! - a tar image (`--image FILE`, mapped with memmap2, or an embedded `&'static [u8]`),
 //!   parsed once and validated strictly (`image.rs`); regular files are byte ranges of the
 //!   image, copied only on first write;
-//! - or a host directory (`--root DIR`), looked up lazily one `lstat`ed component at a time
+//! - or a host directory (`--root DIR`), looked up lazily one component at a time
 //!   (`host.rs`), never written;
 //! - guest writes (create, write, truncate, unlink, mkdir, rmdir, link, rename) change only
-//!   the in-memory tree; whiteouts hide host entries that were removed or moved away.
+//!   the in-memory tree; whiteouts hide host entries that were removed or moved away;
+//!   `--overlay DIR` mirrors them into a host directory (`overlay.rs`).
+//!
+//! # Confinement: held by the host kernel, through directory handles
+//! The invariant: **no host path built from guest input reaches the host kernel.** Guest
+//! paths are resolved only inside the tree (`tree.rs`: `..` never above the root, symlinks
+//! spliced in as guest paths). The host is touched only in `host.rs`, and only by `*at`
+//! calls on a directory handle naming one validated component that is never followed if it
+//! is a symlink (`fstatat(AT_SYMLINK_NOFOLLOW)`, `openat(O_NOFOLLOW)`, `readlinkat`, and
+//! for the overlay `mkdirat`/`unlinkat`/`renameat`/`linkat`/`symlinkat`). Cached directory
+//! nodes hold an identity (`st_dev`, `st_ino`), not a path: their handle is cached, or
+//! re-opened from the root handle with `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)`
+//! (one `openat(O_NOFOLLOW)` per component where the kernel lacks it) and must be the same
+//! directory, else `ENOENT`. Files are opened the same way and identity-checked. So nothing
+//! that changes the host tree later (the overlay writing a guest's symlink where a directory
+//! was, or another host process) can redirect a lookup: the guest reaches the directory it
+//! saw, or nothing. An overlay inside a host root is hidden from it (and one holding the
+//! root refused), so the guest never sees its own layer as lower-layer files. Enforced by
+//! construction (every host-touching function takes a handle: `HostDir`, `HostFile`,
+//! `HostFs`) and checked by `tests.rs` (directories and files swapped for symlinks after they
+//! were cached, with the handle cached or re-opened), `tests/escape.rs` (issue 20's
+//! reproductions, racing guest threads) and the `vfs_host` fuzz target.
+//!
+//! # Memory
+//! The writable layer (file contents, symlink targets, [`NAME_COST`] per name the guest
+//! makes) is charged to the kernel's memory account (`--max-mem-total`, shared with guest
+//! memory, see `Scheme::charge_memory_to`) and to its own cap ([`Vfs::set_write_limit`],
+//! default [`DEFAULT_WRITE_LIMIT`]): past either, the call fails with `ENOSPC` and nothing
+//! grows.
 //!
 //! # API for the kernel
 //! - [`Vfs::from_tar_file`]`(path) -> Result<Vfs, ImageError>`,
@@ -79,7 +107,7 @@ use warden_abi::{
 pub use handle::FileHandle;
 pub use image::{ImageError, MAX_DEPTH, MAX_ENTRIES, MAX_EXTENSION};
 pub use path::{NAME_MAX, PATH_MAX};
-pub use tree::{DEFAULT_NODE_LIMIT, DEFAULT_WRITE_LIMIT, FILE_DEV, MAX_FILE_SIZE, MAX_SYMLINK_HOPS};
+pub use tree::{DEFAULT_NODE_LIMIT, DEFAULT_WRITE_LIMIT, FILE_DEV, MAX_FILE_SIZE, MAX_SYMLINK_HOPS, NAME_COST};
 
 use crate::scheme::{CallCtx, FileRef, Scheme};
 use path::Tail;
@@ -152,12 +180,12 @@ impl Vfs {
     pub fn from_host_dir(path: impl AsRef<Path>) -> Result<Vfs, ImageError> {
         let path = path.as_ref();
         let io_err = |source| ImageError::Io { path: path.to_path_buf(), source };
-        let real = fs::canonicalize(path).map_err(io_err)?;
-        let meta = fs::metadata(&real).map_err(io_err)?;
+        let meta = fs::metadata(path).map_err(io_err)?;
         if !meta.is_dir() {
             return Err(ImageError::NotADirectory { path: path.to_path_buf() });
         }
-        let root = host::host_node(Kind::Dir(Dir { host: Some(real), ..Dir::default() }), &meta);
+        let (host_fs, st) = host::HostFs::open(path).map_err(io_err)?;
+        let root = host::host_node(Kind::Dir(Dir { host: Some(host_fs.root_dir()), ..Dir::default() }), &st);
         Ok(Vfs { tree: Rc::new(RefCell::new(Tree::new(ImageBytes::None, root))) })
     }
 
@@ -200,6 +228,14 @@ impl Vfs {
     /// Caps the number of live nodes (creations past it fail with `ENOSPC`).
     pub fn set_node_limit(&self, nodes: usize) {
         self.tree.borrow_mut().node_limit = nodes;
+    }
+
+    /// Closes the cached host directory handles of a host root: each is re-opened (and
+    /// checked to be the same directory) when next needed. For tests and fuzzing of that path.
+    pub fn forget_host_handles(&self) {
+        if let Ok(Dir { host: Some(h), .. }) = self.tree.borrow_mut().dir_mut(ROOT) {
+            h.forget_handles();
+        }
     }
 
     /// `Ok` if `path` names a directory (following symlinks): the check behind `chdir`.
@@ -331,7 +367,7 @@ impl Vfs {
         };
         // Host files get their own descriptor now, so permission problems show at open.
         let host_file = match tree.host_file(ino)? {
-            Some(h) if read || write => Some(host::open(h)?),
+            Some(h) if read || write => Some(h.open()?),
             _ => None,
         };
         tree.retain(ino)?;
@@ -396,7 +432,7 @@ impl Vfs {
                 if tree.reserved_name(&name) || name.contains(&b'\n') {
                     return Err(Errno(EINVAL));
                 }
-                tree.link(parent, name, ino)?;
+                tree.link_charged(parent, name, ino)?;
                 let clock = tree.clock;
                 tree.node_mut(parent)?.mtime = clock;
                 tree.overlay_linked(ino, &old_names, &names)
@@ -533,5 +569,9 @@ impl Scheme for Vfs {
         ctx: &CallCtx,
     ) -> Result<(), Errno> {
         Vfs::set_attr(self, path, follow, perm, mtime, ctx)
+    }
+
+    fn charge_memory_to(&mut self, account: &Rc<crate::mm::MemTotal>) {
+        self.tree.borrow_mut().charge_to(account);
     }
 }

@@ -35,18 +35,20 @@
 //! (`EIO` if unknown) and is remembered; [`super::Vfs::overlay_error`] reports the first one.
 
 use std::collections::HashMap;
-use std::ffi::CString;
 use std::fs;
 use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use warden_abi::{Errno, EINVAL, EIO, ENOTDIR};
 
-use super::host;
-use super::tree::{Data, Dir, Entry, HostFile, Ino, Kind, Node, NodeType, Tree, ROOT};
+use super::host::{
+    self, linkat, list_fd, mkdirat, open_dir_handle, openat, renameat, symlinkat, unlinkat, HostDir, HostEntry, HostFs,
+};
+use super::tree::{Data, Dir, Entry, Ino, Kind, Node, NodeType, Tree, ROOT};
 use super::ImageError;
 
 /// Prefix of whiteouts and every other name the overlay reserves.
@@ -58,20 +60,11 @@ const MAX_LOAD_DEPTH: usize = 256;
 
 /// The overlay attached to a tree.
 pub(crate) struct Overlay {
-    root: OwnedFd,
+    fs: Rc<HostFs>,
     path: PathBuf,
     /// Files written through in this run: their host file, open for writing.
     files: HashMap<Ino, fs::File>,
     first_error: Option<String>,
-}
-
-fn last_errno() -> Errno {
-    let e = std::io::Error::last_os_error();
-    host::errno_of(&e)
-}
-
-fn cname(name: &[u8]) -> Result<CString, Errno> {
-    CString::new(name).map_err(|_| Errno(EINVAL))
 }
 
 fn show(names: &[Vec<u8>]) -> String {
@@ -94,28 +87,8 @@ fn dir_mode(perm: u16) -> libc::mode_t {
     (libc::mode_t::from(perm) & 0o777) | 0o700
 }
 
-/// `openat(dir, name, flags | O_NOFOLLOW | O_CLOEXEC, mode)`.
-fn openat(dir: &OwnedFd, name: &[u8], flags: i32, mode: libc::mode_t) -> Result<OwnedFd, Errno> {
-    let c = cname(name)?;
-    // SAFETY: `c` is a valid NUL-terminated string, `dir` an open descriptor; the returned
-    // descriptor is owned by the `OwnedFd` alone.
-    let fd = unsafe {
-        libc::openat(dir.as_raw_fd(), c.as_ptr(), flags | libc::O_NOFOLLOW | libc::O_CLOEXEC, mode as libc::c_uint)
-    };
-    if fd < 0 {
-        return Err(last_errno());
-    }
-    // SAFETY: `fd` was just opened and nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-fn unlinkat(dir: &OwnedFd, name: &[u8], flags: i32) -> Result<(), Errno> {
-    let c = cname(name)?;
-    // SAFETY: valid descriptor and NUL-terminated name.
-    if unsafe { libc::unlinkat(dir.as_raw_fd(), c.as_ptr(), flags) } != 0 {
-        return Err(last_errno());
-    }
-    Ok(())
+fn open_dir(dir: &OwnedFd, name: &[u8]) -> Result<OwnedFd, Errno> {
+    open_dir_handle(dir, name)
 }
 
 /// Removes `name` in `dir` if present (`ENOENT` is success); true if something was removed.
@@ -127,58 +100,16 @@ fn remove_if_present(dir: &OwnedFd, name: &[u8], flags: i32) -> Result<bool, Err
     }
 }
 
-fn mkdirat(dir: &OwnedFd, name: &[u8], mode: libc::mode_t) -> Result<(), Errno> {
-    let c = cname(name)?;
-    // SAFETY: valid descriptor and NUL-terminated name.
-    if unsafe { libc::mkdirat(dir.as_raw_fd(), c.as_ptr(), mode) } != 0 {
-        return Err(last_errno());
-    }
-    Ok(())
-}
-
-fn open_dir(dir: &OwnedFd, name: &[u8]) -> Result<OwnedFd, Errno> {
-    openat(dir, name, libc::O_RDONLY | libc::O_DIRECTORY, 0)
-}
-
-/// The names in the directory open as `dir` (`.` and `..` left out).
-fn list_fd(dir: &OwnedFd) -> Result<Vec<Vec<u8>>, Errno> {
-    let own = open_dir(dir, b".")?;
-    let fd = own.as_raw_fd();
-    // SAFETY: `fd` is a valid directory descriptor; on success `fdopendir` takes it over
-    // (so it is released from `own` first) and `closedir` closes it.
-    let dirp = unsafe { libc::fdopendir(fd) };
-    if dirp.is_null() {
-        return Err(last_errno());
-    }
-    std::mem::forget(own);
-    let mut names = Vec::new();
-    loop {
-        // SAFETY: `dirp` is a valid open directory stream.
-        let ent = unsafe { libc::readdir(dirp) };
-        if ent.is_null() {
-            break;
-        }
-        // SAFETY: `readdir` returned a valid entry whose `d_name` is NUL-terminated.
-        let name = unsafe { std::ffi::CStr::from_ptr((*ent).d_name.as_ptr()) }.to_bytes().to_vec();
-        if name != b"." && name != b".." {
-            names.push(name);
-        }
-    }
-    // SAFETY: `dirp` is open and not used afterwards.
-    unsafe { libc::closedir(dirp) };
-    Ok(names)
-}
-
 impl Overlay {
     /// Opens (creating it if needed) the overlay directory.
     fn open(path: &Path) -> Result<Overlay, ImageError> {
         let io_err = |source| ImageError::Io { path: path.to_path_buf(), source };
         fs::create_dir_all(path).map_err(io_err)?;
-        let dir = fs::File::open(path).map_err(io_err)?;
-        if !dir.metadata().map_err(io_err)?.is_dir() {
+        if !fs::metadata(path).map_err(io_err)?.is_dir() {
             return Err(ImageError::NotADirectory { path: path.to_path_buf() });
         }
-        Ok(Overlay { root: OwnedFd::from(dir), path: path.to_path_buf(), files: HashMap::new(), first_error: None })
+        let (fs, _) = HostFs::open(path).map_err(io_err)?;
+        Ok(Overlay { fs, path: path.to_path_buf(), files: HashMap::new(), first_error: None })
     }
 
     /// Notes a host failure (the first one is reported) and hands back the guest's errno.
@@ -204,7 +135,7 @@ impl Overlay {
 
     /// The host directory for the guest directory `dirs`, made (mode 0755) where missing.
     fn walk(&self, dirs: &[Vec<u8>]) -> Result<OwnedFd, Errno> {
-        let mut cur = open_dir(&self.root, b".")?;
+        let mut cur = open_dir(self.fs.root_handle(), b".")?;
         for name in dirs {
             if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') {
                 return Err(Errno(EINVAL));
@@ -248,10 +179,7 @@ impl Overlay {
             let _ = remove_if_present(&parent, &tmp, 0);
             return Err(host::errno_of(&e));
         }
-        let (from, to) = (cname(&tmp)?, cname(name)?);
-        // SAFETY: valid descriptor and NUL-terminated names.
-        if unsafe { libc::renameat(parent.as_raw_fd(), from.as_ptr(), parent.as_raw_fd(), to.as_ptr()) } != 0 {
-            let e = last_errno();
+        if let Err(e) = renameat(&parent, &tmp, name) {
             let _ = remove_if_present(&parent, &tmp, 0);
             return Err(e);
         }
@@ -299,12 +227,7 @@ impl Overlay {
         if target.is_empty() || target.contains(&0) {
             return Ok(());
         }
-        let (t, n) = (cname(target)?, cname(name)?);
-        // SAFETY: valid descriptor and NUL-terminated strings.
-        if unsafe { libc::symlinkat(t.as_ptr(), parent.as_raw_fd(), n.as_ptr()) } != 0 {
-            return Err(last_errno());
-        }
-        Ok(())
+        symlinkat(target, &parent, name)
     }
 
     /// `names` (a directory if `dir`) was removed.
@@ -358,11 +281,7 @@ impl Overlay {
         let from_dir = self.walk(old_dirs)?;
         let to_dir = self.walk(new_dirs)?;
         remove_if_present(&to_dir, new_name, 0)?;
-        let (from, to) = (cname(old_name)?, cname(new_name)?);
-        // SAFETY: valid descriptors and NUL-terminated names; flags 0 never follows a symlink.
-        if unsafe { libc::linkat(from_dir.as_raw_fd(), from.as_ptr(), to_dir.as_raw_fd(), to.as_ptr(), 0) } != 0 {
-            return Err(last_errno());
-        }
+        linkat(&from_dir, old_name, &to_dir, new_name)?;
         remove_if_present(&to_dir, &[WH_PREFIX, new_name].concat(), 0).map(|_| ())
     }
 }
@@ -535,11 +454,20 @@ impl Tree {
 
     // --- loading ---------------------------------------------------------------------------
 
-    /// Attaches the overlay at `path`, loading what earlier runs left there.
+    /// Attaches the overlay at `path`, loading what earlier runs left there. An overlay
+    /// inside a host root is hidden from it (the guest never sees the layer's own files as
+    /// lower-layer files); one that holds the root is refused.
     pub(crate) fn attach_overlay(&mut self, path: &Path) -> Result<(), ImageError> {
         let ov = Overlay::open(path)?;
-        let root_dir = open_dir(&ov.root, b".").map_err(|e| load_err(path, e))?;
-        self.load_dir(ROOT, &root_dir, path, 0)?;
+        if let Ok(Dir { host: Some(lower), .. }) = self.dir_mut(ROOT) {
+            let real = fs::canonicalize(path).map_err(|source| ImageError::Io { path: path.to_path_buf(), source })?;
+            let name = real.file_name().map_or(&b""[..], |n| n.as_bytes());
+            lower.hide(ov.fs.root_handle(), name).map_err(|e| match e {
+                host::HideError::ContainsRoot => ImageError::OverlayHoldsRoot { path: path.to_path_buf() },
+                host::HideError::Host(e) => load_err(path, e),
+            })?;
+        }
+        self.load_dir(ROOT, &ov.fs.root_dir(), path, 0)?;
         self.overlay = Some(ov);
         Ok(())
     }
@@ -559,9 +487,9 @@ impl Tree {
         }
     }
 
-    fn load_dir(&mut self, dir: Ino, fd: &OwnedFd, host_path: &Path, depth: usize) -> Result<(), ImageError> {
+    fn load_dir(&mut self, dir: Ino, host_dir: &HostDir, host_path: &Path, depth: usize) -> Result<(), ImageError> {
         let err = |e| load_err(host_path, e);
-        let mut names = list_fd(fd).map_err(err)?;
+        let mut names = host_dir.list().map_err(err)?;
         names.sort();
         if names.iter().any(|n| n == OPAQUE) {
             let d = self.dir_mut(dir).map_err(err)?;
@@ -572,10 +500,11 @@ impl Tree {
                 self.dir_mut(dir).map_err(err)?.entries.remove(&name);
             }
         }
+        let fd = host_dir.handle().map_err(err)?;
         for name in &names {
             if name.starts_with(TMP_PREFIX) {
                 // An interrupted copy-up: the complete file (if any) is under its own name.
-                remove_if_present(fd, name, 0).map_err(err)?;
+                remove_if_present(&fd, name, 0).map_err(err)?;
             } else if let Some(hidden) = name.strip_prefix(WH_PREFIX) {
                 if name != OPAQUE && !hidden.is_empty() {
                     self.drop_entry(dir, hidden).map_err(err)?;
@@ -583,44 +512,39 @@ impl Tree {
             }
         }
         for name in names.iter().filter(|n| !n.starts_with(WH_PREFIX)) {
-            if name.len() > super::path::NAME_MAX || name.contains(&b'\n') {
+            if name.len() > super::path::NAME_MAX {
                 continue;
             }
             let path = host_path.join(std::ffi::OsStr::from_bytes(name));
-            let meta = fs::symlink_metadata(&path).map_err(|e| ImageError::Io { path: path.clone(), source: e })?;
-            let ft = meta.file_type();
-            let existing = match self.dir_mut(dir).map_err(err)?.entries.get(name.as_slice()) {
-                Some(Entry::Node(ino)) => Some(*ino),
-                _ => None,
+            let Some((entry, st)) = host_dir.entry(name).map_err(|e| load_err(&path, e))? else {
+                continue; // removed meanwhile
             };
-            if ft.is_dir() {
-                if depth >= MAX_LOAD_DEPTH {
-                    continue;
-                }
-                let sub = match existing {
-                    Some(ino) if self.kind_of(ino).map_err(err)? == NodeType::Dir => ino,
-                    _ => {
-                        self.drop_entry(dir, name).map_err(err)?;
-                        let node = host::host_node(Kind::Dir(Dir::default()), &meta);
-                        self.add_loaded(dir, name, node).map_err(err)?
+            // The entry this one lands on or replaces (a host root's is looked up on the host).
+            let existing = self.lookup(dir, name).map_err(err)?;
+            match entry {
+                HostEntry::Dir(sub_dir) => {
+                    if depth >= MAX_LOAD_DEPTH {
+                        continue;
                     }
-                };
-                let sub_fd = open_dir(fd, name).map_err(|e| load_err(&path, e))?;
-                self.load_dir(sub, &sub_fd, &path, depth + 1)?;
-            } else if ft.is_file() || ft.is_symlink() {
-                self.drop_entry(dir, name).map_err(err)?;
-                let kind = if ft.is_file() {
-                    Kind::File(Data::Host(HostFile {
-                        path: path.clone(),
-                        len: meta.len(),
-                        dev: meta.dev(),
-                        ino: meta.ino(),
-                    }))
-                } else {
-                    let target = fs::read_link(&path).map_err(|e| ImageError::Io { path: path.clone(), source: e })?;
-                    Kind::Symlink(target.as_os_str().as_bytes().to_vec())
-                };
-                self.add_loaded(dir, name, host::host_node(kind, &meta)).map_err(err)?;
+                    let sub = match existing {
+                        Some(ino) if self.kind_of(ino).map_err(err)? == NodeType::Dir => ino,
+                        _ => {
+                            self.drop_entry(dir, name).map_err(err)?;
+                            let node = host::host_node(Kind::Dir(Dir::default()), &st);
+                            self.add_loaded(dir, name, node).map_err(err)?
+                        }
+                    };
+                    self.load_dir(sub, &sub_dir, &path, depth + 1)?;
+                }
+                HostEntry::File(file) => {
+                    self.drop_entry(dir, name).map_err(err)?;
+                    self.add_loaded(dir, name, host::host_node(Kind::File(Data::Host(file)), &st)).map_err(err)?;
+                }
+                HostEntry::Symlink(target) => {
+                    self.drop_entry(dir, name).map_err(err)?;
+                    self.add_loaded(dir, name, host::host_node(Kind::Symlink(target), &st)).map_err(err)?;
+                }
+                HostEntry::Special(_) => {}
             }
         }
         Ok(())

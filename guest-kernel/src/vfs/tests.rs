@@ -610,7 +610,8 @@ fn rmdir_rules() {
 #[test]
 fn write_limit_gives_enospc() {
     let v = vfs();
-    v.set_write_limit(16);
+    // Each name costs NAME_COST; the rest is file contents.
+    v.set_write_limit(NAME_COST + 16);
     let f = open(&v, "/f", O_CREAT | O_RDWR).expect("create");
     assert_eq!(write(&f, &[1u8; 16]), Ok(16));
     assert_eq!(ioerr(write(&f, b"x")), ENOSPC);
@@ -1275,4 +1276,132 @@ fn overlay_keeps_links_and_renamed_files() {
     assert_eq!(cat(&again, "/bin/hello2").as_deref(), Ok(&b"#!hello world\n"[..]));
     assert_eq!(again.lstat_path(b"/rel-moved").expect("lstat").st_mode & MODE_TYPE, MODE_SYMLINK);
     assert_eq!(err(again.lstat_path(b"/etc/rel")), ENOENT);
+}
+
+// ---------------------------------------------------------------------------------------
+// Confinement held by directory handles (issue 20)
+
+/// A directory the guest has looked into is turned into a symlink to the outside on the host
+/// (as the overlay does when the guest replaces a directory by a link, or as another host
+/// process could): lookups in the cached directory reach nothing, with the handle cached or
+/// re-opened. On the old path-holding code this read the secret.
+#[test]
+fn a_cached_directory_turned_into_a_host_symlink_leads_nowhere() {
+    let (t, root) = host_fixture();
+    fs::create_dir_all(root.join("d")).expect("mkdir");
+    fs::write(root.join("d/inside"), b"in").expect("write");
+    for forget in [false, true] {
+        let v = Vfs::from_host_dir(&root).expect("host root");
+        assert_eq!(cat(&v, "/d/inside").as_deref(), Ok(&b"in"[..]));
+        assert_eq!(names(&v, "/d"), ["inside"]);
+        fs::rename(root.join("d"), t.path.join("moved")).expect("move");
+        std::os::unix::fs::symlink(t.path.join("outside"), root.join("d")).expect("symlink");
+        if forget {
+            v.forget_host_handles();
+        }
+        assert_eq!(err(cat(&v, "/d/secret")), ENOENT, "forget={forget}: followed the host symlink");
+        assert!(!v.list_dir(b"/d").unwrap_or_default().contains(&b"secret".to_vec()), "forget={forget}");
+        if forget {
+            // The handle is re-opened by identity: the moved directory is not found either.
+            assert_eq!(err(cat(&v, "/d/inside")), ENOENT);
+        }
+        fs::remove_file(root.join("d")).expect("rm link");
+        fs::rename(t.path.join("moved"), root.join("d")).expect("move back");
+    }
+}
+
+/// A host file swapped for a symlink after it was looked up is not opened through the link.
+#[test]
+fn a_cached_file_turned_into_a_host_symlink_is_not_followed() {
+    let (t, root) = host_fixture();
+    let v = Vfs::from_host_dir(&root).expect("host root");
+    assert_eq!(v.stat_path(b"/bin/tool").map(|s| s.st_size), Ok(4));
+    fs::remove_file(root.join("bin/tool")).expect("rm");
+    std::os::unix::fs::symlink(t.path.join("outside/secret"), root.join("bin/tool")).expect("symlink");
+    assert_eq!(err(cat(&v, "/bin/tool")), ENOENT);
+}
+
+/// Issue 20, reproduction 1 at the vfs level: `--root R --overlay R/ov`, the guest makes
+/// `/d`, looks at `/ov/d`, replaces `/d` by a link out. The overlay is hidden from the root,
+/// and even the cached lower directory leads nowhere.
+#[test]
+fn an_overlay_inside_the_root_is_hidden_and_harmless() {
+    let (t, root) = host_fixture();
+    let v = Vfs::from_host_dir(&root).expect("host root");
+    v.attach_overlay(root.join("ov")).expect("overlay");
+    let mut vv = v.clone();
+    assert!(!names(&v, "/").contains(&"ov".to_string()), "the overlay shows in /: {:?}", names(&v, "/"));
+    assert_eq!(err(v.stat_path(b"/ov")), ENOENT);
+    assert_eq!(open(&v, "/d", O_CREAT | O_DIRECTORY | 0o755).map(|_| ()), Ok(()));
+    assert_eq!(err(v.list_dir(b"/ov/d")), ENOENT);
+    assert_eq!(vv.rmdir(b"/d", &ROOT_CTX), Ok(()));
+    let l = open(&v, "/d", O_CREAT | O_SYMLINK | O_WRONLY | 0o777).expect("symlink");
+    write(&l, t.path.join("outside").as_os_str().as_encoded_bytes()).expect("target");
+    drop(l);
+    assert!(root.join("ov/d").is_symlink(), "the overlay keeps the guest's link");
+    assert_eq!(err(cat(&v, "/ov/d/secret")), ENOENT);
+    assert_eq!(err(cat(&v, "/d/secret")), ENOENT, "the link resolves inside the guest");
+    // A guest cannot create the name either: it is the overlay's, in the host view only.
+    assert_eq!(open(&v, "/ov", O_CREAT | O_DIRECTORY | 0o755).map(|_| ()), Ok(()));
+    assert_eq!(names(&v, "/ov"), Vec::<String>::new());
+    // The same with the overlay deeper, under a jail-like directory.
+    let v = Vfs::from_host_dir(&root).expect("host root");
+    v.attach_overlay(root.join("etc/ov")).expect("overlay");
+    assert_eq!(names(&v, "/etc"), ["abs", "motd", "rel", "updeep"]);
+}
+
+#[test]
+fn an_overlay_holding_the_root_is_refused() {
+    let (t, root) = host_fixture();
+    let v = Vfs::from_host_dir(&root).expect("host root");
+    for dir in [root.clone(), t.path.clone()] {
+        match v.attach_overlay(&dir) {
+            Err(e @ ImageError::OverlayHoldsRoot { .. }) => {
+                assert!(e.to_string().contains("holds the root"), "{e}");
+            }
+            other => panic!("{}: {other:?}", dir.display()),
+        }
+    }
+}
+
+/// Issue 20, reproduction 3 at the vfs level: with a 32 MiB account, a 1 GiB truncate fails
+/// with ENOSPC and charges nothing; what is written is charged and given back on unlink.
+#[test]
+fn the_write_layer_is_charged_to_the_memory_account() {
+    let mut v = vfs();
+    let account = Rc::new(crate::mm::MemTotal::new(32 << 20));
+    v.charge_memory_to(&account);
+    let f = open(&v, "/big", O_CREAT | O_RDWR).expect("create");
+    assert_eq!(account.used(), NAME_COST);
+    assert_eq!(f.borrow_mut().truncate(1 << 30), Err(Errno(ENOSPC)));
+    assert_eq!(account.used(), NAME_COST, "nothing was taken");
+    assert_eq!(f.borrow_mut().truncate(16 << 20), Ok(()));
+    assert_eq!(account.used(), NAME_COST + (16 << 20));
+    assert_eq!(ioerr(write(&open(&v, "/big2", O_CREAT | O_RDWR).expect("create"), &vec![0u8; 17 << 20])), ENOSPC);
+    // Names are charged too: hard links, symlink targets.
+    let before = account.used();
+    assert_eq!(link(&v, "/big", "/big-link"), 0);
+    assert_eq!(account.used(), before + NAME_COST);
+    drop(f);
+    assert_eq!(v.unlink(b"/big", &ROOT_CTX), Ok(()));
+    assert_eq!(v.unlink(b"/big-link", &ROOT_CTX), Ok(()));
+    assert_eq!(v.unlink(b"/big2", &ROOT_CTX), Ok(()));
+    assert_eq!(account.used(), 0, "everything given back");
+}
+
+/// Removing names the guest made in a host directory leaves no whiteouts behind, so a
+/// create/remove loop does not grow the tree.
+#[test]
+fn removing_guest_names_in_a_host_directory_leaves_no_whiteouts() {
+    let (_t, root) = host_fixture();
+    let mut v = Vfs::from_host_dir(&root).expect("host root");
+    for i in 0..100 {
+        let name = format!("/etc/tmp{i}");
+        drop(open(&v, &name, O_CREAT | O_RDWR).expect("create"));
+        assert_eq!(v.unlink(name.as_bytes(), &ROOT_CTX), Ok(()));
+    }
+    let mut tree = v.tree.borrow_mut();
+    let etc = tree.lookup(tree::ROOT, b"etc").expect("lookup").expect("etc");
+    let entries = tree.dir_mut(etc).expect("dir").entries.len();
+    assert!(entries < 5, "{entries} entries");
 }

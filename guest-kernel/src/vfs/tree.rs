@@ -8,14 +8,21 @@
 //! - A tar image is indexed eagerly: its regular files are [`Data::Image`] byte ranges of the
 //!   image (never copied until written).
 //! - A host root is indexed lazily: a directory with `host: Some(dir)` mirrors that host
-//!   directory; a name not in its map is looked up on the host (one `lstat` of one validated
-//!   component under an already resolved directory) and cached as a node.
-//!   [`Entry::Whiteout`] hides a host name after `unlink`/`rmdir`.
+//!   directory (a [`HostDir`]: identity and handle, never a path, see `host.rs`); a name not
+//!   in its map is looked up on the host (one `fstatat` of one validated component in that
+//!   directory's handle) and cached as a node. [`Entry::Whiteout`] hides a host name after
+//!   `unlink`/`rmdir`.
 //! - Writes are copy-on-write: the first write to an image or host file copies its bytes into
 //!   [`Data::Owned`]; neither the image nor the host directory is ever written.
 //!
 //! A node is freed when no directory entry names it (`nlink == 0`) and no open file refers to
 //! it (`open == 0`), so an unlinked file stays readable through its open descriptors.
+//!
+//! Memory: everything the guest makes here is charged, when it is made, to the tree's write
+//! limit and to the kernel's memory account (`--max-mem-total`, shared with guest memory;
+//! see [`Tree::account`]): file contents byte for byte, symlink targets, and [`NAME_COST`]
+//! per name the guest creates or links. Past either cap the call fails with `ENOSPC` and
+//! nothing grows. Index nodes of the lower layer are not charged (they mirror what exists).
 //!
 //! Path resolution walks component by component with a stack of directories: `..` pops the
 //! stack (never above the root), a symbolic link's target is spliced in front of the remaining
@@ -24,15 +31,17 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fs;
-use std::path::PathBuf;
+use std::rc::Rc;
 
 use warden_abi::{
     Errno, Stat, EACCES, EFBIG, EINVAL, EIO, EISDIR, ELOOP, ENOENT, ENOSPC, ENOTDIR, MODE_CHR, MODE_DIR, MODE_FIFO,
     MODE_FILE, MODE_SYMLINK,
 };
 
-use super::host;
+pub(crate) use super::host::HostFile;
+use super::host::{self, HostDir, HostEntry};
 use super::path::{self, Comp, Parsed};
+use crate::mm::MemTotal;
 use crate::scheme::CallCtx;
 
 /// Index of a node in the arena.
@@ -49,6 +58,9 @@ pub const DEFAULT_WRITE_LIMIT: u64 = 1 << 30;
 pub const DEFAULT_NODE_LIMIT: usize = 4 << 20;
 /// `st_dev` reported for every `file:` node.
 pub const FILE_DEV: u64 = 1;
+/// Bytes charged for each name the guest creates or links (the node or entry, the name, the
+/// map's overhead; names are at most 255 bytes).
+pub const NAME_COST: u64 = 512;
 
 /// Permission classes for [`Tree::may`].
 pub(crate) const R: u16 = 4;
@@ -68,16 +80,7 @@ pub(crate) enum Entry {
 pub(crate) struct Dir {
     pub entries: BTreeMap<Vec<u8>, Entry>,
     /// The host directory this one mirrors, if any (host roots only).
-    pub host: Option<PathBuf>,
-}
-
-/// A host regular file, identified by the `lstat` that found it.
-#[derive(Debug)]
-pub(crate) struct HostFile {
-    pub path: PathBuf,
-    pub len: u64,
-    pub dev: u64,
-    pub ino: u64,
+    pub host: Option<HostDir>,
 }
 
 /// The contents of a regular file.
@@ -117,11 +120,14 @@ pub(crate) struct Node {
     pub open: u32,
     /// For host directories: the host's link count.
     pub host_nlink: u32,
+    /// Bytes charged for this node besides regular-file contents: [`NAME_COST`] per name the
+    /// guest gave it, and its symlink target if the guest wrote one.
+    charged: u64,
 }
 
 impl Node {
     pub fn new(kind: Kind, perm: u16, uid: u32, gid: u32, mtime: u64) -> Node {
-        Node { kind, perm: perm & 0o7777, uid, gid, mtime, nlink: 0, open: 0, host_nlink: 0 }
+        Node { kind, perm: perm & 0o7777, uid, gid, mtime, nlink: 0, open: 0, host_nlink: 0, charged: 0 }
     }
 
     pub fn is_dir(&self) -> bool {
@@ -164,8 +170,11 @@ pub(crate) struct Tree {
     pub image: ImageBytes,
     /// Seconds used as the mtime of new and modified nodes.
     pub clock: u64,
+    /// Bytes charged now (file contents and [`Node::charged`]).
     owned: u64,
     pub write_limit: u64,
+    /// The kernel's memory account, charged alongside `owned` once the kernel shares it.
+    pub account: Option<Rc<MemTotal>>,
     pub node_limit: usize,
     pub digest: Option<u64>,
     /// The persistent writable layer (`--overlay DIR`), if any: see `overlay.rs`.
@@ -187,6 +196,7 @@ impl Tree {
             clock: 0,
             owned: 0,
             write_limit: DEFAULT_WRITE_LIMIT,
+            account: None,
             node_limit: DEFAULT_NODE_LIMIT,
             digest: None,
             overlay: None,
@@ -250,8 +260,9 @@ impl Tree {
         if free {
             if let Some(Some(node)) = self.nodes.get_mut(ino).map(Option::take) {
                 if let Kind::File(Data::Owned(v)) = &node.kind {
-                    self.owned = self.owned.saturating_sub(v.len() as u64);
+                    self.uncharge(v.len() as u64);
                 }
+                self.uncharge(node.charged);
                 self.live -= 1;
             }
         }
@@ -302,13 +313,19 @@ impl Tree {
             Some(Entry::Whiteout) => return Ok(None),
             None => {}
         }
-        let Some(host_dir) = d.host.clone() else {
+        let Some(host_dir) = &d.host else {
             return Ok(None);
         };
-        let Some(node) = host::lstat_node(&host_dir, name)? else {
+        let Some((entry, st)) = host_dir.entry(name)? else {
             return Ok(None);
         };
-        let ino = self.alloc(node)?;
+        let kind = match entry {
+            HostEntry::Dir(dir) => Kind::Dir(Dir { host: Some(dir), ..Dir::default() }),
+            HostEntry::File(file) => Kind::File(Data::Host(file)),
+            HostEntry::Symlink(target) => Kind::Symlink(target),
+            HostEntry::Special(ty) => Kind::Special(ty),
+        };
+        let ino = self.alloc(host::host_node(kind, &st))?;
         self.link(dir, name.to_vec(), ino)?;
         Ok(Some(ino))
     }
@@ -386,7 +403,7 @@ impl Tree {
         let d = self.dir(dir)?;
         let mut names: BTreeSet<Vec<u8>> = BTreeSet::new();
         if let Some(host_dir) = &d.host {
-            for name in host::list(host_dir)? {
+            for name in host_dir.list()? {
                 if !d.entries.contains_key(&name) {
                     names.insert(name);
                 }
@@ -508,12 +525,12 @@ impl Tree {
                         Ok(0) => break,
                         Ok(n) => done += n,
                         Err(e) => {
-                            self.owned = self.owned.saturating_sub(len as u64);
+                            self.uncharge(len as u64);
                             return Err(e);
                         }
                     }
                 }
-                self.owned = self.owned.saturating_sub((len - done) as u64);
+                self.uncharge((len - done) as u64);
                 v.truncate(done);
                 Some(v)
             }
@@ -531,20 +548,63 @@ impl Tree {
     /// Makes a regular file's contents owned (copied from the image or the host).
     pub fn copy_up(&mut self, ino: Ino) -> Result<(), Errno> {
         let file = match self.host_file(ino)? {
-            Some(h) => Some(host::open(h)?),
+            Some(h) => Some(h.open()?),
             None => None,
         };
         self.owned(ino, file.as_ref()).map(|_| ())
     }
 
-    /// Accounts `n` more owned bytes (`ENOSPC` past the write limit).
+    /// Accounts `n` more owned bytes (`ENOSPC`, nothing taken, past the write limit or the
+    /// kernel's memory account).
     fn charge(&mut self, n: u64) -> Result<(), Errno> {
         let total = self.owned.checked_add(n).ok_or(errno(ENOSPC))?;
         if total > self.write_limit {
             return Err(errno(ENOSPC));
         }
+        if let Some(account) = &self.account {
+            account.charge(n).map_err(|_| errno(ENOSPC))?;
+        }
         self.owned = total;
         Ok(())
+    }
+
+    /// Gives back `n` owned bytes.
+    fn uncharge(&mut self, n: u64) {
+        let n = n.min(self.owned);
+        self.owned -= n;
+        if let Some(account) = &self.account {
+            account.release(n);
+        }
+    }
+
+    /// Charges `n` bytes to node `ino`'s own [`Node::charged`].
+    fn charge_node(&mut self, ino: Ino, n: u64) -> Result<(), Errno> {
+        self.charge(n)?;
+        let node = self.node_mut(ino)?;
+        node.charged = node.charged.saturating_add(n);
+        Ok(())
+    }
+
+    /// Gives back up to `n` bytes of node `ino`'s own charge.
+    fn uncharge_node(&mut self, ino: Ino, n: u64) -> Result<(), Errno> {
+        let node = self.node_mut(ino)?;
+        let n = n.min(node.charged);
+        node.charged -= n;
+        self.uncharge(n);
+        Ok(())
+    }
+
+    /// Charges what the layer holds now, and everything it takes from now on, to `account`
+    /// too (what it cannot take stays uncharged there; new charges then fail).
+    pub fn charge_to(&mut self, account: &Rc<MemTotal>) {
+        let _ = account.charge(self.owned);
+        self.account = Some(Rc::clone(account));
+    }
+
+    /// Links `ino` into `parent` as `name` on the guest's behalf (charged [`NAME_COST`]).
+    pub fn link_charged(&mut self, parent: Ino, name: Vec<u8>, ino: Ino) -> Result<(), Errno> {
+        self.charge_node(ino, NAME_COST)?;
+        self.link(parent, name, ino)
     }
 
     /// Writes a regular file at `pos` (zero-filling any gap).
@@ -582,13 +642,13 @@ impl Tree {
                 _ => return Err(errno(EISDIR)),
             };
             node.kind = Kind::File(Data::Owned(Vec::new()));
-            self.owned = self.owned.saturating_sub(old);
+            self.uncharge(old);
         } else {
             let old = self.owned(ino, host)?.len() as u64;
             if len > old {
                 self.charge(len - old)?;
             } else {
-                self.owned = self.owned.saturating_sub(old - len);
+                self.uncharge(old - len);
             }
             let v = self.owned(ino, host)?;
             v.resize(len as usize, 0);
@@ -609,7 +669,10 @@ impl Tree {
         let gid = ctx.gid;
         let perm = perm & !(ctx.umask as u16) & 0o7777;
         let ino = self.alloc(Node::new(kind, perm, uid, gid, self.clock))?;
-        self.link(parent, name, ino)?;
+        if let Err(e) = self.link_charged(parent, name, ino) {
+            self.maybe_free(ino);
+            return Err(e);
+        }
         self.node_mut(parent)?.mtime = self.clock;
         Ok(ino)
     }
@@ -618,6 +681,7 @@ impl Tree {
     /// host directory.
     pub fn unlink_entry(&mut self, parent: Ino, name: &[u8], ino: Ino) -> Result<(), Errno> {
         self.take_entry(parent, name)?;
+        self.uncharge_node(ino, NAME_COST)?;
         let node = self.node_mut(ino)?;
         node.nlink = node.nlink.saturating_sub(1);
         if node.is_dir() {
@@ -649,11 +713,14 @@ impl Tree {
     }
 
     /// Takes entry `name` out of `parent` (a whiteout if the parent mirrors a host
-    /// directory) and touches the parent.
+    /// directory that has that name, so whiteouts never outnumber host names) and touches
+    /// the parent.
     fn take_entry(&mut self, parent: Ino, name: &[u8]) -> Result<(), Errno> {
         let clock = self.clock;
         let d = self.dir_mut(parent)?;
-        if d.host.is_some() {
+        // A host error keeps the whiteout: hiding too much is safe, showing too much is not.
+        let on_host = d.host.as_ref().is_some_and(|h| !matches!(h.entry(name), Ok(None)));
+        if on_host {
             d.entries.insert(name.to_vec(), Entry::Whiteout);
         } else {
             d.entries.remove(name);
@@ -695,6 +762,10 @@ impl Tree {
             return Err(errno(warden_abi::ENAMETOOLONG));
         }
         let clock = self.clock;
+        let old = self.size(ino)?;
+        if end > old {
+            self.charge_node(ino, end - old)?;
+        }
         let node = self.node_mut(ino)?;
         let Kind::Symlink(t) = &mut node.kind else {
             return Err(errno(EINVAL));
@@ -711,6 +782,14 @@ impl Tree {
     pub fn truncate_symlink(&mut self, ino: Ino, len: u64) -> Result<(), Errno> {
         if len > path::PATH_MAX as u64 {
             return Err(errno(warden_abi::ENAMETOOLONG));
+        }
+        let old = self.size(ino)?;
+        if len > old {
+            self.charge_node(ino, len - old)?;
+        } else {
+            // Never below the charge for its names.
+            let charged = self.node(ino)?.charged;
+            self.uncharge_node(ino, (old - len).min(charged.saturating_sub(NAME_COST)))?;
         }
         let Kind::Symlink(t) = &mut self.node_mut(ino)?.kind else {
             return Err(errno(EINVAL));

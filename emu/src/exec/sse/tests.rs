@@ -853,12 +853,6 @@ const CASES: &[T] = &[
         exit: Exit::InvalidOpcode { bytes: [0xc5, 0xf0, 0x58, 0xc2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], len: 4 },
         ..BASE
     },
-    T {
-        name: "MMX stays #UD",
-        code: &[0x0f, 0xfc, 0xc1],
-        exit: Exit::InvalidOpcode { bytes: [0x0f, 0xfc, 0xc1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], len: 3 },
-        ..BASE
-    },
 ];
 
 #[test]

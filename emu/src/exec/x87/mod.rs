@@ -54,7 +54,7 @@ type R = Result<(), Trap>;
 
 /// The pending-exception check of waiting instructions.
 #[inline(always)]
-fn wait(cpu: &Cpu) -> R {
+pub(crate) fn wait(cpu: &Cpu) -> R {
     if cpu.x87.fsw & fsw::ES != 0 {
         Err(Trap::FloatingPoint)
     } else {

@@ -10,7 +10,7 @@
 extern crate alloc;
 
 use alloc::string::String;
-use runtime::{env, io};
+use runtime::{env, eprintln, io};
 
 runtime::entry!(main);
 
@@ -28,6 +28,9 @@ fn main() -> i32 {
     }
     match io::write_all(io::STDOUT, String::as_bytes(&line)) {
         Ok(()) => 0,
-        Err(_) => 1,
+        Err(err) => {
+            eprintln!("echo: write error: {}", err.description());
+            1
+        }
     }
 }

@@ -1,0 +1,447 @@
+//! The border between warden and the host, driven through the real binary: pipes closed by
+//! their reader, full disks, closed descriptors, signals sent mid-run, relative roots, the
+//! habits of qemu-user users and one-line errors. Synchronisation is by what warden prints
+//! (a test reads the guest's first line before it signals), never by sleeping.
+//!
+//! Tests that need Debian's static busybox say SKIPPED without it, unless
+//! `WARDEN_REQUIRE_TOOLS=1` (set by `.ci/run`), which makes them fail.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+
+const WARDEN: &str = env!("CARGO_BIN_EXE_warden");
+const BUSYBOX: &str = "/bin/busybox";
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("border-{name}"));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// True if busybox is there; otherwise SKIPPED (or a failure when tools are required).
+fn have_busybox() -> bool {
+    let found = Path::new(BUSYBOX).is_file();
+    if !found {
+        assert!(std::env::var("WARDEN_REQUIRE_TOOLS").as_deref() != Ok("1"), "{BUSYBOX} not found");
+        eprintln!("SKIPPED: {BUSYBOX} not found");
+    }
+    found
+}
+
+/// A warden command whose SIGINT and SIGTERM are the default ones (a test harness started in
+/// the background inherits SIGINT ignored, which the child would keep).
+fn warden(args: &[&str]) -> Command {
+    let mut c = Command::new(WARDEN);
+    c.args(args);
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        c.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            libc::signal(libc::SIGTERM, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    c
+}
+
+struct Output {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(args: &[&str]) -> Output {
+    let o = warden(args).stdin(Stdio::null()).output().unwrap();
+    Output {
+        status: o.status,
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+/// Asserts warden failed by itself: status 125 and exactly one line on stderr containing
+/// every one of `want`.
+fn assert_one_line_error(o: &Output, want: &[&str]) {
+    assert_eq!(o.status.code(), Some(125), "{}", o.stderr);
+    assert_eq!(o.stderr.lines().count(), 1, "{}", o.stderr);
+    assert!(o.stderr.starts_with("warden: "), "{}", o.stderr);
+    for w in want {
+        assert!(o.stderr.contains(w), "{:?} lacks {w:?}", o.stderr);
+    }
+}
+
+fn no_panic(stderr: &str) {
+    assert!(!stderr.contains("panicked") && !stderr.contains("internal error"), "{stderr}");
+}
+
+/// Reads `child`'s stdout up to the end of its first line.
+fn first_line(child: &mut Child) -> (String, BufReader<std::process::ChildStdout>) {
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    (line, out)
+}
+
+fn signal(child: &Child, sig: i32) {
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
+}
+
+fn stderr_of(child: &mut Child) -> String {
+    let mut s = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut s).unwrap();
+    s
+}
+
+// --- 1, 2: closed pipes ----------------------------------------------------------------
+
+#[test]
+fn a_trace_whose_reader_leaves_ends_like_a_pipeline_member() {
+    // `warden trace ... 2>&1 | head -1`: the trace goes to a pipe closed after one line.
+    let mut child = warden(&["trace", "/bin/testprog", "syscalls", "100000"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    assert!(line.starts_with("1 "), "{line}");
+    drop(err);
+    let status = child.wait().unwrap();
+    // Not SIGABRT (134) from a panic on the closed pipe: 128 + SIGPIPE, as strace ends.
+    assert_eq!(status.code(), Some(141), "{status:?}");
+
+    // `warden run --trace -o FILE ... | head`: the guest's own output pipe closes.
+    let dir = temp_dir("trace-pipe");
+    let trace = dir.join("t.txt");
+    let mut child = warden(&["run", "--trace", "-o", trace.to_str().unwrap(), "/bin/cat"])
+        .stdin(big_input(&dir, 4 << 20))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (line, out) = first_line(&mut child);
+    assert!(!line.is_empty());
+    drop(out);
+    let stderr = stderr_of(&mut child);
+    let status = child.wait().unwrap();
+    no_panic(&stderr);
+    assert_eq!(status.code(), Some(141), "{stderr}");
+    let text = std::fs::read_to_string(&trace).unwrap();
+    assert!(text.ends_with(", 4096) = ?\n1 +++ killed by SIGPIPE +++\n"), "{text}");
+}
+
+/// Writes `len` bytes to a file and returns it (a guest's stdin).
+fn big_input(dir: &Path, len: usize) -> std::fs::File {
+    let path = dir.join("big.bin");
+    let data: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+    std::fs::write(&path, data).unwrap();
+    std::fs::File::open(path).unwrap()
+}
+
+/// `warden run CAT < big | head -c 10`: the guest gets EPIPE and SIGPIPE, says nothing,
+/// and warden ends with 141 as the native pipeline member would.
+fn assert_reader_leaving_kills_with_sigpipe(args: &[&str], dir: &Path) {
+    let mut child =
+        warden(args).stdin(big_input(dir, 4 << 20)).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut first = [0u8; 10];
+    out.read_exact(&mut first).unwrap();
+    drop(out);
+    let stderr = stderr_of(&mut child);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(141), "{args:?}: {stderr}");
+    assert_eq!(stderr, "", "{args:?}: no I/O error, no panic");
+}
+
+#[test]
+fn a_guest_writing_to_a_closed_pipe_gets_epipe_and_sigpipe() {
+    let dir = temp_dir("epipe");
+    // The Redox personality.
+    assert_reader_leaving_kills_with_sigpipe(&["run", "/bin/cat"], &dir);
+    // The Linux personality.
+    if have_busybox() {
+        assert_reader_leaving_kills_with_sigpipe(&["run", "--root", "/", BUSYBOX, "cat"], &dir);
+    }
+    // What the guest saw, in the trace: EPIPE, then SIGPIPE.
+    let trace = dir.join("t.txt");
+    let mut child = warden(&["run", "--trace", "-o", trace.to_str().unwrap(), "/bin/cat"])
+        .stdin(big_input(&dir, 4 << 20))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 1];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(141));
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let last_write = text.lines().rev().find(|l| l.starts_with("1 write(1, ")).unwrap_or_default();
+    // The write the reader's leaving broke does not return: SIGPIPE kills the guest in it.
+    assert!(last_write.ends_with(", 4096) = ?"), "{text}");
+    assert!(text.ends_with("+++ killed by SIGPIPE +++\n"), "{text}");
+}
+
+// --- 3: failed writes ------------------------------------------------------------------
+
+#[test]
+fn a_trace_or_recording_that_cannot_be_written_is_an_error() {
+    let o = run(&["trace", "-o", "/dev/full", "/bin/ls", "/"]);
+    assert_one_line_error(&o, &["cannot write the trace to /dev/full: No space left on device"]);
+    // A recording stops as soon as its writes fail (this loop would run for minutes).
+    let o = run(&["record", "-o", "/dev/full", "/bin/testprog", "syscalls", "100000000"]);
+    assert_one_line_error(&o, &["cannot write the recording to /dev/full: No space left on device"]);
+    let o = run(&["test", "--junit", "/dev/full", "/bin/tests/files"]);
+    assert_eq!(o.status.code(), Some(125), "{}", o.stderr);
+    assert!(o.stderr.contains("/dev/full") && o.stderr.contains("No space left"), "{}", o.stderr);
+    let dir = temp_dir("unwritable");
+    let o = run(&["trace", "-o", dir.join("no/such/dir/t.txt").to_str().unwrap(), "/bin/true"]);
+    assert_one_line_error(&o, &["cannot write the trace to ", "No such file or directory"]);
+}
+
+#[test]
+fn a_closed_stdout_is_closed_for_the_guest_too() {
+    // `warden run /bin/echo hi >&-`: natively "echo: write error: Bad file descriptor", 1.
+    let o = warden(&["run", "/bin/echo", "hi"]);
+    let mut o = o;
+    // SAFETY: close(2) between fork and exec.
+    unsafe {
+        o.pre_exec(|| {
+            libc::close(1);
+            Ok(())
+        });
+    }
+    let out = o.stderr(Stdio::piped()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr, "echo: write error: Bad file descriptor\n");
+    if have_busybox() {
+        let mut o = warden(&["run", "--root", "/", BUSYBOX, "echo", "hi"]);
+        // SAFETY: as above.
+        unsafe {
+            o.pre_exec(|| {
+                libc::close(1);
+                Ok(())
+            });
+        }
+        let native = {
+            let mut n = Command::new(BUSYBOX);
+            n.args(["echo", "hi"]);
+            // SAFETY: as above.
+            unsafe {
+                n.pre_exec(|| {
+                    libc::close(1);
+                    Ok(())
+                });
+            }
+            n.stderr(Stdio::piped()).output().unwrap()
+        };
+        let out = o.stderr(Stdio::piped()).output().unwrap();
+        assert_eq!((out.status.code(), out.stderr), (native.status.code(), native.stderr));
+    }
+}
+
+// --- 4: interrupted recordings -----------------------------------------------------------
+
+/// Records `args` until the guest's first line, then sends `sig`; returns warden's stderr.
+fn record_then_signal(trace: &Path, args: &[&str], sig: i32) -> String {
+    let mut cmd = warden(&["record", "-o", trace.to_str().unwrap()]);
+    cmd.args(args);
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let (line, _out) = first_line(&mut child);
+    assert_eq!(line, "started\n");
+    signal(&child, sig);
+    let stderr = stderr_of(&mut child);
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), Some(sig), "warden dies of the signal after winding up: {stderr}");
+    stderr
+}
+
+#[test]
+fn an_interrupted_recording_replays_up_to_the_interruption() {
+    let dir = temp_dir("interrupt");
+    let trace = dir.join("spin.trace");
+    let stderr = record_then_signal(&trace, &["/bin/sh", "-c", "echo started; crash spin"], libc::SIGINT);
+    assert!(stderr.starts_with("warden: recording interrupted by SIGINT after "), "{stderr}");
+    assert!(stderr.contains("replays the run up to there"), "{stderr}");
+    let o = run(&["replay", trace.to_str().unwrap()]);
+    assert_eq!((o.status.code(), o.stdout.as_str()), (Some(130), "started\n"), "{}", o.stderr);
+    assert!(o.stderr.starts_with("warden: replay: the recording was interrupted by SIGINT here"), "{}", o.stderr);
+
+    // SIGTERM while the guest is blocked reading the host's stdin: it waits, it sees no error.
+    let trace = dir.join("read.trace");
+    let stderr = record_then_signal(&trace, &["/bin/sh", "-c", "echo started; cat; echo after"], libc::SIGTERM);
+    assert!(stderr.starts_with("warden: recording interrupted by SIGTERM"), "{stderr}");
+    let o = run(&["replay", trace.to_str().unwrap()]);
+    assert_eq!((o.status.code(), o.stdout.as_str()), (Some(143), "started\n"), "{}", o.stderr);
+
+    // A run the instruction budget ends records and replays as such.
+    let trace = dir.join("budget.trace");
+    let o = run(&["record", "-o", trace.to_str().unwrap(), "--budget", "3000000", "/bin/crash", "spin"]);
+    assert_eq!(o.status.code(), Some(124), "{}", o.stderr);
+    let o = run(&["replay", trace.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(124), "{}", o.stderr);
+}
+
+#[test]
+fn a_trace_cut_short_replays_up_to_the_cut() {
+    // A recording killed outright leaves a trace without its end: the replay reproduces the
+    // run as far as the trace goes, then says where it stops.
+    let dir = temp_dir("cut");
+    let trace = dir.join("t.trace");
+    let o = run(&["record", "-o", trace.to_str().unwrap(), "/bin/sh", "-c", "echo one; echo two; echo three"]);
+    assert_eq!(o.status.code(), Some(0));
+    let bytes = std::fs::read(&trace).unwrap();
+    std::fs::write(&trace, &bytes[..bytes.len() * 3 / 4]).unwrap();
+    let o = run(&["replay", trace.to_str().unwrap()]);
+    assert_one_line_error(&o, &["is truncated at byte"]);
+    assert!(o.stdout.starts_with("one\n"), "{}", o.stdout);
+}
+
+// --- 5, 6: the root of a recording ---------------------------------------------------------
+
+#[test]
+fn a_relative_root_is_found_again_from_another_directory() {
+    let dir = temp_dir("relroot");
+    let root = dir.join("root3");
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::copy(Path::new(env!("WARDEN_GUEST_BIN_DIR")).join("cat"), root.join("bin/cat")).unwrap();
+    std::fs::write(root.join("data.txt"), "data\n").unwrap();
+    let trace = dir.join("t.trace");
+    let o = warden(&["record", "-o", "t.trace", "--root", "root3", "/bin/cat", "/data.txt"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert_eq!((o.status.code(), &o.stdout[..]), (Some(0), &b"data\n"[..]));
+    // Replayed from elsewhere: the recorded root is found by its absolute path.
+    let o = warden(&["replay", trace.to_str().unwrap()]).current_dir("/").output().unwrap();
+    assert_eq!((o.status.code(), &o.stdout[..]), (Some(0), &b"data\n"[..]), "{}", String::from_utf8_lossy(&o.stderr));
+    // Moved: the message names it and the option to pass.
+    std::fs::rename(&root, dir.join("moved")).unwrap();
+    let o = run(&["replay", trace.to_str().unwrap()]);
+    assert_one_line_error(&o, &["root3 (given as root3 when recording) is not there", "--root DIR"]);
+    let moved = dir.join("moved");
+    let o = run(&["replay", "--root", moved.to_str().unwrap(), trace.to_str().unwrap()]);
+    assert_eq!((o.status.code(), o.stdout.as_str()), (Some(0), "data\n"), "{}", o.stderr);
+}
+
+#[test]
+fn recording_on_the_host_root_reads_only_what_the_guest_uses() {
+    // `warden record --root / ./prog`: no walk of the host file system; the replay checks
+    // the files the guest used, so unrelated changes on the host do not matter.
+    let dir = temp_dir("hostroot");
+    std::fs::write(dir.join("data.txt"), "host data\n").unwrap();
+    std::fs::write(dir.join("other.txt"), "other\n").unwrap();
+    std::fs::copy(Path::new(env!("WARDEN_GUEST_BIN_DIR")).join("cat"), dir.join("cat")).unwrap();
+    let o =
+        warden(&["record", "-o", "t.trace", "--root", "/", "./cat", "data.txt"]).current_dir(&dir).output().unwrap();
+    assert_eq!((o.status.code(), &o.stdout[..]), (Some(0), &b"host data\n"[..]));
+    // Far fewer than the host's files: the trace names what the guest opened.
+    let trace = std::fs::read(dir.join("t.trace")).unwrap();
+    assert!(trace.len() < 4096, "{} bytes", trace.len());
+    std::fs::write(dir.join("other.txt"), "changed\n").unwrap();
+    let o = warden(&["replay", dir.join("t.trace").to_str().unwrap()]).current_dir("/").output().unwrap();
+    assert_eq!((o.status.code(), &o.stdout[..]), (Some(0), &b"host data\n"[..]));
+    std::fs::write(dir.join("data.txt"), "host date\n").unwrap();
+    let o = warden(&["replay", "t.trace"]).current_dir(&dir).stdin(Stdio::null()).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(125), "{err}");
+    assert!(err.contains("data.txt changed since the recording: its contents differ"), "{err}");
+}
+
+// --- 7: qemu-user habits -------------------------------------------------------------------
+
+#[test]
+fn a_host_program_runs_as_qemu_would_run_it() {
+    if !have_busybox() {
+        return;
+    }
+    let dir = temp_dir("qemu");
+    // (busybox picks its applet from its name: the copy keeps it.)
+    std::fs::create_dir_all(dir.join("bb")).unwrap();
+    std::fs::copy(BUSYBOX, dir.join("bb/busybox")).unwrap();
+    let bb = "./bb/busybox";
+    for args in [&["run", bb, "echo", "hi"][..], &[bb, "echo", "hi"], &[BUSYBOX, "echo", "hi"]] {
+        let o = warden(args).current_dir(&dir).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!((o.status.code(), &o.stdout[..]), (Some(0), &b"hi\n"[..]), "{args:?}: {err}");
+    }
+    // With an image that lacks it, the exact command that would run it.
+    let image = dir.join("empty.tar");
+    tar::Builder::new(std::fs::File::create(&image).unwrap()).finish().unwrap();
+    let o = warden(&["run", "--image", "empty.tar", bb, "echo"]).current_dir(&dir).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(127), "{err}");
+    assert_eq!(
+        err,
+        "warden: ./bb/busybox: program not found in the image empty.tar; the host has ./bb/busybox: run it with \
+         `warden run --root / ./bb/busybox`\n"
+    );
+    let o = warden(&["run", "--image", "empty.tar", "busybox"]).current_dir(&dir).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("run it with `warden run --root / ") && err.ends_with("busybox`\n"), "{err}");
+}
+
+// --- 9: a guest killed by a signal -------------------------------------------------------
+
+#[test]
+fn a_guest_killed_by_a_signal_gets_one_line_like_qemu() {
+    let o = run(&["run", "/bin/crash", "segv"]);
+    assert_eq!(o.status.code(), Some(139));
+    assert!(o.stderr.starts_with("warden: guest /bin/crash (pid 1) killed by SIGSEGV at 0x"), "{}", o.stderr);
+    assert!(o.stderr.ends_with(" (Segmentation fault; address 0x0)\n"), "{}", o.stderr);
+    assert_eq!(o.stderr.lines().count(), 1);
+    let o = run(&["run", "--quiet", "/bin/crash", "segv"]);
+    assert_eq!((o.status.code(), o.stderr.as_str()), (Some(139), ""));
+    // A child: the line names it; the shell goes on.
+    let o = run(&["run", "/bin/sh", "-c", "crash ud; echo status $?"]);
+    assert_eq!(o.stdout, "status 132\n");
+    assert!(o.stderr.contains("warden: guest crash (pid 2) killed by SIGILL at 0x"), "{}", o.stderr);
+    // Signals that dump no core (SIGPIPE, SIGTERM, SIGKILL) print nothing, as with qemu.
+    let o = run(&["run", "/bin/sh", "-c", "kill -9 $$"]);
+    assert_eq!((o.status.code(), o.stderr.as_str()), (Some(137), ""));
+}
+
+// --- 10: one-line errors -----------------------------------------------------------------
+
+#[test]
+fn errors_are_one_line_naming_the_path_and_what_to_do() {
+    let dir = temp_dir("errors");
+    let file = dir.join("file.txt");
+    std::fs::write(&file, "not a tar\n").unwrap();
+    let f = file.to_str().unwrap();
+    let d = dir.to_str().unwrap();
+    let missing = dir.join("missing");
+    let m = missing.to_str().unwrap();
+    assert_one_line_error(&run(&["run", "--image", d]), &[&format!("--image {d}: is a directory; use --root {d}")]);
+    assert_one_line_error(&run(&["run", "--image", m]), &[&format!("--image {m}: no such file or directory")]);
+    assert_one_line_error(&run(&["run", "--image", f]), &[&format!("--image {f}: "), "tar -cf"]);
+    assert_one_line_error(&run(&["run", "--root", m]), &[&format!("--root {m}: no such file or directory")]);
+    assert_one_line_error(
+        &run(&["run", "--root", f]),
+        &[&format!("--root {f}: not a directory (for a tar archive use --image")],
+    );
+    assert_one_line_error(&run(&["run", "--overlay", f, "/bin/true"]), &[&format!("--overlay {f}: not a directory")]);
+    assert_one_line_error(&run(&["test", "--seeds", "5..1"]), &["--seeds 5..1: the range is empty"]);
+    let manifest = dir.join("m.toml");
+    std::fs::write(&manifest, "[[test]]\nname = \"a\"\nrun = \"/bin/true\"\n\n[[test]]\nname = \"b\"\n").unwrap();
+    let mf = manifest.to_str().unwrap();
+    assert_one_line_error(&run(&["test", mf]), &[&format!("{mf}:5: this test has no `run`")]);
+    let empty = dir.join("emptydir");
+    std::fs::create_dir_all(&empty).unwrap();
+    let e = empty.to_str().unwrap();
+    assert_one_line_error(&run(&["test", e]), &[&format!("{e}: no tests found")]);
+    let o = run(&["run", "/bin/nosuch"]);
+    assert_eq!(o.status.code(), Some(127));
+    assert_eq!(o.stderr, "warden: /bin/nosuch: program not found in the default image\n");
+}
+
+#[test]
+fn the_help_of_run_says_how_host_programs_run() {
+    let o = run(&["run", "--help"]);
+    assert!(o.status.success());
+    assert!(o.stdout.contains("--root /") && o.stdout.contains("--quiet"), "{}", o.stdout);
+    let _ = std::io::stdout().flush();
+}
