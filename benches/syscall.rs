@@ -12,10 +12,21 @@
 //! is the whole run's wall time / N: both guest processes' instructions, the
 //! packet copies, the kernel's scheduling between them, and the two programs'
 //! start-up and exit (a few dozen calls, amortised over N).
+//!
+//! Load-independent figures: `WARDEN_SYSCALL_PROFILE=MODE,N` runs one workload once and exits,
+//! with 4 GiB guest address spaces so that valgrind can run it. MODE is `getpid` (N trapped
+//! Redox `getpid` calls through the `syscall` gate), `linux-getpid` (the same loop as a Linux
+//! process, Linux number 39) or `supervised` (`supbench N`: N guest-supervisor round trips).
+//! The bench does this itself at the end when valgrind is installed (it is in CI) and prints
+//! `summary (callgrind): ... host instructions per call`, from the difference between two
+//! values of N so that boot and exit cancel out. On a noisy machine these are the figures to
+//! compare before and after a change to the trap path; the timed ones move by several percent
+//! from run to run.
 
 use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use guest_kernel::linux::Personality;
 use guest_kernel::scheme::memfs::MemFs;
 use guest_kernel::supervise::{HostAttach, HostSupervisor};
 use guest_kernel::testkit::static_elf;
@@ -32,25 +43,36 @@ const CALLS: u32 = 200_000;
 
 /// `getpid` CALLS times through the gate, then `exit(0)`.
 fn program(int80: bool) -> Vec<u8> {
-    let mut code = vec![0x41, 0xbc]; // mov r12d, CALLS
-    code.extend_from_slice(&CALLS.to_le_bytes());
-    code.extend_from_slice(&[0xb8, 20, 0, 0, 0]); // loop: mov eax, 20 (getpid)
+    loop_program(int80, 20, 1, CALLS)
+}
+
+/// `calls` times the call `getpid` (number `getpid`) through the gate, then the call `exit`
+/// with status 0.
+fn loop_program(int80: bool, getpid: u8, exit: u8, calls: u32) -> Vec<u8> {
+    let mut code = vec![0x41, 0xbc]; // mov r12d, calls
+    code.extend_from_slice(&calls.to_le_bytes());
+    code.extend_from_slice(&[0xb8, getpid, 0, 0, 0]); // loop: mov eax, getpid
     code.extend_from_slice(if int80 { &[0xcd, 0x80] } else { &[0x0f, 0x05] });
     code.extend_from_slice(&[0x49, 0xff, 0xcc, 0x75, 0xf4]); // dec r12; jnz loop
-    code.extend_from_slice(&[0xb8, 1, 0, 0, 0, 0x31, 0xff]); // mov eax, 1; xor edi, edi
+    code.extend_from_slice(&[0xb8, exit, 0, 0, 0, 0x31, 0xff]); // mov eax, exit; xor edi, edi
     code.extend_from_slice(if int80 { &[0xcd, 0x80] } else { &[0x0f, 0x05] });
     static_elf(&code, 0)
 }
 
 fn run_guest(elf: &[u8]) {
-    run_guest_with(elf, false)
+    run_guest_in(elf, false, KernelConfig::default(), None)
 }
 
 fn run_guest_with(elf: &[u8], host: bool) {
+    run_guest_in(elf, host, KernelConfig::default(), None)
+}
+
+fn run_guest_in(elf: &[u8], host: bool, config: KernelConfig, personality: Option<Personality>) {
     let fs = MemFs::new();
     fs.insert("/loop", elf);
     let (console, _out) = CaptureConsole::new(b"");
-    let mut k = Kernel::new(KernelConfig::default(), Box::new(fs), Box::new(console));
+    let mut k = Kernel::new(config, Box::new(fs), Box::new(console));
+    k.set_personality_override(personality);
     k.spawn_init("/loop", &["loop"], &[]).unwrap();
     if host {
         k.set_host_supervisor(Box::new(PassThrough), HostAttach::All);
@@ -62,9 +84,14 @@ fn run_guest_with(elf: &[u8], host: bool) {
 const SUPBENCH_CALLS: u32 = 100_000;
 
 fn run_guest_supervisor() {
+    run_supbench(SUPBENCH_CALLS, None)
+}
+
+fn run_supbench(calls: u32, address_space_size: Option<u64>) {
     let options = warden::RunOptions {
         program: Some("/bin/supbench".into()),
-        args: vec![SUPBENCH_CALLS.to_string()],
+        args: vec![calls.to_string()],
+        address_space_size,
         ..warden::RunOptions::default()
     };
     let (console, out) = CaptureConsole::new(b"");
@@ -104,7 +131,76 @@ fn per_call_ns(f: &dyn Fn(), calls: u32) -> f64 {
     best
 }
 
+/// Guest address space under valgrind (it cannot reserve the default 64 GiB).
+const PROFILE_SPACE: u64 = 1 << 32;
+
+/// `WARDEN_SYSCALL_PROFILE=MODE,N`: one run of one workload, for callgrind.
+fn profile(spec: &str) {
+    let (mode, n) = spec.split_once(',').unwrap_or((spec, "100000"));
+    let n: u32 = n.parse().expect("WARDEN_SYSCALL_PROFILE: N must be a number");
+    let config = KernelConfig { address_space_size: PROFILE_SPACE, ..KernelConfig::default() };
+    match mode {
+        "getpid" => run_guest_in(&loop_program(false, 20, 1, n), false, config, None),
+        "linux-getpid" => run_guest_in(&loop_program(false, 39, 60, n), false, config, Some(Personality::Linux)),
+        "supervised" => run_supbench(n, Some(PROFILE_SPACE)),
+        other => panic!("WARDEN_SYSCALL_PROFILE: unknown mode {other:?} (getpid, linux-getpid or supervised)"),
+    }
+}
+
+/// Host instructions per call under callgrind, from the difference between two runs of each
+/// workload (so boot and exit cancel out). Skipped, saying so, without valgrind; with
+/// `WARDEN_REQUIRE_TOOLS=1` (CI) that is a failure.
+fn instruction_counts() {
+    if std::process::Command::new("valgrind").arg("--version").output().is_err() {
+        assert!(
+            std::env::var_os("WARDEN_REQUIRE_TOOLS").is_none(),
+            "valgrind is required (WARDEN_REQUIRE_TOOLS is set)"
+        );
+        println!("summary (callgrind): skipped, valgrind is not installed");
+        return;
+    }
+    let exe = std::env::current_exe().expect("the bench's own path");
+    let dir = std::env::temp_dir().join(format!("warden-syscall-callgrind-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let count = |mode: &str, n: u32| -> u64 {
+        let out = dir.join(format!("{mode}.{n}"));
+        let status = std::process::Command::new("valgrind")
+            .args(["--tool=callgrind", "--quiet"])
+            .arg(format!("--callgrind-out-file={}", out.display()))
+            .arg(&exe)
+            .env("WARDEN_SYSCALL_PROFILE", format!("{mode},{n}"))
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("valgrind runs");
+        assert!(status.success(), "callgrind run of {mode} failed");
+        let text = std::fs::read_to_string(&out).unwrap();
+        let line = text.lines().find_map(|l| l.strip_prefix("summary:")).expect("a callgrind summary line");
+        line.trim().parse().unwrap()
+    };
+    // Two runs at a time (one per core of the CI machine).
+    let per_call = |mode: &'static str, low: u32, high: u32| {
+        let (l, h) = std::thread::scope(|s| {
+            let l = s.spawn(|| count(mode, low));
+            let h = count(mode, high);
+            (l.join().expect("the callgrind thread"), h)
+        });
+        (h - l) as f64 / (high - low) as f64
+    };
+    let getpid = per_call("getpid", 20_000, 40_000);
+    let linux = per_call("linux-getpid", 20_000, 40_000);
+    let supervised = per_call("supervised", 2_000, 4_000);
+    let _ = std::fs::remove_dir_all(&dir);
+    println!(
+        "summary (callgrind): trapped getpid {getpid:.0} host instructions per call, Linux getpid {linux:.0}, \
+         guest-supervisor round trip {supervised:.0}"
+    );
+}
+
 fn bench(c: &mut Criterion) {
+    if let Ok(spec) = std::env::var("WARDEN_SYSCALL_PROFILE") {
+        profile(&spec);
+        std::process::exit(0);
+    }
     let syscall_elf = program(false);
     let int80_elf = program(true);
     let mut g = c.benchmark_group("syscall");
@@ -145,6 +241,7 @@ fn bench(c: &mut Criterion) {
         host / sys
     );
     println!("summary: warden guest-supervisor round trip {guest:.1} ns/call ({:.2}x native)", guest / native);
+    instruction_counts();
 }
 
 criterion_group!(benches, bench);

@@ -8,13 +8,13 @@
 //! stdin or clock; it writes the guest's output to the host's stdout/stderr as the recording
 //! did, and ends with the same exit status.
 //!
-//! # Trace format, version 5
+//! # Trace format, version 6
 //! Little-endian; `varint` is unsigned LEB128 (at most 10 bytes), `zigzag` a signed varint
 //! (`(n << 1) ^ (n >> 63)`), `bytes` a varint length then that many bytes, `opt X` a byte 0
 //! (absent) or 1 followed by X.
 //! ```text
 //! magic      "WARDNTRC" (8 bytes)
-//! version    varint (5)
+//! version    varint (6)
 //! interrupt  u8 host signal (0: the run was not interrupted), u64 instructions: written as
 //!            zeros and filled in place when the recording is interrupted (Ctrl-C, SIGTERM,
 //!            SIGHUP): the replay then stops at that instruction count
@@ -32,8 +32,8 @@
 //!            extra files: varint count + (path bytes, mode varint, data bytes)
 //! events     one tag byte each, in the order the kernel met them:
 //!   0x01 syscall      tid varint, number & 0xffff varint, instructions since the previous
-//!                     syscall event varint, digest u32 (registers, rip and the bytes
-//!                     the call reads: guest_kernel::record::checkpoint_digest)
+//!                     syscall event varint, digest u32 (registers, rip and the kernel's
+//!                     copy of what the call reads: guest_kernel::record::checkpoint_digest)
 //!   0x80 | d          a syscall by the same thread as the previous syscall event, d (< 128)
 //!                     instructions after it: number & 0xffff u16, digest u32 (7 bytes; the
 //!                     usual event of a syscall-heavy loop)
@@ -54,10 +54,11 @@
 //! the writer fills a 16 KiB buffer, collects those into 256 KiB hand-offs and writes them on
 //! a thread of its own (a long run never holds more than about 800 KiB of its trace in
 //! memory). A syscall event costs 7 bytes in a tight loop, about 10
-//! otherwise. Earlier versions are not read: version 4 identified the root by one digest of
-//! the whole image or tree and had no interrupt field, version 3 no CPU model, version 2
-//! another checkpoint digest, version 1 no compact event, no personality, policy, overlay or
-//! address-space fields.
+//! otherwise. Earlier versions are not read: version 5 had another checkpoint digest and no
+//! events for the calls a policy refused or a jail answered, version 4 identified the root
+//! by one digest of the whole image or tree and had no interrupt field, version 3 no CPU
+//! model, version 2 another checkpoint digest, version 1 no compact event, no personality,
+//! policy, overlay or address-space fields.
 //!
 //! # What is recorded, and what is not
 //! Only what the root and the options do not determine: console input and errors, clock
@@ -148,7 +149,7 @@ use crate::{initial_cwd, open_root, Root, RunError, RunOptions};
 use files::{Identity, Watch, WatchedRoot};
 
 pub const MAGIC: &[u8; 8] = b"WARDNTRC";
-pub const VERSION: u64 = 5;
+pub const VERSION: u64 = 6;
 /// Where the interrupt field starts (after the magic and the one-byte version).
 const INTERRUPT_AT: u64 = 9;
 

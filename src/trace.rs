@@ -25,7 +25,7 @@ use guest_kernel::supervise::{
 use warden_abi::trace as fmt;
 
 use crate::host::{Border, OutputFailure};
-use warden_abi::{SYSCALLS, SYS_EXIT, SYS_FEXEC};
+use warden_abi::{all_calls, SYS_EXIT, SYS_FEXEC};
 
 /// Where trace lines go.
 #[derive(Clone, Debug, Default)]
@@ -62,11 +62,10 @@ impl Filter {
                 }
                 let class = word.strip_prefix('%').unwrap_or(word);
                 if fmt::is_class(class) {
-                    numbers.extend(
-                        SYSCALLS.iter().filter(|(n, _)| fmt::syscall_classes(*n).contains(&class)).map(|(n, _)| *n),
-                    );
-                } else if let Some(&(n, _)) = SYSCALLS.iter().find(|(_, name)| *name == word) {
-                    numbers.push(n);
+                    numbers.extend(all_calls().filter(|c| fmt::has_class(c.number, class)).map(|c| c.number));
+                } else if all_calls().any(|c| c.name == word) {
+                    // A name selects the call of every ABI that has it (`read`: Redox and Linux).
+                    numbers.extend(all_calls().filter(|c| c.name == word).map(|c| c.number));
                 } else {
                     return Err(format!("unknown system call or class {word:?} in -e {expr}"));
                 }

@@ -346,9 +346,13 @@ fn linux_calls_are_traced() {
     let _ = std::fs::remove_dir_all(&dir);
     let trace = String::from_utf8_lossy(&out.stderr);
     assert_eq!(status_of(out.status), 3, "{trace}");
-    for needle in
-        ["arch_prctl(0x1002, ", "write(1, \"hello, world! argc=1\\n", "rseq(", "= -38 ENOSYS", "+++ exited with 3 +++"]
-    {
+    for needle in [
+        "arch_prctl(ARCH_SET_FS, ",
+        "write(1, \"hello, world! argc=1\\n",
+        "rseq(",
+        "= -38 ENOSYS",
+        "+++ exited with 3 +++",
+    ] {
         assert!(trace.contains(needle), "{needle:?} missing from the trace:\n{trace}");
     }
 }

@@ -10,7 +10,6 @@ use std::rc::Rc;
 use guest_kernel::supervise::{
     Decision, ExceptionDecision, ExceptionEvent, HostAttach, HostSupervisor, Output, SyscallEntry,
 };
-use guest_kernel::syscall::Input;
 use guest_kernel::{CaptureConsole, CapturedOutput, RunOutcome};
 use warden::trace::{Filter, TraceConfig, TraceOutput};
 use warden::RunOptions;
@@ -108,7 +107,7 @@ fn warden_trace_cli_prints_accurate_lines() {
     assert_eq!(out.status.code(), Some(0));
     let e = String::from_utf8_lossy(&out.stderr);
     has(&e, "1 open(\"/tmp/x\", O_WRONLY|O_CLOEXEC|O_CREAT|O_TRUNC|0644) = 3");
-    has(&e, "1 clone(0) = 2");
+    has(&e, "1 clone(0, 0x0) = 2");
     has(&e, "2 dup2(3, 1) = 1");
     has(&e, "2 fexec(3<file:/bin/echo>, [\"echo\", \"hi\"], [/* 1 vars */]) = 0");
     has(&e, "2 write(1, \"hi\\n\", 3) = 3");
@@ -247,7 +246,7 @@ struct Policy {
 impl HostSupervisor for Policy {
     fn syscall_entry(&mut self, ev: &SyscallEntry<'_>) -> Decision {
         if ev.call.number == SYS_OPEN {
-            let Input::Path(p) = &ev.call.input else { return Decision::Run };
+            let Ok(p) = ev.call.path(0) else { return Decision::Run };
             self.seen.borrow_mut().push(String::from_utf8_lossy(p).into_owned());
             if p == b"file:/etc/rc" {
                 return Decision::Return(Errno::mux(Err(Errno(EACCES))));
@@ -301,7 +300,23 @@ fn host_traces_a_guest_supervisor_and_its_children() {
     let r = traced("/bin/strace", &["/bin/true"], TraceConfig::default());
     assert_eq!(r.outcome, RunOutcome::Exited(0));
     // The host sees strace's own calls (pid 1) and the traced child's (pid 2).
-    assert!(r.trace.contains("1 supervise(2) = "), "{}", r.trace);
+    assert!(r.trace.contains("1 supervise(2, SUPERVISE_BLOCK) = 3"), "{}", r.trace);
     assert!(r.trace.contains("2 fexec(3<file:/bin/true>"), "{}", r.trace);
     assert!(r.stderr().contains("2 +++ exited with 0 +++"), "{}", r.stderr());
+}
+
+/// Calls the jail virtualises (`getcwd`) and calls the policy refuses show in `warden trace`
+/// like any other (they used to vanish: the jail answered them before the tracer saw them).
+#[test]
+fn warden_trace_shows_virtualised_and_refused_calls() {
+    let dir = std::env::temp_dir().join(format!("warden-sup-policy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let jail = dir.join("jail.toml");
+    std::fs::write(&jail, "jail = \"/\"\ndeny = [\"unlink\"]\n").unwrap();
+    let out = warden(&["trace", "--policy", jail.to_str().unwrap(), "/bin/sh", "-c", "pwd; rm x"]);
+    let _ = std::fs::remove_dir_all(&dir);
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "/\n", "{e}");
+    has(&e, "1 getcwd(\"/\", 4096) = 1");
+    assert!(e.lines().any(|l| l.ends_with(" unlink(\"x\") = -1 EPERM")), "{e}");
 }

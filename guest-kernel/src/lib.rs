@@ -6,11 +6,13 @@
 //!   the calling host thread ([`sched`]): round-robin, preempted every
 //!   `quantum` guest instructions, so a run is a pure function of the image,
 //!   the arguments, stdin and the seed.
-//! - Both system-call gates (`syscall`, `int 0x80`) enter one dispatcher
-//!   ([`syscall`]). A call is first *decoded* into a [`syscall::Call`] that holds
-//!   the number, the six arguments and the kernel's own copies of every pointer
-//!   argument it reads; the call then executes on that copy only. That is the
-//!   point where a supervisor will sit (seed 001: no time-of-check/time-of-use).
+//! - Both system-call gates (`syscall`, `int 0x80`) and both ABIs (Redox, and the Linux
+//!   personality, [`linux`]) enter one dispatcher ([`syscall`]), driven by one table row per
+//!   call (`warden_abi::calls`): a call is first *decoded* into a [`syscall::Call`] that
+//!   holds the number, the six arguments and the kernel's own copies of every pointer
+//!   argument it reads; the policy ([`policy`]) filters it, the recording tap ([`record`])
+//!   and supervisors ([`supervise`]) see it, and it executes on that copy only (seed 001:
+//!   no time-of-check/time-of-use).
 //! - Handlers return `Result<usize, SysError>`; one place turns errors into
 //!   `-errno`, parks blocked threads or leaves registers alone (exit, exec,
 //!   sigreturn).

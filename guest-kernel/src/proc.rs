@@ -76,8 +76,11 @@ impl Kernel {
     pub(crate) fn open_proc(&self, caller: Pid, path: &[u8]) -> Result<FileRef, Errno> {
         let path = std::str::from_utf8(path).map_err(|_| Errno(ENOENT))?.trim_matches('/');
         let full = format!("proc:{path}").into_bytes();
+        // A jailed caller sees only the processes in its jail.
+        let jail = if self.policy_active { self.jail_of(caller) } else { None };
+        let visible = |pid: Pid| jail.as_ref().is_none_or(|j| self.in_jail(j, pid));
         if path.is_empty() {
-            let list: String = self.procs.keys().map(|pid| format!("{pid}\n")).collect();
+            let list: String = self.procs.keys().filter(|&&pid| visible(pid)).map(|pid| format!("{pid}\n")).collect();
             return Ok(SnapshotFile::open(full, list.into_bytes(), true));
         }
         let (pid_part, file) = match path.split_once('/') {
@@ -85,6 +88,9 @@ impl Kernel {
             None => (path, ""),
         };
         let pid: Pid = if pid_part == "self" { caller } else { pid_part.parse().map_err(|_| Errno(ENOENT))? };
+        if !visible(pid) {
+            return Err(Errno(ENOENT));
+        }
         let p = self.procs.get(&pid).ok_or(Errno(ENOENT))?;
         let data = match file {
             "" => return Ok(SnapshotFile::open(full, b"status\nmaps\nfds\ncmdline\n".to_vec(), true)),

@@ -20,7 +20,7 @@
 //! A recorder and a tap exclude each other (one hook field); with neither the cost is one
 //! branch per call. [`checkpoint_digest_of`] is the digest both sides compare: the 16
 //! general registers and rip ([`register_fold`], taken on the trap path while the registers
-//! are at hand) and the bytes of every pointer argument the call reads (paths, write
+//! are at hand) and the kernel's copy of every pointer argument the call reads (paths, write
 //! buffers, exec vectors).
 //!
 //! # Why not a host supervisor
@@ -165,9 +165,10 @@ pub fn checkpoint_digest(point: &SyscallPoint<'_>) -> u32 {
 }
 
 /// The digest of a checkpoint: the registers ([`register_fold`]: every general register and
-/// rip) and the bytes the call reads (paths, write buffers, exec vectors: each 8-byte word
-/// times its own odd key, plus the length, so a changed or moved word changes the sum), the
-/// two halves XORed into the 32 bits kept. The arguments are registers, so they are in the
+/// rip) and the kernel's copy of what the call reads (its encoded items: paths, write
+/// buffers, structures, exec vectors, and any path the jail resolved; each 8-byte word times
+/// its own odd key, plus the length, so a changed or moved word changes the sum), the two
+/// halves XORed into the 32 bits kept. The arguments are registers, so they are in the
 /// fold. Recording runs this at every system call: a handful of host instructions for a call
 /// without a buffer.
 #[inline]
@@ -179,40 +180,12 @@ pub fn checkpoint_digest_of(registers: u64, call: &Call) -> u32 {
 /// without masking the high bits).
 #[inline(always)]
 fn checkpoint_fold(registers: u64, call: &Call) -> u64 {
-    // The common cases one compare each; a `match` over every case first decodes the enum's
-    // niche (7 more host instructions on every call, measured).
-    let read = if let Input::None = call.input {
-        0
-    } else if let Input::Bytes(bytes) = &call.input {
-        sum_bytes(bytes)
-    } else {
-        sum_read(&call.input)
+    let read = match &call.input {
+        Input::Items(items) | Input::Refused(_, items) => sum_bytes(items.encoded()),
+        _ => 0,
     };
     let acc = registers ^ read;
     (acc >> 32) ^ acc
-}
-
-/// The bytes part of [`checkpoint_fold`] for the rarer inputs.
-#[inline(never)]
-fn sum_read(input: &Input) -> u64 {
-    use crate::linux::LinuxInput;
-    match input {
-        Input::Path(bytes) | Input::Bytes(bytes) => sum_bytes(bytes),
-        Input::Exec { args, envs } => sum_exec(args, envs),
-        Input::Linux(LinuxInput::Path(bytes) | LinuxInput::Bytes(bytes)) => sum_bytes(bytes),
-        Input::Linux(LinuxInput::Paths(a, b)) => sum_bytes(a) ^ sum_bytes(b).rotate_left(7),
-        Input::Linux(LinuxInput::Exec { path, args, envs }) => sum_bytes(path) ^ sum_exec(args, envs),
-        _ => 0,
-    }
-}
-
-#[inline(never)]
-fn sum_exec(args: &[Vec<u8>], envs: &[Vec<u8>]) -> u64 {
-    let mut acc = 0u64;
-    for x in args.iter().chain(envs) {
-        acc = acc.rotate_left(7) ^ sum_bytes(x);
-    }
-    acc
 }
 
 // --- the trace writer ---------------------------------------------------------------
@@ -525,8 +498,9 @@ impl Kernel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::linux::LinuxInput;
+    use crate::syscall::Items;
     use emu::Gate;
+    use warden_abi::{ITEM_ARG, ITEM_BYTES, ITEM_PATH, ITEM_STRUCT};
 
     /// A `Write` the test can read back.
     #[derive(Clone, Default)]
@@ -568,7 +542,7 @@ mod tests {
     }
 
     fn call(input: Input) -> Call {
-        Call { number: 4, args: [0; 6], gate: Gate::Syscall, input }
+        Call { input, ..Call::new(4, [0; 6], Gate::Syscall) }
     }
 
     #[test]
@@ -647,13 +621,20 @@ mod tests {
         assert_ne!(checkpoint_digest_of(register_fold(&c), &none), d, "rip");
 
         // Every byte of every kind of buffer a call reads, at lengths around the word size.
-        let kinds: [fn(Vec<u8>) -> Input; 5] = [
-            Input::Bytes,
-            Input::Path,
-            |b| Input::Linux(LinuxInput::Bytes(b)),
-            |b| Input::Linux(LinuxInput::Path(b)),
-            |b| Input::Exec { args: vec![b"prog".to_vec(), b], envs: vec![] },
-        ];
+        let one = |kind: u32| {
+            move |b: Vec<u8>| {
+                let mut items = Items::default();
+                items.push(kind, 1, &b);
+                Input::Items(items)
+            }
+        };
+        let exec = |b: Vec<u8>| {
+            let mut items = Items::default();
+            items.push(ITEM_ARG, 1, b"prog");
+            items.push(ITEM_ARG, 1, &b);
+            Input::Items(items)
+        };
+        let kinds: [&dyn Fn(Vec<u8>) -> Input; 4] = [&one(ITEM_BYTES), &one(ITEM_PATH), &one(ITEM_STRUCT), &exec];
         for kind in kinds {
             for len in [1, 7, 8, 9, 15, 16, 17, 40] {
                 let bytes: Vec<u8> = (0..len).map(|i| i as u8 * 3 + 1).collect();

@@ -82,9 +82,10 @@ impl Scratch {
     pub(crate) fn recycle(&mut self, mut b: Box<Blocked>) {
         if self.blocked.len() < Self::SPARE_BLOCKED {
             // Keep no guest data alive in a spare box.
-            if let crate::syscall::Input::Bytes(buf) = std::mem::replace(&mut b.call.input, crate::syscall::Input::None)
+            if let crate::syscall::Input::Items(items) | crate::syscall::Input::Refused(_, items) =
+                std::mem::replace(&mut b.call.input, crate::syscall::Input::None)
             {
-                self.keep_bytes(buf);
+                self.keep_bytes(items.into_buffer());
             }
             self.blocked.push(b);
         }

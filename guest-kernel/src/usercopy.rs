@@ -18,13 +18,6 @@ pub fn copy_in(mem: &Memory, addr: usize, len: usize) -> Result<Vec<u8>, Errno> 
     Ok(mem.slice(GuestAddress(addr as u64), len as u64).map_err(|_| Errno(EFAULT))?.to_vec())
 }
 
-/// [`copy_in`] into `out` (emptied first), reusing its buffer.
-pub fn copy_in_to(mem: &Memory, addr: usize, len: usize, out: &mut Vec<u8>) -> Result<(), Errno> {
-    out.clear();
-    out.extend_from_slice(mem.slice(GuestAddress(addr as u64), len as u64).map_err(|_| Errno(EFAULT))?);
-    Ok(())
-}
-
 /// Copies a path argument (ENAMETOOLONG beyond [`MAX_PATH`]).
 pub fn copy_path(mem: &Memory, addr: usize, len: usize) -> Result<Vec<u8>, Errno> {
     if len > MAX_PATH {

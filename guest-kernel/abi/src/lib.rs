@@ -19,18 +19,22 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod calls;
 pub mod class;
 #[macro_use]
 pub mod data;
 pub mod error;
 pub mod flag;
 pub mod linux;
+pub mod names;
 pub mod number;
 pub mod supervise;
+pub mod table;
 pub mod trace;
 
 pub use class::{
-    ALWAYS_ALLOWED, CALLS, CallInfo, JailClass, LINUX_CALLS, MASK_KILL, MASK_MAX, Selector, all_calls, call_info,
+    ALWAYS_ALLOWED, CALLS, CallInfo, JailClass, LINUX_CALLS, MASK_KILL, MASK_MAX, Selector, all_calls, call_index,
+    call_info,
 };
 pub use data::*;
 pub use error::*;

@@ -1,6 +1,7 @@
-//! The Linux x86-64 system-call numbers of the kernel's Linux personality, and how calls
-//! of that personality are told apart: a Linux call's `number` (in the kernel's `Call`,
-//! supervision packets and traces) is [`LINUX_CALL`]` | nr`.
+//! The Linux x86-64 system-call numbers of the kernel's Linux personality, its flag values
+//! ([`flag`], as the kernel's uapi headers define them) and their names for traces
+//! ([`crate::names`]), and how calls of that personality are told apart: a Linux call's `number`
+//! (in the kernel's `Call`, supervision packets and traces) is [`LINUX_CALL`]` | nr`.
 
 /// Set in the number of every Linux call; the Linux number is below it.
 pub const LINUX_CALL: usize = 1 << 40;
@@ -10,24 +11,149 @@ pub fn any_syscall_name(number: usize) -> Option<&'static str> {
     if number & LINUX_CALL != 0 { linux_syscall_name(number & !LINUX_CALL) } else { crate::syscall_name(number) }
 }
 
-/// How many arguments Linux call `nr` takes (for traces; 3 when unknown).
-pub fn linux_arg_count(nr: usize) -> usize {
-    use nr::*;
-    match nr {
-        GETPID | GETTID | GETPPID | GETUID | GETGID | GETEUID | GETEGID | FORK | VFORK | SCHED_YIELD | GETPGRP
-        | SETSID | PAUSE | SYNC | RT_SIGRETURN => 0,
-        CLOSE | EXIT | EXIT_GROUP | BRK | DUP | UNAME | CHDIR | FCHDIR | UNLINK | RMDIR | UMASK | PIPE | ALARM
-        | SET_TID_ADDRESS | TIME | SYSINFO | TIMES | FSYNC | FDATASYNC | GETPGID | GETSID | SETUID | SETGID => 1,
-        STAT | FSTAT | LSTAT | MUNMAP | ACCESS | DUP2 | KILL | GETCWD | NANOSLEEP | ARCH_PRCTL | MKDIR | RENAME
-        | SYMLINK | LINK | PIPE2 | GETRLIMIT | SETRLIMIT | GETRUSAGE | GETTIMEOFDAY | CLOCK_GETTIME | CLOCK_GETRES
-        | FTRUNCATE | TRUNCATE | CHMOD | FCHMOD | SETPGID | SET_ROBUST_LIST | SIGALTSTACK | RT_SIGSUSPEND | TKILL
-        | CREAT | FLOCK | RT_SIGPENDING => 2,
-        OPENAT | NEWFSTATAT | RT_SIGACTION | RT_SIGPROCMASK | WAIT4 | PREAD64 | PWRITE64 | RENAMEAT | UTIMENSAT
-        | PRLIMIT64 | CLOCK_NANOSLEEP | FACCESSAT2 | READLINKAT | SENDFILE | PPOLL | WAITID => 4,
-        CLONE | STATX | MREMAP | SELECT | RENAMEAT2 | LINKAT => 5,
-        MMAP | FUTEX | PSELECT6 => 6,
-        _ => 3,
-    }
+/// Linux flag and value constants (`include/uapi`, x86-64).
+#[allow(missing_docs)]
+pub mod flag {
+
+    // open(2) flags.
+    pub const O_ACCMODE: usize = 3;
+    pub const O_WRONLY: usize = 1;
+    pub const O_RDWR: usize = 2;
+    pub const O_CREAT: usize = 0o100;
+    pub const O_EXCL: usize = 0o200;
+    pub const O_NOCTTY: usize = 0o400;
+    pub const O_TRUNC: usize = 0o1000;
+    pub const O_APPEND: usize = 0o2000;
+    pub const O_NONBLOCK: usize = 0o4000;
+    pub const O_DIRECTORY: usize = 0o200000;
+    pub const O_NOFOLLOW: usize = 0o400000;
+    pub const O_CLOEXEC: usize = 0o2000000;
+    pub const O_PATH: usize = 0o10000000;
+    pub const O_LARGEFILE: usize = 0o100000;
+    pub const O_DSYNC: usize = 0o10000;
+    pub const O_DIRECT: usize = 0o40000;
+    pub const O_NOATIME: usize = 0o1000000;
+
+    pub const AT_FDCWD: isize = -100;
+    pub const AT_SYMLINK_NOFOLLOW: usize = 0x100;
+    pub const AT_REMOVEDIR: usize = 0x200;
+    pub const AT_EMPTY_PATH: usize = 0x1000;
+    pub const AT_SYMLINK_FOLLOW: usize = 0x400;
+    pub const AT_EACCESS: usize = 0x200;
+
+    // access(2) modes.
+    pub const X_OK: usize = 1;
+    pub const W_OK: usize = 2;
+    pub const R_OK: usize = 4;
+
+    // fcntl.
+    pub const F_DUPFD: usize = 0;
+    pub const F_GETFD: usize = 1;
+    pub const F_SETFD: usize = 2;
+    pub const F_GETFL: usize = 3;
+    pub const F_SETFL: usize = 4;
+    pub const F_GETLK: usize = 5;
+    pub const F_SETLK: usize = 6;
+    pub const F_SETLKW: usize = 7;
+    pub const F_DUPFD_CLOEXEC: usize = 1030;
+
+    // mmap.
+    pub const PROT_READ: usize = 1;
+    pub const PROT_WRITE: usize = 2;
+    pub const PROT_EXEC: usize = 4;
+    pub const MAP_SHARED: usize = 1;
+    pub const MAP_PRIVATE: usize = 2;
+    pub const MAP_FIXED: usize = 0x10;
+    pub const MAP_ANONYMOUS: usize = 0x20;
+    pub const MAP_FIXED_NOREPLACE: usize = 0x10_0000;
+    pub const MAP_GROWSDOWN: usize = 0x100;
+    pub const MAP_DENYWRITE: usize = 0x800;
+    pub const MAP_NORESERVE: usize = 0x4000;
+    pub const MAP_POPULATE: usize = 0x8000;
+    pub const MAP_STACK: usize = 0x2_0000;
+    pub const MREMAP_MAYMOVE: usize = 1;
+    pub const MREMAP_FIXED: usize = 2;
+
+    // clone.
+    pub const CSIGNAL: usize = 0xff;
+    pub const CLONE_VM: usize = 0x100;
+    pub const CLONE_FS: usize = 0x200;
+    pub const CLONE_FILES: usize = 0x400;
+    pub const CLONE_SIGHAND: usize = 0x800;
+    pub const CLONE_VFORK: usize = 0x4000;
+    pub const CLONE_PARENT: usize = 0x8000;
+    pub const CLONE_SYSVSEM: usize = 0x4_0000;
+    pub const CLONE_THREAD: usize = 0x10000;
+    pub const CLONE_SETTLS: usize = 0x8_0000;
+    pub const CLONE_PARENT_SETTID: usize = 0x10_0000;
+    pub const CLONE_CHILD_CLEARTID: usize = 0x20_0000;
+    pub const CLONE_CHILD_SETTID: usize = 0x100_0000;
+
+    // wait.
+    pub const WNOHANG: usize = 1;
+    pub const WUNTRACED: usize = 2;
+    pub const WCONTINUED: usize = 8;
+    pub const WALL: usize = 0x4000_0000;
+    pub const P_ALL: usize = 0;
+    pub const P_PID: usize = 1;
+    pub const P_PGID: usize = 2;
+    pub const WEXITED: usize = 4;
+    pub const WNOWAIT: usize = 0x0100_0000;
+
+    // futex.
+    pub const FUTEX_WAIT: usize = 0;
+    pub const FUTEX_WAKE: usize = 1;
+    pub const FUTEX_REQUEUE: usize = 3;
+    pub const FUTEX_CMP_REQUEUE: usize = 4;
+    pub const FUTEX_WAKE_OP: usize = 5;
+    pub const FUTEX_WAIT_BITSET: usize = 9;
+    pub const FUTEX_WAKE_BITSET: usize = 10;
+    pub const FUTEX_CMD_MASK: usize = 0x7f;
+    pub const FUTEX_PRIVATE_FLAG: usize = 128;
+    pub const FUTEX_CLOCK_REALTIME: usize = 256;
+
+    // clocks.
+    pub const CLOCK_REALTIME: usize = 0;
+    pub const CLOCK_MONOTONIC: usize = 1;
+    pub const CLOCK_PROCESS_CPUTIME_ID: usize = 2;
+    pub const CLOCK_THREAD_CPUTIME_ID: usize = 3;
+    pub const CLOCK_MONOTONIC_RAW: usize = 4;
+    pub const CLOCK_REALTIME_COARSE: usize = 5;
+    pub const CLOCK_MONOTONIC_COARSE: usize = 6;
+    pub const CLOCK_BOOTTIME: usize = 7;
+    pub const TIMER_ABSTIME: usize = 1;
+
+    // arch_prctl.
+    pub const ARCH_SET_GS: usize = 0x1001;
+    pub const ARCH_SET_FS: usize = 0x1002;
+    pub const ARCH_GET_FS: usize = 0x1003;
+    pub const ARCH_GET_GS: usize = 0x1004;
+
+    // prctl.
+    pub const PR_SET_NAME: usize = 15;
+    pub const PR_GET_NAME: usize = 16;
+
+    // ioctl.
+    pub const TCGETS: usize = 0x5401;
+    pub const TIOCGWINSZ: usize = 0x5413;
+    pub const FIONBIO: usize = 0x5421;
+    pub const FIOCLEX: usize = 0x5451;
+    pub const FIONCLEX: usize = 0x5450;
+
+    // poll.
+    pub const POLLIN: u16 = 1;
+    pub const POLLPRI: u16 = 2;
+    pub const POLLOUT: u16 = 4;
+    pub const POLLERR: u16 = 8;
+    pub const POLLHUP: u16 = 0x10;
+    pub const POLLNVAL: u16 = 0x20;
+    pub const POLLRDNORM: u16 = 0x40;
+    pub const POLLWRNORM: u16 = 0x100;
+
+    // signals.
+    pub const SS_ONSTACK: u32 = 1;
+    pub const SS_DISABLE: u32 = 2;
+    pub const MINSIGSTKSZ: u64 = 2048;
 }
 
 /// System-call numbers (arch/x86/entry/syscalls/syscall_64.tbl).
@@ -182,6 +308,7 @@ pub mod nr {
     pub const GETRANDOM: usize = 318;
     pub const MEMFD_CREATE: usize = 319;
     pub const COPY_FILE_RANGE: usize = 326;
+    pub const RENAMEAT2: usize = 316;
     pub const STATX: usize = 332;
     pub const RSEQ: usize = 334;
     pub const CLONE3: usize = 435;
@@ -189,168 +316,463 @@ pub mod nr {
     pub const FACCESSAT2: usize = 439;
 }
 
+/// Every x86-64 Linux system-call name by number (`""` for numbers without a call), as in
+/// `arch/x86/entry/syscalls/syscall_64.tbl`: traces name every call, implemented or not.
+pub const LINUX_NAMES: [&str; 451] = [
+    "read",
+    "write",
+    "open",
+    "close",
+    "stat",
+    "fstat",
+    "lstat",
+    "poll",
+    "lseek",
+    "mmap",
+    "mprotect",
+    "munmap",
+    "brk",
+    "rt_sigaction",
+    "rt_sigprocmask",
+    "rt_sigreturn",
+    "ioctl",
+    "pread64",
+    "pwrite64",
+    "readv",
+    "writev",
+    "access",
+    "pipe",
+    "select",
+    "sched_yield",
+    "mremap",
+    "msync",
+    "mincore",
+    "madvise",
+    "shmget",
+    "shmat",
+    "shmctl",
+    "dup",
+    "dup2",
+    "pause",
+    "nanosleep",
+    "getitimer",
+    "alarm",
+    "setitimer",
+    "getpid",
+    "sendfile",
+    "socket",
+    "connect",
+    "accept",
+    "sendto",
+    "recvfrom",
+    "sendmsg",
+    "recvmsg",
+    "shutdown",
+    "bind",
+    "listen",
+    "getsockname",
+    "getpeername",
+    "socketpair",
+    "setsockopt",
+    "getsockopt",
+    "clone",
+    "fork",
+    "vfork",
+    "execve",
+    "exit",
+    "wait4",
+    "kill",
+    "uname",
+    "semget",
+    "semop",
+    "semctl",
+    "shmdt",
+    "msgget",
+    "msgsnd",
+    "msgrcv",
+    "msgctl",
+    "fcntl",
+    "flock",
+    "fsync",
+    "fdatasync",
+    "truncate",
+    "ftruncate",
+    "getdents",
+    "getcwd",
+    "chdir",
+    "fchdir",
+    "rename",
+    "mkdir",
+    "rmdir",
+    "creat",
+    "link",
+    "unlink",
+    "symlink",
+    "readlink",
+    "chmod",
+    "fchmod",
+    "chown",
+    "fchown",
+    "lchown",
+    "umask",
+    "gettimeofday",
+    "getrlimit",
+    "getrusage",
+    "sysinfo",
+    "times",
+    "ptrace",
+    "getuid",
+    "syslog",
+    "getgid",
+    "setuid",
+    "setgid",
+    "geteuid",
+    "getegid",
+    "setpgid",
+    "getppid",
+    "getpgrp",
+    "setsid",
+    "setreuid",
+    "setregid",
+    "getgroups",
+    "setgroups",
+    "setresuid",
+    "getresuid",
+    "setresgid",
+    "getresgid",
+    "getpgid",
+    "setfsuid",
+    "setfsgid",
+    "getsid",
+    "capget",
+    "capset",
+    "rt_sigpending",
+    "rt_sigtimedwait",
+    "rt_sigqueueinfo",
+    "rt_sigsuspend",
+    "sigaltstack",
+    "utime",
+    "mknod",
+    "uselib",
+    "personality",
+    "ustat",
+    "statfs",
+    "fstatfs",
+    "sysfs",
+    "getpriority",
+    "setpriority",
+    "sched_setparam",
+    "sched_getparam",
+    "sched_setscheduler",
+    "sched_getscheduler",
+    "sched_get_priority_max",
+    "sched_get_priority_min",
+    "sched_rr_get_interval",
+    "mlock",
+    "munlock",
+    "mlockall",
+    "munlockall",
+    "vhangup",
+    "modify_ldt",
+    "pivot_root",
+    "_sysctl",
+    "prctl",
+    "arch_prctl",
+    "adjtimex",
+    "setrlimit",
+    "chroot",
+    "sync",
+    "acct",
+    "settimeofday",
+    "mount",
+    "umount2",
+    "swapon",
+    "swapoff",
+    "reboot",
+    "sethostname",
+    "setdomainname",
+    "iopl",
+    "ioperm",
+    "create_module",
+    "init_module",
+    "delete_module",
+    "get_kernel_syms",
+    "query_module",
+    "quotactl",
+    "nfsservctl",
+    "getpmsg",
+    "putpmsg",
+    "afs_syscall",
+    "tuxcall",
+    "security",
+    "gettid",
+    "readahead",
+    "setxattr",
+    "lsetxattr",
+    "fsetxattr",
+    "getxattr",
+    "lgetxattr",
+    "fgetxattr",
+    "listxattr",
+    "llistxattr",
+    "flistxattr",
+    "removexattr",
+    "lremovexattr",
+    "fremovexattr",
+    "tkill",
+    "time",
+    "futex",
+    "sched_setaffinity",
+    "sched_getaffinity",
+    "set_thread_area",
+    "io_setup",
+    "io_destroy",
+    "io_getevents",
+    "io_submit",
+    "io_cancel",
+    "get_thread_area",
+    "lookup_dcookie",
+    "epoll_create",
+    "epoll_ctl_old",
+    "epoll_wait_old",
+    "remap_file_pages",
+    "getdents64",
+    "set_tid_address",
+    "restart_syscall",
+    "semtimedop",
+    "fadvise64",
+    "timer_create",
+    "timer_settime",
+    "timer_gettime",
+    "timer_getoverrun",
+    "timer_delete",
+    "clock_settime",
+    "clock_gettime",
+    "clock_getres",
+    "clock_nanosleep",
+    "exit_group",
+    "epoll_wait",
+    "epoll_ctl",
+    "tgkill",
+    "utimes",
+    "vserver",
+    "mbind",
+    "set_mempolicy",
+    "get_mempolicy",
+    "mq_open",
+    "mq_unlink",
+    "mq_timedsend",
+    "mq_timedreceive",
+    "mq_notify",
+    "mq_getsetattr",
+    "kexec_load",
+    "waitid",
+    "add_key",
+    "request_key",
+    "keyctl",
+    "ioprio_set",
+    "ioprio_get",
+    "inotify_init",
+    "inotify_add_watch",
+    "inotify_rm_watch",
+    "migrate_pages",
+    "openat",
+    "mkdirat",
+    "mknodat",
+    "fchownat",
+    "futimesat",
+    "newfstatat",
+    "unlinkat",
+    "renameat",
+    "linkat",
+    "symlinkat",
+    "readlinkat",
+    "fchmodat",
+    "faccessat",
+    "pselect6",
+    "ppoll",
+    "unshare",
+    "set_robust_list",
+    "get_robust_list",
+    "splice",
+    "tee",
+    "sync_file_range",
+    "vmsplice",
+    "move_pages",
+    "utimensat",
+    "epoll_pwait",
+    "signalfd",
+    "timerfd_create",
+    "eventfd",
+    "fallocate",
+    "timerfd_settime",
+    "timerfd_gettime",
+    "accept4",
+    "signalfd4",
+    "eventfd2",
+    "epoll_create1",
+    "dup3",
+    "pipe2",
+    "inotify_init1",
+    "preadv",
+    "pwritev",
+    "rt_tgsigqueueinfo",
+    "perf_event_open",
+    "recvmmsg",
+    "fanotify_init",
+    "fanotify_mark",
+    "prlimit64",
+    "name_to_handle_at",
+    "open_by_handle_at",
+    "clock_adjtime",
+    "syncfs",
+    "sendmmsg",
+    "setns",
+    "getcpu",
+    "process_vm_readv",
+    "process_vm_writev",
+    "kcmp",
+    "finit_module",
+    "sched_setattr",
+    "sched_getattr",
+    "renameat2",
+    "seccomp",
+    "getrandom",
+    "memfd_create",
+    "kexec_file_load",
+    "bpf",
+    "execveat",
+    "userfaultfd",
+    "membarrier",
+    "mlock2",
+    "copy_file_range",
+    "preadv2",
+    "pwritev2",
+    "pkey_mprotect",
+    "pkey_alloc",
+    "pkey_free",
+    "statx",
+    "io_pgetevents",
+    "rseq",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "pidfd_send_signal",
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",
+    "open_tree",
+    "move_mount",
+    "fsopen",
+    "fsconfig",
+    "fsmount",
+    "fspick",
+    "pidfd_open",
+    "clone3",
+    "close_range",
+    "openat2",
+    "pidfd_getfd",
+    "faccessat2",
+    "process_madvise",
+    "epoll_pwait2",
+    "mount_setattr",
+    "quotactl_fd",
+    "landlock_create_ruleset",
+    "landlock_add_rule",
+    "landlock_restrict_self",
+    "memfd_secret",
+    "process_mrelease",
+    "futex_waitv",
+    "set_mempolicy_home_node",
+];
+
 /// The name of Linux call `number`.
 pub fn linux_syscall_name(number: usize) -> Option<&'static str> {
-    use nr::*;
-    Some(match number {
-        READ => "read",
-        WRITE => "write",
-        OPEN => "open",
-        CLOSE => "close",
-        STAT => "stat",
-        FSTAT => "fstat",
-        LSTAT => "lstat",
-        POLL => "poll",
-        LSEEK => "lseek",
-        MMAP => "mmap",
-        MPROTECT => "mprotect",
-        MUNMAP => "munmap",
-        BRK => "brk",
-        RT_SIGACTION => "rt_sigaction",
-        RT_SIGPROCMASK => "rt_sigprocmask",
-        RT_SIGRETURN => "rt_sigreturn",
-        IOCTL => "ioctl",
-        PREAD64 => "pread64",
-        PWRITE64 => "pwrite64",
-        READV => "readv",
-        WRITEV => "writev",
-        ACCESS => "access",
-        PIPE => "pipe",
-        SELECT => "select",
-        SCHED_YIELD => "sched_yield",
-        MREMAP => "mremap",
-        MSYNC => "msync",
-        MINCORE => "mincore",
-        MADVISE => "madvise",
-        DUP => "dup",
-        DUP2 => "dup2",
-        PAUSE => "pause",
-        NANOSLEEP => "nanosleep",
-        GETITIMER => "getitimer",
-        ALARM => "alarm",
-        SETITIMER => "setitimer",
-        GETPID => "getpid",
-        SENDFILE => "sendfile",
-        SOCKET => "socket",
-        CLONE => "clone",
-        FORK => "fork",
-        VFORK => "vfork",
-        EXECVE => "execve",
-        EXIT => "exit",
-        WAIT4 => "wait4",
-        KILL => "kill",
-        UNAME => "uname",
-        FCNTL => "fcntl",
-        FLOCK => "flock",
-        FSYNC => "fsync",
-        FDATASYNC => "fdatasync",
-        TRUNCATE => "truncate",
-        FTRUNCATE => "ftruncate",
-        GETDENTS => "getdents",
-        GETCWD => "getcwd",
-        CHDIR => "chdir",
-        FCHDIR => "fchdir",
-        RENAME => "rename",
-        MKDIR => "mkdir",
-        RMDIR => "rmdir",
-        CREAT => "creat",
-        LINK => "link",
-        UNLINK => "unlink",
-        SYMLINK => "symlink",
-        READLINK => "readlink",
-        CHMOD => "chmod",
-        FCHMOD => "fchmod",
-        CHOWN => "chown",
-        FCHOWN => "fchown",
-        LCHOWN => "lchown",
-        UMASK => "umask",
-        GETTIMEOFDAY => "gettimeofday",
-        GETRLIMIT => "getrlimit",
-        GETRUSAGE => "getrusage",
-        SYSINFO => "sysinfo",
-        TIMES => "times",
-        GETUID => "getuid",
-        GETGID => "getgid",
-        SETUID => "setuid",
-        SETGID => "setgid",
-        GETEUID => "geteuid",
-        GETEGID => "getegid",
-        SETPGID => "setpgid",
-        GETPPID => "getppid",
-        GETPGRP => "getpgrp",
-        SETSID => "setsid",
-        SETREUID => "setreuid",
-        SETREGID => "setregid",
-        GETGROUPS => "getgroups",
-        SETGROUPS => "setgroups",
-        SETRESUID => "setresuid",
-        GETRESUID => "getresuid",
-        SETRESGID => "setresgid",
-        GETRESGID => "getresgid",
-        GETPGID => "getpgid",
-        GETSID => "getsid",
-        RT_SIGPENDING => "rt_sigpending",
-        RT_SIGSUSPEND => "rt_sigsuspend",
-        SIGALTSTACK => "sigaltstack",
-        UTIME => "utime",
-        STATFS => "statfs",
-        FSTATFS => "fstatfs",
-        GETPRIORITY => "getpriority",
-        SETPRIORITY => "setpriority",
-        PRCTL => "prctl",
-        ARCH_PRCTL => "arch_prctl",
-        SETRLIMIT => "setrlimit",
-        SYNC => "sync",
-        GETTID => "gettid",
-        TKILL => "tkill",
-        TIME => "time",
-        FUTEX => "futex",
-        SCHED_SETAFFINITY => "sched_setaffinity",
-        SCHED_GETAFFINITY => "sched_getaffinity",
-        GETDENTS64 => "getdents64",
-        SET_TID_ADDRESS => "set_tid_address",
-        FADVISE64 => "fadvise64",
-        CLOCK_GETTIME => "clock_gettime",
-        CLOCK_GETRES => "clock_getres",
-        CLOCK_NANOSLEEP => "clock_nanosleep",
-        EXIT_GROUP => "exit_group",
-        TGKILL => "tgkill",
-        UTIMES => "utimes",
-        WAITID => "waitid",
-        OPENAT => "openat",
-        MKDIRAT => "mkdirat",
-        FCHOWNAT => "fchownat",
-        NEWFSTATAT => "newfstatat",
-        UNLINKAT => "unlinkat",
-        RENAMEAT => "renameat",
-        LINKAT => "linkat",
-        SYMLINKAT => "symlinkat",
-        READLINKAT => "readlinkat",
-        FCHMODAT => "fchmodat",
-        FACCESSAT => "faccessat",
-        PSELECT6 => "pselect6",
-        PPOLL => "ppoll",
-        SET_ROBUST_LIST => "set_robust_list",
-        GET_ROBUST_LIST => "get_robust_list",
-        UTIMENSAT => "utimensat",
-        FALLOCATE => "fallocate",
-        DUP3 => "dup3",
-        PIPE2 => "pipe2",
-        PREADV => "preadv",
-        PWRITEV => "pwritev",
-        PRLIMIT64 => "prlimit64",
-        GETRANDOM => "getrandom",
-        MEMFD_CREATE => "memfd_create",
-        COPY_FILE_RANGE => "copy_file_range",
-        STATX => "statx",
-        RSEQ => "rseq",
-        CLONE3 => "clone3",
-        CLOSE_RANGE => "close_range",
-        FACCESSAT2 => "faccessat2",
-        316 => "renameat2",
-        _ => return None,
-    })
+    LINUX_NAMES.get(number).copied().filter(|n| !n.is_empty())
 }
-
-/// renameat2.
-pub const RENAMEAT2: usize = 316;

@@ -1,6 +1,10 @@
 //! Unit tests: the numbers are the PRODUCT.md values, structs have the intended layout and
 //! byte conversion round-trips.
 
+extern crate std;
+
+use std::vec::Vec;
+
 use super::*;
 
 #[test]
@@ -212,4 +216,62 @@ fn trace_formats_calls_like_strace() {
     let mut q = heapless_string::Buf { data: [0; 512], len: 0 };
     write_quoted(&mut q, b"a\n\"\x01bcdefghijklmnopqrstuvwxyz0123456789", Some(8)).unwrap();
     assert_eq!(core::str::from_utf8(&q.data[..q.len]).unwrap(), "\"a\\n\\\"\\x01bcde\"...");
+}
+
+/// Every argument a row's argument kinds refer to (a length, a count, a directory
+/// descriptor, a flags argument, the argument a condition reads) is one of the row's
+/// arguments; every `Length` argument is some argument's length or count; a Linux call takes
+/// at most six arguments; a path's Redox length is exactly for Redox calls.
+#[test]
+fn every_row_describes_its_arguments_consistently() {
+    use crate::linux::LINUX_CALL;
+    use crate::table::{Arg, Follow, PathArg, Size, Tail};
+    fn refs(arg: Arg, out: &mut Vec<u8>) {
+        let path = |p: PathArg, out: &mut Vec<u8>| {
+            out.extend(p.len.into_iter().chain(p.dirfd).chain(p.empty.map(|e| e.0)));
+            match p.follow {
+                Follow::Unless(a, _) | Follow::If(a, _) | Follow::LinuxOpen(a) | Follow::RedoxOpen(a) => out.push(a),
+                Follow::Yes | Follow::No => {}
+            }
+            if let Tail::Unlinkat(a, _) = p.tail {
+                out.push(a);
+            }
+        };
+        let size = |s: Size, out: &mut Vec<u8>| match s {
+            Size::Count { arg, .. } => out.push(arg),
+            Size::FdSet { nfds } => out.push(nfds),
+            Size::Fixed(_) => {}
+        };
+        match arg {
+            Arg::Path(p) => path(p, out),
+            Arg::InBytes { len, .. } | Arg::OutBytes { len, .. } => out.push(len),
+            Arg::In(s) | Arg::Out(s) | Arg::InOut(s) => size(s.size, out),
+            Arg::Strings { count, .. } => out.extend(count),
+            Arg::Iov { count, .. } => out.push(count),
+            Arg::When(c) => {
+                out.push(c.on);
+                refs(c.then, out);
+                refs(c.otherwise, out);
+            }
+            _ => {}
+        }
+    }
+    for c in CALLS.iter().chain(crate::class::LINUX_CALLS) {
+        assert!(c.args.len() <= 6, "{} has more than six arguments", c.name);
+        let mut used = Vec::new();
+        for &arg in c.args {
+            refs(arg, &mut used);
+            if let Arg::Path(p) = arg {
+                assert_eq!(p.len.is_some(), c.number & LINUX_CALL == 0, "{}: Redox paths have lengths", c.name);
+            }
+        }
+        for &r in &used {
+            assert!((r as usize) < c.args.len(), "{} refers to argument {r} it does not describe", c.name);
+        }
+        for (i, &arg) in c.args.iter().enumerate() {
+            if arg == Arg::Length {
+                assert!(used.contains(&(i as u8)), "{}: argument {i} is a length of nothing", c.name);
+            }
+        }
+    }
 }

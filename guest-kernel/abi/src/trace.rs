@@ -3,39 +3,46 @@
 //!
 //! Design: everything writes into a `core::fmt::Write` (no allocation). A call is described
 //! by its number, its six arguments and the encoded items of its supervision packets (the
-//! kernel's copies: paths, write buffers, exec vectors; see [`crate::supervise`]), plus, at
-//! exit, the output items (bytes a `read` returned). Strings are quoted C-style with
-//! escapes and cut after [`STRING_LIMIT`] bytes (`"..."...`); paths are never cut. Results
-//! print as a number, `-N ENAME` for errors, hex for addresses.
+//! kernel's copies: paths, write buffers, structures, exec vectors; see
+//! [`crate::supervise`]), plus, at exit, the output items (the bytes the call wrote: a
+//! `read`'s data, a `stat`). How each argument is shown comes from the call's table row
+//! ([`crate::calls`], [`crate::table::Arg`]): descriptors, flag and value names
+//! ([`crate::names`]), signals, strings, structures by [`crate::table::Shape`]. Strings are
+//! quoted C-style with escapes and cut after [`STRING_LIMIT`] bytes (`"..."...`); paths are
+//! never cut. Results print as a number, `-N ENAME` for errors, hex for addresses.
 
 use core::fmt::{self, Write};
 
+use crate::class::{GROUP_MEMORY, GROUP_PROCESS, GROUP_SIGNAL, GROUP_TIME};
+use crate::linux::LINUX_CALL;
+use crate::table::{Arg, Flags, Ret, Shape};
 use crate::*;
 
 /// Bytes of a data buffer printed before `...`.
 pub const STRING_LIMIT: usize = 32;
 
-/// strace-like classes of a call: `file` (takes a path), `desc` (takes a descriptor),
-/// `process`, `signal`, `memory`, `ipc` (pipes), `time`, `creds`.
-pub fn syscall_classes(n: usize) -> &'static [&'static str] {
-    match n {
-        SYS_OPEN | SYS_RMDIR | SYS_UNLINK | SYS_CHDIR | SYS_GETCWD => &["file"],
-        SYS_FEXEC => &["file", "desc", "process"],
-        SYS_READ | SYS_WRITE | SYS_CLOSE | SYS_LSEEK | SYS_DUP | SYS_DUP2 | SYS_FCNTL | SYS_FPATH | SYS_FSTAT
-        | SYS_FSYNC | SYS_FTRUNCATE => &["desc"],
-        SYS_FMAP => &["desc", "memory"],
-        SYS_FUNMAP | SYS_BRK | SYS_MPROTECT => &["memory"],
-        SYS_PIPE2 => &["desc", "ipc"],
-        SYS_EXIT | SYS_WAITPID | SYS_CLONE | SYS_GETPID | SYS_GETPPID | SYS_GETPGID | SYS_SETPGID | SYS_YIELD
-        | SYS_SUPERVISE => &["process"],
-        SYS_KILL => &["process", "signal"],
-        SYS_JAIL => &["file", "process"],
-        SYS_MASK => &["process"],
-        SYS_SIGACTION | SYS_SIGPROCMASK | SYS_SIGRETURN => &["signal"],
-        SYS_NANOSLEEP | SYS_CLOCK_GETTIME => &["time"],
-        SYS_FUTEX => &["ipc"],
-        SYS_GETUID | SYS_GETGID | SYS_GETEUID | SYS_GETEGID | SYS_UMASK => &["creds"],
-        _ => &[],
+/// strace-like classes a call belongs to (`-e trace=CLASS`), from its table row: `file`
+/// (takes a path), `desc` (takes a descriptor), `process`, `signal`, `memory`, `time` (by
+/// group), `ipc` (pipes and futexes), `creds` (user and group ids, the umask).
+pub fn has_class(number: usize, class: &str) -> bool {
+    let Some(info) = call_info(number) else { return false };
+    let any = |f: fn(&Arg) -> bool| info.args.iter().any(f);
+    match class {
+        "all" => true,
+        "file" => any(|a| matches!(a, Arg::Path(_))),
+        "desc" => any(|a| matches!(a, Arg::Fd | Arg::DirFd)),
+        "process" => info.groups & GROUP_PROCESS != 0,
+        "signal" => info.groups & GROUP_SIGNAL != 0,
+        "memory" => info.groups & GROUP_MEMORY != 0,
+        "time" => info.groups & GROUP_TIME != 0,
+        "ipc" => matches!(info.name, "pipe" | "pipe2" | "futex"),
+        "creds" => {
+            info.name.contains("uid")
+                || info.name.contains("gid")
+                || info.name.ends_with("groups")
+                || info.name == "umask"
+        }
+        _ => false,
     }
 }
 
@@ -67,78 +74,54 @@ pub fn write_quoted(w: &mut dyn Write, bytes: &[u8], limit: Option<usize>) -> fm
     Ok(())
 }
 
-/// Writes `value` as `A|B|...` from `names`, with leftover bits in hex (`0` if none).
-pub fn write_flags(w: &mut dyn Write, value: usize, names: &[(usize, &str)]) -> fmt::Result {
+/// Writes `value` as flags: the named field first, then the named bits, leftover bits in
+/// hex, then the octal mode or the signal if the flags carry one (`0` if nothing at all).
+pub fn write_flags(w: &mut dyn Write, value: usize, f: &Flags) -> fmt::Result {
     let mut rest = value;
     let mut first = true;
-    for &(bit, name) in names {
-        if bit != 0 && rest & bit == bit {
-            if !first {
-                w.write_char('|')?;
-            }
-            w.write_str(name)?;
-            rest &= !bit;
-            first = false;
-        }
-    }
-    if rest != 0 || first {
-        if !first {
+    let mut sep = |w: &mut dyn Write| -> fmt::Result {
+        if !core::mem::take(&mut first) {
             w.write_char('|')?;
         }
-        if rest == 0 {
-            w.write_char('0')?;
-        } else {
-            write!(w, "{rest:#x}")?;
-        }
-    }
-    Ok(())
-}
-
-/// Writes open flags: access mode first, then the rest, then the mode with `O_CREAT`.
-pub fn write_open_flags(w: &mut dyn Write, flags: usize) -> fmt::Result {
-    let acc = match flags & O_ACCMODE {
-        O_RDONLY => "O_RDONLY",
-        O_WRONLY => "O_WRONLY",
-        O_RDWR => "O_RDWR",
-        _ => "O_NOACCESS",
+        Ok(())
     };
-    w.write_str(acc)?;
-    const NAMES: &[(usize, &str)] = &[
-        (O_NONBLOCK, "O_NONBLOCK"),
-        (O_APPEND, "O_APPEND"),
-        (O_SHLOCK, "O_SHLOCK"),
-        (O_EXLOCK, "O_EXLOCK"),
-        (O_ASYNC, "O_ASYNC"),
-        (O_FSYNC, "O_FSYNC"),
-        (O_CLOEXEC, "O_CLOEXEC"),
-        (O_CREAT, "O_CREAT"),
-        (O_TRUNC, "O_TRUNC"),
-        (O_EXCL, "O_EXCL"),
-        (O_DIRECTORY, "O_DIRECTORY"),
-        (O_STAT, "O_STAT"),
-        (O_SYMLINK, "O_SYMLINK"),
-        (O_NOFOLLOW, "O_NOFOLLOW"),
-    ];
-    for &(bit, name) in NAMES {
-        if flags & bit != 0 {
-            write!(w, "|{name}")?;
+    if let Some((mask, names)) = f.field {
+        if let Some(&(_, name)) = names.iter().find(|&&(v, _)| v == value & mask) {
+            sep(w)?;
+            w.write_str(name)?;
+            rest &= !mask;
         }
     }
-    if flags & O_CREAT != 0 {
-        write!(w, "|0{:o}", flags & O_MODE_MASK)?;
+    let mode = f.mode.filter(|&(bit, _)| value & bit != 0).map(|(_, mask)| value & mask);
+    if let Some((_, mask)) = f.mode {
+        rest &= !mask;
+    }
+    let signal = value & f.signal;
+    rest &= !f.signal;
+    for &(bit, name) in f.bits {
+        if bit != 0 && rest & bit == bit {
+            sep(w)?;
+            w.write_str(name)?;
+            rest &= !bit;
+        }
+    }
+    if rest != 0 {
+        sep(w)?;
+        write!(w, "{rest:#x}")?;
+    }
+    if let Some(mode) = mode {
+        sep(w)?;
+        write!(w, "0{mode:o}")?;
+    }
+    if signal != 0 {
+        sep(w)?;
+        write_signal(w, signal as u64)?;
+    }
+    if first {
+        w.write_char('0')?;
     }
     Ok(())
 }
-
-const CLONE_NAMES: &[(usize, &str)] = &[
-    (CLONE_VM, "CLONE_VM"),
-    (CLONE_FS, "CLONE_FS"),
-    (CLONE_FILES, "CLONE_FILES"),
-    (CLONE_SIGHAND, "CLONE_SIGHAND"),
-    (CLONE_VFORK, "CLONE_VFORK"),
-    (CLONE_THREAD, "CLONE_THREAD"),
-    (CLONE_SUPERVISE, "CLONE_SUPERVISE"),
-];
 
 fn write_signal(w: &mut dyn Write, sig: u64) -> fmt::Result {
     match signal_name(sig as usize) {
@@ -152,242 +135,356 @@ pub fn find_item(items: &[u8], kind: u32) -> Option<&[u8]> {
     packet_items(items).find(|(i, _)| i.kind == kind).map(|(_, b)| b)
 }
 
-fn write_vector(w: &mut dyn Write, items: &[u8], kind: u32) -> fmt::Result {
-    w.write_char('[')?;
-    for (i, (_, bytes)) in packet_items(items).filter(|(i, _)| i.kind == kind).enumerate() {
-        if i > 0 {
-            w.write_str(", ")?;
-        }
-        write_quoted(w, bytes, Some(STRING_LIMIT))?;
-    }
-    w.write_char(']')
+/// The item of `kind` for argument `arg` in encoded items.
+fn arg_item(items: &[u8], kind: u32, arg: usize) -> Option<&[u8]> {
+    packet_items(items).find(|(i, _)| i.kind == kind && i.arg as usize == arg).map(|(_, b)| b)
 }
 
-fn write_fd(w: &mut dyn Write, fd: u64) -> fmt::Result {
-    if fd as usize == ANONYMOUS_FD {
-        return w.write_str("-1");
+fn le(bytes: &[u8], at: usize, n: usize) -> u64 {
+    let mut w = [0u8; 8];
+    if let Some(src) = bytes.get(at..at + n) {
+        w[..n].copy_from_slice(src);
     }
-    if fd & (1 << 62) != 0 { write!(w, "{}|FD_NONBLOCK_CALL", fd & !(1 << 62)) } else { write!(w, "{fd}") }
+    u64::from_le_bytes(w)
 }
 
-fn write_path(w: &mut dyn Write, items: &[u8], ptr: u64) -> fmt::Result {
-    match find_item(items, ITEM_PATH) {
-        Some(p) => write_quoted(w, p, None),
-        None => write!(w, "{ptr:#x}"),
-    }
+/// One call being written: its row, arguments and items.
+struct View<'a> {
+    info: &'static CallInfo,
+    linux: bool,
+    a: [usize; 6],
+    items: &'a [u8],
+    outputs: Option<&'a [u8]>,
 }
 
-/// Writes `name(args)` for call `number`. `items` are the entry packet's items, `outputs`
-/// (at exit) the result packet's.
-pub fn write_call(w: &mut dyn Write, number: usize, a: &[u64; 6], items: &[u8], outputs: Option<&[u8]>) -> fmt::Result {
-    if number & crate::linux::LINUX_CALL != 0 {
-        return write_linux_call(w, number & !crate::linux::LINUX_CALL, a, items, outputs);
+impl View<'_> {
+    fn int(&self, w: &mut dyn Write, v: usize) -> fmt::Result {
+        // A Linux `int` is the register's low 32 bits.
+        if self.linux { write!(w, "{}", v as i32) } else { write!(w, "{}", v as isize) }
     }
-    match syscall_name(number) {
-        Some(name) => w.write_str(name)?,
-        None => write!(w, "syscall_{number:#x}")?,
+
+    fn fd(&self, w: &mut dyn Write, i: usize) -> fmt::Result {
+        let fd = self.a[i];
+        if self.linux {
+            write!(w, "{}", fd as i32)?;
+        } else if fd == ANONYMOUS_FD {
+            w.write_str("-1")?;
+        } else if fd & (1 << 62) != 0 {
+            write!(w, "{}|FD_NONBLOCK_CALL", fd & !(1 << 62))?;
+        } else {
+            write!(w, "{fd}")?;
+        }
+        if let Some(p) = arg_item(self.items, ITEM_RESOLVED, i) {
+            w.write_char('<')?;
+            for &b in p {
+                w.write_char(if (0x20..0x7f).contains(&b) { b as char } else { '?' })?;
+            }
+            w.write_char('>')?;
+        }
+        Ok(())
     }
-    w.write_char('(')?;
-    let out = |arg: u32| outputs.and_then(|o| packet_items(o).find(|(i, _)| i.kind == ITEM_OUTPUT && i.arg == arg));
-    match number {
-        SYS_OPEN => {
-            write_path(w, items, a[0])?;
-            w.write_str(", ")?;
-            write_open_flags(w, a[2] as usize)?;
-        }
-        SYS_RMDIR | SYS_UNLINK | SYS_CHDIR => write_path(w, items, a[0])?,
-        SYS_READ | SYS_FPATH => {
-            write_fd(w, a[0])?;
-            w.write_str(", ")?;
-            match out(1) {
-                Some((_, b)) => write_quoted(w, b, Some(STRING_LIMIT))?,
-                None => write!(w, "{:#x}", a[1])?,
+
+    fn pointer(&self, w: &mut dyn Write, i: usize) -> fmt::Result {
+        if self.a[i] == 0 { w.write_str("NULL") } else { write!(w, "{:#x}", self.a[i]) }
+    }
+
+    /// The bytes the call wrote for argument `i` (at exit).
+    fn output(&self, i: usize) -> Option<&[u8]> {
+        arg_item(self.outputs?, ITEM_OUTPUT, i)
+    }
+
+    /// Whether argument `i` (of kind `arg`) is left out of the line.
+    fn hidden(&self, i: usize, arg: Arg) -> bool {
+        match arg {
+            Arg::Length => true,
+            Arg::InBytes { optional: true, len } => {
+                self.a[len as usize] == 0 && arg_item(self.items, ITEM_BYTES, i).is_none()
             }
-            write!(w, ", {}", a[2])?;
+            _ => false,
         }
-        SYS_WRITE => {
-            write_fd(w, a[0])?;
-            w.write_str(", ")?;
-            match find_item(items, ITEM_BYTES) {
-                Some(b) => write_quoted(w, b, Some(STRING_LIMIT))?,
-                None => write!(w, "{:#x}", a[1])?,
-            }
-            write!(w, ", {}", a[2])?;
-        }
-        SYS_CLOSE | SYS_FSYNC => write_fd(w, a[0])?,
-        SYS_DUP => {
-            write_fd(w, a[0])?;
-            if let Some(b) = find_item(items, ITEM_BYTES) {
-                w.write_str(", ")?;
-                write_quoted(w, b, Some(STRING_LIMIT))?;
-            }
-        }
-        SYS_DUP2 => {
-            write_fd(w, a[0])?;
-            write!(w, ", {}", a[1])?;
-        }
-        SYS_LSEEK => {
-            write_fd(w, a[0])?;
-            let whence = match a[2] as usize {
-                SEEK_SET => "SEEK_SET",
-                SEEK_CUR => "SEEK_CUR",
-                SEEK_END => "SEEK_END",
-                _ => "?",
-            };
-            write!(w, ", {}, {whence}", a[1] as i64)?;
-        }
-        SYS_FCNTL => {
-            write_fd(w, a[0])?;
-            let cmd = match a[1] as usize {
-                F_DUPFD => "F_DUPFD",
-                F_GETFD => "F_GETFD",
-                F_SETFD => "F_SETFD",
-                F_GETFL => "F_GETFL",
-                F_SETFL => "F_SETFL",
-                _ => "?",
-            };
-            write!(w, ", {cmd}, {:#x}", a[2])?;
-        }
-        SYS_FSTAT => {
-            write_fd(w, a[0])?;
-            match out(1).and_then(|(_, b)| Stat::from_bytes(b)) {
-                Some(st) => write!(w, ", {{st_mode=0{:o}, st_size={}}}", st.st_mode, st.st_size)?,
-                None => write!(w, ", {:#x}", a[1])?,
-            }
-        }
-        SYS_FTRUNCATE => {
-            write_fd(w, a[0])?;
-            write!(w, ", {}", a[1])?;
-        }
-        SYS_FEXEC => {
-            write_fd(w, a[0])?;
-            if let Some(p) = find_item(items, ITEM_RESOLVED) {
-                w.write_char('<')?;
-                for &b in p {
-                    w.write_char(if (0x20..0x7f).contains(&b) { b as char } else { '?' })?;
+    }
+
+    fn arg(&self, w: &mut dyn Write, i: usize, arg: Arg) -> fmt::Result {
+        let v = self.a[i];
+        match arg {
+            Arg::Int => self.int(w, v),
+            Arg::Uint => write!(w, "{v}"),
+            Arg::Hex => write!(w, "{v:#x}"),
+            Arg::Octal => {
+                if v == 0 {
+                    w.write_char('0')
+                } else {
+                    write!(w, "0{v:o}")
                 }
-                w.write_char('>')?;
             }
-            w.write_str(", ")?;
-            write_vector(w, items, ITEM_ARG)?;
-            write!(w, ", [/* {} vars */]", a[4])?;
-        }
-        SYS_FMAP => {
-            write_fd(w, a[0])?;
-            match Map::from_bytes(find_item(items, ITEM_STRUCT).unwrap_or(&[])) {
-                Some(m) => write!(
-                    w,
-                    ", {{offset={:#x}, size={:#x}, flags={:#x}, address={:#x}}}",
-                    m.offset, m.size, m.flags, m.address
-                )?,
-                None => write!(w, ", {:#x}", a[1])?,
+            Arg::Fd => self.fd(w, i),
+            Arg::DirFd if self.linux && v as i32 == -100 => w.write_str("AT_FDCWD"),
+            Arg::DirFd => self.fd(w, i),
+            Arg::Length => Ok(()),
+            Arg::Flags(f) => write_flags(w, v, f),
+            Arg::Enum(names) => match names.iter().find(|&&(value, _)| value == v) {
+                Some(&(_, name)) => w.write_str(name),
+                None => self.int(w, v),
+            },
+            Arg::Signal => write_signal(w, v as u64),
+            Arg::Path(_) => match arg_item(self.items, ITEM_PATH, i) {
+                Some(p) => write_quoted(w, p, None),
+                None => self.pointer(w, i),
+            },
+            Arg::InBytes { .. } => match arg_item(self.items, ITEM_BYTES, i) {
+                Some(b) => write_quoted(w, b, Some(STRING_LIMIT)),
+                None => self.pointer(w, i),
+            },
+            Arg::OutBytes { shape, .. } => match self.output(i) {
+                Some(b) => self.shape(w, shape, b),
+                None => self.pointer(w, i),
+            },
+            Arg::In(s) => match arg_item(self.items, ITEM_STRUCT, i) {
+                Some(b) => self.shape(w, s.shape, b),
+                None => self.pointer(w, i),
+            },
+            Arg::Out(s) | Arg::InOut(s) => match self.output(i).or_else(|| arg_item(self.items, ITEM_STRUCT, i)) {
+                Some(b) => self.shape(w, s.shape, b),
+                None => self.pointer(w, i),
+            },
+            Arg::Strings { env: false, .. } => {
+                w.write_char('[')?;
+                let args = packet_items(self.items).filter(|(it, _)| it.kind == ITEM_ARG && it.arg as usize == i);
+                for (n, (_, bytes)) in args.enumerate() {
+                    if n > 0 {
+                        w.write_str(", ")?;
+                    }
+                    write_quoted(w, bytes, Some(STRING_LIMIT))?;
+                }
+                w.write_char(']')
             }
+            Arg::Strings { env: true, .. } => {
+                let vars =
+                    packet_items(self.items).filter(|(it, _)| it.kind == ITEM_ENV && it.arg as usize == i).count();
+                write!(w, "[/* {vars} vars */]")
+            }
+            Arg::Iov { out: false, .. } => match arg_item(self.items, ITEM_BYTES, i) {
+                Some(b) => write_quoted(w, b, Some(STRING_LIMIT)),
+                None => self.pointer(w, i),
+            },
+            Arg::Iov { out: true, .. } => match self.output(i) {
+                Some(b) => write_quoted(w, b, Some(STRING_LIMIT)),
+                None => match arg_item(self.items, ITEM_STRUCT, i) {
+                    Some(b) => self.shape(w, Shape::Iovec, b),
+                    None => self.pointer(w, i),
+                },
+            },
+            Arg::When(_) => write!(w, "{v:#x}"),
         }
-        SYS_FUNMAP | SYS_MPROTECT => write!(w, "{:#x}, {:#x}", a[0], a[1])?,
-        SYS_EXIT => write!(w, "{}", a[0])?,
-        SYS_WAITPID => {
-            write!(w, "{}, ", a[0] as i64)?;
-            match out(1) {
-                Some((_, b)) if b.len() >= 8 => {
-                    let mut s = [0u8; 8];
-                    s.copy_from_slice(&b[..8]);
-                    let st = u64::from_le_bytes(s) as usize;
-                    if wifexited(st) {
-                        write!(w, "[{{WIFEXITED(s) && WEXITSTATUS(s) == {}}}]", wexitstatus(st))?;
-                    } else {
-                        w.write_str("[{WIFSIGNALED(s) && WTERMSIG(s) == ")?;
-                        write_signal(w, wtermsig(st) as u64)?;
-                        w.write_str("}]")?;
+    }
+
+    /// Writes a structure (or buffer) the call read or wrote.
+    fn shape(&self, w: &mut dyn Write, shape: Shape, b: &[u8]) -> fmt::Result {
+        let u = |at: usize| le(b, at, 8);
+        let u32_at = |at: usize| le(b, at, 4);
+        match shape {
+            Shape::Bytes => write_quoted(w, b, Some(STRING_LIMIT)),
+            Shape::I32 => write!(w, "[{}]", u32_at(0) as i32),
+            Shape::U64 => write!(w, "[{:#x}]", u(0)),
+            Shape::Fds32 => write!(w, "[{}, {}]", u32_at(0) as i32, u32_at(4) as i32),
+            Shape::Fds64 => write!(w, "[{}, {}]", u(0), u(8)),
+            Shape::WaitStatus => {
+                let st = if b.len() >= 8 { u(0) as usize } else { u32_at(0) as usize };
+                if wifexited(st) {
+                    write!(w, "[{{WIFEXITED(s) && WEXITSTATUS(s) == {}}}]", wexitstatus(st))
+                } else {
+                    w.write_str("[{WIFSIGNALED(s) && WTERMSIG(s) == ")?;
+                    write_signal(w, wtermsig(st) as u64)?;
+                    w.write_str("}]")
+                }
+            }
+            Shape::SigSet => {
+                let set = u(0);
+                w.write_char('[')?;
+                let mut first = true;
+                for sig in 1..64 {
+                    if set & (1 << (sig - 1)) != 0 {
+                        if !core::mem::take(&mut first) {
+                            w.write_char(' ')?;
+                        }
+                        match signal_name(sig) {
+                            Some(name) => w.write_str(name)?,
+                            None => write!(w, "{sig}")?,
+                        }
                     }
                 }
-                _ => write!(w, "{:#x}", a[1])?,
+                w.write_char(']')
             }
-            w.write_str(", ")?;
-            write_flags(w, a[2] as usize, &[(WNOHANG, "WNOHANG"), (WUNTRACED, "WUNTRACED")])?;
-        }
-        SYS_KILL => {
-            write!(w, "{}, ", a[0] as i64)?;
-            write_signal(w, a[1])?;
-        }
-        SYS_CLONE => write_flags(w, a[0] as usize, CLONE_NAMES)?,
-        SYS_BRK | SYS_UMASK | SYS_GETPGID => write!(w, "{:#x}", a[0])?,
-        SYS_SETPGID => write!(w, "{}, {}", a[0], a[1])?,
-        SYS_GETCWD => match out(0) {
-            Some((_, b)) => write_quoted(w, b, None)?,
-            None => write!(w, "{:#x}, {}", a[0], a[1])?,
-        },
-        SYS_NANOSLEEP => match TimeSpec::from_bytes(find_item(items, ITEM_STRUCT).unwrap_or(&[])) {
-            Some(t) => write!(w, "{{tv_sec={}, tv_nsec={}}}", t.tv_sec, t.tv_nsec)?,
-            None => write!(w, "{:#x}", a[0])?,
-        },
-        SYS_CLOCK_GETTIME => write!(w, "{}, {:#x}", a[0], a[1])?,
-        SYS_PIPE2 => {
-            match out(0) {
-                Some((_, b)) if b.len() >= 16 => {
-                    let mut r = [0u8; 8];
-                    r.copy_from_slice(&b[..8]);
-                    let mut x = [0u8; 8];
-                    x.copy_from_slice(&b[8..16]);
-                    write!(w, "[{}, {}]", u64::from_le_bytes(r), u64::from_le_bytes(x))?
-                }
-                _ => write!(w, "{:#x}", a[0])?,
-            }
-            w.write_str(", ")?;
-            write_flags(w, a[1] as usize, &[(O_NONBLOCK, "O_NONBLOCK"), (O_CLOEXEC, "O_CLOEXEC")])?;
-        }
-        SYS_SIGACTION => {
-            write_signal(w, a[0])?;
-            match SigAction::from_bytes(find_item(items, ITEM_STRUCT).unwrap_or(&[])) {
+            Shape::RedoxStat => match Stat::from_bytes(b) {
+                Some(st) => write!(w, "{{st_mode=0{:o}, st_size={}}}", st.st_mode, st.st_size),
+                None => write_quoted(w, b, Some(STRING_LIMIT)),
+            },
+            Shape::RedoxTimeSpec => match TimeSpec::from_bytes(b) {
+                Some(t) => write!(w, "{{tv_sec={}, tv_nsec={}}}", t.tv_sec, t.tv_nsec),
+                None => write_quoted(w, b, Some(STRING_LIMIT)),
+            },
+            Shape::RedoxSigAction => match SigAction::from_bytes(b) {
                 Some(sa) => match sa.sa_handler {
-                    SIG_DFL => w.write_str(", {SIG_DFL}")?,
-                    SIG_IGN => w.write_str(", {SIG_IGN}")?,
-                    h => write!(w, ", {{{h:#x}, flags={:#x}}}", sa.sa_flags)?,
+                    SIG_DFL => w.write_str("{SIG_DFL}"),
+                    SIG_IGN => w.write_str("{SIG_IGN}"),
+                    h => write!(w, "{{{h:#x}, flags={:#x}}}", sa.sa_flags),
                 },
-                None => w.write_str(", NULL")?,
-            }
-        }
-        SYS_SIGPROCMASK => {
-            let how = match a[0] as usize {
-                SIG_BLOCK => "SIG_BLOCK",
-                SIG_UNBLOCK => "SIG_UNBLOCK",
-                SIG_SETMASK => "SIG_SETMASK",
-                _ => "?",
-            };
-            write!(w, "{how}, ")?;
-            match find_item(items, ITEM_STRUCT) {
-                Some(b) if b.len() >= 8 => {
-                    let mut s = [0u8; 8];
-                    s.copy_from_slice(&b[..8]);
-                    write!(w, "{:#x}", u64::from_le_bytes(s))?
+                None => write_quoted(w, b, Some(STRING_LIMIT)),
+            },
+            Shape::RedoxMap => match Map::from_bytes(b) {
+                Some(m) => write!(
+                    w,
+                    "{{offset={:#x}, size={:#x}, flags={:#x}, address={:#x}}}",
+                    m.offset, m.size, m.flags, m.address
+                ),
+                None => write_quoted(w, b, Some(STRING_LIMIT)),
+            },
+            Shape::CallList => write!(w, "[{} calls]", b.len() / 8),
+            Shape::Stat => write!(w, "{{st_mode=0{:o}, st_size={}}}", u32_at(24), u(48)),
+            Shape::Statx => write!(w, "{{stx_mode=0{:o}, stx_size={}}}", le(b, 28, 2), u(40)),
+            Shape::Timespec => write!(w, "{{tv_sec={}, tv_nsec={}}}", u(0) as i64, u(8) as i64),
+            Shape::Timeval => write!(w, "{{tv_sec={}, tv_usec={}}}", u(0) as i64, u(8) as i64),
+            Shape::Itimerval => write!(
+                w,
+                "{{it_interval={{tv_sec={}, tv_usec={}}}, it_value={{tv_sec={}, tv_usec={}}}}}",
+                u(0) as i64,
+                u(8) as i64,
+                u(16) as i64,
+                u(24) as i64
+            ),
+            Shape::Timespec2 => write!(
+                w,
+                "[{{tv_sec={}, tv_nsec={}}}, {{tv_sec={}, tv_nsec={}}}]",
+                u(0) as i64,
+                u(8) as i64,
+                u(16) as i64,
+                u(24) as i64
+            ),
+            Shape::SigAction => {
+                match u(0) as usize {
+                    SIG_DFL => w.write_str("{sa_handler=SIG_DFL")?,
+                    SIG_IGN => w.write_str("{sa_handler=SIG_IGN")?,
+                    h => write!(w, "{{sa_handler={h:#x}")?,
                 }
-                _ => w.write_str("NULL")?,
+                w.write_str(", sa_mask=")?;
+                self.shape(w, Shape::SigSet, b.get(24..).unwrap_or(&[]))?;
+                write!(w, ", sa_flags={:#x}}}", u(8))
             }
+            Shape::Stack => write!(w, "{{ss_sp={:#x}, ss_flags={}, ss_size={}}}", u(0), u32_at(8), u(16)),
+            Shape::Rlimit => {
+                let lim = |w: &mut dyn Write, v: u64| {
+                    if v == u64::MAX { w.write_str("RLIM64_INFINITY") } else { write!(w, "{v}") }
+                };
+                w.write_str("{rlim_cur=")?;
+                lim(w, u(0))?;
+                w.write_str(", rlim_max=")?;
+                lim(w, u(8))?;
+                w.write_char('}')
+            }
+            Shape::Utsname => {
+                let field = |i: usize| {
+                    let f = b.get(i * 65..(i + 1) * 65).unwrap_or(&[]);
+                    &f[..f.iter().position(|&c| c == 0).unwrap_or(f.len())]
+                };
+                w.write_str("{sysname=")?;
+                write_quoted(w, field(0), None)?;
+                w.write_str(", nodename=")?;
+                write_quoted(w, field(1), None)?;
+                w.write_str(", ...}")
+            }
+            Shape::PollFds => {
+                w.write_char('[')?;
+                for (n, e) in b.chunks_exact(8).enumerate() {
+                    if n > 0 {
+                        w.write_str(", ")?;
+                    }
+                    write!(w, "{{fd={}, events={:#x}", le(e, 0, 4) as i32, le(e, 4, 2))?;
+                    if self.outputs.is_some() {
+                        write!(w, ", revents={:#x}", le(e, 6, 2))?;
+                    }
+                    w.write_char('}')?;
+                }
+                w.write_char(']')
+            }
+            Shape::FdSet => {
+                w.write_char('[')?;
+                let mut first = true;
+                for (byte, &bits) in b.iter().enumerate() {
+                    for bit in 0..8 {
+                        if bits & (1 << bit) != 0 {
+                            if !core::mem::take(&mut first) {
+                                w.write_char(' ')?;
+                            }
+                            write!(w, "{}", byte * 8 + bit)?;
+                        }
+                    }
+                }
+                w.write_char(']')
+            }
+            Shape::Iovec => {
+                w.write_char('[')?;
+                for (n, e) in b.chunks_exact(16).enumerate() {
+                    if n > 0 {
+                        w.write_str(", ")?;
+                    }
+                    write!(w, "{{iov_base={:#x}, iov_len={}}}", le(e, 0, 8), le(e, 8, 8))?;
+                }
+                w.write_char(']')
+            }
+            Shape::Dirents => {
+                let mut n = 0;
+                let mut at = 0;
+                while let Some(reclen) = b.get(at + 16..at + 18).map(|r| u16::from_le_bytes([r[0], r[1]]) as usize) {
+                    if reclen == 0 {
+                        break;
+                    }
+                    n += 1;
+                    at += reclen;
+                }
+                write!(w, "/* {n} entries */")
+            }
+            Shape::Opaque => w.write_str("{...}"),
         }
-        SYS_FUTEX => {
-            let op = if a[1] as usize == FUTEX_WAIT { "FUTEX_WAIT" } else { "FUTEX_WAKE" };
-            write!(w, "{:#x}, {op}, {}", a[0], a[2])?;
+    }
+}
+
+/// Writes `name(args)` for call `number`: each argument as its table row says (the
+/// kernel's copies in `items`, the entry packet's, for what the call reads; `outputs`, the
+/// result packet's, at exit, for what it wrote). A call without a row shows its name (or
+/// `syscall_N`) and its first three arguments in hex.
+pub fn write_call(w: &mut dyn Write, number: usize, a: &[u64; 6], items: &[u8], outputs: Option<&[u8]>) -> fmt::Result {
+    let linux = number & LINUX_CALL != 0;
+    let Some(info) = call_info(number) else {
+        match crate::linux::any_syscall_name(number) {
+            Some(name) => w.write_str(name)?,
+            None if linux => write!(w, "syscall_{}", number & !LINUX_CALL)?,
+            None => write!(w, "syscall_{number:#x}")?,
         }
-        SYS_SUPERVISE => write!(w, "{}", a[0])?,
-        SYS_JAIL => {
-            write_path(w, items, a[0])?;
-            write!(w, ", {:#x}", a[2])?;
+        return write!(w, "({:#x}, {:#x}, {:#x})", a[0], a[1], a[2]);
+    };
+    let view = View { info, linux, a: a.map(|v| v as usize), items, outputs };
+    w.write_str(view.info.name)?;
+    w.write_char('(')?;
+    let mut first = true;
+    for (i, &arg) in info.args.iter().enumerate() {
+        let arg = arg.resolve(&view.a);
+        if view.hidden(i, arg) {
+            continue;
         }
-        SYS_MASK => write!(w, "[{} calls], {:#x}", a[1], a[2])?,
-        SYS_GETPID | SYS_GETPPID | SYS_YIELD | SYS_SIGRETURN | SYS_GETUID | SYS_GETGID | SYS_GETEUID | SYS_GETEGID => {}
-        _ => write!(w, "{:#x}, {:#x}, {:#x}", a[0], a[1], a[2])?,
+        if !core::mem::take(&mut first) {
+            w.write_str(", ")?;
+        }
+        view.arg(w, i, arg)?;
     }
     w.write_char(')')
 }
 
 /// Writes `= RESULT`: `-N ENAME` for errors, hex for addresses, decimal otherwise.
 pub fn write_result(w: &mut dyn Write, number: usize, ret: u64) -> fmt::Result {
-    let linux_hex = [crate::linux::nr::BRK, crate::linux::nr::MMAP, crate::linux::nr::MREMAP]
-        .iter()
-        .any(|&n| number == crate::linux::LINUX_CALL | n);
+    let hex = call_info(number).is_some_and(|c| c.ret == Ret::Hex);
     match Errno::demux(ret as usize) {
         Err(e) => write!(w, "= -{} {}", e.0, e.name()),
-        Ok(v) if linux_hex => write!(w, "= {v:#x}"),
-        Ok(v) if matches!(number, SYS_BRK | SYS_FMAP) => write!(w, "= {v:#x}"),
+        Ok(v) if hex => write!(w, "= {v:#x}"),
         Ok(v) => write!(w, "= {v}"),
     }
 }
@@ -408,34 +505,4 @@ pub fn write_exception(w: &mut dyn Write, vector: u64, rip: u64, addr: u64, sign
     w.write_str("--- ")?;
     write_signal(w, signal)?;
     write!(w, " {{vector={vector:#x}, rip={rip:#x}, addr={addr:#x}}} ---")
-}
-
-/// Writes a Linux-personality call: its Linux name and arguments, the kernel's copies of
-/// paths, buffers and argument vectors shown as strings (each item's `arg` is the argument
-/// it belongs to), other arguments as numbers (small ones signed, the rest in hex).
-fn write_linux_call(w: &mut dyn Write, nr: usize, a: &[u64; 6], items: &[u8], outputs: Option<&[u8]>) -> fmt::Result {
-    match crate::linux::linux_syscall_name(nr) {
-        Some(name) => w.write_str(name)?,
-        None => write!(w, "syscall_{nr}")?,
-    }
-    w.write_char('(')?;
-    for (i, &v) in a.iter().enumerate().take(crate::linux::linux_arg_count(nr)) {
-        if i > 0 {
-            w.write_str(", ")?;
-        }
-        let item = |kind: u32| packet_items(items).find(|(it, _)| it.kind == kind && it.arg == i as u32);
-        let out = outputs.and_then(|o| packet_items(o).find(|(it, _)| it.kind == ITEM_OUTPUT && it.arg == i as u32));
-        if let Some((_, b)) = item(ITEM_PATH).or(item(ITEM_BYTES)).or(out) {
-            write_quoted(w, b, Some(STRING_LIMIT))?;
-        } else if packet_items(items).any(|(it, _)| it.kind == ITEM_ARG && it.arg == i as u32) {
-            write_vector(w, items, ITEM_ARG)?;
-        } else if packet_items(items).any(|(it, _)| it.kind == ITEM_ENV && it.arg == i as u32) {
-            write!(w, "[/* {} vars */]", packet_items(items).filter(|(it, _)| it.kind == ITEM_ENV).count())?;
-        } else if (v as i64).unsigned_abs() < 4096 {
-            write!(w, "{}", v as i64)?;
-        } else {
-            write!(w, "{v:#x}")?;
-        }
-    }
-    w.write_char(')')
 }

@@ -5,129 +5,8 @@
 
 use warden_abi::Stat;
 
-pub use warden_abi::linux::{nr, RENAMEAT2};
-
-/// Names of the Linux calls, by number (for traces).
-pub fn name(number: usize) -> Option<&'static str> {
-    warden_abi::linux::linux_syscall_name(number)
-}
-
-// open(2) flags.
-pub const O_ACCMODE: usize = 3;
-pub const O_WRONLY: usize = 1;
-pub const O_RDWR: usize = 2;
-pub const O_CREAT: usize = 0o100;
-pub const O_EXCL: usize = 0o200;
-pub const O_NOCTTY: usize = 0o400;
-pub const O_TRUNC: usize = 0o1000;
-pub const O_APPEND: usize = 0o2000;
-pub const O_NONBLOCK: usize = 0o4000;
-pub const O_DIRECTORY: usize = 0o200000;
-pub const O_NOFOLLOW: usize = 0o400000;
-pub const O_CLOEXEC: usize = 0o2000000;
-pub const O_PATH: usize = 0o10000000;
-pub const O_LARGEFILE: usize = 0o100000;
-
-pub const AT_FDCWD: isize = -100;
-pub const AT_SYMLINK_NOFOLLOW: usize = 0x100;
-pub const AT_REMOVEDIR: usize = 0x200;
-pub const AT_EMPTY_PATH: usize = 0x1000;
-pub const AT_SYMLINK_FOLLOW: usize = 0x400;
-
-// fcntl.
-pub const F_DUPFD: usize = 0;
-pub const F_GETFD: usize = 1;
-pub const F_SETFD: usize = 2;
-pub const F_GETFL: usize = 3;
-pub const F_SETFL: usize = 4;
-pub const F_GETLK: usize = 5;
-pub const F_SETLK: usize = 6;
-pub const F_SETLKW: usize = 7;
-pub const F_DUPFD_CLOEXEC: usize = 1030;
-
-// mmap.
-pub const PROT_READ: usize = 1;
-pub const PROT_WRITE: usize = 2;
-pub const PROT_EXEC: usize = 4;
-pub const MAP_SHARED: usize = 1;
-pub const MAP_PRIVATE: usize = 2;
-pub const MAP_FIXED: usize = 0x10;
-pub const MAP_ANONYMOUS: usize = 0x20;
-pub const MAP_FIXED_NOREPLACE: usize = 0x10_0000;
-pub const MREMAP_MAYMOVE: usize = 1;
-pub const MREMAP_FIXED: usize = 2;
-
-// clone.
-pub const CSIGNAL: usize = 0xff;
-pub const CLONE_VM: usize = 0x100;
-pub const CLONE_FS: usize = 0x200;
-pub const CLONE_FILES: usize = 0x400;
-pub const CLONE_SIGHAND: usize = 0x800;
-pub const CLONE_VFORK: usize = 0x4000;
-pub const CLONE_PARENT: usize = 0x8000;
-pub const CLONE_THREAD: usize = 0x10000;
-pub const CLONE_SETTLS: usize = 0x8_0000;
-pub const CLONE_PARENT_SETTID: usize = 0x10_0000;
-pub const CLONE_CHILD_CLEARTID: usize = 0x20_0000;
-pub const CLONE_CHILD_SETTID: usize = 0x100_0000;
-
-// wait.
-pub const WNOHANG: usize = 1;
-pub const P_ALL: usize = 0;
-pub const P_PID: usize = 1;
-pub const P_PGID: usize = 2;
-pub const WEXITED: usize = 4;
-pub const WNOWAIT: usize = 0x0100_0000;
-
-// futex.
-pub const FUTEX_WAIT: usize = 0;
-pub const FUTEX_WAKE: usize = 1;
-pub const FUTEX_REQUEUE: usize = 3;
-pub const FUTEX_CMP_REQUEUE: usize = 4;
-pub const FUTEX_WAKE_OP: usize = 5;
-pub const FUTEX_WAIT_BITSET: usize = 9;
-pub const FUTEX_WAKE_BITSET: usize = 10;
-pub const FUTEX_CMD_MASK: usize = 0x7f;
-pub const FUTEX_CLOCK_REALTIME: usize = 256;
-
-// clocks.
-pub const CLOCK_REALTIME: usize = 0;
-pub const CLOCK_MONOTONIC: usize = 1;
-pub const CLOCK_PROCESS_CPUTIME_ID: usize = 2;
-pub const CLOCK_THREAD_CPUTIME_ID: usize = 3;
-pub const CLOCK_MONOTONIC_RAW: usize = 4;
-pub const CLOCK_REALTIME_COARSE: usize = 5;
-pub const CLOCK_MONOTONIC_COARSE: usize = 6;
-pub const CLOCK_BOOTTIME: usize = 7;
-pub const TIMER_ABSTIME: usize = 1;
-
-// arch_prctl.
-pub const ARCH_SET_GS: usize = 0x1001;
-pub const ARCH_SET_FS: usize = 0x1002;
-pub const ARCH_GET_FS: usize = 0x1003;
-pub const ARCH_GET_GS: usize = 0x1004;
-
-// ioctl.
-pub const TCGETS: usize = 0x5401;
-pub const TIOCGWINSZ: usize = 0x5413;
-pub const FIONBIO: usize = 0x5421;
-pub const FIOCLEX: usize = 0x5451;
-pub const FIONCLEX: usize = 0x5450;
-
-// poll.
-pub const POLLIN: u16 = 1;
-pub const POLLPRI: u16 = 2;
-pub const POLLOUT: u16 = 4;
-pub const POLLERR: u16 = 8;
-pub const POLLHUP: u16 = 0x10;
-pub const POLLNVAL: u16 = 0x20;
-pub const POLLRDNORM: u16 = 0x40;
-pub const POLLWRNORM: u16 = 0x100;
-
-// signals.
-pub const SS_ONSTACK: u32 = 1;
-pub const SS_DISABLE: u32 = 2;
-pub const MINSIGSTKSZ: u64 = 2048;
+pub use warden_abi::linux::flag::*;
+pub use warden_abi::linux::nr;
 
 /// `d_type` values of `linux_dirent64`.
 pub fn dirent_type(mode: u16) -> u8 {
@@ -275,7 +154,7 @@ pub fn timeval_bytes(ns: u64) -> [u8; 16] {
 }
 
 /// A `struct timespec` read from the guest, as nanoseconds (EINVAL if malformed).
-pub fn timespec_ns(bytes: &[u8; 16]) -> Option<u64> {
+pub fn timespec_ns(bytes: &[u8]) -> Option<u64> {
     let sec = le64(bytes, 0) as i64;
     let nsec = le64(bytes, 8) as i64;
     if sec < 0 || !(0..1_000_000_000).contains(&nsec) {

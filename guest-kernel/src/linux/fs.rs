@@ -13,11 +13,11 @@ use std::rc::Rc;
 use warden_abi as r;
 use warden_abi::{Errno, Stat};
 
-use super::abi::{self, nr, Out};
-use super::{DirStream, LinuxInput, MAX_IO};
+use super::abi::{self, Out};
+use super::{DirStream, MAX_IO};
 use crate::process::{normalize, FdEntry, OnWake, OpenFile, WaitOn};
-use crate::scheme::{FileRef, IoError};
-use crate::syscall::{Block, SysError, SysResult};
+use crate::scheme::IoError;
+use crate::syscall::{Block, Call, SysError, SysResult};
 use crate::usercopy::{check_writable, copy_out};
 use crate::{Kernel, Pid};
 
@@ -189,6 +189,9 @@ impl Kernel {
             let pid = self.pid_of(tid)?;
             abs =
                 self.linux.procs.get(&pid).map(|p| p.exe.clone()).filter(|e| !e.is_empty()).ok_or(Errno(r::ENOENT))?;
+            if let Some(jail) = self.jail_view(tid) {
+                crate::policy::strip_root(&jail.root, &abs).ok_or(Errno(r::ENOENT))?;
+            }
         }
         let cloexec = flags & abi::O_CLOEXEC != 0;
         let path = match target_of(&abs) {
@@ -492,13 +495,23 @@ impl Kernel {
         Ok(0)
     }
 
+    /// `/proc/self/exe` as thread `tid` sees it: its program, relative to the root in a jail
+    /// (ENOENT if the program lies outside).
+    fn lx_exe_shown(&self, tid: Pid) -> Result<Vec<u8>, Errno> {
+        let pid = self.pid_of(tid)?;
+        let exe = self.linux.procs.get(&pid).map(|p| p.exe.clone()).unwrap_or_default();
+        match self.jail_view(tid) {
+            Some(jail) => Ok(crate::policy::strip_root(&jail.root, &exe).ok_or(Errno(r::ENOENT))?.to_vec()),
+            None => Ok(exe),
+        }
+    }
+
     fn lx_readlink(&mut self, tid: Pid, abs: &[u8], addr: usize, size: usize) -> SysResult {
         if size as isize <= 0 {
             return err(r::EINVAL);
         }
         let target = if abs == b"/proc/self/exe" {
-            let pid = self.pid_of(tid)?;
-            self.linux.procs.get(&pid).map(|p| p.exe.clone()).unwrap_or_default()
+            self.lx_exe_shown(tid)?
         } else {
             let st = self.lx_stat_abs(tid, abs, true)?;
             if st.st_mode & r::MODE_TYPE != r::MODE_SYMLINK {
@@ -613,25 +626,6 @@ impl Kernel {
         Ok(0)
     }
 
-    fn lx_ioctl(&mut self, tid: Pid, fd: usize, cmd: usize, arg: usize) -> SysResult {
-        let desc = self.desc(tid, fd)?;
-        match cmd {
-            abi::FIONBIO => {
-                let mm = self.mm_of(tid)?;
-                let on = crate::usercopy::read_u32(&mm.borrow().space.mem, arg)? != 0;
-                let f = desc.flags.get() & !r::O_NONBLOCK;
-                desc.flags.set(if on { f | r::O_NONBLOCK } else { f });
-                Ok(0)
-            }
-            abi::FIOCLEX | abi::FIONCLEX => {
-                let files = self.proc_of(tid)?.files.clone();
-                files.borrow_mut().get_mut(fd)?.cloexec = cmd == abi::FIOCLEX;
-                Ok(0)
-            }
-            _ => err(r::ENOTTY),
-        }
-    }
-
     /// What descriptor `fd` is ready for, as `poll` revents bits (`None`: not open).
     /// Files that never block (regular files, the console) are ready for anything.
     fn lx_ready(&self, tid: Pid, fd: usize) -> Option<u16> {
@@ -711,7 +705,7 @@ impl Kernel {
         tid: Pid,
         a: &[usize; 6],
         nfds: usize,
-        sets: &[Option<Vec<u8>>; 3],
+        sets: [Option<&[u8]>; 3],
         timeout: Option<u64>,
     ) -> SysResult {
         let mut ready = 0;
@@ -749,320 +743,528 @@ impl Kernel {
         }
         Ok(ready)
     }
+}
 
-    pub(super) fn linux_fs_call(
-        &mut self,
-        tid: Pid,
-        number: usize,
-        a: &[usize; 6],
-        input: &LinuxInput,
-    ) -> Option<SysResult> {
-        let path = || match input {
-            LinuxInput::Path(p) => Ok(p.as_slice()),
-            _ => Err(SysError::Errno(Errno(r::EFAULT))),
-        };
-        let cwd = abi::AT_FDCWD as usize;
-        Some(match number {
-            nr::READ => self.lx_read(tid, a[0], a[2], None).and_then(|d| {
-                self.lx_out(tid, a[1], &d)?;
-                Ok(d.len())
-            }),
-            nr::PREAD64 => self.lx_read(tid, a[0], a[2], Some(a[3] as u64)).and_then(|d| {
-                self.lx_out(tid, a[1], &d)?;
-                Ok(d.len())
-            }),
-            nr::READV | nr::PREADV => {
-                let LinuxInput::Iov(iov) = input else { return Some(err(r::EFAULT)) };
-                let total = iov.iter().fold(0usize, |t, &(_, l)| t.saturating_add(l as usize));
-                let check = self.mm_of(tid).map_err(SysError::from).and_then(|mm| {
-                    let mm = mm.borrow();
-                    for &(base, len) in iov {
-                        check_writable(&mm.space.mem, base as usize, len as usize)?;
-                    }
-                    Ok(())
-                });
-                let offset = (number == nr::PREADV).then_some(a[3] as u64);
-                check.and_then(|_| self.lx_read(tid, a[0], total, offset)).and_then(|data| {
-                    let mut done = 0;
-                    for &(base, len) in iov {
-                        if done >= data.len() {
-                            break;
-                        }
-                        let n = (len as usize).min(data.len() - done);
-                        self.lx_out(tid, base as usize, &data[done..done + n])?;
-                        done += n;
-                    }
-                    Ok(data.len())
-                })
+// --- handlers (rows of `warden_abi::linux_calls!`) -------------------------------------------
+
+const CWD: usize = abi::AT_FDCWD as usize;
+
+pub(super) fn read(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let d = k.lx_read(tid, c.args[0], c.args[2], None)?;
+    k.lx_out(tid, c.args[1], &d)?;
+    Ok(d.len())
+}
+
+pub(super) fn pread64(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let d = k.lx_read(tid, c.args[0], c.args[2], Some(c.args[3] as u64))?;
+    k.lx_out(tid, c.args[1], &d)?;
+    Ok(d.len())
+}
+
+/// `readv`/`preadv`: one read of the iovecs' total, scattered over them in order.
+fn read_iov(k: &mut Kernel, tid: Pid, c: &Call, offset: Option<u64>) -> SysResult {
+    let iov: Vec<(usize, usize)> = c
+        .input(1)
+        .unwrap_or(&[])
+        .chunks_exact(16)
+        .map(|e| (abi::le64(e, 0) as usize, abi::le64(e, 8) as usize))
+        .collect();
+    let total = iov.iter().fold(0usize, |t, &(_, l)| t.saturating_add(l));
+    {
+        let mm = k.mm_of(tid)?;
+        let mm = mm.borrow();
+        for &(base, len) in &iov {
+            check_writable(&mm.space.mem, base, len)?;
+        }
+    }
+    let data = k.lx_read(tid, c.args[0], total, offset)?;
+    let mut done = 0;
+    for (base, len) in iov {
+        if done >= data.len() {
+            break;
+        }
+        let n = len.min(data.len() - done);
+        k.lx_out(tid, base, &data[done..done + n])?;
+        done += n;
+    }
+    Ok(data.len())
+}
+
+pub(super) fn readv(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    read_iov(k, tid, c, None)
+}
+
+pub(super) fn preadv(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    read_iov(k, tid, c, Some(c.args[3] as u64))
+}
+
+pub(super) fn write(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    k.lx_write(tid, c.args[0], c.bytes(1)?, None)
+}
+
+pub(super) fn pwrite64(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    k.lx_write(tid, c.args[0], c.bytes(1)?, Some(c.args[3] as u64))
+}
+
+pub(super) fn writev(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    k.lx_write(tid, c.args[0], c.bytes(1)?, None)
+}
+
+pub(super) fn pwritev(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    k.lx_write(tid, c.args[0], c.bytes(1)?, Some(c.args[3] as u64))
+}
+
+pub(super) fn open(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    k.lx_openat(tid, CWD, c.path(0)?, c.args[1], c.args[2])
+}
+
+pub(super) fn openat(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    k.lx_openat(tid, c.args[0], c.path(1)?, c.args[2], c.args[3])
+}
+
+pub(super) fn creat(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    k.lx_openat(tid, CWD, c.path(0)?, abi::O_CREAT | abi::O_WRONLY | abi::O_TRUNC, c.args[1])
+}
+
+pub(super) fn close(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let files = k.proc_of(tid)?.files.clone();
+    let entry = files.borrow_mut().remove(c.args[0]);
+    drop(entry?);
+    Ok(0)
+}
+
+pub(super) fn close_range(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let [first, last, flags, ..] = c.args;
+    let files = k.proc_of(tid)?.files.clone();
+    let last = last.min(k.config.limits.max_fds);
+    let mut dropped = Vec::new();
+    for fd in first..=last {
+        if flags & 4 != 0 {
+            if let Ok(e) = files.borrow_mut().get_mut(fd) {
+                e.cloexec = true;
             }
-            nr::WRITE | nr::WRITEV | nr::PWRITE64 | nr::PWRITEV => {
-                let LinuxInput::Bytes(data) = input else { return Some(err(r::EFAULT)) };
-                let offset = matches!(number, nr::PWRITE64 | nr::PWRITEV).then_some(a[3] as u64);
-                self.lx_write(tid, a[0], data, offset)
-            }
-            nr::OPEN => path().and_then(|p| self.lx_openat(tid, cwd, p, a[1], a[2])),
-            nr::CREAT => {
-                path().and_then(|p| self.lx_openat(tid, cwd, p, abi::O_CREAT | abi::O_WRONLY | abi::O_TRUNC, a[1]))
-            }
-            nr::OPENAT => path().and_then(|p| self.lx_openat(tid, a[0], p, a[2], a[3])),
-            nr::CLOSE => (|| {
-                let files = self.proc_of(tid)?.files.clone();
-                let entry = files.borrow_mut().remove(a[0]);
-                drop(entry?);
-                Ok(0)
-            })(),
-            nr::CLOSE_RANGE => (|| {
-                let files = self.proc_of(tid)?.files.clone();
-                let last = a[1].min(self.config.limits.max_fds);
-                let mut dropped = Vec::new();
-                for fd in a[0]..=last {
-                    if a[2] & 4 != 0 {
-                        if let Ok(e) = files.borrow_mut().get_mut(fd) {
-                            e.cloexec = true;
-                        }
-                    } else if let Ok(e) = files.borrow_mut().remove(fd) {
-                        dropped.push(e);
-                    }
-                }
-                drop(dropped);
-                Ok(0)
-            })(),
-            nr::LSEEK => (|| {
-                let desc = self.desc(tid, a[0])?;
-                if a[2] > 2 {
-                    return err(r::EINVAL);
-                }
-                let pos = desc.file.try_borrow_mut().map_err(|_| Errno(r::EIO))?.seek(a[1] as i64, a[2])?;
-                if let Some((_, s)) = self.linux.dirs.iter_mut().find(|(w, _)| w.as_ptr() == Rc::as_ptr(&desc)) {
-                    s.pos = if a[2] == 0 { a[1] } else { s.pos };
-                }
-                Ok(pos as usize)
-            })(),
-            nr::STAT | nr::LSTAT => path().and_then(|p| {
-                let abs = self.lx_abs(tid, cwd, p)?;
-                let st = self.lx_stat_abs(tid, &abs, number == nr::LSTAT)?;
-                self.lx_out(tid, a[1], &abi::stat_bytes(&st))?;
-                Ok(0)
-            }),
-            nr::FSTAT => (|| {
-                let st = self.lx_fstat(tid, a[0])?;
-                self.lx_out(tid, a[1], &abi::stat_bytes(&st))?;
-                Ok(0)
-            })(),
-            nr::NEWFSTATAT => path().and_then(|p| {
-                let st = self.lx_statat(tid, a[0], p, a[3])?;
-                self.lx_out(tid, a[2], &abi::stat_bytes(&st))?;
-                Ok(0)
-            }),
-            nr::STATX => path().and_then(|p| {
-                let st = self.lx_statat(tid, a[0], p, a[2])?;
-                self.lx_out(tid, a[4], &abi::statx_bytes(&st))?;
-                Ok(0)
-            }),
-            nr::GETDENTS64 => self.lx_getdents(tid, a[0], a[1], a[2]),
-            nr::DUP => (|| {
-                let desc = self.desc(tid, a[0])?;
-                Ok(self.lx_install(tid, desc, false, 0)?)
-            })(),
-            nr::DUP2 => {
-                if a[0] == a[1] {
-                    self.desc(tid, a[0]).map(|_| a[1]).map_err(SysError::from)
-                } else {
-                    self.lx_dup_to(tid, a[0], a[1], false)
-                }
-            }
-            nr::DUP3 => {
-                if a[0] == a[1] || a[2] & !abi::O_CLOEXEC != 0 {
-                    err(r::EINVAL)
-                } else {
-                    self.lx_dup_to(tid, a[0], a[1], a[2] & abi::O_CLOEXEC != 0)
-                }
-            }
-            nr::FCNTL => self.lx_fcntl(tid, a[0], a[1], a[2]),
-            nr::PIPE => self.lx_pipe(tid, a[0], 0),
-            nr::PIPE2 => self.lx_pipe(tid, a[0], a[1]),
-            nr::IOCTL => self.lx_ioctl(tid, a[0], a[1], a[2]),
-            nr::ACCESS => path().and_then(|p| self.lx_access(tid, cwd, p, a[1], 0)),
-            nr::FACCESSAT | nr::FACCESSAT2 => path().and_then(|p| {
-                let flags = if number == nr::FACCESSAT2 { a[3] } else { 0 };
-                self.lx_access(tid, a[0], p, a[2], flags)
-            }),
-            nr::GETCWD => (|| {
-                let mut cwd = self.proc_of(tid)?.fs.borrow().cwd_display();
-                cwd.push(0);
-                if a[1] < cwd.len() {
-                    return err(r::ERANGE);
-                }
-                self.lx_out(tid, a[0], &cwd)?;
-                Ok(cwd.len())
-            })(),
-            nr::CHDIR => path().and_then(|p| {
-                let abs = self.lx_abs(tid, cwd, p)?;
-                self.lx_chdir_abs(tid, abs)
-            }),
-            nr::FCHDIR => (|| {
-                let abs = self.lx_fd_dir(tid, a[0])?;
-                self.lx_chdir_abs(tid, abs)
-            })(),
-            nr::MKDIR | nr::MKDIRAT => path().and_then(|p| {
-                let (dirfd, mode) = if number == nr::MKDIR { (cwd, a[1]) } else { (a[0], a[2]) };
-                let abs = self.lx_abs(tid, dirfd, p)?;
-                let umask = self.proc_of(tid)?.fs.borrow().umask as usize;
-                let flags = r::O_CREAT | r::O_DIRECTORY | r::O_EXCL | (mode & 0o7777 & !umask);
-                let file = self.open_path(tid, &file_path(&abs), flags)?;
-                drop(OpenFile::new(file, r::O_RDONLY));
-                Ok(0)
-            }),
-            nr::UNLINK | nr::RMDIR => path().and_then(|p| {
-                let abs = self.lx_abs(tid, cwd, p)?;
-                self.lx_remove(tid, &abs, number == nr::RMDIR)
-            }),
-            nr::UNLINKAT => path().and_then(|p| {
-                let abs = self.lx_abs(tid, a[0], p)?;
-                self.lx_remove(tid, &abs, a[2] & abi::AT_REMOVEDIR != 0)
-            }),
-            nr::RENAME | nr::RENAMEAT | abi::RENAMEAT2 => (|| {
-                let LinuxInput::Paths(old, new) = input else { return err(r::EFAULT) };
-                let (od, nd) = if number == nr::RENAME { (cwd, cwd) } else { (a[0], a[2]) };
-                // "." and ".." as the last component are busy (checked before normalising).
-                for p in [old, new] {
-                    let last = p.rsplit(|&b| b == b'/').find(|c| !c.is_empty()).unwrap_or(b".");
-                    if last == b"." || last == b".." {
-                        return err(r::EBUSY);
-                    }
-                }
-                let old = self.lx_abs(tid, od, old)?;
-                let new = self.lx_abs(tid, nd, new)?;
-                if number == abi::RENAMEAT2 {
-                    // RENAME_NOREPLACE (1) is honoured; RENAME_EXCHANGE and RENAME_WHITEOUT are not.
-                    if a[4] & !1 != 0 {
-                        return err(r::EINVAL);
-                    }
-                    if a[4] & 1 != 0 && self.lx_stat_abs(tid, &new, true).is_ok() {
-                        return err(r::EEXIST);
-                    }
-                }
-                self.lx_rename(tid, &old, &new)
-            })(),
-            nr::SYMLINK | nr::SYMLINKAT => (|| {
-                let LinuxInput::Paths(target, link) = input else { return err(r::EFAULT) };
-                let dirfd = if number == nr::SYMLINK { cwd } else { a[1] };
-                let abs = self.lx_abs(tid, dirfd, link)?;
-                if self.lx_stat_abs(tid, &abs, true).is_ok() {
-                    return err(r::EEXIST);
-                }
-                let flags = r::O_CREAT | r::O_EXCL | r::O_SYMLINK | r::O_WRONLY | 0o777;
-                self.lx_write_new(tid, &file_path(&abs), flags, target)?;
-                Ok(0)
-            })(),
-            nr::LINK | nr::LINKAT => (|| {
-                let LinuxInput::Paths(old, new) = input else { return err(r::EFAULT) };
-                let (od, nd, flags) = if number == nr::LINK { (cwd, cwd, 0) } else { (a[0], a[2], a[4]) };
-                if flags & !(abi::AT_SYMLINK_FOLLOW | abi::AT_EMPTY_PATH) != 0 {
-                    return err(r::EINVAL);
-                }
-                let old = self.lx_abs(tid, od, old)?;
-                let new = self.lx_abs(tid, nd, new)?;
-                self.lx_link(tid, &old, &new, flags & abi::AT_SYMLINK_FOLLOW != 0)
-            })(),
-            nr::READLINK => path().and_then(|p| {
-                let abs = self.lx_abs(tid, cwd, p)?;
-                self.lx_readlink(tid, &abs, a[1], a[2])
-            }),
-            nr::READLINKAT => path().and_then(|p| {
-                let abs = self.lx_abs(tid, a[0], p)?;
-                self.lx_readlink(tid, &abs, a[2], a[3])
-            }),
-            nr::TRUNCATE => path().and_then(|p| {
-                let abs = self.lx_abs(tid, cwd, p)?;
-                let file = self.open_path(tid, &file_path(&abs), r::O_WRONLY)?;
-                let desc = OpenFile::new(file, r::O_WRONLY);
-                desc.file.try_borrow_mut().map_err(|_| Errno(r::EIO))?.truncate(a[1] as u64)?;
-                Ok(0)
-            }),
-            nr::FTRUNCATE => (|| {
-                let desc = self.desc(tid, a[0])?;
-                if desc.flags.get() & r::O_ACCMODE == r::O_RDONLY {
-                    return err(r::EINVAL);
-                }
-                desc.file.try_borrow_mut().map_err(|_| Errno(r::EIO))?.truncate(a[1] as u64)?;
-                Ok(0)
-            })(),
-            nr::FSYNC | nr::FDATASYNC => (|| {
-                let desc = self.desc(tid, a[0])?;
-                desc.file.try_borrow_mut().map_err(|_| Errno(r::EIO))?.sync()?;
-                Ok(0)
-            })(),
-            nr::SYNC => Ok(0),
-            nr::UMASK => (|| {
-                let fs = self.proc_of(tid)?.fs.clone();
-                let mut fs = fs.borrow_mut();
-                let old = fs.umask;
-                fs.umask = (a[0] & 0o777) as u32;
-                Ok(old as usize)
-            })(),
-            nr::CHMOD => path().and_then(|p| {
-                let abs = self.lx_abs(tid, cwd, p)?;
-                self.lx_set_attr(tid, &abs, true, Some(a[1] as u16), None)
-            }),
-            nr::FCHMODAT => path().and_then(|p| {
-                let abs = self.lx_abs(tid, a[0], p)?;
-                self.lx_set_attr(tid, &abs, true, Some(a[2] as u16), None)
-            }),
-            nr::FCHMOD => (|| {
-                let abs = self.lx_fd_path(tid, a[0])?;
-                self.lx_set_attr(tid, &abs, false, Some(a[1] as u16), None)
-            })(),
-            nr::CHOWN | nr::LCHOWN | nr::UTIME | nr::UTIMES => path().and_then(|p| {
-                let abs = self.lx_abs(tid, cwd, p)?;
-                self.lx_stat_abs(tid, &abs, number == nr::LCHOWN)?;
-                Ok(0)
-            }),
-            nr::FCHOWNAT => path().and_then(|p| {
-                self.lx_statat(tid, a[0], p, a[4])?;
-                Ok(0)
-            }),
-            nr::UTIMENSAT => (|| {
-                let LinuxInput::Utimens { path, times } = input else { return err(r::EFAULT) };
-                let mtime = match times {
-                    None => Some(self.clock.realtime_ns() / 1_000_000_000),
-                    Some([_, _, _, UTIME_OMIT]) => None,
-                    Some([_, _, _, UTIME_NOW]) => Some(self.clock.realtime_ns() / 1_000_000_000),
-                    Some([_, ans, s, ns]) => {
-                        let ok = |n: u64| n < 1_000_000_000 || n == UTIME_NOW || n == UTIME_OMIT;
-                        if !ok(*ans) || !ok(*ns) || (*s as i64) < 0 {
-                            return err(r::EINVAL);
-                        }
-                        Some(*s)
-                    }
-                };
-                let (abs, follow) = match path {
-                    Some(p) if !(p.is_empty() && a[3] & abi::AT_EMPTY_PATH != 0) => {
-                        (self.lx_abs(tid, a[0], p)?, a[3] & abi::AT_SYMLINK_NOFOLLOW == 0)
-                    }
-                    _ => (self.lx_fd_path(tid, a[0])?, false),
-                };
-                if mtime.is_none() {
-                    self.lx_stat_abs(tid, &abs, !follow)?;
-                    return Ok(0);
-                }
-                self.lx_set_attr(tid, &abs, follow, None, mtime)
-            })(),
-            nr::FCHOWN | nr::FLOCK | nr::FADVISE64 => self.desc(tid, a[0]).map(|_| 0).map_err(SysError::from),
-            nr::FALLOCATE => err(95), // EOPNOTSUPP
-            nr::SENDFILE => err(r::EINVAL),
-            nr::POLL | nr::PPOLL => {
-                let LinuxInput::Poll { fds, timeout } = input else { return Some(err(r::EFAULT)) };
-                self.lx_poll(tid, a[0], fds, *timeout)
-            }
-            nr::SELECT | nr::PSELECT6 => {
-                let LinuxInput::Select { nfds, sets, timeout } = input else { return Some(err(r::EFAULT)) };
-                self.lx_select(tid, a, *nfds, sets, *timeout)
-            }
-            _ => return None,
-        })
+        } else if let Ok(e) = files.borrow_mut().remove(fd) {
+            dropped.push(e);
+        }
+    }
+    drop(dropped);
+    Ok(0)
+}
+
+pub(super) fn lseek(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let [fd, offset, whence, ..] = c.args;
+    let desc = k.desc(tid, fd)?;
+    if whence > 2 {
+        return err(r::EINVAL);
+    }
+    let pos = desc.file.try_borrow_mut().map_err(|_| Errno(r::EIO))?.seek(offset as i64, whence)?;
+    if let Some((_, s)) = k.linux.dirs.iter_mut().find(|(w, _)| w.as_ptr() == Rc::as_ptr(&desc)) {
+        s.pos = if whence == 0 { offset } else { s.pos };
+    }
+    Ok(pos as usize)
+}
+
+fn stat_path(k: &mut Kernel, tid: Pid, c: &Call, nofollow: bool) -> SysResult {
+    let abs = k.lx_abs(tid, CWD, c.path(0)?)?;
+    let st = k.lx_stat_abs(tid, &abs, nofollow)?;
+    k.lx_out(tid, c.args[1], &abi::stat_bytes(&st))?;
+    Ok(0)
+}
+
+pub(super) fn stat(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    stat_path(k, tid, c, false)
+}
+
+pub(super) fn lstat(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    stat_path(k, tid, c, true)
+}
+
+pub(super) fn fstat(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let st = k.lx_fstat(tid, c.args[0])?;
+    k.lx_out(tid, c.args[1], &abi::stat_bytes(&st))?;
+    Ok(0)
+}
+
+pub(super) fn newfstatat(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let st = k.lx_statat(tid, c.args[0], c.path(1)?, c.args[3])?;
+    k.lx_out(tid, c.args[2], &abi::stat_bytes(&st))?;
+    Ok(0)
+}
+
+pub(super) fn statx(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let st = k.lx_statat(tid, c.args[0], c.path(1)?, c.args[2])?;
+    k.lx_out(tid, c.args[4], &abi::statx_bytes(&st))?;
+    Ok(0)
+}
+
+pub(super) fn getdents64(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    k.lx_getdents(tid, c.args[0], c.args[1], c.args[2])
+}
+
+pub(super) fn dup(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let desc = k.desc(tid, c.args[0])?;
+    Ok(k.lx_install(tid, desc, false, 0)?)
+}
+
+pub(super) fn dup2(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let [old, new, ..] = c.args;
+    if old == new {
+        k.desc(tid, old)?;
+        return Ok(new);
+    }
+    k.lx_dup_to(tid, old, new, false)
+}
+
+pub(super) fn dup3(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let [old, new, flags, ..] = c.args;
+    if old == new || flags & !abi::O_CLOEXEC != 0 {
+        return err(r::EINVAL);
+    }
+    k.lx_dup_to(tid, old, new, flags & abi::O_CLOEXEC != 0)
+}
+
+pub(super) fn fcntl(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    k.lx_fcntl(tid, c.args[0], c.args[1], c.args[2])
+}
+
+pub(super) fn pipe(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    k.lx_pipe(tid, c.args[0], 0)
+}
+
+pub(super) fn pipe2(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    k.lx_pipe(tid, c.args[0], c.args[1])
+}
+
+/// `ioctl`: `FIONBIO` reads its `int` from the kernel's copy.
+pub(super) fn ioctl(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let [fd, cmd, ..] = c.args;
+    let desc = k.desc(tid, fd)?;
+    match cmd {
+        abi::FIONBIO => {
+            let on = abi::le32(c.input(2).ok_or(Errno(r::EFAULT))?, 0) != 0;
+            let f = desc.flags.get() & !r::O_NONBLOCK;
+            desc.flags.set(if on { f | r::O_NONBLOCK } else { f });
+            Ok(0)
+        }
+        abi::FIOCLEX | abi::FIONCLEX => {
+            let files = k.proc_of(tid)?.files.clone();
+            files.borrow_mut().get_mut(fd)?.cloexec = cmd == abi::FIOCLEX;
+            Ok(0)
+        }
+        _ => err(r::ENOTTY),
     }
 }
 
-#[allow(dead_code)]
-fn _assert_fileref(_: FileRef) {}
+pub(super) fn access(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    k.lx_access(tid, CWD, c.path(0)?, c.args[1], 0)
+}
+
+pub(super) fn faccessat(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    k.lx_access(tid, c.args[0], c.path(1)?, c.args[2], 0)
+}
+
+pub(super) fn faccessat2(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    k.lx_access(tid, c.args[0], c.path(1)?, c.args[2], c.args[3])
+}
+
+/// `getcwd`: NUL-terminated; in a jail, relative to the root.
+pub(super) fn getcwd(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let [addr, size, ..] = c.args;
+    let mut cwd = match k.jail_view(tid) {
+        Some(jail) => k.jailed_cwd(tid, &jail)?,
+        None => k.proc_of(tid)?.fs.borrow().cwd_display(),
+    };
+    cwd.push(0);
+    if size < cwd.len() {
+        return err(r::ERANGE);
+    }
+    k.lx_out(tid, addr, &cwd)?;
+    Ok(cwd.len())
+}
+
+pub(super) fn chdir(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let abs = k.lx_abs(tid, CWD, c.path(0)?)?;
+    k.lx_chdir_abs(tid, abs)
+}
+
+pub(super) fn fchdir(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let abs = k.lx_fd_dir(tid, c.args[0])?;
+    k.lx_chdir_abs(tid, abs)
+}
+
+fn mkdir_at(k: &mut Kernel, tid: Pid, dirfd: usize, path: &[u8], mode: usize) -> SysResult {
+    let abs = k.lx_abs(tid, dirfd, path)?;
+    let umask = k.proc_of(tid)?.fs.borrow().umask as usize;
+    let flags = r::O_CREAT | r::O_DIRECTORY | r::O_EXCL | (mode & 0o7777 & !umask);
+    let file = k.open_path(tid, &file_path(&abs), flags)?;
+    drop(OpenFile::new(file, r::O_RDONLY));
+    Ok(0)
+}
+
+pub(super) fn mkdir(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    mkdir_at(k, tid, CWD, c.path(0)?, c.args[1])
+}
+
+pub(super) fn mkdirat(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    mkdir_at(k, tid, c.args[0], c.path(1)?, c.args[2])
+}
+
+pub(super) fn unlink(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let abs = k.lx_abs(tid, CWD, c.path(0)?)?;
+    k.lx_remove(tid, &abs, false)
+}
+
+pub(super) fn rmdir(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let abs = k.lx_abs(tid, CWD, c.path(0)?)?;
+    k.lx_remove(tid, &abs, true)
+}
+
+pub(super) fn unlinkat(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let abs = k.lx_abs(tid, c.args[0], c.path(1)?)?;
+    k.lx_remove(tid, &abs, c.args[2] & abi::AT_REMOVEDIR != 0)
+}
+
+/// `rename*`: `old` (argument `o`, relative to `od`) to `new` (`n`, relative to `nd`);
+/// `flags` are `renameat2`'s.
+fn rename_at(
+    k: &mut Kernel,
+    tid: Pid,
+    c: &Call,
+    (od, o): (usize, usize),
+    (nd, n): (usize, usize),
+    flags: usize,
+) -> SysResult {
+    let (old, new) = (c.path(o)?, c.path(n)?);
+    // "." and ".." as the last component are busy (checked before normalising).
+    for p in [old, new] {
+        let last = p.rsplit(|&b| b == b'/').find(|c| !c.is_empty()).unwrap_or(b".");
+        if last == b"." || last == b".." {
+            return err(r::EBUSY);
+        }
+    }
+    let old = k.lx_abs(tid, od, old)?;
+    let new = k.lx_abs(tid, nd, new)?;
+    // RENAME_NOREPLACE (1) is honoured; RENAME_EXCHANGE and RENAME_WHITEOUT are not.
+    if flags & !1 != 0 {
+        return err(r::EINVAL);
+    }
+    if flags & 1 != 0 && k.lx_stat_abs(tid, &new, true).is_ok() {
+        return err(r::EEXIST);
+    }
+    k.lx_rename(tid, &old, &new)
+}
+
+pub(super) fn rename(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    rename_at(k, tid, c, (CWD, 0), (CWD, 1), 0)
+}
+
+pub(super) fn renameat(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    rename_at(k, tid, c, (c.args[0], 1), (c.args[2], 3), 0)
+}
+
+pub(super) fn renameat2(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    rename_at(k, tid, c, (c.args[0], 1), (c.args[2], 3), c.args[4])
+}
+
+fn symlink_at(k: &mut Kernel, tid: Pid, target: &[u8], dirfd: usize, link: &[u8]) -> SysResult {
+    let abs = k.lx_abs(tid, dirfd, link)?;
+    if k.lx_stat_abs(tid, &abs, true).is_ok() {
+        return err(r::EEXIST);
+    }
+    let flags = r::O_CREAT | r::O_EXCL | r::O_SYMLINK | r::O_WRONLY | 0o777;
+    k.lx_write_new(tid, &file_path(&abs), flags, target)?;
+    Ok(0)
+}
+
+pub(super) fn symlink(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    symlink_at(k, tid, c.path(0)?, CWD, c.path(1)?)
+}
+
+pub(super) fn symlinkat(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    symlink_at(k, tid, c.path(0)?, c.args[1], c.path(2)?)
+}
+
+fn link_at(
+    k: &mut Kernel,
+    tid: Pid,
+    c: &Call,
+    (od, o): (usize, usize),
+    (nd, n): (usize, usize),
+    flags: usize,
+) -> SysResult {
+    if flags & !(abi::AT_SYMLINK_FOLLOW | abi::AT_EMPTY_PATH) != 0 {
+        return err(r::EINVAL);
+    }
+    let old = k.lx_abs(tid, od, c.path(o)?)?;
+    let new = k.lx_abs(tid, nd, c.path(n)?)?;
+    k.lx_link(tid, &old, &new, flags & abi::AT_SYMLINK_FOLLOW != 0)
+}
+
+pub(super) fn link(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    link_at(k, tid, c, (CWD, 0), (CWD, 1), 0)
+}
+
+pub(super) fn linkat(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    link_at(k, tid, c, (c.args[0], 1), (c.args[2], 3), c.args[4])
+}
+
+pub(super) fn readlink(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let abs = k.lx_abs(tid, CWD, c.path(0)?)?;
+    k.lx_readlink(tid, &abs, c.args[1], c.args[2])
+}
+
+pub(super) fn readlinkat(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let abs = k.lx_abs(tid, c.args[0], c.path(1)?)?;
+    k.lx_readlink(tid, &abs, c.args[2], c.args[3])
+}
+
+pub(super) fn truncate(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let abs = k.lx_abs(tid, CWD, c.path(0)?)?;
+    let file = k.open_path(tid, &file_path(&abs), r::O_WRONLY)?;
+    let desc = OpenFile::new(file, r::O_WRONLY);
+    desc.file.try_borrow_mut().map_err(|_| Errno(r::EIO))?.truncate(c.args[1] as u64)?;
+    Ok(0)
+}
+
+pub(super) fn ftruncate(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let desc = k.desc(tid, c.args[0])?;
+    if desc.flags.get() & r::O_ACCMODE == r::O_RDONLY {
+        return err(r::EINVAL);
+    }
+    desc.file.try_borrow_mut().map_err(|_| Errno(r::EIO))?.truncate(c.args[1] as u64)?;
+    Ok(0)
+}
+
+pub(super) fn fsync(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let desc = k.desc(tid, c.args[0])?;
+    desc.file.try_borrow_mut().map_err(|_| Errno(r::EIO))?.sync()?;
+    Ok(0)
+}
+
+pub(super) fn sync(_: &mut Kernel, _: Pid, _: &Call) -> SysResult {
+    Ok(0)
+}
+
+pub(super) fn umask(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let fs = k.proc_of(tid)?.fs.clone();
+    let mut fs = fs.borrow_mut();
+    let old = fs.umask;
+    fs.umask = (c.args[0] & 0o777) as u32;
+    Ok(old as usize)
+}
+
+pub(super) fn chmod(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let abs = k.lx_abs(tid, CWD, c.path(0)?)?;
+    k.lx_set_attr(tid, &abs, true, Some(c.args[1] as u16), None)
+}
+
+pub(super) fn fchmodat(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let abs = k.lx_abs(tid, c.args[0], c.path(1)?)?;
+    k.lx_set_attr(tid, &abs, true, Some(c.args[2] as u16), None)
+}
+
+pub(super) fn fchmod(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let abs = k.lx_fd_path(tid, c.args[0])?;
+    k.lx_set_attr(tid, &abs, false, Some(c.args[1] as u16), None)
+}
+
+/// `chown`, `utime`, `utimes` (no effect, but the path must exist).
+pub(super) fn chown(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let abs = k.lx_abs(tid, CWD, c.path(0)?)?;
+    k.lx_stat_abs(tid, &abs, false)?;
+    Ok(0)
+}
+
+pub(super) fn lchown(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let abs = k.lx_abs(tid, CWD, c.path(0)?)?;
+    k.lx_stat_abs(tid, &abs, true)?;
+    Ok(0)
+}
+
+pub(super) fn fchownat(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    k.lx_statat(tid, c.args[0], c.path(1)?, c.args[4])?;
+    Ok(0)
+}
+
+pub(super) fn utimensat(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let [dirfd, _, _, flags, ..] = c.args;
+    let times = c.input(2).map(|b| [abi::le64(b, 0), abi::le64(b, 8), abi::le64(b, 16), abi::le64(b, 24)]);
+    let mtime = match times {
+        None => Some(k.clock.realtime_ns() / 1_000_000_000),
+        Some([_, _, _, UTIME_OMIT]) => None,
+        Some([_, _, _, UTIME_NOW]) => Some(k.clock.realtime_ns() / 1_000_000_000),
+        Some([_, ans, s, ns]) => {
+            let ok = |n: u64| n < 1_000_000_000 || n == UTIME_NOW || n == UTIME_OMIT;
+            if !ok(ans) || !ok(ns) || (s as i64) < 0 {
+                return err(r::EINVAL);
+            }
+            Some(s)
+        }
+    };
+    let (abs, follow) = match c.path(1).ok() {
+        Some(p) if !(p.is_empty() && flags & abi::AT_EMPTY_PATH != 0) => {
+            (k.lx_abs(tid, dirfd, p)?, flags & abi::AT_SYMLINK_NOFOLLOW == 0)
+        }
+        _ => (k.lx_fd_path(tid, dirfd)?, false),
+    };
+    if mtime.is_none() {
+        k.lx_stat_abs(tid, &abs, !follow)?;
+        return Ok(0);
+    }
+    k.lx_set_attr(tid, &abs, follow, None, mtime)
+}
+
+/// `fchown`, `flock`, `fadvise64`: no effect on an open descriptor.
+pub(super) fn fd_noop(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    k.desc(tid, c.args[0])?;
+    Ok(0)
+}
+
+pub(super) fn fallocate(_: &mut Kernel, _: Pid, _: &Call) -> SysResult {
+    err(95) // EOPNOTSUPP
+}
+
+pub(super) fn sendfile(_: &mut Kernel, _: Pid, _: &Call) -> SysResult {
+    err(r::EINVAL)
+}
+
+/// The `struct pollfd` entries of `poll`/`ppoll` (the kernel's copy): (fd, events).
+fn poll_fds(c: &Call) -> Vec<(i32, u16)> {
+    c.input(0)
+        .unwrap_or(&[])
+        .chunks_exact(8)
+        .map(|e| (abi::le32(e, 0) as i32, u16::from_le_bytes([e[4], e[5]])))
+        .collect()
+}
+
+/// A `struct timespec` argument as nanoseconds (`None`: no timeout; EINVAL if malformed).
+pub(super) fn timeout(c: &Call, arg: usize) -> Result<Option<u64>, Errno> {
+    c.input(arg).map(|b| abi::timespec_ns(b).ok_or(Errno(r::EINVAL))).transpose()
+}
+
+pub(super) fn poll(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let ms = c.args[2] as i32;
+    let timeout = (ms >= 0).then(|| ms as u64 * 1_000_000);
+    k.lx_poll(tid, c.args[0], &poll_fds(c), timeout)
+}
+
+pub(super) fn ppoll(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    k.lx_poll(tid, c.args[0], &poll_fds(c), timeout(c, 2)?)
+}
+
+fn select_sets(c: &Call) -> [Option<&[u8]>; 3] {
+    [c.input(1), c.input(2), c.input(3)]
+}
+
+fn select_nfds(c: &Call) -> usize {
+    (c.args[0] as i32).clamp(0, 1024) as usize
+}
+
+pub(super) fn select(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let timeout = c.input(4).map(|b| abi::timeval_ns(b).ok_or(Errno(r::EINVAL))).transpose()?;
+    k.lx_select(tid, &c.args, select_nfds(c), select_sets(c), timeout)
+}
+
+pub(super) fn pselect6(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    k.lx_select(tid, &c.args, select_nfds(c), select_sets(c), timeout(c, 4)?)
+}

@@ -16,11 +16,10 @@ use emu::{GuestAddress, Perm};
 use warden_abi as r;
 use warden_abi::Errno;
 
-use super::abi::{self, nr};
-use super::LinuxInput;
+use super::abi;
 use crate::mm::{round_up, PAGE};
 use crate::process::{OnWake, WaitOn};
-use crate::syscall::{Block, SysError, SysResult};
+use crate::syscall::{Block, Call, SysError, SysResult};
 use crate::usercopy::read_u32;
 use crate::{Kernel, Pid};
 
@@ -195,51 +194,62 @@ impl Kernel {
             _ => err(r::ENOSYS),
         }
     }
+}
 
-    pub(super) fn linux_mem_call(
-        &mut self,
-        tid: Pid,
-        number: usize,
-        a: &[usize; 6],
-        input: &LinuxInput,
-    ) -> Option<SysResult> {
-        Some(match number {
-            nr::BRK => (|| {
-                let mm = self.mm_of(tid)?;
-                let mut mm = mm.borrow_mut();
-                let cur = mm.brk;
-                Ok(mm.set_brk(a[0] as u64).unwrap_or(cur) as usize)
-            })(),
-            nr::MMAP => self.lx_mmap(tid, a),
-            nr::MUNMAP => (|| {
-                if a[1] == 0 {
-                    return err(r::EINVAL);
-                }
-                let mm = self.mm_of(tid)?;
-                mm.borrow_mut().unmap(a[0] as u64, a[1] as u64)?;
-                Ok(0)
-            })(),
-            nr::MPROTECT => (|| {
-                let addr = a[0] as u64;
-                if addr % PAGE != 0 {
-                    return err(r::EINVAL);
-                }
-                let len = round_up(a[1] as u64).ok_or(Errno(r::ENOMEM))?;
-                let mm = self.mm_of(tid)?;
-                mm.borrow_mut().space.mem.protect(GuestAddress(addr), len, perm(a[2])).map_err(|_| Errno(r::ENOMEM))?;
-                Ok(0)
-            })(),
-            nr::MREMAP => self.lx_mremap(tid, a[0] as u64, a[1] as u64, a[2] as u64, a[3]),
-            nr::MADVISE | nr::MSYNC => Ok(0),
-            nr::MINCORE => err(r::ENOSYS),
-            nr::FUTEX => {
-                let timeout = match input {
-                    LinuxInput::Time(t) => *t,
-                    _ => None,
-                };
-                self.lx_futex(tid, a, timeout)
-            }
-            _ => return None,
-        })
+// --- handlers (rows of `warden_abi::linux_calls!`) -------------------------------------------
+
+pub(super) fn brk(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let mm = k.mm_of(tid)?;
+    let mut mm = mm.borrow_mut();
+    let cur = mm.brk;
+    Ok(mm.set_brk(c.args[0] as u64).unwrap_or(cur) as usize)
+}
+
+pub(super) fn mmap(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    k.lx_mmap(tid, &c.args)
+}
+
+pub(super) fn munmap(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    if c.args[1] == 0 {
+        return err(r::EINVAL);
     }
+    let mm = k.mm_of(tid)?;
+    mm.borrow_mut().unmap(c.args[0] as u64, c.args[1] as u64)?;
+    Ok(0)
+}
+
+pub(super) fn mprotect(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let addr = c.args[0] as u64;
+    if addr % PAGE != 0 {
+        return err(r::EINVAL);
+    }
+    let len = round_up(c.args[1] as u64).ok_or(Errno(r::ENOMEM))?;
+    let mm = k.mm_of(tid)?;
+    mm.borrow_mut().space.mem.protect(GuestAddress(addr), len, perm(c.args[2])).map_err(|_| Errno(r::ENOMEM))?;
+    Ok(0)
+}
+
+pub(super) fn mremap(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let [old, old_size, new_size, flags, ..] = c.args;
+    k.lx_mremap(tid, old as u64, old_size as u64, new_size as u64, flags)
+}
+
+/// `madvise`, `msync`: accepted without effect.
+pub(super) fn no_effect(_: &mut Kernel, _: Pid, _: &Call) -> SysResult {
+    Ok(0)
+}
+
+/// `mincore`: not implemented.
+pub(super) fn not_implemented(_: &mut Kernel, _: Pid, _: &Call) -> SysResult {
+    err(r::ENOSYS)
+}
+
+/// `futex`: the futex word itself is read when the call runs (the comparison must be atomic
+/// with parking), never copied in; the timeout is the kernel's copy.
+pub(super) fn futex(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let timeout = match c.args[1] & abi::FUTEX_CMD_MASK {
+        abi::FUTEX_WAIT | abi::FUTEX_WAIT_BITSET => super::fs::timeout(c, 3)?,
+        _ => None,
+    };
+    k.lx_futex(tid, &c.args, timeout)
 }

@@ -16,20 +16,23 @@
 //! exec and wait for each other freely; each exec decides afresh.
 //!
 //! # How calls enter
-//! A Linux process's `syscall` instruction is decoded by [`decode`] with Linux
-//! numbers and argument layouts: the `Call` gets the number
-//! `LINUX_CALL | nr` (so supervisors and traces can tell the ABIs apart and
-//! `Call::name` gives Linux names) and an `Input::Linux` holding the kernel's
-//! copy of every pointer argument the call reads (paths as C strings, write
-//! buffers and gathered `writev` data, exec vectors, `sigaction`, signal sets,
-//! timeouts, poll/select sets, iovec arrays). Handlers run on that copy only;
-//! results are written out once through `usercopy`. Supervision packets and
-//! `warden trace` carry the same copies ([`trace_items`]: paths, buffers and
-//! exec vectors, by argument index) and show Linux names. `int 0x80` in a Linux
-//! process still enters the Redox ABI. Errors are `-errno` (the kernel's
-//! errno values are Linux's). `WARDEN_LINUX_TRACE=1` in the host environment
-//! prints every Linux call and its result on stderr (a debugging aid until the
-//! general tracer lands).
+//! A Linux process's `syscall` instruction enters the one dispatcher
+//! ([`crate::syscall`]) with the number `LINUX_CALL | nr` (so supervisors and
+//! traces can tell the ABIs apart and name Linux calls by their Linux names),
+//! and from then on a Linux call is treated exactly like a Redox one, by its
+//! row in `warden_abi::linux_calls!` (`LINUX_ROWS` holds the handlers here):
+//! the kernel copies every pointer argument the row says it reads (paths as C
+//! strings, write buffers and gathered `writev` data, exec vectors, structures:
+//! `sigaction`, signal sets, timeouts, poll/select sets, iovec arrays), the
+//! policy confines its path arguments, supervisors and tracers see those
+//! copies and the ranges the row says it writes, and the handler runs on the
+//! copy only; results are written out once through `usercopy`. `int 0x80` in a
+//! Linux process still enters the Redox ABI. Errors are `-errno` (the kernel's
+//! errno values are Linux's).
+//!
+//! Adding a call: its row in `warden_abi::linux_calls!` (number, class, groups,
+//! arguments, result, handler), its handler here (`fn(&mut Kernel, Pid, &Call)
+//! -> SysResult`), and a test.
 //!
 //! # Supported calls
 //! Files: read write readv writev pread64 pwrite64 preadv pwritev open openat
@@ -87,14 +90,10 @@ mod time;
 use std::collections::BTreeMap;
 use std::rc::Weak;
 
-use emu::{GuestAddress, Memory};
-use warden_abi::{Errno, E2BIG, EFAULT, EINVAL, ENAMETOOLONG, ENOSYS};
+use emu::GuestAddress;
 
 use crate::process::OpenFile;
-use crate::syscall::{Call, Input, SysError, SysResult};
-use crate::usercopy::{copy_array, copy_in};
 use crate::{Kernel, Pid};
-use abi::nr;
 
 pub use exec::build_stack;
 
@@ -103,12 +102,6 @@ pub use warden_abi::linux::LINUX_CALL;
 
 /// Largest buffer one read or write moves.
 const MAX_IO: usize = crate::syscall::MAX_IO;
-/// Most iovec entries (IOV_MAX).
-const IOV_MAX: usize = 1024;
-/// Longest path.
-const PATH_MAX: usize = 4096;
-/// Most poll entries.
-const MAX_POLL: usize = 4096;
 
 /// Which system-call ABI a process speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -224,325 +217,18 @@ pub struct LinuxState {
     pub(crate) exec_path: Option<Vec<u8>>,
     /// Override of the personality rule for the next exec (init only).
     pub(crate) force: Option<Personality>,
-    trace: Option<bool>,
 }
 
-impl LinuxState {
-    fn tracing(&mut self) -> bool {
-        *self.trace.get_or_insert_with(|| std::env::var_os("WARDEN_LINUX_TRACE").is_some_and(|v| v != "0"))
-    }
-}
-
-/// The kernel's copy of what a Linux call reads.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum LinuxInput {
-    None,
-    /// One path (C string, without the NUL).
-    Path(Vec<u8>),
-    /// Two paths (rename, symlink, link).
-    Paths(Vec<u8>, Vec<u8>),
-    /// A write buffer (or the gathered `writev` buffers).
-    Bytes(Vec<u8>),
-    /// An iovec array (base, len) for `readv`.
-    Iov(Vec<(u64, u64)>),
-    Exec {
-        path: Vec<u8>,
-        args: Vec<Vec<u8>>,
-        envs: Vec<Vec<u8>>,
-    },
-    /// rt_sigaction's new action: (handler, flags, restorer, mask).
-    SigAction(Option<(u64, u64, u64, u64)>),
-    SigSet(Option<u64>),
-    /// sigaltstack's new stack: (sp, flags, size).
-    AltStack(Option<(u64, u32, u64)>),
-    /// A timeout or sleep, in nanoseconds (`None`: no timeout pointer).
-    Time(Option<u64>),
-    /// utimensat: the path (`None`: the descriptor itself) and the two timespecs
-    /// (atime sec, nsec, mtime sec, nsec; `None`: both now).
-    Utimens {
-        path: Option<Vec<u8>>,
-        times: Option<[u64; 4]>,
-    },
-    /// setitimer's new value: (interval, value) in nanoseconds (`None`: no pointer).
-    ITimer(Option<(u64, u64)>),
-    Poll {
-        fds: Vec<(i32, u16)>,
-        timeout: Option<u64>,
-    },
-    Select {
-        nfds: usize,
-        sets: [Option<Vec<u8>>; 3],
-        timeout: Option<u64>,
-    },
-}
-
-/// The supervision items (`warden_abi::ITEM_*`: kind, argument index, bytes) of a Linux
-/// call's inputs, so packets and traces show its paths, buffers and exec vectors.
-pub fn trace_items(number: usize, input: &LinuxInput) -> Vec<(u32, u32, &[u8])> {
-    use warden_abi::{ITEM_ARG, ITEM_BYTES, ITEM_ENV, ITEM_PATH};
-    let nr = number & !LINUX_CALL;
-    let mut out = Vec::new();
-    match input {
-        LinuxInput::Path(p) => {
-            let at = matches!(
-                nr,
-                nr::OPENAT
-                    | nr::NEWFSTATAT
-                    | nr::STATX
-                    | nr::MKDIRAT
-                    | nr::UNLINKAT
-                    | nr::READLINKAT
-                    | nr::FCHMODAT
-                    | nr::FCHOWNAT
-                    | nr::FACCESSAT
-                    | nr::FACCESSAT2
-                    | nr::UTIMENSAT
-            );
-            out.push((ITEM_PATH, at as u32, p.as_slice()));
-        }
-        LinuxInput::Paths(p, q) => {
-            let (i, j) = match nr {
-                nr::RENAMEAT | abi::RENAMEAT2 | nr::LINKAT => (1, 3),
-                nr::SYMLINKAT => (0, 2),
-                _ => (0, 1),
-            };
-            out.push((ITEM_PATH, i, p.as_slice()));
-            out.push((ITEM_PATH, j, q.as_slice()));
-        }
-        LinuxInput::Bytes(b) => out.push((ITEM_BYTES, 1, b.as_slice())),
-        LinuxInput::Utimens { path: Some(p), .. } => out.push((ITEM_PATH, 1, p.as_slice())),
-        LinuxInput::Exec { path, args, envs } => {
-            out.push((ITEM_PATH, 0, path.as_slice()));
-            out.extend(args.iter().map(|a| (ITEM_ARG, 1, a.as_slice())));
-            out.extend(envs.iter().map(|e| (ITEM_ENV, 2, e.as_slice())));
-        }
-        _ => {}
-    }
-    out
-}
-
-fn cstr(mem: &Memory, addr: usize) -> Result<Vec<u8>, Errno> {
-    if addr == 0 {
-        return Err(Errno(EFAULT));
-    }
-    let s = read_cstr(mem, addr as u64, PATH_MAX + 1, ENAMETOOLONG)?;
-    if s.len() > PATH_MAX {
-        return Err(Errno(ENAMETOOLONG));
-    }
-    Ok(s)
-}
-
-/// A C string of at most `max - 1` bytes at `addr`: `too_long` if no NUL comes by then (as
-/// Linux: ENAMETOOLONG for a path, E2BIG for an exec argument), EFAULT for a bad pointer.
-fn read_cstr(mem: &Memory, addr: u64, max: usize, too_long: i32) -> Result<Vec<u8>, Errno> {
-    mem.read_cstr(GuestAddress(addr), max).map_err(|e| match e {
-        emu::MemError::OutOfRange { addr: a, len } if a == addr && len == max as u64 => Errno(too_long),
-        _ => Errno(EFAULT),
-    })
-}
-
-fn timespec(mem: &Memory, addr: usize) -> Result<Option<u64>, Errno> {
-    if addr == 0 {
-        return Ok(None);
-    }
-    let bytes = copy_array::<16>(mem, addr)?;
-    abi::timespec_ns(&bytes).map(Some).ok_or(Errno(EINVAL))
-}
-
-fn u64_at(mem: &Memory, addr: usize) -> Result<u64, Errno> {
-    Ok(u64::from_le_bytes(copy_array::<8>(mem, addr)?))
-}
-
-/// Copies a NULL-terminated vector of C strings (argv, envp).
-fn cvector(mem: &Memory, addr: usize, budget: &mut usize) -> Result<Vec<Vec<u8>>, Errno> {
-    let mut out = Vec::new();
-    if addr == 0 {
-        return Ok(out);
-    }
-    for i in 0.. {
-        if i >= crate::syscall::MAX_EXEC_ARGS {
-            return Err(Errno(E2BIG));
-        }
-        let p = u64_at(mem, addr.checked_add(8 * i).ok_or(Errno(EFAULT))?)? as usize;
-        if p == 0 {
-            break;
-        }
-        let s = read_cstr(mem, p as u64, (*budget).min(128 * 1024) + 1, E2BIG)?;
-        *budget = budget.checked_sub(s.len() + 9).ok_or(Errno(E2BIG))?;
-        out.push(s);
-    }
-    Ok(out)
-}
-
-fn iovecs(mem: &Memory, addr: usize, count: usize) -> Result<Vec<(u64, u64)>, Errno> {
-    if count > IOV_MAX {
-        return Err(Errno(EINVAL));
-    }
-    let raw = copy_in(mem, addr, count * 16)?;
-    Ok(raw.chunks_exact(16).map(|c| (abi::le64(c, 0), abi::le64(c, 8))).collect())
-}
-
-fn gather(mem: &Memory, iov: &[(u64, u64)]) -> Result<Vec<u8>, Errno> {
-    let mut out = Vec::new();
-    for &(base, len) in iov {
-        let take = (len as usize).min(MAX_IO - out.len());
-        if take == 0 {
-            continue;
-        }
-        out.extend_from_slice(&copy_in(mem, base as usize, take)?);
-        if out.len() >= MAX_IO {
-            break;
-        }
-    }
-    Ok(out)
-}
-
-fn sigset(mem: &Memory, addr: usize) -> Result<Option<u64>, Errno> {
-    if addr == 0 {
-        Ok(None)
-    } else {
-        Ok(Some(u64_at(mem, addr)?))
-    }
-}
-
-/// Step 1 for a Linux process: the `Call` with the kernel's copies of its inputs.
-pub fn decode(mem: &Memory, gate: emu::Gate, rax: u64, args: [usize; 6]) -> Call {
-    let number = rax as u32 as usize;
-    let input = match decode_input(mem, number, &args) {
-        Ok(i) => Input::Linux(i),
-        Err(e) => Input::Fault(e),
-    };
-    Call { number: LINUX_CALL | number, args, gate, input }
-}
-
-fn decode_input(mem: &Memory, number: usize, a: &[usize; 6]) -> Result<LinuxInput, Errno> {
-    use LinuxInput as L;
-    Ok(match number {
-        nr::WRITE | nr::PWRITE64 => L::Bytes(copy_in(mem, a[1], a[2].min(MAX_IO))?),
-        nr::WRITEV | nr::PWRITEV => L::Bytes(gather(mem, &iovecs(mem, a[1], a[2])?)?),
-        nr::READV | nr::PREADV => L::Iov(iovecs(mem, a[1], a[2])?),
-        nr::OPEN
-        | nr::STAT
-        | nr::LSTAT
-        | nr::ACCESS
-        | nr::CHDIR
-        | nr::MKDIR
-        | nr::RMDIR
-        | nr::CREAT
-        | nr::UNLINK
-        | nr::READLINK
-        | nr::CHMOD
-        | nr::CHOWN
-        | nr::LCHOWN
-        | nr::TRUNCATE
-        | nr::UTIME
-        | nr::UTIMES
-        | nr::STATFS => L::Path(cstr(mem, a[0])?),
-        nr::OPENAT
-        | nr::NEWFSTATAT
-        | nr::STATX
-        | nr::MKDIRAT
-        | nr::UNLINKAT
-        | nr::READLINKAT
-        | nr::FCHMODAT
-        | nr::FCHOWNAT
-        | nr::FACCESSAT
-        | nr::FACCESSAT2 => L::Path(cstr(mem, a[1])?),
-        nr::UTIMENSAT => {
-            let path = if a[1] == 0 { None } else { Some(cstr(mem, a[1])?) };
-            let times = if a[2] == 0 {
-                None
-            } else {
-                let b = copy_array::<32>(mem, a[2])?;
-                Some([abi::le64(&b, 0), abi::le64(&b, 8), abi::le64(&b, 16), abi::le64(&b, 24)])
-            };
-            L::Utimens { path, times }
-        }
-        nr::RENAME | nr::SYMLINK | nr::LINK => L::Paths(cstr(mem, a[0])?, cstr(mem, a[1])?),
-        nr::RENAMEAT | abi::RENAMEAT2 | nr::LINKAT => L::Paths(cstr(mem, a[1])?, cstr(mem, a[3])?),
-        nr::SYMLINKAT => L::Paths(cstr(mem, a[0])?, cstr(mem, a[2])?),
-        nr::EXECVE => {
-            let path = cstr(mem, a[0])?;
-            let mut budget = crate::elf::MAX_ARG_BYTES;
-            let args = cvector(mem, a[1], &mut budget)?;
-            let envs = cvector(mem, a[2], &mut budget)?;
-            L::Exec { path, args, envs }
-        }
-        nr::RT_SIGACTION if a[1] != 0 => {
-            if a[3] != 8 {
-                return Err(Errno(EINVAL));
-            }
-            let b = copy_array::<32>(mem, a[1])?;
-            L::SigAction(Some((abi::le64(&b, 0), abi::le64(&b, 8), abi::le64(&b, 16), abi::le64(&b, 24))))
-        }
-        nr::RT_SIGACTION => L::SigAction(None),
-        nr::RT_SIGPROCMASK => L::SigSet(sigset(mem, a[1])?),
-        nr::RT_SIGSUSPEND => L::SigSet(Some(u64_at(mem, a[0])?)),
-        nr::SIGALTSTACK if a[0] != 0 => {
-            let b = copy_array::<24>(mem, a[0])?;
-            L::AltStack(Some((abi::le64(&b, 0), abi::le32(&b, 8), abi::le64(&b, 16))))
-        }
-        nr::SIGALTSTACK => L::AltStack(None),
-        nr::NANOSLEEP => L::Time(Some(timespec(mem, a[0])?.ok_or(Errno(EFAULT))?)),
-        nr::SETITIMER if a[1] == 0 => L::ITimer(None),
-        nr::SETITIMER => {
-            let b = copy_array::<32>(mem, a[1])?;
-            let interval = abi::timeval_ns(&b[..16]).ok_or(Errno(EINVAL))?;
-            let value = abi::timeval_ns(&b[16..]).ok_or(Errno(EINVAL))?;
-            L::ITimer(Some((interval, value)))
-        }
-        nr::CLOCK_NANOSLEEP => L::Time(Some(timespec(mem, a[2])?.ok_or(Errno(EFAULT))?)),
-        nr::FUTEX => match a[1] & abi::FUTEX_CMD_MASK {
-            abi::FUTEX_WAIT | abi::FUTEX_WAIT_BITSET => L::Time(timespec(mem, a[3])?),
-            _ => L::None,
-        },
-        nr::POLL | nr::PPOLL => {
-            if a[1] > MAX_POLL {
-                return Err(Errno(EINVAL));
-            }
-            let raw = copy_in(mem, a[0], a[1] * 8)?;
-            let fds = raw.chunks_exact(8).map(|c| (abi::le32(c, 0) as i32, u16::from_le_bytes([c[4], c[5]]))).collect();
-            let timeout = if number == nr::POLL {
-                let ms = a[2] as i32;
-                (ms >= 0).then(|| ms as u64 * 1_000_000)
-            } else {
-                timespec(mem, a[2])?
-            };
-            L::Poll { fds, timeout }
-        }
-        nr::SELECT | nr::PSELECT6 => {
-            let nfds = (a[0] as i32).clamp(0, 1024) as usize;
-            let bytes = nfds.div_ceil(64) * 8;
-            let mut sets: [Option<Vec<u8>>; 3] = [None, None, None];
-            for (i, set) in sets.iter_mut().enumerate() {
-                if a[1 + i] != 0 {
-                    *set = Some(copy_in(mem, a[1 + i], bytes)?);
-                }
-            }
-            let timeout = if a[4] == 0 {
-                None
-            } else if number == nr::SELECT {
-                let b = copy_array::<16>(mem, a[4])?;
-                let (s, us) = (abi::le64(&b, 0) as i64, abi::le64(&b, 8) as i64);
-                if s < 0 || !(0..1_000_000).contains(&us) {
-                    return Err(Errno(EINVAL));
-                }
-                Some((s as u64).saturating_mul(1_000_000_000).saturating_add(us as u64 * 1000))
-            } else {
-                timespec(mem, a[4])?
-            };
-            L::Select { nfds, sets, timeout }
-        }
-        _ => L::None,
-    })
-}
+/// The kernel's handlers of the Linux calls, by their rows in `warden_abi::linux_calls!`.
+pub(crate) const LINUX_ROWS: &[crate::syscall::table::Row] = {
+    use crate::policy::caught;
+    use crate::syscall::table::kernel_rows;
+    use warden_abi::linux::nr::*;
+    use warden_abi::linux::LINUX_CALL;
+    warden_abi::linux_calls!(kernel_rows)
+};
 
 impl Kernel {
-    /// True if thread `tid` belongs to a Linux process.
-    pub(crate) fn is_linux(&self, tid: Pid) -> bool {
-        self.pid_of(tid).is_ok_and(|pid| self.linux.procs.contains_key(&pid))
-    }
-
     /// True if process `pid` is a Linux process.
     pub(crate) fn is_linux_pid(&self, pid: Pid) -> bool {
         self.linux.procs.contains_key(&pid)
@@ -578,54 +264,6 @@ impl Kernel {
                 self.linux.procs.remove(&pid);
             }
         }
-    }
-
-    /// Step 3 for Linux calls.
-    pub(crate) fn linux_dispatch(&mut self, tid: Pid, call: &Call) -> SysResult {
-        let Input::Linux(input) = &call.input else {
-            return Err(SysError::Errno(Errno(ENOSYS)));
-        };
-        let number = call.number & !LINUX_CALL;
-        let result = self.linux_call(tid, number, &call.args, input);
-        if self.linux.tracing() {
-            let name = abi::name(number).map(str::to_string).unwrap_or_else(|| format!("syscall_{number}"));
-            let a = call.args;
-            let shown = match &result {
-                Ok(v) => format!("{:#x}", v),
-                Err(SysError::Errno(e)) => format!("-{} {}", e.0, warden_abi::errno_name(e.0)),
-                Err(SysError::Block(_)) => "<blocks>".to_string(),
-                Err(SysError::NoReturn) => "<no return>".to_string(),
-            };
-            let extra = match input {
-                LinuxInput::Path(p) => format!(" {:?}", String::from_utf8_lossy(p)),
-                LinuxInput::Paths(p, q) => {
-                    format!(" {:?} {:?}", String::from_utf8_lossy(p), String::from_utf8_lossy(q))
-                }
-                LinuxInput::Exec { path, .. } => format!(" {:?}", String::from_utf8_lossy(path)),
-                _ => String::new(),
-            };
-            eprintln!("[{tid}] {name}({:#x}, {:#x}, {:#x}, {:#x}){extra} = {shown}", a[0], a[1], a[2], a[3]);
-        }
-        result
-    }
-
-    fn linux_call(&mut self, tid: Pid, number: usize, a: &[usize; 6], input: &LinuxInput) -> SysResult {
-        if let Some(r) = self.linux_fs_call(tid, number, a, input) {
-            return r;
-        }
-        if let Some(r) = self.linux_proc_call(tid, number, a, input) {
-            return r;
-        }
-        if let Some(r) = self.linux_mem_call(tid, number, a, input) {
-            return r;
-        }
-        if let Some(r) = self.linux_signal_call(tid, number, a, input) {
-            return r;
-        }
-        if let Some(r) = self.linux_time_call(tid, number, a, input) {
-            return r;
-        }
-        Err(SysError::Errno(Errno(ENOSYS)))
     }
 }
 

@@ -15,14 +15,13 @@
 //! - `wait4` / `waitid` report 32-bit Linux wait statuses (the kernel's
 //!   encoding is Linux's).
 
-use emu::reg;
 use warden_abi as r;
 use warden_abi::Errno;
 
-use super::abi::{self, nr, Out};
-use super::{LinuxInput, LinuxThread};
+use super::abi::{self, Out};
+use super::LinuxThread;
 use crate::process::{Process, WaitOn};
-use crate::syscall::{Block, SysError, SysResult};
+use crate::syscall::{Block, Call, SysError, SysResult};
 use crate::usercopy::copy_out;
 use crate::{Kernel, Pid};
 
@@ -285,183 +284,256 @@ impl Kernel {
         let r = copy_out(&mut mm.borrow_mut().space.mem, addr, data);
         r
     }
+}
 
-    pub(super) fn linux_proc_call(
-        &mut self,
-        tid: Pid,
-        number: usize,
-        a: &[usize; 6],
-        input: &LinuxInput,
-    ) -> Option<SysResult> {
-        Some(match number {
-            nr::CLONE => self.lx_clone(tid, a[0], a[1], a[2], a[3], a[4]),
-            nr::FORK => self.lx_clone(tid, r::SIGCHLD, 0, 0, 0, 0),
-            nr::VFORK => self.lx_clone(tid, abi::CLONE_VM | abi::CLONE_VFORK | r::SIGCHLD, 0, 0, 0, 0),
-            nr::CLONE3 => err(r::ENOSYS),
-            nr::EXECVE => match input {
-                LinuxInput::Exec { path, args, envs } => self.lx_execve(tid, path, args, envs),
-                _ => err(r::EFAULT),
-            },
-            nr::EXIT => self.lx_exit(tid, a[0]),
-            nr::EXIT_GROUP => (|| {
-                let pid = self.pid_of(tid)?;
-                self.terminate_process(pid, r::w_exitcode(a[0] as u8));
-                Err(SysError::NoReturn)
-            })(),
-            nr::WAIT4 => self.lx_wait4(tid, a[0] as i32 as isize, a[1], a[2], a[3]),
-            nr::WAITID => self.lx_waitid(tid, a[0], a[1], a[2], a[3]),
-            nr::KILL => {
-                let sig = a[1];
-                if sig >= r::NSIG && sig < 65 {
-                    Ok(0)
-                } else {
-                    self.sys_kill(tid, a[0] as i32 as isize, sig)
-                }
-            }
-            nr::TKILL => self.lx_tkill(tid, a[0] as Pid, a[1]),
-            nr::TGKILL => self.lx_tkill(tid, a[1] as Pid, a[2]),
-            nr::GETPID => self.pid_of(tid).map(|p| p as usize).map_err(SysError::from),
-            nr::GETTID => Ok(tid as usize),
-            nr::GETPPID => self.proc_of(tid).map(|p| p.ppid as usize).map_err(SysError::from),
-            nr::GETUID | nr::GETEUID => self.proc_of(tid).map(|p| p.uid as usize).map_err(SysError::from),
-            nr::GETGID | nr::GETEGID => self.proc_of(tid).map(|p| p.gid as usize).map_err(SysError::from),
-            nr::GETRESUID | nr::GETRESGID => (|| {
-                let p = self.proc_of(tid)?;
-                let id = if number == nr::GETRESUID { p.uid } else { p.gid };
-                for addr in [a[0], a[1], a[2]] {
-                    self.lx_out_bytes(tid, addr, &id.to_le_bytes())?;
-                }
-                Ok(0)
-            })(),
-            nr::GETGROUPS => Ok(0),
-            nr::SETUID | nr::SETGID | nr::SETREUID | nr::SETREGID | nr::SETRESUID | nr::SETRESGID | nr::SETGROUPS => {
-                Ok(0)
-            }
-            nr::GETPGID => (|| {
-                let target = if a[0] == 0 { self.pid_of(tid)? } else { a[0] as Pid };
-                Ok(self.procs.get(&target).ok_or(Errno(r::ESRCH))?.pgid as usize)
-            })(),
-            nr::GETPGRP => self.proc_of(tid).map(|p| p.pgid as usize).map_err(SysError::from),
-            nr::SETPGID => (|| {
-                let me = self.pid_of(tid)?;
-                let target = if a[0] == 0 { me } else { a[0] as Pid };
-                let pgid = if a[1] == 0 { target } else { a[1] as Pid };
-                let p = self.procs.get_mut(&target).ok_or(Errno(r::ESRCH))?;
-                if p.pid != me && p.ppid != me {
-                    return err(r::ESRCH);
-                }
-                p.pgid = pgid;
-                Ok(0)
-            })(),
-            nr::SETSID => (|| {
-                let me = self.pid_of(tid)?;
-                if let Some(p) = self.procs.get_mut(&me) {
-                    p.pgid = me;
-                }
-                Ok(me as usize)
-            })(),
-            nr::GETSID => self.proc_of(tid).map(|p| p.pgid as usize).map_err(SysError::from),
-            nr::SET_TID_ADDRESS => {
-                self.linux.threads.entry(tid).or_default().clear_tid = a[0] as u64;
-                Ok(tid as usize)
-            }
-            nr::SET_ROBUST_LIST => Ok(0),
-            nr::GET_ROBUST_LIST => err(r::ENOSYS),
-            nr::RSEQ => err(r::ENOSYS),
-            nr::ARCH_PRCTL => (|| {
-                let t = self.threads.get_mut(&tid).ok_or(Errno(r::ESRCH))?;
-                match a[0] {
-                    abi::ARCH_SET_FS => t.cpu.fs_base = a[1] as u64,
-                    abi::ARCH_SET_GS => t.cpu.gs_base = a[1] as u64,
-                    abi::ARCH_GET_FS | abi::ARCH_GET_GS => {
-                        let v = if a[0] == abi::ARCH_GET_FS { t.cpu.fs_base } else { t.cpu.gs_base };
-                        self.lx_out_bytes(tid, a[1], &v.to_le_bytes())?;
-                    }
-                    _ => return err(r::EINVAL),
-                }
-                Ok(0)
-            })(),
-            nr::PRCTL => match a[0] {
-                15 | 16 => Ok(0), // PR_SET_NAME, PR_GET_NAME (name not kept)
-                _ => err(r::EINVAL),
-            },
-            nr::UNAME => self.lx_out_bytes(tid, a[0], &abi::utsname_bytes()).map(|_| 0).map_err(SysError::from),
-            nr::GETRLIMIT | nr::PRLIMIT64 | nr::SETRLIMIT => (|| {
-                let (resource, old) = match number {
-                    nr::GETRLIMIT => (a[0], a[1]),
-                    nr::SETRLIMIT => (a[0], 0),
-                    _ => (a[1], a[3]),
-                };
-                if resource > 15 {
-                    return err(r::EINVAL);
-                }
-                let (cur, max) = rlimit(
-                    resource,
-                    self.config.limits.max_fds,
-                    self.config.stack_size,
-                    self.config.limits.max_memory_per_process,
-                );
-                if old != 0 {
-                    let mut out = [0u8; 16];
-                    out[..8].copy_from_slice(&cur.to_le_bytes());
-                    out[8..].copy_from_slice(&max.to_le_bytes());
-                    self.lx_out_bytes(tid, old, &out)?;
-                }
-                Ok(0)
-            })(),
-            nr::GETRUSAGE => (|| {
-                let mut o = Out::new(144);
-                let ns = self.threads.get(&tid).map(|t| t.cpu.icount).unwrap_or(0);
-                o.put(0, &abi::timeval_bytes(ns));
-                self.lx_out_bytes(tid, a[1], &o.0)?;
-                Ok(0)
-            })(),
-            nr::TIMES => (|| {
-                let ticks = self.clock.monotonic_ns() / 10_000_000;
-                if a[0] != 0 {
-                    let mut o = Out::new(32);
-                    o.u64(0, self.threads.get(&tid).map(|t| t.cpu.icount).unwrap_or(0) / 10_000_000);
-                    self.lx_out_bytes(tid, a[0], &o.0)?;
-                }
-                Ok(ticks as usize)
-            })(),
-            nr::SYSINFO => (|| {
-                let mut o = Out::new(112);
-                o.u64(0, self.clock.monotonic_ns() / 1_000_000_000);
-                o.u64(32, self.config.limits.max_memory_per_process);
-                o.u64(40, self.config.limits.max_memory_per_process / 2);
-                o.u16(80, self.procs.len().min(u16::MAX as usize) as u16);
-                o.u32(104, 1); // mem_unit
-                self.lx_out_bytes(tid, a[0], &o.0)?;
-                Ok(0)
-            })(),
-            nr::SCHED_YIELD => {
-                self.yield_requested = true;
-                Ok(0)
-            }
-            nr::SCHED_GETAFFINITY => (|| {
-                if a[1] < 8 {
-                    return err(r::EINVAL);
-                }
-                self.lx_out_bytes(tid, a[2], &1u64.to_le_bytes())?;
-                Ok(8)
-            })(),
-            nr::SCHED_SETAFFINITY | nr::SETPRIORITY => Ok(0),
-            nr::GETPRIORITY => Ok(20),
-            nr::GETRANDOM => (|| {
-                let len = a[1].min(super::MAX_IO);
-                let mut buf = vec![0u8; len];
-                self.rng.fill(&mut buf);
-                self.lx_out_bytes(tid, a[0], &buf)?;
-                Ok(len)
-            })(),
-            _ => return None,
-        })
-    }
+// --- handlers (rows of `warden_abi::linux_calls!`) -------------------------------------------
 
-    /// The registers of a Linux thread at a `syscall`: what `rt_sigreturn` leaves.
-    #[allow(dead_code)]
-    pub(super) fn lx_rax(&self, tid: Pid) -> u64 {
-        self.threads.get(&tid).map(|t| t.cpu.gpr[reg::RAX]).unwrap_or(0)
+pub(super) fn clone(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let [flags, stack, ptid, ctid, tls, ..] = c.args;
+    k.lx_clone(tid, flags, stack, ptid, ctid, tls)
+}
+
+pub(super) fn fork(k: &mut Kernel, tid: Pid, _: &Call) -> SysResult {
+    k.lx_clone(tid, r::SIGCHLD, 0, 0, 0, 0)
+}
+
+pub(super) fn vfork(k: &mut Kernel, tid: Pid, _: &Call) -> SysResult {
+    k.lx_clone(tid, abi::CLONE_VM | abi::CLONE_VFORK | r::SIGCHLD, 0, 0, 0, 0)
+}
+
+pub(super) fn execve(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    k.lx_execve(tid, c.path(0)?, &c.strings(r::ITEM_ARG), &c.strings(r::ITEM_ENV))
+}
+
+pub(super) fn exit(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    k.lx_exit(tid, c.args[0])
+}
+
+pub(super) fn exit_group(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let pid = k.pid_of(tid)?;
+    k.terminate_process(pid, r::w_exitcode(c.args[0] as u8));
+    Err(SysError::NoReturn)
+}
+
+pub(super) fn wait4(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let [pid, status, options, rusage, ..] = c.args;
+    k.lx_wait4(tid, pid as i32 as isize, status, options, rusage)
+}
+
+pub(super) fn waitid(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let [idtype, id, infop, options, ..] = c.args;
+    k.lx_waitid(tid, idtype, id, infop, options)
+}
+
+/// `kill`: real-time signals (32..64) are accepted and dropped.
+pub(super) fn kill(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let [pid, sig, ..] = c.args;
+    if (r::NSIG..65).contains(&sig) {
+        return Ok(0);
     }
+    k.sys_kill(tid, pid as i32 as isize, sig)
+}
+
+pub(super) fn tkill(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    k.lx_tkill(tid, c.args[0] as Pid, c.args[1])
+}
+
+pub(super) fn tgkill(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    k.lx_tkill(tid, c.args[1] as Pid, c.args[2])
+}
+
+pub(super) fn getpid(k: &mut Kernel, tid: Pid, _: &Call) -> SysResult {
+    Ok(k.pid_of(tid)? as usize)
+}
+
+pub(super) fn gettid(_: &mut Kernel, tid: Pid, _: &Call) -> SysResult {
+    Ok(tid as usize)
+}
+
+pub(super) fn getppid(k: &mut Kernel, tid: Pid, _: &Call) -> SysResult {
+    Ok(k.proc_of(tid)?.ppid as usize)
+}
+
+pub(super) fn getuid(k: &mut Kernel, tid: Pid, _: &Call) -> SysResult {
+    Ok(k.proc_of(tid)?.uid as usize)
+}
+
+pub(super) fn getgid(k: &mut Kernel, tid: Pid, _: &Call) -> SysResult {
+    Ok(k.proc_of(tid)?.gid as usize)
+}
+
+fn put_ids(k: &mut Kernel, tid: Pid, c: &Call, id: u32) -> SysResult {
+    for addr in [c.args[0], c.args[1], c.args[2]] {
+        k.lx_out_bytes(tid, addr, &id.to_le_bytes())?;
+    }
+    Ok(0)
+}
+
+pub(super) fn getresuid(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let uid = k.proc_of(tid)?.uid;
+    put_ids(k, tid, c, uid)
+}
+
+pub(super) fn getresgid(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let gid = k.proc_of(tid)?.gid;
+    put_ids(k, tid, c, gid)
+}
+
+pub(super) fn getgroups(_: &mut Kernel, _: Pid, _: &Call) -> SysResult {
+    Ok(0)
+}
+
+/// Calls accepted without effect (the set-id calls, `setpriority`, `set_robust_list`,
+/// `sched_setaffinity`).
+pub(super) fn no_effect(_: &mut Kernel, _: Pid, _: &Call) -> SysResult {
+    Ok(0)
+}
+
+/// Calls in the table that the personality does not implement.
+pub(super) fn not_implemented(_: &mut Kernel, _: Pid, _: &Call) -> SysResult {
+    err(r::ENOSYS)
+}
+
+pub(super) fn getpgid(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let target = if c.args[0] == 0 { k.pid_of(tid)? } else { c.args[0] as Pid };
+    Ok(k.procs.get(&target).ok_or(Errno(r::ESRCH))?.pgid as usize)
+}
+
+pub(super) fn getpgrp(k: &mut Kernel, tid: Pid, _: &Call) -> SysResult {
+    Ok(k.proc_of(tid)?.pgid as usize)
+}
+
+pub(super) fn setpgid(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let me = k.pid_of(tid)?;
+    let target = if c.args[0] == 0 { me } else { c.args[0] as Pid };
+    let pgid = if c.args[1] == 0 { target } else { c.args[1] as Pid };
+    let p = k.procs.get_mut(&target).ok_or(Errno(r::ESRCH))?;
+    if p.pid != me && p.ppid != me {
+        return err(r::ESRCH);
+    }
+    p.pgid = pgid;
+    Ok(0)
+}
+
+pub(super) fn setsid(k: &mut Kernel, tid: Pid, _: &Call) -> SysResult {
+    let me = k.pid_of(tid)?;
+    if let Some(p) = k.procs.get_mut(&me) {
+        p.pgid = me;
+    }
+    Ok(me as usize)
+}
+
+pub(super) fn getpriority(_: &mut Kernel, _: Pid, _: &Call) -> SysResult {
+    Ok(20)
+}
+
+pub(super) fn set_tid_address(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    k.linux.threads.entry(tid).or_default().clear_tid = c.args[0] as u64;
+    Ok(tid as usize)
+}
+
+pub(super) fn arch_prctl(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let [code, addr, ..] = c.args;
+    let t = k.threads.get_mut(&tid).ok_or(Errno(r::ESRCH))?;
+    match code {
+        abi::ARCH_SET_FS => t.cpu.fs_base = addr as u64,
+        abi::ARCH_SET_GS => t.cpu.gs_base = addr as u64,
+        abi::ARCH_GET_FS | abi::ARCH_GET_GS => {
+            let v = if code == abi::ARCH_GET_FS { t.cpu.fs_base } else { t.cpu.gs_base };
+            k.lx_out_bytes(tid, addr, &v.to_le_bytes())?;
+        }
+        _ => return err(r::EINVAL),
+    }
+    Ok(0)
+}
+
+/// `prctl`: the name options succeed (the name is not kept); others are EINVAL.
+pub(super) fn prctl(_: &mut Kernel, _: Pid, c: &Call) -> SysResult {
+    match c.args[0] {
+        abi::PR_SET_NAME | abi::PR_GET_NAME => Ok(0),
+        _ => err(r::EINVAL),
+    }
+}
+
+pub(super) fn uname(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    k.lx_out_bytes(tid, c.args[0], &abi::utsname_bytes())?;
+    Ok(0)
+}
+
+/// The limits `resource` has, written to `old` if non-null.
+fn put_rlimit(k: &mut Kernel, tid: Pid, resource: usize, old: usize) -> SysResult {
+    if resource > 15 {
+        return err(r::EINVAL);
+    }
+    let limits = &k.config.limits;
+    let (cur, max) = rlimit(resource, limits.max_fds, k.config.stack_size, limits.max_memory_per_process);
+    if old != 0 {
+        let mut out = [0u8; 16];
+        out[..8].copy_from_slice(&cur.to_le_bytes());
+        out[8..].copy_from_slice(&max.to_le_bytes());
+        k.lx_out_bytes(tid, old, &out)?;
+    }
+    Ok(0)
+}
+
+pub(super) fn getrlimit(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    put_rlimit(k, tid, c.args[0], c.args[1])
+}
+
+pub(super) fn setrlimit(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    put_rlimit(k, tid, c.args[0], 0)
+}
+
+pub(super) fn prlimit64(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    put_rlimit(k, tid, c.args[1], c.args[3])
+}
+
+pub(super) fn getrusage(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let mut o = Out::new(144);
+    let ns = k.threads.get(&tid).map(|t| t.cpu.icount).unwrap_or(0);
+    o.put(0, &abi::timeval_bytes(ns));
+    k.lx_out_bytes(tid, c.args[1], &o.0)?;
+    Ok(0)
+}
+
+pub(super) fn times(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let ticks = k.clock.monotonic_ns() / 10_000_000;
+    if c.args[0] != 0 {
+        let mut o = Out::new(32);
+        o.u64(0, k.threads.get(&tid).map(|t| t.cpu.icount).unwrap_or(0) / 10_000_000);
+        k.lx_out_bytes(tid, c.args[0], &o.0)?;
+    }
+    Ok(ticks as usize)
+}
+
+pub(super) fn sysinfo(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let mut o = Out::new(112);
+    o.u64(0, k.clock.monotonic_ns() / 1_000_000_000);
+    o.u64(32, k.config.limits.max_memory_per_process);
+    o.u64(40, k.config.limits.max_memory_per_process / 2);
+    o.u16(80, k.procs.len().min(u16::MAX as usize) as u16);
+    o.u32(104, 1); // mem_unit
+    k.lx_out_bytes(tid, c.args[0], &o.0)?;
+    Ok(0)
+}
+
+pub(super) fn sched_yield(k: &mut Kernel, _: Pid, _: &Call) -> SysResult {
+    k.yield_requested = true;
+    Ok(0)
+}
+
+pub(super) fn sched_getaffinity(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    if c.args[1] < 8 {
+        return err(r::EINVAL);
+    }
+    k.lx_out_bytes(tid, c.args[2], &1u64.to_le_bytes())?;
+    Ok(8)
+}
+
+pub(super) fn getrandom(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let len = c.args[1].min(super::MAX_IO);
+    let mut buf = vec![0u8; len];
+    k.rng.fill(&mut buf);
+    k.lx_out_bytes(tid, c.args[0], &buf)?;
+    Ok(len)
 }

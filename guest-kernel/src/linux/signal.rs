@@ -17,11 +17,10 @@ use emu::{flags, reg, GuestAddress};
 use warden_abi as r;
 use warden_abi::{Errno, SigAction};
 
-use super::abi::{self, le64, nr, Out};
-use super::LinuxInput;
+use super::abi::{self, le64, Out};
 use crate::process::{Action, OnWake, WaitOn};
 use crate::signal::{sig_bit, UNBLOCKABLE};
-use crate::syscall::{Block, SysError, SysResult};
+use crate::syscall::{Block, Call, SysError, SysResult};
 use crate::usercopy::copy_out;
 use crate::{Kernel, Pid};
 
@@ -348,33 +347,49 @@ impl Kernel {
         }
         Ok(0)
     }
+}
 
-    pub(super) fn linux_signal_call(
-        &mut self,
-        tid: Pid,
-        number: usize,
-        a: &[usize; 6],
-        input: &LinuxInput,
-    ) -> Option<SysResult> {
-        Some(match (number, input) {
-            (nr::RT_SIGACTION, LinuxInput::SigAction(new)) => self.lx_sigaction(tid, a[0], a[2], *new),
-            (nr::RT_SIGPROCMASK, LinuxInput::SigSet(set)) => self.lx_sigprocmask(tid, a[0], *set, a[2], a[3]),
-            (nr::RT_SIGRETURN, _) => self.lx_sigreturn(tid),
-            (nr::RT_SIGPENDING, _) => (|| {
-                let t = self.threads.get(&tid).map(|t| t.pending).unwrap_or(0);
-                let p = self.proc_of(tid)?.pending;
-                let mm = self.mm_of(tid)?;
-                copy_out(&mut mm.borrow_mut().space.mem, a[0], &(t | p).to_le_bytes())?;
-                Ok(0)
-            })(),
-            (nr::RT_SIGSUSPEND, LinuxInput::SigSet(Some(mask))) => self.lx_suspend(tid, *mask),
-            (nr::PAUSE, _) => {
-                let mask = self.threads.get(&tid).map(|t| t.sigmask).unwrap_or(0);
-                self.lx_suspend(tid, mask)
-            }
-            (nr::SIGALTSTACK, LinuxInput::AltStack(new)) => self.lx_sigaltstack(tid, *new, a[1]),
-            (nr::RT_SIGACTION | nr::RT_SIGPROCMASK | nr::RT_SIGSUSPEND | nr::SIGALTSTACK, _) => err(r::EFAULT),
-            _ => return None,
-        })
+// --- handlers (rows of `warden_abi::linux_calls!`) -------------------------------------------
+
+/// `rt_sigaction(sig, act, oldact, sigsetsize)`.
+pub(super) fn rt_sigaction(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let [sig, _, old, size, ..] = c.args;
+    let new = c.input(1).map(|b| (le64(b, 0), le64(b, 8), le64(b, 16), le64(b, 24)));
+    if new.is_some() && size != 8 {
+        return err(r::EINVAL);
     }
+    k.lx_sigaction(tid, sig, old, new)
+}
+
+pub(super) fn rt_sigprocmask(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let [how, _, old, size, ..] = c.args;
+    k.lx_sigprocmask(tid, how, c.input(1).map(|b| le64(b, 0)), old, size)
+}
+
+pub(super) fn rt_sigreturn(k: &mut Kernel, tid: Pid, _: &Call) -> SysResult {
+    k.lx_sigreturn(tid)
+}
+
+pub(super) fn rt_sigpending(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let t = k.threads.get(&tid).map(|t| t.pending).unwrap_or(0);
+    let p = k.proc_of(tid)?.pending;
+    let mm = k.mm_of(tid)?;
+    copy_out(&mut mm.borrow_mut().space.mem, c.args[0], &(t | p).to_le_bytes())?;
+    Ok(0)
+}
+
+pub(super) fn rt_sigsuspend(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let mask = le64(c.input(0).ok_or(Errno(r::EFAULT))?, 0);
+    k.lx_suspend(tid, mask)
+}
+
+pub(super) fn pause(k: &mut Kernel, tid: Pid, _: &Call) -> SysResult {
+    let mask = k.threads.get(&tid).map(|t| t.sigmask).unwrap_or(0);
+    k.lx_suspend(tid, mask)
+}
+
+/// `sigaltstack(new, old)`: `new` is `(sp, flags, size)`.
+pub(super) fn sigaltstack(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let new = c.input(0).map(|b| (le64(b, 0), abi::le32(b, 8), le64(b, 16)));
+    k.lx_sigaltstack(tid, new, c.args[1])
 }

@@ -14,10 +14,9 @@
 use warden_abi as r;
 use warden_abi::Errno;
 
-use super::abi::{self, nr};
-use super::LinuxInput;
+use super::abi;
 use crate::process::{OnWake, WaitOn};
-use crate::syscall::{Block, SysError, SysResult};
+use crate::syscall::{Block, Call, SysError, SysResult};
 use crate::usercopy::copy_out;
 use crate::{Kernel, Pid};
 
@@ -108,90 +107,99 @@ impl Kernel {
             self.post_signal(pid, r::SIGALRM);
         }
     }
+}
 
-    pub(super) fn linux_time_call(
-        &mut self,
-        tid: Pid,
-        number: usize,
-        a: &[usize; 6],
-        input: &LinuxInput,
-    ) -> Option<SysResult> {
-        let sleep = || match input {
-            LinuxInput::Time(Some(ns)) => Ok(*ns),
-            _ => Err(SysError::Errno(Errno(r::EFAULT))),
-        };
-        Some(match number {
-            nr::CLOCK_GETTIME => (|| {
-                let ns = self.lx_clock_ns(tid, a[0])?;
-                self.lx_put(tid, a[1], &abi::timespec_bytes(ns))?;
-                Ok(0)
-            })(),
-            nr::CLOCK_GETRES => (|| {
-                self.lx_clock_ns(tid, a[0])?;
-                if a[1] != 0 {
-                    self.lx_put(tid, a[1], &abi::timespec_bytes(1))?;
-                }
-                Ok(0)
-            })(),
-            nr::GETTIMEOFDAY => (|| {
-                if a[0] != 0 {
-                    let ns = self.clock.realtime_ns();
-                    self.lx_put(tid, a[0], &abi::timeval_bytes(ns))?;
-                }
-                if a[1] != 0 {
-                    self.lx_put(tid, a[1], &[0u8; 8])?;
-                }
-                Ok(0)
-            })(),
-            nr::TIME => (|| {
-                let secs = self.clock.realtime_ns() / 1_000_000_000;
-                if a[0] != 0 {
-                    self.lx_put(tid, a[0], &secs.to_le_bytes())?;
-                }
-                Ok(secs as usize)
-            })(),
-            nr::NANOSLEEP => sleep().and_then(|ns| {
-                let deadline = self.clock.monotonic_ns().saturating_add(ns);
-                self.lx_sleep_until(deadline)
-            }),
-            nr::CLOCK_NANOSLEEP => sleep().and_then(|ns| {
-                let now = self.lx_clock_ns(tid, a[0])?;
-                let rel = if a[1] & abi::TIMER_ABSTIME != 0 { ns.saturating_sub(now) } else { ns };
-                let deadline = self.clock.monotonic_ns().saturating_add(rel);
-                self.lx_sleep_until(deadline)
-            }),
-            nr::ALARM => (|| {
-                let pid = self.pid_of(tid)?;
-                let new = (a[0] as u32 as u64).saturating_mul(1_000_000_000);
-                let (_, old) = self.lx_set_timer(pid, Some((0, new)));
-                // Remaining seconds, rounded to the nearest; at least 1 while armed.
-                Ok(old.map_or(0, |ns| ((ns + 500_000_000) / 1_000_000_000).max(1)) as usize)
-            })(),
-            nr::SETITIMER | nr::GETITIMER => (|| {
-                if a[0] != ITIMER_REAL {
-                    return err(r::EINVAL);
-                }
-                let pid = self.pid_of(tid)?;
-                let (interval, value) = if number == nr::GETITIMER {
-                    self.lx_set_timer(pid, None)
-                } else {
-                    let LinuxInput::ITimer(new) = input else { return err(r::EFAULT) };
-                    let new = match new {
-                        Some(v) => *v,
-                        None => (0, 0), // a null new value disarms, as Linux does
-                    };
-                    self.lx_set_timer(pid, Some(new))
-                };
-                let out = if number == nr::GETITIMER { a[1] } else { a[2] };
-                if out != 0 {
-                    let mut b = [0u8; 32];
-                    b[..16].copy_from_slice(&abi::timeval_bytes(interval));
-                    b[16..].copy_from_slice(&abi::timeval_bytes(value.unwrap_or(0)));
-                    self.lx_put(tid, out, &b)?;
-                }
-                Ok(0)
-            })(),
-            _ => return None,
-        })
+// --- handlers (rows of `warden_abi::linux_calls!`) -------------------------------------------
+
+pub(super) fn clock_gettime(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let ns = k.lx_clock_ns(tid, c.args[0])?;
+    k.lx_put(tid, c.args[1], &abi::timespec_bytes(ns))?;
+    Ok(0)
+}
+
+pub(super) fn clock_getres(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    k.lx_clock_ns(tid, c.args[0])?;
+    if c.args[1] != 0 {
+        k.lx_put(tid, c.args[1], &abi::timespec_bytes(1))?;
     }
+    Ok(0)
+}
+
+pub(super) fn gettimeofday(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    if c.args[0] != 0 {
+        let ns = k.clock.realtime_ns();
+        k.lx_put(tid, c.args[0], &abi::timeval_bytes(ns))?;
+    }
+    if c.args[1] != 0 {
+        k.lx_put(tid, c.args[1], &[0u8; 8])?;
+    }
+    Ok(0)
+}
+
+pub(super) fn time(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let secs = k.clock.realtime_ns() / 1_000_000_000;
+    if c.args[0] != 0 {
+        k.lx_put(tid, c.args[0], &secs.to_le_bytes())?;
+    }
+    Ok(secs as usize)
+}
+
+/// The sleep request of argument `arg` in nanoseconds (EINVAL if malformed).
+fn request(c: &Call, arg: usize) -> Result<u64, Errno> {
+    super::fs::timeout(c, arg)?.ok_or(Errno(r::EFAULT))
+}
+
+pub(super) fn nanosleep(k: &mut Kernel, _: Pid, c: &Call) -> SysResult {
+    let deadline = k.clock.monotonic_ns().saturating_add(request(c, 0)?);
+    k.lx_sleep_until(deadline)
+}
+
+pub(super) fn clock_nanosleep(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let ns = request(c, 2)?;
+    let now = k.lx_clock_ns(tid, c.args[0])?;
+    let rel = if c.args[1] & abi::TIMER_ABSTIME != 0 { ns.saturating_sub(now) } else { ns };
+    let deadline = k.clock.monotonic_ns().saturating_add(rel);
+    k.lx_sleep_until(deadline)
+}
+
+pub(super) fn alarm(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let pid = k.pid_of(tid)?;
+    let new = (c.args[0] as u32 as u64).saturating_mul(1_000_000_000);
+    let (_, old) = k.lx_set_timer(pid, Some((0, new)));
+    // Remaining seconds, rounded to the nearest; at least 1 while armed.
+    Ok(old.map_or(0, |ns| ((ns + 500_000_000) / 1_000_000_000).max(1)) as usize)
+}
+
+/// `getitimer` / `setitimer` (`new`: `None` for get) on `ITIMER_REAL`; the old value goes to
+/// `out` if non-null.
+fn itimer(k: &mut Kernel, tid: Pid, which: usize, new: Option<(u64, u64)>, out: usize) -> SysResult {
+    if which != ITIMER_REAL {
+        return err(r::EINVAL);
+    }
+    let pid = k.pid_of(tid)?;
+    let (interval, value) = k.lx_set_timer(pid, new);
+    if out != 0 {
+        let mut b = [0u8; 32];
+        b[..16].copy_from_slice(&abi::timeval_bytes(interval));
+        b[16..].copy_from_slice(&abi::timeval_bytes(value.unwrap_or(0)));
+        k.lx_put(tid, out, &b)?;
+    }
+    Ok(0)
+}
+
+pub(super) fn getitimer(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    itimer(k, tid, c.args[0], None, c.args[1])
+}
+
+/// `setitimer`: a null new value disarms, as on Linux.
+pub(super) fn setitimer(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let new = match c.input(1) {
+        Some(b) => {
+            let interval = abi::timeval_ns(&b[..16]).ok_or(Errno(r::EINVAL))?;
+            let value = abi::timeval_ns(&b[16..]).ok_or(Errno(r::EINVAL))?;
+            (interval, value)
+        }
+        None => (0, 0),
+    };
+    itimer(k, tid, c.args[0], Some(new), c.args[2])
 }

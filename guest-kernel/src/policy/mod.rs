@@ -11,17 +11,22 @@
 //!   canonical directory, records it with its inode number and its enclosing jail, unshares
 //!   the file-system context and moves the working directory to the new root.
 //! - [`Kernel::police`] runs on every trapped call between decoding (the kernel's own copy of
-//!   the arguments, seed 001) and execution, once per call (a blocked call re-runs its
-//!   already policed copy). Unrestricted processes cost one predictable branch
-//!   (`policy_active` stays false until the first restriction). For a restricted process
-//!   (Linux-personality calls likewise, by `class::LINUX_CALLS`, see [`linux`]; a Linux call
-//!   missing from that table is `ENOSYS`):
-//!   1. the mask: a call not in it fails with `EPERM`, or kills with `SIGSYS`, and never runs;
-//!   2. the jail, by class (warden_abi's `class::CALLS` is the table): C calls get their path
-//!      rewritten to a canonical global path inside the root ([`resolve::confine`]); J calls
-//!      are checked or answered here (kill, supervise, getpgid/setpgid only reach processes in
-//!      the jail; fexec only runs `file:` descriptors inside the root; getcwd and fpath are
-//!      virtualised); P and F calls pass.
+//!   the arguments, seed 001) and the tap, supervision and execution, once per call (a
+//!   blocked call re-runs its already policed copy). Unrestricted processes cost one
+//!   predictable branch (`policy_active` stays false until the first restriction). The
+//!   policy is a filter, never a second executor: it lets a call through, rewrites its path
+//!   arguments, or refuses it; a refused call still passes the tap (recording) and the
+//!   supervisors (tracing) and fails with its errno where every call completes. For a
+//!   restricted process, by the call's row in `warden_abi`'s tables (both ABIs alike):
+//!   1. the mask: a call not in it is refused with `EPERM`, or kills with `SIGSYS`;
+//!   2. the jail: every path argument the row has is rewritten to a canonical global path
+//!      inside the root ([`resolve::confine`]; Redox paths in [`Kernel::redox_confine`], Linux
+//!      ones in [`linux`]); a call the jail catches (class J) meets its row's check
+//!      ([`caught`]: kill, supervise, getpgid/setpgid only reach processes in the jail; fexec
+//!      and fchdir only `file:` descriptors inside the root). Calls the jail virtualises run
+//!      their own handlers, which show the jail's view ([`Kernel::jail_view`]): `getcwd` and
+//!      `fpath` relative to the root, `kill(-1)` and `proc:` only processes in the jail,
+//!      `readlink("/proc/self/exe")` the program relative to the root.
 //! - A process is *in* jail `J` when `J` is its jail or encloses it; processes outside are
 //!   invisible to it (`ESRCH`, missing from `proc:`). Processes outside a jail may still act on
 //!   those inside (they hold more authority, as the seed suggests).
@@ -33,6 +38,7 @@
 //! CLI's `--policy FILE`) or starts init already restricted with
 //! [`Kernel::spawn_init_restricted`].
 
+pub(crate) mod caught;
 mod linux;
 mod resolve;
 #[cfg(test)]
@@ -41,13 +47,12 @@ mod tests;
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use emu::Memory;
+use warden_abi::table::{Arg, PathArg};
 use warden_abi::*;
 
 use crate::process::ProcState;
 use crate::scheme::{CallCtx, Scheme};
-use crate::syscall::{Call, Input, SysError, SysResult};
-use crate::usercopy::{copy_in, copy_out};
+use crate::syscall::{Call, Entry, SysError, SysResult};
 use crate::{Kernel, Pid, SpawnError};
 
 pub(crate) use resolve::strip_root;
@@ -129,14 +134,6 @@ pub struct PolicySpec {
     pub jail: Option<Vec<u8>>,
 }
 
-/// Copies `SYS_MASK`'s array of `count` numbers (as little-endian bytes).
-pub(crate) fn copy_mask(mem: &Memory, addr: usize, count: usize) -> Result<Vec<u8>, Errno> {
-    if count > MASK_MAX {
-        return Err(Errno(E2BIG));
-    }
-    copy_in(mem, addr, count * 8)
-}
-
 /// Splits `scheme:rest` (a colon before any `/`); `None` for a plain path.
 fn split_scheme(path: &[u8]) -> (Option<&[u8]>, &[u8]) {
     let colon = path.iter().position(|&b| b == b':');
@@ -158,14 +155,6 @@ fn absolute(rest: &[u8]) -> Vec<u8> {
 
 fn numbers(bytes: &[u8]) -> impl Iterator<Item = usize> + '_ {
     bytes.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()) as usize)
-}
-
-/// What the jail does with a call.
-enum Verdict {
-    /// Execute it (possibly rewritten).
-    Run(Call),
-    /// Answered here with this result.
-    Done(SysResult),
 }
 
 impl Kernel {
@@ -190,45 +179,101 @@ impl Kernel {
         self.jail_of(target).is_some_and(|j| j.within(jail))
     }
 
-    /// Applies the mask and jail to `call` of thread `tid`. `None`: the call was refused or
-    /// answered (the thread's registers are set, or the process is gone).
-    pub(crate) fn police(&mut self, tid: Pid, call: Call) -> Option<Call> {
+    /// The jail thread `tid` lives in, if any (one branch while no process is restricted):
+    /// for the handlers of calls a jail virtualises (`getcwd`, `fpath`, `kill(-1)`...).
+    pub(crate) fn jail_view(&self, tid: Pid) -> Option<Rc<Jail>> {
         if !self.policy_active {
-            return Some(call);
-        }
-        let pid = self.pid_of(tid).ok()?;
-        let Some(r) = self.restriction(pid) else {
-            return Some(call);
-        };
-        // A Linux call the table does not classify is unknown to restrictions: ENOSYS.
-        if call.number & crate::linux::LINUX_CALL != 0 && call_info(call.number).is_none() {
-            self.set_return(tid, Errno::mux(Err(Errno(ENOSYS))));
             return None;
         }
+        self.jail_of(self.pid_of(tid).ok()?)
+    }
+
+    /// Applies the mask and jail to `call` of thread `tid`: the policy is a filter. It lets
+    /// the call through, rewrites its path arguments to the global paths the jail confines
+    /// them to (`ITEM_RESOLVED` items), or refuses it (`Input::Refused`: the call goes
+    /// on through the tap and supervision and fails with that errno without running).
+    /// `false`: the caller is gone (a mask with `MASK_KILL`).
+    pub(crate) fn police(&mut self, tid: Pid, call: &mut Call) -> bool {
+        let Ok(pid) = self.pid_of(tid) else { return false };
+        let Some(r) = self.restriction(pid) else {
+            return true;
+        };
+        // A number no table has fails with ENOSYS, restricted or not.
+        let Some(entry) = call.entry else { return true };
         if let Some(mask) = &r.mask {
             if !mask.allows(call.number) {
                 if mask.kill {
                     self.terminate_process(pid, w_termsig(SIGSYS));
-                } else {
-                    self.set_return(tid, Errno::mux(Err(Errno(EPERM))));
+                    return false;
                 }
-                return None;
+                call.refuse(Errno(EPERM));
+                return true;
             }
         }
-        let Some(jail) = &r.jail else {
-            return Some(call);
+        let (Some(jail), None) = (&r.jail, call.failure()) else {
+            return true;
         };
-        let result = match self.jail_call(tid, jail, call) {
-            Ok(Verdict::Run(call)) => return Some(call),
-            Ok(Verdict::Done(result)) => result,
-            Err(e) => Err(SysError::Errno(e)),
-        };
-        match result {
-            Ok(v) => self.set_return(tid, v),
-            Err(SysError::Errno(e)) => self.set_return(tid, Errno::mux(Err(e))),
-            Err(_) => {}
+        if let Err(e) = self.jail_call(tid, jail, entry, call) {
+            call.refuse(e);
         }
-        None
+        true
+    }
+
+    /// The jail's part of [`Kernel::police`]: every path argument the row has is confined
+    /// (as its `PathArg` says), then a call the jail catches meets its check.
+    fn jail_call(&mut self, tid: Pid, jail: &Rc<Jail>, entry: &Entry, call: &mut Call) -> Result<(), Errno> {
+        let linux = call.number & crate::linux::LINUX_CALL != 0;
+        for (i, arg) in entry.info.args.iter().enumerate() {
+            let Arg::Path(spec) = arg.resolve(&call.args) else { continue };
+            if spec.text || spec.late {
+                continue;
+            }
+            let Some(path) = call.given_path(i).map(<[u8]>::to_vec) else { continue };
+            let confined = if linux {
+                self.linux_confine(tid, jail, &call.args, &spec, &path)?
+            } else {
+                match self.redox_confine(tid, jail, call, &spec, &path)? {
+                    Some(global) => global,
+                    None => continue,
+                }
+            };
+            call.set_item(ITEM_RESOLVED, i, &confined);
+        }
+        match entry.jail {
+            Some(check) => check(self, tid, jail, call),
+            None => Ok(()),
+        }
+    }
+
+    /// A Redox path argument in a jail: a `file:` path (or a plain one) becomes the global
+    /// path inside the root; `proc:` (for `open`, filtered by the jail when opened) and the
+    /// device schemes pass as they are (`None`); anything else is `EACCES`.
+    fn redox_confine(
+        &mut self,
+        tid: Pid,
+        jail: &Jail,
+        call: &Call,
+        spec: &PathArg,
+        path: &[u8],
+    ) -> Result<Option<Vec<u8>>, Errno> {
+        let (scheme, rest) = split_scheme(path);
+        match scheme {
+            None | Some(b"file") => {}
+            Some(_) if matches!(call.number, SYS_CHDIR | SYS_JAIL) => return Err(Errno(EACCES)),
+            Some(b"proc") if call.number == SYS_OPEN => return Ok(None),
+            Some(b"null" | b"zero" | b"rand" | b"time" | b"debug") => return Ok(None),
+            Some(_) => return Err(Errno(EACCES)),
+        }
+        // `file:x` is absolute, like `file:/x`.
+        let rest = if scheme.is_some() { absolute(rest) } else { rest.to_vec() };
+        let parsed = resolve::split(&rest)?;
+        if parsed.dot_tail {
+            let dotdot = parsed.comps.last().is_some_and(Option::is_none);
+            if let Some(errno) = spec.tail_errno(&call.args, dotdot) {
+                return Err(Errno(errno));
+            }
+        }
+        self.confine_path(tid, jail, &rest, spec.follows(&call.args)).map(Some)
     }
 
     /// The caller's context, its working directory (global) and the `file:` scheme.
@@ -252,109 +297,8 @@ impl Kernel {
         resolve::confine(self.file_scheme()?, &ctx, &root, ino, &cwd, path, follow)
     }
 
-    /// The jail's verdict on a call of a jailed thread.
-    fn jail_call(&mut self, tid: Pid, jail: &Rc<Jail>, mut call: Call) -> Result<Verdict, Errno> {
-        let a = call.args;
-        if call.number & crate::linux::LINUX_CALL != 0 {
-            return self.jail_linux(tid, jail, call);
-        }
-        match call.number {
-            SYS_OPEN | SYS_UNLINK | SYS_RMDIR | SYS_CHDIR | SYS_JAIL => {
-                let Input::Path(path) = &call.input else {
-                    return Ok(Verdict::Run(call));
-                };
-                let (scheme, rest) = split_scheme(path);
-                match scheme {
-                    None | Some(b"file") => {}
-                    Some(_) if matches!(call.number, SYS_CHDIR | SYS_JAIL) => return Err(Errno(EACCES)),
-                    Some(b"proc") => return self.jail_proc(tid, jail, &call, rest),
-                    Some(b"null" | b"zero" | b"rand" | b"time" | b"debug") => return Ok(Verdict::Run(call)),
-                    Some(_) => return Err(Errno(EACCES)),
-                }
-                // `file:x` is absolute, like `file:/x`.
-                let rest = if scheme.is_some() { absolute(rest) } else { rest.to_vec() };
-                let follow = match call.number {
-                    SYS_OPEN => {
-                        let flags = a[2];
-                        flags & (O_SYMLINK | O_NOFOLLOW) == 0 && flags & (O_CREAT | O_EXCL) != O_CREAT | O_EXCL
-                    }
-                    SYS_CHDIR | SYS_JAIL => true,
-                    _ => {
-                        let parsed = resolve::split(&rest)?;
-                        if parsed.dot_tail {
-                            let rmdir = call.number == SYS_RMDIR;
-                            let dotdot = parsed.comps.last().is_some_and(Option::is_none);
-                            return Err(Errno(match (rmdir, dotdot) {
-                                (true, false) => EINVAL,
-                                (true, true) => ENOTEMPTY,
-                                (false, _) => EISDIR,
-                            }));
-                        }
-                        false
-                    }
-                };
-                let global = self.confine_path(tid, jail, &rest, follow)?;
-                call.input = Input::Path(global);
-                Ok(Verdict::Run(call))
-            }
-            SYS_GETCWD => {
-                let cwd = self.jailed_cwd(tid, jail)?;
-                if a[1] < cwd.len() {
-                    return Err(Errno(ERANGE));
-                }
-                copy_out(&mut self.mm_of(tid)?.borrow_mut().space.mem, a[0], &cwd)?;
-                Ok(Verdict::Done(Ok(cwd.len())))
-            }
-            SYS_FPATH => {
-                let desc = self.desc(tid, a[0])?;
-                let path = desc.file.try_borrow().map_err(|_| Errno(EIO))?.path();
-                drop(desc);
-                let shown = match path.strip_prefix(b"file:") {
-                    Some(global) => {
-                        let rel = strip_root(&jail.root, global).ok_or(Errno(EPERM))?;
-                        [&b"file:"[..], rel].concat()
-                    }
-                    None => path,
-                };
-                let n = shown.len().min(a[2]);
-                copy_out(&mut self.mm_of(tid)?.borrow_mut().space.mem, a[1], &shown[..n])?;
-                Ok(Verdict::Done(Ok(n)))
-            }
-            SYS_FEXEC => {
-                let desc = self.desc(tid, a[0])?;
-                let path = desc.file.try_borrow().map_err(|_| Errno(EIO))?.path();
-                let inside = path.strip_prefix(b"file:").is_some_and(|g| strip_root(&jail.root, g).is_some());
-                if !inside {
-                    return Err(Errno(EACCES));
-                }
-                Ok(Verdict::Run(call))
-            }
-            SYS_DUP | SYS_DUP2 => match &call.input {
-                Input::Bytes(b) if !b.is_empty() => Err(Errno(EPERM)),
-                _ => Ok(Verdict::Run(call)),
-            },
-            SYS_KILL => {
-                let pid = a[0] as isize;
-                if pid == -1 {
-                    return Ok(Verdict::Done(self.jailed_kill_all(tid, jail, a[1])));
-                }
-                if pid != 0 && !self.in_jail(jail, pid.unsigned_abs() as Pid) {
-                    return Err(Errno(ESRCH));
-                }
-                Ok(Verdict::Run(call))
-            }
-            SYS_SUPERVISE | SYS_GETPGID | SYS_SETPGID => {
-                if a[0] != 0 && !self.in_jail(jail, a[0] as Pid) {
-                    return Err(Errno(ESRCH));
-                }
-                Ok(Verdict::Run(call))
-            }
-            _ => Ok(Verdict::Run(call)),
-        }
-    }
-
     /// The working directory of a jailed thread, relative to the jail root.
-    fn jailed_cwd(&self, tid: Pid, jail: &Jail) -> Result<Vec<u8>, Errno> {
+    pub(crate) fn jailed_cwd(&self, tid: Pid, jail: &Jail) -> Result<Vec<u8>, Errno> {
         let fs = self.proc_of(tid)?.fs.clone();
         let fs = fs.borrow();
         if fs.cwd_scheme != b"file" {
@@ -365,7 +309,7 @@ impl Kernel {
 
     /// `kill(-1, sig)` in a jail: every other living process in it (init and the caller
     /// excepted, as on Linux).
-    fn jailed_kill_all(&mut self, tid: Pid, jail: &Rc<Jail>, sig: usize) -> SysResult {
+    pub(crate) fn jailed_kill_all(&mut self, tid: Pid, jail: &Rc<Jail>, sig: usize) -> SysResult {
         if sig >= NSIG {
             return Err(SysError::Errno(Errno(EINVAL)));
         }
@@ -388,34 +332,9 @@ impl Kernel {
         Ok(0)
     }
 
-    /// `proc:` in a jail: only processes in it.
-    fn jail_proc(&mut self, tid: Pid, jail: &Rc<Jail>, call: &Call, rest: &[u8]) -> Result<Verdict, Errno> {
-        if call.number != SYS_OPEN {
-            return Err(Errno(EACCES));
-        }
-        let text = std::str::from_utf8(rest).map_err(|_| Errno(ENOENT))?.trim_matches('/');
-        if text.is_empty() {
-            let list: String =
-                self.procs.keys().filter(|&&pid| self.in_jail(jail, pid)).map(|pid| format!("{pid}\n")).collect();
-            let file = crate::proc::SnapshotFile::open(b"proc:".to_vec(), list.into_bytes(), true);
-            let flags = call.args[2];
-            return Ok(Verdict::Done(Ok(self.install_fd(tid, file, flags, flags & O_CLOEXEC != 0)?)));
-        }
-        let pid_part = text.split('/').next().unwrap_or("");
-        if pid_part != "self" {
-            let pid: Pid = pid_part.parse().map_err(|_| Errno(ENOENT))?;
-            if !self.in_jail(jail, pid) {
-                return Err(Errno(ENOENT));
-            }
-        }
-        Ok(Verdict::Run(call.clone()))
-    }
-
     /// `mask(calls, count, flags)`.
     pub(crate) fn sys_mask(&mut self, tid: Pid, call: &Call) -> SysResult {
-        let Input::Bytes(bytes) = &call.input else {
-            return Err(SysError::Errno(Errno(EFAULT)));
-        };
+        let bytes = call.input(0).ok_or(Errno(EFAULT))?;
         let flags = call.args[2];
         if flags & !MASK_KILL != 0 {
             return Err(SysError::Errno(Errno(EINVAL)));
@@ -436,9 +355,7 @@ impl Kernel {
 
     /// `jail(path, len, flags)`.
     pub(crate) fn sys_jail(&mut self, tid: Pid, call: &Call) -> SysResult {
-        let Input::Path(path) = &call.input else {
-            return Err(SysError::Errno(Errno(EFAULT)));
-        };
+        let path = call.path(0)?;
         if call.args[2] != 0 {
             return Err(SysError::Errno(Errno(EINVAL)));
         }

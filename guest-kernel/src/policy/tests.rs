@@ -128,32 +128,3 @@ fn nested_jails() {
     assert!(inner.within(&outer) && inner.within(&inner) && !outer.within(&inner));
     assert!(!inner.within(&other));
 }
-
-/// Every Linux call outside `class::LINUX_CALLS` must be one the personality does not
-/// implement (ENOSYS): a call it gains must be classified before restricted processes may
-/// use it (they get ENOSYS for anything unclassified).
-#[test]
-fn every_implemented_linux_call_is_classified() {
-    use crate::linux::{LinuxInput, LINUX_CALL};
-    use crate::scheme::memfs::MemFs;
-    use crate::syscall::{Call, Input};
-    use crate::{CaptureConsole, Kernel, KernelConfig};
-    let fs = MemFs::new();
-    fs.insert("/halt", &crate::testkit::static_elf(&[0xf4], 0));
-    let (console, _out) = CaptureConsole::new(b"");
-    let mut k = Kernel::new(KernelConfig::default(), Box::new(fs), Box::new(console));
-    let pid = k.spawn_init("/halt", &["halt"], &[]).unwrap();
-    let mut unclassified = Vec::new();
-    for nr in 0..=460usize {
-        let number = LINUX_CALL | nr;
-        if call_info(number).is_some() {
-            continue;
-        }
-        let call = Call { number, args: [0; 6], gate: emu::Gate::Syscall, input: Input::Linux(LinuxInput::None) };
-        let result = k.linux_dispatch(pid, &call);
-        if !matches!(result, Err(crate::syscall::SysError::Errno(Errno(ENOSYS)))) {
-            unclassified.push(linux::linux_syscall_name(nr).unwrap_or("?").to_string() + &format!(" ({nr})"));
-        }
-    }
-    assert!(unclassified.is_empty(), "implemented but not in class::LINUX_CALLS: {unclassified:?}");
-}

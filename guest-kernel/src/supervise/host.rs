@@ -36,8 +36,9 @@ pub enum ExceptionDecision {
     Kill,
 }
 
-/// A call about to run. `call.input` holds the kernel's canonical copy: for path calls the
-/// resolved `scheme:path` (equal to `resolved`), the guest's own spelling is in `path`.
+/// A call about to run. `call.input` holds the kernel's copies of what it reads (paths as
+/// the guest spelled them, `ITEM_RESOLVED` items for the `scheme:path` the kernel acts on:
+/// `call.path(i)` is the latter).
 #[derive(Debug)]
 pub struct SyscallEntry<'a> {
     pub pid: Pid,
@@ -51,6 +52,15 @@ pub struct SyscallEntry<'a> {
     pub path: Option<&'a [u8]>,
     /// The `scheme:path` the kernel acts on (path calls, and `fexec`'s pinned file).
     pub resolved: Option<&'a [u8]>,
+}
+
+impl<'a> SyscallEntry<'a> {
+    /// The event of `call`, with its first path and resolved path.
+    pub(crate) fn new(pid: Pid, tid: Pid, seq: u64, icount: u64, call: &'a Call) -> SyscallEntry<'a> {
+        let first = |kind| call.items().iter().find(|(i, _)| i.kind == kind).map(|(_, b)| b);
+        let (path, resolved) = (first(warden_abi::ITEM_PATH), first(warden_abi::ITEM_RESOLVED));
+        SyscallEntry { pid, tid, seq, icount, call, path, resolved }
+    }
 }
 
 /// A call that ran; see [`HostSupervisor::syscall_exit`].

@@ -41,7 +41,7 @@ use warden_abi::*;
 pub use host::{Decision, ExceptionDecision, ExceptionEvent, HostSupervisor, Output, ProcessEvent, SyscallEntry};
 
 use crate::process::{OpenFile, ProcState, WaitOn};
-use crate::syscall::{Block, Call, Input, SysError, SysResult, MAX_IO};
+use crate::syscall::{outputs, Block, Call, Input, OutRange, SysError, SysResult};
 use crate::usercopy::{copy_in, copy_out};
 use crate::{Kernel, Pid};
 use channel::{encode_items, hold_key, Channel, ChannelRef, SuperviseFile};
@@ -93,10 +93,6 @@ struct Fault {
 struct Held {
     pid: Pid,
     call: Call,
-    /// The guest's spelling of a path argument.
-    given: Option<Vec<u8>>,
-    /// The canonical `scheme:path` the kernel acts on.
-    resolved: Option<Vec<u8>>,
     /// `fexec`'s description, pinned at entry.
     pinned: Option<Rc<OpenFile>>,
     stage: Stage,
@@ -173,7 +169,7 @@ impl Supervision {
 
 /// The kernel-made call a held thread runs.
 fn resume_call(gate: Gate) -> Call {
-    Call { number: SYS_SUPERVISE, args: [0; 6], gate, input: Input::Resume }
+    Call { number: SYS_SUPERVISE, args: [0; 6], gate, input: Input::Resume, entry: None }
 }
 
 fn exception_of(exit: &Exit, rip: u64) -> Fault {
@@ -198,63 +194,6 @@ fn exception_of(exit: &Exit, rip: u64) -> Fault {
         Exit::Syscall(_) | Exit::BudgetExhausted => (0, 0, 0),
     };
     Fault { vector, rip, addr, access, signal: 0 }
-}
-
-/// The buffers `call` writes for the guest: (argument index, address, length).
-fn output_ranges(call: &Call) -> Vec<(usize, usize, usize)> {
-    let a = call.args;
-    let mut out = Vec::new();
-    let mut add = |arg: usize, addr: usize, len: usize| {
-        if addr != 0 && len != 0 {
-            out.push((arg, addr, len));
-        }
-    };
-    match call.number {
-        SYS_READ => add(1, a[1], a[2].min(MAX_IO)),
-        SYS_FPATH => add(1, a[1], a[2].min(crate::usercopy::MAX_PATH)),
-        SYS_FSTAT if a[2] >= Stat::SIZE => add(1, a[1], Stat::SIZE),
-        SYS_GETCWD => add(0, a[0], a[1].min(crate::usercopy::MAX_PATH)),
-        SYS_CLOCK_GETTIME => add(1, a[1], TimeSpec::SIZE),
-        SYS_WAITPID => add(1, a[1], 8),
-        SYS_PIPE2 => add(0, a[0], 16),
-        SYS_SIGACTION => add(2, a[2], SigAction::SIZE),
-        SYS_SIGPROCMASK => add(2, a[2], 16),
-        SYS_NANOSLEEP => add(1, a[1], TimeSpec::SIZE),
-        _ => {}
-    }
-    out
-}
-
-/// The items of an entry packet: the kernel's copies of what the call reads.
-fn entry_items<'a>(h: &'a Held) -> Vec<(u32, u32, &'a [u8])> {
-    let mut items: Vec<(u32, u32, &[u8])> = Vec::new();
-    if let Some(p) = &h.given {
-        items.push((ITEM_PATH, 0, p));
-    }
-    if let Some(r) = &h.resolved {
-        items.push((ITEM_RESOLVED, 0, r));
-    }
-    match &h.call.input {
-        Input::Bytes(b) => items.push((ITEM_BYTES, if h.call.number == SYS_DUP2 { 2 } else { 1 }, b)),
-        Input::Exec { args, envs } => {
-            items.extend(args.iter().map(|a| (ITEM_ARG, 1, a.as_slice())));
-            items.extend(envs.iter().map(|e| (ITEM_ENV, 3, e.as_slice())));
-        }
-        Input::Linux(l) => items.extend(crate::linux::trace_items(h.call.number, l)),
-        _ => {}
-    }
-    items
-}
-
-/// The struct argument of a call, as bytes (for entry packets).
-fn struct_item(call: &Call) -> Option<(u32, Vec<u8>)> {
-    Some(match &call.input {
-        Input::Map(m) => (1, m.to_bytes().to_vec()),
-        Input::Time(t) => (if call.number == SYS_FUTEX { 3 } else { 0 }, t.to_bytes().to_vec()),
-        Input::SigAction(Some(a)) => (1, a.to_bytes().to_vec()),
-        Input::SigSet(Some(s)) => (1, s.to_le_bytes().to_vec()),
-        _ => return None,
-    })
 }
 
 /// A packet header (`seq`, `data_len` and `items` are filled in when it is queued).
@@ -459,37 +398,51 @@ impl Kernel {
         }
     }
 
+    /// Canonicalises `call` before anyone looks (seed 001): a Redox path becomes the
+    /// `scheme:path` it resolves to now (an `ITEM_RESOLVED` item; a sibling's later `chdir`
+    /// changes nothing), `fexec`'s descriptor is pinned to its open description (a later
+    /// `dup2` over it changes nothing). Returns the pinned description.
+    fn canonicalise(&self, tid: Pid, call: &mut Call) -> Option<Rc<OpenFile>> {
+        if call.failure().is_some() || call.number & crate::linux::LINUX_CALL != 0 {
+            return None;
+        }
+        if call.number == SYS_FEXEC {
+            return match self.desc(tid, call.args[0]) {
+                Ok(desc) => {
+                    if let Ok(path) = desc.file.try_borrow().map(|f| f.path()) {
+                        call.set_item(ITEM_RESOLVED, 0, &path);
+                    }
+                    Some(desc)
+                }
+                Err(e) => {
+                    call.input = Input::Fault(e);
+                    None
+                }
+            };
+        }
+        let paths: Vec<usize> =
+            call.items().iter().filter(|(i, _)| i.kind == ITEM_PATH).map(|(i, _)| i.arg as usize).collect();
+        for arg in paths {
+            let resolved = call.path(arg).ok().and_then(|p| self.proc_of(tid).ok()?.fs.borrow().resolve(p).ok());
+            if let Some((mut canon, rest)) = resolved {
+                canon.push(b':');
+                canon.extend_from_slice(&rest);
+                call.set_item(ITEM_RESOLVED, arg, &canon);
+            }
+        }
+        None
+    }
+
     /// Entry of a supervised thread's system call (the trap path's one branch led here).
     pub(crate) fn supervise_syscall(&mut self, tid: Pid, mut call: Call) {
         let Ok(pid) = self.pid_of(tid) else { return };
-        // Canonicalise before anyone looks (seed 001).
-        let mut given = None;
-        let mut resolved = None;
-        let mut pinned = None;
-        if let Input::Path(path) = &call.input {
-            if let Ok((scheme, rest)) = self.proc_of(tid).and_then(|p| p.fs.borrow().resolve(path)) {
-                let mut canon = scheme;
-                canon.push(b':');
-                canon.extend_from_slice(&rest);
-                given = Some(path.clone());
-                resolved = Some(canon.clone());
-                call.input = Input::Path(canon);
-            }
-        } else if call.number == SYS_FEXEC && !matches!(call.input, Input::Fault(_)) {
-            match self.desc(tid, call.args[0]) {
-                Ok(desc) => {
-                    resolved = desc.file.try_borrow().ok().map(|f| f.path());
-                    pinned = Some(desc);
-                }
-                Err(e) => call.input = Input::Fault(e),
-            }
-        }
+        let pinned = self.canonicalise(tid, &mut call);
         let gate = call.gate;
         let seq = self.sup.next_seq();
         self.forget_hold(tid);
         // The host decides first, synchronously, before anything is held.
         let mut host_report = false;
-        if let Some(decision) = self.host_entry(pid, tid, seq, &call, given.as_deref(), resolved.as_deref()) {
+        if let Some(decision) = self.host_entry(pid, tid, seq, &call) {
             match decision {
                 Decision::Run => {}
                 Decision::RunReport => host_report = true,
@@ -505,8 +458,6 @@ impl Kernel {
         let held = Held {
             pid,
             call,
-            given,
-            resolved,
             pinned,
             stage: Stage::Entry(0),
             seq,
@@ -536,8 +487,6 @@ impl Kernel {
         let held = Held {
             pid,
             call: resume_call(Gate::Syscall),
-            given: None,
-            resolved: None,
             pinned: None,
             stage: Stage::Exception(0),
             seq,
@@ -668,8 +617,7 @@ impl Kernel {
                 }
                 Stage::Run => {
                     let capture = h.host_report || !h.report.is_empty();
-                    let saved: Vec<(usize, usize, Vec<u8>)> =
-                        if capture { self.save_outputs(tid, &h.call) } else { Vec::new() };
+                    let saved = if capture { self.save_outputs(tid, &h.call) } else { Vec::new() };
                     let result = self.run_held(tid, h);
                     let raw = match result {
                         Err(SysError::Block(b)) => return Err(SysError::Block(b)),
@@ -686,7 +634,7 @@ impl Kernel {
                         }
                     };
                     h.result = raw;
-                    h.outputs = self.collect_outputs(tid, &h.call, raw, saved);
+                    h.outputs = self.collect_outputs(tid, raw, saved);
                     if h.report.is_empty() {
                         return self.finish_result(tid, h);
                     }
@@ -754,26 +702,18 @@ impl Kernel {
     }
 
     /// The host's say at entry (`None` if the host does not supervise `pid`).
-    fn host_entry(
-        &mut self,
-        pid: Pid,
-        tid: Pid,
-        seq: u64,
-        call: &Call,
-        path: Option<&[u8]>,
-        resolved: Option<&[u8]>,
-    ) -> Option<Decision> {
+    fn host_entry(&mut self, pid: Pid, tid: Pid, seq: u64, call: &Call) -> Option<Decision> {
         if !self.sup.procs.get(&pid).is_some_and(|p| p.host) {
             return None;
         }
         let host = self.sup.host.as_mut()?;
-        let ev = SyscallEntry { pid, tid, seq, icount: self.stats.instructions, call, path, resolved };
+        let ev = SyscallEntry::new(pid, tid, seq, self.stats.instructions, call);
         Some(host.syscall_entry(&ev))
     }
 
     /// Runs the held call itself (on the kernel's copy).
     fn run_held(&mut self, tid: Pid, h: &Held) -> SysResult {
-        if let Input::Fault(e) = h.call.input {
+        if let Some(e) = h.call.failure() {
             return Err(e.into());
         }
         if h.call.number == SYS_FEXEC {
@@ -786,11 +726,8 @@ impl Kernel {
 
     /// `fexec` on the description pinned at entry (not whatever the descriptor names now).
     fn fexec_pinned(&mut self, tid: Pid, desc: Rc<OpenFile>, call: &Call) -> SysResult {
-        let Input::Exec { args, envs } = &call.input else {
-            return Err(Errno(EFAULT).into());
-        };
         let bytes = crate::elf::read_program(&desc.file)?;
-        self.exec(tid, &bytes, args.clone(), envs.clone())?;
+        self.exec(tid, &bytes, call.strings(ITEM_ARG), call.strings(ITEM_ENV))?;
         if let Ok(p) = self.proc_of(tid) {
             let files = p.files.clone();
             let same = files.borrow().get(call.args[0]).is_ok_and(|e| Rc::ptr_eq(&e.desc, &desc));
@@ -808,65 +745,51 @@ impl Kernel {
             return;
         }
         let argv = self.procs.get(&h.pid).map(|p| p.cmdline.clone()).unwrap_or_default();
-        let path = h.resolved.clone().unwrap_or_default();
+        let path = h.call.items().get(ITEM_RESOLVED, 0).unwrap_or_default().to_vec();
         self.supervise_event(h.pid, ProcessEvent::Exec { pid: h.pid, path, argv });
     }
 
-    /// Saves the guest bytes the call may overwrite.
-    fn save_outputs(&self, tid: Pid, call: &Call) -> Vec<(usize, usize, Vec<u8>)> {
+    /// Saves the guest bytes the call may overwrite (the ranges its row says it writes).
+    fn save_outputs(&self, tid: Pid, call: &Call) -> Vec<(OutRange, Vec<u8>)> {
         let Ok(mm) = self.mm_of(tid) else { return Vec::new() };
         let mm = mm.borrow();
-        output_ranges(call)
-            .into_iter()
-            .filter_map(|(arg, addr, len)| Some((arg, addr, copy_in(&mm.space.mem, addr, len).ok()?)))
-            .collect()
+        outputs(call).into_iter().filter_map(|r| Some((r, copy_in(&mm.space.mem, r.addr, r.len).ok()?))).collect()
     }
 
     /// Reads back what the call wrote and restores the old bytes: no guest thread sees the
-    /// new ones before every supervisor has.
-    fn collect_outputs(
-        &mut self,
-        tid: Pid,
-        call: &Call,
-        raw: usize,
-        saved: Vec<(usize, usize, Vec<u8>)>,
-    ) -> Vec<Output> {
+    /// new ones before every supervisor has. A counted range (a `read`'s buffer) holds as
+    /// many bytes as the result says, in order; a failed call wrote nothing.
+    fn collect_outputs(&mut self, tid: Pid, raw: usize, saved: Vec<(OutRange, Vec<u8>)>) -> Vec<Output> {
         if saved.is_empty() {
             return Vec::new();
         }
         let Ok(mm) = self.mm_of(tid) else { return Vec::new() };
         let mut mm = mm.borrow_mut();
         let ok = Errno::demux(raw);
+        let mut counted = *ok.as_ref().unwrap_or(&0);
         let mut out = Vec::new();
-        for (arg, addr, old) in saved {
-            let Ok(mut new) = copy_in(&mm.space.mem, addr, old.len()) else { continue };
-            let _ = copy_out(&mut mm.space.mem, addr, &old);
-            match ok {
-                Ok(n) => {
-                    if matches!(call.number, SYS_READ | SYS_FPATH | SYS_GETCWD) {
-                        new.truncate(n);
-                    }
-                    out.push(Output { arg, addr, data: new });
-                }
-                Err(_) => {}
+        for (r, old) in saved {
+            let Ok(mut new) = copy_in(&mm.space.mem, r.addr, old.len()) else { continue };
+            let _ = copy_out(&mut mm.space.mem, r.addr, &old);
+            if ok.is_err() {
+                continue;
             }
+            if r.counted {
+                let n = new.len().min(counted);
+                new.truncate(n);
+                counted -= n;
+            }
+            out.push(Output { arg: r.arg, addr: r.addr, data: new });
         }
         out
     }
 
-    /// Lets the host see the result last, then writes the outputs and returns the value.
+    /// Lets the host see the result last, then writes the outputs (each at most its range)
+    /// and returns the value.
     fn finish_result(&mut self, tid: Pid, h: &mut Held) -> SysResult {
         if h.host_report {
             if let Some(mut host) = self.sup.host.take() {
-                let ev = SyscallEntry {
-                    pid: h.pid,
-                    tid,
-                    seq: h.seq,
-                    icount: self.stats.instructions,
-                    call: &h.call,
-                    path: h.given.as_deref(),
-                    resolved: h.resolved.as_deref(),
-                };
+                let ev = SyscallEntry::new(h.pid, tid, h.seq, self.stats.instructions, &h.call);
                 host.syscall_exit(&ev, &mut h.result, &mut h.outputs);
                 self.sup.host = Some(host);
             }
@@ -876,9 +799,9 @@ impl Kernel {
         }
         if let Ok(mm) = self.mm_of(tid) {
             let mut mm = mm.borrow_mut();
-            let ranges = output_ranges(&h.call);
+            let ranges = outputs(&h.call);
             for o in &h.outputs {
-                let cap = ranges.iter().find(|r| r.0 == o.arg).map_or(0, |r| r.2);
+                let cap = ranges.iter().find(|r| r.arg == o.arg && r.addr == o.addr).map_or(0, |r| r.len);
                 let n = o.data.len().min(cap);
                 let _ = copy_out(&mut mm.space.mem, o.addr, &o.data[..n]);
             }
@@ -887,30 +810,10 @@ impl Kernel {
     }
 }
 
-/// The encoded items (`warden_abi::PacketItem` layout) a guest supervisor would get for this
+/// The encoded items (`warden_abi::PacketItem` layout) a guest supervisor gets for this
 /// call: for host tools that want the same view (e.g. to format it with `warden_abi::trace`).
 pub fn entry_items_of(ev: &SyscallEntry<'_>) -> Vec<u8> {
-    let mut items: Vec<(u32, u32, &[u8])> = Vec::new();
-    if let Some(p) = ev.path {
-        items.push((ITEM_PATH, 0, p));
-    }
-    if let Some(r) = ev.resolved {
-        items.push((ITEM_RESOLVED, 0, r));
-    }
-    match &ev.call.input {
-        Input::Bytes(b) => items.push((ITEM_BYTES, if ev.call.number == SYS_DUP2 { 2 } else { 1 }, b)),
-        Input::Exec { args, envs } => {
-            items.extend(args.iter().map(|a| (ITEM_ARG, 1, a.as_slice())));
-            items.extend(envs.iter().map(|e| (ITEM_ENV, 3, e.as_slice())));
-        }
-        Input::Linux(l) => items.extend(crate::linux::trace_items(ev.call.number, l)),
-        _ => {}
-    }
-    let strukt = struct_item(ev.call);
-    if let Some((arg, bytes)) = &strukt {
-        items.push((ITEM_STRUCT, *arg, bytes));
-    }
-    encode_items(&items).1
+    ev.call.items().encoded().to_vec()
 }
 
 /// The encoded `ITEM_OUTPUT` items of a call's outputs.
@@ -927,10 +830,6 @@ fn entry_packet(h: &Held, tid: Pid) -> (SupervisePacket, (u32, Vec<u8>)) {
     if h.call.gate == Gate::Int80 {
         head.flags |= PACKET_FLAG_INT80;
     }
-    let strukt = struct_item(&h.call);
-    let mut items = entry_items(h);
-    if let Some((arg, bytes)) = &strukt {
-        items.push((ITEM_STRUCT, *arg, bytes));
-    }
-    (head, encode_items(&items))
+    let items = h.call.items();
+    (head, (items.count(), items.encoded().to_vec()))
 }

@@ -4,6 +4,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use warden_abi::trace;
 use warden_abi::*;
 
 use super::channel::{encode_items, Channel};
@@ -122,4 +123,113 @@ fn unsupervised_and_detached_processes_pay_nothing() {
     assert_eq!(k.run(), RunOutcome::Signaled(SIGTRAP as u8));
     assert!(calls.borrow().is_empty());
     assert!(k.take_host_supervisor().is_some());
+}
+
+/// Where the hand-assembled programs below keep their buffer (in their bss).
+const BUF: u32 = (crate::testkit::CODE_ADDR + 0x100) as u32;
+
+/// A Linux program: `read(0, BUF, 16)`, `write(1, BUF, what it read)`, `exit_group(0)`.
+fn linux_cat_prog() -> Vec<u8> {
+    let mut code = vec![0xb8, 0, 0, 0, 0, 0x31, 0xff, 0xbe]; // mov eax, 0 (read); xor edi, edi; mov esi, BUF
+    code.extend_from_slice(&BUF.to_le_bytes());
+    code.extend_from_slice(&[0xba, 16, 0, 0, 0, 0x0f, 0x05]); // mov edx, 16; syscall
+    code.extend_from_slice(&[0x89, 0xc2, 0xb8, 1, 0, 0, 0, 0xbf, 1, 0, 0, 0, 0xbe]); // mov edx, eax; write(1, BUF...
+    code.extend_from_slice(&BUF.to_le_bytes());
+    code.extend_from_slice(&[0x0f, 0x05, 0xb8, 231, 0, 0, 0, 0x31, 0xff, 0x0f, 0x05]); // syscall; exit_group(0)
+    static_elf(&code, 0x200)
+}
+
+/// Reports every call and rewrites what `read`s return to upper case; keeps the trace lines
+/// `warden trace` would print.
+#[derive(Default)]
+struct Upper {
+    lines: Rc<RefCell<Vec<String>>>,
+}
+
+impl HostSupervisor for Upper {
+    fn syscall_entry(&mut self, _: &SyscallEntry<'_>) -> Decision {
+        Decision::RunReport
+    }
+    fn syscall_exit(&mut self, ev: &SyscallEntry<'_>, result: &mut usize, outputs: &mut [Output]) {
+        let mut line = String::new();
+        let args = ev.call.args.map(|a| a as u64);
+        let _ =
+            trace::write_call(&mut line, ev.call.number, &args, &entry_items_of(ev), Some(&output_items_of(outputs)));
+        self.lines.borrow_mut().push(line);
+        if ev.call.name() == Some("read") {
+            for o in outputs.iter_mut() {
+                o.data.make_ascii_uppercase();
+            }
+        }
+        let _ = result;
+    }
+}
+
+/// Bug: a Linux `read` hid its data from supervisors (the output ranges listed only Redox
+/// calls): `warden trace` printed `read(3, 0xfffffdc80, 16)` and no supervisor could see or
+/// rewrite what it returned. The ranges now come from the call's table row, for both ABIs.
+#[test]
+fn supervisors_see_and_rewrite_what_a_linux_read_returns() {
+    let fs = MemFs::new();
+    fs.insert("/cat", &linux_cat_prog());
+    let (console, out) = CaptureConsole::new(b"hello");
+    let mut k = Kernel::new(KernelConfig::default(), Box::new(fs), Box::new(console));
+    k.set_personality_override(Some(crate::linux::Personality::Linux));
+    k.spawn_init("/cat", &["cat"], &[]).unwrap();
+    let lines = Rc::new(RefCell::new(Vec::new()));
+    k.set_host_supervisor(Box::new(Upper { lines: lines.clone() }), HostAttach::All);
+    assert_eq!(k.run(), RunOutcome::Exited(0));
+    assert_eq!(out.borrow().stdout, b"HELLO", "the supervisor's rewrite is what the guest read");
+    assert_eq!(&lines.borrow()[..2], ["read(0, \"hello\", 16)", "write(1, \"HELLO\", 5)"]);
+}
+
+/// A Redox program: `getcwd(BUF, 64)`, `write(1, BUF, its length)`, then `unlink("/x")`
+/// (masked), then `exit(0)`.
+fn redox_pwd_prog() -> Vec<u8> {
+    let mut code = vec![0xb8, 183, 0, 0, 0, 0xbf]; // mov eax, getcwd; mov edi, BUF
+    code.extend_from_slice(&BUF.to_le_bytes());
+    code.extend_from_slice(&[0xbe, 64, 0, 0, 0, 0x0f, 0x05]); // mov esi, 64; syscall
+    code.extend_from_slice(&[0x89, 0xc2, 0xb8, 4, 0, 0, 0x21, 0xbf, 1, 0, 0, 0, 0xbe]); // mov edx, eax; write(1, BUF
+    code.extend_from_slice(&BUF.to_le_bytes());
+    code.extend_from_slice(&[0x0f, 0x05, 0xb8]); // syscall; mov eax, unlink
+    code.extend_from_slice(&(SYS_UNLINK as u32).to_le_bytes());
+    code.extend_from_slice(&[0xbf]); // mov edi, BUF (any path)
+    code.extend_from_slice(&BUF.to_le_bytes());
+    code.extend_from_slice(&[0xbe, 1, 0, 0, 0, 0x0f, 0x05]); // mov esi, 1; syscall
+    code.extend_from_slice(&[0xb8, 1, 0, 0, 0, 0x31, 0xff, 0x0f, 0x05]); // exit(0)
+    static_elf(&code, 0x200)
+}
+
+/// Counts the calls a tap sees.
+struct Seen(Rc<RefCell<Vec<usize>>>);
+
+impl crate::record::SyscallTap for Seen {
+    fn syscall(&mut self, point: &crate::record::SyscallPoint<'_>) -> bool {
+        self.0.borrow_mut().push(point.call.number);
+        true
+    }
+}
+
+/// Bug: calls the jail answered itself (`getcwd` in a jail) and calls the policy refused
+/// vanished from tracing, supervision and recording. The policy is a filter now: a
+/// virtualised call runs like any other, a refused one goes on to fail with its errno, and
+/// both pass the tap and the supervisors.
+#[test]
+fn calls_the_jail_virtualises_or_the_mask_refuses_are_traced_and_recorded() {
+    let fs = MemFs::new();
+    fs.insert("/jail/pwd", &redox_pwd_prog());
+    let (console, out) = CaptureConsole::new(b"");
+    let mut k = Kernel::new(KernelConfig::default(), Box::new(fs), Box::new(console));
+    let everything_but_unlink = all_calls().map(|c| c.number).filter(|&n| n != SYS_UNLINK).collect();
+    let spec =
+        crate::policy::PolicySpec { allow: Some(everything_but_unlink), kill: false, jail: Some(b"/jail".to_vec()) };
+    k.spawn_init_restricted("/pwd", &["pwd"], &[], &spec).unwrap();
+    let lines = Rc::new(RefCell::new(Vec::new()));
+    let tapped = Rc::new(RefCell::new(Vec::new()));
+    k.set_host_supervisor(Box::new(Upper { lines: lines.clone() }), HostAttach::All);
+    k.set_syscall_tap(Box::new(Seen(tapped.clone())));
+    assert_eq!(k.run(), RunOutcome::Exited(0));
+    assert_eq!(out.borrow().stdout, b"/", "getcwd is virtualised: the jail's root is /");
+    assert_eq!(&lines.borrow()[..3], ["getcwd(\"/\", 64)", "write(1, \"/\", 1)", "unlink(\"/\")"]);
+    assert_eq!(&tapped.borrow()[..], [SYS_GETCWD, SYS_WRITE, SYS_UNLINK, SYS_EXIT]);
 }

@@ -10,7 +10,7 @@ use std::rc::Rc;
 
 use warden_abi::*;
 
-use super::{errno, Block, Call, Input, SysError, SysResult, FD_NONBLOCK_CALL, MAX_IO};
+use super::{errno, Block, Call, SysError, SysResult, FD_NONBLOCK_CALL, MAX_IO};
 use crate::process::{FdEntry, OpenFile, WaitOn};
 use crate::scheme::{CallCtx, FileRef, IoError};
 use crate::usercopy::{check_writable, copy_out};
@@ -60,23 +60,14 @@ impl Kernel {
         Ok(self.proc_of(tid)?.files.borrow().get(fd)?.desc.clone())
     }
 
-    pub(super) fn sys_open(&mut self, tid: Pid, call: &Call) -> SysResult {
-        let Input::Path(path) = &call.input else {
-            return errno(EFAULT);
-        };
-        let flags = call.args[2];
-        let file = self.open_path(tid, path, flags)?;
-        Ok(self.install_fd(tid, file, flags, flags & O_CLOEXEC != 0)?)
-    }
-
-    pub(super) fn sys_close(&mut self, tid: Pid, fd: usize) -> SysResult {
+    pub(crate) fn sys_close(&mut self, tid: Pid, fd: usize) -> SysResult {
         let files = self.proc_of(tid)?.files.clone();
         let entry = files.borrow_mut().remove(fd)?;
         drop(entry);
         Ok(0)
     }
 
-    pub(super) fn sys_read(&mut self, tid: Pid, fd: usize, addr: usize, len: usize) -> SysResult {
+    fn sys_read(&mut self, tid: Pid, fd: usize, addr: usize, len: usize) -> SysResult {
         let nonblock_call = fd & FD_NONBLOCK_CALL != 0;
         let desc = self.desc(tid, fd & !FD_NONBLOCK_CALL)?;
         if desc.flags.get() & O_ACCMODE == O_WRONLY {
@@ -111,10 +102,8 @@ impl Kernel {
         }
     }
 
-    pub(super) fn sys_write(&mut self, tid: Pid, fd: usize, call: &Call) -> SysResult {
-        let Input::Bytes(data) = &call.input else {
-            return errno(EFAULT);
-        };
+    fn sys_write(&mut self, tid: Pid, fd: usize, call: &Call) -> SysResult {
+        let data = call.bytes(1)?;
         let nonblock_call = fd & FD_NONBLOCK_CALL != 0;
         let desc = self.desc(tid, fd & !FD_NONBLOCK_CALL)?;
         let flags = desc.flags.get();
@@ -138,172 +127,218 @@ impl Kernel {
         }
     }
 
-    pub(super) fn sys_lseek(&mut self, tid: Pid, fd: usize, offset: i64, whence: usize) -> SysResult {
-        if whence > SEEK_END {
-            return errno(EINVAL);
-        }
-        let desc = self.desc(tid, fd)?;
-        let pos = desc.file.try_borrow_mut().map_err(|_| Errno(EIO))?.seek(offset, whence)?;
-        usize::try_from(pos).map_err(|_| SysError::Errno(Errno(EINVAL)))
-    }
-
-    fn check_dup_buf(call: &Call) -> Result<(), Errno> {
-        match &call.input {
-            Input::Bytes(b) if !b.is_empty() => Err(Errno(EINVAL)),
-            _ => Ok(()),
+    /// The working directory as `getcwd` shows it to thread `tid`: relative to its jail's
+    /// root if it is jailed.
+    fn shown_cwd(&self, tid: Pid) -> Result<Vec<u8>, Errno> {
+        match self.jail_view(tid) {
+            Some(jail) => self.jailed_cwd(tid, &jail),
+            None => Ok(self.proc_of(tid)?.fs.borrow().cwd_display()),
         }
     }
+}
 
-    pub(super) fn sys_dup(&mut self, tid: Pid, fd: usize, call: &Call) -> SysResult {
-        Self::check_dup_buf(call)?;
-        let desc = self.desc(tid, fd)?;
-        let files = self.proc_of(tid)?.files.clone();
-        let max = self.config.limits.max_fds;
-        let new = files.borrow_mut().insert(FdEntry { desc, cloexec: false }, max)?;
-        Ok(new)
+// --- handlers (rows of `warden_abi::redox_calls!`) -------------------------------------------
+
+pub(super) fn open(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let flags = c.args[2];
+    let file = k.open_path(tid, c.path(0)?, flags)?;
+    Ok(k.install_fd(tid, file, flags, flags & O_CLOEXEC != 0)?)
+}
+
+pub(super) fn close(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    k.sys_close(tid, c.args[0])
+}
+
+pub(super) fn read(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    k.sys_read(tid, c.args[0], c.args[1], c.args[2])
+}
+
+pub(super) fn write(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    k.sys_write(tid, c.args[0], c)
+}
+
+pub(super) fn lseek(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let [fd, offset, whence, ..] = c.args;
+    if whence > SEEK_END {
+        return errno(EINVAL);
     }
+    let desc = k.desc(tid, fd)?;
+    let pos = desc.file.try_borrow_mut().map_err(|_| Errno(EIO))?.seek(offset as isize as i64, whence)?;
+    usize::try_from(pos).map_err(|_| SysError::Errno(Errno(EINVAL)))
+}
 
-    pub(super) fn sys_dup2(&mut self, tid: Pid, fd: usize, new: usize, call: &Call) -> SysResult {
-        Self::check_dup_buf(call)?;
-        let desc = self.desc(tid, fd)?;
-        if fd == new {
-            return Ok(new);
+/// `dup`'s and `dup2`'s buffer (a sub-path for an fd-relative open) must be empty.
+fn check_dup_buf(c: &Call, arg: usize) -> Result<(), Errno> {
+    match c.items().get(ITEM_BYTES, arg) {
+        Some(b) if !b.is_empty() => Err(Errno(EINVAL)),
+        _ => Ok(()),
+    }
+}
+
+pub(super) fn dup(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    check_dup_buf(c, 1)?;
+    let desc = k.desc(tid, c.args[0])?;
+    let files = k.proc_of(tid)?.files.clone();
+    let max = k.config.limits.max_fds;
+    let new = files.borrow_mut().insert(FdEntry { desc, cloexec: false }, max)?;
+    Ok(new)
+}
+
+pub(super) fn dup2(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    check_dup_buf(c, 2)?;
+    let [fd, new, ..] = c.args;
+    let desc = k.desc(tid, fd)?;
+    if fd == new {
+        return Ok(new);
+    }
+    let files = k.proc_of(tid)?.files.clone();
+    let max = k.config.limits.max_fds;
+    let old = files.borrow_mut().replace(new, FdEntry { desc, cloexec: false }, max)?;
+    drop(old);
+    Ok(new)
+}
+
+/// `fpath`: in a jail, a `file:` path is shown relative to the root (EPERM outside it).
+pub(super) fn fpath(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let [fd, addr, len, ..] = c.args;
+    let desc = k.desc(tid, fd)?;
+    let mut path = desc.file.try_borrow().map_err(|_| Errno(EIO))?.path();
+    drop(desc);
+    if let (Some(jail), Some(global)) = (k.jail_view(tid), path.strip_prefix(b"file:")) {
+        let rel = crate::policy::strip_root(&jail.root, global).ok_or(Errno(EPERM))?;
+        path = [&b"file:"[..], rel].concat();
+    }
+    let n = path.len().min(len);
+    copy_out(&mut k.mm_of(tid)?.borrow_mut().space.mem, addr, &path[..n])?;
+    Ok(n)
+}
+
+pub(super) fn fstat(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let [fd, addr, len, ..] = c.args;
+    if len < Stat::SIZE {
+        return errno(EINVAL);
+    }
+    let desc = k.desc(tid, fd)?;
+    let stat = desc.file.try_borrow().map_err(|_| Errno(EIO))?.stat()?;
+    copy_out(&mut k.mm_of(tid)?.borrow_mut().space.mem, addr, &stat.to_bytes())?;
+    Ok(0)
+}
+
+pub(super) fn fsync(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let desc = k.desc(tid, c.args[0])?;
+    desc.file.try_borrow_mut().map_err(|_| Errno(EIO))?.sync()?;
+    Ok(0)
+}
+
+pub(super) fn ftruncate(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let desc = k.desc(tid, c.args[0])?;
+    if desc.flags.get() & O_ACCMODE == O_RDONLY {
+        return errno(EBADF);
+    }
+    desc.file.try_borrow_mut().map_err(|_| Errno(EIO))?.truncate(c.args[1] as u64)?;
+    Ok(0)
+}
+
+pub(super) fn fcntl(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let [fd, cmd, arg, ..] = c.args;
+    let files = k.proc_of(tid)?.files.clone();
+    let mut files = files.borrow_mut();
+    match cmd {
+        F_GETFD => Ok(if files.get(fd)?.cloexec { FD_CLOEXEC } else { 0 }),
+        F_SETFD => {
+            files.get_mut(fd)?.cloexec = arg & FD_CLOEXEC != 0;
+            Ok(0)
         }
-        let files = self.proc_of(tid)?.files.clone();
-        let max = self.config.limits.max_fds;
-        let old = files.borrow_mut().replace(new, FdEntry { desc, cloexec: false }, max)?;
-        drop(old);
-        Ok(new)
-    }
-
-    pub(super) fn sys_fpath(&mut self, tid: Pid, fd: usize, addr: usize, len: usize) -> SysResult {
-        let desc = self.desc(tid, fd)?;
-        let path = desc.file.try_borrow().map_err(|_| Errno(EIO))?.path();
-        let n = path.len().min(len);
-        copy_out(&mut self.mm_of(tid)?.borrow_mut().space.mem, addr, &path[..n])?;
-        Ok(n)
-    }
-
-    pub(super) fn sys_fstat(&mut self, tid: Pid, fd: usize, addr: usize, len: usize) -> SysResult {
-        if len < Stat::SIZE {
-            return errno(EINVAL);
+        F_GETFL => Ok(files.get(fd)?.desc.flags.get()),
+        F_SETFL => {
+            let desc = &files.get(fd)?.desc;
+            desc.flags.set((desc.flags.get() & !SETFL_FLAGS) | (arg & SETFL_FLAGS));
+            Ok(0)
         }
-        let desc = self.desc(tid, fd)?;
-        let stat = desc.file.try_borrow().map_err(|_| Errno(EIO))?.stat()?;
-        copy_out(&mut self.mm_of(tid)?.borrow_mut().space.mem, addr, &stat.to_bytes())?;
-        Ok(0)
-    }
-
-    pub(super) fn sys_fsync(&mut self, tid: Pid, fd: usize) -> SysResult {
-        let desc = self.desc(tid, fd)?;
-        desc.file.try_borrow_mut().map_err(|_| Errno(EIO))?.sync()?;
-        Ok(0)
-    }
-
-    pub(super) fn sys_ftruncate(&mut self, tid: Pid, fd: usize, len: usize) -> SysResult {
-        let desc = self.desc(tid, fd)?;
-        if desc.flags.get() & O_ACCMODE == O_RDONLY {
-            return errno(EBADF);
-        }
-        desc.file.try_borrow_mut().map_err(|_| Errno(EIO))?.truncate(len as u64)?;
-        Ok(0)
-    }
-
-    pub(super) fn sys_fcntl(&mut self, tid: Pid, fd: usize, cmd: usize, arg: usize) -> SysResult {
-        let files = self.proc_of(tid)?.files.clone();
-        let mut files = files.borrow_mut();
-        match cmd {
-            F_GETFD => Ok(if files.get(fd)?.cloexec { FD_CLOEXEC } else { 0 }),
-            F_SETFD => {
-                files.get_mut(fd)?.cloexec = arg & FD_CLOEXEC != 0;
-                Ok(0)
+        F_DUPFD => {
+            let desc = files.get(fd)?.desc.clone();
+            let max = k.config.limits.max_fds;
+            if arg >= max {
+                return errno(EINVAL);
             }
-            F_GETFL => Ok(files.get(fd)?.desc.flags.get()),
-            F_SETFL => {
-                let desc = &files.get(fd)?.desc;
-                desc.flags.set((desc.flags.get() & !SETFL_FLAGS) | (arg & SETFL_FLAGS));
-                Ok(0)
-            }
-            F_DUPFD => {
-                let desc = files.get(fd)?.desc.clone();
-                let max = self.config.limits.max_fds;
-                if arg >= max {
-                    return errno(EINVAL);
-                }
-                Ok(files.insert_from(arg, FdEntry { desc, cloexec: false }, max)?)
-            }
-            _ => errno(EINVAL),
+            Ok(files.insert_from(arg, FdEntry { desc, cloexec: false }, max)?)
         }
+        _ => errno(EINVAL),
     }
+}
 
-    pub(super) fn sys_remove(&mut self, tid: Pid, call: &Call) -> SysResult {
-        let Input::Path(path) = &call.input else {
-            return errno(EFAULT);
-        };
-        let (scheme, rest) = self.proc_of(tid)?.fs.borrow().resolve(path)?;
-        let ctx = self.call_ctx(tid)?;
-        let s = self.schemes.get_mut(&scheme).ok_or(Errno(ENOENT))?;
-        if call.number == SYS_RMDIR {
-            s.rmdir(&rest, &ctx)?;
-        } else {
-            s.unlink(&rest, &ctx)?;
-        }
-        Ok(0)
+fn remove(k: &mut Kernel, tid: Pid, c: &Call, dir: bool) -> SysResult {
+    let (scheme, rest) = k.proc_of(tid)?.fs.borrow().resolve(c.path(0)?)?;
+    let ctx = k.call_ctx(tid)?;
+    let s = k.schemes.get_mut(&scheme).ok_or(Errno(ENOENT))?;
+    if dir {
+        s.rmdir(&rest, &ctx)?;
+    } else {
+        s.unlink(&rest, &ctx)?;
     }
+    Ok(0)
+}
 
-    pub(super) fn sys_chdir(&mut self, tid: Pid, call: &Call) -> SysResult {
-        let Input::Path(path) = &call.input else {
-            return errno(EFAULT);
-        };
-        let fs = self.proc_of(tid)?.fs.clone();
-        let (scheme, rest) = fs.borrow().resolve(path)?;
-        let ctx = self.call_ctx(tid)?;
-        let file = self.open_in_scheme(&scheme, &rest, O_RDONLY | O_STAT | O_DIRECTORY, &ctx)?;
-        let desc = OpenFile::new(file, O_RDONLY);
-        let stat = desc.file.try_borrow().map_err(|_| Errno(EIO))?.stat();
-        if let Ok(stat) = stat {
-            if !stat.is_dir() {
-                return errno(ENOTDIR);
-            }
-        }
-        drop(desc);
-        let mut fs = fs.borrow_mut();
-        fs.cwd_scheme = scheme;
-        fs.cwd = rest;
-        Ok(0)
-    }
+pub(super) fn unlink(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    remove(k, tid, c, false)
+}
 
-    pub(super) fn sys_getcwd(&mut self, tid: Pid, addr: usize, len: usize) -> SysResult {
-        let cwd = self.proc_of(tid)?.fs.borrow().cwd_display();
-        if len < cwd.len() {
-            return errno(ERANGE);
-        }
-        copy_out(&mut self.mm_of(tid)?.borrow_mut().space.mem, addr, &cwd)?;
-        Ok(cwd.len())
-    }
+pub(super) fn rmdir(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    remove(k, tid, c, true)
+}
 
-    pub(super) fn sys_pipe2(&mut self, tid: Pid, addr: usize, flags: usize) -> SysResult {
-        if flags & !(O_NONBLOCK | O_CLOEXEC) != 0 {
-            return errno(EINVAL);
+pub(super) fn chdir(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let fs = k.proc_of(tid)?.fs.clone();
+    let (scheme, rest) = fs.borrow().resolve(c.path(0)?)?;
+    let ctx = k.call_ctx(tid)?;
+    let file = k.open_in_scheme(&scheme, &rest, O_RDONLY | O_STAT | O_DIRECTORY, &ctx)?;
+    let desc = OpenFile::new(file, O_RDONLY);
+    let stat = desc.file.try_borrow().map_err(|_| Errno(EIO))?.stat();
+    if let Ok(stat) = stat {
+        if !stat.is_dir() {
+            return errno(ENOTDIR);
         }
-        let mm = self.mm_of(tid)?;
-        check_writable(&mm.borrow().space.mem, addr, 16)?;
-        let id = self.alloc_object_id();
-        let (reader, writer) = crate::pipe::new_pipe(id, &self.waker, &self.mem_total)?;
-        let cloexec = flags & O_CLOEXEC != 0;
-        let status = flags & O_NONBLOCK;
-        let rfd = self.install_fd(tid, reader, O_RDONLY | status, cloexec)?;
-        let wfd = match self.install_fd(tid, writer, O_WRONLY | status, cloexec) {
-            Ok(fd) => fd,
-            Err(e) => {
-                let _ = self.sys_close(tid, rfd);
-                return Err(e.into());
-            }
-        };
-        let mut out = [0u8; 16];
-        out[..8].copy_from_slice(&(rfd as u64).to_le_bytes());
-        out[8..].copy_from_slice(&(wfd as u64).to_le_bytes());
-        copy_out(&mut mm.borrow_mut().space.mem, addr, &out)?;
-        Ok(0)
     }
+    drop(desc);
+    let mut fs = fs.borrow_mut();
+    fs.cwd_scheme = scheme;
+    fs.cwd = rest;
+    Ok(0)
+}
+
+/// `getcwd`: in a jail, the directory relative to the root.
+pub(super) fn getcwd(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let [addr, len, ..] = c.args;
+    let cwd = k.shown_cwd(tid)?;
+    if len < cwd.len() {
+        return errno(ERANGE);
+    }
+    copy_out(&mut k.mm_of(tid)?.borrow_mut().space.mem, addr, &cwd)?;
+    Ok(cwd.len())
+}
+
+pub(super) fn pipe2(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let [addr, flags, ..] = c.args;
+    if flags & !(O_NONBLOCK | O_CLOEXEC) != 0 {
+        return errno(EINVAL);
+    }
+    let mm = k.mm_of(tid)?;
+    check_writable(&mm.borrow().space.mem, addr, 16)?;
+    let id = k.alloc_object_id();
+    let (reader, writer) = crate::pipe::new_pipe(id, &k.waker, &k.mem_total)?;
+    let cloexec = flags & O_CLOEXEC != 0;
+    let status = flags & O_NONBLOCK;
+    let rfd = k.install_fd(tid, reader, O_RDONLY | status, cloexec)?;
+    let wfd = match k.install_fd(tid, writer, O_WRONLY | status, cloexec) {
+        Ok(fd) => fd,
+        Err(e) => {
+            let _ = k.sys_close(tid, rfd);
+            return Err(e.into());
+        }
+    };
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&(rfd as u64).to_le_bytes());
+    out[8..].copy_from_slice(&(wfd as u64).to_le_bytes());
+    copy_out(&mut mm.borrow_mut().space.mem, addr, &out)?;
+    Ok(0)
 }

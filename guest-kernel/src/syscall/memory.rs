@@ -14,7 +14,7 @@
 use emu::GuestAddress;
 use warden_abi::*;
 
-use super::{errno, Block, Call, Input, SysError, SysResult};
+use super::{errno, Block, Call, SysError, SysResult};
 use crate::mm::{prot_to_perm, round_up, PAGE};
 use crate::process::{OnWake, ThreadState, WaitOn};
 use crate::usercopy::read_u32;
@@ -39,122 +39,131 @@ impl Kernel {
         }
         n
     }
+}
 
-    pub(super) fn sys_brk(&mut self, tid: Pid, addr: usize) -> SysResult {
-        let mm = self.mm_of(tid)?;
-        let brk = mm.borrow_mut().set_brk(addr as u64)?;
-        Ok(brk as usize)
+// --- handlers (rows of `warden_abi::redox_calls!`) -------------------------------------------
+
+pub(super) fn brk(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let mm = k.mm_of(tid)?;
+    let brk = mm.borrow_mut().set_brk(c.args[0] as u64)?;
+    Ok(brk as usize)
+}
+
+pub(super) fn fmap(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let fd = c.args[0];
+    if c.args[2] < Map::SIZE {
+        return errno(EINVAL);
     }
-
-    pub(super) fn sys_fmap(&mut self, tid: Pid, fd: usize, call: &Call) -> SysResult {
-        let Input::Map(map) = &call.input else {
-            return errno(EFAULT);
-        };
-        if map.size == 0 {
+    let map = Map::from_bytes(c.input(1).ok_or(Errno(EFAULT))?).ok_or(Errno(EFAULT))?;
+    if map.size == 0 {
+        return errno(EINVAL);
+    }
+    let len = round_up(map.size as u64).ok_or(Errno(ENOMEM))?;
+    let perm = prot_to_perm(map.flags);
+    let file = if fd == ANONYMOUS_FD { None } else { Some(k.desc(tid, fd)?) };
+    let mm = k.mm_of(tid)?;
+    let mut mm = mm.borrow_mut();
+    let hint = map.address as u64;
+    let addr = if map.flags & MAP_FIXED != 0 {
+        if hint % PAGE != 0 || hint == 0 {
             return errno(EINVAL);
         }
-        let len = round_up(map.size as u64).ok_or(Errno(ENOMEM))?;
-        let perm = prot_to_perm(map.flags);
-        let file = if fd == ANONYMOUS_FD { None } else { Some(self.desc(tid, fd)?) };
-        let mm = self.mm_of(tid)?;
-        let mut mm = mm.borrow_mut();
-        let hint = map.address as u64;
-        let addr = if map.flags & MAP_FIXED != 0 {
-            if hint % PAGE != 0 || hint == 0 {
-                return errno(EINVAL);
-            }
-            hint
-        } else if hint != 0
-            && hint % PAGE == 0
-            && hint.checked_add(len).is_some_and(|end| end <= mm.stack_top())
-            && !mm.space.mem.regions().any(|(s, e)| s.0 < hint + len && e.0 > hint)
-        {
-            hint
-        } else {
-            let base = mm.mmap_base();
-            mm.space.mem.find_free(GuestAddress(base), len).ok_or(Errno(ENOMEM))?.0
-        };
-        if addr.checked_add(len).is_none_or(|end| end > mm.size()) {
-            return errno(ENOMEM);
-        }
-        // Read the file contents before mapping so a failing read changes nothing.
-        let contents = match &file {
-            None => Vec::new(),
-            Some(desc) => {
-                let f = desc.file.try_borrow().map_err(|_| Errno(EIO))?;
-                let mut buf = vec![0u8; (map.size).min(len as usize)];
-                let mut done = 0;
-                while done < buf.len() {
-                    let off = (map.offset as u64).checked_add(done as u64).ok_or(Errno(EINVAL))?;
-                    let n = match f.read_at(off, &mut buf[done..]) {
-                        None => return errno(EACCES),
-                        Some(r) => r?,
-                    };
-                    if n == 0 {
-                        break;
-                    }
-                    done += n;
-                }
-                buf.truncate(done);
-                buf
-            }
-        };
-        mm.map(addr, len, perm)?;
-        if !contents.is_empty() {
-            mm.space.mem.write_raw(GuestAddress(addr), &contents).map_err(|_| Errno(EFAULT))?;
-        }
-        Ok(addr as usize)
+        hint
+    } else if hint != 0
+        && hint % PAGE == 0
+        && hint.checked_add(len).is_some_and(|end| end <= mm.stack_top())
+        && !mm.space.mem.regions().any(|(s, e)| s.0 < hint + len && e.0 > hint)
+    {
+        hint
+    } else {
+        let base = mm.mmap_base();
+        mm.space.mem.find_free(GuestAddress(base), len).ok_or(Errno(ENOMEM))?.0
+    };
+    if addr.checked_add(len).is_none_or(|end| end > mm.size()) {
+        return errno(ENOMEM);
     }
-
-    pub(super) fn sys_funmap(&mut self, tid: Pid, addr: usize, len: usize) -> SysResult {
-        if len == 0 {
-            return errno(EINVAL);
-        }
-        let mm = self.mm_of(tid)?;
-        mm.borrow_mut().unmap(addr as u64, len as u64)?;
-        Ok(0)
-    }
-
-    pub(super) fn sys_mprotect(&mut self, tid: Pid, addr: usize, len: usize, flags: usize) -> SysResult {
-        let addr = addr as u64;
-        if addr % PAGE != 0 {
-            return errno(EINVAL);
-        }
-        let len = round_up(len as u64).ok_or(Errno(ENOMEM))?;
-        let mm = self.mm_of(tid)?;
-        let mut mm = mm.borrow_mut();
-        mm.space.mem.protect(GuestAddress(addr), len, prot_to_perm(flags)).map_err(|_| Errno(ENOMEM))?;
-        Ok(0)
-    }
-
-    pub(super) fn sys_futex(&mut self, tid: Pid, addr: usize, op: usize, val: usize, call: &Call) -> SysResult {
-        if addr % 4 != 0 {
-            return errno(EINVAL);
-        }
-        let mm = self.mm_of(tid)?;
-        let key = WaitOn::Futex(mm.borrow().id, addr as u64);
-        match op {
-            FUTEX_WAIT => {
-                let current = read_u32(&mm.borrow().space.mem, addr)?;
-                if current != val as u32 {
-                    return errno(EAGAIN);
-                }
-                let deadline = match &call.input {
-                    Input::Time(ts) => {
-                        let ns = crate::time::timespec_to_ns(ts)?;
-                        Some(self.clock.monotonic_ns().saturating_add(ns))
-                    }
-                    _ => None,
+    // Read the file contents before mapping so a failing read changes nothing.
+    let contents = match &file {
+        None => Vec::new(),
+        Some(desc) => {
+            let f = desc.file.try_borrow().map_err(|_| Errno(EIO))?;
+            let mut buf = vec![0u8; (map.size).min(len as usize)];
+            let mut done = 0;
+            while done < buf.len() {
+                let off = (map.offset as u64).checked_add(done as u64).ok_or(Errno(EINVAL))?;
+                let n = match f.read_at(off, &mut buf[done..]) {
+                    None => return errno(EACCES),
+                    Some(r) => r?,
                 };
-                Err(SysError::Block(Block {
-                    on: key,
-                    deadline,
-                    on_timeout: Err(Errno(ETIMEDOUT)),
-                    on_wake: OnWake::Return(0),
-                }))
+                if n == 0 {
+                    break;
+                }
+                done += n;
             }
-            FUTEX_WAKE => Ok(self.futex_wake(key, val)),
-            _ => errno(ENOSYS),
+            buf.truncate(done);
+            buf
         }
+    };
+    mm.map(addr, len, perm)?;
+    if !contents.is_empty() {
+        mm.space.mem.write_raw(GuestAddress(addr), &contents).map_err(|_| Errno(EFAULT))?;
+    }
+    Ok(addr as usize)
+}
+
+pub(super) fn funmap(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let [addr, len, ..] = c.args;
+    if len == 0 {
+        return errno(EINVAL);
+    }
+    let mm = k.mm_of(tid)?;
+    mm.borrow_mut().unmap(addr as u64, len as u64)?;
+    Ok(0)
+}
+
+pub(super) fn mprotect(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let [addr, len, flags, ..] = c.args;
+    let addr = addr as u64;
+    if addr % PAGE != 0 {
+        return errno(EINVAL);
+    }
+    let len = round_up(len as u64).ok_or(Errno(ENOMEM))?;
+    let mm = k.mm_of(tid)?;
+    let mut mm = mm.borrow_mut();
+    mm.space.mem.protect(GuestAddress(addr), len, prot_to_perm(flags)).map_err(|_| Errno(ENOMEM))?;
+    Ok(0)
+}
+
+/// `futex(addr, op, val, timeout)`: the futex word itself is read when the call runs (the
+/// comparison must be atomic with parking), never copied in.
+pub(super) fn futex(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let [addr, op, val, ..] = c.args;
+    if addr % 4 != 0 {
+        return errno(EINVAL);
+    }
+    let mm = k.mm_of(tid)?;
+    let key = WaitOn::Futex(mm.borrow().id, addr as u64);
+    match op {
+        FUTEX_WAIT => {
+            let current = read_u32(&mm.borrow().space.mem, addr)?;
+            if current != val as u32 {
+                return errno(EAGAIN);
+            }
+            let deadline = match c.input(3).and_then(TimeSpec::from_bytes) {
+                Some(ts) => {
+                    let ns = crate::time::timespec_to_ns(&ts)?;
+                    Some(k.clock.monotonic_ns().saturating_add(ns))
+                }
+                None => None,
+            };
+            Err(SysError::Block(Block {
+                on: key,
+                deadline,
+                on_timeout: Err(Errno(ETIMEDOUT)),
+                on_wake: OnWake::Return(0),
+            }))
+        }
+        FUTEX_WAKE => Ok(k.futex_wake(key, val)),
+        _ => errno(ENOSYS),
     }
 }

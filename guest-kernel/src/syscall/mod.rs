@@ -1,24 +1,30 @@
-//! The system-call entry: one dispatcher for both gates.
+//! The system-call entry: one dispatcher for both gates and both ABIs, driven by the
+//! call tables.
 //!
-//! Entry happens in three steps, so that a supervisor (seed 000) can later sit
-//! between the first two and see exactly what the kernel will act on (seed 001):
-//! 1. [`decode`]: the gate's registers become a [`Call`]: the number, the six
-//!    arguments (`syscall`: rdi, rsi, rdx, r10, r8, r9; `int 0x80`: rbx, rcx,
-//!    rdx, rsi, rdi and 0) and an [`Input`] holding the kernel's own copy of
-//!    every pointer argument the call *reads* (paths, write buffers, exec
-//!    argument vectors, `Map`, `TimeSpec`, `SigAction`, signal sets). A bad
-//!    pointer becomes `Input::Fault(EFAULT)` and the call fails with it.
-//! 2. (supervision will go here: look at or replace the `Call`, or answer it.)
-//! 3. `Kernel::execute`: the handler runs on the `Call`; guest memory is
-//!    never re-read for an input. Outputs (read buffers, `Stat`, wait status,
-//!    ...) are written to guest memory once, after the work is done, through
-//!    [`crate::usercopy`]. A call that blocks keeps its `Call`, and re-runs on
-//!    that same copy when woken.
+//! Every fact about a call comes from its row in `warden_abi`'s tables
+//! ([`warden_abi::calls`]; the kernel's half, handler and jail check, is [`table`]). A call
+//! goes through these steps, in this order, for both ABIs:
+//! 1. decode ([`input::decode`]): the gate's registers become a [`Call`]: the number
+//!    (`LINUX_CALL | nr` for a Linux process's `syscall`), the six arguments (`syscall`:
+//!    rdi, rsi, rdx, r10, r8, r9; `int 0x80`: rbx, rcx, rdx, rsi, rdi and 0) and an
+//!    [`Input`] holding the kernel's own copy of every pointer argument the row says the
+//!    call *reads* (paths, write buffers, structures, exec vectors), as supervision packet
+//!    items ([`Items`]). A bad pointer becomes `Input::Fault(EFAULT)`.
+//! 2. the policy ([`crate::policy`]): a filter. It lets the call through, rewrites its path
+//!    arguments to where the jail confines them, or refuses it (`Input::Refused`: the
+//!    call goes on, and fails with that errno without running); only a mask with
+//!    `MASK_KILL` ends the caller at once.
+//! 3. the tap ([`crate::record`]): a recording or a replay sees every call.
+//! 4. supervision ([`crate::supervise`]): supervisors see the kernel's copy, and may answer
+//!    the call, run it, and see and rewrite what it wrote ([`outputs`], from the row).
+//! 5. [`Kernel::execute`]: the row's handler runs on the `Call`; guest memory is never
+//!    re-read for an input. Outputs (read buffers, `Stat`, wait status, ...) are written to
+//!    guest memory once, after the work is done, through [`crate::usercopy`]. A call that
+//!    blocks keeps its `Call`, and re-runs on that same copy when woken.
 //!
-//! Handlers return `Result<usize, SysError>`; `Kernel::execute` is the one
-//! place that turns an `Errno` into `-errno` in rax, parks a blocked thread,
-//! or leaves the registers alone (exit, exec, sigreturn). Unknown numbers give
-//! ENOSYS.
+//! Handlers return `Result<usize, SysError>`; `Kernel::complete` is the one place that turns
+//! an `Errno` into `-errno` in rax, parks a blocked thread, or leaves the registers alone
+//! (exit, exec, sigreturn). Numbers no table has give ENOSYS.
 //!
 //! Per-call non-blocking I/O (seed 003): setting [`FD_NONBLOCK_CALL`] in the
 //! descriptor argument of `read` or `write` makes that one call non-blocking
@@ -26,16 +32,23 @@
 //! `O_NONBLOCK`.
 
 mod fs;
+mod input;
 mod memory;
 mod process;
 mod signal;
+pub(crate) mod table;
+#[cfg(test)]
+mod tests;
 mod time;
 
-use emu::{reg, Gate, Memory};
+use emu::{reg, Gate};
 use warden_abi::*;
 
+pub(crate) use input::{outputs, OutRange};
+pub use input::{Items, MAX_EXEC_ARGS};
+pub use table::Entry;
+
 use crate::process::{Blocked, OnWake, ThreadState, WaitOn};
-use crate::usercopy::{copy_array, copy_in, copy_in_to, copy_path};
 use crate::{Kernel, Pid};
 
 /// Bit in the descriptor argument of `read`/`write` that makes this one call
@@ -43,36 +56,27 @@ use crate::{Kernel, Pid};
 pub const FD_NONBLOCK_CALL: usize = 1 << 62;
 
 /// Largest buffer one `read` or `write` moves (larger requests are partial).
-pub const MAX_IO: usize = 1 << 20;
+pub const MAX_IO: usize = warden_abi::table::MAX_IO;
 
-/// Most `argv` or `envp` entries exec accepts.
-pub const MAX_EXEC_ARGS: usize = 16 * 1024;
+/// The kernel's handlers of the Redox calls, by their rows in `warden_abi::redox_calls!`.
+const REDOX_ROWS: &[table::Row] = {
+    use crate::policy::caught;
+    warden_abi::redox_calls!(kernel_rows)
+};
+use table::kernel_rows;
 
-/// The kernel's copy of the memory a call reads.
+/// What the kernel holds of the memory a call reads.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Input {
     /// The call reads no guest memory.
     None,
-    /// A path (`open`, `unlink`, `rmdir`, `chdir`).
-    Path(Vec<u8>),
-    /// A byte buffer (`write`; the `dup`/`dup2` buffer).
-    Bytes(Vec<u8>),
-    /// `fexec`'s argument and environment vectors.
-    Exec {
-        args: Vec<Vec<u8>>,
-        envs: Vec<Vec<u8>>,
-    },
-    Map(Map),
-    /// `nanosleep`'s request, `futex`'s timeout.
-    Time(TimeSpec),
-    /// `sigaction`'s new action, if one was given.
-    SigAction(Option<SigAction>),
-    /// `sigprocmask`'s set, if one was given.
-    SigSet(Option<u64>),
-    /// A Linux call's inputs (`crate::linux`).
-    Linux(crate::linux::LinuxInput),
-    /// Copying an argument failed; the call fails with this error.
+    /// The kernel's copies of every pointer argument the call reads.
+    Items(Items),
+    /// Copying an argument failed: the call fails with this error without running.
     Fault(Errno),
+    /// The policy refused the call: it fails with this error without running (the copies
+    /// stay, so supervisors and traces see what was refused).
+    Refused(Errno, Items),
     /// Made by the kernel, never decoded from a guest: a supervised thread's held call
     /// continues (`crate::supervise`).
     Resume,
@@ -81,19 +85,29 @@ pub enum Input {
 /// One system call as the kernel will execute it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Call {
+    /// The number: a Redox number, or `LINUX_CALL | nr` for a Linux call.
     pub number: usize,
     pub args: [usize; 6],
     pub gate: Gate,
     pub input: Input,
+    /// The call's table entry (`None`: a number no table has; the call fails with ENOSYS).
+    pub entry: Option<&'static Entry>,
 }
 
 impl Call {
+    /// A call of `number` with `args` and no inputs copied yet.
+    pub fn new(number: usize, args: [usize; 6], gate: Gate) -> Call {
+        Call { number, args, gate, input: Input::None, entry: table::entry(number) }
+    }
+
+    /// The call's description (its table row), if the number is known.
+    pub fn info(&self) -> Option<&'static CallInfo> {
+        self.entry.map(|e| e.info)
+    }
+
     /// The call's name (`"open"`), if the number is known.
     pub fn name(&self) -> Option<&'static str> {
-        if self.number & crate::linux::LINUX_CALL != 0 {
-            return crate::linux::abi::name(self.number & !crate::linux::LINUX_CALL);
-        }
-        syscall_name(self.number)
+        self.info().map(|i| i.name).or_else(|| warden_abi::linux::any_syscall_name(self.number))
     }
 }
 
@@ -145,115 +159,39 @@ pub fn gate_args(gate: Gate, gpr: &[u64; 16]) -> [usize; 6] {
     }
 }
 
-/// Step 1: builds the `Call`, copying every pointer argument the call reads.
-pub fn decode(mem: &Memory, gate: Gate, number: usize, args: [usize; 6]) -> Call {
-    let input = decode_input(mem, number, &args).unwrap_or_else(Input::Fault);
-    Call { number, args, gate, input }
-}
-
-/// [`decode`] for `write`, copying the buffer into `spare` (a reused allocation).
-pub fn decode_write(mem: &Memory, gate: Gate, args: [usize; 6], mut spare: Vec<u8>) -> Call {
-    let input = match copy_in_to(mem, args[1], args[2].min(MAX_IO), &mut spare) {
-        Ok(()) => Input::Bytes(spare),
-        Err(e) => Input::Fault(e),
-    };
-    Call { number: SYS_WRITE, args, gate, input }
-}
-
-fn decode_input(mem: &Memory, number: usize, a: &[usize; 6]) -> Result<Input, Errno> {
-    Ok(match number {
-        SYS_OPEN | SYS_RMDIR | SYS_UNLINK | SYS_CHDIR | SYS_JAIL => Input::Path(copy_path(mem, a[0], a[1])?),
-        SYS_MASK => Input::Bytes(crate::policy::copy_mask(mem, a[0], a[1])?),
-        SYS_WRITE => Input::Bytes(copy_in(mem, a[1], a[2].min(MAX_IO))?),
-        SYS_DUP if a[2] != 0 => Input::Bytes(copy_path(mem, a[1], a[2])?),
-        SYS_DUP2 if a[3] != 0 => Input::Bytes(copy_path(mem, a[2], a[3])?),
-        SYS_FEXEC => decode_exec(mem, a)?,
-        SYS_FMAP => {
-            if a[2] < Map::SIZE {
-                return Err(Errno(EINVAL));
-            }
-            Input::Map(Map::from_bytes(&copy_array::<{ Map::SIZE }>(mem, a[1])?).unwrap_or_default())
-        }
-        SYS_NANOSLEEP => Input::Time(read_timespec(mem, a[0])?),
-        SYS_FUTEX if a[1] == FUTEX_WAIT && a[3] != 0 => Input::Time(read_timespec(mem, a[3])?),
-        SYS_SIGACTION if a[1] != 0 => {
-            let bytes = copy_array::<{ SigAction::SIZE }>(mem, a[1])?;
-            Input::SigAction(SigAction::from_bytes(&bytes))
-        }
-        SYS_SIGACTION => Input::SigAction(None),
-        SYS_SIGPROCMASK if a[1] != 0 => {
-            let bytes = copy_array::<16>(mem, a[1])?;
-            let mut low = [0u8; 8];
-            low.copy_from_slice(&bytes[..8]);
-            Input::SigSet(Some(u64::from_le_bytes(low)))
-        }
-        SYS_SIGPROCMASK => Input::SigSet(None),
-        _ => Input::None,
-    })
-}
-
-fn read_timespec(mem: &Memory, addr: usize) -> Result<TimeSpec, Errno> {
-    Ok(TimeSpec::from_bytes(&copy_array::<{ TimeSpec::SIZE }>(mem, addr)?).unwrap_or_default())
-}
-
-/// Copies `count` `[ptr, len]` pairs at `addr` and the strings they name.
-fn copy_vector(mem: &Memory, addr: usize, count: usize, budget: &mut usize) -> Result<Vec<Vec<u8>>, Errno> {
-    if count > MAX_EXEC_ARGS {
-        return Err(Errno(E2BIG));
-    }
-    let pairs = copy_in(mem, addr, count.checked_mul(16).ok_or(Errno(E2BIG))?)?;
-    let mut out = Vec::with_capacity(count);
-    for pair in pairs.chunks_exact(16) {
-        let mut p = [0u8; 8];
-        p.copy_from_slice(&pair[..8]);
-        let mut l = [0u8; 8];
-        l.copy_from_slice(&pair[8..]);
-        let (ptr, len) = (u64::from_le_bytes(p) as usize, u64::from_le_bytes(l) as usize);
-        *budget = budget.checked_sub(len.saturating_add(9)).ok_or(Errno(E2BIG))?;
-        out.push(copy_in(mem, ptr, len)?);
-    }
-    Ok(out)
-}
-
-fn decode_exec(mem: &Memory, a: &[usize; 6]) -> Result<Input, Errno> {
-    let mut budget = crate::elf::MAX_ARG_BYTES;
-    let args = copy_vector(mem, a[1], a[2], &mut budget)?;
-    let envs = copy_vector(mem, a[3], a[4], &mut budget)?;
-    Ok(Input::Exec { args, envs })
-}
-
 impl Kernel {
-    /// Entry from a gate: decode, then execute.
+    /// Entry from a gate: decode, police, tap, supervise or execute.
     pub(crate) fn handle_syscall(&mut self, tid: Pid, gate: Gate) {
         self.stats.syscalls += 1;
         let Some(thread) = self.threads.get(&tid) else {
             return;
         };
-        let number = thread.cpu.gpr[reg::RAX] as usize;
+        let rax = thread.cpu.gpr[reg::RAX] as usize;
         let args = gate_args(gate, &thread.cpu.gpr);
         let supervised = thread.supervised;
         // A recording or replaying tap's view of the registers, taken while they are at hand.
         let tapped =
             (!matches!(self.hook, crate::record::Hook::None)).then(|| crate::record::register_fold(&thread.cpu));
-        let Ok(mm) = self.mm_of(tid) else { return };
-        let call = if gate == Gate::Syscall && self.is_linux(tid) {
-            crate::linux::decode(&mm.borrow().space.mem, gate, number as u64, args)
-        } else if number == SYS_WRITE {
-            let spare = self.scratch.take_bytes();
-            decode_write(&mm.borrow().space.mem, gate, args, spare)
+        // `int 0x80` in a Linux process still enters the Redox ABI.
+        let number = if gate == Gate::Syscall && self.linux.procs.contains_key(&thread.pid) {
+            warden_abi::linux::LINUX_CALL | (rax as u32 as usize)
         } else {
-            decode(&mm.borrow().space.mem, gate, number, args)
+            rax
         };
-        // The mask and jail (crate::policy) come first: a refused call never reaches a
-        // supervisor, and a confined path reaches it already resolved inside the jail.
-        let call = if self.policy_active {
-            let Some(call) = self.police(tid, call) else { return };
-            call
-        } else {
-            call
+        let mut call = match table::entry(number) {
+            Some(entry) => match self.decode_call(tid, entry, args, gate) {
+                Some(call) => call,
+                None => return,
+            },
+            None => Call { number, args, gate, input: Input::None, entry: None },
         };
-        // A recording or replaying tap sees every call the policy let through (it may stop
-        // the run).
+        // The mask and jail (crate::policy) filter first: a refused call goes on failing
+        // with its errno, and a confined path reaches supervisors already resolved inside
+        // the jail.
+        if self.policy_active && !self.police(tid, &mut call) {
+            return;
+        }
+        // A recording or replaying tap sees every call (it may stop the run).
         if let Some(registers) = tapped {
             if !self.tap_syscall(tid, registers, &call) {
                 return;
@@ -264,6 +202,28 @@ impl Kernel {
             return self.supervise_syscall(tid, call);
         }
         self.execute(tid, call);
+    }
+
+    /// Step 1: the call `entry` describes with arguments `args`, with the kernel's copy of
+    /// everything it reads (`None`: the thread has no address space any more).
+    #[inline]
+    pub(crate) fn decode_call(
+        &mut self,
+        tid: Pid,
+        entry: &'static Entry,
+        args: [usize; 6],
+        gate: Gate,
+    ) -> Option<Call> {
+        let input = if entry.copies {
+            let mm = self.mm_of(tid).ok()?;
+            let mut spare = self.scratch.take_bytes();
+            let input = input::decode(&mm.borrow().space.mem, entry.info, &args, &mut spare);
+            self.scratch.keep_bytes(spare);
+            input
+        } else {
+            Input::None
+        };
+        Some(Call { number: entry.info.number, args, gate, input, entry: Some(entry) })
     }
 
     /// Step 3: runs `call` for thread `tid` and completes it.
@@ -280,8 +240,8 @@ impl Kernel {
                 seq,
             });
             self.park_thread(tid, boxed);
-        } else if let Input::Bytes(buf) = call.input {
-            self.scratch.keep_bytes(buf);
+        } else if let Input::Items(items) | Input::Refused(_, items) = call.input {
+            self.scratch.keep_bytes(items.into_buffer());
         }
     }
 
@@ -304,9 +264,20 @@ impl Kernel {
 
     fn run_call(&mut self, tid: Pid, call: &Call) -> SysResult {
         match &call.input {
-            Input::Fault(e) => Err(SysError::Errno(*e)),
             Input::Resume => self.supervise_resume(tid),
             _ => self.dispatch(tid, call),
+        }
+    }
+
+    /// Runs the handler of `call` (a call whose copy failed, or that the policy refused,
+    /// fails with that errno; a number no table has, with ENOSYS).
+    pub(crate) fn dispatch(&mut self, tid: Pid, call: &Call) -> SysResult {
+        if let Some(e) = call.failure() {
+            return Err(e.into());
+        }
+        match call.entry {
+            Some(e) => (e.handler)(self, tid, call),
+            None => errno(ENOSYS),
         }
     }
 
@@ -342,65 +313,6 @@ impl Kernel {
     pub(crate) fn set_return(&mut self, tid: Pid, value: usize) {
         if let Some(t) = self.threads.get_mut(&tid) {
             t.cpu.gpr[reg::RAX] = value as u64;
-        }
-    }
-
-    pub(crate) fn dispatch(&mut self, tid: Pid, call: &Call) -> SysResult {
-        let a = call.args;
-        if let Input::Linux(_) = call.input {
-            return self.linux_dispatch(tid, call);
-        }
-        match call.number {
-            SYS_OPEN => self.sys_open(tid, call),
-            SYS_CLOSE => self.sys_close(tid, a[0]),
-            SYS_READ => self.sys_read(tid, a[0], a[1], a[2]),
-            SYS_WRITE => self.sys_write(tid, a[0], call),
-            SYS_LSEEK => self.sys_lseek(tid, a[0], a[1] as isize as i64, a[2]),
-            SYS_DUP => self.sys_dup(tid, a[0], call),
-            SYS_DUP2 => self.sys_dup2(tid, a[0], a[1], call),
-            SYS_FPATH => self.sys_fpath(tid, a[0], a[1], a[2]),
-            SYS_FSTAT => self.sys_fstat(tid, a[0], a[1], a[2]),
-            SYS_FSYNC => self.sys_fsync(tid, a[0]),
-            SYS_FTRUNCATE => self.sys_ftruncate(tid, a[0], a[1]),
-            SYS_FCNTL => self.sys_fcntl(tid, a[0], a[1], a[2]),
-            SYS_RMDIR | SYS_UNLINK => self.sys_remove(tid, call),
-            SYS_CHDIR => self.sys_chdir(tid, call),
-            SYS_GETCWD => self.sys_getcwd(tid, a[0], a[1]),
-            SYS_PIPE2 => self.sys_pipe2(tid, a[0], a[1]),
-            SYS_FEXEC => self.sys_fexec(tid, a[0], call),
-            SYS_EXIT => self.sys_exit(tid, a[0]),
-            SYS_WAITPID => self.sys_waitpid(tid, a[0] as isize, a[1], a[2]),
-            SYS_KILL => self.sys_kill(tid, a[0] as isize, a[1]),
-            SYS_GETPID => Ok(self.pid_of(tid)? as usize),
-            SYS_GETPPID => Ok(self.proc_of(tid)?.ppid as usize),
-            SYS_GETUID | SYS_GETEUID => Ok(self.proc_of(tid)?.uid as usize),
-            SYS_GETGID | SYS_GETEGID => Ok(self.proc_of(tid)?.gid as usize),
-            SYS_GETPGID => self.sys_getpgid(tid, a[0]),
-            SYS_SETPGID => self.sys_setpgid(tid, a[0], a[1]),
-            SYS_CLONE => {
-                let result = self.sys_clone(tid, a[0], a[1]);
-                self.supervise_cloned(tid, a[0], &result);
-                result
-            }
-            SYS_SUPERVISE => self.sys_supervise(tid, a[0], a[1]),
-            SYS_UMASK => self.sys_umask(tid, a[0]),
-            SYS_BRK => self.sys_brk(tid, a[0]),
-            SYS_FMAP => self.sys_fmap(tid, a[0], call),
-            SYS_FUNMAP => self.sys_funmap(tid, a[0], a[1]),
-            SYS_MPROTECT => self.sys_mprotect(tid, a[0], a[1], a[2]),
-            SYS_FUTEX => self.sys_futex(tid, a[0], a[1], a[2], call),
-            SYS_NANOSLEEP => self.sys_nanosleep(tid, a[1], call),
-            SYS_CLOCK_GETTIME => self.sys_clock_gettime(tid, a[0], a[1]),
-            SYS_YIELD => {
-                self.yield_requested = true;
-                Ok(0)
-            }
-            SYS_SIGACTION => self.sys_sigaction(tid, a[0], a[2], a[3], call),
-            SYS_SIGPROCMASK => self.sys_sigprocmask(tid, a[0], a[2], call),
-            SYS_SIGRETURN => self.sys_sigreturn(tid),
-            SYS_MASK => self.sys_mask(tid, call),
-            SYS_JAIL => self.sys_jail(tid, call),
-            _ => errno(ENOSYS),
         }
     }
 }

@@ -21,24 +21,13 @@ use std::rc::Rc;
 use emu::{reg, Cpu};
 use warden_abi::*;
 
-use super::{errno, Call, Input, SysError, SysResult};
+use super::{errno, Call, SysError, SysResult};
 use crate::mm::Mm;
 use crate::process::{FdTable, OnWake, ProcState, Process, Thread, WaitOn};
 use crate::usercopy::copy_out;
 use crate::{Kernel, Pid};
 
 impl Kernel {
-    pub(super) fn sys_exit(&mut self, tid: Pid, status: usize) -> SysResult {
-        let pid = self.pid_of(tid)?;
-        let is_main = self.procs.get(&pid).is_some_and(|p| p.threads.first() == Some(&tid));
-        if is_main {
-            self.terminate_process(pid, w_exitcode(status as u8));
-        } else {
-            self.exit_thread(tid);
-        }
-        Err(SysError::NoReturn)
-    }
-
     /// What a waiter sees among the children `matches` selects: `None` when
     /// there are none, else the first zombie among them (pid, status), if any.
     /// Shared by both personalities' wait calls.
@@ -53,28 +42,14 @@ impl Kernel {
         any.then_some(None)
     }
 
-    pub(super) fn sys_waitpid(&mut self, tid: Pid, pid: isize, status_addr: usize, options: usize) -> SysResult {
-        let me = self.pid_of(tid)?;
-        let Some(found) = self.zombie_child(|p| p.ppid == me && (pid <= 0 || p.pid as isize == pid)) else {
-            return errno(ECHILD);
-        };
-        if let Some((child, status)) = found {
-            if status_addr != 0 {
-                let mm = self.mm_of(tid)?;
-                copy_out(&mut mm.borrow_mut().space.mem, status_addr, &(status as u64).to_le_bytes())?;
-            }
-            self.procs.remove(&child);
-            return Ok(child as usize);
-        }
-        if options & WNOHANG != 0 {
-            return Ok(0);
-        }
-        Err(super::Block::retry(WaitOn::Child(me)))
-    }
-
     pub(crate) fn sys_kill(&mut self, tid: Pid, pid: isize, sig: usize) -> SysResult {
         if sig >= NSIG {
             return errno(EINVAL);
+        }
+        if pid == -1 {
+            if let Some(jail) = self.jail_view(tid) {
+                return self.jailed_kill_all(tid, &jail, sig);
+            }
         }
         let me = self.pid_of(tid)?;
         let targets: Vec<Pid> = if pid > 0 {
@@ -100,32 +75,6 @@ impl Kernel {
         } else {
             errno(ESRCH)
         }
-    }
-
-    pub(super) fn sys_getpgid(&mut self, tid: Pid, pid: usize) -> SysResult {
-        let target = if pid == 0 { self.pid_of(tid)? } else { pid as Pid };
-        let p = self.procs.get(&target).ok_or(Errno(ESRCH))?;
-        Ok(p.pgid as usize)
-    }
-
-    pub(super) fn sys_setpgid(&mut self, tid: Pid, pid: usize, pgid: usize) -> SysResult {
-        let me = self.pid_of(tid)?;
-        let target = if pid == 0 { me } else { pid as Pid };
-        let pgid = if pgid == 0 { target } else { pgid as Pid };
-        let p = self.procs.get_mut(&target).ok_or(Errno(ESRCH))?;
-        if p.pid != me && p.ppid != me {
-            return errno(ESRCH);
-        }
-        p.pgid = pgid;
-        Ok(0)
-    }
-
-    pub(super) fn sys_umask(&mut self, tid: Pid, mask: usize) -> SysResult {
-        let fs = self.proc_of(tid)?.fs.clone();
-        let mut fs = fs.borrow_mut();
-        let old = fs.umask;
-        fs.umask = (mask & 0o777) as u32;
-        Ok(old as usize)
     }
 
     fn live_tasks(&self) -> usize {
@@ -213,23 +162,6 @@ impl Kernel {
             }));
         }
         Ok(child as usize)
-    }
-
-    pub(super) fn sys_fexec(&mut self, tid: Pid, fd: usize, call: &Call) -> SysResult {
-        let Input::Exec { args, envs } = &call.input else {
-            return errno(EFAULT);
-        };
-        let desc = self.desc(tid, fd)?;
-        let bytes = crate::elf::read_program(&desc.file)?;
-        drop(desc);
-        self.exec(tid, &bytes, args.clone(), envs.clone())?;
-        // The program's own descriptor does not survive into it.
-        if let Ok(p) = self.proc_of(tid) {
-            let files = p.files.clone();
-            let entry = files.borrow_mut().remove(fd);
-            drop(entry);
-        }
-        Err(SysError::NoReturn)
     }
 
     /// Replaces the image of `tid`'s process with the program in `bytes`.
@@ -322,4 +254,127 @@ impl Kernel {
         }
         Ok(())
     }
+}
+
+// --- handlers (rows of `warden_abi::redox_calls!`) -------------------------------------------
+
+pub(super) fn exit(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let status = c.args[0];
+    let pid = k.pid_of(tid)?;
+    let is_main = k.procs.get(&pid).is_some_and(|p| p.threads.first() == Some(&tid));
+    if is_main {
+        k.terminate_process(pid, w_exitcode(status as u8));
+    } else {
+        k.exit_thread(tid);
+    }
+    Err(SysError::NoReturn)
+}
+
+pub(super) fn waitpid(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let [pid, status_addr, options, ..] = c.args;
+    let pid = pid as isize;
+    let me = k.pid_of(tid)?;
+    let Some(found) = k.zombie_child(|p| p.ppid == me && (pid <= 0 || p.pid as isize == pid)) else {
+        return errno(ECHILD);
+    };
+    if let Some((child, status)) = found {
+        if status_addr != 0 {
+            let mm = k.mm_of(tid)?;
+            copy_out(&mut mm.borrow_mut().space.mem, status_addr, &(status as u64).to_le_bytes())?;
+        }
+        k.procs.remove(&child);
+        return Ok(child as usize);
+    }
+    if options & WNOHANG != 0 {
+        return Ok(0);
+    }
+    Err(super::Block::retry(WaitOn::Child(me)))
+}
+
+pub(super) fn kill(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    k.sys_kill(tid, c.args[0] as isize, c.args[1])
+}
+
+pub(super) fn getpid(k: &mut Kernel, tid: Pid, _: &Call) -> SysResult {
+    Ok(k.pid_of(tid)? as usize)
+}
+
+pub(super) fn getppid(k: &mut Kernel, tid: Pid, _: &Call) -> SysResult {
+    Ok(k.proc_of(tid)?.ppid as usize)
+}
+
+pub(super) fn getuid(k: &mut Kernel, tid: Pid, _: &Call) -> SysResult {
+    Ok(k.proc_of(tid)?.uid as usize)
+}
+
+pub(super) fn getgid(k: &mut Kernel, tid: Pid, _: &Call) -> SysResult {
+    Ok(k.proc_of(tid)?.gid as usize)
+}
+
+pub(super) fn getpgid(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let pid = c.args[0];
+    let target = if pid == 0 { k.pid_of(tid)? } else { pid as Pid };
+    let p = k.procs.get(&target).ok_or(Errno(ESRCH))?;
+    Ok(p.pgid as usize)
+}
+
+pub(super) fn setpgid(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let [pid, pgid, ..] = c.args;
+    let me = k.pid_of(tid)?;
+    let target = if pid == 0 { me } else { pid as Pid };
+    let pgid = if pgid == 0 { target } else { pgid as Pid };
+    let p = k.procs.get_mut(&target).ok_or(Errno(ESRCH))?;
+    if p.pid != me && p.ppid != me {
+        return errno(ESRCH);
+    }
+    p.pgid = pgid;
+    Ok(0)
+}
+
+pub(super) fn umask(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let mask = c.args[0];
+    let fs = k.proc_of(tid)?.fs.clone();
+    let mut fs = fs.borrow_mut();
+    let old = fs.umask;
+    fs.umask = (mask & 0o777) as u32;
+    Ok(old as usize)
+}
+
+/// `clone`; children of supervised processes are supervised from their first instruction.
+pub(super) fn clone(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let result = k.sys_clone(tid, c.args[0], c.args[1]);
+    k.supervise_cloned(tid, c.args[0], &result);
+    result
+}
+
+pub(super) fn fexec(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let fd = c.args[0];
+    let desc = k.desc(tid, fd)?;
+    let bytes = crate::elf::read_program(&desc.file)?;
+    drop(desc);
+    k.exec(tid, &bytes, c.strings(ITEM_ARG), c.strings(ITEM_ENV))?;
+    // The program's own descriptor does not survive into it.
+    if let Ok(p) = k.proc_of(tid) {
+        let files = p.files.clone();
+        let entry = files.borrow_mut().remove(fd);
+        drop(entry);
+    }
+    Err(SysError::NoReturn)
+}
+
+pub(super) fn yield_now(k: &mut Kernel, _: Pid, _: &Call) -> SysResult {
+    k.yield_requested = true;
+    Ok(0)
+}
+
+pub(super) fn supervise(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    k.sys_supervise(tid, c.args[0], c.args[1])
+}
+
+pub(super) fn mask(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    k.sys_mask(tid, c)
+}
+
+pub(super) fn jail(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    k.sys_jail(tid, c)
 }

@@ -1,4 +1,4 @@
-//! Time calls: nanosleep, clock_gettime (yield is handled by the dispatcher).
+//! Time calls: nanosleep, clock_gettime (yield is with the process calls).
 //!
 //! Sleeping parks the thread until the clock reaches its deadline; on the
 //! virtual clock the scheduler skips idle time, so a sleep costs no host time.
@@ -6,34 +6,32 @@
 
 use warden_abi::*;
 
-use super::{errno, Block, Call, Input, SysError, SysResult};
+use super::{errno, Block, Call, SysError, SysResult};
 use crate::process::{OnWake, WaitOn};
 use crate::usercopy::copy_out;
 use crate::{Kernel, Pid};
 
-impl Kernel {
-    pub(super) fn sys_nanosleep(&mut self, _tid: Pid, _rem: usize, call: &Call) -> SysResult {
-        let Input::Time(req) = &call.input else {
-            return errno(EFAULT);
-        };
-        let ns = crate::time::timespec_to_ns(req)?;
-        if ns == 0 {
-            self.yield_requested = true;
-            return Ok(0);
-        }
-        let deadline = self.clock.monotonic_ns().saturating_add(ns);
-        Err(SysError::Block(Block {
-            on: WaitOn::Sleep,
-            deadline: Some(deadline),
-            on_timeout: Ok(0),
-            on_wake: OnWake::Return(0),
-        }))
+pub(super) fn nanosleep(k: &mut Kernel, _: Pid, c: &Call) -> SysResult {
+    let Some(req) = c.input(0).and_then(TimeSpec::from_bytes) else {
+        return errno(EFAULT);
+    };
+    let ns = crate::time::timespec_to_ns(&req)?;
+    if ns == 0 {
+        k.yield_requested = true;
+        return Ok(0);
     }
+    let deadline = k.clock.monotonic_ns().saturating_add(ns);
+    Err(SysError::Block(Block {
+        on: WaitOn::Sleep,
+        deadline: Some(deadline),
+        on_timeout: Ok(0),
+        on_wake: OnWake::Return(0),
+    }))
+}
 
-    pub(super) fn sys_clock_gettime(&mut self, tid: Pid, clock: usize, addr: usize) -> SysResult {
-        let ts = self.clock.now(clock)?;
-        let mm = self.mm_of(tid)?;
-        copy_out(&mut mm.borrow_mut().space.mem, addr, &ts.to_bytes())?;
-        Ok(0)
-    }
+pub(super) fn clock_gettime(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let ts = k.clock.now(c.args[0])?;
+    let mm = k.mm_of(tid)?;
+    copy_out(&mut mm.borrow_mut().space.mem, c.args[1], &ts.to_bytes())?;
+    Ok(0)
 }
