@@ -66,8 +66,7 @@ fn race(mode: &str) -> i32 {
     let mut deferred: Option<(u64, bool)> = None;
     let mut marker = false;
     let mut threaded = false;
-    loop {
-        let Ok(Some(p)) = sup.next() else { break };
+    while let Ok(Some(p)) = sup.next() {
         let h = p.head;
         if h.kind == abi::PACKET_CLONE && h.args[1] == 1 {
             threaded = true;
@@ -92,8 +91,8 @@ fn race(mode: &str) -> i32 {
             }
             let _ = sup.reply(h.seq, abi::REPLY_RUN, 0);
         }
-        if marker {
-            if let Some((seq, ok)) = deferred.take() {
+        if marker
+            && let Some((seq, ok)) = deferred.take() {
                 println!("suptest: attacker rewrote memory during the hold; releasing the call");
                 if ok {
                     let _ = sup.reply(seq, abi::REPLY_RUN, 0);
@@ -101,7 +100,6 @@ fn race(mode: &str) -> i32 {
                     let _ = sup.reply(seq, abi::REPLY_RETURN, abi::Errno::mux(Err(abi::Errno(abi::EACCES))) as u64);
                 }
             }
-        }
     }
     let status = child.wait().map(|s| s.shell_code()).unwrap_or(-1);
     println!("suptest: child exited {status}");
@@ -170,8 +168,7 @@ fn others(mode: &str) -> i32 {
     let top = child.id() as u32;
     let mut sup = Supervisor::new(fd);
     let mut pids: Vec<u32> = Vec::new();
-    loop {
-        let Ok(Some(p)) = sup.next() else { break };
+    while let Ok(Some(p)) = sup.next() {
         let h = p.head;
         if !pids.contains(&h.pid) {
             pids.push(h.pid);
