@@ -79,10 +79,11 @@ fn main() -> i32 {
         return 2;
     };
     if let Some(dir) = &jail
-        && let Err(err) = sys::jail(dir, 0) {
-            eprintln!("restrict: jail {dir}: {}", err.description());
-            return 125;
-        }
+        && let Err(err) = sys::jail(dir, 0)
+    {
+        eprintln!("restrict: jail {dir}: {}", err.description());
+        return 125;
+    }
     let path = process::resolve_program(program);
     let file = match File::open(&path) {
         Ok(f) => f,

@@ -91,15 +91,14 @@ fn race(mode: &str) -> i32 {
             }
             let _ = sup.reply(h.seq, abi::REPLY_RUN, 0);
         }
-        if marker
-            && let Some((seq, ok)) = deferred.take() {
-                println!("suptest: attacker rewrote memory during the hold; releasing the call");
-                if ok {
-                    let _ = sup.reply(seq, abi::REPLY_RUN, 0);
-                } else {
-                    let _ = sup.reply(seq, abi::REPLY_RETURN, abi::Errno::mux(Err(abi::Errno(abi::EACCES))) as u64);
-                }
+        if marker && let Some((seq, ok)) = deferred.take() {
+            println!("suptest: attacker rewrote memory during the hold; releasing the call");
+            if ok {
+                let _ = sup.reply(seq, abi::REPLY_RUN, 0);
+            } else {
+                let _ = sup.reply(seq, abi::REPLY_RETURN, abi::Errno::mux(Err(abi::Errno(abi::EACCES))) as u64);
             }
+        }
     }
     let status = child.wait().map(|s| s.shell_code()).unwrap_or(-1);
     println!("suptest: child exited {status}");
