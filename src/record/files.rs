@@ -191,18 +191,20 @@ impl WatchedRoot {
                 }
                 let shown = String::from_utf8_lossy(path).into_owned();
                 match s.next() {
-                    Some(Event::File { path: p, follow: f, identity })
-                        if p == path && f == follow && identity != now =>
-                    {
-                        let msg = format!(
-                            "{}: {shown} changed since the recording: {}",
-                            s.last_point,
-                            now.difference(&identity)
-                        );
-                        if s.force {
-                            s.warnings.push(format!("{msg}; replaying on (--force)"));
-                        } else {
-                            s.diverge(format!("{msg} (replay --force goes on to see where the run diverges)"));
+                    // The same file unchanged must not reach the arm below.
+                    #[allow(clippy::collapsible_match, reason = "the suggested guard would send it there")]
+                    Some(Event::File { path: p, follow: f, identity }) if p == path && f == follow => {
+                        if identity != now {
+                            let msg = format!(
+                                "{}: {shown} changed since the recording: {}",
+                                s.last_point,
+                                now.difference(&identity)
+                            );
+                            if s.force {
+                                s.warnings.push(format!("{msg}; replaying on (--force)"));
+                            } else {
+                                s.diverge(format!("{msg} (replay --force goes on to see where the run diverges)"));
+                            }
                         }
                     }
                     Some(other) => {
