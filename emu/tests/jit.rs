@@ -140,20 +140,16 @@ fn plain(r: &mut Rng) -> Instruction {
                 Instruction::with2(code, mem(r), reg)
             }
         }
-        9 => Instruction::with2(
-            r.pick(&[Code::Movzx_r32_rm8, Code::Movsx_r64_rm8, Code::Movzx_r64_rm16, Code::Movsx_r32_rm16]),
-            sized(r.pick(&DEST), if r.chance(1, 2) { 8 } else { 4 }),
-            if r.chance(1, 2) { Register::CL } else { Register::SIL },
-        )
-        .and_then(|mut i| {
-            // Fix the destination size to the code's.
-            let w = if matches!(i.code(), Code::Movsx_r64_rm8 | Code::Movzx_r64_rm16) { 8 } else { 4 };
-            i.set_op0_register(sized(r.pick(&DEST), w));
-            if matches!(i.code(), Code::Movzx_r64_rm16 | Code::Movsx_r32_rm16) {
-                i.set_op1_register(Register::CX);
-            }
-            Ok(i)
-        }),
+        9 => {
+            let code = r.pick(&[Code::Movzx_r32_rm8, Code::Movsx_r64_rm8, Code::Movzx_r64_rm16, Code::Movsx_r32_rm16]);
+            let w = if matches!(code, Code::Movsx_r64_rm8 | Code::Movzx_r64_rm16) { 8 } else { 4 };
+            let src = match code {
+                Code::Movzx_r64_rm16 | Code::Movsx_r32_rm16 => Register::CX,
+                _ if r.chance(1, 2) => Register::CL,
+                _ => Register::SIL,
+            };
+            Instruction::with2(code, sized(r.pick(&DEST), w), src)
+        }
         10 => {
             let code = r.pick(&[
                 Code::Shl_rm64_imm8,
