@@ -4,11 +4,11 @@
 //! control pages at fixed addresses, writes a small trampoline into the
 //! control page, and for every case: restores the data image, writes the
 //! snippet (followed by `jmp [rip]` to the epilogue), and calls the prologue.
-//! The prologue loads x87/SSE state with `fxrstor`, RFLAGS with `popfq` and
+//! The prologue loads x87/SSE/AVX state with `xrstor`, RFLAGS with `popfq` and
 //! all sixteen GPRs (RSP last) from a state block at a fixed address below
 //! 2 GiB, then jumps to the snippet; the epilogue stores every GPR with
 //! `mov [abs32], reg` (no register is needed to do so), switches to a private
-//! stack for `pushfq`, `fxsave`s, and returns to Rust. A fault is caught by a
+//! stack for `pushfq`, `xsave`s, and returns to Rust. A fault is caught by a
 //! signal handler on an alternate stack: it records the trap number, error
 //! code, fault address and the registers from the `ucontext`, then resumes
 //! at a recovery stub that restores the host's stack and FPU state.
@@ -319,7 +319,7 @@ unsafe fn child(cases: &[Case], image: &[u8], outs: *mut NativeOut, start: usize
                 }
                 o.rflags = ptr::read_volatile((OUT + 0x80) as *const u64);
                 o.rip = CODE + n as u64;
-ptr::copy_nonoverlapping(OUT_FX as *const u8, o.fx.as_mut_ptr(), FX_LEN);
+                ptr::copy_nonoverlapping(OUT_FX as *const u8, o.fx.as_mut_ptr(), FX_LEN);
                 init_avx_if_unused(&mut o.fx);
             }
             ptr::copy_nonoverlapping(DATA as *const u8, o.data.as_mut_ptr(), DATA_LEN as usize);
