@@ -25,6 +25,7 @@
 
 mod chaos;
 pub mod console;
+pub mod debug;
 pub mod elf;
 pub mod linux;
 mod mm;
@@ -262,6 +263,8 @@ pub struct Kernel {
     fatal_report: Option<Box<dyn FnMut(&FatalSignal)>>,
     /// The thread and fault address of the last CPU fault raised as a signal (for the report).
     last_fault: Option<(Pid, Option<u64>)>,
+    /// The debugger's state, when one is attached ([`debug`]).
+    debug: Option<Box<debug::Debug>>,
 }
 
 /// A guest process killed by a signal whose default action dumps core (SIGSEGV, SIGILL,
@@ -320,6 +323,7 @@ impl Kernel {
             stop: None,
             fatal_report: None,
             last_fault: None,
+            debug: None,
         }
     }
 
