@@ -13,6 +13,7 @@
 //! first ops, so instruction counts (and so `rdtsc` and record/replay) do not
 //! depend on how code happened to be split into blocks.
 
+pub(crate) mod avx;
 pub(crate) mod fast;
 pub(crate) mod int;
 pub(crate) mod operand;
@@ -46,6 +47,8 @@ pub(crate) enum Trap {
     Syscall,
     Int80,
     Halt,
+    /// A debugger breakpoint (`AddressSpace::set_breakpoint`) before the instruction.
+    DebugBreak,
 }
 
 impl Trap {
@@ -98,6 +101,9 @@ pub enum Exit {
     Halt,
     /// The instruction budget ran out; `rip` is the next instruction.
     BudgetExhausted,
+    /// A debugger breakpoint ([`AddressSpace::set_breakpoint`]): `rip` is its address and
+    /// the instruction there has not run (nor counted). The guest never sees it.
+    DebugBreak,
 }
 
 /// An instruction handler.
@@ -193,9 +199,46 @@ impl AddressSpace {
 
     /// Drops all decoded code (e.g. after exec replaced the image).
     pub fn flush_code(&mut self) {
+        let breakpoints = std::mem::take(&mut self.code.breakpoints);
+        let debugged = self.code.debugged;
         self.code = CodeCache::new();
+        self.code.breakpoints = breakpoints;
+        self.code.debugged = debugged;
         self.jit.forget();
         self.mem.clear_code_marks();
+    }
+
+    /// Sets a debugger breakpoint at `addr`: a thread reaching it leaves [`Cpu::run`] with
+    /// [`Exit::DebugBreak`] before running the instruction there. Guest memory is not
+    /// touched; the blocks holding `addr` are decoded again so that one starts there (the
+    /// hot loop checks nothing: the breakpoint is an op of its own).
+    pub fn set_breakpoint(&mut self, addr: u64) {
+        if self.code.breakpoints.insert(addr) {
+            self.code.invalidate_at(addr);
+        }
+    }
+
+    /// Removes the breakpoint at `addr` (if any).
+    pub fn remove_breakpoint(&mut self, addr: u64) {
+        if self.code.breakpoints.remove(&addr) {
+            self.code.invalidate_at(addr);
+        }
+    }
+
+    /// Puts this space under a debugger (or takes it back): while debugged, code is decoded
+    /// so that the flags are exact after every instruction (the interpreter otherwise skips
+    /// flag writes no later instruction reads, which a debugger stepping one instruction
+    /// would see). Costs a re-decode.
+    pub fn set_debugged(&mut self, on: bool) {
+        if self.code.debugged != on {
+            self.flush_code();
+            self.code.debugged = on;
+        }
+    }
+
+    /// Whether a breakpoint is set at `addr`.
+    pub fn has_breakpoint(&self, addr: u64) -> bool {
+        self.code.breakpoints.contains(&addr)
     }
 
     /// Number of decoded blocks currently cached (for tests and statistics).
@@ -218,9 +261,11 @@ impl Cpu {
         }
         let AddressSpace { mem, code, jit, .. } = space;
         let mut remaining = budget;
+        // Under a debugger the interpreter runs everything (breakpoints, exact stops).
+        let jit_on = self.tier == Tier::Jit && !code.debugged && code.breakpoints.is_empty();
         // The interpreter runs the next block: translated code left before an
         // instruction it does not cover or whose access it could not make.
-        let mut interpret = self.tier != Tier::Jit;
+        let mut interpret = !jit_on;
         while remaining != 0 {
             if !mem.dirty_code.is_empty() {
                 code.invalidate(&mut mem.dirty_code);
@@ -249,7 +294,7 @@ impl Cpu {
                     continue;
                 }
             } else {
-                interpret = self.tier != Tier::Jit;
+                interpret = !jit_on;
             }
             for op in &ops[..n - block.fused as usize] {
                 if let Err(trap) = (op.exec)(self, mem, op) {
@@ -260,6 +305,19 @@ impl Cpu {
             remaining -= n as u64;
         }
         Exit::BudgetExhausted
+    }
+
+    /// Runs one instruction even if a debugger breakpoint is set at `rip` (resuming from
+    /// it): the breakpoint is lifted for that instruction only.
+    pub fn step_over_breakpoint(&mut self, space: &mut AddressSpace) -> Exit {
+        let at = self.rip;
+        if !space.has_breakpoint(at) {
+            return self.run(space, 1);
+        }
+        space.remove_breakpoint(at);
+        let exit = self.run(space, 1);
+        space.set_breakpoint(at);
+        exit
     }
 
     /// Runs the first `n` ops of a block longer than the remaining budget
@@ -305,8 +363,14 @@ impl Cpu {
             Trap::Syscall => Exit::Syscall(Gate::Syscall),
             Trap::Int80 => Exit::Syscall(Gate::Int80),
             Trap::Halt => Exit::Halt,
+            Trap::DebugBreak => Exit::DebugBreak,
         }
     }
+}
+
+/// The op a block starting at a debugger breakpoint begins with.
+pub(crate) fn debug_break(_: &mut Cpu, _: &mut Memory, _: &Op) -> Result<(), Trap> {
+    Err(Trap::DebugBreak)
 }
 
 /// The handler for invalid and unimplemented instructions.
@@ -327,5 +391,9 @@ pub(crate) fn run_generic(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> Result<()
 
 /// Picks the handler for a decoded instruction; `None` means #UD.
 pub(crate) fn select(insn: &Instruction) -> Option<Handler> {
-    int::select(insn).or_else(|| sse::select(insn)).or_else(|| x87::select(insn))
+    int::select(insn)
+        .or_else(|| sse::select(insn))
+        .or_else(|| avx::select(insn))
+        .or_else(|| avx::xsave::select(insn))
+        .or_else(|| x87::select(insn))
 }
