@@ -145,6 +145,21 @@ fn x86_64_v3_program() {
     assert_ne!(old.status, 0, "an x86-64-v3 program ran on --cpu v2");
 }
 
+/// A signal handler finds the interrupted YMM state in its frame, and `rt_sigreturn`
+/// restores it from there (the Linux XSAVE signal frame).
+#[test]
+fn signal_frames_carry_ymm() {
+    if !emu::CpuModel::V3.host_supports() {
+        eprintln!("SKIPPED: the host CPU cannot run x86-64-v3 code");
+        return;
+    }
+    let Some(prog) = build("sigymm.c", "gcc", &["-O2", "-mavx2"], "sigymm") else { return };
+    let want = native(&prog, &[]);
+    assert!(want.stdout.starts_with("magic 1 "), "{want:?}");
+    let (got, stderr) = warden("v3", &prog, &[]);
+    assert_eq!(got, want, "{stderr}");
+}
+
 /// glibc's loader sees the level of the chosen CPU (its hwcaps subdirectories, which also
 /// select its string functions).
 #[test]
