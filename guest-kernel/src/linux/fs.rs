@@ -263,40 +263,56 @@ impl Kernel {
         }
     }
 
+    /// `write` and friends. A blocking write goes on until all of `data` is in (POSIX): when
+    /// a pipe fills part-way the thread blocks and the call re-runs, skipping the bytes
+    /// already written (`LinuxThread::write_done`); a signal handler then makes it return
+    /// that count (see `Kernel::interrupt`).
     fn lx_write(&mut self, tid: Pid, fd: usize, data: &[u8], offset: Option<u64>) -> SysResult {
         let desc = self.desc(tid, fd)?;
         let flags = desc.flags.get();
         if flags & r::O_ACCMODE == r::O_RDONLY {
             return err(r::EBADF);
         }
-        let result = {
-            let mut file = desc.file.try_borrow_mut().map_err(|_| Errno(r::EIO))?;
-            if let Some(off) = offset {
-                let old = file.seek(0, r::SEEK_CUR)?;
-                file.seek(off as i64, r::SEEK_SET)?;
-                let res = file.write(data);
-                let _ = file.seek(old as i64, r::SEEK_SET);
-                res
-            } else {
-                if flags & r::O_APPEND != 0 {
-                    let _ = file.seek(0, r::SEEK_END);
+        let mut file = desc.file.try_borrow_mut().map_err(|_| Errno(r::EIO))?;
+        if let Some(off) = offset {
+            let old = file.seek(0, r::SEEK_CUR)?;
+            file.seek(off as i64, r::SEEK_SET)?;
+            let res = file.write(data);
+            let _ = file.seek(old as i64, r::SEEK_SET);
+            drop(file);
+            return match res {
+                Ok(n) => Ok(n.min(data.len())),
+                Err(IoError::Errno(e)) => Err(e.into()),
+                Err(IoError::WouldBlock(_)) => err(r::EAGAIN),
+            };
+        }
+        if flags & r::O_APPEND != 0 {
+            let _ = file.seek(0, r::SEEK_END);
+        }
+        let thread = self.linux.threads.entry(tid).or_default();
+        let mut done = std::mem::take(&mut thread.write_done).min(data.len());
+        loop {
+            match file.write(&data[done..]) {
+                Ok(n) => {
+                    done += n.min(data.len() - done);
+                    if done == data.len() || n == 0 {
+                        return Ok(done);
+                    }
                 }
-                file.write(data)
-            }
-        };
-        match result {
-            Ok(n) => Ok(n.min(data.len())),
-            Err(IoError::Errno(e)) => {
-                if e.0 == r::EPIPE {
-                    self.post_thread_signal(tid, r::SIGPIPE);
+                Err(IoError::WouldBlock(_)) if done > 0 && flags & r::O_NONBLOCK != 0 => return Ok(done),
+                Err(IoError::WouldBlock(_)) if flags & r::O_NONBLOCK != 0 => return err(r::EAGAIN),
+                Err(IoError::WouldBlock(key)) => {
+                    self.linux.threads.entry(tid).or_default().write_done = done;
+                    return Err(Block::retry(WaitOn::Key(key)));
                 }
-                Err(e.into())
-            }
-            Err(IoError::WouldBlock(key)) => {
-                if flags & r::O_NONBLOCK != 0 {
-                    err(r::EAGAIN)
-                } else {
-                    Err(Block::retry(WaitOn::Key(key)))
+                // Linux reports the bytes written before an error (no SIGPIPE then).
+                Err(IoError::Errno(_)) if done > 0 => return Ok(done),
+                Err(IoError::Errno(e)) => {
+                    drop(file);
+                    if e.0 == r::EPIPE {
+                        self.post_thread_signal(tid, r::SIGPIPE);
+                    }
+                    return Err(e.into());
                 }
             }
         }

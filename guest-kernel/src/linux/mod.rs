@@ -44,7 +44,12 @@
 //! RENAME_NOREPLACE) link linkat (hard links) symlink symlinkat readlink readlinkat (with `/proc/self/exe`) truncate ftruncate
 //! fsync fdatasync sync umask; chmod/fchmod/fchmodat/chown/utimensat/utimes
 //! succeed without effect. `/dev/null`, `/dev/zero`, `/dev/[u]random`,
-//! `/dev/stdin|stdout|stderr` and `/dev/fd/N` are virtualised.
+//! `/dev/stdin|stdout|stderr` and `/dev/fd/N` are virtualised; the kernel's
+//! character devices and the console have distinct inode and `st_rdev`
+//! numbers (grep, tar and cmp compare stdout with /dev/null by them). A
+//! blocking `write` to a pipe completes (it blocks until every byte is in;
+//! a signal handler makes it return the count so far), writes of at most
+//! `PIPE_BUF` bytes are atomic, and EPIPE raises SIGPIPE.
 //! Memory: brk mmap (anonymous and private file maps) munmap mprotect mremap
 //! madvise msync. Processes: clone (threads, CLONE_SETTLS, *_SETTID,
 //! CHILD_CLEARTID) fork vfork execve (with `#!` scripts) exit exit_group wait4
@@ -196,6 +201,8 @@ pub(crate) struct LinuxThread {
     /// A poll/select waiting for readiness: (the thread's instruction count when it
     /// blocked, its absolute deadline), so a re-run keeps the first deadline.
     pub poll_wait: Option<(u64, Option<u64>)>,
+    /// Bytes a blocked `write` has already written (it re-runs for the rest).
+    pub write_done: usize,
 }
 
 /// A directory being read with `getdents64`.
