@@ -226,6 +226,17 @@ fn fuzz_smoke_vfs_host() {
     smoke("vfs_host");
 }
 
+/// Issue 22's reproduction as a whole guest: `push -1; ret` (a jump to `u64::MAX`, once the
+/// code cache's empty-slot key) kills the guest with SIGSEGV; it used to dereference null.
+#[test]
+fn jump_to_the_top_address_is_sigsegv() {
+    let elf = guest_kernel::testkit::static_elf(&[0x6a, 0xff, 0xc3], 0);
+    let vfs = guest_kernel::vfs::Vfs::from_tar_vec(harness::ustar(&[("prog", b'0', 0o755, &elf)])).unwrap();
+    let (mut kernel, _out) = harness::kernel_with(vfs, harness::fuzz_config(1000));
+    kernel.spawn_init("/prog", &["prog"], &[]).unwrap();
+    assert_eq!(kernel.run(), guest_kernel::RunOutcome::Signaled(11));
+}
+
 #[test]
 fn every_target_has_a_smoke_test() {
     assert_eq!(harness::TARGETS, ["interp", "elf", "tar", "syscalls", "overlay", "trace", "policy", "vfs_host"]);

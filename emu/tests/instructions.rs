@@ -713,3 +713,35 @@ fn fused_compare_and_branch() {
     }
     assert_eq!(checked, 8 * 16 * 64);
 }
+
+/// Issue 22: a jump to any address, including `u64::MAX` (once the code
+/// cache's empty-slot key) and the small addresses empty slots are keyed
+/// with now, is a clean execute fault, never a hit on an empty cache slot.
+#[test]
+fn jump_to_any_address_is_an_execute_fault() {
+    let run = |code: &[u8], rax: u64| {
+        let mut s = AddressSpace::new(1 << 32).unwrap();
+        s.mem.map(GuestAddress(0x2000), 0x1000, Perm::RX).unwrap();
+        s.mem.map(GuestAddress(0x10000), 0x1000, Perm::RW).unwrap();
+        s.mem.write_raw(GuestAddress(0x2000), code).unwrap();
+        let mut cpu = Cpu::new();
+        let mut exits = Vec::new();
+        // Twice: the second run meets whatever the first left in the cache.
+        for _ in 0..2 {
+            cpu.rip = 0x2000;
+            cpu.gpr[RAX] = rax;
+            cpu.gpr[RSP] = 0x10800;
+            exits.push(cpu.run(&mut s, 100));
+        }
+        exits
+    };
+    let fault = |addr| Exit::PageFault { addr, access: Access::Execute };
+    // push -1; ret  and  xor rax,rax; dec rax; jmp rax: the reproductions from the issue.
+    assert_eq!(run(&[0x6a, 0xff, 0xc3], 0), [fault(u64::MAX); 2]);
+    assert_eq!(run(&[0x48, 0x31, 0xc0, 0x48, 0xff, 0xc8, 0xff, 0xe0], 0), [fault(u64::MAX); 2]);
+    let mut targets = vec![u64::MAX - 1, 1 << 63, 1 << 47, 0xfff, 0x1000];
+    targets.extend((0..4096).step_by(97));
+    for target in targets {
+        assert_eq!(run(&[0xff, 0xe0], target), [fault(target); 2], "jmp rax to {target:#x}");
+    }
+}

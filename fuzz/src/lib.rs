@@ -162,7 +162,7 @@ pub fn base_image() -> Vec<u8> {
     ])
 }
 
-fn kernel_with(vfs: Vfs, config: KernelConfig) -> (Kernel, Rc<RefCell<CapturedOutput>>) {
+pub fn kernel_with(vfs: Vfs, config: KernelConfig) -> (Kernel, Rc<RefCell<CapturedOutput>>) {
     let (console, out) = CaptureConsole::new(b"");
     let mut kernel = Kernel::new(config, Box::new(vfs), Box::new(console));
     kernel.register_scheme("null", Box::new(NullScheme));
