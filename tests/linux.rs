@@ -235,6 +235,11 @@ fn pipes_in_five_builds() {
     check_five_builds("pipes");
 }
 
+#[test]
+fn sockets_in_five_builds() {
+    check_five_builds("sockets");
+}
+
 /// A dynamically linked program: exec loads its interpreter (here musl's
 /// `/lib/ld-musl-x86_64.so.1`), which maps the C library itself.
 #[test]

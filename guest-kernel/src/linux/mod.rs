@@ -68,6 +68,12 @@
 //! never block are always ready); with nothing ready the thread blocks until
 //! any wake-up key fires (then re-checks) or its timeout passes, keeping the
 //! deadline it first computed. The signal masks of ppoll/pselect6 are ignored.
+//! Sockets (`socket.rs`): socket socketpair bind listen connect accept accept4
+//! getsockname getpeername shutdown sendto recvfrom sendmsg recvmsg
+//! (SCM_RIGHTS) setsockopt getsockopt (SO_PEERCRED, SO_TYPE, ...), AF_UNIX
+//! stream/dgram/seqpacket with path and abstract names, and a loopback-only
+//! AF_INET/AF_INET6, all inside the guest. Extended attributes: no file has
+//! any (get: ENODATA, list: empty).
 //! Everything else, rseq and clone3 included, is ENOSYS.
 //!
 //! Dynamically linked programs: exec loads the `PT_INTERP` interpreter
@@ -76,7 +82,7 @@
 //! answers as a real Intel CPU: `emu::cpuid`). AT_HWCAP and AT_HWCAP2 come
 //! from the `--cpu` model, as Linux derives them from the CPU.
 //!
-//! Not done yet: sockets, chown, access times, mknod and FIFOs,
+//! Not done yet: chown, access times, mknod and FIFOs,
 //! chmod/utimensat kept by an `--overlay`, job control,
 //! ITIMER_VIRTUAL/ITIMER_PROF, RENAME_EXCHANGE, real-time signals (32..64 are accepted but never delivered), shared file
 //! mappings that write back, `/proc` beyond `/proc/self/exe`. Descriptors
@@ -90,6 +96,7 @@ mod fs;
 mod mem;
 mod proc;
 mod signal;
+mod socket;
 mod time;
 
 use std::collections::BTreeMap;
@@ -224,6 +231,10 @@ pub struct LinuxState {
     pub(crate) exec_path: Option<Vec<u8>>,
     /// Override of the personality rule for the next exec (init only).
     pub(crate) force: Option<Personality>,
+    /// Bound socket names (see `socket.rs`): jail root, kind and name → the socket.
+    pub(crate) socket_names: BTreeMap<Vec<u8>, Weak<std::cell::RefCell<socket::Sock>>>,
+    /// The next port a socket bound to port 0 tries.
+    pub(crate) next_port: u16,
 }
 
 /// The kernel's handlers of the Linux calls, by their rows in `warden_abi::linux_calls!`.

@@ -110,6 +110,11 @@ pub trait FileOps {
     fn read_hint(&self) -> Option<usize> {
         None
     }
+    /// The file as `Any`, for calls that only apply to one kind of file (the Linux
+    /// socket calls find their socket through it); `None` by default.
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
 }
 
 /// What a file that can block is ready for now ([`FileOps::readiness`]). Any change
