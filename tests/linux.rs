@@ -240,6 +240,11 @@ fn sockets_in_five_builds() {
     check_five_builds("sockets");
 }
 
+#[test]
+fn procfs_in_five_builds() {
+    check_five_builds("procfs");
+}
+
 /// A dynamically linked program: exec loads its interpreter (here musl's
 /// `/lib/ld-musl-x86_64.so.1`), which maps the C library itself.
 #[test]

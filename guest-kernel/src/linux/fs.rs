@@ -14,6 +14,7 @@ use warden_abi as r;
 use warden_abi::{Errno, Stat};
 
 use super::abi::{self, Out};
+use super::procfs::ProcNode;
 use super::{DirStream, MAX_IO};
 use crate::process::{normalize, FdEntry, OnWake, OpenFile, WaitOn};
 use crate::scheme::IoError;
@@ -103,6 +104,21 @@ fn target_of(abs: &[u8]) -> Target {
     }
 }
 
+/// An inode number for a /proc path (stable within a run: a hash of the path).
+fn proc_ino(abs: &[u8]) -> u64 {
+    abs.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3)) >> 1 | 1
+}
+
+/// Where /proc link `abs` with target `target` leads (a relative target is taken
+/// against the link's directory).
+fn proc_link_target(abs: &[u8], target: &[u8]) -> Vec<u8> {
+    if target.starts_with(b"/") {
+        return target.to_vec();
+    }
+    let dir = &abs[..abs.iter().rposition(|&b| b == b'/').unwrap_or(0)];
+    normalize(if dir.is_empty() { b"/" } else { dir }, target)
+}
+
 /// utimensat's special nanosecond values.
 const UTIME_NOW: u64 = (1 << 30) - 1;
 const UTIME_OMIT: u64 = (1 << 30) - 2;
@@ -114,6 +130,15 @@ fn file_path(abs: &[u8]) -> Vec<u8> {
 }
 
 impl Kernel {
+    /// The /proc (or /sys) node `abs` names for a Linux process, unless `abs` is one the
+    /// older rules serve (`/proc/self/fd/N` duplicates the descriptor).
+    fn lx_proc_path(&self, tid: Pid, abs: &[u8]) -> Option<Result<ProcNode, Errno>> {
+        if matches!(target_of(abs), Target::Fd(_)) {
+            return None;
+        }
+        self.lx_proc_node(tid, abs)
+    }
+
     /// The absolute, normalised path `path` names relative to `dirfd`.
     fn lx_abs(&self, tid: Pid, dirfd: usize, path: &[u8]) -> Result<Vec<u8>, Errno> {
         if path.is_empty() {
@@ -147,6 +172,19 @@ impl Kernel {
 
     /// Stat of `abs` (a final symlink followed unless `nofollow`).
     fn lx_stat_abs(&mut self, tid: Pid, abs: &[u8], nofollow: bool) -> Result<Stat, Errno> {
+        if let Some(node) = self.lx_proc_path(tid, abs) {
+            return match node? {
+                ProcNode::Link(target) if !nofollow => {
+                    let target = proc_link_target(abs, &target);
+                    if target.starts_with(b"/proc") {
+                        self.lx_stat_abs(tid, &target, false)
+                    } else {
+                        self.lx_stat_abs(tid, &target, false).or_else(|_| Ok(ProcNode::Link(target).stat(0)))
+                    }
+                }
+                node => Ok(node.stat(proc_ino(abs))),
+            };
+        }
         let path = match target_of(abs) {
             Target::Fd(fd) => return self.desc(tid, fd)?.file.try_borrow().map_err(|_| Errno(r::EIO))?.stat(),
             Target::Path(p) => p,
@@ -194,6 +232,21 @@ impl Kernel {
             }
         }
         let cloexec = flags & abi::O_CLOEXEC != 0;
+        if let Some(node) = self.lx_proc_path(tid, &abs) {
+            let file = match node? {
+                ProcNode::Link(target) => {
+                    let target = proc_link_target(&abs, &target);
+                    return self.lx_openat(tid, CWD, &target, flags, mode);
+                }
+                _ if flags & 3 != 0 => return err(r::EACCES),
+                ProcNode::File(data) => crate::proc::SnapshotFile::open(file_path(&abs), data, false),
+                ProcNode::Dir(names) => {
+                    let list = names.iter().flat_map(|n| n.iter().copied().chain([b'\n'])).collect();
+                    crate::proc::SnapshotFile::open(file_path(&abs), list, true)
+                }
+            };
+            return Ok(self.install_fd(tid, file, r::O_RDONLY, cloexec)?);
+        }
         let path = match target_of(&abs) {
             Target::Fd(fd) => {
                 let desc = self.desc(tid, fd)?;
@@ -528,6 +581,12 @@ impl Kernel {
         }
         let target = if abs == b"/proc/self/exe" {
             self.lx_exe_shown(tid)?
+        } else if let Some(node) = self.lx_proc_node(tid, abs) {
+            // (Also /proc/self/fd/N, which the other calls take as the descriptor itself.)
+            match node? {
+                ProcNode::Link(target) => target,
+                _ => return err(r::EINVAL),
+            }
         } else {
             let st = self.lx_stat_abs(tid, abs, true)?;
             if st.st_mode & r::MODE_TYPE != r::MODE_SYMLINK {

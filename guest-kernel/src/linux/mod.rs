@@ -68,6 +68,7 @@
 //! never block are always ready); with nothing ready the thread blocks until
 //! any wake-up key fires (then re-checks) or its timeout passes, keeping the
 //! deadline it first computed. The signal masks of ppoll/pselect6 are ignored.
+//! `/proc` and `/sys/devices/system/cpu/` are the kernel's own (`procfs.rs`).
 //! Sockets (`socket.rs`): socket socketpair bind listen connect accept accept4
 //! getsockname getpeername shutdown sendto recvfrom sendmsg recvmsg
 //! (SCM_RIGHTS) setsockopt getsockopt (SO_PEERCRED, SO_TYPE, ...), AF_UNIX
@@ -85,7 +86,7 @@
 //! Not done yet: chown, access times, mknod and FIFOs,
 //! chmod/utimensat kept by an `--overlay`, job control,
 //! ITIMER_VIRTUAL/ITIMER_PROF, RENAME_EXCHANGE, real-time signals (32..64 are accepted but never delivered), shared file
-//! mappings that write back, `/proc` beyond `/proc/self/exe`. Descriptors
+//! mappings that write back, `/proc/PID/{environ,auxv}`. Descriptors
 //! and working directories name paths, not inodes: after a directory is
 //! renamed, `*at` calls relative to a descriptor opened on it (and a cwd
 //! inside it) still resolve under the old path.
@@ -95,6 +96,7 @@ pub mod exec;
 mod fs;
 mod mem;
 mod proc;
+mod procfs;
 mod signal;
 mod socket;
 mod time;
