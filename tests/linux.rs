@@ -240,6 +240,20 @@ fn sockets_in_five_builds() {
     check_five_builds("sockets");
 }
 
+/// The host's dynamically linked Python with extension modules (`_socket`, `_ssl`,
+/// `_sqlite3`, `_json` through dlopen), a thread, a child process and loopback TCP.
+#[test]
+fn python_script_with_sockets_threads_and_sqlite() {
+    let python = Path::new("/usr/bin/python3");
+    if !have("python3 (/usr/bin/python3)", python.exists()) {
+        return;
+    }
+    let script = Path::new(FIXTURES).join("python_net.py");
+    if let Err(e) = compare(python, &[script.to_str().unwrap()]) {
+        panic!("{e}");
+    }
+}
+
 #[test]
 fn procfs_in_five_builds() {
     check_five_builds("procfs");
