@@ -374,7 +374,7 @@ macro_rules! linux_calls {
         (MREMAP, P, GROUP_MEMORY, "own address space", [Hex, Uint, Uint, flags(&MREMAP_FLAGS), Hex], Hex, mem::mremap),
         (MADVISE, P, GROUP_MEMORY, "own address space", [Hex, Uint, Enum(MADVICE)], Int, mem::no_effect),
         (MINCORE, P, GROUP_MEMORY, "own address space", [Hex, Uint, Hex], Int, mem::not_implemented),
-        (MSYNC, P, GROUP_MEMORY, "own address space", [Hex, Uint, Int], Int, mem::no_effect),
+        (MSYNC, P, GROUP_MEMORY, "own address space (writes its shared file maps back)", [Hex, Uint, Int], Int, mem::msync),
         (FUTEX, P, GROUP_TIME, "own address space",
             [Hex, flags(&FUTEX_OPS), Int, When(&Cond {
                 on: 1, mask: lx::FUTEX_CMD_MASK, values: &[lx::FUTEX_WAIT, lx::FUTEX_WAIT_BITSET],

@@ -279,6 +279,7 @@ impl Kernel {
             return err(r::EBADF);
         }
         let len = len.min(MAX_IO);
+        self.lx_shared_file_io(&desc, false);
         let mut buf = vec![0u8; len];
         if let Some(off) = offset {
             let file = desc.file.try_borrow().map_err(|_| Errno(r::EIO))?;
@@ -333,6 +334,7 @@ impl Kernel {
             let res = file.write(data);
             let _ = file.seek(old as i64, r::SEEK_SET);
             drop(file);
+            self.lx_shared_file_io(&desc, true);
             return match res {
                 Ok(n) => Ok(n.min(data.len())),
                 Err(IoError::Errno(e)) => Err(e.into()),
@@ -349,6 +351,8 @@ impl Kernel {
                 Ok(n) => {
                     done += n.min(data.len() - done);
                     if done == data.len() || n == 0 {
+                        drop(file);
+                        self.lx_shared_file_io(&desc, true);
                         return Ok(done);
                     }
                 }

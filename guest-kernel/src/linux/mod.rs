@@ -50,7 +50,8 @@
 //! blocking `write` to a pipe completes (it blocks until every byte is in;
 //! a signal handler makes it return the count so far), writes of at most
 //! `PIPE_BUF` bytes are atomic, and EPIPE raises SIGPIPE.
-//! Memory: brk mmap (anonymous and private file maps) munmap mprotect mremap
+//! Memory: brk mmap (anonymous, private and shared file maps: shared ones
+//! are coherent at system calls, see `mem.rs`) munmap mprotect mremap
 //! madvise msync. Processes: clone (threads, CLONE_SETTLS, *_SETTID,
 //! CHILD_CLEARTID) fork vfork execve (with `#!` scripts) exit exit_group wait4
 //! waitid kill tkill tgkill getpid gettid getppid getuid/geteuid/getgid/getegid
@@ -85,8 +86,8 @@
 //!
 //! Not done yet: chown, access times, mknod and FIFOs,
 //! chmod/utimensat kept by an `--overlay`, job control,
-//! ITIMER_VIRTUAL/ITIMER_PROF, RENAME_EXCHANGE, real-time signals (32..64 are accepted but never delivered), shared file
-//! mappings that write back, `/proc/PID/{environ,auxv}`. Descriptors
+//! ITIMER_VIRTUAL/ITIMER_PROF, RENAME_EXCHANGE, real-time signals (32..64 are accepted but never delivered), shared
+//! anonymous maps across fork, `/proc/PID/{environ,auxv}`. Descriptors
 //! and working directories name paths, not inodes: after a directory is
 //! renamed, `*at` calls relative to a descriptor opened on it (and a cwd
 //! inside it) still resolve under the old path.
@@ -94,7 +95,7 @@
 pub mod abi;
 pub mod exec;
 mod fs;
-mod mem;
+pub(crate) mod mem;
 mod proc;
 mod procfs;
 mod signal;
@@ -235,6 +236,8 @@ pub struct LinuxState {
     pub(crate) force: Option<Personality>,
     /// Bound socket names (see `socket.rs`): jail root, kind and name → the socket.
     pub(crate) socket_names: BTreeMap<Vec<u8>, Weak<std::cell::RefCell<socket::Sock>>>,
+    /// Writable shared file maps (`mem.rs`), kept coherent at system calls.
+    pub(crate) shared_maps: Vec<mem::SharedMap>,
     /// The next port a socket bound to port 0 tries.
     pub(crate) next_port: u16,
 }
@@ -269,6 +272,8 @@ impl Kernel {
     pub(crate) fn linux_exec_done(&mut self, pid: Pid, tid: Pid, personality: Personality, exe: Vec<u8>) {
         self.linux.threads.remove(&tid);
         self.linux.dirs.retain(|(w, _)| w.strong_count() > 0);
+        let live: Vec<u64> = self.procs.values().filter_map(|p| p.mm.try_borrow().ok().map(|m| m.id)).collect();
+        self.linux.shared_maps.retain(|m| live.contains(&m.mm));
         match personality {
             Personality::Linux => {
                 self.linux.procs.insert(pid, LinuxProc { exe });
