@@ -664,7 +664,7 @@ fn snapshot(vfs: &Vfs, path: &[u8], depth: usize, out: &mut Vec<(Vec<u8>, u16, V
         out.push((path.to_vec(), 0, Vec::new()));
         return;
     };
-    let ty = (st.st_mode & 0o170000) as u16;
+    let ty = st.st_mode & 0o170000;
     let mut root = vfs.clone();
     let mut body = Vec::new();
     if st.is_dir() {
