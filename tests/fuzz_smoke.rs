@@ -151,7 +151,7 @@ fn fail_report(target: &str, what: &str, input: &[u8]) -> String {
 fn smoke(target: &str) {
     let cases = env_u64("WARDEN_FUZZ_CASES", 2000);
     let cap = Duration::from_secs(env_u64("WARDEN_FUZZ_SECONDS", 4));
-    let mut rng = Rng(env_u64("WARDEN_FUZZ_SEED", 1) ^ target.len() as u64 * 0x1234_5678);
+    let mut rng = Rng(env_u64("WARDEN_FUZZ_SEED", 1) ^ (target.len() as u64 * 0x1234_5678));
     let dir = fuzz_dir();
     let mut fixed: Vec<(String, Vec<u8>)> = files_in(&dir.join("regressions").join(target), "");
     let corpus_prefix = if std::env::var_os("WARDEN_FUZZ_CORPUS").is_some() { "" } else { "seed-" };

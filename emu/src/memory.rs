@@ -67,7 +67,7 @@ impl GuestAddress {
         self.0.checked_sub(n).map(GuestAddress)
     }
     pub const fn is_page_aligned(self) -> bool {
-        self.0 % PAGE_SIZE == 0
+        self.0.is_multiple_of(PAGE_SIZE)
     }
     pub const fn page_down(self) -> GuestAddress {
         GuestAddress(self.0 & !(PAGE_SIZE - 1))
@@ -163,6 +163,10 @@ impl HostMap {
             .checked_add(data_len)
             .and_then(|t| t.checked_add(GUARD))
             .ok_or(MemError::BadLimit(data_len as u64))?;
+        // Miri only emulates plain private anonymous mappings (and no `mprotect`,
+        // `madvise` or `mincore`): under Miri the mapping is swap-reserved and has no guard,
+        // pages are zeroed by hand, and every page counts as resident.
+        let noreserve = if cfg!(miri) { 0 } else { libc::MAP_NORESERVE };
         // SAFETY: a fresh anonymous mapping at an address of the kernel's choice; nothing
         // else refers to it.
         let p = unsafe {
@@ -170,7 +174,7 @@ impl HostMap {
                 std::ptr::null_mut(),
                 total,
                 libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | noreserve,
                 -1,
                 0,
             )
@@ -179,6 +183,9 @@ impl HostMap {
             return Err(MemError::Host(std::io::Error::last_os_error()));
         }
         let map = HostMap { start: p.cast(), total, table, data_len };
+        if cfg!(miri) {
+            return Ok(map);
+        }
         // SAFETY: the guard lies inside the mapping just made, after the data.
         let rc = unsafe { libc::mprotect(map.start.add(table + data_len).cast(), GUARD, libc::PROT_NONE) };
         if rc != 0 {
@@ -199,6 +206,12 @@ impl HostMap {
     /// Makes data bytes `[off, off + len)` read back as zero (the host frees the pages).
     fn zero(&self, off: usize, len: usize) -> Result<(), MemError> {
         debug_assert!(off + len <= self.data_len);
+        if cfg!(miri) {
+            // SAFETY: the range lies inside the data part, and no reference into it is
+            // alive (see below).
+            unsafe { self.data().add(off).write_bytes(0, len) };
+            return Ok(());
+        }
         // SAFETY: the range lies inside the data part; MADV_DONTNEED on a private
         // anonymous mapping only makes the pages read back as zero. Callers hold no
         // reference into the range (every access to guest bytes goes through `Memory`).
@@ -282,6 +295,9 @@ fn release_reader(f: &mut FrozenInner, page: u64) {
 /// untouched pages from swapped ones (read once: any active swap area, or no answer).
 fn host_may_swap() -> bool {
     static SWAP: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if cfg!(miri) {
+        return true; // isolated: no /proc
+    }
     *SWAP.get_or_init(|| std::fs::read_to_string("/proc/swaps").map_or(true, |s| s.lines().count() > 1))
 }
 
@@ -355,7 +371,7 @@ impl fmt::Debug for Memory {
 impl Memory {
     /// Reserves an address space of `limit` bytes (nothing is mapped yet).
     pub fn new(limit: u64) -> Result<Memory, MemError> {
-        if limit == 0 || limit % PAGE_SIZE != 0 || limit > MAX_LIMIT {
+        if limit == 0 || !limit.is_multiple_of(PAGE_SIZE) || limit > MAX_LIMIT {
             return Err(MemError::BadLimit(limit));
         }
         let data = HostMap::new(limit as usize)?;
@@ -588,10 +604,13 @@ impl Memory {
             let pages = ((e - s) / PAGE_SIZE) as usize;
             resident.clear();
             resident.resize(pages, 0u8);
-            // SAFETY: `[s, e)` lies inside our data mapping, and `resident`
-            // has one byte per page of the range as mincore(2) requires.
-            let rc =
-                unsafe { libc::mincore(self.base.add(s as usize).cast(), (e - s) as usize, resident.as_mut_ptr()) };
+            let rc = if cfg!(miri) {
+                -1
+            } else {
+                // SAFETY: `[s, e)` lies inside our data mapping, and `resident`
+                // has one byte per page of the range as mincore(2) requires.
+                unsafe { libc::mincore(self.base.add(s as usize).cast(), (e - s) as usize, resident.as_mut_ptr()) }
+            };
             let all = rc != 0 || swap;
             for (i, page) in (s >> PAGE_SHIFT..e >> PAGE_SHIFT).enumerate() {
                 let p = self.perm_byte(page);
@@ -1081,7 +1100,7 @@ macro_rules! access_fns {
             pub(crate) fn $read(&mut self, addr: u64) -> Result<$t, Trap> {
                 const N: u64 = std::mem::size_of::<$t>() as u64;
                 if addr < self.limit
-                    && (addr & (PAGE_SIZE - 1)) <= PAGE_SIZE - N
+                    && (addr & (PAGE_SIZE - 1)) + N <= PAGE_SIZE
                     && self.perm_byte(addr >> PAGE_SHIFT) & P_READ != 0
                 {
                     // SAFETY: `addr + N <= limit` (the access stays inside one
@@ -1098,7 +1117,7 @@ macro_rules! access_fns {
             pub(crate) fn $write(&mut self, addr: u64, v: $t) -> Result<(), Trap> {
                 const N: u64 = std::mem::size_of::<$t>() as u64;
                 if addr < self.limit
-                    && (addr & (PAGE_SIZE - 1)) <= PAGE_SIZE - N
+                    && (addr & (PAGE_SIZE - 1)) + N <= PAGE_SIZE
                     && self.perm_byte(addr >> PAGE_SHIFT) & (P_WRITE | P_CODE) == P_WRITE
                 {
                     // SAFETY: as for reads: the access lies inside the mapping.
@@ -1160,7 +1179,8 @@ mod tests {
     use super::*;
 
     fn mem() -> Memory {
-        Memory::new(1 << 32).unwrap()
+        // Miri allocates the whole reservation for real.
+        Memory::new(if cfg!(miri) { 1 << 24 } else { 1 << 32 }).unwrap()
     }
 
     #[test]
@@ -1299,6 +1319,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "Miri emulates no mprotect (no guard) and no /proc")]
     fn data_is_followed_by_a_guard_zone() {
         let m = Memory::new(1 << 20).unwrap();
         let end = m.base as usize + (1 << 20);
@@ -1316,7 +1337,7 @@ mod tests {
     fn bad_ranges_are_errors() {
         let mut m = mem();
         assert!(matches!(m.map(GuestAddress(0x1001), 0x1000, Perm::RW), Err(MemError::Unaligned { .. })));
-        assert!(matches!(m.map(GuestAddress(u64::MAX & !0xfff), 0x2000, Perm::RW), Err(MemError::OutOfRange { .. })));
+        assert!(matches!(m.map(GuestAddress(!0xfff), 0x2000, Perm::RW), Err(MemError::OutOfRange { .. })));
         assert!(Memory::new(12345).is_err());
     }
 

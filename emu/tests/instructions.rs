@@ -262,7 +262,7 @@ fn cases() -> Vec<T> {
         t("bsr of zero keeps dest", "48 0f bd c1").r(RAX, 77).r(RCX, 0).out(RAX, 77).flags(ZF, ZF),
         t("tzcnt of zero", "f3 48 0f bc c1").r(RCX, 0).out(RAX, 64).flags(CF | ZF, CF),
         t("lzcnt 32", "f3 0f bd c1").r(RCX, 1).out(RAX, 31).flags(CF | ZF, 0),
-        t("popcnt", "f3 48 0f b8 c1").r(RCX, 0xff00_ff).out(RAX, 16).flags(ALL, 0),
+        t("popcnt", "f3 48 0f b8 c1").r(RCX, 0x00ff_00ff).out(RAX, 16).flags(ALL, 0),
         t("bswap 64", "48 0f c8").r(RAX, 0x0102_0304_0506_0708).out(RAX, 0x0807_0605_0403_0201),
         t("movbe load 32", "0f 38 f0 03").r(RBX, DATA).m(DATA, "01 02 03 04").out(RAX, 0x0102_0304),
         t("andn", "c4 e2 f0 f2 c2").r(RCX, 0xf0).r(RDX, 0xff).out(RAX, 0x0f),

@@ -25,6 +25,7 @@
 
 mod chaos;
 pub mod console;
+pub mod debug;
 pub mod elf;
 pub mod linux;
 mod mm;
@@ -259,10 +260,15 @@ pub struct Kernel {
     /// to end the run at the scheduler's next step ([`Kernel::set_stop_flag`]).
     stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     /// Told about every process a core-dumping signal kills ([`Kernel::on_fatal_signal`]).
-    fatal_report: Option<Box<dyn FnMut(&FatalSignal)>>,
+    fatal_report: Option<FatalReport>,
     /// The thread and fault address of the last CPU fault raised as a signal (for the report).
     last_fault: Option<(Pid, Option<u64>)>,
+    /// The debugger's state, when one is attached ([`debug`]).
+    debug: Option<Box<debug::Debug>>,
 }
+
+/// The embedder's callback for [`Kernel::on_fatal_signal`].
+pub type FatalReport = Box<dyn FnMut(&FatalSignal)>;
 
 /// A guest process killed by a signal whose default action dumps core (SIGSEGV, SIGILL,
 /// SIGFPE, SIGABRT, SIGBUS, SIGSYS, SIGTRAP, ...): what an embedder reports, as qemu-user's
@@ -320,6 +326,7 @@ impl Kernel {
             stop: None,
             fatal_report: None,
             last_fault: None,
+            debug: None,
         }
     }
 
@@ -333,7 +340,7 @@ impl Kernel {
     }
 
     /// Calls `report` whenever a core-dumping signal kills a guest process.
-    pub fn on_fatal_signal(&mut self, report: Box<dyn FnMut(&FatalSignal)>) {
+    pub fn on_fatal_signal(&mut self, report: FatalReport) {
         self.fatal_report = Some(report);
     }
 

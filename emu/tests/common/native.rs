@@ -4,11 +4,11 @@
 //! control pages at fixed addresses, writes a small trampoline into the
 //! control page, and for every case: restores the data image, writes the
 //! snippet (followed by `jmp [rip]` to the epilogue), and calls the prologue.
-//! The prologue loads x87/SSE state with `fxrstor`, RFLAGS with `popfq` and
+//! The prologue loads x87/SSE/AVX state with `xrstor`, RFLAGS with `popfq` and
 //! all sixteen GPRs (RSP last) from a state block at a fixed address below
 //! 2 GiB, then jumps to the snippet; the epilogue stores every GPR with
 //! `mov [abs32], reg` (no register is needed to do so), switches to a private
-//! stack for `pushfq`, `fxsave`s, and returns to Rust. A fault is caught by a
+//! stack for `pushfq`, `xsave`s, and returns to Rust. A fault is caught by a
 //! signal handler on an alternate stack: it records the trap number, error
 //! code, fault address and the registers from the `ucontext`, then resumes
 //! at a recovery stub that restores the host's stack and FPU state.
@@ -18,7 +18,7 @@
 use std::ptr;
 
 use super::layout::*;
-use super::Case;
+use super::{Case, FX_LEN};
 
 const CTRL: u64 = 0x5000_0000;
 const CTRL_LEN: u64 = 0x10000;
@@ -55,7 +55,7 @@ pub struct NativeOut {
     pub rip: u64,
     pub gpr: [u64; 16],
     pub rflags: u64,
-    pub fx: [u8; 512],
+    pub fx: [u8; FX_LEN],
     pub data: [u8; OUT_DATA_LEN],
 }
 
@@ -92,7 +92,8 @@ fn prologue() -> Vec<u8> {
     let mut c = vec![0x53, 0x55, 0x41, 0x54, 0x41, 0x55, 0x41, 0x56, 0x41, 0x57];
     mov_abs(&mut c, 4, HOST_RSP, true);
     modrm_abs(&mut c, &[0x0f, 0xae], 0, HOST_FX); // fxsave
-    modrm_abs(&mut c, &[0x0f, 0xae], 1, IN_FX); // fxrstor
+    c.extend_from_slice(&[0xb8, 7, 0, 0, 0, 0x31, 0xd2]); // mov eax, 7; xor edx, edx
+    modrm_abs(&mut c, &[0x0f, 0xae], 5, IN_FX); // xrstor: x87, SSE, AVX
     c.push(0xbc); // mov esp, imm32
     c.extend_from_slice(&(STACK_TOP as u32).to_le_bytes());
     modrm_abs(&mut c, &[0xff], 6, IN + 0x80); // push qword [flags]
@@ -116,7 +117,8 @@ fn epilogue() -> Vec<u8> {
     c.extend_from_slice(&(STACK_TOP as u32).to_le_bytes());
     c.extend_from_slice(&[0x9c, 0x58]); // pushfq; pop rax
     mov_abs(&mut c, 0, OUT + 0x80, true);
-    modrm_abs(&mut c, &[0x0f, 0xae], 0, OUT_FX);
+    c.extend_from_slice(&[0xb8, 7, 0, 0, 0, 0x31, 0xd2]); // mov eax, 7; xor edx, edx
+    modrm_abs(&mut c, &[0x0f, 0xae], 4, OUT_FX); // xsave
     modrm_abs(&mut c, &[0x0f, 0xae], 1, HOST_FX);
     c.push(0xfc); // cld
     mov_abs(&mut c, 4, HOST_RSP, false);
@@ -131,6 +133,14 @@ fn recover() -> Vec<u8> {
     c.push(0xfc);
     c.extend_from_slice(&POP_CALLEE_SAVED_RET);
     c
+}
+
+/// An XSAVE image whose XSTATE_BV says AVX is in its initial state may hold anything in
+/// the AVX area: the state is all zeros.
+fn init_avx_if_unused(fx: &mut [u8; FX_LEN]) {
+    if fx[512] & 4 == 0 {
+        fx[576..].fill(0);
+    }
 }
 
 /// The bytes that follow a snippet natively: `jmp [rip+0]; dq EPILOGUE`.
@@ -188,116 +198,135 @@ extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
         o.rflags = g[libc::REG_EFL as usize] as u64;
         let fp = (*uc).uc_mcontext.fpregs as *const u8;
         if !fp.is_null() {
-            ptr::copy_nonoverlapping(fp, o.fx.as_mut_ptr(), 512);
+            // The kernel's frame holds the XSAVE layout (legacy region, header, AVX).
+            ptr::copy_nonoverlapping(fp, o.fx.as_mut_ptr(), FX_LEN);
+            init_avx_if_unused(&mut o.fx);
         }
         g[libc::REG_RIP as usize] = RECOVER as i64;
     }
 }
 
+/// # Safety
+/// Only in the forked child: maps fresh pages at `addr` (never over an existing mapping).
 unsafe fn map_fixed(addr: u64, len: u64, prot: i32) {
-    let p = libc::mmap(
-        addr as *mut libc::c_void,
-        len as usize,
-        prot,
-        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
-        -1,
-        0,
-    );
+    // SAFETY: MAP_FIXED_NOREPLACE fails rather than replace a mapping; exiting
+    // the child on failure is what the parent expects (status 90).
+    let p = unsafe {
+        libc::mmap(
+            addr as *mut libc::c_void,
+            len as usize,
+            prot,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
+            -1,
+            0,
+        )
+    };
     if p as u64 != addr {
-        libc::_exit(90);
+        // SAFETY: leaving the forked child without running the parent's destructors.
+        unsafe { libc::_exit(90) };
     }
 }
 
+/// # Safety
+/// Only in a freshly forked child; `outs` points to one result slot per case.
 unsafe fn child(cases: &[Case], image: &[u8], outs: *mut NativeOut, start: usize) -> ! {
-    libc::alarm(20);
-    let rwx = libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC;
-    let rw = libc::PROT_READ | libc::PROT_WRITE;
-    // The code page is mapped twice from one memfd: read+execute at CODE (so
-    // a snippet writing to its own code faults, as under emu) and writable
-    // elsewhere for us, without an mprotect per case.
-    let fd = libc::memfd_create(c"difftest-code".as_ptr(), 0);
-    if fd < 0 || libc::ftruncate(fd, 0x1000) != 0 {
-        libc::_exit(91);
-    }
-    let p = libc::mmap(
-        CODE as *mut libc::c_void,
-        0x1000,
-        libc::PROT_READ | libc::PROT_EXEC,
-        libc::MAP_SHARED | libc::MAP_FIXED_NOREPLACE,
-        fd,
-        0,
-    );
-    let alias = libc::mmap(ptr::null_mut(), 0x1000, rw, libc::MAP_SHARED, fd, 0);
-    if p as u64 != CODE || alias == libc::MAP_FAILED {
-        libc::_exit(90);
-    }
-    map_fixed(DATA, DATA_LEN, rw);
-    map_fixed(RO, 0x1000, rw);
-    ptr::copy_nonoverlapping(image[0x2000..0x3000].as_ptr(), RO as *mut u8, 0x1000);
-    libc::mprotect(RO as *mut libc::c_void, 0x1000, libc::PROT_READ);
-    map_fixed(LOW, 0x1000, rw);
-    map_fixed(CTRL, CTRL_LEN, rwx);
-    for (addr, code) in [(PROLOGUE, prologue()), (EPILOGUE, epilogue()), (RECOVER, recover())] {
-        ptr::copy_nonoverlapping(code.as_ptr(), addr as *mut u8, code.len());
-    }
-    // An alternate signal stack: the snippet's RSP points into the data pages.
-    let alt = libc::mmap(ptr::null_mut(), 0x40000, rw, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0);
-    let ss = libc::stack_t { ss_sp: alt, ss_flags: 0, ss_size: 0x40000 };
-    libc::sigaltstack(&ss, ptr::null_mut());
-    let mut sa: libc::sigaction = std::mem::zeroed();
-    sa.sa_sigaction = on_signal as *const () as usize;
-    sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_NODEFER;
-    for sig in [libc::SIGSEGV, libc::SIGBUS, libc::SIGFPE, libc::SIGILL, libc::SIGTRAP] {
-        libc::sigaction(sig, &sa, ptr::null_mut());
-    }
-    let entry: extern "C" fn() = std::mem::transmute(PROLOGUE as usize);
-    let tail = tail();
-    for (i, case) in cases.iter().enumerate().skip(start) {
-        let out = outs.add(i);
-        // Code page: fill with ud2, snippet, jump to the epilogue.
-        let page = std::slice::from_raw_parts_mut(alias as *mut u8, 0x1000);
-        for k in (0..0x1000).step_by(2) {
-            page[k] = 0x0f;
-            page[k + 1] = 0x0b;
+    // SAFETY: the whole body runs in the forked child, which owns its address
+    // space: it maps the fixed test pages itself (MAP_FIXED_NOREPLACE, so nothing
+    // of the parent's is replaced), writes only into them and into the caller's
+    // result slots, and runs each snippet between the prologue and the epilogue
+    // or the signal handler, which restore the child's state.
+    unsafe {
+        libc::alarm(20);
+        let rwx = libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC;
+        let rw = libc::PROT_READ | libc::PROT_WRITE;
+        // The code page is mapped twice from one memfd: read+execute at CODE (so
+        // a snippet writing to its own code faults, as under emu) and writable
+        // elsewhere for us, without an mprotect per case.
+        let fd = libc::memfd_create(c"difftest-code".as_ptr(), 0);
+        if fd < 0 || libc::ftruncate(fd, 0x1000) != 0 {
+            libc::_exit(91);
         }
-        let n = case.code.len();
-        page[..n].copy_from_slice(&case.code);
-        page[n..n + tail.len()].copy_from_slice(&tail);
-        // Data image and per-case patches.
-        ptr::copy_nonoverlapping(image.as_ptr(), DATA as *mut u8, DATA_LEN as usize);
-        ptr::copy_nonoverlapping(image[0x3000..].as_ptr(), LOW as *mut u8, 0x1000);
-        for (addr, bytes) in &case.patches {
-            if *addr >= RO && *addr < RO + 0x1000 {
-                continue;
+        let p = libc::mmap(
+            CODE as *mut libc::c_void,
+            0x1000,
+            libc::PROT_READ | libc::PROT_EXEC,
+            libc::MAP_SHARED | libc::MAP_FIXED_NOREPLACE,
+            fd,
+            0,
+        );
+        let alias = libc::mmap(ptr::null_mut(), 0x1000, rw, libc::MAP_SHARED, fd, 0);
+        if p as u64 != CODE || alias == libc::MAP_FAILED {
+            libc::_exit(90);
+        }
+        map_fixed(DATA, DATA_LEN, rw);
+        map_fixed(RO, 0x1000, rw);
+        ptr::copy_nonoverlapping(image[0x2000..0x3000].as_ptr(), RO as *mut u8, 0x1000);
+        libc::mprotect(RO as *mut libc::c_void, 0x1000, libc::PROT_READ);
+        map_fixed(LOW, 0x1000, rw);
+        map_fixed(CTRL, CTRL_LEN, rwx);
+        for (addr, code) in [(PROLOGUE, prologue()), (EPILOGUE, epilogue()), (RECOVER, recover())] {
+            ptr::copy_nonoverlapping(code.as_ptr(), addr as *mut u8, code.len());
+        }
+        // An alternate signal stack: the snippet's RSP points into the data pages.
+        let alt = libc::mmap(ptr::null_mut(), 0x40000, rw, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0);
+        let ss = libc::stack_t { ss_sp: alt, ss_flags: 0, ss_size: 0x40000 };
+        libc::sigaltstack(&ss, ptr::null_mut());
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_signal as *const () as usize;
+        sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_NODEFER;
+        for sig in [libc::SIGSEGV, libc::SIGBUS, libc::SIGFPE, libc::SIGILL, libc::SIGTRAP] {
+            libc::sigaction(sig, &sa, ptr::null_mut());
+        }
+        let entry: extern "C" fn() = std::mem::transmute(PROLOGUE as usize);
+        let tail = tail();
+        for (i, case) in cases.iter().enumerate().skip(start) {
+            let out = outs.add(i);
+            // Code page: fill with ud2, snippet, jump to the epilogue.
+            let page = std::slice::from_raw_parts_mut(alias as *mut u8, 0x1000);
+            for k in (0..0x1000).step_by(2) {
+                page[k] = 0x0f;
+                page[k + 1] = 0x0b;
             }
-            ptr::copy_nonoverlapping(bytes.as_ptr(), *addr as *mut u8, bytes.len());
-        }
-        // Input state.
-        let inp = &case.input;
-        for r in 0..16 {
-            ptr::write_volatile((IN + 8 * r as u64) as *mut u64, inp.gpr[r]);
-        }
-        ptr::write_volatile((IN + 0x80) as *mut u64, inp.rflags);
-        ptr::write_volatile((IN + 0x88) as *mut u64, CODE);
-        ptr::copy_nonoverlapping(inp.fx.as_ptr(), IN_FX as *mut u8, 512);
-        (*out).status = 0;
-        CUR_OUT = out;
-        entry();
-        CUR_OUT = ptr::null_mut();
-        let o = &mut *out;
-        if o.status != 2 {
-            o.status = 1;
+            let n = case.code.len();
+            page[..n].copy_from_slice(&case.code);
+            page[n..n + tail.len()].copy_from_slice(&tail);
+            // Data image and per-case patches.
+            ptr::copy_nonoverlapping(image.as_ptr(), DATA as *mut u8, DATA_LEN as usize);
+            ptr::copy_nonoverlapping(image[0x3000..].as_ptr(), LOW as *mut u8, 0x1000);
+            for (addr, bytes) in &case.patches {
+                if *addr >= RO && *addr < RO + 0x1000 {
+                    continue;
+                }
+                ptr::copy_nonoverlapping(bytes.as_ptr(), *addr as *mut u8, bytes.len());
+            }
+            // Input state.
+            let inp = &case.input;
             for r in 0..16 {
-                o.gpr[r] = ptr::read_volatile((OUT + 8 * r as u64) as *const u64);
+                ptr::write_volatile((IN + 8 * r as u64) as *mut u64, inp.gpr[r]);
             }
-            o.rflags = ptr::read_volatile((OUT + 0x80) as *const u64);
-            o.rip = CODE + n as u64;
-            ptr::copy_nonoverlapping(OUT_FX as *const u8, o.fx.as_mut_ptr(), 512);
+            ptr::write_volatile((IN + 0x80) as *mut u64, inp.rflags);
+            ptr::write_volatile((IN + 0x88) as *mut u64, CODE);
+            ptr::copy_nonoverlapping(inp.fx.as_ptr(), IN_FX as *mut u8, FX_LEN);
+            (*out).status = 0;
+            CUR_OUT = out;
+            entry();
+            CUR_OUT = ptr::null_mut();
+            let o = &mut *out;
+            if o.status != 2 {
+                o.status = 1;
+                for r in 0..16 {
+                    o.gpr[r] = ptr::read_volatile((OUT + 8 * r as u64) as *const u64);
+                }
+                o.rflags = ptr::read_volatile((OUT + 0x80) as *const u64);
+                o.rip = CODE + n as u64;
+                ptr::copy_nonoverlapping(OUT_FX as *const u8, o.fx.as_mut_ptr(), FX_LEN);
+                init_avx_if_unused(&mut o.fx);
+            }
+            ptr::copy_nonoverlapping(DATA as *const u8, o.data.as_mut_ptr(), DATA_LEN as usize);
+            ptr::copy_nonoverlapping(LOW as *const u8, o.data[0x2000..].as_mut_ptr(), 0x1000);
         }
-        ptr::copy_nonoverlapping(DATA as *const u8, o.data.as_mut_ptr(), DATA_LEN as usize);
-        ptr::copy_nonoverlapping(LOW as *const u8, o.data[0x2000..].as_mut_ptr(), 0x1000);
+        libc::_exit(0)
     }
-    libc::_exit(0)
 }
 
 /// Runs every case natively; one result per case.
@@ -326,6 +355,7 @@ pub fn run(cases: &[Case], image: &[u8]) -> Vec<NativeOut> {
         let pid = unsafe { libc::fork() };
         assert!(pid >= 0, "fork failed");
         if pid == 0 {
+            // SAFETY: in the child just forked; `outs` has a slot per case.
             unsafe { child(cases, image, outs, start) };
         }
         let mut status = 0;
@@ -339,9 +369,11 @@ pub fn run(cases: &[Case], image: &[u8]) -> Vec<NativeOut> {
             "native runner: fixed mappings are not available on this host"
         );
         // Find the case it died on and carry on after it.
+        // SAFETY: `i` < cases.len() slots of the mapping; the child has exited.
         let dead = (start..cases.len()).find(|&i| unsafe { (*outs.add(i)).status } == 0).unwrap_or(cases.len());
         start = dead + 1;
     }
+    // SAFETY: as above: in-bounds slots, written by children that have exited.
     let res = (0..cases.len()).map(|i| unsafe { *outs.add(i) }).collect();
     // SAFETY: unmapping the array mapped above; no references remain.
     unsafe { libc::munmap(outs as *mut libc::c_void, bytes) };

@@ -1,0 +1,740 @@
+//! A gdb remote stub (`warden run --gdb ADDR`, `warden replay --gdb ADDR`), on the
+//! `gdbstub` crate.
+//!
+//! Warden waits for gdb after booting, before the first guest instruction. gdb debugs the
+//! started program (init, pid 1): each of its threads is a gdb thread. Everything the
+//! stub does to the guest goes through the kernel's debugger interface
+//! (`guest_kernel::debug`), which stops at exact instruction boundaries without changing
+//! the run, so a replay under gdb meets every recorded event where the recording did:
+//! - breakpoints are ops of their own in emu's decoded code: guest memory is never
+//!   written, and the hot loop checks nothing;
+//! - a step is "run until this thread's instruction count is one more";
+//! - while the guest runs, the stub stops it every [`POLL`] instructions to look for
+//!   gdb's interrupt (Ctrl-C) on the connection;
+//! - a fault in the debugged process stops with its signal first; gdb's `continue` passes
+//!   the signal on (or not, with `signal 0`; a replay always passes it, to stay exact);
+//! - on a replay, memory and register writes are refused (they would make it diverge).
+
+mod arch;
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeSet;
+use std::io;
+use std::num::NonZeroUsize;
+use std::rc::Rc;
+
+use gdbstub::common::{Signal, Tid};
+use gdbstub::conn::ConnectionExt;
+use gdbstub::stub::run_blocking::{self, BlockingEventLoop, WaitForStopReasonError};
+use gdbstub::stub::{DisconnectReason, GdbStub, MultiThreadStopReason};
+use gdbstub::target::ext::base::multithread::{
+    MultiThreadBase, MultiThreadResume, MultiThreadResumeOps, MultiThreadSchedulerLocking,
+    MultiThreadSchedulerLockingOps, MultiThreadSingleStep, MultiThreadSingleStepOps,
+};
+use gdbstub::target::ext::base::reverse_exec::{
+    ReplayLogPosition, ReverseCont, ReverseContOps, ReverseStep, ReverseStepOps,
+};
+use gdbstub::target::ext::base::BaseOps;
+use gdbstub::target::ext::breakpoints::{
+    Breakpoints, BreakpointsOps, HwWatchpoint, HwWatchpointOps, SwBreakpoint, SwBreakpointOps, WatchKind,
+};
+use gdbstub::target::ext::monitor_cmd::{ConsoleOutput, MonitorCmd, MonitorCmdOps};
+use gdbstub::target::{Target, TargetError, TargetResult};
+use guest_kernel::debug::{DebugEvent, DebugStop, Resume};
+use guest_kernel::{Console, ConsoleStream, Kernel, Pid, RunOutcome};
+
+use crate::record::{ReplayError, ReplayRun};
+
+pub use arch::X86_64Linux;
+
+/// Guest instructions between two looks for gdb's interrupt while the guest runs.
+pub const POLL: u64 = 20_000_000;
+
+/// A connection to gdb.
+pub type Conn = Box<dyn ConnectionExt<Error = io::Error>>;
+
+/// Listens on `addr` (`HOST:PORT`, or a path for a Unix socket), says where on stderr (one
+/// line; with port 0 it names the port the system chose) and waits for gdb to connect.
+pub fn accept(addr: &str) -> Result<Conn, String> {
+    let fail = |e: io::Error| format!("--gdb {addr}: {}", crate::host::describe_io_error(&e));
+    if addr.contains(':') && !addr.contains('/') {
+        let listener = std::net::TcpListener::bind(addr).map_err(fail)?;
+        let at = listener.local_addr().map_err(fail)?;
+        crate::host::warn(format!("waiting for gdb on {at} (in gdb: target remote {at})"));
+        let (stream, _) = listener.accept().map_err(fail)?;
+        let _ = stream.set_nodelay(true);
+        Ok(Box::new(stream))
+    } else {
+        use std::os::unix::fs::FileTypeExt;
+        if std::fs::symlink_metadata(addr).is_ok_and(|m| m.file_type().is_socket()) {
+            let _ = std::fs::remove_file(addr);
+        }
+        let listener = std::os::unix::net::UnixListener::bind(addr).map_err(fail)?;
+        crate::host::warn(format!("waiting for gdb on {addr} (in gdb: target remote {addr})"));
+        let (stream, _) = listener.accept().map_err(fail)?;
+        let _ = std::fs::remove_file(addr);
+        Ok(Box::new(stream))
+    }
+}
+
+/// How a gdb session ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// The guest ran to its end (gdb saw it, or detached and the guest ran on).
+    Run(RunOutcome),
+    /// gdb killed the guest.
+    Killed,
+}
+
+/// The guest as gdb's target.
+pub struct Debugger {
+    kernel: Kernel,
+    pid: Pid,
+    /// On a replay, how to start it again (reverse execution); the guest's memory and
+    /// registers are then read-only.
+    replay: Option<Replayer>,
+    breakpoints: BTreeSet<u64>,
+    /// Write watchpoints: address, length and the bytes last seen there.
+    watches: Vec<(u64, u64, Vec<u8>)>,
+    /// A reverse step or continue gdb asked for, done by the next run.
+    reverse: Option<Reverse>,
+    /// The resume gdb asked for: the thread to step, whether to pass a fault's signal on.
+    step: Option<Pid>,
+    pass_signal: bool,
+    /// The running resume's step target (thread, instruction count).
+    until: Option<(Pid, u64)>,
+    /// The thread of the last stop (gdb's current thread after an interrupt).
+    current: Pid,
+    outcome: Option<RunOutcome>,
+}
+
+impl Debugger {
+    /// A debugger on `kernel` (booted, not run) attached to its init process; `replay`
+    /// for a replay.
+    pub fn new(mut kernel: Kernel, replay: Option<Replayer>) -> Debugger {
+        let pid = 1;
+        kernel.debug_attach(pid);
+        Debugger {
+            kernel,
+            pid,
+            replay,
+            breakpoints: BTreeSet::new(),
+            watches: Vec::new(),
+            reverse: None,
+            step: None,
+            pass_signal: false,
+            until: None,
+            current: pid,
+            outcome: None,
+        }
+    }
+
+    /// Serves gdb on `conn` until the guest ends or gdb kills it; if gdb detaches, the
+    /// guest runs on to its end without breakpoints. Gives back the kernel that ran (and on
+    /// a replay what checks its end).
+    pub fn serve(mut self, conn: Conn) -> Result<(Ended, Kernel, Option<ReplayRun>), String> {
+        let result = GdbStub::new(conn).run_blocking::<Loop>(&mut self);
+        let reason = result.map_err(|e| format!("gdb connection: {e}"))?;
+        let ended = match reason {
+            DisconnectReason::Kill => Ended::Killed,
+            DisconnectReason::TargetExited(_)
+            | DisconnectReason::TargetTerminated(_)
+            | DisconnectReason::Disconnect => Ended::Run(self.run_to_end()),
+        };
+        Ok((ended, self.kernel, self.replay.map(|r| r.run)))
+    }
+
+    /// Runs the guest to its end, breakpoints removed, signals passed on.
+    fn run_to_end(&mut self) -> RunOutcome {
+        self.set_breakpoints(false);
+        self.watches.clear();
+        if let Some(o) = self.outcome {
+            return o;
+        }
+        loop {
+            if let DebugEvent::Ended(o) = self.kernel.debug_run(Resume { deliver_signal: true, ..Resume::default() }) {
+                return o;
+            }
+        }
+    }
+
+    /// Runs until a stop worth reporting to gdb, or until gdb sends something.
+    fn run(&mut self, conn: &mut Conn) -> Result<run_blocking::Event<MultiThreadStopReason<u64>>, io::Error> {
+        if let Some(reverse) = self.reverse.take() {
+            let reason = self.run_backward(reverse).map_err(io::Error::other)?;
+            return Ok(run_blocking::Event::TargetStopped(reason));
+        }
+        let mut deliver_signal = std::mem::take(&mut self.pass_signal) || self.replay.is_some();
+        loop {
+            let stop_at = self.kernel.instructions().saturating_add(POLL);
+            let each_instruction = !self.watches.is_empty();
+            let resume = Resume { until: self.until, stop_at: Some(stop_at), each_instruction, deliver_signal };
+            deliver_signal = false;
+            let stop = match self.kernel.debug_run(resume) {
+                DebugEvent::Ended(outcome) => {
+                    self.outcome = Some(outcome);
+                    return Ok(run_blocking::Event::TargetStopped(match outcome {
+                        RunOutcome::Exited(code) => MultiThreadStopReason::Exited(code),
+                        RunOutcome::Signaled(sig) => MultiThreadStopReason::Terminated(gdb_signal(sig)),
+                        other => MultiThreadStopReason::Exited(other.exit_status() as u8),
+                    }));
+                }
+                DebugEvent::Stopped(stop) => stop,
+            };
+            let reason = match stop {
+                DebugStop::Breakpoint(tid) => {
+                    self.current = tid;
+                    MultiThreadStopReason::SwBreak(gdb_tid(tid))
+                }
+                DebugStop::Signal(tid, sig) => {
+                    self.current = tid;
+                    MultiThreadStopReason::SignalWithThread { tid: gdb_tid(tid), signal: gdb_signal(sig) }
+                }
+                DebugStop::Reached(ran) => {
+                    if let Some(tid) = ran.filter(|t| self.kernel.debug_cpu(*t).is_some()) {
+                        self.current = tid;
+                    }
+                    if let Some(addr) = self.watch_hit() {
+                        MultiThreadStopReason::Watch { tid: gdb_tid(self.current), kind: WatchKind::Write, addr }
+                    } else if self.step_done() {
+                        let tid = self.until.map_or(self.current, |(t, _)| t);
+                        if self.kernel.debug_cpu(tid).is_some() {
+                            self.current = tid;
+                        }
+                        MultiThreadStopReason::SignalWithThread { tid: gdb_tid(self.current), signal: Signal::SIGTRAP }
+                    } else {
+                        if self.kernel.instructions() >= stop_at && conn.peek()?.is_some() {
+                            return Ok(run_blocking::Event::IncomingData(conn.read()?));
+                        }
+                        continue;
+                    }
+                }
+            };
+            return Ok(run_blocking::Event::TargetStopped(reason));
+        }
+    }
+
+    /// The first write watchpoint whose bytes changed since last seen (all are brought up
+    /// to date).
+    fn watch_hit(&mut self) -> Option<u64> {
+        let mut hit = None;
+        let tid = self.kernel.debug_threads(self.pid).first().copied()?;
+        for (addr, len, seen) in &mut self.watches {
+            let mut now = vec![0; *len as usize];
+            let n = self.kernel.debug_read(tid, *addr, &mut now);
+            now.truncate(n);
+            if now != *seen {
+                *seen = now;
+                hit = hit.or(Some(*addr));
+            }
+        }
+        hit
+    }
+
+    /// Reads what the watchpoints watch now.
+    fn refresh_watches(&mut self) {
+        self.watch_hit();
+    }
+
+    fn set_breakpoints(&mut self, on: bool) {
+        for &addr in &self.breakpoints {
+            self.kernel.debug_breakpoint_at(self.pid, addr, on);
+        }
+    }
+
+    /// Starts the replay again from its beginning (breakpoints not set).
+    fn reboot(&mut self) -> Result<(), String> {
+        let r = self.replay.as_mut().ok_or("reverse execution needs a replay")?;
+        let (kernel, run) = (r.boot)().map_err(|e| e.to_string())?;
+        r.run = run;
+        self.kernel = kernel;
+        self.kernel.debug_attach(self.pid);
+        self.outcome = None;
+        self.current = self.pid;
+        Ok(())
+    }
+
+    /// Replays from the start until thread `tid` has run `icount` instructions (the state
+    /// just before its instruction number `icount`), then sets the breakpoints again.
+    fn go_to(&mut self, tid: Pid, icount: u64) -> Result<(), String> {
+        self.reboot()?;
+        loop {
+            let resume = Resume { until: Some((tid, icount)), deliver_signal: true, ..Resume::default() };
+            match self.kernel.debug_run(resume) {
+                DebugEvent::Ended(o) => return Err(format!("the replay ended ({o:?}) before the point sought")),
+                DebugEvent::Stopped(DebugStop::Reached(_))
+                    if self.kernel.debug_cpu(tid).is_none_or(|c| c.icount >= icount) =>
+                {
+                    break
+                }
+                DebugEvent::Stopped(_) => {}
+            }
+        }
+        if self.kernel.debug_cpu(tid).is_some() {
+            self.current = tid;
+        }
+        self.set_breakpoints(true);
+        self.refresh_watches();
+        Ok(())
+    }
+
+    /// The breakpoint and watchpoint hits of the replay before instruction count `end`,
+    /// each as (thread, its instruction count just before the hit, the watched address).
+    fn hits_before(&mut self, end: u64) -> Result<Vec<(Pid, u64, Option<u64>)>, String> {
+        self.reboot()?;
+        self.set_breakpoints(true);
+        self.refresh_watches();
+        let mut hits = Vec::new();
+        let each_instruction = !self.watches.is_empty();
+        loop {
+            let resume = Resume { stop_at: Some(end), each_instruction, deliver_signal: true, ..Resume::default() };
+            let stop = match self.kernel.debug_run(resume) {
+                DebugEvent::Ended(_) => break,
+                DebugEvent::Stopped(stop) => stop,
+            };
+            if self.kernel.instructions() >= end {
+                break;
+            }
+            match stop {
+                DebugStop::Breakpoint(t) => {
+                    hits.extend(self.kernel.debug_cpu(t).map(|c| (t, c.icount, None)));
+                }
+                DebugStop::Reached(Some(t)) => {
+                    if let Some(addr) = self.watch_hit() {
+                        // Stop before the instruction that wrote (it has run: one back).
+                        hits.extend(self.kernel.debug_cpu(t).map(|c| (t, c.icount.saturating_sub(1), Some(addr))));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(hits)
+    }
+
+    /// A reverse step or continue (on a replay): replays from the start to the point.
+    fn run_backward(&mut self, reverse: Reverse) -> Result<MultiThreadStopReason<u64>, String> {
+        let begin =
+            |tid: Pid| MultiThreadStopReason::ReplayLog { tid: Some(gdb_tid(tid)), pos: ReplayLogPosition::Begin };
+        match reverse {
+            Reverse::Step(tid) => {
+                let icount = self.kernel.debug_cpu(tid).map_or(0, |c| c.icount);
+                if icount == 0 {
+                    return Ok(begin(tid));
+                }
+                self.go_to(tid, icount - 1)?;
+                Ok(MultiThreadStopReason::SignalWithThread { tid: gdb_tid(tid), signal: Signal::SIGTRAP })
+            }
+            Reverse::Continue => {
+                let end = self.kernel.instructions();
+                let hits = self.hits_before(end)?;
+                match hits.last() {
+                    None => {
+                        self.go_to(self.pid, 0)?;
+                        Ok(begin(self.pid))
+                    }
+                    Some(&(tid, icount, watch)) => {
+                        self.go_to(tid, icount)?;
+                        Ok(match watch {
+                            Some(addr) => {
+                                MultiThreadStopReason::Watch { tid: gdb_tid(tid), kind: WatchKind::Write, addr }
+                            }
+                            None => MultiThreadStopReason::SwBreak(gdb_tid(tid)),
+                        })
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether the running step is complete (its thread ran its instruction, or is gone).
+    fn step_done(&self) -> bool {
+        self.until.is_some_and(|(t, n)| self.kernel.debug_cpu(t).is_none_or(|c| c.icount >= n))
+    }
+
+    fn tid(&self, tid: Tid) -> Result<Pid, TargetError<String>> {
+        let tid = Pid::try_from(tid.get()).map_err(|_| TargetError::NonFatal)?;
+        if self.kernel.debug_cpu(tid).is_some() {
+            Ok(tid)
+        } else {
+            Err(TargetError::NonFatal)
+        }
+    }
+
+    /// `monitor` commands: warden facts.
+    fn monitor(&mut self, cmd: &str) -> String {
+        match cmd.split_whitespace().collect::<Vec<_>>().as_slice() {
+            ["icount" | "instructions"] => format!("{}\n", self.kernel.instructions()),
+            ["pids" | "ps"] => {
+                let mut out = String::from("  PID  PPID STATE  COMMAND\n");
+                for (pid, ppid, alive, cmd) in self.kernel.debug_processes() {
+                    let state = if alive { "alive " } else { "zombie" };
+                    out += &format!("{pid:>5} {ppid:>5} {state} {}\n", String::from_utf8_lossy(&cmd));
+                }
+                out
+            }
+            ["goto", n] if self.replay.is_some() => match n.parse::<u64>() {
+                Ok(n) => match self.goto(n) {
+                    Ok(()) => format!(
+                        "at instruction {} (thread {}); run `maintenance flush register-cache` for gdb to see it\n",
+                        self.kernel.instructions(),
+                        self.current
+                    ),
+                    Err(e) => format!("{e}\n"),
+                },
+                Err(_) => "usage: monitor goto N (an instruction count)\n".to_string(),
+            },
+            _ => "warden monitor commands:\n  icount   guest instructions run so far (all processes)\n  \
+                  pids     the guest's processes\n  goto N   (a replay) go to instruction count N\n"
+                .to_string(),
+        }
+    }
+}
+
+impl Debugger {
+    /// `monitor goto N`: replays from the start to total instruction count `n`.
+    fn goto(&mut self, n: u64) -> Result<(), String> {
+        self.reboot()?;
+        loop {
+            match self.kernel.debug_run(Resume { stop_at: Some(n), deliver_signal: true, ..Resume::default() }) {
+                DebugEvent::Ended(o) => {
+                    self.outcome = Some(o);
+                    break;
+                }
+                DebugEvent::Stopped(DebugStop::Reached(t)) if self.kernel.instructions() >= n => {
+                    if let Some(t) = t.filter(|t| self.kernel.debug_cpu(*t).is_some()) {
+                        self.current = t;
+                    }
+                    break;
+                }
+                DebugEvent::Stopped(_) => {}
+            }
+        }
+        self.set_breakpoints(true);
+        self.refresh_watches();
+        Ok(())
+    }
+}
+
+/// A reverse execution request.
+#[derive(Clone, Copy, Debug)]
+enum Reverse {
+    Step(Pid),
+    Continue,
+}
+
+/// How to start a replay again, and what checks the end of the one running.
+pub struct Replayer {
+    pub boot: Box<dyn FnMut() -> Result<(Kernel, ReplayRun), ReplayError>>,
+    pub run: ReplayRun,
+}
+
+fn gdb_tid(tid: Pid) -> Tid {
+    NonZeroUsize::new(tid as usize).unwrap_or(NonZeroUsize::MIN)
+}
+
+/// gdb's number for a Linux signal (gdb numbers signals its own way past SIGTERM, and
+/// for SIGBUS, SIGUSR1 and SIGUSR2).
+fn gdb_signal(sig: u8) -> Signal {
+    use warden_abi::*;
+    match usize::from(sig) {
+        SIGBUS => Signal::SIGBUS,
+        SIGUSR1 => Signal::SIGUSR1,
+        SIGUSR2 => Signal::SIGUSR2,
+        SIGCHLD => Signal::SIGCHLD,
+        SIGSTKFLT => Signal(Signal::SIGZERO.0),
+        SIGCONT => Signal::SIGCONT,
+        SIGSTOP => Signal::SIGSTOP,
+        SIGTSTP => Signal::SIGTSTP,
+        SIGTTIN => Signal::SIGTTIN,
+        SIGTTOU => Signal::SIGTTOU,
+        SIGURG => Signal::SIGURG,
+        SIGXCPU => Signal::SIGXCPU,
+        SIGXFSZ => Signal::SIGXFSZ,
+        SIGVTALRM => Signal::SIGVTALRM,
+        SIGPROF => Signal::SIGPROF,
+        SIGWINCH => Signal::SIGWINCH,
+        SIGIO => Signal::SIGIO,
+        SIGPWR => Signal::SIGPWR,
+        SIGSYS => Signal::SIGSYS,
+        _ => Signal(sig),
+    }
+}
+
+enum Loop {}
+
+impl BlockingEventLoop for Loop {
+    type Target = Debugger;
+    type Connection = Conn;
+    type StopReason = MultiThreadStopReason<u64>;
+
+    fn wait_for_stop_reason(
+        target: &mut Debugger,
+        conn: &mut Conn,
+    ) -> Result<run_blocking::Event<Self::StopReason>, WaitForStopReasonError<String, io::Error>> {
+        target.run(conn).map_err(WaitForStopReasonError::Connection)
+    }
+
+    fn on_interrupt(target: &mut Debugger) -> Result<Option<Self::StopReason>, String> {
+        Ok(Some(MultiThreadStopReason::SignalWithThread { tid: gdb_tid(target.current), signal: Signal::SIGINT }))
+    }
+}
+
+impl Target for Debugger {
+    type Arch = X86_64Linux;
+    type Error = String;
+
+    fn base_ops(&mut self) -> BaseOps<'_, Self::Arch, Self::Error> {
+        BaseOps::MultiThread(self)
+    }
+
+    fn support_breakpoints(&mut self) -> Option<BreakpointsOps<'_, Self>> {
+        Some(self)
+    }
+
+    fn support_monitor_cmd(&mut self) -> Option<MonitorCmdOps<'_, Self>> {
+        Some(self)
+    }
+}
+
+impl MultiThreadBase for Debugger {
+    fn read_registers(&mut self, regs: &mut arch::Regs, tid: Tid) -> TargetResult<(), Self> {
+        let tid = self.tid(tid)?;
+        let cpu = self.kernel.debug_cpu(tid).ok_or(TargetError::NonFatal)?;
+        *regs = arch::Regs::from_cpu(cpu);
+        Ok(())
+    }
+
+    fn write_registers(&mut self, regs: &arch::Regs, tid: Tid) -> TargetResult<(), Self> {
+        let tid = self.tid(tid)?;
+        if self.replay.is_some() {
+            // Writing the registers gdb just read back is harmless; changing one is not.
+            let same = self.kernel.debug_cpu(tid).is_some_and(|c| arch::Regs::from_cpu(c) == *regs);
+            return if same { Ok(()) } else { Err(TargetError::NonFatal) };
+        }
+        let cpu = self.kernel.debug_cpu_mut(tid).ok_or(TargetError::NonFatal)?;
+        regs.to_cpu(cpu);
+        Ok(())
+    }
+
+    fn read_addrs(&mut self, start: u64, data: &mut [u8], tid: Tid) -> TargetResult<usize, Self> {
+        let tid = self.tid(tid)?;
+        Ok(self.kernel.debug_read(tid, start, data))
+    }
+
+    fn write_addrs(&mut self, start: u64, data: &[u8], tid: Tid) -> TargetResult<(), Self> {
+        let tid = self.tid(tid)?;
+        if self.replay.is_some() || !self.kernel.debug_write(tid, start, data) {
+            return Err(TargetError::NonFatal);
+        }
+        Ok(())
+    }
+
+    fn list_active_threads(&mut self, active: &mut dyn FnMut(Tid)) -> Result<(), String> {
+        for tid in self.kernel.debug_threads(self.pid) {
+            active(gdb_tid(tid));
+        }
+        Ok(())
+    }
+
+    fn support_resume(&mut self) -> Option<MultiThreadResumeOps<'_, Self>> {
+        Some(self)
+    }
+}
+
+impl MultiThreadResume for Debugger {
+    fn resume(&mut self) -> Result<(), String> {
+        self.until = self.step.and_then(|t| self.kernel.debug_cpu(t).map(|c| (t, c.icount + 1)));
+        Ok(())
+    }
+
+    fn clear_resume_actions(&mut self) -> Result<(), String> {
+        self.step = None;
+        self.pass_signal = false;
+        Ok(())
+    }
+
+    fn set_resume_action_continue(&mut self, _tid: Tid, signal: Option<Signal>) -> Result<(), String> {
+        self.pass_signal |= signal.is_some();
+        Ok(())
+    }
+
+    fn support_single_step(&mut self) -> Option<MultiThreadSingleStepOps<'_, Self>> {
+        Some(self)
+    }
+
+    fn support_scheduler_locking(&mut self) -> Option<MultiThreadSchedulerLockingOps<'_, Self>> {
+        Some(self)
+    }
+
+    fn support_reverse_step(&mut self) -> Option<ReverseStepOps<'_, Tid, Self>> {
+        if self.replay.is_some() {
+            Some(self)
+        } else {
+            None
+        }
+    }
+
+    fn support_reverse_cont(&mut self) -> Option<ReverseContOps<'_, Tid, Self>> {
+        if self.replay.is_some() {
+            Some(self)
+        } else {
+            None
+        }
+    }
+}
+
+impl ReverseStep<Tid> for Debugger {
+    fn reverse_step(&mut self, tid: Tid) -> Result<(), String> {
+        self.reverse = Pid::try_from(tid.get()).ok().map(Reverse::Step);
+        Ok(())
+    }
+}
+
+impl ReverseCont<Tid> for Debugger {
+    fn reverse_cont(&mut self) -> Result<(), String> {
+        self.reverse = Some(Reverse::Continue);
+        Ok(())
+    }
+}
+
+impl MultiThreadSchedulerLocking for Debugger {
+    /// gdb asks for it when it steps one thread over a breakpoint. Other threads keep
+    /// running on the deterministic scheduler (a replay has to), which gdb copes with: a
+    /// stop reports the thread it is in.
+    fn set_resume_action_scheduler_lock(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+impl MultiThreadSingleStep for Debugger {
+    fn set_resume_action_step(&mut self, tid: Tid, signal: Option<Signal>) -> Result<(), String> {
+        self.pass_signal |= signal.is_some();
+        self.step = Pid::try_from(tid.get()).ok();
+        Ok(())
+    }
+}
+
+impl Breakpoints for Debugger {
+    fn support_sw_breakpoint(&mut self) -> Option<SwBreakpointOps<'_, Self>> {
+        Some(self)
+    }
+
+    fn support_hw_watchpoint(&mut self) -> Option<HwWatchpointOps<'_, Self>> {
+        Some(self)
+    }
+}
+
+impl HwWatchpoint for Debugger {
+    /// Write watchpoints only (`watch`): the guest stops after each instruction of the
+    /// debugged process while one is set, and one whose bytes changed triggers. Read and
+    /// access watchpoints are refused rather than approximated.
+    fn add_hw_watchpoint(&mut self, addr: u64, len: u64, kind: WatchKind) -> TargetResult<bool, Self> {
+        if kind != WatchKind::Write || len == 0 || len > 4096 {
+            return Ok(false);
+        }
+        self.watches.push((addr, len, Vec::new()));
+        self.refresh_watches();
+        Ok(true)
+    }
+
+    fn remove_hw_watchpoint(&mut self, addr: u64, len: u64, kind: WatchKind) -> TargetResult<bool, Self> {
+        let before = self.watches.len();
+        if let Some(i) = self.watches.iter().position(|w| (w.0, w.1) == (addr, len)) {
+            self.watches.remove(i);
+        }
+        Ok(kind == WatchKind::Write && self.watches.len() < before)
+    }
+}
+
+impl SwBreakpoint for Debugger {
+    fn add_sw_breakpoint(&mut self, addr: u64, _kind: usize) -> TargetResult<bool, Self> {
+        self.breakpoints.insert(addr);
+        Ok(self.kernel.debug_breakpoint_at(self.pid, addr, true))
+    }
+
+    fn remove_sw_breakpoint(&mut self, addr: u64, _kind: usize) -> TargetResult<bool, Self> {
+        self.breakpoints.remove(&addr);
+        Ok(self.kernel.debug_breakpoint_at(self.pid, addr, false))
+    }
+}
+
+impl MonitorCmd for Debugger {
+    fn handle_monitor_cmd(&mut self, cmd: &[u8], mut out: ConsoleOutput<'_>) -> Result<(), String> {
+        let text = self.monitor(&String::from_utf8_lossy(cmd));
+        gdbstub::output!(out, "{}", text);
+        Ok(())
+    }
+}
+
+/// `warden run --gdb ADDR`: boots, waits for gdb, and lets it drive the run (gdb's `kill`
+/// ends it as SIGKILL would).
+pub fn run(opts: &crate::RunOptions, console: Box<dyn Console>, addr: &str) -> Result<RunOutcome, crate::RunError> {
+    let kernel = crate::boot(opts, console)?;
+    let conn = accept(addr).map_err(crate::RunError::Gdb)?;
+    let (ended, mut kernel, _) = Debugger::new(kernel, None).serve(conn).map_err(crate::RunError::Gdb)?;
+    kernel.finish_host_supervisor();
+    Ok(match ended {
+        Ended::Run(outcome) => outcome,
+        Ended::Killed => RunOutcome::Signaled(warden_abi::SIGKILL as u8),
+    })
+}
+
+/// `warden replay --gdb ADDR TRACE`: boots the replay, waits for gdb, lets it drive the
+/// replay (backwards too: each reverse step or continue replays again from the start,
+/// its output not shown twice), and checks the end against the recording if the replay
+/// got there. `None`: gdb killed it.
+pub fn replay(
+    trace: &std::path::Path,
+    options: &crate::record::ReplayOptions,
+    console: Box<dyn Console>,
+    addr: &str,
+    warn: &mut dyn FnMut(String),
+) -> Result<Option<crate::record::Replayed>, ReplayError> {
+    let gdb_error = |e: String| ReplayError::Run(crate::RunError::Gdb(e));
+    let out = Rc::new(RefCell::new(console));
+    let shown = Rc::new(Cell::new([0u64; 2]));
+    let (trace, options) = (trace.to_path_buf(), options.clone());
+    let boot = move || {
+        let console = Box::new(OnceConsole { out: out.clone(), shown: shown.clone(), written: [0; 2] });
+        crate::record::start_replay(&trace, &options, console)
+    };
+    let (kernel, run) = boot()?;
+    let conn = accept(addr).map_err(gdb_error)?;
+    let replayer = Replayer { boot: Box::new(boot), run };
+    let (ended, kernel, run) = Debugger::new(kernel, Some(replayer)).serve(conn).map_err(gdb_error)?;
+    match (ended, run) {
+        (Ended::Run(outcome), Some(run)) => run.finish(kernel, outcome, warn).map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// The console of a replay that may run again from its start: each run writes only what
+/// no earlier run wrote (a replay writes the same bytes every time).
+struct OnceConsole {
+    out: Rc<RefCell<Box<dyn Console>>>,
+    /// Bytes of stdout and stderr shown so far, by any run.
+    shown: Rc<Cell<[u64; 2]>>,
+    /// Bytes this run wrote.
+    written: [u64; 2],
+}
+
+impl Console for OnceConsole {
+    fn read(&mut self, _buf: &mut [u8]) -> io::Result<usize> {
+        // A replay's input comes from the trace.
+        Ok(0)
+    }
+
+    fn write(&mut self, stream: ConsoleStream, data: &[u8]) -> io::Result<()> {
+        let i = usize::from(stream == ConsoleStream::Stderr);
+        let mut shown = self.shown.get();
+        let start = self.written[i];
+        self.written[i] += data.len() as u64;
+        let skip = shown[i].saturating_sub(start).min(data.len() as u64) as usize;
+        if skip < data.len() {
+            shown[i] = self.written[i];
+            self.shown.set(shown);
+            self.out.borrow_mut().write(stream, &data[skip..])?;
+        }
+        Ok(())
+    }
+}
