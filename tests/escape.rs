@@ -276,11 +276,19 @@ fn linux_fixture(name: &str) -> Option<PathBuf> {
     if !have("gcc", found) {
         return None;
     }
+    // Built once per test process: tests running in parallel would otherwise copy or run a
+    // file gcc is still writing ("Exec format error").
+    static BUILT: std::sync::Mutex<Vec<(String, PathBuf)>> = std::sync::Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, out)) = built.iter().find(|(n, _)| n == name) {
+        return Some(out.clone());
+    }
     let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-linux-{}", std::process::id()));
     let src = format!("{}/tests/fixtures/linux/{name}.c", env!("CARGO_MANIFEST_DIR"));
     let status =
         Command::new("gcc").args(["-static", "-O2", "-pthread", "-o"]).arg(&out).arg(&src).status().expect("run gcc");
     assert!(status.success(), "gcc failed on {src}");
+    built.push((name.to_string(), out.clone()));
     Some(out)
 }
 

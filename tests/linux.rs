@@ -78,6 +78,13 @@ fn build_as(name: &str, compiler: &str, link: &str) -> Option<PathBuf> {
         other => other,
     };
     let out = out_dir.join(format!("{name}.{compiler}{kind}"));
+    // Each build once per test process, under a lock: two tests of one fixture running in
+    // parallel would otherwise run a file the compiler is still writing.
+    static BUILT: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if built.contains(&out) {
+        return Some(out);
+    }
     let src = Path::new(FIXTURES).join(format!("{name}.c"));
     let status = Command::new(compiler)
         .args((!link.is_empty()).then_some(link))
@@ -88,6 +95,7 @@ fn build_as(name: &str, compiler: &str, link: &str) -> Option<PathBuf> {
         .status()
         .expect("run compiler");
     assert!(status.success(), "{compiler} failed on {}", src.display());
+    built.push(out.clone());
     Some(out)
 }
 

@@ -83,6 +83,11 @@ impl FdTable {
         self.insert_from(0, entry, max)
     }
 
+    /// The descriptor the next [`FdTable::insert`] returns (limit aside).
+    pub fn lowest_free(&self) -> usize {
+        self.fds.iter().position(Option::is_none).unwrap_or(self.fds.len())
+    }
+
     /// Puts `entry` at `fd`, returning what was there (the caller drops it
     /// outside any borrow).
     pub fn replace(&mut self, fd: usize, entry: FdEntry, max: usize) -> Result<Option<FdEntry>, Errno> {

@@ -204,7 +204,15 @@ impl Kernel {
                 self.task_node(tid, pid, t, more)
             }
             "fd" if rest.is_empty() => {
-                Ok(ProcNode::Dir(p.files.borrow().iter().map(|(fd, _)| fd.to_string().into_bytes()).collect()))
+                let files = p.files.borrow();
+                let mut fds: Vec<usize> = files.iter().map(|(fd, _)| fd).collect();
+                // Linux lists the directory when it is read, so a process listing its own
+                // descriptors sees the one the listing itself is open on.
+                if self.pid_of(tid).ok() == Some(pid) {
+                    fds.push(files.lowest_free());
+                    fds.sort_unstable();
+                }
+                Ok(ProcNode::Dir(fds.iter().map(|fd| fd.to_string().into_bytes()).collect()))
             }
             "fd" => {
                 let fd: usize = rest.parse().map_err(|_| Errno(r::ENOENT))?;
