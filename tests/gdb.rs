@@ -254,3 +254,23 @@ fn reverse_continue_stepi_and_watch_on_a_replay() {
     // Replaying again from the start showed no output twice, and the replay still matched.
     assert_eq!(finish(child), (0, "counter=15 side=7\n".to_string()));
 }
+
+#[test]
+fn threads_and_fault_signals() {
+    let Some(prog) = fixture() else { return };
+    let p = prog.to_str().unwrap();
+    let (child, addr) = start_warden(&["run", "--gdb", "127.0.0.1:0", "--root", "/", p]);
+    let out = gdb(prog, &addr, &["break worker", "continue", "info threads", "print $_thread", "delete", "continue"]);
+    assert_has(&out, "Breakpoint 1, worker");
+    assert_has(&out, "Thread 1.1");
+    assert_has(&out, "* 2    Thread 1.2");
+    assert_has(&out, "$1 = 2");
+    assert_eq!(finish(child), (0, "counter=15 side=7\n".to_string()));
+
+    let q = ["run", "--gdb", "127.0.0.1:0", "-q", "--root", "/", p, "crash"];
+    let (child, addr) = start_warden(&q);
+    let out = gdb(prog, &addr, &["continue", "continue"]);
+    assert_has(&out, "Program received signal SIGSEGV");
+    assert_has(&out, "Program terminated with signal SIGSEGV");
+    assert_eq!(finish(child).0, 128 + 11);
+}
