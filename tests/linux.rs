@@ -263,6 +263,11 @@ fn python_script_with_sockets_threads_and_sqlite() {
 }
 
 #[test]
+fn epoll_in_five_builds() {
+    check_five_builds("epoll");
+}
+
+#[test]
 fn mmap_in_five_builds() {
     check_five_builds("mmap");
 }

@@ -289,6 +289,9 @@ pub mod nr {
     pub const LLISTXATTR: usize = 195;
     pub const FLISTXATTR: usize = 196;
     pub const TKILL: usize = 200;
+    pub const EPOLL_CREATE: usize = 213;
+    pub const EPOLL_WAIT: usize = 232;
+    pub const EPOLL_CTL: usize = 233;
     pub const TIME: usize = 201;
     pub const FUTEX: usize = 202;
     pub const SCHED_SETAFFINITY: usize = 203;
@@ -320,7 +323,11 @@ pub mod nr {
     pub const GET_ROBUST_LIST: usize = 274;
     pub const UTIMENSAT: usize = 280;
     pub const FALLOCATE: usize = 285;
+    pub const EPOLL_PWAIT: usize = 281;
+    pub const EVENTFD: usize = 284;
     pub const ACCEPT4: usize = 288;
+    pub const EVENTFD2: usize = 290;
+    pub const EPOLL_CREATE1: usize = 291;
     pub const DUP3: usize = 292;
     pub const PIPE2: usize = 293;
     pub const PREADV: usize = 295;

@@ -74,6 +74,9 @@ pub fn linux_view(s: &Stat) -> Stat {
             s.st_blocks = 8;
         }
         0xa000 => s.st_mode |= 0o777,
+        // A file takes whole 4 KiB blocks, as on the usual Linux file systems (`ls -l`'s
+        // "total", `du`).
+        0x8000 => s.st_blocks = s.st_blocks.max(s.st_size.div_ceil(4096) * 8),
         _ => {}
     }
     s

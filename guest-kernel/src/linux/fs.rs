@@ -707,7 +707,7 @@ impl Kernel {
 
     /// What descriptor `fd` is ready for, as `poll` revents bits (`None`: not open).
     /// Files that never block (regular files, the console) are ready for anything.
-    fn lx_ready(&self, tid: Pid, fd: usize) -> Option<u16> {
+    pub(super) fn lx_ready(&self, tid: Pid, fd: usize) -> Option<u16> {
         let desc = self.desc(tid, fd).ok()?;
         let readiness = desc.file.try_borrow().ok().and_then(|f| f.readiness());
         let Some(r) = readiness else {

@@ -70,6 +70,8 @@
 //! any wake-up key fires (then re-checks) or its timeout passes, keeping the
 //! deadline it first computed. The signal masks of ppoll/pselect6 are ignored.
 //! `/proc` and `/sys/devices/system/cpu/` are the kernel's own (`procfs.rs`).
+//! epoll_create epoll_create1 epoll_ctl epoll_wait epoll_pwait eventfd
+//! eventfd2 (`epoll.rs`).
 //! Sockets (`socket.rs`): socket socketpair bind listen connect accept accept4
 //! getsockname getpeername shutdown sendto recvfrom sendmsg recvmsg
 //! (SCM_RIGHTS) setsockopt getsockopt (SO_PEERCRED, SO_TYPE, ...), AF_UNIX
@@ -93,6 +95,7 @@
 //! inside it) still resolve under the old path.
 
 pub mod abi;
+mod epoll;
 pub mod exec;
 mod fs;
 pub(crate) mod mem;
