@@ -34,6 +34,24 @@
 //! instruction reads (its dead-flag elimination); both are exact at system calls and
 //! every other exit that is not a fault.
 //!
+//! Measured (release build, one run each on a loaded 2-core host, wall time including
+//! boot, × the native run of the same static program; `work` is benches/compare/work.c):
+//!
+//! | workload | interp | jit | qemu-x86_64 |
+//! |---|---|---|---|
+//! | `work int 128` | 13.7× | 5.8× | 2.2× |
+//! | `work sha256 32` | 17.9× | 10.4× | 3.9× |
+//! | `work mem 64` | 15.4× | 15.6× | 24.4× |
+//! | busybox md5sum 32 MB | 10.1× | 6.4× | 2.9× |
+//! | busybox sh arithmetic loop | 123× | 81× | 8.8× |
+//! | busybox awk float loop | 61× | 56× | 11× |
+//!
+//! The design was chosen for being correct within one session, not from a comparison of
+//! alternatives (not measured yet: guest registers held in host registers across a block,
+//! chaining, dynasm-rs or Cranelift). With every block returning to the run loop and
+//! every guest register loaded and stored around each instruction, a translated block
+//! costs about 1.4–2.4× less than interpreting it.
+//!
 //! Not done yet (see issue 17): chaining blocks in host code (every block returns to
 //! the run loop), keeping guest registers in host registers across a block, SSE,
 //! indirect branches, a code-size limit with eviction other than flushing.
