@@ -424,8 +424,10 @@ fn maskmov(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     let bytes = bits / 8;
     let size = i.memory_size().size() as u32;
     let a = ea(cpu, i);
-    let (mask_op, load) = if i.op0_kind() == OpKind::Register { (1, true) } else { (1, false) };
-    let mask = reg(cpu, i, mask_op);
+    // The mask is operand 1 in both directions: `vmaskmovps xmm1, xmm2(mask), m128` and
+    // `vmaskmovps m128, xmm1(mask), xmm2`.
+    let load = i.op0_kind() == OpKind::Register;
+    let mask = reg(cpu, i, 1);
     let elem = |v: &Y, k: u32| -> u128 {
         let b = k * bits;
         (v[(b / 128) as usize] >> (b % 128)) & (u128::MAX >> (128 - bits))
@@ -823,8 +825,7 @@ mod tests {
     use iced_x86::Code;
 
     #[test]
-    fn every_table_form_is_vex() {
-        // A table line naming a legacy form would run a VEX template for it.
+    fn table_forms_have_handlers() {
         for c in [Code::VEX_Vaddps_ymm_ymm_ymmm256, Code::VEX_Vfmadd231ps_ymm_ymm_ymmm256] {
             let mut i = Instruction::default();
             i.set_code(c);
