@@ -276,6 +276,27 @@ fn ptest(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     Ok(())
 }
 
+/// `vaddsd/vsubsd/vmulsd/vdivsd xmm1, xmm2, xmm3/m64` (`D`) and the `ss` forms: plain Rust
+/// arithmetic when `sse::fast`'s scalar rule says the result and flags are the host's
+/// (default MXCSR control, PE already set, ordinary operands), else the host form.
+fn scalar<const K: u8, const D: bool>(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
+    use sse::fast::{scalar32, scalar64};
+    let i = &op.insn;
+    let b = src(cpu, mem, i, 2)?[0];
+    let a = cpu.xmm[vr(i.op1_register())];
+    let r = if D {
+        scalar64::<K>(cpu.mxcsr, f64::from_bits(a as u64), f64::from_bits(b as u64)).map(f64::to_bits)
+    } else {
+        scalar32::<K>(cpu.mxcsr, f32::from_bits(a as u32), f32::from_bits(b as u32)).map(|r| r.to_bits() as u64)
+    };
+    let Some(r) = r else {
+        return host::handler(i).ok_or(Trap::InvalidOpcode)?(cpu, mem, op);
+    };
+    let low = if D { u64::MAX as u128 } else { u32::MAX as u128 };
+    set_dst(cpu, i, 0, [(a & !low) | r as u128, 0]);
+    Ok(())
+}
+
 // ---- data movement -----------------------------------------------------------------------
 
 /// `vmovaps`/`vmovups`/`vmovdqa`/`vmovdqu`/`vlddqu`/`vmovnt*`: loads, stores, copies.
@@ -403,8 +424,10 @@ fn maskmov(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     let bytes = bits / 8;
     let size = i.memory_size().size() as u32;
     let a = ea(cpu, i);
-    let (mask_op, load) = if i.op0_kind() == OpKind::Register { (1, true) } else { (1, false) };
-    let mask = reg(cpu, i, mask_op);
+    // The mask is operand 1 in both directions: `vmaskmovps xmm1, xmm2(mask), m128` and
+    // `vmaskmovps m128, xmm1(mask), xmm2`.
+    let load = i.op0_kind() == OpKind::Register;
+    let mask = reg(cpu, i, 1);
     let elem = |v: &Y, k: u32| -> u128 {
         let b = k * bits;
         (v[(b / 128) as usize] >> (b % 128)) & (u128::MAX >> (128 - bits))
@@ -742,6 +765,14 @@ pub(crate) fn select(i: &Instruction) -> Option<Handler> {
         M::Vpsubd => Some(int_op::<SUBD>),
         M::Vpsubq => Some(int_op::<SUBQ>),
         M::Vpmovmskb => Some(pmovmskb),
+        M::Vaddsd => Some(scalar::<{ sse::fast::FADD }, true>),
+        M::Vsubsd => Some(scalar::<{ sse::fast::FSUB }, true>),
+        M::Vmulsd => Some(scalar::<{ sse::fast::FMUL }, true>),
+        M::Vdivsd => Some(scalar::<{ sse::fast::FDIV }, true>),
+        M::Vaddss => Some(scalar::<{ sse::fast::FADD }, false>),
+        M::Vsubss => Some(scalar::<{ sse::fast::FSUB }, false>),
+        M::Vmulss => Some(scalar::<{ sse::fast::FMUL }, false>),
+        M::Vdivss => Some(scalar::<{ sse::fast::FDIV }, false>),
         M::Vptest => Some(ptest),
         _ => None,
     };
@@ -794,8 +825,7 @@ mod tests {
     use iced_x86::Code;
 
     #[test]
-    fn every_table_form_is_vex() {
-        // A table line naming a legacy form would run a VEX template for it.
+    fn table_forms_have_handlers() {
         for c in [Code::VEX_Vaddps_ymm_ymm_ymmm256, Code::VEX_Vfmadd231ps_ymm_ymm_ymmm256] {
             let mut i = Instruction::default();
             i.set_code(c);

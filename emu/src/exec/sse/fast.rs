@@ -190,10 +190,10 @@ fn shift_imm<const K: u8>(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
 const PE: u32 = 1 << 5;
 const DEFAULT_CONTROL: u32 = 0x1f80;
 
-const FADD: u8 = 0;
-const FSUB: u8 = 1;
-const FMUL: u8 = 2;
-const FDIV: u8 = 3;
+pub(crate) const FADD: u8 = 0;
+pub(crate) const FSUB: u8 = 1;
+pub(crate) const FMUL: u8 = 2;
+pub(crate) const FDIV: u8 = 3;
 
 /// Rust's `f64`/`f32` arithmetic is the host's SSE arithmetic under its
 /// default MXCSR, so when the guest's MXCSR has the same control bits, the
@@ -206,7 +206,7 @@ const FDIV: u8 = 3;
 macro_rules! scalar_fn {
     ($name:ident, $t:ty) => {
         #[inline(always)]
-        fn $name<const K: u8>(mxcsr: u32, a: $t, b: $t) -> Option<$t> {
+        pub(crate) fn $name<const K: u8>(mxcsr: u32, a: $t, b: $t) -> Option<$t> {
             if mxcsr & !0x3f != DEFAULT_CONTROL || mxcsr & PE == 0 {
                 return None;
             }
