@@ -13,6 +13,7 @@
 //! first ops, so instruction counts (and so `rdtsc` and record/replay) do not
 //! depend on how code happened to be split into blocks.
 
+pub(crate) mod avx;
 pub(crate) mod fast;
 pub(crate) mod int;
 pub(crate) mod operand;
@@ -358,5 +359,9 @@ pub(crate) fn run_generic(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> Result<()
 
 /// Picks the handler for a decoded instruction; `None` means #UD.
 pub(crate) fn select(insn: &Instruction) -> Option<Handler> {
-    int::select(insn).or_else(|| sse::select(insn)).or_else(|| x87::select(insn))
+    int::select(insn)
+        .or_else(|| sse::select(insn))
+        .or_else(|| avx::select(insn))
+        .or_else(|| avx::xsave::select(insn))
+        .or_else(|| x87::select(insn))
 }
