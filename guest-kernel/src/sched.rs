@@ -563,6 +563,17 @@ impl Kernel {
         if p.state != ProcState::Alive {
             return;
         }
+        // A Linux process's shared file maps reach their files before its memory goes.
+        // (A vfork child shares its parent's memory: then only written back.)
+        let (mm, shared) = (p.mm.borrow().id, Rc::strong_count(&p.mm) > 1);
+        if shared {
+            self.lx_flush_shared(mm, 0, u64::MAX);
+        } else {
+            self.lx_drop_shared(mm, 0, u64::MAX);
+        }
+        let Some(p) = self.procs.get_mut(&pid) else {
+            return;
+        };
         p.state = ProcState::Zombie(status);
         if self.fatal_report.is_some() && !wifexited(status) {
             self.report_fatal(pid, wtermsig(status));
