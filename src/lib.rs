@@ -61,6 +61,8 @@ pub struct RunOptions {
     pub personality: Option<guest_kernel::linux::Personality>,
     /// The CPU the guest sees (`--cpu`).
     pub cpu: emu::CpuModel,
+    /// Which tier runs hot guest code (`--tier`).
+    pub tier: emu::Tier,
     /// `--policy FILE`: a mask and jail for the whole guest ([`policy`]).
     pub policy: Option<PathBuf>,
     /// Keep the guest's writable layer in this host directory (`--overlay DIR`): what the
@@ -92,6 +94,7 @@ impl Default for RunOptions {
             limits: Limits::default(),
             personality: None,
             cpu: emu::CpuModel::default(),
+            tier: emu::Tier::default(),
             policy: None,
             overlay: None,
             trace: None,
@@ -329,6 +332,7 @@ pub fn boot_root(
     }
     let mut config = KernelConfig {
         cpu: opts.cpu,
+        tier: opts.tier,
         seed: opts.seed,
         quantum: opts.quantum.max(1),
         instruction_budget: opts.budget,

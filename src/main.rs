@@ -118,6 +118,13 @@ struct RunArgs {
     /// as on it.
     #[arg(long, value_name = "MODEL", default_value_t = emu::CpuModel::default())]
     cpu: emu::CpuModel,
+
+    /// What runs hot guest code: `jit` (translated to host code) or `interp` (the
+    /// interpreter alone). The guest cannot tell them apart: counts, faults, `--budget`,
+    /// `--seed` schedules and recordings are the same.
+    #[arg(long, value_name = "TIER", default_value_t = emu::Tier::default())]
+    tier: emu::Tier,
+
     /// Run the guest under a system-call mask and/or in a jail described by a TOML
     /// file (see examples/policy.toml): `allow`/`deny` lists of call names, classes
     /// (P, F, C, J) or groups, `jail = "/dir"`, `mode = "errno" | "kill"`.
@@ -177,6 +184,7 @@ impl RunArgs {
             overlay: self.overlay,
             personality: self.personality,
             cpu: self.cpu,
+            tier: self.tier,
             limits: Limits {
                 max_processes: self.max_procs,
                 max_memory_per_process: self.max_mem.saturating_mul(1 << 20),

@@ -41,6 +41,8 @@ pub(crate) struct Block {
     pub start: u64,
     /// Address after the last instruction (the fall-through successor).
     pub end: u64,
+    /// Its translation to host code, if hot (see `jit`).
+    pub jit: crate::jit::BlockJit,
 }
 
 pub(crate) struct CodeCache {
@@ -226,7 +228,7 @@ impl CodeCache {
         let last = ops.last().expect("at least one op");
         let end = last.insn.next_ip();
         let end_page = (end - 1) / PAGE_SIZE;
-        let block = Box::new(Block { ops: ops.into_boxed_slice(), fused, start: rip, end });
+        let block = Box::new(Block { ops: ops.into_boxed_slice(), fused, start: rip, end, jit: Default::default() });
         let id = match self.free.pop() {
             Some(id) => id,
             None => {

@@ -81,6 +81,8 @@ pub struct Cpu {
     /// The state of the generator `rdrand` and `rdseed` draw from: seeded by the caller
     /// (the kernel, from the run's seed), so runs stay deterministic and replayable.
     pub rand_state: u64,
+    /// Which tier runs hot code (not architectural: both give the same results).
+    pub tier: crate::jit::Tier,
 }
 
 impl Default for Cpu {
@@ -106,6 +108,7 @@ impl Cpu {
             icount: 0,
             model: CpuModel::default(),
             rand_state: 0,
+            tier: crate::jit::Tier::Jit,
         }
     }
 

@@ -8,6 +8,8 @@
 //!   pre-selected handlers, kept coherent with self-modifying code.
 //! - [`cpuid`]: the CPU a guest sees ([`CpuModel`]): `cpuid` leaves and which
 //!   instructions decode.
+//! - `jit`: hot blocks translated to host code ([`Tier::Jit`]), observably
+//!   identical to the interpreter.
 //! - `exec`: the one hot loop, [`Cpu::run`], with an exact instruction budget;
 //!   traps leave it on a cold path as a typed [`Exit`].
 //!
@@ -35,11 +37,13 @@ mod block;
 pub mod cpu;
 pub mod cpuid;
 mod exec;
+mod jit;
 pub mod memory;
 pub mod x87;
 
 pub use cpu::{flags, reg, Cpu, MXCSR_DEFAULT};
 pub use cpuid::CpuModel;
 pub use exec::{AddressSpace, Exit, Gate};
+pub use jit::{JitStats, Tier};
 pub use memory::{Access, GuestAddress, MemError, Memory, Perm, PAGE_SIZE};
 pub use x87::X87State;

@@ -394,6 +394,13 @@ impl Memory {
         self.limit
     }
 
+    /// What translated code needs to check and make guest accesses itself (see
+    /// `jit`): the data base, the permission table and the limit. The code applies the
+    /// same tests as `try_read`/`try_write` and leaves every other case to them.
+    pub(crate) fn jit_view(&self) -> (*mut u8, *const u8, u64) {
+        (self.base, self.perm_base, self.limit)
+    }
+
     fn check_range(&self, addr: GuestAddress, len: u64) -> Result<(u64, u64), MemError> {
         let (a, l) = (addr.0, len);
         if a % PAGE_SIZE != 0 || l % PAGE_SIZE != 0 {

@@ -113,6 +113,8 @@ pub struct KernelConfig {
     pub gid: u32,
     /// The CPU every guest thread sees (`cpuid`, and which instructions exist).
     pub cpu: emu::CpuModel,
+    /// Which tier runs hot guest code (the guest cannot tell).
+    pub tier: emu::Tier,
 }
 
 impl Default for KernelConfig {
@@ -130,6 +132,7 @@ impl Default for KernelConfig {
             uid: 0,
             gid: 0,
             cpu: emu::CpuModel::default(),
+            tier: emu::Tier::default(),
         }
     }
 }

@@ -182,6 +182,7 @@ impl Kernel {
         self.procs.insert(pid, process);
         let mut cpu = Cpu::new();
         cpu.model = self.config.cpu;
+        cpu.tier = self.config.tier;
         cpu.rand_state = self.config.seed;
         self.threads.insert(pid, Thread::new(pid, pid, cpu));
         let result = self.spawn_exec(pid, path, argv, envp);

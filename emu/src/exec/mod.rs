@@ -25,6 +25,7 @@ use iced_x86::Instruction;
 use crate::block::CodeCache;
 use crate::cpu::Cpu;
 use crate::cpuid::CpuModel;
+use crate::jit::{Jit, JitStats, Tier};
 use crate::memory::{Access, Memory};
 
 /// Why a handler stopped: the cold path out of the hot loop.
@@ -174,6 +175,8 @@ impl Op {
 pub struct AddressSpace {
     pub mem: Memory,
     pub(crate) code: CodeCache,
+    /// Translations of hot blocks (used by threads whose `tier` is `Jit`).
+    jit: Jit,
     /// The CPU model `code` was decoded for (what decodes depends on it).
     code_model: CpuModel,
 }
@@ -181,12 +184,17 @@ pub struct AddressSpace {
 impl AddressSpace {
     /// Reserves an address space of `limit` bytes.
     pub fn new(limit: u64) -> Result<AddressSpace, crate::MemError> {
-        Ok(AddressSpace { mem: Memory::new(limit)?, code: CodeCache::new(), code_model: CpuModel::default() })
+        Ok(AddressSpace {
+            mem: Memory::new(limit)?,
+            code: CodeCache::new(),
+            jit: Jit::new(),
+            code_model: CpuModel::default(),
+        })
     }
 
     /// A copy of this address space (fork); code is re-decoded on demand.
     pub fn fork(&self) -> Result<AddressSpace, crate::MemError> {
-        Ok(AddressSpace { mem: self.mem.fork()?, code: CodeCache::new(), code_model: self.code_model })
+        Ok(AddressSpace { mem: self.mem.fork()?, code: CodeCache::new(), jit: Jit::new(), code_model: self.code_model })
     }
 
     /// Drops all decoded code (e.g. after exec replaced the image).
@@ -196,6 +204,7 @@ impl AddressSpace {
         self.code = CodeCache::new();
         self.code.breakpoints = breakpoints;
         self.code.debugged = debugged;
+        self.jit.forget();
         self.mem.clear_code_marks();
     }
 
@@ -236,6 +245,11 @@ impl AddressSpace {
     pub fn cached_blocks(&self) -> usize {
         self.code.len()
     }
+
+    /// What the translation tier did in this space so far.
+    pub fn jit_stats(&self) -> JitStats {
+        self.jit.stats
+    }
 }
 
 impl Cpu {
@@ -245,8 +259,13 @@ impl Cpu {
             space.flush_code();
             space.code_model = self.model;
         }
-        let AddressSpace { mem, code, .. } = space;
+        let AddressSpace { mem, code, jit, .. } = space;
         let mut remaining = budget;
+        // Under a debugger the interpreter runs everything (breakpoints, exact stops).
+        let jit_on = self.tier == Tier::Jit && !code.debugged && code.breakpoints.is_empty();
+        // The interpreter runs the next block: translated code left before an
+        // instruction it does not cover or whose access it could not make.
+        let mut interpret = !jit_on;
         while remaining != 0 {
             if !mem.dirty_code.is_empty() {
                 code.invalidate(&mut mem.dirty_code);
@@ -264,6 +283,19 @@ impl Cpu {
                 return self.run_prefix(ops, remaining as usize, block.fused, mem);
             }
             self.rip = block.end;
+            if !interpret {
+                if let Some(done) = jit.run(block, self, mem) {
+                    self.icount += done;
+                    remaining -= done;
+                    if done < n as u64 {
+                        self.rip = ops[done as usize].insn.ip();
+                        interpret = true;
+                    }
+                    continue;
+                }
+            } else {
+                interpret = !jit_on;
+            }
             for op in &ops[..n - block.fused as usize] {
                 if let Err(trap) = (op.exec)(self, mem, op) {
                     return self.trap_exit(trap, op, mem);

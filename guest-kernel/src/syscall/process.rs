@@ -245,6 +245,7 @@ impl Kernel {
         if let Some(t) = self.threads.get_mut(&tid) {
             cpu.icount = t.cpu.icount;
             cpu.model = t.cpu.model;
+            cpu.tier = t.cpu.tier;
             cpu.rand_state = t.cpu.rand_state;
             t.cpu = cpu;
         }

@@ -1,0 +1,694 @@
+//! Host code for one block: each covered guest instruction is re-encoded with host
+//! registers standing in for the guest's (see the `jit` note for the design).
+
+use iced_x86::code_asm::{byte_ptr, ebp, qword_ptr, r12, r13, r14, r15, rbp, rbx, rdi, rsi, CodeAssembler, CodeLabel};
+use iced_x86::{
+    Code, ConditionCode, FlowControl, Instruction, InstructionInfoFactory, MemoryOperand, Mnemonic, OpAccess, OpKind,
+    Register,
+};
+
+use crate::block::Block;
+use crate::cpu::Cpu;
+use crate::cpuid::CpuModel;
+use crate::memory::{PAGE_SIZE, P_CODE, P_READ, P_WRITE};
+
+/// Host registers with a fixed role while translated code runs.
+const CPU: Register = Register::RBX;
+const BASE: Register = Register::R12;
+const ADDR: Register = Register::R15;
+const TMP: Register = Register::RBP;
+
+/// Host registers that hold guest registers for the length of one instruction. A guest
+/// register from this list uses the same host register (so implicit operands such as
+/// `cl` in shifts or `rdx:rax` in `mul` need no rewriting); the others borrow a free one.
+const POOL: [Register; 9] = [
+    Register::RAX,
+    Register::RCX,
+    Register::RDX,
+    Register::RSI,
+    Register::RDI,
+    Register::R8,
+    Register::R9,
+    Register::R10,
+    Register::R11,
+];
+
+/// iced's `RflagsBits` for the six status flags.
+const STATUS_BITS: u32 = 0x3f;
+/// The status flags in RFLAGS.
+const STATUS: u64 = crate::cpu::flags::STATUS;
+const RSP: usize = crate::cpu::reg::RSP;
+
+fn gpr_off(n: usize) -> i64 {
+    (std::mem::offset_of!(Cpu, gpr) + 8 * n) as i64
+}
+
+fn gpr_slot(n: usize) -> MemoryOperand {
+    MemoryOperand::with_base_displ(CPU, gpr_off(n))
+}
+
+/// How a guest access must be allowed by the page's permission byte.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Need {
+    Read,
+    Write,
+    ReadWrite,
+}
+
+/// Why translation stopped before an instruction.
+struct Unsupported;
+
+type Emit<T = ()> = Result<T, Unsupported>;
+
+impl From<iced_x86::IcedError> for Unsupported {
+    fn from(_: iced_x86::IcedError) -> Unsupported {
+        Unsupported
+    }
+}
+
+/// A translated block: host code (assembled for address `ip`) and how many of the
+/// block's instructions it covers.
+pub(super) struct Translation {
+    pub code: Vec<u8>,
+    pub covers: u32,
+}
+
+/// Translates the longest prefix of `block` the emitter covers, for host address `ip`;
+/// `None` when it covers not even the first instruction.
+pub(super) fn translate(block: &Block, model: CpuModel, ip: u64) -> Option<Translation> {
+    let mut e = Emitter::new().ok()?;
+    let n = block.ops.len();
+    let undefined_read = undefined_flags_read(block);
+    let mut covers = 0;
+    for (k, op) in block.ops.iter().enumerate() {
+        let last = k + 1 == n;
+        if undefined_read[k] || e.insn(k as u32, &op.insn, last, model).is_err() {
+            break;
+        }
+        covers = k + 1;
+    }
+    if covers == 0 {
+        return None;
+    }
+    e.finish(covers as u32).ok()?;
+    let code = e.a.assemble(ip).ok()?;
+    Some(Translation { code, covers: covers as u32 })
+}
+
+struct Emitter {
+    a: CodeAssembler,
+    info: InstructionInfoFactory,
+    /// The host's status flags hold the guest's.
+    host_flags: bool,
+    /// `Cpu::rflags` holds the guest's status flags. At least one of the two holds.
+    ctx_flags: bool,
+    epilogue: CodeLabel,
+    /// Where a failed access check goes: (label, instructions completed).
+    fallbacks: Vec<(CodeLabel, u32)>,
+}
+
+/// The guest-to-host register assignment of one instruction.
+struct Map {
+    host: [Register; 16],
+    used: Vec<usize>,
+    written: Vec<usize>,
+}
+
+impl Map {
+    fn reg(&self, guest: Register) -> Emit<Register> {
+        let full = guest.full_register();
+        let n = full.number();
+        let h = self.host[n];
+        if h == Register::None {
+            return Err(Unsupported);
+        }
+        // The same width of the host register.
+        let sized = match guest.size() {
+            8 => h,
+            4 => Register::EAX + (h.number() as u32),
+            2 => Register::AX + (h.number() as u32),
+            1 if guest.is_gpr8() && !matches!(guest, Register::AH | Register::CH | Register::DH | Register::BH) => {
+                // iced orders AL..BL, AH..BH, SPL..DIL, R8L..R15L.
+                match h.number() as u32 {
+                    n @ 0..=3 => Register::AL + n,
+                    n @ 4..=7 => Register::SPL + (n - 4),
+                    n => Register::R8L + (n - 8),
+                }
+            }
+            _ => return Err(Unsupported),
+        };
+        Ok(sized)
+    }
+}
+
+/// Whether the emitter covers `i` as a plain re-encoding (no control transfer).
+fn plain(i: &Instruction) -> bool {
+    use Mnemonic as M;
+    let m = i.mnemonic();
+    if i.condition_code() != ConditionCode::None {
+        // setcc and cmovcc; jcc, loop and the like are control transfers.
+        return i.flow_control() == FlowControl::Next
+            && !matches!(
+                m,
+                M::Fcmovb | M::Fcmove | M::Fcmovbe | M::Fcmovu | M::Fcmovnb | M::Fcmovne | M::Fcmovnbe | M::Fcmovnu
+            );
+    }
+    matches!(
+        m,
+        M::Mov
+            | M::Movzx
+            | M::Movsx
+            | M::Movsxd
+            | M::Lea
+            | M::Add
+            | M::Or
+            | M::Adc
+            | M::Sbb
+            | M::And
+            | M::Sub
+            | M::Xor
+            | M::Cmp
+            | M::Test
+            | M::Inc
+            | M::Dec
+            | M::Neg
+            | M::Not
+            | M::Shl
+            | M::Shr
+            | M::Sar
+            | M::Rol
+            | M::Ror
+            | M::Imul
+            | M::Mul
+            | M::Xchg
+            | M::Bswap
+            | M::Cbw
+            | M::Cwde
+            | M::Cdqe
+            | M::Cwd
+            | M::Cdq
+            | M::Cqo
+            | M::Andn
+            | M::Shlx
+            | M::Shrx
+            | M::Sarx
+            | M::Rorx
+            | M::Popcnt
+    )
+}
+
+/// The status flags `i` writes whatever its operands (a shift or rotate by a count that
+/// turns out zero writes none), in iced's encoding.
+fn flags_always_written(i: &Instruction) -> u32 {
+    use Mnemonic as M;
+    match i.mnemonic() {
+        M::Shl | M::Sal | M::Shr | M::Sar | M::Rol | M::Ror | M::Rcl | M::Rcr | M::Shld | M::Shrd => 0,
+        _ => i.rflags_modified() & STATUS_BITS,
+    }
+}
+
+/// The status flags the manuals leave undefined after `i` (iced's encoding), for the
+/// instructions `plain` covers; a shift or rotate by `cl` counts as by any count.
+fn flags_undefined(i: &Instruction) -> u32 {
+    use iced_x86::RflagsBits as F;
+    use Mnemonic as M;
+    let bits = i.op0_register().size().max(i.memory_size().size()) as u32 * 8;
+    let count = match i.op1_kind() {
+        OpKind::Immediate8 => Some(i.immediate8() as u32 & if bits == 64 { 63 } else { 31 }),
+        _ if i.op_count() == 1 => Some(1),
+        _ => None,
+    };
+    match i.mnemonic() {
+        M::And | M::Or | M::Xor | M::Test => F::AF,
+        M::Mul | M::Imul => F::SF | F::ZF | F::AF | F::PF,
+        M::Shl | M::Sal | M::Shr | M::Sar => match count {
+            Some(0) => 0,
+            Some(1) => F::AF,
+            Some(c) if c < bits => F::AF | F::OF,
+            _ => F::AF | F::OF | F::CF,
+        },
+        M::Rol | M::Ror => match count {
+            Some(0 | 1) => 0,
+            _ => F::OF,
+        },
+        M::Andn => F::AF | F::PF,
+        _ => 0,
+    }
+}
+
+/// For each instruction of `block`, whether a flag it leaves undefined may be read
+/// (later in the block, or after it: every flag counts as read there). The interpreter
+/// picks its own values for undefined flags (see `exec::int`), the host CPU others, so
+/// such an instruction is left to the interpreter.
+fn undefined_flags_read(block: &Block) -> Vec<bool> {
+    let mut live = STATUS_BITS;
+    let mut out = vec![false; block.ops.len()];
+    for (k, op) in block.ops.iter().enumerate().rev() {
+        let i = &op.insn;
+        out[k] = flags_undefined(i) & live != 0;
+        live &= !flags_always_written(i);
+        live |= i.rflags_read() & STATUS_BITS;
+    }
+    out
+}
+
+fn cmov_code(cc: ConditionCode) -> Option<Code> {
+    use ConditionCode as C;
+    Some(match cc {
+        C::o => Code::Cmovo_r64_rm64,
+        C::no => Code::Cmovno_r64_rm64,
+        C::b => Code::Cmovb_r64_rm64,
+        C::ae => Code::Cmovae_r64_rm64,
+        C::e => Code::Cmove_r64_rm64,
+        C::ne => Code::Cmovne_r64_rm64,
+        C::be => Code::Cmovbe_r64_rm64,
+        C::a => Code::Cmova_r64_rm64,
+        C::s => Code::Cmovs_r64_rm64,
+        C::ns => Code::Cmovns_r64_rm64,
+        C::p => Code::Cmovp_r64_rm64,
+        C::np => Code::Cmovnp_r64_rm64,
+        C::l => Code::Cmovl_r64_rm64,
+        C::ge => Code::Cmovge_r64_rm64,
+        C::le => Code::Cmovle_r64_rm64,
+        C::g => Code::Cmovg_r64_rm64,
+        C::None => return None,
+    })
+}
+
+impl Emitter {
+    fn new() -> Emit<Emitter> {
+        let mut a = CodeAssembler::new(64)?;
+        let epilogue = a.create_label();
+        // extern "sysv64" fn(cpu: *mut Cpu, env: *const Env) -> u64
+        a.push(rbx)?;
+        a.push(rbp)?;
+        a.push(r12)?;
+        a.push(r13)?;
+        a.push(r14)?;
+        a.push(r15)?;
+        a.mov(rbx, rdi)?;
+        a.mov(r12, qword_ptr(rsi))?;
+        a.mov(r13, qword_ptr(rsi + 8))?;
+        a.mov(r14, qword_ptr(rsi + 16))?;
+        Ok(Emitter {
+            a,
+            info: InstructionInfoFactory::new(),
+            host_flags: false,
+            ctx_flags: true,
+            epilogue,
+            fallbacks: Vec::new(),
+        })
+    }
+
+    fn add(&mut self, i: Emit<Instruction>) -> Emit {
+        self.a.add_instruction(i?)?;
+        Ok(())
+    }
+
+    fn load_gpr(&mut self, host: Register, guest: usize) -> Emit {
+        self.add(Instruction::with2(Code::Mov_r64_rm64, host, gpr_slot(guest)).map_err(Into::into))
+    }
+
+    fn store_gpr(&mut self, guest: usize, host: Register) -> Emit {
+        self.add(Instruction::with2(Code::Mov_rm64_r64, gpr_slot(guest), host).map_err(Into::into))
+    }
+
+    fn mov_imm(&mut self, host: Register, v: u64) -> Emit {
+        self.add(Instruction::with2(Code::Mov_r64_imm64, host, v).map_err(Into::into))
+    }
+
+    /// Copies the host's status flags into `Cpu::rflags` (clobbers them).
+    fn store_flags(&mut self) -> Emit {
+        let off = std::mem::offset_of!(Cpu, rflags);
+        self.a.pushfq()?;
+        self.a.pop(rbp)?;
+        self.a.and(rbp, STATUS as i32)?;
+        self.a.mov(r15, qword_ptr(rbx + off))?;
+        self.a.and(r15, !STATUS as i32)?;
+        self.a.or(r15, rbp)?;
+        self.a.mov(qword_ptr(rbx + off), r15)?;
+        self.ctx_flags = true;
+        self.host_flags = false;
+        Ok(())
+    }
+
+    /// Loads the guest's status flags into the host's (only those: the guest's TF, DF
+    /// or AC must not reach the host).
+    fn load_flags(&mut self) -> Emit {
+        let off = std::mem::offset_of!(Cpu, rflags);
+        self.a.mov(rbp, qword_ptr(rbx + off))?;
+        self.a.and(rbp, STATUS as i32)?;
+        self.a.or(rbp, 2)?;
+        self.a.push(rbp)?;
+        self.a.popfq()?;
+        self.host_flags = true;
+        Ok(())
+    }
+
+    /// Makes sure `Cpu::rflags` is exact before something that clobbers the host flags or
+    /// may leave.
+    fn sync_flags(&mut self) -> Emit {
+        if !self.ctx_flags {
+            self.store_flags()?;
+        }
+        Ok(())
+    }
+
+    /// Checks a `size`-byte access at guest address `ADDR`, as `Memory::try_read` /
+    /// `try_write` do; on failure leaves with `done` instructions completed, so the
+    /// interpreter runs the instruction (and faults, or takes its slow path).
+    fn check(&mut self, size: u64, need: Need, done: u32) -> Emit {
+        let fail = self.a.create_label();
+        self.fallbacks.push((fail, done));
+        self.a.cmp(r15, r14)?;
+        self.a.jae(fail)?;
+        self.a.mov(ebp, iced_x86::code_asm::r15d)?;
+        self.a.and(ebp, (PAGE_SIZE - 1) as i32)?;
+        self.a.cmp(ebp, (PAGE_SIZE - size) as i32)?;
+        self.a.ja(fail)?;
+        self.a.mov(rbp, r15)?;
+        self.a.shr(rbp, 12)?;
+        self.a.movzx(ebp, byte_ptr(r13 + rbp))?;
+        let (mask, want) = match need {
+            Need::Read => (P_READ, P_READ),
+            Need::Write => (P_WRITE | P_CODE, P_WRITE),
+            Need::ReadWrite => (P_READ | P_WRITE | P_CODE, P_READ | P_WRITE),
+        };
+        self.a.and(ebp, mask as i32)?;
+        self.a.cmp(ebp, want as i32)?;
+        self.a.jne(fail)?;
+        self.host_flags = false;
+        Ok(())
+    }
+
+    /// Computes the guest offset of `i`'s memory operand (as `operand::ea_offset`) into
+    /// `ADDR`, with guest base and index already in their host registers.
+    fn address(&mut self, i: &Instruction, map: &Map, segment: bool) -> Emit {
+        let (base, index) = (i.memory_base(), i.memory_index());
+        let disp = i.memory_displacement64();
+        match base {
+            Register::RIP if index == Register::None => self.mov_imm(ADDR, disp)?,
+            Register::RIP | Register::EIP => return Err(Unsupported),
+            _ if base == Register::None && index == Register::None => self.mov_imm(ADDR, disp)?,
+            _ => {
+                let addr32 = base.is_gpr32() || index.is_gpr32();
+                let hb = if base == Register::None { Register::None } else { map.reg(base)? };
+                let hi = if index == Register::None { Register::None } else { map.reg(index)? };
+                let scale = i.memory_index_scale();
+                let (code, dst, d) = if addr32 {
+                    (Code::Lea_r32_m, Register::R15D, disp as u32 as i32 as i64)
+                } else {
+                    (Code::Lea_r64_m, ADDR, disp as i64)
+                };
+                if i32::try_from(d).is_err() {
+                    return Err(Unsupported);
+                }
+                let size = if i8::try_from(d).is_ok() {
+                    1
+                } else if addr32 {
+                    4
+                } else {
+                    8
+                };
+                let m = MemoryOperand::new(hb, hi, scale, d, size, false, Register::None);
+                self.add(Instruction::with2(code, dst, m).map_err(Into::into))?;
+            }
+        }
+        if segment {
+            let off = match i.memory_segment() {
+                Register::FS => Some(std::mem::offset_of!(Cpu, fs_base)),
+                Register::GS => Some(std::mem::offset_of!(Cpu, gs_base)),
+                _ => None,
+            };
+            if let Some(off) = off {
+                self.a.mov(rbp, qword_ptr(rbx + off))?;
+                self.a.lea(r15, qword_ptr(r15 + rbp))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Emits guest instruction `k`. Nothing is emitted (and nothing of the guest state
+    /// changes) when it returns `Unsupported`.
+    fn insn(&mut self, k: u32, i: &Instruction, last: bool, model: CpuModel) -> Emit {
+        if !model.executes(i.cpuid_features()) {
+            return Err(Unsupported);
+        }
+        match i.flow_control() {
+            FlowControl::Next if plain(i) => self.plain(k, i),
+            FlowControl::Next if i.mnemonic() == Mnemonic::Nop || i.mnemonic() == Mnemonic::Endbr64 => Ok(()),
+            FlowControl::Next if matches!(i.code(), Code::Push_r64 | Code::Pop_r64) => self.push_pop(k, i),
+            FlowControl::ConditionalBranch
+            | FlowControl::UnconditionalBranch
+            | FlowControl::Call
+            | FlowControl::Return
+                if last =>
+            {
+                self.branch(k, i)
+            }
+            _ => Err(Unsupported),
+        }
+    }
+
+    fn plain(&mut self, k: u32, i: &Instruction) -> Emit {
+        let mut mem: Option<(u64, Need)> = None;
+        let mut explicit: Vec<usize> = Vec::new();
+        for n in 0..i.op_count() {
+            match i.op_kind(n) {
+                OpKind::Register => {
+                    let r = i.op_register(n);
+                    if !r.is_gpr() {
+                        return Err(Unsupported);
+                    }
+                    explicit.push(r.full_register().number());
+                }
+                OpKind::Memory => {
+                    for r in [i.memory_base(), i.memory_index()] {
+                        if r.is_gpr() {
+                            explicit.push(r.full_register().number());
+                        }
+                    }
+                }
+                OpKind::Immediate8
+                | OpKind::Immediate16
+                | OpKind::Immediate32
+                | OpKind::Immediate64
+                | OpKind::Immediate8to16
+                | OpKind::Immediate8to32
+                | OpKind::Immediate8to64
+                | OpKind::Immediate32to64 => {}
+                _ => return Err(Unsupported),
+            }
+        }
+        let info = self.info.info(i);
+        let mut used = Vec::new();
+        let mut written = Vec::new();
+        for u in info.used_registers() {
+            let r = u.register();
+            if !r.is_gpr() {
+                return Err(Unsupported);
+            }
+            let g = r.full_register().number();
+            if !used.contains(&g) {
+                used.push(g);
+            }
+            if matches!(
+                u.access(),
+                OpAccess::Write | OpAccess::CondWrite | OpAccess::ReadWrite | OpAccess::ReadCondWrite
+            ) && !written.contains(&g)
+            {
+                written.push(g);
+            }
+        }
+        match info.used_memory() {
+            [] => {}
+            [m] => {
+                let need = match m.access() {
+                    OpAccess::Read | OpAccess::CondRead => Need::Read,
+                    OpAccess::Write | OpAccess::CondWrite => Need::Write,
+                    OpAccess::ReadWrite | OpAccess::ReadCondWrite => Need::ReadWrite,
+                    OpAccess::NoMemAccess => {
+                        if i.mnemonic() != Mnemonic::Lea {
+                            return Err(Unsupported);
+                        }
+                        Need::Read
+                    }
+                    _ => return Err(Unsupported),
+                };
+                if i.mnemonic() != Mnemonic::Lea {
+                    let size = i.memory_size().size() as u64;
+                    if !matches!(size, 1 | 2 | 4 | 8) {
+                        return Err(Unsupported);
+                    }
+                    mem = Some((size, need));
+                }
+            }
+            _ => return Err(Unsupported),
+        }
+        let map = assign(&used, &written, &explicit)?;
+        // Rewrite before emitting anything, so an unsupported form emits nothing.
+        let mut host = *i;
+        for n in 0..i.op_count() {
+            if i.op_kind(n) == OpKind::Register {
+                host.set_op_register(n, map.reg(i.op_register(n))?);
+            }
+        }
+        let lea = i.mnemonic() == Mnemonic::Lea;
+        if i.op_count() > 0 && (mem.is_some() || lea) {
+            if lea {
+                host.set_memory_base(ADDR);
+                host.set_memory_index(Register::None);
+            } else {
+                host.set_memory_base(BASE);
+                host.set_memory_index(ADDR);
+            }
+            host.set_memory_index_scale(1);
+            host.set_memory_displacement64(0);
+            host.set_memory_displ_size(0);
+            host.set_segment_prefix(Register::None);
+        }
+        let read = i.rflags_read() & STATUS_BITS;
+        let modified = i.rflags_modified() & STATUS_BITS;
+        let needs_host = read != 0 || (modified != 0 && flags_always_written(i) != STATUS_BITS);
+        // Check the rewritten form encodes before changing anything.
+        iced_x86::Encoder::new(64).encode(&host, 0).map_err(|_| Unsupported)?;
+
+        if mem.is_some() {
+            self.sync_flags()?;
+        }
+        for &g in &map.used {
+            self.load_gpr(map.host[g], g)?;
+        }
+        if let Some((size, need)) = mem {
+            self.address(i, &map, true)?;
+            self.check(size, need, k)?;
+        } else if lea {
+            self.address(i, &map, false)?;
+        }
+        if needs_host && !self.host_flags {
+            self.load_flags()?;
+        }
+        self.a.add_instruction(host)?;
+        for &g in &map.written {
+            self.store_gpr(g, map.host[g])?;
+        }
+        if modified != 0 {
+            self.host_flags = true;
+            self.ctx_flags = false;
+        }
+        Ok(())
+    }
+
+    /// `push r64` / `pop r64`.
+    fn push_pop(&mut self, k: u32, i: &Instruction) -> Emit {
+        let g = i.op0_register().number();
+        self.sync_flags()?;
+        self.load_gpr(ADDR, RSP)?;
+        if i.code() == Code::Push_r64 {
+            self.a.lea(r15, qword_ptr(r15 - 8))?;
+            self.check(8, Need::Write, k)?;
+            self.load_gpr(TMP, g)?;
+            self.a.mov(qword_ptr(r12 + r15), rbp)?;
+            self.store_gpr(RSP, ADDR)?;
+        } else {
+            self.check(8, Need::Read, k)?;
+            self.a.mov(rbp, qword_ptr(r12 + r15))?;
+            self.a.lea(r15, qword_ptr(r15 + 8))?;
+            self.store_gpr(RSP, ADDR)?;
+            self.store_gpr(g, TMP)?;
+        }
+        Ok(())
+    }
+
+    /// The block's last instruction: direct `jcc`, `jmp`, `call`, and `ret`. Sets
+    /// `Cpu::rip`.
+    fn branch(&mut self, k: u32, i: &Instruction) -> Emit {
+        let rip = std::mem::offset_of!(Cpu, rip);
+        let direct = i.op_count() == 1 && i.op0_kind() == OpKind::NearBranch64;
+        match i.mnemonic() {
+            Mnemonic::Jmp if direct => {
+                self.sync_flags()?;
+                self.mov_imm(TMP, i.near_branch_target())?;
+            }
+            _ if direct && i.flow_control() == FlowControl::ConditionalBranch => {
+                let code = cmov_code(i.condition_code()).ok_or(Unsupported)?;
+                if matches!(i.mnemonic(), Mnemonic::Loop | Mnemonic::Loope | Mnemonic::Loopne | Mnemonic::Jrcxz) {
+                    return Err(Unsupported);
+                }
+                if !self.host_flags {
+                    self.load_flags()?;
+                }
+                self.mov_imm(TMP, i.next_ip())?;
+                self.mov_imm(ADDR, i.near_branch_target())?;
+                self.add(Instruction::with2(code, TMP, ADDR).map_err(Into::into))?;
+                self.a.push(rbp)?;
+                self.sync_flags()?;
+                self.a.pop(rbp)?;
+            }
+            Mnemonic::Call if direct => {
+                self.sync_flags()?;
+                self.load_gpr(ADDR, RSP)?;
+                self.a.lea(r15, qword_ptr(r15 - 8))?;
+                self.check(8, Need::Write, k)?;
+                self.mov_imm(TMP, i.next_ip())?;
+                self.a.mov(qword_ptr(r12 + r15), rbp)?;
+                self.store_gpr(RSP, ADDR)?;
+                self.mov_imm(TMP, i.near_branch_target())?;
+            }
+            Mnemonic::Ret if i.op_count() == 0 => {
+                self.sync_flags()?;
+                self.load_gpr(ADDR, RSP)?;
+                self.check(8, Need::Read, k)?;
+                self.a.mov(rbp, qword_ptr(r12 + r15))?;
+                self.a.lea(r15, qword_ptr(r15 + 8))?;
+                self.store_gpr(RSP, ADDR)?;
+            }
+            _ => return Err(Unsupported),
+        }
+        self.a.mov(qword_ptr(rbx + rip), rbp)?;
+        Ok(())
+    }
+
+    /// Ends the code after `covers` instructions: flags back into `Cpu::rflags`, then the
+    /// exits.
+    fn finish(&mut self, covers: u32) -> Emit {
+        self.sync_flags()?;
+        self.a.mov(iced_x86::code_asm::eax, covers)?;
+        self.a.jmp(self.epilogue)?;
+        for (mut label, done) in std::mem::take(&mut self.fallbacks) {
+            self.a.set_label(&mut label)?;
+            self.a.mov(iced_x86::code_asm::eax, done)?;
+            self.a.jmp(self.epilogue)?;
+        }
+        let mut epilogue = self.epilogue;
+        self.a.set_label(&mut epilogue)?;
+        self.a.pop(r15)?;
+        self.a.pop(r14)?;
+        self.a.pop(r13)?;
+        self.a.pop(r12)?;
+        self.a.pop(rbp)?;
+        self.a.pop(rbx)?;
+        self.a.ret()?;
+        Ok(())
+    }
+}
+
+/// Assigns host registers to the guest registers an instruction uses: the same one for
+/// those in `POOL`, a free one from `POOL` for the rest, which must then be explicit
+/// operands (an implicit one could not be renamed).
+fn assign(used: &[usize], written: &[usize], explicit: &[usize]) -> Emit<Map> {
+    let mut host = [Register::None; 16];
+    let in_pool = |g: usize| POOL.iter().any(|r| r.number() == g);
+    let mut free = POOL.iter().copied().filter(|r| !used.contains(&r.number()));
+    for &g in used {
+        host[g] = if in_pool(g) {
+            Register::RAX + g as u32
+        } else {
+            if !explicit.contains(&g) {
+                return Err(Unsupported);
+            }
+            free.next().ok_or(Unsupported)?
+        };
+    }
+    Ok(Map { host, used: used.to_vec(), written: written.to_vec() })
+}
