@@ -19,8 +19,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use guest_kernel::supervise::{
-    entry_items_of, output_items_of, Decision, ExceptionDecision, ExceptionEvent, HostSupervisor, Output, ProcessEvent,
-    SyscallEntry,
+    entry_items_of, output_items_of, ExceptionEvent, HostSupervisor, Output, ProcessEvent, Reply, SyscallEntry,
 };
 use warden_abi::trace as fmt;
 
@@ -350,9 +349,9 @@ fn json_string(s: &str) -> String {
 }
 
 impl HostSupervisor for Tracer {
-    fn syscall_entry(&mut self, ev: &SyscallEntry<'_>) -> Decision {
+    fn syscall_entry(&mut self, ev: &SyscallEntry<'_>) -> Reply {
         if !self.cfg.filter.matches(ev.call.number) {
-            return Decision::Run;
+            return Reply::Run;
         }
         let entry = Entry {
             pid: ev.pid,
@@ -367,10 +366,10 @@ impl HostSupervisor for Tracer {
         if ev.call.number == SYS_EXIT {
             self.counts.entry(SYS_EXIT).or_default().calls += 1;
             self.print_call(&entry, None, None);
-            return Decision::Run;
+            return Reply::Run;
         }
         self.entries.insert(ev.tid, entry);
-        Decision::RunReport
+        Reply::RunReport
     }
 
     fn syscall_exit(&mut self, ev: &SyscallEntry<'_>, result: &mut usize, outputs: &mut [Output]) {
@@ -383,7 +382,7 @@ impl HostSupervisor for Tracer {
         self.print_call(&e, Some(&out), Some(*result as u64));
     }
 
-    fn exception(&mut self, ev: &ExceptionEvent) -> ExceptionDecision {
+    fn exception(&mut self, ev: &ExceptionEvent) -> Reply {
         let mut text = String::new();
         let _ = fmt::write_exception(&mut text, ev.vector, ev.rip, ev.addr, ev.signal as u64);
         let json = format!(
@@ -391,7 +390,7 @@ impl HostSupervisor for Tracer {
             ev.pid, ev.vector, ev.rip, ev.signal
         );
         self.event_line(ev.pid, &text, json);
-        ExceptionDecision::Default
+        Reply::Default
     }
 
     fn event(&mut self, ev: &ProcessEvent) {

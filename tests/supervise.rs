@@ -7,9 +7,7 @@ use std::cell::RefCell;
 use std::process::Command;
 use std::rc::Rc;
 
-use guest_kernel::supervise::{
-    Decision, ExceptionDecision, ExceptionEvent, HostAttach, HostSupervisor, Output, SyscallEntry,
-};
+use guest_kernel::supervise::{ExceptionEvent, HostAttach, HostSupervisor, Output, Reply, SyscallEntry};
 use guest_kernel::{CaptureConsole, CapturedOutput, RunOutcome};
 use warden::trace::{Filter, TraceConfig, TraceOutput};
 use warden::RunOptions;
@@ -244,18 +242,18 @@ struct Policy {
 }
 
 impl HostSupervisor for Policy {
-    fn syscall_entry(&mut self, ev: &SyscallEntry<'_>) -> Decision {
+    fn syscall_entry(&mut self, ev: &SyscallEntry<'_>) -> Reply {
         if ev.call.number == SYS_OPEN {
-            let Ok(p) = ev.call.path(0) else { return Decision::Run };
+            let Ok(p) = ev.call.path(0) else { return Reply::Run };
             self.seen.borrow_mut().push(String::from_utf8_lossy(p).into_owned());
             if p == b"file:/etc/rc" {
-                return Decision::Return(Errno::mux(Err(Errno(EACCES))));
+                return Reply::Return(Errno::mux(Err(Errno(EACCES))) as u64);
             }
         }
         if ev.call.number == SYS_READ {
-            return Decision::RunReport;
+            return Reply::RunReport;
         }
-        Decision::Run
+        Reply::Run
     }
 
     fn syscall_exit(&mut self, _ev: &SyscallEntry<'_>, result: &mut usize, outputs: &mut [Output]) {
@@ -265,12 +263,12 @@ impl HostSupervisor for Policy {
         }
     }
 
-    fn exception(&mut self, ev: &ExceptionEvent) -> ExceptionDecision {
+    fn exception(&mut self, ev: &ExceptionEvent) -> Reply {
         self.seen.borrow_mut().push(format!("exception {:#x}", ev.vector));
         if ev.vector == EXC_INVALID_OPCODE {
-            ExceptionDecision::Default
+            Reply::Default
         } else {
-            ExceptionDecision::Resume
+            Reply::Run
         }
     }
 }

@@ -17,6 +17,7 @@ use std::rc::Rc;
 
 use warden_abi::*;
 
+use super::host::Reply;
 use crate::scheme::{FileOps, IoError, IoResult};
 use crate::{Pid, WaitKey, Waker};
 
@@ -30,10 +31,10 @@ pub(crate) fn hold_key(tid: Pid) -> WaitKey {
 
 /// A reply filed for a held thread.
 #[derive(Clone, Debug)]
-pub(crate) struct Reply {
+pub(crate) struct Answer {
     pub seq: u64,
-    pub action: u32,
-    pub value: u64,
+    pub reply: Reply,
+    /// With [`Reply::Return`] to a result packet: the first output's new bytes.
     pub data: Option<Vec<u8>>,
 }
 
@@ -53,7 +54,7 @@ pub(crate) struct Channel {
     /// Packets read and awaiting a reply: (seq, tid).
     inflight: VecDeque<(u64, Pid)>,
     /// Replies filed for held threads (at most one per thread).
-    replies: Vec<(Pid, Reply)>,
+    replies: Vec<(Pid, Answer)>,
     /// Threads held waiting on this channel.
     held: Vec<Pid>,
     /// Live processes this channel supervises.
@@ -120,7 +121,7 @@ impl Channel {
 
     /// The reply filed for `tid`'s packet `seq`, if any (stale replies are dropped); the
     /// thread is no longer held here once it has its reply.
-    pub fn take_reply(&mut self, tid: Pid, seq: u64) -> Option<Reply> {
+    pub fn take_reply(&mut self, tid: Pid, seq: u64) -> Option<Answer> {
         let at = self.replies.iter().position(|(t, _)| *t == tid)?;
         let (_, r) = self.replies.swap_remove(at);
         if r.seq != seq {
@@ -173,7 +174,7 @@ impl Channel {
             return Err(Errno(ESRCH));
         }
         self.replies.retain(|(t, _)| *t != tid);
-        self.replies.push((tid, Reply { seq, ..reply }));
+        self.replies.push((tid, Answer { seq, ..reply }));
         self.waker.wake(hold_key(tid));
         Ok(buf.len())
     }
@@ -189,14 +190,15 @@ impl Channel {
 }
 
 /// Parses a reply: 8 bytes (seed 000: set rax) or a `SuperviseReply` (plus data).
-fn parse_reply(buf: &[u8]) -> Result<Reply, Errno> {
+fn parse_reply(buf: &[u8]) -> Result<Answer, Errno> {
     if buf.len() == 8 {
         let mut v = [0u8; 8];
         v.copy_from_slice(buf);
-        return Ok(Reply { seq: 0, action: REPLY_RETURN, value: u64::from_le_bytes(v), data: None });
+        return Ok(Answer { seq: 0, reply: Reply::Return(u64::from_le_bytes(v)), data: None });
     }
     let head = SuperviseReply::from_bytes(buf).ok_or(Errno(EINVAL))?;
-    if head.action > REPLY_KILL || head.flags & !REPLY_FLAG_DATA != 0 {
+    let reply = Reply::try_from(&head)?;
+    if head.flags & !REPLY_FLAG_DATA != 0 {
         return Err(Errno(EINVAL));
     }
     let data = if head.flags & REPLY_FLAG_DATA != 0 {
@@ -206,7 +208,7 @@ fn parse_reply(buf: &[u8]) -> Result<Reply, Errno> {
     } else {
         None
     };
-    Ok(Reply { seq: head.seq, action: head.action, value: head.value, data })
+    Ok(Answer { seq: head.seq, reply, data })
 }
 
 /// Copies the header and the items that fit into `buf` (at least a header long); marks

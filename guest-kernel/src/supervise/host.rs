@@ -10,30 +10,44 @@
 use crate::syscall::Call;
 use crate::Pid;
 
-/// What to do with a call at entry.
+/// A supervisor's answer: the one vocabulary of the host API and of guest supervisors'
+/// packets (`warden_abi::REPLY_*`, parsed with `TryFrom<&SuperviseReply>`). What it does
+/// depends on what was asked (see `step` in the parent module): a call's entry, its result,
+/// or a CPU exception.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Decision {
-    /// Run it (on the kernel's copy).
+pub enum Reply {
+    /// Entry: run the call (on the kernel's copy). Result: deliver it. Exception: resume
+    /// where the CPU left the thread.
     Run,
-    /// Run it and call [`HostSupervisor::syscall_exit`] before the result reaches the guest.
+    /// Entry: run it and report the result ([`HostSupervisor::syscall_exit`], or a
+    /// `PACKET_RESULT`) before the guest sees it. Otherwise as [`Reply::Run`].
     RunReport,
-    /// Do not run it; `rax` gets this raw value (e.g. `Errno::mux(Err(Errno(EPERM)))`).
-    Return(usize),
+    /// Entry: do not run the call; `rax` gets this raw value (e.g.
+    /// `Errno::mux(Err(Errno(EPERM))) as u64`). Result: replace the result. Exception: set
+    /// `rax` and resume.
+    Return(u64),
+    /// As if this supervisor were not there: a call goes on, an exception goes to the next
+    /// supervisor and then raises its signal.
+    Default,
     /// Kill the process (SIGKILL).
     Kill,
 }
 
-/// What to do about a CPU exception or non-gate interrupt.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ExceptionDecision {
-    /// Whatever would happen without the host (guest supervisors, then the signal).
-    Default,
-    /// Resume where the CPU left the thread.
-    Resume,
-    /// Set `rax` and resume.
-    SetRax(u64),
-    /// Kill the process.
-    Kill,
+impl TryFrom<&warden_abi::SuperviseReply> for Reply {
+    type Error = warden_abi::Errno;
+
+    /// A guest packet's action; an unknown one is `EINVAL` (the write fails).
+    fn try_from(r: &warden_abi::SuperviseReply) -> Result<Reply, warden_abi::Errno> {
+        use warden_abi::*;
+        Ok(match r.action {
+            REPLY_RETURN => Reply::Return(r.value),
+            REPLY_RUN => Reply::Run,
+            REPLY_RUN_REPORT => Reply::RunReport,
+            REPLY_DEFAULT => Reply::Default,
+            REPLY_KILL => Reply::Kill,
+            _ => return Err(Errno(EINVAL)),
+        })
+    }
 }
 
 /// A call about to run. `call.input` holds the kernel's copies of what it reads (paths as
@@ -107,16 +121,16 @@ pub enum ProcessEvent {
 /// A supervisor living on the host. Every method has a pass-through default.
 pub trait HostSupervisor {
     /// A supervised thread entered a system call.
-    fn syscall_entry(&mut self, _ev: &SyscallEntry<'_>) -> Decision {
-        Decision::Run
+    fn syscall_entry(&mut self, _ev: &SyscallEntry<'_>) -> Reply {
+        Reply::Run
     }
-    /// A call run with [`Decision::RunReport`] finished: `result` is the raw `rax`, `outputs`
+    /// A call run with [`Reply::RunReport`] finished: `result` is the raw `rax`, `outputs`
     /// the bytes it wrote for the guest, not yet visible to any guest thread. Both may be
     /// changed.
     fn syscall_exit(&mut self, _ev: &SyscallExit<'_>, _result: &mut usize, _outputs: &mut [Output]) {}
     /// A supervised thread raised a CPU exception or a non-gate interrupt.
-    fn exception(&mut self, _ev: &ExceptionEvent) -> ExceptionDecision {
-        ExceptionDecision::Default
+    fn exception(&mut self, _ev: &ExceptionEvent) -> Reply {
+        Reply::Default
     }
     /// Clone, exec and exit of supervised processes.
     fn event(&mut self, _ev: &ProcessEvent) {}

@@ -21,6 +21,10 @@
 //!   restored right after the call, with no guest instruction in between — so no guest
 //!   thread sees them until every supervisor has let them through (seed 001's
 //!   "kernel->user direction").
+//! - Replies: one vocabulary, [`Reply`], for the host API and guest packets (which parse
+//!   into it with `TryFrom`, an unknown action failing the write with EINVAL). What a reply
+//!   means for the question asked (entry, result, exception) is decided in one pure
+//!   function, `step`, unit-tested alone; the state machine only carries its verdict out.
 //! - Order: the host first, then guest supervisors innermost first; results go back
 //!   outermost guest first, the host last.
 //! - Cost: the host decides at entry, before any [`Held`] exists; a call the host lets run
@@ -38,7 +42,7 @@ use std::rc::Rc;
 use emu::{reg, Access, Exit, Gate};
 use warden_abi::*;
 
-pub use host::{Decision, ExceptionDecision, ExceptionEvent, HostSupervisor, Output, ProcessEvent, SyscallEntry};
+pub use host::{ExceptionEvent, HostSupervisor, Output, ProcessEvent, Reply, SyscallEntry};
 
 use crate::process::{OpenFile, ProcState, WaitOn};
 use crate::syscall::{outputs, Block, Call, Input, OutRange, SysError, SysResult};
@@ -78,6 +82,48 @@ enum Stage {
     Result(usize),
     /// An exception, at guest supervisor `level`.
     Exception(usize),
+}
+
+/// What a supervisor was asked about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Asked {
+    /// A call's entry.
+    Entry,
+    /// A call's result (after `Reply::RunReport`).
+    Result,
+    /// A CPU exception or non-gate interrupt.
+    Exception,
+}
+
+/// What a held call does after one supervisor's reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    /// On to the next supervisor (or, past the last, run the call / deliver the result /
+    /// raise the signal).
+    Next,
+    /// As `Next`; this supervisor also gets the call's result before the guest does.
+    NextReporting,
+    /// Finish with this raw result: the call does not run, or its result is replaced
+    /// (then the remaining reporters still see it), or the excepted thread resumes with
+    /// this `rax`.
+    Return(u64),
+    /// Resume the excepted thread as it is.
+    Resume,
+    /// Kill the process.
+    Kill,
+}
+
+/// The whole supervision decision, without side effects: what `reply` to what was `asked`
+/// means. Every pair is spelled out (no catch-all), for the host and guest supervisors alike.
+fn step(asked: Asked, reply: Reply) -> Step {
+    match (asked, reply) {
+        (_, Reply::Kill) => Step::Kill,
+        (_, Reply::Return(v)) => Step::Return(v),
+        (Asked::Entry, Reply::RunReport) => Step::NextReporting,
+        (Asked::Entry | Asked::Result, Reply::Run | Reply::Default) | (Asked::Result, Reply::RunReport) => Step::Next,
+        (Asked::Exception, Reply::Run | Reply::RunReport) => Step::Resume,
+        (Asked::Exception, Reply::Default) => Step::Next,
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -443,12 +489,12 @@ impl Kernel {
         self.forget_hold(tid);
         // The host decides first, synchronously, before anything is held.
         let mut host_report = false;
-        if let Some(decision) = self.host_entry(pid, tid, seq, &call) {
-            match decision {
-                Decision::Run => {}
-                Decision::RunReport => host_report = true,
-                Decision::Return(v) => return self.set_return(tid, v),
-                Decision::Kill => return self.post_signal(pid, SIGKILL),
+        if let Some(reply) = self.host_entry(pid, tid, seq, &call) {
+            match step(Asked::Entry, reply) {
+                Step::Next | Step::Resume => {}
+                Step::NextReporting => host_report = true,
+                Step::Return(v) => return self.set_return(tid, v as usize),
+                Step::Kill => return self.post_signal(pid, SIGKILL),
             }
         }
         let guests = self.sup.procs.get(&pid).is_some_and(|p| !p.chain.is_empty());
@@ -503,14 +549,14 @@ impl Kernel {
             if let Some(h) = self.sup.host.as_mut() {
                 let ev =
                     ExceptionEvent { pid, tid, seq, vector: fault.vector, rip: fault.rip, addr: fault.addr, signal };
-                match h.exception(&ev) {
-                    ExceptionDecision::Default => {}
-                    ExceptionDecision::Resume => return true,
-                    ExceptionDecision::SetRax(v) => {
+                match step(Asked::Exception, h.exception(&ev)) {
+                    Step::Next | Step::NextReporting => {}
+                    Step::Resume => return true,
+                    Step::Return(v) => {
                         self.set_return(tid, v as usize);
                         return true;
                     }
-                    ExceptionDecision::Kill => {
+                    Step::Kill => {
                         self.post_signal(pid, SIGKILL);
                         return true;
                     }
@@ -575,7 +621,7 @@ impl Kernel {
         h: &mut Held,
         ch: &ChannelRef,
         build: impl FnOnce(&Held) -> (SupervisePacket, (u32, Vec<u8>)),
-    ) -> Option<channel::Reply> {
+    ) -> Option<channel::Answer> {
         let mut c = ch.borrow_mut();
         if h.pending == 0 {
             self.sup.seq += 1;
@@ -604,15 +650,15 @@ impl Kernel {
                     let Some(reply) = self.exchange(tid, h, &ch, |h| entry_packet(h, tid)) else {
                         return Self::park(tid);
                     };
-                    match reply.action {
-                        REPLY_RETURN => {
-                            h.result = reply.value as usize;
+                    match step(Asked::Entry, reply.reply) {
+                        Step::Return(v) => {
+                            h.result = v as usize;
                             h.outputs.clear();
                             return self.finish_result(tid, h);
                         }
-                        REPLY_KILL => return self.kill_held(h),
-                        REPLY_RUN_REPORT => h.report.push(ch.clone()),
-                        _ => {}
+                        Step::Kill => return self.kill_held(h),
+                        Step::NextReporting => h.report.push(ch.clone()),
+                        Step::Next | Step::Resume => {}
                     }
                     h.stage = Stage::Entry(level + 1);
                 }
@@ -627,12 +673,7 @@ impl Kernel {
                             return Err(SysError::NoReturn);
                         }
                         Ok(v) => v,
-                        Err(SysError::Errno(e)) => {
-                            if e.0 == EPIPE && h.call.number == SYS_WRITE {
-                                self.post_thread_signal(tid, SIGPIPE);
-                            }
-                            Errno::mux(Err(e))
-                        }
+                        Err(SysError::Errno(e)) => self.failed(tid, h.call.number, e),
                     };
                     h.result = raw;
                     h.outputs = self.collect_outputs(tid, raw, saved);
@@ -662,16 +703,16 @@ impl Kernel {
                     let Some(reply) = self.exchange(tid, h, &ch, build) else {
                         return Self::park(tid);
                     };
-                    match reply.action {
-                        REPLY_RETURN => {
-                            h.result = reply.value as usize;
+                    match step(Asked::Result, reply.reply) {
+                        Step::Return(v) => {
+                            h.result = v as usize;
                             if let (Some(data), Some(out)) = (reply.data, h.outputs.first_mut()) {
                                 let n = data.len().min(out.data.len());
                                 out.data[..n].copy_from_slice(&data[..n]);
                             }
                         }
-                        REPLY_KILL => return self.kill_held(h),
-                        _ => {}
+                        Step::Kill => return self.kill_held(h),
+                        Step::Next | Step::NextReporting | Step::Resume => {}
                     }
                     h.stage = Stage::Result(i + 1);
                 }
@@ -691,11 +732,11 @@ impl Kernel {
                     let Some(reply) = self.exchange(tid, h, &ch, |_| (head, encode_items(&[]))) else {
                         return Self::park(tid);
                     };
-                    match reply.action {
-                        REPLY_RUN | REPLY_RUN_REPORT => return Err(SysError::NoReturn),
-                        REPLY_RETURN => return Ok(reply.value as usize),
-                        REPLY_KILL => return self.kill_held(h),
-                        _ => h.stage = Stage::Exception(level + 1),
+                    match step(Asked::Exception, reply.reply) {
+                        Step::Resume => return Err(SysError::NoReturn),
+                        Step::Return(v) => return Ok(v as usize),
+                        Step::Kill => return self.kill_held(h),
+                        Step::Next | Step::NextReporting => h.stage = Stage::Exception(level + 1),
                     }
                 }
             }
@@ -703,7 +744,7 @@ impl Kernel {
     }
 
     /// The host's say at entry (`None` if the host does not supervise `pid`).
-    fn host_entry(&mut self, pid: Pid, tid: Pid, seq: u64, call: &Call) -> Option<Decision> {
+    fn host_entry(&mut self, pid: Pid, tid: Pid, seq: u64, call: &Call) -> Option<Reply> {
         if !self.sup.procs.get(&pid).is_some_and(|p| p.host) {
             return None;
         }

@@ -30,11 +30,67 @@ fn replies_parse_and_match_inflight_packets() {
     assert_eq!(file.write(&[0u8; 5]), Err(Errno(EINVAL).into()));
     assert_eq!(file.write(&42u64.to_le_bytes()), Ok(8));
     let reply = ch.borrow_mut().take_reply(9, 5).unwrap();
-    assert_eq!((reply.action, reply.value), (REPLY_RETURN, 42));
+    assert_eq!(reply.reply, Reply::Return(42));
     assert!(!ch.borrow().is_held(9), "a thread with its reply is no longer held");
     // A reply to an unknown sequence number.
     let r = SuperviseReply { seq: 77, action: REPLY_RUN, ..Default::default() };
     assert_eq!(file.write(&r.to_bytes()), Err(Errno(ESRCH).into()));
+}
+
+/// Guest packets parse into the host's vocabulary; an unknown action or flag is EINVAL.
+#[test]
+fn reply_packets_parse_into_typed_replies() {
+    let r = |action, value| Reply::try_from(&SuperviseReply { action, value, ..Default::default() });
+    assert_eq!(r(REPLY_RETURN, 5), Ok(Reply::Return(5)));
+    assert_eq!(r(REPLY_RUN, 5), Ok(Reply::Run));
+    assert_eq!(r(REPLY_RUN_REPORT, 0), Ok(Reply::RunReport));
+    assert_eq!(r(REPLY_DEFAULT, 0), Ok(Reply::Default));
+    assert_eq!(r(REPLY_KILL, 0), Ok(Reply::Kill));
+    assert_eq!(r(REPLY_KILL + 1, 0), Err(Errno(EINVAL)));
+    assert_eq!(r(u32::MAX, 0), Err(Errno(EINVAL)));
+
+    let ch = Channel::new(1, false, Waker::default());
+    let mut file = SuperviseFile { channel: ch.clone(), pid: 2 };
+    ch.borrow_mut().push(3, 9, true, SupervisePacket::default(), encode_items(&[]));
+    ch.borrow_mut().hold(9);
+    let mut buf = vec![0u8; 4096];
+    file.read(&mut buf).unwrap();
+    let bad = SuperviseReply { seq: 3, action: REPLY_KILL + 1, ..Default::default() };
+    assert_eq!(file.write(&bad.to_bytes()), Err(Errno(EINVAL).into()));
+    let bad = SuperviseReply { seq: 3, action: REPLY_RUN, flags: 2, ..Default::default() };
+    assert_eq!(file.write(&bad.to_bytes()), Err(Errno(EINVAL).into()));
+    let data = SuperviseReply { seq: 3, action: REPLY_RETURN, flags: REPLY_FLAG_DATA, value: 2, data_len: 2 };
+    let mut bytes = data.to_bytes().to_vec();
+    bytes.extend_from_slice(b"ok");
+    assert_eq!(file.write(&bytes), Ok(bytes.len()));
+    let answer = ch.borrow_mut().take_reply(9, 3).unwrap();
+    assert_eq!((answer.reply, answer.data.as_deref()), (Reply::Return(2), Some(&b"ok"[..])));
+}
+
+/// The supervision step alone: every reply to every question.
+#[test]
+fn step_decides_every_reply_to_every_question() {
+    use Asked::*;
+    let cases = [
+        (Entry, Reply::Run, Step::Next),
+        (Entry, Reply::Default, Step::Next),
+        (Entry, Reply::RunReport, Step::NextReporting),
+        (Entry, Reply::Return(7), Step::Return(7)),
+        (Entry, Reply::Kill, Step::Kill),
+        (Result, Reply::Run, Step::Next),
+        (Result, Reply::RunReport, Step::Next),
+        (Result, Reply::Default, Step::Next),
+        (Result, Reply::Return(8), Step::Return(8)),
+        (Result, Reply::Kill, Step::Kill),
+        (Exception, Reply::Run, Step::Resume),
+        (Exception, Reply::RunReport, Step::Resume),
+        (Exception, Reply::Default, Step::Next),
+        (Exception, Reply::Return(9), Step::Return(9)),
+        (Exception, Reply::Kill, Step::Kill),
+    ];
+    for (asked, reply, want) in cases {
+        assert_eq!(step(asked, reply), want, "{reply:?} to {asked:?}");
+    }
 }
 
 #[test]
@@ -74,17 +130,17 @@ struct Count {
 }
 
 impl HostSupervisor for Count {
-    fn syscall_entry(&mut self, ev: &SyscallEntry<'_>) -> Decision {
+    fn syscall_entry(&mut self, ev: &SyscallEntry<'_>) -> Reply {
         self.calls.borrow_mut().push(ev.call.number);
         if self.deny_getpid && ev.call.number == SYS_GETPID {
-            Decision::Return(33)
+            Reply::Return(33)
         } else {
-            Decision::Run
+            Reply::Run
         }
     }
-    fn exception(&mut self, ev: &ExceptionEvent) -> ExceptionDecision {
+    fn exception(&mut self, ev: &ExceptionEvent) -> Reply {
         self.calls.borrow_mut().push(0x1000 + ev.vector as usize);
-        ExceptionDecision::Resume
+        Reply::Run
     }
 }
 
@@ -147,8 +203,8 @@ struct Upper {
 }
 
 impl HostSupervisor for Upper {
-    fn syscall_entry(&mut self, _: &SyscallEntry<'_>) -> Decision {
-        Decision::RunReport
+    fn syscall_entry(&mut self, _: &SyscallEntry<'_>) -> Reply {
+        Reply::RunReport
     }
     fn syscall_exit(&mut self, ev: &SyscallEntry<'_>, result: &mut usize, outputs: &mut [Output]) {
         let mut line = String::new();

@@ -286,15 +286,23 @@ impl Kernel {
         match result {
             Ok(value) => self.set_return(tid, value),
             Err(SysError::Errno(e)) => {
-                self.set_return(tid, Errno::mux(Err(e)));
-                if e.0 == EPIPE && number == SYS_WRITE {
-                    self.post_thread_signal(tid, SIGPIPE);
-                }
+                let raw = self.failed(tid, number, e);
+                self.set_return(tid, raw);
             }
             Err(SysError::Block(b)) => return Some(b),
             Err(SysError::NoReturn) => {}
         }
         None
+    }
+
+    /// The raw `rax` of call `number` that failed with `e`: the one place a call's `Errno`
+    /// becomes `-errno`, for plain and supervised calls alike. A Redox `write` into a broken
+    /// pipe also raises SIGPIPE (the Linux personality's write path raises its own).
+    pub(crate) fn failed(&mut self, tid: Pid, number: usize, e: Errno) -> usize {
+        if e.0 == EPIPE && number == SYS_WRITE {
+            self.post_thread_signal(tid, SIGPIPE);
+        }
+        Errno::mux(Err(e))
     }
 
     fn next_wait_seq(&mut self) -> u64 {
