@@ -445,3 +445,42 @@ fn the_help_of_run_says_how_host_programs_run() {
     assert!(o.stdout.contains("--root /") && o.stdout.contains("--quiet"), "{}", o.stdout);
     let _ = std::io::stdout().flush();
 }
+
+/// The README's set-up (item 12) makes `./tree` and `rootfs.tar` from busybox, and its tour
+/// says busybox is the full POSIX shell (item 11): `if`, `while`, `for`, `case` and `sh -i`.
+#[test]
+fn the_readme_busybox_image_is_a_full_shell() {
+    if !have_busybox() {
+        return;
+    }
+    let dir = temp_dir("readme-image");
+    let tree = dir.join("tree");
+    std::fs::create_dir_all(tree.join("bin")).unwrap();
+    std::fs::create_dir_all(tree.join("tmp")).unwrap();
+    std::fs::copy(BUSYBOX, tree.join("bin/busybox")).unwrap();
+    for a in ["sh", "ls", "cat", "echo"] {
+        std::os::unix::fs::symlink("busybox", tree.join("bin").join(a)).unwrap();
+    }
+    let tar = dir.join("rootfs.tar");
+    let st = Command::new("tar").arg("-cf").arg(&tar).arg("-C").arg(&tree).arg(".").status().unwrap();
+    assert!(st.success());
+    let script = "for i in 1 2 3; do case $i in 2) echo two;; *) echo $i;; esac; done; \
+                  n=0; while [ $n -lt 2 ]; do n=$((n+1)); done; if [ $n = 2 ]; then echo done; fi";
+    let want = "1\ntwo\n3\ndone\n";
+    let o = run(&["run", "--image", tar.to_str().unwrap(), "/bin/sh", "-c", script]);
+    assert_eq!((o.status.code(), o.stdout.as_str()), (Some(0), want), "{}", o.stderr);
+    let o = run(&["run", "--root", tree.to_str().unwrap(), "/bin/sh", "-c", script]);
+    assert_eq!((o.status.code(), o.stdout.as_str()), (Some(0), want), "{}", o.stderr);
+    // Interactive: commands from stdin, one prompt each, `exit` ends with its status.
+    let mut child = warden(&["run", "--image", tar.to_str().unwrap(), "/bin/sh", "-i"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"if true; then echo yes; fi\nexit 3\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(3));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("yes") && out.contains("# "), "{out}");
+}
