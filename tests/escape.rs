@@ -323,16 +323,6 @@ fn run_in_busybox(root: &Path, command: &str) -> Run {
     })
 }
 
-fn run_in(root: &Path, command: &str) -> Run {
-    run_opts(RunOptions {
-        root: Root::Dir(root.to_path_buf()),
-        program: Some("/bin/sh".into()),
-        args: vec!["-c".into(), command.into()],
-        budget: Some(20_000_000_000),
-        ..RunOptions::default()
-    })
-}
-
 #[test]
 fn nothing_escapes_through_the_linux_layer() {
     let Some(fixture) = linux_escape_fixture() else { return };

@@ -151,7 +151,7 @@ fn fail_report(target: &str, what: &str, input: &[u8]) -> String {
 fn smoke(target: &str) {
     let cases = env_u64("WARDEN_FUZZ_CASES", 2000);
     let cap = Duration::from_secs(env_u64("WARDEN_FUZZ_SECONDS", 4));
-    let mut rng = Rng(env_u64("WARDEN_FUZZ_SEED", 1) ^ target.len() as u64 * 0x1234_5678);
+    let mut rng = Rng(env_u64("WARDEN_FUZZ_SEED", 1) ^ (target.len() as u64 * 0x1234_5678));
     let dir = fuzz_dir();
     let mut fixed: Vec<(String, Vec<u8>)> = files_in(&dir.join("regressions").join(target), "");
     let corpus_prefix = if std::env::var_os("WARDEN_FUZZ_CORPUS").is_some() { "" } else { "seed-" };
@@ -224,6 +224,17 @@ fn fuzz_smoke_policy() {
 #[test]
 fn fuzz_smoke_vfs_host() {
     smoke("vfs_host");
+}
+
+/// Issue 22's reproduction as a whole guest: `push -1; ret` (a jump to `u64::MAX`, once the
+/// code cache's empty-slot key) kills the guest with SIGSEGV; it used to dereference null.
+#[test]
+fn jump_to_the_top_address_is_sigsegv() {
+    let elf = guest_kernel::testkit::static_elf(&[0x6a, 0xff, 0xc3], 0);
+    let vfs = guest_kernel::vfs::Vfs::from_tar_vec(harness::ustar(&[("prog", b'0', 0o755, &elf)])).unwrap();
+    let (mut kernel, _out) = harness::kernel_with(vfs, harness::fuzz_config(1000));
+    kernel.spawn_init("/prog", &["prog"], &[]).unwrap();
+    assert_eq!(kernel.run(), guest_kernel::RunOutcome::Signaled(11));
 }
 
 #[test]

@@ -151,6 +151,8 @@ fn endless_loop_stops_at_the_budget_exactly() {
 
 /// Runs `warden ARGS` with stdout to /dev/null; returns (exit status, stderr, peak RSS in KiB).
 fn warden_rss(args: &[&str]) -> (i32, String, i64) {
+    // Reaped below by wait4 (for its rusage), not by Child::wait.
+    #[allow(clippy::zombie_processes)]
     let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
         .args(args)
         .stdin(Stdio::null())

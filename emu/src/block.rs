@@ -48,19 +48,29 @@ pub(crate) struct CodeCache {
     free: Vec<u32>,
     map: HashMap<u64, u32>,
     /// Direct-mapped `(rip, block)` in front of `map`: the common lookup is
-    /// one load and one compare. Empty slots hold `EMPTY`, where no block can
-    /// start (it is past any memory limit). An entry is cleared before its
-    /// block is dropped, so every other entry points to a live boxed block.
+    /// one load and one compare. Invariant: the entry at index `s` either
+    /// holds a rip with `slot(rip) == s` and a pointer to a live boxed block
+    /// starting there, or is empty (`empty_entry(s)`): a key whose slot is
+    /// another one, so no guest rip can match it (`lookup` only compares a
+    /// rip with the entry of its own slot). Keying empty entries with a
+    /// sentinel address instead (`u64::MAX`) let a jump to that address match
+    /// an empty entry and dereference null (issue 22). An entry is emptied
+    /// before its block is dropped.
     fast: Box<[(u64, *const Block)]>,
     /// Blocks holding code from each page.
     by_page: HashMap<u64, Vec<u32>>,
 }
 
-const EMPTY: u64 = u64::MAX;
-
 #[inline(always)]
 fn slot(rip: u64) -> usize {
     ((rip ^ (rip >> 12)) as usize) & (FAST_SLOTS - 1)
+}
+
+/// The empty entry of slot `s`: its key `s ^ 1` (below 4096, so
+/// `slot(s ^ 1) == s ^ 1`) belongs to a different slot, so it matches no rip
+/// looked up in slot `s`.
+fn empty_entry(s: usize) -> (u64, *const Block) {
+    ((s ^ 1) as u64, std::ptr::null())
 }
 
 impl CodeCache {
@@ -69,7 +79,7 @@ impl CodeCache {
             blocks: Vec::new(),
             free: Vec::new(),
             map: HashMap::new(),
-            fast: vec![(EMPTY, std::ptr::null()); FAST_SLOTS].into_boxed_slice(),
+            fast: (0..FAST_SLOTS).map(empty_entry).collect(),
             by_page: HashMap::new(),
         }
     }
@@ -83,8 +93,10 @@ impl CodeCache {
     pub fn lookup(&mut self, rip: u64) -> Option<&Block> {
         let (r, block) = self.fast[slot(rip)];
         if r == rip {
-            // SAFETY: a slot holding a rip other than EMPTY points to a live
-            // block (see `fast`), and `rip` is never EMPTY (`build` refuses it).
+            // SAFETY: the entry was read at `slot(rip)` and its key equals
+            // `rip`, so its key's slot is its own index: by the invariant of
+            // `fast` it is not empty and points to a live block. This holds
+            // for every `rip`, whatever the guest jumps to.
             return Some(unsafe { &*block });
         }
         self.lookup_slow(rip)
@@ -111,7 +123,7 @@ impl CodeCache {
                 self.map.remove(&block.start);
                 let s = slot(block.start);
                 if std::ptr::eq(self.fast[s].1, &*block) {
-                    self.fast[s] = (EMPTY, std::ptr::null());
+                    self.fast[s] = empty_entry(s);
                 }
                 self.free.push(id);
             }
@@ -125,7 +137,7 @@ impl CodeCache {
         let page_end = (rip | (PAGE_SIZE - 1)).wrapping_add(1);
         let single = mem.page_writable(rip);
         let max = (page_end.wrapping_sub(rip)) as usize + 15;
-        let bytes = if rip < mem.limit() && rip != EMPTY { mem.fetch_code(rip, max) } else { &[] };
+        let bytes = if rip < mem.limit() { mem.fetch_code(rip, max) } else { &[] };
         if bytes.is_empty() {
             mem.fault = Fault { addr: rip, access: Access::Execute };
             return Err(Exit::PageFault { addr: rip, access: Access::Execute });

@@ -67,7 +67,7 @@ impl GuestAddress {
         self.0.checked_sub(n).map(GuestAddress)
     }
     pub const fn is_page_aligned(self) -> bool {
-        self.0 % PAGE_SIZE == 0
+        self.0.is_multiple_of(PAGE_SIZE)
     }
     pub const fn page_down(self) -> GuestAddress {
         GuestAddress(self.0 & !(PAGE_SIZE - 1))
@@ -355,7 +355,7 @@ impl fmt::Debug for Memory {
 impl Memory {
     /// Reserves an address space of `limit` bytes (nothing is mapped yet).
     pub fn new(limit: u64) -> Result<Memory, MemError> {
-        if limit == 0 || limit % PAGE_SIZE != 0 || limit > MAX_LIMIT {
+        if limit == 0 || !limit.is_multiple_of(PAGE_SIZE) || limit > MAX_LIMIT {
             return Err(MemError::BadLimit(limit));
         }
         let data = HostMap::new(limit as usize)?;
@@ -1081,7 +1081,7 @@ macro_rules! access_fns {
             pub(crate) fn $read(&mut self, addr: u64) -> Result<$t, Trap> {
                 const N: u64 = std::mem::size_of::<$t>() as u64;
                 if addr < self.limit
-                    && (addr & (PAGE_SIZE - 1)) <= PAGE_SIZE - N
+                    && (addr & (PAGE_SIZE - 1)) + N <= PAGE_SIZE
                     && self.perm_byte(addr >> PAGE_SHIFT) & P_READ != 0
                 {
                     // SAFETY: `addr + N <= limit` (the access stays inside one
@@ -1098,7 +1098,7 @@ macro_rules! access_fns {
             pub(crate) fn $write(&mut self, addr: u64, v: $t) -> Result<(), Trap> {
                 const N: u64 = std::mem::size_of::<$t>() as u64;
                 if addr < self.limit
-                    && (addr & (PAGE_SIZE - 1)) <= PAGE_SIZE - N
+                    && (addr & (PAGE_SIZE - 1)) + N <= PAGE_SIZE
                     && self.perm_byte(addr >> PAGE_SHIFT) & (P_WRITE | P_CODE) == P_WRITE
                 {
                     // SAFETY: as for reads: the access lies inside the mapping.
@@ -1316,7 +1316,7 @@ mod tests {
     fn bad_ranges_are_errors() {
         let mut m = mem();
         assert!(matches!(m.map(GuestAddress(0x1001), 0x1000, Perm::RW), Err(MemError::Unaligned { .. })));
-        assert!(matches!(m.map(GuestAddress(u64::MAX & !0xfff), 0x2000, Perm::RW), Err(MemError::OutOfRange { .. })));
+        assert!(matches!(m.map(GuestAddress(!0xfff), 0x2000, Perm::RW), Err(MemError::OutOfRange { .. })));
         assert!(Memory::new(12345).is_err());
     }
 

@@ -661,7 +661,7 @@ impl Gen<'_> {
         let idx_val = match index {
             Some(_) => match r.below(3) {
                 0 => r.below(64),
-                1 => (r.below(64) as u64).wrapping_neg(),
+                1 => r.below(64).wrapping_neg(),
                 _ => r.next() >> r.below(64).max(20),
             },
             None => 0,
@@ -966,12 +966,10 @@ fn fixups(g: &mut Gen, m: Mnemonic, insn: &Instruction, undef_regs: &mut u16) ->
                 }
             }
         }
-        Bsf | Bsr | Tzcnt | Lzcnt | Popcnt if g.r.chance(1, 5) => {
-            if insn.op1_kind() == iced_x86::OpKind::Register {
-                if let Some(i) = gpr_index(insn.op1_register()) {
-                    if g.free(i) {
-                        g.st.gpr[i] = 0;
-                    }
+        Bsf | Bsr | Tzcnt | Lzcnt | Popcnt if g.r.chance(1, 5) && insn.op1_kind() == iced_x86::OpKind::Register => {
+            if let Some(i) = gpr_index(insn.op1_register()) {
+                if g.free(i) {
+                    g.st.gpr[i] = 0;
                 }
             }
         }
@@ -1067,7 +1065,11 @@ fn string_cases(r: &mut Rng, img: &[u8], n: usize) -> Vec<Case> {
         let fault = r.chance(1, 8);
         st.gpr[6] = pick(r, false);
         st.gpr[7] = pick(r, fault);
-        st.gpr[1] = if rep.is_some() { count | if r.chance(1, 4) && !addr32 { 0 } else { 0 } } else { count };
+        st.gpr[1] = count;
+        if rep.is_some() {
+            // Draws the number a since-removed choice used, so seeds keep their cases.
+            let _ = r.chance(1, 4);
+        }
         if addr32 && r.chance(1, 2) {
             st.gpr[1] |= r.next() << 32;
         }
@@ -1273,7 +1275,7 @@ fn div_cases(r: &mut Rng) -> Vec<Case> {
             (0, 5, 2),
             (m - 1, m, m),         // big / big: quotient m? (fits: hi < divisor)
             (m, m, m),             // overflow (hi == divisor)
-            (u64::MAX & m, m, 1),  // signed: -1 / 1
+            (m, m, 1),             // signed: -1 / 1
             (m, min, m),           // signed: MIN / -1 -> #DE
             (0, min, m),           // signed: 2^(n-1) / -1 = -2^(n-1), fits
             (m, min, 1),           // signed: MIN / 1
@@ -1389,7 +1391,7 @@ fn edge_cases(r: &mut Rng) -> Vec<Case> {
     // xlat (implicit [rbx+al]), also with REX.W and 32-bit addressing.
     add(vec![0xd7], &|s| s.gpr[3] = DATA + 0x400, "xlat", 0);
     add(vec![0x48, 0xd7], &|s| s.gpr[3] = DATA + 0x700, "xlat rex.w", 0);
-    add(vec![0x67, 0xd7], &|s| s.gpr[3] = LOW + 0x100 | 0xdead_0000_0000, "xlat a32", 0);
+    add(vec![0x67, 0xd7], &|s| s.gpr[3] = (LOW + 0x100) | 0xdead_0000_0000, "xlat a32", 0);
     // maskmovdqu xmm0, xmm1 (implicit [rdi]).
     let mut st = random_input(r, "sse");
     st.gpr[7] = DATA + 0x801;

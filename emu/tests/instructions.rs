@@ -262,7 +262,7 @@ fn cases() -> Vec<T> {
         t("bsr of zero keeps dest", "48 0f bd c1").r(RAX, 77).r(RCX, 0).out(RAX, 77).flags(ZF, ZF),
         t("tzcnt of zero", "f3 48 0f bc c1").r(RCX, 0).out(RAX, 64).flags(CF | ZF, CF),
         t("lzcnt 32", "f3 0f bd c1").r(RCX, 1).out(RAX, 31).flags(CF | ZF, 0),
-        t("popcnt", "f3 48 0f b8 c1").r(RCX, 0xff00_ff).out(RAX, 16).flags(ALL, 0),
+        t("popcnt", "f3 48 0f b8 c1").r(RCX, 0x00ff_00ff).out(RAX, 16).flags(ALL, 0),
         t("bswap 64", "48 0f c8").r(RAX, 0x0102_0304_0506_0708).out(RAX, 0x0807_0605_0403_0201),
         t("movbe load 32", "0f 38 f0 03").r(RBX, DATA).m(DATA, "01 02 03 04").out(RAX, 0x0102_0304),
         t("andn", "c4 e2 f0 f2 c2").r(RCX, 0xf0).r(RDX, 0xff).out(RAX, 0x0f),
@@ -712,4 +712,36 @@ fn fused_compare_and_branch() {
         }
     }
     assert_eq!(checked, 8 * 16 * 64);
+}
+
+/// Issue 22: a jump to any address, including `u64::MAX` (once the code
+/// cache's empty-slot key) and the small addresses empty slots are keyed
+/// with now, is a clean execute fault, never a hit on an empty cache slot.
+#[test]
+fn jump_to_any_address_is_an_execute_fault() {
+    let run = |code: &[u8], rax: u64| {
+        let mut s = AddressSpace::new(1 << 32).unwrap();
+        s.mem.map(GuestAddress(0x2000), 0x1000, Perm::RX).unwrap();
+        s.mem.map(GuestAddress(0x10000), 0x1000, Perm::RW).unwrap();
+        s.mem.write_raw(GuestAddress(0x2000), code).unwrap();
+        let mut cpu = Cpu::new();
+        let mut exits = Vec::new();
+        // Twice: the second run meets whatever the first left in the cache.
+        for _ in 0..2 {
+            cpu.rip = 0x2000;
+            cpu.gpr[RAX] = rax;
+            cpu.gpr[RSP] = 0x10800;
+            exits.push(cpu.run(&mut s, 100));
+        }
+        exits
+    };
+    let fault = |addr| Exit::PageFault { addr, access: Access::Execute };
+    // push -1; ret  and  xor rax,rax; dec rax; jmp rax: the reproductions from the issue.
+    assert_eq!(run(&[0x6a, 0xff, 0xc3], 0), [fault(u64::MAX); 2]);
+    assert_eq!(run(&[0x48, 0x31, 0xc0, 0x48, 0xff, 0xc8, 0xff, 0xe0], 0), [fault(u64::MAX); 2]);
+    let mut targets = vec![u64::MAX - 1, 1 << 63, 1 << 47, 0xfff, 0x1000];
+    targets.extend((0..4096).step_by(97));
+    for target in targets {
+        assert_eq!(run(&[0xff, 0xe0], target), [fault(target); 2], "jmp rax to {target:#x}");
+    }
 }

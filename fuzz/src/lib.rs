@@ -162,7 +162,7 @@ pub fn base_image() -> Vec<u8> {
     ])
 }
 
-fn kernel_with(vfs: Vfs, config: KernelConfig) -> (Kernel, Rc<RefCell<CapturedOutput>>) {
+pub fn kernel_with(vfs: Vfs, config: KernelConfig) -> (Kernel, Rc<RefCell<CapturedOutput>>) {
     let (console, out) = CaptureConsole::new(b"");
     let mut kernel = Kernel::new(config, Box::new(vfs), Box::new(console));
     kernel.register_scheme("null", Box::new(NullScheme));
@@ -614,7 +614,7 @@ fn snapshot(vfs: &Vfs, path: &[u8], depth: usize, out: &mut Vec<(Vec<u8>, u16, V
         out.push((path.to_vec(), 0, Vec::new()));
         return;
     };
-    let ty = (st.st_mode & 0o170000) as u16;
+    let ty = st.st_mode & 0o170000;
     let mut root = vfs.clone();
     let mut body = Vec::new();
     if st.is_dir() {

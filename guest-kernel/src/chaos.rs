@@ -17,7 +17,7 @@ pub(crate) struct Chaos(u64);
 impl Chaos {
     /// `None` for seed 0: plain round robin.
     pub(crate) fn new(seed: u64) -> Option<Chaos> {
-        (seed != 0).then(|| Chaos(seed ^ 0x6368_616f_735f_7363))
+        (seed != 0).then_some(Chaos(seed ^ 0x6368_616f_735f_7363))
     }
 
     fn next(&mut self) -> u64 {

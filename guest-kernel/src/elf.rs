@@ -114,7 +114,7 @@ pub fn parse_at(bytes: &[u8], base: u64, high: u64) -> Result<ElfImage, Errno> {
         return Err(Errno(ENOEXEC));
     }
     let min_vaddr = loads.iter().map(|p| p.p_vaddr).min().unwrap_or(0) & !(PAGE - 1);
-    let bias = if header.e_type == ET_DYN { base.checked_sub(min_vaddr).unwrap_or(0) } else { 0 };
+    let bias = if header.e_type == ET_DYN { base.saturating_sub(min_vaddr) } else { 0 };
     let mut segments = Vec::with_capacity(loads.len());
     for p in &loads {
         let file_end = p.p_offset.checked_add(p.p_filesz).ok_or(Errno(ENOEXEC))?;

@@ -259,10 +259,13 @@ pub struct Kernel {
     /// to end the run at the scheduler's next step ([`Kernel::set_stop_flag`]).
     stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     /// Told about every process a core-dumping signal kills ([`Kernel::on_fatal_signal`]).
-    fatal_report: Option<Box<dyn FnMut(&FatalSignal)>>,
+    fatal_report: Option<FatalReport>,
     /// The thread and fault address of the last CPU fault raised as a signal (for the report).
     last_fault: Option<(Pid, Option<u64>)>,
 }
+
+/// The embedder's callback for [`Kernel::on_fatal_signal`].
+pub type FatalReport = Box<dyn FnMut(&FatalSignal)>;
 
 /// A guest process killed by a signal whose default action dumps core (SIGSEGV, SIGILL,
 /// SIGFPE, SIGABRT, SIGBUS, SIGSYS, SIGTRAP, ...): what an embedder reports, as qemu-user's
@@ -333,7 +336,7 @@ impl Kernel {
     }
 
     /// Calls `report` whenever a core-dumping signal kills a guest process.
-    pub fn on_fatal_signal(&mut self, report: Box<dyn FnMut(&FatalSignal)>) {
+    pub fn on_fatal_signal(&mut self, report: FatalReport) {
         self.fatal_report = Some(report);
     }
 

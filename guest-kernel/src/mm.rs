@@ -149,7 +149,7 @@ impl Mm {
     /// Maps `[addr, addr + len)` (page aligned) with `perm`, zero filled,
     /// within the memory limit.
     pub fn map(&mut self, addr: u64, len: u64, perm: Perm) -> Result<(), Errno> {
-        if addr % PAGE != 0 || len % PAGE != 0 {
+        if !addr.is_multiple_of(PAGE) || !len.is_multiple_of(PAGE) {
             return Err(Errno(EINVAL));
         }
         let end = addr.checked_add(len).ok_or(Errno(ENOMEM))?;
@@ -172,7 +172,7 @@ impl Mm {
     }
 
     pub fn unmap(&mut self, addr: u64, len: u64) -> Result<(), Errno> {
-        if addr % PAGE != 0 {
+        if !addr.is_multiple_of(PAGE) {
             return Err(Errno(EINVAL));
         }
         let len = round_up(len).ok_or(Errno(EINVAL))?;

@@ -559,7 +559,7 @@ mod tests {
             seed ^= seed << 13;
             seed ^= seed >> 7;
             seed ^= seed << 17;
-            let tid = 1 + (seed % 97 == 0) as u32;
+            let tid = 1 + seed.is_multiple_of(97) as u32;
             instructions += match seed % 5 {
                 0 => 300 + seed % 100_000,
                 _ => seed % 128,

@@ -44,6 +44,7 @@ pub(crate) struct Scratch {
     keys: Vec<WaitKey>,
     tids: Vec<Pid>,
     /// Boxes of finished blocked calls (their old call is dropped when reused).
+    #[allow(clippy::vec_box, reason = "the boxes themselves are reused (a blocked call lives in one)")]
     blocked: Vec<Box<Blocked>>,
     /// `read`'s bounce buffer ([`Scratch::take_io`]).
     io: Vec<u8>,

@@ -252,7 +252,8 @@ fn page_fault_kills_with_sigsegv() {
 #[test]
 fn faults_map_to_signals() {
     // ud2 -> SIGILL, int3 -> SIGTRAP, div by zero -> SIGFPE, hlt -> SIGSEGV.
-    let cases: Vec<(Box<dyn Fn(&mut CodeAssembler)>, usize)> = vec![
+    type Emit = Box<dyn Fn(&mut CodeAssembler)>;
+    let cases: Vec<(Emit, usize)> = vec![
         (Box::new(|a: &mut CodeAssembler| a.ud2().unwrap()), SIGILL),
         (Box::new(|a: &mut CodeAssembler| a.int3().unwrap()), SIGTRAP),
         (

@@ -156,7 +156,7 @@ fn per_call_nonblocking_write_leaves_o_nonblock_alone() {
     p.a.add(r12, rax).unwrap();
     p.a.jmp(again).unwrap();
     p.here(&mut full);
-    p.a.cmp(rax, -(EAGAIN as i32)).unwrap();
+    p.a.cmp(rax, -EAGAIN).unwrap();
     p.a.jne(bad).unwrap();
     p.a.cmp(r12, 65536).unwrap();
     p.a.jne(bad).unwrap();

@@ -25,7 +25,7 @@ static PARITY: [u8; 256] = {
     let mut t = [0u8; 256];
     let mut i = 0;
     while i < 256 {
-        if (i as u8).count_ones() % 2 == 0 {
+        if (i as u8).count_ones().is_multiple_of(2) {
             t[i] = PF as u8;
         }
         i += 1;
@@ -537,7 +537,7 @@ fn cmp_cond<const CC: u8, const K: u8, const S: u8>(a: u64, b: u64) -> bool {
     let m = mask(S);
     let (a, b) = (a & m, b & m);
     let sign = |x: u64| x & sign_bit(S) != 0;
-    let parity = |x: u64| (x as u8).count_ones() % 2 == 0;
+    let parity = |x: u64| (x as u8).count_ones().is_multiple_of(2);
     if K == TEST {
         let r = a & b;
         return match CC {
@@ -869,7 +869,8 @@ pub(crate) fn specialize(i: &Instruction, flags_live: bool, op: &mut Op) -> Opti
         M::Imul if i.op_count() >= 2 => {
             let (r0, s) = wide_reg(i.op0_register())?;
             op.r0 = r0;
-            let src = if i.op_count() == 3 { 1 } else { 1 };
+            // The source is operand 1 in both forms (`imul r, r/m` and `imul r, r/m, imm`).
+            let src = 1;
             let mut flags = 0;
             if i.op_count() == 3 {
                 op.a = i.immediate(2);

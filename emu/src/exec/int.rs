@@ -20,7 +20,7 @@ type R = Result<(), Trap>;
 
 #[inline(always)]
 fn parity(v: u64) -> u64 {
-    if (v as u8).count_ones() % 2 == 0 {
+    if (v as u8).count_ones().is_multiple_of(2) {
         PF
     } else {
         0
@@ -191,7 +191,7 @@ fn cmpxchg_double(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     let a = operand::ea(cpu, i);
     let wide = i.mnemonic() == Mnemonic::Cmpxchg16b;
     let (half, m) = if wide { (8u8, u64::MAX) } else { (4u8, 0xffff_ffff) };
-    if wide && a % 16 != 0 {
+    if wide && !a.is_multiple_of(16) {
         return Err(Trap::GeneralProtection);
     }
     // A locked read-modify-write: a fault is a write fault.
@@ -590,31 +590,31 @@ fn shift(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
             let r = if count >= 64 { 0 } else { (a << count) & m };
             let cf = if count > bits { 0 } else { (((a as u128) << count) >> bits) as u64 & 1 };
             let of = msb(r) ^ cf;
-            (r, szp(r, size) | cf * CF | of * OF, STATUS)
+            (r, szp(r, size) | (cf * CF) | (of * OF), STATUS)
         }
         Mnemonic::Shr => {
             let r = if count >= 64 { 0 } else { a >> count };
             let cf = if count > bits { 0 } else { (a >> (count - 1)) & 1 };
-            (r, szp(r, size) | cf * CF | msb(a) * OF, STATUS)
+            (r, szp(r, size) | (cf * CF) | (msb(a) * OF), STATUS)
         }
         Mnemonic::Sar => {
             let s = sext(a, size) as i64;
             let r = (s >> count.min(63)) as u64 & m;
             let cf = ((s >> (count - 1).min(63)) & 1) as u64;
-            (r, szp(r, size) | cf * CF, STATUS)
+            (r, szp(r, size) | (cf * CF), STATUS)
         }
         Mnemonic::Rol => {
             let c = count % bits;
             let r = if c == 0 { a } else { ((a << c) | (a >> (bits - c))) & m };
             let cf = r & 1;
-            (r, cf * CF | (msb(r) ^ cf) * OF, CF | OF)
+            (r, (cf * CF) | ((msb(r) ^ cf) * OF), CF | OF)
         }
         Mnemonic::Ror => {
             let c = count % bits;
             let r = if c == 0 { a } else { ((a >> c) | (a << (bits - c))) & m };
             let cf = msb(r);
             let of = cf ^ ((r >> (bits - 2)) & 1);
-            (r, cf * CF | of * OF, CF | OF)
+            (r, (cf * CF) | (of * OF), CF | OF)
         }
         Mnemonic::Rcl => {
             let c = count % (bits + 1);
@@ -624,7 +624,7 @@ fn shift(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
             let rot = if c == 0 { wide } else { ((wide << c) | (wide >> (w - c))) & ((1u128 << w) - 1) };
             let r = rot as u64 & m;
             let cf = (rot >> bits) as u64 & 1;
-            (r, cf * CF | (msb(r) ^ cf) * OF, CF | OF)
+            (r, (cf * CF) | ((msb(r) ^ cf) * OF), CF | OF)
         }
         _ => {
             // Rcr
@@ -636,7 +636,7 @@ fn shift(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
             let rot = if c == 0 { wide } else { ((wide >> c) | (wide << (w - c))) & ((1u128 << w) - 1) };
             let r = rot as u64 & m;
             let cf = (rot >> bits) as u64 & 1;
-            (r, cf * CF | of * OF, CF | OF)
+            (r, (cf * CF) | (of * OF), CF | OF)
         }
     };
     set(cpu, mem, d, size, r)?;
@@ -674,7 +674,7 @@ fn shxd(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     };
     let of = ((r ^ a) >> (bits - 1)) & 1;
     set(cpu, mem, d, size, r)?;
-    set_status(cpu, STATUS, szp(r, size) | cf * CF | of * OF);
+    set_status(cpu, STATUS, szp(r, size) | (cf * CF) | (of * OF));
     Ok(())
 }
 
@@ -1147,7 +1147,7 @@ fn string_op(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
             return Ok(());
         }
         let c = cpu.gpr[reg::RCX].wrapping_sub(1) & am;
-        cpu.gpr[reg::RCX] = if addr32 { c } else { c };
+        cpu.gpr[reg::RCX] = c;
         if stop {
             let z = cpu.rflags & ZF != 0;
             if (i.has_repe_prefix() && !z) || (i.has_repne_prefix() && z) {

@@ -515,9 +515,9 @@ pub fn compare(case: &Case, nat: &NativeOut, emu: &EmuOut) -> Outcome {
         if nat.rip != emu.cpu.rip {
             diffs.push(format!("rip: native {:#x} emu {:#x}", nat.rip, emu.cpu.rip));
         }
-        for r in 0..16 {
+        for (r, name) in GPR_NAMES.iter().enumerate() {
             if case.undef_regs >> r & 1 == 0 && nat.gpr[r] != emu.cpu.gpr[r] {
-                diffs.push(format!("{}: native {:#x} emu {:#x}", GPR_NAMES[r], nat.gpr[r], emu.cpu.gpr[r]));
+                diffs.push(format!("{name}: native {:#x} emu {:#x}", nat.gpr[r], emu.cpu.gpr[r]));
             }
         }
         let m = (STATUS | DF) & !case.undef_flags;
@@ -559,8 +559,8 @@ pub fn compare(case: &Case, nat: &NativeOut, emu: &EmuOut) -> Outcome {
 pub fn describe(case: &Case) -> String {
     let s = &case.input;
     let mut out = format!("{}  [{}]  ({}, {})\n  in: ", disasm(&case.code), hex(&case.code), case.form, case.family);
-    for r in 0..16 {
-        out += &format!("{}={:#x} ", GPR_NAMES[r], s.gpr[r]);
+    for (name, v) in GPR_NAMES.iter().zip(s.gpr) {
+        out += &format!("{name}={v:#x} ");
     }
     out += &format!("rflags={:#x}", s.rflags);
     if !case.family.starts_with("int") {

@@ -194,110 +194,126 @@ extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
     }
 }
 
+/// # Safety
+/// Only in the forked child: maps fresh pages at `addr` (never over an existing mapping).
 unsafe fn map_fixed(addr: u64, len: u64, prot: i32) {
-    let p = libc::mmap(
-        addr as *mut libc::c_void,
-        len as usize,
-        prot,
-        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
-        -1,
-        0,
-    );
+    // SAFETY: MAP_FIXED_NOREPLACE fails rather than replace a mapping; exiting
+    // the child on failure is what the parent expects (status 90).
+    let p = unsafe {
+        libc::mmap(
+            addr as *mut libc::c_void,
+            len as usize,
+            prot,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
+            -1,
+            0,
+        )
+    };
     if p as u64 != addr {
-        libc::_exit(90);
+        // SAFETY: leaving the forked child without running the parent's destructors.
+        unsafe { libc::_exit(90) };
     }
 }
 
+/// # Safety
+/// Only in a freshly forked child; `outs` points to one result slot per case.
 unsafe fn child(cases: &[Case], image: &[u8], outs: *mut NativeOut, start: usize) -> ! {
-    libc::alarm(20);
-    let rwx = libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC;
-    let rw = libc::PROT_READ | libc::PROT_WRITE;
-    // The code page is mapped twice from one memfd: read+execute at CODE (so
-    // a snippet writing to its own code faults, as under emu) and writable
-    // elsewhere for us, without an mprotect per case.
-    let fd = libc::memfd_create(c"difftest-code".as_ptr(), 0);
-    if fd < 0 || libc::ftruncate(fd, 0x1000) != 0 {
-        libc::_exit(91);
-    }
-    let p = libc::mmap(
-        CODE as *mut libc::c_void,
-        0x1000,
-        libc::PROT_READ | libc::PROT_EXEC,
-        libc::MAP_SHARED | libc::MAP_FIXED_NOREPLACE,
-        fd,
-        0,
-    );
-    let alias = libc::mmap(ptr::null_mut(), 0x1000, rw, libc::MAP_SHARED, fd, 0);
-    if p as u64 != CODE || alias == libc::MAP_FAILED {
-        libc::_exit(90);
-    }
-    map_fixed(DATA, DATA_LEN, rw);
-    map_fixed(RO, 0x1000, rw);
-    ptr::copy_nonoverlapping(image[0x2000..0x3000].as_ptr(), RO as *mut u8, 0x1000);
-    libc::mprotect(RO as *mut libc::c_void, 0x1000, libc::PROT_READ);
-    map_fixed(LOW, 0x1000, rw);
-    map_fixed(CTRL, CTRL_LEN, rwx);
-    for (addr, code) in [(PROLOGUE, prologue()), (EPILOGUE, epilogue()), (RECOVER, recover())] {
-        ptr::copy_nonoverlapping(code.as_ptr(), addr as *mut u8, code.len());
-    }
-    // An alternate signal stack: the snippet's RSP points into the data pages.
-    let alt = libc::mmap(ptr::null_mut(), 0x40000, rw, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0);
-    let ss = libc::stack_t { ss_sp: alt, ss_flags: 0, ss_size: 0x40000 };
-    libc::sigaltstack(&ss, ptr::null_mut());
-    let mut sa: libc::sigaction = std::mem::zeroed();
-    sa.sa_sigaction = on_signal as *const () as usize;
-    sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_NODEFER;
-    for sig in [libc::SIGSEGV, libc::SIGBUS, libc::SIGFPE, libc::SIGILL, libc::SIGTRAP] {
-        libc::sigaction(sig, &sa, ptr::null_mut());
-    }
-    let entry: extern "C" fn() = std::mem::transmute(PROLOGUE as usize);
-    let tail = tail();
-    for (i, case) in cases.iter().enumerate().skip(start) {
-        let out = outs.add(i);
-        // Code page: fill with ud2, snippet, jump to the epilogue.
-        let page = std::slice::from_raw_parts_mut(alias as *mut u8, 0x1000);
-        for k in (0..0x1000).step_by(2) {
-            page[k] = 0x0f;
-            page[k + 1] = 0x0b;
+    // SAFETY: the whole body runs in the forked child, which owns its address
+    // space: it maps the fixed test pages itself (MAP_FIXED_NOREPLACE, so nothing
+    // of the parent's is replaced), writes only into them and into the caller's
+    // result slots, and runs each snippet between the prologue and the epilogue
+    // or the signal handler, which restore the child's state.
+    unsafe {
+        libc::alarm(20);
+        let rwx = libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC;
+        let rw = libc::PROT_READ | libc::PROT_WRITE;
+        // The code page is mapped twice from one memfd: read+execute at CODE (so
+        // a snippet writing to its own code faults, as under emu) and writable
+        // elsewhere for us, without an mprotect per case.
+        let fd = libc::memfd_create(c"difftest-code".as_ptr(), 0);
+        if fd < 0 || libc::ftruncate(fd, 0x1000) != 0 {
+            libc::_exit(91);
         }
-        let n = case.code.len();
-        page[..n].copy_from_slice(&case.code);
-        page[n..n + tail.len()].copy_from_slice(&tail);
-        // Data image and per-case patches.
-        ptr::copy_nonoverlapping(image.as_ptr(), DATA as *mut u8, DATA_LEN as usize);
-        ptr::copy_nonoverlapping(image[0x3000..].as_ptr(), LOW as *mut u8, 0x1000);
-        for (addr, bytes) in &case.patches {
-            if *addr >= RO && *addr < RO + 0x1000 {
-                continue;
+        let p = libc::mmap(
+            CODE as *mut libc::c_void,
+            0x1000,
+            libc::PROT_READ | libc::PROT_EXEC,
+            libc::MAP_SHARED | libc::MAP_FIXED_NOREPLACE,
+            fd,
+            0,
+        );
+        let alias = libc::mmap(ptr::null_mut(), 0x1000, rw, libc::MAP_SHARED, fd, 0);
+        if p as u64 != CODE || alias == libc::MAP_FAILED {
+            libc::_exit(90);
+        }
+        map_fixed(DATA, DATA_LEN, rw);
+        map_fixed(RO, 0x1000, rw);
+        ptr::copy_nonoverlapping(image[0x2000..0x3000].as_ptr(), RO as *mut u8, 0x1000);
+        libc::mprotect(RO as *mut libc::c_void, 0x1000, libc::PROT_READ);
+        map_fixed(LOW, 0x1000, rw);
+        map_fixed(CTRL, CTRL_LEN, rwx);
+        for (addr, code) in [(PROLOGUE, prologue()), (EPILOGUE, epilogue()), (RECOVER, recover())] {
+            ptr::copy_nonoverlapping(code.as_ptr(), addr as *mut u8, code.len());
+        }
+        // An alternate signal stack: the snippet's RSP points into the data pages.
+        let alt = libc::mmap(ptr::null_mut(), 0x40000, rw, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0);
+        let ss = libc::stack_t { ss_sp: alt, ss_flags: 0, ss_size: 0x40000 };
+        libc::sigaltstack(&ss, ptr::null_mut());
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_signal as *const () as usize;
+        sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_NODEFER;
+        for sig in [libc::SIGSEGV, libc::SIGBUS, libc::SIGFPE, libc::SIGILL, libc::SIGTRAP] {
+            libc::sigaction(sig, &sa, ptr::null_mut());
+        }
+        let entry: extern "C" fn() = std::mem::transmute(PROLOGUE as usize);
+        let tail = tail();
+        for (i, case) in cases.iter().enumerate().skip(start) {
+            let out = outs.add(i);
+            // Code page: fill with ud2, snippet, jump to the epilogue.
+            let page = std::slice::from_raw_parts_mut(alias as *mut u8, 0x1000);
+            for k in (0..0x1000).step_by(2) {
+                page[k] = 0x0f;
+                page[k + 1] = 0x0b;
             }
-            ptr::copy_nonoverlapping(bytes.as_ptr(), *addr as *mut u8, bytes.len());
-        }
-        // Input state.
-        let inp = &case.input;
-        for r in 0..16 {
-            ptr::write_volatile((IN + 8 * r as u64) as *mut u64, inp.gpr[r]);
-        }
-        ptr::write_volatile((IN + 0x80) as *mut u64, inp.rflags);
-        ptr::write_volatile((IN + 0x88) as *mut u64, CODE);
-        ptr::copy_nonoverlapping(inp.fx.as_ptr(), IN_FX as *mut u8, 512);
-        (*out).status = 0;
-        CUR_OUT = out;
-        entry();
-        CUR_OUT = ptr::null_mut();
-        let o = &mut *out;
-        if o.status != 2 {
-            o.status = 1;
+            let n = case.code.len();
+            page[..n].copy_from_slice(&case.code);
+            page[n..n + tail.len()].copy_from_slice(&tail);
+            // Data image and per-case patches.
+            ptr::copy_nonoverlapping(image.as_ptr(), DATA as *mut u8, DATA_LEN as usize);
+            ptr::copy_nonoverlapping(image[0x3000..].as_ptr(), LOW as *mut u8, 0x1000);
+            for (addr, bytes) in &case.patches {
+                if *addr >= RO && *addr < RO + 0x1000 {
+                    continue;
+                }
+                ptr::copy_nonoverlapping(bytes.as_ptr(), *addr as *mut u8, bytes.len());
+            }
+            // Input state.
+            let inp = &case.input;
             for r in 0..16 {
-                o.gpr[r] = ptr::read_volatile((OUT + 8 * r as u64) as *const u64);
+                ptr::write_volatile((IN + 8 * r as u64) as *mut u64, inp.gpr[r]);
             }
-            o.rflags = ptr::read_volatile((OUT + 0x80) as *const u64);
-            o.rip = CODE + n as u64;
-            ptr::copy_nonoverlapping(OUT_FX as *const u8, o.fx.as_mut_ptr(), 512);
+            ptr::write_volatile((IN + 0x80) as *mut u64, inp.rflags);
+            ptr::write_volatile((IN + 0x88) as *mut u64, CODE);
+            ptr::copy_nonoverlapping(inp.fx.as_ptr(), IN_FX as *mut u8, 512);
+            (*out).status = 0;
+            CUR_OUT = out;
+            entry();
+            CUR_OUT = ptr::null_mut();
+            let o = &mut *out;
+            if o.status != 2 {
+                o.status = 1;
+                for r in 0..16 {
+                    o.gpr[r] = ptr::read_volatile((OUT + 8 * r as u64) as *const u64);
+                }
+                o.rflags = ptr::read_volatile((OUT + 0x80) as *const u64);
+                o.rip = CODE + n as u64;
+                ptr::copy_nonoverlapping(OUT_FX as *const u8, o.fx.as_mut_ptr(), 512);
+            }
+            ptr::copy_nonoverlapping(DATA as *const u8, o.data.as_mut_ptr(), DATA_LEN as usize);
+            ptr::copy_nonoverlapping(LOW as *const u8, o.data[0x2000..].as_mut_ptr(), 0x1000);
         }
-        ptr::copy_nonoverlapping(DATA as *const u8, o.data.as_mut_ptr(), DATA_LEN as usize);
-        ptr::copy_nonoverlapping(LOW as *const u8, o.data[0x2000..].as_mut_ptr(), 0x1000);
+        libc::_exit(0)
     }
-    libc::_exit(0)
 }
 
 /// Runs every case natively; one result per case.
@@ -326,6 +342,7 @@ pub fn run(cases: &[Case], image: &[u8]) -> Vec<NativeOut> {
         let pid = unsafe { libc::fork() };
         assert!(pid >= 0, "fork failed");
         if pid == 0 {
+            // SAFETY: in the child just forked; `outs` has a slot per case.
             unsafe { child(cases, image, outs, start) };
         }
         let mut status = 0;
@@ -339,9 +356,11 @@ pub fn run(cases: &[Case], image: &[u8]) -> Vec<NativeOut> {
             "native runner: fixed mappings are not available on this host"
         );
         // Find the case it died on and carry on after it.
+        // SAFETY: `i` < cases.len() slots of the mapping; the child has exited.
         let dead = (start..cases.len()).find(|&i| unsafe { (*outs.add(i)).status } == 0).unwrap_or(cases.len());
         start = dead + 1;
     }
+    // SAFETY: as above: in-bounds slots, written by children that have exited.
     let res = (0..cases.len()).map(|i| unsafe { *outs.add(i) }).collect();
     // SAFETY: unmapping the array mapped above; no references remain.
     unsafe { libc::munmap(outs as *mut libc::c_void, bytes) };

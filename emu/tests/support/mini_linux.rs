@@ -84,11 +84,10 @@ pub fn load(elf: &[u8], args: &[&str]) -> (AddressSpace, Cpu) {
         }
         // Segments may share a page: map the union, then set permissions.
         for page in (start..end).step_by(4096) {
-            let old = space.mem.perm_at(GuestAddress(page));
-            if old.is_none() {
-                space.mem.map(GuestAddress(page), 4096, perm).unwrap();
+            if let Some(old) = space.mem.perm_at(GuestAddress(page)) {
+                space.mem.protect(GuestAddress(page), 4096, old.union(perm)).unwrap();
             } else {
-                space.mem.protect(GuestAddress(page), 4096, old.unwrap().union(perm)).unwrap();
+                space.mem.map(GuestAddress(page), 4096, perm).unwrap();
             }
         }
         space.mem.write_raw(GuestAddress(vaddr), &elf[off as usize..(off + filesz) as usize]).unwrap();

@@ -54,6 +54,7 @@ impl Supervisor {
 
     /// Reads the next packet; `None` when the read returned 0 bytes (nothing pending, or
     /// with `SUPERVISE_BLOCK`: no supervised process left).
+    #[allow(clippy::should_implement_trait, reason = "a packet borrows the buffer: not an Iterator")]
     pub fn next(&mut self) -> Result<Option<Packet<'_>>> {
         let n = loop {
             match sys::read(self.file.fd(), &mut self.buf) {

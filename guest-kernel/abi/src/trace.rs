@@ -85,12 +85,12 @@ pub fn write_flags(w: &mut dyn Write, value: usize, f: &Flags) -> fmt::Result {
         }
         Ok(())
     };
-    if let Some((mask, names)) = f.field {
-        if let Some(&(_, name)) = names.iter().find(|&&(v, _)| v == value & mask) {
-            sep(w)?;
-            w.write_str(name)?;
-            rest &= !mask;
-        }
+    if let Some((mask, names)) = f.field
+        && let Some(&(_, name)) = names.iter().find(|&&(v, _)| v == value & mask)
+    {
+        sep(w)?;
+        w.write_str(name)?;
+        rest &= !mask;
     }
     let mode = f.mode.filter(|&(bit, _)| value & bit != 0).map(|(_, mask)| value & mask);
     if let Some((_, mask)) = f.mode {

@@ -54,7 +54,7 @@ impl Kernel {
         let mut mm = mm.borrow_mut();
         let fixed = flags & (abi::MAP_FIXED | abi::MAP_FIXED_NOREPLACE) != 0;
         let free = |mm: &crate::mm::Mm, at: u64| {
-            at % PAGE == 0
+            at.is_multiple_of(PAGE)
                 && at >= PAGE
                 && at.checked_add(len).is_some_and(|end| end <= mm.stack_top())
                 && !mm.space.mem.regions().any(|(s, e)| s.0 < at + len && e.0 > at)
@@ -105,7 +105,7 @@ impl Kernel {
     }
 
     fn lx_mremap(&mut self, tid: Pid, old: u64, old_size: u64, new_size: u64, flags: usize) -> SysResult {
-        if old % PAGE != 0 || new_size == 0 || flags & abi::MREMAP_FIXED != 0 {
+        if !old.is_multiple_of(PAGE) || new_size == 0 || flags & abi::MREMAP_FIXED != 0 {
             return err(r::EINVAL);
         }
         let old_len = round_up(old_size).ok_or(Errno(r::EINVAL))?;
@@ -220,7 +220,7 @@ pub(super) fn munmap(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
 
 pub(super) fn mprotect(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
     let addr = c.args[0] as u64;
-    if addr % PAGE != 0 {
+    if !addr.is_multiple_of(PAGE) {
         return err(r::EINVAL);
     }
     let len = round_up(c.args[1] as u64).ok_or(Errno(r::ENOMEM))?;

@@ -96,12 +96,12 @@ impl Kernel {
         let due: Vec<Pid> = self.linux.timers.iter().filter(|(_, &(d, _))| d <= now).map(|(&pid, _)| pid).collect();
         for pid in due {
             if let Some(&(deadline, interval)) = self.linux.timers.get(&pid) {
-                if interval == 0 {
-                    self.linux.timers.remove(&pid);
-                } else {
-                    let missed = (now - deadline) / interval + 1;
-                    let next = deadline.saturating_add(interval.saturating_mul(missed));
+                // No interval (a one-shot timer) is disarmed.
+                if let Some(missed) = (now - deadline).checked_div(interval) {
+                    let next = deadline.saturating_add(interval.saturating_mul(missed + 1));
                     self.linux.timers.insert(pid, (next, interval));
+                } else {
+                    self.linux.timers.remove(&pid);
                 }
             }
             self.post_signal(pid, r::SIGALRM);

@@ -217,7 +217,7 @@ impl FileOps for MemFile {
             SEEK_END => self.data.borrow().len() as i64,
             _ => return Err(Errno(EINVAL)),
         };
-        let pos = base.checked_add(offset).filter(|&p| p >= 0 && p < (1 << 40)).ok_or(Errno(EINVAL))?;
+        let pos = base.checked_add(offset).filter(|&p| (0..(1 << 40)).contains(&p)).ok_or(Errno(EINVAL))?;
         self.pos = pos as usize;
         Ok(pos as u64)
     }

@@ -112,6 +112,7 @@ struct Held {
 #[derive(Default)]
 struct HeldMap {
     list: Vec<(Pid, Box<Held>)>,
+    #[allow(clippy::vec_box, reason = "spare boxes are reused for the next held call")]
     spare: Vec<Box<Held>>,
 }
 

@@ -65,12 +65,12 @@ pub(super) fn fmap(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
     let mut mm = mm.borrow_mut();
     let hint = map.address as u64;
     let addr = if map.flags & MAP_FIXED != 0 {
-        if hint % PAGE != 0 || hint == 0 {
+        if !hint.is_multiple_of(PAGE) || hint == 0 {
             return errno(EINVAL);
         }
         hint
     } else if hint != 0
-        && hint % PAGE == 0
+        && hint.is_multiple_of(PAGE)
         && hint.checked_add(len).is_some_and(|end| end <= mm.stack_top())
         && !mm.space.mem.regions().any(|(s, e)| s.0 < hint + len && e.0 > hint)
     {
@@ -124,7 +124,7 @@ pub(super) fn funmap(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
 pub(super) fn mprotect(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
     let [addr, len, flags, ..] = c.args;
     let addr = addr as u64;
-    if addr % PAGE != 0 {
+    if !addr.is_multiple_of(PAGE) {
         return errno(EINVAL);
     }
     let len = round_up(len as u64).ok_or(Errno(ENOMEM))?;

@@ -317,7 +317,7 @@ pub(crate) fn round(sign: bool, exp: i32, sig: u128, sticky: bool, fmt: Fmt, ctx
 pub(crate) fn pack80(r: Rounded) -> u128 {
     match r {
         Rounded::Inf(s) => inf(s),
-        Rounded::Fin { sign, m, .. } if m == 0 => zero(sign),
+        Rounded::Fin { sign, m: 0, .. } => zero(sign),
         Rounded::Fin { sign, m, lsb } => {
             let l = 63 - m.leading_zeros() as i32;
             let lead = lsb + l;
@@ -337,7 +337,7 @@ fn pack_ieee(r: Rounded, frac: u32, bias: i32) -> u64 {
     let emax_field = (1u64 << (width - frac)) - 1;
     match r {
         Rounded::Inf(s) => sbit(s) | emax_field << frac,
-        Rounded::Fin { sign, m, .. } if m == 0 => sbit(sign),
+        Rounded::Fin { sign, m: 0, .. } => sbit(sign),
         Rounded::Fin { sign, m, lsb } => {
             let l = 63 - m.leading_zeros() as i32;
             let lead = lsb + l;

@@ -983,7 +983,7 @@ pub(crate) fn fxsave_image(cpu: &Cpu, wide: bool) -> [u8; 416] {
 fn fxsave(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     let i = &op.insn;
     let a = ea(cpu, i);
-    if a % 16 != 0 {
+    if !a.is_multiple_of(16) {
         return Err(Trap::GeneralProtection);
     }
     let b = fxsave_image(cpu, i.mnemonic() == Mnemonic::Fxsave64);
@@ -994,7 +994,7 @@ fn fxsave(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
 fn fxrstor(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     let i = &op.insn;
     let a = ea(cpu, i);
-    if a % 16 != 0 {
+    if !a.is_multiple_of(16) {
         return Err(Trap::GeneralProtection);
     }
     // The whole 512-byte area is read (and must be readable), as on hardware.

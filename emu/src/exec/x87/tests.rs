@@ -526,7 +526,7 @@ fn oracle_loads_and_memory_operands() {
         0x0010_0000_0000_0000,
     ];
     let ints: &[i64] =
-        &[0, 1, -1, 32767, -32768, i32::MAX as i64, i32::MIN as i64, i64::MAX, i64::MIN, 0x1234_5678_9abc_def];
+        &[0, 1, -1, 32767, -32768, i32::MAX as i64, i32::MIN as i64, i64::MAX, i64::MIN, 0x0123_4567_89ab_cdef];
     let m32_ops: &[(&str, &[u8])] = &[
         ("fld m32", &[0xd9, 0x07]),
         ("fadd m32", &[0xd8, 0x07]),
@@ -635,6 +635,7 @@ fn oracle_constants_and_stack_faults() {
 }
 
 #[test]
+#[allow(clippy::single_range_in_vec_init, reason = "lists of ignored byte ranges that hold one range")]
 fn oracle_control_instructions() {
     let mut h = Harness::new();
     let vals = [f80(false, 0, 5), f80(false, 0x7fff, 1 << 63), f80(false, 0x3fff, 1 << 63), f80(false, 0, 0)];

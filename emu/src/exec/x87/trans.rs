@@ -182,7 +182,7 @@ impl W {
         let n = n as u128;
         let (q1, r1) = (self.m / n, self.m % n);
         let lz = q1.leading_zeros();
-        let m = q1 << lz | (r1 << lz) / n;
+        let m = (q1 << lz) | ((r1 << lz) / n);
         W { neg: self.neg, e: self.e - lz as i32, m }
     }
 

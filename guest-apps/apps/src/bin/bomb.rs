@@ -210,6 +210,7 @@ fn pipe_pair(mib: usize) -> i32 {
 }
 
 #[inline(never)]
+#[allow(unconditional_recursion, reason = "overflows the stack on purpose")]
 fn recurse(depth: u64) -> u64 {
     let pad = [depth; 64];
     core::hint::black_box(&pad);

@@ -12,6 +12,7 @@ use runtime::{env, eprintln};
 runtime::entry!(main);
 
 #[inline(never)]
+#[allow(unconditional_recursion, reason = "overflows the stack on purpose")]
 fn recurse(depth: u64) -> u64 {
     let pad = [depth; 64];
     // SAFETY: reads a local array through a black box so the recursion is not optimised away.
@@ -22,20 +23,26 @@ fn recurse(depth: u64) -> u64 {
 fn main() -> i32 {
     let args = env::args();
     let mode = args.get(1).map(|s| s.as_str()).unwrap_or("");
-    // SAFETY (all asm below): each block deliberately raises the CPU exception
-    // named by its mode; the guest kernel turns it into a signal.
+    // Each block below deliberately raises the CPU exception named by its mode;
+    // the guest kernel turns it into a signal.
     match mode {
+        // SAFETY: faults on the unmapped page 0 before anything is written.
         "segv" => unsafe { asm!("mov qword ptr [0], 1") },
         "exec-data" => {
             static DATA: [u8; 4] = [0xc3; 4];
+            // SAFETY: a `ret` in a non-executable page: the call faults before it runs.
             let f: extern "C" fn() = unsafe { core::mem::transmute(DATA.as_ptr()) };
             f();
         }
+        // SAFETY: raises #UD; touches no memory.
         "ud" => unsafe { asm!("ud2") },
+        // SAFETY: raises #DE; clobbers only the registers it declares.
         "div0" => unsafe {
             asm!("xor edx, edx", "xor eax, eax", "xor ecx, ecx", "div ecx", out("eax") _, out("edx") _, out("ecx") _)
         },
+        // SAFETY: raises #BP; touches no memory.
         "int3" => unsafe { asm!("int3") },
+        // SAFETY: privileged in user mode: raises #GP.
         "hlt" => unsafe { asm!("hlt") },
         "spin" => loop {
             core::hint::spin_loop();

@@ -78,11 +78,11 @@ fn main() -> i32 {
         eprintln!("{USAGE}");
         return 2;
     };
-    if let Some(dir) = &jail {
-        if let Err(err) = sys::jail(dir, 0) {
-            eprintln!("restrict: jail {dir}: {}", err.description());
-            return 125;
-        }
+    if let Some(dir) = &jail
+        && let Err(err) = sys::jail(dir, 0)
+    {
+        eprintln!("restrict: jail {dir}: {}", err.description());
+        return 125;
     }
     let path = process::resolve_program(program);
     let file = match File::open(&path) {

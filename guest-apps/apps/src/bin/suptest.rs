@@ -66,8 +66,7 @@ fn race(mode: &str) -> i32 {
     let mut deferred: Option<(u64, bool)> = None;
     let mut marker = false;
     let mut threaded = false;
-    loop {
-        let Ok(Some(p)) = sup.next() else { break };
+    while let Ok(Some(p)) = sup.next() {
         let h = p.head;
         if h.kind == abi::PACKET_CLONE && h.args[1] == 1 {
             threaded = true;
@@ -92,14 +91,12 @@ fn race(mode: &str) -> i32 {
             }
             let _ = sup.reply(h.seq, abi::REPLY_RUN, 0);
         }
-        if marker {
-            if let Some((seq, ok)) = deferred.take() {
-                println!("suptest: attacker rewrote memory during the hold; releasing the call");
-                if ok {
-                    let _ = sup.reply(seq, abi::REPLY_RUN, 0);
-                } else {
-                    let _ = sup.reply(seq, abi::REPLY_RETURN, abi::Errno::mux(Err(abi::Errno(abi::EACCES))) as u64);
-                }
+        if marker && let Some((seq, ok)) = deferred.take() {
+            println!("suptest: attacker rewrote memory during the hold; releasing the call");
+            if ok {
+                let _ = sup.reply(seq, abi::REPLY_RUN, 0);
+            } else {
+                let _ = sup.reply(seq, abi::REPLY_RETURN, abi::Errno::mux(Err(abi::Errno(abi::EACCES))) as u64);
             }
         }
     }
@@ -170,8 +167,7 @@ fn others(mode: &str) -> i32 {
     let top = child.id() as u32;
     let mut sup = Supervisor::new(fd);
     let mut pids: Vec<u32> = Vec::new();
-    loop {
-        let Ok(Some(p)) = sup.next() else { break };
+    while let Ok(Some(p)) = sup.next() {
         let h = p.head;
         if !pids.contains(&h.pid) {
             pids.push(h.pid);

@@ -75,7 +75,7 @@ fn race(rounds: u64) -> i32 {
 }
 
 fn fork(children: u64) -> i32 {
-    let (Ok([r, w])) = sys::pipe2(0) else {
+    let Ok([r, w]) = sys::pipe2(0) else {
         eprintln!("testprog fork: pipe failed");
         return 2;
     };
