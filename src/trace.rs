@@ -388,7 +388,10 @@ impl Tracer {
     /// strace's first line, for the program warden starts (its exec happens before tracing
     /// begins): `execve("/bin/ls", ["ls", "/"], /* 1 var */) = 0`.
     pub fn first_exec(&mut self, pid: u32, path: &str, argv: &[&str], env_count: usize) {
-        if self.cfg.summary || self.cfg.json {
+        // Shown unless `-e trace=` leaves exec out, as strace does.
+        let exec = |c: &warden_abi::CallInfo| matches!(c.name, "execve" | "fexec");
+        let shown = all_calls().any(|c| exec(c) && self.cfg.filter.matches(c.number));
+        if self.cfg.summary || self.cfg.json || !shown {
             return;
         }
         let mut text = String::from("execve(");
