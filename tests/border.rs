@@ -541,6 +541,21 @@ fn a_linux_trace_reads_like_strace() {
         let theirs: Vec<&str> = theirs.lines().filter(|l| l.starts_with("---") || l.starts_with("+++")).collect();
         assert_eq!(ours, theirs);
     }
+    // A stat reads as strace's (busybox's `ls -l` makes one on the path it is given).
+    if have_busybox() && have_tool("strace") {
+        let path = crash.to_str().unwrap();
+        let stat_line = |text: &str| -> String {
+            let line =
+                text.lines().find(|l| l.contains(&format!("newfstatat(AT_FDCWD, \"{path}\""))).unwrap_or_default();
+            let line = line.split_once("newfstatat(").map_or("", |(_, l)| l);
+            line.split_whitespace().collect::<Vec<_>>().join(" ")
+        };
+        let o = run(&["trace", "--root", "/", BUSYBOX, "ls", "-l", path]);
+        let s = Command::new("strace").args([BUSYBOX, "ls", "-l", path]).stdout(Stdio::null()).output().unwrap();
+        let ours = stat_line(&o.stderr);
+        assert!(ours.contains("{st_mode=S_IFREG|0755, st_size="), "{}", o.stderr);
+        assert_eq!(ours, stat_line(&String::from_utf8_lossy(&s.stderr)));
+    }
     // -e signal=none drops the signal line, not the death.
     let o = run(&["trace", "-e", "signal=none", crash.to_str().unwrap()]);
     assert!(!o.stderr.contains("--- SIGSEGV") && o.stderr.contains("+++ killed by SIGSEGV +++"), "{}", o.stderr);

@@ -342,7 +342,25 @@ impl View<'_> {
                 None => write_quoted(w, b, Some(self.limit)),
             },
             Shape::CallList => write!(w, "[{} calls]", b.len() / 8),
-            Shape::Stat => write!(w, "{{st_mode=0{:o}, st_size={}}}", u32_at(24), u(48)),
+            Shape::Stat => {
+                let mode = u32_at(24) as u32;
+                w.write_str("{st_mode=")?;
+                write_file_mode(w, mode)?;
+                if matches!(mode & 0o170000, 0o020000 | 0o060000) {
+                    // A device: strace shows its number instead of a size.
+                    let dev = u(40);
+                    let (major, minor) =
+                        (((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff), (dev & 0xff) | ((dev >> 12) & !0xff));
+                    let hex = |w: &mut dyn Write, n: u64| if n == 0 { w.write_char('0') } else { write!(w, "{n:#x}") };
+                    w.write_str(", st_rdev=makedev(")?;
+                    hex(w, major)?;
+                    w.write_str(", ")?;
+                    hex(w, minor)?;
+                    w.write_str("), ...}")
+                } else {
+                    write!(w, ", st_size={}, ...}}", u(48))
+                }
+            }
             Shape::Statx => write!(w, "{{stx_mode=0{:o}, stx_size={}}}", le(b, 28, 2), u(40)),
             Shape::Timespec => write!(w, "{{tv_sec={}, tv_nsec={}}}", u(0) as i64, u(8) as i64),
             Shape::Timeval => write!(w, "{{tv_sec={}, tv_usec={}}}", u(0) as i64, u(8) as i64),
@@ -515,6 +533,22 @@ pub fn write_exit(w: &mut dyn Write, status: usize) -> fmt::Result {
         write_signal(w, wtermsig(status) as u64)?;
         w.write_str(" +++")
     }
+}
+
+/// Writes a Linux file mode as strace does: the type by name, then the permission bits in
+/// octal (`S_IFREG|0755`).
+fn write_file_mode(w: &mut dyn Write, mode: u32) -> fmt::Result {
+    let kind = match mode & 0o170000 {
+        0o140000 => "S_IFSOCK",
+        0o120000 => "S_IFLNK",
+        0o100000 => "S_IFREG",
+        0o060000 => "S_IFBLK",
+        0o040000 => "S_IFDIR",
+        0o020000 => "S_IFCHR",
+        0o010000 => "S_IFIFO",
+        _ => return write!(w, "0{mode:o}"),
+    };
+    write!(w, "{kind}|0{:o}", mode & 0o7777)
 }
 
 /// Writes an exception packet's description as strace shows the signal it raises
