@@ -7,6 +7,7 @@
 //! failed (bad arguments, unreadable or malformed image); 126 when the program
 //! exists but cannot be executed; 127 when it does not exist.
 
+pub mod gdb;
 pub mod host;
 pub mod policy;
 
@@ -114,6 +115,9 @@ pub enum RunError {
     Spawn(#[from] SpawnError),
     #[error("{0}")]
     Policy(String),
+    /// The `--gdb` connection failed.
+    #[error("{0}")]
+    Gdb(String),
     #[error("{0}")]
     Output(host::OutputFailure),
     #[error("{0} (the guest's changes kept there are incomplete)")]

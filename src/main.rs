@@ -139,6 +139,10 @@ struct RunArgs {
 /// `run` and `trace`: the run options plus the trace options.
 #[derive(Args, Debug)]
 struct TracedRunArgs {
+    /// Wait for gdb on ADDR (HOST:PORT, or a Unix socket path) before the first guest
+    /// instruction, and let it debug the program (`target remote ADDR` in gdb).
+    #[arg(long, value_name = "ADDR")]
+    gdb: Option<String>,
     #[command(flatten)]
     trace: warden::trace::TraceArgs,
     #[command(flatten)]
@@ -188,6 +192,7 @@ impl RunArgs {
 
 /// `warden run` and `warden trace`: boot, run, map the outcome to a status.
 fn run_command(args: TracedRunArgs, force_trace: bool) -> i32 {
+    let gdb = args.gdb.clone();
     let mut opts = match args.options(force_trace) {
         Ok(opts) => opts,
         Err(e) => {
@@ -198,7 +203,10 @@ fn run_command(args: TracedRunArgs, force_trace: bool) -> i32 {
     warden::run_host_program_on_host_root(&mut opts);
     opts.border = Border::interruptible();
     let console = Box::new(HostConsole::new(&opts.border));
-    let result = run_guarded(|| warden::run_with_notes(&opts, console));
+    let result = run_guarded(|| match gdb.as_deref() {
+        Some(addr) => warden::gdb::run(&opts, console, addr).map(|outcome| (outcome, Vec::new())),
+        None => warden::run_with_notes(&opts, console),
+    });
     if let Some(sig) = host::interrupted_by() {
         // Ctrl-C (or SIGTERM): the trace is complete up to here; die as the signal would.
         host::die_of(sig);

@@ -1361,6 +1361,25 @@ pub fn replay(
     console: Box<dyn Console>,
     warn: &mut dyn FnMut(String),
 ) -> Result<Replayed, ReplayError> {
+    let mut run = start_replay(trace, options, console)?;
+    let outcome = run.kernel.run();
+    run.finish(outcome, warn)
+}
+
+/// A replay booted and ready to run ([`start_replay`]); [`ReplayRun::finish`] checks its
+/// end against the recording.
+pub struct ReplayRun {
+    pub kernel: guest_kernel::Kernel,
+    source: Rc<RefCell<Source>>,
+    interrupted: Option<(u8, u64)>,
+}
+
+/// Boots the replay of `trace` (see [`replay`]) without running it: a debugger drives it.
+pub fn start_replay(
+    trace: &Path,
+    options: &ReplayOptions,
+    console: Box<dyn Console>,
+) -> Result<ReplayRun, ReplayError> {
     let (reader, header) = TraceReader::open(trace)?;
     let mut opts = header.run_options();
     opts.root = replay_root(&header, options.root.as_ref())?;
@@ -1414,59 +1433,66 @@ pub fn replay(
     if opts.real_time {
         kernel.set_host_clock(Box::new(ReplayClock(source.clone())));
     }
-    let outcome = kernel.run();
-    let stats = kernel.stats();
-    drop(kernel);
-    let mut s = source.borrow_mut();
-    for w in std::mem::take(&mut s.warnings) {
-        warn(w);
-    }
-    if let Some(stop) = s.stop.take() {
-        return Err(match stop {
-            Stop::Diverged(m) => ReplayError::Diverged(m),
-            Stop::Trace(e) => ReplayError::Trace(e),
-        });
-    }
-    let (mut kind, mut code) = outcome_code(outcome);
-    if let (Some((sig, _)), RunOutcome::BudgetExhausted) = (interrupted, outcome) {
-        // Stopped where the recording was interrupted.
-        (kind, code) = (OUTCOME_INTERRUPTED, sig);
-    }
-    let ended = format!(
-        "at the end of the run ({} after {} instructions and {} syscalls)",
-        outcome_text(kind, code),
-        stats.instructions,
-        stats.syscalls
-    );
-    let next = s.next();
-    if let Some(Stop::Trace(e)) = s.stop.take() {
-        return Err(ReplayError::Trace(e));
-    }
-    let replayed = Replayed {
-        outcome,
-        interrupted_by: interrupted.map(|(sig, _)| sig).filter(|_| kind == OUTCOME_INTERRUPTED),
-        instructions: stats.instructions,
-    };
-    match next {
-        Some(Event::End { outcome: k, code: c, instructions, syscalls })
-            if (k, c, instructions, syscalls) == (kind, code, stats.instructions, stats.syscalls) =>
-        {
-            let at = s.reader.offset;
-            match s.reader.byte_opt() {
-                Ok(None) => Ok(replayed),
-                Ok(Some(_)) => Err(ReplayError::Trace(TraceError::Corrupt {
-                    path: s.reader.path.clone(),
-                    offset: at,
-                    what: "data after the end event".into(),
-                })),
-                Err(e) => Err(ReplayError::Trace(e)),
-            }
+    Ok(ReplayRun { kernel, source, interrupted })
+}
+
+impl ReplayRun {
+    /// Checks the end of a replay that ended with `outcome` against the recording.
+    pub fn finish(self, outcome: RunOutcome, warn: &mut dyn FnMut(String)) -> Result<Replayed, ReplayError> {
+        let ReplayRun { kernel, source, interrupted } = self;
+        let stats = kernel.stats();
+        drop(kernel);
+        let mut s = source.borrow_mut();
+        for w in std::mem::take(&mut s.warnings) {
+            warn(w);
         }
-        Some(Event::End { outcome: k, code: c, instructions, syscalls }) => Err(ReplayError::Diverged(format!(
-            "{ended}: the recording ended with {} after {instructions} instructions and {syscalls} syscalls",
-            outcome_text(k, c)
-        ))),
-        Some(other) => Err(ReplayError::Diverged(format!("{ended}: the recording continues with {other}"))),
-        None => Err(ReplayError::Setup("trace reader lost its place (a bug)".into())),
+        if let Some(stop) = s.stop.take() {
+            return Err(match stop {
+                Stop::Diverged(m) => ReplayError::Diverged(m),
+                Stop::Trace(e) => ReplayError::Trace(e),
+            });
+        }
+        let (mut kind, mut code) = outcome_code(outcome);
+        if let (Some((sig, _)), RunOutcome::BudgetExhausted) = (interrupted, outcome) {
+            // Stopped where the recording was interrupted.
+            (kind, code) = (OUTCOME_INTERRUPTED, sig);
+        }
+        let ended = format!(
+            "at the end of the run ({} after {} instructions and {} syscalls)",
+            outcome_text(kind, code),
+            stats.instructions,
+            stats.syscalls
+        );
+        let next = s.next();
+        if let Some(Stop::Trace(e)) = s.stop.take() {
+            return Err(ReplayError::Trace(e));
+        }
+        let replayed = Replayed {
+            outcome,
+            interrupted_by: interrupted.map(|(sig, _)| sig).filter(|_| kind == OUTCOME_INTERRUPTED),
+            instructions: stats.instructions,
+        };
+        match next {
+            Some(Event::End { outcome: k, code: c, instructions, syscalls })
+                if (k, c, instructions, syscalls) == (kind, code, stats.instructions, stats.syscalls) =>
+            {
+                let at = s.reader.offset;
+                match s.reader.byte_opt() {
+                    Ok(None) => Ok(replayed),
+                    Ok(Some(_)) => Err(ReplayError::Trace(TraceError::Corrupt {
+                        path: s.reader.path.clone(),
+                        offset: at,
+                        what: "data after the end event".into(),
+                    })),
+                    Err(e) => Err(ReplayError::Trace(e)),
+                }
+            }
+            Some(Event::End { outcome: k, code: c, instructions, syscalls }) => Err(ReplayError::Diverged(format!(
+                "{ended}: the recording ended with {} after {instructions} instructions and {syscalls} syscalls",
+                outcome_text(k, c)
+            ))),
+            Some(other) => Err(ReplayError::Diverged(format!("{ended}: the recording continues with {other}"))),
+            None => Err(ReplayError::Setup("trace reader lost its place (a bug)".into())),
+        }
     }
 }

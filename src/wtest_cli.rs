@@ -164,6 +164,11 @@ pub struct ReplayArgs {
     #[arg(long, short = 'q')]
     quiet: bool,
 
+    /// Wait for gdb on ADDR (HOST:PORT, or a Unix socket path) before the first guest
+    /// instruction, and let it debug the replay (memory and registers read-only).
+    #[arg(long, value_name = "ADDR")]
+    gdb: Option<String>,
+
     /// The trace written by `warden record` (or `warden test --record-failures`).
     #[arg(value_name = "TRACE")]
     trace: PathBuf,
@@ -186,7 +191,15 @@ impl ReplayArgs {
             report_fatal_signals: !self.quiet,
         };
         let mut warn_replay = |m: String| warn(format!("replay: {m}"));
-        let result = warden::record::replay(&self.trace, &options, console, &mut warn_replay);
+        let result = match self.gdb.as_deref() {
+            Some(addr) => match warden::gdb::replay(&self.trace, &options, console, addr, &mut warn_replay) {
+                Ok(Some(replayed)) => Ok(replayed),
+                // gdb's `kill`.
+                Ok(None) => return 128 + warden_abi::SIGKILL as i32,
+                Err(e) => Err(e),
+            },
+            None => warden::record::replay(&self.trace, &options, console, &mut warn_replay),
+        };
         if let Some(sig) = host::interrupted_by() {
             host::die_of(sig);
         }

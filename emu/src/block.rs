@@ -20,7 +20,7 @@
 //! fault between the skipped write and the instruction that overwrites it:
 //! the faulting context then holds the older flag values.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use iced_x86::{Decoder, DecoderError, DecoderOptions, FlowControl, Instruction, OpKind};
 
@@ -59,6 +59,12 @@ pub(crate) struct CodeCache {
     fast: Box<[(u64, *const Block)]>,
     /// Blocks holding code from each page.
     by_page: HashMap<u64, Vec<u32>>,
+    /// Debugger breakpoints: a block never runs across one, and the block starting at
+    /// one is that instruction alone with the `debug_break` handler.
+    pub breakpoints: HashSet<u64>,
+    /// Under a debugger every flag counts as live (no skipped flag writes, no fused
+    /// compare-and-branch), so the flags a debugger sees after any instruction are exact.
+    pub debugged: bool,
 }
 
 #[inline(always)]
@@ -81,7 +87,17 @@ impl CodeCache {
             map: HashMap::new(),
             fast: (0..FAST_SLOTS).map(empty_entry).collect(),
             by_page: HashMap::new(),
+            breakpoints: HashSet::new(),
+            debugged: false,
         }
+    }
+
+    /// Drops the blocks that may hold the instruction at `addr` (a breakpoint came or went).
+    pub fn invalidate_at(&mut self, addr: u64) {
+        // An instruction starting up to 14 bytes before `addr` may cover it.
+        let mut pages = vec![addr.saturating_sub(14) / PAGE_SIZE, addr / PAGE_SIZE];
+        pages.dedup();
+        self.invalidate(&mut pages);
     }
 
     pub fn len(&self) -> usize {
@@ -135,7 +151,8 @@ impl CodeCache {
     #[inline(never)]
     pub fn build(&mut self, mem: &mut Memory, rip: u64, model: CpuModel) -> Result<&Block, Exit> {
         let page_end = (rip | (PAGE_SIZE - 1)).wrapping_add(1);
-        let single = mem.page_writable(rip);
+        let at_breakpoint = self.breakpoints.contains(&rip);
+        let single = mem.page_writable(rip) || at_breakpoint;
         let max = (page_end.wrapping_sub(rip)) as usize + 15;
         let bytes = if rip < mem.limit() { mem.fetch_code(rip, max) } else { &[] };
         if bytes.is_empty() {
@@ -166,14 +183,18 @@ impl CodeCache {
             let ends = insn.flow_control() != FlowControl::Next || leaves_loop(&insn);
             let next = insn.next_ip();
             insns.push(insn);
-            if ends || single || insns.len() >= MAX_OPS || next >= page_end {
+            let before_breakpoint = !self.breakpoints.is_empty() && self.breakpoints.contains(&next);
+            if ends || single || insns.len() >= MAX_OPS || next >= page_end || before_breakpoint {
                 break;
             }
         }
         let mut peeked = Vec::new();
-        let live_out =
-            if invalid_at_end { STATUS_BITS } else { flags_live_out(mem, &insns[insns.len() - 1], &mut peeked) };
-        let live = flag_liveness(&insns, live_out);
+        let live_out = if invalid_at_end || self.debugged {
+            STATUS_BITS
+        } else {
+            flags_live_out(mem, &insns[insns.len() - 1], &mut peeked)
+        };
+        let live = if self.debugged { vec![true; insns.len()] } else { flag_liveness(&insns, live_out) };
         let mut ops: Vec<Op> = Vec::with_capacity(insns.len());
         for (k, insn) in insns.iter().enumerate() {
             let idx = k as u32;
@@ -189,6 +210,9 @@ impl CodeCache {
                     break;
                 }
             }
+        }
+        if at_breakpoint {
+            ops[0].exec = crate::exec::debug_break;
         }
         let n = ops.len();
         let mut fused = false;

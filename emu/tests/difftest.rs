@@ -405,7 +405,19 @@ fn family_of(code: Code) -> Option<String> {
     match oc.encoding() {
         EncodingKind::Legacy => {}
         EncodingKind::VEX if feats.iter().all(|f| matches!(f, CpuidFeature::BMI1 | CpuidFeature::BMI2)) => {}
+        EncodingKind::VEX => {
+            use CpuidFeature as F;
+            // AVX, AVX2, FMA, F16C and the VEX forms of AES-NI and PCLMULQDQ.
+            return match feats {
+                [f @ (F::AVX | F::AVX2 | F::FMA | F::F16C)] => Some(format!("avx/{f:?}")),
+                [f @ (F::AES | F::PCLMULQDQ), F::AVX] => Some(format!("avx/{f:?}")),
+                _ => None,
+            };
+        }
         _ => return None,
+    }
+    if let [f @ (CpuidFeature::AES | CpuidFeature::PCLMULQDQ | CpuidFeature::SHA)] = feats {
+        return Some(format!("sse/{f:?}"));
     }
     {
         use Mnemonic::*;
@@ -504,6 +516,9 @@ fn build(code: Code, ops: &[Opnd]) -> Option<Instruction> {
         [M(a), R(b), I(c)] => Instruction::with3(code, a, b, c),
         [R(a), R(b), R(c), R(d)] => Instruction::with4(code, a, b, c, d),
         [R(a), R(b), M(c), R(d)] => Instruction::with4(code, a, b, c, d),
+        [R(a), R(b), R(c), I(d)] => Instruction::with4(code, a, b, c, d),
+        [R(a), R(b), M(c), I(d)] => Instruction::with4(code, a, b, c, d),
+
         _ => return None,
     };
     r.ok()
@@ -686,6 +701,57 @@ impl Gen<'_> {
         MemoryOperand::with_base_index_scale_displ_size(b, i, scale, disp, if disp == 0 { 0 } else { 4 })
     }
 
+    /// A VSIB operand (gathers): a base register pointing into the data pages and an
+    /// index vector of small signed elements around it, so most elements land in mapped
+    /// memory and some, with a far index, fault.
+    fn vsib(&mut self, k: K, ms: MemorySize) -> MemoryOperand {
+        let r = &mut *self.r;
+        let (q, y) = match k {
+            K::mem_vsib32x => (false, false),
+            K::mem_vsib64x => (true, false),
+            K::mem_vsib32y => (false, true),
+            _ => (true, true),
+        };
+        let scale = r.pick(&[1u32, 2, 4, 8]);
+        let base = loop {
+            let n = r.below(16) as usize;
+            if n != 4 {
+                break n;
+            }
+        };
+        let vi = r.below(16);
+        let t = DATA + 0x800 + r.below(0x800);
+        let disp: i64 = r.below(64) as i64 - 32;
+        let far = r.chance(1, 10);
+        let elem = |r: &mut Rng| -> u64 {
+            if far && r.chance(1, 2) {
+                0x10_0000 + r.below(0x1000)
+            } else {
+                (r.below(128) as i64 - 64) as u64
+            }
+        };
+        let (mut lo, mut hi) = (0u128, 0u128);
+        let n = if y { 256 } else { 128 } / if q { 64 } else { 32 };
+        let bits = if q { 64 } else { 32 };
+        let msk = if q { u64::MAX as u128 } else { u32::MAX as u128 };
+        for e in 0..n {
+            let v = elem(r) as u128 & msk;
+            let b = e * bits;
+            if b < 128 {
+                lo |= v << b;
+            } else {
+                hi |= v << (b - 128);
+            }
+        }
+        self.st.set_xmm(vi as usize, lo);
+        self.st.set_ymm_hi(vi as usize, hi);
+        let _ = ms;
+        self.pin(base, t.wrapping_sub(disp as u64));
+        self.mem = Some(t);
+        let index = reg_n(if y { Register::YMM0 } else { Register::XMM0 }, vi);
+        MemoryOperand::with_base_index_scale_displ_size(reg_n(Register::RAX, base as u64), index, scale, disp, 1)
+    }
+
     fn imm(&mut self, k: K, m: Mnemonic, bits: u32) -> Opnd {
         let r = &mut *self.r;
         let shift_count = |r: &mut Rng| -> i32 {
@@ -730,6 +796,7 @@ fn random_input(r: &mut Rng, family: &str) -> State {
     if !family.starts_with("int") {
         for i in 0..16 {
             st.set_xmm(i, rand_xmm(r));
+            st.set_ymm_hi(i, rand_xmm(r));
         }
         let mut mx = 0x1f80 | (r.below(4) as u32) << 13;
         if r.chance(1, 4) {
@@ -741,7 +808,7 @@ fn random_input(r: &mut Rng, family: &str) -> State {
         if r.chance(1, 4) {
             mx |= r.below(64) as u32;
         }
-        if family.starts_with("sse") && r.chance(1, 10) {
+        if (family.starts_with("sse") || family.starts_with("avx")) && r.chance(1, 10) {
             mx &= !((r.below(64) as u32) << 7);
         }
         st.set_mxcsr(mx);
@@ -797,7 +864,10 @@ fn gen_code_case(code: Code, family: &str, r: &mut Rng, img: &[u8]) -> Option<Ca
                 K::r16_reg | K::r16_rm | K::r16_opcode | K::r16_reg_mem => gr(&mut g, Register::AX),
                 K::r32_reg | K::r32_rm | K::r32_opcode | K::r32_vvvv | K::r32_reg_mem => gr(&mut g, Register::EAX),
                 K::r64_reg | K::r64_rm | K::r64_opcode | K::r64_vvvv | K::r64_reg_mem => gr(&mut g, Register::RAX),
-                K::xmm_reg | K::xmm_rm => gr(&mut g, Register::XMM0),
+                K::xmm_reg | K::xmm_rm | K::xmm_vvvv | K::xmm_is4 => gr(&mut g, Register::XMM0),
+                K::ymm_reg | K::ymm_rm | K::ymm_vvvv | K::ymm_is4 => gr(&mut g, Register::YMM0),
+                K::ymm_or_mem if g.r.chance(1, 2) => gr(&mut g, Register::YMM0),
+                K::mem_vsib32x | K::mem_vsib64x | K::mem_vsib32y | K::mem_vsib64y => Opnd::M(g.vsib(k, msize)),
                 K::mm_reg | K::mm_rm => Opnd::R(reg_n(Register::MM0, g.r.below(8))),
                 K::r8_or_mem | K::r16_or_mem | K::r32_or_mem | K::r64_or_mem | K::xmm_or_mem | K::mm_or_mem
                     if g.r.chance(1, 2) =>
@@ -816,6 +886,7 @@ fn gen_code_case(code: Code, family: &str, r: &mut Rng, img: &[u8]) -> Option<Ca
                 | K::r32_or_mem
                 | K::r64_or_mem
                 | K::xmm_or_mem
+                | K::ymm_or_mem
                 | K::mm_or_mem
                 | K::mem => Opnd::M(g.memop(msize.size() as u64, msize, m, is_lea)),
                 K::mem_offs => {
@@ -887,13 +958,29 @@ fn gen_code_case(code: Code, family: &str, r: &mut Rng, img: &[u8]) -> Option<Ca
         case.patches = g.patches;
         case.features = code.cpuid_features();
         case.undef_flags = undef_flags(m, bits0, count);
+        if matches!(m, Mnemonic::Vmaskmovps | Mnemonic::Vmaskmovpd | Mnemonic::Vpmaskmovd | Mnemonic::Vpmaskmovq)
+            && insn.op0_kind() == iced_x86::OpKind::Memory
+        {
+            let a = g.mem.unwrap_or(0);
+            case.loose_fault = Some((a, a + msize.size() as u64));
+        }
         case.undef_regs = undef_regs;
         if family == "x87" {
             case.fsw_undef = fsw_undef(m);
         }
         if TRANSCENDENTAL.contains(&m) {
             case.fp = FpCompare::Transcendental;
-        } else if matches!(m, Mnemonic::Rcpps | Mnemonic::Rcpss | Mnemonic::Rsqrtps | Mnemonic::Rsqrtss) {
+        } else if matches!(
+            m,
+            Mnemonic::Rcpps
+                | Mnemonic::Rcpss
+                | Mnemonic::Rsqrtps
+                | Mnemonic::Rsqrtss
+                | Mnemonic::Vrcpps
+                | Mnemonic::Vrcpss
+                | Mnemonic::Vrsqrtps
+                | Mnemonic::Vrsqrtss
+        ) {
             case.fp = FpCompare::Approx;
         }
         return Some(case);

@@ -25,6 +25,7 @@
 
 mod chaos;
 pub mod console;
+pub mod debug;
 pub mod elf;
 pub mod linux;
 mod mm;
@@ -262,6 +263,8 @@ pub struct Kernel {
     fatal_report: Option<FatalReport>,
     /// The thread and fault address of the last CPU fault raised as a signal (for the report).
     last_fault: Option<(Pid, Option<u64>)>,
+    /// The debugger's state, when one is attached ([`debug`]).
+    debug: Option<Box<debug::Debug>>,
 }
 
 /// The embedder's callback for [`Kernel::on_fatal_signal`].
@@ -323,6 +326,7 @@ impl Kernel {
             stop: None,
             fatal_report: None,
             last_fault: None,
+            debug: None,
         }
     }
 

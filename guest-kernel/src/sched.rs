@@ -234,12 +234,31 @@ impl Kernel {
     /// Calling it again after it returned gives the same outcome.
     pub fn run(&mut self) -> RunOutcome {
         loop {
-            if let Some(outcome) = self.outcome {
+            if let Some(outcome) = self.run_until_stop() {
                 return outcome;
+            }
+        }
+    }
+
+    /// [`Kernel::run`] up to a debugger stop (`None`; see [`crate::debug`]), which resumes
+    /// where it stopped.
+    pub(crate) fn run_until_stop(&mut self) -> Option<RunOutcome> {
+        if let Some((tid, slice)) = self.debug.as_mut().and_then(|d| d.paused.take()) {
+            self.continue_slice(tid, slice);
+            if self.slice_done(tid) {
+                return None;
+            }
+        }
+        loop {
+            if let Some(outcome) = self.outcome {
+                return Some(outcome);
             }
             if self.procs.is_empty() {
                 // Nothing was spawned: treat as a clean exit.
-                return RunOutcome::Exited(0);
+                return Some(RunOutcome::Exited(0));
+            }
+            if self.debug.is_some() && self.debug_should_stop(None) {
+                return None;
             }
             if self.stop.as_ref().is_some_and(|f| f.load(std::sync::atomic::Ordering::Relaxed)) {
                 self.outcome = Some(RunOutcome::Stopped);
@@ -259,10 +278,22 @@ impl Kernel {
                 continue;
             };
             self.run_slice(tid);
-            if self.threads.get(&tid).is_some_and(|t| !t.is_blocked()) {
-                self.run_queue.push_back(tid);
+            if self.slice_done(tid) {
+                return None;
             }
         }
+    }
+
+    /// After `tid`'s slice returned: requeues it, unless a debugger stop paused the slice
+    /// (true: it resumes from there).
+    fn slice_done(&mut self, tid: Pid) -> bool {
+        if self.debug.as_ref().is_some_and(|d| d.paused.is_some()) {
+            return true;
+        }
+        if self.threads.get(&tid).is_some_and(|t| !t.is_blocked()) {
+            self.run_queue.push_back(tid);
+        }
+        false
     }
 
     fn budget_left(&self) -> Option<u64> {
@@ -314,7 +345,18 @@ impl Kernel {
             slice = slice.min(left);
         }
         self.yield_requested = false;
+        self.continue_slice(tid, slice);
+    }
+
+    /// Runs `tid` for the `slice` instructions left of its quantum.
+    fn continue_slice(&mut self, tid: Pid, mut slice: u64) {
         while slice > 0 && self.outcome.is_none() && !self.yield_requested {
+            if self.debug.is_some() && self.debug_should_stop(Some(tid)) {
+                if let Some(d) = self.debug.as_mut() {
+                    d.paused = Some((tid, slice));
+                }
+                return;
+            }
             // A woken call runs again on its saved copy first.
             let retry = match self.threads.get_mut(&tid) {
                 Some(t) => match std::mem::replace(&mut t.state, ThreadState::Runnable) {
@@ -340,28 +382,29 @@ impl Kernel {
             let Some(mm) = self.procs.get(&thread.pid).map(|p| p.mm.clone()) else {
                 return;
             };
-            let before = thread.cpu.icount;
-            let exit = {
-                let mut mm = mm.borrow_mut();
-                thread.cpu.run(&mut mm.space, slice)
+            let (exit, used) = match &self.debug {
+                None => {
+                    let before = thread.cpu.icount;
+                    let exit = thread.cpu.run(&mut mm.borrow_mut().space, slice);
+                    (exit, thread.cpu.icount.wrapping_sub(before))
+                }
+                Some(_) => self.debug_cpu_run(tid, &mm, slice),
             };
-            let used = thread.cpu.icount.wrapping_sub(before);
             slice = slice.saturating_sub(used);
             self.stats.instructions = self.stats.instructions.saturating_add(used);
             self.clock.set_instructions(self.stats.instructions);
             match exit {
-                Exit::BudgetExhausted => break,
+                Exit::BudgetExhausted if slice == 0 => break,
+                // Cut short for a debugger stop condition (checked at the loop's top).
+                Exit::BudgetExhausted => continue,
                 Exit::Syscall(gate) => self.handle_syscall(tid, gate),
+                Exit::DebugBreak => return self.debug_breakpoint(tid, slice),
                 other => {
                     if let Some(sig) = crate::signal::fault_signal(&other) {
-                        let addr = match other {
-                            Exit::PageFault { addr, .. } => Some(addr),
-                            _ => None,
-                        };
-                        self.last_fault = Some((tid, addr));
-                        if !self.supervise_fault(tid, &other, sig) {
-                            self.raise_fault(tid, sig);
+                        if self.debug.is_some() && self.debug_fault(tid, &other, sig, slice) {
+                            return;
                         }
+                        self.fault(tid, &other, sig);
                     }
                 }
             }
@@ -369,10 +412,45 @@ impl Kernel {
         }
     }
 
+    /// `Cpu::run` under a debugger: capped so it ends where a stop condition may hold, and
+    /// running the instruction at a breakpoint the thread resumes from.
+    #[cold]
+    fn debug_cpu_run(&mut self, tid: Pid, mm: &Rc<RefCell<Mm>>, slice: u64) -> (Exit, u64) {
+        let Some(rip) = self.threads.get(&tid).map(|t| t.cpu.rip) else {
+            return (Exit::BudgetExhausted, 0);
+        };
+        let step_over = self.debug_take_step_over(tid, rip);
+        let cap = self.threads.get(&tid).map_or(0, |t| self.debug_cap(tid, &t.cpu));
+        let budget = slice.min(cap);
+        let Some(thread) = self.threads.get_mut(&tid) else {
+            return (Exit::BudgetExhausted, 0);
+        };
+        let before = thread.cpu.icount;
+        let mut mm = mm.borrow_mut();
+        let exit = if step_over && budget > 0 {
+            thread.cpu.step_over_breakpoint(&mut mm.space)
+        } else {
+            thread.cpu.run(&mut mm.space, budget)
+        };
+        (exit, thread.cpu.icount.wrapping_sub(before))
+    }
+
+    /// Raises the signal of a fault `exit` in `tid` (through its supervisor, if any).
+    pub(crate) fn fault(&mut self, tid: Pid, exit: &Exit, sig: usize) {
+        let addr = match exit {
+            Exit::PageFault { addr, .. } => Some(*addr),
+            _ => None,
+        };
+        self.last_fault = Some((tid, addr));
+        if !self.supervise_fault(tid, exit, sig) {
+            self.raise_fault(tid, sig);
+        }
+    }
+
     // --- waking ----------------------------------------------------------------
 
     /// Wakes threads parked on keys schemes reported.
-    fn process_wakeups(&mut self) {
+    pub(crate) fn process_wakeups(&mut self) {
         let mut keys = std::mem::take(&mut self.scratch.keys);
         loop {
             self.waker.drain_into(&mut keys);

@@ -63,7 +63,7 @@ pub fn fault_signal(exit: &Exit) -> Option<usize> {
         Exit::InvalidOpcode { .. } => SIGILL,
         Exit::DivideError | Exit::SimdFloatingPoint | Exit::FloatingPoint => SIGFPE,
         Exit::Breakpoint | Exit::Debug => SIGTRAP,
-        Exit::Syscall(_) | Exit::BudgetExhausted => return None,
+        Exit::Syscall(_) | Exit::BudgetExhausted | Exit::DebugBreak => return None,
     })
 }
 

@@ -13,6 +13,7 @@
 //! first ops, so instruction counts (and so `rdtsc` and record/replay) do not
 //! depend on how code happened to be split into blocks.
 
+pub(crate) mod avx;
 pub(crate) mod fast;
 pub(crate) mod int;
 pub(crate) mod operand;
@@ -45,6 +46,8 @@ pub(crate) enum Trap {
     Syscall,
     Int80,
     Halt,
+    /// A debugger breakpoint (`AddressSpace::set_breakpoint`) before the instruction.
+    DebugBreak,
 }
 
 impl Trap {
@@ -97,6 +100,9 @@ pub enum Exit {
     Halt,
     /// The instruction budget ran out; `rip` is the next instruction.
     BudgetExhausted,
+    /// A debugger breakpoint ([`AddressSpace::set_breakpoint`]): `rip` is its address and
+    /// the instruction there has not run (nor counted). The guest never sees it.
+    DebugBreak,
 }
 
 /// An instruction handler.
@@ -185,8 +191,45 @@ impl AddressSpace {
 
     /// Drops all decoded code (e.g. after exec replaced the image).
     pub fn flush_code(&mut self) {
+        let breakpoints = std::mem::take(&mut self.code.breakpoints);
+        let debugged = self.code.debugged;
         self.code = CodeCache::new();
+        self.code.breakpoints = breakpoints;
+        self.code.debugged = debugged;
         self.mem.clear_code_marks();
+    }
+
+    /// Sets a debugger breakpoint at `addr`: a thread reaching it leaves [`Cpu::run`] with
+    /// [`Exit::DebugBreak`] before running the instruction there. Guest memory is not
+    /// touched; the blocks holding `addr` are decoded again so that one starts there (the
+    /// hot loop checks nothing: the breakpoint is an op of its own).
+    pub fn set_breakpoint(&mut self, addr: u64) {
+        if self.code.breakpoints.insert(addr) {
+            self.code.invalidate_at(addr);
+        }
+    }
+
+    /// Removes the breakpoint at `addr` (if any).
+    pub fn remove_breakpoint(&mut self, addr: u64) {
+        if self.code.breakpoints.remove(&addr) {
+            self.code.invalidate_at(addr);
+        }
+    }
+
+    /// Puts this space under a debugger (or takes it back): while debugged, code is decoded
+    /// so that the flags are exact after every instruction (the interpreter otherwise skips
+    /// flag writes no later instruction reads, which a debugger stepping one instruction
+    /// would see). Costs a re-decode.
+    pub fn set_debugged(&mut self, on: bool) {
+        if self.code.debugged != on {
+            self.flush_code();
+            self.code.debugged = on;
+        }
+    }
+
+    /// Whether a breakpoint is set at `addr`.
+    pub fn has_breakpoint(&self, addr: u64) -> bool {
+        self.code.breakpoints.contains(&addr)
     }
 
     /// Number of decoded blocks currently cached (for tests and statistics).
@@ -232,6 +275,19 @@ impl Cpu {
         Exit::BudgetExhausted
     }
 
+    /// Runs one instruction even if a debugger breakpoint is set at `rip` (resuming from
+    /// it): the breakpoint is lifted for that instruction only.
+    pub fn step_over_breakpoint(&mut self, space: &mut AddressSpace) -> Exit {
+        let at = self.rip;
+        if !space.has_breakpoint(at) {
+            return self.run(space, 1);
+        }
+        space.remove_breakpoint(at);
+        let exit = self.run(space, 1);
+        space.set_breakpoint(at);
+        exit
+    }
+
     /// Runs the first `n` ops of a block longer than the remaining budget
     /// (cold: once per `run` at most), so the budget is exact. The jump of a
     /// fused compare-and-branch lies past the budget, so its compare runs
@@ -275,8 +331,14 @@ impl Cpu {
             Trap::Syscall => Exit::Syscall(Gate::Syscall),
             Trap::Int80 => Exit::Syscall(Gate::Int80),
             Trap::Halt => Exit::Halt,
+            Trap::DebugBreak => Exit::DebugBreak,
         }
     }
+}
+
+/// The op a block starting at a debugger breakpoint begins with.
+pub(crate) fn debug_break(_: &mut Cpu, _: &mut Memory, _: &Op) -> Result<(), Trap> {
+    Err(Trap::DebugBreak)
 }
 
 /// The handler for invalid and unimplemented instructions.
@@ -297,5 +359,9 @@ pub(crate) fn run_generic(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> Result<()
 
 /// Picks the handler for a decoded instruction; `None` means #UD.
 pub(crate) fn select(insn: &Instruction) -> Option<Handler> {
-    int::select(insn).or_else(|| sse::select(insn)).or_else(|| x87::select(insn))
+    int::select(insn)
+        .or_else(|| sse::select(insn))
+        .or_else(|| avx::select(insn))
+        .or_else(|| avx::xsave::select(insn))
+        .or_else(|| x87::select(insn))
 }

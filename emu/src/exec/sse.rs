@@ -31,7 +31,7 @@
 //! happen before any register changes, so a fault leaves no trace.
 
 pub(crate) mod fast;
-mod host;
+pub(crate) mod host;
 mod mmx;
 #[cfg(test)]
 mod tests;
@@ -63,25 +63,26 @@ const FTZ: u32 = 1 << 15;
 
 /// Index of an xmm register.
 #[inline(always)]
-fn xr(r: Register) -> usize {
+pub(crate) fn xr(r: Register) -> usize {
     (r as usize).wrapping_sub(Register::XMM0 as usize) & 15
 }
 
 /// False for the instructions whose 16-byte memory operand may be misaligned.
 fn needs_align(i: &Instruction) -> bool {
-    !matches!(
-        i.mnemonic(),
-        Mnemonic::Movups
-            | Mnemonic::Movupd
-            | Mnemonic::Movdqu
-            | Mnemonic::Lddqu
-            | Mnemonic::Pcmpestri
-            | Mnemonic::Pcmpestrm
-            | Mnemonic::Pcmpestri64
-            | Mnemonic::Pcmpestrm64
-            | Mnemonic::Pcmpistri
-            | Mnemonic::Pcmpistrm
-    )
+    i.encoding() == EncodingKind::Legacy
+        && !matches!(
+            i.mnemonic(),
+            Mnemonic::Movups
+                | Mnemonic::Movupd
+                | Mnemonic::Movdqu
+                | Mnemonic::Lddqu
+                | Mnemonic::Pcmpestri
+                | Mnemonic::Pcmpestrm
+                | Mnemonic::Pcmpestri64
+                | Mnemonic::Pcmpestrm64
+                | Mnemonic::Pcmpistri
+                | Mnemonic::Pcmpistrm
+        )
 }
 
 /// Reads the memory operand at `a` with the instruction's memory width,
@@ -124,14 +125,14 @@ fn check_store_align(i: &Instruction, a: u64) -> R {
 }
 
 #[inline(always)]
-fn lanes<const N: usize>(v: u128) -> [u128; N] {
+pub(crate) fn lanes<const N: usize>(v: u128) -> [u128; N] {
     let bits = 128 / N;
     let m = u128::MAX >> (128 - bits);
     core::array::from_fn(|k| (v >> (bits * k)) & m)
 }
 
 #[inline(always)]
-fn join<const N: usize>(a: [u128; N]) -> u128 {
+pub(crate) fn join<const N: usize>(a: [u128; N]) -> u128 {
     let bits = 128 / N;
     let m = u128::MAX >> (128 - bits);
     a.iter().enumerate().fold(0, |acc, (k, &x)| acc | (x & m) << (bits * k))
@@ -146,23 +147,38 @@ fn join<const N: usize>(a: [u128; N]) -> u128 {
 /// crate's build time.
 type Run = fn(&mut St);
 
+/// The MXCSR fields of a host-instruction state (`St` here, `avx::host::VSt` for VEX).
+pub(crate) trait FpState: Copy {
+    fn mx_in(&mut self) -> &mut u32;
+    fn mx_out(&self) -> u32;
+}
+
+impl FpState for St {
+    fn mx_in(&mut self) -> &mut u32 {
+        &mut self.mx_in
+    }
+    fn mx_out(&self) -> u32 {
+        self.mx_out
+    }
+}
+
 /// Runs a floating-point host instruction under the guest MXCSR and merges the
 /// exception flags it raised; `Err(SimdFloatingPoint)` if one is unmasked.
 #[inline]
-fn fp_run(cpu: &mut Cpu, s: &mut St, run: Run) -> R {
+pub(crate) fn fp_run<S: FpState>(cpu: &mut Cpu, s: &mut S, run: fn(&mut S)) -> R {
     let guest = cpu.mxcsr;
     // Only architectural bits reach the host: `Cpu::mxcsr` is a public field
     // (a signal frame or a tool may set it), and a reserved bit would make
     // the host's own `ldmxcsr` fault.
-    s.mx_in = ((guest & MXCSR_MASK) | EXC_MASKS) & !EXC_FLAGS;
+    *s.mx_in() = ((guest & MXCSR_MASK) | EXC_MASKS) & !EXC_FLAGS;
     if guest & UE << 7 == 0 {
         // FTZ applies only while underflow is masked: with it unmasked a
         // tiny result is not flushed (so the flush's PE must not show).
-        s.mx_in &= !FTZ;
+        *s.mx_in() &= !FTZ;
     }
     let before = *s;
     run(s);
-    let raised = s.mx_out & EXC_FLAGS;
+    let raised = s.mx_out() & EXC_FLAGS;
     let unmasked = !(guest >> 7) & EXC_FLAGS;
     if unmasked != 0 {
         return fp_unmasked(cpu, before, raised, unmasked, run);
@@ -189,12 +205,12 @@ fn fp_run(cpu: &mut Cpu, s: &mut St, run: Run) -> R {
 /// hardware (no flags from the additions), which the masked run cannot see.
 #[cold]
 #[inline(never)]
-fn fp_unmasked(cpu: &mut Cpu, before: St, mut raised: u32, unmasked: u32, run: Run) -> R {
+fn fp_unmasked<S: FpState>(cpu: &mut Cpu, before: S, mut raised: u32, unmasked: u32, run: fn(&mut S)) -> R {
     if unmasked & UE != 0 && raised & UE == 0 {
         let mut t = before;
-        t.mx_in |= FTZ;
+        *t.mx_in() |= FTZ;
         run(&mut t);
-        raised |= t.mx_out & UE;
+        raised |= t.mx_out() & UE;
     }
     if raised & unmasked == 0 {
         cpu.mxcsr |= raised;
@@ -339,8 +355,32 @@ fn pcmpstr(cpu: &mut Cpu, mem: &mut Memory, op: &Op, run: Run, wide: bool) -> R 
 }
 
 fn pcmpstr_op<H: Host>(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
-    let wide = matches!(op.insn.mnemonic(), Mnemonic::Pcmpestri64 | Mnemonic::Pcmpestrm64);
-    pcmpstr(cpu, mem, op, H::run, wide)
+    use Mnemonic as M;
+    let m = op.insn.mnemonic();
+    let wide = matches!(m, M::Pcmpestri64 | M::Pcmpestrm64 | M::Vpcmpestri64 | M::Vpcmpestrm64);
+    pcmpstr(cpu, mem, op, H::run, wide)?;
+    if matches!(m, M::Vpcmpestrm | M::Vpcmpestrm64 | M::Vpcmpistrm) {
+        // The VEX forms zero the rest of their destination, ymm0.
+        cpu.ymm_hi[0] = 0;
+    }
+    Ok(())
+}
+
+/// The string compares, legacy and VEX (one host copy per immediate).
+pub(crate) fn pcmpstr_handler(i: &Instruction) -> Option<Handler> {
+    use Mnemonic as M;
+    let imm = i.immediate8() as usize;
+    Some(match i.mnemonic() {
+        M::Pcmpestri | M::Pcmpestri64 | M::Vpcmpestri | M::Vpcmpestri64 => {
+            imm_table!(256, pcmpstr_op, Pcmpestri)[imm >> 4][imm & 15]
+        }
+        M::Pcmpestrm | M::Pcmpestrm64 | M::Vpcmpestrm | M::Vpcmpestrm64 => {
+            imm_table!(256, pcmpstr_op, Pcmpestrm)[imm >> 4][imm & 15]
+        }
+        M::Pcmpistri | M::Vpcmpistri => imm_table!(256, pcmpstr_op, Pcmpistri)[imm >> 4][imm & 15],
+        M::Pcmpistrm | M::Vpcmpistrm => imm_table!(256, pcmpstr_op, Pcmpistrm)[imm >> 4][imm & 15],
+        _ => return None,
+    })
 }
 
 // ---- data movement -------------------------------------------------------------
@@ -465,7 +505,7 @@ fn movnti(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
 
 /// `maskmovdqu xmm1, xmm2`: the bytes of xmm1 selected by the sign bits of
 /// xmm2 go to `[rdi]` (`[edi]` with an address-size prefix).
-fn maskmovdqu(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
+pub(crate) fn maskmovdqu(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     let i = &op.insn;
     let mut a = cpu.gpr[reg::RDI];
     if i.op0_kind() == OpKind::MemorySegEDI {
@@ -488,7 +528,25 @@ fn maskmovdqu(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     Ok(())
 }
 
-fn ldmxcsr(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
+/// `aeskeygenassist` (legacy and VEX): the host instruction with a zero round constant,
+/// then the constant (the immediate) XORed into dwords 1 and 3, which is where the
+/// instruction puts it; one host copy instead of 256.
+pub(crate) fn aeskeygenassist(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
+    use host::Host;
+    let i = &op.insn;
+    let v = src(cpu, mem, i, 1)?;
+    let mut s = St { x: [0, 0, v], ..St::default() };
+    host::Aeskeygenassist0::run(&mut s);
+    let rcon = i.immediate8() as u128;
+    let d = xr(i.op0_register());
+    cpu.xmm[d] = s.x[1] ^ (rcon << 32 | rcon << 96);
+    if i.encoding() == EncodingKind::VEX {
+        cpu.ymm_hi[d] = 0;
+    }
+    Ok(())
+}
+
+pub(crate) fn ldmxcsr(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     let v = mem.read_u32(ea(cpu, &op.insn))?;
     if v & !MXCSR_MASK != 0 {
         return Err(Trap::GeneralProtection);
@@ -497,7 +555,7 @@ fn ldmxcsr(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     Ok(())
 }
 
-fn stmxcsr(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
+pub(crate) fn stmxcsr(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     let a = ea(cpu, &op.insn);
     mem.write_u32(a, cpu.mxcsr)
 }
@@ -594,11 +652,11 @@ fn insertps(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
 }
 
 /// Lane width in bytes of `pinsr*`/`pextr*`/`extractps`.
-fn lane_bytes(m: Mnemonic) -> u32 {
+pub(crate) fn lane_bytes(m: Mnemonic) -> u32 {
     match m {
-        Mnemonic::Pinsrb | Mnemonic::Pextrb => 1,
-        Mnemonic::Pinsrw | Mnemonic::Pextrw => 2,
-        Mnemonic::Pinsrq | Mnemonic::Pextrq => 8,
+        Mnemonic::Pinsrb | Mnemonic::Pextrb | Mnemonic::Vpinsrb | Mnemonic::Vpextrb => 1,
+        Mnemonic::Pinsrw | Mnemonic::Pextrw | Mnemonic::Vpinsrw | Mnemonic::Vpextrw => 2,
+        Mnemonic::Pinsrq | Mnemonic::Pextrq | Mnemonic::Vpinsrq | Mnemonic::Vpextrq => 8,
         _ => 4,
     }
 }
@@ -621,7 +679,7 @@ fn pinsr(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
 
 /// `pextrb`, `pextrw`, `pextrd`, `pextrq`, `extractps`: the lane, zero-extended
 /// into a general register or stored with its own width.
-fn pextr(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
+pub(crate) fn pextr(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     let i = &op.insn;
     let b = lane_bytes(i.mnemonic());
     let sh = (i.immediate8() as u32 % (16 / b)) * 8 * b;
@@ -645,7 +703,7 @@ fn shift_imm(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
 
 /// The lanes of `x` shifted by `n` as the shift-by-immediate `m` does (also the MMX
 /// forms, on a 64-bit value in the low half).
-fn shift_by_imm(m: Mnemonic, x: u128, n: u32) -> u128 {
+pub(crate) fn shift_by_imm(m: Mnemonic, x: u128, n: u32) -> u128 {
     use Mnemonic as M;
     fn each<const N: usize>(x: u128, f: impl Fn(u128) -> u128) -> u128 {
         join::<N>(lanes::<N>(x).map(f))
@@ -799,6 +857,17 @@ pub(crate) fn select(i: &Instruction) -> Option<Handler> {
         M::Psubq => int_op::<SUBQ>,
         M::Pcmpeqb => int_op::<CMPEQB>,
         M::Pblendvb => vec_op::<host::Pblendvb>,
+        M::Sha256rnds2 => vec_op::<host::Sha256rnds2>,
+        M::Aeskeygenassist => aeskeygenassist,
+        // Only imm8 bits 0 and 4 select (the quadwords); the others are ignored.
+        M::Pclmulqdq => {
+            use host::Pclmulqdq as P;
+            [vec_op::<P<0>>, vec_op::<P<1>>, vec_op::<P<16>>, vec_op::<P<17>>][(imm & 1) | (imm >> 3) & 2]
+        }
+        M::Sha1rnds4 => {
+            use host::Sha1rnds4 as S;
+            [vec_op::<S<0>>, vec_op::<S<1>>, vec_op::<S<2>>, vec_op::<S<3>>][imm & 3]
+        }
         M::Blendvps => vec_op::<host::Blendvps>,
         M::Blendvpd => vec_op::<host::Blendvpd>,
         M::Cvtsi2ss if op_size(i, 1) == 8 => cvt_from_gpr::<host::Cvtsi2ss64>,
@@ -823,10 +892,9 @@ pub(crate) fn select(i: &Instruction) -> Option<Handler> {
         M::Roundsd => imm_table!(16, fp_op, Roundsd)[imm & 15],
         M::Dpps => imm_table!(256, fp_op, Dpps)[imm >> 4][imm & 15],
         M::Dppd => imm_table!(256, fp_op, Dppd)[imm >> 4][imm & 15],
-        M::Pcmpestri | M::Pcmpestri64 => imm_table!(256, pcmpstr_op, Pcmpestri)[imm >> 4][imm & 15],
-        M::Pcmpestrm | M::Pcmpestrm64 => imm_table!(256, pcmpstr_op, Pcmpestrm)[imm >> 4][imm & 15],
-        M::Pcmpistri => imm_table!(256, pcmpstr_op, Pcmpistri)[imm >> 4][imm & 15],
-        M::Pcmpistrm => imm_table!(256, pcmpstr_op, Pcmpistrm)[imm >> 4][imm & 15],
+        M::Pcmpestri | M::Pcmpestri64 | M::Pcmpestrm | M::Pcmpestrm64 | M::Pcmpistri | M::Pcmpistrm => {
+            return pcmpstr_handler(i)
+        }
         _ => return select_vec(m).or_else(|| select_fp(m)).or_else(|| select_flags(m)),
     };
     Some(h)

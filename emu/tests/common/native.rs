@@ -4,11 +4,11 @@
 //! control pages at fixed addresses, writes a small trampoline into the
 //! control page, and for every case: restores the data image, writes the
 //! snippet (followed by `jmp [rip]` to the epilogue), and calls the prologue.
-//! The prologue loads x87/SSE state with `fxrstor`, RFLAGS with `popfq` and
+//! The prologue loads x87/SSE/AVX state with `xrstor`, RFLAGS with `popfq` and
 //! all sixteen GPRs (RSP last) from a state block at a fixed address below
 //! 2 GiB, then jumps to the snippet; the epilogue stores every GPR with
 //! `mov [abs32], reg` (no register is needed to do so), switches to a private
-//! stack for `pushfq`, `fxsave`s, and returns to Rust. A fault is caught by a
+//! stack for `pushfq`, `xsave`s, and returns to Rust. A fault is caught by a
 //! signal handler on an alternate stack: it records the trap number, error
 //! code, fault address and the registers from the `ucontext`, then resumes
 //! at a recovery stub that restores the host's stack and FPU state.
@@ -18,7 +18,7 @@
 use std::ptr;
 
 use super::layout::*;
-use super::Case;
+use super::{Case, FX_LEN};
 
 const CTRL: u64 = 0x5000_0000;
 const CTRL_LEN: u64 = 0x10000;
@@ -55,7 +55,7 @@ pub struct NativeOut {
     pub rip: u64,
     pub gpr: [u64; 16],
     pub rflags: u64,
-    pub fx: [u8; 512],
+    pub fx: [u8; FX_LEN],
     pub data: [u8; OUT_DATA_LEN],
 }
 
@@ -92,7 +92,8 @@ fn prologue() -> Vec<u8> {
     let mut c = vec![0x53, 0x55, 0x41, 0x54, 0x41, 0x55, 0x41, 0x56, 0x41, 0x57];
     mov_abs(&mut c, 4, HOST_RSP, true);
     modrm_abs(&mut c, &[0x0f, 0xae], 0, HOST_FX); // fxsave
-    modrm_abs(&mut c, &[0x0f, 0xae], 1, IN_FX); // fxrstor
+    c.extend_from_slice(&[0xb8, 7, 0, 0, 0, 0x31, 0xd2]); // mov eax, 7; xor edx, edx
+    modrm_abs(&mut c, &[0x0f, 0xae], 5, IN_FX); // xrstor: x87, SSE, AVX
     c.push(0xbc); // mov esp, imm32
     c.extend_from_slice(&(STACK_TOP as u32).to_le_bytes());
     modrm_abs(&mut c, &[0xff], 6, IN + 0x80); // push qword [flags]
@@ -116,7 +117,8 @@ fn epilogue() -> Vec<u8> {
     c.extend_from_slice(&(STACK_TOP as u32).to_le_bytes());
     c.extend_from_slice(&[0x9c, 0x58]); // pushfq; pop rax
     mov_abs(&mut c, 0, OUT + 0x80, true);
-    modrm_abs(&mut c, &[0x0f, 0xae], 0, OUT_FX);
+    c.extend_from_slice(&[0xb8, 7, 0, 0, 0, 0x31, 0xd2]); // mov eax, 7; xor edx, edx
+    modrm_abs(&mut c, &[0x0f, 0xae], 4, OUT_FX); // xsave
     modrm_abs(&mut c, &[0x0f, 0xae], 1, HOST_FX);
     c.push(0xfc); // cld
     mov_abs(&mut c, 4, HOST_RSP, false);
@@ -131,6 +133,14 @@ fn recover() -> Vec<u8> {
     c.push(0xfc);
     c.extend_from_slice(&POP_CALLEE_SAVED_RET);
     c
+}
+
+/// An XSAVE image whose XSTATE_BV says AVX is in its initial state may hold anything in
+/// the AVX area: the state is all zeros.
+fn init_avx_if_unused(fx: &mut [u8; FX_LEN]) {
+    if fx[512] & 4 == 0 {
+        fx[576..].fill(0);
+    }
 }
 
 /// The bytes that follow a snippet natively: `jmp [rip+0]; dq EPILOGUE`.
@@ -188,7 +198,9 @@ extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
         o.rflags = g[libc::REG_EFL as usize] as u64;
         let fp = (*uc).uc_mcontext.fpregs as *const u8;
         if !fp.is_null() {
-            ptr::copy_nonoverlapping(fp, o.fx.as_mut_ptr(), 512);
+            // The kernel's frame holds the XSAVE layout (legacy region, header, AVX).
+            ptr::copy_nonoverlapping(fp, o.fx.as_mut_ptr(), FX_LEN);
+            init_avx_if_unused(&mut o.fx);
         }
         g[libc::REG_RIP as usize] = RECOVER as i64;
     }
@@ -294,7 +306,7 @@ unsafe fn child(cases: &[Case], image: &[u8], outs: *mut NativeOut, start: usize
             }
             ptr::write_volatile((IN + 0x80) as *mut u64, inp.rflags);
             ptr::write_volatile((IN + 0x88) as *mut u64, CODE);
-            ptr::copy_nonoverlapping(inp.fx.as_ptr(), IN_FX as *mut u8, 512);
+            ptr::copy_nonoverlapping(inp.fx.as_ptr(), IN_FX as *mut u8, FX_LEN);
             (*out).status = 0;
             CUR_OUT = out;
             entry();
@@ -307,7 +319,8 @@ unsafe fn child(cases: &[Case], image: &[u8], outs: *mut NativeOut, start: usize
                 }
                 o.rflags = ptr::read_volatile((OUT + 0x80) as *const u64);
                 o.rip = CODE + n as u64;
-                ptr::copy_nonoverlapping(OUT_FX as *const u8, o.fx.as_mut_ptr(), 512);
+                ptr::copy_nonoverlapping(OUT_FX as *const u8, o.fx.as_mut_ptr(), FX_LEN);
+                init_avx_if_unused(&mut o.fx);
             }
             ptr::copy_nonoverlapping(DATA as *const u8, o.data.as_mut_ptr(), DATA_LEN as usize);
             ptr::copy_nonoverlapping(LOW as *const u8, o.data[0x2000..].as_mut_ptr(), 0x1000);

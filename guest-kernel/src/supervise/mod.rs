@@ -192,7 +192,7 @@ fn exception_of(exit: &Exit, rip: u64) -> Fault {
         Exit::SimdFloatingPoint => (EXC_SIMD, 0, 0),
         Exit::Interrupt(n) => (EXC_INT | n as u64, 0, 0),
         Exit::Halt => (EXC_HALT, 0, 0),
-        Exit::Syscall(_) | Exit::BudgetExhausted => (0, 0, 0),
+        Exit::Syscall(_) | Exit::BudgetExhausted | Exit::DebugBreak => (0, 0, 0),
     };
     Fault { vector, rip, addr, access, signal: 0 }
 }

@@ -189,6 +189,8 @@ macro_rules! with_vec_ops {
             Pmovsxbw Pmovsxbd Pmovsxbq Pmovsxwd Pmovsxwq Pmovsxdq
             Pmovzxbw Pmovzxbd Pmovzxbq Pmovzxwd Pmovzxwq Pmovzxdq
             Movddup Movshdup Movsldup
+            Aesenc Aesenclast Aesdec Aesdeclast Aesimc
+            Sha1nexte Sha1msg1 Sha1msg2 Sha256msg1 Sha256msg2
         }
     };
 }
@@ -232,6 +234,8 @@ with_flag_ops!(decl_full);
 pub(crate) use {with_flag_ops, with_fp_ops, with_vec_ops};
 
 templ! { vec:
+    Sha256rnds2 = "sha256rnds2 xmm1, xmm2, xmm0";
+    Aeskeygenassist0 = "aeskeygenassist xmm1, xmm2, 0";
     Pblendvb = "pblendvb xmm1, xmm2, xmm0";
     Blendvps = "blendvps xmm1, xmm2, xmm0";
     Blendvpd = "blendvpd xmm1, xmm2, xmm0";
@@ -251,6 +255,11 @@ templ! { full:
     Cvtsd2si64 = "cvtsd2si rax, xmm2";
     Cvttsd2si32 = "cvttsd2si eax, xmm2";
     Cvttsd2si64 = "cvttsd2si rax, xmm2";
+}
+
+imm_op! { vec:
+    Pclmulqdq = "pclmulqdq xmm1, xmm2, {i}";
+    Sha1rnds4 = "sha1rnds4 xmm1, xmm2, {i}";
 }
 
 imm_op! { fp:

@@ -1000,15 +1000,22 @@ fn fxrstor(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     // The whole 512-byte area is read (and must be readable), as on hardware.
     let mut b = [0u8; 512];
     mem.read_into(a, &mut b)?;
-    let w16 = |k: usize| u16::from_le_bytes([b[k], b[k + 1]]);
-    let w32 = |k: usize| u32::from_le_bytes([b[k], b[k + 1], b[k + 2], b[k + 3]]);
-    let w64 = |k: usize| w32(k) as u64 | (w32(k + 4) as u64) << 32;
-    let mxcsr = w32(24);
+    let mxcsr = u32::from_le_bytes([b[24], b[25], b[26], b[27]]);
     if mxcsr & !MXCSR_MASK != 0 {
         return Err(Trap::GeneralProtection);
     }
-    let wide = i.mnemonic() == Mnemonic::Fxrstor64;
     cpu.mxcsr = mxcsr;
+    load_fx_x87(cpu, &b, i.mnemonic() == Mnemonic::Fxrstor64);
+    load_fx_xmm(cpu, &b);
+    Ok(())
+}
+
+/// Loads the x87 registers from an FXSAVE image (`wide`: the FXSAVE64 pointer layout);
+/// also the x87 part of XRSTOR.
+pub(crate) fn load_fx_x87(cpu: &mut Cpu, b: &[u8], wide: bool) {
+    let w16 = |k: usize| u16::from_le_bytes([b[k], b[k + 1]]);
+    let w32 = |k: usize| u32::from_le_bytes([b[k], b[k + 1], b[k + 2], b[k + 3]]);
+    let w64 = |k: usize| w32(k) as u64 | (w32(k + 4) as u64) << 32;
     let x = &mut cpu.x87;
     x.fcw = fcw_bits(w16(0));
     x.fsw = w16(2);
@@ -1022,12 +1029,15 @@ fn fxrstor(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
         let p = x.phys(k);
         x.regs[p] = u128::from_le_bytes(v);
     }
+}
+
+/// Loads XMM0..15 from an FXSAVE image.
+pub(crate) fn load_fx_xmm(cpu: &mut Cpu, b: &[u8]) {
     for k in 0..16 {
         let mut v = [0u8; 16];
         v.copy_from_slice(&b[160 + 16 * k..176 + 16 * k]);
         cpu.xmm[k] = u128::from_le_bytes(v);
     }
-    Ok(())
 }
 
 // ---- selection ------------------------------------------------------------------------

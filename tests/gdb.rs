@@ -1,0 +1,191 @@
+//! `warden run --gdb` and `warden replay --gdb` driven by the real gdb in batch mode, on
+//! `tests/fixtures/gdb/counter.c` built with the host's `gcc -g -O0 -static`.
+//!
+//! warden prints the address it listens on (`--gdb 127.0.0.1:0` lets the system choose a
+//! port) before it waits; the test reads that line, then starts gdb on it: no sleeps. A
+//! missing gcc or gdb skips with a "SKIPPED: ..." line, or fails under
+//! `WARDEN_REQUIRE_TOOLS=1` (set by `.ci/run`, which installs both).
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+
+fn require_tools() -> bool {
+    std::env::var("WARDEN_REQUIRE_TOOLS").is_ok_and(|v| v == "1")
+}
+
+fn on_path(cmd: &str) -> bool {
+    Command::new(cmd).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
+}
+
+/// The fixture, built once; `None` (after a SKIPPED line) without gcc or gdb.
+fn fixture() -> Option<&'static Path> {
+    static BIN: OnceLock<Option<PathBuf>> = OnceLock::new();
+    BIN.get_or_init(|| {
+        for tool in ["gcc", "gdb"] {
+            if !on_path(tool) {
+                assert!(!require_tools(), "{tool} not found but WARDEN_REQUIRE_TOOLS=1");
+                eprintln!("SKIPPED: {tool} not found");
+                return None;
+            }
+        }
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("gdb");
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = dir.join(format!("counter-{}", std::process::id()));
+        let src = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/gdb/counter.c");
+        let status = Command::new("gcc")
+            .args(["-g", "-O0", "-static", "-pthread", "-o"])
+            .arg(&out)
+            .arg(src)
+            .status()
+            .expect("run gcc");
+        assert!(status.success(), "gcc failed on {src}");
+        Some(out)
+    })
+    .as_deref()
+}
+
+/// warden started with `args`, and the address it waits for gdb on.
+fn start_warden(args: &[&str]) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start warden");
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    let addr = line
+        .split_whitespace()
+        .find(|w| w.starts_with("127.0.0.1:"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    child.stderr = None;
+    // Keep draining warden's stderr so it never blocks on a full pipe.
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    (child, addr)
+}
+
+/// Runs gdb in batch mode on `prog` against `addr` with `commands`: its whole output.
+fn gdb(prog: &Path, addr: &str, commands: &[&str]) -> String {
+    let mut cmd = Command::new("gdb");
+    cmd.args(["-batch", "-nx"]).arg(prog).args(["-ex", &format!("target remote {addr}")]);
+    for c in commands {
+        cmd.args(["-ex", c]);
+    }
+    let out = cmd.stdin(Stdio::null()).output().expect("run gdb");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    eprintln!("--- gdb ---\n{text}");
+    text
+}
+
+/// warden's exit status and stdout.
+fn finish(mut child: Child) -> (i32, String) {
+    let mut out = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    let status = child.wait().unwrap();
+    (status.code().unwrap_or(-1), out)
+}
+
+fn assert_has(text: &str, want: &str) {
+    assert!(text.contains(want), "gdb output lacks {want:?}");
+}
+
+/// The text after `prefix` on the first line starting with it.
+fn after<'a>(text: &'a str, prefix: &str) -> &'a str {
+    let line = text.lines().find_map(|l| l.trim_start().strip_prefix(prefix));
+    line.unwrap_or_else(|| panic!("no line starting with {prefix:?}")).split_whitespace().next().unwrap_or("")
+}
+
+#[test]
+fn live_run_breakpoints_steps_registers_and_memory() {
+    let Some(prog) = fixture() else { return };
+    let p = prog.to_str().unwrap();
+    let (child, addr) = start_warden(&["run", "--gdb", "127.0.0.1:0", "--root", "/", p]);
+    let out = gdb(
+        prog,
+        &addr,
+        &[
+            "break bump",
+            "continue",
+            "print by",
+            "print counter",
+            "continue",
+            "print counter",
+            "set var counter = 100",
+            "print counter",
+            "set $a = $pc",
+            "stepi",
+            "x/2i $a",
+            "print/x $pc",
+            "print $fs_base != 0 && $rsp != 0",
+            "info threads",
+            "monitor icount",
+            "delete",
+            "continue",
+        ],
+    );
+    assert_has(&out, "Breakpoint 1, bump (by=1)");
+    assert_has(&out, "$1 = 1");
+    assert_has(&out, "$2 = 0");
+    assert_has(&out, "Breakpoint 1, bump (by=2)");
+    assert_has(&out, "$3 = 1");
+    assert_has(&out, "$4 = 100");
+    // One stepi: the pc is the instruction after the breakpoint's (x/2i marks it `=>`).
+    assert_eq!(after(&out, "=> "), after(&out, "$5 = "));
+    assert_has(&out, "$6 = 1");
+    assert_has(&out, "* 1    Thread 1.1");
+    // 100 + 2 + 3 + 4 + 5 = 114: exit status 99 (gdb prints it in octal).
+    assert_has(&out, "exited with code 0143");
+    let (status, stdout) = finish(child);
+    assert_eq!((status, stdout.as_str()), (99, "counter=114 side=7\n"));
+}
+
+#[test]
+fn kill_ends_the_run_as_sigkill() {
+    let Some(prog) = fixture() else { return };
+    let p = prog.to_str().unwrap();
+    let (child, addr) = start_warden(&["run", "--gdb", "127.0.0.1:0", "--root", "/", p]);
+    let out = gdb(prog, &addr, &["break bump", "continue", "kill"]);
+    assert_has(&out, "Breakpoint 1, bump (by=1)");
+    let (status, stdout) = finish(child);
+    assert_eq!((status, stdout.as_str()), (128 + 9, ""));
+}
+
+#[test]
+fn replay_under_gdb_reads_but_never_writes() {
+    let Some(prog) = fixture() else { return };
+    let p = prog.to_str().unwrap();
+    let trace = prog.with_extension("trace");
+    let t = trace.to_str().unwrap();
+    let rec = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(["record", "-o", t, "--root", "/", p])
+        .output()
+        .expect("record");
+    assert_eq!(rec.status.code(), Some(0));
+    let (child, addr) = start_warden(&["replay", "--gdb", "127.0.0.1:0", t]);
+    let out = gdb(
+        prog,
+        &addr,
+        &[
+            "break bump",
+            "continue",
+            "continue",
+            "print counter",
+            "set var counter = 5",
+            "print counter",
+            "delete",
+            "continue",
+        ],
+    );
+    assert_has(&out, "Breakpoint 1, bump (by=2)");
+    assert_has(&out, "$1 = 1");
+    assert_has(&out, "Cannot access memory");
+    assert_has(&out, "$2 = 1");
+    assert_has(&out, "exited normally");
+    let (status, stdout) = finish(child);
+    assert_eq!((status, stdout.as_str()), (0, "counter=15 side=7\n"), "the replay still matched its recording");
+}
