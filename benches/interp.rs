@@ -2,7 +2,8 @@
 //! Criterion's "thrpt" column is in guest instructions (elem/s): 1 Gelem/s is
 //! 1,000 MIPS. Workloads: a hand-written integer/memory/branch loop, and a
 //! compiled C program (SHA-256, CRC-32, quicksort, memcpy/memset, double
-//! arithmetic: SSE2) built by gcc, as a whole and one workload at a time; the
+//! arithmetic: SSE2) built by gcc, as a whole and one workload at a time, and again
+//! built for x86-64-v3 (`_avx2`: gcc's AVX2/FMA vectorisation, emu's default CPU); the
 //! native run of the same binary is measured in the same bench for reference
 //! (the native figure includes process start-up, which dominates the small
 //! workloads: compare MIPS against the "all" run).
@@ -107,7 +108,18 @@ const COMPILED: [(&str, &str); 5] =
     [("compiled_c", "2"), ("sha256", "2s"), ("sort", "2q"), ("memcpy_memset", "2m"), ("doubles", "2d")];
 
 fn compiled(c: &mut Criterion) {
-    let Some(bin) = mini_linux::build_fixture("compute") else {
+    compiled_for(c, "x86-64", "");
+    // The same C built for x86-64-v3: gcc vectorises its loops with AVX2 (and FMA), run
+    // under emu's default CPU model.
+    if emu::CpuModel::V3.host_supports() {
+        compiled_for(c, "x86-64-v3", "_avx2");
+    } else {
+        eprintln!("SKIPPED avx2 benches: the host CPU has no AVX2");
+    }
+}
+
+fn compiled_for(c: &mut Criterion, march: &str, suffix: &str) {
+    let Some(bin) = mini_linux::build_fixture_for("compute", march) else {
         return;
     };
     let elf = std::fs::read(&bin).unwrap();
@@ -123,13 +135,15 @@ fn compiled(c: &mut Criterion) {
             continue;
         }
         g.throughput(Throughput::Elements(cpu.icount));
-        g.bench_function(name, |b| {
+        g.bench_function(format!("{name}{suffix}"), |b| {
             b.iter(|| {
                 let (mut space, mut cpu) = mini_linux::load(&elf, &args);
                 mini_linux::run(&mut space, &mut cpu)
             })
         });
-        g.bench_function(format!("{name}_native_reference"), |b| b.iter(|| mini_linux::run_native(&bin, &args)));
+        g.bench_function(format!("{name}{suffix}_native_reference"), |b| {
+            b.iter(|| mini_linux::run_native(&bin, &args))
+        });
     }
     g.finish();
 }

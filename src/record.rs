@@ -1292,7 +1292,7 @@ impl HostClock for ReplayClock {
 }
 
 /// How to replay.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct ReplayOptions {
     /// Use this root instead of the recorded one.
     pub root: Option<Root>,
@@ -1361,15 +1361,14 @@ pub fn replay(
     console: Box<dyn Console>,
     warn: &mut dyn FnMut(String),
 ) -> Result<Replayed, ReplayError> {
-    let mut run = start_replay(trace, options, console)?;
-    let outcome = run.kernel.run();
-    run.finish(outcome, warn)
+    let (mut kernel, run) = start_replay(trace, options, console)?;
+    let outcome = kernel.run();
+    run.finish(kernel, outcome, warn)
 }
 
-/// A replay booted and ready to run ([`start_replay`]); [`ReplayRun::finish`] checks its
-/// end against the recording.
+/// What checks a replay's end against the recording ([`ReplayRun::finish`]), beside the
+/// kernel [`start_replay`] booted.
 pub struct ReplayRun {
-    pub kernel: guest_kernel::Kernel,
     source: Rc<RefCell<Source>>,
     interrupted: Option<(u8, u64)>,
 }
@@ -1379,7 +1378,7 @@ pub fn start_replay(
     trace: &Path,
     options: &ReplayOptions,
     console: Box<dyn Console>,
-) -> Result<ReplayRun, ReplayError> {
+) -> Result<(guest_kernel::Kernel, ReplayRun), ReplayError> {
     let (reader, header) = TraceReader::open(trace)?;
     let mut opts = header.run_options();
     opts.root = replay_root(&header, options.root.as_ref())?;
@@ -1433,13 +1432,18 @@ pub fn start_replay(
     if opts.real_time {
         kernel.set_host_clock(Box::new(ReplayClock(source.clone())));
     }
-    Ok(ReplayRun { kernel, source, interrupted })
+    Ok((kernel, ReplayRun { source, interrupted }))
 }
 
 impl ReplayRun {
     /// Checks the end of a replay that ended with `outcome` against the recording.
-    pub fn finish(self, outcome: RunOutcome, warn: &mut dyn FnMut(String)) -> Result<Replayed, ReplayError> {
-        let ReplayRun { kernel, source, interrupted } = self;
+    pub fn finish(
+        self,
+        kernel: guest_kernel::Kernel,
+        outcome: RunOutcome,
+        warn: &mut dyn FnMut(String),
+    ) -> Result<Replayed, ReplayError> {
+        let ReplayRun { source, interrupted } = self;
         let stats = kernel.stats();
         drop(kernel);
         let mut s = source.borrow_mut();

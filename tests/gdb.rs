@@ -158,15 +158,8 @@ fn kill_ends_the_run_as_sigkill() {
 #[test]
 fn replay_under_gdb_reads_but_never_writes() {
     let Some(prog) = fixture() else { return };
-    let p = prog.to_str().unwrap();
-    let trace = prog.with_extension("trace");
-    let t = trace.to_str().unwrap();
-    let rec = Command::new(env!("CARGO_BIN_EXE_warden"))
-        .args(["record", "-o", t, "--root", "/", p])
-        .output()
-        .expect("record");
-    assert_eq!(rec.status.code(), Some(0));
-    let (child, addr) = start_warden(&["replay", "--gdb", "127.0.0.1:0", t]);
+    let trace = record(prog, "read-only");
+    let (child, addr) = start_warden(&["replay", "--gdb", "127.0.0.1:0", &trace]);
     let out = gdb(
         prog,
         &addr,
@@ -188,4 +181,76 @@ fn replay_under_gdb_reads_but_never_writes() {
     assert_has(&out, "exited normally");
     let (status, stdout) = finish(child);
     assert_eq!((status, stdout.as_str()), (0, "counter=15 side=7\n"), "the replay still matched its recording");
+}
+
+#[test]
+fn write_watchpoint_stops_after_each_change() {
+    let Some(prog) = fixture() else { return };
+    let p = prog.to_str().unwrap();
+    let (child, addr) = start_warden(&["run", "--gdb", "127.0.0.1:0", "--root", "/", p]);
+    let out = gdb(prog, &addr, &["watch counter", "continue", "continue", "print by", "delete", "continue"]);
+    assert_has(&out, "Hardware watchpoint 1: counter");
+    assert_has(&out, "Old value = 0\nNew value = 1");
+    assert_has(&out, "Old value = 1\nNew value = 3");
+    assert_has(&out, "$1 = 2");
+    assert_has(&out, "exited normally");
+    assert_eq!(finish(child), (0, "counter=15 side=7\n".to_string()));
+}
+
+/// Records the fixture into a trace named after `tag`; the trace's path.
+fn record(prog: &Path, tag: &str) -> String {
+    let trace = prog.with_extension(format!("{tag}.trace"));
+    let t = trace.to_str().unwrap().to_string();
+    let rec = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(["record", "-o", &t, "--root", "/"])
+        .arg(prog)
+        .output()
+        .expect("record");
+    assert_eq!(rec.status.code(), Some(0));
+    t
+}
+
+#[test]
+fn reverse_continue_stepi_and_watch_on_a_replay() {
+    let Some(prog) = fixture() else { return };
+    let trace = record(prog, "reverse");
+    let (child, addr) = start_warden(&["replay", "--gdb", "127.0.0.1:0", &trace]);
+    let out = gdb(
+        prog,
+        &addr,
+        &[
+            "break bump",
+            "continue",
+            "reverse-continue",
+            "continue",
+            "continue",
+            "continue",
+            "print by",
+            "reverse-continue",
+            "print by",
+            "print counter",
+            "set $a = $pc",
+            "reverse-stepi",
+            "print $pc < $a",
+            "stepi",
+            "print $pc == $a",
+            "watch counter",
+            "reverse-continue",
+            "print counter",
+            "delete",
+            "continue",
+        ],
+    );
+    // Nothing before the first hit: back to the start.
+    assert_has(&out, "No more reverse-execution history.");
+    assert_has(&out, "$1 = 3");
+    assert_has(&out, "$2 = 2\n$3 = 1");
+    assert_has(&out, "$4 = 1\n");
+    assert_has(&out, "$5 = 1\n");
+    // Where counter last changed: just before the store of bump(1) (1 -> 0 backwards).
+    assert_has(&out, "Old value = 1\nNew value = 0");
+    assert_has(&out, "$6 = 0");
+    assert_has(&out, "exited normally");
+    // Replaying again from the start showed no output twice, and the replay still matched.
+    assert_eq!(finish(child), (0, "counter=15 side=7\n".to_string()));
 }

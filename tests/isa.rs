@@ -127,6 +127,60 @@ fn cxx_exceptions_dynamic() {
     same_as_native(&prog, &[]);
 }
 
+/// A program built for x86-64-v3 (AVX2 and FMA loops, gathers, BMI) runs as natively on
+/// `--cpu v3`, and is refused on v2 the way glibc refuses it on such a CPU.
+#[test]
+fn x86_64_v3_program() {
+    if !emu::CpuModel::V3.host_supports() {
+        eprintln!("SKIPPED: the host CPU cannot run x86-64-v3 code");
+        return;
+    }
+    let Some(prog) = build("vector.c", "gcc", &["-O3", "-march=x86-64-v3", "-fno-math-errno"], "vector.v3") else {
+        return;
+    };
+    let want = native(&prog, &[]);
+    let (got, stderr) = warden("v3", &prog, &[]);
+    assert_eq!(got, want, "{stderr}");
+    let (old, _) = warden("v2", &prog, &[]);
+    assert_ne!(old.status, 0, "an x86-64-v3 program ran on --cpu v2");
+}
+
+/// A signal handler finds the interrupted YMM state in its frame, and `rt_sigreturn`
+/// restores it from there (the Linux XSAVE signal frame).
+#[test]
+fn signal_frames_carry_ymm() {
+    if !emu::CpuModel::V3.host_supports() {
+        eprintln!("SKIPPED: the host CPU cannot run x86-64-v3 code");
+        return;
+    }
+    let Some(prog) = build("sigymm.c", "gcc", &["-O2", "-mavx2"], "sigymm") else { return };
+    let want = native(&prog, &[]);
+    assert!(want.stdout.starts_with("magic 1 "), "{want:?}");
+    let (got, stderr) = warden("v3", &prog, &[]);
+    assert_eq!(got, want, "{stderr}");
+}
+
+/// glibc's loader sees the level of the chosen CPU (its hwcaps subdirectories, which also
+/// select its string functions).
+#[test]
+fn glibc_sees_the_isa_level() {
+    let ld = Path::new("/lib64/ld-linux-x86-64.so.2");
+    if !ld.exists() {
+        eprintln!("SKIPPED: no {}", ld.display());
+        return;
+    }
+    for cpu in models() {
+        let (got, stderr) = warden(cpu, ld, &["--help"]);
+        let supported = |level: &str| got.stdout.contains(&format!("  {level} (supported, searched)"));
+        let n = cpu[1..].parse::<u32>().unwrap();
+        for level in 2..=3 {
+            let name = format!("x86-64-v{level}");
+            assert_eq!(supported(&name), level <= n, "--cpu {cpu}: {name}\n{}{stderr}", got.stdout);
+        }
+        assert!(!supported("x86-64-v4"), "{}", got.stdout);
+    }
+}
+
 #[test]
 fn host_ls() {
     same_as_native(Path::new("/usr/bin/ls"), &["/usr"]);

@@ -61,16 +61,26 @@ fn build(name: &str, compiler: &str) -> Option<PathBuf> {
 
 /// [`build`], statically linked or not.
 fn build_linked(name: &str, compiler: &str, static_link: bool) -> Option<PathBuf> {
+    build_as(name, compiler, if static_link { "-static" } else { "" })
+}
+
+/// Builds fixture `name` with `compiler` and the link flag `link` ("-static", "-static-pie"
+/// or "" for a dynamic program); `None` if the compiler is missing.
+fn build_as(name: &str, compiler: &str, link: &str) -> Option<PathBuf> {
     if !have(compiler, on_path(compiler)) {
         return None;
     }
     let out_dir = work_dir().join("bin");
     std::fs::create_dir_all(&out_dir).unwrap();
-    let kind = if static_link { "" } else { ".dyn" };
+    let kind = match link {
+        "-static" => "",
+        "" => ".dyn",
+        other => other,
+    };
     let out = out_dir.join(format!("{name}.{compiler}{kind}"));
     let src = Path::new(FIXTURES).join(format!("{name}.c"));
     let status = Command::new(compiler)
-        .args(if static_link { &["-static"][..] } else { &[][..] })
+        .args((!link.is_empty()).then_some(link))
         .args(["-O2", "-pthread", "-o"])
         .arg(&out)
         .arg(&src)
@@ -79,6 +89,20 @@ fn build_linked(name: &str, compiler: &str, static_link: bool) -> Option<PathBuf
         .expect("run compiler");
     assert!(status.success(), "{compiler} failed on {}", src.display());
     Some(out)
+}
+
+/// The five ways the issue builds a fixture: glibc static, static-pie and dynamic, musl
+/// static and dynamic. Each must match its native run.
+fn check_five_builds(name: &str) {
+    let builds = [("gcc", "-static"), ("gcc", "-static-pie"), ("gcc", ""), ("musl-gcc", "-static"), ("musl-gcc", "")];
+    let mut failures = Vec::new();
+    for (compiler, link) in builds {
+        let Some(prog) = build_as(name, compiler, link) else { continue };
+        if let Err(e) = compare(&prog, &[]) {
+            failures.push(format!("{compiler} {link}: {e}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 /// A directory of symlinks `applet -> /bin/busybox`, so both runs find the
@@ -204,6 +228,40 @@ fixture_tests! {
     musl_poll: "poll", "musl-gcc", [];
     musl_timers: "timers", "musl-gcc", [];
     musl_links: "links", "musl-gcc", [];
+}
+
+#[test]
+fn pipes_in_five_builds() {
+    check_five_builds("pipes");
+}
+
+#[test]
+fn sockets_in_five_builds() {
+    check_five_builds("sockets");
+}
+
+/// The host's dynamically linked Python with extension modules (`_socket`, `_ssl`,
+/// `_sqlite3`, `_json` through dlopen), a thread, a child process and loopback TCP.
+#[test]
+fn python_script_with_sockets_threads_and_sqlite() {
+    let python = Path::new("/usr/bin/python3");
+    if !have("python3 (/usr/bin/python3)", python.exists()) {
+        return;
+    }
+    let script = Path::new(FIXTURES).join("python_net.py");
+    if let Err(e) = compare(python, &[script.to_str().unwrap()]) {
+        panic!("{e}");
+    }
+}
+
+#[test]
+fn mmap_in_five_builds() {
+    check_five_builds("mmap");
+}
+
+#[test]
+fn procfs_in_five_builds() {
+    check_five_builds("procfs");
 }
 
 /// A dynamically linked program: exec loads its interpreter (here musl's

@@ -363,6 +363,22 @@ mod tests {
         (block.fused, block.ops.len())
     }
 
+    /// Issue 22: no rip finds a block in an empty or emptied slot: not the keys empty slots
+    /// hold, not `u64::MAX` (the old sentinel); a built block is found at its own rip only.
+    #[test]
+    fn empty_slots_match_no_rip() {
+        let mut mem = Memory::new(1 << 24).unwrap();
+        mem.map(GuestAddress(0x1000), 0x1000, Perm::RX).unwrap();
+        mem.write_raw(GuestAddress(0x1000), &[0xf4]).unwrap();
+        let mut cache = CodeCache::new();
+        let probes = || (0..FAST_SLOTS as u64).chain([u64::MAX, u64::MAX - 1, 1 << 63]);
+        assert!(probes().all(|rip| cache.lookup(rip).is_none()));
+        assert_eq!(cache.build(&mut mem, 0x1000, CpuModel::default()).map(|b| b.start).ok(), Some(0x1000));
+        assert!(probes().all(|rip| cache.lookup(rip).map(|b| b.start) == (rip == 0x1000).then_some(rip)));
+        cache.invalidate(&mut vec![1]);
+        assert!(probes().all(|rip| cache.lookup(rip).is_none()));
+    }
+
     /// cmp rax, rbx; jz +5; mov ecx, 1; then a flag writer or a flag reader.
     const HEAD: [u8; 10] = [0x48, 0x39, 0xd8, 0x74, 5, 0xb9, 1, 0, 0, 0];
 

@@ -24,11 +24,11 @@ pub enum CpuModel {
     V1,
     /// x86-64-v2: adds SSE3, SSSE3, SSE4.1/4.2, POPCNT, CMPXCHG16B, LAHF/SAHF. Identity: a
     /// Core i7 920 (Nehalem).
-    #[default]
     V2,
     /// x86-64-v3: adds AVX, AVX2, FMA, F16C, BMI1/2, LZCNT, MOVBE, XSAVE, and AES-NI,
     /// PCLMULQDQ, SHA, ADX, RDRAND/RDSEED, FSGSBASE, RDPID, CLFLUSHOPT, CLWB. Identity: a
     /// Core i5-12400 (Alder Lake, performance cores only; no AVX-512, as shipped).
+    #[default]
     V3,
 }
 
@@ -231,9 +231,8 @@ static V3: Identity = Identity {
     ],
 };
 
-/// Every model a user can choose, for listings and `FromStr`. (`V3` is not offered until
-/// its AVX instructions are implemented.)
-pub const CPU_MODELS: [CpuModel; 2] = [CpuModel::V1, CpuModel::V2];
+/// Every model a user can choose, for listings and `FromStr`.
+pub const CPU_MODELS: [CpuModel; 3] = [CpuModel::V1, CpuModel::V2, CpuModel::V3];
 
 impl CpuModel {
     fn identity(self) -> &'static Identity {

@@ -163,6 +163,10 @@ impl HostMap {
             .checked_add(data_len)
             .and_then(|t| t.checked_add(GUARD))
             .ok_or(MemError::BadLimit(data_len as u64))?;
+        // Miri only emulates plain private anonymous mappings (and no `mprotect`,
+        // `madvise` or `mincore`): under Miri the mapping is swap-reserved and has no guard,
+        // pages are zeroed by hand, and every page counts as resident.
+        let noreserve = if cfg!(miri) { 0 } else { libc::MAP_NORESERVE };
         // SAFETY: a fresh anonymous mapping at an address of the kernel's choice; nothing
         // else refers to it.
         let p = unsafe {
@@ -170,7 +174,7 @@ impl HostMap {
                 std::ptr::null_mut(),
                 total,
                 libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | noreserve,
                 -1,
                 0,
             )
@@ -179,6 +183,9 @@ impl HostMap {
             return Err(MemError::Host(std::io::Error::last_os_error()));
         }
         let map = HostMap { start: p.cast(), total, table, data_len };
+        if cfg!(miri) {
+            return Ok(map);
+        }
         // SAFETY: the guard lies inside the mapping just made, after the data.
         let rc = unsafe { libc::mprotect(map.start.add(table + data_len).cast(), GUARD, libc::PROT_NONE) };
         if rc != 0 {
@@ -199,6 +206,12 @@ impl HostMap {
     /// Makes data bytes `[off, off + len)` read back as zero (the host frees the pages).
     fn zero(&self, off: usize, len: usize) -> Result<(), MemError> {
         debug_assert!(off + len <= self.data_len);
+        if cfg!(miri) {
+            // SAFETY: the range lies inside the data part, and no reference into it is
+            // alive (see below).
+            unsafe { self.data().add(off).write_bytes(0, len) };
+            return Ok(());
+        }
         // SAFETY: the range lies inside the data part; MADV_DONTNEED on a private
         // anonymous mapping only makes the pages read back as zero. Callers hold no
         // reference into the range (every access to guest bytes goes through `Memory`).
@@ -282,6 +295,9 @@ fn release_reader(f: &mut FrozenInner, page: u64) {
 /// untouched pages from swapped ones (read once: any active swap area, or no answer).
 fn host_may_swap() -> bool {
     static SWAP: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if cfg!(miri) {
+        return true; // isolated: no /proc
+    }
     *SWAP.get_or_init(|| std::fs::read_to_string("/proc/swaps").map_or(true, |s| s.lines().count() > 1))
 }
 
@@ -588,10 +604,13 @@ impl Memory {
             let pages = ((e - s) / PAGE_SIZE) as usize;
             resident.clear();
             resident.resize(pages, 0u8);
-            // SAFETY: `[s, e)` lies inside our data mapping, and `resident`
-            // has one byte per page of the range as mincore(2) requires.
-            let rc =
-                unsafe { libc::mincore(self.base.add(s as usize).cast(), (e - s) as usize, resident.as_mut_ptr()) };
+            let rc = if cfg!(miri) {
+                -1
+            } else {
+                // SAFETY: `[s, e)` lies inside our data mapping, and `resident`
+                // has one byte per page of the range as mincore(2) requires.
+                unsafe { libc::mincore(self.base.add(s as usize).cast(), (e - s) as usize, resident.as_mut_ptr()) }
+            };
             let all = rc != 0 || swap;
             for (i, page) in (s >> PAGE_SHIFT..e >> PAGE_SHIFT).enumerate() {
                 let p = self.perm_byte(page);
@@ -1160,7 +1179,8 @@ mod tests {
     use super::*;
 
     fn mem() -> Memory {
-        Memory::new(1 << 32).unwrap()
+        // Miri allocates the whole reservation for real.
+        Memory::new(if cfg!(miri) { 1 << 24 } else { 1 << 32 }).unwrap()
     }
 
     #[test]
@@ -1299,6 +1319,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "Miri emulates no mprotect (no guard) and no /proc")]
     fn data_is_followed_by_a_guard_zone() {
         let m = Memory::new(1 << 20).unwrap();
         let end = m.base as usize + (1 << 20);

@@ -11,7 +11,7 @@ use std::cell::RefCell;
 use std::io::{Read, Write};
 use std::rc::Rc;
 
-use warden_abi::{Errno, Stat, EBADF, EIO, ENOENT, MODE_CHR};
+use warden_abi::{Errno, Stat, EBADF, EIO, ENOENT};
 
 use crate::scheme::{CallCtx, FileOps, FileRef, IoResult, Scheme};
 
@@ -163,7 +163,7 @@ impl FileOps for DebugFile {
     }
 
     fn stat(&self) -> Result<Stat, Errno> {
-        Ok(Stat { st_mode: MODE_CHR | 0o620, st_nlink: 1, st_blksize: 4096, ..Stat::default() })
+        Ok(crate::scheme::device_stat(crate::scheme::device_ino::CONSOLE + self.end as u64, 0o620))
     }
 
     fn path(&self) -> Vec<u8> {

@@ -40,6 +40,8 @@ pub struct Resume {
     pub until: Option<(Pid, u64)>,
     /// Stop when the guest's total instruction count reaches the value.
     pub stop_at: Option<u64>,
+    /// Stop after every instruction a thread of the debugged process runs (watchpoints).
+    pub each_instruction: bool,
     /// After a [`DebugStop::Signal`]: raise the fault's signal (else the thread runs the
     /// faulting instruction again, as under gdb after `signal 0`).
     pub deliver_signal: bool,
@@ -56,6 +58,9 @@ pub(crate) struct Debug {
     pub(crate) stop: Option<DebugStop>,
     /// The thread that stopped at a breakpoint and where: resuming runs that instruction.
     pub(crate) step_over: Option<(Pid, u64)>,
+    /// The debugged process's thread that ran an instruction since the last stop check
+    /// (with [`Resume::each_instruction`]).
+    pub(crate) ran: Option<Pid>,
     /// The fault a [`DebugStop::Signal`] is about.
     pending_fault: Option<(Pid, Exit, usize)>,
 }
@@ -111,7 +116,10 @@ impl Kernel {
         let Some(d) = self.debug.as_deref() else { return false };
         let r = d.resume;
         let icount = |t: Pid| self.threads.get(&t).map(|t| t.cpu.icount);
-        let stop = if let Some((t, _)) = r.until.filter(|&(t, n)| icount(t).is_none_or(|c| c >= n)) {
+        let ran = if r.each_instruction { d.ran } else { None };
+        let stop = if let Some(t) = ran {
+            Some(DebugStop::Reached(Some(t)))
+        } else if let Some((t, _)) = r.until.filter(|&(t, n)| icount(t).is_none_or(|c| c >= n)) {
             Some(DebugStop::Reached(Some(t)))
         } else if r.stop_at.is_some_and(|n| self.stats.instructions >= n) {
             Some(DebugStop::Reached(tid))
@@ -120,14 +128,16 @@ impl Kernel {
         };
         let Some(d) = self.debug.as_deref_mut() else { return false };
         d.stop = stop;
+        d.ran = None;
         stop.is_some()
     }
 
-    /// The most instructions thread `tid` may run before a stop condition could hold.
-    pub(crate) fn debug_cap(&self, tid: Pid, cpu: &Cpu) -> u64 {
+    /// The most instructions thread `tid` (of process `pid`) may run before a stop
+    /// condition could hold.
+    pub(crate) fn debug_cap(&self, tid: Pid, pid: Pid, cpu: &Cpu) -> u64 {
         let Some(d) = self.debug.as_deref() else { return u64::MAX };
         let r = &d.resume;
-        let mut cap = u64::MAX;
+        let mut cap = if r.each_instruction && pid == d.pid { 1 } else { u64::MAX };
         if let Some((_, n)) = r.until.filter(|&(t, _)| t == tid) {
             cap = n.saturating_sub(cpu.icount);
         }
@@ -143,6 +153,15 @@ impl Kernel {
         match self.debug.as_deref_mut() {
             Some(d) if d.step_over.is_some_and(|(t, _)| t == tid) => d.step_over.take() == Some((tid, rip)),
             _ => false,
+        }
+    }
+
+    /// Thread `tid` of process `pid` ran `used` instructions.
+    pub(crate) fn debug_ran(&mut self, tid: Pid, pid: Pid, used: u64) {
+        if let Some(d) = self.debug.as_deref_mut() {
+            if used > 0 && pid == d.pid && d.resume.each_instruction {
+                d.ran = Some(tid);
+            }
         }
     }
 

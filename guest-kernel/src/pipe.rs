@@ -1,8 +1,11 @@
 //! Pipes (the `pipe:` scheme): a bounded byte queue with a read end and a
 //! write end.
 //!
-//! - Capacity [`PIPE_CAPACITY`] (64 KiB). A write takes as much as fits and
-//!   returns that count; it blocks only when nothing fits.
+//! - Capacity [`PIPE_CAPACITY`] (64 KiB). A write of at most [`PIPE_BUF`]
+//!   bytes is atomic: it goes in whole or blocks (EAGAIN when non-blocking).
+//!   A longer write takes as much as fits and returns that count; it blocks
+//!   only when nothing fits. (A blocking Linux `write` goes on until all of
+//!   its bytes are in: `linux::fs` keeps the count between its re-runs.)
 //! - A read on an empty pipe blocks while a writer exists, and returns 0 (end
 //!   of file) once every write description is closed.
 //! - A write with no read description left fails with EPIPE; the kernel then
@@ -30,6 +33,9 @@ use crate::Waker;
 
 /// Bytes a pipe holds before writers block.
 pub const PIPE_CAPACITY: usize = 64 * 1024;
+
+/// Writes of at most this many bytes are atomic (POSIX `PIPE_BUF`, Linux's value).
+pub const PIPE_BUF: usize = 4096;
 
 /// Wait keys of pipes live in their own range (bit 62 set).
 const PIPE_KEY_BASE: u64 = 1 << 62;
@@ -106,7 +112,7 @@ impl FileOps for PipeEnd {
             return Ok(0);
         }
         let room = PIPE_CAPACITY.saturating_sub(pipe.buf.len());
-        if room == 0 {
+        if room == 0 || (buf.len() <= PIPE_BUF && room < buf.len()) {
             return Err(IoError::WouldBlock(pipe.write_key()));
         }
         let n = room.min(buf.len());
@@ -137,7 +143,12 @@ impl FileOps for PipeEnd {
     fn readiness(&self) -> Option<Readiness> {
         let pipe = self.pipe.borrow();
         Some(if self.write_end {
-            Readiness { write: pipe.buf.len() < PIPE_CAPACITY, error: pipe.readers == 0, ..Readiness::default() }
+            // Writable means a PIPE_BUF write would not block (as Linux's poll says).
+            Readiness {
+                write: PIPE_CAPACITY - pipe.buf.len() >= PIPE_BUF,
+                error: pipe.readers == 0,
+                ..Readiness::default()
+            }
         } else {
             Readiness { read: !pipe.buf.is_empty(), hangup: pipe.writers == 0, ..Readiness::default() }
         })

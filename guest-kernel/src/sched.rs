@@ -420,19 +420,23 @@ impl Kernel {
             return (Exit::BudgetExhausted, 0);
         };
         let step_over = self.debug_take_step_over(tid, rip);
-        let cap = self.threads.get(&tid).map_or(0, |t| self.debug_cap(tid, &t.cpu));
+        let cap = self.threads.get(&tid).map_or(0, |t| self.debug_cap(tid, t.pid, &t.cpu));
         let budget = slice.min(cap);
         let Some(thread) = self.threads.get_mut(&tid) else {
             return (Exit::BudgetExhausted, 0);
         };
-        let before = thread.cpu.icount;
-        let mut mm = mm.borrow_mut();
-        let exit = if step_over && budget > 0 {
-            thread.cpu.step_over_breakpoint(&mut mm.space)
-        } else {
-            thread.cpu.run(&mut mm.space, budget)
+        let (before, pid) = (thread.cpu.icount, thread.pid);
+        let exit = {
+            let mut mm = mm.borrow_mut();
+            if step_over && budget > 0 {
+                thread.cpu.step_over_breakpoint(&mut mm.space)
+            } else {
+                thread.cpu.run(&mut mm.space, budget)
+            }
         };
-        (exit, thread.cpu.icount.wrapping_sub(before))
+        let used = thread.cpu.icount.wrapping_sub(before);
+        self.debug_ran(tid, pid, used);
+        (exit, used)
     }
 
     /// Raises the signal of a fault `exit` in `tid` (through its supervisor, if any).
@@ -559,6 +563,17 @@ impl Kernel {
         if p.state != ProcState::Alive {
             return;
         }
+        // A Linux process's shared file maps reach their files before its memory goes.
+        // (A vfork child shares its parent's memory: then only written back.)
+        let (mm, shared) = (p.mm.borrow().id, Rc::strong_count(&p.mm) > 1);
+        if shared {
+            self.lx_flush_shared(mm, 0, u64::MAX);
+        } else {
+            self.lx_drop_shared(mm, 0, u64::MAX);
+        }
+        let Some(p) = self.procs.get_mut(&pid) else {
+            return;
+        };
         p.state = ProcState::Zombie(status);
         if self.fatal_report.is_some() && !wifexited(status) {
             self.report_fatal(pid, wtermsig(status));

@@ -17,9 +17,11 @@
 
 mod arch;
 
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
 use std::io;
 use std::num::NonZeroUsize;
+use std::rc::Rc;
 
 use gdbstub::common::{Signal, Tid};
 use gdbstub::conn::ConnectionExt;
@@ -29,12 +31,19 @@ use gdbstub::target::ext::base::multithread::{
     MultiThreadBase, MultiThreadResume, MultiThreadResumeOps, MultiThreadSchedulerLocking,
     MultiThreadSchedulerLockingOps, MultiThreadSingleStep, MultiThreadSingleStepOps,
 };
+use gdbstub::target::ext::base::reverse_exec::{
+    ReplayLogPosition, ReverseCont, ReverseContOps, ReverseStep, ReverseStepOps,
+};
 use gdbstub::target::ext::base::BaseOps;
-use gdbstub::target::ext::breakpoints::{Breakpoints, BreakpointsOps, SwBreakpoint, SwBreakpointOps};
+use gdbstub::target::ext::breakpoints::{
+    Breakpoints, BreakpointsOps, HwWatchpoint, HwWatchpointOps, SwBreakpoint, SwBreakpointOps, WatchKind,
+};
 use gdbstub::target::ext::monitor_cmd::{ConsoleOutput, MonitorCmd, MonitorCmdOps};
 use gdbstub::target::{Target, TargetError, TargetResult};
 use guest_kernel::debug::{DebugEvent, DebugStop, Resume};
-use guest_kernel::{Console, Kernel, Pid, RunOutcome};
+use guest_kernel::{Console, ConsoleStream, Kernel, Pid, RunOutcome};
+
+use crate::record::{ReplayError, ReplayRun};
 
 pub use arch::X86_64Linux;
 
@@ -81,9 +90,14 @@ pub enum Ended {
 pub struct Debugger {
     kernel: Kernel,
     pid: Pid,
-    /// A replay: the guest's memory and registers are read-only.
-    replay: bool,
+    /// On a replay, how to start it again (reverse execution); the guest's memory and
+    /// registers are then read-only.
+    replay: Option<Replayer>,
     breakpoints: BTreeSet<u64>,
+    /// Write watchpoints: address, length and the bytes last seen there.
+    watches: Vec<(u64, u64, Vec<u8>)>,
+    /// A reverse step or continue gdb asked for, done by the next run.
+    reverse: Option<Reverse>,
     /// The resume gdb asked for: the thread to step, whether to pass a fault's signal on.
     step: Option<Pid>,
     pass_signal: bool,
@@ -95,8 +109,9 @@ pub struct Debugger {
 }
 
 impl Debugger {
-    /// A debugger on `kernel` (booted, not run) attached to its init process.
-    pub fn new(mut kernel: Kernel, replay: bool) -> Debugger {
+    /// A debugger on `kernel` (booted, not run) attached to its init process; `replay`
+    /// for a replay.
+    pub fn new(mut kernel: Kernel, replay: Option<Replayer>) -> Debugger {
         let pid = 1;
         kernel.debug_attach(pid);
         Debugger {
@@ -104,6 +119,8 @@ impl Debugger {
             pid,
             replay,
             breakpoints: BTreeSet::new(),
+            watches: Vec::new(),
+            reverse: None,
             step: None,
             pass_signal: false,
             until: None,
@@ -113,8 +130,9 @@ impl Debugger {
     }
 
     /// Serves gdb on `conn` until the guest ends or gdb kills it; if gdb detaches, the
-    /// guest runs on to its end without breakpoints.
-    pub fn serve(mut self, conn: Conn) -> Result<(Ended, Kernel), String> {
+    /// guest runs on to its end without breakpoints. Gives back the kernel that ran (and on
+    /// a replay what checks its end).
+    pub fn serve(mut self, conn: Conn) -> Result<(Ended, Kernel, Option<ReplayRun>), String> {
         let result = GdbStub::new(conn).run_blocking::<Loop>(&mut self);
         let reason = result.map_err(|e| format!("gdb connection: {e}"))?;
         let ended = match reason {
@@ -123,14 +141,13 @@ impl Debugger {
             | DisconnectReason::TargetTerminated(_)
             | DisconnectReason::Disconnect => Ended::Run(self.run_to_end()),
         };
-        Ok((ended, self.kernel))
+        Ok((ended, self.kernel, self.replay.map(|r| r.run)))
     }
 
     /// Runs the guest to its end, breakpoints removed, signals passed on.
     fn run_to_end(&mut self) -> RunOutcome {
-        for addr in std::mem::take(&mut self.breakpoints) {
-            self.kernel.debug_breakpoint_at(self.pid, addr, false);
-        }
+        self.set_breakpoints(false);
+        self.watches.clear();
         if let Some(o) = self.outcome {
             return o;
         }
@@ -143,10 +160,15 @@ impl Debugger {
 
     /// Runs until a stop worth reporting to gdb, or until gdb sends something.
     fn run(&mut self, conn: &mut Conn) -> Result<run_blocking::Event<MultiThreadStopReason<u64>>, io::Error> {
-        let mut deliver_signal = std::mem::take(&mut self.pass_signal) || self.replay;
+        if let Some(reverse) = self.reverse.take() {
+            let reason = self.run_backward(reverse).map_err(io::Error::other)?;
+            return Ok(run_blocking::Event::TargetStopped(reason));
+        }
+        let mut deliver_signal = std::mem::take(&mut self.pass_signal) || self.replay.is_some();
         loop {
-            let stop_at = Some(self.kernel.instructions().saturating_add(POLL));
-            let resume = Resume { until: self.until, stop_at, deliver_signal };
+            let stop_at = self.kernel.instructions().saturating_add(POLL);
+            let each_instruction = !self.watches.is_empty();
+            let resume = Resume { until: self.until, stop_at: Some(stop_at), each_instruction, deliver_signal };
             deliver_signal = false;
             let stop = match self.kernel.debug_run(resume) {
                 DebugEvent::Ended(outcome) => {
@@ -168,22 +190,159 @@ impl Debugger {
                     self.current = tid;
                     MultiThreadStopReason::SignalWithThread { tid: gdb_tid(tid), signal: gdb_signal(sig) }
                 }
-                DebugStop::Reached(_) if self.step_done() => {
-                    let tid = self.until.map_or(self.current, |(t, _)| t);
-                    if self.kernel.debug_cpu(tid).is_some() {
+                DebugStop::Reached(ran) => {
+                    if let Some(tid) = ran.filter(|t| self.kernel.debug_cpu(*t).is_some()) {
                         self.current = tid;
                     }
-                    MultiThreadStopReason::SignalWithThread { tid: gdb_tid(self.current), signal: Signal::SIGTRAP }
-                }
-                DebugStop::Reached(_) => {
-                    if let Some(byte) = conn.peek()? {
-                        let _ = byte;
-                        return Ok(run_blocking::Event::IncomingData(conn.read()?));
+                    if let Some(addr) = self.watch_hit() {
+                        MultiThreadStopReason::Watch { tid: gdb_tid(self.current), kind: WatchKind::Write, addr }
+                    } else if self.step_done() {
+                        let tid = self.until.map_or(self.current, |(t, _)| t);
+                        if self.kernel.debug_cpu(tid).is_some() {
+                            self.current = tid;
+                        }
+                        MultiThreadStopReason::SignalWithThread { tid: gdb_tid(self.current), signal: Signal::SIGTRAP }
+                    } else {
+                        if self.kernel.instructions() >= stop_at && conn.peek()?.is_some() {
+                            return Ok(run_blocking::Event::IncomingData(conn.read()?));
+                        }
+                        continue;
                     }
-                    continue;
                 }
             };
             return Ok(run_blocking::Event::TargetStopped(reason));
+        }
+    }
+
+    /// The first write watchpoint whose bytes changed since last seen (all are brought up
+    /// to date).
+    fn watch_hit(&mut self) -> Option<u64> {
+        let mut hit = None;
+        let tid = self.kernel.debug_threads(self.pid).first().copied()?;
+        for (addr, len, seen) in &mut self.watches {
+            let mut now = vec![0; *len as usize];
+            let n = self.kernel.debug_read(tid, *addr, &mut now);
+            now.truncate(n);
+            if now != *seen {
+                *seen = now;
+                hit = hit.or(Some(*addr));
+            }
+        }
+        hit
+    }
+
+    /// Reads what the watchpoints watch now.
+    fn refresh_watches(&mut self) {
+        self.watch_hit();
+    }
+
+    fn set_breakpoints(&mut self, on: bool) {
+        for &addr in &self.breakpoints {
+            self.kernel.debug_breakpoint_at(self.pid, addr, on);
+        }
+    }
+
+    /// Starts the replay again from its beginning (breakpoints not set).
+    fn reboot(&mut self) -> Result<(), String> {
+        let r = self.replay.as_mut().ok_or("reverse execution needs a replay")?;
+        let (kernel, run) = (r.boot)().map_err(|e| e.to_string())?;
+        r.run = run;
+        self.kernel = kernel;
+        self.kernel.debug_attach(self.pid);
+        self.outcome = None;
+        self.current = self.pid;
+        Ok(())
+    }
+
+    /// Replays from the start until thread `tid` has run `icount` instructions (the state
+    /// just before its instruction number `icount`), then sets the breakpoints again.
+    fn go_to(&mut self, tid: Pid, icount: u64) -> Result<(), String> {
+        self.reboot()?;
+        loop {
+            let resume = Resume { until: Some((tid, icount)), deliver_signal: true, ..Resume::default() };
+            match self.kernel.debug_run(resume) {
+                DebugEvent::Ended(o) => return Err(format!("the replay ended ({o:?}) before the point sought")),
+                DebugEvent::Stopped(DebugStop::Reached(_))
+                    if self.kernel.debug_cpu(tid).is_none_or(|c| c.icount >= icount) =>
+                {
+                    break
+                }
+                DebugEvent::Stopped(_) => {}
+            }
+        }
+        if self.kernel.debug_cpu(tid).is_some() {
+            self.current = tid;
+        }
+        self.set_breakpoints(true);
+        self.refresh_watches();
+        Ok(())
+    }
+
+    /// The breakpoint and watchpoint hits of the replay before instruction count `end`,
+    /// each as (thread, its instruction count just before the hit, the watched address).
+    fn hits_before(&mut self, end: u64) -> Result<Vec<(Pid, u64, Option<u64>)>, String> {
+        self.reboot()?;
+        self.set_breakpoints(true);
+        self.refresh_watches();
+        let mut hits = Vec::new();
+        let each_instruction = !self.watches.is_empty();
+        loop {
+            let resume = Resume { stop_at: Some(end), each_instruction, deliver_signal: true, ..Resume::default() };
+            let stop = match self.kernel.debug_run(resume) {
+                DebugEvent::Ended(_) => break,
+                DebugEvent::Stopped(stop) => stop,
+            };
+            if self.kernel.instructions() >= end {
+                break;
+            }
+            match stop {
+                DebugStop::Breakpoint(t) => {
+                    hits.extend(self.kernel.debug_cpu(t).map(|c| (t, c.icount, None)));
+                }
+                DebugStop::Reached(Some(t)) => {
+                    if let Some(addr) = self.watch_hit() {
+                        // Stop before the instruction that wrote (it has run: one back).
+                        hits.extend(self.kernel.debug_cpu(t).map(|c| (t, c.icount.saturating_sub(1), Some(addr))));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(hits)
+    }
+
+    /// A reverse step or continue (on a replay): replays from the start to the point.
+    fn run_backward(&mut self, reverse: Reverse) -> Result<MultiThreadStopReason<u64>, String> {
+        let begin =
+            |tid: Pid| MultiThreadStopReason::ReplayLog { tid: Some(gdb_tid(tid)), pos: ReplayLogPosition::Begin };
+        match reverse {
+            Reverse::Step(tid) => {
+                let icount = self.kernel.debug_cpu(tid).map_or(0, |c| c.icount);
+                if icount == 0 {
+                    return Ok(begin(tid));
+                }
+                self.go_to(tid, icount - 1)?;
+                Ok(MultiThreadStopReason::SignalWithThread { tid: gdb_tid(tid), signal: Signal::SIGTRAP })
+            }
+            Reverse::Continue => {
+                let end = self.kernel.instructions();
+                let hits = self.hits_before(end)?;
+                match hits.last() {
+                    None => {
+                        self.go_to(self.pid, 0)?;
+                        Ok(begin(self.pid))
+                    }
+                    Some(&(tid, icount, watch)) => {
+                        self.go_to(tid, icount)?;
+                        Ok(match watch {
+                            Some(addr) => {
+                                MultiThreadStopReason::Watch { tid: gdb_tid(tid), kind: WatchKind::Write, addr }
+                            }
+                            None => MultiThreadStopReason::SwBreak(gdb_tid(tid)),
+                        })
+                    }
+                }
+            }
         }
     }
 
@@ -213,11 +372,60 @@ impl Debugger {
                 }
                 out
             }
+            ["goto", n] if self.replay.is_some() => match n.parse::<u64>() {
+                Ok(n) => match self.goto(n) {
+                    Ok(()) => format!(
+                        "at instruction {} (thread {}); run `maintenance flush register-cache` for gdb to see it\n",
+                        self.kernel.instructions(),
+                        self.current
+                    ),
+                    Err(e) => format!("{e}\n"),
+                },
+                Err(_) => "usage: monitor goto N (an instruction count)\n".to_string(),
+            },
             _ => "warden monitor commands:\n  icount   guest instructions run so far (all processes)\n  \
-                  pids     the guest's processes\n"
+                  pids     the guest's processes\n  goto N   (a replay) go to instruction count N\n"
                 .to_string(),
         }
     }
+}
+
+impl Debugger {
+    /// `monitor goto N`: replays from the start to total instruction count `n`.
+    fn goto(&mut self, n: u64) -> Result<(), String> {
+        self.reboot()?;
+        loop {
+            match self.kernel.debug_run(Resume { stop_at: Some(n), deliver_signal: true, ..Resume::default() }) {
+                DebugEvent::Ended(o) => {
+                    self.outcome = Some(o);
+                    break;
+                }
+                DebugEvent::Stopped(DebugStop::Reached(t)) if self.kernel.instructions() >= n => {
+                    if let Some(t) = t.filter(|t| self.kernel.debug_cpu(*t).is_some()) {
+                        self.current = t;
+                    }
+                    break;
+                }
+                DebugEvent::Stopped(_) => {}
+            }
+        }
+        self.set_breakpoints(true);
+        self.refresh_watches();
+        Ok(())
+    }
+}
+
+/// A reverse execution request.
+#[derive(Clone, Copy, Debug)]
+enum Reverse {
+    Step(Pid),
+    Continue,
+}
+
+/// How to start a replay again, and what checks the end of the one running.
+pub struct Replayer {
+    pub boot: Box<dyn FnMut() -> Result<(Kernel, ReplayRun), ReplayError>>,
+    pub run: ReplayRun,
 }
 
 fn gdb_tid(tid: Pid) -> Tid {
@@ -298,7 +506,7 @@ impl MultiThreadBase for Debugger {
 
     fn write_registers(&mut self, regs: &arch::Regs, tid: Tid) -> TargetResult<(), Self> {
         let tid = self.tid(tid)?;
-        if self.replay {
+        if self.replay.is_some() {
             // Writing the registers gdb just read back is harmless; changing one is not.
             let same = self.kernel.debug_cpu(tid).is_some_and(|c| arch::Regs::from_cpu(c) == *regs);
             return if same { Ok(()) } else { Err(TargetError::NonFatal) };
@@ -315,7 +523,7 @@ impl MultiThreadBase for Debugger {
 
     fn write_addrs(&mut self, start: u64, data: &[u8], tid: Tid) -> TargetResult<(), Self> {
         let tid = self.tid(tid)?;
-        if self.replay || !self.kernel.debug_write(tid, start, data) {
+        if self.replay.is_some() || !self.kernel.debug_write(tid, start, data) {
             return Err(TargetError::NonFatal);
         }
         Ok(())
@@ -357,6 +565,36 @@ impl MultiThreadResume for Debugger {
     fn support_scheduler_locking(&mut self) -> Option<MultiThreadSchedulerLockingOps<'_, Self>> {
         Some(self)
     }
+
+    fn support_reverse_step(&mut self) -> Option<ReverseStepOps<'_, Tid, Self>> {
+        if self.replay.is_some() {
+            Some(self)
+        } else {
+            None
+        }
+    }
+
+    fn support_reverse_cont(&mut self) -> Option<ReverseContOps<'_, Tid, Self>> {
+        if self.replay.is_some() {
+            Some(self)
+        } else {
+            None
+        }
+    }
+}
+
+impl ReverseStep<Tid> for Debugger {
+    fn reverse_step(&mut self, tid: Tid) -> Result<(), String> {
+        self.reverse = Pid::try_from(tid.get()).ok().map(Reverse::Step);
+        Ok(())
+    }
+}
+
+impl ReverseCont<Tid> for Debugger {
+    fn reverse_cont(&mut self) -> Result<(), String> {
+        self.reverse = Some(Reverse::Continue);
+        Ok(())
+    }
 }
 
 impl MultiThreadSchedulerLocking for Debugger {
@@ -379,6 +617,32 @@ impl MultiThreadSingleStep for Debugger {
 impl Breakpoints for Debugger {
     fn support_sw_breakpoint(&mut self) -> Option<SwBreakpointOps<'_, Self>> {
         Some(self)
+    }
+
+    fn support_hw_watchpoint(&mut self) -> Option<HwWatchpointOps<'_, Self>> {
+        Some(self)
+    }
+}
+
+impl HwWatchpoint for Debugger {
+    /// Write watchpoints only (`watch`): the guest stops after each instruction of the
+    /// debugged process while one is set, and one whose bytes changed triggers. Read and
+    /// access watchpoints are refused rather than approximated.
+    fn add_hw_watchpoint(&mut self, addr: u64, len: u64, kind: WatchKind) -> TargetResult<bool, Self> {
+        if kind != WatchKind::Write || len == 0 || len > 4096 {
+            return Ok(false);
+        }
+        self.watches.push((addr, len, Vec::new()));
+        self.refresh_watches();
+        Ok(true)
+    }
+
+    fn remove_hw_watchpoint(&mut self, addr: u64, len: u64, kind: WatchKind) -> TargetResult<bool, Self> {
+        let before = self.watches.len();
+        if let Some(i) = self.watches.iter().position(|w| (w.0, w.1) == (addr, len)) {
+            self.watches.remove(i);
+        }
+        Ok(kind == WatchKind::Write && self.watches.len() < before)
     }
 }
 
@@ -407,7 +671,7 @@ impl MonitorCmd for Debugger {
 pub fn run(opts: &crate::RunOptions, console: Box<dyn Console>, addr: &str) -> Result<RunOutcome, crate::RunError> {
     let kernel = crate::boot(opts, console)?;
     let conn = accept(addr).map_err(crate::RunError::Gdb)?;
-    let (ended, mut kernel) = Debugger::new(kernel, false).serve(conn).map_err(crate::RunError::Gdb)?;
+    let (ended, mut kernel, _) = Debugger::new(kernel, None).serve(conn).map_err(crate::RunError::Gdb)?;
     kernel.finish_host_supervisor();
     Ok(match ended {
         Ended::Run(outcome) => outcome,
@@ -416,22 +680,61 @@ pub fn run(opts: &crate::RunOptions, console: Box<dyn Console>, addr: &str) -> R
 }
 
 /// `warden replay --gdb ADDR TRACE`: boots the replay, waits for gdb, lets it drive the
-/// replay, and checks the end against the recording if the replay got there.
+/// replay (backwards too: each reverse step or continue replays again from the start,
+/// its output not shown twice), and checks the end against the recording if the replay
+/// got there. `None`: gdb killed it.
 pub fn replay(
     trace: &std::path::Path,
     options: &crate::record::ReplayOptions,
     console: Box<dyn Console>,
     addr: &str,
     warn: &mut dyn FnMut(String),
-) -> Result<Option<crate::record::Replayed>, crate::record::ReplayError> {
-    let mut run = crate::record::start_replay(trace, options, console)?;
-    let conn = accept(addr).map_err(|e| crate::record::ReplayError::Run(crate::RunError::Gdb(e)))?;
-    let (ended, kernel) = Debugger::new(run.kernel, true)
-        .serve(conn)
-        .map_err(|e| crate::record::ReplayError::Run(crate::RunError::Gdb(e)))?;
-    run.kernel = kernel;
-    match ended {
-        Ended::Run(outcome) => run.finish(outcome, warn).map(Some),
-        Ended::Killed => Ok(None),
+) -> Result<Option<crate::record::Replayed>, ReplayError> {
+    let gdb_error = |e: String| ReplayError::Run(crate::RunError::Gdb(e));
+    let out = Rc::new(RefCell::new(console));
+    let shown = Rc::new(Cell::new([0u64; 2]));
+    let (trace, options) = (trace.to_path_buf(), options.clone());
+    let boot = move || {
+        let console = Box::new(OnceConsole { out: out.clone(), shown: shown.clone(), written: [0; 2] });
+        crate::record::start_replay(&trace, &options, console)
+    };
+    let (kernel, run) = boot()?;
+    let conn = accept(addr).map_err(gdb_error)?;
+    let replayer = Replayer { boot: Box::new(boot), run };
+    let (ended, kernel, run) = Debugger::new(kernel, Some(replayer)).serve(conn).map_err(gdb_error)?;
+    match (ended, run) {
+        (Ended::Run(outcome), Some(run)) => run.finish(kernel, outcome, warn).map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// The console of a replay that may run again from its start: each run writes only what
+/// no earlier run wrote (a replay writes the same bytes every time).
+struct OnceConsole {
+    out: Rc<RefCell<Box<dyn Console>>>,
+    /// Bytes of stdout and stderr shown so far, by any run.
+    shown: Rc<Cell<[u64; 2]>>,
+    /// Bytes this run wrote.
+    written: [u64; 2],
+}
+
+impl Console for OnceConsole {
+    fn read(&mut self, _buf: &mut [u8]) -> io::Result<usize> {
+        // A replay's input comes from the trace.
+        Ok(0)
+    }
+
+    fn write(&mut self, stream: ConsoleStream, data: &[u8]) -> io::Result<()> {
+        let i = usize::from(stream == ConsoleStream::Stderr);
+        let mut shown = self.shown.get();
+        let start = self.written[i];
+        self.written[i] += data.len() as u64;
+        let skip = shown[i].saturating_sub(start).min(data.len() as u64) as usize;
+        if skip < data.len() {
+            shown[i] = self.written[i];
+            self.shown.set(shown);
+            self.out.borrow_mut().write(stream, &data[skip..])?;
+        }
+        Ok(())
     }
 }

@@ -13,16 +13,21 @@ use emu::{AddressSpace, Cpu, Exit, GuestAddress, Perm};
 /// (after saying so on stderr) when gcc is missing, unless the environment
 /// sets `WARDEN_REQUIRE_TOOLS=1` (CI does), in which case it panics.
 pub fn build_fixture(name: &str) -> Option<PathBuf> {
+    build_fixture_for(name, "x86-64")
+}
+
+/// [`build_fixture`] for `-march=<march>` (e.g. `x86-64-v3`: AVX2 and FMA loops).
+pub fn build_fixture_for(name: &str, march: &str) -> Option<PathBuf> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(format!("{name}.c"));
     let src = if src.exists() {
         src
     } else {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("emu/tests/fixtures").join(format!("{name}.c"))
     };
-    let out = std::env::temp_dir().join(format!("warden-fixture-{}-{name}", std::process::id()));
+    let out = std::env::temp_dir().join(format!("warden-fixture-{}-{name}-{march}", std::process::id()));
     let status = Command::new("gcc")
         .args(["-O2", "-static", "-nostdlib", "-fno-pie", "-no-pie", "-fno-stack-protector"])
-        .args(["-ffreestanding", "-fno-builtin", "-march=x86-64", "-o"])
+        .args(["-ffreestanding", "-fno-builtin", &format!("-march={march}"), "-o"])
         .arg(&out)
         .arg(&src)
         .status();

@@ -77,6 +77,40 @@ pub const ELOOP: i32 = 40;
 pub const EWOULDBLOCK: i32 = 41;
 /// Connection timed out.
 pub const ETIMEDOUT: i32 = 110;
+/// No data available.
+pub const ENODATA: i32 = 61;
+/// Socket operation on non-socket.
+pub const ENOTSOCK: i32 = 88;
+/// Destination address required.
+pub const EDESTADDRREQ: i32 = 89;
+/// Message too long.
+pub const EMSGSIZE: i32 = 90;
+/// Protocol wrong type for socket.
+pub const EPROTOTYPE: i32 = 91;
+/// Protocol not available.
+pub const ENOPROTOOPT: i32 = 92;
+/// Protocol not supported.
+pub const EPROTONOSUPPORT: i32 = 93;
+/// Socket type not supported.
+pub const ESOCKTNOSUPPORT: i32 = 94;
+/// Operation not supported on transport endpoint.
+pub const EOPNOTSUPP: i32 = 95;
+/// Address family not supported by protocol.
+pub const EAFNOSUPPORT: i32 = 97;
+/// Address already in use.
+pub const EADDRINUSE: i32 = 98;
+/// Cannot assign requested address.
+pub const EADDRNOTAVAIL: i32 = 99;
+/// Network is unreachable.
+pub const ENETUNREACH: i32 = 101;
+/// Connection reset by peer.
+pub const ECONNRESET: i32 = 104;
+/// Transport endpoint is already connected.
+pub const EISCONN: i32 = 106;
+/// Transport endpoint is not connected.
+pub const ENOTCONN: i32 = 107;
+/// Connection refused.
+pub const ECONNREFUSED: i32 = 111;
 
 /// The largest errno a syscall return value can encode (results in `-4095..=-1` are errors).
 pub const MAX_ERRNO: i32 = 4095;
@@ -118,6 +152,23 @@ pub const ERRNOS: &[(i32, &str, &str)] = &[
     (ELOOP, "ELOOP", "Too many symbolic links encountered"),
     (EWOULDBLOCK, "EWOULDBLOCK", "Operation would block"),
     (ETIMEDOUT, "ETIMEDOUT", "Connection timed out"),
+    (ENODATA, "ENODATA", "No data available"),
+    (ENOTSOCK, "ENOTSOCK", "Socket operation on non-socket"),
+    (EDESTADDRREQ, "EDESTADDRREQ", "Destination address required"),
+    (EMSGSIZE, "EMSGSIZE", "Message too long"),
+    (EPROTOTYPE, "EPROTOTYPE", "Protocol wrong type for socket"),
+    (ENOPROTOOPT, "ENOPROTOOPT", "Protocol not available"),
+    (EPROTONOSUPPORT, "EPROTONOSUPPORT", "Protocol not supported"),
+    (ESOCKTNOSUPPORT, "ESOCKTNOSUPPORT", "Socket type not supported"),
+    (EOPNOTSUPP, "EOPNOTSUPP", "Operation not supported on transport endpoint"),
+    (EAFNOSUPPORT, "EAFNOSUPPORT", "Address family not supported by protocol"),
+    (EADDRINUSE, "EADDRINUSE", "Address already in use"),
+    (EADDRNOTAVAIL, "EADDRNOTAVAIL", "Cannot assign requested address"),
+    (ENETUNREACH, "ENETUNREACH", "Network is unreachable"),
+    (ECONNRESET, "ECONNRESET", "Connection reset by peer"),
+    (EISCONN, "EISCONN", "Transport endpoint is already connected"),
+    (ENOTCONN, "ENOTCONN", "Transport endpoint is not connected"),
+    (ECONNREFUSED, "ECONNREFUSED", "Connection refused"),
 ];
 
 /// The symbolic name of errno `e` (e.g. `"ENOENT"`), or `"EUNKNOWN"`.

@@ -79,6 +79,28 @@ pub fn linux_view(s: &Stat) -> Stat {
     s
 }
 
+/// The Linux device number (major, minor) of a kernel character device, as Linux numbers
+/// /dev/null (1:3), /dev/zero (1:5), /dev/urandom (1:9) and a terminal (136:0, pts/0);
+/// (0, 0) for anything else. diffutils' `cmp` tells /dev/null from the console by it.
+pub fn rdev(s: &Stat) -> (u32, u32) {
+    use crate::scheme::device_ino as ino;
+    if s.st_dev != crate::scheme::DEVICES_DEV {
+        return (0, 0);
+    }
+    match s.st_ino {
+        ino::NULL => (1, 3),
+        ino::ZERO => (1, 5),
+        ino::RAND => (1, 9),
+        _ => (136, 0),
+    }
+}
+
+/// A `dev_t` as glibc's `makedev` encodes it.
+fn makedev((major, minor): (u32, u32)) -> u64 {
+    let (major, minor) = (major as u64, minor as u64);
+    (minor & 0xff) | (major & 0xfff) << 8 | (minor & !0xff) << 12 | (major & !0xfff) << 32
+}
+
 /// `struct stat` (144 bytes).
 pub fn stat_bytes(s: &Stat) -> Vec<u8> {
     let s = &linux_view(s);
@@ -89,6 +111,7 @@ pub fn stat_bytes(s: &Stat) -> Vec<u8> {
     o.u32(24, s.st_mode as u32);
     o.u32(28, s.st_uid);
     o.u32(32, s.st_gid);
+    o.u64(40, makedev(rdev(s)));
     o.u64(48, s.st_size);
     o.u64(56, if s.st_blksize == 0 { 4096 } else { s.st_blksize as u64 });
     o.u64(64, s.st_blocks);
@@ -123,6 +146,9 @@ pub fn statx_bytes(s: &Stat) -> Vec<u8> {
     ts(80, s.st_ctime, s.st_ctime_nsec);
     ts(96, s.st_ctime, s.st_ctime_nsec);
     ts(112, s.st_mtime, s.st_mtime_nsec);
+    let (major, minor) = rdev(s);
+    o.u32(128, major);
+    o.u32(132, minor);
     // stx_dev_major/minor at 136/140: leave the device as minor.
     o.u32(140, s.st_dev as u32);
     o.0

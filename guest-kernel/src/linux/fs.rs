@@ -14,6 +14,7 @@ use warden_abi as r;
 use warden_abi::{Errno, Stat};
 
 use super::abi::{self, Out};
+use super::procfs::ProcNode;
 use super::{DirStream, MAX_IO};
 use crate::process::{normalize, FdEntry, OnWake, OpenFile, WaitOn};
 use crate::scheme::IoError;
@@ -103,6 +104,21 @@ fn target_of(abs: &[u8]) -> Target {
     }
 }
 
+/// An inode number for a /proc path (stable within a run: a hash of the path).
+fn proc_ino(abs: &[u8]) -> u64 {
+    abs.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3)) >> 1 | 1
+}
+
+/// Where /proc link `abs` with target `target` leads (a relative target is taken
+/// against the link's directory).
+fn proc_link_target(abs: &[u8], target: &[u8]) -> Vec<u8> {
+    if target.starts_with(b"/") {
+        return target.to_vec();
+    }
+    let dir = &abs[..abs.iter().rposition(|&b| b == b'/').unwrap_or(0)];
+    normalize(if dir.is_empty() { b"/" } else { dir }, target)
+}
+
 /// utimensat's special nanosecond values.
 const UTIME_NOW: u64 = (1 << 30) - 1;
 const UTIME_OMIT: u64 = (1 << 30) - 2;
@@ -114,6 +130,15 @@ fn file_path(abs: &[u8]) -> Vec<u8> {
 }
 
 impl Kernel {
+    /// The /proc (or /sys) node `abs` names for a Linux process, unless `abs` is one the
+    /// older rules serve (`/proc/self/fd/N` duplicates the descriptor).
+    fn lx_proc_path(&self, tid: Pid, abs: &[u8]) -> Option<Result<ProcNode, Errno>> {
+        if matches!(target_of(abs), Target::Fd(_)) {
+            return None;
+        }
+        self.lx_proc_node(tid, abs)
+    }
+
     /// The absolute, normalised path `path` names relative to `dirfd`.
     fn lx_abs(&self, tid: Pid, dirfd: usize, path: &[u8]) -> Result<Vec<u8>, Errno> {
         if path.is_empty() {
@@ -147,6 +172,19 @@ impl Kernel {
 
     /// Stat of `abs` (a final symlink followed unless `nofollow`).
     fn lx_stat_abs(&mut self, tid: Pid, abs: &[u8], nofollow: bool) -> Result<Stat, Errno> {
+        if let Some(node) = self.lx_proc_path(tid, abs) {
+            return match node? {
+                ProcNode::Link(target) if !nofollow => {
+                    let target = proc_link_target(abs, &target);
+                    if target.starts_with(b"/proc") {
+                        self.lx_stat_abs(tid, &target, false)
+                    } else {
+                        self.lx_stat_abs(tid, &target, false).or_else(|_| Ok(ProcNode::Link(target).stat(0)))
+                    }
+                }
+                node => Ok(node.stat(proc_ino(abs))),
+            };
+        }
         let path = match target_of(abs) {
             Target::Fd(fd) => return self.desc(tid, fd)?.file.try_borrow().map_err(|_| Errno(r::EIO))?.stat(),
             Target::Path(p) => p,
@@ -194,6 +232,21 @@ impl Kernel {
             }
         }
         let cloexec = flags & abi::O_CLOEXEC != 0;
+        if let Some(node) = self.lx_proc_path(tid, &abs) {
+            let file = match node? {
+                ProcNode::Link(target) => {
+                    let target = proc_link_target(&abs, &target);
+                    return self.lx_openat(tid, CWD, &target, flags, mode);
+                }
+                _ if flags & 3 != 0 => return err(r::EACCES),
+                ProcNode::File(data) => crate::proc::SnapshotFile::open(file_path(&abs), data, false),
+                ProcNode::Dir(names) => {
+                    let list = names.iter().flat_map(|n| n.iter().copied().chain([b'\n'])).collect();
+                    crate::proc::SnapshotFile::open(file_path(&abs), list, true)
+                }
+            };
+            return Ok(self.install_fd(tid, file, r::O_RDONLY, cloexec)?);
+        }
         let path = match target_of(&abs) {
             Target::Fd(fd) => {
                 let desc = self.desc(tid, fd)?;
@@ -226,6 +279,7 @@ impl Kernel {
             return err(r::EBADF);
         }
         let len = len.min(MAX_IO);
+        self.lx_shared_file_io(&desc, false);
         let mut buf = vec![0u8; len];
         if let Some(off) = offset {
             let file = desc.file.try_borrow().map_err(|_| Errno(r::EIO))?;
@@ -263,40 +317,59 @@ impl Kernel {
         }
     }
 
+    /// `write` and friends. A blocking write goes on until all of `data` is in (POSIX): when
+    /// a pipe fills part-way the thread blocks and the call re-runs, skipping the bytes
+    /// already written (`LinuxThread::write_done`); a signal handler then makes it return
+    /// that count (see `Kernel::interrupt`).
     fn lx_write(&mut self, tid: Pid, fd: usize, data: &[u8], offset: Option<u64>) -> SysResult {
         let desc = self.desc(tid, fd)?;
         let flags = desc.flags.get();
         if flags & r::O_ACCMODE == r::O_RDONLY {
             return err(r::EBADF);
         }
-        let result = {
-            let mut file = desc.file.try_borrow_mut().map_err(|_| Errno(r::EIO))?;
-            if let Some(off) = offset {
-                let old = file.seek(0, r::SEEK_CUR)?;
-                file.seek(off as i64, r::SEEK_SET)?;
-                let res = file.write(data);
-                let _ = file.seek(old as i64, r::SEEK_SET);
-                res
-            } else {
-                if flags & r::O_APPEND != 0 {
-                    let _ = file.seek(0, r::SEEK_END);
+        let mut file = desc.file.try_borrow_mut().map_err(|_| Errno(r::EIO))?;
+        if let Some(off) = offset {
+            let old = file.seek(0, r::SEEK_CUR)?;
+            file.seek(off as i64, r::SEEK_SET)?;
+            let res = file.write(data);
+            let _ = file.seek(old as i64, r::SEEK_SET);
+            drop(file);
+            self.lx_shared_file_io(&desc, true);
+            return match res {
+                Ok(n) => Ok(n.min(data.len())),
+                Err(IoError::Errno(e)) => Err(e.into()),
+                Err(IoError::WouldBlock(_)) => err(r::EAGAIN),
+            };
+        }
+        if flags & r::O_APPEND != 0 {
+            let _ = file.seek(0, r::SEEK_END);
+        }
+        let thread = self.linux.threads.entry(tid).or_default();
+        let mut done = std::mem::take(&mut thread.write_done).min(data.len());
+        loop {
+            match file.write(&data[done..]) {
+                Ok(n) => {
+                    done += n.min(data.len() - done);
+                    if done == data.len() || n == 0 {
+                        drop(file);
+                        self.lx_shared_file_io(&desc, true);
+                        return Ok(done);
+                    }
                 }
-                file.write(data)
-            }
-        };
-        match result {
-            Ok(n) => Ok(n.min(data.len())),
-            Err(IoError::Errno(e)) => {
-                if e.0 == r::EPIPE {
-                    self.post_thread_signal(tid, r::SIGPIPE);
+                Err(IoError::WouldBlock(_)) if done > 0 && flags & r::O_NONBLOCK != 0 => return Ok(done),
+                Err(IoError::WouldBlock(_)) if flags & r::O_NONBLOCK != 0 => return err(r::EAGAIN),
+                Err(IoError::WouldBlock(key)) => {
+                    self.linux.threads.entry(tid).or_default().write_done = done;
+                    return Err(Block::retry(WaitOn::Key(key)));
                 }
-                Err(e.into())
-            }
-            Err(IoError::WouldBlock(key)) => {
-                if flags & r::O_NONBLOCK != 0 {
-                    err(r::EAGAIN)
-                } else {
-                    Err(Block::retry(WaitOn::Key(key)))
+                // Linux reports the bytes written before an error (no SIGPIPE then).
+                Err(IoError::Errno(_)) if done > 0 => return Ok(done),
+                Err(IoError::Errno(e)) => {
+                    drop(file);
+                    if e.0 == r::EPIPE {
+                        self.post_thread_signal(tid, r::SIGPIPE);
+                    }
+                    return Err(e.into());
                 }
             }
         }
@@ -512,6 +585,12 @@ impl Kernel {
         }
         let target = if abs == b"/proc/self/exe" {
             self.lx_exe_shown(tid)?
+        } else if let Some(node) = self.lx_proc_node(tid, abs) {
+            // (Also /proc/self/fd/N, which the other calls take as the descriptor itself.)
+            match node? {
+                ProcNode::Link(target) => target,
+                _ => return err(r::EINVAL),
+            }
         } else {
             let st = self.lx_stat_abs(tid, abs, true)?;
             if st.st_mode & r::MODE_TYPE != r::MODE_SYMLINK {
@@ -1267,4 +1346,28 @@ pub(super) fn select(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
 
 pub(super) fn pselect6(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
     k.lx_select(tid, &c.args, select_nfds(c), select_sets(c), timeout(c, 4)?)
+}
+
+/// The file an xattr call names must exist (its path, or its descriptor for the f* calls).
+fn xattr_target(k: &mut Kernel, tid: Pid, c: &Call) -> Result<(), Errno> {
+    match c.path(0) {
+        Ok(path) => {
+            let abs = k.lx_abs(tid, CWD, path)?;
+            k.lx_stat_abs(tid, &abs, true).map(drop)
+        }
+        Err(_) => k.desc(tid, c.args[0]).map(drop),
+    }
+}
+
+/// getxattr, lgetxattr, fgetxattr: no file has extended attributes (as on a file system
+/// without any: ENODATA, which `ls -l` takes for "no ACL").
+pub(super) fn no_xattr(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    xattr_target(k, tid, c)?;
+    err(r::ENODATA)
+}
+
+/// listxattr, llistxattr, flistxattr: an empty list.
+pub(super) fn no_xattr_list(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    xattr_target(k, tid, c)?;
+    Ok(0)
 }

@@ -2,9 +2,19 @@
 //!
 //! - `brk` never fails: it returns the new break, or the old one when the
 //!   request cannot be met (Linux semantics; the C library checks).
-//! - `mmap`: anonymous or private file mappings (file contents are copied in;
-//!   `MAP_SHARED` file maps are private copies). Without `MAP_FIXED` the hint
-//!   is used when free, else the first free range above the mmap base.
+//! - `mmap`: anonymous or private file mappings (file contents are copied in).
+//!   Without `MAP_FIXED` the hint is used when free, else the first free
+//!   range above the mmap base.
+//! - Shared file maps ([`SharedMap`]): guest memory has no shared pages (each
+//!   address space is its own copy), so a writable `MAP_SHARED` file map is
+//!   kept coherent at system calls instead: its bytes are written back to the
+//!   file at `msync`, `munmap`, exit and exec, and before any `read` of that
+//!   file; after a write-back or a `write` to the file every other shared map
+//!   of it (in any process) is refreshed. Two maps therefore agree after the
+//!   writer's next such call, not instantly (a program that polls a shared
+//!   map for another process's stores without a system call never sees
+//!   them). Bytes past the end of the file are never written back, as on
+//!   Linux. Shared anonymous maps are private to each process after fork.
 //! - `mremap` grows in place when the pages after the mapping are free, else
 //!   moves (with `MREMAP_MAYMOVE`) by copying.
 //! - `futex`: WAIT/WAIT_BITSET (relative resp. absolute timeouts), WAKE,
@@ -41,7 +51,167 @@ fn perm(prot: usize) -> Perm {
     p
 }
 
+/// A writable `MAP_SHARED` map of a file (see the module note).
+pub(crate) struct SharedMap {
+    /// The address space (`Mm::id`) and the mapped range in it.
+    pub(super) mm: u64,
+    addr: u64,
+    len: u64,
+    file: std::rc::Rc<crate::process::OpenFile>,
+    /// The file's path (maps of one file through different opens find each other by it).
+    path: Vec<u8>,
+    offset: u64,
+    /// The map's bytes at its last synchronisation: the bytes that differ from it now are
+    /// the process's stores, the only ones written back (so maps do not undo each other).
+    seen: Vec<u8>,
+}
+
+impl SharedMap {
+    fn cut(&self, addr: u64, len: u64) -> SharedMap {
+        let from = (addr - self.addr) as usize;
+        SharedMap {
+            mm: self.mm,
+            addr,
+            len,
+            file: self.file.clone(),
+            path: self.path.clone(),
+            offset: self.offset + from as u64,
+            seen: self.seen[from..from + len as usize].to_vec(),
+        }
+    }
+}
+
 impl Kernel {
+    /// The address space with id `id`, if a live process has it.
+    fn mm_by_id(&self, id: u64) -> Option<std::rc::Rc<std::cell::RefCell<crate::mm::Mm>>> {
+        self.procs.values().map(|p| &p.mm).find(|m| m.try_borrow().is_ok_and(|m| m.id == id)).cloned()
+    }
+
+    /// Synchronises the shared maps `which` selects with their files: every map's stores
+    /// since its last synchronisation go to the file, then every map of those files is
+    /// refreshed from the file.
+    fn lx_sync_shared(&mut self, which: impl Fn(&SharedMap) -> bool) {
+        let mut paths: Vec<Vec<u8>> = Vec::new();
+        let maps = std::mem::take(&mut self.linux.shared_maps);
+        for m in maps.iter().filter(|m| which(m)) {
+            if !paths.contains(&m.path) {
+                paths.push(m.path.clone());
+            }
+            let Some(space) = self.mm_by_id(m.mm) else { continue };
+            let mut now = vec![0u8; m.len as usize];
+            if space.borrow().space.mem.read_raw(GuestAddress(m.addr), &mut now).is_err() {
+                continue;
+            }
+            let Ok(mut f) = m.file.file.try_borrow_mut() else { continue };
+            // Bytes past the end of the file are never written back.
+            let size = f.stat().map_or(0, |st| st.st_size).saturating_sub(m.offset).min(m.len) as usize;
+            let Ok(old) = f.seek(0, r::SEEK_CUR) else { continue };
+            let mut i = 0;
+            while i < size {
+                if now[i] == m.seen[i] {
+                    i += 1;
+                    continue;
+                }
+                let start = i;
+                while i < size && now[i] != m.seen[i] {
+                    i += 1;
+                }
+                if f.seek((m.offset + start as u64) as i64, r::SEEK_SET).is_ok() {
+                    let mut done = start;
+                    while done < i {
+                        match f.write(&now[done..i]) {
+                            Ok(n) if n > 0 => done += n,
+                            _ => break,
+                        }
+                    }
+                }
+            }
+            let _ = f.seek(old as i64, r::SEEK_SET);
+        }
+        self.linux.shared_maps = maps;
+        for path in paths {
+            self.lx_refresh_shared(&path);
+        }
+    }
+
+    /// Copies the file into every shared map of `path`.
+    fn lx_refresh_shared(&mut self, path: &[u8]) {
+        let mut maps = std::mem::take(&mut self.linux.shared_maps);
+        for m in maps.iter_mut().filter(|m| m.path == path) {
+            let Some(space) = self.mm_by_id(m.mm) else { continue };
+            let Ok(f) = m.file.file.try_borrow() else { continue };
+            let mut data = vec![0u8; m.len as usize];
+            let n = match f.read_at(m.offset, &mut data) {
+                Some(Ok(n)) => n.min(data.len()),
+                _ => continue,
+            };
+            if space.borrow_mut().space.mem.write_raw(GuestAddress(m.addr), &data[..n]).is_ok() {
+                m.seen[..n].copy_from_slice(&data[..n]);
+            }
+        }
+        self.linux.shared_maps = maps;
+    }
+
+    /// Writes back the shared maps of address space `mm` overlapping `[lo, hi)` (msync).
+    pub(crate) fn lx_flush_shared(&mut self, mm: u64, lo: u64, hi: u64) {
+        if !self.linux.shared_maps.is_empty() {
+            self.lx_sync_shared(|m| m.mm == mm && m.addr < hi && lo < m.addr + m.len);
+        }
+    }
+
+    /// Before `desc` is read, and after it was written: keeps the file and its shared maps
+    /// coherent (nothing to do without shared maps).
+    pub(crate) fn lx_shared_file_io(&mut self, desc: &crate::process::OpenFile, after_write: bool) {
+        if self.linux.shared_maps.is_empty() {
+            return;
+        }
+        let Ok(path) = desc.file.try_borrow().map(|f| f.path()) else { return };
+        if after_write {
+            self.lx_refresh_shared(&path);
+        } else {
+            self.lx_sync_shared(|m| m.path == path);
+        }
+    }
+
+    /// Writes back and forgets the shared maps of `mm` in `[lo, hi)` (munmap, exit).
+    pub(crate) fn lx_drop_shared(&mut self, mm: u64, lo: u64, hi: u64) {
+        if self.linux.shared_maps.is_empty() {
+            return;
+        }
+        self.lx_flush_shared(mm, lo, hi);
+        let mut kept = Vec::new();
+        for m in std::mem::take(&mut self.linux.shared_maps) {
+            let end = m.addr + m.len;
+            if m.mm != mm || m.addr >= hi || lo >= end {
+                kept.push(m);
+                continue;
+            }
+            // Keep what lies outside the range.
+            if m.addr < lo {
+                kept.push(m.cut(m.addr, lo - m.addr));
+            }
+            if end > hi {
+                kept.push(m.cut(hi, end - hi));
+            }
+        }
+        self.linux.shared_maps = kept;
+    }
+
+    /// A forked child's copy of its parent's shared maps is shared too.
+    pub(crate) fn lx_fork_shared(&mut self, parent: u64, child: u64) {
+        if parent == child {
+            return;
+        }
+        let copies: Vec<SharedMap> = self
+            .linux
+            .shared_maps
+            .iter()
+            .filter(|m| m.mm == parent)
+            .map(|m| SharedMap { mm: child, ..m.cut(m.addr, m.len) })
+            .collect();
+        self.linux.shared_maps.extend(copies);
+    }
+
     fn lx_mmap(&mut self, tid: Pid, a: &[usize; 6]) -> SysResult {
         let (hint, size, prot, flags, fd, offset) = (a[0] as u64, a[1] as u64, a[2], a[3], a[4] as i32, a[5] as u64);
         if size == 0 || offset % PAGE != 0 {
@@ -101,6 +271,19 @@ impl Kernel {
             mm.space.mem.write_raw(GuestAddress(addr), &contents).map_err(|_| Errno(r::EFAULT))?;
         }
         mm.space.mem.protect(GuestAddress(addr), len, perm(prot)).map_err(|_| Errno(r::ENOMEM))?;
+        let id = mm.id;
+        drop(mm);
+        // A fixed map replaces whatever shared map was there.
+        self.lx_drop_shared(id, addr, addr + len);
+        if let Some(desc) = file {
+            let writable = desc.flags.get() & r::O_ACCMODE == r::O_RDWR;
+            if flags & 3 == abi::MAP_SHARED && prot & abi::PROT_WRITE != 0 && writable {
+                let path = desc.file.try_borrow().map(|f| f.path()).unwrap_or_default();
+                let mut seen = contents;
+                seen.resize(len as usize, 0);
+                self.linux.shared_maps.push(SharedMap { mm: id, addr, len, file: desc, path, offset, seen });
+            }
+        }
         Ok(addr as usize)
     }
 
@@ -214,7 +397,20 @@ pub(super) fn munmap(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
         return err(r::EINVAL);
     }
     let mm = k.mm_of(tid)?;
-    mm.borrow_mut().unmap(c.args[0] as u64, c.args[1] as u64)?;
+    let (addr, len) = (c.args[0] as u64, round_up(c.args[1] as u64).ok_or(Errno(r::EINVAL))?);
+    let id = mm.borrow().id;
+    k.lx_drop_shared(id, addr, addr.saturating_add(len));
+    mm.borrow_mut().unmap(addr, len)?;
+    Ok(0)
+}
+
+pub(super) fn msync(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let (addr, len) = (c.args[0] as u64, c.args[1] as u64);
+    if addr % PAGE != 0 {
+        return err(r::EINVAL);
+    }
+    let id = k.mm_of(tid)?.borrow().id;
+    k.lx_flush_shared(id, addr, addr.saturating_add(len));
     Ok(0)
 }
 

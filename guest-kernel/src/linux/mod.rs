@@ -44,8 +44,14 @@
 //! RENAME_NOREPLACE) link linkat (hard links) symlink symlinkat readlink readlinkat (with `/proc/self/exe`) truncate ftruncate
 //! fsync fdatasync sync umask; chmod/fchmod/fchmodat/chown/utimensat/utimes
 //! succeed without effect. `/dev/null`, `/dev/zero`, `/dev/[u]random`,
-//! `/dev/stdin|stdout|stderr` and `/dev/fd/N` are virtualised.
-//! Memory: brk mmap (anonymous and private file maps) munmap mprotect mremap
+//! `/dev/stdin|stdout|stderr` and `/dev/fd/N` are virtualised; the kernel's
+//! character devices and the console have distinct inode and `st_rdev`
+//! numbers (grep, tar and cmp compare stdout with /dev/null by them). A
+//! blocking `write` to a pipe completes (it blocks until every byte is in;
+//! a signal handler makes it return the count so far), writes of at most
+//! `PIPE_BUF` bytes are atomic, and EPIPE raises SIGPIPE.
+//! Memory: brk mmap (anonymous, private and shared file maps: shared ones
+//! are coherent at system calls, see `mem.rs`) munmap mprotect mremap
 //! madvise msync. Processes: clone (threads, CLONE_SETTLS, *_SETTID,
 //! CHILD_CLEARTID) fork vfork execve (with `#!` scripts) exit exit_group wait4
 //! waitid kill tkill tgkill getpid gettid getppid getuid/geteuid/getgid/getegid
@@ -63,6 +69,13 @@
 //! never block are always ready); with nothing ready the thread blocks until
 //! any wake-up key fires (then re-checks) or its timeout passes, keeping the
 //! deadline it first computed. The signal masks of ppoll/pselect6 are ignored.
+//! `/proc` and `/sys/devices/system/cpu/` are the kernel's own (`procfs.rs`).
+//! Sockets (`socket.rs`): socket socketpair bind listen connect accept accept4
+//! getsockname getpeername shutdown sendto recvfrom sendmsg recvmsg
+//! (SCM_RIGHTS) setsockopt getsockopt (SO_PEERCRED, SO_TYPE, ...), AF_UNIX
+//! stream/dgram/seqpacket with path and abstract names, and a loopback-only
+//! AF_INET/AF_INET6, all inside the guest. Extended attributes: no file has
+//! any (get: ENODATA, list: empty).
 //! Everything else, rseq and clone3 included, is ENOSYS.
 //!
 //! Dynamically linked programs: exec loads the `PT_INTERP` interpreter
@@ -71,10 +84,10 @@
 //! answers as a real Intel CPU: `emu::cpuid`). AT_HWCAP and AT_HWCAP2 come
 //! from the `--cpu` model, as Linux derives them from the CPU.
 //!
-//! Not done yet: sockets, chown, access times, mknod and FIFOs,
+//! Not done yet: chown, access times, mknod and FIFOs,
 //! chmod/utimensat kept by an `--overlay`, job control,
-//! ITIMER_VIRTUAL/ITIMER_PROF, RENAME_EXCHANGE, real-time signals (32..64 are accepted but never delivered), shared file
-//! mappings that write back, `/proc` beyond `/proc/self/exe`. Descriptors
+//! ITIMER_VIRTUAL/ITIMER_PROF, RENAME_EXCHANGE, real-time signals (32..64 are accepted but never delivered), shared
+//! anonymous maps across fork, `/proc/PID/{environ,auxv}`. Descriptors
 //! and working directories name paths, not inodes: after a directory is
 //! renamed, `*at` calls relative to a descriptor opened on it (and a cwd
 //! inside it) still resolve under the old path.
@@ -82,9 +95,11 @@
 pub mod abi;
 pub mod exec;
 mod fs;
-mod mem;
+pub(crate) mod mem;
 mod proc;
+mod procfs;
 mod signal;
+mod socket;
 mod time;
 
 use std::collections::BTreeMap;
@@ -196,6 +211,8 @@ pub(crate) struct LinuxThread {
     /// A poll/select waiting for readiness: (the thread's instruction count when it
     /// blocked, its absolute deadline), so a re-run keeps the first deadline.
     pub poll_wait: Option<(u64, Option<u64>)>,
+    /// Bytes a blocked `write` has already written (it re-runs for the rest).
+    pub write_done: usize,
 }
 
 /// A directory being read with `getdents64`.
@@ -217,6 +234,12 @@ pub struct LinuxState {
     pub(crate) exec_path: Option<Vec<u8>>,
     /// Override of the personality rule for the next exec (init only).
     pub(crate) force: Option<Personality>,
+    /// Bound socket names (see `socket.rs`): jail root, kind and name → the socket.
+    pub(crate) socket_names: BTreeMap<Vec<u8>, Weak<std::cell::RefCell<socket::Sock>>>,
+    /// Writable shared file maps (`mem.rs`), kept coherent at system calls.
+    pub(crate) shared_maps: Vec<mem::SharedMap>,
+    /// The next port a socket bound to port 0 tries.
+    pub(crate) next_port: u16,
 }
 
 /// The kernel's handlers of the Linux calls, by their rows in `warden_abi::linux_calls!`.
@@ -249,6 +272,8 @@ impl Kernel {
     pub(crate) fn linux_exec_done(&mut self, pid: Pid, tid: Pid, personality: Personality, exe: Vec<u8>) {
         self.linux.threads.remove(&tid);
         self.linux.dirs.retain(|(w, _)| w.strong_count() > 0);
+        let live: Vec<u64> = self.procs.values().filter_map(|p| p.mm.try_borrow().ok().map(|m| m.id)).collect();
+        self.linux.shared_maps.retain(|m| live.contains(&m.mm));
         match personality {
             Personality::Linux => {
                 self.linux.procs.insert(pid, LinuxProc { exe });

@@ -68,6 +68,10 @@ impl Kernel {
             if let Some(p) = self.linux.procs.get(&parent_pid).cloned() {
                 self.linux.procs.insert(child, p);
             }
+            let ids = |k: &Kernel, t| k.mm_of(t).ok().map(|m| m.borrow().id);
+            if let (Some(parent), Some(child)) = (ids(self, tid), ids(self, child)) {
+                self.lx_fork_shared(parent, child);
+            }
         }
         let mut lt = LinuxThread::default();
         if flags & abi::CLONE_THREAD == 0 {
@@ -302,6 +306,9 @@ pub(super) fn vfork(k: &mut Kernel, tid: Pid, _: &Call) -> SysResult {
 }
 
 pub(super) fn execve(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    // The old image's shared maps reach their files first (harmless if exec fails).
+    let mm = k.mm_of(tid)?.borrow().id;
+    k.lx_flush_shared(mm, 0, u64::MAX);
     k.lx_execve(tid, c.path(0)?, &c.strings(r::ITEM_ARG), &c.strings(r::ITEM_ENV))
 }
 

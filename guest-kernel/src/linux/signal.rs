@@ -4,8 +4,12 @@
 //! first word is the return address (`sa_restorer`, or a kernel trampoline
 //! that calls `rt_sigreturn` when the program gave none), followed by a
 //! `ucontext` (flags, link, `uc_stack`, `sigcontext` with every general
-//! register, rip, eflags and a pointer to the 512-byte `fxsave` area, and the
-//! saved mask) and a `siginfo`; `rdi = sig`, `rsi = &siginfo`,
+//! register, rip, eflags and a pointer to the floating-point state, and the
+//! saved mask) and a `siginfo`. The floating-point state is the 512-byte `fxsave`
+//! area, or on a CPU model with XSAVE the XSAVE area Linux writes (legacy region
+//! whose software-reserved bytes say "extended state follows", header, AVX upper
+//! halves, then the closing magic word; `UC_FP_XSTATE` in `uc_flags`), so a handler
+//! sees and `rt_sigreturn` restores the YMM registers; `rdi = sig`, `rsi = &siginfo`,
 //! `rdx = &ucontext`. The frame goes below the red zone, or on the
 //! `sigaltstack` for `SA_ONSTACK` handlers. `rt_sigreturn` restores all of
 //! it from the `ucontext` at `rsp` (changes a handler made are honoured);
@@ -35,6 +39,14 @@ const UCONTEXT_SIZE: usize = 304;
 const SIGINFO_SIZE: usize = 128;
 const FRAME_SIZE: usize = 8 + UCONTEXT_SIZE + SIGINFO_SIZE;
 const FPSTATE_SIZE: usize = 512;
+/// The XSAVE layout of x87, SSE and AVX state (`emu::cpuid::XSAVE_SIZE`), and Linux's
+/// markers of it: `FP_XSTATE_MAGIC1` in the legacy region's software-reserved bytes,
+/// `FP_XSTATE_MAGIC2` right after the area, `UC_FP_XSTATE` in `uc_flags`.
+const XSTATE_SIZE: usize = emu::cpuid::XSAVE_SIZE as usize;
+const XSTATE_YMM: usize = emu::cpuid::XSAVE_YMM_OFFSET as usize;
+const FP_XSTATE_MAGIC1: u32 = 0x4650_5853;
+const FP_XSTATE_MAGIC2: u32 = 0x4650_5845;
+const UC_FP_XSTATE: u64 = 1;
 
 /// The general registers in `sigcontext` order.
 const GREGS: [usize; 16] = [
@@ -61,8 +73,10 @@ pub(crate) const TRAMPOLINE_OFFSET: u64 = 16;
 /// `mov eax, 15; syscall; ud2`.
 pub(crate) const TRAMPOLINE_CODE: [u8; 9] = [0xb8, 15, 0, 0, 0, 0x0f, 0x05, 0x0f, 0x0b];
 
+/// The floating-point state as the frame holds it (see the module note).
 fn fxsave(cpu: &emu::Cpu) -> Vec<u8> {
-    let mut o = Out::new(FPSTATE_SIZE);
+    let xstate = cpu.model.has_xsave();
+    let mut o = Out::new(if xstate { XSTATE_SIZE + 4 } else { FPSTATE_SIZE });
     let x = &cpu.x87;
     o.u16(0, x.fcw);
     o.u16(2, x.fsw);
@@ -77,6 +91,18 @@ fn fxsave(cpu: &emu::Cpu) -> Vec<u8> {
     }
     for i in 0..16 {
         o.put(160 + 16 * i, &cpu.xmm[i].to_le_bytes());
+    }
+    if xstate {
+        // struct _fpx_sw_bytes: magic1, extended size, features, xstate size.
+        o.u32(464, FP_XSTATE_MAGIC1);
+        o.u32(468, XSTATE_SIZE as u32 + 4);
+        o.u64(472, emu::cpuid::XCR0);
+        o.u32(480, XSTATE_SIZE as u32);
+        o.u64(512, emu::cpuid::XCR0); // XSTATE_BV: every component saved
+        for i in 0..16 {
+            o.put(XSTATE_YMM + 16 * i, &cpu.ymm_hi[i].to_le_bytes());
+        }
+        o.u32(XSTATE_SIZE, FP_XSTATE_MAGIC2);
     }
     o.0
 }
@@ -102,6 +128,17 @@ fn fxrstor(bytes: &[u8], cpu: &mut emu::Cpu) {
     for i in 0..16 {
         cpu.xmm[i] = u128_at(160 + 16 * i);
     }
+    // Extended state, when both markers say it is there (as Linux checks): the AVX upper
+    // halves, zero when XSTATE_BV says AVX is in its initial state.
+    if bytes.len() >= XSTATE_SIZE + 4
+        && abi::le32(bytes, 464) == FP_XSTATE_MAGIC1
+        && abi::le32(bytes, XSTATE_SIZE) == FP_XSTATE_MAGIC2
+    {
+        let avx = le64(bytes, 512) & 4 != 0;
+        for i in 0..16 {
+            cpu.ymm_hi[i] = if avx { u128_at(XSTATE_YMM + 16 * i) } else { 0 };
+        }
+    }
 }
 
 impl Kernel {
@@ -126,13 +163,17 @@ impl Kernel {
         } else {
             rsp.checked_sub(128)?
         };
-        sp = sp.checked_sub(FPSTATE_SIZE as u64)? & !63;
+        let fp = fxsave(&t.cpu);
+        sp = sp.checked_sub(fp.len() as u64)? & !63;
         let fpstate = sp;
         let frame = (sp.checked_sub(FRAME_SIZE as u64)? & !15).checked_sub(8)?;
         let cpu = &t.cpu;
         let mut o = Out::new(FRAME_SIZE);
         o.u64(0, restorer);
         let uc = 8;
+        if fp.len() > FPSTATE_SIZE {
+            o.u64(uc, UC_FP_XSTATE);
+        }
         o.u64(uc + 16, alt_sp);
         o.u32(
             uc + 24,
@@ -170,7 +211,7 @@ impl Kernel {
         o.u32(si, sig as u32);
         let fault = matches!(sig, r::SIGSEGV | r::SIGBUS | r::SIGILL | r::SIGFPE | r::SIGTRAP);
         o.u32(si + 8, if fault { 0x80 } else { 0 }); // SI_KERNEL or SI_USER
-        mm.space.mem.write(GuestAddress(fpstate), &fxsave(cpu)).ok()?;
+        mm.space.mem.write(GuestAddress(fpstate), &fp).ok()?;
         mm.space.mem.write(GuestAddress(frame), &o.0).ok()?;
         let cpu = &mut t.cpu;
         cpu.gpr[reg::RSP] = frame;
@@ -205,7 +246,8 @@ impl Kernel {
             cpu.set_rflags((cpu.rflags & !flags::USER_WRITABLE) | (fl & flags::USER_WRITABLE));
             let fpstate = le64(&bytes, MCONTEXT + 184);
             if fpstate != 0 {
-                let mut fp = vec![0u8; FPSTATE_SIZE];
+                let xstate = le64(&bytes, 0) & UC_FP_XSTATE != 0;
+                let mut fp = vec![0u8; if xstate { XSTATE_SIZE + 4 } else { FPSTATE_SIZE }];
                 mm.borrow().space.mem.read(GuestAddress(fpstate), &mut fp).ok()?;
                 fxrstor(&fp, &mut cpu);
             }

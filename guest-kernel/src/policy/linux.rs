@@ -15,7 +15,8 @@
 //!   and creation calls refuse a path ending in `.` or `..` (otherwise `x/..` would name
 //!   the parent).
 //! - The paths the personality virtualises (`/dev/null`, `/dev/zero`, `/dev/[u]random`,
-//!   `/dev/stdin|stdout|stderr`, `/dev/fd/N`, `/proc/self/fd/N`, `/proc/self/exe`) keep
+//!   `/dev/stdin|stdout|stderr`, `/dev/fd/N`, everything under `/proc` and
+//!   `/sys/devices/system/cpu/`: `linux::procfs` shows a jailed process its jail only) keep
 //!   working for the calls whose row marks them (`devices`: the open, stat and readlink
 //!   family): they name no file of the tree. Every other call confines them like any path.
 //! - `execve` is confined where the program is opened (`linux::proc` calls
@@ -36,7 +37,9 @@ use crate::{Kernel, Pid};
 fn is_device(abs: &[u8]) -> bool {
     match abs {
         b"/dev/null" | b"/dev/zero" | b"/dev/random" | b"/dev/urandom" | b"/dev/stdin" | b"/dev/stdout"
-        | b"/dev/stderr" | b"/proc/self/exe" => true,
+        | b"/dev/stderr" | b"/proc/self/exe" | b"/proc" => true,
+        // The personality's own /proc (it shows only the jail's processes, relative paths).
+        _ if abs.starts_with(b"/proc/") || abs.starts_with(b"/sys/devices/system/cpu/") => true,
         _ => [&b"/dev/fd/"[..], b"/proc/self/fd/"].iter().any(|prefix| {
             abs.strip_prefix(*prefix)
                 .and_then(|n| std::str::from_utf8(n).ok())

@@ -15,7 +15,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use warden_abi::{Errno, Stat, MODE_CHR};
+use warden_abi::{Errno, Stat};
 
 use super::{CallCtx, FileOps, FileRef, IoResult, Scheme};
 
@@ -111,7 +111,12 @@ impl FileOps for DeviceFile {
     }
 
     fn stat(&self) -> Result<Stat, Errno> {
-        Ok(Stat { st_mode: MODE_CHR | 0o666, st_nlink: 1, st_blksize: 4096, ..Stat::default() })
+        let ino = match self.device {
+            Device::Null => super::device_ino::NULL,
+            Device::Zero => super::device_ino::ZERO,
+            Device::Rand => super::device_ino::RAND,
+        };
+        Ok(super::device_stat(ino, 0o666))
     }
 
     fn path(&self) -> Vec<u8> {
@@ -170,6 +175,7 @@ impl Scheme for RandScheme {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use warden_abi::MODE_CHR;
 
     const CTX: CallCtx = CallCtx { pid: 1, uid: 0, gid: 0, umask: 0o022 };
 

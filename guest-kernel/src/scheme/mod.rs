@@ -45,6 +45,33 @@ pub struct CallCtx {
     pub umask: u32,
 }
 
+/// The device number of the character devices the kernel serves itself (`null:`, `zero:`,
+/// `rand:`, the console). Each has its own inode number under it ([`device_stat`]), so a
+/// program comparing (dev, ino) pairs (grep and tar skip work when stdout is /dev/null)
+/// tells them apart.
+pub const DEVICES_DEV: u64 = 6;
+
+/// Inode numbers of the kernel's character devices under [`DEVICES_DEV`].
+pub mod device_ino {
+    pub const NULL: u64 = 1;
+    pub const ZERO: u64 = 2;
+    pub const RAND: u64 = 3;
+    /// The console's stdin; stdout and stderr follow.
+    pub const CONSOLE: u64 = 4;
+}
+
+/// The `stat` of kernel character device number `ino` with permission bits `perm`.
+pub fn device_stat(ino: u64, perm: u16) -> Stat {
+    Stat {
+        st_dev: DEVICES_DEV,
+        st_ino: ino,
+        st_mode: warden_abi::MODE_CHR | perm,
+        st_nlink: 1,
+        st_blksize: 4096,
+        ..Stat::default()
+    }
+}
+
 /// An open file description.
 pub trait FileOps {
     fn read(&mut self, _buf: &mut [u8]) -> IoResult<usize> {
@@ -81,6 +108,11 @@ pub trait FileOps {
     /// The most bytes the next `read` can return, if the file knows (the kernel then
     /// allocates no bigger a buffer than that for it, whatever the guest's buffer).
     fn read_hint(&self) -> Option<usize> {
+        None
+    }
+    /// The file as `Any`, for calls that only apply to one kind of file (the Linux
+    /// socket calls find their socket through it); `None` by default.
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
         None
     }
 }

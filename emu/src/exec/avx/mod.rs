@@ -189,6 +189,93 @@ fn run_host_with(cpu: &mut Cpu, mem: &mut Memory, op: &Op, run: fn(&mut VSt), fp
     Ok(())
 }
 
+// ---- the integer operations of string functions and vectorised loops -----------------------
+
+/// One 128-bit lane of a lane-wise integer operation, with the host's SSE2 intrinsics (the
+/// x86-64 baseline): the AVX2 forms glibc's string functions and compiled loops run most,
+/// too cheap for a host-instruction round trip.
+#[inline(always)]
+fn int_lane<const K: u8>(a: u128, b: u128) -> u128 {
+    use core::arch::x86_64::*;
+    // SAFETY: u128 and __m128i are 16 bytes of plain data; the intrinsics need SSE2 only.
+    unsafe {
+        let (x, y) = (core::mem::transmute::<u128, __m128i>(a), core::mem::transmute::<u128, __m128i>(b));
+        let r = match K {
+            AND => return a & b,
+            ANDN => return !a & b,
+            OR => return a | b,
+            XOR => return a ^ b,
+            CMPEQB => _mm_cmpeq_epi8(x, y),
+            CMPEQW => _mm_cmpeq_epi16(x, y),
+            CMPEQD => _mm_cmpeq_epi32(x, y),
+            MINUB => _mm_min_epu8(x, y),
+            MAXUB => _mm_max_epu8(x, y),
+            ADDB => _mm_add_epi8(x, y),
+            ADDW => _mm_add_epi16(x, y),
+            ADDD => _mm_add_epi32(x, y),
+            ADDQ => _mm_add_epi64(x, y),
+            SUBB => _mm_sub_epi8(x, y),
+            SUBW => _mm_sub_epi16(x, y),
+            SUBD => _mm_sub_epi32(x, y),
+            _ => _mm_sub_epi64(x, y),
+        };
+        core::mem::transmute::<__m128i, u128>(r)
+    }
+}
+
+const AND: u8 = 0;
+const ANDN: u8 = 1;
+const OR: u8 = 2;
+const XOR: u8 = 3;
+const CMPEQB: u8 = 4;
+const CMPEQW: u8 = 5;
+const CMPEQD: u8 = 6;
+const MINUB: u8 = 7;
+const MAXUB: u8 = 8;
+const ADDB: u8 = 9;
+const ADDW: u8 = 10;
+const ADDD: u8 = 11;
+const ADDQ: u8 = 12;
+const SUBB: u8 = 13;
+const SUBW: u8 = 14;
+const SUBD: u8 = 15;
+const SUBQ: u8 = 16;
+
+/// `vpcmpeqb ymm1, ymm2, ymm3/m256` and the other forms of `int_lane`.
+fn int_op<const K: u8>(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
+    let i = &op.insn;
+    let b = src(cpu, mem, i, 2)?;
+    let a = reg(cpu, i, 1);
+    set_dst(cpu, i, 0, [int_lane::<K>(a[0], b[0]), int_lane::<K>(a[1], b[1])]);
+    Ok(())
+}
+
+/// `vpmovmskb r32/64, xmm/ymm`: the byte sign bits.
+fn pmovmskb(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
+    use core::arch::x86_64::{__m128i, _mm_movemask_epi8};
+    let i = &op.insn;
+    let v = reg(cpu, i, 1);
+    // SAFETY: as in `int_lane`.
+    let m = |x: u128| unsafe { _mm_movemask_epi8(core::mem::transmute::<u128, __m128i>(x)) as u32 as u64 };
+    let r = if i.op1_register().is_ymm() { m(v[0]) | m(v[1]) << 16 } else { m(v[0]) };
+    set_gpr(cpu, gpr(i.op0_register()).ok_or(Trap::InvalidOpcode)?, r);
+    Ok(())
+}
+
+/// `vptest`: ZF if `dst & src` is zero, CF if `!dst & src` is; the others clear.
+fn ptest(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
+    use crate::cpu::flags::{CF, ZF};
+    let i = &op.insn;
+    let (mut s, mut d) = (src(cpu, mem, i, 1)?, reg(cpu, i, 0));
+    if !i.op0_register().is_ymm() {
+        (s[1], d[1]) = (0, 0);
+    }
+    let zf = (d[0] & s[0]) | (d[1] & s[1]) == 0;
+    let cf = (!d[0] & s[0]) | (!d[1] & s[1]) == 0;
+    cpu.rflags = (cpu.rflags & !STATUS) | if zf { ZF } else { 0 } | if cf { CF } else { 0 };
+    Ok(())
+}
+
 // ---- data movement -----------------------------------------------------------------------
 
 /// `vmovaps`/`vmovups`/`vmovdqa`/`vmovdqu`/`vlddqu`/`vmovnt*`: loads, stores, copies.
@@ -635,7 +722,30 @@ pub(crate) fn select(i: &Instruction) -> Option<Handler> {
     if i.encoding() != EncodingKind::VEX {
         return None;
     }
-    if let Some(h) = host::handler(i) {
+    let three = i.op_count() == 3;
+    let fast: Option<Handler> = match i.mnemonic() {
+        M::Vpand | M::Vandps | M::Vandpd if three => Some(int_op::<AND>),
+        M::Vpandn | M::Vandnps | M::Vandnpd if three => Some(int_op::<ANDN>),
+        M::Vpor | M::Vorps | M::Vorpd if three => Some(int_op::<OR>),
+        M::Vpxor | M::Vxorps | M::Vxorpd if three => Some(int_op::<XOR>),
+        M::Vpcmpeqb => Some(int_op::<CMPEQB>),
+        M::Vpcmpeqw => Some(int_op::<CMPEQW>),
+        M::Vpcmpeqd => Some(int_op::<CMPEQD>),
+        M::Vpminub => Some(int_op::<MINUB>),
+        M::Vpmaxub => Some(int_op::<MAXUB>),
+        M::Vpaddb => Some(int_op::<ADDB>),
+        M::Vpaddw => Some(int_op::<ADDW>),
+        M::Vpaddd => Some(int_op::<ADDD>),
+        M::Vpaddq => Some(int_op::<ADDQ>),
+        M::Vpsubb => Some(int_op::<SUBB>),
+        M::Vpsubw => Some(int_op::<SUBW>),
+        M::Vpsubd => Some(int_op::<SUBD>),
+        M::Vpsubq => Some(int_op::<SUBQ>),
+        M::Vpmovmskb => Some(pmovmskb),
+        M::Vptest => Some(ptest),
+        _ => None,
+    };
+    if let Some(h) = fast.or_else(|| host::handler(i)) {
         return Some(h);
     }
     let imm_shift = i.op_count() == 3 && i.op2_kind() == OpKind::Immediate8 && i.op1_kind() == OpKind::Register;

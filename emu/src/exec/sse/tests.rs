@@ -848,9 +848,10 @@ const CASES: &[T] = &[
         ..BASE
     },
     T {
-        name: "VEX stays #UD",
-        code: &[0xc5, 0xf0, 0x58, 0xc2],
-        exit: Exit::InvalidOpcode { bytes: [0xc5, 0xf0, 0x58, 0xc2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], len: 4 },
+        name: "VEX is the avx module's (the default model, v3, has AVX): vpaddd xmm0, xmm1, xmm2",
+        code: &[0xc5, 0xf1, 0xfe, 0xc2],
+        x: &[(1, 1 << 96 | 5), (2, 2 << 96 | 7)],
+        want_x: &[(0, 3 << 96 | 12)],
         ..BASE
     },
 ];

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# A fuzz campaign: every target (or the ones named) for SECONDS each, one after the other,
+# built optimised but with debug assertions and overflow checks on (an optimised build
+# without them hid the undefined behaviour of issue 22) and no sanitizer (twice as fast;
+# `SANITIZER=address` for ASan). Appends executions, exec/s, coverage and crashes per target
+# to RESULTS.md. Corpora grow in corpus/TARGET, crashers land in artifacts/TARGET.
+#
+#   fuzz/campaign.sh [SECONDS] [TARGET...]      default: 600 s each, all targets
+#
+# Runs at `nice -n 10` (a shared machine). A target that crashes stops early; its crasher
+# is listed, and belongs in regressions/TARGET once fixed (tests/fuzz_smoke.rs replays it).
+set -euo pipefail
+cd "$(dirname "$0")"
+secs=${1:-600}
+shift || true
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(interp elf tar syscalls overlay trace policy vfs_host)
+sanitizer=${SANITIZER:-none}
+
+cargo +nightly fuzz build -O --debug-assertions --sanitizer="$sanitizer"
+bin=target/x86_64-unknown-linux-gnu/release
+mkdir -p logs
+rows=()
+for t in "${targets[@]}"; do
+  mkdir -p "corpus/$t" "artifacts/$t"
+  extra=()
+  [ "$t" = policy ] && extra+=(-dict=policy.dict)
+  log="logs/$t.log"
+  before=$(ls "artifacts/$t" | wc -l)
+  nice -n 10 "$bin/$t" "corpus/$t" "${extra[@]}" -max_total_time="$secs" -print_final_stats=1 \
+    -rss_limit_mb=4096 -timeout=30 -artifact_prefix="artifacts/$t/" >"$log" 2>&1 || true
+  runs=$(grep -o 'number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
+  rate=$(grep -o 'average_exec_per_sec: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
+  cov=$(grep -o ' cov: [0-9]* ft: [0-9]*' "$log" | tail -1 | awk '{print $2 " / " $4}')
+  new=$(ls -t "artifacts/$t" | head -n $(($(ls "artifacts/$t" | wc -l) - before)) | tr '\n' ' ')
+  echo "$t: $runs executions, $rate exec/s, cov/ft $cov, new crashers: ${new:-none}"
+  rows+=("| \`$t\` | $secs s | $runs | $rate | $cov | ${new:-none} |")
+done
+
+{
+  echo
+  echo "## Campaign $(date -u '+%Y-%m-%d %H:%M') UTC"
+  echo
+  echo "\`fuzz/campaign.sh $secs ${targets[*]}\` (\`-O --debug-assertions --sanitizer=$sanitizer\`, one"
+  echo "target at a time, nice 10; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg))."
+  echo "Coverage is libFuzzer's last \`cov\` / \`ft\` (edges / features) of the run."
+  echo
+  echo "| target | time | executions | exec/s | cov / ft | new crashers |"
+  echo "|--------|------|-----------:|-------:|----------|--------------|"
+  printf '%s\n' "${rows[@]}"
+} >>RESULTS.md
