@@ -353,6 +353,7 @@ pub fn boot_root(
         Some(p) => resolve_program(vfs, p),
         None => "/bin/init".to_string(),
     };
+    let env_count = config.env.len();
     let mut kernel = Kernel::new(config, root, console);
     kernel.register_scheme("null", Box::new(NullScheme));
     kernel.register_scheme("zero", Box::new(ZeroScheme));
@@ -367,8 +368,11 @@ pub fn boot_root(
     };
     if let Some(cfg) = &opts.trace {
         use guest_kernel::supervise::HostAttach;
-        let attach = if cfg.follow { HostAttach::All } else { HostAttach::Chosen { follow: false } };
-        let tracer = trace::Tracer::new(cfg.clone(), opts.border.clone()).map_err(RunError::Output)?;
+        // `-p PID` may name any process of the run: watch them all, show that one.
+        let all = cfg.follow || cfg.only_pid.is_some();
+        let attach = if all { HostAttach::All } else { HostAttach::Chosen { follow: false } };
+        let mut tracer = trace::Tracer::new(cfg.clone(), opts.border.clone()).map_err(RunError::Output)?;
+        tracer.first_exec(init, &program, &argv, env_count);
         kernel.set_host_supervisor(Box::new(tracer), attach);
         kernel.host_attach(init);
     }

@@ -445,3 +445,171 @@ fn the_help_of_run_says_how_host_programs_run() {
     assert!(o.stdout.contains("--root /") && o.stdout.contains("--quiet"), "{}", o.stdout);
     let _ = std::io::stdout().flush();
 }
+
+/// The README's set-up (item 12) makes `./tree` and `rootfs.tar` from busybox, and its tour
+/// says busybox is the full POSIX shell (item 11): `if`, `while`, `for`, `case` and `sh -i`.
+#[test]
+fn the_readme_busybox_image_is_a_full_shell() {
+    if !have_busybox() {
+        return;
+    }
+    let dir = temp_dir("readme-image");
+    let tree = dir.join("tree");
+    std::fs::create_dir_all(tree.join("bin")).unwrap();
+    std::fs::create_dir_all(tree.join("tmp")).unwrap();
+    std::fs::copy(BUSYBOX, tree.join("bin/busybox")).unwrap();
+    for a in ["sh", "ls", "cat", "echo"] {
+        std::os::unix::fs::symlink("busybox", tree.join("bin").join(a)).unwrap();
+    }
+    let tar = dir.join("rootfs.tar");
+    let st = Command::new("tar").arg("-cf").arg(&tar).arg("-C").arg(&tree).arg(".").status().unwrap();
+    assert!(st.success());
+    let script = "for i in 1 2 3; do case $i in 2) echo two;; *) echo $i;; esac; done; \
+                  n=0; while [ $n -lt 2 ]; do n=$((n+1)); done; if [ $n = 2 ]; then echo done; fi";
+    let want = "1\ntwo\n3\ndone\n";
+    let o = run(&["run", "--image", tar.to_str().unwrap(), "/bin/sh", "-c", script]);
+    assert_eq!((o.status.code(), o.stdout.as_str()), (Some(0), want), "{}", o.stderr);
+    let o = run(&["run", "--root", tree.to_str().unwrap(), "/bin/sh", "-c", script]);
+    assert_eq!((o.status.code(), o.stdout.as_str()), (Some(0), want), "{}", o.stderr);
+    // Interactive: commands from stdin, one prompt each, `exit` ends with its status.
+    let mut child = warden(&["run", "--image", tar.to_str().unwrap(), "/bin/sh", "-i"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"if true; then echo yes; fi\nexit 3\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(3));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("yes") && out.contains("# "), "{out}");
+}
+
+// --- 8: strace habits --------------------------------------------------------------------
+
+/// True if the host program `tool` runs; otherwise SKIPPED (or a failure when tools are
+/// required).
+fn have_tool(tool: &str) -> bool {
+    let found = Command::new(tool).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
+    if !found {
+        assert!(std::env::var("WARDEN_REQUIRE_TOOLS").as_deref() != Ok("1"), "{tool} not found");
+        eprintln!("SKIPPED: {tool} not found");
+    }
+    found
+}
+
+/// A static Linux program from C source, built with gcc in `dir`.
+fn static_c(dir: &Path, name: &str, source: &str) -> PathBuf {
+    let src = dir.join(format!("{name}.c"));
+    std::fs::write(&src, source).unwrap();
+    let exe = dir.join(name);
+    let st = Command::new("gcc").args(["-static", "-O0", "-o"]).arg(&exe).arg(&src).status().unwrap();
+    assert!(st.success(), "gcc failed on {name}.c");
+    exe
+}
+
+/// A Linux program's trace reads like strace's: the initial execve, flag names, errno as
+/// `-1 ENAME (text)`, and the signal and death lines exactly as the host's strace prints
+/// them for the same program.
+#[test]
+fn a_linux_trace_reads_like_strace() {
+    if !have_tool("gcc") {
+        return;
+    }
+    let dir = temp_dir("strace-like");
+    let crash = static_c(&dir, "crash", "int main(void) { *(volatile int *)8 = 1; return 0; }\n");
+    let o = run(&["trace", crash.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(139), "{}", o.stderr);
+    let first = o.stderr.lines().next().unwrap_or_default();
+    assert!(first.starts_with(&format!("1 execve(\"{}\", [\"", crash.display())), "{first}");
+    assert!(first.ends_with(" /* 1 var */) = 0"), "{first}");
+    for needle in
+        ["arch_prctl(ARCH_SET_FS, 0x", "prlimit64(0, RLIMIT_STACK, ", " = -1 ENOSYS (Function not implemented)"]
+    {
+        assert!(o.stderr.contains(needle), "{needle:?} missing:\n{}", o.stderr);
+    }
+    let ours: Vec<&str> = o
+        .stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("1 "))
+        .filter(|l| l.starts_with("---") || l.starts_with("+++"))
+        .collect();
+    assert_eq!(ours.len(), 2, "{}", o.stderr);
+    if have_tool("strace") {
+        let s = Command::new("strace").arg(&crash).stdout(Stdio::null()).output().unwrap();
+        let theirs = String::from_utf8_lossy(&s.stderr).into_owned();
+        let theirs: Vec<&str> = theirs.lines().filter(|l| l.starts_with("---") || l.starts_with("+++")).collect();
+        assert_eq!(ours, theirs);
+    }
+    // A stat reads as strace's (busybox's `ls -l` makes one on the path it is given).
+    if have_busybox() && have_tool("strace") {
+        let path = crash.to_str().unwrap();
+        let stat_line = |text: &str| -> String {
+            let line =
+                text.lines().find(|l| l.contains(&format!("newfstatat(AT_FDCWD, \"{path}\""))).unwrap_or_default();
+            let line = line.split_once("newfstatat(").map_or("", |(_, l)| l);
+            line.split_whitespace().collect::<Vec<_>>().join(" ")
+        };
+        let o = run(&["trace", "--root", "/", BUSYBOX, "ls", "-l", path]);
+        let s = Command::new("strace").args([BUSYBOX, "ls", "-l", path]).stdout(Stdio::null()).output().unwrap();
+        let ours = stat_line(&o.stderr);
+        assert!(ours.contains("{st_mode=S_IFREG|0755, st_size="), "{}", o.stderr);
+        assert_eq!(ours, stat_line(&String::from_utf8_lossy(&s.stderr)));
+    }
+    // -e signal=none drops the signal line, not the death.
+    let o = run(&["trace", "-e", "signal=none", crash.to_str().unwrap()]);
+    assert!(!o.stderr.contains("--- SIGSEGV") && o.stderr.contains("+++ killed by SIGSEGV +++"), "{}", o.stderr);
+}
+
+/// strace's options: -f, -ff -o FILE (FILE.PID, lines without the pid), -s, -e trace=,
+/// -tt/-T on the virtual clock (so two runs print the same), -p, -c with host time.
+#[test]
+fn strace_options_work_on_guest_runs() {
+    let dir = temp_dir("strace-options");
+    let script = ["/bin/sh", "-c", "echo hello; echo x | wc -c"];
+    // -ff -o: one file per process, the first with strace's execve line.
+    let base = dir.join("t");
+    let o = run(&[&["trace", "-ff", "-o", base.to_str().unwrap()][..], &script[..]].concat());
+    assert_eq!(o.status.code(), Some(0), "{}", o.stderr);
+    let mut files: Vec<String> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    files.sort();
+    assert_eq!(files, ["t.1", "t.2", "t.3", "t.4"]);
+    let one = std::fs::read_to_string(dir.join("t.1")).unwrap();
+    assert!(one.starts_with("execve(\"/bin/sh\", [\"/bin/sh\", \"-c\", "), "{one}");
+    assert!(one.lines().any(|l| l.starts_with("waitpid(")) && one.ends_with("+++ exited with 0 +++\n"), "{one}");
+    let two = std::fs::read_to_string(dir.join("t.2")).unwrap();
+    assert!(two.lines().any(|l| l == "write(1, \"hello\\n\", 6) = 6"), "{two}");
+    // -f -s 2 -e trace=write -tt -T: stamped, cut, filtered, the same twice.
+    let args = [&["trace", "-f", "-s", "2", "-e", "trace=write", "-tt", "-T"][..], &script[..]].concat();
+    let (a, b) = (run(&args), run(&args));
+    assert_eq!(a.stderr, b.stderr, "virtual time stamps differ between runs");
+    let writes: Vec<&str> = a.stderr.lines().filter(|l| l.contains(" write(")).collect();
+    assert_eq!(writes.len(), 3, "{}", a.stderr);
+    for l in &writes {
+        let (pid, rest) = l.split_once(' ').unwrap();
+        assert!(pid.parse::<u32>().is_ok(), "{l}");
+        let (stamp, call) = rest.split_once(' ').unwrap();
+        assert!(stamp.len() == 15 && stamp.starts_with("00:00:00."), "{l}");
+        assert!(call.starts_with("write(1, \""), "{l}");
+        assert!(call.ends_with('>') && call.contains(" <0.0"), "{l}");
+    }
+    assert!(writes.iter().any(|l| l.contains("write(1, \"he\"..., 6) = 6")), "{}", a.stderr);
+    assert!(!a.stderr.contains(" read("), "{}", a.stderr);
+    // -p 2: only the first child.
+    let o = run(&[&["trace", "-p", "2"][..], &script[..]].concat());
+    assert!(
+        o.stderr.lines().all(|l| l.starts_with("2 ")) && o.stderr.contains("write(1, \"hello\\n\""),
+        "{}",
+        o.stderr
+    );
+    // -c: host time per call; a waitpid (blocked while the children run) does not take it all.
+    let o = run(&[&["trace", "-c"][..], &script[..]].concat());
+    let lines: Vec<&str> = o.stderr.lines().collect();
+    assert_eq!(lines[0], "% time     seconds  usecs/call     calls    errors syscall", "{}", o.stderr);
+    let total = lines.last().unwrap();
+    assert!(total.starts_with("100.00 ") && total.ends_with(" total"), "{total}");
+    let wait = lines.iter().find(|l| l.ends_with(" waitpid")).unwrap();
+    let share: f64 = wait.split_whitespace().next().unwrap().parse().unwrap();
+    assert!(share < 90.0, "{}", o.stderr);
+}

@@ -140,7 +140,7 @@ fn run_trace_filters_by_name_and_class_and_writes_files() {
 #[test]
 fn trace_summary_and_json() {
     let r = traced("/bin/sh", &["-c", "echo hi | wc -c"], TraceConfig { summary: true, ..TraceConfig::default() });
-    assert!(r.trace.contains("% instr"), "{}", r.trace);
+    assert!(r.trace.contains("% time     seconds  usecs/call"), "{}", r.trace);
     assert!(r.trace.lines().any(|l| l.ends_with(" waitpid")), "{}", r.trace);
     assert!(r.trace.lines().any(|l| l.ends_with(" total")), "{}", r.trace);
     assert!(!r.trace.contains("+++"), "{}", r.trace);

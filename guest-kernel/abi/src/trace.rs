@@ -155,6 +155,8 @@ struct View<'a> {
     a: [usize; 6],
     items: &'a [u8],
     outputs: Option<&'a [u8]>,
+    /// Bytes of a data buffer shown before `...` (strace's `-s`).
+    limit: usize,
 }
 
 impl View<'_> {
@@ -232,7 +234,7 @@ impl View<'_> {
                 None => self.pointer(w, i),
             },
             Arg::InBytes { .. } => match arg_item(self.items, ITEM_BYTES, i) {
-                Some(b) => write_quoted(w, b, Some(STRING_LIMIT)),
+                Some(b) => write_quoted(w, b, Some(self.limit)),
                 None => self.pointer(w, i),
             },
             Arg::OutBytes { shape, .. } => match self.output(i) {
@@ -254,7 +256,7 @@ impl View<'_> {
                     if n > 0 {
                         w.write_str(", ")?;
                     }
-                    write_quoted(w, bytes, Some(STRING_LIMIT))?;
+                    write_quoted(w, bytes, Some(self.limit))?;
                 }
                 w.write_char(']')
             }
@@ -264,11 +266,11 @@ impl View<'_> {
                 write!(w, "[/* {vars} vars */]")
             }
             Arg::Iov { out: false, .. } => match arg_item(self.items, ITEM_BYTES, i) {
-                Some(b) => write_quoted(w, b, Some(STRING_LIMIT)),
+                Some(b) => write_quoted(w, b, Some(self.limit)),
                 None => self.pointer(w, i),
             },
             Arg::Iov { out: true, .. } => match self.output(i) {
-                Some(b) => write_quoted(w, b, Some(STRING_LIMIT)),
+                Some(b) => write_quoted(w, b, Some(self.limit)),
                 None => match arg_item(self.items, ITEM_STRUCT, i) {
                     Some(b) => self.shape(w, Shape::Iovec, b),
                     None => self.pointer(w, i),
@@ -283,7 +285,7 @@ impl View<'_> {
         let u = |at: usize| le(b, at, 8);
         let u32_at = |at: usize| le(b, at, 4);
         match shape {
-            Shape::Bytes => write_quoted(w, b, Some(STRING_LIMIT)),
+            Shape::Bytes => write_quoted(w, b, Some(self.limit)),
             Shape::I32 => write!(w, "[{}]", u32_at(0) as i32),
             Shape::U64 => write!(w, "[{:#x}]", u(0)),
             Shape::Fds32 => write!(w, "[{}, {}]", u32_at(0) as i32, u32_at(4) as i32),
@@ -317,11 +319,11 @@ impl View<'_> {
             }
             Shape::RedoxStat => match Stat::from_bytes(b) {
                 Some(st) => write!(w, "{{st_mode=0{:o}, st_size={}}}", st.st_mode, st.st_size),
-                None => write_quoted(w, b, Some(STRING_LIMIT)),
+                None => write_quoted(w, b, Some(self.limit)),
             },
             Shape::RedoxTimeSpec => match TimeSpec::from_bytes(b) {
                 Some(t) => write!(w, "{{tv_sec={}, tv_nsec={}}}", t.tv_sec, t.tv_nsec),
-                None => write_quoted(w, b, Some(STRING_LIMIT)),
+                None => write_quoted(w, b, Some(self.limit)),
             },
             Shape::RedoxSigAction => match SigAction::from_bytes(b) {
                 Some(sa) => match sa.sa_handler {
@@ -329,7 +331,7 @@ impl View<'_> {
                     SIG_IGN => w.write_str("{SIG_IGN}"),
                     h => write!(w, "{{{h:#x}, flags={:#x}}}", sa.sa_flags),
                 },
-                None => write_quoted(w, b, Some(STRING_LIMIT)),
+                None => write_quoted(w, b, Some(self.limit)),
             },
             Shape::RedoxMap => match Map::from_bytes(b) {
                 Some(m) => write!(
@@ -337,10 +339,28 @@ impl View<'_> {
                     "{{offset={:#x}, size={:#x}, flags={:#x}, address={:#x}}}",
                     m.offset, m.size, m.flags, m.address
                 ),
-                None => write_quoted(w, b, Some(STRING_LIMIT)),
+                None => write_quoted(w, b, Some(self.limit)),
             },
             Shape::CallList => write!(w, "[{} calls]", b.len() / 8),
-            Shape::Stat => write!(w, "{{st_mode=0{:o}, st_size={}}}", u32_at(24), u(48)),
+            Shape::Stat => {
+                let mode = u32_at(24) as u32;
+                w.write_str("{st_mode=")?;
+                write_file_mode(w, mode)?;
+                if matches!(mode & 0o170000, 0o020000 | 0o060000) {
+                    // A device: strace shows its number instead of a size.
+                    let dev = u(40);
+                    let (major, minor) =
+                        (((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff), (dev & 0xff) | ((dev >> 12) & !0xff));
+                    let hex = |w: &mut dyn Write, n: u64| if n == 0 { w.write_char('0') } else { write!(w, "{n:#x}") };
+                    w.write_str(", st_rdev=makedev(")?;
+                    hex(w, major)?;
+                    w.write_str(", ")?;
+                    hex(w, minor)?;
+                    w.write_str("), ...}")
+                } else {
+                    write!(w, ", st_size={}, ...}}", u(48))
+                }
+            }
             Shape::Statx => write!(w, "{{stx_mode=0{:o}, stx_size={}}}", le(b, 28, 2), u(40)),
             Shape::Timespec => write!(w, "{{tv_sec={}, tv_nsec={}}}", u(0) as i64, u(8) as i64),
             Shape::Timeval => write!(w, "{{tv_sec={}, tv_usec={}}}", u(0) as i64, u(8) as i64),
@@ -453,6 +473,18 @@ impl View<'_> {
 /// result packet's, at exit, for what it wrote). A call without a row shows its name (or
 /// `syscall_N`) and its first three arguments in hex.
 pub fn write_call(w: &mut dyn Write, number: usize, a: &[u64; 6], items: &[u8], outputs: Option<&[u8]>) -> fmt::Result {
+    write_call_cut(w, number, a, items, outputs, STRING_LIMIT)
+}
+
+/// [`write_call`] with data buffers cut after `limit` bytes instead of [`STRING_LIMIT`].
+pub fn write_call_cut(
+    w: &mut dyn Write,
+    number: usize,
+    a: &[u64; 6],
+    items: &[u8],
+    outputs: Option<&[u8]>,
+    limit: usize,
+) -> fmt::Result {
     let linux = number & LINUX_CALL != 0;
     let Some(info) = call_info(number) else {
         match crate::linux::any_syscall_name(number) {
@@ -462,7 +494,7 @@ pub fn write_call(w: &mut dyn Write, number: usize, a: &[u64; 6], items: &[u8], 
         }
         return write!(w, "({:#x}, {:#x}, {:#x})", a[0], a[1], a[2]);
     };
-    let view = View { info, linux, a: a.map(|v| v as usize), items, outputs };
+    let view = View { info, linux, a: a.map(|v| v as usize), items, outputs, limit };
     w.write_str(view.info.name)?;
     w.write_char('(')?;
     let mut first = true;
@@ -479,10 +511,13 @@ pub fn write_call(w: &mut dyn Write, number: usize, a: &[u64; 6], items: &[u8], 
     w.write_char(')')
 }
 
-/// Writes `= RESULT`: `-N ENAME` for errors, hex for addresses, decimal otherwise.
+/// Writes `= RESULT`: for errors `-N ENAME` (the Redox ABI's raw value) or, for Linux calls,
+/// libc's view as strace shows it (`-1 ENOSYS (Function not implemented)`); hex for
+/// addresses, decimal otherwise.
 pub fn write_result(w: &mut dyn Write, number: usize, ret: u64) -> fmt::Result {
     let hex = call_info(number).is_some_and(|c| c.ret == Ret::Hex);
     match Errno::demux(ret as usize) {
+        Err(e) if number & LINUX_CALL != 0 => write!(w, "= -1 {} ({})", e.name(), e.description()),
         Err(e) => write!(w, "= -{} {}", e.0, e.name()),
         Ok(v) if hex => write!(w, "= {v:#x}"),
         Ok(v) => write!(w, "= {v}"),
@@ -500,9 +535,45 @@ pub fn write_exit(w: &mut dyn Write, status: usize) -> fmt::Result {
     }
 }
 
-/// Writes an exception packet's description (`--- SIGSEGV {vector=14, rip=..., addr=...} ---`).
+/// Writes a Linux file mode as strace does: the type by name, then the permission bits in
+/// octal (`S_IFREG|0755`).
+fn write_file_mode(w: &mut dyn Write, mode: u32) -> fmt::Result {
+    let kind = match mode & 0o170000 {
+        0o140000 => "S_IFSOCK",
+        0o120000 => "S_IFLNK",
+        0o100000 => "S_IFREG",
+        0o060000 => "S_IFBLK",
+        0o040000 => "S_IFDIR",
+        0o020000 => "S_IFCHR",
+        0o010000 => "S_IFIFO",
+        _ => return write!(w, "0{mode:o}"),
+    };
+    write!(w, "{kind}|0{:o}", mode & 0o7777)
+}
+
+/// Writes an exception packet's description as strace shows the signal it raises
+/// (`--- SIGSEGV {si_signo=SIGSEGV, si_code=SEGV_MAPERR, si_addr=0x8} ---`), with the
+/// `si_code` and `si_addr` Linux gives for that exception. A page fault is always shown as
+/// SEGV_MAPERR (the event does not say whether the page was mapped); `int n`, `hlt` and
+/// #GP are SI_KERNEL with no address, as on Linux.
 pub fn write_exception(w: &mut dyn Write, vector: u64, rip: u64, addr: u64, signal: u64) -> fmt::Result {
+    let (code, at) = match vector {
+        EXC_PAGE_FAULT => ("SEGV_MAPERR", addr),
+        EXC_DIVIDE => ("FPE_INTDIV", rip),
+        EXC_INVALID_OPCODE => ("ILL_ILLOPN", rip),
+        EXC_X87 | EXC_SIMD => ("FPE_FLTINV", rip),
+        EXC_DEBUG => ("TRAP_TRACE", 0),
+        _ => ("SI_KERNEL", 0),
+    };
     w.write_str("--- ")?;
     write_signal(w, signal)?;
-    write!(w, " {{vector={vector:#x}, rip={rip:#x}, addr={addr:#x}}} ---")
+    w.write_str(" {si_signo=")?;
+    write_signal(w, signal)?;
+    write!(w, ", si_code={code}, si_addr=")?;
+    if at == 0 {
+        w.write_str("NULL")?
+    } else {
+        write!(w, "{at:#x}")?
+    }
+    w.write_str("} ---")
 }
