@@ -209,7 +209,8 @@ impl Kernel {
         };
         let bytes = crate::elf::read_program(&desc.file).map_err(not_exec)?;
         drop(desc);
-        self.linux.exec_path = Some(crate::process::normalize(&self.config.cwd, path.as_bytes()));
+        let abs = crate::process::normalize(&self.config.cwd, path.as_bytes());
+        self.linux.exec_path = Some((abs, path.as_bytes().to_vec()));
         let args: Vec<Vec<u8>> = argv.iter().map(|a| a.as_bytes().to_vec()).collect();
         let envs: Vec<Vec<u8>> = if envp.is_empty() {
             self.config.env.clone()

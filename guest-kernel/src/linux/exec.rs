@@ -37,6 +37,7 @@ const AT_SECURE: u64 = 23;
 const AT_RANDOM: u64 = 25;
 const AT_HWCAP2: u64 = 26;
 const AT_EXECFN: u64 = 31;
+const AT_MINSIGSTKSZ: u64 = 51;
 
 /// AT_HWCAP2 bit: user code may use `rdfsbase` and friends (Linux's HWCAP2_FSGSBASE).
 const HWCAP2_FSGSBASE: u64 = 1 << 1;
@@ -56,9 +57,21 @@ pub struct Ids {
     pub cpu: emu::CpuModel,
 }
 
+/// What `/proc/PID/{environ,auxv}` show of a process's start: where its environment
+/// strings lie on its stack (Linux reads them from the process's memory, so changes the
+/// program makes in place show), and the auxiliary vector as exec wrote it.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct StartInfo {
+    pub env: (u64, u64),
+    /// `(key, value)` pairs as little-endian words, `AT_NULL` included (as Linux's `auxv`).
+    pub auxv: Vec<u8>,
+}
+
 /// Maps the stack and writes argc, argv, envp and auxv; returns the initial `rsp`.
+/// The auxiliary vector is in the order Linux 6 writes it (`LD_SHOW_AUXV=1` prints it),
+/// less `AT_SYSINFO_EHDR` (no vDSO) and `AT_RSEQ_*` (no `rseq`).
 #[allow(clippy::too_many_arguments)]
-pub fn build_stack(
+pub(crate) fn build_stack(
     mm: &mut Mm,
     image: &ElfImage,
     interp_base: u64,
@@ -68,7 +81,7 @@ pub fn build_stack(
     stack_size: u64,
     execfn: &[u8],
     ids: Ids,
-) -> Result<u64, Errno> {
+) -> Result<(u64, StartInfo), Errno> {
     let top = mm.stack_top();
     let stack_size = round_up(stack_size.max(16 * PAGE)).ok_or(Errno(ENOMEM))?;
     let bottom = top.checked_sub(stack_size).ok_or(Errno(ENOMEM))?;
@@ -86,6 +99,8 @@ pub fn build_stack(
         envp.push(push_cstr(mem, &mut sp, e)?);
     }
     envp.reverse();
+    // The strings were pushed last first: the first lies lowest, the last ends below execfn.
+    let env = (envp.first().copied().unwrap_or(sp), envp.first().map_or(sp, |_| at_execfn));
     let mut argv = Vec::with_capacity(args.len());
     for a in args.iter().rev() {
         argv.push(push_cstr(mem, &mut sp, a)?);
@@ -98,11 +113,14 @@ pub fn build_stack(
     let at_random = sp;
     let hwcap = ids.cpu.cpuid(1, 0)[3] as u64;
     let hwcap2 = if ids.cpu.cpuid(7, 0)[1] & 1 != 0 { HWCAP2_FSGSBASE } else { 0 };
-    let auxv: [(u64, u64); 19] = [
+    let auxv: [(u64, u64); 20] = [
+        (AT_MINSIGSTKSZ, super::signal::min_sigstack_size(ids.cpu.has_xsave())),
+        (AT_HWCAP, hwcap),
+        (AT_PAGESZ, PAGE),
+        (AT_CLKTCK, 100),
         (AT_PHDR, image.phdr),
         (AT_PHENT, 56),
         (AT_PHNUM, image.phnum),
-        (AT_PAGESZ, PAGE),
         (AT_BASE, interp_base),
         (AT_FLAGS, 0),
         (AT_ENTRY, image.entry),
@@ -112,14 +130,14 @@ pub fn build_stack(
         (AT_EGID, ids.gid as u64),
         (AT_SECURE, 0),
         (AT_RANDOM, at_random),
-        (AT_HWCAP, hwcap),
         (AT_HWCAP2, hwcap2),
-        (AT_CLKTCK, 100),
-        (AT_PLATFORM, at_platform),
         (AT_EXECFN, at_execfn),
+        (AT_PLATFORM, at_platform),
         (AT_NULL, 0),
     ];
-    push_start_vectors(&mut mm.space.mem, sp, &argv, &envp, &auxv)
+    let saved = auxv.iter().flat_map(|&(k, v)| [k, v]).flat_map(u64::to_le_bytes).collect();
+    let rsp = push_start_vectors(&mut mm.space.mem, sp, &argv, &envp, &auxv)?;
+    Ok((rsp, StartInfo { env, auxv: saved }))
 }
 
 impl Kernel {

@@ -113,7 +113,7 @@ use emu::GuestAddress;
 use crate::process::OpenFile;
 use crate::{Kernel, Pid};
 
-pub use exec::build_stack;
+pub(crate) use exec::build_stack;
 
 /// Bit set in `Call::number` of every Linux call (the Linux number is below it).
 pub use warden_abi::linux::LINUX_CALL;
@@ -200,6 +200,8 @@ pub fn personality_of(bytes: &[u8]) -> Personality {
 pub(crate) struct LinuxProc {
     /// The path of the executable (`/proc/self/exe`).
     pub exe: Vec<u8>,
+    /// Its environment's place and its auxiliary vector (`/proc/self/{environ,auxv}`).
+    pub start: exec::StartInfo,
 }
 
 /// Per-thread Linux state.
@@ -233,8 +235,9 @@ pub struct LinuxState {
     pub(crate) dirs: Vec<(Weak<OpenFile>, DirStream)>,
     /// Armed `ITIMER_REAL` timers by process: (deadline in monotonic ns, interval ns).
     pub(crate) timers: BTreeMap<Pid, (u64, u64)>,
-    /// The path the next exec runs (set by exec's callers; AT_EXECFN, /proc/self/exe).
-    pub(crate) exec_path: Option<Vec<u8>>,
+    /// The program the next exec runs, set by exec's callers: its absolute path
+    /// (`/proc/self/exe`) and the path as the caller named it (`AT_EXECFN`).
+    pub(crate) exec_path: Option<(Vec<u8>, Vec<u8>)>,
     /// Override of the personality rule for the next exec (init only).
     pub(crate) force: Option<Personality>,
     /// Bound socket names (see `socket.rs`): jail root, kind and name → the socket.
@@ -272,14 +275,14 @@ impl Kernel {
     }
 
     /// Called by exec once the new image is committed.
-    pub(crate) fn linux_exec_done(&mut self, pid: Pid, tid: Pid, personality: Personality, exe: Vec<u8>) {
+    pub(crate) fn linux_exec_done(&mut self, pid: Pid, tid: Pid, exe: Vec<u8>, start: Option<exec::StartInfo>) {
         self.linux.threads.remove(&tid);
         self.linux.dirs.retain(|(w, _)| w.strong_count() > 0);
         let live: Vec<u64> = self.procs.values().filter_map(|p| p.mm.try_borrow().ok().map(|m| m.id)).collect();
         self.linux.shared_maps.retain(|m| live.contains(&m.mm));
-        match personality {
-            Personality::Linux => {
-                self.linux.procs.insert(pid, LinuxProc { exe });
+        match start {
+            Some(start) => {
+                self.linux.procs.insert(pid, LinuxProc { exe, start });
                 if let Some(p) = self.procs.get(&pid) {
                     let mut mm = p.mm.borrow_mut();
                     let at = mm.trampoline + signal::TRAMPOLINE_OFFSET;
@@ -288,7 +291,7 @@ impl Kernel {
                     }
                 }
             }
-            Personality::Redox => {
+            None => {
                 self.linux.procs.remove(&pid);
             }
         }

@@ -125,6 +125,7 @@ impl Kernel {
     }
 
     fn lx_execve(&mut self, tid: Pid, path: &[u8], args: &[Vec<u8>], envs: &[Vec<u8>]) -> SysResult {
+        let execfn = path.to_vec();
         let mut path = path.to_vec();
         let mut args = args.to_vec();
         for _ in 0..5 {
@@ -182,7 +183,7 @@ impl Kernel {
                 path = interp;
                 continue;
             }
-            self.linux.exec_path = Some(abs);
+            self.linux.exec_path = Some((abs, execfn));
             self.exec(tid, &bytes, args, envs.to_vec())?;
             return Err(SysError::NoReturn);
         }

@@ -3,7 +3,7 @@
 //! describe warden, and read as empty files).
 //!
 //! Served: `/proc/{self,thread-self,PID}` with `stat status statm cmdline
-//! comm maps exe cwd root fd/ task/ environ mounts`, and `/proc/{meminfo,
+//! comm maps exe cwd root fd/ task/ environ auxv mounts`, and `/proc/{meminfo,
 //! cpuinfo,stat,uptime,loadavg,mounts,version,filesystems}`,
 //! `/sys/devices/system/cpu/{online,possible,present}`. They agree with what
 //! the guest sees elsewhere: one CPU (`sched_getaffinity`), the `--cpu`
@@ -12,8 +12,9 @@
 //! ticks of 100 Hz), the guest's pids. A jailed process sees only the
 //! processes of its jail, and paths relative to its root.
 //!
-//! `environ` is empty (the kernel keeps no copy of a process's environment)
-//! and `auxv` is not served. Every file is a snapshot taken at `open`.
+//! `environ` is read from the process's stack where exec put the strings (as
+//! Linux reads it), `auxv` is the vector exec wrote. Every file is a snapshot
+//! taken at `open`.
 
 use warden_abi as r;
 use warden_abi::{Errno, Stat};
@@ -189,8 +190,8 @@ impl Kernel {
         let (first, rest) = tail.split_once('/').unwrap_or((tail, ""));
         match first {
             "" => Ok(ProcNode::Dir(names(&[
-                "cmdline", "comm", "cwd", "environ", "exe", "fd", "maps", "mounts", "root", "stat", "statm", "status",
-                "task",
+                "auxv", "cmdline", "comm", "cwd", "environ", "exe", "fd", "maps", "mounts", "root", "stat", "statm",
+                "status", "task",
             ]))),
             "task" if rest.is_empty() => {
                 Ok(ProcNode::Dir(p.threads.iter().map(|t| t.to_string().into_bytes()).collect()))
@@ -231,7 +232,18 @@ impl Kernel {
             }
             "root" if rest.is_empty() => Ok(ProcNode::Link(b"/".to_vec())),
             "mounts" if rest.is_empty() => Ok(ProcNode::File(MOUNTS.as_bytes().to_vec())),
-            "environ" if rest.is_empty() => Ok(ProcNode::File(Vec::new())),
+            "environ" if rest.is_empty() => {
+                // Read from the process's memory, as Linux does (empty if it unmapped them).
+                let (start, end) = self.linux.procs.get(&pid).map_or((0, 0), |l| l.start.env);
+                let mut bytes = vec![0u8; end.saturating_sub(start).min(crate::elf::MAX_ARG_BYTES as u64) as usize];
+                if p.mm.borrow().space.mem.read_raw(emu::GuestAddress(start), &mut bytes).is_err() {
+                    bytes.clear();
+                }
+                Ok(ProcNode::File(bytes))
+            }
+            "auxv" if rest.is_empty() => {
+                Ok(ProcNode::File(self.linux.procs.get(&pid).map(|l| l.start.auxv.clone()).unwrap_or_default()))
+            }
             _ if rest.is_empty() => self.task_node(tid, pid, p.threads.first().copied().unwrap_or(pid), first),
             _ => Err(Errno(r::ENOENT)),
         }

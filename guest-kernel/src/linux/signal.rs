@@ -48,6 +48,14 @@ const FP_XSTATE_MAGIC1: u32 = 0x4650_5853;
 const FP_XSTATE_MAGIC2: u32 = 0x4650_5845;
 const UC_FP_XSTATE: u64 = 1;
 
+/// `AT_MINSIGSTKSZ`: the most stack [`Kernel::linux_setup_frame`] takes on an alternate
+/// stack (floating-point state, aligned to 64, then the frame, aligned to 16, and the
+/// return address), rounded to 16 as Linux rounds its own figure.
+pub(crate) const fn min_sigstack_size(xsave: bool) -> u64 {
+    let fp = if xsave { XSTATE_SIZE + 4 } else { FPSTATE_SIZE };
+    ((fp + 63 + FRAME_SIZE + 15 + 8 + 15) & !15) as u64
+}
+
 /// The general registers in `sigcontext` order.
 const GREGS: [usize; 16] = [
     reg::R8,

@@ -169,7 +169,10 @@ impl Kernel {
     pub(crate) fn exec(&mut self, tid: Pid, bytes: &[u8], args: Vec<Vec<u8>>, envs: Vec<Vec<u8>>) -> Result<(), Errno> {
         let pid = self.pid_of(tid)?;
         let size = self.config.address_space_size;
-        let exe = self.linux.exec_path.take().unwrap_or_else(|| args.first().cloned().unwrap_or_default());
+        let (exe, execfn) = self.linux.exec_path.take().unwrap_or_else(|| {
+            let first = args.first().cloned().unwrap_or_default();
+            (first.clone(), first)
+        });
         let force = self.linux.force.take();
         let image = crate::elf::parse(bytes, size)?;
         let personality = force.unwrap_or_else(|| crate::linux::personality_of(bytes));
@@ -188,9 +191,9 @@ impl Kernel {
         mm.map_trampoline()?;
         let mut random = [0u8; 16];
         self.rng.fill(&mut random);
-        let rsp = match personality {
+        let (rsp, linux_start) = match personality {
             crate::linux::Personality::Redox => {
-                crate::elf::build_stack(&mut mm, &image, &args, &envs, random, self.config.stack_size)?
+                (crate::elf::build_stack(&mut mm, &image, &args, &envs, random, self.config.stack_size)?, None)
             }
             crate::linux::Personality::Linux => {
                 let p = self.procs.get(&pid).ok_or(Errno(ESRCH))?;
@@ -204,9 +207,10 @@ impl Kernel {
                     &envs,
                     random,
                     self.config.stack_size,
-                    &exe,
+                    &execfn,
                     ids,
-                )?
+                )
+                .map(|(rsp, start)| (rsp, Some(start)))?
             }
         };
 
@@ -249,7 +253,7 @@ impl Kernel {
             cpu.rand_state = t.cpu.rand_state;
             t.cpu = cpu;
         }
-        self.linux_exec_done(pid, tid, personality, exe);
+        self.linux_exec_done(pid, tid, exe, linux_start);
         if let Some(parent) = vfork_parent {
             self.wake_where(|on| on == WaitOn::Vfork(pid), Some(parent));
         }
