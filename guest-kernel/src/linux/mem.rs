@@ -14,13 +14,24 @@
 //!   writer's next such call, not instantly (a program that polls a shared
 //!   map for another process's stores without a system call never sees
 //!   them). Bytes past the end of the file are never written back, as on
-//!   Linux. Shared anonymous maps are private to each process after fork.
+//!   Linux.
+//! - Shared anonymous maps work the same way once a fork shares them: the
+//!   pages get a kernel-side copy (until then the map costs nothing), every
+//!   process's stores reach it and every map of it is refreshed from it
+//!   before each system call of a process that has such a map (and at its
+//!   exit). Parent and child therefore see each other's stores after any
+//!   call that orders them (a pipe, `waitpid`); as with file maps, a process
+//!   spinning on the map without system calls does not. The cost: one
+//!   compare and copy of the map per call of such a process.
 //! - `mremap` grows in place when the pages after the mapping are free, else
 //!   moves (with `MREMAP_MAYMOVE`) by copying.
 //! - `futex`: WAIT/WAIT_BITSET (relative resp. absolute timeouts), WAKE,
 //!   WAKE_BITSET, REQUEUE/CMP_REQUEUE (waiters beyond `val` are woken too, a
 //!   correct if less efficient requeue). Bitsets are not matched: wakes are
 //!   by address.
+
+use std::cell::RefCell;
+use std::rc::Rc;
 
 use emu::{GuestAddress, Perm};
 use warden_abi as r;
@@ -51,18 +62,101 @@ fn perm(prot: usize) -> Perm {
     p
 }
 
-/// A writable `MAP_SHARED` map of a file (see the module note).
+/// What a shared map shares.
+#[derive(Clone)]
+enum Backing {
+    /// A file, found by its path (maps of one file through different opens find each
+    /// other by it).
+    File { file: Rc<crate::process::OpenFile>, path: Vec<u8> },
+    /// The pages of a `MAP_SHARED | MAP_ANONYMOUS` map. Empty until a fork first shares
+    /// them (a map nobody shares costs nothing).
+    Anon(Rc<RefCell<Vec<u8>>>),
+}
+
+impl Backing {
+    fn same(&self, other: &Backing) -> bool {
+        match (self, other) {
+            (Backing::File { path: a, .. }, Backing::File { path: b, .. }) => a == b,
+            (Backing::Anon(a), Backing::Anon(b)) => Rc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+
+    /// Writes the runs where `now` differs from `seen` at `offset`; bytes past the end of
+    /// a file are never written back, as on Linux.
+    fn write_back(&self, offset: u64, now: &[u8], seen: &[u8]) {
+        let runs = || {
+            let mut i = 0;
+            std::iter::from_fn(move || {
+                while i < now.len() && now[i] == seen[i] {
+                    i += 1;
+                }
+                let start = i;
+                while i < now.len() && now[i] != seen[i] {
+                    i += 1;
+                }
+                (start < i).then_some(start..i)
+            })
+        };
+        match self {
+            Backing::Anon(pages) => {
+                let mut pages = pages.borrow_mut();
+                for run in runs() {
+                    if let Some(to) = pages.get_mut(offset as usize + run.start..offset as usize + run.end) {
+                        to.copy_from_slice(&now[run]);
+                    }
+                }
+            }
+            Backing::File { file, .. } => {
+                let Ok(mut f) = file.file.try_borrow_mut() else { return };
+                let size = f.stat().map_or(0, |st| st.st_size).saturating_sub(offset).min(now.len() as u64) as usize;
+                let Ok(old) = f.seek(0, r::SEEK_CUR) else { return };
+                for run in runs().take_while(|run| run.start < size) {
+                    let end = run.end.min(size);
+                    if f.seek((offset + run.start as u64) as i64, r::SEEK_SET).is_ok() {
+                        let mut done = run.start;
+                        while done < end {
+                            match f.write(&now[done..end]) {
+                                Ok(n) if n > 0 => done += n,
+                                _ => break,
+                            }
+                        }
+                    }
+                }
+                let _ = f.seek(old as i64, r::SEEK_SET);
+            }
+        }
+    }
+
+    /// Reads the shared bytes at `offset` into `buf`; how many there are.
+    fn read(&self, offset: u64, buf: &mut [u8]) -> Option<usize> {
+        match self {
+            Backing::Anon(pages) => {
+                let pages = pages.borrow();
+                let from = pages.get(offset as usize..)?;
+                let n = from.len().min(buf.len());
+                buf[..n].copy_from_slice(&from[..n]);
+                Some(n)
+            }
+            Backing::File { file, .. } => match file.file.try_borrow().ok()?.read_at(offset, buf)? {
+                Ok(n) => Some(n.min(buf.len())),
+                Err(_) => None,
+            },
+        }
+    }
+}
+
+/// A `MAP_SHARED` map: of a file when writable, or anonymous (see the module note).
 pub(crate) struct SharedMap {
     /// The address space (`Mm::id`) and the mapped range in it.
     pub(super) mm: u64,
     addr: u64,
     len: u64,
-    file: std::rc::Rc<crate::process::OpenFile>,
-    /// The file's path (maps of one file through different opens find each other by it).
-    path: Vec<u8>,
+    backing: Backing,
     offset: u64,
     /// The map's bytes at its last synchronisation: the bytes that differ from it now are
     /// the process's stores, the only ones written back (so maps do not undo each other).
+    /// Empty for an anonymous map no fork has shared yet.
     seen: Vec<u8>,
 }
 
@@ -73,80 +167,59 @@ impl SharedMap {
             mm: self.mm,
             addr,
             len,
-            file: self.file.clone(),
-            path: self.path.clone(),
+            backing: self.backing.clone(),
             offset: self.offset + from as u64,
-            seen: self.seen[from..from + len as usize].to_vec(),
+            seen: self.seen.get(from..from + len as usize).map(<[u8]>::to_vec).unwrap_or_default(),
         }
+    }
+
+    /// True once the map's bytes are shared with another map (a file map always is).
+    fn live(&self) -> bool {
+        !self.seen.is_empty()
     }
 }
 
 impl Kernel {
     /// The address space with id `id`, if a live process has it.
-    fn mm_by_id(&self, id: u64) -> Option<std::rc::Rc<std::cell::RefCell<crate::mm::Mm>>> {
+    fn mm_by_id(&self, id: u64) -> Option<Rc<RefCell<crate::mm::Mm>>> {
         self.procs.values().map(|p| &p.mm).find(|m| m.try_borrow().is_ok_and(|m| m.id == id)).cloned()
     }
 
-    /// Synchronises the shared maps `which` selects with their files: every map's stores
-    /// since its last synchronisation go to the file, then every map of those files is
-    /// refreshed from the file.
+    /// Synchronises every shared map whose backing one of the maps `which` selects has:
+    /// all their stores since their last synchronisation go to the backing (the file or
+    /// the shared pages), then all of them are refreshed from it.
     fn lx_sync_shared(&mut self, which: impl Fn(&SharedMap) -> bool) {
-        let mut paths: Vec<Vec<u8>> = Vec::new();
-        let maps = std::mem::take(&mut self.linux.shared_maps);
-        for m in maps.iter().filter(|m| which(m)) {
-            if !paths.contains(&m.path) {
-                paths.push(m.path.clone());
+        let mut maps = std::mem::take(&mut self.linux.shared_maps);
+        let mut touched: Vec<Backing> = Vec::new();
+        for m in maps.iter().filter(|m| m.live() && which(m)) {
+            if !touched.iter().any(|b| b.same(&m.backing)) {
+                touched.push(m.backing.clone());
             }
-            let Some(space) = self.mm_by_id(m.mm) else { continue };
+        }
+        let spaces: Vec<_> = maps.iter().map(|m| self.mm_by_id(m.mm)).collect();
+        let synced = |m: &SharedMap| m.live() && touched.iter().any(|b| b.same(&m.backing));
+        for (m, space) in maps.iter().zip(&spaces) {
+            let Some(space) = space.as_ref().filter(|_| synced(m)) else { continue };
             let mut now = vec![0u8; m.len as usize];
-            if space.borrow().space.mem.read_raw(GuestAddress(m.addr), &mut now).is_err() {
-                continue;
+            if space.borrow().space.mem.read_raw(GuestAddress(m.addr), &mut now).is_ok() {
+                m.backing.write_back(m.offset, &now, &m.seen);
             }
-            let Ok(mut f) = m.file.file.try_borrow_mut() else { continue };
-            // Bytes past the end of the file are never written back.
-            let size = f.stat().map_or(0, |st| st.st_size).saturating_sub(m.offset).min(m.len) as usize;
-            let Ok(old) = f.seek(0, r::SEEK_CUR) else { continue };
-            let mut i = 0;
-            while i < size {
-                if now[i] == m.seen[i] {
-                    i += 1;
-                    continue;
-                }
-                let start = i;
-                while i < size && now[i] != m.seen[i] {
-                    i += 1;
-                }
-                if f.seek((m.offset + start as u64) as i64, r::SEEK_SET).is_ok() {
-                    let mut done = start;
-                    while done < i {
-                        match f.write(&now[done..i]) {
-                            Ok(n) if n > 0 => done += n,
-                            _ => break,
-                        }
-                    }
-                }
-            }
-            let _ = f.seek(old as i64, r::SEEK_SET);
+        }
+        for (m, space) in maps.iter_mut().zip(&spaces) {
+            let Some(space) = space.as_ref().filter(|_| synced(m)) else { continue };
+            refresh(m, space);
         }
         self.linux.shared_maps = maps;
-        for path in paths {
-            self.lx_refresh_shared(&path);
-        }
     }
 
     /// Copies the file into every shared map of `path`.
     fn lx_refresh_shared(&mut self, path: &[u8]) {
         let mut maps = std::mem::take(&mut self.linux.shared_maps);
-        for m in maps.iter_mut().filter(|m| m.path == path) {
-            let Some(space) = self.mm_by_id(m.mm) else { continue };
-            let Ok(f) = m.file.file.try_borrow() else { continue };
-            let mut data = vec![0u8; m.len as usize];
-            let n = match f.read_at(m.offset, &mut data) {
-                Some(Ok(n)) => n.min(data.len()),
-                _ => continue,
-            };
-            if space.borrow_mut().space.mem.write_raw(GuestAddress(m.addr), &data[..n]).is_ok() {
-                m.seen[..n].copy_from_slice(&data[..n]);
+        for m in maps.iter_mut() {
+            if matches!(&m.backing, Backing::File { path: p, .. } if p == path) {
+                if let Some(space) = self.mm_by_id(m.mm) {
+                    refresh(m, &space);
+                }
             }
         }
         self.linux.shared_maps = maps;
@@ -156,6 +229,17 @@ impl Kernel {
     pub(crate) fn lx_flush_shared(&mut self, mm: u64, lo: u64, hi: u64) {
         if !self.linux.shared_maps.is_empty() {
             self.lx_sync_shared(|m| m.mm == mm && m.addr < hi && lo < m.addr + m.len);
+        }
+    }
+
+    /// Before every call of a process with anonymous maps a fork shared: the other
+    /// processes' stores become visible and its own reach them (see the module note).
+    pub(crate) fn lx_sync_at_call(&mut self, tid: Pid) {
+        let Ok(mm) = self.mm_of(tid) else { return };
+        let Ok(id) = mm.try_borrow().map(|m| m.id) else { return };
+        let shares = |m: &SharedMap| m.mm == id && m.live() && matches!(m.backing, Backing::Anon(_));
+        if self.linux.shared_maps.iter().any(shares) {
+            self.lx_sync_shared(shares);
         }
     }
 
@@ -169,7 +253,7 @@ impl Kernel {
         if after_write {
             self.lx_refresh_shared(&path);
         } else {
-            self.lx_sync_shared(|m| m.path == path);
+            self.lx_sync_shared(|m| matches!(&m.backing, Backing::File { path: p, .. } if *p == path));
         }
     }
 
@@ -197,10 +281,26 @@ impl Kernel {
         self.linux.shared_maps = kept;
     }
 
-    /// A forked child's copy of its parent's shared maps is shared too.
+    /// A forked child's copy of its parent's shared maps is shared too. An anonymous map
+    /// shared for the first time gets its pages: the parent's bytes now.
     pub(crate) fn lx_fork_shared(&mut self, parent: u64, child: u64) {
         if parent == child {
             return;
+        }
+        let space = self.mm_by_id(parent);
+        for m in self.linux.shared_maps.iter_mut().filter(|m| m.mm == parent && !m.live()) {
+            let (Some(space), Backing::Anon(pages)) = (&space, &m.backing) else { continue };
+            let mut now = vec![0u8; m.len as usize];
+            if space.borrow().space.mem.read_raw(GuestAddress(m.addr), &mut now).is_err() {
+                continue;
+            }
+            let mut pages = pages.borrow_mut();
+            let end = (m.offset + m.len) as usize;
+            if pages.len() < end {
+                pages.resize(end, 0);
+            }
+            pages[m.offset as usize..end].copy_from_slice(&now);
+            m.seen = now;
         }
         let copies: Vec<SharedMap> = self
             .linux
@@ -275,14 +375,20 @@ impl Kernel {
         drop(mm);
         // A fixed map replaces whatever shared map was there.
         self.lx_drop_shared(id, addr, addr + len);
-        if let Some(desc) = file {
-            let writable = desc.flags.get() & r::O_ACCMODE == r::O_RDWR;
-            if flags & 3 == abi::MAP_SHARED && prot & abi::PROT_WRITE != 0 && writable {
+        let shared = flags & abi::MAP_SHARED != 0; // MAP_SHARED or MAP_SHARED_VALIDATE
+        match file {
+            Some(desc) if shared && prot & abi::PROT_WRITE != 0 && desc.flags.get() & r::O_ACCMODE == r::O_RDWR => {
                 let path = desc.file.try_borrow().map(|f| f.path()).unwrap_or_default();
                 let mut seen = contents;
                 seen.resize(len as usize, 0);
-                self.linux.shared_maps.push(SharedMap { mm: id, addr, len, file: desc, path, offset, seen });
+                let backing = Backing::File { file: desc, path };
+                self.linux.shared_maps.push(SharedMap { mm: id, addr, len, backing, offset, seen });
             }
+            None if shared => {
+                let backing = Backing::Anon(Rc::default());
+                self.linux.shared_maps.push(SharedMap { mm: id, addr, len, backing, offset: 0, seen: Vec::new() });
+            }
+            _ => {}
         }
         Ok(addr as usize)
     }
@@ -376,6 +482,15 @@ impl Kernel {
             }
             _ => err(r::ENOSYS),
         }
+    }
+}
+
+/// Copies map `m`'s backing into its memory in `space`.
+fn refresh(m: &mut SharedMap, space: &RefCell<crate::mm::Mm>) {
+    let mut data = vec![0u8; m.len as usize];
+    let Some(n) = m.backing.read(m.offset, &mut data) else { return };
+    if space.borrow_mut().space.mem.write_raw(GuestAddress(m.addr), &data[..n]).is_ok() {
+        m.seen[..n].copy_from_slice(&data[..n]);
     }
 }
 

@@ -50,8 +50,8 @@
 //! blocking `write` to a pipe completes (it blocks until every byte is in;
 //! a signal handler makes it return the count so far), writes of at most
 //! `PIPE_BUF` bytes are atomic, and EPIPE raises SIGPIPE.
-//! Memory: brk mmap (anonymous, private and shared file maps: shared ones
-//! are coherent at system calls, see `mem.rs`) munmap mprotect mremap
+//! Memory: brk mmap (anonymous, private and shared maps, of files or
+//! anonymous and shared by fork: coherent at system calls, see `mem.rs`) munmap mprotect mremap
 //! madvise msync. Processes: clone (threads, CLONE_SETTLS, *_SETTID,
 //! CHILD_CLEARTID) fork vfork execve (with `#!` scripts) exit exit_group wait4
 //! waitid kill tkill tgkill getpid gettid getppid getuid/geteuid/getgid/getegid
@@ -88,8 +88,7 @@
 //!
 //! Not done yet: chown, access times, mknod and FIFOs,
 //! chmod/utimensat kept by an `--overlay`, job control,
-//! ITIMER_VIRTUAL/ITIMER_PROF, RENAME_EXCHANGE, real-time signals (32..64 are accepted but never delivered), shared
-//! anonymous maps across fork, `/proc/PID/{environ,auxv}`. Descriptors
+//! ITIMER_VIRTUAL/ITIMER_PROF, RENAME_EXCHANGE, real-time signals (32..64 are accepted but never delivered). Descriptors
 //! and working directories name paths, not inodes: after a directory is
 //! renamed, `*at` calls relative to a descriptor opened on it (and a cwd
 //! inside it) still resolve under the old path.

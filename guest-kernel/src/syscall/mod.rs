@@ -263,6 +263,10 @@ impl Kernel {
     }
 
     fn run_call(&mut self, tid: Pid, call: &Call) -> SysResult {
+        // Anonymous maps a Linux fork shared are synchronised at every call (linux::mem).
+        if !self.linux.shared_maps.is_empty() {
+            self.lx_sync_at_call(tid);
+        }
         match &call.input {
             Input::Resume => self.supervise_resume(tid),
             _ => self.dispatch(tid, call),
