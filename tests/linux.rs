@@ -262,6 +262,49 @@ fn python_script_with_sockets_threads_and_sqlite() {
     }
 }
 
+/// Python's extension modules through `dlopen` (`_ctypes`, `_decimal`, `_ssl` with
+/// OpenSSL), a C function called through `dlopen(NULL)`/`dlsym`, and `ctypes.util`
+/// reading `/etc/ld.so.cache` (through `ldconfig -p`, a child process).
+#[test]
+fn python_extension_modules_load() {
+    let python = Path::new("/usr/bin/python3");
+    if !have("python3 (/usr/bin/python3)", python.exists()) {
+        return;
+    }
+    let code = "import _ctypes, _decimal, ssl, ctypes, ctypes.util; \
+                print(ctypes.CDLL(None).abs(-5), _decimal.Decimal('1.1') + 1, ssl.OPENSSL_VERSION_NUMBER > 0, \
+                ctypes.util.find_library('c'))";
+    if let Err(e) = compare(python, &["-c", code]) {
+        panic!("{e}");
+    }
+}
+
+/// A dynamic program (glibc and musl) whose libraries are found through `-rpath
+/// '$ORIGIN/lib'`: one linked, one `dlopen`ed by name (see `origin.c`).
+#[test]
+fn origin_rpath_and_dlopen() {
+    for compiler in ["gcc", "musl-gcc"] {
+        if !have(compiler, on_path(compiler)) {
+            continue;
+        }
+        let dir = work_dir().join(format!("origin-{compiler}-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("lib")).unwrap();
+        let src = Path::new(FIXTURES).join("origin.c");
+        let cc = |args: &[&str]| {
+            let status = Command::new(compiler).arg("-O2").arg(&src).args(args).current_dir(&dir).status().unwrap();
+            assert!(status.success(), "{compiler} {args:?} failed");
+        };
+        cc(&["-shared", "-fPIC", "-DLIB", "-o", "lib/libgreet.so"]);
+        cc(&["-shared", "-fPIC", "-DLIB", "-o", "lib/libplug.so"]);
+        cc(&["-o", "prog", "-Llib", "-lgreet", "-ldl", "-Wl,-rpath,$ORIGIN/lib"]);
+        let result = compare(&dir.join("prog"), &[]);
+        let _ = std::fs::remove_dir_all(&dir);
+        if let Err(e) = result {
+            panic!("{e}");
+        }
+    }
+}
+
 #[test]
 fn epoll_in_five_builds() {
     check_five_builds("epoll");
