@@ -226,6 +226,11 @@ fn fuzz_smoke_vfs_host() {
     smoke("vfs_host");
 }
 
+#[test]
+fn fuzz_smoke_linux_syscalls() {
+    smoke("linux_syscalls");
+}
+
 /// Issue 22's reproduction as a whole guest: `push -1; ret` (a jump to `u64::MAX`, once the
 /// code cache's empty-slot key) kills the guest with SIGSEGV; it used to dereference null.
 #[test]
@@ -237,7 +242,24 @@ fn jump_to_the_top_address_is_sigsegv() {
     assert_eq!(kernel.run(), guest_kernel::RunOutcome::Signaled(11));
 }
 
+/// The Linux target's programs are Linux processes making Linux calls: all-zero records are
+/// ten `read(0, NULL, 0)` (the table's first row), then `exit_group(0)`.
+#[test]
+fn linux_target_programs_are_linux() {
+    let elf = harness::linux_syscall_program(&[0; 128 + 70]);
+    let image = harness::ustar(&[("prog", b'0', 0o755, &elf)]);
+    let vfs = guest_kernel::vfs::Vfs::from_tar_vec(image).unwrap();
+    let (mut kernel, _out) = harness::kernel_with(vfs, harness::fuzz_config(100_000));
+    let pid = kernel.spawn_init("/prog", &["prog"], &[]).unwrap();
+    assert_eq!(kernel.personality(pid), Some(guest_kernel::linux::Personality::Linux));
+    assert_eq!(kernel.run(), guest_kernel::RunOutcome::Exited(0));
+    assert_eq!(kernel.stats().syscalls, 11);
+}
+
 #[test]
 fn every_target_has_a_smoke_test() {
-    assert_eq!(harness::TARGETS, ["interp", "elf", "tar", "syscalls", "overlay", "trace", "policy", "vfs_host"]);
+    assert_eq!(
+        harness::TARGETS,
+        ["interp", "elf", "tar", "syscalls", "overlay", "trace", "policy", "vfs_host", "linux_syscalls"]
+    );
 }

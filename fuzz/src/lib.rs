@@ -23,6 +23,9 @@
 //!   for a symlink out: nothing outside the scratch root may be changed or shown.
 //! - [`policy`]: the `--policy` TOML parser (`warden::policy::parse`) on arbitrary text, then
 //!   the policy it gave applied to a guest (`spawn_init_restricted`) and run briefly.
+//! - [`linux_syscalls`]: [`syscalls`] for the Linux personality: a Linux program (ELF OS/ABI
+//!   "GNU") issuing random Linux calls from the call table, with Linux flags, paths under
+//!   `/proc`, `/sys` and `/dev`, socket addresses and maps; also run twice and compared.
 //!
 //! This file is a module of two crates: it uses only `emu`, `guest_kernel`, `warden_abi` and
 //! `warden`.
@@ -40,7 +43,8 @@ use guest_kernel::{CallCtx, CaptureConsole, CapturedOutput, Kernel, KernelConfig
 use warden_abi::*;
 
 /// The names of the targets, in the order of the functions below.
-pub const TARGETS: &[&str] = &["interp", "elf", "tar", "syscalls", "overlay", "trace", "policy", "vfs_host"];
+pub const TARGETS: &[&str] =
+    &["interp", "elf", "tar", "syscalls", "overlay", "trace", "policy", "vfs_host", "linux_syscalls"];
 
 /// Runs the harness `name` on `data` (unknown names do nothing).
 pub fn run_target(name: &str, data: &[u8]) {
@@ -53,6 +57,7 @@ pub fn run_target(name: &str, data: &[u8]) {
         "trace" => trace(data),
         "policy" => policy(data),
         "vfs_host" => vfs_host(data),
+        "linux_syscalls" => linux_syscalls(data),
         _ => {}
     }
 }
@@ -518,17 +523,49 @@ fn mov_rr(code: &mut Vec<u8>, dst: usize, src: usize) {
     code.push(0xc0 | ((src as u8 & 7) << 3) | (dst as u8 & 7));
 }
 
+/// What a generated program draws its calls from: one ABI's numbers, strings and flags.
+struct CallSet {
+    /// Call numbers a selector byte picks from.
+    numbers: &'static [usize],
+    /// Added to a raw 16-bit number (selector 0x7e).
+    raw_base: u64,
+    /// Strings (paths, socket addresses) the data area holds.
+    strings: &'static [&'static [u8]],
+    flags: &'static [u64],
+    /// The code that ends the program (exit with status 0).
+    exit: &'static [u8],
+}
+
+fn redox_numbers() -> &'static [usize] {
+    static N: std::sync::OnceLock<Vec<usize>> = std::sync::OnceLock::new();
+    N.get_or_init(|| SYSCALLS.iter().map(|c| c.0).collect())
+}
+
 /// Builds the guest program from the input: 128 scratch bytes, then records of one number
 /// selector byte, a gate bit, and six arguments, each a kind byte plus its value.
 ///
 /// Returns the ELF file. The program keeps the last four results in r12..r15 (so later calls
 /// can use a returned descriptor, pid or address) and exits with status 0 at the end.
 pub fn syscall_program(data: &[u8]) -> Vec<u8> {
+    generate(
+        data,
+        &CallSet {
+            numbers: redox_numbers(),
+            raw_base: SYS_CLASS_FILE as u64,
+            strings: PATHS,
+            flags: FLAGS,
+            // exit(0)
+            exit: &[0x31, 0xff, 0xb8, 1, 0, 0, 0, 0x0f, 0x05, 0x0f, 0x0b],
+        },
+    )
+}
+
+fn generate(data: &[u8], set: &CallSet) -> Vec<u8> {
     let mut b = Bytes::new(data);
     // Data area: the paths (each NUL-terminated), then the scratch bytes.
     let mut area = Vec::with_capacity(SYS_DATA_LEN as usize);
-    let mut path_at = Vec::with_capacity(PATHS.len());
-    for p in PATHS {
+    let mut path_at = Vec::with_capacity(set.strings.len());
+    for p in set.strings {
         path_at.push((SYS_DATA + area.len() as u64, p.len() as u64));
         area.extend_from_slice(p);
         area.push(0);
@@ -551,8 +588,8 @@ pub fn syscall_program(data: &[u8]) -> Vec<u8> {
         let int80 = sel & 0x80 != 0;
         let nr = match sel & 0x7f {
             0x7f => b.u64(),
-            0x7e => u64::from(b.u16()) | (SYS_CLASS_FILE as u64),
-            s => SYSCALLS[s as usize % SYSCALLS.len()].0 as u64,
+            0x7e => u64::from(b.u16()) | set.raw_base,
+            s => set.numbers[s as usize % set.numbers.len()] as u64,
         };
         let regs = if int80 { &arg_regs_int80 } else { &arg_regs_syscall };
         for &r in regs.iter() {
@@ -563,17 +600,17 @@ pub fn syscall_program(data: &[u8]) -> Vec<u8> {
                 2 => Some(bss + u64::from(b.u16())),
                 3 => Some(u64::from(b.u16())),
                 4 => {
-                    let (addr, _) = path_at[usize::from(kind / 10) % PATHS.len()];
+                    let (addr, _) = path_at[usize::from(kind / 10) % path_at.len()];
                     Some(addr)
                 }
                 5 => {
-                    let (_, len) = path_at[usize::from(kind / 10) % PATHS.len()];
+                    let (_, len) = path_at[usize::from(kind / 10) % path_at.len()];
                     Some(len)
                 }
                 6 => Some(u64::MAX - u64::from(kind / 10)),
                 7 => Some(b.u64()),
                 8 => None, // a previous result
-                _ => Some(FLAGS[usize::from(kind / 10) % FLAGS.len()]),
+                _ => Some(set.flags[usize::from(kind / 10) % set.flags.len()]),
             };
             match v {
                 Some(v) => movabs(&mut code, r, v),
@@ -591,8 +628,7 @@ pub fn syscall_program(data: &[u8]) -> Vec<u8> {
         mov_rr(&mut code, reg::R13, reg::R12);
         mov_rr(&mut code, reg::R12, reg::RAX);
     }
-    // exit(0)
-    code.extend_from_slice(&[0x31, 0xff, 0xb8, 1, 0, 0, 0, 0x0f, 0x05, 0x0f, 0x0b]);
+    code.extend_from_slice(set.exit);
     let mut file = Vec::with_capacity(5 + area.len() + code.len());
     file.push(0xe9); // jmp rel32 over the data area
     file.extend_from_slice(&(SYS_DATA_LEN as u32).to_le_bytes());
@@ -611,7 +647,7 @@ struct RunRecord {
     out: CapturedOutput,
 }
 
-fn run_syscall_program(elf: &[u8]) -> Option<RunRecord> {
+fn run_syscall_program(elf: &[u8]) -> RunRecord {
     let Ok(vfs) = Vfs::from_tar_vec(base_image()) else { panic!("base image") };
     let ctx = CallCtx { pid: 0, uid: 0, gid: 0, umask: 0 };
     let mut root = vfs.clone();
@@ -624,18 +660,105 @@ fn run_syscall_program(elf: &[u8]) -> Option<RunRecord> {
     let stats = kernel.stats();
     assert!(stats.instructions <= 200_000, "budget overrun: {}", stats.instructions);
     let out = out.borrow().clone();
-    Some(RunRecord {
-        outcome,
-        instructions: stats.instructions,
-        syscalls: stats.syscalls,
-        processes: stats.processes,
-        out,
-    })
+    RunRecord { outcome, instructions: stats.instructions, syscalls: stats.syscalls, processes: stats.processes, out }
 }
 
 /// Random system calls from a guest; the run is repeated and must be identical.
 pub fn syscalls(data: &[u8]) {
     let elf = syscall_program(data);
+    let first = run_syscall_program(&elf);
+    let second = run_syscall_program(&elf);
+    assert_eq!(first, second, "two runs of the same program differ");
+}
+
+// --- linux_syscalls ---------------------------------------------------------------------------
+
+/// Strings a generated Linux program can point at: paths (the kernel's own `/proc`, `/sys`
+/// and `/dev` files among them), then socket addresses (`sockaddr_un` with a path and an
+/// abstract name, `sockaddr_in` 127.0.0.1:8080 and 10.0.0.1:80, `sockaddr_in6` ::1:8080).
+pub const LINUX_STRINGS: &[&[u8]] = &[
+    b"/",
+    b"/tmp",
+    b"/tmp/f",
+    b"/tmp/d",
+    b"/tmp/link",
+    b"/tmp/loop",
+    b"/tmp/up/etc/passwd",
+    b"/bin/fuzz",
+    b"/etc/passwd",
+    b"/proc/self/maps",
+    b"/proc/self/environ",
+    b"/proc/self/auxv",
+    b"/proc/self/fd",
+    b"/proc/self/exe",
+    b"/proc/1/status",
+    b"/proc/2/stat",
+    b"/proc/cpuinfo",
+    b"/sys/devices/system/cpu/online",
+    b"/dev/null",
+    b"/dev/urandom",
+    b"/dev/fd/0",
+    b"",
+    b"..",
+    b"\x01\x00/tmp/sock",
+    b"\x01\x00\x00abstract",
+    b"\x02\x00\x1f\x90\x7f\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00",
+    b"\x02\x00\x00\x50\x0a\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00",
+    b"\x0a\x00\x1f\x90\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00",
+];
+
+/// Linux flag words: `AT_FDCWD`, open flags with modes, mmap protections and flags, clone
+/// flags (fork, vfork, a thread), socket domains and types, epoll and fcntl commands.
+pub const LINUX_FLAGS: &[u64] = &[
+    -100i64 as u64,
+    0o101,                // O_CREAT | O_WRONLY
+    0o100 | 0o2 | 0o1000, // O_CREAT | O_RDWR | O_TRUNC
+    0o200000,             // O_DIRECTORY
+    0o2000000 | 0o4000,   // O_CLOEXEC | O_NONBLOCK
+    0o644,
+    3,        // PROT_READ | PROT_WRITE
+    0x21,     // MAP_SHARED | MAP_ANONYMOUS
+    0x22,     // MAP_PRIVATE | MAP_ANONYMOUS
+    0x01,     // MAP_SHARED
+    0x32,     // MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED
+    17,       // SIGCHLD: fork
+    0x4111,   // CLONE_VM | CLONE_VFORK | SIGCHLD
+    0x3d0f00, // a thread: VM FS FILES SIGHAND THREAD SYSVSEM SETTLS PARENT_SETTID CHILD_CLEARTID
+    1,        // AF_UNIX / SOCK_STREAM
+    2,        // AF_INET / SOCK_DGRAM
+    10,       // AF_INET6
+    5,        // SOCK_SEQPACKET
+    0x80801,  // SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC
+    16,       // sockaddr_in's size
+];
+
+/// The numbers of the Linux call table's rows.
+fn linux_numbers() -> &'static [usize] {
+    static N: std::sync::OnceLock<Vec<usize>> = std::sync::OnceLock::new();
+    N.get_or_init(|| LINUX_CALLS.iter().map(|c| c.number & !warden_abi::linux::LINUX_CALL).collect())
+}
+
+/// The Linux counterpart of [`syscall_program`]: the same records, Linux numbers (a raw
+/// selector gives any 16-bit number, so unimplemented calls too), the program marked as a
+/// Linux one (OS/ABI "GNU", so its execs of itself stay Linux) and ended by `exit_group(0)`.
+pub fn linux_syscall_program(data: &[u8]) -> Vec<u8> {
+    let mut elf = generate(
+        data,
+        &CallSet {
+            numbers: linux_numbers(),
+            raw_base: 0,
+            strings: LINUX_STRINGS,
+            flags: LINUX_FLAGS,
+            exit: &[0x31, 0xff, 0xb8, 231, 0, 0, 0, 0x0f, 0x05, 0x0f, 0x0b],
+        },
+    );
+    elf[7] = 3;
+    elf
+}
+
+/// Random Linux system calls from a Linux guest; the run is repeated and must be identical.
+pub fn linux_syscalls(data: &[u8]) {
+    let elf = linux_syscall_program(data);
     let first = run_syscall_program(&elf);
     let second = run_syscall_program(&elf);
     assert_eq!(first, second, "two runs of the same program differ");
