@@ -17,6 +17,8 @@ pub const ESRCH: i32 = 3;
 pub const EINTR: i32 = 4;
 /// I/O error.
 pub const EIO: i32 = 5;
+/// No such device or address.
+pub const ENXIO: i32 = 6;
 /// Argument list too long.
 pub const E2BIG: i32 = 7;
 /// Exec format error.
@@ -148,6 +150,7 @@ pub const ERRNOS: &[(i32, &str, &str)] = &[
     (EDEADLK, "EDEADLK", "Resource deadlock would occur"),
     (ENAMETOOLONG, "ENAMETOOLONG", "File name too long"),
     (ENOSYS, "ENOSYS", "Function not implemented"),
+    (ENXIO, "ENXIO", "No such device or address"),
     (ENOTEMPTY, "ENOTEMPTY", "Directory not empty"),
     (ELOOP, "ELOOP", "Too many symbolic links encountered"),
     (EWOULDBLOCK, "EWOULDBLOCK", "Operation would block"),

@@ -36,7 +36,7 @@
 //!
 //! # Supported calls
 //! Files: read write readv writev pread64 pwrite64 preadv pwritev open openat
-//! creat close close_range lseek stat lstat fstat newfstatat statx getdents64
+//! creat close close_range lseek stat lstat fstat newfstatat statx statfs fstatfs getdents64
 //! dup dup2 dup3 pipe pipe2 fcntl (DUPFD, DUPFD_CLOEXEC, GETFD, SETFD, GETFL,
 //! SETFL; locks succeed) ioctl (TCGETS/TIOCGWINSZ → ENOTTY, FIONBIO, FIOCLEX)
 //! access faccessat faccessat2 getcwd chdir fchdir mkdir mkdirat unlink unlinkat
