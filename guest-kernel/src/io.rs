@@ -20,6 +20,7 @@
 //!   (the error is for the next call).
 //! - **EPIPE**: a write that fails with EPIPE raises SIGPIPE in the writing thread unless
 //!   the call asked not to (`MSG_NOSIGNAL`).
+//! - **whole files** ([`read_to_end`]): the kernel's own reads of a listing or a file.
 //! - **file mappings** ([`map_contents`]): the bytes a private file mapping starts with, for
 //!   Redox `fmap` and Linux `mmap` alike (the two copies of this loop once disagreed on the
 //!   error for a file with no contents to map: EACCES and ENODEV; it is ENODEV, as POSIX says).
@@ -34,7 +35,7 @@ use warden_abi::{
 use warden_abi::{SEEK_CUR, SEEK_END, SEEK_SET, SIGPIPE};
 
 use crate::process::{OpenFile, WaitOn};
-use crate::scheme::{IoError, IoResult, WaitKey};
+use crate::scheme::{FileOps, IoError, IoResult, WaitKey};
 use crate::syscall::{Block, SysError, SysResult, MAX_IO};
 use crate::usercopy::{check_writable, copy_out};
 use crate::{Kernel, Pid};
@@ -116,6 +117,27 @@ pub(crate) fn map_contents(desc: &OpenFile, offset: u64, len: usize) -> Result<V
     }
     buf.truncate(done);
     Ok(buf)
+}
+
+/// The whole of `file` from its position on, for the kernel's own use (a directory
+/// listing, a file a Linux call copies): fails with `too_big` past `cap` bytes, and with
+/// EAGAIN if the file would block.
+pub(crate) fn read_to_end(file: &mut dyn FileOps, cap: u64, too_big: Errno) -> Result<Vec<u8>, Errno> {
+    let mut out = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let n = file.read(&mut chunk).map_err(|e| match e {
+            IoError::Errno(e) => e,
+            IoError::WouldBlock(_) => Errno(warden_abi::EAGAIN),
+        })?;
+        if n == 0 {
+            return Ok(out);
+        }
+        out.extend_from_slice(&chunk[..n.min(chunk.len())]);
+        if out.len() as u64 > cap {
+            return Err(too_big);
+        }
+    }
 }
 
 impl Kernel {

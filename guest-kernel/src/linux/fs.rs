@@ -349,25 +349,11 @@ impl Kernel {
         if !dir_stat.is_dir() {
             return Err(Errno(r::ENOTDIR));
         }
-        let mut listing = Vec::new();
-        {
+        let listing = {
             let mut file = desc.file.try_borrow_mut().map_err(|_| Errno(r::EIO))?;
             let _ = file.seek(0, r::SEEK_SET);
-            let mut chunk = vec![0u8; 64 * 1024];
-            loop {
-                let n = file.read(&mut chunk).map_err(|e| match e {
-                    IoError::Errno(e) => e,
-                    IoError::WouldBlock(_) => Errno(r::EAGAIN),
-                })?;
-                if n == 0 {
-                    break;
-                }
-                listing.extend_from_slice(&chunk[..n.min(chunk.len())]);
-                if listing.len() > 64 << 20 {
-                    return Err(Errno(r::ENOMEM));
-                }
-            }
-        }
+            crate::io::read_to_end(&mut *file, 64 << 20, Errno(r::ENOMEM))?
+        };
         let base = path.strip_prefix(b"file:").map(|p| p.to_vec());
         let mut entries = vec![(b".".to_vec(), dir_stat.st_ino, 4u8), (b"..".to_vec(), dir_stat.st_ino, 4u8)];
         if let Some(base) = &base {
@@ -410,23 +396,8 @@ impl Kernel {
     fn lx_read_all(&mut self, tid: Pid, path: &[u8], flags: usize) -> Result<Vec<u8>, Errno> {
         let file = self.open_path(tid, path, flags)?;
         let desc = OpenFile::new(file, r::O_RDONLY);
-        let mut out = Vec::new();
         let mut f = desc.file.try_borrow_mut().map_err(|_| Errno(r::EIO))?;
-        let mut chunk = vec![0u8; 64 * 1024];
-        loop {
-            let n = f.read(&mut chunk).map_err(|e| match e {
-                IoError::Errno(e) => e,
-                IoError::WouldBlock(_) => Errno(r::EAGAIN),
-            })?;
-            if n == 0 {
-                break;
-            }
-            out.extend_from_slice(&chunk[..n.min(chunk.len())]);
-            if out.len() as u64 > crate::vfs::MAX_FILE_SIZE {
-                return Err(Errno(r::EFBIG));
-            }
-        }
-        Ok(out)
+        crate::io::read_to_end(&mut *f, crate::vfs::MAX_FILE_SIZE, Errno(r::EFBIG))
     }
 
     fn lx_write_new(&mut self, tid: Pid, path: &[u8], flags: usize, data: &[u8]) -> Result<(), Errno> {
