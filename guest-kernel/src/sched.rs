@@ -434,15 +434,22 @@ impl Kernel {
             return (Exit::BudgetExhausted, 0);
         };
         let (before, pid) = (thread.cpu.icount, thread.pid);
-        let exit = {
-            let mut mm = mm.borrow_mut();
-            if step_over && budget > 0 {
-                thread.cpu.step_over_breakpoint(&mut mm.space)
-            } else {
-                thread.cpu.run(&mut mm.space, budget)
-            }
+        let mut mm = mm.borrow_mut();
+        if let Some(ranges) = self.debug_watches(pid) {
+            mm.space.mem.watch_arm(ranges);
+        }
+        let Some(thread) = self.threads.get_mut(&tid) else {
+            return (Exit::BudgetExhausted, 0);
+        };
+        let exit = if step_over && budget > 0 {
+            thread.cpu.step_over_breakpoint(&mut mm.space)
+        } else {
+            thread.cpu.run(&mut mm.space, budget)
         };
         let used = thread.cpu.icount.wrapping_sub(before);
+        let hits = mm.space.mem.watch_disarm();
+        drop(mm);
+        self.debug_watch_hits(hits);
         self.debug_ran(tid, pid, used);
         (exit, used)
     }
