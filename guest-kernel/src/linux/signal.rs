@@ -355,7 +355,7 @@ impl Kernel {
             on: WaitOn::Sleep,
             deadline: None,
             on_timeout: Err(Errno(r::EINTR)),
-            on_wake: OnWake::Return(Errno::mux(Err(Errno(r::EINTR)))),
+            on_wake: OnWake::Return(Err(Errno(r::EINTR))),
         }))
     }
 
