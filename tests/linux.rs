@@ -471,3 +471,24 @@ fn linux_calls_are_traced() {
         assert!(trace.contains(needle), "{needle:?} missing from the trace:\n{trace}");
     }
 }
+
+/// `warden trace` follows a Linux program's children (a fork, then an exec in the child).
+#[test]
+fn linux_children_are_traced() {
+    if !busybox() {
+        return;
+    }
+    let dir = fresh_dir("trace-children");
+    let out = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(["trace", "--root", "/", BUSYBOX, "sh", "-c", "/bin/busybox true; exit 5"])
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let trace = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(status_of(out.status), 5, "{trace}");
+    for needle in ["2 execve(\"/bin/busybox\", [\"/bin/busybox\", \"true\"]", "2 +++ exited with 0 +++", "1 wait4("] {
+        assert!(trace.contains(needle), "{needle:?} missing from the trace:\n{trace}");
+    }
+}

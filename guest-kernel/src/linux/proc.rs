@@ -59,6 +59,8 @@ impl Kernel {
                 | abi::CLONE_THREAD);
         let parent_pid = self.pid_of(tid)?;
         let result = self.sys_clone(tid, kernel_flags, stack);
+        // Children of traced or supervised processes are watched from their first instruction.
+        self.supervise_cloned(tid, kernel_flags, &result);
         let child = match &result {
             Ok(c) => *c as Pid,
             Err(SysError::Block(Block { on: WaitOn::Vfork(c), .. })) => *c,
