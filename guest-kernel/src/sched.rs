@@ -511,7 +511,7 @@ impl Kernel {
                 match b.on_wake {
                     OnWake::Retry => t.state = ThreadState::Retry(b),
                     OnWake::Return(v) => {
-                        t.cpu.gpr[reg::RAX] = v as u64;
+                        t.cpu.gpr[reg::RAX] = crate::syscall::rax(v) as u64;
                         self.scratch.recycle(b);
                     }
                 }
@@ -546,7 +546,7 @@ impl Kernel {
                 continue;
             };
             if let ThreadState::Blocked(b) = std::mem::replace(&mut t.state, ThreadState::Runnable) {
-                t.cpu.gpr[reg::RAX] = Errno::mux(b.on_timeout) as u64;
+                t.cpu.gpr[reg::RAX] = crate::syscall::rax(b.on_timeout) as u64;
                 self.run_queue.push_back(tid);
                 self.scratch.recycle(b);
             }
