@@ -234,7 +234,8 @@ impl Kernel {
             ThreadState::Blocked(b) => {
                 // A Linux write that blocked part-way returns what it wrote.
                 let written = self.linux.threads.get_mut(&tid).map_or(0, |l| std::mem::take(&mut l.write_done));
-                if restart && b.on_wake == OnWake::Retry {
+                let retry = restart && b.on_wake == OnWake::Retry;
+                if retry {
                     if let Some(l) = self.linux.threads.get_mut(&tid) {
                         l.write_done = written;
                     }
@@ -245,6 +246,10 @@ impl Kernel {
                     t.cpu.gpr[reg::RAX] = Errno::mux(Err(Errno(EINTR))) as u64;
                 }
                 self.run_queue.push_back(tid);
+                if !retry {
+                    // A user-scheme daemon is told the request was cancelled.
+                    self.user_abandon(tid);
+                }
             }
             other => t.state = other,
         }
