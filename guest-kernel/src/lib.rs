@@ -273,6 +273,8 @@ pub struct Kernel {
     last_fault: Option<(Pid, Option<u64>)>,
     /// The debugger's state, when one is attached ([`debug`]).
     debug: Option<Box<debug::Debug>>,
+    /// User-space schemes and the callers waiting on them ([`scheme::user`]).
+    user: scheme::user::Registry,
 }
 
 /// The embedder's callback for [`Kernel::on_fatal_signal`].
@@ -335,6 +337,7 @@ impl Kernel {
             fatal_report: None,
             last_fault: None,
             debug: None,
+            user: Default::default(),
         }
     }
 
