@@ -492,3 +492,39 @@ fn linux_children_are_traced() {
         assert!(trace.contains(needle), "{needle:?} missing from the trace:\n{trace}");
     }
 }
+
+/// A Rust test binary (`rustc --test` of `rust_tests.rs`, dynamically linked) passes under
+/// warden with the same report as natively (durations aside), one test thread and several.
+#[test]
+fn rust_test_binary_runs() {
+    if !have("rustc", on_path("rustc")) {
+        return;
+    }
+    let dir = work_dir().join(format!("rust-tests-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let prog = dir.join("rust_tests");
+    let status = Command::new("rustc")
+        .args(["--test", "--edition", "2021", "-o"])
+        .arg(&prog)
+        .arg(Path::new(FIXTURES).join("rust_tests.rs"))
+        .status()
+        .unwrap();
+    assert!(status.success(), "rustc --test failed");
+    let report = |out: &[u8]| {
+        let text = String::from_utf8_lossy(out);
+        text.lines().map(|l| l.split("; finished in").next().unwrap_or(l).to_string()).collect::<Vec<_>>()
+    };
+    for threads in ["--test-threads=1", "--test-threads=4"] {
+        let native = run_native(&prog, &[threads]);
+        let warden = run_warden(&prog, &[threads]);
+        let (mut n, mut w) = (report(&native.stdout), report(&warden.stdout));
+        if threads != "--test-threads=1" {
+            // Tests finish in any order with several threads.
+            n.sort();
+            w.sort();
+        }
+        assert_eq!((native.status, &n), (warden.status, &w), "{}", String::from_utf8_lossy(&warden.stderr));
+        assert!(n.iter().any(|l| l.starts_with("test result: ok. 4 passed; 0 failed; 1 ignored")), "{n:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
