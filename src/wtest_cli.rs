@@ -169,6 +169,11 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "ADDR")]
     gdb: Option<String>,
 
+    /// With --gdb: replay to this exact instruction count (as a divergence report gives
+    /// it) before waiting for gdb.
+    #[arg(long, value_name = "N", requires = "gdb")]
+    goto: Option<u64>,
+
     /// The trace written by `warden record` (or `warden test --record-failures`).
     #[arg(value_name = "TRACE")]
     trace: PathBuf,
@@ -192,12 +197,14 @@ impl ReplayArgs {
         };
         let mut warn_replay = |m: String| warn(format!("replay: {m}"));
         let result = match self.gdb.as_deref() {
-            Some(addr) => match warden::gdb::replay(&self.trace, &options, console, addr, &mut warn_replay) {
-                Ok(Some(replayed)) => Ok(replayed),
-                // gdb's `kill`.
-                Ok(None) => return 128 + warden_abi::SIGKILL as i32,
-                Err(e) => Err(e),
-            },
+            Some(addr) => {
+                match warden::gdb::replay(&self.trace, &options, console, addr, self.goto, &mut warn_replay) {
+                    Ok(Some(replayed)) => Ok(replayed),
+                    // gdb's `kill`.
+                    Ok(None) => return 128 + warden_abi::SIGKILL as i32,
+                    Err(e) => Err(e),
+                }
+            }
             None => warden::record::replay(&self.trace, &options, console, &mut warn_replay),
         };
         if let Some(sig) = host::interrupted_by() {
