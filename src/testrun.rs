@@ -12,7 +12,10 @@
 //!   worker thread (a kernel is single-threaded and not `Send`), on `jobs` host threads
 //!   taking work from a shared counter. Results are printed in test order as soon as every
 //!   earlier one is known, so the output does not depend on timing: `ok NAME (N
-//!   instructions)` or `FAIL NAME: reason`, then `N passed, N failed` alone on its line.
+//!   instructions)`, `FAIL NAME: reason` or `skipped NAME: why`, then `N passed, N failed,
+//!   N skipped` alone on its line. Wall times go only to JUnit (and the summary on stderr).
+//! - [`discover_binaries`] turns libtest and GoogleTest binaries into one test per test of
+//!   theirs ([`crate::testfmt`]); each runs alone in a fresh guest, like any other test.
 //! - A test passes when its exit status is the expected one (default 0; a signal N is
 //!   128+N) and, if given, its stdout is exactly the expected bytes. An exhausted budget
 //!   (default 10^9 instructions) and a deadlock fail with their own reason.
@@ -50,6 +53,7 @@ use guest_kernel::{CaptureConsole, Limits, RunOutcome};
 use serde::Deserialize;
 use warden_abi::{MODE_FILE, MODE_TYPE};
 
+use crate::testfmt::{self, Format, Report};
 use crate::{open_root, Root, RunOptions};
 
 /// The instruction budget of a test that sets none.
@@ -99,6 +103,12 @@ pub fn add_files(vfs: &Vfs, files: &[ExtraFile]) -> Result<(), String> {
 #[derive(Clone, Debug)]
 pub struct TestSpec {
     pub name: String,
+    /// What the test is grouped under (JUnit's classname): the test binary, or `warden`.
+    pub suite: String,
+    /// The test is one test of a libtest or GoogleTest binary, which reports on it.
+    pub format: Option<Format>,
+    /// Not run, reported as skipped (`#[ignore]`, `DISABLED_`).
+    pub ignored: bool,
     pub root: Root,
     pub extra_files: Arc<Vec<ExtraFile>>,
     pub program: String,
@@ -141,6 +151,8 @@ pub struct TestConfig {
     pub jobs: usize,
     pub junit: Option<PathBuf>,
     pub record_failures: Option<PathBuf>,
+    /// Print the captured output of each failed test on stderr (the command line does).
+    pub show_failure_output: bool,
 }
 
 impl Default for TestConfig {
@@ -152,8 +164,19 @@ impl Default for TestConfig {
             jobs: 0,
             junit: None,
             record_failures: None,
+            show_failure_output: false,
         }
     }
+}
+
+/// How one run of one test ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Passed,
+    /// Why it failed.
+    Failed(String),
+    /// Why it did not run (or said it skipped itself).
+    Skipped(String),
 }
 
 /// The result of one run of one test.
@@ -161,9 +184,9 @@ impl Default for TestConfig {
 pub struct TestResult {
     /// The test's name, with ` [seed N]` when several seeds run.
     pub name: String,
+    pub suite: String,
     pub seed: u64,
-    /// `None`: passed.
-    pub failure: Option<String>,
+    pub verdict: Verdict,
     pub instructions: u64,
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
@@ -174,21 +197,40 @@ pub struct TestResult {
 
 impl TestResult {
     pub fn passed(&self) -> bool {
-        self.failure.is_none()
+        self.verdict == Verdict::Passed
     }
 
-    /// The line `warden test` prints.
+    /// Why the run failed, if it did.
+    pub fn failure(&self) -> Option<&str> {
+        match &self.verdict {
+            Verdict::Failed(why) => Some(why),
+            _ => None,
+        }
+    }
+
+    /// The line `warden test` prints (no wall time in it, so that the output of a run does
+    /// not depend on the load of the machine).
     pub fn line(&self) -> String {
-        match &self.failure {
-            None => format!("ok {} ({} instructions)", self.name, self.instructions),
-            Some(reason) => {
+        match &self.verdict {
+            Verdict::Passed => format!("ok {} ({} instructions)", self.name, self.instructions),
+            Verdict::Skipped(why) => format!("skipped {}: {why}", self.name),
+            Verdict::Failed(reason) => {
                 let mut l = format!("FAIL {}: {reason}", self.name);
                 if let Some(t) = &self.trace {
-                    l.push_str(&format!(" (trace: {})", t.display()));
+                    l.push_str(&format!("; replay: warden replay {}", shell_quote(&t.display().to_string())));
                 }
                 l
             }
         }
+    }
+}
+
+/// `s` as one shell word.
+pub fn shell_quote(s: &str) -> String {
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-+=:,@".contains(&b)) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
     }
 }
 
@@ -197,11 +239,23 @@ impl TestResult {
 pub struct Summary {
     pub passed: usize,
     pub failed: usize,
+    pub skipped: usize,
+    /// Guest instructions of all runs.
+    pub instructions: u64,
 }
 
 impl Summary {
+    pub fn add(&mut self, r: &TestResult) {
+        match r.verdict {
+            Verdict::Passed => self.passed += 1,
+            Verdict::Failed(_) => self.failed += 1,
+            Verdict::Skipped(_) => self.skipped += 1,
+        }
+        self.instructions += r.instructions;
+    }
+
     pub fn line(&self) -> String {
-        format!("{} passed, {} failed", self.passed, self.failed)
+        format!("{} passed, {} failed, {} skipped", self.passed, self.failed, self.skipped)
     }
 }
 
@@ -214,6 +268,12 @@ struct Manifest {
     root: Option<PathBuf>,
     budget: Option<u64>,
     env: Option<Vec<String>>,
+    /// libtest binaries (host paths, relative to the manifest) whose tests join the run.
+    #[serde(default)]
+    libtest: Vec<PathBuf>,
+    /// GoogleTest binaries, likewise.
+    #[serde(default)]
+    gtest: Vec<PathBuf>,
     #[serde(default, rename = "test")]
     tests: Vec<toml::Spanned<ManifestTest>>,
 }
@@ -247,6 +307,9 @@ fn is_elf(path: &Path) -> bool {
 fn base_spec(config: &TestConfig, name: String, program: String, args: Vec<String>) -> TestSpec {
     TestSpec {
         name,
+        suite: "warden".into(),
+        format: None,
+        ignored: false,
         root: config.base.root.clone(),
         extra_files: Arc::new(Vec::new()),
         program,
@@ -327,12 +390,26 @@ pub fn load_manifest(path: &Path, config: &TestConfig) -> Result<Vec<TestSpec>, 
         (None, Some(r)) => Root::Dir(dir.join(r)),
         (None, None) => config.base.root.clone(),
     };
-    let mut tests = Vec::new();
-    if m.tests.is_empty() {
+    if m.tests.is_empty() && m.libtest.is_empty() && m.gtest.is_empty() {
         return Err(format!(
-            "{}: no tests in the manifest (add a [[test]] table with run = \"PROGRAM ARGS\")",
+            "{}: no tests in the manifest (add a [[test]] table with run = \"PROGRAM ARGS\", or libtest = [\"BIN\"])",
             path.display()
         ));
+    }
+    let mut tests = Vec::new();
+    for (format, bins) in [(Format::Libtest, &m.libtest), (Format::Gtest, &m.gtest)] {
+        // Host paths relative to the manifest, unless the manifest names its own root.
+        let bins: Vec<String> = bins
+            .iter()
+            .map(|b| if root == Root::Default { dir.join(b) } else { b.clone() }.display().to_string())
+            .collect();
+        let mut c = config.clone();
+        c.base.env = m.env.clone().unwrap_or_else(|| config.base.env.clone());
+        c.base.root = root.clone();
+        for mut t in discover_binaries(format, &bins, &c)? {
+            t.budget = m.budget;
+            tests.push(t);
+        }
     }
     for t in m.tests {
         let at = format!("bad manifest {}:{}", path.display(), line_of(t.span().start));
@@ -422,16 +499,74 @@ pub fn discover(paths: &[String], config: &TestConfig) -> Result<Vec<TestSpec>, 
             return Err(format!("{p}: no such guest or host path"));
         }
     }
-    // Names must be unique (they name traces and JUnit cases).
+    make_names_unique(&mut tests);
+    Ok(tests)
+}
+
+/// Names must be unique (they name traces and JUnit cases): a repeated name gets ` #2`...
+pub fn make_names_unique(tests: &mut [TestSpec]) {
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
-    for t in &mut tests {
+    for t in tests {
         let n = seen.entry(t.name.clone()).or_insert(0);
         *n += 1;
         if *n > 1 {
             t.name = format!("{} #{}", t.name, n);
         }
     }
+}
+
+/// The tests of libtest or GoogleTest binaries, one [`TestSpec`] per test, named
+/// `LABEL TEST` (see [`testfmt::binary_label`]). With the default root a binary is a host
+/// file, run on the host's root (`--root /`, where its shared libraries are); with
+/// `--root`/`--image` it is a path in that root. Listing runs the binary in a guest too.
+pub fn discover_binaries(format: Format, bins: &[String], config: &TestConfig) -> Result<Vec<TestSpec>, String> {
+    let mut tests = Vec::new();
+    for bin in bins {
+        let (root, program) = if config.base.root == Root::Default {
+            let host = Path::new(bin)
+                .canonicalize()
+                .map_err(|e| format!("{} {bin}: {}", format.option(), crate::host::describe_io_error(&e)))?;
+            if !is_elf(&host) {
+                return Err(format!("{} {bin}: not an ELF program", format.option()));
+            }
+            (Root::Dir(PathBuf::from("/")), host.display().to_string())
+        } else {
+            (config.base.root.clone(), bin.clone())
+        };
+        let label = testfmt::binary_label(Path::new(bin));
+        let mut spec = base_spec(config, label.clone(), program, Vec::new());
+        spec.root = root;
+        spec.suite = label.clone();
+        let mut outputs = Vec::new();
+        for args in format.list_args() {
+            spec.args = args.iter().map(|a| a.to_string()).collect();
+            let run = run_guest(&spec, config, 0, None);
+            match judge(&spec, config.default_budget, &run.outcome, &run.stdout, &run.stderr) {
+                None => outputs.push(run.stdout),
+                Some(why) => return Err(format!("{} {bin}: listing its tests failed: {why}", format.option())),
+            }
+        }
+        let listed = format.parse_list(&outputs).map_err(|e| format!("{} {bin}: {e}", format.option()))?;
+        for t in listed {
+            let mut s = spec.clone();
+            s.name = format!("{label} {}", t.name);
+            s.args = format.test_args(&t.name);
+            s.format = Some(format);
+            s.ignored = t.ignored;
+            tests.push(s);
+        }
+    }
     Ok(tests)
+}
+
+/// Keeps the tests whose name contains one of `filters` (all when there are none) and none
+/// of `skip`.
+pub fn select(tests: Vec<TestSpec>, filters: &[String], skip: &[String]) -> Vec<TestSpec> {
+    tests
+        .into_iter()
+        .filter(|t| filters.is_empty() || filters.iter().any(|f| t.name.contains(f.as_str())))
+        .filter(|t| !skip.iter().any(|f| t.name.contains(f.as_str())))
+        .collect()
 }
 
 // --- running -------------------------------------------------------------------------
@@ -473,7 +608,7 @@ fn snippet(bytes: &[u8]) -> String {
     format!("\"{out}\"")
 }
 
-/// Why a run failed its expectations, if it did.
+/// Why a run failed its expectations, if it did (the test binary's own report aside).
 fn judge(
     spec: &TestSpec,
     budget: u64,
@@ -481,10 +616,17 @@ fn judge(
     stdout: &[u8],
     stderr: &[u8],
 ) -> Option<String> {
-    let last_err = String::from_utf8_lossy(stderr).lines().rev().find(|l| !l.trim().is_empty()).map(str::to_string);
-    let with_stderr = |mut s: String| {
-        if let Some(l) = &last_err {
-            s.push_str(&format!(" (stderr: {})", snippet(l.as_bytes())));
+    let hint = match spec.format {
+        Some(f) => f.failure_hint(stdout, stderr),
+        None => String::from_utf8_lossy(stderr)
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .map(|l| format!("stderr: {}", snippet(l.as_bytes()))),
+    };
+    let with_hint = |mut s: String| {
+        if let Some(h) = &hint {
+            s.push_str(&format!(" ({h})"));
         }
         s
     };
@@ -492,11 +634,9 @@ fn judge(
         Err(e) => Some(e.clone()),
         Ok(RunOutcome::BudgetExhausted) => Some(format!("instruction budget of {budget} exhausted")),
         Ok(RunOutcome::Deadlock) => Some("deadlock: every thread blocked for good".to_string()),
-        Ok(o) if o.exit_status() != spec.status => Some(with_stderr(format!(
-            "{}, expected {}",
-            describe_status(o.exit_status()),
-            describe_status(spec.status)
-        ))),
+        Ok(o) if o.exit_status() != spec.status => {
+            Some(with_hint(format!("{}, expected {}", describe_status(o.exit_status()), describe_status(spec.status))))
+        }
         Ok(_) => match &spec.stdout {
             Some(want) if want.as_slice() != stdout => {
                 Some(format!("stdout differs: expected {}, got {}", snippet(want), snippet(stdout)))
@@ -521,17 +661,24 @@ pub fn trace_file_name(name: &str) -> String {
     s + ".trace"
 }
 
-/// Runs one test with one seed (inside the calling thread).
-pub fn run_one(spec: &TestSpec, config: &TestConfig, seed: u64, display_name: String) -> TestResult {
+/// One guest run of a test, as it came out.
+struct Captured {
+    outcome: Result<RunOutcome, String>,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    instructions: u64,
+    /// With `--record-failures`: the trace written and where to keep it on failure.
+    trace: Option<(PathBuf, PathBuf)>,
+}
+
+/// Runs `spec` once in a fresh kernel, recorded to `keep_as` if given.
+fn run_guest(spec: &TestSpec, config: &TestConfig, seed: u64, keep_as: Option<PathBuf>) -> Captured {
     let opts = run_options(spec, config, seed);
-    let budget = opts.budget.unwrap_or(DEFAULT_TEST_BUDGET);
-    let start = Instant::now();
     let (console, out) = CaptureConsole::new(&spec.stdin);
     let mut instructions = 0;
-    let mut trace: Option<(PathBuf, PathBuf)> = None;
-    let outcome: Result<RunOutcome, String> = match &config.record_failures {
-        Some(dir) => {
-            let final_path = dir.join(trace_file_name(&display_name));
+    let mut trace = None;
+    let outcome: Result<RunOutcome, String> = match keep_as {
+        Some(final_path) => {
             let partial = final_path.with_extension("trace.partial");
             let r = crate::record::record(&opts, &spec.extra_files, Box::new(console), &partial);
             trace = Some((partial, final_path));
@@ -550,29 +697,59 @@ pub fn run_one(spec: &TestSpec, config: &TestConfig, seed: u64, display_name: St
             Ok(o)
         })(),
     };
-    let captured = out.borrow().clone();
-    let failure = judge(spec, budget, &outcome, &captured.stdout, &captured.stderr);
-    let kept = match trace {
-        Some((partial, final_path)) => {
-            if failure.is_some() && std::fs::rename(&partial, &final_path).is_ok() {
-                Some(final_path)
-            } else {
-                let _ = std::fs::remove_file(&partial);
-                None
+    let captured = std::mem::take(&mut *out.borrow_mut());
+    Captured { outcome, stdout: captured.stdout, stderr: captured.stderr, instructions, trace }
+}
+
+/// Runs one test with one seed (inside the calling thread).
+pub fn run_one(spec: &TestSpec, config: &TestConfig, seed: u64, display_name: String) -> TestResult {
+    let start = Instant::now();
+    let result = |verdict, run: Option<Captured>| {
+        let run = run.unwrap_or(Captured {
+            outcome: Ok(RunOutcome::Exited(0)),
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            instructions: 0,
+            trace: None,
+        });
+        let kept = match run.trace {
+            Some((partial, final_path)) => {
+                if matches!(verdict, Verdict::Failed(_)) && std::fs::rename(&partial, &final_path).is_ok() {
+                    Some(final_path)
+                } else {
+                    let _ = std::fs::remove_file(&partial);
+                    None
+                }
             }
+            None => None,
+        };
+        TestResult {
+            name: display_name.clone(),
+            suite: spec.suite.clone(),
+            seed,
+            verdict,
+            instructions: run.instructions,
+            stdout: run.stdout,
+            stderr: run.stderr,
+            time: start.elapsed(),
+            trace: kept,
         }
-        None => None,
     };
-    TestResult {
-        name: display_name,
-        seed,
-        failure,
-        instructions,
-        stdout: captured.stdout,
-        stderr: captured.stderr,
-        time: start.elapsed(),
-        trace: kept,
+    if spec.ignored {
+        return result(Verdict::Skipped("ignored".into()), None);
     }
+    let keep_as = config.record_failures.as_deref().map(|d| d.join(trace_file_name(&display_name)));
+    let run = run_guest(spec, config, seed, keep_as);
+    let budget = spec.budget.unwrap_or(config.default_budget);
+    let verdict = match judge(spec, budget, &run.outcome, &run.stdout, &run.stderr) {
+        Some(why) => Verdict::Failed(why),
+        None => match spec.format.map(|f| f.report(&run.stdout)) {
+            None | Some(Report::Passed) => Verdict::Passed,
+            Some(Report::Skipped(why)) => Verdict::Skipped(why),
+            Some(Report::Failed(why)) => Verdict::Failed(why),
+        },
+    };
+    result(verdict, Some(run))
 }
 
 /// Runs every test with every seed on `config.jobs` threads; prints one line per run (in
@@ -617,8 +794,9 @@ pub fn run_tests(
                 }))
                 .unwrap_or_else(|_| TestResult {
                     name: name.clone(),
+                    suite: spec.suite.clone(),
                     seed: *seed,
-                    failure: Some("warden itself panicked running this test (a bug)".into()),
+                    verdict: Verdict::Failed("warden itself panicked running this test (a bug)".into()),
                     instructions: 0,
                     stdout: Vec::new(),
                     stderr: Vec::new(),
@@ -641,11 +819,10 @@ pub fn run_tests(
         while let Some(Some(r)) = slots.get(printed) {
             let _ = writeln!(out, "{}", r.line());
             let _ = out.flush();
-            if r.passed() {
-                summary.passed += 1;
-            } else {
-                summary.failed += 1;
+            if config.show_failure_output && r.failure().is_some() {
+                eprint!("{}", failure_output(r));
             }
+            summary.add(r);
             printed += 1;
         }
     }
@@ -659,6 +836,28 @@ pub fn run_tests(
         std::fs::write(path, junit_xml(&results)).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     Ok((summary, results))
+}
+
+/// The captured output of a failed run, framed, and how to reproduce it.
+pub fn failure_output(r: &TestResult) -> String {
+    let mut s = String::new();
+    for (stream, bytes) in [("stdout", &r.stdout), ("stderr", &r.stderr)] {
+        if !bytes.is_empty() {
+            s.push_str(&format!("--- {stream} of {} ---\n", r.name));
+            s.push_str(&String::from_utf8_lossy(bytes));
+            if !bytes.ends_with(b"\n") {
+                s.push('\n');
+            }
+        }
+    }
+    if let Some(t) = &r.trace {
+        let t = shell_quote(&t.display().to_string());
+        s.push_str(&format!(
+            "--- reproduce {}: warden replay {t}   (debug it: warden replay --gdb 127.0.0.1:1234 {t}) ---\n",
+            r.name
+        ));
+    }
+    s
 }
 
 // --- JUnit XML -----------------------------------------------------------------------
@@ -682,33 +881,56 @@ pub fn xml_escape(s: &str) -> String {
     out
 }
 
-/// The JUnit XML report of `results`.
+/// The JUnit XML report of `results`: one `<testsuite>` per suite (test binary), in order
+/// of first appearance.
 pub fn junit_xml(results: &[TestResult]) -> String {
-    let failures = results.iter().filter(|r| !r.passed()).count();
-    let total: f64 = results.iter().map(|r| r.time.as_secs_f64()).sum();
-    let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    x.push_str(&format!(
-        "<testsuites name=\"warden test\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" time=\"{total:.3}\">\n",
-        results.len()
-    ));
-    x.push_str(&format!(
-        "  <testsuite name=\"warden\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" skipped=\"0\" time=\"{total:.3}\">\n",
-        results.len()
-    ));
+    let count = |rs: &[&TestResult]| {
+        let failures = rs.iter().filter(|r| r.failure().is_some()).count();
+        let skipped = rs.iter().filter(|r| matches!(r.verdict, Verdict::Skipped(_))).count();
+        let time: f64 = rs.iter().map(|r| r.time.as_secs_f64()).sum();
+        format!("tests=\"{}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\" time=\"{time:.3}\"", rs.len())
+    };
+    let mut suites: Vec<(&str, Vec<&TestResult>)> = Vec::new();
     for r in results {
-        x.push_str(&format!(
-            "    <testcase name=\"{}\" classname=\"warden\" time=\"{:.3}\">\n",
-            xml_escape(&r.name),
-            r.time.as_secs_f64()
-        ));
-        x.push_str(&format!(
-            "      <properties><property name=\"instructions\" value=\"{}\"/><property name=\"seed\" value=\"{}\"/></properties>\n",
-            r.instructions, r.seed
-        ));
-        if let Some(reason) = &r.failure {
+        match suites.iter_mut().find(|(s, _)| *s == r.suite) {
+            Some((_, rs)) => rs.push(r),
+            None => suites.push((&r.suite, vec![r])),
+        }
+    }
+    let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    x.push_str(&format!("<testsuites name=\"warden test\" {}>\n", count(&results.iter().collect::<Vec<_>>())));
+    for (suite, rs) in &suites {
+        x.push_str(&format!("  <testsuite name=\"{}\" {}>\n", xml_escape(suite), count(rs)));
+        for r in rs {
+            junit_case(&mut x, r);
+        }
+        x.push_str("  </testsuite>\n");
+    }
+    x.push_str("</testsuites>\n");
+    x
+}
+
+fn junit_case(x: &mut String, r: &TestResult) {
+    x.push_str(&format!(
+        "    <testcase name=\"{}\" classname=\"{}\" time=\"{:.3}\">\n",
+        xml_escape(&r.name),
+        xml_escape(&r.suite),
+        r.time.as_secs_f64()
+    ));
+    x.push_str(&format!(
+        "      <properties><property name=\"instructions\" value=\"{}\"/><property name=\"seed\" value=\"{}\"/></properties>\n",
+        r.instructions, r.seed
+    ));
+    match &r.verdict {
+        Verdict::Passed => {}
+        Verdict::Skipped(why) => x.push_str(&format!("      <skipped message=\"{}\"/>\n", xml_escape(why))),
+        Verdict::Failed(reason) => {
             let mut body = reason.clone();
             if let Some(t) = &r.trace {
-                body.push_str(&format!("\nreplay with: warden replay {}", t.display()));
+                let t = shell_quote(&t.display().to_string());
+                body.push_str(&format!(
+                    "\nreplay with: warden replay {t}\ndebug with: warden replay --gdb 127.0.0.1:1234 {t}"
+                ));
             }
             x.push_str(&format!(
                 "      <failure message=\"{}\" type=\"failure\">{}</failure>\n",
@@ -716,12 +938,10 @@ pub fn junit_xml(results: &[TestResult]) -> String {
                 xml_escape(&body)
             ));
         }
-        x.push_str(&format!("      <system-out>{}</system-out>\n", xml_escape(&String::from_utf8_lossy(&r.stdout))));
-        x.push_str(&format!("      <system-err>{}</system-err>\n", xml_escape(&String::from_utf8_lossy(&r.stderr))));
-        x.push_str("    </testcase>\n");
     }
-    x.push_str("  </testsuite>\n</testsuites>\n");
-    x
+    x.push_str(&format!("      <system-out>{}</system-out>\n", xml_escape(&String::from_utf8_lossy(&r.stdout))));
+    x.push_str(&format!("      <system-err>{}</system-err>\n", xml_escape(&String::from_utf8_lossy(&r.stderr))));
+    x.push_str("    </testcase>\n");
 }
 
 /// Parses `A..B` (B excluded), `A..=B` or `N` into seeds.

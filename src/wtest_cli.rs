@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 use guest_kernel::Limits;
 use warden::host::{self, warn, Border, HostConsole};
+use warden::testfmt::Format;
 use warden::testrun::{self, TestConfig};
 use warden::{Root, EXIT_WARDEN_FAILED};
 
@@ -49,6 +50,23 @@ pub struct TestArgs {
     #[arg(long, value_name = "DIR")]
     record_failures: Option<PathBuf>,
 
+    /// Rust test binaries (`cargo test --no-run` output): each test runs alone in its own
+    /// guest, on the host's root unless --root/--image is given.
+    #[arg(long, value_name = "BIN", num_args = 1..)]
+    libtest: Vec<String>,
+
+    /// GoogleTest binaries: each test runs alone in its own guest, as with --libtest.
+    #[arg(long, value_name = "BIN", num_args = 1..)]
+    gtest: Vec<String>,
+
+    /// Run only the tests whose name contains PATTERN (repeatable: any of them).
+    #[arg(long = "filter", short = 'E', value_name = "PATTERN")]
+    filter: Vec<String>,
+
+    /// Leave out the tests whose name contains PATTERN (repeatable).
+    #[arg(long, value_name = "PATTERN")]
+    skip: Vec<String>,
+
     /// Manifests (.toml), guest directories or programs (default /bin/tests), host ELF
     /// programs or host directories of them.
     #[arg(value_name = "PATHS")]
@@ -76,8 +94,22 @@ impl TestArgs {
             jobs: self.jobs,
             junit: self.junit,
             record_failures: self.record_failures,
+            show_failure_output: true,
         };
-        let tests = match testrun::discover(&self.paths, &config) {
+        let binaries = [(Format::Libtest, &self.libtest), (Format::Gtest, &self.gtest)];
+        let found = (|| {
+            let mut tests = Vec::new();
+            // No PATHS but binaries: only the binaries (no PATHS alone means /bin/tests).
+            if !self.paths.is_empty() || binaries.iter().all(|(_, b)| b.is_empty()) {
+                tests = testrun::discover(&self.paths, &config)?;
+            }
+            for (format, bins) in binaries {
+                tests.extend(testrun::discover_binaries(format, bins, &config)?);
+            }
+            testrun::make_names_unique(&mut tests);
+            Ok::<_, String>(testrun::select(tests, &self.filter, &self.skip))
+        })();
+        let tests = match found {
             Ok(t) => t,
             Err(e) => {
                 eprintln!("warden: {e}");

@@ -74,7 +74,7 @@ fn outcomes_lines_and_summary() {
     assert!(lines[3].starts_with("FAIL crashes: killed by signal 11 (SIGSEGV), expected exit status 0"), "{out}");
     assert!(lines[4].contains("stdout differs"), "{out}");
     assert!(lines[5].starts_with("ok expected crash ("), "{out}");
-    assert_eq!(lines[6], "2 passed, 4 failed");
+    assert_eq!(lines[6], "2 passed, 4 failed, 0 skipped");
 }
 
 #[test]
@@ -83,7 +83,7 @@ fn all_passing_exits_zero_and_default_is_bin_tests() {
     assert_eq!(status, 0, "{out}");
     assert!(out.contains("ok /bin/tests/files ("), "{out}");
     assert!(out.contains("ok /bin/tests/pipes ("), "{out}");
-    assert_eq!(out.lines().last(), Some("2 passed, 0 failed"));
+    assert_eq!(out.lines().last(), Some("2 passed, 0 failed, 0 skipped"));
     // A guest program path and the example manifest.
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/tests.toml");
     let (status, out, _) = warden(&["test", "/bin/true", example]);
@@ -198,7 +198,7 @@ fn seeds_sweep_names_each_run() {
     for s in 0..3 {
         assert!(out.contains(&format!("ok /bin/tests/files [seed {s}] (")), "{out}");
     }
-    assert_eq!(out.lines().last(), Some("3 passed, 0 failed"));
+    assert_eq!(out.lines().last(), Some("3 passed, 0 failed, 0 skipped"));
     assert_eq!(testrun::parse_seeds("2..=4").unwrap(), vec![2, 3, 4]);
     assert_eq!(testrun::parse_seeds("7").unwrap(), vec![7]);
     assert!(testrun::parse_seeds("x").is_err());
@@ -221,13 +221,13 @@ fn seeds_perturb_the_schedule_deterministically() {
     let (summary, first) = testrun::run_tests(&tests, &config, &mut Vec::new()).unwrap();
     // Seed 0 is plain round robin, where the unlocked counter happens to survive; some
     // other seed preempts a worker between its read and its write.
-    assert!(first[0].passed(), "{:?}", first[0].failure);
+    assert!(first[0].passed(), "{:?}", first[0].verdict);
     assert!(summary.failed > 0, "no seed in 1..16 exposed the race");
     let counts: std::collections::BTreeSet<u64> = first.iter().map(|r| r.instructions).collect();
     assert!(counts.len() > 1, "seeds should give different interleavings: {counts:?}");
     // The same seed gives the same run.
     let (_, again) = testrun::run_tests(&tests, &config, &mut Vec::new()).unwrap();
     for (a, b) in first.iter().zip(&again) {
-        assert_eq!((a.instructions, &a.stdout, &a.failure), (b.instructions, &b.stdout, &b.failure));
+        assert_eq!((a.instructions, &a.stdout, &a.verdict), (b.instructions, &b.stdout, &b.verdict));
     }
 }
