@@ -153,6 +153,8 @@ pub struct TestConfig {
     pub record_failures: Option<PathBuf>,
     /// Print the captured output of each failed test on stderr (the command line does).
     pub show_failure_output: bool,
+    /// Re-run a failed test this many times with new seeds, after once with its own.
+    pub retries: u32,
 }
 
 impl Default for TestConfig {
@@ -165,6 +167,7 @@ impl Default for TestConfig {
             junit: None,
             record_failures: None,
             show_failure_output: false,
+            retries: 0,
         }
     }
 }
@@ -177,6 +180,8 @@ pub enum Verdict {
     Failed(String),
     /// Why it did not run (or said it skipped itself).
     Skipped(String),
+    /// It failed, but a retry (`--retries`) passed: why it failed and how it passed.
+    Flaky(String),
 }
 
 /// The result of one run of one test.
@@ -200,11 +205,11 @@ impl TestResult {
         self.verdict == Verdict::Passed
     }
 
-    /// Why the run failed, if it did.
+    /// Why the run failed, if it did (flaky or not).
     pub fn failure(&self) -> Option<&str> {
         match &self.verdict {
-            Verdict::Failed(why) => Some(why),
-            _ => None,
+            Verdict::Failed(why) | Verdict::Flaky(why) => Some(why),
+            Verdict::Passed | Verdict::Skipped(_) => None,
         }
     }
 
@@ -214,8 +219,9 @@ impl TestResult {
         match &self.verdict {
             Verdict::Passed => format!("ok {} ({} instructions)", self.name, self.instructions),
             Verdict::Skipped(why) => format!("skipped {}: {why}", self.name),
-            Verdict::Failed(reason) => {
-                let mut l = format!("FAIL {}: {reason}", self.name);
+            Verdict::Failed(reason) | Verdict::Flaky(reason) => {
+                let tag = if matches!(self.verdict, Verdict::Flaky(_)) { "FLAKY" } else { "FAIL" };
+                let mut l = format!("{tag} {}: {reason}", self.name);
                 if let Some(t) = &self.trace {
                     l.push_str(&format!("; replay: warden replay {}", shell_quote(&t.display().to_string())));
                 }
@@ -239,6 +245,8 @@ pub fn shell_quote(s: &str) -> String {
 pub struct Summary {
     pub passed: usize,
     pub failed: usize,
+    /// Failed, then passed on a retry (not counted in `failed`).
+    pub flaky: usize,
     pub skipped: usize,
     /// Guest instructions of all runs.
     pub instructions: u64,
@@ -250,12 +258,19 @@ impl Summary {
             Verdict::Passed => self.passed += 1,
             Verdict::Failed(_) => self.failed += 1,
             Verdict::Skipped(_) => self.skipped += 1,
+            Verdict::Flaky(_) => self.flaky += 1,
         }
         self.instructions += r.instructions;
     }
 
     pub fn line(&self) -> String {
-        format!("{} passed, {} failed, {} skipped", self.passed, self.failed, self.skipped)
+        let flaky = if self.flaky > 0 { format!(", {} flaky", self.flaky) } else { String::new() };
+        format!("{} passed, {} failed{flaky}, {} skipped", self.passed, self.failed, self.skipped)
+    }
+
+    /// The run failed: a test failed or was flaky (a race is a bug; its seed reproduces it).
+    pub fn failed(&self) -> bool {
+        self.failed + self.flaky > 0
     }
 }
 
@@ -714,7 +729,9 @@ pub fn run_one(spec: &TestSpec, config: &TestConfig, seed: u64, display_name: St
         });
         let kept = match run.trace {
             Some((partial, final_path)) => {
-                if matches!(verdict, Verdict::Failed(_)) && std::fs::rename(&partial, &final_path).is_ok() {
+                if matches!(verdict, Verdict::Failed(_) | Verdict::Flaky(_))
+                    && std::fs::rename(&partial, &final_path).is_ok()
+                {
                     Some(final_path)
                 } else {
                     let _ = std::fs::remove_file(&partial);
@@ -750,6 +767,42 @@ pub fn run_one(spec: &TestSpec, config: &TestConfig, seed: u64, display_name: St
         },
     };
     result(verdict, Some(run))
+}
+
+/// With `--retries N`, classifies a failed run: re-run with the same seed (a deterministic
+/// failure fails again; one that then passes depends on something outside the guest), then
+/// with seeds SEED+1..=SEED+N. Failing with every one: failing. Passing with some: flaky under
+/// schedule, with the seeds that fail and pass named so either replays.
+fn retry(spec: &TestSpec, config: &TestConfig, mut first: TestResult) -> TestResult {
+    let Verdict::Failed(why) = &first.verdict else { return first };
+    if config.retries == 0 {
+        return first;
+    }
+    let quiet = TestConfig { record_failures: None, ..config.clone() };
+    let seed = first.seed;
+    let passes = |s: u64| run_one(spec, &quiet, s, first.name.clone()).passed();
+    let n = u64::from(config.retries);
+    first.verdict = if passes(seed) {
+        Verdict::Flaky(format!(
+            "{why}; passed when re-run with the same seed {seed}: the test depends on something outside the guest"
+        ))
+    } else {
+        let passing: Vec<String> =
+            (1..=n).map(|k| seed.wrapping_add(k)).filter(|&s| passes(s)).map(|s| format!("seed {s}")).collect();
+        let others = match n {
+            1 => format!("seed {}", seed.wrapping_add(1)),
+            _ => format!("seeds {}..={}", seed.wrapping_add(1), seed.wrapping_add(n)),
+        };
+        if passing.is_empty() {
+            Verdict::Failed(format!("{why}; failing: failed again with seed {seed} and with {others}"))
+        } else {
+            Verdict::Flaky(format!(
+                "{why}; flaky under schedule: fails with seed {seed} (again when re-run), passed with {} of {others}",
+                passing.join(", ")
+            ))
+        }
+    };
+    first
 }
 
 /// Runs every test with every seed on `config.jobs` threads; prints one line per run (in
@@ -790,7 +843,8 @@ pub fn run_tests(
                 let Some((t, seed, name)) = work.get(i) else { return };
                 let spec = &tests[*t];
                 let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    run_one(spec, &config, *seed, name.clone())
+                    let first = run_one(spec, &config, *seed, name.clone());
+                    retry(spec, &config, first)
                 }))
                 .unwrap_or_else(|_| TestResult {
                     name: name.clone(),
@@ -924,7 +978,8 @@ fn junit_case(x: &mut String, r: &TestResult) {
     match &r.verdict {
         Verdict::Passed => {}
         Verdict::Skipped(why) => x.push_str(&format!("      <skipped message=\"{}\"/>\n", xml_escape(why))),
-        Verdict::Failed(reason) => {
+        Verdict::Failed(reason) | Verdict::Flaky(reason) => {
+            let kind = if matches!(r.verdict, Verdict::Flaky(_)) { "flaky" } else { "failure" };
             let mut body = reason.clone();
             if let Some(t) = &r.trace {
                 let t = shell_quote(&t.display().to_string());
@@ -933,7 +988,7 @@ fn junit_case(x: &mut String, r: &TestResult) {
                 ));
             }
             x.push_str(&format!(
-                "      <failure message=\"{}\" type=\"failure\">{}</failure>\n",
+                "      <failure message=\"{}\" type=\"{kind}\">{}</failure>\n",
                 xml_escape(reason),
                 xml_escape(&body)
             ));
@@ -942,6 +997,148 @@ fn junit_case(x: &mut String, r: &TestResult) {
     x.push_str(&format!("      <system-out>{}</system-out>\n", xml_escape(&String::from_utf8_lossy(&r.stdout))));
     x.push_str(&format!("      <system-err>{}</system-err>\n", xml_escape(&String::from_utf8_lossy(&r.stderr))));
     x.push_str("    </testcase>\n");
+}
+
+// --- sharding -----------------------------------------------------------------------
+
+/// Parses `K/N` (shard K of N, counted from 1).
+pub fn parse_shard(s: &str) -> Result<(usize, usize), String> {
+    let bad = || format!("bad --shard value {s:?}: expected K/N with 1 <= K <= N, e.g. 2/4");
+    let (k, n) = s.split_once('/').ok_or_else(bad)?;
+    let (k, n) = (k.trim().parse::<usize>().map_err(|_| bad())?, n.trim().parse::<usize>().map_err(|_| bad())?);
+    if k == 0 || k > n {
+        return Err(bad());
+    }
+    Ok((k, n))
+}
+
+/// The shard (0-based, of `total`) of each test. Without weights: a stable hash of the name
+/// (xxh3), so every job agrees and a test keeps its shard when others come and go. With
+/// weights (instructions per test name, from an earlier JUnit report): the longest-first
+/// greedy partition, each test to the lightest shard so far; a test without a weight counts
+/// as the median one. Both are pure functions of the names (and weights), so the N jobs of
+/// a CI matrix, each computing its own share, cut one partition.
+pub fn assign_shards(names: &[&str], total: usize, weights: Option<&BTreeMap<String, u64>>) -> Vec<usize> {
+    let total = total.max(1);
+    let Some(weights) = weights else {
+        return names.iter().map(|n| (xxhash_rust::xxh3::xxh3_64(n.as_bytes()) % total as u64) as usize).collect();
+    };
+    let mut known: Vec<u64> = names.iter().filter_map(|n| weights.get(*n).copied()).collect();
+    known.sort_unstable();
+    let median = known.get(known.len() / 2).copied().unwrap_or(1);
+    let weight = |n: &str| weights.get(n).copied().unwrap_or(median);
+    let mut order: Vec<usize> = (0..names.len()).collect();
+    order.sort_by(|&a, &b| weight(names[b]).cmp(&weight(names[a])).then(names[a].cmp(names[b])));
+    let mut load = vec![0u64; total];
+    let mut shard = vec![0; names.len()];
+    for i in order {
+        let lightest = (0..total).min_by_key(|&s| (load[s], s)).unwrap_or(0);
+        load[lightest] += weight(names[i]);
+        shard[i] = lightest;
+    }
+    shard
+}
+
+/// The tests of shard `index` (0-based) of `total`.
+pub fn shard(
+    tests: Vec<TestSpec>,
+    index: usize,
+    total: usize,
+    weights: Option<&BTreeMap<String, u64>>,
+) -> Vec<TestSpec> {
+    let names: Vec<&str> = tests.iter().map(|t| t.name.as_str()).collect();
+    let shards = assign_shards(&names, total, weights);
+    tests.into_iter().zip(shards).filter(|(_, s)| *s == index).map(|(t, _)| t).collect()
+}
+
+/// Instructions per test name in a JUnit report written by `warden test` (the runs of a
+/// test under several seeds add up).
+pub fn junit_weights(path: &Path) -> Result<BTreeMap<String, u64>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let doc = roxmltree::Document::parse(&text).map_err(|e| format!("{}: not JUnit XML: {e}", path.display()))?;
+    let mut weights = BTreeMap::new();
+    for case in doc.descendants().filter(|n| n.has_tag_name("testcase")) {
+        let Some(name) = case.attribute("name") else { continue };
+        let name = match name.rsplit_once(" [seed ") {
+            Some((base, rest)) if rest.ends_with(']') => base,
+            _ => name,
+        };
+        let instructions = case
+            .descendants()
+            .find(|p| p.has_tag_name("property") && p.attribute("name") == Some("instructions"))
+            .and_then(|p| p.attribute("value")?.parse::<u64>().ok())
+            .unwrap_or(0);
+        *weights.entry(name.to_string()).or_insert(0) += instructions;
+    }
+    Ok(weights)
+}
+
+/// One JUnit report of the test cases of several (one per shard), suites of the same name
+/// joined; the cases are copied as they are and the counts recomputed from them.
+pub fn merge_junit(inputs: &[PathBuf]) -> Result<String, String> {
+    let texts: Vec<String> = inputs
+        .iter()
+        .map(|p| std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display())))
+        .collect::<Result<_, _>>()?;
+    #[derive(Default)]
+    struct Suite {
+        cases: String,
+        tests: usize,
+        failures: usize,
+        errors: usize,
+        skipped: usize,
+        time: f64,
+    }
+    let mut suites: Vec<(String, Suite)> = Vec::new();
+    for (path, text) in inputs.iter().zip(&texts) {
+        let doc = roxmltree::Document::parse(text).map_err(|e| format!("{}: not JUnit XML: {e}", path.display()))?;
+        for suite in doc.descendants().filter(|n| n.has_tag_name("testsuite")) {
+            let name = suite.attribute("name").unwrap_or("warden").to_string();
+            let at = match suites.iter().position(|(n, _)| *n == name) {
+                Some(i) => i,
+                None => {
+                    suites.push((name, Suite::default()));
+                    suites.len() - 1
+                }
+            };
+            let s = &mut suites[at].1;
+            for case in suite.children().filter(|n| n.has_tag_name("testcase")) {
+                s.tests += 1;
+                s.failures += usize::from(case.children().any(|n| n.has_tag_name("failure")));
+                s.errors += usize::from(case.children().any(|n| n.has_tag_name("error")));
+                s.skipped += usize::from(case.children().any(|n| n.has_tag_name("skipped")));
+                s.time += case.attribute("time").and_then(|t| t.parse::<f64>().ok()).unwrap_or(0.0);
+                s.cases.push_str("    ");
+                s.cases.push_str(&text[case.range()]);
+                s.cases.push('\n');
+            }
+        }
+    }
+    let counts = |t: usize, f: usize, e: usize, s: usize, time: f64| {
+        format!("tests=\"{t}\" failures=\"{f}\" errors=\"{e}\" skipped=\"{s}\" time=\"{time:.3}\"")
+    };
+    let sum = |f: fn(&Suite) -> usize| suites.iter().map(|(_, s)| f(s)).sum::<usize>();
+    let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    x.push_str(&format!(
+        "<testsuites name=\"warden test\" {}>\n",
+        counts(
+            sum(|s| s.tests),
+            sum(|s| s.failures),
+            sum(|s| s.errors),
+            sum(|s| s.skipped),
+            suites.iter().map(|(_, s)| s.time).sum()
+        )
+    ));
+    for (name, s) in &suites {
+        x.push_str(&format!(
+            "  <testsuite name=\"{}\" {}>\n{}  </testsuite>\n",
+            xml_escape(name),
+            counts(s.tests, s.failures, s.errors, s.skipped, s.time),
+            s.cases
+        ));
+    }
+    x.push_str("</testsuites>\n");
+    Ok(x)
 }
 
 /// Parses `A..B` (B excluded), `A..=B` or `N` into seeds.

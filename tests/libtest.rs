@@ -149,7 +149,7 @@ fn filters_select_tests() {
 #[test]
 fn seeds_expose_the_race() {
     let bin = fixture().to_str().unwrap();
-    let (_, out, _) = warden(&["test", "--quantum", "30000", "--libtest", bin, "-E", "racy", "--seeds", "0..16"]);
+    let (_, out, _) = warden(&["test", "--libtest", bin, "-E", "racy", "--seeds", "0..16"]);
     assert!(out.starts_with("ok wfixture tests::racy_counter [seed 0] ("), "round robin never loses an update: {out}");
     assert!(out.contains("FAIL wfixture tests::racy_counter [seed "), "no seed in 1..16 lost an update: {out}");
 }
@@ -176,4 +176,89 @@ fn not_a_test_binary_is_one_clear_line() {
     let (status, _, err) = warden(&["test", "--libtest", "/no/such/binary"]);
     assert_eq!(status, 125);
     assert_eq!(err.trim(), "warden: --libtest /no/such/binary: No such file or directory");
+}
+
+#[test]
+fn shards_partition_the_tests_and_reports_merge() {
+    let bin = fixture().to_str().unwrap();
+    let list = |extra: &[&str], env: &[(&str, &str)]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_warden"))
+            .args(["test", "--list", "--libtest", bin])
+            .args(extra)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().lines().map(str::to_string).collect::<Vec<_>>()
+    };
+    let all = list(&[], &[]);
+    assert_eq!(all.len(), 7, "{all:?}");
+    let shards: Vec<Vec<String>> = (1..=3).map(|k| list(&["--shard", &format!("{k}/3")], &[])).collect();
+    let mut union: Vec<String> = shards.concat();
+    union.sort();
+    assert_eq!(union, all, "the shards are disjoint and together are the whole suite");
+    assert!(shards.iter().all(|s| !s.is_empty()), "{shards:?}");
+    // Bazel's variables (index from 0) pick the same shard, and the status file is touched.
+    let dir = fresh_dir("shards");
+    let status_file = dir.join("shard-status");
+    let env = [
+        ("TEST_SHARD_INDEX", "1"),
+        ("TEST_TOTAL_SHARDS", "3"),
+        ("TEST_SHARD_STATUS_FILE", status_file.to_str().unwrap()),
+    ];
+    assert_eq!(list(&[], &env), shards[1]);
+    assert!(status_file.exists());
+
+    // One JUnit file per shard job, merged.
+    let (a, b, merged) = (dir.join("a.xml"), dir.join("b.xml"), dir.join("all.xml"));
+    warden(&["test", "--libtest", bin, "-E", "passes", "--junit", a.to_str().unwrap()]);
+    warden(&["test", "--libtest", bin, "-E", "ignored", "--junit", b.to_str().unwrap()]);
+    let (status, _, err) =
+        warden(&["test", "--merge-junit", merged.to_str().unwrap(), a.to_str().unwrap(), b.to_str().unwrap()]);
+    assert_eq!(status, 0, "{err}");
+    let xml = std::fs::read_to_string(&merged).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("invalid XML ({e}):\n{xml}"));
+    let suites: Vec<_> = doc.descendants().filter(|n| n.has_tag_name("testsuite")).collect();
+    assert_eq!(suites.len(), 1, "one suite per test binary:\n{xml}");
+    assert_eq!([suites[0].attribute("tests"), suites[0].attribute("skipped")], [Some("2"), Some("1")]);
+}
+
+#[test]
+fn retries_tell_failing_from_flaky_and_failures_replay() {
+    let bin = fixture().to_str().unwrap();
+    let dir = fresh_dir("retries");
+    let traces = dir.join("traces");
+    let (status, out, err) = warden(&[
+        "test",
+        "--libtest",
+        bin,
+        "-E",
+        "fails",
+        "-E",
+        "racy",
+        "--seeds",
+        "1",
+        "--retries",
+        "3",
+        "--record-failures",
+        traces.to_str().unwrap(),
+    ]);
+    assert_eq!(status, 1, "{out}{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("FAIL wfixture tests::fails: "), "{out}");
+    assert!(lines[0].contains("; failing: failed again with seed 1 and with seeds 2..=4"), "{out}");
+    assert!(lines[1].starts_with("FLAKY wfixture tests::racy_counter: "), "{out}");
+    assert!(
+        lines[1].contains("; flaky under schedule: fails with seed 1 (again when re-run), passed with seed"),
+        "{out}"
+    );
+    assert_eq!(lines[2], "0 passed, 1 failed, 1 flaky, 0 skipped");
+    assert!(err.contains("warden replay --gdb 127.0.0.1:1234 "), "{err}");
+    // The command on the FAIL line reproduces the failure, lost update and all.
+    let replay = lines[1].split_once("; replay: ").unwrap().1;
+    let words: Vec<&str> = replay.split(' ').collect();
+    assert_eq!(&words[..2], ["warden", "replay"], "{replay}");
+    let (status, _, err) = warden(&words[1..]);
+    assert_eq!(status, 101, "{err}");
+    assert!(err.contains("lost updates"), "{err}");
 }

@@ -231,3 +231,32 @@ fn seeds_perturb_the_schedule_deterministically() {
         assert_eq!((a.instructions, &a.stdout, &a.verdict), (b.instructions, &b.stdout, &b.verdict));
     }
 }
+
+#[test]
+fn shards_are_a_stable_balanced_partition() {
+    let names: Vec<String> = (0..1000).map(|i| format!("suite tests::case_{i}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let shards = testrun::assign_shards(&refs, 4, None);
+    assert_eq!(shards, testrun::assign_shards(&refs, 4, None), "the same every time");
+    let mut counts = [0usize; 4];
+    for &s in &shards {
+        counts[s] += 1;
+    }
+    assert!(counts.iter().all(|&c| (200..=300).contains(&c)), "hash shards of 1000 names: {counts:?}");
+    // A test keeps its shard when another test is added.
+    let more = [&refs[..], &["suite tests::new_one"]].concat();
+    assert_eq!(testrun::assign_shards(&more, 4, None)[..1000], shards[..]);
+
+    // By weights (instructions from an earlier report): longest first, to the lightest shard.
+    let weights: std::collections::BTreeMap<String, u64> =
+        [("a", 90), ("b", 60), ("c", 50), ("d", 40), ("e", 30), ("f", 10)].map(|(n, w)| (n.to_string(), w)).into();
+    let names = ["a", "b", "c", "d", "e", "f", "unknown"];
+    let shards = testrun::assign_shards(&names, 2, Some(&weights));
+    let mut load = [0u64; 2];
+    for (n, s) in names.iter().zip(&shards) {
+        load[*s] += weights.get(*n).copied().unwrap_or(50); // the median weight
+    }
+    assert!(load[0].abs_diff(load[1]) <= 10, "{load:?} {shards:?}");
+    assert_eq!(testrun::parse_shard("2/4"), Ok((2, 4)));
+    assert!(testrun::parse_shard("0/4").is_err() && testrun::parse_shard("5/4").is_err());
+}
