@@ -90,11 +90,12 @@ impl Format {
             }
             Format::Gtest => {
                 if text.lines().any(|l| l.starts_with("[  SKIPPED ] 1 test")) {
+                    // `FILE:LINE: Skipped`, then the message streamed into GTEST_SKIP(), if any.
                     let why = text
                         .lines()
-                        .skip_while(|l| !l.starts_with("[ RUN      ]"))
+                        .skip_while(|l| !l.ends_with(": Skipped"))
                         .nth(1)
-                        .filter(|l| !l.starts_with('['))
+                        .filter(|l| !l.trim().is_empty() && !l.starts_with('['))
                         .map(|l| format!(": {}", l.trim()))
                         .unwrap_or_default();
                     Report::Skipped(format!("GTEST_SKIP(){why}"))
@@ -152,7 +153,8 @@ fn parse_gtest_list(out: &[u8]) -> Result<Vec<Listed>, String> {
     let mut suite: Option<String> = None;
     let mut tests = Vec::new();
     for line in String::from_utf8_lossy(out).lines() {
-        if line.trim().is_empty() {
+        // gtest_main's own main() announces itself first.
+        if line.trim().is_empty() || line.starts_with("Running main() from ") {
             continue;
         }
         if line.starts_with(' ') {
@@ -199,7 +201,7 @@ mod tests {
 
     #[test]
     fn gtest_listing_joins_suites_and_drops_comments() {
-        let out = b"Math.\n  Adds\n  DISABLED_Slow\nP/Param.  # TypeParam = int\n  Works/0  # GetParam() = 1\n";
+        let out = b"Running main() from gtest_main.cc\nMath.\n  Adds\n  DISABLED_Slow\nP/Param.  # TypeParam = int\n  Works/0  # GetParam() = 1\n";
         let l = Format::Gtest.parse_list(&[out.to_vec()]).unwrap();
         let names: Vec<(&str, bool)> = l.iter().map(|t| (t.name.as_str(), t.ignored)).collect();
         assert_eq!(names, [("Math.Adds", false), ("Math.DISABLED_Slow", true), ("P/Param.Works/0", false)]);
@@ -218,7 +220,7 @@ mod tests {
         let g = b"[ RUN      ] M.F\nm.cc:9: Failure\nExpected equality of these values:\n[  FAILED  ] M.F\n";
         assert_eq!(Format::Gtest.failure_hint(g, b"").as_deref(), Some("m.cc:9: Expected equality of these values:"));
         let skip = b"[ RUN      ] M.S\nm.cc:3: Skipped\nnot here\n[  SKIPPED ] M.S (0 ms)\n[  SKIPPED ] 1 test, listed below:\n";
-        assert_eq!(Format::Gtest.report(skip), Report::Skipped("GTEST_SKIP(): m.cc:3: Skipped".into()));
+        assert_eq!(Format::Gtest.report(skip), Report::Skipped("GTEST_SKIP(): not here".into()));
         assert_eq!(Format::Gtest.report(b"[  PASSED  ] 1 test.\n"), Report::Passed);
     }
 

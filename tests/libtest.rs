@@ -1,7 +1,9 @@
-//! `warden test --libtest` on real Rust test binaries: a small fixture crate
+//! `warden test --libtest` / `--gtest` on real test binaries: a small fixture crate
 //! (tests/fixtures/libtest-crate: pass, fail, panic, should_panic, ignored, threaded and
 //! racy tests) and this repository's own `warden-abi` unit tests, both built by cargo
-//! (offline, once per process) into CARGO_TARGET_TMPDIR.
+//! (offline, once per process) into CARGO_TARGET_TMPDIR, and a GoogleTest suite
+//! (tests/fixtures/gtest) built with g++ and the system's libgtest-dev, skipped when that is
+//! missing (a failure under WARDEN_REQUIRE_TOOLS=1, where .ci/run installs it).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -63,6 +65,35 @@ fn abi_tests() -> &'static Path {
         let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
         cargo_test_binary(&["--manifest-path", manifest, "-p", "warden-abi", "--lib"], &work_dir().join("abi-target"))
     })
+}
+
+/// The GoogleTest fixture, or `None` (SKIPPED) without g++ or libgtest-dev.
+fn gtest_suite() -> Option<&'static Path> {
+    static BIN: OnceLock<Option<PathBuf>> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let found = Path::new("/usr/include/gtest/gtest.h").exists()
+            && Command::new("g++").arg("--version").stdout(Stdio::null()).status().is_ok();
+        if !found {
+            assert!(
+                std::env::var("WARDEN_REQUIRE_TOOLS").as_deref() != Ok("1"),
+                "g++ or libgtest-dev not found but WARDEN_REQUIRE_TOOLS=1"
+            );
+            eprintln!("SKIPPED: g++ or libgtest-dev (/usr/include/gtest) not found");
+            return None;
+        }
+        std::fs::create_dir_all(work_dir()).unwrap();
+        let out = work_dir().join("gsuite");
+        let status = Command::new("g++")
+            .args(["-O1", "-pthread", "-o"])
+            .arg(&out)
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gtest/suite.cc"))
+            .args(["-lgtest", "-lgtest_main"])
+            .status()
+            .unwrap();
+        assert!(status.success(), "g++ failed on the GoogleTest fixture");
+        Some(out)
+    })
+    .as_deref()
 }
 
 fn warden(args: &[&str]) -> (i32, String, String) {
@@ -149,9 +180,9 @@ fn filters_select_tests() {
 #[test]
 fn seeds_expose_the_race() {
     let bin = fixture().to_str().unwrap();
-    let (_, out, _) = warden(&["test", "--libtest", bin, "-E", "racy", "--seeds", "0..16"]);
+    let (_, out, _) = warden(&["test", "--libtest", bin, "-E", "racy", "--seeds", "0..8"]);
     assert!(out.starts_with("ok wfixture tests::racy_counter [seed 0] ("), "round robin never loses an update: {out}");
-    assert!(out.contains("FAIL wfixture tests::racy_counter [seed "), "no seed in 1..16 lost an update: {out}");
+    assert!(out.contains("FAIL wfixture tests::racy_counter [seed "), "no seed in 1..8 lost an update: {out}");
 }
 
 #[test]
@@ -261,4 +292,33 @@ fn retries_tell_failing_from_flaky_and_failures_replay() {
     let (status, _, err) = warden(&words[1..]);
     assert_eq!(status, 101, "{err}");
     assert!(err.contains("lost updates"), "{err}");
+}
+
+#[test]
+fn gtest_suite_each_test_on_its_own() {
+    let Some(bin) = gtest_suite() else { return };
+    let dir = fresh_dir("gtest");
+    let xml_path = dir.join("report.xml");
+    let (status, out, err) = warden(&["test", "--gtest", bin.to_str().unwrap(), "--junit", xml_path.to_str().unwrap()]);
+    assert_eq!(status, 1, "{out}{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 9, "{out}");
+    assert!(lines[0].starts_with("ok gsuite Math.Adds ("), "{out}");
+    assert!(lines[1].starts_with("FAIL gsuite Math.Fails: exit status 1, expected exit status 0 ("), "{out}");
+    assert!(lines[1].contains("suite.cc:14: Expected equality"), "the failed assertion is quoted: {out}");
+    assert!(lines[2].starts_with("FAIL gsuite Math.Crashes: killed by signal 11 (SIGSEGV)"), "{out}");
+    assert_eq!(lines[3], "skipped gsuite Math.Skips: GTEST_SKIP(): not on this machine");
+    assert_eq!(lines[4], "skipped gsuite Math.DISABLED_Slow: ignored");
+    assert!(lines[5].starts_with("ok gsuite Threads.Join ("), "{out}");
+    assert!(lines[6].starts_with("ok gsuite Small/Even.IsEven/0 ("), "{out}");
+    assert!(lines[7].starts_with("ok gsuite Small/Even.IsEven/1 ("), "{out}");
+    assert_eq!(lines[8], "4 passed, 2 failed, 2 skipped");
+    assert!(err.contains("checking arithmetic\n"), "{err}");
+    let xml = std::fs::read_to_string(&xml_path).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("invalid XML ({e}):\n{xml}"));
+    let suite = doc.descendants().find(|n| n.has_tag_name("testsuite")).unwrap();
+    assert_eq!(
+        [suite.attribute("name"), suite.attribute("tests"), suite.attribute("failures"), suite.attribute("skipped")],
+        [Some("gsuite"), Some("8"), Some("2"), Some("2")]
+    );
 }
