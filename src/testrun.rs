@@ -155,6 +155,8 @@ pub struct TestConfig {
     pub show_failure_output: bool,
     /// Re-run a failed test this many times with new seeds, after once with its own.
     pub retries: u32,
+    /// Keep a progress line up to date on stderr (a terminal).
+    pub progress: bool,
 }
 
 impl Default for TestConfig {
@@ -168,6 +170,7 @@ impl Default for TestConfig {
             record_failures: None,
             show_failure_output: false,
             retries: 0,
+            progress: false,
         }
     }
 }
@@ -868,8 +871,14 @@ pub fn run_tests(
     let mut slots: Vec<Option<TestResult>> = vec![None; work.len()];
     let mut printed = 0;
     let mut summary = Summary::default();
+    let (started, mut done, mut failed) = (Instant::now(), 0, 0);
     for (i, r) in rx {
+        done += 1;
+        failed += usize::from(r.failure().is_some());
         slots[i] = Some(r);
+        if config.progress {
+            eprint!("\r\x1b[K");
+        }
         while let Some(Some(r)) = slots.get(printed) {
             let _ = writeln!(out, "{}", r.line());
             let _ = out.flush();
@@ -879,6 +888,12 @@ pub fn run_tests(
             summary.add(r);
             printed += 1;
         }
+        if config.progress {
+            eprint!("{}", progress_line(done, slots.len(), failed, started.elapsed()));
+        }
+    }
+    if config.progress {
+        eprint!("\r\x1b[K");
     }
     for h in handles {
         let _ = h.join();
@@ -890,6 +905,32 @@ pub fn run_tests(
         std::fs::write(path, junit_xml(&results)).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     Ok((summary, results))
+}
+
+/// The terminal's progress line: runs done of all, failures so far, and the time left if
+/// the rest go as fast as those done.
+pub fn progress_line(done: usize, total: usize, failed: usize, elapsed: Duration) -> String {
+    let left = elapsed.as_secs_f64() / done.max(1) as f64 * total.saturating_sub(done) as f64;
+    format!("[{done}/{total}] {failed} failed, ETA {left:.0} s")
+}
+
+/// What `warden test` prints on stderr at the end: the slowest runs (wall time, for a
+/// loaded CI machine can change it; instructions, which it cannot) and the totals.
+pub fn closing_report(results: &[TestResult], wall: Duration) -> String {
+    let mut by_time: Vec<&TestResult> = results.iter().filter(|r| r.instructions > 0).collect();
+    by_time.sort_by(|a, b| b.time.cmp(&a.time).then(a.name.cmp(&b.name)));
+    let slowest: Vec<String> = by_time
+        .iter()
+        .take(5)
+        .map(|r| format!("{} ({:.2} s, {} instructions)", r.name, r.time.as_secs_f64(), r.instructions))
+        .collect();
+    let instructions: u64 = results.iter().map(|r| r.instructions).sum();
+    let mut s = String::new();
+    if !slowest.is_empty() {
+        s.push_str(&format!("slowest: {}\n", slowest.join(", ")));
+    }
+    s.push_str(&format!("{} runs, {instructions} guest instructions in {:.2} s\n", results.len(), wall.as_secs_f64()));
+    s
 }
 
 /// The captured output of a failed run, framed, and how to reproduce it.

@@ -136,6 +136,7 @@ impl TestArgs {
             record_failures: self.record_failures,
             show_failure_output: true,
             retries: self.retries,
+            progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
         };
         let binaries = [(Format::Libtest, &self.libtest), (Format::Gtest, &self.gtest)];
         let found = (|| {
@@ -171,8 +172,12 @@ impl TestArgs {
             return 0;
         }
         let mut out = std::io::stdout();
+        let started = std::time::Instant::now();
         match testrun::run_tests(&tests, &config, &mut out) {
-            Ok((summary, _)) => i32::from(summary.failed()),
+            Ok((summary, results)) => {
+                eprint!("{}", testrun::closing_report(&results, started.elapsed()));
+                i32::from(summary.failed())
+            }
             Err(e) => {
                 eprintln!("warden: {e}");
                 EXIT_WARDEN_FAILED

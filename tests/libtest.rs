@@ -140,7 +140,10 @@ fn each_test_reported_on_its_own_with_junit() {
     assert!(err.contains("--- stdout of wfixture tests::panics ---\n"), "{err}");
     assert!(err.contains("about to index 3\n"), "{err}");
     assert!(err.contains("--- stderr of wfixture tests::fails ---\n"), "{err}");
-    assert!(!err.contains("tests::passes"), "{err}");
+    assert!(!err.contains("--- stdout of wfixture tests::passes"), "{err}");
+    // Then the slowest runs and the totals.
+    assert!(err.contains("\nslowest: wfixture tests::"), "{err}");
+    assert!(err.ends_with(" s\n") && err.contains(" guest instructions in "), "{err}");
 
     let xml = std::fs::read_to_string(&xml_path).unwrap();
     let doc = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("invalid XML ({e}):\n{xml}"));
