@@ -272,7 +272,10 @@ fn leaves_loop(i: &Instruction) -> bool {
 const STATUS_BITS: u32 = 0x3f;
 
 /// The status flags an instruction always writes (shifts and rotates write
-/// none for sure: a zero count leaves the flags unchanged).
+/// none for sure: a zero count leaves the flags unchanged). Flags the manuals
+/// leave undefined do not count: the interpreter leaves some of them as they
+/// were (`div` leaves all six), so a write before such an instruction may be read
+/// after it.
 fn flags_killed(i: &Instruction) -> u32 {
     use iced_x86::Mnemonic as M;
     let conditional = matches!(
@@ -282,7 +285,7 @@ fn flags_killed(i: &Instruction) -> u32 {
     if conditional {
         0
     } else {
-        i.rflags_modified() & STATUS_BITS
+        i.rflags_modified() & !i.rflags_undefined() & STATUS_BITS
     }
 }
 
