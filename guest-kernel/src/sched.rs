@@ -511,7 +511,7 @@ impl Kernel {
                 match b.on_wake {
                     OnWake::Retry => t.state = ThreadState::Retry(b),
                     OnWake::Return(v) => {
-                        t.cpu.gpr[reg::RAX] = v as u64;
+                        t.cpu.gpr[reg::RAX] = crate::syscall::rax(v) as u64;
                         self.scratch.recycle(b);
                     }
                 }
@@ -546,7 +546,7 @@ impl Kernel {
                 continue;
             };
             if let ThreadState::Blocked(b) = std::mem::replace(&mut t.state, ThreadState::Runnable) {
-                t.cpu.gpr[reg::RAX] = Errno::mux(b.on_timeout) as u64;
+                t.cpu.gpr[reg::RAX] = crate::syscall::rax(b.on_timeout) as u64;
                 self.run_queue.push_back(tid);
                 self.scratch.recycle(b);
             }
@@ -562,6 +562,7 @@ impl Kernel {
         let Some(t) = self.threads.remove(&tid) else {
             return;
         };
+        self.user_abandon(tid);
         if let Some(p) = self.procs.get_mut(&t.pid) {
             p.threads.retain(|&x| x != tid);
         }
@@ -601,6 +602,9 @@ impl Kernel {
         let vfork_parent = p.vfork_parent.take();
         let ppid = p.ppid;
         self.supervise_exited(pid, status);
+        for &t in &threads {
+            self.user_abandon(t);
+        }
         let dropped_threads: Vec<Thread> = threads.iter().filter_map(|t| self.threads.remove(t)).collect();
         drop(dropped_threads);
         // Close descriptors (only this process's reference if shared).

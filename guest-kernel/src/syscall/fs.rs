@@ -4,129 +4,21 @@
 //! Paths are resolved against the caller's working directory by
 //! `FsContext::resolve`; `file:` paths reach the root scheme absolute and
 //! normalised (`/bin/init`). `proc:` is served by the kernel itself; `pipe:`
-//! descriptors come only from `pipe2`.
-
-use std::rc::Rc;
+//! descriptors come only from `pipe2`. The descriptor layer these handlers share with the
+//! Linux personality is [`crate::files`]; what `read` and `write` mean, [`crate::io`].
 
 use warden_abi::*;
 
-use super::{errno, Block, Call, SysError, SysResult, FD_NONBLOCK_CALL, MAX_IO};
-use crate::process::{FdEntry, OpenFile, WaitOn};
-use crate::scheme::{CallCtx, FileRef, IoError};
+use super::{errno, Call, SysError, SysResult, FD_NONBLOCK_CALL};
+use crate::io::How;
+use crate::process::{FdEntry, OpenFile};
 use crate::usercopy::{check_writable, copy_out};
 use crate::{Kernel, Pid};
 
-/// Status flags a description keeps (and `F_SETFL` may change: NONBLOCK, APPEND).
-const DESC_FLAGS: usize = O_ACCMODE | O_NONBLOCK | O_APPEND | O_DIRECTORY | O_STAT | O_SYMLINK | O_NOFOLLOW;
+/// The status flags `F_SETFL` may change.
 const SETFL_FLAGS: usize = O_NONBLOCK | O_APPEND;
 
 impl Kernel {
-    pub(crate) fn call_ctx(&self, tid: Pid) -> Result<CallCtx, Errno> {
-        let p = self.proc_of(tid)?;
-        Ok(CallCtx { pid: p.pid, uid: p.uid, gid: p.gid, umask: p.fs.borrow().umask })
-    }
-
-    /// Opens `path` for thread `tid`.
-    pub(crate) fn open_path(&mut self, tid: Pid, path: &[u8], flags: usize) -> Result<FileRef, Errno> {
-        let (scheme, rest) = self.proc_of(tid)?.fs.borrow().resolve(path)?;
-        let ctx = self.call_ctx(tid)?;
-        self.open_in_scheme(&scheme, &rest, flags, &ctx)
-    }
-
-    pub(crate) fn open_in_scheme(
-        &mut self,
-        scheme: &[u8],
-        rest: &[u8],
-        flags: usize,
-        ctx: &CallCtx,
-    ) -> Result<FileRef, Errno> {
-        match scheme {
-            b"proc" => self.open_proc(ctx.pid, rest),
-            b"pipe" => Err(Errno(ENOENT)),
-            _ => self.schemes.get_mut(scheme).ok_or(Errno(ENOENT))?.open(rest, flags, ctx),
-        }
-    }
-
-    /// Installs a new description in the lowest free descriptor.
-    pub(crate) fn install_fd(&mut self, tid: Pid, file: FileRef, flags: usize, cloexec: bool) -> Result<usize, Errno> {
-        let desc = OpenFile::new(file, flags & DESC_FLAGS);
-        let files = self.proc_of(tid)?.files.clone();
-        let max = self.config.limits.max_fds;
-        let fd = files.borrow_mut().insert(FdEntry { desc, cloexec }, max);
-        fd
-    }
-
-    pub(crate) fn desc(&self, tid: Pid, fd: usize) -> Result<Rc<OpenFile>, Errno> {
-        Ok(self.proc_of(tid)?.files.borrow().get(fd)?.desc.clone())
-    }
-
-    pub(crate) fn sys_close(&mut self, tid: Pid, fd: usize) -> SysResult {
-        let files = self.proc_of(tid)?.files.clone();
-        let entry = files.borrow_mut().remove(fd)?;
-        drop(entry);
-        Ok(0)
-    }
-
-    fn sys_read(&mut self, tid: Pid, fd: usize, addr: usize, len: usize) -> SysResult {
-        let nonblock_call = fd & FD_NONBLOCK_CALL != 0;
-        let desc = self.desc(tid, fd & !FD_NONBLOCK_CALL)?;
-        if desc.flags.get() & O_ACCMODE == O_WRONLY {
-            return errno(EBADF);
-        }
-        let len = len.min(MAX_IO);
-        let mm = self.mm_of(tid)?;
-        check_writable(&mm.borrow().space.mem, addr, len)?;
-        let hint = desc.file.try_borrow().ok().and_then(|f| f.read_hint());
-        let mut buf = self.scratch.take_io(hint.map_or(len, |h| h.min(len)));
-        let result = match desc.file.try_borrow_mut() {
-            Ok(mut f) => f.read(&mut buf),
-            Err(_) => Err(IoError::Errno(Errno(EIO))),
-        }
-        .map(|n| n.min(buf.len()));
-        let copied = match &result {
-            Ok(n) => copy_out(&mut mm.borrow_mut().space.mem, addr, &buf[..*n]),
-            Err(_) => Ok(()),
-        };
-        self.scratch.put_io(buf);
-        copied?;
-        match result {
-            Ok(n) => Ok(n),
-            Err(IoError::Errno(e)) => Err(e.into()),
-            Err(IoError::WouldBlock(key)) => {
-                if nonblock_call || desc.flags.get() & O_NONBLOCK != 0 {
-                    errno(EAGAIN)
-                } else {
-                    Err(Block::retry(WaitOn::Key(key)))
-                }
-            }
-        }
-    }
-
-    fn sys_write(&mut self, tid: Pid, fd: usize, call: &Call) -> SysResult {
-        let data = call.bytes(1)?;
-        let nonblock_call = fd & FD_NONBLOCK_CALL != 0;
-        let desc = self.desc(tid, fd & !FD_NONBLOCK_CALL)?;
-        let flags = desc.flags.get();
-        if flags & O_ACCMODE == O_RDONLY {
-            return errno(EBADF);
-        }
-        let mut file = desc.file.try_borrow_mut().map_err(|_| Errno(EIO))?;
-        if flags & O_APPEND != 0 {
-            let _ = file.seek(0, SEEK_END);
-        }
-        match file.write(data) {
-            Ok(n) => Ok(n.min(data.len())),
-            Err(IoError::Errno(e)) => Err(e.into()),
-            Err(IoError::WouldBlock(key)) => {
-                if nonblock_call || flags & O_NONBLOCK != 0 {
-                    errno(EAGAIN)
-                } else {
-                    Err(Block::retry(WaitOn::Key(key)))
-                }
-            }
-        }
-    }
-
     /// The working directory as `getcwd` shows it to thread `tid`: relative to its jail's
     /// root if it is jailed.
     fn shown_cwd(&self, tid: Pid) -> Result<Vec<u8>, Errno> {
@@ -149,12 +41,18 @@ pub(super) fn close(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
     k.sys_close(tid, c.args[0])
 }
 
+/// `read` and `write` ([`crate::io`]): [`FD_NONBLOCK_CALL`] in the descriptor makes this
+/// one call non-blocking.
 pub(super) fn read(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
-    k.sys_read(tid, c.args[0], c.args[1], c.args[2])
+    let [fd, addr, len, ..] = c.args;
+    let desc = k.desc(tid, fd & !FD_NONBLOCK_CALL)?;
+    k.read_desc(tid, &desc, &[(addr, len)], How::of(&desc, fd & FD_NONBLOCK_CALL != 0))
 }
 
 pub(super) fn write(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
-    k.sys_write(tid, c.args[0], c)
+    let fd = c.args[0];
+    let desc = k.desc(tid, fd & !FD_NONBLOCK_CALL)?;
+    k.write_desc(tid, &desc, c.bytes(1)?, How::of(&desc, fd & FD_NONBLOCK_CALL != 0))
 }
 
 pub(super) fn lseek(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
