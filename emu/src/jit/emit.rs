@@ -674,9 +674,8 @@ impl Emitter {
     fn exit_to(&mut self, done: u32, target: Option<u64>) -> Emit {
         self.sync_flags()?;
         self.a.mov(edx, done)?;
-        match target {
-            Some(t) => self.mov_imm(Register::RAX, t)?,
-            None => {}
+        if let Some(t) = target {
+            self.mov_imm(Register::RAX, t)?;
         }
         self.a.jmp(self.stubs.chain)?;
         Ok(())
