@@ -274,3 +274,30 @@ fn threads_and_fault_signals() {
     assert_has(&out, "Program terminated with signal SIGSEGV");
     assert_eq!(finish(child).0, 128 + 11);
 }
+
+#[test]
+fn read_and_access_watchpoints_see_every_access() {
+    let Some(prog) = fixture() else { return };
+    let p = prog.to_str().unwrap();
+    let (child, addr) = start_warden(&["run", "--gdb", "127.0.0.1:0", "--root", "/", p]);
+    let cmds =
+        ["rwatch counter", "continue", "print by", "continue", "delete", "awatch counter", "continue", "continue"];
+    let out = gdb(prog, &addr, &[&cmds[..], &["print by", "delete", "continue"]].concat());
+    // bump(1) reads counter twice (`counter += by`, then `return counter`), writes it once.
+    assert_has(&out, "Hardware read watchpoint 1: counter\n\nValue = 0\n");
+    assert_has(&out, "$1 = 1");
+    assert_has(&out, "Hardware read watchpoint 1: counter\n\nValue = 1\n");
+    assert_has(&out, "Hardware access (read/write) watchpoint 2: counter\n\nValue = 1\n");
+    assert_has(&out, "Hardware access (read/write) watchpoint 2: counter\n\nOld value = 1\nNew value = 3\n");
+    assert_has(&out, "$2 = 2");
+    assert_eq!(finish(child), (0, "counter=15 side=7\n".to_string()));
+
+    // Backwards on a replay: the last read of counter before bump(3) is bump(2)'s return.
+    let trace = record(prog, "rwatch");
+    let (child, addr) = start_warden(&["replay", "--gdb", "127.0.0.1:0", &trace]);
+    let cmds = ["break bump if by == 3", "continue", "rwatch counter", "reverse-continue", "print by", "print counter"];
+    let out = gdb(prog, &addr, &[&cmds[..], &["delete", "continue"]].concat());
+    assert_has(&out, "Value = 3\n");
+    assert_has(&out, "$1 = 2");
+    assert_eq!(finish(child), (0, "counter=15 side=7\n".to_string()));
+}

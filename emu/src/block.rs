@@ -41,6 +41,9 @@ pub(crate) struct Block {
     pub start: u64,
     /// Address after the last instruction (the fall-through successor).
     pub end: u64,
+    /// The status flags (iced's `RflagsBits`) that may be read after the block's last
+    /// op: all of them after an exit of the loop, an indirect transfer or a `#UD`.
+    pub live_out: u32,
     /// Its translation to host code, if hot (see `jit`).
     pub jit: crate::jit::BlockJit,
 }
@@ -67,6 +70,9 @@ pub(crate) struct CodeCache {
     /// Under a debugger every flag counts as live (no skipped flag writes, no fused
     /// compare-and-branch), so the flags a debugger sees after any instruction are exact.
     pub debugged: bool,
+    /// Start addresses of the blocks `invalidate` dropped, for the translator to unlink
+    /// (`Jit::unlink`).
+    pub dropped: Vec<u64>,
 }
 
 #[inline(always)]
@@ -91,6 +97,7 @@ impl CodeCache {
             by_page: HashMap::new(),
             breakpoints: HashSet::new(),
             debugged: false,
+            dropped: Vec::new(),
         }
     }
 
@@ -139,6 +146,7 @@ impl CodeCache {
                     continue;
                 };
                 self.map.remove(&block.start);
+                self.dropped.push(block.start);
                 let s = slot(block.start);
                 if std::ptr::eq(self.fast[s].1, &*block) {
                     self.fast[s] = empty_entry(s);
@@ -228,7 +236,9 @@ impl CodeCache {
         let last = ops.last().expect("at least one op");
         let end = last.insn.next_ip();
         let end_page = (end - 1) / PAGE_SIZE;
-        let block = Box::new(Block { ops: ops.into_boxed_slice(), fused, start: rip, end, jit: Default::default() });
+        let live_out = if n == insns.len() { live_out } else { STATUS_BITS };
+        let block =
+            Box::new(Block { ops: ops.into_boxed_slice(), fused, start: rip, end, live_out, jit: Default::default() });
         let id = match self.free.pop() {
             Some(id) => id,
             None => {

@@ -45,5 +45,5 @@ pub use cpu::{flags, reg, Cpu, MXCSR_DEFAULT};
 pub use cpuid::CpuModel;
 pub use exec::{AddressSpace, Exit, Gate};
 pub use jit::{JitStats, Tier};
-pub use memory::{Access, GuestAddress, MemError, Memory, Perm, PAGE_SIZE};
+pub use memory::{Access, GuestAddress, MemError, Memory, Perm, WatchHit, PAGE_SIZE};
 pub use x87::X87State;

@@ -34,6 +34,11 @@
 //! - A space forked while it still has lazy pages hands the same sources on; a space that
 //!   dies first saves what its readers still need and detaches from them.
 //!
+//! Debugger watches (`watch_arm`/`watch_disarm`, around one instruction at a time) reuse
+//! the same trick: the watched pages lose their `READ` and `WRITE` bits, so every guest
+//! access to them takes the cold paths, which note those that overlap a watched range.
+//! Unarmed, the cold paths pay one `Option` test.
+//!
 //! So fork costs a page-table walk (`mincore`) and a byte per page instead of a copy of
 //! every resident page, and idle children share their parent's pages. All bookkeeping lives
 //! on the cold paths; a page with `LAZY` or `SHARED` is resolved before any slow-path check.
@@ -355,6 +360,26 @@ pub struct Memory {
     pub(crate) dirty_code: Vec<u64>,
     /// Copy-on-write state (cold paths only).
     cow: RefCell<Cow>,
+    /// A debugger's watched ranges while armed (cold paths only; see [`Memory::watch_arm`]).
+    watch: Option<Box<Watching>>,
+}
+
+/// One access a watch saw: the access's bytes `[addr, addr + len)` overlap a watched range.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct WatchHit {
+    pub addr: u64,
+    pub len: u64,
+    pub access: Access,
+}
+
+/// An armed watch: the pages overlapping its ranges lost their `READ` and `WRITE` bits
+/// (kept here), so every guest access to them takes the cold paths, which note the ones
+/// that overlap a range.
+struct Watching {
+    ranges: Vec<(u64, u64)>,
+    /// Pages stripped, with the bits taken from each.
+    stripped: Vec<(u64, u8)>,
+    hits: Vec<WatchHit>,
 }
 
 // SAFETY: `Memory` exclusively owns both mappings its raw pointers point into; the only
@@ -386,6 +411,7 @@ impl Memory {
             fault: Fault { addr: 0, access: Access::Read },
             dirty_code: Vec::new(),
             cow: RefCell::new(Cow::default()),
+            watch: None,
         })
     }
 
@@ -881,6 +907,8 @@ impl Memory {
             let page = end >> PAGE_SHIFT;
             if self.perm_byte(page) & P_LAZY != 0 {
                 self.materialize(page);
+                // A watched page keeps taking the cold paths.
+                self.watch_strip();
             }
             let p = self.perm_byte(page);
             if p & P_EXEC == 0 {
@@ -914,7 +942,8 @@ impl Memory {
         }
         let page = addr >> PAGE_SHIFT;
         let p = self.perm_byte(page);
-        p & P_MAPPED != 0 && self.real_perm(page, p) & P_WRITE != 0
+        let watched = self.watch.as_ref().map_or(0, |w| w.taken(page));
+        p & P_MAPPED != 0 && (self.real_perm(page, p) | watched) & P_WRITE != 0
     }
 
     #[cold]
@@ -929,15 +958,20 @@ impl Memory {
     #[inline(never)]
     fn read_slow(&mut self, addr: u64, out: &mut [u8]) -> Result<(), Trap> {
         let len = out.len() as u64;
+        let watched = self.watch_begin(addr, len);
         self.prepare(addr, len, Prepare::Read);
-        match self.check_access(addr, len, Access::Read) {
+        let r = match self.check_access(addr, len, Access::Read) {
             Ok(()) => {
                 out.copy_from_slice(self.bytes(addr, out.len()));
                 Ok(())
             }
             Err(MemError::Fault { addr, .. }) => Err(self.fault(addr, Access::Read)),
             Err(_) => Err(self.fault(addr, Access::Read)),
+        };
+        if watched {
+            self.watch_end(addr, len, Some(Access::Read).filter(|_| r.is_ok()));
         }
+        r
     }
 
     /// Cold path of every write: page-crossing, a page holding decoded code,
@@ -945,27 +979,117 @@ impl Memory {
     #[cold]
     #[inline(never)]
     fn write_slow(&mut self, addr: u64, bytes: &[u8]) -> Result<(), Trap> {
-        self.prepare(addr, bytes.len() as u64, Prepare::Write);
-        match self.check_access(addr, bytes.len() as u64, Access::Write) {
+        let len = bytes.len() as u64;
+        let watched = self.watch_begin(addr, len);
+        self.prepare(addr, len, Prepare::Write);
+        let r = match self.check_access(addr, len, Access::Write) {
             Ok(()) => {
-                self.drop_code_in(addr, bytes.len() as u64);
+                self.drop_code_in(addr, len);
                 self.bytes_mut(addr, bytes.len()).copy_from_slice(bytes);
                 Ok(())
             }
             Err(MemError::Fault { addr, .. }) => Err(self.fault(addr, Access::Write)),
             Err(_) => Err(self.fault(addr, Access::Write)),
+        };
+        if watched {
+            self.watch_end(addr, len, Some(Access::Write).filter(|_| r.is_ok()));
         }
+        r
     }
 
     /// Checks a write of `len` bytes without doing it (for instructions that
     /// must fault before changing any state, e.g. `push` or `cmpxchg16b`).
     pub(crate) fn probe_write(&mut self, addr: u64, len: u64) -> Result<(), Trap> {
+        let watched = self.watch_begin(addr, len);
         self.prepare(addr, len, Prepare::Write);
-        match self.check_access(addr, len, Access::Write) {
+        let r = match self.check_access(addr, len, Access::Write) {
             Ok(()) => Ok(()),
             Err(MemError::Fault { addr, .. }) => Err(self.fault(addr, Access::Write)),
             Err(_) => Err(self.fault(addr, Access::Write)),
+        };
+        if watched {
+            self.watch_end(addr, len, None);
         }
+        r
+    }
+}
+
+/// Debugger watches (the kernel arms one around each instruction a watched thread runs).
+impl Memory {
+    /// Strips the `READ` and `WRITE` bits of every page overlapping `ranges` (each
+    /// `(start, len)`) so that guest accesses to them take the cold paths, which note each
+    /// access overlapping a range; [`Memory::watch_disarm`] gives the bits back. Between
+    /// the two only guest instructions may run: everything else (the kernel's accesses,
+    /// map, protect, fork) reads the permission table.
+    pub fn watch_arm(&mut self, ranges: &[(u64, u64)]) {
+        self.watch_disarm();
+        let ranges: Vec<(u64, u64)> = ranges
+            .iter()
+            .filter(|&&(a, n)| n > 0 && a < self.limit)
+            .map(|&(a, n)| (a, a.saturating_add(n).min(self.limit)))
+            .collect();
+        let mut w = Box::new(Watching { ranges, stripped: Vec::new(), hits: Vec::new() });
+        for &(s, e) in &w.ranges {
+            for page in s >> PAGE_SHIFT..=(e - 1) >> PAGE_SHIFT {
+                if !w.stripped.iter().any(|&(p, _)| p == page) {
+                    w.stripped.push((page, 0));
+                }
+            }
+        }
+        self.watch = Some(w);
+        self.watch_strip();
+    }
+
+    /// Gives back what [`Memory::watch_arm`] stripped: the accesses seen since.
+    pub fn watch_disarm(&mut self) -> Vec<WatchHit> {
+        let Some(w) = self.watch.take() else { return Vec::new() };
+        for &(page, taken) in &w.stripped {
+            self.set_perm_byte(page, self.perm_byte(page) | taken);
+        }
+        w.hits
+    }
+
+    /// Takes the `READ` and `WRITE` bits of the stripped pages (again).
+    fn watch_strip(&mut self) {
+        let Some(mut w) = self.watch.take() else { return };
+        for (page, taken) in &mut w.stripped {
+            let p = self.perm_byte(*page);
+            *taken |= p & (P_READ | P_WRITE);
+            self.set_perm_byte(*page, p & !(P_READ | P_WRITE));
+        }
+        self.watch = Some(w);
+    }
+
+    /// Before a cold-path access to `[addr, addr + len)` while a watch is armed: gives
+    /// the stripped pages their bits back for the access. False (nothing done) unarmed.
+    fn watch_begin(&mut self, addr: u64, len: u64) -> bool {
+        let Some(w) = self.watch.as_ref() else { return false };
+        let end = addr.saturating_add(len);
+        for &(page, taken) in &w.stripped {
+            if page << PAGE_SHIFT < end && (page + 1) << PAGE_SHIFT > addr {
+                self.set_perm_byte(page, self.perm_byte(page) | taken);
+            }
+        }
+        true
+    }
+
+    /// After the access of [`Memory::watch_begin`] (`access`: what it did, `None` if it
+    /// faulted or only probed): notes it if it overlaps a range, strips the pages again.
+    fn watch_end(&mut self, addr: u64, len: u64, access: Option<Access>) {
+        if let (Some(w), Some(access)) = (self.watch.as_mut(), access) {
+            let end = addr.saturating_add(len);
+            if w.ranges.iter().any(|&(s, e)| s < end && addr < e) {
+                w.hits.push(WatchHit { addr, len, access });
+            }
+        }
+        self.watch_strip();
+    }
+}
+
+impl Watching {
+    /// The bits taken from `page` (0 if it is not watched).
+    fn taken(&self, page: u64) -> u8 {
+        self.stripped.iter().find(|&&(p, _)| p == page).map_or(0, |&(_, t)| t)
     }
 }
 
@@ -1188,6 +1312,34 @@ mod tests {
     fn mem() -> Memory {
         // Miri allocates the whole reservation for real.
         Memory::new(if cfg!(miri) { 1 << 24 } else { 1 << 32 }).unwrap()
+    }
+
+    #[test]
+    fn watch_sees_exactly_the_accesses_overlapping_its_ranges() {
+        let mut m = mem();
+        m.map(GuestAddress(0x1000), 0x2000, Perm::RW).unwrap();
+        let mut child = m.fork().unwrap(); // pages lent: the watch must see through COW too
+        for m in [&mut m, &mut child] {
+            m.watch_arm(&[(0x1ff8, 8), (0x2100, 1)]);
+            assert_eq!(m.read_u64(0x1ff0).unwrap(), 0, "next to the range: no hit");
+            m.write_u32(0x1ffc, 7).unwrap();
+            assert_eq!(m.read_u16(0x1ffe).unwrap(), 0);
+            assert_eq!(m.read_u64(0x1ffc).unwrap(), 7, "crossing pages");
+            m.write_u8(0x2101, 1).unwrap();
+            assert!(m.probe_write(0x2100, 1).is_ok(), "a probe is no access");
+            let hits = m.watch_disarm();
+            let seen: Vec<(u64, u64, Access)> = hits.iter().map(|h| (h.addr, h.len, h.access)).collect();
+            assert_eq!(seen, [(0x1ffc, 4, Access::Write), (0x1ffe, 2, Access::Read), (0x1ffc, 8, Access::Read)]);
+            // Disarmed: the pages are back on the fast paths with their own permissions.
+            assert_eq!(m.perm_at(GuestAddress(0x1000)), Some(Perm::RW));
+            assert!(m.try_read::<8>(0x1ff8).is_some() && m.try_write::<1>(0x2100, 0));
+            assert!(m.watch_disarm().is_empty());
+        }
+        m.protect(GuestAddress(0x2000), 0x1000, Perm::READ).unwrap();
+        m.watch_arm(&[(0x2000, 4)]);
+        assert!(m.write_u8(0x2000, 1).is_err(), "a watch grants nothing");
+        assert!(m.watch_disarm().is_empty());
+        assert_eq!(m.perm_at(GuestAddress(0x2000)), Some(Perm::READ));
     }
 
     #[test]

@@ -305,8 +305,8 @@ fn state(c: &Cpu) -> ([u64; 16], u64, u64, u64) {
     (c.gpr, c.rip, c.rflags, c.icount)
 }
 
-/// Runs one program under both tiers; returns the translator's covered entries.
-fn run_case(seed: u64) -> u64 {
+/// Runs one program under both tiers; returns the translator's statistics.
+fn run_case(seed: u64) -> emu::JitStats {
     let mut r = Rng::new(seed);
     let code = program(&mut r);
     let data: Vec<u8> = (0..0x2000).map(|_| r.next() as u8).collect();
@@ -357,7 +357,7 @@ fn run_case(seed: u64) -> u64 {
             }
         }
     }
-    sb.jit_stats().entries
+    sb.jit_stats()
 }
 
 fn listing(code: &[u8]) -> String {
@@ -387,10 +387,14 @@ fn env(name: &str, default: u64) -> u64 {
 fn random_loops_agree_with_the_interpreter() {
     let cases = env("WARDEN_JIT_CASES", 400);
     let seed = env("WARDEN_JIT_SEED", 0x17);
-    let mut entries = 0;
+    let (mut entries, mut chained) = (0, 0);
     for k in 0..cases {
-        entries += run_case(seed.wrapping_mul(1_000_003).wrapping_add(k));
+        let s = run_case(seed.wrapping_mul(1_000_003).wrapping_add(k));
+        entries += s.entries;
+        chained += s.chained;
     }
-    // The test must exercise translated code, not just the interpreter twice.
+    // The test must exercise translated code, not just the interpreter twice, and
+    // blocks entered from translated code.
     assert!(entries > cases * 10, "translated code ran only {entries} times");
+    assert!(chained > cases * 10, "translated code chained only {chained} times");
 }

@@ -13,7 +13,7 @@
 //! (`emu::AddressSpace::set_breakpoint`). Without a debugger attached, the scheduler's
 //! only extra work is one `Option` test per slice and per `Cpu::run` call.
 
-use emu::{Cpu, Exit, GuestAddress};
+use emu::{Cpu, Exit, GuestAddress, WatchHit};
 
 use crate::process::ProcState;
 use crate::{Kernel, Pid, RunOutcome};
@@ -63,6 +63,10 @@ pub(crate) struct Debug {
     pub(crate) ran: Option<Pid>,
     /// The fault a [`DebugStop::Signal`] is about.
     pending_fault: Option<(Pid, Exit, usize)>,
+    /// Watched ranges `(start, len)`: the guest accesses to them the debugged process's
+    /// instructions made are noted in `watch_hits` (with [`Resume::each_instruction`]).
+    watches: Vec<(u64, u64)>,
+    watch_hits: Vec<WatchHit>,
 }
 
 /// The result of [`Kernel::debug_run`].
@@ -165,6 +169,20 @@ impl Kernel {
         }
     }
 
+    /// The ranges the debugged process's instructions are watched at, if any (while
+    /// [`Resume::each_instruction`]).
+    pub(crate) fn debug_watches(&self, pid: Pid) -> Option<&[(u64, u64)]> {
+        let d = self.debug.as_deref()?;
+        (d.resume.each_instruction && pid == d.pid && !d.watches.is_empty()).then_some(d.watches.as_slice())
+    }
+
+    /// Guest accesses to watched ranges seen while an instruction ran.
+    pub(crate) fn debug_watch_hits(&mut self, hits: Vec<WatchHit>) {
+        if let Some(d) = self.debug.as_deref_mut() {
+            d.watch_hits.extend(hits);
+        }
+    }
+
     /// A thread left `Cpu::run` at a breakpoint: stop there.
     pub(crate) fn debug_breakpoint(&mut self, tid: Pid, slice: u64) {
         let rip = self.threads.get(&tid).map_or(0, |t| t.cpu.rip);
@@ -188,6 +206,21 @@ impl Kernel {
             }
             _ => false,
         }
+    }
+
+    /// Watches the debugged process's accesses to `ranges` (each `(start, len)`; exact:
+    /// every guest access is seen, whatever instruction makes it; the kernel's own accesses
+    /// are not, as with hardware watchpoints). They are seen while [`Resume::each_instruction`]
+    /// runs, and collected by [`Kernel::debug_take_watch_hits`].
+    pub fn debug_set_watches(&mut self, ranges: Vec<(u64, u64)>) {
+        if let Some(d) = self.debug.as_deref_mut() {
+            d.watches = ranges;
+        }
+    }
+
+    /// The accesses to watched ranges since the last call, in order.
+    pub fn debug_take_watch_hits(&mut self) -> Vec<WatchHit> {
+        self.debug.as_deref_mut().map(|d| std::mem::take(&mut d.watch_hits)).unwrap_or_default()
     }
 
     // --- looking at the guest ---------------------------------------------------

@@ -27,6 +27,7 @@ mod chaos;
 pub mod console;
 pub mod debug;
 pub mod elf;
+mod io;
 pub mod linux;
 mod mm;
 pub mod pipe;

@@ -4,12 +4,12 @@
 //! - Capacity [`PIPE_CAPACITY`] (64 KiB). A write of at most [`PIPE_BUF`]
 //!   bytes is atomic: it goes in whole or blocks (EAGAIN when non-blocking).
 //!   A longer write takes as much as fits and returns that count; it blocks
-//!   only when nothing fits. (A blocking Linux `write` goes on until all of
-//!   its bytes are in: `linux::fs` keeps the count between its re-runs.)
+//!   only when nothing fits. (A blocking `write`, on either ABI, goes on until
+//!   all of its bytes are in: `crate::io` keeps the count between its re-runs.)
 //! - A read on an empty pipe blocks while a writer exists, and returns 0 (end
 //!   of file) once every write description is closed.
 //! - A write with no read description left fails with EPIPE; the kernel then
-//!   raises SIGPIPE in the writer.
+//!   raises SIGPIPE in the writer (`crate::io`).
 //! - Blocking is reported as `IoError::WouldBlock(key)`; the kernel parks the
 //!   thread (or returns EAGAIN for a non-blocking call). Every state change
 //!   wakes the other side's key through the kernel's [`Waker`].

@@ -287,8 +287,8 @@ pub enum WaitOn {
 pub enum OnWake {
     /// Execute the (kernel's copy of the) call again.
     Retry,
-    /// Return this value.
-    Return(usize),
+    /// Return this result (made into `rax` by [`crate::syscall::rax`], as every result is).
+    Return(Result<usize, Errno>),
 }
 
 /// A parked thread.
@@ -325,6 +325,9 @@ pub struct Thread {
     pub pending: u64,
     /// Its process is supervised: system calls and faults go through `supervise`.
     pub supervised: bool,
+    /// Bytes its parked `write` has already written: the re-run writes the rest, an
+    /// interrupting signal handler makes the call return this count (`crate::io`).
+    pub write_done: usize,
 }
 
 impl Thread {
@@ -332,7 +335,7 @@ impl Thread {
     /// forked child or a new thread draws other numbers than its parent.
     pub fn new(tid: Pid, pid: Pid, mut cpu: Cpu) -> Thread {
         cpu.reseed_rand(tid as u64);
-        Thread { tid, pid, cpu, state: ThreadState::Runnable, sigmask: 0, pending: 0, supervised: false }
+        Thread { tid, pid, cpu, state: ThreadState::Runnable, sigmask: 0, pending: 0, supervised: false, write_done: 0 }
     }
 
     pub fn is_blocked(&self) -> bool {

@@ -434,15 +434,22 @@ impl Kernel {
             return (Exit::BudgetExhausted, 0);
         };
         let (before, pid) = (thread.cpu.icount, thread.pid);
-        let exit = {
-            let mut mm = mm.borrow_mut();
-            if step_over && budget > 0 {
-                thread.cpu.step_over_breakpoint(&mut mm.space)
-            } else {
-                thread.cpu.run(&mut mm.space, budget)
-            }
+        let mut mm = mm.borrow_mut();
+        if let Some(ranges) = self.debug_watches(pid) {
+            mm.space.mem.watch_arm(ranges);
+        }
+        let Some(thread) = self.threads.get_mut(&tid) else {
+            return (Exit::BudgetExhausted, 0);
+        };
+        let exit = if step_over && budget > 0 {
+            thread.cpu.step_over_breakpoint(&mut mm.space)
+        } else {
+            thread.cpu.run(&mut mm.space, budget)
         };
         let used = thread.cpu.icount.wrapping_sub(before);
+        let hits = mm.space.mem.watch_disarm();
+        drop(mm);
+        self.debug_watch_hits(hits);
         self.debug_ran(tid, pid, used);
         (exit, used)
     }
@@ -504,7 +511,7 @@ impl Kernel {
                 match b.on_wake {
                     OnWake::Retry => t.state = ThreadState::Retry(b),
                     OnWake::Return(v) => {
-                        t.cpu.gpr[reg::RAX] = v as u64;
+                        t.cpu.gpr[reg::RAX] = crate::syscall::rax(v) as u64;
                         self.scratch.recycle(b);
                     }
                 }
@@ -539,7 +546,7 @@ impl Kernel {
                 continue;
             };
             if let ThreadState::Blocked(b) = std::mem::replace(&mut t.state, ThreadState::Runnable) {
-                t.cpu.gpr[reg::RAX] = Errno::mux(b.on_timeout) as u64;
+                t.cpu.gpr[reg::RAX] = crate::syscall::rax(b.on_timeout) as u64;
                 self.run_queue.push_back(tid);
                 self.scratch.recycle(b);
             }

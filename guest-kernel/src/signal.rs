@@ -232,17 +232,13 @@ impl Kernel {
         let state = std::mem::replace(&mut t.state, ThreadState::Runnable);
         match state {
             ThreadState::Blocked(b) => {
-                // A Linux write that blocked part-way returns what it wrote.
-                let written = self.linux.threads.get_mut(&tid).map_or(0, |l| std::mem::take(&mut l.write_done));
+                // A write that blocked part-way returns what it wrote (`crate::io`).
                 if restart && b.on_wake == OnWake::Retry {
-                    if let Some(l) = self.linux.threads.get_mut(&tid) {
-                        l.write_done = written;
-                    }
                     t.state = ThreadState::Retry(b);
-                } else if written > 0 {
-                    t.cpu.gpr[reg::RAX] = written as u64;
+                } else if t.write_done > 0 {
+                    t.cpu.gpr[reg::RAX] = std::mem::take(&mut t.write_done) as u64;
                 } else {
-                    t.cpu.gpr[reg::RAX] = Errno::mux(Err(Errno(EINTR))) as u64;
+                    t.cpu.gpr[reg::RAX] = crate::syscall::rax(Err(Errno(EINTR))) as u64;
                 }
                 self.run_queue.push_back(tid);
             }

@@ -13,6 +13,10 @@
 //!   gdb's interrupt (Ctrl-C) on the connection;
 //! - a fault in the debugged process stops with its signal first; gdb's `continue` passes
 //!   the signal on (or not, with `signal 0`; a replay always passes it, to stay exact);
+//! - watchpoints are exact: while one is set the debugged process runs one instruction
+//!   per `Cpu::run`; a write watchpoint triggers when its bytes changed, a read or access
+//!   watchpoint when the instruction touched them (emu's `Memory::watch_arm` sends every
+//!   access to the watched pages through its cold paths, which note them);
 //! - on a replay, memory and register writes are refused (they would make it diverge);
 //! - going backwards (a replay only) replays again from the start, output muted up to
 //!   where it was shown ([`OnceConsole`]), to an exact point: "thread T has run N
@@ -107,8 +111,8 @@ pub struct Debugger {
     /// registers are then read-only.
     replay: Option<Replayer>,
     breakpoints: BTreeSet<u64>,
-    /// Write watchpoints: address, length and the bytes last seen there.
-    watches: Vec<(u64, u64, Vec<u8>)>,
+    /// Watchpoints, in the order gdb set them.
+    watches: Vec<Watch>,
     /// A reverse step or continue gdb asked for, done by the next run.
     reverse: Option<Reverse>,
     /// The resume gdb asked for: the thread to step, whether to pass a fault's signal on.
@@ -161,6 +165,7 @@ impl Debugger {
     fn run_to_end(&mut self) -> RunOutcome {
         self.set_breakpoints(false);
         self.watches.clear();
+        self.sync_watches();
         if let Some(o) = self.outcome {
             return o;
         }
@@ -207,8 +212,8 @@ impl Debugger {
                     if let Some(tid) = ran.filter(|t| self.kernel.debug_cpu(*t).is_some()) {
                         self.current = tid;
                     }
-                    if let Some(addr) = self.watch_hit() {
-                        MultiThreadStopReason::Watch { tid: gdb_tid(self.current), kind: WatchKind::Write, addr }
+                    if let Some((kind, addr)) = self.watch_hit() {
+                        MultiThreadStopReason::Watch { tid: gdb_tid(self.current), kind, addr }
                     } else if self.step_done() {
                         let tid = self.until.map_or(self.current, |(t, _)| t);
                         if self.kernel.debug_cpu(tid).is_some() {
@@ -227,26 +232,49 @@ impl Debugger {
         }
     }
 
-    /// The first write watchpoint whose bytes changed since last seen (all are brought up
-    /// to date).
-    fn watch_hit(&mut self) -> Option<u64> {
+    /// The first watchpoint the instruction just run triggered: a read or access
+    /// watchpoint whose bytes it read (or, access, wrote), else a write or access
+    /// watchpoint whose bytes changed since last seen (any write: the kernel's too; gdb
+    /// shows the old and new values). All are brought up to date.
+    fn watch_hit(&mut self) -> Option<(WatchKind, u64)> {
+        let accesses = self.kernel.debug_take_watch_hits();
         let mut hit = None;
+        for a in &accesses {
+            let read = a.access == emu::Access::Read;
+            hit = hit.or_else(|| {
+                {
+                    self.watches.iter().find(|w| {
+                        w.overlaps(a.addr, a.len)
+                            && (w.kind == WatchKind::ReadWrite || read && w.kind == WatchKind::Read)
+                    })
+                }
+                .map(|w| (w.kind, w.addr))
+            });
+        }
         let tid = self.kernel.debug_threads(self.pid).first().copied()?;
-        for (addr, len, seen) in &mut self.watches {
-            let mut now = vec![0; *len as usize];
-            let n = self.kernel.debug_read(tid, *addr, &mut now);
+        for w in &mut self.watches {
+            let mut now = vec![0; w.len as usize];
+            let n = self.kernel.debug_read(tid, w.addr, &mut now);
             now.truncate(n);
-            if now != *seen {
-                *seen = now;
-                hit = hit.or(Some(*addr));
+            if now != w.seen {
+                w.seen = now;
+                if w.kind != WatchKind::Read {
+                    hit = hit.or(Some((w.kind, w.addr)));
+                }
             }
         }
         hit
     }
 
-    /// Reads what the watchpoints watch now.
+    /// Reads what the watchpoints watch now (and forgets accesses seen before).
     fn refresh_watches(&mut self) {
         self.watch_hit();
+    }
+
+    /// Tells the kernel the ranges read and access watchpoints watch.
+    fn sync_watches(&mut self) {
+        let ranges = self.watches.iter().filter(|w| w.kind != WatchKind::Write).map(|w| (w.addr, w.len)).collect();
+        self.kernel.debug_set_watches(ranges);
     }
 
     fn set_breakpoints(&mut self, on: bool) {
@@ -262,6 +290,7 @@ impl Debugger {
         r.run = run;
         self.kernel = kernel;
         self.kernel.debug_attach(self.pid);
+        self.sync_watches();
         self.outcome = None;
         self.current = self.pid;
         Ok(())
@@ -292,8 +321,8 @@ impl Debugger {
     }
 
     /// The breakpoint and watchpoint hits of the replay before instruction count `end`,
-    /// each as (thread, its instruction count just before the hit, the watched address).
-    fn hits_before(&mut self, end: u64) -> Result<Vec<(Pid, u64, Option<u64>)>, String> {
+    /// each as (thread, its instruction count just before the hit, the watchpoint hit).
+    fn hits_before(&mut self, end: u64) -> Result<Vec<Hit>, String> {
         self.reboot()?;
         self.set_breakpoints(true);
         self.refresh_watches();
@@ -313,9 +342,9 @@ impl Debugger {
                     hits.extend(self.kernel.debug_cpu(t).map(|c| (t, c.icount, None)));
                 }
                 DebugStop::Reached(Some(t)) => {
-                    if let Some(addr) = self.watch_hit() {
-                        // Stop before the instruction that wrote (it has run: one back).
-                        hits.extend(self.kernel.debug_cpu(t).map(|c| (t, c.icount.saturating_sub(1), Some(addr))));
+                    if let Some(watch) = self.watch_hit() {
+                        // Stop before the instruction that accessed (it has run: one back).
+                        hits.extend(self.kernel.debug_cpu(t).map(|c| (t, c.icount.saturating_sub(1), Some(watch))));
                     }
                 }
                 _ => {}
@@ -348,9 +377,7 @@ impl Debugger {
                     Some(&(tid, icount, watch)) => {
                         self.go_to(tid, icount)?;
                         Ok(match watch {
-                            Some(addr) => {
-                                MultiThreadStopReason::Watch { tid: gdb_tid(tid), kind: WatchKind::Write, addr }
-                            }
+                            Some((kind, addr)) => MultiThreadStopReason::Watch { tid: gdb_tid(tid), kind, addr },
                             None => MultiThreadStopReason::SwBreak(gdb_tid(tid)),
                         })
                     }
@@ -427,6 +454,10 @@ impl Debugger {
         Ok(())
     }
 }
+
+/// A breakpoint or watchpoint hit of a replay: the thread, its instruction count just
+/// before the hit, and the watchpoint (kind, address) if it was one.
+type Hit = (Pid, u64, Option<(WatchKind, u64)>);
 
 /// A reverse execution request.
 #[derive(Clone, Copy, Debug)]
@@ -638,24 +669,42 @@ impl Breakpoints for Debugger {
 }
 
 impl HwWatchpoint for Debugger {
-    /// Write watchpoints only (`watch`): the guest stops after each instruction of the
-    /// debugged process while one is set, and one whose bytes changed triggers. Read and
-    /// access watchpoints are refused rather than approximated.
+    /// Write (`watch`), read (`rwatch`) and access (`awatch`) watchpoints, exact: while
+    /// one is set the guest stops after each instruction of the debugged process, and the
+    /// kernel reports every access that instruction made to a read or access watchpoint's
+    /// bytes (see [`Kernel::debug_set_watches`]).
     fn add_hw_watchpoint(&mut self, addr: u64, len: u64, kind: WatchKind) -> TargetResult<bool, Self> {
-        if kind != WatchKind::Write || len == 0 || len > 4096 {
+        if len == 0 || len > 4096 {
             return Ok(false);
         }
-        self.watches.push((addr, len, Vec::new()));
+        self.watches.push(Watch { addr, len, kind, seen: Vec::new() });
+        self.sync_watches();
         self.refresh_watches();
         Ok(true)
     }
 
     fn remove_hw_watchpoint(&mut self, addr: u64, len: u64, kind: WatchKind) -> TargetResult<bool, Self> {
-        let before = self.watches.len();
-        if let Some(i) = self.watches.iter().position(|w| (w.0, w.1) == (addr, len)) {
-            self.watches.remove(i);
-        }
-        Ok(kind == WatchKind::Write && self.watches.len() < before)
+        let Some(i) = self.watches.iter().position(|w| (w.addr, w.len, w.kind) == (addr, len, kind)) else {
+            return Ok(false);
+        };
+        self.watches.remove(i);
+        self.sync_watches();
+        Ok(true)
+    }
+}
+
+/// A watchpoint gdb set.
+struct Watch {
+    addr: u64,
+    len: u64,
+    kind: WatchKind,
+    /// The bytes last seen there.
+    seen: Vec<u8>,
+}
+
+impl Watch {
+    fn overlaps(&self, addr: u64, len: u64) -> bool {
+        addr < self.addr.saturating_add(self.len) && self.addr < addr.saturating_add(len)
     }
 }
 

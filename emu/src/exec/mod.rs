@@ -217,6 +217,7 @@ impl AddressSpace {
     pub fn set_breakpoint(&mut self, addr: u64) {
         if self.code.breakpoints.insert(addr) {
             self.code.invalidate_at(addr);
+            self.jit.unlink(&mut self.code.dropped);
         }
     }
 
@@ -224,6 +225,7 @@ impl AddressSpace {
     pub fn remove_breakpoint(&mut self, addr: u64) {
         if self.code.breakpoints.remove(&addr) {
             self.code.invalidate_at(addr);
+            self.jit.unlink(&mut self.code.dropped);
         }
     }
 
@@ -271,6 +273,7 @@ impl Cpu {
         while remaining != 0 {
             if !mem.dirty_code.is_empty() {
                 code.invalidate(&mut mem.dirty_code);
+                jit.unlink(&mut code.dropped);
             }
             let block = match code.lookup(self.rip) {
                 Some(block) => block,
@@ -286,13 +289,10 @@ impl Cpu {
             }
             self.rip = block.end;
             if !interpret {
-                if let Some(done) = jit.run(block, self, mem) {
+                if let Some((done, early)) = jit.run(block, self, mem, remaining) {
                     self.icount += done;
                     remaining -= done;
-                    if done < n as u64 {
-                        self.rip = ops[done as usize].insn.ip();
-                        interpret = true;
-                    }
+                    interpret = early;
                     continue;
                 }
             } else {

@@ -1,7 +1,10 @@
 //! Host code for one block: each covered guest instruction is re-encoded with host
 //! registers standing in for the guest's (see the `jit` note for the design).
 
-use iced_x86::code_asm::{byte_ptr, ebp, qword_ptr, r12, r13, r14, r15, rbp, rbx, rdi, rsi, CodeAssembler, CodeLabel};
+use iced_x86::code_asm::{
+    byte_ptr, eax, ebp, ecx, edx, qword_ptr, r12, r13, r14, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp, CodeAssembler,
+    CodeLabel,
+};
 use iced_x86::{
     Code, ConditionCode, FlowControl, Instruction, InstructionInfoFactory, MemoryOperand, Mnemonic, OpAccess, OpKind,
     Register,
@@ -66,18 +69,99 @@ impl From<iced_x86::IcedError> for Unsupported {
     }
 }
 
-/// A translated block: host code (assembled for address `ip`) and how many of the
-/// block's instructions it covers.
-pub(super) struct Translation {
-    pub code: Vec<u8>,
-    pub covers: u32,
+/// Host addresses of the code every translation shares (see `stubs`).
+#[derive(Clone, Copy)]
+pub(super) struct Stubs {
+    /// `extern "sysv64" fn(cpu, env, body) -> ()`: sets up the frame and jumps to `body`.
+    pub enter: u64,
+    /// Leaves a block for guest address `rax` after `edx` completed instructions: on to
+    /// that block's translation if it has one and the budget covers it, else back.
+    pub chain: u64,
+    /// Leaves before guest instruction `rbp` after `eax` completed instructions, to
+    /// the interpreter.
+    pub early: u64,
+}
+
+/// Offsets of `Env` fields the generated code uses.
+const ENV_TABLE: usize = std::mem::offset_of!(super::Env, table);
+const ENV_LEFT: usize = std::mem::offset_of!(super::Env, left);
+const ENV_EARLY: usize = std::mem::offset_of!(super::Env, early);
+const ENV_CHAINED: usize = std::mem::offset_of!(super::Env, chained);
+
+/// The shared code for host address `ip`: (code, stubs). Translated code runs in the
+/// frame `enter` builds: the callee-saved registers pushed, then the `Env` pointer at
+/// `[rsp]`, with `rbx` = `Cpu`, `r12` = guest memory base, `r13` = permission table,
+/// `r14` = limit. A block's code is entered only with the budget covering all of the
+/// block's instructions (the run loop's check, or `chain`'s).
+pub(super) fn stubs(ip: u64) -> Option<(Vec<u8>, Stubs)> {
+    let rip = std::mem::offset_of!(Cpu, rip);
+    let slot_shift = super::SLOT_BYTES.trailing_zeros();
+    let build = || -> Emit<(CodeAssembler, [CodeLabel; 3])> {
+        let mut a = CodeAssembler::new(64)?;
+        let (mut enter, mut chain, mut early, mut leave) =
+            (a.create_label(), a.create_label(), a.create_label(), a.create_label());
+        a.set_label(&mut enter)?;
+        a.push(rbx)?;
+        a.push(rbp)?;
+        a.push(r12)?;
+        a.push(r13)?;
+        a.push(r14)?;
+        a.push(r15)?;
+        a.push(rsi)?;
+        a.mov(rbx, rdi)?;
+        a.mov(r12, qword_ptr(rsi + std::mem::offset_of!(super::Env, base)))?;
+        a.mov(r13, qword_ptr(rsi + std::mem::offset_of!(super::Env, perm)))?;
+        a.mov(r14, qword_ptr(rsi + std::mem::offset_of!(super::Env, limit)))?;
+        a.jmp(rdx)?;
+
+        a.set_label(&mut chain)?;
+        a.mov(qword_ptr(rbx + rip), rax)?;
+        a.mov(rsi, qword_ptr(rsp))?;
+        a.sub(qword_ptr(rsi + ENV_LEFT), rdx)?;
+        a.mov(rcx, rax)?;
+        a.shr(rcx, 12)?;
+        a.xor(rcx, rax)?;
+        a.and(ecx, (super::SLOTS - 1) as i32)?;
+        a.shl(ecx, slot_shift)?;
+        a.add(rcx, qword_ptr(rsi + ENV_TABLE))?;
+        a.cmp(qword_ptr(rcx), rax)?;
+        a.jne(leave)?;
+        a.mov(rdx, qword_ptr(rcx + 16))?;
+        a.cmp(qword_ptr(rsi + ENV_LEFT), rdx)?;
+        a.jb(leave)?;
+        a.inc(qword_ptr(rsi + ENV_CHAINED))?;
+        a.jmp(qword_ptr(rcx + 8))?;
+
+        a.set_label(&mut early)?;
+        a.mov(qword_ptr(rbx + rip), rbp)?;
+        a.mov(rsi, qword_ptr(rsp))?;
+        a.sub(qword_ptr(rsi + ENV_LEFT), rax)?;
+        a.mov(qword_ptr(rsi + ENV_EARLY), 1)?;
+
+        a.set_label(&mut leave)?;
+        a.pop(rsi)?;
+        a.pop(r15)?;
+        a.pop(r14)?;
+        a.pop(r13)?;
+        a.pop(r12)?;
+        a.pop(rbp)?;
+        a.pop(rbx)?;
+        a.ret()?;
+        Ok((a, [enter, chain, early]))
+    };
+    let (mut a, labels) = build().ok()?;
+    let r = a.assemble_options(ip, iced_x86::BlockEncoderOptions::RETURN_NEW_INSTRUCTION_OFFSETS).ok()?;
+    let at = |l: CodeLabel| r.label_ip(&l).ok();
+    let stubs = Stubs { enter: at(labels[0])?, chain: at(labels[1])?, early: at(labels[2])? };
+    Some((r.inner.code_buffer, stubs))
 }
 
 /// Translates the longest prefix of `block` the emitter covers, for host address `ip`;
 /// `None` when it covers not even the first instruction.
-pub(super) fn translate(block: &Block, model: CpuModel, ip: u64) -> Option<Translation> {
-    let mut e = Emitter::new().ok()?;
+pub(super) fn translate(block: &Block, model: CpuModel, ip: u64, stubs: Stubs) -> Option<Vec<u8>> {
     let n = block.ops.len();
+    let ips: Vec<u64> = block.ops.iter().map(|op| op.insn.ip()).collect();
+    let mut e = Emitter::new(stubs, ips).ok()?;
     let undefined_read = undefined_flags_read(block);
     let mut covers = 0;
     for (k, op) in block.ops.iter().enumerate() {
@@ -90,9 +174,8 @@ pub(super) fn translate(block: &Block, model: CpuModel, ip: u64) -> Option<Trans
     if covers == 0 {
         return None;
     }
-    e.finish(covers as u32).ok()?;
-    let code = e.a.assemble(ip).ok()?;
-    Some(Translation { code, covers: covers as u32 })
+    e.finish(covers as u32, block.end).ok()?;
+    e.a.assemble(ip).ok()
 }
 
 struct Emitter {
@@ -102,7 +185,11 @@ struct Emitter {
     host_flags: bool,
     /// `Cpu::rflags` holds the guest's status flags. At least one of the two holds.
     ctx_flags: bool,
-    epilogue: CodeLabel,
+    stubs: Stubs,
+    /// Guest address of each of the block's instructions.
+    ips: Vec<u64>,
+    /// The last instruction emitted its own exits (a branch).
+    ended: bool,
     /// Where a failed access check goes: (label, instructions completed).
     fallbacks: Vec<(CodeLabel, u32)>,
 }
@@ -219,7 +306,8 @@ fn flags_undefined(i: &Instruction) -> u32 {
         _ => None,
     };
     match i.mnemonic() {
-        M::And | M::Or | M::Xor | M::Test => F::AF,
+        // AF: the host clears it, as the interpreter does (`logic_ops_clear_af_on_the_host`).
+        M::And | M::Or | M::Xor | M::Test => 0,
         M::Mul | M::Imul => F::SF | F::ZF | F::AF | F::PF,
         M::Shl | M::Sal | M::Shr | M::Sar => match count {
             Some(0) => 0,
@@ -237,11 +325,13 @@ fn flags_undefined(i: &Instruction) -> u32 {
 }
 
 /// For each instruction of `block`, whether a flag it leaves undefined may be read
-/// (later in the block, or after it: every flag counts as read there). The interpreter
-/// picks its own values for undefined flags (see `exec::int`), the host CPU others, so
-/// such an instruction is left to the interpreter.
+/// (later in the block, or after it: `Block::live_out`, the interpreter's own liveness
+/// at the block's end). The interpreter picks its own values for undefined flags (see
+/// `exec::int`), the host CPU others, so such an instruction is left to the interpreter.
+/// Where an undefined flag is not read, the host's value may differ from the
+/// interpreter's as an unread flag may anyway (see the module note on status flags).
 fn undefined_flags_read(block: &Block) -> Vec<bool> {
-    let mut live = STATUS_BITS;
+    let mut live = block.live_out & STATUS_BITS;
     let mut out = vec![false; block.ops.len()];
     for (k, op) in block.ops.iter().enumerate().rev() {
         let i = &op.insn;
@@ -252,50 +342,16 @@ fn undefined_flags_read(block: &Block) -> Vec<bool> {
     out
 }
 
-fn cmov_code(cc: ConditionCode) -> Option<Code> {
-    use ConditionCode as C;
-    Some(match cc {
-        C::o => Code::Cmovo_r64_rm64,
-        C::no => Code::Cmovno_r64_rm64,
-        C::b => Code::Cmovb_r64_rm64,
-        C::ae => Code::Cmovae_r64_rm64,
-        C::e => Code::Cmove_r64_rm64,
-        C::ne => Code::Cmovne_r64_rm64,
-        C::be => Code::Cmovbe_r64_rm64,
-        C::a => Code::Cmova_r64_rm64,
-        C::s => Code::Cmovs_r64_rm64,
-        C::ns => Code::Cmovns_r64_rm64,
-        C::p => Code::Cmovp_r64_rm64,
-        C::np => Code::Cmovnp_r64_rm64,
-        C::l => Code::Cmovl_r64_rm64,
-        C::ge => Code::Cmovge_r64_rm64,
-        C::le => Code::Cmovle_r64_rm64,
-        C::g => Code::Cmovg_r64_rm64,
-        C::None => return None,
-    })
-}
-
 impl Emitter {
-    fn new() -> Emit<Emitter> {
-        let mut a = CodeAssembler::new(64)?;
-        let epilogue = a.create_label();
-        // extern "sysv64" fn(cpu: *mut Cpu, env: *const Env) -> u64
-        a.push(rbx)?;
-        a.push(rbp)?;
-        a.push(r12)?;
-        a.push(r13)?;
-        a.push(r14)?;
-        a.push(r15)?;
-        a.mov(rbx, rdi)?;
-        a.mov(r12, qword_ptr(rsi))?;
-        a.mov(r13, qword_ptr(rsi + 8))?;
-        a.mov(r14, qword_ptr(rsi + 16))?;
+    fn new(stubs: Stubs, ips: Vec<u64>) -> Emit<Emitter> {
         Ok(Emitter {
-            a,
+            a: CodeAssembler::new(64)?,
             info: InstructionInfoFactory::new(),
             host_flags: false,
             ctx_flags: true,
-            epilogue,
+            stubs,
+            ips,
+            ended: false,
             fallbacks: Vec::new(),
         })
     }
@@ -600,30 +656,49 @@ impl Emitter {
         Ok(())
     }
 
-    /// The block's last instruction: direct `jcc`, `jmp`, `call`, and `ret`. Sets
-    /// `Cpu::rip`.
+    /// Leaves the block after `done` instructions for guest address `target` (`None`:
+    /// the address is in `TMP`), with the flags in `Cpu::rflags`.
+    fn exit_to(&mut self, done: u32, target: Option<u64>) -> Emit {
+        self.sync_flags()?;
+        self.a.mov(edx, done)?;
+        match target {
+            Some(t) => self.mov_imm(Register::RAX, t)?,
+            None => self.a.mov(rax, rbp)?,
+        }
+        self.a.jmp(self.stubs.chain)?;
+        Ok(())
+    }
+
+    /// Leaves the block before its instruction `k`, to the interpreter.
+    fn exit_early(&mut self, k: u32) -> Emit {
+        self.sync_flags()?;
+        self.a.mov(eax, k)?;
+        self.mov_imm(TMP, self.ips[k as usize])?;
+        self.a.jmp(self.stubs.early)?;
+        Ok(())
+    }
+
+    /// The block's last instruction: direct `jcc`, `jmp`, `call`, and `ret`, each
+    /// leaving through `exit_to`.
     fn branch(&mut self, k: u32, i: &Instruction) -> Emit {
-        let rip = std::mem::offset_of!(Cpu, rip);
         let direct = i.op_count() == 1 && i.op0_kind() == OpKind::NearBranch64;
+        let done = k + 1;
         match i.mnemonic() {
-            Mnemonic::Jmp if direct => {
-                self.sync_flags()?;
-                self.mov_imm(TMP, i.near_branch_target())?;
-            }
+            Mnemonic::Jmp if direct => self.exit_to(done, Some(i.near_branch_target()))?,
             _ if direct && i.flow_control() == FlowControl::ConditionalBranch => {
-                let code = cmov_code(i.condition_code()).ok_or(Unsupported)?;
                 if matches!(i.mnemonic(), Mnemonic::Loop | Mnemonic::Loope | Mnemonic::Loopne | Mnemonic::Jrcxz) {
                     return Err(Unsupported);
                 }
                 if !self.host_flags {
                     self.load_flags()?;
                 }
-                self.mov_imm(TMP, i.next_ip())?;
-                self.mov_imm(ADDR, i.near_branch_target())?;
-                self.add(Instruction::with2(code, TMP, ADDR).map_err(Into::into))?;
-                self.a.push(rbp)?;
-                self.sync_flags()?;
-                self.a.pop(rbp)?;
+                let mut taken = self.a.create_label();
+                self.jcc(i.condition_code(), taken)?;
+                let ctx_flags = self.ctx_flags;
+                self.exit_to(done, Some(i.next_ip()))?;
+                self.a.set_label(&mut taken)?;
+                (self.ctx_flags, self.host_flags) = (ctx_flags, true);
+                self.exit_to(done, Some(i.near_branch_target()))?;
             }
             Mnemonic::Call if direct => {
                 self.sync_flags()?;
@@ -633,7 +708,7 @@ impl Emitter {
                 self.mov_imm(TMP, i.next_ip())?;
                 self.a.mov(qword_ptr(r12 + r15), rbp)?;
                 self.store_gpr(RSP, ADDR)?;
-                self.mov_imm(TMP, i.near_branch_target())?;
+                self.exit_to(done, Some(i.near_branch_target()))?;
             }
             Mnemonic::Ret if i.op_count() == 0 => {
                 self.sync_flags()?;
@@ -642,33 +717,54 @@ impl Emitter {
                 self.a.mov(rbp, qword_ptr(r12 + r15))?;
                 self.a.lea(r15, qword_ptr(r15 + 8))?;
                 self.store_gpr(RSP, ADDR)?;
+                self.exit_to(done, None)?;
             }
             _ => return Err(Unsupported),
         }
-        self.a.mov(qword_ptr(rbx + rip), rbp)?;
+        self.ended = true;
         Ok(())
     }
 
-    /// Ends the code after `covers` instructions: flags back into `Cpu::rflags`, then the
-    /// exits.
-    fn finish(&mut self, covers: u32) -> Emit {
-        self.sync_flags()?;
-        self.a.mov(iced_x86::code_asm::eax, covers)?;
-        self.a.jmp(self.epilogue)?;
+    fn jcc(&mut self, cc: ConditionCode, to: CodeLabel) -> Emit {
+        use ConditionCode as C;
+        let a = &mut self.a;
+        match cc {
+            C::o => a.jo(to),
+            C::no => a.jno(to),
+            C::b => a.jb(to),
+            C::ae => a.jae(to),
+            C::e => a.je(to),
+            C::ne => a.jne(to),
+            C::be => a.jbe(to),
+            C::a => a.ja(to),
+            C::s => a.js(to),
+            C::ns => a.jns(to),
+            C::p => a.jp(to),
+            C::np => a.jnp(to),
+            C::l => a.jl(to),
+            C::ge => a.jge(to),
+            C::le => a.jle(to),
+            C::g => a.jg(to),
+            C::None => return Err(Unsupported),
+        }?;
+        Ok(())
+    }
+
+    /// Ends the code after `covers` instructions: on to the fall-through successor at
+    /// `end` when the block ran to its end without a branch, to the interpreter when
+    /// instructions are left; then the exits of failed access checks.
+    fn finish(&mut self, covers: u32, end: u64) -> Emit {
+        if (covers as usize) < self.ips.len() {
+            self.exit_early(covers)?;
+        } else if !self.ended {
+            self.exit_to(covers, Some(end))?;
+        }
         for (mut label, done) in std::mem::take(&mut self.fallbacks) {
             self.a.set_label(&mut label)?;
-            self.a.mov(iced_x86::code_asm::eax, done)?;
-            self.a.jmp(self.epilogue)?;
+            self.a.mov(eax, done)?;
+            self.mov_imm(TMP, self.ips[done as usize])?;
+            self.a.jmp(self.stubs.early)?;
         }
-        let mut epilogue = self.epilogue;
-        self.a.set_label(&mut epilogue)?;
-        self.a.pop(r15)?;
-        self.a.pop(r14)?;
-        self.a.pop(r13)?;
-        self.a.pop(r12)?;
-        self.a.pop(rbp)?;
-        self.a.pop(rbx)?;
-        self.a.ret()?;
         Ok(())
     }
 }
@@ -691,4 +787,30 @@ fn assign(used: &[usize], written: &[usize], explicit: &[usize]) -> Emit<Map> {
         };
     }
     Ok(Map { host, used: used.to_vec(), written: written.to_vec() })
+}
+
+#[cfg(test)]
+mod tests {
+    /// `flags_undefined` counts AF after `and`/`or`/`xor`/`test` as defined: the host
+    /// clears it, as the interpreter does. This checks the host.
+    #[test]
+    fn logic_ops_clear_af_on_the_host() {
+        for (a, b) in [(0x13u64, 0x13u64), (0xff, 0x0f), (0, 0), (u64::MAX, 0x10)] {
+            let mut f: [u64; 4] = [0; 4];
+            // SAFETY: register-only instructions and a balanced push/pop on the stack.
+            unsafe {
+                std::arch::asm!(
+                    "push {all}", "popfq", "mov {t}, {a}", "and {t}, {b}", "pushfq", "pop {f0}",
+                    "push {all}", "popfq", "mov {t}, {a}", "or {t}, {b}", "pushfq", "pop {f1}",
+                    "push {all}", "popfq", "mov {t}, {a}", "xor {t}, {b}", "pushfq", "pop {f2}",
+                    "push {all}", "popfq", "test {a}, {b}", "pushfq", "pop {f3}",
+                    all = in(reg) 0x8d7u64, a = in(reg) a, b = in(reg) b, t = out(reg) _,
+                    f0 = out(reg) f[0], f1 = out(reg) f[1], f2 = out(reg) f[2], f3 = out(reg) f[3],
+                );
+            }
+            for (k, f) in f.iter().enumerate() {
+                assert_eq!(f & crate::cpu::flags::AF, 0, "op {k} on {a:#x}, {b:#x}");
+            }
+        }
+    }
 }

@@ -39,6 +39,8 @@ pub const EBUSY: i32 = 16;
 pub const EEXIST: i32 = 17;
 /// Cross-device link.
 pub const EXDEV: i32 = 18;
+/// No such device (a file `mmap` cannot map).
+pub const ENODEV: i32 = 19;
 /// Not a directory.
 pub const ENOTDIR: i32 = 20;
 /// Is a directory.
@@ -133,6 +135,7 @@ pub const ERRNOS: &[(i32, &str, &str)] = &[
     (EBUSY, "EBUSY", "Device or resource busy"),
     (EEXIST, "EEXIST", "File exists"),
     (EXDEV, "EXDEV", "Cross-device link"),
+    (ENODEV, "ENODEV", "No such device"),
     (ENOTDIR, "ENOTDIR", "Not a directory"),
     (EISDIR, "EISDIR", "Is a directory"),
     (EINVAL, "EINVAL", "Invalid argument"),

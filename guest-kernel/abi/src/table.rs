@@ -367,8 +367,11 @@ pub enum Arg {
     Int,
     /// An unsigned number (a count, a length), in decimal.
     Uint,
-    /// A number in hexadecimal (an address, an opaque word).
+    /// A number in hexadecimal (an opaque word, an offset; a Linux zero is `0`, as strace prints it).
     Hex,
+    /// An address the call only passes along or tests for null: `NULL` or hexadecimal, as
+    /// strace prints pointers.
+    Ptr,
     /// A number in octal (a mode, a umask).
     Octal,
     /// A descriptor.

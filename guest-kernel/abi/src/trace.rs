@@ -211,7 +211,9 @@ impl View<'_> {
         match arg {
             Arg::Int => self.int(w, v),
             Arg::Uint => write!(w, "{v}"),
+            Arg::Hex if v == 0 && self.linux => w.write_char('0'),
             Arg::Hex => write!(w, "{v:#x}"),
+            Arg::Ptr => self.pointer(w, i),
             Arg::Octal => {
                 if v == 0 {
                     w.write_char('0')

@@ -16,6 +16,7 @@ use warden_abi::{Errno, Stat};
 use super::abi::{self, Out};
 use super::procfs::ProcNode;
 use super::{DirStream, MAX_IO};
+use crate::io::How;
 use crate::process::{normalize, FdEntry, OnWake, OpenFile, WaitOn};
 use crate::scheme::IoError;
 use crate::syscall::{Block, Call, SysError, SysResult};
@@ -272,107 +273,29 @@ impl Kernel {
         Ok(self.install_fd(tid, file, rflags, cloexec)?)
     }
 
-    /// Reads up to `len` bytes from `fd` (at `offset` if given), blocking as the description says.
-    fn lx_read(&mut self, tid: Pid, fd: usize, len: usize, offset: Option<u64>) -> Result<Vec<u8>, SysError> {
+    /// `read` and friends ([`crate::io`]) into the guest ranges `iov`; a directory gives
+    /// EISDIR, as on Linux.
+    fn lx_read(&mut self, tid: Pid, fd: usize, iov: &[(usize, usize)], offset: Option<u64>) -> SysResult {
         let desc = self.desc(tid, fd)?;
-        if desc.flags.get() & r::O_ACCMODE == r::O_WRONLY {
-            return err(r::EBADF);
+        let is_dir = |d: &OpenFile| d.file.try_borrow().is_ok_and(|f| f.stat().is_ok_and(|s| s.is_dir()));
+        if offset.is_some() && is_dir(&desc) {
+            return err(r::EISDIR);
         }
-        let len = len.min(MAX_IO);
         self.lx_shared_file_io(&desc, false);
-        let mut buf = vec![0u8; len];
-        if let Some(off) = offset {
-            let file = desc.file.try_borrow().map_err(|_| Errno(r::EIO))?;
-            if file.stat()?.is_dir() {
-                return err(r::EISDIR);
-            }
-            return match file.read_at(off, &mut buf) {
-                None => err(r::ESPIPE),
-                Some(Ok(n)) => {
-                    buf.truncate(n.min(len));
-                    Ok(buf)
-                }
-                Some(Err(e)) => Err(e.into()),
-            };
-        }
-        let result = desc.file.try_borrow_mut().map_err(|_| Errno(r::EIO))?.read(&mut buf);
-        match result {
-            Ok(n) => {
-                buf.truncate(n.min(len));
-                Ok(buf)
-            }
-            Err(IoError::Errno(e)) => {
-                if e.0 == r::EBADF && desc.file.try_borrow().is_ok_and(|f| f.stat().is_ok_and(|s| s.is_dir())) {
-                    return err(r::EISDIR);
-                }
-                Err(e.into())
-            }
-            Err(IoError::WouldBlock(key)) => {
-                if desc.flags.get() & r::O_NONBLOCK != 0 {
-                    err(r::EAGAIN)
-                } else {
-                    Err(Block::retry(WaitOn::Key(key)))
-                }
-            }
+        match self.read_desc(tid, &desc, iov, How::of(&desc, false).at(offset)) {
+            Err(SysError::Errno(Errno(r::EBADF))) if is_dir(&desc) => err(r::EISDIR),
+            result => result,
         }
     }
 
-    /// `write` and friends. A blocking write goes on until all of `data` is in (POSIX): when
-    /// a pipe fills part-way the thread blocks and the call re-runs, skipping the bytes
-    /// already written (`LinuxThread::write_done`); a signal handler then makes it return
-    /// that count (see `Kernel::interrupt`).
+    /// `write` and friends ([`crate::io`]); shared mappings of the file see the new bytes.
     fn lx_write(&mut self, tid: Pid, fd: usize, data: &[u8], offset: Option<u64>) -> SysResult {
         let desc = self.desc(tid, fd)?;
-        let flags = desc.flags.get();
-        if flags & r::O_ACCMODE == r::O_RDONLY {
-            return err(r::EBADF);
-        }
-        let mut file = desc.file.try_borrow_mut().map_err(|_| Errno(r::EIO))?;
-        if let Some(off) = offset {
-            let old = file.seek(0, r::SEEK_CUR)?;
-            file.seek(off as i64, r::SEEK_SET)?;
-            let res = file.write(data);
-            let _ = file.seek(old as i64, r::SEEK_SET);
-            drop(file);
+        let result = self.write_desc(tid, &desc, data, How::of(&desc, false).at(offset));
+        if result.is_ok() {
             self.lx_shared_file_io(&desc, true);
-            return match res {
-                Ok(n) => Ok(n.min(data.len())),
-                Err(IoError::Errno(e)) => Err(e.into()),
-                Err(IoError::WouldBlock(_)) => err(r::EAGAIN),
-            };
         }
-        if flags & r::O_APPEND != 0 {
-            let _ = file.seek(0, r::SEEK_END);
-        }
-        let thread = self.linux.threads.entry(tid).or_default();
-        let mut done = std::mem::take(&mut thread.write_done).min(data.len());
-        loop {
-            match file.write(&data[done..]) {
-                Ok(n) => {
-                    done += n.min(data.len() - done);
-                    if done == data.len() || n == 0 {
-                        drop(file);
-                        self.lx_shared_file_io(&desc, true);
-                        return Ok(done);
-                    }
-                }
-                Err(IoError::WouldBlock(_)) if done > 0 && flags & r::O_NONBLOCK != 0 => return Ok(done),
-                Err(IoError::WouldBlock(_)) if flags & r::O_NONBLOCK != 0 => return err(r::EAGAIN),
-                Err(IoError::WouldBlock(key)) => {
-                    self.linux.threads.entry(tid).or_default().write_done = done;
-                    return Err(Block::retry(WaitOn::Key(key)));
-                }
-                // Linux reports the bytes written before an error (no SIGPIPE then).
-                Err(IoError::Errno(_)) if done > 0 => return Ok(done),
-                Err(IoError::Errno(e)) => {
-                    drop(file);
-                    if e.0 == r::EPIPE {
-                        self.post_thread_signal(tid, r::SIGPIPE);
-                    }
-                    return Err(e.into());
-                }
-            }
-        }
+        result
     }
 
     fn lx_out(&mut self, tid: Pid, addr: usize, data: &[u8]) -> Result<(), Errno> {
@@ -426,25 +349,11 @@ impl Kernel {
         if !dir_stat.is_dir() {
             return Err(Errno(r::ENOTDIR));
         }
-        let mut listing = Vec::new();
-        {
+        let listing = {
             let mut file = desc.file.try_borrow_mut().map_err(|_| Errno(r::EIO))?;
             let _ = file.seek(0, r::SEEK_SET);
-            let mut chunk = vec![0u8; 64 * 1024];
-            loop {
-                let n = file.read(&mut chunk).map_err(|e| match e {
-                    IoError::Errno(e) => e,
-                    IoError::WouldBlock(_) => Errno(r::EAGAIN),
-                })?;
-                if n == 0 {
-                    break;
-                }
-                listing.extend_from_slice(&chunk[..n.min(chunk.len())]);
-                if listing.len() > 64 << 20 {
-                    return Err(Errno(r::ENOMEM));
-                }
-            }
-        }
+            crate::io::read_to_end(&mut *file, 64 << 20, Errno(r::ENOMEM))?
+        };
         let base = path.strip_prefix(b"file:").map(|p| p.to_vec());
         let mut entries = vec![(b".".to_vec(), dir_stat.st_ino, 4u8), (b"..".to_vec(), dir_stat.st_ino, 4u8)];
         if let Some(base) = &base {
@@ -487,23 +396,8 @@ impl Kernel {
     fn lx_read_all(&mut self, tid: Pid, path: &[u8], flags: usize) -> Result<Vec<u8>, Errno> {
         let file = self.open_path(tid, path, flags)?;
         let desc = OpenFile::new(file, r::O_RDONLY);
-        let mut out = Vec::new();
         let mut f = desc.file.try_borrow_mut().map_err(|_| Errno(r::EIO))?;
-        let mut chunk = vec![0u8; 64 * 1024];
-        loop {
-            let n = f.read(&mut chunk).map_err(|e| match e {
-                IoError::Errno(e) => e,
-                IoError::WouldBlock(_) => Errno(r::EAGAIN),
-            })?;
-            if n == 0 {
-                break;
-            }
-            out.extend_from_slice(&chunk[..n.min(chunk.len())]);
-            if out.len() as u64 > crate::vfs::MAX_FILE_SIZE {
-                return Err(Errno(r::EFBIG));
-            }
-        }
-        Ok(out)
+        crate::io::read_to_end(&mut *f, crate::vfs::MAX_FILE_SIZE, Errno(r::EFBIG))
     }
 
     fn lx_write_new(&mut self, tid: Pid, path: &[u8], flags: usize, data: &[u8]) -> Result<(), Errno> {
@@ -829,18 +723,14 @@ impl Kernel {
 const CWD: usize = abi::AT_FDCWD as usize;
 
 pub(super) fn read(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
-    let d = k.lx_read(tid, c.args[0], c.args[2], None)?;
-    k.lx_out(tid, c.args[1], &d)?;
-    Ok(d.len())
+    k.lx_read(tid, c.args[0], &[(c.args[1], c.args[2])], None)
 }
 
 pub(super) fn pread64(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
-    let d = k.lx_read(tid, c.args[0], c.args[2], Some(c.args[3] as u64))?;
-    k.lx_out(tid, c.args[1], &d)?;
-    Ok(d.len())
+    k.lx_read(tid, c.args[0], &[(c.args[1], c.args[2])], Some(c.args[3] as u64))
 }
 
-/// `readv`/`preadv`: one read of the iovecs' total, scattered over them in order.
+/// `readv`/`preadv`: one read, scattered over the iovecs in order.
 fn read_iov(k: &mut Kernel, tid: Pid, c: &Call, offset: Option<u64>) -> SysResult {
     let iov: Vec<(usize, usize)> = c
         .input(1)
@@ -848,25 +738,7 @@ fn read_iov(k: &mut Kernel, tid: Pid, c: &Call, offset: Option<u64>) -> SysResul
         .chunks_exact(16)
         .map(|e| (abi::le64(e, 0) as usize, abi::le64(e, 8) as usize))
         .collect();
-    let total = iov.iter().fold(0usize, |t, &(_, l)| t.saturating_add(l));
-    {
-        let mm = k.mm_of(tid)?;
-        let mm = mm.borrow();
-        for &(base, len) in &iov {
-            check_writable(&mm.space.mem, base, len)?;
-        }
-    }
-    let data = k.lx_read(tid, c.args[0], total, offset)?;
-    let mut done = 0;
-    for (base, len) in iov {
-        if done >= data.len() {
-            break;
-        }
-        let n = len.min(data.len() - done);
-        k.lx_out(tid, base, &data[done..done + n])?;
-        done += n;
-    }
-    Ok(data.len())
+    k.lx_read(tid, c.args[0], &iov, offset)
 }
 
 pub(super) fn readv(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {

@@ -248,23 +248,7 @@ impl Kernel {
         }
         let contents = match &file {
             None => Vec::new(),
-            Some(desc) => {
-                let f = desc.file.try_borrow().map_err(|_| Errno(r::EIO))?;
-                let mut buf = vec![0u8; len as usize];
-                let mut done = 0;
-                while done < buf.len() {
-                    let n = match f.read_at(offset + done as u64, &mut buf[done..]) {
-                        None => return err(19),
-                        Some(r) => r?,
-                    };
-                    if n == 0 {
-                        break;
-                    }
-                    done += n;
-                }
-                buf.truncate(done);
-                buf
-            }
+            Some(desc) => crate::io::map_contents(desc, offset, len as usize)?,
         };
         mm.map(addr, len, Perm::RW)?;
         if !contents.is_empty() {
@@ -360,7 +344,7 @@ impl Kernel {
                     on: key,
                     deadline,
                     on_timeout: Err(Errno(r::ETIMEDOUT)),
-                    on_wake: OnWake::Return(0),
+                    on_wake: OnWake::Return(Ok(0)),
                 }))
             }
             abi::FUTEX_WAKE | abi::FUTEX_WAKE_BITSET => Ok(self.futex_wake(key, val)),

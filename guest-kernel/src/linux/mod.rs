@@ -49,7 +49,8 @@
 //! numbers (grep, tar and cmp compare stdout with /dev/null by them). A
 //! blocking `write` to a pipe completes (it blocks until every byte is in;
 //! a signal handler makes it return the count so far), writes of at most
-//! `PIPE_BUF` bytes are atomic, and EPIPE raises SIGPIPE.
+//! `PIPE_BUF` bytes are atomic, and EPIPE raises SIGPIPE (`crate::io`, the
+//! rules both ABIs share).
 //! Memory: brk mmap (anonymous, private and shared file maps: shared ones
 //! are coherent at system calls, see `mem.rs`) munmap mprotect mremap
 //! madvise msync. Processes: clone (threads, CLONE_SETTLS, *_SETTID,
@@ -214,8 +215,6 @@ pub(crate) struct LinuxThread {
     /// A poll/select waiting for readiness: (the thread's instruction count when it
     /// blocked, its absolute deadline), so a re-run keeps the first deadline.
     pub poll_wait: Option<(u64, Option<u64>)>,
-    /// Bytes a blocked `write` has already written (it re-runs for the rest).
-    pub write_done: usize,
 }
 
 /// A directory being read with `getdents64`.

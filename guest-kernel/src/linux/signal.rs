@@ -347,7 +347,7 @@ impl Kernel {
             on: WaitOn::Sleep,
             deadline: None,
             on_timeout: Err(Errno(r::EINTR)),
-            on_wake: OnWake::Return(Errno::mux(Err(Errno(r::EINTR)))),
+            on_wake: OnWake::Return(Err(Errno(r::EINTR))),
         }))
     }
 

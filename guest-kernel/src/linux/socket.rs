@@ -36,9 +36,10 @@ use std::rc::{Rc, Weak};
 use warden_abi as r;
 use warden_abi::{Errno, Stat};
 
-use crate::process::{FdEntry, OpenFile, WaitOn};
+use crate::io::{would_block, write_loop, How};
+use crate::process::{FdEntry, OpenFile};
 use crate::scheme::{FileOps, FileRef, IoError, IoResult, Readiness, WaitKey};
-use crate::syscall::{Block, Call, SysError, SysResult};
+use crate::syscall::{Call, SysError, SysResult};
 use crate::usercopy::{check_writable, copy_in, copy_out};
 use crate::{Kernel, Pid, Waker};
 
@@ -526,15 +527,6 @@ impl Kernel {
         self.install_fd(tid, SocketFile::new_ref(sock), r::O_RDWR | status, flags & SOCK_CLOEXEC != 0)
     }
 
-    /// Parks the thread on `key`, or EAGAIN when the call must not block.
-    fn sock_block(desc: &OpenFile, nonblock: bool, key: WaitKey) -> SysError {
-        if nonblock || desc.flags.get() & r::O_NONBLOCK != 0 {
-            SysError::Errno(Errno(r::EAGAIN))
-        } else {
-            Block::retry(WaitOn::Key(key))
-        }
-    }
-
     /// Writes `addr` to the guest's (`addr_ptr`, `len_ptr`) pair as `getsockname` does
     /// (truncated to the room the caller gave; the full length written back).
     fn put_addr(&mut self, tid: Pid, addr_ptr: usize, len_ptr: usize, addr: &[u8]) -> Result<(), Errno> {
@@ -580,7 +572,7 @@ impl Kernel {
         if listener.borrow().backlog.len() > listener.borrow().backlog_max {
             let desc = self.desc(tid, fd)?;
             let key = listener.borrow().write_key();
-            return Err(Self::sock_block(&desc, false, key));
+            return Err(would_block(How::of(&desc, false).nonblock, key));
         }
         self.sock_autobind(tid, &sock)?;
         let server = self.new_sock(tid, family, kind)?;
@@ -617,7 +609,7 @@ impl Kernel {
         let next = sock.borrow_mut().backlog.pop_front();
         let Some(conn) = next else {
             let key = sock.borrow().read_key();
-            return Err(Self::sock_block(&desc, false, key));
+            return Err(would_block(How::of(&desc, false).nonblock, key));
         };
         sock.borrow().waker.wake(sock.borrow().write_key());
         let peer_name = conn.borrow().peer_name.clone();
@@ -669,35 +661,14 @@ impl Kernel {
             return err(r::EINVAL);
         }
         let file = SocketFile { sock };
-        let nonblock = flags & MSG_DONTWAIT != 0 || desc.flags.get() & r::O_NONBLOCK != 0;
-        let thread = self.linux.threads.entry(tid).or_default();
-        let mut done = std::mem::take(&mut thread.write_done).min(data.len());
-        loop {
+        let how = How { sigpipe: flags & MSG_NOSIGNAL == 0, ..How::of(&desc, flags & MSG_DONTWAIT != 0) };
+        let start = self.take_write_done(tid);
+        let sent = write_loop(start, data.len(), how.nonblock, |done| {
             // Descriptors go with the first bytes only (a re-run after blocking has sent them).
             let fds: &[Rc<OpenFile>] = if done == 0 { &passed } else { &[] };
-            match file.send(&data[done..], fds, target.clone()) {
-                Ok(n) => {
-                    done += n;
-                    if done >= data.len() || n == 0 {
-                        return Ok(done);
-                    }
-                }
-                Err(IoError::WouldBlock(_)) if done > 0 && nonblock => return Ok(done),
-                Err(IoError::WouldBlock(key)) => {
-                    if !nonblock {
-                        self.linux.threads.entry(tid).or_default().write_done = done;
-                    }
-                    return Err(Self::sock_block(&desc, nonblock, key));
-                }
-                Err(IoError::Errno(_)) if done > 0 => return Ok(done),
-                Err(IoError::Errno(e)) => {
-                    if e.0 == r::EPIPE && flags & MSG_NOSIGNAL == 0 {
-                        self.post_thread_signal(tid, r::SIGPIPE);
-                    }
-                    return Err(e.into());
-                }
-            }
-        }
+            file.send(&data[done..], fds, target.clone())
+        });
+        self.end_write(tid, sent, how.sigpipe)
     }
 
     /// `recvfrom`/`recvmsg`: one receive of up to `len` bytes; installs passed descriptors.
@@ -722,7 +693,7 @@ impl Kernel {
                 Ok((seg, full, fds))
             }
             Err(IoError::Errno(e)) => Err(e.into()),
-            Err(IoError::WouldBlock(key)) => Err(Self::sock_block(&desc, flags & MSG_DONTWAIT != 0, key)),
+            Err(IoError::WouldBlock(key)) => Err(would_block(How::of(&desc, flags & MSG_DONTWAIT != 0).nonblock, key)),
         }
     }
 }

@@ -57,7 +57,7 @@ impl Kernel {
             on: WaitOn::Sleep,
             deadline: Some(deadline),
             on_timeout: Ok(0),
-            on_wake: OnWake::Return(0),
+            on_wake: OnWake::Return(Ok(0)),
         }))
     }
 

@@ -673,7 +673,7 @@ impl Kernel {
                             return Err(SysError::NoReturn);
                         }
                         Ok(v) => v,
-                        Err(SysError::Errno(e)) => self.failed(tid, h.call.number, e),
+                        Err(SysError::Errno(e)) => crate::syscall::rax(Err(e)),
                     };
                     h.result = raw;
                     h.outputs = self.collect_outputs(tid, raw, saved);

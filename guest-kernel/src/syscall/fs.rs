@@ -10,9 +10,10 @@ use std::rc::Rc;
 
 use warden_abi::*;
 
-use super::{errno, Block, Call, SysError, SysResult, FD_NONBLOCK_CALL, MAX_IO};
-use crate::process::{FdEntry, OpenFile, WaitOn};
-use crate::scheme::{CallCtx, FileRef, IoError};
+use super::{errno, Call, SysError, SysResult, FD_NONBLOCK_CALL};
+use crate::io::How;
+use crate::process::{FdEntry, OpenFile};
+use crate::scheme::{CallCtx, FileRef};
 use crate::usercopy::{check_writable, copy_out};
 use crate::{Kernel, Pid};
 
@@ -67,66 +68,6 @@ impl Kernel {
         Ok(0)
     }
 
-    fn sys_read(&mut self, tid: Pid, fd: usize, addr: usize, len: usize) -> SysResult {
-        let nonblock_call = fd & FD_NONBLOCK_CALL != 0;
-        let desc = self.desc(tid, fd & !FD_NONBLOCK_CALL)?;
-        if desc.flags.get() & O_ACCMODE == O_WRONLY {
-            return errno(EBADF);
-        }
-        let len = len.min(MAX_IO);
-        let mm = self.mm_of(tid)?;
-        check_writable(&mm.borrow().space.mem, addr, len)?;
-        let hint = desc.file.try_borrow().ok().and_then(|f| f.read_hint());
-        let mut buf = self.scratch.take_io(hint.map_or(len, |h| h.min(len)));
-        let result = match desc.file.try_borrow_mut() {
-            Ok(mut f) => f.read(&mut buf),
-            Err(_) => Err(IoError::Errno(Errno(EIO))),
-        }
-        .map(|n| n.min(buf.len()));
-        let copied = match &result {
-            Ok(n) => copy_out(&mut mm.borrow_mut().space.mem, addr, &buf[..*n]),
-            Err(_) => Ok(()),
-        };
-        self.scratch.put_io(buf);
-        copied?;
-        match result {
-            Ok(n) => Ok(n),
-            Err(IoError::Errno(e)) => Err(e.into()),
-            Err(IoError::WouldBlock(key)) => {
-                if nonblock_call || desc.flags.get() & O_NONBLOCK != 0 {
-                    errno(EAGAIN)
-                } else {
-                    Err(Block::retry(WaitOn::Key(key)))
-                }
-            }
-        }
-    }
-
-    fn sys_write(&mut self, tid: Pid, fd: usize, call: &Call) -> SysResult {
-        let data = call.bytes(1)?;
-        let nonblock_call = fd & FD_NONBLOCK_CALL != 0;
-        let desc = self.desc(tid, fd & !FD_NONBLOCK_CALL)?;
-        let flags = desc.flags.get();
-        if flags & O_ACCMODE == O_RDONLY {
-            return errno(EBADF);
-        }
-        let mut file = desc.file.try_borrow_mut().map_err(|_| Errno(EIO))?;
-        if flags & O_APPEND != 0 {
-            let _ = file.seek(0, SEEK_END);
-        }
-        match file.write(data) {
-            Ok(n) => Ok(n.min(data.len())),
-            Err(IoError::Errno(e)) => Err(e.into()),
-            Err(IoError::WouldBlock(key)) => {
-                if nonblock_call || flags & O_NONBLOCK != 0 {
-                    errno(EAGAIN)
-                } else {
-                    Err(Block::retry(WaitOn::Key(key)))
-                }
-            }
-        }
-    }
-
     /// The working directory as `getcwd` shows it to thread `tid`: relative to its jail's
     /// root if it is jailed.
     fn shown_cwd(&self, tid: Pid) -> Result<Vec<u8>, Errno> {
@@ -149,12 +90,18 @@ pub(super) fn close(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
     k.sys_close(tid, c.args[0])
 }
 
+/// `read` and `write` ([`crate::io`]): [`FD_NONBLOCK_CALL`] in the descriptor makes this
+/// one call non-blocking.
 pub(super) fn read(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
-    k.sys_read(tid, c.args[0], c.args[1], c.args[2])
+    let [fd, addr, len, ..] = c.args;
+    let desc = k.desc(tid, fd & !FD_NONBLOCK_CALL)?;
+    k.read_desc(tid, &desc, &[(addr, len)], How::of(&desc, fd & FD_NONBLOCK_CALL != 0))
 }
 
 pub(super) fn write(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
-    k.sys_write(tid, c.args[0], c)
+    let fd = c.args[0];
+    let desc = k.desc(tid, fd & !FD_NONBLOCK_CALL)?;
+    k.write_desc(tid, &desc, c.bytes(1)?, How::of(&desc, fd & FD_NONBLOCK_CALL != 0))
 }
 
 pub(super) fn lseek(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {

@@ -3,7 +3,7 @@
 //! - `brk(0)` returns the break; `brk(addr)` moves it and returns it, or
 //!   fails with ENOMEM (Redox behaviour) when the pages cannot be mapped.
 //! - `fmap(fd, &Map, size)`: `fd == usize::MAX` maps zeroed anonymous memory;
-//!   otherwise the file's bytes from `offset` are copied in through `read_at`
+//!   otherwise the file's bytes from `offset` are copied in (`crate::io::map_contents`)
 //!   (a private copy even with `MAP_SHARED`: writes are not written back).
 //!   Without `MAP_FIXED` a non-zero `address` is a hint, used when free.
 //! - `futex(addr, FUTEX_WAIT, val, timeout_ptr)` parks while the 32-bit word
@@ -85,24 +85,7 @@ pub(super) fn fmap(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
     // Read the file contents before mapping so a failing read changes nothing.
     let contents = match &file {
         None => Vec::new(),
-        Some(desc) => {
-            let f = desc.file.try_borrow().map_err(|_| Errno(EIO))?;
-            let mut buf = vec![0u8; (map.size).min(len as usize)];
-            let mut done = 0;
-            while done < buf.len() {
-                let off = (map.offset as u64).checked_add(done as u64).ok_or(Errno(EINVAL))?;
-                let n = match f.read_at(off, &mut buf[done..]) {
-                    None => return errno(EACCES),
-                    Some(r) => r?,
-                };
-                if n == 0 {
-                    break;
-                }
-                done += n;
-            }
-            buf.truncate(done);
-            buf
-        }
+        Some(desc) => crate::io::map_contents(desc, map.offset as u64, map.size.min(len as usize))?,
     };
     mm.map(addr, len, perm)?;
     if !contents.is_empty() {
@@ -160,7 +143,7 @@ pub(super) fn futex(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
                 on: key,
                 deadline,
                 on_timeout: Err(Errno(ETIMEDOUT)),
-                on_wake: OnWake::Return(0),
+                on_wake: OnWake::Return(Ok(0)),
             }))
         }
         FUTEX_WAKE => Ok(k.futex_wake(key, val)),

@@ -22,9 +22,12 @@
 //!    guest memory once, after the work is done, through [`crate::usercopy`]. A call that
 //!    blocks keeps its `Call`, and re-runs on that same copy when woken.
 //!
-//! Handlers return `Result<usize, SysError>`; `Kernel::complete` is the one place that turns
-//! an `Errno` into `-errno` in rax, parks a blocked thread, or leaves the registers alone
-//! (exit, exec, sigreturn). Numbers no table has give ENOSYS.
+//! Handlers return `Result<usize, SysError>`; `Kernel::complete` sets rax, parks a blocked
+//! thread, or leaves the registers alone (exit, exec, sigreturn). [`rax`] is the one place a
+//! result or an `Errno` becomes the register value, for calls completing at once and for
+//! parked calls woken, timed out or interrupted. Numbers no table has give ENOSYS. What
+//! `read` and `write` mean (blocking or EAGAIN, partial transfers, SIGPIPE) is decided once,
+//! for both ABIs, in [`crate::io`].
 //!
 //! Per-call non-blocking I/O (seed 003): setting [`FD_NONBLOCK_CALL`] in the
 //! descriptor argument of `read` or `write` makes that one call non-blocking
@@ -150,6 +153,13 @@ pub(crate) fn errno<T>(e: i32) -> Result<T, SysError> {
     Err(SysError::Errno(Errno(e)))
 }
 
+/// The raw `rax` a finished call leaves: the one place a result, or an `Errno` as `-errno`,
+/// becomes a register value (calls completing now, parked calls woken, timed out or
+/// interrupted, and supervised calls alike).
+pub(crate) fn rax(result: Result<usize, Errno>) -> usize {
+    Errno::mux(result)
+}
+
 /// The arguments of a call made through `gate` with registers `gpr`.
 pub fn gate_args(gate: Gate, gpr: &[u64; 16]) -> [usize; 6] {
     let r = |i: usize| gpr[i] as usize;
@@ -229,7 +239,7 @@ impl Kernel {
     /// Step 3: runs `call` for thread `tid` and completes it.
     pub(crate) fn execute(&mut self, tid: Pid, call: Call) {
         let result = self.run_call(tid, &call);
-        if let Some(b) = self.complete(tid, call.number, result) {
+        if let Some(b) = self.complete(tid, result) {
             let seq = self.next_wait_seq();
             let boxed = self.scratch.blocked(Blocked {
                 on: b.on,
@@ -249,7 +259,7 @@ impl Kernel {
     /// reuses the box, finishing keeps it for the next blocked call.
     pub(crate) fn execute_boxed(&mut self, tid: Pid, mut boxed: Box<Blocked>) {
         let result = self.run_call(tid, &boxed.call);
-        match self.complete(tid, boxed.call.number, result) {
+        match self.complete(tid, result) {
             Some(b) => {
                 boxed.on = b.on;
                 boxed.deadline = b.deadline;
@@ -282,27 +292,14 @@ impl Kernel {
     }
 
     /// Sets the return value of a finished call; hands back how it blocks, if it did.
-    fn complete(&mut self, tid: Pid, number: usize, result: SysResult) -> Option<Block> {
+    fn complete(&mut self, tid: Pid, result: SysResult) -> Option<Block> {
         match result {
             Ok(value) => self.set_return(tid, value),
-            Err(SysError::Errno(e)) => {
-                let raw = self.failed(tid, number, e);
-                self.set_return(tid, raw);
-            }
+            Err(SysError::Errno(e)) => self.set_return(tid, rax(Err(e))),
             Err(SysError::Block(b)) => return Some(b),
             Err(SysError::NoReturn) => {}
         }
         None
-    }
-
-    /// The raw `rax` of call `number` that failed with `e`: the one place a call's `Errno`
-    /// becomes `-errno`, for plain and supervised calls alike. A Redox `write` into a broken
-    /// pipe also raises SIGPIPE (the Linux personality's write path raises its own).
-    pub(crate) fn failed(&mut self, tid: Pid, number: usize, e: Errno) -> usize {
-        if e.0 == EPIPE && number == SYS_WRITE {
-            self.post_thread_signal(tid, SIGPIPE);
-        }
-        Errno::mux(Err(e))
     }
 
     fn next_wait_seq(&mut self) -> u64 {

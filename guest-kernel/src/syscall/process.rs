@@ -158,7 +158,7 @@ impl Kernel {
                 on: WaitOn::Vfork(child),
                 deadline: None,
                 on_timeout: Ok(child as usize),
-                on_wake: OnWake::Return(child as usize),
+                on_wake: OnWake::Return(Ok(child as usize)),
             }));
         }
         Ok(child as usize)

@@ -25,7 +25,7 @@ pub(super) fn nanosleep(k: &mut Kernel, _: Pid, c: &Call) -> SysResult {
         on: WaitOn::Sleep,
         deadline: Some(deadline),
         on_timeout: Ok(0),
-        on_wake: OnWake::Return(0),
+        on_wake: OnWake::Return(Ok(0)),
     }))
 }
 
