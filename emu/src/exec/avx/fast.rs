@@ -218,11 +218,7 @@ fma_fn!(fma64, f64);
 fma_fn!(fma32, f32);
 
 /// `vfmadd132sd xmm1, xmm2, xmm3/m64` and the other scalar FMA forms (`D` double).
-fn fma<const ORD: u8, const SIGN: u8, const D: bool, const MEM: bool>(
-    cpu: &mut Cpu,
-    mem: &mut Memory,
-    op: &Op,
-) -> R {
+fn fma<const ORD: u8, const SIGN: u8, const D: bool, const MEM: bool>(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     let (d, s2) = (cpu.xmm[ix(op.r0)] as u64, cpu.xmm[ix(op.r1)] as u64);
     let s3 = if D { rm_scalar::<8, MEM>(cpu, mem, op)? } else { rm_scalar::<4, MEM>(cpu, mem, op)? };
     let (a, b, c) = match ORD {
