@@ -491,6 +491,8 @@ enum Opnd {
     M(MemoryOperand),
     I(i32),
     I64(i64),
+    /// The implicit `[rdi]` of `maskmovq`/`maskmovdqu`.
+    Di,
 }
 
 fn build(code: Code, ops: &[Opnd]) -> Option<Instruction> {
@@ -518,6 +520,11 @@ fn build(code: Code, ops: &[Opnd]) -> Option<Instruction> {
         [R(a), R(b), M(c), R(d)] => Instruction::with4(code, a, b, c, d),
         [R(a), R(b), R(c), I(d)] => Instruction::with4(code, a, b, c, d),
         [R(a), R(b), M(c), I(d)] => Instruction::with4(code, a, b, c, d),
+        [Di, R(a), R(b)] => match code {
+            Code::Maskmovq_rDI_mm_mm => Instruction::with_maskmovq(64, a, b, Register::None),
+            Code::Maskmovdqu_rDI_xmm_xmm => Instruction::with_maskmovdqu(64, a, b, Register::None),
+            _ => Instruction::with_vmaskmovdqu(64, a, b, Register::None),
+        },
 
         _ => return None,
     };
@@ -904,6 +911,12 @@ fn gen_code_case(code: Code, family: &str, r: &mut Rng, img: &[u8]) -> Option<Ca
                     g.mem = Some(t);
                     Opnd::M(MemoryOperand::with_displ(t, 8))
                 }
+                K::seg_rDI => {
+                    let t = g.target(msize.size() as u64, msize, m);
+                    g.pin(7, t);
+                    g.mem = Some(t);
+                    Opnd::Di
+                }
                 K::al => Opnd::R(Register::AL),
                 K::cl => Opnd::R(Register::CL),
                 K::ax => Opnd::R(Register::AX),
@@ -968,9 +981,10 @@ fn gen_code_case(code: Code, family: &str, r: &mut Rng, img: &[u8]) -> Option<Ca
         case.patches = g.patches;
         case.features = code.cpuid_features();
         case.undef_flags = undef_flags(m, bits0, count);
-        if matches!(m, Mnemonic::Vmaskmovps | Mnemonic::Vmaskmovpd | Mnemonic::Vpmaskmovd | Mnemonic::Vpmaskmovq)
-            && insn.op0_kind() == iced_x86::OpKind::Memory
-        {
+        let maskmov_store =
+            matches!(m, Mnemonic::Vmaskmovps | Mnemonic::Vmaskmovpd | Mnemonic::Vpmaskmovd | Mnemonic::Vpmaskmovq)
+                && insn.op0_kind() == iced_x86::OpKind::Memory;
+        if maskmov_store || matches!(m, Mnemonic::Maskmovq | Mnemonic::Maskmovdqu | Mnemonic::Vmaskmovdqu) {
             let a = g.mem.unwrap_or(0);
             case.loose_fault = Some((a, a + msize.size() as u64));
         }
