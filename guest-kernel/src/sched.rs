@@ -562,6 +562,7 @@ impl Kernel {
         let Some(t) = self.threads.remove(&tid) else {
             return;
         };
+        self.user_abandon(tid);
         if let Some(p) = self.procs.get_mut(&t.pid) {
             p.threads.retain(|&x| x != tid);
         }
@@ -601,6 +602,9 @@ impl Kernel {
         let vfork_parent = p.vfork_parent.take();
         let ppid = p.ppid;
         self.supervise_exited(pid, status);
+        for &t in &threads {
+            self.user_abandon(t);
+        }
         let dropped_threads: Vec<Thread> = threads.iter().filter_map(|t| self.threads.remove(t)).collect();
         drop(dropped_threads);
         // Close descriptors (only this process's reference if shared).

@@ -233,7 +233,8 @@ impl Kernel {
         match state {
             ThreadState::Blocked(b) => {
                 // A write that blocked part-way returns what it wrote (`crate::io`).
-                if restart && b.on_wake == OnWake::Retry {
+                let retry = restart && b.on_wake == OnWake::Retry;
+                if retry {
                     t.state = ThreadState::Retry(b);
                 } else if t.write_done > 0 {
                     t.cpu.gpr[reg::RAX] = std::mem::take(&mut t.write_done) as u64;
@@ -241,6 +242,10 @@ impl Kernel {
                     t.cpu.gpr[reg::RAX] = crate::syscall::rax(Err(Errno(EINTR))) as u64;
                 }
                 self.run_queue.push_back(tid);
+                if !retry {
+                    // A user-scheme daemon is told the request was cancelled.
+                    self.user_abandon(tid);
+                }
             }
             other => t.state = other,
         }

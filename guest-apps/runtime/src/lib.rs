@@ -27,6 +27,7 @@ pub mod io;
 pub mod mem;
 pub mod process;
 pub mod rt;
+pub mod scheme;
 pub mod supervise;
 pub mod sync;
 pub mod sys;

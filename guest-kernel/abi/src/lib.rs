@@ -25,6 +25,7 @@ pub mod class;
 pub mod data;
 pub mod error;
 pub mod flag;
+pub mod ipc;
 pub mod linux;
 pub mod names;
 pub mod number;

@@ -172,3 +172,4 @@ pub trait Scheme {
 pub mod basic;
 
 pub mod memfs;
+pub(crate) mod user;

@@ -55,12 +55,30 @@ pub(super) fn fmap(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
         return errno(EINVAL);
     }
     let map = Map::from_bytes(c.input(1).ok_or(Errno(EFAULT))?).ok_or(Errno(EFAULT))?;
+    let file = if fd == ANONYMOUS_FD { None } else { Some(k.desc(tid, fd)?) };
+    // No buffer bigger than the address space is ever allocated for the contents.
+    if map.size == 0 {
+        return errno(EINVAL);
+    }
+    if map.size as u64 > k.mm_of(tid)?.borrow().size() {
+        return errno(ENOMEM);
+    }
+    // Read the file contents before mapping so a failing read changes nothing.
+    let contents = match &file {
+        None => None,
+        Some(desc) => Some(crate::io::map_contents(desc, map.offset as u64, map.size)?),
+    };
+    map_contents(k, tid, &map, contents)
+}
+
+/// Maps `map` (anonymous memory when `contents` is `None`, else a private copy of
+/// `contents`, the file's bytes from the map's offset) into `tid`'s address space.
+pub(crate) fn map_contents(k: &mut Kernel, tid: Pid, map: &Map, contents: Option<Vec<u8>>) -> SysResult {
     if map.size == 0 {
         return errno(EINVAL);
     }
     let len = round_up(map.size as u64).ok_or(Errno(ENOMEM))?;
     let perm = prot_to_perm(map.flags);
-    let file = if fd == ANONYMOUS_FD { None } else { Some(k.desc(tid, fd)?) };
     let mm = k.mm_of(tid)?;
     let mut mm = mm.borrow_mut();
     let hint = map.address as u64;
@@ -82,11 +100,8 @@ pub(super) fn fmap(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
     if addr.checked_add(len).is_none_or(|end| end > mm.size()) {
         return errno(ENOMEM);
     }
-    // Read the file contents before mapping so a failing read changes nothing.
-    let contents = match &file {
-        None => Vec::new(),
-        Some(desc) => crate::io::map_contents(desc, map.offset as u64, map.size.min(len as usize))?,
-    };
+    let mut contents = contents.unwrap_or_default();
+    contents.truncate(map.size);
     mm.map(addr, len, perm)?;
     if !contents.is_empty() {
         mm.space.mem.write_raw(GuestAddress(addr), &contents).map_err(|_| Errno(EFAULT))?;

@@ -49,6 +49,7 @@ use warden_abi::*;
 
 pub(crate) use input::{outputs, OutRange};
 pub use input::{Items, MAX_EXEC_ARGS};
+pub(crate) use memory::map_contents;
 pub use table::Entry;
 
 use crate::process::{Blocked, OnWake, ThreadState, WaitOn};
@@ -284,6 +285,9 @@ impl Kernel {
     pub(crate) fn dispatch(&mut self, tid: Pid, call: &Call) -> SysResult {
         if let Some(e) = call.failure() {
             return Err(e.into());
+        }
+        if let Some(result) = self.user_scheme_call(tid, call) {
+            return result;
         }
         match call.entry {
             Some(e) => (e.handler)(self, tid, call),

@@ -1,0 +1,598 @@
+//! User-space scheme providers (daemons): `open(":NAME", O_CREAT)` makes `NAME:` a scheme
+//! served by the caller (the packet format is `warden_abi::ipc`'s).
+//!
+//! Design:
+//! - A [`UserScheme`] is a request queue shared (`Rc`) by its server descriptor
+//!   ([`Server`]) and by every file opened on it ([`UserFile`], which holds only the daemon's
+//!   handle number). The [`Registry`] in the kernel maps names to live schemes and remembers
+//!   which request each blocked caller waits for.
+//! - A call on a user scheme is taken before its handler runs ([`Kernel::user_scheme_call`],
+//!   from `Kernel::dispatch`): the first run queues a request built from the kernel's own
+//!   copy of the inputs (`Call` items: the path, the write data) and parks the caller on
+//!   the request's key; the daemon's answer wakes it, the call runs again (the usual
+//!   blocked-call retry, on the same `Call`), finds the answer and copies the output bytes
+//!   out through the checked guest-memory path. So the daemon never sees a caller pointer,
+//!   and a daemon may hold many requests and answer them in any order.
+//! - Abandoned requests (EINTR, the caller died, a mismatched retry) are cancelled: unread
+//!   ones vanish from the queue, read ones are followed by a `SCHEME_CANCEL` packet, and a
+//!   late successful `open` answer is closed on the caller's behalf so no handle leaks.
+//! - The daemon closing its last server descriptor (exit included) kills the scheme: every
+//!   waiting caller gets EIO, later calls on its files EIO, the name is free again.
+//! - Closing a file's last descriptor sends a `close` request no one waits for (a
+//!   description's close cannot block).
+//! - Readiness for `poll` is what the daemon last reported with a `REPLY_EVENT`; a handle
+//!   without one never blocks (as the kernel's own files that have no readiness).
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, VecDeque};
+use std::rc::Rc;
+
+use warden_abi::ipc::*;
+use warden_abi::*;
+
+use super::{FileOps, FileRef, IoError, IoResult, Readiness, WaitKey};
+use crate::process::WaitOn;
+use crate::syscall::{Block, Call, SysError, SysResult, FD_NONBLOCK_CALL, MAX_IO};
+use crate::usercopy::{check_writable, copy_out};
+use crate::{Kernel, Pid, Waker};
+
+/// Wait keys of user schemes (bit 59): `scheme id << 32 | request id << 1`, the scheme's
+/// own queue at request id 0, its readiness changes with the low bit set.
+const KEY_BASE: u64 = 1 << 59;
+
+/// Device number of user-scheme files when the daemon's `fstat` does not say.
+const USER_DEV: u64 = 7;
+
+/// A request the kernel made and has not finished with.
+struct Pending {
+    /// The thread waiting for the answer (`None`: abandoned, or nobody waits, as for close).
+    caller: Option<Pid>,
+    call: u64,
+    /// The daemon has read it.
+    delivered: bool,
+    /// The answer: result and output bytes.
+    answer: Option<(i64, Vec<u8>)>,
+}
+
+/// One user scheme: its queue and the requests in flight.
+pub(crate) struct UserScheme {
+    id: u64,
+    name: Vec<u8>,
+    alive: bool,
+    next_request: u64,
+    /// Packets the daemon has not read yet (requests and cancels).
+    queue: VecDeque<(SchemeRequest, Vec<u8>)>,
+    pending: BTreeMap<u64, Pending>,
+    /// Readiness the daemon reported, by handle.
+    events: BTreeMap<u64, Readiness>,
+    waker: Waker,
+}
+
+impl UserScheme {
+    fn queue_key(&self) -> WaitKey {
+        WaitKey(KEY_BASE | self.id << 32)
+    }
+
+    fn request_key(&self, id: u64) -> WaitKey {
+        WaitKey(KEY_BASE | self.id << 32 | (id & 0x7fff_ffff) << 1)
+    }
+
+    fn event_key(&self) -> WaitKey {
+        WaitKey(KEY_BASE | self.id << 32 | 1)
+    }
+
+    /// Queues `req` (its id filled in) with `input`; returns the id.
+    fn submit(&mut self, mut req: SchemeRequest, input: Vec<u8>, caller: Option<Pid>) -> u64 {
+        self.next_request += 1;
+        let id = self.next_request;
+        req.id = id;
+        req.in_len = input.len() as u64;
+        self.pending.insert(id, Pending { caller, call: req.call, delivered: false, answer: None });
+        self.queue.push_back((req, input));
+        self.waker.wake(self.queue_key());
+        id
+    }
+
+    /// Asks the daemon to close `handle` (nobody waits for the answer).
+    fn close_handle(&mut self, handle: u64) {
+        if self.alive {
+            let req = SchemeRequest { call: SYS_CLOSE as u64, handle, ..SchemeRequest::default() };
+            self.submit(req, Vec::new(), None);
+        }
+    }
+
+    /// The caller of request `id` is gone: forget it, telling the daemon if it has it.
+    fn cancel(&mut self, id: u64) {
+        let Some(p) = self.pending.get_mut(&id) else {
+            return;
+        };
+        if !p.delivered {
+            self.pending.remove(&id);
+            self.queue.retain(|(r, _)| r.id != id || r.call == SCHEME_CANCEL);
+            return;
+        }
+        match p.answer.take() {
+            Some((value, _)) => {
+                let call = p.call;
+                self.pending.remove(&id);
+                if value >= 0 && (call == SYS_OPEN as u64 || call == SYS_DUP as u64) {
+                    self.close_handle(value as u64);
+                }
+            }
+            None => {
+                p.caller = None;
+                let req = SchemeRequest { id, call: SCHEME_CANCEL, ..SchemeRequest::default() };
+                self.queue.push_back((req, Vec::new()));
+                self.waker.wake(self.queue_key());
+            }
+        }
+    }
+
+    /// The daemon is gone: every caller still waiting for an answer gets EIO (answers given
+    /// before stay).
+    fn die(&mut self) {
+        self.alive = false;
+        self.queue.clear();
+        let unanswered: Vec<u64> = self.pending.iter().filter(|(_, p)| p.answer.is_none()).map(|(&id, _)| id).collect();
+        for id in unanswered {
+            if self.pending.remove(&id).is_some_and(|p| p.caller.is_some()) {
+                self.waker.wake(self.request_key(id));
+            }
+        }
+        self.events.clear();
+        self.waker.wake(self.event_key());
+    }
+
+    /// A daemon's reply.
+    fn reply(&mut self, reply: &SchemeReply, bytes: &[u8]) -> Result<(), Errno> {
+        match reply.kind {
+            REPLY_EVENT => {
+                let v = reply.value;
+                let ready = Readiness {
+                    read: v & EVENT_READ != 0,
+                    write: v & EVENT_WRITE != 0,
+                    hangup: v & EVENT_HANGUP != 0,
+                    error: v & EVENT_ERROR != 0,
+                };
+                self.events.insert(reply.id, ready);
+                self.waker.wake(self.event_key());
+                Ok(())
+            }
+            REPLY_ANSWER => {
+                let key = self.request_key(reply.id);
+                let p = self.pending.get_mut(&reply.id).filter(|p| p.delivered && p.answer.is_none());
+                let p = p.ok_or(Errno(ENOENT))?;
+                if p.caller.is_some() {
+                    p.answer = Some((reply.value, bytes.to_vec()));
+                    self.waker.wake(key);
+                } else {
+                    let call = p.call;
+                    self.pending.remove(&reply.id);
+                    if reply.value >= 0 && (call == SYS_OPEN as u64 || call == SYS_DUP as u64) {
+                        self.close_handle(reply.value as u64);
+                    }
+                }
+                Ok(())
+            }
+            _ => Err(Errno(EINVAL)),
+        }
+    }
+}
+
+/// The user schemes of a kernel and the callers waiting on them.
+#[derive(Default)]
+pub(crate) struct Registry {
+    schemes: BTreeMap<Vec<u8>, Rc<RefCell<UserScheme>>>,
+    /// The request each parked caller waits for, with the call it made.
+    waiting: BTreeMap<Pid, Waiting>,
+    /// Some scheme was ever made: until then calls skip the lookup.
+    active: bool,
+}
+
+struct Waiting {
+    scheme: Rc<RefCell<UserScheme>>,
+    id: u64,
+    number: usize,
+    args: [usize; 6],
+    finish: Finish,
+    /// What a new file shows as its path (open, dup).
+    path: Vec<u8>,
+}
+
+impl Registry {
+    /// The live scheme called `name`.
+    fn live(&self, name: &[u8]) -> Option<Rc<RefCell<UserScheme>>> {
+        self.schemes.get(name).filter(|s| s.borrow().alive).cloned()
+    }
+}
+
+/// The daemon's end: reads requests, takes replies.
+struct Server {
+    scheme: Rc<RefCell<UserScheme>>,
+    closed: bool,
+}
+
+impl FileOps for Server {
+    fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
+        let mut s = self.scheme.borrow_mut();
+        let Some((req, input)) = s.queue.front() else {
+            return Err(IoError::WouldBlock(s.queue_key()));
+        };
+        let need = SchemeRequest::SIZE + input.len();
+        if buf.len() < need {
+            return Err(Errno(EINVAL).into());
+        }
+        buf[..SchemeRequest::SIZE].copy_from_slice(&req.to_bytes());
+        buf[SchemeRequest::SIZE..need].copy_from_slice(input);
+        let (req, _) = s.queue.pop_front().expect("front exists");
+        if req.call != SCHEME_CANCEL {
+            if let Some(p) = s.pending.get_mut(&req.id) {
+                p.delivered = true;
+            }
+        }
+        Ok(need)
+    }
+
+    fn write(&mut self, buf: &[u8]) -> IoResult<usize> {
+        let reply = SchemeReply::from_bytes(buf).ok_or(Errno(EINVAL))?;
+        let len = usize::try_from(reply.len).map_err(|_| Errno(EINVAL))?;
+        let end = SchemeReply::SIZE.checked_add(len).filter(|&e| e <= buf.len()).ok_or(Errno(EINVAL))?;
+        self.scheme.borrow_mut().reply(&reply, &buf[SchemeReply::SIZE..end])?;
+        Ok(end)
+    }
+
+    fn stat(&self) -> Result<Stat, Errno> {
+        Ok(Stat { st_dev: USER_DEV, st_mode: MODE_CHR | 0o600, st_nlink: 1, ..Stat::default() })
+    }
+
+    fn path(&self) -> Vec<u8> {
+        [&b":"[..], &self.scheme.borrow().name].concat()
+    }
+
+    fn readiness(&self) -> Option<Readiness> {
+        Some(Readiness { read: !self.scheme.borrow().queue.is_empty(), write: true, ..Readiness::default() })
+    }
+
+    fn read_hint(&self) -> Option<usize> {
+        Some(self.scheme.borrow().queue.front().map_or(0, |(_, input)| SchemeRequest::SIZE + input.len()))
+    }
+
+    fn close(&mut self) {
+        if !std::mem::replace(&mut self.closed, true) {
+            self.scheme.borrow_mut().die();
+        }
+    }
+}
+
+/// A file opened on a user scheme: the daemon's handle.
+pub(crate) struct UserFile {
+    scheme: Rc<RefCell<UserScheme>>,
+    handle: u64,
+    /// `name:path` as opened (what traces and `proc:` show; `fpath` asks the daemon).
+    path: Vec<u8>,
+    closed: bool,
+}
+
+impl FileOps for UserFile {
+    fn read(&mut self, _buf: &mut [u8]) -> IoResult<usize> {
+        // Only reached by paths that bypass `Kernel::user_scheme_call` (the Linux personality).
+        Err(Errno(EIO).into())
+    }
+
+    fn write(&mut self, _buf: &[u8]) -> IoResult<usize> {
+        Err(Errno(EIO).into())
+    }
+
+    fn stat(&self) -> Result<Stat, Errno> {
+        Err(Errno(EIO))
+    }
+
+    fn path(&self) -> Vec<u8> {
+        self.path.clone()
+    }
+
+    fn readiness(&self) -> Option<Readiness> {
+        let s = self.scheme.borrow();
+        if !s.alive {
+            return Some(Readiness { read: true, write: true, hangup: true, error: true });
+        }
+        s.events.get(&self.handle).copied()
+    }
+
+    fn close(&mut self) {
+        if !std::mem::replace(&mut self.closed, true) {
+            self.scheme.borrow_mut().close_handle(self.handle);
+        }
+    }
+
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+}
+
+/// How a finished request's answer becomes the call's result.
+#[derive(Clone, Copy)]
+enum Finish {
+    /// The value as is (lseek, fsync, ftruncate, unlink, rmdir, close).
+    Value,
+    /// A new handle: install a descriptor with these open flags.
+    Open { flags: usize },
+    /// Copy the output bytes to `addr` (at most `len`); the result is the value.
+    Out { addr: usize, len: usize },
+    /// The output bytes are a `Stat` for `addr`.
+    Stat { addr: usize },
+    /// The output bytes are the contents of the mapping `map` describes.
+    Map,
+}
+
+/// A request about to be made: the packet, its input, and how the answer finishes the call.
+struct Plan {
+    scheme: Rc<RefCell<UserScheme>>,
+    req: SchemeRequest,
+    input: Vec<u8>,
+    finish: Finish,
+    /// Open path shown by the new file (`name:rest`).
+    path: Vec<u8>,
+}
+
+impl Kernel {
+    /// Takes `call` if it acts on a user scheme (creating one included): `None` for every
+    /// other call, which then runs its own handler.
+    #[inline]
+    pub(crate) fn user_scheme_call(&mut self, tid: Pid, call: &Call) -> Option<SysResult> {
+        let creates = || call.number == SYS_OPEN && call.path(0).is_ok_and(|p| p.first() == Some(&b':'));
+        if self.user.active || creates() {
+            self.user_scheme_slow(tid, call)
+        } else {
+            None
+        }
+    }
+
+    fn user_scheme_slow(&mut self, tid: Pid, call: &Call) -> Option<SysResult> {
+        if call.number == SYS_OPEN && call.args[2] & O_CREAT != 0 {
+            if let Some(name) = call.path(0).ok().and_then(|p| p.strip_prefix(b":")) {
+                return Some(self.create_user_scheme(tid, name, call.args[2]).map_err(Into::into));
+            }
+        }
+        // A retry of a parked call: its answer, or park again.
+        if let Some(w) = self.user.waiting.get(&tid) {
+            if w.number == call.number && w.args == call.args {
+                return Some(self.user_resume(tid, call));
+            }
+            self.user_abandon(tid);
+        }
+        let plan = match self.user_plan(tid, call) {
+            Ok(Some(plan)) => plan,
+            Ok(None) => return None,
+            Err(e) => return Some(Err(e)),
+        };
+        let Plan { scheme, mut req, input, finish, path } = plan;
+        let Ok(ctx) = self.call_ctx(tid) else {
+            return Some(Err(Errno(ESRCH).into()));
+        };
+        (req.pid, req.uid, req.gid) = (ctx.pid, ctx.uid, ctx.gid);
+        let (id, key) = {
+            let mut s = scheme.borrow_mut();
+            if !s.alive {
+                return Some(Err(Errno(EIO).into()));
+            }
+            let id = s.submit(req, input, Some(tid));
+            (id, s.request_key(id))
+        };
+        self.user.waiting.insert(tid, Waiting { scheme, id, number: call.number, args: call.args, finish, path });
+        Some(Err(Block::retry(WaitOn::Key(key))))
+    }
+
+    /// The answer to `tid`'s parked request, if it came.
+    fn user_resume(&mut self, tid: Pid, call: &Call) -> SysResult {
+        let (scheme, id) = match self.user.waiting.get(&tid) {
+            Some(w) => (Rc::clone(&w.scheme), w.id),
+            None => return Err(Errno(EIO).into()),
+        };
+        let answer = {
+            let mut s = scheme.borrow_mut();
+            match s.pending.get_mut(&id) {
+                None => Some(None),
+                Some(p) => match p.answer.take() {
+                    Some(a) => {
+                        s.pending.remove(&id);
+                        Some(Some(a))
+                    }
+                    None => None,
+                },
+            }
+        };
+        let Some(answer) = answer else {
+            let key = scheme.borrow().request_key(id);
+            return Err(Block::retry(WaitOn::Key(key)));
+        };
+        let Some(Waiting { finish, path, .. }) = self.user.waiting.remove(&tid) else {
+            return Err(Errno(EIO).into());
+        };
+        // The request is gone without an answer: the daemon died.
+        let (value, bytes) = answer.ok_or(Errno(EIO))?;
+        if value < 0 {
+            let e = value.checked_neg().and_then(|e| i32::try_from(e).ok()).filter(|e| (1..4096).contains(e));
+            return Err(Errno(e.unwrap_or(EIO)).into());
+        }
+        let value = value as u64;
+        match finish {
+            Finish::Value => usize::try_from(value).map_err(|_| Errno(EINVAL).into()),
+            Finish::Open { flags } => {
+                let file = UserFile { scheme: Rc::clone(&scheme), handle: value, path, closed: false };
+                let file: FileRef = Rc::new(RefCell::new(file));
+                Ok(self.install_fd(tid, file, flags, flags & O_CLOEXEC != 0)?)
+            }
+            Finish::Out { addr, len } => {
+                let n = bytes.len().min(len);
+                copy_out(&mut self.mm_of(tid)?.borrow_mut().space.mem, addr, &bytes[..n])?;
+                Ok((value as usize).min(n))
+            }
+            Finish::Stat { addr } => {
+                let stat = Stat::from_bytes(&bytes).ok_or(Errno(EIO))?;
+                copy_out(&mut self.mm_of(tid)?.borrow_mut().space.mem, addr, &stat.to_bytes())?;
+                Ok(0)
+            }
+            Finish::Map => {
+                let map = Map::from_bytes(call.input(1).ok_or(Errno(EFAULT))?).ok_or(Errno(EFAULT))?;
+                crate::syscall::map_contents(self, tid, &map, Some(bytes))
+            }
+        }
+    }
+
+    /// What request `call` makes of a user scheme (`None`: it is not a user-scheme call).
+    fn user_plan(&mut self, tid: Pid, call: &Call) -> Result<Option<Plan>, SysError> {
+        let a = call.args;
+        let mut req = SchemeRequest { call: call.number as u64, ..SchemeRequest::default() };
+        match call.number {
+            SYS_OPEN | SYS_UNLINK | SYS_RMDIR => {
+                let (name, rest) = self.proc_of(tid)?.fs.borrow().resolve(call.path(0)?)?;
+                let Some(scheme) = self.user.live(&name) else {
+                    return Ok(None);
+                };
+                let path = [&name[..], b":", &rest].concat();
+                let finish = if call.number == SYS_OPEN { Finish::Open { flags: a[2] } } else { Finish::Value };
+                if call.number == SYS_OPEN {
+                    req.args[0] = a[2] as u64;
+                }
+                Ok(Some(Plan { scheme, req, input: rest, finish, path }))
+            }
+            SYS_READ | SYS_WRITE | SYS_LSEEK | SYS_FSTAT | SYS_FPATH | SYS_FSYNC | SYS_FTRUNCATE | SYS_FMAP
+            | SYS_DUP => {
+                let nonblock_call = matches!(call.number, SYS_READ | SYS_WRITE) && a[0] & FD_NONBLOCK_CALL != 0;
+                let fd = if matches!(call.number, SYS_READ | SYS_WRITE) { a[0] & !FD_NONBLOCK_CALL } else { a[0] };
+                if call.number == SYS_FMAP && fd == ANONYMOUS_FD {
+                    return Ok(None);
+                }
+                let Ok(desc) = self.desc(tid, fd) else {
+                    return Ok(None);
+                };
+                let (scheme, handle) = {
+                    let Ok(f) = desc.file.try_borrow() else {
+                        return Ok(None);
+                    };
+                    match f.as_any().and_then(|f| f.downcast_ref::<UserFile>()) {
+                        Some(u) => (Rc::clone(&u.scheme), u.handle),
+                        None => return Ok(None),
+                    }
+                };
+                if nonblock_call || desc.flags.get() & O_NONBLOCK != 0 {
+                    req.flags |= REQ_NONBLOCK;
+                }
+                req.handle = handle;
+                let mut input = Vec::new();
+                let mut path = Vec::new();
+                let mem_check = |k: &Kernel, addr, len| -> Result<(), Errno> {
+                    check_writable(&k.mm_of(tid)?.borrow().space.mem, addr, len)
+                };
+                let finish = match call.number {
+                    SYS_READ => {
+                        if desc.flags.get() & O_ACCMODE == O_WRONLY {
+                            return Err(Errno(EBADF).into());
+                        }
+                        let len = a[2].min(MAX_IO - SchemeReply::SIZE);
+                        mem_check(self, a[1], len)?;
+                        req.args[0] = len as u64;
+                        req.out_len = len as u64;
+                        Finish::Out { addr: a[1], len }
+                    }
+                    SYS_WRITE => {
+                        if desc.flags.get() & O_ACCMODE == O_RDONLY {
+                            return Err(Errno(EBADF).into());
+                        }
+                        let data = call.bytes(1)?;
+                        input = data[..data.len().min(MAX_IO - SchemeRequest::SIZE)].to_vec();
+                        Finish::Value
+                    }
+                    SYS_LSEEK => {
+                        if a[2] > SEEK_END {
+                            return Err(Errno(EINVAL).into());
+                        }
+                        req.args = [a[1] as u64, a[2] as u64, 0];
+                        Finish::Value
+                    }
+                    SYS_FSTAT => {
+                        if a[2] < Stat::SIZE {
+                            return Err(Errno(EINVAL).into());
+                        }
+                        mem_check(self, a[1], Stat::SIZE)?;
+                        req.out_len = Stat::SIZE as u64;
+                        Finish::Stat { addr: a[1] }
+                    }
+                    SYS_FPATH => {
+                        let len = a[2].min(4096);
+                        mem_check(self, a[1], len)?;
+                        req.out_len = len as u64;
+                        Finish::Out { addr: a[1], len }
+                    }
+                    SYS_FTRUNCATE => {
+                        if desc.flags.get() & O_ACCMODE == O_RDONLY {
+                            return Err(Errno(EBADF).into());
+                        }
+                        req.args[0] = a[1] as u64;
+                        Finish::Value
+                    }
+                    SYS_FMAP => {
+                        let map = Map::from_bytes(call.input(1).ok_or(Errno(EFAULT))?).ok_or(Errno(EFAULT))?;
+                        if a[2] < Map::SIZE || map.size == 0 || map.size > MAX_IO - SchemeReply::SIZE {
+                            return Err(Errno(EINVAL).into());
+                        }
+                        req.args = [map.offset as u64, map.size as u64, map.flags as u64];
+                        req.out_len = map.size as u64;
+                        Finish::Map
+                    }
+                    SYS_DUP => {
+                        // A plain dup shares the description; a sub-path asks the daemon.
+                        let sub = call.items().get(ITEM_BYTES, 1).unwrap_or(&[]);
+                        if sub.is_empty() {
+                            return Ok(None);
+                        }
+                        input = sub.to_vec();
+                        path = desc.file.try_borrow().map(|f| f.path()).unwrap_or_default();
+                        Finish::Open { flags: desc.flags.get() }
+                    }
+                    _ => Finish::Value, // fsync
+                };
+                Ok(Some(Plan { scheme, req, input, finish, path }))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// `open(":NAME", O_CREAT)`: makes the scheme `NAME:` and returns its server descriptor.
+    fn create_user_scheme(&mut self, tid: Pid, name: &[u8], flags: usize) -> Result<usize, Errno> {
+        let valid = !name.is_empty() && name.len() <= 64 && name.iter().all(|&b| b != b':' && b != b'/' && b != 0);
+        if !valid {
+            return Err(Errno(EINVAL));
+        }
+        if self.schemes.contains_key(name)
+            || matches!(name, b"proc" | b"pipe" | b"file")
+            || self.user.live(name).is_some()
+        {
+            return Err(Errno(EEXIST));
+        }
+        let id = self.alloc_object_id() & 0x0fff_ffff;
+        let scheme = Rc::new(RefCell::new(UserScheme {
+            id,
+            name: name.to_vec(),
+            alive: true,
+            next_request: 0,
+            queue: VecDeque::new(),
+            pending: BTreeMap::new(),
+            events: BTreeMap::new(),
+            waker: self.waker.clone(),
+        }));
+        let server: FileRef = Rc::new(RefCell::new(Server { scheme: Rc::clone(&scheme), closed: false }));
+        let fd = self.install_fd(tid, server, O_RDWR | (flags & O_NONBLOCK), flags & O_CLOEXEC != 0)?;
+        self.user.schemes.insert(name.to_vec(), scheme);
+        self.user.active = true;
+        Ok(fd)
+    }
+
+    /// Thread `tid` no longer waits for its request (interrupted, or gone): cancel it.
+    pub(crate) fn user_abandon(&mut self, tid: Pid) {
+        if let Some(w) = self.user.waiting.remove(&tid) {
+            w.scheme.borrow_mut().cancel(w.id);
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! User-space schemes end to end: `ramfsd` behind the shell, the `schemetest` scenarios
+//! (daemon death, signal interruption, out-of-order answers, the file calls), and a
+//! recorded client/daemon run replayed exactly.
+
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use guest_kernel::{CaptureConsole, CapturedOutput, RunOutcome};
+use warden::record::{self, ReplayOptions};
+use warden::RunOptions;
+
+fn opts(program: &str, args: &[&str]) -> RunOptions {
+    RunOptions {
+        program: Some(program.to_string()),
+        args: args.iter().map(|s| s.to_string()).collect(),
+        budget: Some(500_000_000),
+        ..RunOptions::default()
+    }
+}
+
+fn run(program: &str, args: &[&str]) -> (RunOutcome, String, String) {
+    let (console, out): (CaptureConsole, Rc<RefCell<CapturedOutput>>) = CaptureConsole::new(b"");
+    let outcome = warden::run(&opts(program, args), Box::new(console)).expect("boots");
+    let out = out.borrow();
+    (outcome, String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn scenario(mode: &str) {
+    let (outcome, out, err) = run("/bin/schemetest", &[mode]);
+    assert_eq!(outcome, RunOutcome::Exited(0), "{out}{err}");
+    assert_eq!(out, format!("schemetest: {mode} ok\n"), "{err}");
+}
+
+#[test]
+fn ramfsd_serves_the_shell() {
+    let (outcome, out, err) = run("/bin/sh", &["-c", "ramfsd && echo hi > ramfs:/a && cat ramfs:/a"]);
+    assert_eq!((outcome, out.as_str()), (RunOutcome::Exited(0), "hi\n"), "{err}");
+}
+
+#[test]
+fn file_calls_through_a_daemon() {
+    scenario("ramfs");
+}
+
+#[test]
+fn daemon_dying_mid_request_gives_eio() {
+    scenario("die");
+}
+
+#[test]
+fn signal_interrupts_a_caller_and_cancels_its_request() {
+    scenario("signal");
+}
+
+#[test]
+fn a_daemon_answers_out_of_order() {
+    scenario("order");
+}
+
+#[test]
+fn client_and_daemon_replay_exactly() {
+    let dir = std::env::temp_dir().join(format!("warden-schemes-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let trace: PathBuf = dir.join("ramfs.trace");
+    let o = opts("/bin/sh", &["-c", "ramfsd && echo hi > ramfs:/a && cat ramfs:/a ramfs:/a"]);
+    let (console, out) = CaptureConsole::new(b"");
+    let (outcome, _) = record::record(&o, &[], Box::new(console), &trace).unwrap();
+    let recorded = out.borrow().clone();
+    assert_eq!(outcome, RunOutcome::Exited(0));
+    assert_eq!(recorded.stdout, b"hi\nhi\n");
+    let (console, out) = CaptureConsole::new(b"");
+    let mut warnings = Vec::new();
+    let replayed = record::replay(&trace, &ReplayOptions::default(), Box::new(console), &mut |w| warnings.push(w))
+        .map(|r| r.outcome)
+        .unwrap_or_else(|e| panic!("replay failed: {e}"));
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(replayed, outcome);
+    assert_eq!(*out.borrow(), recorded);
+    let _ = std::fs::remove_dir_all(&dir);
+}
