@@ -11,7 +11,11 @@
 //! `mem` the addressing mode) and the operation is a const generic. Measured on the
 //! compute bench built with `-march=x86-64-v3` (interpreter only, callgrind), these
 //! forms were most of its slow-path time: `vpsrld`/`vpslld`/`vpor`/`vpaddd` and `rorx`
-//! (SHA-256 message schedule), `vfmadd132sd`/`vcvtsi2sd` (double arithmetic).
+//! (SHA-256 message schedule), `vfmadd132sd`/`vcvtsi2sd` (double arithmetic). With them
+//! (and `rorx`/`andn`/`shlx` in `exec::fast`), SHA-256 built for x86-64-v3 costs 24.7 host
+//! instructions per guest instruction instead of 78.9 (the SSE2 build: 21.6); the double
+//! workload runs about 6 times faster (timed: valgrind does not model MXCSR flags, so
+//! under callgrind PE never gets set and the floating-point fast paths never apply).
 //!
 //! Floating point takes the fast path only where plain Rust arithmetic is the host's
 //! under default MXCSR control bits and raises no flag the guest has not already got
