@@ -249,6 +249,7 @@ fn scatter(mem: &mut emu::Memory, iov: &[(usize, usize)], data: &[u8]) -> Result
 mod tests {
     use emu::{reg, Gate, GuestAddress, Perm};
     use warden_abi::linux::{nr, LINUX_CALL};
+    use warden_abi::SigAction;
 
     use super::*;
     use crate::process::ThreadState;
@@ -330,6 +331,33 @@ mod tests {
             k.execute_boxed(tid, parked);
             assert_eq!(k.threads[&tid].cpu.gpr[reg::RAX], len as u64, "linux {linux}");
             assert_eq!(k.threads[&tid].write_done, 0);
+        }
+    }
+
+    /// A signal handler ends a write parked part-way with the count written so far; with
+    /// `SA_RESTART` the write goes on where it was.
+    #[test]
+    fn a_handler_makes_a_parked_write_return_its_count() {
+        for (linux, restart) in [(false, false), (true, false), (true, true)] {
+            let (mut k, tid) = kernel(linux);
+            let (_, write) = numbers(linux);
+            let len = crate::pipe::PIPE_CAPACITY + 100;
+            put(&k, tid, BUF, &vec![7u8; len]);
+            assert_eq!(call(&mut k, tid, write, [4, BUF as usize, len, 0, 0, 0]), None);
+            let pid = k.threads[&tid].pid;
+            let flags = if restart { warden_abi::SA_RESTART } else { 0 };
+            let sig = warden_abi::SIGUSR1;
+            k.procs[&pid].sighand.borrow_mut().actions[sig].sa =
+                SigAction { sa_handler: 0x1000, sa_mask: [0; 2], sa_flags: flags };
+            k.post_signal(pid, sig);
+            let t = &k.threads[&tid];
+            if restart {
+                assert!(matches!(t.state, ThreadState::Retry(_)));
+                assert_eq!(t.write_done, crate::pipe::PIPE_CAPACITY, "the re-run skips what went in");
+            } else {
+                assert_eq!(t.cpu.gpr[reg::RAX], crate::pipe::PIPE_CAPACITY as u64, "linux {linux}");
+                assert_eq!(t.write_done, 0);
+            }
         }
     }
 

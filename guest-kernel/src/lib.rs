@@ -14,8 +14,11 @@
 //!   and supervisors ([`supervise`]) see it, and it executes on that copy only (seed 001:
 //!   no time-of-check/time-of-use).
 //! - Handlers return `Result<usize, SysError>`; one place turns errors into
-//!   `-errno`, parks blocked threads or leaves registers alone (exit, exec,
-//!   sigreturn).
+//!   `-errno` ([`syscall::rax`]), parks blocked threads or leaves registers alone
+//!   (exit, exec, sigreturn).
+//! - What moving bytes through a descriptor means (blocking or EAGAIN, partial
+//!   transfers, EPIPE and SIGPIPE) is decided once for both ABIs ([`io`]), over one
+//!   descriptor layer ([`files`]); the personalities only translate their ABI's details.
 //! - Resources are schemes ([`scheme`]): the root (`file:`) scheme is supplied
 //!   by the embedder; `pipe:`, `debug:` (console), `time:` and `proc:` live
 //!   here; more (`null:`, `zero:`, `rand:`) are added with
@@ -27,6 +30,7 @@ mod chaos;
 pub mod console;
 pub mod debug;
 pub mod elf;
+mod files;
 mod io;
 pub mod linux;
 mod mm;

@@ -4,70 +4,21 @@
 //! Paths are resolved against the caller's working directory by
 //! `FsContext::resolve`; `file:` paths reach the root scheme absolute and
 //! normalised (`/bin/init`). `proc:` is served by the kernel itself; `pipe:`
-//! descriptors come only from `pipe2`.
-
-use std::rc::Rc;
+//! descriptors come only from `pipe2`. The descriptor layer these handlers share with the
+//! Linux personality is [`crate::files`]; what `read` and `write` mean, [`crate::io`].
 
 use warden_abi::*;
 
 use super::{errno, Call, SysError, SysResult, FD_NONBLOCK_CALL};
 use crate::io::How;
 use crate::process::{FdEntry, OpenFile};
-use crate::scheme::{CallCtx, FileRef};
 use crate::usercopy::{check_writable, copy_out};
 use crate::{Kernel, Pid};
 
-/// Status flags a description keeps (and `F_SETFL` may change: NONBLOCK, APPEND).
-const DESC_FLAGS: usize = O_ACCMODE | O_NONBLOCK | O_APPEND | O_DIRECTORY | O_STAT | O_SYMLINK | O_NOFOLLOW;
+/// The status flags `F_SETFL` may change.
 const SETFL_FLAGS: usize = O_NONBLOCK | O_APPEND;
 
 impl Kernel {
-    pub(crate) fn call_ctx(&self, tid: Pid) -> Result<CallCtx, Errno> {
-        let p = self.proc_of(tid)?;
-        Ok(CallCtx { pid: p.pid, uid: p.uid, gid: p.gid, umask: p.fs.borrow().umask })
-    }
-
-    /// Opens `path` for thread `tid`.
-    pub(crate) fn open_path(&mut self, tid: Pid, path: &[u8], flags: usize) -> Result<FileRef, Errno> {
-        let (scheme, rest) = self.proc_of(tid)?.fs.borrow().resolve(path)?;
-        let ctx = self.call_ctx(tid)?;
-        self.open_in_scheme(&scheme, &rest, flags, &ctx)
-    }
-
-    pub(crate) fn open_in_scheme(
-        &mut self,
-        scheme: &[u8],
-        rest: &[u8],
-        flags: usize,
-        ctx: &CallCtx,
-    ) -> Result<FileRef, Errno> {
-        match scheme {
-            b"proc" => self.open_proc(ctx.pid, rest),
-            b"pipe" => Err(Errno(ENOENT)),
-            _ => self.schemes.get_mut(scheme).ok_or(Errno(ENOENT))?.open(rest, flags, ctx),
-        }
-    }
-
-    /// Installs a new description in the lowest free descriptor.
-    pub(crate) fn install_fd(&mut self, tid: Pid, file: FileRef, flags: usize, cloexec: bool) -> Result<usize, Errno> {
-        let desc = OpenFile::new(file, flags & DESC_FLAGS);
-        let files = self.proc_of(tid)?.files.clone();
-        let max = self.config.limits.max_fds;
-        let fd = files.borrow_mut().insert(FdEntry { desc, cloexec }, max);
-        fd
-    }
-
-    pub(crate) fn desc(&self, tid: Pid, fd: usize) -> Result<Rc<OpenFile>, Errno> {
-        Ok(self.proc_of(tid)?.files.borrow().get(fd)?.desc.clone())
-    }
-
-    pub(crate) fn sys_close(&mut self, tid: Pid, fd: usize) -> SysResult {
-        let files = self.proc_of(tid)?.files.clone();
-        let entry = files.borrow_mut().remove(fd)?;
-        drop(entry);
-        Ok(0)
-    }
-
     /// The working directory as `getcwd` shows it to thread `tid`: relative to its jail's
     /// root if it is jailed.
     fn shown_cwd(&self, tid: Pid) -> Result<Vec<u8>, Errno> {
