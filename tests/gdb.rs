@@ -301,3 +301,16 @@ fn read_and_access_watchpoints_see_every_access() {
     assert_has(&out, "$1 = 2");
     assert_eq!(finish(child), (0, "counter=15 side=7\n".to_string()));
 }
+
+#[test]
+fn avx_registers_show_their_upper_halves() {
+    let Some(prog) = fixture() else { return };
+    let p = prog.to_str().unwrap();
+    let (child, addr) = start_warden(&["run", "--gdb", "127.0.0.1:0", "--root", "/", p]);
+    let cmds = ["break ymm_loaded", "continue", "print $ymm1.v4_int64", "print $xmm1.v2_int64", "info registers ymm1"];
+    let out = gdb(prog, &addr, &[&cmds[..], &["delete", "continue"]].concat());
+    assert_has(&out, "$1 = {1, 2, 3, 4}");
+    assert_has(&out, "$2 = {1, 2}");
+    assert_has(&out, "v4_int64 = {0x1, 0x2, 0x3, 0x4}");
+    assert_eq!(finish(child), (0, "counter=15 side=7\n".to_string()));
+}

@@ -1,6 +1,7 @@
 //! The register file gdb sees: amd64 GNU/Linux (`org.gnu.gdb.i386.core`, `.sse`, `.linux`,
-//! `.segments`), so gdb unwinds with its Linux rules and shows `$fs_base`/`$gs_base`, which
-//! `gdbstub_arch`'s x86-64 description lacks.
+//! `.segments`, `.avx`), so gdb unwinds with its Linux rules and shows `$fs_base`/`$gs_base`,
+//! which `gdbstub_arch`'s x86-64 description lacks, and `$ymm0`..`$ymm15` (gdb builds them
+//! from the XMM registers and the `ymmNh` upper halves the `.avx` feature lists).
 
 use emu::Cpu;
 use gdbstub::arch::{Arch, Registers};
@@ -37,6 +38,8 @@ pub struct Regs {
     pub mxcsr: u32,
     pub fs_base: u64,
     pub gs_base: u64,
+    /// Bits 255:128 of YMM0..15.
+    pub ymm_hi: [u128; 16],
 }
 
 impl Regs {
@@ -61,6 +64,7 @@ impl Regs {
             mxcsr: cpu.mxcsr,
             fs_base: cpu.fs_base,
             gs_base: cpu.gs_base,
+            ymm_hi: cpu.ymm_hi,
         }
     }
 
@@ -83,6 +87,7 @@ impl Regs {
         cpu.mxcsr = self.mxcsr & emu::cpu::MXCSR_MASK;
         cpu.fs_base = self.fs_base;
         cpu.gs_base = self.gs_base;
+        cpu.ymm_hi = self.ymm_hi;
     }
 }
 
@@ -123,6 +128,9 @@ impl Registers for Regs {
         put(&mut out, u64::MAX.into(), 8);
         put(&mut out, self.fs_base.into(), 8);
         put(&mut out, self.gs_base.into(), 8);
+        for y in self.ymm_hi {
+            put(&mut out, y, 16);
+        }
     }
 
     fn gdb_deserialize(&mut self, bytes: &[u8]) -> Result<(), ()> {
@@ -155,6 +163,9 @@ impl Registers for Regs {
         take(8)?;
         self.fs_base = take(8)? as u64;
         self.gs_base = take(8)? as u64;
+        for y in &mut self.ymm_hi {
+            *y = take(16)?;
+        }
         Ok(())
     }
 }
@@ -215,6 +226,16 @@ const TARGET_XML: &str = r#"<?xml version="1.0"?>
 <feature name="org.gnu.gdb.i386.segments">
 <reg name="fs_base" bitsize="64" type="int"/><reg name="gs_base" bitsize="64" type="int"/>
 </feature>
+<feature name="org.gnu.gdb.i386.avx">
+<reg name="ymm0h" bitsize="128" type="uint128"/><reg name="ymm1h" bitsize="128" type="uint128"/>
+<reg name="ymm2h" bitsize="128" type="uint128"/><reg name="ymm3h" bitsize="128" type="uint128"/>
+<reg name="ymm4h" bitsize="128" type="uint128"/><reg name="ymm5h" bitsize="128" type="uint128"/>
+<reg name="ymm6h" bitsize="128" type="uint128"/><reg name="ymm7h" bitsize="128" type="uint128"/>
+<reg name="ymm8h" bitsize="128" type="uint128"/><reg name="ymm9h" bitsize="128" type="uint128"/>
+<reg name="ymm10h" bitsize="128" type="uint128"/><reg name="ymm11h" bitsize="128" type="uint128"/>
+<reg name="ymm12h" bitsize="128" type="uint128"/><reg name="ymm13h" bitsize="128" type="uint128"/>
+<reg name="ymm14h" bitsize="128" type="uint128"/><reg name="ymm15h" bitsize="128" type="uint128"/>
+</feature>
 </target>
 "#;
 
@@ -228,6 +249,7 @@ mod tests {
         for i in 0..16 {
             cpu.gpr[i] = 0x1111_1111 * (i as u64 + 1);
             cpu.xmm[i] = u128::MAX / (i as u128 + 2);
+            cpu.ymm_hi[i] = u128::MAX / (i as u128 + 3);
         }
         cpu.rip = 0x401000;
         cpu.fs_base = 0x7000_0000;
@@ -236,14 +258,18 @@ mod tests {
         assert_eq!(regs.gpr[1], cpu.gpr[emu::reg::RBX], "gdb's second register is rbx");
         let mut bytes = Vec::new();
         regs.gdb_serialize(|b| bytes.push(b.unwrap()));
-        // 16 GPRs, rip, eflags, 6 selectors, 8 x87, 8 x87 control, 16 xmm, mxcsr, orig_rax, 2 bases
-        assert_eq!(bytes.len(), 16 * 8 + 8 + 4 + 24 + 80 + 32 + 256 + 4 + 8 + 16);
+        // 16 GPRs, rip, eflags, 6 selectors, 8 x87, 8 x87 control, 16 xmm, mxcsr, orig_rax,
+        // 2 bases, 16 ymm upper halves
+        assert_eq!(bytes.len(), 16 * 8 + 8 + 4 + 24 + 80 + 32 + 256 + 4 + 8 + 16 + 256);
         let mut back = Regs::default();
         back.gdb_deserialize(&bytes).unwrap();
         assert_eq!(back, regs);
         let mut cpu2 = Cpu::new();
         back.to_cpu(&mut cpu2);
-        assert_eq!((cpu2.gpr, cpu2.rip, cpu2.fs_base, cpu2.xmm), (cpu.gpr, cpu.rip, cpu.fs_base, cpu.xmm));
+        assert_eq!(
+            (cpu2.gpr, cpu2.rip, cpu2.fs_base, cpu2.xmm, cpu2.ymm_hi),
+            (cpu.gpr, cpu.rip, cpu.fs_base, cpu.xmm, cpu.ymm_hi)
+        );
         assert_eq!(cpu2.x87.st(0), cpu.x87.st(0));
         assert!(!cpu2.x87.is_empty(0) && cpu2.x87.is_empty(1));
     }
