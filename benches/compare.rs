@@ -1,17 +1,18 @@
-//! The comparison bench (issue 6 item 3, issue 7 item 4): the same static
-//! Linux program runs natively, under warden (the Linux personality with the
-//! host's `/` as root, as `warden run --root / ./work ...` does) and under
-//! `qemu-x86_64` (Debian's qemu-user) when it is installed, one after the
-//! other in one process, and each time is printed with its ratio to the
-//! native time measured in the same run.
+//! The comparison bench (issue 6 item 3, issue 7 item 4, issue 17 item 7): the same
+//! static Linux program runs natively, under warden with each tier (`interp`, `jit`; the
+//! Linux personality with the host's `/` as root, as `warden run --root / ./work ...`
+//! does) and under `qemu-x86_64` (Debian's qemu-user) when it is installed, one after
+//! the other in one process, and each time is printed with its ratio to the native time
+//! measured in the same run.
 //!
-//! The workloads are `benches/compare/work.c`, built here with
-//! `gcc -O2 -static` (glibc): start-up, an integer/memory/branch loop,
-//! SHA-256 over a buffer, memcpy/memset, scalar double arithmetic, a getppid
-//! loop and a fork/exit/wait loop. Every run's stdout must match the native
-//! one (a mismatch fails the bench). Warden runs in this process through the
-//! library, so its guest instruction count is known: the table gives its MIPS
-//! for the CPU-bound workloads (a `rep movs`/`rep stos` counts as one
+//! The workloads are `benches/compare/work.c`, built here with `gcc -O2 -static`
+//! (glibc): start-up, an integer/memory/branch loop, SHA-256 over a buffer,
+//! memcpy/memset, scalar double arithmetic, a getppid loop and a fork/exit/wait loop;
+//! and, when `/bin/busybox` is there (static), busybox `md5sum` of a file, `gzip | gunzip
+//! | md5sum` of it, a shell arithmetic loop and an awk floating-point loop. Every run's
+//! stdout must match the native one (a mismatch fails the bench). Warden runs in this
+//! process through the library, so its guest instruction count is known: the table gives
+//! the jit's MIPS for the CPU-bound workloads (a `rep movs`/`rep stos` counts as one
 //! instruction however many bytes it moves, so `mem`'s figure is low).
 //!
 //! `cargo bench --bench compare` runs the full sizes (best of 3 each);
@@ -27,10 +28,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use emu::Tier;
 use guest_kernel::{CaptureConsole, RunOutcome};
 use warden::{Root, RunOptions};
 
-/// (workload, quick scale, full scale)
+/// (workload, quick scale, full scale) of `work`.
 const WORKLOADS: &[(&str, u64, u64)] = &[
     ("nop", 0, 0),
     ("int", 1, 8),
@@ -40,6 +42,45 @@ const WORKLOADS: &[(&str, u64, u64)] = &[
     ("syscall", 20_000, 200_000),
     ("spawn", 20, 200),
 ];
+
+const BUSYBOX: &str = "/bin/busybox";
+
+/// (workload, quick scale, full scale) of busybox: MiB of input, or loop rounds.
+const BUSYBOX_WORKLOADS: &[(&str, u64, u64)] =
+    &[("md5sum", 1, 32), ("gzip", 1, 16), ("sh", 2_000, 100_000), ("awk", 20_000, 1_000_000)];
+
+/// The argument vector of a busybox workload (`input`: a file of `scale` MiB).
+fn busybox_args(name: &str, scale: u64, input: &Path) -> Vec<String> {
+    let input = input.display();
+    let sh = |script: String| vec![BUSYBOX.to_string(), "sh".to_string(), "-c".to_string(), script];
+    match name {
+        "md5sum" => vec![BUSYBOX.to_string(), "md5sum".to_string(), input.to_string()],
+        "gzip" => sh(format!("{BUSYBOX} gzip -c {input} | {BUSYBOX} gunzip | {BUSYBOX} md5sum")),
+        "sh" => sh(format!("i=0; while [ $i -lt {scale} ]; do i=$((i+1)); done; echo $i")),
+        _ => vec![
+            BUSYBOX.to_string(),
+            "awk".to_string(),
+            format!("BEGIN {{ s = 0; for (i = 0; i < {scale}; i++) s += i * 0.5; print s }}"),
+        ],
+    }
+}
+
+/// A file of `mib` MiB of pseudo-random bytes (the same in every run).
+fn input_file(mib: u64) -> PathBuf {
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("compare-input-{mib}"));
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let data: Vec<u8> = (0..mib << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Some repetition, so gzip has work to do.
+            (x % 40) as u8 + b' '
+        })
+        .collect();
+    std::fs::write(&path, data).expect("write the input file");
+    path
+}
 
 fn require_tools() -> bool {
     std::env::var("WARDEN_REQUIRE_TOOLS").is_ok_and(|v| v == "1")
@@ -85,11 +126,12 @@ fn run_host(cmd: &mut Command) -> Run {
     Run { time, stdout: out.stdout, status: out.status.code().unwrap_or(-1), instructions: None }
 }
 
-fn run_warden(prog: &Path, args: &[String]) -> Run {
+fn run_warden(argv: &[String], tier: Tier) -> Run {
     let opts = RunOptions {
         root: Root::Dir(PathBuf::from("/")),
-        program: Some(prog.display().to_string()),
-        args: args.to_vec(),
+        program: Some(argv[0].clone()),
+        args: argv[1..].to_vec(),
+        tier,
         env: vec!["PATH=/usr/bin:/bin".to_string()],
         ..RunOptions::default()
     };
@@ -147,21 +189,51 @@ fn main() {
         load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
     );
     println!(
-        "{:<8} {:>8} {:>10} {:>10} {:>9} {:>9} {:>10} {:>9}",
-        "workload", "scale", "native ms", "warden ms", "x native", "MIPS", "qemu ms", "x native"
+        "{:<8} {:>8} {:>10} {:>10} {:>8} {:>10} {:>8} {:>9} {:>10} {:>8}",
+        "workload",
+        "scale",
+        "native ms",
+        "interp ms",
+        "x native",
+        "jit ms",
+        "x native",
+        "jit MIPS",
+        "qemu ms",
+        "x native"
     );
     let (native_reps, other_reps) = if quick { (3, 1) } else { (3, 3) };
     let mut failed = false;
-    for &(name, quick_scale, full_scale) in WORKLOADS {
+    let has_busybox = Path::new(BUSYBOX).exists();
+    if !has_busybox {
+        println!("compare: {BUSYBOX} not found: the busybox workloads are skipped");
+    }
+    let mut inputs: Vec<(u64, PathBuf)> = Vec::new();
+    let work = WORKLOADS.iter().map(|&w| (w, false));
+    let busybox = BUSYBOX_WORKLOADS.iter().filter(|_| has_busybox).map(|&w| (w, true));
+    for ((name, quick_scale, full_scale), is_busybox) in work.chain(busybox) {
         if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
             continue;
         }
         let scale = if quick { quick_scale } else { full_scale };
-        let args = vec![name.to_string(), scale.to_string()];
-        let native = best(native_reps, || run_host(Command::new(&prog).args(&args)));
-        let warden = best(other_reps, || run_warden(&prog, &args));
-        let qemu_run = qemu.then(|| best(other_reps, || run_host(Command::new("qemu-x86_64").arg(&prog).args(&args))));
-        for (who, run) in [("warden", Some(&warden)), ("qemu", qemu_run.as_ref())] {
+        let argv: Vec<String> = if is_busybox {
+            let input = match inputs.iter().find(|(m, _)| *m == scale) {
+                Some((_, p)) => p.clone(),
+                None if matches!(name, "md5sum" | "gzip") => {
+                    let p = input_file(scale);
+                    inputs.push((scale, p.clone()));
+                    p
+                }
+                None => PathBuf::new(),
+            };
+            busybox_args(name, scale, &input)
+        } else {
+            vec![prog.display().to_string(), name.to_string(), scale.to_string()]
+        };
+        let native = best(native_reps, || run_host(Command::new(&argv[0]).args(&argv[1..])));
+        let interp = best(other_reps, || run_warden(&argv, Tier::Interp));
+        let jit = best(other_reps, || run_warden(&argv, Tier::Jit));
+        let qemu_run = qemu.then(|| best(other_reps, || run_host(Command::new("qemu-x86_64").args(&argv))));
+        for (who, run) in [("interp", Some(&interp)), ("jit", Some(&jit)), ("qemu", qemu_run.as_ref())] {
             let Some(run) = run else { continue };
             if run.stdout != native.stdout || run.status != native.status {
                 eprintln!(
@@ -175,24 +247,29 @@ fn main() {
             }
         }
         let n = ms(native.time);
-        let w = ms(warden.time);
+        let (i, j) = (ms(interp.time), ms(jit.time));
         // MIPS only where the guest ran enough code for it to mean something (not for
         // start-up, spawn or syscall loops, whose time is mostly outside guest code).
-        let mips = warden
+        let mips = jit
             .instructions
             .filter(|&i| i >= 1_000_000 && !matches!(name, "syscall" | "spawn"))
-            .map(|i| i as f64 / warden.time.as_secs_f64() / 1e6);
+            .map(|i| i as f64 / jit.time.as_secs_f64() / 1e6);
         let (q, qx) = match &qemu_run {
             Some(r) => (format!("{:.2}", ms(r.time)), format!("{:.2}", ms(r.time) / n)),
             None => ("skipped".to_string(), "-".to_string()),
         };
         println!(
-            "{name:<8} {scale:>8} {n:>10.2} {w:>10.2} {:>9.2} {:>9} {q:>10} {qx:>9}",
-            w / n,
+            "{name:<8} {scale:>8} {n:>10.2} {i:>10.2} {:>8.2} {j:>10.2} {:>8.2} {:>9} {q:>10} {qx:>8}",
+            i / n,
+            j / n,
             mips.map_or("-".to_string(), |m| format!("{m:.0}")),
         );
-        if let Some(i) = warden.instructions {
-            println!("{:<8} guest instructions: {i}", "");
+        if let (Some(a), Some(b)) = (interp.instructions, jit.instructions) {
+            if a != b {
+                eprintln!("compare: {name}: the tiers retired {a} and {b} guest instructions");
+                failed = true;
+            }
+            println!("{:<8} guest instructions: {a}", "");
         }
     }
     if failed {

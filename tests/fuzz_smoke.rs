@@ -127,6 +127,25 @@ fn builtin_seeds(target: &str) -> Vec<Vec<u8>> {
             v.extend_from_slice(&[0x00, 0x00, 0x50, 0x5b, 0x0f, 0x05, 0xeb, 0xf8]);
             vec![v]
         }
+        "jit" => {
+            // A loop of integer instructions the translator covers, with a load, a store,
+            // a call and a system call.
+            let mut v = vec![0u8];
+            v.extend(std::iter::repeat_n(0x80u8, 8 + 16 * 8));
+            v.extend_from_slice(&[
+                0x48, 0x01, 0xd8, // add rax, rbx
+                0x48, 0x8b, 0x0e, // mov rcx, [rsi]
+                0x48, 0x31, 0xc8, // xor rax, rcx
+                0x48, 0x89, 0x07, // mov [rdi], rax
+                0xe8, 0x02, 0, 0, 0, // call +2
+                0xeb, 0x04, // jmp +4
+                0x48, 0xff, 0xc2, // inc rdx
+                0xc3, // ret
+                0x0f, 0x05, // syscall
+                0xeb, 0xe5, // jmp to the start
+            ]);
+            vec![v]
+        }
         "policy" => vec![
             include_bytes!("../examples/policy.toml").to_vec(),
             b"allow = [\"all\"]\ndeny = [\"J\", \"kill\"]\nmode = \"kill\"\njail = \"/tmp\"\n".to_vec(),
@@ -192,6 +211,11 @@ fn fuzz_smoke_interp() {
 }
 
 #[test]
+fn fuzz_smoke_jit() {
+    smoke("jit");
+}
+
+#[test]
 fn fuzz_smoke_elf() {
     smoke("elf");
 }
@@ -239,5 +263,5 @@ fn jump_to_the_top_address_is_sigsegv() {
 
 #[test]
 fn every_target_has_a_smoke_test() {
-    assert_eq!(harness::TARGETS, ["interp", "elf", "tar", "syscalls", "overlay", "trace", "policy", "vfs_host"]);
+    assert_eq!(harness::TARGETS, ["interp", "jit", "elf", "tar", "syscalls", "overlay", "trace", "policy", "vfs_host"]);
 }

@@ -272,17 +272,17 @@ fn leaves_loop(i: &Instruction) -> bool {
 const STATUS_BITS: u32 = 0x3f;
 
 /// The status flags an instruction always writes (shifts and rotates write
-/// none for sure: a zero count leaves the flags unchanged).
+/// none for sure: a zero count leaves the flags unchanged). Flags the manuals
+/// leave undefined count only where the interpreter writes them (AF after the
+/// logic operations, all six after `mul`/`imul`, see `exec::int`): it leaves
+/// others as they were (`div` leaves all six), so a write before such an
+/// instruction may be read after it.
 fn flags_killed(i: &Instruction) -> u32 {
     use iced_x86::Mnemonic as M;
-    let conditional = matches!(
-        i.mnemonic(),
-        M::Shl | M::Sal | M::Shr | M::Sar | M::Rol | M::Ror | M::Rcl | M::Rcr | M::Shld | M::Shrd
-    );
-    if conditional {
-        0
-    } else {
-        i.rflags_modified() & STATUS_BITS
+    match i.mnemonic() {
+        M::Shl | M::Sal | M::Shr | M::Sar | M::Rol | M::Ror | M::Rcl | M::Rcr | M::Shld | M::Shrd => 0,
+        M::And | M::Or | M::Xor | M::Test | M::Mul | M::Imul => i.rflags_modified() & STATUS_BITS,
+        _ => i.rflags_modified() & !i.rflags_undefined() & STATUS_BITS,
     }
 }
 

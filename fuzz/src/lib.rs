@@ -40,12 +40,13 @@ use guest_kernel::{CallCtx, CaptureConsole, CapturedOutput, Kernel, KernelConfig
 use warden_abi::*;
 
 /// The names of the targets, in the order of the functions below.
-pub const TARGETS: &[&str] = &["interp", "elf", "tar", "syscalls", "overlay", "trace", "policy", "vfs_host"];
+pub const TARGETS: &[&str] = &["interp", "jit", "elf", "tar", "syscalls", "overlay", "trace", "policy", "vfs_host"];
 
 /// Runs the harness `name` on `data` (unknown names do nothing).
 pub fn run_target(name: &str, data: &[u8]) {
     match name {
         "interp" => interp(data),
+        "jit" => jit(data),
         "elf" => elf(data),
         "tar" => tar(data),
         "syscalls" => syscalls(data),
@@ -330,6 +331,81 @@ fn same_page(page: &[u8], prefix: &[u8]) -> bool {
     static ZEROS: [u8; emu::PAGE_SIZE as usize] = [0; emu::PAGE_SIZE as usize];
     let n = prefix.len().min(page.len());
     page[..n] == prefix[..n] && page[n..] == ZEROS[n..page.len()]
+}
+
+// --- jit -------------------------------------------------------------------------------------
+
+/// The translation tier against the interpreter (issue 17): random code and registers (the
+/// layout of `interp`'s input, with 8 more bytes of budget slices after the flag byte) run
+/// under both tiers, each in its own address space, in the same budget slices. After every
+/// exit the exit, the general and vector registers, `rip`, the instruction count, the
+/// flags (the status flags only at system calls: elsewhere one the code overwrites before
+/// reading it may differ, see `emu::jit`) and the data pages must agree. The code runs from
+/// its start for 24 rounds, so its blocks get hot and are translated. Flag bit 0 maps the
+/// code writable (self-modifying code, which stays in the interpreter).
+pub fn jit(data: &[u8]) {
+    let mut b = Bytes::new(data);
+    let flags = b.u8();
+    let slices = b.u64();
+    let mut seeds = [0u64; 16];
+    for s in &mut seeds {
+        *s = b.u64();
+    }
+    let code = b.rest();
+    let code_perm = if flags & 1 != 0 { Perm::RWX } else { Perm::RX };
+    let code_len = (code.len() as u64 + 16).div_ceil(emu::PAGE_SIZE).max(1) * emu::PAGE_SIZE;
+    let code_len = code_len.min(INTERP_DATA - INTERP_CODE);
+    let code = &code[..code.len().min(code_len as usize)];
+    let setup = |tier: emu::Tier| -> Option<(Cpu, AddressSpace)> {
+        let mut space = interp_space()?;
+        space.mem.map(GuestAddress(INTERP_CODE), code_len, code_perm).expect("map code");
+        space.mem.write_raw(GuestAddress(INTERP_CODE), code).expect("write code");
+        let mut cpu = Cpu::new();
+        cpu.tier = tier;
+        for (i, &s) in seeds.iter().enumerate() {
+            cpu.gpr[i] = if s >> 63 != 0 { INTERP_DATA + (s & (INTERP_DATA_LEN - 1)) } else { s };
+            cpu.xmm[i] = u128::from(s) << 64 | u128::from(s.rotate_left(17));
+        }
+        cpu.gpr[reg::RSP] = INTERP_DATA + INTERP_DATA_LEN / 2 + (seeds[reg::RSP] & 0xff8);
+        cpu.set_rflags(seeds[0].rotate_left(7));
+        Some((cpu, space))
+    };
+    let (Some((mut a, mut sa)), Some((mut j, mut sj))) = (setup(emu::Tier::Interp), setup(emu::Tier::Jit)) else {
+        return;
+    };
+    let data_pages = |s: &AddressSpace| {
+        let mut v = vec![0u8; (INTERP_DATA_LEN + 0x1000) as usize];
+        s.mem.read_raw(GuestAddress(INTERP_DATA), &mut v).expect("read data");
+        v
+    };
+    let status = emu::flags::STATUS;
+    let mut step = 0u32;
+    for round in 0..24 {
+        a.rip = INTERP_CODE;
+        j.rip = INTERP_CODE;
+        for _ in 0..16 {
+            let slice = 1 + (slices.rotate_left(step * 5) & 0x3ff);
+            step += 1;
+            let (ea, ej) = (a.run(&mut sa, slice), j.run(&mut sj, slice));
+            let ctx = format!("round {round} step {step} slice {slice}");
+            assert_eq!(ea, ej, "exit, {ctx}");
+            if !matches!(ea, Exit::Syscall(_)) {
+                assert_eq!(a.rflags & !status, j.rflags & !status, "rflags, {ctx}");
+                j.rflags = a.rflags;
+            }
+            assert_eq!((a.gpr, a.rip, a.rflags, a.icount), (j.gpr, j.rip, j.rflags, j.icount), "state, {ctx}");
+            assert_eq!((a.xmm, a.ymm_hi, a.mxcsr), (j.xmm, j.ymm_hi, j.mxcsr), "vector state, {ctx}");
+            assert!(data_pages(&sa) == data_pages(&sj), "data pages, {ctx}");
+            match ea {
+                Exit::BudgetExhausted => {}
+                Exit::Syscall(_) | Exit::Interrupt(_) | Exit::Breakpoint | Exit::Debug => {
+                    a.gpr[reg::RAX] = 0;
+                    j.gpr[reg::RAX] = 0;
+                }
+                _ => break,
+            }
+        }
+    }
 }
 
 // --- elf -------------------------------------------------------------------------------------

@@ -285,12 +285,16 @@ fn plain(i: &Instruction) -> bool {
 }
 
 /// The status flags `i` writes whatever its operands (a shift or rotate by a count that
-/// turns out zero writes none), in iced's encoding.
+/// turns out zero writes none) to the same values in both tiers, in iced's encoding: not
+/// the ones the manuals leave undefined (the interpreter leaves some as they were, as
+/// `div` does), except AF after the logic operations (see `flags_undefined`).
 fn flags_always_written(i: &Instruction) -> u32 {
+    use iced_x86::RflagsBits as F;
     use Mnemonic as M;
     match i.mnemonic() {
         M::Shl | M::Sal | M::Shr | M::Sar | M::Rol | M::Ror | M::Rcl | M::Rcr | M::Shld | M::Shrd => 0,
-        _ => i.rflags_modified() & STATUS_BITS,
+        M::And | M::Or | M::Xor | M::Test => (F::CF | F::PF | F::AF | F::ZF | F::SF | F::OF) & STATUS_BITS,
+        _ => i.rflags_modified() & !i.rflags_undefined() & STATUS_BITS,
     }
 }
 
@@ -497,6 +501,8 @@ impl Emitter {
             FlowControl::ConditionalBranch
             | FlowControl::UnconditionalBranch
             | FlowControl::Call
+            | FlowControl::IndirectBranch
+            | FlowControl::IndirectCall
             | FlowControl::Return
                 if last =>
             {
@@ -541,6 +547,10 @@ impl Emitter {
         let mut written = Vec::new();
         for u in info.used_registers() {
             let r = u.register();
+            if r.is_segment_register() && u.access() == OpAccess::Read {
+                // The memory operand's segment: `address` adds an fs/gs base.
+                continue;
+            }
             if !r.is_gpr() {
                 return Err(Unsupported);
             }
@@ -605,7 +615,10 @@ impl Emitter {
         }
         let read = i.rflags_read() & STATUS_BITS;
         let modified = i.rflags_modified() & STATUS_BITS;
-        let needs_host = read != 0 || (modified != 0 && flags_always_written(i) != STATUS_BITS);
+        // The host writes every flag `i` may modify, undefined ones included, except
+        // for shifts and rotates (not for a zero count): those keep the others.
+        let shift = flags_always_written(i) == 0 && modified != 0;
+        let needs_host = read != 0 || (modified != 0 && (shift || modified != STATUS_BITS));
         // Check the rewritten form encodes before changing anything.
         iced_x86::Encoder::new(64).encode(&host, 0).map_err(|_| Unsupported)?;
 
@@ -657,13 +670,12 @@ impl Emitter {
     }
 
     /// Leaves the block after `done` instructions for guest address `target` (`None`:
-    /// the address is in `TMP`), with the flags in `Cpu::rflags`.
+    /// the address is in `rax`), with the flags in `Cpu::rflags`.
     fn exit_to(&mut self, done: u32, target: Option<u64>) -> Emit {
         self.sync_flags()?;
         self.a.mov(edx, done)?;
-        match target {
-            Some(t) => self.mov_imm(Register::RAX, t)?,
-            None => self.a.mov(rax, rbp)?,
+        if let Some(t) = target {
+            self.mov_imm(Register::RAX, t)?;
         }
         self.a.jmp(self.stubs.chain)?;
         Ok(())
@@ -678,7 +690,7 @@ impl Emitter {
         Ok(())
     }
 
-    /// The block's last instruction: direct `jcc`, `jmp`, `call`, and `ret`, each
+    /// The block's last instruction: `jcc`, `jmp`, `call` (direct or indirect) and `ret`, each
     /// leaving through `exit_to`.
     fn branch(&mut self, k: u32, i: &Instruction) -> Emit {
         let direct = i.op_count() == 1 && i.op0_kind() == OpKind::NearBranch64;
@@ -714,9 +726,42 @@ impl Emitter {
                 self.sync_flags()?;
                 self.load_gpr(ADDR, RSP)?;
                 self.check(8, Need::Read, k)?;
-                self.a.mov(rbp, qword_ptr(r12 + r15))?;
+                self.a.mov(rax, qword_ptr(r12 + r15))?;
                 self.a.lea(r15, qword_ptr(r15 + 8))?;
                 self.store_gpr(RSP, ADDR)?;
+                self.exit_to(done, None)?;
+            }
+            Mnemonic::Jmp | Mnemonic::Call if i.op_count() == 1 => {
+                // Indirect: the target into `rax` (which `check` leaves alone).
+                let regs: Vec<usize> = match i.op0_kind() {
+                    OpKind::Register if i.op0_register().is_gpr64() => Vec::new(),
+                    OpKind::Memory if i.memory_size().size() == 8 => [i.memory_base(), i.memory_index()]
+                        .iter()
+                        .filter(|r| r.is_gpr())
+                        .map(|r| r.full_register().number())
+                        .collect(),
+                    _ => return Err(Unsupported),
+                };
+                let map = assign(&regs, &[], &regs)?;
+                self.sync_flags()?;
+                if i.op0_kind() == OpKind::Register {
+                    self.load_gpr(Register::RAX, i.op0_register().number())?;
+                } else {
+                    for &g in &map.used {
+                        self.load_gpr(map.host[g], g)?;
+                    }
+                    self.address(i, &map, true)?;
+                    self.check(8, Need::Read, k)?;
+                    self.a.mov(rax, qword_ptr(r12 + r15))?;
+                }
+                if i.mnemonic() == Mnemonic::Call {
+                    self.load_gpr(ADDR, RSP)?;
+                    self.a.lea(r15, qword_ptr(r15 - 8))?;
+                    self.check(8, Need::Write, k)?;
+                    self.mov_imm(TMP, i.next_ip())?;
+                    self.a.mov(qword_ptr(r12 + r15), rbp)?;
+                    self.store_gpr(RSP, ADDR)?;
+                }
                 self.exit_to(done, None)?;
             }
             _ => return Err(Unsupported),
