@@ -13,6 +13,11 @@
 //! packet copies, the kernel's scheduling between them, and the two programs'
 //! start-up and exit (a few dozen calls, amortised over N).
 //!
+//! `warden_user_scheme_read` is the round trip through a user-space scheme daemon:
+//! `schemetest bench N` starts `ramfsd`, writes a file of 16 N bytes, and reads it back in N
+//! reads of 16 bytes, each a request packet to the daemon and its answer; the figure is the
+//! whole run's wall time / N (start-up and the writes amortised as for `supbench`).
+//!
 //! Load-independent figures: `WARDEN_SYSCALL_PROFILE=MODE,N` runs one workload once and exits,
 //! with 4 GiB guest address spaces so that valgrind can run it. MODE is `getpid` (N trapped
 //! Redox `getpid` calls through the `syscall` gate), `linux-getpid` (the same loop as a Linux
@@ -105,6 +110,22 @@ fn run_supbench(calls: u32, address_space_size: Option<u64>) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// 16-byte reads from `ramfs:` in one `schemetest bench` run.
+const SCHEME_READS: u32 = 100_000;
+
+fn run_scheme_reads() {
+    let options = warden::RunOptions {
+        program: Some("/bin/schemetest".into()),
+        args: vec!["bench".into(), SCHEME_READS.to_string()],
+        ..warden::RunOptions::default()
+    };
+    let (console, out) = CaptureConsole::new(b"");
+    let mut k = warden::boot(&options, Box::new(console)).unwrap();
+    let outcome = k.run();
+    let out = out.borrow();
+    assert_eq!(outcome.exit_status(), 0, "schemetest: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 fn native_getpid() -> u64 {
@@ -218,6 +239,8 @@ fn bench(c: &mut Criterion) {
     g.bench_function("warden_host_supervised", |b| b.iter(|| run_guest_with(&syscall_elf, true)));
     g.throughput(Throughput::Elements(SUPBENCH_CALLS as u64));
     g.bench_function("warden_guest_supervised", |b| b.iter(run_guest_supervisor));
+    g.throughput(Throughput::Elements(SCHEME_READS as u64));
+    g.bench_function("warden_user_scheme_read", |b| b.iter(run_scheme_reads));
     g.finish();
 
     let native = per_call_ns(
@@ -232,6 +255,7 @@ fn bench(c: &mut Criterion) {
     let int80 = per_call_ns(&|| run_guest(&int80_elf), CALLS);
     let host = per_call_ns(&|| run_guest_with(&syscall_elf, true), CALLS);
     let guest = per_call_ns(&run_guest_supervisor, SUPBENCH_CALLS);
+    let scheme = per_call_ns(&run_scheme_reads, SCHEME_READS);
     println!("summary: native getpid {native:.1} ns/call");
     println!("summary: warden syscall gate {sys:.1} ns/call ({:.2}x native)", sys / native);
     println!("summary: warden int 0x80 gate {int80:.1} ns/call ({:.2}x native)", int80 / native);
@@ -241,6 +265,10 @@ fn bench(c: &mut Criterion) {
         host / sys
     );
     println!("summary: warden guest-supervisor round trip {guest:.1} ns/call ({:.2}x native)", guest / native);
+    println!(
+        "summary: warden user-scheme read (16 bytes from ramfs:) {scheme:.1} ns/call ({:.2}x the supervisor round trip)",
+        scheme / guest
+    );
     instruction_counts();
 }
 

@@ -5,10 +5,11 @@
 //! - glibc's dynamic loader refuses to start unless CPUID shows the x86-64 baseline (MMX
 //!   included) behind a known vendor, then picks string functions by CPUID: a dynamic
 //!   `hello` on every model the host can run.
-//! - C++ exceptions: libgcc's unwinder executes `rdssp` (CET), a NOP without shadow stacks.
+//! - C++ exceptions and Rust panics: libgcc's unwinder executes `rdssp` (CET), a NOP
+//!   without shadow stacks.
 //! - Programs from the host: `ls`, `python3`.
 //!
-//! Fixtures are in `tests/fixtures/isa/`, built with the machine's gcc/g++. A missing tool
+//! Fixtures are in `tests/fixtures/isa/`, built with the machine's gcc/g++/rustc. A missing tool
 //! skips its test with a "SKIPPED: ..." line, unless `WARDEN_REQUIRE_TOOLS=1` (set by
 //! `.ci/run`, which installs them), where it fails.
 
@@ -124,6 +125,14 @@ fn cxx_exceptions_static() {
 #[test]
 fn cxx_exceptions_dynamic() {
     let Some(prog) = build("throw.cpp", "g++", &["-O2"], "throw.dyn") else { return };
+    same_as_native(&prog, &[]);
+}
+
+/// Rust's panics unwind through the same libgcc unwinder (`rdssp`) as C++ exceptions.
+#[test]
+fn rust_panic_static() {
+    let flags = ["-O", "-C", "target-feature=+crt-static"];
+    let Some(prog) = build("panic.rs", "rustc", &flags, "panic.static") else { return };
     same_as_native(&prog, &[]);
 }
 

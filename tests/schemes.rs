@@ -1,5 +1,5 @@
 //! User-space schemes end to end: `ramfsd` behind the shell, the `schemetest` scenarios
-//! (daemon death, signal interruption, out-of-order answers, the file calls), and a
+//! (daemon death, signal interruption, out-of-order answers, the file calls, a jail), and a
 //! recorded client/daemon run replayed exactly.
 
 use std::cell::RefCell;
@@ -56,6 +56,11 @@ fn signal_interrupts_a_caller_and_cancels_its_request() {
 #[test]
 fn a_daemon_answers_out_of_order() {
     scenario("order");
+}
+
+#[test]
+fn a_jail_forbids_creating_and_using_schemes() {
+    scenario("jail");
 }
 
 #[test]

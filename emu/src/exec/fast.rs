@@ -316,6 +316,44 @@ fn neg_r<const S: u8, const F: bool>(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> 
     Ok(())
 }
 
+// ---- BMI1/BMI2 register forms (SHA-256 and hash loops built for x86-64-v3) --------------
+
+/// `rorx r, r, imm8` (count in `Op::a`); no flags.
+fn rorx_rr<const S: u8>(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
+    let x = cpu.gpr[(op.r1 & 15) as usize];
+    let r = if S == 4 { (x as u32).rotate_right(op.a as u32) as u64 } else { x.rotate_right(op.a as u32) };
+    set_reg::<S>(cpu, op.r0, r);
+    Ok(())
+}
+
+const SHLX: u8 = 0;
+const SHRX: u8 = 1;
+const SARX: u8 = 2;
+
+/// `shlx/shrx/sarx r, r, r` (the count register's index in `Op::a`); no flags.
+fn shiftx_rr<const K: u8, const S: u8>(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
+    let x = cpu.gpr[(op.r1 & 15) as usize] & mask(S);
+    let c = cpu.gpr[(op.a & 15) as usize] as u32 & (8 * S as u32 - 1);
+    let r = match K {
+        SHLX => x << c,
+        SHRX => x >> c,
+        _ => (sext(x, S) as i64 >> c) as u64,
+    };
+    set_reg::<S>(cpu, op.r0, r);
+    Ok(())
+}
+
+/// `andn r, r, r` (the second source's index in `Op::a`): SF and ZF from the result, the
+/// other status flags cleared (as the generic handler).
+fn andn_rr<const S: u8, const F: bool>(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
+    let r = !cpu.gpr[(op.r1 & 15) as usize] & cpu.gpr[(op.a & 15) as usize] & mask(S);
+    set_reg::<S>(cpu, op.r0, r);
+    if F {
+        set_flags(cpu, szp::<S>(r) & (ZF | SF));
+    }
+    Ok(())
+}
+
 fn imul_rr<const S: u8, const F: bool>(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
     imul_core::<S, F>(
         cpu,
@@ -888,6 +926,25 @@ pub(crate) fn specialize(i: &Instruction, flags_live: bool, op: &mut Op) -> Opti
                     by_size_flags!(s, flags_live, imul_rm[])
                 }
                 _ => return None,
+            }
+        }
+        M::Rorx if k1 == OpKind::Register => {
+            let (r0, s) = wide_reg(i.op0_register())?;
+            op.r0 = r0;
+            op.r1 = wide_reg(i.op1_register())?.0;
+            op.a = (i.immediate8() as u32 % (8 * s as u32)) as u64;
+            by_size!(s, rorx_rr[])
+        }
+        M::Shlx | M::Shrx | M::Sarx | M::Andn if k1 == OpKind::Register && i.op2_kind() == OpKind::Register => {
+            let (r0, s) = wide_reg(i.op0_register())?;
+            op.r0 = r0;
+            op.r1 = wide_reg(i.op1_register())?.0;
+            op.a = wide_reg(i.op2_register())?.0 as u64;
+            match m {
+                M::Shlx => by_size!(s, shiftx_rr[SHLX]),
+                M::Shrx => by_size!(s, shiftx_rr[SHRX]),
+                M::Sarx => by_size!(s, shiftx_rr[SARX]),
+                _ => by_size_flags!(s, flags_live, andn_rr[]),
             }
         }
         M::Push if k0 == OpKind::Register => {

@@ -157,7 +157,9 @@ impl Op {
             return Some(Op { exec, ..Op::undefined(insn, idx) });
         }
         let mut op = Op { exec: undefined, idx, r0: 0, r1: 0, a: 0, mem: MemRef::default(), insn: *insn };
-        let fast = fast::specialize(insn, flags_live, &mut op).or_else(|| sse::fast::specialize(insn, &mut op));
+        let fast = fast::specialize(insn, flags_live, &mut op)
+            .or_else(|| sse::fast::specialize(insn, &mut op))
+            .or_else(|| avx::fast::specialize(insn, &mut op));
         op.exec = match fast {
             Some(h) => h,
             None => select(insn)?,

@@ -504,7 +504,10 @@ fn movnti(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
 }
 
 /// `maskmovdqu xmm1, xmm2`: the bytes of xmm1 selected by the sign bits of
-/// xmm2 go to `[rdi]` (`[edi]` with an address-size prefix).
+/// xmm2 go to `[rdi]` (`[edi]` with an address-size prefix). The VEX form
+/// checks all 16 bytes for writability first, selected or not (measured on
+/// Sapphire Rapids: it faults on an unwritable masked-off byte, even with an
+/// all-zero mask); the legacy form only the selected ones.
 pub(crate) fn maskmovdqu(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     let i = &op.insn;
     let mut a = cpu.gpr[reg::RDI];
@@ -519,6 +522,9 @@ pub(crate) fn maskmovdqu(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     let data = cpu.xmm[xr(i.op1_register())].to_le_bytes();
     let sel = cpu.xmm[xr(i.op2_register())].to_le_bytes();
     let selected = || (0u64..).zip(data.iter().zip(sel)).filter(|(_, (_, m))| m & 0x80 != 0);
+    if i.encoding() == iced_x86::EncodingKind::VEX {
+        mem.probe_write(a, 16)?;
+    }
     for (k, _) in selected() {
         mem.probe_write(a.wrapping_add(k), 1)?;
     }

@@ -34,7 +34,8 @@ macro_rules! redox_calls {
     ($callback:ident) => {
         $callback! { base = 0;
         // --- paths (C) ---
-        (SYS_OPEN, C, GROUP_FILE, "path resolved inside the jail root (mkdir is open too)",
+        (SYS_OPEN, C, GROUP_FILE,
+            "path resolved inside the jail root (mkdir is open too); creating or using a user scheme is EACCES",
             [Path(redox_path(1).follow(Follow::RedoxOpen(2))), Length, flags(&REDOX_OPEN)], Fd, fs::open),
         (SYS_UNLINK, C, GROUP_FILE, "path resolved inside the jail root",
             [Path(redox_path(1).nofollow().tail(Tail::Refuse(EISDIR))), Length], Int, fs::unlink),

@@ -25,6 +25,10 @@
 //! files EIO, and the name is free again (until another daemon takes it, opening `NAME:…`
 //! fails with ENOENT, as for any unknown scheme). Closing the last descriptor of a file sends a [`SYS_CLOSE`](crate::SYS_CLOSE)
 //! request nobody waits for.
+//!
+//! Policy: `open` is class C; in a jail only `file:` and the kernel's device schemes
+//! resolve, so a jailed process can neither create a scheme (`:NAME` is EACCES) nor reach
+//! one a daemon serves.
 
 use core::mem::{offset_of, size_of};
 

@@ -17,6 +17,7 @@
 //! moves (`vmovaps`, `vmovdqa`, `vmovntdq`, ...: #GP unless aligned to the operand size).
 //! All reads, and the check of a write, happen before any register changes.
 
+pub(crate) mod fast;
 pub(crate) mod host;
 pub(crate) mod xsave;
 
@@ -241,15 +242,6 @@ const SUBW: u8 = 14;
 const SUBD: u8 = 15;
 const SUBQ: u8 = 16;
 
-/// `vpcmpeqb ymm1, ymm2, ymm3/m256` and the other forms of `int_lane`.
-fn int_op<const K: u8>(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
-    let i = &op.insn;
-    let b = src(cpu, mem, i, 2)?;
-    let a = reg(cpu, i, 1);
-    set_dst(cpu, i, 0, [int_lane::<K>(a[0], b[0]), int_lane::<K>(a[1], b[1])]);
-    Ok(())
-}
-
 /// `vpmovmskb r32/64, xmm/ymm`: the byte sign bits.
 fn pmovmskb(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
     use core::arch::x86_64::{__m128i, _mm_movemask_epi8};
@@ -273,27 +265,6 @@ fn ptest(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     let zf = (d[0] & s[0]) | (d[1] & s[1]) == 0;
     let cf = (!d[0] & s[0]) | (!d[1] & s[1]) == 0;
     cpu.rflags = (cpu.rflags & !STATUS) | if zf { ZF } else { 0 } | if cf { CF } else { 0 };
-    Ok(())
-}
-
-/// `vaddsd/vsubsd/vmulsd/vdivsd xmm1, xmm2, xmm3/m64` (`D`) and the `ss` forms: plain Rust
-/// arithmetic when `sse::fast`'s scalar rule says the result and flags are the host's
-/// (default MXCSR control, PE already set, ordinary operands), else the host form.
-fn scalar<const K: u8, const D: bool>(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
-    use sse::fast::{scalar32, scalar64};
-    let i = &op.insn;
-    let b = src(cpu, mem, i, 2)?[0];
-    let a = cpu.xmm[vr(i.op1_register())];
-    let r = if D {
-        scalar64::<K>(cpu.mxcsr, f64::from_bits(a as u64), f64::from_bits(b as u64)).map(f64::to_bits)
-    } else {
-        scalar32::<K>(cpu.mxcsr, f32::from_bits(a as u32), f32::from_bits(b as u32)).map(|r| r.to_bits() as u64)
-    };
-    let Some(r) = r else {
-        return host::handler(i).ok_or(Trap::InvalidOpcode)?(cpu, mem, op);
-    };
-    let low = if D { u64::MAX as u128 } else { u32::MAX as u128 };
-    set_dst(cpu, i, 0, [(a & !low) | r as u128, 0]);
     Ok(())
 }
 
@@ -745,34 +716,8 @@ pub(crate) fn select(i: &Instruction) -> Option<Handler> {
     if i.encoding() != EncodingKind::VEX {
         return None;
     }
-    let three = i.op_count() == 3;
     let fast: Option<Handler> = match i.mnemonic() {
-        M::Vpand | M::Vandps | M::Vandpd if three => Some(int_op::<AND>),
-        M::Vpandn | M::Vandnps | M::Vandnpd if three => Some(int_op::<ANDN>),
-        M::Vpor | M::Vorps | M::Vorpd if three => Some(int_op::<OR>),
-        M::Vpxor | M::Vxorps | M::Vxorpd if three => Some(int_op::<XOR>),
-        M::Vpcmpeqb => Some(int_op::<CMPEQB>),
-        M::Vpcmpeqw => Some(int_op::<CMPEQW>),
-        M::Vpcmpeqd => Some(int_op::<CMPEQD>),
-        M::Vpminub => Some(int_op::<MINUB>),
-        M::Vpmaxub => Some(int_op::<MAXUB>),
-        M::Vpaddb => Some(int_op::<ADDB>),
-        M::Vpaddw => Some(int_op::<ADDW>),
-        M::Vpaddd => Some(int_op::<ADDD>),
-        M::Vpaddq => Some(int_op::<ADDQ>),
-        M::Vpsubb => Some(int_op::<SUBB>),
-        M::Vpsubw => Some(int_op::<SUBW>),
-        M::Vpsubd => Some(int_op::<SUBD>),
-        M::Vpsubq => Some(int_op::<SUBQ>),
         M::Vpmovmskb => Some(pmovmskb),
-        M::Vaddsd => Some(scalar::<{ sse::fast::FADD }, true>),
-        M::Vsubsd => Some(scalar::<{ sse::fast::FSUB }, true>),
-        M::Vmulsd => Some(scalar::<{ sse::fast::FMUL }, true>),
-        M::Vdivsd => Some(scalar::<{ sse::fast::FDIV }, true>),
-        M::Vaddss => Some(scalar::<{ sse::fast::FADD }, false>),
-        M::Vsubss => Some(scalar::<{ sse::fast::FSUB }, false>),
-        M::Vmulss => Some(scalar::<{ sse::fast::FMUL }, false>),
-        M::Vdivss => Some(scalar::<{ sse::fast::FDIV }, false>),
         M::Vptest => Some(ptest),
         _ => None,
     };

@@ -148,38 +148,44 @@ fn int_op<const K: u8, const MEM: bool>(cpu: &mut Cpu, mem: &mut Memory, op: &Op
     Ok(())
 }
 
-const SLLW: u8 = 0;
-const SLLD: u8 = 1;
-const SLLQ: u8 = 2;
-const SRLW: u8 = 3;
-const SRLD: u8 = 4;
-const SRLQ: u8 = 5;
-const SRAW: u8 = 6;
-const SRAD: u8 = 7;
-const SLLDQ: u8 = 8;
-const SRLDQ: u8 = 9;
+pub(crate) const SLLW: u8 = 0;
+pub(crate) const SLLD: u8 = 1;
+pub(crate) const SLLQ: u8 = 2;
+pub(crate) const SRLW: u8 = 3;
+pub(crate) const SRLD: u8 = 4;
+pub(crate) const SRLQ: u8 = 5;
+pub(crate) const SRAW: u8 = 6;
+pub(crate) const SRAD: u8 = 7;
+pub(crate) const SLLDQ: u8 = 8;
+pub(crate) const SRLDQ: u8 = 9;
 
-/// Shifts by the immediate in `Op::a`. The host's count-in-register forms
+/// One 128-bit lane shifted by `n` (the immediate). The host's count-in-register forms
 /// treat an out-of-range count as the immediate forms do (zero, or sign fill).
-fn shift_imm<const K: u8>(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
-    let d = xmm(op.r0);
-    let (x, n) = (v(cpu.xmm[d]), v(op.a as u128));
+#[inline(always)]
+pub(crate) fn shift_lane<const K: u8>(x: u128, n: u64) -> u128 {
+    let (y, c) = (v(x), v(n as u128));
     // SAFETY: as in `int_op`.
-    cpu.xmm[d] = unsafe {
+    unsafe {
         match K {
-            SLLW => u(_mm_sll_epi16(x, n)),
-            SLLD => u(_mm_sll_epi32(x, n)),
-            SLLQ => u(_mm_sll_epi64(x, n)),
-            SRLW => u(_mm_srl_epi16(x, n)),
-            SRLD => u(_mm_srl_epi32(x, n)),
-            SRLQ => u(_mm_srl_epi64(x, n)),
-            SRAW => u(_mm_sra_epi16(x, n)),
-            SRAD => u(_mm_sra_epi32(x, n)),
-            SLLDQ if op.a < 16 => cpu.xmm[d] << (8 * op.a),
-            SRLDQ if op.a < 16 => cpu.xmm[d] >> (8 * op.a),
+            SLLW => u(_mm_sll_epi16(y, c)),
+            SLLD => u(_mm_sll_epi32(y, c)),
+            SLLQ => u(_mm_sll_epi64(y, c)),
+            SRLW => u(_mm_srl_epi16(y, c)),
+            SRLD => u(_mm_srl_epi32(y, c)),
+            SRLQ => u(_mm_srl_epi64(y, c)),
+            SRAW => u(_mm_sra_epi16(y, c)),
+            SRAD => u(_mm_sra_epi32(y, c)),
+            SLLDQ if n < 16 => x << (8 * n),
+            SRLDQ if n < 16 => x >> (8 * n),
             _ => 0,
         }
-    };
+    }
+}
+
+/// Shifts by the immediate in `Op::a`.
+fn shift_imm<const K: u8>(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
+    let d = xmm(op.r0);
+    cpu.xmm[d] = shift_lane::<K>(cpu.xmm[d], op.a);
     Ok(())
 }
 
@@ -187,8 +193,8 @@ fn shift_imm<const K: u8>(cpu: &mut Cpu, _: &mut Memory, op: &Op) -> R {
 
 /// MXCSR's precision (inexact) flag, and its control bits at their defaults
 /// (every exception masked, round to nearest, no FTZ/DAZ).
-const PE: u32 = 1 << 5;
-const DEFAULT_CONTROL: u32 = 0x1f80;
+pub(crate) const PE: u32 = 1 << 5;
+pub(crate) const DEFAULT_CONTROL: u32 = 0x1f80;
 
 pub(crate) const FADD: u8 = 0;
 pub(crate) const FSUB: u8 = 1;

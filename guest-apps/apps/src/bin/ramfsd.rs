@@ -97,7 +97,9 @@ impl RamFs {
         input: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<usize> {
-        let listing = self.listing();
+        // The directory's contents are its listing (made only for a directory handle).
+        let is_dir = self.handles.get(&h.handle).is_some_and(|h| h.name.is_none());
+        let listing = if is_dir { self.listing() } else { Vec::new() };
         let handle = self.handles.get_mut(&h.handle).ok_or(Errno(abi::EBADF))?;
         let data = match &handle.name {
             Some(name) => Some(self.files.get_mut(name).ok_or(Errno(abi::ENOENT))?),

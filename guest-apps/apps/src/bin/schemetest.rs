@@ -6,6 +6,9 @@
 //! - `die`: the daemon exits holding a request: the caller gets EIO, the name is gone.
 //! - `signal`: a signal interrupts a caller: EINTR, and the daemon reads a cancel for it.
 //! - `order`: two callers, answered in the reverse order of their requests.
+//! - `jail`: a jailed process may neither create a scheme nor use one (EACCES).
+//! - `bench N`: N reads of 16 bytes from a `ramfs:` file (the round trip `benches/syscall.rs`
+//!   times; the file is written first, in 64 KiB writes).
 
 #![no_std]
 #![no_main]
@@ -126,15 +129,47 @@ fn order() -> core::result::Result<(), String> {
     wait_ok(pid)
 }
 
+fn jail() -> core::result::Result<(), String> {
+    let status = Command::new("/bin/ramfsd").status().map_err(|e| format!("spawn: {e}"))?;
+    check("ramfsd started", status.success())?;
+    sys::jail("/", 0).map_err(|e| format!("jail: {e}"))?;
+    check("create refused", SchemeServer::create("jailed").err() == Some(Errno(abi::EACCES)))?;
+    check("use refused", sys::open("ramfs:/a", abi::O_CREAT | abi::O_RDWR) == Err(Errno(abi::EACCES)))
+}
+
+fn bench(n: usize) -> core::result::Result<(), String> {
+    let status = Command::new("/bin/ramfsd").status().map_err(|e| format!("spawn: {e}"))?;
+    check("ramfsd started", status.success())?;
+    let fd = sys::open("ramfs:/bench", abi::O_CREAT | abi::O_RDWR).map_err(|e| format!("open: {e}"))?;
+    let chunk = vec![7u8; 64 * 1024];
+    let mut left = n * 16;
+    while left > 0 {
+        let step = left.min(chunk.len());
+        check("write", sys::write(fd, &chunk[..step]) == Ok(step))?;
+        left -= step;
+    }
+    check("rewind", sys::lseek(fd, 0, abi::SEEK_SET) == Ok(0))?;
+    let mut buf = [0u8; 16];
+    for _ in 0..n {
+        check("read", sys::read(fd, &mut buf) == Ok(16))?;
+    }
+    Ok(())
+}
+
 fn main() -> i32 {
     let args = env::args();
     let mode = args.get(1).map(String::as_str).unwrap_or("");
     let result = match mode {
+        "bench" => match args.get(2).and_then(|s| s.parse().ok()) {
+            Some(n) => bench(n),
+            None => Err("usage: schemetest bench N".to_string()),
+        },
         "ramfs" => ramfs(),
         "die" => die(),
         "signal" => signal(),
         "order" => order(),
-        _ => Err("usage: schemetest ramfs|die|signal|order".to_string()),
+        "jail" => jail(),
+        _ => Err("usage: schemetest ramfs|die|signal|order|jail|bench N".to_string()),
     };
     match result {
         Ok(()) => {
