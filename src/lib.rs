@@ -14,6 +14,7 @@ pub mod policy;
 use std::path::{Path, PathBuf};
 
 pub mod record;
+pub mod testfmt;
 pub mod testrun;
 pub mod trace;
 

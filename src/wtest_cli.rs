@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 use guest_kernel::Limits;
 use warden::host::{self, warn, Border, HostConsole};
+use warden::testfmt::Format;
 use warden::testrun::{self, TestConfig};
 use warden::{Root, EXIT_WARDEN_FAILED};
 
@@ -49,6 +50,47 @@ pub struct TestArgs {
     #[arg(long, value_name = "DIR")]
     record_failures: Option<PathBuf>,
 
+    /// Re-run each failed test N times with new seeds (after once with its own) and say
+    /// whether it is failing or flaky under schedule.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    retries: u32,
+
+    /// Run only shard K of N (counted from 1) of the tests: a stable partition, the same in
+    /// every job (default: from TEST_SHARD_INDEX, counted from 0, and TEST_TOTAL_SHARDS).
+    #[arg(long, value_name = "K/N")]
+    shard: Option<String>,
+
+    /// Balance the shards by the instruction counts of an earlier JUnit report instead of by
+    /// a hash of the names (every shard's job must be given the same file).
+    #[arg(long, value_name = "JUNIT", requires = "shard")]
+    shard_weights: Option<PathBuf>,
+
+    /// Print the names of the tests that would run (after filters and sharding), one per
+    /// line, and run nothing.
+    #[arg(long)]
+    list: bool,
+
+    /// Merge the JUnit reports given as PATHS (one per shard) into OUT, and run nothing.
+    #[arg(long, value_name = "OUT")]
+    merge_junit: Option<PathBuf>,
+
+    /// Rust test binaries (`cargo test --no-run` output): each test runs alone in its own
+    /// guest, on the host's root unless --root/--image is given.
+    #[arg(long, value_name = "BIN", num_args = 1..)]
+    libtest: Vec<String>,
+
+    /// GoogleTest binaries: each test runs alone in its own guest, as with --libtest.
+    #[arg(long, value_name = "BIN", num_args = 1..)]
+    gtest: Vec<String>,
+
+    /// Run only the tests whose name contains PATTERN (repeatable: any of them).
+    #[arg(long = "filter", short = 'E', value_name = "PATTERN")]
+    filter: Vec<String>,
+
+    /// Leave out the tests whose name contains PATTERN (repeatable).
+    #[arg(long, value_name = "PATTERN")]
+    skip: Vec<String>,
+
     /// Manifests (.toml), guest directories or programs (default /bin/tests), host ELF
     /// programs or host directories of them.
     #[arg(value_name = "PATHS")]
@@ -57,6 +99,22 @@ pub struct TestArgs {
 
 impl TestArgs {
     pub fn run(self) -> i32 {
+        if let Some(out) = &self.merge_junit {
+            let inputs: Vec<PathBuf> = self.paths.iter().map(PathBuf::from).collect();
+            if inputs.is_empty() {
+                eprintln!("warden: --merge-junit {}: give the JUnit reports to merge", out.display());
+                return EXIT_WARDEN_FAILED;
+            }
+            return match testrun::merge_junit(&inputs)
+                .and_then(|x| std::fs::write(out, x).map_err(|e| format!("cannot write {}: {e}", out.display())))
+            {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("warden: {e}");
+                    EXIT_WARDEN_FAILED
+                }
+            };
+        }
         let seeds = match testrun::parse_seeds(&self.seeds) {
             Ok(s) => s,
             Err(e) => {
@@ -76,23 +134,73 @@ impl TestArgs {
             jobs: self.jobs,
             junit: self.junit,
             record_failures: self.record_failures,
+            show_failure_output: true,
+            retries: self.retries,
+            progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
         };
-        let tests = match testrun::discover(&self.paths, &config) {
+        let binaries = [(Format::Libtest, &self.libtest), (Format::Gtest, &self.gtest)];
+        let found = (|| {
+            let mut tests = Vec::new();
+            // No PATHS but binaries: only the binaries (no PATHS alone means /bin/tests).
+            if !self.paths.is_empty() || binaries.iter().all(|(_, b)| b.is_empty()) {
+                tests = testrun::discover(&self.paths, &config)?;
+            }
+            for (format, bins) in binaries {
+                tests.extend(testrun::discover_binaries(format, bins, &config)?);
+            }
+            testrun::make_names_unique(&mut tests);
+            let tests = testrun::select(tests, &self.filter, &self.skip);
+            Ok::<_, String>(match shard_of(self.shard.as_deref())? {
+                Some((k, n)) => {
+                    let weights = self.shard_weights.as_deref().map(testrun::junit_weights).transpose()?;
+                    testrun::shard(tests, k - 1, n, weights.as_ref())
+                }
+                None => tests,
+            })
+        })();
+        let tests = match found {
             Ok(t) => t,
             Err(e) => {
                 eprintln!("warden: {e}");
                 return EXIT_WARDEN_FAILED;
             }
         };
+        if self.list {
+            for t in &tests {
+                println!("{}", t.name);
+            }
+            return 0;
+        }
         let mut out = std::io::stdout();
+        let started = std::time::Instant::now();
         match testrun::run_tests(&tests, &config, &mut out) {
-            Ok((summary, _)) => i32::from(summary.failed > 0),
+            Ok((summary, results)) => {
+                eprint!("{}", testrun::closing_report(&results, started.elapsed()));
+                i32::from(summary.failed())
+            }
             Err(e) => {
                 eprintln!("warden: {e}");
                 EXIT_WARDEN_FAILED
             }
         }
     }
+}
+
+/// `--shard K/N`, else Bazel's TEST_SHARD_INDEX (from 0) and TEST_TOTAL_SHARDS, whose
+/// runner also wants TEST_SHARD_STATUS_FILE touched to know sharding is supported.
+fn shard_of(arg: Option<&str>) -> Result<Option<(usize, usize)>, String> {
+    if let Some(s) = arg {
+        return testrun::parse_shard(s).map(Some);
+    }
+    let (Ok(index), Ok(total)) = (std::env::var("TEST_SHARD_INDEX"), std::env::var("TEST_TOTAL_SHARDS")) else {
+        return Ok(None);
+    };
+    if let Ok(f) = std::env::var("TEST_SHARD_STATUS_FILE") {
+        std::fs::write(&f, b"").map_err(|e| format!("cannot write TEST_SHARD_STATUS_FILE {f}: {e}"))?;
+    }
+    let bad = || format!("bad TEST_SHARD_INDEX={index} / TEST_TOTAL_SHARDS={total}");
+    let k = index.trim().parse::<usize>().map_err(|_| bad())?;
+    testrun::parse_shard(&format!("{}/{}", k + 1, total.trim())).map(Some).map_err(|_| bad())
 }
 
 /// `warden record -o TRACE [run options] PROGRAM [ARGS...]`: the options of `warden run`
@@ -169,6 +277,11 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "ADDR")]
     gdb: Option<String>,
 
+    /// With --gdb: replay to this exact instruction count (as a divergence report gives
+    /// it) before waiting for gdb.
+    #[arg(long, value_name = "N", requires = "gdb")]
+    goto: Option<u64>,
+
     /// The trace written by `warden record` (or `warden test --record-failures`).
     #[arg(value_name = "TRACE")]
     trace: PathBuf,
@@ -192,12 +305,14 @@ impl ReplayArgs {
         };
         let mut warn_replay = |m: String| warn(format!("replay: {m}"));
         let result = match self.gdb.as_deref() {
-            Some(addr) => match warden::gdb::replay(&self.trace, &options, console, addr, &mut warn_replay) {
-                Ok(Some(replayed)) => Ok(replayed),
-                // gdb's `kill`.
-                Ok(None) => return 128 + warden_abi::SIGKILL as i32,
-                Err(e) => Err(e),
-            },
+            Some(addr) => {
+                match warden::gdb::replay(&self.trace, &options, console, addr, self.goto, &mut warn_replay) {
+                    Ok(Some(replayed)) => Ok(replayed),
+                    // gdb's `kill`.
+                    Ok(None) => return 128 + warden_abi::SIGKILL as i32,
+                    Err(e) => Err(e),
+                }
+            }
             None => warden::record::replay(&self.trace, &options, console, &mut warn_replay),
         };
         if let Some(sig) = host::interrupted_by() {

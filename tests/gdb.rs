@@ -71,8 +71,13 @@ fn start_warden(args: &[&str]) -> (Child, String) {
 
 /// Runs gdb in batch mode on `prog` against `addr` with `commands`: its whole output.
 fn gdb(prog: &Path, addr: &str, commands: &[&str]) -> String {
+    gdb_on(Some(prog), addr, commands)
+}
+
+/// [`gdb`], given the program or not (then warden names it).
+fn gdb_on(prog: Option<&Path>, addr: &str, commands: &[&str]) -> String {
     let mut cmd = Command::new("gdb");
-    cmd.args(["-batch", "-nx"]).arg(prog).args(["-ex", &format!("target remote {addr}")]);
+    cmd.args(["-batch", "-nx"]).args(prog).args(["-ex", &format!("target remote {addr}")]);
     for c in commands {
         cmd.args(["-ex", c]);
     }
@@ -313,4 +318,26 @@ fn avx_registers_show_their_upper_halves() {
     assert_has(&out, "$2 = {1, 2}");
     assert_has(&out, "v4_int64 = {0x1, 0x2, 0x3, 0x4}");
     assert_eq!(finish(child), (0, "counter=15 side=7\n".to_string()));
+}
+
+#[test]
+fn replay_goto_starts_at_an_exact_count_and_names_the_program() {
+    let Some(prog) = fixture() else { return };
+    let trace = record(prog, "goto");
+    let (child, addr) = start_warden(&["replay", "--gdb", "127.0.0.1:0", "--goto", "5000", &trace]);
+    // No program given to gdb: warden serves its path (qXfer:exec-file).
+    let out = gdb_on(None, &addr, &["monitor icount", "print counter", "break bump", "continue", "print by"]);
+    assert_has(&out, &format!("Reading symbols from {}", prog.display()));
+    assert_has(&out, "\n5000\n");
+    assert_has(&out, "$1 = 0");
+    assert_has(&out, "Breakpoint 1, bump (by=1)");
+    assert_eq!(finish(child).1, "counter=15 side=7\n");
+
+    let past = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(["replay", "--gdb", "127.0.0.1:0", "--goto", "999999999", &trace])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&past.stderr);
+    assert!(err.contains("--goto 999999999: the replay ends after"), "{err}");
+    assert_ne!(past.status.code(), Some(0));
 }

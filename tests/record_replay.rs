@@ -418,7 +418,7 @@ fn warden_test_keeps_traces_of_failures_only() {
     assert_eq!(status, 1, "{out}{err}");
     let kept: Vec<_> = std::fs::read_dir(&traces).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(kept, ["bad_one.trace"], "{out}");
-    assert!(out.contains("(trace: "), "{out}");
+    assert!(out.contains("; replay: warden replay "), "{out}");
     let (status, replayed, _) = warden(&["replay", traces.join("bad_one.trace").to_str().unwrap()], b"");
     assert_eq!((status, replayed.as_slice()), (4, &b"fed"[..]));
 }

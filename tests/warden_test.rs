@@ -74,7 +74,7 @@ fn outcomes_lines_and_summary() {
     assert!(lines[3].starts_with("FAIL crashes: killed by signal 11 (SIGSEGV), expected exit status 0"), "{out}");
     assert!(lines[4].contains("stdout differs"), "{out}");
     assert!(lines[5].starts_with("ok expected crash ("), "{out}");
-    assert_eq!(lines[6], "2 passed, 4 failed");
+    assert_eq!(lines[6], "2 passed, 4 failed, 0 skipped");
 }
 
 #[test]
@@ -83,7 +83,7 @@ fn all_passing_exits_zero_and_default_is_bin_tests() {
     assert_eq!(status, 0, "{out}");
     assert!(out.contains("ok /bin/tests/files ("), "{out}");
     assert!(out.contains("ok /bin/tests/pipes ("), "{out}");
-    assert_eq!(out.lines().last(), Some("2 passed, 0 failed"));
+    assert_eq!(out.lines().last(), Some("2 passed, 0 failed, 0 skipped"));
     // A guest program path and the example manifest.
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/tests.toml");
     let (status, out, _) = warden(&["test", "/bin/true", example]);
@@ -198,7 +198,7 @@ fn seeds_sweep_names_each_run() {
     for s in 0..3 {
         assert!(out.contains(&format!("ok /bin/tests/files [seed {s}] (")), "{out}");
     }
-    assert_eq!(out.lines().last(), Some("3 passed, 0 failed"));
+    assert_eq!(out.lines().last(), Some("3 passed, 0 failed, 0 skipped"));
     assert_eq!(testrun::parse_seeds("2..=4").unwrap(), vec![2, 3, 4]);
     assert_eq!(testrun::parse_seeds("7").unwrap(), vec![7]);
     assert!(testrun::parse_seeds("x").is_err());
@@ -221,13 +221,42 @@ fn seeds_perturb_the_schedule_deterministically() {
     let (summary, first) = testrun::run_tests(&tests, &config, &mut Vec::new()).unwrap();
     // Seed 0 is plain round robin, where the unlocked counter happens to survive; some
     // other seed preempts a worker between its read and its write.
-    assert!(first[0].passed(), "{:?}", first[0].failure);
+    assert!(first[0].passed(), "{:?}", first[0].verdict);
     assert!(summary.failed > 0, "no seed in 1..16 exposed the race");
     let counts: std::collections::BTreeSet<u64> = first.iter().map(|r| r.instructions).collect();
     assert!(counts.len() > 1, "seeds should give different interleavings: {counts:?}");
     // The same seed gives the same run.
     let (_, again) = testrun::run_tests(&tests, &config, &mut Vec::new()).unwrap();
     for (a, b) in first.iter().zip(&again) {
-        assert_eq!((a.instructions, &a.stdout, &a.failure), (b.instructions, &b.stdout, &b.failure));
+        assert_eq!((a.instructions, &a.stdout, &a.verdict), (b.instructions, &b.stdout, &b.verdict));
     }
+}
+
+#[test]
+fn shards_are_a_stable_balanced_partition() {
+    let names: Vec<String> = (0..1000).map(|i| format!("suite tests::case_{i}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let shards = testrun::assign_shards(&refs, 4, None);
+    assert_eq!(shards, testrun::assign_shards(&refs, 4, None), "the same every time");
+    let mut counts = [0usize; 4];
+    for &s in &shards {
+        counts[s] += 1;
+    }
+    assert!(counts.iter().all(|&c| (200..=300).contains(&c)), "hash shards of 1000 names: {counts:?}");
+    // A test keeps its shard when another test is added.
+    let more = [&refs[..], &["suite tests::new_one"]].concat();
+    assert_eq!(testrun::assign_shards(&more, 4, None)[..1000], shards[..]);
+
+    // By weights (instructions from an earlier report): longest first, to the lightest shard.
+    let weights: std::collections::BTreeMap<String, u64> =
+        [("a", 90), ("b", 60), ("c", 50), ("d", 40), ("e", 30), ("f", 10)].map(|(n, w)| (n.to_string(), w)).into();
+    let names = ["a", "b", "c", "d", "e", "f", "unknown"];
+    let shards = testrun::assign_shards(&names, 2, Some(&weights));
+    let mut load = [0u64; 2];
+    for (n, s) in names.iter().zip(&shards) {
+        load[*s] += weights.get(*n).copied().unwrap_or(50); // the median weight
+    }
+    assert!(load[0].abs_diff(load[1]) <= 10, "{load:?} {shards:?}");
+    assert_eq!(testrun::parse_shard("2/4"), Ok((2, 4)));
+    assert!(testrun::parse_shard("0/4").is_err() && testrun::parse_shard("5/4").is_err());
 }

@@ -55,6 +55,7 @@ use gdbstub::target::ext::base::BaseOps;
 use gdbstub::target::ext::breakpoints::{
     Breakpoints, BreakpointsOps, HwWatchpoint, HwWatchpointOps, SwBreakpoint, SwBreakpointOps, WatchKind,
 };
+use gdbstub::target::ext::exec_file::{ExecFile, ExecFileOps};
 use gdbstub::target::ext::monitor_cmd::{ConsoleOutput, MonitorCmd, MonitorCmdOps};
 use gdbstub::target::{Target, TargetError, TargetResult};
 use guest_kernel::debug::{DebugEvent, DebugStop, Resume};
@@ -538,6 +539,30 @@ impl Target for Debugger {
     fn support_monitor_cmd(&mut self) -> Option<MonitorCmdOps<'_, Self>> {
         Some(self)
     }
+
+    fn support_exec_file(&mut self) -> Option<ExecFileOps<'_, Self>> {
+        Some(self)
+    }
+}
+
+impl ExecFile for Debugger {
+    /// The program's path as the guest started it (its first argument): gdb reads the
+    /// symbols from there when it was not given the program (the same file on the host
+    /// with `--root /`).
+    fn get_exec_file(
+        &self,
+        _pid: Option<gdbstub::common::Pid>,
+        offset: u64,
+        length: usize,
+        buf: &mut [u8],
+    ) -> TargetResult<usize, Self> {
+        let path = self.kernel.debug_processes().into_iter().find(|p| p.0 == self.pid).map(|p| p.3).unwrap_or_default();
+        let arg0 = path.split(|&b| b == b' ').next().unwrap_or_default();
+        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(arg0.len());
+        let n = length.min(buf.len()).min(arg0.len() - start);
+        buf[..n].copy_from_slice(&arg0[start..start + n]);
+        Ok(n)
+    }
 }
 
 impl MultiThreadBase for Debugger {
@@ -741,7 +766,8 @@ pub fn run(opts: &crate::RunOptions, console: Box<dyn Console>, addr: &str) -> R
     })
 }
 
-/// `warden replay --gdb ADDR TRACE`: boots the replay, waits for gdb, lets it drive the
+/// `warden replay --gdb ADDR [--goto N] TRACE`: boots the replay (and replays it to
+/// instruction count N), waits for gdb, lets it drive the
 /// replay (backwards too: each reverse step or continue replays again from the start,
 /// its output not shown twice), and checks the end against the recording if the replay
 /// got there. `None`: gdb killed it.
@@ -750,6 +776,7 @@ pub fn replay(
     options: &crate::record::ReplayOptions,
     console: Box<dyn Console>,
     addr: &str,
+    goto: Option<u64>,
     warn: &mut dyn FnMut(String),
 ) -> Result<Option<crate::record::Replayed>, ReplayError> {
     let gdb_error = |e: String| ReplayError::Run(crate::RunError::Gdb(e));
@@ -761,9 +788,17 @@ pub fn replay(
         crate::record::start_replay(&trace, &options, console)
     };
     let (kernel, run) = boot()?;
-    let conn = accept(addr).map_err(gdb_error)?;
     let replayer = Replayer { boot: Box::new(boot), run };
-    let (ended, kernel, run) = Debugger::new(kernel, Some(replayer)).serve(conn).map_err(gdb_error)?;
+    let mut debugger = Debugger::new(kernel, Some(replayer));
+    if let Some(n) = goto {
+        debugger.goto(n).map_err(gdb_error)?;
+        if debugger.outcome.is_some() {
+            let ran = debugger.kernel.instructions();
+            return Err(gdb_error(format!("--goto {n}: the replay ends after {ran} instructions")));
+        }
+    }
+    let conn = accept(addr).map_err(gdb_error)?;
+    let (ended, kernel, run) = debugger.serve(conn).map_err(gdb_error)?;
     match (ended, run) {
         (Ended::Run(outcome), Some(run)) => run.finish(kernel, outcome, warn).map(Some),
         _ => Ok(None),
