@@ -14,7 +14,8 @@
 //!   `chain`'s at a block's exit); the run loop adds the number of instructions that
 //!   completed.
 //! - Chaining: a block leaves through the shared `chain` stub with its successor's guest
-//!   address (direct targets as immediates, `ret`'s from the stack); the stub looks the
+//!   address (direct targets as immediates, `ret`'s from the stack, indirect `jmp` and
+//!   `call` targets from their register or checked memory operand); the stub looks the
 //!   address up in the translator's direct-mapped table of translated blocks and jumps
 //!   there when the budget left covers that block's instruction count, else returns to
 //!   the run loop. The run loop (re)enters a block's table entry each time it runs it;
@@ -35,7 +36,7 @@
 //!   `base + addr` with `addr + size <= limit`, inside the data mapping (the guard zone
 //!   after it stays as a second line).
 //! - Coverage: a block is translated up to its first instruction the emitter does not
-//!   cover (system calls, string, x87/SSE, division, ...); the
+//!   cover (system calls, string, x87/SSE, division, bit tests, `cmpxchg`, ...); the
 //!   translated prefix then leaves and the interpreter carries on from there. A block is
 //!   translated once it ran `HOT` times; blocks on writable pages are never translated.
 //! - Invalidation: a translation belongs to its code-cache block and dies with it (the
@@ -46,34 +47,40 @@
 //! instruction reads (its dead-flag elimination); both are exact at system calls and
 //! every other exit that is not a fault.
 //!
-//! Measured (release build, one run each on a loaded 2-core host, wall time including
-//! boot, × the native run of the same static program; `work` is benches/compare/work.c):
+//! Measured (release build, one run each on a loaded 2-core host, in one run of all
+//! columns: CPU time (`perf stat -e task-clock`) including boot, × the native run of the
+//! same static program; `work` is benches/compare/work.c; "before" is the tier with every
+//! block returning to the run loop, "after" adds chaining and the coverage below). For
+//! `gzip` (`sh -c 'gzip | gunzip | md5sum'`) qemu-x86_64 runs only the shell: the
+//! programs it starts run natively. `cargo bench --bench compare` prints the same columns.
 //!
-//! | workload | interp | jit | qemu-x86_64 |
-//! |---|---|---|---|
-//! | `work int 128` | 13.7× | 5.8× | 2.2× |
-//! | `work sha256 32` | 17.9× | 10.4× | 3.9× |
-//! | `work mem 64` | 15.4× | 15.6× | 24.4× |
-//! | busybox md5sum 32 MB | 10.1× | 6.4× | 2.9× |
-//! | busybox sh arithmetic loop | 123× | 81× | 8.8× |
-//! | busybox awk float loop | 61× | 56× | 11× |
+//! | workload | interp | jit before | jit after | qemu-x86_64 |
+//! |---|---|---|---|---|
+//! | `work int 32` | 20.8× | 8.5× | 5.0× | 3.9× |
+//! | `work sha256 16` | 26.9× | 12.9× | 11.6× | 4.4× |
+//! | `work mem 16` | 29.5× | 24.2× | 25.2× | 39.0× |
+//! | busybox md5sum 16 MB | 8.2× | 3.6× | 3.2× | 2.0× |
+//! | busybox gzip \| gunzip \| md5sum 16 MB | 25.1× | 15.9× | 8.1× | (1.0×) |
+//! | busybox sh loop, 30000 rounds | 128× | 94× | 45× | 10.8× |
+//! | busybox awk float loop | 67× | 62× | 37× | 12× |
 //!
-//! The design was chosen for being correct within one session, not from a comparison of
-//! alternatives (not measured yet: guest registers held in host registers across a block,
-//! chaining, dynasm-rs or Cranelift). With every block returning to the run loop and
-//! every guest register loaded and stored around each instruction, a translated block
-//! costs about 1.4–2.4× less than interpreting it.
+//! Designs compared (item 1 of issue 17), measured: returning to the run loop after
+//! every block against chaining through `chain` (the table above: before / after). Not
+//! measured: guest registers held in host registers across a block (the emitter loads
+//! and stores each guest register around every instruction; at two memory operations
+//! per register use that is the largest cost left in the generated code of `work int`
+//! and `sha256`), patched direct jumps instead of the shared table lookup (every chain
+//! goes through one indirect `jmp` in the stub, so the predictor sees one site),
+//! dynasm-rs or Cranelift.
 //!
 //! Profile of `work int` before chaining (perf, cpu-clock): 49 % in the run loop, most
-//! of it the block lookup after each translated block returned. With chaining
-//! (task-clock, one run, × native): `work int 32` 4.5× (qemu 4.4×); sh loop 56×; awk
-//! 47×. Counting where translation stopped in the shell loop's hot blocks then showed
-//! `test`/`and`/`xor` refused (AF undefined, and every flag counted as read at a
-//! block's end: now AF after them counts as defined, checked on the host by
-//! `logic_ops_clear_af_on_the_host`, and the block's own live-out flags are used),
-//! `fs:`-relative loads (the stack protector) and indirect jumps and calls; with those
-//! covered: sh loop 43× (qemu 10.7×), awk 36× (qemu 12×); what stops translation there
-//! now is SSE/AVX string code, `div`, `bt`, `tzcnt`, `cmpxchg`.
+//! of it the block lookup after each translated block returned. Counting where
+//! translation stopped in the shell loop's hot blocks then showed `test`/`and`/`xor`
+//! refused (AF undefined, and every flag counted as read at a block's end: now AF after
+//! them counts as defined, checked on the host by `logic_ops_clear_af_on_the_host`, and
+//! the block's own live-out flags are used), `fs:`-relative loads (the stack protector)
+//! and indirect jumps and calls, all covered now; what stops translation there now is
+//! SSE/AVX string code, `div`, `bt`, `tzcnt`, `cmpxchg`.
 //!
 //! Not done yet (see issue 17): keeping guest registers in host registers across a
 //! block, SSE, a code-size limit with eviction other than flushing.
