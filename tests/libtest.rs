@@ -325,3 +325,22 @@ fn gtest_suite_each_test_on_its_own() {
         [Some("gsuite"), Some("8"), Some("2"), Some("2")]
     );
 }
+
+#[test]
+fn a_manifest_names_test_binaries() {
+    let dir = fresh_dir("manifest");
+    let m = dir.join("suite.toml");
+    let bin = fixture().display().to_string();
+    std::fs::write(
+        &m,
+        format!("budget = 50_000_000\nlibtest = [{bin:?}]\n\n[[test]]\nname = \"true\"\nrun = \"true\"\n"),
+    )
+    .unwrap();
+    let (status, out, err) = warden(&["test", "--list", m.to_str().unwrap()]);
+    assert_eq!(status, 0, "{err}");
+    let names: Vec<&str> = out.lines().collect();
+    assert_eq!(names.len(), 8, "{out}");
+    // The binaries' tests first, then the [[test]] tables.
+    assert!(names[..7].iter().all(|n| n.starts_with("wfixture tests::")), "{out}");
+    assert_eq!(names[7], "true");
+}
