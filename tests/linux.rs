@@ -449,17 +449,8 @@ fn personality_flag_overrides_the_rule() {
 #[test]
 fn linux_calls_are_traced() {
     let Some(prog) = build("hello", "gcc") else { return };
-    let dir = fresh_dir("trace");
-    let out = Command::new(env!("CARGO_BIN_EXE_warden"))
-        .args(["trace", "--root", "/"])
-        .arg(&prog)
-        .current_dir(&dir)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
-    let trace = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(status_of(out.status), 3, "{trace}");
+    let (status, trace) = warden_trace("trace", &[prog.as_os_str()]);
+    assert_eq!(status, 3, "{trace}");
     for needle in [
         "1 execve(\"",
         "arch_prctl(ARCH_SET_FS, ",
@@ -472,22 +463,29 @@ fn linux_calls_are_traced() {
     }
 }
 
+/// `warden trace --root / ARGS` in a fresh directory: its exit status and its trace.
+fn warden_trace(dir_name: &str, args: &[&std::ffi::OsStr]) -> (i32, String) {
+    let dir = fresh_dir(dir_name);
+    let out = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(["trace", "--root", "/"])
+        .args(args)
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    (status_of(out.status), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
 /// `warden trace` follows a Linux program's children (a fork, then an exec in the child).
 #[test]
 fn linux_children_are_traced() {
     if !busybox() {
         return;
     }
-    let dir = fresh_dir("trace-children");
-    let out = Command::new(env!("CARGO_BIN_EXE_warden"))
-        .args(["trace", "--root", "/", BUSYBOX, "sh", "-c", "/bin/busybox true; exit 5"])
-        .current_dir(&dir)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
-    let trace = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(status_of(out.status), 5, "{trace}");
+    let args = [BUSYBOX, "sh", "-c", "/bin/busybox true; exit 5"].map(std::ffi::OsStr::new);
+    let (status, trace) = warden_trace("trace-children", &args);
+    assert_eq!(status, 5, "{trace}");
     for needle in ["2 execve(\"/bin/busybox\", [\"/bin/busybox\", \"true\"]", "2 +++ exited with 0 +++", "1 wait4("] {
         assert!(trace.contains(needle), "{needle:?} missing from the trace:\n{trace}");
     }
