@@ -33,6 +33,7 @@
 pub(crate) mod fast;
 pub(crate) mod host;
 mod mmx;
+pub(crate) mod post;
 #[cfg(test)]
 mod tests;
 
@@ -54,6 +55,7 @@ type R = Result<(), Trap>;
 const IE: u32 = 1 << 0;
 const DE: u32 = 1 << 1;
 const ZE: u32 = 1 << 2;
+const OE: u32 = 1 << 3;
 const UE: u32 = 1 << 4;
 const EXC_FLAGS: u32 = 0x3f;
 const EXC_MASKS: u32 = 0x3f << 7;
@@ -151,6 +153,8 @@ type Run = fn(&mut St);
 pub(crate) trait FpState: Copy {
     fn mx_in(&mut self) -> &mut u32;
     fn mx_out(&self) -> u32;
+    /// The instruction's sources in the order `post::post_flags` expects.
+    fn sources(&self) -> post::Sources;
 }
 
 impl FpState for St {
@@ -160,12 +164,15 @@ impl FpState for St {
     fn mx_out(&self) -> u32 {
         self.mx_out
     }
+    fn sources(&self) -> post::Sources {
+        [[self.x[1], 0], [self.x[2], 0], [0, 0]]
+    }
 }
 
 /// Runs a floating-point host instruction under the guest MXCSR and merges the
 /// exception flags it raised; `Err(SimdFloatingPoint)` if one is unmasked.
 #[inline]
-pub(crate) fn fp_run<S: FpState>(cpu: &mut Cpu, s: &mut S, run: fn(&mut S)) -> R {
+pub(crate) fn fp_run<S: FpState>(cpu: &mut Cpu, s: &mut S, run: fn(&mut S), i: &Instruction) -> R {
     let guest = cpu.mxcsr;
     // Only architectural bits reach the host: `Cpu::mxcsr` is a public field
     // (a signal frame or a tool may set it), and a reserved bit would make
@@ -181,7 +188,7 @@ pub(crate) fn fp_run<S: FpState>(cpu: &mut Cpu, s: &mut S, run: fn(&mut S)) -> R
     let raised = s.mx_out() & EXC_FLAGS;
     let unmasked = !(guest >> 7) & EXC_FLAGS;
     if unmasked != 0 {
-        return fp_unmasked(cpu, before, raised, unmasked, run);
+        return fp_unmasked(cpu, before, raised, unmasked, run, i);
     }
     cpu.mxcsr |= raised;
     Ok(())
@@ -197,15 +204,30 @@ pub(crate) fn fp_run<S: FpState>(cpu: &mut Cpu, s: &mut S, run: fn(&mut S)) -> R
 /// post-computation ones (OE, UE, PE). FTZ does not apply while underflow
 /// is unmasked (see `fp_run`).
 ///
-/// Known gap: with underflow unmasked, hardware reports PE only when the
-/// result is inexact at an unbounded exponent; the masked host run reports
-/// it when the *denormalized* result is inexact, so a tiny result that is
-/// exact but loses bits to denormalization gets a spurious PE here. And
-/// `dpps` with an unmasked exception in its multiply stage stops there on
-/// hardware (no flags from the additions), which the masked run cannot see.
+/// With overflow or underflow unmasked, PE means something else again (it
+/// reflects rounding with an unbounded exponent) and the masked run cannot
+/// say which lane did what: for the instructions that can overflow or
+/// underflow, `post::post_flags` recomputes OE, UE and PE in software.
 #[cold]
 #[inline(never)]
-fn fp_unmasked<S: FpState>(cpu: &mut Cpu, before: S, mut raised: u32, unmasked: u32, run: fn(&mut S)) -> R {
+fn fp_unmasked<S: FpState>(
+    cpu: &mut Cpu,
+    before: S,
+    mut raised: u32,
+    unmasked: u32,
+    run: fn(&mut S),
+    i: &Instruction,
+) -> R {
+    let pre = IE | DE | ZE;
+    if unmasked & (OE | UE) != 0 && raised & unmasked & pre == 0 {
+        let wide = (0..i.op_count()).any(|k| i.op_kind(k) == OpKind::Register && i.op_register(k).is_ymm())
+            || i.memory_size().size() == 32;
+        if let Some(post) = post::post_flags(i.mnemonic(), i.immediate8(), wide, &before.sources(), cpu.mxcsr) {
+            let flags = (raised & pre) | post;
+            cpu.mxcsr |= flags;
+            return if flags & unmasked != 0 { Err(Trap::SimdFloatingPoint) } else { Ok(()) };
+        }
+    }
     if unmasked & UE != 0 && raised & UE == 0 {
         let mut t = before;
         *t.mx_in() |= FTZ;
@@ -216,7 +238,6 @@ fn fp_unmasked<S: FpState>(cpu: &mut Cpu, before: S, mut raised: u32, unmasked: 
         cpu.mxcsr |= raised;
         return Ok(());
     }
-    let pre = IE | DE | ZE;
     cpu.mxcsr |= if raised & unmasked & pre != 0 { raised & pre } else { raised };
     Err(Trap::SimdFloatingPoint)
 }
@@ -283,7 +304,7 @@ fn fp_op_with(cpu: &mut Cpu, mem: &mut Memory, op: &Op, run: Run) -> R {
     let v = src(cpu, mem, i, 1)?;
     let d = xr(i.op0_register());
     let mut s = St { x: [cpu.xmm[0], cpu.xmm[d], v], ..St::default() };
-    fp_run(cpu, &mut s, run)?;
+    fp_run(cpu, &mut s, run, i)?;
     cpu.xmm[d] = s.x[1];
     Ok(())
 }
@@ -299,7 +320,7 @@ fn flags_op_with(cpu: &mut Cpu, mem: &mut Memory, op: &Op, run: Run) -> R {
     let v = src(cpu, mem, i, 1)?;
     let d = xr(i.op0_register());
     let mut s = St { x: [0, cpu.xmm[d], v], ..St::default() };
-    fp_run(cpu, &mut s, run)?;
+    fp_run(cpu, &mut s, run, i)?;
     cpu.rflags = (cpu.rflags & !STATUS) | (s.flags & STATUS);
     Ok(())
 }
@@ -315,7 +336,7 @@ fn cvt_from_gpr_with(cpu: &mut Cpu, mem: &mut Memory, op: &Op, run: Run) -> R {
     let v = operand::read(cpu, mem, i, 1, op_size(i, 1))?;
     let d = xr(i.op0_register());
     let mut s = St { x: [0, cpu.xmm[d], 0], g: [v, 0, 0], ..St::default() };
-    fp_run(cpu, &mut s, run)?;
+    fp_run(cpu, &mut s, run, i)?;
     cpu.xmm[d] = s.x[1];
     Ok(())
 }
@@ -331,7 +352,7 @@ fn cvt_to_gpr_with(cpu: &mut Cpu, mem: &mut Memory, op: &Op, run: Run) -> R {
     let v = src(cpu, mem, i, 1)?;
     let g = gpr(i.op0_register()).ok_or(Trap::InvalidOpcode)?;
     let mut s = St { x: [0, 0, v], ..St::default() };
-    fp_run(cpu, &mut s, run)?;
+    fp_run(cpu, &mut s, run, i)?;
     set_gpr(cpu, g, s.g[0]);
     Ok(())
 }

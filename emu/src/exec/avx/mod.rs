@@ -128,6 +128,9 @@ impl sse::FpState for VSt {
     fn mx_out(&self) -> u32 {
         self.mx_out
     }
+    fn sources(&self) -> sse::post::Sources {
+        [self.y[0], self.y[1], self.y[2]]
+    }
 }
 
 pub(crate) fn run_host<H: HostV>(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
@@ -174,7 +177,7 @@ fn run_host_with(cpu: &mut Cpu, mem: &mut Memory, op: &Op, run: fn(&mut VSt), fp
         }
     }
     if fp {
-        sse::fp_run(cpu, &mut s, run)?;
+        sse::fp_run(cpu, &mut s, run, i)?;
     } else {
         run(&mut s);
     }

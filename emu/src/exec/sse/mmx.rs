@@ -256,7 +256,7 @@ fn cvt_from_mm_with(cpu: &mut Cpu, mem: &mut Memory, op: &Op, run: Run, merge: b
     }
     let v = mm_src(cpu, mem, i, 1)?;
     let mut s = St { x: [0, 0, v as u128], ..St::default() };
-    fp_run(cpu, &mut s, run)?;
+    fp_run(cpu, &mut s, run, i)?;
     let d = xr(i.op0_register());
     let lo = u64::MAX as u128;
     cpu.xmm[d] = if merge { (cpu.xmm[d] & !lo) | (s.x[1] & lo) } else { s.x[1] };
@@ -289,7 +289,7 @@ fn cvt_to_mm_with(cpu: &mut Cpu, mem: &mut Memory, op: &Op, run: Run) -> R {
         read_m(mem, i, ea(cpu, i))?
     };
     let mut s = St { x: [0, 0, v], ..St::default() };
-    fp_run(cpu, &mut s, run)?;
+    fp_run(cpu, &mut s, run, i)?;
     set_mm0(cpu, i, s.x[1] as u64);
     Ok(())
 }

@@ -78,6 +78,10 @@ pub(crate) struct Ctx {
     /// A single/double memory operand was denormal (it is normal once
     /// widened, so DE has to be remembered for the operation to raise).
     pub src_denormal: bool,
+    /// The format arithmetic rounds to instead of the register format at
+    /// `pc` bits: the SSE flag model (`sse::post`) rounds to single or double
+    /// precision with that format's own exponent range.
+    pub target: Option<Fmt>,
 }
 
 impl Ctx {
@@ -89,13 +93,18 @@ impl Ctx {
             // 1 is reserved; hardware treats it as 64 bits.
             _ => 64,
         };
-        Ctx { rc: Rc::from_fcw(fcw), pc, mask: fcw & 0x3f, flags: 0, up: false, src_denormal: false }
+        Ctx { rc: Rc::from_fcw(fcw), pc, mask: fcw & 0x3f, flags: 0, up: false, src_denormal: false, target: None }
     }
 
     /// A context that ignores precision control (for everything except
     /// add, subtract, multiply, divide and square root).
     pub(crate) fn full(fcw: u16) -> Ctx {
         Ctx { pc: 64, ..Ctx::new(fcw) }
+    }
+
+    /// The format add, subtract, multiply, divide and square root round to.
+    fn fmt(&self) -> Fmt {
+        self.target.unwrap_or(reg_fmt(self.pc))
     }
 
     fn unmasked(&self, f: u16) -> bool {
@@ -354,7 +363,7 @@ fn pack_ieee(r: Rounded, frac: u32, bias: i32) -> u64 {
 
 /// Rounds an unpacked value to the register format (with `ctx.pc`).
 fn round_unp(u: Unp, ctx: &mut Ctx) -> u128 {
-    pack80(round(u.sign, u.exp, (u.sig as u128) << 64, false, reg_fmt(ctx.pc), ctx, true))
+    pack80(round(u.sign, u.exp, (u.sig as u128) << 64, false, ctx.fmt(), ctx, true))
 }
 
 fn quiet(v: u128) -> u128 {
@@ -468,7 +477,7 @@ pub(crate) fn add(a: u128, b: u128, negate_b: bool, ctx: &mut Ctx) -> u128 {
         return zero(ctx.rc == Rc::Down);
     }
     let lz = s.leading_zeros();
-    pack80(round(rsign, x.exp + 2 - lz as i32, s << lz, false, reg_fmt(ctx.pc), ctx, true))
+    pack80(round(rsign, x.exp + 2 - lz as i32, s << lz, false, ctx.fmt(), ctx, true))
 }
 
 pub(crate) fn mul(a: u128, b: u128, ctx: &mut Ctx) -> u128 {
@@ -489,7 +498,7 @@ pub(crate) fn mul(a: u128, b: u128, ctx: &mut Ctx) -> u128 {
         p <<= 1;
         e -= 1;
     }
-    pack80(round(s, e, p, false, reg_fmt(ctx.pc), ctx, true))
+    pack80(round(s, e, p, false, ctx.fmt(), ctx, true))
 }
 
 pub(crate) fn div(a: u128, b: u128, ctx: &mut Ctx) -> u128 {
@@ -523,7 +532,7 @@ pub(crate) fn div(a: u128, b: u128, ctx: &mut Ctx) -> u128 {
     };
     let (q1, r1) = (num / d, num % d);
     let (q2, r2) = ((r1 << 64) / d, (r1 << 64) % d);
-    pack80(round(s, e, q1 << 64 | q2, r2 != 0, reg_fmt(ctx.pc), ctx, true))
+    pack80(round(s, e, q1 << 64 | q2, r2 != 0, ctx.fmt(), ctx, true))
 }
 
 pub(crate) fn sqrt(a: u128, ctx: &mut Ctx) -> u128 {
@@ -558,7 +567,74 @@ pub(crate) fn sqrt(a: u128, ctx: &mut Ctx) -> u128 {
         }
     }
     // root has 67 bits, the leading one at bit 66 (sqrt(m) in [1, 2)).
-    pack80(round(false, e / 2, root << 61, rem != 0, reg_fmt(ctx.pc), ctx, true))
+    pack80(round(false, e / 2, root << 61, rem != 0, ctx.fmt(), ctx, true))
+}
+
+/// `a * b + c` rounded once to `ctx.fmt()` (the SSE flag model's FMA; x87
+/// has no such instruction). Special operands give the IEEE results; only the
+/// flags of a finite rounding matter to the caller.
+pub(crate) fn fma(a: u128, b: u128, c: u128, ctx: &mut Ctx) -> u128 {
+    let (ca, cb, cc) = (class(a), class(b), class(c));
+    if [ca, cb, cc].iter().any(|k| k.is_nan() || *k == Class::Unsupported) {
+        if [ca, cb, cc].iter().any(|k| *k != Class::QNaN) {
+            ctx.flags |= IE;
+        }
+        return INDEFINITE;
+    }
+    let ps = sign(a) != sign(b);
+    match (ca, cb) {
+        (Class::Inf, Class::Zero) | (Class::Zero, Class::Inf) => return invalid(ctx),
+        (Class::Inf, _) | (_, Class::Inf) => {
+            return if cc == Class::Inf && sign(c) != ps { invalid(ctx) } else { inf(ps) };
+        }
+        (Class::Zero, _) | (_, Class::Zero) => return add(zero(ps), c, false, ctx),
+        _ => {}
+    }
+    match cc {
+        Class::Inf => return c,
+        Class::Zero => return mul(a, b, ctx),
+        _ => {}
+    }
+    let (x, y, z) = (unpack(a), unpack(b), unpack(c));
+    let mut p = x.sig as u128 * y.sig as u128;
+    let mut pe = x.exp + y.exp + 1;
+    if p >> 127 == 0 {
+        p <<= 1;
+        pe -= 1;
+    }
+    // Both terms as `m * 2^(e - 127)` with bit 127 set; two bits of headroom, and
+    // the bits shifted out of the smaller term folded into a sticky bit (exact
+    // unless the exponents differ by two or more, where at most one bit cancels).
+    let jam = |m: u128, d: u32| match d {
+        0 => m,
+        1..=127 => (m >> d) | ((m & ((1u128 << d) - 1)) != 0) as u128,
+        _ => (m != 0) as u128,
+    };
+    let (mut hi, mut lo) = ((ps, pe, p), (z.sign, z.exp, (z.sig as u128) << 64));
+    if lo.1 > hi.1 || (lo.1 == hi.1 && lo.2 > hi.2) {
+        std::mem::swap(&mut hi, &mut lo);
+    }
+    let big = jam(hi.2, 2);
+    let small = jam(lo.2, (2 + (hi.1 - lo.1) as i64).min(200) as u32);
+    let (s, rsign) = if hi.0 == lo.0 { (big + small, hi.0) } else { (big.saturating_sub(small), hi.0) };
+    if s == 0 {
+        return zero(ctx.rc == Rc::Down);
+    }
+    let lz = s.leading_zeros();
+    pack80(round(rsign, hi.1 + 2 - lz as i32, s << lz, false, ctx.fmt(), ctx, true))
+}
+
+/// Rounds `a` to `ctx.fmt()` with the register destination's response (the SSE
+/// flag model's narrowing conversions).
+pub(crate) fn narrow(a: u128, ctx: &mut Ctx) -> u128 {
+    match class(a) {
+        Class::Normal | Class::Denormal => {
+            let u = unpack(a);
+            pack80(round(u.sign, u.exp, (u.sig as u128) << 64, false, ctx.fmt(), ctx, true))
+        }
+        Class::SNaN | Class::Unsupported => invalid(ctx),
+        _ => a,
+    }
 }
 
 /// Converts a single-precision value exactly. SNaNs stay signaling (the

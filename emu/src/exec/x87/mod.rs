@@ -32,7 +32,7 @@
 //! - FOP is not tracked (stored as 0, like recent Intel cores); FIP is the
 //!   address of the last non-control instruction and FDP its memory operand.
 
-mod float;
+pub(crate) mod float;
 #[cfg(test)]
 mod tests;
 mod trans;
