@@ -219,11 +219,13 @@ fn fp_unmasked<S: FpState>(
     i: &Instruction,
 ) -> R {
     let pre = IE | DE | ZE;
-    if unmasked & (OE | UE) != 0 && raised & unmasked & pre == 0 {
+    let dp = matches!(i.mnemonic(), Mnemonic::Dpps | Mnemonic::Dppd | Mnemonic::Vdpps | Mnemonic::Vdppd);
+    if dp || (unmasked & (OE | UE) != 0 && raised & unmasked & pre == 0) {
         let wide = (0..i.op_count()).any(|k| i.op_kind(k) == OpKind::Register && i.op_register(k).is_ymm())
             || i.memory_size().size() == 32;
-        if let Some(post) = post::post_flags(i.mnemonic(), i.immediate8(), wide, &before.sources(), cpu.mxcsr) {
-            let flags = (raised & pre) | post;
+        let model = post::post_flags(i.mnemonic(), i.immediate8(), wide, &before.sources(), cpu.mxcsr);
+        if let Some((post, complete)) = model {
+            let flags = if complete { post } else { (raised & pre) | post };
             cpu.mxcsr |= flags;
             return if flags & unmasked != 0 { Err(Trap::SimdFloatingPoint) } else { Ok(()) };
         }

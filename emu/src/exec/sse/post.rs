@@ -61,18 +61,9 @@ impl Model {
         }
     }
 
-    /// An intermediate result as the next stage reads it: zero under DAZ when it is
-    /// denormal in `fmt`.
-    fn daz_intermediate(&self, v: u128, fmt: Fmt) -> u128 {
-        if self.daz && f::class(v) == Class::Normal && f::unpack(v).exp < fmt.emin {
-            f::zero(f::sign(v))
-        } else {
-            v
-        }
-    }
-
     fn ctx(&self, fmt: Fmt) -> Ctx {
-        // Pre-computation exceptions are the host's business: masked here.
+        // Pre-computation exceptions are masked here: they are recorded, and the
+        // caller decides (`stage_end`, or the host's flags).
         let mut c = Ctx::new(0x37f);
         c.rc = self.rc;
         c.mask = self.mask | f::IE | f::DE | f::ZE;
@@ -91,13 +82,49 @@ impl Model {
             c.mask &= !UE;
         }
         let mut r = op(&mut c);
-        let mut fl = c.flags & POST;
+        let mut fl = c.flags & 0x3f;
         if flush && fl & UE != 0 {
-            fl = UE | PE;
+            fl = (fl & !POST) | UE | PE;
             r = f::zero(f::sign(r));
         }
-        self.flags |= fl;
+        self.flags |= fl & POST;
         (r, fl)
+    }
+
+    /// Whether the raw lane `bits` is a denormal that raises DE (not under DAZ).
+    fn denormal_operand(&self, bits: u64, double: bool) -> bool {
+        let den = if double {
+            bits & 0x7ff0_0000_0000_0000 == 0 && bits << 12 != 0
+        } else {
+            bits & 0x7f80_0000 == 0 && bits & 0x7f_ffff != 0
+        };
+        den && !self.daz
+    }
+
+    /// An intermediate result as the next stage reads it, and whether it raises DE
+    /// there: a value denormal in `fmt` is a denormal operand (zero under DAZ).
+    fn intermediate(&self, v: u128, fmt: Fmt) -> (u128, bool) {
+        if f::class(v) == Class::Normal && f::unpack(v).exp < fmt.emin {
+            if self.daz {
+                return (f::zero(f::sign(v)), false);
+            }
+            return (v, true);
+        }
+        (v, false)
+    }
+
+    /// Ends a stage of a multi-stage instruction: an unmasked pre-computation
+    /// exception hides the stage's post-computation flags, and any unmasked
+    /// exception ends the instruction (true).
+    fn stage_end(&self, all: &mut u16, stage: u16) -> bool {
+        let unmasked = !self.mask & 0x3f;
+        let pre = stage & (f::IE | f::DE | f::ZE);
+        if pre & unmasked != 0 {
+            *all |= pre;
+            return true;
+        }
+        *all |= stage;
+        stage & unmasked != 0
     }
 }
 
@@ -110,9 +137,11 @@ fn elem(v: &[u128; 2], k: usize, double: bool) -> u64 {
 }
 
 /// The post-computation flags (OE, UE, PE, as MXCSR bits) of instruction `m`
-/// (`imm` its immediate, `wide` for a 256-bit form) on `src` under `mxcsr`;
-/// `None` for an instruction the model does not cover.
-pub(crate) fn post_flags(m: Mnemonic, imm: u8, wide: bool, src: &Sources, mxcsr: u32) -> Option<u32> {
+/// (`imm` its immediate, `wide` for a 256-bit form) on `src` under `mxcsr`,
+/// and whether they are complete (the pre-computation flags included: `dpps`
+/// and `dppd`, whose stages the host run cannot separate); `None` for an
+/// instruction the model does not cover.
+pub(crate) fn post_flags(m: Mnemonic, imm: u8, wide: bool, src: &Sources, mxcsr: u32) -> Option<(u32, bool)> {
     let name = format!("{m:?}");
     let vex = name.starts_with('V');
     let name = name.to_ascii_lowercase();
@@ -171,38 +200,92 @@ pub(crate) fn post_flags(m: Mnemonic, imm: u8, wide: bool, src: &Sources, mxcsr:
                 md.step(F32, |c| f::narrow(x, c));
             }
         }
-        "dp" => {
-            for blk in 0..bits / 128 {
-                let mut prod = [f::zero(false); 4];
-                let mut stage1 = 0;
-                for (j, p) in prod.iter_mut().enumerate().take(per_block) {
-                    if imm >> (4 + j) & 1 != 0 {
-                        let k = blk * per_block + j;
-                        let (x, y) = (md.load(elem(a, k, double), double), md.load(elem(b, k, double), double));
-                        let (r, fl) = md.step(fmt, |c| f::mul(x, y, c));
-                        *p = r;
-                        stage1 |= fl;
-                    }
-                }
-                if stage1 & !md.mask != 0 {
-                    continue;
-                }
-                // The adder treats a denormal product as a denormal operand (zero under DAZ).
-                for p in prod.iter_mut() {
-                    *p = md.daz_intermediate(*p, fmt);
-                }
-                if double {
-                    md.step(fmt, |c| f::add(prod[0], prod[1], false, c));
-                } else {
-                    let (s1, _) = md.step(fmt, |c| f::add(prod[0], prod[1], false, c));
-                    let (s2, _) = md.step(fmt, |c| f::add(prod[2], prod[3], false, c));
-                    md.step(fmt, |c| f::add(s1, s2, false, c));
-                }
+        _ if base == "cvtps2ph" => {
+            // Rounding from imm8 unless its bit 2 defers to MXCSR; FTZ does not apply
+            // (tiny results become half-precision denormals).
+            const F16: Fmt = Fmt { p: 11, emin: -14, emax: 15 };
+            if imm & 4 == 0 {
+                md.rc = [Rc::Nearest, Rc::Down, Rc::Up, Rc::Zero][(imm & 3) as usize];
+            }
+            md.ftz = false;
+            for k in 0..bits / 32 {
+                let x = md.load(elem(&src[0], k, false), false);
+                md.step(F16, |c| f::narrow(x, c));
             }
         }
-        _ => return fma_flags(base, &mut md, src, lanes, double, fmt),
+        "dp" => return Some((dp_flags(&mut md, imm, double, bits, a, b), true)),
+        _ => return fma_flags(base, &mut md, src, lanes, double, fmt).map(|v| (v, false)),
     }
-    Some(md.flags as u32)
+    Some((md.flags as u32, false))
+}
+
+/// Every flag `dpps`/`dppd` raise, stage by stage: the selected products, then
+/// the pairwise sums, then (`dpps`) the final sum; each stage reads denormal
+/// intermediates as denormal operands, and an unmasked exception in a stage ends
+/// the instruction there.
+fn dp_flags(md: &mut Model, imm: u8, double: bool, bits: usize, a: &[u128; 2], b: &[u128; 2]) -> u32 {
+    let fmt = if double { F64 } else { F32 };
+    let per_block = if double { 2 } else { 4 };
+    let blocks = bits / 128;
+    let mut all = 0u16;
+    // Stage 1: the products of the lanes imm8[7:4] selects (the others are +0).
+    let mut prod = [[f::zero(false); 4]; 2];
+    let mut stage = 0u16;
+    for (blk, prod) in prod.iter_mut().enumerate().take(blocks) {
+        for (j, p) in prod.iter_mut().enumerate().take(per_block) {
+            if imm >> (4 + j) & 1 == 0 {
+                continue;
+            }
+            let k = blk * per_block + j;
+            let (xb, yb) = (elem(a, k, double), elem(b, k, double));
+            let (x, y) = (md.load(xb, double), md.load(yb, double));
+            let nan = f::class(x).is_nan() || f::class(y).is_nan();
+            if !nan && (md.denormal_operand(xb, double) || md.denormal_operand(yb, double)) {
+                stage |= f::DE;
+            }
+            let (r, fl) = md.step(fmt, |c| f::mul(x, y, c));
+            *p = r;
+            stage |= fl;
+        }
+    }
+    if md.stage_end(&mut all, stage) {
+        return all as u32;
+    }
+    // Stage 2: the pairwise sums.
+    let mut sums = [[f::zero(false); 2]; 2];
+    stage = 0;
+    for blk in 0..blocks {
+        for h in 0..per_block / 2 {
+            let (x, dx) = md.intermediate(prod[blk][2 * h], fmt);
+            let (y, dy) = md.intermediate(prod[blk][2 * h + 1], fmt);
+            let nan = f::class(x).is_nan() || f::class(y).is_nan();
+            if !nan && (dx || dy) {
+                stage |= f::DE;
+            }
+            let (r, fl) = md.step(fmt, |c| f::add(x, y, false, c));
+            sums[blk][h] = r;
+            stage |= fl;
+        }
+    }
+    if double || md.stage_end(&mut all, stage) {
+        if double {
+            md.stage_end(&mut all, stage);
+        }
+        return all as u32;
+    }
+    // Stage 3 (`dpps`): the final sum.
+    stage = 0;
+    for sums in sums.iter().take(blocks) {
+        let (x, dx) = md.intermediate(sums[0], fmt);
+        let (y, dy) = md.intermediate(sums[1], fmt);
+        let nan = f::class(x).is_nan() || f::class(y).is_nan();
+        if !nan && (dx || dy) {
+            stage |= f::DE;
+        }
+        stage |= md.step(fmt, |c| f::add(x, y, false, c)).1;
+    }
+    md.stage_end(&mut all, stage);
+    all as u32
 }
 
 /// The FMA3 forms (`vfmadd132ps` ...): `None` for anything else.
@@ -254,13 +337,13 @@ mod tests {
         let a = [0x0080_0000u128, 0];
         let b = [0x331a_a8a6u128, 0];
         // FTZ and DAZ set, every exception unmasked: FTZ does not apply.
-        assert_eq!(post_flags(Mnemonic::Mulss, 0, false, &[a, b, [0, 0]], 0x8040), Some(0x10));
-        assert_eq!(post_flags(Mnemonic::Vmulps, 0, false, &[[0, 0], a, b], 0x8040), Some(0x10));
+        assert_eq!(post_flags(Mnemonic::Mulss, 0, false, &[a, b, [0, 0]], 0x8040), Some((0x10, false)));
+        assert_eq!(post_flags(Mnemonic::Vmulps, 0, false, &[[0, 0], a, b], 0x8040), Some((0x10, false)));
         // Masked: a tiny product that denormalizes exactly raises nothing, one
         // that loses bits raises UE and PE.
         let c = [0x3ac0_0000u128, 0];
-        assert_eq!(post_flags(Mnemonic::Mulss, 0, false, &[a, c, [0, 0]], 0x1f80), Some(0));
-        assert_eq!(post_flags(Mnemonic::Mulss, 0, false, &[a, b, [0, 0]], 0x1f80), Some(0x30));
+        assert_eq!(post_flags(Mnemonic::Mulss, 0, false, &[a, c, [0, 0]], 0x1f80), Some((0, false)));
+        assert_eq!(post_flags(Mnemonic::Mulss, 0, false, &[a, b, [0, 0]], 0x1f80), Some((0x30, false)));
     }
 
     #[test]
@@ -270,11 +353,11 @@ mod tests {
         let three = [0x4040_0000u128, 0];
         let third = [0x3eaa_aaabu128, 0];
         let unmask_oe = 0x1f80 & !(1 << 10);
-        assert_eq!(post_flags(Mnemonic::Mulss, 0, false, &[big, two, [0, 0]], unmask_oe), Some(0x08));
-        assert_eq!(post_flags(Mnemonic::Mulss, 0, false, &[big, three, [0, 0]], unmask_oe), Some(0x08));
-        assert_eq!(post_flags(Mnemonic::Divss, 0, false, &[big, third, [0, 0]], unmask_oe), Some(0x28));
+        assert_eq!(post_flags(Mnemonic::Mulss, 0, false, &[big, two, [0, 0]], unmask_oe), Some((0x08, false)));
+        assert_eq!(post_flags(Mnemonic::Mulss, 0, false, &[big, three, [0, 0]], unmask_oe), Some((0x08, false)));
+        assert_eq!(post_flags(Mnemonic::Divss, 0, false, &[big, third, [0, 0]], unmask_oe), Some((0x28, false)));
         // Masked: overflow always comes with PE.
-        assert_eq!(post_flags(Mnemonic::Mulss, 0, false, &[big, two, [0, 0]], 0x1f80), Some(0x28));
+        assert_eq!(post_flags(Mnemonic::Mulss, 0, false, &[big, two, [0, 0]], 0x1f80), Some((0x28, false)));
         // Not a modelled instruction.
         assert_eq!(post_flags(Mnemonic::Cvtsd2si, 0, false, &[big, two, [0, 0]], unmask_oe), None);
     }
@@ -338,6 +421,8 @@ mod tests {
         HFnmsub = "vfnmsub213sd xmm1, xmm2, xmm0";
         HFmaddsub = "vfmaddsub231pd xmm1, xmm2, xmm0";
         HFmsubadd = "vfmsubadd132ps xmm1, xmm2, xmm0";
+        HCvtps2ph = "vcvtps2ph xmm2, xmm1, 0x04";
+        HCvtps2phZ = "vcvtps2ph xmm2, xmm1, 0x03";
     }
 
     /// With every exception masked the host reports the exact flags: the model must
@@ -345,7 +430,8 @@ mod tests {
     #[test]
     fn masked_flags_match_the_host() {
         let fma = std::arch::is_x86_feature_detected!("fma");
-        let forms: [(Mnemonic, u8, bool, fn(&mut St), bool); 21] = [
+        let f16c = std::arch::is_x86_feature_detected!("f16c");
+        let forms: [(Mnemonic, u8, bool, fn(&mut St), bool); 23] = [
             (Mnemonic::Addps, 0, false, HAddps::run, false),
             (Mnemonic::Subpd, 0, true, HSubpd::run, false),
             (Mnemonic::Mulps, 0, false, HMulps::run, false),
@@ -367,10 +453,13 @@ mod tests {
             (Mnemonic::Vfnmsub213sd, 0, true, HFnmsub::run, true),
             (Mnemonic::Vfmaddsub231pd, 0, true, HFmaddsub::run, true),
             (Mnemonic::Vfmsubadd132ps, 0, false, HFmsubadd::run, true),
+            (Mnemonic::Vcvtps2ph, 0x04, false, HCvtps2ph::run, true),
+            (Mnemonic::Vcvtps2ph, 0x03, false, HCvtps2phZ::run, true),
         ];
         let mut r = Rng(0x9e37_79b9_7f4a_7c15);
         for (m, imm, double, run, vex) in forms {
-            if vex && !fma {
+            let f16 = m == Mnemonic::Vcvtps2ph;
+            if vex && !(if f16 { f16c } else { fma }) {
                 continue;
             }
             for n in 0..10000 {
@@ -378,10 +467,17 @@ mod tests {
                 let x = [r.vec(double), r.vec(double), r.vec(double)];
                 let mut s = St { x, mx_in: mx, ..St::default() };
                 run(&mut s);
-                let host = s.mx_out & 0x38;
-                let src = if vex { [[x[1], 0], [x[2], 0], [x[0], 0]] } else { [[x[1], 0], [x[2], 0], [0, 0]] };
+                let complete = matches!(m, Mnemonic::Dpps | Mnemonic::Dppd);
+                let host = s.mx_out & if complete { 0x3f } else { 0x38 };
+                let src = if f16 {
+                    [[x[1], 0], [0, 0], [x[2], 0]]
+                } else if vex {
+                    [[x[1], 0], [x[2], 0], [x[0], 0]]
+                } else {
+                    [[x[1], 0], [x[2], 0], [0, 0]]
+                };
                 let model = post_flags(m, imm, false, &src, mx);
-                assert_eq!(model, Some(host), "{m:?} case {n}: mxcsr {mx:#x}, xmm0..2 {x:x?}");
+                assert_eq!(model, Some((host, complete)), "{m:?} case {n}: mxcsr {mx:#x}, xmm0..2 {x:x?}");
             }
         }
     }
