@@ -1578,7 +1578,7 @@ fn amd_difference(case: &Case, nat: &native::NativeOut, emu: &common::EmuOut, di
 struct Summary {
     cases: usize,
     per_family: BTreeMap<String, (usize, usize, usize, usize)>, // run, mismatched, unimplemented, vendor
-    unimplemented: BTreeMap<String, (bool, String)>,           // form -> (claimed, example)
+    unimplemented: BTreeMap<String, (bool, String)>,            // form -> (claimed, example)
     /// Differences explained by the host's vendor: reason -> (cases, example).
     vendor: BTreeMap<&'static str, (usize, String)>,
     failures: Vec<String>,
