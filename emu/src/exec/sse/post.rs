@@ -431,7 +431,9 @@ mod tests {
     fn masked_flags_match_the_host() {
         let fma = std::arch::is_x86_feature_detected!("fma");
         let f16c = std::arch::is_x86_feature_detected!("f16c");
-        let forms: [(Mnemonic, u8, bool, fn(&mut St), bool); 23] = [
+        /// Mnemonic, immediate, double lanes, host form, VEX-encoded.
+        type Form = (Mnemonic, u8, bool, fn(&mut St), bool);
+        let forms: [Form; 23] = [
             (Mnemonic::Addps, 0, false, HAddps::run, false),
             (Mnemonic::Subpd, 0, true, HSubpd::run, false),
             (Mnemonic::Mulps, 0, false, HMulps::run, false),
