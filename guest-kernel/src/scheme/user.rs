@@ -6,8 +6,12 @@
 //!   ([`Server`]) and by every file opened on it ([`UserFile`], which holds only the daemon's
 //!   handle number). The [`Registry`] in the kernel maps names to live schemes and remembers
 //!   which request each blocked caller waits for.
-//! - A call on a user scheme is taken before its handler runs ([`Kernel::user_scheme_call`],
-//!   from `Kernel::dispatch`): the first run queues a request built from the kernel's own
+//! - A call on a user scheme is served by its own handler, as every call is: the handlers
+//!   of the calls a scheme can serve (`open`, `unlink`, `rmdir`, `read`, `write`, `lseek`,
+//!   `fstat`, `fpath`, `fsync`, `ftruncate`, `fmap`, `dup`) first look up who serves their
+//!   path or descriptor ([`Kernel::user_scheme_call`]), so the policy, the tap and
+//!   supervision see these calls like any other, and no other call pays for the lookup.
+//!   The first run queues a request built from the kernel's own
 //!   copy of the inputs (`Call` items: the path, the write data) and parks the caller on
 //!   the request's key; the daemon's answer wakes it, the call runs again (the usual
 //!   blocked-call retry, on the same `Call`), finds the answer and copies the output bytes
@@ -275,7 +279,7 @@ pub(crate) struct UserFile {
 
 impl FileOps for UserFile {
     fn read(&mut self, _buf: &mut [u8]) -> IoResult<usize> {
-        // Only reached by paths that bypass `Kernel::user_scheme_call` (the Linux personality).
+        // Only reached by handlers without the user-scheme lookup (the Linux personality's).
         Err(Errno(EIO).into())
     }
 
@@ -336,8 +340,9 @@ struct Plan {
 }
 
 impl Kernel {
-    /// Takes `call` if it acts on a user scheme (creating one included): `None` for every
-    /// other call, which then runs its own handler.
+    /// The scheme lookup of the handlers of calls a user scheme can serve: serves `call` if
+    /// it acts on a user scheme (creating one included); `None` for every other call, which
+    /// the handler then runs itself.
     #[inline]
     pub(crate) fn user_scheme_call(&mut self, tid: Pid, call: &Call) -> Option<SysResult> {
         let creates = || call.number == SYS_OPEN && call.path(0).is_ok_and(|p| p.first() == Some(&b':'));

@@ -290,9 +290,6 @@ impl Kernel {
         if let Some(e) = call.failure() {
             return Err(e.into());
         }
-        if let Some(result) = self.user_scheme_call(tid, call) {
-            return result;
-        }
         match call.entry {
             Some(e) => (e.handler)(self, tid, call),
             None => errno(ENOSYS),
