@@ -195,7 +195,7 @@ pub(super) fn fcntl(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
 fn remove(k: &mut Kernel, tid: Pid, c: &Call, dir: bool) -> SysResult {
     let (scheme, rest) = k.proc_of(tid)?.fs.borrow().resolve(c.path(0)?)?;
     let ctx = k.call_ctx(tid)?;
-    let s = k.schemes.get_mut(&scheme).ok_or(Errno(ENOENT))?;
+    let s = k.ns.schemes.get_mut(&scheme).ok_or(Errno(ENOENT))?;
     if dir {
         s.rmdir(&rest, &ctx)?;
     } else {
