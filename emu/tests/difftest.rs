@@ -22,7 +22,7 @@
 //! emu models an Intel CPU. On an AMD host, a mismatch matching one of the
 //! measured Intel/AMD differences (`amd_difference`: SHA-NI alignment, `0f 0d`
 //! register forms, gathers that fault part-way, `vcvtps2ph` to memory, the x87
-//! TOP after MMX stores, `fsin` of tiny operands) is counted in the "vendor"
+//! TOP after MMX stores, `fsin` of tiny operands, MXCSR_MASK) is counted in the "vendor"
 //! column and listed, not failed.
 //!
 //! An instruction emu reports as #UD where the host does not is counted as
@@ -1518,6 +1518,48 @@ fn edge_cases(r: &mut Rng) -> Vec<Case> {
     out
 }
 
+/// The XSAVE family on random state: every save form with a random requested-feature
+/// bitmap (EAX within x87 | SSE | AVX), `xrstor` from a random image with a random
+/// XSTATE_BV (absent components load their initial state), and now and then a
+/// misaligned area or an invalid header (#GP). The area is the 832 bytes at
+/// `DATA + 0x1400`, above the stack.
+fn xsave_cases(r: &mut Rng, n: usize) -> Vec<Case> {
+    use CpuidFeature as F;
+    const FORMS: [(&str, &[u8], &[CpuidFeature]); 8] = [
+        ("Xsave_mem", &[0x0f, 0xae, 0x23], &[F::XSAVE]),
+        ("Xsave64_mem", &[0x48, 0x0f, 0xae, 0x23], &[F::XSAVE]),
+        ("Xsavec_mem", &[0x0f, 0xc7, 0x23], &[F::XSAVEC]),
+        ("Xsavec64_mem", &[0x48, 0x0f, 0xc7, 0x23], &[F::XSAVEC]),
+        ("Xsaveopt_mem", &[0x0f, 0xae, 0x33], &[F::XSAVEOPT]),
+        ("Xsaveopt64_mem", &[0x48, 0x0f, 0xae, 0x33], &[F::XSAVEOPT]),
+        ("Xrstor_mem", &[0x0f, 0xae, 0x2b], &[F::XSAVE]),
+        ("Xrstor64_mem", &[0x48, 0x0f, 0xae, 0x2b], &[F::XSAVE]),
+    ];
+    let area = DATA + 0x1400;
+    let mut out = Vec::new();
+    for k in 0..n {
+        let (form, code, features) = FORMS[k % FORMS.len()];
+        let mut st = random_input(r, "avx");
+        st.gpr[3] = if r.chance(1, 16) { area + 8 * (1 + r.below(7)) } else { area };
+        st.gpr[0] = r.below(8);
+        st.gpr[2] = 0;
+        let mut c = Case::new(code.to_vec(), st, "avx/XSAVE", form);
+        c.features = features;
+        if form.starts_with("Xrstor") {
+            let mut image = random_input(r, "avx").fx;
+            let mut bv = r.below(8);
+            if r.chance(1, 16) {
+                bv |= 8; // not in XCR0: #GP
+            }
+            image[512..576].fill(0);
+            image[512..520].copy_from_slice(&bv.to_le_bytes());
+            c.patches.push((area, image.to_vec()));
+        }
+        out.push(c);
+    }
+    out
+}
+
 // ---- vendor differences --------------------------------------------------------------------
 
 /// Whether the host CPU is AMD's (CPUID leaf 0 vendor string).
@@ -1558,6 +1600,15 @@ fn amd_difference(case: &Case, nat: &native::NativeOut, emu: &common::EmuOut, di
         let no_flags = nat_mxcsr == case.input.mxcsr();
         if no_flags && (only(&["mxcsr"]) || (ee == End::SimdFloatingPoint && ne != ee)) {
             return Some("vcvtps2ph to memory: AMD sets no MXCSR flag (and raises no #XM)");
+        }
+    }
+    if form.starts_with("Xsave") && only(&["memory"]) {
+        // Bytes 28..32 of the area: MXCSR_MASK.
+        let mask = 0x1400 + 28..0x1400 + 32;
+        let rest_equal = (0..nat.data.len()).all(|k| mask.contains(&k) || nat.data[k] == emu.data[k]);
+        let nat_mask = u32::from_le_bytes(nat.data[mask.clone()].try_into().unwrap_or([0; 4]));
+        if rest_equal && nat_mask == 0x2ffff {
+            return Some("MXCSR_MASK: AMD's has bit 17 (its misaligned-access mask MM)");
         }
     }
     let mmx_store = matches!(form, "Movq_mmm64_mm" | "Movq_rm64_mm" | "Movd_rm32_mm" | "Movntq_m64_mm");
@@ -1620,6 +1671,7 @@ fn generate(seed: u64, target: usize, img: &[u8]) -> Vec<Case> {
         cases.extend(shift_cases(&mut r));
         cases.extend(div_cases(&mut r));
         cases.extend(edge_cases(&mut r));
+        cases.extend(xsave_cases(&mut r, 64));
     }
     cases
 }

@@ -65,7 +65,9 @@ pub(crate) fn xsave(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
         b[..24].copy_from_slice(&fx[..24]);
         b[32..160].copy_from_slice(&fx[32..160]);
     }
-    if rfbm & (SSE | AVX) != 0 {
+    // MXCSR and MXCSR_MASK belong to the SSE component; the standard form (`xsave`,
+    // `xsaveopt`) also saves them for AVX alone, the compacted form does not.
+    if rfbm & SSE != 0 || (rfbm & AVX != 0 && !compact) {
         b[24..32].copy_from_slice(&fx[24..32]);
     }
     if rfbm & SSE != 0 {
@@ -78,8 +80,8 @@ pub(crate) fn xsave(cpu: &mut Cpu, mem: &mut Memory, op: &Op) -> R {
     }
     let inuse = rfbm & xinuse(cpu);
     if compact {
-        // The whole header: XSTATE_BV, XCOMP_BV (bit 63: compacted), zeros.
-        b[HEADER..YMM].fill(0);
+        // XSTATE_BV and XCOMP_BV (bit 63: compacted); the rest of the header is
+        // not written.
         b[HEADER..HEADER + 8].copy_from_slice(&inuse.to_le_bytes());
         b[HEADER + 8..HEADER + 16].copy_from_slice(&(1u64 << 63 | rfbm).to_le_bytes());
     } else {
