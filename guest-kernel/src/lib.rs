@@ -26,6 +26,7 @@
 //! - Nothing a guest does may panic the host: guest values are checked, guest
 //!   pointers are validated once at the boundary ([`usercopy`]).
 
+mod channel;
 mod chaos;
 pub mod console;
 pub mod debug;
@@ -275,6 +276,8 @@ pub struct Kernel {
     debug: Option<Box<debug::Debug>>,
     /// User-space schemes and the callers waiting on them ([`scheme::user`]).
     user: scheme::user::Registry,
+    /// Channel calls waiting for their answers ([`channel`]).
+    channels: channel::Channels,
 }
 
 /// The embedder's callback for [`Kernel::on_fatal_signal`].
@@ -338,6 +341,7 @@ impl Kernel {
             last_fault: None,
             debug: None,
             user: Default::default(),
+            channels: Default::default(),
         }
     }
 

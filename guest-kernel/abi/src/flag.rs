@@ -16,6 +16,10 @@ pub const O_WRONLY: usize = 0x0002_0000;
 pub const O_RDWR: usize = 0x0003_0000;
 /// Non-blocking I/O.
 pub const O_NONBLOCK: usize = 0x0004_0000;
+/// Bit in the descriptor argument of `read`, `write`, `send`, `recv` and `call` that makes
+/// that one call non-blocking (EAGAIN instead of blocking), leaving `O_NONBLOCK` alone
+/// (seed 003).
+pub const FD_NONBLOCK_CALL: usize = 1 << 62;
 /// Every write appends.
 pub const O_APPEND: usize = 0x0008_0000;
 /// Shared lock.

@@ -344,6 +344,23 @@ impl View<'_> {
                 None => write_quoted(w, b, Some(self.limit)),
             },
             Shape::CallList => write!(w, "[{} calls]", b.len() / 8),
+            Shape::ChannelCaps => match crate::ipc::ChannelCaps::from_bytes(b) {
+                Some(caps) => {
+                    w.write_str("{fds=[")?;
+                    for (n, fd) in caps.list().iter().enumerate() {
+                        if n > 0 {
+                            w.write_str(", ")?;
+                        }
+                        write!(w, "{fd}")?;
+                    }
+                    w.write_char(']')?;
+                    if caps.reply != crate::ipc::NO_REPLY {
+                        write!(w, ", reply={}", caps.reply)?;
+                    }
+                    w.write_char('}')
+                }
+                None => write_quoted(w, b, Some(self.limit)),
+            },
             Shape::Stat => {
                 let mode = u32_at(24) as u32;
                 w.write_str("{st_mode=")?;
