@@ -65,6 +65,11 @@ fn a_jail_forbids_creating_and_using_schemes() {
     scenario("jail");
 }
 
+#[test]
+fn a_jail_with_jail_schemes_keeps_its_own_daemons() {
+    scenario("jail-schemes");
+}
+
 fn channel_scenario(mode: &str) {
     let (outcome, out, err) = run("/bin/channeltest", &[mode]);
     assert_eq!(outcome, RunOutcome::Exited(0), "{out}{err}");

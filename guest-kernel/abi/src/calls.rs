@@ -35,7 +35,7 @@ macro_rules! redox_calls {
         $callback! { base = 0;
         // --- paths (C) ---
         (SYS_OPEN, C, GROUP_FILE,
-            "path resolved inside the jail root (mkdir is open too); creating or using a user scheme is EACCES",
+            "path resolved inside the jail root (mkdir is open too); creating or using a user scheme is EACCES unless the jail has JAIL_SCHEMES and the daemon is inside it",
             [Path(redox_path(1).follow(Follow::RedoxOpen(2))), Length, flags(&REDOX_OPEN)], Fd, fs::open),
         (SYS_UNLINK, C, GROUP_FILE, "path resolved inside the jail root",
             [Path(redox_path(1).nofollow().tail(Tail::Refuse(EISDIR))), Length], Int, fs::unlink),
@@ -112,8 +112,8 @@ macro_rules! redox_calls {
                 size: Size::Count { arg: 1, each: 8, max: MASK_MAX, errno: E2BIG },
                 optional: false,
             }), Length, flags(&MASK_FLAGS)], Int, process::mask),
-        (SYS_JAIL, P, GROUP_PROCESS, "can only narrow the caller's own jail",
-            [Path(redox_path(1)), Length, Hex], Int, process::jail),
+        (SYS_JAIL, P, GROUP_PROCESS, "can only narrow the caller's own jail (JAIL_SCHEMES only if it has it)",
+            [Path(redox_path(1)), Length, flags(&JAIL_FLAGS)], Int, process::jail),
         (SYS_CHANNEL, P, GROUP_FILE, "a new channel only the caller holds",
             [output(Shape::Fds64, 16), flags(&REDOX_PIPE)], Int, channel::create),
         (SYS_BRK, P, GROUP_MEMORY, "own address space", [Hex], Hex, memory::brk),

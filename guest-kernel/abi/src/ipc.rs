@@ -31,7 +31,9 @@
 //!
 //! Policy: `open` is class C; in a jail only `file:` and the kernel's device schemes
 //! resolve, so a jailed process can neither create a scheme (`:NAME` is EACCES) nor reach
-//! one a daemon serves.
+//! one a daemon serves, unless its jail was made with
+//! [`JAIL_SCHEMES`](crate::JAIL_SCHEMES): then it may create schemes, and use those whose
+//! daemon created them inside the jail (schemes served from outside stay EACCES).
 //!
 //! # Message channels (seed 003)
 //!

@@ -131,7 +131,8 @@ pub const SYS_MASK: usize = 1639;
 /// becomes the jail's root; paths resolve inside it (`..`, symlinks and absolute symlink
 /// targets stay inside); processes outside it cannot be signalled, supervised or seen in
 /// `proc:`. Irrevocable; a second call narrows the jail (its path is resolved inside the
-/// current one). `flags` must be 0 (`EINVAL`).
+/// current one). `flags`: [`JAIL_SCHEMES`](crate::JAIL_SCHEMES) (scheme daemons inside the jail);
+/// any other bit is `EINVAL`.
 pub const SYS_JAIL: usize = 1640;
 /// `channel(fds_ptr, flags)`: makes a message channel and writes its two endpoints (`[usize;
 /// 2]`) at `fds_ptr` (Warden extension, seed 003; see [`crate::ipc`]). `flags`: `O_NONBLOCK`,

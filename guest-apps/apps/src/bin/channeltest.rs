@@ -2,7 +2,8 @@
 //! mode; prints `channeltest: MODE ok` and exits 0, or reports the first failure and exits 1.
 //!
 //! - `messages`: whole messages in order, EMSGSIZE leaving a message queued, `read`/`write`
-//!   on endpoints, a per-call non-blocking send on a full queue (EAGAIN), EPIPE after close.
+//!   on endpoints, a read whose buffer runs into an unmapped page past the message's bytes,
+//!   a per-call non-blocking send on a full queue (EAGAIN), EPIPE after close.
 //! - `pass`: a pipe's write end and a file passed to a server process, which writes through
 //!   them; a channel endpoint passed on, then used by its receiver; passing an endpoint of
 //!   the same channel is EINVAL.
@@ -79,6 +80,17 @@ fn messages() -> Outcome {
     check("write is a send", sys::write(b.fd(), b"back") == Ok(4))?;
     check("read is a recv", sys::read(a.fd(), &mut buf) == Ok(4) && &buf[..4] == b"back")?;
     check("empty: EAGAIN", sys::read(b.fd() | abi::FD_NONBLOCK_CALL, &mut buf) == Err(Errno(abi::EAGAIN)))?;
+    // A read fills (and so checks) only the message's bytes: a buffer running into an
+    // unmapped page is fine when the message fits before it.
+    let map = abi::Map { offset: 0, size: 8192, flags: abi::PROT_READ | abi::PROT_WRITE | abi::MAP_PRIVATE, address: 0 };
+    let page = sys::fmap(abi::ANONYMOUS_FD, &map).map_err(|e| format!("fmap: {e}"))?;
+    // SAFETY: the second page was just mapped here and nothing refers to it.
+    unsafe { sys::funmap(page + 4096, 4096) }.map_err(|e| format!("funmap: {e}"))?;
+    check("send five", a.send(b"fives", &[]).is_ok())?;
+    // SAFETY: the kernel writes at most the message's 5 bytes, all inside the mapped page
+    // (8 bytes before its end); Rust never touches the buffer.
+    let n = unsafe { runtime::syscall::syscall3(abi::SYS_READ, b.fd(), page + 4096 - 8, 4096) };
+    check("read into a buffer crossing into an unmapped page", Errno::demux(n) == Ok(5))?;
     let mut sent = 0;
     while a.try_send(b"x", &[]).is_ok() {
         sent += 1;
