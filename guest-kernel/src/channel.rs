@@ -536,8 +536,40 @@ pub(crate) fn recv(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
     Ok(n)
 }
 
-/// `call(fd, buf, len, room, caps)`.
+/// `call(fd, buf, len, room, caps)`. Its row says the buffer and the caps are read and
+/// written back whole: a call that fails writes back the kernel's copies (guest memory ends
+/// as the kernel saw it), one answered writes the copies with the answer over them.
 pub(crate) fn call(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let result = call_step(k, tid, c);
+    if let Err(crate::syscall::SysError::Errno(_)) = result {
+        write_back(k, tid, c, &[], None);
+    }
+    result
+}
+
+/// Writes `call`'s buffer back as copied with `answer` over its start, and its caps (as
+/// copied, or `caps`).
+fn write_back(k: &mut Kernel, tid: Pid, c: &Call, answer: &[u8], caps: Option<&ChannelCaps>) {
+    let Ok(mm) = k.mm_of(tid) else { return };
+    let mut mm = mm.borrow_mut();
+    if let Some(buf) = c.input(1) {
+        let mut out = buf.to_vec();
+        let n = answer.len().min(out.len());
+        out[..n].copy_from_slice(&answer[..n]);
+        let _ = copy_out(&mut mm.space.mem, c.args[1], &out);
+    }
+    match (caps, c.input(4)) {
+        (Some(caps), Some(_)) => {
+            let _ = copy_out(&mut mm.space.mem, c.args[4], &caps.to_bytes());
+        }
+        (None, Some(copy)) => {
+            let _ = copy_out(&mut mm.space.mem, c.args[4], copy);
+        }
+        _ => {}
+    }
+}
+
+fn call_step(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
     // The re-run of a parked call: its answer, or wait on.
     if let Some(w) = k.channels.waiting.get(&tid) {
         if w.args == c.args {
@@ -589,24 +621,20 @@ fn call_answer(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
         _ => return errno(EPIPE),
     };
     let [_, addr, _, room, caps_addr, ..] = c.args;
+    let room = c.input(1).map_or(0, <[u8]>::len).min(room);
     let n = msg.data.len();
     if n > room {
         return errno(EMSGSIZE);
     }
     let mm = k.mm_of(tid)?;
-    check_writable(&mm.borrow().space.mem, addr, n)?;
+    check_writable(&mm.borrow().space.mem, addr, room)?;
     let caps = if caps_addr != 0 {
         check_writable(&mm.borrow().space.mem, caps_addr, ChannelCaps::SIZE)?;
         Some(k.install_caps(tid, &mut msg)?)
     } else {
         None
     };
-    let mut mem = mm.borrow_mut();
-    copy_out(&mut mem.space.mem, addr, &msg.data)?;
-    if let Some(caps) = caps {
-        copy_out(&mut mem.space.mem, caps_addr, &caps.to_bytes())?;
-    }
-    drop(mem);
+    write_back(k, tid, c, &msg.data, caps.as_ref());
     drop(msg);
     Ok(n)
 }
