@@ -18,7 +18,9 @@
 //! 4. supervision ([`crate::supervise`]): supervisors see the kernel's copy, and may answer
 //!    the call, run it, and see and rewrite what it wrote ([`outputs`], from the row).
 //! 5. [`Kernel::execute`]: the row's handler runs on the `Call`; guest memory is never
-//!    re-read for an input. Outputs (read buffers, `Stat`, wait status, ...) are written to
+//!    re-read for an input. A call a user-space daemon serves is no exception: its handler
+//!    finds the daemon by its scheme lookup ([`crate::scheme::user`]), so it passed steps
+//!    2-4 as any call does, and no other call pays for the lookup. Outputs (read buffers, `Stat`, wait status, ...) are written to
 //!    guest memory once, after the work is done, through [`crate::usercopy`]. A call that
 //!    blocks keeps its `Call`, and re-runs on that same copy when woken.
 //!
