@@ -305,6 +305,12 @@ fn origin_rpath_and_dlopen() {
     }
 }
 
+/// sendfile, copy_file_range, splice, tee, memfd_create, timerfd, renameat2's exchange.
+#[test]
+fn fd_calls_in_five_builds() {
+    check_five_builds("fdcalls");
+}
+
 #[test]
 fn epoll_in_five_builds() {
     check_five_builds("epoll");

@@ -154,6 +154,10 @@ impl FileOps for PipeEnd {
         })
     }
 
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
     fn close(&mut self) {
         if self.closed {
             return;
@@ -172,4 +176,21 @@ impl FileOps for PipeEnd {
             }
         }
     }
+}
+
+/// Up to `max` of the bytes a pipe's read end `file` holds, left in the pipe (Linux `tee`):
+/// `None` if `file` is not a pipe's read end; `WouldBlock` while it is empty and has a
+/// writer; no bytes at its end.
+pub(crate) fn peek(file: &dyn FileOps, max: usize) -> Option<IoResult<Vec<u8>>> {
+    let end = file.as_any()?.downcast_ref::<PipeEnd>().filter(|e| !e.write_end)?;
+    let pipe = end.pipe.borrow();
+    if pipe.buf.is_empty() && pipe.writers > 0 {
+        return Some(Err(IoError::WouldBlock(pipe.read_key())));
+    }
+    Some(Ok(pipe.buf.iter().take(max).copied().collect()))
+}
+
+/// True if `file` is either end of a pipe (`splice` needs one).
+pub(crate) fn is_pipe(file: &dyn FileOps) -> bool {
+    file.as_any().is_some_and(|a| a.is::<PipeEnd>())
 }

@@ -335,6 +335,15 @@ pub mod nr {
     pub const PRLIMIT64: usize = 302;
     pub const GETRANDOM: usize = 318;
     pub const MEMFD_CREATE: usize = 319;
+    pub const SPLICE: usize = 275;
+    pub const TEE: usize = 276;
+    pub const SIGNALFD: usize = 282;
+    pub const TIMERFD_CREATE: usize = 283;
+    pub const TIMERFD_SETTIME: usize = 286;
+    pub const TIMERFD_GETTIME: usize = 287;
+    pub const SIGNALFD4: usize = 289;
+    pub const MKNOD: usize = 133;
+    pub const MKNODAT: usize = 259;
     pub const COPY_FILE_RANGE: usize = 326;
     pub const RENAMEAT2: usize = 316;
     pub const STATX: usize = 332;

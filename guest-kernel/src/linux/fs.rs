@@ -251,6 +251,10 @@ impl Kernel {
         let path = match target_of(&abs) {
             Target::Fd(fd) => {
                 let desc = self.desc(tid, fd)?;
+                let fresh = desc.file.try_borrow().ok().and_then(|f| super::memfd::reopen(&*f));
+                if let Some(file) = fresh {
+                    return Ok(self.install_fd(tid, file, open_flags(flags, 0), cloexec)?);
+                }
                 return Ok(self.lx_install(tid, desc, cloexec, 0)?);
             }
             Target::Path(p) => p,
@@ -277,6 +281,7 @@ impl Kernel {
     /// EISDIR, as on Linux.
     fn lx_read(&mut self, tid: Pid, fd: usize, iov: &[(usize, usize)], offset: Option<u64>) -> SysResult {
         let desc = self.desc(tid, fd)?;
+        self.lx_fire_timerfds();
         let is_dir = |d: &OpenFile| d.file.try_borrow().is_ok_and(|f| f.stat().is_ok_and(|s| s.is_dir()));
         if offset.is_some() && is_dir(&desc) {
             return err(r::EISDIR);
@@ -603,6 +608,7 @@ impl Kernel {
     /// Files that never block (regular files, the console) are ready for anything.
     pub(super) fn lx_ready(&self, tid: Pid, fd: usize) -> Option<u16> {
         let desc = self.desc(tid, fd).ok()?;
+        self.lx_fire_timerfds();
         let readiness = desc.file.try_borrow().ok().and_then(|f| f.readiness());
         let Some(r) = readiness else {
             return Some(abi::POLLIN | abi::POLLOUT | abi::POLLRDNORM | abi::POLLWRNORM);
@@ -1038,14 +1044,47 @@ fn rename_at(
     }
     let old = k.lx_abs(tid, od, old)?;
     let new = k.lx_abs(tid, nd, new)?;
-    // RENAME_NOREPLACE (1) is honoured; RENAME_EXCHANGE and RENAME_WHITEOUT are not.
-    if flags & !1 != 0 {
+    // RENAME_NOREPLACE and RENAME_EXCHANGE are honoured (not together); RENAME_WHITEOUT is not.
+    if flags & !(RENAME_NOREPLACE | RENAME_EXCHANGE) != 0 || flags == RENAME_NOREPLACE | RENAME_EXCHANGE {
         return err(r::EINVAL);
     }
-    if flags & 1 != 0 && k.lx_stat_abs(tid, &new, true).is_ok() {
+    if flags & RENAME_NOREPLACE != 0 && k.lx_stat_abs(tid, &new, true).is_ok() {
         return err(r::EEXIST);
     }
+    if flags & RENAME_EXCHANGE != 0 {
+        return exchange(k, tid, &old, &new);
+    }
     k.lx_rename(tid, &old, &new)
+}
+
+const RENAME_NOREPLACE: usize = 1;
+const RENAME_EXCHANGE: usize = 2;
+
+/// `RENAME_EXCHANGE`: `old` and `new` (both must exist) swap places, by three renames
+/// through a free name beside `old`. A call runs to its end before any other guest code,
+/// so no program sees the middle; if a step fails, the earlier ones are undone.
+fn exchange(k: &mut Kernel, tid: Pid, old: &[u8], new: &[u8]) -> SysResult {
+    k.lx_stat_abs(tid, old, true)?;
+    k.lx_stat_abs(tid, new, true)?;
+    if old == new {
+        return Ok(0);
+    }
+    let mut spare = old.to_vec();
+    spare.extend_from_slice(b".warden-exchange");
+    while k.lx_stat_abs(tid, &spare, true).is_ok() {
+        spare.push(b'~');
+    }
+    k.lx_rename(tid, old, &spare)?;
+    if let Err(e) = k.lx_rename(tid, new, old) {
+        let _ = k.lx_rename(tid, &spare, old);
+        return Err(e);
+    }
+    if let Err(e) = k.lx_rename(tid, &spare, new) {
+        let _ = k.lx_rename(tid, old, new);
+        let _ = k.lx_rename(tid, &spare, old);
+        return Err(e);
+    }
+    Ok(0)
 }
 
 pub(super) fn rename(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
@@ -1216,10 +1255,6 @@ pub(super) fn fd_noop(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
 
 pub(super) fn fallocate(_: &mut Kernel, _: Pid, _: &Call) -> SysResult {
     err(95) // EOPNOTSUPP
-}
-
-pub(super) fn sendfile(_: &mut Kernel, _: Pid, _: &Call) -> SysResult {
-    err(r::EINVAL)
 }
 
 /// The `struct pollfd` entries of `poll`/`ppoll` (the kernel's copy): (fd, events).

@@ -41,7 +41,7 @@
 //! SETFL; locks succeed) ioctl (TCGETS/TIOCGWINSZ → ENOTTY, FIONBIO, FIOCLEX)
 //! access faccessat faccessat2 getcwd chdir fchdir mkdir mkdirat unlink unlinkat
 //! rmdir rename renameat renameat2 (files, symlinks and directories;
-//! RENAME_NOREPLACE) link linkat (hard links) symlink symlinkat readlink readlinkat (with `/proc/self/exe`) truncate ftruncate
+//! RENAME_NOREPLACE, RENAME_EXCHANGE) link linkat (hard links) symlink symlinkat readlink readlinkat (with `/proc/self/exe`) truncate ftruncate
 //! fsync fdatasync sync umask; chmod/fchmod/fchmodat/chown/utimensat/utimes
 //! succeed without effect. `/dev/null`, `/dev/zero`, `/dev/[u]random`,
 //! `/dev/stdin|stdout|stderr` and `/dev/fd/N` are virtualised; the kernel's
@@ -72,7 +72,9 @@
 //! deadline it first computed. The signal masks of ppoll/pselect6 are ignored.
 //! `/proc` and `/sys/devices/system/cpu/` are the kernel's own (`procfs.rs`).
 //! epoll_create epoll_create1 epoll_ctl epoll_wait epoll_pwait eventfd
-//! eventfd2 (`epoll.rs`).
+//! eventfd2 (`epoll.rs`); timerfd_create timerfd_settime timerfd_gettime
+//! (`timerfd.rs`); memfd_create (`memfd.rs`); sendfile copy_file_range splice
+//! tee (`splice.rs`).
 //! Sockets (`socket.rs`): socket socketpair bind listen connect accept accept4
 //! getsockname getpeername shutdown sendto recvfrom sendmsg recvmsg
 //! (SCM_RIGHTS) setsockopt getsockopt (SO_PEERCRED, SO_TYPE, ...), AF_UNIX
@@ -89,7 +91,7 @@
 //!
 //! Not done yet: chown, access times, mknod and FIFOs,
 //! chmod/utimensat kept by an `--overlay`, job control,
-//! ITIMER_VIRTUAL/ITIMER_PROF, RENAME_EXCHANGE, real-time signals (32..64 are accepted but never delivered). Descriptors
+//! ITIMER_VIRTUAL/ITIMER_PROF, real-time signals (32..64 are accepted but never delivered). Descriptors
 //! and working directories name paths, not inodes: after a directory is
 //! renamed, `*at` calls relative to a descriptor opened on it (and a cwd
 //! inside it) still resolve under the old path.
@@ -99,11 +101,14 @@ mod epoll;
 pub mod exec;
 mod fs;
 pub(crate) mod mem;
+mod memfd;
 mod proc;
 mod procfs;
 mod signal;
 mod socket;
+mod splice;
 mod time;
+mod timerfd;
 
 use std::collections::BTreeMap;
 use std::rc::Weak;
@@ -244,6 +249,8 @@ pub struct LinuxState {
     pub(crate) shared_maps: Vec<mem::SharedMap>,
     /// The next port a socket bound to port 0 tries.
     pub(crate) next_port: u16,
+    /// Every timer descriptor (`timerfd.rs`), while one of its descriptors is open.
+    pub(crate) timerfds: timerfd::TimerList,
 }
 
 /// The kernel's handlers of the Linux calls, by their rows in `warden_abi::linux_calls!`.

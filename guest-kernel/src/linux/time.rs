@@ -81,12 +81,13 @@ impl Kernel {
 
     /// The earliest armed timer's deadline (the scheduler's idle clock advances to it).
     pub(crate) fn linux_next_timer(&self) -> Option<u64> {
-        self.linux.timers.values().map(|&(deadline, _)| deadline).min()
+        self.linux.timers.values().map(|&(deadline, _)| deadline).chain(self.lx_next_timerfd()).min()
     }
 
     /// Fires every timer whose deadline has passed: SIGALRM to its process,
     /// re-armed by its interval (missed periods are skipped) or disarmed.
     pub(crate) fn linux_fire_timers(&mut self) {
+        self.lx_fire_timerfds();
         if self.linux.timers.is_empty() {
             return;
         }
