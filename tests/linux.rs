@@ -311,6 +311,19 @@ fn fd_calls_in_five_builds() {
     check_five_builds("fdcalls");
 }
 
+/// signalfd, rt_sigtimedwait, the masks of ppoll/pselect6/epoll_pwait, ITIMER_VIRTUAL and
+/// ITIMER_PROF, clone3.
+#[test]
+fn signal_calls_in_five_builds() {
+    check_five_builds("sigcalls");
+}
+
+/// inotify for the program's own changes.
+#[test]
+fn inotify_in_five_builds() {
+    check_five_builds("inotify");
+}
+
 #[test]
 fn epoll_in_five_builds() {
     check_five_builds("epoll");

@@ -342,6 +342,11 @@ pub mod nr {
     pub const TIMERFD_SETTIME: usize = 286;
     pub const TIMERFD_GETTIME: usize = 287;
     pub const SIGNALFD4: usize = 289;
+    pub const RT_SIGTIMEDWAIT: usize = 128;
+    pub const INOTIFY_INIT: usize = 253;
+    pub const INOTIFY_ADD_WATCH: usize = 254;
+    pub const INOTIFY_RM_WATCH: usize = 255;
+    pub const INOTIFY_INIT1: usize = 294;
     pub const MKNOD: usize = 133;
     pub const MKNODAT: usize = 259;
     pub const COPY_FILE_RANGE: usize = 326;

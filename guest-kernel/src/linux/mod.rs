@@ -100,11 +100,13 @@ pub mod abi;
 mod epoll;
 pub mod exec;
 mod fs;
+mod inotify;
 pub(crate) mod mem;
 mod memfd;
 mod proc;
 mod procfs;
 mod signal;
+pub(crate) mod signalfd;
 mod socket;
 mod splice;
 mod time;
@@ -249,6 +251,12 @@ pub struct LinuxState {
     pub(crate) shared_maps: Vec<mem::SharedMap>,
     /// The next port a socket bound to port 0 tries.
     pub(crate) next_port: u16,
+    /// Armed `ITIMER_VIRTUAL` (1) and `ITIMER_PROF` (2) timers by process and kind (`time.rs`).
+    pub(crate) cpu_timers: BTreeMap<(Pid, usize), time::CpuTimer>,
+    /// Every inotify instance (`inotify.rs`), while one of its descriptors is open.
+    pub(crate) inotify: inotify::InstanceList,
+    /// The last cookie a rename's inotify events shared.
+    pub(crate) next_cookie: u32,
     /// Every timer descriptor (`timerfd.rs`), while one of its descriptors is open.
     pub(crate) timerfds: timerfd::TimerList,
 }

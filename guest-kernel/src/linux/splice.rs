@@ -93,6 +93,7 @@ impl Kernel {
             give_back(input, data.len() - n, keep);
             if n > 0 {
                 self.lx_shared_file_io(&output.desc, true);
+                self.lx_notify_modified(&output.desc);
             }
             done += n;
             input.at = input.at.map(|a| a + n as u64);
