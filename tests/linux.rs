@@ -318,6 +318,12 @@ fn signal_calls_in_five_builds() {
     check_five_builds("sigcalls");
 }
 
+/// Named pipes: mkfifo/mknod, opens that wait for the other side, O_NONBLOCK opens.
+#[test]
+fn fifo_in_five_builds() {
+    check_five_builds("fifo");
+}
+
 /// inotify for the program's own changes.
 #[test]
 fn inotify_in_five_builds() {

@@ -213,8 +213,11 @@ impl Kernel {
         let flags = r::O_STAT | if nofollow { r::O_NOFOLLOW } else { 0 };
         let file = self.open_path(tid, &path, flags)?;
         let desc = OpenFile::new(file, r::O_STAT);
-        let stat = desc.file.try_borrow().map_err(|_| Errno(r::EIO))?.stat();
-        stat
+        let mut stat = desc.file.try_borrow().map_err(|_| Errno(r::EIO))?.stat()?;
+        if stat.st_mode & r::MODE_TYPE == r::MODE_FILE && self.lx_is_fifo(abs) {
+            stat.st_mode = (stat.st_mode & !r::MODE_TYPE) | r::MODE_FIFO;
+        }
+        Ok(stat)
     }
 
     fn lx_fstat(&self, tid: Pid, fd: usize) -> Result<Stat, Errno> {
@@ -291,6 +294,14 @@ impl Kernel {
                 }
             }
             rflags &= !r::O_NOFOLLOW;
+        }
+        if flags & abi::O_PATH == 0 && self.lx_is_fifo(&abs) {
+            if flags & abi::O_CREAT != 0 && flags & abi::O_EXCL != 0 {
+                return err(r::EEXIST);
+            }
+            if let Some(result) = self.lx_open_fifo(tid, &abs, flags, cloexec) {
+                return result;
+            }
         }
         let before = if flags & (abi::O_CREAT | abi::O_TRUNC) != 0 { self.lx_watched_kind(tid, &abs) } else { None };
         // A read-write open of a directory is EISDIR on Linux as well.
@@ -427,6 +438,7 @@ impl Kernel {
             s.unlink(abs, &ctx)?;
         }
         self.lx_notify_delete(abs, dir);
+        self.lx_fifo_moved(abs, None);
         Ok(0)
     }
 
@@ -461,6 +473,10 @@ impl Kernel {
         let ctx = self.call_ctx(tid)?;
         let s = self.schemes.get_mut(&b"file"[..]).ok_or(Errno(r::ENOENT))?;
         s.rename(old, new, &ctx)?;
+        if old != new {
+            self.lx_fifo_moved(new, None);
+        }
+        self.lx_fifo_moved(old, Some(new));
         if let Some(is_dir) = kind {
             self.lx_notify_rename(old, new, is_dir.unwrap_or(false));
         }
@@ -1152,6 +1168,16 @@ fn exchange(k: &mut Kernel, tid: Pid, old: &[u8], new: &[u8]) -> SysResult {
         return Err(e);
     }
     Ok(0)
+}
+
+pub(super) fn mknod(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let abs = k.lx_abs(tid, CWD, c.path(0)?)?;
+    k.lx_mknod(tid, &abs, c.args[1])
+}
+
+pub(super) fn mknodat(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let abs = k.lx_abs(tid, c.args[0], c.path(1)?)?;
+    k.lx_mknod(tid, &abs, c.args[2])
 }
 
 pub(super) fn rename(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {

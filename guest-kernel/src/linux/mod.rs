@@ -95,7 +95,9 @@
 //! answers as a real Intel CPU: `emu::cpuid`). AT_HWCAP and AT_HWCAP2 come
 //! from the `--cpu` model, as Linux derives them from the CPU.
 //!
-//! Not done yet: chown, access times, mknod and FIFOs,
+//! mknod mknodat (FIFOs and regular files; `fifo.rs`).
+//!
+//! Not done yet: chown, access times, mknod of devices,
 //! chmod/utimensat kept by an `--overlay`, job control (stopping with
 //! SIGTSTP/SIGSTOP, tcsetpgrp), who sent a signal (siginfo fields), real-time signals (32..64 are accepted but never delivered). Descriptors
 //! and working directories name paths, not inodes: after a directory is
@@ -105,6 +107,7 @@
 pub mod abi;
 mod epoll;
 pub mod exec;
+mod fifo;
 mod fs;
 mod inotify;
 pub(crate) mod mem;
@@ -259,6 +262,8 @@ pub struct LinuxState {
     pub(crate) next_port: u16,
     /// Armed `ITIMER_VIRTUAL` (1) and `ITIMER_PROF` (2) timers by process and kind (`time.rs`).
     pub(crate) cpu_timers: BTreeMap<(Pid, usize), time::CpuTimer>,
+    /// Named pipes (`fifo.rs`) by absolute path.
+    pub(crate) fifos: fifo::FifoList,
     /// Every inotify instance (`inotify.rs`), while one of its descriptors is open.
     pub(crate) inotify: inotify::InstanceList,
     /// The last cookie a rename's inotify events shared.

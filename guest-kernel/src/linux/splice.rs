@@ -125,31 +125,31 @@ impl Kernel {
         Ok(buf)
     }
 
-    /// The description at `fd` and the offset the `loff_t *` of argument `arg` holds
-    /// (`None`: a null pointer).
-    fn lx_side(&self, tid: Pid, c: &Call, fd: usize, arg: Option<usize>) -> Result<Side, Errno> {
-        let desc = self.desc(tid, fd)?;
-        let at = match arg.and_then(|a| c.input(a)) {
-            Some(b) => {
-                let off = super::abi::le64(b, 0) as i64;
-                if off < 0 {
-                    return Err(Errno(r::EINVAL));
-                }
-                Some(off as u64)
-            }
-            None => None,
-        };
-        Ok(Side { desc, at })
+    /// The description at `fd` with offset `at`.
+    fn lx_side(&self, tid: Pid, fd: usize, at: Option<u64>) -> Result<Side, Errno> {
+        Ok(Side { desc: self.desc(tid, fd)?, at })
     }
+}
 
-    /// Writes a side's new offset back to the `loff_t *` of argument `arg` (if given).
-    fn lx_put_offset(&mut self, tid: Pid, c: &Call, arg: usize, side: &Side) -> Result<(), Errno> {
-        if let (Some(at), Some(_)) = (side.at, c.input(arg)) {
-            let mm = self.mm_of(tid)?;
-            copy_out(&mut mm.borrow_mut().space.mem, c.args[arg], &at.to_le_bytes())?;
+/// Runs a call whose arguments `args` are `loff_t *` (the kernel's copies, `None` for a
+/// null pointer): `f` gets the offsets and moves them; they are written back whatever it
+/// returns (unmoved on failure), so the guest always sees the kernel's copies.
+fn with_offsets<const N: usize>(
+    k: &mut Kernel,
+    tid: Pid,
+    c: &Call,
+    args: [usize; N],
+    f: impl FnOnce(&mut Kernel, &mut [Option<u64>; N]) -> SysResult,
+) -> SysResult {
+    let mut offsets = args.map(|a| c.input(a).map(|b| super::abi::le64(b, 0)));
+    let result = if offsets.iter().flatten().any(|&o| (o as i64) < 0) { err(r::EINVAL) } else { f(k, &mut offsets) };
+    for (a, off) in args.iter().zip(offsets) {
+        if let Some(off) = off {
+            let mm = k.mm_of(tid)?;
+            copy_out(&mut mm.borrow_mut().space.mem, c.args[*a], &off.to_le_bytes())?;
         }
-        Ok(())
     }
+    result
 }
 
 /// The input's own `O_NONBLOCK` (a blocking read from a pipe parks; a non-blocking one fails).
@@ -182,76 +182,83 @@ fn is_regular(side: &Side) -> Result<bool, Errno> {
 /// position stays) and the offset moves.
 pub(super) fn sendfile(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
     let [out_fd, in_fd, _, count, ..] = c.args;
-    let mut input = k.lx_side(tid, c, in_fd, Some(2))?;
-    let mut output = k.lx_side(tid, c, out_fd, None)?;
-    if is_pipe_desc(&input) && input.at.is_some() {
-        return err(r::ESPIPE);
-    }
-    let nonblock = output.desc.flags.get() & r::O_NONBLOCK != 0;
-    let n = k.lx_transfer(tid, &mut input, &mut output, count, nonblock, false)?;
-    k.lx_put_offset(tid, c, 2, &input)?;
-    Ok(n)
+    with_offsets(k, tid, c, [2], |k, [off]| {
+        let mut input = k.lx_side(tid, in_fd, *off)?;
+        let mut output = k.lx_side(tid, out_fd, None)?;
+        if is_pipe_desc(&input) && input.at.is_some() {
+            return err(r::ESPIPE);
+        }
+        let nonblock = output.desc.flags.get() & r::O_NONBLOCK != 0;
+        let n = k.lx_transfer(tid, &mut input, &mut output, count, nonblock, false)?;
+        *off = input.at;
+        Ok(n)
+    })
 }
 
 /// `copy_file_range(in, off_in, out, off_out, len, flags)`: regular files only, flags 0.
 pub(super) fn copy_file_range(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
     let [in_fd, _, out_fd, _, len, flags] = c.args;
-    if flags != 0 {
-        return err(r::EINVAL);
-    }
-    let mut input = k.lx_side(tid, c, in_fd, Some(1))?;
-    let mut output = k.lx_side(tid, c, out_fd, Some(3))?;
-    if !is_regular(&input)? || !is_regular(&output)? {
-        return err(r::EINVAL);
-    }
-    if output.desc.flags.get() & r::O_APPEND != 0 {
-        return err(r::EBADF);
-    }
-    // The same file with overlapping ranges is EINVAL.
-    if Rc::ptr_eq(&input.desc.file, &output.desc.file) {
-        let pos = |s: &Side| s.at.map_or_else(|| s.desc.file.try_borrow_mut().ok()?.seek(0, r::SEEK_CUR).ok(), Some);
-        if let (Some(a), Some(b)) = (pos(&input), pos(&output)) {
-            if a < b.saturating_add(len as u64) && b < a.saturating_add(len as u64) {
-                return err(r::EINVAL);
-            }
+    with_offsets(k, tid, c, [1, 3], |k, [off_in, off_out]| {
+        if flags != 0 {
+            return err(r::EINVAL);
         }
-    }
-    if output.at.is_none() {
-        // Written at the output's position, which then moves (as a write's would).
-        let pos = output.desc.file.try_borrow_mut().map_err(|_| Errno(r::EIO))?.seek(0, r::SEEK_CUR)?;
-        let n =
-            k.lx_transfer(tid, &mut input, &mut Side { desc: output.desc.clone(), at: Some(pos) }, len, false, false)?;
-        output.desc.file.try_borrow_mut().map_err(|_| Errno(r::EIO))?.seek((pos + n as u64) as i64, r::SEEK_SET)?;
-        k.lx_put_offset(tid, c, 1, &input)?;
-        return Ok(n);
-    }
-    let n = k.lx_transfer(tid, &mut input, &mut output, len, false, false)?;
-    k.lx_put_offset(tid, c, 1, &input)?;
-    k.lx_put_offset(tid, c, 3, &output)?;
-    Ok(n)
+        let mut input = k.lx_side(tid, in_fd, *off_in)?;
+        let output = k.lx_side(tid, out_fd, *off_out)?;
+        if !is_regular(&input)? || !is_regular(&output)? {
+            return err(r::EINVAL);
+        }
+        if output.desc.flags.get() & r::O_APPEND != 0 {
+            return err(r::EBADF);
+        }
+        let position = |s: &Side| -> Result<u64, Errno> {
+            match s.at {
+                Some(at) => Ok(at),
+                None => s.desc.file.try_borrow_mut().map_err(|_| Errno(r::EIO))?.seek(0, r::SEEK_CUR),
+            }
+        };
+        // The same file with overlapping ranges is EINVAL.
+        let (from, to) = (position(&input)?, position(&output)?);
+        if Rc::ptr_eq(&input.desc.file, &output.desc.file)
+            && from < to.saturating_add(len as u64)
+            && to < from.saturating_add(len as u64)
+        {
+            return err(r::EINVAL);
+        }
+        // Without an offset the output is written at its position, which then moves.
+        let mut at_output = Side { desc: output.desc.clone(), at: Some(to) };
+        let n = k.lx_transfer(tid, &mut input, &mut at_output, len, false, false)?;
+        if off_out.is_none() {
+            output.desc.file.try_borrow_mut().map_err(|_| Errno(r::EIO))?.seek((to + n as u64) as i64, r::SEEK_SET)?;
+        }
+        *off_in = off_in.map(|_| from + n as u64);
+        *off_out = off_out.map(|_| to + n as u64);
+        Ok(n)
+    })
 }
 
 /// `splice(in, off_in, out, off_out, len, flags)`: one side must be a pipe, which takes no
 /// offset (ESPIPE).
 pub(super) fn splice(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
     let [in_fd, _, out_fd, _, len, flags] = c.args;
-    if flags & !SPLICE_FLAGS != 0 {
-        return err(r::EINVAL);
-    }
-    let mut input = k.lx_side(tid, c, in_fd, Some(1))?;
-    let mut output = k.lx_side(tid, c, out_fd, Some(3))?;
-    let (in_pipe, out_pipe) = (is_pipe_desc(&input), is_pipe_desc(&output));
-    if !in_pipe && !out_pipe {
-        return err(r::EINVAL);
-    }
-    if (in_pipe && input.at.is_some()) || (out_pipe && output.at.is_some()) {
-        return err(r::ESPIPE);
-    }
-    let nonblock = flags & SPLICE_F_NONBLOCK != 0 || output.desc.flags.get() & r::O_NONBLOCK != 0;
-    let n = k.lx_transfer(tid, &mut input, &mut output, len, nonblock, false)?;
-    k.lx_put_offset(tid, c, 1, &input)?;
-    k.lx_put_offset(tid, c, 3, &output)?;
-    Ok(n)
+    with_offsets(k, tid, c, [1, 3], |k, [off_in, off_out]| {
+        if flags & !SPLICE_FLAGS != 0 {
+            return err(r::EINVAL);
+        }
+        let mut input = k.lx_side(tid, in_fd, *off_in)?;
+        let mut output = k.lx_side(tid, out_fd, *off_out)?;
+        let (in_pipe, out_pipe) = (is_pipe_desc(&input), is_pipe_desc(&output));
+        if !in_pipe && !out_pipe {
+            return err(r::EINVAL);
+        }
+        if (in_pipe && input.at.is_some()) || (out_pipe && output.at.is_some()) {
+            return err(r::ESPIPE);
+        }
+        let nonblock = flags & SPLICE_F_NONBLOCK != 0 || output.desc.flags.get() & r::O_NONBLOCK != 0;
+        let n = k.lx_transfer(tid, &mut input, &mut output, len, nonblock, false)?;
+        *off_in = input.at;
+        *off_out = output.at;
+        Ok(n)
+    })
 }
 
 /// `tee(in, out, len, flags)`: copies what pipe `in` holds into pipe `out`, leaving it in `in`.
@@ -260,8 +267,8 @@ pub(super) fn tee(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
     if flags & !SPLICE_FLAGS != 0 {
         return err(r::EINVAL);
     }
-    let mut input = k.lx_side(tid, c, in_fd, None)?;
-    let mut output = k.lx_side(tid, c, out_fd, None)?;
+    let mut input = k.lx_side(tid, in_fd, None)?;
+    let mut output = k.lx_side(tid, out_fd, None)?;
     if !is_pipe_desc(&input) || !is_pipe_desc(&output) || Rc::ptr_eq(&input.desc.file, &output.desc.file) {
         return err(r::EINVAL);
     }
