@@ -153,6 +153,9 @@ impl Kernel {
         self.threads.insert(child, thread);
         self.run_queue.push_back(child);
         self.stats.processes += 1;
+        if self.debug.is_some() {
+            self.debug_forked(tid, child);
+        }
         if flags & CLONE_VFORK != 0 {
             return Err(SysError::Block(super::Block {
                 on: WaitOn::Vfork(child),
@@ -254,6 +257,9 @@ impl Kernel {
             t.cpu = cpu;
         }
         self.linux_exec_done(pid, tid, exe, linux_start);
+        if self.debug.is_some() {
+            self.debug_execed(pid, tid);
+        }
         if let Some(parent) = vfork_parent {
             self.wake_where(|on| on == WaitOn::Vfork(pid), Some(parent));
         }
