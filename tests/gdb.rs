@@ -315,6 +315,31 @@ fn follow_child_and_attach_to_a_pid() {
 }
 
 #[test]
+fn follow_child_across_fork_and_exec() {
+    let Some(prog) = fixture() else { return };
+    if !Path::new("/bin/busybox").exists() {
+        assert!(!require_tools(), "/bin/busybox not found but WARDEN_REQUIRE_TOOLS=1");
+        eprintln!("SKIPPED: /bin/busybox not found");
+        return;
+    }
+    // The shell forks, and the child execs the fixture (`; true`: no exec in place).
+    let p = prog.to_str().unwrap();
+    let script = format!("{p}; true");
+    let args = ["run", "--gdb", "127.0.0.1:0", "--root", "/", "/bin/busybox", "sh", "-c", &script];
+    let (child, addr) = start_warden(&args);
+    let file = format!("file {p}");
+    let cmds = ["monitor follow child", "continue", "continue", &file, "info symbol $pc", "break bump", "continue"];
+    let out =
+        gdb_on(Some(Path::new("/bin/busybox")), &addr, &[&cmds[..], &["print by", "delete", "continue"]].concat());
+    // Stopped in the new process after the fork, then at the fixture's first instruction.
+    assert_eq!(out.matches("received signal SIGTRAP").count(), 2, "a fork stop and an exec stop");
+    assert_has(&out, "_start in section .text");
+    assert_has(&out, "hit Breakpoint 1, bump (by=1)");
+    assert_has(&out, "$1 = 1");
+    assert_eq!(finish(child), (0, "counter=15 side=7\n".to_string()));
+}
+
+#[test]
 fn threads_and_fault_signals() {
     let Some(prog) = fixture() else { return };
     let p = prog.to_str().unwrap();

@@ -431,7 +431,7 @@ impl Kernel {
 
     fn lx_remove(&mut self, tid: Pid, abs: &[u8], dir: bool) -> SysResult {
         let ctx = self.call_ctx(tid)?;
-        let s = self.schemes.get_mut(&b"file"[..]).ok_or(Errno(r::ENOENT))?;
+        let s = self.ns.schemes.get_mut(&b"file"[..]).ok_or(Errno(r::ENOENT))?;
         if dir {
             s.rmdir(abs, &ctx)?;
         } else {
@@ -471,7 +471,7 @@ impl Kernel {
     fn lx_rename(&mut self, tid: Pid, old: &[u8], new: &[u8]) -> SysResult {
         let kind = self.lx_watched_kind(tid, old);
         let ctx = self.call_ctx(tid)?;
-        let s = self.schemes.get_mut(&b"file"[..]).ok_or(Errno(r::ENOENT))?;
+        let s = self.ns.schemes.get_mut(&b"file"[..]).ok_or(Errno(r::ENOENT))?;
         s.rename(old, new, &ctx)?;
         if old != new {
             self.lx_fifo_moved(new, None);
@@ -495,7 +495,7 @@ impl Kernel {
             }
         }
         let ctx = self.call_ctx(tid)?;
-        let s = self.schemes.get_mut(&b"file"[..]).ok_or(Errno(r::ENOENT))?;
+        let s = self.ns.schemes.get_mut(&b"file"[..]).ok_or(Errno(r::ENOENT))?;
         s.set_attr(abs, follow, perm, mtime, &ctx)?;
         if let Some(kind) = self.lx_watched_kind(tid, abs) {
             self.lx_notify(abs, IN_ATTRIB | if kind == Some(true) { IN_ISDIR } else { 0 });
@@ -517,7 +517,7 @@ impl Kernel {
     /// `link`: a hard link through the `file:` scheme.
     fn lx_link(&mut self, tid: Pid, old: &[u8], new: &[u8], follow: bool) -> SysResult {
         let ctx = self.call_ctx(tid)?;
-        let s = self.schemes.get_mut(&b"file"[..]).ok_or(Errno(r::ENOENT))?;
+        let s = self.ns.schemes.get_mut(&b"file"[..]).ok_or(Errno(r::ENOENT))?;
         s.link(old, new, follow, &ctx)?;
         self.lx_notify(new, IN_CREATE);
         Ok(0)

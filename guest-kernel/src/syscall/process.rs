@@ -105,7 +105,7 @@ impl Kernel {
             if let Some(p) = self.procs.get_mut(&pid) {
                 p.threads.push(child);
             }
-            self.run_queue.push_back(child);
+            self.sched.run_queue.push_back(child);
             return Ok(child as usize);
         }
         let p = self.procs.get(&pid).ok_or(Errno(ESRCH))?;
@@ -151,7 +151,7 @@ impl Kernel {
         let mut thread = Thread::new(child, child, cpu);
         thread.sigmask = sigmask;
         self.threads.insert(child, thread);
-        self.run_queue.push_back(child);
+        self.sched.run_queue.push_back(child);
         self.stats.processes += 1;
         if self.debug.is_some() {
             self.debug_forked(tid, child);
@@ -374,7 +374,7 @@ pub(super) fn fexec(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
 }
 
 pub(super) fn yield_now(k: &mut Kernel, _: Pid, _: &Call) -> SysResult {
-    k.yield_requested = true;
+    k.sched.yield_requested = true;
     Ok(0)
 }
 
