@@ -111,6 +111,9 @@ impl Kernel {
                 };
                 let fifo = self.linux.fifos.get_mut(abs)?;
                 fifo.live.push(std::rc::Rc::downgrade(&end));
+                // The other side may be waiting for this new end (an open running again
+                // with its waiting end wakes nobody: it would wake itself forever).
+                self.waker.wake(fifo.key());
                 end
             }
         };
@@ -118,8 +121,6 @@ impl Kernel {
         let key = fifo.key();
         let (readers, writers) = end.try_borrow().ok().and_then(|e| ends(&*e)).unwrap_or((0, 0));
         let partner = if write { readers > 0 } else { writers > 0 };
-        // The other side may be waiting for this end.
-        self.waker.wake(key);
         if partner || access == super::abi::O_RDWR || (!write && nonblock) {
             let status = if nonblock { r::O_NONBLOCK } else { 0 };
             let rflags = if write { r::O_WRONLY } else { r::O_RDONLY };
