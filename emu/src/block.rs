@@ -20,8 +20,8 @@
 //! fault between the skipped write and the instruction that overwrites it:
 //! the faulting context then holds the older flag values.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::rc::Rc;
 
 use iced_x86::{Decoder, DecoderError, DecoderOptions, FlowControl, Instruction, OpKind};
 
@@ -29,7 +29,7 @@ use crate::cpuid::CpuModel;
 use crate::exec::fast::fuse_cmp_jcc;
 use crate::exec::{Exit, Op};
 use crate::memory::{Access, Fault, GuestAddress, Memory, Perm, PAGE_SIZE};
-use crate::shared::{PageState, SharedBlock, SharedCode};
+use crate::shared::{AddrMap, PageState, SharedBlock, SharedCode, View};
 
 const MAX_OPS: usize = 64;
 const FAST_SLOTS: usize = 1 << 12;
@@ -53,7 +53,7 @@ pub(crate) struct Block {
 pub(crate) struct CodeCache {
     blocks: Vec<Option<Box<Block>>>,
     free: Vec<u32>,
-    map: HashMap<u64, u32>,
+    map: AddrMap<u32>,
     /// Direct-mapped `(rip, block)` in front of `map`: the common lookup is
     /// one load and one compare. Invariant: the entry at index `s` either
     /// holds a rip with `slot(rip) == s` and a pointer to a live boxed block
@@ -65,7 +65,7 @@ pub(crate) struct CodeCache {
     /// before its block is dropped.
     fast: Box<[(u64, *const Block)]>,
     /// Blocks holding code from each page.
-    by_page: HashMap<u64, Vec<u32>>,
+    by_page: AddrMap<Vec<u32>>,
     /// Debugger breakpoints: a block never runs across one, and the block starting at
     /// one is that instruction alone with the `debug_break` handler.
     pub breakpoints: HashSet<u64>,
@@ -76,10 +76,10 @@ pub(crate) struct CodeCache {
     /// (`Jit::unlink`).
     pub dropped: Vec<u64>,
     /// Blocks decoded by other guests of the run (see `shared`).
-    shared: Option<Arc<SharedCode>>,
+    shared: Option<Rc<View>>,
     /// Pages found equal to a content in `shared` (their index there); each is a code
     /// page, so a change to it reaches `invalidate`, which forgets the match.
-    page_ids: HashMap<u64, u32>,
+    page_ids: AddrMap<u32>,
 }
 
 #[inline(always)]
@@ -99,14 +99,14 @@ impl CodeCache {
         CodeCache {
             blocks: Vec::new(),
             free: Vec::new(),
-            map: HashMap::new(),
+            map: AddrMap::default(),
             fast: (0..FAST_SLOTS).map(empty_entry).collect(),
-            by_page: HashMap::new(),
+            by_page: AddrMap::default(),
             breakpoints: HashSet::new(),
             debugged: false,
             dropped: Vec::new(),
             shared: SharedCode::current(),
-            page_ids: HashMap::new(),
+            page_ids: AddrMap::default(),
         }
     }
 
@@ -170,29 +170,30 @@ impl CodeCache {
     #[cold]
     #[inline(never)]
     pub fn build(&mut self, mem: &mut Memory, rip: u64, model: CpuModel) -> Result<&Block, Exit> {
-        let shared = match &self.shared {
-            Some(s) if self.breakpoints.is_empty() && !self.debugged => Some(Arc::clone(s)),
-            _ => None,
+        let view = match &self.shared {
+            Some(v) if self.breakpoints.is_empty() && !self.debugged => Rc::clone(v),
+            _ => return self.decode(mem, rip, model, None),
         };
-        let Some(shared) = shared else {
-            return self.decode(mem, rip, model, None);
-        };
-        for candidate in shared.candidates(rip, model) {
-            if candidate.deps.iter().all(|&(page, state)| self.page_state(mem, &shared, page) == state) {
-                shared.count(true);
-                let block = Box::new(Block {
-                    ops: candidate.ops.clone(),
-                    fused: candidate.fused,
+        let found = view.find(
+            rip,
+            model,
+            |b| b.deps.iter().all(|&(page, state)| self.page_state(mem, &view.shared, page) == state),
+            |b| {
+                let block = Block {
+                    ops: b.ops.clone(),
+                    fused: b.fused,
                     start: rip,
-                    end: candidate.end,
-                    live_out: candidate.live_out,
+                    end: b.end,
+                    live_out: b.live_out,
                     jit: Default::default(),
-                });
-                return Ok(self.insert(block, &candidate.pages));
-            }
+                };
+                (Box::new(block), b.pages.clone())
+            },
+        );
+        match found {
+            Some((block, pages)) => Ok(self.insert(block, &pages)),
+            None => self.decode(mem, rip, model, Some(&view)),
         }
-        shared.count(false);
-        self.decode(mem, rip, model, Some(&shared))
     }
 
     /// What block decoding may see of `page` (see `shared`).
@@ -224,13 +225,7 @@ impl CodeCache {
     }
 
     /// Decodes the block starting at `rip` (and offers it to `shared`).
-    fn decode(
-        &mut self,
-        mem: &mut Memory,
-        rip: u64,
-        model: CpuModel,
-        shared: Option<&SharedCode>,
-    ) -> Result<&Block, Exit> {
+    fn decode(&mut self, mem: &mut Memory, rip: u64, model: CpuModel, shared: Option<&View>) -> Result<&Block, Exit> {
         let page_end = (rip | (PAGE_SIZE - 1)).wrapping_add(1);
         let at_breakpoint = self.breakpoints.contains(&rip);
         let single = mem.page_writable(rip) || at_breakpoint;
@@ -327,7 +322,7 @@ impl CodeCache {
     fn publish(
         &mut self,
         mem: &mut Memory,
-        shared: &SharedCode,
+        view: &View,
         rip: u64,
         model: CpuModel,
         ops: &[Op],
@@ -348,15 +343,22 @@ impl CodeCache {
         looked.dedup();
         let mut deps = Vec::with_capacity(looked.len());
         for p in looked {
-            let state = self.page_state(mem, shared, p);
+            let state = self.page_state(mem, &view.shared, p);
             if matches!(state, PageState::Writable { executable: true }) {
                 return;
             }
             deps.push((p, state));
         }
-        let block =
-            SharedBlock { deps: deps.into_boxed_slice(), ops: ops.into(), fused, end, live_out, pages: pages.into() };
-        shared.publish(rip, model, block);
+        let block = SharedBlock {
+            model,
+            deps: deps.into_boxed_slice(),
+            ops: ops.into(),
+            fused,
+            end,
+            live_out,
+            pages: pages.into(),
+        };
+        view.publish(rip, block);
     }
 
     /// Adds a block to the cache, dropped when one of `pages` changes.

@@ -29,8 +29,10 @@
 //! thread instead of threading it through the kernel. Translated code (`jit`) is not
 //! shared: it is per address space and chained through per-space tables.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -42,6 +44,28 @@ use crate::exec::Op;
 const MAX_VARIANTS: usize = 8;
 /// At most this many different contents are kept for one page number.
 const MAX_PAGE_IMAGES: usize = 16;
+
+/// A hasher for guest addresses and page numbers (keys the guest chooses cannot make a
+/// map slower than a list, and these maps are looked up once per block decoded).
+#[derive(Default)]
+pub(crate) struct AddrHasher(u64);
+
+impl Hasher for AddrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+/// A map keyed by guest address or page number.
+pub(crate) type AddrMap<V> = HashMap<u64, V, BuildHasherDefault<AddrHasher>>;
 
 /// What block decoding may see of one page (see the module note).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -60,6 +84,7 @@ pub(crate) enum PageState {
 
 /// A decoded block as the store keeps it.
 pub(crate) struct SharedBlock {
+    pub model: CpuModel,
     /// Every page the decoding could look at, with the state it had.
     pub deps: Box<[(u64, PageState)]>,
     pub ops: Box<[Op]>,
@@ -73,8 +98,9 @@ pub(crate) struct SharedBlock {
 #[derive(Default)]
 struct Store {
     /// The distinct contents seen at each page number.
-    pages: HashMap<u64, Vec<Arc<[u8]>>>,
-    blocks: HashMap<(u64, CpuModel), Vec<Arc<SharedBlock>>>,
+    pages: AddrMap<Vec<Arc<[u8]>>>,
+    /// The blocks decoded at each address.
+    blocks: AddrMap<Vec<Arc<SharedBlock>>>,
 }
 
 /// A store of decoded blocks shared by the guests of one run (see the module note).
@@ -94,13 +120,74 @@ pub struct SharedCodeStats {
     pub misses: u64,
 }
 
+/// One thread's view of a store: the blocks it has fetched from it so far, so that the
+/// common lookup takes no lock and touches no memory another thread writes (the guests
+/// of a thread run one after another, and mostly run the same code).
+pub(crate) struct View {
+    pub shared: Arc<SharedCode>,
+    blocks: RefCell<AddrMap<Vec<Arc<SharedBlock>>>>,
+    hits: Cell<u64>,
+    misses: Cell<u64>,
+}
+
+impl Drop for View {
+    fn drop(&mut self) {
+        self.shared.hits.fetch_add(self.hits.get(), Ordering::Relaxed);
+        self.shared.misses.fetch_add(self.misses.get(), Ordering::Relaxed);
+    }
+}
+
+impl View {
+    /// Calls `take` on the first block kept for `rip` under `model` whose dependencies
+    /// `matches` accepts; returns what `take` made of it. Counts a hit or a miss.
+    pub fn find<T>(
+        &self,
+        rip: u64,
+        model: CpuModel,
+        mut matches: impl FnMut(&SharedBlock) -> bool,
+        take: impl FnOnce(&SharedBlock) -> T,
+    ) -> Option<T> {
+        let mut blocks = self.blocks.borrow_mut();
+        let known = blocks.get(&rip).map_or(0, Vec::len);
+        let mut found = blocks.get(&rip).and_then(|l| l.iter().position(|b| b.model == model && matches(b)));
+        if found.is_none() {
+            // Another thread may have decoded it since.
+            let fresh = self.shared.lock().blocks.get(&rip).cloned().unwrap_or_default();
+            if fresh.len() > known {
+                found = fresh.iter().skip(known).position(|b| b.model == model && matches(b)).map(|i| i + known);
+                blocks.insert(rip, fresh);
+            }
+        }
+        match found {
+            Some(i) => {
+                self.hits.set(self.hits.get() + 1);
+                Some(take(&blocks[&rip][i]))
+            }
+            None => {
+                self.misses.set(self.misses.get() + 1);
+                None
+            }
+        }
+    }
+
+    /// Offers a block decoded at `rip` to the other guests.
+    pub fn publish(&self, rip: u64, block: SharedBlock) {
+        let mut store = self.shared.lock();
+        let variants = store.blocks.entry(rip).or_default();
+        if variants.len() < MAX_VARIANTS && !variants.iter().any(|b| b.model == block.model && b.deps == block.deps) {
+            variants.push(Arc::new(block));
+        }
+        self.blocks.borrow_mut().insert(rip, variants.clone());
+    }
+}
+
 thread_local! {
-    static CURRENT: RefCell<Option<Arc<SharedCode>>> = const { RefCell::new(None) };
+    static CURRENT: RefCell<Option<Rc<View>>> = const { RefCell::new(None) };
 }
 
 /// Restores the thread's previous store when dropped (see [`SharedCode::enter`]).
 pub struct SharedCodeGuard {
-    previous: Option<Arc<SharedCode>>,
+    previous: Option<Rc<View>>,
 }
 
 impl Drop for SharedCodeGuard {
@@ -118,15 +205,23 @@ impl SharedCode {
     /// Makes the code caches created on this thread, until the guard is dropped, use
     /// this store.
     pub fn enter(self: &Arc<Self>) -> SharedCodeGuard {
-        let previous = CURRENT.with(|c| c.borrow_mut().replace(Arc::clone(self)));
+        let view = Rc::new(View {
+            shared: Arc::clone(self),
+            blocks: RefCell::default(),
+            hits: Cell::new(0),
+            misses: Cell::new(0),
+        });
+        let previous = CURRENT.with(|c| c.borrow_mut().replace(view));
         SharedCodeGuard { previous }
     }
 
-    /// The store code caches created on this thread now use, if any.
-    pub(crate) fn current() -> Option<Arc<SharedCode>> {
+    /// This thread's view of the store code caches created on it now use, if any.
+    pub(crate) fn current() -> Option<Rc<View>> {
         CURRENT.with(|c| c.borrow().clone())
     }
 
+    /// Blocks shared and decoded so far, counted for the threads that have left the
+    /// store (dropped their guard and the code caches they created).
     pub fn stats(&self) -> SharedCodeStats {
         SharedCodeStats { hits: self.hits.load(Ordering::Relaxed), misses: self.misses.load(Ordering::Relaxed) }
     }
@@ -150,25 +245,6 @@ impl SharedCode {
         }
         images.push(Arc::from(bytes));
         Some((images.len() - 1) as u32)
-    }
-
-    /// The blocks kept for `rip` under `model` (the caller checks their dependencies).
-    pub(crate) fn candidates(&self, rip: u64, model: CpuModel) -> Vec<Arc<SharedBlock>> {
-        self.lock().blocks.get(&(rip, model)).cloned().unwrap_or_default()
-    }
-
-    pub(crate) fn count(&self, hit: bool) {
-        let counter = if hit { &self.hits } else { &self.misses };
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Offers a block decoded at `rip` to the other guests.
-    pub(crate) fn publish(&self, rip: u64, model: CpuModel, block: SharedBlock) {
-        let mut store = self.lock();
-        let variants = store.blocks.entry((rip, model)).or_default();
-        if variants.len() < MAX_VARIANTS && !variants.iter().any(|b| b.deps == block.deps) {
-            variants.push(Arc::new(block));
-        }
     }
 }
 
@@ -205,26 +281,43 @@ mod tests {
     /// mov ecx, 5; l: dec ecx; jnz l; mov edx, 7; hlt
     const LOOP: &[u8] = &[0xb9, 5, 0, 0, 0, 0xff, 0xc9, 0x75, 0xfc, 0xba, 7, 0, 0, 0, 0xf4];
 
+    /// Runs `f` with `store` entered on this thread (a view of its own, so its counts
+    /// are in `store.stats()` afterwards).
+    fn within<T>(store: &Arc<SharedCode>, f: impl FnOnce() -> T) -> T {
+        let _in = store.enter();
+        f()
+    }
+
     #[test]
     fn a_second_guest_takes_the_blocks_the_first_decoded() {
         let store = SharedCode::new();
-        let _in = store.enter();
-        let (a, b) = (run(&mut space(&[LOOP])), run(&mut space(&[LOOP])));
+        let a = within(&store, || run(&mut space(&[LOOP])));
         let first = store.stats();
-        assert!(first.misses >= 3 && first.hits >= 3, "{first:?}");
-        assert_eq!((a.icount, a.gpr[crate::reg::RDX], a.rip), (b.icount, 7, b.rip));
-        // Without a store (another thread) nothing is shared.
-        std::thread::spawn(|| run(&mut space(&[LOOP]))).join().unwrap();
-        assert_eq!(store.stats(), first);
+        assert_eq!(first.hits, 0, "{first:?}");
+        assert!(first.misses >= 3, "{first:?}");
+        // Another thread's view, then two guests on one view (the second finds the blocks
+        // in the view itself).
+        let b = std::thread::scope(|s| s.spawn(|| within(&store, || run(&mut space(&[LOOP])))).join().unwrap());
+        let (c, d) = within(&store, || (run(&mut space(&[LOOP])), run(&mut space(&[LOOP]))));
+        let after = store.stats();
+        assert_eq!(after.misses, first.misses, "{after:?}");
+        assert_eq!(after.hits, 3 * first.misses, "{after:?}");
+        for other in [b, c, d] {
+            assert_eq!((a.icount, a.gpr[crate::reg::RDX], a.rip), (other.icount, 7, other.rip));
+        }
+        // Without a store nothing is shared.
+        run(&mut space(&[LOOP]));
+        assert_eq!(store.stats(), after);
     }
 
     #[test]
     fn other_code_at_the_same_address_is_decoded_anew() {
         let store = SharedCode::new();
-        let _in = store.enter();
         // mov edx, 7; hlt / mov edx, 9; hlt
-        assert_eq!(run(&mut space(&[&[0xba, 7, 0, 0, 0, 0xf4]])).gpr[crate::reg::RDX], 7);
-        assert_eq!(run(&mut space(&[&[0xba, 9, 0, 0, 0, 0xf4]])).gpr[crate::reg::RDX], 9);
+        within(&store, || {
+            assert_eq!(run(&mut space(&[&[0xba, 7, 0, 0, 0, 0xf4]])).gpr[crate::reg::RDX], 7);
+            assert_eq!(run(&mut space(&[&[0xba, 9, 0, 0, 0, 0xf4]])).gpr[crate::reg::RDX], 9);
+        });
         assert_eq!(store.stats().hits, 0);
     }
 
@@ -254,33 +347,33 @@ mod tests {
     #[test]
     fn code_changed_after_sharing_runs_as_changed() {
         let store = SharedCode::new();
-        let _in = store.enter();
         let code: &[u8] = &[0xba, 7, 0, 0, 0, 0xf4];
-        run(&mut space(&[code]));
-        let mut s = space(&[code]);
-        assert_eq!(run(&mut s).gpr[crate::reg::RDX], 7);
-        assert!(store.stats().hits >= 1);
-        // As mprotect + a write + mprotect back would: the shared block must not run again.
-        s.mem.protect(GuestAddress(CODE), PAGE_SIZE, Perm::RW).unwrap();
-        s.mem.write_raw(GuestAddress(CODE + 1), &[8]).unwrap();
-        s.mem.protect(GuestAddress(CODE), PAGE_SIZE, Perm::RX).unwrap();
-        assert_eq!(run(&mut s).gpr[crate::reg::RDX], 8);
-        // And a fresh guest with the old code still gets 7.
-        assert_eq!(run(&mut space(&[code])).gpr[crate::reg::RDX], 7);
+        within(&store, || run(&mut space(&[code])));
+        within(&store, || {
+            let mut s = space(&[code]);
+            assert_eq!(run(&mut s).gpr[crate::reg::RDX], 7);
+            // As mprotect + a write + mprotect back would: the shared block must not run
+            // again.
+            s.mem.protect(GuestAddress(CODE), PAGE_SIZE, Perm::RW).unwrap();
+            s.mem.write_raw(GuestAddress(CODE + 1), &[8]).unwrap();
+            s.mem.protect(GuestAddress(CODE), PAGE_SIZE, Perm::RX).unwrap();
+            assert_eq!(run(&mut s).gpr[crate::reg::RDX], 8);
+            // And a fresh guest with the old code still gets 7.
+            assert_eq!(run(&mut space(&[code])).gpr[crate::reg::RDX], 7);
+        });
+        assert!(store.stats().hits >= 2, "{:?}", store.stats());
     }
 
     #[test]
     fn blocks_on_writable_pages_are_not_shared() {
         let store = SharedCode::new();
-        let _in = store.enter();
         let rwx = || {
             let mut s = AddressSpace::new(1 << 24).unwrap();
             s.mem.map(GuestAddress(CODE), PAGE_SIZE, Perm::RWX).unwrap();
             s.mem.write_raw(GuestAddress(CODE), &[0xba, 7, 0, 0, 0, 0xf4]).unwrap();
             s
         };
-        run(&mut rwx());
-        run(&mut rwx());
+        within(&store, || (run(&mut rwx()), run(&mut rwx())));
         assert_eq!(store.stats().hits, 0);
     }
 }
