@@ -426,17 +426,11 @@ fn this_repositorys_own_tests_shard_merge_and_replay() {
     // A test no other test's name contains, so that the filter picks it alone.
     let name = *all.iter().find(|n| all.iter().filter(|m| m.contains(**n)).count() == 1).unwrap();
     let traces = dir.join("traces");
-    let (status, out, err) = warden(&[
-        "test",
-        "--libtest",
-        bin,
-        "-E",
-        name,
-        "--budget",
-        "100000",
-        "--record-failures",
-        traces.to_str().unwrap(),
-    ]);
+    // The manifest's budget is the tests' (listing them runs with the default one).
+    let manifest = dir.join("small-budget.toml");
+    std::fs::write(&manifest, format!("budget = 100000\nlibtest = [{bin:?}]\n")).unwrap();
+    let (status, out, err) =
+        warden(&["test", manifest.to_str().unwrap(), "-E", name, "--record-failures", traces.to_str().unwrap()]);
     assert_eq!(status, 1, "{out}{err}");
     let line = out.lines().next().unwrap();
     assert!(line.starts_with(&format!("FAIL {name}: instruction budget of 100000 exhausted")), "{out}");
