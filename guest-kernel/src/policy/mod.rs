@@ -50,9 +50,10 @@ use std::rc::Rc;
 use warden_abi::table::{Arg, PathArg};
 use warden_abi::*;
 
+use crate::call::{Call, SysError, SysResult};
 use crate::process::ProcState;
 use crate::scheme::{CallCtx, Scheme};
-use crate::syscall::{Call, Entry, SysError, SysResult};
+use crate::syscall::Entry;
 use crate::{Kernel, Pid, SpawnError};
 
 pub(crate) use resolve::strip_root;
@@ -100,9 +101,23 @@ pub struct Jail {
     pub ino: u64,
     /// The jail this one was made in.
     pub parent: Option<Rc<Jail>>,
+    /// Its processes may create and use user-space schemes served inside it (`JAIL_SCHEMES`).
+    pub schemes: bool,
 }
 
 impl Jail {
+    /// True if `inner` (a process's jail; `None`: unjailed) is `self` or lies inside it.
+    pub fn encloses(&self, inner: Option<&Rc<Jail>>) -> bool {
+        let mut cur = inner;
+        while let Some(j) = cur {
+            if std::ptr::eq(Rc::as_ptr(j), self) {
+                return true;
+            }
+            cur = j.parent.as_ref();
+        }
+        false
+    }
+
     /// True if `self` is `other` or lies inside it.
     pub fn within(self: &Rc<Jail>, other: &Rc<Jail>) -> bool {
         let mut cur = Some(self);
@@ -222,7 +237,7 @@ impl Kernel {
     /// The jail's part of [`Kernel::police`]: every path argument the row has is confined
     /// (as its `PathArg` says), then a call the jail catches meets its check.
     fn jail_call(&mut self, tid: Pid, jail: &Rc<Jail>, entry: &Entry, call: &mut Call) -> Result<(), Errno> {
-        let linux = call.number & crate::linux::LINUX_CALL != 0;
+        let linux = call.number & warden_abi::linux::LINUX_CALL != 0;
         for (i, arg) in entry.info.args.iter().enumerate() {
             let Arg::Path(spec) = arg.resolve(&call.args) else { continue };
             if spec.text || spec.late {
@@ -262,6 +277,10 @@ impl Kernel {
             Some(_) if matches!(call.number, SYS_CHDIR | SYS_JAIL) => return Err(Errno(EACCES)),
             Some(b"proc") if call.number == SYS_OPEN => return Ok(None),
             Some(b"null" | b"zero" | b"rand" | b"time" | b"debug") => return Ok(None),
+            // `:NAME` creates a scheme; `NAME:` of a daemon inside the jail reaches it.
+            Some(name) if jail.schemes && matches!(call.number, SYS_OPEN | SYS_UNLINK | SYS_RMDIR) => {
+                return if self.user_scheme_inside(name, jail) { Ok(None) } else { Err(Errno(EACCES)) };
+            }
             Some(_) => return Err(Errno(EACCES)),
         }
         // `file:x` is absolute, like `file:/x`.
@@ -278,7 +297,7 @@ impl Kernel {
 
     /// The caller's context, its working directory (global) and the `file:` scheme.
     fn file_scheme(&mut self) -> Result<&mut dyn Scheme, Errno> {
-        Ok(&mut **self.schemes.get_mut(&b"file"[..]).ok_or(Errno(ENOENT))?)
+        Ok(&mut **self.ns.schemes.get_mut(&b"file"[..]).ok_or(Errno(ENOENT))?)
     }
 
     /// Where relative paths of thread `tid` start: its working directory (global), or the
@@ -356,7 +375,7 @@ impl Kernel {
     /// `jail(path, len, flags)`.
     pub(crate) fn sys_jail(&mut self, tid: Pid, call: &Call) -> SysResult {
         let path = call.path(0)?;
-        if call.args[2] != 0 {
+        if call.args[2] & !JAIL_SCHEMES != 0 {
             return Err(SysError::Errno(Errno(EINVAL)));
         }
         let pid = self.pid_of(tid)?;
@@ -376,15 +395,27 @@ impl Kernel {
             (Some(_), _) => return Err(SysError::Errno(Errno(EACCES))),
         };
         // In a jail the path was already confined to it ([`Kernel::police`]): it is global now.
-        self.enter_jail(pid, &ctx, &cwd, &path, false)?;
+        self.enter_jail(pid, &ctx, &cwd, &path, false, call.args[2] & JAIL_SCHEMES != 0)?;
         Ok(0)
     }
 
     /// Confines process `pid` to directory `path` (relative to `cwd`; resolved inside its
     /// current jail if `in_jail`, else a global path), moving its working directory to the
-    /// new root. The new root must lie inside the current one (`EPERM`).
-    fn enter_jail(&mut self, pid: Pid, ctx: &CallCtx, cwd: &[u8], path: &[u8], in_jail: bool) -> Result<(), Errno> {
+    /// new root. The new root must lie inside the current one (`EPERM`); `schemes`
+    /// (`JAIL_SCHEMES`) only if the current jail has it (`EPERM`).
+    fn enter_jail(
+        &mut self,
+        pid: Pid,
+        ctx: &CallCtx,
+        cwd: &[u8],
+        path: &[u8],
+        in_jail: bool,
+        schemes: bool,
+    ) -> Result<(), Errno> {
         let mut r = self.restriction(pid).map(|r| (*r).clone()).unwrap_or_default();
+        if schemes && r.jail.as_ref().is_some_and(|j| !j.schemes) {
+            return Err(Errno(EPERM));
+        }
         let (outer_root, outer_ino) = match &r.jail {
             Some(j) if in_jail => (j.root.clone(), j.ino),
             _ => (b"/".to_vec(), 0),
@@ -402,7 +433,7 @@ impl Kernel {
         if !stat.is_dir() {
             return Err(Errno(ENOTDIR));
         }
-        let jail = Rc::new(Jail { root: root.clone(), ino: stat.st_ino, parent: r.jail.take() });
+        let jail = Rc::new(Jail { root: root.clone(), ino: stat.st_ino, parent: r.jail.take(), schemes });
         r.jail = Some(jail);
         let p = self.procs.get_mut(&pid).ok_or(Errno(ESRCH))?;
         let mut fs = p.fs.borrow().clone();
@@ -421,7 +452,7 @@ impl Kernel {
         let ctx = CallCtx { pid, uid: p.uid, gid: p.gid, umask: p.fs.borrow().umask };
         let cwd = p.fs.borrow().cwd.clone();
         if let Some(path) = &spec.jail {
-            self.enter_jail(pid, &ctx, &cwd, path, true)?;
+            self.enter_jail(pid, &ctx, &cwd, path, true, false)?;
         }
         if spec.allow.is_some() || spec.kill {
             let mut r = self.restriction(pid).map(|r| (*r).clone()).unwrap_or_default();
