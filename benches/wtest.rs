@@ -2,7 +2,9 @@
 //! 200 with `--quick`), built by cargo offline, each test run alone in its own guest on 2
 //! host threads as on the 2-core CI machine. Prints a table, not criterion figures:
 //! - the listing time, the wall and CPU time of the whole run and per test, and the guest
-//!   instructions per test (dynamic loading of the test binary and libc dominate them);
+//!   instructions per test (dynamic loading of the test binary and libc dominate them),
+//!   first with every guest decoding its own code, then sharing decoded code between the
+//!   guests (`emu::SharedCode`, the default), whose instruction counts must be the same;
 //! - per-test start-up: the smallest guest test there is (`/bin/true` of the embedded image)
 //!   through the same `run_one` path, median of 50;
 //! - shard balance over 4 shards: test counts and instruction sums per shard, by name hash
@@ -84,16 +86,34 @@ fn main() {
     let listing = t.elapsed();
     assert_eq!(tests.len(), n);
 
-    let (cpu0, t) = (cpu_time(), Instant::now());
-    let (summary, results) = testrun::run_tests(&tests, &config, &mut std::io::sink()).unwrap();
-    let (wall, cpu) = (t.elapsed(), cpu_time() - cpu0);
-    assert_eq!(summary.passed, n, "{}", summary.line());
-    let per = |d: Duration| d.as_secs_f64() * 1000.0 / n as f64;
+    // Each guest decoding its own code, then the guests sharing decoded code (the default).
+    let mut results = Vec::new();
     println!("warden test --libtest: {n} trivial tests, 2 threads");
     println!("  listing (2 guest runs)      {:8.1} ms", listing.as_secs_f64() * 1000.0);
-    println!("  run, wall                   {:8.2} s   ({:.2} ms per test)", wall.as_secs_f64(), per(wall));
-    println!("  run, CPU (both threads)     {:8.2} s   ({:.2} ms per test)", cpu.as_secs_f64(), per(cpu));
-    println!("  guest instructions per test {:8}", summary.instructions / n as u64);
+    let configs =
+        [(false, emu::Tier::Jit), (true, emu::Tier::Jit), (false, emu::Tier::Interp), (true, emu::Tier::Interp)];
+    for (share_code, tier) in configs {
+        let mut config = TestConfig { share_code, ..config.clone() };
+        config.base.tier = tier;
+        let (cpu0, t) = (cpu_time(), Instant::now());
+        let (summary, r) = testrun::run_tests(&tests, &config, &mut std::io::sink()).unwrap();
+        let (wall, cpu) = (t.elapsed(), cpu_time() - cpu0);
+        assert_eq!(summary.passed, n, "{}", summary.line());
+        let per = |d: Duration| d.as_secs_f64() * 1000.0 / n as f64;
+        println!("  decoded code shared: {share_code}, tier {tier}");
+        println!("    run, wall                 {:8.2} s   ({:.2} ms per test)", wall.as_secs_f64(), per(wall));
+        println!("    run, CPU (both threads)   {:8.2} s   ({:.2} ms per test)", cpu.as_secs_f64(), per(cpu));
+        println!("    guest instructions/test   {:8}", summary.instructions / n as u64);
+        let emu::SharedCodeStats { hits, misses } = summary.shared_code;
+        if share_code {
+            println!("    blocks shared / decoded   {hits:8} / {misses}");
+        }
+        if !results.is_empty() {
+            let counts = |rs: &[testrun::TestResult]| rs.iter().map(|r| r.instructions).collect::<Vec<_>>();
+            assert_eq!(counts(&results), counts(&r), "sharing code or the tier changed instruction counts");
+        }
+        results = r;
+    }
 
     // The smallest guest test, through the same path.
     let tiny = testrun::discover(&["/bin/true".into()], &config).unwrap();

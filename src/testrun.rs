@@ -129,12 +129,14 @@ pub struct BaseOptions {
     pub env: Vec<String>,
     pub quantum: u64,
     pub limits: Limits,
+    /// What runs hot guest code (the results are the same with either).
+    pub tier: emu::Tier,
 }
 
 impl Default for BaseOptions {
     fn default() -> Self {
         let d = RunOptions::default();
-        BaseOptions { root: d.root, env: d.env, quantum: d.quantum, limits: d.limits }
+        BaseOptions { root: d.root, env: d.env, quantum: d.quantum, limits: d.limits, tier: d.tier }
     }
 }
 
@@ -157,6 +159,8 @@ pub struct TestConfig {
     pub retries: u32,
     /// Keep a progress line up to date on stderr (a terminal).
     pub progress: bool,
+    /// The guests of the run share decoded code (`emu::SharedCode`); off only to measure.
+    pub share_code: bool,
 }
 
 impl Default for TestConfig {
@@ -171,6 +175,7 @@ impl Default for TestConfig {
             show_failure_output: false,
             retries: 0,
             progress: false,
+            share_code: true,
         }
     }
 }
@@ -253,6 +258,8 @@ pub struct Summary {
     pub skipped: usize,
     /// Guest instructions of all runs.
     pub instructions: u64,
+    /// Decoded blocks the guests took from each other and decoded themselves.
+    pub shared_code: emu::SharedCodeStats,
 }
 
 impl Summary {
@@ -600,6 +607,7 @@ pub fn run_options(spec: &TestSpec, config: &TestConfig, seed: u64) -> RunOption
         seed,
         quantum: config.base.quantum,
         limits: config.base.limits.clone(),
+        tier: config.base.tier,
         ..RunOptions::default()
     }
 }
@@ -836,32 +844,38 @@ pub fn run_tests(
     let tests = Arc::new(tests.to_vec());
     let next = Arc::new(AtomicUsize::new(0));
     let (tx, rx) = mpsc::channel::<(usize, TestResult)>();
+    let shared = config.share_code.then(emu::SharedCode::new);
     let mut handles = Vec::new();
     for _ in 0..jobs {
         let (work, tests, next, tx, config) = (work.clone(), tests.clone(), next.clone(), tx.clone(), config.clone());
+        let shared = shared.clone();
         let h = std::thread::Builder::new()
             .stack_size(16 << 20)
-            .spawn(move || loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some((t, seed, name)) = work.get(i) else { return };
-                let spec = &tests[*t];
-                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    let first = run_one(spec, &config, *seed, name.clone());
-                    retry(spec, &config, first)
-                }))
-                .unwrap_or_else(|_| TestResult {
-                    name: name.clone(),
-                    suite: spec.suite.clone(),
-                    seed: *seed,
-                    verdict: Verdict::Failed("warden itself panicked running this test (a bug)".into()),
-                    instructions: 0,
-                    stdout: Vec::new(),
-                    stderr: Vec::new(),
-                    time: Duration::ZERO,
-                    trace: None,
-                });
-                if tx.send((i, result)).is_err() {
-                    return;
+            .spawn(move || {
+                // Every guest of this thread decodes through the run's store.
+                let _shared = shared.as_ref().map(|s| s.enter());
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((t, seed, name)) = work.get(i) else { return };
+                    let spec = &tests[*t];
+                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        let first = run_one(spec, &config, *seed, name.clone());
+                        retry(spec, &config, first)
+                    }))
+                    .unwrap_or_else(|_| TestResult {
+                        name: name.clone(),
+                        suite: spec.suite.clone(),
+                        seed: *seed,
+                        verdict: Verdict::Failed("warden itself panicked running this test (a bug)".into()),
+                        instructions: 0,
+                        stdout: Vec::new(),
+                        stderr: Vec::new(),
+                        time: Duration::ZERO,
+                        trace: None,
+                    });
+                    if tx.send((i, result)).is_err() {
+                        return;
+                    }
                 }
             })
             .map_err(|e| format!("cannot start a worker thread: {e}"))?;
@@ -899,6 +913,7 @@ pub fn run_tests(
         let _ = h.join();
     }
     let results: Vec<TestResult> = slots.into_iter().flatten().collect();
+    summary.shared_code = shared.map(|s| s.stats()).unwrap_or_default();
     let _ = writeln!(out, "{}", summary.line());
     let _ = out.flush();
     if let Some(path) = &config.junit {

@@ -33,6 +33,11 @@ pub struct TestArgs {
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     quantum: u64,
 
+    /// What runs hot guest code: `jit` or `interp` (as `warden run --tier`; results are the
+    /// same).
+    #[arg(long, value_name = "TIER", default_value_t = emu::Tier::default())]
+    tier: emu::Tier,
+
     /// Run every test once per seed: N, A..B (B excluded) or A..=B. A seed other than 0
     /// perturbs the preemption points (and seeds rand: and AT_RANDOM).
     #[arg(long, value_name = "A..B", default_value = "0")]
@@ -128,7 +133,13 @@ impl TestArgs {
             (None, None) => Root::Default,
         };
         let config = TestConfig {
-            base: testrun::BaseOptions { root, env: self.env, quantum: self.quantum, limits: Limits::default() },
+            base: testrun::BaseOptions {
+                root,
+                env: self.env,
+                quantum: self.quantum,
+                limits: Limits::default(),
+                tier: self.tier,
+            },
             default_budget: self.budget,
             seeds,
             jobs: self.jobs,
@@ -137,6 +148,7 @@ impl TestArgs {
             show_failure_output: true,
             retries: self.retries,
             progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            share_code: true,
         };
         let binaries = [(Format::Libtest, &self.libtest), (Format::Gtest, &self.gtest)];
         let found = (|| {

@@ -331,16 +331,112 @@ fn a_manifest_names_test_binaries() {
     let dir = fresh_dir("manifest");
     let m = dir.join("suite.toml");
     let bin = fixture().display().to_string();
+    let gtest = gtest_suite().map(|g| format!("gtest = [{:?}]\n", g.display().to_string())).unwrap_or_default();
     std::fs::write(
         &m,
-        format!("budget = 50_000_000\nlibtest = [{bin:?}]\n\n[[test]]\nname = \"true\"\nrun = \"true\"\n"),
+        format!("budget = 50_000_000\nlibtest = [{bin:?}]\n{gtest}\n[[test]]\nname = \"true\"\nrun = \"true\"\n"),
     )
     .unwrap();
     let (status, out, err) = warden(&["test", "--list", m.to_str().unwrap()]);
     assert_eq!(status, 0, "{err}");
     let names: Vec<&str> = out.lines().collect();
-    assert_eq!(names.len(), 8, "{out}");
-    // The binaries' tests first, then the [[test]] tables.
+    let gtests = if gtest.is_empty() { 0 } else { 8 };
+    assert_eq!(names.len(), 8 + gtests, "{out}");
+    // The binaries' tests first (libtest, then GoogleTest), then the [[test]] tables.
     assert!(names[..7].iter().all(|n| n.starts_with("wfixture tests::")), "{out}");
-    assert_eq!(names[7], "true");
+    assert!(names[7..7 + gtests].iter().all(|n| n.starts_with("gsuite ")), "{out}");
+    assert_eq!(names[7 + gtests], "true");
+
+    // Run one test of each kind from the manifest: each is reported in the JUnit file,
+    // under its own binary.
+    let xml_path = dir.join("report.xml");
+    let (status, out, err) = warden(&[
+        "test",
+        "--junit",
+        xml_path.to_str().unwrap(),
+        m.to_str().unwrap(),
+        "-E",
+        "tests::passes",
+        "-E",
+        "Math.Fails",
+        "-E",
+        "true",
+    ]);
+    let failed = usize::from(!gtest.is_empty());
+    assert_eq!(status, i32::from(failed > 0), "{out}{err}");
+    assert!(out.starts_with("ok wfixture tests::passes ("), "{out}");
+    assert_eq!(out.lines().last(), Some(format!("2 passed, {failed} failed, 0 skipped").as_str()), "{out}");
+    let xml = std::fs::read_to_string(&xml_path).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("invalid XML ({e}):\n{xml}"));
+    let cases: Vec<(&str, &str, bool)> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .map(|n| {
+            let failed = n.children().any(|c| c.has_tag_name("failure"));
+            (n.attribute("classname").unwrap(), n.attribute("name").unwrap(), failed)
+        })
+        .collect();
+    let mut want = vec![("wfixture", "wfixture tests::passes", false), ("warden", "true", false)];
+    if failed > 0 {
+        want.insert(1, ("gsuite", "gsuite Math.Fails", true));
+    }
+    assert_eq!(cases, want, "{xml}");
+    let budget = doc
+        .descendants()
+        .find(|n| n.has_tag_name("testcase") && n.attribute("name") == Some("wfixture tests::passes"))
+        .and_then(|c| c.descendants().find(|p| p.attribute("name") == Some("instructions")))
+        .and_then(|p| p.attribute("value")?.parse::<u64>().ok())
+        .unwrap();
+    assert!(budget > 0 && budget < 50_000_000, "{budget}");
+}
+
+/// Issue 19's done-when on a real crate: the `cargo test --no-run` binary of this
+/// repository's `warden-abi`, split into two shard jobs whose JUnit reports merge back into
+/// the whole suite, and a failure (a budget too small for the test to finish) whose printed
+/// `warden replay` command reproduces it.
+#[test]
+fn this_repositorys_own_tests_shard_merge_and_replay() {
+    let bin = abi_tests().to_str().unwrap();
+    let dir = fresh_dir("abi");
+    let (status, out, err) = warden(&["test", "--list", "--libtest", bin]);
+    assert_eq!(status, 0, "{err}");
+    let mut all: Vec<&str> = out.lines().collect();
+    all.sort();
+    assert!(all.len() > 5, "{out}");
+    let reports: Vec<String> = (1..=2).map(|k| dir.join(format!("shard{k}.xml")).display().to_string()).collect();
+    for (k, report) in reports.iter().enumerate() {
+        let shard = format!("{}/2", k + 1);
+        let (status, out, err) = warden(&["test", "--libtest", bin, "--shard", &shard, "--junit", report]);
+        assert_eq!(status, 0, "shard {shard}: {out}{err}");
+        assert!(out.lines().count() > 1, "shard {shard} is empty: {out}");
+    }
+    let merged = dir.join("all.xml");
+    let (status, _, err) = warden(&["test", "--merge-junit", merged.to_str().unwrap(), &reports[0], &reports[1]]);
+    assert_eq!(status, 0, "{err}");
+    let xml = std::fs::read_to_string(&merged).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("invalid XML ({e}):\n{xml}"));
+    let suite = doc.descendants().find(|n| n.has_tag_name("testsuite")).unwrap();
+    let total = all.len().to_string();
+    assert_eq!([suite.attribute("tests"), suite.attribute("failures")], [Some(total.as_str()), Some("0")]);
+    let mut cases: Vec<&str> =
+        doc.descendants().filter(|n| n.has_tag_name("testcase")).filter_map(|n| n.attribute("name")).collect();
+    cases.sort();
+    assert_eq!(cases, all, "the shards together ran every test once");
+
+    // A test no other test's name contains, so that the filter picks it alone.
+    let name = *all.iter().find(|n| all.iter().filter(|m| m.contains(**n)).count() == 1).unwrap();
+    let traces = dir.join("traces");
+    // The manifest's budget is the tests' (listing them runs with the default one).
+    let manifest = dir.join("small-budget.toml");
+    std::fs::write(&manifest, format!("budget = 100000\nlibtest = [{bin:?}]\n")).unwrap();
+    let (status, out, err) =
+        warden(&["test", manifest.to_str().unwrap(), "-E", name, "--record-failures", traces.to_str().unwrap()]);
+    assert_eq!(status, 1, "{out}{err}");
+    let line = out.lines().next().unwrap();
+    assert!(line.starts_with(&format!("FAIL {name}: instruction budget of 100000 exhausted")), "{out}");
+    let replay = line.split_once("; replay: ").unwrap_or_else(|| panic!("no replay command: {line}")).1;
+    let words: Vec<&str> = replay.split(' ').collect();
+    assert_eq!(&words[..2], ["warden", "replay"], "{replay}");
+    let (status, _, err) = warden(&words[1..]);
+    assert_eq!(status, 124, "the replay ends where the recording did, its budget exhausted: {err}");
 }

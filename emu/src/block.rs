@@ -20,14 +20,16 @@
 //! fault between the skipped write and the instruction that overwrites it:
 //! the faulting context then holds the older flag values.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+use std::rc::Rc;
 
 use iced_x86::{Decoder, DecoderError, DecoderOptions, FlowControl, Instruction, OpKind};
 
 use crate::cpuid::CpuModel;
 use crate::exec::fast::fuse_cmp_jcc;
 use crate::exec::{Exit, Op};
-use crate::memory::{Access, Fault, Memory, PAGE_SIZE};
+use crate::memory::{Access, Fault, GuestAddress, Memory, Perm, PAGE_SIZE};
+use crate::shared::{AddrMap, PageState, SharedBlock, SharedCode, View};
 
 const MAX_OPS: usize = 64;
 const FAST_SLOTS: usize = 1 << 12;
@@ -51,7 +53,7 @@ pub(crate) struct Block {
 pub(crate) struct CodeCache {
     blocks: Vec<Option<Box<Block>>>,
     free: Vec<u32>,
-    map: HashMap<u64, u32>,
+    map: AddrMap<u32>,
     /// Direct-mapped `(rip, block)` in front of `map`: the common lookup is
     /// one load and one compare. Invariant: the entry at index `s` either
     /// holds a rip with `slot(rip) == s` and a pointer to a live boxed block
@@ -63,7 +65,7 @@ pub(crate) struct CodeCache {
     /// before its block is dropped.
     fast: Box<[(u64, *const Block)]>,
     /// Blocks holding code from each page.
-    by_page: HashMap<u64, Vec<u32>>,
+    by_page: AddrMap<Vec<u32>>,
     /// Debugger breakpoints: a block never runs across one, and the block starting at
     /// one is that instruction alone with the `debug_break` handler.
     pub breakpoints: HashSet<u64>,
@@ -73,6 +75,11 @@ pub(crate) struct CodeCache {
     /// Start addresses of the blocks `invalidate` dropped, for the translator to unlink
     /// (`Jit::unlink`).
     pub dropped: Vec<u64>,
+    /// Blocks decoded by other guests of the run (see `shared`).
+    shared: Option<Rc<View>>,
+    /// Pages found equal to a content in `shared` (their index there); each is a code
+    /// page, so a change to it reaches `invalidate`, which forgets the match.
+    page_ids: AddrMap<u32>,
 }
 
 #[inline(always)]
@@ -92,12 +99,14 @@ impl CodeCache {
         CodeCache {
             blocks: Vec::new(),
             free: Vec::new(),
-            map: HashMap::new(),
+            map: AddrMap::default(),
             fast: (0..FAST_SLOTS).map(empty_entry).collect(),
-            by_page: HashMap::new(),
+            by_page: AddrMap::default(),
             breakpoints: HashSet::new(),
             debugged: false,
             dropped: Vec::new(),
+            shared: SharedCode::current(),
+            page_ids: AddrMap::default(),
         }
     }
 
@@ -141,6 +150,7 @@ impl CodeCache {
     #[inline(never)]
     pub fn invalidate(&mut self, pages: &mut Vec<u64>) {
         for page in pages.drain(..) {
+            self.page_ids.remove(&page);
             for id in self.by_page.remove(&page).unwrap_or_default() {
                 let Some(block) = self.blocks[id as usize].take() else {
                     continue;
@@ -156,10 +166,66 @@ impl CodeCache {
         }
     }
 
-    /// Decodes the block starting at `rip`.
+    /// Decodes the block starting at `rip`, or takes it from the run's shared store.
     #[cold]
     #[inline(never)]
     pub fn build(&mut self, mem: &mut Memory, rip: u64, model: CpuModel) -> Result<&Block, Exit> {
+        let view = match &self.shared {
+            Some(v) if self.breakpoints.is_empty() && !self.debugged => Rc::clone(v),
+            _ => return self.decode(mem, rip, model, None),
+        };
+        let found = view.find(
+            rip,
+            model,
+            |b| b.deps.iter().all(|&(page, state)| self.page_state(mem, &view.shared, page) == state),
+            |b| {
+                let block = Block {
+                    ops: b.ops.clone(),
+                    fused: b.fused,
+                    start: rip,
+                    end: b.end,
+                    live_out: b.live_out,
+                    jit: Default::default(),
+                };
+                (Box::new(block), b.pages.clone())
+            },
+        );
+        match found {
+            Some((block, pages)) => Ok(self.insert(block, &pages)),
+            None => self.decode(mem, rip, model, Some(&view)),
+        }
+    }
+
+    /// What block decoding may see of `page` (see `shared`).
+    fn page_state(&mut self, mem: &mut Memory, shared: &SharedCode, page: u64) -> PageState {
+        if page >= mem.limit() / PAGE_SIZE {
+            return PageState::Outside;
+        }
+        if let Some(&id) = self.page_ids.get(&page) {
+            return PageState::Content(id);
+        }
+        let addr = page * PAGE_SIZE;
+        if mem.page_writable(addr) {
+            let executable = mem.perm_at(GuestAddress(addr)).is_some_and(|p| p.contains(Perm::EXEC));
+            return PageState::Writable { executable };
+        }
+        // Reading it marks it as code: a change to it now reaches `invalidate`.
+        let bytes = mem.fetch_code(addr, PAGE_SIZE as usize);
+        if bytes.len() != PAGE_SIZE as usize {
+            return PageState::NotExecutable;
+        }
+        match shared.intern_page(page, bytes) {
+            Some(id) => {
+                self.page_ids.insert(page, id);
+                PageState::Content(id)
+            }
+            // Too many contents seen there: a state no other guest's block depends on.
+            None => PageState::Writable { executable: true },
+        }
+    }
+
+    /// Decodes the block starting at `rip` (and offers it to `shared`).
+    fn decode(&mut self, mem: &mut Memory, rip: u64, model: CpuModel, shared: Option<&View>) -> Result<&Block, Exit> {
         let page_end = (rip | (PAGE_SIZE - 1)).wrapping_add(1);
         let at_breakpoint = self.breakpoints.contains(&rip);
         let single = mem.page_writable(rip) || at_breakpoint;
@@ -199,10 +265,11 @@ impl CodeCache {
             }
         }
         let mut peeked = Vec::new();
+        let mut successors = Vec::new();
         let live_out = if invalid_at_end || self.debugged {
             STATUS_BITS
         } else {
-            flags_live_out(mem, &insns[insns.len() - 1], &mut peeked)
+            flags_live_out(mem, &insns[insns.len() - 1], &mut peeked, &mut successors)
         };
         let live = if self.debugged { vec![true; insns.len()] } else { flag_liveness(&insns, live_out) };
         let mut ops: Vec<Op> = Vec::with_capacity(insns.len());
@@ -237,8 +304,66 @@ impl CodeCache {
         let end = last.insn.next_ip();
         let end_page = (end - 1) / PAGE_SIZE;
         let live_out = if n == insns.len() { live_out } else { STATUS_BITS };
+        // The block also depends on the code it peeked at for liveness.
+        peeked.retain(|p| !(start_page..=end_page).contains(p));
+        peeked.dedup();
+        let pages: Vec<u64> = (start_page..=end_page).chain(peeked).collect();
+        if let Some(shared) = shared {
+            self.publish(mem, shared, rip, model, &ops, fused, end, live_out, &pages, &successors);
+        }
         let block =
             Box::new(Block { ops: ops.into_boxed_slice(), fused, start: rip, end, live_out, jit: Default::default() });
+        Ok(self.insert(block, &pages))
+    }
+
+    /// Offers a block just decoded to the other guests of the run, unless its decoding
+    /// read a page they could see otherwise (a writable executable one).
+    #[allow(clippy::too_many_arguments)]
+    fn publish(
+        &mut self,
+        mem: &mut Memory,
+        view: &View,
+        rip: u64,
+        model: CpuModel,
+        ops: &[Op],
+        fused: bool,
+        end: u64,
+        live_out: u32,
+        pages: &[u64],
+        successors: &[u64],
+    ) {
+        // The pages decoding may have looked at: the block's first page and the next
+        // (an instruction may cross), and `PEEK` instructions at each direct successor.
+        let page = rip / PAGE_SIZE;
+        let mut looked = vec![page, page.saturating_add(1)];
+        for &a in successors {
+            looked.extend(a / PAGE_SIZE..=a.saturating_add(PEEK as u64 * 15 - 1) / PAGE_SIZE);
+        }
+        looked.sort_unstable();
+        looked.dedup();
+        let mut deps = Vec::with_capacity(looked.len());
+        for p in looked {
+            let state = self.page_state(mem, &view.shared, p);
+            if matches!(state, PageState::Writable { executable: true }) {
+                return;
+            }
+            deps.push((p, state));
+        }
+        let block = SharedBlock {
+            model,
+            deps: deps.into_boxed_slice(),
+            ops: ops.into(),
+            fused,
+            end,
+            live_out,
+            pages: pages.into(),
+        };
+        view.publish(rip, block);
+    }
+
+    /// Adds a block to the cache, dropped when one of `pages` changes.
+    fn insert(&mut self, block: Box<Block>, pages: &[u64]) -> &Block {
+        let rip = block.start;
         let id = match self.free.pop() {
             Some(id) => id,
             None => {
@@ -247,15 +372,12 @@ impl CodeCache {
             }
         };
         self.map.insert(rip, id);
-        // The block also depends on the code it peeked at for liveness.
-        peeked.retain(|p| !(start_page..=end_page).contains(p));
-        peeked.dedup();
-        for page in (start_page..=end_page).chain(peeked) {
+        for &page in pages {
             self.by_page.entry(page).or_default().push(id);
         }
         let block: &Block = self.blocks[id as usize].insert(block);
         self.fast[slot(rip)] = (rip, block as *const Block);
-        Ok(block)
+        block
     }
 }
 
@@ -307,8 +429,8 @@ const PEEK: usize = 8;
 /// there before being written (`flags_read_at`). Every flag counts as read
 /// after an indirect jump or call, a return, and an instruction that leaves
 /// the loop (the kernel, a signal frame or a debugger may look at them).
-/// Pages decoded ahead are added to `peeked`.
-fn flags_live_out(mem: &mut Memory, last: &Instruction, peeked: &mut Vec<u64>) -> u32 {
+/// Pages decoded ahead are added to `peeked`, the successors looked at to `successors`.
+fn flags_live_out(mem: &mut Memory, last: &Instruction, peeked: &mut Vec<u64>, successors: &mut Vec<u64>) -> u32 {
     if leaves_loop(last) {
         return STATUS_BITS;
     }
@@ -319,6 +441,8 @@ fn flags_live_out(mem: &mut Memory, last: &Instruction, peeked: &mut Vec<u64>) -
         FlowControl::UnconditionalBranch | FlowControl::Call if direct => (last.near_branch_target(), None),
         _ => return STATUS_BITS,
     };
+    successors.push(a);
+    successors.extend(b);
     let mut live = flags_read_at(mem, a, peeked);
     if let Some(b) = b {
         live |= flags_read_at(mem, b, peeked);
@@ -363,8 +487,6 @@ fn flags_read_at(mem: &mut Memory, addr: u64, peeked: &mut Vec<u64>) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::memory::Perm;
-    use crate::GuestAddress;
 
     fn block_at(code: &[u8]) -> (bool, usize) {
         let mut mem = Memory::new(1 << 24).unwrap();

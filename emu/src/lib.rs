@@ -5,7 +5,8 @@
 //!   permission byte per page; every guest access is bounds- and
 //!   permission-checked, faults become [`Exit::PageFault`].
 //! - `block`: guest code is decoded once (iced-x86) into basic blocks of
-//!   pre-selected handlers, kept coherent with self-modifying code.
+//!   pre-selected handlers, kept coherent with self-modifying code; `shared`
+//!   lets the guests of one run reuse each other's blocks ([`SharedCode`]).
 //! - [`cpuid`]: the CPU a guest sees ([`CpuModel`]): `cpuid` leaves and which
 //!   instructions decode.
 //! - `jit`: hot blocks translated to host code ([`Tier::Jit`]), observably
@@ -39,6 +40,7 @@ pub mod cpuid;
 mod exec;
 mod jit;
 pub mod memory;
+mod shared;
 pub mod x87;
 
 pub use cpu::{flags, reg, Cpu, MXCSR_DEFAULT};
@@ -46,4 +48,5 @@ pub use cpuid::CpuModel;
 pub use exec::{AddressSpace, Exit, Gate};
 pub use jit::{JitStats, Tier};
 pub use memory::{Access, GuestAddress, MemError, Memory, Perm, WatchHit, PAGE_SIZE};
+pub use shared::{SharedCode, SharedCodeGuard, SharedCodeStats};
 pub use x87::X87State;

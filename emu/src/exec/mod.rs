@@ -135,6 +135,7 @@ impl MemRef {
 }
 
 /// One pre-decoded instruction.
+#[derive(Clone)]
 pub(crate) struct Op {
     pub exec: Handler,
     /// Position in its block: `cpu.icount + idx` is this instruction's count.
