@@ -148,7 +148,7 @@ impl TestArgs {
             show_failure_output: true,
             retries: self.retries,
             progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
-            share_code: true,
+            share_code: false,
         };
         let binaries = [(Format::Libtest, &self.libtest), (Format::Gtest, &self.gtest)];
         let found = (|| {
