@@ -2,7 +2,8 @@
 //! registers standing in for the guest's (see the `jit` note for the design).
 
 use iced_x86::code_asm::{
-    byte_ptr, eax, ebp, ecx, edx, qword_ptr, r12, r13, r14, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp, CodeAssembler,
+    byte_ptr, eax, ebp, ecx, edx, qword_ptr, r12, r13, r14, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp,
+    CodeAssembler,
     CodeLabel,
 };
 use iced_x86::{
@@ -13,6 +14,7 @@ use iced_x86::{
 use crate::block::Block;
 use crate::cpu::Cpu;
 use crate::cpuid::CpuModel;
+use crate::exec::Op;
 use crate::memory::{PAGE_SIZE, P_CODE, P_READ, P_WRITE};
 
 /// Host registers with a fixed role while translated code runs.
@@ -80,6 +82,11 @@ pub(super) struct Stubs {
     /// Leaves before guest instruction `rbp` after `eax` completed instructions, to
     /// the interpreter.
     pub early: u64,
+    /// Leaves for guest address `rax`, the budget left already updated (a direct exit's
+    /// target has no translation, or the budget does not cover it).
+    pub leave: u64,
+    /// `super::run_op`.
+    pub run_op: u64,
 }
 
 /// Offsets of `Env` fields the generated code uses.
@@ -96,10 +103,11 @@ const ENV_CHAINED: usize = std::mem::offset_of!(super::Env, chained);
 pub(super) fn stubs(ip: u64) -> Option<(Vec<u8>, Stubs)> {
     let rip = std::mem::offset_of!(Cpu, rip);
     let slot_shift = super::SLOT_BYTES.trailing_zeros();
-    let build = || -> Emit<(CodeAssembler, [CodeLabel; 3])> {
+    let build = || -> Emit<(CodeAssembler, [CodeLabel; 4])> {
         let mut a = CodeAssembler::new(64)?;
         let (mut enter, mut chain, mut early, mut leave) =
             (a.create_label(), a.create_label(), a.create_label(), a.create_label());
+        let mut leave_at = a.create_label();
         a.set_label(&mut enter)?;
         a.push(rbx)?;
         a.push(rbp)?;
@@ -132,6 +140,10 @@ pub(super) fn stubs(ip: u64) -> Option<(Vec<u8>, Stubs)> {
         a.inc(qword_ptr(rsi + ENV_CHAINED))?;
         a.jmp(qword_ptr(rcx + 8))?;
 
+        a.set_label(&mut leave_at)?;
+        a.mov(qword_ptr(rbx + rip), rax)?;
+        a.jmp(leave)?;
+
         a.set_label(&mut early)?;
         a.mov(qword_ptr(rbx + rip), rbp)?;
         a.mov(rsi, qword_ptr(rsp))?;
@@ -147,26 +159,41 @@ pub(super) fn stubs(ip: u64) -> Option<(Vec<u8>, Stubs)> {
         a.pop(rbp)?;
         a.pop(rbx)?;
         a.ret()?;
-        Ok((a, [enter, chain, early]))
+        Ok((a, [enter, chain, early, leave_at]))
     };
     let (mut a, labels) = build().ok()?;
     let r = a.assemble_options(ip, iced_x86::BlockEncoderOptions::RETURN_NEW_INSTRUCTION_OFFSETS).ok()?;
     let at = |l: CodeLabel| r.label_ip(&l).ok();
-    let stubs = Stubs { enter: at(labels[0])?, chain: at(labels[1])?, early: at(labels[2])? };
+    let stubs =
+        Stubs {
+            enter: at(labels[0])?,
+            chain: at(labels[1])?,
+            early: at(labels[2])?,
+            leave: at(labels[3])?,
+            run_op: super::run_op as usize as u64,
+        };
     Some((r.inner.code_buffer, stubs))
 }
 
-/// Translates the longest prefix of `block` the emitter covers, for host address `ip`;
-/// `None` when it covers not even the first instruction.
-pub(super) fn translate(block: &Block, model: CpuModel, ip: u64, stubs: Stubs) -> Option<Vec<u8>> {
+/// Translates the longest prefix of `block` the emitter covers, for host address `ip`:
+/// the code and how many instructions it covers; `None` when it covers not even the
+/// first instruction.
+pub(super) fn translate(block: &Block, model: CpuModel, ip: u64, stubs: Stubs, table: u64) -> Option<(Vec<u8>, u32)> {
     let n = block.ops.len();
-    let ips: Vec<u64> = block.ops.iter().map(|op| op.insn.ip()).collect();
-    let mut e = Emitter::new(stubs, ips).ok()?;
-    let undefined_read = undefined_flags_read(block);
+    let ips: Vec<u64> = block.ops.iter().map(|op| op.insn.ip()).chain([block.end]).collect();
+    let (undefined_read, live) = flag_liveness(block);
+    let mut e = Emitter::new(stubs, ips, live, table).ok()?;
     let mut covers = 0;
     for (k, op) in block.ops.iter().enumerate() {
         let last = k + 1 == n;
-        if undefined_read[k] || e.insn(k as u32, &op.insn, last, model).is_err() {
+        // The compare of a fused compare-and-branch: its op branches.
+        let fused = block.fused && k + 2 == n;
+        let done = if undefined_read[k] {
+            e.call_op(k as u32, op, fused)
+        } else {
+            e.insn(k as u32, &op.insn, last, model).or_else(|_| e.call_op(k as u32, op, fused))
+        };
+        if done.is_err() {
             break;
         }
         covers = k + 1;
@@ -175,7 +202,7 @@ pub(super) fn translate(block: &Block, model: CpuModel, ip: u64, stubs: Stubs) -
         return None;
     }
     e.finish(covers as u32, block.end).ok()?;
-    e.a.assemble(ip).ok()
+    Some((e.a.assemble(ip).ok()?, covers as u32))
 }
 
 struct Emitter {
@@ -186,18 +213,40 @@ struct Emitter {
     /// `Cpu::rflags` holds the guest's status flags. At least one of the two holds.
     ctx_flags: bool,
     stubs: Stubs,
-    /// Guest address of each of the block's instructions.
+    /// Guest address of each of the block's instructions, then of its end.
     ips: Vec<u64>,
+    /// Where a `run_op` call that did not complete normally goes: (label, instruction).
+    calls: Vec<(CodeLabel, u32)>,
     /// The last instruction emitted its own exits (a branch).
     ended: bool,
-    /// Where a failed access check goes: (label, instructions completed).
-    fallbacks: Vec<(CodeLabel, u32)>,
+    /// Where a failed access check goes: (label, instructions completed, the cached
+    /// guest registers to store first).
+    fallbacks: Vec<(CodeLabel, u32, Vec<(usize, Register)>)>,
+    /// The guest register each host register of `POOL` holds (by host register number),
+    /// kept across the block's instructions (see the `jit` note).
+    cache: [Option<Cached>; 16],
+    /// The status flags that may be read from instruction `k` on (`live[k]`; `live[n]`:
+    /// after the block).
+    live: Vec<u32>,
+    /// Host address of the chaining table (`Jit::table`), for direct exits.
+    table: u64,
+}
+
+/// A guest register held in a host register.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Cached {
+    guest: usize,
+    /// Written since it was loaded: `Cpu::gpr` holds an older value.
+    dirty: bool,
 }
 
 /// The guest-to-host register assignment of one instruction.
 struct Map {
     host: [Register; 16],
     used: Vec<usize>,
+    /// The used guest registers whose value the instruction needs (the others it only
+    /// writes whole).
+    loads: Vec<usize>,
     written: Vec<usize>,
 }
 
@@ -330,24 +379,29 @@ fn flags_undefined(i: &Instruction) -> u32 {
 
 /// For each instruction of `block`, whether a flag it leaves undefined may be read
 /// (later in the block, or after it: `Block::live_out`, the interpreter's own liveness
-/// at the block's end). The interpreter picks its own values for undefined flags (see
-/// `exec::int`), the host CPU others, so such an instruction is left to the interpreter.
-/// Where an undefined flag is not read, the host's value may differ from the
-/// interpreter's as an unread flag may anyway (see the module note on status flags).
-fn undefined_flags_read(block: &Block) -> Vec<bool> {
+/// at the block's end), and the status flags that may be read from each instruction on
+/// (`n + 1` entries, the last `live_out`). The interpreter picks its own values for
+/// undefined flags (see `exec::int`), the host CPU others, so such an instruction is left
+/// to the interpreter. Where an undefined flag is not read, the host's value may differ
+/// from the interpreter's as an unread flag may anyway (see the module note on status
+/// flags).
+fn flag_liveness(block: &Block) -> (Vec<bool>, Vec<u32>) {
     let mut live = block.live_out & STATUS_BITS;
-    let mut out = vec![false; block.ops.len()];
+    let n = block.ops.len();
+    let mut out = vec![false; n];
+    let mut from = vec![live; n + 1];
     for (k, op) in block.ops.iter().enumerate().rev() {
         let i = &op.insn;
         out[k] = flags_undefined(i) & live != 0;
         live &= !flags_always_written(i);
         live |= i.rflags_read() & STATUS_BITS;
+        from[k] = live;
     }
-    out
+    (out, from)
 }
 
 impl Emitter {
-    fn new(stubs: Stubs, ips: Vec<u64>) -> Emit<Emitter> {
+    fn new(stubs: Stubs, ips: Vec<u64>, live: Vec<u32>, table: u64) -> Emit<Emitter> {
         Ok(Emitter {
             a: CodeAssembler::new(64)?,
             info: InstructionInfoFactory::new(),
@@ -357,6 +411,10 @@ impl Emitter {
             ips,
             ended: false,
             fallbacks: Vec::new(),
+            calls: Vec::new(),
+            cache: [None; 16],
+            live,
+            table,
         })
     }
 
@@ -405,13 +463,123 @@ impl Emitter {
         Ok(())
     }
 
-    /// Makes sure `Cpu::rflags` is exact before something that clobbers the host flags or
-    /// may leave.
-    fn sync_flags(&mut self) -> Emit {
+    /// Makes sure `Cpu::rflags` holds the status flags in `live` (those that may be read
+    /// later) before something that clobbers the host flags or may leave. Dead ones may
+    /// keep an older value there, as under the interpreter's dead-flag elimination.
+    fn sync_flags(&mut self, live: u32) -> Emit {
         if !self.ctx_flags {
-            self.store_flags()?;
+            if live != 0 {
+                self.store_flags()?;
+            } else {
+                self.ctx_flags = true;
+            }
         }
         Ok(())
+    }
+
+    /// The host register `POOL` holds guest register `g` in, if any.
+    fn cached_at(&self, g: usize) -> Option<usize> {
+        POOL.iter().map(|r| r.number()).find(|&h| self.cache[h].is_some_and(|c| c.guest == g))
+    }
+
+    /// Empties host register `h` of the cache, storing its guest register if changed.
+    fn evict(&mut self, h: usize) -> Emit {
+        if let Some(c) = self.cache[h].take() {
+            if c.dirty {
+                self.store_gpr(c.guest, Register::RAX + h as u32)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores every changed cached guest register (they stay cached, unchanged).
+    fn flush(&mut self) -> Emit {
+        for h in POOL.iter().map(|r| r.number()) {
+            if let Some(c) = self.cache[h] {
+                if c.dirty {
+                    self.store_gpr(c.guest, Register::RAX + h as u32)?;
+                    self.cache[h] = Some(Cached { dirty: false, ..c });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The changed cached guest registers and their host registers.
+    fn dirty(&self) -> Vec<(usize, Register)> {
+        POOL.iter()
+            .filter_map(|&r| self.cache[r.number()].filter(|c| c.dirty).map(|c| (c.guest, r)))
+            .collect()
+    }
+
+    /// Brings the registers of `map` into place: evicts what their host registers held,
+    /// and loads the guest registers whose values are needed.
+    fn bind(&mut self, map: &Map) -> Emit {
+        for &g in &map.used {
+            let h = map.host[g].number();
+            if self.cache[h].is_some_and(|c| c.guest != g) {
+                self.evict(h)?;
+            }
+            if let Some(other) = self.cached_at(g).filter(|&o| o != h) {
+                self.evict(other)?;
+            }
+        }
+        for &g in &map.loads {
+            let h = map.host[g].number();
+            if self.cache[h].is_none() {
+                self.load_gpr(map.host[g], g)?;
+                self.cache[h] = Some(Cached { guest: g, dirty: false });
+            }
+        }
+        Ok(())
+    }
+
+    /// Marks the written registers of `map` as changed in their host registers.
+    fn wrote(&mut self, map: &Map) {
+        for &g in &map.written {
+            self.cache[map.host[g].number()] = Some(Cached { guest: g, dirty: true });
+        }
+    }
+
+    /// Assigns host registers to the guest registers an instruction uses: the same one
+    /// for those in `POOL`; for the rest, which must be explicit operands (an implicit
+    /// one could not be renamed), the one caching it, else a free one of `POOL`
+    /// (preferring empty, then unchanged ones).
+    fn plan(&self, used: &[usize], loads: &[usize], written: &[usize], explicit: &[usize]) -> Emit<Map> {
+        let mut host = [Register::None; 16];
+        let in_pool = |g: usize| POOL.iter().any(|r| r.number() == g);
+        let mut taken: Vec<usize> = used.iter().copied().filter(|&g| in_pool(g)).collect();
+        for &g in &taken {
+            host[g] = Register::RAX + g as u32;
+        }
+        let others: Vec<usize> = used.iter().copied().filter(|&g| !in_pool(g)).collect();
+        for &g in &others {
+            if !explicit.contains(&g) {
+                return Err(Unsupported);
+            }
+            if let Some(h) = self.cached_at(g).filter(|h| !taken.contains(h)) {
+                host[g] = Register::RAX + h as u32;
+                taken.push(h);
+            }
+        }
+        for &g in &others {
+            if host[g] != Register::None {
+                continue;
+            }
+            let h = POOL
+                .iter()
+                .map(|r| r.number())
+                .filter(|h| !taken.contains(h))
+                .min_by_key(|&h| match self.cache[h] {
+                    None => 0,
+                    Some(c) if !c.dirty => 1,
+                    Some(_) => 2,
+                })
+                .ok_or(Unsupported)?;
+            host[g] = Register::RAX + h as u32;
+            taken.push(h);
+        }
+        Ok(Map { host, used: used.to_vec(), loads: loads.to_vec(), written: written.to_vec() })
     }
 
     /// Checks a `size`-byte access at guest address `ADDR`, as `Memory::try_read` /
@@ -419,7 +587,8 @@ impl Emitter {
     /// interpreter runs the instruction (and faults, or takes its slow path).
     fn check(&mut self, size: u64, need: Need, done: u32) -> Emit {
         let fail = self.a.create_label();
-        self.fallbacks.push((fail, done));
+        let dirty = self.dirty();
+        self.fallbacks.push((fail, done, dirty));
         self.a.cmp(r15, r14)?;
         self.a.jae(fail)?;
         self.a.mov(ebp, iced_x86::code_asm::r15d)?;
@@ -488,6 +657,37 @@ impl Emitter {
         Ok(())
     }
 
+    /// Emits a call of the interpreter's handler for instruction `k` (`super::run_op`),
+    /// for an instruction that cannot leave the block or tell translated code from
+    /// interpreted: not a control transfer, a way out of the loop, `popf` (single
+    /// steps), `rdtsc`/`rdtscp` (read `Cpu::icount`, which translated code updates only
+    /// when it returns), nor the compare of a fused compare-and-branch (its op branches).
+    fn call_op(&mut self, k: u32, op: &Op, fused: bool) -> Emit {
+        use Mnemonic as M;
+        let i = &op.insn;
+        if fused
+            || i.flow_control() != FlowControl::Next
+            || crate::block::leaves_loop(i)
+            || matches!(i.mnemonic(), M::Popf | M::Popfq | M::Popfd | M::Rdtsc | M::Rdtscp | M::Rdpid | M::Iretq)
+        {
+            return Err(Unsupported);
+        }
+        self.sync_flags(STATUS_BITS)?;
+        self.forget_cache()?;
+        self.a.mov(rdi, rbx)?;
+        self.a.mov(rsi, qword_ptr(rsp))?;
+        self.mov_imm(Register::RDX, op as *const Op as u64)?;
+        self.mov_imm(Register::RAX, self.stubs.run_op)?;
+        self.a.call(rax)?;
+        self.a.test(eax, eax)?;
+        let slow = self.a.create_label();
+        self.a.jne(slow)?;
+        self.calls.push((slow, k));
+        self.host_flags = false;
+        self.ctx_flags = true;
+        Ok(())
+    }
+
     /// Emits guest instruction `k`. Nothing is emitted (and nothing of the guest state
     /// changes) when it returns `Unsupported`.
     fn insn(&mut self, k: u32, i: &Instruction, last: bool, model: CpuModel) -> Emit {
@@ -545,6 +745,7 @@ impl Emitter {
         let info = self.info.info(i);
         let mut used = Vec::new();
         let mut written = Vec::new();
+        let mut loads = Vec::new();
         for u in info.used_registers() {
             let r = u.register();
             if r.is_segment_register() && u.access() == OpAccess::Read {
@@ -564,6 +765,13 @@ impl Emitter {
             ) && !written.contains(&g)
             {
                 written.push(g);
+            }
+            // A write of 8 or 16 bits keeps the rest; a conditional one all of it.
+            // (`cmovcc` counts as reading its destination whatever iced says.)
+            let whole_write =
+                u.access() == OpAccess::Write && r.size() >= 4 && i.condition_code() == ConditionCode::None;
+            if !whole_write && !loads.contains(&g) {
+                loads.push(g);
             }
         }
         match info.used_memory() {
@@ -591,7 +799,7 @@ impl Emitter {
             }
             _ => return Err(Unsupported),
         }
-        let map = assign(&used, &written, &explicit)?;
+        let map = self.plan(&used, &loads, &written, &explicit)?;
         // Rewrite before emitting anything, so an unsupported form emits nothing.
         let mut host = *i;
         for n in 0..i.op_count() {
@@ -623,11 +831,9 @@ impl Emitter {
         iced_x86::Encoder::new(64).encode(&host, 0).map_err(|_| Unsupported)?;
 
         if mem.is_some() {
-            self.sync_flags()?;
+            self.sync_flags(self.live[k as usize])?;
         }
-        for &g in &map.used {
-            self.load_gpr(map.host[g], g)?;
-        }
+        self.bind(&map)?;
         if let Some((size, need)) = mem {
             self.address(i, &map, true)?;
             self.check(size, need, k)?;
@@ -638,9 +844,7 @@ impl Emitter {
             self.load_flags()?;
         }
         self.a.add_instruction(host)?;
-        for &g in &map.written {
-            self.store_gpr(g, map.host[g])?;
-        }
+        self.wrote(&map);
         if modified != 0 {
             self.host_flags = true;
             self.ctx_flags = false;
@@ -651,39 +855,75 @@ impl Emitter {
     /// `push r64` / `pop r64`.
     fn push_pop(&mut self, k: u32, i: &Instruction) -> Emit {
         let g = i.op0_register().number();
-        self.sync_flags()?;
-        self.load_gpr(ADDR, RSP)?;
-        if i.code() == Code::Push_r64 {
-            self.a.lea(r15, qword_ptr(r15 - 8))?;
-            self.check(8, Need::Write, k)?;
-            self.load_gpr(TMP, g)?;
-            self.a.mov(qword_ptr(r12 + r15), rbp)?;
-            self.store_gpr(RSP, ADDR)?;
-        } else {
-            self.check(8, Need::Read, k)?;
-            self.a.mov(rbp, qword_ptr(r12 + r15))?;
-            self.a.lea(r15, qword_ptr(r15 + 8))?;
-            self.store_gpr(RSP, ADDR)?;
-            self.store_gpr(g, TMP)?;
+        let push = i.code() == Code::Push_r64;
+        let mut used = vec![RSP];
+        if g != RSP {
+            used.push(g);
         }
+        let loads = if push { used.clone() } else { vec![RSP] };
+        let map = self.plan(&used, &loads, &used, &used)?;
+        let (sp, reg) = (map.host[RSP], map.host[g]);
+        self.sync_flags(self.live[k as usize])?;
+        self.bind(&map)?;
+        let mov = |dst, src| Instruction::with2(Code::Mov_r64_rm64, dst, src).map_err(Into::into);
+        let lea = |d: i64| {
+            Instruction::with2(Code::Lea_r64_m, ADDR, MemoryOperand::with_base_displ(sp, d)).map_err(Into::into)
+        };
+        let at = MemoryOperand::with_base_index(BASE, ADDR);
+        if push {
+            self.add(lea(-8))?;
+            self.check(8, Need::Write, k)?;
+            self.add(Instruction::with2(Code::Mov_rm64_r64, at, reg).map_err(Into::into))?;
+            self.add(mov(sp, ADDR))?;
+        } else {
+            self.add(mov(ADDR, sp))?;
+            self.check(8, Need::Read, k)?;
+            self.add(Instruction::with2(Code::Lea_r64_m, sp, MemoryOperand::with_base_displ(ADDR, 8))
+                .map_err(Into::into))?;
+            self.add(Instruction::with2(Code::Mov_r64_rm64, reg, at).map_err(Into::into))?;
+        }
+        self.wrote(&map);
+        Ok(())
+    }
+
+    /// Stores the changed cached registers and empties the cache (for code that reads
+    /// and writes `Cpu::gpr` itself).
+    fn forget_cache(&mut self) -> Emit {
+        self.flush()?;
+        self.cache = [None; 16];
         Ok(())
     }
 
     /// Leaves the block after `done` instructions for guest address `target` (`None`:
     /// the address is in `rax`), with the flags in `Cpu::rflags`.
     fn exit_to(&mut self, done: u32, target: Option<u64>) -> Emit {
-        self.sync_flags()?;
-        self.a.mov(edx, done)?;
-        if let Some(t) = target {
-            self.mov_imm(Register::RAX, t)?;
-        }
-        self.a.jmp(self.stubs.chain)?;
+        let live_out = self.live[self.live.len() - 1];
+        self.sync_flags(live_out)?;
+        self.flush()?;
+        let Some(t) = target else {
+            self.a.mov(edx, done)?;
+            self.a.jmp(self.stubs.chain)?;
+            return Ok(());
+        };
+        // `chain`'s lookup, with the slot known: on through the slot's own `jmp`.
+        self.mov_imm(Register::RAX, t)?;
+        self.a.mov(rsi, qword_ptr(rsp))?;
+        self.a.sub(qword_ptr(rsi + ENV_LEFT), done as i32)?;
+        self.mov_imm(Register::RCX, self.table + (super::slot(t) * super::SLOT_BYTES) as u64)?;
+        self.a.cmp(qword_ptr(rcx), rax)?;
+        self.a.jne(self.stubs.leave)?;
+        self.a.mov(rdx, qword_ptr(rcx + 16))?;
+        self.a.cmp(qword_ptr(rsi + ENV_LEFT), rdx)?;
+        self.a.jb(self.stubs.leave)?;
+        self.a.inc(qword_ptr(rsi + ENV_CHAINED))?;
+        self.a.jmp(qword_ptr(rcx + 8))?;
         Ok(())
     }
 
     /// Leaves the block before its instruction `k`, to the interpreter.
     fn exit_early(&mut self, k: u32) -> Emit {
-        self.sync_flags()?;
+        self.sync_flags(STATUS_BITS)?;
+        self.flush()?;
         self.a.mov(eax, k)?;
         self.mov_imm(TMP, self.ips[k as usize])?;
         self.a.jmp(self.stubs.early)?;
@@ -704,6 +944,8 @@ impl Emitter {
                 if !self.host_flags {
                     self.load_flags()?;
                 }
+                // Both exits store the same registers: once, before the jump.
+                self.flush()?;
                 let mut taken = self.a.create_label();
                 self.jcc(i.condition_code(), taken)?;
                 let ctx_flags = self.ctx_flags;
@@ -713,7 +955,8 @@ impl Emitter {
                 self.exit_to(done, Some(i.near_branch_target()))?;
             }
             Mnemonic::Call if direct => {
-                self.sync_flags()?;
+                self.sync_flags(self.live[k as usize])?;
+                self.forget_cache()?;
                 self.load_gpr(ADDR, RSP)?;
                 self.a.lea(r15, qword_ptr(r15 - 8))?;
                 self.check(8, Need::Write, k)?;
@@ -723,7 +966,8 @@ impl Emitter {
                 self.exit_to(done, Some(i.near_branch_target()))?;
             }
             Mnemonic::Ret if i.op_count() == 0 => {
-                self.sync_flags()?;
+                self.sync_flags(self.live[k as usize])?;
+                self.forget_cache()?;
                 self.load_gpr(ADDR, RSP)?;
                 self.check(8, Need::Read, k)?;
                 self.a.mov(rax, qword_ptr(r12 + r15))?;
@@ -742,8 +986,9 @@ impl Emitter {
                         .collect(),
                     _ => return Err(Unsupported),
                 };
-                let map = assign(&regs, &[], &regs)?;
-                self.sync_flags()?;
+                let map = assign(&regs, &regs)?;
+                self.sync_flags(self.live[k as usize])?;
+                self.forget_cache()?;
                 if i.op0_kind() == OpKind::Register {
                     self.load_gpr(Register::RAX, i.op0_register().number())?;
                 } else {
@@ -799,13 +1044,31 @@ impl Emitter {
     /// `end` when the block ran to its end without a branch, to the interpreter when
     /// instructions are left; then the exits of failed access checks.
     fn finish(&mut self, covers: u32, end: u64) -> Emit {
-        if (covers as usize) < self.ips.len() {
+        if (covers as usize) < self.ips.len() - 1 {
             self.exit_early(covers)?;
         } else if !self.ended {
             self.exit_to(covers, Some(end))?;
         }
-        for (mut label, done) in std::mem::take(&mut self.fallbacks) {
+        for (mut label, k) in std::mem::take(&mut self.calls) {
+            // `run_op` returned 1 (trapped: the interpreter runs it again) or 2 (completed,
+            // wrote to decoded code).
+            let mut completed = self.a.create_label();
             self.a.set_label(&mut label)?;
+            self.a.cmp(eax, 1)?;
+            self.a.jne(completed)?;
+            self.a.mov(eax, k)?;
+            self.mov_imm(TMP, self.ips[k as usize])?;
+            self.a.jmp(self.stubs.early)?;
+            self.a.set_label(&mut completed)?;
+            self.a.mov(eax, k + 1)?;
+            self.mov_imm(TMP, self.ips[k as usize + 1])?;
+            self.a.jmp(self.stubs.early)?;
+        }
+        for (mut label, done, dirty) in std::mem::take(&mut self.fallbacks) {
+            self.a.set_label(&mut label)?;
+            for (g, h) in dirty {
+                self.store_gpr(g, h)?;
+            }
             self.a.mov(eax, done)?;
             self.mov_imm(TMP, self.ips[done as usize])?;
             self.a.jmp(self.stubs.early)?;
@@ -817,7 +1080,7 @@ impl Emitter {
 /// Assigns host registers to the guest registers an instruction uses: the same one for
 /// those in `POOL`, a free one from `POOL` for the rest, which must then be explicit
 /// operands (an implicit one could not be renamed).
-fn assign(used: &[usize], written: &[usize], explicit: &[usize]) -> Emit<Map> {
+fn assign(used: &[usize], explicit: &[usize]) -> Emit<Map> {
     let mut host = [Register::None; 16];
     let in_pool = |g: usize| POOL.iter().any(|r| r.number() == g);
     let mut free = POOL.iter().copied().filter(|r| !used.contains(&r.number()));
@@ -831,7 +1094,7 @@ fn assign(used: &[usize], written: &[usize], explicit: &[usize]) -> Emit<Map> {
             free.next().ok_or(Unsupported)?
         };
     }
-    Ok(Map { host, used: used.to_vec(), written: written.to_vec() })
+    Ok(Map { host, used: used.to_vec(), loads: used.to_vec(), written: Vec::new() })
 }
 
 #[cfg(test)]

@@ -94,7 +94,27 @@ use memmap2::{Mmap, MmapMut};
 
 use crate::block::Block;
 use crate::cpu::Cpu;
+use crate::exec::Op;
 use crate::memory::Memory;
+
+/// Runs `op` with the interpreter's handler for translated code (see `emit`'s
+/// `call_op`): 0 when it completed; 1 when it trapped (the code leaves before it and the
+/// interpreter runs it again, from the state the handler left, to the same trap); 2 when
+/// it completed and wrote to a page holding decoded code (the code leaves after it, so
+/// the run loop drops the stale blocks before anything else runs).
+///
+/// # Safety
+/// `cpu` and `op` are valid and `env` is the `Env` of the running `Jit::run`, whose
+/// `mem` is the run's `&mut Memory`, not otherwise accessed meanwhile.
+unsafe extern "sysv64" fn run_op(cpu: *mut Cpu, env: *const Env, op: *const Op) -> u64 {
+    // SAFETY: as the function's contract says; translated code calls it only there.
+    let (cpu, mem, op) = unsafe { (&mut *cpu, &mut *(*env).mem, &*op) };
+    match (op.exec)(cpu, mem, op) {
+        Err(_) => 1,
+        Ok(()) if !mem.dirty_code.is_empty() => 2,
+        Ok(()) => 0,
+    }
+}
 
 /// Which tier runs hot guest code.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Hash)]
@@ -141,6 +161,8 @@ pub(crate) struct BlockJit {
     hits: Cell<u32>,
     /// Host address of its code and the arena generation it belongs to.
     code: Cell<Option<(usize, u32)>>,
+    /// How many of its instructions the translation covers.
+    covers: Cell<u32>,
 }
 
 /// What translated code needs of `Memory` (see `Memory::jit_view`) and the run, at the
@@ -157,6 +179,8 @@ struct Env {
     early: u64,
     /// Blocks entered through `chain`.
     chained: u64,
+    /// For `run_op`.
+    mem: *mut Memory,
 }
 
 /// An entry of the chaining table: a translated block the generated code may jump to.
@@ -285,7 +309,8 @@ impl Jit {
         self.table[s] = Slot { rip: block.start, host: entry as u64, ops: block.ops.len() as u64 };
         let enter = self.stubs?.enter;
         let (base, perm, limit) = mem.jit_view();
-        let mut env = Env { base, perm, limit, table: self.table.as_ptr(), left: remaining, early: 0, chained: 0 };
+        let table = self.table.as_ptr();
+        let mut env = Env { base, perm, limit, table, left: remaining, early: 0, chained: 0, mem };
         // SAFETY: `enter` and `entry` point into the arena's executable mapping, at the
         // stubs and at code `emit` produced for this block in the current generation
         // (the arena is only reset after bumping `gen` and emptying `table`); so do the
@@ -316,7 +341,8 @@ impl Jit {
         let mut result = None;
         for _ in 0..2 {
             let ip = self.cursor()?;
-            let Some(code) = emit::translate(block, cpu.model, ip as u64, self.stubs?) else {
+            let table = self.table.as_ptr() as u64;
+            let Some((code, covers)) = emit::translate(block, cpu.model, ip as u64, self.stubs?, table) else {
                 self.stats.blocks_refused += 1;
                 break;
             };
@@ -329,6 +355,7 @@ impl Jit {
             self.stats.blocks_translated += 1;
             self.stats.code_bytes += code.len() as u64;
             block.jit.code.set(Some((ip, self.gen)));
+            block.jit.covers.set(covers);
             result = Some(ip);
             break;
         }
