@@ -2,8 +2,7 @@
 //! registers standing in for the guest's (see the `jit` note for the design).
 
 use iced_x86::code_asm::{
-    byte_ptr, eax, ebp, ecx, edx, qword_ptr, r12, r13, r14, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp,
-    CodeAssembler,
+    byte_ptr, eax, ebp, ecx, edx, qword_ptr, r12, r13, r14, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp, CodeAssembler,
     CodeLabel,
 };
 use iced_x86::{
@@ -164,14 +163,13 @@ pub(super) fn stubs(ip: u64) -> Option<(Vec<u8>, Stubs)> {
     let (mut a, labels) = build().ok()?;
     let r = a.assemble_options(ip, iced_x86::BlockEncoderOptions::RETURN_NEW_INSTRUCTION_OFFSETS).ok()?;
     let at = |l: CodeLabel| r.label_ip(&l).ok();
-    let stubs =
-        Stubs {
-            enter: at(labels[0])?,
-            chain: at(labels[1])?,
-            early: at(labels[2])?,
-            leave: at(labels[3])?,
-            run_op: super::run_op as usize as u64,
-        };
+    let stubs = Stubs {
+        enter: at(labels[0])?,
+        chain: at(labels[1])?,
+        early: at(labels[2])?,
+        leave: at(labels[3])?,
+        run_op: super::run_op as *const () as u64,
+    };
     Some((r.inner.code_buffer, stubs))
 }
 
@@ -507,9 +505,7 @@ impl Emitter {
 
     /// The changed cached guest registers and their host registers.
     fn dirty(&self) -> Vec<(usize, Register)> {
-        POOL.iter()
-            .filter_map(|&r| self.cache[r.number()].filter(|c| c.dirty).map(|c| (c.guest, r)))
-            .collect()
+        POOL.iter().filter_map(|&r| self.cache[r.number()].filter(|c| c.dirty).map(|c| (c.guest, r))).collect()
     }
 
     /// Brings the registers of `map` into place: evicts what their host registers held,
@@ -878,8 +874,9 @@ impl Emitter {
         } else {
             self.add(mov(ADDR, sp))?;
             self.check(8, Need::Read, k)?;
-            self.add(Instruction::with2(Code::Lea_r64_m, sp, MemoryOperand::with_base_displ(ADDR, 8))
-                .map_err(Into::into))?;
+            self.add(
+                Instruction::with2(Code::Lea_r64_m, sp, MemoryOperand::with_base_displ(ADDR, 8)).map_err(Into::into),
+            )?;
             self.add(Instruction::with2(Code::Mov_r64_rm64, reg, at).map_err(Into::into))?;
         }
         self.wrote(&map);
