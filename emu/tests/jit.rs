@@ -230,11 +230,25 @@ fn plain(r: &mut Rng) -> Instruction {
             }
         }
         // SSE: a general register into xmm0, arithmetic, and back.
-        27 => match r.below(3) {
-            0 => Instruction::with2(Code::Movq_xmm_rm64, Register::XMM0, r64(r.pick(&DEST))),
-            1 => Instruction::with2(Code::Paddq_xmm_xmmm128, Register::XMM0, Register::XMM0),
-            _ => Instruction::with2(Code::Movq_rm64_xmm, r64(r.pick(&DEST)), Register::XMM0),
-        },
+        // SSE: general registers and memory into xmm0/xmm1, integer operations, and back
+        // (aligned 16-byte operands fault when misaligned).
+        27 => {
+            let (x0, x1) = (Register::XMM0, Register::XMM1);
+            match r.below(12) {
+                0 => Instruction::with2(Code::Movq_xmm_rm64, x0, r64(r.pick(&DEST))),
+                1 => Instruction::with2(Code::Paddq_xmm_xmmm128, x0, x1),
+                2 => Instruction::with2(Code::Movq_rm64_xmm, r64(r.pick(&DEST)), x0),
+                3 => Instruction::with2(Code::Movdqu_xmm_xmmm128, x1, mem(r)),
+                4 => Instruction::with2(Code::Movdqa_xmmm128_xmm, mem(r), x0),
+                5 => Instruction::with2(Code::Paddd_xmm_xmmm128, x0, mem(r)),
+                6 => Instruction::with2(Code::Pcmpeqb_xmm_xmmm128, x0, x1),
+                7 => Instruction::with2(Code::Pmovmskb_r32_xmm, sized(r.pick(&DEST), 4), x0),
+                8 => Instruction::with3(Code::Pshufd_xmm_xmmm128_imm8, x1, x0, r.below(256) as u32),
+                9 => Instruction::with3(Code::Pextrw_r32_xmm_imm8, sized(r.pick(&DEST), 4), x1, r.below(8) as u32),
+                10 => Instruction::with3(Code::Pinsrw_xmm_r32m16_imm8, x0, sized(r.pick(&DEST), 4), r.below(8) as u32),
+                _ => Instruction::with2(Code::Punpcklbw_xmm_xmmm128, x1, x0),
+            }
+        }
         // 32-bit cmovcc: the destination is zero-extended even when the move is not done.
         28 => Instruction::with2(
             r.pick(&[Code::Cmove_r32_rm32, Code::Cmovne_r32_rm32, Code::Cmovb_r32_rm32, Code::Cmovl_r32_rm32]),

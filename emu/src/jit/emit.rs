@@ -51,6 +51,148 @@ fn gpr_slot(n: usize) -> MemoryOperand {
     MemoryOperand::with_base_displ(CPU, gpr_off(n))
 }
 
+fn xmm_slot(n: usize) -> MemoryOperand {
+    MemoryOperand::with_base_displ(CPU, (std::mem::offset_of!(Cpu, xmm) + 16 * n) as i64)
+}
+
+/// Legacy-encoded SSE instructions on integers, bits or moves, which the emitter
+/// re-encodes with guest `xmm` registers in the same host ones: they neither read nor
+/// write MXCSR or the status flags, and compute the same on every CPU that has them
+/// (the host must have them too: up to SSE4.2).
+fn sse_plain(i: &Instruction) -> bool {
+    use Mnemonic as M;
+    let host = std::arch::is_x86_feature_detected!("sse4.2") && std::arch::is_x86_feature_detected!("ssse3");
+    if !host
+        || i.encoding() != iced_x86::EncodingKind::Legacy
+        || !(0..i.op_count()).any(|n| i.op_kind(n) == OpKind::Register && i.op_register(n).is_xmm())
+    {
+        return false;
+    }
+    matches!(
+        i.mnemonic(),
+        M::Movdqa
+            | M::Movdqu
+            | M::Movaps
+            | M::Movups
+            | M::Movapd
+            | M::Movupd
+            | M::Movq
+            | M::Movd
+            | M::Movss
+            | M::Movsd
+            | M::Movhlps
+            | M::Movlhps
+            | M::Movlps
+            | M::Movhps
+            | M::Movlpd
+            | M::Movhpd
+            | M::Movntdq
+            | M::Lddqu
+            | M::Pxor
+            | M::Por
+            | M::Pand
+            | M::Pandn
+            | M::Xorps
+            | M::Xorpd
+            | M::Andps
+            | M::Andpd
+            | M::Orps
+            | M::Orpd
+            | M::Andnps
+            | M::Andnpd
+            | M::Paddb
+            | M::Paddw
+            | M::Paddd
+            | M::Paddq
+            | M::Psubb
+            | M::Psubw
+            | M::Psubd
+            | M::Psubq
+            | M::Paddusb
+            | M::Paddusw
+            | M::Psubusb
+            | M::Psubusw
+            | M::Paddsb
+            | M::Paddsw
+            | M::Psubsb
+            | M::Psubsw
+            | M::Psllw
+            | M::Pslld
+            | M::Psllq
+            | M::Psrlw
+            | M::Psrld
+            | M::Psrlq
+            | M::Psraw
+            | M::Psrad
+            | M::Pslldq
+            | M::Psrldq
+            | M::Pshufd
+            | M::Pshuflw
+            | M::Pshufhw
+            | M::Pshufb
+            | M::Palignr
+            | M::Punpcklbw
+            | M::Punpcklwd
+            | M::Punpckldq
+            | M::Punpcklqdq
+            | M::Punpckhbw
+            | M::Punpckhwd
+            | M::Punpckhdq
+            | M::Punpckhqdq
+            | M::Packuswb
+            | M::Packsswb
+            | M::Packssdw
+            | M::Packusdw
+            | M::Pcmpeqb
+            | M::Pcmpeqw
+            | M::Pcmpeqd
+            | M::Pcmpeqq
+            | M::Pcmpgtb
+            | M::Pcmpgtw
+            | M::Pcmpgtd
+            | M::Pcmpgtq
+            | M::Pmovmskb
+            | M::Movmskps
+            | M::Movmskpd
+            | M::Pminub
+            | M::Pmaxub
+            | M::Pminsw
+            | M::Pmaxsw
+            | M::Pminud
+            | M::Pmaxud
+            | M::Pminsd
+            | M::Pmaxsd
+            | M::Pmullw
+            | M::Pmulld
+            | M::Pmuludq
+            | M::Pmulhw
+            | M::Pmulhuw
+            | M::Pmaddwd
+            | M::Pavgb
+            | M::Pavgw
+            | M::Psadbw
+            | M::Pextrw
+            | M::Pinsrw
+            | M::Pextrd
+            | M::Pinsrd
+            | M::Pextrq
+            | M::Pinsrq
+            | M::Shufps
+            | M::Shufpd
+            | M::Unpcklps
+            | M::Unpckhps
+            | M::Unpcklpd
+            | M::Unpckhpd
+    )
+}
+
+/// Whether `i`'s 16-byte memory operand must be aligned (#GP otherwise): legacy SSE
+/// except the unaligned moves.
+fn needs_alignment(i: &Instruction) -> bool {
+    use Mnemonic as M;
+    i.memory_size().size() == 16 && !matches!(i.mnemonic(), M::Movdqu | M::Movups | M::Movupd | M::Lddqu)
+}
+
 /// How a guest access must be allowed by the page's permission byte.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Need {
@@ -219,16 +361,21 @@ struct Emitter {
     ended: bool,
     /// Where a failed access check goes: (label, instructions completed, the cached
     /// guest registers to store first).
-    fallbacks: Vec<(CodeLabel, u32, Vec<(usize, Register)>)>,
+    fallbacks: Vec<(CodeLabel, u32, Dirty)>,
     /// The guest register each host register of `POOL` holds (by host register number),
     /// kept across the block's instructions (see the `jit` note).
     cache: [Option<Cached>; 16],
+    /// Guest `xmm` registers held in the same host ones: `Some(changed)`.
+    xcache: [Option<bool>; 16],
     /// The status flags that may be read from instruction `k` on (`live[k]`; `live[n]`:
     /// after the block).
     live: Vec<u32>,
     /// Host address of the chaining table (`Jit::table`), for direct exits.
     table: u64,
 }
+
+/// Changed cached guest registers: (guest register number, host register).
+type Dirty = Vec<(usize, Register)>;
 
 /// A guest register held in a host register.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -246,6 +393,9 @@ struct Map {
     /// writes whole).
     loads: Vec<usize>,
     written: Vec<usize>,
+    /// The guest `xmm` registers it uses and writes.
+    xused: Vec<usize>,
+    xwritten: Vec<usize>,
 }
 
 impl Map {
@@ -411,6 +561,7 @@ impl Emitter {
             fallbacks: Vec::new(),
             calls: Vec::new(),
             cache: [None; 16],
+            xcache: [None; 16],
             live,
             table,
         })
@@ -427,6 +578,15 @@ impl Emitter {
 
     fn store_gpr(&mut self, guest: usize, host: Register) -> Emit {
         self.add(Instruction::with2(Code::Mov_rm64_r64, gpr_slot(guest), host).map_err(Into::into))
+    }
+
+    /// Stores a cached guest register (general or `xmm`) to the context block.
+    fn store_any(&mut self, guest: usize, host: Register) -> Emit {
+        if host.is_xmm() {
+            self.add(Instruction::with2(Code::Movdqu_xmmm128_xmm, xmm_slot(guest), host).map_err(Into::into))
+        } else {
+            self.store_gpr(guest, host)
+        }
     }
 
     fn mov_imm(&mut self, host: Register, v: u64) -> Emit {
@@ -492,6 +652,12 @@ impl Emitter {
 
     /// Stores every changed cached guest register (they stay cached, unchanged).
     fn flush(&mut self) -> Emit {
+        for n in 0..16 {
+            if self.xcache[n] == Some(true) {
+                self.store_any(n, Register::XMM0 + n as u32)?;
+                self.xcache[n] = Some(false);
+            }
+        }
         for h in POOL.iter().map(|r| r.number()) {
             if let Some(c) = self.cache[h] {
                 if c.dirty {
@@ -504,8 +670,12 @@ impl Emitter {
     }
 
     /// The changed cached guest registers and their host registers.
-    fn dirty(&self) -> Vec<(usize, Register)> {
-        POOL.iter().filter_map(|&r| self.cache[r.number()].filter(|c| c.dirty).map(|c| (c.guest, r))).collect()
+    fn dirty(&self) -> Dirty {
+        let xmm = (0..16).filter(|&n| self.xcache[n] == Some(true)).map(|n| (n, Register::XMM0 + n as u32));
+        POOL.iter()
+            .filter_map(|&r| self.cache[r.number()].filter(|c| c.dirty).map(|c| (c.guest, r)))
+            .chain(xmm)
+            .collect()
     }
 
     /// Brings the registers of `map` into place: evicts what their host registers held,
@@ -527,6 +697,13 @@ impl Emitter {
                 self.cache[h] = Some(Cached { guest: g, dirty: false });
             }
         }
+        for &n in &map.xused {
+            if self.xcache[n].is_none() {
+                let x = Register::XMM0 + n as u32;
+                self.add(Instruction::with2(Code::Movdqu_xmm_xmmm128, x, xmm_slot(n)).map_err(Into::into))?;
+                self.xcache[n] = Some(false);
+            }
+        }
         Ok(())
     }
 
@@ -534,6 +711,9 @@ impl Emitter {
     fn wrote(&mut self, map: &Map) {
         for &g in &map.written {
             self.cache[map.host[g].number()] = Some(Cached { guest: g, dirty: true });
+        }
+        for &n in &map.xwritten {
+            self.xcache[n] = Some(true);
         }
     }
 
@@ -575,16 +755,30 @@ impl Emitter {
             host[g] = Register::RAX + h as u32;
             taken.push(h);
         }
-        Ok(Map { host, used: used.to_vec(), loads: loads.to_vec(), written: written.to_vec() })
+        Ok(Map {
+            host,
+            used: used.to_vec(),
+            loads: loads.to_vec(),
+            written: written.to_vec(),
+            xused: Vec::new(),
+            xwritten: Vec::new(),
+        })
+    }
+
+    /// A label that leaves before instruction `done` to the interpreter, storing the
+    /// registers changed so far.
+    fn fallback(&mut self, done: u32) -> CodeLabel {
+        let fail = self.a.create_label();
+        let dirty = self.dirty();
+        self.fallbacks.push((fail, done, dirty));
+        fail
     }
 
     /// Checks a `size`-byte access at guest address `ADDR`, as `Memory::try_read` /
     /// `try_write` do; on failure leaves with `done` instructions completed, so the
     /// interpreter runs the instruction (and faults, or takes its slow path).
     fn check(&mut self, size: u64, need: Need, done: u32) -> Emit {
-        let fail = self.a.create_label();
-        let dirty = self.dirty();
-        self.fallbacks.push((fail, done, dirty));
+        let fail = self.fallback(done);
         self.a.cmp(r15, r14)?;
         self.a.jae(fail)?;
         self.a.mov(ebp, iced_x86::code_asm::r15d)?;
@@ -691,7 +885,7 @@ impl Emitter {
             return Err(Unsupported);
         }
         match i.flow_control() {
-            FlowControl::Next if plain(i) => self.plain(k, i),
+            FlowControl::Next if plain(i) || sse_plain(i) => self.plain(k, i),
             FlowControl::Next if i.mnemonic() == Mnemonic::Nop || i.mnemonic() == Mnemonic::Endbr64 => Ok(()),
             FlowControl::Next if matches!(i.code(), Code::Push_r64 | Code::Pop_r64) => self.push_pop(k, i),
             FlowControl::ConditionalBranch
@@ -715,6 +909,9 @@ impl Emitter {
             match i.op_kind(n) {
                 OpKind::Register => {
                     let r = i.op_register(n);
+                    if r.is_xmm() {
+                        continue;
+                    }
                     if !r.is_gpr() {
                         return Err(Unsupported);
                     }
@@ -742,10 +939,21 @@ impl Emitter {
         let mut used = Vec::new();
         let mut written = Vec::new();
         let mut loads = Vec::new();
+        let (mut xused, mut xwritten) = (Vec::new(), Vec::new());
         for u in info.used_registers() {
             let r = u.register();
             if r.is_segment_register() && u.access() == OpAccess::Read {
                 // The memory operand's segment: `address` adds an fs/gs base.
+                continue;
+            }
+            if r.is_xmm() {
+                let n = r.number();
+                if !xused.contains(&n) {
+                    xused.push(n);
+                }
+                if u.access() != OpAccess::Read && !xwritten.contains(&n) {
+                    xwritten.push(n);
+                }
                 continue;
             }
             if !r.is_gpr() {
@@ -787,7 +995,7 @@ impl Emitter {
                 };
                 if i.mnemonic() != Mnemonic::Lea {
                     let size = i.memory_size().size() as u64;
-                    if !matches!(size, 1 | 2 | 4 | 8) {
+                    if !matches!(size, 1 | 2 | 4 | 8 | 16) {
                         return Err(Unsupported);
                     }
                     mem = Some((size, need));
@@ -795,11 +1003,12 @@ impl Emitter {
             }
             _ => return Err(Unsupported),
         }
-        let map = self.plan(&used, &loads, &written, &explicit)?;
+        let mut map = self.plan(&used, &loads, &written, &explicit)?;
+        (map.xused, map.xwritten) = (xused, xwritten);
         // Rewrite before emitting anything, so an unsupported form emits nothing.
         let mut host = *i;
         for n in 0..i.op_count() {
-            if i.op_kind(n) == OpKind::Register {
+            if i.op_kind(n) == OpKind::Register && !i.op_register(n).is_xmm() {
                 host.set_op_register(n, map.reg(i.op_register(n))?);
             }
         }
@@ -833,6 +1042,11 @@ impl Emitter {
         if let Some((size, need)) = mem {
             self.address(i, &map, true)?;
             self.check(size, need, k)?;
+            if needs_alignment(i) {
+                let fail = self.fallback(k);
+                self.a.test(iced_x86::code_asm::r15b, 15)?;
+                self.a.jne(fail)?;
+            }
         } else if lea {
             self.address(i, &map, false)?;
         }
@@ -888,6 +1102,7 @@ impl Emitter {
     fn forget_cache(&mut self) -> Emit {
         self.flush()?;
         self.cache = [None; 16];
+        self.xcache = [None; 16];
         Ok(())
     }
 
@@ -1064,7 +1279,7 @@ impl Emitter {
         for (mut label, done, dirty) in std::mem::take(&mut self.fallbacks) {
             self.a.set_label(&mut label)?;
             for (g, h) in dirty {
-                self.store_gpr(g, h)?;
+                self.store_any(g, h)?;
             }
             self.a.mov(eax, done)?;
             self.mov_imm(TMP, self.ips[done as usize])?;
@@ -1091,7 +1306,14 @@ fn assign(used: &[usize], explicit: &[usize]) -> Emit<Map> {
             free.next().ok_or(Unsupported)?
         };
     }
-    Ok(Map { host, used: used.to_vec(), loads: used.to_vec(), written: Vec::new() })
+    Ok(Map {
+        host,
+        used: used.to_vec(),
+        loads: used.to_vec(),
+        written: Vec::new(),
+        xused: Vec::new(),
+        xwritten: Vec::new(),
+    })
 }
 
 #[cfg(test)]
