@@ -9,7 +9,11 @@
 //! at each exit (the exit paths of failed access checks store the ones changed up to
 //! there). Guest `rax`..`r11` (`emit::POOL`) stay in the same host register, so implicit
 //! operands (`cl` of shifts, `rdx:rax` of `mul`) need no rewriting; `rbx`, `rsp`, `rbp`
-//! and `r12`..`r15` borrow a free one of those. The host's status flags after an `add`
+//! and `r12`..`r15` borrow a free one of those. Guest `xmm` registers are cached the
+//! same way in the same host `xmm` registers, for the legacy SSE instructions on
+//! integers, bits and moves (`emit::sse_plain`: no MXCSR, no flags; a 16-byte operand
+//! that must be aligned is checked and sent to the interpreter, which raises the #GP,
+//! when it is not). The host's status flags after an `add`
 //! are the guest's; they stay in the host flags between instructions and go back to
 //! `Cpu::rflags` before anything that may leave or clobber them (an access check, the
 //! block's end) when a later instruction or the block's successors may read them (the
@@ -46,8 +50,9 @@
 //!   access is made only at `base + addr` with `addr + size <= limit`, inside the data
 //!   mapping (the guard zone after it stays as a second line); instructions run through
 //!   `run_op` access memory through `Memory`'s own checked paths.
-//! - Coverage: an instruction the emitter does not re-encode (SSE/AVX, x87, string
-//!   instructions, division, bit tests, `cmpxchg`, undefined flags that are read, ...)
+//! - Coverage: an instruction the emitter does not re-encode (SSE floating point, AVX,
+//!   x87, string instructions, division, bit tests, `cmpxchg`, undefined flags that are
+//!   read, ...)
 //!   becomes a call of its interpreter handler (`run_op`) with the cached registers
 //!   stored first, unless it could tell the tiers apart or leave the block (control
 //!   transfers, system calls and other exits of the loop, `popf`, `rdtsc`, the compare
@@ -116,8 +121,9 @@
 //! refused (AF undefined: now AF after them counts as defined, checked on the host by
 //! `logic_ops_clear_af_on_the_host`), `fs:`-relative loads and indirect jumps and calls.
 //!
-//! Not done yet (see issue 17): re-encoding SSE (it runs through `run_op`: the guest's
-//! MXCSR would have to be the host's meanwhile), `rep` string instructions, `loop`;
+//! Not done yet (see issue 17): re-encoding SSE floating point and AVX (they run through
+//! `run_op`: the guest's MXCSR would have to be the host's meanwhile, and its exception
+//! flags collected), `rep` string instructions, bit tests, `cmpxchg`, `div`, `loop`;
 //! patched direct jumps (the inline slot lookup costs a compare and an indirect jump);
 //! an inline cache for returns; a code-size limit with eviction other than flushing;
 //! dynasm-rs or Cranelift (not measured).
