@@ -150,6 +150,10 @@ struct TracedRunArgs {
     /// instruction, and let it debug the program (`target remote ADDR` in gdb).
     #[arg(long, value_name = "ADDR")]
     gdb: Option<String>,
+    /// With --gdb: debug this guest process instead of the program started (the run
+    /// goes on until it exists; `monitor pids` in gdb lists them).
+    #[arg(long, value_name = "PID", requires = "gdb")]
+    gdb_pid: Option<u32>,
     #[command(flatten)]
     trace: warden::trace::TraceArgs,
     #[command(flatten)]
@@ -200,7 +204,7 @@ impl RunArgs {
 
 /// `warden run` and `warden trace`: boot, run, map the outcome to a status.
 fn run_command(args: TracedRunArgs, force_trace: bool) -> i32 {
-    let gdb = args.gdb.clone();
+    let (gdb, gdb_pid) = (args.gdb.clone(), args.gdb_pid);
     let mut opts = match args.options(force_trace) {
         Ok(opts) => opts,
         Err(e) => {
@@ -212,7 +216,7 @@ fn run_command(args: TracedRunArgs, force_trace: bool) -> i32 {
     opts.border = Border::interruptible();
     let console = Box::new(HostConsole::new(&opts.border));
     let result = run_guarded(|| match gdb.as_deref() {
-        Some(addr) => warden::gdb::run(&opts, console, addr).map(|outcome| (outcome, Vec::new())),
+        Some(addr) => warden::gdb::run(&opts, console, addr, gdb_pid).map(|outcome| (outcome, Vec::new())),
         None => warden::run_with_notes(&opts, console),
     });
     if let Some(sig) = host::interrupted_by() {

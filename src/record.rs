@@ -873,9 +873,25 @@ fn clone_error(e: &std::io::Error) -> std::io::Error {
 
 // --- reading ---------------------------------------------------------------------------
 
+/// A file read at its own offset (`pread`), not the descriptor's: a replay under gdb forks
+/// the whole process for its checkpoints (`gdb::checkpoint`), and forked copies share the
+/// descriptor's offset, so each must keep its own.
+struct PositionedFile {
+    file: File,
+    pos: u64,
+}
+
+impl Read for PositionedFile {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = std::os::unix::fs::FileExt::read_at(&self.file, buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
 /// Reads a trace as a stream.
 pub struct TraceReader {
-    r: BufReader<File>,
+    r: BufReader<PositionedFile>,
     path: String,
     /// The host signal that interrupted the recording and the instruction count it reached.
     pub interrupted: Option<(u8, u64)>,
@@ -892,7 +908,7 @@ impl TraceReader {
         let p = path.display().to_string();
         let file = File::open(path).map_err(|source| TraceError::Io { path: p.clone(), source })?;
         let mut t = TraceReader {
-            r: BufReader::with_capacity(256 << 10, file),
+            r: BufReader::with_capacity(256 << 10, PositionedFile { file, pos: 0 }),
             path: p.clone(),
             interrupted: None,
             offset: 0,

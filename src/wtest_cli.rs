@@ -282,6 +282,20 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "N", requires = "gdb")]
     goto: Option<u64>,
 
+    /// With --gdb: debug this guest process instead of the program started (the replay
+    /// goes on until it exists).
+    #[arg(long, value_name = "PID", requires = "gdb")]
+    gdb_pid: Option<u32>,
+
+    /// With --gdb: guest instructions between the checkpoints that reverse execution
+    /// replays from (0: none; going back then replays from the start).
+    #[arg(long, value_name = "N", requires = "gdb", default_value_t = warden::gdb::CHECKPOINT_EVERY)]
+    checkpoint_every: u64,
+
+    /// With --gdb: checkpoints kept at most (they thin out evenly past it).
+    #[arg(long, value_name = "N", requires = "gdb", default_value_t = warden::gdb::MAX_CHECKPOINTS)]
+    max_checkpoints: usize,
+
     /// The trace written by `warden record` (or `warden test --record-failures`).
     #[arg(value_name = "TRACE")]
     trace: PathBuf,
@@ -306,7 +320,14 @@ impl ReplayArgs {
         let mut warn_replay = |m: String| warn(format!("replay: {m}"));
         let result = match self.gdb.as_deref() {
             Some(addr) => {
-                match warden::gdb::replay(&self.trace, &options, console, addr, self.goto, &mut warn_replay) {
+                let debug = warden::gdb::ReplayDebug {
+                    addr: addr.to_string(),
+                    goto: self.goto,
+                    checkpoint_every: self.checkpoint_every,
+                    max_checkpoints: self.max_checkpoints,
+                    pid: self.gdb_pid,
+                };
+                match warden::gdb::replay(&self.trace, &options, console, &debug, &mut warn_replay) {
                     Ok(Some(replayed)) => Ok(replayed),
                     // gdb's `kill`.
                     Ok(None) => return 128 + warden_abi::SIGKILL as i32,

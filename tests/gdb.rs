@@ -215,37 +215,33 @@ fn record(prog: &Path, tag: &str) -> String {
     t
 }
 
-#[test]
-fn reverse_continue_stepi_and_watch_on_a_replay() {
-    let Some(prog) = fixture() else { return };
-    let trace = record(prog, "reverse");
-    let (child, addr) = start_warden(&["replay", "--gdb", "127.0.0.1:0", &trace]);
-    let out = gdb(
-        prog,
-        &addr,
-        &[
-            "break bump",
-            "continue",
-            "reverse-continue",
-            "continue",
-            "continue",
-            "continue",
-            "print by",
-            "reverse-continue",
-            "print by",
-            "print counter",
-            "set $a = $pc",
-            "reverse-stepi",
-            "print $pc < $a",
-            "stepi",
-            "print $pc == $a",
-            "watch counter",
-            "reverse-continue",
-            "print counter",
-            "delete",
-            "continue",
-        ],
-    );
+/// Reverse continue, stepi and watch on a replay of the fixture started with `extra`
+/// options; gdb's output.
+fn reverse_session(tag: &str, extra: &[&str], more: &[&str]) -> String {
+    let Some(prog) = fixture() else { return String::new() };
+    let trace = record(prog, tag);
+    let (child, addr) = start_warden(&[&["replay", "--gdb", "127.0.0.1:0"], extra, &[&trace]].concat());
+    let cmds = [
+        "break bump",
+        "continue",
+        "reverse-continue",
+        "continue",
+        "continue",
+        "continue",
+        "print by",
+        "reverse-continue",
+        "print by",
+        "print counter",
+        "set $a = $pc",
+        "reverse-stepi",
+        "print $pc < $a",
+        "stepi",
+        "print $pc == $a",
+        "watch counter",
+        "reverse-continue",
+        "print counter",
+    ];
+    let out = gdb(prog, &addr, &[&cmds[..], more, &["delete", "continue"]].concat());
     // Nothing before the first hit: back to the start.
     assert_has(&out, "No more reverse-execution history.");
     assert_has(&out, "$1 = 3");
@@ -256,7 +252,90 @@ fn reverse_continue_stepi_and_watch_on_a_replay() {
     assert_has(&out, "Old value = 1\nNew value = 0");
     assert_has(&out, "$6 = 0");
     assert_has(&out, "exited normally");
-    // Replaying again from the start showed no output twice, and the replay still matched.
+    // Replaying again showed no output twice, and the replay still matched.
+    assert_eq!(finish(child), (0, "counter=15 side=7\n".to_string()));
+    out
+}
+
+#[test]
+fn reverse_continue_stepi_and_watch_on_a_replay() {
+    reverse_session("reverse", &["--checkpoint-every", "0"], &[]);
+}
+
+#[test]
+fn reverse_execution_resumes_checkpoints_and_thins_them() {
+    // A checkpoint every 1000 instructions, at most 4 kept: going back resumes forked
+    // copies of warden from all over the run, and each pass takes and drops more.
+    let out = reverse_session(
+        "checkpoints",
+        &["--checkpoint-every", "1000", "--max-checkpoints", "4"],
+        &["monitor checkpoints", "reverse-continue", "print counter", "continue", "print counter"],
+    );
+    if out.is_empty() {
+        return;
+    }
+    assert_has(&out, "4 checkpoints, every 1000 instructions:");
+    // Back past the start of the watch: the value it had when set (0), then forward to
+    // the change again.
+    assert_has(&out, "$7 = 0");
+    assert_has(&out, "$8 = 1");
+}
+
+#[test]
+fn follow_child_and_attach_to_a_pid() {
+    let Some(prog) = fixture() else { return };
+    let p = prog.to_str().unwrap();
+    let (child, addr) = start_warden(&["run", "--gdb", "127.0.0.1:0", "--root", "/", p, "fork"]);
+    let cmds = ["monitor follow child", "break bump", "continue", "monitor pids", "continue", "print by"];
+    let out = gdb(prog, &addr, &[&cmds[..], &["print counter", "delete", "continue"]].concat());
+    assert_has(&out, "debugs the new process");
+    // Stopped in the child's thread (pid 2) right after the fork, then at its call.
+    assert_has(&out, "Thread 2 received signal SIGTRAP");
+    assert_has(&out, "Thread 2 hit Breakpoint 1, bump (by=100)");
+    assert_has(&out, "$1 = 100");
+    assert_has(&out, "$2 = 0");
+    assert_has(&out, "    2     1 alive ");
+    assert_eq!(finish(child), (0, "counter=15 side=7\n".to_string()));
+
+    // The child is pid 2 (the first id after init's); on a replay, from the start.
+    let trace = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(["record", "-o"])
+        .arg(prog.with_extension("fork.trace"))
+        .args(["--root", "/", p, "fork"])
+        .status()
+        .expect("record");
+    assert!(trace.success());
+    let t = prog.with_extension("fork.trace");
+    let (child, addr) = start_warden(&["replay", "--gdb", "127.0.0.1:0", "--gdb-pid", "2", t.to_str().unwrap()]);
+    let out = gdb(prog, &addr, &["break bump", "continue", "print by", "monitor attach 1", "delete", "continue"]);
+    assert_has(&out, "Breakpoint 1, bump (by=100)");
+    assert_has(&out, "$1 = 100");
+    assert_has(&out, "debugging process 1");
+    assert_eq!(finish(child), (0, "counter=15 side=7\n".to_string()));
+}
+
+#[test]
+fn follow_child_across_fork_and_exec() {
+    let Some(prog) = fixture() else { return };
+    if !Path::new("/bin/busybox").exists() {
+        assert!(!require_tools(), "/bin/busybox not found but WARDEN_REQUIRE_TOOLS=1");
+        eprintln!("SKIPPED: /bin/busybox not found");
+        return;
+    }
+    // The shell forks, and the child execs the fixture (`; true`: no exec in place).
+    let p = prog.to_str().unwrap();
+    let script = format!("{p}; true");
+    let args = ["run", "--gdb", "127.0.0.1:0", "--root", "/", "/bin/busybox", "sh", "-c", &script];
+    let (child, addr) = start_warden(&args);
+    let file = format!("file {p}");
+    let cmds = ["monitor follow child", "continue", "continue", &file, "info symbol $pc", "break bump", "continue"];
+    let out =
+        gdb_on(Some(Path::new("/bin/busybox")), &addr, &[&cmds[..], &["print by", "delete", "continue"]].concat());
+    // Stopped in the new process after the fork, then at the fixture's first instruction.
+    assert_eq!(out.matches("received signal SIGTRAP").count(), 2, "a fork stop and an exec stop");
+    assert_has(&out, "_start in section .text");
+    assert_has(&out, "hit Breakpoint 1, bump (by=1)");
+    assert_has(&out, "$1 = 1");
     assert_eq!(finish(child), (0, "counter=15 side=7\n".to_string()));
 }
 

@@ -6,6 +6,7 @@ use std::cell::RefCell;
 use std::path::PathBuf;
 use std::rc::Rc;
 
+use guest_kernel::supervise::{HostAttach, HostSupervisor, Output, Reply, SyscallEntry};
 use guest_kernel::{CaptureConsole, CapturedOutput, RunOutcome};
 use warden::record::{self, ReplayOptions};
 use warden::RunOptions;
@@ -83,4 +84,47 @@ fn client_and_daemon_replay_exactly() {
     assert_eq!(replayed, outcome);
     assert_eq!(*out.borrow(), recorded);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Answers every `read` only after seeing its bytes, and makes `hi` read as `HI`; notes the
+/// `scheme:path` of every `open`.
+struct Upcase {
+    opened: Rc<RefCell<Vec<Vec<u8>>>>,
+}
+
+impl HostSupervisor for Upcase {
+    fn syscall_entry(&mut self, ev: &SyscallEntry<'_>) -> Reply {
+        match ev.call.name() {
+            Some("open") => {
+                self.opened.borrow_mut().extend(ev.resolved.map(<[u8]>::to_vec));
+                Reply::Run
+            }
+            Some("read") => Reply::RunReport,
+            _ => Reply::Run,
+        }
+    }
+
+    fn syscall_exit(&mut self, _ev: &SyscallEntry<'_>, _result: &mut usize, outputs: &mut [Output]) {
+        for o in outputs.iter_mut().filter(|o| o.data.starts_with(b"hi")) {
+            o.data[..2].copy_from_slice(b"HI");
+        }
+    }
+}
+
+/// Calls a user-space daemon serves go through supervision like any other (their scheme
+/// lookup is in their handlers, after supervision, not a second path beside it): a host
+/// supervisor sees the `open` of `ramfs:/a` and rewrites the bytes the daemon answered to
+/// `cat`'s `read` before `cat` sees them.
+#[test]
+fn supervisors_see_and_rewrite_user_scheme_calls() {
+    let o = opts("/bin/sh", &["-c", "ramfsd && echo hi > ramfs:/a && cat ramfs:/a"]);
+    let (console, out) = CaptureConsole::new(b"");
+    let mut k = warden::boot(&o, Box::new(console)).expect("boots");
+    let opened = Rc::new(RefCell::new(Vec::new()));
+    k.set_host_supervisor(Box::new(Upcase { opened: opened.clone() }), HostAttach::All);
+    let outcome = k.run();
+    let out = out.borrow();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!((outcome, String::from_utf8_lossy(&out.stdout).as_ref()), (RunOutcome::Exited(0), "HI\n"), "{err}");
+    assert!(opened.borrow().iter().any(|p| p == b"ramfs:/a"), "opens seen: {:?}", opened.borrow());
 }

@@ -44,7 +44,7 @@ impl Kernel {
     /// Instructions the next slice may run.
     pub(crate) fn slice_length(&mut self) -> u64 {
         let q = self.config.quantum.max(1);
-        match &mut self.chaos {
+        match &mut self.sched.chaos {
             Some(c) => c.slice(q),
             None => q,
         }
@@ -52,16 +52,16 @@ impl Kernel {
 
     /// With chaos, sometimes moves a random run-queue entry to the front.
     pub(crate) fn perturb_run_queue(&mut self) {
-        let Some(c) = &mut self.chaos else { return };
-        let len = self.run_queue.len();
+        let Some(c) = &mut self.sched.chaos else { return };
+        let len = self.sched.run_queue.len();
         if len < 2 {
             return;
         }
         let r = c.next();
         if r & 1 == 0 {
             let i = (r >> 1) as usize % len;
-            if let Some(tid) = self.run_queue.remove(i) {
-                self.run_queue.push_front(tid);
+            if let Some(tid) = self.sched.run_queue.remove(i) {
+                self.sched.run_queue.push_front(tid);
             }
         }
     }

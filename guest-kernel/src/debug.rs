@@ -29,6 +29,13 @@ pub enum DebugStop {
     /// A fault is about to raise the signal in the thread (of the debugged process):
     /// [`Resume::deliver_signal`] decides whether it is raised.
     Signal(Pid, u8),
+    /// The thread (of the debugged process) forked: the new process's pid (it has not run
+    /// yet). Also when the new process is the one to debug. Only with
+    /// [`Resume::fork_events`].
+    Forked(Pid, Pid),
+    /// The thread (of the debugged process) replaced the program (exec). Only with
+    /// [`Resume::fork_events`].
+    Execed(Pid),
 }
 
 /// What ends the next [`Kernel::debug_run`] (besides breakpoints, the debugged process's
@@ -45,6 +52,9 @@ pub struct Resume {
     /// After a [`DebugStop::Signal`]: raise the fault's signal (else the thread runs the
     /// faulting instruction again, as under gdb after `signal 0`).
     pub deliver_signal: bool,
+    /// Stop when the debugged process forks or execs ([`DebugStop::Forked`],
+    /// [`DebugStop::Execed`]), right after the call.
+    pub fork_events: bool,
 }
 
 /// The kernel's debugger state (`None` in the kernel when no debugger is attached).
@@ -67,6 +77,8 @@ pub(crate) struct Debug {
     /// instructions made are noted in `watch_hits` (with [`Resume::each_instruction`]).
     watches: Vec<(u64, u64)>,
     watch_hits: Vec<WatchHit>,
+    /// A fork or exec of the debugged process, reported at the next stop check.
+    event: Option<DebugStop>,
 }
 
 /// The result of [`Kernel::debug_run`].
@@ -82,6 +94,47 @@ impl Kernel {
     /// instruction.
     pub fn debug_attach(&mut self, pid: Pid) {
         self.debug = Some(Box::new(Debug { pid, ..Debug::default() }));
+        if let Some(p) = self.procs.get(&pid) {
+            p.mm.borrow_mut().space.set_debugged(true);
+        }
+    }
+
+    /// Moves the debugger to process `pid` (its breakpoints and faults stop the run from
+    /// now on) without disturbing the run: a stop inside a slice resumes where it was.
+    pub fn debug_switch(&mut self, pid: Pid) {
+        if let Some(d) = self.debug.as_deref_mut() {
+            d.pid = pid;
+        }
+        if let Some(p) = self.procs.get(&pid) {
+            p.mm.borrow_mut().space.set_debugged(true);
+        }
+    }
+
+    /// Thread `tid` created process `child` (fork, vfork, clone without `CLONE_THREAD`).
+    /// Reported if the debugged process forked, or if `child` is the process to debug (a
+    /// debugger may attach to a pid before the process exists).
+    pub(crate) fn debug_forked(&mut self, tid: Pid, child: Pid) {
+        let pid = self.threads.get(&tid).map(|t| t.pid);
+        let Some(d) = self.debug.as_deref_mut() else { return };
+        if d.resume.fork_events && (pid == Some(d.pid) || child == d.pid) {
+            d.event = Some(DebugStop::Forked(tid, child));
+        }
+        if child == d.pid {
+            if let Some(p) = self.procs.get(&child) {
+                p.mm.borrow_mut().space.set_debugged(true);
+            }
+        }
+    }
+
+    /// Thread `tid` of process `pid` replaced its program: the new image is debugged too.
+    pub(crate) fn debug_execed(&mut self, pid: Pid, tid: Pid) {
+        let Some(d) = self.debug.as_deref_mut() else { return };
+        if d.pid != pid {
+            return;
+        }
+        if d.resume.fork_events {
+            d.event = Some(DebugStop::Execed(tid));
+        }
         if let Some(p) = self.procs.get(&pid) {
             p.mm.borrow_mut().space.set_debugged(true);
         }
@@ -121,7 +174,9 @@ impl Kernel {
         let r = d.resume;
         let icount = |t: Pid| self.threads.get(&t).map(|t| t.cpu.icount);
         let ran = if r.each_instruction { d.ran } else { None };
-        let stop = if let Some(t) = ran {
+        let stop = if let Some(event) = d.event {
+            Some(event)
+        } else if let Some(t) = ran {
             Some(DebugStop::Reached(Some(t)))
         } else if let Some((t, _)) = r.until.filter(|&(t, n)| icount(t).is_none_or(|c| c >= n)) {
             Some(DebugStop::Reached(Some(t)))
@@ -133,6 +188,7 @@ impl Kernel {
         let Some(d) = self.debug.as_deref_mut() else { return false };
         d.stop = stop;
         d.ran = None;
+        d.event = None;
         stop.is_some()
     }
 

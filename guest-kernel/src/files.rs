@@ -11,9 +11,9 @@ use std::rc::Rc;
 
 use warden_abi::{Errno, ENOENT, O_ACCMODE, O_APPEND, O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK, O_STAT, O_SYMLINK};
 
+use crate::call::SysResult;
 use crate::process::{FdEntry, OpenFile};
 use crate::scheme::{CallCtx, FileRef};
-use crate::syscall::SysResult;
 use crate::{Kernel, Pid};
 
 /// Status flags a description keeps (and `F_SETFL` may change: NONBLOCK, APPEND).
@@ -44,7 +44,7 @@ impl Kernel {
         match scheme {
             b"proc" => self.open_proc(ctx.pid, rest),
             b"pipe" => Err(Errno(ENOENT)),
-            _ => self.schemes.get_mut(scheme).ok_or(Errno(ENOENT))?.open(rest, flags, ctx),
+            _ => self.ns.schemes.get_mut(scheme).ok_or(Errno(ENOENT))?.open(rest, flags, ctx),
         }
     }
 

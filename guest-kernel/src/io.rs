@@ -34,11 +34,12 @@ use warden_abi::{
 };
 use warden_abi::{SEEK_CUR, SEEK_END, SEEK_SET, SIGPIPE};
 
+use crate::call::{Block, SysError, SysResult};
 use crate::process::{OpenFile, WaitOn};
 use crate::scheme::{FileOps, IoError, IoResult, WaitKey};
-use crate::syscall::{Block, SysError, SysResult, MAX_IO};
 use crate::usercopy::{check_writable, copy_out};
 use crate::{Kernel, Pid};
+use warden_abi::table::MAX_IO;
 
 /// How one transfer runs (the ABI-independent part of its flags).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -156,7 +157,7 @@ impl Kernel {
             total += len;
         }
         let hint = desc.file.try_borrow().ok().and_then(|f| f.read_hint());
-        let mut buf = self.scratch.take_io(hint.map_or(total, |h| h.min(total)));
+        let mut buf = self.sched.scratch.take_io(hint.map_or(total, |h| h.min(total)));
         let result = match how.at {
             None => match desc.file.try_borrow_mut() {
                 Ok(mut f) => f.read(&mut buf),
@@ -172,7 +173,7 @@ impl Kernel {
             Ok(n) => scatter(&mut mm.borrow_mut().space.mem, iov, &buf[..*n]),
             Err(_) => Ok(()),
         };
-        self.scratch.put_io(buf);
+        self.sched.scratch.put_io(buf);
         copied?;
         match result {
             Ok(n) => Ok(n),

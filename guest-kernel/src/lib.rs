@@ -15,7 +15,14 @@
 //!   no time-of-check/time-of-use).
 //! - Handlers return `Result<usize, SysError>`; one place turns errors into
 //!   `-errno` ([`syscall::rax`]), parks blocked threads or leaves registers alone
-//!   (exit, exec, sigreturn).
+//!   (exit, exec, sigreturn). What a call is and how it ends (`Call`, `SysResult`,
+//!   `Block`, `WaitOn`) is a module of its own (`call`), so the parts the dispatcher uses
+//!   (process table, policy, tap, supervision, I/O core) do not import the dispatcher back.
+//! - [`Kernel`] is made of owners, each with its own note: the scheduler's state
+//!   (`sched::Scheduler`: run queue, blocking order, reused buffers), the scheme namespace
+//!   (`scheme::Namespace`: kernel, embedder and user-space schemes by name), supervision
+//!   (`supervise::Supervision`), the Linux personality's state (`linux::LinuxState`), the
+//!   processes and threads.
 //! - What moving bytes through a descriptor means (blocking or EAGAIN, partial
 //!   transfers, EPIPE and SIGPIPE) is decided once for both ABIs ([`io`]), over one
 //!   descriptor layer ([`files`]); the personalities only translate their ABI's details.
@@ -26,6 +33,7 @@
 //! - Nothing a guest does may panic the host: guest values are checked, guest
 //!   pointers are validated once at the boundary ([`usercopy`]).
 
+mod call;
 mod chaos;
 pub mod console;
 pub mod debug;
@@ -50,7 +58,7 @@ mod usercopy;
 pub mod vfs;
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use warden_abi::Errno;
@@ -234,24 +242,21 @@ impl Waker {
 /// The guest kernel: every process, thread and scheme of one run.
 pub struct Kernel {
     config: KernelConfig,
-    /// Schemes by name (`file` is the root scheme).
-    schemes: BTreeMap<Vec<u8>, Box<dyn Scheme>>,
+    /// Who serves each scheme name: the kernel's and the embedder's schemes, and user-space
+    /// daemons ([`scheme::Namespace`]).
+    ns: scheme::Namespace,
     console: console::SharedConsole,
     waker: Waker,
     clock: Rc<Clock>,
     rng: Rng,
     procs: BTreeMap<Pid, Process>,
     threads: BTreeMap<Pid, Thread>,
-    run_queue: VecDeque<Pid>,
     next_id: Pid,
     next_object_id: u64,
-    wait_seq: u64,
-    /// Buffers and boxes the trap path reuses ([`sched::Scratch`]).
-    scratch: sched::Scratch,
+    /// The run queue and what the trap path reuses ([`sched::Scheduler`]).
+    sched: sched::Scheduler,
     outcome: Option<RunOutcome>,
     stats: Stats,
-    /// Set by `yield` (and a zero sleep): end the current slice.
-    yield_requested: bool,
     /// The Linux personality's state ([`linux`]).
     linux: linux::LinuxState,
     /// Some process has a mask or jail ([`policy`]); until then the trap path skips it.
@@ -262,8 +267,6 @@ pub struct Kernel {
     sup: supervise::Supervision,
     /// Sees every system call when recording or replaying ([`record`]).
     hook: record::Hook,
-    /// Schedule perturbation (nonzero seed).
-    chaos: Option<chaos::Chaos>,
     /// Set by the embedder (from a signal handler, another thread or a failed host write)
     /// to end the run at the scheduler's next step ([`Kernel::set_stop_flag`]).
     stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
@@ -273,8 +276,6 @@ pub struct Kernel {
     last_fault: Option<(Pid, Option<u64>)>,
     /// The debugger's state, when one is attached ([`debug`]).
     debug: Option<Box<debug::Debug>>,
-    /// User-space schemes and the callers waiting on them ([`scheme::user`]).
-    user: scheme::user::Registry,
 }
 
 /// The embedder's callback for [`Kernel::on_fatal_signal`].
@@ -312,32 +313,27 @@ impl Kernel {
         schemes.insert(b"time".to_vec(), Box::new(time::TimeScheme { clock: clock.clone() }));
         Kernel {
             config,
-            schemes,
+            ns: scheme::Namespace::new(schemes),
             console,
             waker: Waker::default(),
             clock,
             rng,
             procs: BTreeMap::new(),
             threads: BTreeMap::new(),
-            run_queue: VecDeque::new(),
             next_id: 1,
             next_object_id: 1,
-            wait_seq: 0,
-            scratch: sched::Scratch::default(),
+            sched: sched::Scheduler::new(chaos),
             outcome: None,
             stats: Stats::default(),
-            yield_requested: false,
             linux: linux::LinuxState::default(),
             policy_active: false,
             mem_total,
             sup: Default::default(),
             hook: record::Hook::None,
-            chaos,
             stop: None,
             fatal_report: None,
             last_fault: None,
             debug: None,
-            user: Default::default(),
         }
     }
 
@@ -359,7 +355,7 @@ impl Kernel {
     /// The kernel's own `pipe`, `debug`, `time` and `proc` cannot be replaced.
     pub fn register_scheme(&mut self, name: &str, scheme: Box<dyn Scheme>) {
         if !matches!(name, "pipe" | "debug" | "time" | "proc") {
-            self.schemes.insert(name.as_bytes().to_vec(), scheme);
+            self.ns.schemes.insert(name.as_bytes().to_vec(), scheme);
         }
     }
 

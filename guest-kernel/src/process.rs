@@ -19,9 +19,10 @@ use std::rc::Rc;
 use emu::Cpu;
 use warden_abi::{Errno, SigAction, EBADF, EMFILE, ENOENT, NSIG};
 
+use crate::call::Call;
+pub use crate::call::{OnWake, WaitOn};
 use crate::mm::Mm;
 use crate::scheme::FileRef;
-use crate::syscall::Call;
 use crate::Pid;
 
 /// An open file description.
@@ -263,32 +264,6 @@ pub struct Process {
     /// The system-call mask and jail ([`crate::policy`]); `None`: unrestricted. Inherited by
     /// children, kept across exec.
     pub restrict: Option<Rc<crate::policy::Restriction>>,
-}
-
-/// What a blocked thread waits for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WaitOn {
-    /// A scheme's or pipe's key.
-    Key(crate::WaitKey),
-    /// Any key at all (poll/select over several files re-check on every wake).
-    AnyKey,
-    /// A child of this process changing state (waitpid).
-    Child(Pid),
-    /// A futex word: (address space id, address).
-    Futex(u64, u64),
-    /// Only the deadline (nanosleep).
-    Sleep,
-    /// The vfork child with this pid execs or exits.
-    Vfork(Pid),
-}
-
-/// What a blocked call returns when it is woken.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OnWake {
-    /// Execute the (kernel's copy of the) call again.
-    Retry,
-    /// Return this result (made into `rax` by [`crate::syscall::rax`], as every result is).
-    Return(Result<usize, Errno>),
 }
 
 /// A parked thread.

@@ -37,7 +37,7 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use crate::syscall::{Call, Input};
+use crate::call::{Call, Input};
 use crate::{Kernel, Pid};
 
 /// What a tap sees at each system call.

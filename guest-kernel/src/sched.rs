@@ -23,19 +23,55 @@
 //! copy of its data are kept between calls ([`Scratch`]).
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::rc::Rc;
 
 use emu::{reg, Cpu, Exit};
 use warden_abi::*;
 
+use crate::call::{Call, Input};
+use crate::chaos::Chaos;
 use crate::console::{DebugEnd, DebugFile};
 use crate::mm::Mm;
 use crate::process::{
     Blocked, FdEntry, FdTable, FsContext, OnWake, OpenFile, ProcState, Process, SigHandlers, Thread, ThreadState,
     WaitOn,
 };
-use crate::syscall::Call;
 use crate::{Kernel, Pid, RunOutcome, SpawnError, WaitKey};
+
+/// The scheduler's own state, apart from the processes and threads it schedules: the run
+/// queue, the order threads block in, the slice-ending `yield` flag, the schedule's
+/// perturbation and what the trap path reuses.
+pub(crate) struct Scheduler {
+    /// Runnable threads, the next to run first.
+    pub(crate) run_queue: VecDeque<Pid>,
+    /// Counts blocked calls (their wake order for futexes).
+    wait_seq: u64,
+    /// Buffers and boxes the trap path reuses ([`Scratch`]).
+    pub(crate) scratch: Scratch,
+    /// Set by `yield` (and a zero sleep): end the current slice.
+    pub(crate) yield_requested: bool,
+    /// Schedule perturbation (nonzero seed, [`crate::chaos`]).
+    pub(crate) chaos: Option<Chaos>,
+}
+
+impl Scheduler {
+    pub(crate) fn new(chaos: Option<Chaos>) -> Scheduler {
+        Scheduler {
+            run_queue: VecDeque::new(),
+            wait_seq: 0,
+            scratch: Scratch::default(),
+            yield_requested: false,
+            chaos,
+        }
+    }
+
+    /// The sequence number of the call blocking now.
+    pub(crate) fn next_wait_seq(&mut self) -> u64 {
+        self.wait_seq += 1;
+        self.wait_seq
+    }
+}
 
 /// What the trap path reuses instead of allocating per call: the wait keys and thread
 /// lists of a wake-up, the boxes of blocked calls and `read`'s bounce buffer.
@@ -83,9 +119,7 @@ impl Scratch {
     pub(crate) fn recycle(&mut self, mut b: Box<Blocked>) {
         if self.blocked.len() < Self::SPARE_BLOCKED {
             // Keep no guest data alive in a spare box.
-            if let crate::syscall::Input::Items(items) | crate::syscall::Input::Refused(_, items) =
-                std::mem::replace(&mut b.call.input, crate::syscall::Input::None)
-            {
+            if let Input::Items(items) | Input::Refused(_, items) = std::mem::replace(&mut b.call.input, Input::None) {
                 self.keep_bytes(items.into_buffer());
             }
             self.blocked.push(b);
@@ -191,7 +225,7 @@ impl Kernel {
             self.procs.remove(&pid);
             return Err(e);
         }
-        self.run_queue.push_back(pid);
+        self.sched.run_queue.push_back(pid);
         self.stats.processes += 1;
         Ok(pid)
     }
@@ -293,7 +327,7 @@ impl Kernel {
             return true;
         }
         if self.threads.get(&tid).is_some_and(|t| !t.is_blocked()) {
-            self.run_queue.push_back(tid);
+            self.sched.run_queue.push_back(tid);
         }
         false
     }
@@ -304,10 +338,10 @@ impl Kernel {
 
     fn next_runnable(&mut self) -> Option<Pid> {
         self.perturb_run_queue();
-        while let Some(tid) = self.run_queue.pop_front() {
+        while let Some(tid) = self.sched.run_queue.pop_front() {
             if self.threads.get(&tid).is_some_and(|t| !t.is_blocked()) {
                 // A thread may be queued twice (woken while queued); drop the duplicate.
-                self.run_queue.retain(|&t| t != tid);
+                self.sched.run_queue.retain(|&t| t != tid);
                 return Some(tid);
             }
         }
@@ -346,13 +380,13 @@ impl Kernel {
         if let Some(left) = self.budget_left() {
             slice = slice.min(left);
         }
-        self.yield_requested = false;
+        self.sched.yield_requested = false;
         self.continue_slice(tid, slice);
     }
 
     /// Runs `tid` for the `slice` instructions left of its quantum.
     fn continue_slice(&mut self, tid: Pid, mut slice: u64) {
-        while slice > 0 && self.outcome.is_none() && !self.yield_requested {
+        while slice > 0 && self.outcome.is_none() && !self.sched.yield_requested {
             if self.debug.is_some() && self.debug_should_stop(Some(tid)) {
                 if let Some(d) = self.debug.as_mut() {
                     d.paused = Some((tid, slice));
@@ -471,7 +505,7 @@ impl Kernel {
 
     /// Wakes threads parked on keys schemes reported.
     pub(crate) fn process_wakeups(&mut self) {
-        let mut keys = std::mem::take(&mut self.scratch.keys);
+        let mut keys = std::mem::take(&mut self.sched.scratch.keys);
         loop {
             self.waker.drain_into(&mut keys);
             if keys.is_empty() {
@@ -479,12 +513,12 @@ impl Kernel {
             }
             self.wake_where(|on| matches!(on, WaitOn::Key(k) if keys.contains(&k)) || on == WaitOn::AnyKey, None);
         }
-        self.scratch.keys = keys;
+        self.sched.scratch.keys = keys;
     }
 
     /// Wakes every blocked thread whose wait matches `pred` (only `only` if given), in tid order.
     pub(crate) fn wake_where(&mut self, pred: impl Fn(WaitOn) -> bool, only: Option<Pid>) {
-        let mut tids = std::mem::take(&mut self.scratch.tids);
+        let mut tids = std::mem::take(&mut self.sched.scratch.tids);
         tids.clear();
         for t in self.threads.values() {
             if let ThreadState::Blocked(b) = &t.state {
@@ -497,7 +531,7 @@ impl Kernel {
             self.wake_thread(tid);
         }
         tids.clear();
-        self.scratch.tids = tids;
+        self.sched.scratch.tids = tids;
     }
 
     /// Makes a blocked thread runnable: it either gets its wake value or
@@ -512,11 +546,11 @@ impl Kernel {
                 match b.on_wake {
                     OnWake::Retry => t.state = ThreadState::Retry(b),
                     OnWake::Return(v) => {
-                        t.cpu.gpr[reg::RAX] = crate::syscall::rax(v) as u64;
-                        self.scratch.recycle(b);
+                        t.cpu.gpr[reg::RAX] = crate::call::rax(v) as u64;
+                        self.sched.scratch.recycle(b);
                     }
                 }
-                self.run_queue.push_back(tid);
+                self.sched.run_queue.push_back(tid);
             }
             other => t.state = other,
         }
@@ -526,11 +560,11 @@ impl Kernel {
     fn expire_deadlines(&mut self) {
         let now = self.clock.monotonic_ns();
         // No parked call can have expired before the earliest deadline parked so far.
-        if self.scratch.next_deadline.is_none_or(|d| d > now) {
+        if self.sched.scratch.next_deadline.is_none_or(|d| d > now) {
             return;
         }
         let mut next = None;
-        let mut expired = std::mem::take(&mut self.scratch.tids);
+        let mut expired = std::mem::take(&mut self.sched.scratch.tids);
         expired.clear();
         for t in self.threads.values() {
             if let ThreadState::Blocked(b) = &t.state {
@@ -541,19 +575,19 @@ impl Kernel {
                 }
             }
         }
-        self.scratch.next_deadline = next;
+        self.sched.scratch.next_deadline = next;
         for &tid in &expired {
             let Some(t) = self.threads.get_mut(&tid) else {
                 continue;
             };
             if let ThreadState::Blocked(b) = std::mem::replace(&mut t.state, ThreadState::Runnable) {
-                t.cpu.gpr[reg::RAX] = crate::syscall::rax(b.on_timeout) as u64;
-                self.run_queue.push_back(tid);
-                self.scratch.recycle(b);
+                t.cpu.gpr[reg::RAX] = crate::call::rax(b.on_timeout) as u64;
+                self.sched.run_queue.push_back(tid);
+                self.sched.scratch.recycle(b);
             }
         }
         expired.clear();
-        self.scratch.tids = expired;
+        self.sched.scratch.tids = expired;
     }
 
     // --- teardown --------------------------------------------------------------

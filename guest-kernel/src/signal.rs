@@ -239,9 +239,9 @@ impl Kernel {
                 } else if t.write_done > 0 {
                     t.cpu.gpr[reg::RAX] = std::mem::take(&mut t.write_done) as u64;
                 } else {
-                    t.cpu.gpr[reg::RAX] = crate::syscall::rax(Err(Errno(EINTR))) as u64;
+                    t.cpu.gpr[reg::RAX] = crate::call::rax(Err(Errno(EINTR))) as u64;
                 }
-                self.run_queue.push_back(tid);
+                self.sched.run_queue.push_back(tid);
                 if !retry {
                     // A user-scheme daemon is told the request was cancelled.
                     self.user_abandon(tid);

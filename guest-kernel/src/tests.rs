@@ -171,6 +171,44 @@ fn fork_and_waitpid() {
     assert_eq!(r.outcome, RunOutcome::Exited(13));
 }
 
+/// Under a debugger asking for fork events, the fork of the debugged process stops the
+/// run right after the call, naming the new process; following it changes nothing.
+#[test]
+fn a_debugger_sees_the_fork_and_can_follow_the_child() {
+    use crate::debug::{DebugEvent, DebugStop, Resume};
+    let mut p = Prog::new();
+    let mut start = p.label();
+    let mut child = p.label();
+    p.a.jmp(start).unwrap();
+    let status = p.data(&[0; 8]);
+    p.here(&mut start);
+    p.a.mov(rdi, 0u64).unwrap();
+    p.sys(SYS_CLONE);
+    p.a.test(rax, rax).unwrap();
+    p.a.jz(child).unwrap();
+    p.a.mov(rdi, u64::MAX).unwrap();
+    p.a.lea(rsi, ptr(status)).unwrap();
+    p.a.mov(rdx, 0u64).unwrap();
+    p.sys(SYS_WAITPID);
+    p.a.mov(rax, qword_ptr(status)).unwrap();
+    p.a.shr(rax, 8).unwrap();
+    p.exit_rax();
+    p.here(&mut child);
+    p.exit_imm(4);
+    let root = MemFs::new();
+    root.insert("/bin/init", &p.elf());
+    let (console, _) = CaptureConsole::new(b"");
+    let mut k = Kernel::new(KernelConfig::default(), Box::new(root), Box::new(console));
+    k.spawn_init("/bin/init", &["init"], &[]).expect("spawn init");
+    k.debug_attach(1);
+    let events = Resume { fork_events: true, ..Resume::default() };
+    let DebugEvent::Stopped(DebugStop::Forked(1, child)) = k.debug_run(events) else { panic!("no fork event") };
+    assert_eq!(k.debug_cpu(child).map(|c| c.gpr[0]), Some(0), "the child returns 0 from the call");
+    k.debug_switch(child);
+    assert_eq!(k.debugged_pid(), Some(child));
+    assert_eq!(k.debug_run(events), DebugEvent::Ended(RunOutcome::Exited(4)));
+}
+
 /// A program: parent makes a pipe, forks; the child writes "ping" into it and
 /// exits; the parent copies what it reads to stdout, waits and exits 0.
 fn pipe_program() -> Vec<u8> {

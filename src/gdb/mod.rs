@@ -18,21 +18,37 @@
 //!   watchpoint when the instruction touched them (emu's `Memory::watch_arm` sends every
 //!   access to the watched pages through its cold paths, which note them);
 //! - on a replay, memory and register writes are refused (they would make it diverge);
-//! - going backwards (a replay only) replays again from the start, output muted up to
-//!   where it was shown ([`OnceConsole`]), to an exact point: "thread T has run N
-//!   instructions". A reverse-continue replays to the current point once to list the
-//!   breakpoint hits and watched-value changes before it, then again to the last one.
+//! - going backwards (a replay only) goes back to the latest checkpoint before the point
+//!   sought (a forked copy of the whole warden process, taken every `--checkpoint-every`
+//!   instructions while the replay runs under gdb: see [`checkpoint`]), or to the start
+//!   without one, then replays forward to an exact point: "thread T has run N
+//!   instructions", output muted up to where it was shown ([`OnceConsole`]). A
+//!   reverse-continue scans the stretch from the latest checkpoint to the current point
+//!   for breakpoint hits and watched-value changes, then the stretch before if it found
+//!   none, and so on; then goes back to the checkpoint before the last hit and forward to
+//!   it. So it replays about two checkpoint intervals, not the whole run;
+//! - processes: gdb debugs one guest process (init unless `--gdb-pid PID`); `monitor
+//!   attach PID` moves to another, `monitor follow child` makes a fork of the debugged
+//!   process move the debugger to the new one (stopping there, as gdb's `set
+//!   follow-fork-mode child` does), and an exec of it stops at the new program's first
+//!   instruction. (gdb's own fork events need a stub that serves several processes at
+//!   once, which `gdbstub` does not.)
 //!
-//! Measured (release build, the 2-core development VM under load): a reverse-continue
-//! from the end of a 1.2·10⁹-instruction replay back to a breakpoint hit near its start
-//! took 6.4 s, where the plain replay of the whole trace takes 5.0 s; it keeps no
-//! checkpoints (peak RSS 8.7 MB against 6.8 MB for the plain replay). Periodic
-//! checkpoints would bound that by the checkpoint interval; they are not built yet.
+//! Measured (`cargo bench --bench gdb_reverse`, release build, the 2-core development VM
+//! under load from other builds, one run): a replay of 0.99·10⁹ instructions takes 3.8 s
+//! plainly and 8.7 s continued through under gdb (10.3 s while taking its 19 checkpoints,
+//! one per 5·10⁷ instructions). A reverse-continue from its end to a breakpoint hit 1000
+//! loop rounds back took 21.7 s replaying from the start (it replays the whole run twice:
+//! once to find the hit, once to go to it) and 0.81 s from checkpoints. Back to a hit at
+//! the very start, every stretch in between has to be searched either way: 8.5 s from
+//! the start, 11.5 s stretch by stretch from checkpoints. The 19 checkpoints held 1.9 MB
+//! of private memory in all (what the replay wrote after each was taken).
 //! Without `--gdb` the kernel's only extra work is an `Option` test per slice and per
 //! `Cpu::run` exit: 20·10⁶ `getpid` calls ran in 1.18 s against 1.17 s before (medians of
 //! five interleaved runs), a compute loop of 1.2·10⁹ instructions in 2.5 s both.
 
 mod arch;
+mod checkpoint;
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
@@ -62,6 +78,7 @@ use guest_kernel::debug::{DebugEvent, DebugStop, Resume};
 use guest_kernel::{Console, ConsoleStream, Kernel, Pid, RunOutcome};
 
 use crate::record::{ReplayError, ReplayRun};
+use checkpoint::{Checkpoint, Checkpoints};
 
 pub use arch::X86_64Linux;
 
@@ -124,6 +141,10 @@ pub struct Debugger {
     /// The thread of the last stop (gdb's current thread after an interrupt).
     current: Pid,
     outcome: Option<RunOutcome>,
+    /// On a replay in a process family: its checkpoints ([`checkpoint`]).
+    family: Option<Checkpoints>,
+    /// `monitor follow child`: on a fork of the debugged process, debug the new one.
+    follow_child: bool,
 }
 
 impl Debugger {
@@ -144,6 +165,43 @@ impl Debugger {
             until: None,
             current: pid,
             outcome: None,
+            family: None,
+            follow_child: false,
+        }
+    }
+
+    /// Moves the debugger (and the breakpoints) to process `pid`, at once if it exists,
+    /// else running until it is created (`--gdb-pid`). An error if it never is.
+    pub fn attach(&mut self, pid: Pid) -> Result<(), String> {
+        if !self.kernel.debug_processes().iter().any(|p| p.0 == pid && p.2) {
+            if self.kernel.instructions() > 0 {
+                return Err(format!("no process {pid}"));
+            }
+            // Not created yet (only at the start: the replay must not go back for it).
+            self.pid = pid;
+            self.kernel.debug_attach(pid);
+            loop {
+                let resume = Resume { fork_events: true, deliver_signal: true, ..Resume::default() };
+                match self.kernel.debug_run(resume) {
+                    DebugEvent::Ended(o) => return Err(format!("process {pid} never started: the run ended ({o:?})")),
+                    DebugEvent::Stopped(DebugStop::Forked(_, child)) if child == pid => break,
+                    DebugEvent::Stopped(_) => {}
+                }
+            }
+        }
+        self.switch_to(pid);
+        Ok(())
+    }
+
+    /// Debugs process `pid` (alive) from here on.
+    fn switch_to(&mut self, pid: Pid) {
+        self.set_breakpoints(false);
+        self.pid = pid;
+        self.kernel.debug_switch(pid);
+        self.set_breakpoints(true);
+        self.refresh_watches();
+        if let Some(&tid) = self.kernel.debug_threads(pid).first() {
+            self.current = tid;
         }
     }
 
@@ -179,17 +237,36 @@ impl Debugger {
 
     /// Runs until a stop worth reporting to gdb, or until gdb sends something.
     fn run(&mut self, conn: &mut Conn) -> Result<run_blocking::Event<MultiThreadStopReason<u64>>, io::Error> {
-        if let Some(reverse) = self.reverse.take() {
-            let reason = self.run_backward(reverse).map_err(io::Error::other)?;
-            return Ok(run_blocking::Event::TargetStopped(reason));
+        let mut result = match self.reverse.take() {
+            Some(reverse) => self.run_backward(reverse).map(run_blocking::Event::TargetStopped),
+            None => self.run_forward(conn),
+        };
+        loop {
+            match result {
+                Ok(event) => return Ok(event),
+                Err(Detour::Failed(e)) => return Err(io::Error::other(e)),
+                Err(Detour::Io(e)) => return Err(e),
+                // This process was just resumed from a checkpoint: finish what the worker
+                // that resumed it was doing.
+                Err(Detour::Resumed(state)) => {
+                    let op = self.adopt(&state).map_err(io::Error::other)?;
+                    result = self.finish_backward(op).map(run_blocking::Event::TargetStopped);
+                }
+            }
         }
+    }
+
+    /// Runs forward until a stop worth reporting to gdb, or until gdb sends something.
+    fn run_forward(&mut self, conn: &mut Conn) -> Result<run_blocking::Event<MultiThreadStopReason<u64>>, Detour> {
         let mut deliver_signal = std::mem::take(&mut self.pass_signal) || self.replay.is_some();
         loop {
             let stop_at = self.kernel.instructions().saturating_add(POLL);
             let each_instruction = !self.watches.is_empty();
-            let resume = Resume { until: self.until, stop_at: Some(stop_at), each_instruction, deliver_signal };
+            let fork_events = self.follow_child;
+            let resume =
+                Resume { until: self.until, stop_at: Some(stop_at), each_instruction, deliver_signal, fork_events };
             deliver_signal = false;
-            let stop = match self.kernel.debug_run(resume) {
+            let stop = match self.advance(resume)? {
                 DebugEvent::Ended(outcome) => {
                     self.outcome = Some(outcome);
                     return Ok(run_blocking::Event::TargetStopped(match outcome {
@@ -209,6 +286,19 @@ impl Debugger {
                     self.current = tid;
                     MultiThreadStopReason::SignalWithThread { tid: gdb_tid(tid), signal: gdb_signal(sig) }
                 }
+                // `monitor follow child`: the new process is the debugged one, stopped
+                // before its first instruction (gdb sees its thread; a SIGTRAP stop).
+                DebugStop::Forked(_, child) => {
+                    self.switch_to(child);
+                    MultiThreadStopReason::SignalWithThread { tid: gdb_tid(self.current), signal: Signal::SIGTRAP }
+                }
+                // The followed process ran a new program: stopped at its first instruction
+                // (in gdb, `file PROGRAM` loads its symbols); the breakpoints stay.
+                DebugStop::Execed(tid) => {
+                    self.current = tid;
+                    self.set_breakpoints(true);
+                    MultiThreadStopReason::SignalWithThread { tid: gdb_tid(tid), signal: Signal::SIGTRAP }
+                }
                 DebugStop::Reached(ran) => {
                     if let Some(tid) = ran.filter(|t| self.kernel.debug_cpu(*t).is_some()) {
                         self.current = tid;
@@ -222,8 +312,8 @@ impl Debugger {
                         }
                         MultiThreadStopReason::SignalWithThread { tid: gdb_tid(self.current), signal: Signal::SIGTRAP }
                     } else {
-                        if self.kernel.instructions() >= stop_at && conn.peek()?.is_some() {
-                            return Ok(run_blocking::Event::IncomingData(conn.read()?));
+                        if self.kernel.instructions() >= stop_at && conn.peek().map_err(Detour::Io)?.is_some() {
+                            return Ok(run_blocking::Event::IncomingData(conn.read().map_err(Detour::Io)?));
                         }
                         continue;
                     }
@@ -297,14 +387,112 @@ impl Debugger {
         Ok(())
     }
 
-    /// Replays from the start until thread `tid` has run `icount` instructions (the state
-    /// just before its instruction number `icount`), then sets the breakpoints again.
-    fn go_to(&mut self, tid: Pid, icount: u64) -> Result<(), String> {
-        self.reboot()?;
+    /// `Kernel::debug_run`, and on a replay with checkpoints, stopping on the way when
+    /// one is due to take it. That extra stop may return as `Reached`, which every caller
+    /// takes as "look again and go on". In a worker resumed from that checkpoint (maybe
+    /// much later) the result is `Detour::Resumed`.
+    fn advance(&mut self, mut resume: Resume) -> Result<DebugEvent, Detour> {
+        let due = self.family.as_ref().map(|f| f.due(self.kernel.instructions()));
+        if let Some(at) = due {
+            resume.stop_at = Some(resume.stop_at.map_or(at, |s| s.min(at)));
+        }
+        let event = self.kernel.debug_run(resume);
+        if let (Some(at), DebugEvent::Stopped(DebugStop::Reached(_))) = (due, event) {
+            if self.kernel.instructions() >= at {
+                self.checkpoint()?;
+            }
+        }
+        Ok(event)
+    }
+
+    /// Takes a checkpoint here (see [`checkpoint`]); if that fails, goes on without.
+    fn checkpoint(&mut self) -> Result<(), Detour> {
+        let mut threads = Vec::new();
+        for (pid, ..) in self.kernel.debug_processes() {
+            for t in self.kernel.debug_threads(pid) {
+                threads.extend(self.kernel.debug_cpu(t).map(|c| (t, c.icount)));
+            }
+        }
+        let at = self.kernel.instructions();
+        let Some(family) = self.family.as_mut() else { return Ok(()) };
+        match family.take(at, threads) {
+            Ok(None) => Ok(()),
+            Ok(Some(state)) => Err(Detour::Resumed(state)),
+            Err(e) => {
+                crate::host::warn(format!("replay --gdb: {e}; going on without checkpoints"));
+                self.family = None;
+                Ok(())
+            }
+        }
+    }
+
+    /// Goes back to a state before a point: the latest checkpoint before instruction
+    /// count `limit` (and before thread T's instruction N, for `point` (T, N)), else the
+    /// start. A checkpoint resumes in a new process, which does `op` (this one exits).
+    fn restore(&mut self, point: Option<(Pid, u64)>, limit: u64, op: Op) -> Result<(), Detour> {
+        while let Some(family) = &self.family {
+            let usable = |c: &Checkpoint| c.at < limit && point.is_none_or(|(t, n)| c.before(t, n));
+            let Some(i) = family.list.iter().rposition(usable) else { break };
+            let state = self.resumed(op).encode();
+            if let Some(Err(e)) = self.family.as_mut().map(|f| f.resume(i, &state)) {
+                crate::host::warn(format!("replay --gdb: {e}"));
+            }
+        }
+        self.reboot().map_err(Detour::Failed)
+    }
+
+    /// What a worker resumed from a checkpoint needs to go on from here with `op`.
+    fn resumed(&self, op: Op) -> Resumed {
+        Resumed {
+            shown: self.replay.as_ref().map_or([0; 2], |r| r.shown.get()),
+            pid: self.pid,
+            breakpoints: self.breakpoints.iter().copied().collect(),
+            watches: self.watches.iter().map(|w| (w.addr, w.len, w.kind)).collect(),
+            checkpoints: self.family.as_ref().map(|f| f.list.clone()).unwrap_or_default(),
+            next_id: self.family.as_ref().map_or(0, |f| f.next_id),
+            op,
+        }
+    }
+
+    /// In a worker just resumed from a checkpoint: takes over the state its resumer
+    /// sent; the operation to finish.
+    fn adopt(&mut self, state: &[u8]) -> Result<Op, String> {
+        let r = Resumed::decode(state).ok_or("replay --gdb: a garbled state from the resuming process")?;
+        self.set_breakpoints(false);
+        if r.pid != self.pid {
+            self.pid = r.pid;
+            self.kernel.debug_switch(r.pid);
+        }
+        self.breakpoints = r.breakpoints.into_iter().collect();
+        self.watches =
+            r.watches.into_iter().map(|(addr, len, kind)| Watch { addr, len, kind, seen: Vec::new() }).collect();
+        self.sync_watches();
+        if let Some(replay) = &self.replay {
+            replay.shown.set(r.shown);
+        }
+        if let Some(family) = &mut self.family {
+            family.list = r.checkpoints;
+            family.next_id = r.next_id;
+        }
+        self.outcome = None;
+        Ok(r.op)
+    }
+
+    /// Sets the breakpoints and reads what the watchpoints watch.
+    fn arm(&mut self) {
+        self.set_breakpoints(true);
+        self.refresh_watches();
+    }
+
+    /// Runs forward until thread `tid` has run `icount` instructions (the state just
+    /// before its instruction number `icount`).
+    fn run_to(&mut self, tid: Pid, icount: u64) -> Result<(), Detour> {
         loop {
             let resume = Resume { until: Some((tid, icount)), deliver_signal: true, ..Resume::default() };
-            match self.kernel.debug_run(resume) {
-                DebugEvent::Ended(o) => return Err(format!("the replay ended ({o:?}) before the point sought")),
+            match self.advance(resume)? {
+                DebugEvent::Ended(o) => {
+                    return Err(Detour::Failed(format!("the replay ended ({o:?}) before the point sought")))
+                }
                 DebugEvent::Stopped(DebugStop::Reached(_))
                     if self.kernel.debug_cpu(tid).is_none_or(|c| c.icount >= icount) =>
                 {
@@ -316,36 +504,33 @@ impl Debugger {
         if self.kernel.debug_cpu(tid).is_some() {
             self.current = tid;
         }
-        self.set_breakpoints(true);
-        self.refresh_watches();
         Ok(())
     }
 
-    /// The breakpoint and watchpoint hits of the replay before instruction count `end`,
-    /// each as (thread, its instruction count just before the hit, the watchpoint hit).
-    fn hits_before(&mut self, end: u64) -> Result<Vec<Hit>, String> {
-        self.reboot()?;
-        self.set_breakpoints(true);
-        self.refresh_watches();
+    /// The breakpoint and watchpoint hits from here to instruction count `end` (see
+    /// [`Hit`]).
+    fn hits_before(&mut self, end: u64) -> Result<Vec<Hit>, Detour> {
         let mut hits = Vec::new();
         let each_instruction = !self.watches.is_empty();
         loop {
             let resume = Resume { stop_at: Some(end), each_instruction, deliver_signal: true, ..Resume::default() };
-            let stop = match self.kernel.debug_run(resume) {
+            let stop = match self.advance(resume)? {
                 DebugEvent::Ended(_) => break,
                 DebugEvent::Stopped(stop) => stop,
             };
-            if self.kernel.instructions() >= end {
+            let total = self.kernel.instructions();
+            if total >= end {
                 break;
             }
             match stop {
                 DebugStop::Breakpoint(t) => {
-                    hits.extend(self.kernel.debug_cpu(t).map(|c| (t, c.icount, None)));
+                    hits.extend(self.kernel.debug_cpu(t).map(|c| (t, c.icount, total, None)));
                 }
                 DebugStop::Reached(Some(t)) => {
                     if let Some(watch) = self.watch_hit() {
                         // Stop before the instruction that accessed (it has run: one back).
-                        hits.extend(self.kernel.debug_cpu(t).map(|c| (t, c.icount.saturating_sub(1), Some(watch))));
+                        let icount = |c: &emu::Cpu| c.icount.saturating_sub(1);
+                        hits.extend(self.kernel.debug_cpu(t).map(|c| (t, icount(c), total, Some(watch))));
                     }
                 }
                 _ => {}
@@ -354,34 +539,54 @@ impl Debugger {
         Ok(hits)
     }
 
-    /// A reverse step or continue (on a replay): replays from the start to the point.
-    fn run_backward(&mut self, reverse: Reverse) -> Result<MultiThreadStopReason<u64>, String> {
-        let begin =
-            |tid: Pid| MultiThreadStopReason::ReplayLog { tid: Some(gdb_tid(tid)), pos: ReplayLogPosition::Begin };
-        match reverse {
+    /// A reverse step or continue (on a replay): back to a checkpoint (or the start),
+    /// and forward from there to the point.
+    fn run_backward(&mut self, reverse: Reverse) -> Result<MultiThreadStopReason<u64>, Detour> {
+        let now = self.kernel.instructions();
+        let op = match reverse {
             Reverse::Step(tid) => {
                 let icount = self.kernel.debug_cpu(tid).map_or(0, |c| c.icount);
                 if icount == 0 {
-                    return Ok(begin(tid));
+                    return Ok(Arrival::Begin.reason(tid));
                 }
-                self.go_to(tid, icount - 1)?;
-                Ok(MultiThreadStopReason::SignalWithThread { tid: gdb_tid(tid), signal: Signal::SIGTRAP })
+                let op = Op::Seek { tid, icount: icount - 1, stop: Arrival::Step };
+                self.restore(Some((tid, icount - 1)), now.saturating_add(1), op)?;
+                op
             }
             Reverse::Continue => {
-                let end = self.kernel.instructions();
-                let hits = self.hits_before(end)?;
-                match hits.last() {
-                    None => {
-                        self.go_to(self.pid, 0)?;
-                        Ok(begin(self.pid))
-                    }
-                    Some(&(tid, icount, watch)) => {
-                        self.go_to(tid, icount)?;
-                        Ok(match watch {
-                            Some((kind, addr)) => MultiThreadStopReason::Watch { tid: gdb_tid(tid), kind, addr },
-                            None => MultiThreadStopReason::SwBreak(gdb_tid(tid)),
-                        })
-                    }
+                let op = Op::Scan { end: now };
+                self.restore(None, now, op)?;
+                op
+            }
+        };
+        self.finish_backward(op)
+    }
+
+    /// Goes on with a reverse step or continue from where `op` says it is (see [`Op`]).
+    /// A reverse-continue looks for the last hit in the stretch from the latest
+    /// checkpoint to the point it started from, then the stretch before, and so on.
+    fn finish_backward(&mut self, mut op: Op) -> Result<MultiThreadStopReason<u64>, Detour> {
+        loop {
+            match op {
+                Op::Scan { end } => {
+                    let start = self.kernel.instructions();
+                    self.arm();
+                    let hits = self.hits_before(end)?;
+                    let (point, limit);
+                    (op, point, limit) = match hits.last() {
+                        Some(&(tid, icount, total, watch)) => {
+                            let stop = watch.map_or(Arrival::Breakpoint, |(kind, addr)| Arrival::Watch(kind, addr));
+                            (Op::Seek { tid, icount, stop }, Some((tid, icount)), total.saturating_add(1))
+                        }
+                        None if start == 0 => (Op::Seek { tid: self.pid, icount: 0, stop: Arrival::Begin }, None, 0),
+                        None => (Op::Scan { end: start }, None, start),
+                    };
+                    self.restore(point, limit, op)?;
+                }
+                Op::Seek { tid, icount, stop } => {
+                    self.run_to(tid, icount)?;
+                    self.arm();
+                    return Ok(stop.reason(tid));
                 }
             }
         }
@@ -424,17 +629,57 @@ impl Debugger {
                 },
                 Err(_) => "usage: monitor goto N (an instruction count)\n".to_string(),
             },
-            _ => "warden monitor commands:\n  icount   guest instructions run so far (all processes)\n  \
-                  pids     the guest's processes\n  goto N   (a replay) go to instruction count N\n"
+            ["follow", "child"] => {
+                self.follow_child = true;
+                "on a fork of the debugged process, warden now debugs the new process (and stops there)\n".into()
+            }
+            ["follow", "parent"] => {
+                self.follow_child = false;
+                "on a fork, warden keeps debugging the process that forked\n".into()
+            }
+            ["attach", n] => match n.parse::<Pid>() {
+                Ok(pid) if self.kernel.debug_processes().iter().any(|p| p.0 == pid && p.2) => {
+                    self.switch_to(pid);
+                    format!(
+                        "debugging process {pid} (thread {}); run `maintenance flush register-cache` and \
+                         `info threads` for gdb to see it\n",
+                        self.current
+                    )
+                }
+                _ => format!("no live process {n} (see `monitor pids`)\n"),
+            },
+            ["checkpoints"] => match &self.family {
+                None => "no checkpoints (not a replay, or taken off: see the warnings)\n".into(),
+                Some(f) => {
+                    let mut out = format!("{} checkpoints, every {} instructions:\n", f.list.len(), f.interval);
+                    let mut total = 0;
+                    for (at, bytes) in f.memory() {
+                        total += bytes;
+                        out += &format!("  at {at:>14}  {:>8} KiB private\n", bytes / 1024);
+                    }
+                    out + &format!("total {} KiB\n", total / 1024)
+                }
+            },
+            _ => "warden monitor commands:\n  icount          guest instructions run so far (all processes)\n  \
+                  pids            the guest's processes\n  \
+                  goto N          (a replay) go to instruction count N\n  \
+                  attach PID      debug another guest process\n  \
+                  follow child    on a fork, debug the new process (stops there); `follow parent` undoes\n  \
+                  checkpoints     (a replay) the checkpoints reverse execution starts from, and their memory\n"
                 .to_string(),
         }
     }
 }
 
 impl Debugger {
-    /// `monitor goto N`: replays from the start to total instruction count `n`.
+    /// `monitor goto N`: replays to total instruction count `n` (from the start if it is
+    /// behind: a monitor command cannot resume a checkpoint, which answers with a stop).
     fn goto(&mut self, n: u64) -> Result<(), String> {
-        self.reboot()?;
+        if n < self.kernel.instructions() || self.outcome.is_some() {
+            self.reboot()?;
+        } else {
+            self.set_breakpoints(false);
+        }
         loop {
             match self.kernel.debug_run(Resume { stop_at: Some(n), deliver_signal: true, ..Resume::default() }) {
                 DebugEvent::Ended(o) => {
@@ -457,8 +702,153 @@ impl Debugger {
 }
 
 /// A breakpoint or watchpoint hit of a replay: the thread, its instruction count just
-/// before the hit, and the watchpoint (kind, address) if it was one.
-type Hit = (Pid, u64, Option<(WatchKind, u64)>);
+/// before the hit, the guest's total instruction count at or just after it, and the
+/// watchpoint (kind, address) if it was one.
+type Hit = (Pid, u64, u64, Option<(WatchKind, u64)>);
+
+/// Why a forward run on gdb's behalf ended early.
+enum Detour {
+    Failed(String),
+    Io(io::Error),
+    /// This process was resumed from a checkpoint with this state ([`Resumed`]).
+    Resumed(Vec<u8>),
+}
+
+impl From<String> for Detour {
+    fn from(e: String) -> Detour {
+        Detour::Failed(e)
+    }
+}
+
+/// Where a reverse step or continue is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Op {
+    /// At the start of a stretch of the replay: find the last breakpoint or watchpoint hit
+    /// before instruction count `end`, else look in the stretch before.
+    Scan { end: u64 },
+    /// Before the point where thread `tid` has run `icount` instructions: run to it and
+    /// report `stop`.
+    Seek { tid: Pid, icount: u64, stop: Arrival },
+}
+
+/// What a reverse step or continue reports where it ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Arrival {
+    Step,
+    Breakpoint,
+    Watch(WatchKind, u64),
+    /// The start of the replay: nothing earlier.
+    Begin,
+}
+
+impl Arrival {
+    fn reason(self, tid: Pid) -> MultiThreadStopReason<u64> {
+        let tid = gdb_tid(tid);
+        match self {
+            Arrival::Step => MultiThreadStopReason::SignalWithThread { tid, signal: Signal::SIGTRAP },
+            Arrival::Breakpoint => MultiThreadStopReason::SwBreak(tid),
+            Arrival::Watch(kind, addr) => MultiThreadStopReason::Watch { tid, kind, addr },
+            Arrival::Begin => MultiThreadStopReason::ReplayLog { tid: Some(tid), pos: ReplayLogPosition::Begin },
+        }
+    }
+}
+
+/// What a worker resumed from a checkpoint takes over from the one that resumed it (sent
+/// as little-endian words).
+#[derive(Debug, PartialEq, Eq)]
+struct Resumed {
+    /// Console bytes shown so far ([`OnceConsole`]).
+    shown: [u64; 2],
+    pid: Pid,
+    breakpoints: Vec<u64>,
+    watches: Vec<(u64, u64, WatchKind)>,
+    checkpoints: Vec<Checkpoint>,
+    next_id: u64,
+    op: Op,
+}
+
+fn watch_kind_code(kind: WatchKind) -> u64 {
+    match kind {
+        WatchKind::Write => 0,
+        WatchKind::Read => 1,
+        WatchKind::ReadWrite => 2,
+    }
+}
+
+fn watch_kind_of(code: u64) -> Option<WatchKind> {
+    [WatchKind::Write, WatchKind::Read, WatchKind::ReadWrite].get(usize::try_from(code).ok()?).copied()
+}
+
+impl Resumed {
+    fn encode(&self) -> Vec<u8> {
+        let mut w = vec![self.shown[0], self.shown[1], u64::from(self.pid), self.next_id];
+        w.push(self.breakpoints.len() as u64);
+        w.extend(&self.breakpoints);
+        w.push(self.watches.len() as u64);
+        for &(addr, len, kind) in &self.watches {
+            w.extend([addr, len, watch_kind_code(kind)]);
+        }
+        w.push(self.checkpoints.len() as u64);
+        for c in &self.checkpoints {
+            w.extend([c.at, c.id, c.pid as u32 as u64, u64::from(c.max_tid), c.threads.len() as u64]);
+            for &(t, n) in &c.threads {
+                w.extend([u64::from(t), n]);
+            }
+        }
+        match self.op {
+            Op::Scan { end } => w.extend([0, end]),
+            Op::Seek { tid, icount, stop } => {
+                let (code, kind, addr) = match stop {
+                    Arrival::Step => (0, 0, 0),
+                    Arrival::Breakpoint => (1, 0, 0),
+                    Arrival::Watch(kind, addr) => (2, watch_kind_code(kind), addr),
+                    Arrival::Begin => (3, 0, 0),
+                };
+                w.extend([1, u64::from(tid), icount, code, kind, addr]);
+            }
+        }
+        w.iter().flat_map(|v| v.to_le_bytes()).collect()
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Resumed> {
+        let mut words = bytes.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()));
+        let mut next = || words.next();
+        let pid32 = |v: u64| Pid::try_from(v).ok();
+        let shown = [next()?, next()?];
+        let pid = pid32(next()?)?;
+        let next_id = next()?;
+        let breakpoints = (0..next()?).map(|_| next()).collect::<Option<Vec<_>>>()?;
+        let mut watches = Vec::new();
+        for _ in 0..next()? {
+            watches.push((next()?, next()?, watch_kind_of(next()?)?));
+        }
+        let mut checkpoints = Vec::new();
+        for _ in 0..next()? {
+            let (at, id, host_pid, max_tid) = (next()?, next()?, next()? as u32 as i32, pid32(next()?)?);
+            let mut threads = Vec::new();
+            for _ in 0..next()? {
+                threads.push((pid32(next()?)?, next()?));
+            }
+            checkpoints.push(Checkpoint { at, id, pid: host_pid, threads, max_tid });
+        }
+        let op = match next()? {
+            0 => Op::Scan { end: next()? },
+            1 => {
+                let (tid, icount) = (pid32(next()?)?, next()?);
+                let stop = match (next()?, next()?, next()?) {
+                    (0, _, _) => Arrival::Step,
+                    (1, _, _) => Arrival::Breakpoint,
+                    (2, kind, addr) => Arrival::Watch(watch_kind_of(kind)?, addr),
+                    (3, _, _) => Arrival::Begin,
+                    _ => return None,
+                };
+                Op::Seek { tid, icount, stop }
+            }
+            _ => return None,
+        };
+        Some(Resumed { shown, pid, breakpoints, watches, checkpoints, next_id, op })
+    }
+}
 
 /// A reverse execution request.
 #[derive(Clone, Copy, Debug)]
@@ -471,6 +861,8 @@ enum Reverse {
 pub struct Replayer {
     pub boot: Box<dyn FnMut() -> Result<(Kernel, ReplayRun), ReplayError>>,
     pub run: ReplayRun,
+    /// Console bytes shown so far, by any run ([`OnceConsole`]).
+    pub shown: Rc<Cell<[u64; 2]>>,
 }
 
 fn gdb_tid(tid: Pid) -> Tid {
@@ -753,12 +1145,21 @@ impl MonitorCmd for Debugger {
     }
 }
 
-/// `warden run --gdb ADDR`: boots, waits for gdb, and lets it drive the run (gdb's `kill`
-/// ends it as SIGKILL would).
-pub fn run(opts: &crate::RunOptions, console: Box<dyn Console>, addr: &str) -> Result<RunOutcome, crate::RunError> {
+/// `warden run --gdb ADDR [--gdb-pid PID]`: boots, (runs until process PID exists,)
+/// waits for gdb, and lets it drive the run (gdb's `kill` ends it as SIGKILL would).
+pub fn run(
+    opts: &crate::RunOptions,
+    console: Box<dyn Console>,
+    addr: &str,
+    pid: Option<Pid>,
+) -> Result<RunOutcome, crate::RunError> {
     let kernel = crate::boot(opts, console)?;
+    let mut debugger = Debugger::new(kernel, None);
+    if let Some(pid) = pid {
+        debugger.attach(pid).map_err(|e| crate::RunError::Gdb(format!("--gdb-pid {pid}: {e}")))?;
+    }
     let conn = accept(addr).map_err(crate::RunError::Gdb)?;
-    let (ended, mut kernel, _) = Debugger::new(kernel, None).serve(conn).map_err(crate::RunError::Gdb)?;
+    let (ended, mut kernel, _) = debugger.serve(conn).map_err(crate::RunError::Gdb)?;
     kernel.finish_host_supervisor();
     Ok(match ended {
         Ended::Run(outcome) => outcome,
@@ -766,38 +1167,74 @@ pub fn run(opts: &crate::RunOptions, console: Box<dyn Console>, addr: &str) -> R
     })
 }
 
+/// How `warden replay --gdb` debugs.
+#[derive(Clone, Debug)]
+pub struct ReplayDebug {
+    /// Where to wait for gdb ([`accept`]).
+    pub addr: String,
+    /// Replay to this total instruction count before waiting for gdb.
+    pub goto: Option<u64>,
+    /// Guest instructions between checkpoints ([`checkpoint`]); 0 for none (going back
+    /// then replays from the start).
+    pub checkpoint_every: u64,
+    /// Checkpoints kept at most.
+    pub max_checkpoints: usize,
+    /// Debug this guest process (replaying until it exists) instead of init.
+    pub pid: Option<Pid>,
+}
+
+/// Guest instructions between checkpoints unless told: a reverse-continue then replays at
+/// most about twice that (well under a second at full speed).
+pub const CHECKPOINT_EVERY: u64 = 50_000_000;
+/// Checkpoints kept at most unless told.
+pub const MAX_CHECKPOINTS: usize = 32;
+
 /// `warden replay --gdb ADDR [--goto N] TRACE`: boots the replay (and replays it to
-/// instruction count N), waits for gdb, lets it drive the
-/// replay (backwards too: each reverse step or continue replays again from the start,
-/// its output not shown twice), and checks the end against the recording if the replay
-/// got there. `None`: gdb killed it.
+/// instruction count N), waits for gdb, lets it drive the replay (backwards too: from
+/// the nearest checkpoint, or from the start, its output not shown twice), and checks
+/// the end against the recording if the replay got there. `None`: gdb killed it.
 pub fn replay(
     trace: &std::path::Path,
     options: &crate::record::ReplayOptions,
     console: Box<dyn Console>,
-    addr: &str,
-    goto: Option<u64>,
+    debug: &ReplayDebug,
     warn: &mut dyn FnMut(String),
 ) -> Result<Option<crate::record::Replayed>, ReplayError> {
     let gdb_error = |e: String| ReplayError::Run(crate::RunError::Gdb(e));
     let out = Rc::new(RefCell::new(console));
     let shown = Rc::new(Cell::new([0u64; 2]));
     let (trace, options) = (trace.to_path_buf(), options.clone());
+    let shown_by_runs = shown.clone();
     let boot = move || {
-        let console = Box::new(OnceConsole { out: out.clone(), shown: shown.clone(), written: [0; 2] });
+        let console = Box::new(OnceConsole { out: out.clone(), shown: shown_by_runs.clone(), written: [0; 2] });
         crate::record::start_replay(&trace, &options, console)
     };
     let (kernel, run) = boot()?;
-    let replayer = Replayer { boot: Box::new(boot), run };
+    let replayer = Replayer { boot: Box::new(boot), run, shown };
     let mut debugger = Debugger::new(kernel, Some(replayer));
-    if let Some(n) = goto {
+    if let Some(pid) = debug.pid {
+        debugger.attach(pid).map_err(|e| gdb_error(format!("--gdb-pid {pid}: {e}")))?;
+    }
+    if let Some(n) = debug.goto {
         debugger.goto(n).map_err(gdb_error)?;
         if debugger.outcome.is_some() {
             let ran = debugger.kernel.instructions();
             return Err(gdb_error(format!("--goto {n}: the replay ends after {ran} instructions")));
         }
     }
-    let conn = accept(addr).map_err(gdb_error)?;
+    let conn = accept(&debug.addr).map_err(gdb_error)?;
+    if debug.checkpoint_every > 0 {
+        match checkpoint::split(debug.checkpoint_every, debug.max_checkpoints) {
+            Ok(checkpoint::Role::Leader(leader)) => {
+                // The worker owns all of it now; the leader only waits (and never drops it).
+                std::mem::forget(debugger);
+                std::mem::forget(conn);
+                leader.wait();
+            }
+            Ok(checkpoint::Role::Worker(family)) => debugger.family = Some(family),
+            Err(e) => crate::host::warn(format!("replay --gdb: {e}; going back will replay from the start")),
+        }
+    }
     let (ended, kernel, run) = debugger.serve(conn).map_err(gdb_error)?;
     match (ended, run) {
         (Ended::Run(outcome), Some(run)) => run.finish(kernel, outcome, warn).map(Some),

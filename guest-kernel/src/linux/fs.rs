@@ -384,7 +384,7 @@ impl Kernel {
 
     fn lx_remove(&mut self, tid: Pid, abs: &[u8], dir: bool) -> SysResult {
         let ctx = self.call_ctx(tid)?;
-        let s = self.schemes.get_mut(&b"file"[..]).ok_or(Errno(r::ENOENT))?;
+        let s = self.ns.schemes.get_mut(&b"file"[..]).ok_or(Errno(r::ENOENT))?;
         if dir {
             s.rmdir(abs, &ctx)?;
         } else {
@@ -421,7 +421,7 @@ impl Kernel {
     /// `rename` (files, symlinks and whole directories) through the `file:` scheme.
     fn lx_rename(&mut self, tid: Pid, old: &[u8], new: &[u8]) -> SysResult {
         let ctx = self.call_ctx(tid)?;
-        let s = self.schemes.get_mut(&b"file"[..]).ok_or(Errno(r::ENOENT))?;
+        let s = self.ns.schemes.get_mut(&b"file"[..]).ok_or(Errno(r::ENOENT))?;
         s.rename(old, new, &ctx)?;
         Ok(0)
     }
@@ -438,7 +438,7 @@ impl Kernel {
             }
         }
         let ctx = self.call_ctx(tid)?;
-        let s = self.schemes.get_mut(&b"file"[..]).ok_or(Errno(r::ENOENT))?;
+        let s = self.ns.schemes.get_mut(&b"file"[..]).ok_or(Errno(r::ENOENT))?;
         s.set_attr(abs, follow, perm, mtime, &ctx)?;
         Ok(0)
     }
@@ -457,7 +457,7 @@ impl Kernel {
     /// `link`: a hard link through the `file:` scheme.
     fn lx_link(&mut self, tid: Pid, old: &[u8], new: &[u8], follow: bool) -> SysResult {
         let ctx = self.call_ctx(tid)?;
-        let s = self.schemes.get_mut(&b"file"[..]).ok_or(Errno(r::ENOENT))?;
+        let s = self.ns.schemes.get_mut(&b"file"[..]).ok_or(Errno(r::ENOENT))?;
         s.link(old, new, follow, &ctx)?;
         Ok(0)
     }

@@ -528,7 +528,7 @@ pub(super) fn sysinfo(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
 }
 
 pub(super) fn sched_yield(k: &mut Kernel, _: Pid, _: &Call) -> SysResult {
-    k.yield_requested = true;
+    k.sched.yield_requested = true;
     Ok(0)
 }
 

@@ -50,7 +50,7 @@ impl Kernel {
 
     fn lx_sleep_until(&mut self, deadline: u64) -> SysResult {
         if deadline <= self.clock.monotonic_ns() {
-            self.yield_requested = true;
+            self.sched.yield_requested = true;
             return Ok(0);
         }
         Err(SysError::Block(Block {

@@ -9,7 +9,7 @@ use std::rc::Rc;
 use warden_abi::*;
 
 use super::{strip_root, Jail};
-use crate::syscall::Call;
+use crate::call::Call;
 use crate::{Kernel, Pid};
 
 /// Process `pid` (0: the caller) is one the jail may act on.

@@ -50,9 +50,10 @@ use std::rc::Rc;
 use warden_abi::table::{Arg, PathArg};
 use warden_abi::*;
 
+use crate::call::{Call, SysError, SysResult};
 use crate::process::ProcState;
 use crate::scheme::{CallCtx, Scheme};
-use crate::syscall::{Call, Entry, SysError, SysResult};
+use crate::syscall::Entry;
 use crate::{Kernel, Pid, SpawnError};
 
 pub(crate) use resolve::strip_root;
@@ -222,7 +223,7 @@ impl Kernel {
     /// The jail's part of [`Kernel::police`]: every path argument the row has is confined
     /// (as its `PathArg` says), then a call the jail catches meets its check.
     fn jail_call(&mut self, tid: Pid, jail: &Rc<Jail>, entry: &Entry, call: &mut Call) -> Result<(), Errno> {
-        let linux = call.number & crate::linux::LINUX_CALL != 0;
+        let linux = call.number & warden_abi::linux::LINUX_CALL != 0;
         for (i, arg) in entry.info.args.iter().enumerate() {
             let Arg::Path(spec) = arg.resolve(&call.args) else { continue };
             if spec.text || spec.late {
@@ -278,7 +279,7 @@ impl Kernel {
 
     /// The caller's context, its working directory (global) and the `file:` scheme.
     fn file_scheme(&mut self) -> Result<&mut dyn Scheme, Errno> {
-        Ok(&mut **self.schemes.get_mut(&b"file"[..]).ok_or(Errno(ENOENT))?)
+        Ok(&mut **self.ns.schemes.get_mut(&b"file"[..]).ok_or(Errno(ENOENT))?)
     }
 
     /// Where relative paths of thread `tid` start: its working directory (global), or the

@@ -173,3 +173,18 @@ pub mod basic;
 
 pub mod memfs;
 pub(crate) mod user;
+
+/// Who serves each scheme name: the kernel's own and the embedder's schemes, by name (`file`
+/// is the root scheme), and the user-space daemons ([`user`]). Path lookups and scheme
+/// creation consult it; the kernel's other parts never hold a scheme.
+pub(crate) struct Namespace {
+    pub(crate) schemes: std::collections::BTreeMap<Vec<u8>, Box<dyn Scheme>>,
+    /// User-space schemes and the callers waiting on them.
+    pub(crate) user: user::Registry,
+}
+
+impl Namespace {
+    pub(crate) fn new(schemes: std::collections::BTreeMap<Vec<u8>, Box<dyn Scheme>>) -> Namespace {
+        Namespace { schemes, user: user::Registry::default() }
+    }
+}

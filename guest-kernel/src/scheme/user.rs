@@ -6,8 +6,12 @@
 //!   ([`Server`]) and by every file opened on it ([`UserFile`], which holds only the daemon's
 //!   handle number). The [`Registry`] in the kernel maps names to live schemes and remembers
 //!   which request each blocked caller waits for.
-//! - A call on a user scheme is taken before its handler runs ([`Kernel::user_scheme_call`],
-//!   from `Kernel::dispatch`): the first run queues a request built from the kernel's own
+//! - A call on a user scheme is served by its own handler, as every call is: the handlers
+//!   of the calls a scheme can serve (`open`, `unlink`, `rmdir`, `read`, `write`, `lseek`,
+//!   `fstat`, `fpath`, `fsync`, `ftruncate`, `fmap`, `dup`) first look up who serves their
+//!   path or descriptor ([`Kernel::user_scheme_call`]), so the policy, the tap and
+//!   supervision see these calls like any other, and no other call pays for the lookup.
+//!   The first run queues a request built from the kernel's own
 //!   copy of the inputs (`Call` items: the path, the write data) and parks the caller on
 //!   the request's key; the daemon's answer wakes it, the call runs again (the usual
 //!   blocked-call retry, on the same `Call`), finds the answer and copies the output bytes
@@ -275,7 +279,7 @@ pub(crate) struct UserFile {
 
 impl FileOps for UserFile {
     fn read(&mut self, _buf: &mut [u8]) -> IoResult<usize> {
-        // Only reached by paths that bypass `Kernel::user_scheme_call` (the Linux personality).
+        // Only reached by handlers without the user-scheme lookup (the Linux personality's).
         Err(Errno(EIO).into())
     }
 
@@ -336,12 +340,13 @@ struct Plan {
 }
 
 impl Kernel {
-    /// Takes `call` if it acts on a user scheme (creating one included): `None` for every
-    /// other call, which then runs its own handler.
+    /// The scheme lookup of the handlers of calls a user scheme can serve: serves `call` if
+    /// it acts on a user scheme (creating one included); `None` for every other call, which
+    /// the handler then runs itself.
     #[inline]
     pub(crate) fn user_scheme_call(&mut self, tid: Pid, call: &Call) -> Option<SysResult> {
         let creates = || call.number == SYS_OPEN && call.path(0).is_ok_and(|p| p.first() == Some(&b':'));
-        if self.user.active || creates() {
+        if self.ns.user.active || creates() {
             self.user_scheme_slow(tid, call)
         } else {
             None
@@ -355,7 +360,7 @@ impl Kernel {
             }
         }
         // A retry of a parked call: its answer, or park again.
-        if let Some(w) = self.user.waiting.get(&tid) {
+        if let Some(w) = self.ns.user.waiting.get(&tid) {
             if w.number == call.number && w.args == call.args {
                 return Some(self.user_resume(tid, call));
             }
@@ -379,13 +384,13 @@ impl Kernel {
             let id = s.submit(req, input, Some(tid));
             (id, s.request_key(id))
         };
-        self.user.waiting.insert(tid, Waiting { scheme, id, number: call.number, args: call.args, finish, path });
+        self.ns.user.waiting.insert(tid, Waiting { scheme, id, number: call.number, args: call.args, finish, path });
         Some(Err(Block::retry(WaitOn::Key(key))))
     }
 
     /// The answer to `tid`'s parked request, if it came.
     fn user_resume(&mut self, tid: Pid, call: &Call) -> SysResult {
-        let (scheme, id) = match self.user.waiting.get(&tid) {
+        let (scheme, id) = match self.ns.user.waiting.get(&tid) {
             Some(w) => (Rc::clone(&w.scheme), w.id),
             None => return Err(Errno(EIO).into()),
         };
@@ -406,7 +411,7 @@ impl Kernel {
             let key = scheme.borrow().request_key(id);
             return Err(Block::retry(WaitOn::Key(key)));
         };
-        let Some(Waiting { finish, path, .. }) = self.user.waiting.remove(&tid) else {
+        let Some(Waiting { finish, path, .. }) = self.ns.user.waiting.remove(&tid) else {
             return Err(Errno(EIO).into());
         };
         // The request is gone without an answer: the daemon died.
@@ -447,7 +452,7 @@ impl Kernel {
         match call.number {
             SYS_OPEN | SYS_UNLINK | SYS_RMDIR => {
                 let (name, rest) = self.proc_of(tid)?.fs.borrow().resolve(call.path(0)?)?;
-                let Some(scheme) = self.user.live(&name) else {
+                let Some(scheme) = self.ns.user.live(&name) else {
                     return Ok(None);
                 };
                 let path = [&name[..], b":", &rest].concat();
@@ -565,9 +570,9 @@ impl Kernel {
         if !valid {
             return Err(Errno(EINVAL));
         }
-        if self.schemes.contains_key(name)
+        if self.ns.schemes.contains_key(name)
             || matches!(name, b"proc" | b"pipe" | b"file")
-            || self.user.live(name).is_some()
+            || self.ns.user.live(name).is_some()
         {
             return Err(Errno(EEXIST));
         }
@@ -584,14 +589,14 @@ impl Kernel {
         }));
         let server: FileRef = Rc::new(RefCell::new(Server { scheme: Rc::clone(&scheme), closed: false }));
         let fd = self.install_fd(tid, server, O_RDWR | (flags & O_NONBLOCK), flags & O_CLOEXEC != 0)?;
-        self.user.schemes.insert(name.to_vec(), scheme);
-        self.user.active = true;
+        self.ns.user.schemes.insert(name.to_vec(), scheme);
+        self.ns.user.active = true;
         Ok(fd)
     }
 
     /// Thread `tid` no longer waits for its request (interrupted, or gone): cancel it.
     pub(crate) fn user_abandon(&mut self, tid: Pid) {
-        if let Some(w) = self.user.waiting.remove(&tid) {
+        if let Some(w) = self.ns.user.waiting.remove(&tid) {
             w.scheme.borrow_mut().cancel(w.id);
         }
     }

@@ -7,7 +7,7 @@
 //! [`Kernel::host_detach`](crate::Kernel::host_detach) at any time). The host sits outside
 //! every guest supervisor: it sees a call first and its result last.
 
-use crate::syscall::Call;
+use crate::call::Call;
 use crate::Pid;
 
 /// A supervisor's answer: the one vocabulary of the host API and of guest supervisors'

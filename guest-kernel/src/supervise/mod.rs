@@ -44,8 +44,9 @@ use warden_abi::*;
 
 pub use host::{ExceptionEvent, HostSupervisor, Output, ProcessEvent, Reply, SyscallEntry};
 
+use crate::call::{Block, Call, Input, SysError, SysResult};
 use crate::process::{OpenFile, ProcState, WaitOn};
-use crate::syscall::{outputs, Block, Call, Input, OutRange, SysError, SysResult};
+use crate::syscall::{outputs, OutRange};
 use crate::usercopy::{copy_in, copy_out};
 use crate::{Kernel, Pid};
 use channel::{encode_items, hold_key, Channel, ChannelRef, SuperviseFile};
@@ -450,7 +451,7 @@ impl Kernel {
     /// changes nothing), `fexec`'s descriptor is pinned to its open description (a later
     /// `dup2` over it changes nothing). Returns the pinned description.
     fn canonicalise(&self, tid: Pid, call: &mut Call) -> Option<Rc<OpenFile>> {
-        if call.failure().is_some() || call.number & crate::linux::LINUX_CALL != 0 {
+        if call.failure().is_some() || call.number & warden_abi::linux::LINUX_CALL != 0 {
             return None;
         }
         if call.number == SYS_FEXEC {
@@ -673,7 +674,7 @@ impl Kernel {
                             return Err(SysError::NoReturn);
                         }
                         Ok(v) => v,
-                        Err(SysError::Errno(e)) => crate::syscall::rax(Err(e)),
+                        Err(SysError::Errno(e)) => crate::call::rax(Err(e)),
                     };
                     h.result = raw;
                     h.outputs = self.collect_outputs(tid, raw, saved);

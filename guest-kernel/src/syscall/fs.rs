@@ -32,6 +32,9 @@ impl Kernel {
 // --- handlers (rows of `warden_abi::redox_calls!`) -------------------------------------------
 
 pub(super) fn open(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    if let Some(r) = k.user_scheme_call(tid, c) {
+        return r;
+    }
     let flags = c.args[2];
     let file = k.open_path(tid, c.path(0)?, flags)?;
     Ok(k.install_fd(tid, file, flags, flags & O_CLOEXEC != 0)?)
@@ -44,18 +47,27 @@ pub(super) fn close(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
 /// `read` and `write` ([`crate::io`]): [`FD_NONBLOCK_CALL`] in the descriptor makes this
 /// one call non-blocking.
 pub(super) fn read(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    if let Some(r) = k.user_scheme_call(tid, c) {
+        return r;
+    }
     let [fd, addr, len, ..] = c.args;
     let desc = k.desc(tid, fd & !FD_NONBLOCK_CALL)?;
     k.read_desc(tid, &desc, &[(addr, len)], How::of(&desc, fd & FD_NONBLOCK_CALL != 0))
 }
 
 pub(super) fn write(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    if let Some(r) = k.user_scheme_call(tid, c) {
+        return r;
+    }
     let fd = c.args[0];
     let desc = k.desc(tid, fd & !FD_NONBLOCK_CALL)?;
     k.write_desc(tid, &desc, c.bytes(1)?, How::of(&desc, fd & FD_NONBLOCK_CALL != 0))
 }
 
 pub(super) fn lseek(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    if let Some(r) = k.user_scheme_call(tid, c) {
+        return r;
+    }
     let [fd, offset, whence, ..] = c.args;
     if whence > SEEK_END {
         return errno(EINVAL);
@@ -74,6 +86,9 @@ fn check_dup_buf(c: &Call, arg: usize) -> Result<(), Errno> {
 }
 
 pub(super) fn dup(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    if let Some(r) = k.user_scheme_call(tid, c) {
+        return r;
+    }
     check_dup_buf(c, 1)?;
     let desc = k.desc(tid, c.args[0])?;
     let files = k.proc_of(tid)?.files.clone();
@@ -98,6 +113,9 @@ pub(super) fn dup2(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
 
 /// `fpath`: in a jail, a `file:` path is shown relative to the root (EPERM outside it).
 pub(super) fn fpath(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    if let Some(r) = k.user_scheme_call(tid, c) {
+        return r;
+    }
     let [fd, addr, len, ..] = c.args;
     let desc = k.desc(tid, fd)?;
     let mut path = desc.file.try_borrow().map_err(|_| Errno(EIO))?.path();
@@ -112,6 +130,9 @@ pub(super) fn fpath(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
 }
 
 pub(super) fn fstat(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    if let Some(r) = k.user_scheme_call(tid, c) {
+        return r;
+    }
     let [fd, addr, len, ..] = c.args;
     if len < Stat::SIZE {
         return errno(EINVAL);
@@ -123,12 +144,18 @@ pub(super) fn fstat(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
 }
 
 pub(super) fn fsync(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    if let Some(r) = k.user_scheme_call(tid, c) {
+        return r;
+    }
     let desc = k.desc(tid, c.args[0])?;
     desc.file.try_borrow_mut().map_err(|_| Errno(EIO))?.sync()?;
     Ok(0)
 }
 
 pub(super) fn ftruncate(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    if let Some(r) = k.user_scheme_call(tid, c) {
+        return r;
+    }
     let desc = k.desc(tid, c.args[0])?;
     if desc.flags.get() & O_ACCMODE == O_RDONLY {
         return errno(EBADF);
@@ -168,7 +195,7 @@ pub(super) fn fcntl(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
 fn remove(k: &mut Kernel, tid: Pid, c: &Call, dir: bool) -> SysResult {
     let (scheme, rest) = k.proc_of(tid)?.fs.borrow().resolve(c.path(0)?)?;
     let ctx = k.call_ctx(tid)?;
-    let s = k.schemes.get_mut(&scheme).ok_or(Errno(ENOENT))?;
+    let s = k.ns.schemes.get_mut(&scheme).ok_or(Errno(ENOENT))?;
     if dir {
         s.rmdir(&rest, &ctx)?;
     } else {
@@ -178,10 +205,16 @@ fn remove(k: &mut Kernel, tid: Pid, c: &Call, dir: bool) -> SysResult {
 }
 
 pub(super) fn unlink(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    if let Some(r) = k.user_scheme_call(tid, c) {
+        return r;
+    }
     remove(k, tid, c, false)
 }
 
 pub(super) fn rmdir(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    if let Some(r) = k.user_scheme_call(tid, c) {
+        return r;
+    }
     remove(k, tid, c, true)
 }
 

@@ -50,6 +50,9 @@ pub(super) fn brk(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
 }
 
 pub(super) fn fmap(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    if let Some(r) = k.user_scheme_call(tid, c) {
+        return r;
+    }
     let fd = c.args[0];
     if c.args[2] < Map::SIZE {
         return errno(EINVAL);

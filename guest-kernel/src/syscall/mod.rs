@@ -18,7 +18,9 @@
 //! 4. supervision ([`crate::supervise`]): supervisors see the kernel's copy, and may answer
 //!    the call, run it, and see and rewrite what it wrote ([`outputs`], from the row).
 //! 5. [`Kernel::execute`]: the row's handler runs on the `Call`; guest memory is never
-//!    re-read for an input. Outputs (read buffers, `Stat`, wait status, ...) are written to
+//!    re-read for an input. A call a user-space daemon serves is no exception: its handler
+//!    finds the daemon by its scheme lookup ([`crate::scheme::user`]), so it passed steps
+//!    2-4 as any call does, and no other call pays for the lookup. Outputs (read buffers, `Stat`, wait status, ...) are written to
 //!    guest memory once, after the work is done, through [`crate::usercopy`]. A call that
 //!    blocks keeps its `Call`, and re-runs on that same copy when woken.
 //!
@@ -52,7 +54,9 @@ pub use input::{Items, MAX_EXEC_ARGS};
 pub(crate) use memory::map_contents;
 pub use table::Entry;
 
-use crate::process::{Blocked, OnWake, ThreadState, WaitOn};
+pub(crate) use crate::call::{errno, rax};
+pub use crate::call::{Block, Call, Input, SysError, SysResult};
+use crate::process::{Blocked, ThreadState};
 use crate::{Kernel, Pid};
 
 /// Bit in the descriptor argument of `read`/`write` that makes this one call
@@ -68,98 +72,6 @@ const REDOX_ROWS: &[table::Row] = {
     warden_abi::redox_calls!(kernel_rows)
 };
 use table::kernel_rows;
-
-/// What the kernel holds of the memory a call reads.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Input {
-    /// The call reads no guest memory.
-    None,
-    /// The kernel's copies of every pointer argument the call reads.
-    Items(Items),
-    /// Copying an argument failed: the call fails with this error without running.
-    Fault(Errno),
-    /// The policy refused the call: it fails with this error without running (the copies
-    /// stay, so supervisors and traces see what was refused).
-    Refused(Errno, Items),
-    /// Made by the kernel, never decoded from a guest: a supervised thread's held call
-    /// continues (`crate::supervise`).
-    Resume,
-}
-
-/// One system call as the kernel will execute it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Call {
-    /// The number: a Redox number, or `LINUX_CALL | nr` for a Linux call.
-    pub number: usize,
-    pub args: [usize; 6],
-    pub gate: Gate,
-    pub input: Input,
-    /// The call's table entry (`None`: a number no table has; the call fails with ENOSYS).
-    pub entry: Option<&'static Entry>,
-}
-
-impl Call {
-    /// A call of `number` with `args` and no inputs copied yet.
-    pub fn new(number: usize, args: [usize; 6], gate: Gate) -> Call {
-        Call { number, args, gate, input: Input::None, entry: table::entry(number) }
-    }
-
-    /// The call's description (its table row), if the number is known.
-    pub fn info(&self) -> Option<&'static CallInfo> {
-        self.entry.map(|e| e.info)
-    }
-
-    /// The call's name (`"open"`), if the number is known.
-    pub fn name(&self) -> Option<&'static str> {
-        self.info().map(|i| i.name).or_else(|| warden_abi::linux::any_syscall_name(self.number))
-    }
-}
-
-/// How a handler did not return a value.
-#[derive(Debug)]
-pub enum SysError {
-    /// Fail with `-errno`.
-    Errno(Errno),
-    /// Park the thread.
-    Block(Block),
-    /// Do not touch the registers (exit, exec, sigreturn).
-    NoReturn,
-}
-
-impl From<Errno> for SysError {
-    fn from(e: Errno) -> Self {
-        SysError::Errno(e)
-    }
-}
-
-/// Where and how long a call blocks.
-#[derive(Debug)]
-pub struct Block {
-    pub on: WaitOn,
-    pub deadline: Option<u64>,
-    pub on_timeout: Result<usize, Errno>,
-    pub on_wake: OnWake,
-}
-
-impl Block {
-    /// Wait for `on`, then run the call again.
-    pub fn retry(on: WaitOn) -> SysError {
-        SysError::Block(Block { on, deadline: None, on_timeout: Err(Errno(ETIMEDOUT)), on_wake: OnWake::Retry })
-    }
-}
-
-pub type SysResult = Result<usize, SysError>;
-
-pub(crate) fn errno<T>(e: i32) -> Result<T, SysError> {
-    Err(SysError::Errno(Errno(e)))
-}
-
-/// The raw `rax` a finished call leaves: the one place a result, or an `Errno` as `-errno`,
-/// becomes a register value (calls completing now, parked calls woken, timed out or
-/// interrupted, and supervised calls alike).
-pub(crate) fn rax(result: Result<usize, Errno>) -> usize {
-    Errno::mux(result)
-}
 
 /// The arguments of a call made through `gate` with registers `gpr`.
 pub fn gate_args(gate: Gate, gpr: &[u64; 16]) -> [usize; 6] {
@@ -227,9 +139,9 @@ impl Kernel {
     ) -> Option<Call> {
         let input = if entry.copies {
             let mm = self.mm_of(tid).ok()?;
-            let mut spare = self.scratch.take_bytes();
+            let mut spare = self.sched.scratch.take_bytes();
             let input = input::decode(&mm.borrow().space.mem, entry.info, &args, &mut spare);
-            self.scratch.keep_bytes(spare);
+            self.sched.scratch.keep_bytes(spare);
             input
         } else {
             Input::None
@@ -241,8 +153,8 @@ impl Kernel {
     pub(crate) fn execute(&mut self, tid: Pid, call: Call) {
         let result = self.run_call(tid, &call);
         if let Some(b) = self.complete(tid, result) {
-            let seq = self.next_wait_seq();
-            let boxed = self.scratch.blocked(Blocked {
+            let seq = self.sched.next_wait_seq();
+            let boxed = self.sched.scratch.blocked(Blocked {
                 on: b.on,
                 deadline: b.deadline,
                 on_timeout: b.on_timeout,
@@ -252,7 +164,7 @@ impl Kernel {
             });
             self.park_thread(tid, boxed);
         } else if let Input::Items(items) | Input::Refused(_, items) = call.input {
-            self.scratch.keep_bytes(items.into_buffer());
+            self.sched.scratch.keep_bytes(items.into_buffer());
         }
     }
 
@@ -266,13 +178,15 @@ impl Kernel {
                 boxed.deadline = b.deadline;
                 boxed.on_timeout = b.on_timeout;
                 boxed.on_wake = b.on_wake;
-                boxed.seq = self.next_wait_seq();
+                boxed.seq = self.sched.next_wait_seq();
                 self.park_thread(tid, boxed);
             }
-            None => self.scratch.recycle(boxed),
+            None => self.sched.scratch.recycle(boxed),
         }
     }
 
+    // Inlined into `execute`, the trap path's one caller per call (a call and return less).
+    #[inline(always)]
     fn run_call(&mut self, tid: Pid, call: &Call) -> SysResult {
         // Anonymous maps a Linux fork shared are synchronised at every call (linux::mem).
         if !self.linux.shared_maps.is_empty() {
@@ -289,9 +203,6 @@ impl Kernel {
     pub(crate) fn dispatch(&mut self, tid: Pid, call: &Call) -> SysResult {
         if let Some(e) = call.failure() {
             return Err(e.into());
-        }
-        if let Some(result) = self.user_scheme_call(tid, call) {
-            return result;
         }
         match call.entry {
             Some(e) => (e.handler)(self, tid, call),
@@ -310,16 +221,11 @@ impl Kernel {
         None
     }
 
-    fn next_wait_seq(&mut self) -> u64 {
-        self.wait_seq += 1;
-        self.wait_seq
-    }
-
     fn park_thread(&mut self, tid: Pid, boxed: Box<Blocked>) {
-        self.scratch.parking(boxed.deadline);
+        self.sched.scratch.parking(boxed.deadline);
         match self.threads.get_mut(&tid) {
             Some(t) => t.state = ThreadState::Blocked(boxed),
-            None => self.scratch.recycle(boxed),
+            None => self.sched.scratch.recycle(boxed),
         }
     }
 

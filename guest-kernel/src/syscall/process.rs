@@ -105,7 +105,7 @@ impl Kernel {
             if let Some(p) = self.procs.get_mut(&pid) {
                 p.threads.push(child);
             }
-            self.run_queue.push_back(child);
+            self.sched.run_queue.push_back(child);
             return Ok(child as usize);
         }
         let p = self.procs.get(&pid).ok_or(Errno(ESRCH))?;
@@ -151,8 +151,11 @@ impl Kernel {
         let mut thread = Thread::new(child, child, cpu);
         thread.sigmask = sigmask;
         self.threads.insert(child, thread);
-        self.run_queue.push_back(child);
+        self.sched.run_queue.push_back(child);
         self.stats.processes += 1;
+        if self.debug.is_some() {
+            self.debug_forked(tid, child);
+        }
         if flags & CLONE_VFORK != 0 {
             return Err(SysError::Block(super::Block {
                 on: WaitOn::Vfork(child),
@@ -254,6 +257,9 @@ impl Kernel {
             t.cpu = cpu;
         }
         self.linux_exec_done(pid, tid, exe, linux_start);
+        if self.debug.is_some() {
+            self.debug_execed(pid, tid);
+        }
         if let Some(parent) = vfork_parent {
             self.wake_where(|on| on == WaitOn::Vfork(pid), Some(parent));
         }
@@ -368,7 +374,7 @@ pub(super) fn fexec(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
 }
 
 pub(super) fn yield_now(k: &mut Kernel, _: Pid, _: &Call) -> SysResult {
-    k.yield_requested = true;
+    k.sched.yield_requested = true;
     Ok(0)
 }
 

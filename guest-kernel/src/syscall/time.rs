@@ -17,7 +17,7 @@ pub(super) fn nanosleep(k: &mut Kernel, _: Pid, c: &Call) -> SysResult {
     };
     let ns = crate::time::timespec_to_ns(&req)?;
     if ns == 0 {
-        k.yield_requested = true;
+        k.sched.yield_requested = true;
         return Ok(0);
     }
     let deadline = k.clock.monotonic_ns().saturating_add(ns);
