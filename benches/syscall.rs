@@ -18,10 +18,17 @@
 //! reads of 16 bytes, each a request packet to the daemon and its answer; the figure is the
 //! whole run's wall time / N (start-up and the writes amortised as for `supbench`).
 //!
+//! `warden_channel_call` is a message-channel call/return (`warden_abi::ipc`): `channeltest
+//! bench N` forks a server process, then makes N `call`s of 16 bytes through one endpoint,
+//! each received by the server with its reply capability and answered through it; the
+//! figure is the whole run's wall time / N (start-up amortised as above).
+//!
 //! Load-independent figures: `WARDEN_SYSCALL_PROFILE=MODE,N` runs one workload once and exits,
 //! with 4 GiB guest address spaces so that valgrind can run it. MODE is `getpid` (N trapped
 //! Redox `getpid` calls through the `syscall` gate), `linux-getpid` (the same loop as a Linux
-//! process, Linux number 39) or `supervised` (`supbench N`: N guest-supervisor round trips).
+//! process, Linux number 39), `supervised` (`supbench N`: N guest-supervisor round trips),
+//! `scheme` (`schemetest bench N`: N 16-byte reads from `ramfs:`) or `channel` (`channeltest
+//! bench N`: N channel call/returns).
 //! The bench does this itself at the end when valgrind is installed (it is in CI) and prints
 //! `summary (callgrind): ... host instructions per call`, from the difference between two
 //! values of N so that boot and exit cancel out. On a noisy machine these are the figures to
@@ -115,17 +122,30 @@ fn run_supbench(calls: u32, address_space_size: Option<u64>) {
 /// 16-byte reads from `ramfs:` in one `schemetest bench` run.
 const SCHEME_READS: u32 = 100_000;
 
-fn run_scheme_reads() {
+/// Channel call/return round trips in one `channeltest bench` run.
+const CHANNEL_CALLS: u32 = 100_000;
+
+/// Runs image program `program` with `args` to a zero exit status.
+fn run_image_program(program: &str, args: &[String], address_space_size: Option<u64>) {
     let options = warden::RunOptions {
-        program: Some("/bin/schemetest".into()),
-        args: vec!["bench".into(), SCHEME_READS.to_string()],
+        program: Some(program.into()),
+        args: args.to_vec(),
+        address_space_size,
         ..warden::RunOptions::default()
     };
     let (console, out) = CaptureConsole::new(b"");
     let mut k = warden::boot(&options, Box::new(console)).unwrap();
     let outcome = k.run();
     let out = out.borrow();
-    assert_eq!(outcome.exit_status(), 0, "schemetest: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(outcome.exit_status(), 0, "{program}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn run_scheme_reads() {
+    run_image_program("/bin/schemetest", &["bench".into(), SCHEME_READS.to_string()], None)
+}
+
+fn run_channel_calls() {
+    run_image_program("/bin/channeltest", &["bench".into(), CHANNEL_CALLS.to_string()], None)
 }
 
 fn native_getpid() -> u64 {
@@ -164,7 +184,11 @@ fn profile(spec: &str) {
         "getpid" => run_guest_in(&loop_program(false, 20, 1, n), false, config, None),
         "linux-getpid" => run_guest_in(&loop_program(false, 39, 60, n), false, config, Some(Personality::Linux)),
         "supervised" => run_supbench(n, Some(PROFILE_SPACE)),
-        other => panic!("WARDEN_SYSCALL_PROFILE: unknown mode {other:?} (getpid, linux-getpid or supervised)"),
+        "scheme" => run_image_program("/bin/schemetest", &["bench".into(), n.to_string()], Some(PROFILE_SPACE)),
+        "channel" => run_image_program("/bin/channeltest", &["bench".into(), n.to_string()], Some(PROFILE_SPACE)),
+        other => panic!(
+            "WARDEN_SYSCALL_PROFILE: unknown mode {other:?} (getpid, linux-getpid, supervised, scheme or channel)"
+        ),
     }
 }
 
@@ -241,6 +265,8 @@ fn bench(c: &mut Criterion) {
     g.bench_function("warden_guest_supervised", |b| b.iter(run_guest_supervisor));
     g.throughput(Throughput::Elements(SCHEME_READS as u64));
     g.bench_function("warden_user_scheme_read", |b| b.iter(run_scheme_reads));
+    g.throughput(Throughput::Elements(CHANNEL_CALLS as u64));
+    g.bench_function("warden_channel_call", |b| b.iter(run_channel_calls));
     g.finish();
 
     let native = per_call_ns(
@@ -256,6 +282,7 @@ fn bench(c: &mut Criterion) {
     let host = per_call_ns(&|| run_guest_with(&syscall_elf, true), CALLS);
     let guest = per_call_ns(&run_guest_supervisor, SUPBENCH_CALLS);
     let scheme = per_call_ns(&run_scheme_reads, SCHEME_READS);
+    let channel = per_call_ns(&run_channel_calls, CHANNEL_CALLS);
     println!("summary: native getpid {native:.1} ns/call");
     println!("summary: warden syscall gate {sys:.1} ns/call ({:.2}x native)", sys / native);
     println!("summary: warden int 0x80 gate {int80:.1} ns/call ({:.2}x native)", int80 / native);
@@ -268,6 +295,10 @@ fn bench(c: &mut Criterion) {
     println!(
         "summary: warden user-scheme read (16 bytes from ramfs:) {scheme:.1} ns/call ({:.2}x the supervisor round trip)",
         scheme / guest
+    );
+    println!(
+        "summary: warden channel call/return (16 bytes) {channel:.1} ns/call ({:.2}x the supervisor round trip)",
+        channel / guest
     );
     instruction_counts();
 }

@@ -1,6 +1,8 @@
-//! User-space schemes end to end: `ramfsd` behind the shell, the `schemetest` scenarios
-//! (daemon death, signal interruption, out-of-order answers, the file calls, a jail), and a
-//! recorded client/daemon run replayed exactly.
+//! User-space schemes and message channels end to end: `ramfsd` behind the shell, the
+//! `schemetest` scenarios (daemon death, signal interruption, out-of-order answers, the file
+//! calls, a jail), the `channeltest` scenarios (whole messages, descriptors passed and used,
+//! threads sharing an endpoint, a signal interrupting a caller, hang-ups), the `chandemo`
+//! example, and recorded client/daemon and client/server runs replayed exactly.
 
 use std::cell::RefCell;
 use std::path::PathBuf;
@@ -62,6 +64,82 @@ fn a_daemon_answers_out_of_order() {
 #[test]
 fn a_jail_forbids_creating_and_using_schemes() {
     scenario("jail");
+}
+
+#[test]
+fn a_jail_with_jail_schemes_keeps_its_own_daemons() {
+    scenario("jail-schemes");
+}
+
+fn channel_scenario(mode: &str) {
+    let (outcome, out, err) = run("/bin/channeltest", &[mode]);
+    assert_eq!(outcome, RunOutcome::Exited(0), "{out}{err}");
+    assert_eq!(out, format!("channeltest: {mode} ok\n"), "{err}");
+}
+
+#[test]
+fn channel_messages_are_whole() {
+    channel_scenario("messages");
+}
+
+#[test]
+fn descriptors_passed_over_a_channel_are_used_by_the_receiver() {
+    channel_scenario("pass");
+}
+
+#[test]
+fn many_threads_share_one_endpoint() {
+    channel_scenario("threads");
+}
+
+#[test]
+fn signal_interrupts_a_channel_caller() {
+    channel_scenario("signal");
+}
+
+#[test]
+fn a_dropped_reply_or_a_dead_server_gives_epipe() {
+    channel_scenario("hangup");
+}
+
+const CHANDEMO: &str = "client: upper(\"hello, channels\") = \"HELLO, CHANNELS\"\n\
+    server: this line went through the descriptor the client passed\n\
+    client: log answered \"done\"\n\
+    client: 4 threads made 20 calls through one endpoint; 4 of 4 got only their own answers\n\
+    client: server exited 0\n";
+
+#[test]
+fn the_channel_example_runs() {
+    let (outcome, out, err) = run("/bin/chandemo", &[]);
+    assert_eq!((outcome, out.as_str()), (RunOutcome::Exited(0), CHANDEMO), "{err}");
+}
+
+/// Records `o` and replays it: the replay must end the same, print the same, and warn of
+/// nothing.
+fn record_and_replay(o: &RunOptions, name: &str) -> CapturedOutput {
+    let dir = std::env::temp_dir().join(format!("warden-schemes-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let trace: PathBuf = dir.join("run.trace");
+    let (console, out) = CaptureConsole::new(b"");
+    let (outcome, _) = record::record(o, &[], Box::new(console), &trace).unwrap();
+    let recorded = out.borrow().clone();
+    assert_eq!(outcome, RunOutcome::Exited(0), "{}", String::from_utf8_lossy(&recorded.stderr));
+    let (console, out) = CaptureConsole::new(b"");
+    let mut warnings = Vec::new();
+    let replayed = record::replay(&trace, &ReplayOptions::default(), Box::new(console), &mut |w| warnings.push(w))
+        .map(|r| r.outcome)
+        .unwrap_or_else(|e| panic!("replay failed: {e}"));
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(replayed, outcome);
+    assert_eq!(*out.borrow(), recorded);
+    let _ = std::fs::remove_dir_all(&dir);
+    recorded
+}
+
+#[test]
+fn channel_client_and_server_replay_exactly() {
+    let recorded = record_and_replay(&opts("/bin/chandemo", &[]), "chandemo");
+    assert_eq!(String::from_utf8_lossy(&recorded.stdout), CHANDEMO);
 }
 
 #[test]

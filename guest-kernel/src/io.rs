@@ -150,14 +150,23 @@ impl Kernel {
             return Err(Errno(EBADF).into());
         }
         let mm = self.mm_of(tid)?;
-        let mut total = 0usize;
-        for &(base, len) in iov {
-            let len = len.min(MAX_IO - total);
-            check_writable(&mm.borrow().space.mem, base, len)?;
-            total += len;
-        }
+        let total = iov.iter().fold(0usize, |t, &(_, len)| t + len.min(MAX_IO - t));
+        // Only the part the read can fill is checked (a file that knows how much its next
+        // read returns, a message or a request, fills at most that): the rest of a large
+        // buffer is never touched. The bytes read are all inside the checked part, so none
+        // is lost to a fault after the read.
         let hint = desc.file.try_borrow().ok().and_then(|f| f.read_hint());
-        let mut buf = self.sched.scratch.take_io(hint.map_or(total, |h| h.min(total)));
+        let fill = hint.map_or(total, |h| h.min(total));
+        let mut checked = 0usize;
+        for &(base, len) in iov {
+            if checked == fill {
+                break;
+            }
+            let len = len.min(fill - checked);
+            check_writable(&mm.borrow().space.mem, base, len)?;
+            checked += len;
+        }
+        let mut buf = self.sched.scratch.take_io(fill);
         let result = match how.at {
             None => match desc.file.try_borrow_mut() {
                 Ok(mut f) => f.read(&mut buf),

@@ -34,6 +34,7 @@
 //!   pointers are validated once at the boundary ([`usercopy`]).
 
 mod call;
+mod channel;
 mod chaos;
 pub mod console;
 pub mod debug;
@@ -276,6 +277,8 @@ pub struct Kernel {
     last_fault: Option<(Pid, Option<u64>)>,
     /// The debugger's state, when one is attached ([`debug`]).
     debug: Option<Box<debug::Debug>>,
+    /// Channel calls waiting for their answers ([`channel`]).
+    channels: channel::Channels,
 }
 
 /// The embedder's callback for [`Kernel::on_fatal_signal`].
@@ -334,6 +337,7 @@ impl Kernel {
             fatal_report: None,
             last_fault: None,
             debug: None,
+            channels: Default::default(),
         }
     }
 

@@ -597,7 +597,7 @@ impl Kernel {
         let Some(t) = self.threads.remove(&tid) else {
             return;
         };
-        self.user_abandon(tid);
+        self.abandon_ipc(tid);
         if let Some(p) = self.procs.get_mut(&t.pid) {
             p.threads.retain(|&x| x != tid);
         }
@@ -638,7 +638,7 @@ impl Kernel {
         let ppid = p.ppid;
         self.supervise_exited(pid, status);
         for &t in &threads {
-            self.user_abandon(t);
+            self.abandon_ipc(t);
         }
         let dropped_threads: Vec<Thread> = threads.iter().filter_map(|t| self.threads.remove(t)).collect();
         drop(dropped_threads);

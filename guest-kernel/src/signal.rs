@@ -243,8 +243,9 @@ impl Kernel {
                 }
                 self.sched.run_queue.push_back(tid);
                 if !retry {
-                    // A user-scheme daemon is told the request was cancelled.
-                    self.user_abandon(tid);
+                    // A user-scheme daemon is told the request was cancelled; a channel call's
+                    // reply capability goes dead.
+                    self.abandon_ipc(tid);
                 }
             }
             other => t.state = other,

@@ -20,6 +20,7 @@
 
 extern crate alloc;
 
+pub mod channel;
 pub mod env;
 pub mod fs;
 pub mod heap;

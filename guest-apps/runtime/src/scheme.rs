@@ -2,9 +2,9 @@
 //!
 //! Design: [`SchemeServer`] owns the server descriptor from `open(":NAME", O_CREAT)` and one
 //! buffer big enough for any request (a header plus the largest write the kernel forwards),
-//! so a request is never refused for want of room (it offers the first 4 KiB of it first:
-//! the kernel checks every page of a read buffer, which made 16-byte round trips 3x slower); [`Request`] borrows its input bytes from
-//! that buffer. Answers are written whole, header and output bytes in one `write`.
+//! so a request is never refused for want of room (the kernel checks and touches only the
+//! part of a read buffer a request fills, so offering 1 MiB costs nothing); [`Request`]
+//! borrows its input bytes from that buffer. Answers are written whole, header and output bytes in one `write`.
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -16,9 +16,6 @@ use crate::{Result, sys};
 
 /// The largest request the kernel hands a daemon (its `read` moves at most 1 MiB).
 const MAX_REQUEST: usize = 1 << 20;
-
-/// The buffer tried first: a header and a 4 KiB write or path.
-const SMALL_REQUEST: usize = SchemeRequest::SIZE + 4096;
 
 /// One request read from a server descriptor.
 #[derive(Clone, Debug)]
@@ -53,13 +50,7 @@ impl SchemeServer {
     /// Waits for the next request.
     #[allow(clippy::should_implement_trait, reason = "a request borrows the buffer: not an Iterator")]
     pub fn next(&mut self) -> Result<Request<'_>> {
-        // Most requests fit a small buffer, and the kernel checks every page of the buffer
-        // a read offers: offer the big one only when the request did not fit (EINVAL).
-        let fd = self.file.fd();
-        let n = match sys::read(fd, &mut self.buf[..SMALL_REQUEST]) {
-            Err(Errno(abi::EINVAL)) => sys::read(fd, &mut self.buf)?,
-            other => other?,
-        };
+        let n = sys::read(self.file.fd(), &mut self.buf)?;
         let head = SchemeRequest::from_bytes(&self.buf[..n]).ok_or(Errno(abi::EIO))?;
         let input = self.buf.get(SchemeRequest::SIZE..n).ok_or(Errno(abi::EIO))?;
         Ok(Request { head, input })

@@ -10,6 +10,7 @@
 use alloc::vec::Vec;
 
 use crate::Result;
+use crate::abi::ipc::ChannelCaps;
 use crate::abi::{self, Errno, Map, SigAction, Stat, TimeSpec};
 use crate::syscall::*;
 
@@ -273,6 +274,55 @@ pub fn pipe2(flags: usize) -> Result<[usize; 2]> {
     // SAFETY: the kernel writes two `usize`s into `fds`.
     demux(unsafe { syscall2(abi::SYS_PIPE2, fds.as_mut_ptr() as usize, flags) })?;
     Ok(fds)
+}
+
+/// `channel(flags)`: the two endpoints of a new message channel (`warden_abi::ipc`).
+pub fn channel(flags: usize) -> Result<[usize; 2]> {
+    let mut fds = [0usize; 2];
+    // SAFETY: the kernel writes two `usize`s into `fds`.
+    demux(unsafe { syscall2(abi::SYS_CHANNEL, fds.as_mut_ptr() as usize, flags) })?;
+    Ok(fds)
+}
+
+/// `send(fd, msg, caps)`: sends one whole message with the descriptors `caps` lists (or
+/// answers a call, when `fd` is a reply capability: the descriptor is then closed).
+pub fn send(fd: usize, msg: &[u8], caps: Option<&ChannelCaps>) -> Result<usize> {
+    let caps = caps.map(ChannelCaps::to_bytes);
+    let caps_ptr = caps.as_ref().map_or(0, |c| c.as_ptr() as usize);
+    // SAFETY: the kernel reads `msg.len()` bytes from `msg` and `ChannelCaps::SIZE` bytes at
+    // `caps_ptr` (if not null).
+    demux(unsafe { syscall4(abi::SYS_SEND, fd, msg.as_ptr() as usize, msg.len(), caps_ptr) })
+}
+
+/// `recv(fd, buf, caps)`: receives one whole message into `buf` (its length); the
+/// descriptors it carried are installed and listed in `caps` (`None`: they are closed).
+pub fn recv(fd: usize, buf: &mut [u8], caps: Option<&mut ChannelCaps>) -> Result<usize> {
+    let mut bytes = [0u8; ChannelCaps::SIZE];
+    let caps_ptr = if caps.is_some() { bytes.as_mut_ptr() as usize } else { 0 };
+    // SAFETY: the kernel writes at most `buf.len()` bytes into `buf` and `ChannelCaps::SIZE`
+    // bytes into `bytes` (if asked).
+    let n = demux(unsafe { syscall4(abi::SYS_RECV, fd, buf.as_mut_ptr() as usize, buf.len(), caps_ptr) })?;
+    if let Some(caps) = caps {
+        *caps = ChannelCaps::from_bytes(&bytes).ok_or(Errno(abi::EIO))?;
+    }
+    Ok(n)
+}
+
+/// `call(fd, buf, len, caps)`: sends `buf[..len]` (and the descriptors `caps` lists) with a
+/// reply capability and waits for the answer, written over `buf`; returns its length. The
+/// answer's descriptors replace `caps`.
+pub fn call(fd: usize, buf: &mut [u8], len: usize, caps: Option<&mut ChannelCaps>) -> Result<usize> {
+    let mut bytes = caps.as_ref().map_or([0u8; ChannelCaps::SIZE], |c| c.to_bytes());
+    let caps_ptr = if caps.is_some() { bytes.as_mut_ptr() as usize } else { 0 };
+    // SAFETY: the kernel reads and writes at most `buf.len()` bytes of `buf`, and
+    // `ChannelCaps::SIZE` bytes of `bytes` (if asked).
+    let n = demux(unsafe {
+        syscall5(abi::SYS_CALL, fd, buf.as_mut_ptr() as usize, len, buf.len(), caps_ptr)
+    })?;
+    if let Some(caps) = caps {
+        *caps = ChannelCaps::from_bytes(&bytes).ok_or(Errno(abi::EIO))?;
+    }
+    Ok(n)
 }
 
 /// `nanosleep(req)`: on interruption returns `Err(EINTR)`; the remaining time is discarded.

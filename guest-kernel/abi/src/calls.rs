@@ -35,7 +35,7 @@ macro_rules! redox_calls {
         $callback! { base = 0;
         // --- paths (C) ---
         (SYS_OPEN, C, GROUP_FILE,
-            "path resolved inside the jail root (mkdir is open too); creating or using a user scheme is EACCES",
+            "path resolved inside the jail root (mkdir is open too); creating or using a user scheme is EACCES unless the jail has JAIL_SCHEMES and the daemon is inside it",
             [Path(redox_path(1).follow(Follow::RedoxOpen(2))), Length, flags(&REDOX_OPEN)], Fd, fs::open),
         (SYS_UNLINK, C, GROUP_FILE, "path resolved inside the jail root",
             [Path(redox_path(1).nofollow().tail(Tail::Refuse(EISDIR))), Length], Int, fs::unlink),
@@ -58,6 +58,16 @@ macro_rules! redox_calls {
         (SYS_FSTAT, F, GROUP_FILE, "own descriptor", [Fd, output(Shape::RedoxStat, Stat::SIZE), Uint], Int, fs::fstat),
         (SYS_FSYNC, F, GROUP_FILE, "own descriptor", [Fd], Int, fs::fsync),
         (SYS_FTRUNCATE, F, GROUP_FILE, "own descriptor", [Fd, Uint], Int, fs::ftruncate),
+        (SYS_SEND, F, GROUP_FILE, "own descriptor; the descriptors passed are the sender's own capabilities",
+            [Fd, in_bytes(2), Uint, input_opt(Shape::ChannelCaps, ChannelCaps::SIZE)], Int, channel::send),
+        (SYS_RECV, F, GROUP_FILE, "own descriptor; descriptors received are capabilities the sender held",
+            [Fd, out_bytes(2), Uint, output_opt(Shape::ChannelCaps, ChannelCaps::SIZE)], Int, channel::recv),
+        (SYS_CALL, F, GROUP_FILE, "own descriptor; descriptors passed both ways are capabilities",
+            [Fd, Arg::InOut(Struct {
+                shape: Shape::Bytes,
+                size: Size::Count { arg: 3, each: 1, max: CHANNEL_MAX_MSG, errno: EMSGSIZE },
+                optional: false,
+            }), Uint, Uint, Arg::InOut(st(Shape::ChannelCaps, ChannelCaps::SIZE).optional())], Int, channel::call),
         (SYS_FMAP, F, GROUP_MEMORY, "own descriptor (or anonymous memory)",
             [Fd, input(Shape::RedoxMap, Map::SIZE), Uint], Hex, memory::fmap),
         // --- caught (J) ---
@@ -102,8 +112,10 @@ macro_rules! redox_calls {
                 size: Size::Count { arg: 1, each: 8, max: MASK_MAX, errno: E2BIG },
                 optional: false,
             }), Length, flags(&MASK_FLAGS)], Int, process::mask),
-        (SYS_JAIL, P, GROUP_PROCESS, "can only narrow the caller's own jail",
-            [Path(redox_path(1)), Length, Hex], Int, process::jail),
+        (SYS_JAIL, P, GROUP_PROCESS, "can only narrow the caller's own jail (JAIL_SCHEMES only if it has it)",
+            [Path(redox_path(1)), Length, flags(&JAIL_FLAGS)], Int, process::jail),
+        (SYS_CHANNEL, P, GROUP_FILE, "a new channel only the caller holds",
+            [output(Shape::Fds64, 16), flags(&REDOX_PIPE)], Int, channel::create),
         (SYS_BRK, P, GROUP_MEMORY, "own address space", [Hex], Hex, memory::brk),
         (SYS_FUNMAP, P, GROUP_MEMORY, "own address space", [Hex, Hex], Int, memory::funmap),
         (SYS_MPROTECT, P, GROUP_MEMORY, "own address space", [Hex, Hex, flags(&REDOX_PROT)], Int, memory::mprotect),

@@ -148,6 +148,7 @@ macro_rules! describe {
 
 mod redox {
     use super::*;
+    use crate::ipc::{CHANNEL_MAX_MSG, ChannelCaps};
     use crate::names::*;
     use crate::table::*;
     use crate::*;

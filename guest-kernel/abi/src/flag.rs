@@ -16,6 +16,15 @@ pub const O_WRONLY: usize = 0x0002_0000;
 pub const O_RDWR: usize = 0x0003_0000;
 /// Non-blocking I/O.
 pub const O_NONBLOCK: usize = 0x0004_0000;
+/// `jail` flag: the jail lets its processes create user-space schemes (`open(":NAME",
+/// O_CREAT)`) and use the schemes that processes of the jail (or of jails inside it) serve;
+/// schemes served from outside stay EACCES. A jail made inside one without it cannot have it
+/// (EPERM: a jail only narrows).
+pub const JAIL_SCHEMES: usize = 1;
+/// Bit in the descriptor argument of `read`, `write`, `send`, `recv` and `call` that makes
+/// that one call non-blocking (EAGAIN instead of blocking), leaving `O_NONBLOCK` alone
+/// (seed 003).
+pub const FD_NONBLOCK_CALL: usize = 1 << 62;
 /// Every write appends.
 pub const O_APPEND: usize = 0x0008_0000;
 /// Shared lock.

@@ -1,4 +1,7 @@
-//! User-space scheme providers: the packets between the kernel and a scheme daemon.
+//! Inter-process communication: user-space scheme providers (the packets between the kernel
+//! and a scheme daemon) and message channels.
+//!
+//! # Scheme daemons
 //!
 //! Creating a scheme (the Redox convention): `open(":NAME", O_CREAT | O_RDWR)` makes the
 //! scheme `NAME:` and returns its *server descriptor*. From then on every file call any
@@ -28,7 +31,53 @@
 //!
 //! Policy: `open` is class C; in a jail only `file:` and the kernel's device schemes
 //! resolve, so a jailed process can neither create a scheme (`:NAME` is EACCES) nor reach
-//! one a daemon serves.
+//! one a daemon serves, unless its jail was made with
+//! [`JAIL_SCHEMES`](crate::JAIL_SCHEMES): then it may create schemes, and use those whose
+//! daemon created them inside the jail (schemes served from outside stay EACCES).
+//!
+//! # Message channels (seed 003)
+//!
+//! A channel is a pair of endpoints, each a descriptor; what one endpoint sends, the other
+//! receives, one whole message at a time (never a stream): bytes (at most
+//! [`CHANNEL_MAX_MSG`]) plus up to [`CHANNEL_MAX_FDS`] descriptors, passed as capabilities
+//! (the receiver gets new descriptors of the very same open files, as `dup` makes). There is
+//! no bus process and no connection state beyond the pair, so any number of threads (or
+//! libraries of one process) may share one endpoint: every `send`, `recv` and `call` moves a
+//! whole message or nothing.
+//! - `channel(fds_ptr, flags)` ([`SYS_CHANNEL`](crate::SYS_CHANNEL)): a new channel; its two
+//!   endpoints are written at `fds_ptr` as `[usize; 2]`. `flags`: `O_NONBLOCK`, `O_CLOEXEC`.
+//! - `send(fd, buf, len, caps)` ([`SYS_SEND`](crate::SYS_SEND)): queues `buf[..len]` with the
+//!   descriptors `caps` lists (a [`ChannelCaps`]; null: none) for the other endpoint; returns
+//!   `len`. An endpoint queues at most [`CHANNEL_QUEUE`] messages: beyond that `send` blocks,
+//!   or fails with EAGAIN when the descriptor has `O_NONBLOCK` or the descriptor argument
+//!   carries `FD_NONBLOCK_CALL` (bit 62: that one call is non-blocking, as for `read` and
+//!   `write`). EPIPE when the other endpoint is closed, EMSGSIZE past the limits, EBADF for a
+//!   listed descriptor the caller does not hold, EINVAL for an endpoint of the same channel
+//!   (it would hold itself). Queued bytes count against the memory limit (ENOMEM).
+//! - `recv(fd, buf, room, caps)` ([`SYS_RECV`](crate::SYS_RECV)): takes the next message;
+//!   returns its length. Its descriptors are installed in the receiver and listed at `caps`
+//!   (`reply`: the reply capability of a message sent by `call`, else [`NO_REPLY`]); with a
+//!   null `caps` they are closed (a dropped reply capability answers the caller EPIPE). A
+//!   message longer than `room` stays queued: EMSGSIZE. Nothing queued blocks (EAGAIN when
+//!   non-blocking as for `send`); nothing queued and the other endpoint closed is EPIPE.
+//! - `call(fd, buf, len, room, caps)` ([`SYS_CALL`](crate::SYS_CALL)): the invocation of
+//!   KeyKOS and EROS: sends `buf[..len]` (and the descriptors `caps` lists) together with a
+//!   fresh one-shot *reply capability*, then waits for the answer, which is written over
+//!   `buf[..room]` (its descriptors listed at `caps`, `reply` = [`NO_REPLY`]); returns the
+//!   answer's length. The server answers with `send` on the reply capability, which
+//!   consumes it (its descriptor is closed by that `send`); closing it unanswered (or the
+//!   server dying) gives the caller EPIPE. An answer longer than `room` is EMSGSIZE. Only
+//!   the queueing of the request obeys `FD_NONBLOCK_CALL` / `O_NONBLOCK` (EAGAIN when the
+//!   queue is full); the wait for the answer always blocks. A signal interrupts the wait
+//!   (EINTR, or the call waits on after an `SA_RESTART` handler); the reply capability then
+//!   goes dead, and the server's `send` on it fails with EPIPE.
+//! - `read` and `write` on an endpoint are `recv` and `send` without descriptors; `poll`
+//!   sees an endpoint readable when a message is queued for it, writable when its peer's
+//!   queue has room, and hung up when its peer is closed.
+//!
+//! Policy: `channel` is class P (a channel only its maker holds), `send`, `recv` and `call`
+//! class F (they act on descriptors the caller holds; passing a descriptor hands on a
+//! capability the sender has, so a jail lets them through unchanged).
 
 use core::mem::{offset_of, size_of};
 
@@ -101,3 +150,50 @@ pub struct SchemeReply {
 byte_struct!(SchemeReply { kind, id, value, len });
 
 const _: () = assert!(size_of::<SchemeRequest>() == 80 && size_of::<SchemeReply>() == 32);
+
+/// Most descriptors one channel message carries.
+pub const CHANNEL_MAX_FDS: usize = 16;
+
+/// Most bytes one channel message carries.
+pub const CHANNEL_MAX_MSG: usize = 64 * 1024;
+
+/// Messages a channel endpoint holds for its receiver before `send` blocks.
+pub const CHANNEL_QUEUE: usize = 64;
+
+/// [`ChannelCaps::reply`] when a message carries no reply capability.
+pub const NO_REPLY: u64 = u64::MAX;
+
+/// The descriptors of a channel message: what `send` and `call` pass, what `recv` and
+/// `call` received.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct ChannelCaps {
+    /// How many of `fds` are used (at most [`CHANNEL_MAX_FDS`]).
+    pub count: u64,
+    /// Received: the descriptor of the message's reply capability, or [`NO_REPLY`]
+    /// (ignored when sending).
+    pub reply: u64,
+    /// The descriptors.
+    pub fds: [u64; CHANNEL_MAX_FDS],
+}
+
+byte_struct!(ChannelCaps { count, reply, fds });
+
+impl ChannelCaps {
+    /// Caps passing `fds` (at most [`CHANNEL_MAX_FDS`]; more are left out).
+    pub fn with_fds(list: &[usize]) -> ChannelCaps {
+        let mut caps = ChannelCaps { reply: NO_REPLY, ..ChannelCaps::default() };
+        for (slot, &fd) in caps.fds.iter_mut().zip(list) {
+            *slot = fd as u64;
+            caps.count += 1;
+        }
+        caps
+    }
+
+    /// The descriptors listed.
+    pub fn list(&self) -> &[u64] {
+        &self.fds[..(self.count as usize).min(CHANNEL_MAX_FDS)]
+    }
+}
+
+const _: () = assert!(size_of::<ChannelCaps>() == 16 + 8 * CHANNEL_MAX_FDS);

@@ -67,6 +67,9 @@ pub const SIG_HOW: Names = &[(SIG_BLOCK, "SIG_BLOCK"), (SIG_UNBLOCK, "SIG_UNBLOC
 /// Redox `futex` operations.
 pub const REDOX_FUTEX: Names = &[(FUTEX_WAIT, "FUTEX_WAIT"), (FUTEX_WAKE, "FUTEX_WAKE")];
 
+/// `jail` flags.
+pub const JAIL_FLAGS: Flags = Flags::bits(&[(crate::JAIL_SCHEMES, "JAIL_SCHEMES")]);
+
 /// Redox clocks.
 pub const REDOX_CLOCKS: Names = &[(CLOCK_REALTIME, "CLOCK_REALTIME"), (CLOCK_MONOTONIC, "CLOCK_MONOTONIC")];
 

@@ -131,8 +131,24 @@ pub const SYS_MASK: usize = 1639;
 /// becomes the jail's root; paths resolve inside it (`..`, symlinks and absolute symlink
 /// targets stay inside); processes outside it cannot be signalled, supervised or seen in
 /// `proc:`. Irrevocable; a second call narrows the jail (its path is resolved inside the
-/// current one). `flags` must be 0 (`EINVAL`).
+/// current one). `flags`: [`JAIL_SCHEMES`](crate::JAIL_SCHEMES) (scheme daemons inside the jail);
+/// any other bit is `EINVAL`.
 pub const SYS_JAIL: usize = 1640;
+/// `channel(fds_ptr, flags)`: makes a message channel and writes its two endpoints (`[usize;
+/// 2]`) at `fds_ptr` (Warden extension, seed 003; see [`crate::ipc`]). `flags`: `O_NONBLOCK`,
+/// `O_CLOEXEC`.
+pub const SYS_CHANNEL: usize = 1641;
+/// `send(fd, buf_ptr, len, caps_ptr)`: sends one whole message (the bytes, and the
+/// descriptors a [`ChannelCaps`](crate::ipc::ChannelCaps) at `caps_ptr` lists; null: none)
+/// on a channel endpoint, or answers a call through a reply capability (then closed).
+pub const SYS_SEND: usize = SYS_CLASS_FILE | SYS_ARG_SLICE | 1642;
+/// `recv(fd, buf_ptr, room, caps_ptr) -> length`: receives one whole message; the
+/// descriptors it carried (and its reply capability) are installed and listed at `caps_ptr`.
+pub const SYS_RECV: usize = SYS_CLASS_FILE | SYS_ARG_MSLICE | 1643;
+/// `call(fd, buf_ptr, len, room, caps_ptr) -> length`: sends `buf[..len]` with a one-shot
+/// reply capability and waits for the answer, written over `buf[..room]` (KeyKOS-style
+/// invocation; see [`crate::ipc`]).
+pub const SYS_CALL: usize = SYS_CLASS_FILE | 1644;
 
 /// Clone flag: share the address space (a thread); without it `clone` forks.
 pub const CLONE_VM: usize = 0x100;
@@ -197,6 +213,10 @@ pub const SYSCALLS: &[(usize, &str)] = &[
     (SYS_SUPERVISE, "supervise"),
     (SYS_MASK, "mask"),
     (SYS_JAIL, "jail"),
+    (SYS_CHANNEL, "channel"),
+    (SYS_SEND, "send"),
+    (SYS_RECV, "recv"),
+    (SYS_CALL, "call"),
 ];
 
 /// The name of syscall number `n` (e.g. `"open"`), or `None` for an unknown number.

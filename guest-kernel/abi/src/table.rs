@@ -75,6 +75,8 @@ pub enum Shape {
     RedoxMap,
     /// `SYS_MASK`'s array of call numbers.
     CallList,
+    /// A channel message's descriptors ([`crate::ipc::ChannelCaps`]).
+    ChannelCaps,
     /// Linux `struct stat`.
     Stat,
     /// Linux `struct statx`.

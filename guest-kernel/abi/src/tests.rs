@@ -146,6 +146,21 @@ fn every_syscall_is_classified_exactly_once() {
 }
 
 #[test]
+fn channel_calls_have_their_classes_and_decode_their_messages() {
+    use crate::class::JailClass;
+    use crate::ipc::{ChannelCaps, NO_REPLY};
+    let class = |n| call_info(n).map(|c| (c.name, c.class));
+    assert_eq!(class(SYS_CHANNEL), Some(("channel", JailClass::P)));
+    assert_eq!(class(SYS_SEND), Some(("send", JailClass::F)));
+    assert_eq!(class(SYS_RECV), Some(("recv", JailClass::F)));
+    assert_eq!(class(SYS_CALL), Some(("call", JailClass::F)));
+    assert!(crate::trace::has_class(SYS_CALL, "ipc") && crate::trace::has_class(SYS_SEND, "desc"));
+    let caps = ChannelCaps::with_fds(&[3, 4]);
+    assert_eq!((caps.list(), caps.reply), (&[3u64, 4][..], NO_REPLY));
+    assert_eq!(ChannelCaps::from_bytes(&caps.to_bytes()), Some(caps));
+}
+
+#[test]
 fn linux_calls_are_classified_once_with_their_names() {
     use crate::class::LINUX_CALLS;
     use crate::linux::{LINUX_CALL, linux_syscall_name};

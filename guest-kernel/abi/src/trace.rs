@@ -23,7 +23,7 @@ pub const STRING_LIMIT: usize = 32;
 
 /// strace-like classes a call belongs to (`-e trace=CLASS`), from its table row: `file`
 /// (takes a path), `desc` (takes a descriptor), `process`, `signal`, `memory`, `time` (by
-/// group), `ipc` (pipes and futexes), `creds` (user and group ids, the umask).
+/// group), `ipc` (pipes, futexes and message channels), `creds` (user and group ids, the umask).
 pub fn has_class(number: usize, class: &str) -> bool {
     let Some(info) = call_info(number) else { return false };
     let any = |f: fn(&Arg) -> bool| info.args.iter().any(f);
@@ -35,7 +35,7 @@ pub fn has_class(number: usize, class: &str) -> bool {
         "signal" => info.groups & GROUP_SIGNAL != 0,
         "memory" => info.groups & GROUP_MEMORY != 0,
         "time" => info.groups & GROUP_TIME != 0,
-        "ipc" => matches!(info.name, "pipe" | "pipe2" | "futex"),
+        "ipc" => matches!(info.name, "pipe" | "pipe2" | "futex" | "channel" | "send" | "recv" | "call"),
         "creds" => {
             info.name.contains("uid")
                 || info.name.contains("gid")
@@ -344,6 +344,23 @@ impl View<'_> {
                 None => write_quoted(w, b, Some(self.limit)),
             },
             Shape::CallList => write!(w, "[{} calls]", b.len() / 8),
+            Shape::ChannelCaps => match crate::ipc::ChannelCaps::from_bytes(b) {
+                Some(caps) => {
+                    w.write_str("{fds=[")?;
+                    for (n, fd) in caps.list().iter().enumerate() {
+                        if n > 0 {
+                            w.write_str(", ")?;
+                        }
+                        write!(w, "{fd}")?;
+                    }
+                    w.write_char(']')?;
+                    if caps.reply != crate::ipc::NO_REPLY {
+                        write!(w, ", reply={}", caps.reply)?;
+                    }
+                    w.write_char('}')
+                }
+                None => write_quoted(w, b, Some(self.limit)),
+            },
             Shape::Stat => {
                 let mode = u32_at(24) as u32;
                 w.write_str("{st_mode=")?;

@@ -101,9 +101,23 @@ pub struct Jail {
     pub ino: u64,
     /// The jail this one was made in.
     pub parent: Option<Rc<Jail>>,
+    /// Its processes may create and use user-space schemes served inside it (`JAIL_SCHEMES`).
+    pub schemes: bool,
 }
 
 impl Jail {
+    /// True if `inner` (a process's jail; `None`: unjailed) is `self` or lies inside it.
+    pub fn encloses(&self, inner: Option<&Rc<Jail>>) -> bool {
+        let mut cur = inner;
+        while let Some(j) = cur {
+            if std::ptr::eq(Rc::as_ptr(j), self) {
+                return true;
+            }
+            cur = j.parent.as_ref();
+        }
+        false
+    }
+
     /// True if `self` is `other` or lies inside it.
     pub fn within(self: &Rc<Jail>, other: &Rc<Jail>) -> bool {
         let mut cur = Some(self);
@@ -263,6 +277,10 @@ impl Kernel {
             Some(_) if matches!(call.number, SYS_CHDIR | SYS_JAIL) => return Err(Errno(EACCES)),
             Some(b"proc") if call.number == SYS_OPEN => return Ok(None),
             Some(b"null" | b"zero" | b"rand" | b"time" | b"debug") => return Ok(None),
+            // `:NAME` creates a scheme; `NAME:` of a daemon inside the jail reaches it.
+            Some(name) if jail.schemes && matches!(call.number, SYS_OPEN | SYS_UNLINK | SYS_RMDIR) => {
+                return if self.user_scheme_inside(name, jail) { Ok(None) } else { Err(Errno(EACCES)) };
+            }
             Some(_) => return Err(Errno(EACCES)),
         }
         // `file:x` is absolute, like `file:/x`.
@@ -357,7 +375,7 @@ impl Kernel {
     /// `jail(path, len, flags)`.
     pub(crate) fn sys_jail(&mut self, tid: Pid, call: &Call) -> SysResult {
         let path = call.path(0)?;
-        if call.args[2] != 0 {
+        if call.args[2] & !JAIL_SCHEMES != 0 {
             return Err(SysError::Errno(Errno(EINVAL)));
         }
         let pid = self.pid_of(tid)?;
@@ -377,15 +395,27 @@ impl Kernel {
             (Some(_), _) => return Err(SysError::Errno(Errno(EACCES))),
         };
         // In a jail the path was already confined to it ([`Kernel::police`]): it is global now.
-        self.enter_jail(pid, &ctx, &cwd, &path, false)?;
+        self.enter_jail(pid, &ctx, &cwd, &path, false, call.args[2] & JAIL_SCHEMES != 0)?;
         Ok(0)
     }
 
     /// Confines process `pid` to directory `path` (relative to `cwd`; resolved inside its
     /// current jail if `in_jail`, else a global path), moving its working directory to the
-    /// new root. The new root must lie inside the current one (`EPERM`).
-    fn enter_jail(&mut self, pid: Pid, ctx: &CallCtx, cwd: &[u8], path: &[u8], in_jail: bool) -> Result<(), Errno> {
+    /// new root. The new root must lie inside the current one (`EPERM`); `schemes`
+    /// (`JAIL_SCHEMES`) only if the current jail has it (`EPERM`).
+    fn enter_jail(
+        &mut self,
+        pid: Pid,
+        ctx: &CallCtx,
+        cwd: &[u8],
+        path: &[u8],
+        in_jail: bool,
+        schemes: bool,
+    ) -> Result<(), Errno> {
         let mut r = self.restriction(pid).map(|r| (*r).clone()).unwrap_or_default();
+        if schemes && r.jail.as_ref().is_some_and(|j| !j.schemes) {
+            return Err(Errno(EPERM));
+        }
         let (outer_root, outer_ino) = match &r.jail {
             Some(j) if in_jail => (j.root.clone(), j.ino),
             _ => (b"/".to_vec(), 0),
@@ -403,7 +433,7 @@ impl Kernel {
         if !stat.is_dir() {
             return Err(Errno(ENOTDIR));
         }
-        let jail = Rc::new(Jail { root: root.clone(), ino: stat.st_ino, parent: r.jail.take() });
+        let jail = Rc::new(Jail { root: root.clone(), ino: stat.st_ino, parent: r.jail.take(), schemes });
         r.jail = Some(jail);
         let p = self.procs.get_mut(&pid).ok_or(Errno(ESRCH))?;
         let mut fs = p.fs.borrow().clone();
@@ -422,7 +452,7 @@ impl Kernel {
         let ctx = CallCtx { pid, uid: p.uid, gid: p.gid, umask: p.fs.borrow().umask };
         let cwd = p.fs.borrow().cwd.clone();
         if let Some(path) = &spec.jail {
-            self.enter_jail(pid, &ctx, &cwd, path, true)?;
+            self.enter_jail(pid, &ctx, &cwd, path, true, false)?;
         }
         if spec.allow.is_some() || spec.kill {
             let mut r = self.restriction(pid).map(|r| (*r).clone()).unwrap_or_default();

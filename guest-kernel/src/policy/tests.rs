@@ -122,9 +122,9 @@ fn masks_only_shrink() {
 
 #[test]
 fn nested_jails() {
-    let outer = Rc::new(Jail { root: b"/a".to_vec(), ino: 1, parent: None });
-    let inner = Rc::new(Jail { root: b"/a/b".to_vec(), ino: 2, parent: Some(outer.clone()) });
-    let other = Rc::new(Jail { root: b"/a".to_vec(), ino: 1, parent: None });
+    let outer = Rc::new(Jail { root: b"/a".to_vec(), ino: 1, parent: None, schemes: false });
+    let inner = Rc::new(Jail { root: b"/a/b".to_vec(), ino: 2, parent: Some(outer.clone()), schemes: false });
+    let other = Rc::new(Jail { root: b"/a".to_vec(), ino: 1, parent: None, schemes: false });
     assert!(inner.within(&outer) && inner.within(&inner) && !outer.within(&inner));
     assert!(!inner.within(&other));
 }

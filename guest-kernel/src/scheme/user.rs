@@ -62,6 +62,8 @@ struct Pending {
 pub(crate) struct UserScheme {
     id: u64,
     name: Vec<u8>,
+    /// The jail of the process that created it (`None`: none).
+    jail: Option<Rc<crate::policy::Jail>>,
     alive: bool,
     next_request: u64,
     /// Packets the daemon has not read yet (requests and cancels).
@@ -577,9 +579,11 @@ impl Kernel {
             return Err(Errno(EEXIST));
         }
         let id = self.alloc_object_id() & 0x0fff_ffff;
+        let jail = self.procs_jail(tid);
         let scheme = Rc::new(RefCell::new(UserScheme {
             id,
             name: name.to_vec(),
+            jail,
             alive: true,
             next_request: 0,
             queue: VecDeque::new(),
@@ -592,6 +596,18 @@ impl Kernel {
         self.ns.user.schemes.insert(name.to_vec(), scheme);
         self.ns.user.active = true;
         Ok(fd)
+    }
+
+    /// Whether a process in `jail` (with `JAIL_SCHEMES`) may reach scheme `name`: creating one
+    /// (`name` empty: the path was `:NEW`) always, using one only if its daemon was created
+    /// inside `jail`.
+    pub(crate) fn user_scheme_inside(&self, name: &[u8], jail: &crate::policy::Jail) -> bool {
+        name.is_empty() || self.ns.user.live(name).is_some_and(|s| jail.encloses(s.borrow().jail.as_ref()))
+    }
+
+    /// The jail of thread `tid`'s process, if it has one.
+    fn procs_jail(&self, tid: Pid) -> Option<Rc<crate::policy::Jail>> {
+        self.proc_of(tid).ok()?.restrict.as_ref()?.jail.clone()
     }
 
     /// Thread `tid` no longer waits for its request (interrupted, or gone): cancel it.

@@ -61,13 +61,14 @@ use crate::{Kernel, Pid};
 
 /// Bit in the descriptor argument of `read`/`write` that makes this one call
 /// non-blocking (EAGAIN instead of blocking), leaving `O_NONBLOCK` alone.
-pub const FD_NONBLOCK_CALL: usize = 1 << 62;
+pub const FD_NONBLOCK_CALL: usize = warden_abi::FD_NONBLOCK_CALL;
 
 /// Largest buffer one `read` or `write` moves (larger requests are partial).
 pub const MAX_IO: usize = warden_abi::table::MAX_IO;
 
 /// The kernel's handlers of the Redox calls, by their rows in `warden_abi::redox_calls!`.
 const REDOX_ROWS: &[table::Row] = {
+    use crate::channel;
     use crate::policy::caught;
     warden_abi::redox_calls!(kernel_rows)
 };

@@ -7,6 +7,9 @@
 //! - `signal`: a signal interrupts a caller: EINTR, and the daemon reads a cancel for it.
 //! - `order`: two callers, answered in the reverse order of their requests.
 //! - `jail`: a jailed process may neither create a scheme nor use one (EACCES).
+//! - `jail-schemes`: in a jail made with `JAIL_SCHEMES` a process creates a scheme and
+//!   another uses it, while a scheme served from outside stays EACCES; a jail inside one
+//!   without the flag cannot have it (EPERM).
 //! - `bench N`: N reads of 16 bytes from a `ramfs:` file (the round trip `benches/syscall.rs`
 //!   times; the file is written first, in 64 KiB writes).
 
@@ -137,6 +140,35 @@ fn jail() -> core::result::Result<(), String> {
     check("use refused", sys::open("ramfs:/a", abi::O_CREAT | abi::O_RDWR) == Err(Errno(abi::EACCES)))
 }
 
+fn jail_schemes() -> core::result::Result<(), String> {
+    let status = Command::new("/bin/ramfsd").status().map_err(|e| format!("spawn: {e}"))?;
+    check("ramfsd started", status.success())?;
+    sys::jail("/", abi::JAIL_SCHEMES).map_err(|e| format!("jail: {e}"))?;
+    check("outside scheme refused", sys::open("ramfs:/a", abi::O_CREAT | abi::O_RDWR) == Err(Errno(abi::EACCES)))?;
+    let pid = daemon("inner", |mut s| {
+        let Ok(req) = s.next() else { return 1 };
+        let (ok, id) = (req.input == b"x".as_slice(), req.head.id);
+        if s.answer(id, Err(Errno(abi::ENOENT)), &[]).is_err() {
+            return 2;
+        }
+        if ok { 0 } else { 3 }
+    })?;
+    check("inside scheme reached", sys::open("inner:x", abi::O_RDONLY) == Err(Errno(abi::ENOENT)))?;
+    wait_ok(pid)?;
+    let child = match sys::clone(0) {
+        Ok(0) => {
+            // A jail without the flag, then an attempt to get it back.
+            let narrowed = sys::jail("/", 0).is_ok();
+            let widened = sys::jail("/", abi::JAIL_SCHEMES) == Err(Errno(abi::EPERM));
+            let refused = SchemeServer::create("again").err() == Some(Errno(abi::EACCES));
+            sys::exit(if narrowed && widened && refused { 0 } else { 1 })
+        }
+        Ok(p) => p,
+        Err(e) => return Err(format!("fork: {e}")),
+    };
+    wait_ok(child)
+}
+
 fn bench(n: usize) -> core::result::Result<(), String> {
     let status = Command::new("/bin/ramfsd").status().map_err(|e| format!("spawn: {e}"))?;
     check("ramfsd started", status.success())?;
@@ -169,7 +201,8 @@ fn main() -> i32 {
         "signal" => signal(),
         "order" => order(),
         "jail" => jail(),
-        _ => Err("usage: schemetest ramfs|die|signal|order|jail|bench N".to_string()),
+        "jail-schemes" => jail_schemes(),
+        _ => Err("usage: schemetest ramfs|die|signal|order|jail|jail-schemes|bench N".to_string()),
     };
     match result {
         Ok(()) => {
