@@ -25,6 +25,8 @@
 //!   reverse-continue, hit at the start                     8.48 s          11.46 s
 //!   checkpoint memory: 19 checkpoints, every 50000000 instructions: total 1900 KiB
 //! ```
+//! and a second run: 2.85 s; 7.39 s and 7.26 s; 15.02 s and 0.61 s; 7.42 s and 6.54 s;
+//! 1824 KiB (the machine's load moves these by a third).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

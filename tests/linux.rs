@@ -305,6 +305,32 @@ fn origin_rpath_and_dlopen() {
     }
 }
 
+/// sendfile, copy_file_range, splice, tee, memfd_create, timerfd, renameat2's exchange.
+#[test]
+fn fd_calls_in_five_builds() {
+    check_five_builds("fdcalls");
+}
+
+/// signalfd, rt_sigtimedwait, the masks of ppoll/pselect6/epoll_pwait, ITIMER_VIRTUAL and
+/// ITIMER_PROF, clone3.
+#[test]
+fn signal_calls_in_five_builds() {
+    check_five_builds("sigcalls");
+}
+
+/// Named pipes: mkfifo/mknod, opens that wait for the other side, O_NONBLOCK opens.
+#[test]
+#[ignore = "named pipes still differ from the native run in some build (work in progress, issue 16)"]
+fn fifo_in_five_builds() {
+    check_five_builds("fifo");
+}
+
+/// inotify for the program's own changes.
+#[test]
+fn inotify_in_five_builds() {
+    check_five_builds("inotify");
+}
+
 #[test]
 fn epoll_in_five_builds() {
     check_five_builds("epoll");
@@ -525,4 +551,64 @@ fn rust_test_binary_runs() {
         assert!(n.iter().any(|l| l.starts_with("test result: ok. 4 passed; 0 failed; 1 ignored")), "{n:?}");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 16's done-criterion as a user meets it: `cargo test` builds a small crate (the
+/// `rust_tests.rs` fixture as its library; no dependencies, offline, once per process) and
+/// its test binary, `target/debug/deps/CRATE-HASH`, passes under `warden run --root /` with
+/// the same report as natively: threads, a panic the harness catches, captured output
+/// (shown with `--nocapture`), an ignored test.
+#[test]
+fn cargo_test_binary_runs_under_warden() {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    if !have("cargo", Command::new(&cargo).arg("--version").stdout(Stdio::null()).status().is_ok()) {
+        return;
+    }
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    let prog = BIN.get_or_init(|| {
+        // The crate is written outside the source tree (cargo writes its Cargo.lock there).
+        let dir = work_dir().join("cargo-crate");
+        std::fs::create_dir_all(dir.join("src")).unwrap();
+        let manifest =
+            "[package]\nname = \"lxcrate\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n\n[workspace]\n";
+        std::fs::write(dir.join("Cargo.toml"), manifest).unwrap();
+        std::fs::copy(Path::new(FIXTURES).join("rust_tests.rs"), dir.join("src/lib.rs")).unwrap();
+        let out = Command::new(&cargo)
+            .args(["test", "--no-run", "--offline", "--message-format=json"])
+            .current_dir(&dir)
+            // The outer cargo's jobserver and target directory are not this build's.
+            .env_remove("CARGO_MAKEFLAGS")
+            .env_remove("MAKEFLAGS")
+            .env_remove("MFLAGS")
+            .env_remove("CARGO_TARGET_DIR")
+            .stdin(Stdio::null())
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run cargo");
+        assert!(out.status.success(), "cargo test --no-run failed");
+        let json = String::from_utf8_lossy(&out.stdout);
+        let exe = json
+            .lines()
+            .filter(|l| l.contains("\"test\":true"))
+            .find_map(|l| l.split_once("\"executable\":\"").and_then(|(_, rest)| rest.split_once('"')).map(|(p, _)| p))
+            .unwrap_or_else(|| panic!("no test executable in cargo's output:\n{json}"));
+        PathBuf::from(exe)
+    });
+    assert!(prog.starts_with(work_dir().join("cargo-crate/target/debug/deps")), "{}", prog.display());
+    let report = |out: &[u8]| {
+        let text = String::from_utf8_lossy(out);
+        let mut lines: Vec<String> =
+            text.lines().map(|l| l.split("; finished in").next().unwrap_or(l).to_string()).collect();
+        // Tests finish in any order with several test threads.
+        lines.sort();
+        lines
+    };
+    for args in [&[][..], &["--nocapture", "--test-threads=1"][..]] {
+        let native = run_native(prog, args);
+        let warden = run_warden(prog, args);
+        let (n, w) = (report(&native.stdout), report(&warden.stdout));
+        assert_eq!((native.status, &n), (warden.status, &w), "{}", String::from_utf8_lossy(&warden.stderr));
+        assert_eq!(warden.status, 0);
+        assert!(n.iter().any(|l| l.starts_with("test result: ok. 4 passed; 0 failed; 1 ignored")), "{n:?}");
+    }
 }

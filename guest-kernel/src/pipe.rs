@@ -154,6 +154,10 @@ impl FileOps for PipeEnd {
         })
     }
 
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
     fn close(&mut self) {
         if self.closed {
             return;
@@ -172,4 +176,44 @@ impl FileOps for PipeEnd {
             }
         }
     }
+}
+
+/// Up to `max` of the bytes a pipe's read end `file` holds, left in the pipe (Linux `tee`):
+/// `None` if `file` is not a pipe's read end; `WouldBlock` while it is empty and has a
+/// writer; no bytes at its end.
+pub(crate) fn peek(file: &dyn FileOps, max: usize) -> Option<IoResult<Vec<u8>>> {
+    let end = file.as_any()?.downcast_ref::<PipeEnd>().filter(|e| !e.write_end)?;
+    let pipe = end.pipe.borrow();
+    if pipe.buf.is_empty() && pipe.writers > 0 {
+        return Some(Err(IoError::WouldBlock(pipe.read_key())));
+    }
+    Some(Ok(pipe.buf.iter().take(max).copied().collect()))
+}
+
+/// True if `file` is either end of a pipe (`splice` needs one).
+pub(crate) fn is_pipe(file: &dyn FileOps) -> bool {
+    file.as_any().is_some_and(|a| a.is::<PipeEnd>())
+}
+
+/// One more end of the pipe `file` is an end of (a write end if `write_end`), counted as one
+/// more writer or reader (a named pipe's next open); `None` if `file` is no pipe end.
+pub(crate) fn another_end(file: &dyn FileOps, write_end: bool) -> Option<FileRef> {
+    let end = file.as_any()?.downcast_ref::<PipeEnd>()?;
+    {
+        let mut pipe = end.pipe.borrow_mut();
+        if write_end {
+            pipe.writers += 1;
+        } else {
+            pipe.readers += 1;
+        }
+    }
+    let new = PipeEnd { pipe: end.pipe.clone(), waker: end.waker.clone(), write_end, closed: false };
+    Some(Rc::new(RefCell::new(new)))
+}
+
+/// The open (read, write) ends of the pipe `file` is an end of.
+pub(crate) fn ends(file: &dyn FileOps) -> Option<(usize, usize)> {
+    let end = file.as_any()?.downcast_ref::<PipeEnd>()?;
+    let pipe = end.pipe.borrow();
+    Some((pipe.readers, pipe.writers))
 }

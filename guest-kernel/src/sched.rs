@@ -300,9 +300,10 @@ impl Kernel {
                 self.outcome = Some(RunOutcome::Stopped);
                 continue;
             }
+            // Timers first: the readers a timer descriptor wakes are woken now.
+            self.linux_fire_timers();
             self.process_wakeups();
             self.expire_deadlines();
-            self.linux_fire_timers();
             if self.budget_left() == Some(0) {
                 self.outcome = Some(RunOutcome::BudgetExhausted);
                 continue;

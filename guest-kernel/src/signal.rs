@@ -162,10 +162,19 @@ impl Kernel {
         }
         let action = p.sighand.borrow().actions[sig];
         let taker = p.threads.iter().copied().find(|t| self.threads.get(t).is_some_and(|t| t.sigmask & bit == 0));
+        // Readers of signals as data (signalfd, sigtimedwait) look again.
+        self.waker.wake(crate::linux::signalfd::signal_key(pid));
         match action.sa.sa_handler {
             SIG_IGN => {}
             SIG_DFL => match default_action(sig) {
-                DefaultAction::Ignore => {}
+                // Blocked everywhere, it stays pending until taken or unblocked (as on Linux).
+                DefaultAction::Ignore => {
+                    if taker.is_none() {
+                        if let Some(p) = self.procs.get_mut(&pid) {
+                            p.pending |= bit;
+                        }
+                    }
+                }
                 DefaultAction::Terminate | DefaultAction::Core => {
                     if taker.is_some() {
                         self.terminate_process(pid, w_termsig(sig));
@@ -202,6 +211,7 @@ impl Kernel {
                 if let Some(t) = self.threads.get_mut(&tid) {
                     t.pending |= bit;
                 }
+                self.waker.wake(crate::linux::signalfd::signal_key(pid));
             }
         }
     }

@@ -35,14 +35,15 @@
 //!   once, which `gdbstub` does not.)
 //!
 //! Measured (`cargo bench --bench gdb_reverse`, release build, the 2-core development VM
-//! under load from other builds, one run): a replay of 0.99·10⁹ instructions takes 3.8 s
-//! plainly and 8.7 s continued through under gdb (10.3 s while taking its 19 checkpoints,
-//! one per 5·10⁷ instructions). A reverse-continue from its end to a breakpoint hit 1000
-//! loop rounds back took 21.7 s replaying from the start (it replays the whole run twice:
-//! once to find the hit, once to go to it) and 0.81 s from checkpoints. Back to a hit at
-//! the very start, every stretch in between has to be searched either way: 8.5 s from
-//! the start, 11.5 s stretch by stretch from checkpoints. The 19 checkpoints held 1.9 MB
-//! of private memory in all (what the replay wrote after each was taken).
+//! under load from other builds; two runs, the ranges are between them): a replay of
+//! 0.99·10⁹ instructions takes 2.9–3.8 s plainly and 7.4–8.7 s continued through under
+//! gdb (7.3–10.3 s while taking its 19 checkpoints, one per 5·10⁷ instructions: within
+//! the noise). A reverse-continue from its end to a breakpoint hit 1000 loop rounds back
+//! took 15.0–21.7 s replaying from the start (it replays the whole run twice: once to
+//! find the hit, once to go to it) and 0.61–0.81 s from checkpoints. Back to a hit at the
+//! very start every stretch in between has to be searched either way: 7.4–8.5 s from the
+//! start, 6.5–11.5 s stretch by stretch from checkpoints. The 19 checkpoints held 1.8–1.9
+//! MB of private memory in all (what the replay wrote after each was taken).
 //! Without `--gdb` the kernel's only extra work is an `Option` test per slice and per
 //! `Cpu::run` exit: 20·10⁶ `getpid` calls ran in 1.18 s against 1.17 s before (medians of
 //! five interleaved runs), a compute loop of 1.2·10⁹ instructions in 2.5 s both.

@@ -163,7 +163,7 @@ mod linux {
     use crate::linux::nr::*;
     use crate::names::*;
     use crate::table::*;
-    use crate::{EBUSY, EEXIST, EISDIR};
+    use crate::{E2BIG, EBUSY, EEXIST, EISDIR};
     use Arg::*;
 
     pub const CALLS: &[CallInfo] = crate::linux_calls!(describe);

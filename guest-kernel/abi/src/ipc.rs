@@ -29,6 +29,11 @@
 //! fails with ENOENT, as for any unknown scheme). Closing the last descriptor of a file sends a [`SYS_CLOSE`](crate::SYS_CLOSE)
 //! request nobody waits for.
 //!
+//! Supervisors see a daemon's `read` and `write` on its server descriptor marked with an
+//! [`ITEM_SCHEME`](crate::ITEM_SCHEME) item (the scheme's name), and tracers print the
+//! packets decoded ([`crate::trace::write_scheme_request`],
+//! [`crate::trace::write_scheme_reply`]).
+//!
 //! Policy: `open` is class C; in a jail only `file:` and the kernel's device schemes
 //! resolve, so a jailed process can neither create a scheme (`:NAME` is EACCES) nor reach
 //! one a daemon serves, unless its jail was made with

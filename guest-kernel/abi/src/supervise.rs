@@ -90,6 +90,11 @@ pub const ITEM_ENV: u32 = 5;
 pub const ITEM_STRUCT: u32 = 6;
 /// Item (result packets): bytes the call wrote for the guest, bound for argument `arg`.
 pub const ITEM_OUTPUT: u32 = 7;
+/// Item (made by the kernel for supervisors, argument 0): the `read` or `write` acts on a
+/// scheme daemon's server descriptor, so what it reads is a request packet and what it
+/// writes a reply ([`crate::ipc`]); the bytes are the scheme's name. Tracers decode the
+/// packets by it.
+pub const ITEM_SCHEME: u32 = 8;
 
 /// Exception vector: divide error (#DE).
 pub const EXC_DIVIDE: u64 = 0;

@@ -195,6 +195,12 @@ impl View<'_> {
         arg_item(self.outputs?, ITEM_OUTPUT, i)
     }
 
+    /// The call reads requests from (or writes replies to) a scheme daemon's server
+    /// descriptor.
+    fn scheme_server(&self) -> bool {
+        arg_item(self.items, ITEM_SCHEME, 0).is_some()
+    }
+
     /// Whether argument `i` (of kind `arg`) is left out of the line.
     fn hidden(&self, i: usize, arg: Arg) -> bool {
         match arg {
@@ -236,10 +242,12 @@ impl View<'_> {
                 None => self.pointer(w, i),
             },
             Arg::InBytes { .. } => match arg_item(self.items, ITEM_BYTES, i) {
+                Some(b) if self.scheme_server() => write_scheme_reply(w, b, self.limit),
                 Some(b) => write_quoted(w, b, Some(self.limit)),
                 None => self.pointer(w, i),
             },
             Arg::OutBytes { shape, .. } => match self.output(i) {
+                Some(b) if self.scheme_server() => write_scheme_request(w, b, self.limit),
                 Some(b) => self.shape(w, shape, b),
                 None => self.pointer(w, i),
             },
@@ -528,6 +536,84 @@ pub fn write_call_cut(
         view.arg(w, i, arg)?;
     }
     w.write_char(')')
+}
+
+/// Writes a request packet a scheme daemon read ([`crate::ipc::SchemeRequest`] and its
+/// input bytes) as `{id=1, open, pid=2, uid=0, gid=0, args=[0x...], "/a"}`.
+pub fn write_scheme_request(w: &mut dyn Write, b: &[u8], limit: usize) -> fmt::Result {
+    use crate::ipc::{REQ_NONBLOCK, SCHEME_CANCEL, SchemeRequest};
+    let Some(r) = SchemeRequest::from_bytes(b) else { return write_quoted(w, b, Some(limit)) };
+    write!(w, "{{id={}, ", r.id)?;
+    match (r.call, syscall_name(r.call as usize)) {
+        (SCHEME_CANCEL, _) => w.write_str("cancel")?,
+        (_, Some(name)) => w.write_str(name)?,
+        (n, None) => write!(w, "call={n:#x}")?,
+    }
+    if r.call != SCHEME_CANCEL {
+        write!(w, ", pid={}, uid={}, gid={}", r.pid, r.uid, r.gid)?;
+        if r.handle != 0 {
+            write!(w, ", handle={}", r.handle)?;
+        }
+        if r.args != [0; 3] {
+            write!(w, ", args=[{:#x}, {:#x}, {:#x}]", r.args[0], r.args[1], r.args[2])?;
+        }
+        if r.flags & REQ_NONBLOCK != 0 {
+            w.write_str(", REQ_NONBLOCK")?;
+        }
+        if r.out_len != 0 {
+            write!(w, ", out_len={}", r.out_len)?;
+        }
+    }
+    let input = &b[SchemeRequest::SIZE..];
+    if !input.is_empty() {
+        w.write_str(", ")?;
+        write_quoted(w, input, Some(limit))?;
+    }
+    w.write_char('}')
+}
+
+/// Writes a scheme daemon's reply ([`crate::ipc::SchemeReply`] and its output bytes) as
+/// `{answer id=1, value=3, "..."}` or `{event handle=2, EVENT_READ}`.
+pub fn write_scheme_reply(w: &mut dyn Write, b: &[u8], limit: usize) -> fmt::Result {
+    use crate::ipc::*;
+    let Some(r) = SchemeReply::from_bytes(b) else { return write_quoted(w, b, Some(limit)) };
+    match r.kind {
+        REPLY_EVENT => {
+            write!(w, "{{event handle={}, ", r.id)?;
+            let names = [
+                (EVENT_READ, "EVENT_READ"),
+                (EVENT_WRITE, "EVENT_WRITE"),
+                (EVENT_HANGUP, "EVENT_HANGUP"),
+                (EVENT_ERROR, "EVENT_ERROR"),
+            ];
+            let mut first = true;
+            for (bit, name) in names {
+                if r.value & bit != 0 {
+                    if !core::mem::take(&mut first) {
+                        w.write_char('|')?;
+                    }
+                    w.write_str(name)?;
+                }
+            }
+            if first {
+                w.write_char('0')?;
+            }
+        }
+        _ => {
+            write!(w, "{{answer id={}, value=", r.id)?;
+            match Errno::demux(r.value as usize) {
+                Err(e) => write!(w, "-{}", e.name())?,
+                Ok(v) => write!(w, "{v}")?,
+            }
+            let out = b.get(SchemeReply::SIZE..).unwrap_or(&[]);
+            let out = &out[..out.len().min(r.len as usize)];
+            if !out.is_empty() {
+                w.write_str(", ")?;
+                write_quoted(w, out, Some(limit))?;
+            }
+        }
+    }
+    w.write_char('}')
 }
 
 /// Writes `= RESULT`: for errors `-N ENAME` (the Redox ABI's raw value) or, for Linux calls,

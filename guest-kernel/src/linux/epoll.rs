@@ -170,7 +170,7 @@ pub(super) fn epoll_ctl(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
     Ok(result?)
 }
 
-fn wait(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+fn wait(k: &mut Kernel, tid: Pid, c: &Call, mask: Option<u64>) -> SysResult {
     let [epfd, out, max, timeout, ..] = c.args;
     let max = max as i32;
     if max <= 0 || max > 1 << 20 {
@@ -191,7 +191,7 @@ fn wait(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
     }
     if ready.is_empty() {
         let timeout = (timeout as i32 >= 0).then(|| timeout as i32 as u64 * 1_000_000);
-        return k.lx_wait_ready(tid, timeout);
+        return k.lx_wait_masked(tid, mask, timeout);
     }
     let mut bytes = Vec::with_capacity(ready.len() * 12);
     for &(_, got, data, _) in &ready {
@@ -213,12 +213,15 @@ fn wait(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
 }
 
 pub(super) fn epoll_wait(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
-    wait(k, tid, c)
+    wait(k, tid, c, None)
 }
 
-/// `epoll_pwait`: the signal mask is not applied (as for ppoll/pselect6 here).
+/// `epoll_pwait`: the signal mask applies while it waits (`Kernel::lx_wait_masked`).
 pub(super) fn epoll_pwait(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
-    wait(k, tid, c)
+    if c.input(4).is_some() && c.args[5] != 8 {
+        return err(r::EINVAL);
+    }
+    wait(k, tid, c, c.input(4).map(|m| super::abi::le64(m, 0)))
 }
 
 fn new_eventfd(k: &mut Kernel, tid: Pid, init: usize, flags: usize) -> SysResult {

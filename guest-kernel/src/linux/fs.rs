@@ -14,6 +14,7 @@ use warden_abi as r;
 use warden_abi::{Errno, Stat};
 
 use super::abi::{self, Out};
+use super::inotify::{IN_ATTRIB, IN_CREATE, IN_ISDIR, IN_MODIFY};
 use super::procfs::ProcNode;
 use super::{DirStream, MAX_IO};
 use crate::io::How;
@@ -140,6 +141,25 @@ impl Kernel {
         self.lx_proc_node(tid, abs)
     }
 
+    /// The absolute, normalised path `path` names relative to the working directory.
+    pub(super) fn lx_abs_cwd(&self, tid: Pid, path: &[u8]) -> Result<Vec<u8>, Errno> {
+        self.lx_abs(tid, CWD, path)
+    }
+
+    /// Stat of `abs` (a final symlink followed unless `nofollow`), for other modules.
+    pub(super) fn lx_stat_of(&mut self, tid: Pid, abs: &[u8], nofollow: bool) -> Result<Stat, Errno> {
+        self.lx_stat_abs(tid, abs, nofollow)
+    }
+
+    /// Whether `abs` exists and is a directory, when inotify watches anything (else `None`:
+    /// nobody needs to know).
+    fn lx_watched_kind(&mut self, tid: Pid, abs: &[u8]) -> Option<Option<bool>> {
+        if self.linux.inotify.is_empty() {
+            return None;
+        }
+        Some(self.lx_stat_abs(tid, abs, true).ok().map(|s| s.is_dir()))
+    }
+
     /// The absolute, normalised path `path` names relative to `dirfd`.
     fn lx_abs(&self, tid: Pid, dirfd: usize, path: &[u8]) -> Result<Vec<u8>, Errno> {
         if path.is_empty() {
@@ -193,8 +213,11 @@ impl Kernel {
         let flags = r::O_STAT | if nofollow { r::O_NOFOLLOW } else { 0 };
         let file = self.open_path(tid, &path, flags)?;
         let desc = OpenFile::new(file, r::O_STAT);
-        let stat = desc.file.try_borrow().map_err(|_| Errno(r::EIO))?.stat();
-        stat
+        let mut stat = desc.file.try_borrow().map_err(|_| Errno(r::EIO))?.stat()?;
+        if stat.st_mode & r::MODE_TYPE == r::MODE_FILE && self.lx_is_fifo(abs) {
+            stat.st_mode = (stat.st_mode & !r::MODE_TYPE) | r::MODE_FIFO;
+        }
+        Ok(stat)
     }
 
     fn lx_fstat(&self, tid: Pid, fd: usize) -> Result<Stat, Errno> {
@@ -251,6 +274,10 @@ impl Kernel {
         let path = match target_of(&abs) {
             Target::Fd(fd) => {
                 let desc = self.desc(tid, fd)?;
+                let fresh = desc.file.try_borrow().ok().and_then(|f| super::memfd::reopen(&*f));
+                if let Some(file) = fresh {
+                    return Ok(self.install_fd(tid, file, open_flags(flags, 0), cloexec)?);
+                }
                 return Ok(self.lx_install(tid, desc, cloexec, 0)?);
             }
             Target::Path(p) => p,
@@ -268,15 +295,34 @@ impl Kernel {
             }
             rflags &= !r::O_NOFOLLOW;
         }
+        if flags & abi::O_PATH == 0 && self.lx_is_fifo(&abs) {
+            if flags & abi::O_CREAT != 0 && flags & abi::O_EXCL != 0 {
+                return err(r::EEXIST);
+            }
+            if let Some(result) = self.lx_open_fifo(tid, &abs, flags, cloexec) {
+                return result;
+            }
+        }
+        let before = if flags & (abi::O_CREAT | abi::O_TRUNC) != 0 { self.lx_watched_kind(tid, &abs) } else { None };
         // A read-write open of a directory is EISDIR on Linux as well.
         let file = self.open_path(tid, &path, rflags)?;
-        Ok(self.install_fd(tid, file, rflags, cloexec)?)
+        let fd = self.install_fd(tid, file, rflags, cloexec)?;
+        match before {
+            Some(None) => self.lx_notify(&abs, IN_CREATE),
+            Some(Some(false)) if flags & abi::O_TRUNC != 0 && flags & 3 != 0 => self.lx_notify(&abs, IN_MODIFY),
+            _ => {}
+        }
+        Ok(fd)
     }
 
     /// `read` and friends ([`crate::io`]) into the guest ranges `iov`; a directory gives
     /// EISDIR, as on Linux.
     fn lx_read(&mut self, tid: Pid, fd: usize, iov: &[(usize, usize)], offset: Option<u64>) -> SysResult {
         let desc = self.desc(tid, fd)?;
+        self.lx_fire_timerfds();
+        if let Some(mask) = super::signalfd::signalfd_mask(&desc) {
+            return self.lx_signalfd_read(tid, &desc, mask, iov.first().copied().unwrap_or((0, 0)));
+        }
         let is_dir = |d: &OpenFile| d.file.try_borrow().is_ok_and(|f| f.stat().is_ok_and(|s| s.is_dir()));
         if offset.is_some() && is_dir(&desc) {
             return err(r::EISDIR);
@@ -294,6 +340,7 @@ impl Kernel {
         let result = self.write_desc(tid, &desc, data, How::of(&desc, false).at(offset));
         if result.is_ok() {
             self.lx_shared_file_io(&desc, true);
+            self.lx_notify_modified(&desc);
         }
         result
     }
@@ -390,6 +437,8 @@ impl Kernel {
         } else {
             s.unlink(abs, &ctx)?;
         }
+        self.lx_notify_delete(abs, dir);
+        self.lx_fifo_moved(abs, None);
         Ok(0)
     }
 
@@ -420,9 +469,17 @@ impl Kernel {
 
     /// `rename` (files, symlinks and whole directories) through the `file:` scheme.
     fn lx_rename(&mut self, tid: Pid, old: &[u8], new: &[u8]) -> SysResult {
+        let kind = self.lx_watched_kind(tid, old);
         let ctx = self.call_ctx(tid)?;
         let s = self.ns.schemes.get_mut(&b"file"[..]).ok_or(Errno(r::ENOENT))?;
         s.rename(old, new, &ctx)?;
+        if old != new {
+            self.lx_fifo_moved(new, None);
+        }
+        self.lx_fifo_moved(old, Some(new));
+        if let Some(is_dir) = kind {
+            self.lx_notify_rename(old, new, is_dir.unwrap_or(false));
+        }
         Ok(0)
     }
 
@@ -440,6 +497,9 @@ impl Kernel {
         let ctx = self.call_ctx(tid)?;
         let s = self.ns.schemes.get_mut(&b"file"[..]).ok_or(Errno(r::ENOENT))?;
         s.set_attr(abs, follow, perm, mtime, &ctx)?;
+        if let Some(kind) = self.lx_watched_kind(tid, abs) {
+            self.lx_notify(abs, IN_ATTRIB | if kind == Some(true) { IN_ISDIR } else { 0 });
+        }
         Ok(0)
     }
 
@@ -459,6 +519,7 @@ impl Kernel {
         let ctx = self.call_ctx(tid)?;
         let s = self.ns.schemes.get_mut(&b"file"[..]).ok_or(Errno(r::ENOENT))?;
         s.link(old, new, follow, &ctx)?;
+        self.lx_notify(new, IN_CREATE);
         Ok(0)
     }
 
@@ -603,6 +664,10 @@ impl Kernel {
     /// Files that never block (regular files, the console) are ready for anything.
     pub(super) fn lx_ready(&self, tid: Pid, fd: usize) -> Option<u16> {
         let desc = self.desc(tid, fd).ok()?;
+        self.lx_fire_timerfds();
+        if let Some(mask) = super::signalfd::signalfd_mask(&desc) {
+            return Some(if self.lx_signal_ready(tid, mask) { abi::POLLIN | abi::POLLRDNORM } else { 0 });
+        }
         let readiness = desc.file.try_borrow().ok().and_then(|f| f.readiness());
         let Some(r) = readiness else {
             return Some(abi::POLLIN | abi::POLLOUT | abi::POLLRDNORM | abi::POLLWRNORM);
@@ -623,7 +688,14 @@ impl Kernel {
         Some(bits)
     }
 
-    fn lx_poll(&mut self, tid: Pid, addr: usize, fds: &[(i32, u16)], timeout: Option<u64>) -> SysResult {
+    fn lx_poll(
+        &mut self,
+        tid: Pid,
+        addr: usize,
+        fds: &[(i32, u16)],
+        timeout: Option<u64>,
+        mask: Option<u64>,
+    ) -> SysResult {
         let mut out = Vec::with_capacity(fds.len() * 8);
         let mut ready = 0;
         for &(fd, events) in fds {
@@ -646,7 +718,7 @@ impl Kernel {
         // Written now even when nothing is ready: a timeout then finds them cleared.
         self.lx_out(tid, addr, &out)?;
         if ready == 0 {
-            return self.lx_wait_ready(tid, timeout);
+            return self.lx_wait_masked(tid, mask, timeout);
         }
         Ok(ready)
     }
@@ -657,6 +729,21 @@ impl Kernel {
     /// The deadline is fixed when the call first blocks: a re-run of the same
     /// call is recognised by the thread's instruction count, which cannot have
     /// moved since (any new call executes at least its `syscall` instruction).
+    /// [`Self::lx_wait_ready`] for the calls that take a signal mask (`ppoll`, `pselect6`,
+    /// `epoll_pwait`): with nothing ready, a pending signal that `mask` lets through ends the
+    /// call with EINTR and its handler runs under `mask`, the thread's own mask coming back
+    /// with the handler's return (as `rt_sigsuspend` does). Any signal posted while the
+    /// thread waits wakes it to look again (`signalfd::signal_key`). A call that finds
+    /// something ready returns under the thread's own mask, leaving signals pending.
+    pub(super) fn lx_wait_masked(&mut self, tid: Pid, mask: Option<u64>, timeout: Option<u64>) -> SysResult {
+        if let Some(mask) = mask {
+            if self.lx_interrupts_wait(tid, mask) {
+                return err(r::EINTR);
+            }
+        }
+        self.lx_wait_ready(tid, timeout)
+    }
+
     pub(super) fn lx_wait_ready(&mut self, tid: Pid, timeout: Option<u64>) -> SysResult {
         let now = self.clock.monotonic_ns();
         let icount = self.threads.get(&tid).map_or(0, |t| t.cpu.icount);
@@ -680,6 +767,7 @@ impl Kernel {
         nfds: usize,
         sets: [Option<&[u8]>; 3],
         timeout: Option<u64>,
+        mask: Option<u64>,
     ) -> SysResult {
         let mut ready = 0;
         let mut outs: [Option<Vec<u8>>; 3] = [None, None, None];
@@ -712,7 +800,7 @@ impl Kernel {
             }
         }
         if ready == 0 {
-            return self.lx_wait_ready(tid, timeout);
+            return self.lx_wait_masked(tid, mask, timeout);
         }
         Ok(ready)
     }
@@ -992,6 +1080,7 @@ fn mkdir_at(k: &mut Kernel, tid: Pid, dirfd: usize, path: &[u8], mode: usize) ->
     let flags = r::O_CREAT | r::O_DIRECTORY | r::O_EXCL | (mode & 0o7777 & !umask);
     let file = k.open_path(tid, &file_path(&abs), flags)?;
     drop(OpenFile::new(file, r::O_RDONLY));
+    k.lx_notify(&abs, IN_CREATE | IN_ISDIR);
     Ok(0)
 }
 
@@ -1038,14 +1127,57 @@ fn rename_at(
     }
     let old = k.lx_abs(tid, od, old)?;
     let new = k.lx_abs(tid, nd, new)?;
-    // RENAME_NOREPLACE (1) is honoured; RENAME_EXCHANGE and RENAME_WHITEOUT are not.
-    if flags & !1 != 0 {
+    // RENAME_NOREPLACE and RENAME_EXCHANGE are honoured (not together); RENAME_WHITEOUT is not.
+    if flags & !(RENAME_NOREPLACE | RENAME_EXCHANGE) != 0 || flags == RENAME_NOREPLACE | RENAME_EXCHANGE {
         return err(r::EINVAL);
     }
-    if flags & 1 != 0 && k.lx_stat_abs(tid, &new, true).is_ok() {
+    if flags & RENAME_NOREPLACE != 0 && k.lx_stat_abs(tid, &new, true).is_ok() {
         return err(r::EEXIST);
     }
+    if flags & RENAME_EXCHANGE != 0 {
+        return exchange(k, tid, &old, &new);
+    }
     k.lx_rename(tid, &old, &new)
+}
+
+const RENAME_NOREPLACE: usize = 1;
+const RENAME_EXCHANGE: usize = 2;
+
+/// `RENAME_EXCHANGE`: `old` and `new` (both must exist) swap places, by three renames
+/// through a free name beside `old`. A call runs to its end before any other guest code,
+/// so no program sees the middle; if a step fails, the earlier ones are undone.
+fn exchange(k: &mut Kernel, tid: Pid, old: &[u8], new: &[u8]) -> SysResult {
+    k.lx_stat_abs(tid, old, true)?;
+    k.lx_stat_abs(tid, new, true)?;
+    if old == new {
+        return Ok(0);
+    }
+    let mut spare = old.to_vec();
+    spare.extend_from_slice(b".warden-exchange");
+    while k.lx_stat_abs(tid, &spare, true).is_ok() {
+        spare.push(b'~');
+    }
+    k.lx_rename(tid, old, &spare)?;
+    if let Err(e) = k.lx_rename(tid, new, old) {
+        let _ = k.lx_rename(tid, &spare, old);
+        return Err(e);
+    }
+    if let Err(e) = k.lx_rename(tid, &spare, new) {
+        let _ = k.lx_rename(tid, old, new);
+        let _ = k.lx_rename(tid, &spare, old);
+        return Err(e);
+    }
+    Ok(0)
+}
+
+pub(super) fn mknod(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let abs = k.lx_abs(tid, CWD, c.path(0)?)?;
+    k.lx_mknod(tid, &abs, c.args[1])
+}
+
+pub(super) fn mknodat(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let abs = k.lx_abs(tid, c.args[0], c.path(1)?)?;
+    k.lx_mknod(tid, &abs, c.args[2])
 }
 
 pub(super) fn rename(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
@@ -1067,6 +1199,7 @@ fn symlink_at(k: &mut Kernel, tid: Pid, target: &[u8], dirfd: usize, link: &[u8]
     }
     let flags = r::O_CREAT | r::O_EXCL | r::O_SYMLINK | r::O_WRONLY | 0o777;
     k.lx_write_new(tid, &file_path(&abs), flags, target)?;
+    k.lx_notify(&abs, IN_CREATE);
     Ok(0)
 }
 
@@ -1117,6 +1250,7 @@ pub(super) fn truncate(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
     let file = k.open_path(tid, &file_path(&abs), r::O_WRONLY)?;
     let desc = OpenFile::new(file, r::O_WRONLY);
     desc.file.try_borrow_mut().map_err(|_| Errno(r::EIO))?.truncate(c.args[1] as u64)?;
+    k.lx_notify(&abs, IN_MODIFY);
     Ok(0)
 }
 
@@ -1126,6 +1260,7 @@ pub(super) fn ftruncate(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
         return err(r::EINVAL);
     }
     desc.file.try_borrow_mut().map_err(|_| Errno(r::EIO))?.truncate(c.args[1] as u64)?;
+    k.lx_notify_modified(&desc);
     Ok(0)
 }
 
@@ -1218,10 +1353,6 @@ pub(super) fn fallocate(_: &mut Kernel, _: Pid, _: &Call) -> SysResult {
     err(95) // EOPNOTSUPP
 }
 
-pub(super) fn sendfile(_: &mut Kernel, _: Pid, _: &Call) -> SysResult {
-    err(r::EINVAL)
-}
-
 /// The `struct pollfd` entries of `poll`/`ppoll` (the kernel's copy): (fd, events).
 fn poll_fds(c: &Call) -> Vec<(i32, u16)> {
     c.input(0)
@@ -1239,11 +1370,12 @@ pub(super) fn timeout(c: &Call, arg: usize) -> Result<Option<u64>, Errno> {
 pub(super) fn poll(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
     let ms = c.args[2] as i32;
     let timeout = (ms >= 0).then(|| ms as u64 * 1_000_000);
-    k.lx_poll(tid, c.args[0], &poll_fds(c), timeout)
+    k.lx_poll(tid, c.args[0], &poll_fds(c), timeout, None)
 }
 
 pub(super) fn ppoll(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
-    k.lx_poll(tid, c.args[0], &poll_fds(c), timeout(c, 2)?)
+    let mask = c.input(3).map(|m| abi::le64(m, 0));
+    k.lx_poll(tid, c.args[0], &poll_fds(c), timeout(c, 2)?, mask)
 }
 
 fn select_sets(c: &Call) -> [Option<&[u8]>; 3] {
@@ -1256,11 +1388,23 @@ fn select_nfds(c: &Call) -> usize {
 
 pub(super) fn select(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
     let timeout = c.input(4).map(|b| abi::timeval_ns(b).ok_or(Errno(r::EINVAL))).transpose()?;
-    k.lx_select(tid, &c.args, select_nfds(c), select_sets(c), timeout)
+    k.lx_select(tid, &c.args, select_nfds(c), select_sets(c), timeout, None)
 }
 
 pub(super) fn pselect6(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
-    k.lx_select(tid, &c.args, select_nfds(c), select_sets(c), timeout(c, 4)?)
+    // Argument 5 is `{ const sigset_t *set; size_t size; }`: the set is read here.
+    let mask = match c.input(5) {
+        Some(b) if abi::le64(b, 0) != 0 => {
+            if abi::le64(b, 8) != 8 {
+                return err(r::EINVAL);
+            }
+            let mm = k.mm_of(tid)?;
+            let set = crate::usercopy::copy_array::<8>(&mm.borrow().space.mem, abi::le64(b, 0) as usize)?;
+            Some(u64::from_le_bytes(set))
+        }
+        _ => None,
+    };
+    k.lx_select(tid, &c.args, select_nfds(c), select_sets(c), timeout(c, 4)?, mask)
 }
 
 /// The file an xattr call names must exist (its path, or its descriptor for the f* calls).

@@ -41,7 +41,7 @@
 //! SETFL; locks succeed) ioctl (TCGETS/TIOCGWINSZ → ENOTTY, FIONBIO, FIOCLEX)
 //! access faccessat faccessat2 getcwd chdir fchdir mkdir mkdirat unlink unlinkat
 //! rmdir rename renameat renameat2 (files, symlinks and directories;
-//! RENAME_NOREPLACE) link linkat (hard links) symlink symlinkat readlink readlinkat (with `/proc/self/exe`) truncate ftruncate
+//! RENAME_NOREPLACE, RENAME_EXCHANGE) link linkat (hard links) symlink symlinkat readlink readlinkat (with `/proc/self/exe`) truncate ftruncate
 //! fsync fdatasync sync umask; chmod/fchmod/fchmodat/chown/utimensat/utimes
 //! succeed without effect. `/dev/null`, `/dev/zero`, `/dev/[u]random`,
 //! `/dev/stdin|stdout|stderr` and `/dev/fd/N` are virtualised; the kernel's
@@ -55,31 +55,39 @@
 //! anonymous and shared by fork: coherent at system calls, see `mem.rs`) munmap mprotect mremap
 //! madvise msync. Processes: clone (threads, CLONE_SETTLS, *_SETTID,
 //! CHILD_CLEARTID) fork vfork execve (with `#!` scripts) exit exit_group wait4
-//! waitid kill tkill tgkill getpid gettid getppid getuid/geteuid/getgid/getegid
+//! clone3 waitid kill tkill tgkill getpid gettid getppid getuid/geteuid/getgid/getegid
 //! getresuid getresgid getgroups set*id (no effect) getpgid setpgid getpgrp
 //! setsid getsid set_tid_address set_robust_list arch_prctl prctl prlimit64
 //! getrlimit setrlimit getrusage times uname sysinfo sched_yield
 //! sched_getaffinity getrandom (seeded). Signals: rt_sigaction rt_sigprocmask
-//! rt_sigreturn rt_sigpending rt_sigsuspend sigaltstack pause, with real
-//! `rt_sigframe`s (siginfo, ucontext with sigcontext and fxsave state).
+//! rt_sigreturn rt_sigpending rt_sigsuspend rt_sigtimedwait sigaltstack pause,
+//! with real `rt_sigframe`s (siginfo, ucontext with sigcontext and fxsave
+//! state); signalfd signalfd4 (`signalfd.rs`). A signal blocked everywhere
+//! stays pending even when its default is to ignore it (as on Linux), so
+//! signalfd and sigtimedwait can take SIGCHLD.
 //! Time: clock_gettime clock_getres gettimeofday time nanosleep clock_nanosleep
 //! alarm setitimer getitimer (ITIMER_REAL on the guest clock, delivering
-//! SIGALRM; see `time.rs`). Sync: futex (WAIT, WAKE, *_BITSET, REQUEUE,
+//! SIGALRM; ITIMER_VIRTUAL and ITIMER_PROF on the process's instruction count;
+//! see `time.rs`). Sync: futex (WAIT, WAKE, *_BITSET, REQUEUE,
 //! CMP_REQUEUE). Waiting: poll ppoll select pselect6 with real readiness for
 //! pipes (`FileOps::readiness`: POLLIN, POLLOUT, POLLHUP, POLLERR; files that
 //! never block are always ready); with nothing ready the thread blocks until
 //! any wake-up key fires (then re-checks) or its timeout passes, keeping the
-//! deadline it first computed. The signal masks of ppoll/pselect6 are ignored.
+//! deadline it first computed. The signal masks of ppoll, pselect6 and
+//! epoll_pwait apply while they wait (`Kernel::lx_wait_masked`).
 //! `/proc` and `/sys/devices/system/cpu/` are the kernel's own (`procfs.rs`).
 //! epoll_create epoll_create1 epoll_ctl epoll_wait epoll_pwait eventfd
-//! eventfd2 (`epoll.rs`).
+//! eventfd2 (`epoll.rs`); timerfd_create timerfd_settime timerfd_gettime
+//! (`timerfd.rs`); memfd_create (`memfd.rs`); sendfile copy_file_range splice
+//! tee (`splice.rs`); inotify_init inotify_init1 inotify_add_watch
+//! inotify_rm_watch for the guest's own changes (`inotify.rs`).
 //! Sockets (`socket.rs`): socket socketpair bind listen connect accept accept4
 //! getsockname getpeername shutdown sendto recvfrom sendmsg recvmsg
 //! (SCM_RIGHTS) setsockopt getsockopt (SO_PEERCRED, SO_TYPE, ...), AF_UNIX
 //! stream/dgram/seqpacket with path and abstract names, and a loopback-only
 //! AF_INET/AF_INET6, all inside the guest. Extended attributes: no file has
 //! any (get: ENODATA, list: empty).
-//! Everything else, rseq and clone3 included, is ENOSYS.
+//! Everything else, rseq included, is ENOSYS.
 //!
 //! Dynamically linked programs: exec loads the `PT_INTERP` interpreter
 //! beside the program (see `exec.rs`). musl's and glibc's dynamic programs
@@ -87,9 +95,11 @@
 //! answers as a real Intel CPU: `emu::cpuid`). AT_HWCAP and AT_HWCAP2 come
 //! from the `--cpu` model, as Linux derives them from the CPU.
 //!
-//! Not done yet: chown, access times, mknod and FIFOs,
-//! chmod/utimensat kept by an `--overlay`, job control,
-//! ITIMER_VIRTUAL/ITIMER_PROF, RENAME_EXCHANGE, real-time signals (32..64 are accepted but never delivered). Descriptors
+//! mknod mknodat (FIFOs and regular files; `fifo.rs`).
+//!
+//! Not done yet: chown, access times, mknod of devices,
+//! chmod/utimensat kept by an `--overlay`, job control (stopping with
+//! SIGTSTP/SIGSTOP, tcsetpgrp), who sent a signal (siginfo fields), real-time signals (32..64 are accepted but never delivered). Descriptors
 //! and working directories name paths, not inodes: after a directory is
 //! renamed, `*at` calls relative to a descriptor opened on it (and a cwd
 //! inside it) still resolve under the old path.
@@ -97,13 +107,19 @@
 pub mod abi;
 mod epoll;
 pub mod exec;
+mod fifo;
 mod fs;
+mod inotify;
 pub(crate) mod mem;
+mod memfd;
 mod proc;
 mod procfs;
 mod signal;
+pub(crate) mod signalfd;
 mod socket;
+mod splice;
 mod time;
+mod timerfd;
 
 use std::collections::BTreeMap;
 use std::rc::Weak;
@@ -244,6 +260,16 @@ pub struct LinuxState {
     pub(crate) shared_maps: Vec<mem::SharedMap>,
     /// The next port a socket bound to port 0 tries.
     pub(crate) next_port: u16,
+    /// Armed `ITIMER_VIRTUAL` (1) and `ITIMER_PROF` (2) timers by process and kind (`time.rs`).
+    pub(crate) cpu_timers: BTreeMap<(Pid, usize), time::CpuTimer>,
+    /// Named pipes (`fifo.rs`) by absolute path.
+    pub(crate) fifos: fifo::FifoList,
+    /// Every inotify instance (`inotify.rs`), while one of its descriptors is open.
+    pub(crate) inotify: inotify::InstanceList,
+    /// The last cookie a rename's inotify events shared.
+    pub(crate) next_cookie: u32,
+    /// Every timer descriptor (`timerfd.rs`), while one of its descriptors is open.
+    pub(crate) timerfds: timerfd::TimerList,
 }
 
 /// The kernel's handlers of the Linux calls, by their rows in `warden_abi::linux_calls!`.

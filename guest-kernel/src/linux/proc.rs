@@ -300,6 +300,33 @@ pub(super) fn clone(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
     k.lx_clone(tid, flags, stack, ptid, ctid, tls)
 }
 
+/// `clone3(args, size)`: `struct clone_args` (at least its first 64 bytes) as `clone`'s
+/// arguments; the child's stack pointer is `stack + stack_size`. Pid file descriptors,
+/// chosen thread ids (`set_tid`) and cgroups are not supported (EINVAL).
+pub(super) fn clone3(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    const CLONE_PIDFD: usize = 0x1000;
+    const CLONE_INTO_CGROUP: usize = 1 << 33;
+    let args = c.input(0).ok_or(Errno(r::EFAULT))?;
+    if args.len() < 64 {
+        return err(r::EINVAL);
+    }
+    let word = |i: usize| abi::le64(args, i * 8) as usize;
+    let (flags, child_tid, parent_tid, exit_signal, stack, stack_size, tls) =
+        (word(0), word(2), word(3), word(4), word(5), word(6), word(7));
+    let set_tid = if args.len() >= 80 { word(8) | word(9) } else { 0 };
+    // Bytes past what this kernel knows must be zero (Linux's rule for larger structs).
+    if flags & (CLONE_PIDFD | CLONE_INTO_CGROUP | 0xff) != 0
+        || exit_signal > 64
+        || set_tid != 0
+        || args.get(80..).is_some_and(|rest| rest.iter().any(|&b| b != 0))
+        || (stack == 0) != (stack_size == 0)
+    {
+        return err(r::EINVAL);
+    }
+    let sp = if stack == 0 { 0 } else { stack.checked_add(stack_size).ok_or(Errno(r::EINVAL))? };
+    k.lx_clone(tid, flags | exit_signal, sp, parent_tid, child_tid, tls)
+}
+
 pub(super) fn fork(k: &mut Kernel, tid: Pid, _: &Call) -> SysResult {
     k.lx_clone(tid, r::SIGCHLD, 0, 0, 0, 0)
 }

@@ -349,6 +349,9 @@ impl Kernel {
         if let Some(id) = path.strip_prefix(b"pipe:") {
             return [b"pipe:[", id, b"]"].concat();
         }
+        if let Some(text) = super::memfd::link_text(path) {
+            return text;
+        }
         match path {
             b"null:" => b"/dev/null".to_vec(),
             b"zero:" => b"/dev/zero".to_vec(),

@@ -336,6 +336,43 @@ impl Kernel {
         Ok(0)
     }
 
+    /// The signals of `bits` whose delivery does something (a handler, or a default action
+    /// other than ignoring): a blocked signal that is ignored stays pending but wakes nobody.
+    pub(super) fn lx_deliverable(&self, tid: Pid, bits: u64) -> u64 {
+        let Ok(p) = self.proc_of(tid) else { return 0 };
+        let Ok(hand) = p.sighand.try_borrow() else { return bits };
+        (1..=64usize)
+            .filter(|&sig| bits & crate::signal::sig_bit(sig) != 0)
+            .filter(|&sig| {
+                let h = hand.actions.get(sig).map_or(r::SIG_DFL, |a| a.sa.sa_handler);
+                h != r::SIG_IGN
+                    && !(h == r::SIG_DFL && crate::signal::default_action(sig) == crate::signal::DefaultAction::Ignore)
+            })
+            .fold(0, |acc, sig| acc | crate::signal::sig_bit(sig))
+    }
+
+    /// A masked wait (`lx_wait_masked`): if a pending signal `mask` lets through would do
+    /// something, installs `mask` until that signal's handler returns and says so.
+    pub(super) fn lx_interrupts_wait(&mut self, tid: Pid, mask: u64) -> bool {
+        let mask = mask & !UNBLOCKABLE;
+        let pending = {
+            let t = self.threads.get(&tid);
+            let p = self.proc_of(tid).ok();
+            t.map(|t| t.pending).unwrap_or(0) | p.map(|p| p.pending).unwrap_or(0)
+        };
+        if self.lx_deliverable(tid, pending & !mask) == 0 {
+            return false;
+        }
+        let old = self.threads.get(&tid).map(|t| t.sigmask).unwrap_or(0);
+        let lt = self.linux.threads.entry(tid).or_default();
+        lt.poll_wait = None;
+        lt.suspend_mask = Some(old);
+        if let Some(t) = self.threads.get_mut(&tid) {
+            t.sigmask = mask;
+        }
+        true
+    }
+
     /// sigsuspend/pause: wait with `mask` until a handler runs (EINTR).
     fn lx_suspend(&mut self, tid: Pid, mask: u64) -> SysResult {
         let old = self.threads.get(&tid).map(|t| t.sigmask).unwrap_or(0);
@@ -348,7 +385,7 @@ impl Kernel {
         if let Some(t) = self.threads.get_mut(&tid) {
             t.sigmask = mask & !UNBLOCKABLE;
         }
-        if pending & !mask != 0 {
+        if self.lx_deliverable(tid, pending & !mask) != 0 {
             return err(r::EINTR);
         }
         Err(SysError::Block(Block {

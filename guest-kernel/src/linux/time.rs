@@ -8,8 +8,14 @@
 //! posting `SIGALRM` to the process and re-arming by its interval; when every
 //! thread is blocked, [`Kernel::linux_next_timer`] is a deadline the clock
 //! advances to, as for sleeps. Timers survive exec, are not inherited by
-//! fork, and end with the process. `ITIMER_VIRTUAL` and `ITIMER_PROF` are
-//! EINVAL.
+//! fork, and end with the process.
+//!
+//! `ITIMER_VIRTUAL` and `ITIMER_PROF` count the process's CPU time, which here is its
+//! instructions (one per nanosecond, as `CLOCK_PROCESS_CPUTIME_ID` counts them; the kernel's
+//! own work is free, so the two timers count alike): at each slice boundary the
+//! instructions its threads ran since the last look are taken off the time left
+//! ([`CpuTimer`]); at zero `SIGVTALRM` or `SIGPROF` is posted and the timer re-arms by its
+//! interval. Instructions of a thread that exits between two looks are not counted.
 
 use warden_abi as r;
 use warden_abi::Errno;
@@ -22,6 +28,19 @@ use crate::{Kernel, Pid};
 
 /// `setitimer`'s `which` for the real-time timer.
 const ITIMER_REAL: usize = 0;
+const ITIMER_VIRTUAL: usize = 1;
+const ITIMER_PROF: usize = 2;
+const SIGVTALRM: usize = 26;
+const SIGPROF: usize = 27;
+
+/// An `ITIMER_VIRTUAL`/`ITIMER_PROF` timer: CPU nanoseconds (instructions) left, its
+/// interval, and the process's instruction count when last looked at.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CpuTimer {
+    left: u64,
+    interval: u64,
+    seen: u64,
+}
 
 fn err<T>(e: i32) -> Result<T, SysError> {
     Err(SysError::Errno(Errno(e)))
@@ -79,14 +98,70 @@ impl Kernel {
         old
     }
 
+    /// The instructions the live threads of `pid` have run.
+    fn lx_process_icount(&self, pid: Pid) -> u64 {
+        let Some(p) = self.procs.get(&pid) else { return 0 };
+        p.threads.iter().filter_map(|t| self.threads.get(t)).map(|t| t.cpu.icount).sum()
+    }
+
+    /// Takes the instructions run since the last look off every CPU timer; posts the
+    /// signal of those that reach zero and re-arms them by their interval.
+    fn lx_count_cpu_timers(&mut self) {
+        let procs = &self.procs;
+        self.linux
+            .cpu_timers
+            .retain(|(pid, _), _| procs.get(pid).is_some_and(|p| p.state == crate::process::ProcState::Alive));
+        let keys: Vec<(Pid, usize)> = self.linux.cpu_timers.keys().copied().collect();
+        for (pid, which) in keys {
+            let now = self.lx_process_icount(pid);
+            let Some(t) = self.linux.cpu_timers.get_mut(&(pid, which)) else { continue };
+            let ran = now.saturating_sub(t.seen);
+            t.seen = now;
+            if ran < t.left {
+                t.left -= ran;
+                continue;
+            }
+            let over = ran - t.left;
+            if t.interval == 0 {
+                self.linux.cpu_timers.remove(&(pid, which));
+            } else {
+                t.left = t.interval - over % t.interval;
+            }
+            self.post_signal(pid, if which == ITIMER_VIRTUAL { SIGVTALRM } else { SIGPROF });
+        }
+    }
+
+    /// Replaces (if `new`: (interval, value), value 0 disarms) CPU timer `which` of `pid`;
+    /// returns the old (interval, time left).
+    fn lx_set_cpu_timer(&mut self, pid: Pid, which: usize, new: Option<(u64, u64)>) -> (u64, Option<u64>) {
+        self.lx_count_cpu_timers();
+        let old = match self.linux.cpu_timers.get(&(pid, which)) {
+            Some(t) => (t.interval, Some(t.left.max(1))),
+            None => (0, None),
+        };
+        if let Some((interval, value)) = new {
+            if value == 0 {
+                self.linux.cpu_timers.remove(&(pid, which));
+            } else {
+                let seen = self.lx_process_icount(pid);
+                self.linux.cpu_timers.insert((pid, which), CpuTimer { left: value, interval, seen });
+            }
+        }
+        old
+    }
+
     /// The earliest armed timer's deadline (the scheduler's idle clock advances to it).
     pub(crate) fn linux_next_timer(&self) -> Option<u64> {
-        self.linux.timers.values().map(|&(deadline, _)| deadline).min()
+        self.linux.timers.values().map(|&(deadline, _)| deadline).chain(self.lx_next_timerfd()).min()
     }
 
     /// Fires every timer whose deadline has passed: SIGALRM to its process,
     /// re-armed by its interval (missed periods are skipped) or disarmed.
     pub(crate) fn linux_fire_timers(&mut self) {
+        self.lx_fire_timerfds();
+        if !self.linux.cpu_timers.is_empty() {
+            self.lx_count_cpu_timers();
+        }
         if self.linux.timers.is_empty() {
             return;
         }
@@ -173,11 +248,12 @@ pub(super) fn alarm(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
 /// `getitimer` / `setitimer` (`new`: `None` for get) on `ITIMER_REAL`; the old value goes to
 /// `out` if non-null.
 fn itimer(k: &mut Kernel, tid: Pid, which: usize, new: Option<(u64, u64)>, out: usize) -> SysResult {
-    if which != ITIMER_REAL {
-        return err(r::EINVAL);
-    }
     let pid = k.pid_of(tid)?;
-    let (interval, value) = k.lx_set_timer(pid, new);
+    let (interval, value) = match which {
+        ITIMER_REAL => k.lx_set_timer(pid, new),
+        ITIMER_VIRTUAL | ITIMER_PROF => k.lx_set_cpu_timer(pid, which, new),
+        _ => return err(r::EINVAL),
+    };
     if out != 0 {
         let mut b = [0u8; 32];
         b[..16].copy_from_slice(&abi::timeval_bytes(interval));

@@ -268,6 +268,10 @@ impl FileOps for Server {
             self.scheme.borrow_mut().die();
         }
     }
+
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
 }
 
 /// A file opened on a user scheme: the daemon's handle.
@@ -603,6 +607,20 @@ impl Kernel {
     /// inside `jail`.
     pub(crate) fn user_scheme_inside(&self, name: &[u8], jail: &crate::policy::Jail) -> bool {
         name.is_empty() || self.ns.user.live(name).is_some_and(|s| jail.encloses(s.borrow().jail.as_ref()))
+    }
+
+    /// Marks a `read` or `write` on a scheme's server descriptor with an `ITEM_SCHEME` item
+    /// (the scheme's name), so supervisors and tracers decode its packets.
+    pub(crate) fn mark_scheme_server(&self, tid: Pid, call: &mut Call) {
+        let Ok(desc) = self.desc(tid, call.args[0] & !FD_NONBLOCK_CALL) else { return };
+        let name = match desc.file.try_borrow() {
+            Ok(f) => match f.as_any().and_then(|f| f.downcast_ref::<Server>()) {
+                Some(server) => server.scheme.borrow().name.clone(),
+                None => return,
+            },
+            Err(_) => return,
+        };
+        call.set_item(ITEM_SCHEME, 0, &name);
     }
 
     /// The jail of thread `tid`'s process, if it has one.

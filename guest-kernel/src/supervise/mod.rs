@@ -454,6 +454,9 @@ impl Kernel {
         if call.failure().is_some() || call.number & warden_abi::linux::LINUX_CALL != 0 {
             return None;
         }
+        if matches!(call.number, SYS_READ | SYS_WRITE) {
+            self.mark_scheme_server(tid, call);
+        }
         if call.number == SYS_FEXEC {
             return match self.desc(tid, call.args[0]) {
                 Ok(desc) => {
