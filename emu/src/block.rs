@@ -385,7 +385,7 @@ impl CodeCache {
 /// e.g. `hlt`, as plain fall-through). Ending the block there keeps the
 /// state at the exit exact: flag liveness treats the block end as reading
 /// every flag.
-fn leaves_loop(i: &Instruction) -> bool {
+pub(crate) fn leaves_loop(i: &Instruction) -> bool {
     use iced_x86::Mnemonic as M;
     matches!(i.mnemonic(), M::Hlt | M::Syscall | M::Int | M::Int1 | M::Int3 | M::Ud0 | M::Ud1 | M::Ud2)
 }

@@ -1,7 +1,8 @@
 //! The translation tier against the interpreter: random loops of integer instructions
 //! (register, immediate and memory forms, fs-relative ones, pushes and pops, forward
-//! branches, direct and indirect calls and jumps, returns, and instructions the
-//! translator does not cover) run under both tiers with
+//! branches, direct and indirect calls and jumps, returns, instructions translated code
+//! runs through the interpreter's handlers (bit tests, `tzcnt`, `cmpxchg`, SSE, string
+//! instructions, `div`) run under both tiers with
 //! the same random budget slices; after every exit the exit, all registers, flags,
 //! `rip`, the instruction count and the data pages must agree.
 //!
@@ -11,7 +12,7 @@ mod common;
 
 use common::Rng;
 use emu::{AddressSpace, Cpu, CpuModel, Exit, GuestAddress, Perm, Tier};
-use iced_x86::{Code, Encoder, Instruction, MemoryOperand, Register};
+use iced_x86::{Code, Encoder, Instruction, MemoryOperand, Register, RepPrefixKind};
 
 const CODE: u64 = 0x10000;
 /// Data pages: `DATA..DATA+0x2000` read-write, then a read-only page, then a hole.
@@ -124,7 +125,7 @@ fn plain(r: &mut Rng) -> Instruction {
         _ => 3,
     };
     let imm = r.next() as i32 >> r.below(32);
-    let pick = r.below(24);
+    let pick = r.below(31);
     let i = match pick {
         0..=4 => Instruction::with2(r.pick(&alu)[col], d, s),
         5 => Instruction::with2(r.pick(&alu)[col], mem(r), s),
@@ -209,6 +210,59 @@ fn plain(r: &mut Rng) -> Instruction {
         20 => Ok(Instruction::with(r.pick(&[Code::Cqo, Code::Cdqe, Code::Cdq]))),
         21 => Instruction::with2(Code::Xchg_rm64_r64, r64(r.pick(&DEST)), r64(r.pick(&DEST))),
         22 => Instruction::with1(Code::Bswap_r64, r64(r.pick(&DEST))),
+        // Not re-encoded: run through the interpreter's handler from translated code.
+        23 => Instruction::with2(
+            r.pick(&[Code::Bt_rm64_r64, Code::Bts_rm64_r64, Code::Btr_rm64_r64]),
+            r64(r.pick(&DEST)),
+            r64(r.below(16) as usize),
+        ),
+        24 => Instruction::with2(r.pick(&[Code::Bts_rm32_imm8, Code::Btc_rm64_imm8]), mem(r), r.below(64) as u32),
+        25 => Instruction::with2(
+            r.pick(&[Code::Tzcnt_r64_rm64, Code::Lzcnt_r64_rm64, Code::Bsf_r64_rm64]),
+            r64(r.pick(&DEST)),
+            r64(r.below(16) as usize),
+        ),
+        26 => {
+            if r.chance(1, 2) {
+                Instruction::with2(Code::Cmpxchg_rm64_r64, mem(r), r64(r.pick(&DEST)))
+            } else {
+                Instruction::with2(Code::Cmpxchg_rm32_r32, sized(r.pick(&DEST), 4), sized(r.pick(&DEST), 4))
+            }
+        }
+        // SSE: a general register into xmm0, arithmetic, and back.
+        // SSE: general registers and memory into xmm0/xmm1, integer operations, and back
+        // (aligned 16-byte operands fault when misaligned).
+        27 => {
+            let (x0, x1) = (Register::XMM0, Register::XMM1);
+            match r.below(12) {
+                0 => Instruction::with2(Code::Movq_xmm_rm64, x0, r64(r.pick(&DEST))),
+                1 => Instruction::with2(Code::Paddq_xmm_xmmm128, x0, x1),
+                2 => Instruction::with2(Code::Movq_rm64_xmm, r64(r.pick(&DEST)), x0),
+                3 => Instruction::with2(Code::Movdqu_xmm_xmmm128, x1, mem(r)),
+                4 => Instruction::with2(Code::Movdqa_xmmm128_xmm, mem(r), x0),
+                5 => Instruction::with2(Code::Paddd_xmm_xmmm128, x0, mem(r)),
+                6 => Instruction::with2(Code::Pcmpeqb_xmm_xmmm128, x0, x1),
+                7 => Instruction::with2(Code::Pmovmskb_r32_xmm, sized(r.pick(&DEST), 4), x0),
+                8 => Instruction::with3(Code::Pshufd_xmm_xmmm128_imm8, x1, x0, r.below(256) as u32),
+                9 => Instruction::with3(Code::Pextrw_r32_xmm_imm8, sized(r.pick(&DEST), 4), x1, r.below(8) as u32),
+                10 => Instruction::with3(Code::Pinsrw_xmm_r32m16_imm8, x0, sized(r.pick(&DEST), 4), r.below(8) as u32),
+                _ => Instruction::with2(Code::Punpcklbw_xmm_xmmm128, x1, x0),
+            }
+        }
+        // 32-bit cmovcc: the destination is zero-extended even when the move is not done.
+        28 => Instruction::with2(
+            r.pick(&[Code::Cmove_r32_rm32, Code::Cmovne_r32_rm32, Code::Cmovb_r32_rm32, Code::Cmovl_r32_rm32]),
+            sized(r.pick(&DEST), 4),
+            sized(r.below(16) as usize, 4),
+        ),
+        // String instructions (rdi and rsi walk through the data pages, then fault).
+        29 => {
+            if r.chance(1, 2) {
+                Instruction::with_stosb(64, RepPrefixKind::None)
+            } else {
+                Instruction::with_lodsq(64, Register::None, RepPrefixKind::None)
+            }
+        }
         // Not covered by the translator: the translated prefix hands over here.
         _ => Instruction::with1(Code::Div_rm32, sized(r.pick(&DEST), 4)),
     };

@@ -13,6 +13,7 @@ use iced_x86::{
 use crate::block::Block;
 use crate::cpu::Cpu;
 use crate::cpuid::CpuModel;
+use crate::exec::Op;
 use crate::memory::{PAGE_SIZE, P_CODE, P_READ, P_WRITE};
 
 /// Host registers with a fixed role while translated code runs.
@@ -50,6 +51,148 @@ fn gpr_slot(n: usize) -> MemoryOperand {
     MemoryOperand::with_base_displ(CPU, gpr_off(n))
 }
 
+fn xmm_slot(n: usize) -> MemoryOperand {
+    MemoryOperand::with_base_displ(CPU, (std::mem::offset_of!(Cpu, xmm) + 16 * n) as i64)
+}
+
+/// Legacy-encoded SSE instructions on integers, bits or moves, which the emitter
+/// re-encodes with guest `xmm` registers in the same host ones: they neither read nor
+/// write MXCSR or the status flags, and compute the same on every CPU that has them
+/// (the host must have them too: up to SSE4.2).
+fn sse_plain(i: &Instruction) -> bool {
+    use Mnemonic as M;
+    let host = std::arch::is_x86_feature_detected!("sse4.2") && std::arch::is_x86_feature_detected!("ssse3");
+    if !host
+        || i.encoding() != iced_x86::EncodingKind::Legacy
+        || !(0..i.op_count()).any(|n| i.op_kind(n) == OpKind::Register && i.op_register(n).is_xmm())
+    {
+        return false;
+    }
+    matches!(
+        i.mnemonic(),
+        M::Movdqa
+            | M::Movdqu
+            | M::Movaps
+            | M::Movups
+            | M::Movapd
+            | M::Movupd
+            | M::Movq
+            | M::Movd
+            | M::Movss
+            | M::Movsd
+            | M::Movhlps
+            | M::Movlhps
+            | M::Movlps
+            | M::Movhps
+            | M::Movlpd
+            | M::Movhpd
+            | M::Movntdq
+            | M::Lddqu
+            | M::Pxor
+            | M::Por
+            | M::Pand
+            | M::Pandn
+            | M::Xorps
+            | M::Xorpd
+            | M::Andps
+            | M::Andpd
+            | M::Orps
+            | M::Orpd
+            | M::Andnps
+            | M::Andnpd
+            | M::Paddb
+            | M::Paddw
+            | M::Paddd
+            | M::Paddq
+            | M::Psubb
+            | M::Psubw
+            | M::Psubd
+            | M::Psubq
+            | M::Paddusb
+            | M::Paddusw
+            | M::Psubusb
+            | M::Psubusw
+            | M::Paddsb
+            | M::Paddsw
+            | M::Psubsb
+            | M::Psubsw
+            | M::Psllw
+            | M::Pslld
+            | M::Psllq
+            | M::Psrlw
+            | M::Psrld
+            | M::Psrlq
+            | M::Psraw
+            | M::Psrad
+            | M::Pslldq
+            | M::Psrldq
+            | M::Pshufd
+            | M::Pshuflw
+            | M::Pshufhw
+            | M::Pshufb
+            | M::Palignr
+            | M::Punpcklbw
+            | M::Punpcklwd
+            | M::Punpckldq
+            | M::Punpcklqdq
+            | M::Punpckhbw
+            | M::Punpckhwd
+            | M::Punpckhdq
+            | M::Punpckhqdq
+            | M::Packuswb
+            | M::Packsswb
+            | M::Packssdw
+            | M::Packusdw
+            | M::Pcmpeqb
+            | M::Pcmpeqw
+            | M::Pcmpeqd
+            | M::Pcmpeqq
+            | M::Pcmpgtb
+            | M::Pcmpgtw
+            | M::Pcmpgtd
+            | M::Pcmpgtq
+            | M::Pmovmskb
+            | M::Movmskps
+            | M::Movmskpd
+            | M::Pminub
+            | M::Pmaxub
+            | M::Pminsw
+            | M::Pmaxsw
+            | M::Pminud
+            | M::Pmaxud
+            | M::Pminsd
+            | M::Pmaxsd
+            | M::Pmullw
+            | M::Pmulld
+            | M::Pmuludq
+            | M::Pmulhw
+            | M::Pmulhuw
+            | M::Pmaddwd
+            | M::Pavgb
+            | M::Pavgw
+            | M::Psadbw
+            | M::Pextrw
+            | M::Pinsrw
+            | M::Pextrd
+            | M::Pinsrd
+            | M::Pextrq
+            | M::Pinsrq
+            | M::Shufps
+            | M::Shufpd
+            | M::Unpcklps
+            | M::Unpckhps
+            | M::Unpcklpd
+            | M::Unpckhpd
+    )
+}
+
+/// Whether `i`'s 16-byte memory operand must be aligned (#GP otherwise): legacy SSE
+/// except the unaligned moves.
+fn needs_alignment(i: &Instruction) -> bool {
+    use Mnemonic as M;
+    i.memory_size().size() == 16 && !matches!(i.mnemonic(), M::Movdqu | M::Movups | M::Movupd | M::Lddqu)
+}
+
 /// How a guest access must be allowed by the page's permission byte.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Need {
@@ -80,6 +223,11 @@ pub(super) struct Stubs {
     /// Leaves before guest instruction `rbp` after `eax` completed instructions, to
     /// the interpreter.
     pub early: u64,
+    /// Leaves for guest address `rax`, the budget left already updated (a direct exit's
+    /// target has no translation, or the budget does not cover it).
+    pub leave: u64,
+    /// `super::run_op`.
+    pub run_op: u64,
 }
 
 /// Offsets of `Env` fields the generated code uses.
@@ -96,10 +244,11 @@ const ENV_CHAINED: usize = std::mem::offset_of!(super::Env, chained);
 pub(super) fn stubs(ip: u64) -> Option<(Vec<u8>, Stubs)> {
     let rip = std::mem::offset_of!(Cpu, rip);
     let slot_shift = super::SLOT_BYTES.trailing_zeros();
-    let build = || -> Emit<(CodeAssembler, [CodeLabel; 3])> {
+    let build = || -> Emit<(CodeAssembler, [CodeLabel; 4])> {
         let mut a = CodeAssembler::new(64)?;
         let (mut enter, mut chain, mut early, mut leave) =
             (a.create_label(), a.create_label(), a.create_label(), a.create_label());
+        let mut leave_at = a.create_label();
         a.set_label(&mut enter)?;
         a.push(rbx)?;
         a.push(rbp)?;
@@ -132,6 +281,10 @@ pub(super) fn stubs(ip: u64) -> Option<(Vec<u8>, Stubs)> {
         a.inc(qword_ptr(rsi + ENV_CHAINED))?;
         a.jmp(qword_ptr(rcx + 8))?;
 
+        a.set_label(&mut leave_at)?;
+        a.mov(qword_ptr(rbx + rip), rax)?;
+        a.jmp(leave)?;
+
         a.set_label(&mut early)?;
         a.mov(qword_ptr(rbx + rip), rbp)?;
         a.mov(rsi, qword_ptr(rsp))?;
@@ -147,26 +300,40 @@ pub(super) fn stubs(ip: u64) -> Option<(Vec<u8>, Stubs)> {
         a.pop(rbp)?;
         a.pop(rbx)?;
         a.ret()?;
-        Ok((a, [enter, chain, early]))
+        Ok((a, [enter, chain, early, leave_at]))
     };
     let (mut a, labels) = build().ok()?;
     let r = a.assemble_options(ip, iced_x86::BlockEncoderOptions::RETURN_NEW_INSTRUCTION_OFFSETS).ok()?;
     let at = |l: CodeLabel| r.label_ip(&l).ok();
-    let stubs = Stubs { enter: at(labels[0])?, chain: at(labels[1])?, early: at(labels[2])? };
+    let stubs = Stubs {
+        enter: at(labels[0])?,
+        chain: at(labels[1])?,
+        early: at(labels[2])?,
+        leave: at(labels[3])?,
+        run_op: super::run_op as *const () as u64,
+    };
     Some((r.inner.code_buffer, stubs))
 }
 
-/// Translates the longest prefix of `block` the emitter covers, for host address `ip`;
-/// `None` when it covers not even the first instruction.
-pub(super) fn translate(block: &Block, model: CpuModel, ip: u64, stubs: Stubs) -> Option<Vec<u8>> {
+/// Translates the longest prefix of `block` the emitter covers, for host address `ip`:
+/// the code and how many instructions it covers; `None` when it covers not even the
+/// first instruction.
+pub(super) fn translate(block: &Block, model: CpuModel, ip: u64, stubs: Stubs, table: u64) -> Option<(Vec<u8>, u32)> {
     let n = block.ops.len();
-    let ips: Vec<u64> = block.ops.iter().map(|op| op.insn.ip()).collect();
-    let mut e = Emitter::new(stubs, ips).ok()?;
-    let undefined_read = undefined_flags_read(block);
+    let ips: Vec<u64> = block.ops.iter().map(|op| op.insn.ip()).chain([block.end]).collect();
+    let (undefined_read, live) = flag_liveness(block);
+    let mut e = Emitter::new(stubs, ips, live, table).ok()?;
     let mut covers = 0;
     for (k, op) in block.ops.iter().enumerate() {
         let last = k + 1 == n;
-        if undefined_read[k] || e.insn(k as u32, &op.insn, last, model).is_err() {
+        // The compare of a fused compare-and-branch: its op branches.
+        let fused = block.fused && k + 2 == n;
+        let done = if undefined_read[k] {
+            e.call_op(k as u32, op, fused)
+        } else {
+            e.insn(k as u32, &op.insn, last, model).or_else(|_| e.call_op(k as u32, op, fused))
+        };
+        if done.is_err() {
             break;
         }
         covers = k + 1;
@@ -175,7 +342,7 @@ pub(super) fn translate(block: &Block, model: CpuModel, ip: u64, stubs: Stubs) -
         return None;
     }
     e.finish(covers as u32, block.end).ok()?;
-    e.a.assemble(ip).ok()
+    Some((e.a.assemble(ip).ok()?, covers as u32))
 }
 
 struct Emitter {
@@ -186,19 +353,49 @@ struct Emitter {
     /// `Cpu::rflags` holds the guest's status flags. At least one of the two holds.
     ctx_flags: bool,
     stubs: Stubs,
-    /// Guest address of each of the block's instructions.
+    /// Guest address of each of the block's instructions, then of its end.
     ips: Vec<u64>,
+    /// Where a `run_op` call that did not complete normally goes: (label, instruction).
+    calls: Vec<(CodeLabel, u32)>,
     /// The last instruction emitted its own exits (a branch).
     ended: bool,
-    /// Where a failed access check goes: (label, instructions completed).
-    fallbacks: Vec<(CodeLabel, u32)>,
+    /// Where a failed access check goes: (label, instructions completed, the cached
+    /// guest registers to store first).
+    fallbacks: Vec<(CodeLabel, u32, Dirty)>,
+    /// The guest register each host register of `POOL` holds (by host register number),
+    /// kept across the block's instructions (see the `jit` note).
+    cache: [Option<Cached>; 16],
+    /// Guest `xmm` registers held in the same host ones: `Some(changed)`.
+    xcache: [Option<bool>; 16],
+    /// The status flags that may be read from instruction `k` on (`live[k]`; `live[n]`:
+    /// after the block).
+    live: Vec<u32>,
+    /// Host address of the chaining table (`Jit::table`), for direct exits.
+    table: u64,
+}
+
+/// Changed cached guest registers: (guest register number, host register).
+type Dirty = Vec<(usize, Register)>;
+
+/// A guest register held in a host register.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Cached {
+    guest: usize,
+    /// Written since it was loaded: `Cpu::gpr` holds an older value.
+    dirty: bool,
 }
 
 /// The guest-to-host register assignment of one instruction.
 struct Map {
     host: [Register; 16],
     used: Vec<usize>,
+    /// The used guest registers whose value the instruction needs (the others it only
+    /// writes whole).
+    loads: Vec<usize>,
     written: Vec<usize>,
+    /// The guest `xmm` registers it uses and writes.
+    xused: Vec<usize>,
+    xwritten: Vec<usize>,
 }
 
 impl Map {
@@ -330,24 +527,29 @@ fn flags_undefined(i: &Instruction) -> u32 {
 
 /// For each instruction of `block`, whether a flag it leaves undefined may be read
 /// (later in the block, or after it: `Block::live_out`, the interpreter's own liveness
-/// at the block's end). The interpreter picks its own values for undefined flags (see
-/// `exec::int`), the host CPU others, so such an instruction is left to the interpreter.
-/// Where an undefined flag is not read, the host's value may differ from the
-/// interpreter's as an unread flag may anyway (see the module note on status flags).
-fn undefined_flags_read(block: &Block) -> Vec<bool> {
+/// at the block's end), and the status flags that may be read from each instruction on
+/// (`n + 1` entries, the last `live_out`). The interpreter picks its own values for
+/// undefined flags (see `exec::int`), the host CPU others, so such an instruction is left
+/// to the interpreter. Where an undefined flag is not read, the host's value may differ
+/// from the interpreter's as an unread flag may anyway (see the module note on status
+/// flags).
+fn flag_liveness(block: &Block) -> (Vec<bool>, Vec<u32>) {
     let mut live = block.live_out & STATUS_BITS;
-    let mut out = vec![false; block.ops.len()];
+    let n = block.ops.len();
+    let mut out = vec![false; n];
+    let mut from = vec![live; n + 1];
     for (k, op) in block.ops.iter().enumerate().rev() {
         let i = &op.insn;
         out[k] = flags_undefined(i) & live != 0;
         live &= !flags_always_written(i);
         live |= i.rflags_read() & STATUS_BITS;
+        from[k] = live;
     }
-    out
+    (out, from)
 }
 
 impl Emitter {
-    fn new(stubs: Stubs, ips: Vec<u64>) -> Emit<Emitter> {
+    fn new(stubs: Stubs, ips: Vec<u64>, live: Vec<u32>, table: u64) -> Emit<Emitter> {
         Ok(Emitter {
             a: CodeAssembler::new(64)?,
             info: InstructionInfoFactory::new(),
@@ -357,6 +559,11 @@ impl Emitter {
             ips,
             ended: false,
             fallbacks: Vec::new(),
+            calls: Vec::new(),
+            cache: [None; 16],
+            xcache: [None; 16],
+            live,
+            table,
         })
     }
 
@@ -371,6 +578,15 @@ impl Emitter {
 
     fn store_gpr(&mut self, guest: usize, host: Register) -> Emit {
         self.add(Instruction::with2(Code::Mov_rm64_r64, gpr_slot(guest), host).map_err(Into::into))
+    }
+
+    /// Stores a cached guest register (general or `xmm`) to the context block.
+    fn store_any(&mut self, guest: usize, host: Register) -> Emit {
+        if host.is_xmm() {
+            self.add(Instruction::with2(Code::Movdqu_xmmm128_xmm, xmm_slot(guest), host).map_err(Into::into))
+        } else {
+            self.store_gpr(guest, host)
+        }
     }
 
     fn mov_imm(&mut self, host: Register, v: u64) -> Emit {
@@ -405,21 +621,164 @@ impl Emitter {
         Ok(())
     }
 
-    /// Makes sure `Cpu::rflags` is exact before something that clobbers the host flags or
-    /// may leave.
-    fn sync_flags(&mut self) -> Emit {
+    /// Makes sure `Cpu::rflags` holds the status flags in `live` (those that may be read
+    /// later) before something that clobbers the host flags or may leave. Dead ones may
+    /// keep an older value there, as under the interpreter's dead-flag elimination.
+    fn sync_flags(&mut self, live: u32) -> Emit {
         if !self.ctx_flags {
-            self.store_flags()?;
+            if live != 0 {
+                self.store_flags()?;
+            } else {
+                self.ctx_flags = true;
+            }
         }
         Ok(())
+    }
+
+    /// The host register `POOL` holds guest register `g` in, if any.
+    fn cached_at(&self, g: usize) -> Option<usize> {
+        POOL.iter().map(|r| r.number()).find(|&h| self.cache[h].is_some_and(|c| c.guest == g))
+    }
+
+    /// Empties host register `h` of the cache, storing its guest register if changed.
+    fn evict(&mut self, h: usize) -> Emit {
+        if let Some(c) = self.cache[h].take() {
+            if c.dirty {
+                self.store_gpr(c.guest, Register::RAX + h as u32)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores every changed cached guest register (they stay cached, unchanged).
+    fn flush(&mut self) -> Emit {
+        for n in 0..16 {
+            if self.xcache[n] == Some(true) {
+                self.store_any(n, Register::XMM0 + n as u32)?;
+                self.xcache[n] = Some(false);
+            }
+        }
+        for h in POOL.iter().map(|r| r.number()) {
+            if let Some(c) = self.cache[h] {
+                if c.dirty {
+                    self.store_gpr(c.guest, Register::RAX + h as u32)?;
+                    self.cache[h] = Some(Cached { dirty: false, ..c });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The changed cached guest registers and their host registers.
+    fn dirty(&self) -> Dirty {
+        let xmm = (0..16).filter(|&n| self.xcache[n] == Some(true)).map(|n| (n, Register::XMM0 + n as u32));
+        POOL.iter()
+            .filter_map(|&r| self.cache[r.number()].filter(|c| c.dirty).map(|c| (c.guest, r)))
+            .chain(xmm)
+            .collect()
+    }
+
+    /// Brings the registers of `map` into place: evicts what their host registers held,
+    /// and loads the guest registers whose values are needed.
+    fn bind(&mut self, map: &Map) -> Emit {
+        for &g in &map.used {
+            let h = map.host[g].number();
+            if self.cache[h].is_some_and(|c| c.guest != g) {
+                self.evict(h)?;
+            }
+            if let Some(other) = self.cached_at(g).filter(|&o| o != h) {
+                self.evict(other)?;
+            }
+        }
+        for &g in &map.loads {
+            let h = map.host[g].number();
+            if self.cache[h].is_none() {
+                self.load_gpr(map.host[g], g)?;
+                self.cache[h] = Some(Cached { guest: g, dirty: false });
+            }
+        }
+        for &n in &map.xused {
+            if self.xcache[n].is_none() {
+                let x = Register::XMM0 + n as u32;
+                self.add(Instruction::with2(Code::Movdqu_xmm_xmmm128, x, xmm_slot(n)).map_err(Into::into))?;
+                self.xcache[n] = Some(false);
+            }
+        }
+        Ok(())
+    }
+
+    /// Marks the written registers of `map` as changed in their host registers.
+    fn wrote(&mut self, map: &Map) {
+        for &g in &map.written {
+            self.cache[map.host[g].number()] = Some(Cached { guest: g, dirty: true });
+        }
+        for &n in &map.xwritten {
+            self.xcache[n] = Some(true);
+        }
+    }
+
+    /// Assigns host registers to the guest registers an instruction uses: the same one
+    /// for those in `POOL`; for the rest, which must be explicit operands (an implicit
+    /// one could not be renamed), the one caching it, else a free one of `POOL`
+    /// (preferring empty, then unchanged ones).
+    fn plan(&self, used: &[usize], loads: &[usize], written: &[usize], explicit: &[usize]) -> Emit<Map> {
+        let mut host = [Register::None; 16];
+        let in_pool = |g: usize| POOL.iter().any(|r| r.number() == g);
+        let mut taken: Vec<usize> = used.iter().copied().filter(|&g| in_pool(g)).collect();
+        for &g in &taken {
+            host[g] = Register::RAX + g as u32;
+        }
+        let others: Vec<usize> = used.iter().copied().filter(|&g| !in_pool(g)).collect();
+        for &g in &others {
+            if !explicit.contains(&g) {
+                return Err(Unsupported);
+            }
+            if let Some(h) = self.cached_at(g).filter(|h| !taken.contains(h)) {
+                host[g] = Register::RAX + h as u32;
+                taken.push(h);
+            }
+        }
+        for &g in &others {
+            if host[g] != Register::None {
+                continue;
+            }
+            let h = POOL
+                .iter()
+                .map(|r| r.number())
+                .filter(|h| !taken.contains(h))
+                .min_by_key(|&h| match self.cache[h] {
+                    None => 0,
+                    Some(c) if !c.dirty => 1,
+                    Some(_) => 2,
+                })
+                .ok_or(Unsupported)?;
+            host[g] = Register::RAX + h as u32;
+            taken.push(h);
+        }
+        Ok(Map {
+            host,
+            used: used.to_vec(),
+            loads: loads.to_vec(),
+            written: written.to_vec(),
+            xused: Vec::new(),
+            xwritten: Vec::new(),
+        })
+    }
+
+    /// A label that leaves before instruction `done` to the interpreter, storing the
+    /// registers changed so far.
+    fn fallback(&mut self, done: u32) -> CodeLabel {
+        let fail = self.a.create_label();
+        let dirty = self.dirty();
+        self.fallbacks.push((fail, done, dirty));
+        fail
     }
 
     /// Checks a `size`-byte access at guest address `ADDR`, as `Memory::try_read` /
     /// `try_write` do; on failure leaves with `done` instructions completed, so the
     /// interpreter runs the instruction (and faults, or takes its slow path).
     fn check(&mut self, size: u64, need: Need, done: u32) -> Emit {
-        let fail = self.a.create_label();
-        self.fallbacks.push((fail, done));
+        let fail = self.fallback(done);
         self.a.cmp(r15, r14)?;
         self.a.jae(fail)?;
         self.a.mov(ebp, iced_x86::code_asm::r15d)?;
@@ -488,6 +847,37 @@ impl Emitter {
         Ok(())
     }
 
+    /// Emits a call of the interpreter's handler for instruction `k` (`super::run_op`),
+    /// for an instruction that cannot leave the block or tell translated code from
+    /// interpreted: not a control transfer, a way out of the loop, `popf` (single
+    /// steps), `rdtsc`/`rdtscp` (read `Cpu::icount`, which translated code updates only
+    /// when it returns), nor the compare of a fused compare-and-branch (its op branches).
+    fn call_op(&mut self, k: u32, op: &Op, fused: bool) -> Emit {
+        use Mnemonic as M;
+        let i = &op.insn;
+        if fused
+            || i.flow_control() != FlowControl::Next
+            || crate::block::leaves_loop(i)
+            || matches!(i.mnemonic(), M::Popf | M::Popfq | M::Popfd | M::Rdtsc | M::Rdtscp | M::Rdpid | M::Iretq)
+        {
+            return Err(Unsupported);
+        }
+        self.sync_flags(STATUS_BITS)?;
+        self.forget_cache()?;
+        self.a.mov(rdi, rbx)?;
+        self.a.mov(rsi, qword_ptr(rsp))?;
+        self.mov_imm(Register::RDX, op as *const Op as u64)?;
+        self.mov_imm(Register::RAX, self.stubs.run_op)?;
+        self.a.call(rax)?;
+        self.a.test(eax, eax)?;
+        let slow = self.a.create_label();
+        self.a.jne(slow)?;
+        self.calls.push((slow, k));
+        self.host_flags = false;
+        self.ctx_flags = true;
+        Ok(())
+    }
+
     /// Emits guest instruction `k`. Nothing is emitted (and nothing of the guest state
     /// changes) when it returns `Unsupported`.
     fn insn(&mut self, k: u32, i: &Instruction, last: bool, model: CpuModel) -> Emit {
@@ -495,7 +885,7 @@ impl Emitter {
             return Err(Unsupported);
         }
         match i.flow_control() {
-            FlowControl::Next if plain(i) => self.plain(k, i),
+            FlowControl::Next if plain(i) || sse_plain(i) => self.plain(k, i),
             FlowControl::Next if i.mnemonic() == Mnemonic::Nop || i.mnemonic() == Mnemonic::Endbr64 => Ok(()),
             FlowControl::Next if matches!(i.code(), Code::Push_r64 | Code::Pop_r64) => self.push_pop(k, i),
             FlowControl::ConditionalBranch
@@ -519,6 +909,9 @@ impl Emitter {
             match i.op_kind(n) {
                 OpKind::Register => {
                     let r = i.op_register(n);
+                    if r.is_xmm() {
+                        continue;
+                    }
                     if !r.is_gpr() {
                         return Err(Unsupported);
                     }
@@ -545,10 +938,22 @@ impl Emitter {
         let info = self.info.info(i);
         let mut used = Vec::new();
         let mut written = Vec::new();
+        let mut loads = Vec::new();
+        let (mut xused, mut xwritten) = (Vec::new(), Vec::new());
         for u in info.used_registers() {
             let r = u.register();
             if r.is_segment_register() && u.access() == OpAccess::Read {
                 // The memory operand's segment: `address` adds an fs/gs base.
+                continue;
+            }
+            if r.is_xmm() {
+                let n = r.number();
+                if !xused.contains(&n) {
+                    xused.push(n);
+                }
+                if u.access() != OpAccess::Read && !xwritten.contains(&n) {
+                    xwritten.push(n);
+                }
                 continue;
             }
             if !r.is_gpr() {
@@ -564,6 +969,13 @@ impl Emitter {
             ) && !written.contains(&g)
             {
                 written.push(g);
+            }
+            // A write of 8 or 16 bits keeps the rest; a conditional one all of it.
+            // (`cmovcc` counts as reading its destination whatever iced says.)
+            let whole_write =
+                u.access() == OpAccess::Write && r.size() >= 4 && i.condition_code() == ConditionCode::None;
+            if !whole_write && !loads.contains(&g) {
+                loads.push(g);
             }
         }
         match info.used_memory() {
@@ -583,7 +995,7 @@ impl Emitter {
                 };
                 if i.mnemonic() != Mnemonic::Lea {
                     let size = i.memory_size().size() as u64;
-                    if !matches!(size, 1 | 2 | 4 | 8) {
+                    if !matches!(size, 1 | 2 | 4 | 8 | 16) {
                         return Err(Unsupported);
                     }
                     mem = Some((size, need));
@@ -591,11 +1003,12 @@ impl Emitter {
             }
             _ => return Err(Unsupported),
         }
-        let map = assign(&used, &written, &explicit)?;
+        let mut map = self.plan(&used, &loads, &written, &explicit)?;
+        (map.xused, map.xwritten) = (xused, xwritten);
         // Rewrite before emitting anything, so an unsupported form emits nothing.
         let mut host = *i;
         for n in 0..i.op_count() {
-            if i.op_kind(n) == OpKind::Register {
+            if i.op_kind(n) == OpKind::Register && !i.op_register(n).is_xmm() {
                 host.set_op_register(n, map.reg(i.op_register(n))?);
             }
         }
@@ -623,14 +1036,17 @@ impl Emitter {
         iced_x86::Encoder::new(64).encode(&host, 0).map_err(|_| Unsupported)?;
 
         if mem.is_some() {
-            self.sync_flags()?;
+            self.sync_flags(self.live[k as usize])?;
         }
-        for &g in &map.used {
-            self.load_gpr(map.host[g], g)?;
-        }
+        self.bind(&map)?;
         if let Some((size, need)) = mem {
             self.address(i, &map, true)?;
             self.check(size, need, k)?;
+            if needs_alignment(i) {
+                let fail = self.fallback(k);
+                self.a.test(iced_x86::code_asm::r15b, 15)?;
+                self.a.jne(fail)?;
+            }
         } else if lea {
             self.address(i, &map, false)?;
         }
@@ -638,9 +1054,7 @@ impl Emitter {
             self.load_flags()?;
         }
         self.a.add_instruction(host)?;
-        for &g in &map.written {
-            self.store_gpr(g, map.host[g])?;
-        }
+        self.wrote(&map);
         if modified != 0 {
             self.host_flags = true;
             self.ctx_flags = false;
@@ -651,39 +1065,77 @@ impl Emitter {
     /// `push r64` / `pop r64`.
     fn push_pop(&mut self, k: u32, i: &Instruction) -> Emit {
         let g = i.op0_register().number();
-        self.sync_flags()?;
-        self.load_gpr(ADDR, RSP)?;
-        if i.code() == Code::Push_r64 {
-            self.a.lea(r15, qword_ptr(r15 - 8))?;
-            self.check(8, Need::Write, k)?;
-            self.load_gpr(TMP, g)?;
-            self.a.mov(qword_ptr(r12 + r15), rbp)?;
-            self.store_gpr(RSP, ADDR)?;
-        } else {
-            self.check(8, Need::Read, k)?;
-            self.a.mov(rbp, qword_ptr(r12 + r15))?;
-            self.a.lea(r15, qword_ptr(r15 + 8))?;
-            self.store_gpr(RSP, ADDR)?;
-            self.store_gpr(g, TMP)?;
+        let push = i.code() == Code::Push_r64;
+        let mut used = vec![RSP];
+        if g != RSP {
+            used.push(g);
         }
+        let loads = if push { used.clone() } else { vec![RSP] };
+        let map = self.plan(&used, &loads, &used, &used)?;
+        let (sp, reg) = (map.host[RSP], map.host[g]);
+        self.sync_flags(self.live[k as usize])?;
+        self.bind(&map)?;
+        let mov = |dst, src| Instruction::with2(Code::Mov_r64_rm64, dst, src).map_err(Into::into);
+        let lea = |d: i64| {
+            Instruction::with2(Code::Lea_r64_m, ADDR, MemoryOperand::with_base_displ(sp, d)).map_err(Into::into)
+        };
+        let at = MemoryOperand::with_base_index(BASE, ADDR);
+        if push {
+            self.add(lea(-8))?;
+            self.check(8, Need::Write, k)?;
+            self.add(Instruction::with2(Code::Mov_rm64_r64, at, reg).map_err(Into::into))?;
+            self.add(mov(sp, ADDR))?;
+        } else {
+            self.add(mov(ADDR, sp))?;
+            self.check(8, Need::Read, k)?;
+            self.add(
+                Instruction::with2(Code::Lea_r64_m, sp, MemoryOperand::with_base_displ(ADDR, 8)).map_err(Into::into),
+            )?;
+            self.add(Instruction::with2(Code::Mov_r64_rm64, reg, at).map_err(Into::into))?;
+        }
+        self.wrote(&map);
+        Ok(())
+    }
+
+    /// Stores the changed cached registers and empties the cache (for code that reads
+    /// and writes `Cpu::gpr` itself).
+    fn forget_cache(&mut self) -> Emit {
+        self.flush()?;
+        self.cache = [None; 16];
+        self.xcache = [None; 16];
         Ok(())
     }
 
     /// Leaves the block after `done` instructions for guest address `target` (`None`:
     /// the address is in `rax`), with the flags in `Cpu::rflags`.
     fn exit_to(&mut self, done: u32, target: Option<u64>) -> Emit {
-        self.sync_flags()?;
-        self.a.mov(edx, done)?;
-        if let Some(t) = target {
-            self.mov_imm(Register::RAX, t)?;
-        }
-        self.a.jmp(self.stubs.chain)?;
+        let live_out = self.live[self.live.len() - 1];
+        self.sync_flags(live_out)?;
+        self.flush()?;
+        let Some(t) = target else {
+            self.a.mov(edx, done)?;
+            self.a.jmp(self.stubs.chain)?;
+            return Ok(());
+        };
+        // `chain`'s lookup, with the slot known: on through the slot's own `jmp`.
+        self.mov_imm(Register::RAX, t)?;
+        self.a.mov(rsi, qword_ptr(rsp))?;
+        self.a.sub(qword_ptr(rsi + ENV_LEFT), done as i32)?;
+        self.mov_imm(Register::RCX, self.table + (super::slot(t) * super::SLOT_BYTES) as u64)?;
+        self.a.cmp(qword_ptr(rcx), rax)?;
+        self.a.jne(self.stubs.leave)?;
+        self.a.mov(rdx, qword_ptr(rcx + 16))?;
+        self.a.cmp(qword_ptr(rsi + ENV_LEFT), rdx)?;
+        self.a.jb(self.stubs.leave)?;
+        self.a.inc(qword_ptr(rsi + ENV_CHAINED))?;
+        self.a.jmp(qword_ptr(rcx + 8))?;
         Ok(())
     }
 
     /// Leaves the block before its instruction `k`, to the interpreter.
     fn exit_early(&mut self, k: u32) -> Emit {
-        self.sync_flags()?;
+        self.sync_flags(STATUS_BITS)?;
+        self.flush()?;
         self.a.mov(eax, k)?;
         self.mov_imm(TMP, self.ips[k as usize])?;
         self.a.jmp(self.stubs.early)?;
@@ -704,6 +1156,8 @@ impl Emitter {
                 if !self.host_flags {
                     self.load_flags()?;
                 }
+                // Both exits store the same registers: once, before the jump.
+                self.flush()?;
                 let mut taken = self.a.create_label();
                 self.jcc(i.condition_code(), taken)?;
                 let ctx_flags = self.ctx_flags;
@@ -713,7 +1167,8 @@ impl Emitter {
                 self.exit_to(done, Some(i.near_branch_target()))?;
             }
             Mnemonic::Call if direct => {
-                self.sync_flags()?;
+                self.sync_flags(self.live[k as usize])?;
+                self.forget_cache()?;
                 self.load_gpr(ADDR, RSP)?;
                 self.a.lea(r15, qword_ptr(r15 - 8))?;
                 self.check(8, Need::Write, k)?;
@@ -723,7 +1178,8 @@ impl Emitter {
                 self.exit_to(done, Some(i.near_branch_target()))?;
             }
             Mnemonic::Ret if i.op_count() == 0 => {
-                self.sync_flags()?;
+                self.sync_flags(self.live[k as usize])?;
+                self.forget_cache()?;
                 self.load_gpr(ADDR, RSP)?;
                 self.check(8, Need::Read, k)?;
                 self.a.mov(rax, qword_ptr(r12 + r15))?;
@@ -742,8 +1198,9 @@ impl Emitter {
                         .collect(),
                     _ => return Err(Unsupported),
                 };
-                let map = assign(&regs, &[], &regs)?;
-                self.sync_flags()?;
+                let map = assign(&regs, &regs)?;
+                self.sync_flags(self.live[k as usize])?;
+                self.forget_cache()?;
                 if i.op0_kind() == OpKind::Register {
                     self.load_gpr(Register::RAX, i.op0_register().number())?;
                 } else {
@@ -799,13 +1256,31 @@ impl Emitter {
     /// `end` when the block ran to its end without a branch, to the interpreter when
     /// instructions are left; then the exits of failed access checks.
     fn finish(&mut self, covers: u32, end: u64) -> Emit {
-        if (covers as usize) < self.ips.len() {
+        if (covers as usize) < self.ips.len() - 1 {
             self.exit_early(covers)?;
         } else if !self.ended {
             self.exit_to(covers, Some(end))?;
         }
-        for (mut label, done) in std::mem::take(&mut self.fallbacks) {
+        for (mut label, k) in std::mem::take(&mut self.calls) {
+            // `run_op` returned 1 (trapped: the interpreter runs it again) or 2 (completed,
+            // wrote to decoded code).
+            let mut completed = self.a.create_label();
             self.a.set_label(&mut label)?;
+            self.a.cmp(eax, 1)?;
+            self.a.jne(completed)?;
+            self.a.mov(eax, k)?;
+            self.mov_imm(TMP, self.ips[k as usize])?;
+            self.a.jmp(self.stubs.early)?;
+            self.a.set_label(&mut completed)?;
+            self.a.mov(eax, k + 1)?;
+            self.mov_imm(TMP, self.ips[k as usize + 1])?;
+            self.a.jmp(self.stubs.early)?;
+        }
+        for (mut label, done, dirty) in std::mem::take(&mut self.fallbacks) {
+            self.a.set_label(&mut label)?;
+            for (g, h) in dirty {
+                self.store_any(g, h)?;
+            }
             self.a.mov(eax, done)?;
             self.mov_imm(TMP, self.ips[done as usize])?;
             self.a.jmp(self.stubs.early)?;
@@ -817,7 +1292,7 @@ impl Emitter {
 /// Assigns host registers to the guest registers an instruction uses: the same one for
 /// those in `POOL`, a free one from `POOL` for the rest, which must then be explicit
 /// operands (an implicit one could not be renamed).
-fn assign(used: &[usize], written: &[usize], explicit: &[usize]) -> Emit<Map> {
+fn assign(used: &[usize], explicit: &[usize]) -> Emit<Map> {
     let mut host = [Register::None; 16];
     let in_pool = |g: usize| POOL.iter().any(|r| r.number() == g);
     let mut free = POOL.iter().copied().filter(|r| !used.contains(&r.number()));
@@ -831,7 +1306,14 @@ fn assign(used: &[usize], written: &[usize], explicit: &[usize]) -> Emit<Map> {
             free.next().ok_or(Unsupported)?
         };
     }
-    Ok(Map { host, used: used.to_vec(), written: written.to_vec() })
+    Ok(Map {
+        host,
+        used: used.to_vec(),
+        loads: used.to_vec(),
+        written: Vec::new(),
+        xused: Vec::new(),
+        xwritten: Vec::new(),
+    })
 }
 
 #[cfg(test)]

@@ -2,57 +2,108 @@
 //!
 //! Guest and host share the ISA, so most integer instructions run as themselves: the
 //! emitter (`emit`) takes each decoded guest instruction of a block, renames its guest
-//! registers to host registers loaded from the `Cpu` (the context block) just before it
-//! and stored back just after, and re-encodes it with iced-x86's assembler. The host's
-//! status flags after an `add` are the guest's; they stay in the host flags between
-//! instructions and go back to `Cpu::rflags` before anything that may leave or clobber
-//! them (an access check, the block's end).
+//! registers to host registers and re-encodes it with iced-x86's assembler. Guest
+//! registers live in the `Cpu` (the context block) between blocks and are cached in host
+//! registers within one: the first use in a block loads a register, later uses find it
+//! in its host register, writes only mark it changed, and the changed ones are stored
+//! at each exit (the exit paths of failed access checks store the ones changed up to
+//! there). Guest `rax`..`r11` (`emit::POOL`) stay in the same host register, so implicit
+//! operands (`cl` of shifts, `rdx:rax` of `mul`) need no rewriting; `rbx`, `rsp`, `rbp`
+//! and `r12`..`r15` borrow a free one of those. Guest `xmm` registers are cached the
+//! same way in the same host `xmm` registers, for the legacy SSE instructions on
+//! integers, bits and moves (`emit::sse_plain`: no MXCSR, no flags; a 16-byte operand
+//! that must be aligned is checked and sent to the interpreter, which raises the #GP,
+//! when it is not). The host's status flags after an `add`
+//! are the guest's; they stay in the host flags between instructions and go back to
+//! `Cpu::rflags` before anything that may leave or clobber them (an access check, the
+//! block's end) when a later instruction or the block's successors may read them (the
+//! block's own backward liveness, seeded with `Block::live_out`, the interpreter's).
 //!
 //! What stays exactly the interpreter's (the interpreter remains the reference):
 //! - Counts: a translated block runs only when the remaining budget covers every
 //!   instruction it may execute (the run loop's check, as for interpreted blocks, or
-//!   `chain`'s at a block's exit); the run loop adds the number of instructions that
-//!   completed.
-//! - Chaining: a block leaves through the shared `chain` stub with its successor's guest
-//!   address (direct targets as immediates, `ret`'s from the stack, indirect `jmp` and
-//!   `call` targets from their register or checked memory operand); the stub looks the
-//!   address up in the translator's direct-mapped table of translated blocks and jumps
-//!   there when the budget left covers that block's instruction count, else returns to
-//!   the run loop. The run loop (re)enters a block's table entry each time it runs it;
-//!   the code cache reports every block it drops (`CodeCache::dropped`) and
-//!   `Jit::unlink` empties its entry before any translated code runs again, so
-//!   code never jumps to a dropped block's translation. Nothing else happens between
-//!   blocks in the run loop that chaining skips: guest writes to pages holding decoded
-//!   code never complete in translated code (the access check sends them to the
-//!   interpreter), so `dirty_code` stays empty while translated code runs.
-//! - Faults and slow paths: every guest access is checked in the generated code with
-//!   `Memory::try_read`/`try_write`'s own tests against the permission byte table
-//!   (`addr < limit`, inside one page, `READ`, or `WRITE` without `CODE`); anything else
-//!   (a fault, a page-crossing access, a write to a page holding decoded code, a
-//!   copy-on-write page) leaves the block *before* the instruction changed anything,
-//!   and the interpreter runs that instruction and the rest of its block. So faults,
-//!   `rip` and self-modifying-code invalidation come from the interpreter's own paths.
-//!   What keeps the guest inside its space is that check: a host access is made only at
-//!   `base + addr` with `addr + size <= limit`, inside the data mapping (the guard zone
-//!   after it stays as a second line).
-//! - Coverage: a block is translated up to its first instruction the emitter does not
-//!   cover (system calls, string, x87/SSE, division, bit tests, `cmpxchg`, ...); the
-//!   translated prefix then leaves and the interpreter carries on from there. A block is
-//!   translated once it ran `HOT` times; blocks on writable pages are never translated.
+//!   the chaining code's at a block's exit); the run loop adds the number of
+//!   instructions that completed.
+//! - Chaining: a direct exit (a `jmp`, either side of a `jcc`, a `call`, the fall-through)
+//!   compares its target with the entry of the translator's direct-mapped table of
+//!   translated blocks at the target's slot (its address is known when translating) and
+//!   jumps through that entry when it holds the target and the budget left covers that
+//!   block's instruction count, else returns to the run loop; indirect exits (`ret`,
+//!   `jmp`/`call` through a register or checked memory operand) go through the shared
+//!   `chain` stub, which hashes the address to find the slot. The run loop (re)enters a
+//!   block's table entry each time it runs it; the code cache reports every block it
+//!   drops (`CodeCache::dropped`) and `Jit::unlink` empties its entry before any
+//!   translated code runs again, so code never jumps to a dropped block's translation.
+//!   Nothing else happens between blocks in the run loop that chaining skips: guest
+//!   writes to pages holding decoded code never complete in re-encoded code (the access
+//!   check sends them to the interpreter), and translated code leaves at once after an
+//!   interpreter handler it called made one (`run_op`), so `dirty_code` stays empty while
+//!   translated code runs.
+//! - Faults and slow paths: every guest access of re-encoded code is checked in the
+//!   generated code with `Memory::try_read`/`try_write`'s own tests against the
+//!   permission byte table (`addr < limit`, inside one page, `READ`, or `WRITE` without
+//!   `CODE`); anything else (a fault, a page-crossing access, a write to a page holding
+//!   decoded code, a copy-on-write page) leaves the block *before* the instruction
+//!   changed anything, and the interpreter runs that instruction and the rest of its
+//!   block. So faults, `rip` and self-modifying-code invalidation come from the
+//!   interpreter's own paths. What keeps the guest inside its space is that check: a host
+//!   access is made only at `base + addr` with `addr + size <= limit`, inside the data
+//!   mapping (the guard zone after it stays as a second line); instructions run through
+//!   `run_op` access memory through `Memory`'s own checked paths.
+//! - Coverage: an instruction the emitter does not re-encode (SSE floating point, AVX,
+//!   x87, string instructions, division, bit tests, `cmpxchg`, undefined flags that are
+//!   read, ...)
+//!   becomes a call of its interpreter handler (`run_op`) with the cached registers
+//!   stored first, unless it could tell the tiers apart or leave the block (control
+//!   transfers, system calls and other exits of the loop, `popf`, `rdtsc`, the compare
+//!   of a fused compare-and-branch); a trap in the handler leaves before the instruction
+//!   and the interpreter runs it again to the same trap. A block is translated up to
+//!   its first instruction neither covers (`loop`, `jrcxz`, far transfers, `syscall`...);
+//!   the translated prefix then leaves and the interpreter carries on from there. A
+//!   block is translated once it ran `HOT` times; blocks on writable pages are never
+//!   translated.
 //! - Invalidation: a translation belongs to its code-cache block and dies with it (the
-//!   cache drops blocks when their pages are written, unmapped or re-protected).
+//!   cache drops blocks when their pages are written, unmapped or re-protected); the ops
+//!   `run_op` calls are that block's.
 //!
-//! Status flags: at an exit the translated code leaves every status flag as the
-//! architecture defines it, where the interpreter may hold an older value of a flag no
-//! instruction reads (its dead-flag elimination); both are exact at system calls and
-//! every other exit that is not a fault.
+//! Status flags: at an exit the translated code leaves every status flag a successor may
+//! read as the architecture defines it; one nobody reads may hold an older value, as
+//! under the interpreter's dead-flag elimination (both are exact at system calls and at
+//! every other exit of the loop). As for the interpreter, the one place a dead flag can
+//! show is a fault between the skipped store and the instruction that overwrites it.
 //!
-//! Measured (release build, one run each on a loaded 2-core host, in one run of all
-//! columns: CPU time (`perf stat -e task-clock`) including boot, × the native run of the
-//! same static program; `work` is benches/compare/work.c; "before" is the tier with every
-//! block returning to the run loop, "after" adds chaining and the coverage below). For
-//! `gzip` (`sh -c 'gzip | gunzip | md5sum'`) qemu-x86_64 runs only the shell: the
-//! programs it starts run natively. `cargo bench --bench compare` prints the same columns.
+//! Measured (release build on a loaded 2-core host, load average 9-14, so absolute times
+//! are noisy: each row is one run of `cargo bench --bench compare` with all columns,
+//! best of 3, wall time including boot, × the native run of the same static program in
+//! that run; `work` is benches/compare/work.c. For `gzip` (`sh -c 'gzip | gunzip |
+//! md5sum'`) qemu-x86_64 runs only the shell: the programs it starts run natively.)
+//! Design A is the first tier: registers loaded from and stored to the context block
+//! around every instruction, flags stored before every access check, every exit through
+//! the `chain` stub's hashed lookup, blocks cut at the first instruction not re-encoded.
+//! Design B (now) is the above: registers cached across the block, flag liveness, the
+//! slot lookup inlined at direct exits, uncovered instructions through `run_op`.
+//!
+//! `cargo bench --bench compare` (full sizes), design A (load average 9-14) and design
+//! B (load average 16; awk and gzip not rerun yet), × native:
+//!
+//! | workload | interp | jit A | jit B | qemu-x86_64 |
+//! |---|---|---|---|---|
+//! | `work int 8` | 8.7× | 3.4× | 12.5× (4.6× with registers cached only) | 3.3× |
+//! | `work sha256 4` | 50.7× | 17.0× | 21.4× (10.9×) | 6.2× |
+//! | `work mem 8` | 56.1× | 67.5× | 56.6× | 124× |
+//! | busybox md5sum 32 MiB | 22.5× | 6.8× | 2.9× (2.9×) | 3.2× |
+//! | busybox gzip \| gunzip \| md5sum 16 MiB | 86.2× | 21.9× | | (1.2×) |
+//! | busybox sh loop, 100000 rounds | 141× | 46.2× | 26.7× | 11.2× |
+//! | busybox awk float loop, 1000000 rounds | 94.1× | 26.3× | | 9.5× |
+//!
+//! At that load the native runs of `int` (4-20 ms) vary several-fold between runs, so
+//! its ratios say little. Profile of `work sha256` under design B (perf, cpu-clock): gcc
+//! vectorised the message schedule, and 60 % of the time is SSE integer instructions
+//! run through `run_op` (the next lever: re-encoding them with guest `xmm` registers in
+//! host ones, as for the general registers).
+//!
+//! Earlier figures (design A, one run each with `perf stat -e task-clock` CPU time,
+//! "before" = every block returning to the run loop, "after" = chaining through `chain`):
 //!
 //! | workload | interp | jit before | jit after | qemu-x86_64 |
 //! |---|---|---|---|---|
@@ -64,26 +115,18 @@
 //! | busybox sh loop, 30000 rounds | 128× | 94× | 45× | 10.8× |
 //! | busybox awk float loop | 67× | 62× | 37× | 12× |
 //!
-//! Designs compared (item 1 of issue 17), measured: returning to the run loop after
-//! every block against chaining through `chain` (the table above: before / after). Not
-//! measured: guest registers held in host registers across a block (the emitter loads
-//! and stores each guest register around every instruction; at two memory operations
-//! per register use that is the largest cost left in the generated code of `work int`
-//! and `sha256`), patched direct jumps instead of the shared table lookup (every chain
-//! goes through one indirect `jmp` in the stub, so the predictor sees one site),
-//! dynasm-rs or Cranelift.
-//!
 //! Profile of `work int` before chaining (perf, cpu-clock): 49 % in the run loop, most
 //! of it the block lookup after each translated block returned. Counting where
 //! translation stopped in the shell loop's hot blocks then showed `test`/`and`/`xor`
-//! refused (AF undefined, and every flag counted as read at a block's end: now AF after
-//! them counts as defined, checked on the host by `logic_ops_clear_af_on_the_host`, and
-//! the block's own live-out flags are used), `fs:`-relative loads (the stack protector)
-//! and indirect jumps and calls, all covered now; what stops translation there now is
-//! SSE/AVX string code, `div`, `bt`, `tzcnt`, `cmpxchg`.
+//! refused (AF undefined: now AF after them counts as defined, checked on the host by
+//! `logic_ops_clear_af_on_the_host`), `fs:`-relative loads and indirect jumps and calls.
 //!
-//! Not done yet (see issue 17): keeping guest registers in host registers across a
-//! block, SSE, a code-size limit with eviction other than flushing.
+//! Not done yet (see issue 17): re-encoding SSE floating point and AVX (they run through
+//! `run_op`: the guest's MXCSR would have to be the host's meanwhile, and its exception
+//! flags collected), `rep` string instructions, bit tests, `cmpxchg`, `div`, `loop`;
+//! patched direct jumps (the inline slot lookup costs a compare and an indirect jump);
+//! an inline cache for returns; a code-size limit with eviction other than flushing;
+//! dynasm-rs or Cranelift (not measured).
 
 mod emit;
 
@@ -94,7 +137,27 @@ use memmap2::{Mmap, MmapMut};
 
 use crate::block::Block;
 use crate::cpu::Cpu;
+use crate::exec::Op;
 use crate::memory::Memory;
+
+/// Runs `op` with the interpreter's handler for translated code (see `emit`'s
+/// `call_op`): 0 when it completed; 1 when it trapped (the code leaves before it and the
+/// interpreter runs it again, from the state the handler left, to the same trap); 2 when
+/// it completed and wrote to a page holding decoded code (the code leaves after it, so
+/// the run loop drops the stale blocks before anything else runs).
+///
+/// # Safety
+/// `cpu` and `op` are valid and `env` is the `Env` of the running `Jit::run`, whose
+/// `mem` is the run's `&mut Memory`, not otherwise accessed meanwhile.
+unsafe extern "sysv64" fn run_op(cpu: *mut Cpu, env: *const Env, op: *const Op) -> u64 {
+    // SAFETY: as the function's contract says; translated code calls it only there.
+    let (cpu, mem, op) = unsafe { (&mut *cpu, &mut *(*env).mem, &*op) };
+    match (op.exec)(cpu, mem, op) {
+        Err(_) => 1,
+        Ok(()) if !mem.dirty_code.is_empty() => 2,
+        Ok(()) => 0,
+    }
+}
 
 /// Which tier runs hot guest code.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Hash)]
@@ -141,6 +204,8 @@ pub(crate) struct BlockJit {
     hits: Cell<u32>,
     /// Host address of its code and the arena generation it belongs to.
     code: Cell<Option<(usize, u32)>>,
+    /// How many of its instructions the translation covers.
+    covers: Cell<u32>,
 }
 
 /// What translated code needs of `Memory` (see `Memory::jit_view`) and the run, at the
@@ -157,6 +222,8 @@ struct Env {
     early: u64,
     /// Blocks entered through `chain`.
     chained: u64,
+    /// For `run_op`.
+    mem: *mut Memory,
 }
 
 /// An entry of the chaining table: a translated block the generated code may jump to.
@@ -285,7 +352,8 @@ impl Jit {
         self.table[s] = Slot { rip: block.start, host: entry as u64, ops: block.ops.len() as u64 };
         let enter = self.stubs?.enter;
         let (base, perm, limit) = mem.jit_view();
-        let mut env = Env { base, perm, limit, table: self.table.as_ptr(), left: remaining, early: 0, chained: 0 };
+        let table = self.table.as_ptr();
+        let mut env = Env { base, perm, limit, table, left: remaining, early: 0, chained: 0, mem };
         // SAFETY: `enter` and `entry` point into the arena's executable mapping, at the
         // stubs and at code `emit` produced for this block in the current generation
         // (the arena is only reset after bumping `gen` and emptying `table`); so do the
@@ -316,7 +384,8 @@ impl Jit {
         let mut result = None;
         for _ in 0..2 {
             let ip = self.cursor()?;
-            let Some(code) = emit::translate(block, cpu.model, ip as u64, self.stubs?) else {
+            let table = self.table.as_ptr() as u64;
+            let Some((code, covers)) = emit::translate(block, cpu.model, ip as u64, self.stubs?, table) else {
                 self.stats.blocks_refused += 1;
                 break;
             };
@@ -329,6 +398,7 @@ impl Jit {
             self.stats.blocks_translated += 1;
             self.stats.code_bytes += code.len() as u64;
             block.jit.code.set(Some((ip, self.gen)));
+            block.jit.covers.set(covers);
             result = Some(ip);
             break;
         }
