@@ -320,7 +320,6 @@ fn signal_calls_in_five_builds() {
 
 /// Named pipes: mkfifo/mknod, opens that wait for the other side, O_NONBLOCK opens.
 #[test]
-#[ignore = "named pipes still differ from the native run in some build (work in progress, issue 16)"]
 fn fifo_in_five_builds() {
     check_five_builds("fifo");
 }

@@ -39,7 +39,11 @@ const FIFO_KEY_BASE: u64 = 7 << 58;
 pub(crate) struct Fifo {
     id: u64,
     live: Vec<Weak<std::cell::RefCell<dyn FileOps>>>,
-    waiting: BTreeMap<Pid, FileRef>,
+    /// Waiting opens: their end, and the partner side's `opens` count when they began.
+    waiting: BTreeMap<Pid, (FileRef, u64)>,
+    /// Completed opens for reading and for writing (`[read, write]`): an opener whose
+    /// partner opened, wrote and closed while it waited still completes, as on Linux.
+    opens: [u64; 2],
 }
 
 impl Fifo {
@@ -84,8 +88,10 @@ impl Kernel {
         let access = flags & super::abi::O_ACCMODE;
         let write = access == super::abi::O_WRONLY;
         let nonblock = flags & super::abi::O_NONBLOCK != 0;
-        let end = match fifo.waiting.remove(&tid) {
-            Some(end) => end,
+        // The partner side's index in `opens`.
+        let partner_side = usize::from(!write);
+        let (end, seen) = match fifo.waiting.remove(&tid) {
+            Some((end, seen)) => (end, Some(seen)),
             None => {
                 let made = match fifo.anchor() {
                     Some(anchor) => anchor.try_borrow().ok().and_then(|a| another_end(&*a, write)),
@@ -114,17 +120,26 @@ impl Kernel {
                 // The other side may be waiting for this new end (an open running again
                 // with its waiting end wakes nobody: it would wake itself forever).
                 self.waker.wake(fifo.key());
-                end
+                (end, None)
             }
         };
         let fifo = self.linux.fifos.get_mut(abs)?;
         let key = fifo.key();
         let (readers, writers) = end.try_borrow().ok().and_then(|e| ends(&*e)).unwrap_or((0, 0));
-        let partner = if write { readers > 0 } else { writers > 0 };
-        if partner || access == super::abi::O_RDWR || (!write && nonblock) {
+        let seen = seen.unwrap_or(fifo.opens[partner_side]);
+        let partner = (if write { readers > 0 } else { writers > 0 }) || fifo.opens[partner_side] > seen;
+        let rdwr = access == super::abi::O_RDWR;
+        if partner || rdwr || (!write && nonblock) {
             let status = if nonblock { r::O_NONBLOCK } else { 0 };
             let rflags = if write { r::O_WRONLY } else { r::O_RDONLY };
-            return Some(self.install_fd(tid, end, rflags | status, cloexec).map_err(SysError::from));
+            let installed = self.install_fd(tid, end, rflags | status, cloexec).map_err(SysError::from);
+            if let (Ok(_), Some(fifo)) = (&installed, self.linux.fifos.get_mut(abs)) {
+                let sides: &[usize] = if rdwr { &[0, 1] } else { &[usize::from(write)] };
+                for &side in sides {
+                    fifo.opens[side] += 1;
+                }
+            }
+            return Some(installed);
         }
         if write && nonblock {
             if let Ok(mut e) = end.try_borrow_mut() {
@@ -132,7 +147,7 @@ impl Kernel {
             }
             return Some(Err(Errno(r::ENXIO).into()));
         }
-        fifo.waiting.insert(tid, end);
+        fifo.waiting.insert(tid, (end, seen));
         Some(Err(Block::retry(WaitOn::Key(key))))
     }
 
