@@ -9,6 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
+mod common {
+    pub mod cargo;
+}
+
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/libtest-crate");
 
 fn work_dir() -> PathBuf {
@@ -17,27 +21,9 @@ fn work_dir() -> PathBuf {
 
 /// Runs `cargo test --no-run` with `args` and returns the test executable it reports.
 fn cargo_test_binary(args: &[&str], target_dir: &Path) -> PathBuf {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let out = Command::new(cargo)
-        .args(["test", "--no-run", "--offline", "--message-format=json", "--target-dir"])
-        .arg(target_dir)
-        .args(args)
-        // The outer cargo's jobserver is not ours to use.
-        .env_remove("CARGO_MAKEFLAGS")
-        .env_remove("MAKEFLAGS")
-        .env_remove("MFLAGS")
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("cannot run cargo");
-    assert!(out.status.success(), "cargo test --no-run {args:?} failed");
-    let json = String::from_utf8_lossy(&out.stdout);
-    let exe = json
-        .lines()
-        .filter(|l| l.contains("\"test\":true"))
-        .find_map(|l| l.split_once("\"executable\":\"").and_then(|(_, rest)| rest.split_once('"')).map(|(p, _)| p))
-        .unwrap_or_else(|| panic!("no test executable in cargo's output:\n{json}"));
-    PathBuf::from(exe)
+    let mut all: Vec<&std::ffi::OsStr> = vec!["--target-dir".as_ref(), target_dir.as_os_str()];
+    all.extend(args.iter().map(std::ffi::OsStr::new));
+    common::cargo::test_executable(&all, None)
 }
 
 /// The fixture crate's test binary (its sources are copied out first, so the build writes

@@ -19,6 +19,10 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
+mod common {
+    pub mod cargo;
+}
+
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/linux");
 const BUSYBOX: &str = "/bin/busybox";
 
@@ -572,26 +576,7 @@ fn cargo_test_binary_runs_under_warden() {
             "[package]\nname = \"lxcrate\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n\n[workspace]\n";
         std::fs::write(dir.join("Cargo.toml"), manifest).unwrap();
         std::fs::copy(Path::new(FIXTURES).join("rust_tests.rs"), dir.join("src/lib.rs")).unwrap();
-        let out = Command::new(&cargo)
-            .args(["test", "--no-run", "--offline", "--message-format=json"])
-            .current_dir(&dir)
-            // The outer cargo's jobserver and target directory are not this build's.
-            .env_remove("CARGO_MAKEFLAGS")
-            .env_remove("MAKEFLAGS")
-            .env_remove("MFLAGS")
-            .env_remove("CARGO_TARGET_DIR")
-            .stdin(Stdio::null())
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("run cargo");
-        assert!(out.status.success(), "cargo test --no-run failed");
-        let json = String::from_utf8_lossy(&out.stdout);
-        let exe = json
-            .lines()
-            .filter(|l| l.contains("\"test\":true"))
-            .find_map(|l| l.split_once("\"executable\":\"").and_then(|(_, rest)| rest.split_once('"')).map(|(p, _)| p))
-            .unwrap_or_else(|| panic!("no test executable in cargo's output:\n{json}"));
-        PathBuf::from(exe)
+        common::cargo::test_executable(&[], Some(&dir))
     });
     assert!(prog.starts_with(work_dir().join("cargo-crate/target/debug/deps")), "{}", prog.display());
     let report = |out: &[u8]| {
