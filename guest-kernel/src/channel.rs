@@ -443,19 +443,7 @@ pub(crate) fn create(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
     let cloexec = flags & O_CLOEXEC != 0;
     let status = O_RDWR | (flags & O_NONBLOCK);
     let end = |side| -> FileRef { Rc::new(RefCell::new(Endpoint { chan: Rc::clone(&chan), side, closed: false })) };
-    let a = k.install_fd(tid, end(0), status, cloexec)?;
-    let b = match k.install_fd(tid, end(1), status, cloexec) {
-        Ok(fd) => fd,
-        Err(e) => {
-            let _ = k.sys_close(tid, a);
-            return Err(e.into());
-        }
-    };
-    let mut out = [0u8; 16];
-    out[..8].copy_from_slice(&(a as u64).to_le_bytes());
-    out[8..].copy_from_slice(&(b as u64).to_le_bytes());
-    copy_out(&mut mm.borrow_mut().space.mem, addr, &out)?;
-    Ok(0)
+    crate::syscall::install_pair(k, tid, [(end(0), status), (end(1), status)], cloexec, addr)
 }
 
 /// `send(fd, buf, len, caps)`.

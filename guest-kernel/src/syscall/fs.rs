@@ -259,17 +259,30 @@ pub(super) fn pipe2(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
     let (reader, writer) = crate::pipe::new_pipe(id, &k.waker, &k.mem_total)?;
     let cloexec = flags & O_CLOEXEC != 0;
     let status = flags & O_NONBLOCK;
-    let rfd = k.install_fd(tid, reader, O_RDONLY | status, cloexec)?;
-    let wfd = match k.install_fd(tid, writer, O_WRONLY | status, cloexec) {
+    install_pair(k, tid, [(reader, O_RDONLY | status), (writer, O_WRONLY | status)], cloexec, addr)
+}
+
+/// Installs two new descriptors (a pipe's or a channel's ends) and writes their numbers to
+/// `addr` as two u64s; if the second cannot be installed, the first is closed again. The
+/// caller has checked that `addr..addr + 16` is writable.
+pub(crate) fn install_pair(
+    k: &mut Kernel,
+    tid: Pid,
+    [(first, first_flags), (second, second_flags)]: [(crate::scheme::FileRef, usize); 2],
+    cloexec: bool,
+    addr: usize,
+) -> SysResult {
+    let a = k.install_fd(tid, first, first_flags, cloexec)?;
+    let b = match k.install_fd(tid, second, second_flags, cloexec) {
         Ok(fd) => fd,
         Err(e) => {
-            let _ = k.sys_close(tid, rfd);
+            let _ = k.sys_close(tid, a);
             return Err(e.into());
         }
     };
     let mut out = [0u8; 16];
-    out[..8].copy_from_slice(&(rfd as u64).to_le_bytes());
-    out[8..].copy_from_slice(&(wfd as u64).to_le_bytes());
-    copy_out(&mut mm.borrow_mut().space.mem, addr, &out)?;
+    out[..8].copy_from_slice(&(a as u64).to_le_bytes());
+    out[8..].copy_from_slice(&(b as u64).to_le_bytes());
+    copy_out(&mut k.mm_of(tid)?.borrow_mut().space.mem, addr, &out)?;
     Ok(0)
 }

@@ -49,6 +49,7 @@ mod time;
 use emu::{reg, Gate};
 use warden_abi::*;
 
+pub(crate) use fs::install_pair;
 pub(crate) use input::{outputs, OutRange};
 pub use input::{Items, MAX_EXEC_ARGS};
 pub(crate) use memory::map_contents;
