@@ -432,7 +432,7 @@ macro_rules! linux_calls {
         (MUNMAP, P, GROUP_MEMORY, "own address space", [Hex, Uint], Int, mem::munmap),
         (MPROTECT, P, GROUP_MEMORY, "own address space", [Hex, Uint, flags(&PROT_FLAGS)], Int, mem::mprotect),
         (MREMAP, P, GROUP_MEMORY, "own address space", [Hex, Uint, Uint, flags(&MREMAP_FLAGS), Hex], Hex, mem::mremap),
-        (MADVISE, P, GROUP_MEMORY, "own address space", [Hex, Uint, Enum(MADVICE)], Int, mem::no_effect),
+        (MADVISE, P, GROUP_MEMORY, "own address space (MADV_DONTNEED drops private pages)", [Hex, Uint, Enum(MADVICE)], Int, mem::madvise),
         (MINCORE, P, GROUP_MEMORY, "own address space", [Hex, Uint, Hex], Int, mem::not_implemented),
         (MSYNC, P, GROUP_MEMORY, "own address space (writes its shared file maps back)", [Hex, Uint, Int], Int, mem::msync),
         (FUTEX, P, GROUP_TIME, "own address space",

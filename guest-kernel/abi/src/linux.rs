@@ -73,6 +73,7 @@ pub mod flag {
     pub const MAP_STACK: usize = 0x2_0000;
     pub const MREMAP_MAYMOVE: usize = 1;
     pub const MREMAP_FIXED: usize = 2;
+    pub const MADV_DONTNEED: usize = 4;
 
     // clone.
     pub const CSIGNAL: usize = 0xff;

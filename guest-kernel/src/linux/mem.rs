@@ -23,6 +23,11 @@
 //!   call that orders them (a pipe, `waitpid`); as with file maps, a process
 //!   spinning on the map without system calls does not. The cost: one
 //!   compare and copy of the map per call of such a process.
+//! - `madvise(MADV_DONTNEED)` drops private pages as Linux does: anonymous ones read
+//!   back as zero and those of a private file map ([`FileMap`], the only maps kept for
+//!   this) as the file's bytes; shared maps keep their bytes (their backing has them).
+//!   jemalloc (rustc, ...) checks this at start-up and complains when pages keep their
+//!   contents. Pages the exec loader mapped are not file maps here: they read as zero.
 //! - `mremap` grows in place when the pages after the mapping are free, else
 //!   moves (with `MREMAP_MAYMOVE`) by copying.
 //! - `futex`: WAIT/WAIT_BITSET (relative resp. absolute timeouts), WAKE,
@@ -179,6 +184,31 @@ impl SharedMap {
     }
 }
 
+/// A private file map, kept so `MADV_DONTNEED` can bring back the file's bytes.
+pub(crate) struct FileMap {
+    /// The address space (`Mm::id`) and the mapped range in it.
+    pub(super) mm: u64,
+    addr: u64,
+    len: u64,
+    file: Rc<crate::process::OpenFile>,
+    offset: u64,
+}
+
+impl FileMap {
+    /// The parts of this map outside `[lo, hi)`.
+    fn outside(self, lo: u64, hi: u64) -> Vec<FileMap> {
+        let end = self.addr + self.len;
+        let mut parts = Vec::new();
+        if self.addr < lo {
+            parts.push(FileMap { len: lo - self.addr, file: self.file.clone(), ..self });
+        }
+        if end > hi {
+            parts.push(FileMap { addr: hi, len: end - hi, offset: self.offset + (hi - self.addr), ..self });
+        }
+        parts
+    }
+}
+
 impl Kernel {
     /// The address space with id `id`, if a live process has it.
     fn mm_by_id(&self, id: u64) -> Option<Rc<RefCell<crate::mm::Mm>>> {
@@ -257,8 +287,20 @@ impl Kernel {
         }
     }
 
-    /// Writes back and forgets the shared maps of `mm` in `[lo, hi)` (munmap, exit).
+    /// Writes back and forgets the shared maps of `mm` in `[lo, hi)`, and forgets its
+    /// private file maps there (munmap, exit).
     pub(crate) fn lx_drop_shared(&mut self, mm: u64, lo: u64, hi: u64) {
+        if self.linux.file_maps.iter().any(|m| m.mm == mm) {
+            let mut kept = Vec::new();
+            for m in std::mem::take(&mut self.linux.file_maps) {
+                if m.mm != mm || m.addr >= hi || lo >= m.addr + m.len {
+                    kept.push(m);
+                } else {
+                    kept.extend(m.outside(lo, hi));
+                }
+            }
+            self.linux.file_maps = kept;
+        }
         if self.linux.shared_maps.is_empty() {
             return;
         }
@@ -310,6 +352,52 @@ impl Kernel {
             .map(|m| SharedMap { mm: child, ..m.cut(m.addr, m.len) })
             .collect();
         self.linux.shared_maps.extend(copies);
+        let copies: Vec<FileMap> = self
+            .linux
+            .file_maps
+            .iter()
+            .filter(|m| m.mm == parent)
+            .map(|m| FileMap { mm: child, file: m.file.clone(), ..*m })
+            .collect();
+        self.linux.file_maps.extend(copies);
+    }
+
+    /// `MADV_DONTNEED` on `[addr, addr + len)` of `tid`'s address space (see the module
+    /// note): ENOMEM if part of the range is unmapped (the mapped parts are still dropped).
+    fn lx_dont_need(&mut self, tid: Pid, addr: u64, len: u64) -> Result<(), Errno> {
+        let mm = self.mm_of(tid)?;
+        let mut mm = mm.borrow_mut();
+        let (id, end) = (mm.id, addr.checked_add(len).ok_or(Errno(r::EINVAL))?);
+        let shared = |page: u64| self.linux.shared_maps.iter().any(|m| m.mm == id && m.addr <= page && page < m.addr + m.len);
+        let mut page = addr;
+        let mut unmapped = false;
+        while page < end {
+            // A run of pages with one permission, none of them shared.
+            let Some(perm) = mm.space.mem.perm_at(GuestAddress(page)) else {
+                unmapped = true;
+                page += PAGE;
+                continue;
+            };
+            if shared(page) {
+                page += PAGE;
+                continue;
+            }
+            let mut run_end = page + PAGE;
+            while run_end < end && !shared(run_end) && mm.space.mem.perm_at(GuestAddress(run_end)) == Some(perm) {
+                run_end += PAGE;
+            }
+            mm.space.mem.map(GuestAddress(page), run_end - page, perm).map_err(|_| Errno(r::ENOMEM))?;
+            page = run_end;
+        }
+        for m in self.linux.file_maps.iter().filter(|m| m.mm == id && m.addr < end && addr < m.addr + m.len) {
+            let (lo, hi) = (m.addr.max(addr), (m.addr + m.len).min(end));
+            let bytes = crate::io::map_contents(&m.file, m.offset + (lo - m.addr), (hi - lo) as usize)?;
+            mm.space.mem.write_raw(GuestAddress(lo), &bytes).map_err(|_| Errno(r::EFAULT))?;
+        }
+        if unmapped {
+            return Err(Errno(r::ENOMEM));
+        }
+        Ok(())
     }
 
     fn lx_mmap(&mut self, tid: Pid, a: &[usize; 6]) -> SysResult {
@@ -368,6 +456,7 @@ impl Kernel {
                 let backing = Backing::File { file: desc, path };
                 self.linux.shared_maps.push(SharedMap { mm: id, addr, len, backing, offset, seen });
             }
+            Some(desc) => self.linux.file_maps.push(FileMap { mm: id, addr, len, file: desc, offset }),
             None if shared => {
                 let backing = Backing::Anon(Rc::default());
                 self.linux.shared_maps.push(SharedMap { mm: id, addr, len, backing, offset: 0, seen: Vec::new() });
@@ -526,11 +615,26 @@ pub(super) fn mprotect(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
 
 pub(super) fn mremap(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
     let [old, old_size, new_size, flags, ..] = c.args;
-    k.lx_mremap(tid, old as u64, old_size as u64, new_size as u64, flags)
+    let to = k.lx_mremap(tid, old as u64, old_size as u64, new_size as u64, flags)?;
+    // The kernel's records of the pages mremap gave up go (a moved map is anonymous here).
+    let (old, old_len) = (old as u64, round_up(old_size as u64).unwrap_or(0));
+    let kept = if to as u64 == old { round_up(new_size as u64).unwrap_or(0).min(old_len) } else { 0 };
+    let id = k.mm_of(tid)?.borrow().id;
+    k.lx_drop_shared(id, old + kept, old + old_len);
+    Ok(to)
 }
 
-/// `madvise`, `msync`: accepted without effect.
-pub(super) fn no_effect(_: &mut Kernel, _: Pid, _: &Call) -> SysResult {
+/// `madvise`: `MADV_DONTNEED` drops the private pages of the range (see
+/// [`Kernel::lx_dont_need`]); other advice is accepted without effect.
+pub(super) fn madvise(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let [addr, len, advice, ..] = c.args;
+    if addr as u64 % PAGE != 0 {
+        return err(r::EINVAL);
+    }
+    if advice == abi::MADV_DONTNEED {
+        let len = round_up(len as u64).ok_or(Errno(r::EINVAL))?;
+        k.lx_dont_need(tid, addr as u64, len)?;
+    }
     Ok(0)
 }
 

@@ -258,6 +258,8 @@ pub struct LinuxState {
     pub(crate) socket_names: BTreeMap<Vec<u8>, Weak<std::cell::RefCell<socket::Sock>>>,
     /// Writable shared file maps (`mem.rs`), kept coherent at system calls.
     pub(crate) shared_maps: Vec<mem::SharedMap>,
+    /// Private file maps (`mem.rs`): what `MADV_DONTNEED` reads back into their pages.
+    pub(crate) file_maps: Vec<mem::FileMap>,
     /// The next port a socket bound to port 0 tries.
     pub(crate) next_port: u16,
     /// Armed `ITIMER_VIRTUAL` (1) and `ITIMER_PROF` (2) timers by process and kind (`time.rs`).
@@ -304,6 +306,7 @@ impl Kernel {
         self.linux.dirs.retain(|(w, _)| w.strong_count() > 0);
         let live: Vec<u64> = self.procs.values().filter_map(|p| p.mm.try_borrow().ok().map(|m| m.id)).collect();
         self.linux.shared_maps.retain(|m| live.contains(&m.mm));
+        self.linux.file_maps.retain(|m| live.contains(&m.mm));
         match start {
             Some(start) => {
                 self.linux.procs.insert(pid, LinuxProc { exe, start });
