@@ -8,8 +8,8 @@
 #   WARDEN defaults to target/release/warden. NAMEs select cases.
 #   EVERYDAY_TIMEOUT (seconds, default 120) bounds each run.
 #   EVERYDAY_KEEP=1 keeps the work directory (printed at the end).
-# Prints one line per program (native status; qemu, warden: same/DIFF) and the
-# totals. Not part of `cargo test`: some runs take minutes under the emulator.
+# Prints one line per program (native status; qemu, warden: same/DIFF for stdout
+# and status; warden's stderr: same/DIFF) and the totals. Not part of `cargo test`: some runs take minutes under the emulator.
 set -u
 here=$(cd "$(dirname "$0")/.." && pwd)
 W=${1:-$here/target/release/warden}
@@ -98,7 +98,7 @@ run() { # how name stdin argv...
 
 mkdir -p out
 have_qemu=$(command -v qemu-x86_64 >/dev/null && echo 1 || echo 0)
-nq=0 nw=0 n=0 skipped=() wdiff=()
+nq=0 nw=0 ne=0 n=0 skipped=() wdiff=() ediff=()
 for c in "${cases[@]}"; do
   IFS='|' read -r name in cmd <<<"$c"
   if [ $# -gt 0 ] && ! [[ " $* " == *" $name "* ]]; then continue; fi
@@ -119,9 +119,12 @@ for c in "${cases[@]}"; do
   else
     wdiff+=("$name")
   fi
-  printf '%-10s native=%-3s qemu=%-4s warden=%-4s (rc %s) %s\n' "$name" "$(cat out/$name.native.rc)" "$q" "$w" \
-    "$(cat out/$name.warden.rc)" "$(head -c 100 out/$name.warden.err | tr '\n' ' ')"
+  e=same
+  if cmp -s out/$name.native.err out/$name.warden.err; then ne=$((ne + 1)); else e=DIFF; ediff+=("$name"); fi
+  printf '%-10s native=%-3s qemu=%-4s warden=%-4s stderr=%-4s (rc %s) %s\n' "$name" "$(cat out/$name.native.rc)" \
+    "$q" "$w" "$e" "$(cat out/$name.warden.rc)" "$(head -c 100 out/$name.warden.err | tr '\n' ' ')"
 done
-echo "programs: $n  qemu identical: $nq  warden identical: $nw  skipped: ${skipped[*]:-none}"
+echo "programs: $n  qemu identical: $nq  warden identical: $nw (stderr too: $ne)  skipped: ${skipped[*]:-none}"
 [ ${#wdiff[@]} -gt 0 ] && echo "warden differs: ${wdiff[*]}"
+[ ${#ediff[@]} -gt 0 ] && echo "warden's stderr differs: ${ediff[*]}"
 if [ "${EVERYDAY_KEEP:-0}" = 1 ]; then echo "outputs in $work/out"; else rm -rf "$work"; fi

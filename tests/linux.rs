@@ -378,6 +378,30 @@ fn busybox_sh_script() {
     }
 }
 
+/// The program warden starts may be a `#!` script, also one whose interpreter is another
+/// script (Debian's `ldd` and `which` are scripts), as execve allows.
+#[test]
+fn started_program_may_be_a_script() {
+    if !busybox() {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let dir = work_dir().join(format!("scripts-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let inner = dir.join("inner.sh");
+    let outer = dir.join("outer.sh");
+    std::fs::write(&inner, format!("#!{BUSYBOX}  sh \necho \"$0 | $*\"\nexit 3\n")).unwrap();
+    std::fs::write(&outer, format!("#!{} one arg\n", inner.display())).unwrap();
+    for f in [&inner, &outer] {
+        std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let result = compare(&outer, &["a", "b c"]).and_then(|()| compare(&inner, &[]));
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
+
 #[test]
 fn busybox_applets() {
     if !busybox() {

@@ -232,20 +232,34 @@ impl Kernel {
 
     fn spawn_exec(&mut self, tid: Pid, path: &str, argv: &[&str], envp: &[&str]) -> Result<(), SpawnError> {
         let name = path.to_string();
-        let file = self.open_path(tid, path.as_bytes(), O_RDONLY).map_err(|errno| match errno.0 {
-            ENOENT | ENOTDIR => SpawnError::NotFound { path: name.clone() },
-            _ => SpawnError::Io { path: name.clone(), errno },
-        })?;
-        let desc = OpenFile::new(file, O_RDONLY);
         let not_exec = |errno: Errno| match errno.0 {
-            ENOEXEC | EACCES | EISDIR => SpawnError::NotExecutable { path: name.clone(), errno },
+            ENOEXEC | EACCES | EISDIR | ELOOP => SpawnError::NotExecutable { path: name.clone(), errno },
             _ => SpawnError::Io { path: name.clone(), errno },
         };
-        let bytes = crate::elf::read_program(&desc.file).map_err(not_exec)?;
-        drop(desc);
-        let abs = crate::process::normalize(&self.config.cwd, path.as_bytes());
-        self.linux.exec_path = Some((abs, path.as_bytes().to_vec()));
-        let args: Vec<Vec<u8>> = argv.iter().map(|a| a.as_bytes().to_vec()).collect();
+        let mut path = path.as_bytes().to_vec();
+        let mut args: Vec<Vec<u8>> = argv.iter().map(|a| a.as_bytes().to_vec()).collect();
+        // A `#!` script runs its interpreter instead, as execve does (at most 5 deep).
+        let mut depth = 0;
+        let bytes = loop {
+            let file = self.open_path(tid, &path, O_RDONLY).map_err(|errno| match errno.0 {
+                ENOENT | ENOTDIR if depth > 0 => SpawnError::InterpreterNotFound {
+                    path: name.clone(),
+                    interp: String::from_utf8_lossy(&path).into_owned(),
+                },
+                ENOENT | ENOTDIR => SpawnError::NotFound { path: name.clone() },
+                _ => SpawnError::Io { path: name.clone(), errno },
+            })?;
+            let desc = OpenFile::new(file, O_RDONLY);
+            let bytes = crate::elf::read_program(&desc.file).map_err(not_exec)?;
+            match crate::linux::exec::script(&bytes, &path, &args) {
+                None => break bytes,
+                Some(_) if depth == 4 => return Err(not_exec(Errno(ELOOP))),
+                Some(next) => (path, args) = next.map_err(not_exec)?,
+            }
+            depth += 1;
+        };
+        let abs = crate::process::normalize(&self.config.cwd, &path);
+        self.linux.exec_path = Some((abs, name.as_bytes().to_vec()));
         let envs: Vec<Vec<u8>> = if envp.is_empty() {
             self.config.env.clone()
         } else {

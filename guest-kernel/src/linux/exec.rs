@@ -10,6 +10,11 @@
 //! `AT_BASE` of the interpreter). The interpreter then maps the libraries
 //! itself with `openat` and private file `mmap`s. An interpreter that itself
 //! names an interpreter is ENOEXEC.
+//!
+//! `#!` scripts ([`script`]): the interpreter line names the program that runs instead,
+//! with the line's one optional argument and the script's path before the script's own
+//! arguments, as Linux's `binfmt_script` does; both execve and the program warden starts
+//! use it.
 
 use emu::{GuestAddress, Perm};
 use warden_abi::{Errno, E2BIG, ENOMEM};
@@ -17,6 +22,29 @@ use warden_abi::{Errno, E2BIG, ENOMEM};
 use crate::elf::{push_cstr, push_start_vectors, ElfImage, MAX_ARG_BYTES};
 use crate::mm::{round_up, Mm, PAGE};
 use crate::{Kernel, Pid};
+
+/// A `#!` script's replacement: for `bytes` read from the program at `path` run with
+/// `args`, the interpreter to run instead and its arguments (`interp [arg] path
+/// args[1..]`); `None` if `bytes` is no script, ENOEXEC if the line names no interpreter.
+/// Only the first 255 bytes of the line count, as on Linux.
+pub(crate) fn script(bytes: &[u8], path: &[u8], args: &[Vec<u8>]) -> Option<Result<(Vec<u8>, Vec<Vec<u8>>), Errno>> {
+    let rest = bytes.strip_prefix(b"#!")?;
+    let line = &rest[..rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len()).min(255)];
+    let blank = |b: &u8| *b == b' ' || *b == b'\t';
+    let line = &line[line.iter().position(|b| !blank(b)).unwrap_or(line.len())..];
+    let split = line.iter().position(blank).unwrap_or(line.len());
+    let (interp, arg) = (&line[..split], line[split..].trim_ascii());
+    if interp.is_empty() {
+        return Some(Err(Errno(warden_abi::ENOEXEC)));
+    }
+    let mut new_args = vec![interp.to_vec()];
+    if !arg.is_empty() {
+        new_args.push(arg.to_vec());
+    }
+    new_args.push(path.to_vec());
+    new_args.extend(args.iter().skip(1).cloned());
+    Some(Ok((interp.to_vec(), new_args)))
+}
 
 const AT_NULL: u64 = 0;
 const AT_PHDR: u64 = 3;

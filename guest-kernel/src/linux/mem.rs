@@ -368,7 +368,8 @@ impl Kernel {
         let mm = self.mm_of(tid)?;
         let mut mm = mm.borrow_mut();
         let (id, end) = (mm.id, addr.checked_add(len).ok_or(Errno(r::EINVAL))?);
-        let shared = |page: u64| self.linux.shared_maps.iter().any(|m| m.mm == id && m.addr <= page && page < m.addr + m.len);
+        let shared =
+            |page: u64| self.linux.shared_maps.iter().any(|m| m.mm == id && m.addr <= page && page < m.addr + m.len);
         let mut page = addr;
         let mut unmapped = false;
         while page < end {

@@ -163,26 +163,8 @@ impl Kernel {
             }
             let bytes = crate::elf::read_program(&desc.file)?;
             drop(desc);
-            if let Some(rest) = bytes.strip_prefix(b"#!") {
-                let line_end = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len()).min(255);
-                let line = &rest[..line_end];
-                let line: Vec<u8> = line.iter().copied().skip_while(|b| *b == b' ' || *b == b'\t').collect();
-                let split = line.iter().position(|&b| b == b' ' || b == b'\t').unwrap_or(line.len());
-                let interp = line[..split].to_vec();
-                let arg: Vec<u8> =
-                    line[split..].iter().copied().skip_while(|b| *b == b' ' || *b == b'\t').collect::<Vec<u8>>();
-                let arg = arg.trim_ascii_end().to_vec();
-                if interp.is_empty() {
-                    return err(r::ENOEXEC);
-                }
-                let mut new_args = vec![interp.clone()];
-                if !arg.is_empty() {
-                    new_args.push(arg);
-                }
-                new_args.push(path.clone());
-                new_args.extend(args.iter().skip(1).cloned());
-                args = new_args;
-                path = interp;
+            if let Some(script) = super::exec::script(&bytes, &path, &args) {
+                (path, args) = script?;
                 continue;
             }
             self.linux.exec_path = Some((abs, execfn));

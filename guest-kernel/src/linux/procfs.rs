@@ -3,7 +3,7 @@
 //! describe warden, and read as empty files).
 //!
 //! Served: `/proc/{self,thread-self,PID}` with `stat status statm cmdline
-//! comm maps exe cwd root fd/ task/ environ auxv mounts`, and `/proc/{meminfo,
+//! comm maps exe cwd root fd/ task/ environ auxv mounts mountinfo`, and `/proc/{meminfo,
 //! cpuinfo,stat,uptime,loadavg,mounts,version,filesystems}`,
 //! `/sys/devices/system/cpu/{online,possible,present}`. They agree with what
 //! the guest sees elsewhere: one CPU (`sched_getaffinity`), the `--cpu`
@@ -170,7 +170,7 @@ impl Kernel {
                     running
                 ))
             }
-            "mounts" if tail.is_empty() => file(MOUNTS.to_string()),
+            "mounts" if tail.is_empty() => Ok(ProcNode::File(mounts())),
             "version" if tail.is_empty() => {
                 file("Linux version 6.1.0-warden (warden) #1 SMP PREEMPT_DYNAMIC\n".to_string())
             }
@@ -190,8 +190,21 @@ impl Kernel {
         let (first, rest) = tail.split_once('/').unwrap_or((tail, ""));
         match first {
             "" => Ok(ProcNode::Dir(names(&[
-                "auxv", "cmdline", "comm", "cwd", "environ", "exe", "fd", "maps", "mounts", "root", "stat", "statm",
-                "status", "task",
+                "auxv",
+                "cmdline",
+                "comm",
+                "cwd",
+                "environ",
+                "exe",
+                "fd",
+                "maps",
+                "mountinfo",
+                "mounts",
+                "root",
+                "stat",
+                "statm",
+                "status",
+                "task",
             ]))),
             "task" if rest.is_empty() => {
                 Ok(ProcNode::Dir(p.threads.iter().map(|t| t.to_string().into_bytes()).collect()))
@@ -231,7 +244,8 @@ impl Kernel {
                 Ok(ProcNode::Link(self.shown_path(tid, &cwd)))
             }
             "root" if rest.is_empty() => Ok(ProcNode::Link(b"/".to_vec())),
-            "mounts" if rest.is_empty() => Ok(ProcNode::File(MOUNTS.as_bytes().to_vec())),
+            "mounts" if rest.is_empty() => Ok(ProcNode::File(mounts())),
+            "mountinfo" if rest.is_empty() => Ok(ProcNode::File(mountinfo())),
             "environ" if rest.is_empty() => {
                 // Read from the process's memory, as Linux does (empty if it unmapped them).
                 let (start, end) = self.linux.procs.get(&pid).map_or((0, 0), |l| l.start.env);
@@ -421,9 +435,33 @@ impl Kernel {
     }
 }
 
-/// What `/proc/mounts` lists: the root, /proc and /dev as the guest sees them.
-const MOUNTS: &str =
-    "rootfs / rootfs rw 0 0\nproc /proc proc rw,nosuid,nodev,noexec 0 0\ndevtmpfs /dev devtmpfs rw 0 0\n";
+/// The guest's mounts as it sees them: (source, mount point, type, options, device as
+/// `stat`'s `st_dev` gives it for files there). `statfs` reports the same types (`fs.rs`).
+const MOUNT_TABLE: [(&str, &str, &str, &str, &str); 3] = [
+    ("/dev/root", "/", "ext4", "rw,relatime", "0:1"),
+    ("proc", "/proc", "proc", "rw,nosuid,nodev,noexec,relatime", "0:22"),
+    ("devtmpfs", "/dev", "devtmpfs", "rw,nosuid,relatime", "0:6"),
+];
+
+/// `/proc/mounts` (and `/proc/PID/mounts`): `source point type options 0 0`.
+fn mounts() -> Vec<u8> {
+    MOUNT_TABLE
+        .iter()
+        .map(|(src, point, kind, opts, _)| format!("{src} {point} {kind} {opts} 0 0\n"))
+        .collect::<String>()
+        .into_bytes()
+}
+
+/// `/proc/PID/mountinfo`: ids from 21 on (each mount's parent is the root's), then
+/// `dev root point options - type source super-options` (df and findmnt read it).
+fn mountinfo() -> Vec<u8> {
+    let mut out = String::new();
+    for (i, (src, point, kind, opts, dev)) in MOUNT_TABLE.iter().enumerate() {
+        let parent = if i == 0 { 1 } else { 21 };
+        out.push_str(&format!("{} {parent} {dev} / {point} {opts} - {kind} {src} rw\n", 21 + i));
+    }
+    out.into_bytes()
+}
 
 /// `Mm::describe`'s runs (`start-end perms [label]`) in Linux's maps format: offset,
 /// device and inode are zero (the kernel does not track which file a mapping came from).
