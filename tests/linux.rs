@@ -322,6 +322,30 @@ fn signal_calls_in_five_builds() {
     check_five_builds("sigcalls");
 }
 
+/// A FIFO the host made (`mkfifo` outside, seen through `--root /`) is a named pipe
+/// between guest processes, as natively (it was EACCES).
+#[test]
+fn host_made_fifo_works_inside_the_guest() {
+    if !busybox() {
+        return;
+    }
+    let dir = work_dir().join(format!("host-fifo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("f");
+    let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path; mkfifo only reads it.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o644) }, 0, "mkfifo");
+    let script = format!(
+        "test -p {f} && echo is a fifo; (echo one; echo two) > {f} & while read l; do echo got $l; done < {f}; wait",
+        f = fifo.display()
+    );
+    let result = compare(Path::new(BUSYBOX), &["sh", "-c", &script]);
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
+
 /// Named pipes: mkfifo/mknod, opens that wait for the other side, O_NONBLOCK opens.
 #[test]
 fn fifo_in_five_builds() {

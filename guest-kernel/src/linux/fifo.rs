@@ -9,8 +9,11 @@
 //! opening for writing waits for a reader (the waiting opener's end already counts for the
 //! other side), `O_NONBLOCK` makes a read-only open succeed at once and a write-only open
 //! with no reader fail with ENXIO, and `O_RDWR` never waits (it gets a read end here: its
-//! writes fail with EBADF). Not done: FIFOs made by the host or by Redox programs, and
-//! `mknod` of devices (EPERM) and sockets (EPERM).
+//! writes fail with EBADF). A FIFO node the file system already has (made by the host:
+//! `mkfifo` outside, then `--root`) joins the list at its first open and works the same
+//! way: between guest processes only, never connected to the host's pipe (that would let
+//! host timing into the run). Not done: FIFOs made by Redox programs, and `mknod` of
+//! devices (EPERM) and sockets (EPERM).
 
 use std::collections::BTreeMap;
 use std::rc::Weak;
@@ -149,6 +152,18 @@ impl Kernel {
         }
         fifo.waiting.insert(tid, (end, seen));
         Some(Err(Block::retry(WaitOn::Key(key))))
+    }
+
+    /// Makes the file system's FIFO node `abs` a guest FIFO (see the module note); false if
+    /// `abs` is no FIFO node.
+    pub(super) fn lx_adopt_fifo(&mut self, tid: Pid, abs: &[u8]) -> bool {
+        let Ok(st) = self.lx_stat_abs(tid, abs, false) else { return false };
+        if st.st_mode & r::MODE_TYPE != r::MODE_FIFO {
+            return false;
+        }
+        let id = self.alloc_object_id();
+        self.linux.fifos.entry(abs.to_vec()).or_insert(Fifo { id, ..Fifo::default() });
+        true
     }
 
     /// `stat` mode bits for `abs` if it is a FIFO.

@@ -192,7 +192,7 @@ impl Kernel {
     }
 
     /// Stat of `abs` (a final symlink followed unless `nofollow`).
-    fn lx_stat_abs(&mut self, tid: Pid, abs: &[u8], nofollow: bool) -> Result<Stat, Errno> {
+    pub(super) fn lx_stat_abs(&mut self, tid: Pid, abs: &[u8], nofollow: bool) -> Result<Stat, Errno> {
         if let Some(node) = self.lx_proc_path(tid, abs) {
             return match node? {
                 ProcNode::Link(target) if !nofollow => {
@@ -305,7 +305,13 @@ impl Kernel {
         }
         let before = if flags & (abi::O_CREAT | abi::O_TRUNC) != 0 { self.lx_watched_kind(tid, &abs) } else { None };
         // A read-write open of a directory is EISDIR on Linux as well.
-        let file = self.open_path(tid, &path, rflags)?;
+        let file = match self.open_path(tid, &path, rflags) {
+            // A FIFO node of the file system (made by the host): a guest FIFO from now on.
+            Err(Errno(r::EACCES)) if flags & abi::O_PATH == 0 && self.lx_adopt_fifo(tid, &abs) => {
+                return self.lx_open_fifo(tid, &abs, flags, cloexec).unwrap_or(err(r::EACCES));
+            }
+            result => result?,
+        };
         let fd = self.install_fd(tid, file, rflags, cloexec)?;
         match before {
             Some(None) => self.lx_notify(&abs, IN_CREATE),

@@ -302,7 +302,7 @@ impl Kernel {
             "" => return Ok(ProcNode::Dir(names(&["comm", "stat", "status", "cmdline"]))),
             "comm" => format!("{comm}\n").into_bytes(),
             "cmdline" => p.cmdline.iter().flat_map(|a| a.iter().copied().chain([0])).collect(),
-            "statm" => format!("{pages} 0 0 0 0 {pages} 0\n").into_bytes(),
+            "statm" => format!("{pages} {pages} 0 0 0 {pages} 0\n").into_bytes(),
             "maps" => linux_maps(&p.mm.borrow().describe()).into_bytes(),
             "stat" => format!(
                 "{t} ({comm}) {} {ppid} {pgid} {pgid} 0 -1 4194304 0 0 0 0 0 0 0 0 20 0 {} 0 {start} {vm} {pages} \
