@@ -171,9 +171,9 @@ impl Kernel {
     /// group of the same session. An empty group counts as orphaned.
     pub(crate) fn orphaned_pgrp(&self, pgid: Pid) -> bool {
         !self.procs.values().filter(|p| p.pgid == pgid && p.state == ProcState::Alive).any(|p| {
-            self.procs
-                .get(&p.ppid)
-                .is_some_and(|parent| parent.state == ProcState::Alive && parent.pgid != pgid && parent.job.sid == p.job.sid)
+            self.procs.get(&p.ppid).is_some_and(|parent| {
+                parent.state == ProcState::Alive && parent.pgid != pgid && parent.job.sid == p.job.sid
+            })
         })
     }
 

@@ -462,7 +462,8 @@ pub(super) fn setpgid(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
     if p.job.sid == p.pid {
         return err(r::EPERM);
     }
-    if pgid != target && !k.procs.values().any(|q| q.pgid == pgid && q.job.sid == caller_sid && q.state == ProcState::Alive)
+    if pgid != target
+        && !k.procs.values().any(|q| q.pgid == pgid && q.job.sid == caller_sid && q.state == ProcState::Alive)
     {
         return err(r::EPERM);
     }

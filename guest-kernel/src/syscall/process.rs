@@ -63,7 +63,11 @@ impl Kernel {
         let targets: Vec<Pid> = if let Some(g) = group {
             self.procs.values().filter(|p| p.pgid == g && p.state == ProcState::Alive).map(|p| p.pid).collect()
         } else if pid == -1 {
-            self.procs.values().filter(|p| p.pid != 1 && p.pid != me && p.state == ProcState::Alive).map(|p| p.pid).collect()
+            self.procs
+                .values()
+                .filter(|p| p.pid != 1 && p.pid != me && p.state == ProcState::Alive)
+                .map(|p| p.pid)
+                .collect()
         } else {
             vec![pid as Pid]
         };
