@@ -52,7 +52,7 @@ pub const STOP_SIGNALS: u64 = sig_bit(SIGSTOP) | sig_bit(SIGTSTP) | sig_bit(SIGT
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SigInfo {
     pub code: i32,
-    pub pid: u32,
+    pub pid: Pid,
     pub uid: u32,
     /// A child's exit code or signal (SIGCHLD).
     pub status: i32,
@@ -221,7 +221,7 @@ impl Kernel {
         // Waits first, so a handler runs after the wait returned (see `terminate_process`).
         self.wake_where(|on| on == crate::process::WaitOn::Child(ppid), None);
         if flags & SA_NOCLDSTOP == 0 {
-            self.post_signal_info(ppid, SIGCHLD, SigInfo { code, pid: pid as u32, uid, status });
+            self.post_signal_info(ppid, SIGCHLD, SigInfo { code, pid, uid, status });
         }
     }
 

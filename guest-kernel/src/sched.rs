@@ -705,7 +705,7 @@ impl Kernel {
                 } else {
                     (crate::jobs::CLD_KILLED, wtermsig(status) as i32)
                 };
-                self.post_signal_info(ppid, SIGCHLD, crate::jobs::SigInfo { code, pid: pid as u32, uid, status });
+                self.post_signal_info(ppid, SIGCHLD, crate::jobs::SigInfo { code, pid, uid, status });
             }
             Some(true) => {
                 self.procs.remove(&pid);
