@@ -127,7 +127,9 @@ struct RunArgs {
 
     /// Run the guest under a system-call mask and/or in a jail described by a TOML
     /// file (see examples/policy.toml): `allow`/`deny` lists of call names, classes
-    /// (P, F, C, J) or groups, `jail = "/dir"`, `mode = "errno" | "kill"`.
+    /// (P, F, C, J) or groups, `jail = "/dir"`, `mode = "errno" | "kill"`, and
+    /// `schemes = true` to let the jail's processes serve schemes from user space
+    /// (JAIL_SCHEMES: create `NAME:` as ramfsd does, use those served inside the jail).
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
 

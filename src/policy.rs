@@ -11,6 +11,7 @@
 //! allow = ["P", "F", "C", "J"]   # calls allowed: names, classes P/F/C/J, groups, "all"
 //! deny = ["kill", "supervise"]   # removed from what allow gives
 //! jail = "/srv/jail"             # confine the guest to this guest directory
+//! schemes = true                 # the jail's processes may serve schemes (JAIL_SCHEMES)
 //! mode = "errno"                 # a denied call fails with EPERM; "kill": SIGSYS
 //! ```
 //! Every key is optional. Without `allow` and `deny` there is no mask (and `mode` has no
@@ -35,6 +36,7 @@ struct PolicyFile {
     allow: Option<Vec<Spanned<String>>>,
     deny: Option<Vec<Spanned<String>>>,
     jail: Option<Spanned<String>>,
+    schemes: Option<Spanned<bool>>,
     mode: Option<Mode>,
 }
 
@@ -92,7 +94,17 @@ pub fn parse(name: &str, text: &str) -> Result<PolicySpec, String> {
             return Err(format!("{name}:{line}: jail must be an absolute guest path, not {:?}", j.get_ref()));
         }
     };
-    Ok(PolicySpec { allow, kill: masked && file.mode == Some(Mode::Kill), jail })
+    let schemes = match file.schemes {
+        Some(s) if *s.get_ref() && jail.is_none() => {
+            let line = line_of(text, s.span().start);
+            return Err(format!(
+                "{name}:{line}: schemes = true needs a jail (outside one, serving schemes is always allowed)"
+            ));
+        }
+        Some(s) => s.into_inner(),
+        None => false,
+    };
+    Ok(PolicySpec { allow, kill: masked && file.mode == Some(Mode::Kill), jail, schemes })
 }
 
 /// Reads and parses the policy file at `path`.
@@ -113,8 +125,9 @@ mod tests {
             parse("p", "allow = [\"F\", \"open\"]\ndeny = [\"fexec\"]\nmode = \"kill\"\njail = \"/j\"\n").unwrap();
         let allow = spec.allow.unwrap();
         assert!(allow.contains(&SYS_READ) && allow.contains(&SYS_OPEN) && !allow.contains(&SYS_KILL));
-        assert!(spec.kill);
+        assert!(spec.kill && !spec.schemes);
         assert_eq!(spec.jail.as_deref(), Some(&b"/j"[..]));
+        assert!(parse("p", "jail = \"/j\"\nschemes = true\n").unwrap().schemes);
         let spec = parse("p", "deny = [\"J\"]").unwrap();
         let allow = spec.allow.unwrap();
         assert!(allow.contains(&SYS_READ) && !allow.contains(&SYS_SUPERVISE) && !spec.kill);
@@ -128,6 +141,7 @@ mod tests {
             ("deny = [\n  \"read\",\n  \"frobnicate\",\n]\n", "p:3: unknown call or class \"frobnicate\""),
             ("mode = \"loud\"\n", "p:1: unknown variant `loud`"),
             ("jail = \"rel\"\n", "p:1: jail must be an absolute guest path"),
+            ("schemes = true\n", "p:1: schemes = true needs a jail"),
             ("allow = \"open\"\n", "p:1: invalid type"),
             ("allow = [\n", "p:"),
         ] {

@@ -347,6 +347,13 @@ fn host_made_fifo_works_inside_the_guest() {
 }
 
 /// Named pipes: mkfifo/mknod, opens that wait for the other side, O_NONBLOCK opens.
+/// Item 6: sessions, process groups, stop and continue, what waits and SIGCHLD report, the
+/// orphaned-group rules (`tests/fixtures/linux/jobctl.c`).
+#[test]
+fn job_control_in_five_builds() {
+    check_five_builds("jobctl");
+}
+
 #[test]
 fn fifo_in_five_builds() {
     check_five_builds("fifo");

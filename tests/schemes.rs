@@ -72,6 +72,69 @@ fn a_jail_with_jail_schemes_keeps_its_own_daemons() {
     scenario("jail-schemes");
 }
 
+/// Runs `o` to its end: the outcome, stdout and stderr.
+fn run_with(o: &RunOptions) -> (RunOutcome, String, String) {
+    let (console, out): (CaptureConsole, Rc<RefCell<CapturedOutput>>) = CaptureConsole::new(b"");
+    let outcome = warden::run(o, Box::new(console)).expect("boots");
+    let out = out.borrow();
+    (outcome, String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// A fresh host directory for one test.
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("warden-schemes-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+const SERVE_AND_USE: &str = "ramfsd && echo hi > ramfs:/a && cat ramfs:/a";
+
+/// `restrict --jail DIR --schemes` makes the jail with `JAIL_SCHEMES`: a daemon inside
+/// serves, while without the flag creating the scheme is EACCES.
+#[test]
+fn restrict_schemes_lets_a_jail_serve_schemes() {
+    let (outcome, out, err) = run("/bin/restrict", &["--jail", "/", "--schemes", "/bin/sh", "-c", SERVE_AND_USE]);
+    assert_eq!((outcome, out.as_str()), (RunOutcome::Exited(0), "hi\n"), "{err}");
+    let (outcome, out, err) = run("/bin/restrict", &["--jail", "/", "/bin/sh", "-c", SERVE_AND_USE]);
+    assert_eq!((outcome, out.as_str()), (RunOutcome::Exited(1), ""), "{err}");
+    assert!(err.contains("ramfsd: ramfs: Permission denied"), "{err}");
+}
+
+/// `schemes = true` in a `--policy` file does the same for the whole guest.
+#[test]
+fn a_policy_with_schemes_lets_its_jail_serve_schemes() {
+    let dir = temp_dir("policy");
+    for (text, status, stdout) in [("jail = \"/\"\nschemes = true\n", 0, "hi\n"), ("jail = \"/\"\n", 1, "")] {
+        let policy = dir.join("policy.toml");
+        std::fs::write(&policy, text).unwrap();
+        let o = RunOptions { policy: Some(policy), ..opts("/bin/sh", &["-c", SERVE_AND_USE]) };
+        let (outcome, out, err) = run_with(&o);
+        assert_eq!((outcome, out.as_str()), (RunOutcome::Exited(status), stdout), "{text}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A Linux program (busybox) reads and writes the user-scheme files it inherits: its
+/// `read` and `write` become requests to the daemon as a Redox program's do.
+#[test]
+fn a_linux_program_reads_and_writes_through_a_daemon() {
+    let busybox = std::path::Path::new("/bin/busybox");
+    if !busybox.exists() {
+        assert!(std::env::var_os("WARDEN_REQUIRE_TOOLS").is_none(), "/bin/busybox is required (WARDEN_REQUIRE_TOOLS)");
+        eprintln!("skipped: /bin/busybox is missing");
+        return;
+    }
+    let dir = temp_dir("linux");
+    // (busybox picks its applet from its name: the copy keeps it.)
+    std::fs::copy(busybox, dir.join("busybox")).unwrap();
+    let script = "ramfsd && echo hi > ramfs:/a && /busybox cat < ramfs:/a && /busybox echo from linux > ramfs:/b && cat ramfs:/b";
+    let o = RunOptions { overlay: Some(dir.clone()), ..opts("/bin/sh", &["-c", script]) };
+    let (outcome, out, err) = run_with(&o);
+    assert_eq!((outcome, out.as_str()), (RunOutcome::Exited(0), "hi\nfrom linux\n"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn channel_scenario(mode: &str) {
     let (outcome, out, err) = run("/bin/channeltest", &[mode]);
     assert_eq!(outcome, RunOutcome::Exited(0), "{out}{err}");
@@ -101,6 +164,11 @@ fn signal_interrupts_a_channel_caller() {
 #[test]
 fn a_dropped_reply_or_a_dead_server_gives_epipe() {
     channel_scenario("hangup");
+}
+
+#[test]
+fn endpoints_in_flight_form_no_cycle_and_are_freed() {
+    channel_scenario("cycle");
 }
 
 const CHANDEMO: &str = "client: upper(\"hello, channels\") = \"HELLO, CHANNELS\"\n\

@@ -8,8 +8,15 @@
 //!   and `write` work on it as on a pipe; `send` and `recv` add the descriptors.
 //! - A message holds the *descriptions* it passes (`Rc<OpenFile>`, as `dup` shares them),
 //!   so a passed file cannot be closed under the receiver; the receiver gets new descriptors
-//!   for them. Passing an endpoint of the same channel is refused: the channel would hold
-//!   itself and never be freed.
+//!   for them. A queued message lives as long as the endpoint it was sent to (closing that
+//!   endpoint drops its inbox).
+//! - In-flight endpoints never form a cycle (endpoints holding each other in their inboxes,
+//!   alive with no descriptor left anywhere: a leak), by two refusals instead of a garbage
+//!   collector: passing an endpoint of the same channel (EINVAL: it would hold itself), and
+//!   passing an endpoint whose own inbox holds endpoints (ETOOMANYREFS). Why that suffices:
+//!   a cycle needs a last edge "X put in Y's inbox" while X's inbox already holds the next
+//!   endpoint of the cycle, which the second rule refuses. The count each inbox keeps
+//!   ([`Inbox::endpoints`]) makes the check O(1).
 //! - `call` queues a message carrying a [`ReplyRight`] and parks the caller on its
 //!   [`ReplySlot`]'s key; the kernel remembers which slot each parked caller waits for
 //!   ([`Channels`]), so the re-run of the parked call (the usual blocked-call retry, on the
@@ -52,12 +59,48 @@ struct Message {
     fds: Vec<Rc<OpenFile>>,
     /// The right to answer, for a message `call` sent.
     reply: Option<ReplyRight>,
+    /// How many of `fds` are channel endpoints (counted once, when the message is made).
+    endpoints: usize,
+}
+
+impl Message {
+    fn new(data: Vec<u8>, fds: Vec<Rc<OpenFile>>, reply: Option<ReplyRight>) -> Message {
+        let endpoints = fds.iter().filter(|d| channel_of(d).is_some()).count();
+        Message { data, fds, reply, endpoints }
+    }
 }
 
 /// What one endpoint has been sent.
 #[derive(Default)]
 struct Inbox {
     queue: VecDeque<Message>,
+    /// Channel endpoints the queued messages carry: while there are any, this endpoint may
+    /// not be passed itself (the rule that keeps in-flight endpoints acyclic).
+    endpoints: usize,
+}
+
+impl Inbox {
+    fn push_back(&mut self, msg: Message) {
+        self.endpoints += msg.endpoints;
+        self.queue.push_back(msg);
+    }
+
+    /// Puts back a message just taken (it could not be delivered).
+    fn push_front(&mut self, msg: Message) {
+        self.endpoints += msg.endpoints;
+        self.queue.push_front(msg);
+    }
+
+    fn pop_front(&mut self) -> Option<Message> {
+        let msg = self.queue.pop_front()?;
+        self.endpoints -= msg.endpoints;
+        Some(msg)
+    }
+
+    fn take(&mut self) -> VecDeque<Message> {
+        self.endpoints = 0;
+        std::mem::take(&mut self.queue)
+    }
 }
 
 /// A channel: its two inboxes and which endpoints are still open.
@@ -92,7 +135,7 @@ impl Channel {
         if self.account.charge(msg.data.len() as u64).is_err() {
             return Err((Errno(ENOMEM).into(), msg));
         }
-        self.inbox[to].queue.push_back(msg);
+        self.inbox[to].push_back(msg);
         self.waker.wake(self.message_key(to));
         Ok(())
     }
@@ -109,7 +152,7 @@ impl Channel {
         if front.data.len() > room {
             return Err(Errno(EMSGSIZE).into());
         }
-        let msg = self.inbox[side].queue.pop_front().expect("front exists");
+        let msg = self.inbox[side].pop_front().expect("front exists");
         self.account.release(msg.data.len() as u64);
         self.waker.wake(self.room_key(side));
         Ok(msg)
@@ -119,7 +162,7 @@ impl Channel {
     /// borrow) and the other side hears of it.
     fn close(&mut self, side: usize) -> VecDeque<Message> {
         self.open[side] = false;
-        let dropped = std::mem::take(&mut self.inbox[side].queue);
+        let dropped = self.inbox[side].take();
         let bytes: usize = dropped.iter().map(|m| m.data.len()).sum();
         self.account.release(bytes as u64);
         self.waker.wake(self.message_key(1 - side));
@@ -201,7 +244,7 @@ impl FileOps for Endpoint {
         if buf.len() > CHANNEL_MAX_MSG {
             return Err(Errno(EMSGSIZE).into());
         }
-        let msg = Message { data: buf.to_vec(), fds: Vec::new(), reply: None };
+        let msg = Message::new(buf.to_vec(), Vec::new(), None);
         let pushed = self.chan.borrow_mut().push(1 - self.side, msg);
         pushed.map(|()| buf.len()).map_err(|(e, _)| e)
     }
@@ -263,7 +306,7 @@ impl FileOps for ReplyCap {
             return Err(Errno(EMSGSIZE).into());
         }
         let right = self.right.get_mut().take().ok_or(Errno(EPIPE))?;
-        let msg = Message { data: buf.to_vec(), fds: Vec::new(), reply: None };
+        let msg = Message::new(buf.to_vec(), Vec::new(), None);
         right.answer(msg).map(|()| buf.len()).map_err(|_| Errno(EPIPE).into())
     }
 
@@ -321,8 +364,9 @@ impl Kernel {
         Ok((desc, nonblock))
     }
 
-    /// The descriptions `caps` lists (thread `tid`'s descriptors), none of them an endpoint
-    /// of `chan`.
+    /// The descriptions `caps` lists (thread `tid`'s descriptors), for `chan`'s inbox (`None`:
+    /// an answer): none of them an endpoint of `chan` (EINVAL) or one whose own inbox holds
+    /// endpoints (ETOOMANYREFS), so that no cycle of endpoints can form in flight.
     fn passed_fds(
         &self,
         tid: Pid,
@@ -339,9 +383,12 @@ impl Kernel {
         let mut out = Vec::with_capacity(caps.count as usize);
         for &fd in caps.list() {
             let desc = self.desc(tid, usize::try_from(fd).map_err(|_| Errno(EBADF))?)?;
-            if let (Some(chan), Ok(file)) = (chan, desc.file.try_borrow()) {
-                if file.as_any().and_then(|f| f.downcast_ref::<Endpoint>()).is_some_and(|e| Rc::ptr_eq(&e.chan, chan)) {
+            if let (Some(chan), Some((passed, side))) = (chan, channel_of(&desc)) {
+                if Rc::ptr_eq(&passed, chan) {
                     return Err(Errno(EINVAL));
+                }
+                if passed.try_borrow().map_or(true, |p| p.inbox[side].endpoints > 0) {
+                    return Err(Errno(ETOOMANYREFS));
                 }
             }
             out.push(desc);
@@ -417,7 +464,7 @@ impl Kernel {
     }
 }
 
-/// The channel of an endpoint description.
+/// The channel of an endpoint description, and its side.
 fn channel_of(desc: &OpenFile) -> Option<(Rc<RefCell<Channel>>, usize)> {
     let file = desc.file.try_borrow().ok()?;
     let end = file.as_any()?.downcast_ref::<Endpoint>()?;
@@ -455,7 +502,7 @@ pub(crate) fn send(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
     }
     if let Some((chan, side)) = channel_of(&desc) {
         let fds = k.passed_fds(tid, c.input(3), Some(&chan))?;
-        let msg = Message { data: data.to_vec(), fds, reply: None };
+        let msg = Message::new(data.to_vec(), fds, None);
         let pushed = chan.borrow_mut().push(1 - side, msg);
         return match pushed {
             Ok(()) => Ok(data.len()),
@@ -475,7 +522,7 @@ pub(crate) fn send(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
     };
     let _ = k.sys_close(tid, split_fd(c.args[0]).0);
     let (right, fds) = right.ok_or(Errno(EPIPE))?;
-    let answer = Message { data: data.to_vec(), fds, reply: None };
+    let answer = Message::new(data.to_vec(), fds, None);
     right.answer(answer).map(|()| data.len()).map_err(|_| Errno(EPIPE).into())
 }
 
@@ -510,7 +557,7 @@ pub(crate) fn recv(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
             // Undeliverable: the message goes back to the front of the queue.
             let mut ch = chan.borrow_mut();
             let _ = ch.account.charge(n as u64);
-            ch.inbox[side].queue.push_front(msg);
+            ch.inbox[side].push_front(msg);
             return Err(e.into());
         }
     };
@@ -577,7 +624,7 @@ fn call_step(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
     let id = k.alloc_object_id();
     let slot = Rc::new(RefCell::new(ReplySlot { id, state: SlotState::Waiting }));
     let right = ReplyRight { slot: Rc::clone(&slot), waker: k.waker.clone() };
-    let msg = Message { data, fds, reply: Some(right) };
+    let msg = Message::new(data, fds, Some(right));
     let pushed = chan.borrow_mut().push(1 - side, msg);
     if let Err((e, msg)) = pushed {
         // Never queued: no one hangs up on this caller.
@@ -644,7 +691,7 @@ mod tests {
     }
 
     fn msg(data: &[u8]) -> Message {
-        Message { data: data.to_vec(), fds: Vec::new(), reply: None }
+        Message::new(data.to_vec(), Vec::new(), None)
     }
 
     #[test]

@@ -20,6 +20,9 @@
 //!   (the error is for the next call).
 //! - **EPIPE**: a write that fails with EPIPE raises SIGPIPE in the writing thread unless
 //!   the call asked not to (`MSG_NOSIGNAL`).
+//! - **user-space schemes**: a file a daemon serves (`crate::scheme::user`) moves its bytes
+//!   as one request to the daemon and its answer (the caller parks until then), the same
+//!   for both personalities; it has no offsets (`pread`/`pwrite`: ESPIPE).
 //! - **whole files** ([`read_to_end`]): the kernel's own reads of a listing or a file.
 //! - **file mappings** ([`map_contents`]): the bytes a private file mapping starts with, for
 //!   Redox `fmap` and Linux `mmap` alike (the two copies of this loop once disagreed on the
@@ -50,13 +53,16 @@ pub(crate) struct How {
     pub at: Option<u64>,
     /// A write that fails with EPIPE raises SIGPIPE.
     pub sigpipe: bool,
+    /// The transfer is a call's own, which may park until a user-space daemon answers (a
+    /// transfer inside another call, as `sendfile`'s, cannot: EOPNOTSUPP for such a file).
+    pub whole_call: bool,
 }
 
 impl How {
     /// A transfer as description `desc` says (its `O_NONBLOCK`), made non-blocking also by
     /// the call itself if `call_nonblock`.
     pub(crate) fn of(desc: &OpenFile, call_nonblock: bool) -> How {
-        How { nonblock: call_nonblock || desc.flags.get() & O_NONBLOCK != 0, at: None, sigpipe: true }
+        How { nonblock: call_nonblock || desc.flags.get() & O_NONBLOCK != 0, at: None, sigpipe: true, whole_call: true }
     }
 
     /// The same transfer at offset `at` (`None`: at the file position).
@@ -149,6 +155,12 @@ impl Kernel {
         if desc.flags.get() & O_ACCMODE == O_WRONLY {
             return Err(Errno(EBADF).into());
         }
+        // A file a user-space daemon serves: a request to it (crate::scheme::user).
+        if self.ns.user.active {
+            if let Some(served) = self.user_read(tid, desc, iov, how) {
+                return served;
+            }
+        }
         let mm = self.mm_of(tid)?;
         let total = iov.iter().fold(0usize, |t, &(_, len)| t + len.min(MAX_IO - t));
         // Only the part the read can fill is checked (a file that knows how much its next
@@ -198,6 +210,11 @@ impl Kernel {
         if flags & O_ACCMODE == O_RDONLY {
             return Err(Errno(EBADF).into());
         }
+        if self.ns.user.active {
+            if let Some(served) = self.user_write(tid, desc, data, how) {
+                return served;
+            }
+        }
         let start = self.take_write_done(tid);
         let mut file = desc.file.try_borrow_mut().map_err(|_| Errno(EIO))?;
         let wrote = match how.at {
@@ -242,7 +259,7 @@ impl Kernel {
 }
 
 /// Copies `data` over the guest ranges `iov` in order (all checked writable before).
-fn scatter(mem: &mut emu::Memory, iov: &[(usize, usize)], data: &[u8]) -> Result<(), Errno> {
+pub(crate) fn scatter(mem: &mut emu::Memory, iov: &[(usize, usize)], data: &[u8]) -> Result<(), Errno> {
     let mut done = 0;
     for &(base, len) in iov {
         if done >= data.len() {

@@ -115,6 +115,8 @@ pub const EISCONN: i32 = 106;
 pub const ENOTCONN: i32 = 107;
 /// Connection refused.
 pub const ECONNREFUSED: i32 = 111;
+/// Too many references: cannot splice (a descriptor that would hold itself in flight).
+pub const ETOOMANYREFS: i32 = 109;
 
 /// The largest errno a syscall return value can encode (results in `-4095..=-1` are errors).
 pub const MAX_ERRNO: i32 = 4095;
@@ -175,6 +177,7 @@ pub const ERRNOS: &[(i32, &str, &str)] = &[
     (EISCONN, "EISCONN", "Transport endpoint is already connected"),
     (ENOTCONN, "ENOTCONN", "Transport endpoint is not connected"),
     (ECONNREFUSED, "ECONNREFUSED", "Connection refused"),
+    (ETOOMANYREFS, "ETOOMANYREFS", "Too many references: cannot splice"),
 ];
 
 /// The symbolic name of errno `e` (e.g. `"ENOENT"`), or `"EUNKNOWN"`.

@@ -29,6 +29,12 @@
 //! fails with ENOENT, as for any unknown scheme). Closing the last descriptor of a file sends a [`SYS_CLOSE`](crate::SYS_CLOSE)
 //! request nobody waits for.
 //!
+//! A Linux-personality program holding a descriptor of such a file (inherited, or passed to
+//! it) reaches the daemon with `read`, `readv`, `write` and `writev` (a `SYS_READ` or
+//! `SYS_WRITE` request, as above); `pread64`, `pwrite64` and their vector forms are ESPIPE
+//! (requests carry no offset), and the calls no request carries (`fstat`, `mmap`,
+//! `sendfile`'s reads, ...) fail with EOPNOTSUPP.
+//!
 //! Supervisors see a daemon's `read` and `write` on its server descriptor marked with an
 //! [`ITEM_SCHEME`](crate::ITEM_SCHEME) item (the scheme's name), and tracers print the
 //! packets decoded ([`crate::trace::write_scheme_request`],
@@ -58,7 +64,10 @@
 //!   carries `FD_NONBLOCK_CALL` (bit 62: that one call is non-blocking, as for `read` and
 //!   `write`). EPIPE when the other endpoint is closed, EMSGSIZE past the limits, EBADF for a
 //!   listed descriptor the caller does not hold, EINVAL for an endpoint of the same channel
-//!   (it would hold itself). Queued bytes count against the memory limit (ENOMEM).
+//!   (it would hold itself), ETOOMANYREFS for an endpoint whose own queue holds endpoints
+//!   (receive those first). The two refusals keep endpoints in flight from ever holding each
+//!   other in a cycle that no descriptor reaches any more, which nothing could free. Queued
+//!   bytes count against the memory limit (ENOMEM).
 //! - `recv(fd, buf, room, caps)` ([`SYS_RECV`](crate::SYS_RECV)): takes the next message;
 //!   returns its length. Its descriptors are installed in the receiver and listed at `caps`
 //!   (`reply`: the reply capability of a message sent by `call`, else [`NO_REPLY`]); with a

@@ -897,6 +897,10 @@ pub(super) fn close_range(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
 }
 
 pub(super) fn lseek(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    // A file a user-space daemon serves: a request to it (the arguments are Redox `lseek`'s).
+    if let Some(r) = k.user_scheme_call(tid, c) {
+        return r;
+    }
     let [fd, offset, whence, ..] = c.args;
     let desc = k.desc(tid, fd)?;
     if whence > 2 {

@@ -78,7 +78,7 @@ impl Kernel {
             if data.is_empty() {
                 break;
             }
-            let how = How { nonblock: true, at: output.at, sigpipe: true };
+            let how = How { nonblock: true, at: output.at, sigpipe: true, whole_call: false };
             let wrote = self.write_desc(tid, &output.desc, &data, how);
             let n = match wrote {
                 Ok(n) => n.min(data.len()),

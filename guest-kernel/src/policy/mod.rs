@@ -147,6 +147,9 @@ pub struct PolicySpec {
     pub kill: bool,
     /// The jail's root, a `file:` path (`None`: no jail).
     pub jail: Option<Vec<u8>>,
+    /// The jail lets its processes create schemes and use those served inside it
+    /// (`JAIL_SCHEMES`).
+    pub schemes: bool,
 }
 
 /// Splits `scheme:rest` (a colon before any `/`); `None` for a plain path.
@@ -452,7 +455,7 @@ impl Kernel {
         let ctx = CallCtx { pid, uid: p.uid, gid: p.gid, umask: p.fs.borrow().umask };
         let cwd = p.fs.borrow().cwd.clone();
         if let Some(path) = &spec.jail {
-            self.enter_jail(pid, &ctx, &cwd, path, true, false)?;
+            self.enter_jail(pid, &ctx, &cwd, path, true, spec.schemes)?;
         }
         if spec.allow.is_some() || spec.kill {
             let mut r = self.restriction(pid).map(|r| (*r).clone()).unwrap_or_default();

@@ -7,10 +7,14 @@
 //!   handle number). The [`Registry`] in the kernel maps names to live schemes and remembers
 //!   which request each blocked caller waits for.
 //! - A call on a user scheme is served by its own handler, as every call is: the handlers
-//!   of the calls a scheme can serve (`open`, `unlink`, `rmdir`, `read`, `write`, `lseek`,
-//!   `fstat`, `fpath`, `fsync`, `ftruncate`, `fmap`, `dup`) first look up who serves their
-//!   path or descriptor ([`Kernel::user_scheme_call`]), so the policy, the tap and
-//!   supervision see these calls like any other, and no other call pays for the lookup.
+//!   of the calls a scheme can serve (`open`, `unlink`, `rmdir`, `lseek`, `fstat`, `fpath`,
+//!   `fsync`, `ftruncate`, `fmap`, `dup`) first look up who serves their path or descriptor
+//!   ([`Kernel::user_scheme_call`]), so the policy, the tap and supervision see these calls
+//!   like any other, and no other call pays for the lookup. Reads and writes are found one
+//!   level down, in the I/O core both personalities share ([`crate::io`]: `read_desc` and
+//!   `write_desc` hand a user-scheme file to [`Kernel::user_read`] and
+//!   [`Kernel::user_write`]), so a Linux program's `read`, `readv`, `write` and `writev` on
+//!   an inherited user-scheme descriptor reach the daemon too.
 //!   The first run queues a request built from the kernel's own
 //!   copy of the inputs (`Call` items: the path, the write data) and parks the caller on
 //!   the request's key; the daemon's answer wakes it, the call runs again (the usual
@@ -35,7 +39,7 @@ use warden_abi::ipc::*;
 use warden_abi::*;
 
 use super::{FileOps, FileRef, IoError, IoResult, Readiness, WaitKey};
-use crate::process::WaitOn;
+use crate::process::{OpenFile, WaitOn};
 use crate::syscall::{Block, Call, SysError, SysResult, FD_NONBLOCK_CALL, MAX_IO};
 use crate::usercopy::{check_writable, copy_out};
 use crate::{Kernel, Pid, Waker};
@@ -192,17 +196,26 @@ pub(crate) struct Registry {
     /// The request each parked caller waits for, with the call it made.
     waiting: BTreeMap<Pid, Waiting>,
     /// Some scheme was ever made: until then calls skip the lookup.
-    active: bool,
+    pub(crate) active: bool,
 }
 
 struct Waiting {
     scheme: Rc<RefCell<UserScheme>>,
     id: u64,
-    number: usize,
-    args: [usize; 6],
+    retry: Retry,
     finish: Finish,
     /// What a new file shows as its path (open, dup).
     path: Vec<u8>,
+}
+
+/// What tells the re-run of a parked call from a new call (which abandons the request).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    /// A call its handler serves: its number and arguments.
+    Call(usize, [usize; 6]),
+    /// A transfer through [`crate::io`]: the description, whether it writes, where the
+    /// guest buffer starts (reads) and how long it is.
+    Io { desc: usize, write: bool, base: usize, len: usize },
 }
 
 impl Registry {
@@ -283,18 +296,23 @@ pub(crate) struct UserFile {
     closed: bool,
 }
 
+/// What a user-scheme file answers to the calls no request carries (a Linux `fstat` or
+/// `mmap`, the kernel's own whole-file reads for `sendfile` and the like): they would need
+/// the daemon, and a file operation cannot wait for one.
+const NOT_THROUGH_DAEMON: Errno = Errno(EOPNOTSUPP);
+
 impl FileOps for UserFile {
     fn read(&mut self, _buf: &mut [u8]) -> IoResult<usize> {
-        // Only reached by handlers without the user-scheme lookup (the Linux personality's).
-        Err(Errno(EIO).into())
+        // Reads reach the daemon through `Kernel::user_read`; this is the kernel's own.
+        Err(NOT_THROUGH_DAEMON.into())
     }
 
     fn write(&mut self, _buf: &[u8]) -> IoResult<usize> {
-        Err(Errno(EIO).into())
+        Err(NOT_THROUGH_DAEMON.into())
     }
 
     fn stat(&self) -> Result<Stat, Errno> {
-        Err(Errno(EIO))
+        Err(NOT_THROUGH_DAEMON)
     }
 
     fn path(&self) -> Vec<u8> {
@@ -321,18 +339,19 @@ impl FileOps for UserFile {
 }
 
 /// How a finished request's answer becomes the call's result.
-#[derive(Clone, Copy)]
 enum Finish {
-    /// The value as is (lseek, fsync, ftruncate, unlink, rmdir, close).
+    /// The value as is (write, lseek, fsync, ftruncate, unlink, rmdir, close).
     Value,
     /// A new handle: install a descriptor with these open flags.
     Open { flags: usize },
     /// Copy the output bytes to `addr` (at most `len`); the result is the value.
     Out { addr: usize, len: usize },
+    /// Scatter the output bytes over these guest ranges (a `readv`); the result is the value.
+    Scatter(Vec<(usize, usize)>),
     /// The output bytes are a `Stat` for `addr`.
     Stat { addr: usize },
-    /// The output bytes are the contents of the mapping `map` describes.
-    Map,
+    /// The output bytes are the contents of this mapping.
+    Map(Map),
 }
 
 /// A request about to be made: the packet, its input, and how the answer finishes the call.
@@ -365,14 +384,100 @@ impl Kernel {
                 return Some(self.create_user_scheme(tid, name, call.args[2]).map_err(Into::into));
             }
         }
-        // A retry of a parked call: its answer, or park again.
+        self.user_request(tid, Retry::Call(call.number, call.args), |k| k.user_plan(tid, call))
+    }
+
+    /// A read of user-scheme file `desc` through [`crate::io`] (either personality): `None`
+    /// if `desc` is no user-scheme file. The daemon's read has no offset: `pread` is ESPIPE.
+    pub(crate) fn user_read(
+        &mut self,
+        tid: Pid,
+        desc: &OpenFile,
+        iov: &[(usize, usize)],
+        how: crate::io::How,
+    ) -> Option<SysResult> {
+        let (scheme, handle) = user_file(desc)?;
+        if !how.whole_call {
+            return Some(Err(NOT_THROUGH_DAEMON.into()));
+        }
+        if how.at.is_some() {
+            return Some(Err(Errno(ESPIPE).into()));
+        }
+        let len = iov.iter().fold(0usize, |t, &(_, l)| t.saturating_add(l)).min(MAX_IO - SchemeReply::SIZE);
+        let base = iov.first().map_or(0, |r| r.0);
+        let retry = Retry::Io { desc: desc as *const OpenFile as usize, write: false, base, len };
+        let served = self.user_request(tid, retry, |k| {
+            let mm = k.mm_of(tid)?;
+            let mut left = len;
+            for &(base, l) in iov {
+                check_writable(&mm.borrow().space.mem, base, l.min(left))?;
+                left -= l.min(left);
+            }
+            let finish = match iov {
+                [(addr, _)] => Finish::Out { addr: *addr, len },
+                _ => Finish::Scatter(iov.to_vec()),
+            };
+            let req = SchemeRequest {
+                call: SYS_READ as u64,
+                flags: if how.nonblock { REQ_NONBLOCK } else { 0 },
+                handle,
+                args: [len as u64, 0, 0],
+                out_len: len as u64,
+                ..SchemeRequest::default()
+            };
+            Ok(Some(Plan { scheme, req, input: Vec::new(), finish, path: Vec::new() }))
+        });
+        Some(served.unwrap_or_else(|| Err(Errno(EIO).into())))
+    }
+
+    /// A write of `data` to user-scheme file `desc` through [`crate::io`] (either
+    /// personality), as [`Kernel::user_read`]: one request carrying the data (at most what
+    /// one request holds); the daemon's count is the result. `pwrite` is ESPIPE.
+    pub(crate) fn user_write(
+        &mut self,
+        tid: Pid,
+        desc: &OpenFile,
+        data: &[u8],
+        how: crate::io::How,
+    ) -> Option<SysResult> {
+        let (scheme, handle) = user_file(desc)?;
+        if !how.whole_call {
+            return Some(Err(NOT_THROUGH_DAEMON.into()));
+        }
+        if how.at.is_some() {
+            return Some(Err(Errno(ESPIPE).into()));
+        }
+        let data = &data[..data.len().min(MAX_IO - SchemeRequest::SIZE)];
+        // (The data may be gathered afresh by each run of the call: its address says nothing.)
+        let retry = Retry::Io { desc: desc as *const OpenFile as usize, write: true, base: 0, len: data.len() };
+        let served = self.user_request(tid, retry, |_| {
+            let req = SchemeRequest {
+                call: SYS_WRITE as u64,
+                flags: if how.nonblock { REQ_NONBLOCK } else { 0 },
+                handle,
+                ..SchemeRequest::default()
+            };
+            Ok(Some(Plan { scheme, req, input: data.to_vec(), finish: Finish::Value, path: Vec::new() }))
+        });
+        Some(served.unwrap_or_else(|| Err(Errno(EIO).into())))
+    }
+
+    /// Serves thread `tid`'s call through a user scheme: the re-run of its parked call
+    /// (`retry` as parked) finishes or parks again; otherwise `plan` says what request to
+    /// make (`None`: the call is not a user-scheme call), which parks the caller.
+    fn user_request(
+        &mut self,
+        tid: Pid,
+        retry: Retry,
+        plan: impl FnOnce(&mut Kernel) -> Result<Option<Plan>, SysError>,
+    ) -> Option<SysResult> {
         if let Some(w) = self.ns.user.waiting.get(&tid) {
-            if w.number == call.number && w.args == call.args {
-                return Some(self.user_resume(tid, call));
+            if w.retry == retry {
+                return Some(self.user_resume(tid));
             }
             self.user_abandon(tid);
         }
-        let plan = match self.user_plan(tid, call) {
+        let plan = match plan(self) {
             Ok(Some(plan)) => plan,
             Ok(None) => return None,
             Err(e) => return Some(Err(e)),
@@ -390,12 +495,12 @@ impl Kernel {
             let id = s.submit(req, input, Some(tid));
             (id, s.request_key(id))
         };
-        self.ns.user.waiting.insert(tid, Waiting { scheme, id, number: call.number, args: call.args, finish, path });
+        self.ns.user.waiting.insert(tid, Waiting { scheme, id, retry, finish, path });
         Some(Err(Block::retry(WaitOn::Key(key))))
     }
 
     /// The answer to `tid`'s parked request, if it came.
-    fn user_resume(&mut self, tid: Pid, call: &Call) -> SysResult {
+    fn user_resume(&mut self, tid: Pid) -> SysResult {
         let (scheme, id) = match self.ns.user.waiting.get(&tid) {
             Some(w) => (Rc::clone(&w.scheme), w.id),
             None => return Err(Errno(EIO).into()),
@@ -439,55 +544,55 @@ impl Kernel {
                 copy_out(&mut self.mm_of(tid)?.borrow_mut().space.mem, addr, &bytes[..n])?;
                 Ok((value as usize).min(n))
             }
+            Finish::Scatter(iov) => {
+                let len = iov.iter().fold(0usize, |t, &(_, l)| t.saturating_add(l));
+                let n = bytes.len().min(len);
+                crate::io::scatter(&mut self.mm_of(tid)?.borrow_mut().space.mem, &iov, &bytes[..n])?;
+                Ok((value as usize).min(n))
+            }
             Finish::Stat { addr } => {
                 let stat = Stat::from_bytes(&bytes).ok_or(Errno(EIO))?;
                 copy_out(&mut self.mm_of(tid)?.borrow_mut().space.mem, addr, &stat.to_bytes())?;
                 Ok(0)
             }
-            Finish::Map => {
-                let map = Map::from_bytes(call.input(1).ok_or(Errno(EFAULT))?).ok_or(Errno(EFAULT))?;
-                crate::syscall::map_contents(self, tid, &map, Some(bytes))
-            }
+            Finish::Map(map) => crate::syscall::map_contents(self, tid, &map, Some(bytes)),
         }
     }
 
     /// What request `call` makes of a user scheme (`None`: it is not a user-scheme call).
     fn user_plan(&mut self, tid: Pid, call: &Call) -> Result<Option<Plan>, SysError> {
         let a = call.args;
-        let mut req = SchemeRequest { call: call.number as u64, ..SchemeRequest::default() };
-        match call.number {
+        // A Linux `lseek` is Redox `lseek`, argument for argument.
+        let number = match call.number {
+            n if n == warden_abi::linux::LINUX_CALL | warden_abi::linux::nr::LSEEK => SYS_LSEEK,
+            n => n,
+        };
+        let mut req = SchemeRequest { call: number as u64, ..SchemeRequest::default() };
+        match number {
             SYS_OPEN | SYS_UNLINK | SYS_RMDIR => {
                 let (name, rest) = self.proc_of(tid)?.fs.borrow().resolve(call.path(0)?)?;
                 let Some(scheme) = self.ns.user.live(&name) else {
                     return Ok(None);
                 };
                 let path = [&name[..], b":", &rest].concat();
-                let finish = if call.number == SYS_OPEN { Finish::Open { flags: a[2] } } else { Finish::Value };
-                if call.number == SYS_OPEN {
+                let finish = if number == SYS_OPEN { Finish::Open { flags: a[2] } } else { Finish::Value };
+                if number == SYS_OPEN {
                     req.args[0] = a[2] as u64;
                 }
                 Ok(Some(Plan { scheme, req, input: rest, finish, path }))
             }
-            SYS_READ | SYS_WRITE | SYS_LSEEK | SYS_FSTAT | SYS_FPATH | SYS_FSYNC | SYS_FTRUNCATE | SYS_FMAP
-            | SYS_DUP => {
-                let nonblock_call = matches!(call.number, SYS_READ | SYS_WRITE) && a[0] & FD_NONBLOCK_CALL != 0;
-                let fd = if matches!(call.number, SYS_READ | SYS_WRITE) { a[0] & !FD_NONBLOCK_CALL } else { a[0] };
-                if call.number == SYS_FMAP && fd == ANONYMOUS_FD {
+            SYS_LSEEK | SYS_FSTAT | SYS_FPATH | SYS_FSYNC | SYS_FTRUNCATE | SYS_FMAP | SYS_DUP => {
+                let fd = a[0];
+                if number == SYS_FMAP && fd == ANONYMOUS_FD {
                     return Ok(None);
                 }
                 let Ok(desc) = self.desc(tid, fd) else {
                     return Ok(None);
                 };
-                let (scheme, handle) = {
-                    let Ok(f) = desc.file.try_borrow() else {
-                        return Ok(None);
-                    };
-                    match f.as_any().and_then(|f| f.downcast_ref::<UserFile>()) {
-                        Some(u) => (Rc::clone(&u.scheme), u.handle),
-                        None => return Ok(None),
-                    }
+                let Some((scheme, handle)) = user_file(&desc) else {
+                    return Ok(None);
                 };
-                if nonblock_call || desc.flags.get() & O_NONBLOCK != 0 {
+                if desc.flags.get() & O_NONBLOCK != 0 {
                     req.flags |= REQ_NONBLOCK;
                 }
                 req.handle = handle;
@@ -496,25 +601,7 @@ impl Kernel {
                 let mem_check = |k: &Kernel, addr, len| -> Result<(), Errno> {
                     check_writable(&k.mm_of(tid)?.borrow().space.mem, addr, len)
                 };
-                let finish = match call.number {
-                    SYS_READ => {
-                        if desc.flags.get() & O_ACCMODE == O_WRONLY {
-                            return Err(Errno(EBADF).into());
-                        }
-                        let len = a[2].min(MAX_IO - SchemeReply::SIZE);
-                        mem_check(self, a[1], len)?;
-                        req.args[0] = len as u64;
-                        req.out_len = len as u64;
-                        Finish::Out { addr: a[1], len }
-                    }
-                    SYS_WRITE => {
-                        if desc.flags.get() & O_ACCMODE == O_RDONLY {
-                            return Err(Errno(EBADF).into());
-                        }
-                        let data = call.bytes(1)?;
-                        input = data[..data.len().min(MAX_IO - SchemeRequest::SIZE)].to_vec();
-                        Finish::Value
-                    }
+                let finish = match number {
                     SYS_LSEEK => {
                         if a[2] > SEEK_END {
                             return Err(Errno(EINVAL).into());
@@ -550,7 +637,7 @@ impl Kernel {
                         }
                         req.args = [map.offset as u64, map.size as u64, map.flags as u64];
                         req.out_len = map.size as u64;
-                        Finish::Map
+                        Finish::Map(map)
                     }
                     SYS_DUP => {
                         // A plain dup shares the description; a sub-path asks the daemon.
@@ -633,5 +720,175 @@ impl Kernel {
         if let Some(w) = self.ns.user.waiting.remove(&tid) {
             w.scheme.borrow_mut().cancel(w.id);
         }
+    }
+}
+
+/// The scheme and the daemon's handle of `desc`, if it is a user-scheme file.
+fn user_file(desc: &OpenFile) -> Option<(Rc<RefCell<UserScheme>>, u64)> {
+    let f = desc.file.try_borrow().ok()?;
+    let u = f.as_any()?.downcast_ref::<UserFile>()?;
+    Some((Rc::clone(&u.scheme), u.handle))
+}
+
+#[cfg(test)]
+mod tests {
+    use emu::{reg, Gate, GuestAddress, Perm};
+    use warden_abi::linux::flag::{POLLERR, POLLHUP, POLLIN};
+    use warden_abi::linux::{nr, LINUX_CALL};
+
+    use super::*;
+    use crate::process::ThreadState;
+    use crate::scheme::memfs::MemFs;
+    use crate::{CaptureConsole, KernelConfig};
+
+    /// Buffers live here.
+    const BUF: u64 = 0x1000_0000;
+
+    /// A kernel whose init is a Linux process (stopped before its first instruction) with
+    /// [`BUF`] mapped.
+    fn kernel() -> (Kernel, Pid) {
+        let fs = MemFs::new();
+        fs.insert("/p", &crate::testkit::static_elf(&[0xf4], 0));
+        let (console, _) = CaptureConsole::new(b"");
+        let mut k = Kernel::new(KernelConfig::default(), Box::new(fs), Box::new(console));
+        k.set_personality_override(Some(crate::linux::Personality::Linux));
+        let tid = k.spawn_init("/p", &["p"], &[]).unwrap();
+        k.mm_of(tid).unwrap().borrow_mut().map(BUF, 0x10000, Perm::RW).unwrap();
+        (k, tid)
+    }
+
+    /// Makes call `number` as thread `tid`: its `rax`, `None` if it parked.
+    fn call(k: &mut Kernel, tid: Pid, number: usize, args: [usize; 6]) -> Option<isize> {
+        let entry = crate::syscall::table::entry(number).expect("a known call");
+        let c = k.decode_call(tid, entry, args, Gate::Syscall).expect("a live thread");
+        k.execute(tid, c);
+        result(k, tid)
+    }
+
+    fn result(k: &Kernel, tid: Pid) -> Option<isize> {
+        let t = &k.threads[&tid];
+        (!t.is_blocked()).then(|| t.cpu.gpr[reg::RAX] as isize)
+    }
+
+    /// Runs the wake-ups, then the parked call of `tid` again (it must have been woken).
+    fn rerun(k: &mut Kernel, tid: Pid) -> Option<isize> {
+        k.process_wakeups();
+        let t = k.threads.get_mut(&tid).unwrap();
+        let ThreadState::Retry(b) = std::mem::replace(&mut t.state, ThreadState::Runnable) else {
+            panic!("the parked call was not woken");
+        };
+        k.execute_boxed(tid, b);
+        result(k, tid)
+    }
+
+    fn put(k: &Kernel, tid: Pid, at: u64, bytes: &[u8]) {
+        k.mm_of(tid).unwrap().borrow_mut().space.mem.write_raw(GuestAddress(at), bytes).unwrap();
+    }
+
+    fn get(k: &Kernel, tid: Pid, at: u64, len: usize) -> Vec<u8> {
+        let mut out = vec![0; len];
+        k.mm_of(tid).unwrap().borrow().space.mem.read_raw(GuestAddress(at), &mut out).unwrap();
+        out
+    }
+
+    /// The daemon's side, on server descriptor `fd`: the next request and its input.
+    fn next_request(k: &Kernel, tid: Pid, fd: usize) -> (SchemeRequest, Vec<u8>) {
+        let desc = k.desc(tid, fd).unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = desc.file.borrow_mut().read(&mut buf).expect("a request");
+        (SchemeRequest::from_bytes(&buf[..n]).unwrap(), buf[SchemeRequest::SIZE..n].to_vec())
+    }
+
+    fn reply(k: &Kernel, tid: Pid, fd: usize, kind: u64, id: u64, value: i64, bytes: &[u8]) {
+        let head = SchemeReply { kind, id, value, len: bytes.len() as u64 };
+        let desc = k.desc(tid, fd).unwrap();
+        let n = desc.file.borrow_mut().write(&[&head.to_bytes()[..], bytes].concat());
+        assert_eq!(n, Ok(SchemeReply::SIZE + bytes.len()));
+    }
+
+    /// `poll` of one descriptor (timeout in ms, -1: none): its result and revents.
+    fn poll(k: &mut Kernel, tid: Pid, fd: usize, timeout: isize) -> Option<(isize, u16)> {
+        let mut pollfd = (fd as i32).to_le_bytes().to_vec();
+        pollfd.extend_from_slice(&(POLLIN).to_le_bytes());
+        pollfd.extend_from_slice(&[0, 0]);
+        put(k, tid, BUF, &pollfd);
+        let n = call(k, tid, LINUX_CALL | nr::POLL, [BUF as usize, 1, timeout as usize, 0, 0, 0])?;
+        Some((n, u16::from_le_bytes(get(k, tid, BUF + 6, 2).try_into().unwrap())))
+    }
+
+    /// A Linux process holding a user-scheme descriptor reaches the daemon with read, write
+    /// and lseek (requests as the Redox calls make), gets ESPIPE for pread and EOPNOTSUPP for
+    /// fstat; `poll` sees what the daemon reports (and wakes when it reports it), and a dead
+    /// daemon as hung up.
+    #[test]
+    fn linux_calls_and_poll_reach_the_daemon() {
+        let (mut k, tid) = kernel();
+        put(&k, tid, BUF, b":t");
+        let server = call(&mut k, tid, SYS_OPEN, [BUF as usize, 2, O_CREAT | O_RDWR, 0, 0, 0]).unwrap() as usize;
+        put(&k, tid, BUF, b"t:x");
+        assert_eq!(call(&mut k, tid, SYS_OPEN, [BUF as usize, 3, O_RDWR, 0, 0, 0]), None);
+        let (req, input) = next_request(&k, tid, server);
+        assert_eq!((req.call, input.as_slice()), (SYS_OPEN as u64, &b"x"[..]));
+        reply(&k, tid, server, REPLY_ANSWER, req.id, 5, &[]);
+        let file = rerun(&mut k, tid).unwrap() as usize;
+
+        assert_eq!(call(&mut k, tid, LINUX_CALL | nr::READ, [file, BUF as usize + 0x100, 16, 0, 0, 0]), None);
+        let (req, _) = next_request(&k, tid, server);
+        assert_eq!((req.call, req.handle, req.args[0]), (SYS_READ as u64, 5, 16));
+        reply(&k, tid, server, REPLY_ANSWER, req.id, 3, b"hey");
+        assert_eq!(rerun(&mut k, tid), Some(3));
+        assert_eq!(get(&k, tid, BUF + 0x100, 3), b"hey");
+
+        put(&k, tid, BUF + 0x200, b"abc");
+        assert_eq!(call(&mut k, tid, LINUX_CALL | nr::WRITE, [file, BUF as usize + 0x200, 3, 0, 0, 0]), None);
+        let (req, input) = next_request(&k, tid, server);
+        assert_eq!((req.call, input.as_slice()), (SYS_WRITE as u64, &b"abc"[..]));
+        reply(&k, tid, server, REPLY_ANSWER, req.id, 3, &[]);
+        assert_eq!(rerun(&mut k, tid), Some(3));
+
+        assert_eq!(call(&mut k, tid, LINUX_CALL | nr::LSEEK, [file, 1, SEEK_SET, 0, 0, 0]), None);
+        let (req, _) = next_request(&k, tid, server);
+        assert_eq!((req.call, req.args[0], req.args[1]), (SYS_LSEEK as u64, 1, SEEK_SET as u64));
+        reply(&k, tid, server, REPLY_ANSWER, req.id, 1, &[]);
+        assert_eq!(rerun(&mut k, tid), Some(1));
+
+        let pread = [file, BUF as usize, 4, 0, 0, 0];
+        assert_eq!(call(&mut k, tid, LINUX_CALL | nr::PREAD64, pread), Some(-(ESPIPE as isize)));
+        let fstat = [file, BUF as usize, 0, 0, 0, 0];
+        assert_eq!(call(&mut k, tid, LINUX_CALL | nr::FSTAT, fstat), Some(-(EOPNOTSUPP as isize)));
+
+        // No event reported yet: always ready; then as reported, waking a waiting poll.
+        assert_eq!(poll(&mut k, tid, file, 0), Some((1, POLLIN)));
+        reply(&k, tid, server, REPLY_EVENT, 5, 0, &[]);
+        assert_eq!(poll(&mut k, tid, file, 0), Some((0, 0)));
+        assert_eq!(poll(&mut k, tid, file, -1), None);
+        reply(&k, tid, server, REPLY_EVENT, 5, EVENT_READ, &[]);
+        assert_eq!(rerun(&mut k, tid), Some(1));
+        assert_eq!(get(&k, tid, BUF + 6, 2), POLLIN.to_le_bytes());
+
+        // The daemon gone: hung up, and calls fail with EIO.
+        assert_eq!(call(&mut k, tid, SYS_CLOSE, [server, 0, 0, 0, 0, 0]), Some(0));
+        assert_eq!(poll(&mut k, tid, file, 0), Some((1, POLLIN | POLLHUP | POLLERR)));
+        let read = [file, BUF as usize, 4, 0, 0, 0];
+        assert_eq!(call(&mut k, tid, LINUX_CALL | nr::READ, read), Some(-(EIO as isize)));
+    }
+
+    /// `poll` on channel endpoints: readable once a message is queued, hung up once the
+    /// other endpoint is closed.
+    #[test]
+    fn poll_sees_channel_endpoints() {
+        let (mut k, tid) = kernel();
+        assert_eq!(call(&mut k, tid, SYS_CHANNEL, [BUF as usize + 0x100, 0, 0, 0, 0, 0]), Some(0));
+        let ends = get(&k, tid, BUF + 0x100, 16);
+        let a = u64::from_le_bytes(ends[..8].try_into().unwrap()) as usize;
+        let b = u64::from_le_bytes(ends[8..].try_into().unwrap()) as usize;
+        assert_eq!(poll(&mut k, tid, b, 0), Some((0, 0)));
+        assert_eq!(poll(&mut k, tid, b, -1), None);
+        // The other side sends (straight through its file: this thread waits in poll).
+        assert_eq!(k.desc(tid, a).unwrap().file.borrow_mut().write(b"m"), Ok(1));
+        assert_eq!(rerun(&mut k, tid), Some(1));
+        assert_eq!(get(&k, tid, BUF + 6, 2), POLLIN.to_le_bytes());
+        assert_eq!(call(&mut k, tid, SYS_CLOSE, [a, 0, 0, 0, 0, 0]), Some(0));
+        assert_eq!(poll(&mut k, tid, b, 0), Some((1, POLLIN | POLLHUP | POLLERR)));
     }
 }

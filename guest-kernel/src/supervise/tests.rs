@@ -277,8 +277,12 @@ fn calls_the_jail_virtualises_or_the_mask_refuses_are_traced_and_recorded() {
     let (console, out) = CaptureConsole::new(b"");
     let mut k = Kernel::new(KernelConfig::default(), Box::new(fs), Box::new(console));
     let everything_but_unlink = all_calls().map(|c| c.number).filter(|&n| n != SYS_UNLINK).collect();
-    let spec =
-        crate::policy::PolicySpec { allow: Some(everything_but_unlink), kill: false, jail: Some(b"/jail".to_vec()) };
+    let spec = crate::policy::PolicySpec {
+        allow: Some(everything_but_unlink),
+        kill: false,
+        jail: Some(b"/jail".to_vec()),
+        schemes: false,
+    };
     k.spawn_init_restricted("/pwd", &["pwd"], &[], &spec).unwrap();
     let lines = Rc::new(RefCell::new(Vec::new()));
     let tapped = Rc::new(RefCell::new(Vec::new()));

@@ -47,18 +47,12 @@ pub(super) fn close(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
 /// `read` and `write` ([`crate::io`]): [`FD_NONBLOCK_CALL`] in the descriptor makes this
 /// one call non-blocking.
 pub(super) fn read(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
-    if let Some(r) = k.user_scheme_call(tid, c) {
-        return r;
-    }
     let [fd, addr, len, ..] = c.args;
     let desc = k.desc(tid, fd & !FD_NONBLOCK_CALL)?;
     k.read_desc(tid, &desc, &[(addr, len)], How::of(&desc, fd & FD_NONBLOCK_CALL != 0))
 }
 
 pub(super) fn write(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
-    if let Some(r) = k.user_scheme_call(tid, c) {
-        return r;
-    }
     let fd = c.args[0];
     let desc = k.desc(tid, fd & !FD_NONBLOCK_CALL)?;
     k.write_desc(tid, &desc, c.bytes(1)?, How::of(&desc, fd & FD_NONBLOCK_CALL != 0))

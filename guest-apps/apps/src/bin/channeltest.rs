@@ -13,6 +13,9 @@
 //!   with EPIPE.
 //! - `hangup`: a server closing the reply capability unanswered, and a server dying, give
 //!   the caller EPIPE.
+//! - `cycle`: an endpoint whose inbox holds an endpoint cannot be passed (ETOOMANYREFS: it
+//!   could close a cycle of endpoints that nothing frees), and can once that is received; an
+//!   endpoint in flight is freed with the inbox it waits in (its peer hears the hang-up).
 //! - `bench N`: N call/return round trips of 16 bytes to a server process (the figure
 //!   `benches/syscall.rs` reports).
 
@@ -263,6 +266,27 @@ fn hangup() -> Outcome {
     check("no server: EPIPE", client.call(&mut buf, 1, &[]).err() == Some(Errno(abi::EPIPE)))
 }
 
+fn cycle() -> Outcome {
+    let (a, b) = Endpoint::pair().map_err(|e| format!("channel: {e}"))?;
+    let (c, d) = Endpoint::pair().map_err(|e| format!("channel: {e}"))?;
+    // d waits in b's inbox; b going into d's inbox would close the cycle b -> d -> b.
+    a.send(b"d", &[d.file()]).map_err(|e| format!("send d: {e}"))?;
+    check("b holding d refused", c.send(b"b", &[b.file()]).err() == Some(Errno(abi::ETOOMANYREFS)))?;
+    check("refused over its own channel", a.send(b"b", &[b.file()]).err() == Some(Errno(abi::EINVAL)))?;
+    let mut buf = [0u8; 8];
+    let got = b.recv(&mut buf).map_err(|e| format!("recv d: {e}"))?;
+    check("d received", got.fds.len() == 1)?;
+    drop(got);
+    // b's inbox is empty again: it may travel, and waits in d's inbox.
+    c.send(b"b", &[b.file()]).map_err(|e| format!("send b: {e}"))?;
+    drop(b);
+    check("b alive in flight", a.send(b"x", &[]).is_ok())?;
+    // Closing d drops its inbox, and with it the last reference to b: a hears the hang-up.
+    drop(d);
+    check("b freed with d's inbox", a.send(b"x", &[]).err() == Some(Errno(abi::EPIPE)))?;
+    check("c sees d closed", c.send(b"x", &[]).err() == Some(Errno(abi::EPIPE)))
+}
+
 fn bench(n: usize) -> Outcome {
     let (client, server) = Endpoint::pair().map_err(|e| format!("channel: {e}"))?;
     let pid = fork(|| {
@@ -291,7 +315,8 @@ fn main() -> i32 {
         "threads" => threads(),
         "signal" => signal(),
         "hangup" => hangup(),
-        _ => Err("usage: channeltest messages|pass|threads|signal|hangup|bench N".to_string()),
+        "cycle" => cycle(),
+        _ => Err("usage: channeltest messages|pass|threads|signal|hangup|cycle|bench N".to_string()),
     };
     match result {
         Ok(()) => {

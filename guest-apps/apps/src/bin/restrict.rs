@@ -1,5 +1,7 @@
-//! `restrict [--allow CALLS] [--deny CALLS] [--kill] [--jail DIR] PROGRAM [ARGS...]` runs
-//! PROGRAM under a system-call mask and/or in a jail; `restrict --list` prints the table.
+//! `restrict [--allow CALLS] [--deny CALLS] [--kill] [--jail DIR [--schemes]] PROGRAM [ARGS...]`
+//! runs PROGRAM under a system-call mask and/or in a jail; `restrict --list` prints the table.
+//! `--schemes` makes the jail with `JAIL_SCHEMES`: its processes may serve schemes from user
+//! space and use those served inside it.
 //!
 //! Design: CALLS is a comma-separated list of call names (`open`; Linux-personality calls as
 //! `linux:openat`), jail classes (`P`, `F`, `C`, `J`), groups (`file`, `process`, `memory`,
@@ -27,8 +29,8 @@ use runtime::{env, eprintln, println, process, sys};
 
 runtime::entry!(main);
 
-const USAGE: &str =
-    "usage: restrict [--allow CALLS] [--deny CALLS] [--kill] [--jail DIR] PROGRAM [ARGS...] | restrict --list";
+const USAGE: &str = "usage: restrict [--allow CALLS] [--deny CALLS] [--kill] [--jail DIR [--schemes]] PROGRAM \
+    [ARGS...] | restrict --list";
 
 fn selectors(list: &str) -> Result<Vec<Selector>, String> {
     list.split(',')
@@ -41,7 +43,7 @@ fn main() -> i32 {
     let args = env::args();
     let mut rest = args.get(1..).unwrap_or_default();
     let (mut allow, mut deny): (Option<Vec<Selector>>, Vec<Selector>) = (None, Vec::new());
-    let (mut kill, mut jail) = (false, None);
+    let (mut kill, mut jail, mut schemes) = (false, None, false);
     while let Some(flag) = rest.first() {
         let value = rest.get(1);
         let parsed = match (flag.as_str(), value) {
@@ -56,6 +58,11 @@ fn main() -> i32 {
             }
             ("--kill", _) => {
                 kill = true;
+                rest = &rest[1..];
+                continue;
+            }
+            ("--schemes", _) => {
+                schemes = true;
                 rest = &rest[1..];
                 continue;
             }
@@ -78,8 +85,12 @@ fn main() -> i32 {
         eprintln!("{USAGE}");
         return 2;
     };
+    if schemes && jail.is_none() {
+        eprintln!("restrict: --schemes needs --jail");
+        return 2;
+    }
     if let Some(dir) = &jail
-        && let Err(err) = sys::jail(dir, 0)
+        && let Err(err) = sys::jail(dir, if schemes { abi::JAIL_SCHEMES } else { 0 })
     {
         eprintln!("restrict: jail {dir}: {}", err.description());
         return 125;
