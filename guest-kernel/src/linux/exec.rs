@@ -23,11 +23,14 @@ use crate::elf::{push_cstr, push_start_vectors, ElfImage, MAX_ARG_BYTES};
 use crate::mm::{round_up, Mm, PAGE};
 use crate::{Kernel, Pid};
 
+/// A program's path and its arguments.
+pub(crate) type Program = (Vec<u8>, Vec<Vec<u8>>);
+
 /// A `#!` script's replacement: for `bytes` read from the program at `path` run with
 /// `args`, the interpreter to run instead and its arguments (`interp [arg] path
 /// args[1..]`); `None` if `bytes` is no script, ENOEXEC if the line names no interpreter.
 /// Only the first 255 bytes of the line count, as on Linux.
-pub(crate) fn script(bytes: &[u8], path: &[u8], args: &[Vec<u8>]) -> Option<Result<(Vec<u8>, Vec<Vec<u8>>), Errno>> {
+pub(crate) fn script(bytes: &[u8], path: &[u8], args: &[Vec<u8>]) -> Option<Result<Program, Errno>> {
     let rest = bytes.strip_prefix(b"#!")?;
     let line = &rest[..rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len()).min(255)];
     let blank = |b: &u8| *b == b' ' || *b == b'\t';

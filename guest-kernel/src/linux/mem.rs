@@ -629,7 +629,7 @@ pub(super) fn mremap(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
 /// [`Kernel::lx_dont_need`]); other advice is accepted without effect.
 pub(super) fn madvise(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
     let [addr, len, advice, ..] = c.args;
-    if addr as u64 % PAGE != 0 {
+    if !(addr as u64).is_multiple_of(PAGE) {
         return err(r::EINVAL);
     }
     if advice == abi::MADV_DONTNEED {
