@@ -406,6 +406,9 @@ impl Kernel {
     /// caps to report. All or nothing: on failure (EMFILE) nothing stays installed and the
     /// message's parts come back.
     fn install_caps(&mut self, tid: Pid, msg: &mut Message) -> Result<ChannelCaps, Errno> {
+        if msg.fds.is_empty() && msg.reply.is_none() {
+            return Ok(ChannelCaps { reply: NO_REPLY, ..ChannelCaps::default() });
+        }
         let files = self.proc_of(tid)?.files.clone();
         let max = self.config.limits.max_fds;
         let mut caps = ChannelCaps { reply: NO_REPLY, ..ChannelCaps::default() };
