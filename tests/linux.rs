@@ -323,6 +323,13 @@ fn signal_calls_in_five_builds() {
 }
 
 /// Named pipes: mkfifo/mknod, opens that wait for the other side, O_NONBLOCK opens.
+/// Item 6: sessions, process groups, stop and continue, what waits and SIGCHLD report, the
+/// orphaned-group rules (`tests/fixtures/linux/jobctl.c`).
+#[test]
+fn job_control_in_five_builds() {
+    check_five_builds("jobctl");
+}
+
 #[test]
 fn fifo_in_five_builds() {
     check_five_builds("fifo");

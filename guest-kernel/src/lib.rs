@@ -41,6 +41,7 @@ pub mod debug;
 pub mod elf;
 mod files;
 mod io;
+pub mod jobs;
 pub mod linux;
 mod mm;
 pub mod pipe;

@@ -264,6 +264,10 @@ pub struct Process {
     /// The system-call mask and jail ([`crate::policy`]); `None`: unrestricted. Inherited by
     /// children, kept across exec.
     pub restrict: Option<Rc<crate::policy::Restriction>>,
+    /// Session, stopped state and the report for the parent ([`crate::jobs`]).
+    pub job: crate::jobs::JobState,
+    /// Who sent each pending process-directed signal ([`crate::jobs::SigInfo`]).
+    pub siginfo: [crate::jobs::SigInfo; NSIG],
 }
 
 /// A parked thread.
@@ -303,6 +307,8 @@ pub struct Thread {
     /// Bytes its parked `write` has already written: the re-run writes the rest, an
     /// interrupting signal handler makes the call return this count (`crate::io`).
     pub write_done: usize,
+    /// Who sent each pending thread-directed signal.
+    pub siginfo: [crate::jobs::SigInfo; NSIG],
 }
 
 impl Thread {
@@ -310,7 +316,17 @@ impl Thread {
     /// forked child or a new thread draws other numbers than its parent.
     pub fn new(tid: Pid, pid: Pid, mut cpu: Cpu) -> Thread {
         cpu.reseed_rand(tid as u64);
-        Thread { tid, pid, cpu, state: ThreadState::Runnable, sigmask: 0, pending: 0, supervised: false, write_done: 0 }
+        Thread {
+            tid,
+            pid,
+            cpu,
+            state: ThreadState::Runnable,
+            sigmask: 0,
+            pending: 0,
+            supervised: false,
+            write_done: 0,
+            siginfo: Default::default(),
+        }
     }
 
     pub fn is_blocked(&self) -> bool {

@@ -216,6 +216,8 @@ impl Kernel {
             cmdline: Vec::new(),
             vfork_parent: None,
             restrict: None,
+            job: crate::jobs::JobState { sid: pid, ..Default::default() },
+            siginfo: Default::default(),
         };
         self.procs.insert(pid, process);
         let mut cpu = Cpu::new();
@@ -344,7 +346,11 @@ impl Kernel {
     fn next_runnable(&mut self) -> Option<Pid> {
         self.perturb_run_queue();
         while let Some(tid) = self.sched.run_queue.pop_front() {
-            if self.threads.get(&tid).is_some_and(|t| !t.is_blocked()) {
+            if let Some(t) = self.threads.get(&tid).filter(|t| !t.is_blocked()) {
+                // A stopped process's threads leave the queue; SIGCONT queues them again.
+                if self.is_stopped(t.pid) {
+                    continue;
+                }
                 // A thread may be queued twice (woken while queued); drop the duplicate.
                 self.sched.run_queue.retain(|&t| t != tid);
                 return Some(tid);
@@ -420,6 +426,13 @@ impl Kernel {
             if thread.is_blocked() || matches!(thread.state, ThreadState::Retry(_)) {
                 return;
             }
+            let pid = thread.pid;
+            if self.is_stopped(pid) {
+                return;
+            }
+            let Some(thread) = self.threads.get_mut(&tid) else {
+                return;
+            };
             let Some(mm) = self.procs.get(&thread.pid).map(|p| p.mm.clone()) else {
                 return;
             };
@@ -669,13 +682,14 @@ impl Kernel {
         if let Some(parent) = vfork_parent {
             self.wake_where(|on| on == WaitOn::Vfork(pid), Some(parent));
         }
-        // Orphans go to init.
+        // Orphans go to init; process groups this exit orphaned are hung up if stopped.
         let orphans: Vec<Pid> = self.procs.values().filter(|c| c.ppid == pid).map(|c| c.pid).collect();
-        for child in orphans {
+        for &child in &orphans {
             if let Some(c) = self.procs.get_mut(&child) {
                 c.ppid = 1;
             }
         }
+        self.hang_up_orphaned(pid, &orphans);
         if self.procs.get(&1).is_some_and(|init| init.state == ProcState::Alive) {
             self.wake_where(|on| on == WaitOn::Child(1), None);
         }
@@ -686,8 +700,16 @@ impl Kernel {
         });
         match parent_ignores {
             Some(false) if self.procs.get(&ppid).is_some_and(|p| p.state == ProcState::Alive) => {
-                self.post_signal(ppid, SIGCHLD);
+                // The parent's wait is woken first: a SIGCHLD handler then runs after the
+                // wait returned this child, as on Linux, instead of interrupting it.
                 self.wake_where(|on| on == WaitOn::Child(ppid), None);
+                let uid = self.procs.get(&pid).map_or(0, |p| p.uid);
+                let (code, status) = if wifexited(status) {
+                    (crate::jobs::CLD_EXITED, wexitstatus(status) as i32)
+                } else {
+                    (crate::jobs::CLD_KILLED, wtermsig(status) as i32)
+                };
+                self.post_signal_info(ppid, SIGCHLD, crate::jobs::SigInfo { code, pid, uid, status });
             }
             Some(true) => {
                 self.procs.remove(&pid);

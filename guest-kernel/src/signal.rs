@@ -3,7 +3,7 @@
 //! - A signal posted to a process is taken by its first thread that does not
 //!   block it. A default action that terminates (or dumps core) ends the
 //!   process at once; ignored signals are dropped; SIGKILL always kills. Stop
-//!   and continue signals are ignored (job control is not implemented).
+//!   signals stop the process and SIGCONT resumes it ([`crate::jobs`]).
 //! - A caught signal is delivered just before the thread next runs: the
 //!   kernel writes a [`frame`](encode_frame) with every register (general
 //!   purpose, rip, rflags, fs/gs base, xmm0–15, mxcsr, x87) and the old
@@ -22,6 +22,7 @@
 use emu::{flags, reg, Cpu, Exit, GuestAddress};
 use warden_abi::*;
 
+use crate::jobs::{SigInfo, STOP_SIGNALS};
 use crate::process::{OnWake, ProcState, ThreadState};
 use crate::{Kernel, Pid};
 
@@ -44,11 +45,14 @@ pub enum DefaultAction {
     /// Terminate (no core file is written).
     Core,
     Ignore,
+    /// Stop the process until SIGCONT ([`crate::jobs`]).
+    Stop,
 }
 
 pub fn default_action(sig: usize) -> DefaultAction {
     match sig {
-        SIGCHLD | SIGURG | SIGWINCH | SIGCONT | SIGSTOP | SIGTSTP | SIGTTIN | SIGTTOU => DefaultAction::Ignore,
+        SIGCHLD | SIGURG | SIGWINCH | SIGCONT => DefaultAction::Ignore,
+        SIGSTOP | SIGTSTP | SIGTTIN | SIGTTOU => DefaultAction::Stop,
         SIGQUIT | SIGILL | SIGTRAP | SIGABRT | SIGBUS | SIGFPE | SIGSEGV | SIGXCPU | SIGXFSZ | SIGSYS => {
             DefaultAction::Core
         }
@@ -147,8 +151,13 @@ pub fn decode_frame(bytes: &[u8], cpu: &mut Cpu) -> Option<u64> {
 }
 
 impl Kernel {
-    /// Posts `sig` to process `pid`.
+    /// Posts `sig` to process `pid`, raised by the kernel itself.
     pub(crate) fn post_signal(&mut self, pid: Pid, sig: usize) {
+        self.post_signal_info(pid, sig, SigInfo::KERNEL);
+    }
+
+    /// Posts `sig` to process `pid`, sent as `info` says.
+    pub(crate) fn post_signal_info(&mut self, pid: Pid, sig: usize, info: SigInfo) {
         let bit = sig_bit(sig);
         let Some(p) = self.procs.get(&pid) else {
             return;
@@ -160,33 +169,54 @@ impl Kernel {
             self.terminate_process(pid, w_termsig(sig));
             return;
         }
+        // Job control acts when the signal is sent (`crate::jobs`).
+        if bit & STOP_SIGNALS != 0 {
+            self.discard_pending(pid, sig_bit(SIGCONT));
+        } else if sig == SIGCONT {
+            self.discard_pending(pid, STOP_SIGNALS);
+            self.continue_process(pid);
+        }
+        let Some(p) = self.procs.get(&pid) else {
+            return;
+        };
         let action = p.sighand.borrow().actions[sig];
         let taker = p.threads.iter().copied().find(|t| self.threads.get(t).is_some_and(|t| t.sigmask & bit == 0));
         // Readers of signals as data (signalfd, sigtimedwait) look again.
         self.waker.wake(crate::linux::signalfd::signal_key(pid));
+        let make_pending = |k: &mut Kernel| {
+            if let Some(p) = k.procs.get_mut(&pid) {
+                if p.pending & bit == 0 {
+                    p.siginfo[sig] = info;
+                }
+                p.pending |= bit;
+            }
+        };
         match action.sa.sa_handler {
             SIG_IGN => {}
             SIG_DFL => match default_action(sig) {
                 // Blocked everywhere, it stays pending until taken or unblocked (as on Linux).
                 DefaultAction::Ignore => {
                     if taker.is_none() {
-                        if let Some(p) = self.procs.get_mut(&pid) {
-                            p.pending |= bit;
-                        }
+                        make_pending(self);
+                    }
+                }
+                DefaultAction::Stop => {
+                    if taker.is_some() {
+                        self.stop_process(pid, sig);
+                    } else {
+                        make_pending(self);
                     }
                 }
                 DefaultAction::Terminate | DefaultAction::Core => {
                     if taker.is_some() {
                         self.terminate_process(pid, w_termsig(sig));
-                    } else if let Some(p) = self.procs.get_mut(&pid) {
-                        p.pending |= bit;
+                    } else {
+                        make_pending(self);
                     }
                 }
             },
             _ => {
-                if let Some(p) = self.procs.get_mut(&pid) {
-                    p.pending |= bit;
-                }
+                make_pending(self);
                 if let Some(t) = taker {
                     self.interrupt(t, action.sa.sa_flags & SA_RESTART != 0);
                 }
@@ -194,8 +224,24 @@ impl Kernel {
         }
     }
 
-    /// Posts `sig` to thread `tid` only (SIGPIPE).
+    /// Drops the signals `bits` pending for `pid` and its threads.
+    fn discard_pending(&mut self, pid: Pid, bits: u64) {
+        let Some(p) = self.procs.get_mut(&pid) else { return };
+        p.pending &= !bits;
+        for t in p.threads.clone() {
+            if let Some(t) = self.threads.get_mut(&t) {
+                t.pending &= !bits;
+            }
+        }
+    }
+
+    /// Posts `sig` to thread `tid` only (SIGPIPE), raised by the kernel.
     pub(crate) fn post_thread_signal(&mut self, tid: Pid, sig: usize) {
+        self.post_thread_signal_info(tid, sig, SigInfo::KERNEL);
+    }
+
+    /// Posts `sig` to thread `tid` only (`tkill`), sent as `info` says.
+    pub(crate) fn post_thread_signal_info(&mut self, tid: Pid, sig: usize, info: SigInfo) {
         let bit = sig_bit(sig);
         let Ok(pid) = self.pid_of(tid) else { return };
         let Some(p) = self.procs.get(&pid) else {
@@ -206,9 +252,13 @@ impl Kernel {
         match action.sa.sa_handler {
             SIG_IGN => {}
             SIG_DFL if default_action(sig) == DefaultAction::Ignore => {}
+            SIG_DFL if !masked && default_action(sig) == DefaultAction::Stop => self.stop_process(pid, sig),
             SIG_DFL if !masked => self.terminate_process(pid, w_termsig(sig)),
             _ => {
                 if let Some(t) = self.threads.get_mut(&tid) {
+                    if t.pending & bit == 0 {
+                        t.siginfo[sig] = info;
+                    }
                     t.pending |= bit;
                 }
                 self.waker.wake(crate::linux::signalfd::signal_key(pid));
@@ -230,6 +280,7 @@ impl Kernel {
             self.terminate_process(pid, w_termsig(sig));
         } else if let Some(t) = self.threads.get_mut(&tid) {
             t.pending |= bit;
+            t.siginfo[sig] = SigInfo::KERNEL;
         }
     }
 
@@ -277,12 +328,15 @@ impl Kernel {
         let sig = pending.trailing_zeros() as usize + 1;
         let bit = sig_bit(sig);
         let pid = t.pid;
+        let mut info = SigInfo::default();
         if t.pending & bit != 0 {
             if let Some(t) = self.threads.get_mut(&tid) {
                 t.pending &= !bit;
+                info = t.siginfo[sig];
             }
         } else if let Some(p) = self.procs.get_mut(&pid) {
             p.pending &= !bit;
+            info = p.siginfo[sig];
         }
         let Some(p) = self.procs.get(&pid) else {
             return;
@@ -290,17 +344,17 @@ impl Kernel {
         let action = p.sighand.borrow().actions[sig];
         match action.sa.sa_handler {
             SIG_IGN => {}
-            SIG_DFL => {
-                if default_action(sig) != DefaultAction::Ignore {
-                    self.terminate_process(pid, w_termsig(sig));
-                }
-            }
+            SIG_DFL => match default_action(sig) {
+                DefaultAction::Ignore => {}
+                DefaultAction::Stop => self.stop_process(pid, sig),
+                DefaultAction::Terminate | DefaultAction::Core => self.terminate_process(pid, w_termsig(sig)),
+            },
             handler => {
                 if action.sa.sa_flags & SA_RESETHAND != 0 {
                     p.sighand.borrow_mut().actions[sig] = Default::default();
                 }
                 let framed = if self.is_linux_pid(pid) {
-                    self.linux_setup_frame(tid, sig, &action)
+                    self.linux_setup_frame(tid, sig, &action, &info)
                 } else {
                     self.setup_frame(tid, sig, handler, &action)
                 };

@@ -57,7 +57,7 @@
 //! CHILD_CLEARTID) fork vfork execve (with `#!` scripts) exit exit_group wait4
 //! clone3 waitid kill tkill tgkill getpid gettid getppid getuid/geteuid/getgid/getegid
 //! getresuid getresgid getgroups set*id (no effect) getpgid setpgid getpgrp
-//! setsid getsid set_tid_address set_robust_list arch_prctl prctl prlimit64
+//! setsid getsid (sessions, groups, stopping and continuing: `crate::jobs`) set_tid_address set_robust_list arch_prctl prctl prlimit64
 //! getrlimit setrlimit getrusage times uname sysinfo sched_yield
 //! sched_getaffinity getrandom (seeded). Signals: rt_sigaction rt_sigprocmask
 //! rt_sigreturn rt_sigpending rt_sigsuspend rt_sigtimedwait sigaltstack pause,
@@ -98,8 +98,9 @@
 //! mknod mknodat (FIFOs and regular files; `fifo.rs`).
 //!
 //! Not done yet: chown, access times, mknod of devices,
-//! chmod/utimensat kept by an `--overlay`, job control (stopping with
-//! SIGTSTP/SIGSTOP, tcsetpgrp), who sent a signal (siginfo fields), real-time signals (32..64 are accepted but never delivered). Descriptors
+//! chmod/utimensat kept by an `--overlay`, real-time signals (32..64 are accepted but
+//! never delivered), the EINTR Linux gives some waits (sigtimedwait, epoll_wait) that a
+//! stop interrupted. Descriptors
 //! and working directories name paths, not inodes: after a directory is
 //! renamed, `*at` calls relative to a descriptor opened on it (and a cwd
 //! inside it) still resolve under the old path.

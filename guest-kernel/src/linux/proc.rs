@@ -20,7 +20,8 @@ use warden_abi::Errno;
 
 use super::abi::{self, Out};
 use super::LinuxThread;
-use crate::process::{Process, WaitOn};
+use crate::jobs::{self, WaitFound};
+use crate::process::{ProcState, Process, WaitOn};
 use crate::syscall::{Block, Call, SysError, SysResult};
 use crate::usercopy::copy_out;
 use crate::{Kernel, Pid};
@@ -28,6 +29,9 @@ use crate::{Kernel, Pid};
 fn err<T>(e: i32) -> Result<T, SysError> {
     Err(SysError::Errno(Errno(e)))
 }
+
+/// `__WNOTHREAD`, `__WALL`, `__WCLONE`: accepted (a process's threads are never its children).
+const WAIT_THREAD_FLAGS: usize = 0x2000_0000 | 0x4000_0000 | 0x8000_0000;
 
 /// Resource limits reported by getrlimit/prlimit64: (cur, max).
 fn rlimit(resource: usize, max_fds: usize, stack: u64, mem: u64) -> (u64, u64) {
@@ -192,13 +196,9 @@ impl Kernel {
         err(r::ELOOP)
     }
 
-    fn lx_wait(
-        &mut self,
-        tid: Pid,
-        pid: isize,
-        options: usize,
-        nowait: bool,
-    ) -> Result<Option<(Pid, usize)>, SysError> {
+    /// The wait of `wait4` and `waitid`: `pid` as `wait4` takes it, `options` the `WAIT_*`
+    /// reports wanted (plus `WNOHANG`).
+    fn lx_wait(&mut self, tid: Pid, pid: isize, options: usize, peek: bool) -> Result<Option<WaitFound>, SysError> {
         let me = self.pid_of(tid)?;
         let my_pgid = self.procs.get(&me).map(|p| p.pgid).unwrap_or(0);
         let matches = |p: &Process| {
@@ -210,56 +210,51 @@ impl Kernel {
                     n => p.pid as isize == n,
                 }
         };
-        let Some(found) = self.zombie_child(matches) else { return err(r::ECHILD) };
-        if let Some((child, status)) = found {
-            if !nowait {
-                self.procs.remove(&child);
-                self.linux.procs.remove(&child);
-                self.linux.threads.remove(&child);
-            }
-            return Ok(Some((child, status)));
+        match self.wait_child(matches, options, peek) {
+            None => err(r::ECHILD),
+            Some(Some(found)) => Ok(Some(found)),
+            Some(None) if options & abi::WNOHANG != 0 => Ok(None),
+            Some(None) => Err(Block::retry(WaitOn::Child(me))),
         }
-        if options & abi::WNOHANG != 0 {
-            return Ok(None);
-        }
-        Err(Block::retry(WaitOn::Child(me)))
     }
 
     fn lx_wait4(&mut self, tid: Pid, pid: isize, status_addr: usize, options: usize, rusage: usize) -> SysResult {
-        match self.lx_wait(tid, pid, options, false)? {
+        if options & !(abi::WNOHANG | jobs::WAIT_STOPPED | jobs::WAIT_CONTINUED | WAIT_THREAD_FLAGS) != 0 {
+            return err(r::EINVAL);
+        }
+        match self.lx_wait(tid, pid, options | jobs::WAIT_EXITED, false)? {
             None => Ok(0),
-            Some((child, status)) => {
+            Some(found) => {
                 let mm = self.mm_of(tid)?;
                 if status_addr != 0 {
-                    copy_out(&mut mm.borrow_mut().space.mem, status_addr, &(status as u32).to_le_bytes())?;
+                    copy_out(&mut mm.borrow_mut().space.mem, status_addr, &(found.status as u32).to_le_bytes())?;
                 }
                 if rusage != 0 {
                     copy_out(&mut mm.borrow_mut().space.mem, rusage, &[0u8; 144])?;
                 }
-                Ok(child as usize)
+                Ok(found.pid as usize)
             }
         }
     }
 
     fn lx_waitid(&mut self, tid: Pid, idtype: usize, id: usize, infop: usize, options: usize) -> SysResult {
+        let reports = jobs::WAIT_EXITED | jobs::WAIT_STOPPED | jobs::WAIT_CONTINUED;
+        if options & !(reports | abi::WNOHANG | abi::WNOWAIT | WAIT_THREAD_FLAGS) != 0 || options & reports == 0 {
+            return err(r::EINVAL);
+        }
         let pid = match idtype {
             abi::P_ALL => -1,
-            abi::P_PID => id as isize,
-            abi::P_PGID => -(id as isize),
+            abi::P_PID => id as i32 as isize,
+            abi::P_PGID if id == 0 => 0,
+            abi::P_PGID => -(id as i32 as isize),
             _ => return err(r::EINVAL),
         };
         let found = self.lx_wait(tid, pid, options, options & abi::WNOWAIT != 0)?;
         let mut info = Out::new(128);
-        if let Some((child, status)) = found {
-            info.u32(0, r::SIGCHLD as u32);
-            let (code, value) = if r::wifexited(status) {
-                (1, r::wexitstatus(status) as u32) // CLD_EXITED
-            } else {
-                (2, r::wtermsig(status) as u32) // CLD_KILLED
-            };
-            info.u32(8, code);
-            info.u32(16, child);
-            info.u32(24, value);
+        if let Some(found) = found {
+            let (code, status) = found.code_and_status();
+            let si = jobs::SigInfo { code, pid: found.pid, uid: found.uid, status };
+            info.put(0, &super::signal::siginfo_bytes(r::SIGCHLD, &si));
         }
         if infop != 0 {
             let mm = self.mm_of(tid)?;
@@ -274,14 +269,16 @@ impl Kernel {
         }
         let Some(t) = self.threads.get(&target) else { return err(r::ESRCH) };
         let pid = t.pid;
-        let _ = tid;
         if sig == 0 || sig >= r::NSIG {
             return Ok(0);
         }
-        if self.procs.get(&pid).is_some_and(|p| p.threads.first() == Some(&target)) && sig == r::SIGKILL {
-            self.post_signal(pid, sig);
+        let sender = self.proc_of(tid)?;
+        let info = jobs::SigInfo { code: jobs::SI_TKILL, pid: sender.pid, uid: sender.uid, status: 0 };
+        if sig == r::SIGKILL || sig == r::SIGCONT || crate::signal::sig_bit(sig) & jobs::STOP_SIGNALS != 0 {
+            // Killing, stopping and continuing act on the whole process.
+            self.post_signal_info(pid, sig, info);
         } else {
-            self.post_thread_signal(target, sig);
+            self.post_thread_signal_info(target, sig, info);
         }
         Ok(0)
     }
@@ -440,24 +437,58 @@ pub(super) fn getpgrp(k: &mut Kernel, tid: Pid, _: &Call) -> SysResult {
     Ok(k.proc_of(tid)?.pgid as usize)
 }
 
+/// `setpgid` with Linux's rules ([`crate::jobs`]).
 pub(super) fn setpgid(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
     let me = k.pid_of(tid)?;
-    let target = if c.args[0] == 0 { me } else { c.args[0] as Pid };
-    let pgid = if c.args[1] == 0 { target } else { c.args[1] as Pid };
-    let p = k.procs.get_mut(&target).ok_or(Errno(r::ESRCH))?;
-    if p.pid != me && p.ppid != me {
-        return err(r::ESRCH);
+    let (pid, pgid) = (c.args[0] as i32, c.args[1] as i32);
+    if pgid < 0 {
+        return err(r::EINVAL);
     }
-    p.pgid = pgid;
+    let target = if pid == 0 { me } else { pid as Pid };
+    let pgid = if pgid == 0 { target } else { pgid as Pid };
+    let caller_sid = k.procs.get(&me).ok_or(Errno(r::ESRCH))?.job.sid;
+    let p = k.procs.get(&target).filter(|p| p.state == ProcState::Alive).ok_or(Errno(r::ESRCH))?;
+    if p.pid != me {
+        if p.ppid != me {
+            return err(r::ESRCH);
+        }
+        if p.job.sid != caller_sid {
+            return err(r::EPERM);
+        }
+        if p.job.execed {
+            return err(r::EACCES);
+        }
+    }
+    if p.job.sid == p.pid {
+        return err(r::EPERM);
+    }
+    if pgid != target
+        && !k.procs.values().any(|q| q.pgid == pgid && q.job.sid == caller_sid && q.state == ProcState::Alive)
+    {
+        return err(r::EPERM);
+    }
+    if let Some(p) = k.procs.get_mut(&target) {
+        p.pgid = pgid;
+    }
     Ok(0)
 }
 
+/// `setsid`: EPERM for a process group leader (or a pid some group still uses).
 pub(super) fn setsid(k: &mut Kernel, tid: Pid, _: &Call) -> SysResult {
     let me = k.pid_of(tid)?;
+    if k.procs.values().any(|p| p.pgid == me) {
+        return err(r::EPERM);
+    }
     if let Some(p) = k.procs.get_mut(&me) {
         p.pgid = me;
+        p.job.sid = me;
     }
     Ok(me as usize)
+}
+
+pub(super) fn getsid(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let target = if c.args[0] as i32 == 0 { k.pid_of(tid)? } else { c.args[0] as i32 as Pid };
+    Ok(k.procs.get(&target).ok_or(Errno(r::ESRCH))?.job.sid as usize)
 }
 
 pub(super) fn getpriority(_: &mut Kernel, _: Pid, _: &Call) -> SysResult {

@@ -22,6 +22,7 @@ use warden_abi as r;
 use warden_abi::{Errno, SigAction};
 
 use super::abi::{self, le64, Out};
+use crate::jobs::SigInfo;
 use crate::process::{Action, OnWake, WaitOn};
 use crate::signal::{sig_bit, UNBLOCKABLE};
 use crate::syscall::{Block, Call, SysError, SysResult};
@@ -149,10 +150,24 @@ fn fxrstor(bytes: &[u8], cpu: &mut emu::Cpu) {
     }
 }
 
+/// The first bytes of a `siginfo_t` for `sig` sent as `info` says: number, errno, code,
+/// then the sender's pid and uid, and for SIGCHLD the child's status (`_sigchld`).
+pub(crate) fn siginfo_bytes(sig: usize, info: &SigInfo) -> [u8; 28] {
+    let mut o = [0u8; 28];
+    o[..4].copy_from_slice(&(sig as u32).to_le_bytes());
+    o[8..12].copy_from_slice(&info.code.to_le_bytes());
+    o[16..20].copy_from_slice(&info.pid.to_le_bytes());
+    o[20..24].copy_from_slice(&info.uid.to_le_bytes());
+    if sig == r::SIGCHLD {
+        o[24..28].copy_from_slice(&info.status.to_le_bytes());
+    }
+    o
+}
+
 impl Kernel {
     /// Builds the frame for a caught signal and enters the handler (None: the
     /// frame could not be written; the caller kills the process).
-    pub(crate) fn linux_setup_frame(&mut self, tid: Pid, sig: usize, action: &Action) -> Option<()> {
+    pub(crate) fn linux_setup_frame(&mut self, tid: Pid, sig: usize, action: &Action, info: &SigInfo) -> Option<()> {
         let mm = self.mm_of(tid).ok()?;
         let mut mm = mm.borrow_mut();
         let restorer = if action.sa.sa_flags & r::SA_RESTORER != 0 && action.restorer != 0 {
@@ -216,9 +231,7 @@ impl Kernel {
         o.u64(mc + 184, fpstate);
         o.u64(uc + SIGMASK, saved_mask.unwrap_or(t.sigmask));
         let si = uc + UCONTEXT_SIZE;
-        o.u32(si, sig as u32);
-        let fault = matches!(sig, r::SIGSEGV | r::SIGBUS | r::SIGILL | r::SIGFPE | r::SIGTRAP);
-        o.u32(si + 8, if fault { 0x80 } else { 0 }); // SI_KERNEL or SI_USER
+        o.put(si, &siginfo_bytes(sig, info));
         mm.space.mem.write(GuestAddress(fpstate), &fp).ok()?;
         mm.space.mem.write(GuestAddress(frame), &o.0).ok()?;
         let cpu = &mut t.cpu;

@@ -10,8 +10,8 @@
 //! Waiting: every signal posted to a process wakes [`signal_key`] of that process
 //! (`crate::signal`), so a blocked reader looks again.
 //!
-//! Not recorded: who sent a signal and why (`ssi_pid`, `ssi_uid`, `ssi_code`, a child's
-//! `ssi_status`): they read as 0 (`SI_USER` from pid 0), as do `siginfo_t`'s.
+//! Who sent a signal and why (`ssi_pid`, `ssi_uid`, `ssi_code`, a child's `ssi_status`) is
+//! what the send recorded ([`crate::jobs::SigInfo`]), as in `siginfo_t`.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -20,6 +20,7 @@ use warden_abi as r;
 use warden_abi::{Errno, Stat};
 
 use super::abi::le64;
+use crate::jobs::SigInfo;
 use crate::process::{OnWake, OpenFile, WaitOn};
 use crate::scheme::{FileOps, IoResult, WaitKey};
 use crate::signal::{sig_bit, UNBLOCKABLE};
@@ -73,10 +74,25 @@ pub(super) fn signalfd_mask(desc: &OpenFile) -> Option<u64> {
     Some(file.as_any()?.downcast_ref::<SignalFd>()?.mask.get())
 }
 
-/// A `signalfd_siginfo` (or `siginfo_t`: the first three fields agree) for `sig`.
-fn info(sig: usize) -> [u8; INFO_SIZE] {
+/// A `signalfd_siginfo` for `sig` sent as `info` says (`ssi_signo`, `ssi_code`, `ssi_pid`,
+/// `ssi_uid`, and a child's `ssi_status`).
+fn signalfd_info(sig: usize, info: &SigInfo) -> [u8; INFO_SIZE] {
     let mut out = [0u8; INFO_SIZE];
     out[..4].copy_from_slice(&(sig as u32).to_le_bytes());
+    out[8..12].copy_from_slice(&info.code.to_le_bytes());
+    out[12..16].copy_from_slice(&info.pid.to_le_bytes());
+    out[16..20].copy_from_slice(&info.uid.to_le_bytes());
+    if sig == r::SIGCHLD {
+        out[40..44].copy_from_slice(&info.status.to_le_bytes());
+    }
+    out
+}
+
+/// A `siginfo_t` for `sig` sent as `info` says.
+fn siginfo(sig: usize, info: &SigInfo) -> [u8; INFO_SIZE] {
+    let mut out = [0u8; INFO_SIZE];
+    let head = super::signal::siginfo_bytes(sig, info);
+    out[..head.len()].copy_from_slice(&head);
     out
 }
 
@@ -93,15 +109,15 @@ impl Kernel {
         self.lx_pending(tid) & mask != 0
     }
 
-    /// Takes the lowest pending signal in `mask` for thread `tid` (its own first).
-    fn lx_take_signal(&mut self, tid: Pid, mask: u64) -> Option<usize> {
+    /// Takes the lowest pending signal in `mask` for thread `tid` (its own first), with who
+    /// sent it.
+    fn lx_take_signal(&mut self, tid: Pid, mask: u64) -> Option<(usize, SigInfo)> {
         let own = self.threads.get(&tid).map_or(0, |t| t.pending) & mask;
         if own != 0 {
             let sig = own.trailing_zeros() as usize + 1;
-            if let Some(t) = self.threads.get_mut(&tid) {
-                t.pending &= !sig_bit(sig);
-            }
-            return Some(sig);
+            let t = self.threads.get_mut(&tid)?;
+            t.pending &= !sig_bit(sig);
+            return Some((sig, t.siginfo.get(sig).copied().unwrap_or_default()));
         }
         let pid = self.pid_of(tid).ok()?;
         let p = self.procs.get_mut(&pid)?;
@@ -111,7 +127,7 @@ impl Kernel {
         }
         let sig = shared.trailing_zeros() as usize + 1;
         p.pending &= !sig_bit(sig);
-        Some(sig)
+        Some((sig, p.siginfo.get(sig).copied().unwrap_or_default()))
     }
 
     /// `read` of a signalfd with mask `mask` into `[addr, addr + len)`.
@@ -130,8 +146,8 @@ impl Kernel {
         check_writable(&mm.borrow().space.mem, addr, max * INFO_SIZE)?;
         let mut out = Vec::new();
         while out.len() < max * INFO_SIZE {
-            let Some(sig) = self.lx_take_signal(tid, mask) else { break };
-            out.extend_from_slice(&info(sig));
+            let Some((sig, info)) = self.lx_take_signal(tid, mask) else { break };
+            out.extend_from_slice(&signalfd_info(sig, &info));
         }
         if out.is_empty() {
             if desc.flags.get() & r::O_NONBLOCK != 0 {
@@ -181,9 +197,9 @@ pub(super) fn rt_sigtimedwait(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
     }
     let mask = le64(c.input(0).ok_or(Errno(r::EFAULT))?, 0) & !UNBLOCKABLE;
     let timeout = super::fs::timeout(c, 2)?;
-    if let Some(sig) = k.lx_take_signal(tid, mask) {
+    if let Some((sig, info)) = k.lx_take_signal(tid, mask) {
         if info_at != 0 {
-            copy_out(&mut k.mm_of(tid)?.borrow_mut().space.mem, info_at, &info(sig))?;
+            copy_out(&mut k.mm_of(tid)?.borrow_mut().space.mem, info_at, &siginfo(sig, &info))?;
         }
         return Ok(sig);
     }

@@ -52,21 +52,36 @@ impl Kernel {
             }
         }
         let me = self.pid_of(tid)?;
-        let targets: Vec<Pid> = if pid > 0 {
-            vec![pid as Pid]
-        } else if pid == 0 {
-            vec![me]
-        } else if pid == -1 {
-            self.procs.values().filter(|p| p.pid != 1 && p.state == ProcState::Alive).map(|p| p.pid).collect()
-        } else {
-            vec![pid.unsigned_abs() as Pid]
+        let sender = self.procs.get(&me).ok_or(Errno(ESRCH))?;
+        let info = crate::jobs::SigInfo { code: crate::jobs::SI_USER, pid: me, uid: sender.uid, status: 0 };
+        // 0: the caller's process group; below -1: the group -pid.
+        let group = match pid {
+            0 => Some(sender.pgid),
+            p if p < -1 => Some(p.unsigned_abs() as Pid),
+            _ => None,
         };
+        let targets: Vec<Pid> = if let Some(g) = group {
+            self.procs.values().filter(|p| p.pgid == g && p.state == ProcState::Alive).map(|p| p.pid).collect()
+        } else if pid == -1 {
+            self.procs
+                .values()
+                .filter(|p| p.pid != 1 && p.pid != me && p.state == ProcState::Alive)
+                .map(|p| p.pid)
+                .collect()
+        } else {
+            vec![pid as Pid]
+        };
+        // A jailed sender reaches only the members of a group inside its jail.
+        let jail = if group.is_some() { self.jail_view(tid) } else { None };
         let mut hit = false;
         for target in targets {
+            if jail.as_ref().is_some_and(|j| !self.in_jail(j, target)) {
+                continue;
+            }
             if self.procs.get(&target).is_some_and(|p| p.state == ProcState::Alive) {
                 hit = true;
                 if sig != 0 {
-                    self.post_signal(target, sig);
+                    self.post_signal_info(target, sig, info);
                 }
             }
         }
@@ -129,6 +144,7 @@ impl Kernel {
         };
         let (uid, gid, pgid, cmdline) = (p.uid, p.gid, p.pgid, p.cmdline.clone());
         let restrict = p.restrict.clone();
+        let job = p.job.forked();
         let child = self.alloc_id();
         let process = Process {
             pid: child,
@@ -146,6 +162,8 @@ impl Kernel {
             cmdline,
             vfork_parent: (flags & CLONE_VFORK != 0).then_some(tid),
             restrict,
+            job,
+            siginfo: Default::default(),
         };
         self.procs.insert(child, process);
         let mut thread = Thread::new(child, child, cpu);
@@ -242,6 +260,7 @@ impl Kernel {
             }
             p.sighand = Rc::new(RefCell::new(handlers));
             p.cmdline = args;
+            p.job.execed = true;
             vfork_parent = p.vfork_parent.take();
             if let Some(main) = p.threads.first_mut() {
                 *main = tid;
