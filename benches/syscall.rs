@@ -30,8 +30,8 @@
 //! `scheme` (`schemetest bench N`: N 16-byte reads from `ramfs:`) or `channel` (`channeltest
 //! bench N`: N channel call/returns).
 //! The bench does this itself at the end when valgrind is installed (it is in CI) and prints
-//! `summary (callgrind): ... host instructions per call`, from the difference between two
-//! values of N so that boot and exit cancel out. On a noisy machine these are the figures to
+//! `summary (callgrind): ... host instructions per call` for every mode, from the difference
+//! between two values of N so that boot and exit cancel out. On a noisy machine these are the figures to
 //! compare before and after a change to the trap path; the timed ones move by several percent
 //! from run to run.
 
@@ -234,10 +234,12 @@ fn instruction_counts() {
     let getpid = per_call("getpid", 20_000, 40_000);
     let linux = per_call("linux-getpid", 20_000, 40_000);
     let supervised = per_call("supervised", 2_000, 4_000);
+    let scheme = per_call("scheme", 2_000, 4_000);
+    let channel = per_call("channel", 2_000, 4_000);
     let _ = std::fs::remove_dir_all(&dir);
     println!(
         "summary (callgrind): trapped getpid {getpid:.0} host instructions per call, Linux getpid {linux:.0}, \
-         guest-supervisor round trip {supervised:.0}"
+         guest-supervisor round trip {supervised:.0}, user-scheme read {scheme:.0}, channel call/return {channel:.0}"
     );
 }
 

@@ -32,7 +32,7 @@
 //! - Queued bytes are charged to the kernel's memory account (`Limits::max_memory_total`).
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::rc::Rc;
 
 use warden_abi::ipc::{ChannelCaps, CHANNEL_MAX_FDS, CHANNEL_MAX_MSG, CHANNEL_QUEUE, NO_REPLY};
@@ -40,6 +40,7 @@ use warden_abi::*;
 
 use crate::mm::MemTotal;
 use crate::process::{FdEntry, OpenFile, WaitOn};
+use crate::scheme::user::VecMap;
 use crate::scheme::{FileOps, FileRef, IoError, IoResult, Readiness, WaitKey};
 use crate::syscall::{errno, Block, Call, SysResult, FD_NONBLOCK_CALL};
 use crate::usercopy::{check_writable, copy_out};
@@ -331,7 +332,7 @@ impl FileOps for ReplyCap {
 /// The calls parked waiting for an answer, by thread.
 #[derive(Default)]
 pub(crate) struct Channels {
-    waiting: BTreeMap<Pid, CallWait>,
+    waiting: VecMap<Pid, CallWait>,
 }
 
 /// A parked `call`: its slot, and its arguments (a re-run with others is a new call).
@@ -376,6 +377,11 @@ impl Kernel {
         let Some(bytes) = caps else {
             return Ok(Vec::new());
         };
+        // Most messages pass nothing: their count alone is read.
+        let count = bytes.get(..8).ok_or(Errno(EFAULT))?;
+        if count == [0; 8] {
+            return Ok(Vec::new());
+        }
         let caps = ChannelCaps::from_bytes(bytes).ok_or(Errno(EFAULT))?;
         if caps.count as usize > CHANNEL_MAX_FDS {
             return Err(Errno(EMSGSIZE));
@@ -400,6 +406,9 @@ impl Kernel {
     /// caps to report. All or nothing: on failure (EMFILE) nothing stays installed and the
     /// message's parts come back.
     fn install_caps(&mut self, tid: Pid, msg: &mut Message) -> Result<ChannelCaps, Errno> {
+        if msg.fds.is_empty() && msg.reply.is_none() {
+            return Ok(ChannelCaps { reply: NO_REPLY, ..ChannelCaps::default() });
+        }
         let files = self.proc_of(tid)?.files.clone();
         let max = self.config.limits.max_fds;
         let mut caps = ChannelCaps { reply: NO_REPLY, ..ChannelCaps::default() };
@@ -588,10 +597,11 @@ fn write_back(k: &mut Kernel, tid: Pid, c: &Call, answer: &[u8], caps: Option<&C
     let Ok(mm) = k.mm_of(tid) else { return };
     let mut mm = mm.borrow_mut();
     if let Some(buf) = c.input(1) {
-        let mut out = buf.to_vec();
-        let n = answer.len().min(out.len());
-        out[..n].copy_from_slice(&answer[..n]);
-        let _ = copy_out(&mut mm.space.mem, c.args[1], &out);
+        let n = answer.len().min(buf.len());
+        let _ = copy_out(&mut mm.space.mem, c.args[1], &answer[..n]);
+        if n < buf.len() {
+            let _ = copy_out(&mut mm.space.mem, c.args[1] + n, &buf[n..]);
+        }
     }
     match (caps, c.input(4)) {
         (Some(caps), Some(_)) => {

@@ -84,8 +84,10 @@ pub(crate) struct Scratch {
     blocked: Vec<Box<Blocked>>,
     /// `read`'s bounce buffer ([`Scratch::take_io`]).
     io: Vec<u8>,
-    /// A spare buffer for `write`'s copy of its data ([`Scratch::take_bytes`]).
-    bytes: Vec<u8>,
+    /// Spare buffers for calls' copies of their inputs ([`Scratch::take_bytes`]): several,
+    /// because a call that blocks keeps its buffer (a channel `call` parked while its server's
+    /// `send` is decoded took a fresh, growing buffer every round trip when there was one).
+    bytes: Vec<Vec<u8>>,
     /// At most the earliest deadline of a parked call (`None`: no parked call has one), so
     /// that the scheduler scans for expired calls only when one may have expired.
     pub(crate) next_deadline: Option<u64>,
@@ -94,6 +96,8 @@ pub(crate) struct Scratch {
 impl Scratch {
     /// Spare blocked-call boxes kept.
     const SPARE_BLOCKED: usize = 8;
+    /// Spare input buffers kept.
+    const SPARE_BYTES: usize = 4;
     /// Largest bounce buffer kept between calls.
     const KEEP_IO: usize = 64 * 1024;
 
@@ -136,14 +140,14 @@ impl Scratch {
 
     /// An empty buffer for a call's input (hand it back with [`Scratch::keep_bytes`]).
     pub(crate) fn take_bytes(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.bytes)
+        self.bytes.pop().unwrap_or_default()
     }
 
     /// Keeps a finished call's input buffer (emptied) for the next one.
     pub(crate) fn keep_bytes(&mut self, mut buf: Vec<u8>) {
-        if buf.capacity() <= Self::KEEP_IO {
+        if buf.capacity() > 0 && buf.capacity() <= Self::KEEP_IO && self.bytes.len() < Self::SPARE_BYTES {
             buf.clear();
-            self.bytes = buf;
+            self.bytes.push(buf);
         }
     }
 

@@ -107,9 +107,12 @@ impl Endpoint {
 impl Reply {
     /// Answers the call with `msg` and `fds` (EPIPE if the caller gave up).
     pub fn answer(self, msg: &[u8], fds: &[&File]) -> Result<()> {
-        let caps = caps_of(fds)?;
         // The kernel closes the capability's descriptor itself.
         let fd = self.file.into_raw_fd();
-        sys::send(fd, msg, (!fds.is_empty()).then_some(&caps)).map(drop)
+        if fds.is_empty() {
+            return sys::send(fd, msg, None).map(drop);
+        }
+        let caps = caps_of(fds)?;
+        sys::send(fd, msg, Some(&caps)).map(drop)
     }
 }

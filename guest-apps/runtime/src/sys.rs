@@ -287,8 +287,10 @@ pub fn channel(flags: usize) -> Result<[usize; 2]> {
 /// `send(fd, msg, caps)`: sends one whole message with the descriptors `caps` lists (or
 /// answers a call, when `fd` is a reply capability: the descriptor is then closed).
 pub fn send(fd: usize, msg: &[u8], caps: Option<&ChannelCaps>) -> Result<usize> {
-    let caps = caps.map(ChannelCaps::to_bytes);
-    let caps_ptr = caps.as_ref().map_or(0, |c| c.as_ptr() as usize);
+    // `ChannelCaps` is `repr(C)` and all `u64`s: on this little-endian machine the structure
+    // is its own byte form, so the kernel reads and writes it in place (no conversions on
+    // the round trip's path).
+    let caps_ptr = caps.map_or(0, |c| c as *const ChannelCaps as usize);
     // SAFETY: the kernel reads `msg.len()` bytes from `msg` and `ChannelCaps::SIZE` bytes at
     // `caps_ptr` (if not null).
     demux(unsafe { syscall4(abi::SYS_SEND, fd, msg.as_ptr() as usize, msg.len(), caps_ptr) })
@@ -297,32 +299,24 @@ pub fn send(fd: usize, msg: &[u8], caps: Option<&ChannelCaps>) -> Result<usize> 
 /// `recv(fd, buf, caps)`: receives one whole message into `buf` (its length); the
 /// descriptors it carried are installed and listed in `caps` (`None`: they are closed).
 pub fn recv(fd: usize, buf: &mut [u8], caps: Option<&mut ChannelCaps>) -> Result<usize> {
-    let mut bytes = [0u8; ChannelCaps::SIZE];
-    let caps_ptr = if caps.is_some() { bytes.as_mut_ptr() as usize } else { 0 };
-    // SAFETY: the kernel writes at most `buf.len()` bytes into `buf` and `ChannelCaps::SIZE`
-    // bytes into `bytes` (if asked).
-    let n = demux(unsafe { syscall4(abi::SYS_RECV, fd, buf.as_mut_ptr() as usize, buf.len(), caps_ptr) })?;
-    if let Some(caps) = caps {
-        *caps = ChannelCaps::from_bytes(&bytes).ok_or(Errno(abi::EIO))?;
-    }
-    Ok(n)
+    // In place, as for `send`.
+    let caps_ptr = caps.map_or(0, |c| c as *mut ChannelCaps as usize);
+    // SAFETY: the kernel writes at most `buf.len()` bytes into `buf` and a whole
+    // `ChannelCaps` (`repr(C)`, all `u64`: any bytes are a valid value) at `caps_ptr` (if
+    // not null).
+    demux(unsafe { syscall4(abi::SYS_RECV, fd, buf.as_mut_ptr() as usize, buf.len(), caps_ptr) })
 }
 
 /// `call(fd, buf, len, caps)`: sends `buf[..len]` (and the descriptors `caps` lists) with a
 /// reply capability and waits for the answer, written over `buf`; returns its length. The
 /// answer's descriptors replace `caps`.
 pub fn call(fd: usize, buf: &mut [u8], len: usize, caps: Option<&mut ChannelCaps>) -> Result<usize> {
-    let mut bytes = caps.as_ref().map_or([0u8; ChannelCaps::SIZE], |c| c.to_bytes());
-    let caps_ptr = if caps.is_some() { bytes.as_mut_ptr() as usize } else { 0 };
-    // SAFETY: the kernel reads and writes at most `buf.len()` bytes of `buf`, and
-    // `ChannelCaps::SIZE` bytes of `bytes` (if asked).
-    let n = demux(unsafe {
-        syscall5(abi::SYS_CALL, fd, buf.as_mut_ptr() as usize, len, buf.len(), caps_ptr)
-    })?;
-    if let Some(caps) = caps {
-        *caps = ChannelCaps::from_bytes(&bytes).ok_or(Errno(abi::EIO))?;
-    }
-    Ok(n)
+    // In place, as for `send`.
+    let caps_ptr = caps.map_or(0, |c| c as *mut ChannelCaps as usize);
+    // SAFETY: the kernel reads and writes at most `buf.len()` bytes of `buf`, and a whole
+    // `ChannelCaps` (`repr(C)`, all `u64`: any bytes are a valid value) at `caps_ptr` (if
+    // not null).
+    demux(unsafe { syscall5(abi::SYS_CALL, fd, buf.as_mut_ptr() as usize, len, buf.len(), caps_ptr) })
 }
 
 /// `nanosleep(req)`: on interruption returns `Err(EINTR)`; the remaining time is discarded.

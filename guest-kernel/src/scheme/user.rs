@@ -62,6 +62,48 @@ struct Pending {
     answer: Option<(i64, Vec<u8>)>,
 }
 
+/// A map kept as a list: what the IPC paths key by request or thread, where a handful of
+/// entries is the rule. Every round trip inserts and removes one entry; on a `BTreeMap` that
+/// was ~250 host instructions each (a node's values shifted and copied), here it is a push and
+/// a swap. Lookups scan (a daemon with hundreds of callers waiting pays per call for that).
+pub(crate) struct VecMap<K, V>(Vec<(K, V)>);
+
+impl<K, V> Default for VecMap<K, V> {
+    fn default() -> Self {
+        VecMap(Vec::new())
+    }
+}
+
+impl<K: PartialEq + Copy, V> VecMap<K, V> {
+    pub(crate) fn get(&self, key: &K) -> Option<&V> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    pub(crate) fn get_mut(&mut self, key: &K) -> Option<&mut V> {
+        self.0.iter_mut().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    /// Sets `key`'s value (replacing and returning the old one).
+    pub(crate) fn insert(&mut self, key: K, value: V) -> Option<V> {
+        match self.get_mut(&key) {
+            Some(old) => Some(std::mem::replace(old, value)),
+            None => {
+                self.0.push((key, value));
+                None
+            }
+        }
+    }
+
+    pub(crate) fn remove(&mut self, key: &K) -> Option<V> {
+        let i = self.0.iter().position(|(k, _)| k == key)?;
+        Some(self.0.swap_remove(i).1)
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+}
+
 /// One user scheme: its queue and the requests in flight.
 pub(crate) struct UserScheme {
     id: u64,
@@ -72,7 +114,7 @@ pub(crate) struct UserScheme {
     next_request: u64,
     /// Packets the daemon has not read yet (requests and cancels).
     queue: VecDeque<(SchemeRequest, Vec<u8>)>,
-    pending: BTreeMap<u64, Pending>,
+    pending: VecMap<u64, Pending>,
     /// Readiness the daemon reported, by handle.
     events: BTreeMap<u64, Readiness>,
     waker: Waker,
@@ -194,7 +236,7 @@ impl UserScheme {
 pub(crate) struct Registry {
     schemes: BTreeMap<Vec<u8>, Rc<RefCell<UserScheme>>>,
     /// The request each parked caller waits for, with the call it made.
-    waiting: BTreeMap<Pid, Waiting>,
+    waiting: VecMap<Pid, Waiting>,
     /// Some scheme was ever made: until then calls skip the lookup.
     pub(crate) active: bool,
 }
@@ -678,7 +720,7 @@ impl Kernel {
             alive: true,
             next_request: 0,
             queue: VecDeque::new(),
-            pending: BTreeMap::new(),
+            pending: VecMap::default(),
             events: BTreeMap::new(),
             waker: self.waker.clone(),
         }));

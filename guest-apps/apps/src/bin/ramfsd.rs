@@ -4,33 +4,42 @@
 //! Design: the daemon creates the scheme, then forks: the parent exits 0 once the scheme
 //! exists (so `ramfsd && echo hi > ramfs:/a` needs no waiting), the child serves requests
 //! until the system stops (`-f` serves in the foreground instead). One flat directory: a
-//! path's slashes are part of the file name, `NAME:/` (or `NAME:`) lists the files. Every
-//! request is answered at once, so a cancel never finds anything to stop.
+//! path's slashes are part of the file name, `NAME:/` (or `NAME:`) lists the files. A handle
+//! holds its file's contents itself (shared with the directory entry), so a read or write
+//! looks up nothing by name, and an unlinked file lives on for the handles open on it, as
+//! POSIX says. Every request is answered at once (so a cancel never finds anything to stop),
+//! into one reused [`Answer`]: serving a read allocates nothing.
 
 #![no_std]
 #![no_main]
 
-use runtime::abi::ipc::SCHEME_CANCEL;
+use core::cell::RefCell;
+
+use runtime::abi::ipc::{SCHEME_CANCEL, SchemeRequest};
 use runtime::abi::{self, Errno, Stat};
 use runtime::prelude::*;
-use runtime::scheme::{Request, SchemeServer};
+use runtime::scheme::{Answer, Request, SchemeServer};
 use runtime::{env, sys};
 
 extern crate alloc;
 use alloc::collections::BTreeMap;
+use alloc::rc::Rc;
 
 runtime::entry!(main);
 
+/// A file's contents, shared by its directory entry and the handles open on it.
+type Data = Rc<RefCell<Vec<u8>>>;
+
 struct Handle {
-    /// The file's name; `None` for the directory.
-    name: Option<Vec<u8>>,
+    /// The file's name and contents; `None` for the directory.
+    file: Option<(Vec<u8>, Data)>,
     pos: usize,
     flags: usize,
 }
 
 #[derive(Default)]
 struct RamFs {
-    files: BTreeMap<Vec<u8>, Vec<u8>>,
+    files: BTreeMap<Vec<u8>, Data>,
     handles: BTreeMap<u64, Handle>,
     next_handle: u64,
     scheme: String,
@@ -40,72 +49,79 @@ fn err<T>(e: i32) -> Result<T> {
     Err(Errno(e))
 }
 
-impl RamFs {
-    fn listing(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        for name in self.files.keys() {
-            out.extend_from_slice(name);
-            out.push(b'\n');
-        }
-        out
+/// The directory's contents: one name a line.
+fn listing(files: &BTreeMap<Vec<u8>, Data>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for name in files.keys() {
+        out.extend_from_slice(name);
+        out.push(b'\n');
     }
+    out
+}
 
+impl RamFs {
     fn open(&mut self, path: &[u8], flags: usize) -> Result<usize> {
         let name = path.strip_prefix(b"/").unwrap_or(path);
-        let name = if name.is_empty() {
+        let file = if name.is_empty() {
             None
         } else {
-            match self.files.get_mut(name) {
+            let data = match self.files.get(name) {
                 Some(_) if flags & abi::O_CREAT != 0 && flags & abi::O_EXCL != 0 => return err(abi::EEXIST),
                 Some(data) => {
                     if flags & abi::O_TRUNC != 0 {
-                        data.clear();
+                        data.borrow_mut().clear();
                     }
+                    Rc::clone(data)
                 }
                 None if flags & abi::O_CREAT != 0 => {
-                    self.files.insert(name.to_vec(), Vec::new());
+                    let data = Data::default();
+                    self.files.insert(name.to_vec(), Rc::clone(&data));
+                    data
                 }
                 None => return err(abi::ENOENT),
-            }
-            Some(name.to_vec())
+            };
+            Some((name.to_vec(), data))
         };
         self.next_handle += 1;
-        self.handles.insert(self.next_handle, Handle { name, pos: 0, flags });
+        self.handles.insert(self.next_handle, Handle { file, pos: 0, flags });
         Ok(self.next_handle as usize)
     }
 
-    /// Handles one request: the result and the output bytes.
-    fn serve(&mut self, req: &Request<'_>) -> (Result<usize>, Vec<u8>) {
-        let h = req.head;
-        let mut out = Vec::new();
-        let result = match h.call as usize {
+    /// Handles one request: its result; its output bytes go into `out`.
+    fn serve(&mut self, req: &Request<'_>, out: &mut Answer) -> Result<usize> {
+        let h = &req.head;
+        match h.call as usize {
             abi::SYS_OPEN => self.open(req.input, h.args[0] as usize),
             abi::SYS_UNLINK => {
                 let name = req.input.strip_prefix(b"/").unwrap_or(req.input);
                 self.files.remove(name).map(|_| 0).ok_or(Errno(abi::ENOENT))
             }
             abi::SYS_CLOSE => self.handles.remove(&h.handle).map(|_| 0).ok_or(Errno(abi::EBADF)),
-            call => self.file_call(call, &h, req.input, &mut out),
-        };
-        (result, out)
+            call => {
+                let handle = self.handles.get_mut(&h.handle).ok_or(Errno(abi::EBADF))?;
+                // A file's contents, or the directory's listing (made only for the directory).
+                let data = handle.file.as_ref().map(|(_, d)| Rc::clone(d));
+                let mut data = data.as_ref().map(|d| d.borrow_mut());
+                let listing = if data.is_none() { listing(&self.files) } else { Vec::new() };
+                let file = File { handle, data: data.as_deref_mut(), listing: &listing };
+                file.call(call, h, req.input, self.scheme.as_bytes(), out)
+            }
+        }
     }
+}
 
-    fn file_call(
-        &mut self,
-        call: usize,
-        h: &abi::ipc::SchemeRequest,
-        input: &[u8],
-        out: &mut Vec<u8>,
-    ) -> Result<usize> {
-        // The directory's contents are its listing (made only for a directory handle).
-        let is_dir = self.handles.get(&h.handle).is_some_and(|h| h.name.is_none());
-        let listing = if is_dir { self.listing() } else { Vec::new() };
-        let handle = self.handles.get_mut(&h.handle).ok_or(Errno(abi::EBADF))?;
-        let data = match &handle.name {
-            Some(name) => Some(self.files.get_mut(name).ok_or(Errno(abi::ENOENT))?),
-            None => None,
-        };
-        let content: &[u8] = data.as_deref().map_or(&listing, |d| d);
+/// An open handle and what it reads: the file's contents (`data`), or for the directory
+/// (`data` is `None`) its listing.
+struct File<'a> {
+    handle: &'a mut Handle,
+    data: Option<&'a mut Vec<u8>>,
+    listing: &'a [u8],
+}
+
+impl File<'_> {
+    fn call(self, call: usize, h: &SchemeRequest, input: &[u8], scheme: &[u8], out: &mut Answer) -> Result<usize> {
+        let File { handle, data, listing } = self;
+        let content: &[u8] = data.as_deref().map_or(listing, |d| d);
         match call {
             abi::SYS_READ => {
                 let start = handle.pos.min(content.len());
@@ -150,9 +166,9 @@ impl RamFs {
                 Ok(0)
             }
             abi::SYS_FPATH => {
-                out.extend_from_slice(self.scheme.as_bytes());
+                out.extend_from_slice(scheme);
                 out.extend_from_slice(b":/");
-                out.extend_from_slice(handle.name.as_deref().unwrap_or(b""));
+                out.extend_from_slice(handle.file.as_ref().map_or(&b""[..], |(name, _)| name));
                 Ok(out.len())
             }
             abi::SYS_FTRUNCATE => {
@@ -173,19 +189,18 @@ impl RamFs {
 
 fn serve(mut server: SchemeServer, scheme: String) -> i32 {
     let mut fs = RamFs { scheme, ..RamFs::default() };
+    let mut out = Answer::default();
     loop {
-        let (id, result, out) = match server.next() {
+        out.clear();
+        let (id, result) = match server.next() {
             Ok(req) if req.head.call == SCHEME_CANCEL => continue,
-            Ok(req) => {
-                let (result, out) = fs.serve(&req);
-                (req.head.id, result, out)
-            }
+            Ok(req) => (req.head.id, fs.serve(&req, &mut out)),
             Err(e) => {
                 eprintln!("ramfsd: {}", e.description());
                 return 1;
             }
         };
-        if let Err(e) = server.answer(id, result, &out) {
+        if let Err(e) = server.answer_with(id, result, &mut out) {
             eprintln!("ramfsd: answer: {}", e.description());
         }
     }
