@@ -9,7 +9,20 @@
 #   EVERYDAY_TIMEOUT (seconds, default 120) bounds each run.
 #   EVERYDAY_KEEP=1 keeps the work directory (printed at the end).
 # Prints one line per program (native status; qemu, warden: same/DIFF for stdout
-# and status; warden's stderr: same/DIFF) and the totals. Not part of `cargo test`: some runs take minutes under the emulator.
+# and status; warden's stderr: same/DIFF) and the totals. Not part of `cargo test`:
+# some runs take minutes under the emulator.
+#
+# Last sweep (2026-12-06, release build): 41 programs, warden 41 identical to native in
+# stdout and status, and in stderr too (rustc's jemalloc warned "MADV_DONTNEED does not
+# work" until madvise dropped pages); qemu-x86_64 40 (env: qemu passes the variables in
+# another order). Tried beside them by hand: ps, top, uname, hostname, nproc, free,
+# uptime, getconf and df differ by design (the guest sees its own processes, one CPU,
+# the --max-mem-total memory, the virtual clock, a fixed identity and mount table);
+# ldd's addresses differ natively from run to run; the rest (xargs, cut, paste, join,
+# nl, tee, du, id, readelf, objdump, strings, xxd, vim -es, tac, column, factor, shuf,
+# split, cp -r, mktemp, iconv, g++, zip, lz4, patch, git add/commit, tar czf, make -j2,
+# timeout, sqlite3 on a file, a python socket/thread/subprocess/sqlite3 script, node fs)
+# are identical.
 set -u
 here=$(cd "$(dirname "$0")/.." && pwd)
 W=${1:-$here/target/release/warden}
