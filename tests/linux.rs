@@ -651,3 +651,10 @@ fn cargo_test_binary_runs_under_warden() {
         assert!(n.iter().any(|l| l.starts_with("test result: ok. 4 passed; 0 failed; 1 ignored")), "{n:?}");
     }
 }
+
+/// `MAP_SHARED` maps of a memfd share its bytes (maps, read/write, fork, ftruncate), memfd
+/// seals, and a shared file map after `mremap` grows or moves it.
+#[test]
+fn memfd_maps_and_seals_in_five_builds() {
+    check_five_builds("memfd");
+}
