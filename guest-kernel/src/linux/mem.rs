@@ -348,9 +348,9 @@ impl Kernel {
             m.addr = m.addr - old + to;
             if grows {
                 m.len += extra;
-                m.seen.resize(m.len as usize, 0);
             }
-            if let Some(space) = &space {
+            if let Some(space) = space.as_ref().filter(|_| m.live()) {
+                m.seen.resize(m.len as usize, 0);
                 refresh(m, space);
             }
         }
