@@ -658,3 +658,12 @@ fn cargo_test_binary_runs_under_warden() {
 fn memfd_maps_and_seals_in_five_builds() {
     check_five_builds("memfd");
 }
+
+/// Signals as programs use them: `SA_RESTART` per call (restarted or EINTR as Linux
+/// decides, `nanosleep`'s time left), `sigaltstack` (SS_ONSTACK, EPERM on it, SS_AUTODISARM,
+/// `uc_stack` at sigreturn), and signalfd's sender fields for kill, tgkill, sigqueue and
+/// SIGCHLD.
+#[test]
+fn signal_restart_altstack_and_senders_in_five_builds() {
+    check_five_builds("sigrestart");
+}
