@@ -667,3 +667,10 @@ fn memfd_maps_and_seals_in_five_builds() {
 fn signal_restart_altstack_and_senders_in_five_builds() {
     check_five_builds("sigrestart");
 }
+
+/// inotify's IN_OPEN, IN_ACCESS, IN_CLOSE_WRITE and IN_CLOSE_NOWRITE for the program's own
+/// opens, reads, directory listings and (last) closes.
+#[test]
+fn inotify_open_access_close_in_five_builds() {
+    check_five_builds("inotify_open");
+}

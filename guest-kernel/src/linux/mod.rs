@@ -269,6 +269,8 @@ pub struct LinuxState {
     pub(crate) fifos: fifo::FifoList,
     /// Every inotify instance (`inotify.rs`), while one of its descriptors is open.
     pub(crate) inotify: inotify::InstanceList,
+    /// Opens to report closed to inotify watches (`inotify.rs`).
+    pub(crate) opened: inotify::OpenedList,
     /// The last cookie a rename's inotify events shared.
     pub(crate) next_cookie: u32,
     /// Every timer descriptor (`timerfd.rs`), while one of its descriptors is open.
