@@ -1139,7 +1139,7 @@ pub fn vfs_host(data: &[u8]) {
                     let _ = std::fs::remove_file(&dir);
                     let _ = std::fs::rename(&stash, &dir);
                 } else if std::fs::rename(&dir, &stash).is_ok() {
-                    let _ = symlink(&outside, &dir);
+                    let _ = symlink(outside, &dir);
                 }
                 swapped = !swapped;
             }
