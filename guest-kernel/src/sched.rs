@@ -17,10 +17,11 @@
 //!
 //! Cost (a supervised call blocks and wakes on every round trip): a blocked call
 //! lives in a box that waking re-tags as `Retry` (the call is not moved) and that
-//! is reused for the next blocked call; wake-ups drain the waker into a kept
-//! buffer and collect threads into a kept list; deadlines are scanned only once
-//! the earliest one parked may have passed; `read`'s bounce buffer and `write`'s
-//! copy of its data are kept between calls ([`Scratch`]).
+//! is reused for the next blocked call; wake-ups look at the waker before anything
+//! else (most calls wake nothing), drain it into a kept buffer and wake in one pass
+//! over the threads; deadlines are scanned only once the earliest one parked may have
+//! passed; `read`'s bounce buffer and `write`'s copy of its data are kept between
+//! calls ([`Scratch`]).
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -73,8 +74,9 @@ impl Scheduler {
     }
 }
 
-/// What the trap path reuses instead of allocating per call: the wait keys and thread
-/// lists of a wake-up, the boxes of blocked calls and `read`'s bounce buffer.
+/// What the trap path reuses instead of allocating per call: the wait keys of a wake-up,
+/// the list of threads whose deadline passed, the boxes of blocked calls and `read`'s
+/// bounce buffer.
 #[derive(Default)]
 pub(crate) struct Scratch {
     keys: Vec<WaitKey>,
@@ -537,6 +539,11 @@ impl Kernel {
 
     /// Wakes threads parked on keys schemes reported.
     pub(crate) fn process_wakeups(&mut self) {
+        // Most calls wake nothing (called after every call, 7 times per user-scheme round
+        // trip): look before moving any buffer.
+        if self.waker.0.borrow().is_empty() {
+            return;
+        }
         let mut keys = std::mem::take(&mut self.sched.scratch.keys);
         loop {
             self.waker.drain_into(&mut keys);
@@ -549,21 +556,28 @@ impl Kernel {
     }
 
     /// Wakes every blocked thread whose wait matches `pred` (only `only` if given), in tid order.
+    /// One pass over the threads ([`Kernel::wake_thread`]'s work inlined): a thread's wake
+    /// changes no other thread's wait, so this is the order a collect-then-wake gives.
     pub(crate) fn wake_where(&mut self, pred: impl Fn(WaitOn) -> bool, only: Option<Pid>) {
-        let mut tids = std::mem::take(&mut self.sched.scratch.tids);
-        tids.clear();
-        for t in self.threads.values() {
-            if let ThreadState::Blocked(b) = &t.state {
-                if only.is_none_or(|o| o == t.tid) && pred(b.on) {
-                    tids.push(t.tid);
+        for t in self.threads.values_mut() {
+            let ThreadState::Blocked(b) = &t.state else {
+                continue;
+            };
+            if !(only.is_none_or(|o| o == t.tid) && pred(b.on)) {
+                continue;
+            }
+            let ThreadState::Blocked(b) = std::mem::replace(&mut t.state, ThreadState::Runnable) else {
+                continue;
+            };
+            match b.on_wake {
+                OnWake::Retry => t.state = ThreadState::Retry(b),
+                OnWake::Return(v) => {
+                    t.cpu.gpr[reg::RAX] = crate::call::rax(v) as u64;
+                    self.sched.scratch.recycle(b);
                 }
             }
+            self.sched.run_queue.push_back(t.tid);
         }
-        for &tid in &tids {
-            self.wake_thread(tid);
-        }
-        tids.clear();
-        self.sched.scratch.tids = tids;
     }
 
     /// Makes a blocked thread runnable: it either gets its wake value or
