@@ -333,6 +333,7 @@ impl Kernel {
         if offset.is_some() && is_dir(&desc) {
             return err(r::EISDIR);
         }
+        self.tty_check_io(tid, &desc, false)?;
         self.lx_shared_file_io(&desc, false);
         match self.read_desc(tid, &desc, iov, How::of(&desc, false).at(offset)) {
             Err(SysError::Errno(Errno(r::EBADF))) if is_dir(&desc) => err(r::EISDIR),
@@ -343,6 +344,7 @@ impl Kernel {
     /// `write` and friends ([`crate::io`]); shared mappings of the file see the new bytes.
     fn lx_write(&mut self, tid: Pid, fd: usize, data: &[u8], offset: Option<u64>) -> SysResult {
         let desc = self.desc(tid, fd)?;
+        self.tty_check_io(tid, &desc, true)?;
         let result = self.write_desc(tid, &desc, data, How::of(&desc, false).at(offset));
         if result.is_ok() {
             self.lx_shared_file_io(&desc, true);
@@ -1027,7 +1029,8 @@ pub(super) fn pipe2(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
     k.lx_pipe(tid, c.args[0], c.args[1])
 }
 
-/// `ioctl`: `FIONBIO` reads its `int` from the kernel's copy.
+/// `ioctl`: `FIONBIO` reads its `int` from the kernel's copy; the rest are the terminal's
+/// (`tty.rs`).
 pub(super) fn ioctl(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
     let [fd, cmd, ..] = c.args;
     let desc = k.desc(tid, fd)?;
@@ -1043,7 +1046,7 @@ pub(super) fn ioctl(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
             files.borrow_mut().get_mut(fd)?.cloexec = cmd == abi::FIOCLEX;
             Ok(0)
         }
-        _ => err(r::ENOTTY),
+        _ => k.tty_ioctl(tid, &desc, c),
     }
 }
 
