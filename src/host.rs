@@ -231,7 +231,8 @@ fn std_fd(fd: i32) -> ManuallyDrop<File> {
 
 /// The host terminal's settings (kernel `struct termios`) of descriptors 0, 1 and 2 before
 /// the guest first changed them.
-static SAVED_TERMIOS: [OnceLock<[u8; warden_abi::linux::flag::TERMIOS_SIZE]>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+static SAVED_TERMIOS: [OnceLock<[u8; warden_abi::linux::flag::TERMIOS_SIZE]>; 3] =
+    [OnceLock::new(), OnceLock::new(), OnceLock::new()];
 
 /// The terminal signals caught for the guest (bit `1 << (sig - 1)`), and the flag the kernel
 /// polls ([`guest_kernel::Console::signal_flag`]).

@@ -89,6 +89,8 @@ fn target_of(abs: &[u8]) -> Target {
         b"/dev/zero" => scheme(b"zero:"),
         b"/dev/random" | b"/dev/urandom" => scheme(b"rand:"),
         b"/dev/stdin" => Target::Fd(0),
+        // The console as a terminal (`tty.rs`): reads stdin, writes stdout.
+        b"/dev/tty" | b"/dev/pts/0" => scheme(b"debug:"),
         b"/dev/stdout" => Target::Fd(1),
         b"/dev/stderr" => Target::Fd(2),
         _ => {
@@ -254,6 +256,9 @@ impl Kernel {
             if let Some(jail) = self.jail_view(tid) {
                 crate::policy::strip_root(&jail.root, &abs).ok_or(Errno(r::ENOENT))?;
             }
+        }
+        if abs == b"/dev/tty" && !self.tty_controlling(tid) {
+            return err(r::ENXIO);
         }
         let cloexec = flags & abi::O_CLOEXEC != 0;
         if let Some(node) = self.lx_proc_path(tid, &abs) {

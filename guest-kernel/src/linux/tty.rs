@@ -22,6 +22,11 @@
 //!   signal cut short waits on [`crate::console::CONSOLE_KEY`], which that step wakes). The
 //!   embedder restores the host terminal's settings whatever way warden ends (`src/host.rs`
 //!   in the `warden` crate).
+//! - **`/dev/tty` and `/dev/pts/0`** (what `/proc/self/fd/N` shows for a console end) are
+//!   the console's stdin end, as `debug:` (reading stdin, writing stdout); `/dev/tty` opens
+//!   only for a process whose controlling terminal it is (ENXIO otherwise, as natively).
+//!   So `ttyname` and a shell's `open("/dev/tty")` never touch the host's `/dev`, and a
+//!   replay does not depend on which pseudo-terminal the recording ran in.
 //! - **Sessions.** The terminal is the controlling terminal of at most one session, its
 //!   [`Tty::session`], with a foreground process group [`Tty::fg`]. The run starts with it
 //!   controlling init's session (1) with init's group (1) in the foreground, as a program
@@ -44,11 +49,11 @@
 use warden_abi::linux::flag as lx;
 use warden_abi::*;
 
-use crate::syscall::{Block, Call, SysError, SysResult};
 use crate::console::{terminal_request, DebugEnd, DebugFile, TermArg};
 use crate::jobs::{continue_key, SigInfo};
 use crate::process::{OpenFile, ProcState, WaitOn};
 use crate::signal::sig_bit;
+use crate::syscall::{Block, Call, SysError, SysResult};
 use crate::{Kernel, Pid};
 
 type R<T> = Result<T, SysError>;
@@ -116,6 +121,13 @@ impl Kernel {
         }
         let mut t = [0u8; lx::TERMIOS_SIZE];
         self.tty_host(end, lx::TCGETS, 0, &mut t).is_ok()
+    }
+
+    /// True if the console is a terminal and the caller's controlling terminal (`/dev/tty`
+    /// opens; ENXIO otherwise, as natively without one).
+    pub(crate) fn tty_controlling(&mut self, tid: Pid) -> bool {
+        let sid = self.proc_of(tid).map(|p| p.job.sid);
+        sid.is_ok_and(|s| self.linux.tty.session == Some(s)) && self.tty_is_terminal(DebugEnd::Stdin)
     }
 
     /// The calling process's (pid, session, group), if alive.
@@ -236,7 +248,11 @@ impl Kernel {
                     return Ok(0);
                 }
                 let uid = self.proc_of(tid)?.uid;
-                let held = self.linux.tty.session.is_some_and(|s| self.procs.get(&s).is_some_and(|p| p.state == ProcState::Alive));
+                let held = self
+                    .linux
+                    .tty
+                    .session
+                    .is_some_and(|s| self.procs.get(&s).is_some_and(|p| p.state == ProcState::Alive));
                 if pid != sid || (held && !(arg == 1 && uid == 0)) {
                     return Err(Errno(EPERM).into());
                 }
