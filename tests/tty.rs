@@ -288,3 +288,53 @@ fn an_interactive_session_replays_without_a_terminal() {
     assert!(out.contains("[1]+  Stopped                 ( echo READY; exec cat )"), "{out}");
     assert!(out.contains(&format!("{ROWS} {COLS}")), "{out}");
 }
+
+/// `tests/fixtures/linux/tty.c`, built as `compiler link`, once per test process; `None`
+/// (SKIPPED) without the compiler.
+fn build_fixture(compiler: &str, link: &str) -> Option<std::path::PathBuf> {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(compiler).is_file()));
+    if !found {
+        assert!(std::env::var("WARDEN_REQUIRE_TOOLS").as_deref() != Ok("1"), "{compiler} not found");
+        eprintln!("SKIPPED: {compiler} not found");
+        return None;
+    }
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tty-fixtures");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join(format!("tty.{compiler}{link}"));
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/linux/tty.c");
+    let status = Command::new(compiler)
+        .args((!link.is_empty()).then_some(link))
+        .args(["-O2", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .expect("run compiler");
+    assert!(status.success(), "{compiler} {link} failed on {}", src.display());
+    Some(out)
+}
+
+/// The terminal as a program sees it (sessions, the foreground group, SIGTTIN and SIGTTOU,
+/// `/dev/tty`, the window size), byte for byte as natively, in five builds.
+#[test]
+fn tty_fixture_matches_native_in_five_builds() {
+    let builds = [("gcc", "-static"), ("gcc", "-static-pie"), ("gcc", ""), ("musl-gcc", "-static"), ("musl-gcc", "")];
+    let mut failures = Vec::new();
+    for (compiler, link) in builds {
+        let Some(prog) = build_fixture(compiler, link) else { continue };
+        let prog = prog.to_str().unwrap();
+        let native = Pty::spawn(prog, &[]).finish();
+        let guest = Pty::spawn(WARDEN, &["run", "--root", "/", prog]).finish();
+        assert!(native.1.contains("stopped by TTIN"), "{}", native.1);
+        if (guest.0.code(), &guest.1) != (native.0.code(), &native.1) {
+            failures.push(format!(
+                "{compiler} {link}: native ({:?})\n{}\nwarden ({:?})\n{}",
+                native.0.code(),
+                native.1,
+                guest.0.code(),
+                guest.1
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -179,16 +179,14 @@ impl Kernel {
     /// console end that is the caller's controlling terminal).
     pub(crate) fn tty_check_io(&mut self, tid: Pid, desc: &OpenFile, write: bool) -> R<()> {
         let Some(end) = console_end(desc) else { return Ok(()) };
-        if self.linux.tty.is_tty[end as usize] != Some(true) {
+        let (_, sid, pgid) = self.tty_caller(tid)?;
+        let tty = &self.linux.tty;
+        // The usual case first: the foreground, or another session.
+        if tty.session != Some(sid) || tty.fg == pgid || !self.tty_is_terminal(end) {
             return Ok(());
         }
         if !write {
             return self.tty_background_check(tid, SIGTTIN);
-        }
-        let (_, sid, pgid) = self.tty_caller(tid)?;
-        let tty = &self.linux.tty;
-        if tty.session != Some(sid) || tty.fg == pgid {
-            return Ok(());
         }
         let lflag = match self.linux.tty.lflag {
             Some(l) => l,
@@ -221,7 +219,7 @@ impl Kernel {
                     return Err(Errno(ENOTTY).into());
                 }
                 let v = if cmd == lx::TIOCGPGRP { self.linux.tty.fg } else { sid };
-                self.tty_out(tid, arg, &(v as u32).to_le_bytes())
+                self.tty_out(tid, arg, &v.to_le_bytes())
             }
             lx::TIOCSPGRP => {
                 if !controlling {
