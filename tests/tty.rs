@@ -292,8 +292,7 @@ fn an_interactive_session_replays_without_a_terminal() {
 /// `tests/fixtures/linux/tty.c`, built as `compiler link`, once per test process; `None`
 /// (SKIPPED) without the compiler.
 fn build_fixture(compiler: &str, link: &str) -> Option<std::path::PathBuf> {
-    let found = std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(compiler).is_file()));
+    let found = std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(compiler).is_file()));
     if !found {
         assert!(std::env::var("WARDEN_REQUIRE_TOOLS").as_deref() != Ok("1"), "{compiler} not found");
         eprintln!("SKIPPED: {compiler} not found");

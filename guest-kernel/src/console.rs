@@ -249,3 +249,42 @@ impl Scheme for DebugScheme {
         Ok(DebugFile::open(&self.console, end))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use warden_abi::linux::flag as lx;
+
+    #[test]
+    fn terminal_requests_and_their_arguments() {
+        assert_eq!(terminal_request(lx::TCGETS), Some(TermArg::Get(36)));
+        assert_eq!(terminal_request(lx::TCSETSF), Some(TermArg::Set(36)));
+        assert_eq!(terminal_request(lx::TIOCGWINSZ), Some(TermArg::Get(8)));
+        assert_eq!(terminal_request(lx::TCFLSH), Some(TermArg::Value));
+        // The kernel answers these itself; anything else never reaches the host.
+        for cmd in [lx::TIOCGPGRP, lx::TIOCSPGRP, lx::TIOCSCTTY, lx::FIONBIO, 0x1234] {
+            assert_eq!(terminal_request(cmd), None);
+        }
+        // The ioctl row copies exactly what each request passes.
+        let row = warden_abi::class::LINUX_CALLS.iter().find(|c| c.name == "ioctl").expect("ioctl row");
+        for (cmd, arg) in [(lx::TCGETS, TermArg::Get(36)), (lx::TIOCSWINSZ, TermArg::Set(8))] {
+            let shown = format!("{:?}", row.args[2].resolve(&[0, cmd, 0, 0, 0, 0]));
+            let (dir, n) = match arg {
+                TermArg::Get(n) => ("Out", n),
+                TermArg::Set(n) => ("In", n),
+                TermArg::Value => unreachable!(),
+            };
+            assert!(shown.contains(dir) && shown.contains(&format!("Fixed({n})")), "{shown}");
+        }
+    }
+
+    #[test]
+    fn a_captured_console_is_not_a_terminal() {
+        let (mut c, _) = CaptureConsole::new(b"");
+        let mut t = [0u8; 36];
+        let e = c.terminal(0, lx::TCGETS, 0, &mut t).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOTTY));
+        assert!(c.signal_flag().is_none());
+        assert_eq!(c.host_signals(1), 0);
+    }
+}

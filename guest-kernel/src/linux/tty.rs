@@ -45,6 +45,18 @@
 //! - **Determinism.** Everything the host terminal says (each request's answer, the
 //!   signals and the scheduler step that delivered them) comes through the console, which
 //!   `warden record` logs and `warden replay` gives back without any terminal.
+//!
+//! # What differs from Linux
+//! - The controlling terminal belongs to a session, not to each process: `TIOCNOTTY` by a
+//!   process that is not the session leader succeeds without detaching it.
+//! - Reading the console blocks the whole kernel (`crate::console`): while a shell waits
+//!   for a line, its background jobs do not run.
+//! - Init's process group has no parent in the guest, so it is orphaned: ^Z on a program
+//!   warden started directly (no guest shell) is discarded, and warden itself never stops.
+//! - The window size changes only through the host (a guest `TIOCSWINSZ` is passed to the
+//!   host terminal, whose SIGWINCH then comes back as a host signal).
+//! - Not implemented (ENOTTY): `TIOCSTI`, `TIOCEXCL`, `TIOCGPTN` and the other pty
+//!   requests, `TCGETS2`/`TCSETS2` (glibc up to 2.41 does not use them).
 
 use warden_abi::linux::flag as lx;
 use warden_abi::*;
@@ -326,5 +338,109 @@ impl Kernel {
                 self.tty_signal_group(fg, sig);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::scheme::memfs::MemFs;
+    use crate::{CaptureConsole, Console, ConsoleStream, KernelConfig, RunOutcome};
+
+    /// A console whose ends are a terminal with fixed settings, and that has `signals`
+    /// waiting from the host.
+    struct FakeTerminal {
+        termios: [u8; lx::TERMIOS_SIZE],
+        flag: Arc<AtomicBool>,
+        signals: u64,
+        asked_at: Vec<u64>,
+    }
+
+    impl Console for FakeTerminal {
+        fn read(&mut self, _buf: &mut [u8]) -> std::io::Result<usize> {
+            Ok(0)
+        }
+        fn write(&mut self, _stream: ConsoleStream, _data: &[u8]) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn terminal(&mut self, _fd: u8, cmd: usize, _value: usize, arg: &mut [u8]) -> std::io::Result<()> {
+            match cmd {
+                lx::TCGETS => arg.copy_from_slice(&self.termios),
+                lx::TCSETS => self.termios.copy_from_slice(arg),
+                _ => return Err(std::io::Error::from_raw_os_error(libc::EINVAL)),
+            }
+            Ok(())
+        }
+        fn signal_flag(&self) -> Option<Arc<AtomicBool>> {
+            Some(self.flag.clone())
+        }
+        fn host_signals(&mut self, step: u64) -> u64 {
+            self.asked_at.push(step);
+            self.flag.store(false, Ordering::Relaxed);
+            std::mem::take(&mut self.signals)
+        }
+    }
+
+    fn kernel(console: Box<dyn Console>) -> Kernel {
+        let root = MemFs::new();
+        // `hlt`: never run by these tests except to see how init ends.
+        root.insert("/bin/init", &crate::testkit::static_elf(&[0xf4], 0));
+        let mut k = Kernel::new(KernelConfig::default(), Box::new(root), console);
+        k.spawn_init("/bin/init", &["init"], &[]).expect("spawn init");
+        k
+    }
+
+    fn fake(signals: u64) -> FakeTerminal {
+        let mut termios = [0u8; lx::TERMIOS_SIZE];
+        termios[12..16].copy_from_slice(&lx::TOSTOP.to_le_bytes());
+        FakeTerminal { termios, flag: Arc::new(AtomicBool::new(signals != 0)), signals, asked_at: Vec::new() }
+    }
+
+    #[test]
+    fn a_console_is_a_terminal_only_when_the_host_says_so() {
+        let (capture, _) = CaptureConsole::new(b"");
+        let mut k = kernel(Box::new(capture));
+        assert!(!k.tty_is_terminal(DebugEnd::Stdin));
+        assert_eq!(k.linux.tty.is_tty, [Some(false), None, None]);
+        let mut k = kernel(Box::new(fake(0)));
+        assert!(k.tty_is_terminal(DebugEnd::Stderr));
+        assert_eq!(k.linux.tty.lflag, Some(lx::TOSTOP), "TCGETS's c_lflag is kept");
+        assert!(k.tty_controlling(1), "init's session has the terminal");
+    }
+
+    #[test]
+    fn host_signals_go_to_the_foreground_group_at_a_scheduler_step() {
+        let mut k = kernel(Box::new(fake(sig_bit(SIGINT))));
+        k.tty_host_signals();
+        // SIGINT's default action ended init (the foreground group) before it ran.
+        assert_eq!(k.run(), RunOutcome::Signaled(SIGINT as u8));
+        // Without the flag the console is not asked at all.
+        let mut k = kernel(Box::new(fake(0)));
+        k.tty_host_signals();
+        k.tty_host_signals();
+        assert_eq!(k.linux.tty.steps, 2);
+    }
+
+    #[test]
+    fn background_access_follows_linux() {
+        let mut k = kernel(Box::new(fake(0)));
+        assert!(k.tty_is_terminal(DebugEnd::Stdin));
+        // In the foreground: allowed.
+        assert!(k.tty_background_check(1, SIGTTIN).is_ok());
+        // Out of it, in a group with no parent in the session (orphaned): EIO, never a stop.
+        k.procs.get_mut(&1).unwrap().pgid = 7;
+        assert!(matches!(k.tty_background_check(1, SIGTTIN), Err(SysError::Errno(Errno(EIO)))));
+        assert!(matches!(k.tty_background_check(1, SIGTTOU), Err(SysError::Errno(Errno(EIO)))));
+        assert!(!k.is_stopped(1));
+        // SIGTTOU blocked: the change goes ahead; SIGTTIN blocked: EIO.
+        k.threads.get_mut(&1).unwrap().sigmask = sig_bit(SIGTTOU) | sig_bit(SIGTTIN);
+        assert!(k.tty_background_check(1, SIGTTOU).is_ok());
+        assert!(matches!(k.tty_background_check(1, SIGTTIN), Err(SysError::Errno(Errno(EIO)))));
+        // Another session's process is not checked at all.
+        k.linux.tty.session = Some(99);
+        assert!(k.tty_background_check(1, SIGTTIN).is_ok());
     }
 }
