@@ -651,3 +651,19 @@ fn cargo_test_binary_runs_under_warden() {
         assert!(n.iter().any(|l| l.starts_with("test result: ok. 4 passed; 0 failed; 1 ignored")), "{n:?}");
     }
 }
+
+/// `MAP_SHARED` maps of a memfd share its bytes (maps, read/write, fork, ftruncate), memfd
+/// seals, and a shared file map after `mremap` grows or moves it.
+#[test]
+fn memfd_maps_and_seals_in_five_builds() {
+    check_five_builds("memfd");
+}
+
+/// Signals as programs use them: `SA_RESTART` per call (restarted or EINTR as Linux
+/// decides, `nanosleep`'s time left), `sigaltstack` (SS_ONSTACK, EPERM on it, SS_AUTODISARM,
+/// `uc_stack` at sigreturn), and signalfd's sender fields for kill, tgkill, sigqueue and
+/// SIGCHLD.
+#[test]
+fn signal_restart_altstack_and_senders_in_five_builds() {
+    check_five_builds("sigrestart");
+}

@@ -56,11 +56,13 @@ pub struct SigInfo {
     pub uid: u32,
     /// A child's exit code or signal (SIGCHLD).
     pub status: i32,
+    /// The value `sigqueue` sent (`si_value`).
+    pub value: u64,
 }
 
 impl SigInfo {
     /// A signal the kernel raised itself (timers, SIGPIPE, faults).
-    pub const KERNEL: SigInfo = SigInfo { code: SI_KERNEL, pid: 0, uid: 0, status: 0 };
+    pub const KERNEL: SigInfo = SigInfo { code: SI_KERNEL, pid: 0, uid: 0, status: 0, value: 0 };
 }
 
 /// A child's change a parent has not waited for yet.
@@ -221,7 +223,7 @@ impl Kernel {
         // Waits first, so a handler runs after the wait returned (see `terminate_process`).
         self.wake_where(|on| on == crate::process::WaitOn::Child(ppid), None);
         if flags & SA_NOCLDSTOP == 0 {
-            self.post_signal_info(ppid, SIGCHLD, SigInfo { code, pid, uid, status });
+            self.post_signal_info(ppid, SIGCHLD, SigInfo { code, pid, uid, status, value: 0 });
         }
     }
 

@@ -724,7 +724,7 @@ impl Kernel {
                 } else {
                     (crate::jobs::CLD_KILLED, wtermsig(status) as i32)
                 };
-                self.post_signal_info(ppid, SIGCHLD, crate::jobs::SigInfo { code, pid, uid, status });
+                self.post_signal_info(ppid, SIGCHLD, crate::jobs::SigInfo { code, pid, uid, status, value: 0 });
             }
             Some(true) => {
                 self.procs.remove(&pid);

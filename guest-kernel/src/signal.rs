@@ -14,7 +14,8 @@
 //!   finds the frame at `rsp` and restores everything from it (rflags only in
 //!   its user-writable bits).
 //! - A thread blocked in a call when a handler is to run is woken: the call
-//!   fails with EINTR, or runs again with `SA_RESTART`.
+//!   fails with EINTR, or runs again with `SA_RESTART` (a Linux call after the
+//!   handler, and only the calls Linux restarts; see [`Kernel::interrupt`]).
 //! - CPU faults are synchronous signals: #PF, #GP, `hlt` and `int n` →
 //!   SIGSEGV; #UD → SIGILL; #DE, #XM, #MF → SIGFPE; int3 and int1 → SIGTRAP.
 //!   A fault whose signal is blocked or not caught kills the process.
@@ -284,33 +285,42 @@ impl Kernel {
         }
     }
 
-    /// Wakes a blocked thread because a handler is to run: its call fails
-    /// with EINTR (or runs again if `restart`).
+    /// Wakes a blocked thread because a handler is to run: its call fails with EINTR, or
+    /// with `restart` (`SA_RESTART`) is made again. A Linux call is made again after the
+    /// handler, from the start, as Linux restarts it (the `syscall` instruction runs again
+    /// when the handler returns), and only if Linux restarts that call
+    /// ([`crate::linux::signal::restarts`]); a Redox call runs again before the handler.
     fn interrupt(&mut self, tid: Pid, restart: bool) {
+        let linux = self.pid_of(tid).is_ok_and(|pid| self.is_linux_pid(pid));
         let Some(t) = self.threads.get_mut(&tid) else {
             return;
         };
         let state = std::mem::replace(&mut t.state, ThreadState::Runnable);
-        match state {
-            ThreadState::Blocked(b) => {
-                // A write that blocked part-way returns what it wrote (`crate::io`).
-                let retry = restart && b.on_wake == OnWake::Retry;
-                if retry {
-                    t.state = ThreadState::Retry(b);
-                } else if t.write_done > 0 {
-                    t.cpu.gpr[reg::RAX] = std::mem::take(&mut t.write_done) as u64;
-                } else {
-                    t.cpu.gpr[reg::RAX] = crate::call::rax(Err(Errno(EINTR))) as u64;
-                }
-                self.sched.run_queue.push_back(tid);
-                if !retry {
-                    // A user-scheme daemon is told the request was cancelled; a channel call's
-                    // reply capability goes dead.
-                    self.abandon_ipc(tid);
-                }
-            }
-            other => t.state = other,
+        let ThreadState::Blocked(b) = state else {
+            t.state = state;
+            return;
+        };
+        self.sched.run_queue.push_back(tid);
+        if !linux && restart && b.on_wake == OnWake::Retry {
+            t.state = ThreadState::Retry(b);
+            return;
         }
+        if t.write_done > 0 {
+            // A write that blocked part-way returns what it wrote (`crate::io`).
+            t.cpu.gpr[reg::RAX] = std::mem::take(&mut t.write_done) as u64;
+        } else if linux && restart && crate::linux::signal::restarts(&b.call, b.on_wake) {
+            // Both gates (`syscall`, `int 0x80`) are two bytes long.
+            t.cpu.rip = t.cpu.rip.wrapping_sub(2);
+            t.cpu.gpr[reg::RAX] = (b.call.number & !warden_abi::linux::LINUX_CALL) as u64;
+        } else {
+            t.cpu.gpr[reg::RAX] = crate::call::rax(Err(Errno(EINTR))) as u64;
+            if linux {
+                self.lx_interrupted(tid, &b);
+            }
+        }
+        // A user-scheme daemon is told the request was cancelled; a channel call's reply
+        // capability goes dead.
+        self.abandon_ipc(tid);
     }
 
     /// Delivers one pending, unblocked signal to `tid` (before it runs).

@@ -341,6 +341,8 @@ macro_rules! linux_calls {
             [Int, Signal], Int, proc::tkill, jail = caught::tkill),
         (TGKILL, J, GROUP_PROCESS | GROUP_SIGNAL, "only threads of processes in the same jail; others are ESRCH",
             [Int, Int, Signal], Int, proc::tgkill, jail = caught::tkill),
+        (RT_SIGQUEUEINFO, J, GROUP_PROCESS | GROUP_SIGNAL, "only processes in the same jail; others are ESRCH",
+            [Int, Signal, input(Shape::Opaque, 128)], Int, signalfd::rt_sigqueueinfo, jail = caught::first_in_jail),
         (GETPGID, J, GROUP_PROCESS, "only processes in the same jail; others are ESRCH",
             [Int], Int, proc::getpgid, jail = caught::first_in_jail),
         (GETSID, J, GROUP_PROCESS, "only processes in the same jail; others are ESRCH", [Int], Int, proc::getsid,

@@ -347,6 +347,7 @@ impl Kernel {
     fn lx_write(&mut self, tid: Pid, fd: usize, data: &[u8], offset: Option<u64>) -> SysResult {
         let desc = self.desc(tid, fd)?;
         self.tty_check_io(tid, &desc, true)?;
+        self.lx_shared_file_io(&desc, false);
         let result = self.write_desc(tid, &desc, data, How::of(&desc, false).at(offset));
         if result.is_ok() {
             self.lx_shared_file_io(&desc, true);
@@ -638,6 +639,11 @@ impl Kernel {
             abi::F_GETLK | abi::F_SETLK | abi::F_SETLKW => {
                 files.get(fd)?;
                 Ok(0)
+            }
+            super::memfd::F_ADD_SEALS | super::memfd::F_GET_SEALS => {
+                let desc = files.get(fd)?.desc.clone();
+                drop(files);
+                super::memfd::fcntl_seals(self, &desc, cmd, arg)
             }
             _ => err(r::EINVAL),
         }
@@ -1274,7 +1280,9 @@ pub(super) fn ftruncate(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
     if desc.flags.get() & r::O_ACCMODE == r::O_RDONLY {
         return err(r::EINVAL);
     }
+    k.lx_shared_file_io(&desc, false);
     desc.file.try_borrow_mut().map_err(|_| Errno(r::EIO))?.truncate(c.args[1] as u64)?;
+    k.lx_shared_file_io(&desc, true);
     k.lx_notify_modified(&desc);
     Ok(0)
 }

@@ -22,14 +22,24 @@
 //!   exit). Parent and child therefore see each other's stores after any
 //!   call that orders them (a pipe, `waitpid`); as with file maps, a process
 //!   spinning on the map without system calls does not. The cost: one
-//!   compare and copy of the map per call of such a process.
+//!   compare and copy of the map per call of such a process, paid only while
+//!   another map shares its pages.
+//! - A shared map of a memfd (any protection) is one of those from the start: its
+//!   pages are the memfd's bytes (`memfd.rs`). `read`/`write`/`ftruncate` of the
+//!   memfd synchronise its maps first and refresh them after, as for a file; two
+//!   maps of one memfd (in one process or after a fork) agree after each system
+//!   call. Pages past the memfd's end keep their last bytes (Linux would raise
+//!   SIGBUS there) and their stores are dropped.
+//! - `write`/`ftruncate` of a file synchronise its shared maps before the call (so
+//!   a map's earlier stores are not lost) and refresh them after.
 //! - `madvise(MADV_DONTNEED)` drops private pages as Linux does: anonymous ones read
 //!   back as zero and those of a private file map ([`FileMap`], the only maps kept for
 //!   this) as the file's bytes; shared maps keep their bytes (their backing has them).
 //!   jemalloc (rustc, ...) checks this at start-up and complains when pages keep their
 //!   contents. Pages the exec loader mapped are not file maps here: they read as zero.
 //! - `mremap` grows in place when the pages after the mapping are free, else
-//!   moves (with `MREMAP_MAYMOVE`) by copying.
+//!   moves (with `MREMAP_MAYMOVE`) by copying; the kernel's records of shared and
+//!   private file maps follow (a grown file map gets the file's bytes).
 //! - `futex`: WAIT/WAIT_BITSET (relative resp. absolute timeouts), WAKE,
 //!   WAKE_BITSET, REQUEUE/CMP_REQUEUE (waiters beyond `val` are woken too, a
 //!   correct if less efficient requeue). Bitsets are not matched: wakes are
@@ -73,8 +83,8 @@ enum Backing {
     /// A file, found by its path (maps of one file through different opens find each
     /// other by it).
     File { file: Rc<crate::process::OpenFile>, path: Vec<u8> },
-    /// The pages of a `MAP_SHARED | MAP_ANONYMOUS` map. Empty until a fork first shares
-    /// them (a map nobody shares costs nothing).
+    /// The pages of a `MAP_SHARED | MAP_ANONYMOUS` map (empty until a fork first shares
+    /// them: a map nobody shares costs nothing), or a memfd's bytes.
     Anon(Rc<RefCell<Vec<u8>>>),
 }
 
@@ -106,10 +116,11 @@ impl Backing {
         match self {
             Backing::Anon(pages) => {
                 let mut pages = pages.borrow_mut();
-                for run in runs() {
-                    if let Some(to) = pages.get_mut(offset as usize + run.start..offset as usize + run.end) {
-                        to.copy_from_slice(&now[run]);
-                    }
+                let Some(to) = pages.get_mut(offset as usize..) else { return };
+                let size = to.len().min(now.len());
+                for run in runs().take_while(|run| run.start < size) {
+                    let end = run.end.min(size);
+                    to[run.start..end].copy_from_slice(&now[run.start..end]);
                 }
             }
             Backing::File { file, .. } => {
@@ -242,14 +253,12 @@ impl Kernel {
         self.linux.shared_maps = maps;
     }
 
-    /// Copies the file into every shared map of `path`.
-    fn lx_refresh_shared(&mut self, path: &[u8]) {
+    /// Copies the backing into every shared map `which` selects.
+    fn lx_refresh_shared(&mut self, which: impl Fn(&SharedMap) -> bool) {
         let mut maps = std::mem::take(&mut self.linux.shared_maps);
-        for m in maps.iter_mut() {
-            if matches!(&m.backing, Backing::File { path: p, .. } if p == path) {
-                if let Some(space) = self.mm_by_id(m.mm) {
-                    refresh(m, &space);
-                }
+        for m in maps.iter_mut().filter(|m| m.live() && which(m)) {
+            if let Some(space) = self.mm_by_id(m.mm) {
+                refresh(m, &space);
             }
         }
         self.linux.shared_maps = maps;
@@ -268,23 +277,97 @@ impl Kernel {
         let Ok(mm) = self.mm_of(tid) else { return };
         let Ok(id) = mm.try_borrow().map(|m| m.id) else { return };
         let shares = |m: &SharedMap| m.mm == id && m.live() && matches!(m.backing, Backing::Anon(_));
-        if self.linux.shared_maps.iter().any(shares) {
+        // Only while another map has the same pages (a lone memfd map is kept coherent
+        // with the memfd's reads and writes by `lx_shared_file_io`).
+        let maps = &self.linux.shared_maps;
+        let not_alone =
+            |m: &SharedMap| maps.iter().any(|o| !std::ptr::eq(o, m) && o.live() && o.backing.same(&m.backing));
+        if maps.iter().any(|m| shares(m) && not_alone(m)) {
             self.lx_sync_shared(shares);
         }
     }
 
-    /// Before `desc` is read, and after it was written: keeps the file and its shared maps
-    /// coherent (nothing to do without shared maps).
-    pub(crate) fn lx_shared_file_io(&mut self, desc: &crate::process::OpenFile, after_write: bool) {
+    /// Around a read, write or truncate of `desc`: before it (`after` false) the stores in
+    /// its shared maps reach it and the maps agree; after a change (`after` true) the maps
+    /// get its new bytes. Nothing to do without shared maps.
+    pub(crate) fn lx_shared_file_io(&mut self, desc: &crate::process::OpenFile, after: bool) {
         if self.linux.shared_maps.is_empty() {
             return;
         }
-        let Ok(path) = desc.file.try_borrow().map(|f| f.path()) else { return };
-        if after_write {
-            self.lx_refresh_shared(&path);
+        let Ok(file) = desc.file.try_borrow() else { return };
+        let memfd = super::memfd::shared_bytes(&*file).map(|(bytes, _)| bytes);
+        let path = file.path();
+        drop(file);
+        let backs = |m: &SharedMap| match (&m.backing, &memfd) {
+            (Backing::Anon(pages), Some(bytes)) => Rc::ptr_eq(pages, bytes),
+            (Backing::File { path: p, .. }, None) => *p == path,
+            _ => false,
+        };
+        if after {
+            self.lx_refresh_shared(backs);
         } else {
-            self.lx_sync_shared(|m| matches!(&m.backing, Backing::File { path: p, .. } if *p == path));
+            self.lx_sync_shared(backs);
         }
+    }
+
+    /// True if a map with write permission shares the memfd bytes `bytes` (`F_SEAL_WRITE`
+    /// is EBUSY then).
+    pub(super) fn lx_writably_shared(&self, bytes: &Rc<RefCell<Vec<u8>>>) -> bool {
+        self.linux.shared_maps.iter().any(|m| {
+            matches!(&m.backing, Backing::Anon(p) if Rc::ptr_eq(p, bytes))
+                && self.mm_by_id(m.mm).is_some_and(|space| {
+                    let space = space.borrow();
+                    (m.addr..m.addr + m.len).step_by(PAGE as usize).any(|page| {
+                        space.space.mem.perm_at(GuestAddress(page)).is_some_and(|p| p.contains(Perm::WRITE))
+                    })
+                })
+        })
+    }
+
+    /// After `mremap` moved `[old, old + old_len)` to `to` and resized it to `new_len`: the
+    /// records of the shared and private file maps there follow the pages (the one that
+    /// ended at the end of the range grows with it and gets its backing's bytes); those of
+    /// the pages given up go.
+    fn lx_follow_remap(&mut self, id: u64, old: u64, old_len: u64, to: u64, new_len: u64) {
+        let kept = old_len.min(new_len);
+        self.lx_drop_shared(id, old + kept, old + old_len);
+        let inside = |mm: u64, addr: u64, len: u64| mm == id && old <= addr && addr + len <= old + kept;
+        let (mut shared, others): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.linux.shared_maps).into_iter().partition(|m| inside(m.mm, m.addr, m.len));
+        self.linux.shared_maps = others;
+        let (mut private, others): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.linux.file_maps).into_iter().partition(|m| inside(m.mm, m.addr, m.len));
+        self.linux.file_maps = others;
+        if to != old {
+            self.lx_drop_shared(id, old, old + kept); // parts of maps that straddled the range
+        }
+        let extra = new_len.saturating_sub(old_len);
+        let space = self.mm_by_id(id);
+        for m in &mut shared {
+            let grows = m.addr + m.len == old + old_len && extra > 0;
+            m.addr = m.addr - old + to;
+            if grows {
+                m.len += extra;
+            }
+            if let Some(space) = space.as_ref().filter(|_| m.live()) {
+                m.seen.resize(m.len as usize, 0);
+                refresh(m, space);
+            }
+        }
+        for m in &mut private {
+            m.addr = m.addr - old + to;
+            if m.addr + m.len == to + old_len && extra > 0 {
+                let at = m.addr + m.len;
+                if let (Some(space), Ok(bytes)) =
+                    (&space, crate::io::map_contents(&m.file, m.offset + m.len, extra as usize))
+                {
+                    let _ = space.borrow_mut().space.mem.write_raw(GuestAddress(at), &bytes);
+                }
+                m.len += extra;
+            }
+        }
+        self.linux.shared_maps.extend(shared);
+        self.linux.file_maps.extend(private);
     }
 
     /// Writes back and forgets the shared maps of `mm` in `[lo, hi)`, and forgets its
@@ -435,6 +518,11 @@ impl Kernel {
         if addr.checked_add(len).is_none_or(|end| end > mm.size()) {
             return err(r::ENOMEM);
         }
+        let shared = flags & abi::MAP_SHARED != 0; // MAP_SHARED or MAP_SHARED_VALIDATE
+        let memfd = file.as_ref().and_then(|d| super::memfd::shared_bytes(&*d.file.try_borrow().ok()?));
+        if let Some((_, seals)) = memfd.as_ref().filter(|_| shared && prot & abi::PROT_WRITE != 0) {
+            super::memfd::check_shared_write_map(*seals)?;
+        }
         let contents = match &file {
             None => Vec::new(),
             Some(desc) => crate::io::map_contents(desc, offset, len as usize)?,
@@ -448,8 +536,13 @@ impl Kernel {
         drop(mm);
         // A fixed map replaces whatever shared map was there.
         self.lx_drop_shared(id, addr, addr + len);
-        let shared = flags & abi::MAP_SHARED != 0; // MAP_SHARED or MAP_SHARED_VALIDATE
         match file {
+            Some(_) if let Some((bytes, _)) = memfd.filter(|_| shared) => {
+                let mut seen = contents;
+                seen.resize(len as usize, 0);
+                let backing = Backing::Anon(bytes);
+                self.linux.shared_maps.push(SharedMap { mm: id, addr, len, backing, offset, seen });
+            }
             Some(desc) if shared && prot & abi::PROT_WRITE != 0 && desc.flags.get() & r::O_ACCMODE == r::O_RDWR => {
                 let path = desc.file.try_borrow().map(|f| f.path()).unwrap_or_default();
                 let mut seen = contents;
@@ -616,12 +709,12 @@ pub(super) fn mprotect(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
 
 pub(super) fn mremap(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
     let [old, old_size, new_size, flags, ..] = c.args;
-    let to = k.lx_mremap(tid, old as u64, old_size as u64, new_size as u64, flags)?;
-    // The kernel's records of the pages mremap gave up go (a moved map is anonymous here).
     let (old, old_len) = (old as u64, round_up(old_size as u64).unwrap_or(0));
-    let kept = if to as u64 == old { round_up(new_size as u64).unwrap_or(0).min(old_len) } else { 0 };
     let id = k.mm_of(tid)?.borrow().id;
-    k.lx_drop_shared(id, old + kept, old + old_len);
+    // Stores in shared maps reach their backing before the pages move.
+    k.lx_flush_shared(id, old, old.saturating_add(old_len));
+    let to = k.lx_mremap(tid, old, old_size as u64, new_size as u64, flags)?;
+    k.lx_follow_remap(id, old, old_len, to as u64, round_up(new_size as u64).unwrap_or(0));
     Ok(to)
 }
 

@@ -3,12 +3,22 @@
 //!
 //! The bytes are the kernel's (charged to nothing else: at most [`MAX_MEMFD`] bytes, EFBIG
 //! past it); every descriptor of one memfd (dup, fork, `SCM_RIGHTS`) shares them and its
-//! position, and opening `/proc/self/fd/N` makes a new description of the same bytes. It reads, writes, seeks, truncates, stats as a regular file and maps privately
-//! (`mmap` copies its bytes in). Not done: `MAP_SHARED` maps of a memfd are private copies
-//! (shared file maps are kept coherent by path, `mem.rs`, and a memfd has none), and file
-//! seals (`MFD_ALLOW_SEALING` is accepted, `F_ADD_SEALS` is EINVAL).
+//! position, and opening `/proc/self/fd/N` makes a new description of the same bytes. It
+//! reads, writes, seeks, truncates and stats as a regular file. A private map copies its
+//! bytes in; a `MAP_SHARED` map shares them as a shared anonymous map shares its pages
+//! (`mem.rs`: the maps, `read`/`write` and `ftruncate` on the memfd agree after each
+//! system call, in every process that has a map).
+//!
+//! Seals, as Linux's `mm/memfd.c` gives them: a memfd made without `MFD_ALLOW_SEALING`
+//! starts sealed with `F_SEAL_SEAL`; `F_ADD_SEALS` needs a writable description (EPERM),
+//! known bits (EINVAL), no `F_SEAL_SEAL` yet (EPERM), and for `F_SEAL_WRITE` no writable
+//! shared map (EBUSY). `F_SEAL_WRITE` and `F_SEAL_FUTURE_WRITE` make `write` and new
+//! writable shared maps EPERM (maps made before `F_SEAL_FUTURE_WRITE` keep writing),
+//! `F_SEAL_SHRINK`/`F_SEAL_GROW` make a truncate or write that would shrink/grow it EPERM.
+//! `F_SEAL_EXEC` is accepted and recorded (nothing here executes a memfd). Both calls on
+//! anything else are EINVAL (as on a disk file system; Linux's tmpfs files would accept).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use warden_abi as r;
@@ -28,6 +38,17 @@ const NAME_MAX: usize = 249;
 /// Largest memfd.
 const MAX_MEMFD: u64 = 1 << 30;
 
+/// `fcntl` commands and seal bits (Linux's `fcntl.h`).
+pub(super) const F_ADD_SEALS: usize = 1033;
+pub(super) const F_GET_SEALS: usize = 1034;
+const F_SEAL_SEAL: u32 = 1;
+const F_SEAL_SHRINK: u32 = 2;
+const F_SEAL_GROW: u32 = 4;
+const F_SEAL_WRITE: u32 = 8;
+const F_SEAL_FUTURE_WRITE: u32 = 0x10;
+const F_SEAL_EXEC: u32 = 0x20;
+const F_ALL_SEALS: u32 = F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_FUTURE_WRITE | F_SEAL_EXEC;
+
 fn err<T>(e: i32) -> Result<T, SysError> {
     Err(SysError::Errno(Errno(e)))
 }
@@ -35,9 +56,22 @@ fn err<T>(e: i32) -> Result<T, SysError> {
 struct MemFd {
     id: u64,
     name: Vec<u8>,
-    /// Shared by the descriptions `/proc/self/fd/N` reopens.
+    /// Shared by the descriptions `/proc/self/fd/N` reopens, and by `MAP_SHARED` maps.
     data: Rc<RefCell<Vec<u8>>>,
+    /// The `F_SEAL_*` bits, shared like `data`.
+    seals: Rc<Cell<u32>>,
     pos: u64,
+}
+
+impl MemFd {
+    /// EPERM if the seals forbid changing the size from `old` to `new`.
+    fn resize_allowed(&self, old: u64, new: u64) -> Result<(), Errno> {
+        let seals = self.seals.get();
+        if (new < old && seals & F_SEAL_SHRINK != 0) || (new > old && seals & F_SEAL_GROW != 0) {
+            return Err(Errno(r::EPERM));
+        }
+        Ok(())
+    }
 }
 
 impl FileOps for MemFd {
@@ -48,8 +82,12 @@ impl FileOps for MemFd {
     }
     fn write(&mut self, buf: &[u8]) -> IoResult<usize> {
         let end = self.pos.checked_add(buf.len() as u64).filter(|&e| e <= MAX_MEMFD).ok_or(Errno(r::EFBIG))?;
+        if self.seals.get() & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE) != 0 {
+            return Err(Errno(r::EPERM).into());
+        }
         let (start, end) = (self.pos as usize, end as usize);
         let mut data = self.data.try_borrow_mut().map_err(|_| Errno(r::EIO))?;
+        self.resize_allowed(data.len() as u64, (data.len() as u64).max(end as u64))?;
         if end > data.len() {
             data.resize(end, 0);
         }
@@ -88,7 +126,9 @@ impl FileOps for MemFd {
         if len > MAX_MEMFD {
             return Err(Errno(r::EFBIG));
         }
-        self.data.try_borrow_mut().map_err(|_| Errno(r::EIO))?.resize(len as usize, 0);
+        let mut data = self.data.try_borrow_mut().map_err(|_| Errno(r::EIO))?;
+        self.resize_allowed(data.len() as u64, len)?;
+        data.resize(len as usize, 0);
         Ok(())
     }
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Option<Result<usize, Errno>> {
@@ -107,8 +147,48 @@ impl FileOps for MemFd {
 /// `/proc/self/fd/N` gives; `None` if `file` is not a memfd.
 pub(super) fn reopen(file: &dyn FileOps) -> Option<crate::scheme::FileRef> {
     let m = file.as_any()?.downcast_ref::<MemFd>()?;
-    let copy = MemFd { id: m.id, name: m.name.clone(), data: m.data.clone(), pos: 0 };
+    let copy = MemFd { id: m.id, name: m.name.clone(), data: m.data.clone(), seals: m.seals.clone(), pos: 0 };
     Some(Rc::new(RefCell::new(copy)))
+}
+
+/// The bytes of the memfd `file` and its seals now; `None` if `file` is not a memfd.
+pub(super) fn shared_bytes(file: &dyn FileOps) -> Option<(Rc<RefCell<Vec<u8>>>, u32)> {
+    let m = file.as_any()?.downcast_ref::<MemFd>()?;
+    Some((m.data.clone(), m.seals.get()))
+}
+
+/// EPERM if the seals `seals` forbid a new writable shared map.
+pub(super) fn check_shared_write_map(seals: u32) -> Result<(), Errno> {
+    if seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE) != 0 {
+        return Err(Errno(r::EPERM));
+    }
+    Ok(())
+}
+
+/// `fcntl(F_GET_SEALS)` and `fcntl(F_ADD_SEALS, seals)` on `desc` (see the module note).
+pub(super) fn fcntl_seals(k: &mut Kernel, desc: &crate::process::OpenFile, cmd: usize, arg: usize) -> SysResult {
+    let Some(seals) = desc.file.try_borrow().ok().and_then(|f| {
+        let m = f.as_any()?.downcast_ref::<MemFd>()?;
+        Some((m.seals.clone(), m.data.clone()))
+    }) else {
+        return err(r::EINVAL);
+    };
+    let (seals, data) = seals;
+    if cmd == F_GET_SEALS {
+        return Ok(seals.get() as usize);
+    }
+    if desc.flags.get() & r::O_ACCMODE == r::O_RDONLY {
+        return err(r::EPERM);
+    }
+    let add = u32::try_from(arg).ok().filter(|a| a & !F_ALL_SEALS == 0).ok_or(Errno(r::EINVAL))?;
+    if seals.get() & F_SEAL_SEAL != 0 {
+        return err(r::EPERM);
+    }
+    if add & F_SEAL_WRITE != 0 && seals.get() & F_SEAL_WRITE == 0 && k.lx_writably_shared(&data) {
+        return err(r::EBUSY);
+    }
+    seals.set(seals.get() | add);
+    Ok(0)
 }
 
 /// What `/proc/self/fd/N` names for a file whose `path()` is `path`, if it is a memfd.
@@ -126,6 +206,13 @@ pub(super) fn memfd_create(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
     {
         return err(r::EINVAL);
     }
-    let file = MemFd { id: k.alloc_object_id(), name: name.to_vec(), data: Rc::default(), pos: 0 };
+    // MFD_NOEXEC_SEAL implies MFD_ALLOW_SEALING (and seals exec).
+    let seals = match flags {
+        f if f & MFD_NOEXEC_SEAL != 0 => F_SEAL_EXEC,
+        f if f & MFD_ALLOW_SEALING != 0 => 0,
+        _ => F_SEAL_SEAL,
+    };
+    let data = Rc::default();
+    let file = MemFd { id: k.alloc_object_id(), name: name.to_vec(), data, seals: Rc::new(Cell::new(seals)), pos: 0 };
     Ok(k.install_fd(tid, Rc::new(RefCell::new(file)), r::O_RDWR, flags & MFD_CLOEXEC != 0)?)
 }

@@ -116,7 +116,7 @@ pub(crate) mod mem;
 mod memfd;
 mod proc;
 mod procfs;
-mod signal;
+pub(crate) mod signal;
 pub(crate) mod signalfd;
 mod socket;
 mod splice;
@@ -228,8 +228,8 @@ pub(crate) struct LinuxProc {
 pub(crate) struct LinuxThread {
     /// `set_tid_address` / `CLONE_CHILD_CLEARTID`: zeroed and futex-woken at exit.
     pub clear_tid: u64,
-    /// `sigaltstack`: (sp, size); size 0 means none.
-    pub altstack: (u64, u64),
+    /// `sigaltstack`: (sp, size, flags as set); size 0 means none (`linux/signal.rs`).
+    pub altstack: (u64, u64, u32),
     /// The mask `rt_sigsuspend` replaced, restored by the handler's sigreturn.
     pub suspend_mask: Option<u64>,
     /// A poll/select waiting for readiness: (the thread's instruction count when it

@@ -235,7 +235,7 @@ impl Kernel {
         let mut info = Out::new(128);
         if let Some(found) = found {
             let (code, status) = found.code_and_status();
-            let si = jobs::SigInfo { code, pid: found.pid, uid: found.uid, status };
+            let si = jobs::SigInfo { code, pid: found.pid, uid: found.uid, status, value: 0 };
             info.put(0, &super::signal::siginfo_bytes(r::SIGCHLD, &si));
         }
         if infop != 0 {
@@ -255,7 +255,7 @@ impl Kernel {
             return Ok(0);
         }
         let sender = self.proc_of(tid)?;
-        let info = jobs::SigInfo { code: jobs::SI_TKILL, pid: sender.pid, uid: sender.uid, status: 0 };
+        let info = jobs::SigInfo { code: jobs::SI_TKILL, pid: sender.pid, uid: sender.uid, status: 0, value: 0 };
         if sig == r::SIGKILL || sig == r::SIGCONT || crate::signal::sig_bit(sig) & jobs::STOP_SIGNALS != 0 {
             // Killing, stopping and continuing act on the whole process.
             self.post_signal_info(pid, sig, info);

@@ -15,6 +15,14 @@
 //! it from the `ucontext` at `rsp` (changes a handler made are honoured);
 //! eflags only in its user-writable bits, the fs base is kept.
 //!
+//! The alternate stack, as Linux keeps it (`kernel/signal.c`): `sigaltstack` reports
+//! SS_DISABLE, SS_ONSTACK (the thread's `rsp` is on it) or 0, with the SS_AUTODISARM bit
+//! it was set with; changing it while on it is EPERM. The frame's `uc_stack` holds it as
+//! set; with SS_AUTODISARM it is disabled while the handler runs (a stack set so is never
+//! "on"). `rt_sigreturn` sets it from `uc_stack` as `sigaltstack` would, judged at the
+//! frame's `rsp` (so a handler running on it cannot change it; errors are ignored), as
+//! Linux 6.x does.
+//!
 //! Signals 32–64 (real-time) can be given actions but are never raised.
 
 use emu::{flags, reg, GuestAddress};
@@ -151,20 +159,62 @@ fn fxrstor(bytes: &[u8], cpu: &mut emu::Cpu) {
 }
 
 /// The first bytes of a `siginfo_t` for `sig` sent as `info` says: number, errno, code,
-/// then the sender's pid and uid, and for SIGCHLD the child's status (`_sigchld`).
-pub(crate) fn siginfo_bytes(sig: usize, info: &SigInfo) -> [u8; 28] {
-    let mut o = [0u8; 28];
+/// then the sender's pid and uid, and for SIGCHLD the child's status (`_sigchld`), else
+/// the value `sigqueue` sent (`_rt`).
+pub(crate) fn siginfo_bytes(sig: usize, info: &SigInfo) -> [u8; 32] {
+    let mut o = [0u8; 32];
     o[..4].copy_from_slice(&(sig as u32).to_le_bytes());
     o[8..12].copy_from_slice(&info.code.to_le_bytes());
     o[16..20].copy_from_slice(&info.pid.to_le_bytes());
     o[20..24].copy_from_slice(&info.uid.to_le_bytes());
     if sig == r::SIGCHLD {
         o[24..28].copy_from_slice(&info.status.to_le_bytes());
+    } else {
+        o[24..32].copy_from_slice(&info.value.to_le_bytes());
     }
     o
 }
 
+/// Whether Linux makes `call`, interrupted by a handler installed with `SA_RESTART`, again
+/// once the handler returns (signal(7); `-ERESTARTSYS` in Linux). Waits with a timeout
+/// or for readiness of many descriptors (`poll`, `ppoll`, `select`, `pselect6`,
+/// `epoll_wait`, `epoll_pwait`), sleeps, `pause`, `rt_sigsuspend`, `rt_sigtimedwait` and
+/// a `futex` wait with a timeout fail with EINTR regardless; a `futex` wait without one
+/// is restarted (and then finds the word changed: EAGAIN); the other calls that block
+/// until something changes (`read`, `write`, `wait4`, `accept`, `recv`, ...: those that
+/// are made again when woken) are restarted.
+pub(crate) fn restarts(call: &Call, on_wake: OnWake) -> bool {
+    use warden_abi::linux::nr;
+    let futex_wait = [abi::FUTEX_WAIT, abi::FUTEX_WAIT_BITSET];
+    match call.number & !warden_abi::linux::LINUX_CALL {
+        nr::POLL | nr::PPOLL | nr::SELECT | nr::PSELECT6 | nr::EPOLL_WAIT | nr::EPOLL_PWAIT | nr::RT_SIGTIMEDWAIT => {
+            false
+        }
+        nr::FUTEX => futex_wait.contains(&(call.args[1] & abi::FUTEX_CMD_MASK)) && call.args[3] == 0,
+        _ => on_wake == OnWake::Retry,
+    }
+}
+
 impl Kernel {
+    /// A Linux call that a handler interrupted with EINTR: a relative `nanosleep` or
+    /// `clock_nanosleep` writes the time left to its `rem` argument.
+    pub(crate) fn lx_interrupted(&mut self, tid: Pid, blocked: &crate::process::Blocked) {
+        let call = &blocked.call;
+        let rem = match call.number & !warden_abi::linux::LINUX_CALL {
+            warden_abi::linux::nr::NANOSLEEP => call.args[1],
+            warden_abi::linux::nr::CLOCK_NANOSLEEP if call.args[1] & abi::TIMER_ABSTIME == 0 => call.args[3],
+            _ => return,
+        };
+        let (Some(deadline), true) = (blocked.deadline, rem != 0) else { return };
+        let left = deadline.saturating_sub(self.clock.monotonic_ns());
+        let mut o = Out::new(16);
+        o.u64(0, left / 1_000_000_000);
+        o.u64(8, left % 1_000_000_000);
+        if let Ok(mm) = self.mm_of(tid) {
+            let _ = copy_out(&mut mm.borrow_mut().space.mem, rem, &o.0);
+        }
+    }
+
     /// Builds the frame for a caught signal and enters the handler (None: the
     /// frame could not be written; the caller kills the process).
     pub(crate) fn linux_setup_frame(&mut self, tid: Pid, sig: usize, action: &Action, info: &SigInfo) -> Option<()> {
@@ -176,11 +226,14 @@ impl Kernel {
             mm.trampoline + TRAMPOLINE_OFFSET
         };
         let lt = self.linux.threads.entry(tid).or_default();
-        let (alt_sp, alt_size) = lt.altstack;
+        let (alt_sp, alt_size, alt_flags) = lt.altstack;
+        if alt_flags & SS_AUTODISARM != 0 {
+            lt.altstack = (0, 0, abi::SS_DISABLE);
+        }
         let saved_mask = lt.suspend_mask.take();
         let t = self.threads.get_mut(&tid)?;
         let rsp = t.cpu.gpr[reg::RSP];
-        let on_alt = alt_size != 0 && rsp > alt_sp && rsp <= alt_sp + alt_size;
+        let on_alt = on_altstack((alt_sp, alt_size, alt_flags), rsp);
         let mut sp = if action.sa.sa_flags & r::SA_ONSTACK != 0 && alt_size != 0 && !on_alt {
             alt_sp.checked_add(alt_size)?
         } else {
@@ -198,16 +251,7 @@ impl Kernel {
             o.u64(uc, UC_FP_XSTATE);
         }
         o.u64(uc + 16, alt_sp);
-        o.u32(
-            uc + 24,
-            if alt_size == 0 {
-                abi::SS_DISABLE
-            } else if on_alt {
-                abi::SS_ONSTACK
-            } else {
-                0
-            },
-        );
+        o.u32(uc + 24, if alt_size == 0 { abi::SS_DISABLE | alt_flags } else { alt_flags });
         o.u64(uc + 32, alt_size);
         let mc = uc + MCONTEXT;
         for (i, &g) in GREGS.iter().enumerate() {
@@ -275,6 +319,10 @@ impl Kernel {
             let mask = le64(&bytes, SIGMASK);
             t.cpu = cpu;
             t.sigmask = mask & !UNBLOCKABLE;
+            // The alternate stack as `uc_stack` says, judged where the frame is.
+            let lt = self.linux.threads.entry(tid).or_default();
+            let new = (le64(&bytes, 16), abi::le32(&bytes, 24), le64(&bytes, 32));
+            let _ = set_altstack(lt, uc, new);
             Some(())
         })();
         if ok.is_none() {
@@ -412,41 +460,50 @@ impl Kernel {
     fn lx_sigaltstack(&mut self, tid: Pid, new: Option<(u64, u32, u64)>, old_addr: usize) -> SysResult {
         let rsp = self.threads.get(&tid).map(|t| t.cpu.gpr[reg::RSP]).unwrap_or(0);
         let lt = self.linux.threads.entry(tid).or_default();
-        let (sp, size) = lt.altstack;
-        let on = size != 0 && rsp > sp && rsp <= sp + size;
-        if let Some((nsp, nflags, nsize)) = new {
-            if on {
-                return err(r::EPERM);
-            }
-            if nflags & abi::SS_DISABLE != 0 {
-                lt.altstack = (0, 0);
-            } else if nflags & !abi::SS_ONSTACK & !(1 << 31) != 0 {
-                return err(r::EINVAL);
-            } else if nsize < abi::MINSIGSTKSZ {
-                return err(r::ENOMEM);
-            } else {
-                lt.altstack = (nsp, nsize);
-            }
+        let old @ (sp, size, flags) = lt.altstack;
+        if let Some(new) = new {
+            set_altstack(lt, rsp, new)?;
         }
         if old_addr != 0 {
+            let mode = if size == 0 {
+                abi::SS_DISABLE
+            } else if on_altstack(old, rsp) {
+                abi::SS_ONSTACK
+            } else {
+                0
+            };
             let mut o = Out::new(24);
             o.u64(0, sp);
-            o.u32(
-                8,
-                if size == 0 {
-                    abi::SS_DISABLE
-                } else if on {
-                    abi::SS_ONSTACK
-                } else {
-                    0
-                },
-            );
+            o.u32(8, mode | flags & SS_AUTODISARM);
             o.u64(16, size);
             let mm = self.mm_of(tid)?;
             copy_out(&mut mm.borrow_mut().space.mem, old_addr, &o.0)?;
         }
         Ok(0)
     }
+}
+
+/// `sigaltstack`'s flag bit that disables the stack while a handler runs on it.
+const SS_AUTODISARM: u32 = 1 << 31;
+
+/// True if `rsp` is on the alternate stack `(sp, size, flags)` (never with SS_AUTODISARM).
+fn on_altstack((sp, size, flags): (u64, u64, u32), rsp: u64) -> bool {
+    flags & SS_AUTODISARM == 0 && size != 0 && rsp > sp && rsp <= sp + size
+}
+
+/// Sets the alternate stack of a thread whose stack pointer is `rsp` to `(sp, flags,
+/// size)`, as Linux's `do_sigaltstack` does.
+fn set_altstack(lt: &mut super::LinuxThread, rsp: u64, (sp, flags, size): (u64, u32, u64)) -> Result<(), Errno> {
+    if on_altstack(lt.altstack, rsp) {
+        return Err(Errno(r::EPERM));
+    }
+    match flags & !SS_AUTODISARM {
+        abi::SS_DISABLE => lt.altstack = (0, 0, flags),
+        0 | abi::SS_ONSTACK if size < abi::MINSIGSTKSZ => return Err(Errno(r::ENOMEM)),
+        0 | abi::SS_ONSTACK => lt.altstack = (sp, size, flags),
+        _ => return Err(Errno(r::EINVAL)),
+    }
+    Ok(())
 }
 
 // --- handlers (rows of `warden_abi::linux_calls!`) -------------------------------------------

@@ -75,7 +75,7 @@ pub(super) fn signalfd_mask(desc: &OpenFile) -> Option<u64> {
 }
 
 /// A `signalfd_siginfo` for `sig` sent as `info` says (`ssi_signo`, `ssi_code`, `ssi_pid`,
-/// `ssi_uid`, and a child's `ssi_status`).
+/// `ssi_uid`, a child's `ssi_status`, `sigqueue`'s `ssi_int`/`ssi_ptr`).
 fn signalfd_info(sig: usize, info: &SigInfo) -> [u8; INFO_SIZE] {
     let mut out = [0u8; INFO_SIZE];
     out[..4].copy_from_slice(&(sig as u32).to_le_bytes());
@@ -85,6 +85,9 @@ fn signalfd_info(sig: usize, info: &SigInfo) -> [u8; INFO_SIZE] {
     if sig == r::SIGCHLD {
         out[40..44].copy_from_slice(&info.status.to_le_bytes());
     }
+    // `ssi_int` and `ssi_ptr`: the value `sigqueue` sent.
+    out[44..48].copy_from_slice(&(info.value as u32).to_le_bytes());
+    out[48..56].copy_from_slice(&info.value.to_le_bytes());
     out
 }
 
@@ -226,4 +229,28 @@ pub(super) fn rt_sigtimedwait(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
         on_timeout: Err(Errno(r::EAGAIN)),
         on_wake: OnWake::Retry,
     }))
+}
+
+/// `rt_sigqueueinfo(pid, sig, info)` (`sigqueue`): posts `sig` to process `pid` with the
+/// caller's `siginfo_t` (its code, pid, uid and value). As on Linux, a process may send
+/// itself any code, others only negative codes other than SI_TKILL (EPERM).
+pub(super) fn rt_sigqueueinfo(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let [pid, sig, ..] = c.args;
+    let bytes = c.input(2).ok_or(Errno(r::EFAULT))?;
+    let code = super::abi::le32(bytes, 8) as i32;
+    if sig >= 65 {
+        return err(r::EINVAL);
+    }
+    if pid as Pid != k.pid_of(tid)? && (code >= 0 || code == crate::jobs::SI_TKILL) {
+        return err(r::EPERM);
+    }
+    if !k.procs.get(&(pid as Pid)).is_some_and(|p| p.state == crate::process::ProcState::Alive) {
+        return err(r::ESRCH);
+    }
+    if sig != 0 && sig < r::NSIG {
+        let (pid_in, uid) = (super::abi::le32(bytes, 16), super::abi::le32(bytes, 20));
+        let info = SigInfo { code, pid: pid_in, uid, status: 0, value: le64(bytes, 24) };
+        k.post_signal_info(pid as Pid, sig, info);
+    }
+    Ok(0)
 }

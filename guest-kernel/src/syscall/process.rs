@@ -53,7 +53,7 @@ impl Kernel {
         }
         let me = self.pid_of(tid)?;
         let sender = self.procs.get(&me).ok_or(Errno(ESRCH))?;
-        let info = crate::jobs::SigInfo { code: crate::jobs::SI_USER, pid: me, uid: sender.uid, status: 0 };
+        let info = crate::jobs::SigInfo { code: crate::jobs::SI_USER, pid: me, uid: sender.uid, status: 0, value: 0 };
         // 0: the caller's process group; below -1: the group -pid.
         let group = match pid {
             0 => Some(sender.pgid),
