@@ -337,3 +337,64 @@ fn tty_fixture_matches_native_in_five_builds() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// With `--real-time` a foreground `sleep` really waits: ^Z stops it and ^C ends one at
+/// once (the host's wait is cut short by the signal).
+#[test]
+fn real_time_sleeps_stop_and_interrupt() {
+    if !have(&["/bin/bash", "/usr/bin/sleep"]) {
+        return;
+    }
+    let mut pty = Pty::spawn(WARDEN, &warden_args(&["run", "--real-time"], &["/bin/bash", "--norc", "-i"]));
+    pty.expect(PROMPT);
+    pty.send("(echo READY; exec sleep 1000)\r");
+    pty.expect("READY\r\n");
+    pty.send("\x1a");
+    assert!(pty.expect(PROMPT).contains("Stopped"));
+    pty.send("(echo READY; exec sleep 1000)\r");
+    pty.expect("READY\r\n");
+    pty.send("\x03");
+    pty.expect(PROMPT);
+    pty.send("kill %1; exit 4\r");
+    let (status, shown, _) = pty.finish();
+    assert_eq!(status.code(), Some(4), "{shown}");
+}
+
+/// A resize of the terminal reaches the guest's foreground group as SIGWINCH.
+#[test]
+fn a_resize_reaches_the_guest() {
+    if !have(&["/bin/bash", "/usr/bin/sleep", "/usr/bin/stty"]) {
+        return;
+    }
+    // The trap runs between commands (a `read` would be restarted, natively too).
+    let script = "trap 'stty size; exit 5' WINCH; echo READY; while :; do sleep 0.1; done";
+    let args = warden_args(&["run", "--real-time"], &["/bin/bash", "--norc", "-c", script]);
+    let mut pty = Pty::spawn(WARDEN, &args);
+    pty.expect("READY\r\n");
+    let ws = libc::winsize { ws_row: 40, ws_col: 100, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: TIOCSWINSZ reads one winsize.
+    assert_eq!(unsafe { libc::ioctl(pty.master.as_raw_fd(), libc::TIOCSWINSZ, &ws) }, 0);
+    let (status, shown, _) = pty.finish();
+    assert_eq!(status.code(), Some(5), "{shown}");
+    assert!(shown.contains("40 100"), "{shown}");
+}
+
+/// The guest leaves the terminal raw and warden is killed by SIGTERM: warden restores the
+/// terminal before dying of the signal.
+#[test]
+fn terminal_settings_are_restored_when_a_host_signal_ends_warden() {
+    if !have(&["/bin/bash", "/usr/bin/stty"]) {
+        return;
+    }
+    let script = "stty raw -echo -isig; echo RAW; while :; do :; done";
+    let mut pty = Pty::spawn(WARDEN, &["run", "--root", "/", "/bin/bash", "--norc", "-c", script]);
+    let before = termios_of(&pty.slave);
+    pty.expect("RAW");
+    assert_ne!(termios_of(&pty.slave), before, "the guest made the terminal raw");
+    // SAFETY: signals the child this test started.
+    unsafe { libc::kill(pty.child.id() as i32, libc::SIGTERM) };
+    let (status, shown, after) = pty.finish();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGTERM), "{shown}");
+    assert_eq!(after, before, "the terminal was left raw");
+}
