@@ -2,7 +2,9 @@
 //!
 //! - `brk` never fails: it returns the new break, or the old one when the
 //!   request cannot be met (Linux semantics; the C library checks).
-//! - `mmap`: anonymous or private file mappings (file contents are copied in).
+//! - `mmap`: anonymous or private file mappings (file contents are copied in). A file
+//!   map of a description not open for reading, or a writable shared one of a
+//!   description not open for reading and writing, is EACCES.
 //!   Without `MAP_FIXED` the hint is used when free, else the first free
 //!   range above the mmap base.
 //! - Shared file maps ([`SharedMap`]): guest memory has no shared pages (each
@@ -519,6 +521,13 @@ impl Kernel {
             return err(r::ENOMEM);
         }
         let shared = flags & abi::MAP_SHARED != 0; // MAP_SHARED or MAP_SHARED_VALIDATE
+                                                   // A file map needs a description open for reading, a writable shared one for
+                                                   // reading and writing (EACCES, as on Linux).
+        if let Some(mode) = file.as_ref().map(|d| d.flags.get() & r::O_ACCMODE) {
+            if mode == r::O_WRONLY || (shared && prot & abi::PROT_WRITE != 0 && mode != r::O_RDWR) {
+                return err(r::EACCES);
+            }
+        }
         let memfd = file.as_ref().and_then(|d| super::memfd::shared_bytes(&*d.file.try_borrow().ok()?));
         if let Some((_, seals)) = memfd.as_ref().filter(|_| shared && prot & abi::PROT_WRITE != 0) {
             super::memfd::check_shared_write_map(*seals)?;
@@ -543,7 +552,7 @@ impl Kernel {
                 let backing = Backing::Anon(bytes);
                 self.linux.shared_maps.push(SharedMap { mm: id, addr, len, backing, offset, seen });
             }
-            Some(desc) if shared && prot & abi::PROT_WRITE != 0 && desc.flags.get() & r::O_ACCMODE == r::O_RDWR => {
+            Some(desc) if shared && prot & abi::PROT_WRITE != 0 => {
                 let path = desc.file.try_borrow().map(|f| f.path()).unwrap_or_default();
                 let mut seen = contents;
                 seen.resize(len as usize, 0);

@@ -38,8 +38,8 @@
 //! Files: read write readv writev pread64 pwrite64 preadv pwritev open openat
 //! creat close close_range lseek stat lstat fstat newfstatat statx statfs fstatfs getdents64
 //! dup dup2 dup3 pipe pipe2 fcntl (DUPFD, DUPFD_CLOEXEC, GETFD, SETFD, GETFL,
-//! SETFL; locks succeed) ioctl (FIONBIO, FIOCLEX; the terminal's requests on a console end that is a
-//! host TTY, ENOTTY elsewhere: `tty.rs`)
+//! SETFL, ADD_SEALS and GET_SEALS of memfds; locks succeed) ioctl (FIONBIO, FIOCLEX; the
+//! terminal's requests on a console end that is a host TTY, ENOTTY elsewhere: `tty.rs`)
 //! access faccessat faccessat2 getcwd chdir fchdir mkdir mkdirat unlink unlinkat
 //! rmdir rename renameat renameat2 (files, symlinks and directories;
 //! RENAME_NOREPLACE, RENAME_EXCHANGE) link linkat (hard links) symlink symlinkat readlink readlinkat (with `/proc/self/exe`) truncate ftruncate
@@ -61,7 +61,9 @@
 //! setsid getsid (sessions, groups, stopping and continuing: `crate::jobs`) set_tid_address set_robust_list arch_prctl prctl prlimit64
 //! getrlimit setrlimit getrusage times uname sysinfo sched_yield
 //! sched_getaffinity getrandom (seeded). Signals: rt_sigaction rt_sigprocmask
-//! rt_sigreturn rt_sigpending rt_sigsuspend rt_sigtimedwait sigaltstack pause,
+//! rt_sigreturn rt_sigpending rt_sigsuspend rt_sigtimedwait rt_sigqueueinfo rt_tgsigqueueinfo sigaltstack
+//! (SS_AUTODISARM) pause, `SA_RESTART` per call as Linux decides it
+//! (`linux::signal::restarts`),
 //! with real `rt_sigframe`s (siginfo, ucontext with sigcontext and fxsave
 //! state); signalfd signalfd4 (`signalfd.rs`). A signal blocked everywhere
 //! stays pending even when its default is to ignore it (as on Linux), so
