@@ -21,10 +21,11 @@
 //! - [`warn`] writes one line on stderr and ignores a failure (stderr may itself be the
 //!   closed pipe): warden never panics on its own messages.
 //! - The terminal ([`HostConsole::interactive`], for `run` and `record`; the guest side is
-//!   the guest kernel's `linux/tty.rs`): when the host's stdin is a TTY the guest owns it.
-//!   Its terminal requests (`TCGETS`, `TCSETS*`, window size...) are passed to the host
-//!   descriptor they name, so the guest's raw mode is the terminal's raw mode and a pipe
-//!   stays ENOTTY. SIGINT, SIGQUIT, SIGTSTP and SIGWINCH (^C, ^\, ^Z, a resize: the host
+//!   the guest kernel's `linux/tty.rs`). The guest's terminal requests (`TCGETS`,
+//!   `TCSETS*`, window size...) are passed to the host descriptor they name, so the guest's
+//!   raw mode is the terminal's raw mode and a pipe stays ENOTTY (`ls > file` with a
+//!   terminal on stdin, or `ls < /dev/null` on one, sees what it sees natively). When the
+//!   host's stdin is a TTY the guest owns the terminal: SIGINT, SIGQUIT, SIGTSTP and SIGWINCH (^C, ^\, ^Z, a resize: the host
 //!   sends them to warden, the terminal's foreground process) are caught and handed to the
 //!   guest's foreground process group instead of stopping warden; SIGTERM and SIGHUP still
 //!   stop the run. Before the guest first changes a terminal's settings they are saved
@@ -201,22 +202,27 @@ pub fn install_interrupt_handlers() -> Arc<AtomicBool> {
     });
     if first {
         for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-            // SAFETY: a zeroed sigaction is valid (empty mask, no flags); the handler only
-            // touches atomics (see `on_interrupt`). A signal the shell set to "ignore" (a
-            // background job's SIGINT) stays ignored.
-            unsafe {
-                let mut old: libc::sigaction = std::mem::zeroed();
-                if libc::sigaction(sig, std::ptr::null(), &mut old) == 0 && old.sa_sigaction == libc::SIG_IGN {
-                    continue;
-                }
-                let mut sa: libc::sigaction = std::mem::zeroed();
-                sa.sa_sigaction = on_interrupt as extern "C" fn(libc::c_int) as usize;
-                libc::sigemptyset(&mut sa.sa_mask);
-                libc::sigaction(sig, &sa, std::ptr::null_mut());
-            }
+            catch(sig, on_interrupt);
         }
     }
     flag.clone()
+}
+
+/// Makes `handler` take `sig` (no `SA_RESTART`: a blocked host call returns), unless the
+/// shell set it to "ignore" (a background job's SIGINT), which stays.
+fn catch(sig: libc::c_int, handler: extern "C" fn(libc::c_int)) {
+    // SAFETY: a zeroed sigaction is valid (empty mask, no flags); the handlers given here
+    // only do async-signal-safe work (atomics, `write`, `ioctl`, `raise`).
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        if libc::sigaction(sig, std::ptr::null(), &mut old) == 0 && old.sa_sigaction == libc::SIG_IGN {
+            return;
+        }
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = handler as usize;
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(sig, &sa, std::ptr::null_mut());
+    }
 }
 
 /// One of the host's standard descriptors, borrowed (never closed).
@@ -349,17 +355,7 @@ fn route_terminal_signals() -> Arc<AtomicBool> {
             WAKE_PIPE[1].store(fds[1], Ordering::SeqCst);
         }
         for sig in [libc::SIGINT, libc::SIGQUIT, libc::SIGTSTP, libc::SIGWINCH] {
-            // SAFETY: as in `install_interrupt_handlers`; the handler only touches atomics.
-            unsafe {
-                let mut old: libc::sigaction = std::mem::zeroed();
-                if libc::sigaction(sig, std::ptr::null(), &mut old) == 0 && old.sa_sigaction == libc::SIG_IGN {
-                    continue;
-                }
-                let mut sa: libc::sigaction = std::mem::zeroed();
-                sa.sa_sigaction = on_terminal_signal as extern "C" fn(libc::c_int) as usize;
-                libc::sigemptyset(&mut sa.sa_mask);
-                libc::sigaction(sig, &sa, std::ptr::null_mut());
-            }
+            catch(sig, on_terminal_signal);
         }
     }
     flag.clone()
@@ -368,23 +364,26 @@ fn route_terminal_signals() -> Arc<AtomicBool> {
 /// The guest console on the host's own descriptors 0, 1 and 2 (see the module note).
 pub struct HostConsole {
     stop: Arc<AtomicBool>,
-    /// The terminal's signal flag, when the guest owns the host's terminal.
+    /// The terminal's signal flag, when the guest owns the host's terminal (stdin is one).
     terminal: Option<Arc<AtomicBool>>,
+    /// Terminal requests reach the host (whichever of 0, 1 and 2 is a TTY answers them).
+    requests: bool,
 }
 
 impl HostConsole {
     /// A console that gives up a blocked read or write when `border`'s run is stopping,
     /// and is never a terminal (a replay's output).
     pub fn new(border: &Border) -> HostConsole {
-        HostConsole { stop: border.stop_flag(), terminal: None }
+        HostConsole { stop: border.stop_flag(), terminal: None, requests: false }
     }
 
-    /// [`HostConsole::new`] that also gives the guest the host's terminal when stdin is
-    /// one (see the module note): `warden run` and `warden record`.
+    /// [`HostConsole::new`] whose terminal requests reach the host (`warden run` and
+    /// `warden record`), and that gives the guest the host's terminal signals when stdin is
+    /// a terminal (see the module note).
     pub fn interactive(border: &Border) -> HostConsole {
         // SAFETY: isatty only queries descriptor 0.
         let tty = !closed_at_start(0) && unsafe { libc::isatty(0) } == 1;
-        HostConsole { stop: border.stop_flag(), terminal: tty.then(route_terminal_signals) }
+        HostConsole { stop: border.stop_flag(), terminal: tty.then(route_terminal_signals), requests: true }
     }
 
     fn stopping(&self) -> bool {
@@ -438,10 +437,11 @@ impl Console for HostConsole {
 
     fn terminal(&mut self, fd: u8, cmd: usize, value: usize, arg: &mut [u8]) -> io::Result<()> {
         let fd = i32::from(fd);
-        if self.terminal.is_none() || fd > 2 || closed_at_start(fd) {
+        if !self.requests || fd > 2 || closed_at_start(fd) {
             return Err(io::Error::from_raw_os_error(if fd > 2 { libc::EBADF } else { libc::ENOTTY }));
         }
-        let size = match guest_kernel::terminal_request(cmd) {
+        let request = guest_kernel::terminal_request(cmd);
+        let size = match request {
             Some(TermArg::Get(n) | TermArg::Set(n)) => Some(n),
             Some(TermArg::Value) => None,
             None => return Err(io::Error::from_raw_os_error(libc::ENOTTY)),
@@ -449,7 +449,8 @@ impl Console for HostConsole {
         if size.is_some_and(|n| n != arg.len()) {
             return Err(io::Error::from_raw_os_error(libc::EINVAL));
         }
-        if matches!(guest_kernel::terminal_request(cmd), Some(TermArg::Set(_))) && cmd != libc::TIOCSWINSZ as usize {
+        // The settings are saved before the guest's first change (a window size is not one).
+        if matches!(request, Some(TermArg::Set(_))) && cmd != libc::TIOCSWINSZ as usize {
             save_terminal(fd);
         }
         loop {

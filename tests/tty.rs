@@ -50,20 +50,25 @@ fn termios_of(fd: &OwnedFd) -> Vec<u8> {
     }
 }
 
+/// A fresh pseudo-terminal of ROWS x COLS: (master, slave), neither inherited by programs
+/// started meanwhile.
+fn open_pty() -> (OwnedFd, OwnedFd) {
+    let (mut m, mut s) = (-1, -1);
+    let ws = libc::winsize { ws_row: ROWS, ws_col: COLS, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: openpty fills two descriptors; the name and termios pointers may be null.
+    let r = unsafe { libc::openpty(&mut m, &mut s, std::ptr::null_mut(), std::ptr::null(), &ws) };
+    assert_eq!(r, 0, "openpty");
+    for fd in [m, s] {
+        // SAFETY: sets a flag of a descriptor just opened.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    // SAFETY: both descriptors were just opened and are owned here.
+    unsafe { (OwnedFd::from_raw_fd(m), OwnedFd::from_raw_fd(s)) }
+}
+
 impl Pty {
     fn spawn(program: &str, args: &[&str]) -> Pty {
-        let (mut m, mut s) = (-1, -1);
-        let ws = libc::winsize { ws_row: ROWS, ws_col: COLS, ws_xpixel: 0, ws_ypixel: 0 };
-        // SAFETY: openpty fills two descriptors; the name and termios pointers may be null.
-        let r = unsafe { libc::openpty(&mut m, &mut s, std::ptr::null_mut(), std::ptr::null(), &ws) };
-        assert_eq!(r, 0, "openpty");
-        // Not inherited by the programs other tests start meanwhile.
-        for fd in [m, s] {
-            // SAFETY: sets a flag of a descriptor just opened.
-            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
-        }
-        // SAFETY: both descriptors were just opened and are owned here.
-        let (master, slave) = unsafe { (OwnedFd::from_raw_fd(m), OwnedFd::from_raw_fd(s)) };
+        let (master, slave) = open_pty();
         let io = || Stdio::from(slave.try_clone().unwrap());
         let mut cmd = Command::new(program);
         cmd.args(args).stdin(io()).stdout(io()).stderr(io());
@@ -397,4 +402,27 @@ fn terminal_settings_are_restored_when_a_host_signal_ends_warden() {
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(status.signal(), Some(libc::SIGTERM), "{shown}");
     assert_eq!(after, before, "the terminal was left raw");
+}
+
+/// Only the descriptors that are the terminal are one in the guest: stdout alone, or stdin
+/// alone, as natively.
+#[test]
+fn each_descriptor_is_a_terminal_as_on_the_host() {
+    if !have(&["/bin/bash"]) {
+        return;
+    }
+    let script = "for fd in 0 1 2; do test -t $fd; echo -n $? >&2; done";
+    let run = |program: &str, args: &[&str], stdin_is_tty: bool| {
+        let (_master, pty) = open_pty();
+        let slave = || Stdio::from(pty.try_clone().unwrap());
+        let stdin = if stdin_is_tty { slave() } else { Stdio::null() };
+        let out = Command::new(program).args(args).stdin(stdin).stdout(slave()).stderr(Stdio::piped()).output();
+        String::from_utf8_lossy(&out.unwrap().stderr).into_owned()
+    };
+    for stdin_is_tty in [false, true] {
+        let native = run("/bin/bash", &["--norc", "-c", script], stdin_is_tty);
+        let guest = run(WARDEN, &["run", "--root", "/", "/bin/bash", "--norc", "-c", script], stdin_is_tty);
+        assert_eq!(native, if stdin_is_tty { "001" } else { "101" });
+        assert_eq!(guest, native, "stdin a terminal: {stdin_is_tty}");
+    }
 }
