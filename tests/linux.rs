@@ -667,3 +667,34 @@ fn memfd_maps_and_seals_in_five_builds() {
 fn signal_restart_altstack_and_senders_in_five_builds() {
     check_five_builds("sigrestart");
 }
+
+/// inotify's IN_OPEN, IN_ACCESS, IN_CLOSE_WRITE and IN_CLOSE_NOWRITE for the program's own
+/// opens, reads, directory listings and (last) closes.
+#[test]
+fn inotify_open_access_close_in_five_builds() {
+    check_five_builds("inotify_open");
+}
+
+/// What the guest is told about the machine agrees with itself for every `--cpu` model:
+/// CPUID against /proc/cpuinfo, processor counts everywhere, and memory (sysinfo, sysconf,
+/// /proc/meminfo) against `--max-mem-total`. Under warden only: a host's CPUID describes a
+/// whole package its /proc need not.
+#[test]
+fn machine_description_is_consistent() {
+    for compiler in ["gcc", "musl-gcc"] {
+        let Some(prog) = build("machine", compiler) else { continue };
+        for cpu in ["v1", "v2", "v3"] {
+            let out = Command::new(env!("CARGO_BIN_EXE_warden"))
+                .args(["run", "--root", "/", "--max-mem-total", "512", "--cpu", cpu])
+                .arg(&prog)
+                .stdin(Stdio::null())
+                .output()
+                .expect("run warden");
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(out.status.success(), "{compiler} --cpu {cpu}: {text}");
+            assert!(!text.contains("DIFFERENT"), "{compiler} --cpu {cpu}:\n{text}");
+            assert_eq!(text.matches(" same (").count(), 11, "{compiler} --cpu {cpu}:\n{text}");
+            assert!(text.contains("MemTotal MiB 512\n"), "{compiler} --cpu {cpu}:\n{text}");
+        }
+    }
+}

@@ -291,7 +291,6 @@ impl Kernel {
     /// when the handler returns), and only if Linux restarts that call
     /// ([`crate::linux::signal::restarts`]); a Redox call runs again before the handler.
     fn interrupt(&mut self, tid: Pid, restart: bool) {
-        let linux = self.pid_of(tid).is_ok_and(|pid| self.is_linux_pid(pid));
         let Some(t) = self.threads.get_mut(&tid) else {
             return;
         };
@@ -300,6 +299,7 @@ impl Kernel {
             t.state = state;
             return;
         };
+        let linux = b.call.number & warden_abi::linux::LINUX_CALL != 0;
         self.sched.run_queue.push_back(tid);
         if !linux && restart && b.on_wake == OnWake::Retry {
             t.state = ThreadState::Retry(b);

@@ -345,6 +345,7 @@ pub mod nr {
     pub const SIGNALFD4: usize = 289;
     pub const RT_SIGTIMEDWAIT: usize = 128;
     pub const RT_SIGQUEUEINFO: usize = 129;
+    pub const RT_TGSIGQUEUEINFO: usize = 297;
     pub const INOTIFY_INIT: usize = 253;
     pub const INOTIFY_ADD_WATCH: usize = 254;
     pub const INOTIFY_RM_WATCH: usize = 255;

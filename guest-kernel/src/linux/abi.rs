@@ -63,17 +63,22 @@ pub fn le32(bytes: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(w)
 }
 
-/// The kernel's `Stat` as Linux programs expect to see it: directories
-/// made by the in-memory layer get the usual 4096-byte size of disk file
-/// systems, symbolic links are always `rwxrwxrwx`.
+/// The kernel's `Stat` as Linux programs expect to see it, sized as on ext4 (see "Sizes"
+/// in the module note of `linux`): a directory takes whole 4 KiB blocks for its listing
+/// (at least one), a file whole 4 KiB blocks for its bytes, a symbolic link none when its
+/// target is short (a "fast" link, under 60 bytes) and one otherwise; symbolic links are
+/// always `rwxrwxrwx`.
 pub fn linux_view(s: &Stat) -> Stat {
     let mut s = *s;
     match s.st_mode & 0xf000 {
-        0x4000 if s.st_size < 4096 => {
-            s.st_size = 4096;
-            s.st_blocks = 8;
+        0x4000 => {
+            s.st_size = s.st_size.max(1).div_ceil(4096) * 4096;
+            s.st_blocks = s.st_size / 512;
         }
-        0xa000 => s.st_mode |= 0o777,
+        0xa000 => {
+            s.st_mode |= 0o777;
+            s.st_blocks = if s.st_size < 60 { 0 } else { 8 };
+        }
         // A file takes whole 4 KiB blocks, as on the usual Linux file systems (`ls -l`'s
         // "total", `du`).
         0x8000 => s.st_blocks = s.st_blocks.max(s.st_size.div_ceil(4096) * 8),

@@ -313,6 +313,7 @@ impl Kernel {
             result => result?,
         };
         let fd = self.install_fd(tid, file, rflags, cloexec)?;
+        self.lx_notify_open(tid, fd);
         match before {
             Some(None) => self.lx_notify(&abs, IN_CREATE),
             Some(Some(false)) if flags & abi::O_TRUNC != 0 && flags & 3 != 0 => self.lx_notify(&abs, IN_MODIFY),
@@ -336,6 +337,10 @@ impl Kernel {
         self.lx_shared_file_io(&desc, false);
         match self.read_desc(tid, &desc, iov, How::of(&desc, false).at(offset)) {
             Err(SysError::Errno(Errno(r::EBADF))) if is_dir(&desc) => err(r::EISDIR),
+            Ok(n) if n > 0 => {
+                self.lx_notify_access(&desc);
+                Ok(n)
+            }
             result => result,
         }
     }
@@ -392,6 +397,7 @@ impl Kernel {
             return err(r::EINVAL);
         }
         copy_out(&mut mm.borrow_mut().space.mem, addr, &out)?;
+        self.lx_notify_access(&desc);
         Ok(out.len())
     }
 

@@ -10,8 +10,18 @@
 //! `IN_MODIFY`, `IN_ATTRIB`, `IN_DELETE_SELF` (then `IN_IGNORED`, and the watch goes) and
 //! `IN_MOVE_SELF`. A watch on a directory names the child in the event. As on Linux, an event
 //! identical to the last unread one is not queued again, and a read takes whole events
-//! (EINVAL if the first does not fit). Not reported: `IN_ACCESS`, `IN_OPEN`, `IN_CLOSE_*`
-//! and changes made by the host or by Redox programs.
+//! (EINVAL if the first does not fit).
+//!
+//! Use as well as change: `IN_OPEN` when a Linux `open`/`openat` of a file or directory
+//! succeeds, `IN_ACCESS` after a `read` (any variant) or an in-kernel copy (`sendfile`,
+//! `splice`, `copy_file_range`) took bytes from it and after every `getdents64` of a
+//! directory, and `IN_CLOSE_WRITE` (opened for writing) or `IN_CLOSE_NOWRITE` when the last
+//! descriptor of that open is gone (`close`, `dup2` over it, exec, exit: the kernel looks
+//! after each system call). These carry `IN_ISDIR` for a directory, to its own watch too.
+//! Only opens made while an inotify instance exists are reported closed.
+//!
+//! Not reported: opens the exec loader makes, FIFOs, and changes made by the host or by
+//! Redox programs.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
@@ -20,12 +30,17 @@ use std::rc::{Rc, Weak};
 use warden_abi as r;
 use warden_abi::{Errno, Stat};
 
+use crate::process::OpenFile;
 use crate::scheme::{FileOps, IoError, IoResult, Readiness, WaitKey};
 use crate::syscall::{Call, SysError, SysResult};
 use crate::{Kernel, Pid, Waker};
 
+const IN_ACCESS: u32 = 0x1;
 pub(super) const IN_MODIFY: u32 = 0x2;
 pub(super) const IN_ATTRIB: u32 = 0x4;
+const IN_CLOSE_WRITE: u32 = 0x8;
+const IN_CLOSE_NOWRITE: u32 = 0x10;
+const IN_OPEN: u32 = 0x20;
 const IN_MOVED_FROM: u32 = 0x40;
 const IN_MOVED_TO: u32 = 0x80;
 pub(super) const IN_CREATE: u32 = 0x100;
@@ -151,6 +166,23 @@ impl FileOps for InotifyFile {
     }
 }
 
+/// An open made while an instance existed, reported closed once nothing holds it.
+pub(crate) struct Opened {
+    desc: Weak<OpenFile>,
+    abs: Vec<u8>,
+    /// `IN_CLOSE_WRITE` or `IN_CLOSE_NOWRITE`, with `IN_ISDIR` for a directory.
+    close: u32,
+}
+
+/// The guest path description `desc` names, with `IN_ISDIR` if it is a directory; `None`
+/// if it is not a guest file.
+fn watched(desc: &OpenFile) -> Option<(Vec<u8>, u32)> {
+    let file = desc.file.try_borrow().ok()?;
+    let abs = file.path().strip_prefix(b"file:")?.to_vec();
+    let isdir = if file.stat().is_ok_and(|st| st.is_dir()) { IN_ISDIR } else { 0 };
+    Some((abs, isdir))
+}
+
 /// The parent directory and last component of an absolute path.
 fn split(abs: &[u8]) -> (&[u8], &[u8]) {
     match abs.iter().rposition(|&b| b == b'/') {
@@ -192,25 +224,62 @@ impl Kernel {
         }
     }
 
-    /// Reports `mask` (`IN_CREATE`, `IN_MODIFY`, `IN_ATTRIB`; with `IN_ISDIR` for a
-    /// directory) for the object at absolute path `abs`: to a watch on its directory (with
-    /// its name), then to one on it (`IN_MODIFY`, `IN_ATTRIB`).
+    /// Reports `mask` (`IN_CREATE`, `IN_MODIFY`, `IN_ATTRIB`, `IN_OPEN`, `IN_ACCESS`,
+    /// `IN_CLOSE_*`; with `IN_ISDIR` for a directory) for the object at absolute path `abs`:
+    /// to a watch on its directory (with its name), then to one on it (all but `IN_CREATE`).
     pub(super) fn lx_notify(&mut self, abs: &[u8], mask: u32) {
         if self.linux.inotify.is_empty() {
             return;
         }
         let (dir, name) = split(abs);
-        let own = mask & (IN_MODIFY | IN_ATTRIB);
+        let own = mask & (IN_MODIFY | IN_ATTRIB | IN_OPEN | IN_ACCESS | IN_CLOSE_WRITE | IN_CLOSE_NOWRITE);
         self.lx_queue(|wd, path, wmask| {
             let mut out = Vec::new();
             if path == dir && wmask & mask != 0 {
                 out.push(Event { wd, mask, cookie: 0, name: name.to_vec() });
             }
             if path == abs && wmask & own != 0 {
-                out.push(Event { wd, mask: own, cookie: 0, name: Vec::new() });
+                out.push(Event { wd, mask: own | mask & IN_ISDIR, cookie: 0, name: Vec::new() });
             }
             (out, false)
         });
+    }
+
+    /// `IN_OPEN` for the description `fd` of `tid` names (a new open), which is reported
+    /// closed later ([`Kernel::lx_reap_closed`]).
+    pub(super) fn lx_notify_open(&mut self, tid: Pid, fd: usize) {
+        if self.linux.inotify.is_empty() {
+            return;
+        }
+        let Ok(desc) = self.desc(tid, fd) else { return };
+        let Some((abs, isdir)) = watched(&desc) else { return };
+        let write = desc.flags.get() & r::O_ACCMODE != r::O_RDONLY;
+        let close = isdir | if write { IN_CLOSE_WRITE } else { IN_CLOSE_NOWRITE };
+        self.linux.opened.push(Opened { desc: Rc::downgrade(&desc), abs: abs.clone(), close });
+        self.lx_notify(&abs, IN_OPEN | isdir);
+    }
+
+    /// `IN_ACCESS` for what `desc` names (bytes were read from it, or a directory listed).
+    pub(crate) fn lx_notify_access(&mut self, desc: &OpenFile) {
+        if self.linux.inotify.is_empty() {
+            return;
+        }
+        if let Some((abs, isdir)) = watched(desc) {
+            self.lx_notify(&abs, IN_ACCESS | isdir);
+        }
+    }
+
+    /// `IN_CLOSE_*` for the opens nothing holds any more (after each system call).
+    pub(crate) fn lx_reap_closed(&mut self) {
+        if self.linux.opened.iter().all(|o| o.desc.strong_count() > 0) {
+            return;
+        }
+        let (closed, open): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.linux.opened).into_iter().partition(|o| o.desc.strong_count() == 0);
+        self.linux.opened = open;
+        for o in closed {
+            self.lx_notify(&o.abs, o.close);
+        }
     }
 
     /// `abs` was removed (`unlink`, `rmdir`): to a watch on it `IN_ATTRIB` (a file's link
@@ -370,3 +439,6 @@ pub(super) fn inotify_rm_watch(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult 
 
 /// Keeps the list's type in one place.
 pub(crate) type InstanceList = Vec<Weak<RefCell<Instance>>>;
+
+/// The opens to report closed ([`Opened`]).
+pub(crate) type OpenedList = Vec<Opened>;

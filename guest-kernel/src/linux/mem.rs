@@ -2,7 +2,9 @@
 //!
 //! - `brk` never fails: it returns the new break, or the old one when the
 //!   request cannot be met (Linux semantics; the C library checks).
-//! - `mmap`: anonymous or private file mappings (file contents are copied in).
+//! - `mmap`: anonymous or private file mappings (file contents are copied in). A file
+//!   map of a description not open for reading, or a writable shared one of a
+//!   description not open for reading and writing, is EACCES.
 //!   Without `MAP_FIXED` the hint is used when free, else the first free
 //!   range above the mmap base.
 //! - Shared file maps ([`SharedMap`]): guest memory has no shared pages (each
@@ -174,6 +176,9 @@ pub(crate) struct SharedMap {
     /// the process's stores, the only ones written back (so maps do not undo each other).
     /// Empty for an anonymous map no fork has shared yet.
     seen: Vec<u8>,
+    /// Linux's `VM_MAYWRITE`: `mprotect` may make it writable (not for a map of a
+    /// description that cannot write, nor one made while a memfd was write-sealed).
+    may_write: bool,
 }
 
 impl SharedMap {
@@ -186,6 +191,7 @@ impl SharedMap {
             backing: self.backing.clone(),
             offset: self.offset + from as u64,
             seen: self.seen.get(from..from + len as usize).map(<[u8]>::to_vec).unwrap_or_default(),
+            may_write: self.may_write,
         }
     }
 
@@ -203,6 +209,9 @@ pub(crate) struct FileMap {
     len: u64,
     file: Rc<crate::process::OpenFile>,
     offset: u64,
+    /// A read-only `MAP_SHARED` map of a description that cannot write: `mprotect` may
+    /// not make it writable (Linux: no `VM_MAYWRITE`).
+    no_write: bool,
 }
 
 impl FileMap {
@@ -310,18 +319,24 @@ impl Kernel {
         }
     }
 
-    /// True if a map with write permission shares the memfd bytes `bytes` (`F_SEAL_WRITE`
-    /// is EBUSY then).
+    /// True if a shared map that may write (writable or not: Linux 6.x counts both) shares
+    /// the memfd bytes `bytes` (`F_SEAL_WRITE` is EBUSY then).
     pub(super) fn lx_writably_shared(&self, bytes: &Rc<RefCell<Vec<u8>>>) -> bool {
-        self.linux.shared_maps.iter().any(|m| {
-            matches!(&m.backing, Backing::Anon(p) if Rc::ptr_eq(p, bytes))
-                && self.mm_by_id(m.mm).is_some_and(|space| {
-                    let space = space.borrow();
-                    (m.addr..m.addr + m.len).step_by(PAGE as usize).any(|page| {
-                        space.space.mem.perm_at(GuestAddress(page)).is_some_and(|p| p.contains(Perm::WRITE))
-                    })
-                })
-        })
+        self.linux
+            .shared_maps
+            .iter()
+            .any(|m| m.may_write && matches!(&m.backing, Backing::Anon(p) if Rc::ptr_eq(p, bytes)))
+    }
+
+    /// EACCES if `mprotect` would make part of `[lo, hi)` of address space `mm` writable
+    /// that is a shared map that may not write.
+    fn lx_check_make_writable(&self, mm: u64, lo: u64, hi: u64) -> Result<(), Errno> {
+        let hit = |m_mm: u64, addr: u64, len: u64| m_mm == mm && addr < hi && lo < addr + len;
+        let shared = self.linux.shared_maps.iter().any(|m| !m.may_write && hit(m.mm, m.addr, m.len));
+        if shared || self.linux.file_maps.iter().any(|m| m.no_write && hit(m.mm, m.addr, m.len)) {
+            return Err(Errno(r::EACCES));
+        }
+        Ok(())
     }
 
     /// After `mremap` moved `[old, old + old_len)` to `to` and resized it to `new_len`: the
@@ -519,6 +534,13 @@ impl Kernel {
             return err(r::ENOMEM);
         }
         let shared = flags & abi::MAP_SHARED != 0; // MAP_SHARED or MAP_SHARED_VALIDATE
+                                                   // A file map needs a description open for reading, a writable shared one for
+                                                   // reading and writing (EACCES, as on Linux).
+        if let Some(mode) = file.as_ref().map(|d| d.flags.get() & r::O_ACCMODE) {
+            if mode == r::O_WRONLY || (shared && prot & abi::PROT_WRITE != 0 && mode != r::O_RDWR) {
+                return err(r::EACCES);
+            }
+        }
         let memfd = file.as_ref().and_then(|d| super::memfd::shared_bytes(&*d.file.try_borrow().ok()?));
         if let Some((_, seals)) = memfd.as_ref().filter(|_| shared && prot & abi::PROT_WRITE != 0) {
             super::memfd::check_shared_write_map(*seals)?;
@@ -537,23 +559,28 @@ impl Kernel {
         // A fixed map replaces whatever shared map was there.
         self.lx_drop_shared(id, addr, addr + len);
         match file {
-            Some(_) if let Some((bytes, _)) = memfd.filter(|_| shared) => {
+            Some(desc) if let Some((bytes, seals)) = memfd.filter(|_| shared) => {
                 let mut seen = contents;
                 seen.resize(len as usize, 0);
                 let backing = Backing::Anon(bytes);
-                self.linux.shared_maps.push(SharedMap { mm: id, addr, len, backing, offset, seen });
+                let may_write = can_write(&desc) && super::memfd::check_shared_write_map(seals).is_ok();
+                self.linux.shared_maps.push(SharedMap { mm: id, addr, len, backing, offset, seen, may_write });
             }
-            Some(desc) if shared && prot & abi::PROT_WRITE != 0 && desc.flags.get() & r::O_ACCMODE == r::O_RDWR => {
+            Some(desc) if shared && prot & abi::PROT_WRITE != 0 => {
                 let path = desc.file.try_borrow().map(|f| f.path()).unwrap_or_default();
                 let mut seen = contents;
                 seen.resize(len as usize, 0);
                 let backing = Backing::File { file: desc, path };
-                self.linux.shared_maps.push(SharedMap { mm: id, addr, len, backing, offset, seen });
+                self.linux.shared_maps.push(SharedMap { mm: id, addr, len, backing, offset, seen, may_write: true });
             }
-            Some(desc) => self.linux.file_maps.push(FileMap { mm: id, addr, len, file: desc, offset }),
+            Some(desc) => {
+                let no_write = shared && !can_write(&desc);
+                self.linux.file_maps.push(FileMap { mm: id, addr, len, file: desc, offset, no_write });
+            }
             None if shared => {
                 let backing = Backing::Anon(Rc::default());
-                self.linux.shared_maps.push(SharedMap { mm: id, addr, len, backing, offset: 0, seen: Vec::new() });
+                let seen = Vec::new();
+                self.linux.shared_maps.push(SharedMap { mm: id, addr, len, backing, offset: 0, seen, may_write: true });
             }
             _ => {}
         }
@@ -652,6 +679,11 @@ impl Kernel {
     }
 }
 
+/// True if `desc` is open for reading and writing (what a writable shared map needs).
+fn can_write(desc: &crate::process::OpenFile) -> bool {
+    desc.flags.get() & r::O_ACCMODE == r::O_RDWR
+}
+
 /// Copies map `m`'s backing into its memory in `space`.
 fn refresh(m: &mut SharedMap, space: &RefCell<crate::mm::Mm>) {
     let mut data = vec![0u8; m.len as usize];
@@ -703,6 +735,9 @@ pub(super) fn mprotect(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
     }
     let len = round_up(c.args[1] as u64).ok_or(Errno(r::ENOMEM))?;
     let mm = k.mm_of(tid)?;
+    if c.args[2] & abi::PROT_WRITE != 0 {
+        k.lx_check_make_writable(mm.borrow().id, addr, addr.saturating_add(len))?;
+    }
     mm.borrow_mut().space.mem.protect(GuestAddress(addr), len, perm(c.args[2])).map_err(|_| Errno(r::ENOMEM))?;
     Ok(0)
 }

@@ -38,7 +38,7 @@
 //! Files: read write readv writev pread64 pwrite64 preadv pwritev open openat
 //! creat close close_range lseek stat lstat fstat newfstatat statx statfs fstatfs getdents64
 //! dup dup2 dup3 pipe pipe2 fcntl (DUPFD, DUPFD_CLOEXEC, GETFD, SETFD, GETFL,
-//! SETFL; locks succeed) ioctl (TCGETS/TIOCGWINSZ → ENOTTY, FIONBIO, FIOCLEX)
+//! SETFL, ADD_SEALS and GET_SEALS of memfds; locks succeed) ioctl (TCGETS/TIOCGWINSZ → ENOTTY, FIONBIO, FIOCLEX)
 //! access faccessat faccessat2 getcwd chdir fchdir mkdir mkdirat unlink unlinkat
 //! rmdir rename renameat renameat2 (files, symlinks and directories;
 //! RENAME_NOREPLACE, RENAME_EXCHANGE) link linkat (hard links) symlink symlinkat readlink readlinkat (with `/proc/self/exe`) truncate ftruncate
@@ -60,7 +60,9 @@
 //! setsid getsid (sessions, groups, stopping and continuing: `crate::jobs`) set_tid_address set_robust_list arch_prctl prctl prlimit64
 //! getrlimit setrlimit getrusage times uname sysinfo sched_yield
 //! sched_getaffinity getrandom (seeded). Signals: rt_sigaction rt_sigprocmask
-//! rt_sigreturn rt_sigpending rt_sigsuspend rt_sigtimedwait sigaltstack pause,
+//! rt_sigreturn rt_sigpending rt_sigsuspend rt_sigtimedwait rt_sigqueueinfo rt_tgsigqueueinfo sigaltstack
+//! (SS_AUTODISARM) pause, `SA_RESTART` per call as Linux decides it
+//! (`linux::signal::restarts`),
 //! with real `rt_sigframe`s (siginfo, ucontext with sigcontext and fxsave
 //! state); signalfd signalfd4 (`signalfd.rs`). A signal blocked everywhere
 //! stays pending even when its default is to ignore it (as on Linux), so
@@ -96,6 +98,30 @@
 //! from the `--cpu` model, as Linux derives them from the CPU.
 //!
 //! mknod mknodat (FIFOs and regular files; `fifo.rs`).
+//!
+//! # Directory order and sizes
+//! `getdents64` lists `.` and `..` first, then the names in ascending byte order (the
+//! file system's listing, `crate::vfs`: the in-memory tree is ordered, host and overlay
+//! directories are sorted), as a snapshot taken at the description's first `getdents64`;
+//! `d_off` is the 1-based position of the next entry, `d_ino` the entry's `st_ino` (`..`
+//! of `/` is `/`). Real file systems give their own order (ext4: hash order), which no
+//! program may rely on; a sorted one is the same on every run and every host.
+//! Sizes are ext4's with 4 KiB blocks (`abi::linux_view`): `st_blocks` (512-byte units)
+//! of a regular file is its size rounded up to whole blocks (holes are not tracked, so a
+//! sparse host file counts as written out; memfds likewise), of a directory its size, of
+//! a symbolic link 0 for a target under 60 bytes (stored in the inode) and 8 otherwise. A
+//! directory's `st_size` is its listing (the names, one byte more each) rounded up to
+//! whole blocks, at least one block (4096), as ext4 gives for directories of up to a
+//! hundred or so entries. `st_blksize` is 4096.
+//!
+//! # What the guest sees of the machine
+//! One CPU, everywhere: `sched_getaffinity`, `/sys/devices/system/cpu/{online,possible,
+//! present}` ("0"), `/proc/cpuinfo` (one processor) and CPUID (leaf 1: one logical
+//! processor, leaves 4 and 0xB: one core, one thread), so glibc's and musl's
+//! `sysconf(_SC_NPROCESSORS_ONLN)` are 1. Memory is `--max-mem-total`: `/proc/meminfo`'s
+//! MemTotal and `sysinfo`'s `totalram` (so `sysconf(_SC_PHYS_PAGES)`), free what guest
+//! processes do not use. `/proc/cpuinfo`'s model, flags, address sizes, clflush size and
+//! cache size are the `--cpu` model's CPUID (`procfs.rs`).
 //!
 //! Not done yet: chown, access times, mknod of devices,
 //! chmod/utimensat kept by an `--overlay`, real-time signals (32..64 are accepted but
@@ -269,6 +295,8 @@ pub struct LinuxState {
     pub(crate) fifos: fifo::FifoList,
     /// Every inotify instance (`inotify.rs`), while one of its descriptors is open.
     pub(crate) inotify: inotify::InstanceList,
+    /// Opens to report closed to inotify watches (`inotify.rs`).
+    pub(crate) opened: inotify::OpenedList,
     /// The last cookie a rename's inotify events shared.
     pub(crate) next_cookie: u32,
     /// Every timer descriptor (`timerfd.rs`), while one of its descriptors is open.

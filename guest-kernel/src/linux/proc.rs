@@ -556,11 +556,14 @@ pub(super) fn times(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
     Ok(ticks as usize)
 }
 
+/// `sysinfo`: uptime on the guest clock; RAM as `/proc/meminfo` gives it (`procfs.rs`: the
+/// `--max-mem-total` limit, free what the guest does not use), no swap; the process count.
 pub(super) fn sysinfo(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
     let mut o = Out::new(112);
+    let total = k.config.limits.max_memory_total;
     o.u64(0, k.clock.monotonic_ns() / 1_000_000_000);
-    o.u64(32, k.config.limits.max_memory_per_process);
-    o.u64(40, k.config.limits.max_memory_per_process / 2);
+    o.u64(32, total);
+    o.u64(40, total.saturating_sub(k.mem_total.used()));
     o.u16(80, k.procs.len().min(u16::MAX as usize) as u16);
     o.u32(104, 1); // mem_unit
     k.lx_out_bytes(tid, c.args[0], &o.0)?;

@@ -384,6 +384,8 @@ impl Kernel {
         let family = (sig >> 8 & 0xf) + if sig >> 8 & 0xf == 0xf { sig >> 20 & 0xff } else { 0 };
         let model = (sig >> 4 & 0xf) | if matches!(sig >> 8 & 0xf, 6 | 0xf) { (sig >> 16 & 0xf) << 4 } else { 0 };
         let regs = [1, 7, 0x8000_0001].map(|l| (l, id(l)));
+        // Physical and virtual address bits (Linux's defaults without the leaf: 36, 48).
+        let sizes = if id(0x8000_0000)[0] >= 0x8000_0008 { id(0x8000_0008)[0] } else { 48 << 8 | 36 };
         let flags: Vec<&str> = CPU_FLAGS
             .iter()
             .filter(|(leaf, reg, bit, _)| regs.iter().any(|(l, r)| l == leaf && r[*reg] >> bit & 1 != 0))
@@ -391,15 +393,18 @@ impl Kernel {
             .collect();
         format!(
             "processor\t: 0\nvendor_id\t: {}\ncpu family\t: {family}\nmodel\t\t: {model}\nmodel name\t: {}\n\
-             stepping\t: {}\ncpu MHz\t\t: 1000.000\ncache size\t: 8192 KB\nphysical id\t: 0\nsiblings\t: 1\n\
+             stepping\t: {}\ncpu MHz\t\t: 1000.000\ncache size\t: {} KB\nphysical id\t: 0\nsiblings\t: 1\n\
              core id\t\t: 0\ncpu cores\t: 1\napicid\t\t: 0\ninitial apicid\t: 0\nfpu\t\t: yes\nfpu_exception\t: yes\n\
              cpuid level\t: {}\nwp\t\t: yes\nflags\t\t: {}\nbogomips\t: 2000.00\nclflush size\t: 64\n\
-             cache_alignment\t: 64\naddress sizes\t: 46 bits physical, 48 bits virtual\npower management:\n\n",
+             cache_alignment\t: 64\naddress sizes\t: {} bits physical, {} bits virtual\npower management:\n\n",
             String::from_utf8_lossy(&vendor),
             cpu.brand(),
             sig & 0xf,
+            cache_kb(cpu),
             v[0],
             flags.join(" "),
+            sizes & 0xff,
+            sizes >> 8 & 0xff,
         )
     }
 
@@ -432,6 +437,30 @@ impl Kernel {
             s.push_str(&line(name, kb));
         }
         s
+    }
+}
+
+/// `/proc/cpuinfo`'s "cache size", as Linux computes it (`init_intel_cacheinfo`): the
+/// largest cache level CPUID leaf 4 describes, in KiB (L2 from leaf 0x80000006 without
+/// leaf 4).
+fn cache_kb(cpu: emu::cpuid::CpuModel) -> u32 {
+    let mut largest = (0, 0);
+    if cpu.cpuid(0, 0)[0] >= 4 {
+        for sub in 0..8 {
+            let [a, b, c, _] = cpu.cpuid(4, sub);
+            if a & 31 == 0 {
+                break;
+            }
+            let bytes = ((b >> 22 & 0x3ff) + 1) * ((b >> 12 & 0x3ff) + 1) * ((b & 0xfff) + 1) * (c + 1);
+            // Data and unified caches of each level (instruction caches are not counted).
+            if a & 31 != 2 && (a >> 5 & 7) >= largest.0 {
+                largest = (a >> 5 & 7, bytes / 1024);
+            }
+        }
+    }
+    match largest.1 {
+        0 => cpu.cpuid(0x8000_0006, 0)[2] >> 16,
+        kb => kb,
     }
 }
 

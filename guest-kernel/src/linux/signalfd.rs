@@ -236,7 +236,43 @@ pub(super) fn rt_sigtimedwait(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
 /// itself any code, others only negative codes other than SI_TKILL (EPERM).
 pub(super) fn rt_sigqueueinfo(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
     let [pid, sig, ..] = c.args;
-    let bytes = c.input(2).ok_or(Errno(r::EFAULT))?;
+    let info = queued_info(k, tid, pid, sig, c.input(2))?;
+    if !k.procs.get(&(pid as Pid)).is_some_and(|p| p.state == crate::process::ProcState::Alive) {
+        return err(r::ESRCH);
+    }
+    if let Some(info) = info {
+        k.post_signal_info(pid as Pid, sig, info);
+    }
+    Ok(0)
+}
+
+/// `rt_tgsigqueueinfo(tgid, tid, sig, info)` (`pthread_sigqueue`): as `rt_sigqueueinfo`, to
+/// thread `tid` of process `tgid` (ESRCH if it is not one).
+pub(super) fn rt_tgsigqueueinfo(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
+    let [tgid, target, sig, ..] = c.args;
+    if tgid as i32 <= 0 || target as i32 <= 0 {
+        return err(r::EINVAL);
+    }
+    let info = queued_info(k, tid, tgid, sig, c.input(3))?;
+    if k.threads.get(&(target as Pid)).is_none_or(|t| t.pid != tgid as Pid) {
+        return err(r::ESRCH);
+    }
+    if let Some(info) = info {
+        k.post_thread_signal_info(target as Pid, sig, info);
+    }
+    Ok(0)
+}
+
+/// The checks both queueing calls make, and what they send (`None`: nothing to post, a
+/// signal 0 or one of the real-time signals, which are never raised).
+fn queued_info(
+    k: &Kernel,
+    tid: Pid,
+    pid: usize,
+    sig: usize,
+    bytes: Option<&[u8]>,
+) -> Result<Option<SigInfo>, SysError> {
+    let bytes = bytes.ok_or(Errno(r::EFAULT))?;
     let code = super::abi::le32(bytes, 8) as i32;
     if sig >= 65 {
         return err(r::EINVAL);
@@ -244,13 +280,6 @@ pub(super) fn rt_sigqueueinfo(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
     if pid as Pid != k.pid_of(tid)? && (code >= 0 || code == crate::jobs::SI_TKILL) {
         return err(r::EPERM);
     }
-    if !k.procs.get(&(pid as Pid)).is_some_and(|p| p.state == crate::process::ProcState::Alive) {
-        return err(r::ESRCH);
-    }
-    if sig != 0 && sig < r::NSIG {
-        let (pid_in, uid) = (super::abi::le32(bytes, 16), super::abi::le32(bytes, 20));
-        let info = SigInfo { code, pid: pid_in, uid, status: 0, value: le64(bytes, 24) };
-        k.post_signal_info(pid as Pid, sig, info);
-    }
-    Ok(0)
+    let (pid, uid) = (super::abi::le32(bytes, 16), super::abi::le32(bytes, 20));
+    Ok((sig != 0 && sig < r::NSIG).then(|| SigInfo { code, pid, uid, status: 0, value: le64(bytes, 24) }))
 }

@@ -122,6 +122,9 @@ impl Kernel {
             None => file.try_borrow_mut().map_err(|_| Errno(r::EIO))?.read(&mut buf)?,
         };
         buf.truncate(n.min(max));
+        if !buf.is_empty() {
+            self.lx_notify_access(&side.desc);
+        }
         Ok(buf)
     }
 

@@ -194,10 +194,15 @@ impl Kernel {
         if !self.linux.shared_maps.is_empty() {
             self.lx_sync_at_call(tid);
         }
-        match &call.input {
+        let result = match &call.input {
             Input::Resume => self.supervise_resume(tid),
             _ => self.dispatch(tid, call),
+        };
+        // Opens whose last descriptor the call closed are reported to inotify (linux::inotify).
+        if !self.linux.opened.is_empty() {
+            self.lx_reap_closed();
         }
+        result
     }
 
     /// Runs the handler of `call` (a call whose copy failed, or that the policy refused,

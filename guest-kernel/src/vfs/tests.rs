@@ -1421,3 +1421,32 @@ fn an_overlay_directory_merges_with_the_host_directory_below() {
     assert_eq!(cat(&v, "/etc/added").as_deref(), Ok(&b"upper"[..]));
     assert_eq!(cat(&v, "/etc/motd").as_deref(), Ok(&b"host motd\n"[..]));
 }
+
+#[test]
+fn duplicate_shares_nothing() {
+    let v = vfs();
+    assert_eq!(err(open(&v, "/etc/new", O_CREAT | O_WRONLY | 0o644)), 0);
+    let copy = v.duplicate().expect("an image tree duplicates");
+    // Changes on either side stay on that side.
+    let f = open(&copy, "/etc/motd", O_WRONLY | O_TRUNC).expect("open the copy's motd");
+    f.borrow_mut().write(b"changed").expect("write");
+    drop(f);
+    assert_eq!(err(copy.clone().unlink(b"/etc/new", &ROOT_CTX)), 0);
+    assert_eq!(err(open(&v, "/tmp-only-in-original", O_CREAT | O_DIRECTORY | 0o755)), 0);
+    assert_eq!(cat(&v, "/etc/motd").unwrap(), b"welcome\n");
+    assert_eq!(cat(&copy, "/etc/motd").unwrap(), b"changed");
+    assert_eq!(cat(&copy, "/bin/hello2").unwrap(), b"#!hello world\n");
+    assert!(v.stat_path(b"/etc/new").is_ok());
+    assert_eq!(err(copy.stat_path(b"/etc/new")), ENOENT);
+    assert_eq!(err(copy.stat_path(b"/tmp-only-in-original")), ENOENT);
+    assert_eq!(
+        copy.list_dir(b"/etc").unwrap(),
+        v.list_dir(b"/etc").unwrap().into_iter().filter(|n| n != b"new").collect::<Vec<_>>()
+    );
+    // Not with an open file, nor a host root.
+    let held = open(&v, "/etc/motd", O_RDONLY).expect("open");
+    assert!(v.duplicate().is_none());
+    drop(held);
+    assert!(v.duplicate().is_some());
+    assert!(Vfs::from_host_dir(std::env::temp_dir()).expect("host root").duplicate().is_none());
+}

@@ -202,6 +202,51 @@ impl Tree {
         }
     }
 
+    /// A copy sharing nothing with this tree (see [`super::Vfs::duplicate`]); `None` for a
+    /// host root, an overlay, a mapped image, a charged account or an open file.
+    pub fn duplicate(&self) -> Option<Tree> {
+        if self.overlay.is_some() || self.account.is_some() {
+            return None;
+        }
+        let image = match &self.image {
+            ImageBytes::None => ImageBytes::None,
+            ImageBytes::Static(b) => ImageBytes::Static(b),
+            ImageBytes::Owned(v) => ImageBytes::Owned(v.clone()),
+            ImageBytes::Mapped(_) => return None,
+        };
+        let mut nodes = Vec::with_capacity(self.nodes.len());
+        for node in &self.nodes {
+            let Some(n) = node else {
+                nodes.push(None);
+                continue;
+            };
+            let kind = match &n.kind {
+                Kind::Dir(Dir { entries, host: None }) => Kind::Dir(Dir { entries: entries.clone(), host: None }),
+                Kind::File(Data::Image { start, len }) => Kind::File(Data::Image { start: *start, len: *len }),
+                Kind::File(Data::Owned(v)) => Kind::File(Data::Owned(v.clone())),
+                Kind::Symlink(t) => Kind::Symlink(t.clone()),
+                Kind::Special(t) => Kind::Special(*t),
+                Kind::Dir(_) | Kind::File(Data::Host(_)) => return None,
+            };
+            if n.open != 0 {
+                return None;
+            }
+            nodes.push(Some(Node { kind, ..*n }));
+        }
+        Some(Tree {
+            nodes,
+            live: self.live,
+            image,
+            clock: self.clock,
+            owned: self.owned,
+            write_limit: self.write_limit,
+            account: None,
+            node_limit: self.node_limit,
+            digest: self.digest,
+            overlay: None,
+        })
+    }
+
     /// True if the root mirrors a host directory.
     pub fn is_host_root(&self) -> bool {
         matches!(self.dir(ROOT), Ok(Dir { host: Some(_), .. }))
