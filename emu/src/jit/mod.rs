@@ -85,61 +85,28 @@
 //! the loop. As for the interpreter, the one place a dead flag can show is a fault
 //! between the skipped store and the instruction that overwrites it.
 //!
-//! Measured (release build on a loaded 2-core host, load average 9-14, so absolute times
-//! are noisy: each row is one run of `cargo bench --bench compare` with all columns,
-//! best of 3, wall time including boot, × the native run of the same static program in
-//! that run; `work` is benches/compare/work.c. For `gzip` (`sh -c 'gzip | gunzip |
-//! md5sum'`) qemu-x86_64 runs only the shell: the programs it starts run natively.)
-//! Design A is the first tier: registers loaded from and stored to the context block
-//! around every instruction, flags stored before every access check, every exit through
-//! the `chain` stub's hashed lookup, blocks cut at the first instruction not re-encoded.
-//! Design B (now) is the above: registers cached across the block, flag liveness, the
-//! slot lookup inlined at direct exits, uncovered instructions through `run_op`.
+//! Measured: `benches/compare/RESULTS.md` holds every table of `cargo bench --bench
+//! compare` taken for this tier (each from one run, both tiers, qemu-x86_64 and native)
+//! and the profiles that chose each step. In short: design A (registers loaded and
+//! stored around every instruction, every exit through a hashed lookup) then B
+//! (registers cached across a block, flag liveness, uncovered instructions through
+//! `run_op`) then C (now: SSE floating point re-encoded, a two-way chaining table, the
+//! budget in a register and checked at block entry). Profiles of the shell loop under C
+//! put about 55 % of its time in translated code (block exits: the set lookup, flag
+//! stores and `popf` loads where a block reads the flags its predecessor left), about
+//! 10 % in handlers `run_op` calls (AVX2 string functions of glibc: `vpbroadcastb`,
+//! `vpmovmskb`, `vmovdqu`, `vzeroupper`; `pcmpistri`; bit scans and tests; `cmpxchg`;
+//! `rep stos`), and the awk loop about a quarter in `run_op` handlers (`bt`, generic
+//! `alu`/`movzx` forms, `rep stos` of busybox's `xzalloc`).
 //!
-//! `cargo bench --bench compare` (full sizes), design A (load average 9-14) and design
-//! B (load average 16; awk and gzip not rerun yet), × native:
-//!
-//! | workload | interp | jit A | jit B | qemu-x86_64 |
-//! |---|---|---|---|---|
-//! | `work int 8` | 8.7× | 3.4× | 12.5× (4.6× with registers cached only) | 3.3× |
-//! | `work sha256 4` | 50.7× | 17.0× | 21.4× (10.9×) | 6.2× |
-//! | `work mem 8` | 56.1× | 67.5× | 56.6× | 124× |
-//! | busybox md5sum 32 MiB | 22.5× | 6.8× | 2.9× (2.9×) | 3.2× |
-//! | busybox gzip \| gunzip \| md5sum 16 MiB | 86.2× | 21.9× | | (1.2×) |
-//! | busybox sh loop, 100000 rounds | 141× | 46.2× | 26.7× | 11.2× |
-//! | busybox awk float loop, 1000000 rounds | 94.1× | 26.3× | | 9.5× |
-//!
-//! At that load the native runs of `int` (4-20 ms) vary several-fold between runs, so
-//! its ratios say little. Profile of `work sha256` under design B (perf, cpu-clock): gcc
-//! vectorised the message schedule, and 60 % of the time is SSE integer instructions
-//! run through `run_op` (the next lever: re-encoding them with guest `xmm` registers in
-//! host ones, as for the general registers).
-//!
-//! Earlier figures (design A, one run each with `perf stat -e task-clock` CPU time,
-//! "before" = every block returning to the run loop, "after" = chaining through `chain`):
-//!
-//! | workload | interp | jit before | jit after | qemu-x86_64 |
-//! |---|---|---|---|---|
-//! | `work int 32` | 20.8× | 8.5× | 5.0× | 3.9× |
-//! | `work sha256 16` | 26.9× | 12.9× | 11.6× | 4.4× |
-//! | `work mem 16` | 29.5× | 24.2× | 25.2× | 39.0× |
-//! | busybox md5sum 16 MB | 8.2× | 3.6× | 3.2× | 2.0× |
-//! | busybox gzip \| gunzip \| md5sum 16 MB | 25.1× | 15.9× | 8.1× | (1.0×) |
-//! | busybox sh loop, 30000 rounds | 128× | 94× | 45× | 10.8× |
-//! | busybox awk float loop | 67× | 62× | 37× | 12× |
-//!
-//! Profile of `work int` before chaining (perf, cpu-clock): 49 % in the run loop, most
-//! of it the block lookup after each translated block returned. Counting where
-//! translation stopped in the shell loop's hot blocks then showed `test`/`and`/`xor`
-//! refused (AF undefined: now AF after them counts as defined, checked on the host by
-//! `logic_ops_clear_af_on_the_host`), `fs:`-relative loads and indirect jumps and calls.
-//!
-//! Not done yet (see issue 17): re-encoding SSE floating point and AVX (they run through
-//! `run_op`: the guest's MXCSR would have to be the host's meanwhile, and its exception
-//! flags collected), `rep` string instructions, bit tests, `cmpxchg`, `div`, `loop`;
-//! patched direct jumps (the inline slot lookup costs a compare and an indirect jump);
-//! an inline cache for returns; a code-size limit with eviction other than flushing;
-//! dynasm-rs or Cranelift (not measured).
+//! Not done yet (see issue 17): AVX (VEX forms run through `run_op`: the guest's upper
+//! `ymm` halves live apart from `Cpu::xmm`), `rep` string instructions, bit tests,
+//! `cmpxchg`, bit scans, `div` (all through `run_op`); `loope`/`loopne`; patched direct
+//! jumps (a direct exit still compares its target with two table slots and jumps
+//! through one); a per-site inline cache for returns (they share `chain`'s indirect
+//! jump, which the host predicts poorly); loading the guest's flags without `popf`;
+//! a code-size limit with eviction other than flushing; a threshold other than 16
+//! executions for short-lived guests; dynasm-rs or Cranelift (not measured).
 
 mod emit;
 
