@@ -216,7 +216,7 @@ fn run_command(args: TracedRunArgs, force_trace: bool) -> i32 {
     };
     warden::run_host_program_on_host_root(&mut opts);
     opts.border = Border::interruptible();
-    let console = Box::new(HostConsole::new(&opts.border));
+    let console = Box::new(HostConsole::interactive(&opts.border));
     let result = run_guarded(|| match gdb.as_deref() {
         Some(addr) => warden::gdb::run(&opts, console, addr, gdb_pid).map(|outcome| (outcome, Vec::new())),
         None => warden::run_with_notes(&opts, console),

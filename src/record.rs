@@ -8,13 +8,13 @@
 //! stdin or clock; it writes the guest's output to the host's stdout/stderr as the recording
 //! did, and ends with the same exit status.
 //!
-//! # Trace format, version 6
+//! # Trace format, version 7
 //! Little-endian; `varint` is unsigned LEB128 (at most 10 bytes), `zigzag` a signed varint
 //! (`(n << 1) ^ (n >> 63)`), `bytes` a varint length then that many bytes, `opt X` a byte 0
 //! (absent) or 1 followed by X.
 //! ```text
 //! magic      "WARDNTRC" (8 bytes)
-//! version    varint (6)
+//! version    varint (7)
 //! interrupt  u8 host signal (0: the run was not interrupted), u64 instructions: written as
 //!            zeros and filled in place when the recording is interrupted (Ctrl-C, SIGTERM,
 //!            SIGHUP): the replay then stops at that instruction count
@@ -45,7 +45,13 @@
 //!   0x07 file used    path bytes, followed u8, kind u8, mode varint, size varint, digest u64
 //!                     (the first use of a root path: `record/files.rs`)
 //!   0x08 interrupted  a console read or write was cut short by the interrupt that ended
-//!                     the recording (the guest thread waits there)
+//!                     the recording, or by a host terminal signal (the guest thread waits
+//!                     there)
+//!   0x09 terminal     a terminal request's answer (the guest kernel's `linux/tty.rs`):
+//!                     errno varint (0: it succeeded), then bytes (what the host filled in;
+//!                     empty for a request that only sets)
+//!   0x0a signals      host terminal signals for the guest: scheduler step varint, mask
+//!                     varint (bit `1 << (sig - 1)`)
 //!   0x0f end          outcome u8 (0 exited, 1 signaled, 2 budget, 3 deadlock, 4 stopped,
 //!                     5 interrupted: code is the host signal), code u8, total instructions
 //!                     varint, total syscalls varint
@@ -54,7 +60,8 @@
 //! the writer fills a 16 KiB buffer, collects those into 256 KiB hand-offs and writes them on
 //! a thread of its own (a long run never holds more than about 800 KiB of its trace in
 //! memory). A syscall event costs 7 bytes in a tight loop, about 10
-//! otherwise. Earlier versions are not read: version 5 had another checkpoint digest and no
+//! otherwise. Earlier versions are not read: version 6 had no terminal events (its terminal requests
+//! were ENOTTY without asking the host), version 5 had another checkpoint digest and no
 //! events for the calls a policy refused or a jail answered, version 4 identified the root
 //! by one digest of the whole image or tree and had no interrupt field, version 3 no CPU
 //! model, version 2 another checkpoint digest, version 1 no compact event, no personality,
@@ -149,7 +156,7 @@ use crate::{initial_cwd, open_root, Root, RunError, RunOptions};
 use files::{Identity, Watch, WatchedRoot};
 
 pub const MAGIC: &[u8; 8] = b"WARDNTRC";
-pub const VERSION: u64 = 6;
+pub const VERSION: u64 = 7;
 /// Where the interrupt field starts (after the magic and the one-byte version).
 const INTERRUPT_AT: u64 = 9;
 
@@ -160,6 +167,8 @@ const TAG_MONO: u8 = 0x05;
 const TAG_REAL: u8 = 0x06;
 const TAG_FILE: u8 = 0x07;
 const TAG_INTERRUPTED: u8 = 0x08;
+const TAG_TERMINAL: u8 = 0x09;
+const TAG_SIGNALS: u8 = 0x0a;
 const TAG_END: u8 = 0x0f;
 
 /// The end event's outcome for a recording a host signal interrupted.
@@ -547,6 +556,16 @@ pub enum Event {
     },
     /// A console call cut short by the interrupt that ended the recording.
     ConsoleInterrupted,
+    /// A terminal request's answer: the host's errno (0: success) and what it filled in.
+    Terminal {
+        errno: i32,
+        data: Vec<u8>,
+    },
+    /// Host terminal signals (bit `1 << (sig - 1)`) delivered at a scheduler step.
+    Signals {
+        step: u64,
+        mask: u64,
+    },
     End {
         outcome: u8,
         code: u8,
@@ -575,6 +594,8 @@ impl fmt::Display for Event {
             Event::WriteError(_) => write!(f, "a failed console write"),
             Event::File { path, .. } => write!(f, "the use of {}", String::from_utf8_lossy(path)),
             Event::ConsoleInterrupted => write!(f, "a console call cut short by the interrupt"),
+            Event::Terminal { .. } => write!(f, "a terminal request"),
+            Event::Signals { step, mask } => write!(f, "terminal signals {mask:#x} at scheduler step {step}"),
             Event::Monotonic(_) => write!(f, "a monotonic clock reading"),
             Event::Realtime(_) => write!(f, "a realtime clock reading"),
             Event::End { outcome, code, instructions, .. } => {
@@ -644,6 +665,35 @@ impl Console for RecordConsole {
             Ok(()) => {}
         }
         r
+    }
+
+    fn terminal(&mut self, fd: u8, cmd: usize, value: usize, arg: &mut [u8]) -> std::io::Result<()> {
+        let r = self.inner.terminal(fd, cmd, value, arg);
+        let mut ev = Vec::with_capacity(arg.len() + 12);
+        ev.push(TAG_TERMINAL);
+        let filled: &[u8] = match &r {
+            Ok(()) if matches!(guest_kernel::terminal_request(cmd), Some(guest_kernel::TermArg::Get(_))) => arg,
+            _ => &[],
+        };
+        put_varint(&mut ev, r.as_ref().err().map_or(0, |e| e.raw_os_error().unwrap_or(0).max(0)) as u64);
+        put_bytes(&mut ev, filled);
+        self.sink.put(&ev);
+        r
+    }
+
+    fn signal_flag(&self) -> Option<Arc<std::sync::atomic::AtomicBool>> {
+        self.inner.signal_flag()
+    }
+
+    fn host_signals(&mut self, step: u64) -> u64 {
+        let mask = self.inner.host_signals(step);
+        if mask != 0 {
+            let mut ev = vec![TAG_SIGNALS];
+            put_varint(&mut ev, step);
+            put_varint(&mut ev, mask);
+            self.sink.put(&ev);
+        }
+        mask
     }
 }
 
@@ -1061,6 +1111,14 @@ impl TraceReader {
             TAG_READ => Event::StdinRead(self.bytes("a stdin event", MAX_READ)?),
             TAG_READ_ERR => Event::StdinError(self.errno("a stdin error event")?),
             TAG_INTERRUPTED => Event::ConsoleInterrupted,
+            TAG_TERMINAL => {
+                let errno = self.errno("a terminal event")?;
+                Event::Terminal { errno, data: self.bytes("a terminal event", MAX_PATH)? }
+            }
+            TAG_SIGNALS => {
+                let step = self.varint("a signals event")?;
+                Event::Signals { step, mask: self.varint("a signals event")? }
+            }
             TAG_WRITE_ERR => Event::WriteError(self.errno("a write error event")?),
             TAG_FILE => {
                 let what = "a file event";
@@ -1270,6 +1328,42 @@ impl Console for ReplayConsole {
         drop(s);
         let _ = self.out.write(stream, data);
         Ok(())
+    }
+
+    /// The recorded answer; the host's terminal is never touched.
+    fn terminal(&mut self, _fd: u8, _cmd: usize, _value: usize, arg: &mut [u8]) -> std::io::Result<()> {
+        let mut s = self.source.borrow_mut();
+        match s.input("a terminal request") {
+            Some(Event::Terminal { errno: 0, data }) if data.is_empty() || data.len() == arg.len() => {
+                arg[..data.len()].copy_from_slice(&data);
+                Ok(())
+            }
+            Some(Event::Terminal { errno, .. }) if errno != 0 => Err(recorded_error(errno)),
+            Some(other) => {
+                let msg =
+                    format!("{}: the replay made a terminal request, the recording has {other} next", s.last_point);
+                s.diverge(msg);
+                Err(std::io::Error::other("replay diverged"))
+            }
+            None => Err(std::io::Error::other("replay stopped")),
+        }
+    }
+
+    /// Always set: the kernel asks at every scheduler step, and gets the recorded signals
+    /// at the step they were delivered.
+    fn signal_flag(&self) -> Option<Arc<std::sync::atomic::AtomicBool>> {
+        Some(Arc::new(std::sync::atomic::AtomicBool::new(true)))
+    }
+
+    fn host_signals(&mut self, step: u64) -> u64 {
+        let mut s = self.source.borrow_mut();
+        match s.peek() {
+            Some(&Event::Signals { step: at, mask }) if at == step => {
+                s.next();
+                mask
+            }
+            _ => 0,
+        }
     }
 }
 

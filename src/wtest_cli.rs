@@ -232,7 +232,7 @@ impl RecordArgs {
         let mut opts = self.run.options();
         warden::run_host_program_on_host_root(&mut opts);
         opts.border = Border::interruptible();
-        let console = Box::new(HostConsole::new(&opts.border));
+        let console = Box::new(HostConsole::interactive(&opts.border));
         match warden::record::record(&opts, &[], console, &self.output) {
             Ok((outcome, stats)) => match host::interrupted_by() {
                 Some(sig) => {

@@ -22,6 +22,32 @@ pub enum ConsoleStream {
     Stderr,
 }
 
+/// How a terminal request passed to the host ([`Console::terminal`]) takes its argument.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TermArg {
+    /// The host fills this many bytes (`TCGETS`, `TIOCGWINSZ`, `FIONREAD`).
+    Get(usize),
+    /// The host reads this many bytes (`TCSETS*`, `TIOCSWINSZ`).
+    Set(usize),
+    /// An integer passed by value (`TCSBRK`, `TCXONC`, `TCFLSH`); no bytes.
+    Value,
+}
+
+/// The terminal requests a [`Console`] passes to the host terminal (Linux `ioctl` numbers,
+/// the same on the x86-64 host), with their argument; `None` for every other request.
+pub fn terminal_request(cmd: usize) -> Option<TermArg> {
+    use warden_abi::linux::flag as lx;
+    Some(match cmd {
+        lx::TCGETS => TermArg::Get(lx::TERMIOS_SIZE),
+        lx::TCSETS | lx::TCSETSW | lx::TCSETSF => TermArg::Set(lx::TERMIOS_SIZE),
+        lx::TIOCGWINSZ => TermArg::Get(lx::WINSIZE_SIZE),
+        lx::TIOCSWINSZ => TermArg::Set(lx::WINSIZE_SIZE),
+        lx::FIONREAD => TermArg::Get(4),
+        lx::TCSBRK | lx::TCXONC | lx::TCFLSH => TermArg::Value,
+        _ => return None,
+    })
+}
+
 /// The host side of the guest's console.
 ///
 /// Errors reach the guest as the errno the host gave (`EPIPE` when the reader of a host pipe
@@ -35,16 +61,43 @@ pub trait Console {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize>;
     /// Writes all of `data` to one of the output streams.
     fn write(&mut self, stream: ConsoleStream, data: &[u8]) -> std::io::Result<()>;
+
+    /// A terminal request ([`terminal_request`]) on the host descriptor `fd` (0, 1 or 2)
+    /// behind the console: `arg` holds the bytes the request reads or gets the bytes it
+    /// fills, `value` is the integer of a [`TermArg::Value`] request. A console that is not a
+    /// terminal fails with ENOTTY (the default), as a native `ioctl` on a pipe or file does.
+    fn terminal(&mut self, fd: u8, cmd: usize, value: usize, arg: &mut [u8]) -> std::io::Result<()> {
+        let _ = (fd, cmd, value, arg);
+        Err(std::io::Error::from_raw_os_error(libc::ENOTTY))
+    }
+
+    /// A flag the console sets when host terminal signals wait for the guest (the kernel then
+    /// calls [`Console::host_signals`] at its next scheduler step); `None` (the default): the
+    /// console never has any.
+    fn signal_flag(&self) -> Option<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+        None
+    }
+
+    /// The terminal signals (bit `1 << (sig - 1)`: SIGINT, SIGQUIT, SIGTSTP, SIGWINCH) the
+    /// host delivered since the last call, for the guest's foreground process group; `step`
+    /// is the kernel's scheduler step (a replay hands the recorded signals back at the same
+    /// step).
+    fn host_signals(&mut self, step: u64) -> u64 {
+        let _ = step;
+        0
+    }
 }
 
-/// The key a console call waits on when the host was interrupted: nothing wakes it.
-const INTERRUPTED: crate::WaitKey = crate::WaitKey(u64::MAX);
+/// The key a console call waits on when the host call was interrupted
+/// (`ErrorKind::Interrupted`): by the run stopping (nothing wakes it, the run ends) or by a
+/// host terminal signal (delivering it wakes the key and the call runs again).
+pub(crate) const CONSOLE_KEY: crate::WaitKey = crate::WaitKey(u64::MAX);
 
 /// What the guest sees of a host console error (see [`Console`]).
 fn guest_error(e: &std::io::Error) -> crate::IoError {
     use warden_abi::{EAGAIN, EBADF, EFBIG, EINVAL, ENOSPC, EPIPE};
     if e.kind() == std::io::ErrorKind::Interrupted {
-        return crate::IoError::WouldBlock(INTERRUPTED);
+        return crate::IoError::WouldBlock(CONSOLE_KEY);
     }
     let errno = match e.raw_os_error() {
         Some(libc::EPIPE) => EPIPE,
@@ -134,7 +187,7 @@ pub(crate) enum DebugEnd {
 /// An open `debug:` file.
 pub(crate) struct DebugFile {
     console: SharedConsole,
-    end: DebugEnd,
+    pub(crate) end: DebugEnd,
 }
 
 impl DebugFile {
@@ -166,6 +219,10 @@ impl FileOps for DebugFile {
         Ok(crate::scheme::device_stat(crate::scheme::device_ino::CONSOLE + self.end as u64, 0o620))
     }
 
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
     fn path(&self) -> Vec<u8> {
         match self.end {
             DebugEnd::Stdin => b"debug:stdin".to_vec(),
@@ -190,5 +247,44 @@ impl Scheme for DebugScheme {
             _ => return Err(Errno(ENOENT)),
         };
         Ok(DebugFile::open(&self.console, end))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use warden_abi::linux::flag as lx;
+
+    #[test]
+    fn terminal_requests_and_their_arguments() {
+        assert_eq!(terminal_request(lx::TCGETS), Some(TermArg::Get(36)));
+        assert_eq!(terminal_request(lx::TCSETSF), Some(TermArg::Set(36)));
+        assert_eq!(terminal_request(lx::TIOCGWINSZ), Some(TermArg::Get(8)));
+        assert_eq!(terminal_request(lx::TCFLSH), Some(TermArg::Value));
+        // The kernel answers these itself; anything else never reaches the host.
+        for cmd in [lx::TIOCGPGRP, lx::TIOCSPGRP, lx::TIOCSCTTY, lx::FIONBIO, 0x1234] {
+            assert_eq!(terminal_request(cmd), None);
+        }
+        // The ioctl row copies exactly what each request passes.
+        let row = warden_abi::class::LINUX_CALLS.iter().find(|c| c.name == "ioctl").expect("ioctl row");
+        for (cmd, arg) in [(lx::TCGETS, TermArg::Get(36)), (lx::TIOCSWINSZ, TermArg::Set(8))] {
+            let shown = format!("{:?}", row.args[2].resolve(&[0, cmd, 0, 0, 0, 0]));
+            let (dir, n) = match arg {
+                TermArg::Get(n) => ("Out", n),
+                TermArg::Set(n) => ("In", n),
+                TermArg::Value => unreachable!(),
+            };
+            assert!(shown.contains(dir) && shown.contains(&format!("Fixed({n})")), "{shown}");
+        }
+    }
+
+    #[test]
+    fn a_captured_console_is_not_a_terminal() {
+        let (mut c, _) = CaptureConsole::new(b"");
+        let mut t = [0u8; 36];
+        let e = c.terminal(0, lx::TCGETS, 0, &mut t).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOTTY));
+        assert!(c.signal_flag().is_none());
+        assert_eq!(c.host_signals(1), 0);
     }
 }

@@ -65,7 +65,7 @@ use std::rc::Rc;
 
 use warden_abi::Errno;
 
-pub use console::{CaptureConsole, CapturedOutput, Console, ConsoleStream, HostConsole};
+pub use console::{terminal_request, CaptureConsole, CapturedOutput, Console, ConsoleStream, HostConsole, TermArg};
 pub use mm::MemTotal;
 pub use scheme::{CallCtx, FileOps, FileRef, IoError, IoResult, Scheme, WaitKey};
 
@@ -315,6 +315,8 @@ impl Kernel {
         let console: console::SharedConsole = Rc::new(RefCell::new(console));
         schemes.insert(b"debug".to_vec(), Box::new(console::DebugScheme { console: console.clone() }));
         schemes.insert(b"time".to_vec(), Box::new(time::TimeScheme { clock: clock.clone() }));
+        let mut linux = linux::LinuxState::default();
+        linux.tty.flag = console.borrow().signal_flag();
         Kernel {
             config,
             ns: scheme::Namespace::new(schemes),
@@ -329,7 +331,7 @@ impl Kernel {
             sched: sched::Scheduler::new(chaos),
             outcome: None,
             stats: Stats::default(),
-            linux: linux::LinuxState::default(),
+            linux,
             policy_active: false,
             mem_total,
             sup: Default::default(),

@@ -65,7 +65,9 @@ pub trait HostClock {
     fn monotonic_ns(&mut self) -> u64;
     /// Nanoseconds since the Unix epoch.
     fn realtime_ns(&mut self) -> u64;
-    /// Waits `ns` nanoseconds (every guest thread is asleep).
+    /// Waits `ns` nanoseconds (every guest thread is asleep), or less when a host signal
+    /// came (^C for the guest, a stop): the kernel then looks at what it brought and waits
+    /// again for what is left.
     fn sleep_ns(&mut self, ns: u64);
 }
 
@@ -93,7 +95,12 @@ impl HostClock for SystemClock {
     }
 
     fn sleep_ns(&mut self, ns: u64) {
-        std::thread::sleep(std::time::Duration::from_nanos(ns));
+        let ts = libc::timespec { tv_sec: (ns / 1_000_000_000) as libc::time_t, tv_nsec: (ns % 1_000_000_000) as _ };
+        // SAFETY: nanosleep reads one timespec and writes nothing (no remainder pointer); a
+        // signal ends it early (EINTR), which is what the caller wants.
+        unsafe {
+            libc::nanosleep(&ts, std::ptr::null_mut());
+        }
     }
 }
 

@@ -320,6 +320,7 @@ impl Kernel {
                 self.outcome = Some(RunOutcome::Stopped);
                 continue;
             }
+            self.tty_host_signals();
             // Timers first: the readers a timer descriptor wakes are woken now.
             self.linux_fire_timers();
             self.process_wakeups();

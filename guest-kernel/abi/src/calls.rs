@@ -256,8 +256,20 @@ macro_rules! linux_calls {
         (FCNTL, F, GROUP_FILE, "own descriptor", [Fd, Enum(FCNTL_CMDS), Hex], Int, fs::fcntl),
         (IOCTL, F, GROUP_FILE, "own descriptor",
             [Fd, Enum(IOCTL_CMDS), When(&Cond {
-                on: 1, mask: !0, values: &[lx::FIONBIO], then: input(Shape::I32, 4), otherwise: Hex,
-            })], Int, fs::ioctl),
+                on: 1, mask: !0, values: &[lx::FIONBIO, lx::TIOCSPGRP], then: input(Shape::I32, 4),
+                otherwise: When(&Cond {
+                on: 1, mask: !0, values: &[lx::TIOCGPGRP, lx::TIOCGSID, lx::FIONREAD], then: output(Shape::I32, 4),
+                otherwise: When(&Cond {
+                on: 1, mask: !0, values: &[lx::TCGETS], then: output(Shape::Opaque, lx::TERMIOS_SIZE),
+                otherwise: When(&Cond {
+                on: 1, mask: !0, values: &[lx::TCSETS, lx::TCSETSW, lx::TCSETSF],
+                then: input(Shape::Opaque, lx::TERMIOS_SIZE),
+                otherwise: When(&Cond {
+                on: 1, mask: !0, values: &[lx::TIOCGWINSZ], then: output(Shape::Opaque, lx::WINSIZE_SIZE),
+                otherwise: When(&Cond {
+                on: 1, mask: !0, values: &[lx::TIOCSWINSZ], then: input(Shape::Opaque, lx::WINSIZE_SIZE),
+                otherwise: Hex,
+            })})})})})})], Int, fs::ioctl),
         (FTRUNCATE, F, GROUP_FILE, "own descriptor", [Fd, Int], Int, fs::ftruncate),
         (FSYNC, F, GROUP_FILE, "own descriptor", [Fd], Int, fs::fsync),
         (FDATASYNC, F, GROUP_FILE, "own descriptor", [Fd], Int, fs::fsync),

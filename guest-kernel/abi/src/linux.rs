@@ -136,7 +136,26 @@ pub mod flag {
 
     // ioctl.
     pub const TCGETS: usize = 0x5401;
+    pub const TCSETS: usize = 0x5402;
+    pub const TCSETSW: usize = 0x5403;
+    pub const TCSETSF: usize = 0x5404;
+    pub const TCSBRK: usize = 0x5409;
+    pub const TCXONC: usize = 0x540a;
+    pub const TCFLSH: usize = 0x540b;
+    pub const TIOCSCTTY: usize = 0x540e;
+    pub const TIOCGPGRP: usize = 0x540f;
+    pub const TIOCSPGRP: usize = 0x5410;
     pub const TIOCGWINSZ: usize = 0x5413;
+    pub const TIOCSWINSZ: usize = 0x5414;
+    pub const FIONREAD: usize = 0x541b;
+    pub const TIOCNOTTY: usize = 0x5422;
+    pub const TIOCGSID: usize = 0x5429;
+    /// The size of the kernel's `struct termios` (`TCGETS`, `TCSETS*`).
+    pub const TERMIOS_SIZE: usize = 36;
+    /// The size of `struct winsize`.
+    pub const WINSIZE_SIZE: usize = 8;
+    /// `c_lflag`'s TOSTOP: background writes to the terminal raise SIGTTOU.
+    pub const TOSTOP: u32 = 0o400;
     pub const FIONBIO: usize = 0x5421;
     pub const FIOCLEX: usize = 0x5451;
     pub const FIONCLEX: usize = 0x5450;

@@ -439,8 +439,9 @@ impl Arg {
     /// The kind this argument has for arguments `a` ([`Arg::When`] resolved).
     pub fn resolve(self, a: &[usize; 6]) -> Arg {
         let mut arg = self;
-        // Nested conditions resolve in turn (a table never nests deeply).
-        for _ in 0..4 {
+        // Nested conditions resolve in turn (a table never nests deeply: `ioctl`'s six
+        // argument kinds are the deepest).
+        for _ in 0..8 {
             match arg {
                 Arg::When(w) => {
                     let v = a[w.on as usize] & w.mask;

@@ -89,6 +89,8 @@ fn target_of(abs: &[u8]) -> Target {
         b"/dev/zero" => scheme(b"zero:"),
         b"/dev/random" | b"/dev/urandom" => scheme(b"rand:"),
         b"/dev/stdin" => Target::Fd(0),
+        // The console as a terminal (`tty.rs`): reads stdin, writes stdout.
+        b"/dev/tty" | b"/dev/pts/0" => scheme(b"debug:"),
         b"/dev/stdout" => Target::Fd(1),
         b"/dev/stderr" => Target::Fd(2),
         _ => {
@@ -255,6 +257,9 @@ impl Kernel {
                 crate::policy::strip_root(&jail.root, &abs).ok_or(Errno(r::ENOENT))?;
             }
         }
+        if abs == b"/dev/tty" && !self.tty_controlling(tid) {
+            return err(r::ENXIO);
+        }
         let cloexec = flags & abi::O_CLOEXEC != 0;
         if let Some(node) = self.lx_proc_path(tid, &abs) {
             let file = match node? {
@@ -282,9 +287,6 @@ impl Kernel {
             }
             Target::Path(p) => p,
         };
-        if abs == b"/dev/tty" {
-            return err(r::ENXIO); // no controlling terminal
-        }
         let umask = self.proc_of(tid)?.fs.borrow().umask as usize;
         let mut rflags = open_flags(flags, mode & !umask);
         if flags & abi::O_NOFOLLOW != 0 && flags & abi::O_PATH == 0 {
@@ -334,6 +336,7 @@ impl Kernel {
         if offset.is_some() && is_dir(&desc) {
             return err(r::EISDIR);
         }
+        self.tty_check_io(tid, &desc, false)?;
         self.lx_shared_file_io(&desc, false);
         match self.read_desc(tid, &desc, iov, How::of(&desc, false).at(offset)) {
             Err(SysError::Errno(Errno(r::EBADF))) if is_dir(&desc) => err(r::EISDIR),
@@ -348,6 +351,7 @@ impl Kernel {
     /// `write` and friends ([`crate::io`]); shared mappings of the file see the new bytes.
     fn lx_write(&mut self, tid: Pid, fd: usize, data: &[u8], offset: Option<u64>) -> SysResult {
         let desc = self.desc(tid, fd)?;
+        self.tty_check_io(tid, &desc, true)?;
         self.lx_shared_file_io(&desc, false);
         let result = self.write_desc(tid, &desc, data, How::of(&desc, false).at(offset));
         if result.is_ok() {
@@ -1039,7 +1043,8 @@ pub(super) fn pipe2(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
     k.lx_pipe(tid, c.args[0], c.args[1])
 }
 
-/// `ioctl`: `FIONBIO` reads its `int` from the kernel's copy.
+/// `ioctl`: `FIONBIO` reads its `int` from the kernel's copy; the rest are the terminal's
+/// (`tty.rs`).
 pub(super) fn ioctl(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
     let [fd, cmd, ..] = c.args;
     let desc = k.desc(tid, fd)?;
@@ -1055,7 +1060,7 @@ pub(super) fn ioctl(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
             files.borrow_mut().get_mut(fd)?.cloexec = cmd == abi::FIOCLEX;
             Ok(0)
         }
-        _ => err(r::ENOTTY),
+        _ => k.tty_ioctl(tid, &desc, c),
     }
 }
 

@@ -16,7 +16,11 @@
 //!   writer's next such call, not instantly (a program that polls a shared
 //!   map for another process's stores without a system call never sees
 //!   them). Bytes past the end of the file are never written back, as on
-//!   Linux.
+//!   Linux. Not done: a `MAP_SHARED` file map made without `PROT_WRITE` is a
+//!   copy taken at `mmap` (it does not see later writes to the file, and an
+//!   `mprotect` to writable keeps its stores private); keeping it coherent the
+//!   same way would cost a second copy of every such map (memmap2 maps whole
+//!   files so) and a copy of it at each write of the file.
 //! - Shared anonymous maps work the same way once a fork shares them: the
 //!   pages get a kernel-side copy (until then the map costs nothing), every
 //!   process's stores reach it and every map of it is refreshed from it

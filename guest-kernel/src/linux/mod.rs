@@ -38,7 +38,8 @@
 //! Files: read write readv writev pread64 pwrite64 preadv pwritev open openat
 //! creat close close_range lseek stat lstat fstat newfstatat statx statfs fstatfs getdents64
 //! dup dup2 dup3 pipe pipe2 fcntl (DUPFD, DUPFD_CLOEXEC, GETFD, SETFD, GETFL,
-//! SETFL, ADD_SEALS and GET_SEALS of memfds; locks succeed) ioctl (TCGETS/TIOCGWINSZ → ENOTTY, FIONBIO, FIOCLEX)
+//! SETFL, ADD_SEALS and GET_SEALS of memfds; locks succeed) ioctl (FIONBIO, FIOCLEX; the
+//! terminal's requests on a console end that is a host TTY, ENOTTY elsewhere: `tty.rs`)
 //! access faccessat faccessat2 getcwd chdir fchdir mkdir mkdirat unlink unlinkat
 //! rmdir rename renameat renameat2 (files, symlinks and directories;
 //! RENAME_NOREPLACE, RENAME_EXCHANGE) link linkat (hard links) symlink symlinkat readlink readlinkat (with `/proc/self/exe`) truncate ftruncate
@@ -147,6 +148,7 @@ mod socket;
 mod splice;
 mod time;
 mod timerfd;
+pub(crate) mod tty;
 
 use std::collections::BTreeMap;
 use std::rc::Weak;
@@ -301,6 +303,8 @@ pub struct LinuxState {
     pub(crate) next_cookie: u32,
     /// Every timer descriptor (`timerfd.rs`), while one of its descriptors is open.
     pub(crate) timerfds: timerfd::TimerList,
+    /// The terminal's sessions and foreground group (`tty.rs`).
+    pub(crate) tty: tty::Tty,
 }
 
 /// The kernel's handlers of the Linux calls, by their rows in `warden_abi::linux_calls!`.

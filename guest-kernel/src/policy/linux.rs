@@ -37,7 +37,7 @@ use crate::{Kernel, Pid};
 fn is_device(abs: &[u8]) -> bool {
     match abs {
         b"/dev/null" | b"/dev/zero" | b"/dev/random" | b"/dev/urandom" | b"/dev/stdin" | b"/dev/stdout"
-        | b"/dev/stderr" | b"/proc/self/exe" | b"/proc" => true,
+        | b"/dev/stderr" | b"/dev/tty" | b"/dev/pts/0" | b"/proc/self/exe" | b"/proc" => true,
         // The personality's own /proc (it shows only the jail's processes, relative paths).
         _ if abs.starts_with(b"/proc/") || abs.starts_with(b"/sys/devices/system/cpu/") => true,
         _ => [&b"/dev/fd/"[..], b"/proc/self/fd/"].iter().any(|prefix| {

@@ -210,10 +210,13 @@ fn run(entry: &'static Entry, conds: &[(usize, usize)], scramble: bool) -> (u64,
 fn conditions(info: &CallInfo) -> Vec<Vec<(usize, usize)>> {
     let mut out = vec![Vec::new()];
     for arg in info.args {
-        if let Arg::When(c) = arg {
+        let mut arg = *arg;
+        // Nested conditions (`ioctl`) each have their values.
+        while let Arg::When(c) = arg {
             for &v in c.values {
                 out.push(vec![(c.on as usize, v)]);
             }
+            arg = c.otherwise;
         }
     }
     out
