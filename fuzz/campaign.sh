@@ -35,7 +35,7 @@ for t in "${targets[@]}"; do
     -print_final_stats=1 -rss_limit_mb=4096 -timeout=30 -artifact_prefix="artifacts/$t/" >"$log" 2>&1 || true; } 2>&1)
   runs=$(grep -o 'number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
   rate=$(grep -o 'average_exec_per_sec: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
-  percpu=$(echo "$cpu" | awk -v r="$runs" '{ t = $1 + $2; printf "%d", t > 0 ? r / t : 0 }')
+  percpu=$(echo "$cpu" | awk -v r="$runs" '{ t = $1 + $2; printf "%d", (t > 0 ? r / t : 0) }')
   cov=$(grep -o ' cov: [0-9]* ft: [0-9]*' "$log" | tail -1 | awk '{print $2 " / " $4}')
   new=$(ls -t "artifacts/$t" | head -n $(($(ls "artifacts/$t" | wc -l) - before)) | tr '\n' ' ')
   echo "$t: $runs executions, $rate exec/s, $percpu exec/CPU-s, cov/ft $cov, new crashers: ${new:-none}"

@@ -4,8 +4,9 @@
 //!
 //! Each harness takes arbitrary bytes and must return normally: a panic (or, under the
 //! fuzzer's sanitizer, any memory error) is a finding. Harnesses keep every run bounded
-//! (instruction budgets, small limits), touch the host file system only in fresh scratch
-//! directories and never read host input: a guest's console is a capture with empty stdin.
+//! (instruction budgets, small limits), touch the host file system only in their thread's
+//! scratch directory (`scratch`, reset between inputs) and never read host input: a
+//! guest's console is a capture with empty stdin.
 //!
 //! Targets:
 //! - [`interp`]: the interpreter on random code and register states in a small address space.
@@ -13,7 +14,7 @@
 //! - [`tar`]: the tar image reader (`Vfs::from_tar_vec`), then a walk of the tree it built.
 //! - [`syscalls`]: a generated guest program issuing random system calls (numbers and
 //!   arguments from the input) under the full kernel; the run must also be deterministic.
-//! - [`overlay`]: the same programs with a persistent overlay (`--overlay`) in a fresh host
+//! - [`overlay`]: the same programs with a persistent overlay (`--overlay`) in an empty host
 //!   directory: nothing may appear outside it, and reloading it must give back exactly the
 //!   tree the guest left.
 //! - [`trace`]: the record/replay trace reader (`warden::record::TraceReader`) on arbitrary

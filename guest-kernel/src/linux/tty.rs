@@ -50,7 +50,10 @@
 //! - The controlling terminal belongs to a session, not to each process: `TIOCNOTTY` by a
 //!   process that is not the session leader succeeds without detaching it.
 //! - Reading the console blocks the whole kernel (`crate::console`): while a shell waits
-//!   for a line, its background jobs do not run.
+//!   for a line, its background jobs do not run. `poll` and `select` see the console as
+//!   always readable, so a program that waits for a terminal's answer with a timeout
+//!   blocks until a key arrives instead (vim started in a terminal that does not answer
+//!   its queries draws nothing; bash, readline, python3's REPL, stty and job control work).
 //! - Init's process group has no parent in the guest, so it is orphaned: ^Z on a program
 //!   warden started directly (no guest shell) is discarded, and warden itself never stops.
 //! - The window size changes only through the host (a guest `TIOCSWINSZ` is passed to the
