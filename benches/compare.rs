@@ -174,6 +174,9 @@ fn ms(d: Duration) -> f64 {
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
+    // `--tier=jit` or `--tier=interp`: only that tier's runs (and native), once each (for
+    // profiling one tier: `perf record ... compare --tier=jit sh`).
+    let only: Option<Tier> = std::env::args().find_map(|a| a.strip_prefix("--tier=").and_then(|t| t.parse().ok()));
     // `cargo bench` passes `--bench`; a filter argument picks workloads.
     let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let Some(prog) = build() else { return };
@@ -230,6 +233,12 @@ fn main() {
             vec![prog.display().to_string(), name.to_string(), scale.to_string()]
         };
         let native = best(native_reps, || run_host(Command::new(&argv[0]).args(&argv[1..])));
+        if let Some(tier) = only {
+            let run = run_warden(&argv, tier);
+            let n = ms(native.time);
+            println!("{name:<8} {scale:>8} {n:>10.2} {tier} {:.2} ms, {:.2}x native", ms(run.time), ms(run.time) / n);
+            continue;
+        }
         let interp = best(other_reps, || run_warden(&argv, Tier::Interp));
         let jit = best(other_reps, || run_warden(&argv, Tier::Jit));
         let qemu_run = qemu.then(|| best(other_reps, || run_host(Command::new("qemu-x86_64").args(&argv))));

@@ -1,6 +1,7 @@
 //! The translation tier against the interpreter: random loops of integer instructions
 //! (register, immediate and memory forms, fs-relative ones, pushes and pops, forward
-//! branches, direct and indirect calls and jumps, returns, instructions translated code
+//! branches, `jrcxz` and `loop`, direct and indirect calls and jumps, returns, SSE
+//! floating point under random MXCSR settings, instructions translated code
 //! runs through the interpreter's handlers (bit tests, `tzcnt`, `cmpxchg`, SSE, string
 //! instructions, `div`) run under both tiers with
 //! the same random budget slices; after every exit the exit, all registers, flags,
@@ -125,7 +126,7 @@ fn plain(r: &mut Rng) -> Instruction {
         _ => 3,
     };
     let imm = r.next() as i32 >> r.below(32);
-    let pick = r.below(31);
+    let pick = r.below(32);
     let i = match pick {
         0..=4 => Instruction::with2(r.pick(&alu)[col], d, s),
         5 => Instruction::with2(r.pick(&alu)[col], mem(r), s),
@@ -263,6 +264,79 @@ fn plain(r: &mut Rng) -> Instruction {
                 Instruction::with_lodsq(64, Register::None, RepPrefixKind::None)
             }
         }
+        // SSE floating point on xmm0..xmm3 (random bits: NaNs, denormals, infinities),
+        // under the random MXCSR of `run_case`.
+        30 => {
+            let x = |r: &mut Rng| Register::XMM0 + r.below(4) as u32;
+            let (d, s) = (x(r), x(r));
+            match r.below(12) {
+                0 => Instruction::with2(
+                    r.pick(&[
+                        Code::Addsd_xmm_xmmm64,
+                        Code::Subsd_xmm_xmmm64,
+                        Code::Mulsd_xmm_xmmm64,
+                        Code::Divsd_xmm_xmmm64,
+                        Code::Minsd_xmm_xmmm64,
+                        Code::Maxsd_xmm_xmmm64,
+                        Code::Sqrtsd_xmm_xmmm64,
+                        Code::Cvtsd2ss_xmm_xmmm64,
+                    ]),
+                    d,
+                    s,
+                ),
+                1 => Instruction::with2(
+                    r.pick(&[Code::Addsd_xmm_xmmm64, Code::Mulsd_xmm_xmmm64, Code::Divss_xmm_xmmm32]),
+                    d,
+                    mem(r),
+                ),
+                2 => Instruction::with2(
+                    r.pick(&[
+                        Code::Addps_xmm_xmmm128,
+                        Code::Mulpd_xmm_xmmm128,
+                        Code::Subps_xmm_xmmm128,
+                        Code::Divpd_xmm_xmmm128,
+                        Code::Haddpd_xmm_xmmm128,
+                        Code::Cvtps2pd_xmm_xmmm64,
+                        Code::Cvtdq2ps_xmm_xmmm128,
+                        Code::Cvttpd2dq_xmm_xmmm128,
+                    ]),
+                    d,
+                    s,
+                ),
+                3 => Instruction::with2(Code::Addpd_xmm_xmmm128, d, mem(r)),
+                4 => Instruction::with2(
+                    r.pick(&[Code::Cvtsi2sd_xmm_rm64, Code::Cvtsi2ss_xmm_rm32]),
+                    d,
+                    r64(r.below(16) as usize),
+                )
+                .map(|mut i| {
+                    if i.code() == Code::Cvtsi2ss_xmm_rm32 {
+                        i.set_op1_register(i.op1_register().full_register32());
+                    }
+                    i
+                }),
+                5 => Instruction::with2(
+                    r.pick(&[Code::Cvttsd2si_r64_xmmm64, Code::Cvtsd2si_r64_xmmm64]),
+                    r64(r.pick(&DEST)),
+                    s,
+                ),
+                6 => Instruction::with2(Code::Cvttss2si_r32_xmmm32, sized(r.pick(&DEST), 4), mem(r)),
+                7 => Instruction::with2(
+                    r.pick(&[Code::Ucomisd_xmm_xmmm64, Code::Comisd_xmm_xmmm64, Code::Ucomiss_xmm_xmmm32]),
+                    d,
+                    s,
+                ),
+                8 => Instruction::with2(Code::Comisd_xmm_xmmm64, d, mem(r)),
+                9 => Instruction::with3(
+                    r.pick(&[Code::Cmpsd_xmm_xmmm64_imm8, Code::Cmpps_xmm_xmmm128_imm8]),
+                    d,
+                    s,
+                    r.below(8) as u32,
+                ),
+                10 => Instruction::with3(Code::Roundsd_xmm_xmmm64_imm8, d, s, r.below(16) as u32),
+                _ => Instruction::with2(Code::Movq_xmm_rm64, d, r64(r.below(16) as usize)),
+            }
+        }
         // Not covered by the translator: the translated prefix hands over here.
         _ => Instruction::with1(Code::Div_rm32, sized(r.pick(&DEST), 4)),
     };
@@ -312,7 +386,12 @@ fn program(r: &mut Rng) -> Vec<u8> {
         pending.retain(|&(_, t)| t != k);
         match r.below(10) {
             0 => {
-                out.push(0x70 + r.below(16) as u8);
+                // jcc, sometimes jrcxz or loop (forward: the loop ends anyway).
+                out.push(match r.below(8) {
+                    0 => 0xe3,
+                    1 => 0xe2,
+                    _ => 0x70 + r.below(16) as u8,
+                });
                 out.push(0);
                 let t = (k + 1 + r.below(3) as usize).min(n);
                 pending.push((out.len() - 1, t));
@@ -378,12 +457,13 @@ fn dump(s: &AddressSpace) -> Vec<u8> {
     v
 }
 
-fn state(c: &Cpu) -> ([u64; 16], u64, u64, u64) {
-    (c.gpr, c.rip, c.rflags, c.icount)
+fn state(c: &Cpu) -> ([u64; 16], u64, u64, u64, [u128; 16], u32) {
+    (c.gpr, c.rip, c.rflags, c.icount, c.xmm, c.mxcsr)
 }
 
-/// Runs one program under both tiers; returns the translator's statistics.
-fn run_case(seed: u64) -> emu::JitStats {
+/// Runs one program under both tiers; returns the translator's statistics and the
+/// number of instructions that ran.
+fn run_case(seed: u64) -> (emu::JitStats, u64) {
     let mut r = Rng::new(seed);
     let code = program(&mut r);
     let data: Vec<u8> = (0..0x2000).map(|_| r.next() as u8).collect();
@@ -400,6 +480,12 @@ fn run_case(seed: u64) -> emu::JitStats {
     cpu.fs_base = FS_BASE;
     cpu.gpr[15] = 40;
     cpu.rflags = emu::flags::FIXED | (r.next() & emu::flags::STATUS);
+    // Rounding, FTZ and DAZ at random; some exceptions unmasked now and then.
+    let unmasked = if r.chance(1, 8) { (r.next() as u32 & 0x3f) << 7 } else { 0 };
+    cpu.mxcsr = (0x1f80 & !unmasked) | (r.next() as u32 & 0xe040);
+    for x in 0..4 {
+        cpu.xmm[x] = (r.next() as u128) << 64 | r.next() as u128;
+    }
     cpu.rip = CODE;
     let mut a = cpu.clone();
     a.tier = Tier::Interp;
@@ -422,8 +508,12 @@ fn run_case(seed: u64) -> emu::JitStats {
             assert_eq!(a.rflags & !status, b.rflags & !status, "rflags, {ctx}");
             b.rflags = a.rflags;
         }
-        assert_eq!(state(&a), state(&b), "state (gpr, rip, rflags, icount), {ctx}");
+        assert_eq!(state(&a), state(&b), "state (gpr, rip, rflags, icount, xmm, mxcsr), {ctx}");
         assert!(dump(&sa) == dump(&sb), "data pages, {ctx}");
+        // The MXCSR exception flags are sticky: clear them so that each slice shows what
+        // it raised.
+        a.mxcsr &= !0x3f;
+        b.mxcsr &= !0x3f;
         match ea {
             Exit::BudgetExhausted => {}
             // Past a fault or a #DE, skip the instruction and go on.
@@ -435,7 +525,7 @@ fn run_case(seed: u64) -> emu::JitStats {
             }
         }
     }
-    sb.jit_stats()
+    (sb.jit_stats(), b.icount)
 }
 
 fn listing(code: &[u8]) -> String {
@@ -465,16 +555,19 @@ fn env(name: &str, default: u64) -> u64 {
 fn random_loops_agree_with_the_interpreter() {
     let cases = env("WARDEN_JIT_CASES", 400);
     let seed = env("WARDEN_JIT_SEED", 0x17);
-    let (mut entries, mut chained) = (0, 0);
+    let (mut entries, mut chained, mut instructions) = (0, 0, 0);
     for k in 0..cases {
-        let s = run_case(seed.wrapping_mul(1_000_003).wrapping_add(k));
+        let (s, n) = run_case(seed.wrapping_mul(1_000_003).wrapping_add(k));
         entries += s.entries;
         chained += s.chained;
+        instructions += n;
     }
     // The test must exercise translated code, not just the interpreter twice, and
-    // blocks entered from translated code.
+    // blocks entered from translated code: through `chain` (returns, indirect jumps and
+    // calls), and directly (many instructions for each entry from the run loop).
     assert!(entries > cases * 10, "translated code ran only {entries} times");
     assert!(chained > cases * 10, "translated code chained only {chained} times");
+    assert!(instructions > entries * 15, "{instructions} instructions for {entries} entries of translated code");
 }
 
 /// `div` leaves the status flags as they were (the interpreter's choice for flags the
@@ -499,4 +592,32 @@ fn flags_written_before_div_and_read_after_it_are_kept() {
             assert_eq!(cpu.gpr[3], 1, "{tier}: setc after div reads cmp's CF");
         }
     }
+}
+
+/// Direct exits chain: a loop of three blocks joined by `jmp`s and a `jnz` runs from the
+/// run loop a few times only once translated, with the same count in both tiers.
+#[test]
+fn direct_exits_chain_without_the_run_loop() {
+    // top: add rax, 1; jmp a; a: add rdx, 2; jmp b; b: dec r15; jnz top; syscall
+    let code = [
+        0x48, 0x83, 0xc0, 0x01, 0xeb, 0x00, 0x48, 0x83, 0xc2, 0x02, 0xeb, 0x00, 0x49, 0xff, 0xcf, 0x75, 0xef, 0x0f,
+        0x05,
+    ];
+    let mut counts = Vec::new();
+    for tier in [Tier::Interp, Tier::Jit] {
+        let mut s = space(&code, &[0; 0x2000]);
+        let mut cpu = Cpu::new();
+        cpu.tier = tier;
+        cpu.rip = CODE;
+        cpu.gpr[15] = 10_000;
+        let exit = cpu.run(&mut s, 1 << 20);
+        assert!(matches!(exit, Exit::Syscall(_)), "{tier}: {exit:?}");
+        assert_eq!((cpu.gpr[0], cpu.gpr[2]), (10_000, 20_000), "{tier}");
+        counts.push(cpu.icount);
+        if tier == Tier::Jit {
+            let st = s.jit_stats();
+            assert!(st.blocks_translated >= 3 && st.entries < 20, "{st:?}");
+        }
+    }
+    assert_eq!(counts[0], counts[1]);
 }

@@ -2,8 +2,8 @@
 //! registers standing in for the guest's (see the `jit` note for the design).
 
 use iced_x86::code_asm::{
-    byte_ptr, eax, ebp, ecx, edx, qword_ptr, r12, r13, r14, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp, CodeAssembler,
-    CodeLabel,
+    byte_ptr, dword_ptr, eax, ebp, ecx, edx, qword_ptr, r12, r13, r14, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp,
+    CodeAssembler, CodeLabel,
 };
 use iced_x86::{
     Code, ConditionCode, FlowControl, Instruction, InstructionInfoFactory, MemoryOperand, Mnemonic, OpAccess, OpKind,
@@ -186,6 +186,89 @@ fn sse_plain(i: &Instruction) -> bool {
     )
 }
 
+/// Legacy-encoded SSE floating-point instructions, which the emitter re-encodes as for
+/// `sse_plain`, run under the guest's MXCSR (see `Emitter::fp_enter`): they compute
+/// what the interpreter's host-run handlers (`exec::sse`, `fp_run`) compute with every
+/// exception masked, and raise the same sticky flags.
+fn sse_fp(i: &Instruction) -> bool {
+    use Mnemonic as M;
+    let host = std::arch::is_x86_feature_detected!("sse4.1");
+    if !host
+        || i.encoding() != iced_x86::EncodingKind::Legacy
+        || (0..i.op_count()).any(|n| i.op_kind(n) == OpKind::Register && i.op_register(n).is_mm())
+    {
+        return false;
+    }
+    match i.mnemonic() {
+        // Also the string instruction `cmpsd`, which has no register operand.
+        M::Cmpsd => i.op0_kind() == OpKind::Register && i.op0_register().is_xmm(),
+        m => matches!(
+            m,
+            M::Addps
+                | M::Addpd
+                | M::Addss
+                | M::Addsd
+                | M::Subps
+                | M::Subpd
+                | M::Subss
+                | M::Subsd
+                | M::Mulps
+                | M::Mulpd
+                | M::Mulss
+                | M::Mulsd
+                | M::Divps
+                | M::Divpd
+                | M::Divss
+                | M::Divsd
+                | M::Minps
+                | M::Minpd
+                | M::Minss
+                | M::Minsd
+                | M::Maxps
+                | M::Maxpd
+                | M::Maxss
+                | M::Maxsd
+                | M::Sqrtps
+                | M::Sqrtpd
+                | M::Sqrtss
+                | M::Sqrtsd
+                | M::Addsubps
+                | M::Addsubpd
+                | M::Haddps
+                | M::Haddpd
+                | M::Hsubps
+                | M::Hsubpd
+                | M::Cvtps2pd
+                | M::Cvtpd2ps
+                | M::Cvtdq2ps
+                | M::Cvtps2dq
+                | M::Cvttps2dq
+                | M::Cvtdq2pd
+                | M::Cvtpd2dq
+                | M::Cvttpd2dq
+                | M::Cvtss2sd
+                | M::Cvtsd2ss
+                | M::Cvtsi2ss
+                | M::Cvtsi2sd
+                | M::Cvtss2si
+                | M::Cvttss2si
+                | M::Cvtsd2si
+                | M::Cvttsd2si
+                | M::Comiss
+                | M::Comisd
+                | M::Ucomiss
+                | M::Ucomisd
+                | M::Cmpps
+                | M::Cmppd
+                | M::Cmpss
+                | M::Roundps
+                | M::Roundpd
+                | M::Roundss
+                | M::Roundsd
+        ),
+    }
+}
+
 /// Whether `i`'s 16-byte memory operand must be aligned (#GP otherwise): legacy SSE
 /// except the unaligned moves.
 fn needs_alignment(i: &Instruction) -> bool {
@@ -218,37 +301,42 @@ pub(super) struct Stubs {
     /// `extern "sysv64" fn(cpu, env, body) -> ()`: sets up the frame and jumps to `body`.
     pub enter: u64,
     /// Leaves a block for guest address `rax` after `edx` completed instructions: on to
-    /// that block's translation if it has one and the budget covers it, else back.
+    /// that block's translation if the table has it, else back to the run loop.
     pub chain: u64,
     /// Leaves before guest instruction `rbp` after `eax` completed instructions, to
     /// the interpreter.
     pub early: u64,
     /// Leaves for guest address `rax`, the budget left already updated (a direct exit's
-    /// target has no translation, or the budget does not cover it).
+    /// target is not in the table, or a block's budget check failed).
     pub leave: u64,
     /// `super::run_op`.
     pub run_op: u64,
 }
 
 /// Offsets of `Env` fields the generated code uses.
-const ENV_TABLE: usize = std::mem::offset_of!(super::Env, table);
 const ENV_LEFT: usize = std::mem::offset_of!(super::Env, left);
 const ENV_EARLY: usize = std::mem::offset_of!(super::Env, early);
 const ENV_CHAINED: usize = std::mem::offset_of!(super::Env, chained);
 
-/// The shared code for host address `ip`: (code, stubs). Translated code runs in the
-/// frame `enter` builds: the callee-saved registers pushed, then the `Env` pointer at
+/// The frame `enter` builds below the `Env` pointer at `[rsp]`: the host's MXCSR, the
+/// guest memory's limit, the count of blocks entered through `chain`.
+const HOST_MXCSR: usize = 8;
+const LIMIT: usize = 16;
+const CHAINED: usize = 24;
+
+/// The shared code for host address `ip`, with the chaining table at `table`: (code,
+/// stubs). Translated code runs in the frame `enter` builds: the callee-saved registers
+/// pushed, then 32 bytes (`HOST_MXCSR`, `LIMIT`, `CHAINED`), then the `Env` pointer at
 /// `[rsp]`, with `rbx` = `Cpu`, `r12` = guest memory base, `r13` = permission table,
-/// `r14` = limit. A block's code is entered only with the budget covering all of the
-/// block's instructions (the run loop's check, or `chain`'s).
-pub(super) fn stubs(ip: u64) -> Option<(Vec<u8>, Stubs)> {
+/// `r14` = the budget left. Each block's code starts by checking that the budget covers
+/// all of the block's instructions (else it leaves for its own address).
+pub(super) fn stubs(ip: u64, table: u64) -> Option<(Vec<u8>, Stubs)> {
     let rip = std::mem::offset_of!(Cpu, rip);
-    let slot_shift = super::SLOT_BYTES.trailing_zeros();
     let build = || -> Emit<(CodeAssembler, [CodeLabel; 4])> {
         let mut a = CodeAssembler::new(64)?;
         let (mut enter, mut chain, mut early, mut leave) =
             (a.create_label(), a.create_label(), a.create_label(), a.create_label());
-        let mut leave_at = a.create_label();
+        let (mut leave_at, mut second) = (a.create_label(), a.create_label());
         a.set_label(&mut enter)?;
         a.push(rbx)?;
         a.push(rbp)?;
@@ -256,43 +344,57 @@ pub(super) fn stubs(ip: u64) -> Option<(Vec<u8>, Stubs)> {
         a.push(r13)?;
         a.push(r14)?;
         a.push(r15)?;
+        a.sub(rsp, 32)?;
         a.push(rsi)?;
+        // The host's MXCSR, for the ends of SSE floating-point runs (`fp_leave`).
+        a.stmxcsr(dword_ptr(rsp + HOST_MXCSR))?;
         a.mov(rbx, rdi)?;
         a.mov(r12, qword_ptr(rsi + std::mem::offset_of!(super::Env, base)))?;
         a.mov(r13, qword_ptr(rsi + std::mem::offset_of!(super::Env, perm)))?;
-        a.mov(r14, qword_ptr(rsi + std::mem::offset_of!(super::Env, limit)))?;
+        a.mov(rax, qword_ptr(rsi + std::mem::offset_of!(super::Env, limit)))?;
+        a.mov(qword_ptr(rsp + LIMIT), rax)?;
+        a.mov(qword_ptr(rsp + CHAINED), 0)?;
+        a.mov(r14, qword_ptr(rsi + ENV_LEFT))?;
         a.jmp(rdx)?;
 
         a.set_label(&mut chain)?;
+        a.sub(r14, rdx)?;
         a.mov(qword_ptr(rbx + rip), rax)?;
-        a.mov(rsi, qword_ptr(rsp))?;
-        a.sub(qword_ptr(rsi + ENV_LEFT), rdx)?;
         a.mov(rcx, rax)?;
-        a.shr(rcx, 12)?;
+        a.shr(rcx, 23)?;
         a.xor(rcx, rax)?;
-        a.and(ecx, (super::SLOTS - 1) as i32)?;
-        a.shl(ecx, slot_shift)?;
-        a.add(rcx, qword_ptr(rsi + ENV_TABLE))?;
+        a.imul_3(rcx, rcx, super::HASH)?;
+        a.shr(rcx, 17)?;
+        a.and(ecx, (1 << super::SET_BITS) - 1)?;
+        a.shl(ecx, super::SET_BYTES.trailing_zeros())?;
+        a.mov(rsi, table)?;
+        a.add(rcx, rsi)?;
         a.cmp(qword_ptr(rcx), rax)?;
-        a.jne(leave)?;
-        a.mov(rdx, qword_ptr(rcx + 16))?;
-        a.cmp(qword_ptr(rsi + ENV_LEFT), rdx)?;
-        a.jb(leave)?;
-        a.inc(qword_ptr(rsi + ENV_CHAINED))?;
+        a.jne(second)?;
+        a.inc(qword_ptr(rsp + CHAINED))?;
         a.jmp(qword_ptr(rcx + 8))?;
-
-        a.set_label(&mut leave_at)?;
-        a.mov(qword_ptr(rbx + rip), rax)?;
-        a.jmp(leave)?;
+        a.set_label(&mut second)?;
+        a.cmp(qword_ptr(rcx + 16), rax)?;
+        a.jne(leave)?;
+        a.inc(qword_ptr(rsp + CHAINED))?;
+        a.jmp(qword_ptr(rcx + 24))?;
 
         a.set_label(&mut early)?;
         a.mov(qword_ptr(rbx + rip), rbp)?;
+        a.sub(r14, rax)?;
         a.mov(rsi, qword_ptr(rsp))?;
-        a.sub(qword_ptr(rsi + ENV_LEFT), rax)?;
         a.mov(qword_ptr(rsi + ENV_EARLY), 1)?;
+        a.jmp(leave)?;
 
+        a.set_label(&mut leave_at)?;
+        a.mov(qword_ptr(rbx + rip), rax)?;
         a.set_label(&mut leave)?;
+        a.mov(rsi, qword_ptr(rsp))?;
+        a.mov(qword_ptr(rsi + ENV_LEFT), r14)?;
+        a.mov(rax, qword_ptr(rsp + CHAINED))?;
+        a.mov(qword_ptr(rsi + ENV_CHAINED), rax)?;
         a.pop(rsi)?;
+        a.add(rsp, 32)?;
         a.pop(r15)?;
         a.pop(r14)?;
         a.pop(r13)?;
@@ -323,6 +425,10 @@ pub(super) fn translate(block: &Block, model: CpuModel, ip: u64, stubs: Stubs, t
     let ips: Vec<u64> = block.ops.iter().map(|op| op.insn.ip()).chain([block.end]).collect();
     let (undefined_read, live) = flag_liveness(block);
     let mut e = Emitter::new(stubs, ips, live, table).ok()?;
+    // The budget must cover the whole block (for a block entered from another).
+    let mut bail = e.a.create_label();
+    e.a.cmp(r14, i32::try_from(n).ok()?).ok()?;
+    e.a.jb(bail).ok()?;
     let mut covers = 0;
     for (k, op) in block.ops.iter().enumerate() {
         let last = k + 1 == n;
@@ -342,6 +448,9 @@ pub(super) fn translate(block: &Block, model: CpuModel, ip: u64, stubs: Stubs, t
         return None;
     }
     e.finish(covers as u32, block.end).ok()?;
+    e.a.set_label(&mut bail).ok()?;
+    e.mov_imm(Register::RAX, block.start).ok()?;
+    e.a.jmp(stubs.leave).ok()?;
     Some((e.a.assemble(ip).ok()?, covers as u32))
 }
 
@@ -361,12 +470,14 @@ struct Emitter {
     ended: bool,
     /// Where a failed access check goes: (label, instructions completed, the cached
     /// guest registers to store first).
-    fallbacks: Vec<(CodeLabel, u32, Dirty)>,
+    fallbacks: Vec<(CodeLabel, u32, Dirty, bool)>,
     /// The guest register each host register of `POOL` holds (by host register number),
     /// kept across the block's instructions (see the `jit` note).
     cache: [Option<Cached>; 16],
     /// Guest `xmm` registers held in the same host ones: `Some(changed)`.
     xcache: [Option<bool>; 16],
+    /// The host's MXCSR is the guest's (`fp_enter`).
+    fp: bool,
     /// The status flags that may be read from instruction `k` on (`live[k]`; `live[n]`:
     /// after the block).
     live: Vec<u32>,
@@ -562,6 +673,7 @@ impl Emitter {
             calls: Vec::new(),
             cache: [None; 16],
             xcache: [None; 16],
+            fp: false,
             live,
             table,
         })
@@ -650,8 +762,10 @@ impl Emitter {
         Ok(())
     }
 
-    /// Stores every changed cached guest register (they stay cached, unchanged).
+    /// Stores every changed cached guest register (they stay cached, unchanged) and
+    /// gives the host its MXCSR back.
     fn flush(&mut self) -> Emit {
+        self.fp_leave()?;
         for n in 0..16 {
             if self.xcache[n] == Some(true) {
                 self.store_any(n, Register::XMM0 + n as u32)?;
@@ -665,6 +779,42 @@ impl Emitter {
                     self.cache[h] = Some(Cached { dirty: false, ..c });
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Makes the guest's MXCSR the host's before SSE floating-point instruction `k`, if
+    /// it is not already: when the guest masks every exception (else the code leaves
+    /// for the interpreter, which raises them) and sets no bit outside `MXCSR_MASK`, the
+    /// host computes and flags exactly what the interpreter's `fp_run` does (it runs the
+    /// same instructions with the guest's rounding, FTZ and DAZ, every exception masked),
+    /// and the guest's sticky flags collect in the host's MXCSR until `fp_leave`.
+    /// Clobbers the host's flags (the caller synchronises them first).
+    fn fp_enter(&mut self, k: u32) -> Emit {
+        if self.fp {
+            return Ok(());
+        }
+        let mx = std::mem::offset_of!(Cpu, mxcsr);
+        let masks = 0x3f << 7;
+        let fail = self.fallback(k);
+        self.a.mov(ebp, dword_ptr(rbx + mx))?;
+        self.a.and(ebp, (!crate::cpu::MXCSR_MASK | masks) as i32)?;
+        self.a.cmp(ebp, masks as i32)?;
+        self.a.jne(fail)?;
+        self.a.ldmxcsr(dword_ptr(rbx + mx))?;
+        self.host_flags = false;
+        self.fp = true;
+        Ok(())
+    }
+
+    /// Ends a run of SSE floating point: the guest's MXCSR (with the exception flags
+    /// raised meanwhile) back to `Cpu::mxcsr`, the host's back in place. Keeps the flags.
+    fn fp_leave(&mut self) -> Emit {
+        if self.fp {
+            let mx = std::mem::offset_of!(Cpu, mxcsr);
+            self.a.stmxcsr(dword_ptr(rbx + mx))?;
+            self.a.ldmxcsr(dword_ptr(rsp + HOST_MXCSR))?;
+            self.fp = false;
         }
         Ok(())
     }
@@ -770,7 +920,7 @@ impl Emitter {
     fn fallback(&mut self, done: u32) -> CodeLabel {
         let fail = self.a.create_label();
         let dirty = self.dirty();
-        self.fallbacks.push((fail, done, dirty));
+        self.fallbacks.push((fail, done, dirty, self.fp));
         fail
     }
 
@@ -779,7 +929,7 @@ impl Emitter {
     /// interpreter runs the instruction (and faults, or takes its slow path).
     fn check(&mut self, size: u64, need: Need, done: u32) -> Emit {
         let fail = self.fallback(done);
-        self.a.cmp(r15, r14)?;
+        self.a.cmp(r15, qword_ptr(rsp + LIMIT))?;
         self.a.jae(fail)?;
         self.a.mov(ebp, iced_x86::code_asm::r15d)?;
         self.a.and(ebp, (PAGE_SIZE - 1) as i32)?;
@@ -885,7 +1035,7 @@ impl Emitter {
             return Err(Unsupported);
         }
         match i.flow_control() {
-            FlowControl::Next if plain(i) || sse_plain(i) => self.plain(k, i),
+            FlowControl::Next if plain(i) || sse_plain(i) || sse_fp(i) => self.plain(k, i),
             FlowControl::Next if i.mnemonic() == Mnemonic::Nop || i.mnemonic() == Mnemonic::Endbr64 => Ok(()),
             FlowControl::Next if matches!(i.code(), Code::Push_r64 | Code::Pop_r64) => self.push_pop(k, i),
             FlowControl::ConditionalBranch
@@ -1030,13 +1180,19 @@ impl Emitter {
         let modified = i.rflags_modified() & STATUS_BITS;
         // The host writes every flag `i` may modify, undefined ones included, except
         // for shifts and rotates (not for a zero count): those keep the others.
+        // Those it keeps need the guest's values in the host's flags first, if they may
+        // be read later (a dead one may hold anything, see the `jit` note).
         let shift = flags_always_written(i) == 0 && modified != 0;
-        let needs_host = read != 0 || (modified != 0 && (shift || modified != STATUS_BITS));
+        let kept = if shift { STATUS_BITS } else { STATUS_BITS & !modified };
+        let needs_host = read != 0 || (modified != 0 && kept & self.live[k as usize + 1] != 0);
         // Check the rewritten form encodes before changing anything.
         iced_x86::Encoder::new(64).encode(&host, 0).map_err(|_| Unsupported)?;
 
-        if mem.is_some() {
+        if mem.is_some() || (sse_fp(i) && !self.fp) {
             self.sync_flags(self.live[k as usize])?;
+        }
+        if sse_fp(i) {
+            self.fp_enter(k)?;
         }
         self.bind(&map)?;
         if let Some((size, need)) = mem {
@@ -1117,18 +1273,18 @@ impl Emitter {
             self.a.jmp(self.stubs.chain)?;
             return Ok(());
         };
-        // `chain`'s lookup, with the slot known: on through the slot's own `jmp`.
+        // `chain`'s lookup, with the set known: on through the matching slot's `jmp`.
+        let mut second = self.a.create_label();
+        self.a.sub(r14, done as i32)?;
         self.mov_imm(Register::RAX, t)?;
-        self.a.mov(rsi, qword_ptr(rsp))?;
-        self.a.sub(qword_ptr(rsi + ENV_LEFT), done as i32)?;
-        self.mov_imm(Register::RCX, self.table + (super::slot(t) * super::SLOT_BYTES) as u64)?;
+        self.mov_imm(Register::RCX, self.table + (super::set(t) * super::SET_BYTES) as u64)?;
         self.a.cmp(qword_ptr(rcx), rax)?;
-        self.a.jne(self.stubs.leave)?;
-        self.a.mov(rdx, qword_ptr(rcx + 16))?;
-        self.a.cmp(qword_ptr(rsi + ENV_LEFT), rdx)?;
-        self.a.jb(self.stubs.leave)?;
-        self.a.inc(qword_ptr(rsi + ENV_CHAINED))?;
+        self.a.jne(second)?;
         self.a.jmp(qword_ptr(rcx + 8))?;
+        self.a.set_label(&mut second)?;
+        self.a.cmp(qword_ptr(rcx + 16), rax)?;
+        self.a.jne(self.stubs.leave)?;
+        self.a.jmp(qword_ptr(rcx + 24))?;
         Ok(())
     }
 
@@ -1149,6 +1305,30 @@ impl Emitter {
         let done = k + 1;
         match i.mnemonic() {
             Mnemonic::Jmp if direct => self.exit_to(done, Some(i.near_branch_target()))?,
+            _ if matches!(i.code(), Code::Loop_rel8_64_RCX | Code::Jrcxz_rel8_64) => {
+                // rcx (less one for `loop`) decides, the flags stay as they are.
+                let c = Register::RCX.number();
+                let dec = i.mnemonic() == Mnemonic::Loop;
+                let written: &[usize] = if dec { &[c] } else { &[] };
+                let map = self.plan(&[c], &[c], written, &[c])?;
+                self.bind(&map)?;
+                if dec {
+                    self.a.lea(rcx, qword_ptr(rcx - 1))?;
+                    self.wrote(&map);
+                }
+                self.flush()?;
+                let (mut zero, mut nonzero) = (self.a.create_label(), self.a.create_label());
+                self.a.jrcxz(zero)?;
+                self.a.jmp(nonzero)?;
+                self.a.set_label(&mut zero)?;
+                let flags = (self.ctx_flags, self.host_flags);
+                let (on_zero, on_nonzero) =
+                    if dec { (i.next_ip(), i.near_branch_target()) } else { (i.near_branch_target(), i.next_ip()) };
+                self.exit_to(done, Some(on_zero))?;
+                self.a.set_label(&mut nonzero)?;
+                (self.ctx_flags, self.host_flags) = flags;
+                self.exit_to(done, Some(on_nonzero))?;
+            }
             _ if direct && i.flow_control() == FlowControl::ConditionalBranch => {
                 if matches!(i.mnemonic(), Mnemonic::Loop | Mnemonic::Loope | Mnemonic::Loopne | Mnemonic::Jrcxz) {
                     return Err(Unsupported);
@@ -1276,8 +1456,12 @@ impl Emitter {
             self.mov_imm(TMP, self.ips[k as usize + 1])?;
             self.a.jmp(self.stubs.early)?;
         }
-        for (mut label, done, dirty) in std::mem::take(&mut self.fallbacks) {
+        for (mut label, done, dirty, fp) in std::mem::take(&mut self.fallbacks) {
             self.a.set_label(&mut label)?;
+            if fp {
+                self.fp = true;
+                self.fp_leave()?;
+            }
             for (g, h) in dirty {
                 self.store_any(g, h)?;
             }

@@ -13,7 +13,13 @@
 //! same way in the same host `xmm` registers, for the legacy SSE instructions on
 //! integers, bits and moves (`emit::sse_plain`: no MXCSR, no flags; a 16-byte operand
 //! that must be aligned is checked and sent to the interpreter, which raises the #GP,
-//! when it is not). The host's status flags after an `add`
+//! when it is not) and for legacy SSE floating point (`emit::sse_fp`: scalar and packed
+//! arithmetic, conversions, compares): a run of those executes under the guest's MXCSR
+//! loaded into the host's (`Emitter::fp_enter`, when the guest masks every exception and
+//! sets no reserved bit, else the code leaves for the interpreter), so rounding, FTZ,
+//! DAZ and the sticky exception flags are the interpreter's (`exec::sse::fp_run` runs
+//! the same host instructions, exceptions masked); the host's own MXCSR comes back
+//! before anything leaves the run (`fp_leave`). The host's status flags after an `add`
 //! are the guest's; they stay in the host flags between instructions and go back to
 //! `Cpu::rflags` before anything that may leave or clobber them (an access check, the
 //! block's end) when a later instruction or the block's successors may read them (the
@@ -21,16 +27,20 @@
 //!
 //! What stays exactly the interpreter's (the interpreter remains the reference):
 //! - Counts: a translated block runs only when the remaining budget covers every
-//!   instruction it may execute (the run loop's check, as for interpreted blocks, or
-//!   the chaining code's at a block's exit); the run loop adds the number of
-//!   instructions that completed.
-//! - Chaining: a direct exit (a `jmp`, either side of a `jcc`, a `call`, the fall-through)
-//!   compares its target with the entry of the translator's direct-mapped table of
-//!   translated blocks at the target's slot (its address is known when translating) and
-//!   jumps through that entry when it holds the target and the budget left covers that
-//!   block's instruction count, else returns to the run loop; indirect exits (`ret`,
-//!   `jmp`/`call` through a register or checked memory operand) go through the shared
-//!   `chain` stub, which hashes the address to find the slot. The run loop (re)enters a
+//!   instruction it may execute: the run loop checks before entering, and each block's
+//!   code starts by comparing its instruction count with the budget left (kept in `r14`,
+//!   less each block's count at its exit), leaving for the run loop when it is short;
+//!   the run loop adds the number of instructions that completed.
+//! - Chaining: the translator's table of translated blocks has two slots per set (the
+//!   most recently entered block first), found by a hash of the guest address. A direct
+//!   exit (a `jmp`, either side of a `jcc`, `loop` or `jrcxz`, a `call`, the
+//!   fall-through) compares its target with the two slots of the target's set (whose
+//!   address is known when translating) and jumps through the matching one, else
+//!   returns to the run loop; indirect exits (`ret`, `jmp`/`call` through a register or
+//!   checked memory operand) go through the shared `chain` stub, which computes the
+//!   set. (A direct-mapped table of 4096 slots sent 5 % of the shell loop's block exits
+//!   back to the run loop through collisions, 15.7 million times in one run: 13 % of its
+//!   time in the run loop and the code cache's lookup.) The run loop (re)enters a
 //!   block's table entry each time it runs it; the code cache reports every block it
 //!   drops (`CodeCache::dropped`) and `Jit::unlink` empties its entry before any
 //!   translated code runs again, so code never jumps to a dropped block's translation.
@@ -50,15 +60,15 @@
 //!   access is made only at `base + addr` with `addr + size <= limit`, inside the data
 //!   mapping (the guard zone after it stays as a second line); instructions run through
 //!   `run_op` access memory through `Memory`'s own checked paths.
-//! - Coverage: an instruction the emitter does not re-encode (SSE floating point, AVX,
-//!   x87, string instructions, division, bit tests, `cmpxchg`, undefined flags that are
-//!   read, ...)
+//! - Coverage: an instruction the emitter does not re-encode (AVX, x87, string
+//!   instructions, division, bit tests, `cmpxchg`, undefined flags that are read, ...)
 //!   becomes a call of its interpreter handler (`run_op`) with the cached registers
 //!   stored first, unless it could tell the tiers apart or leave the block (control
 //!   transfers, system calls and other exits of the loop, `popf`, `rdtsc`, the compare
 //!   of a fused compare-and-branch); a trap in the handler leaves before the instruction
 //!   and the interpreter runs it again to the same trap. A block is translated up to
-//!   its first instruction neither covers (`loop`, `jrcxz`, far transfers, `syscall`...);
+//!   its first instruction neither covers (`loope`/`loopne`, 32-bit `loop`/`jecxz`, far
+//!   transfers, `syscall`...);
 //!   the translated prefix then leaves and the interpreter carries on from there. A
 //!   block is translated once it ran `HOT` times; blocks on writable pages are never
 //!   translated.
@@ -68,65 +78,35 @@
 //!
 //! Status flags: at an exit the translated code leaves every status flag a successor may
 //! read as the architecture defines it; one nobody reads may hold an older value, as
-//! under the interpreter's dead-flag elimination (both are exact at system calls and at
-//! every other exit of the loop). As for the interpreter, the one place a dead flag can
-//! show is a fault between the skipped store and the instruction that overwrites it.
+//! under the interpreter's dead-flag elimination, or whatever the host's flags held
+//! (an instruction that keeps some flags, `inc` keeping CF, runs without the guest's
+//! flags loaded into the host's when the kept ones are dead: `popf` cost more than 2 %
+//! of the shell loop); both tiers are exact at system calls and at every other exit of
+//! the loop. As for the interpreter, the one place a dead flag can show is a fault
+//! between the skipped store and the instruction that overwrites it.
 //!
-//! Measured (release build on a loaded 2-core host, load average 9-14, so absolute times
-//! are noisy: each row is one run of `cargo bench --bench compare` with all columns,
-//! best of 3, wall time including boot, × the native run of the same static program in
-//! that run; `work` is benches/compare/work.c. For `gzip` (`sh -c 'gzip | gunzip |
-//! md5sum'`) qemu-x86_64 runs only the shell: the programs it starts run natively.)
-//! Design A is the first tier: registers loaded from and stored to the context block
-//! around every instruction, flags stored before every access check, every exit through
-//! the `chain` stub's hashed lookup, blocks cut at the first instruction not re-encoded.
-//! Design B (now) is the above: registers cached across the block, flag liveness, the
-//! slot lookup inlined at direct exits, uncovered instructions through `run_op`.
+//! Measured: `benches/compare/RESULTS.md` holds every table of `cargo bench --bench
+//! compare` taken for this tier (each from one run, both tiers, qemu-x86_64 and native)
+//! and the profiles that chose each step. In short: design A (registers loaded and
+//! stored around every instruction, every exit through a hashed lookup) then B
+//! (registers cached across a block, flag liveness, uncovered instructions through
+//! `run_op`) then C (now: SSE floating point re-encoded, a two-way chaining table, the
+//! budget in a register and checked at block entry). Profiles of the shell loop under C
+//! put about 55 % of its time in translated code (block exits: the set lookup, flag
+//! stores and `popf` loads where a block reads the flags its predecessor left), about
+//! 10 % in handlers `run_op` calls (AVX2 string functions of glibc: `vpbroadcastb`,
+//! `vpmovmskb`, `vmovdqu`, `vzeroupper`; `pcmpistri`; bit scans and tests; `cmpxchg`;
+//! `rep stos`), and the awk loop about a quarter in `run_op` handlers (`bt`, generic
+//! `alu`/`movzx` forms, `rep stos` of busybox's `xzalloc`).
 //!
-//! `cargo bench --bench compare` (full sizes), design A (load average 9-14) and design
-//! B (load average 16; awk and gzip not rerun yet), × native:
-//!
-//! | workload | interp | jit A | jit B | qemu-x86_64 |
-//! |---|---|---|---|---|
-//! | `work int 8` | 8.7× | 3.4× | 12.5× (4.6× with registers cached only) | 3.3× |
-//! | `work sha256 4` | 50.7× | 17.0× | 21.4× (10.9×) | 6.2× |
-//! | `work mem 8` | 56.1× | 67.5× | 56.6× | 124× |
-//! | busybox md5sum 32 MiB | 22.5× | 6.8× | 2.9× (2.9×) | 3.2× |
-//! | busybox gzip \| gunzip \| md5sum 16 MiB | 86.2× | 21.9× | | (1.2×) |
-//! | busybox sh loop, 100000 rounds | 141× | 46.2× | 26.7× | 11.2× |
-//! | busybox awk float loop, 1000000 rounds | 94.1× | 26.3× | | 9.5× |
-//!
-//! At that load the native runs of `int` (4-20 ms) vary several-fold between runs, so
-//! its ratios say little. Profile of `work sha256` under design B (perf, cpu-clock): gcc
-//! vectorised the message schedule, and 60 % of the time is SSE integer instructions
-//! run through `run_op` (the next lever: re-encoding them with guest `xmm` registers in
-//! host ones, as for the general registers).
-//!
-//! Earlier figures (design A, one run each with `perf stat -e task-clock` CPU time,
-//! "before" = every block returning to the run loop, "after" = chaining through `chain`):
-//!
-//! | workload | interp | jit before | jit after | qemu-x86_64 |
-//! |---|---|---|---|---|
-//! | `work int 32` | 20.8× | 8.5× | 5.0× | 3.9× |
-//! | `work sha256 16` | 26.9× | 12.9× | 11.6× | 4.4× |
-//! | `work mem 16` | 29.5× | 24.2× | 25.2× | 39.0× |
-//! | busybox md5sum 16 MB | 8.2× | 3.6× | 3.2× | 2.0× |
-//! | busybox gzip \| gunzip \| md5sum 16 MB | 25.1× | 15.9× | 8.1× | (1.0×) |
-//! | busybox sh loop, 30000 rounds | 128× | 94× | 45× | 10.8× |
-//! | busybox awk float loop | 67× | 62× | 37× | 12× |
-//!
-//! Profile of `work int` before chaining (perf, cpu-clock): 49 % in the run loop, most
-//! of it the block lookup after each translated block returned. Counting where
-//! translation stopped in the shell loop's hot blocks then showed `test`/`and`/`xor`
-//! refused (AF undefined: now AF after them counts as defined, checked on the host by
-//! `logic_ops_clear_af_on_the_host`), `fs:`-relative loads and indirect jumps and calls.
-//!
-//! Not done yet (see issue 17): re-encoding SSE floating point and AVX (they run through
-//! `run_op`: the guest's MXCSR would have to be the host's meanwhile, and its exception
-//! flags collected), `rep` string instructions, bit tests, `cmpxchg`, `div`, `loop`;
-//! patched direct jumps (the inline slot lookup costs a compare and an indirect jump);
-//! an inline cache for returns; a code-size limit with eviction other than flushing;
-//! dynasm-rs or Cranelift (not measured).
+//! Not done yet (see issue 17): AVX (VEX forms run through `run_op`: the guest's upper
+//! `ymm` halves live apart from `Cpu::xmm`), `rep` string instructions, bit tests,
+//! `cmpxchg`, bit scans, `div` (all through `run_op`); `loope`/`loopne`; patched direct
+//! jumps (a direct exit still compares its target with two table slots and jumps
+//! through one); a per-site inline cache for returns (they share `chain`'s indirect
+//! jump, which the host predicts poorly); loading the guest's flags without `popf`;
+//! a code-size limit with eviction other than flushing; a threshold other than 16
+//! executions for short-lived guests; dynasm-rs or Cranelift (not measured).
 
 mod emit;
 
@@ -195,11 +175,12 @@ const HOT: u32 = 16;
 const ARENA: usize = 16 << 20;
 /// The host's page size, the unit `install` changes protection in.
 const PAGE: usize = 4096;
-/// Entries of the chaining table (a power of two).
-const SLOTS: usize = 1 << 12;
-/// Size of a `Slot` (a power of two: the generated lookup shifts by it).
-const SLOT_BYTES: usize = 32;
-
+/// Sets of the chaining table (`1 << SET_BITS`), two slots each.
+const SET_BITS: u32 = 13;
+/// Size of a `Set` (a power of two: the generated lookup shifts by it).
+const SET_BYTES: usize = 32;
+/// The multiplier of the table's hash (fits a sign-extended `imul` immediate).
+const HASH: i32 = 0x61c8_8647;
 /// A block's translation state.
 #[derive(Default)]
 pub(crate) struct BlockJit {
@@ -217,37 +198,40 @@ struct Env {
     base: *mut u8,
     perm: *const u8,
     limit: u64,
-    table: *const Slot,
-    /// The instruction budget left: `chain` enters a block only if it covers all of it.
+    /// The instruction budget left (in `r14` while translated code runs): a block runs
+    /// only if it covers all of the block's instructions.
     left: u64,
     /// Set when the code left before the end of a block (to the interpreter).
     early: u64,
-    /// Blocks entered through `chain`.
+    /// Blocks entered through `chain` (indirect exits).
     chained: u64,
     /// For `run_op`.
     mem: *mut Memory,
 }
 
-/// An entry of the chaining table: a translated block the generated code may jump to.
-/// `rip` is the block's guest address; an empty slot `s` holds `s ^ 1`, which no address
-/// looked up in slot `s` equals (its own slot is `s ^ 1`), as in `block::CodeCache`.
-#[repr(C, align(32))]
+/// A slot of the chaining table: a translated block the generated code may jump to.
+/// `rip` is the block's guest address; an empty slot holds `EMPTY`, which no block's
+/// address equals (it lies beyond any guest memory's limit).
+#[repr(C)]
 #[derive(Clone, Copy)]
 struct Slot {
     rip: u64,
     host: u64,
-    /// The block's instruction count (what the budget must cover to enter it).
-    ops: u64,
 }
 
-const _: () = assert!(std::mem::size_of::<Slot>() == SLOT_BYTES);
+/// A set of the table: the most recently entered block of those hashing to it first.
+#[repr(C, align(32))]
+#[derive(Clone, Copy)]
+struct Set([Slot; 2]);
 
-fn slot(rip: u64) -> usize {
-    ((rip ^ (rip >> 12)) as usize) & (SLOTS - 1)
-}
+const EMPTY: Slot = Slot { rip: u64::MAX, host: 0 };
 
-fn empty(s: usize) -> Slot {
-    Slot { rip: (s ^ 1) as u64, host: 0, ops: 0 }
+const _: () = assert!(std::mem::size_of::<Set>() == SET_BYTES);
+
+/// The set of guest address `rip` (as the generated code computes it): bits of the
+/// middle of a product, which every bit of the address below bit 40 reaches.
+fn set(rip: u64) -> usize {
+    ((rip ^ (rip >> 23)).wrapping_mul(HASH as u64) >> 17) as usize & ((1 << SET_BITS) - 1)
 }
 
 /// The signature of `Stubs::enter`.
@@ -283,8 +267,8 @@ pub(crate) struct Jit {
     first: usize,
     stubs: Option<emit::Stubs>,
     gen: u32,
-    /// Translated blocks by guest address, for `Stubs::chain`.
-    table: Box<[Slot]>,
+    /// Translated blocks by guest address, for block exits and `Stubs::chain`.
+    table: Box<[Set]>,
     pub stats: JitStats,
 }
 
@@ -309,18 +293,16 @@ impl Jit {
     }
 
     fn clear_table(&mut self) {
-        for (s, e) in self.table.iter_mut().enumerate() {
-            *e = empty(s);
-        }
+        self.table.fill(Set([EMPTY; 2]));
     }
 
     /// Unlinks the blocks starting at `starts` (the code cache dropped them), so that no
     /// translated code jumps to their translations any more.
     pub fn unlink(&mut self, starts: &mut Vec<u64>) {
         for rip in starts.drain(..) {
-            if let Some(e) = self.table.get_mut(slot(rip)) {
-                if e.rip == rip {
-                    *e = empty(slot(rip));
+            if let Some(Set(ways)) = self.table.get_mut(set(rip)) {
+                for w in ways.iter_mut().filter(|w| w.rip == rip) {
+                    *w = EMPTY;
                 }
             }
         }
@@ -350,12 +332,15 @@ impl Jit {
                 self.translate(block, cpu, mem)?
             }
         };
-        let s = slot(block.start);
-        self.table[s] = Slot { rip: block.start, host: entry as u64, ops: block.ops.len() as u64 };
+        let Set(ways) = &mut self.table[set(block.start)];
+        if ways[0].rip != block.start {
+            // Most recent first; the other way keeps the one it displaces.
+            ways[1] = ways[0];
+            ways[0] = Slot { rip: block.start, host: entry as u64 };
+        }
         let enter = self.stubs?.enter;
         let (base, perm, limit) = mem.jit_view();
-        let table = self.table.as_ptr();
-        let mut env = Env { base, perm, limit, table, left: remaining, early: 0, chained: 0, mem };
+        let mut env = Env { base, perm, limit, left: remaining, early: 0, chained: 0, mem };
         // SAFETY: `enter` and `entry` point into the arena's executable mapping, at the
         // stubs and at code `emit` produced for this block in the current generation
         // (the arena is only reset after bumping `gen` and emptying `table`); so do the
@@ -415,9 +400,9 @@ impl Jit {
             self.gen = self.gen.wrapping_add(1);
             self.used = 0;
             self.stubs = None;
-            self.table = (0..SLOTS).map(empty).collect();
+            self.table = vec![Set([EMPTY; 2]); 1 << SET_BITS].into_boxed_slice();
             let m = MmapMut::map_anon(ARENA).ok()?;
-            let (code, stubs) = emit::stubs(m.as_ptr() as u64)?;
+            let (code, stubs) = emit::stubs(m.as_ptr() as u64, self.table.as_ptr() as u64)?;
             self.arena = Arena::Executable(m.make_exec().ok()?);
             self.install(&code)?;
             self.first = self.used;
