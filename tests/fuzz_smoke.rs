@@ -288,3 +288,77 @@ fn every_target_has_a_smoke_test() {
         ["interp", "jit", "elf", "tar", "syscalls", "overlay", "trace", "policy", "vfs_host", "linux_syscalls"]
     );
 }
+
+/// One call record of the `syscalls` input format with a raw number (selector 0x7f, or 0xff
+/// for `int 0x80`) and six `(kind, value bytes)` arguments.
+fn call_record(int80: bool, nr: usize, args: [(u8, &[u8]); 6]) -> Vec<u8> {
+    let mut v = vec![if int80 { 0xff } else { 0x7f }];
+    v.extend_from_slice(&(nr as u64).to_le_bytes());
+    for (kind, value) in args {
+        v.push(kind);
+        v.extend_from_slice(value);
+    }
+    v
+}
+
+/// The generated programs' call loop makes the calls the records describe, through both
+/// gates, with path strings, scratch pointers and earlier results as arguments:
+/// `open("/etc/passwd")`, `read(that fd, scratch, 100)`, then `write(1, scratch, what was
+/// read)` through `int 0x80`.
+#[test]
+fn syscall_programs_make_the_recorded_calls() {
+    use warden_abi::{O_RDONLY, SYS_OPEN, SYS_READ, SYS_WRITE};
+    assert_eq!(harness::PATHS[4], b"/etc/passwd");
+    assert_eq!(harness::FLAGS[7], O_RDONLY as u64);
+    let mut input = vec![0u8; 128];
+    let none: (u8, &[u8]) = (0, &[]);
+    // Kinds: 44/45 the address/length of PATHS[4], 79 FLAGS[7], 8 the last result, 1 + u16 a
+    // scratch offset, 3 + u16 a small number, 10 the value 1.
+    input.extend(call_record(false, SYS_OPEN, [(44, &[]), (45, &[]), (79, &[]), none, none, none]));
+    input.extend(call_record(false, SYS_READ, [(8, &[]), (1, &[0, 0]), (3, &[100, 0]), none, none, none]));
+    input.extend(call_record(true, SYS_WRITE, [(10, &[]), (1, &[0, 0]), (8, &[]), none, none, none]));
+    let run = harness::run_syscall_program(&harness::syscall_program(&input));
+    assert_eq!(run.outcome, guest_kernel::RunOutcome::Exited(0));
+    assert_eq!(run.syscalls, 4, "three calls and the exit");
+    assert_eq!(String::from_utf8_lossy(&run.out.stdout), "root:x:0:0::/:/bin/sh\n");
+}
+
+/// What ran before on a thread does not change a run: the decoded code the kernel targets
+/// share between runs (`share_decoded_code`) gives each program exactly what decoding it
+/// afresh would. Each committed seed run on a fresh thread must give the same record as
+/// after every other seed on one thread.
+#[test]
+fn kernel_target_runs_do_not_depend_on_earlier_inputs() {
+    for (target, program) in [
+        ("syscalls", harness::syscall_program as fn(&[u8]) -> Vec<u8>),
+        ("linux_syscalls", harness::linux_syscall_program),
+    ] {
+        let seeds: Vec<Vec<u8>> = files_in(&fuzz_dir().join("corpus").join(target), "seed-")
+            .into_iter()
+            .map(|(_, data)| program(&data))
+            .collect();
+        assert!(seeds.len() >= 2, "{target} has committed seeds");
+        let fresh: Vec<_> = seeds
+            .iter()
+            .map(|elf| {
+                let elf = elf.clone();
+                std::thread::spawn(move || format!("{:?}", harness::run_syscall_program(&elf))).join().unwrap()
+            })
+            .collect();
+        let after_others = std::thread::spawn(move || {
+            seeds
+                .iter()
+                .rev()
+                .chain(&seeds)
+                .map(|elf| format!("{:?}", harness::run_syscall_program(elf)))
+                .collect::<Vec<_>>()
+        })
+        .join()
+        .unwrap();
+        let n = fresh.len();
+        for (i, run) in fresh.iter().enumerate() {
+            assert_eq!(run, &after_others[n - 1 - i], "{target} seed {i}, after the later seeds");
+            assert_eq!(run, &after_others[n + i], "{target} seed {i}, after all seeds");
+        }
+    }
+}

@@ -657,16 +657,88 @@ pub const FLAGS: &[u64] = &[
     (1 << 62) | 1,
 ];
 
-/// Where the generated program keeps its data (see [`syscall_program`]).
-pub const SYS_DATA: u64 = testkit::CODE_ADDR + 5;
-/// Size of the data area in the file (paths, then scratch bytes from the input).
+/// Where the generated program keeps its data: the page after its code (see
+/// [`syscall_program`]).
+pub const SYS_DATA: u64 = testkit::LOAD_ADDR + emu::PAGE_SIZE;
+/// Size of the strings and scratch area (paths, then scratch bytes from the input).
 pub const SYS_DATA_LEN: u64 = 1024;
 /// Offset of the scratch bytes inside the data area.
 const SCRATCH_OFF: u64 = 512;
-/// Room for the generated code (64 calls of at most 84 bytes, and the exit).
-const SYS_CODE_MAX: u64 = 8 << 10;
-/// Extra zeroed, writable bytes after the program (the code area's slack, then 64 KiB).
-const SYS_BSS: u64 = SYS_CODE_MAX + (64 << 10);
+/// Calls a program makes at most.
+const MAX_CALLS: u64 = 64;
+/// Size of one call record: number, gate, six values, six sources, two spare words.
+const RECORD: u64 = 16 * 8;
+/// Where the call records start (after the strings and scratch bytes).
+const SYS_RECORDS: u64 = SYS_DATA + SYS_DATA_LEN;
+/// Zeroed, writable bytes after the records (what pointer arguments of kind 2 point into).
+const SYS_BSS: u64 = 64 << 10;
+
+/// The program's fixed code: a loop that makes the call each record describes, identical for
+/// every input, so its decoded blocks are shared by every run, fork and input (see
+/// [`share_decoded_code`]); it used to be straight-line code generated per input, decoded
+/// afresh by every run and every forked child (20-30 % of an input).
+///
+/// `rbp` walks the records (from [`SYS_RECORDS`]). Record words: 0 the call number, 1 the
+/// gate (0 `syscall`, 1 `int 0x80`, anything else: exit with the number, status 0), 2-7 the
+/// six argument values, 8-13 their sources (0 the value, 1-4 the last to fourth-last
+/// result: `r12`..`r15`, which the loop shifts after every call).
+fn call_loop() -> Vec<u8> {
+    const RBP: usize = 5;
+    // mov r, [rbp + disp8]
+    fn load(c: &mut Vec<u8>, r: usize, disp: u64) {
+        c.extend_from_slice(&[0x48 | if r >= 8 { 4 } else { 0 }, 0x8b, 0x45 | ((r as u8 & 7) << 3), disp as u8]);
+    }
+    // Argument `i` into `r`: its value, replaced by a result register when its source says so.
+    fn arg(c: &mut Vec<u8>, r: usize, i: u64) {
+        load(c, r, 16 + 8 * i);
+        load(c, reg::RAX, 64 + 8 * i);
+        for k in 1..=4u8 {
+            let src = reg::R12 + usize::from(k) - 1;
+            // cmp eax, k; cmove r, src
+            c.extend_from_slice(&[0x83, 0xf8, k, 0x49 | if r >= 8 { 4 } else { 0 }, 0x0f, 0x44]);
+            c.push(0xc0 | ((r as u8 & 7) << 3) | (src as u8 & 7));
+        }
+    }
+    // Points the rel32 of the jump at `at` to the end of the code so far.
+    fn land(c: &mut [u8], at: usize) {
+        let rel = (c.len() - (at + 4)) as u32;
+        c[at..at + 4].copy_from_slice(&rel.to_le_bytes());
+    }
+    let mut c = Vec::new();
+    movabs(&mut c, RBP, SYS_RECORDS);
+    let top = c.len();
+    load(&mut c, reg::RAX, 8);
+    c.extend_from_slice(&[0x48, 0x85, 0xc0, 0x0f, 0x85, 0, 0, 0, 0]); // test rax, rax; jnz .int80
+    let to_int80 = c.len() - 4;
+    for (i, &r) in [reg::RDI, reg::RSI, reg::RDX, reg::R10, reg::R8, reg::R9].iter().enumerate() {
+        arg(&mut c, r, i as u64);
+    }
+    load(&mut c, reg::RAX, 0);
+    c.extend_from_slice(&[0x0f, 0x05, 0xe9, 0, 0, 0, 0]); // syscall; jmp .done
+    let to_done = c.len() - 4;
+    land(&mut c, to_int80);
+    c.extend_from_slice(&[0x48, 0x83, 0xf8, 0x01, 0x0f, 0x85, 0, 0, 0, 0]); // cmp rax, 1; jne .exit
+    let to_exit = c.len() - 4;
+    for (i, &r) in [reg::RBX, reg::RCX, reg::RDX, reg::RSI, reg::RDI, reg::R9].iter().enumerate() {
+        arg(&mut c, r, i as u64);
+    }
+    load(&mut c, reg::RAX, 0);
+    c.extend_from_slice(&[0xcd, 0x80]); // int 0x80
+    land(&mut c, to_done);
+    mov_rr(&mut c, reg::R15, reg::R14);
+    mov_rr(&mut c, reg::R14, reg::R13);
+    mov_rr(&mut c, reg::R13, reg::R12);
+    mov_rr(&mut c, reg::R12, reg::RAX);
+    c.extend_from_slice(&[0x48, 0x81, 0xc5]); // add rbp, RECORD
+    c.extend_from_slice(&(RECORD as u32).to_le_bytes());
+    let back = top as i64 - (c.len() as i64 + 5);
+    c.push(0xe9); // jmp .top
+    c.extend_from_slice(&(back as i32).to_le_bytes());
+    land(&mut c, to_exit);
+    load(&mut c, reg::RAX, 0);
+    c.extend_from_slice(&[0x31, 0xff, 0x0f, 0x05, 0x0f, 0x0b]); // xor edi, edi; syscall; ud2
+    c
+}
 
 fn movabs(code: &mut Vec<u8>, r: usize, imm: u64) {
     code.push(if r >= 8 { 0x49 } else { 0x48 });
@@ -680,6 +752,18 @@ fn mov_rr(code: &mut Vec<u8>, dst: usize, src: usize) {
     code.push(0xc0 | ((src as u8 & 7) << 3) | (dst as u8 & 7));
 }
 
+/// Makes the code caches of this thread share decoded blocks (`emu::SharedCode`) from now
+/// on: the generated programs' code is the same for every input, so it is decoded once per
+/// thread. Sharing is exact (a block is reused only where decoding would give the same
+/// block), so a run's result does not depend on what ran before it on the thread
+/// (`tests/fuzz_smoke.rs` checks that).
+pub fn share_decoded_code() {
+    thread_local! {
+        static SHARED: emu::SharedCodeGuard = emu::SharedCode::new().enter();
+    }
+    SHARED.with(|_| ());
+}
+
 /// What a generated program draws its calls from: one ABI's numbers, strings and flags.
 struct CallSet {
     /// Call numbers a selector byte picks from.
@@ -689,8 +773,10 @@ struct CallSet {
     /// Strings (paths, socket addresses) the data area holds.
     strings: &'static [&'static [u8]],
     flags: &'static [u64],
-    /// The code that ends the program (exit with status 0).
-    exit: &'static [u8],
+    /// The call that ends the program (with status 0).
+    exit: u64,
+    /// The ELF header's OS/ABI byte (3, "GNU", for a Linux program).
+    os_abi: u8,
 }
 
 fn redox_numbers() -> &'static [usize] {
@@ -703,8 +789,11 @@ fn redox_numbers() -> &'static [usize] {
 /// 128 bytes or fewer makes no call, so a campaign starts from the seeds (libFuzzer from an
 /// empty corpus keeps its inputs that short for a long while and finds nothing).
 ///
-/// Returns the ELF file. The program keeps the last four results in r12..r15 (so later calls
-/// can use a returned descriptor, pid or address) and exits with status 0 at the end.
+/// Returns the ELF file: a read-and-execute page with the headers and [`call_loop`] (the
+/// same bytes for every input), then a writable segment with the strings, the scratch bytes,
+/// the call records and 64 KiB of zeroes. The program keeps the last four results in
+/// r12..r15 (so later calls can use a returned descriptor, pid or address) and exits with
+/// status 0 at the end.
 pub fn syscall_program(data: &[u8]) -> Vec<u8> {
     generate(
         data,
@@ -713,8 +802,8 @@ pub fn syscall_program(data: &[u8]) -> Vec<u8> {
             raw_base: SYS_CLASS_FILE as u64,
             strings: PATHS,
             flags: FLAGS,
-            // exit(0)
-            exit: &[0x31, 0xff, 0xb8, 1, 0, 0, 0, 0x0f, 0x05, 0x0f, 0x0b],
+            exit: SYS_EXIT as u64,
+            os_abi: 0,
         },
     )
 }
@@ -722,7 +811,7 @@ pub fn syscall_program(data: &[u8]) -> Vec<u8> {
 fn generate(data: &[u8], set: &CallSet) -> Vec<u8> {
     let mut b = Bytes::new(data);
     // Data area: the paths (each NUL-terminated), then the scratch bytes.
-    let mut area = Vec::with_capacity(SYS_DATA_LEN as usize);
+    let mut area = Vec::with_capacity((SYS_DATA_LEN + (MAX_CALLS + 1) * RECORD) as usize);
     let mut path_at = Vec::with_capacity(set.strings.len());
     for p in set.strings {
         path_at.push((SYS_DATA + area.len() as u64, p.len() as u64));
@@ -734,14 +823,10 @@ fn generate(data: &[u8], set: &CallSet) -> Vec<u8> {
     area.extend_from_slice(b.take(128));
     area.resize(SYS_DATA_LEN as usize, 0);
     let scratch = SYS_DATA + SCRATCH_OFF;
-    // Past the largest possible code: zeroed memory the segment's bss covers.
-    let bss = SYS_DATA + SYS_DATA_LEN + SYS_CODE_MAX;
+    let bss = SYS_RECORDS + (MAX_CALLS + 1) * RECORD;
 
-    let mut code = Vec::new();
-    let arg_regs_syscall = [reg::RDI, reg::RSI, reg::RDX, reg::R10, reg::R8, reg::R9];
-    let arg_regs_int80 = [reg::RBX, reg::RCX, reg::RDX, reg::RSI, reg::RDI, reg::R9];
     let mut calls = 0;
-    while !b.is_empty() && calls < 64 {
+    while !b.is_empty() && calls < MAX_CALLS {
         calls += 1;
         let sel = b.u8();
         let int80 = sel & 0x80 != 0;
@@ -750,70 +835,106 @@ fn generate(data: &[u8], set: &CallSet) -> Vec<u8> {
             0x7e => u64::from(b.u16()) | set.raw_base,
             s => set.numbers[s as usize % set.numbers.len()] as u64,
         };
-        let regs = if int80 { &arg_regs_int80 } else { &arg_regs_syscall };
-        for &r in regs.iter() {
+        let mut record = [0u64; (RECORD / 8) as usize];
+        record[0] = nr;
+        record[1] = u64::from(int80);
+        for i in 0..6 {
             let kind = b.u8();
-            let v = match kind % 10 {
-                0 => Some(u64::from(kind / 10)),
-                1 => Some(scratch + u64::from(b.u16()) % 512),
-                2 => Some(bss + u64::from(b.u16())),
-                3 => Some(u64::from(b.u16())),
-                4 => {
-                    let (addr, _) = path_at[usize::from(kind / 10) % path_at.len()];
-                    Some(addr)
+            record[2 + i] = match kind % 10 {
+                0 => u64::from(kind / 10),
+                1 => scratch + u64::from(b.u16()) % 512,
+                2 => bss + u64::from(b.u16()),
+                3 => u64::from(b.u16()),
+                4 => path_at[usize::from(kind / 10) % path_at.len()].0,
+                5 => path_at[usize::from(kind / 10) % path_at.len()].1,
+                6 => u64::MAX - u64::from(kind / 10),
+                7 => b.u64(),
+                8 => {
+                    // A previous result: the source is its register, r12..r15.
+                    record[8 + i] = 1 + u64::from(kind / 10) % 4;
+                    0
                 }
-                5 => {
-                    let (_, len) = path_at[usize::from(kind / 10) % path_at.len()];
-                    Some(len)
-                }
-                6 => Some(u64::MAX - u64::from(kind / 10)),
-                7 => Some(b.u64()),
-                8 => None, // a previous result
-                _ => Some(set.flags[usize::from(kind / 10) % set.flags.len()]),
+                _ => set.flags[usize::from(kind / 10) % set.flags.len()],
             };
-            match v {
-                Some(v) => movabs(&mut code, r, v),
-                None => mov_rr(&mut code, r, reg::R12 + usize::from(kind / 10) % 4),
-            }
         }
-        movabs(&mut code, reg::RAX, nr);
-        if int80 {
-            code.extend_from_slice(&[0xcd, 0x80]);
-        } else {
-            code.extend_from_slice(&[0x0f, 0x05]);
-        }
-        mov_rr(&mut code, reg::R15, reg::R14);
-        mov_rr(&mut code, reg::R14, reg::R13);
-        mov_rr(&mut code, reg::R13, reg::R12);
-        mov_rr(&mut code, reg::R12, reg::RAX);
+        area.extend(record.iter().flat_map(|w| w.to_le_bytes()));
     }
-    code.extend_from_slice(set.exit);
-    let mut file = Vec::with_capacity(5 + area.len() + code.len());
-    file.push(0xe9); // jmp rel32 over the data area
-    file.extend_from_slice(&(SYS_DATA_LEN as u32).to_le_bytes());
-    file.extend_from_slice(&area);
-    file.extend_from_slice(&code);
-    testkit::static_elf(&file, SYS_BSS)
+    let mut end = [0u64; (RECORD / 8) as usize];
+    end[0] = set.exit;
+    end[1] = 2;
+    area.extend(end.iter().flat_map(|w| w.to_le_bytes()));
+    // Always the same size, so the headers (on the code page) are the same for every input.
+    area.resize((SYS_DATA_LEN + (MAX_CALLS + 1) * RECORD) as usize, 0);
+    program_elf(&call_loop(), &area, SYS_BSS, set.os_abi)
+}
+
+/// A static ELF executable of two segments: `code` after the headers, read and execute, at
+/// [`testkit::LOAD_ADDR`]; `data` then `bss` zeroed bytes, read and write, on the next page
+/// ([`SYS_DATA`]).
+fn program_elf(code: &[u8], data: &[u8], bss: u64, os_abi: u8) -> Vec<u8> {
+    const HEADERS: u64 = 64 + 2 * 56;
+    let load = testkit::LOAD_ADDR;
+    let code_end = HEADERS + code.len() as u64;
+    assert!(code_end <= emu::PAGE_SIZE);
+    let mut out = Vec::with_capacity(emu::PAGE_SIZE as usize + data.len());
+    // e_ident: magic, ELFCLASS64, ELFDATA2LSB, EV_CURRENT, OS/ABI.
+    out.extend_from_slice(&[0x7f, b'E', b'L', b'F', 2, 1, 1, os_abi, 0, 0, 0, 0, 0, 0, 0, 0]);
+    out.extend_from_slice(&2u16.to_le_bytes()); // e_type: ET_EXEC
+    out.extend_from_slice(&62u16.to_le_bytes()); // e_machine: x86-64
+    out.extend_from_slice(&1u32.to_le_bytes()); // e_version
+    out.extend_from_slice(&(load + HEADERS).to_le_bytes()); // e_entry
+    out.extend_from_slice(&64u64.to_le_bytes()); // e_phoff
+    out.extend_from_slice(&0u64.to_le_bytes()); // e_shoff
+    out.extend_from_slice(&0u32.to_le_bytes()); // e_flags
+    for half in [64u16, 56, 2, 64, 0, 0] {
+        // e_ehsize, e_phentsize, e_phnum, e_shentsize, e_shnum, e_shstrndx
+        out.extend_from_slice(&half.to_le_bytes());
+    }
+    let data_len = data.len() as u64;
+    // PT_LOAD segments: (flags, offset, address, file size, memory size).
+    for (flags, offset, vaddr, filesz, memsz) in
+        [(5u32, 0, load, code_end, code_end), (6, emu::PAGE_SIZE, SYS_DATA, data_len, data_len + bss)]
+    {
+        out.extend_from_slice(&1u32.to_le_bytes());
+        out.extend_from_slice(&flags.to_le_bytes());
+        for word in [offset, vaddr, vaddr, filesz, memsz, emu::PAGE_SIZE] {
+            out.extend_from_slice(&word.to_le_bytes());
+        }
+    }
+    out.extend_from_slice(code);
+    out.resize(emu::PAGE_SIZE as usize, 0);
+    out.extend_from_slice(data);
+    out
+}
+
+/// Kernel settings for a generated program: [`fuzz_config`], interpreter only. The call loop
+/// gets hot, and translating it (per address space, every run and fork) cost a quarter of an
+/// input; these targets fuzz the kernel (the straight-line programs they ran before never got
+/// hot either), the `jit` target compares the tiers.
+fn program_config(budget: u64) -> KernelConfig {
+    KernelConfig { tier: emu::Tier::Interp, ..fuzz_config(budget) }
 }
 
 /// What a run produced, for the determinism check.
 #[derive(Debug, PartialEq, Eq)]
-struct RunRecord {
-    outcome: RunOutcome,
-    instructions: u64,
-    syscalls: u64,
-    processes: u64,
-    out: CapturedOutput,
+pub struct RunRecord {
+    pub outcome: RunOutcome,
+    pub instructions: u64,
+    pub syscalls: u64,
+    pub processes: u64,
+    pub out: CapturedOutput,
 }
 
-fn run_syscall_program(elf: &[u8]) -> RunRecord {
+/// Runs a generated program on a fresh kernel of [`base_vfs`] as `/bin/fuzz`.
+pub fn run_syscall_program(elf: &[u8]) -> RunRecord {
+    share_decoded_code();
     let vfs = base_vfs();
     let ctx = CallCtx { pid: 0, uid: 0, gid: 0, umask: 0 };
     let mut root = vfs.clone();
     let file = root.open(b"/bin/fuzz", O_CREAT | O_WRONLY | 0o755, &ctx).expect("create");
     assert_eq!(file.borrow_mut().write(elf).ok(), Some(elf.len()));
     drop(file);
-    let (mut kernel, out) = kernel_with(vfs, fuzz_config(200_000));
+    let (mut kernel, out) = kernel_with(vfs, program_config(200_000));
     kernel.spawn_init("/bin/fuzz", &["fuzz"], &[]).expect("the generated program must load");
     let outcome = kernel.run();
     let stats = kernel.stats();
@@ -901,18 +1022,17 @@ fn linux_numbers() -> &'static [usize] {
 /// selector gives any 16-bit number, so unimplemented calls too), the program marked as a
 /// Linux one (OS/ABI "GNU", so its execs of itself stay Linux) and ended by `exit_group(0)`.
 pub fn linux_syscall_program(data: &[u8]) -> Vec<u8> {
-    let mut elf = generate(
+    generate(
         data,
         &CallSet {
             numbers: linux_numbers(),
             raw_base: 0,
             strings: LINUX_STRINGS,
             flags: LINUX_FLAGS,
-            exit: &[0x31, 0xff, 0xb8, 231, 0, 0, 0, 0x0f, 0x05, 0x0f, 0x0b],
+            exit: 231,
+            os_abi: 3,
         },
-    );
-    elf[7] = 3;
-    elf
+    )
 }
 
 /// Random Linux system calls from a Linux guest; the run is repeated and must be identical.
@@ -1029,6 +1149,7 @@ fn snapshot(vfs: &Vfs, path: &[u8], depth: usize, out: &mut Vec<(Vec<u8>, u16, V
 
 /// Random system calls with a persistent overlay: confinement and faithful persistence.
 pub fn overlay(data: &[u8]) {
+    share_decoded_code();
     let elf = syscall_program(data);
     // The scratch directory is kept across inputs: the run may only have made the layer.
     let base = scratch().join("overlay");
@@ -1044,7 +1165,7 @@ pub fn overlay(data: &[u8]) {
     assert_eq!(file.borrow_mut().write(&elf).ok(), Some(elf.len()));
     drop(file);
     {
-        let (mut kernel, _out) = kernel_with(vfs.clone(), fuzz_config(100_000));
+        let (mut kernel, _out) = kernel_with(vfs.clone(), program_config(100_000));
         kernel.spawn_init("/bin/fuzz", &["fuzz"], &[]).expect("the generated program must load");
         let _ = kernel.run();
     }

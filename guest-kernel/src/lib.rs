@@ -265,6 +265,9 @@ pub struct Kernel {
     policy_active: bool,
     /// Guest memory mapped by all address spaces (`Limits::max_memory_total`).
     mem_total: Rc<mm::MemTotal>,
+    /// The address space of every zombie and of init until its first exec
+    /// ([`Kernel::empty_mm`]), made once.
+    empty_mm: Option<Rc<RefCell<mm::Mm>>>,
     /// Supervisors and held calls ([`supervise`]).
     sup: supervise::Supervision,
     /// Sees every system call when recording or replaying ([`record`]).
@@ -334,6 +337,7 @@ impl Kernel {
             linux,
             policy_active: false,
             mem_total,
+            empty_mm: None,
             sup: Default::default(),
             hook: record::Hook::None,
             stop: None,

@@ -176,6 +176,20 @@ impl Kernel {
         Ok(self.proc_of(tid)?.mm.clone())
     }
 
+    /// The empty address space (one page, nothing mapped, no memory allowed) of every zombie
+    /// and of init before its first exec: nothing ever runs in it, so they all share one,
+    /// made on first use. A fresh one for each (host reservation, code cache, teardown) was
+    /// a third of the address spaces a short run made and most of a fuzz input's cost
+    /// after exec's own (issue 22).
+    fn empty_mm(&mut self) -> Result<Rc<RefCell<Mm>>, Errno> {
+        if let Some(mm) = &self.empty_mm {
+            return Ok(mm.clone());
+        }
+        let mm = Rc::new(RefCell::new(Mm::new(0, crate::mm::PAGE, 0)?));
+        self.empty_mm = Some(mm.clone());
+        Ok(mm)
+    }
+
     // --- init ----------------------------------------------------------------
 
     /// Creates init (pid 1) running the program at `path` (resolved like a
@@ -185,11 +199,10 @@ impl Kernel {
         if !self.procs.is_empty() {
             return Err(SpawnError::AlreadySpawned);
         }
-        let size = self.config.address_space_size;
-        let id = self.alloc_object_id();
-        let mm = Mm::new(id, size, self.config.limits.max_memory_per_process)
-            .map_err(|e| SpawnError::Memory(e.to_string()))?
-            .charged_to(&self.mem_total);
+        // Exec gives init its address space; until then it has the empty one. (Init's first
+        // space used to take an object id: later ids stay as they were.)
+        let _ = self.alloc_object_id();
+        let mm = self.empty_mm().map_err(|e| SpawnError::Memory(e.to_string()))?;
         let pid = self.alloc_id();
         let fs = FsContext {
             cwd_scheme: b"file".to_vec(),
@@ -208,7 +221,7 @@ impl Kernel {
             pgid: pid,
             uid: self.config.uid,
             gid: self.config.gid,
-            mm: Rc::new(RefCell::new(mm)),
+            mm,
             files: Rc::new(RefCell::new(files)),
             fs: Rc::new(RefCell::new(fs)),
             sighand: Rc::new(RefCell::new(SigHandlers::default())),
@@ -703,9 +716,9 @@ impl Kernel {
             });
         }
         // A zombie keeps no guest memory.
-        if let Ok(empty) = Mm::new(0, crate::mm::PAGE, 0) {
+        if let Ok(empty) = self.empty_mm() {
             if let Some(p) = self.procs.get_mut(&pid) {
-                p.mm = Rc::new(RefCell::new(empty));
+                p.mm = empty;
             }
         }
         if let Some(parent) = vfork_parent {

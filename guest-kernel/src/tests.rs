@@ -663,3 +663,39 @@ fn fd_limit_gives_emfile() {
     let r = run_with(&root, "/bin/init", &["init"], config, b"");
     assert_eq!(r.outcome, RunOutcome::Exited(EMFILE as u8));
 }
+
+/// Zombies keep no memory, and they share one empty address space (made once per kernel,
+/// not once per exit); init had it too until its exec gave it its own.
+#[test]
+fn zombies_share_the_one_empty_address_space() {
+    let mut p = Prog::new();
+    let mut child = p.label();
+    let mut spin = p.label();
+    for _ in 0..2 {
+        p.a.mov(rdi, 0u64).unwrap();
+        p.sys(SYS_CLONE);
+        p.a.test(rax, rax).unwrap();
+        p.a.jz(child).unwrap();
+    }
+    p.here(&mut spin);
+    p.a.jmp(spin).unwrap();
+    p.here(&mut child);
+    p.exit_imm(0);
+    let root = MemFs::new();
+    root.insert("/bin/init", &p.elf());
+    let (console, _out) = CaptureConsole::new(b"");
+    let config = KernelConfig { instruction_budget: Some(50_000), quantum: 1000, ..KernelConfig::default() };
+    let mut k = Kernel::new(config, Box::new(root), Box::new(console));
+    k.spawn_init("/bin/init", &["init"], &[]).unwrap();
+    assert_eq!(k.run(), RunOutcome::BudgetExhausted);
+    let empty = k.empty_mm.clone().expect("made for init's start");
+    let zombies: Vec<_> =
+        k.procs.values().filter(|p| matches!(p.state, crate::process::ProcState::Zombie(_))).collect();
+    assert_eq!(zombies.len(), 2);
+    for z in zombies {
+        assert!(std::rc::Rc::ptr_eq(&z.mm, &empty), "zombie {} has its own address space", z.pid);
+    }
+    let init = &k.procs[&1];
+    assert!(!std::rc::Rc::ptr_eq(&init.mm, &empty) && init.mm.borrow().mapped_bytes() > 0);
+    assert_eq!(empty.borrow().mapped_bytes(), 0);
+}
