@@ -789,6 +789,7 @@ fn enter_that_faults_after_writing_its_frame_writes_it_once() {
         results.push((state(&cpu), dump(&s)));
     }
     assert!(results[0] == results[1], "the tiers differ");
+}
 
 /// Bit tests, bit scans, `cmpxchg` to memory, high byte registers, `rep stos`, `rep movs`
 /// and `loopne` run as translated code (no early exits to the interpreter once hot), with
