@@ -1,9 +1,10 @@
 //! The translation tier against the interpreter: random loops of integer instructions
-//! (register, immediate and memory forms, fs-relative ones, pushes and pops, forward
-//! branches, `jrcxz` and `loop`, direct and indirect calls and jumps, returns, SSE
-//! floating point under random MXCSR settings, instructions translated code
-//! runs through the interpreter's handlers (bit tests, `tzcnt`, `cmpxchg`, SSE, string
-//! instructions, `div`) run under both tiers with
+//! (register, immediate and memory forms, fs-relative ones, high byte registers, pushes
+//! and pops, bit tests, bit scans and counts, `cmpxchg`, forward branches, `jrcxz`,
+//! `loop`, `loope` and `loopne`, direct and indirect calls and jumps, returns, SSE
+//! floating point under random MXCSR settings, instructions translated code runs through
+//! the interpreter's handlers (bit tests at a register offset into memory, `cmpxchg` to a
+//! register, string instructions, `div`) run under both tiers with
 //! the same random budget slices; after every exit the exit, all registers, flags,
 //! `rip`, the instruction count and the data pages must agree.
 //!
@@ -126,7 +127,7 @@ fn plain(r: &mut Rng) -> Instruction {
         _ => 3,
     };
     let imm = r.next() as i32 >> r.below(32);
-    let pick = r.below(32);
+    let pick = r.below(33);
     let i = match pick {
         0..=4 => Instruction::with2(r.pick(&alu)[col], d, s),
         5 => Instruction::with2(r.pick(&alu)[col], mem(r), s),
@@ -211,25 +212,69 @@ fn plain(r: &mut Rng) -> Instruction {
         20 => Ok(Instruction::with(r.pick(&[Code::Cqo, Code::Cdqe, Code::Cdq]))),
         21 => Instruction::with2(Code::Xchg_rm64_r64, r64(r.pick(&DEST)), r64(r.pick(&DEST))),
         22 => Instruction::with1(Code::Bswap_r64, r64(r.pick(&DEST))),
-        // Not re-encoded: run through the interpreter's handler from translated code.
-        23 => Instruction::with2(
-            r.pick(&[Code::Bt_rm64_r64, Code::Bts_rm64_r64, Code::Btr_rm64_r64]),
-            r64(r.pick(&DEST)),
-            r64(r.below(16) as usize),
-        ),
-        24 => Instruction::with2(r.pick(&[Code::Bts_rm32_imm8, Code::Btc_rm64_imm8]), mem(r), r.below(64) as u32),
-        25 => Instruction::with2(
-            r.pick(&[Code::Tzcnt_r64_rm64, Code::Lzcnt_r64_rm64, Code::Bsf_r64_rm64]),
-            r64(r.pick(&DEST)),
-            r64(r.below(16) as usize),
-        ),
-        26 => {
-            if r.chance(1, 2) {
-                Instruction::with2(Code::Cmpxchg_rm64_r64, mem(r), r64(r.pick(&DEST)))
+        // Bit tests of registers (any offset), of memory at an immediate offset, and of
+        // memory at a register offset (beyond the operand: through the interpreter).
+        23 => {
+            let (size, codes) = r.pick(&[
+                (8, [Code::Bt_rm64_r64, Code::Bts_rm64_r64, Code::Btr_rm64_r64, Code::Btc_rm64_r64]),
+                (4, [Code::Bt_rm32_r32, Code::Bts_rm32_r32, Code::Btr_rm32_r32, Code::Btc_rm32_r32]),
+                (2, [Code::Bt_rm16_r16, Code::Bts_rm16_r16, Code::Btr_rm16_r16, Code::Btc_rm16_r16]),
+            ]);
+            let (d, s) = (sized(r.pick(&DEST), size), sized(r.below(16) as usize, size));
+            if r.chance(1, 4) {
+                // A small offset, so that the access stays near the data.
+                let s = sized(14, size);
+                Instruction::with2(r.pick(&codes), mem(r), s)
             } else {
-                Instruction::with2(Code::Cmpxchg_rm32_r32, sized(r.pick(&DEST), 4), sized(r.pick(&DEST), 4))
+                Instruction::with2(r.pick(&codes), d, s)
             }
         }
+        24 => {
+            let code = r.pick(&[
+                Code::Bt_rm32_imm8,
+                Code::Bts_rm32_imm8,
+                Code::Btr_rm64_imm8,
+                Code::Btc_rm64_imm8,
+                Code::Bt_rm16_imm8,
+                Code::Bts_rm16_imm8,
+                Code::Bt_rm64_imm8,
+            ]);
+            let bits = match code {
+                Code::Btr_rm64_imm8 | Code::Btc_rm64_imm8 | Code::Bt_rm64_imm8 => 8,
+                Code::Bt_rm16_imm8 | Code::Bts_rm16_imm8 => 2,
+                _ => 4,
+            };
+            let wide = r.chance(1, 4);
+            let imm = r.below(if wide { 256 } else { 64 }) as u32;
+            if r.chance(1, 2) {
+                Instruction::with2(code, mem(r), imm)
+            } else {
+                Instruction::with2(code, sized(r.pick(&DEST), bits), imm)
+            }
+        }
+        // Bit scans and counts (zero sources now and then: r15 counts down to zero).
+        25 => {
+            let (size, codes) = r.pick(&[
+                (8, [Code::Tzcnt_r64_rm64, Code::Lzcnt_r64_rm64, Code::Bsf_r64_rm64, Code::Bsr_r64_rm64]),
+                (4, [Code::Tzcnt_r32_rm32, Code::Lzcnt_r32_rm32, Code::Bsf_r32_rm32, Code::Bsr_r32_rm32]),
+                (2, [Code::Tzcnt_r16_rm16, Code::Popcnt_r16_rm16, Code::Bsf_r16_rm16, Code::Bsr_r16_rm16]),
+            ]);
+            let d = sized(r.pick(&DEST), size);
+            match r.below(4) {
+                0 => Instruction::with2(r.pick(&codes), d, mem(r)),
+                1 => Instruction::with2(r.pick(&codes), d, sized(15, size)),
+                _ => Instruction::with2(r.pick(&codes), d, sized(r.below(16) as usize, size)),
+            }
+        }
+        26 => match r.below(4) {
+            0 => Instruction::with2(Code::Cmpxchg_rm64_r64, mem(r), r64(r.pick(&DEST))),
+            1 => Instruction::with2(Code::Cmpxchg_rm32_r32, mem(r), sized(r.pick(&DEST), 4)),
+            2 => {
+                let (code, size) = r.pick(&[(Code::Cmpxchg_rm8_r8, 1), (Code::Cmpxchg_rm16_r16, 2)]);
+                Instruction::with2(code, mem(r), sized(r.pick(&DEST), size))
+            }
+            _ => Instruction::with2(Code::Cmpxchg_rm32_r32, sized(r.pick(&DEST), 4), sized(r.pick(&DEST), 4)),
+        },
         // SSE: a general register into xmm0, arithmetic, and back.
         // SSE: general registers and memory into xmm0/xmm1, integer operations, and back
         // (aligned 16-byte operands fault when misaligned).
@@ -337,6 +382,27 @@ fn plain(r: &mut Rng) -> Instruction {
                 _ => Instruction::with2(Code::Movq_xmm_rm64, d, r64(r.below(16) as usize)),
             }
         }
+        // The high byte registers (rbx points at data: `bh` is only read).
+        31 => {
+            let h = r.pick(&[Register::AH, Register::CH, Register::DH]);
+            let l = r.pick(&[Register::AL, Register::CL, Register::BL, Register::AH, Register::BH, Register::R8L]);
+            let imm = imm as u32 & 0xff;
+            match r.below(5) {
+                0 => Instruction::with2(r.pick(&[Code::Or_rm8_imm8, Code::Xor_rm8_imm8, Code::And_rm8_imm8]), h, imm),
+                1 => Instruction::with2(
+                    r.pick(&[Code::Test_rm8_imm8, Code::Cmp_rm8_imm8]),
+                    r.pick(&[h, Register::BH]),
+                    imm,
+                ),
+                2 => Instruction::with2(
+                    Code::Movzx_r32_rm8,
+                    sized(r.pick(&[0, 1, 2, 5, 8]), 4),
+                    r.pick(&[h, Register::BH]),
+                ),
+                3 => Instruction::with2(r.pick(&[Code::Xchg_rm8_r8, Code::Add_rm8_r8, Code::Mov_rm8_r8]), h, l),
+                _ => Instruction::with2(Code::Mov_r8_rm8, h, mem(r)),
+            }
+        }
         // Not covered by the translator: the translated prefix hands over here.
         _ => Instruction::with1(Code::Div_rm32, sized(r.pick(&DEST), 4)),
     };
@@ -352,6 +418,61 @@ fn encode(i: &Instruction, ip: u64) -> Vec<u8> {
 }
 
 fn emit_plain(r: &mut Rng, out: &mut Vec<u8>, ip: u64) {
+    if r.chance(1, 60) {
+        // A `cmpxchg` that finds what `rax` holds: the exchange is made.
+        let m = mem(r);
+        let load = Instruction::with2(Code::Mov_r64_rm64, Register::RAX, m).unwrap();
+        let xchg = Instruction::with2(Code::Cmpxchg_rm64_r64, m, r64(r.pick(&DEST))).unwrap();
+        out.extend(encode(&load, ip));
+        out.extend(encode(&xchg, ip));
+        return;
+    }
+    if r.chance(1, 40) {
+        // A bit scan or count of zero.
+        let (z, size) = (r.pick(&DEST), r.pick(&[8, 4, 2]));
+        let code = match size {
+            8 => r.pick(&[Code::Bsf_r64_rm64, Code::Bsr_r64_rm64, Code::Tzcnt_r64_rm64, Code::Lzcnt_r64_rm64]),
+            4 => r.pick(&[Code::Bsf_r32_rm32, Code::Bsr_r32_rm32, Code::Popcnt_r32_rm32, Code::Lzcnt_r32_rm32]),
+            _ => r.pick(&[Code::Bsf_r16_rm16, Code::Bsr_r16_rm16, Code::Tzcnt_r16_rm16]),
+        };
+        let clear = Instruction::with2(Code::Xor_r32_rm32, sized(z, 4), sized(z, 4)).unwrap();
+        let scan = Instruction::with2(code, sized(r.pick(&DEST), size), sized(z, size)).unwrap();
+        out.extend(encode(&clear, ip));
+        out.extend(encode(&scan, ip));
+        return;
+    }
+    if r.chance(1, 30) {
+        // `rep stos` or `rep movs` of a random count (across pages, into the read-only
+        // page, sometimes with DF set), with rsi and rdi kept.
+        let op = match r.below(6) {
+            0 => Instruction::with_rep_stosb(64),
+            1 => Instruction::with_rep_stosq(64),
+            2 => Instruction::with_rep_stosd(64),
+            3 => Instruction::with_rep_movsb(64),
+            4 => Instruction::with_rep_movsq(64),
+            _ => Instruction::with_rep_movsw(64),
+        };
+        let count = r.pick(&[0, 1, 5, 0x30, 0x400, 0x900, 0x1100]) + r.below(4);
+        let down = r.chance(1, 6);
+        let mut seq = vec![
+            Instruction::with1(Code::Push_r64, Register::RDI),
+            Instruction::with1(Code::Push_r64, Register::RSI),
+            Instruction::with2(Code::Mov_r32_imm32, Register::ECX, count as u32),
+        ];
+        if down {
+            seq.push(Ok(Instruction::with(Code::Std)));
+        }
+        seq.push(op);
+        if down {
+            seq.push(Ok(Instruction::with(Code::Cld)));
+        }
+        seq.push(Instruction::with1(Code::Pop_r64, Register::RSI));
+        seq.push(Instruction::with1(Code::Pop_r64, Register::RDI));
+        for i in seq {
+            out.extend(encode(&i.unwrap(), ip));
+        }
+        return;
+    }
     let i = plain(r);
     out.extend(encode(&i, ip));
 }
@@ -386,10 +507,13 @@ fn program(r: &mut Rng) -> Vec<u8> {
         pending.retain(|&(_, t)| t != k);
         match r.below(10) {
             0 => {
-                // jcc, sometimes jrcxz or loop (forward: the loop ends anyway).
-                out.push(match r.below(8) {
+                // jcc, sometimes jrcxz, loop, loope or loopne (forward: the loop ends
+                // anyway).
+                out.push(match r.below(10) {
                     0 => 0xe3,
                     1 => 0xe2,
+                    2 => 0xe1,
+                    3 => 0xe0,
                     _ => 0x70 + r.below(16) as u8,
                 });
                 out.push(0);
@@ -620,4 +744,62 @@ fn direct_exits_chain_without_the_run_loop() {
         }
     }
     assert_eq!(counts[0], counts[1]);
+}
+
+/// Bit tests, bit scans, `cmpxchg` to memory, high byte registers, `rep stos`, `rep movs`
+/// and `loopne` run as translated code (no early exits to the interpreter once hot), with
+/// the interpreter's results.
+#[test]
+fn bit_string_and_loop_instructions_are_translated() {
+    use iced_x86::code_asm::*;
+    let mut a = CodeAssembler::new(64).unwrap();
+    let mut top = a.create_label();
+    a.set_label(&mut top).unwrap();
+    a.bt(dword_ptr(rdi + 8), 3).unwrap();
+    a.adc(rdx, 0).unwrap();
+    a.bts(rax, rcx).unwrap();
+    a.btc(dword_ptr(rdi + 12), 35).unwrap();
+    a.bsf(r8, rcx).unwrap();
+    a.bsr(r9d, dword_ptr(rdi + 8)).unwrap();
+    a.tzcnt(r10, rax).unwrap();
+    a.cmpxchg(qword_ptr(rdi + 16), r8).unwrap();
+    a.or(ah, 0x40).unwrap();
+    a.movzx(edx, ah).unwrap();
+    a.push(rcx).unwrap();
+    a.push(rdi).unwrap();
+    a.push(rsi).unwrap();
+    a.mov(ecx, 0x123).unwrap();
+    a.lea(rdi, qword_ptr(rdi + 0x100)).unwrap();
+    a.rep().stosb().unwrap();
+    a.mov(ecx, 0x41).unwrap();
+    a.rep().movsq().unwrap();
+    a.pop(rsi).unwrap();
+    a.pop(rdi).unwrap();
+    a.pop(rcx).unwrap();
+    a.sub(rcx, 7).unwrap();
+    a.cmp(rcx, 0).unwrap();
+    a.loopne(top).unwrap();
+    a.syscall().unwrap();
+    let code = a.assemble(CODE).unwrap();
+    let mut out = Vec::new();
+    for tier in [Tier::Interp, Tier::Jit] {
+        let mut s = space(&code, &[0x5a; 0x2000]);
+        let mut cpu = Cpu::new();
+        cpu.model = CpuModel::V3;
+        cpu.tier = tier;
+        cpu.rip = CODE;
+        cpu.gpr[1] = 1000;
+        cpu.gpr[0] = 0x8000_0001;
+        cpu.gpr[6] = DATA + 0x800;
+        cpu.gpr[7] = DATA + 0xf00;
+        cpu.gpr[4] = DATA + 0x1c00;
+        let exit = cpu.run(&mut s, 1 << 20);
+        assert!(matches!(exit, Exit::Syscall(_)), "{tier}: {exit:?}");
+        if tier == Tier::Jit {
+            let st = s.jit_stats();
+            assert!(st.blocks_translated >= 1 && st.early_exits == 0 && st.handled == 0 && st.entries < 5, "{st:?}");
+        }
+        out.push((state(&cpu), dump(&s)));
+    }
+    assert!(out[0] == out[1], "the tiers differ");
 }

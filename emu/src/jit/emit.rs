@@ -2,8 +2,8 @@
 //! registers standing in for the guest's (see the `jit` note for the design).
 
 use iced_x86::code_asm::{
-    byte_ptr, dword_ptr, eax, ebp, ecx, edx, qword_ptr, r12, r13, r14, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp,
-    CodeAssembler, CodeLabel,
+    byte_ptr, dword_ptr, eax, ebp, ecx, edi, edx, esi, qword_ptr, r12, r13, r14, r15, r15d, rax, rbp, rbx, rcx, rdi,
+    rdx, rsi, rsp, CodeAssembler, CodeLabel,
 };
 use iced_x86::{
     Code, ConditionCode, FlowControl, Instruction, InstructionInfoFactory, MemoryOperand, Mnemonic, OpAccess, OpKind,
@@ -530,6 +530,9 @@ impl Map {
                     n => Register::R8L + (n - 8),
                 }
             }
+            // `ah`, `ch`, `dh` where the guest register stays in its own host register
+            // (the encoder rejects a form that would also need a REX prefix).
+            1 if h == full && matches!(guest, Register::AH | Register::CH | Register::DH) => guest,
             _ => return Err(Unsupported),
         };
         Ok(sized)
@@ -589,7 +592,17 @@ fn plain(i: &Instruction) -> bool {
             | M::Sarx
             | M::Rorx
             | M::Popcnt
-    )
+    ) || match m {
+        // Bit tests of a register, or of memory at an immediate offset (a register
+        // offset addresses memory beyond the operand: the interpreter's).
+        M::Bt | M::Bts | M::Btr | M::Btc => i.op0_kind() == OpKind::Register || i.op1_kind() != OpKind::Register,
+        M::Tzcnt => std::arch::is_x86_feature_detected!("bmi1"),
+        M::Lzcnt => std::arch::is_x86_feature_detected!("lzcnt"),
+        // With a memory destination (written back either way); a register destination
+        // is left alone on failure, which the host may not do (zero-extension).
+        M::Cmpxchg => i.op0_kind() == OpKind::Memory,
+        _ => false,
+    }
 }
 
 /// The status flags `i` writes whatever its operands (a shift or rotate by a count that
@@ -632,6 +645,9 @@ fn flags_undefined(i: &Instruction) -> u32 {
             _ => F::OF,
         },
         M::Andn => F::AF | F::PF,
+        // The interpreter keeps them after bit tests and clears them after `tzcnt` and
+        // `lzcnt`; the host's are not defined.
+        M::Bt | M::Bts | M::Btr | M::Btc | M::Tzcnt | M::Lzcnt => F::OF | F::SF | F::AF | F::PF,
         _ => 0,
     }
 }
@@ -1038,6 +1054,8 @@ impl Emitter {
             FlowControl::Next if plain(i) || sse_plain(i) || sse_fp(i) => self.plain(k, i),
             FlowControl::Next if i.mnemonic() == Mnemonic::Nop || i.mnemonic() == Mnemonic::Endbr64 => Ok(()),
             FlowControl::Next if matches!(i.code(), Code::Push_r64 | Code::Pop_r64) => self.push_pop(k, i),
+            FlowControl::Next if matches!(i.mnemonic(), Mnemonic::Bsf | Mnemonic::Bsr) => self.bsf_bsr(k, i),
+            FlowControl::Next if i.has_rep_prefix() && i.op0_kind() == OpKind::MemoryESRDI => self.rep_string(k, i),
             FlowControl::ConditionalBranch
             | FlowControl::UnconditionalBranch
             | FlowControl::Call
@@ -1253,6 +1271,153 @@ impl Emitter {
         Ok(())
     }
 
+    /// `bsf` / `bsr` as the interpreter runs them: a zero source leaves the destination
+    /// as it was and sets ZF, keeping the other status flags; else every status flag but
+    /// the result's ZF (clear) is cleared. The flags end in `Cpu::rflags`.
+    fn bsf_bsr(&mut self, k: u32, i: &Instruction) -> Emit {
+        let size = i.op0_register().size();
+        let mut used = vec![i.op0_register().full_register().number()];
+        let src_mem = i.op1_kind() == OpKind::Memory;
+        let regs = if src_mem { [i.memory_base(), i.memory_index()] } else { [i.op1_register(), Register::None] };
+        for r in regs.iter().filter(|r| r.is_gpr()) {
+            let g = r.full_register().number();
+            if !used.contains(&g) {
+                used.push(g);
+            }
+        }
+        if !(2..=8).contains(&size) {
+            return Err(Unsupported);
+        }
+        // The destination is loaded: a zero source leaves it as it was.
+        let map = self.plan(&used, &used, &used[..1], &used)?;
+        let mut host = *i;
+        host.set_op0_register(map.reg(i.op0_register())?);
+        let test = if src_mem {
+            host.set_memory_base(BASE);
+            host.set_memory_index(ADDR);
+            host.set_memory_index_scale(1);
+            host.set_memory_displacement64(0);
+            host.set_memory_displ_size(0);
+            // The fs/gs base is in `ADDR` already.
+            host.set_segment_prefix(Register::None);
+            let code = match size {
+                2 => Code::Cmp_rm16_imm8,
+                4 => Code::Cmp_rm32_imm8,
+                _ => Code::Cmp_rm64_imm8,
+            };
+            Instruction::with2(code, MemoryOperand::with_base_index(BASE, ADDR), 0)?
+        } else {
+            let src = map.reg(i.op1_register())?;
+            host.set_op1_register(src);
+            let code = match size {
+                2 => Code::Test_rm16_r16,
+                4 => Code::Test_rm32_r32,
+                _ => Code::Test_rm64_r64,
+            };
+            Instruction::with2(code, src, src)?
+        };
+        iced_x86::Encoder::new(64).encode(&host, 0).map_err(|_| Unsupported)?;
+        self.sync_flags(self.live[k as usize])?;
+        self.bind(&map)?;
+        if src_mem {
+            self.address(i, &map, true)?;
+            self.check(size as u64, Need::Read, k)?;
+        }
+        let off = std::mem::offset_of!(Cpu, rflags);
+        let (mut zero, mut done) = (self.a.create_label(), self.a.create_label());
+        self.a.add_instruction(test)?;
+        self.a.je(zero)?;
+        self.a.add_instruction(host)?;
+        self.a.and(qword_ptr(rbx + off), !STATUS as i32)?;
+        self.a.jmp(done)?;
+        self.a.set_label(&mut zero)?;
+        self.a.or(qword_ptr(rbx + off), crate::cpu::flags::ZF as i32)?;
+        self.a.set_label(&mut done)?;
+        self.wrote(&map);
+        self.host_flags = false;
+        self.ctx_flags = true;
+        Ok(())
+    }
+
+    /// `rep stos` and `rep movs` going forward with 64-bit addresses, one page at a time
+    /// on each side: each run of elements that stays inside the pages of the first
+    /// elements, whose accesses `check` allowed, goes through the host's own `rep` at
+    /// `base + rdi` (and `base + rsi`); anything else (DF set, a page boundary inside an
+    /// element, a failed check) leaves before the instruction with `rcx`, `rsi` and `rdi`
+    /// counting the elements done, and the interpreter carries on from there, so faults
+    /// and the registers at them are its own. One instruction in both tiers.
+    fn rep_string(&mut self, k: u32, i: &Instruction) -> Emit {
+        use Mnemonic as M;
+        let movs = matches!(i.mnemonic(), M::Movsb | M::Movsw | M::Movsd | M::Movsq);
+        let stos = matches!(i.mnemonic(), M::Stosb | M::Stosw | M::Stosd | M::Stosq);
+        let size = i.memory_size().size() as u64;
+        if !(movs || stos)
+            || !matches!(size, 1 | 2 | 4 | 8)
+            || (movs && (i.op1_kind() != OpKind::MemorySegRSI || i.memory_segment() != Register::DS))
+        {
+            return Err(Unsupported);
+        }
+        let (c, di, si, ax) =
+            (Register::RCX.number(), Register::RDI.number(), Register::RSI.number(), Register::RAX.number());
+        let (used, written) = if movs { (vec![c, di, si], vec![c, di, si]) } else { (vec![c, di, ax], vec![c, di]) };
+        let map = self.plan(&used, &used, &written, &used)?;
+        self.sync_flags(self.live[k as usize])?;
+        self.bind(&map)?;
+        // Changed from here on: the exits store them as they are.
+        self.wrote(&map);
+        let fail = self.fallback(k);
+        let rflags = std::mem::offset_of!(Cpu, rflags);
+        self.a.test(dword_ptr(rbx + rflags), crate::cpu::flags::DF as i32)?;
+        self.a.jne(fail)?;
+        let (mut top, mut end) = (self.a.create_label(), self.a.create_label());
+        self.a.set_label(&mut top)?;
+        self.a.test(rcx, rcx)?;
+        self.a.je(end)?;
+        if movs {
+            self.a.mov(r15, rsi)?;
+            self.check(size, Need::Read, k)?;
+        }
+        self.a.mov(r15, rdi)?;
+        self.check(size, Need::Write, k)?;
+        // Elements left in the page(s): at least the first.
+        let page = PAGE_SIZE as i32;
+        self.a.mov(ebp, edi)?;
+        self.a.and(ebp, page - 1)?;
+        self.a.neg(ebp)?;
+        self.a.add(ebp, page)?;
+        if movs {
+            self.a.mov(r15d, esi)?;
+            self.a.and(r15d, page - 1)?;
+            self.a.neg(r15d)?;
+            self.a.add(r15d, page)?;
+            self.a.cmp(ebp, r15d)?;
+            self.a.cmova(ebp, r15d)?;
+        }
+        if size > 1 {
+            self.a.shr(ebp, size.trailing_zeros())?;
+        }
+        self.a.cmp(rbp, rcx)?;
+        self.a.cmova(rbp, rcx)?;
+        // rcx: this run's elements; r15: those left after it.
+        self.a.sub(rcx, rbp)?;
+        self.a.mov(r15, rcx)?;
+        self.a.mov(rcx, rbp)?;
+        self.a.add(rdi, r12)?;
+        if movs {
+            self.a.add(rsi, r12)?;
+        }
+        self.a.add_instruction(*i)?;
+        self.a.sub(rdi, r12)?;
+        if movs {
+            self.a.sub(rsi, r12)?;
+        }
+        self.a.mov(rcx, r15)?;
+        self.a.jmp(top)?;
+        self.a.set_label(&mut end)?;
+        self.host_flags = false;
+        Ok(())
+    }
+
     /// Stores the changed cached registers and empties the cache (for code that reads
     /// and writes `Cpu::gpr` itself).
     fn forget_cache(&mut self) -> Emit {
@@ -1328,6 +1493,31 @@ impl Emitter {
                 self.a.set_label(&mut nonzero)?;
                 (self.ctx_flags, self.host_flags) = flags;
                 self.exit_to(done, Some(on_nonzero))?;
+            }
+            _ if matches!(i.code(), Code::Loope_rel8_64_RCX | Code::Loopne_rel8_64_RCX) => {
+                // rcx less one, then taken when it is not zero and ZF is set (`loope`)
+                // or clear (`loopne`); the flags stay as they are.
+                let c = Register::RCX.number();
+                let map = self.plan(&[c], &[c], &[c], &[c])?;
+                if !self.host_flags {
+                    self.load_flags()?;
+                }
+                self.bind(&map)?;
+                self.a.lea(rcx, qword_ptr(rcx - 1))?;
+                self.wrote(&map);
+                self.flush()?;
+                let mut not_taken = self.a.create_label();
+                self.a.jrcxz(not_taken)?;
+                if i.mnemonic() == Mnemonic::Loope {
+                    self.a.jne(not_taken)?;
+                } else {
+                    self.a.je(not_taken)?;
+                }
+                let flags = (self.ctx_flags, self.host_flags);
+                self.exit_to(done, Some(i.near_branch_target()))?;
+                self.a.set_label(&mut not_taken)?;
+                (self.ctx_flags, self.host_flags) = flags;
+                self.exit_to(done, Some(i.next_ip()))?;
             }
             _ if direct && i.flow_control() == FlowControl::ConditionalBranch => {
                 if matches!(i.mnemonic(), Mnemonic::Loop | Mnemonic::Loope | Mnemonic::Loopne | Mnemonic::Jrcxz) {

@@ -60,15 +60,21 @@
 //!   access is made only at `base + addr` with `addr + size <= limit`, inside the data
 //!   mapping (the guard zone after it stays as a second line); instructions run through
 //!   `run_op` access memory through `Memory`'s own checked paths.
-//! - Coverage: an instruction the emitter does not re-encode (AVX, x87, string
-//!   instructions, division, bit tests, `cmpxchg`, undefined flags that are read, ...)
+//! - Coverage: besides re-encoded instructions, the emitter writes its own code for those
+//!   whose interpreter semantics the host instruction does not give by itself: `bsf`/`bsr`
+//!   (destination kept and other flags kept on a zero source, flags cleared otherwise),
+//!   `rep stos`/`rep movs` (`Emitter::rep_string`: the host's `rep` one checked page at a
+//!   time, the interpreter's for the rest of the string once a check fails), `loope`/
+//!   `loopne`. An instruction the emitter does not cover (AVX, x87, division, bit tests
+//!   of memory at a register offset, `cmpxchg` to a register, other string instructions,
+//!   undefined flags that are read, ...)
 //!   becomes a call of its interpreter handler (`run_op`) with the cached registers
 //!   stored first, unless it could tell the tiers apart or leave the block (control
 //!   transfers, system calls and other exits of the loop, `popf`, `rdtsc`, the compare
 //!   of a fused compare-and-branch); a trap in the handler leaves before the instruction
 //!   and the interpreter runs it again to the same trap. A block is translated up to
-//!   its first instruction neither covers (`loope`/`loopne`, 32-bit `loop`/`jecxz`, far
-//!   transfers, `syscall`...);
+//!   its first instruction neither covers (32-bit `loop`/`jecxz`, far transfers,
+//!   `syscall`...);
 //!   the translated prefix then leaves and the interpreter carries on from there. A
 //!   block is translated once it ran `HOT` times; blocks on writable pages are never
 //!   translated.
@@ -97,11 +103,17 @@
 //! 10 % in handlers `run_op` calls (AVX2 string functions of glibc: `vpbroadcastb`,
 //! `vpmovmskb`, `vmovdqu`, `vzeroupper`; `pcmpistri`; bit scans and tests; `cmpxchg`;
 //! `rep stos`), and the awk loop about a quarter in `run_op` handlers (`bt`, generic
-//! `alu`/`movzx` forms, `rep stos` of busybox's `xzalloc`).
+//! `alu`/`movzx` forms, `rep stos` of busybox's `xzalloc`). Counted by address (a
+//! temporary counter in `run_op`; `JitStats::handled` has the total), the awk loop's were `bt` of memory at an immediate
+//! offset (79 million in one run), `or`/`xor ah, imm` and `movzx eax, ah` (41 million:
+//! high byte registers were not renamed) and `rep stosb` (10 million); since then D
+//! re-encodes those (bit tests, `tzcnt`/`lzcnt`, `cmpxchg` to memory, `ah`/`ch`/`dh`),
+//! emits its own code for `bsf`/`bsr`, `rep stos`/`movs` and `loope`/`loopne`.
 //!
 //! Not done yet (see issue 17): AVX (VEX forms run through `run_op`: the guest's upper
-//! `ymm` halves live apart from `Cpu::xmm`), `rep` string instructions, bit tests,
-//! `cmpxchg`, bit scans, `div` (all through `run_op`); `loope`/`loopne`; patched direct
+//! `ymm` halves live apart from `Cpu::xmm`; in the shell loop glibc's AVX2 `strchr`/
+//! `memchr` are most of what `run_op` still runs), `pcmpistri`, `rep` string
+//! instructions other than forward `stos`/`movs`, `div` (all through `run_op`); patched direct
 //! jumps (a direct exit still compares its target with two table slots and jumps
 //! through one); a per-site inline cache for returns (they share `chain`'s indirect
 //! jump, which the host predicts poorly); loading the guest's flags without `popf`;
@@ -129,9 +141,12 @@ use crate::memory::Memory;
 /// # Safety
 /// `cpu` and `op` are valid and `env` is the `Env` of the running `Jit::run`, whose
 /// `mem` is the run's `&mut Memory`, not otherwise accessed meanwhile.
-unsafe extern "sysv64" fn run_op(cpu: *mut Cpu, env: *const Env, op: *const Op) -> u64 {
+unsafe extern "sysv64" fn run_op(cpu: *mut Cpu, env: *mut Env, op: *const Op) -> u64 {
     // SAFETY: as the function's contract says; translated code calls it only there.
-    let (cpu, mem, op) = unsafe { (&mut *cpu, &mut *(*env).mem, &*op) };
+    let (cpu, env, op) = unsafe { (&mut *cpu, &mut *env, &*op) };
+    env.handled += 1;
+    // SAFETY: `env.mem` is the run's `&mut Memory` (the contract).
+    let mem = unsafe { &mut *env.mem };
     match (op.exec)(cpu, mem, op) {
         Err(_) => 1,
         Ok(()) if !mem.dirty_code.is_empty() => 2,
@@ -205,6 +220,8 @@ struct Env {
     early: u64,
     /// Blocks entered through `chain` (indirect exits).
     chained: u64,
+    /// Instructions run through `run_op`.
+    handled: u64,
     /// For `run_op`.
     mem: *mut Memory,
 }
@@ -252,6 +269,8 @@ pub struct JitStats {
     /// Times it left before the end of a block (uncovered instruction or failed access
     /// check).
     pub early_exits: u64,
+    /// Instructions translated code ran through the interpreter's handlers (`run_op`).
+    pub handled: u64,
 }
 
 enum Arena {
@@ -340,7 +359,7 @@ impl Jit {
         }
         let enter = self.stubs?.enter;
         let (base, perm, limit) = mem.jit_view();
-        let mut env = Env { base, perm, limit, left: remaining, early: 0, chained: 0, mem };
+        let mut env = Env { base, perm, limit, left: remaining, early: 0, chained: 0, handled: 0, mem };
         // SAFETY: `enter` and `entry` point into the arena's executable mapping, at the
         // stubs and at code `emit` produced for this block in the current generation
         // (the arena is only reset after bumping `gen` and emptying `table`); so do the
@@ -356,6 +375,7 @@ impl Jit {
         }
         self.stats.entries += 1;
         self.stats.chained += env.chained;
+        self.stats.handled += env.handled;
         let early = env.early != 0;
         self.stats.early_exits += early as u64;
         Some((remaining - env.left, early))
