@@ -132,6 +132,7 @@ fn builtin_seeds(target: &str) -> Vec<Vec<u8>> {
             // a call and a system call.
             let mut v = vec![0u8];
             v.extend(std::iter::repeat_n(0x80u8, 8 + 16 * 8));
+            v.extend_from_slice(&[0x80, 0x1f]); // MXCSR
             v.extend_from_slice(&[
                 0x48, 0x01, 0xd8, // add rax, rbx
                 0x48, 0x8b, 0x0e, // mov rcx, [rsi]
