@@ -927,8 +927,12 @@ pub struct RunRecord {
 
 /// Runs a generated program on a fresh kernel of [`base_vfs`] as `/bin/fuzz`.
 pub fn run_syscall_program(elf: &[u8]) -> RunRecord {
+    run_syscall_program_on(base_vfs(), elf)
+}
+
+/// [`run_syscall_program`] on the tree `vfs`.
+pub fn run_syscall_program_on(vfs: Vfs, elf: &[u8]) -> RunRecord {
     share_decoded_code();
-    let vfs = base_vfs();
     let ctx = CallCtx { pid: 0, uid: 0, gid: 0, umask: 0 };
     let mut root = vfs.clone();
     let file = root.open(b"/bin/fuzz", O_CREAT | O_WRONLY | 0o755, &ctx).expect("create");
@@ -1109,6 +1113,13 @@ fn host_entries(dir: &std::path::Path) -> Vec<String> {
     v
 }
 
+/// What a guest sees in the whole tree (see `snapshot`).
+pub fn guest_tree(vfs: &Vfs) -> Vec<(Vec<u8>, u16, Vec<u8>)> {
+    let mut out = Vec::new();
+    snapshot(vfs, b"/", 0, &mut out);
+    out
+}
+
 /// What a guest sees at `path` (recursively): types, file contents, link targets, listings.
 fn snapshot(vfs: &Vfs, path: &[u8], depth: usize, out: &mut Vec<(Vec<u8>, u16, Vec<u8>)>) {
     let ctx = CallCtx { pid: 0, uid: 0, gid: 0, umask: 0 };
@@ -1174,9 +1185,7 @@ pub fn overlay(data: &[u8]) {
     if vfs.overlay_error().is_none() {
         let again = base_vfs();
         again.attach_overlay(&layer).expect("an overlay warden wrote must load");
-        let (mut a, mut b) = (Vec::new(), Vec::new());
-        snapshot(&vfs, b"/", 0, &mut a);
-        snapshot(&again, b"/", 0, &mut b);
+        let (a, b) = (guest_tree(&vfs), guest_tree(&again));
         assert_eq!(a.len(), b.len(), "reloaded tree differs in size");
         for (x, y) in a.iter().zip(&b) {
             assert_eq!(x, y, "reloaded tree differs");
