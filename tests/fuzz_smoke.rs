@@ -132,6 +132,7 @@ fn builtin_seeds(target: &str) -> Vec<Vec<u8>> {
             // a call and a system call.
             let mut v = vec![0u8];
             v.extend(std::iter::repeat_n(0x80u8, 8 + 16 * 8));
+            v.extend_from_slice(&[0x80, 0x1f]); // MXCSR
             v.extend_from_slice(&[
                 0x48, 0x01, 0xd8, // add rax, rbx
                 0x48, 0x8b, 0x0e, // mov rcx, [rsi]
@@ -300,6 +301,30 @@ fn call_record(int80: bool, nr: usize, args: [(u8, &[u8]); 6]) -> Vec<u8> {
     v
 }
 
+/// Input: `open("/tmp/f", O_CREAT | O_WRONLY)`, then `write(that fd, "/etc/passwd", 11)`.
+fn write_tmp_f() -> Vec<u8> {
+    use warden_abi::{SYS_OPEN, SYS_WRITE};
+    assert_eq!((harness::PATHS[2], harness::PATHS[4]), (&b"/tmp/f"[..], &b"/etc/passwd"[..]));
+    let none: (u8, &[u8]) = (0, &[]);
+    let mut input = vec![0u8; 128];
+    // Kinds: 24/25 the address/length of PATHS[2], 9 FLAGS[0] (create, write), 8 the last
+    // result, 44 the address of PATHS[4], 3 + u16 a small number.
+    input.extend(call_record(false, SYS_OPEN, [(24, &[]), (25, &[]), (9, &[]), none, none, none]));
+    input.extend(call_record(false, SYS_WRITE, [(8, &[]), (44, &[]), (3, &[11, 0]), none, none, none]));
+    input
+}
+
+/// Input: `open("/tmp/f")`, `read(that fd, scratch, 100)`, `write(1, scratch, what was read)`.
+fn show_tmp_f() -> Vec<u8> {
+    use warden_abi::{SYS_OPEN, SYS_READ, SYS_WRITE};
+    let none: (u8, &[u8]) = (0, &[]);
+    let mut input = vec![0u8; 128];
+    input.extend(call_record(false, SYS_OPEN, [(24, &[]), (25, &[]), (79, &[]), none, none, none]));
+    input.extend(call_record(false, SYS_READ, [(8, &[]), (1, &[0, 0]), (3, &[100, 0]), none, none, none]));
+    input.extend(call_record(false, SYS_WRITE, [(10, &[]), (1, &[0, 0]), (8, &[]), none, none, none]));
+    input
+}
+
 /// The generated programs' call loop makes the calls the records describe, through both
 /// gates, with path strings, scratch pointers and earlier results as arguments:
 /// `open("/etc/passwd")`, `read(that fd, scratch, 100)`, then `write(1, scratch, what was
@@ -324,33 +349,34 @@ fn syscall_programs_make_the_recorded_calls() {
 
 /// What ran before on a thread does not change a run: the decoded code the kernel targets
 /// share between runs (`share_decoded_code`) gives each program exactly what decoding it
-/// afresh would. Each committed seed run on a fresh thread must give the same record as
-/// after every other seed on one thread.
+/// afresh would, and each run starts from its own copy of the base tree. Each committed
+/// seed run on a fresh thread must give the same record and leave the same tree as after
+/// every other seed on one thread.
 #[test]
 fn kernel_target_runs_do_not_depend_on_earlier_inputs() {
     for (target, program) in [
         ("syscalls", harness::syscall_program as fn(&[u8]) -> Vec<u8>),
         ("linux_syscalls", harness::linux_syscall_program),
     ] {
-        let seeds: Vec<Vec<u8>> = files_in(&fuzz_dir().join("corpus").join(target), "seed-")
+        let mut seeds: Vec<Vec<u8>> = files_in(&fuzz_dir().join("corpus").join(target), "seed-")
             .into_iter()
             .map(|(_, data)| program(&data))
             .collect();
         assert!(seeds.len() >= 2, "{target} has committed seeds");
+        if target == "syscalls" {
+            // One writes /tmp/f, the other shows what /tmp/f holds (nothing on a fresh tree).
+            seeds.push(harness::syscall_program(&write_tmp_f()));
+            seeds.push(harness::syscall_program(&show_tmp_f()));
+        }
         let fresh: Vec<_> = seeds
             .iter()
             .map(|elf| {
                 let elf = elf.clone();
-                std::thread::spawn(move || format!("{:?}", harness::run_syscall_program(&elf))).join().unwrap()
+                std::thread::spawn(move || run_and_tree(&elf)).join().unwrap()
             })
             .collect();
         let after_others = std::thread::spawn(move || {
-            seeds
-                .iter()
-                .rev()
-                .chain(&seeds)
-                .map(|elf| format!("{:?}", harness::run_syscall_program(elf)))
-                .collect::<Vec<_>>()
+            seeds.iter().rev().chain(&seeds).map(|elf| run_and_tree(elf)).collect::<Vec<_>>()
         })
         .join()
         .unwrap();
@@ -360,4 +386,11 @@ fn kernel_target_runs_do_not_depend_on_earlier_inputs() {
             assert_eq!(run, &after_others[n + i], "{target} seed {i}, after all seeds");
         }
     }
+}
+
+/// A run of a generated program and the tree it left, as text.
+fn run_and_tree(elf: &[u8]) -> String {
+    let vfs = harness::base_vfs();
+    let run = harness::run_syscall_program_on(vfs.clone(), elf);
+    format!("{run:?} {:?}", harness::guest_tree(&vfs))
 }

@@ -746,6 +746,51 @@ fn direct_exits_chain_without_the_run_loop() {
     assert_eq!(counts[0], counts[1]);
 }
 
+/// `set_jit_threshold`: at 0 a block is translated the first time it runs; at the default
+/// a block that runs once stays in the interpreter.
+#[test]
+fn threshold_zero_translates_on_the_first_run() {
+    // add rax, 1; syscall
+    let code = [0x48, 0x83, 0xc0, 0x01, 0x0f, 0x05];
+    for (threshold, translated) in [(None, 0), (Some(0), 1)] {
+        let mut s = space(&code, &[0; 0x2000]);
+        if let Some(n) = threshold {
+            s.set_jit_threshold(n);
+        }
+        let mut cpu = Cpu::new();
+        cpu.rip = CODE;
+        let exit = cpu.run(&mut s, 100);
+        assert!(matches!(exit, Exit::Syscall(_)), "{exit:?}");
+        assert_eq!((cpu.gpr[0], s.jit_stats().blocks_translated), (1, translated), "threshold {threshold:?}");
+    }
+}
+
+/// `enter` with a nesting level, frame pointers read from just below a misaligned `rbp`
+/// (overlapping the frame it writes) and a fault at the final stack pointer: the frame is
+/// written once, as by the interpreter (translated code used to call its handler, which
+/// wrote the frame and trapped, and the interpreter then ran it again over the changed
+/// memory). Found by the `jit` fuzz target.
+#[test]
+fn enter_that_faults_after_writing_its_frame_writes_it_once() {
+    // add rax, 1; enter 0x8000, 27; syscall
+    let code = [0x48, 0x83, 0xc0, 0x01, 0xc8, 0x00, 0x80, 0x1b, 0x0f, 0x05];
+    let mut results = Vec::new();
+    for tier in [Tier::Interp, Tier::Jit] {
+        let data: Vec<u8> = (0..0x2000u32).map(|k| (k * 7 + 3) as u8).collect();
+        let mut s = space(&code, &data);
+        s.set_jit_threshold(0);
+        let mut cpu = Cpu::new();
+        cpu.tier = tier;
+        cpu.rip = CODE;
+        cpu.gpr[4] = DATA + 0x1000;
+        cpu.gpr[5] = DATA + 0x1000 - 3;
+        let exit = cpu.run(&mut s, 100);
+        assert!(matches!(exit, Exit::PageFault { .. }), "{tier}: {exit:?}");
+        results.push((state(&cpu), dump(&s)));
+    }
+    assert!(results[0] == results[1], "the tiers differ");
+}
+
 /// Bit tests, bit scans, `cmpxchg` to memory, high byte registers, `rep stos`, `rep movs`
 /// and `loopne` run as translated code (no early exits to the interpreter once hot), with
 /// the interpreter's results.

@@ -345,14 +345,45 @@ fn same_page(page: &[u8], prefix: &[u8]) -> bool {
 
 // --- jit -------------------------------------------------------------------------------------
 
-/// The translation tier against the interpreter (issue 17): random code and registers (the
-/// layout of `interp`'s input, with 8 more bytes of budget slices after the flag byte) run
-/// under both tiers, each in its own address space, in the same budget slices. After every
-/// exit the exit, the general and vector registers, `rip`, the instruction count, the
-/// flags (the status flags only at system calls: elsewhere one the code overwrites before
-/// reading it may differ, see `emu::jit`) and the data pages must agree. The code runs from
-/// its start for 24 rounds, so its blocks get hot and are translated. Flag bit 0 maps the
-/// code writable (self-modifying code, which stays in the interpreter).
+/// Where the `jit` target's writable data ends and its read-only page begins.
+const JIT_EDGE: u64 = INTERP_DATA + INTERP_DATA_LEN;
+
+/// The `jit` target's two address spaces (interpreter side, translator side), kept across
+/// inputs and reset after each, as `interp` keeps its one, and how their code is mapped.
+struct JitSpaces {
+    interp: AddressSpace,
+    jit: AddressSpace,
+    /// Length and permissions of the code mapping (remapped only when they change: a map
+    /// costs an `madvise` and a page fault).
+    code: (u64, Perm),
+}
+
+thread_local! {
+    static JIT_SPACES: RefCell<Option<JitSpaces>> = const { RefCell::new(None) };
+}
+
+/// The translation tier against the interpreter (issue 17): random code and registers run
+/// under both tiers, each in its own address space, in the same budget slices; after every
+/// exit the exit, the general, vector and x87 registers, `rip`, `fs`/`gs` bases, MXCSR, the
+/// instruction count, the flags (the status flags only at system calls: elsewhere one the
+/// code overwrites before reading it may differ, see `emu::jit`) and every mapped page
+/// (code, data, read-only) must agree.
+///
+/// Input: one flag byte, 8 bytes of budget slices, 16 register seeds (as in `interp`, and a
+/// seed with its top two bits set points within 16 bytes of the end of the writable data,
+/// `rsp` too, so accesses and pushes straddle the read-only page), MXCSR (2 bytes:
+/// rounding, FTZ/DAZ, exception masks; an unmasked exception leaves the translated code
+/// for the interpreter, which raises it), then code. Flag bit 0 maps the
+/// code writable (self-modifying code, which stays in the interpreter); bits 2-3 pick the
+/// translator's threshold (0, 0, 1 or 4 executions: mostly translated from the first run,
+/// sometimes after a few interpreted ones). The code runs from its start for the threshold
+/// plus 2 rounds of up to 8 slices of 1-1,024 instructions, so every block runs translated
+/// at least twice (the second time through the chaining table). The code pages past the
+/// code and 16 zero bytes hold `hlt` (a clean end), not a sled of `add [rax], al`.
+///
+/// Cost per input: both spaces are kept and reset (code rewritten, code caches and
+/// translations flushed so no input sees another's, data pages the run wrote zeroed); the
+/// pages are compared in place (one `memcmp` of 68 KiB per exit), not copied.
 pub fn jit(data: &[u8]) {
     let mut b = Bytes::new(data);
     let flags = b.u8();
@@ -361,51 +392,79 @@ pub fn jit(data: &[u8]) {
     for s in &mut seeds {
         *s = b.u64();
     }
+    let mxcsr = u32::from(b.u16()) & emu::cpu::MXCSR_MASK;
     let code = b.rest();
     let code_perm = if flags & 1 != 0 { Perm::RWX } else { Perm::RX };
     let code_len = (code.len() as u64 + 16).div_ceil(emu::PAGE_SIZE).max(1) * emu::PAGE_SIZE;
     let code_len = code_len.min(INTERP_DATA - INTERP_CODE);
     let code = &code[..code.len().min(code_len as usize)];
-    let setup = |tier: emu::Tier| -> Option<(Cpu, AddressSpace)> {
-        let mut space = interp_space()?;
-        space.mem.map(GuestAddress(INTERP_CODE), code_len, code_perm).expect("map code");
-        space.mem.write_raw(GuestAddress(INTERP_CODE), code).expect("write code");
+    let hot = [0, 0, 1, 4][usize::from(flags >> 2 & 3)];
+    let kept = JIT_SPACES.with(|k| k.borrow_mut().take());
+    let fresh = || Some(JitSpaces { interp: interp_space()?, jit: interp_space()?, code: (0, Perm::NONE) });
+    let Some(JitSpaces { interp: mut sa, jit: mut sj, code: mapped }) = kept.or_else(fresh) else { return };
+    let mut fill = code.to_vec();
+    fill.resize(code.len() + 16, 0);
+    fill.resize(code_len as usize, 0xf4); // hlt
+    let cpu = |tier: emu::Tier| {
         let mut cpu = Cpu::new();
         cpu.tier = tier;
         for (i, &s) in seeds.iter().enumerate() {
-            cpu.gpr[i] = if s >> 63 != 0 { INTERP_DATA + (s & (INTERP_DATA_LEN - 1)) } else { s };
+            cpu.gpr[i] = match s >> 62 {
+                3 => JIT_EDGE - 16 + (s & 31),
+                2 => INTERP_DATA + (s & (INTERP_DATA_LEN - 1)),
+                _ => s,
+            };
             cpu.xmm[i] = u128::from(s) << 64 | u128::from(s.rotate_left(17));
+            cpu.ymm_hi[i] = u128::from(s.rotate_left(31)) << 64 | u128::from(!s);
         }
-        cpu.gpr[reg::RSP] = INTERP_DATA + INTERP_DATA_LEN / 2 + (seeds[reg::RSP] & 0xff8);
+        if seeds[reg::RSP] >> 62 != 3 {
+            cpu.gpr[reg::RSP] = INTERP_DATA + INTERP_DATA_LEN / 2 + (seeds[reg::RSP] & 0xff8);
+        }
+        cpu.rip = INTERP_CODE;
+        cpu.mxcsr = mxcsr;
         cpu.set_rflags(seeds[0].rotate_left(7));
-        Some((cpu, space))
+        cpu
     };
-    let (Some((mut a, mut sa)), Some((mut j, mut sj))) = (setup(emu::Tier::Interp), setup(emu::Tier::Jit)) else {
-        return;
-    };
-    let data_pages = |s: &AddressSpace| {
-        let mut v = vec![0u8; (INTERP_DATA_LEN + 0x1000) as usize];
-        s.mem.read_raw(GuestAddress(INTERP_DATA), &mut v).expect("read data");
-        v
-    };
+    for space in [&mut sa, &mut sj] {
+        space.flush_code();
+        space.set_jit_threshold(hot);
+        if mapped != (code_len, code_perm) {
+            space.mem.map(GuestAddress(INTERP_CODE), code_len, code_perm).expect("map code");
+            space.mem.unmap(GuestAddress(INTERP_CODE + code_len), INTERP_DATA - INTERP_CODE - code_len).expect("unmap");
+        }
+        space.mem.write_raw(GuestAddress(INTERP_CODE), &fill).expect("write code");
+    }
+    let (mut a, mut j) = (cpu(emu::Tier::Interp), cpu(emu::Tier::Jit));
     let status = emu::flags::STATUS;
     let mut step = 0u32;
-    for round in 0..24 {
+    for round in 0..hot + 2 {
         a.rip = INTERP_CODE;
         j.rip = INTERP_CODE;
-        for _ in 0..16 {
+        for _ in 0..8 {
             let slice = 1 + (slices.rotate_left(step * 5) & 0x3ff);
             step += 1;
             let (ea, ej) = (a.run(&mut sa, slice), j.run(&mut sj, slice));
-            let ctx = format!("round {round} step {step} slice {slice}");
-            assert_eq!(ea, ej, "exit, {ctx}");
+            assert_eq!(ea, ej, "exit, round {round} step {step} slice {slice}");
             if !matches!(ea, Exit::Syscall(_)) {
-                assert_eq!(a.rflags & !status, j.rflags & !status, "rflags, {ctx}");
+                assert_eq!(a.rflags & !status, j.rflags & !status, "rflags, round {round} step {step}");
                 j.rflags = a.rflags;
             }
-            assert_eq!((a.gpr, a.rip, a.rflags, a.icount), (j.gpr, j.rip, j.rflags, j.icount), "state, {ctx}");
-            assert_eq!((a.xmm, a.ymm_hi, a.mxcsr), (j.xmm, j.ymm_hi, j.mxcsr), "vector state, {ctx}");
-            assert!(data_pages(&sa) == data_pages(&sj), "data pages, {ctx}");
+            assert_eq!(
+                (a.gpr, a.rip, a.rflags, a.icount, a.fs_base, a.gs_base),
+                (j.gpr, j.rip, j.rflags, j.icount, j.fs_base, j.gs_base),
+                "state, round {round} step {step} slice {slice}"
+            );
+            assert_eq!(
+                (a.xmm, a.ymm_hi, a.mxcsr),
+                (j.xmm, j.ymm_hi, j.mxcsr),
+                "vector state, round {round} step {step}"
+            );
+            assert_eq!(a.x87, j.x87, "x87 state, round {round} step {step}");
+            let (pa, pj) = (jit_pages(&sa, code_len), jit_pages(&sj, code_len));
+            if pa != pj {
+                let first = |k: usize| pa[k].iter().zip(pj[k]).position(|(x, y)| x != y);
+                panic!("memory differs (code at {:?}, data at {:?}), round {round} step {step}", first(0), first(1));
+            }
             match ea {
                 Exit::BudgetExhausted => {}
                 Exit::Syscall(_) | Exit::Interrupt(_) | Exit::Breakpoint | Exit::Debug => {
@@ -416,6 +475,23 @@ pub fn jit(data: &[u8]) {
             }
         }
     }
+    // Both sides agree (checked above): zero the data pages the run wrote, on both.
+    for page in (INTERP_DATA..INTERP_DATA + INTERP_DATA_LEN + 0x1000).step_by(emu::PAGE_SIZE as usize) {
+        if !same_page(sa.mem.slice(GuestAddress(page), emu::PAGE_SIZE).expect("data is readable"), &[]) {
+            assert!(page < INTERP_DATA + INTERP_DATA_LEN, "the read-only page changed");
+            for space in [&mut sa, &mut sj] {
+                space.mem.fill_raw(GuestAddress(page), emu::PAGE_SIZE, 0).expect("reset a data page");
+            }
+        }
+    }
+    JIT_SPACES.with(|k| *k.borrow_mut() = Some(JitSpaces { interp: sa, jit: sj, code: (code_len, code_perm) }));
+}
+
+/// The mapped pages of a `jit` space: the code, then the data and the read-only page.
+fn jit_pages(s: &AddressSpace, code_len: u64) -> [&[u8]; 2] {
+    let code = s.mem.slice(GuestAddress(INTERP_CODE), code_len).expect("the code is readable");
+    let data = s.mem.slice(GuestAddress(INTERP_DATA), INTERP_DATA_LEN + 0x1000).expect("the data is readable");
+    [code, data]
 }
 
 // --- elf -------------------------------------------------------------------------------------
@@ -851,8 +927,12 @@ pub struct RunRecord {
 
 /// Runs a generated program on a fresh kernel of [`base_vfs`] as `/bin/fuzz`.
 pub fn run_syscall_program(elf: &[u8]) -> RunRecord {
+    run_syscall_program_on(base_vfs(), elf)
+}
+
+/// [`run_syscall_program`] on the tree `vfs`.
+pub fn run_syscall_program_on(vfs: Vfs, elf: &[u8]) -> RunRecord {
     share_decoded_code();
-    let vfs = base_vfs();
     let ctx = CallCtx { pid: 0, uid: 0, gid: 0, umask: 0 };
     let mut root = vfs.clone();
     let file = root.open(b"/bin/fuzz", O_CREAT | O_WRONLY | 0o755, &ctx).expect("create");
@@ -1033,6 +1113,13 @@ fn host_entries(dir: &std::path::Path) -> Vec<String> {
     v
 }
 
+/// What a guest sees in the whole tree (see `snapshot`).
+pub fn guest_tree(vfs: &Vfs) -> Vec<(Vec<u8>, u16, Vec<u8>)> {
+    let mut out = Vec::new();
+    snapshot(vfs, b"/", 0, &mut out);
+    out
+}
+
 /// What a guest sees at `path` (recursively): types, file contents, link targets, listings.
 fn snapshot(vfs: &Vfs, path: &[u8], depth: usize, out: &mut Vec<(Vec<u8>, u16, Vec<u8>)>) {
     let ctx = CallCtx { pid: 0, uid: 0, gid: 0, umask: 0 };
@@ -1098,9 +1185,7 @@ pub fn overlay(data: &[u8]) {
     if vfs.overlay_error().is_none() {
         let again = base_vfs();
         again.attach_overlay(&layer).expect("an overlay warden wrote must load");
-        let (mut a, mut b) = (Vec::new(), Vec::new());
-        snapshot(&vfs, b"/", 0, &mut a);
-        snapshot(&again, b"/", 0, &mut b);
+        let (a, b) = (guest_tree(&vfs), guest_tree(&again));
         assert_eq!(a.len(), b.len(), "reloaded tree differs in size");
         for (x, y) in a.iter().zip(&b) {
             assert_eq!(x, y, "reloaded tree differs");

@@ -251,6 +251,13 @@ impl AddressSpace {
         self.code.len()
     }
 
+    /// Sets how many times a block runs in the interpreter before it is translated
+    /// (default 16; 0 translates a block the first time it runs). For tests and the
+    /// differential fuzz target, which want translated code without warming up.
+    pub fn set_jit_threshold(&mut self, executions: u32) {
+        self.jit.hot = executions;
+    }
+
     /// What the translation tier did in this space so far.
     pub fn jit_stats(&self) -> JitStats {
         self.jit.stats

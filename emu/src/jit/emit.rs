@@ -1017,14 +1017,21 @@ impl Emitter {
     /// for an instruction that cannot leave the block or tell translated code from
     /// interpreted: not a control transfer, a way out of the loop, `popf` (single
     /// steps), `rdtsc`/`rdtscp` (read `Cpu::icount`, which translated code updates only
-    /// when it returns), nor the compare of a fused compare-and-branch (its op branches).
+    /// when it returns), nor the compare of a fused compare-and-branch (its op branches),
+    /// nor `enter` (a trap in a handler has the interpreter run the instruction again from
+    /// the state the handler left, but `enter` with a nesting level may fault after copying
+    /// frame pointers over memory it reads them from, so a second run writes other values:
+    /// found by the `jit` fuzz target).
     fn call_op(&mut self, k: u32, op: &Op, fused: bool) -> Emit {
         use Mnemonic as M;
         let i = &op.insn;
         if fused
             || i.flow_control() != FlowControl::Next
             || crate::block::leaves_loop(i)
-            || matches!(i.mnemonic(), M::Popf | M::Popfq | M::Popfd | M::Rdtsc | M::Rdtscp | M::Rdpid | M::Iretq)
+            || matches!(
+                i.mnemonic(),
+                M::Popf | M::Popfq | M::Popfd | M::Rdtsc | M::Rdtscp | M::Rdpid | M::Iretq | M::Enter
+            )
         {
             return Err(Unsupported);
         }

@@ -76,7 +76,8 @@
 //!   its first instruction neither covers (32-bit `loop`/`jecxz`, far transfers,
 //!   `syscall`...);
 //!   the translated prefix then leaves and the interpreter carries on from there. A
-//!   block is translated once it ran `HOT` times; blocks on writable pages are never
+//!   block is translated once it ran `HOT` times (`AddressSpace::set_jit_threshold`
+//!   changes that, for the differential fuzz target); blocks on writable pages are never
 //!   translated.
 //! - Invalidation: a translation belongs to its code-cache block and dies with it (the
 //!   cache drops blocks when their pages are written, unmapped or re-protected); the ops
@@ -184,7 +185,7 @@ impl std::str::FromStr for Tier {
     }
 }
 
-/// Executions after which a block is translated.
+/// Executions after which a block is translated (the default of `Jit::hot`).
 const HOT: u32 = 16;
 /// Size of the executable arena; when full, every translation is dropped.
 const ARENA: usize = 16 << 20;
@@ -288,6 +289,8 @@ pub(crate) struct Jit {
     gen: u32,
     /// Translated blocks by guest address, for block exits and `Stubs::chain`.
     table: Box<[Set]>,
+    /// Executions after which a block is translated (`HOT` unless a test changed it).
+    pub hot: u32,
     pub stats: JitStats,
 }
 
@@ -300,6 +303,7 @@ impl Jit {
             stubs: None,
             gen: 1,
             table: Vec::new().into_boxed_slice(),
+            hot: HOT,
             stats: JitStats::default(),
         }
     }
@@ -341,11 +345,11 @@ impl Jit {
             Some(_) => self.translate(block, cpu, mem)?,
             None => {
                 let hits = block.jit.hits.get();
-                if hits > HOT {
+                if hits > self.hot {
                     return None;
                 }
                 block.jit.hits.set(hits + 1);
-                if hits < HOT {
+                if hits < self.hot {
                     return None;
                 }
                 self.translate(block, cpu, mem)?
