@@ -502,11 +502,22 @@ impl Memory {
         if start == end {
             return Ok(());
         }
-        self.drop_cow(start, end);
-        self.zero_pages(start, end)?;
-        for page in start >> PAGE_SHIFT..end >> PAGE_SHIFT {
-            self.note_code_page(page);
-            self.set_perm_byte(page, 0);
+        // Only the mapped parts hold anything to undo (permission bytes are zero outside the
+        // regions): a guest may unmap a huge range holding a few pages.
+        let mapped: Vec<(u64, u64)> = self
+            .regions
+            .range(..end)
+            .rev()
+            .take_while(|(_, &e)| e > start)
+            .map(|(&s, &e)| (s.max(start), e.min(end)))
+            .collect();
+        for (s, e) in mapped {
+            self.drop_cow(s, e);
+            self.zero_pages(s, e)?;
+            for page in s >> PAGE_SHIFT..e >> PAGE_SHIFT {
+                self.note_code_page(page);
+                self.set_perm_byte(page, 0);
+            }
         }
         self.remove_region(start, end);
         Ok(())
@@ -1375,6 +1386,27 @@ mod tests {
         );
         assert_eq!(m.find_free(GuestAddress(0x1000), 0x1000), Some(GuestAddress(0x2000)));
         assert_eq!(m.find_free(GuestAddress(0x1000), 0x2000), Some(GuestAddress(0x4000)));
+    }
+
+    #[test]
+    fn unmapping_a_huge_range_undoes_only_its_mapped_parts() {
+        let mut m = mem();
+        m.map(GuestAddress(0x1000), 0x3000, Perm::RW).unwrap();
+        m.map(GuestAddress(0x10_0000), 0x1000, Perm::RW).unwrap();
+        m.write(GuestAddress(0x1000), b"keep").unwrap();
+        m.write(GuestAddress(0x2000), b"gone").unwrap();
+        let mut child = m.fork().unwrap();
+        // From inside the first region to the end of the space: a partial region and a whole one.
+        child.unmap(GuestAddress(0x2000), child.limit() - 0x2000).unwrap();
+        assert_eq!(child.regions().collect::<Vec<_>>(), vec![(GuestAddress(0x1000), GuestAddress(0x2000))]);
+        assert_eq!(child.read_u32(0x2000), Err(Trap::PageFault));
+        assert_eq!(child.read_u32(0x10_0000), Err(Trap::PageFault));
+        assert_eq!(child.read_u32(0x1000).unwrap(), u32::from_le_bytes(*b"keep"));
+        child.map(GuestAddress(0x2000), 0x1000, Perm::RW).unwrap();
+        assert_eq!(child.read_u32(0x2000).unwrap(), 0);
+        // The parent's copy-on-write pages are untouched.
+        assert_eq!(m.read_u32(0x2000).unwrap(), u32::from_le_bytes(*b"gone"));
+        assert_eq!(m.regions().count(), 2);
     }
 
     #[test]
