@@ -848,3 +848,22 @@ fn bit_string_and_loop_instructions_are_translated() {
     }
     assert!(out[0] == out[1], "the tiers differ");
 }
+
+/// A translated jump to `u64::MAX` (the key empty chaining-table slots used to hold) is a
+/// page fault in both tiers; translated code used to match an empty slot and jump to host
+/// address 0. Found by the `jit` fuzz target.
+#[test]
+fn a_jump_to_the_last_address_faults_in_both_tiers() {
+    // mov rax, -1; jmp rax
+    let code = [0x48, 0xc7, 0xc0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xe0];
+    for tier in [Tier::Interp, Tier::Jit] {
+        let mut s = space(&code, &[0; 0x2000]);
+        s.set_jit_threshold(0);
+        let mut cpu = Cpu::new();
+        cpu.tier = tier;
+        cpu.rip = CODE;
+        let exit = cpu.run(&mut s, 100);
+        assert!(matches!(exit, Exit::PageFault { addr: u64::MAX, .. }), "{tier}: {exit:?}");
+        assert_eq!((cpu.rip, cpu.icount), (u64::MAX, 2), "{tier}");
+    }
+}

@@ -228,8 +228,10 @@ struct Env {
 }
 
 /// A slot of the chaining table: a translated block the generated code may jump to.
-/// `rip` is the block's guest address; an empty slot holds `EMPTY`, which no block's
-/// address equals (it lies beyond any guest memory's limit).
+/// `rip` is the block's guest address; an empty slot holds `empty(its set)`, keyed with an
+/// address of another set, so that no address looked up in its own set matches it (with
+/// one key for all, `u64::MAX`, a guest jump to that address matched an empty slot and
+/// jumped to host address 0: found by the `jit` fuzz target, as issue 22 in the code cache).
 #[repr(C)]
 #[derive(Clone, Copy)]
 struct Slot {
@@ -242,13 +244,18 @@ struct Slot {
 #[derive(Clone, Copy)]
 struct Set([Slot; 2]);
 
-const EMPTY: Slot = Slot { rip: u64::MAX, host: 0 };
+/// The empty slot of set `s` (see `Slot`).
+fn empty(s: usize) -> Slot {
+    Slot { rip: if s == set(u64::MAX) { u64::MAX - 1 } else { u64::MAX }, host: 0 }
+}
+
+const _: () = assert!(set(u64::MAX) != set(u64::MAX - 1));
 
 const _: () = assert!(std::mem::size_of::<Set>() == SET_BYTES);
 
 /// The set of guest address `rip` (as the generated code computes it): bits of the
 /// middle of a product, which every bit of the address below bit 40 reaches.
-fn set(rip: u64) -> usize {
+const fn set(rip: u64) -> usize {
     ((rip ^ (rip >> 23)).wrapping_mul(HASH as u64) >> 17) as usize & ((1 << SET_BITS) - 1)
 }
 
@@ -316,7 +323,9 @@ impl Jit {
     }
 
     fn clear_table(&mut self) {
-        self.table.fill(Set([EMPTY; 2]));
+        for (s, ways) in self.table.iter_mut().enumerate() {
+            *ways = Set([empty(s); 2]);
+        }
     }
 
     /// Unlinks the blocks starting at `starts` (the code cache dropped them), so that no
@@ -325,7 +334,7 @@ impl Jit {
         for rip in starts.drain(..) {
             if let Some(Set(ways)) = self.table.get_mut(set(rip)) {
                 for w in ways.iter_mut().filter(|w| w.rip == rip) {
-                    *w = EMPTY;
+                    *w = empty(set(rip));
                 }
             }
         }
@@ -424,7 +433,8 @@ impl Jit {
             self.gen = self.gen.wrapping_add(1);
             self.used = 0;
             self.stubs = None;
-            self.table = vec![Set([EMPTY; 2]); 1 << SET_BITS].into_boxed_slice();
+            self.table = vec![Set([empty(0); 2]); 1 << SET_BITS].into_boxed_slice();
+            self.clear_table();
             let m = MmapMut::map_anon(ARENA).ok()?;
             let (code, stubs) = emit::stubs(m.as_ptr() as u64, self.table.as_ptr() as u64)?;
             self.arena = Arena::Executable(m.make_exec().ok()?);
