@@ -489,7 +489,7 @@ impl Kernel {
             None => path.to_string(),
             Some(jail) => {
                 let ctx = CallCtx { pid: 0, uid: self.config.uid, gid: self.config.gid, umask: 0o022 };
-                let jail_name = String::from_utf8_lossy(jail).into_owned();
+                let jail_name = printable(jail);
                 let io = |errno| SpawnError::Io { path: format!("jail {jail_name}"), errno };
                 let cwd = crate::process::normalize(b"/", &self.config.cwd);
                 let root =
@@ -523,10 +523,22 @@ impl Kernel {
             other => other,
         })?;
         if let Err(errno) = self.restrict_process(pid, spec) {
-            let name = spec.jail.as_ref().map(|j| String::from_utf8_lossy(j).into_owned()).unwrap_or_default();
+            let name = spec.jail.as_deref().map(printable).unwrap_or_default();
             self.terminate_process(pid, w_termsig(SIGKILL));
             return Err(SpawnError::Io { path: format!("jail {name}"), errno });
         }
         Ok(pid)
     }
+}
+
+/// A jail path for an error message: lossy UTF-8 with control characters escaped, so the
+/// message stays one line (a policy file may hold any bytes).
+fn printable(path: &[u8]) -> String {
+    String::from_utf8_lossy(path)
+        .chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() { c.escape_default().collect() } else { vec![c] };
+            escaped
+        })
+        .collect()
 }
