@@ -49,21 +49,9 @@ pub const EXIT_BROKEN_PIPE: i32 = 128 + libc::SIGPIPE;
 
 /// Writes `warden: MESSAGE` on stderr, one line, ignoring failure.
 pub fn warn(message: impl fmt::Display) {
-    let line = format!("warden: {}\n", one_line(&message.to_string()));
+    let line = format!("warden: {}\n", guest_kernel::escape_controls(&message.to_string()));
     let _ = io::stdout().flush();
     let _ = io::stderr().write_all(line.as_bytes());
-}
-
-/// `text` with its control characters escaped (`\n`, `\r`, `\u{1b}`): a message quoting
-/// untrusted input (a policy file, a guest's name) stays one line and cannot move the
-/// terminal's cursor.
-pub fn one_line(text: &str) -> String {
-    text.chars()
-        .flat_map(|c| {
-            let escaped: Vec<char> = if c.is_control() { c.escape_default().collect() } else { vec![c] };
-            escaped
-        })
-        .collect()
 }
 
 /// A write warden did for the user (a trace, a recording) that failed.

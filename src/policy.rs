@@ -60,7 +60,7 @@ pub fn parse(name: &str, text: &str) -> Result<PolicySpec, String> {
     let file: PolicyFile = toml::from_str(text).map_err(|e| {
         let line = e.span().map(|s| format!(":{}", line_of(text, s.start))).unwrap_or_default();
         let message = e.message().lines().next().unwrap_or("malformed policy");
-        format!("{name}{line}: {}", crate::host::one_line(message))
+        format!("{name}{line}: {}", guest_kernel::escape_controls(message))
     })?;
     let select = |list: &[Spanned<String>]| -> Result<Vec<Selector>, String> {
         list.iter()

@@ -407,7 +407,7 @@ pub fn load_manifest(path: &Path, config: &TestConfig) -> Result<Vec<TestSpec>, 
     let m: Manifest = toml::from_str(&text).map_err(|e| {
         let line = e.span().map(|s| format!(":{}", line_of(s.start))).unwrap_or_default();
         let message = e.message().lines().next().unwrap_or("malformed manifest");
-        format!("bad manifest {}{line}: {}", path.display(), crate::host::one_line(message))
+        format!("bad manifest {}{line}: {}", path.display(), guest_kernel::escape_controls(message))
     })?;
     let dir = path.parent().unwrap_or(Path::new("."));
     let root = match (m.image, m.root) {

@@ -435,3 +435,15 @@ impl Rng {
 
 #[cfg(test)]
 mod tests;
+
+/// `text` with its control characters escaped (`\n`, `\r`, `\u{1b}`): a message quoting
+/// untrusted bytes (a file name, a policy value) stays one line and cannot move a terminal's
+/// cursor.
+pub fn escape_controls(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() { c.escape_default().collect() } else { vec![c] };
+            escaped
+        })
+        .collect()
+}

@@ -534,11 +534,5 @@ impl Kernel {
 /// A jail path for an error message: lossy UTF-8 with control characters escaped, so the
 /// message stays one line (a policy file may hold any bytes).
 fn printable(path: &[u8]) -> String {
-    String::from_utf8_lossy(path)
-        .chars()
-        .flat_map(|c| {
-            let escaped: Vec<char> = if c.is_control() { c.escape_default().collect() } else { vec![c] };
-            escaped
-        })
-        .collect()
+    crate::escape_controls(&String::from_utf8_lossy(path))
 }

@@ -69,13 +69,7 @@ pub enum ImageError {
 
 fn lossy(b: &[u8]) -> String {
     // Control characters (a newline in a name) are escaped: the message stays one line.
-    let s: String = String::from_utf8_lossy(b)
-        .chars()
-        .flat_map(|c| {
-            let escaped: Vec<char> = if c.is_control() { c.escape_default().collect() } else { vec![c] };
-            escaped
-        })
-        .collect();
+    let s = crate::escape_controls(&String::from_utf8_lossy(b));
     if s.len() > 200 {
         let mut end = 200;
         while !s.is_char_boundary(end) {
