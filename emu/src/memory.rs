@@ -1669,7 +1669,7 @@ mod tests {
     fn assert_fresh(m: &Memory) {
         assert_eq!(m.regions().count(), 0);
         let pages = (m.limit >> PAGE_SHIFT) as usize;
-        // SAFETY (test): the table has one byte per page; nothing writes it meanwhile.
+        // SAFETY: the table has one byte per page of the space; nothing writes it meanwhile.
         let table = unsafe { std::slice::from_raw_parts(m.perm_base, pages) };
         assert!(table.iter().all(|&b| b == 0), "a stale permission byte");
     }
