@@ -64,7 +64,7 @@ pub(crate) struct CodeCache {
     /// sentinel address instead (`u64::MAX`) let a jump to that address match
     /// an empty entry and dereference null (issue 22). An entry is emptied
     /// before its block is dropped.
-    fast: Box<[(u64, *const Block)]>,
+    fast: FastTable,
     /// Blocks holding code from each page.
     by_page: AddrMap<Vec<u32>>,
     /// Debugger breakpoints: a block never runs across one, and the block starting at
@@ -82,6 +82,9 @@ pub(crate) struct CodeCache {
     /// page, so a change to it reaches `invalidate`, which forgets the match.
     page_ids: AddrMap<u32>,
 }
+
+/// The `fast` table of a [`CodeCache`].
+type FastTable = Box<[(u64, *const Block)]>;
 
 #[inline(always)]
 fn slot(rip: u64) -> usize {
@@ -102,7 +105,7 @@ thread_local! {
     /// The emptied `fast` tables of dropped caches, for new ones: building or copying the
     /// 64 KiB table was 4 % of a kernel fuzz input (a cache per exec and fork), emptying
     /// the entries of a dropped cache's blocks costs a store per block.
-    static SPARE_FAST: RefCell<Vec<Box<[(u64, *const Block)]>>> = const { RefCell::new(Vec::new()) };
+    static SPARE_FAST: RefCell<Vec<FastTable>> = const { RefCell::new(Vec::new()) };
 }
 
 impl Drop for CodeCache {
@@ -125,7 +128,7 @@ impl Drop for CodeCache {
 }
 
 /// An empty `fast` table: a spare one, or a new one.
-fn empty_fast() -> Box<[(u64, *const Block)]> {
+fn empty_fast() -> FastTable {
     let spare = SPARE_FAST.try_with(|spare| spare.borrow_mut().pop());
     spare.ok().flatten().unwrap_or_else(|| (0..FAST_SLOTS).map(empty_entry).collect())
 }
