@@ -42,6 +42,18 @@
 //! So fork costs a page-table walk (`mincore`) and a byte per page instead of a copy of
 //! every resident page, and idle children share their parent's pages. All bookkeeping lives
 //! on the cold paths; a page with `LAZY` or `SHARED` is resolved before any slow-path check.
+//!
+//! Reuse: a dropped space's reservation is reset and kept in a small per-thread pool for
+//! the next space of the same size (a guest kernel makes one per exec and fork; a fresh
+//! 64 GiB reservation, its first-touch page faults and its unmapping were most of the cost
+//! of a short-lived process). Exactness rests on one invariant: outside the mapped regions
+//! every data byte reads as zero and every table byte is zero (unmapping zeroes both, so
+//! mapping a range only zeroes the parts that were mapped). A reset therefore zeroes only
+//! the pages of the regions still mapped: their table bytes, and their data, in place for
+//! the pages the host has resident (up to a budget, so that they stay resident for the next
+//! user) and by `madvise` for the rest. A reused reservation is then indistinguishable from
+//! a fresh one: all zero, no permissions, no code marks (decoded code lives in the code
+//! cache of the `AddressSpace`, which is never reused).
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -159,10 +171,37 @@ struct HostMap {
     /// Size of the table part (page aligned): the data starts there.
     table: usize,
     data_len: usize,
+    /// Set by [`HostMap::reset`]: every table and data byte reads as zero again, so the
+    /// reservation goes to this thread's pool instead of being unmapped.
+    reset: bool,
+}
+
+/// At most this many reset reservations are kept per thread (a fuzzed guest runs up to
+/// a dozen processes at once).
+const POOL_MAX: usize = 16;
+/// At most this many resident data bytes a reset reservation keeps (zeroed in place, so
+/// the next space using them takes no page faults there); the rest is given back.
+const KEEP_RESIDENT: usize = 2 << 20;
+/// Regions larger than this are given back whole at a reset (no residency scan).
+const SCAN_MAX: usize = 16 << 20;
+/// Regions at most this far apart share one residency scan at a reset.
+const SCAN_GAP: usize = 1 << 20;
+
+thread_local! {
+    /// Reservations of dropped spaces, reset, for the next spaces of the same size.
+    static POOL: RefCell<Vec<HostMap>> = const { RefCell::new(Vec::new()) };
 }
 
 impl HostMap {
     fn new(data_len: usize) -> Result<HostMap, MemError> {
+        let pooled = POOL.try_with(|pool| {
+            let mut pool = pool.borrow_mut();
+            let i = pool.iter().position(|m| m.data_len == data_len)?;
+            Some(pool.swap_remove(i))
+        });
+        if let Ok(Some(map)) = pooled {
+            return Ok(map);
+        }
         let table = (data_len / PAGE).div_ceil(PAGE) * PAGE;
         let total = table
             .checked_add(data_len)
@@ -187,7 +226,7 @@ impl HostMap {
         if p == libc::MAP_FAILED {
             return Err(MemError::Host(std::io::Error::last_os_error()));
         }
-        let map = HostMap { start: p.cast(), total, table, data_len };
+        let map = HostMap { start: p.cast(), total, table, data_len, reset: false };
         if cfg!(miri) {
             return Ok(map);
         }
@@ -217,10 +256,87 @@ impl HostMap {
             unsafe { self.data().add(off).write_bytes(0, len) };
             return Ok(());
         }
-        // SAFETY: the range lies inside the data part; MADV_DONTNEED on a private
-        // anonymous mapping only makes the pages read back as zero. Callers hold no
-        // reference into the range (every access to guest bytes goes through `Memory`).
-        let rc = unsafe { libc::madvise(self.data().add(off).cast(), len, libc::MADV_DONTNEED) };
+        self.advise(self.table + off, self.table + off + len)
+    }
+
+    /// Makes every table and data byte read as zero again, knowing that only the pages of
+    /// `regions` can hold anything (every other page of a space reads as zero and has a
+    /// zero table byte: unmapping zeroes both), and marks the reservation for reuse. Table
+    /// bytes and up to [`KEEP_RESIDENT`] resident data bytes are zeroed in place (they stay
+    /// resident for the next space), the rest is given back to the host. On a host error
+    /// the reservation is simply not reused.
+    fn reset(&mut self, regions: &BTreeMap<u64, u64>) {
+        let regions: Vec<(usize, usize)> = regions.iter().map(|(&s, &e)| (s as usize, e as usize)).collect();
+        self.reset = self.zero_regions(&regions).is_ok();
+    }
+
+    fn zero_regions(&self, regions: &[(usize, usize)]) -> Result<(), MemError> {
+        for &(s, e) in regions {
+            // Table bytes: in place when few, else the table pages covering them go back
+            // (every table byte ends zero, so rounding out to whole pages is harmless).
+            let (ps, pe) = (s / PAGE, e / PAGE);
+            if pe - ps <= 16 * PAGE || cfg!(miri) {
+                // SAFETY: `[ps, pe)` are table bytes of pages below `data_len`, inside the
+                // table part; no reference into the table exists (see `set_perm_byte`).
+                unsafe { self.perms().add(ps).write_bytes(0, pe - ps) };
+            } else {
+                self.advise(ps / PAGE * PAGE, pe.div_ceil(PAGE) * PAGE)?;
+            }
+        }
+        // Data: the resident pages in place while the budget lasts, else back to the host
+        // (also when swapped pages could hide from `mincore`). Regions close together
+        // (a program's segments) share one residency scan.
+        let scan = !cfg!(miri) && !host_may_swap();
+        let mut kept = 0usize;
+        let mut resident = Vec::new();
+        let mut i = 0;
+        while i < regions.len() {
+            let (start, mut end, mut j) = (regions[i].0, regions[i].1, i + 1);
+            while j < regions.len() && regions[j].0 - end <= SCAN_GAP && regions[j].1 - start <= SCAN_MAX {
+                end = regions[j].1;
+                j += 1;
+            }
+            let group = &regions[i..j];
+            i = j;
+            resident.clear();
+            resident.resize((end - start) / PAGE, 0u8);
+            // SAFETY: `[start, end)` lies inside the data part, and `resident` has one byte
+            // per page of it, as mincore(2) requires.
+            let scanned = scan
+                && kept < KEEP_RESIDENT
+                && end - start <= SCAN_MAX
+                && unsafe { libc::mincore(self.data().add(start).cast(), end - start, resident.as_mut_ptr()) } == 0;
+            for &(s, e) in group {
+                if !scanned {
+                    self.zero(s, e - s)?;
+                    continue;
+                }
+                for off in (s..e).step_by(PAGE) {
+                    if resident[(off - start) / PAGE] & 1 == 0 {
+                        continue; // never touched: reads as zero (no swap)
+                    }
+                    if kept == KEEP_RESIDENT {
+                        self.zero(off, e - off)?;
+                        break;
+                    }
+                    kept += PAGE;
+                    // SAFETY: one page inside the data part; no reference into it exists
+                    // (`Memory` is being dropped).
+                    unsafe { self.data().add(off).write_bytes(0, PAGE) };
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `madvise(MADV_DONTNEED)` on bytes `[start, end)` of the reservation (page aligned,
+    /// inside the table and data parts): they read back as zero.
+    fn advise(&self, start: usize, end: usize) -> Result<(), MemError> {
+        debug_assert!(start.is_multiple_of(PAGE) && end <= self.table + self.data_len);
+        // SAFETY: the range lies inside the mapping; MADV_DONTNEED on a private anonymous
+        // mapping only makes the pages read back as zero. Callers hold no reference into
+        // the range (every access to guest bytes and table goes through `Memory`).
+        let rc = unsafe { libc::madvise(self.start.add(start).cast(), end - start, libc::MADV_DONTNEED) };
         if rc != 0 {
             return Err(MemError::Host(std::io::Error::last_os_error()));
         }
@@ -230,6 +346,18 @@ impl HostMap {
 
 impl Drop for HostMap {
     fn drop(&mut self) {
+        if self.reset {
+            let spare = HostMap { reset: false, ..*self };
+            // Into this thread's pool; when it is full (or the thread is ending) `spare`
+            // is dropped here instead, which unmaps the reservation.
+            let _ = POOL.try_with(move |pool| {
+                let mut pool = pool.borrow_mut();
+                if pool.len() < POOL_MAX {
+                    pool.push(spare);
+                }
+            });
+            return;
+        }
         // SAFETY: unmapping the whole mapping made by `new`; `Memory` hands out no
         // reference that outlives it.
         unsafe { libc::munmap(self.start.cast(), self.total) };
@@ -486,8 +614,12 @@ impl Memory {
         if start == end {
             return Ok(());
         }
-        self.drop_cow(start, end);
-        self.zero_pages(start, end)?;
+        // Only the parts mapped before can hold anything: unmapped pages read as zero.
+        let mapped = self.mapped_parts(start, end);
+        for &(s, e) in &mapped {
+            self.drop_cow(s, e);
+            self.zero_pages(s, e)?;
+        }
         for page in start >> PAGE_SHIFT..end >> PAGE_SHIFT {
             self.note_code_page(page);
             self.set_perm_byte(page, P_MAPPED | perm.bits());
@@ -504,14 +636,7 @@ impl Memory {
         }
         // Only the mapped parts hold anything to undo (permission bytes are zero outside the
         // regions): a guest may unmap a huge range holding a few pages.
-        let mapped: Vec<(u64, u64)> = self
-            .regions
-            .range(..end)
-            .rev()
-            .take_while(|(_, &e)| e > start)
-            .map(|(&s, &e)| (s.max(start), e.min(end)))
-            .collect();
-        for (s, e) in mapped {
+        for (s, e) in self.mapped_parts(start, end) {
             self.drop_cow(s, e);
             self.zero_pages(s, e)?;
             for page in s >> PAGE_SHIFT..e >> PAGE_SHIFT {
@@ -589,6 +714,17 @@ impl Memory {
             cand = e;
         }
         (cand.checked_add(len)? <= self.limit).then_some(GuestAddress(cand))
+    }
+
+    /// The mapped parts of `[start, end)`, descending. Every other page reads as zero and
+    /// has a zero table byte (a fresh reservation is all zero, unmapping zeroes both).
+    fn mapped_parts(&self, start: u64, end: u64) -> Vec<(u64, u64)> {
+        self.regions
+            .range(..end)
+            .rev()
+            .take_while(|(_, &e)| e > start)
+            .map(|(&s, &e)| (s.max(start), e.min(end)))
+            .collect()
     }
 
     fn insert_region(&mut self, start: u64, end: u64) {
@@ -1055,7 +1191,11 @@ impl Memory {
     pub fn watch_disarm(&mut self) -> Vec<WatchHit> {
         let Some(w) = self.watch.take() else { return Vec::new() };
         for &(page, taken) in &w.stripped {
-            self.set_perm_byte(page, self.perm_byte(page) | taken);
+            // A page unmapped meanwhile keeps its zero byte (see `mapped_parts`).
+            let p = self.perm_byte(page);
+            if p & P_MAPPED != 0 {
+                self.set_perm_byte(page, p | taken);
+            }
         }
         w.hits
     }
@@ -1176,6 +1316,7 @@ impl Drop for Memory {
             }
             f.source = None;
         }
+        self.data.reset(&self.regions);
     }
 }
 
@@ -1522,6 +1663,87 @@ mod tests {
             (a <= end && end < b).then(|| (b - end, rest.starts_with("---p")))
         });
         assert_eq!(guard, Some((GUARD, true)), "{maps}");
+    }
+
+    /// Every table byte of `m` is zero and nothing is mapped, as in a fresh reservation.
+    fn assert_fresh(m: &Memory) {
+        assert_eq!(m.regions().count(), 0);
+        let pages = (m.limit >> PAGE_SHIFT) as usize;
+        // SAFETY: the table has one byte per page of the space; nothing writes it meanwhile.
+        let table = unsafe { std::slice::from_raw_parts(m.perm_base, pages) };
+        assert!(table.iter().all(|&b| b == 0), "a stale permission byte");
+    }
+
+    #[test]
+    fn a_reused_reservation_is_indistinguishable_from_a_fresh_one() {
+        let limit = if cfg!(miri) { 1 << 24 } else { 1 << 32 };
+        // Small regions (table and data zeroed in place), a region of more resident
+        // pages than a reset keeps (the rest given back) and, outside Miri, one too large
+        // to scan (table and data given back); code marks, a watch, lent and lazy pages.
+        let big = if cfg!(miri) { 0x40_0000 } else { 0x2000_0000 };
+        let layout: [(u64, u64, Perm); 4] = [
+            (0x1000, 0x3000, Perm::RWX),
+            (0x10000, KEEP_RESIDENT as u64 + 0x10000, Perm::RW),
+            (0x40_0000, 0x1000, Perm::READ),
+            (0x100_0000, big, Perm::RW),
+        ];
+        let mut m = Memory::new(limit).unwrap();
+        for &(a, n, perm) in &layout {
+            m.map(GuestAddress(a), n, Perm::RWX).unwrap();
+            let mut page = a;
+            while page < a + n {
+                m.write_raw(GuestAddress(page), &[0xa5; 8]).unwrap();
+                m.write_raw(GuestAddress(page + PAGE_SIZE - 1), &[0x5a]).unwrap();
+                page += if n > 0x100_0000 { 0x10_0000 } else { PAGE_SIZE };
+            }
+            m.protect(GuestAddress(a), n, perm).unwrap();
+        }
+        assert!(!m.fetch_code(0x1000, 16).is_empty());
+        m.watch_arm(&[(0x1000, 8), (0x10008, 8)]);
+        m.unmap(GuestAddress(0x1000), 0x1000).unwrap();
+        m.watch_disarm();
+        assert_eq!(m.perm_at(GuestAddress(0x1000)), None, "disarming maps nothing back");
+        let mut child = m.fork().unwrap();
+        child.write_u8(0x10000, 1).unwrap(); // one page copied in, the others still lazy
+        let bases = [m.base as usize, child.base as usize];
+        drop(m); // its pages are saved for the child first
+        assert_eq!(child.read_u8(0x10001).unwrap(), 0xa5);
+        drop(child);
+
+        let again = [Memory::new(limit).unwrap(), Memory::new(limit).unwrap()];
+        let mut reused: Vec<usize> = again.iter().map(|m| m.base as usize).collect();
+        reused.sort();
+        let mut expected = bases.to_vec();
+        expected.sort();
+        assert_eq!(reused, expected, "both reservations come from the pool");
+        for mut m in again {
+            assert_fresh(&m);
+            assert_eq!(m.perm_at(GuestAddress(0x1000)), None);
+            for &(a, n, _) in &layout {
+                m.map(GuestAddress(a), n, Perm::RW).unwrap();
+                let scan = if n > 0x100_0000 { 0x10_0000 } else { n };
+                let bytes = m.slice(GuestAddress(a), scan).unwrap();
+                assert!(bytes.iter().all(|&b| b == 0), "a stale byte in {a:#x}+{n:#x}");
+                assert!(m.slice(GuestAddress(a + n - PAGE_SIZE), PAGE_SIZE).unwrap().iter().all(|&b| b == 0));
+                assert_eq!(m.perm_at(GuestAddress(a)), Some(Perm::RW));
+            }
+            assert!(m.fetch_code(0x1000, 16).is_empty(), "no stale execute permission");
+            assert_eq!(m.perm_byte(1) & P_CODE, 0, "no stale code mark");
+            // And it is reset again when dropped with a different layout.
+            m.unmap(GuestAddress(0x10000), 0x1000).unwrap();
+        }
+        let m = Memory::new(limit).unwrap();
+        assert!(bases.contains(&(m.base as usize)));
+        assert_fresh(&m);
+    }
+
+    #[test]
+    fn a_thread_pools_a_bounded_number_of_reservations() {
+        let spaces: Vec<Memory> = (0..POOL_MAX + 3).map(|_| Memory::new(1 << 20).unwrap()).collect();
+        drop(spaces);
+        assert_eq!(POOL.with(|p| p.borrow().iter().filter(|m| m.data_len == 1 << 20).count()), POOL_MAX);
+        let other = Memory::new(1 << 21).unwrap();
+        assert!(POOL.with(|p| p.borrow().iter().all(|m| m.start != other.data.start)), "sizes are not mixed");
     }
 
     #[test]
