@@ -209,11 +209,17 @@ const INTERP_DATA_LEN: u64 = 0x10000;
 /// The pages the interpreter target checks and resets: code, data and the read-only page.
 const INTERP_CHECKED: std::ops::Range<u64> = INTERP_CODE..INTERP_DATA + INTERP_DATA_LEN + 0x1000;
 
+/// The interpreter target's address space, kept across inputs (with its code cache's
+/// table) and reset after each, and how its code is mapped (as `JitSpaces::code`).
+struct InterpSpace {
+    space: AddressSpace,
+    code: (u64, Perm),
+}
+
 thread_local! {
-    /// The interpreter target's address space, kept across inputs (with its code cache's
-    /// table) and reset after each: a fresh reservation, its cache table and the snapshots
-    /// cost most of the time of an input before (issue 22).
-    static INTERP_SPACE_KEPT: RefCell<Option<AddressSpace>> = const { RefCell::new(None) };
+    /// A fresh reservation, its cache table and the snapshots cost most of the time of an
+    /// input before (issue 22).
+    static INTERP_SPACE_KEPT: RefCell<Option<InterpSpace>> = const { RefCell::new(None) };
 }
 
 /// The interpreter on random code and registers.
@@ -222,7 +228,10 @@ thread_local! {
 /// (2 bytes each), then code. Flag bit 0 maps the code page writable too (self-modifying
 /// code); a register seed with bit 63 set becomes a pointer into the data area, so memory
 /// operands hit mapped memory often. Runs until a fault or 5,000 instructions; traps
-/// (`syscall`, `int n`, ...) continue as if the kernel returned 0.
+/// (`syscall`, `int n`, ...) continue as if the kernel returned 0. The code pages past the
+/// code and 16 zero bytes hold `hlt` (a clean end, as in [`jit`]): a sled of
+/// `add [rax], al` to the end of the page ran to the end of the budget for most inputs
+/// and covered nothing new.
 ///
 /// "No host memory touched outside guest memory" is checked two ways. On the host side,
 /// `emu::Memory` keeps a `PROT_NONE` guard zone after the guest's data (and its permission
@@ -234,10 +243,11 @@ thread_local! {
 /// copy-on-write fork of the space taken before the run (flag bit 1 runs the fork instead,
 /// so the lazily copied side executes, and the original must stay as it was).
 ///
-/// Cost per input: one address space is kept across inputs and reset (the code remapped,
-/// the data pages the last run changed zeroed), so its code cache's table is reused; the
-/// fork is taken from it for each input (so copy-on-write starts afresh). Nothing is
-/// snapshotted: the state before a run is known (the code, then zeros), so the running side
+/// Cost per input: one address space is kept across inputs and reset (the code pages
+/// rewritten, remapped only when their length or permissions change; the data pages the
+/// last run changed zeroed), so its code cache's table is reused; the fork is taken from
+/// it for each input (so copy-on-write starts afresh). Nothing is snapshotted: the state
+/// before a run is known (the code and its `hlt` fill, then zeros), so the running side
 /// is compared against it page by page, and the other side of the fork only on the pages
 /// the run changed plus the code and read-only pages.
 pub fn interp(data: &[u8]) {
@@ -251,20 +261,21 @@ pub fn interp(data: &[u8]) {
     let _fcw = b.u16(); // the x87 control word is reached through `fldcw` in the code instead
     let code = b.rest();
     let kept = INTERP_SPACE_KEPT.with(|k| k.borrow_mut().take());
-    let Some(mut space) = kept.or_else(interp_space) else { return };
+    let fresh = || Some(InterpSpace { space: interp_space()?, code: (0, Perm::NONE) });
+    let Some(InterpSpace { mut space, code: mapped }) = kept.or_else(fresh) else { return };
     let code_perm = if flags & 1 != 0 { Perm::RWX } else { Perm::RX };
-    let code_len = (code.len() as u64 + 16).div_ceil(emu::PAGE_SIZE).max(1) * emu::PAGE_SIZE;
-    let code_len = code_len.min(INTERP_DATA - INTERP_CODE);
-    let code = &code[..code.len().min(code_len as usize)];
-    // Remapping zeroes the code pages and drops their decoded blocks.
-    space.mem.map(GuestAddress(INTERP_CODE), code_len, code_perm).expect("map code");
-    space.mem.unmap(GuestAddress(INTERP_CODE + code_len), INTERP_DATA - INTERP_CODE - code_len).expect("unmap");
-    space.mem.write_raw(GuestAddress(INTERP_CODE), code).expect("write code");
-    // What every checked page holds before the run: the code, then zeros.
+    let (code_len, fill) = code_fill(code);
+    if mapped != (code_len, code_perm) {
+        space.mem.map(GuestAddress(INTERP_CODE), code_len, code_perm).expect("map code");
+        space.mem.unmap(GuestAddress(INTERP_CODE + code_len), INTERP_DATA - INTERP_CODE - code_len).expect("unmap");
+    }
+    // Rewriting drops the decoded blocks of the last input's code.
+    space.mem.write_raw(GuestAddress(INTERP_CODE), &fill).expect("write code");
+    // What every checked page holds before the run: the code and its fill, then zeros.
     let before = |addr: u64| -> &[u8] {
         let off = (addr - INTERP_CODE) as usize;
-        if addr < INTERP_DATA && off < code.len() {
-            &code[off..]
+        if addr < INTERP_DATA && off < fill.len() {
+            &fill[off..]
         } else {
             &[]
         }
@@ -323,7 +334,19 @@ pub fn interp(data: &[u8]) {
             space.mem.fill_raw(GuestAddress(page), emu::PAGE_SIZE, 0).expect("reset a data page");
         }
     }
-    INTERP_SPACE_KEPT.with(|k| *k.borrow_mut() = Some(space));
+    INTERP_SPACE_KEPT.with(|k| *k.borrow_mut() = Some(InterpSpace { space, code: (code_len, code_perm) }));
+}
+
+/// The code pages of [`interp`] and [`jit`] for `code`: their length (whole pages, the
+/// code and 16 bytes at least, at most up to the data) and what they hold: the code (cut
+/// to fit), 16 zero bytes, then `hlt` to the end.
+fn code_fill(code: &[u8]) -> (u64, Vec<u8>) {
+    let code_len = (code.len() as u64 + 16).div_ceil(emu::PAGE_SIZE).max(1) * emu::PAGE_SIZE;
+    let code_len = code_len.min(INTERP_DATA - INTERP_CODE);
+    let mut fill = code[..code.len().min(code_len as usize)].to_vec();
+    fill.resize((fill.len() + 16).min(code_len as usize), 0);
+    fill.resize(code_len as usize, 0xf4); // hlt
+    (code_len, fill)
 }
 
 /// A new address space for [`interp`]: the data area and a read-only page after it (the
@@ -395,16 +418,11 @@ pub fn jit(data: &[u8]) {
     let mxcsr = u32::from(b.u16()) & emu::cpu::MXCSR_MASK;
     let code = b.rest();
     let code_perm = if flags & 1 != 0 { Perm::RWX } else { Perm::RX };
-    let code_len = (code.len() as u64 + 16).div_ceil(emu::PAGE_SIZE).max(1) * emu::PAGE_SIZE;
-    let code_len = code_len.min(INTERP_DATA - INTERP_CODE);
-    let code = &code[..code.len().min(code_len as usize)];
+    let (code_len, fill) = code_fill(code);
     let hot = [0, 0, 1, 4][usize::from(flags >> 2 & 3)];
     let kept = JIT_SPACES.with(|k| k.borrow_mut().take());
     let fresh = || Some(JitSpaces { interp: interp_space()?, jit: interp_space()?, code: (0, Perm::NONE) });
     let Some(JitSpaces { interp: mut sa, jit: mut sj, code: mapped }) = kept.or_else(fresh) else { return };
-    let mut fill = code.to_vec();
-    fill.resize(code.len() + 16, 0);
-    fill.resize(code_len as usize, 0xf4); // hlt
     let cpu = |tier: emu::Tier| {
         let mut cpu = Cpu::new();
         cpu.tier = tier;

@@ -332,12 +332,14 @@ const CHAINED: usize = 24;
 /// all of the block's instructions (else it leaves for its own address).
 pub(super) fn stubs(ip: u64, table: u64) -> Option<(Vec<u8>, Stubs)> {
     let rip = std::mem::offset_of!(Cpu, rip);
-    let build = || -> Emit<(CodeAssembler, [CodeLabel; 4])> {
+    // The labels of the stubs, as the index of the instruction each is bound to.
+    let build = || -> Emit<(CodeAssembler, [usize; 4])> {
         let mut a = CodeAssembler::new(64)?;
         let (mut enter, mut chain, mut early, mut leave) =
             (a.create_label(), a.create_label(), a.create_label(), a.create_label());
         let (mut leave_at, mut second) = (a.create_label(), a.create_label());
         a.set_label(&mut enter)?;
+        let enter_at = a.instructions().len();
         a.push(rbx)?;
         a.push(rbp)?;
         a.push(r12)?;
@@ -358,6 +360,7 @@ pub(super) fn stubs(ip: u64, table: u64) -> Option<(Vec<u8>, Stubs)> {
         a.jmp(rdx)?;
 
         a.set_label(&mut chain)?;
+        let chain_at = a.instructions().len();
         a.sub(r14, rdx)?;
         a.mov(qword_ptr(rbx + rip), rax)?;
         a.mov(rcx, rax)?;
@@ -380,6 +383,7 @@ pub(super) fn stubs(ip: u64, table: u64) -> Option<(Vec<u8>, Stubs)> {
         a.jmp(qword_ptr(rcx + 24))?;
 
         a.set_label(&mut early)?;
+        let early_at = a.instructions().len();
         a.mov(qword_ptr(rbx + rip), rbp)?;
         a.sub(r14, rax)?;
         a.mov(rsi, qword_ptr(rsp))?;
@@ -387,6 +391,7 @@ pub(super) fn stubs(ip: u64, table: u64) -> Option<(Vec<u8>, Stubs)> {
         a.jmp(leave)?;
 
         a.set_label(&mut leave_at)?;
+        let leave_at_at = a.instructions().len();
         a.mov(qword_ptr(rbx + rip), rax)?;
         a.set_label(&mut leave)?;
         a.mov(rsi, qword_ptr(rsp))?;
@@ -402,19 +407,79 @@ pub(super) fn stubs(ip: u64, table: u64) -> Option<(Vec<u8>, Stubs)> {
         a.pop(rbp)?;
         a.pop(rbx)?;
         a.ret()?;
-        Ok((a, [enter, chain, early, leave_at]))
+        Ok((a, [enter_at, chain_at, early_at, leave_at_at]))
     };
-    let (mut a, labels) = build().ok()?;
-    let r = a.assemble_options(ip, iced_x86::BlockEncoderOptions::RETURN_NEW_INSTRUCTION_OFFSETS).ok()?;
-    let at = |l: CodeLabel| r.label_ip(&l).ok();
+    let (a, labels) = build().ok()?;
+    let instrs = a.instructions();
+    let (code, at) = encode(instrs, ip)?;
+    // The offset of the label bound to the instruction at index `n`.
+    let to = |n: usize| Some(ip + u64::from(*at.get(instrs.get(n)?.ip() as usize).filter(|&&t| t != u32::MAX)?));
     let stubs = Stubs {
-        enter: at(labels[0])?,
-        chain: at(labels[1])?,
-        early: at(labels[2])?,
-        leave: at(labels[3])?,
+        enter: to(labels[0])?,
+        chain: to(labels[1])?,
+        early: to(labels[2])?,
+        leave: to(labels[3])?,
         run_op: super::run_op as *const () as u64,
     };
-    Some((r.inner.code_buffer, stubs))
+    Some((code, stubs))
+}
+
+/// Encodes the instructions of a `CodeAssembler` for host address `ip`, each once, where
+/// it lands (iced's `BlockEncoder`, behind `CodeAssembler::assemble`, builds an object
+/// per instruction and encodes each two or three times to pick short branches: a third
+/// of the `jit` fuzz target's time went there). Every branch to a label takes its
+/// `rel32` form (`jrcxz` keeps its only one, `rel8`); a branch to a label not yet seen
+/// is encoded towards itself and its displacement patched at the end. As the assembler
+/// records them, an instruction's `ip` is the id of the label bound to it (0 for none:
+/// `add_guest` clears a guest instruction's), and a branch whose target is such an id
+/// goes to that label; any other target is a host address (the stubs, far above the ids).
+/// Returns the code and the offset of each label in it (by id; `u32::MAX` if unbound),
+/// `None` if something does not encode or reach.
+fn encode(instrs: &[Instruction], ip: u64) -> Option<(Vec<u8>, Vec<u32>)> {
+    const UNBOUND: u32 = u32::MAX;
+    let labels = instrs.iter().map(|i| i.ip()).max().unwrap_or(0);
+    let mut at = vec![UNBOUND; usize::try_from(labels).ok()? + 1];
+    // (offset of a displacement, its size, offset of the end of its instruction, label)
+    let mut fixups: Vec<(usize, usize, usize, usize)> = Vec::new();
+    let mut enc = iced_x86::Encoder::try_with_capacity(64, instrs.len() * 6).ok()?;
+    let mut off = 0usize;
+    for i in instrs {
+        if i.ip() != 0 {
+            at[i.ip() as usize] = off as u32;
+        }
+        let here = ip + off as u64;
+        let len = if i.op0_kind() == OpKind::NearBranch64 {
+            let mut b = *i;
+            b.as_near_branch();
+            let label = (b.near_branch64() <= labels).then_some(b.near_branch64() as usize);
+            let to = match label {
+                Some(l) if at[l] == UNBOUND => None,
+                Some(l) => Some(ip + u64::from(at[l])),
+                None => Some(b.near_branch64()),
+            };
+            b.set_near_branch64(to.unwrap_or(here));
+            let len = enc.encode(&b, here).ok()?;
+            if to.is_none() {
+                let c = enc.get_constant_offsets();
+                fixups.push((off + c.immediate_offset(), c.immediate_size(), off + len, label?));
+            }
+            len
+        } else {
+            enc.encode(i, here).ok()?
+        };
+        off += len;
+    }
+    let mut code = enc.take_buffer();
+    for (field, size, end, label) in fixups {
+        let to = *at.get(label).filter(|&&t| t != UNBOUND)?;
+        let rel = i64::from(to) - end as i64;
+        match size {
+            4 => code[field..field + 4].copy_from_slice(&i32::try_from(rel).ok()?.to_le_bytes()),
+            1 => code[field] = i8::try_from(rel).ok()? as u8,
+            _ => return None,
+        }
+    }
+    Some((code, at))
 }
 
 /// Translates the longest prefix of `block` the emitter covers, for host address `ip`:
@@ -451,7 +516,7 @@ pub(super) fn translate(block: &Block, model: CpuModel, ip: u64, stubs: Stubs, t
     e.a.set_label(&mut bail).ok()?;
     e.mov_imm(Register::RAX, block.start).ok()?;
     e.a.jmp(stubs.leave).ok()?;
-    Some((e.a.assemble(ip).ok()?, covers as u32))
+    Some((encode(e.a.instructions(), ip)?.0, covers as u32))
 }
 
 struct Emitter {
@@ -697,6 +762,14 @@ impl Emitter {
 
     fn add(&mut self, i: Emit<Instruction>) -> Emit {
         self.a.add_instruction(i?)?;
+        Ok(())
+    }
+
+    /// Adds an instruction made from a guest one: without the guest's address, which
+    /// `encode` would take for a label.
+    fn add_guest(&mut self, mut i: Instruction) -> Emit {
+        i.set_ip(0);
+        self.a.add_instruction(i)?;
         Ok(())
     }
 
@@ -1234,7 +1307,7 @@ impl Emitter {
         if needs_host && !self.host_flags {
             self.load_flags()?;
         }
-        self.a.add_instruction(host)?;
+        self.add_guest(host)?;
         self.wrote(&map);
         if modified != 0 {
             self.host_flags = true;
@@ -1334,7 +1407,7 @@ impl Emitter {
         let (mut zero, mut done) = (self.a.create_label(), self.a.create_label());
         self.a.add_instruction(test)?;
         self.a.je(zero)?;
-        self.a.add_instruction(host)?;
+        self.add_guest(host)?;
         self.a.and(qword_ptr(rbx + off), !STATUS as i32)?;
         self.a.jmp(done)?;
         self.a.set_label(&mut zero)?;
@@ -1413,7 +1486,7 @@ impl Emitter {
         if movs {
             self.a.add(rsi, r12)?;
         }
-        self.a.add_instruction(*i)?;
+        self.add_guest(*i)?;
         self.a.sub(rdi, r12)?;
         if movs {
             self.a.sub(rsi, r12)?;
@@ -1699,6 +1772,50 @@ fn assign(used: &[usize], explicit: &[usize]) -> Emit<Map> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// `encode` resolves labels before and after their branches (`rel32`, and `jrcxz`'s
+    /// `rel8`), branches to host addresses outside the code, and returns where labels are;
+    /// the bytes decode to the same instructions, branch targets included.
+    #[test]
+    fn encode_places_labels_and_branches() {
+        let ip = 0x7f00_1234_5000u64;
+        let far = ip + 0x10_0000;
+        let mut a = CodeAssembler::new(64).unwrap();
+        let (mut top, mut fwd, mut near) = (a.create_label(), a.create_label(), a.create_label());
+        a.set_label(&mut top).unwrap();
+        a.mov(rax, qword_ptr(rbx + 8)).unwrap();
+        a.jne(fwd).unwrap();
+        a.jrcxz(near).unwrap();
+        a.jmp(far).unwrap();
+        a.set_label(&mut near).unwrap();
+        a.add(rax, 1).unwrap();
+        for _ in 0..40 {
+            a.mov(rcx, 0x1122_3344_5566_7788u64).unwrap(); // past `rel8` reach
+        }
+        a.jmp(top).unwrap();
+        a.set_label(&mut fwd).unwrap();
+        a.ret().unwrap();
+        let mut guest = Instruction::with1(Code::Push_r64, Register::RDX).unwrap();
+        guest.set_ip(2); // a guest address: not a label
+        let n = a.instructions().len();
+        let (code, at) = encode(a.instructions(), ip).unwrap();
+        let decoded: Vec<Instruction> = iced_x86::Decoder::with_ip(64, &code, ip, 0).into_iter().collect();
+        assert_eq!(decoded.len(), n);
+        let label = |i: usize| ip + u64::from(at[a.instructions()[i].ip() as usize]);
+        assert_eq!(label(0), ip);
+        assert_eq!(decoded[1].code(), Code::Jne_rel32_64);
+        assert_eq!(decoded[1].near_branch64(), decoded[n - 1].ip());
+        assert_eq!(decoded[2].code(), Code::Jrcxz_rel8_64);
+        assert_eq!(decoded[2].near_branch64(), decoded[4].ip());
+        assert_eq!(decoded[3].near_branch64(), far);
+        assert_eq!(decoded[n - 2].near_branch64(), ip);
+        assert_eq!(decoded[n - 1].code(), Code::Retnq);
+        let mut e = Emitter::new(stubs(ip, 0).unwrap().1, vec![0], vec![0], 0).ok().unwrap();
+        e.add_guest(guest).ok().unwrap();
+        assert_eq!(e.a.instructions()[0].ip(), 0, "a guest address is not kept as a label");
+    }
+
     /// `flags_undefined` counts AF after `and`/`or`/`xor`/`test` as defined: the host
     /// clears it, as the interpreter does. This checks the host.
     #[test]

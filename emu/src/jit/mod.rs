@@ -2,7 +2,8 @@
 //!
 //! Guest and host share the ISA, so most integer instructions run as themselves: the
 //! emitter (`emit`) takes each decoded guest instruction of a block, renames its guest
-//! registers to host registers and re-encodes it with iced-x86's assembler. Guest
+//! registers to host registers and re-encodes it with iced-x86 (instructions collected with
+//! its `CodeAssembler`, encoded once each by `emit::encode`, not its `BlockEncoder`). Guest
 //! registers live in the `Cpu` (the context block) between blocks and are cached in host
 //! registers within one: the first use in a block loads a register, later uses find it
 //! in its host register, writes only mark it changed, and the changed ones are stored
