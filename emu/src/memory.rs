@@ -284,29 +284,15 @@ impl HostMap {
             }
         }
         // Data: the resident pages in place while the budget lasts, else back to the host
-        // (also when swapped pages could hide from `mincore`). Regions close together
-        // (a program's segments) share one residency scan.
-        let scan = !cfg!(miri) && !host_may_swap();
+        // (also when swapped pages could hide from `mincore`).
+        let scan = !host_may_swap();
         let mut kept = 0usize;
         let mut resident = Vec::new();
-        let mut i = 0;
-        while i < regions.len() {
-            let (start, mut end, mut j) = (regions[i].0, regions[i].1, i + 1);
-            while j < regions.len() && regions[j].0 - end <= SCAN_GAP && regions[j].1 - start <= SCAN_MAX {
-                end = regions[j].1;
-                j += 1;
-            }
-            let group = &regions[i..j];
-            i = j;
-            resident.clear();
-            resident.resize((end - start) / PAGE, 0u8);
-            // SAFETY: `[start, end)` lies inside the data part, and `resident` has one byte
-            // per page of it, as mincore(2) requires.
-            let scanned = scan
-                && kept < KEEP_RESIDENT
-                && end - start <= SCAN_MAX
-                && unsafe { libc::mincore(self.data().add(start).cast(), end - start, resident.as_mut_ptr()) } == 0;
-            for &(s, e) in group {
+        for group in scan_groups(regions) {
+            let (start, end) = (regions[group.start].0, regions[group.end - 1].1);
+            let scanned =
+                scan && kept < KEEP_RESIDENT && end - start <= SCAN_MAX && self.resident(start, end, &mut resident);
+            for &(s, e) in &regions[group] {
                 if !scanned {
                     self.zero(s, e - s)?;
                     continue;
@@ -329,6 +315,17 @@ impl HostMap {
         Ok(())
     }
 
+    /// Which pages of data bytes `[start, end)` (page aligned) the host has resident: bit 0
+    /// of `out[i]` for page `i` (mincore(2)). False when that is unknown (under Miri, or a
+    /// host error).
+    fn resident(&self, start: usize, end: usize, out: &mut Vec<u8>) -> bool {
+        out.clear();
+        out.resize((end - start) / PAGE, 0);
+        // SAFETY: `[start, end)` lies inside the data part, and `out` has one byte per page
+        // of it, as mincore(2) requires.
+        !cfg!(miri) && unsafe { libc::mincore(self.data().add(start).cast(), end - start, out.as_mut_ptr()) } == 0
+    }
+
     /// `madvise(MADV_DONTNEED)` on bytes `[start, end)` of the reservation (page aligned,
     /// inside the table and data parts): they read back as zero.
     fn advise(&self, start: usize, end: usize) -> Result<(), MemError> {
@@ -342,6 +339,24 @@ impl HostMap {
         }
         Ok(())
     }
+}
+
+/// Splits `regions` (ascending, in bytes) into runs of regions close together (at most
+/// [`SCAN_GAP`] apart, [`SCAN_MAX`] long together unless alone), each scanned with one
+/// `mincore` (a program's segments), as index ranges into `regions`.
+fn scan_groups(regions: &[(usize, usize)]) -> Vec<std::ops::Range<usize>> {
+    let mut groups = Vec::new();
+    let mut i = 0;
+    while i < regions.len() {
+        let (start, mut end, mut j) = (regions[i].0, regions[i].1, i + 1);
+        while j < regions.len() && regions[j].0 - end <= SCAN_GAP && regions[j].1 - start <= SCAN_MAX {
+            end = regions[j].1;
+            j += 1;
+        }
+        groups.push(i..j);
+        i = j;
+    }
+    groups
 }
 
 impl Drop for HostMap {
@@ -780,19 +795,13 @@ impl Memory {
         let mut child_cow = child.cow.borrow_mut();
         let swap = host_may_swap();
         let mut resident = Vec::new();
-        for (&s, &e) in &self.regions {
-            let pages = ((e - s) / PAGE_SIZE) as usize;
-            resident.clear();
-            resident.resize(pages, 0u8);
-            let rc = if cfg!(miri) {
-                -1
-            } else {
-                // SAFETY: `[s, e)` lies inside our data mapping, and `resident`
-                // has one byte per page of the range as mincore(2) requires.
-                unsafe { libc::mincore(self.base.add(s as usize).cast(), (e - s) as usize, resident.as_mut_ptr()) }
-            };
-            let all = rc != 0 || swap;
-            for (i, page) in (s >> PAGE_SHIFT..e >> PAGE_SHIFT).enumerate() {
+        let regions: Vec<(usize, usize)> = self.regions.iter().map(|(&s, &e)| (s as usize, e as usize)).collect();
+        for group in scan_groups(&regions) {
+            let start = regions[group.start].0;
+            let all = swap || !self.data.resident(start, regions[group.end - 1].1, &mut resident);
+            for page in regions[group].iter().flat_map(|&(s, e)| s / PAGE..e / PAGE) {
+                let i = page - start / PAGE;
+                let page = page as u64;
                 let p = self.perm_byte(page);
                 if p & P_LAZY != 0 {
                     // Not copied here yet either: the child reads the same source.

@@ -948,14 +948,18 @@ pub fn run_syscall_program(elf: &[u8]) -> RunRecord {
     run_syscall_program_on(base_vfs(), elf)
 }
 
-/// [`run_syscall_program`] on the tree `vfs`.
-pub fn run_syscall_program_on(vfs: Vfs, elf: &[u8]) -> RunRecord {
-    share_decoded_code();
+/// Writes the program `elf` to `/bin/fuzz` in `vfs`.
+fn install_program(vfs: &Vfs, elf: &[u8]) {
     let ctx = CallCtx { pid: 0, uid: 0, gid: 0, umask: 0 };
     let mut root = vfs.clone();
     let file = root.open(b"/bin/fuzz", O_CREAT | O_WRONLY | 0o755, &ctx).expect("create");
     assert_eq!(file.borrow_mut().write(elf).ok(), Some(elf.len()));
-    drop(file);
+}
+
+/// [`run_syscall_program`] on the tree `vfs`.
+pub fn run_syscall_program_on(vfs: Vfs, elf: &[u8]) -> RunRecord {
+    share_decoded_code();
+    install_program(&vfs, elf);
     let (mut kernel, out) = kernel_with(vfs, program_config(200_000));
     kernel.spawn_init("/bin/fuzz", &["fuzz"], &[]).expect("the generated program must load");
     let outcome = kernel.run();
@@ -1177,22 +1181,27 @@ fn snapshot(vfs: &Vfs, path: &[u8], depth: usize, out: &mut Vec<(Vec<u8>, u16, V
 }
 
 /// Random system calls with a persistent overlay: confinement and faithful persistence.
+///
+/// The program is part of the lower tree (written before the overlay is attached, to the
+/// reloaded tree too), so the layer holds only what the guest did: written into the layer,
+/// it was a host file written, removed and read back twice per input, about a third of
+/// the host calls of an input.
 pub fn overlay(data: &[u8]) {
     share_decoded_code();
     let elf = syscall_program(data);
+    let lower = || {
+        let vfs = base_vfs();
+        install_program(&vfs, &elf);
+        vfs
+    };
     // The scratch directory is kept across inputs: the run may only have made the layer.
     let base = scratch().join("overlay");
     let layer = base.join("layer");
     let victim = base.join("victim");
     let _ = std::fs::remove_dir_all(&layer);
     std::fs::create_dir_all(&victim).expect("victim dir");
-    let vfs = base_vfs();
+    let vfs = lower();
     vfs.attach_overlay(&layer).expect("attach a fresh overlay");
-    let ctx = CallCtx { pid: 0, uid: 0, gid: 0, umask: 0 };
-    let mut root = vfs.clone();
-    let file = root.open(b"/bin/fuzz", O_CREAT | O_WRONLY | 0o755, &ctx).expect("create");
-    assert_eq!(file.borrow_mut().write(&elf).ok(), Some(elf.len()));
-    drop(file);
     {
         let (mut kernel, _out) = kernel_with(vfs.clone(), program_config(100_000));
         kernel.spawn_init("/bin/fuzz", &["fuzz"], &[]).expect("the generated program must load");
@@ -1201,7 +1210,7 @@ pub fn overlay(data: &[u8]) {
     assert_eq!(host_entries(&base), ["layer", "victim"], "something was written beside the overlay");
     assert!(host_entries(&victim).is_empty(), "something was written outside the overlay");
     if vfs.overlay_error().is_none() {
-        let again = base_vfs();
+        let again = lower();
         again.attach_overlay(&layer).expect("an overlay warden wrote must load");
         let (a, b) = (guest_tree(&vfs), guest_tree(&again));
         assert_eq!(a.len(), b.len(), "reloaded tree differs in size");
