@@ -6,9 +6,12 @@ use iced_x86::code_asm::{
     rdx, rsi, rsp, CodeAssembler, CodeLabel,
 };
 use iced_x86::{
-    Code, ConditionCode, FlowControl, Instruction, InstructionInfoFactory, MemoryOperand, Mnemonic, OpAccess, OpKind,
-    Register,
+    Code, ConditionCode, ConstantOffsets, FlowControl, Instruction, InstructionInfoFactory, MemoryOperand, Mnemonic,
+    OpAccess, OpKind, Register,
 };
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::block::Block;
 use crate::cpu::Cpu;
@@ -295,6 +298,98 @@ impl From<iced_x86::IcedError> for Unsupported {
     }
 }
 
+/// Encodings of host instructions that do not depend on where they land (no branch, no
+/// `rip`-relative operand), kept by the translator across blocks: the same access checks,
+/// loads, stores and exits recur in every block, and each re-encoded guest instruction is
+/// encoded once to see that it can be (`Emitter::plain`) and again in `encode`. Bounded:
+/// emptied when full (guest code chooses the immediates and displacements).
+#[derive(Default)]
+pub(super) struct Memo {
+    map: HashMap<Instruction, Encoded, BuildHasherDefault<InsnHasher>>,
+    /// For the misses.
+    enc: Option<iced_x86::Encoder>,
+}
+
+/// At most this many encodings are kept.
+const MEMO_MAX: usize = 1 << 14;
+
+#[derive(Clone, Copy)]
+struct Encoded {
+    len: u8,
+    bytes: [u8; 15],
+}
+
+/// Hashes the fields of an `Instruction` (iced's `Hash` leaves out its address and length).
+#[derive(Default)]
+struct InsnHasher(u64);
+
+impl Hasher for InsnHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for c in bytes.chunks(8) {
+            let mut w = [0; 8];
+            w[..c.len()].copy_from_slice(c);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+    }
+    fn write_u8(&mut self, v: u8) {
+        self.write_u64(v.into());
+    }
+    fn write_u16(&mut self, v: u16) {
+        self.write_u64(v.into());
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(v.into());
+    }
+    fn write_usize(&mut self, v: usize) {
+        self.write_u64(v as u64);
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+impl Memo {
+    /// The encoding of `i`, which must not depend on its address (see `position_free`).
+    fn encoding(&mut self, i: &Instruction) -> Option<Encoded> {
+        if let Some(e) = self.map.get(i) {
+            return Some(*e);
+        }
+        let mut e = Encoded { len: 0, bytes: [0; 15] };
+        let (len, _) = self.encode(i, 0, |b| e.bytes[..b.len()].copy_from_slice(b))?;
+        e.len = len as u8;
+        if self.map.len() >= MEMO_MAX {
+            self.map.clear();
+        }
+        self.map.insert(*i, e);
+        Some(e)
+    }
+
+    /// Encodes `i` at `rip` with the shared encoder, hands its bytes to `out`: its length
+    /// and constant offsets. (The encoder's buffer is emptied after each instruction: a
+    /// failed encoding may leave bytes in it.)
+    fn encode(&mut self, i: &Instruction, rip: u64, out: impl FnOnce(&[u8])) -> Option<(usize, ConstantOffsets)> {
+        let enc = self.enc.get_or_insert_with(|| iced_x86::Encoder::new(64));
+        let r = enc.encode(i, rip);
+        let mut buf = enc.take_buffer();
+        if r.is_ok() {
+            out(&buf);
+        }
+        buf.clear();
+        enc.set_buffer(buf);
+        Some((r.ok()?, enc.get_constant_offsets()))
+    }
+}
+
+/// Whether `i` encodes the same wherever it lands.
+fn position_free(i: &Instruction) -> bool {
+    !i.is_ip_rel_memory_operand()
+        && !(0..i.op_count())
+            .any(|n| matches!(i.op_kind(n), OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64))
+}
+
 /// Host addresses of the code every translation shares (see `stubs`).
 #[derive(Clone, Copy)]
 pub(super) struct Stubs {
@@ -411,7 +506,7 @@ pub(super) fn stubs(ip: u64, table: u64) -> Option<(Vec<u8>, Stubs)> {
     };
     let (a, labels) = build().ok()?;
     let instrs = a.instructions();
-    let (code, at) = encode(instrs, ip)?;
+    let (code, at) = encode(instrs, ip, &mut Memo::default())?;
     // The offset of the label bound to the instruction at index `n`.
     let to = |n: usize| Some(ip + u64::from(*at.get(instrs.get(n)?.ip() as usize).filter(|&&t| t != u32::MAX)?));
     let stubs = Stubs {
@@ -424,8 +519,8 @@ pub(super) fn stubs(ip: u64, table: u64) -> Option<(Vec<u8>, Stubs)> {
     Some((code, stubs))
 }
 
-/// Encodes the instructions of a `CodeAssembler` for host address `ip`, each once, where
-/// it lands (iced's `BlockEncoder`, behind `CodeAssembler::assemble`, builds an object
+/// Encodes the instructions of a `CodeAssembler` for host address `ip`, each once (from
+/// `memo` when it is the same anywhere), where it lands (iced's `BlockEncoder`, behind `CodeAssembler::assemble`, builds an object
 /// per instruction and encodes each two or three times to pick short branches: a third
 /// of the `jit` fuzz target's time went there). Every branch to a label takes its
 /// `rel32` form (`jrcxz` keeps its only one, `rel8`); a branch to a label not yet seen
@@ -435,41 +530,44 @@ pub(super) fn stubs(ip: u64, table: u64) -> Option<(Vec<u8>, Stubs)> {
 /// goes to that label; any other target is a host address (the stubs, far above the ids).
 /// Returns the code and the offset of each label in it (by id; `u32::MAX` if unbound),
 /// `None` if something does not encode or reach.
-fn encode(instrs: &[Instruction], ip: u64) -> Option<(Vec<u8>, Vec<u32>)> {
+fn encode(instrs: &[Instruction], ip: u64, memo: &mut Memo) -> Option<(Vec<u8>, Vec<u32>)> {
     const UNBOUND: u32 = u32::MAX;
     let labels = instrs.iter().map(|i| i.ip()).max().unwrap_or(0);
     let mut at = vec![UNBOUND; usize::try_from(labels).ok()? + 1];
     // (offset of a displacement, its size, offset of the end of its instruction, label)
     let mut fixups: Vec<(usize, usize, usize, usize)> = Vec::new();
-    let mut enc = iced_x86::Encoder::try_with_capacity(64, instrs.len() * 6).ok()?;
-    let mut off = 0usize;
+    let mut code = Vec::with_capacity(instrs.len() * 6);
     for i in instrs {
         if i.ip() != 0 {
-            at[i.ip() as usize] = off as u32;
+            at[i.ip() as usize] = code.len() as u32;
         }
-        let here = ip + off as u64;
-        let len = if i.op0_kind() == OpKind::NearBranch64 {
-            let mut b = *i;
-            b.as_near_branch();
-            let label = (b.near_branch64() <= labels).then_some(b.near_branch64() as usize);
-            let to = match label {
-                Some(l) if at[l] == UNBOUND => None,
-                Some(l) => Some(ip + u64::from(at[l])),
-                None => Some(b.near_branch64()),
+        if position_free(i) {
+            let e = memo.encoding(i)?;
+            code.extend_from_slice(&e.bytes[..usize::from(e.len)]);
+            continue;
+        }
+        let (off, here) = (code.len(), ip + code.len() as u64);
+        let mut b = *i;
+        b.as_near_branch();
+        let mut fixup = None;
+        if b.op0_kind() == OpKind::NearBranch64 {
+            let t = b.near_branch64();
+            let to = match (t <= labels).then_some(t as usize) {
+                // Not seen yet: towards itself for now.
+                Some(l) if at[l] == UNBOUND => {
+                    fixup = Some(l);
+                    here
+                }
+                Some(l) => ip + u64::from(at[l]),
+                None => t,
             };
-            b.set_near_branch64(to.unwrap_or(here));
-            let len = enc.encode(&b, here).ok()?;
-            if to.is_none() {
-                let c = enc.get_constant_offsets();
-                fixups.push((off + c.immediate_offset(), c.immediate_size(), off + len, label?));
-            }
-            len
-        } else {
-            enc.encode(i, here).ok()?
-        };
-        off += len;
+            b.set_near_branch64(to);
+        }
+        let (len, c) = memo.encode(&b, here, |bytes| code.extend_from_slice(bytes))?;
+        if let Some(l) = fixup {
+            fixups.push((off + c.immediate_offset(), c.immediate_size(), off + len, l));
+        }
     }
-    let mut code = enc.take_buffer();
     for (field, size, end, label) in fixups {
         let to = *at.get(label).filter(|&&t| t != UNBOUND)?;
         let rel = i64::from(to) - end as i64;
@@ -485,11 +583,18 @@ fn encode(instrs: &[Instruction], ip: u64) -> Option<(Vec<u8>, Vec<u32>)> {
 /// Translates the longest prefix of `block` the emitter covers, for host address `ip`:
 /// the code and how many instructions it covers; `None` when it covers not even the
 /// first instruction.
-pub(super) fn translate(block: &Block, model: CpuModel, ip: u64, stubs: Stubs, table: u64) -> Option<(Vec<u8>, u32)> {
+pub(super) fn translate(
+    block: &Block,
+    model: CpuModel,
+    ip: u64,
+    stubs: Stubs,
+    table: u64,
+    memo: &mut Memo,
+) -> Option<(Vec<u8>, u32)> {
     let n = block.ops.len();
     let ips: Vec<u64> = block.ops.iter().map(|op| op.insn.ip()).chain([block.end]).collect();
     let (undefined_read, live) = flag_liveness(block);
-    let mut e = Emitter::new(stubs, ips, live, table).ok()?;
+    let mut e = Emitter::new(stubs, ips, live, table, memo).ok()?;
     // The budget must cover the whole block (for a block entered from another).
     let mut bail = e.a.create_label();
     e.a.cmp(r14, i32::try_from(n).ok()?).ok()?;
@@ -516,11 +621,13 @@ pub(super) fn translate(block: &Block, model: CpuModel, ip: u64, stubs: Stubs, t
     e.a.set_label(&mut bail).ok()?;
     e.mov_imm(Register::RAX, block.start).ok()?;
     e.a.jmp(stubs.leave).ok()?;
-    Some((encode(e.a.instructions(), ip)?.0, covers as u32))
+    Some((encode(e.a.instructions(), ip, e.memo)?.0, covers as u32))
 }
 
-struct Emitter {
+struct Emitter<'m> {
     a: CodeAssembler,
+    /// Encodings already made (see `Memo`).
+    memo: &'m mut Memo,
     info: InstructionInfoFactory,
     /// The host's status flags hold the guest's.
     host_flags: bool,
@@ -740,10 +847,11 @@ fn flag_liveness(block: &Block) -> (Vec<bool>, Vec<u32>) {
     (out, from)
 }
 
-impl Emitter {
-    fn new(stubs: Stubs, ips: Vec<u64>, live: Vec<u32>, table: u64) -> Emit<Emitter> {
+impl<'m> Emitter<'m> {
+    fn new(stubs: Stubs, ips: Vec<u64>, live: Vec<u32>, table: u64, memo: &'m mut Memo) -> Emit<Emitter<'m>> {
         Ok(Emitter {
             a: CodeAssembler::new(64)?,
+            memo,
             info: InstructionInfoFactory::new(),
             host_flags: false,
             ctx_flags: true,
@@ -762,6 +870,16 @@ impl Emitter {
 
     fn add(&mut self, i: Emit<Instruction>) -> Emit {
         self.a.add_instruction(i?)?;
+        Ok(())
+    }
+
+    /// Fails unless `i` encodes (checked before anything of an instruction is emitted).
+    fn encodes(&mut self, i: &Instruction) -> Emit {
+        if position_free(i) {
+            self.memo.encoding(i).ok_or(Unsupported)?;
+        } else {
+            iced_x86::Encoder::new(64).encode(i, 0)?;
+        }
         Ok(())
     }
 
@@ -1284,7 +1402,7 @@ impl Emitter {
         let kept = if shift { STATUS_BITS } else { STATUS_BITS & !modified };
         let needs_host = read != 0 || (modified != 0 && kept & self.live[k as usize + 1] != 0);
         // Check the rewritten form encodes before changing anything.
-        iced_x86::Encoder::new(64).encode(&host, 0).map_err(|_| Unsupported)?;
+        self.encodes(&host)?;
 
         if mem.is_some() || (sse_fp(i) && !self.fp) {
             self.sync_flags(self.live[k as usize])?;
@@ -1396,7 +1514,7 @@ impl Emitter {
             };
             Instruction::with2(code, src, src)?
         };
-        iced_x86::Encoder::new(64).encode(&host, 0).map_err(|_| Unsupported)?;
+        self.encodes(&host)?;
         self.sync_flags(self.live[k as usize])?;
         self.bind(&map)?;
         if src_mem {
@@ -1799,7 +1917,7 @@ mod tests {
         let mut guest = Instruction::with1(Code::Push_r64, Register::RDX).unwrap();
         guest.set_ip(2); // a guest address: not a label
         let n = a.instructions().len();
-        let (code, at) = encode(a.instructions(), ip).unwrap();
+        let (code, at) = encode(a.instructions(), ip, &mut Memo::default()).unwrap();
         let decoded: Vec<Instruction> = iced_x86::Decoder::with_ip(64, &code, ip, 0).into_iter().collect();
         assert_eq!(decoded.len(), n);
         let label = |i: usize| ip + u64::from(at[a.instructions()[i].ip() as usize]);
@@ -1811,9 +1929,34 @@ mod tests {
         assert_eq!(decoded[3].near_branch64(), far);
         assert_eq!(decoded[n - 2].near_branch64(), ip);
         assert_eq!(decoded[n - 1].code(), Code::Retnq);
-        let mut e = Emitter::new(stubs(ip, 0).unwrap().1, vec![0], vec![0], 0).ok().unwrap();
+        let mut memo = Memo::default();
+        let mut e = Emitter::new(stubs(ip, 0).unwrap().1, vec![0], vec![0], 0, &mut memo).ok().unwrap();
         e.add_guest(guest).ok().unwrap();
         assert_eq!(e.a.instructions()[0].ip(), 0, "a guest address is not kept as a label");
+    }
+
+    /// The memo's encodings are the encoder's, also after an instruction that failed to
+    /// encode (iced leaves bytes of it in its buffer: they once prefixed the next
+    /// encoding, found by the `jit` fuzz target), and a hit gives the same bytes again.
+    #[test]
+    fn memo_encodings_are_the_encoders() {
+        let m = MemoryOperand::with_base_index(Register::R12, Register::R15);
+        let bad = Instruction::with2(Code::Add_rm8_r8, m, Register::AH).unwrap();
+        let good = [
+            Instruction::with2(Code::Cmp_rm64_imm8, Register::R14, 3).unwrap(),
+            Instruction::with2(Code::Add_rm8_r8, m, Register::SPL).unwrap(),
+            Instruction::with2(Code::Mov_r64_imm64, Register::RAX, 0x1122_3344_5566_7788u64).unwrap(),
+        ];
+        let mut memo = Memo::default();
+        for round in 0..2 {
+            for i in &good {
+                assert!(memo.encoding(&bad).is_none());
+                let mut fresh = iced_x86::Encoder::new(64);
+                let len = fresh.encode(i, 0).unwrap();
+                let e = memo.encoding(i).unwrap();
+                assert_eq!(&e.bytes[..usize::from(e.len)], &fresh.take_buffer()[..len], "{i} in round {round}");
+            }
+        }
     }
 
     /// `flags_undefined` counts AF after `and`/`or`/`xor`/`test` as defined: the host

@@ -192,6 +192,8 @@ const HOT: u32 = 16;
 const ARENA: usize = 16 << 20;
 /// The host's page size, the unit `install` changes protection in.
 const PAGE: usize = 4096;
+/// At most this many sets are remembered as entered into (`Jit::filled`).
+const FILLED_MAX: usize = 1024;
 /// Sets of the chaining table (`1 << SET_BITS`), two slots each.
 const SET_BITS: u32 = 13;
 /// Size of a `Set` (a power of two: the generated lookup shifts by it).
@@ -297,9 +299,15 @@ pub(crate) struct Jit {
     gen: u32,
     /// Translated blocks by guest address, for block exits and `Stubs::chain`.
     table: Box<[Set]>,
+    /// The sets entered into since the table was last emptied, up to `FILLED_MAX` (then
+    /// `None`: all of them), so emptying it writes only those: the `jit` fuzz target
+    /// empties two tables of 256 KiB per input and enters a few blocks.
+    filled: Option<Vec<u32>>,
     /// Executions after which a block is translated (`HOT` unless a test changed it).
     pub hot: u32,
     pub stats: JitStats,
+    /// Host instructions already encoded (kept across arenas: they encode the same anywhere).
+    memo: emit::Memo,
 }
 
 impl Jit {
@@ -311,8 +319,28 @@ impl Jit {
             stubs: None,
             gen: 1,
             table: Vec::new().into_boxed_slice(),
+            filled: None,
             hot: HOT,
             stats: JitStats::default(),
+            memo: emit::Memo::default(),
+        }
+    }
+
+    /// Makes the translation at `host` of the block at `rip` the first of its set.
+    fn enter(&mut self, rip: u64, host: u64) {
+        let s = set(rip);
+        let Set(ways) = &mut self.table[s];
+        if ways[0].rip != rip {
+            // Most recent first; the other way keeps the one it displaces.
+            ways[1] = ways[0];
+            ways[0] = Slot { rip, host };
+            if let Some(sets) = &mut self.filled {
+                if sets.len() < FILLED_MAX {
+                    sets.push(s as u32);
+                } else {
+                    self.filled = None;
+                }
+            }
         }
     }
 
@@ -324,8 +352,19 @@ impl Jit {
     }
 
     fn clear_table(&mut self) {
-        for (s, ways) in self.table.iter_mut().enumerate() {
-            *ways = Set([empty(s); 2]);
+        match self.filled.take() {
+            Some(mut sets) => {
+                for s in sets.drain(..) {
+                    self.table[s as usize] = Set([empty(s as usize); 2]);
+                }
+                self.filled = Some(sets);
+            }
+            None => {
+                for (s, ways) in self.table.iter_mut().enumerate() {
+                    *ways = Set([empty(s); 2]);
+                }
+                self.filled = Some(Vec::new());
+            }
         }
     }
 
@@ -365,12 +404,7 @@ impl Jit {
                 self.translate(block, cpu, mem)?
             }
         };
-        let Set(ways) = &mut self.table[set(block.start)];
-        if ways[0].rip != block.start {
-            // Most recent first; the other way keeps the one it displaces.
-            ways[1] = ways[0];
-            ways[0] = Slot { rip: block.start, host: entry as u64 };
-        }
+        self.enter(block.start, entry as u64);
         let enter = self.stubs?.enter;
         let (base, perm, limit) = mem.jit_view();
         let mut env = Env { base, perm, limit, left: remaining, early: 0, chained: 0, handled: 0, mem };
@@ -406,7 +440,8 @@ impl Jit {
         for _ in 0..2 {
             let ip = self.cursor()?;
             let table = self.table.as_ptr() as u64;
-            let Some((code, covers)) = emit::translate(block, cpu.model, ip as u64, self.stubs?, table) else {
+            let Some((code, covers)) = emit::translate(block, cpu.model, ip as u64, self.stubs?, table, &mut self.memo)
+            else {
                 self.stats.blocks_refused += 1;
                 break;
             };
@@ -435,6 +470,7 @@ impl Jit {
             self.used = 0;
             self.stubs = None;
             self.table = vec![Set([empty(0); 2]); 1 << SET_BITS].into_boxed_slice();
+            self.filled = None;
             self.clear_table();
             let m = MmapMut::map_anon(ARENA).ok()?;
             let (code, stubs) = emit::stubs(m.as_ptr() as u64, self.table.as_ptr() as u64)?;
@@ -476,5 +512,31 @@ impl Jit {
         }
         self.used = end.next_multiple_of(16).min(ARENA);
         Some(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `forget` empties every set entered into, whether it remembered them (a few) or
+    /// not (more than `FILLED_MAX`), and a new table starts empty.
+    #[test]
+    fn forget_empties_every_set_entered() {
+        let mut jit = Jit::new();
+        jit.forget();
+        jit.cursor().expect("an arena");
+        for entered in [3u64, 40, FILLED_MAX as u64 * 3] {
+            for n in 0..entered {
+                jit.enter(0x1000 + n * 0x10, 0x5000 + n);
+                jit.enter(0x7000_0000 + n * 0x30, 0x6000 + n);
+            }
+            jit.forget();
+            for (s, Set(ways)) in jit.table.iter().enumerate() {
+                for w in ways {
+                    assert_eq!((w.rip, w.host), (empty(s).rip, 0), "set {s} after {entered} entered");
+                }
+            }
+        }
     }
 }
