@@ -83,6 +83,22 @@ fn perm(prot: usize) -> Perm {
     p
 }
 
+/// How many leading bytes `a` and `b` have in common. A shared map is compared at every
+/// system call and is mostly unchanged, so whole chunks are compared first (a byte loop
+/// made a call of a process with a large shared map cost milliseconds).
+fn equal_prefix(a: &[u8], b: &[u8]) -> usize {
+    const CHUNK: usize = 256;
+    let n = a.len().min(b.len());
+    let mut i = 0;
+    while i + CHUNK <= n && a[i..i + CHUNK] == b[i..i + CHUNK] {
+        i += CHUNK;
+    }
+    while i < n && a[i] == b[i] {
+        i += 1;
+    }
+    i
+}
+
 /// What a shared map shares.
 #[derive(Clone)]
 enum Backing {
@@ -109,9 +125,7 @@ impl Backing {
         let runs = || {
             let mut i = 0;
             std::iter::from_fn(move || {
-                while i < now.len() && now[i] == seen[i] {
-                    i += 1;
-                }
+                i += equal_prefix(&now[i..], &seen[i..]);
                 let start = i;
                 while i < now.len() && now[i] != seen[i] {
                     i += 1;
@@ -784,4 +798,33 @@ pub(super) fn futex(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
         _ => None,
     };
     k.lx_futex(tid, &c.args, timeout)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_back_copies_exactly_the_changed_bytes() {
+        let seen = vec![7u8; 4096];
+        let mut now = seen.clone();
+        // Changes at the edges, inside and across the compare chunks.
+        for &at in &[0, 255, 256, 257, 1000, 2047, 2048, 4095] {
+            now[at] = 9;
+        }
+        now[3000..3600].fill(1);
+        // The backing differs from `seen` everywhere, so a byte that is written back but
+        // unchanged (or changed but not written back) shows.
+        let pages = Rc::new(RefCell::new(vec![0u8; 5000]));
+        Backing::Anon(pages.clone()).write_back(0, &now, &seen);
+        let pages = pages.borrow();
+        for (i, (&got, &new)) in pages.iter().zip(&now).enumerate() {
+            let expect = if new == seen[i] { 0 } else { new };
+            assert_eq!(got, expect, "byte {i}");
+        }
+        assert!(pages[4096..].iter().all(|&b| b == 0));
+        assert_eq!(equal_prefix(&now, &seen), 0);
+        assert_eq!(equal_prefix(&now[1..], &seen[1..]), 254);
+        assert_eq!(equal_prefix(&now[258..], &seen[258..]), 1000 - 258);
+    }
 }
