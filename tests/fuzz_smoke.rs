@@ -394,3 +394,51 @@ fn run_and_tree(elf: &[u8]) -> String {
     let run = harness::run_syscall_program_on(vfs.clone(), elf);
     format!("{run:?} {:?}", harness::guest_tree(&vfs))
 }
+
+/// `syscalls` and `linux_syscalls` repeat a run only on the inputs `checks_determinism`
+/// picks (a fixed eighth of them): there a run that differs the second time is caught, an
+/// injected nondeterminism of a closure's own and one of a kernel run (a file the harness
+/// changes between the two runs, as state leaking from one run into the next would).
+#[test]
+fn the_determinism_check_catches_an_injected_nondeterminism() {
+    let mut checked = 0;
+    for i in 0..800u32 {
+        let data = i.to_le_bytes().repeat(50);
+        let mut runs = 0u32;
+        let caught = catch_unwind(AssertUnwindSafe(|| {
+            harness::deterministic(&data, || {
+                runs += 1;
+                runs
+            })
+        }))
+        .is_err();
+        assert_eq!(caught, harness::checks_determinism(&data), "input {i}");
+        assert_eq!(runs, if caught { 2 } else { 1 }, "input {i}");
+        checked += usize::from(caught);
+    }
+    assert!((60..=140).contains(&checked), "{checked} of 800 inputs checked");
+
+    let mut data = show_tmp_f();
+    // A scratch byte the program does not use, varied until the input is one checked.
+    data[127] = (0..=255).find(|&b| harness::checks_determinism(&[&data[..127], &[b], &data[128..]].concat())).unwrap();
+    let elf = harness::syscall_program(&data);
+    let vfs = harness::base_vfs();
+    let mut n = 0u8;
+    let kernel_run = catch_unwind(AssertUnwindSafe(|| {
+        harness::deterministic(&data, || {
+            n += 1;
+            let ctx = guest_kernel::CallCtx { pid: 0, uid: 0, gid: 0, umask: 0 };
+            let f = guest_kernel::Scheme::open(
+                &mut vfs.clone(),
+                b"/tmp/f",
+                warden_abi::O_CREAT | warden_abi::O_WRONLY | 0o644,
+                &ctx,
+            )
+            .unwrap();
+            f.borrow_mut().write(&[b'0' + n]).unwrap();
+            harness::run_syscall_program_on(vfs.clone(), &elf)
+        })
+    }));
+    assert!(kernel_run.is_err(), "the second run showed another /tmp/f and was not caught");
+    assert_eq!(n, 2);
+}
