@@ -874,9 +874,10 @@ fn a_jump_to_the_last_address_faults_in_both_tiers() {
 /// dividends and divisors at the edges (zero divisors, quotients that just fit or just
 /// overflow, the smallest value by -1, dividends wider than their low half): both tiers
 /// end alike (#DE included: the translated code leaves before the instruction and the
-/// interpreter raises it), with the flags of the `add` before as they were, and translated code runs
-/// the division itself (no `run_op`) and leaves early only where the interpreter must
-/// take over (a #DE, or a signed dividend that is not its low half sign-extended).
+/// interpreter raises it), with the flags of the `add` before it as they were, and
+/// translated code runs the division itself (no `run_op`) and leaves early only where the
+/// interpreter must take over (a #DE, or a signed dividend that is not its low half
+/// sign-extended).
 #[test]
 fn divisions_run_translated_and_fault_in_the_interpreter() {
     let mut r = Rng::new(0xd1);
@@ -906,15 +907,15 @@ fn divisions_run_translated_and_fault_in_the_interpreter() {
             (m, 0, m),
             (3, 1, 5),
         ];
-        let divisors = match size {
-            1 => [Register::CL, Register::BL, Register::CH],
-            2 => [Register::CX, Register::R12W, Register::None],
-            4 => [Register::ECX, Register::R12D, Register::None],
-            _ => [Register::RCX, Register::R12, Register::None],
+        let divisors: &[Register] = match size {
+            1 => &[Register::CL, Register::BL, Register::CH],
+            2 => &[Register::CX, Register::R12W],
+            4 => &[Register::ECX, Register::R12D],
+            _ => &[Register::RCX, Register::R12],
         };
         for (hi, lo, d) in pairs {
             for signed in [false, true] {
-                for divisor in divisors.into_iter().map(Some).chain([None]) {
+                for divisor in divisors.iter().copied().map(Some).chain([None]) {
                     let code = match (size, signed) {
                         (1, false) => Code::Div_rm8,
                         (1, true) => Code::Idiv_rm8,
@@ -926,7 +927,6 @@ fn divisions_run_translated_and_fault_in_the_interpreter() {
                         (_, true) => Code::Idiv_rm64,
                     };
                     let insn = match divisor {
-                        Some(Register::None) => continue,
                         Some(reg) => Instruction::with1(code, reg),
                         None => Instruction::with1(code, MemoryOperand::with_base_displ(Register::RDI, 8)),
                     }
