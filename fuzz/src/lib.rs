@@ -993,7 +993,7 @@ pub fn checks_determinism(data: &[u8]) -> bool {
     }
     h = (h ^ (h >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
     h = (h ^ (h >> 33)).wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    (h ^ (h >> 33)) % CHECK_EVERY == 0
+    (h ^ (h >> 33)).is_multiple_of(CHECK_EVERY)
 }
 
 /// Runs `run` once, and for the inputs [`checks_determinism`] picks a second time: the
