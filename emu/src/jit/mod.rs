@@ -107,6 +107,11 @@
 //!   cache drops blocks when their pages are written, unmapped or re-protected); the ops
 //!   `run_op` calls are that block's.
 //!
+//! Checked against the interpreter by `tests/jit.rs` and the `jit` fuzz target (random
+//! instruction sequences, the complete state after every exit), and against the host
+//! CPU by `tests/difftest.rs`, whose every case also runs translated from its first
+//! execution.
+//!
 //! Cost of translating: the emitter collects a block's host instructions with iced's
 //! `CodeAssembler` and `emit::encode` encodes each once where it lands (every branch to a
 //! label in its `rel32` form, forward ones patched), taking the bytes of an instruction
@@ -342,6 +347,23 @@ pub struct JitStats {
     pub early_exits: u64,
     /// Instructions translated code ran through the interpreter's handlers (`run_op`).
     pub handled: u64,
+}
+
+/// What happened between two snapshots (`later - earlier`).
+impl std::ops::Sub for JitStats {
+    type Output = JitStats;
+    fn sub(self, earlier: JitStats) -> JitStats {
+        JitStats {
+            blocks_translated: self.blocks_translated - earlier.blocks_translated,
+            blocks_refused: self.blocks_refused - earlier.blocks_refused,
+            time_translating: self.time_translating.saturating_sub(earlier.time_translating),
+            code_bytes: self.code_bytes - earlier.code_bytes,
+            entries: self.entries - earlier.entries,
+            chained: self.chained - earlier.chained,
+            early_exits: self.early_exits - earlier.early_exits,
+            handled: self.handled - earlier.handled,
+        }
+    }
 }
 
 enum Arena {

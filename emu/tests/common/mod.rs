@@ -6,7 +6,7 @@
 pub mod layout;
 pub mod native;
 
-use emu::{Access, AddressSpace, Cpu, Exit, GuestAddress, Perm, X87State};
+use emu::{Access, AddressSpace, Cpu, Exit, GuestAddress, JitStats, Perm, Tier, X87State};
 use iced_x86::{CpuidFeature, Decoder, DecoderOptions, Formatter, IntelFormatter};
 
 use layout::*;
@@ -244,22 +244,30 @@ pub struct EmuOut {
     pub exit: Exit,
     pub cpu: Cpu,
     pub data: Vec<u8>,
+    /// What the translation tier did during this run (all zero under the interpreter).
+    pub jit: JitStats,
 }
 
 pub struct EmuRunner {
     pub space: AddressSpace,
+    pub tier: Tier,
 }
 
 impl EmuRunner {
-    pub fn new(image: &[u8]) -> EmuRunner {
+    /// A runner for `tier`. Under `Tier::Jit` every block is translated the first time it
+    /// runs (a case runs once): the code page is mapped read-execute, so its blocks can be.
+    pub fn new(image: &[u8], tier: Tier) -> EmuRunner {
         let mut space = AddressSpace::new(LIMIT).unwrap();
+        if tier == Tier::Jit {
+            space.set_jit_threshold(0);
+        }
         let m = &mut space.mem;
         m.map(GuestAddress(CODE), 0x1000, Perm::RX).unwrap();
         m.map(GuestAddress(DATA), DATA_LEN, Perm::RW).unwrap();
         m.map(GuestAddress(RO), 0x1000, Perm::READ).unwrap();
         m.map(GuestAddress(LOW), 0x1000, Perm::RW).unwrap();
         m.write_raw(GuestAddress(RO), &image[0x2000..0x3000]).unwrap();
-        EmuRunner { space }
+        EmuRunner { space, tier }
     }
 
     pub fn run(&mut self, case: &Case, image: &[u8]) -> EmuOut {
@@ -282,12 +290,15 @@ impl EmuRunner {
         }
         let mut cpu = case.input.to_cpu();
         cpu.model = MODEL;
+        cpu.tier = self.tier;
         cpu.rip = CODE;
+        let before = self.space.jit_stats();
         let exit = cpu.run(&mut self.space, 10_000);
+        let jit = self.space.jit_stats() - before;
         let mut data = vec![0u8; OUT_DATA_LEN];
         self.space.mem.read_raw(GuestAddress(DATA), &mut data[..0x2000]).unwrap();
         self.space.mem.read_raw(GuestAddress(LOW), &mut data[0x2000..]).unwrap();
-        EmuOut { exit, cpu, data }
+        EmuOut { exit, cpu, data, jit }
     }
 
     /// Runs `cpuid` for a leaf under emu: [eax, ebx, ecx, edx].
@@ -610,4 +621,48 @@ pub fn describe(case: &Case) -> String {
         out += &format!("\n  mem[{a:#x}] = {}", hex(b));
     }
     out
+}
+
+/// Compares two emu runs of one case (the translator's against the interpreter's) on
+/// everything the guest could see, the flags and registers the manuals leave undefined
+/// included: both tiers are exact at every exit (see the `jit` module note), and the
+/// interpreter is the reference for the values it picks for those.
+pub fn compare_tiers(interp: &EmuOut, jit: &EmuOut) -> Option<String> {
+    let (a, b) = (&interp.cpu, &jit.cpu);
+    let mut diffs = Vec::new();
+    if interp.exit != jit.exit {
+        diffs.push(format!("exit: interp {:?} jit {:?}", interp.exit, jit.exit));
+    }
+    if (a.rip, a.icount) != (b.rip, b.icount) {
+        diffs.push(format!("rip, icount: interp {:#x}, {} jit {:#x}, {}", a.rip, a.icount, b.rip, b.icount));
+    }
+    for (r, name) in GPR_NAMES.iter().enumerate() {
+        if a.gpr[r] != b.gpr[r] {
+            diffs.push(format!("{name}: interp {:#x} jit {:#x}", a.gpr[r], b.gpr[r]));
+        }
+    }
+    if a.rflags != b.rflags {
+        diffs.push(format!("rflags: interp {:#x} jit {:#x} (differ {:#x})", a.rflags, b.rflags, a.rflags ^ b.rflags));
+    }
+    for i in 0..16 {
+        if (a.xmm[i], a.ymm_hi[i]) != (b.xmm[i], b.ymm_hi[i]) {
+            diffs.push(format!(
+                "ymm{i}: interp {:032x}_{:032x} jit {:032x}_{:032x}",
+                a.ymm_hi[i], a.xmm[i], b.ymm_hi[i], b.xmm[i]
+            ));
+        }
+    }
+    if a.mxcsr != b.mxcsr {
+        diffs.push(format!("mxcsr: interp {:#x} jit {:#x}", a.mxcsr, b.mxcsr));
+    }
+    if a.x87 != b.x87 {
+        diffs.push(format!("x87: interp {:x?} jit {:x?}", a.x87, b.x87));
+    }
+    if interp.data != jit.data {
+        let offs: Vec<usize> = (0..OUT_DATA_LEN).filter(|&k| interp.data[k] != jit.data[k]).collect();
+        let show: Vec<String> =
+            offs.iter().take(8).map(|&k| format!("+{k:#x}: {:02x}/{:02x}", interp.data[k], jit.data[k])).collect();
+        diffs.push(format!("memory ({} bytes differ, interp/jit): {}", offs.len(), show.join(" ")));
+    }
+    (!diffs.is_empty()).then(|| diffs.join("\n    "))
 }
