@@ -12,7 +12,10 @@
 //! is built with random registers, memory operands landing in (or across
 //! the edges of) the data pages, and edge-biased immediates; plus hand
 //! written generators for strings, branches, shifts by every interesting
-//! count and divide edge cases.
+//! count and divide edge cases, and short sequences of integer instructions
+//! with forward branches between them (`seq_cases`: what the translator keeps
+//! from one instruction to the next; at a fault part-way, flags nothing reads
+//! from there on are not compared, see `Case::undef_at`).
 //!
 //! x87 transcendentals (`fsin` .. `fyl2xp1`) are compared within 1 ulp of
 //! the 64-bit significand with C1 ignored (`FpCompare::Transcendental`):
@@ -1447,6 +1450,229 @@ fn div_cases(r: &mut Rng) -> Vec<Case> {
     out
 }
 
+/// iced's status-flag bits as RFLAGS bits.
+fn rflags_of(iced: u32) -> u64 {
+    use iced_x86::RflagsBits as F;
+    [(F::OF, OF), (F::SF, SF), (F::ZF, ZF), (F::AF, AF), (F::CF, CF), (F::PF, PF)]
+        .into_iter()
+        .filter(|&(f, _)| iced & f != 0)
+        .fold(0, |acc, (_, x)| acc | x)
+}
+
+/// The integer forms sequences are made of: register, immediate and memory operands
+/// (no `cl` count, no implicit memory but the stack's), no control transfer.
+fn seq_codes() -> Vec<Code> {
+    use Mnemonic::*;
+    let ok_kind = |k: &K| {
+        matches!(
+            k,
+            K::r8_reg
+                | K::r8_opcode
+                | K::r8_or_mem
+                | K::r16_reg
+                | K::r16_opcode
+                | K::r16_or_mem
+                | K::r32_reg
+                | K::r32_opcode
+                | K::r32_or_mem
+                | K::r32_vvvv
+                | K::r64_reg
+                | K::r64_opcode
+                | K::r64_or_mem
+                | K::r64_vvvv
+                | K::imm8
+                | K::imm8sex16
+                | K::imm8sex32
+                | K::imm8sex64
+                | K::imm16
+                | K::imm32
+                | K::imm32sex64
+                | K::imm64
+                | K::imm8_const_1
+                | K::al
+                | K::ax
+                | K::eax
+                | K::rax
+                | K::mem
+        )
+    };
+    Code::values()
+        .filter(|c| {
+            let oc = c.op_code();
+            let vex = matches!(c.mnemonic(), Andn | Shlx | Shrx | Sarx | Rorx | Bzhi | Blsr | Blsi | Blsmsk);
+            (oc.encoding() == EncodingKind::Legacy || (vex && oc.encoding() == EncodingKind::VEX))
+                && oc.mode64()
+                && oc.op_kinds().iter().all(ok_kind)
+                && (oc.op_kinds().contains(&K::mem) == (c.mnemonic() == Lea))
+                && (int_family(c.mnemonic()).is_some_and(|f| {
+                    matches!(f, "int/alu" | "int/unary" | "int/mul" | "int/div" | "int/cmov" | "int/setcc")
+                        || matches!(f, "int/convert" | "int/mov" | "int/xchg" | "int/bytes" | "int/bmi")
+                }) || matches!(
+                    c.mnemonic(),
+                    Shl | Shr | Sar | Rol | Ror | Bt | Bts | Btr | Btc | Popcnt | Tzcnt | Lzcnt | Push | Pop
+                ))
+                && !matches!(c.mnemonic(), Cmpxchg8b | Cmpxchg16b | Movbe | Nop | Xlatb | Pdep | Pext | Mulx)
+        })
+        .collect()
+}
+
+/// One instruction of a sequence (`seq_cases`) and its status flags (RFLAGS bits).
+struct Step {
+    bytes: Vec<u8>,
+    /// A forward `jcc` over the next step.
+    jcc: bool,
+    read: u64,
+    /// Written with defined values; left undefined; written at all (its dead flags may be
+    /// skipped before it).
+    defined: u64,
+    left: u64,
+    written: u64,
+    /// A `jcc` may jump over it.
+    skippable: bool,
+}
+
+/// Short sequences of integer instructions (see `seq_codes`; through `[rdi+d8]` and
+/// `[rbx+d8]` into the data pages, or just below the read-only page or the hole after
+/// it, so that some fault part-way) with forward `jcc`s between them: what the
+/// translator keeps from one instruction to the next (guest registers cached in host
+/// ones, flags in the host's, changed registers stored at an exit part-way) meets the
+/// host CPU. No instruction reads a flag an earlier one may have left undefined; flags
+/// left undefined are not compared, nor, at a fault part-way, flags nothing reads from
+/// there on (`Case::undef_at`).
+fn seq_cases(r: &mut Rng, img: &[u8], codes: &[Code], n: usize) -> Vec<Case> {
+    use Mnemonic::*;
+    // Registers an instruction may use: not rsp, nor the pointers rbx and rdi.
+    const FREE: [u64; 13] = [0, 1, 2, 5, 6, 8, 9, 10, 11, 12, 13, 14, 15];
+    const FREE8: [Register; 16] = [
+        Register::AL,
+        Register::CL,
+        Register::DL,
+        Register::AH,
+        Register::CH,
+        Register::DH,
+        Register::BPL,
+        Register::SIL,
+        Register::R8L,
+        Register::R9L,
+        Register::R10L,
+        Register::R11L,
+        Register::R12L,
+        Register::R13L,
+        Register::R14L,
+        Register::R15L,
+    ];
+    // The status flags `jcc` reads, by condition.
+    const CC_READS: [u64; 8] = [OF, CF, ZF, CF | ZF, SF, PF, SF | OF, ZF | SF | OF];
+    let mut out = Vec::new();
+    while out.len() < n {
+        let mut st = random_input(r, "int");
+        st.gpr[7] = match r.below(6) {
+            0 => RO - 0x40,
+            1 => UNMAPPED - 0x40,
+            _ => DATA + 0x400 + r.below(0x1800),
+        };
+        st.gpr[3] = DATA + 0x400 + 8 * r.below(0x300);
+        let mut g = Gen { st, r: &mut *r, img, pinned: 1 << 3 | 1 << 4 | 1 << 7, patches: Vec::new(), mem: None };
+        let mut steps: Vec<Step> = Vec::new();
+        // The flags some path may have left undefined so far.
+        let mut undef = 0u64;
+        let want = 2 + g.r.below(8) as usize;
+        for _attempt in 0..want * 4 {
+            if steps.iter().filter(|s| !s.jcc).count() == want {
+                break;
+            }
+            let c = g.r.pick(codes);
+            let m = c.mnemonic();
+            let oc = c.op_code();
+            let op_bits = |k: K| match k {
+                K::r8_reg | K::r8_opcode | K::r8_or_mem | K::al => 8,
+                K::r16_reg | K::r16_opcode | K::r16_or_mem | K::ax => 16,
+                K::r32_reg | K::r32_opcode | K::r32_or_mem | K::r32_vvvv | K::eax => 32,
+                _ => 64,
+            };
+            let bits0 = oc.op_kinds().first().map(|&k| op_bits(k)).unwrap_or(64);
+            // A bit offset in a register addresses memory beyond the operand.
+            let bt_reg = matches!(m, Bt | Bts | Btr | Btc) && oc.op_kinds().get(1).is_some_and(|k| op_bits(*k) > 8);
+            let mut ops = Vec::new();
+            for (n, &k) in oc.op_kinds().iter().enumerate() {
+                let gr = |g: &mut Gen, base: Register| Opnd::R(reg_n(base, g.r.pick(&FREE)));
+                let mem = !(bt_reg && n == 0) && g.r.chance(1, 3);
+                ops.push(match k {
+                    K::r8_or_mem | K::r16_or_mem | K::r32_or_mem | K::r64_or_mem if mem => {
+                        let base = if g.r.chance(1, 2) { Register::RDI } else { Register::RBX };
+                        let d = g.r.below(256) as i64 - 128;
+                        Opnd::M(MemoryOperand::with_base_index_scale_displ_size(base, Register::None, 1, d, 1))
+                    }
+                    K::r8_reg | K::r8_opcode | K::r8_or_mem => Opnd::R(g.r.pick(&FREE8)),
+                    K::r16_reg | K::r16_opcode | K::r16_or_mem => gr(&mut g, Register::AX),
+                    K::r32_reg | K::r32_opcode | K::r32_or_mem | K::r32_vvvv => gr(&mut g, Register::EAX),
+                    K::r64_reg | K::r64_opcode | K::r64_or_mem | K::r64_vvvv => gr(&mut g, Register::RAX),
+                    K::al => Opnd::R(Register::AL),
+                    K::ax => Opnd::R(Register::AX),
+                    K::eax => Opnd::R(Register::EAX),
+                    K::rax => Opnd::R(Register::RAX),
+                    K::mem => {
+                        let base = reg_n(Register::RAX, g.r.below(16));
+                        let index = reg_n(Register::RAX, g.r.pick(&FREE));
+                        let d = g.r.next() as i32 as i64 >> g.r.below(32);
+                        Opnd::M(MemoryOperand::with_base_index_scale_displ_size(base, index, 2, d, 4))
+                    }
+                    _ => g.imm(k, m, bits0),
+                });
+            }
+            let Some(insn) = build(c, &ops) else { continue };
+            let Some(bytes) = encode(&insn) else { continue };
+            let read = rflags_of(insn.rflags_read());
+            if read & undef != 0 {
+                continue;
+            }
+            let count = match ops.get(if m == Rorx { 2 } else { 1 }) {
+                Some(Opnd::I(v)) if is_shift(m) || m == Rorx => (*v as u32) & if bits0 == 64 { 63 } else { 31 },
+                _ if oc.op_kinds().contains(&K::imm8_const_1) => 1,
+                _ => 0,
+            };
+            let left = undef_flags(m, bits0, count);
+            let written = if is_shift(m) && count == 0 { 0 } else { rflags_of(insn.rflags_modified()) };
+            let defined = written & !left;
+            // A forward `jcc` over the instruction, now and then.
+            let cc = g.r.below(16) as usize;
+            let skippable = g.r.chance(1, 5) && CC_READS[cc / 2] & undef == 0;
+            if skippable {
+                let bytes = vec![0x70 + cc as u8, bytes.len() as u8];
+                let read = CC_READS[cc / 2];
+                steps.push(Step { bytes, jcc: true, read, defined: 0, left: 0, written: 0, skippable: false });
+            }
+            let after = undef & !defined | left;
+            undef = if skippable { after | undef } else { after };
+            steps.push(Step { bytes, jcc: false, read, defined, left, written, skippable });
+        }
+        // The flags nothing reads from each step on (the end reads all of them).
+        let mut live = STATUS;
+        let mut dead = vec![0u64; steps.len()];
+        for (k, s) in steps.iter().enumerate().rev() {
+            let written = if s.skippable { 0 } else { s.written };
+            live = live & !written | s.read;
+            dead[k] = STATUS & !live;
+        }
+        let mut code = Vec::new();
+        let mut undef = 0u64;
+        let mut undef_at = Vec::new();
+        let mut skip = false;
+        for (s, dead) in steps.iter().zip(dead) {
+            undef_at.push((CODE + code.len() as u64, undef | dead));
+            code.extend(&s.bytes);
+            let after = undef & !s.defined | s.left;
+            undef = if skip { after | undef } else { after };
+            skip = s.jcc;
+        }
+        let mut case = Case::new(code, g.st, "int/seq", "sequence");
+        case.undef_flags = undef;
+        case.undef_at = undef_at;
+        out.push(case);
+    }
+    out
+}
+
 /// A few hand-picked cases that random generation rarely hits.
 fn edge_cases(r: &mut Rng) -> Vec<Case> {
     let mut out = Vec::new();
@@ -1699,6 +1925,7 @@ fn generate(seed: u64, target: usize, img: &[u8]) -> Vec<Case> {
     }
     let scale = (target / DEFAULT_CASES).max(1);
     cases.extend(string_cases(&mut r, img, 240 * scale));
+    cases.extend(seq_cases(&mut r, img, &seq_codes(), 400 * scale));
     for _ in 0..scale {
         cases.extend(branch_cases(&mut r));
         cases.extend(shift_cases(&mut r));
@@ -1793,7 +2020,7 @@ fn run_suite() -> Summary {
                     None => Some(d),
                 },
             }
-            .or_else(|| common::compare_tiers(&e, &j).map(|d| format!("against the interpreter:\n    {d}")));
+            .or_else(|| common::compare_tiers(case, &e, &j).map(|d| format!("against the interpreter:\n    {d}")));
             if let Some(d) = jit_diff {
                 fam.jit_mismatch += 1;
                 if sum.failures.len() < show {

@@ -6,7 +6,8 @@
 //! halves compared; 32-byte accesses across page edges, misaligned `vmovdqa`,
 //! `vzeroupper`, legacy SSE mixed in), instructions translated code runs through
 //! the interpreter's handlers (bit tests at a register offset into memory, `cmpxchg` to a
-//! register, string instructions, `div`) run under both tiers with
+//! register, string instructions), `div` (translated, or left to the interpreter where it
+//! faults) run under both tiers with
 //! the same random budget slices; after every exit the exit, all registers, flags,
 //! `rip`, the instruction count and the data pages must agree.
 //!
@@ -1087,4 +1088,127 @@ fn ymm_state_at_faults_and_slow_paths_is_the_interpreters() {
         }
         assert!(results[0] == results[1], "{name}: the tiers differ\n{:x?}\n{:x?}", results[0].0, results[1].0);
     }
+}
+
+/// `div` and `idiv` of every size, by a register the guest keeps in its own host
+/// register, one that borrows another (`r12`, or `bl`/`ch` for a byte), and memory, for
+/// dividends and divisors at the edges (zero divisors, quotients that just fit or just
+/// overflow, the smallest value by -1, dividends wider than their low half): both tiers
+/// end alike (#DE included: the translated code leaves before the instruction and the
+/// interpreter raises it), with the flags of the `add` before it as they were, and
+/// translated code runs the division itself (no `run_op`) and leaves early only where the
+/// interpreter must take over (a #DE, or a signed dividend that is not its low half
+/// sign-extended).
+#[test]
+fn divisions_run_translated_and_fault_in_the_interpreter() {
+    let mut r = Rng::new(0xd1);
+    let mut translated = 0;
+    for size in [1u32, 2, 4, 8] {
+        let bits = 8 * size;
+        let m = if bits == 64 { u64::MAX } else { (1u64 << bits) - 1 };
+        let min = 1u64 << (bits - 1);
+        // (dividend high half, low half, divisor)
+        let pairs = [
+            (0, 7, 0),
+            (0, m, 1),
+            (1, 0, 1),
+            (0, 5, 2),
+            (m - 1, m, m),
+            (m, m, m),
+            (m, m, 1),
+            (m, min, m),
+            (0, min, m),
+            (m, min, 1),
+            (m, (min + 1) & m, 2),
+            (0, 7, (m - 1) & m),
+            (m, !7u64 & m, 2),
+            (0, min, 1),
+            (m, (min - 1) & m, m),
+            (0, m >> 1, 3),
+            (m, 0, m),
+            (3, 1, 5),
+        ];
+        let divisors: &[Register] = match size {
+            1 => &[Register::CL, Register::BL, Register::CH],
+            2 => &[Register::CX, Register::R12W],
+            4 => &[Register::ECX, Register::R12D],
+            _ => &[Register::RCX, Register::R12],
+        };
+        for (hi, lo, d) in pairs {
+            for signed in [false, true] {
+                for divisor in divisors.iter().copied().map(Some).chain([None]) {
+                    let code = match (size, signed) {
+                        (1, false) => Code::Div_rm8,
+                        (1, true) => Code::Idiv_rm8,
+                        (2, false) => Code::Div_rm16,
+                        (2, true) => Code::Idiv_rm16,
+                        (4, false) => Code::Div_rm32,
+                        (4, true) => Code::Idiv_rm32,
+                        (_, false) => Code::Div_rm64,
+                        (_, true) => Code::Idiv_rm64,
+                    };
+                    let insn = match divisor {
+                        Some(reg) => Instruction::with1(code, reg),
+                        None => Instruction::with1(code, MemoryOperand::with_base_displ(Register::RDI, 8)),
+                    }
+                    .unwrap();
+                    // add r11, r13 (flags for the system call to see through the division);
+                    // div; jmp next; next: syscall (a block of its own, left untranslated).
+                    let mut prog = vec![0x4d, 0x01, 0xeb];
+                    prog.extend(encode(&insn, CODE + 3));
+                    prog.extend([0xeb, 0x00, 0x0f, 0x05]);
+                    let mut data = vec![0u8; 0x2000];
+                    // The divisor, with other bytes after it.
+                    let junk = if bits == 64 { 0 } else { r.next() << bits };
+                    data[0x108..0x110].copy_from_slice(&(d | junk).to_le_bytes());
+                    let mut cpu = Cpu::new();
+                    cpu.rip = CODE;
+                    cpu.rflags = emu::flags::FIXED | (r.next() & emu::flags::STATUS);
+                    for g in 0..16 {
+                        cpu.gpr[g] = r.next();
+                    }
+                    cpu.gpr[7] = DATA + 0x100;
+                    let keep = |v: u64, new: u64| v & !m | new & m;
+                    if size == 1 {
+                        cpu.gpr[0] = cpu.gpr[0] & !0xffff | (hi & 0xff) << 8 | lo & 0xff;
+                    } else {
+                        cpu.gpr[0] = keep(cpu.gpr[0], lo);
+                        cpu.gpr[2] = keep(cpu.gpr[2], hi);
+                    }
+                    match divisor {
+                        Some(Register::CH) => cpu.gpr[1] = cpu.gpr[1] & !0xff00 | (d & 0xff) << 8,
+                        Some(reg) => {
+                            let g = reg.full_register().number();
+                            cpu.gpr[g] = keep(cpu.gpr[g], d);
+                        }
+                        None => {}
+                    }
+                    let mut out = Vec::new();
+                    for tier in [Tier::Interp, Tier::Jit] {
+                        let mut s = space(&prog, &data);
+                        s.set_jit_threshold(0);
+                        let mut c = cpu.clone();
+                        c.tier = tier;
+                        let exit = c.run(&mut s, 100);
+                        out.push((exit, state(&c), dump(&s), s.jit_stats()));
+                    }
+                    let ctx = format!("{insn} of {hi:#x}:{lo:#x} by {d:#x}");
+                    assert!(
+                        out[0].0 == out[1].0 && out[0].1 == out[1].1 && out[0].2 == out[1].2,
+                        "{ctx}: the tiers differ: {:?} {:?}",
+                        (out[0].0, out[0].1),
+                        (out[1].0, out[1].1)
+                    );
+                    let st = out[1].3;
+                    let sext = hi == (((lo << (64 - bits)) as i64 >> 63) as u64 & m);
+                    let faults = matches!(out[0].0, Exit::DivideError);
+                    let leaves = faults || (signed && !sext);
+                    assert!(st.blocks_translated >= 1 && st.handled == 0, "{ctx}: {st:?}");
+                    assert_eq!(st.early_exits, leaves as u64, "{ctx}: {st:?}");
+                    translated += !leaves as u32;
+                }
+            }
+        }
+    }
+    assert!(translated > 100, "only {translated} divisions ran translated");
 }

@@ -19,6 +19,8 @@ use crate::cpuid::CpuModel;
 use crate::exec::Op;
 use crate::memory::{PAGE_SIZE, P_CODE, P_READ, P_WRITE};
 
+mod div;
+
 /// Host registers with a fixed role while translated code runs.
 const CPU: Register = Register::RBX;
 const BASE: Register = Register::R12;
@@ -1581,6 +1583,7 @@ impl<'m> Emitter<'m> {
             FlowControl::Next if matches!(i.code(), Code::Push_r64 | Code::Pop_r64) => self.push_pop(k, i),
             FlowControl::Next if matches!(i.mnemonic(), Mnemonic::Bsf | Mnemonic::Bsr) => self.bsf_bsr(k, i),
             FlowControl::Next if i.has_rep_prefix() && i.op0_kind() == OpKind::MemoryESRDI => self.rep_string(k, i),
+            FlowControl::Next if matches!(i.mnemonic(), Mnemonic::Div | Mnemonic::Idiv) => self.div(k, i),
             FlowControl::ConditionalBranch
             | FlowControl::UnconditionalBranch
             | FlowControl::Call

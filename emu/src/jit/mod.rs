@@ -88,10 +88,12 @@
 //!   (destination kept and other flags kept on a zero source, flags cleared otherwise),
 //!   `rep stos`/`rep movs` (`Emitter::rep_string`: the host's `rep` one checked page at a
 //!   time, the interpreter's for the rest of the string once a check fails), `loope`/
-//!   `loopne`. An instruction the emitter does not cover (VEX floating point, masked
-//!   moves and gathers, x87, division, bit tests
-//!   of memory at a register offset, `cmpxchg` to a register, other string instructions,
-//!   undefined flags that are read, ...)
+//!   `loopne`, `div`/`idiv` (`Emitter::div`: the host's, after checks that leave for the
+//!   interpreter before it wherever it could raise #DE, so the interpreter raises it;
+//!   flags kept, as the interpreter keeps them). An instruction the emitter does not
+//!   cover (VEX floating point, masked moves and gathers, x87, bit tests of memory at a
+//!   register offset, `cmpxchg` to a register, other string instructions, undefined
+//!   flags that are read, ...)
 //!   becomes a call of its interpreter handler (`run_op`) with the cached registers
 //!   stored first, unless it could tell the tiers apart or leave the block (control
 //!   transfers, system calls and other exits of the loop, `popf`, `rdtsc`, the compare
@@ -163,8 +165,8 @@
 //!
 //! Not done yet (see issue 17): VEX floating point and FMA (`vaddps`, `vfmadd231pd`, ...:
 //! the MXCSR run of `fp_enter` would cover them as it does legacy SSE), masked moves,
-//! gathers and `vzeroall`, `rep` string instructions other than forward `stos`/`movs`,
-//! `div` (all through `run_op`); patched direct
+//! gathers and `vzeroall`, `rep` string instructions other than forward `stos`/`movs`
+//! (all through `run_op`); patched direct
 //! jumps (a direct exit still compares its target with two table slots and jumps
 //! through one); a per-site inline cache for returns (they share `chain`'s indirect
 //! jump, which the host predicts poorly); loading the guest's flags without `popf`;
