@@ -1459,42 +1459,44 @@ fn rflags_of(iced: u32) -> u64 {
         .fold(0, |acc, (_, x)| acc | x)
 }
 
-/// The integer forms sequences are made of: register, immediate and memory operands
-/// (no `cl` count, no implicit memory but the stack's), no control transfer.
-fn seq_codes() -> Vec<Code> {
+/// The forms sequences are made of: register, immediate and memory operands (no `cl`
+/// count, no implicit memory but the stack's), no control transfer; integer ones, and
+/// with `sse` the legacy SSE..SSE4.1 ones (not the approximations `rcp`/`rsqrt`).
+fn seq_codes(sse: bool) -> Vec<Code> {
     use Mnemonic::*;
     let ok_kind = |k: &K| {
-        matches!(
-            k,
-            K::r8_reg
-                | K::r8_opcode
-                | K::r8_or_mem
-                | K::r16_reg
-                | K::r16_opcode
-                | K::r16_or_mem
-                | K::r32_reg
-                | K::r32_opcode
-                | K::r32_or_mem
-                | K::r32_vvvv
-                | K::r64_reg
-                | K::r64_opcode
-                | K::r64_or_mem
-                | K::r64_vvvv
-                | K::imm8
-                | K::imm8sex16
-                | K::imm8sex32
-                | K::imm8sex64
-                | K::imm16
-                | K::imm32
-                | K::imm32sex64
-                | K::imm64
-                | K::imm8_const_1
-                | K::al
-                | K::ax
-                | K::eax
-                | K::rax
-                | K::mem
-        )
+        matches!(k, K::xmm_reg | K::xmm_rm | K::xmm_or_mem) && sse
+            || matches!(
+                k,
+                K::r8_reg
+                    | K::r8_opcode
+                    | K::r8_or_mem
+                    | K::r16_reg
+                    | K::r16_opcode
+                    | K::r16_or_mem
+                    | K::r32_reg
+                    | K::r32_opcode
+                    | K::r32_or_mem
+                    | K::r32_vvvv
+                    | K::r64_reg
+                    | K::r64_opcode
+                    | K::r64_or_mem
+                    | K::r64_vvvv
+                    | K::imm8
+                    | K::imm8sex16
+                    | K::imm8sex32
+                    | K::imm8sex64
+                    | K::imm16
+                    | K::imm32
+                    | K::imm32sex64
+                    | K::imm64
+                    | K::imm8_const_1
+                    | K::al
+                    | K::ax
+                    | K::eax
+                    | K::rax
+                    | K::mem
+            )
     };
     Code::values()
         .filter(|c| {
@@ -1512,6 +1514,13 @@ fn seq_codes() -> Vec<Code> {
                     Shl | Shr | Sar | Rol | Ror | Bt | Bts | Btr | Btc | Popcnt | Tzcnt | Lzcnt | Push | Pop
                 ))
                 && !matches!(c.mnemonic(), Cmpxchg8b | Cmpxchg16b | Movbe | Nop | Xlatb | Pdep | Pext | Mulx)
+                || sse
+                    && oc.encoding() == EncodingKind::Legacy
+                    && oc.op_kinds().iter().all(ok_kind)
+                    && family_of(*c).is_some_and(|f| {
+                        matches!(f.as_str(), "sse/SSE" | "sse/SSE2" | "sse/SSE3" | "sse/SSSE3" | "sse/SSE4_1")
+                    })
+                    && !matches!(c.mnemonic(), Rcpps | Rcpss | Rsqrtps | Rsqrtss)
         })
         .collect()
 }
@@ -1531,15 +1540,16 @@ struct Step {
     skippable: bool,
 }
 
-/// Short sequences of integer instructions (see `seq_codes`; through `[rdi+d8]` and
-/// `[rbx+d8]` into the data pages, or just below the read-only page or the hole after
-/// it, so that some fault part-way) with forward `jcc`s between them: what the
-/// translator keeps from one instruction to the next (guest registers cached in host
-/// ones, flags in the host's, changed registers stored at an exit part-way) meets the
-/// host CPU. No instruction reads a flag an earlier one may have left undefined; flags
+/// Short sequences of integer (and SSE: `family` "sse/seq") instructions (see
+/// `seq_codes`; through `[rdi+d8]` and `[rbx+d8]` into the data pages, or just below the
+/// read-only page or the hole after it, so that some fault part-way) with forward `jcc`s
+/// between them: what the translator keeps from one instruction to the next (guest
+/// registers cached in host ones, flags in the host's, the guest's MXCSR in the host's
+/// over a run of SSE floating point, changed registers stored at an exit part-way) meets
+/// the host CPU. No instruction reads a flag an earlier one may have left undefined; flags
 /// left undefined are not compared, nor, at a fault part-way, flags nothing reads from
 /// there on (`Case::undef_at`).
-fn seq_cases(r: &mut Rng, img: &[u8], codes: &[Code], n: usize) -> Vec<Case> {
+fn seq_cases(r: &mut Rng, img: &[u8], codes: &[Code], family: &str, n: usize) -> Vec<Case> {
     use Mnemonic::*;
     // Registers an instruction may use: not rsp, nor the pointers rbx and rdi.
     const FREE: [u64; 13] = [0, 1, 2, 5, 6, 8, 9, 10, 11, 12, 13, 14, 15];
@@ -1565,13 +1575,13 @@ fn seq_cases(r: &mut Rng, img: &[u8], codes: &[Code], n: usize) -> Vec<Case> {
     const CC_READS: [u64; 8] = [OF, CF, ZF, CF | ZF, SF, PF, SF | OF, ZF | SF | OF];
     let mut out = Vec::new();
     while out.len() < n {
-        let mut st = random_input(r, "int");
+        let mut st = random_input(r, family);
         st.gpr[7] = match r.below(6) {
             0 => RO - 0x40,
             1 => UNMAPPED - 0x40,
             _ => DATA + 0x400 + r.below(0x1800),
         };
-        st.gpr[3] = DATA + 0x400 + 8 * r.below(0x300);
+        st.gpr[3] = DATA + 0x400 + 16 * r.below(0x180);
         let mut g = Gen { st, r: &mut *r, img, pinned: 1 << 3 | 1 << 4 | 1 << 7, patches: Vec::new(), mem: None };
         let mut steps: Vec<Step> = Vec::new();
         // The flags some path may have left undefined so far.
@@ -1598,9 +1608,9 @@ fn seq_cases(r: &mut Rng, img: &[u8], codes: &[Code], n: usize) -> Vec<Case> {
                 let gr = |g: &mut Gen, base: Register| Opnd::R(reg_n(base, g.r.pick(&FREE)));
                 let mem = !(bt_reg && n == 0) && g.r.chance(1, 3);
                 ops.push(match k {
-                    K::r8_or_mem | K::r16_or_mem | K::r32_or_mem | K::r64_or_mem if mem => {
+                    K::r8_or_mem | K::r16_or_mem | K::r32_or_mem | K::r64_or_mem | K::xmm_or_mem if mem => {
                         let base = if g.r.chance(1, 2) { Register::RDI } else { Register::RBX };
-                        let d = g.r.below(256) as i64 - 128;
+                        let d = (g.r.below(256) as i64 - 128) & if g.r.chance(1, 2) { !15 } else { !0 };
                         Opnd::M(MemoryOperand::with_base_index_scale_displ_size(base, Register::None, 1, d, 1))
                     }
                     K::r8_reg | K::r8_opcode | K::r8_or_mem => Opnd::R(g.r.pick(&FREE8)),
@@ -1611,6 +1621,7 @@ fn seq_cases(r: &mut Rng, img: &[u8], codes: &[Code], n: usize) -> Vec<Case> {
                     K::ax => Opnd::R(Register::AX),
                     K::eax => Opnd::R(Register::EAX),
                     K::rax => Opnd::R(Register::RAX),
+                    K::xmm_reg | K::xmm_rm | K::xmm_or_mem => Opnd::R(reg_n(Register::XMM0, g.r.below(16))),
                     K::mem => {
                         let base = reg_n(Register::RAX, g.r.below(16));
                         let index = reg_n(Register::RAX, g.r.pick(&FREE));
@@ -1665,7 +1676,7 @@ fn seq_cases(r: &mut Rng, img: &[u8], codes: &[Code], n: usize) -> Vec<Case> {
             undef = if skip { after | undef } else { after };
             skip = s.jcc;
         }
-        let mut case = Case::new(code, g.st, "int/seq", "sequence");
+        let mut case = Case::new(code, g.st, family, "sequence");
         case.undef_flags = undef;
         case.undef_at = undef_at;
         out.push(case);
@@ -1925,7 +1936,8 @@ fn generate(seed: u64, target: usize, img: &[u8]) -> Vec<Case> {
     }
     let scale = (target / DEFAULT_CASES).max(1);
     cases.extend(string_cases(&mut r, img, 240 * scale));
-    cases.extend(seq_cases(&mut r, img, &seq_codes(), 400 * scale));
+    cases.extend(seq_cases(&mut r, img, &seq_codes(false), "int/seq", 400 * scale));
+    cases.extend(seq_cases(&mut r, img, &seq_codes(true), "sse/seq", 300 * scale));
     for _ in 0..scale {
         cases.extend(branch_cases(&mut r));
         cases.extend(shift_cases(&mut r));
