@@ -28,6 +28,7 @@ for t in "${targets[@]}"; do
   mkdir -p "corpus/$t" "artifacts/$t"
   extra=()
   [ "$t" = policy ] && extra+=(-dict=policy.dict)
+  [ "$t" = jit ] && extra+=(-dict=jit.dict)
   log="logs/$t.log"
   before=$(ls "artifacts/$t" | wc -l)
   TIMEFORMAT='%U %S'

@@ -2,7 +2,9 @@
 //! (register, immediate and memory forms, fs-relative ones, high byte registers, pushes
 //! and pops, bit tests, bit scans and counts, `cmpxchg`, forward branches, `jrcxz`,
 //! `loop`, `loope` and `loopne`, direct and indirect calls and jumps, returns, SSE
-//! floating point under random MXCSR settings, instructions translated code runs through
+//! floating point under random MXCSR settings, AVX/AVX2 forms on `ymm` registers (both
+//! halves compared; 32-byte accesses across page edges, misaligned `vmovdqa`,
+//! `vzeroupper`, legacy SSE mixed in), instructions translated code runs through
 //! the interpreter's handlers (bit tests at a register offset into memory, `cmpxchg` to a
 //! register, string instructions), `div` (translated, or left to the interpreter where it
 //! faults) run under both tiers with
@@ -128,7 +130,7 @@ fn plain(r: &mut Rng) -> Instruction {
         _ => 3,
     };
     let imm = r.next() as i32 >> r.below(32);
-    let pick = r.below(33);
+    let pick = r.below(35);
     let i = match pick {
         0..=4 => Instruction::with2(r.pick(&alu)[col], d, s),
         5 => Instruction::with2(r.pick(&alu)[col], mem(r), s),
@@ -404,10 +406,94 @@ fn plain(r: &mut Rng) -> Instruction {
                 _ => Instruction::with2(Code::Mov_r8_rm8, h, mem(r)),
             }
         }
+        // AVX/AVX2 (VEX) on ymm0-3 and ymm9: 256- and 128-bit forms (a 128-bit result
+        // zeroes bits 255:128), moves to and from memory (32-byte accesses across page
+        // edges, aligned moves sometimes misaligned), `vzeroupper`, legacy SSE on the
+        // same registers (it keeps bits 255:128), the string compares.
+        32 | 33 => vex(r),
         // Not covered by the translator: the translated prefix hands over here.
         _ => Instruction::with1(Code::Div_rm32, sized(r.pick(&DEST), 4)),
     };
     i.unwrap_or_else(|_| Instruction::with(Code::Nopd))
+}
+
+/// One random AVX/AVX2 instruction (see `plain`).
+fn vex(r: &mut Rng) -> Result<Instruction, iced_x86::IcedError> {
+    let regs = [0u32, 1, 2, 3, 9];
+    let (y, x) = (Register::YMM0 + r.pick(&regs), Register::XMM0 + r.pick(&regs));
+    let (y2, x2) = (Register::YMM0 + r.pick(&regs), Register::XMM0 + r.pick(&regs));
+    let y3 = Register::YMM0 + r.pick(&regs);
+    // An aligned operand now and then, for the aligned moves.
+    let mem = |r: &mut Rng| {
+        if r.chance(1, 2) {
+            MemoryOperand::with_base_displ(Register::RBX, 32 * r.below(8) as i64)
+        } else {
+            mem(r)
+        }
+    };
+    let imm = r.below(256) as u32;
+    let from_mem = r.chance(1, 3);
+    match r.below(18) {
+        0 => Instruction::with2(r.pick(&[Code::VEX_Vmovdqu_ymm_ymmm256, Code::VEX_Vmovdqa_ymm_ymmm256]), y, mem(r)),
+        1 => Instruction::with2(r.pick(&[Code::VEX_Vmovdqu_ymmm256_ymm, Code::VEX_Vmovdqa_ymmm256_ymm]), mem(r), y),
+        2 => Instruction::with2(r.pick(&[Code::VEX_Vmovdqu_xmm_xmmm128, Code::VEX_Vmovaps_xmm_xmmm128]), x, mem(r)),
+        3 => {
+            let code = r.pick(&[
+                Code::VEX_Vpcmpeqb_ymm_ymm_ymmm256,
+                Code::VEX_Vpminub_ymm_ymm_ymmm256,
+                Code::VEX_Vpor_ymm_ymm_ymmm256,
+                Code::VEX_Vpand_ymm_ymm_ymmm256,
+                Code::VEX_Vpandn_ymm_ymm_ymmm256,
+                Code::VEX_Vpxor_ymm_ymm_ymmm256,
+                Code::VEX_Vpaddd_ymm_ymm_ymmm256,
+                Code::VEX_Vpshufb_ymm_ymm_ymmm256,
+                Code::VEX_Vpcmpgtq_ymm_ymm_ymmm256,
+            ]);
+            if from_mem {
+                Instruction::with3(code, y, y2, mem(r))
+            } else {
+                Instruction::with3(code, y, y2, y3)
+            }
+        }
+        4 => Instruction::with3(
+            r.pick(&[
+                Code::VEX_Vpcmpeqb_xmm_xmm_xmmm128,
+                Code::VEX_Vpxor_xmm_xmm_xmmm128,
+                Code::VEX_Vpminub_xmm_xmm_xmmm128,
+                Code::VEX_Vpsubq_xmm_xmm_xmmm128,
+            ]),
+            x,
+            x2,
+            Register::XMM0 + r.pick(&regs),
+        ),
+        5 => Instruction::with2(Code::VEX_Vpmovmskb_r32_ymm, sized(r.pick(&DEST), 4), y),
+        6 => Instruction::with2(Code::VEX_Vpmovmskb_r32_xmm, sized(r.pick(&DEST), 4), x),
+        7 if r.chance(1, 2) => Instruction::with2(Code::VEX_Vptest_ymm_ymmm256, y, y2),
+        7 => Instruction::with2(Code::VEX_Vptest_xmm_xmmm128, x, x2),
+        8 => Instruction::with2(r.pick(&[Code::VEX_Vpbroadcastb_ymm_xmmm8, Code::VEX_Vpbroadcastd_ymm_xmmm32]), y, x),
+        9 => Instruction::with2(Code::VEX_Vpbroadcastq_ymm_xmmm64, y, mem(r)),
+        10 => Instruction::with2(Code::VEX_Vmovd_xmm_rm32, x, sized(r.below(16) as usize, 4)),
+        11 => Instruction::with2(Code::VEX_Vmovq_rm64_xmm, r64(r.pick(&DEST)), x),
+        12 => Ok(Instruction::with(Code::VEX_Vzeroupper)),
+        13 => Instruction::with4(Code::VEX_Vinserti128_ymm_ymm_xmmm128_imm8, y, y2, x, imm & 1),
+        14 => Instruction::with3(Code::VEX_Vextracti128_xmmm128_ymm_imm8, mem(r), y, imm & 1),
+        15 => Instruction::with3(
+            r.pick(&[Code::VEX_Vpermq_ymm_ymmm256_imm8, Code::VEX_Vpshufd_ymm_ymmm256_imm8]),
+            y,
+            y2,
+            imm,
+        ),
+        16 => {
+            let code = r.pick(&[Code::Pcmpistri_xmm_xmmm128_imm8, Code::VEX_Vpcmpistri_xmm_xmmm128_imm8]);
+            if from_mem {
+                Instruction::with3(code, x, mem(r), imm)
+            } else {
+                Instruction::with3(code, x, x2, imm)
+            }
+        }
+        // Legacy SSE on the same registers: bits 255:128 stay.
+        _ => Instruction::with2(r.pick(&[Code::Paddq_xmm_xmmm128, Code::Pxor_xmm_xmmm128]), x, x2),
+    }
 }
 
 fn encode(i: &Instruction, ip: u64) -> Vec<u8> {
@@ -582,8 +668,10 @@ fn dump(s: &AddressSpace) -> Vec<u8> {
     v
 }
 
-fn state(c: &Cpu) -> ([u64; 16], u64, u64, u64, [u128; 16], u32) {
-    (c.gpr, c.rip, c.rflags, c.icount, c.xmm, c.mxcsr)
+type State = ([u64; 16], u64, u64, u64, [u128; 16], [u128; 16], u32);
+
+fn state(c: &Cpu) -> State {
+    (c.gpr, c.rip, c.rflags, c.icount, c.xmm, c.ymm_hi, c.mxcsr)
 }
 
 /// Runs one program under both tiers; returns the translator's statistics and the
@@ -608,8 +696,9 @@ fn run_case(seed: u64) -> (emu::JitStats, u64) {
     // Rounding, FTZ and DAZ at random; some exceptions unmasked now and then.
     let unmasked = if r.chance(1, 8) { (r.next() as u32 & 0x3f) << 7 } else { 0 };
     cpu.mxcsr = (0x1f80 & !unmasked) | (r.next() as u32 & 0xe040);
-    for x in 0..4 {
+    for x in 0..16 {
         cpu.xmm[x] = (r.next() as u128) << 64 | r.next() as u128;
+        cpu.ymm_hi[x] = (r.next() as u128) << 64 | r.next() as u128;
     }
     cpu.rip = CODE;
     let mut a = cpu.clone();
@@ -633,7 +722,7 @@ fn run_case(seed: u64) -> (emu::JitStats, u64) {
             assert_eq!(a.rflags & !status, b.rflags & !status, "rflags, {ctx}");
             b.rflags = a.rflags;
         }
-        assert_eq!(state(&a), state(&b), "state (gpr, rip, rflags, icount, xmm, mxcsr), {ctx}");
+        assert_eq!(state(&a), state(&b), "state (gpr, rip, rflags, icount, xmm, ymm_hi, mxcsr), {ctx}");
         assert!(dump(&sa) == dump(&sb), "data pages, {ctx}");
         // The MXCSR exception flags are sticky: clear them so that each slice shows what
         // it raised.
@@ -866,6 +955,138 @@ fn a_jump_to_the_last_address_faults_in_both_tiers() {
         let exit = cpu.run(&mut s, 100);
         assert!(matches!(exit, Exit::PageFault { addr: u64::MAX, .. }), "{tier}: {exit:?}");
         assert_eq!((cpu.rip, cpu.icount), (u64::MAX, 2), "{tier}");
+    }
+}
+
+/// Random ymm values for the registers of the AVX tests.
+fn random_vectors(cpu: &mut Cpu, seed: u64) {
+    let mut r = Rng::new(seed);
+    for x in 0..16 {
+        cpu.xmm[x] = (r.next() as u128) << 64 | r.next() as u128;
+        cpu.ymm_hi[x] = (r.next() as u128) << 64 | r.next() as u128;
+    }
+}
+
+/// The AVX2 forms glibc's string and memory functions use (`strchr`'s and `memcmp`'s
+/// loops: broadcast, compares, `vpor`/`vpand`/`vpminub`, `vpmovmskb`, `vptest`, 32-byte
+/// loads and stores, `vzeroupper`), 128-bit VEX forms zeroing bits 255:128 and legacy SSE
+/// keeping them, `pcmpistri`, run as translated code (no early exits, nothing through
+/// `run_op` once hot), with the interpreter's results.
+#[test]
+fn avx2_string_loops_are_translated() {
+    use iced_x86::code_asm::*;
+    let mut a = CodeAssembler::new(64).unwrap();
+    let mut top = a.create_label();
+    a.set_label(&mut top).unwrap();
+    a.vmovd(xmm0, esi).unwrap();
+    a.vpbroadcastb(ymm0, xmm0).unwrap();
+    a.vmovdqu(ymm1, ymmword_ptr(rdi)).unwrap();
+    a.vpcmpeqb(ymm2, ymm0, ymm1).unwrap();
+    a.vpxor(xmm3, xmm3, xmm3).unwrap();
+    a.vpcmpeqb(ymm3, ymm3, ymm1).unwrap();
+    a.vpor(ymm2, ymm2, ymm3).unwrap();
+    a.vpmovmskb(eax, ymm2).unwrap();
+    a.vmovdqa(ymm4, ymmword_ptr(rdx)).unwrap();
+    a.vpminub(ymm5, ymm4, ymmword_ptr(rdi + 1)).unwrap();
+    a.vpand(ymm6, ymm5, ymm12).unwrap();
+    a.vptest(ymm5, ymm6).unwrap();
+    a.setb(cl).unwrap();
+    a.add(r8, rcx).unwrap();
+    a.vmovdqu(ymmword_ptr(rdx + 0x40), ymm2).unwrap();
+    a.vpaddd(xmm7, xmm7, xmm1).unwrap();
+    a.paddq(xmm12, xmm2).unwrap();
+    a.vextracti128(xmmword_ptr(rdx + 0x80), ymm12, 1).unwrap();
+    a.tzcnt(eax, eax).unwrap();
+    a.add(r9, rax).unwrap();
+    a.pcmpistri(xmm1, xmmword_ptr(rdi + 3), 0x1a).unwrap();
+    a.add(r11, rcx).unwrap();
+    a.vzeroupper().unwrap();
+    a.add(rdi, 7).unwrap();
+    a.add(esi, 3).unwrap();
+    a.dec(r10).unwrap();
+    a.jne(top).unwrap();
+    a.syscall().unwrap();
+    let code = a.assemble(CODE).unwrap();
+    let data: Vec<u8> = (0..0x2000u32).map(|k| (k * 13 / 7) as u8).collect();
+    let mut out = Vec::new();
+    for tier in [Tier::Interp, Tier::Jit] {
+        let mut s = space(&code, &data);
+        let mut cpu = Cpu::new();
+        cpu.model = CpuModel::V3;
+        cpu.tier = tier;
+        cpu.rip = CODE;
+        random_vectors(&mut cpu, 5);
+        cpu.gpr[2] = DATA + 0x1000;
+        cpu.gpr[7] = DATA + 0x100;
+        cpu.gpr[10] = 500;
+        let exit = cpu.run(&mut s, 1 << 20);
+        assert!(matches!(exit, Exit::Syscall(_)), "{tier}: {exit:?}");
+        if tier == Tier::Jit {
+            let st = s.jit_stats();
+            let avx2 = std::arch::is_x86_feature_detected!("avx2");
+            assert!(!avx2 || (st.early_exits == 0 && st.handled == 0 && st.entries < 5), "{st:?}");
+        }
+        out.push((state(&cpu), dump(&s)));
+    }
+    assert!(out[0] == out[1], "the tiers differ");
+}
+
+/// Where translated code leaves in the middle of a block using ymm registers, the guest's
+/// registers (both halves) and memory are the interpreter's: a page fault after 256-bit,
+/// 128-bit VEX and legacy SSE writes, a 32-byte store across the edge of the writable data
+/// into the read-only page (a fault, nothing written), a 32-byte load across a page edge
+/// (the interpreter's path, which completes), `vmovdqa` misaligned (#GP) and aligned.
+#[test]
+fn ymm_state_at_faults_and_slow_paths_is_the_interpreters() {
+    use iced_x86::code_asm::*;
+    // (name, the block's last guest instruction but one, rdi, the exit expected)
+    type Last = fn(&mut CodeAssembler) -> Result<(), IcedError>;
+    type Want = fn(&Exit) -> bool;
+    let cases: [(&str, Last, u64, Want); 6] = [
+        ("fault", |a| a.vmovdqu(ymm5, ymmword_ptr(rdi)), RO + 0x1000, |e| matches!(e, Exit::PageFault { .. })),
+        ("store across", |a| a.vmovdqu(ymmword_ptr(rdi), ymm1), RO - 16, |e| matches!(e, Exit::PageFault { .. })),
+        ("load across", |a| a.vmovdqu(ymm5, ymmword_ptr(rdi)), DATA + 0xff0, |e| matches!(e, Exit::Syscall(_))),
+        (
+            "load across into nothing",
+            |a| a.vpor(ymm5, ymm1, ymmword_ptr(rdi)),
+            RO + 0xff0,
+            |e| matches!(e, Exit::PageFault { .. }),
+        ),
+        ("misaligned", |a| a.vmovdqa(ymm5, ymmword_ptr(rdi)), DATA + 0x110, |e| matches!(e, Exit::GeneralProtection)),
+        ("aligned", |a| a.vmovdqa(ymmword_ptr(rdi), ymm2), DATA + 0x120, |e| matches!(e, Exit::Syscall(_))),
+    ];
+    for (name, last, at, want) in cases {
+        let mut a = CodeAssembler::new(64).unwrap();
+        a.vpaddb(ymm1, ymm1, ymm2).unwrap();
+        a.vpxor(xmm3, xmm3, xmm6).unwrap();
+        a.paddq(xmm2, xmm1).unwrap();
+        a.vpbroadcastb(ymm9, xmm1).unwrap();
+        a.vpcmpeqb(xmm10, xmm9, xmmword_ptr(rsi)).unwrap();
+        a.add(rax, 1).unwrap();
+        last(&mut a).unwrap();
+        a.vpminub(ymm11, ymm9, ymm1).unwrap();
+        a.syscall().unwrap();
+        let code = a.assemble(CODE).unwrap();
+        let data: Vec<u8> = (0..0x2000u32).map(|k| (k * 7 + 3) as u8).collect();
+        let mut results = Vec::new();
+        for tier in [Tier::Interp, Tier::Jit] {
+            let mut s = space(&code, &data);
+            s.set_jit_threshold(0);
+            let mut cpu = Cpu::new();
+            cpu.model = CpuModel::V3;
+            cpu.tier = tier;
+            cpu.rip = CODE;
+            random_vectors(&mut cpu, 7);
+            cpu.gpr[6] = DATA + 0x300;
+            cpu.gpr[7] = at;
+            let exit = cpu.run(&mut s, 100);
+            assert!(want(&exit), "{name}, {tier}: {exit:?}");
+            if tier == Tier::Jit && std::arch::is_x86_feature_detected!("avx2") {
+                assert!(s.jit_stats().blocks_translated == 1 && s.jit_stats().handled == 0, "{name}");
+            }
+            results.push((state(&cpu), dump(&s)));
+        }
+        assert!(results[0] == results[1], "{name}: the tiers differ\n{:x?}\n{:x?}", results[0].0, results[1].0);
     }
 }
 

@@ -60,10 +60,26 @@ fn xmm_slot(n: usize) -> MemoryOperand {
     MemoryOperand::with_base_displ(CPU, (std::mem::offset_of!(Cpu, xmm) + 16 * n) as i64)
 }
 
+/// Where bits 255:128 of guest `ymm` register `n` live (`Cpu::ymm_hi`).
+fn ymm_hi_slot(n: usize) -> MemoryOperand {
+    MemoryOperand::with_base_displ(CPU, (std::mem::offset_of!(Cpu, ymm_hi) + 16 * n) as i64)
+}
+
+/// Whether the host runs AVX2: VEX forms are re-encoded only then (std caches the answer).
+fn host_avx2() -> bool {
+    std::arch::is_x86_feature_detected!("avx2")
+}
+
+/// A guest `xmm` or `ymm` register.
+fn is_vector(r: Register) -> bool {
+    r.is_xmm() || r.is_ymm()
+}
+
 /// Legacy-encoded SSE instructions on integers, bits or moves, which the emitter
 /// re-encodes with guest `xmm` registers in the same host ones: they neither read nor
-/// write MXCSR or the status flags, and compute the same on every CPU that has them
-/// (the host must have them too: up to SSE4.2).
+/// write MXCSR, read no status flag (the string compares `pcmpistri` and friends write
+/// them, all defined), and compute the same on every CPU that has them (the host must
+/// have them too: up to SSE4.2).
 fn sse_plain(i: &Instruction) -> bool {
     use Mnemonic as M;
     let host = std::arch::is_x86_feature_detected!("sse4.2") && std::arch::is_x86_feature_detected!("ssse3");
@@ -188,6 +204,12 @@ fn sse_plain(i: &Instruction) -> bool {
             | M::Unpckhps
             | M::Unpcklpd
             | M::Unpckhpd
+            | M::Pcmpistri
+            | M::Pcmpistrm
+            | M::Pcmpestri
+            | M::Pcmpestri64
+            | M::Pcmpestrm
+            | M::Pcmpestrm64
     )
 }
 
@@ -274,11 +296,240 @@ fn sse_fp(i: &Instruction) -> bool {
     }
 }
 
-/// Whether `i`'s 16-byte memory operand must be aligned (#GP otherwise): legacy SSE
-/// except the unaligned moves.
-fn needs_alignment(i: &Instruction) -> bool {
+/// VEX-encoded (AVX, AVX2) instructions on integers, bits or moves, which the emitter
+/// re-encodes with guest `ymm` registers in the same host ones when the host has AVX2
+/// (see `Emitter::bind` for the upper halves): no MXCSR, no flags but `vptest`'s and
+/// `vpcmpistri`'s, the same results on every CPU that has them. Not the masked moves
+/// and gathers (element-wise accesses, which stay in `run_op`) nor `vzeroall`;
+/// `vzeroupper` has its own code (`Emitter::vzeroupper`).
+fn avx_plain(i: &Instruction) -> bool {
     use Mnemonic as M;
-    i.memory_size().size() == 16 && !matches!(i.mnemonic(), M::Movdqu | M::Movups | M::Movupd | M::Lddqu)
+    if i.encoding() != iced_x86::EncodingKind::VEX
+        || !host_avx2()
+        || !(0..i.op_count()).any(|n| i.op_kind(n) == OpKind::Register && is_vector(i.op_register(n)))
+    {
+        return false;
+    }
+    matches!(
+        i.mnemonic(),
+        M::Vmovdqa
+            | M::Vmovdqu
+            | M::Vmovaps
+            | M::Vmovups
+            | M::Vmovapd
+            | M::Vmovupd
+            | M::Vmovntdq
+            | M::Vmovntdqa
+            | M::Vmovntps
+            | M::Vmovntpd
+            | M::Vlddqu
+            | M::Vmovd
+            | M::Vmovq
+            | M::Vmovss
+            | M::Vmovsd
+            | M::Vmovhlps
+            | M::Vmovlhps
+            | M::Vmovlps
+            | M::Vmovhps
+            | M::Vmovlpd
+            | M::Vmovhpd
+            | M::Vmovddup
+            | M::Vmovshdup
+            | M::Vmovsldup
+            | M::Vpxor
+            | M::Vpor
+            | M::Vpand
+            | M::Vpandn
+            | M::Vxorps
+            | M::Vxorpd
+            | M::Vandps
+            | M::Vandpd
+            | M::Vorps
+            | M::Vorpd
+            | M::Vandnps
+            | M::Vandnpd
+            | M::Vpcmpeqb
+            | M::Vpcmpeqw
+            | M::Vpcmpeqd
+            | M::Vpcmpeqq
+            | M::Vpcmpgtb
+            | M::Vpcmpgtw
+            | M::Vpcmpgtd
+            | M::Vpcmpgtq
+            | M::Vpminub
+            | M::Vpminuw
+            | M::Vpminud
+            | M::Vpminsb
+            | M::Vpminsw
+            | M::Vpminsd
+            | M::Vpmaxub
+            | M::Vpmaxuw
+            | M::Vpmaxud
+            | M::Vpmaxsb
+            | M::Vpmaxsw
+            | M::Vpmaxsd
+            | M::Vpmovmskb
+            | M::Vmovmskps
+            | M::Vmovmskpd
+            | M::Vptest
+            | M::Vtestps
+            | M::Vtestpd
+            | M::Vpbroadcastb
+            | M::Vpbroadcastw
+            | M::Vpbroadcastd
+            | M::Vpbroadcastq
+            | M::Vbroadcastss
+            | M::Vbroadcastsd
+            | M::Vbroadcasti128
+            | M::Vbroadcastf128
+            | M::Vpaddb
+            | M::Vpaddw
+            | M::Vpaddd
+            | M::Vpaddq
+            | M::Vpsubb
+            | M::Vpsubw
+            | M::Vpsubd
+            | M::Vpsubq
+            | M::Vpaddusb
+            | M::Vpaddusw
+            | M::Vpsubusb
+            | M::Vpsubusw
+            | M::Vpaddsb
+            | M::Vpaddsw
+            | M::Vpsubsb
+            | M::Vpsubsw
+            | M::Vpsllw
+            | M::Vpslld
+            | M::Vpsllq
+            | M::Vpsrlw
+            | M::Vpsrld
+            | M::Vpsrlq
+            | M::Vpsraw
+            | M::Vpsrad
+            | M::Vpslldq
+            | M::Vpsrldq
+            | M::Vpsllvd
+            | M::Vpsllvq
+            | M::Vpsrlvd
+            | M::Vpsrlvq
+            | M::Vpsravd
+            | M::Vpshufb
+            | M::Vpshufd
+            | M::Vpshuflw
+            | M::Vpshufhw
+            | M::Vpalignr
+            | M::Vpunpcklbw
+            | M::Vpunpcklwd
+            | M::Vpunpckldq
+            | M::Vpunpcklqdq
+            | M::Vpunpckhbw
+            | M::Vpunpckhwd
+            | M::Vpunpckhdq
+            | M::Vpunpckhqdq
+            | M::Vpacksswb
+            | M::Vpackssdw
+            | M::Vpackuswb
+            | M::Vpackusdw
+            | M::Vpmullw
+            | M::Vpmulld
+            | M::Vpmuludq
+            | M::Vpmuldq
+            | M::Vpmulhw
+            | M::Vpmulhuw
+            | M::Vpmulhrsw
+            | M::Vpmaddwd
+            | M::Vpmaddubsw
+            | M::Vpavgb
+            | M::Vpavgw
+            | M::Vpsadbw
+            | M::Vpabsb
+            | M::Vpabsw
+            | M::Vpabsd
+            | M::Vpsignb
+            | M::Vpsignw
+            | M::Vpsignd
+            | M::Vpextrb
+            | M::Vpextrw
+            | M::Vpextrd
+            | M::Vpextrq
+            | M::Vpinsrb
+            | M::Vpinsrw
+            | M::Vpinsrd
+            | M::Vpinsrq
+            | M::Vinserti128
+            | M::Vextracti128
+            | M::Vinsertf128
+            | M::Vextractf128
+            | M::Vperm2i128
+            | M::Vperm2f128
+            | M::Vpermq
+            | M::Vpermd
+            | M::Vpermpd
+            | M::Vpermps
+            | M::Vpermilps
+            | M::Vpermilpd
+            | M::Vpblendd
+            | M::Vpblendw
+            | M::Vpblendvb
+            | M::Vblendps
+            | M::Vblendpd
+            | M::Vblendvps
+            | M::Vblendvpd
+            | M::Vshufps
+            | M::Vshufpd
+            | M::Vunpcklps
+            | M::Vunpckhps
+            | M::Vunpcklpd
+            | M::Vunpckhpd
+            | M::Vpmovzxbw
+            | M::Vpmovzxbd
+            | M::Vpmovzxbq
+            | M::Vpmovzxwd
+            | M::Vpmovzxwq
+            | M::Vpmovzxdq
+            | M::Vpmovsxbw
+            | M::Vpmovsxbd
+            | M::Vpmovsxbq
+            | M::Vpmovsxwd
+            | M::Vpmovsxwq
+            | M::Vpmovsxdq
+            | M::Vpcmpistri
+            | M::Vpcmpistrm
+            | M::Vpcmpestri
+            | M::Vpcmpestri64
+            | M::Vpcmpestrm
+            | M::Vpcmpestrm64
+    )
+}
+
+/// The alignment `i`'s memory operand must have (#GP otherwise), if any: 16 bytes for
+/// legacy SSE's 16-byte operands except the unaligned moves and the string compares;
+/// the operand's size for the aligned VEX moves (`exec::avx`'s `check_align`).
+fn alignment(i: &Instruction) -> Option<u64> {
+    use Mnemonic as M;
+    let size = i.memory_size().size() as u64;
+    let aligned = if i.encoding() == iced_x86::EncodingKind::VEX {
+        matches!(
+            i.mnemonic(),
+            M::Vmovaps | M::Vmovapd | M::Vmovdqa | M::Vmovntps | M::Vmovntpd | M::Vmovntdq | M::Vmovntdqa
+        )
+    } else {
+        size == 16
+            && !matches!(
+                i.mnemonic(),
+                M::Movdqu
+                    | M::Movups
+                    | M::Movupd
+                    | M::Lddqu
+                    | M::Pcmpistri
+                    | M::Pcmpistrm
+                    | M::Pcmpestri
+                    | M::Pcmpestri64
+                    | M::Pcmpestrm
+                    | M::Pcmpestrm64
+            )
+    };
+    aligned.then_some(size)
 }
 
 /// How a guest access must be allowed by the page's permission byte.
@@ -643,13 +894,16 @@ struct Emitter<'m> {
     /// The last instruction emitted its own exits (a branch).
     ended: bool,
     /// Where a failed access check goes: (label, instructions completed, the cached
-    /// guest registers to store first).
-    fallbacks: Vec<(CodeLabel, u32, Dirty, bool)>,
+    /// guest registers to store first, MXCSR to give back, `vzeroupper` to issue).
+    fallbacks: Vec<(CodeLabel, u32, Dirty, bool, bool)>,
     /// The guest register each host register of `POOL` holds (by host register number),
     /// kept across the block's instructions (see the `jit` note).
     cache: [Option<Cached>; 16],
-    /// Guest `xmm` registers held in the same host ones: `Some(changed)`.
-    xcache: [Option<bool>; 16],
+    /// Guest `xmm`/`ymm` registers held in the same host ones.
+    xcache: [Option<XCached>; 16],
+    /// The host's `ymm` upper halves may be dirty (a 256-bit instruction ran since the
+    /// last `vzeroupper`): every way out of the block's code issues one first.
+    upper: bool,
     /// The host's MXCSR is the guest's (`fp_enter`).
     fp: bool,
     /// The status flags that may be read from instruction `k` on (`live[k]`; `live[n]`:
@@ -659,8 +913,32 @@ struct Emitter<'m> {
     table: u64,
 }
 
-/// Changed cached guest registers: (guest register number, host register).
+/// Changed cached guest registers: (guest register number, host register); a host
+/// `ymm` register stands for the upper half of the guest's (`store_any`).
 type Dirty = Vec<(usize, Register)>;
+
+/// A guest vector register held in the host register of the same number: its bits
+/// 127:0 always, its bits 255:128 when `wide` (else they are in `Cpu::ymm_hi` and the
+/// host's are anything).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct XCached {
+    wide: bool,
+    /// Bits 127:0 written since loaded (`Cpu::xmm` holds an older value).
+    lo: bool,
+    /// Bits 255:128 written since loaded (only when `wide`).
+    hi: bool,
+}
+
+/// How one instruction uses guest vector register `n`: the bits it needs in the host
+/// register (0: none, it writes all of it; 128; 256) and the bits it writes (0; 128: a
+/// legacy SSE write, which keeps bits 255:128; 256: a VEX write, which zeroes them
+/// above a 128-bit result).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct XUse {
+    n: usize,
+    reads: u16,
+    writes: u16,
+}
 
 /// A guest register held in a host register.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -678,9 +956,8 @@ struct Map {
     /// writes whole).
     loads: Vec<usize>,
     written: Vec<usize>,
-    /// The guest `xmm` registers it uses and writes.
-    xused: Vec<usize>,
-    xwritten: Vec<usize>,
+    /// The guest vector registers it uses.
+    xregs: Vec<XUse>,
 }
 
 impl Map {
@@ -864,6 +1141,7 @@ impl<'m> Emitter<'m> {
             calls: Vec::new(),
             cache: [None; 16],
             xcache: [None; 16],
+            upper: false,
             fp: false,
             live,
             table,
@@ -901,13 +1179,45 @@ impl<'m> Emitter<'m> {
         self.add(Instruction::with2(Code::Mov_rm64_r64, gpr_slot(guest), host).map_err(Into::into))
     }
 
-    /// Stores a cached guest register (general or `xmm`) to the context block.
+    /// Stores a cached guest register (general, `xmm`, or for a host `ymm` register the
+    /// upper half of the guest's) to the context block.
     fn store_any(&mut self, guest: usize, host: Register) -> Emit {
         if host.is_xmm() {
-            self.add(Instruction::with2(Code::Movdqu_xmmm128_xmm, xmm_slot(guest), host).map_err(Into::into))
+            // The VEX form where there is one: a legacy SSE instruction while the host's
+            // upper halves are dirty may cost a state transition (see the `jit` note).
+            let code = if host_avx2() { Code::VEX_Vmovdqu_xmmm128_xmm } else { Code::Movdqu_xmmm128_xmm };
+            self.add(Instruction::with2(code, xmm_slot(guest), host).map_err(Into::into))
+        } else if host.is_ymm() {
+            let code = Code::VEX_Vextracti128_xmmm128_ymm_imm8;
+            self.add(Instruction::with3(code, ymm_hi_slot(guest), host, 1).map_err(Into::into))
         } else {
             self.store_gpr(guest, host)
         }
+    }
+
+    /// Loads bits 127:0 of guest vector register `n` into the host's.
+    fn load_xmm(&mut self, n: usize) -> Emit {
+        let code = if host_avx2() { Code::VEX_Vmovdqu_xmm_xmmm128 } else { Code::Movdqu_xmm_xmmm128 };
+        self.add(Instruction::with2(code, Register::XMM0 + n as u32, xmm_slot(n)).map_err(Into::into))
+    }
+
+    /// Loads bits 255:128 of guest vector register `n` into the host's.
+    fn load_ymm_hi(&mut self, n: usize) -> Emit {
+        let y = Register::YMM0 + n as u32;
+        let code = Code::VEX_Vinserti128_ymm_ymm_xmmm128_imm8;
+        self.add(Instruction::with4(code, y, y, ymm_hi_slot(n), 1).map_err(Into::into))?;
+        self.upper = true;
+        Ok(())
+    }
+
+    /// Issues `vzeroupper` if the host's upper halves may be dirty, before code that
+    /// leaves the block's code (see the `jit` note).
+    fn clean_upper(&mut self) -> Emit {
+        if self.upper {
+            self.a.vzeroupper()?;
+            self.upper = false;
+        }
+        Ok(())
     }
 
     fn mov_imm(&mut self, host: Register, v: u64) -> Emit {
@@ -976,11 +1286,18 @@ impl<'m> Emitter<'m> {
     fn flush(&mut self) -> Emit {
         self.fp_leave()?;
         for n in 0..16 {
-            if self.xcache[n] == Some(true) {
+            let Some(c) = self.xcache[n] else { continue };
+            if c.lo {
                 self.store_any(n, Register::XMM0 + n as u32)?;
-                self.xcache[n] = Some(false);
             }
+            if c.hi {
+                self.store_any(n, Register::YMM0 + n as u32)?;
+            }
+            // `vzeroupper` below keeps bits 127:0 only.
+            let wide = c.wide && !self.upper;
+            self.xcache[n] = Some(XCached { wide, lo: false, hi: false });
         }
+        self.clean_upper()?;
         for h in POOL.iter().map(|r| r.number()) {
             if let Some(c) = self.cache[h] {
                 if c.dirty {
@@ -1030,7 +1347,12 @@ impl<'m> Emitter<'m> {
 
     /// The changed cached guest registers and their host registers.
     fn dirty(&self) -> Dirty {
-        let xmm = (0..16).filter(|&n| self.xcache[n] == Some(true)).map(|n| (n, Register::XMM0 + n as u32));
+        let xmm = (0..16).flat_map(|n| {
+            let c = self.xcache[n];
+            let lo = c.filter(|c| c.lo).map(|_| (n, Register::XMM0 + n as u32));
+            let hi = c.filter(|c| c.hi).map(|_| (n, Register::YMM0 + n as u32));
+            lo.into_iter().chain(hi)
+        });
         POOL.iter()
             .filter_map(|&r| self.cache[r.number()].filter(|c| c.dirty).map(|c| (c.guest, r)))
             .chain(xmm)
@@ -1056,11 +1378,17 @@ impl<'m> Emitter<'m> {
                 self.cache[h] = Some(Cached { guest: g, dirty: false });
             }
         }
-        for &n in &map.xused {
-            if self.xcache[n].is_none() {
-                let x = Register::XMM0 + n as u32;
-                self.add(Instruction::with2(Code::Movdqu_xmm_xmmm128, x, xmm_slot(n)).map_err(Into::into))?;
-                self.xcache[n] = Some(false);
+        // A guest vector register is loaded as far as the instruction reads it: bits
+        // 127:0 first, bits 255:128 when a 256-bit operand reads them.
+        for u in &map.xregs {
+            let n = u.n;
+            if u.reads >= 128 && self.xcache[n].is_none() {
+                self.load_xmm(n)?;
+                self.xcache[n] = Some(XCached { wide: false, lo: false, hi: false });
+            }
+            if let Some(c) = self.xcache[n].filter(|c| u.reads == 256 && !c.wide) {
+                self.load_ymm_hi(n)?;
+                self.xcache[n] = Some(XCached { wide: true, ..c });
             }
         }
         Ok(())
@@ -1071,8 +1399,13 @@ impl<'m> Emitter<'m> {
         for &g in &map.written {
             self.cache[map.host[g].number()] = Some(Cached { guest: g, dirty: true });
         }
-        for &n in &map.xwritten {
-            self.xcache[n] = Some(true);
+        for u in &map.xregs {
+            match (u.writes, self.xcache[u.n]) {
+                (256, _) => self.xcache[u.n] = Some(XCached { wide: true, lo: true, hi: true }),
+                // Loaded first: legacy SSE reads what it writes (`plain`).
+                (128, Some(c)) => self.xcache[u.n] = Some(XCached { lo: true, ..c }),
+                _ => {}
+            }
         }
     }
 
@@ -1114,14 +1447,7 @@ impl<'m> Emitter<'m> {
             host[g] = Register::RAX + h as u32;
             taken.push(h);
         }
-        Ok(Map {
-            host,
-            used: used.to_vec(),
-            loads: loads.to_vec(),
-            written: written.to_vec(),
-            xused: Vec::new(),
-            xwritten: Vec::new(),
-        })
+        Ok(Map { host, used: used.to_vec(), loads: loads.to_vec(), written: written.to_vec(), xregs: Vec::new() })
     }
 
     /// A label that leaves before instruction `done` to the interpreter, storing the
@@ -1129,7 +1455,7 @@ impl<'m> Emitter<'m> {
     fn fallback(&mut self, done: u32) -> CodeLabel {
         let fail = self.a.create_label();
         let dirty = self.dirty();
-        self.fallbacks.push((fail, done, dirty, self.fp));
+        self.fallbacks.push((fail, done, dirty, self.fp, self.upper));
         fail
     }
 
@@ -1251,7 +1577,8 @@ impl<'m> Emitter<'m> {
             return Err(Unsupported);
         }
         match i.flow_control() {
-            FlowControl::Next if plain(i) || sse_plain(i) || sse_fp(i) => self.plain(k, i),
+            FlowControl::Next if plain(i) || sse_plain(i) || sse_fp(i) || avx_plain(i) => self.plain(k, i),
+            FlowControl::Next if i.mnemonic() == Mnemonic::Vzeroupper && host_avx2() => self.vzeroupper(),
             FlowControl::Next if i.mnemonic() == Mnemonic::Nop || i.mnemonic() == Mnemonic::Endbr64 => Ok(()),
             FlowControl::Next if matches!(i.code(), Code::Push_r64 | Code::Pop_r64) => self.push_pop(k, i),
             FlowControl::Next if matches!(i.mnemonic(), Mnemonic::Bsf | Mnemonic::Bsr) => self.bsf_bsr(k, i),
@@ -1278,7 +1605,7 @@ impl<'m> Emitter<'m> {
             match i.op_kind(n) {
                 OpKind::Register => {
                     let r = i.op_register(n);
-                    if r.is_xmm() {
+                    if is_vector(r) {
                         continue;
                     }
                     if !r.is_gpr() {
@@ -1308,20 +1635,32 @@ impl<'m> Emitter<'m> {
         let mut used = Vec::new();
         let mut written = Vec::new();
         let mut loads = Vec::new();
-        let (mut xused, mut xwritten) = (Vec::new(), Vec::new());
+        let vex = i.encoding() == iced_x86::EncodingKind::VEX;
+        let mut xregs: Vec<XUse> = Vec::new();
         for u in info.used_registers() {
             let r = u.register();
             if r.is_segment_register() && u.access() == OpAccess::Read {
                 // The memory operand's segment: `address` adds an fs/gs base.
                 continue;
             }
-            if r.is_xmm() {
+            if is_vector(r) || r.is_zmm() {
+                let (reads, writes) = match u.access() {
+                    OpAccess::Read | OpAccess::CondRead => (true, false),
+                    OpAccess::Write => (false, true),
+                    _ => (true, true),
+                };
+                // Legacy SSE: loaded whatever the access (a write may keep some bits),
+                // written as 128 bits. VEX: a destination is written whole (`zmm` for
+                // iced: the bits above a 128-bit result are zeroed), a source read as
+                // wide as it is named.
+                let (reads, writes) = match (vex, r.size()) {
+                    (false, _) => (128, if writes { 128 } else { 0 }),
+                    (true, size) => (if reads { (size as u16 * 8).min(256) } else { 0 }, if writes { 256 } else { 0 }),
+                };
                 let n = r.number();
-                if !xused.contains(&n) {
-                    xused.push(n);
-                }
-                if u.access() != OpAccess::Read && !xwritten.contains(&n) {
-                    xwritten.push(n);
+                match xregs.iter_mut().find(|x| x.n == n) {
+                    Some(x) => (x.reads, x.writes) = (x.reads.max(reads), x.writes.max(writes)),
+                    None => xregs.push(XUse { n, reads, writes }),
                 }
                 continue;
             }
@@ -1364,7 +1703,7 @@ impl<'m> Emitter<'m> {
                 };
                 if i.mnemonic() != Mnemonic::Lea {
                     let size = i.memory_size().size() as u64;
-                    if !matches!(size, 1 | 2 | 4 | 8 | 16) {
+                    if !matches!(size, 1 | 2 | 4 | 8 | 16 | 32) {
                         return Err(Unsupported);
                     }
                     mem = Some((size, need));
@@ -1373,11 +1712,11 @@ impl<'m> Emitter<'m> {
             _ => return Err(Unsupported),
         }
         let mut map = self.plan(&used, &loads, &written, &explicit)?;
-        (map.xused, map.xwritten) = (xused, xwritten);
+        map.xregs = xregs;
         // Rewrite before emitting anything, so an unsupported form emits nothing.
         let mut host = *i;
         for n in 0..i.op_count() {
-            if i.op_kind(n) == OpKind::Register && !i.op_register(n).is_xmm() {
+            if i.op_kind(n) == OpKind::Register && !is_vector(i.op_register(n)) {
                 host.set_op_register(n, map.reg(i.op_register(n))?);
             }
         }
@@ -1417,9 +1756,9 @@ impl<'m> Emitter<'m> {
         if let Some((size, need)) = mem {
             self.address(i, &map, true)?;
             self.check(size, need, k)?;
-            if needs_alignment(i) {
+            if let Some(align) = alignment(i) {
                 let fail = self.fallback(k);
-                self.a.test(iced_x86::code_asm::r15b, 15)?;
+                self.a.test(iced_x86::code_asm::r15b, align as i32 - 1)?;
                 self.a.jne(fail)?;
             }
         } else if lea {
@@ -1430,9 +1769,28 @@ impl<'m> Emitter<'m> {
         }
         self.add_guest(host)?;
         self.wrote(&map);
+        if vex && (0..i.op_count()).any(|n| i.op_kind(n) == OpKind::Register && i.op_register(n).is_ymm()) {
+            self.upper = true;
+        }
         if modified != 0 {
             self.host_flags = true;
             self.ctx_flags = false;
+        }
+        Ok(())
+    }
+
+    /// `vzeroupper`: the host's own zeroes bits 255:128 of every host register, so those
+    /// of the cached guest registers (now wide, their upper halves changed) and the
+    /// guest's in `Cpu::ymm_hi` for the others (stored from any host register: all of
+    /// their upper halves are zero).
+    fn vzeroupper(&mut self) -> Emit {
+        self.a.vzeroupper()?;
+        self.upper = false;
+        for n in 0..16 {
+            match self.xcache[n] {
+                Some(c) => self.xcache[n] = Some(XCached { wide: true, hi: true, ..c }),
+                None => self.store_any(n, Register::YMM0)?,
+            }
         }
         Ok(())
     }
@@ -1847,7 +2205,7 @@ impl<'m> Emitter<'m> {
             self.mov_imm(TMP, self.ips[k as usize + 1])?;
             self.a.jmp(self.stubs.early)?;
         }
-        for (mut label, done, dirty, fp) in std::mem::take(&mut self.fallbacks) {
+        for (mut label, done, dirty, fp, upper) in std::mem::take(&mut self.fallbacks) {
             self.a.set_label(&mut label)?;
             if fp {
                 self.fp = true;
@@ -1856,6 +2214,8 @@ impl<'m> Emitter<'m> {
             for (g, h) in dirty {
                 self.store_any(g, h)?;
             }
+            self.upper = upper;
+            self.clean_upper()?;
             self.a.mov(eax, done)?;
             self.mov_imm(TMP, self.ips[done as usize])?;
             self.a.jmp(self.stubs.early)?;
@@ -1881,14 +2241,7 @@ fn assign(used: &[usize], explicit: &[usize]) -> Emit<Map> {
             free.next().ok_or(Unsupported)?
         };
     }
-    Ok(Map {
-        host,
-        used: used.to_vec(),
-        loads: used.to_vec(),
-        written: Vec::new(),
-        xused: Vec::new(),
-        xwritten: Vec::new(),
-    })
+    Ok(Map { host, used: used.to_vec(), loads: used.to_vec(), written: Vec::new(), xregs: Vec::new() })
 }
 
 #[cfg(test)]

@@ -20,7 +20,29 @@
 //! sets no reserved bit, else the code leaves for the interpreter), so rounding, FTZ,
 //! DAZ and the sticky exception flags are the interpreter's (`exec::sse::fp_run` runs
 //! the same host instructions, exceptions masked); the host's own MXCSR comes back
-//! before anything leaves the run (`fp_leave`). The host's status flags after an `add`
+//! before anything leaves the run (`fp_leave`). The upper halves of the guest's `ymm`
+//! registers (bits 255:128, `Cpu::ymm_hi`, apart from `Cpu::xmm`) join them when the
+//! host has AVX2 (`is_x86_feature_detected!`, else VEX forms go to `run_op`), for the
+//! VEX (AVX, AVX2) instructions on integers, bits and moves (`emit::avx_plain`: those
+//! of glibc's string and memory functions and their kin): a guest register is loaded
+//! as far as an instruction reads it (bits 127:0, then bits 255:128 with `vinserti128`
+//! when a 256-bit operand reads them), and each half that changed is stored at the
+//! places the `xmm` registers are (exits, before `run_op` calls, failed access checks;
+//! the upper one with `vextracti128`). A VEX destination is written whole (a 128-bit
+//! result zeroes bits 255:128: a change of the upper half too), a legacy SSE one keeps
+//! the host's upper half, which is the guest's. The guest's `vzeroupper` is the host's,
+//! plus a store of the zeroed upper halves of the registers not cached. 32-byte
+//! accesses are checked as the others (inside one page, permissions); only the aligned
+//! VEX moves (`vmovdqa`, `vmovaps`, ...) test alignment, to the operand's size, and
+//! leave for the interpreter (its #GP) when misaligned. Once a block ran a 256-bit
+//! instruction its code issues `vzeroupper` before anything leaves it (exits, `run_op`
+//! calls, failed checks: Rust code and the next block start with clean upper halves,
+//! as the ABI expects; on Intel CPUs before Ice Lake legacy SSE code after dirty upper
+//! halves pays a state transition or a false dependency). Measured on this host (AMD
+//! EPYC, which has neither penalty), without those `vzeroupper`s the shell loop and
+//! `mem` ran within the noise of the runs with them (sh 4.98 s and 3.71 s against
+//! 6.44 s and 3.64 s, `mem` 73 and 56 ms against 79 and 71 ms, load average 8): kept
+//! for the hosts that have the penalty. The host's status flags after an `add`
 //! are the guest's; they stay in the host flags between instructions and go back to
 //! `Cpu::rflags` before anything that may leave or clobber them (an access check, the
 //! block's end) when a later instruction or the block's successors may read them (the
@@ -71,9 +93,10 @@
 //!   flags kept, as the interpreter keeps them; a loop of `div` and six other
 //!   instructions, under callgrind: 249 host instructions an iteration with `div`
 //!   through `run_op`, 37 with it translated, 395 in the interpreter). An instruction
-//!   the emitter does not cover (AVX, x87, bit tests of memory at a register offset,
-//!   `cmpxchg` to a register, other string instructions, undefined flags that are read,
-//!   ...) becomes a call of its interpreter handler (`run_op`) with the cached registers
+//!   the emitter does not cover (VEX floating point, masked moves and gathers, x87, bit
+//!   tests of memory at a register offset, `cmpxchg` to a register, other string
+//!   instructions, undefined flags that are read, ...) becomes a call of its
+//!   interpreter handler (`run_op`) with the cached registers
 //!   stored first, unless it could tell the tiers apart or leave the block (control
 //!   transfers, system calls and other exits of the loop, `popf`, `rdtsc`, the compare
 //!   of a fused compare-and-branch); a trap in the handler leaves before the instruction
@@ -131,12 +154,21 @@
 //! offset (79 million in one run), `or`/`xor ah, imm` and `movzx eax, ah` (41 million:
 //! high byte registers were not renamed) and `rep stosb` (10 million); since then D
 //! re-encodes those (bit tests, `tzcnt`/`lzcnt`, `cmpxchg` to memory, `ah`/`ch`/`dh`),
-//! emits its own code for `bsf`/`bsr`, `rep stos`/`movs` and `loope`/`loopne`.
+//! emits its own code for `bsf`/`bsr`, `rep stos`/`movs` and `loope`/`loopne`. E
+//! re-encodes the VEX integer and move forms with `ymm` registers cached (above) and
+//! the SSE4.2 string compares (`pcmpistri`...): counted by mnemonic in `run_op` (a
+//! temporary counter), the shell loop handed it 22.0 million instructions per run
+//! before (17 million VEX: `vpcmpeqb` 3.9, `vpmovmskb` 2.3, `vzeroupper` and `vpxor`
+//! 2.2 each, `vmovdqu` 1.7, `vmovd` and `vpbroadcastb` 1.6 each, `vpor` 1.5; and
+//! `pcmpistri` 3.3), 1.8 million after (`bt` of memory at a register offset 0.9,
+//! `tzcnt` with undefined flags read 0.4, `div` 0.4, `blsmsk` 0.1); `mem` (glibc's AVX2
+//! `memcmp`: `vmovdqu`, `vpcmpeqb`, `vmovdqa`, `vpand`, `vpmovmskb`) 5.25 million
+//! before, none after; see `benches/compare/RESULTS.md` for the times.
 //!
-//! Not done yet (see issue 17): AVX (VEX forms run through `run_op`: the guest's upper
-//! `ymm` halves live apart from `Cpu::xmm`; in the shell loop glibc's AVX2 `strchr`/
-//! `memchr` are most of what `run_op` still runs), `pcmpistri`, `rep` string
-//! instructions other than forward `stos`/`movs` (all through `run_op`); patched direct
+//! Not done yet (see issue 17): VEX floating point and FMA (`vaddps`, `vfmadd231pd`, ...:
+//! the MXCSR run of `fp_enter` would cover them as it does legacy SSE), masked moves,
+//! gathers and `vzeroall`, `rep` string instructions other than forward `stos`/`movs`
+//! (all through `run_op`); patched direct
 //! jumps (a direct exit still compares its target with two table slots and jumps
 //! through one); a per-site inline cache for returns (they share `chain`'s indirect
 //! jump, which the host predicts poorly); loading the guest's flags without `popf`;
