@@ -1461,11 +1461,28 @@ fn rflags_of(iced: u32) -> u64 {
 
 /// The forms sequences are made of: register, immediate and memory operands (no `cl`
 /// count, no implicit memory but the stack's), no control transfer; integer ones, and
-/// with `sse` the legacy SSE..SSE4.1 ones (not the approximations `rcp`/`rsqrt`).
-fn seq_codes(sse: bool) -> Vec<Code> {
+/// those of the vector `families` (not the approximations `rcp`/`rsqrt`, nor
+/// `vcvtps2ph`, whose MXCSR flags differ on AMD, nor the word form of `movsxd`, which
+/// reads a doubleword on AMD).
+fn seq_codes(families: &[&str]) -> Vec<Code> {
     use Mnemonic::*;
+    let vector = |k: &K| {
+        matches!(
+            k,
+            K::xmm_reg
+                | K::xmm_rm
+                | K::xmm_or_mem
+                | K::xmm_vvvv
+                | K::xmm_is4
+                | K::ymm_reg
+                | K::ymm_rm
+                | K::ymm_or_mem
+                | K::ymm_vvvv
+                | K::ymm_is4
+        )
+    };
     let ok_kind = |k: &K| {
-        matches!(k, K::xmm_reg | K::xmm_rm | K::xmm_or_mem) && sse
+        vector(k) && !families.is_empty()
             || matches!(
                 k,
                 K::r8_reg
@@ -1514,13 +1531,14 @@ fn seq_codes(sse: bool) -> Vec<Code> {
                     Shl | Shr | Sar | Rol | Ror | Bt | Bts | Btr | Btc | Popcnt | Tzcnt | Lzcnt | Push | Pop
                 ))
                 && !matches!(c.mnemonic(), Cmpxchg8b | Cmpxchg16b | Movbe | Nop | Xlatb | Pdep | Pext | Mulx)
-                || sse
-                    && oc.encoding() == EncodingKind::Legacy
-                    && oc.op_kinds().iter().all(ok_kind)
-                    && family_of(*c).is_some_and(|f| {
-                        matches!(f.as_str(), "sse/SSE" | "sse/SSE2" | "sse/SSE3" | "sse/SSSE3" | "sse/SSE4_1")
-                    })
-                    && !matches!(c.mnemonic(), Rcpps | Rcpss | Rsqrtps | Rsqrtss)
+                // AMD reads 4 bytes: a fault where a word read fits (found by a long run).
+                && *c != Code::Movsxd_r16_rm16
+                || family_of(*c).is_some_and(|f| families.contains(&f.as_str()))
+                    && oc.op_kinds().iter().all(|k| ok_kind(k) && *k != K::mem)
+                    && !matches!(
+                        c.mnemonic(),
+                        Rcpps | Rcpss | Rsqrtps | Rsqrtss | Vrcpps | Vrcpss | Vrsqrtps | Vrsqrtss | Vcvtps2ph
+                    )
         })
         .collect()
 }
@@ -1540,7 +1558,7 @@ struct Step {
     skippable: bool,
 }
 
-/// Short sequences of integer (and SSE: `family` "sse/seq") instructions (see
+/// Short sequences of integer (and SSE or AVX: `family` "sse/seq", "avx/seq") instructions (see
 /// `seq_codes`; through `[rdi+d8]` and `[rbx+d8]` into the data pages, or just below the
 /// read-only page or the hole after it, so that some fault part-way) with forward `jcc`s
 /// between them: what the translator keeps from one instruction to the next (guest
@@ -1608,7 +1626,9 @@ fn seq_cases(r: &mut Rng, img: &[u8], codes: &[Code], family: &str, n: usize) ->
                 let gr = |g: &mut Gen, base: Register| Opnd::R(reg_n(base, g.r.pick(&FREE)));
                 let mem = !(bt_reg && n == 0) && g.r.chance(1, 3);
                 ops.push(match k {
-                    K::r8_or_mem | K::r16_or_mem | K::r32_or_mem | K::r64_or_mem | K::xmm_or_mem if mem => {
+                    K::r8_or_mem | K::r16_or_mem | K::r32_or_mem | K::r64_or_mem | K::xmm_or_mem | K::ymm_or_mem
+                        if mem =>
+                    {
                         let base = if g.r.chance(1, 2) { Register::RDI } else { Register::RBX };
                         let d = (g.r.below(256) as i64 - 128) & if g.r.chance(1, 2) { !15 } else { !0 };
                         Opnd::M(MemoryOperand::with_base_index_scale_displ_size(base, Register::None, 1, d, 1))
@@ -1621,7 +1641,12 @@ fn seq_cases(r: &mut Rng, img: &[u8], codes: &[Code], family: &str, n: usize) ->
                     K::ax => Opnd::R(Register::AX),
                     K::eax => Opnd::R(Register::EAX),
                     K::rax => Opnd::R(Register::RAX),
-                    K::xmm_reg | K::xmm_rm | K::xmm_or_mem => Opnd::R(reg_n(Register::XMM0, g.r.below(16))),
+                    K::xmm_reg | K::xmm_rm | K::xmm_or_mem | K::xmm_vvvv | K::xmm_is4 => {
+                        Opnd::R(reg_n(Register::XMM0, g.r.below(16)))
+                    }
+                    K::ymm_reg | K::ymm_rm | K::ymm_or_mem | K::ymm_vvvv | K::ymm_is4 => {
+                        Opnd::R(reg_n(Register::YMM0, g.r.below(16)))
+                    }
                     K::mem => {
                         let base = reg_n(Register::RAX, g.r.below(16));
                         let index = reg_n(Register::RAX, g.r.pick(&FREE));
@@ -1936,8 +1961,11 @@ fn generate(seed: u64, target: usize, img: &[u8]) -> Vec<Case> {
     }
     let scale = (target / DEFAULT_CASES).max(1);
     cases.extend(string_cases(&mut r, img, 240 * scale));
-    cases.extend(seq_cases(&mut r, img, &seq_codes(false), "int/seq", 400 * scale));
-    cases.extend(seq_cases(&mut r, img, &seq_codes(true), "sse/seq", 300 * scale));
+    cases.extend(seq_cases(&mut r, img, &seq_codes(&[]), "int/seq", 400 * scale));
+    let sse = ["sse/SSE", "sse/SSE2", "sse/SSE3", "sse/SSSE3", "sse/SSE4_1"];
+    cases.extend(seq_cases(&mut r, img, &seq_codes(&sse), "sse/seq", 300 * scale));
+    let avx = ["avx/AVX", "avx/AVX2", "avx/FMA", "avx/F16C"];
+    cases.extend(seq_cases(&mut r, img, &seq_codes(&avx), "avx/seq", 300 * scale));
     for _ in 0..scale {
         cases.extend(branch_cases(&mut r));
         cases.extend(shift_cases(&mut r));
