@@ -1558,15 +1558,16 @@ struct Step {
     skippable: bool,
 }
 
-/// Short sequences of integer (and SSE or AVX: `family` "sse/seq", "avx/seq") instructions (see
-/// `seq_codes`; through `[rdi+d8]` and `[rbx+d8]` into the data pages, or just below the
-/// read-only page or the hole after it, so that some fault part-way) with forward `jcc`s
-/// between them: what the translator keeps from one instruction to the next (guest
-/// registers cached in host ones, flags in the host's, the guest's MXCSR in the host's
-/// over a run of SSE floating point, changed registers stored at an exit part-way) meets
-/// the host CPU. No instruction reads a flag an earlier one may have left undefined; flags
-/// left undefined are not compared, nor, at a fault part-way, flags nothing reads from
-/// there on (`Case::undef_at`).
+/// Short sequences of integer (and SSE or AVX: `family` "sse/seq", "avx/seq")
+/// instructions (see `seq_codes`; through `[rdi+d8]` and `[rbx+d8]` into the data pages,
+/// or just below the read-only page or the hole after it, so that some fault part-way)
+/// with forward `jcc`s between them, some as the body of a short loop: what the
+/// translator keeps from one instruction to the next (guest registers cached in host
+/// ones, flags in the host's, the guest's MXCSR in the host's over a run of SSE floating
+/// point, changed registers stored at an exit part-way) and its chained block exits meet
+/// the host CPU. No instruction reads a flag an earlier one may have left undefined;
+/// flags left undefined are not compared, nor, at a fault part-way, flags nothing reads
+/// from there on (`Case::undef_at`).
 fn seq_cases(r: &mut Rng, img: &[u8], codes: &[Code], family: &str, n: usize) -> Vec<Case> {
     use Mnemonic::*;
     // Registers an instruction may use: not rsp, nor the pointers rbx and rdi.
@@ -1600,6 +1601,13 @@ fn seq_cases(r: &mut Rng, img: &[u8], codes: &[Code], family: &str, n: usize) ->
             _ => DATA + 0x400 + r.below(0x1800),
         };
         st.gpr[3] = DATA + 0x400 + 16 * r.below(0x180);
+        // A third of them run as the body of a loop counted down in r15, so that blocks
+        // are entered again from translated code (chained).
+        let looped = r.chance(1, 3);
+        let (free, free8) = if looped { (&FREE[..12], &FREE8[..15]) } else { (&FREE[..], &FREE8[..]) };
+        if looped {
+            st.gpr[15] = 1 + r.below(6);
+        }
         let mut g = Gen { st, r: &mut *r, img, pinned: 1 << 3 | 1 << 4 | 1 << 7, patches: Vec::new(), mem: None };
         let mut steps: Vec<Step> = Vec::new();
         // The flags some path may have left undefined so far.
@@ -1623,7 +1631,7 @@ fn seq_cases(r: &mut Rng, img: &[u8], codes: &[Code], family: &str, n: usize) ->
             let bt_reg = matches!(m, Bt | Bts | Btr | Btc) && oc.op_kinds().get(1).is_some_and(|k| op_bits(*k) > 8);
             let mut ops = Vec::new();
             for (n, &k) in oc.op_kinds().iter().enumerate() {
-                let gr = |g: &mut Gen, base: Register| Opnd::R(reg_n(base, g.r.pick(&FREE)));
+                let gr = |g: &mut Gen, base: Register| Opnd::R(reg_n(base, g.r.pick(free)));
                 let mem = !(bt_reg && n == 0) && g.r.chance(1, 3);
                 ops.push(match k {
                     K::r8_or_mem | K::r16_or_mem | K::r32_or_mem | K::r64_or_mem | K::xmm_or_mem | K::ymm_or_mem
@@ -1633,7 +1641,7 @@ fn seq_cases(r: &mut Rng, img: &[u8], codes: &[Code], family: &str, n: usize) ->
                         let d = (g.r.below(256) as i64 - 128) & if g.r.chance(1, 2) { !15 } else { !0 };
                         Opnd::M(MemoryOperand::with_base_index_scale_displ_size(base, Register::None, 1, d, 1))
                     }
-                    K::r8_reg | K::r8_opcode | K::r8_or_mem => Opnd::R(g.r.pick(&FREE8)),
+                    K::r8_reg | K::r8_opcode | K::r8_or_mem => Opnd::R(g.r.pick(free8)),
                     K::r16_reg | K::r16_opcode | K::r16_or_mem => gr(&mut g, Register::AX),
                     K::r32_reg | K::r32_opcode | K::r32_or_mem | K::r32_vvvv => gr(&mut g, Register::EAX),
                     K::r64_reg | K::r64_opcode | K::r64_or_mem | K::r64_vvvv => gr(&mut g, Register::RAX),
@@ -1649,7 +1657,7 @@ fn seq_cases(r: &mut Rng, img: &[u8], codes: &[Code], family: &str, n: usize) ->
                     }
                     K::mem => {
                         let base = reg_n(Register::RAX, g.r.below(16));
-                        let index = reg_n(Register::RAX, g.r.pick(&FREE));
+                        let index = reg_n(Register::RAX, g.r.pick(free));
                         let d = g.r.next() as i32 as i64 >> g.r.below(32);
                         Opnd::M(MemoryOperand::with_base_index_scale_displ_size(base, index, 2, d, 4))
                     }
@@ -1682,8 +1690,9 @@ fn seq_cases(r: &mut Rng, img: &[u8], codes: &[Code], family: &str, n: usize) ->
             undef = if skippable { after | undef } else { after };
             steps.push(Step { bytes, jcc: false, read, defined, left, written, skippable });
         }
-        // The flags nothing reads from each step on (the end reads all of them).
-        let mut live = STATUS;
+        // The flags nothing reads from each step on (the end reads all of them; a loop's
+        // `sub r15, 1` writes all of them).
+        let mut live = if looped { 0 } else { STATUS };
         let mut dead = vec![0u64; steps.len()];
         for (k, s) in steps.iter().enumerate().rev() {
             let written = if s.skippable { 0 } else { s.written };
@@ -1701,7 +1710,13 @@ fn seq_cases(r: &mut Rng, img: &[u8], codes: &[Code], family: &str, n: usize) ->
             undef = if skip { after | undef } else { after };
             skip = s.jcc;
         }
-        let mut case = Case::new(code, g.st, family, "sequence");
+        if looped {
+            // sub r15, 1; jnz <the start>: every flag defined at the start of each round.
+            code.extend([0x49, 0x83, 0xef, 0x01, 0x0f, 0x85]);
+            code.extend((-(code.len() as i32 + 4)).to_le_bytes());
+            undef = 0;
+        }
+        let mut case = Case::new(code, g.st, family, if looped { "looped sequence" } else { "sequence" });
         case.undef_flags = undef;
         case.undef_at = undef_at;
         out.push(case);
