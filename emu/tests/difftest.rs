@@ -1461,11 +1461,28 @@ fn rflags_of(iced: u32) -> u64 {
 
 /// The forms sequences are made of: register, immediate and memory operands (no `cl`
 /// count, no implicit memory but the stack's), no control transfer; integer ones, and
-/// with `sse` the legacy SSE..SSE4.1 ones (not the approximations `rcp`/`rsqrt`).
-fn seq_codes(sse: bool) -> Vec<Code> {
+/// those of the vector `families` (not the approximations `rcp`/`rsqrt`, nor
+/// `vcvtps2ph`, whose MXCSR flags differ on AMD, nor the word form of `movsxd`, which
+/// reads a doubleword on AMD).
+fn seq_codes(families: &[&str]) -> Vec<Code> {
     use Mnemonic::*;
+    let vector = |k: &K| {
+        matches!(
+            k,
+            K::xmm_reg
+                | K::xmm_rm
+                | K::xmm_or_mem
+                | K::xmm_vvvv
+                | K::xmm_is4
+                | K::ymm_reg
+                | K::ymm_rm
+                | K::ymm_or_mem
+                | K::ymm_vvvv
+                | K::ymm_is4
+        )
+    };
     let ok_kind = |k: &K| {
-        matches!(k, K::xmm_reg | K::xmm_rm | K::xmm_or_mem) && sse
+        vector(k) && !families.is_empty()
             || matches!(
                 k,
                 K::r8_reg
@@ -1514,13 +1531,14 @@ fn seq_codes(sse: bool) -> Vec<Code> {
                     Shl | Shr | Sar | Rol | Ror | Bt | Bts | Btr | Btc | Popcnt | Tzcnt | Lzcnt | Push | Pop
                 ))
                 && !matches!(c.mnemonic(), Cmpxchg8b | Cmpxchg16b | Movbe | Nop | Xlatb | Pdep | Pext | Mulx)
-                || sse
-                    && oc.encoding() == EncodingKind::Legacy
-                    && oc.op_kinds().iter().all(ok_kind)
-                    && family_of(*c).is_some_and(|f| {
-                        matches!(f.as_str(), "sse/SSE" | "sse/SSE2" | "sse/SSE3" | "sse/SSSE3" | "sse/SSE4_1")
-                    })
-                    && !matches!(c.mnemonic(), Rcpps | Rcpss | Rsqrtps | Rsqrtss)
+                // AMD reads 4 bytes: a fault where a word read fits (found by a long run).
+                && *c != Code::Movsxd_r16_rm16
+                || family_of(*c).is_some_and(|f| families.contains(&f.as_str()))
+                    && oc.op_kinds().iter().all(|k| ok_kind(k) && *k != K::mem)
+                    && !matches!(
+                        c.mnemonic(),
+                        Rcpps | Rcpss | Rsqrtps | Rsqrtss | Vrcpps | Vrcpss | Vrsqrtps | Vrsqrtss | Vcvtps2ph
+                    )
         })
         .collect()
 }
@@ -1540,15 +1558,16 @@ struct Step {
     skippable: bool,
 }
 
-/// Short sequences of integer (and SSE: `family` "sse/seq") instructions (see
-/// `seq_codes`; through `[rdi+d8]` and `[rbx+d8]` into the data pages, or just below the
-/// read-only page or the hole after it, so that some fault part-way) with forward `jcc`s
-/// between them: what the translator keeps from one instruction to the next (guest
-/// registers cached in host ones, flags in the host's, the guest's MXCSR in the host's
-/// over a run of SSE floating point, changed registers stored at an exit part-way) meets
-/// the host CPU. No instruction reads a flag an earlier one may have left undefined; flags
-/// left undefined are not compared, nor, at a fault part-way, flags nothing reads from
-/// there on (`Case::undef_at`).
+/// Short sequences of integer (and SSE or AVX: `family` "sse/seq", "avx/seq")
+/// instructions (see `seq_codes`; through `[rdi+d8]` and `[rbx+d8]` into the data pages,
+/// or just below the read-only page or the hole after it, so that some fault part-way)
+/// with forward `jcc`s between them, some as the body of a short loop: what the
+/// translator keeps from one instruction to the next (guest registers cached in host
+/// ones, flags in the host's, the guest's MXCSR in the host's over a run of SSE floating
+/// point, changed registers stored at an exit part-way) and its chained block exits meet
+/// the host CPU. No instruction reads a flag an earlier one may have left undefined;
+/// flags left undefined are not compared, nor, at a fault part-way, flags nothing reads
+/// from there on (`Case::undef_at`).
 fn seq_cases(r: &mut Rng, img: &[u8], codes: &[Code], family: &str, n: usize) -> Vec<Case> {
     use Mnemonic::*;
     // Registers an instruction may use: not rsp, nor the pointers rbx and rdi.
@@ -1582,6 +1601,13 @@ fn seq_cases(r: &mut Rng, img: &[u8], codes: &[Code], family: &str, n: usize) ->
             _ => DATA + 0x400 + r.below(0x1800),
         };
         st.gpr[3] = DATA + 0x400 + 16 * r.below(0x180);
+        // A third of them run as the body of a loop counted down in r15, so that blocks
+        // are entered again from translated code (chained).
+        let looped = r.chance(1, 3);
+        let (free, free8) = if looped { (&FREE[..12], &FREE8[..15]) } else { (&FREE[..], &FREE8[..]) };
+        if looped {
+            st.gpr[15] = 1 + r.below(6);
+        }
         let mut g = Gen { st, r: &mut *r, img, pinned: 1 << 3 | 1 << 4 | 1 << 7, patches: Vec::new(), mem: None };
         let mut steps: Vec<Step> = Vec::new();
         // The flags some path may have left undefined so far.
@@ -1605,15 +1631,17 @@ fn seq_cases(r: &mut Rng, img: &[u8], codes: &[Code], family: &str, n: usize) ->
             let bt_reg = matches!(m, Bt | Bts | Btr | Btc) && oc.op_kinds().get(1).is_some_and(|k| op_bits(*k) > 8);
             let mut ops = Vec::new();
             for (n, &k) in oc.op_kinds().iter().enumerate() {
-                let gr = |g: &mut Gen, base: Register| Opnd::R(reg_n(base, g.r.pick(&FREE)));
+                let gr = |g: &mut Gen, base: Register| Opnd::R(reg_n(base, g.r.pick(free)));
                 let mem = !(bt_reg && n == 0) && g.r.chance(1, 3);
                 ops.push(match k {
-                    K::r8_or_mem | K::r16_or_mem | K::r32_or_mem | K::r64_or_mem | K::xmm_or_mem if mem => {
+                    K::r8_or_mem | K::r16_or_mem | K::r32_or_mem | K::r64_or_mem | K::xmm_or_mem | K::ymm_or_mem
+                        if mem =>
+                    {
                         let base = if g.r.chance(1, 2) { Register::RDI } else { Register::RBX };
                         let d = (g.r.below(256) as i64 - 128) & if g.r.chance(1, 2) { !15 } else { !0 };
                         Opnd::M(MemoryOperand::with_base_index_scale_displ_size(base, Register::None, 1, d, 1))
                     }
-                    K::r8_reg | K::r8_opcode | K::r8_or_mem => Opnd::R(g.r.pick(&FREE8)),
+                    K::r8_reg | K::r8_opcode | K::r8_or_mem => Opnd::R(g.r.pick(free8)),
                     K::r16_reg | K::r16_opcode | K::r16_or_mem => gr(&mut g, Register::AX),
                     K::r32_reg | K::r32_opcode | K::r32_or_mem | K::r32_vvvv => gr(&mut g, Register::EAX),
                     K::r64_reg | K::r64_opcode | K::r64_or_mem | K::r64_vvvv => gr(&mut g, Register::RAX),
@@ -1621,10 +1649,15 @@ fn seq_cases(r: &mut Rng, img: &[u8], codes: &[Code], family: &str, n: usize) ->
                     K::ax => Opnd::R(Register::AX),
                     K::eax => Opnd::R(Register::EAX),
                     K::rax => Opnd::R(Register::RAX),
-                    K::xmm_reg | K::xmm_rm | K::xmm_or_mem => Opnd::R(reg_n(Register::XMM0, g.r.below(16))),
+                    K::xmm_reg | K::xmm_rm | K::xmm_or_mem | K::xmm_vvvv | K::xmm_is4 => {
+                        Opnd::R(reg_n(Register::XMM0, g.r.below(16)))
+                    }
+                    K::ymm_reg | K::ymm_rm | K::ymm_or_mem | K::ymm_vvvv | K::ymm_is4 => {
+                        Opnd::R(reg_n(Register::YMM0, g.r.below(16)))
+                    }
                     K::mem => {
                         let base = reg_n(Register::RAX, g.r.below(16));
-                        let index = reg_n(Register::RAX, g.r.pick(&FREE));
+                        let index = reg_n(Register::RAX, g.r.pick(free));
                         let d = g.r.next() as i32 as i64 >> g.r.below(32);
                         Opnd::M(MemoryOperand::with_base_index_scale_displ_size(base, index, 2, d, 4))
                     }
@@ -1657,8 +1690,9 @@ fn seq_cases(r: &mut Rng, img: &[u8], codes: &[Code], family: &str, n: usize) ->
             undef = if skippable { after | undef } else { after };
             steps.push(Step { bytes, jcc: false, read, defined, left, written, skippable });
         }
-        // The flags nothing reads from each step on (the end reads all of them).
-        let mut live = STATUS;
+        // The flags nothing reads from each step on (the end reads all of them; a loop's
+        // `sub r15, 1` writes all of them).
+        let mut live = if looped { 0 } else { STATUS };
         let mut dead = vec![0u64; steps.len()];
         for (k, s) in steps.iter().enumerate().rev() {
             let written = if s.skippable { 0 } else { s.written };
@@ -1676,7 +1710,13 @@ fn seq_cases(r: &mut Rng, img: &[u8], codes: &[Code], family: &str, n: usize) ->
             undef = if skip { after | undef } else { after };
             skip = s.jcc;
         }
-        let mut case = Case::new(code, g.st, family, "sequence");
+        if looped {
+            // sub r15, 1; jnz <the start>: every flag defined at the start of each round.
+            code.extend([0x49, 0x83, 0xef, 0x01, 0x0f, 0x85]);
+            code.extend((-(code.len() as i32 + 4)).to_le_bytes());
+            undef = 0;
+        }
+        let mut case = Case::new(code, g.st, family, if looped { "looped sequence" } else { "sequence" });
         case.undef_flags = undef;
         case.undef_at = undef_at;
         out.push(case);
@@ -1936,8 +1976,11 @@ fn generate(seed: u64, target: usize, img: &[u8]) -> Vec<Case> {
     }
     let scale = (target / DEFAULT_CASES).max(1);
     cases.extend(string_cases(&mut r, img, 240 * scale));
-    cases.extend(seq_cases(&mut r, img, &seq_codes(false), "int/seq", 400 * scale));
-    cases.extend(seq_cases(&mut r, img, &seq_codes(true), "sse/seq", 300 * scale));
+    cases.extend(seq_cases(&mut r, img, &seq_codes(&[]), "int/seq", 400 * scale));
+    let sse = ["sse/SSE", "sse/SSE2", "sse/SSE3", "sse/SSSE3", "sse/SSE4_1"];
+    cases.extend(seq_cases(&mut r, img, &seq_codes(&sse), "sse/seq", 300 * scale));
+    let avx = ["avx/AVX", "avx/AVX2", "avx/FMA", "avx/F16C"];
+    cases.extend(seq_cases(&mut r, img, &seq_codes(&avx), "avx/seq", 300 * scale));
     for _ in 0..scale {
         cases.extend(branch_cases(&mut r));
         cases.extend(shift_cases(&mut r));

@@ -91,11 +91,13 @@
 //!   time, the interpreter's for the rest of the string once a check fails), `loope`/
 //!   `loopne`, `div`/`idiv` (`Emitter::div`: the host's, after checks that leave for the
 //!   interpreter before it wherever it could raise #DE, so the interpreter raises it;
-//!   flags kept, as the interpreter keeps them). An instruction the emitter does not
-//!   cover (masked moves and gathers, `vzeroall`, x87, bit tests of memory at a
-//!   register offset, `cmpxchg` to a register, other string instructions, undefined
-//!   flags that are read, ...)
-//!   becomes a call of its interpreter handler (`run_op`) with the cached registers
+//!   flags kept, as the interpreter keeps them; a loop of `div` and six other
+//!   instructions, under callgrind: 249 host instructions an iteration with `div`
+//!   through `run_op`, 37 with it translated, 395 in the interpreter). An instruction
+//!   the emitter does not cover (masked moves and gathers, `vzeroall`, x87, bit tests of
+//!   memory at a register offset, `cmpxchg` to a register, other string instructions,
+//!   undefined flags that are read, ...) becomes a call of its interpreter handler
+//!   (`run_op`) with the cached registers
 //!   stored first, unless it could tell the tiers apart or leave the block (control
 //!   transfers, system calls and other exits of the loop, `popf`, `rdtsc`, the compare
 //!   of a fused compare-and-branch); a trap in the handler leaves before the instruction
