@@ -2,7 +2,7 @@
 //! (register, immediate and memory forms, fs-relative ones, high byte registers, pushes
 //! and pops, bit tests, bit scans and counts, `cmpxchg`, forward branches, `jrcxz`,
 //! `loop`, `loope` and `loopne`, direct and indirect calls and jumps, returns, SSE
-//! floating point under random MXCSR settings, AVX/AVX2 forms on `ymm` registers (both
+//! floating point under random MXCSR settings, AVX/AVX2/FMA forms on `ymm` registers (both
 //! halves compared; 32-byte accesses across page edges, misaligned `vmovdqa`,
 //! `vzeroupper`, legacy SSE mixed in), instructions translated code runs through
 //! the interpreter's handlers (bit tests at a register offset into memory, `cmpxchg` to a
@@ -433,7 +433,7 @@ fn vex(r: &mut Rng) -> Result<Instruction, iced_x86::IcedError> {
     };
     let imm = r.below(256) as u32;
     let from_mem = r.chance(1, 3);
-    match r.below(18) {
+    match r.below(22) {
         0 => Instruction::with2(r.pick(&[Code::VEX_Vmovdqu_ymm_ymmm256, Code::VEX_Vmovdqa_ymm_ymmm256]), y, mem(r)),
         1 => Instruction::with2(r.pick(&[Code::VEX_Vmovdqu_ymmm256_ymm, Code::VEX_Vmovdqa_ymmm256_ymm]), mem(r), y),
         2 => Instruction::with2(r.pick(&[Code::VEX_Vmovdqu_xmm_xmmm128, Code::VEX_Vmovaps_xmm_xmmm128]), x, mem(r)),
@@ -490,6 +490,31 @@ fn vex(r: &mut Rng) -> Result<Instruction, iced_x86::IcedError> {
             } else {
                 Instruction::with3(code, x, x2, imm)
             }
+        }
+        // Floating point and FMA (under the random MXCSR of `run_case`).
+        17 | 18 => {
+            let code = r.pick(&[
+                Code::VEX_Vaddps_ymm_ymm_ymmm256,
+                Code::VEX_Vmulpd_ymm_ymm_ymmm256,
+                Code::VEX_Vdivps_ymm_ymm_ymmm256,
+                Code::VEX_Vfmadd231pd_ymm_ymm_ymmm256,
+                Code::VEX_Vfnmsub132ps_ymm_ymm_ymmm256,
+            ]);
+            if from_mem {
+                Instruction::with3(code, y, y2, mem(r))
+            } else {
+                Instruction::with3(code, y, y2, y3)
+            }
+        }
+        20 => Instruction::with4(Code::VEX_Vcmpps_ymm_ymm_ymmm256_imm8, y, y2, y3, imm & 31),
+        19 => {
+            let code = r.pick(&[
+                Code::VEX_Vsqrtsd_xmm_xmm_xmmm64,
+                Code::VEX_Vaddss_xmm_xmm_xmmm32,
+                Code::VEX_Vfmadd213sd_xmm_xmm_xmmm64,
+                Code::VEX_Vcvtsd2ss_xmm_xmm_xmmm64,
+            ]);
+            Instruction::with3(code, x, x2, Register::XMM0 + r.pick(&regs))
         }
         // Legacy SSE on the same registers: bits 255:128 stay.
         _ => Instruction::with2(r.pick(&[Code::Paddq_xmm_xmmm128, Code::Pxor_xmm_xmmm128]), x, x2),

@@ -296,6 +296,84 @@ fn sse_fp(i: &Instruction) -> bool {
     }
 }
 
+/// VEX-encoded (AVX, FMA) floating-point instructions, which the emitter re-encodes as
+/// for `avx_plain` and runs under the guest's MXCSR as for `sse_fp`: the VEX forms of
+/// `sse_fp`'s and the fused multiply-adds (the host must have FMA for those).
+fn avx_fp(i: &Instruction) -> bool {
+    use Mnemonic as M;
+    if i.encoding() != iced_x86::EncodingKind::VEX || !host_avx2() {
+        return false;
+    }
+    if i.cpuid_features() == [iced_x86::CpuidFeature::FMA] {
+        return std::arch::is_x86_feature_detected!("fma");
+    }
+    matches!(
+        i.mnemonic(),
+        M::Vaddps
+            | M::Vaddpd
+            | M::Vaddss
+            | M::Vaddsd
+            | M::Vsubps
+            | M::Vsubpd
+            | M::Vsubss
+            | M::Vsubsd
+            | M::Vmulps
+            | M::Vmulpd
+            | M::Vmulss
+            | M::Vmulsd
+            | M::Vdivps
+            | M::Vdivpd
+            | M::Vdivss
+            | M::Vdivsd
+            | M::Vminps
+            | M::Vminpd
+            | M::Vminss
+            | M::Vminsd
+            | M::Vmaxps
+            | M::Vmaxpd
+            | M::Vmaxss
+            | M::Vmaxsd
+            | M::Vsqrtps
+            | M::Vsqrtpd
+            | M::Vsqrtss
+            | M::Vsqrtsd
+            | M::Vaddsubps
+            | M::Vaddsubpd
+            | M::Vhaddps
+            | M::Vhaddpd
+            | M::Vhsubps
+            | M::Vhsubpd
+            | M::Vcvtps2pd
+            | M::Vcvtpd2ps
+            | M::Vcvtdq2ps
+            | M::Vcvtps2dq
+            | M::Vcvttps2dq
+            | M::Vcvtdq2pd
+            | M::Vcvtpd2dq
+            | M::Vcvttpd2dq
+            | M::Vcvtss2sd
+            | M::Vcvtsd2ss
+            | M::Vcvtsi2ss
+            | M::Vcvtsi2sd
+            | M::Vcvtss2si
+            | M::Vcvttss2si
+            | M::Vcvtsd2si
+            | M::Vcvttsd2si
+            | M::Vcomiss
+            | M::Vcomisd
+            | M::Vucomiss
+            | M::Vucomisd
+            | M::Vcmpps
+            | M::Vcmppd
+            | M::Vcmpss
+            | M::Vcmpsd
+            | M::Vroundps
+            | M::Vroundpd
+            | M::Vroundss
+            | M::Vroundsd
+    )
+}
+
 /// VEX-encoded (AVX, AVX2) instructions on integers, bits or moves, which the emitter
 /// re-encodes with guest `ymm` registers in the same host ones when the host has AVX2
 /// (see `Emitter::bind` for the upper halves): no MXCSR, no flags but `vptest`'s and
@@ -1047,7 +1125,8 @@ fn plain(i: &Instruction) -> bool {
         // Bit tests of a register, or of memory at an immediate offset (a register
         // offset addresses memory beyond the operand: the interpreter's).
         M::Bt | M::Bts | M::Btr | M::Btc => i.op0_kind() == OpKind::Register || i.op1_kind() != OpKind::Register,
-        M::Tzcnt => std::arch::is_x86_feature_detected!("bmi1"),
+        M::Tzcnt | M::Blsr | M::Blsmsk | M::Blsi => std::arch::is_x86_feature_detected!("bmi1"),
+        M::Bzhi | M::Pdep | M::Pext => std::arch::is_x86_feature_detected!("bmi2"),
         M::Lzcnt => std::arch::is_x86_feature_detected!("lzcnt"),
         // With a memory destination (written back either way); a register destination
         // is left alone on failure, which the host may not do (zero-extension).
@@ -1095,7 +1174,7 @@ fn flags_undefined(i: &Instruction) -> u32 {
             Some(0 | 1) => 0,
             _ => F::OF,
         },
-        M::Andn => F::AF | F::PF,
+        M::Andn | M::Blsr | M::Blsmsk | M::Blsi | M::Bzhi => F::AF | F::PF,
         // The interpreter keeps them after bit tests and clears them after `tzcnt` and
         // `lzcnt`; the host's are not defined.
         M::Bt | M::Bts | M::Btr | M::Btc | M::Tzcnt | M::Lzcnt => F::OF | F::SF | F::AF | F::PF,
@@ -1577,7 +1656,7 @@ impl<'m> Emitter<'m> {
             return Err(Unsupported);
         }
         match i.flow_control() {
-            FlowControl::Next if plain(i) || sse_plain(i) || sse_fp(i) || avx_plain(i) => self.plain(k, i),
+            FlowControl::Next if plain(i) || sse_plain(i) || sse_fp(i) || avx_plain(i) || avx_fp(i) => self.plain(k, i),
             FlowControl::Next if i.mnemonic() == Mnemonic::Vzeroupper && host_avx2() => self.vzeroupper(),
             FlowControl::Next if i.mnemonic() == Mnemonic::Nop || i.mnemonic() == Mnemonic::Endbr64 => Ok(()),
             FlowControl::Next if matches!(i.code(), Code::Push_r64 | Code::Pop_r64) => self.push_pop(k, i),
@@ -1746,10 +1825,11 @@ impl<'m> Emitter<'m> {
         // Check the rewritten form encodes before changing anything.
         self.encodes(&host)?;
 
-        if mem.is_some() || (sse_fp(i) && !self.fp) {
+        let fp = sse_fp(i) || avx_fp(i);
+        if mem.is_some() || (fp && !self.fp) {
             self.sync_flags(self.live[k as usize])?;
         }
-        if sse_fp(i) {
+        if fp {
             self.fp_enter(k)?;
         }
         self.bind(&map)?;

@@ -24,7 +24,8 @@
 //! registers (bits 255:128, `Cpu::ymm_hi`, apart from `Cpu::xmm`) join them when the
 //! host has AVX2 (`is_x86_feature_detected!`, else VEX forms go to `run_op`), for the
 //! VEX (AVX, AVX2) instructions on integers, bits and moves (`emit::avx_plain`: those
-//! of glibc's string and memory functions and their kin): a guest register is loaded
+//! of glibc's string and memory functions and their kin) and on floating point (AVX,
+//! FMA: `emit::avx_fp`, in the MXCSR runs of legacy SSE's): a guest register is loaded
 //! as far as an instruction reads it (bits 127:0, then bits 255:128 with `vinserti128`
 //! when a 256-bit operand reads them), and each half that changed is stored at the
 //! places the `xmm` registers are (exits, before `run_op` calls, failed access checks;
@@ -93,10 +94,10 @@
 //!   flags kept, as the interpreter keeps them; a loop of `div` and six other
 //!   instructions, under callgrind: 249 host instructions an iteration with `div`
 //!   through `run_op`, 37 with it translated, 395 in the interpreter). An instruction
-//!   the emitter does not cover (VEX floating point, masked moves and gathers, x87, bit
-//!   tests of memory at a register offset, `cmpxchg` to a register, other string
-//!   instructions, undefined flags that are read, ...) becomes a call of its
-//!   interpreter handler (`run_op`) with the cached registers
+//!   the emitter does not cover (masked moves and gathers, `vzeroall`, x87, bit tests of
+//!   memory at a register offset, `cmpxchg` to a register, other string instructions,
+//!   undefined flags that are read, ...) becomes a call of its interpreter handler
+//!   (`run_op`) with the cached registers
 //!   stored first, unless it could tell the tiers apart or leave the block (control
 //!   transfers, system calls and other exits of the loop, `popf`, `rdtsc`, the compare
 //!   of a fused compare-and-branch); a trap in the handler leaves before the instruction
@@ -161,14 +162,18 @@
 //! before (17 million VEX: `vpcmpeqb` 3.9, `vpmovmskb` 2.3, `vzeroupper` and `vpxor`
 //! 2.2 each, `vmovdqu` 1.7, `vmovd` and `vpbroadcastb` 1.6 each, `vpor` 1.5; and
 //! `pcmpistri` 3.3), 1.8 million after (`bt` of memory at a register offset 0.9,
-//! `tzcnt` with undefined flags read 0.4, `div` 0.4, `blsmsk` 0.1); `mem` (glibc's AVX2
+//! `tzcnt` whose undefined flags may be read 0.4, `div` 0.4, `blsmsk` 0.1); `mem` (glibc's AVX2
 //! `memcmp`: `vmovdqu`, `vpcmpeqb`, `vmovdqa`, `vpand`, `vpmovmskb`) 5.25 million
-//! before, none after; see `benches/compare/RESULTS.md` for the times.
+//! before, none after; see `benches/compare/RESULTS.md` for the times. Then the VEX
+//! floating-point forms and FMA (none in the bench's workloads: in `emu`'s difftest the
+//! AVX cases that ran an instruction through `run_op` went from 6,864 of 20,280 to
+//! 1,664, FMA's from all 4,992 to none) and BMI's `blsr`/`blsmsk`/`blsi`/`bzhi`/
+//! `pdep`/`pext` (the shell loop's 0.1 million `blsmsk`).
 //!
-//! Not done yet (see issue 17): VEX floating point and FMA (`vaddps`, `vfmadd231pd`, ...:
-//! the MXCSR run of `fp_enter` would cover them as it does legacy SSE), masked moves,
-//! gathers and `vzeroall`, `rep` string instructions other than forward `stos`/`movs`
-//! (all through `run_op`); patched direct
+//! Not done yet (see issue 17): VEX masked moves, gathers and `vzeroall`, F16C, VEX
+//! AES-NI, `rep` string instructions other than forward `stos`/`movs` (all through
+//! `run_op`); `bt` of memory at a register offset (`run_op`: 54 million times per run of
+//! the awk loop, 0.9 million of the shell loop); patched direct
 //! jumps (a direct exit still compares its target with two table slots and jumps
 //! through one); a per-site inline cache for returns (they share `chain`'s indirect
 //! jump, which the host predicts poorly); loading the guest's flags without `popf`;
