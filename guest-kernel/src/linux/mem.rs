@@ -99,6 +99,19 @@ fn equal_prefix(a: &[u8], b: &[u8]) -> usize {
     i
 }
 
+/// The runs of indices below `a.len()` where `a` and `b` (at least as long) differ, in order.
+fn differing_runs<'a>(a: &'a [u8], b: &'a [u8]) -> impl Iterator<Item = std::ops::Range<usize>> + 'a {
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        i += equal_prefix(&a[i..], &b[i..]);
+        let start = i;
+        while i < a.len() && a[i] != b[i] {
+            i += 1;
+        }
+        (start < i).then_some(start..i)
+    })
+}
+
 /// What a shared map shares.
 #[derive(Clone)]
 enum Backing {
@@ -122,17 +135,7 @@ impl Backing {
     /// Writes the runs where `now` differs from `seen` at `offset`; bytes past the end of
     /// a file are never written back, as on Linux.
     fn write_back(&self, offset: u64, now: &[u8], seen: &[u8]) {
-        let runs = || {
-            let mut i = 0;
-            std::iter::from_fn(move || {
-                i += equal_prefix(&now[i..], &seen[i..]);
-                let start = i;
-                while i < now.len() && now[i] != seen[i] {
-                    i += 1;
-                }
-                (start < i).then_some(start..i)
-            })
-        };
+        let runs = || differing_runs(now, seen);
         match self {
             Backing::Anon(pages) => {
                 let mut pages = pages.borrow_mut();
@@ -702,8 +705,34 @@ fn can_write(desc: &crate::process::OpenFile) -> bool {
     desc.flags.get() & r::O_ACCMODE == r::O_RDWR
 }
 
-/// Copies map `m`'s backing into its memory in `space`.
+/// Copies map `m`'s backing into its memory in `space`. Shared pages (anonymous, memfd)
+/// are compared with the memory a page at a time and only the bytes that differ are
+/// written: a map is refreshed before every call of its processes and is mostly unchanged,
+/// and copying all of it (into a new buffer, the memory and `seen`) was a tenth of a
+/// `linux_syscalls` fuzz input.
 fn refresh(m: &mut SharedMap, space: &RefCell<crate::mm::Mm>) {
+    if let Backing::Anon(pages) = &m.backing {
+        let pages = pages.clone();
+        let pages = pages.borrow();
+        let Some(from) = pages.get(m.offset as usize..) else { return };
+        let from = &from[..from.len().min(m.len as usize)];
+        let mem = &mut space.borrow_mut().space.mem;
+        let mut now = [0u8; PAGE as usize];
+        for (i, want) in from.chunks(now.len()).enumerate() {
+            let at = m.addr + (i * now.len()) as u64;
+            let now = &mut now[..want.len()];
+            if mem.read_raw(GuestAddress(at), now).is_err() {
+                return;
+            }
+            for run in differing_runs(want, now) {
+                if mem.write_raw(GuestAddress(at + run.start as u64), &want[run]).is_err() {
+                    return;
+                }
+            }
+        }
+        m.seen[..from.len()].copy_from_slice(from);
+        return;
+    }
     let mut data = vec![0u8; m.len as usize];
     let Some(n) = m.backing.read(m.offset, &mut data) else { return };
     if space.borrow_mut().space.mem.write_raw(GuestAddress(m.addr), &data[..n]).is_ok() {
@@ -803,6 +832,40 @@ pub(super) fn futex(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The refresh of shared pages writes only what differs; memory and `seen` must still
+    /// end equal to the backing.
+    #[test]
+    fn refresh_leaves_memory_and_seen_equal_to_the_backing() {
+        const ADDR: u64 = 0x10_0000;
+        const LEN: usize = 3 * 4096;
+        let space = RefCell::new(crate::mm::Mm::new(1, 1 << 24, 1 << 24).unwrap());
+        space.borrow_mut().map(ADDR, LEN as u64, Perm::RW).unwrap();
+        let now: Vec<u8> = (0..LEN).map(|i| (i * 7) as u8).collect();
+        space.borrow_mut().space.mem.write_raw(GuestAddress(ADDR), &now).unwrap();
+        // The backing (from offset 4) differs from the memory at the edges, inside and
+        // across the compare chunks and pages, and in one whole page.
+        let mut backing = vec![0xeeu8; 4];
+        backing.extend_from_slice(&now);
+        for &at in &[0, 255, 256, 257, 4095, 4096, LEN - 1] {
+            backing[4 + at] ^= 0x5a;
+        }
+        backing[4 + 8192..4 + 8192 + 4096].fill(3);
+        let mut m = SharedMap {
+            mm: 1,
+            addr: ADDR,
+            len: LEN as u64,
+            backing: Backing::Anon(Rc::new(RefCell::new(backing.clone()))),
+            offset: 4,
+            seen: vec![1; LEN],
+            may_write: true,
+        };
+        refresh(&mut m, &space);
+        let mut mem = vec![0u8; LEN];
+        space.borrow().space.mem.read_raw(GuestAddress(ADDR), &mut mem).unwrap();
+        assert!(mem == backing[4..], "memory differs from the backing");
+        assert!(m.seen == backing[4..], "seen differs from the backing");
+    }
 
     #[test]
     fn write_back_copies_exactly_the_changed_bytes() {
