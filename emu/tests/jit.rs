@@ -4,8 +4,8 @@
 //! `loop`, `loope` and `loopne`, direct and indirect calls and jumps, returns, SSE
 //! floating point under random MXCSR settings, AVX/AVX2/FMA forms on `ymm` registers (both
 //! halves compared; 32-byte accesses across page edges, misaligned `vmovdqa`,
-//! `vzeroupper`, legacy SSE mixed in), instructions translated code runs through
-//! the interpreter's handlers (bit tests at a register offset into memory, `cmpxchg` to a
+//! `vzeroupper`, legacy SSE mixed in), bit tests at a register offset into memory,
+//! instructions translated code runs through the interpreter's handlers (`cmpxchg` to a
 //! register, string instructions), `div` (translated, or left to the interpreter where it
 //! faults) run under both tiers with
 //! the same random budget slices; after every exit the exit, all registers, flags,
@@ -216,7 +216,7 @@ fn plain(r: &mut Rng) -> Instruction {
         21 => Instruction::with2(Code::Xchg_rm64_r64, r64(r.pick(&DEST)), r64(r.pick(&DEST))),
         22 => Instruction::with1(Code::Bswap_r64, r64(r.pick(&DEST))),
         // Bit tests of registers (any offset), of memory at an immediate offset, and of
-        // memory at a register offset (beyond the operand: through the interpreter).
+        // memory at a register offset (beyond the operand).
         23 => {
             let (size, codes) = r.pick(&[
                 (8, [Code::Bt_rm64_r64, Code::Bts_rm64_r64, Code::Btr_rm64_r64, Code::Btc_rm64_r64]),
@@ -906,7 +906,8 @@ fn enter_that_faults_after_writing_its_frame_writes_it_once() {
     assert!(results[0] == results[1], "the tiers differ");
 }
 
-/// Bit tests, bit scans, `cmpxchg` to memory, high byte registers, `rep stos`, `rep movs`
+/// Bit tests (of memory at a register offset too), bit scans, `cmpxchg` to memory, high
+/// byte registers, `rep stos`, `rep movs`
 /// and `loopne` run as translated code (no early exits to the interpreter once hot), with
 /// the interpreter's results.
 #[test]
@@ -919,6 +920,18 @@ fn bit_string_and_loop_instructions_are_translated() {
     a.adc(rdx, 0).unwrap();
     a.bts(rax, rcx).unwrap();
     a.btc(dword_ptr(rdi + 12), 35).unwrap();
+    // At a register offset (negative ones too), of every size.
+    a.lea(r11, qword_ptr(rcx - 500)).unwrap();
+    a.btc(qword_ptr(rdi + 0x40), r11).unwrap();
+    a.adc(rbx, 0).unwrap();
+    // ZF is kept.
+    a.test(r11b, 2).unwrap();
+    a.bt(word_ptr(rdi + 0x60), r11w).unwrap();
+    a.sete(r10b).unwrap();
+    a.adc(rbx, 0).unwrap();
+    a.movzx(r10d, r10b).unwrap();
+    a.add(rbx, r10).unwrap();
+    a.bts(dword_ptr(rdi + 0x70), r11d).unwrap();
     a.bsf(r8, rcx).unwrap();
     a.bsr(r9d, dword_ptr(rdi + 8)).unwrap();
     a.tzcnt(r10, rax).unwrap();

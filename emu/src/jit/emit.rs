@@ -1123,7 +1123,7 @@ fn plain(i: &Instruction) -> bool {
             | M::Popcnt
     ) || match m {
         // Bit tests of a register, or of memory at an immediate offset (a register
-        // offset addresses memory beyond the operand: the interpreter's).
+        // offset addresses memory beyond the operand: `Emitter::bt_at_register_offset`).
         M::Bt | M::Bts | M::Btr | M::Btc => i.op0_kind() == OpKind::Register || i.op1_kind() != OpKind::Register,
         M::Tzcnt | M::Blsr | M::Blsmsk | M::Blsi => std::arch::is_x86_feature_detected!("bmi1"),
         M::Bzhi | M::Pdep | M::Pext => std::arch::is_x86_feature_detected!("bmi2"),
@@ -1661,6 +1661,13 @@ impl<'m> Emitter<'m> {
             FlowControl::Next if i.mnemonic() == Mnemonic::Nop || i.mnemonic() == Mnemonic::Endbr64 => Ok(()),
             FlowControl::Next if matches!(i.code(), Code::Push_r64 | Code::Pop_r64) => self.push_pop(k, i),
             FlowControl::Next if matches!(i.mnemonic(), Mnemonic::Bsf | Mnemonic::Bsr) => self.bsf_bsr(k, i),
+            FlowControl::Next
+                if matches!(i.mnemonic(), Mnemonic::Bt | Mnemonic::Bts | Mnemonic::Btr | Mnemonic::Btc)
+                    && i.op0_kind() == OpKind::Memory
+                    && i.op1_kind() == OpKind::Register =>
+            {
+                self.bt_at_register_offset(k, i)
+            }
             FlowControl::Next if i.has_rep_prefix() && i.op0_kind() == OpKind::MemoryESRDI => self.rep_string(k, i),
             FlowControl::Next if matches!(i.mnemonic(), Mnemonic::Div | Mnemonic::Idiv) => self.div(k, i),
             FlowControl::ConditionalBranch
@@ -1975,6 +1982,69 @@ impl<'m> Emitter<'m> {
         self.wrote(&map);
         self.host_flags = false;
         self.ctx_flags = true;
+        Ok(())
+    }
+
+    /// `bt`/`bts`/`btr`/`btc` of memory at a register offset, as the interpreter runs
+    /// them: the offset (signed) picks the word of the operand's size at `ea + (offset >>
+    /// log2(bits)) * size`, which is checked as any access; the host's instruction then
+    /// takes bit `offset & (bits - 1)` of that word, from `TMP` (so no further
+    /// displacement). CF is the bit; ZF is kept (loaded into the host's flags first when
+    /// it may be read); the others are undefined (`flags_undefined`).
+    fn bt_at_register_offset(&mut self, k: u32, i: &Instruction) -> Emit {
+        let size = i.memory_size().size() as u32;
+        let offset = i.op1_register();
+        let (tmp, extend) = match size {
+            2 => (Register::BP, Code::Movsx_r64_rm16),
+            4 => (Register::EBP, Code::Movsxd_r64_rm32),
+            8 => (Register::RBP, Code::Mov_r64_rm64),
+            _ => return Err(Unsupported),
+        };
+        let mut used = Vec::new();
+        for r in [i.memory_base(), i.memory_index(), offset] {
+            if r.is_gpr() && !used.contains(&r.full_register().number()) {
+                used.push(r.full_register().number());
+            }
+        }
+        let map = self.plan(&used, &used, &[], &used)?;
+        let host_offset = map.reg(offset)?;
+        let mut host = *i;
+        host.set_memory_base(BASE);
+        host.set_memory_index(ADDR);
+        host.set_memory_index_scale(1);
+        host.set_memory_displacement64(0);
+        host.set_memory_displ_size(0);
+        // The fs/gs base is in `ADDR` already.
+        host.set_segment_prefix(Register::None);
+        host.set_op1_register(tmp);
+        self.encodes(&host)?;
+        let need = if i.mnemonic() == Mnemonic::Bt { Need::Read } else { Need::ReadWrite };
+        let cf = iced_x86::RflagsBits::CF;
+        let keep = STATUS_BITS & !cf & self.live[k as usize + 1] != 0;
+        self.sync_flags(self.live[k as usize])?;
+        self.bind(&map)?;
+        self.address(i, &map, true)?;
+        let bits = size * 8;
+        let sext = Instruction::with2(extend, TMP, host_offset)?;
+        self.add(Ok(sext))?;
+        self.a.sar(rbp, bits.trailing_zeros())?;
+        self.a.shl(rbp, size.trailing_zeros())?;
+        self.a.add(r15, rbp)?;
+        self.check(u64::from(size), need, k)?;
+        self.add(Ok(sext))?;
+        self.a.and(ebp, bits as i32 - 1)?;
+        if keep {
+            // The guest's status flags into the host's without a register (`TMP` holds
+            // the bit).
+            let off = std::mem::offset_of!(Cpu, rflags);
+            self.a.push(qword_ptr(rbx + off))?;
+            self.a.and(qword_ptr(rsp), STATUS as i32)?;
+            self.a.or(qword_ptr(rsp), 2)?;
+            self.a.popfq()?;
+        }
+        self.add_guest(host)?;
+        self.host_flags = true;
+        self.ctx_flags = false;
         Ok(())
     }
 
