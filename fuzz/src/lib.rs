@@ -707,22 +707,16 @@ fn call_loop() -> Vec<u8> {
     fn load(c: &mut Vec<u8>, r: usize, disp: u64) {
         c.extend_from_slice(&[0x48 | if r >= 8 { 4 } else { 0 }, 0x8b, 0x45 | ((r as u8 & 7) << 3), disp as u8]);
     }
-    // Argument `i` into `r`: its value, replaced by a result register when its source says
-    // so. The usual source, 0, jumps over the four compares (they were over half of the
-    // loop's instructions).
+    // Argument `i` into `r`: its value, replaced by a result register when its source says so.
     fn arg(c: &mut Vec<u8>, r: usize, i: u64) {
-        const MOVES: u8 = 4 * 7;
         load(c, r, 16 + 8 * i);
         load(c, reg::RAX, 64 + 8 * i);
-        c.extend_from_slice(&[0x85, 0xc0, 0x74, MOVES]); // test eax, eax; jz past the moves
-        let moves = c.len();
         for k in 1..=4u8 {
             let src = reg::R12 + usize::from(k) - 1;
             // cmp eax, k; cmove r, src
             c.extend_from_slice(&[0x83, 0xf8, k, 0x49 | if r >= 8 { 4 } else { 0 }, 0x0f, 0x44]);
             c.push(0xc0 | ((r as u8 & 7) << 3) | (src as u8 & 7));
         }
-        debug_assert_eq!(c.len() - moves, usize::from(MOVES));
     }
     // Points the rel32 of the jump at `at` to the end of the code so far.
     fn land(c: &mut [u8], at: usize) {
