@@ -931,7 +931,16 @@ fn bit_string_and_loop_instructions_are_translated() {
     a.adc(rbx, 0).unwrap();
     a.movzx(r10d, r10b).unwrap();
     a.add(rbx, r10).unwrap();
+    // The flags the manuals leave undefined are kept, as the interpreter keeps them.
+    a.cmp(r11d, 3).unwrap();
     a.bts(dword_ptr(rdi + 0x70), r11d).unwrap();
+    a.setp(r10b).unwrap();
+    a.setl(r11b).unwrap();
+    a.adc(rbx, 0).unwrap();
+    a.movzx(r10d, r10b).unwrap();
+    a.add(rbx, r10).unwrap();
+    a.movzx(r11d, r11b).unwrap();
+    a.add(rbx, r11).unwrap();
     a.bsf(r8, rcx).unwrap();
     a.bsr(r9d, dword_ptr(rdi + 8)).unwrap();
     a.tzcnt(r10, rax).unwrap();

@@ -1177,6 +1177,8 @@ fn flags_undefined(i: &Instruction) -> u32 {
         M::Andn | M::Blsr | M::Blsmsk | M::Blsi | M::Bzhi => F::AF | F::PF,
         // The interpreter keeps them after bit tests and clears them after `tzcnt` and
         // `lzcnt`; the host's are not defined.
+        // Of memory at a register offset they are kept (`Emitter::bt_at_register_offset`).
+        M::Bt | M::Bts | M::Btr | M::Btc if i.op0_kind() == OpKind::Memory && i.op1_kind() == OpKind::Register => 0,
         M::Bt | M::Bts | M::Btr | M::Btc | M::Tzcnt | M::Lzcnt => F::OF | F::SF | F::AF | F::PF,
         _ => 0,
     }
@@ -1989,8 +1991,9 @@ impl<'m> Emitter<'m> {
     /// them: the offset (signed) picks the word of the operand's size at `ea + (offset >>
     /// log2(bits)) * size`, which is checked as any access; the host's instruction then
     /// takes bit `offset & (bits - 1)` of that word, from `TMP` (so no further
-    /// displacement). CF is the bit; ZF is kept (loaded into the host's flags first when
-    /// it may be read); the others are undefined (`flags_undefined`).
+    /// displacement). CF is the bit, the other status flags are kept as the interpreter
+    /// keeps them (the manuals leave four undefined, which the host may change): CF goes
+    /// from the host's flags into `Cpu::rflags`.
     fn bt_at_register_offset(&mut self, k: u32, i: &Instruction) -> Emit {
         let size = i.memory_size().size() as u32;
         let offset = i.op1_register();
@@ -2019,9 +2022,7 @@ impl<'m> Emitter<'m> {
         host.set_op1_register(tmp);
         self.encodes(&host)?;
         let need = if i.mnemonic() == Mnemonic::Bt { Need::Read } else { Need::ReadWrite };
-        let cf = iced_x86::RflagsBits::CF;
-        let keep = STATUS_BITS & !cf & self.live[k as usize + 1] != 0;
-        self.sync_flags(self.live[k as usize])?;
+        self.sync_flags(STATUS_BITS)?;
         self.bind(&map)?;
         self.address(i, &map, true)?;
         let bits = size * 8;
@@ -2033,18 +2034,15 @@ impl<'m> Emitter<'m> {
         self.check(u64::from(size), need, k)?;
         self.add(Ok(sext))?;
         self.a.and(ebp, bits as i32 - 1)?;
-        if keep {
-            // The guest's status flags into the host's without a register (`TMP` holds
-            // the bit).
-            let off = std::mem::offset_of!(Cpu, rflags);
-            self.a.push(qword_ptr(rbx + off))?;
-            self.a.and(qword_ptr(rsp), STATUS as i32)?;
-            self.a.or(qword_ptr(rsp), 2)?;
-            self.a.popfq()?;
-        }
         self.add_guest(host)?;
-        self.host_flags = true;
-        self.ctx_flags = false;
+        let (off, cf) = (std::mem::offset_of!(Cpu, rflags), crate::cpu::flags::CF as i32);
+        self.a.pushfq()?;
+        self.a.pop(rbp)?;
+        self.a.and(ebp, cf)?;
+        self.a.and(qword_ptr(rbx + off), !cf)?;
+        self.a.or(qword_ptr(rbx + off), rbp)?;
+        self.host_flags = false;
+        self.ctx_flags = true;
         Ok(())
     }
 
