@@ -1066,6 +1066,48 @@ fn carry_and_one_flag_branches_read_the_flags_stored_in_the_context() {
     assert!(out[0] == out[1], "the tiers differ");
 }
 
+/// Reads in translated code fault where the interpreter's do (the check of a read tests
+/// one permission bit, and that of a byte skips the page-crossing test): a byte at the
+/// last address of a page, then a byte of a mapped page without read permission, a word
+/// across into an unmapped page.
+#[test]
+fn reads_fault_where_the_interpreter_faults() {
+    // top: movzx eax, byte [rdi]; add rbx, rax; movzx ecx, word [rsi]; add rbx, rcx;
+    // dec r15; jnz top; syscall
+    let code = [
+        0x0f, 0xb6, 0x07, 0x48, 0x01, 0xc3, 0x0f, 0xb7, 0x0e, 0x48, 0x01, 0xcb, 0x49, 0xff, 0xcf, 0x75, 0xef, 0x0f,
+        0x05,
+    ];
+    let none = DATA + 0x4000;
+    for (rdi, rsi) in [(none, DATA + 0x100), (DATA + 0x1fff, RO + 0xfff)] {
+        let mut out = Vec::new();
+        for tier in [Tier::Interp, Tier::Jit] {
+            let data: Vec<u8> = (0..0x2000u32).map(|k| (k * 7 + 3) as u8).collect();
+            let mut s = space(&code, &data);
+            s.mem.map(GuestAddress(none), 0x1000, Perm::NONE).unwrap();
+            let mut cpu = Cpu::new();
+            cpu.tier = tier;
+            cpu.rip = CODE;
+            cpu.gpr[7] = DATA + 0x1fff;
+            cpu.gpr[6] = DATA + 0x1ffe;
+            cpu.gpr[15] = 100;
+            let exit = cpu.run(&mut s, 1 << 20);
+            assert!(matches!(exit, Exit::Syscall(_)), "{tier}: {exit:?}");
+            if tier == Tier::Jit {
+                assert!(s.jit_stats().blocks_translated >= 1, "{:?}", s.jit_stats());
+            }
+            cpu.rip = CODE;
+            cpu.gpr[7] = rdi;
+            cpu.gpr[6] = rsi;
+            cpu.gpr[15] = 100;
+            let exit = cpu.run(&mut s, 1 << 20);
+            assert!(matches!(exit, Exit::PageFault { .. }), "{tier}: {exit:?}");
+            out.push((format!("{exit:?}"), state(&cpu)));
+        }
+        assert!(out[0] == out[1], "the tiers differ at rdi {rdi:#x}, rsi {rsi:#x}: {:?}", (&out[0].0, &out[1].0));
+    }
+}
+
 /// A translated jump to `u64::MAX` (the key empty chaining-table slots used to hold) is a
 /// page fault in both tiers; translated code used to match an empty slot and jump to host
 /// address 0. Found by the `jit` fuzz target.
