@@ -442,3 +442,41 @@ fn the_determinism_check_catches_an_injected_nondeterminism() {
     assert!(kernel_run.is_err(), "the second run showed another /tmp/f and was not caught");
     assert_eq!(n, 2);
 }
+
+/// `fuzz/kernel-rustc-wrapper.sh` (the kernel targets' build): with `WARDEN_FUZZ_KERNEL_BUILD=1`
+/// it takes the comparison-hook option out of `emu` and `iced_x86` only, passes everything
+/// else through, and refuses a spelling of the option it would miss. `echo` stands in for
+/// rustc, so the output is the command line rustc would get.
+#[test]
+fn the_kernel_build_wrapper_drops_compare_hooks_from_emu_only() {
+    const CMP: &str = "-Cllvm-args=-sanitizer-coverage-trace-compares";
+    const LEVEL: &str = "-Cllvm-args=-sanitizer-coverage-level=4";
+    let run = |kernel_build: bool, args: &[&str]| {
+        let mut cmd = std::process::Command::new("bash");
+        cmd.arg(fuzz_dir().join("kernel-rustc-wrapper.sh")).arg("echo").args(args);
+        if kernel_build {
+            cmd.env("WARDEN_FUZZ_KERNEL_BUILD", "1");
+        } else {
+            cmd.env_remove("WARDEN_FUZZ_KERNEL_BUILD");
+        }
+        let out = cmd.output().expect("bash runs the wrapper");
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    };
+    for crate_name in ["emu", "iced_x86"] {
+        let (ok, line) = run(true, &["--crate-name", crate_name, LEVEL, CMP, "--cfg", "fuzzing"]);
+        assert!(ok);
+        assert_eq!(line, format!("--crate-name {crate_name} {LEVEL} --cfg fuzzing"));
+        let (ok, line) = run(false, &["--crate-name", crate_name, LEVEL, CMP]);
+        assert!(ok);
+        assert_eq!(line, format!("--crate-name {crate_name} {LEVEL} {CMP}"));
+        let (ok, _) = run(true, &["--crate-name", crate_name, "-C", "llvm-args=-sanitizer-coverage-trace-compares"]);
+        assert!(!ok, "a split spelling of the option must stop the build, not keep the hooks");
+    }
+    for crate_name in ["guest_kernel", "warden_fuzz", "emu_x"] {
+        let (ok, line) = run(true, &["--crate-name", crate_name, LEVEL, CMP]);
+        assert!(ok);
+        assert_eq!(line, format!("--crate-name {crate_name} {LEVEL} {CMP}"));
+    }
+    // Cargo's queries (`rustc -vV`) pass through.
+    assert_eq!(run(true, &["-vV"]), (true, "-vV".to_owned()));
+}
