@@ -906,8 +906,9 @@ fn enter_that_faults_after_writing_its_frame_writes_it_once() {
     assert!(results[0] == results[1], "the tiers differ");
 }
 
-/// Bit tests (of memory at a register offset too), bit scans, `cmpxchg` to memory, high
-/// byte registers, `rep stos`, `rep movs`
+/// Bit tests (of memory at a register offset too, and where the flags the manuals leave
+/// undefined are read), bit scans, `cmpxchg` to memory, high byte registers, `rep stos`,
+/// `rep movs`
 /// and `loopne` run as translated code (no early exits to the interpreter once hot), with
 /// the interpreter's results.
 #[test]
@@ -941,9 +942,23 @@ fn bit_string_and_loop_instructions_are_translated() {
     a.add(rbx, r10).unwrap();
     a.movzx(r11d, r11b).unwrap();
     a.add(rbx, r11).unwrap();
+    // At an immediate offset too; after `tzcnt` the interpreter clears them.
+    a.cmp(edx, 0x3f).unwrap();
+    a.bt(dword_ptr(rdi + 8), 5).unwrap();
+    a.setp(r10b).unwrap();
+    a.sets(r11b).unwrap();
+    a.adc(rbx, 0).unwrap();
+    a.movzx(r10d, r10b).unwrap();
+    a.add(rbx, r10).unwrap();
+    a.movzx(r11d, r11b).unwrap();
+    a.add(rbx, r11).unwrap();
     a.bsf(r8, rcx).unwrap();
     a.bsr(r9d, dword_ptr(rdi + 8)).unwrap();
+    a.cmp(edx, 0x3f).unwrap();
     a.tzcnt(r10, rax).unwrap();
+    a.setp(r11b).unwrap();
+    a.movzx(r11d, r11b).unwrap();
+    a.add(rbx, r11).unwrap();
     a.cmpxchg(qword_ptr(rdi + 16), r8).unwrap();
     a.or(ah, 0x40).unwrap();
     a.movzx(edx, ah).unwrap();
@@ -984,6 +999,113 @@ fn bit_string_and_loop_instructions_are_translated() {
         out.push((state(&cpu), dump(&s)));
     }
     assert!(out[0] == out[1], "the tiers differ");
+}
+
+/// Where the host's flags do not hold the guest's (an access check clobbered them),
+/// `inc`/`dec` keeping CF and `adc`/`setc` reading it take CF alone from `Cpu::rflags`,
+/// and a `jcc` on one flag tests it there: with the interpreter's results.
+#[test]
+fn carry_and_one_flag_branches_read_the_flags_stored_in_the_context() {
+    use iced_x86::code_asm::*;
+    let mut a = CodeAssembler::new(64).unwrap();
+    let (mut top, mut skip, mut skip2, mut skip3) =
+        (a.create_label(), a.create_label(), a.create_label(), a.create_label());
+    a.set_label(&mut top).unwrap();
+    a.cmp(rax, rcx).unwrap();
+    a.mov(r8, qword_ptr(rdi)).unwrap();
+    a.inc(rdx).unwrap();
+    a.adc(rbx, 0).unwrap();
+    a.cmp(rsi, rax).unwrap();
+    a.mov(qword_ptr(rdi + 8), r8).unwrap();
+    a.dec(r8d).unwrap();
+    a.setb(r9b).unwrap();
+    a.movzx(r9d, r9b).unwrap();
+    a.add(rbx, r9).unwrap();
+    a.cmp(rsi, rcx).unwrap();
+    a.mov(r10, qword_ptr(rdi + 16)).unwrap();
+    a.jb(skip).unwrap();
+    a.add(rbx, 7).unwrap();
+    a.set_label(&mut skip).unwrap();
+    a.test(rax, 0x10).unwrap();
+    a.mov(r10, qword_ptr(rdi + 16)).unwrap();
+    a.je(skip2).unwrap();
+    a.add(rbx, 0x100).unwrap();
+    a.set_label(&mut skip2).unwrap();
+    a.cmp(rcx, rax).unwrap();
+    a.mov(r10, qword_ptr(rdi + 16)).unwrap();
+    a.jl(skip3).unwrap();
+    a.add(rbx, 0x10000).unwrap();
+    a.set_label(&mut skip3).unwrap();
+    a.imul_3(rax, rax, 0x2545_f491).unwrap();
+    a.add(rax, r15).unwrap();
+    a.rol(rcx, 7).unwrap();
+    a.xor(rcx, rax).unwrap();
+    a.dec(r15).unwrap();
+    a.jne(top).unwrap();
+    a.syscall().unwrap();
+    let code = a.assemble(CODE).unwrap();
+    let mut out = Vec::new();
+    for tier in [Tier::Interp, Tier::Jit] {
+        let mut s = space(&code, &[0x5a; 0x2000]);
+        let mut cpu = Cpu::new();
+        cpu.tier = tier;
+        cpu.rip = CODE;
+        cpu.gpr[0] = 0x1234_5678_9abc;
+        cpu.gpr[1] = 0x0fed_cba9_8765;
+        cpu.gpr[6] = 0x4000_0000_0000;
+        cpu.gpr[7] = DATA + 0x100;
+        cpu.gpr[15] = 2000;
+        let exit = cpu.run(&mut s, 1 << 20);
+        assert!(matches!(exit, Exit::Syscall(_)), "{tier}: {exit:?}");
+        if tier == Tier::Jit {
+            let st = s.jit_stats();
+            assert!(st.blocks_translated >= 4 && st.early_exits == 0 && st.handled == 0 && st.entries < 40, "{st:?}");
+        }
+        out.push(state(&cpu));
+    }
+    assert!(out[0] == out[1], "the tiers differ");
+}
+
+/// Reads in translated code fault where the interpreter's do (the check of a read tests
+/// one permission bit, and that of a byte skips the page-crossing test): a byte at the
+/// last address of a page, then a byte of a mapped page without read permission, a word
+/// across into an unmapped page.
+#[test]
+fn reads_fault_where_the_interpreter_faults() {
+    // top: movzx eax, byte [rdi]; add rbx, rax; movzx ecx, word [rsi]; add rbx, rcx;
+    // dec r15; jnz top; syscall
+    let code = [
+        0x0f, 0xb6, 0x07, 0x48, 0x01, 0xc3, 0x0f, 0xb7, 0x0e, 0x48, 0x01, 0xcb, 0x49, 0xff, 0xcf, 0x75, 0xef, 0x0f,
+        0x05,
+    ];
+    let none = DATA + 0x4000;
+    for (rdi, rsi) in [(none, DATA + 0x100), (DATA + 0x1fff, RO + 0xfff)] {
+        let mut out = Vec::new();
+        for tier in [Tier::Interp, Tier::Jit] {
+            let data: Vec<u8> = (0..0x2000u32).map(|k| (k * 7 + 3) as u8).collect();
+            let mut s = space(&code, &data);
+            s.mem.map(GuestAddress(none), 0x1000, Perm::NONE).unwrap();
+            let mut cpu = Cpu::new();
+            cpu.tier = tier;
+            cpu.rip = CODE;
+            cpu.gpr[7] = DATA + 0x1fff;
+            cpu.gpr[6] = DATA + 0x1ffe;
+            cpu.gpr[15] = 100;
+            let exit = cpu.run(&mut s, 1 << 20);
+            assert!(matches!(exit, Exit::Syscall(_)), "{tier}: {exit:?}");
+            if tier == Tier::Jit {
+                assert!(s.jit_stats().blocks_translated >= 1, "{:?}", s.jit_stats());
+            }
+            cpu.rip = CODE;
+            cpu.gpr[7] = rdi;
+            cpu.gpr[6] = rsi;
+            cpu.gpr[15] = 100;
+            let exit = cpu.run(&mut s, 1 << 20);
+            assert!(matches!(exit, Exit::PageFault { .. }), "{tier}: {exit:?}");
+            out.push((format!("{exit:?}"), state(&cpu)));
+        }
+        assert!(out[0] == out[1], "the tiers differ at rdi {rdi:#x}, rsi {rsi:#x}: {:?}", (&out[0].0, &out[1].0));
+    }
 }
 
 /// A translated jump to `u64::MAX` (the key empty chaining-table slots used to hold) is a

@@ -936,7 +936,7 @@ pub(super) fn translate(
         // The compare of a fused compare-and-branch: its op branches.
         let fused = block.fused && k + 2 == n;
         let done = if undefined_read[k] {
-            e.call_op(k as u32, op, fused)
+            e.undefined_as_interpreter(k as u32, &op.insn, last, model).or_else(|_| e.call_op(k as u32, op, fused))
         } else {
             e.insn(k as u32, &op.insn, last, model).or_else(|_| e.call_op(k as u32, op, fused))
         };
@@ -964,6 +964,9 @@ struct Emitter<'m> {
     host_flags: bool,
     /// `Cpu::rflags` holds the guest's status flags. At least one of the two holds.
     ctx_flags: bool,
+    /// The instruction being emitted takes the flags it keeps from `Cpu::rflags` after
+    /// it (`merge_flags`), so the host's need not hold them before it.
+    merging: bool,
     stubs: Stubs,
     /// Guest address of each of the block's instructions, then of its end.
     ips: Vec<u64>,
@@ -1215,6 +1218,7 @@ impl<'m> Emitter<'m> {
             info: InstructionInfoFactory::new(),
             host_flags: false,
             ctx_flags: true,
+            merging: false,
             stubs,
             ips,
             ended: false,
@@ -1330,6 +1334,15 @@ impl<'m> Emitter<'m> {
         self.a.push(rbp)?;
         self.a.popfq()?;
         self.host_flags = true;
+        Ok(())
+    }
+
+    /// Loads the guest's CF into the host's, the other host flags undefined (so
+    /// `host_flags` stays as it was): for an instruction that needs no other, as `inc`
+    /// and `dec` keeping CF, `adc`, `setc`. `popf` cost 5 % of the awk loop before `dec`s.
+    fn load_cf(&mut self) -> Emit {
+        let off = std::mem::offset_of!(Cpu, rflags);
+        self.a.bt(qword_ptr(rbx + off), crate::cpu::flags::CF.trailing_zeros())?;
         Ok(())
     }
 
@@ -1547,21 +1560,34 @@ impl<'m> Emitter<'m> {
         let fail = self.fallback(done);
         self.a.cmp(r15, qword_ptr(rsp + LIMIT))?;
         self.a.jae(fail)?;
-        self.a.mov(ebp, iced_x86::code_asm::r15d)?;
-        self.a.and(ebp, (PAGE_SIZE - 1) as i32)?;
-        self.a.cmp(ebp, (PAGE_SIZE - size) as i32)?;
-        self.a.ja(fail)?;
+        // A byte never crosses a page. (Checks were about a third of the shell loop's
+        // samples in translated code: each instruction left out counts.)
+        if size > 1 {
+            self.a.mov(ebp, iced_x86::code_asm::r15d)?;
+            self.a.and(ebp, (PAGE_SIZE - 1) as i32)?;
+            self.a.cmp(ebp, (PAGE_SIZE - size) as i32)?;
+            self.a.ja(fail)?;
+        }
         self.a.mov(rbp, r15)?;
         self.a.shr(rbp, 12)?;
-        self.a.movzx(ebp, byte_ptr(r13 + rbp))?;
-        let (mask, want) = match need {
-            Need::Read => (P_READ, P_READ),
-            Need::Write => (P_WRITE | P_CODE, P_WRITE),
-            Need::ReadWrite => (P_READ | P_WRITE | P_CODE, P_READ | P_WRITE),
-        };
-        self.a.and(ebp, mask as i32)?;
-        self.a.cmp(ebp, want as i32)?;
-        self.a.jne(fail)?;
+        match need {
+            // One bit: tested in place.
+            Need::Read => {
+                self.a.test(byte_ptr(r13 + rbp), P_READ as i32)?;
+                self.a.je(fail)?;
+            }
+            Need::Write | Need::ReadWrite => {
+                let (mask, want) = if need == Need::Write {
+                    (P_WRITE | P_CODE, P_WRITE)
+                } else {
+                    (P_READ | P_WRITE | P_CODE, P_READ | P_WRITE)
+                };
+                self.a.movzx(ebp, byte_ptr(r13 + rbp))?;
+                self.a.and(ebp, mask as i32)?;
+                self.a.cmp(ebp, want as i32)?;
+                self.a.jne(fail)?;
+            }
+        }
         self.host_flags = false;
         Ok(())
     }
@@ -1830,7 +1856,7 @@ impl<'m> Emitter<'m> {
         // be read later (a dead one may hold anything, see the `jit` note).
         let shift = flags_always_written(i) == 0 && modified != 0;
         let kept = if shift { STATUS_BITS } else { STATUS_BITS & !modified };
-        let needs_host = read != 0 || (modified != 0 && kept & self.live[k as usize + 1] != 0);
+        let needs = read | if modified != 0 && !self.merging { kept & self.live[k as usize + 1] } else { 0 };
         // Check the rewritten form encodes before changing anything.
         self.encodes(&host)?;
 
@@ -1853,7 +1879,9 @@ impl<'m> Emitter<'m> {
         } else if lea {
             self.address(i, &map, false)?;
         }
-        if needs_host && !self.host_flags {
+        if needs == iced_x86::RflagsBits::CF && !self.host_flags {
+            self.load_cf()?;
+        } else if needs != 0 && !self.host_flags {
             self.load_flags()?;
         }
         self.add_guest(host)?;
@@ -2035,11 +2063,40 @@ impl<'m> Emitter<'m> {
         self.add(Ok(sext))?;
         self.a.and(ebp, bits as i32 - 1)?;
         self.add_guest(host)?;
-        let (off, cf) = (std::mem::offset_of!(Cpu, rflags), crate::cpu::flags::CF as i32);
+        self.merge_flags(crate::cpu::flags::CF, 0)
+    }
+
+    /// A bit test, `tzcnt` or `lzcnt` whose flags the manuals leave undefined may be
+    /// read: the host's instruction, then its defined flags merged into `Cpu::rflags`
+    /// with the others as the interpreter leaves them (kept after bit tests, cleared
+    /// after `tzcnt`/`lzcnt`). The awk loop handed `run_op` 50 million `bt [mem], imm`
+    /// per run whose undefined flags reached a block's end.
+    fn undefined_as_interpreter(&mut self, k: u32, i: &Instruction, last: bool, model: CpuModel) -> Emit {
+        use crate::cpu::flags::{CF, ZF};
+        let (defined, cleared) = match i.mnemonic() {
+            Mnemonic::Bt | Mnemonic::Bts | Mnemonic::Btr | Mnemonic::Btc => (CF, 0),
+            Mnemonic::Tzcnt | Mnemonic::Lzcnt => (CF | ZF, STATUS & !(CF | ZF)),
+            _ => return Err(Unsupported),
+        };
+        // `Cpu::rflags` holds every guest flag, so the host's need not: the kept ones
+        // are taken from there, only the defined ones from the host.
+        self.sync_flags(STATUS_BITS)?;
+        self.merging = true;
+        let done = self.insn(k, i, last, model);
+        self.merging = false;
+        done?;
+        self.merge_flags(defined, cleared)
+    }
+
+    /// After a host instruction that left the guest's `defined` status flags in the
+    /// host's, with `Cpu::rflags` holding the others: those merged into `Cpu::rflags`,
+    /// `cleared` cleared there.
+    fn merge_flags(&mut self, defined: u64, cleared: u64) -> Emit {
+        let off = std::mem::offset_of!(Cpu, rflags);
         self.a.pushfq()?;
         self.a.pop(rbp)?;
-        self.a.and(ebp, cf)?;
-        self.a.and(qword_ptr(rbx + off), !cf)?;
+        self.a.and(ebp, defined as i32)?;
+        self.a.and(qword_ptr(rbx + off), !((defined | cleared) as i32))?;
         self.a.or(qword_ptr(rbx + off), rbp)?;
         self.host_flags = false;
         self.ctx_flags = true;
@@ -2230,17 +2287,32 @@ impl<'m> Emitter<'m> {
                 if matches!(i.mnemonic(), Mnemonic::Loop | Mnemonic::Loope | Mnemonic::Loopne | Mnemonic::Jrcxz) {
                     return Err(Unsupported);
                 }
-                if !self.host_flags {
+                // A condition on one flag tests it in `Cpu::rflags` when the host's do
+                // not hold the guest's (a `popf` before the `jb` after each `bt` cost 5 %
+                // of the awk loop).
+                let single = (!self.host_flags).then(|| one_flag(i.condition_code())).flatten();
+                if !self.host_flags && single.is_none() {
                     self.load_flags()?;
                 }
                 // Both exits store the same registers: once, before the jump.
                 self.flush()?;
                 let mut taken = self.a.create_label();
-                self.jcc(i.condition_code(), taken)?;
-                let ctx_flags = self.ctx_flags;
+                match single {
+                    Some((flag, set)) => {
+                        self.a.test(dword_ptr(rbx + std::mem::offset_of!(Cpu, rflags)), flag as i32)?;
+                        if set {
+                            self.a.jne(taken)?;
+                        } else {
+                            self.a.je(taken)?;
+                        }
+                    }
+                    None => self.jcc(i.condition_code(), taken)?,
+                }
+                let (ctx_flags, host_flags) = (self.ctx_flags, single.is_none());
+                self.host_flags = host_flags;
                 self.exit_to(done, Some(i.next_ip()))?;
                 self.a.set_label(&mut taken)?;
-                (self.ctx_flags, self.host_flags) = (ctx_flags, true);
+                (self.ctx_flags, self.host_flags) = (ctx_flags, host_flags);
                 self.exit_to(done, Some(i.near_branch_target()))?;
             }
             Mnemonic::Call if direct => {
@@ -2370,6 +2442,26 @@ impl<'m> Emitter<'m> {
         }
         Ok(())
     }
+}
+
+/// The one flag (its `Cpu::rflags` bit) condition `cc` tests, and whether the condition
+/// holds when that flag is set; `None` for the conditions on two or three flags.
+fn one_flag(cc: ConditionCode) -> Option<(u64, bool)> {
+    use crate::cpu::flags::{CF, OF, PF, SF, ZF};
+    use ConditionCode as C;
+    Some(match cc {
+        C::o => (OF, true),
+        C::no => (OF, false),
+        C::b => (CF, true),
+        C::ae => (CF, false),
+        C::e => (ZF, true),
+        C::ne => (ZF, false),
+        C::s => (SF, true),
+        C::ns => (SF, false),
+        C::p => (PF, true),
+        C::np => (PF, false),
+        _ => return None,
+    })
 }
 
 /// Assigns host registers to the guest registers an instruction uses: the same one for

@@ -138,7 +138,19 @@
 //! flags loaded into the host's when the kept ones are dead: `popf` cost more than 2 %
 //! of the shell loop); both tiers are exact at system calls and at every other exit of
 //! the loop. As for the interpreter, the one place a dead flag can show is a fault
-//! between the skipped store and the instruction that overwrites it.
+//! between the skipped store and the instruction that overwrites it. Where the host's
+//! flags do not hold the guest's (after an access check), `popf` of `Cpu::rflags` is
+//! avoided where one flag is enough: an instruction that needs CF alone (`inc`/`dec`
+//! keeping a live CF, `adc`, `setc`) gets it with `bt` of `Cpu::rflags` (the host's other
+//! flags are then not the guest's, and are claimed only when the instruction writes all
+//! of them or they are dead), and a `jcc` on one flag tests its bit in `Cpu::rflags`
+//! (`Emitter::load_cf`, `one_flag`). A bit test, `tzcnt` or `lzcnt` whose flags the
+//! manuals leave undefined may be read runs as the host's, its defined flags then
+//! merged into `Cpu::rflags` with the others as the interpreter leaves them (kept after
+//! bit tests, cleared after the counts: `Emitter::undefined_as_interpreter`); they went
+//! to `run_op`. Together (step F, see `benches/compare/RESULTS.md`) they took the awk
+//! loop from 50.3 million `run_op` calls per run to none, and its `popf`s before `bt`,
+//! `jb` and `dec`.
 //!
 //! Measured: `benches/compare/RESULTS.md` holds every table of `cargo bench --bench
 //! compare` taken for this tier (each from one run, both tiers, qemu-x86_64 and native)
