@@ -21,9 +21,10 @@ sanitizer=${SANITIZER:-none}
 niceness=${NICE:-19}
 
 # The kernel targets (they fuzz the guest kernel; `emu` is only its CPU) come from a second
-# build without libFuzzer's comparison hooks in `emu` and `iced_x86` (about 14 % of their
-# input's cost); `interp`, `jit`, `elf` fuzz `emu` itself and keep them. kernel-rustc-wrapper.sh
-# takes the option out; the build is checked below, since a wrapper that silently did nothing
+# build in which `emu` and `iced_x86` have no libFuzzer comparison hooks and one coverage
+# counter per function instead of per edge (together about a third of those targets' cost
+# per input); `interp`, `jit`, `elf` fuzz `emu` itself and keep both. kernel-rustc-wrapper.sh
+# changes the options; the build is checked below, since a wrapper that silently did nothing
 # would only show as a slower campaign.
 kernel_targets=" syscalls linux_syscalls overlay "
 want_default=false
@@ -38,18 +39,28 @@ if $want_default; then
   "${build[@]}"
 fi
 if $want_kernel; then
+  # Cargo does not see the wrapper's options: a build from another version of the wrapper
+  # would be taken as up to date, so that build is thrown away.
+  wrapper_sum=$(sha256sum kernel-rustc-wrapper.sh | cut -d' ' -f1)
+  if [ "$(cat target-kernel/wrapper.sha256 2>/dev/null)" != "$wrapper_sum" ]; then
+    rm -rf target-kernel
+  fi
   WARDEN_FUZZ_KERNEL_BUILD=1 RUSTC_WRAPPER="$PWD/kernel-rustc-wrapper.sh" "${build[@]}" --target-dir target-kernel
-  # Calls to comparison hooks in functions named emu::… (there are thousands with the hooks);
-  # the guest kernel's own count shows the check is not vacuous.
-  hooks=$(objdump -d --no-show-raw-insn -C "$kbin/syscalls" | awk '
-    /^[0-9a-f]+ <.*>:$/ { fn = $0; emu = (fn ~ /^[0-9a-f]+ <(emu|iced_x86)::/); gk = (fn ~ /^[0-9a-f]+ <guest_kernel::/); if (emu) nemu++ }
+  # In functions named emu::… or iced_x86::…: calls to comparison hooks (thousands with
+  # them) and coverage counters (6.4 per function with edges, 1.1 without: generic ones
+  # instantiated in the kernel keep its options). The guest kernel's own hooks show the check
+  # is not vacuous.
+  counts=$(objdump -d --no-show-raw-insn -C "$kbin/syscalls" | awk '
+    /^[0-9a-f]+ <.*>:$/ { emu = ($0 ~ /^[0-9a-f]+ <(emu|iced_x86)::/); gk = ($0 ~ /^[0-9a-f]+ <guest_kernel::/); if (emu) nemu++ }
     /call.*__sanitizer_cov_trace_(const_)?cmp/ { if (emu) e++; if (gk) g++ }
-    END { printf "%d %d %d", nemu, e, g }')
-  read -r emu_fns emu_hooks kernel_hooks <<<"$hooks"
-  if [ "$emu_fns" -eq 0 ] || [ "$kernel_hooks" -eq 0 ] || [ "$emu_hooks" -ne 0 ]; then
-    echo "campaign.sh: the kernel build is wrong: $emu_fns emu functions with $emu_hooks comparison hook calls (want 0), $kernel_hooks in guest_kernel (want > 0)" >&2
+    /__sancov_cntrs/ { if (emu) c++ }
+    END { printf "%d %d %d %d", nemu, e, c, g }')
+  read -r emu_fns emu_hooks emu_counters kernel_hooks <<<"$counts"
+  if [ "$emu_fns" -eq 0 ] || [ "$kernel_hooks" -eq 0 ] || [ "$emu_hooks" -ne 0 ] || [ "$emu_counters" -gt $((2 * emu_fns)) ]; then
+    echo "campaign.sh: the kernel build is wrong: $emu_fns emu functions with $emu_hooks comparison hook calls (want 0) and $emu_counters coverage counters (want about one each), $kernel_hooks hook calls in guest_kernel (want > 0)" >&2
     exit 1
   fi
+  echo "$wrapper_sum" >target-kernel/wrapper.sha256
 fi
 mkdir -p logs
 rows=()

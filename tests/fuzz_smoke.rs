@@ -444,13 +444,15 @@ fn the_determinism_check_catches_an_injected_nondeterminism() {
 }
 
 /// `fuzz/kernel-rustc-wrapper.sh` (the kernel targets' build): with `WARDEN_FUZZ_KERNEL_BUILD=1`
-/// it takes the comparison-hook option out of `emu` and `iced_x86` only, passes everything
-/// else through, and refuses a spelling of the option it would miss. `echo` stands in for
-/// rustc, so the output is the command line rustc would get.
+/// it takes the comparison-hook option out of `emu` and `iced_x86` only and lowers their
+/// coverage level to function entries, passes everything else through, and refuses a
+/// spelling of the options it would miss. `echo` stands in for rustc, so the output is the
+/// command line rustc would get.
 #[test]
-fn the_kernel_build_wrapper_drops_compare_hooks_from_emu_only() {
+fn the_kernel_build_wrapper_changes_only_emus_coverage_options() {
     const CMP: &str = "-Cllvm-args=-sanitizer-coverage-trace-compares";
     const LEVEL: &str = "-Cllvm-args=-sanitizer-coverage-level=4";
+    const FUNCTIONS: &str = "-Cllvm-args=-sanitizer-coverage-level=1";
     let run = |kernel_build: bool, args: &[&str]| {
         let mut cmd = std::process::Command::new("bash");
         cmd.arg(fuzz_dir().join("kernel-rustc-wrapper.sh")).arg("echo").args(args);
@@ -465,12 +467,14 @@ fn the_kernel_build_wrapper_drops_compare_hooks_from_emu_only() {
     for crate_name in ["emu", "iced_x86"] {
         let (ok, line) = run(true, &["--crate-name", crate_name, LEVEL, CMP, "--cfg", "fuzzing"]);
         assert!(ok);
-        assert_eq!(line, format!("--crate-name {crate_name} {LEVEL} --cfg fuzzing"));
+        assert_eq!(line, format!("--crate-name {crate_name} {FUNCTIONS} --cfg fuzzing"));
         let (ok, line) = run(false, &["--crate-name", crate_name, LEVEL, CMP]);
         assert!(ok);
         assert_eq!(line, format!("--crate-name {crate_name} {LEVEL} {CMP}"));
         let (ok, _) = run(true, &["--crate-name", crate_name, "-C", "llvm-args=-sanitizer-coverage-trace-compares"]);
         assert!(!ok, "a split spelling of the option must stop the build, not keep the hooks");
+        let (ok, _) = run(true, &["--crate-name", crate_name, "-Cllvm-args=-sanitizer-coverage-level=3"]);
+        assert!(!ok, "another coverage level must stop the build, not keep the edges");
     }
     for crate_name in ["guest_kernel", "warden_fuzz", "emu_x"] {
         let (ok, line) = run(true, &["--crate-name", crate_name, LEVEL, CMP]);
