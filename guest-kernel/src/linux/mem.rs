@@ -915,11 +915,15 @@ mod tests {
     /// A kernel whose init is a Linux process stopped before its first instruction, with
     /// `/f` (four bytes) open for reading and writing as descriptor 3.
     fn kernel() -> (Kernel, Pid) {
+        kernel_with(KernelConfig::default())
+    }
+
+    fn kernel_with(config: KernelConfig) -> (Kernel, Pid) {
         let fs = MemFs::new();
         fs.insert("/p", &crate::testkit::static_elf(&[0xf4], 0));
         fs.insert("/f", b"file");
         let (console, _) = CaptureConsole::new(b"");
-        let mut k = Kernel::new(KernelConfig::default(), Box::new(fs), Box::new(console));
+        let mut k = Kernel::new(config, Box::new(fs), Box::new(console));
         k.set_personality_override(Some(super::super::Personality::Linux));
         let tid = k.spawn_init("/p", &["p"], &[]).unwrap();
         let f = k.open_path(tid, b"/f", r::O_RDWR).unwrap();
@@ -975,6 +979,33 @@ mod tests {
         assert_eq!(copies(&k), 0);
         assert!(call(&mut k, tid, nr::MMAP, [0, 1 << 20, RW, abi::MAP_SHARED, 3, 0]) > 0);
         assert_eq!(copies(&k), 1 << 20);
+    }
+
+    /// A memfd's bytes are charged to the guest memory total: memfds truncated to their
+    /// largest size (1 GiB each, zero-filled on the host) were limited only by the number of
+    /// descriptors, so a guest could make the host hold a terabyte.
+    #[test]
+    fn memfds_are_charged_to_the_guest_memory_total() {
+        let mut config = KernelConfig::default();
+        config.limits.max_memory_total = 24 << 20;
+        let (mut k, tid) = kernel_with(config);
+        let name = call(&mut k, tid, nr::MMAP, [0, 4096, RW, PRIVATE_ANON, usize::MAX, 0]) as usize;
+        let mm = k.mm_of(tid).unwrap();
+        mm.borrow_mut().space.mem.write_raw(GuestAddress(name as u64), b"m\0").unwrap();
+        let free = (24 << 20) - k.mem_total.used() as usize;
+        let (a, b) = (
+            call(&mut k, tid, nr::MEMFD_CREATE, [name, 0, 0, 0, 0, 0]),
+            call(&mut k, tid, nr::MEMFD_CREATE, [name, 0, 0, 0, 0, 0]),
+        );
+        assert!(a >= 0 && b >= 0);
+        assert_eq!(call(&mut k, tid, nr::FTRUNCATE, [a as usize, free - 4096, 0, 0, 0, 0]), 0);
+        assert_eq!(call(&mut k, tid, nr::FTRUNCATE, [b as usize, 8192, 0, 0, 0, 0]), -(r::ENOMEM as isize));
+        // Shrinking gives the bytes back; closing the last descriptor gives back the rest.
+        assert_eq!(call(&mut k, tid, nr::FTRUNCATE, [a as usize, 4096, 0, 0, 0, 0]), 0);
+        assert_eq!(call(&mut k, tid, nr::FTRUNCATE, [b as usize, 8192, 0, 0, 0, 0]), 0);
+        let used = k.mem_total.used();
+        assert_eq!(call(&mut k, tid, nr::CLOSE, [a as usize, 0, 0, 0, 0, 0]), 0);
+        assert_eq!(k.mem_total.used(), used - 4096);
     }
 
     /// The host's resident memory, in bytes (Linux `/proc/self/statm`).

@@ -1,8 +1,9 @@
 //! `memfd_create`: an anonymous file in memory, named only for `/proc/self/fd` (as
 //! `/memfd:NAME (deleted)`, Linux's link text).
 //!
-//! The bytes are the kernel's (charged to nothing else: at most [`MAX_MEMFD`] bytes, EFBIG
-//! past it); every descriptor of one memfd (dup, fork, `SCM_RIGHTS`) shares them and its
+//! The bytes are the kernel's, charged to the guest memory total (`Limits::max_memory_total`:
+//! ENOMEM past it, so a thousand memfds truncated to the largest size cannot make the
+//! host hold a thousand gigabytes), at most [`MAX_MEMFD`] bytes each (EFBIG past it); every descriptor of one memfd (dup, fork, `SCM_RIGHTS`) shares them and its
 //! position, and opening `/proc/self/fd/N` makes a new description of the same bytes. It
 //! reads, writes, seeks, truncates and stats as a regular file. A private map copies its
 //! bytes in; a `MAP_SHARED` map shares them as a shared anonymous map shares its pages
@@ -24,6 +25,7 @@ use std::rc::Rc;
 use warden_abi as r;
 use warden_abi::{Errno, Stat};
 
+use crate::mm::MemTotal;
 use crate::scheme::{FileOps, IoResult};
 use crate::syscall::{Call, SysError, SysResult};
 use crate::{Kernel, Pid};
@@ -60,7 +62,37 @@ struct MemFd {
     data: Rc<RefCell<Vec<u8>>>,
     /// The `F_SEAL_*` bits, shared like `data`.
     seals: Rc<Cell<u32>>,
+    /// What `data` is charged, shared like it.
+    charge: Rc<Charge>,
     pos: u64,
+}
+
+/// The bytes of one memfd charged to the guest memory total, given back when its last
+/// description goes.
+struct Charge {
+    account: Rc<MemTotal>,
+    bytes: Cell<u64>,
+}
+
+impl Charge {
+    /// Resizes `data` to `len` zero-filled bytes once the total allows them (ENOMEM).
+    fn resize(&self, data: &mut Vec<u8>, len: usize) -> Result<(), Errno> {
+        let (old, new) = (self.bytes.get(), len as u64);
+        if new > old {
+            self.account.charge(new - old)?;
+        } else {
+            self.account.release(old - new);
+        }
+        self.bytes.set(new);
+        data.resize(len, 0);
+        Ok(())
+    }
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        self.account.release(self.bytes.get());
+    }
 }
 
 impl MemFd {
@@ -89,7 +121,7 @@ impl FileOps for MemFd {
         let mut data = self.data.try_borrow_mut().map_err(|_| Errno(r::EIO))?;
         self.resize_allowed(data.len() as u64, (data.len() as u64).max(end as u64))?;
         if end > data.len() {
-            data.resize(end, 0);
+            self.charge.resize(&mut data, end)?;
         }
         data[start..end].copy_from_slice(buf);
         self.pos = end as u64;
@@ -128,8 +160,7 @@ impl FileOps for MemFd {
         }
         let mut data = self.data.try_borrow_mut().map_err(|_| Errno(r::EIO))?;
         self.resize_allowed(data.len() as u64, len)?;
-        data.resize(len as usize, 0);
-        Ok(())
+        self.charge.resize(&mut data, len as usize)
     }
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Option<Result<usize, Errno>> {
         let Ok(data) = self.data.try_borrow() else { return Some(Err(Errno(r::EIO))) };
@@ -147,7 +178,8 @@ impl FileOps for MemFd {
 /// `/proc/self/fd/N` gives; `None` if `file` is not a memfd.
 pub(super) fn reopen(file: &dyn FileOps) -> Option<crate::scheme::FileRef> {
     let m = file.as_any()?.downcast_ref::<MemFd>()?;
-    let copy = MemFd { id: m.id, name: m.name.clone(), data: m.data.clone(), seals: m.seals.clone(), pos: 0 };
+    let (data, seals, charge) = (m.data.clone(), m.seals.clone(), m.charge.clone());
+    let copy = MemFd { id: m.id, name: m.name.clone(), data, seals, charge, pos: 0 };
     Some(Rc::new(RefCell::new(copy)))
 }
 
@@ -212,7 +244,8 @@ pub(super) fn memfd_create(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
         f if f & MFD_ALLOW_SEALING != 0 => 0,
         _ => F_SEAL_SEAL,
     };
-    let data = Rc::default();
-    let file = MemFd { id: k.alloc_object_id(), name: name.to_vec(), data, seals: Rc::new(Cell::new(seals)), pos: 0 };
+    let (data, seals) = (Rc::default(), Rc::new(Cell::new(seals)));
+    let charge = Rc::new(Charge { account: k.mem_total.clone(), bytes: Cell::new(0) });
+    let file = MemFd { id: k.alloc_object_id(), name: name.to_vec(), data, seals, charge, pos: 0 };
     Ok(k.install_fd(tid, Rc::new(RefCell::new(file)), r::O_RDWR, flags & MFD_CLOEXEC != 0)?)
 }
