@@ -9,7 +9,11 @@
 //! (glibc): start-up, an integer/memory/branch loop, SHA-256 over a buffer,
 //! memcpy/memset, scalar double arithmetic, a getppid loop and a fork/exit/wait loop;
 //! and, when `/bin/busybox` is there (static), busybox `md5sum` of a file, `gzip | gunzip
-//! | md5sum` of it, a shell arithmetic loop and an awk floating-point loop. Every run's
+//! | md5sum` of it, a shell arithmetic loop and an awk floating-point loop (`qemu-x86_64`
+//! runs only the program it starts, whose `exec`s of other programs run natively, so in
+//! the qemu column's `gzip` pipeline each busybox program runs under `qemu-x86_64`
+//! itself: `qemu-x86_64 busybox sh -c 'qemu-x86_64 busybox gzip -c in | qemu-x86_64
+//! busybox gunzip | qemu-x86_64 busybox md5sum'`). Every run's
 //! stdout must match the native one (a mismatch fails the bench). Warden runs in this
 //! process through the library, so its guest instruction count is known: the table gives
 //! the jit's MIPS for the CPU-bound workloads (a `rep movs`/`rep stos` counts as one
@@ -49,13 +53,15 @@ const BUSYBOX: &str = "/bin/busybox";
 const BUSYBOX_WORKLOADS: &[(&str, u64, u64)] =
     &[("md5sum", 1, 32), ("gzip", 1, 16), ("sh", 2_000, 100_000), ("awk", 20_000, 1_000_000)];
 
-/// The argument vector of a busybox workload (`input`: a file of `scale` MiB).
-fn busybox_args(name: &str, scale: u64, input: &Path) -> Vec<String> {
+/// The argument vector of a busybox workload (`input`: a file of `scale` MiB); with
+/// `qemu`, for the qemu column: the programs the shell starts run under `qemu-x86_64`.
+fn busybox_args(name: &str, scale: u64, input: &Path, qemu: bool) -> Vec<String> {
     let input = input.display();
+    let run = if qemu { "qemu-x86_64 " } else { "" };
     let sh = |script: String| vec![BUSYBOX.to_string(), "sh".to_string(), "-c".to_string(), script];
     match name {
         "md5sum" => vec![BUSYBOX.to_string(), "md5sum".to_string(), input.to_string()],
-        "gzip" => sh(format!("{BUSYBOX} gzip -c {input} | {BUSYBOX} gunzip | {BUSYBOX} md5sum")),
+        "gzip" => sh(format!("{run}{BUSYBOX} gzip -c {input} | {run}{BUSYBOX} gunzip | {run}{BUSYBOX} md5sum")),
         "sh" => sh(format!("i=0; while [ $i -lt {scale} ]; do i=$((i+1)); done; echo $i")),
         _ => vec![
             BUSYBOX.to_string(),
@@ -218,7 +224,7 @@ fn main() {
             continue;
         }
         let scale = if quick { quick_scale } else { full_scale };
-        let argv: Vec<String> = if is_busybox {
+        let (argv, qemu_argv): (Vec<String>, Vec<String>) = if is_busybox {
             let input = match inputs.iter().find(|(m, _)| *m == scale) {
                 Some((_, p)) => p.clone(),
                 None if matches!(name, "md5sum" | "gzip") => {
@@ -228,9 +234,10 @@ fn main() {
                 }
                 None => PathBuf::new(),
             };
-            busybox_args(name, scale, &input)
+            (busybox_args(name, scale, &input, false), busybox_args(name, scale, &input, true))
         } else {
-            vec![prog.display().to_string(), name.to_string(), scale.to_string()]
+            let argv = vec![prog.display().to_string(), name.to_string(), scale.to_string()];
+            (argv.clone(), argv)
         };
         let native = best(native_reps, || run_host(Command::new(&argv[0]).args(&argv[1..])));
         if let Some(tier) = only {
@@ -241,7 +248,7 @@ fn main() {
         }
         let interp = best(other_reps, || run_warden(&argv, Tier::Interp));
         let jit = best(other_reps, || run_warden(&argv, Tier::Jit));
-        let qemu_run = qemu.then(|| best(other_reps, || run_host(Command::new("qemu-x86_64").args(&argv))));
+        let qemu_run = qemu.then(|| best(other_reps, || run_host(Command::new("qemu-x86_64").args(&qemu_argv))));
         for (who, run) in [("interp", Some(&interp)), ("jit", Some(&jit)), ("qemu", qemu_run.as_ref())] {
             let Some(run) = run else { continue };
             if run.stdout != native.stdout || run.status != native.status {

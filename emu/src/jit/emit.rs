@@ -763,7 +763,7 @@ pub(super) fn stubs(ip: u64, table: u64) -> Option<(Vec<u8>, Stubs)> {
         let mut a = CodeAssembler::new(64)?;
         let (mut enter, mut chain, mut early, mut leave) =
             (a.create_label(), a.create_label(), a.create_label(), a.create_label());
-        let (mut leave_at, mut second) = (a.create_label(), a.create_label());
+        let mut leave_at = a.create_label();
         a.set_label(&mut enter)?;
         let enter_at = a.instructions().len();
         a.push(rbx)?;
@@ -798,15 +798,20 @@ pub(super) fn stubs(ip: u64, table: u64) -> Option<(Vec<u8>, Stubs)> {
         a.shl(ecx, super::SET_BYTES.trailing_zeros())?;
         a.mov(rsi, table)?;
         a.add(rcx, rsi)?;
-        a.cmp(qword_ptr(rcx), rax)?;
-        a.jne(second)?;
-        a.inc(qword_ptr(rsp + CHAINED))?;
-        a.jmp(qword_ptr(rcx + 8))?;
-        a.set_label(&mut second)?;
-        a.cmp(qword_ptr(rcx + 16), rax)?;
-        a.jne(leave)?;
-        a.inc(qword_ptr(rsp + CHAINED))?;
-        a.jmp(qword_ptr(rcx + 24))?;
+        for w in 0..super::WAYS {
+            let mut next = a.create_label();
+            a.cmp(qword_ptr(rcx + 16 * w), rax)?;
+            if w + 1 == super::WAYS {
+                a.jne(leave)?;
+            } else {
+                a.jne(next)?;
+            }
+            a.inc(qword_ptr(rsp + CHAINED))?;
+            a.jmp(qword_ptr(rcx + 16 * w + 8))?;
+            if w + 1 < super::WAYS {
+                a.set_label(&mut next)?;
+            }
+        }
 
         a.set_label(&mut early)?;
         let early_at = a.instructions().len();
@@ -2203,17 +2208,22 @@ impl<'m> Emitter<'m> {
             return Ok(());
         };
         // `chain`'s lookup, with the set known: on through the matching slot's `jmp`.
-        let mut second = self.a.create_label();
         self.a.sub(r14, done as i32)?;
         self.mov_imm(Register::RAX, t)?;
         self.mov_imm(Register::RCX, self.table + (super::set(t) * super::SET_BYTES) as u64)?;
-        self.a.cmp(qword_ptr(rcx), rax)?;
-        self.a.jne(second)?;
-        self.a.jmp(qword_ptr(rcx + 8))?;
-        self.a.set_label(&mut second)?;
-        self.a.cmp(qword_ptr(rcx + 16), rax)?;
-        self.a.jne(self.stubs.leave)?;
-        self.a.jmp(qword_ptr(rcx + 24))?;
+        for w in 0..super::WAYS {
+            let mut next = self.a.create_label();
+            self.a.cmp(qword_ptr(rcx + 16 * w), rax)?;
+            if w + 1 == super::WAYS {
+                self.a.jne(self.stubs.leave)?;
+            } else {
+                self.a.jne(next)?;
+            }
+            self.a.jmp(qword_ptr(rcx + 16 * w + 8))?;
+            if w + 1 < super::WAYS {
+                self.a.set_label(&mut next)?;
+            }
+        }
         Ok(())
     }
 

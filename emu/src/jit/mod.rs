@@ -55,16 +55,19 @@
 //!   code starts by comparing its instruction count with the budget left (kept in `r14`,
 //!   less each block's count at its exit), leaving for the run loop when it is short;
 //!   the run loop adds the number of instructions that completed.
-//! - Chaining: the translator's table of translated blocks has two slots per set (the
+//! - Chaining: the translator's table of translated blocks has four slots per set (the
 //!   most recently entered block first), found by a hash of the guest address. A direct
 //!   exit (a `jmp`, either side of a `jcc`, `loop` or `jrcxz`, a `call`, the
-//!   fall-through) compares its target with the two slots of the target's set (whose
+//!   fall-through) compares its target with the slots of the target's set (whose
 //!   address is known when translating) and jumps through the matching one, else
 //!   returns to the run loop; indirect exits (`ret`, `jmp`/`call` through a register or
 //!   checked memory operand) go through the shared `chain` stub, which computes the
 //!   set. (A direct-mapped table of 4096 slots sent 5 % of the shell loop's block exits
 //!   back to the run loop through collisions, 15.7 million times in one run: 13 % of its
-//!   time in the run loop and the code cache's lookup.) The run loop (re)enters a
+//!   time in the run loop and the code cache's lookup; with two slots per set, two sets
+//!   of three hot blocks each still did 590,000 times, 6 per round, against fewer than
+//!   16,400 with four slots in half as many sets, most of them the ends of the
+//!   scheduler's time slices.) The run loop (re)enters a
 //!   block's table entry each time it runs it; the code cache reports every block it
 //!   drops (`CodeCache::dropped`) and `Jit::unlink` empties its entry before any
 //!   translated code runs again, so code never jumps to a dropped block's translation.
@@ -149,8 +152,8 @@
 //! merged into `Cpu::rflags` with the others as the interpreter leaves them (kept after
 //! bit tests, cleared after the counts: `Emitter::undefined_as_interpreter`); they went
 //! to `run_op`. Together (step F, see `benches/compare/RESULTS.md`) they took the awk
-//! loop from 50.3 million `run_op` calls per run to none, and its `popf`s before `bt`,
-//! `jb` and `dec`.
+//! loop from at least 50.3 million `run_op` calls per run to the start-up's 5 `cpuid`s,
+//! and its `popf`s before `bt`, `jb` and `dec` (37 % less CPU time).
 //!
 //! Measured: `benches/compare/RESULTS.md` holds every table of `cargo bench --bench
 //! compare` taken for this tier (each from one run, both tiers, qemu-x86_64 and native)
@@ -189,9 +192,13 @@
 //! Not done yet (see issue 17): VEX masked moves, gathers and `vzeroall`, F16C, VEX
 //! AES-NI, `rep` string instructions other than forward `stos`/`movs` (all through
 //! `run_op`); patched direct
-//! jumps (a direct exit still compares its target with two table slots and jumps
-//! through one); a per-site inline cache for returns (they share `chain`'s indirect
-//! jump, which the host predicts poorly); loading the guest's flags without `popf`;
+//! jumps (a direct exit still compares its target with the table's slots and jumps
+//! through one); a return-address prediction (host `call`/`ret` pairs; returns share
+//! `chain`'s indirect jump; a copy of `chain`'s lookup at each indirect exit, so that
+//! the host predicts each `jmp` apart, measured no faster on the shell loop, 1.01-1.03 s
+//! of CPU against 0.98-1.03 s, and was not kept); fewer instructions per access check
+//! (about a third of the shell loop's samples in translated code), and loading all
+//! the guest's flags without `popf` (where more than CF or one flag is needed);
 //! a code-size limit with eviction other than flushing; a threshold other than 16
 //! executions for short-lived guests; dynasm-rs or Cranelift (not measured).
 
@@ -267,10 +274,13 @@ const ARENA: usize = 16 << 20;
 const PAGE: usize = 4096;
 /// At most this many sets are remembered as entered into (`Jit::filled`).
 const FILLED_MAX: usize = 1024;
-/// Sets of the chaining table (`1 << SET_BITS`), two slots each.
-const SET_BITS: u32 = 13;
+/// Sets of the chaining table (`1 << SET_BITS`), `WAYS` slots each.
+const SET_BITS: u32 = 12;
+/// Slots of a set. With two, three hot blocks of the shell loop sharing a set (twice)
+/// displaced each other at every round: 590,000 returns to the run loop per run.
+const WAYS: usize = 4;
 /// Size of a `Set` (a power of two: the generated lookup shifts by it).
-const SET_BYTES: usize = 32;
+const SET_BYTES: usize = 64;
 /// The multiplier of the table's hash (fits a sign-extended `imul` immediate).
 const HASH: i32 = 0x61c8_8647;
 /// A block's translation state.
@@ -317,9 +327,9 @@ struct Slot {
 }
 
 /// A set of the table: the most recently entered block of those hashing to it first.
-#[repr(C, align(32))]
+#[repr(C, align(64))]
 #[derive(Clone, Copy)]
-struct Set([Slot; 2]);
+struct Set([Slot; WAYS]);
 
 /// The empty slot of every set but `set(0)`.
 const EMPTY: Slot = Slot { rip: 0, host: 0 };
@@ -338,8 +348,8 @@ const _: () = assert!(set(u64::MAX - 1) != set(0));
 /// An empty chaining table, written once (it was filled, then emptied set by set, which
 /// cost each new address space that translates anything twice 8,192 writes).
 fn new_table() -> Box<[Set]> {
-    let mut table = vec![Set([EMPTY; 2]); 1 << SET_BITS].into_boxed_slice();
-    table[set(0)] = Set([empty(set(0)); 2]);
+    let mut table = vec![Set([EMPTY; WAYS]); 1 << SET_BITS].into_boxed_slice();
+    table[set(0)] = Set([empty(set(0)); WAYS]);
     table
 }
 
@@ -437,8 +447,9 @@ impl Jit {
         let s = set(rip);
         let Set(ways) = &mut self.table[s];
         if ways[0].rip != rip {
-            // Most recent first; the other way keeps the one it displaces.
-            ways[1] = ways[0];
+            // Most recent first; the others keep their order, the last one drops out.
+            let at = ways.iter().position(|w| w.rip == rip).unwrap_or(WAYS - 1);
+            ways[..=at].rotate_right(1);
             ways[0] = Slot { rip, host };
             if let Some(sets) = &mut self.filled {
                 if sets.len() < FILLED_MAX {
@@ -461,14 +472,14 @@ impl Jit {
         match self.filled.take() {
             Some(mut sets) => {
                 for s in sets.drain(..) {
-                    self.table[s as usize] = Set([empty(s as usize); 2]);
+                    self.table[s as usize] = Set([empty(s as usize); WAYS]);
                 }
                 self.filled = Some(sets);
             }
             None => {
-                self.table.fill(Set([EMPTY; 2]));
+                self.table.fill(Set([EMPTY; WAYS]));
                 if let Some(ways) = self.table.get_mut(set(0)) {
-                    *ways = Set([empty(set(0)); 2]);
+                    *ways = Set([empty(set(0)); WAYS]);
                 }
                 self.filled = Some(Vec::new());
             }
@@ -624,6 +635,60 @@ impl Jit {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A loop through four blocks, all in one set, runs chained: each direct exit finds
+    /// its target in the table (with two slots, three blocks of the shell loop in one set
+    /// left for the run loop at every round).
+    #[test]
+    fn a_loop_of_four_blocks_in_one_set_runs_chained() {
+        const BLOCKS: usize = 4;
+        use crate::{AddressSpace, Exit, GuestAddress, Perm};
+        const CODE: u64 = 0x10000;
+        // Block starts 16 bytes apart or more, all in the set of the first.
+        let mut starts = vec![CODE];
+        let mut a = CODE + 16;
+        while starts.len() < BLOCKS {
+            if set(a) == set(CODE) {
+                starts.push(a);
+                a += 16;
+            } else {
+                a += 1;
+            }
+        }
+        let len = a - CODE + 16;
+        let mut code = vec![0xccu8; len as usize];
+        for (k, &at) in starts.iter().enumerate() {
+            let mut b = vec![0x48, 0x83, 0xc0, 0x01]; // add rax, 1
+            let here = at + 4;
+            let (to, op) = match starts.get(k + 1) {
+                Some(&next) => (next, vec![0xe9]), // jmp next
+                None => {
+                    b.extend([0x49, 0xff, 0xcf]); // dec r15
+                    (CODE, vec![0x0f, 0x85]) // jnz first
+                }
+            };
+            let here = if starts.get(k + 1).is_some() { here } else { here + 3 };
+            let rel = to.wrapping_sub(here + op.len() as u64 + 4) as i32;
+            b.extend(op);
+            b.extend(rel.to_le_bytes());
+            if k + 1 == BLOCKS {
+                b.extend([0x0f, 0x05]); // syscall
+            }
+            let off = (at - CODE) as usize;
+            code[off..off + b.len()].copy_from_slice(&b);
+        }
+        let mut s = AddressSpace::new(1 << 24).unwrap();
+        s.mem.map(GuestAddress(CODE), len.next_multiple_of(0x1000), Perm::RX).unwrap();
+        s.mem.write_raw(GuestAddress(CODE), &code).unwrap();
+        let mut cpu = Cpu::new();
+        cpu.rip = CODE;
+        cpu.gpr[15] = 10_000;
+        let exit = cpu.run(&mut s, 1 << 24);
+        assert!(matches!(exit, Exit::Syscall(_)), "{exit:?}");
+        assert_eq!(cpu.gpr[0], 10_000 * BLOCKS as u64);
+        let st = s.jit_stats();
+        assert!(st.blocks_translated >= BLOCKS as u64 && st.entries < 50, "{st:?}");
+    }
 
     /// `forget` empties every set entered into, whether it remembered them (a few) or
     /// not (more than `FILLED_MAX`), and a new table starts empty.

@@ -29,7 +29,10 @@
 //!   call that orders them (a pipe, `waitpid`); as with file maps, a process
 //!   spinning on the map without system calls does not. The cost: one
 //!   compare and copy of the map per call of such a process, paid only while
-//!   another map shares its pages.
+//!   another map shares its pages. So that a call's cost does not grow with sizes a
+//!   guest merely asks for, such maps may have [`MAX_SYNCED_AT_CALL`] bytes in all,
+//!   and all shared maps' copies [`MAX_SHARED_COPIES`]: a fork, `mmap` or `mremap`
+//!   that would share more is ENOMEM (Linux has no such limit).
 //! - A shared map of a memfd (any protection) is one of those from the start: its
 //!   pages are the memfd's bytes (`memfd.rs`). `read`/`write`/`ftruncate` of the
 //!   memfd synchronise its maps first and refresh them after, as for a file; two
@@ -44,8 +47,9 @@
 //!   jemalloc (rustc, ...) checks this at start-up and complains when pages keep their
 //!   contents. Pages the exec loader mapped are not file maps here: they read as zero.
 //! - `mremap` grows in place when the pages after the mapping are free, else
-//!   moves (with `MREMAP_MAYMOVE`) by copying; the kernel's records of shared and
-//!   private file maps follow (a grown file map gets the file's bytes).
+//!   moves (with `MREMAP_MAYMOVE`) by copying its nonzero pages; the kernel's
+//!   records of shared and private file maps follow (a grown file map gets the
+//!   file's bytes).
 //! - `futex`: WAIT/WAIT_BITSET (relative resp. absolute timeouts), WAKE,
 //!   WAKE_BITSET, REQUEUE/CMP_REQUEUE (waiters beyond `val` are woken too, a
 //!   correct if less efficient requeue). Bitsets are not matched: wakes are
@@ -68,6 +72,17 @@ use crate::{Kernel, Pid};
 fn err<T>(e: i32) -> Result<T, SysError> {
     Err(SysError::Errno(Errno(e)))
 }
+
+/// The most bytes the shared anonymous and memfd maps that are kept coherent at every
+/// call may have in all (their kernel-side copies, `seen`): each call of a process with
+/// one compares all of them, so without a limit a call's cost grew with the size of maps
+/// a guest merely asked for (a forked child with a large shared map took seconds a call).
+/// Past it, a fork or `mmap` that would share more is ENOMEM.
+pub(crate) const MAX_SYNCED_AT_CALL: u64 = 2 << 20;
+
+/// The most bytes all shared maps' kernel-side copies (`seen`) may have in all; a
+/// writable shared file map costs a copy of its length, however short the file.
+pub(crate) const MAX_SHARED_COPIES: u64 = 64 << 20;
 
 fn perm(prot: usize) -> Perm {
     let mut p = Perm::NONE;
@@ -251,6 +266,37 @@ impl FileMap {
 }
 
 impl Kernel {
+    /// ENOMEM unless the shared maps' copies may grow by `synced` bytes of maps kept
+    /// coherent at every call and `other` bytes of other shared maps (the two limits above).
+    fn lx_may_copy(&self, synced: u64, other: u64) -> Result<(), Errno> {
+        let (mut at_call, mut all) = (synced, synced.saturating_add(other));
+        for m in &self.linux.shared_maps {
+            let n = m.seen.len() as u64;
+            all += n;
+            if matches!(m.backing, Backing::Anon(_)) {
+                at_call += n;
+            }
+        }
+        if at_call > MAX_SYNCED_AT_CALL || all > MAX_SHARED_COPIES {
+            return Err(Errno(r::ENOMEM));
+        }
+        Ok(())
+    }
+
+    /// ENOMEM if a fork of address space `parent` would copy more shared maps than the
+    /// limits allow: the child's copy of each is shared, and an anonymous map shared for
+    /// the first time gets a copy in the parent too.
+    pub(crate) fn lx_may_fork_shared(&self, parent: u64) -> Result<(), Errno> {
+        let (mut synced, mut other) = (0u64, 0u64);
+        for m in self.linux.shared_maps.iter().filter(|m| m.mm == parent) {
+            match m.backing {
+                Backing::Anon(_) => synced += if m.live() { m.len } else { 2 * m.len },
+                Backing::File { .. } => other += m.len,
+            }
+        }
+        self.lx_may_copy(synced, other)
+    }
+
     /// The address space with id `id`, if a live process has it.
     fn mm_by_id(&self, id: u64) -> Option<Rc<RefCell<crate::mm::Mm>>> {
         self.procs.values().map(|p| &p.mm).find(|m| m.try_borrow().is_ok_and(|m| m.id == id)).cloned()
@@ -494,8 +540,10 @@ impl Kernel {
         while page < end {
             // A run of pages with one permission, none of them shared.
             let Some(perm) = mm.space.mem.perm_at(GuestAddress(page)) else {
+                // On to the next mapped page: the range may be far larger than the maps.
                 unmapped = true;
-                page += PAGE;
+                let next = mm.space.mem.regions().map(|(s, _)| s.0).filter(|&s| s > page).min();
+                page = next.unwrap_or(end).min(end);
                 continue;
             };
             if shared(page) {
@@ -565,6 +613,12 @@ impl Kernel {
         let memfd = file.as_ref().and_then(|d| super::memfd::shared_bytes(&*d.file.try_borrow().ok()?));
         if let Some((_, seals)) = memfd.as_ref().filter(|_| shared && prot & abi::PROT_WRITE != 0) {
             super::memfd::check_shared_write_map(*seals)?;
+        }
+        // A shared file or memfd map keeps a copy of its bytes from the start.
+        if shared && memfd.is_some() {
+            self.lx_may_copy(len, 0)?;
+        } else if shared && file.is_some() && prot & abi::PROT_WRITE != 0 {
+            self.lx_may_copy(0, len)?;
         }
         let contents = match &file {
             None => Vec::new(),
@@ -639,10 +693,17 @@ impl Kernel {
         }
         let base = mm.mmap_base();
         let to = mm.space.mem.find_free(GuestAddress(base), new_len).ok_or(Errno(r::ENOMEM))?.0;
-        let mut data = vec![0u8; old_len as usize];
-        mm.space.mem.read_raw(GuestAddress(old), &mut data).map_err(|_| Errno(r::EFAULT))?;
         mm.map(to, new_len, Perm::RW)?;
-        mm.space.mem.write_raw(GuestAddress(to), &data).map_err(|_| Errno(r::EFAULT))?;
+        // A page at a time: the old range may be far larger than what the guest filled,
+        // and the new pages are zero already, so zero pages are not written (they would
+        // become resident on the host).
+        let mut page = [0u8; PAGE as usize];
+        for at in (0..old_len).step_by(PAGE as usize) {
+            mm.space.mem.read_raw(GuestAddress(old + at), &mut page).map_err(|_| Errno(r::EFAULT))?;
+            if page.iter().any(|&b| b != 0) {
+                mm.space.mem.write_raw(GuestAddress(to + at), &page).map_err(|_| Errno(r::EFAULT))?;
+            }
+        }
         mm.space.mem.protect(GuestAddress(to), new_len, p).map_err(|_| Errno(r::ENOMEM))?;
         mm.unmap(old, old_len)?;
         Ok(to as usize)
@@ -793,6 +854,14 @@ pub(super) fn mremap(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
     let [old, old_size, new_size, flags, ..] = c.args;
     let (old, old_len) = (old as u64, round_up(old_size as u64).unwrap_or(0));
     let id = k.mm_of(tid)?.borrow().id;
+    // The shared map that ends the range grows with it, and so does its copy.
+    let extra = round_up(new_size as u64).unwrap_or(0).saturating_sub(old_len);
+    let ends = |m: &SharedMap| m.addr >= old && old.checked_add(old_len) == Some(m.addr + m.len);
+    let grows = k.linux.shared_maps.iter().find(|m| m.mm == id && m.live() && ends(m));
+    if let Some(m) = grows.filter(|_| extra > 0) {
+        let anon = matches!(m.backing, Backing::Anon(_));
+        k.lx_may_copy(if anon { extra } else { 0 }, if anon { 0 } else { extra })?;
+    }
     // Stores in shared maps reach their backing before the pages move.
     k.lx_flush_shared(id, old, old.saturating_add(old_len));
     let to = k.lx_mremap(tid, old, old_size as u64, new_size as u64, flags)?;
@@ -831,7 +900,132 @@ pub(super) fn futex(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
 
 #[cfg(test)]
 mod tests {
+    use emu::{reg, Gate};
+    use warden_abi::linux::{nr, LINUX_CALL};
+
     use super::*;
+    use crate::scheme::memfs::MemFs;
+    use crate::{CaptureConsole, KernelConfig};
+    use std::time::{Duration, Instant};
+
+    const RW: usize = abi::PROT_READ | abi::PROT_WRITE;
+    const SHARED_ANON: usize = abi::MAP_SHARED | abi::MAP_ANONYMOUS;
+    const PRIVATE_ANON: usize = abi::MAP_PRIVATE | abi::MAP_ANONYMOUS;
+
+    /// A kernel whose init is a Linux process stopped before its first instruction, with
+    /// `/f` (four bytes) open for reading and writing as descriptor 3.
+    fn kernel() -> (Kernel, Pid) {
+        let fs = MemFs::new();
+        fs.insert("/p", &crate::testkit::static_elf(&[0xf4], 0));
+        fs.insert("/f", b"file");
+        let (console, _) = CaptureConsole::new(b"");
+        let mut k = Kernel::new(KernelConfig::default(), Box::new(fs), Box::new(console));
+        k.set_personality_override(Some(super::super::Personality::Linux));
+        let tid = k.spawn_init("/p", &["p"], &[]).unwrap();
+        let f = k.open_path(tid, b"/f", r::O_RDWR).unwrap();
+        assert_eq!(k.install_fd(tid, f, r::O_RDWR, false), Ok(3));
+        (k, tid)
+    }
+
+    /// Makes Linux call `nr` as `tid`; its result.
+    fn call(k: &mut Kernel, tid: Pid, nr: usize, args: [usize; 6]) -> isize {
+        let entry = crate::syscall::table::entry(LINUX_CALL | nr).expect("a known call");
+        let c = k.decode_call(tid, entry, args, Gate::Syscall).expect("a live thread");
+        k.execute(tid, c);
+        k.threads[&tid].cpu.gpr[reg::RAX] as isize
+    }
+
+    /// The bytes of the kernel-side copies of shared maps: what each call of a process
+    /// sharing an anonymous map compares.
+    fn copies(k: &Kernel) -> u64 {
+        k.linux.shared_maps.iter().map(|m| m.seen.len() as u64).sum()
+    }
+
+    /// A fork shares a shared anonymous map only while all such maps' copies stay within
+    /// [`MAX_SYNCED_AT_CALL`]: a forked child with a 64 MiB map compared all of it at each
+    /// of its calls (a `linux_syscalls` input took 16 s).
+    #[test]
+    fn a_fork_shares_no_more_than_the_limit_of_anonymous_maps() {
+        let (mut k, tid) = kernel();
+        let enomem = -(r::ENOMEM as isize);
+        let big = call(&mut k, tid, nr::MMAP, [0, 64 << 20, RW, SHARED_ANON, usize::MAX, 0]);
+        assert!(big > 0);
+        assert_eq!(call(&mut k, tid, nr::FORK, [0; 6]), enomem);
+        assert_eq!(copies(&k), 0);
+        assert_eq!(call(&mut k, tid, nr::MUNMAP, [big as usize, 64 << 20, 0, 0, 0, 0]), 0);
+        // A map of half the limit: its first fork makes two copies, a second fork a third.
+        let half = MAX_SYNCED_AT_CALL as usize / 2;
+        assert!(call(&mut k, tid, nr::MMAP, [0, half, RW, SHARED_ANON, usize::MAX, 0]) > 0);
+        assert!(call(&mut k, tid, nr::FORK, [0; 6]) > 0);
+        assert_eq!(copies(&k), MAX_SYNCED_AT_CALL);
+        assert_eq!(call(&mut k, tid, nr::FORK, [0; 6]), enomem);
+        assert_eq!(copies(&k), MAX_SYNCED_AT_CALL);
+        // Nor may it grow.
+        let at = k.linux.shared_maps[0].addr as usize;
+        assert_eq!(call(&mut k, tid, nr::MREMAP, [at, half, 2 * half, abi::MREMAP_MAYMOVE, 0, 0]), enomem);
+    }
+
+    /// A writable shared map of a four-byte file keeps a copy of its whole length: past
+    /// [`MAX_SHARED_COPIES`] it is ENOMEM instead.
+    #[test]
+    fn a_shared_file_map_longer_than_the_limit_of_copies_is_enomem() {
+        let (mut k, tid) = kernel();
+        let len = MAX_SHARED_COPIES as usize + PAGE as usize;
+        assert_eq!(call(&mut k, tid, nr::MMAP, [0, len, RW, abi::MAP_SHARED, 3, 0]), -(r::ENOMEM as isize));
+        assert_eq!(copies(&k), 0);
+        assert!(call(&mut k, tid, nr::MMAP, [0, 1 << 20, RW, abi::MAP_SHARED, 3, 0]) > 0);
+        assert_eq!(copies(&k), 1 << 20);
+    }
+
+    /// The host's resident memory, in bytes (Linux `/proc/self/statm`).
+    fn resident() -> u64 {
+        let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+        statm.split(' ').nth(1).unwrap().parse::<u64>().unwrap() * 4096
+    }
+
+    /// `mremap` moving a large map the guest barely touched copies its filled pages only:
+    /// it copied the whole map through a buffer of its size (256 MiB of host memory here,
+    /// twice: the buffer and the new pages).
+    #[test]
+    fn mremap_moves_a_large_map_without_a_buffer_of_its_size() {
+        let (mut k, tid) = kernel();
+        const LEN: usize = 256 << 20;
+        let old = call(&mut k, tid, nr::MMAP, [0, LEN, RW, PRIVATE_ANON, usize::MAX, 0]) as u64;
+        // A map right after it, so that growing moves it.
+        let fixed = PRIVATE_ANON | abi::MAP_FIXED;
+        assert!(call(&mut k, tid, nr::MMAP, [(old + LEN as u64) as usize, 4096, RW, fixed, usize::MAX, 0]) > 0);
+        let mm = k.mm_of(tid).unwrap();
+        mm.borrow_mut().space.mem.write_raw(GuestAddress(old + 5), b"first").unwrap();
+        mm.borrow_mut().space.mem.write_raw(GuestAddress(old + LEN as u64 - 4), b"last").unwrap();
+        let before = resident();
+        let to = call(&mut k, tid, nr::MREMAP, [old as usize, LEN, 2 * LEN, abi::MREMAP_MAYMOVE, 0, 0]) as u64;
+        let grown = resident().saturating_sub(before);
+        assert_ne!(to, old);
+        assert!(grown < 64 << 20, "mremap made {grown} bytes resident");
+        let mut buf = [0u8; 5];
+        mm.borrow().space.mem.read_raw(GuestAddress(to + 5), &mut buf).unwrap();
+        assert_eq!(&buf, b"first");
+        mm.borrow().space.mem.read_raw(GuestAddress(to + LEN as u64 - 4), &mut buf[..4]).unwrap();
+        assert_eq!(&buf[..4], b"last");
+        assert!(!mm.borrow().space.mem.is_mapped(GuestAddress(old), 4096));
+    }
+
+    /// `MADV_DONTNEED` over a range far larger than the maps in it steps over the unmapped
+    /// parts instead of visiting each of their pages (2^34 of them here: minutes before).
+    #[test]
+    fn madvise_over_a_huge_mostly_unmapped_range_is_quick() {
+        let (mut k, tid) = kernel();
+        let at = call(&mut k, tid, nr::MMAP, [0, 4096, RW, PRIVATE_ANON, usize::MAX, 0]) as u64;
+        let mm = k.mm_of(tid).unwrap();
+        mm.borrow_mut().space.mem.write_raw(GuestAddress(at), b"gone").unwrap();
+        let start = Instant::now();
+        let got = call(&mut k, tid, nr::MADVISE, [4096, (1 << 46) - 4096, abi::MADV_DONTNEED, 0, 0, 0]);
+        assert_eq!(got, -(r::ENOMEM as isize), "part of the range is unmapped");
+        assert!(start.elapsed() < Duration::from_secs(5), "took {:?}", start.elapsed());
+        let mut buf = [1u8; 4];
+        mm.borrow().space.mem.read_raw(GuestAddress(at), &mut buf).unwrap();
+        assert_eq!(buf, [0; 4], "the mapped page was dropped");
+    }
 
     /// The refresh of shared pages writes only what differs; memory and `seen` must still
     /// end equal to the backing.

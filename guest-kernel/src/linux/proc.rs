@@ -62,6 +62,10 @@ impl Kernel {
                 | abi::CLONE_VFORK
                 | abi::CLONE_THREAD);
         let parent_pid = self.pid_of(tid)?;
+        if flags & abi::CLONE_VM == 0 {
+            let mm = self.mm_of(tid)?.borrow().id;
+            self.lx_may_fork_shared(mm)?;
+        }
         let result = self.sys_clone(tid, kernel_flags, stack);
         // Children of traced or supervised processes are watched from their first instruction.
         self.supervise_cloned(tid, kernel_flags, &result);
