@@ -1240,9 +1240,20 @@ pub fn overlay(data: &[u8]) {
         let again = lower();
         again.attach_overlay(&layer).expect("an overlay warden wrote must load");
         let (a, b) = (guest_tree(&vfs), guest_tree(&again));
-        assert_eq!(a.len(), b.len(), "reloaded tree differs in size");
-        for (x, y) in a.iter().zip(&b) {
-            assert_eq!(x, y, "reloaded tree differs");
+        if a != b {
+            let shown = |t: &[(Vec<u8>, u16, Vec<u8>)], other: &[(Vec<u8>, u16, Vec<u8>)]| {
+                t.iter()
+                    .filter(|e| !other.contains(e))
+                    .map(|(p, ty, body)| {
+                        format!(
+                            "{} {ty:o} {:?}",
+                            String::from_utf8_lossy(p),
+                            String::from_utf8_lossy(&body[..body.len().min(64)])
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            };
+            panic!("reloaded tree differs: only before reload {:?}; only after {:?}", shown(&a, &b), shown(&b, &a));
         }
     }
 }

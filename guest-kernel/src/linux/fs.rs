@@ -1220,6 +1220,10 @@ pub(super) fn renameat2(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
 }
 
 fn symlink_at(k: &mut Kernel, tid: Pid, target: &[u8], dirfd: usize, link: &[u8]) -> SysResult {
+    // As Linux: an empty target is refused before the new name is looked at.
+    if target.is_empty() {
+        return err(r::ENOENT);
+    }
     let abs = k.lx_abs(tid, dirfd, link)?;
     if k.lx_stat_abs(tid, &abs, true).is_ok() {
         return err(r::EEXIST);

@@ -261,3 +261,22 @@ fn a_call_that_rereads_guest_memory_fails_the_check() {
     let write = super::table::entry(linux::LINUX_CALL | linux::nr::WRITE).unwrap();
     check(Box::leak(Box::new(Entry { handler: peek, ..*write })));
 }
+
+/// Linux refuses an empty symlink target with `ENOENT`, before it looks at the new name;
+/// warden once made a link with no target (which an `--overlay` could not keep).
+#[test]
+fn linux_symlink_with_an_empty_target_is_enoent() {
+    let entry = super::table::entry(linux::LINUX_CALL | linux::nr::SYMLINK).unwrap();
+    for (target, link, want) in
+        [(&b"\0"[..], &b"/f\0"[..], ENOENT), (b"\0", b"/new\0", ENOENT), (b"t\0", b"/f\0", EEXIST)]
+    {
+        let (mut k, tid) = kernel(true);
+        write(&k, tid, SCRATCH, target);
+        write(&k, tid, SCRATCH + SLOT, link);
+        let args = [SCRATCH as usize, (SCRATCH + SLOT) as usize, 0, 0, 0, 0];
+        let call = k.decode_call(tid, entry, args, Gate::Syscall).expect("a live thread");
+        k.execute(tid, call);
+        let rax = k.threads.get(&tid).expect("thread").cpu.gpr[reg::RAX];
+        assert_eq!(rax as i64, -(want as i64), "symlink({target:?}, {link:?})");
+    }
+}

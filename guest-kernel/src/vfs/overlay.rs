@@ -12,14 +12,21 @@
 //! - `.wh.NAME`: a whiteout, NAME was removed from the lower layer;
 //! - `.wh..wh..opq` in a directory: the directory was removed and made anew, so none of the
 //!   lower layer's entries show through;
+//! - `.wh..wh..lnk` in a directory: the symlinks there whose targets a host symlink cannot
+//!   hold: empty (a Redox link made with `O_CREAT | O_SYMLINK` and not yet written), with NUL
+//!   bytes, or `PATH_MAX` bytes long. Records of NAME, a NUL, the target's length (`u32`,
+//!   little-endian) and the target. A recorded NAME hides a lower NAME like a whiteout; a host
+//!   NAME wins over its record (a crash while the link changed left both: see
+//!   `Overlay::symlink`). One file per directory, so a record makes no host name longer;
 //! - `.wh..wh..tmp.NAME`: a copy-up in progress (renamed over NAME when complete; a leftover
 //!   from a killed run is deleted at the next load). Guest names starting with `.wh.` are
 //!   reserved (`EINVAL`).
 //!
 //! What is written where: a modified lower file is copied up whole (to a temporary name, then
 //! renamed into place, so a crash never leaves a half-copied file); later writes go straight
-//! to the host file at the same offsets. Removing a name removes its host copy and records a
-//! whiteout. Permission bits are kept except set-uid/set-gid/sticky (never set on the host),
+//! to the host file at the same offsets. A symlink is a host symlink, or a record where a host
+//! symlink cannot hold its target: a new link (empty) is a record until its target is written.
+//! Removing a name removes its host copy (and record) and records a whiteout. Permission bits are kept except set-uid/set-gid/sticky (never set on the host),
 //! and the owner always gets read and write (search for directories) so later runs can
 //! update them; owners are the host's.
 //!
@@ -36,7 +43,7 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
@@ -55,6 +62,8 @@ use super::ImageError;
 pub(crate) const WH_PREFIX: &[u8] = b".wh.";
 const OPAQUE: &[u8] = b".wh..wh..opq";
 const TMP_PREFIX: &[u8] = b".wh..wh..tmp.";
+/// The records of a directory's symlinks whose targets a host symlink cannot hold.
+const LINKS: &[u8] = b".wh..wh..lnk";
 /// Deepest directory loaded from DIR.
 const MAX_LOAD_DEPTH: usize = 256;
 
@@ -85,6 +94,89 @@ fn file_mode(perm: u16) -> libc::mode_t {
 
 fn dir_mode(perm: u16) -> libc::mode_t {
     (libc::mode_t::from(perm) & 0o777) | 0o700
+}
+
+/// Whether a host symlink can hold `target` (the host's `symlinkat` takes a C string shorter
+/// than `PATH_MAX`, and refuses an empty one).
+fn host_symlink_holds(target: &[u8]) -> bool {
+    !target.is_empty() && !target.contains(&0) && target.len() < libc::PATH_MAX as usize
+}
+
+/// Writes `contents` as the file `name` in `parent` by way of a temporary name, so a crash
+/// leaves the old file or the new one whole; returns it open.
+fn write_whole(parent: &OwnedFd, name: &[u8], contents: &[u8], mode: libc::mode_t) -> Result<fs::File, Errno> {
+    let tmp = [TMP_PREFIX, name].concat();
+    let fd = openat(parent, &tmp, libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC, mode)?;
+    let mut file = fs::File::from(fd);
+    let written = file.write_all(contents).and_then(|()| {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(fs::Permissions::from_mode(mode))
+    });
+    if let Err(e) = written {
+        let _ = remove_if_present(parent, &tmp, 0);
+        return Err(host::errno_of(&e));
+    }
+    if let Err(e) = renameat(parent, &tmp, name) {
+        let _ = remove_if_present(parent, &tmp, 0);
+        return Err(e);
+    }
+    Ok(file)
+}
+
+/// A symlink's name and target, as [`LINKS`] records them.
+type LinkRecord = (Vec<u8>, Vec<u8>);
+
+/// The link records in `dir` (see the module note).
+fn read_links(dir: &OwnedFd) -> Result<Vec<LinkRecord>, Errno> {
+    let mut bytes = Vec::new();
+    match openat(dir, LINKS, libc::O_RDONLY, 0) {
+        Ok(fd) => {
+            fs::File::from(fd).read_to_end(&mut bytes).map_err(|e| host::errno_of(&e))?;
+        }
+        Err(Errno(libc::ENOENT)) => {}
+        Err(e) => return Err(e),
+    }
+    let mut records = Vec::new();
+    let mut rest = &bytes[..];
+    while !rest.is_empty() {
+        // Anything but whole records is not what warden wrote.
+        let bad = Errno(libc::EINVAL);
+        let nul = rest.iter().position(|&b| b == 0).ok_or(bad)?;
+        let (name, tail) = (&rest[..nul], &rest[nul + 1..]);
+        let len = tail.get(..4).ok_or(bad)?;
+        let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        let target = tail.get(4..4 + len).ok_or(bad)?;
+        if len > super::path::PATH_MAX {
+            return Err(bad);
+        }
+        records.push((name.to_vec(), target.to_vec()));
+        rest = &tail[4 + len..];
+    }
+    Ok(records)
+}
+
+/// Records the symlink `name` in `dir` with `target`, or (`None`) forgets it.
+fn set_link(dir: &OwnedFd, name: &[u8], target: Option<&[u8]>) -> Result<(), Errno> {
+    let mut records = read_links(dir)?;
+    let before = records.len();
+    records.retain(|(n, _)| n != name);
+    if target.is_none() && records.len() == before {
+        return Ok(());
+    }
+    if let Some(t) = target {
+        records.push((name.to_vec(), t.to_vec()));
+    }
+    if records.is_empty() {
+        return remove_if_present(dir, LINKS, 0).map(|_| ());
+    }
+    let mut bytes = Vec::new();
+    for (n, t) in &records {
+        bytes.extend_from_slice(n);
+        bytes.push(0);
+        bytes.extend_from_slice(&(t.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(t);
+    }
+    write_whole(dir, LINKS, &bytes, 0o600).map(drop)
 }
 
 /// Removes `name` in `dir` if present (`ENOENT` is success); true if something was removed.
@@ -164,21 +256,7 @@ impl Overlay {
     fn replace_file(&self, names: &[Vec<u8>], contents: &[u8], perm: u16) -> Result<fs::File, Errno> {
         let (dirs, name) = Self::split(names)?;
         let parent = self.walk(dirs)?;
-        let tmp = [TMP_PREFIX, name].concat();
-        let fd = openat(&parent, &tmp, libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC, file_mode(perm))?;
-        let mut file = fs::File::from(fd);
-        let written = file.write_all(contents).and_then(|()| {
-            use std::os::unix::fs::PermissionsExt;
-            file.set_permissions(fs::Permissions::from_mode(file_mode(perm)))
-        });
-        if let Err(e) = written {
-            let _ = remove_if_present(&parent, &tmp, 0);
-            return Err(host::errno_of(&e));
-        }
-        if let Err(e) = renameat(&parent, &tmp, name) {
-            let _ = remove_if_present(&parent, &tmp, 0);
-            return Err(e);
-        }
+        let file = write_whole(&parent, name, contents, file_mode(perm))?;
         let _ = remove_if_present(&parent, &[WH_PREFIX, name].concat(), 0);
         Ok(file)
     }
@@ -206,24 +284,29 @@ impl Overlay {
                 remove_if_present(&parent, &whiteout, 0)?;
                 self.files.insert(ino, fs::File::from(fd));
             }
-            // The target arrives with the first write (see `symlink`).
-            NodeType::Symlink => {
-                remove_if_present(&parent, &whiteout, 0)?;
-            }
+            // Kept with its empty target until the first write changes it.
+            NodeType::Symlink => return self.symlink(names, &[]),
             _ => {}
         }
         Ok(())
     }
 
-    /// A symlink's target is now `target`.
-    fn symlink(&mut self, names: &[Vec<u8>], target: &[u8]) -> Result<(), Errno> {
+    /// The symlink at `names` now has the target `target`: a host symlink, or a record in
+    /// [`LINKS`] where a host symlink cannot hold the target. A record is written before the
+    /// host NAME goes and forgotten after a new host NAME is made, so a crash between leaves
+    /// both and the loader keeps the host NAME (the old link, or the new one).
+    fn symlink(&self, names: &[Vec<u8>], target: &[u8]) -> Result<(), Errno> {
         let (dirs, name) = Self::split(names)?;
         let parent = self.walk(dirs)?;
-        remove_if_present(&parent, name, 0)?;
-        if target.is_empty() || target.contains(&0) {
-            return Ok(());
+        if host_symlink_holds(target) {
+            remove_if_present(&parent, name, 0)?;
+            symlinkat(target, &parent, name)?;
+            set_link(&parent, name, None)?;
+        } else {
+            set_link(&parent, name, Some(target))?;
+            remove_if_present(&parent, name, 0)?;
         }
-        symlinkat(target, &parent, name)
+        remove_if_present(&parent, &[WH_PREFIX, name].concat(), 0).map(|_| ())
     }
 
     /// `names` (a directory if `dir`) was removed.
@@ -257,19 +340,13 @@ impl Overlay {
                 Err(e) => return Err(e),
             }
         }
+        set_link(&parent, name, None)?;
         drop(openat(&parent, &[WH_PREFIX, name].concat(), libc::O_WRONLY | libc::O_CREAT, 0o600)?);
         Ok(())
     }
 }
 
 impl Overlay {
-    /// Removes the whiteout of `names` (the name exists again).
-    fn clear_whiteout(&self, names: &[Vec<u8>]) -> Result<(), Errno> {
-        let (dirs, name) = Self::split(names)?;
-        let parent = self.walk(dirs)?;
-        remove_if_present(&parent, &[WH_PREFIX, name].concat(), 0).map(|_| ())
-    }
-
     /// Makes the host file at `new` a hard link of the one at `old`.
     fn hard_link(&self, old: &[Vec<u8>], new: &[Vec<u8>]) -> Result<(), Errno> {
         let (old_dirs, old_name) = Self::split(old)?;
@@ -406,10 +483,7 @@ impl Tree {
             }
             NodeType::Symlink => {
                 let target = self.symlink_target(ino)?.to_vec();
-                self.with_overlay("link", new, |ov, _| {
-                    ov.clear_whiteout(new)?;
-                    ov.symlink(new, &target)
-                })
+                self.with_overlay("link", new, |ov, _| ov.symlink(new, &target))
             }
             _ => Ok(()),
         }
@@ -427,10 +501,7 @@ impl Tree {
             NodeType::File | NodeType::HostFile => self.overlay_file_at(ino, new, "rename"),
             NodeType::Symlink => {
                 let target = self.symlink_target(ino)?.to_vec();
-                self.with_overlay("rename", new, |ov, _| {
-                    ov.clear_whiteout(new)?;
-                    ov.symlink(new, &target)
-                })
+                self.with_overlay("rename", new, |ov, _| ov.symlink(new, &target))
             }
             _ => Ok(()),
         }
@@ -502,7 +573,7 @@ impl Tree {
                 // An interrupted copy-up: the complete file (if any) is under its own name.
                 remove_if_present(&fd, name, 0).map_err(err)?;
             } else if let Some(hidden) = name.strip_prefix(WH_PREFIX) {
-                if name != OPAQUE && !hidden.is_empty() {
+                if name != OPAQUE && name != LINKS && !hidden.is_empty() {
                     self.drop_entry(dir, hidden).map_err(err)?;
                 }
             }
@@ -541,6 +612,20 @@ impl Tree {
                     self.add_loaded(dir, name, host::host_node(Kind::Symlink(target), &st)).map_err(err)?;
                 }
                 HostEntry::Special(_) => {}
+            }
+        }
+        if let Some(st) = host::lstatat(&fd, LINKS).map_err(err)? {
+            let links = read_links(&fd).map_err(|e| load_err(&host_path.join(".wh..wh..lnk"), e))?;
+            for (name, target) in links {
+                // A host NAME wins (see `Overlay::symlink`).
+                if names.contains(&name) || name.is_empty() || name.len() > super::path::NAME_MAX {
+                    continue;
+                }
+                self.drop_entry(dir, &name).map_err(err)?;
+                // Owner and time of the records, the mode a host symlink has.
+                let mut st = st;
+                st.st_mode = libc::S_IFLNK | 0o777;
+                self.add_loaded(dir, &name, host::host_node(Kind::Symlink(target), &st)).map_err(err)?;
             }
         }
         Ok(())

@@ -2,6 +2,7 @@
 //! by hand), host roots in fresh directories under `std::env::temp_dir()`.
 
 use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::fs;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -1276,6 +1277,79 @@ fn overlay_keeps_links_and_renamed_files() {
     assert_eq!(cat(&again, "/bin/hello2").as_deref(), Ok(&b"#!hello world\n"[..]));
     assert_eq!(again.lstat_path(b"/rel-moved").expect("lstat").st_mode & MODE_TYPE, MODE_SYMLINK);
     assert_eq!(err(again.lstat_path(b"/etc/rel")), ENOENT);
+}
+
+/// The target of the symlink at `path`, or the errno.
+fn target_of(v: &Vfs, path: &str) -> Result<Vec<u8>, Errno> {
+    Ok(read_all(&open(v, path, O_RDONLY | O_SYMLINK)?))
+}
+
+/// Makes the symlink `path` the Redox way; `target: None` leaves it without one.
+fn make_link(v: &Vfs, path: &str, target: Option<&[u8]>) {
+    let l = open(v, path, O_CREAT | O_EXCL | O_WRONLY | O_SYMLINK | 0o777).expect("create link");
+    if let Some(t) = target {
+        assert_eq!(write(&l, t), Ok(t.len()));
+    }
+}
+
+/// Symlinks whose target a host symlink cannot hold (none written yet, NUL bytes, 4096
+/// bytes) come back on reload, through every path that writes a link (create, write, link,
+/// rename, re-target), and a lower name one replaced stays hidden. The overlay once skipped
+/// them: the links were lost and the lower names came back (fuzz crasher
+/// `empty-symlink-target-lost-on-reload`).
+#[test]
+fn overlay_keeps_symlinks_a_host_symlink_cannot_hold() {
+    let t = TempDir::new("ovoddlink");
+    let ov = t.path.join("ov");
+    let v = vfs();
+    v.attach_overlay(&ov).expect("overlay");
+    let long = vec![b'a'; PATH_MAX];
+    make_link(&v, "/none", None);
+    make_link(&v, "/nul", Some(b"a\0b"));
+    make_link(&v, "/long", Some(&long));
+    // The longest name an overlay holds (its whiteout `.wh.NAME` must fit on the host).
+    let long_name = format!("/{}", "n".repeat(NAME_MAX - 4));
+    make_link(&v, &long_name, None);
+    // In place of lower names: a file and a symlink (removed first, then made anew).
+    assert_eq!(err(v.clone().unlink(b"/etc/motd", &ROOT_CTX)), 0);
+    make_link(&v, "/etc/motd", None);
+    assert_eq!(link(&v, "/nul", "/nul-link"), 0);
+    assert_eq!(rename(&v, "/none", "/etc/rel"), 0, "over a lower symlink");
+    // Re-targeted both ways: to a target a host symlink holds and away from one.
+    make_link(&v, "/was-odd", None);
+    let l = open(&v, "/was-odd", O_WRONLY | O_SYMLINK).expect("open link");
+    assert_eq!(write(&l, b"/bin"), Ok(4));
+    drop(l);
+    make_link(&v, "/was-plain", Some(b"/etc"));
+    drop(open(&v, "/was-plain", O_WRONLY | O_SYMLINK | O_TRUNC).expect("truncate link"));
+    // Removed again: nothing may come back.
+    make_link(&v, "/gone", None);
+    assert_eq!(err(v.clone().unlink(b"/gone", &ROOT_CTX)), 0);
+    let again = vfs();
+    again.attach_overlay(&ov).expect("overlay");
+    for path in
+        ["/nul", "/nul-link", "/long", &long_name, "/etc/motd", "/etc/rel", "/was-odd", "/was-plain", "/none", "/gone"]
+    {
+        assert_eq!(target_of(&again, path), target_of(&v, path), "{path}");
+    }
+    assert_eq!(target_of(&again, "/etc/motd"), Ok(Vec::new()), "the lower file stays hidden");
+    assert_eq!(target_of(&again, "/etc/rel"), Ok(Vec::new()), "the lower link stays hidden");
+    assert_eq!(err(again.lstat_path(b"/none")), ENOENT);
+    assert_eq!(err(again.lstat_path(b"/gone")), ENOENT);
+    // Each record is gone with its link (records: name, NUL, u32 length, target).
+    let recorded = |dir: &str| {
+        let bytes = fs::read(ov.join(dir).join(".wh..wh..lnk")).unwrap_or_default();
+        let (mut names, mut rest) = (BTreeSet::new(), &bytes[..]);
+        while let Some(nul) = rest.iter().position(|&b| b == 0) {
+            names.insert(String::from_utf8_lossy(&rest[..nul]).into_owned());
+            let len = u32::from_le_bytes(rest[nul + 1..nul + 5].try_into().expect("length"));
+            rest = &rest[nul + 5 + len as usize..];
+        }
+        names
+    };
+    let want = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<BTreeSet<_>>();
+    assert_eq!(recorded("."), want(&["long", "nul", "nul-link", "was-plain", &long_name[1..]]));
+    assert_eq!(recorded("etc"), want(&["motd", "rel"]));
 }
 
 // ---------------------------------------------------------------------------------------
