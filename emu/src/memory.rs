@@ -703,6 +703,19 @@ impl Memory {
         Ok(())
     }
 
+    /// How many pages of `[addr, addr + len)` the host holds in memory (mincore(2)), for
+    /// tests and diagnostics of what an operation touched; unlike the process's resident
+    /// size it is not moved by other threads. `None` when that is unknown (under Miri, a
+    /// host error) or the range is not page aligned inside the limit.
+    pub fn resident_pages(&self, addr: GuestAddress, len: u64) -> Option<usize> {
+        let end = addr.0.checked_add(len)?;
+        if end > self.limit || !addr.0.is_multiple_of(PAGE_SIZE) || !len.is_multiple_of(PAGE_SIZE) {
+            return None;
+        }
+        let mut out = Vec::new();
+        self.data.resident(addr.0 as usize, end as usize, &mut out).then(|| out.iter().filter(|&&r| r & 1 != 0).count())
+    }
+
     /// True when every page of `[addr, addr+len)` is mapped.
     pub fn is_mapped(&self, addr: GuestAddress, len: u64) -> bool {
         let Some(end) = addr.0.checked_add(len) else {
