@@ -1381,3 +1381,71 @@ fn divisions_run_translated_and_fault_in_the_interpreter() {
     }
     assert!(translated > 100, "only {translated} divisions ran translated");
 }
+
+/// Accesses at one base register (and the pushes and pops at `rsp`) are checked as one
+/// range per group (the translator's group checks): a range across a page edge between
+/// two allowed pages runs translated, and one that reaches a read-only page, a hole, the
+/// end of the space or wraps around faults at the same instruction, with the same
+/// registers and memory, as under the interpreter.
+#[test]
+fn grouped_accesses_fault_where_the_interpreter_faults() {
+    use iced_x86::code_asm::*;
+    let mut a = CodeAssembler::new(64).unwrap();
+    let mut top = a.create_label();
+    a.set_label(&mut top).unwrap();
+    a.mov(rax, qword_ptr(rbx)).unwrap();
+    a.add(rax, qword_ptr(rbx + 8)).unwrap();
+    a.cmp(rax, rcx).unwrap();
+    a.mov(qword_ptr(rbx + 16), rax).unwrap();
+    a.push(rax).unwrap();
+    a.push(rcx).unwrap();
+    a.pop(rdx).unwrap();
+    a.pop(rcx).unwrap();
+    a.adc(qword_ptr(rbx + 0x18), rdx).unwrap();
+    a.movzx(esi, byte_ptr(rbx - 1)).unwrap();
+    a.add(rbx, 8).unwrap();
+    a.dec(r15).unwrap();
+    a.jne(top).unwrap();
+    a.syscall().unwrap();
+    let code = a.assemble(CODE).unwrap();
+    let limit = 1u64 << 24;
+    // (rbx, rsp): across the page edge inside the data (no fault), into the read-only
+    // page, into the hole after it, pushes below the data, near 0, past the limit,
+    // wrapping around.
+    let cases = [
+        (DATA + 0xf80, DATA + 0x1010),
+        (DATA + 0x1f00, DATA + 0x1800),
+        (RO + 0xf00, DATA + 0x1800),
+        (DATA + 0x100, DATA + 0x8),
+        (0x8, DATA + 0x1800),
+        (limit - 0x100, DATA + 0x1800),
+        (u64::MAX - 0x3f, DATA + 0x1800),
+    ];
+    for (n, &(base, stack)) in cases.iter().enumerate() {
+        let mut out = Vec::new();
+        for tier in [Tier::Interp, Tier::Jit] {
+            let data: Vec<u8> = (0..0x2000u32).map(|k| (k * 13 + 5) as u8).collect();
+            let mut s = space(&code, &data);
+            s.set_jit_threshold(0);
+            let mut cpu = Cpu::new();
+            cpu.tier = tier;
+            cpu.rip = CODE;
+            cpu.gpr[3] = base;
+            cpu.gpr[4] = stack;
+            cpu.gpr[1] = 0x1234;
+            cpu.gpr[15] = 100;
+            let exit = cpu.run(&mut s, 1 << 20);
+            if n == 0 {
+                assert!(matches!(exit, Exit::Syscall(_)), "{tier}: {exit:?}");
+                if tier == Tier::Jit {
+                    let st = s.jit_stats();
+                    assert!(st.blocks_translated >= 1 && st.early_exits == 0 && st.handled == 0, "{st:?}");
+                }
+            } else {
+                assert!(matches!(exit, Exit::PageFault { .. }), "case {n}, {tier}: {exit:?}");
+            }
+            out.push((format!("{exit:?}"), state(&cpu), dump(&s)));
+        }
+        assert!(out[0] == out[1], "case {n}: the tiers differ: {:?}", (&out[0].0, &out[1].0, out[0].1, out[1].1));
+    }
+}

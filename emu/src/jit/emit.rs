@@ -2,8 +2,8 @@
 //! registers standing in for the guest's (see the `jit` note for the design).
 
 use iced_x86::code_asm::{
-    byte_ptr, dword_ptr, eax, ebp, ecx, edi, edx, esi, qword_ptr, r12, r13, r14, r15, r15d, rax, rbp, rbx, rcx, rdi,
-    rdx, rsi, rsp, CodeAssembler, CodeLabel,
+    ah, byte_ptr, dword_ptr, eax, ebp, ecx, edi, edx, esi, qword_ptr, r12, r13, r14, r15, r15b, r15d, rax, rbp, rbx,
+    rcx, rdi, rdx, rsi, rsp, CodeAssembler, CodeLabel,
 };
 use iced_x86::{
     Code, ConditionCode, ConstantOffsets, FlowControl, Instruction, InstructionInfoFactory, MemoryOperand, Mnemonic,
@@ -63,6 +63,16 @@ fn xmm_slot(n: usize) -> MemoryOperand {
 /// Where bits 255:128 of guest `ymm` register `n` live (`Cpu::ymm_hi`).
 fn ymm_hi_slot(n: usize) -> MemoryOperand {
     MemoryOperand::with_base_displ(CPU, (std::mem::offset_of!(Cpu, ymm_hi) + 16 * n) as i64)
+}
+
+/// Whether the host has `lahf`/`sahf` in 64-bit mode (CPUID 8000_0001h ECX bit 0: every
+/// x86-64 CPU but the first ones).
+fn host_lahf() -> bool {
+    static LAHF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *LAHF.get_or_init(|| {
+        let max = std::arch::x86_64::__cpuid(0x8000_0000).eax;
+        max >= 0x8000_0001 && std::arch::x86_64::__cpuid(0x8000_0001).ecx & 1 != 0
+    })
 }
 
 /// Whether the host runs AVX2: VEX forms are re-encoded only then (std caches the answer).
@@ -618,6 +628,117 @@ enum Need {
     ReadWrite,
 }
 
+impl Need {
+    fn of(access: OpAccess) -> Option<Need> {
+        match access {
+            OpAccess::Read | OpAccess::CondRead => Some(Need::Read),
+            OpAccess::Write | OpAccess::CondWrite => Some(Need::Write),
+            OpAccess::ReadWrite | OpAccess::ReadCondWrite => Some(Need::ReadWrite),
+            _ => None,
+        }
+    }
+    fn reads(self) -> bool {
+        self != Need::Write
+    }
+    fn writes(self) -> bool {
+        self != Need::Read
+    }
+    fn from(read: bool, write: bool) -> Need {
+        match (read, write) {
+            (true, true) => Need::ReadWrite,
+            (false, true) => Need::Write,
+            _ => Need::Read,
+        }
+    }
+}
+
+/// The most bytes one group check covers: its first and last bytes' pages are all the
+/// pages it touches.
+const GROUP_SPAN: i64 = PAGE_SIZE as i64;
+
+/// What `group` needs to know of each instruction of `block` (see `Step`).
+fn steps(block: &Block) -> Vec<Step> {
+    let mut info = InstructionInfoFactory::new();
+    block
+        .ops
+        .iter()
+        .map(|op| {
+            let i = &op.insn;
+            let mut st = Step::default();
+            if matches!(i.code(), Code::Push_r64 | Code::Pop_r64) {
+                let r = i.op0_register().number();
+                let push = i.code() == Code::Push_r64;
+                st.covered = true;
+                if r == RSP && !push {
+                    st.writes = 1 << RSP;
+                    return st;
+                }
+                st.access = Some((RSP, if push { -8 } else { 0 }, 8, if push { Need::Write } else { Need::Read }));
+                st.stack = if push { -8 } else { 8 };
+                if !push {
+                    st.writes = 1 << r;
+                }
+                return st;
+            }
+            st.covered = i.flow_control() == FlowControl::Next
+                && (plain(i) || sse_plain(i) || sse_fp(i) || avx_plain(i) || avx_fp(i));
+            if !st.covered {
+                return st;
+            }
+            let info = info.info(i);
+            for u in info.used_registers() {
+                let r = u.register();
+                if r.is_gpr() && !matches!(u.access(), OpAccess::Read | OpAccess::CondRead | OpAccess::NoMemAccess) {
+                    st.writes |= 1 << r.full_register().number();
+                }
+            }
+            st.access = group_access(i, info.used_memory());
+            st
+        })
+        .collect()
+}
+
+/// The access of `i` as `Step::access` has it, if `group` may cover it.
+fn group_access(i: &Instruction, used: &[iced_x86::UsedMemory]) -> Option<(usize, i64, u64, Need)> {
+    let [m] = used else { return None };
+    let base = i.memory_base();
+    let size = i.memory_size().size() as u64;
+    if i.mnemonic() == Mnemonic::Lea
+        || !base.is_gpr64()
+        || i.memory_index() != Register::None
+        || matches!(i.memory_segment(), Register::FS | Register::GS)
+        || !matches!(size, 1 | 2 | 4 | 8 | 16 | 32)
+        || alignment(i).is_some()
+        || (0..i.op_count()).filter(|&n| i.op_kind(n) == OpKind::Memory).count() != 1
+    {
+        return None;
+    }
+    let disp = i.memory_displacement64() as i64;
+    i32::try_from(disp).ok()?;
+    Some((base.number(), disp, size, Need::of(m.access())?))
+}
+
+/// How an access is checked (`Emitter::plan_access`): the group's register and the
+/// access's displacement.
+#[derive(Clone, Copy)]
+enum Access {
+    Alone,
+    Covered(usize, i64),
+    Start(usize, i64, Group),
+}
+
+/// The memory operand `[BASE + host + disp]` of an access a group checks.
+fn grouped_operand(host: Register, disp: i64) -> MemoryOperand {
+    let size = if disp == 0 {
+        0
+    } else if i8::try_from(disp).is_ok() {
+        1
+    } else {
+        8
+    };
+    MemoryOperand::new(BASE, host, 1, disp, size, false, Register::None)
+}
+
 /// Why translation stopped before an instruction.
 struct Unsupported;
 
@@ -931,6 +1052,7 @@ pub(super) fn translate(
     let ips: Vec<u64> = block.ops.iter().map(|op| op.insn.ip()).chain([block.end]).collect();
     let (undefined_read, live) = flag_liveness(block);
     let mut e = Emitter::new(stubs, ips, live, table, memo).ok()?;
+    e.steps = steps(block);
     // The budget must cover the whole block (for a block entered from another).
     let mut bail = e.a.create_label();
     e.a.cmp(r14, i32::try_from(n).ok()?).ok()?;
@@ -940,6 +1062,10 @@ pub(super) fn translate(
         let last = k + 1 == n;
         // The compare of a fused compare-and-branch: its op branches.
         let fused = block.fused && k + 2 == n;
+        if !e.steps[k].covered {
+            // Only `plain` and `push_pop` keep track of the registers groups depend on.
+            e.groups.clear();
+        }
         let done = if undefined_read[k] {
             e.undefined_as_interpreter(k as u32, &op.insn, last, model).or_else(|_| e.call_op(k as u32, op, fused))
         } else {
@@ -997,6 +1123,38 @@ struct Emitter<'m> {
     live: Vec<u32>,
     /// Host address of the chaining table (`Jit::table`), for direct exits.
     table: u64,
+    /// The guest memory access of each of the block's instructions, for `group`.
+    steps: Vec<Step>,
+    /// Ranges of guest memory checked at once (`group`), still valid.
+    groups: Vec<Group>,
+}
+
+/// The memory access of a guest instruction, as far as `group` looks ahead.
+#[derive(Clone, Copy, Default)]
+struct Step {
+    /// An access at guest register `base` + `disp` (64-bit addressing, no index, no
+    /// fs/gs), `size` bytes, the way `plain` or `push_pop` would make it: (base, disp,
+    /// size, need).
+    access: Option<(usize, i64, u64, Need)>,
+    /// `push` (-8) or `pop` (+8) of a register other than `rsp`: what it adds to `rsp`.
+    stack: i64,
+    /// Guest registers it writes (bit per register number), `rsp` not for `push`/`pop`.
+    writes: u32,
+    /// `plain` or `push_pop` may emit it (anything else ends a look-ahead).
+    covered: bool,
+}
+
+/// Guest memory `[V + lo, V + hi)` checked for `read`/`write`, where `V` is the value
+/// guest register `g` had when it was checked and `g` now holds `V + delta` (`push`
+/// and `pop` move `rsp`).
+#[derive(Clone, Copy)]
+struct Group {
+    g: usize,
+    delta: i64,
+    lo: i64,
+    hi: i64,
+    read: bool,
+    write: bool,
 }
 
 /// Changed cached guest registers: (guest register number, host register); a host
@@ -1217,6 +1375,7 @@ fn flag_liveness(block: &Block) -> (Vec<bool>, Vec<u32>) {
 
 impl<'m> Emitter<'m> {
     fn new(stubs: Stubs, ips: Vec<u64>, live: Vec<u32>, table: u64, memo: &'m mut Memo) -> Emit<Emitter<'m>> {
+        let steps = vec![Step::default(); ips.len()];
         Ok(Emitter {
             a: CodeAssembler::new(64)?,
             memo,
@@ -1235,6 +1394,8 @@ impl<'m> Emitter<'m> {
             fp: false,
             live,
             table,
+            steps,
+            groups: Vec::new(),
         })
     }
 
@@ -1314,16 +1475,39 @@ impl<'m> Emitter<'m> {
         self.add(Instruction::with2(Code::Mov_r64_imm64, host, v).map_err(Into::into))
     }
 
-    /// Copies the host's status flags into `Cpu::rflags` (clobbers them).
-    fn store_flags(&mut self) -> Emit {
+    /// Copies the host's status flags in `live` (iced's bits) into `Cpu::rflags` (clobbers
+    /// them). With `lahf`: its `ah` is the low byte of RFLAGS (CF, PF, AF, ZF, SF, and
+    /// bit 1 set, bits 3 and 5 clear, as `Cpu::rflags` always has them), stored in
+    /// place; OF, when live, from `seto`. Dead flags may keep an older value, as under
+    /// the interpreter's dead-flag elimination. (`pushf` and the merge it took, about 11 %
+    /// of the `gzip` run's samples, stored the six.)
+    fn store_flags(&mut self, live: u32) -> Emit {
         let off = std::mem::offset_of!(Cpu, rflags);
-        self.a.pushfq()?;
-        self.a.pop(rbp)?;
-        self.a.and(rbp, STATUS as i32)?;
-        self.a.mov(r15, qword_ptr(rbx + off))?;
-        self.a.and(r15, !STATUS as i32)?;
-        self.a.or(r15, rbp)?;
-        self.a.mov(qword_ptr(rbx + off), r15)?;
+        if !host_lahf() {
+            self.a.pushfq()?;
+            self.a.pop(rbp)?;
+            self.a.and(rbp, STATUS as i32)?;
+            self.a.mov(r15, qword_ptr(rbx + off))?;
+            self.a.and(r15, !STATUS as i32)?;
+            self.a.or(r15, rbp)?;
+            self.a.mov(qword_ptr(rbx + off), r15)?;
+        } else {
+            let of = live & iced_x86::RflagsBits::OF != 0;
+            if of {
+                self.a.seto(r15b)?;
+            }
+            // `ah` is guest `rax`'s (cached in host `rax`): kept in `TMP` meanwhile.
+            self.a.mov(rbp, rax)?;
+            self.a.lahf()?;
+            self.a.mov(byte_ptr(rbx + off), ah)?;
+            self.a.mov(rax, rbp)?;
+            if of {
+                // OF is bit 3 of RFLAGS' second byte.
+                self.a.shl(r15b, 3)?;
+                self.a.and(byte_ptr(rbx + off + 1), !(crate::cpu::flags::OF >> 8) as u8 as i32)?;
+                self.a.or(byte_ptr(rbx + off + 1), r15b)?;
+            }
+        }
         self.ctx_flags = true;
         self.host_flags = false;
         Ok(())
@@ -1357,7 +1541,7 @@ impl<'m> Emitter<'m> {
     fn sync_flags(&mut self, live: u32) -> Emit {
         if !self.ctx_flags {
             if live != 0 {
-                self.store_flags()?;
+                self.store_flags(live)?;
             } else {
                 self.ctx_flags = true;
             }
@@ -1495,6 +1679,7 @@ impl<'m> Emitter<'m> {
 
     /// Marks the written registers of `map` as changed in their host registers.
     fn wrote(&mut self, map: &Map) {
+        self.groups.retain(|gr| !map.written.contains(&gr.g));
         for &g in &map.written {
             self.cache[map.host[g].number()] = Some(Cached { guest: g, dirty: true });
         }
@@ -1575,6 +1760,14 @@ impl<'m> Emitter<'m> {
         }
         self.a.mov(rbp, r15)?;
         self.a.shr(rbp, 12)?;
+        self.perm_test(need, fail)?;
+        self.host_flags = false;
+        Ok(())
+    }
+
+    /// Tests the permission byte of guest page `TMP` for `need`, as `Memory::try_read` /
+    /// `try_write` do; to `fail` when it does not allow the access.
+    fn perm_test(&mut self, need: Need, fail: CodeLabel) -> Emit {
         match need {
             // One bit: tested in place.
             Need::Read => {
@@ -1593,7 +1786,82 @@ impl<'m> Emitter<'m> {
                 self.a.jne(fail)?;
             }
         }
+        Ok(())
+    }
+
+    /// How instruction `k`'s access is checked (see `Group`): by a group check made
+    /// earlier in the block (`Covered`), by one made now for it and the accesses after it
+    /// at the same register (`Start`), or alone (`Alone`).
+    fn plan_access(&self, k: u32) -> Access {
+        let Some((g, disp, size, need)) = self.steps[k as usize].access else { return Access::Alone };
+        let covered = self.groups.iter().any(|gr| {
+            let off = gr.delta + disp;
+            gr.g == g
+                && gr.lo <= off
+                && off + size as i64 <= gr.hi
+                && (gr.read || !need.reads())
+                && (gr.write || !need.writes())
+        });
+        if covered {
+            return Access::Covered(g, disp);
+        }
+        let st = &self.steps[k as usize];
+        if st.writes & (1 << g) != 0 {
+            return Access::Alone;
+        }
+        let (mut lo, mut hi) = (disp, disp + size as i64);
+        let (mut read, mut write) = (need.reads(), need.writes());
+        let mut members = 1;
+        let mut delta = if g == RSP { st.stack } else { 0 };
+        for st in &self.steps[k as usize + 1..] {
+            if !st.covered {
+                break;
+            }
+            if let Some((_, d, s, n)) = st.access.filter(|a| a.0 == g) {
+                let (l, h) = (lo.min(delta + d), hi.max(delta + d + s as i64));
+                if h - l <= GROUP_SPAN {
+                    (lo, hi) = (l, h);
+                    read |= n.reads();
+                    write |= n.writes();
+                    members += 1;
+                }
+            }
+            if g == RSP {
+                delta += st.stack;
+            }
+            if st.writes & (1 << g) != 0 {
+                break;
+            }
+        }
+        if members < 2 {
+            return Access::Alone;
+        }
+        Access::Start(g, disp, Group { g, delta: 0, lo, hi, read, write })
+    }
+
+    /// Checks a group's range (see `Group`) at instruction `k`, guest register `g` in
+    /// host register `host`: as `check` does, for the pages of its first and its last
+    /// byte (at most `GROUP_SPAN` apart: no page between); on failure leaves before `k`
+    /// (the interpreter then runs every access of the group as its own).
+    fn group_check(&mut self, k: u32, host: Register, group: Group) -> Emit {
+        let fail = self.fallback(k);
+        let need = Need::from(group.read, group.write);
+        let lo = MemoryOperand::with_base_displ(host, group.lo);
+        self.add(Instruction::with2(Code::Lea_r64_m, ADDR, lo).map_err(Into::into))?;
+        self.a.cmp(r15, qword_ptr(rsp + LIMIT))?;
+        self.a.jae(fail)?;
+        self.a.mov(rbp, r15)?;
+        self.a.shr(rbp, 12)?;
+        self.perm_test(need, fail)?;
+        // `ADDR` is below the limit (at most 2^47), so the sum does not wrap.
+        self.a.lea(rbp, qword_ptr(r15 + (group.hi - group.lo - 1) as i32))?;
+        self.a.cmp(rbp, qword_ptr(rsp + LIMIT))?;
+        self.a.jae(fail)?;
+        self.a.shr(rbp, 12)?;
+        self.perm_test(need, fail)?;
         self.host_flags = false;
+        self.groups.retain(|gr| gr.g != group.g);
+        self.groups.push(group);
         Ok(())
     }
 
@@ -1668,6 +1936,7 @@ impl<'m> Emitter<'m> {
         }
         self.sync_flags(STATUS_BITS)?;
         self.forget_cache()?;
+        self.groups.clear();
         self.a.mov(rdi, rbx)?;
         self.a.mov(rsi, qword_ptr(rsp))?;
         self.mov_imm(Register::RDX, op as *const Op as u64)?;
@@ -1840,7 +2109,17 @@ impl<'m> Emitter<'m> {
             }
         }
         let lea = i.mnemonic() == Mnemonic::Lea;
-        if i.op_count() > 0 && (mem.is_some() || lea) {
+        let access = if mem.is_some() { self.plan_access(k) } else { Access::Alone };
+        if let Access::Covered(g, disp) | Access::Start(g, disp, _) = access {
+            // At the group's register (which the group's check covers) and displacement.
+            let m = grouped_operand(map.reg(Register::RAX + g as u32)?, disp);
+            host.set_memory_base(m.base);
+            host.set_memory_index(m.index);
+            host.set_memory_index_scale(1);
+            host.set_memory_displacement64(disp as u64);
+            host.set_memory_displ_size(m.displ_size);
+            host.set_segment_prefix(Register::None);
+        } else if i.op_count() > 0 && (mem.is_some() || lea) {
             if lea {
                 host.set_memory_base(ADDR);
                 host.set_memory_index(Register::None);
@@ -1866,14 +2145,17 @@ impl<'m> Emitter<'m> {
         self.encodes(&host)?;
 
         let fp = sse_fp(i) || avx_fp(i);
-        if mem.is_some() || (fp && !self.fp) {
+        let covered = matches!(access, Access::Covered(..));
+        if (mem.is_some() && !covered) || (fp && !self.fp) {
             self.sync_flags(self.live[k as usize])?;
         }
         if fp {
             self.fp_enter(k)?;
         }
         self.bind(&map)?;
-        if let Some((size, need)) = mem {
+        if let Access::Start(g, _, group) = access {
+            self.group_check(k, map.reg(Register::RAX + g as u32)?, group)?;
+        } else if let (Some((size, need)), false) = (mem, covered) {
             self.address(i, &map, true)?;
             self.check(size, need, k)?;
             if let Some(align) = alignment(i) {
@@ -1928,14 +2210,35 @@ impl<'m> Emitter<'m> {
         let loads = if push { used.clone() } else { vec![RSP] };
         let map = self.plan(&used, &loads, &used, &used)?;
         let (sp, reg) = (map.host[RSP], map.host[g]);
-        self.sync_flags(self.live[k as usize])?;
+        let access = self.plan_access(k);
+        if !matches!(access, Access::Covered(..)) {
+            self.sync_flags(self.live[k as usize])?;
+        }
         self.bind(&map)?;
         let mov = |dst, src| Instruction::with2(Code::Mov_r64_rm64, dst, src).map_err(Into::into);
         let lea = |d: i64| {
             Instruction::with2(Code::Lea_r64_m, ADDR, MemoryOperand::with_base_displ(sp, d)).map_err(Into::into)
         };
         let at = MemoryOperand::with_base_index(BASE, ADDR);
-        if push {
+        if let Access::Start(_, _, group) = access {
+            self.group_check(k, sp, group)?;
+        }
+        let groups = self.groups.clone();
+        if let Access::Covered(..) | Access::Start(..) = access {
+            // The group covers `[rsp - 8]` (`push`) or `[rsp]` (`pop`): the access at
+            // `rsp` (no `ADDR`), then `rsp` moved, without touching the flags.
+            let move_sp = |d: i64| {
+                Instruction::with2(Code::Lea_r64_m, sp, MemoryOperand::with_base_displ(sp, d)).map_err(Into::into)
+            };
+            if push {
+                let at = grouped_operand(sp, -8);
+                self.add(Instruction::with2(Code::Mov_rm64_r64, at, reg).map_err(Into::into))?;
+                self.add(move_sp(-8))?;
+            } else {
+                self.add(Instruction::with2(Code::Mov_r64_rm64, reg, grouped_operand(sp, 0)).map_err(Into::into))?;
+                self.add(move_sp(8))?;
+            }
+        } else if push {
             self.add(lea(-8))?;
             self.check(8, Need::Write, k)?;
             self.add(Instruction::with2(Code::Mov_rm64_r64, at, reg).map_err(Into::into))?;
@@ -1949,6 +2252,15 @@ impl<'m> Emitter<'m> {
             self.add(Instruction::with2(Code::Mov_r64_rm64, reg, at).map_err(Into::into))?;
         }
         self.wrote(&map);
+        // `wrote` dropped the groups of `rsp` and of the register (written as far as the
+        // cache knows): `push` changes neither but `rsp` by -8, `pop` its register and
+        // `rsp` by +8 (`pop rsp` both, whatever it loads).
+        let step = if push { -8 } else { 8 };
+        self.groups = groups
+            .into_iter()
+            .filter(|gr| push || gr.g != g)
+            .map(|gr| if gr.g == RSP { Group { delta: gr.delta + step, ..gr } } else { gr })
+            .collect();
         Ok(())
     }
 
