@@ -1449,3 +1449,66 @@ fn grouped_accesses_fault_where_the_interpreter_faults() {
         assert!(out[0] == out[1], "case {n}: the tiers differ: {:?}", (&out[0].0, &out[1].0, out[0].1, out[1].1));
     }
 }
+
+/// A direct exit to a translated block jumps straight to its code (the translator links
+/// them); when that block is dropped the exit goes back to the lookup, so the new code
+/// runs, or the fault comes, as under the interpreter. `b`'s page is rewritten, then
+/// unmapped: that drops `b` and `a`, which looked at `b`'s code for its flags, not `p`,
+/// whose exit to `a` must then find `a`'s new translation.
+#[test]
+fn linked_exits_follow_their_target_when_it_is_dropped() {
+    // p (CODE): add rax, 1; jnz a; syscall (blocks end at conditional branches: the
+    // decoder follows unconditional jumps into their targets)
+    // a (CODE + 0x20): add rcx, 1; jnz b; syscall
+    // b (CODE + 0x1000): add rdx, imm8; dec r15; jnz p; syscall
+    let mut code = vec![0xcc; 0x1100];
+    let jnz = |from: u64, to: u64| {
+        let mut v = vec![0x0f, 0x85];
+        v.extend(((to as i64 - (from as i64 + 6)) as i32).to_le_bytes());
+        v
+    };
+    let (p, a, b) = (CODE, CODE + 0x20, CODE + 0x1000);
+    let mut put = |at: u64, bytes: &[u8]| {
+        let off = (at - CODE) as usize;
+        code[off..off + bytes.len()].copy_from_slice(bytes);
+    };
+    put(p, &[0x48, 0x83, 0xc0, 0x01]);
+    put(p + 4, &jnz(p + 4, a));
+    put(p + 10, &[0x0f, 0x05]);
+    put(a, &[0x48, 0x83, 0xc1, 0x01]);
+    put(a + 4, &jnz(a + 4, b));
+    put(a + 10, &[0x0f, 0x05]);
+    let tail = |imm: u8| {
+        let mut v = vec![0x48, 0x83, 0xc2, imm, 0x49, 0xff, 0xcf];
+        v.extend(jnz(b + 7, p));
+        v.extend([0x0f, 0x05]);
+        v
+    };
+    put(b, &tail(2));
+    let mut out = Vec::new();
+    for tier in [Tier::Interp, Tier::Jit] {
+        let mut s = space(&code, &[0; 0x2000]);
+        let mut cpu = Cpu::new();
+        cpu.tier = tier;
+        let run = |cpu: &mut Cpu, s: &mut AddressSpace| {
+            cpu.rip = CODE;
+            cpu.gpr[15] = 1000;
+            let exit = cpu.run(s, 1 << 20);
+            (format!("{exit:?}"), cpu.gpr[0], cpu.gpr[1], cpu.gpr[2], cpu.icount, cpu.rip)
+        };
+        let first = run(&mut cpu, &mut s);
+        if tier == Tier::Jit {
+            let st = s.jit_stats();
+            assert!(st.blocks_translated >= 3 && st.entries < 20, "{st:?}");
+        }
+        s.mem.write_raw(GuestAddress(b), &tail(5)).unwrap();
+        let second = run(&mut cpu, &mut s);
+        s.mem.unmap(GuestAddress(b), 0x1000).unwrap();
+        let third = run(&mut cpu, &mut s);
+        out.push((first, second, third));
+    }
+    assert_eq!(out[0], out[1]);
+    let (_, second, third) = &out[1];
+    assert_eq!((second.1, second.3), (2000, 7000), "{second:?}");
+    assert!(third.0.contains("PageFault") && third.5 == b, "{third:?}");
+}

@@ -1037,9 +1037,18 @@ fn encode(instrs: &[Instruction], ip: u64, memo: &mut Memo) -> Option<(Vec<u8>, 
     Some((code, at))
 }
 
-/// Translates the longest prefix of `block` the emitter covers, for host address `ip`:
-/// the code and how many instructions it covers; `None` when it covers not even the
-/// first instruction.
+/// A block's code (see `translate`).
+pub(super) struct Translation {
+    pub code: Vec<u8>,
+    /// How many of the block's instructions it covers.
+    pub covers: u32,
+    /// Its direct exits: (offset of the `mov rax, target` that starts the exit's lookup,
+    /// which `Jit::link` may overwrite with a `jmp` to the target's code; target).
+    pub sites: Vec<(u32, u64)>,
+}
+
+/// Translates the longest prefix of `block` the emitter covers, for host address `ip`;
+/// `None` when it covers not even the first instruction.
 pub(super) fn translate(
     block: &Block,
     model: CpuModel,
@@ -1047,7 +1056,7 @@ pub(super) fn translate(
     stubs: Stubs,
     table: u64,
     memo: &mut Memo,
-) -> Option<(Vec<u8>, u32)> {
+) -> Option<Translation> {
     let n = block.ops.len();
     let ips: Vec<u64> = block.ops.iter().map(|op| op.insn.ip()).chain([block.end]).collect();
     let (undefined_read, live) = flag_liveness(block);
@@ -1083,7 +1092,18 @@ pub(super) fn translate(
     e.a.set_label(&mut bail).ok()?;
     e.mov_imm(Register::RAX, block.start).ok()?;
     e.a.jmp(stubs.leave).ok()?;
-    Some((encode(e.a.instructions(), ip, e.memo)?.0, covers as u32))
+    let instrs = e.a.instructions();
+    let (code, at) = encode(instrs, ip, e.memo)?;
+    let mut sites = Vec::with_capacity(e.sites.len());
+    for &(n, target) in &e.sites {
+        let off = *at.get(instrs.get(n)?.ip() as usize).filter(|&&o| o != u32::MAX)?;
+        // `mov rax, imm64`, which a link overwrites with a `jmp rel32`.
+        if code.get(off as usize..off as usize + 2)? != [0x48, 0xb8] {
+            return None;
+        }
+        sites.push((off, target));
+    }
+    Some(Translation { code, covers: covers as u32, sites })
 }
 
 struct Emitter<'m> {
@@ -1127,6 +1147,8 @@ struct Emitter<'m> {
     steps: Vec<Step>,
     /// Ranges of guest memory checked at once (`group`), still valid.
     groups: Vec<Group>,
+    /// Direct exits: (index in `a` of the `mov rax, target` starting the lookup, target).
+    sites: Vec<(usize, u64)>,
 }
 
 /// The memory access of a guest instruction, as far as `group` looks ahead.
@@ -1396,6 +1418,7 @@ impl<'m> Emitter<'m> {
             table,
             steps,
             groups: Vec::new(),
+            sites: Vec::new(),
         })
     }
 
@@ -2520,7 +2543,12 @@ impl<'m> Emitter<'m> {
             return Ok(());
         };
         // `chain`'s lookup, with the set known: on through the matching slot's `jmp`.
+        // Its first instruction, `mov rax, t`, is where `Jit::link` writes a `jmp` to the
+        // target's translation while there is one.
         self.a.sub(r14, done as i32)?;
+        let mut site = self.a.create_label();
+        self.a.set_label(&mut site)?;
+        self.sites.push((self.a.instructions().len(), t));
         self.mov_imm(Register::RAX, t)?;
         self.mov_imm(Register::RCX, self.table + (super::set(t) * super::SET_BYTES) as u64)?;
         for w in 0..super::WAYS {

@@ -205,6 +205,7 @@
 mod emit;
 
 use std::cell::Cell;
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use memmap2::{Mmap, MmapMut};
@@ -424,6 +425,12 @@ pub(crate) struct Jit {
     pub stats: JitStats,
     /// Host instructions already encoded (kept across arenas: they encode the same anywhere).
     memo: emit::Memo,
+    /// The translated blocks of the current arena still linked (not dropped): guest
+    /// address to host entry. Direct exits to them jump there (`link`).
+    linked: HashMap<u64, usize>,
+    /// The direct exits of the translations in the current arena, by guest target: host
+    /// addresses of their `mov rax, target` (see `emit::Translation::sites`).
+    sites: HashMap<u64, Vec<usize>>,
 }
 
 impl Jit {
@@ -439,6 +446,8 @@ impl Jit {
             hot: HOT,
             stats: JitStats::default(),
             memo: emit::Memo::default(),
+            linked: HashMap::new(),
+            sites: HashMap::new(),
         }
     }
 
@@ -466,6 +475,8 @@ impl Jit {
         self.gen = self.gen.wrapping_add(1);
         self.used = self.first;
         self.clear_table();
+        self.linked.clear();
+        self.sites.clear();
     }
 
     fn clear_table(&mut self) {
@@ -493,6 +504,13 @@ impl Jit {
             if let Some(Set(ways)) = self.table.get_mut(set(rip)) {
                 for w in ways.iter_mut().filter(|w| w.rip == rip) {
                     *w = empty(set(rip));
+                }
+            }
+            // The direct exits to it take the lookup again (which now misses).
+            if self.linked.remove(&rip).is_some() {
+                let t = rip.to_le_bytes();
+                for at in self.sites.get(&rip).cloned().unwrap_or_default() {
+                    self.patch(at, [0x48, 0xb8, t[0], t[1], t[2]]);
                 }
             }
         }
@@ -558,26 +576,82 @@ impl Jit {
         for _ in 0..2 {
             let ip = self.cursor()?;
             let table = self.table.as_ptr() as u64;
-            let Some((code, covers)) = emit::translate(block, cpu.model, ip as u64, self.stubs?, table, &mut self.memo)
-            else {
+            let Some(t) = emit::translate(block, cpu.model, ip as u64, self.stubs?, table, &mut self.memo) else {
                 self.stats.blocks_refused += 1;
                 break;
             };
+            let (code, covers) = (&t.code, t.covers);
             if self.used + code.len() > ARENA {
                 // Full: drop every translation (their blocks see a stale generation).
                 self.forget();
                 continue;
             }
-            self.install(&code)?;
+            self.install(code)?;
             self.stats.blocks_translated += 1;
             self.stats.code_bytes += code.len() as u64;
             block.jit.code.set(Some((ip, self.gen)));
             block.jit.covers.set(covers);
+            self.link(block.start, ip, &t.sites);
             result = Some(ip);
             break;
         }
         self.stats.time_translating += t0.elapsed();
         result
+    }
+
+    /// Links the translation at `entry` of the block at guest address `rip`, whose direct
+    /// exits are `sites` (offsets from `entry`, targets): each exit to a linked block, this
+    /// one included, and each exit of an earlier translation to `rip` jumps straight to
+    /// the target's code, skipping the table's lookup (the target's code checks the
+    /// budget as after a lookup). `unlink` puts the lookup back when the target is
+    /// dropped; its own exits die with the arena's generation.
+    fn link(&mut self, rip: u64, entry: usize, sites: &[(u32, u64)]) {
+        self.linked.insert(rip, entry);
+        for &(off, target) in sites {
+            self.sites.entry(target).or_default().push(entry + off as usize);
+        }
+        let mut jumps: Vec<(usize, usize)> = sites
+            .iter()
+            .filter(|s| s.1 != rip)
+            .filter_map(|&(off, target)| Some((entry + off as usize, *self.linked.get(&target)?)))
+            .collect();
+        jumps.extend(self.sites.get(&rip).into_iter().flatten().map(|&at| (at, entry)));
+        for (at, to) in jumps {
+            // `jmp rel32` (the arena is 16 MiB: always in reach).
+            let rel = (to as i64 - (at as i64 + 5)) as i32;
+            let r = rel.to_le_bytes();
+            if self.patch(at, [0xe9, r[0], r[1], r[2], r[3]]).is_none() {
+                return;
+            }
+        }
+    }
+
+    /// Writes 5 bytes of code at host address `at` (a direct exit's `mov rax, target`):
+    /// the pages they are on are writable (not executable) meanwhile, as in `install`.
+    /// If the protection cannot be changed, every translation is dropped.
+    fn patch(&mut self, at: usize, bytes: [u8; 5]) -> Option<()> {
+        let Arena::Executable(m) = &self.arena else { return None };
+        let base = m.as_ptr().cast_mut();
+        let off = at.checked_sub(base as usize).filter(|&o| o + bytes.len() <= self.used)?;
+        let first_page = off & !(PAGE - 1);
+        let pages = (off + bytes.len()).next_multiple_of(PAGE) - first_page;
+        // SAFETY: `first_page..first_page + pages` lies within the arena (`off + 5 <= used
+        // <= ARENA`, a multiple of the page size); no translated code runs meanwhile (this
+        // thread is in the run loop); the write targets `off..off + 5`, inside it.
+        let ok = unsafe {
+            let pages_start = base.add(first_page).cast();
+            libc::mprotect(pages_start, pages, libc::PROT_READ | libc::PROT_WRITE) == 0 && {
+                std::ptr::copy_nonoverlapping(bytes.as_ptr(), base.add(off), bytes.len());
+                libc::mprotect(pages_start, pages, libc::PROT_READ | libc::PROT_EXEC) == 0
+            }
+        };
+        if !ok {
+            // Code may be half patched or not executable: none of it runs again.
+            self.forget();
+            self.arena = Arena::Empty;
+            return None;
+        }
+        Some(())
     }
 
     /// The host address the next translation goes to.
@@ -589,6 +663,8 @@ impl Jit {
             self.stubs = None;
             self.table = new_table();
             self.filled = Some(Vec::new());
+            self.linked.clear();
+            self.sites.clear();
             let m = MmapMut::map_anon(ARENA).ok()?;
             let (code, stubs) = emit::stubs(m.as_ptr() as u64, self.table.as_ptr() as u64)?;
             self.arena = Arena::Executable(m.make_exec().ok()?);
