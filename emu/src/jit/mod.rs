@@ -67,10 +67,15 @@
 //!   time in the run loop and the code cache's lookup; with two slots per set, two sets
 //!   of three hot blocks each still did 590,000 times, 6 per round, against fewer than
 //!   16,400 with four slots in half as many sets, most of them the ends of the
-//!   scheduler's time slices.) The run loop (re)enters a
+//!   scheduler's time slices.) Once the target is translated, a direct exit is linked:
+//!   `Jit::link` overwrites the first instruction of its lookup (`mov rax, target`)
+//!   with a `jmp` to the target's code (the page writable, not executable, meanwhile),
+//!   whose entry checks the budget as after a lookup. The run loop (re)enters a
 //!   block's table entry each time it runs it; the code cache reports every block it
-//!   drops (`CodeCache::dropped`) and `Jit::unlink` empties its entry before any
-//!   translated code runs again, so code never jumps to a dropped block's translation.
+//!   drops (`CodeCache::dropped`) and `Jit::unlink` empties its entry and writes the
+//!   `mov` back at every exit linked to it before any translated code runs again, so
+//!   code never jumps to a dropped block's translation (a block is dropped with the
+//!   blocks that peeked at its page for liveness, not with those that jump to them).
 //!   Nothing else happens between blocks in the run loop that chaining skips: guest
 //!   writes to pages holding decoded code never complete in re-encoded code (the access
 //!   check sends them to the interpreter), and translated code leaves at once after an
@@ -86,7 +91,19 @@
 //!   interpreter's own paths. What keeps the guest inside its space is that check: a host
 //!   access is made only at `base + addr` with `addr + size <= limit`, inside the data
 //!   mapping (the guard zone after it stays as a second line); instructions run through
-//!   `run_op` access memory through `Memory`'s own checked paths.
+//!   `run_op` access memory through `Memory`'s own checked paths. Accesses of one block
+//!   at one guest register plus displacements (its pushes and pops at `rsp` too, which
+//!   move it by known amounts) are checked once, at the first of them, as one range of
+//!   at most a page (`Emitter::plan_access`, `group_check`): the limit, then the
+//!   permission bytes of the pages of its first and last bytes, for every access the
+//!   group makes (reads, writes); the others then access `base + register +
+//!   displacement` unchecked. A group ends where its register changes otherwise, and
+//!   at anything but re-encoded instructions and pushes and pops (`run_op` calls,
+//!   branches...); within a block nothing narrows a page's permissions (system calls
+//!   and code-cache builds end it), so each access is still allowed by the table when
+//!   it is made. A failed group check leaves before the group's first access, and the
+//!   interpreter makes each of them on its own (crossing a page between two allowed
+//!   ones is allowed: the host's access reads and writes the same bytes).
 //! - Coverage: besides re-encoded instructions, the emitter writes its own code for those
 //!   whose interpreter semantics the host instruction does not give by itself: `bsf`/`bsr`
 //!   (destination kept and other flags kept on a zero source, flags cleared otherwise),
@@ -189,16 +206,30 @@
 //! register offset, which the same counter found 54.0 million times per run of the awk
 //! loop (all but 39 of what it handed `run_op`) and 0.9 million of the shell loop.
 //!
+//! Step G (the `gzip | gunzip | md5sum` row, the one where qemu-x86_64 was ahead):
+//! profiled, `gzip` spent 95 % of its samples in translated code, 36 % of them in
+//! access checks, 27 % in block exits, the chaining stub and entries; with no checks
+//! at all (an unsafe experiment) it took 27 % less CPU, `gunzip` 43 % less. Group
+//! checks, then linked direct exits, took `gzip` from 1.73-1.85 s of CPU to 1.50-1.56
+//! s, `gunzip` from 0.70-0.72 s to 0.49-0.54 s (qemu-x86_64: 1.49 s and 0.49 s);
+//! storing flags with `lahf` instead of `pushf` changed nothing measurable. Warden
+//! runs the three programs of the pipeline on one host thread, qemu-x86_64 and the
+//! native run on both cores: see `benches/compare/RESULTS.md`.
+//!
 //! Not done yet (see issue 17): VEX masked moves, gathers and `vzeroall`, F16C, VEX
-//! AES-NI, `rep` string instructions other than forward `stos`/`movs` (all through
-//! `run_op`); patched direct
-//! jumps (a direct exit still compares its target with the table's slots and jumps
-//! through one); a return-address prediction (host `call`/`ret` pairs; returns share
-//! `chain`'s indirect jump; a copy of `chain`'s lookup at each indirect exit, so that
-//! the host predicts each `jmp` apart, measured no faster on the shell loop, 1.01-1.03 s
-//! of CPU against 0.98-1.03 s, and was not kept); fewer instructions per access check
-//! (about a third of the shell loop's samples in translated code), and loading all
-//! the guest's flags without `popf` (where more than CF or one flag is needed);
+//! AES-NI, `rep` string instructions other than forward `stos`/`movs`, shifts by `cl`
+//! whose undefined flags may be read (`gunzip`: 1.03 million per run at one site,
+//! before a `call`) (all through `run_op`); a return-address prediction (host
+//! `call`/`ret` pairs; returns share `chain`'s indirect jump; a copy of `chain`'s
+//! lookup at each indirect exit, so that the host predicts each `jmp` apart, measured
+//! no faster on the shell loop, 1.01-1.03 s of CPU against 0.98-1.03 s, and was not
+//! kept; nor a cache of the last target at each indirect exit, which took `gzip`'s
+//! lookups in `chain` from 49.7 to 6.4 million but its CPU time by 1 % at most); fewer
+//! checks for indexed accesses (each checked alone) and fewer instructions per check
+//! (an out-of-line page-crossing test for aligned accesses gained 1 % on `gzip`, not
+//! kept); guest registers kept in host registers across linked blocks (loads and
+//! stores at block edges: 10 % of `gzip`'s samples); loading all the guest's flags
+//! without `popf` (where more than CF or one flag is needed);
 //! a code-size limit with eviction other than flushing; a threshold other than 16
 //! executions for short-lived guests; dynasm-rs or Cranelift (not measured).
 
