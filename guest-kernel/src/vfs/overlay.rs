@@ -411,7 +411,8 @@ impl Tree {
         pos: u64,
         data: Option<&[u8]>,
     ) -> Result<(), Errno> {
-        if self.overlay.is_none() || !self.linked(ino) {
+        // Writing nothing changed nothing (no copy-up either).
+        if self.overlay.is_none() || !self.linked(ino) || data.is_some_and(<[u8]>::is_empty) {
             return Ok(());
         }
         self.with_overlay("write", names, |ov, tree| {
@@ -420,7 +421,18 @@ impl Tree {
                 _ => return Err(Errno(EIO)),
             };
             match (ov.files.get(&ino), data) {
-                (Some(file), Some(data)) => pwrite_all(file, pos, data),
+                (Some(file), Some(data)) => {
+                    pwrite_all(file, pos, data)?;
+                    // The host copy grows only by what is written: the tree's file must
+                    // have grown no further (a write of nothing past the end once did).
+                    debug_assert_eq!(
+                        file.metadata().map(|m| m.len()).ok(),
+                        Some(contents.len() as u64),
+                        "overlay copy of {} out of step with the tree",
+                        show(names)
+                    );
+                    Ok(())
+                }
                 (Some(file), None) => {
                     file.set_len(contents.len() as u64).map_err(|e| host::errno_of(&e))?;
                     pwrite_all(file, 0, contents)

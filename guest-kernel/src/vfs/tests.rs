@@ -1279,6 +1279,43 @@ fn overlay_keeps_links_and_renamed_files() {
     assert_eq!(err(again.lstat_path(b"/etc/rel")), ENOENT);
 }
 
+/// Every way a file grows without its bytes all being written (a truncate up, a write past
+/// the end, a write of nothing past the end) leaves on reload the file the guest saw, in a
+/// new file and a copied-up lower one. A write of nothing past the end once extended the
+/// guest's file with zeroes the overlay never got (fuzz crasher
+/// `zero-length-write-past-the-end-grew-the-file-not-the-overlay`: forked processes sharing
+/// a description, one seeking far past the end and another writing zero bytes).
+#[test]
+fn overlay_keeps_files_grown_without_bytes_written() {
+    let t = TempDir::new("ovgrow");
+    let ov = t.path.join("ov");
+    let v = vfs();
+    v.attach_overlay(&ov).expect("overlay");
+    let size = |f: &FileRef| f.borrow().stat().expect("stat").st_size;
+    for path in ["/new", "/etc/motd"] {
+        let f = open(&v, path, O_CREAT | O_RDWR | 0o644).expect("open");
+        assert_eq!(f.borrow_mut().truncate(100), Ok(()), "{path}: truncate up");
+        assert_eq!(f.borrow_mut().seek(300, SEEK_SET), Ok(300));
+        assert_eq!(write(&f, b"x"), Ok(1), "{path}: write past the end");
+        assert_eq!(f.borrow_mut().seek(5000, SEEK_SET), Ok(5000));
+        assert_eq!(write(&f, b""), Ok(0), "{path}: write nothing past the end");
+        assert_eq!(size(&f), 301, "{path}: writing nothing changes nothing");
+    }
+    // A lower file's first change is a write of nothing past the end: no copy-up either.
+    let f = open(&v, "/bin/hello", O_RDWR).expect("open");
+    assert_eq!(f.borrow_mut().seek(5000, SEEK_SET), Ok(5000));
+    assert_eq!(write(&f, b""), Ok(0));
+    assert_eq!(size(&f), 14);
+    assert!(!ov.join("bin/hello").exists(), "nothing written, nothing copied up");
+    let again = vfs();
+    again.attach_overlay(&ov).expect("overlay");
+    for path in ["/new", "/etc/motd", "/bin/hello"] {
+        let before = cat(&v, path).expect("before");
+        assert_eq!(cat(&again, path).expect("after reload").len(), before.len(), "{path}");
+        assert_eq!(cat(&again, path), Ok(before), "{path}");
+    }
+}
+
 /// The target of the symlink at `path`, or the errno.
 fn target_of(v: &Vfs, path: &str) -> Result<Vec<u8>, Errno> {
     Ok(read_all(&open(v, path, O_RDONLY | O_SYMLINK)?))

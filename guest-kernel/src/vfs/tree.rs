@@ -651,8 +651,14 @@ impl Tree {
         self.link(parent, name, ino)
     }
 
-    /// Writes a regular file at `pos` (zero-filling any gap).
+    /// Writes a regular file at `pos` (zero-filling any gap). Writing nothing changes nothing,
+    /// wherever `pos` is (as on Linux: a zero-length write past the end does not extend the
+    /// file; it once did here, and the overlay, writing the same nothing at `pos`, lost the
+    /// zeroes on reload).
     pub fn write_file(&mut self, ino: Ino, pos: u64, data: &[u8], host: Option<&fs::File>) -> Result<usize, Errno> {
+        if data.is_empty() {
+            return Ok(0);
+        }
         let end = pos.checked_add(data.len() as u64).ok_or(errno(EFBIG))?;
         if end > MAX_FILE_SIZE {
             return Err(errno(EFBIG));
