@@ -211,15 +211,17 @@
 //! access checks, 27 % in block exits, the chaining stub and entries; with no checks
 //! at all (an unsafe experiment) it took 27 % less CPU, `gunzip` 43 % less. Group
 //! checks, then linked direct exits, took `gzip` from 1.73-1.85 s of CPU to 1.50-1.56
-//! s, `gunzip` from 0.70-0.72 s to 0.49-0.54 s (qemu-x86_64: 1.49 s and 0.49 s);
+//! s, `gunzip` from 0.70-0.72 s to 0.49-0.54 s (qemu-x86_64: 1.49 s and 0.49 s),
+//! 0.47-0.48 s once shifts of registers whose undefined flags may be read ran
+//! translated (`Emitter::shift_as_interpreter`: 1.03 million `run_op` calls per run);
 //! storing flags with `lahf` instead of `pushf` changed nothing measurable. Warden
 //! runs the three programs of the pipeline on one host thread, qemu-x86_64 and the
 //! native run on both cores: see `benches/compare/RESULTS.md`.
 //!
 //! Not done yet (see issue 17): VEX masked moves, gathers and `vzeroall`, F16C, VEX
-//! AES-NI, `rep` string instructions other than forward `stos`/`movs`, shifts by `cl`
-//! whose undefined flags may be read (`gunzip`: 1.03 million per run at one site,
-//! before a `call`) (all through `run_op`); a return-address prediction (host
+//! AES-NI, `rep` string instructions other than forward `stos`/`movs`, shifts of
+//! memory or 8- and 16-bit registers whose undefined flags may be read, rotates (all
+//! through `run_op`); a return-address prediction (host
 //! `call`/`ret` pairs; returns share `chain`'s indirect jump; a copy of `chain`'s
 //! lookup at each indirect exit, so that the host predicts each `jmp` apart, measured
 //! no faster on the shell loop, 1.01-1.03 s of CPU against 0.98-1.03 s, and was not
