@@ -1525,7 +1525,8 @@ fn shifts_whose_undefined_flags_are_read_match_the_interpreter() {
     a.set_label(&mut top).unwrap();
     a.mov(ecx, r15d).unwrap();
     a.and(ecx, 0x47).unwrap();
-    let shifts: [fn(&mut CodeAssembler) -> Result<(), iced_x86::IcedError>; 8] = [
+    type Emit = fn(&mut CodeAssembler) -> Result<(), iced_x86::IcedError>;
+    let shifts: [Emit; 8] = [
         |a| a.shr(esi, cl),
         |a| a.shl(rdi, cl),
         |a| a.sar(edx, cl),
