@@ -487,8 +487,10 @@ impl Kernel {
 const SS_AUTODISARM: u32 = 1 << 31;
 
 /// True if `rsp` is on the alternate stack `(sp, size, flags)` (never with SS_AUTODISARM).
+/// As Linux's `on_sig_stack`, by difference: a stack the guest placed at the top of the
+/// address space (`sp + size` past `u64::MAX`) is no overflow.
 fn on_altstack((sp, size, flags): (u64, u64, u32), rsp: u64) -> bool {
-    flags & SS_AUTODISARM == 0 && size != 0 && rsp > sp && rsp <= sp + size
+    flags & SS_AUTODISARM == 0 && size != 0 && rsp > sp && rsp - sp <= size
 }
 
 /// Sets the alternate stack of a thread whose stack pointer is `rsp` to `(sp, flags,
@@ -549,4 +551,22 @@ pub(super) fn pause(k: &mut Kernel, tid: Pid, _: &Call) -> SysResult {
 pub(super) fn sigaltstack(k: &mut Kernel, tid: Pid, c: &Call) -> SysResult {
     let new = c.input(0).map(|b| (le64(b, 0), abi::le32(b, 8), le64(b, 16)));
     k.lx_sigaltstack(tid, new, c.args[1])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_altstack_at_the_top_of_the_address_space_does_not_overflow() {
+        // Found by the linux_syscalls fuzz target: `sp + size` overflowed (a debug-build panic).
+        let top = (u64::MAX - 0x1000, u64::MAX, 0);
+        assert!(on_altstack(top, u64::MAX));
+        assert!(!on_altstack(top, u64::MAX - 0x1000));
+        let stack = (0x1000, 0x2000, 0);
+        assert!(on_altstack(stack, 0x3000));
+        assert!(!on_altstack(stack, 0x3001));
+        assert!(!on_altstack(stack, 0x1000));
+        assert!(!on_altstack((0x1000, 0x2000, SS_AUTODISARM), 0x2000));
+    }
 }
