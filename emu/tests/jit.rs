@@ -1450,6 +1450,91 @@ fn grouped_accesses_fault_where_the_interpreter_faults() {
     }
 }
 
+/// Accesses at one base and one index register plus displacements are checked as one
+/// range (a group keyed by both registers and the scale), aligned ones join a group and
+/// test their own alignment, and an access across a page edge between two pages that
+/// allow it runs translated: each faults (or raises #GP) where the interpreter does,
+/// with the same registers and memory. A group ends where its base or index changes
+/// (`add rcx`: the write after it, outside the old range, is checked again) and, for
+/// `rsp` with an index, at a `push`.
+#[test]
+fn indexed_aligned_and_crossing_accesses_fault_where_the_interpreter_faults() {
+    use iced_x86::code_asm::*;
+    let mut a = CodeAssembler::new(64).unwrap();
+    let mut top = a.create_label();
+    a.set_label(&mut top).unwrap();
+    a.mov(rax, qword_ptr(rbx + rcx * 4)).unwrap();
+    a.add(rax, qword_ptr(rbx + rcx * 4 + 8)).unwrap();
+    a.mov(dword_ptr(rbx + rcx * 4 + 0x10), eax).unwrap();
+    a.movdqa(xmm0, xmmword_ptr(rsi + rdx + 0x20)).unwrap();
+    a.movdqu(xmm1, xmmword_ptr(rsi + rdx)).unwrap();
+    a.pxor(xmm0, xmm1).unwrap();
+    a.movdqa(xmmword_ptr(rsi + rdx + 0x40), xmm0).unwrap();
+    a.mov(r8, qword_ptr(rdi + 0xffc)).unwrap();
+    a.mov(dword_ptr(rbp + 0xffd), r8d).unwrap();
+    a.add(rcx, 0x10).unwrap();
+    a.mov(dword_ptr(rbx + rcx * 4), r8d).unwrap();
+    a.mov(r9, qword_ptr(rsp + r11 + 8)).unwrap();
+    a.push(r9).unwrap();
+    a.mov(r10, qword_ptr(rsp + r11 + 8)).unwrap();
+    a.pop(r9).unwrap();
+    a.dec(r15).unwrap();
+    a.jne(top).unwrap();
+    a.syscall().unwrap();
+    let code = a.assemble(CODE).unwrap();
+    let limit = 1u64 << 24;
+    // Register (number, value) pairs over the defaults: none (reads across DATA's edge
+    // into the read-only page and writes across the edge between the two data pages, no
+    // fault); the indexed write past the old group's range into the read-only page;
+    // `movdqa` misaligned; a write across the edge into the read-only page; a read
+    // across the edge into the hole; the read at `rsp` and the index after the `push`
+    // below the data; an index that wraps the address around below the data; a base
+    // past the limit.
+    let cases: [&[(usize, u64)]; 8] = [
+        &[],
+        &[(3, RO - 0x20)],
+        &[(2, 0x18)],
+        &[(5, DATA + 0x1000)],
+        &[(7, RO)],
+        &[(4, DATA + 8), (11, -16i64 as u64)],
+        &[(1, (1 << 62) - 0x100)],
+        &[(3, limit - 8)],
+    ];
+    for (n, regs) in cases.iter().enumerate() {
+        let mut out = Vec::new();
+        for tier in [Tier::Interp, Tier::Jit] {
+            let data: Vec<u8> = (0..0x2000u32).map(|k| (k * 11 + 7) as u8).collect();
+            let mut s = space(&code, &data);
+            s.set_jit_threshold(0);
+            let mut cpu = Cpu::new();
+            cpu.tier = tier;
+            cpu.rip = CODE;
+            for (g, v) in [(3, DATA + 0x100), (1, 0), (6, DATA + 0x800), (2, 0x10), (7, DATA + 0x1000)] {
+                cpu.gpr[g] = v;
+            }
+            for (g, v) in [(5, DATA), (4, DATA + 0x1c00), (11, 0), (15, 20)] {
+                cpu.gpr[g] = v;
+            }
+            for &(g, v) in regs.iter() {
+                cpu.gpr[g] = v;
+            }
+            random_vectors(&mut cpu, n as u64);
+            let exit = cpu.run(&mut s, 1 << 20);
+            if n == 0 {
+                assert!(matches!(exit, Exit::Syscall(_)), "{tier}: {exit:?}");
+                if tier == Tier::Jit {
+                    let st = s.jit_stats();
+                    assert!(st.blocks_translated >= 1 && st.early_exits == 0 && st.handled == 0, "{st:?}");
+                }
+            } else {
+                assert!(!matches!(exit, Exit::Syscall(_) | Exit::BudgetExhausted), "case {n}, {tier}: {exit:?}");
+            }
+            out.push((format!("{exit:?}"), state(&cpu), dump(&s)));
+        }
+        assert!(out[0] == out[1], "case {n}: the tiers differ: {:?}", (&out[0].0, &out[1].0, out[0].1, out[1].1));
+    }
+}
+
 /// A direct exit to a translated block jumps straight to its code (the translator links
 /// them); when that block is dropped the exit goes back to the lookup, so the new code
 /// runs, or the fault comes, as under the interpreter. `b`'s page is rewritten, then

@@ -663,7 +663,8 @@ fn steps(block: &Block) -> Vec<Step> {
                     st.writes = 1 << RSP;
                     return st;
                 }
-                st.access = Some((RSP, if push { -8 } else { 0 }, 8, if push { Need::Write } else { Need::Read }));
+                let need = if push { Need::Write } else { Need::Read };
+                st.access = Some((Key::reg(RSP), if push { -8 } else { 0 }, 8, need));
                 st.stack = if push { -8 } else { 8 };
                 if !push {
                     st.writes = 1 << r;
@@ -689,32 +690,60 @@ fn steps(block: &Block) -> Vec<Step> {
 }
 
 /// The access of `i` as `Step::access` has it, if `group` may cover it.
-fn group_access(i: &Instruction, used: &[iced_x86::UsedMemory]) -> Option<(usize, i64, u64, Need)> {
+fn group_access(i: &Instruction, used: &[iced_x86::UsedMemory]) -> Option<(Key, i64, u64, Need)> {
     let [m] = used else { return None };
-    let base = i.memory_base();
+    let (base, index) = (i.memory_base(), i.memory_index());
     let size = i.memory_size().size() as u64;
+    let disp = i.memory_displacement64() as i64;
     if i.mnemonic() == Mnemonic::Lea
         || !base.is_gpr64()
-        || i.memory_index() != Register::None
+        || !(index == Register::None || index.is_gpr64())
         || matches!(i.memory_segment(), Register::FS | Register::GS)
         || !matches!(size, 1 | 2 | 4 | 8 | 16 | 32)
-        || alignment(i).is_some()
+        // An aligned access joins a group when its alignment is its group address's
+        // (tested at the access, `Emitter::plain`).
+        || alignment(i).is_some_and(|a| disp.rem_euclid(a as i64) != 0)
         || (0..i.op_count()).filter(|&n| i.op_kind(n) == OpKind::Memory).count() != 1
     {
         return None;
     }
-    let disp = i.memory_displacement64() as i64;
     i32::try_from(disp).ok()?;
-    Some((base.number(), disp, size, Need::of(m.access())?))
+    let index = (index != Register::None).then(|| (index.number(), i.memory_index_scale()));
+    Some((Key { base: base.number(), index }, disp, size, Need::of(m.access())?))
 }
 
-/// How an access is checked (`Emitter::plan_access`): the group's register and the
-/// access's displacement.
+/// What a group's accesses are at (besides their displacements): guest register `base`,
+/// plus guest register `index` times its scale (1, 2, 4, 8) if any.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Key {
+    base: usize,
+    index: Option<(usize, u32)>,
+}
+
+impl Key {
+    fn reg(base: usize) -> Key {
+        Key { base, index: None }
+    }
+    /// The guest registers it depends on (bit per register number).
+    fn regs(self) -> u32 {
+        (1 << self.base) | self.index.map_or(0, |(x, _)| 1 << x)
+    }
+    fn uses(self, g: usize) -> bool {
+        self.regs() & (1 << g) != 0
+    }
+    /// `rsp` alone, which pushes and pops move by known amounts.
+    fn stack(self) -> bool {
+        self == Key::reg(RSP)
+    }
+}
+
+/// How an access is checked (`Emitter::plan_access`): the group's key and the access's
+/// displacement.
 #[derive(Clone, Copy)]
 enum Access {
     Alone,
-    Covered(usize, i64),
-    Start(usize, i64, Group),
+    Covered(Key, i64),
+    Start(Key, i64, Group),
 }
 
 /// The memory operand `[BASE + host + disp]` of an access a group checks.
@@ -1124,6 +1153,9 @@ struct Emitter<'m> {
     /// Where a failed access check goes: (label, instructions completed, the cached
     /// guest registers to store first, MXCSR to give back, `vzeroupper` to issue).
     fallbacks: Vec<(CodeLabel, u32, Dirty, bool, bool)>,
+    /// The out-of-line tests of accesses across a page edge (`check`): (label, where
+    /// to go back, access size, need, the check's failure label).
+    crossings: Vec<(CodeLabel, CodeLabel, u64, Need, CodeLabel)>,
     /// The guest register each host register of `POOL` holds (by host register number),
     /// kept across the block's instructions (see the `jit` note).
     cache: [Option<Cached>; 16],
@@ -1150,10 +1182,9 @@ struct Emitter<'m> {
 /// The memory access of a guest instruction, as far as `group` looks ahead.
 #[derive(Clone, Copy, Default)]
 struct Step {
-    /// An access at guest register `base` + `disp` (64-bit addressing, no index, no
-    /// fs/gs), `size` bytes, the way `plain` or `push_pop` would make it: (base, disp,
-    /// size, need).
-    access: Option<(usize, i64, u64, Need)>,
+    /// An access at `key` + `disp` (64-bit addressing, no fs/gs), `size` bytes, the way
+    /// `plain` or `push_pop` would make it: (key, disp, size, need).
+    access: Option<(Key, i64, u64, Need)>,
     /// `push` (-8) or `pop` (+8) of a register other than `rsp`: what it adds to `rsp`.
     stack: i64,
     /// Guest registers it writes (bit per register number), `rsp` not for `push`/`pop`.
@@ -1163,11 +1194,11 @@ struct Step {
 }
 
 /// Guest memory `[V + lo, V + hi)` checked for `read`/`write`, where `V` is the value
-/// guest register `g` had when it was checked and `g` now holds `V + delta` (`push`
-/// and `pop` move `rsp`).
+/// of `key`'s address when it was checked and it is now `V + delta` (`push` and `pop`
+/// move `rsp`).
 #[derive(Clone, Copy)]
 struct Group {
-    g: usize,
+    key: Key,
     delta: i64,
     lo: i64,
     hi: i64,
@@ -1414,6 +1445,7 @@ impl<'m> Emitter<'m> {
             table,
             steps,
             groups: Vec::new(),
+            crossings: Vec::new(),
             sites: Vec::new(),
         })
     }
@@ -1684,7 +1716,7 @@ impl<'m> Emitter<'m> {
 
     /// Marks the written registers of `map` as changed in their host registers.
     fn wrote(&mut self, map: &Map) {
-        self.groups.retain(|gr| !map.written.contains(&gr.g));
+        self.groups.retain(|gr| !map.written.iter().any(|&w| gr.key.uses(w)));
         for &g in &map.written {
             self.cache[map.host[g].number()] = Some(Cached { guest: g, dirty: true });
         }
@@ -1749,9 +1781,22 @@ impl<'m> Emitter<'m> {
     }
 
     /// Checks a `size`-byte access at guest address `ADDR`, as `Memory::try_read` /
-    /// `try_write` do; on failure leaves with `done` instructions completed, so the
-    /// interpreter runs the instruction (and faults, or takes its slow path).
+    /// `try_write` do, except that an access across a page edge is allowed when both
+    /// pages allow it (out of line: the host's access reads and writes the bytes the
+    /// interpreter's slow path would); on failure leaves with `done` instructions
+    /// completed, so the interpreter runs the instruction (and faults, or takes its slow
+    /// path).
     fn check(&mut self, size: u64, need: Need, done: u32) -> Emit {
+        self.check_access(size, need, done, true)
+    }
+
+    /// `check`, failing for an access across a page edge (`rep_string` counts the
+    /// elements left in the page).
+    fn check_in_page(&mut self, size: u64, need: Need, done: u32) -> Emit {
+        self.check_access(size, need, done, false)
+    }
+
+    fn check_access(&mut self, size: u64, need: Need, done: u32, across: bool) -> Emit {
         let fail = self.fallback(done);
         self.a.cmp(r15, qword_ptr(rsp + LIMIT))?;
         self.a.jae(fail)?;
@@ -1761,7 +1806,14 @@ impl<'m> Emitter<'m> {
             self.a.mov(ebp, iced_x86::code_asm::r15d)?;
             self.a.and(ebp, (PAGE_SIZE - 1) as i32)?;
             self.a.cmp(ebp, (PAGE_SIZE - size) as i32)?;
-            self.a.ja(fail)?;
+            if across {
+                let (edge, mut back) = (self.a.create_label(), self.a.create_label());
+                self.a.ja(edge)?;
+                self.crossings.push((edge, back, size, need, fail));
+                self.a.set_label(&mut back)?;
+            } else {
+                self.a.ja(fail)?;
+            }
         }
         self.a.mov(rbp, r15)?;
         self.a.shr(rbp, 12)?;
@@ -1798,31 +1850,31 @@ impl<'m> Emitter<'m> {
     /// earlier in the block (`Covered`), by one made now for it and the accesses after it
     /// at the same register (`Start`), or alone (`Alone`).
     fn plan_access(&self, k: u32) -> Access {
-        let Some((g, disp, size, need)) = self.steps[k as usize].access else { return Access::Alone };
+        let Some((key, disp, size, need)) = self.steps[k as usize].access else { return Access::Alone };
         let covered = self.groups.iter().any(|gr| {
             let off = gr.delta + disp;
-            gr.g == g
+            gr.key == key
                 && gr.lo <= off
                 && off + size as i64 <= gr.hi
                 && (gr.read || !need.reads())
                 && (gr.write || !need.writes())
         });
         if covered {
-            return Access::Covered(g, disp);
+            return Access::Covered(key, disp);
         }
         let st = &self.steps[k as usize];
-        if st.writes & (1 << g) != 0 {
+        if st.writes & key.regs() != 0 {
             return Access::Alone;
         }
         let (mut lo, mut hi) = (disp, disp + size as i64);
         let (mut read, mut write) = (need.reads(), need.writes());
         let mut members = 1;
-        let mut delta = if g == RSP { st.stack } else { 0 };
+        let mut delta = if key.stack() { st.stack } else { 0 };
         for st in &self.steps[k as usize + 1..] {
-            if !st.covered {
+            if !st.covered || (st.stack != 0 && key.uses(RSP) && !key.stack()) {
                 break;
             }
-            if let Some((_, d, s, n)) = st.access.filter(|a| a.0 == g) {
+            if let Some((_, d, s, n)) = st.access.filter(|a| a.0 == key) {
                 let (l, h) = (lo.min(delta + d), hi.max(delta + d + s as i64));
                 if h - l <= GROUP_SPAN {
                     (lo, hi) = (l, h);
@@ -1831,28 +1883,40 @@ impl<'m> Emitter<'m> {
                     members += 1;
                 }
             }
-            if g == RSP {
+            if key.stack() {
                 delta += st.stack;
             }
-            if st.writes & (1 << g) != 0 {
+            if st.writes & key.regs() != 0 {
                 break;
             }
         }
         if members < 2 {
             return Access::Alone;
         }
-        Access::Start(g, disp, Group { g, delta: 0, lo, hi, read, write })
+        Access::Start(key, disp, Group { key, delta: 0, lo, hi, read, write })
     }
 
-    /// Checks a group's range (see `Group`) at instruction `k`, guest register `g` in
-    /// host register `host`: as `check` does, for the pages of its first and its last
+    /// Computes the guest address `key + disp` into `ADDR` (`map` has the key's
+    /// registers in place).
+    fn key_address(&mut self, key: Key, disp: i64, map: &Map) -> Emit {
+        let base = map.reg(Register::RAX + key.base as u32)?;
+        let (index, scale) = match key.index {
+            Some((x, scale)) => (map.reg(Register::RAX + x as u32)?, scale),
+            None => (Register::None, 1),
+        };
+        let size = if i8::try_from(disp).is_ok() { 1 } else { 8 };
+        let m = MemoryOperand::new(base, index, scale, disp, size, false, Register::None);
+        self.add(Instruction::with2(Code::Lea_r64_m, ADDR, m).map_err(Into::into))
+    }
+
+    /// Checks a group's range (see `Group`) at instruction `k`, its key's registers in
+    /// place as `map` has them: as `check` does, for the pages of its first and its last
     /// byte (at most `GROUP_SPAN` apart: no page between); on failure leaves before `k`
     /// (the interpreter then runs every access of the group as its own).
-    fn group_check(&mut self, k: u32, host: Register, group: Group) -> Emit {
+    fn group_check(&mut self, k: u32, map: &Map, group: Group) -> Emit {
         let fail = self.fallback(k);
         let need = Need::from(group.read, group.write);
-        let lo = MemoryOperand::with_base_displ(host, group.lo);
-        self.add(Instruction::with2(Code::Lea_r64_m, ADDR, lo).map_err(Into::into))?;
+        self.key_address(group.key, group.lo, map)?;
         self.a.cmp(r15, qword_ptr(rsp + LIMIT))?;
         self.a.jae(fail)?;
         self.a.mov(rbp, r15)?;
@@ -1865,7 +1929,7 @@ impl<'m> Emitter<'m> {
         self.a.shr(rbp, 12)?;
         self.perm_test(need, fail)?;
         self.host_flags = false;
-        self.groups.retain(|gr| gr.g != group.g);
+        self.groups.retain(|gr| gr.key != group.key);
         self.groups.push(group);
         Ok(())
     }
@@ -2120,9 +2184,17 @@ impl<'m> Emitter<'m> {
         }
         let lea = i.mnemonic() == Mnemonic::Lea;
         let access = if mem.is_some() { self.plan_access(k) } else { Access::Alone };
-        if let Access::Covered(g, disp) | Access::Start(g, disp, _) = access {
+        // A grouped access at a register and a displacement is made there; one with an
+        // index (no third register in an address) or that must be aligned (tested) at
+        // `ADDR`, computed from the group's key.
+        let at_addr = |key: Key| key.index.is_some() || alignment(i).is_some();
+        let grouped = match access {
+            Access::Covered(key, disp) | Access::Start(key, disp, _) if !at_addr(key) => Some((key, disp)),
+            _ => None,
+        };
+        if let Some((key, disp)) = grouped {
             // At the group's register (which the group's check covers) and displacement.
-            let m = grouped_operand(map.reg(Register::RAX + g as u32)?, disp);
+            let m = grouped_operand(map.reg(Register::RAX + key.base as u32)?, disp);
             host.set_memory_base(m.base);
             host.set_memory_index(m.index);
             host.set_memory_index_scale(1);
@@ -2156,25 +2228,37 @@ impl<'m> Emitter<'m> {
 
         let fp = sse_fp(i) || avx_fp(i);
         let covered = matches!(access, Access::Covered(..));
-        if (mem.is_some() && !covered) || (fp && !self.fp) {
+        let align = alignment(i).filter(|_| mem.is_some());
+        if (mem.is_some() && (!covered || align.is_some())) || (fp && !self.fp) {
             self.sync_flags(self.live[k as usize])?;
         }
         if fp {
             self.fp_enter(k)?;
         }
         self.bind(&map)?;
-        if let Access::Start(g, _, group) = access {
-            self.group_check(k, map.reg(Register::RAX + g as u32)?, group)?;
-        } else if let (Some((size, need)), false) = (mem, covered) {
-            self.address(i, &map, true)?;
-            self.check(size, need, k)?;
-            if let Some(align) = alignment(i) {
-                let fail = self.fallback(k);
-                self.a.test(iced_x86::code_asm::r15b, align as i32 - 1)?;
-                self.a.jne(fail)?;
+        if let Access::Start(.., group) = access {
+            self.group_check(k, &map, group)?;
+        }
+        match access {
+            Access::Covered(key, disp) | Access::Start(key, disp, _) => {
+                if at_addr(key) {
+                    self.key_address(key, disp, &map)?;
+                }
             }
-        } else if lea {
-            self.address(i, &map, false)?;
+            Access::Alone => {
+                if let Some((size, need)) = mem {
+                    self.address(i, &map, true)?;
+                    self.check(size, need, k)?;
+                } else if lea {
+                    self.address(i, &map, false)?;
+                }
+            }
+        }
+        if let Some(align) = align {
+            let fail = self.fallback(k);
+            self.a.test(iced_x86::code_asm::r15b, align as i32 - 1)?;
+            self.a.jne(fail)?;
+            self.host_flags = false;
         }
         if needs == iced_x86::RflagsBits::CF && !self.host_flags {
             self.load_cf()?;
@@ -2231,7 +2315,7 @@ impl<'m> Emitter<'m> {
         };
         let at = MemoryOperand::with_base_index(BASE, ADDR);
         if let Access::Start(_, _, group) = access {
-            self.group_check(k, sp, group)?;
+            self.group_check(k, &map, group)?;
         }
         let groups = self.groups.clone();
         if let Access::Covered(..) | Access::Start(..) = access {
@@ -2266,10 +2350,11 @@ impl<'m> Emitter<'m> {
         // cache knows): `push` changes neither but `rsp` by -8, `pop` its register and
         // `rsp` by +8 (`pop rsp` both, whatever it loads).
         let step = if push { -8 } else { 8 };
+        // Other keys with `rsp` are dropped (their address moved).
         self.groups = groups
             .into_iter()
-            .filter(|gr| push || gr.g != g)
-            .map(|gr| if gr.g == RSP { Group { delta: gr.delta + step, ..gr } } else { gr })
+            .filter(|gr| (push || !gr.key.uses(g)) && (gr.key.stack() || !gr.key.uses(RSP)))
+            .map(|gr| if gr.key.stack() { Group { delta: gr.delta + step, ..gr } } else { gr })
             .collect();
         Ok(())
     }
@@ -2553,10 +2638,10 @@ impl<'m> Emitter<'m> {
         self.a.je(end)?;
         if movs {
             self.a.mov(r15, rsi)?;
-            self.check(size, Need::Read, k)?;
+            self.check_in_page(size, Need::Read, k)?;
         }
         self.a.mov(r15, rdi)?;
-        self.check(size, Need::Write, k)?;
+        self.check_in_page(size, Need::Write, k)?;
         // Elements left in the page(s): at least the first.
         let page = PAGE_SIZE as i32;
         self.a.mov(ebp, edi)?;
@@ -2848,6 +2933,16 @@ impl<'m> Emitter<'m> {
             self.a.mov(eax, k + 1)?;
             self.mov_imm(TMP, self.ips[k as usize + 1])?;
             self.a.jmp(self.stubs.early)?;
+        }
+        for (mut edge, back, size, need, fail) in std::mem::take(&mut self.crossings) {
+            // `ADDR` is below the limit (at most 2^47): the sum does not wrap.
+            self.a.set_label(&mut edge)?;
+            self.a.lea(rbp, qword_ptr(r15 + (size - 1) as i32))?;
+            self.a.cmp(rbp, qword_ptr(rsp + LIMIT))?;
+            self.a.jae(fail)?;
+            self.a.shr(rbp, 12)?;
+            self.perm_test(need, fail)?;
+            self.a.jmp(back)?;
         }
         for (mut label, done, dirty, fp, upper) in std::mem::take(&mut self.fallbacks) {
             self.a.set_label(&mut label)?;

@@ -83,21 +83,27 @@
 //!   translated code runs.
 //! - Faults and slow paths: every guest access of re-encoded code is checked in the
 //!   generated code with `Memory::try_read`/`try_write`'s own tests against the
-//!   permission byte table (`addr < limit`, inside one page, `READ`, or `WRITE` without
-//!   `CODE`); anything else (a fault, a page-crossing access, a write to a page holding
-//!   decoded code, a copy-on-write page) leaves the block *before* the instruction
-//!   changed anything, and the interpreter runs that instruction and the rest of its
-//!   block. So faults, `rip` and self-modifying-code invalidation come from the
+//!   permission byte table (`addr < limit`, `READ`, or `WRITE` without `CODE`, for the
+//!   page of its first byte and, out of line when it crosses a page edge, of its last:
+//!   the host's access then reads and writes the bytes the interpreter's slow path
+//!   would); anything else (a fault, a write to a page holding decoded code, a
+//!   copy-on-write page) leaves the block *before* the instruction changed anything,
+//!   and the interpreter runs that instruction and the rest of its block. (`rep_string`
+//!   alone still leaves at a crossing element.) So faults, `rip` and self-modifying-code invalidation come from the
 //!   interpreter's own paths. What keeps the guest inside its space is that check: a host
 //!   access is made only at `base + addr` with `addr + size <= limit`, inside the data
 //!   mapping (the guard zone after it stays as a second line); instructions run through
 //!   `run_op` access memory through `Memory`'s own checked paths. Accesses of one block
-//!   at one guest register plus displacements (its pushes and pops at `rsp` too, which
-//!   move it by known amounts) are checked once, at the first of them, as one range of
-//!   at most a page (`Emitter::plan_access`, `group_check`): the limit, then the
-//!   permission bytes of the pages of its first and last bytes, for every access the
-//!   group makes (reads, writes); the others then access `base + register +
-//!   displacement` unchecked. A group ends where its register changes otherwise, and
+//!   at one guest register, or one base and one index register and scale, plus
+//!   displacements (`emit::Key`; its pushes and pops at `rsp` too, which move it by
+//!   known amounts) are checked once, at the first of them, as one range of at most a
+//!   page (`Emitter::plan_access`, `group_check`): the limit, then the permission bytes
+//!   of the pages of its first and last bytes, for every access the group makes (reads,
+//!   writes); the others then access `base + register + displacement` unchecked, or
+//!   `base + ADDR` after one `lea` of the address for those with an index (no third
+//!   register in an address) and those that must be aligned (their alignment tested
+//!   there, leaving before them for the interpreter's #GP). A group ends where one of
+//!   its registers changes otherwise (an indexed one at `rsp` at any push or pop), and
 //!   at anything but re-encoded instructions and pushes and pops (`run_op` calls,
 //!   branches...); within a block nothing narrows a page's permissions (system calls
 //!   and code-cache builds end it), so each access is still allowed by the table when
