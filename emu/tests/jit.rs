@@ -1668,3 +1668,63 @@ fn shifts_whose_undefined_flags_are_read_match_the_interpreter() {
     }
     assert_eq!(out[0], out[1]);
 }
+
+/// Translated code stores the status flags with the rest of `Cpu::rflags` as it was when
+/// the code was entered or a handler `run_op` called last returned (`FLAGS_REST`): DF and
+/// AC set by the interpreter before the run, DF set and cleared by `std`/`cld` (handlers)
+/// between flag stores (each access check stores the live flags first), all kept; `pushf`
+/// (a handler) shows every bit. With the interpreter's results.
+#[test]
+fn flag_stores_keep_the_flags_handlers_change() {
+    use iced_x86::code_asm::*;
+    let mut a = CodeAssembler::new(64).unwrap();
+    let (mut top, mut skip) = (a.create_label(), a.create_label());
+    a.set_label(&mut top).unwrap();
+    a.add(rax, r15).unwrap();
+    // The flags of `add` are read after the access check (by `adc`).
+    a.mov(qword_ptr(rdi), rax).unwrap();
+    a.adc(rbx, 0).unwrap();
+    a.std().unwrap();
+    a.sub(rcx, rax).unwrap();
+    a.mov(qword_ptr(rdi + 8), rcx).unwrap();
+    a.pushfq().unwrap();
+    a.pop(rdx).unwrap();
+    a.add(rsi, rdx).unwrap();
+    a.cld().unwrap();
+    a.cmp(rcx, rbx).unwrap();
+    a.mov(qword_ptr(rdi + 16), rsi).unwrap();
+    a.jb(skip).unwrap();
+    a.add(rsi, 3).unwrap();
+    a.set_label(&mut skip).unwrap();
+    a.pushfq().unwrap();
+    a.pop(r8).unwrap();
+    a.xor(r9, r8).unwrap();
+    a.dec(r15).unwrap();
+    a.jne(top).unwrap();
+    a.syscall().unwrap();
+    let code = a.assemble(CODE).unwrap();
+    let mut out = Vec::new();
+    for tier in [Tier::Interp, Tier::Jit] {
+        let mut s = space(&code, &[0; 0x2000]);
+        s.set_jit_threshold(0);
+        let mut cpu = Cpu::new();
+        cpu.tier = tier;
+        cpu.rip = CODE;
+        cpu.rflags |= emu::flags::DF | emu::flags::AC;
+        cpu.gpr[0] = 0x7fff_ffff_ffff_ff00;
+        cpu.gpr[4] = DATA + 0x1800;
+        cpu.gpr[7] = DATA + 0x100;
+        cpu.gpr[15] = 300;
+        let exit = cpu.run(&mut s, 1 << 20);
+        assert!(matches!(exit, Exit::Syscall(_)), "{tier}: {exit:?}");
+        if tier == Tier::Jit {
+            let st = s.jit_stats();
+            // `std`, `cld` and the two `pushf`s go to the handlers.
+            assert!(st.blocks_translated >= 2 && st.early_exits == 0 && st.handled == 4 * 300, "{st:?}");
+        }
+        // AC (set before the run) stays; DF was cleared by the last `cld`.
+        assert_eq!(cpu.rflags & (emu::flags::DF | emu::flags::AC), emu::flags::AC, "{tier}");
+        out.push((state(&cpu), dump(&s)));
+    }
+    assert!(out[0] == out[1], "the tiers differ: {:x?} against {:x?}", out[0].0, out[1].0);
+}

@@ -2,8 +2,8 @@
 //! registers standing in for the guest's (see the `jit` note for the design).
 
 use iced_x86::code_asm::{
-    ah, byte_ptr, dword_ptr, eax, ebp, ecx, edi, edx, esi, qword_ptr, r12, r13, r14, r15, r15b, r15d, rax, rbp, rbx,
-    rcx, rdi, rdx, rsi, rsp, CodeAssembler, CodeLabel,
+    byte_ptr, dword_ptr, eax, ebp, ecx, edi, edx, esi, qword_ptr, r12, r13, r14, r15, r15d, rax, rbp, rbx, rcx, rdi,
+    rdx, rsi, rsp, CodeAssembler, CodeLabel,
 };
 use iced_x86::{
     Code, ConditionCode, ConstantOffsets, FlowControl, Instruction, InstructionInfoFactory, MemoryOperand, Mnemonic,
@@ -63,16 +63,6 @@ fn xmm_slot(n: usize) -> MemoryOperand {
 /// Where bits 255:128 of guest `ymm` register `n` live (`Cpu::ymm_hi`).
 fn ymm_hi_slot(n: usize) -> MemoryOperand {
     MemoryOperand::with_base_displ(CPU, (std::mem::offset_of!(Cpu, ymm_hi) + 16 * n) as i64)
-}
-
-/// Whether the host has `lahf`/`sahf` in 64-bit mode (CPUID 8000_0001h ECX bit 0: every
-/// x86-64 CPU but the first ones).
-fn host_lahf() -> bool {
-    static LAHF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *LAHF.get_or_init(|| {
-        let max = std::arch::x86_64::__cpuid(0x8000_0000).eax;
-        max >= 0x8000_0001 && std::arch::x86_64::__cpuid(0x8000_0001).ecx & 1 != 0
-    })
 }
 
 /// Whether the host runs AVX2: VEX forms are re-encoded only then (std caches the answer).
@@ -906,14 +896,17 @@ const ENV_EARLY: usize = std::mem::offset_of!(super::Env, early);
 const ENV_CHAINED: usize = std::mem::offset_of!(super::Env, chained);
 
 /// The frame `enter` builds below the `Env` pointer at `[rsp]`: the host's MXCSR, the
-/// guest memory's limit, the count of blocks entered through `chain`.
+/// guest memory's limit, the count of blocks entered through `chain`, and `Cpu::rflags`
+/// without its status flags (`store_flags`; only the interpreter and `run_op`'s
+/// handlers change those bits, and `call_op` reads them again after each call).
 const HOST_MXCSR: usize = 8;
 const LIMIT: usize = 16;
 const CHAINED: usize = 24;
+const FLAGS_REST: usize = 32;
 
 /// The shared code for host address `ip`, with the chaining table at `table`: (code,
 /// stubs). Translated code runs in the frame `enter` builds: the callee-saved registers
-/// pushed, then 32 bytes (`HOST_MXCSR`, `LIMIT`, `CHAINED`), then the `Env` pointer at
+/// pushed, then 32 bytes (`HOST_MXCSR`, `LIMIT`, `CHAINED`, `FLAGS_REST`), then the `Env` pointer at
 /// `[rsp]`, with `rbx` = `Cpu`, `r12` = guest memory base, `r13` = permission table,
 /// `r14` = the budget left. Each block's code starts by checking that the budget covers
 /// all of the block's instructions (else it leaves for its own address).
@@ -943,6 +936,9 @@ pub(super) fn stubs(ip: u64, table: u64) -> Option<(Vec<u8>, Stubs)> {
         a.mov(rax, qword_ptr(rsi + std::mem::offset_of!(super::Env, limit)))?;
         a.mov(qword_ptr(rsp + LIMIT), rax)?;
         a.mov(qword_ptr(rsp + CHAINED), 0)?;
+        a.mov(rax, qword_ptr(rbx + std::mem::offset_of!(Cpu, rflags)))?;
+        a.and(rax, !(STATUS as i32))?;
+        a.mov(qword_ptr(rsp + FLAGS_REST), rax)?;
         a.mov(r14, qword_ptr(rsi + ENV_LEFT))?;
         a.jmp(rdx)?;
 
@@ -1542,39 +1538,25 @@ impl<'m> Emitter<'m> {
         self.add(Instruction::with2(Code::Mov_r64_imm64, host, v).map_err(Into::into))
     }
 
-    /// Copies the host's status flags in `live` (iced's bits) into `Cpu::rflags` (clobbers
-    /// them). With `lahf`: its `ah` is the low byte of RFLAGS (CF, PF, AF, ZF, SF, and
-    /// bit 1 set, bits 3 and 5 clear, as `Cpu::rflags` always has them), stored in
-    /// place; OF, when live, from `seto`. Dead flags may keep an older value, as under
-    /// the interpreter's dead-flag elimination. (`pushf` and the merge it took, about 11 %
-    /// of the `gzip` run's samples, stored the six.)
-    fn store_flags(&mut self, live: u32) -> Emit {
+    /// Copies the host's status flags into `Cpu::rflags` (clobbers them): `pushf`'s
+    /// status flags and the rest of the guest's flags from the frame (`FLAGS_REST`),
+    /// written whole. Flags not in `live` (none may read them) then hold the host's,
+    /// which may differ from the interpreter's (it keeps an older value), as under its
+    /// dead-flag elimination. Neither the read of the old `Cpu::rflags` that a merge in
+    /// place takes nor a write of part of it: each block stores the flags at its end
+    /// (every `ret` counts them as read), and with a merge in place each store waited
+    /// for the one before it, through memory; with byte writes (`lahf`'s `ah`, OF
+    /// apart) the next 8-byte read of them (`load_cf`, `load_flags`, `merge_flags`)
+    /// could not take its value from the writes (a store-forwarding stall). The two
+    /// took about a third of the awk loop's samples (step H). (`pushf` and a merge, then
+    /// `lahf`, `seto` and a merge, were measured no different on `gzip`.)
+    fn store_flags(&mut self, _live: u32) -> Emit {
         let off = std::mem::offset_of!(Cpu, rflags);
-        if !host_lahf() {
-            self.a.pushfq()?;
-            self.a.pop(rbp)?;
-            self.a.and(rbp, STATUS as i32)?;
-            self.a.mov(r15, qword_ptr(rbx + off))?;
-            self.a.and(r15, !STATUS as i32)?;
-            self.a.or(r15, rbp)?;
-            self.a.mov(qword_ptr(rbx + off), r15)?;
-        } else {
-            let of = live & iced_x86::RflagsBits::OF != 0;
-            if of {
-                self.a.seto(r15b)?;
-            }
-            // `ah` is guest `rax`'s (cached in host `rax`): kept in `TMP` meanwhile.
-            self.a.mov(rbp, rax)?;
-            self.a.lahf()?;
-            self.a.mov(byte_ptr(rbx + off), ah)?;
-            self.a.mov(rax, rbp)?;
-            if of {
-                // OF is bit 3 of RFLAGS' second byte.
-                self.a.shl(r15b, 3)?;
-                self.a.and(byte_ptr(rbx + off + 1), !(crate::cpu::flags::OF >> 8) as u8 as i32)?;
-                self.a.or(byte_ptr(rbx + off + 1), r15b)?;
-            }
-        }
+        self.a.pushfq()?;
+        self.a.pop(rbp)?;
+        self.a.and(ebp, STATUS as i32)?;
+        self.a.or(rbp, qword_ptr(rsp + FLAGS_REST))?;
+        self.a.mov(qword_ptr(rbx + off), rbp)?;
         self.ctx_flags = true;
         self.host_flags = false;
         Ok(())
@@ -2071,6 +2053,11 @@ impl<'m> Emitter<'m> {
         let slow = self.a.create_label();
         self.a.jne(slow)?;
         self.calls.push((slow, k));
+        // The handler may have changed flags other than the status ones (`cld`, `std`).
+        let off = std::mem::offset_of!(Cpu, rflags);
+        self.a.mov(rbp, qword_ptr(rbx + off))?;
+        self.a.and(rbp, !(STATUS as i32))?;
+        self.a.mov(qword_ptr(rsp + FLAGS_REST), rbp)?;
         self.host_flags = false;
         self.ctx_flags = true;
         Ok(())

@@ -176,7 +176,13 @@
 //! keeping a live CF, `adc`, `setc`) gets it with `bt` of `Cpu::rflags` (the host's other
 //! flags are then not the guest's, and are claimed only when the instruction writes all
 //! of them or they are dead), and a `jcc` on one flag tests its bit in `Cpu::rflags`
-//! (`Emitter::load_cf`, `one_flag`). A bit test, `tzcnt` or `lzcnt` whose flags the
+//! (`Emitter::load_cf`, `one_flag`). The host's flags go to `Cpu::rflags` whole
+//! (`Emitter::store_flags`: `pushf`'s status flags or'ed with the rest of the guest's
+//! flags, which the frame keeps from the entry and after each `run_op` call), never by
+//! a merge in place nor by bytes: each block stores them at its end (a `ret` counts
+//! them all as read), and a merge made each store wait for the one before it through
+//! memory, and byte writes (`lahf`) stalled the next block's 8-byte read of them
+//! (store forwarding): together about a third of the awk loop's samples (step H). A bit test, `tzcnt` or `lzcnt` whose flags the
 //! manuals leave undefined may be read runs as the host's, its defined flags then
 //! merged into `Cpu::rflags` with the others as the interpreter leaves them (kept after
 //! bit tests, cleared after the counts: `Emitter::undefined_as_interpreter`); they went
