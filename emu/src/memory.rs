@@ -2,8 +2,9 @@
 //!
 //! The guest's addresses `[0, limit)` map one-to-one onto a `MAP_NORESERVE`
 //! anonymous mapping, so translating a guest address is one addition. Beside it
-//! sits a table with one permission byte per guest page (itself a lazily
-//! populated anonymous mapping). Every access checks `addr < limit`, that it
+//! sits a table with one permission byte per guest page, each followed by a byte of
+//! what it allows for translated code (`OK_READ`...; itself a lazily populated
+//! anonymous mapping). Every access checks `addr < limit`, that it
 //! stays inside one page, and the page's permission byte; anything else takes a
 //! cold path that handles page-crossing accesses and reports faults.
 //!
@@ -156,6 +157,33 @@ const P_WAS_WRITE: u8 = 64;
 /// set; the real permissions are in the lazy table).
 const P_LAZY: u8 = 128;
 
+/// Bits of a page's second table byte (`Memory::set_perm_byte` keeps them), what
+/// translated code tests (`jit`): the page allows a read (`READ`), a write (`WRITE`
+/// without `CODE`), both; then the same for the page and the next one together (an
+/// access across their edge).
+pub(crate) const OK_READ: u8 = 1;
+pub(crate) const OK_WRITE: u8 = 2;
+pub(crate) const OK_RW: u8 = 4;
+pub(crate) const OK_READ2: u8 = 8;
+pub(crate) const OK_WRITE2: u8 = 16;
+pub(crate) const OK_RW2: u8 = 32;
+
+/// The `OK_READ`, `OK_WRITE`, `OK_RW` bits of permission byte `p` (as `try_read`'s and
+/// `try_write`'s tests).
+fn ok_bits(p: u8) -> u8 {
+    let r = p & P_READ != 0;
+    let w = p & (P_WRITE | P_CODE) == P_WRITE;
+    let bit = |on: bool, b: u8| if on { b } else { 0 };
+    bit(r, OK_READ) | bit(w, OK_WRITE) | bit(r && w, OK_RW)
+}
+
+/// The second table byte of a page whose permission byte is `p`, the next page's `next`.
+fn ok_byte(p: u8, next: u8) -> u8 {
+    const { assert!(OK_READ << 3 == OK_READ2 && OK_WRITE << 3 == OK_WRITE2 && OK_RW << 3 == OK_RW2) };
+    let (a, b) = (ok_bits(p), ok_bits(next));
+    a | (a & b) << 3
+}
+
 /// Host `PROT_NONE` bytes after the guest's data.
 const GUARD: usize = 64 << 10;
 const PAGE: usize = PAGE_SIZE as usize;
@@ -204,7 +232,8 @@ impl HostMap {
         if let Ok(Some(map)) = pooled {
             return Ok(map);
         }
-        let table = (data_len / PAGE).div_ceil(PAGE) * PAGE;
+        // Two bytes per page: the permission byte, then the bits translated code tests.
+        let table = (2 * (data_len / PAGE)).div_ceil(PAGE) * PAGE;
         let total = table
             .checked_add(data_len)
             .and_then(|t| t.checked_add(GUARD))
@@ -276,7 +305,7 @@ impl HostMap {
         for &(s, e) in regions {
             // Table bytes: in place when few, else the table pages covering them go back
             // (every table byte ends zero, so rounding out to whole pages is harmless).
-            let (ps, pe) = (s / PAGE, e / PAGE);
+            let (ps, pe) = (2 * (s / PAGE), 2 * (e / PAGE));
             if pe - ps <= 16 * PAGE || cfg!(miri) {
                 // SAFETY: `[ps, pe)` are table bytes of pages below `data_len`, inside the
                 // table part; no reference into the table exists (see `set_perm_byte`).
@@ -601,18 +630,29 @@ impl Memory {
     #[inline(always)]
     fn perm_byte(&self, page: u64) -> u8 {
         debug_assert!(page < self.limit >> PAGE_SHIFT);
-        // SAFETY: callers pass a page number below `limit / PAGE_SIZE`, the
-        // length of the permission mapping.
-        unsafe { *self.perm_base.add(page as usize) }
+        // SAFETY: callers pass a page number below `limit / PAGE_SIZE`; the permission
+        // mapping has two bytes per page.
+        unsafe { *self.perm_base.add(2 * page as usize) }
     }
 
     /// Sets a page's permission byte. Takes `&self` because copy-on-write changes bytes
     /// on read paths too; the table is only ever accessed through `perm_base`, never
     /// through a reference, and `Memory` is not `Sync`.
+    /// Also keeps the second bytes (`OK_READ`...) of the page and of the one before it.
     fn set_perm_byte(&self, page: u64, v: u8) {
-        assert!(page < self.limit >> PAGE_SHIFT);
-        // SAFETY: the page number is below the table's length (checked above).
-        unsafe { *self.perm_base.add(page as usize) = v };
+        let pages = self.limit >> PAGE_SHIFT;
+        assert!(page < pages);
+        let next = if page + 1 < pages { self.perm_byte(page + 1) } else { 0 };
+        let at = 2 * page as usize;
+        // SAFETY: the page number is below the table's length of two bytes per page
+        // (checked above), so are `page - 1` and its bytes.
+        unsafe {
+            *self.perm_base.add(at) = v;
+            *self.perm_base.add(at + 1) = ok_byte(v, next);
+            if page > 0 {
+                *self.perm_base.add(at - 1) = ok_byte(*self.perm_base.add(at - 2), v);
+            }
+        }
     }
 
     /// Guest bytes `[addr, addr + len)`; callers checked the range lies below `limit`.
@@ -1612,6 +1652,51 @@ mod tests {
         b
     }
 
+    /// Each page's second table byte (what translated code tests) is `ok_byte` of its
+    /// permission byte and the next page's, through maps, protections, code marks and
+    /// their removal by a write, copy-on-write lending, unmaps, and at the last page.
+    #[test]
+    fn second_table_bytes_follow_the_permission_bytes() {
+        let mut m = Memory::new(1 << 24).unwrap();
+        let pages = m.limit >> PAGE_SHIFT;
+        let check = |m: &Memory, what: &str| {
+            for page in 0..pages {
+                let next = if page + 1 < pages { m.perm_byte(page + 1) } else { 0 };
+                // SAFETY: two bytes per page below `limit / PAGE_SIZE`.
+                let ok = unsafe { *m.perm_base.add(2 * page as usize + 1) };
+                assert_eq!(ok, ok_byte(m.perm_byte(page), next), "{what}: page {page:#x}");
+            }
+        };
+        let top = m.limit - 0x3000;
+        m.map(GuestAddress(0x10000), 0x4000, Perm::RW).unwrap();
+        m.map(GuestAddress(0x14000), 0x1000, Perm::READ).unwrap();
+        m.map(GuestAddress(0x15000), 0x2000, Perm::RX).unwrap();
+        m.map(GuestAddress(top), 0x3000, Perm::RW).unwrap();
+        check(&m, "mapped");
+        assert_eq!(
+            ok_byte(m.perm_byte(0x10), m.perm_byte(0x11)),
+            OK_READ | OK_WRITE | OK_RW | OK_READ2 | OK_WRITE2 | OK_RW2
+        );
+        assert_eq!(ok_byte(m.perm_byte(0x13), m.perm_byte(0x14)), OK_READ | OK_WRITE | OK_RW | OK_READ2);
+        m.protect(GuestAddress(0x11000), 0x1000, Perm::NONE).unwrap();
+        m.protect(GuestAddress(0x15000), 0x1000, Perm::RWX).unwrap();
+        check(&m, "protected");
+        m.fetch_code(0x15ff0, 0x20);
+        assert!(m.perm_byte(0x15) & P_CODE != 0);
+        check(&m, "code marked");
+        m.write(GuestAddress(0x15000), b"x").unwrap();
+        check(&m, "code dropped by a write");
+        let child = m.fork().unwrap();
+        check(&m, "lent");
+        check(&child, "lazy");
+        m.write(GuestAddress(0x10000), b"y").unwrap();
+        check(&m, "copied");
+        drop(child);
+        m.unmap(GuestAddress(0x12000), 0x4000).unwrap();
+        m.unmap(GuestAddress(top + 0x2000), 0x1000).unwrap();
+        check(&m, "unmapped");
+    }
+
     #[test]
     fn fork_is_copy_on_write_both_ways() {
         let mut m = mem();
@@ -1708,8 +1793,8 @@ mod tests {
     fn assert_fresh(m: &Memory) {
         assert_eq!(m.regions().count(), 0);
         let pages = (m.limit >> PAGE_SHIFT) as usize;
-        // SAFETY: the table has one byte per page of the space; nothing writes it meanwhile.
-        let table = unsafe { std::slice::from_raw_parts(m.perm_base, pages) };
+        // SAFETY: the table has two bytes per page of the space; nothing writes it meanwhile.
+        let table = unsafe { std::slice::from_raw_parts(m.perm_base, 2 * pages) };
         assert!(table.iter().all(|&b| b == 0), "a stale permission byte");
     }
 

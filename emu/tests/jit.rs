@@ -1472,25 +1472,30 @@ fn indexed_aligned_and_crossing_accesses_fault_where_the_interpreter_faults() {
     a.movdqa(xmmword_ptr(rsi + rdx + 0x40), xmm0).unwrap();
     a.mov(r8, qword_ptr(rdi + 0xffc)).unwrap();
     a.mov(dword_ptr(rbp + 0xffd), r8d).unwrap();
+    a.mov(dword_ptr(rsi + 0x7fd), r8d).unwrap();
     a.add(rcx, 0x10).unwrap();
     a.mov(dword_ptr(rbx + rcx * 4), r8d).unwrap();
     a.mov(r9, qword_ptr(rsp + r11 + 8)).unwrap();
     a.push(r9).unwrap();
     a.mov(r10, qword_ptr(rsp + r11 + 8)).unwrap();
     a.pop(r9).unwrap();
+    a.mov(r10, qword_ptr(rbx + (RO + 0xff0 - DATA - 0x100) as i32)).unwrap();
     a.dec(r15).unwrap();
     a.jne(top).unwrap();
     a.syscall().unwrap();
     let code = a.assemble(CODE).unwrap();
     let limit = 1u64 << 24;
     // Register (number, value) pairs over the defaults: none (reads across DATA's edge
-    // into the read-only page and writes across the edge between the two data pages, no
+    // into the read-only page, writes across the edge between the two data pages, at
+    // `rbp` and at `rsi`, a read at the end of the read-only page before the hole: no
     // fault); the indexed write past the old group's range into the read-only page;
-    // `movdqa` misaligned; a write across the edge into the read-only page; a read
-    // across the edge into the hole; the read at `rsp` and the index after the `push`
-    // below the data; an index that wraps the address around below the data; a base
-    // past the limit.
-    let cases: [&[(usize, u64)]; 8] = [
+    // `movdqa` misaligned; a write at `rbp` across the edge into the read-only page; a
+    // read across the edge into the hole; the read at `rsp` and the index after the
+    // `push` below the data; an index that wraps the address around below the data; a
+    // base past the limit; a write at `rsi` across the edge into the read-only page.
+    // (Accesses at `rsp` and `rbp` test a page edge inline, the others the bit of the
+    // page and the next one together.)
+    let cases: [&[(usize, u64)]; 9] = [
         &[],
         &[(3, RO - 0x20)],
         &[(2, 0x18)],
@@ -1499,6 +1504,7 @@ fn indexed_aligned_and_crossing_accesses_fault_where_the_interpreter_faults() {
         &[(4, DATA + 8), (11, -16i64 as u64)],
         &[(1, (1 << 62) - 0x100)],
         &[(3, limit - 8)],
+        &[(6, DATA + 0x1800)],
     ];
     for (n, regs) in cases.iter().enumerate() {
         let mut out = Vec::new();

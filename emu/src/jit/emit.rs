@@ -17,7 +17,7 @@ use crate::block::Block;
 use crate::cpu::Cpu;
 use crate::cpuid::CpuModel;
 use crate::exec::Op;
-use crate::memory::{PAGE_SIZE, P_CODE, P_READ, P_WRITE};
+use crate::memory::{OK_READ, OK_READ2, OK_RW, OK_RW2, OK_WRITE, OK_WRITE2, PAGE_SIZE};
 
 mod div;
 
@@ -737,6 +737,17 @@ impl Key {
     }
 }
 
+/// How `Emitter::check` treats an access that may cross a page edge.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Edge {
+    /// The pair bit of its page inline, the rest out of line.
+    Pair,
+    /// The crossing test inline, the last byte's page out of line.
+    Inline,
+    /// The crossing test inline, failing.
+    Fail,
+}
+
 /// How an access is checked (`Emitter::plan_access`): the group's key and the access's
 /// displacement.
 #[derive(Clone, Copy)]
@@ -1159,9 +1170,10 @@ struct Emitter<'m> {
     /// Where a failed access check goes: (label, instructions completed, the cached
     /// guest registers to store first, MXCSR to give back, `vzeroupper` to issue).
     fallbacks: Vec<(CodeLabel, u32, Dirty, bool, bool)>,
-    /// The out-of-line tests of accesses across a page edge (`check`): (label, where
-    /// to go back, access size, need, the check's failure label).
-    crossings: Vec<(CodeLabel, CodeLabel, u64, Need, CodeLabel)>,
+    /// The out-of-line tests of accesses whose page and the next do not both allow
+    /// them (`check`): (label, the `je` to go back to, access size, need, the check's
+    /// failure label).
+    crossings: Vec<(CodeLabel, CodeLabel, u64, Need, CodeLabel, Edge)>,
     /// The guest register each host register of `POOL` holds (by host register number),
     /// kept across the block's instructions (see the `jit` note).
     cache: [Option<Cached>; 16],
@@ -1791,62 +1803,88 @@ impl<'m> Emitter<'m> {
     /// completed, so the interpreter runs the instruction (and faults, or takes its slow
     /// path).
     fn check(&mut self, size: u64, need: Need, done: u32) -> Emit {
-        self.check_access(size, need, done, true)
+        self.check_access(size, need, done, Edge::Pair)
+    }
+
+    /// `check` for an access at the stack (`rsp`, `rbp`): the page-crossing test inline,
+    /// the last byte's page out of line (the pair bit fails on the top page of the
+    /// stack, whose next page is not mapped).
+    fn check_stack(&mut self, size: u64, need: Need, done: u32) -> Emit {
+        self.check_access(size, need, done, Edge::Inline)
     }
 
     /// `check`, failing for an access across a page edge (`rep_string` counts the
     /// elements left in the page).
     fn check_in_page(&mut self, size: u64, need: Need, done: u32) -> Emit {
-        self.check_access(size, need, done, false)
+        self.check_access(size, need, done, Edge::Fail)
     }
 
-    fn check_access(&mut self, size: u64, need: Need, done: u32, across: bool) -> Emit {
+    fn check_access(&mut self, size: u64, need: Need, done: u32, edge_kind: Edge) -> Emit {
         let fail = self.fallback(done);
         self.a.cmp(r15, qword_ptr(rsp + LIMIT))?;
         self.a.jae(fail)?;
         // A byte never crosses a page. (Checks were about a third of the shell loop's
         // samples in translated code: each instruction left out counts.)
-        if size > 1 {
+        if size > 1 && edge_kind == Edge::Inline {
             self.a.mov(ebp, iced_x86::code_asm::r15d)?;
             self.a.and(ebp, (PAGE_SIZE - 1) as i32)?;
             self.a.cmp(ebp, (PAGE_SIZE - size) as i32)?;
-            if across {
-                let (edge, mut back) = (self.a.create_label(), self.a.create_label());
-                self.a.ja(edge)?;
-                self.crossings.push((edge, back, size, need, fail));
-                self.a.set_label(&mut back)?;
-            } else {
+            let (edge, mut back) = (self.a.create_label(), self.a.create_label());
+            self.a.ja(edge)?;
+            self.crossings.push((edge, back, size, need, fail, Edge::Inline));
+            self.a.set_label(&mut back)?;
+            self.a.mov(rbp, r15)?;
+            self.a.shr(rbp, 12)?;
+            self.perm_test(need, fail)?;
+        } else if size > 1 && edge_kind == Edge::Pair {
+            // The bit for the page and the next one together: then the access is allowed
+            // wherever it ends (its last byte is on one of them, below the limit: the
+            // next page has the bit only when it is below it); else out of line, the
+            // page-crossing test and the page's own bit. That code comes back to the
+            // `je` with ZF clear (it passed), so it goes on.
+            self.a.mov(rbp, r15)?;
+            self.a.shr(rbp, 12)?;
+            self.ok_test(need, true)?;
+            let (edge, mut back) = (self.a.create_label(), self.a.create_label());
+            self.a.set_label(&mut back)?;
+            self.a.je(edge)?;
+            self.crossings.push((edge, back, size, need, fail, Edge::Pair));
+        } else {
+            if size > 1 {
+                self.a.mov(ebp, iced_x86::code_asm::r15d)?;
+                self.a.and(ebp, (PAGE_SIZE - 1) as i32)?;
+                self.a.cmp(ebp, (PAGE_SIZE - size) as i32)?;
                 self.a.ja(fail)?;
             }
+            self.a.mov(rbp, r15)?;
+            self.a.shr(rbp, 12)?;
+            self.perm_test(need, fail)?;
         }
-        self.a.mov(rbp, r15)?;
-        self.a.shr(rbp, 12)?;
-        self.perm_test(need, fail)?;
         self.host_flags = false;
         Ok(())
     }
 
-    /// Tests the permission byte of guest page `TMP` for `need`, as `Memory::try_read` /
-    /// `try_write` do; to `fail` when it does not allow the access.
+    /// Tests the bit translated code reads for `need` (`memory::OK_READ`...: the
+    /// `try_read` / `try_write` tests of the permission byte, kept by `Memory`) of guest
+    /// page `TMP`, or of it and the next page together (`pair`): ZF set when not allowed.
+    fn ok_test(&mut self, need: Need, pair: bool) -> Emit {
+        let bit = match (need, pair) {
+            (Need::Read, false) => OK_READ,
+            (Need::Write, false) => OK_WRITE,
+            (Need::ReadWrite, false) => OK_RW,
+            (Need::Read, true) => OK_READ2,
+            (Need::Write, true) => OK_WRITE2,
+            (Need::ReadWrite, true) => OK_RW2,
+        };
+        self.a.test(byte_ptr(r13 + rbp * 2 + 1), bit as i32)?;
+        Ok(())
+    }
+
+    /// Tests guest page `TMP` for `need`, as `Memory::try_read` / `try_write` do; to
+    /// `fail` when it does not allow the access.
     fn perm_test(&mut self, need: Need, fail: CodeLabel) -> Emit {
-        match need {
-            // One bit: tested in place.
-            Need::Read => {
-                self.a.test(byte_ptr(r13 + rbp), P_READ as i32)?;
-                self.a.je(fail)?;
-            }
-            Need::Write | Need::ReadWrite => {
-                let (mask, want) = if need == Need::Write {
-                    (P_WRITE | P_CODE, P_WRITE)
-                } else {
-                    (P_READ | P_WRITE | P_CODE, P_READ | P_WRITE)
-                };
-                self.a.movzx(ebp, byte_ptr(r13 + rbp))?;
-                self.a.and(ebp, mask as i32)?;
-                self.a.cmp(ebp, want as i32)?;
-                self.a.jne(fail)?;
-            }
-        }
+        self.ok_test(need, false)?;
+        self.a.je(fail)?;
         Ok(())
     }
 
@@ -2258,7 +2296,11 @@ impl<'m> Emitter<'m> {
             Access::Alone => {
                 if let Some((size, need)) = mem {
                     self.address(i, &map, true)?;
-                    self.check(size, need, k)?;
+                    if matches!(i.memory_base(), Register::RSP | Register::RBP) {
+                        self.check_stack(size, need, k)?;
+                    } else {
+                        self.check(size, need, k)?;
+                    }
                 } else if lea {
                     self.address(i, &map, false)?;
                 }
@@ -2344,12 +2386,12 @@ impl<'m> Emitter<'m> {
             }
         } else if push {
             self.add(lea(-8))?;
-            self.check(8, Need::Write, k)?;
+            self.check_stack(8, Need::Write, k)?;
             self.add(Instruction::with2(Code::Mov_rm64_r64, at, reg).map_err(Into::into))?;
             self.add(mov(sp, ADDR))?;
         } else {
             self.add(mov(ADDR, sp))?;
-            self.check(8, Need::Read, k)?;
+            self.check_stack(8, Need::Read, k)?;
             self.add(
                 Instruction::with2(Code::Lea_r64_m, sp, MemoryOperand::with_base_displ(ADDR, 8)).map_err(Into::into),
             )?;
@@ -2839,7 +2881,7 @@ impl<'m> Emitter<'m> {
                 self.forget_cache()?;
                 self.load_gpr(ADDR, RSP)?;
                 self.a.lea(r15, qword_ptr(r15 - 8))?;
-                self.check(8, Need::Write, k)?;
+                self.check_stack(8, Need::Write, k)?;
                 self.mov_imm(TMP, i.next_ip())?;
                 self.a.mov(qword_ptr(r12 + r15), rbp)?;
                 self.store_gpr(RSP, ADDR)?;
@@ -2849,7 +2891,7 @@ impl<'m> Emitter<'m> {
                 self.sync_flags(self.live[k as usize])?;
                 self.forget_cache()?;
                 self.load_gpr(ADDR, RSP)?;
-                self.check(8, Need::Read, k)?;
+                self.check_stack(8, Need::Read, k)?;
                 self.a.mov(rax, qword_ptr(r12 + r15))?;
                 self.a.lea(r15, qword_ptr(r15 + 8))?;
                 self.store_gpr(RSP, ADDR)?;
@@ -2882,7 +2924,7 @@ impl<'m> Emitter<'m> {
                 if i.mnemonic() == Mnemonic::Call {
                     self.load_gpr(ADDR, RSP)?;
                     self.a.lea(r15, qword_ptr(r15 - 8))?;
-                    self.check(8, Need::Write, k)?;
+                    self.check_stack(8, Need::Write, k)?;
                     self.mov_imm(TMP, i.next_ip())?;
                     self.a.mov(qword_ptr(r12 + r15), rbp)?;
                     self.store_gpr(RSP, ADDR)?;
@@ -2944,12 +2986,27 @@ impl<'m> Emitter<'m> {
             self.mov_imm(TMP, self.ips[k as usize + 1])?;
             self.a.jmp(self.stubs.early)?;
         }
-        for (mut edge, back, size, need, fail) in std::mem::take(&mut self.crossings) {
-            // `ADDR` is below the limit (at most 2^47): the sum does not wrap.
+        for (mut edge, back, size, need, fail, kind) in std::mem::take(&mut self.crossings) {
             self.a.set_label(&mut edge)?;
-            self.a.lea(rbp, qword_ptr(r15 + (size - 1) as i32))?;
-            self.a.cmp(rbp, qword_ptr(rsp + LIMIT))?;
-            self.a.jae(fail)?;
+            if kind == Edge::Inline {
+                // Across a page edge (`check_stack`): the last byte's page, then back.
+                // `ADDR` is below the limit (at most 2^47): the sum does not wrap.
+                self.a.lea(rbp, qword_ptr(r15 + (size - 1) as i32))?;
+                self.a.cmp(rbp, qword_ptr(rsp + LIMIT))?;
+                self.a.jae(fail)?;
+                self.a.shr(rbp, 12)?;
+                self.perm_test(need, fail)?;
+                self.a.jmp(back)?;
+                continue;
+            }
+            // The page and the next do not both allow the access (`check`): it fails
+            // if it crosses their edge, else as its page says; back to the `je` with ZF
+            // clear otherwise.
+            self.a.mov(ebp, iced_x86::code_asm::r15d)?;
+            self.a.and(ebp, (PAGE_SIZE - 1) as i32)?;
+            self.a.cmp(ebp, (PAGE_SIZE - size) as i32)?;
+            self.a.ja(fail)?;
+            self.a.mov(rbp, r15)?;
             self.a.shr(rbp, 12)?;
             self.perm_test(need, fail)?;
             self.a.jmp(back)?;

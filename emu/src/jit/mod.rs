@@ -82,11 +82,17 @@
 //!   interpreter handler it called made one (`run_op`), so `dirty_code` stays empty while
 //!   translated code runs.
 //! - Faults and slow paths: every guest access of re-encoded code is checked in the
-//!   generated code with `Memory::try_read`/`try_write`'s own tests against the
-//!   permission byte table (`addr < limit`, `READ`, or `WRITE` without `CODE`, for the
-//!   page of its first byte and, out of line when it crosses a page edge, of its last:
-//!   the host's access then reads and writes the bytes the interpreter's slow path
-//!   would); anything else (a fault, a write to a page holding decoded code, a
+//!   generated code with `Memory::try_read`/`try_write`'s own tests (`addr < limit`,
+//!   `READ`, or `WRITE` without `CODE`, for the page of its first byte and, when it
+//!   crosses a page edge, of its last: the host's access then reads and writes the
+//!   bytes the interpreter's slow path would). The code tests one bit of a second byte
+//!   `Memory` keeps beside each page's permission byte (`memory::OK_READ`...: the
+//!   tests' results for the page, and for the page and the next one together): for an
+//!   access of more than a byte, the pair's bit inline, and only when it is clear the
+//!   page-crossing test and the page's own bit out of line; at `rsp` and `rbp` (the
+//!   top page of the stack has no next page: every access there went out of line,
+//!   `gzip` took 4 % more CPU) the page-crossing test inline and the last byte's page
+//!   out of line. Anything else (a fault, a write to a page holding decoded code, a
 //!   copy-on-write page) leaves the block *before* the instruction changed anything,
 //!   and the interpreter runs that instruction and the rest of its block. (`rep_string`
 //!   alone still leaves at a crossing element.) So faults, `rip` and self-modifying-code invalidation come from the
