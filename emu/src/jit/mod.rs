@@ -103,8 +103,9 @@
 //!   at one guest register, or one base and one index register and scale, plus
 //!   displacements (`emit::Key`; its pushes and pops at `rsp` too, which move it by
 //!   known amounts) are checked once, at the first of them, as one range of at most a
-//!   page (`Emitter::plan_access`, `group_check`): the limit, then the permission bytes
-//!   of the pages of its first and last bytes, for every access the group makes (reads,
+//!   page (`Emitter::plan_access`, `group_check`), as one access of the group's span
+//!   (the limit, the pages of its first and last bytes, as above: one pair bit where
+//!   they do not end the stack or a mapping), for every access the group makes (reads,
 //!   writes); the others then access `base + register + displacement` unchecked, or
 //!   `base + ADDR` after one `lea` of the address for those with an index (no third
 //!   register in an address) and those that must be aligned (their alignment tested
