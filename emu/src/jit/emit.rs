@@ -983,6 +983,12 @@ pub(super) fn stubs(ip: u64, table: u64) -> Option<(Vec<u8>, Stubs)> {
         let leave_at_at = a.instructions().len();
         a.mov(qword_ptr(rbx + rip), rax)?;
         a.set_label(&mut leave)?;
+        // `Cpu::rflags` whole again: the guest's flags other than the status ones in
+        // place of the host's `store_flags` wrote.
+        a.mov(rax, qword_ptr(rbx + std::mem::offset_of!(Cpu, rflags)))?;
+        a.and(eax, STATUS as i32)?;
+        a.or(rax, qword_ptr(rsp + FLAGS_REST))?;
+        a.mov(qword_ptr(rbx + std::mem::offset_of!(Cpu, rflags)), rax)?;
         a.mov(rsi, qword_ptr(rsp))?;
         a.mov(qword_ptr(rsi + ENV_LEFT), r14)?;
         a.mov(rax, qword_ptr(rsp + CHAINED))?;
@@ -1539,25 +1545,23 @@ impl<'m> Emitter<'m> {
         self.add(Instruction::with2(Code::Mov_r64_imm64, host, v).map_err(Into::into))
     }
 
-    /// Copies the host's status flags into `Cpu::rflags` (clobbers them): `pushf`'s
-    /// status flags and the rest of the guest's flags from the frame (`FLAGS_REST`),
-    /// written whole. Flags not in `live` (none may read them) then hold the host's,
-    /// which may differ from the interpreter's (it keeps an older value), as under its
-    /// dead-flag elimination. Neither the read of the old `Cpu::rflags` that a merge in
-    /// place takes nor a write of part of it: each block stores the flags at its end
-    /// (every `ret` counts them as read), and with a merge in place each store waited
-    /// for the one before it, through memory; with byte writes (`lahf`'s `ah`, OF
+    /// Copies the host's status flags into `Cpu::rflags` (clobbers them): `pushf`, its
+    /// whole image written there. The host's other flags (DF clear, IF set...) stand in
+    /// for the guest's while translated code runs, which reads only the status flags
+    /// there (DF from the frame's `FLAGS_REST`); the guest's come back before anything
+    /// else sees `Cpu::rflags` (the `leave` stub, `call_op` before its call). Flags not
+    /// in `live` (none may read them) then hold the host's, which may differ from the
+    /// interpreter's (it keeps an older value), as under its dead-flag elimination.
+    /// Neither a merge in place nor a write of part of it: each block stores the flags
+    /// at its end (every `ret` counts them as read), and with a merge in place each store
+    /// waited for the one before it, through memory; with byte writes (`lahf`'s `ah`, OF
     /// apart) the next 8-byte read of them (`load_cf`, `load_flags`, `merge_flags`)
     /// could not take its value from the writes (a store-forwarding stall). The two
-    /// took about a third of the awk loop's samples (step H). (`pushf` and a merge, then
-    /// `lahf`, `seto` and a merge, were measured no different on `gzip`.)
+    /// took about a third of the awk loop's samples (step H).
     fn store_flags(&mut self, _live: u32) -> Emit {
         let off = std::mem::offset_of!(Cpu, rflags);
         self.a.pushfq()?;
-        self.a.pop(rbp)?;
-        self.a.and(ebp, STATUS as i32)?;
-        self.a.or(rbp, qword_ptr(rsp + FLAGS_REST))?;
-        self.a.mov(qword_ptr(rbx + off), rbp)?;
+        self.a.pop(qword_ptr(rbx + off))?;
         self.ctx_flags = true;
         self.host_flags = false;
         Ok(())
@@ -2041,20 +2045,26 @@ impl<'m> Emitter<'m> {
         self.sync_flags(STATUS_BITS)?;
         self.forget_cache()?;
         self.groups.clear();
+        // The handler sees all of `Cpu::rflags` (`store_flags` wrote the host's other
+        // flags there).
+        let off = std::mem::offset_of!(Cpu, rflags);
+        self.a.mov(rbp, qword_ptr(rbx + off))?;
+        self.a.and(ebp, STATUS as i32)?;
+        self.a.or(rbp, qword_ptr(rsp + FLAGS_REST))?;
+        self.a.mov(qword_ptr(rbx + off), rbp)?;
         self.a.mov(rdi, rbx)?;
         self.a.mov(rsi, qword_ptr(rsp))?;
         self.mov_imm(Register::RDX, op as *const Op as u64)?;
         self.mov_imm(Register::RAX, self.stubs.run_op)?;
         self.a.call(rax)?;
+        // The handler may have changed flags other than the status ones (`cld`, `std`).
+        self.a.mov(rbp, qword_ptr(rbx + off))?;
+        self.a.and(rbp, !(STATUS as i32))?;
+        self.a.mov(qword_ptr(rsp + FLAGS_REST), rbp)?;
         self.a.test(eax, eax)?;
         let slow = self.a.create_label();
         self.a.jne(slow)?;
         self.calls.push((slow, k));
-        // The handler may have changed flags other than the status ones (`cld`, `std`).
-        let off = std::mem::offset_of!(Cpu, rflags);
-        self.a.mov(rbp, qword_ptr(rbx + off))?;
-        self.a.and(rbp, !(STATUS as i32))?;
-        self.a.mov(qword_ptr(rsp + FLAGS_REST), rbp)?;
         self.host_flags = false;
         self.ctx_flags = true;
         Ok(())
@@ -2668,8 +2678,8 @@ impl<'m> Emitter<'m> {
         // Changed from here on: the exits store them as they are.
         self.wrote(&map);
         let fail = self.fallback(k);
-        let rflags = std::mem::offset_of!(Cpu, rflags);
-        self.a.test(dword_ptr(rbx + rflags), crate::cpu::flags::DF as i32)?;
+        // DF, as the frame keeps it (`store_flags`).
+        self.a.test(dword_ptr(rsp + FLAGS_REST), crate::cpu::flags::DF as i32)?;
         self.a.jne(fail)?;
         let (mut top, mut end) = (self.a.create_label(), self.a.create_label());
         self.a.set_label(&mut top)?;

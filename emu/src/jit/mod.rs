@@ -178,12 +178,17 @@
 //! flags are then not the guest's, and are claimed only when the instruction writes all
 //! of them or they are dead), and a `jcc` on one flag tests its bit in `Cpu::rflags`
 //! (`Emitter::load_cf`, `one_flag`). The host's flags go to `Cpu::rflags` whole
-//! (`Emitter::store_flags`: `pushf`'s status flags or'ed with the rest of the guest's
-//! flags, which the frame keeps from the entry and after each `run_op` call), never by
-//! a merge in place nor by bytes: each block stores them at its end (a `ret` counts
-//! them all as read), and a merge made each store wait for the one before it through
-//! memory, and byte writes (`lahf`) stalled the next block's 8-byte read of them
-//! (store forwarding): together about a third of the awk loop's samples (step H). A bit test, `tzcnt` or `lzcnt` whose flags the
+//! (`Emitter::store_flags`: `pushf`, then `pop` to it), never by a merge in place nor
+//! by bytes: each block stores them at its end (a `ret` counts them all as read), and a
+//! merge made each store wait for the one before it through memory, and byte writes
+//! (`lahf`) stalled the next block's 8-byte read of them (store forwarding): together
+//! about a third of the awk loop's samples (step H). So while translated code runs,
+//! `Cpu::rflags` holds the host's flags other than the status ones (DF clear, IF
+//! set...); the frame keeps the guest's (`FLAGS_REST`, read at entry and after each
+//! `run_op` call, the only code of a run that may change them: `cld`, `std`), which
+//! translated code reads for DF, and which replace the host's before anything else sees
+//! `Cpu::rflags` (the `leave` stub every way out goes through, `call_op` before the
+//! handler runs). A bit test, `tzcnt` or `lzcnt` whose flags the
 //! manuals leave undefined may be read runs as the host's, its defined flags then
 //! merged into `Cpu::rflags` with the others as the interpreter leaves them (kept after
 //! bit tests, cleared after the counts: `Emitter::undefined_as_interpreter`); they went
