@@ -1480,6 +1480,8 @@ fn indexed_aligned_and_crossing_accesses_fault_where_the_interpreter_faults() {
     a.mov(r10, qword_ptr(rsp + r11 + 8)).unwrap();
     a.pop(r9).unwrap();
     a.mov(r10, qword_ptr(rbx + (RO + 0xff0 - DATA - 0x100) as i32)).unwrap();
+    a.mov(r9, qword_ptr(r12)).unwrap();
+    a.add(r9, qword_ptr(r12 + 8)).unwrap();
     a.dec(r15).unwrap();
     a.jne(top).unwrap();
     a.syscall().unwrap();
@@ -1492,10 +1494,12 @@ fn indexed_aligned_and_crossing_accesses_fault_where_the_interpreter_faults() {
     // `movdqa` misaligned; a write at `rbp` across the edge into the read-only page; a
     // read across the edge into the hole; the read at `rsp` and the index after the
     // `push` below the data; an index that wraps the address around below the data; a
-    // base past the limit; a write at `rsi` across the edge into the read-only page.
-    // (Accesses at `rsp` and `rbp` test a page edge inline, the others the bit of the
-    // page and the next one together.)
-    let cases: [&[(usize, u64)]; 9] = [
+    // base past the limit; a write at `rsi` across the edge into the read-only page;
+    // the group at `r12` (at the end of the read-only page, before the hole, by
+    // default) across the edge into the hole. (Accesses and groups at `rsp` and `rbp`
+    // test a page edge inline, the others the bit of the page and the next one
+    // together.)
+    let cases: [&[(usize, u64)]; 10] = [
         &[],
         &[(3, RO - 0x20)],
         &[(2, 0x18)],
@@ -1505,6 +1509,7 @@ fn indexed_aligned_and_crossing_accesses_fault_where_the_interpreter_faults() {
         &[(1, (1 << 62) - 0x100)],
         &[(3, limit - 8)],
         &[(6, DATA + 0x1800)],
+        &[(12, RO + 0xff8)],
     ];
     for (n, regs) in cases.iter().enumerate() {
         let mut out = Vec::new();
@@ -1518,7 +1523,7 @@ fn indexed_aligned_and_crossing_accesses_fault_where_the_interpreter_faults() {
             for (g, v) in [(3, DATA + 0x100), (1, 0), (6, DATA + 0x800), (2, 0x10), (7, DATA + 0x1000)] {
                 cpu.gpr[g] = v;
             }
-            for (g, v) in [(5, DATA), (4, DATA + 0x1c00), (11, 0), (15, 20)] {
+            for (g, v) in [(5, DATA), (4, DATA + 0x1c00), (11, 0), (12, RO + 0xff0), (15, 20)] {
                 cpu.gpr[g] = v;
             }
             for &(g, v) in regs.iter() {

@@ -47,6 +47,7 @@ const STATUS_BITS: u32 = 0x3f;
 /// The status flags in RFLAGS.
 const STATUS: u64 = crate::cpu::flags::STATUS;
 const RSP: usize = crate::cpu::reg::RSP;
+const RBP: usize = crate::cpu::reg::RBP;
 
 fn gpr_off(n: usize) -> i64 {
     (std::mem::offset_of!(Cpu, gpr) + 8 * n) as i64
@@ -1951,25 +1952,21 @@ impl<'m> Emitter<'m> {
     }
 
     /// Checks a group's range (see `Group`) at instruction `k`, its key's registers in
-    /// place as `map` has them: as `check` does, for the pages of its first and its last
-    /// byte (at most `GROUP_SPAN` apart: no page between); on failure leaves before `k`
-    /// (the interpreter then runs every access of the group as its own).
+    /// place as `map` has them: as `check` (`check_stack` at `rsp` and `rbp`) checks one
+    /// access, for the pages of its first and its last byte (at most `GROUP_SPAN` apart:
+    /// no page between); on failure leaves before `k` (the interpreter then runs every
+    /// access of the group as its own).
     fn group_check(&mut self, k: u32, map: &Map, group: Group) -> Emit {
-        let fail = self.fallback(k);
         let need = Need::from(group.read, group.write);
         self.key_address(group.key, group.lo, map)?;
-        self.a.cmp(r15, qword_ptr(rsp + LIMIT))?;
-        self.a.jae(fail)?;
-        self.a.mov(rbp, r15)?;
-        self.a.shr(rbp, 12)?;
-        self.perm_test(need, fail)?;
-        // `ADDR` is below the limit (at most 2^47), so the sum does not wrap.
-        self.a.lea(rbp, qword_ptr(r15 + (group.hi - group.lo - 1) as i32))?;
-        self.a.cmp(rbp, qword_ptr(rsp + LIMIT))?;
-        self.a.jae(fail)?;
-        self.a.shr(rbp, 12)?;
-        self.perm_test(need, fail)?;
-        self.host_flags = false;
+        // As one access of the group's span (at most a page: its first and last bytes
+        // are on one page or two neighbours).
+        let span = (group.hi - group.lo) as u64;
+        if matches!(group.key.base, RSP | RBP) {
+            self.check_stack(span, need, k)?;
+        } else {
+            self.check(span, need, k)?;
+        }
         self.groups.retain(|gr| gr.key != group.key);
         self.groups.push(group);
         Ok(())

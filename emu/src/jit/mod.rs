@@ -103,8 +103,9 @@
 //!   at one guest register, or one base and one index register and scale, plus
 //!   displacements (`emit::Key`; its pushes and pops at `rsp` too, which move it by
 //!   known amounts) are checked once, at the first of them, as one range of at most a
-//!   page (`Emitter::plan_access`, `group_check`): the limit, then the permission bytes
-//!   of the pages of its first and last bytes, for every access the group makes (reads,
+//!   page (`Emitter::plan_access`, `group_check`), as one access of the group's span
+//!   (the limit, the pages of its first and last bytes, as above: one pair bit where
+//!   they do not end the stack or a mapping), for every access the group makes (reads,
 //!   writes); the others then access `base + register + displacement` unchecked, or
 //!   `base + ADDR` after one `lea` of the address for those with an index (no third
 //!   register in an address) and those that must be aligned (their alignment tested
@@ -241,6 +242,17 @@
 //! runs the three programs of the pipeline on one host thread, qemu-x86_64 and the
 //! native run on both cores: see `benches/compare/RESULTS.md`.
 //!
+//! Step H, access checks (`gzip`, `gunzip`, `work mem`): measured with parts of the
+//! check left out (unsafe experiments), the permission test cost `gzip` about 8 % of
+//! its CPU, the page-crossing test 4 %, the limit, crossing and permission tests
+//! together 15 %. Group checks keyed by a base and an index register, aligned accesses
+//! in groups, accesses across a page edge run translated (`mem`'s `memmove` and
+//! `memcmp` of misaligned data left 12 % of its samples to the interpreter), one
+//! precomputed bit per test (the page and the next one's together inline), and group
+//! checks as one access of their span took `gzip` from 1.36-1.42 s of CPU to
+//! 1.24-1.26 s (with the flag stores of the other step-H change), `gunzip` from
+//! 0.44-0.46 s to 0.40 s, `mem 400` from 0.23-0.25 s to 0.20-0.22 s.
+//!
 //! Not done yet (see issue 17): VEX masked moves, gathers and `vzeroall`, F16C, VEX
 //! AES-NI, `rep` string instructions other than forward `stos`/`movs`, shifts of
 //! memory or 8- and 16-bit registers whose undefined flags may be read, rotates (all
@@ -250,9 +262,9 @@
 //! no faster on the shell loop, 1.01-1.03 s of CPU against 0.98-1.03 s, and was not
 //! kept; nor a cache of the last target at each indirect exit, which took `gzip`'s
 //! lookups in `chain` from 49.7 to 6.4 million but its CPU time by 1 % at most); fewer
-//! checks for indexed accesses (each checked alone) and fewer instructions per check
-//! (an out-of-line page-crossing test for aligned accesses gained 1 % on `gzip`, not
-//! kept); guest registers kept in host registers across linked blocks (loads and
+//! checks for accesses alone in their block (an indexed one into a table at a bounded
+//! index, a constant address: each checked alone) and checks that do not clobber the
+//! host's flags (flag stores before them); guest registers kept in host registers across linked blocks (loads and
 //! stores at block edges: 10 % of `gzip`'s samples); loading all the guest's flags
 //! without `popf` (where more than CF or one flag is needed);
 //! a code-size limit with eviction other than flushing; a threshold other than 16
