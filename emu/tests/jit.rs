@@ -1546,6 +1546,57 @@ fn indexed_aligned_and_crossing_accesses_fault_where_the_interpreter_faults() {
     }
 }
 
+/// The push of a `call` and the pop of a `ret` join the block's group at `rsp` (no check
+/// of their own): a call whose push would fault leaves at the group's first access and
+/// faults in the interpreter at the same instruction, with the same state.
+#[test]
+fn calls_and_returns_in_stack_groups_fault_where_the_interpreter_faults() {
+    use iced_x86::code_asm::*;
+    let mut a = CodeAssembler::new(64).unwrap();
+    let (mut top, mut f) = (a.create_label(), a.create_label());
+    a.set_label(&mut top).unwrap();
+    a.push(rbx).unwrap();
+    a.mov(qword_ptr(rsp + 16), rax).unwrap();
+    a.call(f).unwrap();
+    a.pop(rbx).unwrap();
+    a.dec(r15).unwrap();
+    a.jne(top).unwrap();
+    a.syscall().unwrap();
+    a.set_label(&mut f).unwrap();
+    a.mov(rax, qword_ptr(rsp + 8)).unwrap();
+    a.add(rax, 1).unwrap();
+    a.ret().unwrap();
+    let code = a.assemble(CODE).unwrap();
+    // rsp: inside the data; groups across the page edge between the data pages; the
+    // call's push below the data (the `push` before it is inside); in the read-only page.
+    for (n, stack) in [DATA + 0x1c00, DATA + 0x1008, DATA + 0x8, RO + 0x100].into_iter().enumerate() {
+        let mut out = Vec::new();
+        for tier in [Tier::Interp, Tier::Jit] {
+            let data: Vec<u8> = (0..0x2000u32).map(|k| (k * 5 + 1) as u8).collect();
+            let mut s = space(&code, &data);
+            s.set_jit_threshold(0);
+            let mut cpu = Cpu::new();
+            cpu.tier = tier;
+            cpu.rip = CODE;
+            cpu.gpr[4] = stack;
+            cpu.gpr[3] = 0x77;
+            cpu.gpr[15] = 20;
+            let exit = cpu.run(&mut s, 1 << 20);
+            if n < 2 {
+                assert!(matches!(exit, Exit::Syscall(_)), "case {n}, {tier}: {exit:?}");
+                if tier == Tier::Jit {
+                    let st = s.jit_stats();
+                    assert!(st.blocks_translated >= 2 && st.early_exits == 0 && st.handled == 0, "{st:?}");
+                }
+            } else {
+                assert!(matches!(exit, Exit::PageFault { .. }), "case {n}, {tier}: {exit:?}");
+            }
+            out.push((format!("{exit:?}"), state(&cpu), dump(&s)));
+        }
+        assert!(out[0] == out[1], "case {n}: the tiers differ: {:?}", (&out[0].0, &out[1].0, out[0].1, out[1].1));
+    }
+}
+
 /// A direct exit to a translated block jumps straight to its code (the translator links
 /// them); when that block is dropped the exit goes back to the lookup, so the new code
 /// runs, or the fault comes, as under the interpreter. `b`'s page is rewritten, then

@@ -672,6 +672,18 @@ fn steps(block: &Block) -> Vec<Step> {
                 }
                 return st;
             }
+            // The push of a `call` (direct or through a register) and the pop of a `ret`,
+            // which end the block (`Emitter::branch`): a group at `rsp` may cover them.
+            let call = i.mnemonic() == Mnemonic::Call && matches!(i.op0_kind(), OpKind::NearBranch64)
+                || (i.mnemonic() == Mnemonic::Call && i.op0_kind() == OpKind::Register && i.op0_register().is_gpr64());
+            let ret = i.mnemonic() == Mnemonic::Ret && i.op_count() == 0;
+            if call || ret {
+                st.covered = true;
+                st.writes = 1 << RSP;
+                st.access =
+                    Some((Key::reg(RSP), if call { -8 } else { 0 }, 8, if call { Need::Write } else { Need::Read }));
+                return st;
+            }
             st.covered = i.flow_control() == FlowControl::Next
                 && (plain(i) || sse_plain(i) || sse_fp(i) || avx_plain(i) || avx_fp(i));
             if !st.covered {
@@ -2885,7 +2897,7 @@ impl<'m> Emitter<'m> {
                 self.forget_cache()?;
                 self.load_gpr(ADDR, RSP)?;
                 self.a.lea(r15, qword_ptr(r15 - 8))?;
-                self.check_stack(8, Need::Write, k)?;
+                self.check_stack_unless_covered(k, Need::Write)?;
                 self.mov_imm(TMP, i.next_ip())?;
                 self.a.mov(qword_ptr(r12 + r15), rbp)?;
                 self.store_gpr(RSP, ADDR)?;
@@ -2895,7 +2907,7 @@ impl<'m> Emitter<'m> {
                 self.sync_flags(self.live[k as usize])?;
                 self.forget_cache()?;
                 self.load_gpr(ADDR, RSP)?;
-                self.check_stack(8, Need::Read, k)?;
+                self.check_stack_unless_covered(k, Need::Read)?;
                 self.a.mov(rax, qword_ptr(r12 + r15))?;
                 self.a.lea(r15, qword_ptr(r15 + 8))?;
                 self.store_gpr(RSP, ADDR)?;
@@ -2928,7 +2940,11 @@ impl<'m> Emitter<'m> {
                 if i.mnemonic() == Mnemonic::Call {
                     self.load_gpr(ADDR, RSP)?;
                     self.a.lea(r15, qword_ptr(r15 - 8))?;
-                    self.check_stack(8, Need::Write, k)?;
+                    if i.op0_kind() == OpKind::Register {
+                        self.check_stack_unless_covered(k, Need::Write)?;
+                    } else {
+                        self.check_stack(8, Need::Write, k)?;
+                    }
                     self.mov_imm(TMP, i.next_ip())?;
                     self.a.mov(qword_ptr(r12 + r15), rbp)?;
                     self.store_gpr(RSP, ADDR)?;
@@ -2939,6 +2955,16 @@ impl<'m> Emitter<'m> {
         }
         self.ended = true;
         Ok(())
+    }
+
+    /// The 8-byte stack access of the `call` or `ret` ending the block (instruction `k`,
+    /// at `ADDR`): checked unless a group at `rsp` covers it (`steps` gave the group
+    /// planning that access).
+    fn check_stack_unless_covered(&mut self, k: u32, need: Need) -> Emit {
+        if matches!(self.plan_access(k), Access::Covered(..)) {
+            return Ok(());
+        }
+        self.check_stack(8, need, k)
     }
 
     fn jcc(&mut self, cc: ConditionCode, to: CodeLabel) -> Emit {

@@ -102,7 +102,8 @@
 //!   `run_op` access memory through `Memory`'s own checked paths. Accesses of one block
 //!   at one guest register, or one base and one index register and scale, plus
 //!   displacements (`emit::Key`; its pushes and pops at `rsp` too, which move it by
-//!   known amounts) are checked once, at the first of them, as one range of at most a
+//!   known amounts, and the push of a `call` or the pop of a `ret` that ends the block)
+//!   are checked once, at the first of them, as one range of at most a
 //!   page (`Emitter::plan_access`, `group_check`), as one access of the group's span
 //!   (the limit, the pages of its first and last bytes, as above: one pair bit where
 //!   they do not end the stack or a mapping), for every access the group makes (reads,
@@ -251,7 +252,9 @@
 //! precomputed bit per test (the page and the next one's together inline), and group
 //! checks as one access of their span took `gzip` from 1.36-1.42 s of CPU to
 //! 1.24-1.26 s (with the flag stores of the other step-H change), `gunzip` from
-//! 0.44-0.46 s to 0.40 s, `mem 400` from 0.23-0.25 s to 0.20-0.22 s.
+//! 0.44-0.46 s to 0.40 s, `mem 400` from 0.23-0.25 s to 0.20-0.22 s; the pushes of
+//! calls and pops of returns in groups took the awk loop from 1.39-1.41 s to
+//! 1.33-1.36 s.
 //!
 //! Not done yet (see issue 17): VEX masked moves, gathers and `vzeroall`, F16C, VEX
 //! AES-NI, `rep` string instructions other than forward `stos`/`movs`, shifts of
