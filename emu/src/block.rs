@@ -462,6 +462,8 @@ fn flag_liveness(insns: &[Instruction], live_out: u32) -> Vec<bool> {
 
 /// How many instructions `flags_read_at` decodes ahead.
 const PEEK: usize = 8;
+/// How many direct `jmp`s `flags_read_at` follows.
+const PEEK_JUMPS: usize = 2;
 
 /// The status flags that may be read after `last`, the block's last
 /// instruction: the union, over its direct successors, of the flags read
@@ -482,42 +484,63 @@ fn flags_live_out(mem: &mut Memory, last: &Instruction, peeked: &mut Vec<u64>, s
     };
     successors.push(a);
     successors.extend(b);
-    let mut live = flags_read_at(mem, a, peeked);
+    let mut live = flags_read_at(mem, a, peeked, successors);
     if let Some(b) = b {
-        live |= flags_read_at(mem, b, peeked);
+        live |= flags_read_at(mem, b, peeked, successors);
     }
     live
 }
 
 /// The status flags the code at `addr` may read before writing them,
-/// decoding at most `PEEK` instructions up to the first control transfer.
+/// decoding at most `PEEK` instructions up to the first control transfer
+/// other than a direct `jmp` (up to `PEEK_JUMPS` of those are followed, their
+/// targets added to `successors`: a block that falls through to a `jmp` to
+/// code that writes the flags first leaves them dead; a conditional branch
+/// before a `jmp`, as in the shell loop's string compares, counted them all as
+/// read, and translated code stored them at its end).
 /// Code on a writable page is not looked at (it may change without the
 /// block noticing): every flag counts as read.
-fn flags_read_at(mem: &mut Memory, addr: u64, peeked: &mut Vec<u64>) -> u32 {
-    if addr >= mem.limit() || mem.page_writable(addr) {
-        return STATUS_BITS;
-    }
-    let bytes = mem.fetch_code(addr, PEEK * 15);
-    if bytes.is_empty() {
-        return STATUS_BITS;
-    }
-    let last_page = (addr + bytes.len() as u64 - 1) / PAGE_SIZE;
-    peeked.extend(addr / PAGE_SIZE..=last_page);
-    let mut decoder = Decoder::with_ip(64, bytes, addr, DecoderOptions::NONE);
+fn flags_read_at(mem: &mut Memory, addr: u64, peeked: &mut Vec<u64>, successors: &mut Vec<u64>) -> u32 {
     let (mut read, mut written) = (0, 0);
     let mut insn = Instruction::default();
-    for _ in 0..PEEK {
-        decoder.decode_out(&mut insn);
-        if insn.is_invalid() || leaves_loop(&insn) {
+    let (mut addr, mut left) = (addr, PEEK);
+    for jumps in 0..=PEEK_JUMPS {
+        if addr >= mem.limit() || mem.page_writable(addr) {
             break;
         }
-        read |= insn.rflags_read() & STATUS_BITS & !written;
-        written |= flags_killed(&insn);
-        if written == STATUS_BITS {
-            return read;
-        }
-        if insn.flow_control() != FlowControl::Next {
+        let bytes = mem.fetch_code(addr, left * 15);
+        if bytes.is_empty() {
             break;
+        }
+        let last_page = (addr + bytes.len() as u64 - 1) / PAGE_SIZE;
+        peeked.extend(addr / PAGE_SIZE..=last_page);
+        let mut decoder = Decoder::with_ip(64, bytes, addr, DecoderOptions::NONE);
+        let mut next = None;
+        while left > 0 {
+            left -= 1;
+            decoder.decode_out(&mut insn);
+            if insn.is_invalid() || leaves_loop(&insn) {
+                break;
+            }
+            read |= insn.rflags_read() & STATUS_BITS & !written;
+            written |= flags_killed(&insn);
+            if written == STATUS_BITS {
+                return read;
+            }
+            if insn.flow_control() != FlowControl::Next {
+                let direct = insn.op_count() == 1 && insn.op0_kind() == OpKind::NearBranch64;
+                if insn.flow_control() == FlowControl::UnconditionalBranch && direct {
+                    next = Some(insn.near_branch_target());
+                }
+                break;
+            }
+        }
+        match next {
+            Some(to) if jumps < PEEK_JUMPS && left > 0 => {
+                successors.push(to);
+                addr = to;
+            }
+            _ => break,
         }
     }
     read | (STATUS_BITS & !written)
@@ -571,6 +594,36 @@ mod tests {
         let empty: Vec<_> = (0..FAST_SLOTS).map(empty_entry).collect();
         assert!(reused.fast[..] == empty[..], "a stale entry");
         assert!((0..if cfg!(miri) { 0x1100 } else { 0x4000 }).all(|rip| reused.lookup(rip).is_none()));
+    }
+
+    /// The liveness looks through direct `jmp`s (up to `PEEK_JUMPS`): `cmp rax, rbx; jz
+    /// L` falling through to `jmp L`, and `L: jmp T` into the next page, where `T` writes
+    /// the flags (fused) or reads them (not fused); three `jmp`s are not followed. The
+    /// block depends on the page it peeked at through them: a write there drops it.
+    #[test]
+    fn liveness_follows_direct_jumps() {
+        let build = |tail: &[u8], jumps: usize| {
+            let mut mem = Memory::new(1 << 24).unwrap();
+            mem.map(GuestAddress(0x1000), 0x2000, Perm::RX).unwrap();
+            // cmp rax, rbx; jz 0x100a; jmp 0x100a; int3 x3; 0x100a: jmp 0x2000 (rel32).
+            let mut code = vec![0x48, 0x39, 0xd8, 0x74, 5, 0xeb, 3, 0xcc, 0xcc, 0xcc, 0xe9, 0xf1, 0x0f, 0, 0];
+            if jumps == 3 {
+                // 0x1005: jmp 0x1007; 0x1007: jmp 0x100a.
+                code[5..10].copy_from_slice(&[0xeb, 0, 0xeb, 1, 0xcc]);
+            }
+            mem.write_raw(GuestAddress(0x1000), &code).unwrap();
+            mem.write_raw(GuestAddress(0x2000), tail).unwrap();
+            let mut cache = CodeCache::new();
+            let fused = cache.build(&mut mem, 0x1000, CpuModel::default()).map_err(|_| ()).unwrap().fused;
+            cache.invalidate(&mut vec![2]);
+            (fused, cache.lookup(0x1000).is_some())
+        };
+        // xor edx, edx; hlt: every flag written first.
+        assert_eq!(build(&[0x31, 0xd2, 0xf4], 2), (true, false));
+        // pushfq: read.
+        assert_eq!(build(&[0x9c, 0x5a, 0xf4], 2), (false, false));
+        // Behind a third `jmp`: counted as read.
+        assert_eq!(build(&[0x31, 0xd2, 0xf4], 3), (false, false));
     }
 
     /// cmp rax, rbx; jz +5; mov ecx, 1; then a flag writer or a flag reader.
