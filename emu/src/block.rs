@@ -462,7 +462,7 @@ fn flag_liveness(insns: &[Instruction], live_out: u32) -> Vec<bool> {
 
 /// How many instructions `flags_read_at` decodes ahead.
 const PEEK: usize = 8;
-/// How many direct `jmp`s `flags_read_at` follows.
+/// How many direct `jmp`s and `call`s `flags_read_at` follows.
 const PEEK_JUMPS: usize = 2;
 
 /// The status flags that may be read after `last`, the block's last
@@ -493,11 +493,12 @@ fn flags_live_out(mem: &mut Memory, last: &Instruction, peeked: &mut Vec<u64>, s
 
 /// The status flags the code at `addr` may read before writing them,
 /// decoding at most `PEEK` instructions up to the first control transfer
-/// other than a direct `jmp` (up to `PEEK_JUMPS` of those are followed, their
-/// targets added to `successors`: a block that falls through to a `jmp` to
-/// code that writes the flags first leaves them dead; a conditional branch
-/// before a `jmp`, as in the shell loop's string compares, counted them all as
-/// read, and translated code stored them at its end).
+/// other than a direct `jmp` or `call` (up to `PEEK_JUMPS` of those are
+/// followed, their targets added to `successors`: a block that falls through to
+/// a `jmp` or a `call` to code that writes the flags first leaves them dead; a
+/// conditional branch before a `jmp`, as in the shell loop's string compares, or
+/// before a `call` whose callee starts with `test`, as after the awk loop's
+/// `bt`s, counted them all as read, and translated code stored them at its end).
 /// Code on a writable page is not looked at (it may change without the
 /// block noticing): every flag counts as read.
 fn flags_read_at(mem: &mut Memory, addr: u64, peeked: &mut Vec<u64>, successors: &mut Vec<u64>) -> u32 {
@@ -529,7 +530,7 @@ fn flags_read_at(mem: &mut Memory, addr: u64, peeked: &mut Vec<u64>, successors:
             }
             if insn.flow_control() != FlowControl::Next {
                 let direct = insn.op_count() == 1 && insn.op0_kind() == OpKind::NearBranch64;
-                if insn.flow_control() == FlowControl::UnconditionalBranch && direct {
+                if matches!(insn.flow_control(), FlowControl::UnconditionalBranch | FlowControl::Call) && direct {
                     next = Some(insn.near_branch_target());
                 }
                 break;
@@ -596,7 +597,7 @@ mod tests {
         assert!((0..if cfg!(miri) { 0x1100 } else { 0x4000 }).all(|rip| reused.lookup(rip).is_none()));
     }
 
-    /// The liveness looks through direct `jmp`s (up to `PEEK_JUMPS`): `cmp rax, rbx; jz
+    /// The liveness looks through direct `jmp`s and `call`s (up to `PEEK_JUMPS`): `cmp rax, rbx; jz
     /// L` falling through to `jmp L`, and `L: jmp T` into the next page, where `T` writes
     /// the flags (fused) or reads them (not fused); three `jmp`s are not followed. The
     /// block depends on the page it peeked at through them: a write there drops it.
@@ -624,6 +625,18 @@ mod tests {
         assert_eq!(build(&[0x9c, 0x5a, 0xf4], 2), (false, false));
         // Behind a third `jmp`: counted as read.
         assert_eq!(build(&[0x31, 0xd2, 0xf4], 3), (false, false));
+        // A `call` is followed as a `jmp` is: `call 0x2000` at 0x100a (rel32 0xff1).
+        let called = |tail: &[u8]| {
+            let mut mem = Memory::new(1 << 24).unwrap();
+            mem.map(GuestAddress(0x1000), 0x2000, Perm::RX).unwrap();
+            let code = [0x48, 0x39, 0xd8, 0x74, 5, 0xeb, 3, 0xcc, 0xcc, 0xcc, 0xe8, 0xf1, 0x0f, 0, 0];
+            mem.write_raw(GuestAddress(0x1000), &code).unwrap();
+            mem.write_raw(GuestAddress(0x2000), tail).unwrap();
+            let mut cache = CodeCache::new();
+            cache.build(&mut mem, 0x1000, CpuModel::default()).map_err(|_| ()).unwrap().fused
+        };
+        assert!(called(&[0x31, 0xd2, 0xf4]));
+        assert!(!called(&[0x9c, 0x5a, 0xf4]));
     }
 
     /// cmp rax, rbx; jz +5; mov ecx, 1; then a flag writer or a flag reader.

@@ -190,8 +190,9 @@
 //! translated code reads for DF, and which replace the host's before anything else sees
 //! `Cpu::rflags` (the `leave` stub every way out goes through, `call_op` before the
 //! handler runs). Flags are stored at a block's end only where a successor may read
-//! them (`Block::live_out`, which looks ahead through up to two direct `jmp`s: a `je`
-//! falling through to a `jmp` back to a loop's head stored them every round, step H);
+//! them (`Block::live_out`, which looks ahead through up to two direct `jmp`s or
+//! `call`s: a `je` falling through to a `jmp` back to a loop's head stored them every
+//! round, step H);
 //! every flag counts as read after a `ret` or other indirect exit. A bit test, `tzcnt` or `lzcnt` whose flags the
 //! manuals leave undefined may be read runs as the host's, its defined flags then
 //! merged into `Cpu::rflags` with the others as the interpreter leaves them (kept after
