@@ -1862,15 +1862,7 @@ impl<'m> Emitter<'m> {
             self.a.je(edge)?;
             self.crossings.push((edge, back, size, need, fail, Edge::Pair));
         } else {
-            if size > 1 {
-                self.a.mov(ebp, iced_x86::code_asm::r15d)?;
-                self.a.and(ebp, (PAGE_SIZE - 1) as i32)?;
-                self.a.cmp(ebp, (PAGE_SIZE - size) as i32)?;
-                self.a.ja(fail)?;
-            }
-            self.a.mov(rbp, r15)?;
-            self.a.shr(rbp, 12)?;
-            self.perm_test(need, fail)?;
+            self.one_page_test(size, need, fail)?;
         }
         self.host_flags = false;
         Ok(())
@@ -1894,6 +1886,20 @@ impl<'m> Emitter<'m> {
 
     /// Tests guest page `TMP` for `need`, as `Memory::try_read` / `try_write` do; to
     /// `fail` when it does not allow the access.
+    /// Jumps to `fail` unless the `size` bytes at `ADDR` (`r15`) lie inside one page and
+    /// that page allows `need`.
+    fn one_page_test(&mut self, size: u64, need: Need, fail: CodeLabel) -> Emit {
+        if size > 1 {
+            self.a.mov(ebp, iced_x86::code_asm::r15d)?;
+            self.a.and(ebp, (PAGE_SIZE - 1) as i32)?;
+            self.a.cmp(ebp, (PAGE_SIZE - size) as i32)?;
+            self.a.ja(fail)?;
+        }
+        self.a.mov(rbp, r15)?;
+        self.a.shr(rbp, 12)?;
+        self.perm_test(need, fail)
+    }
+
     fn perm_test(&mut self, need: Need, fail: CodeLabel) -> Emit {
         self.ok_test(need, false)?;
         self.a.je(fail)?;
@@ -3032,13 +3038,7 @@ impl<'m> Emitter<'m> {
             // The page and the next do not both allow the access (`check`): it fails
             // if it crosses their edge, else as its page says; back to the `je` with ZF
             // clear otherwise.
-            self.a.mov(ebp, iced_x86::code_asm::r15d)?;
-            self.a.and(ebp, (PAGE_SIZE - 1) as i32)?;
-            self.a.cmp(ebp, (PAGE_SIZE - size) as i32)?;
-            self.a.ja(fail)?;
-            self.a.mov(rbp, r15)?;
-            self.a.shr(rbp, 12)?;
-            self.perm_test(need, fail)?;
+            self.one_page_test(size, need, fail)?;
             self.a.jmp(back)?;
         }
         for (mut label, done, dirty, fp, upper) in std::mem::take(&mut self.fallbacks) {
