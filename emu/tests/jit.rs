@@ -699,6 +699,33 @@ fn state(c: &Cpu) -> State {
     (c.gpr, c.rip, c.rflags, c.icount, c.xmm, c.ymm_hi, c.mxcsr)
 }
 
+/// Runs `code` from `CODE` in both tiers, translated from its first run, over a fresh
+/// space whose data pages hold `data` and a CPU `init` prepares; asserts that the tiers
+/// end with the same exit, state and data (`case` names the run) and returns the
+/// translated run's exit and statistics.
+fn in_both_tiers_from_the_first_run(
+    code: &[u8],
+    data: &[u8],
+    case: usize,
+    init: impl Fn(&mut Cpu),
+) -> (Exit, emu::JitStats) {
+    let mut out = Vec::new();
+    let mut last = None;
+    for tier in [Tier::Interp, Tier::Jit] {
+        let mut s = space(code, data);
+        s.set_jit_threshold(0);
+        let mut cpu = Cpu::new();
+        cpu.tier = tier;
+        cpu.rip = CODE;
+        init(&mut cpu);
+        let exit = cpu.run(&mut s, 1 << 20);
+        out.push((format!("{exit:?}"), state(&cpu), dump(&s)));
+        last = Some((exit, s.jit_stats()));
+    }
+    assert!(out[0] == out[1], "case {case}: the tiers differ: {:?}", (&out[0].0, &out[1].0, out[0].1, out[1].1));
+    last.unwrap()
+}
+
 /// Runs one program under both tiers; returns the translator's statistics and the
 /// number of instructions that ran.
 fn run_case(seed: u64) -> (emu::JitStats, u64) {
@@ -1422,31 +1449,19 @@ fn grouped_accesses_fault_where_the_interpreter_faults() {
         (u64::MAX - 0x3f, DATA + 0x1800),
     ];
     for (n, &(base, stack)) in cases.iter().enumerate() {
-        let mut out = Vec::new();
-        for tier in [Tier::Interp, Tier::Jit] {
-            let data: Vec<u8> = (0..0x2000u32).map(|k| (k * 13 + 5) as u8).collect();
-            let mut s = space(&code, &data);
-            s.set_jit_threshold(0);
-            let mut cpu = Cpu::new();
-            cpu.tier = tier;
-            cpu.rip = CODE;
+        let data: Vec<u8> = (0..0x2000u32).map(|k| (k * 13 + 5) as u8).collect();
+        let (exit, st) = in_both_tiers_from_the_first_run(&code, &data, n, |cpu| {
             cpu.gpr[3] = base;
             cpu.gpr[4] = stack;
             cpu.gpr[1] = 0x1234;
             cpu.gpr[15] = 100;
-            let exit = cpu.run(&mut s, 1 << 20);
-            if n == 0 {
-                assert!(matches!(exit, Exit::Syscall(_)), "{tier}: {exit:?}");
-                if tier == Tier::Jit {
-                    let st = s.jit_stats();
-                    assert!(st.blocks_translated >= 1 && st.early_exits == 0 && st.handled == 0, "{st:?}");
-                }
-            } else {
-                assert!(matches!(exit, Exit::PageFault { .. }), "case {n}, {tier}: {exit:?}");
-            }
-            out.push((format!("{exit:?}"), state(&cpu), dump(&s)));
+        });
+        if n == 0 {
+            assert!(matches!(exit, Exit::Syscall(_)), "{exit:?}");
+            assert!(st.blocks_translated >= 1 && st.early_exits == 0 && st.handled == 0, "{st:?}");
+        } else {
+            assert!(matches!(exit, Exit::PageFault { .. }), "case {n}: {exit:?}");
         }
-        assert!(out[0] == out[1], "case {n}: the tiers differ: {:?}", (&out[0].0, &out[1].0, out[0].1, out[1].1));
     }
 }
 
@@ -1512,14 +1527,8 @@ fn indexed_aligned_and_crossing_accesses_fault_where_the_interpreter_faults() {
         &[(12, RO + 0xff8)],
     ];
     for (n, regs) in cases.iter().enumerate() {
-        let mut out = Vec::new();
-        for tier in [Tier::Interp, Tier::Jit] {
-            let data: Vec<u8> = (0..0x2000u32).map(|k| (k * 11 + 7) as u8).collect();
-            let mut s = space(&code, &data);
-            s.set_jit_threshold(0);
-            let mut cpu = Cpu::new();
-            cpu.tier = tier;
-            cpu.rip = CODE;
+        let data: Vec<u8> = (0..0x2000u32).map(|k| (k * 11 + 7) as u8).collect();
+        let (exit, st) = in_both_tiers_from_the_first_run(&code, &data, n, |cpu| {
             for (g, v) in [(3, DATA + 0x100), (1, 0), (6, DATA + 0x800), (2, 0x10), (7, DATA + 0x1000)] {
                 cpu.gpr[g] = v;
             }
@@ -1529,20 +1538,14 @@ fn indexed_aligned_and_crossing_accesses_fault_where_the_interpreter_faults() {
             for &(g, v) in regs.iter() {
                 cpu.gpr[g] = v;
             }
-            random_vectors(&mut cpu, n as u64);
-            let exit = cpu.run(&mut s, 1 << 20);
-            if n == 0 {
-                assert!(matches!(exit, Exit::Syscall(_)), "{tier}: {exit:?}");
-                if tier == Tier::Jit {
-                    let st = s.jit_stats();
-                    assert!(st.blocks_translated >= 1 && st.early_exits == 0 && st.handled == 0, "{st:?}");
-                }
-            } else {
-                assert!(!matches!(exit, Exit::Syscall(_) | Exit::BudgetExhausted), "case {n}, {tier}: {exit:?}");
-            }
-            out.push((format!("{exit:?}"), state(&cpu), dump(&s)));
+            random_vectors(cpu, n as u64);
+        });
+        if n == 0 {
+            assert!(matches!(exit, Exit::Syscall(_)), "{exit:?}");
+            assert!(st.blocks_translated >= 1 && st.early_exits == 0 && st.handled == 0, "{st:?}");
+        } else {
+            assert!(!matches!(exit, Exit::Syscall(_) | Exit::BudgetExhausted), "case {n}: {exit:?}");
         }
-        assert!(out[0] == out[1], "case {n}: the tiers differ: {:?}", (&out[0].0, &out[1].0, out[0].1, out[1].1));
     }
 }
 
@@ -1570,30 +1573,18 @@ fn calls_and_returns_in_stack_groups_fault_where_the_interpreter_faults() {
     // rsp: inside the data; groups across the page edge between the data pages; the
     // call's push below the data (the `push` before it is inside); in the read-only page.
     for (n, stack) in [DATA + 0x1c00, DATA + 0x1008, DATA + 0x8, RO + 0x100].into_iter().enumerate() {
-        let mut out = Vec::new();
-        for tier in [Tier::Interp, Tier::Jit] {
-            let data: Vec<u8> = (0..0x2000u32).map(|k| (k * 5 + 1) as u8).collect();
-            let mut s = space(&code, &data);
-            s.set_jit_threshold(0);
-            let mut cpu = Cpu::new();
-            cpu.tier = tier;
-            cpu.rip = CODE;
+        let data: Vec<u8> = (0..0x2000u32).map(|k| (k * 5 + 1) as u8).collect();
+        let (exit, st) = in_both_tiers_from_the_first_run(&code, &data, n, |cpu| {
             cpu.gpr[4] = stack;
             cpu.gpr[3] = 0x77;
             cpu.gpr[15] = 20;
-            let exit = cpu.run(&mut s, 1 << 20);
-            if n < 2 {
-                assert!(matches!(exit, Exit::Syscall(_)), "case {n}, {tier}: {exit:?}");
-                if tier == Tier::Jit {
-                    let st = s.jit_stats();
-                    assert!(st.blocks_translated >= 2 && st.early_exits == 0 && st.handled == 0, "{st:?}");
-                }
-            } else {
-                assert!(matches!(exit, Exit::PageFault { .. }), "case {n}, {tier}: {exit:?}");
-            }
-            out.push((format!("{exit:?}"), state(&cpu), dump(&s)));
+        });
+        if n < 2 {
+            assert!(matches!(exit, Exit::Syscall(_)), "case {n}: {exit:?}");
+            assert!(st.blocks_translated >= 2 && st.early_exits == 0 && st.handled == 0, "{st:?}");
+        } else {
+            assert!(matches!(exit, Exit::PageFault { .. }), "case {n}: {exit:?}");
         }
-        assert!(out[0] == out[1], "case {n}: the tiers differ: {:?}", (&out[0].0, &out[1].0, out[0].1, out[1].1));
     }
 }
 
