@@ -457,6 +457,9 @@ pub struct JitStats {
     pub early_exits: u64,
     /// Instructions translated code ran through the interpreter's handlers (`run_op`).
     pub handled: u64,
+    /// Blocks translated as loops inside their own code (a direct exit to their start:
+    /// `emit::Head`).
+    pub self_loops: u64,
 }
 
 /// What happened between two snapshots (`later - earlier`).
@@ -472,6 +475,7 @@ impl std::ops::Sub for JitStats {
             chained: self.chained - earlier.chained,
             early_exits: self.early_exits - earlier.early_exits,
             handled: self.handled - earlier.handled,
+            self_loops: self.self_loops - earlier.self_loops,
         }
     }
 }
@@ -664,6 +668,7 @@ impl Jit {
             self.install(code)?;
             self.stats.blocks_translated += 1;
             self.stats.code_bytes += code.len() as u64;
+            self.stats.self_loops += u64::from(t.looping);
             block.jit.code.set(Some((ip, self.gen)));
             block.jit.covers.set(covers);
             self.link(block.start, ip, &t.sites);
