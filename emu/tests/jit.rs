@@ -1982,3 +1982,58 @@ fn self_loops_with_flags_live_at_the_head_read_the_rounds_before() {
         assert!(st.self_loops >= 1 && st.early_exits == 0, "{st:?}");
     }
 }
+
+/// The guest's MXCSR stays in the host's from one SSE floating-point run to the next,
+/// across block exits: a handler that reads it (`stmxcsr`, through `run_op`) sees the
+/// exception flags the runs before raised; one that writes it (`ldmxcsr`: the rounding
+/// changed, the precision exception unmasked every other time) is seen by the next run,
+/// which tests the new value again (unmasked: out to the interpreter, which raises
+/// #XM). Every way out in budget slices stores the same MXCSR as the interpreter's.
+#[test]
+fn fp_runs_keep_the_guests_mxcsr_across_blocks_until_a_handler_reads_it() {
+    use iced_x86::code_asm::*;
+    let mut a = CodeAssembler::new(64).unwrap();
+    let (mut top, mut skip) = (a.create_label(), a.create_label());
+    a.set_label(&mut top).unwrap();
+    a.divsd(xmm1, xmm2).unwrap();
+    a.addsd(xmm3, xmm1).unwrap();
+    a.test(r15, 3).unwrap();
+    a.jne(skip).unwrap();
+    a.mulsd(xmm3, xmm4).unwrap();
+    a.stmxcsr(dword_ptr(rbx)).unwrap();
+    a.mov(eax, dword_ptr(rbx)).unwrap();
+    a.mov(dword_ptr(rbx + r15 * 4 + 8), eax).unwrap();
+    a.and(eax, !0x3f).unwrap();
+    a.xor(eax, r12d).unwrap();
+    a.mov(dword_ptr(rbx), eax).unwrap();
+    a.ldmxcsr(dword_ptr(rbx)).unwrap();
+    a.set_label(&mut skip).unwrap();
+    a.subsd(xmm3, xmm2).unwrap();
+    a.sqrtsd(xmm5, xmm3).unwrap();
+    a.dec(r15).unwrap();
+    a.jne(top).unwrap();
+    a.syscall().unwrap();
+    let code = a.assemble(CODE).unwrap();
+    let f = |x: f64| x.to_bits() as u128;
+    // r12: what each `ldmxcsr` toggles: the rounding; the rounding and the precision
+    // mask (#XM at the next inexact result).
+    for (n, &toggle) in [0x6000u64, 0x2000 | 0x1000].iter().enumerate() {
+        for seed in 0..3 {
+            let (exit, st) = in_both_tiers_in_slices(&code, &[0; 0x2000], &slices(seed + 60), |cpu| {
+                cpu.gpr[3] = DATA;
+                cpu.gpr[12] = toggle;
+                cpu.gpr[15] = 400;
+                cpu.xmm[1] = f(1.0);
+                cpu.xmm[2] = f(3.0);
+                cpu.xmm[3] = f(-1e-3);
+                cpu.xmm[4] = f(1.0000001);
+            });
+            if n == 0 {
+                assert!(matches!(exit, Exit::Syscall(_)), "{exit:?}");
+                assert!(st.handled > 0, "{st:?}");
+            } else {
+                assert!(!matches!(exit, Exit::Syscall(_)), "{exit:?}");
+            }
+        }
+    }
+}

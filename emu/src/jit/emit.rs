@@ -913,6 +913,10 @@ const ENV_CHAINED: usize = std::mem::offset_of!(super::Env, chained);
 /// without its status flags (`store_flags`; only the interpreter and `run_op`'s
 /// handlers change those bits, and `call_op` reads them again after each call).
 const HOST_MXCSR: usize = 8;
+/// Non-zero while the host's MXCSR holds the guest's (`Emitter::fp_enter`): from an SSE
+/// floating-point run on, across linked and chained blocks, until `leave` or a `run_op`
+/// call (`Emitter::fp_leave`) gives the host its own back.
+const FP_ON: usize = 12;
 const LIMIT: usize = 16;
 const CHAINED: usize = 24;
 const FLAGS_REST: usize = 32;
@@ -943,6 +947,7 @@ pub(super) fn stubs(ip: u64, table: u64) -> Option<(Vec<u8>, Stubs)> {
         a.push(rsi)?;
         // The host's MXCSR, for the ends of SSE floating-point runs (`fp_leave`).
         a.stmxcsr(dword_ptr(rsp + HOST_MXCSR))?;
+        a.mov(dword_ptr(rsp + FP_ON), 0)?;
         a.mov(rbx, rdi)?;
         a.mov(r12, qword_ptr(rsi + std::mem::offset_of!(super::Env, base)))?;
         a.mov(r13, qword_ptr(rsi + std::mem::offset_of!(super::Env, perm)))?;
@@ -994,6 +999,14 @@ pub(super) fn stubs(ip: u64, table: u64) -> Option<(Vec<u8>, Stubs)> {
         let leave_at_at = a.instructions().len();
         a.mov(qword_ptr(rbx + rip), rax)?;
         a.set_label(&mut leave)?;
+        // The guest's MXCSR (its exception flags raised meanwhile) to `Cpu::mxcsr` and
+        // the host's back, if an SSE floating-point run left it in place.
+        let mut host_mxcsr = a.create_label();
+        a.cmp(dword_ptr(rsp + FP_ON), 0)?;
+        a.je(host_mxcsr)?;
+        a.stmxcsr(dword_ptr(rbx + std::mem::offset_of!(Cpu, mxcsr)))?;
+        a.ldmxcsr(dword_ptr(rsp + HOST_MXCSR))?;
+        a.set_label(&mut host_mxcsr)?;
         // `Cpu::rflags` whole again: the guest's flags other than the status ones in
         // place of the host's `store_flags` wrote.
         a.mov(rax, qword_ptr(rbx + std::mem::offset_of!(Cpu, rflags)))?;
@@ -1218,8 +1231,8 @@ struct Emitter<'m> {
     /// The last instruction emitted its own exits (a branch).
     ended: bool,
     /// Where a failed access check goes: (label, instructions completed, the cached
-    /// guest registers to store first, MXCSR to give back, `vzeroupper` to issue).
-    fallbacks: Vec<(CodeLabel, u32, Dirty, bool, bool)>,
+    /// guest registers to store first, `vzeroupper` to issue).
+    fallbacks: Vec<(CodeLabel, u32, Dirty, bool)>,
     /// The out-of-line tests of accesses whose page and the next do not both allow
     /// them (`check`): (label, the `je` to go back to, access size, need, the check's
     /// failure label).
@@ -1687,10 +1700,8 @@ impl<'m> Emitter<'m> {
         Ok(())
     }
 
-    /// Stores every changed cached guest register (they stay cached, unchanged) and
-    /// gives the host its MXCSR back.
+    /// Stores every changed cached guest register (they stay cached, unchanged).
     fn flush(&mut self) -> Emit {
-        self.fp_leave()?;
         for n in 0..16 {
             let Some(c) = self.xcache[n] else { continue };
             if c.lo {
@@ -1720,8 +1731,11 @@ impl<'m> Emitter<'m> {
     /// for the interpreter, which raises them) and sets no bit outside `MXCSR_MASK`, the
     /// host computes and flags exactly what the interpreter's `fp_run` does (it runs the
     /// same instructions with the guest's rounding, FTZ and DAZ, every exception masked),
-    /// and the guest's sticky flags collect in the host's MXCSR until `fp_leave`.
-    /// Clobbers the host's flags (the caller synchronises them first).
+    /// and the guest's sticky flags collect in the host's MXCSR until the `leave` stub
+    /// or a `run_op` call (`fp_leave`) stores it. The guest's stays in place across
+    /// block exits (`FP_ON`: a later block's run finds it there; only those two give
+    /// Rust code control, and only a handler changes `Cpu::mxcsr`, so it passed this
+    /// test when loaded). Clobbers the host's flags (the caller synchronises them first).
     fn fp_enter(&mut self, k: u32) -> Emit {
         if self.fp {
             return Ok(());
@@ -1729,25 +1743,39 @@ impl<'m> Emitter<'m> {
         let mx = std::mem::offset_of!(Cpu, mxcsr);
         let masks = 0x3f << 7;
         let fail = self.fallback(k);
+        let mut on = self.a.create_label();
+        self.a.cmp(dword_ptr(rsp + FP_ON), 0)?;
+        self.a.jne(on)?;
         self.a.mov(ebp, dword_ptr(rbx + mx))?;
         self.a.and(ebp, (!crate::cpu::MXCSR_MASK | masks) as i32)?;
         self.a.cmp(ebp, masks as i32)?;
         self.a.jne(fail)?;
         self.a.ldmxcsr(dword_ptr(rbx + mx))?;
+        self.a.mov(dword_ptr(rsp + FP_ON), 1)?;
+        self.a.set_label(&mut on)?;
         self.host_flags = false;
         self.fp = true;
         Ok(())
     }
 
-    /// Ends a run of SSE floating point: the guest's MXCSR (with the exception flags
-    /// raised meanwhile) back to `Cpu::mxcsr`, the host's back in place. Keeps the flags.
+    /// Before a `run_op` call: the guest's MXCSR (with the exception flags raised
+    /// meanwhile) back to `Cpu::mxcsr` and the host's in place, if an SSE floating-point
+    /// run of this block or an earlier one left it there (`FP_ON`). Clobbers the flags.
     fn fp_leave(&mut self) -> Emit {
-        if self.fp {
-            let mx = std::mem::offset_of!(Cpu, mxcsr);
-            self.a.stmxcsr(dword_ptr(rbx + mx))?;
-            self.a.ldmxcsr(dword_ptr(rsp + HOST_MXCSR))?;
-            self.fp = false;
+        let mx = std::mem::offset_of!(Cpu, mxcsr);
+        let mut off = self.a.create_label();
+        if !self.fp {
+            self.a.cmp(dword_ptr(rsp + FP_ON), 0)?;
+            self.a.je(off)?;
         }
+        self.a.stmxcsr(dword_ptr(rbx + mx))?;
+        self.a.ldmxcsr(dword_ptr(rsp + HOST_MXCSR))?;
+        self.a.mov(dword_ptr(rsp + FP_ON), 0)?;
+        if !self.fp {
+            self.a.set_label(&mut off)?;
+        }
+        self.fp = false;
+        self.host_flags = false;
         Ok(())
     }
 
@@ -1862,7 +1890,7 @@ impl<'m> Emitter<'m> {
     fn fallback(&mut self, done: u32) -> CodeLabel {
         let fail = self.a.create_label();
         let dirty = self.dirty();
-        self.fallbacks.push((fail, done, dirty, self.fp, self.upper));
+        self.fallbacks.push((fail, done, dirty, self.upper));
         fail
     }
 
@@ -2119,6 +2147,7 @@ impl<'m> Emitter<'m> {
         }
         self.sync_flags(STATUS_BITS)?;
         self.forget_cache()?;
+        self.fp_leave()?;
         self.groups.clear();
         // The handler sees all of `Cpu::rflags` (`store_flags` wrote the host's other
         // flags there).
@@ -3237,12 +3266,8 @@ impl<'m> Emitter<'m> {
             self.one_page_test(size, need, fail)?;
             self.a.jmp(back)?;
         }
-        for (mut label, done, dirty, fp, upper) in std::mem::take(&mut self.fallbacks) {
+        for (mut label, done, dirty, upper) in std::mem::take(&mut self.fallbacks) {
             self.a.set_label(&mut label)?;
-            if fp {
-                self.fp = true;
-                self.fp_leave()?;
-            }
             for (g, h) in dirty {
                 self.store_any(g, h)?;
             }
