@@ -908,9 +908,9 @@ const ENV_LEFT: usize = std::mem::offset_of!(super::Env, left);
 const ENV_EARLY: usize = std::mem::offset_of!(super::Env, early);
 const ENV_CHAINED: usize = std::mem::offset_of!(super::Env, chained);
 
-/// The frame `enter` builds below the `Env` pointer at `[rsp]`: the host's MXCSR, the
-/// guest memory's limit, the count of blocks entered through `chain`, and `Cpu::rflags`
-/// without its status flags (`store_flags`; only the interpreter and `run_op`'s
+/// The frame `enter` builds below the `Env` pointer at `[rsp]`: the host's MXCSR (and
+/// `FP_ON` beside it), the guest memory's limit, the count of blocks entered through
+/// `chain`, and `Cpu::rflags` without its status flags (`store_flags`; only the interpreter and `run_op`'s
 /// handlers change those bits, and `call_op` reads them again after each call).
 const HOST_MXCSR: usize = 8;
 /// Non-zero while the host's MXCSR holds the guest's (`Emitter::fp_enter`): from an SSE
