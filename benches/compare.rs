@@ -27,6 +27,13 @@
 //!
 //! Times are wall-clock and include process start-up (native, qemu) or
 //! kernel boot (warden); on a loaded machine they are noisy, the ratios less so.
+//!
+//! Start-up as a user sees it: the in-process rows leave out what starting the `warden`
+//! process costs (loading a large binary, its libraries and the runtime, parsing the
+//! command line, process exit), which the native and qemu columns pay. So after `nop`
+//! the row `nop CLI` runs the built `warden` binary (`CARGO_BIN_EXE_warden`) as a
+//! process, `warden run --tier TIER --root / ./work nop 0`, and compares exec against
+//! exec (the fastest of `CLI_REPS` runs each, in quick mode too: a run is a few ms).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -174,8 +181,60 @@ fn best(reps: usize, mut f: impl FnMut() -> Run) -> Run {
     best
 }
 
+/// Runs of each column of the `nop CLI` row (its best is printed): start-up is a few
+/// milliseconds, and the best of many is steadier than one.
+const CLI_REPS: usize = 20;
+
+/// The `warden` binary of this build, run as a user would.
+const WARDEN: &str = env!("CARGO_BIN_EXE_warden");
+
+/// `warden run --tier TIER --root / ARGV...` as a process.
+fn run_warden_cli(argv: &[String], tier: Tier) -> Run {
+    let mut cmd = Command::new(WARDEN);
+    cmd.args(["run", "--tier", &tier.to_string(), "--root", "/"]).args(argv);
+    run_host(&mut cmd)
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
+}
+
+/// The `nop CLI` row: start-up with every column an exec'd process. False when a run
+/// printed something else than the native one.
+fn cli_row(argv: &[String], qemu: bool) -> bool {
+    let native = best(CLI_REPS, || run_host(Command::new(&argv[0]).args(&argv[1..])));
+    let interp = best(CLI_REPS, || run_warden_cli(argv, Tier::Interp));
+    let jit = best(CLI_REPS, || run_warden_cli(argv, Tier::Jit));
+    let qemu_run = qemu.then(|| best(CLI_REPS, || run_host(Command::new("qemu-x86_64").args(argv))));
+    let mut ok = true;
+    for (who, run) in [("interp", Some(&interp)), ("jit", Some(&jit)), ("qemu", qemu_run.as_ref())] {
+        let Some(run) = run else { continue };
+        if run.stdout != native.stdout || run.status != native.status {
+            eprintln!(
+                "compare: nop CLI: {who} printed {:?} (status {}), native {:?} (status {})",
+                String::from_utf8_lossy(&run.stdout),
+                run.status,
+                String::from_utf8_lossy(&native.stdout),
+                native.status
+            );
+            ok = false;
+        }
+    }
+    let n = ms(native.time);
+    let (i, j) = (ms(interp.time), ms(jit.time));
+    let (q, qx) = match &qemu_run {
+        Some(r) => (format!("{:.2}", ms(r.time)), format!("{:.2}", ms(r.time) / n)),
+        None => ("skipped".to_string(), "-".to_string()),
+    };
+    println!(
+        "{:<8} {:>8} {n:>10.2} {i:>10.2} {:>8.2} {j:>10.2} {:>8.2} {:>9} {q:>10} {qx:>8}",
+        "nop CLI",
+        0,
+        i / n,
+        j / n,
+        "-"
+    );
+    ok
 }
 
 fn main() {
@@ -286,6 +345,9 @@ fn main() {
                 failed = true;
             }
             println!("{:<8} guest instructions: {a}", "");
+        }
+        if name == "nop" && !is_busybox {
+            failed |= !cli_row(&argv, qemu);
         }
     }
     if failed {

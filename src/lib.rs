@@ -79,6 +79,9 @@ pub struct RunOptions {
     /// Print one line on stderr when a core-dumping signal kills a guest process, as
     /// qemu-user does (the CLI's default; `--quiet` turns it off).
     pub report_fatal_signals: bool,
+    /// The host process ends right after the run (`warden run`): the memory init exited
+    /// with is left to the process exit ([`guest_kernel::Kernel::leave_memory_to_exit`]).
+    pub exit_after_run: bool,
 }
 
 impl Default for RunOptions {
@@ -102,6 +105,7 @@ impl Default for RunOptions {
             address_space_size: None,
             border: host::Border::default(),
             report_fatal_signals: false,
+            exit_after_run: false,
         }
     }
 }
@@ -428,6 +432,9 @@ pub fn run_with_notes(opts: &RunOptions, console: Box<dyn Console>) -> Result<(R
     let (mut kernel, vfs) = boot_parts(opts, console)?;
     let outcome = kernel.run();
     kernel.finish_host_supervisor();
+    if opts.exit_after_run {
+        kernel.leave_memory_to_exit();
+    }
     if let Some(failure) = opts.border.take_failure() {
         return Err(RunError::Output(failure));
     }

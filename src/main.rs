@@ -215,6 +215,8 @@ fn run_command(args: TracedRunArgs, force_trace: bool) -> i32 {
         }
     };
     warden::run_host_program_on_host_root(&mut opts);
+    // This process ends with the run: init's memory is left to the exit.
+    opts.exit_after_run = true;
     opts.border = Border::interruptible();
     let console = Box::new(HostConsole::interactive(&opts.border));
     let result = run_guarded(|| match gdb.as_deref() {

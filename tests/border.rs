@@ -613,3 +613,74 @@ fn strace_options_work_on_guest_runs() {
     let share: f64 = wait.split_whitespace().next().unwrap().parse().unwrap();
     assert!(share < 90.0, "{}", o.stderr);
 }
+
+// --- `warden run` leaves init's memory to the process exit -------------------------------
+
+/// `warden run` ends its process right after the run, leaving the memory of the program
+/// it ran to the exit (see `Kernel::leave_memory_to_exit`): nothing the guest wrote is
+/// lost and the status is the guest's, with either tier. The program forks a child that
+/// writes too, writes 8 MiB to a pipe the test drains in small reads (the writes block
+/// and resume), ends with a line on stderr and exits 7; with a budget it stops at 124.
+#[test]
+fn a_run_that_ends_the_process_delivers_all_output_and_its_status() {
+    use std::io::Read;
+    let dir = temp_dir("exit-after-run");
+    let prog = static_c(
+        &dir,
+        "big",
+        r#"
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+int main(void) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        write(1, "child\n", 6);
+        _exit(3);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    char line[16];
+    for (int i = 0; i < (1 << 20); i++) {
+        snprintf(line, sizeof line, "%07d\n", i);
+        fwrite(line, 1, 8, stdout);
+    }
+    fflush(stdout);
+    fprintf(stderr, "done %d\n", WEXITSTATUS(st));
+    return 7;
+}
+"#,
+    );
+    let mut want = b"child\n".to_vec();
+    for i in 0..1 << 20 {
+        want.extend_from_slice(format!("{i:07}\n").as_bytes());
+    }
+    let prog = prog.to_str().unwrap();
+    for tier in ["interp", "jit"] {
+        let mut child = warden(&["run", "--tier", tier, "--root", "/", prog])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = child.stdout.take().unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 512];
+        loop {
+            let n = out.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        let err = stderr_of(&mut child);
+        let status = child.wait().unwrap();
+        assert_eq!(err, "done 3\n", "{tier}");
+        assert_eq!(status.code(), Some(7), "{tier}: {err}");
+        assert!(got == want, "{tier}: {} bytes of {}", got.len(), want.len());
+        let o = run(&["run", "--tier", tier, "--budget", "200000", "--root", "/", prog]);
+        assert_eq!(o.status.code(), Some(124), "{tier}: {}", o.stderr);
+        assert!(o.stderr.contains("instruction budget"), "{tier}: {}", o.stderr);
+    }
+}

@@ -715,10 +715,14 @@ impl Kernel {
                 RunOutcome::Signaled(wtermsig(status) as u8)
             });
         }
-        // A zombie keeps no guest memory.
+        // A zombie keeps no guest memory. Init's goes with the kernel (the run is over):
+        // a host process that ends right after the run need not release it first.
         if let Ok(empty) = self.empty_mm() {
             if let Some(p) = self.procs.get_mut(&pid) {
-                p.mm = empty;
+                let mm = std::mem::replace(&mut p.mm, empty);
+                if pid == 1 {
+                    self.exited_init_mm = Some(mm);
+                }
             }
         }
         if let Some(parent) = vfork_parent {

@@ -197,7 +197,10 @@ impl AddressSpace {
 
     /// A copy of this address space (fork); code is re-decoded on demand.
     pub fn fork(&self) -> Result<AddressSpace, crate::MemError> {
-        Ok(AddressSpace { mem: self.mem.fork()?, code: CodeCache::new(), jit: Jit::new(), code_model: self.code_model })
+        let mut jit = Jit::new();
+        jit.warm_up = self.jit.warm_up;
+        jit.warm = jit.warm_up;
+        Ok(AddressSpace { mem: self.mem.fork()?, code: CodeCache::new(), jit, code_model: self.code_model })
     }
 
     /// Drops all decoded code (e.g. after exec replaced the image).
@@ -252,10 +255,22 @@ impl AddressSpace {
     }
 
     /// Sets how many times a block runs in the interpreter before it is translated
-    /// (default 16; 0 translates a block the first time it runs). For tests and the
-    /// differential fuzz target, which want translated code without warming up.
+    /// (default 16; 0 translates a block the first time it runs), from the first block
+    /// run on (no warm-up, see `warm_up_jit`). For tests and the differential fuzz
+    /// target, which want translated code without warming up.
     pub fn set_jit_threshold(&mut self, executions: u32) {
         self.jit.hot = executions;
+        self.jit.warm = 0;
+        self.jit.warm_up = 0;
+    }
+
+    /// Leaves this space's first `jit::WARM_UP` (4096) runs of untranslated blocks (and
+    /// those of its forks) to the interpreter before counting executions: a program's
+    /// start-up, whose loops would reach the threshold and be translated for nothing.
+    /// Nothing the guest sees changes (as with the tier itself).
+    pub fn warm_up_jit(&mut self) {
+        self.jit.warm_up = crate::jit::WARM_UP;
+        self.jit.warm = crate::jit::WARM_UP;
     }
 
     /// What the translation tier did in this space so far.
