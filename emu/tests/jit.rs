@@ -2118,3 +2118,39 @@ fn vex_self_loops_keep_whole_ymm_registers_across_rounds() {
         assert!(st.self_loops >= 1, "{st:?}");
     }
 }
+
+/// A self-loop with an instruction translated code runs through its interpreter handler
+/// (`lodsb`, `run_op`: the cached registers stored before it and loaded again at the
+/// back edge) faults in a later round, inside the handler, where the interpreter faults
+/// (`rsi` walks off the read-only page into the hole), with the registers of the rounds
+/// before.
+#[test]
+fn self_loops_with_handled_instructions_fault_where_the_interpreter_faults() {
+    use iced_x86::code_asm::*;
+    let mut a = CodeAssembler::new(64).unwrap();
+    let mut top = a.create_label();
+    a.set_label(&mut top).unwrap();
+    a.lodsb().unwrap();
+    a.add(rdx, rax).unwrap();
+    a.xor(r13, rdx).unwrap();
+    a.rol(r13, 3).unwrap();
+    a.add(rbx, r13).unwrap();
+    a.dec(r15).unwrap();
+    a.jne(top).unwrap();
+    a.syscall().unwrap();
+    let code = a.assemble(CODE).unwrap();
+    let data: Vec<u8> = (0..0x2000u32).map(|k| (k * 5 + 2) as u8).collect();
+    for (n, &start) in [RO + 0xe00, DATA + 0x10].iter().enumerate() {
+        let (exit, st) = in_both_tiers_in_slices(&code, &data, &slices(n as u64 + 100), |cpu| {
+            cpu.gpr[6] = start;
+            cpu.gpr[13] = 0x77;
+            cpu.gpr[15] = 1000;
+        });
+        if n == 0 {
+            assert!(matches!(exit, Exit::PageFault { .. }), "case {n}: {exit:?}");
+        } else {
+            assert!(matches!(exit, Exit::Syscall(_)), "case {n}: {exit:?}");
+        }
+        assert!(st.self_loops >= 1 && st.handled > 0, "case {n}: {st:?}");
+    }
+}
