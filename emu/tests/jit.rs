@@ -1775,3 +1775,265 @@ fn flag_stores_keep_the_flags_handlers_change() {
     }
     assert!(out[0] == out[1], "the tiers differ: {:x?} against {:x?}", out[0].0, out[1].0);
 }
+
+/// Runs `code` from `CODE` in both tiers, translated from its first run, in the same
+/// budget slices (`slices`, then one of a million instructions) over a fresh space whose
+/// data pages hold `data` and a CPU `init` prepares; after each slice the tiers must
+/// agree on the exit, the state and the data (at a budget exit, the status flags aside:
+/// one nobody reads may hold an older value under the interpreter, see `run_case`).
+/// Stops at the first other exit; returns it and the translated run's statistics.
+fn in_both_tiers_in_slices(code: &[u8], data: &[u8], slices: &[u64], init: impl Fn(&mut Cpu)) -> (Exit, emu::JitStats) {
+    let mut cpus = [Tier::Interp, Tier::Jit].map(|tier| {
+        let mut cpu = Cpu::new();
+        cpu.tier = tier;
+        cpu.rip = CODE;
+        init(&mut cpu);
+        cpu
+    });
+    let mut spaces = [(), ()].map(|_| {
+        let mut s = space(code, data);
+        s.set_jit_threshold(0);
+        s
+    });
+    for (n, &slice) in slices.iter().chain(&[1 << 20]).enumerate() {
+        let [a, b] = &mut cpus;
+        let [sa, sb] = &mut spaces;
+        let (ea, eb) = (a.run(sa, slice), b.run(sb, slice));
+        let ctx = format!("slice {n} ({slice} instructions)");
+        assert_eq!(format!("{ea:?}"), format!("{eb:?}"), "exit, {ctx}");
+        if ea == Exit::BudgetExhausted {
+            let status = emu::flags::STATUS;
+            assert_eq!(a.rflags & !status, b.rflags & !status, "rflags, {ctx}");
+            b.rflags = a.rflags;
+        }
+        assert_eq!(state(a), state(b), "state (gpr, rip, rflags, icount, xmm, ymm_hi, mxcsr), {ctx}");
+        assert!(dump(sa) == dump(sb), "data pages, {ctx}");
+        if ea != Exit::BudgetExhausted {
+            return (ea, sb.jit_stats());
+        }
+    }
+    unreachable!("a million instructions end every case");
+}
+
+/// Budget slices: short ones (a budget that runs out inside a round, at its start, a
+/// round or two later) and longer ones.
+fn slices(seed: u64) -> Vec<u64> {
+    let mut r = Rng::new(seed);
+    (0..60).map(|_| if r.chance(1, 2) { 1 + r.below(20) } else { 1 + r.below(700) }).collect()
+}
+
+/// A block that jumps to its own start loops inside its code (`emit::Head`): guest
+/// registers (`POOL` ones, and `rbx`, `rbp`, `r12`, `r13` borrowing free host ones) stay
+/// in host registers across rounds, the budget is checked at each back edge. Run in
+/// budget slices that end inside rounds, it stops after exactly the instructions the
+/// interpreter runs, with the same registers, flags and memory.
+#[test]
+fn self_loops_stop_where_the_budget_runs_out() {
+    use iced_x86::code_asm::*;
+    let mut a = CodeAssembler::new(64).unwrap();
+    let mut top = a.create_label();
+    a.set_label(&mut top).unwrap();
+    a.mov(rax, qword_ptr(rbx + r12 * 8)).unwrap();
+    a.add(rax, r13).unwrap();
+    a.imul_3(r13, rax, 3).unwrap();
+    a.mov(qword_ptr(rbx + r12 * 8 + 8), rax).unwrap();
+    a.xor(rbp, rax).unwrap();
+    a.rol(rbp, 7).unwrap();
+    a.inc(r12).unwrap();
+    a.and(r12, 0xff).unwrap();
+    a.add(rcx, rbp).unwrap();
+    a.dec(r15).unwrap();
+    a.jne(top).unwrap();
+    a.syscall().unwrap();
+    let code = a.assemble(CODE).unwrap();
+    let data: Vec<u8> = (0..0x2000u32).map(|k| (k * 7 + 3) as u8).collect();
+    for seed in 0..4 {
+        let (exit, st) = in_both_tiers_in_slices(&code, &data, &slices(seed), |cpu| {
+            cpu.gpr[3] = DATA;
+            cpu.gpr[12] = seed;
+            cpu.gpr[13] = 0x1234_5678;
+            cpu.gpr[15] = 3000;
+        });
+        assert!(matches!(exit, Exit::Syscall(_)), "{exit:?}");
+        assert!(st.self_loops >= 1 && st.early_exits == 0, "{st:?}");
+    }
+}
+
+/// A self-loop whose accesses walk off the end of the writable pages faults in a later
+/// round where the interpreter faults, with the registers the rounds before left in host
+/// registers (general, `rbx` and `r13` borrowing host ones, `xmm`), the flags and the
+/// memory the interpreter's.
+#[test]
+fn self_loops_fault_in_a_later_round_where_the_interpreter_faults() {
+    use iced_x86::code_asm::*;
+    let mut a = CodeAssembler::new(64).unwrap();
+    let mut top = a.create_label();
+    a.set_label(&mut top).unwrap();
+    a.mov(rax, qword_ptr(rbx)).unwrap();
+    a.add(r13, rax).unwrap();
+    a.movq(xmm1, rax).unwrap();
+    a.paddq(xmm0, xmm1).unwrap();
+    a.add(qword_ptr(rbx + 8), r13).unwrap();
+    a.add(rbx, 16).unwrap();
+    a.dec(r15).unwrap();
+    a.jne(top).unwrap();
+    a.syscall().unwrap();
+    let code = a.assemble(CODE).unwrap();
+    let data: Vec<u8> = (0..0x2000u32).map(|k| (k * 11 + 1) as u8).collect();
+    // rbx: into the read-only page (the write faults), across the page edge into the
+    // hole after it (the read faults), in the middle of the data (no fault).
+    for (n, &start) in [DATA + 0x1e00, RO + 0xe08, DATA + 0x100].iter().enumerate() {
+        for seed in 0..3 {
+            let (exit, st) = in_both_tiers_in_slices(&code, &data, &slices(seed + 10 * n as u64), |cpu| {
+                cpu.gpr[3] = start;
+                cpu.gpr[13] = 5;
+                cpu.gpr[15] = if n == 2 { 100 } else { 1000 };
+                cpu.xmm[0] = 0x1111_2222_3333_4444_5555_6666_7777_8888;
+            });
+            if n == 2 {
+                assert!(matches!(exit, Exit::Syscall(_)), "case {n}: {exit:?}");
+            } else {
+                assert!(matches!(exit, Exit::PageFault { .. }), "case {n}: {exit:?}");
+            }
+            assert!(st.self_loops >= 1, "{st:?}");
+        }
+    }
+}
+
+/// An SSE floating-point self-loop (`work fp`'s: a `divsd` chain) keeps the guest's
+/// MXCSR in the host's across rounds: rounding, FTZ and DAZ are the guest's, and the
+/// sticky exception flags at every way out (budget slices inside rounds, the end) are
+/// the interpreter's; with an exception unmasked it leaves for the interpreter, which
+/// raises it.
+#[test]
+fn fp_self_loops_keep_the_guests_mxcsr_across_rounds() {
+    use iced_x86::code_asm::*;
+    let mut a = CodeAssembler::new(64).unwrap();
+    let mut top = a.create_label();
+    a.set_label(&mut top).unwrap();
+    a.movapd(xmm3, xmm2).unwrap();
+    a.divsd(xmm3, xmm1).unwrap();
+    a.addsd(xmm1, xmm3).unwrap();
+    a.mulsd(xmm1, xmm4).unwrap();
+    a.sub(eax, 1).unwrap();
+    a.jne(top).unwrap();
+    a.syscall().unwrap();
+    let code = a.assemble(CODE).unwrap();
+    let f = |x: f64| x.to_bits() as u128;
+    // (xmm1, xmm2, xmm4): inexact results; a denormal dividend whose quotient underflows
+    // (a zero one under DAZ), then products that shrink towards denormals; products
+    // that overflow.
+    let values = [(f(1.5), f(2.0), f(0.999)), (f(1e300), f(1e-320), f(1e-10)), (f(1e300), f(3.0), f(1e10))];
+    // MXCSR: the default; round down with FTZ and DAZ; round to zero; the default with
+    // underflow unmasked.
+    let mxcsrs = [0x1f80, 0x1f80 | 0x2000 | 0x8040, 0x1f80 | 0x6000, 0x1f80 & !0x0800];
+    for (v, &(x1, x2, x4)) in values.iter().enumerate() {
+        for (m, &mxcsr) in mxcsrs.iter().enumerate() {
+            let (exit, st) = in_both_tiers_in_slices(&code, &[0; 0x2000], &slices(v as u64 * 7 + m as u64), |cpu| {
+                cpu.gpr[0] = 2000;
+                cpu.xmm[1] = x1;
+                cpu.xmm[2] = x2;
+                cpu.xmm[4] = x4;
+                cpu.mxcsr = mxcsr;
+            });
+            if mxcsr & 0x0800 == 0 && v == 1 {
+                assert!(!matches!(exit, Exit::Syscall(_)), "values {v}, mxcsr {mxcsr:#x}: {exit:?}");
+            } else {
+                assert!(matches!(exit, Exit::Syscall(_)), "values {v}, mxcsr {mxcsr:#x}: {exit:?}");
+            }
+            assert!(st.self_loops >= 1, "{st:?}");
+        }
+    }
+}
+
+/// A self-loop whose head reads flags the round before left (`adc` reads the CF of the
+/// `cmp`, which `dec` keeps; `setb` and `cmovo` read others) stores them at its back
+/// edge, before the budget's test clobbers the host's: each round reads the flags of the
+/// round before, as in the interpreter.
+#[test]
+fn self_loops_with_flags_live_at_the_head_read_the_rounds_before() {
+    use iced_x86::code_asm::*;
+    let mut a = CodeAssembler::new(64).unwrap();
+    let mut top = a.create_label();
+    a.set_label(&mut top).unwrap();
+    a.adc(rax, qword_ptr(rbx + rdx * 8)).unwrap();
+    a.setb(sil).unwrap();
+    a.cmovo(rdi, rax).unwrap();
+    a.add(rdi, rsi).unwrap();
+    a.inc(edx).unwrap();
+    a.and(edx, 0x3f).unwrap();
+    a.imul_3(rcx, rcx, 0x5bd1e995).unwrap();
+    a.add(rcx, rax).unwrap();
+    a.cmp(rcx, rax).unwrap();
+    a.dec(r15).unwrap();
+    a.jne(top).unwrap();
+    a.syscall().unwrap();
+    let code = a.assemble(CODE).unwrap();
+    let mut r = Rng::new(5);
+    let data: Vec<u8> = (0..0x2000).map(|_| r.next() as u8).collect();
+    for seed in 0..4 {
+        let (exit, st) = in_both_tiers_in_slices(&code, &data, &slices(seed + 40), |cpu| {
+            cpu.gpr[3] = DATA;
+            cpu.gpr[1] = 0x9e37_79b9_7f4a_7c15 ^ seed;
+            cpu.gpr[15] = 2500;
+            cpu.rflags = emu::flags::FIXED | emu::flags::STATUS;
+        });
+        assert!(matches!(exit, Exit::Syscall(_)), "{exit:?}");
+        assert!(st.self_loops >= 1 && st.early_exits == 0, "{st:?}");
+    }
+}
+
+/// The guest's MXCSR stays in the host's from one SSE floating-point run to the next,
+/// across block exits: a handler that reads it (`stmxcsr`, through `run_op`) sees the
+/// exception flags the runs before raised; one that writes it (`ldmxcsr`: the rounding
+/// changed, the precision exception unmasked every other time) is seen by the next run,
+/// which tests the new value again (unmasked: out to the interpreter, which raises
+/// #XM). Every way out in budget slices stores the same MXCSR as the interpreter's.
+#[test]
+fn fp_runs_keep_the_guests_mxcsr_across_blocks_until_a_handler_reads_it() {
+    use iced_x86::code_asm::*;
+    let mut a = CodeAssembler::new(64).unwrap();
+    let (mut top, mut skip) = (a.create_label(), a.create_label());
+    a.set_label(&mut top).unwrap();
+    a.divsd(xmm1, xmm2).unwrap();
+    a.addsd(xmm3, xmm1).unwrap();
+    a.test(r15, 3).unwrap();
+    a.jne(skip).unwrap();
+    a.mulsd(xmm3, xmm4).unwrap();
+    a.stmxcsr(dword_ptr(rbx)).unwrap();
+    a.mov(eax, dword_ptr(rbx)).unwrap();
+    a.mov(dword_ptr(rbx + r15 * 4 + 8), eax).unwrap();
+    a.and(eax, !0x3f).unwrap();
+    a.xor(eax, r12d).unwrap();
+    a.mov(dword_ptr(rbx), eax).unwrap();
+    a.ldmxcsr(dword_ptr(rbx)).unwrap();
+    a.set_label(&mut skip).unwrap();
+    a.subsd(xmm3, xmm2).unwrap();
+    a.sqrtsd(xmm5, xmm3).unwrap();
+    a.dec(r15).unwrap();
+    a.jne(top).unwrap();
+    a.syscall().unwrap();
+    let code = a.assemble(CODE).unwrap();
+    let f = |x: f64| x.to_bits() as u128;
+    // r12: what each `ldmxcsr` toggles: the rounding; the rounding and the precision
+    // mask (#XM at the next inexact result).
+    for (n, &toggle) in [0x6000u64, 0x2000 | 0x1000].iter().enumerate() {
+        for seed in 0..3 {
+            let (exit, st) = in_both_tiers_in_slices(&code, &[0; 0x2000], &slices(seed + 60), |cpu| {
+                cpu.gpr[3] = DATA;
+                cpu.gpr[12] = toggle;
+                cpu.gpr[15] = 400;
+                cpu.xmm[1] = f(1.0);
+                cpu.xmm[2] = f(3.0);
+                cpu.xmm[3] = f(-1e-3);
+                cpu.xmm[4] = f(1.0000001);
+            });
+            if n == 0 {
+                assert!(matches!(exit, Exit::Syscall(_)), "{exit:?}");
+                assert!(st.handled > 0, "{st:?}");
+            } else {
+                assert!(!matches!(exit, Exit::Syscall(_)), "{exit:?}");
+            }
+        }
+    }
+}

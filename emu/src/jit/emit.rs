@@ -908,11 +908,15 @@ const ENV_LEFT: usize = std::mem::offset_of!(super::Env, left);
 const ENV_EARLY: usize = std::mem::offset_of!(super::Env, early);
 const ENV_CHAINED: usize = std::mem::offset_of!(super::Env, chained);
 
-/// The frame `enter` builds below the `Env` pointer at `[rsp]`: the host's MXCSR, the
-/// guest memory's limit, the count of blocks entered through `chain`, and `Cpu::rflags`
-/// without its status flags (`store_flags`; only the interpreter and `run_op`'s
+/// The frame `enter` builds below the `Env` pointer at `[rsp]`: the host's MXCSR (and
+/// `FP_ON` beside it), the guest memory's limit, the count of blocks entered through
+/// `chain`, and `Cpu::rflags` without its status flags (`store_flags`; only the interpreter and `run_op`'s
 /// handlers change those bits, and `call_op` reads them again after each call).
 const HOST_MXCSR: usize = 8;
+/// Non-zero while the host's MXCSR holds the guest's (`Emitter::fp_enter`): from an SSE
+/// floating-point run on, across linked and chained blocks, until `leave` or a `run_op`
+/// call (`Emitter::fp_leave`) gives the host its own back.
+const FP_ON: usize = 12;
 const LIMIT: usize = 16;
 const CHAINED: usize = 24;
 const FLAGS_REST: usize = 32;
@@ -943,6 +947,7 @@ pub(super) fn stubs(ip: u64, table: u64) -> Option<(Vec<u8>, Stubs)> {
         a.push(rsi)?;
         // The host's MXCSR, for the ends of SSE floating-point runs (`fp_leave`).
         a.stmxcsr(dword_ptr(rsp + HOST_MXCSR))?;
+        a.mov(dword_ptr(rsp + FP_ON), 0)?;
         a.mov(rbx, rdi)?;
         a.mov(r12, qword_ptr(rsi + std::mem::offset_of!(super::Env, base)))?;
         a.mov(r13, qword_ptr(rsi + std::mem::offset_of!(super::Env, perm)))?;
@@ -994,6 +999,14 @@ pub(super) fn stubs(ip: u64, table: u64) -> Option<(Vec<u8>, Stubs)> {
         let leave_at_at = a.instructions().len();
         a.mov(qword_ptr(rbx + rip), rax)?;
         a.set_label(&mut leave)?;
+        // The guest's MXCSR (its exception flags raised meanwhile) to `Cpu::mxcsr` and
+        // the host's back, if an SSE floating-point run left it in place.
+        let mut host_mxcsr = a.create_label();
+        a.cmp(dword_ptr(rsp + FP_ON), 0)?;
+        a.je(host_mxcsr)?;
+        a.stmxcsr(dword_ptr(rbx + std::mem::offset_of!(Cpu, mxcsr)))?;
+        a.ldmxcsr(dword_ptr(rsp + HOST_MXCSR))?;
+        a.set_label(&mut host_mxcsr)?;
         // `Cpu::rflags` whole again: the guest's flags other than the status ones in
         // place of the host's `store_flags` wrote.
         a.mov(rax, qword_ptr(rbx + std::mem::offset_of!(Cpu, rflags)))?;
@@ -1099,6 +1112,8 @@ pub(super) struct Translation {
     /// Its direct exits: (offset of the `mov rax, target` that starts the exit's lookup,
     /// which `Jit::link` may overwrite with a `jmp` to the target's code; target).
     pub sites: Vec<(u32, u64)>,
+    /// It loops inside its own code (`Head`).
+    pub looping: bool,
 }
 
 /// Translates the longest prefix of `block` the emitter covers, for host address `ip`;
@@ -1111,6 +1126,39 @@ pub(super) fn translate(
     table: u64,
     memo: &mut Memo,
 ) -> Option<Translation> {
+    if self_loop(block) {
+        if let Some(t) = translate_as(block, model, ip, stubs, table, memo, true) {
+            return Some(t);
+        }
+    }
+    translate_as(block, model, ip, stubs, table, memo, false)
+}
+
+/// Whether `block` ends with a direct `jmp` or `jcc` to its own start (the back edge of
+/// a loop of one block), whose translation may loop inside its own code (`Head`).
+fn self_loop(block: &Block) -> bool {
+    let Some(last) = block.ops.last() else { return false };
+    let i = &last.insn;
+    let direct = i.op_count() == 1 && i.op0_kind() == OpKind::NearBranch64;
+    direct
+        && (i.mnemonic() == Mnemonic::Jmp
+            || (i.flow_control() == FlowControl::ConditionalBranch
+                && !matches!(i.mnemonic(), Mnemonic::Loop | Mnemonic::Loope | Mnemonic::Loopne | Mnemonic::Jrcxz)))
+        && i.near_branch_target() == block.start
+        && block.ops.iter().all(|op| op.insn.encoding() == iced_x86::EncodingKind::Legacy)
+}
+
+/// `translate`, as a loop inside its own code when `looping` (`None` if that fails:
+/// the caller translates it again without).
+fn translate_as(
+    block: &Block,
+    model: CpuModel,
+    ip: u64,
+    stubs: Stubs,
+    table: u64,
+    memo: &mut Memo,
+    looping: bool,
+) -> Option<Translation> {
     let n = block.ops.len();
     let ips: Vec<u64> = block.ops.iter().map(|op| op.insn.ip()).chain([block.end]).collect();
     let (undefined_read, live) = flag_liveness(block);
@@ -1120,6 +1168,9 @@ pub(super) fn translate(
     let mut bail = e.a.create_label();
     e.a.cmp(r14, i32::try_from(n).ok()?).ok()?;
     e.a.jb(bail).ok()?;
+    if looping {
+        e.loop_head(block).ok()?;
+    }
     let mut covers = 0;
     for (k, op) in block.ops.iter().enumerate() {
         let last = k + 1 == n;
@@ -1139,7 +1190,7 @@ pub(super) fn translate(
         }
         covers = k + 1;
     }
-    if covers == 0 {
+    if covers == 0 || (looping && !e.head.is_some_and(|h| h.closed)) {
         return None;
     }
     e.finish(covers as u32, block.end).ok()?;
@@ -1157,7 +1208,7 @@ pub(super) fn translate(
         }
         sites.push((off, target));
     }
-    Some(Translation { code, covers: covers as u32, sites })
+    Some(Translation { code, covers: covers as u32, sites, looping })
 }
 
 struct Emitter<'m> {
@@ -1180,8 +1231,8 @@ struct Emitter<'m> {
     /// The last instruction emitted its own exits (a branch).
     ended: bool,
     /// Where a failed access check goes: (label, instructions completed, the cached
-    /// guest registers to store first, MXCSR to give back, `vzeroupper` to issue).
-    fallbacks: Vec<(CodeLabel, u32, Dirty, bool, bool)>,
+    /// guest registers to store first, `vzeroupper` to issue).
+    fallbacks: Vec<(CodeLabel, u32, Dirty, bool)>,
     /// The out-of-line tests of accesses whose page and the next do not both allow
     /// them (`check`): (label, the `je` to go back to, access size, need, the check's
     /// failure label).
@@ -1207,6 +1258,25 @@ struct Emitter<'m> {
     groups: Vec<Group>,
     /// Direct exits: (index in `a` of the `mov rax, target` starting the lookup, target).
     sites: Vec<(usize, u64)>,
+    /// The inner head of a block that loops inside its code (`loop_head`).
+    head: Option<Head>,
+}
+
+/// The inner head of a self-looping block (`Emitter::loop_head`): where its back edge
+/// goes once the budget covers another round, and the emitter's state there, which the
+/// back edge restores (`Emitter::back_edge`). Every guest register the block uses is
+/// cached there, counted as changed (a way out from any round stores it); the status
+/// flags are in `Cpu::rflags` as far as the block reads them before writing them
+/// (`live[0]`); no group check holds.
+#[derive(Clone, Copy)]
+struct Head {
+    label: CodeLabel,
+    cache: [Option<Cached>; 16],
+    xcache: [Option<XCached>; 16],
+    /// The host's MXCSR is the guest's (the block has SSE floating point).
+    fp: bool,
+    /// A back edge to the head was emitted.
+    closed: bool,
 }
 
 /// The memory access of a guest instruction, as far as `group` looks ahead.
@@ -1477,6 +1547,7 @@ impl<'m> Emitter<'m> {
             groups: Vec::new(),
             crossings: Vec::new(),
             sites: Vec::new(),
+            head: None,
         })
     }
 
@@ -1629,10 +1700,8 @@ impl<'m> Emitter<'m> {
         Ok(())
     }
 
-    /// Stores every changed cached guest register (they stay cached, unchanged) and
-    /// gives the host its MXCSR back.
+    /// Stores every changed cached guest register (they stay cached, unchanged).
     fn flush(&mut self) -> Emit {
-        self.fp_leave()?;
         for n in 0..16 {
             let Some(c) = self.xcache[n] else { continue };
             if c.lo {
@@ -1662,8 +1731,11 @@ impl<'m> Emitter<'m> {
     /// for the interpreter, which raises them) and sets no bit outside `MXCSR_MASK`, the
     /// host computes and flags exactly what the interpreter's `fp_run` does (it runs the
     /// same instructions with the guest's rounding, FTZ and DAZ, every exception masked),
-    /// and the guest's sticky flags collect in the host's MXCSR until `fp_leave`.
-    /// Clobbers the host's flags (the caller synchronises them first).
+    /// and the guest's sticky flags collect in the host's MXCSR until the `leave` stub
+    /// or a `run_op` call (`fp_leave`) stores it. The guest's stays in place across
+    /// block exits (`FP_ON`: a later block's run finds it there; only those two give
+    /// Rust code control, and only a handler changes `Cpu::mxcsr`, so it passed this
+    /// test when loaded). Clobbers the host's flags (the caller synchronises them first).
     fn fp_enter(&mut self, k: u32) -> Emit {
         if self.fp {
             return Ok(());
@@ -1671,25 +1743,39 @@ impl<'m> Emitter<'m> {
         let mx = std::mem::offset_of!(Cpu, mxcsr);
         let masks = 0x3f << 7;
         let fail = self.fallback(k);
+        let mut on = self.a.create_label();
+        self.a.cmp(dword_ptr(rsp + FP_ON), 0)?;
+        self.a.jne(on)?;
         self.a.mov(ebp, dword_ptr(rbx + mx))?;
         self.a.and(ebp, (!crate::cpu::MXCSR_MASK | masks) as i32)?;
         self.a.cmp(ebp, masks as i32)?;
         self.a.jne(fail)?;
         self.a.ldmxcsr(dword_ptr(rbx + mx))?;
+        self.a.mov(dword_ptr(rsp + FP_ON), 1)?;
+        self.a.set_label(&mut on)?;
         self.host_flags = false;
         self.fp = true;
         Ok(())
     }
 
-    /// Ends a run of SSE floating point: the guest's MXCSR (with the exception flags
-    /// raised meanwhile) back to `Cpu::mxcsr`, the host's back in place. Keeps the flags.
+    /// Before a `run_op` call: the guest's MXCSR (with the exception flags raised
+    /// meanwhile) back to `Cpu::mxcsr` and the host's in place, if an SSE floating-point
+    /// run of this block or an earlier one left it there (`FP_ON`). Clobbers the flags.
     fn fp_leave(&mut self) -> Emit {
-        if self.fp {
-            let mx = std::mem::offset_of!(Cpu, mxcsr);
-            self.a.stmxcsr(dword_ptr(rbx + mx))?;
-            self.a.ldmxcsr(dword_ptr(rsp + HOST_MXCSR))?;
-            self.fp = false;
+        let mx = std::mem::offset_of!(Cpu, mxcsr);
+        let mut off = self.a.create_label();
+        if !self.fp {
+            self.a.cmp(dword_ptr(rsp + FP_ON), 0)?;
+            self.a.je(off)?;
         }
+        self.a.stmxcsr(dword_ptr(rbx + mx))?;
+        self.a.ldmxcsr(dword_ptr(rsp + HOST_MXCSR))?;
+        self.a.mov(dword_ptr(rsp + FP_ON), 0)?;
+        if !self.fp {
+            self.a.set_label(&mut off)?;
+        }
+        self.fp = false;
+        self.host_flags = false;
         Ok(())
     }
 
@@ -1804,7 +1890,7 @@ impl<'m> Emitter<'m> {
     fn fallback(&mut self, done: u32) -> CodeLabel {
         let fail = self.a.create_label();
         let dirty = self.dirty();
-        self.fallbacks.push((fail, done, dirty, self.fp, self.upper));
+        self.fallbacks.push((fail, done, dirty, self.upper));
         fail
     }
 
@@ -2061,6 +2147,7 @@ impl<'m> Emitter<'m> {
         }
         self.sync_flags(STATUS_BITS)?;
         self.forget_cache()?;
+        self.fp_leave()?;
         self.groups.clear();
         // The handler sees all of `Cpu::rflags` (`store_flags` wrote the host's other
         // flags there).
@@ -2810,12 +2897,124 @@ impl<'m> Emitter<'m> {
         Ok(())
     }
 
+    /// Starts the inner loop of a self-looping block (see `Head`), after the budget
+    /// check at its entry: the guest's MXCSR into the host's if the block has SSE
+    /// floating point (leaving before its first instruction when the guest unmasks an
+    /// exception: the interpreter runs it), every guest register the block uses loaded
+    /// (a general one outside `POOL` into a `POOL` register the block does not use, if
+    /// one is left), then the head.
+    fn loop_head(&mut self, block: &Block) -> Emit {
+        let mut gprs: Vec<usize> = Vec::new();
+        let mut xmms: Vec<usize> = Vec::new();
+        let mut fp = false;
+        for op in block.ops.iter() {
+            let i = &op.insn;
+            fp |= sse_fp(i);
+            for u in self.info.info(i).used_registers() {
+                let r = u.register();
+                let (list, n) = if r.is_gpr() {
+                    (&mut gprs, r.full_register().number())
+                } else if r.is_xmm() {
+                    (&mut xmms, r.number())
+                } else if is_vector(r) {
+                    return Err(Unsupported);
+                } else {
+                    continue;
+                };
+                if !list.contains(&n) {
+                    list.push(n);
+                }
+            }
+        }
+        if fp {
+            self.fp_enter(0)?;
+        }
+        let in_pool = |g: usize| POOL.iter().any(|r| r.number() == g);
+        let mut free = POOL.iter().map(|r| r.number()).filter(|&h| !gprs.contains(&h));
+        for &g in &gprs {
+            let Some(h) = (if in_pool(g) { Some(g) } else { free.next() }) else { continue };
+            self.load_gpr(Register::RAX + h as u32, g)?;
+            self.cache[h] = Some(Cached { guest: g, dirty: true });
+        }
+        for &n in &xmms {
+            self.load_xmm(n)?;
+            self.xcache[n] = Some(XCached { wide: false, lo: true, hi: false });
+        }
+        let mut label = self.a.create_label();
+        self.a.set_label(&mut label)?;
+        self.head = Some(Head { label, cache: self.cache, xcache: self.xcache, fp: self.fp, closed: false });
+        Ok(())
+    }
+
+    /// The back edge of a self-looping block after `done` instructions (a round): the
+    /// flags its head reads into `Cpu::rflags`, the round's instructions off the budget,
+    /// then on to the head if the budget covers another round (registers moved to the
+    /// head's places), else out to the run loop as the block's own entry would leave
+    /// (for its start, the budget short): counts, preemption points and the state at
+    /// every way out are those of a linked exit to itself.
+    fn back_edge(&mut self, done: u32) -> Emit {
+        let Some(head) = self.head else { return Err(Unsupported) };
+        if self.upper || self.fp != head.fp || self.xcache.iter().flatten().any(|c| c.wide) {
+            return Err(Unsupported);
+        }
+        // Those a linked exit to the start would store: the head's, and those a way out
+        // in a later round (a fault) shows as the interpreter leaves them.
+        self.sync_flags(self.live[0] | self.live[self.live.len() - 1])?;
+        self.a.sub(r14, done as i32)?;
+        self.a.cmp(r14, done as i32)?;
+        let hosts = || POOL.iter().map(|r| r.number());
+        // Those changed and not in their place at the head are stored, then those not
+        // in their place loaded.
+        let stores: Vec<usize> = hosts()
+            .filter(|&h| self.cache[h].is_some_and(|c| c.dirty && head.cache[h].map(|w| w.guest) != Some(c.guest)))
+            .collect();
+        let xstores: Vec<usize> =
+            (0..16).filter(|&n| self.xcache[n].is_some_and(|c| c.lo) && head.xcache[n].is_none()).collect();
+        let loads: Vec<usize> = hosts()
+            .filter(|&h| head.cache[h].is_some_and(|w| self.cache[h].map(|c| c.guest) != Some(w.guest)))
+            .collect();
+        let xloads: Vec<usize> = (0..16).filter(|&n| head.xcache[n].is_some() && self.xcache[n].is_none()).collect();
+        if stores.is_empty() && xstores.is_empty() && loads.is_empty() && xloads.is_empty() {
+            self.a.jae(head.label)?;
+        } else {
+            let mut out = self.a.create_label();
+            self.a.jb(out)?;
+            for &h in &stores {
+                let guest = self.cache[h].map_or(0, |c| c.guest);
+                self.store_gpr(guest, Register::RAX + h as u32)?;
+            }
+            for &n in &xstores {
+                self.store_any(n, Register::XMM0 + n as u32)?;
+            }
+            for &h in &loads {
+                let guest = head.cache[h].map_or(0, |w| w.guest);
+                self.load_gpr(Register::RAX + h as u32, guest)?;
+            }
+            for &n in &xloads {
+                self.load_xmm(n)?;
+            }
+            self.a.jmp(head.label)?;
+            self.a.set_label(&mut out)?;
+        }
+        self.flush()?;
+        self.mov_imm(Register::RAX, self.ips[0])?;
+        self.a.jmp(self.stubs.leave)?;
+        self.head = Some(Head { closed: true, ..head });
+        Ok(())
+    }
+
+    /// Whether a direct branch to `target` is the back edge of a self-looping block.
+    fn is_back_edge(&self, target: u64) -> bool {
+        self.head.is_some() && target == self.ips[0]
+    }
+
     /// The block's last instruction: `jcc`, `jmp`, `call` (direct or indirect) and `ret`, each
     /// leaving through `exit_to`.
     fn branch(&mut self, k: u32, i: &Instruction) -> Emit {
         let direct = i.op_count() == 1 && i.op0_kind() == OpKind::NearBranch64;
         let done = k + 1;
         match i.mnemonic() {
+            Mnemonic::Jmp if direct && self.is_back_edge(i.near_branch_target()) => self.back_edge(done)?,
             Mnemonic::Jmp if direct => self.exit_to(done, Some(i.near_branch_target()))?,
             _ if matches!(i.code(), Code::Loop_rel8_64_RCX | Code::Jrcxz_rel8_64) => {
                 // rcx (less one for `loop`) decides, the flags stay as they are.
@@ -2876,6 +3075,32 @@ impl<'m> Emitter<'m> {
                 let single = (!self.host_flags).then(|| one_flag(i.condition_code())).flatten();
                 if !self.host_flags && single.is_none() {
                     self.load_flags()?;
+                }
+                if self.is_back_edge(i.near_branch_target()) {
+                    // Not taken: out, with the registers stored; taken: the back edge,
+                    // straight on.
+                    let mut leave = self.a.create_label();
+                    match single {
+                        Some((flag, set)) => {
+                            self.a.test(dword_ptr(rbx + std::mem::offset_of!(Cpu, rflags)), flag as i32)?;
+                            if set {
+                                self.a.je(leave)?;
+                            } else {
+                                self.a.jne(leave)?;
+                            }
+                        }
+                        None => self.jcc(negated(i.condition_code()), leave)?,
+                    }
+                    self.host_flags = single.is_none();
+                    let (cache, xcache, fp, upper) = (self.cache, self.xcache, self.fp, self.upper);
+                    let flags = (self.ctx_flags, self.host_flags);
+                    self.back_edge(done)?;
+                    self.a.set_label(&mut leave)?;
+                    (self.cache, self.xcache, self.fp, self.upper) = (cache, xcache, fp, upper);
+                    (self.ctx_flags, self.host_flags) = flags;
+                    self.exit_to(done, Some(i.next_ip()))?;
+                    self.ended = true;
+                    return Ok(());
                 }
                 // Both exits store the same registers: once, before the jump.
                 self.flush()?;
@@ -3041,12 +3266,8 @@ impl<'m> Emitter<'m> {
             self.one_page_test(size, need, fail)?;
             self.a.jmp(back)?;
         }
-        for (mut label, done, dirty, fp, upper) in std::mem::take(&mut self.fallbacks) {
+        for (mut label, done, dirty, upper) in std::mem::take(&mut self.fallbacks) {
             self.a.set_label(&mut label)?;
-            if fp {
-                self.fp = true;
-                self.fp_leave()?;
-            }
             for (g, h) in dirty {
                 self.store_any(g, h)?;
             }
@@ -3057,6 +3278,30 @@ impl<'m> Emitter<'m> {
             self.a.jmp(self.stubs.early)?;
         }
         Ok(())
+    }
+}
+
+/// The condition that holds where `cc` does not.
+fn negated(cc: ConditionCode) -> ConditionCode {
+    use ConditionCode as C;
+    match cc {
+        C::o => C::no,
+        C::no => C::o,
+        C::b => C::ae,
+        C::ae => C::b,
+        C::e => C::ne,
+        C::ne => C::e,
+        C::be => C::a,
+        C::a => C::be,
+        C::s => C::ns,
+        C::ns => C::s,
+        C::p => C::np,
+        C::np => C::p,
+        C::l => C::ge,
+        C::ge => C::l,
+        C::le => C::g,
+        C::g => C::le,
+        C::None => C::None,
     }
 }
 

@@ -19,8 +19,10 @@
 //! loaded into the host's (`Emitter::fp_enter`, when the guest masks every exception and
 //! sets no reserved bit, else the code leaves for the interpreter), so rounding, FTZ,
 //! DAZ and the sticky exception flags are the interpreter's (`exec::sse::fp_run` runs
-//! the same host instructions, exceptions masked); the host's own MXCSR comes back
-//! before anything leaves the run (`fp_leave`). The upper halves of the guest's `ymm`
+//! the same host instructions, exceptions masked); the guest's MXCSR then stays in the
+//! host's across block exits (a flag in the frame, `FP_ON`, tells a later run it is
+//! there) until the `leave` stub, every way back to the run loop, or a `run_op` call
+//! (`fp_leave`) stores it to `Cpu::mxcsr` and gives the host its own back. The upper halves of the guest's `ymm`
 //! registers (bits 255:128, `Cpu::ymm_hi`, apart from `Cpu::xmm`) join them when the
 //! host has AVX2 (`is_x86_feature_detected!`, else VEX forms go to `run_op`), for the
 //! VEX (AVX, AVX2) instructions on integers, bits and moves (`emit::avx_plain`: those
@@ -260,6 +262,28 @@
 //! calls and pops of returns in groups took the awk loop from 1.39-1.41 s to
 //! 1.33-1.36 s.
 //!
+//! Step I, self-looping blocks (`work fp`'s Newton loop, `movapd; divsd; addsd; mulsd;
+//! sub; jne` to its own start, and the like in `work int`, `sha256`, `md5sum`, `gzip`):
+//! a block whose direct exit goes to its own start loops inside its code
+//! (`emit::Head`). Its back edge takes the round off the budget and checks the budget
+//! as the entry does (short: out to the run loop for the block's start, so counts and
+//! preemption points are those of a linked exit to itself), then jumps to an inner
+//! head after the entry's work: the guest registers the block uses are loaded before
+//! the head (those outside `POOL` into `POOL` registers the block does not use) and stay
+//! in host registers across rounds, counted as changed at every way out (a failed check
+//! or a fault in a later round stores them); the flags a linked exit would store are
+//! stored before the budget's test (which clobbers the host's). Each round had paid
+//! the entry's budget check, the loads and stores of its registers through `Cpu` (a
+//! store-to-load round trip on `divsd`'s latency chain), `ldmxcsr`/`stmxcsr` and the
+//! linked jump: `work fp 80` took 0.31-0.34 s of CPU before, 0.21-0.24 s after. With
+//! the guest's MXCSR also kept across block exits (`FP_ON`: the Newton loop runs 6
+//! rounds per entry, and its two neighbour blocks paid `ldmxcsr`, `stmxcsr`,
+//! `ldmxcsr` each) 0.08-0.09 s (native 0.07 s; `fp 400` 1.54 s before both, 0.42 s
+//! after, native 0.36 s); `work int 400` 0.25-0.26 s to 0.23 s; `sha256`, `md5sum`,
+//! `gzip`, `gunzip` and the sh and awk loops within the noise (their self-loops' time
+//! goes to access checks at registers each round advances: see
+//! `benches/compare/RESULTS.md`).
+//!
 //! Not done yet (see issue 17): VEX masked moves, gathers and `vzeroall`, F16C, VEX
 //! AES-NI, `rep` string instructions other than forward `stos`/`movs`, shifts of
 //! memory or 8- and 16-bit registers whose undefined flags may be read, rotates (all
@@ -274,6 +298,10 @@
 //! host's flags (flag stores before them); guest registers kept in host registers across linked blocks (loads and
 //! stores at block edges: 10 % of `gzip`'s samples); loading all the guest's flags
 //! without `popf` (where more than CF or one flag is needed);
+//! access checks hoisted out of self-loops (a group at registers the loop does not
+//! change, checked once before the head: the hot self-loops of the bench's workloads
+//! access memory at registers each round advances); self-loops with VEX
+//! instructions, or ending in `loop`/`jrcxz`;
 //! a code-size limit with eviction other than flushing; a threshold other than 16
 //! executions for short-lived guests; dynasm-rs or Cranelift (not measured).
 
@@ -465,6 +493,9 @@ pub struct JitStats {
     pub early_exits: u64,
     /// Instructions translated code ran through the interpreter's handlers (`run_op`).
     pub handled: u64,
+    /// Blocks translated as loops inside their own code (a direct exit to their start:
+    /// `emit::Head`).
+    pub self_loops: u64,
 }
 
 /// What happened between two snapshots (`later - earlier`).
@@ -480,6 +511,7 @@ impl std::ops::Sub for JitStats {
             chained: self.chained - earlier.chained,
             early_exits: self.early_exits - earlier.early_exits,
             handled: self.handled - earlier.handled,
+            self_loops: self.self_loops - earlier.self_loops,
         }
     }
 }
@@ -683,6 +715,7 @@ impl Jit {
             self.install(code)?;
             self.stats.blocks_translated += 1;
             self.stats.code_bytes += code.len() as u64;
+            self.stats.self_loops += u64::from(t.looping);
             block.jit.code.set(Some((ip, self.gen)));
             block.jit.covers.set(covers);
             self.link(block.start, ip, &t.sites);
