@@ -2037,3 +2037,120 @@ fn fp_runs_keep_the_guests_mxcsr_across_blocks_until_a_handler_reads_it() {
         }
     }
 }
+
+/// Self-loops of VEX instructions (glibc's backward `memmove` loop: four 32-byte loads,
+/// four aligned stores; a `memchr`-like compare with a legacy SSE instruction and,
+/// in one variant, the guest's `vzeroupper` in it) keep both halves of their `ymm`
+/// registers in the host's across rounds: in budget slices that end inside rounds and
+/// at a fault in a later round (the stores walk into the read-only page) the registers
+/// (both halves), flags and memory are the interpreter's.
+#[test]
+fn vex_self_loops_keep_whole_ymm_registers_across_rounds() {
+    use iced_x86::code_asm::*;
+    let mut a = CodeAssembler::new(64).unwrap();
+    let mut top = a.create_label();
+    a.set_label(&mut top).unwrap();
+    a.vmovdqu(ymm1, ymmword_ptr(rsi + 0x60)).unwrap();
+    a.vmovdqu(ymm2, ymmword_ptr(rsi + 0x40)).unwrap();
+    a.vmovdqu(ymm3, ymmword_ptr(rsi + 0x20)).unwrap();
+    a.vmovdqu(ymm4, ymmword_ptr(rsi)).unwrap();
+    a.add(rsi, -0x80).unwrap();
+    a.vmovdqa(ymmword_ptr(rcx + 0x60), ymm1).unwrap();
+    a.vmovdqa(ymmword_ptr(rcx + 0x40), ymm2).unwrap();
+    a.vmovdqa(ymmword_ptr(rcx + 0x20), ymm3).unwrap();
+    a.vmovdqa(ymmword_ptr(rcx), ymm4).unwrap();
+    a.add(rcx, -0x80).unwrap();
+    a.cmp(rcx, rdi).unwrap();
+    a.ja(top).unwrap();
+    a.syscall().unwrap();
+    let copy = a.assemble(CODE).unwrap();
+    let compare = |vzeroupper: bool| {
+        let mut a = CodeAssembler::new(64).unwrap();
+        let mut top = a.create_label();
+        a.set_label(&mut top).unwrap();
+        a.vmovdqu(ymm1, ymmword_ptr(rdi)).unwrap();
+        a.vpcmpeqb(ymm2, ymm1, ymm0).unwrap();
+        a.vpmovmskb(eax, ymm2).unwrap();
+        a.paddq(xmm5, xmm1).unwrap();
+        a.vpaddq(ymm6, ymm6, ymm2).unwrap();
+        if vzeroupper {
+            a.vzeroupper().unwrap();
+        }
+        a.add(rdx, rax).unwrap();
+        a.add(rdi, 0x21).unwrap();
+        a.dec(r15).unwrap();
+        a.jne(top).unwrap();
+        a.syscall().unwrap();
+        a.assemble(CODE).unwrap()
+    };
+    let mut r = Rng::new(9);
+    let data: Vec<u8> = (0..0x2000).map(|_| (r.next() % 5) as u8).collect();
+    let vectors = |cpu: &mut Cpu| {
+        cpu.model = CpuModel::V3;
+        for x in 0..16 {
+            cpu.xmm[x] = (x as u128 + 1) * 0x0101_0101_0101_0101_0101_0101_0101_0101 % 3;
+            cpu.ymm_hi[x] = (x as u128 + 7) << 64 | 0x55;
+        }
+    };
+    // (rsi, rcx, rdi): a copy down within the data; one whose stores, one whose loads
+    // walk down into the hole below the data (a fault in a later round).
+    let copies = [
+        (DATA + 0xf00, DATA + 0x1f80, DATA + 0x1000),
+        (DATA + 0x1f00, DATA + 0x200, DATA - 0x1000),
+        (DATA + 0x180, DATA + 0x1f00, DATA - 0x1000),
+    ];
+    for (n, &(src, dst, end)) in copies.iter().enumerate() {
+        let (exit, st) = in_both_tiers_in_slices(&copy, &data, &slices(n as u64 + 80), |cpu| {
+            vectors(cpu);
+            (cpu.gpr[6], cpu.gpr[1], cpu.gpr[7]) = (src, dst, end);
+        });
+        assert_eq!(matches!(exit, Exit::Syscall(_)), n == 0, "case {n}: {exit:?}");
+        assert!(st.self_loops >= 1, "case {n}: {exit:?} {st:?}");
+    }
+    for (n, vzeroupper) in [false, true].into_iter().enumerate() {
+        // To the end of the data, then into the read-only page (no fault), then the hole.
+        let (exit, st) = in_both_tiers_in_slices(&compare(vzeroupper), &data, &slices(n as u64 + 90), |cpu| {
+            vectors(cpu);
+            cpu.gpr[7] = DATA + 0x10;
+            cpu.gpr[15] = 1000;
+        });
+        assert!(matches!(exit, Exit::PageFault { .. }), "case {n}: {exit:?}");
+        assert!(st.self_loops >= 1, "{st:?}");
+    }
+}
+
+/// A self-loop with an instruction translated code runs through its interpreter handler
+/// (`lodsb`, `run_op`: the cached registers stored before it and loaded again at the
+/// back edge) faults in a later round, inside the handler, where the interpreter faults
+/// (`rsi` walks off the read-only page into the hole), with the registers of the rounds
+/// before.
+#[test]
+fn self_loops_with_handled_instructions_fault_where_the_interpreter_faults() {
+    use iced_x86::code_asm::*;
+    let mut a = CodeAssembler::new(64).unwrap();
+    let mut top = a.create_label();
+    a.set_label(&mut top).unwrap();
+    a.lodsb().unwrap();
+    a.add(rdx, rax).unwrap();
+    a.xor(r13, rdx).unwrap();
+    a.rol(r13, 3).unwrap();
+    a.add(rbx, r13).unwrap();
+    a.dec(r15).unwrap();
+    a.jne(top).unwrap();
+    a.syscall().unwrap();
+    let code = a.assemble(CODE).unwrap();
+    let data: Vec<u8> = (0..0x2000u32).map(|k| (k * 5 + 2) as u8).collect();
+    for (n, &start) in [RO + 0xe00, DATA + 0x10].iter().enumerate() {
+        let (exit, st) = in_both_tiers_in_slices(&code, &data, &slices(n as u64 + 100), |cpu| {
+            cpu.gpr[6] = start;
+            cpu.gpr[13] = 0x77;
+            cpu.gpr[15] = 1000;
+        });
+        if n == 0 {
+            assert!(matches!(exit, Exit::PageFault { .. }), "case {n}: {exit:?}");
+        } else {
+            assert!(matches!(exit, Exit::Syscall(_)), "case {n}: {exit:?}");
+        }
+        assert!(st.self_loops >= 1 && st.handled > 0, "case {n}: {st:?}");
+    }
+}

@@ -1145,7 +1145,6 @@ fn self_loop(block: &Block) -> bool {
             || (i.flow_control() == FlowControl::ConditionalBranch
                 && !matches!(i.mnemonic(), Mnemonic::Loop | Mnemonic::Loope | Mnemonic::Loopne | Mnemonic::Jrcxz)))
         && i.near_branch_target() == block.start
-        && block.ops.iter().all(|op| op.insn.encoding() == iced_x86::EncodingKind::Legacy)
 }
 
 /// `translate`, as a loop inside its own code when `looping` (`None` if that fails:
@@ -1275,6 +1274,8 @@ struct Head {
     xcache: [Option<XCached>; 16],
     /// The host's MXCSR is the guest's (the block has SSE floating point).
     fp: bool,
+    /// The host's `ymm` upper halves may be dirty (`Emitter::upper`).
+    upper: bool,
     /// A back edge to the head was emitted.
     closed: bool,
 }
@@ -2902,27 +2903,34 @@ impl<'m> Emitter<'m> {
     /// floating point (leaving before its first instruction when the guest unmasks an
     /// exception: the interpreter runs it), every guest register the block uses loaded
     /// (a general one outside `POOL` into a `POOL` register the block does not use, if
-    /// one is left), then the head.
+    /// one is left; a vector one whole, both halves, if a VEX instruction uses it),
+    /// then the head.
     fn loop_head(&mut self, block: &Block) -> Emit {
         let mut gprs: Vec<usize> = Vec::new();
         let mut xmms: Vec<usize> = Vec::new();
+        let mut wide: Vec<usize> = Vec::new();
         let mut fp = false;
         for op in block.ops.iter() {
             let i = &op.insn;
-            fp |= sse_fp(i);
+            fp |= sse_fp(i) || avx_fp(i);
+            let vex = i.encoding() == iced_x86::EncodingKind::VEX;
+            if vex && !host_avx2() {
+                return Err(Unsupported);
+            }
             for u in self.info.info(i).used_registers() {
                 let r = u.register();
-                let (list, n) = if r.is_gpr() {
-                    (&mut gprs, r.full_register().number())
-                } else if r.is_xmm() {
-                    (&mut xmms, r.number())
-                } else if is_vector(r) {
-                    return Err(Unsupported);
-                } else {
-                    continue;
+                let vector = is_vector(r) || r.is_zmm();
+                let n = if r.is_gpr() { r.full_register().number() } else { r.number() };
+                let lists: &mut [&mut Vec<usize>] = match (r.is_gpr(), vector) {
+                    (true, _) => &mut [&mut gprs],
+                    (false, true) if vex || !r.is_xmm() => &mut [&mut xmms, &mut wide],
+                    (false, true) => &mut [&mut xmms],
+                    _ => &mut [],
                 };
-                if !list.contains(&n) {
-                    list.push(n);
+                for list in lists.iter_mut() {
+                    if !list.contains(&n) {
+                        list.push(n);
+                    }
                 }
             }
         }
@@ -2938,11 +2946,16 @@ impl<'m> Emitter<'m> {
         }
         for &n in &xmms {
             self.load_xmm(n)?;
-            self.xcache[n] = Some(XCached { wide: false, lo: true, hi: false });
+            let whole = wide.contains(&n);
+            if whole {
+                self.load_ymm_hi(n)?;
+            }
+            self.xcache[n] = Some(XCached { wide: whole, lo: true, hi: whole });
         }
         let mut label = self.a.create_label();
         self.a.set_label(&mut label)?;
-        self.head = Some(Head { label, cache: self.cache, xcache: self.xcache, fp: self.fp, closed: false });
+        let (cache, xcache, fp, upper) = (self.cache, self.xcache, self.fp, self.upper);
+        self.head = Some(Head { label, cache, xcache, fp, upper, closed: false });
         Ok(())
     }
 
@@ -2954,7 +2967,7 @@ impl<'m> Emitter<'m> {
     /// every way out are those of a linked exit to itself.
     fn back_edge(&mut self, done: u32) -> Emit {
         let Some(head) = self.head else { return Err(Unsupported) };
-        if self.upper || self.fp != head.fp || self.xcache.iter().flatten().any(|c| c.wide) {
+        if self.fp != head.fp || (self.upper && !head.upper) {
             return Err(Unsupported);
         }
         // Those a linked exit to the start would store: the head's, and those a way out
@@ -2968,12 +2981,31 @@ impl<'m> Emitter<'m> {
         let stores: Vec<usize> = hosts()
             .filter(|&h| self.cache[h].is_some_and(|c| c.dirty && head.cache[h].map(|w| w.guest) != Some(c.guest)))
             .collect();
-        let xstores: Vec<usize> =
-            (0..16).filter(|&n| self.xcache[n].is_some_and(|c| c.lo) && head.xcache[n].is_none()).collect();
+        // Vector registers: bits 127:0 and 255:128 apart (the host's upper half is the
+        // guest's only where `wide`).
+        let xstores: Vec<(usize, Register)> = (0..16)
+            .flat_map(|n| {
+                let (c, w) = (self.xcache[n], head.xcache[n]);
+                let lo = c.is_some_and(|c| c.lo) && w.is_none();
+                let hi = c.is_some_and(|c| c.hi) && !w.is_some_and(|w| w.wide);
+                let lo = lo.then_some((n, Register::XMM0 + n as u32));
+                lo.into_iter().chain(hi.then_some((n, Register::YMM0 + n as u32)))
+            })
+            .collect();
         let loads: Vec<usize> = hosts()
             .filter(|&h| head.cache[h].is_some_and(|w| self.cache[h].map(|c| c.guest) != Some(w.guest)))
             .collect();
-        let xloads: Vec<usize> = (0..16).filter(|&n| head.xcache[n].is_some() && self.xcache[n].is_none()).collect();
+        // (register, bits 127:0, bits 255:128), the lower half first (`vmovdqu` of 128
+        // bits zeroes the upper one).
+        let xloads: Vec<(usize, bool, bool)> = (0..16)
+            .map(|n| {
+                let (c, w) = (self.xcache[n], head.xcache[n]);
+                let lo = w.is_some() && c.is_none();
+                let hi = w.is_some_and(|w| w.wide) && !c.is_some_and(|c| c.wide && !lo);
+                (n, lo, hi)
+            })
+            .filter(|&(_, lo, hi)| lo || hi)
+            .collect();
         if stores.is_empty() && xstores.is_empty() && loads.is_empty() && xloads.is_empty() {
             self.a.jae(head.label)?;
         } else {
@@ -2983,15 +3015,20 @@ impl<'m> Emitter<'m> {
                 let guest = self.cache[h].map_or(0, |c| c.guest);
                 self.store_gpr(guest, Register::RAX + h as u32)?;
             }
-            for &n in &xstores {
-                self.store_any(n, Register::XMM0 + n as u32)?;
+            for &(n, host) in &xstores {
+                self.store_any(n, host)?;
             }
             for &h in &loads {
                 let guest = head.cache[h].map_or(0, |w| w.guest);
                 self.load_gpr(Register::RAX + h as u32, guest)?;
             }
-            for &n in &xloads {
-                self.load_xmm(n)?;
+            for &(n, lo, hi) in &xloads {
+                if lo {
+                    self.load_xmm(n)?;
+                }
+                if hi {
+                    self.load_ymm_hi(n)?;
+                }
             }
             self.a.jmp(head.label)?;
             self.a.set_label(&mut out)?;

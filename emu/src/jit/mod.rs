@@ -271,7 +271,8 @@
 //! head after the entry's work: the guest registers the block uses are loaded before
 //! the head (those outside `POOL` into `POOL` registers the block does not use) and stay
 //! in host registers across rounds, counted as changed at every way out (a failed check
-//! or a fault in a later round stores them); the flags a linked exit would store are
+//! or a fault in a later round stores them; a vector register a VEX instruction uses
+//! both halves, `ymm` whole); the flags a linked exit would store are
 //! stored before the budget's test (which clobbers the host's). Each round had paid
 //! the entry's budget check, the loads and stores of its registers through `Cpu` (a
 //! store-to-load round trip on `divsd`'s latency chain), `ldmxcsr`/`stmxcsr` and the
@@ -279,7 +280,10 @@
 //! the guest's MXCSR also kept across block exits (`FP_ON`: the Newton loop runs 6
 //! rounds per entry, and its two neighbour blocks paid `ldmxcsr`, `stmxcsr`,
 //! `ldmxcsr` each) 0.08-0.09 s (native 0.07 s; `fp 400` 1.54 s before both, 0.42 s
-//! after, native 0.36 s); `work int 400` 0.25-0.26 s to 0.23 s; `sha256`, `md5sum`,
+//! after, native 0.36 s); `work int 400` 0.25-0.26 s to 0.23 s; `work mem 400` (glibc's
+//! backward `memmove` loop: four `vmovdqu` loads, four `vmovdqa` stores, whose eight
+//! stores of `ymm` halves to `Cpu` each round went) 0.22-0.23 s to 0.19-0.20 s (native
+//! 0.12 s); `sha256`, `md5sum`,
 //! `gzip`, `gunzip` and the sh and awk loops within the noise (their self-loops' time
 //! goes to access checks at registers each round advances: see
 //! `benches/compare/RESULTS.md`).
@@ -300,8 +304,8 @@
 //! without `popf` (where more than CF or one flag is needed);
 //! access checks hoisted out of self-loops (a group at registers the loop does not
 //! change, checked once before the head: the hot self-loops of the bench's workloads
-//! access memory at registers each round advances); self-loops with VEX
-//! instructions, or ending in `loop`/`jrcxz`;
+//! access memory at registers each round advances); self-loops ending in
+//! `loop`/`jrcxz`;
 //! a code-size limit with eviction other than flushing; a threshold other than 16
 //! executions for short-lived guests; dynasm-rs or Cranelift (not measured).
 
