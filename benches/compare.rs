@@ -145,6 +145,8 @@ fn run_warden(argv: &[String], tier: Tier) -> Run {
         program: Some(argv[0].clone()),
         args: argv[1..].to_vec(),
         tier,
+        // As `warden run` (start-up in the interpreter).
+        jit_warm_up: true,
         env: vec!["PATH=/usr/bin:/bin".to_string()],
         ..RunOptions::default()
     };

@@ -82,6 +82,9 @@ pub struct RunOptions {
     /// The host process ends right after the run (`warden run`): the memory init exited
     /// with is left to the process exit ([`guest_kernel::Kernel::leave_memory_to_exit`]).
     pub exit_after_run: bool,
+    /// Each program's start-up runs in the interpreter (`KernelConfig::jit_warm_up`): on
+    /// for the commands, off by default (tests translate short programs too).
+    pub jit_warm_up: bool,
 }
 
 impl Default for RunOptions {
@@ -106,6 +109,7 @@ impl Default for RunOptions {
             border: host::Border::default(),
             report_fatal_signals: false,
             exit_after_run: false,
+            jit_warm_up: false,
         }
     }
 }
@@ -338,6 +342,7 @@ pub fn boot_root(
     let mut config = KernelConfig {
         cpu: opts.cpu,
         tier: opts.tier,
+        jit_warm_up: opts.jit_warm_up,
         seed: opts.seed,
         quantum: opts.quantum.max(1),
         instruction_budget: opts.budget,

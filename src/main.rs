@@ -199,6 +199,7 @@ impl RunArgs {
             },
             policy: self.policy,
             report_fatal_signals,
+            jit_warm_up: true,
             ..RunOptions::default()
         }
     }

@@ -130,6 +130,11 @@ pub struct KernelConfig {
     pub cpu: emu::CpuModel,
     /// Which tier runs hot guest code (the guest cannot tell).
     pub tier: emu::Tier,
+    /// Each program's start-up runs in the interpreter: its space leaves its first block
+    /// runs to it before the jit counts executions (`AddressSpace::warm_up_jit`). On for
+    /// `warden run` and the other commands, where start-up is a user's wait; off by
+    /// default, so that tests and fuzz targets translate short programs too.
+    pub jit_warm_up: bool,
 }
 
 impl Default for KernelConfig {
@@ -148,6 +153,7 @@ impl Default for KernelConfig {
             gid: 0,
             cpu: emu::CpuModel::default(),
             tier: emu::Tier::default(),
+            jit_warm_up: false,
         }
     }
 }

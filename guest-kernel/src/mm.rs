@@ -85,9 +85,7 @@ impl Drop for Mm {
 
 impl Mm {
     pub fn new(id: u64, size: u64, limit: u64) -> Result<Mm, Errno> {
-        let mut space = AddressSpace::new(size).map_err(|_| Errno(ENOMEM))?;
-        // A program's start-up runs in the interpreter: its loops are not worth translating.
-        space.warm_up_jit();
+        let space = AddressSpace::new(size).map_err(|_| Errno(ENOMEM))?;
         Ok(Mm { id, space, brk_start: 0, brk: 0, trampoline: 0, limit, total: None })
     }
 

@@ -377,8 +377,9 @@ impl std::str::FromStr for Tier {
 /// Executions after which a block is translated (the default of `Jit::hot`).
 const HOT: u32 = 16;
 /// Runs of untranslated blocks a program's space leaves to the interpreter before
-/// counting executions at all (`AddressSpace::warm_up_jit`; spaces made otherwise, as
-/// tests make them, count from the first run). A static glibc program's start-up is
+/// counting executions at all (`AddressSpace::warm_up_jit`, which the kernel calls for
+/// each program when `KernelConfig::jit_warm_up` is on, as in `warden run`; other spaces,
+/// as tests make them, count from the first run). A static glibc program's start-up is
 /// about 11,000 instructions, some 2,500 block runs, whose loops reached `HOT` and had 60
 /// blocks translated that never paid off: with the encoder's one-time set-up, the arena
 /// and its table, that was 1 ms of a 5 ms `warden run` of a program that does nothing.

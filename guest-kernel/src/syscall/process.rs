@@ -205,6 +205,10 @@ impl Kernel {
         };
         let id = self.alloc_object_id();
         let mut mm = Mm::new(id, size, self.config.limits.max_memory_per_process)?.charged_to(&self.mem_total);
+        if self.config.jit_warm_up {
+            // Its start-up runs in the interpreter (its forks' too): not worth translating.
+            mm.space.warm_up_jit();
+        }
         if let Some((interp_image, interp_bytes)) = &interp {
             crate::elf::load(interp_image, interp_bytes, &mut mm)?;
         }
