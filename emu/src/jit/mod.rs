@@ -303,9 +303,9 @@
 //! stores at block edges: 10 % of `gzip`'s samples); loading all the guest's flags
 //! without `popf` (where more than CF or one flag is needed);
 //! access checks hoisted out of self-loops (a group at registers the loop does not
-//! change, checked once before the head: the hot self-loops of the bench's workloads
-//! access memory at registers each round advances); self-loops ending in
-//! `loop`/`jrcxz`;
+//! change, checked once before the head: built and tested, `gzip` within the noise,
+//! not kept; the other hot self-loops access memory at registers each round
+//! advances); self-loops ending in `loop`/`jrcxz`;
 //! a code-size limit with eviction other than flushing; a threshold other than 16
 //! executions for short-lived guests; dynasm-rs or Cranelift (not measured).
 
