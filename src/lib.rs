@@ -80,7 +80,7 @@ pub struct RunOptions {
     /// qemu-user does (the CLI's default; `--quiet` turns it off).
     pub report_fatal_signals: bool,
     /// The host process ends right after the run (`warden run`): the memory init exited
-    /// with is left to the process exit ([`guest_kernel::Kernel::leave_memory_to_exit`]).
+    /// with is left to the process exit ([`guest_kernel::Kernel::leave_init_memory_to_exit`]).
     pub exit_after_run: bool,
     /// Each program's start-up runs in the interpreter (`KernelConfig::jit_warm_up`): on
     /// for the commands, off by default (tests translate short programs too).
@@ -435,11 +435,11 @@ pub fn run(opts: &RunOptions, console: Box<dyn Console>) -> Result<RunOutcome, R
 /// prints on stderr after the guest's own output.
 pub fn run_with_notes(opts: &RunOptions, console: Box<dyn Console>) -> Result<(RunOutcome, Vec<String>), RunError> {
     let (mut kernel, vfs) = boot_parts(opts, console)?;
+    if opts.exit_after_run {
+        kernel.leave_init_memory_to_exit();
+    }
     let outcome = kernel.run();
     kernel.finish_host_supervisor();
-    if opts.exit_after_run {
-        kernel.leave_memory_to_exit();
-    }
     if let Some(failure) = opts.border.take_failure() {
         return Err(RunError::Output(failure));
     }

@@ -617,7 +617,7 @@ fn strace_options_work_on_guest_runs() {
 // --- `warden run` leaves init's memory to the process exit -------------------------------
 
 /// `warden run` ends its process right after the run, leaving the memory of the program
-/// it ran to the exit (see `Kernel::leave_memory_to_exit`): nothing the guest wrote is
+/// it ran to the exit (see `Kernel::leave_init_memory_to_exit`): nothing the guest wrote is
 /// lost and the status is the guest's, with either tier. The program forks a child that
 /// writes too, writes 8 MiB to a pipe the test drains in small reads (the writes block
 /// and resume), ends with a line on stderr and exits 7; with a budget it stops at 124.

@@ -715,13 +715,13 @@ impl Kernel {
                 RunOutcome::Signaled(wtermsig(status) as u8)
             });
         }
-        // A zombie keeps no guest memory. Init's goes with the kernel (the run is over):
-        // a host process that ends right after the run need not release it first.
+        // A zombie keeps no guest memory. Init's may be left to the host process's exit
+        // (`leave_init_memory_to_exit`: the run is over).
         if let Ok(empty) = self.empty_mm() {
             if let Some(p) = self.procs.get_mut(&pid) {
                 let mm = std::mem::replace(&mut p.mm, empty);
-                if pid == 1 {
-                    self.exited_init_mm = Some(mm);
+                if pid == 1 && self.leave_init_memory {
+                    std::mem::forget(mm);
                 }
             }
         }
