@@ -3117,17 +3117,7 @@ impl<'m> Emitter<'m> {
                     // Not taken: out, with the registers stored; taken: the back edge,
                     // straight on.
                     let mut leave = self.a.create_label();
-                    match single {
-                        Some((flag, set)) => {
-                            self.a.test(dword_ptr(rbx + std::mem::offset_of!(Cpu, rflags)), flag as i32)?;
-                            if set {
-                                self.a.je(leave)?;
-                            } else {
-                                self.a.jne(leave)?;
-                            }
-                        }
-                        None => self.jcc(negated(i.condition_code()), leave)?,
-                    }
+                    self.branch_if(i.condition_code(), single, false, leave)?;
                     self.host_flags = single.is_none();
                     let (cache, xcache, fp, upper) = (self.cache, self.xcache, self.fp, self.upper);
                     let flags = (self.ctx_flags, self.host_flags);
@@ -3142,17 +3132,7 @@ impl<'m> Emitter<'m> {
                 // Both exits store the same registers: once, before the jump.
                 self.flush()?;
                 let mut taken = self.a.create_label();
-                match single {
-                    Some((flag, set)) => {
-                        self.a.test(dword_ptr(rbx + std::mem::offset_of!(Cpu, rflags)), flag as i32)?;
-                        if set {
-                            self.a.jne(taken)?;
-                        } else {
-                            self.a.je(taken)?;
-                        }
-                    }
-                    None => self.jcc(i.condition_code(), taken)?,
-                }
+                self.branch_if(i.condition_code(), single, true, taken)?;
                 let (ctx_flags, host_flags) = (self.ctx_flags, single.is_none());
                 self.host_flags = host_flags;
                 self.exit_to(done, Some(i.next_ip()))?;
@@ -3233,6 +3213,24 @@ impl<'m> Emitter<'m> {
             return Ok(());
         }
         self.check_stack(8, need, k)
+    }
+
+    /// Jumps to `to` where the guest's condition `cc` holds (`holds`) or where it fails
+    /// (`!holds`): on its one flag's bit in `Cpu::rflags` (`single`, from `one_flag`) or
+    /// on the host's flags.
+    fn branch_if(&mut self, cc: ConditionCode, single: Option<(u64, bool)>, holds: bool, to: CodeLabel) -> Emit {
+        match single {
+            Some((flag, set)) => {
+                self.a.test(dword_ptr(rbx + std::mem::offset_of!(Cpu, rflags)), flag as i32)?;
+                if set == holds {
+                    self.a.jne(to)?;
+                } else {
+                    self.a.je(to)?;
+                }
+                Ok(())
+            }
+            None => self.jcc(if holds { cc } else { negated(cc) }, to),
+        }
     }
 
     fn jcc(&mut self, cc: ConditionCode, to: CodeLabel) -> Emit {
