@@ -2062,3 +2062,32 @@ fn self_loops_with_handled_instructions_fault_where_the_interpreter_faults() {
         assert!(st.self_loops >= 1 && st.handled > 0, "case {n}: {st:?}");
     }
 }
+
+/// `xchg esp, eax` with an ignored `rep` prefix (`f3 94`, found by the `jit` fuzz target):
+/// `rsp` lives in whichever host register the block leaves free, and re-encoded with its
+/// prefix as `f3 41 90` (`rsp` in host `r8`) it was the host's `pause`, no exchange. Each
+/// case occupies one more pool register before the exchange, so `rsp` lands in each.
+#[test]
+fn an_ignored_rep_prefix_is_not_copied_to_renamed_registers() {
+    // mov ecx/edx/esi/edi/r8d/r9d/r10d/r11d, imm32 (registers the block then uses).
+    let movs: [&[u8]; 8] =
+        [&[0xb9], &[0xba], &[0xbe], &[0xbf], &[0x41, 0xb8], &[0x41, 0xb9], &[0x41, 0xba], &[0x41, 0xbb]];
+    for used in 0..=movs.len() {
+        let mut code = Vec::new();
+        for (n, mov) in movs[..used].iter().enumerate() {
+            code.extend_from_slice(mov);
+            code.extend_from_slice(&(n as u32 + 1).to_le_bytes());
+        }
+        code.extend([0xf3, 0x94, 0x0f, 0x05]);
+        let (exit, _, cpu) = in_both_tiers_from_the_first_run(&code, &[], used, |cpu| {
+            cpu.gpr[emu::reg::RAX] = 0x1234_5678;
+            cpu.gpr[emu::reg::RSP] = 0x9_8765_4320;
+        });
+        assert!(matches!(exit, Exit::Syscall(_)), "{used}: {exit:?}");
+        assert_eq!(
+            (cpu.gpr[emu::reg::RSP], cpu.gpr[emu::reg::RAX]),
+            (0x1234_5678, 0x8765_4320),
+            "{used} registers used"
+        );
+    }
+}

@@ -2332,6 +2332,11 @@ impl<'m> Emitter<'m> {
                 host.set_op_register(n, map.reg(i.op_register(n))?);
             }
         }
+        // A `rep` prefix these instructions ignore (mandatory ones belong to the opcode)
+        // is not copied: with the registers renamed it may stop being ignored (`f3 94`,
+        // `xchg esp, eax`, becomes `f3 41 90` with `rsp` in host `r8`: `pause`).
+        host.set_has_rep_prefix(false);
+        host.set_has_repne_prefix(false);
         let lea = i.mnemonic() == Mnemonic::Lea;
         let access = if mem.is_some() { self.plan_access(k) } else { Access::Alone };
         // A grouped access at a register and a displacement is made there; one with an
