@@ -440,11 +440,20 @@ const STATUS_BITS: u32 = 0x3f;
 /// instruction may be read after it.
 fn flags_killed(i: &Instruction) -> u32 {
     use iced_x86::Mnemonic as M;
+    if rep_string(i) {
+        // `rep cmps`/`scas` write none when `rcx` is zero.
+        return 0;
+    }
     match i.mnemonic() {
         M::Shl | M::Sal | M::Shr | M::Sar | M::Rol | M::Ror | M::Rcl | M::Rcr | M::Shld | M::Shrd => 0,
         M::And | M::Or | M::Xor | M::Test | M::Mul | M::Imul => i.rflags_modified() & STATUS_BITS,
         _ => i.rflags_modified() & !i.rflags_undefined() & STATUS_BITS,
     }
+}
+
+/// A string instruction with a `rep`/`repne` prefix: it runs `rcx` times, maybe none.
+pub(crate) fn rep_string(i: &Instruction) -> bool {
+    i.is_string_instruction() && (i.has_rep_prefix() || i.has_repne_prefix())
 }
 
 /// For each instruction, whether a status flag it writes may be read later,

@@ -2091,3 +2091,33 @@ fn an_ignored_rep_prefix_is_not_copied_to_renamed_registers() {
         );
     }
 }
+
+/// `repne cmpsb` with `rcx` zero writes no flag, so a flag written before it is read after
+/// it (found by the `jit` fuzz target: both tiers' flag liveness counted `rep cmps` as
+/// writing every status flag, and the compare's CF was never stored). With a `divss`
+/// between (its MXCSR test clobbers the host's flags) and without; `setc` reads CF.
+#[test]
+fn a_rep_compare_that_runs_no_round_keeps_the_flags_before_it() {
+    // cmp al, bl (CF = 1: 1 < 2); [divss xmm4, xmm5]; repne cmpsb; setc dl; syscall.
+    let (cmp, divss, cmps, tail): (&[u8], &[u8], &[u8], &[u8]) =
+        (&[0x38, 0xd8], &[0xf3, 0x0f, 0x5e, 0xe5], &[0xf2, 0xa6], &[0x0f, 0x92, 0xc2, 0x0f, 0x05]);
+    for with_divss in [false, true] {
+        let mut code = cmp.to_vec();
+        if with_divss {
+            code.extend_from_slice(divss);
+        }
+        code.extend_from_slice(cmps);
+        code.extend_from_slice(tail);
+        let (exit, _, cpu) = in_both_tiers_from_the_first_run(&code, &[], format!("divss {with_divss}"), |cpu| {
+            cpu.gpr[emu::reg::RAX] = 1;
+            cpu.gpr[emu::reg::RBX] = 2;
+            cpu.gpr[emu::reg::RCX] = 0;
+            cpu.gpr[emu::reg::RDX] = 0;
+            cpu.gpr[emu::reg::RSI] = DATA;
+            cpu.gpr[emu::reg::RDI] = DATA + 8;
+            cpu.xmm[5] = 1;
+        });
+        assert!(matches!(exit, Exit::Syscall(_)), "{exit:?}");
+        assert_eq!(cpu.gpr[emu::reg::RDX], 1, "CF of the compare, divss {with_divss}");
+    }
+}

@@ -1458,6 +1458,10 @@ fn plain(i: &Instruction) -> bool {
 fn flags_always_written(i: &Instruction) -> u32 {
     use iced_x86::RflagsBits as F;
     use Mnemonic as M;
+    if crate::block::rep_string(i) {
+        // `rep cmps`/`scas` write none when `rcx` is zero.
+        return 0;
+    }
     match i.mnemonic() {
         M::Shl | M::Sal | M::Shr | M::Sar | M::Rol | M::Ror | M::Rcl | M::Rcr | M::Shld | M::Shrd => 0,
         M::And | M::Or | M::Xor | M::Test => (F::CF | F::PF | F::AF | F::ZF | F::SF | F::OF) & STATUS_BITS,
