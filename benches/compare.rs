@@ -201,19 +201,15 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// The `nop CLI` row: start-up with every column an exec'd process. False when a run
-/// printed something else than the native one.
-fn cli_row(argv: &[String], qemu: bool) -> bool {
-    let native = best(CLI_REPS, || run_host(Command::new(&argv[0]).args(&argv[1..])));
-    let interp = best(CLI_REPS, || run_warden_cli(argv, Tier::Interp));
-    let jit = best(CLI_REPS, || run_warden_cli(argv, Tier::Jit));
-    let qemu_run = qemu.then(|| best(CLI_REPS, || run_host(Command::new("qemu-x86_64").args(argv))));
+/// Whether each run (those present) printed what the native one did and ended with its
+/// status; says on stderr which did not.
+fn same_output(workload: &str, native: &Run, runs: [(&str, Option<&Run>); 3]) -> bool {
     let mut ok = true;
-    for (who, run) in [("interp", Some(&interp)), ("jit", Some(&jit)), ("qemu", qemu_run.as_ref())] {
+    for (who, run) in runs {
         let Some(run) = run else { continue };
         if run.stdout != native.stdout || run.status != native.status {
             eprintln!(
-                "compare: nop CLI: {who} printed {:?} (status {}), native {:?} (status {})",
+                "compare: {workload}: {who} printed {:?} (status {}), native {:?} (status {})",
                 String::from_utf8_lossy(&run.stdout),
                 run.status,
                 String::from_utf8_lossy(&native.stdout),
@@ -222,6 +218,18 @@ fn cli_row(argv: &[String], qemu: bool) -> bool {
             ok = false;
         }
     }
+    ok
+}
+
+/// The `nop CLI` row: start-up with every column an exec'd process. False when a run
+/// printed something else than the native one.
+fn cli_row(argv: &[String], qemu: bool) -> bool {
+    let native = best(CLI_REPS, || run_host(Command::new(&argv[0]).args(&argv[1..])));
+    let interp = best(CLI_REPS, || run_warden_cli(argv, Tier::Interp));
+    let jit = best(CLI_REPS, || run_warden_cli(argv, Tier::Jit));
+    let qemu_run = qemu.then(|| best(CLI_REPS, || run_host(Command::new("qemu-x86_64").args(argv))));
+    let ok =
+        same_output("nop CLI", &native, [("interp", Some(&interp)), ("jit", Some(&jit)), ("qemu", qemu_run.as_ref())]);
     let n = ms(native.time);
     let (i, j) = (ms(interp.time), ms(jit.time));
     let (q, qx) = match &qemu_run {
@@ -313,19 +321,8 @@ fn main() {
         let interp = best(other_reps, || run_warden(&argv, Tier::Interp));
         let jit = best(other_reps, || run_warden(&argv, Tier::Jit));
         let qemu_run = qemu.then(|| best(other_reps, || run_host(Command::new("qemu-x86_64").args(&qemu_argv))));
-        for (who, run) in [("interp", Some(&interp)), ("jit", Some(&jit)), ("qemu", qemu_run.as_ref())] {
-            let Some(run) = run else { continue };
-            if run.stdout != native.stdout || run.status != native.status {
-                eprintln!(
-                    "compare: {name}: {who} printed {:?} (status {}), native {:?} (status {})",
-                    String::from_utf8_lossy(&run.stdout),
-                    run.status,
-                    String::from_utf8_lossy(&native.stdout),
-                    native.status
-                );
-                failed = true;
-            }
-        }
+        failed |=
+            !same_output(name, &native, [("interp", Some(&interp)), ("jit", Some(&jit)), ("qemu", qemu_run.as_ref())]);
         let n = ms(native.time);
         let (i, j) = (ms(interp.time), ms(jit.time));
         // MIPS only where the guest ran enough code for it to mean something (not for
