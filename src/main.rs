@@ -138,6 +138,13 @@ struct RunArgs {
     #[arg(long, short = 'q')]
     quiet: bool,
 
+    /// Write /tmp/perf-PID.map (PID: this warden process), naming each block the jit
+    /// translates by its guest address, so that `perf report` on a `perf record` of the
+    /// run shows which guest code the samples in translated code ran (as qemu-user's
+    /// `-perfmap`): `perf record warden run --perf-map PROG`, then `perf report --sort sym`.
+    #[arg(long)]
+    perf_map: bool,
+
     /// The program to run (a guest path, or a name found in /bin), then its arguments.
     /// With the default image, a path the image lacks but the host has (`./hello`) runs with
     /// `--root /`, as `qemu-x86_64 ./hello` would run it.
@@ -208,6 +215,16 @@ impl RunArgs {
 /// `warden run` and `warden trace`: boot, run, map the outcome to a status.
 fn run_command(args: TracedRunArgs, force_trace: bool) -> i32 {
     let (gdb, gdb_pid) = (args.gdb.clone(), args.gdb_pid);
+    if args.run.perf_map {
+        let path = format!("/tmp/perf-{}.map", std::process::id());
+        match std::fs::File::create(&path) {
+            Ok(file) => emu::write_perf_map(Some(Box::new(std::io::BufWriter::new(file)))),
+            Err(e) => {
+                warn(format!("--perf-map: cannot create {path}: {e}"));
+                return EXIT_WARDEN_FAILED;
+            }
+        }
+    }
     let mut opts = match args.options(force_trace) {
         Ok(opts) => opts,
         Err(e) => {

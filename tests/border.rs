@@ -684,3 +684,45 @@ int main(void) {
         assert!(o.stderr.contains("instruction budget"), "{tier}: {}", o.stderr);
     }
 }
+
+/// `--perf-map` writes `/tmp/perf-PID.map` for the warden process, one line per block the
+/// jit translated, in `perf`'s format (`START SIZE NAME`, hexadecimal without `0x`), each
+/// naming the guest address of its block; the run itself is unchanged.
+#[test]
+fn perf_map_names_translated_blocks_by_guest_address() {
+    if !have_busybox() {
+        return;
+    }
+    let script = "i=0; while [ $i -lt 3000 ]; do i=$((i+1)); done; echo $i";
+    let child = warden(&["run", "--perf-map", "--root", "/", BUSYBOX, "sh", "-c", script])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let map = PathBuf::from(format!("/tmp/perf-{}.map", child.id()));
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "3000\n");
+    let text = std::fs::read_to_string(&map).unwrap_or_else(|e| panic!("{}: {e}", map.display()));
+    let _ = std::fs::remove_file(&map);
+    let mut names = Vec::new();
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let ok = match fields[..] {
+            [start, size, name] => {
+                names.push(name);
+                u64::from_str_radix(start, 16).is_ok_and(|s| s > 0)
+                    && u64::from_str_radix(size, 16).is_ok_and(|s| s > 0)
+                    && (name.strip_prefix("guest:0x").is_some_and(|a| u64::from_str_radix(a, 16).is_ok())
+                        || ["warden:enter", "warden:chain", "warden:exit"].contains(&name))
+            }
+            _ => false,
+        };
+        assert!(ok, "not a perf map line: {line:?}");
+    }
+    let blocks = names.iter().filter(|n| n.starts_with("guest:")).count();
+    assert!(blocks >= 10, "{blocks} blocks:\n{text}");
+    for stub in ["warden:enter", "warden:chain", "warden:exit"] {
+        assert!(names.contains(&stub), "{stub} missing:\n{text}");
+    }
+}

@@ -46,7 +46,7 @@ pub mod x87;
 pub use cpu::{flags, reg, Cpu, MXCSR_DEFAULT};
 pub use cpuid::CpuModel;
 pub use exec::{AddressSpace, Exit, Gate};
-pub use jit::{JitStats, Tier};
+pub use jit::{write_perf_map, JitStats, Tier};
 pub use memory::{Access, GuestAddress, MemError, Memory, Perm, WatchHit, PAGE_SIZE};
 pub use shared::{SharedCode, SharedCodeGuard, SharedCodeStats};
 pub use x87::X87State;

@@ -310,6 +310,9 @@
 //! executions for short-lived guests; dynasm-rs or Cranelift (not measured).
 
 mod emit;
+mod perf_map;
+
+pub use perf_map::write_perf_map;
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -718,6 +721,7 @@ impl Jit {
                 continue;
             }
             self.install(code)?;
+            perf_map::note(ip, code.len(), block.start);
             self.stats.blocks_translated += 1;
             self.stats.code_bytes += code.len() as u64;
             self.stats.self_loops += u64::from(t.looping);
@@ -802,6 +806,12 @@ impl Jit {
             self.arena = Arena::Executable(m.make_exec().ok()?);
             self.install(&code)?;
             self.first = self.used;
+            let end = stubs.enter + code.len() as u64;
+            for (at, to, name) in
+                [(stubs.enter, stubs.chain, "enter"), (stubs.chain, stubs.early, "chain"), (stubs.early, end, "exit")]
+            {
+                perf_map::note_named(at, to.saturating_sub(at), format_args!("warden:{name}"));
+            }
             self.stubs = Some(stubs);
         }
         let base = match &self.arena {
