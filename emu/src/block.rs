@@ -175,6 +175,12 @@ impl CodeCache {
         self.lookup_slow(rip)
     }
 
+    /// The block starting at `rip`, if one is cached (without the fast table).
+    pub fn peek(&self, rip: u64) -> Option<&Block> {
+        let id = *self.map.get(&rip)?;
+        self.blocks[id as usize].as_deref()
+    }
+
     #[cold]
     #[inline(never)]
     fn lookup_slow(&mut self, rip: u64) -> Option<&Block> {

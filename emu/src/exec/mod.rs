@@ -22,7 +22,7 @@ pub(crate) mod x87;
 
 use iced_x86::Instruction;
 
-use crate::block::CodeCache;
+use crate::block::{Block, CodeCache};
 use crate::cpu::Cpu;
 use crate::cpuid::CpuModel;
 use crate::jit::{Jit, JitStats, Tier};
@@ -298,13 +298,19 @@ impl Cpu {
                 code.invalidate(&mut mem.dirty_code);
                 jit.unlink(&mut code.dropped);
             }
-            let block = match code.lookup(self.rip) {
+            let block: *const Block = match code.lookup(self.rip) {
                 Some(block) => block,
                 None => match code.build(mem, self.rip, self.model) {
                     Ok(block) => block,
                     Err(exit) => return exit,
                 },
             };
+            // The translator looks at other cached blocks (`Jit::run`): the cache is only
+            // read from here to the end of this round.
+            let code: &CodeCache = code;
+            // SAFETY: `block` points to a block boxed in `code`, which this round does not
+            // change (a shared borrow until its end), so the block outlives the reference.
+            let block = unsafe { &*block };
             let ops = &block.ops[..];
             let n = ops.len();
             if n as u64 > remaining {
@@ -312,7 +318,7 @@ impl Cpu {
             }
             self.rip = block.end;
             if !interpret {
-                if let Some((done, early)) = jit.run(block, self, mem, remaining) {
+                if let Some((done, early)) = jit.run(block, code, self, mem, remaining) {
                     self.icount += done;
                     remaining -= done;
                     interpret = early;

@@ -648,11 +648,9 @@ impl Need {
 const GROUP_SPAN: i64 = PAGE_SIZE as i64;
 
 /// What `group` needs to know of each instruction of `block` (see `Step`).
-fn steps(block: &Block) -> Vec<Step> {
+fn steps(ops: &[&Op]) -> Vec<Step> {
     let mut info = InstructionInfoFactory::new();
-    block
-        .ops
-        .iter()
+    ops.iter()
         .map(|op| {
             let i = &op.insn;
             let mut st = Step::default();
@@ -1116,41 +1114,74 @@ pub(super) struct Translation {
     pub looping: bool,
 }
 
-/// Translates the longest prefix of `block` the emitter covers, for host address `ip`;
-/// `None` when it covers not even the first instruction.
+/// A block of a translation unit, and where the unit goes on after it: the start of the
+/// next part (`None` for the last). A unit of more than one part is a loop through its
+/// blocks (`Jit::unit`): the first part's block is where it is entered, the last part's
+/// branch goes back to it.
+pub(super) struct Part<'b> {
+    pub block: &'b Block,
+    pub next: Option<u64>,
+}
+
+/// Translates the longest prefix of the unit `parts` the emitter covers, for host address
+/// `ip`; `None` when it covers not even the first instruction. A unit of several parts is
+/// translated as a loop inside its own code, all of it or not at all; if that fails, its
+/// first block alone is.
 pub(super) fn translate(
-    block: &Block,
+    parts: &[Part<'_>],
     model: CpuModel,
     ip: u64,
     stubs: Stubs,
     table: u64,
     memo: &mut Memo,
 ) -> Option<Translation> {
-    if self_loop(block) {
-        if let Some(t) = translate_as(block, model, ip, stubs, table, memo, true) {
+    if parts.len() > 1 {
+        if let Some(t) = translate_as(parts, model, ip, stubs, table, memo, true) {
             return Some(t);
         }
     }
-    translate_as(block, model, ip, stubs, table, memo, false)
+    let block = parts.first()?.block;
+    let single = [Part { block, next: None }];
+    if self_loop(block) {
+        if let Some(t) = translate_as(&single, model, ip, stubs, table, memo, true) {
+            return Some(t);
+        }
+    }
+    translate_as(&single, model, ip, stubs, table, memo, false)
 }
 
 /// Whether `block` ends with a direct `jmp` or `jcc` to its own start (the back edge of
 /// a loop of one block), whose translation may loop inside its own code (`Head`).
-fn self_loop(block: &Block) -> bool {
-    let Some(last) = block.ops.last() else { return false };
-    let i = &last.insn;
+pub(super) fn self_loop(block: &Block) -> bool {
+    block.ops.last().is_some_and(|op| branches(&op.insn) && op.insn.near_branch_target() == block.start)
+}
+
+/// A direct `jmp` or a `jcc` other than `loop`, `loope`, `loopne` and `jrcxz`.
+fn branches(i: &Instruction) -> bool {
     let direct = i.op_count() == 1 && i.op0_kind() == OpKind::NearBranch64;
     direct
         && (i.mnemonic() == Mnemonic::Jmp
             || (i.flow_control() == FlowControl::ConditionalBranch
                 && !matches!(i.mnemonic(), Mnemonic::Loop | Mnemonic::Loope | Mnemonic::Loopne | Mnemonic::Jrcxz)))
-        && i.near_branch_target() == block.start
+}
+
+/// Where `block` may go on, as far as a unit may follow it: the target of a direct `jmp`,
+/// both sides of a `jcc` (`branches`), the fall-through of a block that ends without a
+/// control transfer; `None` for the rest.
+pub(super) fn successors(block: &Block) -> [Option<u64>; 2] {
+    let Some(i) = block.ops.last().map(|op| &op.insn) else { return [None; 2] };
+    match i.flow_control() {
+        FlowControl::Next => [Some(block.end), None],
+        _ if branches(i) && i.mnemonic() == Mnemonic::Jmp => [Some(i.near_branch_target()), None],
+        _ if branches(i) => [Some(i.near_branch_target()), Some(i.next_ip())],
+        _ => [None; 2],
+    }
 }
 
 /// `translate`, as a loop inside its own code when `looping` (`None` if that fails:
 /// the caller translates it again without).
 fn translate_as(
-    block: &Block,
+    parts: &[Part<'_>],
     model: CpuModel,
     ip: u64,
     stubs: Stubs,
@@ -1158,44 +1189,63 @@ fn translate_as(
     memo: &mut Memo,
     looping: bool,
 ) -> Option<Translation> {
-    let n = block.ops.len();
-    let ips: Vec<u64> = block.ops.iter().map(|op| op.insn.ip()).chain([block.end]).collect();
-    let (undefined_read, live) = flag_liveness(block);
+    let unit = parts.len() > 1;
+    let ops: Vec<&Op> = parts.iter().flat_map(|p| p.block.ops.iter()).collect();
+    let n = ops.len();
+    let (first, last_block) = (parts.first()?.block, parts.last()?.block);
+    let ips: Vec<u64> = ops.iter().map(|op| op.insn.ip()).chain([last_block.end]).collect();
+    let (undefined_read, live) = flag_liveness(parts);
     let mut e = Emitter::new(stubs, ips, live, table, memo).ok()?;
-    e.steps = steps(block);
-    // The budget must cover the whole block (for a block entered from another).
+    e.steps = steps(&ops);
+    e.unit = unit;
+    // The budget must cover the whole block or unit (for one entered from another).
     let mut bail = e.a.create_label();
     e.a.cmp(r14, i32::try_from(n).ok()?).ok()?;
     e.a.jb(bail).ok()?;
     if looping {
-        e.loop_head(block).ok()?;
+        e.loop_head(&ops).ok()?;
     }
     let mut covers = 0;
-    for (k, op) in block.ops.iter().enumerate() {
-        let last = k + 1 == n;
-        // The compare of a fused compare-and-branch: its op branches.
-        let fused = block.fused && k + 2 == n;
-        if !e.steps[k].covered {
-            // Only `plain` and `push_pop` keep track of the registers groups depend on.
-            e.groups.clear();
+    'parts: for part in parts {
+        let m = part.block.ops.len();
+        for (j, op) in part.block.ops.iter().enumerate() {
+            let k = covers as u32;
+            let goes_on = part.next.filter(|_| j + 1 == m && op.insn.flow_control() != FlowControl::Next);
+            let last = j + 1 == m && part.next.is_none();
+            // The compare of a fused compare-and-branch: its op branches.
+            let fused = part.block.fused && j + 2 == m;
+            if !e.steps[k as usize].covered {
+                // Only `plain` and `push_pop` keep track of the registers groups depend on.
+                e.groups.clear();
+            }
+            let done = if let Some(next) = goes_on {
+                e.go_on(k, &op.insn, next)
+            } else if undefined_read[k as usize] {
+                e.undefined_as_interpreter(k, &op.insn, last, model).or_else(|_| e.call_op(k, op, fused))
+            } else {
+                e.insn(k, &op.insn, last, model).or_else(|_| e.call_op(k, op, fused))
+            };
+            if done.is_err() {
+                break 'parts;
+            }
+            covers += 1;
         }
-        let done = if undefined_read[k] {
-            e.undefined_as_interpreter(k as u32, &op.insn, last, model).or_else(|_| e.call_op(k as u32, op, fused))
-        } else {
-            e.insn(k as u32, &op.insn, last, model).or_else(|_| e.call_op(k as u32, op, fused))
-        };
-        if done.is_err() {
-            break;
-        }
-        covers = k + 1;
     }
-    if covers == 0 || (looping && !e.head.is_some_and(|h| h.closed)) {
+    if covers == 0 || (looping && !e.head.is_some_and(|h| h.closed)) || (unit && covers < n) {
         return None;
     }
-    e.finish(covers as u32, block.end).ok()?;
+    e.finish(covers as u32, last_block.end).ok()?;
     e.a.set_label(&mut bail).ok()?;
-    e.mov_imm(Register::RAX, block.start).ok()?;
-    e.a.jmp(stubs.leave).ok()?;
+    if unit {
+        // The budget covers the first block but not the unit: the interpreter runs it
+        // (from the run loop, a lookup of the block would enter this code again).
+        e.a.xor(eax, eax).ok()?;
+        e.mov_imm(TMP, first.start).ok()?;
+        e.a.jmp(stubs.early).ok()?;
+    } else {
+        e.mov_imm(Register::RAX, first.start).ok()?;
+        e.a.jmp(stubs.leave).ok()?;
+    }
     let instrs = e.a.instructions();
     let (code, at) = encode(instrs, ip, e.memo)?;
     let mut sites = Vec::with_capacity(e.sites.len());
@@ -1259,6 +1309,8 @@ struct Emitter<'m> {
     sites: Vec<(usize, u64)>,
     /// The inner head of a block that loops inside its code (`loop_head`).
     head: Option<Head>,
+    /// It translates a unit of several blocks (`Part`).
+    unit: bool,
 }
 
 /// The inner head of a self-looping block (`Emitter::loop_head`): where its back edge
@@ -1512,17 +1564,34 @@ fn flags_undefined(i: &Instruction) -> u32 {
 /// to the interpreter. Where an undefined flag is not read, the host's value may differ
 /// from the interpreter's as an unread flag may anyway (see the module note on status
 /// flags).
-fn flag_liveness(block: &Block) -> (Vec<bool>, Vec<u32>) {
-    let mut live = block.live_out & STATUS_BITS;
-    let n = block.ops.len();
+///
+/// In a unit of several parts every flag counts as read at each of its exits (the side
+/// exits of its parts' `jcc`s, the way out after its last part): the parts' `live_out`
+/// look-ahead may have read pages the unit's first block, whose translation it is, does
+/// not depend on, so a change there would not drop the translation.
+fn flag_liveness(parts: &[Part<'_>]) -> (Vec<bool>, Vec<u32>) {
+    let mut live = match parts {
+        [part] => part.block.live_out & STATUS_BITS,
+        _ => STATUS_BITS,
+    };
+    let n = parts.iter().map(|p| p.block.ops.len()).sum();
     let mut out = vec![false; n];
     let mut from = vec![live; n + 1];
-    for (k, op) in block.ops.iter().enumerate().rev() {
-        let i = &op.insn;
-        out[k] = flags_undefined(i) & live != 0;
-        live &= !flags_always_written(i);
-        live |= i.rflags_read() & STATUS_BITS;
-        from[k] = live;
+    let mut k = n;
+    for part in parts.iter().rev() {
+        let side_exit =
+            part.block.ops.last().is_some_and(|op| op.insn.flow_control() == FlowControl::ConditionalBranch);
+        if part.next.is_some() && side_exit {
+            live = STATUS_BITS;
+        }
+        for op in part.block.ops.iter().rev() {
+            k -= 1;
+            let i = &op.insn;
+            out[k] = flags_undefined(i) & live != 0;
+            live &= !flags_always_written(i);
+            live |= i.rflags_read() & STATUS_BITS;
+            from[k] = live;
+        }
     }
     (out, from)
 }
@@ -1553,6 +1622,7 @@ impl<'m> Emitter<'m> {
             crossings: Vec::new(),
             sites: Vec::new(),
             head: None,
+            unit: false,
         })
     }
 
@@ -2914,12 +2984,12 @@ impl<'m> Emitter<'m> {
     /// (a general one outside `POOL` into a `POOL` register the block does not use, if
     /// one is left; a vector one whole, both halves, if a VEX instruction uses it),
     /// then the head.
-    fn loop_head(&mut self, block: &Block) -> Emit {
+    fn loop_head(&mut self, ops: &[&Op]) -> Emit {
         let mut gprs: Vec<usize> = Vec::new();
         let mut xmms: Vec<usize> = Vec::new();
         let mut wide: Vec<usize> = Vec::new();
         let mut fp = false;
-        for op in block.ops.iter() {
+        for op in ops {
             let i = &op.insn;
             fp |= sse_fp(i) || avx_fp(i);
             let vex = i.encoding() == iced_x86::EncodingKind::VEX;
@@ -2981,7 +3051,10 @@ impl<'m> Emitter<'m> {
         }
         // Those a linked exit to the start would store: the head's, and those a way out
         // in a later round (a fault) shows as the interpreter leaves them.
-        self.sync_flags(self.live[0] | self.live[self.live.len() - 1])?;
+        // (A unit's way out after its last part comes after a whole round, which wrote
+        // every flag it writes: its head's are enough.)
+        let after = if self.unit { 0 } else { self.live[self.live.len() - 1] };
+        self.sync_flags(self.live[0] | after)?;
         self.a.sub(r14, done as i32)?;
         self.a.cmp(r14, done as i32)?;
         let hosts = || POOL.iter().map(|r| r.number());
@@ -3046,6 +3119,39 @@ impl<'m> Emitter<'m> {
         self.mov_imm(Register::RAX, self.ips[0])?;
         self.a.jmp(self.stubs.leave)?;
         self.head = Some(Head { closed: true, ..head });
+        Ok(())
+    }
+
+    /// The last instruction `k` of a part of a unit, which goes on at `next` (the next
+    /// part's start): nothing for a direct `jmp` there; a `jcc` leaves for its other side
+    /// where its condition says so (a side exit, which stores the changed registers and
+    /// the flags on its own path) and goes on otherwise with everything as it was.
+    fn go_on(&mut self, k: u32, i: &Instruction, next: u64) -> Emit {
+        if !branches(i) {
+            return Err(Unsupported);
+        }
+        self.groups.clear();
+        if i.mnemonic() == Mnemonic::Jmp {
+            return if i.near_branch_target() == next { Ok(()) } else { Err(Unsupported) };
+        }
+        let taken_goes_on = i.near_branch_target() == next;
+        if !taken_goes_on && i.next_ip() != next {
+            return Err(Unsupported);
+        }
+        let other = if taken_goes_on { i.next_ip() } else { i.near_branch_target() };
+        let single = (!self.host_flags).then(|| one_flag(i.condition_code())).flatten();
+        if !self.host_flags && single.is_none() {
+            self.load_flags()?;
+        }
+        let mut on = self.a.create_label();
+        self.branch_if(i.condition_code(), single, taken_goes_on, on)?;
+        self.host_flags = single.is_none();
+        let (cache, xcache, fp, upper) = (self.cache, self.xcache, self.fp, self.upper);
+        let flags = (self.ctx_flags, self.host_flags);
+        self.exit_to(k + 1, Some(other))?;
+        self.a.set_label(&mut on)?;
+        (self.cache, self.xcache, self.fp, self.upper) = (cache, xcache, fp, upper);
+        (self.ctx_flags, self.host_flags) = flags;
         Ok(())
     }
 
@@ -3122,11 +3228,13 @@ impl<'m> Emitter<'m> {
                 if !self.host_flags && single.is_none() {
                     self.load_flags()?;
                 }
-                if self.is_back_edge(i.near_branch_target()) {
-                    // Not taken: out, with the registers stored; taken: the back edge,
-                    // straight on.
-                    let mut leave = self.a.create_label();
-                    self.branch_if(i.condition_code(), single, false, leave)?;
+                let back_taken = self.is_back_edge(i.near_branch_target());
+                if back_taken || self.is_back_edge(i.next_ip()) {
+                    // The other side: out, with the registers stored; the back edge (taken,
+                    // or the fall-through of a unit's test at the top), straight on.
+                    let (mut leave, out) =
+                        (self.a.create_label(), if back_taken { i.next_ip() } else { i.near_branch_target() });
+                    self.branch_if(i.condition_code(), single, !back_taken, leave)?;
                     self.host_flags = single.is_none();
                     let (cache, xcache, fp, upper) = (self.cache, self.xcache, self.fp, self.upper);
                     let flags = (self.ctx_flags, self.host_flags);
@@ -3134,7 +3242,7 @@ impl<'m> Emitter<'m> {
                     self.a.set_label(&mut leave)?;
                     (self.cache, self.xcache, self.fp, self.upper) = (cache, xcache, fp, upper);
                     (self.ctx_flags, self.host_flags) = flags;
-                    self.exit_to(done, Some(i.next_ip()))?;
+                    self.exit_to(done, Some(out))?;
                     self.ended = true;
                     return Ok(());
                 }
