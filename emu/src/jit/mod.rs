@@ -97,7 +97,7 @@
 //!   head reads: a fault in a later round may show a dead flag of an earlier round where
 //!   the interpreter shows another instruction's (both are exact where a successor
 //!   reads them, as the fuzz target checks). Measured (`work mem 800`, CPU seconds,
-//!   alternated runs): 0.38, 0.38 before, 0.30, 0.31 after (native 0.23); `gzip`'s
+//!   alternated runs): 0.38, 0.38 before, 0.31, 0.31 after (native 0.23); `gzip`'s
 //!   `longest_match` chain walk (three blocks) and `crc32` (two) became units with no
 //!   gain beyond the noise (their loops wait on loads); `int`, `sha256`, `fp`, sh and
 //!   awk unchanged.
@@ -427,8 +427,6 @@ pub(crate) struct BlockJit {
     hits: Cell<u32>,
     /// Host address of its code and the arena generation it belongs to.
     code: Cell<Option<(usize, u32)>>,
-    /// How many of its instructions the translation covers.
-    covers: Cell<u32>,
 }
 
 /// What translated code needs of `Memory` (see `Memory::jit_view`) and the run, at the
@@ -797,7 +795,7 @@ impl Jit {
                 self.stats.blocks_refused += 1;
                 break;
             };
-            let (code, covers) = (&t.code, t.covers);
+            let code = &t.code;
             if self.used + code.len() > ARENA {
                 // Full: drop every translation (their blocks see a stale generation).
                 self.forget();
@@ -810,7 +808,6 @@ impl Jit {
             self.stats.self_loops += u64::from(t.looping);
             self.stats.loop_units += u64::from(t.looping && t.covers as usize > block.ops.len());
             block.jit.code.set(Some((ip, self.gen)));
-            block.jit.covers.set(covers);
             self.link(block.start, ip, &t.sites);
             result = Some(ip);
             break;
