@@ -2243,3 +2243,24 @@ fn loops_tested_at_the_top_run_as_one_unit() {
         assert!(st.loop_units >= 1, "{st:?}");
     }
 }
+
+/// The arena is W^X: once code is translated (and linked), no mapping of this process is
+/// both writable and executable (`/proc/self/maps`).
+#[test]
+fn no_mapping_is_writable_and_executable() {
+    let code = [0x48, 0xff, 0xc0, 0x49, 0xff, 0xcf, 0x75, 0xf8, 0x0f, 0x05]; // inc rax; dec r15; jnz; syscall
+    let mut s = space(&code, &[0; 0x2000]);
+    s.set_jit_threshold(0);
+    let mut cpu = Cpu::new();
+    cpu.tier = Tier::Jit;
+    cpu.rip = CODE;
+    cpu.gpr[15] = 100;
+    let exit = cpu.run(&mut s, 1000);
+    let st = s.jit_stats();
+    assert!(matches!(exit, Exit::Syscall(_)) && st.blocks_translated >= 1, "{exit:?} {st:?}");
+    // (With the space alive: its arena is mapped.)
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let wx: Vec<&str> = maps.lines().filter(|l| l.split(' ').nth(1).is_some_and(|p| p.starts_with("rwx"))).collect();
+    assert!(wx.is_empty(), "{wx:#?}");
+    assert!(maps.contains("warden-jit"), "the arena's memory file is mapped:\n{maps}");
+}
