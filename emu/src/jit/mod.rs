@@ -181,7 +181,7 @@
 //! and encoded each two or three times; under callgrind (dev profile, `emu`'s `jit`
 //! tests) a block cost about 186,000 instructions to translate before, 106,000 after,
 //! and a new arena's chaining table is written once instead of twice. The arena stays
-//! W^X: its pages (an unnamed memory file of its own) are mapped twice, executable and
+//! W^X: its pages (shared anonymous memory of its own) are mapped twice, executable and
 //! not writable where code runs, writable and not executable where `install` and `patch`
 //! write (`Arena`); nothing else maps them. Switching one mapping's pages with
 //! `mprotect` for each block and each link instead made a compiler's run (`gcc -O2 -S`,
@@ -340,8 +340,6 @@ pub use perf_map::write_perf_map;
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
-
-use memmap2::{Mmap, MmapMut};
 
 use crate::block::{Block, CodeCache};
 use crate::cpu::Cpu;
@@ -557,29 +555,72 @@ impl std::ops::Sub for JitStats {
 /// and their links), a third of its time.
 enum Arena {
     Empty,
-    Mapped { exec: Mmap, write: MmapMut },
+    Mapped(DualMap),
 }
 
-/// `len` bytes of a new memory file mapped twice: executable, and writable.
-fn dual_map(len: usize) -> Option<(Mmap, MmapMut)> {
-    // SAFETY: `memfd_create` with a NUL-terminated name and flags; the descriptor it
-    // returns (checked) is owned by the `File` alone.
-    let file = unsafe {
-        let fd = libc::memfd_create(c"warden-jit".as_ptr(), libc::MFD_CLOEXEC);
-        if fd < 0 {
-            return None;
+/// Shared anonymous pages mapped twice (the second mapping made by `mremap` of the first
+/// with an old size of 0, which maps the same pages again). Anonymous rather than a
+/// `memfd`: `perf` reads `/tmp/perf-PID.map` (`--perf-map`) only for code in anonymous
+/// mappings, and shared anonymous ones show as `/dev/zero`, which it counts as such.
+struct DualMap {
+    exec: std::ptr::NonNull<u8>,
+    write: std::ptr::NonNull<u8>,
+    len: usize,
+}
+
+impl DualMap {
+    /// `len` bytes (a multiple of the page size), zero, mapped twice; `None` if the host
+    /// refuses.
+    fn new(len: usize) -> Option<DualMap> {
+        use libc::{MAP_ANONYMOUS, MAP_FAILED, MAP_SHARED, PROT_EXEC, PROT_READ, PROT_WRITE};
+        // SAFETY: new mappings only (no address given), checked before use; on failure
+        // what was mapped is unmapped.
+        unsafe {
+            let write =
+                libc::mmap(std::ptr::null_mut(), len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+            if write == MAP_FAILED {
+                return None;
+            }
+            let exec = libc::mremap(write, 0, len, libc::MREMAP_MAYMOVE);
+            if exec == MAP_FAILED || libc::mprotect(exec, len, PROT_READ | PROT_EXEC) != 0 {
+                if exec != MAP_FAILED {
+                    libc::munmap(exec, len);
+                }
+                libc::munmap(write, len);
+                return None;
+            }
+            Some(DualMap {
+                exec: std::ptr::NonNull::new(exec.cast())?,
+                write: std::ptr::NonNull::new(write.cast())?,
+                len,
+            })
         }
-        <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd)
-    };
-    file.set_len(len as u64).ok()?;
-    let options = || {
-        let mut o = memmap2::MmapOptions::new();
-        o.len(len);
-        o
-    };
-    // SAFETY: the file is this arena's own (an unnamed memory file no other code has a
-    // descriptor of), so its contents change only through `write`, and its length stays.
-    unsafe { Some((options().map_exec(&file).ok()?, options().map_mut(&file).ok()?)) }
+    }
+
+    /// Where code runs.
+    fn exec_ptr(&self) -> *const u8 {
+        self.exec.as_ptr()
+    }
+
+    /// The pages, to write code into.
+    fn write_view(&mut self) -> &mut [u8] {
+        // SAFETY: `write` maps `len` readable and writable bytes owned by this value, which
+        // `&mut self` borrows exclusively; the other mapping of them is only executed (by
+        // translated code, never while this borrow lives: the run loop's thread installs
+        // and patches between runs of translated code).
+        unsafe { std::slice::from_raw_parts_mut(self.write.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for DualMap {
+    fn drop(&mut self) {
+        // SAFETY: both are this value's own mappings of `len` bytes; no code runs there any
+        // more (the arena is dropped with its `Jit`, outside translated code).
+        unsafe {
+            libc::munmap(self.exec.as_ptr().cast(), self.len);
+            libc::munmap(self.write.as_ptr().cast(), self.len);
+        }
+    }
 }
 
 /// The translator of one address space.
@@ -881,9 +922,9 @@ impl Jit {
     /// through the arena's writable mapping (no translated code runs meanwhile: this
     /// thread is in the run loop).
     fn patch(&mut self, at: usize, bytes: [u8; 5]) -> Option<()> {
-        let Arena::Mapped { exec, write } = &mut self.arena else { return None };
-        let off = at.checked_sub(exec.as_ptr() as usize).filter(|&o| o + bytes.len() <= self.used)?;
-        write.get_mut(off..off + bytes.len())?.copy_from_slice(&bytes);
+        let Arena::Mapped(m) = &mut self.arena else { return None };
+        let off = at.checked_sub(m.exec_ptr() as usize).filter(|&o| o + bytes.len() <= self.used)?;
+        m.write_view().get_mut(off..off + bytes.len())?.copy_from_slice(&bytes);
         Some(())
     }
 
@@ -898,9 +939,9 @@ impl Jit {
             self.filled = Some(Vec::new());
             self.linked.clear();
             self.sites.clear();
-            let (exec, write) = dual_map(ARENA)?;
-            let (code, stubs) = emit::stubs(exec.as_ptr() as u64, self.table.as_ptr() as u64)?;
-            self.arena = Arena::Mapped { exec, write };
+            let m = DualMap::new(ARENA)?;
+            let (code, stubs) = emit::stubs(m.exec_ptr() as u64, self.table.as_ptr() as u64)?;
+            self.arena = Arena::Mapped(m);
             self.install(&code)?;
             self.first = self.used;
             let end = stubs.enter + code.len() as u64;
@@ -912,7 +953,7 @@ impl Jit {
             self.stubs = Some(stubs);
         }
         let base = match &self.arena {
-            Arena::Mapped { exec, .. } => exec.as_ptr(),
+            Arena::Mapped(m) => m.exec_ptr(),
             Arena::Empty => return None,
         };
         Some(base as usize + self.used)
@@ -920,9 +961,9 @@ impl Jit {
     /// Copies code to the cursor, through the arena's writable mapping (translated code
     /// runs only after `install` returns, on this thread).
     fn install(&mut self, code: &[u8]) -> Option<()> {
-        let Arena::Mapped { write, .. } = &mut self.arena else { return None };
+        let Arena::Mapped(m) = &mut self.arena else { return None };
         let end = self.used.checked_add(code.len()).filter(|&e| e <= ARENA)?;
-        write.get_mut(self.used..end)?.copy_from_slice(code);
+        m.write_view().get_mut(self.used..end)?.copy_from_slice(code);
         self.used = end.next_multiple_of(16).min(ARENA);
         Some(())
     }
