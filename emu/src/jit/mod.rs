@@ -572,12 +572,13 @@ impl DualMap {
     /// `len` bytes (a multiple of the page size), zero, mapped twice; `None` if the host
     /// refuses.
     fn new(len: usize) -> Option<DualMap> {
-        use libc::{MAP_ANONYMOUS, MAP_FAILED, MAP_SHARED, PROT_EXEC, PROT_READ, PROT_WRITE};
+        use libc::{MAP_ANONYMOUS, MAP_FAILED, MAP_NORESERVE, MAP_SHARED, PROT_EXEC, PROT_READ, PROT_WRITE};
         // SAFETY: new mappings only (no address given), checked before use; on failure
         // what was mapped is unmapped.
         unsafe {
-            let write =
-                libc::mmap(std::ptr::null_mut(), len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+            // (No commit charge for the whole arena: pages are used as code lands on them.)
+            let flags = MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE;
+            let write = libc::mmap(std::ptr::null_mut(), len, PROT_READ | PROT_WRITE, flags, -1, 0);
             if write == MAP_FAILED {
                 return None;
             }
