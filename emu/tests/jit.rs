@@ -2266,3 +2266,104 @@ fn no_mapping_is_writable_and_executable() {
     let shared = |perms: &str| maps.lines().any(|l| l.split(' ').nth(1) == Some(perms) && l.contains("/dev/zero"));
     assert!(shared("r-xs") && shared("rw-s"), "the arena's two mappings:\n{maps}");
 }
+
+/// Code on a page both writable and executable (a JIT's, as V8's) is translated too, and a
+/// loop that rewrites an immediate of its own code each round (`mov eax, imm32` at the
+/// top, its immediate incremented by a store to the page) sees every new value, as under
+/// the interpreter: the store leaves translated code for the interpreter, which drops the
+/// page's blocks and translations.
+#[test]
+fn code_on_writable_pages_is_translated_and_may_rewrite_itself() {
+    use iced_x86::code_asm::*;
+    let mut a = CodeAssembler::new(64).unwrap();
+    let mut top = a.create_label();
+    a.set_label(&mut top).unwrap();
+    a.mov(eax, 0x1000u32).unwrap(); // b8 imm32: its immediate at CODE + 1
+    a.add(rbx, rax).unwrap();
+    a.inc(dword_ptr(0x10001u64)).unwrap(); // CODE + 1 (absolute: no rip-relative form)
+    a.dec(r15).unwrap();
+    a.jne(top).unwrap();
+    a.syscall().unwrap();
+    let rewriting = a.assemble(CODE).unwrap();
+    // The same loop without the store: translated at the default threshold.
+    let mut a = CodeAssembler::new(64).unwrap();
+    let mut top = a.create_label();
+    a.set_label(&mut top).unwrap();
+    a.mov(eax, 0x1000u32).unwrap();
+    a.add(rbx, rax).unwrap();
+    a.inc(eax).unwrap();
+    a.dec(r15).unwrap();
+    a.jne(top).unwrap();
+    a.syscall().unwrap();
+    let plain = a.assemble(CODE).unwrap();
+    let cases =
+        [(&rewriting, Some(0), true), (&rewriting, Some(3), true), (&rewriting, None, true), (&plain, None, false)];
+    for (n, (code, threshold, rewrites)) in cases.into_iter().enumerate() {
+        let mut out = Vec::new();
+        let mut translated = 0;
+        for tier in [Tier::Interp, Tier::Jit] {
+            let mut s = space(code, &[0; 0x2000]);
+            s.mem.protect(GuestAddress(CODE), 0x1000, Perm::RWX).unwrap();
+            if let Some(t) = threshold {
+                s.set_jit_threshold(t);
+            }
+            let mut cpu = Cpu::new();
+            cpu.tier = tier;
+            cpu.rip = CODE;
+            cpu.gpr[15] = 300;
+            let exit = cpu.run(&mut s, 1 << 20);
+            assert!(matches!(exit, Exit::Syscall(_)), "case {n} {tier}: {exit:?}");
+            // Rewriting: each round added the immediate the round before left, 0x1000 + k.
+            let want = if rewrites { (0..300).map(|k| 0x1000 + k).sum::<u64>() } else { 300 * 0x1000 };
+            assert_eq!(cpu.gpr[3], want, "case {n} {tier}");
+            out.push(state(&cpu));
+            translated = s.jit_stats().blocks_translated;
+        }
+        assert!(out[0] == out[1], "case {n}: the tiers differ");
+        // (Rewritten each round, the loop's blocks reach a threshold above 0 only anew.)
+        if threshold == Some(0) || !rewrites {
+            assert!(translated >= 1, "case {n}: nothing translated");
+        }
+    }
+}
+
+/// `mul` and `imul` (one, two and three operands) whose SF, ZF and PF the manuals leave
+/// undefined but a later `setcc` reads are translated, not run through `run_op`, and leave
+/// the flags the interpreter leaves (SZP of the product's low half, AF clear, CF and OF).
+#[test]
+fn mul_with_undefined_flags_read_is_translated_as_the_interpreter_runs_it() {
+    use iced_x86::code_asm::*;
+    type Mul = fn(&mut CodeAssembler) -> Result<(), IcedError>;
+    let muls: [(&str, Mul); 6] = [
+        ("mul rcx", |a| a.mul(rcx)),
+        ("mul ecx", |a| a.mul(ecx)),
+        ("mul cl", |a| a.mul(cl)),
+        ("imul rcx", |a| a.imul(rcx)),
+        ("imul r9, rcx", |a| a.imul_2(r9, rcx)),
+        ("imul r13d, ecx, 0x1234", |a| a.imul_3(r13d, ecx, 0x1234)),
+    ];
+    for (name, mul) in muls {
+        let mut a = CodeAssembler::new(64).unwrap();
+        mul(&mut a).unwrap();
+        a.sets(bl).unwrap();
+        a.setz(r10b).unwrap();
+        a.setp(dil).unwrap();
+        a.syscall().unwrap();
+        let code = a.assemble(CODE).unwrap();
+        for (k, (x, y)) in [(3u64, 5u64), (0, 7), (0x8000_0000_0000_0001, 3), (0xff, 0xff), (0x1_0000, 0x1_0000)]
+            .into_iter()
+            .enumerate()
+        {
+            let (exit, st, cpu) =
+                in_both_tiers_from_the_first_run(&code, &[0; 0x2000], format_args!("{name} #{k}"), |cpu| {
+                    cpu.gpr[0] = x;
+                    cpu.gpr[1] = y;
+                    cpu.gpr[9] = x;
+                    cpu.rflags = emu::flags::FIXED | emu::flags::STATUS;
+                });
+            assert!(matches!(exit, Exit::Syscall(_)), "{name}: {exit:?}");
+            assert_eq!(st.handled, 0, "{name}: through run_op: {st:?}");
+            assert_eq!(cpu.rflags & emu::flags::AF, 0, "{name} #{k}: AF cleared");
+        }
+    }
+}

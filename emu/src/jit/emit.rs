@@ -47,6 +47,7 @@ const STATUS_BITS: u32 = 0x3f;
 /// The status flags in RFLAGS.
 const STATUS: u64 = crate::cpu::flags::STATUS;
 const RSP: usize = crate::cpu::reg::RSP;
+const RAX_NUMBER: usize = crate::cpu::reg::RAX;
 const RBP: usize = crate::cpu::reg::RBP;
 
 fn gpr_off(n: usize) -> i64 {
@@ -2724,6 +2725,7 @@ impl<'m> Emitter<'m> {
             Mnemonic::Shl | Mnemonic::Sal | Mnemonic::Shr | Mnemonic::Sar if model.executes(i.cpuid_features()) => {
                 return self.shift_as_interpreter(i);
             }
+            Mnemonic::Mul | Mnemonic::Imul => return self.mul_as_interpreter(k, i, last, model),
             _ => return Err(Unsupported),
         };
         // `Cpu::rflags` holds every guest flag, so the host's need not: the kept ones
@@ -2734,6 +2736,43 @@ impl<'m> Emitter<'m> {
         self.merging = false;
         done?;
         self.merge_flags(defined, cleared)
+    }
+
+    /// `mul`/`imul` whose flags the manuals leave undefined (SF, ZF, AF, PF) may be read, as
+    /// the interpreter runs it (`exec::int::mul_flags`): the host's multiply for CF and OF,
+    /// then SF, ZF and PF of the product's low half (`al`, `ax`, `eax` or `rax` for the
+    /// one-operand form, else the destination) from a `test` of a copy of it, AF cleared.
+    /// `node`'s compiled `i % 7` (a multiply by a reciprocal) went to `run_op` at every
+    /// round: a quarter of a loop's time.
+    fn mul_as_interpreter(&mut self, k: u32, i: &Instruction, last: bool, model: CpuModel) -> Emit {
+        use crate::cpu::flags::{AF, CF, OF, PF, SF, ZF};
+        use iced_x86::code_asm::{bp, bpl};
+        let one = i.op_count() == 1;
+        let size = i.op0_register().size().max(i.memory_size().size());
+        let low = if one { RAX_NUMBER } else { i.op0_register().full_register().number() };
+        if !matches!(size, 1 | 2 | 4 | 8) || (!one && !i.op0_register().is_gpr()) {
+            return Err(Unsupported);
+        }
+        self.sync_flags(STATUS_BITS)?;
+        self.merging = true;
+        let done = self.insn(k, i, last, model);
+        self.merging = false;
+        done?;
+        self.merge_flags(CF | OF, 0)?;
+        match self.cached_at(low) {
+            Some(h) => {
+                let copy = Instruction::with2(Code::Mov_r64_rm64, TMP, Register::RAX + h as u32);
+                self.add(copy.map_err(Into::into))?
+            }
+            None => self.load_gpr(TMP, low)?,
+        }
+        match size {
+            1 => self.a.test(bpl, bpl)?,
+            2 => self.a.test(bp, bp)?,
+            4 => self.a.test(ebp, ebp)?,
+            _ => self.a.test(rbp, rbp)?,
+        }
+        self.merge_flags(SF | ZF | PF, AF)
     }
 
     /// `shl`/`shr`/`sar` of a 32- or 64-bit register (by `cl`, 1 or an immediate) whose
