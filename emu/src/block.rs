@@ -47,6 +47,9 @@ pub(crate) struct Block {
     /// The status flags (iced's `RflagsBits`) that may be read after the block's last
     /// op: all of them after an exit of the loop, an indirect transfer or a `#UD`.
     pub live_out: u32,
+    /// Its code is on a writable page: after each of its instructions the interpreter
+    /// looks for a write to decoded code (the rest of the block may be stale then).
+    pub watch: bool,
     /// Its translation to host code, if hot (see `jit`).
     pub jit: crate::jit::BlockJit,
 }
@@ -230,6 +233,8 @@ impl CodeCache {
                     start: rip,
                     end: b.end,
                     live_out: b.live_out,
+                    // (Blocks decoded from writable pages are never shared.)
+                    watch: false,
                     jit: Default::default(),
                 };
                 (Box::new(block), b.pages.clone())
@@ -273,7 +278,7 @@ impl CodeCache {
     fn decode(&mut self, mem: &mut Memory, rip: u64, model: CpuModel, shared: Option<&View>) -> Result<&Block, Exit> {
         let page_end = (rip | (PAGE_SIZE - 1)).wrapping_add(1);
         let at_breakpoint = self.breakpoints.contains(&rip);
-        let single = mem.page_writable(rip) || at_breakpoint;
+        let single = at_breakpoint;
         let max = (page_end.wrapping_sub(rip)) as usize + 15;
         let bytes = if rip < mem.limit() { mem.fetch_code(rip, max) } else { &[] };
         if bytes.is_empty() {
@@ -356,8 +361,16 @@ impl CodeCache {
         if let Some(shared) = shared {
             self.publish(mem, shared, rip, model, &ops, fused, end, live_out, &pages, &successors);
         }
-        let block =
-            Box::new(Block { ops: ops.into_boxed_slice(), fused, start: rip, end, live_out, jit: Default::default() });
+        let watch = mem.page_writable(rip) || mem.page_writable(end - 1);
+        let block = Box::new(Block {
+            ops: ops.into_boxed_slice(),
+            fused,
+            start: rip,
+            end,
+            live_out,
+            watch,
+            jit: Default::default(),
+        });
         Ok(self.insert(block, &pages))
     }
 

@@ -2367,3 +2367,98 @@ fn mul_with_undefined_flags_read_is_translated_as_the_interpreter_runs_it() {
         }
     }
 }
+
+/// On a writable page a block is as long as elsewhere (`Block::watch`), and an instruction
+/// that rewrites a later one of its own block is followed by the new one: the store
+/// changes the immediate of the `add` two instructions after it, each round a new value.
+/// Both tiers, run whole and in budget slices that end anywhere (the interpreter's prefix
+/// of a block), agree with each other and with the value the rewritten code computes.
+#[test]
+fn an_instruction_may_rewrite_a_later_one_in_its_own_block() {
+    use iced_x86::code_asm::*;
+    // top: mov [CODE + off], ecx; inc rcx; add rbx, imm32 (rewritten); dec r15; jne top
+    let build = |off: u64| {
+        let mut a = CodeAssembler::new(64).unwrap();
+        let mut top = a.create_label();
+        a.set_label(&mut top).unwrap();
+        a.mov(dword_ptr(CODE + off), ecx).unwrap();
+        a.inc(rcx).unwrap();
+        a.add(rbx, 0x7777).unwrap();
+        a.dec(r15).unwrap();
+        a.jne(top).unwrap();
+        a.syscall().unwrap();
+        a.assemble(CODE).unwrap()
+    };
+    // The `add`'s immediate: its last four bytes (`48 81 c3 imm32`).
+    let first = build(0);
+    let add_at = {
+        let mut d = iced_x86::Decoder::with_ip(64, &first, CODE, iced_x86::DecoderOptions::NONE);
+        let insns: Vec<Instruction> = std::iter::from_fn(|| d.can_decode().then(|| d.decode())).collect();
+        let add = insns.iter().find(|i| i.mnemonic() == iced_x86::Mnemonic::Add).unwrap();
+        add.next_ip() - 4 - CODE
+    };
+    let code = build(add_at);
+    assert_eq!(code.len(), first.len());
+    let rounds = 200u64;
+    // Round k stores k + 1 (rcx before its `inc`) then adds it.
+    let want = (0..rounds).map(|k| k + 1).sum::<u64>();
+    let init = |cpu: &mut Cpu| {
+        cpu.gpr[1] = 1;
+        cpu.gpr[15] = rounds;
+    };
+    for threshold in [Some(0), Some(2), None] {
+        let mut out = Vec::new();
+        for tier in [Tier::Interp, Tier::Jit] {
+            let mut s = space(&code, &[0; 0x2000]);
+            s.mem.protect(GuestAddress(CODE), 0x1000, Perm::RWX).unwrap();
+            if let Some(t) = threshold {
+                s.set_jit_threshold(t);
+            }
+            let mut cpu = Cpu::new();
+            cpu.tier = tier;
+            cpu.rip = CODE;
+            init(&mut cpu);
+            let exit = cpu.run(&mut s, 1 << 20);
+            assert!(matches!(exit, Exit::Syscall(_)), "{threshold:?} {tier}: {exit:?}");
+            assert_eq!(cpu.gpr[3], want, "{threshold:?} {tier}");
+            out.push(state(&cpu));
+        }
+        assert!(out[0] == out[1], "{threshold:?}: the tiers differ");
+    }
+    // Budget slices (a block's prefix in the interpreter, a write before its end).
+    for seed in 0..4 {
+        let mut cpus = [Tier::Interp, Tier::Jit].map(|tier| {
+            let mut cpu = Cpu::new();
+            cpu.tier = tier;
+            cpu.rip = CODE;
+            init(&mut cpu);
+            cpu
+        });
+        let mut spaces = [(), ()].map(|_| {
+            let mut s = space(&code, &[0; 0x2000]);
+            s.mem.protect(GuestAddress(CODE), 0x1000, Perm::RWX).unwrap();
+            s.set_jit_threshold(0);
+            s
+        });
+        let mut r = Rng::new(seed);
+        let mut ended = [false; 2];
+        for _ in 0..2000 {
+            let slice = 1 + r.below(7);
+            for t in 0..2 {
+                if !ended[t] {
+                    let exit = cpus[t].run(&mut spaces[t], slice);
+                    ended[t] = matches!(exit, Exit::Syscall(_));
+                    assert!(ended[t] || exit == Exit::BudgetExhausted, "{exit:?}");
+                }
+            }
+            if ended == [true, true] {
+                break;
+            }
+        }
+        assert!(ended == [true, true], "seed {seed}: not done");
+        for cpu in &cpus {
+            assert_eq!(cpu.gpr[3], want, "seed {seed} {}", cpu.tier);
+        }
+        assert_eq!(cpus[0].icount, cpus[1].icount, "seed {seed}");
+    }
+}

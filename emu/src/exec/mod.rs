@@ -314,7 +314,7 @@ impl Cpu {
             let ops = &block.ops[..];
             let n = ops.len();
             if n as u64 > remaining {
-                return self.run_prefix(ops, remaining as usize, block.fused, mem);
+                return self.run_prefix(ops, remaining as usize, block.fused, block.watch, mem);
             }
             self.rip = block.end;
             if !interpret {
@@ -327,9 +327,23 @@ impl Cpu {
             } else {
                 interpret = !jit_on;
             }
-            for op in &ops[..n - block.fused as usize] {
-                if let Err(trap) = (op.exec)(self, mem, op) {
-                    return self.trap_exit(trap, op, mem);
+            if block.watch {
+                // Code on a writable page: after a write to decoded code the rest of the
+                // block may be stale; the loop's top drops it, and decodes from the next.
+                match self.run_watched(ops, block.fused, mem) {
+                    None => {}
+                    Some(Ok(done)) => {
+                        self.icount += done;
+                        remaining -= done;
+                        continue;
+                    }
+                    Some(Err(exit)) => return exit,
+                }
+            } else {
+                for op in &ops[..n - block.fused as usize] {
+                    if let Err(trap) = (op.exec)(self, mem, op) {
+                        return self.trap_exit(trap, op, mem);
+                    }
                 }
             }
             self.icount += n as u64;
@@ -357,16 +371,43 @@ impl Cpu {
     /// as the plain instruction.
     #[cold]
     #[inline(never)]
-    fn run_prefix(&mut self, ops: &[Op], n: usize, fused: bool, mem: &mut Memory) -> Exit {
+    fn run_prefix(&mut self, ops: &[Op], n: usize, fused: bool, watch: bool, mem: &mut Memory) -> Exit {
         for (k, op) in ops[..n].iter().enumerate() {
             let exec = if fused && k == ops.len() - 2 { run_generic } else { op.exec };
             if let Err(trap) = exec(self, mem, op) {
                 return self.trap_exit(trap, op, mem);
             }
+            if watch && k + 1 < n && !mem.dirty_code.is_empty() {
+                // A write to decoded code (see `run_watched`): out before the rest, with
+                // the budget not spent; the next run decodes from here.
+                self.rip = ops[k + 1].insn.ip();
+                self.icount += k as u64 + 1;
+                return Exit::BudgetExhausted;
+            }
         }
         self.rip = ops[n].insn.ip();
         self.icount += n as u64;
         Exit::BudgetExhausted
+    }
+
+    /// Runs a block on a writable page (`Block::watch`), looking for a write to decoded code
+    /// after each instruction: `None` when it ran to its end (`Cpu::rip` as its last
+    /// instruction left it), else how many instructions completed, with `Cpu::rip` at the
+    /// next one (the rest of the block may be stale); `Err` with the exit of a trap.
+    #[cold]
+    #[inline(never)]
+    fn run_watched(&mut self, ops: &[Op], fused: bool, mem: &mut Memory) -> Option<Result<u64, Exit>> {
+        let run = &ops[..ops.len() - fused as usize];
+        for (k, op) in run.iter().enumerate() {
+            if let Err(trap) = (op.exec)(self, mem, op) {
+                return Some(Err(self.trap_exit(trap, op, mem)));
+            }
+            if k + 1 < run.len() && !mem.dirty_code.is_empty() {
+                self.rip = ops[k + 1].insn.ip();
+                return Some(Ok(k as u64 + 1));
+            }
+        }
+        None
     }
 
     #[cold]
