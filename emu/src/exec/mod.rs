@@ -314,7 +314,18 @@ impl Cpu {
             let ops = &block.ops[..];
             let n = ops.len();
             if n as u64 > remaining {
-                return self.run_prefix(ops, remaining as usize, block.fused, block.watch, mem);
+                if block.watch {
+                    match self.run_watched(ops, block.fused, remaining as usize, mem) {
+                        Some(Ok(done)) => {
+                            self.icount += done;
+                            remaining -= done;
+                            continue;
+                        }
+                        Some(Err(exit)) => return exit,
+                        None => {}
+                    }
+                }
+                return self.run_prefix(ops, remaining as usize, block.fused, mem);
             }
             self.rip = block.end;
             if !interpret {
@@ -330,7 +341,7 @@ impl Cpu {
             if block.watch {
                 // Code on a writable page: after a write to decoded code the rest of the
                 // block may be stale; the loop's top drops it, and decodes from the next.
-                match self.run_watched(ops, block.fused, mem) {
+                match self.run_watched(ops, block.fused, n, mem) {
                     None => {}
                     Some(Ok(done)) => {
                         self.icount += done;
@@ -371,18 +382,11 @@ impl Cpu {
     /// as the plain instruction.
     #[cold]
     #[inline(never)]
-    fn run_prefix(&mut self, ops: &[Op], n: usize, fused: bool, watch: bool, mem: &mut Memory) -> Exit {
+    fn run_prefix(&mut self, ops: &[Op], n: usize, fused: bool, mem: &mut Memory) -> Exit {
         for (k, op) in ops[..n].iter().enumerate() {
             let exec = if fused && k == ops.len() - 2 { run_generic } else { op.exec };
             if let Err(trap) = exec(self, mem, op) {
                 return self.trap_exit(trap, op, mem);
-            }
-            if watch && k + 1 < n && !mem.dirty_code.is_empty() {
-                // A write to decoded code (see `run_watched`): out before the rest, with
-                // the budget not spent; the next run decodes from here.
-                self.rip = ops[k + 1].insn.ip();
-                self.icount += k as u64 + 1;
-                return Exit::BudgetExhausted;
             }
         }
         self.rip = ops[n].insn.ip();
@@ -390,16 +394,21 @@ impl Cpu {
         Exit::BudgetExhausted
     }
 
-    /// Runs a block on a writable page (`Block::watch`), looking for a write to decoded code
-    /// after each instruction: `None` when it ran to its end (`Cpu::rip` as its last
-    /// instruction left it), else how many instructions completed, with `Cpu::rip` at the
-    /// next one (the rest of the block may be stale); `Err` with the exit of a trap.
+    /// Runs at most `limit` instructions of a block on a writable page (`Block::watch`),
+    /// looking for a write to decoded code after each: `None` when it ran to its end
+    /// (`Cpu::rip` as its last instruction left it), else how many completed, with
+    /// `Cpu::rip` at the next one (after a write to decoded code the rest of the block may
+    /// be stale: the run loop drops it and goes on, with the budget that is left, as it
+    /// would at a block's end); `Err` with the exit of a trap.
     #[cold]
     #[inline(never)]
-    fn run_watched(&mut self, ops: &[Op], fused: bool, mem: &mut Memory) -> Option<Result<u64, Exit>> {
-        let run = &ops[..ops.len() - fused as usize];
+    fn run_watched(&mut self, ops: &[Op], fused: bool, limit: usize, mem: &mut Memory) -> Option<Result<u64, Exit>> {
+        let whole = limit >= ops.len();
+        let run = if whole { &ops[..ops.len() - fused as usize] } else { &ops[..limit] };
         for (k, op) in run.iter().enumerate() {
-            if let Err(trap) = (op.exec)(self, mem, op) {
+            // A prefix ending between a fused compare and its branch runs the compare alone.
+            let exec = if !whole && fused && k == ops.len() - 2 { run_generic } else { op.exec };
+            if let Err(trap) = exec(self, mem, op) {
                 return Some(Err(self.trap_exit(trap, op, mem)));
             }
             if k + 1 < run.len() && !mem.dirty_code.is_empty() {
@@ -407,7 +416,11 @@ impl Cpu {
                 return Some(Ok(k as u64 + 1));
             }
         }
-        None
+        if whole {
+            return None;
+        }
+        self.rip = ops[limit].insn.ip();
+        Some(Ok(limit as u64))
     }
 
     #[cold]
