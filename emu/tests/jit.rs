@@ -2441,21 +2441,22 @@ fn an_instruction_may_rewrite_a_later_one_in_its_own_block() {
             s
         });
         let mut r = Rng::new(seed);
-        let mut ended = [false; 2];
+        let mut ended = false;
         for _ in 0..2000 {
             let slice = 1 + r.below(7);
-            for t in 0..2 {
-                if !ended[t] {
-                    let exit = cpus[t].run(&mut spaces[t], slice);
-                    ended[t] = matches!(exit, Exit::Syscall(_));
-                    assert!(ended[t] || exit == Exit::BudgetExhausted, "{exit:?}");
-                }
-            }
-            if ended == [true, true] {
+            let [a, b] = &mut cpus;
+            let [sa, sb] = &mut spaces;
+            let (ea, eb) = (a.run(sa, slice), b.run(sb, slice));
+            // The same exit at the same count and place after every slice.
+            assert_eq!(ea, eb, "seed {seed}");
+            assert_eq!((a.icount, a.rip, a.gpr), (b.icount, b.rip, b.gpr), "seed {seed}");
+            ended = matches!(ea, Exit::Syscall(_));
+            assert!(ended || ea == Exit::BudgetExhausted, "{ea:?}");
+            if ended {
                 break;
             }
         }
-        assert!(ended == [true, true], "seed {seed}: not done");
+        assert!(ended, "seed {seed}: not done");
         for cpu in &cpus {
             assert_eq!(cpu.gpr[3], want, "seed {seed} {}", cpu.tier);
         }
