@@ -721,10 +721,25 @@ fn in_both_tiers(
     case: impl std::fmt::Display,
     init: impl Fn(&mut Cpu),
 ) -> (Exit, emu::JitStats, Cpu) {
+    in_both_tiers_over(code, data, false, threshold, case, init)
+}
+
+/// `in_both_tiers`, with the code's page writable too when `writable` (as a JIT's).
+fn in_both_tiers_over(
+    code: &[u8],
+    data: &[u8],
+    writable: bool,
+    threshold: Option<u32>,
+    case: impl std::fmt::Display,
+    init: impl Fn(&mut Cpu),
+) -> (Exit, emu::JitStats, Cpu) {
     let mut out = Vec::new();
     let mut last = None;
     for tier in [Tier::Interp, Tier::Jit] {
         let mut s = space(code, data);
+        if writable {
+            s.mem.protect(GuestAddress(CODE), 0x1000, Perm::RWX).unwrap();
+        }
         if let Some(n) = threshold {
             s.set_jit_threshold(n);
         }
@@ -2299,30 +2314,14 @@ fn code_on_writable_pages_is_translated_and_may_rewrite_itself() {
     let cases =
         [(&rewriting, Some(0), true), (&rewriting, Some(3), true), (&rewriting, None, true), (&plain, None, false)];
     for (n, (code, threshold, rewrites)) in cases.into_iter().enumerate() {
-        let mut out = Vec::new();
-        let mut translated = 0;
-        for tier in [Tier::Interp, Tier::Jit] {
-            let mut s = space(code, &[0; 0x2000]);
-            s.mem.protect(GuestAddress(CODE), 0x1000, Perm::RWX).unwrap();
-            if let Some(t) = threshold {
-                s.set_jit_threshold(t);
-            }
-            let mut cpu = Cpu::new();
-            cpu.tier = tier;
-            cpu.rip = CODE;
-            cpu.gpr[15] = 300;
-            let exit = cpu.run(&mut s, 1 << 20);
-            assert!(matches!(exit, Exit::Syscall(_)), "case {n} {tier}: {exit:?}");
-            // Rewriting: each round added the immediate the round before left, 0x1000 + k.
-            let want = if rewrites { (0..300).map(|k| 0x1000 + k).sum::<u64>() } else { 300 * 0x1000 };
-            assert_eq!(cpu.gpr[3], want, "case {n} {tier}");
-            out.push(state(&cpu));
-            translated = s.jit_stats().blocks_translated;
-        }
-        assert!(out[0] == out[1], "case {n}: the tiers differ");
+        let (exit, st, cpu) = in_both_tiers_over(code, &[0; 0x2000], true, threshold, n, |cpu| cpu.gpr[15] = 300);
+        assert!(matches!(exit, Exit::Syscall(_)), "case {n}: {exit:?}");
+        // Rewriting: each round added the immediate the round before left, 0x1000 + k.
+        let want = if rewrites { (0..300).map(|k| 0x1000 + k).sum::<u64>() } else { 300 * 0x1000 };
+        assert_eq!(cpu.gpr[3], want, "case {n}");
         // (Rewritten each round, the loop's blocks reach a threshold above 0 only anew.)
         if threshold == Some(0) || !rewrites {
-            assert!(translated >= 1, "case {n}: nothing translated");
+            assert!(st.blocks_translated >= 1, "case {n}: nothing translated");
         }
     }
 }
@@ -2407,23 +2406,10 @@ fn an_instruction_may_rewrite_a_later_one_in_its_own_block() {
         cpu.gpr[15] = rounds;
     };
     for threshold in [Some(0), Some(2), None] {
-        let mut out = Vec::new();
-        for tier in [Tier::Interp, Tier::Jit] {
-            let mut s = space(&code, &[0; 0x2000]);
-            s.mem.protect(GuestAddress(CODE), 0x1000, Perm::RWX).unwrap();
-            if let Some(t) = threshold {
-                s.set_jit_threshold(t);
-            }
-            let mut cpu = Cpu::new();
-            cpu.tier = tier;
-            cpu.rip = CODE;
-            init(&mut cpu);
-            let exit = cpu.run(&mut s, 1 << 20);
-            assert!(matches!(exit, Exit::Syscall(_)), "{threshold:?} {tier}: {exit:?}");
-            assert_eq!(cpu.gpr[3], want, "{threshold:?} {tier}");
-            out.push(state(&cpu));
-        }
-        assert!(out[0] == out[1], "{threshold:?}: the tiers differ");
+        let (exit, _, cpu) =
+            in_both_tiers_over(&code, &[0; 0x2000], true, threshold, format_args!("{threshold:?}"), init);
+        assert!(matches!(exit, Exit::Syscall(_)), "{threshold:?}: {exit:?}");
+        assert_eq!(cpu.gpr[3], want, "{threshold:?}");
     }
     // Budget slices (a block's prefix in the interpreter, a write before its end).
     for seed in 0..4 {
