@@ -4,6 +4,7 @@ mod wtest_cli;
 
 use std::ffi::OsString;
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -217,7 +218,14 @@ fn run_command(args: TracedRunArgs, force_trace: bool) -> i32 {
     let (gdb, gdb_pid) = (args.gdb.clone(), args.gdb_pid);
     if args.run.perf_map {
         let path = format!("/tmp/perf-{}.map", std::process::id());
-        match std::fs::File::create(&path) {
+        // Not through a symbolic link someone left at that name in /tmp.
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path);
+        match file {
             Ok(file) => emu::write_perf_map(Some(Box::new(std::io::BufWriter::new(file)))),
             Err(e) => {
                 warn(format!("--perf-map: cannot create {path}: {e}"));
